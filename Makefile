@@ -1,0 +1,54 @@
+# Every developer command of reclaim. `make test` is the one test command (README, .ci/run).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+CARGO ?= cargo
+
+.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo
+
+all: test
+
+## install: build the Rust engine and install the package with what the tests need
+install:
+	$(PIP) install --quiet --disable-pip-version-check ".[test]"
+
+## build: the Rust core alone (no Python)
+build:
+	$(CARGO) build --release
+
+## test: the whole suite: lints, Rust tests, Python tests (installs first)
+test: install lint test-rust test-python
+
+test-rust:
+	$(CARGO) test --quiet --no-default-features
+
+test-python:
+	$(PYTHON) -m pytest -q
+
+## lint: formatters and linters in check mode
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --quiet --all-targets -- -D warnings
+	$(CARGO) clippy --quiet --all-targets --features python -- -D warnings
+	$(PYTHON) -m ruff check python tests examples
+	$(PYTHON) -m ruff format --check python tests examples
+	$(PYTHON) -m mypy --strict python/reclaim
+
+## fmt: format Rust and Python
+fmt:
+	$(CARGO) fmt
+	$(PYTHON) -m ruff format python tests examples
+	$(PYTHON) -m ruff check --fix python tests examples
+
+## bench: criterion benches (Rust)
+bench:
+	$(CARGO) bench
+
+## wheel: an abi3 wheel in dist/
+wheel:
+	$(PYTHON) -m maturin build --release --quiet -o dist
+
+demo:
+	reclaim demo
+
+clean:
+	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""reclaim: an executable model of Linux memory reclaim on s390.
+
+Kernel and virtualization engineers use it to check changes to reclaim, userfaultfd and live
+migration against invariants before they boot a machine; researchers use it for workload
+studies. Start with :class:`Kernel`::
+
+    import reclaim
+    k = reclaim.Kernel(profile="4.17", memory="64MiB", swap="64MiB")
+    qemu = k.spawn("qemu", kvm=True)
+    ram = qemu.mmap("1MiB")
+    qemu.write(ram, 0xfeed)
+"""
+
+from __future__ import annotations
+
+from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
+from reclaim._reclaim import (
+    AccessResult,
+    Event,
+    Kernel,
+    Process,
+    Profile,
+    UffdEvent,
+    Userfaultfd,
+    __version__,
+)
+from reclaim.exceptions import (
+    ArgumentError,
+    FileError,
+    FormatError,
+    InternalError,
+    InvariantError,
+    ReclaimError,
+    SyscallArgumentError,
+    SyscallError,
+    ThreadBlockedError,
+)
+
+#: The built-in profiles by name, on s390x.
+PROFILES: dict[str, Profile] = {name: Profile(name) for name in _PROFILE_NAMES}
+
+__all__ = [
+    "PROFILES",
+    "AccessResult",
+    "ArgumentError",
+    "Event",
+    "FileError",
+    "FormatError",
+    "InternalError",
+    "InvariantError",
+    "Kernel",
+    "Process",
+    "Profile",
+    "ReclaimError",
+    "SyscallArgumentError",
+    "SyscallError",
+    "ThreadBlockedError",
+    "UffdEvent",
+    "Userfaultfd",
+    "__version__",
+]

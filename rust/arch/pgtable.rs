@@ -1,0 +1,394 @@
+//! Sparse multi-level page tables in flat, index-addressed storage.
+//!
+//! One structure serves every arch; the arch supplies the [`Geometry`] (how many upper levels,
+//! their shifts and sizes, the page-table size). Upper-level tables ("CRSTs" on s390: region
+//! and segment tables; PGD/PUD/PMD on x86) hold the index of the child table (0 = empty) and the
+//! arch renders them as kernel entry values (`pgd_val` and friends) when asked. The last level
+//! holds the PTE values themselves, in the arch's format, in one flat `Vec<u64>`; a PGSTE mm
+//! keeps its PGSTEs in a parallel vector at the same index (the kernel puts them in the second
+//! half of the page-table page, `ptep + PTRS_PER_PTE`).
+//!
+//! Only touched ranges cost tables: a 1 TiB range that nobody touched has none.
+
+/// The shape of an arch's page tables.
+#[derive(Debug)]
+pub struct Geometry {
+    /// Shifts of the upper levels, top-most possible level first (s390: region-first 53,
+    /// region-second 42, region-third 31, segment 20; x86_64: PGD 39, PUD 30, PMD 21).
+    pub upper_shifts: &'static [u32],
+    /// Entries of an upper table (`_CRST_ENTRIES` 2048 on s390, 512 on x86_64).
+    pub upper_entries: usize,
+    /// Entries of a page table (`PTRS_PER_PTE`: 256 on s390, 512 on x86_64).
+    pub pt_entries: usize,
+    /// Index into `upper_shifts` of the level a new address space starts with.
+    pub initial_top: usize,
+    /// The value of an empty PTE (`_PAGE_INVALID` on s390, 0 on x86_64).
+    pub pte_none: u64,
+}
+
+impl Geometry {
+    fn pt_shift(&self) -> u32 {
+        12
+    }
+
+    /// The bytes one entry of `level` maps.
+    pub fn level_span(&self, level: usize) -> u64 {
+        1u64 << self.upper_shifts[level]
+    }
+
+    /// The first address the tables topped at `level` cannot map.
+    pub fn reach(&self, top: usize) -> u64 {
+        let bits = self.upper_shifts[top] + (self.upper_entries as u64).trailing_zeros();
+        if bits >= 64 { u64::MAX } else { 1u64 << bits }
+    }
+
+    /// The bytes one page table maps.
+    pub fn pt_span(&self) -> u64 {
+        (self.pt_entries as u64) << self.pt_shift()
+    }
+}
+
+/// One process's page tables.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct PageTables {
+    geom: &'static GeometryRef,
+    /// Index of the current top level into `geom.upper_shifts`.
+    top_level: usize,
+    /// The top table (index into `upper`).
+    top: u32,
+    /// Upper tables: entry = child index + 1, 0 = empty. The level of each table is implied by
+    /// the walk.
+    upper: Vec<Box<[u32]>>,
+    upper_free: Vec<u32>,
+    /// PTE values: page table `i` is `ptes[i * pt_entries..(i + 1) * pt_entries]`.
+    ptes: Vec<u64>,
+    /// PGSTEs at the same index as `ptes` (empty unless the mm has PGSTEs).
+    pgstes: Vec<u64>,
+    pt_free: Vec<u32>,
+    has_pgste: bool,
+    /// Live page tables (for accounting: `nr_ptes`).
+    nr_pts: usize,
+}
+
+/// A `'static` geometry that hashes and compares by identity (there is one per arch).
+#[derive(Debug)]
+pub struct GeometryRef(pub Geometry);
+
+impl std::hash::Hash for GeometryRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self as *const GeometryRef as usize).hash(state)
+    }
+}
+
+impl PartialEq for GeometryRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for GeometryRef {}
+
+/// The result of walking the upper levels for one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// The address is beyond what the current top level maps.
+    BeyondTop,
+    /// The entry at this upper level (index into `upper_shifts`) is empty.
+    EmptyAt(usize),
+    /// The page table index; the PTE is at `pt * pt_entries + pte_index`.
+    Pt(u32),
+}
+
+impl PageTables {
+    pub fn new(geom: &'static GeometryRef, has_pgste: bool) -> Self {
+        let g = &geom.0;
+        let mut t = PageTables {
+            geom,
+            top_level: g.initial_top,
+            top: 0,
+            upper: Vec::new(),
+            upper_free: Vec::new(),
+            ptes: Vec::new(),
+            pgstes: Vec::new(),
+            pt_free: Vec::new(),
+            has_pgste,
+            nr_pts: 0,
+        };
+        t.top = t.alloc_upper();
+        t
+    }
+
+    pub fn geometry(&self) -> &'static Geometry {
+        &self.geom.0
+    }
+
+    pub fn has_pgste(&self) -> bool {
+        self.has_pgste
+    }
+
+    /// Index into `upper_shifts` of the current top level.
+    pub fn top_level(&self) -> usize {
+        self.top_level
+    }
+
+    /// The first address the current top level cannot map.
+    pub fn reach(&self) -> u64 {
+        self.geom.0.reach(self.top_level)
+    }
+
+    pub fn nr_page_tables(&self) -> usize {
+        self.nr_pts
+    }
+
+    pub fn nr_upper_tables(&self) -> usize {
+        self.upper.len() - self.upper_free.len()
+    }
+
+    fn alloc_upper(&mut self) -> u32 {
+        let n = self.geom.0.upper_entries;
+        if let Some(i) = self.upper_free.pop() {
+            self.upper[i as usize].iter_mut().for_each(|e| *e = 0);
+            i
+        } else {
+            self.upper.push(vec![0u32; n].into_boxed_slice());
+            (self.upper.len() - 1) as u32
+        }
+    }
+
+    fn alloc_pt(&mut self) -> u32 {
+        let g = &self.geom.0;
+        let n = g.pt_entries;
+        self.nr_pts += 1;
+        if let Some(i) = self.pt_free.pop() {
+            let base = i as usize * n;
+            self.ptes[base..base + n]
+                .iter_mut()
+                .for_each(|e| *e = g.pte_none);
+            if self.has_pgste {
+                self.pgstes[base..base + n].iter_mut().for_each(|e| *e = 0);
+            }
+            i
+        } else {
+            let i = self.ptes.len() / n;
+            self.ptes.resize(self.ptes.len() + n, g.pte_none);
+            if self.has_pgste {
+                self.pgstes.resize(self.pgstes.len() + n, 0);
+            }
+            i as u32
+        }
+    }
+
+    #[inline]
+    fn index_at(&self, level: usize, va: u64) -> usize {
+        ((va >> self.geom.0.upper_shifts[level]) as usize) & (self.geom.0.upper_entries - 1)
+    }
+
+    /// Walk the upper levels for `va` without allocating.
+    #[inline]
+    pub fn walk(&self, va: u64) -> Walk {
+        let g = &self.geom.0;
+        if va >= g.reach(self.top_level) {
+            return Walk::BeyondTop;
+        }
+        let mut table = self.top;
+        let last = g.upper_shifts.len() - 1;
+        let mut level = self.top_level;
+        loop {
+            let e = self.upper[table as usize][self.index_at(level, va)];
+            if e == 0 {
+                return Walk::EmptyAt(level);
+            }
+            if level == last {
+                return Walk::Pt(e - 1);
+            }
+            table = e - 1;
+            level += 1;
+        }
+    }
+
+    /// The flat index of the PTE slot for `va`, if its page table exists.
+    #[inline]
+    pub fn pte_index(&self, va: u64) -> Option<usize> {
+        match self.walk(va) {
+            Walk::Pt(pt) => Some(pt as usize * self.geom.0.pt_entries + self.pte_offset(va)),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn pte_offset(&self, va: u64) -> usize {
+        ((va >> 12) as usize) & (self.geom.0.pt_entries - 1)
+    }
+
+    /// Grow the top level until it maps `va` (s390's `crst_table_upgrade`). Returns false if
+    /// the arch cannot map `va` at all.
+    pub fn upgrade_for(&mut self, va: u64) -> bool {
+        while va >= self.reach() {
+            if self.top_level == 0 {
+                return false;
+            }
+            let new_top = self.alloc_upper();
+            self.upper[new_top as usize][0] = self.top + 1;
+            self.top = new_top;
+            self.top_level -= 1;
+        }
+        true
+    }
+
+    /// The flat index of the PTE slot for `va`, allocating tables on the way (`pte_alloc`).
+    /// Returns `None` if `va` is beyond what the arch can map.
+    pub fn pte_alloc(&mut self, va: u64) -> Option<usize> {
+        if !self.upgrade_for(va) {
+            return None;
+        }
+        let last = self.geom.0.upper_shifts.len() - 1;
+        let mut table = self.top;
+        let mut level = self.top_level;
+        loop {
+            let idx = self.index_at(level, va);
+            let e = self.upper[table as usize][idx];
+            let child = if e != 0 {
+                e - 1
+            } else {
+                let c = if level == last {
+                    self.alloc_pt()
+                } else {
+                    self.alloc_upper()
+                };
+                self.upper[table as usize][idx] = c + 1;
+                c
+            };
+            if level == last {
+                return Some(child as usize * self.geom.0.pt_entries + self.pte_offset(va));
+            }
+            table = child;
+            level += 1;
+        }
+    }
+
+    #[inline]
+    pub fn pte(&self, idx: usize) -> u64 {
+        self.ptes[idx]
+    }
+
+    #[inline]
+    pub fn set_pte(&mut self, idx: usize, v: u64) {
+        self.ptes[idx] = v;
+    }
+
+    #[inline]
+    pub fn pgste(&self, idx: usize) -> u64 {
+        if self.has_pgste { self.pgstes[idx] } else { 0 }
+    }
+
+    #[inline]
+    pub fn set_pgste(&mut self, idx: usize, v: u64) {
+        if self.has_pgste {
+            self.pgstes[idx] = v;
+        }
+    }
+
+    /// Both the PTE and (for a PGSTE mm) its PGSTE, mutably, for the s390 exchange primitives.
+    #[inline]
+    pub fn slot_mut(&mut self, idx: usize) -> (&mut u64, Option<&mut u64>) {
+        let pte = &mut self.ptes[idx];
+        let pgste = if self.has_pgste {
+            Some(&mut self.pgstes[idx])
+        } else {
+            None
+        };
+        (pte, pgste)
+    }
+
+    /// Visit every existing page table that overlaps `[start, end)`: `f(va of the table's first
+    /// entry, flat index of that entry)`. In address order.
+    pub fn for_each_pt(&self, start: u64, end: u64, mut f: impl FnMut(u64, usize)) {
+        let span = self.geom.0.pt_span();
+        let n = self.geom.0.pt_entries;
+        let mut va = start & !(span - 1);
+        while va < end && va < self.reach() {
+            match self.walk(va) {
+                Walk::Pt(pt) => {
+                    f(va, pt as usize * n);
+                    va = va.saturating_add(span);
+                }
+                Walk::EmptyAt(level) => {
+                    // skip the whole range the empty entry would map
+                    let lspan = self.geom.0.level_span(level);
+                    va = (va & !(lspan - 1)).saturating_add(lspan);
+                }
+                Walk::BeyondTop => break,
+            }
+            if va == u64::MAX {
+                break;
+            }
+        }
+    }
+
+    /// Free the page tables entirely inside `[start, end)` whose PTEs are all none
+    /// (`free_pgd_range` for a range no VMA covers any more). Their PGSTEs go with them, as in
+    /// the kernel. Upper tables are kept (a simplification: they cost 8 KiB per 2 GiB).
+    pub fn free_empty_pts(&mut self, start: u64, end: u64) {
+        let g = &self.geom.0;
+        let span = g.pt_span();
+        let n = g.pt_entries;
+        let last = g.upper_shifts.len() - 1;
+        let mut victims = Vec::new();
+        self.for_each_pt(start, end, |va, base| {
+            if va >= start && va + span <= end {
+                victims.push((va, base));
+            }
+        });
+        for (va, base) in victims {
+            if self.ptes[base..base + n].iter().all(|&p| p == g.pte_none) {
+                // find the segment-level entry that points to it and clear it
+                let mut table = self.top;
+                let mut level = self.top_level;
+                loop {
+                    let idx = self.index_at(level, va);
+                    let e = self.upper[table as usize][idx];
+                    if level == last {
+                        self.upper[table as usize][idx] = 0;
+                        self.pt_free.push(e - 1);
+                        self.nr_pts -= 1;
+                        break;
+                    }
+                    table = e - 1;
+                    level += 1;
+                }
+            }
+        }
+    }
+
+    /// The child index stored in the upper-level entry for `va` at `level`, following the walk
+    /// (for rendering entries in the arch's format). `None` if the walk stops above `level`.
+    pub fn upper_entry(&self, va: u64, level: usize) -> Option<u32> {
+        if level < self.top_level || va >= self.reach() {
+            return None;
+        }
+        let mut table = self.top;
+        let mut l = self.top_level;
+        loop {
+            let e = self.upper[table as usize][self.index_at(l, va)];
+            if l == level {
+                return Some(e);
+            }
+            if e == 0 {
+                return None;
+            }
+            table = e - 1;
+            l += 1;
+        }
+    }
+
+    /// The index of the top table (for rendering the ASCE / CR3).
+    pub fn top_table(&self) -> u32 {
+        self.top
+    }
+
+    /// Bytes of heap the tables use (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.upper.len() * self.geom.0.upper_entries * 4
+            + (self.ptes.capacity() + self.pgstes.capacity()) * 8
+    }
+}

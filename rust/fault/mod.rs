@@ -1,0 +1,298 @@
+//! Accesses and page faults (mm/memory.c, mm/shmem.c): what the CPU does with a load or store,
+//! and `handle_mm_fault` when it faults.
+//!
+//! An access walks the page tables the way the CPU does ([`crate::arch::Arch::hw_access_ok`]);
+//! if the PTE does not allow it, the fault handler runs and the access is retried. On s390 that
+//! includes the young/dirty emulation faults: an access through an old (invalid) or clean
+//! (protected) PTE of a present page faults, and `handle_pte_fault` makes it young / dirty.
+//!
+//! The userfault decisions are where the kernel takes them: `userfaultfd_missing` in
+//! `do_anonymous_page` (after the page is allocated, under the PTE lock) and in
+//! `shmem_get_folio_gfp` when the page is in neither page cache nor swap; `do_swap_page` never
+//! raises one.
+
+mod anon;
+mod shmem;
+mod swapin;
+mod wp;
+
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::page::{ZERO_PFN, pg};
+use crate::mm::vm;
+use crate::profile::ForbidsZeropage;
+use crate::sim::log::{Ev, fault_path};
+use crate::uffd::UffdMsg;
+use crate::vmscan::vmstat::Vm;
+
+/// The outcome of an access: expected kernel outcomes are values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// The load or store completed; `value` is what was read (or written).
+    Done { value: u64 },
+    /// The thread is parked on a userfault with this message.
+    Blocked { uffd: u32, msg: UffdMsg },
+    /// SIGSEGV: no VMA (`SEGV_MAPERR`) or the VMA forbids the access (`SEGV_ACCERR`).
+    Segv { accerr: bool },
+    /// SIGBUS (a userfault with UFFD_FEATURE_SIGBUS, or a fault beyond a file's end).
+    Bus,
+    /// VM_FAULT_OOM: no memory could be found for the page (the model kills nothing).
+    Oom,
+}
+
+/// What a fault handler returns (`vm_fault_t`, reduced to what the model distinguishes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Handled; retry the access.
+    Retry,
+    /// VM_FAULT_RETRY from handle_userfault: the thread is parked.
+    Userfault {
+        uffd: u32,
+        msg: UffdMsg,
+    },
+    Sigbus,
+    Oom,
+}
+
+/// The access being faulted for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vmf {
+    pub pid: u32,
+    pub tid: u32,
+    pub vma: u32,
+    /// The faulting address (page-aligned: `vmf->address`).
+    pub addr: u64,
+    /// The exact address (`vmf->real_address`).
+    pub real_addr: u64,
+    pub write: bool,
+    /// Index of the PTE slot.
+    pub idx: usize,
+}
+
+impl Kernel {
+    /// A load (`write == false`) or store of `value` by thread `tid` of `pid` at `addr`.
+    /// The thread must not be parked on a userfault.
+    pub fn access(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+    ) -> Result<Access> {
+        let mm = self.mm_mut(pid)?;
+        let th = mm.threads.entry(tid).or_default();
+        if let Some(b) = &th.blocked {
+            return Err(Error::ThreadBlocked(format!(
+                "thread {tid} of process {pid} is blocked on a userfault at {:#x} since t={}ns; wake it (UFFDIO_COPY, ZEROPAGE, WAKE, CONTINUE or UNREGISTER) first",
+                b.addr, b.since
+            )));
+        }
+        let r = self.do_access(pid, tid, addr, write, value);
+        self.finish_access(pid, tid, addr, write, value, r);
+        self.settle();
+        Ok(r)
+    }
+
+    /// Record the outcome of an access in the thread: park it or remember the result.
+    pub(crate) fn finish_access(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+        r: Access,
+    ) {
+        let now = self.now;
+        let th = self.mmx_mut(pid).threads.entry(tid).or_default();
+        match r {
+            Access::Blocked { uffd, msg } => {
+                th.blocked = Some(crate::uffd::Blocked {
+                    uffd,
+                    msg,
+                    addr,
+                    write,
+                    value,
+                    since: now,
+                });
+                th.last = None;
+            }
+            other => {
+                th.last = Some(other);
+            }
+        }
+    }
+
+    /// The access itself: walk, fault, retry (at most a few rounds: every fault makes progress
+    /// or parks the thread).
+    pub(crate) fn do_access(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+    ) -> Access {
+        let arch = self.arch();
+        for _ in 0..8 {
+            let Some(vma) = self.vma_lookup(pid, addr) else {
+                self.log(Ev::Sigsegv, pid, tid, addr, write as u64, 0, 0);
+                return Access::Segv { accerr: false };
+            };
+            let flags = self.vma(vma).flags;
+            if (write && flags & vm::VM_WRITE == 0) || (!write && flags & vm::VM_READ == 0) {
+                self.log(Ev::Sigsegv, pid, tid, addr, write as u64, 1, 0);
+                return Access::Segv { accerr: true };
+            }
+            let mm = self.mmx(pid);
+            if let Some(idx) = mm.pt.pte_index(addr) {
+                let pte = mm.pt.pte(idx);
+                if arch.hw_access_ok(pte, write) {
+                    let pfn = arch.pte_pfn(pte);
+                    self.tick(self.cost.access);
+                    let f = &mut self.mem.frames[pfn as usize];
+                    // the storage key's reference and change bits are set by the hardware
+                    f.skey |= if write { 0x06 } else { 0x04 };
+                    if write {
+                        debug_assert!(pfn != ZERO_PFN, "store through a zero-page PTE");
+                        f.content = value;
+                        return Access::Done { value };
+                    }
+                    return Access::Done { value: f.content };
+                }
+            }
+            match self.handle_mm_fault(pid, tid, vma, addr, write) {
+                Fault::Retry => continue,
+                Fault::Userfault { uffd, msg } => return Access::Blocked { uffd, msg },
+                Fault::Sigbus => {
+                    self.log(Ev::Sigbus, pid, tid, addr, write as u64, 0, 0);
+                    return Access::Bus;
+                }
+                Fault::Oom => {
+                    self.log(Ev::FaultOom, pid, tid, addr, write as u64, 0, 0);
+                    return Access::Oom;
+                }
+            }
+        }
+        unreachable_access(pid, addr)
+    }
+
+    /// `handle_mm_fault` → `handle_pte_fault`.
+    pub(crate) fn handle_mm_fault(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        vma: u32,
+        addr: u64,
+        write: bool,
+    ) -> Fault {
+        self.vmstat.inc(Vm::pgfault);
+        let arch = self.arch();
+        let page_addr = addr & !0xfff;
+        let Some(idx) = self.mmx_mut(pid).pt.pte_alloc(page_addr) else {
+            return Fault::Sigbus;
+        };
+        let vmf = Vmf {
+            pid,
+            tid,
+            vma,
+            addr: page_addr,
+            real_addr: addr,
+            write,
+            idx,
+        };
+        let pte = self.mmx(pid).pt.pte(idx);
+        if arch.pte_none(pte) {
+            return if self.vma(vma).is_anonymous() {
+                self.do_anonymous_page(vmf)
+            } else {
+                self.do_fault(vmf)
+            };
+        }
+        if !arch.pte_present(pte) {
+            return self.do_swap_page(vmf, pte);
+        }
+        // present: write-protect / COW, or the young/dirty emulation
+        let mut entry = pte;
+        let mut path = fault_path::YOUNG;
+        if write {
+            if !arch.pte_write(entry) {
+                return self.do_wp_page(vmf, pte);
+            }
+            entry = arch.pte_mkdirty(entry);
+            path = fault_path::DIRTY;
+        }
+        entry = arch.pte_mkyoung(entry);
+        self.ptep_set_access_flags(pid, idx, entry);
+        self.tick(self.cost.minor_fault / 4);
+        self.log(
+            Ev::Fault,
+            pid,
+            tid,
+            page_addr,
+            arch.pte_pfn(entry) as u64,
+            path,
+            write as u64,
+        );
+        Fault::Retry
+    }
+
+    /// `mm_forbids_zeropage(mm)` per profile (s390); never on other arches.
+    pub(crate) fn mm_forbids_zeropage(&self, pid: u32) -> bool {
+        if self.arch() != crate::arch::Arch::S390x {
+            return false;
+        }
+        let mm = self.mmx(pid);
+        match self.profile.forbids_zeropage {
+            ForbidsZeropage::UsesSkeys => mm.uses_skeys,
+            ForbidsZeropage::HasPgste => mm.has_pgste,
+            ForbidsZeropage::NoCowSharing => !mm.allow_cow_sharing,
+        }
+    }
+
+    /// A fresh page for a fault: from the allocator (which may reclaim), content zero.
+    pub(crate) fn alloc_user_page(&mut self) -> Option<u32> {
+        self.alloc_page(crate::vmscan::Gfp::User)
+    }
+
+    /// The content of the page a present PTE maps (0 for the zero page).
+    pub(crate) fn page_content(&self, pfn: u32) -> u64 {
+        if pfn == ZERO_PFN {
+            0
+        } else {
+            self.mem.frames[pfn as usize].content
+        }
+    }
+
+    /// Count a major fault.
+    pub(crate) fn count_majfault(&mut self) {
+        self.vmstat.inc(Vm::pgmajfault);
+    }
+
+    /// Whether the page is a normal page (`vm_normal_page`): not the zero page, not special.
+    pub(crate) fn vm_normal_page(&self, pte: u64) -> Option<u32> {
+        let arch = self.arch();
+        let pfn = arch.pte_pfn(pte);
+        if arch.pte_special(pte) || pfn == ZERO_PFN {
+            None
+        } else {
+            Some(pfn)
+        }
+    }
+
+    /// Read-only check used by tests and invariants: is `pfn` dirty or mapped dirty?
+    pub fn page_dirty(&self, pfn: u32) -> bool {
+        self.mem.frames[pfn as usize].test(pg::PG_DIRTY)
+    }
+}
+
+/// Every fault either installs what the access needs, parks the thread or fails; eight rounds
+/// without progress are a model bug: loud in debug builds, SIGBUS (never a hang) in release.
+#[cold]
+fn unreachable_access(pid: u32, addr: u64) -> Access {
+    if cfg!(debug_assertions) {
+        panic!("no progress faulting {addr:#x} in process {pid}");
+    }
+    Access::Bus
+}

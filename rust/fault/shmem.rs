@@ -1,0 +1,146 @@
+//! Faults on shmem mappings: `do_fault` → `do_read_fault` / `do_cow_fault` /
+//! `do_shared_fault` (mm/memory.c) with `shmem_fault` → `shmem_get_folio_gfp` (mm/shmem.c).
+
+use super::{Fault, Vmf};
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::{CacheEntry, MM_ANONPAGES, MM_SHMEMPAGES, vm};
+use crate::sim::log::{Ev, fault_path};
+use crate::uffd::{REASON_MINOR, REASON_MISSING};
+
+impl Kernel {
+    /// `shmem_get_folio_gfp` for a fault: the page at `index` of `file`, from the page cache,
+    /// swapped in, or new (zeroed). MISSING userfault if the VMA is registered and the page is
+    /// in neither page cache nor swap; MINOR if registered for minor faults and the page is
+    /// cached. Returns the page with a reference for the caller.
+    pub(crate) fn shmem_get_page(
+        &mut self,
+        vmf: Vmf,
+        file: u32,
+        index: u64,
+    ) -> Result<(u32, bool), Fault> {
+        let flags = self.vma(vmf.vma).flags;
+        match self.filex(file).pages.get(&index).copied() {
+            Some(CacheEntry::Page(pfn)) => {
+                if flags & self.vm_uffd_minor() != 0 {
+                    return Err(self.handle_userfault(vmf, REASON_MINOR));
+                }
+                self.get_page(pfn);
+                Ok((pfn, false))
+            }
+            Some(CacheEntry::Swap(off)) => {
+                // shmem_swapin_folio: into the swap cache, then over into the page cache
+                let (pfn, major) = self.swapin_page(off)?;
+                self.delete_from_swap_cache(pfn);
+                self.shmem_add_to_page_cache(file, index, pfn);
+                self.lru_relink_if_needed(pfn);
+                self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+                self.swap.free(off);
+                if major {
+                    self.count_majfault();
+                }
+                Ok((pfn, major))
+            }
+            None => {
+                if flags & vm::VM_UFFD_MISSING != 0 {
+                    return Err(self.handle_userfault(vmf, REASON_MISSING));
+                }
+                let Some(pfn) = self.alloc_user_page() else {
+                    return Err(Fault::Oom);
+                };
+                if self.filex(file).pages.contains_key(&index) {
+                    self.put_page(pfn);
+                    return Err(Fault::Retry);
+                }
+                self.shmem_add_to_page_cache(file, index, pfn);
+                self.lru_cache_add(pfn);
+                Ok((pfn, false))
+            }
+        }
+    }
+
+    /// A page that moved from the swap cache to the shmem page cache keeps its LRU list.
+    fn lru_relink_if_needed(&mut self, pfn: u32) {
+        let f = &self.mem.frames[pfn as usize];
+        if !f.test(pg::PG_LRU) && !f.test(pg::PG_ISOLATED) {
+            self.lru_cache_add(pfn);
+        }
+    }
+
+    /// `do_fault` for a shmem VMA.
+    pub(crate) fn do_fault(&mut self, vmf: Vmf) -> Fault {
+        let arch = self.arch();
+        let (flags, prot, file, index) = {
+            let v = self.vma(vmf.vma);
+            (
+                v.flags,
+                v.page_prot,
+                v.file.expect("file vma"),
+                v.pgoff_of(vmf.addr),
+            )
+        };
+        if index >= self.filex(file).size_pages {
+            return Fault::Sigbus;
+        }
+        let (pfn, _major) = match self.shmem_get_page(vmf, file, index) {
+            Ok(x) => x,
+            Err(f) => return f,
+        };
+        if !arch.pte_none(self.mmx(vmf.pid).pt.pte(vmf.idx)) {
+            self.put_page(pfn);
+            return Fault::Retry;
+        }
+        if vmf.write && flags & vm::VM_SHARED == 0 {
+            // do_cow_fault: a private anon copy of the file page
+            self.anon_vma_prepare(vmf.vma);
+            let Some(new) = self.alloc_user_page() else {
+                self.put_page(pfn);
+                return Fault::Oom;
+            };
+            self.mem.frames[new as usize].content = self.mem.frames[pfn as usize].content;
+            self.put_page(pfn);
+            let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)));
+            self.add_rss(vmf.pid, MM_ANONPAGES, 1);
+            self.page_add_new_anon_rmap(new, vmf.vma, vmf.addr);
+            self.lru_cache_add_vma(new, vmf.vma);
+            self.set_pte_at(vmf.pid, vmf.idx, entry);
+            self.tick(self.cost.minor_fault);
+            self.log(
+                Ev::Fault,
+                vmf.pid,
+                vmf.tid,
+                vmf.addr,
+                new as u64,
+                fault_path::FILE_COW,
+                1,
+            );
+            return Fault::Retry;
+        }
+        // do_read_fault / do_shared_fault: map the page cache page (finish_fault)
+        let mut entry = arch.mk_pte(pfn, prot);
+        let path = if vmf.write {
+            entry = arch.pte_mkwrite(arch.pte_mkdirty(entry));
+            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+            fault_path::SHMEM
+        } else {
+            fault_path::FILE_READ
+        };
+        self.add_rss(vmf.pid, MM_SHMEMPAGES, 1);
+        self.page_add_rmap(pfn);
+        if flags & vm::VM_LOCKED != 0 {
+            self.mlock_page(pfn);
+        }
+        self.set_pte_at(vmf.pid, vmf.idx, entry);
+        self.tick(self.cost.minor_fault);
+        self.log(
+            Ev::Fault,
+            vmf.pid,
+            vmf.tid,
+            vmf.addr,
+            pfn as u64,
+            path,
+            vmf.write as u64,
+        );
+        Fault::Retry
+    }
+}

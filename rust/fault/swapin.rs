@@ -1,0 +1,157 @@
+//! `do_swap_page` (mm/memory.c): a fault on a swap PTE. It is resolved by reading the page
+//! back (or finding it in the swap cache); it never raises a userfault.
+
+use super::{Fault, Vmf};
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::{MM_ANONPAGES, MM_SWAPENTS, vm};
+use crate::sim::log::{Ev, fault_path};
+use crate::vmscan::vmstat::Vm;
+
+impl Kernel {
+    /// Bring swap slot `off` into the swap cache: the cached page, or a new page read from the
+    /// device (`read_swap_cache_async`: `swapcache_prepare`, add to the swap cache and the
+    /// inactive anon list, read). Returns (pfn with a reference for the caller, major).
+    pub(crate) fn swapin_page(&mut self, off: u32) -> Result<(u32, bool), Fault> {
+        if let Some(pfn) = self.swap.cache_page(off) {
+            self.get_page(pfn);
+            return Ok((pfn, false));
+        }
+        let Some(pfn) = self.alloc_user_page() else {
+            return Err(Fault::Oom);
+        };
+        if let Some(p) = self.swap.cache_page(off) {
+            // another path brought it in while we allocated
+            self.put_page(pfn);
+            self.get_page(p);
+            return Ok((p, false));
+        }
+        if self.swap.cache_prepare(off).is_err() {
+            // the entry was freed meanwhile: the PTE changed, retry the fault
+            self.put_page(pfn);
+            return Err(Fault::Retry);
+        }
+        let content = self.swap.read(off);
+        self.swap.set_cache_page(off, Some(pfn));
+        let f = &mut self.mem.frames[pfn as usize];
+        f.content = content;
+        f.private = off + 1;
+        f.set(pg::PG_SWAPCACHE | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
+        f.refcount += 1; // the swap cache's reference
+        self.workingset_refault(pfn, off);
+        self.lru_cache_add(pfn);
+        self.vmstat.inc(Vm::pswpin);
+        self.vmstat.inc(Vm::pgpgin);
+        self.tick(self.cost.swap_read);
+        self.log(Ev::SwapIn, 0, 0, 0, pfn as u64, off as u64, 1);
+        Ok((pfn, true))
+    }
+
+    /// `workingset_refault` for an anon page (v5.9+): a refault whose distance fits the
+    /// workingset activates the page.
+    fn workingset_refault(&mut self, pfn: u32, off: u32) {
+        let Some(shadow) = self.swap.take_shadow(off) else {
+            return;
+        };
+        if !self.profile.workingset_anon {
+            return;
+        }
+        self.vmstat.inc(Vm::workingset_refault_anon);
+        let distance = self.nonresident_age.wrapping_sub(shadow) as u64;
+        let ws = self.lru.size(crate::vmscan::lru::LruList::ActiveAnon)
+            + self.lru.size(crate::vmscan::lru::LruList::ActiveFile)
+            + self.lru.size(crate::vmscan::lru::LruList::InactiveFile);
+        if distance <= ws {
+            self.mem.frames[pfn as usize].set(pg::PG_ACTIVE | pg::PG_WORKINGSET);
+            self.vmstat.inc(Vm::workingset_activate_anon);
+            self.workingset_age();
+        }
+    }
+
+    /// `do_swap_page`.
+    pub(crate) fn do_swap_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
+        let arch = self.arch();
+        let off = arch.swp_offset(orig) as u32;
+        if !self.swap.is_valid(off) {
+            return Fault::Sigbus;
+        }
+        let (pfn, major) = match self.swapin_page(off) {
+            Ok(x) => x,
+            Err(f) => return f,
+        };
+        if major {
+            self.count_majfault();
+        }
+        // the PTE may have changed while we read (pte_same check)
+        let cur = self.mmx(vmf.pid).pt.pte(vmf.idx);
+        let f = self.mem.frames[pfn as usize];
+        if cur != orig || f.swap_offset() != Some(off) {
+            self.put_page(pfn);
+            return Fault::Retry;
+        }
+        let prot = self.vma(vmf.vma).page_prot;
+        let mut pte = arch.mk_pte(pfn, prot);
+        // 4.x reuse_swap_page / 6.x exclusive: a write fault on a page only this PTE uses takes
+        // it over: out of the swap cache, mapped writable and dirty
+        let exclusive = f.mapcount == 0 && self.swap.count(off) == 1;
+        if vmf.write && exclusive {
+            self.delete_from_swap_cache(pfn);
+            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+            pte = arch.pte_mkwrite(arch.pte_mkdirty(pte));
+        }
+        if arch.pte_swp_soft_dirty(orig) {
+            pte = arch.pte_mksoft_dirty(pte);
+        }
+        pte = self.pte_carry_uffd_wp(orig, pte, vmf.vma);
+        self.add_rss(vmf.pid, MM_ANONPAGES, 1);
+        self.add_rss(vmf.pid, MM_SWAPENTS, -1);
+        self.set_pte_at(vmf.pid, vmf.idx, pte);
+        // do_page_add_anon_rmap: the first mapping files the page under the VMA's anon_vma
+        // (exclusive) or its root (shared)
+        if self.mem.frames[pfn as usize].mapcount == 0 {
+            let av = self.anon_vma_prepare(vmf.vma);
+            let root = if exclusive {
+                av
+            } else {
+                self.anon_vmas[av as usize].root
+            };
+            let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
+            let fm = &mut self.mem.frames[pfn as usize];
+            fm.mapping = root + 1;
+            fm.index = index;
+            fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
+            if exclusive {
+                fm.set(pg::PG_ANON_EXCLUSIVE);
+            }
+        }
+        self.page_add_rmap(pfn);
+        if self.profile.swapin_activates {
+            self.activate_page(pfn);
+        }
+        // swap_free(entry): with the swap cache gone above, this frees the slot
+        self.swap.free(off);
+        let flags = self.vma(vmf.vma).flags;
+        let fm = self.mem.frames[pfn as usize];
+        if fm.test(pg::PG_SWAPCACHE)
+            && (self.swap.full_half() || flags & vm::VM_LOCKED != 0 || fm.test(pg::PG_MLOCKED))
+        {
+            self.try_to_free_swap(pfn);
+        }
+        let path = if major {
+            fault_path::SWAP_MAJOR
+        } else {
+            fault_path::SWAP_CACHE
+        };
+        self.tick(self.cost.minor_fault);
+        self.log(
+            Ev::Fault,
+            vmf.pid,
+            vmf.tid,
+            vmf.addr,
+            pfn as u64,
+            path,
+            vmf.write as u64,
+        );
+        Fault::Retry
+    }
+}

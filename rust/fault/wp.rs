@@ -1,0 +1,120 @@
+//! `do_wp_page` (mm/memory.c): a write to a present, write-protected PTE: reuse the page if
+//! only this mapping uses it, else copy it (`wp_page_copy`), including the zero page.
+
+use super::{Fault, Vmf};
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::{MM_ANONPAGES, vm};
+use crate::sim::log::{Ev, fault_path};
+use crate::vmscan::vmstat::Vm;
+
+impl Kernel {
+    /// `do_wp_page`.
+    pub(crate) fn do_wp_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
+        if let Some(f) = self.uffd_wp_fault(vmf, orig) {
+            return f;
+        }
+        let arch = self.arch();
+        let Some(pfn) = self.vm_normal_page(orig) else {
+            return self.wp_page_copy(vmf, orig, None);
+        };
+        let f = self.mem.frames[pfn as usize];
+        let flags = self.vma(vmf.vma).flags;
+        if f.anon() {
+            // 4.x reuse_swap_page: total mapcount + swap count == 1; 6.x: PageAnonExclusive or
+            // a reference count of 1 + swapcache
+            let swapcount = f.swap_offset().map_or(0, |o| self.swap.count(o));
+            if f.mapcount + swapcount == 1 {
+                if f.test(pg::PG_SWAPCACHE) && swapcount == 0 {
+                    self.delete_from_swap_cache(pfn);
+                }
+                self.mem.frames[pfn as usize].set(pg::PG_ANON_EXCLUSIVE | pg::PG_DIRTY);
+                let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.pte_mkyoung(orig)));
+                self.ptep_set_access_flags(vmf.pid, vmf.idx, entry);
+                self.vmstat.inc(Vm::pgreuse);
+                self.tick(self.cost.minor_fault / 4);
+                self.log(
+                    Ev::Fault,
+                    vmf.pid,
+                    vmf.tid,
+                    vmf.addr,
+                    pfn as u64,
+                    fault_path::WP_REUSE,
+                    1,
+                );
+                return Fault::Retry;
+            }
+        } else if flags & vm::VM_SHARED != 0 {
+            // wp_page_shared: a shared file page becomes writable in place
+            let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.pte_mkyoung(orig)));
+            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+            self.ptep_set_access_flags(vmf.pid, vmf.idx, entry);
+            self.log(
+                Ev::Fault,
+                vmf.pid,
+                vmf.tid,
+                vmf.addr,
+                pfn as u64,
+                fault_path::WP_REUSE,
+                1,
+            );
+            return Fault::Retry;
+        }
+        self.wp_page_copy(vmf, orig, Some(pfn))
+    }
+
+    /// `wp_page_copy`: a private copy (a zeroed page for the zero page) mapped writable.
+    fn wp_page_copy(&mut self, vmf: Vmf, orig: u64, old: Option<u32>) -> Fault {
+        let arch = self.arch();
+        if let Some(o) = old {
+            self.get_page(o); // hold the old page across the allocation
+        }
+        self.anon_vma_prepare(vmf.vma);
+        let Some(new) = self.alloc_user_page() else {
+            if let Some(o) = old {
+                self.put_page(o);
+            }
+            return Fault::Oom;
+        };
+        self.mem.frames[new as usize].content = old.map_or(0, |o| self.page_content(o));
+        if self.mmx(vmf.pid).pt.pte(vmf.idx) != orig {
+            // the PTE changed meanwhile
+            self.put_page(new);
+            if let Some(o) = old {
+                self.put_page(o);
+            }
+            return Fault::Retry;
+        }
+        match old {
+            Some(o) if !self.mem.frames[o as usize].anon() => {
+                let c = self.mm_counter(o);
+                self.add_rss(vmf.pid, c, -1);
+                self.add_rss(vmf.pid, MM_ANONPAGES, 1);
+            }
+            None => self.add_rss(vmf.pid, MM_ANONPAGES, 1),
+            _ => {}
+        }
+        let prot = self.vma(vmf.vma).page_prot;
+        let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)));
+        self.ptep_clear_flush(vmf.pid, vmf.idx);
+        self.page_add_new_anon_rmap(new, vmf.vma, vmf.addr);
+        self.lru_cache_add_vma(new, vmf.vma);
+        self.set_pte_at(vmf.pid, vmf.idx, entry);
+        if let Some(o) = old {
+            self.page_remove_rmap(o);
+            self.put_page(o); // the mapping's reference
+            self.put_page(o); // ours
+        }
+        self.tick(self.cost.minor_fault);
+        self.log(
+            Ev::Fault,
+            vmf.pid,
+            vmf.tid,
+            vmf.addr,
+            new as u64,
+            fault_path::WP_COPY,
+            1,
+        );
+        Fault::Retry
+    }
+}

@@ -1,0 +1,464 @@
+//! One host: its memory, processes, swap, LRU lists, userfaultfd contexts, counters, clock and
+//! event log, under one kernel profile.
+//!
+//! The subsystems add their operations in their own modules (`impl Kernel` blocks in `mm/`,
+//! `rmap/`, `vmscan/`, `fault/`, `uffd/`, `kvm/`); this file holds the state and the helpers
+//! they share: PTE primitives dispatched to the arch, page references, rss counters, logging.
+
+use crate::arch::Arch;
+use crate::arch::pgtable::PageTables;
+use crate::arch::s390::pgtable::{self as s390pt, S390Mm};
+use crate::arch::s390::pte::Pte;
+use crate::error::{Error, Result};
+use crate::mm::page::{Memory, ZERO_PFN, pg};
+use crate::mm::{AddressSpace, AnonVma, Mm, Vma};
+use crate::profile::Profile;
+use crate::sim::log::{Ev, Event, EventLog};
+use crate::sim::rng::Rng;
+use crate::uffd::UffdCtx;
+use crate::vmscan::kswapd::Kswapd;
+use crate::vmscan::lru::Lru;
+use crate::vmscan::swap::SwapDevice;
+use crate::vmscan::vmstat::{Vm, Vmstat};
+use std::collections::BTreeMap;
+
+/// What operations cost in simulated time (nanoseconds). Typical figures for a current s390 or
+/// x86 server with an SSD swap device; studies may change them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cost {
+    /// An access that completes without a fault.
+    pub access: u64,
+    /// A minor fault (first touch, COW, young/dirty emulation).
+    pub minor_fault: u64,
+    /// Reading a page from the swap device (a major fault).
+    pub swap_read: u64,
+    /// Writing a page to the swap device.
+    pub swap_write: u64,
+    /// Scanning one page in reclaim (isolate, references, unmap).
+    pub reclaim_scan: u64,
+    /// One UFFDIO_COPY / ZEROPAGE of a page.
+    pub uffd_copy: u64,
+}
+
+impl Default for Cost {
+    fn default() -> Self {
+        Cost {
+            access: 10,
+            minor_fault: 1_000,
+            swap_read: 80_000,
+            swap_write: 20_000,
+            reclaim_scan: 150,
+            uffd_copy: 2_000,
+        }
+    }
+}
+
+/// First pid handed out (pid 1 is init on a real system; the model has no init).
+const FIRST_PID: u32 = 100;
+
+/// A host kernel.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pub profile: Profile,
+    /// Index of this host in a multi-host run (0 for a lone kernel).
+    pub host: u8,
+    pub seed: u64,
+    pub mem: Memory,
+    /// Processes by `pid - FIRST_PID`.
+    pub mms: Vec<Option<Mm>>,
+    pub vmas: Vec<Option<Vma>>,
+    vma_free: Vec<u32>,
+    /// anon_vmas by id, never reused (a page may still name a dead one).
+    pub anon_vmas: Vec<AnonVma>,
+    /// shmem objects by id.
+    pub files: Vec<Option<AddressSpace>>,
+    pub swap: SwapDevice,
+    pub lru: Lru,
+    pub uffds: Vec<UffdCtx>,
+    pub vmstat: Vmstat,
+    pub log: EventLog,
+    /// Simulated time, nanoseconds.
+    pub now: u64,
+    pub rng: Rng,
+    pub kswapd: Kswapd,
+    pub cost: Cost,
+    /// Extra simulated clients of memory (pages allocated outside any process: other load).
+    pub pinned: Vec<u32>,
+    /// Reused buffer of the rmap walk (no allocation per walked page).
+    pub(crate) rmap_scratch: Vec<(u32, u64)>,
+    /// `reclaim_stat` of the lruvec (get_scan_count's balance).
+    pub(crate) lru_recent: crate::vmscan::shrink::RecentStat,
+    /// `lruvec->nonresident_age`: evictions and activations, the workingset clock.
+    pub(crate) nonresident_age: u32,
+    /// Mappings that got a migration entry in the current `migrate_page`:
+    /// (pid, vma, addr, pte index, old pte value).
+    pub(crate) migration_targets: Vec<(u32, u32, u64, usize, u64)>,
+    /// KVM migration mode (`kvm->arch.migration_mode`): every ESSA is intercepted.
+    pub kvm_migration_mode: bool,
+    /// The CBRL of each vCPU thread (pid, tid): host addresses of pages ESSA said may go.
+    pub cbrl: BTreeMap<(u32, u32), Vec<u64>>,
+    /// Pages whose CMMA state changed in migration mode (the second dirty bitmap).
+    pub cmma_dirty: std::collections::BTreeSet<(u32, u64)>,
+}
+
+impl Kernel {
+    /// A kernel of `profile` with `memory` and `swap` bytes.
+    pub fn new(profile: Profile, memory: u64, swap: u64, seed: u64) -> Result<Kernel> {
+        let nr_pages = crate::units::check_pages("memory", memory)?;
+        if nr_pages < 64 {
+            return Err(Error::invalid(format!(
+                "memory of {memory} bytes is too small: the model needs at least 64 pages (256 KiB)"
+            )));
+        }
+        if nr_pages > u32::MAX as u64 / 2 {
+            return Err(Error::invalid(format!(
+                "memory of {memory} bytes is too large for the model (at most 8 TiB)"
+            )));
+        }
+        let swap_pages = if swap == 0 {
+            0
+        } else {
+            crate::units::check_pages("swap", swap)?
+        };
+        if swap_pages > u32::MAX as u64 / 2 {
+            return Err(Error::invalid(format!(
+                "swap of {swap} bytes is too large for the model (at most 8 TiB)"
+            )));
+        }
+        let mem = Memory::new(nr_pages, profile.min_free_kbytes_max);
+        Ok(Kernel {
+            lru: Lru::new(),
+            swap: SwapDevice::new(swap_pages as u32),
+            mem,
+            profile,
+            host: 0,
+            seed,
+            mms: Vec::new(),
+            vmas: Vec::new(),
+            vma_free: Vec::new(),
+            anon_vmas: Vec::new(),
+            files: Vec::new(),
+            uffds: Vec::new(),
+            vmstat: Vmstat::default(),
+            log: EventLog::new(),
+            now: 0,
+            rng: Rng::new(seed),
+            kswapd: Kswapd::default(),
+            cost: Cost::default(),
+            pinned: Vec::new(),
+            rmap_scratch: Vec::new(),
+            lru_recent: Default::default(),
+            nonresident_age: 0,
+            migration_targets: Vec::new(),
+            kvm_migration_mode: false,
+            cbrl: BTreeMap::new(),
+            cmma_dirty: Default::default(),
+        })
+    }
+
+    #[inline]
+    pub fn arch(&self) -> Arch {
+        self.profile.arch
+    }
+
+    // ----------------------------------------------------------------- processes and VMAs
+
+    /// Create a process (an empty mm). `kvm` makes it a KVM host process: `s390_enable_sie`
+    /// gives it PGSTEs (`mm_has_pgste`).
+    pub fn spawn(&mut self, name: &str, kvm: bool) -> Result<u32> {
+        if kvm && self.arch() != Arch::S390x {
+            return Err(Error::invalid(format!(
+                "kvm=True needs the s390x arch (PGSTEs); this kernel is {}",
+                self.arch().name()
+            )));
+        }
+        let pid = FIRST_PID + self.mms.len() as u32;
+        let base = match self.arch() {
+            // below the 4 TiB of a three-level (region-third) address space
+            Arch::S390x => 0x3ff_0000_0000,
+        };
+        self.mms.push(Some(Mm {
+            pid,
+            name: name.to_string(),
+            alive: true,
+            has_pgste: kvm,
+            uses_skeys: false,
+            allow_cow_sharing: !kvm,
+            vmas: BTreeMap::new(),
+            pt: PageTables::new(self.arch().geometry(), kvm),
+            rss: [0; 4],
+            threads: BTreeMap::new(),
+            mmap_base: base,
+        }));
+        Ok(pid)
+    }
+
+    #[inline]
+    fn slot(pid: u32) -> usize {
+        pid.wrapping_sub(FIRST_PID) as usize
+    }
+
+    pub fn mm(&self, pid: u32) -> Result<&Mm> {
+        match self.mms.get(Self::slot(pid)) {
+            Some(Some(m)) if m.alive => Ok(m),
+            Some(Some(_)) => Err(Error::errno(
+                crate::Errno::ESRCH,
+                "mm",
+                format!("process {pid} has exited"),
+            )),
+            _ => Err(Error::errno(
+                crate::Errno::ESRCH,
+                "mm",
+                format!("no process with pid {pid}"),
+            )),
+        }
+    }
+
+    pub fn mm_mut(&mut self, pid: u32) -> Result<&mut Mm> {
+        match self.mms.get_mut(Self::slot(pid)) {
+            Some(Some(m)) if m.alive => Ok(m),
+            Some(Some(_)) => Err(Error::errno(
+                crate::Errno::ESRCH,
+                "mm",
+                format!("process {pid} has exited"),
+            )),
+            _ => Err(Error::errno(
+                crate::Errno::ESRCH,
+                "mm",
+                format!("no process with pid {pid}"),
+            )),
+        }
+    }
+
+    /// The mm of `pid`, which the caller knows to exist.
+    #[inline]
+    pub(crate) fn mmx(&self, pid: u32) -> &Mm {
+        self.mms[Self::slot(pid)].as_ref().expect("live pid")
+    }
+
+    #[inline]
+    pub(crate) fn mmx_mut(&mut self, pid: u32) -> &mut Mm {
+        self.mms[Self::slot(pid)].as_mut().expect("live pid")
+    }
+
+    /// Pids of the live processes, in order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.mms
+            .iter()
+            .flatten()
+            .filter(|m| m.alive)
+            .map(|m| m.pid)
+            .collect()
+    }
+
+    #[inline]
+    pub fn vma(&self, id: u32) -> &Vma {
+        self.vmas[id as usize].as_ref().expect("live vma")
+    }
+
+    #[inline]
+    pub fn vma_mut(&mut self, id: u32) -> &mut Vma {
+        self.vmas[id as usize].as_mut().expect("live vma")
+    }
+
+    pub(crate) fn vma_insert(&mut self, v: Vma) -> u32 {
+        let mm = v.mm;
+        let start = v.start;
+        let id = if let Some(id) = self.vma_free.pop() {
+            self.vmas[id as usize] = Some(v);
+            id
+        } else {
+            self.vmas.push(Some(v));
+            (self.vmas.len() - 1) as u32
+        };
+        self.mmx_mut(mm).vmas.insert(start, id);
+        id
+    }
+
+    /// Remove a VMA from its mm and the tables (its pages must be gone already).
+    pub(crate) fn vma_remove(&mut self, id: u32) {
+        let v = self.vmas[id as usize].take().expect("live vma");
+        self.mmx_mut(v.mm).vmas.remove(&v.start);
+        for av in &v.anon_vma_chain {
+            self.anon_vmas[*av as usize].vmas.retain(|x| *x != id);
+        }
+        if let Some(f) = v.file {
+            if let Some(Some(a)) = self.files.get_mut(f as usize) {
+                a.i_mmap.retain(|x| *x != id);
+            }
+        }
+        self.vma_free.push(id);
+    }
+
+    /// `find_vma` restricted to the VMA that contains `addr` (`vma_lookup`).
+    #[inline]
+    pub fn vma_lookup(&self, pid: u32, addr: u64) -> Option<u32> {
+        let mm = self.mmx(pid);
+        let (_, &id) = mm.vmas.range(..=addr).next_back()?;
+        let v = self.vma(id);
+        if addr < v.end { Some(id) } else { None }
+    }
+
+    /// The VMA ids of `pid` that intersect `[start, end)`, in address order.
+    pub fn vmas_in(&self, pid: u32, start: u64, end: u64) -> Vec<u32> {
+        let mm = self.mmx(pid);
+        let mut out = Vec::new();
+        if let Some((_, &id)) = mm.vmas.range(..=start).next_back() {
+            if self.vma(id).end > start {
+                out.push(id);
+            }
+        }
+        for (_, &id) in mm.vmas.range(start.saturating_add(1)..end) {
+            out.push(id);
+        }
+        out
+    }
+
+    // ----------------------------------------------------------------------- logging
+
+    #[inline]
+    pub fn log(&mut self, kind: Ev, pid: u32, tid: u32, addr: u64, a: u64, b: u64, c: u64) {
+        if self.log.enabled(kind) {
+            self.log.push(Event {
+                t: self.now,
+                addr,
+                a,
+                b,
+                c,
+                pid,
+                tid: tid as u16,
+                kind,
+                host: self.host,
+            });
+        }
+    }
+
+    // --------------------------------------------------------------- PTE primitives
+
+    fn s390mm(&self, pid: u32) -> S390Mm {
+        let m = self.mmx(pid);
+        S390Mm {
+            has_pgste: m.has_pgste,
+            uses_skeys: m.uses_skeys,
+            layout: self.profile.pgste_layout,
+        }
+    }
+
+    /// `ptep_xchg_direct`: install `new`, return the old value (on s390 with `_PAGE_UNUSED`
+    /// added per the PGSTE commit logic).
+    pub fn ptep_xchg(&mut self, pid: u32, idx: usize, new: u64) -> u64 {
+        match self.arch() {
+            Arch::S390x => {
+                let smm = self.s390mm(pid);
+                let mm = self.mms[Self::slot(pid)].as_mut().expect("live pid");
+                let (pte, pgste) = mm.pt.slot_mut(idx);
+                s390pt::ptep_xchg(&smm, &mut self.mem, pte, pgste, Pte(new)).val()
+            }
+        }
+    }
+
+    /// `ptep_clear_flush` / `ptep_get_and_clear`.
+    #[inline]
+    pub fn ptep_clear_flush(&mut self, pid: u32, idx: usize) -> u64 {
+        let none = self.arch().pte_none_val();
+        self.ptep_xchg(pid, idx, none)
+    }
+
+    /// `ptep_test_and_clear_young`: make the PTE old; return whether it was young.
+    pub fn ptep_test_and_clear_young(&mut self, pid: u32, idx: usize) -> bool {
+        let cur = self.mmx(pid).pt.pte(idx);
+        let old = self.ptep_xchg(pid, idx, self.arch().pte_mkold(cur));
+        self.arch().pte_young(old)
+    }
+
+    /// `set_pte_at` (s390: `ptep_set_pte_at` in a PGSTE mm; `_PAGE_UNUSED` never stored).
+    pub fn set_pte_at(&mut self, pid: u32, idx: usize, entry: u64) {
+        match self.arch() {
+            Arch::S390x => {
+                let smm = self.s390mm(pid);
+                let mm = self.mms[Self::slot(pid)].as_mut().expect("live pid");
+                let (pte, pgste) = mm.pt.slot_mut(idx);
+                s390pt::set_pte_at(&smm, &mut self.mem, pte, pgste, Pte(entry));
+            }
+        }
+    }
+
+    /// `pte_clear`: store the empty PTE without any exchange logic.
+    pub fn pte_clear(&mut self, pid: u32, idx: usize) {
+        let none = self.arch().pte_none_val();
+        self.mmx_mut(pid).pt.set_pte(idx, none);
+    }
+
+    /// `ptep_set_access_flags`: install `entry` if it differs. Returns whether it changed.
+    pub fn ptep_set_access_flags(&mut self, pid: u32, idx: usize, entry: u64) -> bool {
+        if self.mmx(pid).pt.pte(idx) == entry {
+            return false;
+        }
+        self.ptep_xchg(pid, idx, entry);
+        true
+    }
+
+    /// The PTE value at `addr` of `pid`, if a page table covers it.
+    pub fn pte_at(&self, pid: u32, addr: u64) -> Option<u64> {
+        let mm = self.mmx(pid);
+        mm.pt.pte_index(addr).map(|i| mm.pt.pte(i))
+    }
+
+    // ---------------------------------------------------------- page references, rss
+
+    /// `get_page`.
+    #[inline]
+    pub fn get_page(&mut self, pfn: u32) {
+        self.mem.frames[pfn as usize].refcount += 1;
+    }
+
+    /// `put_page`: drop a reference; the last one takes the page off its LRU list and frees it.
+    pub fn put_page(&mut self, pfn: u32) {
+        if pfn == ZERO_PFN {
+            return;
+        }
+        let f = &mut self.mem.frames[pfn as usize];
+        debug_assert!(f.refcount > 0, "put_page on a free page {pfn}");
+        f.refcount -= 1;
+        if f.refcount == 0 {
+            if f.test(pg::PG_LRU) {
+                self.lru.del(&mut self.mem.frames, pfn);
+            }
+            self.mem.free_page(pfn);
+            self.vmstat.inc(Vm::pgfree);
+        }
+    }
+
+    #[inline]
+    pub fn add_rss(&mut self, pid: u32, counter: usize, delta: i64) {
+        self.mmx_mut(pid).rss[counter] += delta;
+    }
+
+    /// `mm_counter(page)`: MM_ANONPAGES for anon pages, else `mm_counter_file`: MM_SHMEMPAGES
+    /// for swap-backed (shmem) pages, MM_FILEPAGES otherwise.
+    pub fn mm_counter(&self, pfn: u32) -> usize {
+        let f = &self.mem.frames[pfn as usize];
+        if f.anon() {
+            crate::mm::MM_ANONPAGES
+        } else if f.test(pg::PG_SWAPBACKED) {
+            crate::mm::MM_SHMEMPAGES
+        } else {
+            crate::mm::MM_FILEPAGES
+        }
+    }
+
+    /// Advance the clock.
+    #[inline]
+    pub fn tick(&mut self, ns: u64) {
+        self.now += ns;
+    }
+
+    /// Bytes of heap the model's state takes (frames, page tables, swap, log).
+    pub fn heap_bytes(&self) -> usize {
+        let pts: usize = self.mms.iter().flatten().map(|m| m.pt.heap_bytes()).sum();
+        self.mem.heap_bytes()
+            + pts
+            + self.swap.heap_bytes()
+            + self.log.len() * std::mem::size_of::<Event>()
+    }
+}

@@ -1,0 +1,260 @@
+//! The host side of s390 KVM guest memory management (arch/s390/kvm/priv.c, diag.c,
+//! kvm-s390.c, arch/s390/mm/gmap.c): ESSA as the SIE hardware interprets it and as KVM
+//! intercepts it, the CBRL and its processing by `__gmap_zap`, DIAG 0x10 (`gmap_discard`),
+//! CMMA migration (`KVM_S390_GET/SET_CMMA_BITS`) and storage-key enablement.
+//!
+//! Simplifications: the gmap is linear (guest address = offset into QEMU's RAM block), so the
+//! CBRL holds host virtual addresses here instead of guest absolute addresses; one CBRL per
+//! vCPU thread.
+
+use crate::arch::s390::essa::{self, Essa};
+use crate::arch::s390::pgste::{_PGSTE_GPS_NODAT, _PGSTE_GPS_USAGE_MASK, Pgste};
+use crate::arch::s390::pgtable::{self as s390pt, ZapUnused};
+use crate::error::{Errno, Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::MM_SWAPENTS;
+use crate::mm::page::ZERO_PFN;
+use crate::profile::ZeroPageRemoval;
+use crate::sim::log::Ev;
+use crate::vmscan::vmstat::Vm;
+
+/// Entries of a CBRL (one 4 KiB page of 8-byte addresses); the hardware intercepts ESSA
+/// when it is full.
+pub const CBRL_ENTRIES: usize = 512;
+
+/// What one ESSA did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EssaOutcome {
+    pub essa: Essa,
+    /// The instruction was intercepted (CBRL full, or migration mode) and KVM processed the CBRL.
+    pub intercepted: bool,
+    /// Swap PTEs the CBRL processing zapped.
+    pub zapped: u32,
+    /// The CBRL entries pending after the instruction.
+    pub cbrl_len: usize,
+}
+
+impl Kernel {
+    fn kvm_mm(&self, pid: u32, call: &'static str) -> Result<()> {
+        if !self.mm(pid)?.has_pgste {
+            return Err(Error::invalid(format!(
+                "{call}: process {pid} is not a KVM process (spawn it with kvm=True)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// ESSA with `orc` by vCPU `tid` on the guest page at host address `addr`.
+    ///
+    /// The SIE hardware interprets it (`pgste_perform_essa` semantics; a page that may be
+    /// discarded goes on the vCPU's CBRL). When the CBRL is full, or in migration mode, KVM
+    /// intercepts (`handle_essa`): it processes the CBRL with `__gmap_zap` and (in migration
+    /// mode, where `__do_essa` emulated the instruction) marks the page CMMA-dirty.
+    pub fn essa(&mut self, pid: u32, tid: u32, addr: u64, orc: u32) -> Result<EssaOutcome> {
+        self.kvm_mm(pid, "ESSA")?;
+        essa::check_orc(orc)?;
+        let hva = addr & !0xfff;
+        if self.vma_lookup(pid, hva).is_none() {
+            return Err(Error::errno(
+                Errno::EFAULT,
+                "ESSA",
+                format!("no VMA at {hva:#x} (pgste_perform_essa returns -EFAULT)"),
+            ));
+        }
+        let migration = self.kvm_migration_mode;
+        let key = (pid, tid);
+        let mut intercepted = false;
+        let mut zapped = 0;
+        if !migration && self.cbrl.get(&key).is_some_and(|c| c.len() >= CBRL_ENTRIES) {
+            // intercept, process, retry the instruction
+            intercepted = true;
+            zapped += self.process_cbrl(pid, tid);
+        }
+        let idx = self
+            .mmx_mut(pid)
+            .pt
+            .pte_alloc(hva)
+            .expect("a mapped address has page tables");
+        let pte = crate::arch::s390::pte::Pte(self.mmx(pid).pt.pte(idx));
+        let pgste = Pgste(self.mmx(pid).pt.pgste(idx));
+        let r = essa::pgste_perform_essa(pte, pgste, orc)?;
+        self.mmx_mut(pid).pt.set_pgste(idx, r.new_pgste.val());
+        if r.res == 1 {
+            self.cbrl.entry(key).or_default().push(hva);
+        }
+        if migration {
+            intercepted = true;
+            if orc != essa::ESSA_GET_STATE {
+                self.cmma_dirty.insert((pid, hva));
+            }
+            zapped += self.process_cbrl(pid, tid);
+        }
+        self.log(
+            Ev::Essa,
+            pid,
+            tid,
+            hva,
+            orc as u64,
+            r.res as u64,
+            (r.new_pgste.val() & _PGSTE_GPS_USAGE_MASK) >> 24,
+        );
+        let cbrl_len = self.cbrl.get(&key).map_or(0, |c| c.len());
+        Ok(EssaOutcome {
+            essa: r,
+            intercepted,
+            zapped,
+            cbrl_len,
+        })
+    }
+
+    /// KVM's processing of a vCPU's CBRL on an ESSA intercept: `__gmap_zap` of every entry.
+    /// Returns how many swap PTEs were zapped.
+    pub fn process_cbrl(&mut self, pid: u32, tid: u32) -> u32 {
+        let list = self.cbrl.remove(&(pid, tid)).unwrap_or_default();
+        list.into_iter().filter(|&a| self.gmap_zap(pid, a)).count() as u32
+    }
+
+    /// `__gmap_zap` → `ptep_zap_unused(mm, vmaddr, ptep, 0)`: a swap PTE of an UNUSED (or
+    /// logically zero) page is cleared to none and its swap slot freed (`ptep_zap_swap_entry`).
+    /// No userfaultfd check in any modelled profile. Returns whether it zapped.
+    pub fn gmap_zap(&mut self, pid: u32, addr: u64) -> bool {
+        let hva = addr & !0xfff;
+        // v5.15+ checks the VMA (a no-op difference here: CBRL entries come from mapped pages)
+        if self.vma_lookup(pid, hva).is_none() {
+            return false;
+        }
+        let Some(idx) = self.mmx_mut(pid).pt.pte_alloc(hva) else {
+            return false;
+        };
+        let mm = self.mmx_mut(pid);
+        let (pte, pgste) = mm.pt.slot_mut(idx);
+        let Some(pgste) = pgste else { return false };
+        let z = s390pt::ptep_zap_unused(pte, pgste, false);
+        let zapped = match z {
+            ZapUnused::Kept => false,
+            ZapUnused::ZappedSwap { offset, .. } => {
+                self.add_rss(pid, MM_SWAPENTS, -1);
+                self.free_swap_and_cache(offset as u32);
+                self.vmstat.inc(Vm::model_cbrl_zapped);
+                true
+            }
+        };
+        self.log(Ev::GmapZap, pid, 0, hva, hva, zapped as u64, 0);
+        zapped
+    }
+
+    /// DIAG 0x10 (`diag_release_pages` → `gmap_discard`): the guest releases
+    /// `[start, end)`; KVM zaps the host range like MADV_DONTNEED, without telling userfaultfd.
+    pub fn diag10(&mut self, pid: u32, start: u64, end: u64) -> Result<u32> {
+        self.kvm_mm(pid, "DIAG 0x10")?;
+        if start & 0xfff != 0 || end & 0xfff != 0 || start >= end {
+            return Err(Error::invalid(format!(
+                "DIAG 0x10 range {start:#x}..{end:#x} is not page-aligned and increasing (the guest gets PGM_SPECIFICATION)"
+            )));
+        }
+        let arch = self.arch();
+        let mut n = 0;
+        for id in self.vmas_in(pid, start, end) {
+            let v = self.vma(id);
+            let (s, e) = (start.max(v.start), end.min(v.end));
+            let mut a = s;
+            while a < e {
+                if self.pte_at(pid, a).is_some_and(|p| !arch.pte_none(p)) {
+                    n += 1;
+                }
+                a += 4096;
+            }
+            self.zap_page_range(id, s, e, false);
+        }
+        self.vmstat.add(Vm::model_diag10_zapped, n as u64);
+        self.log(Ev::Diag10, pid, 0, start, start, end, n as u64);
+        self.settle();
+        Ok(n)
+    }
+
+    /// `KVM_S390_SET_CMMA_BITS` for one page: `set_pgste_bits(mm, hva, USAGE|NODAT, bits<<24)`.
+    /// This is how the source's usage states reach the destination's PGSTEs.
+    pub fn set_cmma_bits(&mut self, pid: u32, addr: u64, bits: u8) -> Result<()> {
+        self.kvm_mm(pid, "KVM_S390_SET_CMMA_BITS")?;
+        let hva = addr & !0xfff;
+        if self.vma_lookup(pid, hva).is_none() {
+            return Err(Error::errno(
+                Errno::EFAULT,
+                "KVM_S390_SET_CMMA_BITS",
+                format!("no VMA at {hva:#x}"),
+            ));
+        }
+        let idx = self.mmx_mut(pid).pt.pte_alloc(hva).expect("mapped");
+        let mut v = self.mmx(pid).pt.pgste(idx);
+        s390pt::set_pgste_bits(
+            &mut v,
+            _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT,
+            (bits as u64) << 24,
+        );
+        self.mmx_mut(pid).pt.set_pgste(idx, v);
+        Ok(())
+    }
+
+    /// `KVM_S390_GET_CMMA_BITS` for one page: `(pgste >> 24) & 0x43` (usage and NODAT; the ZERO
+    /// bit is not migrated).
+    pub fn get_cmma_bits(&self, pid: u32, addr: u64) -> Result<u8> {
+        self.kvm_mm(pid, "KVM_S390_GET_CMMA_BITS")?;
+        let v = self
+            .mmx(pid)
+            .pt
+            .pte_index(addr & !0xfff)
+            .map_or(0, |i| self.mmx(pid).pt.pgste(i));
+        Ok(((v >> 24) & 0x43) as u8)
+    }
+
+    /// `s390_enable_skey`: the guest starts using storage keys. Zero-page mappings are
+    /// zapped ("4.13" style), left alone (4.14..6.10: they were zapped at `s390_enable_sie`), or
+    /// unshared into fresh anon pages (v6.11+: `__s390_unshare_zeropages`).
+    pub fn enable_skey(&mut self, pid: u32) -> Result<u32> {
+        self.kvm_mm(pid, "s390_enable_skey")?;
+        if self.mmx(pid).uses_skeys {
+            return Ok(0);
+        }
+        self.mmx_mut(pid).uses_skeys = true;
+        let mut n = 0;
+        match self.profile.zero_page_removal {
+            ZeroPageRemoval::ZapOnSkeyEnable => n = self.zap_zero_pages(pid, false),
+            ZeroPageRemoval::ZapOnSieEnable => {}
+            ZeroPageRemoval::UnshareOnCowDisable => {
+                self.mmx_mut(pid).allow_cow_sharing = false;
+                n = self.zap_zero_pages(pid, true);
+            }
+        }
+        self.log(Ev::SkeyEnable, pid, 0, 0, n as u64, 0, 0);
+        self.settle();
+        Ok(n)
+    }
+
+    /// Remove zero-page mappings: zap them to none (`ptep_xchg_direct(.., _PAGE_INVALID)`) or,
+    /// with `unshare`, replace each by a fresh anon page (a FAULT_FLAG_UNSHARE fault).
+    fn zap_zero_pages(&mut self, pid: u32, unshare: bool) -> u32 {
+        let arch = self.arch();
+        let vmas: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
+        let mut n = 0;
+        for id in vmas {
+            let (s, e) = (self.vma(id).start, self.vma(id).end);
+            let mut a = s;
+            while a < e {
+                if let Some(idx) = self.mmx(pid).pt.pte_index(a) {
+                    let p = self.mmx(pid).pt.pte(idx);
+                    if arch.pte_present(p) && arch.pte_pfn(p) == ZERO_PFN {
+                        if unshare {
+                            // wp_page_copy of the zero page, outside userfaultfd
+                            let _ = self.handle_mm_fault(pid, 0, id, a, true);
+                        } else {
+                            self.ptep_clear_flush(pid, idx);
+                        }
+                        n += 1;
+                    }
+                }
+                a += 4096;
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,126 @@
+//! fork: `dup_mmap` and `copy_page_range` (kernel/fork.c, mm/memory.c).
+//!
+//! Private writable pages become copy-on-write in both processes (the parent's PTE is
+//! write-protected too); shared mappings keep sharing the shmem page cache; swap entries get
+//! one more reference. The child of a KVM process is a plain process (`has_pgste` is not
+//! inherited: `init_new_context` clears it).
+
+use crate::error::Result;
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::{MM_SWAPENTS, vm};
+use crate::sim::log::Ev;
+
+impl Kernel {
+    /// `fork()`: a child process with a copy of `pid`'s address space. Returns the child pid.
+    pub fn fork(&mut self, pid: u32) -> Result<u32> {
+        self.mm(pid)?;
+        let name = self.mmx(pid).name.clone();
+        let child = self.spawn(&name, false)?;
+        let base = self.mmx(pid).mmap_base;
+        let top_reach = self.mmx(pid).pt.reach();
+        {
+            let c = self.mmx_mut(child);
+            c.mmap_base = base;
+            c.pt.upgrade_for(top_reach - 1);
+        }
+        let parent_vmas: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
+        let mut forks = Vec::new();
+        for src in parent_vmas {
+            let s = self.vma(src).clone();
+            if s.flags & vm::VM_DONTCOPY != 0 {
+                continue;
+            }
+            let mut d = s.clone();
+            d.mm = child;
+            d.flags &= !(vm::VM_LOCKED | vm::VM_LOCKONFAULT);
+            d.anon_vma = None;
+            d.anon_vma_chain = Vec::new();
+            let dst = self.vma_insert(d);
+            if s.flags & vm::VM_WIPEONFORK == 0 {
+                self.anon_vma_fork(dst, src);
+            }
+            if let Some(f) = s.file {
+                self.filex_mut(f).i_mmap.push(dst);
+            }
+            self.dup_userfaultfd(dst, child, &mut forks);
+            if s.anon_vma.is_some() && s.flags & vm::VM_WIPEONFORK == 0 {
+                self.copy_page_range(dst, src);
+            }
+        }
+        self.dup_userfaultfd_complete(&forks);
+        self.log(Ev::Fork, pid, 0, 0, child as u64, 0, 0);
+        Ok(child)
+    }
+
+    /// `copy_page_range` → `copy_pte_range` / `copy_present_pte` / `copy_nonpresent_pte`.
+    fn copy_page_range(&mut self, dst: u32, src: u32) {
+        let arch = self.arch();
+        let (spid, start, end, cow, shared) = {
+            let v = self.vma(src);
+            (
+                v.mm,
+                v.start,
+                v.end,
+                v.is_cow_mapping(),
+                v.flags & vm::VM_SHARED != 0,
+            )
+        };
+        let dpid = self.vma(dst).mm;
+        let n = arch.geometry().0.pt_entries;
+        let mut pts = Vec::new();
+        self.mmx(spid)
+            .pt
+            .for_each_pt(start, end, |va, base| pts.push((va, base)));
+        for (va, base) in pts {
+            for i in 0..n {
+                let addr = va + ((i as u64) << 12);
+                if addr < start || addr >= end {
+                    continue;
+                }
+                let sidx = base + i;
+                let mut pte = self.mmx(spid).pt.pte(sidx);
+                if arch.pte_none(pte) {
+                    continue;
+                }
+                let didx = self
+                    .mmx_mut(dpid)
+                    .pt
+                    .pte_alloc(addr)
+                    .expect("parent address fits");
+                if !arch.pte_present(pte) {
+                    let off = arch.swp_offset(pte) as u32;
+                    // swap_duplicate never fails in the model (continuations always allocate)
+                    self.swap
+                        .duplicate(off)
+                        .expect("a swap PTE references a live slot");
+                    self.add_rss(dpid, MM_SWAPENTS, 1);
+                    if arch.pte_swp_exclusive(pte) {
+                        pte = arch.pte_swp_clear_exclusive(pte);
+                        self.set_pte_at(spid, sidx, pte);
+                    }
+                    self.set_pte_at(dpid, didx, pte);
+                    continue;
+                }
+                if cow && arch.pte_write(pte) {
+                    // ptep_set_wrprotect
+                    let wp = arch.pte_wrprotect(pte);
+                    self.ptep_xchg(spid, sidx, wp);
+                    pte = wp;
+                }
+                if shared {
+                    pte = arch.pte_mkclean(pte);
+                }
+                pte = arch.pte_mkold(pte);
+                if let Some(pfn) = self.vm_normal_page(pte) {
+                    self.get_page(pfn);
+                    self.page_add_rmap(pfn);
+                    self.mem.frames[pfn as usize].clear(pg::PG_ANON_EXCLUSIVE);
+                    let c = self.mm_counter(pfn);
+                    self.add_rss(dpid, c, 1);
+                }
+                self.set_pte_at(dpid, didx, pte);
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! madvise (mm/madvise.c): DONTNEED, FREE, REMOVE, COLD, PAGEOUT, WILLNEED and the access
+//! pattern hints, with the kernel's checks and errnos.
+
+use crate::error::{Errno, Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::{MM_SWAPENTS, vm};
+use crate::sim::log::Ev;
+
+/// `MADV_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    Normal = 0,
+    Random = 1,
+    Sequential = 2,
+    Willneed = 3,
+    Dontneed = 4,
+    Free = 8,
+    Remove = 9,
+    Cold = 20,
+    Pageout = 21,
+}
+
+impl Advice {
+    pub const ALL: [(&'static str, Advice); 9] = [
+        ("normal", Advice::Normal),
+        ("random", Advice::Random),
+        ("sequential", Advice::Sequential),
+        ("willneed", Advice::Willneed),
+        ("dontneed", Advice::Dontneed),
+        ("free", Advice::Free),
+        ("remove", Advice::Remove),
+        ("cold", Advice::Cold),
+        ("pageout", Advice::Pageout),
+    ];
+
+    /// By name (`"dontneed"`, `"MADV_DONTNEED"`); an unknown name is -EINVAL as an unknown
+    /// behaviour is for madvise(2).
+    pub fn parse(s: &str) -> Result<Advice> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = t.strip_prefix("madv_").unwrap_or(&t);
+        Advice::ALL
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Advice::ALL.iter().map(|(n, _)| *n).collect();
+                Error::errno(
+                    Errno::EINVAL,
+                    "madvise",
+                    format!("unknown advice {s:?}; known: {}", names.join(", ")),
+                )
+            })
+    }
+}
+
+impl Kernel {
+    /// `madvise(addr, len, advice)`. Holes in the range are skipped and reported as -ENOMEM
+    /// after the mapped parts were advised, as the kernel does.
+    pub fn madvise(&mut self, pid: u32, addr: u64, len: u64, advice: Advice) -> Result<()> {
+        self.mm(pid)?;
+        if matches!(advice, Advice::Cold | Advice::Pageout) && !self.profile.madv_cold_pageout {
+            return Err(Error::errno(
+                Errno::EINVAL,
+                "madvise",
+                format!(
+                    "MADV_{} does not exist in {} (added in v5.4)",
+                    format!("{advice:?}").to_uppercase(),
+                    self.profile.name
+                ),
+            ));
+        }
+        let end = self.check_range("madvise", addr, len)?;
+        if end == addr {
+            return Ok(());
+        }
+        let mut hole = false;
+        let mut cur = addr;
+        let ids = match advice {
+            Advice::Normal | Advice::Random | Advice::Sequential => {
+                self.split_range(pid, addr, end)
+            }
+            _ => self.vmas_in(pid, addr, end),
+        };
+        for id in ids {
+            let (vs, ve) = (self.vma(id).start, self.vma(id).end);
+            if vs > cur {
+                hole = true;
+            }
+            let s = addr.max(vs);
+            let e = end.min(ve);
+            cur = ve;
+            self.madvise_vma(id, s, e, advice)?;
+        }
+        if cur < end {
+            hole = true;
+        }
+        self.log(
+            Ev::Madvise,
+            pid,
+            0,
+            addr,
+            end - addr,
+            advice as u64,
+            hole as u64,
+        );
+        self.settle();
+        if hole {
+            return Err(Error::errno(
+                Errno::ENOMEM,
+                "madvise",
+                format!("part of {addr:#x}..{end:#x} is not mapped"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn madvise_vma(&mut self, id: u32, s: u64, e: u64, advice: Advice) -> Result<()> {
+        let flags = self.vma(id).flags;
+        let locked = flags & (vm::VM_LOCKED | vm::VM_HUGETLB | vm::VM_PFNMAP) != 0;
+        let einval = |why: &str| Err(Error::errno(Errno::EINVAL, "madvise", why.to_string()));
+        match advice {
+            Advice::Normal | Advice::Random | Advice::Sequential => {
+                let v = self.vma_mut(id);
+                v.flags &= !(vm::VM_RAND_READ | vm::VM_SEQ_READ);
+                v.flags |= match advice {
+                    Advice::Random => vm::VM_RAND_READ,
+                    Advice::Sequential => vm::VM_SEQ_READ,
+                    _ => 0,
+                };
+                self.vma_merge_around(id);
+            }
+            Advice::Willneed => self.madvise_willneed(id, s, e),
+            Advice::Dontneed => {
+                if locked {
+                    return einval("MADV_DONTNEED on a locked (or hugetlb, PFN) mapping");
+                }
+                self.userfaultfd_remove(id, s, e);
+                self.zap_page_range(id, s, e, false);
+            }
+            Advice::Free => {
+                if locked {
+                    return einval("MADV_FREE on a locked (or hugetlb, PFN) mapping");
+                }
+                if !self.vma(id).is_anonymous() {
+                    return einval("MADV_FREE only applies to private anonymous memory");
+                }
+                self.userfaultfd_remove(id, s, e);
+                self.madvise_free_range(id, s, e);
+            }
+            Advice::Remove => {
+                if flags & vm::VM_LOCKED != 0 {
+                    return einval("MADV_REMOVE on a locked mapping");
+                }
+                let Some(file) = self.vma(id).file else {
+                    return einval("MADV_REMOVE needs a shmem (file) mapping");
+                };
+                if flags & (vm::VM_SHARED | vm::VM_WRITE) != (vm::VM_SHARED | vm::VM_WRITE) {
+                    return Err(Error::errno(
+                        Errno::EACCES,
+                        "madvise",
+                        "MADV_REMOVE needs a shared writable mapping",
+                    ));
+                }
+                self.userfaultfd_remove(id, s, e);
+                let v = self.vma(id);
+                let (p0, p1) = (v.pgoff_of(s), v.pgoff_of(e));
+                self.shmem_punch(file, p0, p1);
+            }
+            Advice::Cold | Advice::Pageout => {
+                if locked {
+                    return einval("MADV_COLD/PAGEOUT on a locked (or hugetlb, PFN) mapping");
+                }
+                self.madvise_cold_or_pageout(id, s, e, advice == Advice::Pageout);
+            }
+        }
+        Ok(())
+    }
+
+    /// `madvise_free_pte_range`: swap entries are freed; pages only this mapping uses are made
+    /// clean and old and put on the lazyfree list; reclaim may then drop them without writing.
+    fn madvise_free_range(&mut self, id: u32, s: u64, e: u64) {
+        let arch = self.arch();
+        let pid = self.vma(id).mm;
+        let mut a = s;
+        while a < e {
+            let Some(idx) = self.mmx(pid).pt.pte_index(a) else {
+                a = (a | 0xfffff) + 1;
+                continue;
+            };
+            let pte = self.mmx(pid).pt.pte(idx);
+            if arch.is_swap_pte(pte) {
+                let off = arch.swp_offset(pte) as u32;
+                self.add_rss(pid, MM_SWAPENTS, -1);
+                self.pte_clear(pid, idx);
+                self.free_swap_and_cache(off);
+            } else if arch.pte_present(pte) {
+                if let Some(pfn) = self.vm_normal_page(pte) {
+                    let f = self.mem.frames[pfn as usize];
+                    if f.mapcount == 1 && f.anon() {
+                        let mut ok = true;
+                        if f.test(pg::PG_SWAPCACHE) || f.test(pg::PG_DIRTY) {
+                            if f.test(pg::PG_SWAPCACHE) && !self.try_to_free_swap(pfn) {
+                                ok = false;
+                            } else {
+                                self.mem.frames[pfn as usize].clear(pg::PG_DIRTY);
+                            }
+                        }
+                        if ok {
+                            if arch.pte_young(pte) || arch.pte_dirty(pte) {
+                                let old = self.ptep_clear_flush(pid, idx);
+                                self.set_pte_at(pid, idx, arch.pte_mkclean(arch.pte_mkold(old)));
+                            }
+                            self.mark_page_lazyfree(pfn);
+                        }
+                    }
+                }
+            }
+            a += 4096;
+        }
+    }
+
+    /// `madvise_cold_or_pageout_pte_range`: pages only this mapping uses are made old and
+    /// deactivated (COLD) or reclaimed at once (PAGEOUT, `reclaim_pages`).
+    fn madvise_cold_or_pageout(&mut self, id: u32, s: u64, e: u64, pageout: bool) {
+        let arch = self.arch();
+        let pid = self.vma(id).mm;
+        let mut list = Vec::new();
+        let mut a = s;
+        while a < e {
+            if let Some(idx) = self.mmx(pid).pt.pte_index(a) {
+                let pte = self.mmx(pid).pt.pte(idx);
+                if arch.pte_present(pte) {
+                    if let Some(pfn) = self.vm_normal_page(pte) {
+                        let f = self.mem.frames[pfn as usize];
+                        if f.test(pg::PG_LRU) && f.mapcount == 1 {
+                            if arch.pte_young(pte) {
+                                let old = self.ptep_clear_flush(pid, idx);
+                                self.set_pte_at(pid, idx, arch.pte_mkold(old));
+                            }
+                            self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
+                            if pageout {
+                                if self.isolate_lru_page(pfn) {
+                                    list.push(pfn);
+                                }
+                            } else {
+                                self.deactivate_page(pfn);
+                            }
+                        }
+                    }
+                }
+            }
+            a += 4096;
+        }
+        if pageout && !list.is_empty() {
+            self.reclaim_pages(list);
+        }
+    }
+
+    /// MADV_WILLNEED on anon memory (`force_swapin_readahead`): read swapped pages into the
+    /// swap cache.
+    fn madvise_willneed(&mut self, id: u32, s: u64, e: u64) {
+        let arch = self.arch();
+        let pid = self.vma(id).mm;
+        let mut a = s;
+        while a < e {
+            if let Some(p) = self.pte_at(pid, a) {
+                if arch.is_swap_pte(p) {
+                    if let Ok((pfn, _)) = self.swapin_page(arch.swp_offset(p) as u32) {
+                        self.put_page(pfn);
+                    }
+                }
+            }
+            a += 4096;
+        }
+    }
+}

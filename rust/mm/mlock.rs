@@ -1,0 +1,110 @@
+//! mlock / munlock (mm/mlock.c): VM_LOCKED on the range (splitting VMAs), pages faulted in and
+//! moved to the unevictable list; munlock returns pages no other locked VMA maps.
+//!
+//! Simplification: populating skips a page whose fault would go to userfaultfd (the kernel's
+//! GUP would park the mlocking thread on it).
+
+use crate::error::{Errno, Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::vm;
+use crate::sim::log::Ev;
+
+impl Kernel {
+    /// The page-aligned range of an mlock call and a check that it is fully mapped.
+    fn lock_range(&self, call: &'static str, pid: u32, addr: u64, len: u64) -> Result<(u64, u64)> {
+        let start = addr & !0xfff;
+        let end = crate::mm::mmap::page_align(len + (addr & 0xfff))
+            .and_then(|l| start.checked_add(l))
+            .ok_or_else(|| Error::errno(Errno::EINVAL, call, "range overflows"))?;
+        let mut cur = start;
+        for id in self.vmas_in(pid, start, end) {
+            let v = self.vma(id);
+            if v.start > cur {
+                break;
+            }
+            cur = v.end;
+        }
+        if cur < end {
+            return Err(Error::errno(
+                Errno::ENOMEM,
+                call,
+                format!("{cur:#x} in the range is not mapped"),
+            ));
+        }
+        Ok((start, end))
+    }
+
+    /// `mlock(addr, len)`.
+    pub fn mlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<()> {
+        self.mm(pid)?;
+        let (start, end) = self.lock_range("mlock", pid, addr, len)?;
+        for id in self.split_range(pid, start, end) {
+            self.vma_mut(id).flags |= vm::VM_LOCKED;
+            let (s, e) = (self.vma(id).start, self.vma(id).end);
+            self.populate_locked(id, s, e);
+            self.vma_merge_around(id);
+        }
+        self.log(Ev::Mlock, pid, 0, start, end - start, 1, 0);
+        self.settle();
+        Ok(())
+    }
+
+    /// `__mm_populate` of a locked range: fault every page in and mlock it.
+    fn populate_locked(&mut self, vma: u32, start: u64, end: u64) {
+        let arch = self.arch();
+        let pid = self.vma(vma).mm;
+        let flags = self.vma(vma).flags;
+        let write = flags & (vm::VM_WRITE | vm::VM_SHARED) == vm::VM_WRITE;
+        let mut a = start;
+        while a < end {
+            let pte = self.pte_at(pid, a).unwrap_or(arch.pte_none_val());
+            let would_userfault = arch.pte_none(pte) && self.userfaultfd_armed(vma);
+            if !would_userfault && !(arch.pte_present(pte) && (!write || arch.pte_write(pte))) {
+                let _ = self.handle_mm_fault(pid, 0, vma, a, write);
+            }
+            if let Some(p) = self.pte_at(pid, a) {
+                if let Some(pfn) = self.vm_normal_page(p).filter(|_| arch.pte_present(p)) {
+                    self.mlock_page(pfn);
+                }
+            }
+            a += 4096;
+        }
+    }
+
+    /// `munlock(addr, len)`.
+    pub fn munlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<()> {
+        self.mm(pid)?;
+        let (start, end) = self.lock_range("munlock", pid, addr, len)?;
+        for id in self.split_range(pid, start, end) {
+            self.vma_mut(id).flags &= !(vm::VM_LOCKED | vm::VM_LOCKONFAULT);
+            let (s, e) = (self.vma(id).start, self.vma(id).end);
+            self.munlock_vma_pages(id, s, e);
+            self.vma_merge_around(id);
+        }
+        self.log(Ev::Mlock, pid, 0, start, end - start, 0, 0);
+        Ok(())
+    }
+
+    /// `munlock_vma_pages_range`: each mapped page that no other locked VMA maps is no
+    /// longer mlocked.
+    pub(crate) fn munlock_vma_pages(&mut self, vma: u32, start: u64, end: u64) {
+        let arch = self.arch();
+        let pid = self.vma(vma).mm;
+        let saved = self.vma(vma).flags;
+        self.vma_mut(vma).flags &= !vm::VM_LOCKED;
+        let mut a = start;
+        while a < end {
+            if let Some(p) = self.pte_at(pid, a) {
+                if arch.pte_present(p) {
+                    if let Some(pfn) = self.vm_normal_page(p) {
+                        if !self.mapped_in_locked_vma(pfn) {
+                            self.clear_page_mlock(pfn);
+                        }
+                    }
+                }
+            }
+            a += 4096;
+        }
+        self.vma_mut(vma).flags = saved;
+    }
+}

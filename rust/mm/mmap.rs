@@ -1,0 +1,276 @@
+//! mmap, munmap, VMA split and merge (mm/mmap.c, mm/vma.c).
+//!
+//! Addresses are chosen top-down below the mm's mmap base, as `arch_get_unmapped_area_topdown`
+//! does, so consecutive anonymous mappings end up adjacent and are merged by `vma_merge`, as on
+//! a real system.
+
+use crate::error::{Errno, Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::Vma;
+use crate::mm::vm::*;
+use crate::sim::log::Ev;
+
+/// What an mmap maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// `MAP_ANONYMOUS`.
+    Anon,
+    /// A shmem object (a memfd or `/dev/shm` file). With `MAP_SHARED|MAP_ANONYMOUS` the kernel
+    /// also sets up a shmem object (`shmem_zero_setup`).
+    Shmem,
+}
+
+pub const PAGE: u64 = 4096;
+
+/// Round `len` up to pages, as mmap/munmap/madvise do. `None` if it overflows.
+pub fn page_align(len: u64) -> Option<u64> {
+    len.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1))
+}
+
+impl Kernel {
+    /// `get_unmapped_area` (top-down): the highest gap below the mmap base that fits `len`.
+    fn get_unmapped_area(&self, pid: u32, len: u64) -> Result<u64> {
+        let mm = self.mmx(pid);
+        let mut top = mm.mmap_base;
+        for (_, &id) in mm.vmas.range(..mm.mmap_base).rev() {
+            let v = self.vma(id);
+            if v.end <= top && top - v.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(v.start);
+        }
+        if top >= len + 0x1_0000 {
+            return Ok(top - len);
+        }
+        Err(Error::errno(
+            Errno::ENOMEM,
+            "mmap",
+            format!("no free range of {len} bytes below {:#x}", mm.mmap_base),
+        ))
+    }
+
+    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_PRIVATE or MAP_SHARED [|MAP_ANONYMOUS])`.
+    /// `file` maps an existing shmem object (else a new one is made for `Shmem` or shared anon
+    /// mappings). Returns the address.
+    pub fn mmap(
+        &mut self,
+        pid: u32,
+        len: u64,
+        kind: MapKind,
+        shared: bool,
+        file: Option<(u32, u64)>,
+    ) -> Result<u64> {
+        self.mm(pid)?;
+        if len == 0 {
+            return Err(Error::errno(Errno::EINVAL, "mmap", "length is 0"));
+        }
+        let len = page_align(len)
+            .ok_or_else(|| Error::errno(Errno::ENOMEM, "mmap", "length overflows"))?;
+        if len > 1 << 40 {
+            return Err(Error::errno(
+                Errno::ENOMEM,
+                "mmap",
+                format!("length {len:#x} exceeds the model's 1 TiB per mapping"),
+            ));
+        }
+        let addr = self.get_unmapped_area(pid, len)?;
+        let mut flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+        if shared {
+            flags |= VM_SHARED | VM_MAYSHARE;
+        }
+        let (file, pgoff) = match (kind, shared, file) {
+            (_, _, Some((f, off))) => {
+                self.file(f)?;
+                (Some(f), off)
+            }
+            (MapKind::Anon, false, None) => (None, addr >> 12),
+            (MapKind::Anon, true, None) => {
+                (Some(self.shmem_create("dev/zero (deleted)", len >> 12)), 0)
+            }
+            (MapKind::Shmem, _, None) => (Some(self.shmem_create("memfd:reclaim", len >> 12)), 0),
+        };
+        if let Some(f) = file {
+            let need = pgoff + (len >> 12);
+            let a = self.filex_mut(f);
+            if a.size_pages < need {
+                a.size_pages = need;
+            }
+        }
+        let prot = self.arch().vm_get_page_prot(flags);
+        let v = Vma {
+            mm: pid,
+            start: addr,
+            end: addr + len,
+            flags,
+            pgoff,
+            file,
+            anon_vma: None,
+            anon_vma_chain: Vec::new(),
+            uffd: None,
+            page_prot: prot,
+        };
+        let id = self.vma_insert(v);
+        if let Some(f) = file {
+            self.filex_mut(f).i_mmap.push(id);
+        }
+        self.mmx_mut(pid).pt.upgrade_for(addr + len - 1);
+        self.vma_merge_around(id);
+        self.log(Ev::Mmap, pid, 0, addr, len, flags, 0);
+        Ok(addr)
+    }
+
+    /// Whether two adjacent VMAs can be one (`is_mergeable_vma` + `is_mergeable_anon_vma`).
+    fn can_merge(&self, a: u32, b: u32) -> bool {
+        let (x, y) = (self.vma(a), self.vma(b));
+        let anon_ok = x.anon_vma == y.anon_vma
+            || (x.anon_vma.is_none() && y.anon_vma_chain.len() <= 1)
+            || (y.anon_vma.is_none() && x.anon_vma_chain.len() <= 1);
+        x.end == y.start
+            && x.flags == y.flags
+            && x.file == y.file
+            && x.uffd == y.uffd
+            && x.pgoff + x.pages() == y.pgoff
+            && anon_ok
+    }
+
+    /// `vma_merge`: fold `id` into its neighbours where they are compatible. Returns the id of
+    /// the VMA that now covers `id`'s range.
+    pub(crate) fn vma_merge_around(&mut self, id: u32) -> u32 {
+        let mut cur = id;
+        let (pid, start, end) = {
+            let v = self.vma(cur);
+            (v.mm, v.start, v.end)
+        };
+        // with the previous VMA
+        if let Some((_, &prev)) = self.mmx(pid).vmas.range(..start).next_back() {
+            if self.can_merge(prev, cur) {
+                self.merge_into(prev, cur);
+                cur = prev;
+            }
+        }
+        if let Some(&next) = self.mmx(pid).vmas.get(&end) {
+            if self.can_merge(cur, next) {
+                self.merge_into(cur, next);
+            }
+        }
+        cur
+    }
+
+    /// Extend `a` over the adjacent `b` and remove `b`.
+    fn merge_into(&mut self, a: u32, b: u32) {
+        let vb = self.vma(b).clone();
+        if let Some(av) = vb.anon_vma {
+            if self.vma(a).anon_vma.is_none() {
+                self.vma_mut(a).anon_vma = Some(av);
+                self.anon_vma_chain_link(a, av);
+            }
+        }
+        self.vma_mut(a).end = vb.end;
+        self.vma_remove(b);
+    }
+
+    /// `split_vma`: split the VMA containing `addr` so that a VMA starts at `addr`. Returns the
+    /// id of the VMA that starts at `addr` (the new upper part).
+    pub(crate) fn split_vma(&mut self, id: u32, addr: u64) -> u32 {
+        let v = self.vma(id).clone();
+        debug_assert!(addr > v.start && addr < v.end && addr % PAGE == 0);
+        let mut upper = v.clone();
+        upper.start = addr;
+        upper.pgoff = v.pgoff + ((addr - v.start) >> 12);
+        upper.anon_vma_chain = Vec::new();
+        self.vma_mut(id).end = addr;
+        let nid = self.vma_insert(upper);
+        self.anon_vma_clone(nid, id);
+        if let Some(f) = v.file {
+            self.filex_mut(f).i_mmap.push(nid);
+        }
+        nid
+    }
+
+    /// Split VMAs at `start` and `end` so that `[start, end)` is covered by whole VMAs; return
+    /// them in order. Holes are skipped.
+    pub(crate) fn split_range(&mut self, pid: u32, start: u64, end: u64) -> Vec<u32> {
+        let ids = self.vmas_in(pid, start, end);
+        let mut out = Vec::with_capacity(ids.len());
+        for mut id in ids {
+            if self.vma(id).start < start {
+                id = self.split_vma(id, start);
+            }
+            if self.vma(id).end > end {
+                self.split_vma(id, end);
+            }
+            out.push(id);
+        }
+        out
+    }
+
+    /// Check `[addr, addr + len)` as munmap/madvise/mlock do: `addr` page-aligned, the rounded
+    /// length not overflowing. Returns the end (== addr for an empty range).
+    pub(crate) fn check_range(&self, call: &'static str, addr: u64, len: u64) -> Result<u64> {
+        if addr % PAGE != 0 {
+            return Err(Error::errno(
+                Errno::EINVAL,
+                call,
+                format!("address {addr:#x} is not page-aligned"),
+            ));
+        }
+        let l = page_align(len).ok_or_else(|| {
+            Error::errno(Errno::EINVAL, call, format!("length {len:#x} overflows"))
+        })?;
+        addr.checked_add(l).ok_or_else(|| {
+            Error::errno(
+                Errno::EINVAL,
+                call,
+                format!("range at {addr:#x} + {len:#x} wraps around"),
+            )
+        })
+    }
+
+    /// `munmap(addr, len)`: unmap every page in the range, drop the VMAs (splitting at the
+    /// edges) and free empty page tables. Unmapped holes are not an error.
+    pub fn munmap(&mut self, pid: u32, addr: u64, len: u64) -> Result<()> {
+        self.mm(pid)?;
+        if len == 0 {
+            return Err(Error::errno(Errno::EINVAL, "munmap", "length is 0"));
+        }
+        let end = self.check_range("munmap", addr, len)?;
+        let ids = self.split_range(pid, addr, end);
+        self.userfaultfd_unmap_prep(&ids, addr, end);
+        for id in ids {
+            self.remove_vma(id);
+        }
+        self.mmx_mut(pid).pt.free_empty_pts(addr, end);
+        self.log(Ev::Munmap, pid, 0, addr, end - addr, 0, 0);
+        Ok(())
+    }
+
+    /// `unmap_vmas` + `remove_vma` for one VMA.
+    pub(crate) fn remove_vma(&mut self, id: u32) {
+        let (s, e, file) = {
+            let v = self.vma(id);
+            (v.start, v.end, v.file)
+        };
+        if self.vma(id).flags & VM_LOCKED != 0 {
+            self.munlock_vma_pages(id, s, e);
+        }
+        self.zap_page_range(id, s, e, true);
+        self.vma_remove(id);
+        if let Some(f) = file {
+            self.shmem_release_if_unused(f);
+        }
+    }
+
+    /// `exit_mmap`: the process exits; every VMA goes, its threads with it.
+    pub fn exit_mm(&mut self, pid: u32) -> Result<()> {
+        self.mm(pid)?;
+        let ids: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
+        for id in ids {
+            self.remove_vma(id);
+        }
+        self.uffd_release_mm(pid);
+        self.mmx_mut(pid).threads.clear();
+        self.mmx_mut(pid).alive = false;
+        self.log(Ev::Exit, pid, 0, 0, 0, 0, 0);
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! Page frames (`struct page` / order-0 folios) in a table by pfn, the free-page allocator and
+//! the zone watermarks.
+//!
+//! Simplifications, written down where they are made:
+//! - One node, one zone: the frames of the whole `memory` form a single zone (s390 also has
+//!   ZONE_DMA below 2 GiB; no allocation in the model needs it).
+//! - Order-0 pages only (no THP, no hugetlb, no compound pages).
+//! - pfn 0 is the shared zero page (`empty_zero_page`), reserved like the kernel's: never free,
+//!   never on an LRU, content zero.
+//! - The allocator is a LIFO free list (the kernel's per-cpu lists also hand out the hottest
+//!   page first); it is deterministic.
+
+use crate::arch::s390::pgtable::StorageKeys;
+
+/// Page flags, named as `enum pageflags` names them (values are the model's bit positions).
+pub mod pg {
+    pub const PG_LOCKED: u32 = 1 << 0;
+    pub const PG_REFERENCED: u32 = 1 << 1;
+    pub const PG_UPTODATE: u32 = 1 << 2;
+    pub const PG_DIRTY: u32 = 1 << 3;
+    pub const PG_LRU: u32 = 1 << 4;
+    pub const PG_ACTIVE: u32 = 1 << 5;
+    pub const PG_WORKINGSET: u32 = 1 << 6;
+    pub const PG_SWAPBACKED: u32 = 1 << 7;
+    pub const PG_SWAPCACHE: u32 = 1 << 8;
+    pub const PG_MLOCKED: u32 = 1 << 9;
+    pub const PG_UNEVICTABLE: u32 = 1 << 10;
+    pub const PG_RECLAIM: u32 = 1 << 11;
+    pub const PG_HWPOISON: u32 = 1 << 12;
+    pub const PG_RESERVED: u32 = 1 << 13;
+    /// The page is in the buddy allocator (free).
+    pub const PG_BUDDY: u32 = 1 << 14;
+    /// `PAGE_MAPPING_ANON`: `mapping` points to an anon_vma, not an address_space.
+    pub const PAGE_MAPPING_ANON: u32 = 1 << 15;
+    /// `PageAnonExclusive` (v5.19+): the anon page is exclusive to one mm.
+    pub const PG_ANON_EXCLUSIVE: u32 = 1 << 16;
+    /// Isolated from the LRU by reclaim or migration (holds a reference).
+    pub const PG_ISOLATED: u32 = 1 << 17;
+
+    pub const NAMES: [(u32, &str); 18] = [
+        (PG_LOCKED, "locked"),
+        (PG_REFERENCED, "referenced"),
+        (PG_UPTODATE, "uptodate"),
+        (PG_DIRTY, "dirty"),
+        (PG_LRU, "lru"),
+        (PG_ACTIVE, "active"),
+        (PG_WORKINGSET, "workingset"),
+        (PG_SWAPBACKED, "swapbacked"),
+        (PG_SWAPCACHE, "swapcache"),
+        (PG_MLOCKED, "mlocked"),
+        (PG_UNEVICTABLE, "unevictable"),
+        (PG_RECLAIM, "reclaim"),
+        (PG_HWPOISON, "hwpoison"),
+        (PG_RESERVED, "reserved"),
+        (PG_BUDDY, "buddy"),
+        (PAGE_MAPPING_ANON, "anon"),
+        (PG_ANON_EXCLUSIVE, "anon_exclusive"),
+        (PG_ISOLATED, "isolated"),
+    ];
+}
+
+use pg::*;
+
+/// "No page" in the u32 links and indices.
+pub const NO_PFN: u32 = u32::MAX;
+/// The shared zero page.
+pub const ZERO_PFN: u32 = 0;
+
+/// One page frame. 48 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub flags: u32,
+    /// `page_ref_count`.
+    pub refcount: u32,
+    /// `page_mapcount` (the kernel's `_mapcount + 1`).
+    pub mapcount: u32,
+    /// anon_vma id + 1 when `PAGE_MAPPING_ANON`, else address_space id + 1; 0 = none.
+    pub mapping: u32,
+    /// `page->index`: the page offset in its anon_vma's or file's space.
+    pub index: u64,
+    /// The data of the page, as one tag: a write stores its value here, so lost or corrupted
+    /// data is observable.
+    pub content: u64,
+    /// `page_private`: the swap offset (+1; 0 = none) while in the swap cache.
+    pub private: u32,
+    /// LRU list links (pfns).
+    pub lru_prev: u32,
+    pub lru_next: u32,
+    /// The s390 storage key (ACC, FP, R, C).
+    pub skey: u8,
+    /// Which LRU list the page is on while PG_lru is set.
+    pub lru_list: u8,
+}
+
+impl Frame {
+    const FREE: Frame = Frame {
+        flags: PG_BUDDY,
+        refcount: 0,
+        mapcount: 0,
+        mapping: 0,
+        index: 0,
+        content: 0,
+        private: 0,
+        lru_prev: NO_PFN,
+        lru_next: NO_PFN,
+        skey: 0,
+        lru_list: 0,
+    };
+
+    #[inline]
+    pub fn test(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+    #[inline]
+    pub fn set(&mut self, f: u32) {
+        self.flags |= f;
+    }
+    #[inline]
+    pub fn clear(&mut self, f: u32) {
+        self.flags &= !f;
+    }
+    /// `PageAnon`.
+    #[inline]
+    pub fn anon(&self) -> bool {
+        self.test(PAGE_MAPPING_ANON)
+    }
+    /// `page_mapped`.
+    #[inline]
+    pub fn mapped(&self) -> bool {
+        self.mapcount > 0
+    }
+    /// The swap offset while in the swap cache.
+    #[inline]
+    pub fn swap_offset(&self) -> Option<u32> {
+        if self.private == 0 {
+            None
+        } else {
+            Some(self.private - 1)
+        }
+    }
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        NAMES
+            .iter()
+            .filter(|(b, _)| self.flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+/// Zone watermarks in pages (`zone->_watermark[WMARK_MIN/LOW/HIGH]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Watermarks {
+    pub min: u64,
+    pub low: u64,
+    pub high: u64,
+    /// `min_free_kbytes` they were computed from.
+    pub min_free_kbytes: u64,
+}
+
+/// `int_sqrt`.
+fn int_sqrt(x: u64) -> u64 {
+    let mut r = (x as f64).sqrt() as u64;
+    while r * r > x {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= x {
+        r += 1;
+    }
+    r
+}
+
+impl Watermarks {
+    /// `init_per_zone_wmark_min` + `__setup_per_zone_wmarks` for one zone of `managed` pages:
+    /// `min_free_kbytes = int_sqrt(lowmem_kbytes * 16)` clamped to [128, max] (max 65536 up
+    /// to v5.7, 262144 after); `min = min_free_kbytes >> (PAGE_SHIFT - 10)`;
+    /// `tmp = max(min / 4, managed * watermark_scale_factor / 10000)` with the default
+    /// watermark_scale_factor 10; `low = min + tmp`; `high = min + 2 * tmp`.
+    pub fn compute(managed: u64, min_free_kbytes_max: u64) -> Watermarks {
+        let lowmem_kbytes = managed * 4;
+        let min_free_kbytes = int_sqrt(lowmem_kbytes * 16).clamp(128, min_free_kbytes_max);
+        let min = min_free_kbytes >> 2;
+        let tmp = (min / 4).max(managed * 10 / 10000);
+        Watermarks {
+            min,
+            low: min + tmp,
+            high: min + 2 * tmp,
+            min_free_kbytes,
+        }
+    }
+}
+
+/// All page frames of one host, the free list and the watermarks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Memory {
+    pub frames: Vec<Frame>,
+    free: Vec<u32>,
+    pub wmark: Watermarks,
+}
+
+impl Memory {
+    /// `nr_pages` frames; pfn 0 is reserved as the zero page.
+    pub fn new(nr_pages: u64, min_free_kbytes_max: u64) -> Memory {
+        let n = nr_pages as usize;
+        let mut frames = vec![Frame::FREE; n];
+        frames[0] = Frame {
+            flags: PG_RESERVED | PG_UPTODATE,
+            refcount: 1,
+            ..Frame::FREE
+        };
+        // LIFO: lowest pfns first out
+        let free: Vec<u32> = (1..n as u32).rev().collect();
+        let managed = (n - 1) as u64;
+        Memory {
+            frames,
+            free,
+            wmark: Watermarks::compute(managed, min_free_kbytes_max),
+        }
+    }
+
+    pub fn nr_pages(&self) -> u64 {
+        self.frames.len() as u64
+    }
+
+    /// Pages the allocator manages (all but the reserved zero page).
+    pub fn managed(&self) -> u64 {
+        self.frames.len() as u64 - 1
+    }
+
+    /// `NR_FREE_PAGES`.
+    #[inline]
+    pub fn nr_free(&self) -> u64 {
+        self.free.len() as u64
+    }
+
+    /// Take a free page (refcount 1, no flags, content zero: `__GFP_ZERO` / `clear_page`), no
+    /// watermark check. `None` when the free list is empty.
+    pub fn take(&mut self) -> Option<u32> {
+        let pfn = self.free.pop()?;
+        let f = &mut self.frames[pfn as usize];
+        *f = Frame {
+            flags: 0,
+            refcount: 1,
+            ..Frame::FREE
+        };
+        Some(pfn)
+    }
+
+    /// `free_unref_page`: return a page whose last reference is gone.
+    pub fn free_page(&mut self, pfn: u32) {
+        let f = &mut self.frames[pfn as usize];
+        debug_assert!(
+            f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU),
+            "freeing a busy page {pfn}: {f:?}"
+        );
+        *f = Frame::FREE;
+        self.free.push(pfn);
+    }
+
+    /// Whether `pfn` is on the free list (`PageBuddy`).
+    pub fn is_free(&self, pfn: u32) -> bool {
+        self.frames[pfn as usize].test(PG_BUDDY)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.frames.capacity() * std::mem::size_of::<Frame>() + self.free.capacity() * 4
+    }
+}
+
+impl StorageKeys for Memory {
+    fn get_key(&self, pfn: u64) -> u8 {
+        self.frames.get(pfn as usize).map_or(0, |f| f.skey)
+    }
+    fn set_key(&mut self, pfn: u64, key: u8) {
+        if let Some(f) = self.frames.get_mut(pfn as usize) {
+            f.skey = key;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Frame>(), 48);
+    }
+
+    #[test]
+    fn watermarks_follow_the_kernel_formula() {
+        // 2 GiB: 524287 managed pages -> lowmem 2097148 KiB -> sqrt(33554368) = 5792 KiB
+        let w = Watermarks::compute(524287, 65536);
+        assert_eq!(w.min_free_kbytes, 5792);
+        assert_eq!(w.min, 1448);
+        // tmp = max(min / 4 = 362, managed * 10 / 10000 = 524)
+        let tmp = 524;
+        assert_eq!(w.low, 1448 + tmp);
+        assert_eq!(w.high, 1448 + 2 * tmp);
+        // tiny zone: clamp to 128 KiB
+        assert_eq!(Watermarks::compute(64, 65536).min_free_kbytes, 128);
+        // huge zone: clamp to the profile's max
+        assert_eq!(Watermarks::compute(1 << 30, 65536).min_free_kbytes, 65536);
+        assert_eq!(Watermarks::compute(1 << 30, 262144).min_free_kbytes, 262144);
+    }
+
+    #[test]
+    fn allocator_hands_out_and_takes_back() {
+        let mut m = Memory::new(16, 65536);
+        assert_eq!(m.nr_free(), 15);
+        let a = m.take().unwrap();
+        assert_eq!(a, 1);
+        assert_eq!(m.frames[a as usize].refcount, 1);
+        assert!(!m.is_free(a));
+        m.frames[a as usize].refcount = 0;
+        m.free_page(a);
+        assert!(m.is_free(a));
+        for _ in 0..15 {
+            m.take().unwrap();
+        }
+        assert_eq!(m.take(), None);
+        assert!(m.frames[ZERO_PFN as usize].test(PG_RESERVED));
+    }
+}

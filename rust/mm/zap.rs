@@ -1,0 +1,104 @@
+//! Unmapping page ranges (`zap_page_range` → `zap_pte_range`, mm/memory.c) and the helpers
+//! that drop a mapping of a page or a swap entry.
+
+use crate::kernel::Kernel;
+use crate::mm::page::{ZERO_PFN, pg};
+use crate::mm::{MM_SWAPENTS, vm};
+use crate::vmscan::swap::SWAP_HAS_CACHE;
+
+impl Kernel {
+    /// `zap_page_range(vma, start, end)`: clear every PTE of `[start, end)` in `vma`, dropping
+    /// mappings (rss, mapcount, page references) and swap entries (`free_swap_and_cache`).
+    /// `_full` marks a teardown (munmap/exit) rather than a MADV_DONTNEED; the model treats both
+    /// alike.
+    pub(crate) fn zap_page_range(&mut self, vma: u32, start: u64, end: u64, _full: bool) {
+        let (pid, seq_read) = {
+            let v = self.vma(vma);
+            (v.mm, v.flags & vm::VM_SEQ_READ != 0)
+        };
+        let arch = self.arch();
+        let n = arch.geometry().0.pt_entries;
+        let mut pts = Vec::new();
+        self.mmx(pid)
+            .pt
+            .for_each_pt(start, end, |va, base| pts.push((va, base)));
+        for (va, base) in pts {
+            for i in 0..n {
+                let addr = va + ((i as u64) << 12);
+                if addr < start || addr >= end {
+                    continue;
+                }
+                let idx = base + i;
+                let pte = self.mmx(pid).pt.pte(idx);
+                if arch.pte_none(pte) {
+                    continue;
+                }
+                if arch.pte_present(pte) {
+                    let old = self.ptep_xchg(pid, idx, arch.pte_none_val());
+                    let pfn = arch.pte_pfn(old);
+                    if arch.pte_special(old) || pfn == ZERO_PFN {
+                        continue;
+                    }
+                    if !self.mem.frames[pfn as usize].anon() {
+                        if arch.pte_dirty(old) {
+                            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+                        }
+                        if arch.pte_young(old) && !seq_read {
+                            self.mark_page_accessed(pfn);
+                        }
+                    }
+                    let c = self.mm_counter(pfn);
+                    self.add_rss(pid, c, -1);
+                    self.page_remove_rmap(pfn);
+                    self.put_page(pfn);
+                } else {
+                    let off = arch.swp_offset(pte) as u32;
+                    self.add_rss(pid, MM_SWAPENTS, -1);
+                    self.pte_clear(pid, idx);
+                    self.free_swap_and_cache(off);
+                }
+            }
+        }
+    }
+
+    /// `free_swap_and_cache`: drop one reference to a swap slot; if only the swap cache holds
+    /// it any more and its page is not mapped, free that page from the cache too
+    /// (`__try_to_reclaim_swap`).
+    pub(crate) fn free_swap_and_cache(&mut self, off: u32) {
+        if self.swap.free(off) == SWAP_HAS_CACHE {
+            if let Some(pfn) = self.swap.cache_page(off) {
+                let f = &self.mem.frames[pfn as usize];
+                // trylock_page fails while reclaim holds the page isolated
+                if !f.mapped() && !f.test(pg::PG_ISOLATED) {
+                    self.delete_from_swap_cache(pfn);
+                }
+            }
+        }
+    }
+
+    /// `delete_from_swap_cache`: the page leaves the swap cache, dropping the cache's
+    /// reference and SWAP_HAS_CACHE of its slot.
+    pub(crate) fn delete_from_swap_cache(&mut self, pfn: u32) {
+        let f = &mut self.mem.frames[pfn as usize];
+        let Some(off) = f.swap_offset() else { return };
+        f.private = 0;
+        f.clear(pg::PG_SWAPCACHE);
+        self.swap.put_cache(off);
+        self.put_page(pfn);
+    }
+
+    /// `try_to_free_swap` / `folio_free_swap`: free the swap slot of a swap-cache page that no
+    /// swap PTE references any more. Returns whether it did.
+    pub(crate) fn try_to_free_swap(&mut self, pfn: u32) -> bool {
+        let f = &self.mem.frames[pfn as usize];
+        let Some(off) = f.swap_offset() else {
+            return false;
+        };
+        if self.swap.count(off) != 0 {
+            return false;
+        }
+        self.delete_from_swap_cache(pfn);
+        self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+        true
+    }
+}

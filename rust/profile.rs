@@ -1,0 +1,358 @@
+//! Kernel profiles: every behaviour that changed across releases, as data.
+//!
+//! A profile is a struct of switches plus the arch, chosen by name. Code never tests a release
+//! number; it tests the switch that names the behaviour, so that two profiles can run side by
+//! side in one study and the next release is a small change here.
+//!
+//! | profile | what it stands for |
+//! |---|---|
+//! | `"4.17"` | before the seed fix: `pte_unused` drops the page unguarded |
+//! | `"4.18"` | the fix bce73e484239: `pte_unused(pteval) && !userfaultfd_armed(vma)` |
+//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0) |
+
+use crate::arch::Arch;
+use crate::arch::s390::pgste::PgsteLayout;
+use crate::error::{Error, Result};
+
+/// The guard on the `pte_unused` branch of `try_to_unmap_one` / `try_to_migrate_one`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnusedGuard {
+    /// `} else if (pte_unused(pteval)) {` (v3.15 .. v4.17).
+    None,
+    /// `} else if (pte_unused(pteval) && !userfaultfd_armed(vma)) {` (v4.18 ..).
+    UffdArmed,
+    /// `likely(pte_present(pteval)) && pte_unused(pteval) && !userfaultfd_armed(vma)`
+    /// (D. Hildenbrand's device-exclusive series, 2025).
+    PresentAndUffdArmed,
+}
+
+/// What `mm_forbids_zeropage(mm)` is on s390.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForbidsZeropage {
+    /// `mm_use_skey` (before v4.14).
+    UsesSkeys,
+    /// `mm_has_pgste` (v4.14 .. v6.10, fa41ba0d08de): KVM guests never get the shared zero page
+    /// from a fault.
+    HasPgste,
+    /// `!mm->context.allow_cow_sharing` (v6.11+): forbidden once storage keys or protected
+    /// virtualization are enabled.
+    NoCowSharing,
+}
+
+/// When and how s390 removes shared zero-page mappings from a KVM process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ZeroPageRemoval {
+    /// `s390_enable_skey` → `__s390_enable_skey`: zero-page PTEs are cleared to none when the
+    /// guest enables storage keys (before v4.14 / fa41ba0d08de).
+    ZapOnSkeyEnable,
+    /// `s390_enable_sie` → `zap_zero_pages`: cleared to none once, when the process becomes a
+    /// KVM host (v4.14 .. v6.10); enabling storage keys only resets keys.
+    ZapOnSieEnable,
+    /// `s390_disable_cow_sharing` → `__s390_unshare_zeropages`: each zero-page mapping is
+    /// replaced by a fresh anonymous page through a FAULT_FLAG_UNSHARE fault when storage
+    /// keys are enabled ("we cannot simply zap all shared zeropages, because this could later
+    /// trigger unexpected userfaultfd missing events"; v6.11+).
+    UnshareOnCowDisable,
+}
+
+/// A kernel profile.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Profile {
+    /// The profile's name, e.g. `"4.18"`.
+    pub name: &'static str,
+    /// (major, minor) of the release modelled.
+    pub release: (u16, u16),
+    pub arch: Arch,
+
+    // --- arch layer ---
+    /// Where PGSTE UC/IN/VSIE live.
+    pub pgste_layout: PgsteLayout,
+    /// Swap PTEs carry `_PAGE_SWP_EXCLUSIVE` for exclusive anon pages (v6.0+).
+    pub swp_exclusive: bool,
+    /// `mm_forbids_zeropage`.
+    pub forbids_zeropage: ForbidsZeropage,
+    /// How zero-page mappings leave a KVM process.
+    pub zero_page_removal: ZeroPageRemoval,
+
+    // --- rmap / reclaim ---
+    /// try_to_unmap_one clears the young bit itself and fails on a young PTE
+    /// (`!TTU_IGNORE_ACCESS && ptep_clear_flush_young_notify`); removed in v5.11.
+    pub ttu_young_check: bool,
+    /// The guard on the `pte_unused` drop.
+    pub unused_guard: UnusedGuard,
+    /// `try_to_migrate_one` split out of try_to_unmap_one (v5.14+). Before, migration went
+    /// through try_to_unmap_one with TTU_MIGRATION (same branch order).
+    pub try_to_migrate_split: bool,
+    /// shrink_folio_list's lazyfree check (v5.x+): a clean lazyfree anon folio is dropped only
+    /// if `folio_ref_count == 1 + folio_mapcount` in try_to_unmap_one (6.x), else the PTE is
+    /// restored; before, only the dirty bit decided.
+    pub lazyfree_refcount_check: bool,
+    /// New anon pages start on the active list (`lru_cache_add_active_or_unevictable`, up to
+    /// v5.8); from v5.9 they start inactive (`lru_cache_add_inactive_or_unevictable`).
+    pub new_anon_active: bool,
+    /// `do_swap_page` activates the page it maps (`activate_page`, up to v5.8); from v5.9 a
+    /// swapped-in page is activated only by workingset refault detection.
+    pub swapin_activates: bool,
+    /// Workingset detection for anon pages: shadow entries left in the swap cache on eviction,
+    /// `workingset_refault_anon` on swap-in (v5.9+).
+    pub workingset_anon: bool,
+    /// `folio_check_references` (v5.9+): a referenced swap-backed page needs a second strike
+    /// like a file page (4.x activated it on the first); a VM_LOCKED mapping gives ACTIVATE
+    /// (4.x: RECLAIM).
+    pub references_two_strikes: bool,
+    /// MADV_COLD and MADV_PAGEOUT exist (v5.4+); before, they are -EINVAL.
+    pub madv_cold_pageout: bool,
+    /// Upper bound of `min_free_kbytes` from `init_per_zone_wmark_min`: 65536 up to v5.7,
+    /// 262144 from v5.8.
+    pub min_free_kbytes_max: u64,
+
+    // --- userfaultfd ---
+    /// UFFD_FEATURE_MINOR_SHMEM / VM_UFFD_MINOR / UFFDIO_CONTINUE exist (v5.13+), and
+    /// `userfaultfd_armed` includes VM_UFFD_MINOR.
+    pub uffd_minor: bool,
+    /// UFFDIO_REGISTER_MODE_WP is implemented (v5.7+); where the arch lacks
+    /// HAVE_ARCH_USERFAULTFD_WP (s390) registration still fails with EINVAL.
+    pub uffd_wp: bool,
+    /// UFFDIO_ZEROPAGE places a zeroed folio when `mm_forbids_zeropage` (v6.10+); before, it
+    /// mapped the shared zero page even in a KVM mm.
+    pub uffd_zeropage_checks_forbids: bool,
+    /// UFFDIO_REGISTER/UNREGISTER look the range up with `vma_find` (v6.1+, maple tree): no VMA
+    /// in the range is -EINVAL; before, `find_vma_prev` gave -ENOMEM when no VMA lies at or
+    /// above the start.
+    pub uffd_register_vma_find: bool,
+    /// The feature bits UFFDIO_API offers on an arch with every capability (`UFFD_API_FEATURES`).
+    pub uffd_api_features: u64,
+}
+
+/// `UFFD_FEATURE_*` (include/uapi/linux/userfaultfd.h).
+pub mod uffd_features {
+    pub const PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+    pub const EVENT_FORK: u64 = 1 << 1;
+    pub const EVENT_REMAP: u64 = 1 << 2;
+    pub const EVENT_REMOVE: u64 = 1 << 3;
+    pub const MISSING_HUGETLBFS: u64 = 1 << 4;
+    pub const MISSING_SHMEM: u64 = 1 << 5;
+    pub const EVENT_UNMAP: u64 = 1 << 6;
+    pub const SIGBUS: u64 = 1 << 7;
+    pub const THREAD_ID: u64 = 1 << 8;
+    pub const MINOR_HUGETLBFS: u64 = 1 << 9;
+    pub const MINOR_SHMEM: u64 = 1 << 10;
+    pub const EXACT_ADDRESS: u64 = 1 << 11;
+    pub const WP_HUGETLBFS_SHMEM: u64 = 1 << 12;
+    pub const WP_UNPOPULATED: u64 = 1 << 13;
+    pub const POISON: u64 = 1 << 14;
+    pub const WP_ASYNC: u64 = 1 << 15;
+    pub const MOVE: u64 = 1 << 16;
+
+    /// Names, for parsing and display.
+    pub const NAMES: [(&str, u64); 17] = [
+        ("PAGEFAULT_FLAG_WP", PAGEFAULT_FLAG_WP),
+        ("EVENT_FORK", EVENT_FORK),
+        ("EVENT_REMAP", EVENT_REMAP),
+        ("EVENT_REMOVE", EVENT_REMOVE),
+        ("MISSING_HUGETLBFS", MISSING_HUGETLBFS),
+        ("MISSING_SHMEM", MISSING_SHMEM),
+        ("EVENT_UNMAP", EVENT_UNMAP),
+        ("SIGBUS", SIGBUS),
+        ("THREAD_ID", THREAD_ID),
+        ("MINOR_HUGETLBFS", MINOR_HUGETLBFS),
+        ("MINOR_SHMEM", MINOR_SHMEM),
+        ("EXACT_ADDRESS", EXACT_ADDRESS),
+        ("WP_HUGETLBFS_SHMEM", WP_HUGETLBFS_SHMEM),
+        ("WP_UNPOPULATED", WP_UNPOPULATED),
+        ("POISON", POISON),
+        ("WP_ASYNC", WP_ASYNC),
+        ("MOVE", MOVE),
+    ];
+
+    /// UFFD_API_FEATURES of v4.18 (PAGEFAULT_FLAG_WP is defined but not offered).
+    pub const API_4_18: u64 = EVENT_FORK
+        | EVENT_REMAP
+        | EVENT_REMOVE
+        | EVENT_UNMAP
+        | MISSING_HUGETLBFS
+        | MISSING_SHMEM
+        | SIGBUS
+        | THREAD_ID;
+
+    /// UFFD_API_FEATURES of v6.12 (before arch masking).
+    pub const API_6_12: u64 = API_4_18
+        | PAGEFAULT_FLAG_WP
+        | MINOR_HUGETLBFS
+        | MINOR_SHMEM
+        | EXACT_ADDRESS
+        | WP_HUGETLBFS_SHMEM
+        | WP_UNPOPULATED
+        | POISON
+        | WP_ASYNC
+        | MOVE;
+}
+
+fn s390(name: &'static str) -> Profile {
+    match name {
+        "4.17" => Profile {
+            name,
+            release: (4, 17),
+            arch: Arch::S390x,
+            pgste_layout: PgsteLayout::Old,
+            swp_exclusive: false,
+            forbids_zeropage: ForbidsZeropage::HasPgste,
+            zero_page_removal: ZeroPageRemoval::ZapOnSieEnable,
+            ttu_young_check: true,
+            unused_guard: UnusedGuard::None,
+            try_to_migrate_split: false,
+            lazyfree_refcount_check: false,
+            new_anon_active: true,
+            swapin_activates: true,
+            workingset_anon: false,
+            references_two_strikes: false,
+            madv_cold_pageout: false,
+            min_free_kbytes_max: 65536,
+            uffd_minor: false,
+            uffd_wp: false,
+            uffd_zeropage_checks_forbids: false,
+            uffd_register_vma_find: false,
+            uffd_api_features: uffd_features::API_4_18,
+        },
+        "4.18" => Profile {
+            name,
+            release: (4, 18),
+            unused_guard: UnusedGuard::UffdArmed,
+            ..s390("4.17")
+        },
+        _ => Profile {
+            name: "6.12",
+            release: (6, 12),
+            arch: Arch::S390x,
+            pgste_layout: PgsteLayout::Old,
+            swp_exclusive: true,
+            forbids_zeropage: ForbidsZeropage::NoCowSharing,
+            zero_page_removal: ZeroPageRemoval::UnshareOnCowDisable,
+            ttu_young_check: false,
+            unused_guard: UnusedGuard::UffdArmed,
+            try_to_migrate_split: true,
+            lazyfree_refcount_check: true,
+            new_anon_active: false,
+            swapin_activates: false,
+            workingset_anon: true,
+            references_two_strikes: true,
+            madv_cold_pageout: true,
+            min_free_kbytes_max: 262144,
+            uffd_minor: true,
+            uffd_wp: true,
+            uffd_zeropage_checks_forbids: true,
+            uffd_register_vma_find: true,
+            uffd_api_features: uffd_features::API_6_12,
+        },
+    }
+}
+
+/// The names of the built-in profiles.
+pub const PROFILE_NAMES: [&str; 3] = ["4.17", "4.18", "6.12"];
+
+impl Profile {
+    /// The built-in profile `name` for `arch`.
+    pub fn get(name: &str, arch: Arch) -> Result<Profile> {
+        let Some(&n) = PROFILE_NAMES.iter().find(|n| **n == name) else {
+            return Err(Error::invalid(format!(
+                "unknown profile {name:?}; known profiles: {}",
+                PROFILE_NAMES.join(", ")
+            )));
+        };
+        let p = s390(n);
+        Ok(Profile { arch, ..p })
+    }
+
+    /// Parse `name` and `arch` names.
+    pub fn by_names(name: &str, arch: &str) -> Result<Profile> {
+        Profile::get(name, Arch::parse(arch)?)
+    }
+
+    /// Whether the arch can track write-protect faults (HAVE_ARCH_USERFAULTFD_WP): s390 has no
+    /// free software PTE bit for uffd-wp.
+    pub fn arch_has_uffd_wp(&self) -> bool {
+        match self.arch {
+            Arch::S390x => false,
+        }
+    }
+
+    /// Whether MINOR faults are available: the release has them and the arch selects
+    /// HAVE_ARCH_USERFAULTFD_MINOR (s390 does not).
+    pub fn arch_has_uffd_minor(&self) -> bool {
+        match self.arch {
+            Arch::S390x => false,
+        }
+    }
+
+    /// The features UFFDIO_API offers on this profile and arch (`UFFD_API_FEATURES` with the
+    /// arch's masking in `userfaultfd_api`).
+    pub fn uffd_features_offered(&self) -> u64 {
+        use uffd_features::*;
+        let mut f = self.uffd_api_features;
+        if !(self.uffd_minor && self.arch_has_uffd_minor()) {
+            f &= !(MINOR_HUGETLBFS | MINOR_SHMEM);
+        }
+        if !(self.uffd_wp && self.arch_has_uffd_wp()) {
+            f &= !(PAGEFAULT_FLAG_WP | WP_HUGETLBFS_SHMEM | WP_UNPOPULATED | WP_ASYNC);
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_profiles_resolve() {
+        for n in PROFILE_NAMES {
+            let p = Profile::by_names(n, "s390x").unwrap();
+            assert_eq!(p.name, n);
+            assert_eq!(p.arch, Arch::S390x);
+        }
+    }
+
+    #[test]
+    fn unknown_profile_lists_the_known_ones() {
+        let e = Profile::by_names("5.4", "s390x").unwrap_err().to_string();
+        assert!(
+            e.contains("4.17") && e.contains("4.18") && e.contains("6.12"),
+            "{e}"
+        );
+        let e = Profile::by_names("4.18", "sparc").unwrap_err().to_string();
+        assert!(e.contains("s390x"), "{e}");
+    }
+
+    #[test]
+    fn the_seed_fix_is_the_only_difference_between_417_and_418() {
+        let a = Profile::get("4.17", Arch::S390x).unwrap();
+        let b = Profile::get("4.18", Arch::S390x).unwrap();
+        assert_eq!(a.unused_guard, UnusedGuard::None);
+        assert_eq!(b.unused_guard, UnusedGuard::UffdArmed);
+        assert_eq!(
+            Profile {
+                name: "4.17",
+                release: (4, 17),
+                unused_guard: UnusedGuard::None,
+                ..b
+            },
+            a
+        );
+    }
+
+    #[test]
+    fn s390_never_offers_minor_or_wp_features() {
+        use uffd_features::*;
+        for n in PROFILE_NAMES {
+            let f = Profile::get(n, Arch::S390x)
+                .unwrap()
+                .uffd_features_offered();
+            assert_eq!(
+                f & (MINOR_SHMEM | MINOR_HUGETLBFS | WP_HUGETLBFS_SHMEM | WP_ASYNC),
+                0,
+                "{n}"
+            );
+            assert_ne!(f & EVENT_REMOVE, 0);
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! `reclaim.Kernel`: one host.
+
+use super::errors::{call, internal, to_pyerr};
+use super::process::PyProcess;
+use super::profile::PyProfile;
+use crate::arch::Arch;
+use crate::error::Error;
+use crate::kernel::Kernel;
+use crate::profile::Profile;
+use crate::sim::log::{Ev, Event};
+use crate::vmscan::lru::LruList;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use std::sync::{Arc, Mutex};
+
+/// The shared handle on a kernel: Python objects (Kernel, Process, Userfaultfd) hold it.
+pub type Shared = Arc<Mutex<Kernel>>;
+
+/// Run `f` on the kernel under its lock; errors become ReclaimError subclasses, a panic
+/// InternalError (and the kernel is poisoned: later calls refuse).
+pub fn with<T>(k: &Shared, f: impl FnOnce(&mut Kernel) -> crate::Result<T>) -> PyResult<T> {
+    let mut g = k.lock().map_err(|_| {
+        internal("this kernel's model state was left inconsistent by an earlier internal error; create a new Kernel".into())
+    })?;
+    call(|| f(&mut g))
+}
+
+/// A size argument: int bytes or a string with a binary unit.
+pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    if let Ok(n) = v.extract::<i128>() {
+        if n < 0 {
+            return Err(to_pyerr(Error::invalid(format!(
+                "{what} must not be negative, got {n}"
+            ))));
+        }
+        return u64::try_from(n)
+            .map_err(|_| to_pyerr(Error::invalid(format!("{what} {n} is too large"))));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        let s = s.to_str()?;
+        return call(|| crate::units::parse_size(s));
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "{what} must be an int (bytes) or a string like \"512MiB\", not {}",
+        v.get_type().name()?
+    )))
+}
+
+/// A kernel event from the log.
+#[pyclass(name = "Event", module = "reclaim", frozen, get_all)]
+pub struct PyEvent {
+    /// Simulated time, nanoseconds.
+    pub t: u64,
+    /// The trace name, e.g. "rmap:try_to_unmap_one".
+    pub name: &'static str,
+    pub host: u8,
+    pub pid: u32,
+    pub tid: u16,
+    pub addr: u64,
+    /// The one-line rendering in ftrace style.
+    pub text: String,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+}
+
+#[pymethods]
+impl PyEvent {
+    /// The kind-specific fields by name.
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        if let Some(kind) = Ev::by_name(self.name) {
+            for (n, v) in kind.fields().iter().zip([self.a, self.b, self.c]) {
+                if let Some(n) = n {
+                    d.set_item(*n, v)?;
+                }
+            }
+        }
+        Ok(d)
+    }
+    fn __repr__(&self) -> String {
+        format!("Event(t={}ns {})", self.t, self.text)
+    }
+}
+
+pub fn event_to_py(e: &Event) -> PyEvent {
+    PyEvent {
+        t: e.t,
+        name: e.kind.name(),
+        host: e.host,
+        pid: e.pid,
+        tid: e.tid,
+        addr: e.addr,
+        text: e.render(),
+        a: e.a,
+        b: e.b,
+        c: e.c,
+    }
+}
+
+/// A host kernel of one profile: memory, swap, processes, reclaim, userfaultfd.
+#[pyclass(name = "Kernel", module = "reclaim", frozen)]
+pub struct PyKernel {
+    pub k: Shared,
+}
+
+#[pymethods]
+impl PyKernel {
+    #[new]
+    #[pyo3(signature = (profile = None, arch = "s390x", memory = None, swap = None, seed = 0))]
+    fn new(
+        profile: Option<&Bound<'_, PyAny>>,
+        arch: &str,
+        memory: Option<&Bound<'_, PyAny>>,
+        swap: Option<&Bound<'_, PyAny>>,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let prof = match profile {
+            None => call(|| Profile::by_names("4.18", arch))?,
+            Some(p) => {
+                if let Ok(p) = p.extract::<PyRef<'_, PyProfile>>() {
+                    if p.0.arch.name() != arch {
+                        call(|| Profile::get(p.0.name, Arch::parse(arch)?))?
+                    } else {
+                        p.0.clone()
+                    }
+                } else {
+                    let name: String = p.extract()?;
+                    call(|| Profile::by_names(&name, arch))?
+                }
+            }
+        };
+        let mem = match memory {
+            Some(m) => size_arg(m, "memory")?,
+            None => 2 << 30,
+        };
+        let sw = match swap {
+            Some(s) => size_arg(s, "swap")?,
+            None => 1 << 30,
+        };
+        let k = call(|| Kernel::new(prof, mem, sw, seed))?;
+        Ok(PyKernel {
+            k: Arc::new(Mutex::new(k)),
+        })
+    }
+
+    /// The kernel profile.
+    #[getter]
+    fn profile(&self) -> PyResult<PyProfile> {
+        with(&self.k, |k| Ok(PyProfile(k.profile.clone())))
+    }
+
+    /// Simulated time in nanoseconds.
+    #[getter]
+    fn now(&self) -> PyResult<u64> {
+        with(&self.k, |k| Ok(k.now))
+    }
+
+    /// Total memory in bytes.
+    #[getter]
+    fn memory(&self) -> PyResult<u64> {
+        with(&self.k, |k| Ok(k.mem.nr_pages() * 4096))
+    }
+
+    /// The zone watermarks in pages: {"min", "low", "high", "min_free_kbytes"}.
+    fn watermarks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = with(&self.k, |k| Ok(k.mem.wmark))?;
+        let d = PyDict::new(py);
+        d.set_item("min", w.min)?;
+        d.set_item("low", w.low)?;
+        d.set_item("high", w.high)?;
+        d.set_item("min_free_kbytes", w.min_free_kbytes)?;
+        Ok(d)
+    }
+
+    /// Create a process. `kvm=True` makes it a KVM host process (`mm_has_pgste`).
+    #[pyo3(signature = (name, kvm = false))]
+    fn spawn(&self, name: &str, kvm: bool) -> PyResult<PyProcess> {
+        let pid = with(&self.k, |k| k.spawn(name, kvm))?;
+        Ok(PyProcess {
+            k: self.k.clone(),
+            pid,
+        })
+    }
+
+    /// The live processes.
+    fn processes(&self) -> PyResult<Vec<PyProcess>> {
+        let pids = with(&self.k, |k| Ok(k.pids()))?;
+        Ok(pids
+            .into_iter()
+            .map(|pid| PyProcess {
+                k: self.k.clone(),
+                pid,
+            })
+            .collect())
+    }
+
+    /// Reclaim `nr_pages` as a write to memory.reclaim does; returns the pages reclaimed as
+    /// the kernel counts them (`nr_reclaimed`).
+    fn reclaim(&self, py: Python<'_>, nr_pages: u64) -> PyResult<u64> {
+        let k = self.k.clone();
+        py.detach(move || with(&k, |k| Ok(k.reclaim(nr_pages))))
+    }
+
+    /// Run kswapd now if it is woken (it also runs by itself after every operation).
+    fn kswapd(&self) -> PyResult<u64> {
+        with(&self.k, |k| Ok(k.kswapd_step()))
+    }
+
+    /// /proc/vmstat: the event counters by their kernel names, plus the gauges nr_free_pages,
+    /// nr_{in,}active_{anon,file}, nr_unevictable, nr_swap_pages (free slots), nr_swapcached.
+    fn vmstat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (counters, gauges) = with(&self.k, |k| {
+            let c: Vec<(&'static str, u64)> = k.vmstat.iter().collect();
+            let mut g: Vec<(&'static str, u64)> = vec![("nr_free_pages", k.mem.nr_free())];
+            for (l, n) in k.lru_sizes() {
+                g.push((l.name(), n));
+            }
+            g.push(("nr_swap_pages", (k.swap.total() - k.swap.inuse()) as u64));
+            let cached = k
+                .mem
+                .frames
+                .iter()
+                .filter(|f| f.test(crate::mm::page::pg::PG_SWAPCACHE))
+                .count();
+            g.push(("nr_swapcached", cached as u64));
+            Ok((c, g))
+        })?;
+        let d = PyDict::new(py);
+        for (n, v) in gauges.into_iter().chain(counters) {
+            d.set_item(n, v)?;
+        }
+        Ok(d)
+    }
+
+    /// /proc/meminfo-like totals in KiB: MemTotal, MemFree, SwapTotal, SwapFree, Active(anon),
+    /// Inactive(anon), Unevictable.
+    fn meminfo<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let v = with(&self.k, |k| {
+            Ok([
+                ("MemTotal", k.mem.managed() * 4),
+                ("MemFree", k.mem.nr_free() * 4),
+                ("SwapTotal", k.swap.total() as u64 * 4),
+                ("SwapFree", (k.swap.total() - k.swap.inuse()) as u64 * 4),
+                ("Active(anon)", k.lru.size(LruList::ActiveAnon) * 4),
+                ("Inactive(anon)", k.lru.size(LruList::InactiveAnon) * 4),
+                ("Unevictable", k.lru.size(LruList::Unevictable) * 4),
+            ])
+        })?;
+        let d = PyDict::new(py);
+        for (n, x) in v {
+            d.set_item(n, x)?;
+        }
+        Ok(d)
+    }
+
+    /// The event log, optionally filtered by trace name, pid and time range [since, until).
+    #[pyo3(signature = (name = None, pid = None, since = None, until = None))]
+    fn events(
+        &self,
+        name: Option<&str>,
+        pid: Option<u32>,
+        since: Option<u64>,
+        until: Option<u64>,
+    ) -> PyResult<Vec<PyEvent>> {
+        let kind = match name {
+            Some(n) => Some(Ev::by_name(n).ok_or_else(|| {
+                let names: Vec<&str> = Ev::ALL.iter().map(|e| e.name()).collect();
+                to_pyerr(Error::invalid(format!(
+                    "unknown event name {n:?}; known: {}",
+                    names.join(", ")
+                )))
+            })?),
+            None => None,
+        };
+        with(&self.k, |k| {
+            Ok(k.log
+                .events()
+                .iter()
+                .filter(|e| kind.is_none_or(|x| e.kind == x))
+                .filter(|e| pid.is_none_or(|p| e.pid == p))
+                .filter(|e| since.is_none_or(|s| e.t >= s))
+                .filter(|e| until.is_none_or(|u| e.t < u))
+                .map(event_to_py)
+                .collect())
+        })
+    }
+
+    /// Stop (or resume) recording events of the trace `name`.
+    #[pyo3(signature = (name, muted = true))]
+    fn mute(&self, name: &str, muted: bool) -> PyResult<()> {
+        let kind = Ev::by_name(name)
+            .ok_or_else(|| to_pyerr(Error::invalid(format!("unknown event name {name:?}"))))?;
+        with(&self.k, |k| {
+            k.log.mute(kind, muted);
+            Ok(())
+        })
+    }
+
+    /// A platform-independent hash of the event log: equal seeds give equal hashes.
+    fn log_hash(&self) -> PyResult<u64> {
+        with(&self.k, |k| Ok(k.log.hash()))
+    }
+
+    /// Check every model invariant (rss, mapcount, refcount, LRU, swap_map, rmap); raises
+    /// reclaim.InvariantError naming the first violation.
+    fn check(&self) -> PyResult<()> {
+        let r = with(&self.k, |k| Ok(k.check_invariants()))?;
+        r.map_err(|msg| {
+            Python::attach(|py| {
+                py.import("reclaim.exceptions")
+                    .and_then(|m| {
+                        Ok(PyErr::from_value(
+                            m.getattr("InvariantError")?.call1((msg,))?,
+                        ))
+                    })
+                    .unwrap_or_else(|e| e)
+            })
+        })
+    }
+
+    /// Threads parked on userfaults: list of (pid, tid, address, since_ns).
+    fn blocked(&self) -> PyResult<Vec<(u32, u32, u64, u64)>> {
+        with(&self.k, |k| {
+            Ok(k.blocked_threads()
+                .into_iter()
+                .map(|(p, t, b)| (p, t, b.addr, b.since))
+                .collect())
+        })
+    }
+
+    /// KVM migration mode on this host (every ESSA is intercepted).
+    #[getter]
+    fn kvm_migration_mode(&self) -> PyResult<bool> {
+        with(&self.k, |k| Ok(k.kvm_migration_mode))
+    }
+    #[setter]
+    fn set_kvm_migration_mode(&self, on: bool) -> PyResult<()> {
+        with(&self.k, |k| {
+            k.kvm_migration_mode = on;
+            Ok(())
+        })
+    }
+
+    /// A page frame's state: flags, refcount, mapcount, content, lru list.
+    fn page<'py>(&self, py: Python<'py>, pfn: u32) -> PyResult<Bound<'py, PyDict>> {
+        let f = with(&self.k, |k| {
+            k.mem
+                .frames
+                .get(pfn as usize)
+                .copied()
+                .ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
+        })?;
+        let d = PyDict::new(py);
+        d.set_item("pfn", pfn)?;
+        d.set_item("flags", f.flag_names())?;
+        d.set_item("refcount", f.refcount)?;
+        d.set_item("mapcount", f.mapcount)?;
+        d.set_item("content", f.content)?;
+        d.set_item("index", f.index)?;
+        d.set_item("swap_offset", f.swap_offset())?;
+        Ok(d)
+    }
+
+    /// Bytes of heap the model's state takes.
+    fn heap_bytes(&self) -> PyResult<usize> {
+        with(&self.k, |k| Ok(k.heap_bytes()))
+    }
+
+    fn __repr__(&self) -> PyResult<String> {
+        with(&self.k, |k| {
+            Ok(format!(
+                "Kernel(profile={:?}, arch={:?}, memory={} MiB, swap={} MiB, processes={})",
+                k.profile.name,
+                k.arch().name(),
+                (k.mem.nr_pages() * 4096) >> 20,
+                ((k.swap.total() as u64 + 1) * 4096) >> 20,
+                k.pids().len()
+            ))
+        })
+    }
+}

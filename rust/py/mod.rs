@@ -1,0 +1,25 @@
+//! The PyO3 layer: classes that convert arguments and call the core; nothing else lives here.
+
+mod errors;
+mod kernel;
+mod process;
+mod profile;
+mod s390;
+mod uffd;
+
+use pyo3::prelude::*;
+
+/// The extension module `reclaim._reclaim`.
+#[pymodule]
+fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    profile::register(m)?;
+    s390::register(m)?;
+    m.add_class::<kernel::PyKernel>()?;
+    m.add_class::<kernel::PyEvent>()?;
+    m.add_class::<process::PyProcess>()?;
+    m.add_class::<process::PyAccess>()?;
+    m.add_class::<uffd::PyUserfaultfd>()?;
+    m.add_class::<uffd::PyUffdEvent>()?;
+    Ok(())
+}

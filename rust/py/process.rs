@@ -1,0 +1,377 @@
+//! `reclaim.Process`: one process (an mm) of a kernel, and the access results.
+
+use super::errors::to_pyerr;
+use super::kernel::{Shared, size_arg, with};
+use super::s390::{PyEssa, PyPgste, PyPte, essa_result, orc_arg};
+use super::uffd::{PyUffdEvent, PyUserfaultfd};
+use crate::arch::s390::pgste::Pgste;
+use crate::arch::s390::pte::Pte;
+use crate::error::Error;
+use crate::fault::Access;
+use crate::mm::madvise::Advice;
+use crate::mm::mmap::MapKind;
+use crate::mm::{RSS_NAMES, vm};
+use crate::profile::uffd_features;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// The outcome of a read or write.
+#[pyclass(name = "AccessResult", module = "reclaim", frozen, get_all)]
+pub struct PyAccess {
+    /// "completed", "blocked", "sigsegv", "sigbus" or "oom".
+    pub kind: &'static str,
+    /// The value read (or written) when completed, else None.
+    pub value: Option<u64>,
+    /// The userfault message the thread is parked on, when blocked.
+    pub event: Option<PyUffdEvent>,
+}
+
+#[pymethods]
+impl PyAccess {
+    /// The access completed.
+    #[getter]
+    fn completed(&self) -> bool {
+        self.kind == "completed"
+    }
+    /// The thread is parked on a userfault.
+    #[getter]
+    fn blocked(&self) -> bool {
+        self.kind == "blocked"
+    }
+    /// "SIGSEGV" or "SIGBUS" if the access raised one, else None.
+    #[getter]
+    fn signal(&self) -> Option<&'static str> {
+        match self.kind {
+            "sigsegv" => Some("SIGSEGV"),
+            "sigbus" => Some("SIGBUS"),
+            _ => None,
+        }
+    }
+    fn __repr__(&self) -> String {
+        match (self.kind, self.value, &self.event) {
+            ("completed", Some(v), _) => format!("AccessResult(completed, value={v:#x})"),
+            ("blocked", _, Some(e)) => format!("AccessResult(blocked on {})", e.describe()),
+            (k, _, _) => format!("AccessResult({k})"),
+        }
+    }
+}
+
+pub fn access_to_py(a: Access) -> PyAccess {
+    match a {
+        Access::Done { value } => PyAccess {
+            kind: "completed",
+            value: Some(value),
+            event: None,
+        },
+        Access::Blocked { uffd, msg } => PyAccess {
+            kind: "blocked",
+            value: None,
+            event: Some(PyUffdEvent::from_msg(uffd, msg)),
+        },
+        Access::Segv { .. } => PyAccess {
+            kind: "sigsegv",
+            value: None,
+            event: None,
+        },
+        Access::Bus => PyAccess {
+            kind: "sigbus",
+            value: None,
+            event: None,
+        },
+        Access::Oom => PyAccess {
+            kind: "oom",
+            value: None,
+            event: None,
+        },
+    }
+}
+
+/// A process of a kernel.
+#[pyclass(name = "Process", module = "reclaim", frozen)]
+pub struct PyProcess {
+    pub k: Shared,
+    pub pid: u32,
+}
+
+fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(n) = f.extract::<u64>() {
+        return Ok(n);
+    }
+    let names: Vec<String> = if let Ok(s) = f.extract::<String>() {
+        vec![s]
+    } else {
+        f.extract()?
+    };
+    let mut bits = 0;
+    for n in names {
+        let t = n.trim().to_ascii_uppercase();
+        let t = t.strip_prefix("UFFD_FEATURE_").unwrap_or(&t).to_string();
+        let Some((_, b)) = uffd_features::NAMES.iter().find(|(k, _)| *k == t) else {
+            let known: Vec<&str> = uffd_features::NAMES.iter().map(|(k, _)| *k).collect();
+            return Err(to_pyerr(Error::invalid(format!(
+                "unknown userfaultfd feature {n:?}; known: {}",
+                known.join(", ")
+            ))));
+        };
+        bits |= b;
+    }
+    Ok(bits)
+}
+
+#[pymethods]
+impl PyProcess {
+    #[getter]
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+    #[getter]
+    fn name(&self) -> PyResult<String> {
+        with(&self.k, |k| Ok(k.mm(self.pid)?.name.clone()))
+    }
+    /// A KVM host process (`mm_has_pgste`).
+    #[getter]
+    fn kvm(&self) -> PyResult<bool> {
+        with(&self.k, |k| Ok(k.mm(self.pid)?.has_pgste))
+    }
+    #[getter]
+    fn alive(&self) -> PyResult<bool> {
+        with(&self.k, |k| Ok(k.mm(self.pid).is_ok()))
+    }
+
+    /// `mmap(NULL, length, PROT_READ|PROT_WRITE, ...)`; kind "anon" or "shmem"; returns the
+    /// address.
+    #[pyo3(signature = (length, kind = "anon", shared = false))]
+    fn mmap(&self, length: &Bound<'_, PyAny>, kind: &str, shared: bool) -> PyResult<u64> {
+        let len = size_arg(length, "length")?;
+        let kind = match kind {
+            "anon" => MapKind::Anon,
+            "shmem" => MapKind::Shmem,
+            other => {
+                return Err(to_pyerr(Error::invalid(format!(
+                    "kind must be \"anon\" or \"shmem\", not {other:?}"
+                ))));
+            }
+        };
+        with(&self.k, |k| k.mmap(self.pid, len, kind, shared, None))
+    }
+
+    /// `munmap(addr, length)`.
+    fn munmap(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+        let len = size_arg(length, "length")?;
+        with(&self.k, |k| k.munmap(self.pid, addr, len))
+    }
+
+    /// `mlock(addr, length)`.
+    fn mlock(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+        let len = size_arg(length, "length")?;
+        with(&self.k, |k| k.mlock(self.pid, addr, len))
+    }
+
+    /// `munlock(addr, length)`.
+    fn munlock(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+        let len = size_arg(length, "length")?;
+        with(&self.k, |k| k.munlock(self.pid, addr, len))
+    }
+
+    /// `madvise(addr, length, advice)`; advice one of "normal", "random", "sequential",
+    /// "willneed", "dontneed", "free", "remove", "cold", "pageout".
+    fn madvise(&self, addr: u64, length: &Bound<'_, PyAny>, advice: &str) -> PyResult<()> {
+        let len = size_arg(length, "length")?;
+        with(&self.k, |k| {
+            k.madvise(self.pid, addr, len, Advice::parse(advice)?)
+        })
+    }
+
+    /// `fork()`: the child process.
+    fn fork(&self) -> PyResult<PyProcess> {
+        let pid = with(&self.k, |k| k.fork(self.pid))?;
+        Ok(PyProcess {
+            k: self.k.clone(),
+            pid,
+        })
+    }
+
+    /// The process exits (`exit_mmap`).
+    fn exit(&self) -> PyResult<()> {
+        with(&self.k, |k| k.exit_mm(self.pid))
+    }
+
+    /// Load from `addr` by thread `tid`.
+    #[pyo3(signature = (addr, tid = 0))]
+    fn read(&self, addr: u64, tid: u32) -> PyResult<PyAccess> {
+        with(&self.k, |k| k.access(self.pid, tid, addr, false, 0)).map(access_to_py)
+    }
+
+    /// Store `value` (the page's content tag) at `addr` by thread `tid`.
+    #[pyo3(signature = (addr, value, tid = 0))]
+    fn write(&self, addr: u64, value: u64, tid: u32) -> PyResult<PyAccess> {
+        with(&self.k, |k| k.access(self.pid, tid, addr, true, value)).map(access_to_py)
+    }
+
+    /// The outcome of the last access thread `tid` completed (e.g. after a wake), or None.
+    #[pyo3(signature = (tid = 0))]
+    fn last_access(&self, tid: u32) -> PyResult<Option<PyAccess>> {
+        with(&self.k, |k| {
+            k.mm(self.pid)?;
+            Ok(k.last_access(self.pid, tid).map(access_to_py))
+        })
+    }
+
+    /// Whether thread `tid` is parked on a userfault.
+    #[pyo3(signature = (tid = 0))]
+    fn is_blocked(&self, tid: u32) -> PyResult<bool> {
+        with(&self.k, |k| {
+            Ok(k.mm(self.pid)?
+                .threads
+                .get(&tid)
+                .is_some_and(|t| t.blocked.is_some()))
+        })
+    }
+
+    /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none".
+    fn page_state(&self, addr: u64) -> PyResult<&'static str> {
+        with(&self.k, |k| {
+            k.mm(self.pid)?;
+            let arch = k.arch();
+            Ok(match k.pte_at(self.pid, addr & !0xfff) {
+                Some(p) if arch.pte_present(p) => "present",
+                Some(p) if arch.is_swap_pte(p) => "swapped",
+                _ => "none",
+            })
+        })
+    }
+
+    /// The PTE at `addr` (the empty PTE if no page table covers it).
+    fn pte(&self, addr: u64) -> PyResult<PyPte> {
+        with(&self.k, |k| {
+            k.mm(self.pid)?;
+            Ok(PyPte(Pte(k
+                .pte_at(self.pid, addr & !0xfff)
+                .unwrap_or(k.arch().pte_none_val()))))
+        })
+    }
+
+    /// The PGSTE at `addr` (KVM processes only).
+    fn pgste(&self, addr: u64) -> PyResult<PyPgste> {
+        with(&self.k, |k| {
+            let m = k.mm(self.pid)?;
+            if !m.has_pgste {
+                return Err(Error::invalid(format!(
+                    "process {} has no PGSTEs (spawn it with kvm=True)",
+                    self.pid
+                )));
+            }
+            let v = m.pt.pte_index(addr & !0xfff).map_or(0, |i| m.pt.pgste(i));
+            Ok(PyPgste {
+                v: Pgste(v),
+                layout: k.profile.pgste_layout,
+            })
+        })
+    }
+
+    /// The rss counters: {"MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"}.
+    fn rss<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = with(&self.k, |k| Ok(k.mm(self.pid)?.rss))?;
+        let d = PyDict::new(py);
+        for (n, v) in RSS_NAMES.iter().zip(r) {
+            d.set_item(*n, v)?;
+        }
+        Ok(d)
+    }
+
+    /// The VMAs: list of (start, end, [VM_* flag names]).
+    fn vmas(&self) -> PyResult<Vec<(u64, u64, Vec<&'static str>)>> {
+        with(&self.k, |k| {
+            let m = k.mm(self.pid)?;
+            Ok(m.vmas
+                .values()
+                .map(|&id| {
+                    let v = k.vma(id);
+                    (v.start, v.end, vm::names(v.flags))
+                })
+                .collect())
+        })
+    }
+
+    /// A userfaultfd for this process, after the UFFDIO_API handshake with `features` (an int
+    /// or names like ["EVENT_REMOVE", "THREAD_ID"]).
+    #[pyo3(signature = (features = None))]
+    fn userfaultfd(&self, features: Option<&Bound<'_, PyAny>>) -> PyResult<PyUserfaultfd> {
+        let feats = match features {
+            Some(f) => feature_arg(f)?,
+            None => 0,
+        };
+        let (id, offered) = with(&self.k, |k| {
+            let id = k.userfaultfd(self.pid)?;
+            let (offered, _) = k.uffdio_api(id, crate::uffd::ioctl::UFFD_API, feats)?;
+            Ok((id, offered))
+        })?;
+        Ok(PyUserfaultfd {
+            k: self.k.clone(),
+            id,
+            pid: self.pid,
+            offered,
+        })
+    }
+
+    /// ESSA with `orc` (0..7 or a name like "set_unused") by vCPU `vcpu` on the guest page at
+    /// host address `addr`: what the SIE hardware does (and KVM, when it intercepts).
+    #[pyo3(signature = (addr, orc, vcpu = 0))]
+    fn essa(&self, addr: u64, orc: &Bound<'_, PyAny>, vcpu: u32) -> PyResult<PyEssa> {
+        let orc = orc_arg(orc)?;
+        let (r, layout) = with(&self.k, |k| {
+            Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile.pgste_layout))
+        })?;
+        let mut e = essa_result(orc, r.essa, layout);
+        e.intercepted = r.intercepted;
+        e.zapped = r.zapped;
+        e.cbrl_len = r.cbrl_len as u32;
+        Ok(e)
+    }
+
+    /// KVM processes vCPU `vcpu`'s CBRL (`__gmap_zap` of each entry); returns swap PTEs zapped.
+    #[pyo3(signature = (vcpu = 0))]
+    fn process_cbrl(&self, vcpu: u32) -> PyResult<u32> {
+        with(&self.k, |k| {
+            k.mm(self.pid)?;
+            Ok(k.process_cbrl(self.pid, vcpu))
+        })
+    }
+
+    /// DIAG 0x10 over host addresses [start, end): KVM's `gmap_discard`. Returns pages zapped.
+    fn diag10(&self, start: u64, end: u64) -> PyResult<u32> {
+        with(&self.k, |k| k.diag10(self.pid, start, end))
+    }
+
+    /// KVM_S390_SET_CMMA_BITS for the page at `addr` (`bits` as GET_CMMA_BITS returns them).
+    fn set_cmma_bits(&self, addr: u64, bits: u8) -> PyResult<()> {
+        with(&self.k, |k| k.set_cmma_bits(self.pid, addr, bits))
+    }
+
+    /// KVM_S390_GET_CMMA_BITS for the page at `addr`.
+    fn get_cmma_bits(&self, addr: u64) -> PyResult<u8> {
+        with(&self.k, |k| k.get_cmma_bits(self.pid, addr))
+    }
+
+    /// `s390_enable_skey`: the guest starts using storage keys. Returns zero-page mappings
+    /// removed (zapped or unshared, per profile).
+    fn enable_skey(&self) -> PyResult<u32> {
+        with(&self.k, |k| k.enable_skey(self.pid))
+    }
+
+    /// Migrate the page at `addr` to another frame (compaction / NUMA); returns the new pfn,
+    /// or None if it was not migrated (or every mapping was dropped).
+    fn migrate_page(&self, addr: u64) -> PyResult<Option<u32>> {
+        with(&self.k, |k| k.migrate_page(self.pid, addr))
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.k, &other.k) && self.pid == other.pid
+    }
+    fn __hash__(&self) -> u64 {
+        self.pid as u64
+    }
+    fn __repr__(&self) -> String {
+        format!("Process(pid={})", self.pid)
+    }
+}

@@ -1,0 +1,5 @@
+//! The simulation's clock-independent services: the event log and the deterministic RNG.
+
+pub mod invariants;
+pub mod log;
+pub mod rng;

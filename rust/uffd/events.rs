@@ -1,0 +1,133 @@
+//! Non-cooperative userfaultfd events (fs/userfaultfd.c): FORK (`dup_userfaultfd`), REMOVE
+//! (`userfaultfd_remove` for MADV_DONTNEED/FREE/REMOVE), UNMAP (`userfaultfd_unmap_prep`),
+//! and the teardown of contexts when their process exits.
+
+use super::{UFFD_EVENT_FORK, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UffdCtx, UffdMsg};
+use crate::kernel::Kernel;
+use crate::mm::vm;
+use crate::profile::uffd_features as feat;
+use crate::sim::log::Ev;
+
+/// The `__VM_UFFD_FLAGS` of every profile (MINOR's bit included; it is 0 where absent).
+pub(crate) const VM_UFFD_ALL: u64 = vm::VM_UFFD_MISSING | vm::VM_UFFD_WP | vm::VM_UFFD_MINOR_BIT38;
+
+impl Kernel {
+    fn queue_event(&mut self, ctx: u32, msg: UffdMsg) {
+        let c = &mut self.uffds[ctx as usize];
+        c.events.push_back(msg);
+        c.mmap_changing = true;
+        let mm = c.mm;
+        self.log(
+            Ev::UffdEvent,
+            mm,
+            0,
+            msg.address,
+            ctx as u64,
+            msg.event as u64,
+            msg.end,
+        );
+    }
+
+    /// `userfaultfd_remove`: MADV_DONTNEED / MADV_FREE / MADV_REMOVE on a registered VMA tells
+    /// a manager that asked for UFFD_FEATURE_EVENT_REMOVE.
+    pub(crate) fn userfaultfd_remove(&mut self, vma: u32, start: u64, end: u64) {
+        let Some(ctx) = self.vma(vma).uffd else {
+            return;
+        };
+        if self.uffds[ctx as usize].features & feat::EVENT_REMOVE == 0 {
+            return;
+        }
+        self.queue_event(
+            ctx,
+            UffdMsg {
+                event: UFFD_EVENT_REMOVE,
+                address: start,
+                end,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// `userfaultfd_unmap_prep` + `userfaultfd_unmap_complete`: one UNMAP event of the munmap
+    /// range per context (with UFFD_FEATURE_EVENT_UNMAP) that owns a VMA in it.
+    pub(crate) fn userfaultfd_unmap_prep(&mut self, vmas: &[u32], start: u64, end: u64) {
+        let mut ctxs: Vec<u32> = vmas.iter().filter_map(|&v| self.vma(v).uffd).collect();
+        ctxs.dedup();
+        for ctx in ctxs {
+            if self.uffds[ctx as usize].features & feat::EVENT_UNMAP != 0 {
+                self.queue_event(
+                    ctx,
+                    UffdMsg {
+                        event: UFFD_EVENT_UNMAP,
+                        address: start,
+                        end,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+
+    /// `dup_userfaultfd` for the child VMA `child` of a registered parent VMA: with
+    /// UFFD_FEATURE_EVENT_FORK the child gets a context of its own (one per parent context per
+    /// fork, in `forks`); without it the child VMA loses its registration.
+    pub(crate) fn dup_userfaultfd(
+        &mut self,
+        child: u32,
+        child_pid: u32,
+        forks: &mut Vec<(u32, u32)>,
+    ) {
+        let Some(octx) = self.vma(child).uffd else {
+            return;
+        };
+        if self.uffds[octx as usize].features & feat::EVENT_FORK == 0 {
+            let v = self.vma_mut(child);
+            v.uffd = None;
+            v.flags &= !VM_UFFD_ALL;
+            return;
+        }
+        let nctx = match forks.iter().find(|(o, _)| *o == octx) {
+            Some(&(_, n)) => n,
+            None => {
+                let features = self.uffds[octx as usize].features;
+                self.uffds.push(UffdCtx {
+                    mm: child_pid,
+                    features,
+                    api_done: true,
+                    released: false,
+                    waiters: Vec::new(),
+                    events: Default::default(),
+                    mmap_changing: false,
+                });
+                let n = (self.uffds.len() - 1) as u32;
+                forks.push((octx, n));
+                n
+            }
+        };
+        self.vma_mut(child).uffd = Some(nctx);
+    }
+
+    /// `dup_userfaultfd_complete`: the FORK events, once the child exists.
+    pub(crate) fn dup_userfaultfd_complete(&mut self, forks: &[(u32, u32)]) {
+        for &(octx, nctx) in forks {
+            self.queue_event(
+                octx,
+                UffdMsg {
+                    event: UFFD_EVENT_FORK,
+                    ufd: nctx,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    /// The process exits: its contexts are released and anyone parked on them is woken.
+    pub(crate) fn uffd_release_mm(&mut self, pid: u32) {
+        for ctx in 0..self.uffds.len() as u32 {
+            if self.uffds[ctx as usize].mm == pid && !self.uffds[ctx as usize].released {
+                self.uffds[ctx as usize].released = true;
+                self.uffds[ctx as usize].waiters.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,794 @@
+//! The userfaultfd system call and ioctls, with the kernel's argument checks and errnos
+//! (fs/userfaultfd.c `userfaultfd_*`, mm/userfaultfd.c `mfill_atomic` / `mcopy_atomic`).
+
+use super::events::VM_UFFD_ALL;
+use super::{UffdCtx, UffdMsg};
+use crate::error::{Errno, Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::page::{ZERO_PFN, pg};
+use crate::mm::{CacheEntry, MM_ANONPAGES, MM_SHMEMPAGES, vm};
+use crate::sim::log::Ev;
+
+pub const UFFD_API: u64 = 0xAA;
+pub const _UFFDIO_REGISTER: u32 = 0x00;
+pub const _UFFDIO_UNREGISTER: u32 = 0x01;
+pub const _UFFDIO_WAKE: u32 = 0x02;
+pub const _UFFDIO_COPY: u32 = 0x03;
+pub const _UFFDIO_ZEROPAGE: u32 = 0x04;
+pub const _UFFDIO_MOVE: u32 = 0x05;
+pub const _UFFDIO_WRITEPROTECT: u32 = 0x06;
+pub const _UFFDIO_CONTINUE: u32 = 0x07;
+pub const _UFFDIO_POISON: u32 = 0x08;
+pub const _UFFDIO_API: u32 = 0x3F;
+
+pub const UFFDIO_REGISTER_MODE_MISSING: u64 = 1 << 0;
+pub const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+pub const UFFDIO_REGISTER_MODE_MINOR: u64 = 1 << 2;
+pub const UFFDIO_COPY_MODE_DONTWAKE: u64 = 1 << 0;
+pub const UFFDIO_COPY_MODE_WP: u64 = 1 << 1;
+pub const UFFDIO_ZEROPAGE_MODE_DONTWAKE: u64 = 1 << 0;
+pub const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1 << 0;
+pub const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1 << 0;
+pub const UFFDIO_WRITEPROTECT_MODE_DONTWAKE: u64 = 1 << 1;
+
+const fn bit(n: u32) -> u64 {
+    1u64 << n
+}
+
+/// `UFFD_API_IOCTLS`.
+pub const UFFD_API_IOCTLS: u64 = bit(_UFFDIO_REGISTER) | bit(_UFFDIO_UNREGISTER) | bit(_UFFDIO_API);
+
+/// `mmap_min_addr` (the usual distribution default).
+pub const MMAP_MIN_ADDR: u64 = 65536;
+
+fn einval(call: &'static str, detail: impl Into<String>) -> Error {
+    Error::errno(Errno::EINVAL, call, detail)
+}
+
+impl Kernel {
+    /// `UFFD_API_RANGE_IOCTLS` of the profile.
+    fn range_ioctls(&self) -> u64 {
+        let mut r = bit(_UFFDIO_WAKE) | bit(_UFFDIO_COPY) | bit(_UFFDIO_ZEROPAGE);
+        if self.profile.uffd_wp {
+            r |= bit(_UFFDIO_WRITEPROTECT);
+        }
+        if self.profile.uffd_minor {
+            r |= bit(_UFFDIO_CONTINUE) | bit(_UFFDIO_MOVE) | bit(_UFFDIO_POISON);
+        }
+        r
+    }
+
+    /// The user address-space size (`mm->task_size`).
+    fn task_size(&self) -> u64 {
+        match self.arch() {
+            crate::arch::Arch::S390x => u64::MAX - 4095,
+        }
+    }
+
+    fn ctx(&self, ctx: u32, call: &'static str) -> Result<&UffdCtx> {
+        match self.uffds.get(ctx as usize) {
+            Some(c) if !c.released => {
+                if !c.api_done {
+                    return Err(einval(
+                        call,
+                        "UFFDIO_API has not been done on this userfaultfd",
+                    ));
+                }
+                Ok(c)
+            }
+            _ => Err(Error::errno(
+                Errno::EINVAL,
+                call,
+                format!("userfaultfd {ctx} is closed or does not exist"),
+            )),
+        }
+    }
+
+    /// `validate_range`.
+    fn validate_range(&self, call: &'static str, start: u64, len: u64) -> Result<u64> {
+        let ts = self.task_size();
+        if start & 0xfff != 0 {
+            return Err(einval(
+                call,
+                format!("start {start:#x} is not page-aligned"),
+            ));
+        }
+        if len & 0xfff != 0 {
+            return Err(einval(
+                call,
+                format!("len {len:#x} is not a multiple of the page size"),
+            ));
+        }
+        if len == 0 {
+            return Err(einval(call, "len is 0"));
+        }
+        if start < MMAP_MIN_ADDR {
+            return Err(einval(
+                call,
+                format!("start {start:#x} is below mmap_min_addr {MMAP_MIN_ADDR:#x}"),
+            ));
+        }
+        if start >= ts || len > ts - start {
+            return Err(einval(
+                call,
+                format!("range {start:#x}+{len:#x} is beyond the task size"),
+            ));
+        }
+        Ok(start + len)
+    }
+
+    /// `userfaultfd(2)`: a new context on `pid`'s mm (UFFDIO_API still to be done).
+    pub fn userfaultfd(&mut self, pid: u32) -> Result<u32> {
+        self.mm(pid)?;
+        self.uffds.push(UffdCtx {
+            mm: pid,
+            features: 0,
+            api_done: false,
+            released: false,
+            waiters: Vec::new(),
+            events: Default::default(),
+            mmap_changing: false,
+        });
+        Ok((self.uffds.len() - 1) as u32)
+    }
+
+    /// `UFFDIO_API`: agree on `features`. Returns (features offered, ioctls). Unknown or
+    /// unsupported features, a wrong `api`, or a second call are -EINVAL.
+    pub fn uffdio_api(&mut self, ctx: u32, api: u64, features: u64) -> Result<(u64, u64)> {
+        const CALL: &str = "UFFDIO_API";
+        let Some(c) = self.uffds.get(ctx as usize) else {
+            return Err(einval(CALL, format!("userfaultfd {ctx} does not exist")));
+        };
+        if c.released {
+            return Err(einval(CALL, "the userfaultfd is closed"));
+        }
+        if api != UFFD_API {
+            return Err(einval(CALL, format!("api {api:#x} is not UFFD_API (0xAA)")));
+        }
+        let offered = self.profile.uffd_features_offered();
+        if features & !offered != 0 {
+            return Err(einval(
+                CALL,
+                format!(
+                    "features {:#x} are not offered by profile {} on {} (offered: {offered:#x})",
+                    features & !offered,
+                    self.profile.name,
+                    self.arch().name()
+                ),
+            ));
+        }
+        if c.api_done {
+            return Err(einval(
+                CALL,
+                "UFFDIO_API was already done on this userfaultfd",
+            ));
+        }
+        let c = &mut self.uffds[ctx as usize];
+        c.features = features;
+        c.api_done = true;
+        Ok((offered, UFFD_API_IOCTLS))
+    }
+
+    /// `UFFDIO_REGISTER`: arm `[start, start+len)` for `mode` (MISSING / WP / MINOR). Splits
+    /// and merges VMAs; returns the ioctls guaranteed on the range.
+    pub fn uffdio_register(&mut self, ctx: u32, start: u64, len: u64, mode: u64) -> Result<u64> {
+        const CALL: &str = "UFFDIO_REGISTER";
+        let pid = self.ctx(ctx, CALL)?.mm;
+        let p = &self.profile;
+        let known = UFFDIO_REGISTER_MODE_MISSING
+            | UFFDIO_REGISTER_MODE_WP
+            | if p.uffd_minor {
+                UFFDIO_REGISTER_MODE_MINOR
+            } else {
+                0
+            };
+        if mode == 0 {
+            return Err(einval(CALL, "mode is 0"));
+        }
+        if mode & !known != 0 {
+            return Err(einval(
+                CALL,
+                format!("mode {mode:#x} has bits profile {} does not know", p.name),
+            ));
+        }
+        let mut vm_flags = 0;
+        if mode & UFFDIO_REGISTER_MODE_MISSING != 0 {
+            vm_flags |= vm::VM_UFFD_MISSING;
+        }
+        if mode & UFFDIO_REGISTER_MODE_WP != 0 {
+            if !p.uffd_wp {
+                return Err(einval(
+                    CALL,
+                    format!(
+                        "write-protect tracking is not implemented in {} (the FIXME in userfaultfd_register)",
+                        p.name
+                    ),
+                ));
+            }
+            if !p.arch_has_uffd_wp() {
+                return Err(einval(
+                    CALL,
+                    format!(
+                        "{} has no uffd-wp PTE bit (no HAVE_ARCH_USERFAULTFD_WP)",
+                        self.arch().name()
+                    ),
+                ));
+            }
+            vm_flags |= vm::VM_UFFD_WP;
+        }
+        if mode & UFFDIO_REGISTER_MODE_MINOR != 0 {
+            if self.vm_uffd_minor() == 0 {
+                return Err(einval(
+                    CALL,
+                    format!("{} has no HAVE_ARCH_USERFAULTFD_MINOR", self.arch().name()),
+                ));
+            }
+            vm_flags |= self.vm_uffd_minor();
+        }
+        let end = self.validate_range(CALL, start, len)?;
+        self.mm(pid)?;
+        let vmas = self.vmas_in(pid, start, end);
+        if vmas.is_empty() {
+            let any_above = self.mmx(pid).vmas.range(start..).next().is_some()
+                || self.vma_lookup(pid, start).is_some();
+            return Err(if !self.profile.uffd_register_vma_find && !any_above {
+                Error::errno(
+                    Errno::ENOMEM,
+                    CALL,
+                    format!("no VMA at or above {start:#x}"),
+                )
+            } else {
+                einval(CALL, format!("no VMA in {start:#x}..{end:#x}"))
+            });
+        }
+        for &id in &vmas {
+            let v = self.vma(id);
+            if !self.vma_can_userfault(id, vm_flags) {
+                return Err(einval(
+                    CALL,
+                    format!(
+                        "the VMA at {:#x} cannot be registered for this mode",
+                        v.start
+                    ),
+                ));
+            }
+            if let Some(other) = v.uffd {
+                if other != ctx {
+                    return Err(Error::errno(
+                        Errno::EBUSY,
+                        CALL,
+                        format!(
+                            "the VMA at {:#x} is registered with another userfaultfd",
+                            v.start
+                        ),
+                    ));
+                }
+            }
+        }
+        let replace = self.profile.uffd_minor;
+        for id in self.split_range(pid, start, end) {
+            let v = self.vma_mut(id);
+            if v.uffd == Some(ctx) && v.flags & vm_flags == vm_flags {
+                continue;
+            }
+            v.flags = if replace {
+                (v.flags & !VM_UFFD_ALL) | vm_flags
+            } else {
+                v.flags | vm_flags
+            };
+            v.uffd = Some(ctx);
+            self.vma_merge_around(id);
+        }
+        let mut ioctls = self.range_ioctls();
+        if mode & UFFDIO_REGISTER_MODE_WP == 0 {
+            ioctls &= !bit(_UFFDIO_WRITEPROTECT);
+        }
+        if mode & UFFDIO_REGISTER_MODE_MINOR == 0 {
+            ioctls &= !bit(_UFFDIO_CONTINUE);
+        }
+        self.log(Ev::UffdRegister, pid, 0, start, ctx as u64, len, mode);
+        Ok(ioctls)
+    }
+
+    /// `vma_can_userfault`: anon, shmem (and hugetlb); MINOR only on shmem (and hugetlb); WP
+    /// on shmem only with PTE markers (every profile with uffd-wp has them).
+    fn vma_can_userfault(&self, vma: u32, vm_flags: u64) -> bool {
+        let v = self.vma(vma);
+        if vm_flags & self.vm_uffd_minor() != 0 && self.vm_uffd_minor() != 0 && v.is_anonymous() {
+            return false;
+        }
+        v.is_anonymous() || v.file.is_some()
+    }
+
+    /// `UFFDIO_UNREGISTER`: disarm the range; threads parked on MISSING faults in it are woken
+    /// ("so they will not hang permanently").
+    pub fn uffdio_unregister(&mut self, ctx: u32, start: u64, len: u64) -> Result<()> {
+        const CALL: &str = "UFFDIO_UNREGISTER";
+        let pid = self.ctx(ctx, CALL)?.mm;
+        let end = self.validate_range(CALL, start, len)?;
+        self.mm(pid)?;
+        let vmas = self.vmas_in(pid, start, end);
+        if vmas.is_empty() {
+            let any_above = self.mmx(pid).vmas.range(start..).next().is_some();
+            return Err(if !self.profile.uffd_register_vma_find && !any_above {
+                Error::errno(
+                    Errno::ENOMEM,
+                    CALL,
+                    format!("no VMA at or above {start:#x}"),
+                )
+            } else {
+                einval(CALL, format!("no VMA in {start:#x}..{end:#x}"))
+            });
+        }
+        for &id in &vmas {
+            if !self.vma_can_userfault(id, 0) {
+                return Err(einval(
+                    CALL,
+                    format!("the VMA at {:#x} cannot be registered", self.vma(id).start),
+                ));
+            }
+        }
+        // "Wake any concurrent pending userfault while we unregister": the woken threads run
+        // after the unregister, so they retry against the disarmed VMAs
+        let mut wake = Vec::new();
+        for id in self.split_range(pid, start, end) {
+            let v = self.vma(id);
+            let Some(owner) = v.uffd else { continue };
+            if v.flags & vm::VM_UFFD_MISSING != 0 {
+                wake.push((owner, v.start, v.end - v.start));
+            }
+            let v = self.vma_mut(id);
+            v.flags &= !VM_UFFD_ALL;
+            v.uffd = None;
+            self.vma_merge_around(id);
+        }
+        for (owner, s, l) in wake {
+            self.wake_userfault(owner, s, l);
+        }
+        self.log(Ev::UffdUnregister, pid, 0, start, ctx as u64, len, 0);
+        self.settle();
+        Ok(())
+    }
+
+    /// `UFFDIO_WAKE`.
+    pub fn uffdio_wake(&mut self, ctx: u32, start: u64, len: u64) -> Result<usize> {
+        const CALL: &str = "UFFDIO_WAKE";
+        let pid = self.ctx(ctx, CALL)?.mm;
+        self.validate_range(CALL, start, len)?;
+        let n = self.wake_userfault(ctx, start, len);
+        self.log(Ev::UffdWake, pid, 0, start, ctx as u64, len, n as u64);
+        self.settle();
+        Ok(n)
+    }
+
+    /// The checks common to COPY / ZEROPAGE / CONTINUE before the copy loop: mmap_changing,
+    /// the range, the mm, then `find_dst_vma` (-ENOENT when the range is not inside one
+    /// registered VMA).
+    fn mfill_prepare(
+        &self,
+        ctx: u32,
+        call: &'static str,
+        dst: u64,
+        len: u64,
+    ) -> Result<(u32, u32)> {
+        let c = self.ctx(ctx, call)?;
+        if c.mmap_changing {
+            return Err(Error::errno(
+                Errno::EAGAIN,
+                call,
+                "a non-cooperative event is pending (mmap_changing): read the events first",
+            ));
+        }
+        let pid = c.mm;
+        let end = self.validate_range(call, dst, len)?;
+        if self.mm(pid).is_err() {
+            return Err(Error::errno(
+                Errno::ESRCH,
+                call,
+                format!("process {pid} has exited"),
+            ));
+        }
+        let Some(vma) = self.vma_lookup(pid, dst) else {
+            return Err(Error::errno(
+                Errno::ENOENT,
+                call,
+                format!("no VMA at {dst:#x}"),
+            ));
+        };
+        let v = self.vma(vma);
+        if end > v.end {
+            return Err(Error::errno(
+                Errno::ENOENT,
+                call,
+                format!("{dst:#x}..{end:#x} is not inside one VMA"),
+            ));
+        }
+        if v.uffd.is_none() {
+            return Err(Error::errno(
+                Errno::ENOENT,
+                call,
+                format!(
+                    "the VMA at {:#x} is not registered with userfaultfd",
+                    v.start
+                ),
+            ));
+        }
+        Ok((pid, vma))
+    }
+
+    /// Finish an mfill ioctl: wake the filled range unless DONTWAKE; a partial fill is
+    /// -EAGAIN, a failure on the first page its errno.
+    fn mfill_finish(
+        &mut self,
+        ctx: u32,
+        call: &'static str,
+        kind: Ev,
+        (pid, dst, len): (u32, u64, u64),
+        done: u64,
+        err: Option<Error>,
+        dontwake: bool,
+    ) -> Result<u64> {
+        self.log(
+            kind,
+            pid,
+            0,
+            dst,
+            ctx as u64,
+            done,
+            err.as_ref()
+                .and_then(|e| e.errno_value())
+                .map_or(0, |e| e.code() as u64),
+        );
+        if done == 0 {
+            self.settle();
+            return Err(err.expect("no progress means an error"));
+        }
+        if !dontwake {
+            self.wake_userfault(ctx, dst, done);
+        }
+        self.settle();
+        if done == len {
+            Ok(done)
+        } else {
+            let why = err.map_or(String::new(), |e| e.to_string());
+            Err(Error::errno(
+                Errno::EAGAIN,
+                call,
+                format!("copied {done} of {len} bytes; then {why}"),
+            ))
+        }
+    }
+
+    /// `UFFDIO_COPY`: fill the pages at `dst` with `values` (one content tag per page) and wake
+    /// the faulters. -EEXIST when a PTE is not none (the first page's content stays).
+    pub fn uffdio_copy(&mut self, ctx: u32, dst: u64, values: &[u64], mode: u64) -> Result<u64> {
+        const CALL: &str = "UFFDIO_COPY";
+        let allowed = UFFDIO_COPY_MODE_DONTWAKE
+            | if self.profile.uffd_wp {
+                UFFDIO_COPY_MODE_WP
+            } else {
+                0
+            };
+        let len = values.len() as u64 * 4096;
+        if mode & !allowed != 0 {
+            return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
+        }
+        if mode & UFFDIO_COPY_MODE_WP != 0 && !self.profile.arch_has_uffd_wp() {
+            return Err(einval(CALL, "UFFDIO_COPY_MODE_WP without uffd-wp support"));
+        }
+        let (pid, vma) = self.mfill_prepare(ctx, CALL, dst, len)?;
+        let mut done = 0u64;
+        let mut err = None;
+        for (i, &v) in values.iter().enumerate() {
+            let addr = dst + i as u64 * 4096;
+            match self.mfill_one(pid, vma, addr, Fill::Copy(v), CALL) {
+                Ok(()) => done += 4096,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        self.mfill_finish(
+            ctx,
+            CALL,
+            Ev::UffdCopy,
+            (pid, dst, len),
+            done,
+            err,
+            mode & UFFDIO_COPY_MODE_DONTWAKE != 0,
+        )
+    }
+
+    /// `UFFDIO_ZEROPAGE`: map zero pages at `[start, start+len)`: the shared zero page, or a
+    /// zeroed page where the mm forbids the zero page on profiles that check it (v6.10+).
+    pub fn uffdio_zeropage(&mut self, ctx: u32, start: u64, len: u64, mode: u64) -> Result<u64> {
+        const CALL: &str = "UFFDIO_ZEROPAGE";
+        if mode & !UFFDIO_ZEROPAGE_MODE_DONTWAKE != 0 {
+            return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
+        }
+        let (pid, vma) = self.mfill_prepare(ctx, CALL, start, len)?;
+        let mut done = 0u64;
+        let mut err = None;
+        for i in 0..len / 4096 {
+            match self.mfill_one(pid, vma, start + i * 4096, Fill::Zero, CALL) {
+                Ok(()) => done += 4096,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        self.mfill_finish(
+            ctx,
+            CALL,
+            Ev::UffdZeropage,
+            (pid, start, len),
+            done,
+            err,
+            mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE != 0,
+        )
+    }
+
+    /// `UFFDIO_CONTINUE` (MINOR ranges, v5.13+): map the page cache pages that are already
+    /// there.
+    pub fn uffdio_continue(&mut self, ctx: u32, start: u64, len: u64, mode: u64) -> Result<u64> {
+        const CALL: &str = "UFFDIO_CONTINUE";
+        if !self.profile.uffd_minor {
+            return Err(einval(
+                CALL,
+                format!("profile {} has no UFFDIO_CONTINUE", self.profile.name),
+            ));
+        }
+        if mode & !UFFDIO_CONTINUE_MODE_DONTWAKE != 0 {
+            return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
+        }
+        let (pid, vma) = self.mfill_prepare(ctx, CALL, start, len)?;
+        if self.vma(vma).file.is_none()
+            || self.vma(vma).flags & self.vm_uffd_minor() == 0
+            || self.vm_uffd_minor() == 0
+        {
+            return Err(einval(
+                CALL,
+                "the VMA is not a shmem VMA registered for MINOR faults",
+            ));
+        }
+        let mut done = 0u64;
+        let mut err = None;
+        for i in 0..len / 4096 {
+            match self.mfill_one(pid, vma, start + i * 4096, Fill::Continue, CALL) {
+                Ok(()) => done += 4096,
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        self.mfill_finish(
+            ctx,
+            CALL,
+            Ev::UffdContinue,
+            (pid, start, len),
+            done,
+            err,
+            mode & UFFDIO_CONTINUE_MODE_DONTWAKE != 0,
+        )
+    }
+
+    /// `UFFDIO_WRITEPROTECT` (v5.7+): only VMAs registered for WP; s390 has none.
+    pub fn uffdio_writeprotect(&mut self, ctx: u32, start: u64, len: u64, mode: u64) -> Result<()> {
+        const CALL: &str = "UFFDIO_WRITEPROTECT";
+        if !self.profile.uffd_wp {
+            return Err(einval(
+                CALL,
+                format!("profile {} has no UFFDIO_WRITEPROTECT", self.profile.name),
+            ));
+        }
+        if mode & !(UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE) != 0 {
+            return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
+        }
+        let c = self.ctx(ctx, CALL)?;
+        if c.mmap_changing {
+            return Err(Error::errno(
+                Errno::EAGAIN,
+                CALL,
+                "a non-cooperative event is pending (mmap_changing)",
+            ));
+        }
+        let pid = c.mm;
+        let end = self.validate_range(CALL, start, len)?;
+        let vmas = self.vmas_in(pid, start, end);
+        if vmas.is_empty()
+            || vmas
+                .iter()
+                .any(|&v| self.vma(v).flags & vm::VM_UFFD_WP == 0)
+        {
+            return Err(Error::errno(
+                Errno::ENOENT,
+                CALL,
+                format!("{start:#x}..{end:#x} is not registered for write-protect tracking"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `read(2)` on the userfaultfd: the pending page-fault messages (in fault order), then the
+    /// non-cooperative events; reading the events ends `mmap_changing`.
+    pub fn uffd_read(&mut self, ctx: u32) -> Result<Vec<UffdMsg>> {
+        let c = self.ctx(ctx, "read")?;
+        let _ = c;
+        let c = &mut self.uffds[ctx as usize];
+        let mut out: Vec<UffdMsg> = Vec::new();
+        for w in c.waiters.iter_mut().filter(|w| !w.read) {
+            w.read = true;
+            out.push(w.msg);
+        }
+        out.extend(c.events.drain(..));
+        c.mmap_changing = false;
+        Ok(out)
+    }
+
+    /// `close(2)` of the userfaultfd (`userfaultfd_release`): every VMA it armed is disarmed
+    /// and every parked thread woken.
+    pub fn uffd_close(&mut self, ctx: u32) -> Result<()> {
+        let Some(c) = self.uffds.get(ctx as usize) else {
+            return Err(Error::errno(
+                Errno::EINVAL,
+                "close",
+                format!("userfaultfd {ctx} does not exist"),
+            ));
+        };
+        if c.released {
+            return Ok(());
+        }
+        let pid = c.mm;
+        if self.mm(pid).is_ok() {
+            let ids: Vec<u32> = self
+                .mmx(pid)
+                .vmas
+                .values()
+                .copied()
+                .filter(|&v| self.vma(v).uffd == Some(ctx))
+                .collect();
+            for id in ids {
+                let v = self.vma_mut(id);
+                v.flags &= !VM_UFFD_ALL;
+                v.uffd = None;
+                self.vma_merge_around(id);
+            }
+        }
+        self.uffds[ctx as usize].released = true;
+        let waiters = std::mem::take(&mut self.uffds[ctx as usize].waiters);
+        for w in waiters {
+            self.resume_thread(w.pid, w.tid);
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Fill one page of an mfill ioctl (`mfill_atomic_pte`).
+    fn mfill_one(
+        &mut self,
+        pid: u32,
+        vma: u32,
+        addr: u64,
+        fill: Fill,
+        call: &'static str,
+    ) -> Result<()> {
+        let arch = self.arch();
+        let (flags, prot, file, index) = {
+            let v = self.vma(vma);
+            (v.flags, v.page_prot, v.file, v.pgoff_of(addr))
+        };
+        let idx = self
+            .mmx_mut(pid)
+            .pt
+            .pte_alloc(addr)
+            .ok_or_else(|| Error::errno(Errno::ENOMEM, call, "no page table"))?;
+        let eexist = || {
+            Error::errno(
+                Errno::EEXIST,
+                call,
+                format!("the PTE at {addr:#x} is not none"),
+            )
+        };
+        if let Some(f) = file {
+            if index >= self.filex(f).size_pages {
+                return Err(Error::errno(
+                    Errno::EFAULT,
+                    call,
+                    format!("{addr:#x} is beyond the end of the shmem object"),
+                ));
+            }
+            let pfn = match fill {
+                Fill::Continue => match self.filex(f).pages.get(&index).copied() {
+                    Some(CacheEntry::Page(p)) => {
+                        if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+                            return Err(eexist());
+                        }
+                        self.get_page(p);
+                        p
+                    }
+                    _ => {
+                        return Err(Error::errno(
+                            Errno::EFAULT,
+                            call,
+                            format!("no page cache page at {addr:#x}"),
+                        ));
+                    }
+                },
+                Fill::Copy(_) | Fill::Zero => {
+                    let Some(p) = self.alloc_page(crate::vmscan::Gfp::User) else {
+                        return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));
+                    };
+                    if self.filex(f).pages.contains_key(&index) {
+                        self.put_page(p);
+                        return Err(eexist());
+                    }
+                    self.mem.frames[p as usize].content =
+                        if let Fill::Copy(v) = fill { v } else { 0 };
+                    self.shmem_add_to_page_cache(f, index, p);
+                    self.lru_cache_add(p);
+                    if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+                        self.shmem_delete_from_page_cache(f, index);
+                        self.put_page(p);
+                        return Err(eexist());
+                    }
+                    self.mem.frames[p as usize].set(pg::PG_DIRTY);
+                    p
+                }
+            };
+            let mut e = arch.mk_pte(pfn, prot);
+            if flags & vm::VM_WRITE != 0 && flags & vm::VM_SHARED != 0 {
+                e = arch.pte_mkwrite(arch.pte_mkdirty(e));
+            }
+            self.add_rss(pid, MM_SHMEMPAGES, 1);
+            self.page_add_rmap(pfn);
+            self.set_pte_at(pid, idx, e);
+            self.tick(self.cost.uffd_copy);
+            return Ok(());
+        }
+        if matches!(fill, Fill::Continue) {
+            return Err(einval(call, "UFFDIO_CONTINUE on an anonymous VMA"));
+        }
+        if matches!(fill, Fill::Zero)
+            && !(self.profile.uffd_zeropage_checks_forbids && self.mm_forbids_zeropage(pid))
+        {
+            // mfill_zeropage_pte: the shared zero page, even where faults may not map it
+            if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+                return Err(eexist());
+            }
+            let e = arch.pte_mkspecial(arch.mk_pte(ZERO_PFN, prot));
+            self.set_pte_at(pid, idx, e);
+            self.tick(self.cost.uffd_copy / 2);
+            return Ok(());
+        }
+        // mcopy_atomic_pte / mfill_atomic_pte_zeroed_folio: a new anon page
+        self.anon_vma_prepare(vma);
+        let Some(p) = self.alloc_page(crate::vmscan::Gfp::User) else {
+            return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));
+        };
+        self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
+        let mut e = arch.mk_pte(p, prot);
+        if flags & vm::VM_WRITE != 0 {
+            e = arch.pte_mkwrite(arch.pte_mkdirty(e));
+        }
+        if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+            self.put_page(p);
+            return Err(eexist());
+        }
+        self.add_rss(pid, MM_ANONPAGES, 1);
+        self.page_add_new_anon_rmap(p, vma, addr);
+        self.lru_cache_add_vma(p, vma);
+        self.set_pte_at(pid, idx, e);
+        self.tick(self.cost.uffd_copy);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Fill {
+    Copy(u64),
+    Zero,
+    Continue,
+}

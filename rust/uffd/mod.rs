@@ -1,0 +1,239 @@
+//! userfaultfd (fs/userfaultfd.c, mm/userfaultfd.c): contexts, the fault delivery
+//! (`handle_userfault`), waking, and the ioctls in [`ioctl`], non-cooperative events in
+//! [`events`].
+//!
+//! A fault delivered to userspace parks its thread: the thread's state says on which message
+//! and since when; waking (COPY, ZEROPAGE, WAKE, CONTINUE, UNREGISTER, close) retries the
+//! access at once, as the woken thread would when it runs.
+//!
+//! Simplifications: non-cooperative events (REMOVE, UNMAP, FORK) do not block the process that
+//! caused them until the manager reads them (the kernel's `userfaultfd_event_wait_completion`
+//! does); `mmap_changing` stays set until they are read, so UFFDIO_COPY and ZEROPAGE return
+//! EAGAIN meanwhile, as they would. There are no signals, so handle_userfault never returns
+//! VM_FAULT_NOPAGE for an interrupted wait.
+
+pub mod events;
+pub mod ioctl;
+
+use crate::fault::{Access, Fault, Vmf};
+use crate::kernel::Kernel;
+use crate::mm::vm;
+use crate::profile::uffd_features as feat;
+use crate::sim::log::Ev;
+use crate::vmscan::vmstat::Vm;
+use std::collections::VecDeque;
+
+/// `UFFD_EVENT_*`.
+pub const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+pub const UFFD_EVENT_FORK: u8 = 0x13;
+pub const UFFD_EVENT_REMAP: u8 = 0x14;
+pub const UFFD_EVENT_REMOVE: u8 = 0x15;
+pub const UFFD_EVENT_UNMAP: u8 = 0x16;
+
+/// `UFFD_PAGEFAULT_FLAG_*`.
+pub const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1 << 0;
+pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 1 << 1;
+pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 1 << 2;
+
+/// The `reason` of handle_userfault, as VM_UFFD_* bits.
+pub const REASON_MISSING: u64 = vm::VM_UFFD_MISSING;
+pub const REASON_WP: u64 = vm::VM_UFFD_WP;
+/// VM_UFFD_MINOR (its bit number does not matter for the reason).
+pub const REASON_MINOR: u64 = vm::VM_UFFD_MINOR_BIT38;
+
+/// A `struct uffd_msg`, flattened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UffdMsg {
+    pub event: u8,
+    /// PAGEFAULT: UFFD_PAGEFAULT_FLAG_*.
+    pub flags: u64,
+    /// PAGEFAULT: the address; REMOVE/UNMAP: start; REMAP: from.
+    pub address: u64,
+    /// PAGEFAULT with UFFD_FEATURE_THREAD_ID: the thread id.
+    pub ptid: u32,
+    /// REMOVE/UNMAP: end; REMAP: to.
+    pub end: u64,
+    /// FORK: the child's userfaultfd (`arg.fork.ufd`).
+    pub ufd: u32,
+}
+
+impl UffdMsg {
+    pub fn event_name(&self) -> &'static str {
+        match self.event {
+            UFFD_EVENT_PAGEFAULT => "PAGEFAULT",
+            UFFD_EVENT_FORK => "FORK",
+            UFFD_EVENT_REMAP => "REMAP",
+            UFFD_EVENT_REMOVE => "REMOVE",
+            UFFD_EVENT_UNMAP => "UNMAP",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+/// A thread parked in handle_userfault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Blocked {
+    pub uffd: u32,
+    pub msg: UffdMsg,
+    /// The access to retry when woken.
+    pub addr: u64,
+    pub write: bool,
+    pub value: u64,
+    /// Simulated time it was parked.
+    pub since: u64,
+}
+
+/// A waiter on a context's fault queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Waiter {
+    pub pid: u32,
+    pub tid: u32,
+    pub msg: UffdMsg,
+    /// Already returned by read (moved from fault_pending_wqh to fault_wqh).
+    pub read: bool,
+}
+
+/// A `struct userfaultfd_ctx`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UffdCtx {
+    pub mm: u32,
+    /// Features agreed in UFFDIO_API.
+    pub features: u64,
+    /// UFFDIO_API done (`UFFD_STATE_RUNNING`).
+    pub api_done: bool,
+    /// The fd was closed.
+    pub released: bool,
+    pub waiters: Vec<Waiter>,
+    /// Non-cooperative events not yet read.
+    pub events: VecDeque<UffdMsg>,
+    pub mmap_changing: bool,
+}
+
+impl Kernel {
+    /// `VM_UFFD_MINOR` on this profile and arch (VM_NONE without HAVE_ARCH_USERFAULTFD_MINOR).
+    pub fn vm_uffd_minor(&self) -> u64 {
+        if self.profile.uffd_minor && self.profile.arch_has_uffd_minor() {
+            vm::VM_UFFD_MINOR_BIT38
+        } else {
+            0
+        }
+    }
+
+    /// `handle_userfault(vmf, reason)`: SIGBUS without a context or with UFFD_FEATURE_SIGBUS;
+    /// otherwise queue a PAGEFAULT message and park the thread (VM_FAULT_RETRY).
+    pub(crate) fn handle_userfault(&mut self, vmf: Vmf, reason: u64) -> Fault {
+        let Some(ctx) = self.vma(vmf.vma).uffd else {
+            return Fault::Sigbus;
+        };
+        let c = &self.uffds[ctx as usize];
+        if c.features & feat::SIGBUS != 0 || c.released {
+            return Fault::Sigbus;
+        }
+        let mut flags = 0;
+        if vmf.write {
+            flags |= UFFD_PAGEFAULT_FLAG_WRITE;
+        }
+        if reason & REASON_WP != 0 {
+            flags |= UFFD_PAGEFAULT_FLAG_WP;
+        }
+        if reason & REASON_MINOR != 0 {
+            flags |= UFFD_PAGEFAULT_FLAG_MINOR;
+        }
+        let address = if c.features & feat::EXACT_ADDRESS != 0 {
+            vmf.real_addr
+        } else {
+            vmf.addr
+        };
+        let ptid = if c.features & feat::THREAD_ID != 0 {
+            vmf.tid
+        } else {
+            0
+        };
+        let msg = UffdMsg {
+            event: UFFD_EVENT_PAGEFAULT,
+            flags,
+            address,
+            ptid,
+            ..Default::default()
+        };
+        self.uffds[ctx as usize].waiters.push(Waiter {
+            pid: vmf.pid,
+            tid: vmf.tid,
+            msg,
+            read: false,
+        });
+        self.vmstat.inc(Vm::model_userfaults);
+        self.log(
+            Ev::HandleUserfault,
+            vmf.pid,
+            vmf.tid,
+            vmf.addr,
+            ctx as u64,
+            reason,
+            flags,
+        );
+        Fault::Userfault { uffd: ctx, msg }
+    }
+
+    /// `wake_userfault(ctx, range)`: wake every thread parked on `ctx` whose fault address lies
+    /// in `[start, start + len)` (all of them for `len == 0`); each retries its access.
+    pub(crate) fn wake_userfault(&mut self, ctx: u32, start: u64, len: u64) -> usize {
+        let waiters = std::mem::take(&mut self.uffds[ctx as usize].waiters);
+        let (wake, keep): (Vec<Waiter>, Vec<Waiter>) = waiters.into_iter().partition(|w| {
+            let a = w.msg.address & !0xfff;
+            len == 0 || (a >= start && a < start.saturating_add(len))
+        });
+        self.uffds[ctx as usize].waiters = keep;
+        for w in &wake {
+            self.resume_thread(w.pid, w.tid);
+        }
+        wake.len()
+    }
+
+    /// A parked thread runs again: retry its access and record the outcome.
+    pub(crate) fn resume_thread(&mut self, pid: u32, tid: u32) {
+        let Ok(mm) = self.mm_mut(pid) else { return };
+        let Some(th) = mm.threads.get_mut(&tid) else {
+            return;
+        };
+        let Some(b) = th.blocked.take() else { return };
+        let waited = self.now.saturating_sub(b.since);
+        self.log(Ev::ThreadWoken, pid, tid, b.addr, waited, 0, 0);
+        let r = self.do_access(pid, tid, b.addr, b.write, b.value);
+        self.finish_access(pid, tid, b.addr, b.write, b.value, r);
+    }
+
+    /// Threads parked on userfaults: (pid, tid, blocked state), in pid/tid order.
+    pub fn blocked_threads(&self) -> Vec<(u32, u32, Blocked)> {
+        let mut out = Vec::new();
+        for m in self.mms.iter().flatten().filter(|m| m.alive) {
+            for (tid, th) in &m.threads {
+                if let Some(b) = th.blocked {
+                    out.push((m.pid, *tid, b));
+                }
+            }
+        }
+        out
+    }
+
+    /// The outcome of the last access of a thread.
+    pub fn last_access(&self, pid: u32, tid: u32) -> Option<Access> {
+        self.mmx(pid).threads.get(&tid).and_then(|t| t.last)
+    }
+
+    /// Hooks where an arch with uffd-wp PTE bits differs (s390 has none): the WP fault on a
+    /// write to a uffd-wp PTE.
+    pub(crate) fn uffd_wp_fault(&mut self, _vmf: Vmf, _orig: u64) -> Option<Fault> {
+        None
+    }
+
+    /// `pte_swp_mkuffd_wp` when the old PTE was uffd-wp (no-op without the bit).
+    pub(crate) fn swp_carry_uffd_wp(&self, _pteval: u64, swp: u64) -> u64 {
+        swp
+    }
+
+    /// `pte_mkuffd_wp` on swap-in when the swap PTE was uffd-wp (no-op without the bit).
+    pub(crate) fn pte_carry_uffd_wp(&self, _orig: u64, pte: u64, _vma: u32) -> u64 {
+        pte
+    }
+}

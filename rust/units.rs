@@ -1,0 +1,93 @@
+//! Sizes as users write them: integers (bytes) or strings with binary units.
+
+use crate::arch::s390::pte::PAGE_SIZE;
+use crate::error::{Error, Result};
+
+/// Parse `"512MiB"`, `"4GiB"`, `"4096"`, `"1 TiB"`, `"64KiB"` (also `K`, `M`, `G`, `T`, `KB`...,
+/// all binary). Returns bytes.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(Error::invalid(format!(
+            "cannot parse size {s:?}: expected a number with an optional unit like \"512MiB\""
+        )));
+    }
+    let n: u64 = num
+        .parse()
+        .map_err(|_| Error::invalid(format!("size {s:?} is too large")))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        "p" | "pb" | "pib" => 50,
+        other => {
+            return Err(Error::invalid(format!(
+                "cannot parse size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB)"
+            )));
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| Error::invalid(format!("size {s:?} is too large")))
+}
+
+/// Check a size in bytes for `what`: positive and a multiple of the page size.
+pub fn check_pages(what: &str, bytes: u64) -> Result<u64> {
+    if bytes == 0 {
+        return Err(Error::invalid(format!("{what} must be positive, got 0")));
+    }
+    if bytes % PAGE_SIZE != 0 {
+        return Err(Error::invalid(format!(
+            "{what} of {bytes} bytes is not a multiple of the page size ({PAGE_SIZE})"
+        )));
+    }
+    Ok(bytes / PAGE_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_units() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("1 TiB").unwrap(), 1 << 40);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+    }
+
+    #[test]
+    fn bad_sizes_are_clear_errors() {
+        assert!(
+            parse_size("lots")
+                .unwrap_err()
+                .to_string()
+                .contains("cannot parse")
+        );
+        assert!(
+            parse_size("5 parsecs")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(parse_size("-4096").is_err());
+        assert!(
+            parse_size("99999999999PiB")
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
+        assert!(check_pages("memory", 0).is_err());
+        assert!(
+            check_pages("memory", 4097)
+                .unwrap_err()
+                .to_string()
+                .contains("page size")
+        );
+        assert_eq!(check_pages("memory", 8192).unwrap(), 2);
+    }
+}

@@ -1,0 +1,151 @@
+//! kswapd, direct reclaim and explicit reclaim requests (mm/vmscan.c).
+//!
+//! kswapd is woken when an allocation finds free memory below the low watermark and reclaims
+//! until free memory reaches the high watermark (`balance_pgdat`, priority 12 down to 1).
+//! A lone [`Kernel`] runs a woken kswapd when the current operation finishes
+//! ([`Kernel::settle`]), as if on another CPU; a multi-host run schedules it as an actor.
+
+use crate::kernel::Kernel;
+use crate::sim::log::Ev;
+use crate::vmscan::lru::LruList;
+use crate::vmscan::shrink::{DEF_PRIORITY, SWAP_CLUSTER_MAX, ScanControl};
+use crate::vmscan::vmstat::Vm;
+
+/// `MAX_RECLAIM_RETRIES`.
+pub const MAX_RECLAIM_RETRIES: u32 = 16;
+
+/// How a woken kswapd gets to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum KswapdMode {
+    /// When the operation that woke it returns (a lone kernel).
+    #[default]
+    Settle,
+    /// Only when a scheduler steps it ([`Kernel::kswapd_step`]).
+    Actor,
+}
+
+/// kswapd's state (`pgdat->kswapd_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Kswapd {
+    pub woken: bool,
+    /// `pgdat->kswapd_failures`: runs that reclaimed nothing; from MAX_RECLAIM_RETRIES on,
+    /// kswapd is "hopeless" and not woken any more until a page is freed by other means.
+    pub failures: u32,
+    pub mode: KswapdMode,
+}
+
+impl Kernel {
+    /// `pgdat_balanced`: free memory at or above the high watermark.
+    pub fn pgdat_balanced(&self) -> bool {
+        self.mem.nr_free() >= self.mem.wmark.high
+    }
+
+    /// `wakeup_kswapd`.
+    pub(crate) fn wakeup_kswapd(&mut self) {
+        if self.kswapd.woken || self.kswapd.failures >= MAX_RECLAIM_RETRIES || self.pgdat_balanced()
+        {
+            return;
+        }
+        self.kswapd.woken = true;
+        self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
+    }
+
+    /// `balance_pgdat`: reclaim until balanced, raising the priority when a pass scanned less
+    /// than it aimed at or reclaimed nothing. Returns the pages reclaimed.
+    pub fn balance_pgdat(&mut self) -> u64 {
+        let mut sc = ScanControl::new(0, true);
+        self.vmstat.inc(Vm::pageoutrun);
+        loop {
+            if self.pgdat_balanced() {
+                break;
+            }
+            // age_active_anon
+            if self.swap.total() > 0 && self.inactive_is_low(false) {
+                self.shrink_active_list(SWAP_CLUSTER_MAX, LruList::ActiveAnon, &mut sc);
+            }
+            let before = sc.nr_reclaimed;
+            sc.nr_scanned = 0;
+            sc.nr_to_reclaim = self.mem.wmark.high.max(SWAP_CLUSTER_MAX);
+            self.shrink_node(&mut sc);
+            let raise = sc.nr_scanned < sc.nr_to_reclaim;
+            if raise || sc.nr_reclaimed == before {
+                sc.priority -= 1;
+            }
+            if sc.priority < 1 {
+                break;
+            }
+        }
+        if sc.nr_reclaimed == 0 && !self.pgdat_balanced() {
+            self.kswapd.failures += 1;
+        }
+        sc.nr_reclaimed
+    }
+
+    /// One run of a woken kswapd: `balance_pgdat`, then sleep.
+    pub fn kswapd_step(&mut self) -> u64 {
+        if !self.kswapd.woken {
+            return 0;
+        }
+        let n = self.balance_pgdat();
+        self.kswapd.woken = false;
+        self.log_reclaim(Ev::KswapdSleep, 0, 0, 0);
+        n
+    }
+
+    /// Finish an operation: run kswapd if it was woken (lone-kernel mode).
+    pub fn settle(&mut self) {
+        if self.kswapd.mode == KswapdMode::Settle && self.kswapd.woken {
+            self.kswapd_step();
+        }
+    }
+
+    /// `do_try_to_free_pages` at priorities 12 .. 0 until `sc.nr_to_reclaim` is met.
+    fn do_try_to_free_pages(&mut self, sc: &mut ScanControl) -> u64 {
+        loop {
+            sc.nr_scanned = 0;
+            self.shrink_node(sc);
+            if sc.nr_reclaimed >= sc.nr_to_reclaim {
+                break;
+            }
+            sc.priority -= 1;
+            if sc.priority < 0 {
+                break;
+            }
+        }
+        sc.nr_reclaimed
+    }
+
+    /// `try_to_free_pages`: direct reclaim of SWAP_CLUSTER_MAX pages by an allocating task.
+    pub(crate) fn try_to_free_pages(&mut self, nr: u64) -> u64 {
+        self.log_reclaim(Ev::DirectReclaimBegin, 0, 0, 0);
+        let mut sc = ScanControl::new(nr, false);
+        let got = self.do_try_to_free_pages(&mut sc);
+        if got > 0 {
+            self.kswapd.failures = 0;
+        }
+        self.log_reclaim(Ev::DirectReclaimEnd, got, 0, 0);
+        got
+    }
+
+    /// An explicit request to reclaim `nr_pages` (like writing to `memory.reclaim`:
+    /// `try_to_free_mem_cgroup_pages` in a loop that gives up after MAX_RECLAIM_RETRIES passes
+    /// without progress). Returns the pages reclaimed.
+    pub fn reclaim(&mut self, nr_pages: u64) -> u64 {
+        let mut total = 0;
+        let mut retries = MAX_RECLAIM_RETRIES;
+        while total < nr_pages && retries > 0 {
+            let mut sc = ScanControl::new(
+                (nr_pages - total).min(SWAP_CLUSTER_MAX.max(nr_pages - total)),
+                false,
+            );
+            sc.priority = DEF_PRIORITY;
+            let got = self.do_try_to_free_pages(&mut sc);
+            if got == 0 {
+                retries -= 1;
+            }
+            total += got;
+        }
+        self.settle();
+        total
+    }
+}

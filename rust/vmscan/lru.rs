@@ -1,0 +1,210 @@
+//! The LRU lists of the (single) node: inactive/active × anon/file and unevictable, as
+//! `struct lruvec` has them. Doubly linked through the frames' `lru_prev` / `lru_next`;
+//! `list_add` puts a page at the head, reclaim takes from the tail (`lru_to_page`).
+//!
+//! Simplification: the per-CPU LRU batches (pagevecs / folio_batch) are not modelled; pages are
+//! added to and moved between lists at once (as after `lru_add_drain`).
+
+use crate::mm::page::{Frame, NO_PFN, pg};
+
+/// `enum lru_list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LruList {
+    InactiveAnon = 0,
+    ActiveAnon = 1,
+    InactiveFile = 2,
+    ActiveFile = 3,
+    Unevictable = 4,
+}
+
+impl LruList {
+    pub const ALL: [LruList; 5] = [
+        LruList::InactiveAnon,
+        LruList::ActiveAnon,
+        LruList::InactiveFile,
+        LruList::ActiveFile,
+        LruList::Unevictable,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LruList::InactiveAnon => "nr_inactive_anon",
+            LruList::ActiveAnon => "nr_active_anon",
+            LruList::InactiveFile => "nr_inactive_file",
+            LruList::ActiveFile => "nr_active_file",
+            LruList::Unevictable => "nr_unevictable",
+        }
+    }
+
+    /// `page_lru`: unevictable if PG_unevictable; file unless PG_swapbacked; active if PG_active.
+    #[inline]
+    pub fn of(f: &Frame) -> LruList {
+        if f.test(pg::PG_UNEVICTABLE) {
+            return LruList::Unevictable;
+        }
+        let file = !f.test(pg::PG_SWAPBACKED);
+        let active = f.test(pg::PG_ACTIVE);
+        match (file, active) {
+            (false, false) => LruList::InactiveAnon,
+            (false, true) => LruList::ActiveAnon,
+            (true, false) => LruList::InactiveFile,
+            (true, true) => LruList::ActiveFile,
+        }
+    }
+
+    pub fn is_file(self) -> bool {
+        matches!(self, LruList::InactiveFile | LruList::ActiveFile)
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, LruList::ActiveAnon | LruList::ActiveFile)
+    }
+}
+
+/// The lists of one lruvec.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lru {
+    head: [u32; 5],
+    tail: [u32; 5],
+    size: [u64; 5],
+}
+
+impl Default for Lru {
+    fn default() -> Self {
+        Lru::new()
+    }
+}
+
+impl Lru {
+    pub fn new() -> Lru {
+        Lru {
+            head: [NO_PFN; 5],
+            tail: [NO_PFN; 5],
+            size: [0; 5],
+        }
+    }
+
+    /// `lruvec_lru_size`.
+    #[inline]
+    pub fn size(&self, l: LruList) -> u64 {
+        self.size[l as usize]
+    }
+
+    /// `add_page_to_lru_list`: at the head of `page_lru(page)`; sets PG_lru.
+    pub fn add(&mut self, frames: &mut [Frame], pfn: u32) {
+        let l = LruList::of(&frames[pfn as usize]);
+        self.link_head(frames, pfn, l);
+    }
+
+    /// Add at the tail (`add_page_to_lru_list_tail`: rotation of a page under writeback).
+    pub fn add_tail(&mut self, frames: &mut [Frame], pfn: u32) {
+        let l = LruList::of(&frames[pfn as usize]);
+        let li = l as usize;
+        let f = &mut frames[pfn as usize];
+        debug_assert!(!f.test(pg::PG_LRU));
+        f.set(pg::PG_LRU);
+        f.lru_list = l as u8;
+        f.lru_next = NO_PFN;
+        f.lru_prev = self.tail[li];
+        if self.tail[li] != NO_PFN {
+            frames[self.tail[li] as usize].lru_next = pfn;
+        } else {
+            self.head[li] = pfn;
+        }
+        self.tail[li] = pfn;
+        self.size[li] += 1;
+    }
+
+    fn link_head(&mut self, frames: &mut [Frame], pfn: u32, l: LruList) {
+        let li = l as usize;
+        let f = &mut frames[pfn as usize];
+        debug_assert!(!f.test(pg::PG_LRU), "page {pfn} already on an LRU");
+        f.set(pg::PG_LRU);
+        f.lru_list = l as u8;
+        f.lru_prev = NO_PFN;
+        f.lru_next = self.head[li];
+        if self.head[li] != NO_PFN {
+            frames[self.head[li] as usize].lru_prev = pfn;
+        } else {
+            self.tail[li] = pfn;
+        }
+        self.head[li] = pfn;
+        self.size[li] += 1;
+    }
+
+    /// `del_page_from_lru_list`: unlink from the list it is on; clears PG_lru.
+    pub fn del(&mut self, frames: &mut [Frame], pfn: u32) {
+        let f = frames[pfn as usize];
+        debug_assert!(f.test(pg::PG_LRU), "page {pfn} not on an LRU");
+        let li = f.lru_list as usize;
+        if f.lru_prev != NO_PFN {
+            frames[f.lru_prev as usize].lru_next = f.lru_next;
+        } else {
+            self.head[li] = f.lru_next;
+        }
+        if f.lru_next != NO_PFN {
+            frames[f.lru_next as usize].lru_prev = f.lru_prev;
+        } else {
+            self.tail[li] = f.lru_prev;
+        }
+        self.size[li] -= 1;
+        let f = &mut frames[pfn as usize];
+        f.clear(pg::PG_LRU);
+        f.lru_prev = NO_PFN;
+        f.lru_next = NO_PFN;
+    }
+
+    /// Move a page that is on an LRU to the head of the list its flags now select (after
+    /// activation, deactivation, or when it became unevictable or evictable).
+    pub fn relink(&mut self, frames: &mut [Frame], pfn: u32) {
+        self.del(frames, pfn);
+        self.add(frames, pfn);
+    }
+
+    /// The tail page of `l` (the next reclaim candidate).
+    #[inline]
+    pub fn tail(&self, l: LruList) -> Option<u32> {
+        let t = self.tail[l as usize];
+        if t == NO_PFN { None } else { Some(t) }
+    }
+
+    /// Pages of `l` from head to tail (for inspection and invariants).
+    pub fn pages(&self, frames: &[Frame], l: LruList) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.size(l) as usize);
+        let mut p = self.head[l as usize];
+        while p != NO_PFN {
+            out.push(p);
+            p = frames[p as usize].lru_next;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::page::Memory;
+
+    #[test]
+    fn add_del_and_order() {
+        let mut m = Memory::new(64, 65536);
+        let mut lru = Lru::new();
+        let a = m.take().unwrap();
+        let b = m.take().unwrap();
+        let c = m.take().unwrap();
+        for p in [a, b, c] {
+            m.frames[p as usize].set(pg::PG_SWAPBACKED);
+            lru.add(&mut m.frames, p);
+        }
+        assert_eq!(lru.pages(&m.frames, LruList::InactiveAnon), vec![c, b, a]);
+        assert_eq!(lru.tail(LruList::InactiveAnon), Some(a));
+        m.frames[a as usize].set(pg::PG_ACTIVE);
+        lru.relink(&mut m.frames, a);
+        assert_eq!(lru.pages(&m.frames, LruList::ActiveAnon), vec![a]);
+        assert_eq!(lru.size(LruList::InactiveAnon), 2);
+        lru.del(&mut m.frames, b);
+        assert_eq!(lru.pages(&m.frames, LruList::InactiveAnon), vec![c]);
+        assert!(!m.frames[b as usize].test(pg::PG_LRU));
+    }
+}

@@ -1,0 +1,642 @@
+//! The shrinkers of mm/vmscan.c: `shrink_node` → `shrink_lruvec` (get_scan_count and the
+//! SWAP_CLUSTER_MAX batches) → `shrink_active_list` / `shrink_inactive_list` →
+//! `shrink_folio_list` (4.x: `shrink_page_list`), with `folio_check_references`, `add_to_swap`,
+//! `try_to_unmap`, `pageout` and `__remove_mapping`.
+//!
+//! Simplifications, written down where they are made:
+//! - `get_scan_count` follows the v4.19 formula on every profile (swappiness 60,
+//!   `recent_scanned` / `recent_rotated`); v5.9+ balances by reclaim cost instead, to the same
+//!   effect for the anon-only memory the model has.
+//! - Writeback is synchronous, so no page is ever under writeback in reclaim (no PG_reclaim
+//!   rotation, no congestion waits); dirty file pages do not exist (shmem pages are swap-backed).
+//! - No memcgs, one node, one zone; no slab shrinkers.
+
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::vm;
+use crate::sim::log::Ev;
+use crate::vmscan::lru::LruList;
+use crate::vmscan::unmap::TtuFlags;
+use crate::vmscan::vmstat::Vm;
+
+/// `SWAP_CLUSTER_MAX`.
+pub const SWAP_CLUSTER_MAX: u64 = 32;
+/// `DEF_PRIORITY`.
+pub const DEF_PRIORITY: i32 = 12;
+/// `vm_swappiness` default.
+pub const SWAPPINESS: u64 = 60;
+
+/// `struct scan_control`.
+#[derive(Clone, Debug)]
+pub struct ScanControl {
+    pub nr_to_reclaim: u64,
+    pub priority: i32,
+    pub may_writepage: bool,
+    pub may_unmap: bool,
+    pub may_swap: bool,
+    /// `current_is_kswapd()`.
+    pub kswapd: bool,
+    pub nr_scanned: u64,
+    pub nr_reclaimed: u64,
+}
+
+impl ScanControl {
+    pub fn new(nr_to_reclaim: u64, kswapd: bool) -> ScanControl {
+        ScanControl {
+            nr_to_reclaim,
+            priority: DEF_PRIORITY,
+            may_writepage: true,
+            may_unmap: true,
+            may_swap: true,
+            kswapd,
+            nr_scanned: 0,
+            nr_reclaimed: 0,
+        }
+    }
+}
+
+/// `enum page_references` / `enum folio_references`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum References {
+    Reclaim,
+    ReclaimClean,
+    Keep,
+    Activate,
+}
+
+/// `struct reclaim_stat` of one shrink_folio_list call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReclaimStat {
+    pub nr_activate: [u64; 2],
+    pub nr_ref_keep: u64,
+    pub nr_unmap_fail: u64,
+    pub nr_lazyfree_fail: u64,
+    pub nr_pageout: u64,
+}
+
+/// `reclaim_stat->recent_scanned` / `recent_rotated` of the lruvec, [anon, file].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RecentStat {
+    pub scanned: [u64; 2],
+    pub rotated: [u64; 2],
+}
+
+fn int_sqrt(x: u64) -> u64 {
+    (x as f64).sqrt() as u64
+}
+
+impl Kernel {
+    /// `inactive_list_is_low` / `inactive_is_low`: `inactive * ratio < active`, with
+    /// `ratio = int_sqrt(10 * gb)` (1 below 1 GiB). Without swap, anon deactivation is
+    /// pointless (4.x).
+    pub(crate) fn inactive_is_low(&self, file: bool) -> bool {
+        if !file && self.swap.total() == 0 {
+            return false;
+        }
+        let (inl, acl) = if file {
+            (LruList::InactiveFile, LruList::ActiveFile)
+        } else {
+            (LruList::InactiveAnon, LruList::ActiveAnon)
+        };
+        let inactive = self.lru.size(inl);
+        let active = self.lru.size(acl);
+        let gb = (inactive + active) >> (30 - 12);
+        let ratio = if gb > 0 { int_sqrt(10 * gb) } else { 1 };
+        inactive * ratio < active
+    }
+
+    /// `get_scan_count`: pages to scan on each evictable list at this priority.
+    fn get_scan_count(&mut self, sc: &ScanControl) -> [u64; 4] {
+        #[derive(PartialEq)]
+        enum Balance {
+            Equal,
+            Fract,
+            Anon,
+            File,
+        }
+        let size = |k: &Kernel, l: LruList| k.lru.size(l);
+        let balance = if !sc.may_swap || self.swap.inuse() >= self.swap.total() {
+            Balance::File
+        } else if sc.priority == 0 {
+            Balance::Equal
+        } else {
+            let free = self.mem.nr_free();
+            let file = size(self, LruList::ActiveFile) + size(self, LruList::InactiveFile);
+            if file + free <= self.mem.wmark.high
+                && !self.inactive_is_low(false)
+                && size(self, LruList::InactiveAnon) >> sc.priority > 0
+            {
+                Balance::Anon
+            } else if !self.inactive_is_low(true)
+                && size(self, LruList::InactiveFile) >> sc.priority > 0
+            {
+                Balance::File
+            } else {
+                Balance::Fract
+            }
+        };
+        let mut fraction = [1u64, 1];
+        let mut denominator = 1u64;
+        if balance == Balance::Fract {
+            let anon = size(self, LruList::ActiveAnon) + size(self, LruList::InactiveAnon);
+            let file = size(self, LruList::ActiveFile) + size(self, LruList::InactiveFile);
+            let rs = &mut self.lru_recent;
+            if rs.scanned[0] > anon / 4 {
+                rs.scanned[0] /= 2;
+                rs.rotated[0] /= 2;
+            }
+            if rs.scanned[1] > file / 4 {
+                rs.scanned[1] /= 2;
+                rs.rotated[1] /= 2;
+            }
+            let ap = SWAPPINESS * (rs.scanned[0] + 1) / (rs.rotated[0] + 1);
+            let fp = (200 - SWAPPINESS) * (rs.scanned[1] + 1) / (rs.rotated[1] + 1);
+            fraction = [ap, fp];
+            denominator = ap + fp + 1;
+        }
+        let lists = [
+            LruList::InactiveAnon,
+            LruList::ActiveAnon,
+            LruList::InactiveFile,
+            LruList::ActiveFile,
+        ];
+        let mut nr = [0u64; 4];
+        for (i, l) in lists.iter().enumerate() {
+            let file = l.is_file();
+            let sz = size(self, *l);
+            let mut scan = sz >> sc.priority;
+            nr[i] = match balance {
+                Balance::Equal => scan,
+                Balance::Fract => {
+                    scan = scan * fraction[file as usize] / denominator;
+                    scan
+                }
+                Balance::File => {
+                    if file {
+                        scan
+                    } else {
+                        0
+                    }
+                }
+                Balance::Anon => {
+                    if file {
+                        0
+                    } else {
+                        scan
+                    }
+                }
+            };
+        }
+        nr
+    }
+
+    /// `shrink_node` → `shrink_lruvec` (`shrink_node_memcg` in 4.x): scan the lists in
+    /// SWAP_CLUSTER_MAX batches until their targets are met or enough was reclaimed, then
+    /// rebalance the anon active list.
+    pub(crate) fn shrink_node(&mut self, sc: &mut ScanControl) {
+        let mut nr = self.get_scan_count(sc);
+        let lists = [
+            LruList::InactiveAnon,
+            LruList::ActiveAnon,
+            LruList::InactiveFile,
+            LruList::ActiveFile,
+        ];
+        let start = sc.nr_reclaimed;
+        while nr[0] > 0 || nr[2] > 0 || nr[3] > 0 {
+            for (i, l) in lists.iter().enumerate() {
+                if nr[i] > 0 {
+                    let n = nr[i].min(SWAP_CLUSTER_MAX);
+                    nr[i] -= n;
+                    self.shrink_list(*l, n, sc);
+                }
+            }
+            if sc.nr_reclaimed - start >= sc.nr_to_reclaim {
+                break;
+            }
+        }
+        if self.inactive_is_low(false) {
+            self.shrink_active_list(SWAP_CLUSTER_MAX, LruList::ActiveAnon, sc);
+        }
+    }
+
+    /// `shrink_list`: an active list is only shrunk when its inactive list is low.
+    fn shrink_list(&mut self, l: LruList, n: u64, sc: &mut ScanControl) {
+        if l.is_active() {
+            if self.inactive_is_low(l.is_file()) {
+                self.shrink_active_list(n, l, sc);
+            }
+        } else {
+            self.shrink_inactive_list(n, l, sc);
+        }
+    }
+
+    /// `isolate_lru_pages` / `isolate_lru_folios`: take up to `n` pages from the tail of `l`,
+    /// each with a reference (PG_isolated marks them off any list).
+    fn isolate_lru_pages(&mut self, n: u64, l: LruList) -> Vec<u32> {
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let Some(pfn) = self.lru.tail(l) else { break };
+            self.lru.del(&mut self.mem.frames, pfn);
+            let f = &mut self.mem.frames[pfn as usize];
+            f.set(pg::PG_ISOLATED);
+            f.refcount += 1;
+            out.push(pfn);
+        }
+        out
+    }
+
+    /// `putback_lru_page` for an isolated page: back on the list its flags select, dropping
+    /// the isolation reference (the last reference frees it).
+    pub(crate) fn putback_lru_page(&mut self, pfn: u32) {
+        let f = &mut self.mem.frames[pfn as usize];
+        f.clear(pg::PG_ISOLATED);
+        if f.refcount == 1 {
+            // put_page_testzero: the page has no user left
+            f.refcount = 0;
+            f.clear(pg::PG_ACTIVE);
+            self.mem.free_page(pfn);
+            self.vmstat.inc(Vm::pgfree);
+            return;
+        }
+        self.lru_cache_add(pfn);
+        self.put_page(pfn);
+    }
+
+    /// `shrink_active_list`: deactivate pages from the tail of an active list. Referenced anon
+    /// pages are deactivated too (only referenced executable file pages keep their place).
+    pub(crate) fn shrink_active_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) {
+        let file = l.is_file() as usize;
+        let taken = self.isolate_lru_pages(n, l);
+        self.vmstat.add(Vm::pgrefill, taken.len() as u64);
+        self.lru_recent.scanned[file] += taken.len() as u64;
+        let (mut rotated, mut deactivated, mut referenced) = (0u64, 0u64, 0u64);
+        for &pfn in &taken {
+            let r = self.folio_referenced(pfn);
+            if r.referenced > 0 {
+                referenced += 1;
+                rotated += 1;
+                if r.vm_flags & vm::VM_EXEC != 0 && l.is_file() {
+                    self.putback_lru_page(pfn);
+                    continue;
+                }
+            }
+            let f = &mut self.mem.frames[pfn as usize];
+            f.clear(pg::PG_ACTIVE);
+            if self.profile.workingset_anon {
+                f.set(pg::PG_WORKINGSET);
+            }
+            deactivated += 1;
+            self.putback_lru_page(pfn);
+        }
+        self.lru_recent.rotated[file] += rotated;
+        self.vmstat.add(Vm::pgdeactivate, deactivated);
+        let _ = sc;
+        self.log_reclaim(
+            Ev::LruShrinkActive,
+            taken.len() as u64,
+            deactivated,
+            referenced,
+        );
+    }
+
+    /// `shrink_inactive_list`: isolate a batch from the tail, run `shrink_folio_list`, put the
+    /// survivors back (activated ones on the active list).
+    pub(crate) fn shrink_inactive_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) -> u64 {
+        let file = l.is_file() as usize;
+        let taken = self.isolate_lru_pages(n, l);
+        if taken.is_empty() {
+            return 0;
+        }
+        let nr_taken = taken.len() as u64;
+        self.lru_recent.scanned[file] += nr_taken;
+        self.vmstat.add(
+            if sc.kswapd {
+                Vm::pgscan_kswapd
+            } else {
+                Vm::pgscan_direct
+            },
+            nr_taken,
+        );
+        self.vmstat.add(
+            if file == 1 {
+                Vm::pgscan_file
+            } else {
+                Vm::pgscan_anon
+            },
+            nr_taken,
+        );
+        let (reclaimed, survivors, stat) = self.shrink_folio_list(taken, sc, false);
+        self.vmstat.add(
+            if sc.kswapd {
+                Vm::pgsteal_kswapd
+            } else {
+                Vm::pgsteal_direct
+            },
+            reclaimed,
+        );
+        self.vmstat.add(
+            if file == 1 {
+                Vm::pgsteal_file
+            } else {
+                Vm::pgsteal_anon
+            },
+            reclaimed,
+        );
+        self.lru_recent.rotated[file] += stat.nr_activate[file];
+        for pfn in survivors {
+            self.putback_lru_page(pfn);
+        }
+        sc.nr_reclaimed += reclaimed;
+        self.tick(self.cost.reclaim_scan * nr_taken);
+        self.log_reclaim(
+            Ev::LruShrinkInactive,
+            nr_taken,
+            reclaimed,
+            stat.nr_unmap_fail,
+        );
+        reclaimed
+    }
+
+    /// `page_check_references` (4.x) / `folio_check_references` (v5.9+).
+    fn check_references(&mut self, pfn: u32) -> References {
+        let r = self.folio_referenced(pfn);
+        let referenced_page = self.test_clear_referenced(pfn);
+        let two_strikes = self.profile.references_two_strikes;
+        if r.vm_flags & vm::VM_LOCKED != 0 {
+            // 4.x: "Let try_to_unmap() move the page to the unevictable list"; 6.x: activate,
+            // and putback moves the now mlocked folio to the unevictable list.
+            return if two_strikes {
+                References::Activate
+            } else {
+                References::Reclaim
+            };
+        }
+        let swapbacked = self.mem.frames[pfn as usize].test(pg::PG_SWAPBACKED);
+        if r.referenced > 0 {
+            if swapbacked && !two_strikes {
+                return References::Activate;
+            }
+            self.mem.frames[pfn as usize].set(pg::PG_REFERENCED);
+            if referenced_page || r.referenced > 1 {
+                return References::Activate;
+            }
+            if r.vm_flags & vm::VM_EXEC != 0 && !swapbacked {
+                return References::Activate;
+            }
+            return References::Keep;
+        }
+        if referenced_page && !swapbacked {
+            return References::ReclaimClean;
+        }
+        References::Reclaim
+    }
+
+    /// `shrink_folio_list` / `shrink_page_list`. Returns (reclaimed, pages to put back, stat).
+    /// `ignore_references` is `reclaim_pages` (MADV_PAGEOUT).
+    pub(crate) fn shrink_folio_list(
+        &mut self,
+        pages: Vec<u32>,
+        sc: &mut ScanControl,
+        ignore_references: bool,
+    ) -> (u64, Vec<u32>, ReclaimStat) {
+        let mut stat = ReclaimStat::default();
+        let mut keep = Vec::new();
+        let mut reclaimed = 0u64;
+        for pfn in pages {
+            sc.nr_scanned += 1;
+            match self.shrink_one(pfn, sc, ignore_references, &mut stat) {
+                Outcome::Freed => reclaimed += 1,
+                Outcome::Activate => {
+                    let f = &self.mem.frames[pfn as usize];
+                    if f.test(pg::PG_SWAPCACHE) && (self.swap.full_half() || f.test(pg::PG_MLOCKED))
+                    {
+                        self.try_to_free_swap(pfn);
+                    }
+                    let f = &mut self.mem.frames[pfn as usize];
+                    if !f.test(pg::PG_MLOCKED) {
+                        let file = !f.test(pg::PG_SWAPBACKED);
+                        f.set(pg::PG_ACTIVE);
+                        stat.nr_activate[file as usize] += 1;
+                        self.vmstat.inc(Vm::pgactivate);
+                    }
+                    keep.push(pfn);
+                }
+                Outcome::Keep => keep.push(pfn),
+            }
+        }
+        (reclaimed, keep, stat)
+    }
+
+    fn shrink_one(
+        &mut self,
+        pfn: u32,
+        sc: &mut ScanControl,
+        ignore_references: bool,
+        stat: &mut ReclaimStat,
+    ) -> Outcome {
+        let f = self.mem.frames[pfn as usize];
+        // page_evictable
+        if f.test(pg::PG_MLOCKED) {
+            return Outcome::Activate;
+        }
+        if !sc.may_unmap && f.mapped() {
+            return Outcome::Keep;
+        }
+        let references = if ignore_references {
+            References::Reclaim
+        } else {
+            self.check_references(pfn)
+        };
+        match references {
+            References::Activate => return Outcome::Activate,
+            References::Keep => {
+                stat.nr_ref_keep += 1;
+                return Outcome::Keep;
+            }
+            _ => {}
+        }
+        // Anonymous process memory has backing store? Try to allocate it some swap space here.
+        let f = self.mem.frames[pfn as usize];
+        if f.anon()
+            && f.test(pg::PG_SWAPBACKED)
+            && !f.test(pg::PG_SWAPCACHE)
+            && !self.add_to_swap(pfn)
+        {
+            return Outcome::Activate;
+        }
+        if self.mem.frames[pfn as usize].mapped() {
+            let was_swapbacked = self.mem.frames[pfn as usize].test(pg::PG_SWAPBACKED);
+            self.try_to_unmap(pfn, TtuFlags::BATCH_FLUSH);
+            if self.mem.frames[pfn as usize].mapped() {
+                stat.nr_unmap_fail += 1;
+                self.vmstat.inc(Vm::model_unmap_fail);
+                if !was_swapbacked && self.mem.frames[pfn as usize].test(pg::PG_SWAPBACKED) {
+                    stat.nr_lazyfree_fail += 1;
+                }
+                return Outcome::Activate;
+            }
+        }
+        if self.mem.frames[pfn as usize].test(pg::PG_DIRTY) {
+            if references == References::ReclaimClean || !sc.may_writepage {
+                return Outcome::Keep;
+            }
+            match self.pageout(pfn) {
+                PageoutResult::Keep => return Outcome::Keep,
+                PageoutResult::Success => {
+                    stat.nr_pageout += 1;
+                    // "A synchronous write - probably a ramdisk": continue if clean now
+                    if self.mem.frames[pfn as usize].test(pg::PG_DIRTY) {
+                        return Outcome::Keep;
+                    }
+                }
+            }
+        }
+        let f = self.mem.frames[pfn as usize];
+        if f.anon() && !f.test(pg::PG_SWAPBACKED) {
+            // lazyfree: follow __remove_mapping for reference
+            if f.refcount != 1 {
+                return Outcome::Keep;
+            }
+            if !self.profile.lazyfree_refcount_check && f.test(pg::PG_DIRTY) {
+                return Outcome::Keep;
+            }
+            self.vmstat.inc(Vm::pglazyfreed);
+            self.free_isolated(pfn);
+            return Outcome::Freed;
+        }
+        if self.remove_mapping(pfn) {
+            Outcome::Freed
+        } else {
+            Outcome::Keep
+        }
+    }
+
+    /// Free an isolated page whose only reference is the isolation.
+    fn free_isolated(&mut self, pfn: u32) {
+        let f = &mut self.mem.frames[pfn as usize];
+        f.refcount = 0;
+        f.flags = 0;
+        self.mem.free_page(pfn);
+        self.vmstat.inc(Vm::pgfree);
+    }
+
+    /// `add_to_swap` / `folio_alloc_swap`: a swap slot for an anon page, the page into the swap
+    /// cache (one more reference), and the page marked dirty ("Always setting the dirty flag for
+    /// the folio solves the problem" of MADV_FREE pages racing with a redirtying write).
+    pub(crate) fn add_to_swap(&mut self, pfn: u32) -> bool {
+        let Some(off) = self.swap.alloc() else {
+            return false;
+        };
+        self.swap.set_cache_page(off, Some(pfn));
+        let f = &mut self.mem.frames[pfn as usize];
+        f.private = off + 1;
+        f.set(pg::PG_SWAPCACHE | pg::PG_DIRTY);
+        f.refcount += 1;
+        true
+    }
+
+    /// `pageout` → `swap_writepage` / `shmem_writepage` (called for dirty pages only, so
+    /// PAGE_CLEAN never happens).
+    fn pageout(&mut self, pfn: u32) -> PageoutResult {
+        let f = self.mem.frames[pfn as usize];
+        // is_page_cache_freeable: only the cache and the isolation hold it
+        if f.refcount != 2 {
+            return PageoutResult::Keep;
+        }
+        if !f.anon() && !f.test(pg::PG_SWAPCACHE) {
+            // shmem_writepage: move the page from the shmem page cache into the swap cache
+            let file = f.mapping - 1;
+            let Some(off) = self.swap.alloc() else {
+                // "SetPageDirty and activate" in shmem_writepage's redirty path
+                return PageoutResult::Keep;
+            };
+            self.swap.duplicate(off).expect("fresh slot");
+            self.filex_mut(file)
+                .pages
+                .insert(f.index, crate::mm::CacheEntry::Swap(off));
+            self.swap.set_cache_page(off, Some(pfn));
+            let fm = &mut self.mem.frames[pfn as usize];
+            fm.mapping = 0;
+            fm.private = off + 1;
+            fm.set(pg::PG_SWAPCACHE);
+        }
+        let off = self.mem.frames[pfn as usize]
+            .swap_offset()
+            .expect("swap cache page");
+        // clear_page_dirty_for_io
+        self.mem.frames[pfn as usize].clear(pg::PG_DIRTY);
+        // mm_vmscan_write_folio is traced whether or not swap_writepage wrote anything
+        self.log(Ev::WritePage, 0, 0, 0, pfn as u64, off as u64, 0);
+        // swap_writepage: a page no swap entry references any more (its PTE was dropped) is
+        // taken out of the swap cache and redirtied instead of written; reclaim then keeps it
+        // and the putback frees it, uncounted in nr_reclaimed
+        if self.try_to_free_swap(pfn) {
+            return PageoutResult::Success;
+        }
+        let content = self.mem.frames[pfn as usize].content;
+        self.swap.write(off, content);
+        self.vmstat.inc(Vm::pswpout);
+        self.vmstat.inc(Vm::pgpgout);
+        self.tick(self.cost.swap_write);
+        PageoutResult::Success
+    }
+
+    /// `__remove_mapping`: with only the cache and the isolation holding the page, take it out
+    /// of the swap cache (leaving a workingset shadow) or the shmem page cache, and free it.
+    fn remove_mapping(&mut self, pfn: u32) -> bool {
+        let f = self.mem.frames[pfn as usize];
+        if f.refcount != 2 || f.test(pg::PG_DIRTY) {
+            return false;
+        }
+        if let Some(off) = f.swap_offset() {
+            if self.profile.workingset_anon {
+                let age = self.workingset_age();
+                self.swap.set_shadow(off, age);
+            }
+            let fm = &mut self.mem.frames[pfn as usize];
+            fm.private = 0;
+            fm.clear(pg::PG_SWAPCACHE);
+            self.swap.put_cache(off);
+        } else if f.mapping != 0 && !f.anon() {
+            self.filex_mut(f.mapping - 1).pages.remove(&f.index);
+        } else {
+            return false;
+        }
+        self.free_isolated(pfn);
+        true
+    }
+
+    /// `reclaim_pages` (MADV_PAGEOUT): shrink exactly these pages, ignoring references.
+    pub(crate) fn reclaim_pages(&mut self, pages: Vec<u32>) -> u64 {
+        let mut sc = ScanControl::new(pages.len() as u64, false);
+        let (reclaimed, keep, _) = self.shrink_folio_list(pages, &mut sc, true);
+        for pfn in keep {
+            self.putback_lru_page(pfn);
+        }
+        reclaimed
+    }
+
+    /// Isolate one page from its LRU (`isolate_lru_page`), for MADV_PAGEOUT and migration.
+    pub(crate) fn isolate_lru_page(&mut self, pfn: u32) -> bool {
+        let f = &self.mem.frames[pfn as usize];
+        if !f.test(pg::PG_LRU) {
+            return false;
+        }
+        self.lru.del(&mut self.mem.frames, pfn);
+        let f = &mut self.mem.frames[pfn as usize];
+        f.set(pg::PG_ISOLATED);
+        f.refcount += 1;
+        true
+    }
+}
+
+enum Outcome {
+    Freed,
+    Activate,
+    Keep,
+}
+
+enum PageoutResult {
+    Keep,
+    Success,
+}

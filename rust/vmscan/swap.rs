@@ -1,0 +1,285 @@
+//! The swap device: slots with their `swap_map` counts, the swap cache and the data written to
+//! the slots (mm/swapfile.c, mm/swap_state.c).
+//!
+//! `swap_map[offset]` holds the kernel's byte: the number of swap PTEs (and shmem page-cache
+//! entries) that reference the slot, plus `SWAP_HAS_CACHE` while a page of the swap cache
+//! holds it. Counts above `SWAP_MAP_MAX` continue in continuation counts (`COUNT_CONTINUED`),
+//! which the model never fails to allocate. Slot 0 is the swap header and never used.
+//!
+//! Simplifications: one swap device (type 0); slots are handed out next-fit from a cursor
+//! instead of per-CPU clusters; writeback is synchronous (like zram or a ramdisk: "A
+//! synchronous write - probably a ramdisk" in shrink_folio_list).
+
+pub const SWAP_HAS_CACHE: u8 = 0x40;
+pub const COUNT_CONTINUED: u8 = 0x80;
+pub const SWAP_MAP_MAX: u8 = 0x3e;
+pub const SWAP_MAP_BAD: u8 = 0x3f;
+/// The swap type of the one device.
+pub const SWAP_TYPE: u32 = 0;
+
+/// Errors of the `swap_map` operations, with the kernel errnos they stand for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwapErr {
+    /// -ENOENT: the entry is not in use.
+    NoEnt,
+    /// -EEXIST: `swapcache_prepare` on an entry that already has a cache page.
+    Exist,
+}
+
+/// One swap device.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SwapDevice {
+    /// Slots including the header slot 0.
+    nr: u32,
+    map: Vec<u8>,
+    /// Counts above SWAP_MAP_MAX (continuation pages), by offset.
+    cont: std::collections::BTreeMap<u32, u32>,
+    /// The swap cache: pfn + 1 of the page caching each slot (0 = none).
+    cache: Vec<u32>,
+    /// What was written to each slot.
+    data: Vec<u64>,
+    /// Workingset shadow of an evicted page: the eviction clock + 1 (0 = none).
+    shadow: Vec<u32>,
+    cursor: u32,
+    inuse: u32,
+}
+
+impl SwapDevice {
+    /// A device of `pages` pages (0 = no swap). Page 0 holds the header.
+    pub fn new(pages: u32) -> SwapDevice {
+        let n = pages as usize;
+        SwapDevice {
+            nr: pages,
+            map: vec![0; n],
+            cont: Default::default(),
+            cache: vec![0; n],
+            data: vec![0; n],
+            shadow: vec![0; n],
+            cursor: 1,
+            inuse: 0,
+        }
+    }
+
+    /// Usable slots (`si->pages`: all but the header).
+    pub fn total(&self) -> u32 {
+        self.nr.saturating_sub(1)
+    }
+
+    /// Slots in use (`si->inuse_pages`).
+    pub fn inuse(&self) -> u32 {
+        self.inuse
+    }
+
+    /// Whether more than half the swap is used (`vm_swap_full`).
+    pub fn full_half(&self) -> bool {
+        self.inuse * 2 > self.total()
+    }
+
+    pub fn is_valid(&self, off: u32) -> bool {
+        off >= 1 && off < self.nr
+    }
+
+    /// The raw `swap_map` byte.
+    #[inline]
+    pub fn map(&self, off: u32) -> u8 {
+        self.map[off as usize]
+    }
+
+    /// `swap_count`: the references without SWAP_HAS_CACHE (continuations included).
+    pub fn count(&self, off: u32) -> u32 {
+        let m = self.map[off as usize];
+        let base = (m & !(SWAP_HAS_CACHE | COUNT_CONTINUED)) as u32;
+        if m & COUNT_CONTINUED != 0 {
+            base + self.cont.get(&off).copied().unwrap_or(0)
+        } else {
+            base
+        }
+    }
+
+    #[inline]
+    pub fn has_cache(&self, off: u32) -> bool {
+        self.map[off as usize] & SWAP_HAS_CACHE != 0
+    }
+
+    /// `get_swap_page` / `folio_alloc_swap`: a free slot with SWAP_HAS_CACHE set, or `None`
+    /// when the device is full or absent.
+    pub fn alloc(&mut self) -> Option<u32> {
+        if self.inuse >= self.total() {
+            return None;
+        }
+        let n = self.nr;
+        let mut off = self.cursor;
+        for _ in 0..n {
+            if off == 0 || off >= n {
+                off = 1;
+            }
+            if self.map[off as usize] == 0 {
+                self.map[off as usize] = SWAP_HAS_CACHE;
+                self.inuse += 1;
+                self.cursor = off + 1;
+                self.shadow[off as usize] = 0;
+                return Some(off);
+            }
+            off += 1;
+        }
+        None
+    }
+
+    fn set_count(&mut self, off: u32, count: u32) {
+        let cache = self.map[off as usize] & SWAP_HAS_CACHE;
+        if count > SWAP_MAP_MAX as u32 {
+            self.map[off as usize] = cache | COUNT_CONTINUED | SWAP_MAP_MAX;
+            self.cont.insert(off, count - SWAP_MAP_MAX as u32);
+        } else {
+            self.map[off as usize] = cache | count as u8;
+            self.cont.remove(&off);
+        }
+        self.release_if_free(off);
+    }
+
+    fn release_if_free(&mut self, off: u32) {
+        if self.map[off as usize] == 0 {
+            self.inuse -= 1;
+            self.data[off as usize] = 0;
+        }
+    }
+
+    /// `swap_duplicate`: one more reference. -ENOENT if the slot is free.
+    pub fn duplicate(&mut self, off: u32) -> Result<(), SwapErr> {
+        let m = self.map[off as usize];
+        if m == 0 || m == SWAP_MAP_BAD {
+            return Err(SwapErr::NoEnt);
+        }
+        if self.count(off) == 0 && m & SWAP_HAS_CACHE == 0 {
+            return Err(SwapErr::NoEnt);
+        }
+        let c = self.count(off) + 1;
+        self.set_count(off, c);
+        Ok(())
+    }
+
+    /// `swapcache_prepare`: claim SWAP_HAS_CACHE for a swap-in. -EEXIST if a cache page
+    /// already holds it, -ENOENT if the entry is free.
+    pub fn cache_prepare(&mut self, off: u32) -> Result<(), SwapErr> {
+        let m = self.map[off as usize];
+        if m & SWAP_HAS_CACHE != 0 {
+            return Err(SwapErr::Exist);
+        }
+        if self.count(off) == 0 {
+            return Err(SwapErr::NoEnt);
+        }
+        self.map[off as usize] |= SWAP_HAS_CACHE;
+        Ok(())
+    }
+
+    /// `swap_free`: drop one reference. Returns the remaining `swap_map` byte.
+    pub fn free(&mut self, off: u32) -> u8 {
+        let c = self.count(off);
+        debug_assert!(c > 0, "swap_free of an unreferenced slot {off}");
+        self.set_count(off, c.saturating_sub(1));
+        self.map[off as usize]
+    }
+
+    /// `put_swap_folio` / `swapcache_free`: drop SWAP_HAS_CACHE (the cache page is gone).
+    pub fn put_cache(&mut self, off: u32) {
+        self.map[off as usize] &= !SWAP_HAS_CACHE;
+        self.cache[off as usize] = 0;
+        self.release_if_free(off);
+    }
+
+    /// The swap-cache page of a slot.
+    #[inline]
+    pub fn cache_page(&self, off: u32) -> Option<u32> {
+        let c = self.cache[off as usize];
+        if c == 0 { None } else { Some(c - 1) }
+    }
+
+    /// `add_to_swap_cache` / `__delete_from_swap_cache` bookkeeping.
+    pub fn set_cache_page(&mut self, off: u32, pfn: Option<u32>) {
+        self.cache[off as usize] = pfn.map_or(0, |p| p + 1);
+    }
+
+    /// `swap_writepage`: store the page's content in the slot.
+    pub fn write(&mut self, off: u32, content: u64) {
+        self.data[off as usize] = content;
+    }
+
+    /// `swap_read_folio`: the content of the slot.
+    pub fn read(&self, off: u32) -> u64 {
+        self.data[off as usize]
+    }
+
+    pub fn set_shadow(&mut self, off: u32, age: u32) {
+        self.shadow[off as usize] = age.wrapping_add(1).max(1);
+    }
+
+    /// Take the workingset shadow of a slot (`workingset_refault` consumes it).
+    pub fn take_shadow(&mut self, off: u32) -> Option<u32> {
+        let s = std::mem::take(&mut self.shadow[off as usize]);
+        if s == 0 { None } else { Some(s - 1) }
+    }
+
+    /// Offsets in use, for invariants and inspection.
+    pub fn used_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        (1..self.nr).filter(move |o| self.map[*o as usize] != 0)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.map.capacity()
+            + self.cache.capacity() * 4
+            + self.data.capacity() * 8
+            + self.shadow.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn header_slot_is_never_used_and_full_device_fails() {
+        let mut s = SwapDevice::new(4);
+        assert_eq!(s.total(), 3);
+        let got: Vec<u32> = (0..3).map(|_| s.alloc().unwrap()).collect();
+        assert_eq!(got, vec![1, 2, 3]);
+        assert_eq!(s.alloc(), None);
+        assert_eq!(SwapDevice::new(0).alloc(), None);
+    }
+
+    #[test]
+    fn cache_and_references() {
+        let mut s = SwapDevice::new(8);
+        let o = s.alloc().unwrap();
+        assert_eq!(s.map(o), SWAP_HAS_CACHE);
+        s.duplicate(o).unwrap();
+        assert_eq!(s.map(o), SWAP_HAS_CACHE | 1);
+        s.put_cache(o);
+        assert_eq!(s.map(o), 1);
+        assert_eq!(s.cache_prepare(o), Ok(()));
+        assert_eq!(s.cache_prepare(o), Err(SwapErr::Exist));
+        s.free(o);
+        assert_eq!(s.map(o), SWAP_HAS_CACHE);
+        s.put_cache(o);
+        assert_eq!(s.map(o), 0);
+        assert_eq!(s.inuse(), 0);
+        assert_eq!(s.duplicate(o), Err(SwapErr::NoEnt));
+    }
+
+    proptest! {
+        #[test]
+        fn counts_continue_past_swap_map_max(n in 1u32..300) {
+            let mut s = SwapDevice::new(4);
+            let o = s.alloc().unwrap();
+            for _ in 0..n { s.duplicate(o).unwrap(); }
+            prop_assert_eq!(s.count(o), n);
+            if n > SWAP_MAP_MAX as u32 {
+                prop_assert_ne!(s.map(o) & COUNT_CONTINUED, 0);
+            }
+            for _ in 0..n { s.free(o); }
+            prop_assert_eq!(s.map(o), SWAP_HAS_CACHE);
+            s.put_cache(o);
+            prop_assert_eq!(s.inuse(), 0);
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! `try_to_unmap` / `try_to_unmap_one` and `try_to_migrate` / `try_to_migrate_one`
+//! (mm/rmap.c), in the order each profile's kernel runs them. The seed bug lives here.
+//!
+//! ```text
+//! try_to_unmap_one, per mapping found by the rmap walk:
+//!   VM_LOCKED (unless TTU_IGNORE_MLOCK)      -> mlock the page, abort        (every profile)
+//!   young (4.x, unless TTU_IGNORE_ACCESS)    -> abort                        ("4.17", "4.18")
+//!   pteval = ptep_clear_flush(..)            -> on s390 may carry _PAGE_UNUSED
+//!   pte_dirty(pteval)                        -> set_page_dirty
+//!   pte_unused(pteval) [guard per profile]   -> dec rss, PTE stays none, no swap entry
+//!   anon, swapbacked != swapcache            -> restore, abort
+//!   anon lazyfree: clean -> discard; redirtied -> restore, SetPageSwapBacked, abort
+//!   anon: swap_duplicate fails               -> restore, abort
+//!   anon: dec MM_ANONPAGES, inc MM_SWAPENTS, set_pte_at(swp_pte)
+//!   file/shmem: dec mm_counter_file
+//!   discard: page_remove_rmap, put_page
+//! ```
+//! The guard: `"4.17"` none; `"4.18"`/`"6.12"` `!userfaultfd_armed(vma)`; with
+//! [`UnusedGuard::PresentAndUffdArmed`] also `pte_present(pteval)`.
+
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::{MM_ANONPAGES, MM_SWAPENTS, vm};
+use crate::profile::UnusedGuard;
+use crate::rmap::Mapping;
+use crate::sim::log::{Ev, ttu_result};
+use crate::vmscan::swap::SWAP_TYPE;
+use crate::vmscan::vmstat::Vm;
+
+/// `enum ttu_flags` (v4.18 values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TtuFlags(pub u32);
+
+impl TtuFlags {
+    pub const NONE: TtuFlags = TtuFlags(0);
+    pub const MIGRATION: TtuFlags = TtuFlags(0x1);
+    pub const MUNLOCK: TtuFlags = TtuFlags(0x2);
+    pub const SPLIT_HUGE_PMD: TtuFlags = TtuFlags(0x4);
+    pub const IGNORE_MLOCK: TtuFlags = TtuFlags(0x8);
+    /// Removed in v5.11 ("always assume TTU_IGNORE_ACCESS").
+    pub const IGNORE_ACCESS: TtuFlags = TtuFlags(0x10);
+    pub const IGNORE_HWPOISON: TtuFlags = TtuFlags(0x20);
+    pub const BATCH_FLUSH: TtuFlags = TtuFlags(0x40);
+    pub const RMAP_LOCKED: TtuFlags = TtuFlags(0x80);
+
+    pub fn has(self, f: TtuFlags) -> bool {
+        self.0 & f.0 != 0
+    }
+}
+
+impl std::ops::BitOr for TtuFlags {
+    type Output = TtuFlags;
+    fn bitor(self, o: TtuFlags) -> TtuFlags {
+        TtuFlags(self.0 | o.0)
+    }
+}
+
+impl Kernel {
+    /// `userfaultfd_armed(vma)`: VM_UFFD_MISSING | VM_UFFD_WP (4.18), plus VM_UFFD_MINOR where
+    /// the profile has it (v5.13+: `vm_flags & __VM_UFFD_FLAGS`).
+    pub fn userfaultfd_armed(&self, vma: u32) -> bool {
+        let mut mask = vm::VM_UFFD_MISSING | vm::VM_UFFD_WP;
+        if self.profile.uffd_minor {
+            mask |= self.vm_uffd_minor();
+        }
+        self.vma(vma).flags & mask != 0
+    }
+
+    /// The `pte_unused` branch condition of this profile.
+    fn unused_branch(&self, pteval: u64, vma: u32) -> bool {
+        let arch = self.arch();
+        if !arch.pte_unused(pteval) {
+            return false;
+        }
+        match self.profile.unused_guard {
+            UnusedGuard::None => true,
+            UnusedGuard::UffdArmed => !self.userfaultfd_armed(vma),
+            UnusedGuard::PresentAndUffdArmed => {
+                arch.pte_present(pteval) && !self.userfaultfd_armed(vma)
+            }
+        }
+    }
+
+    /// `try_to_unmap(page, flags)`: walk the rmap with `try_to_unmap_one`, stopping when the
+    /// page is no longer mapped. Returns `!page_mapped(page)` (4.x's return value).
+    pub fn try_to_unmap(&mut self, pfn: u32, flags: TtuFlags) -> bool {
+        self.rmap_walk(pfn, |k, m| k.try_to_unmap_one(pfn, m, flags), true);
+        !self.mem.frames[pfn as usize].mapped()
+    }
+
+    fn log_ttu(&mut self, kind: Ev, m: Mapping, pfn: u32, result: u64, pteval: u64) {
+        self.log(kind, m.pid, 0, m.addr, pfn as u64, result, pteval);
+    }
+
+    /// `try_to_unmap_one` for one mapping. Returns false to abort the rmap walk.
+    pub(crate) fn try_to_unmap_one(&mut self, pfn: u32, m: Mapping, flags: TtuFlags) -> bool {
+        let vflags = self.vma(m.vma).flags;
+        let arch = self.arch();
+        if !flags.has(TtuFlags::IGNORE_MLOCK) && vflags & vm::VM_LOCKED != 0 {
+            self.mlock_page(pfn);
+            self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_MLOCK, 0);
+            return false;
+        }
+        if self.profile.ttu_young_check
+            && !flags.has(TtuFlags::IGNORE_ACCESS)
+            && self.ptep_test_and_clear_young(m.pid, m.idx)
+        {
+            self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_YOUNG, 0);
+            return false;
+        }
+        // "Nuke the page table entry."
+        let pteval = self.ptep_clear_flush(m.pid, m.idx);
+        if arch.pte_dirty(pteval) {
+            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+        }
+        let f = self.mem.frames[pfn as usize];
+        if self.unused_branch(pteval, m.vma) {
+            // The guest does not need the page: the PTE stays none, no swap entry.
+            let c = self.mm_counter(pfn);
+            self.add_rss(m.pid, c, -1);
+            self.vmstat.inc(Vm::model_pte_unused_dropped);
+            self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::DROP_UNUSED, pteval);
+        } else if flags.has(TtuFlags::MIGRATION) {
+            // make_migration_entry: the caller installs the new page at once (migration is
+            // one step in the model), so the entry is not stored
+            self.log_ttu(
+                Ev::TryToUnmapOne,
+                m,
+                pfn,
+                ttu_result::MIGRATION_ENTRY,
+                pteval,
+            );
+            self.migration_targets
+                .push((m.pid, m.vma, m.addr, m.idx, pteval));
+        } else if f.anon() {
+            if f.test(pg::PG_SWAPBACKED) != f.test(pg::PG_SWAPCACHE) {
+                // WARN_ON_ONCE: a swap-backed page without a swap slot
+                self.set_pte_at(m.pid, m.idx, pteval);
+                self.log_ttu(
+                    Ev::TryToUnmapOne,
+                    m,
+                    pfn,
+                    ttu_result::ABORT_SWAP_DUP,
+                    pteval,
+                );
+                return false;
+            }
+            if !f.test(pg::PG_SWAPBACKED) {
+                // MADV_FREE page
+                let drop = if self.profile.lazyfree_refcount_check {
+                    f.refcount == 1 + f.mapcount && !f.test(pg::PG_DIRTY)
+                } else {
+                    !f.test(pg::PG_DIRTY)
+                };
+                if drop {
+                    self.add_rss(m.pid, MM_ANONPAGES, -1);
+                    self.log_ttu(
+                        Ev::TryToUnmapOne,
+                        m,
+                        pfn,
+                        ttu_result::LAZYFREE_DISCARD,
+                        pteval,
+                    );
+                } else {
+                    self.set_pte_at(m.pid, m.idx, pteval);
+                    self.mem.frames[pfn as usize].set(pg::PG_SWAPBACKED);
+                    self.log_ttu(
+                        Ev::TryToUnmapOne,
+                        m,
+                        pfn,
+                        ttu_result::LAZYFREE_REDIRTIED,
+                        pteval,
+                    );
+                    return false;
+                }
+            } else {
+                let off = f.swap_offset().expect("swap cache page has a slot");
+                if self.swap.duplicate(off).is_err() {
+                    self.set_pte_at(m.pid, m.idx, pteval);
+                    self.log_ttu(
+                        Ev::TryToUnmapOne,
+                        m,
+                        pfn,
+                        ttu_result::ABORT_SWAP_DUP,
+                        pteval,
+                    );
+                    return false;
+                }
+                self.add_rss(m.pid, MM_ANONPAGES, -1);
+                self.add_rss(m.pid, MM_SWAPENTS, 1);
+                let mut swp = arch.mk_swap_pte(SWAP_TYPE, off as u64);
+                if arch.pte_soft_dirty(pteval) {
+                    swp = arch.pte_swp_mksoft_dirty(swp);
+                }
+                if self.profile.swp_exclusive && f.test(pg::PG_ANON_EXCLUSIVE) {
+                    // folio_try_share_anon_rmap_pte: the page is no longer exclusive
+                    swp = arch.pte_swp_mkexclusive(swp);
+                    self.mem.frames[pfn as usize].clear(pg::PG_ANON_EXCLUSIVE);
+                }
+                swp = self.swp_carry_uffd_wp(pteval, swp);
+                self.set_pte_at(m.pid, m.idx, swp);
+                self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::SWAP, pteval);
+            }
+        } else {
+            let c = self.mm_counter(pfn);
+            self.add_rss(m.pid, c, -1);
+            self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::FILE, pteval);
+        }
+        // discard:
+        self.page_remove_rmap(pfn);
+        self.put_page(pfn);
+        true
+    }
+
+    /// The workingset clock (`lruvec->nonresident_age`).
+    pub(crate) fn workingset_age(&mut self) -> u32 {
+        self.nonresident_age = self.nonresident_age.wrapping_add(1);
+        self.nonresident_age
+    }
+
+    /// Migrate the page mapped at `addr` of `pid` to a new frame (`migrate_pages` of one page,
+    /// as compaction or NUMA balancing would): unmap every mapping with `try_to_migrate_one`
+    /// ("6.12") or `try_to_unmap_one(TTU_MIGRATION)` (4.x), copy, and map the new page where a
+    /// migration entry was installed. A mapping dropped by the `pte_unused` branch is not
+    /// restored. Returns the new pfn, or None if the page could not be migrated.
+    pub fn migrate_page(&mut self, pid: u32, addr: u64) -> crate::Result<Option<u32>> {
+        self.mm(pid)?;
+        let arch = self.arch();
+        let Some(pte) = self.pte_at(pid, addr & !0xfff) else {
+            return Ok(None);
+        };
+        if !arch.pte_present(pte) || arch.pte_special(pte) {
+            return Ok(None);
+        }
+        let old = arch.pte_pfn(pte);
+        if !self.isolate_lru_page(old) {
+            return Ok(None);
+        }
+        let Some(new) = self.alloc_page(crate::vmscan::Gfp::User) else {
+            self.putback_lru_page(old);
+            self.vmstat.inc(Vm::pgmigrate_fail);
+            return Ok(None);
+        };
+        self.migration_targets.clear();
+        let kind = if self.profile.try_to_migrate_split {
+            Ev::TryToMigrateOne
+        } else {
+            Ev::TryToUnmapOne
+        };
+        self.rmap_walk(old, |k, m| k.try_to_migrate_one(old, m, kind), true);
+        // move_to_new_folio: the new page takes over identity, data and cache slot
+        let of = self.mem.frames[old as usize];
+        {
+            let nf = &mut self.mem.frames[new as usize];
+            nf.content = of.content;
+            nf.mapping = of.mapping;
+            nf.index = of.index;
+            nf.private = of.private;
+            nf.flags = of.flags & !(pg::PG_LRU | pg::PG_ISOLATED | pg::PG_BUDDY);
+        }
+        if let Some(off) = of.swap_offset() {
+            self.swap.set_cache_page(off, Some(new));
+        } else if of.mapping != 0 && !of.anon() {
+            self.filex_mut(of.mapping - 1)
+                .pages
+                .insert(of.index, crate::mm::CacheEntry::Page(new));
+        }
+        let cached = of.swap_offset().is_some() || (of.mapping != 0 && !of.anon());
+        if cached {
+            self.get_page(new);
+            self.mem.frames[old as usize].refcount -= 1;
+        }
+        let targets = std::mem::take(&mut self.migration_targets);
+        for &(tpid, vma, _addr, idx, pteval) in &targets {
+            // remove_migration_pte
+            let prot = self.vma(vma).page_prot;
+            let mut e = arch.pte_mkold(arch.mk_pte(new, prot));
+            if arch.pte_soft_dirty(pteval) {
+                e = arch.pte_mksoft_dirty(e);
+            }
+            if arch.pte_write(pteval) {
+                e = arch.pte_mkwrite(e);
+            }
+            self.set_pte_at(tpid, idx, e);
+            self.page_add_rmap(new);
+            self.get_page(new);
+        }
+        self.migration_targets = targets;
+        // the old frame has only its isolation reference left: putback frees it
+        let o = &mut self.mem.frames[old as usize];
+        o.flags &= !(pg::PG_SWAPCACHE | pg::PAGE_MAPPING_ANON);
+        o.private = 0;
+        o.mapping = 0;
+        self.putback_lru_page(old);
+        // the new page goes on the LRU and the allocation reference is dropped
+        self.lru_cache_add(new);
+        let survived = self.mem.frames[new as usize].refcount > 1;
+        self.put_page(new);
+        self.vmstat.inc(Vm::pgmigrate_success);
+        Ok(if survived { Some(new) } else { None })
+    }
+
+    /// `try_to_migrate_one` ("6.12"; the same order as try_to_unmap_one without the mlock and
+    /// young checks, the same `pte_unused` guard, then a migration entry).
+    fn try_to_migrate_one(&mut self, pfn: u32, m: Mapping, kind: Ev) -> bool {
+        let pteval = self.ptep_clear_flush(m.pid, m.idx);
+        if self.arch().pte_dirty(pteval) {
+            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+        }
+        if self.unused_branch(pteval, m.vma) {
+            let c = self.mm_counter(pfn);
+            self.add_rss(m.pid, c, -1);
+            self.vmstat.inc(Vm::model_pte_unused_dropped);
+            self.log(
+                kind,
+                m.pid,
+                0,
+                m.addr,
+                pfn as u64,
+                ttu_result::DROP_UNUSED,
+                pteval,
+            );
+        } else {
+            self.log(
+                kind,
+                m.pid,
+                0,
+                m.addr,
+                pfn as u64,
+                ttu_result::MIGRATION_ENTRY,
+                pteval,
+            );
+            self.migration_targets
+                .push((m.pid, m.vma, m.addr, m.idx, pteval));
+        }
+        self.page_remove_rmap(pfn);
+        self.put_page(pfn);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::s390::essa::{ESSA_SET_STABLE, ESSA_SET_UNUSED};
+    use crate::fault::Access;
+    use crate::mm::{MM_ANONPAGES, MM_SWAPENTS};
+    use crate::testutil::{kernel, proc_with_pages};
+    use crate::uffd::ioctl::UFFDIO_REGISTER_MODE_MISSING;
+    use crate::vmscan::vmstat::Vm;
+
+    /// The seed at unit level: a KVM process, anon RAM written, registered MISSING, the page
+    /// UNUSED, reclaim picks it.
+    fn seed(profile: &str) -> (crate::kernel::Kernel, u32, u64) {
+        let mut k = kernel(profile);
+        let (pid, a) = proc_with_pages(&mut k, true, 4);
+        let u = k.userfaultfd(pid).unwrap();
+        k.uffdio_api(u, 0xAA, 0).unwrap();
+        k.uffdio_register(u, a, 4 * 4096, UFFDIO_REGISTER_MODE_MISSING)
+            .unwrap();
+        k.essa(pid, 0, a, ESSA_SET_UNUSED).unwrap();
+        k.reclaim(4);
+        assert_eq!(
+            k.mmx(pid).rss[MM_ANONPAGES],
+            0,
+            "{profile}: every page left memory"
+        );
+        k.check_invariants().unwrap();
+        (k, pid, a)
+    }
+
+    #[test]
+    fn unused_page_in_armed_vma_is_dropped_on_417() {
+        let (k, pid, a) = seed("4.17");
+        assert_eq!(k.pte_at(pid, a), Some(0x400), "the PTE is left none");
+        assert_eq!(
+            k.mmx(pid).rss[MM_SWAPENTS],
+            3,
+            "only the three STABLE pages got swap entries"
+        );
+        assert_eq!(k.mmx(pid).rss[MM_ANONPAGES], 0);
+        assert_eq!(k.vmstat.get(Vm::model_pte_unused_dropped), 1);
+        assert_eq!(
+            k.swap.inuse(),
+            3,
+            "no swap slot is held for the dropped page"
+        );
+    }
+
+    #[test]
+    fn unused_page_in_armed_vma_is_swapped_on_418_and_612() {
+        for p in ["4.18", "6.12"] {
+            let (mut k, pid, a) = seed(p);
+            let pte = k.pte_at(pid, a).unwrap();
+            assert!(
+                k.arch().is_swap_pte(pte),
+                "{p}: swap PTE expected, got {pte:#x}"
+            );
+            assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 4, "{p}");
+            assert_eq!(k.vmstat.get(Vm::model_pte_unused_dropped), 0);
+            // the guest reuses the page: a plain swap-in, no userfault, content intact
+            k.essa(pid, 0, a, ESSA_SET_STABLE).unwrap();
+            assert_eq!(
+                k.access(pid, 0, a, false, 0).unwrap(),
+                Access::Done { value: 1 },
+                "{p}"
+            );
+            assert_eq!(k.vmstat.get(Vm::model_userfaults), 0);
+            k.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn dropped_page_becomes_a_userfault_on_417() {
+        let (mut k, pid, a) = seed("4.17");
+        k.essa(pid, 0, a, ESSA_SET_STABLE).unwrap();
+        let r = k.access(pid, 0, a, false, 0).unwrap();
+        assert!(matches!(r, Access::Blocked { .. }), "{r:?}");
+        assert_eq!(k.blocked_threads().len(), 1);
+    }
+
+    #[test]
+    fn without_userfaultfd_unused_is_dropped_everywhere_and_stable_is_swapped() {
+        for p in ["4.17", "4.18", "6.12"] {
+            let mut k = kernel(p);
+            let (pid, a) = proc_with_pages(&mut k, true, 2);
+            k.essa(pid, 0, a, ESSA_SET_UNUSED).unwrap();
+            // the dropped page is freed by the putback and not counted in nr_reclaimed
+            assert_eq!(k.reclaim(2), 1);
+            assert_eq!(k.pte_at(pid, a), Some(0x400), "{p}: UNUSED dropped");
+            assert!(
+                k.arch().is_swap_pte(k.pte_at(pid, a + 4096).unwrap()),
+                "{p}: STABLE swapped"
+            );
+            // the dropped page reads back as a fresh zero page: the guest said it was unused
+            assert_eq!(
+                k.access(pid, 0, a, false, 0).unwrap(),
+                Access::Done { value: 0 }
+            );
+            assert_eq!(
+                k.access(pid, 0, a + 4096, false, 0).unwrap(),
+                Access::Done { value: 2 }
+            );
+            k.check_invariants().unwrap();
+        }
+    }
+}

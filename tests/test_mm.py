@@ -1,0 +1,166 @@
+"""Address spaces, page frames and the reverse map (issue: mm)."""
+
+from __future__ import annotations
+
+import pytest
+import reclaim
+from conftest import small_kernel
+
+PAGE = 4096
+
+
+def test_sizes_accept_bytes_and_binary_units() -> None:
+    assert reclaim.Kernel(memory="512MiB", swap=0).memory == 512 << 20
+    assert reclaim.Kernel(memory=64 << 20, swap="1GiB").meminfo()["SwapTotal"] == (1 << 20) - 4
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ("0", "positive"),
+        (4097, "page size"),
+        (-4096, "negative"),
+        ("lots", "cannot parse"),
+        ("5 parsecs", "unknown unit"),
+    ],
+)
+def test_bad_memory_sizes_are_clear_errors(bad: object, match: str) -> None:
+    with pytest.raises(reclaim.ArgumentError, match=match):
+        reclaim.Kernel(memory=bad)  # type: ignore[arg-type]
+
+
+def test_never_touched_anon_memory_reads_zero() -> None:
+    k = small_kernel()
+    p = k.spawn("a")
+    a = p.mmap(3 * PAGE)
+    assert p.read(a + PAGE).value == 0
+    assert p.page_state(a) == "none"
+    k.check()
+
+
+def test_fork_and_cow_isolate_parent_and_child() -> None:
+    k = small_kernel()
+    parent = k.spawn("parent")
+    a = parent.mmap(PAGE)
+    parent.write(a, 0xA)
+    child = parent.fork()
+    assert child.read(a).value == 0xA
+    pfn = parent.pte(a).pfn()
+    assert child.pte(a).pfn() == pfn, "shared copy-on-write after fork"
+    assert k.page(pfn)["mapcount"] == 2
+    child.write(a, 0xC)
+    assert parent.read(a).value == 0xA
+    assert child.read(a).value == 0xC
+    assert child.pte(a).pfn() != pfn
+    assert parent.rss()["MM_ANONPAGES"] == 1 and child.rss()["MM_ANONPAGES"] == 1
+    k.check()
+
+
+def test_shmem_is_shared_between_two_processes() -> None:
+    k = small_kernel()
+    a_proc = k.spawn("a")
+    m = a_proc.mmap(2 * PAGE, kind="shmem", shared=True)
+    b_proc = a_proc.fork()
+    a_proc.write(m, 0x55)
+    assert b_proc.read(m).value == 0x55
+    b_proc.write(m + PAGE, 0x66)
+    assert a_proc.read(m + PAGE).value == 0x66
+    assert a_proc.rss()["MM_SHMEMPAGES"] == 2
+    k.check()
+
+
+def test_shared_anonymous_mapping_is_shmem() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    m = p.mmap(PAGE, kind="anon", shared=True)
+    c = p.fork()
+    c.write(m, 7)
+    assert p.read(m).value == 7
+    assert p.rss()["MM_SHMEMPAGES"] == 1
+
+
+def test_dontneed_then_read_gives_zeroes() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE)
+    p.write(a, 1)
+    p.write(a + PAGE, 2)
+    p.madvise(a, PAGE, "dontneed")
+    assert p.page_state(a) == "none"
+    assert p.read(a).value == 0
+    assert p.read(a + PAGE).value == 2
+    k.check()
+
+
+def test_partial_munmap_splits_a_vma() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE)
+    assert [(s, e) for s, e, _ in p.vmas()] == [(a, a + 4 * PAGE)]
+    p.munmap(a + PAGE, PAGE)
+    assert [(s, e) for s, e, _ in p.vmas()] == [(a, a + PAGE), (a + 2 * PAGE, a + 4 * PAGE)]
+    assert p.read(a + PAGE).signal == "SIGSEGV"
+    k.check()
+
+
+def test_adjacent_anonymous_mappings_merge_like_the_kernel() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    b = p.mmap(PAGE)
+    assert b == a - PAGE, "top-down placement"
+    assert len(p.vmas()) == 1
+
+
+def test_mlock_splits_and_munlock_merges() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE)
+    p.mlock(a + PAGE, PAGE)
+    flags = [f for _, _, f in p.vmas()]
+    assert len(flags) == 3 and "VM_LOCKED" in flags[1]
+    assert k.vmstat()["nr_unevictable"] == 1
+    p.munlock(a + PAGE, PAGE)
+    assert len(p.vmas()) == 1
+    assert k.vmstat()["nr_unevictable"] == 0
+    k.check()
+
+
+def test_madvise_errors_carry_kernel_errnos() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE)
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.madvise(a + 1, PAGE, "dontneed")
+    assert e.value.errno_name == "EINVAL" and e.value.errno == 22
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(reclaim.SyscallError, match="unknown advice"):
+        p.madvise(a, PAGE, "sideways")
+    with pytest.raises(reclaim.SyscallError) as e2:
+        p.madvise(a, 4 * PAGE, "dontneed")
+    assert e2.value.errno_name == "ENOMEM", "a hole in the range"
+    with pytest.raises(reclaim.SyscallError, match="MADV_FREE"):
+        p.madvise(p.mmap(PAGE, kind="shmem", shared=True), PAGE, "free")
+
+
+def test_pageout_and_cold_exist_from_54() -> None:
+    k = small_kernel("4.18")
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    with pytest.raises(reclaim.SyscallError, match=r"v5\.4"):
+        p.madvise(a, PAGE, "pageout")
+
+
+def test_process_ids_and_exit() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    p.write(a, 3)
+    free_before = k.vmstat()["nr_free_pages"]
+    p.exit()
+    assert not p.alive
+    assert k.vmstat()["nr_free_pages"] == free_before + 1
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.read(a)
+    assert e.value.errno_name == "ESRCH"
+    k.check()

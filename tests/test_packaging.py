@@ -1,0 +1,63 @@
+"""The wheel users get, and the command line as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.mark.slow
+def test_abi3_wheel_installs_into_a_fresh_venv_and_imports(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    r = run(
+        sys.executable, "-m", "maturin", "build", "--release", "--quiet", "-o", str(dist), cwd=ROOT
+    )
+    assert r.returncode == 0, r.stderr
+    wheels = list(dist.glob("reclaim-*.whl"))
+    assert len(wheels) == 1 and "abi3" in wheels[0].name, wheels
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    r = run(str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(wheels[0]))
+    assert r.returncode == 0, r.stderr
+    code = (
+        "import reclaim; k = reclaim.Kernel(profile='4.17', memory='8MiB', swap='8MiB');"
+        "p = k.spawn('q', kvm=True); a = p.mmap(4096); p.write(a, 7);"
+        "print(p.read(a).value, reclaim.__version__)"
+    )
+    r = run(str(py), "-c", code, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == "7"
+
+
+def test_cli_demo_runs_and_reports_the_seed() -> None:
+    r = run("reclaim", "demo", "--json", env={**os.environ, "MPLBACKEND": "Agg"})
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    by = {row["profile"]: row for row in rows}
+    assert by["4.17"]["userfault"] is True
+    assert by["4.18"]["userfault"] is False
+
+
+def test_cli_without_command_prints_help_and_exits_2() -> None:
+    r = run("reclaim")
+    assert r.returncode == 2
+    assert "demo" in r.stdout
+
+
+def test_cli_bad_option_is_one_line_without_traceback() -> None:
+    r = run("reclaim", "demo", "--bogus")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr

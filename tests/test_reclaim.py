@@ -1,0 +1,220 @@
+"""Reclaim: LRU, shrink_folio_list, try_to_unmap_one per profile, swap (issue: reclaim).
+
+Golden scenarios, each on every profile with the expected difference."""
+
+from __future__ import annotations
+
+import pytest
+import reclaim
+from conftest import PROFILES, small_kernel
+from reclaim.s390 import _PAGE_UNUSED, Pte
+
+PAGE = 4096
+
+
+def guest_ram(k: reclaim.Kernel, pages: int = 4, kvm: bool = True) -> tuple[reclaim.Process, int]:
+    qemu = k.spawn("qemu", kvm=kvm)
+    ram = qemu.mmap(pages * PAGE)
+    for i in range(pages):
+        assert qemu.write(ram + i * PAGE, 0x100 + i).completed
+    return qemu, ram
+
+
+def reclaim_everything(k: reclaim.Kernel, p: reclaim.Process) -> None:
+    k.reclaim(64)
+    assert p.rss()["MM_ANONPAGES"] == 0
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_seed_unused_page_in_registered_ram(profile: str) -> None:
+    """The seed at unit level: dropped (PTE none, no swap slot) on 4.17; swapped on 4.18+, and
+    a later read swaps it in with its content intact."""
+    k = small_kernel(profile)
+    qemu, ram = guest_ram(k)
+    uffd = qemu.userfaultfd()
+    uffd.register(ram, 4 * PAGE)
+    assert qemu.essa(ram, "set_unused").new_pgste.usage == "UNUSED"
+    reclaim_everything(k, qemu)
+    k.check()
+    ttu = [e for e in k.events("rmap:try_to_unmap_one") if e.addr == ram]
+    pteval = Pte(ttu[-1].fields()["pteval"])
+    assert pteval.unused(), "ptep_clear_flush returned the old PTE with _PAGE_UNUSED"
+    assert not qemu.pte(ram).unused(), "the table never stores _PAGE_UNUSED"
+    if profile == "4.17":
+        assert qemu.pte(ram).value == 0x400
+        assert qemu.rss()["MM_SWAPENTS"] == 3
+        assert k.meminfo()["SwapTotal"] - k.meminfo()["SwapFree"] == 3 * 4
+        assert "drop_pte_unused" in ttu[-1].text
+        qemu.essa(ram, "set_stable")
+        r = qemu.read(ram)
+        assert r.blocked and r.event is not None and r.event.address == ram
+    else:
+        assert qemu.page_state(ram) == "swapped"
+        assert qemu.rss()["MM_SWAPENTS"] == 4
+        qemu.essa(ram, "set_stable")
+        assert qemu.read(ram).value == 0x100
+        assert qemu.page_state(ram) == "present"
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_without_userfaultfd_unused_is_dropped_and_stable_swapped(profile: str) -> None:
+    k = small_kernel(profile)
+    qemu, ram = guest_ram(k, 2)
+    qemu.essa(ram, "set_unused")
+    reclaim_everything(k, qemu)
+    assert qemu.page_state(ram) == "none"
+    assert qemu.page_state(ram + PAGE) == "swapped"
+    assert qemu.read(ram + PAGE).value == 0x101
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_plain_process_never_drops_it_has_no_pgste(profile: str) -> None:
+    k = small_kernel(profile)
+    p, a = guest_ram(k, 2, kvm=False)
+    reclaim_everything(k, p)
+    assert p.page_state(a) == "swapped"
+    assert p.read(a).value == 0x100
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_mlocked_pages_are_not_unmapped(profile: str) -> None:
+    k = small_kernel(profile)
+    p, a = guest_ram(k, 2, kvm=False)
+    p.mlock(a, PAGE)
+    k.reclaim(64)
+    assert p.page_state(a) == "present"
+    assert p.page_state(a + PAGE) == "swapped"
+    assert k.vmstat()["nr_unevictable"] == 1
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_referenced_page_is_activated_not_reclaimed(profile: str) -> None:
+    k = small_kernel(profile, memory="32MiB")
+    p, a = guest_ram(k, 64, kvm=False)
+    # one reclaim pass that scans everything once: the hot page is touched between passes
+    k.reclaim(1)
+    for _ in range(3):
+        p.read(a)
+        k.reclaim(8)
+    assert p.page_state(a) == "present", "the hot page stays"
+    assert k.vmstat()["pgactivate"] > 0 or profile == "6.12"
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_lazyfree_clean_page_dropped_redirtied_page_kept(profile: str) -> None:
+    k = small_kernel(profile)
+    p, a = guest_ram(k, 2, kvm=False)
+    p.madvise(a, 2 * PAGE, "free")
+    assert k.vmstat()["pglazyfree"] == 2
+    p.write(a + PAGE, 0x999)  # redirty the second page
+    k.reclaim(64)
+    assert p.page_state(a) == "none", "the clean lazyfree page is dropped without a write"
+    assert p.read(a).value == 0
+    assert p.read(a + PAGE).value == 0x999, "the redirtied page keeps its data"
+    assert k.vmstat()["pglazyfreed"] == 1
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_swap_full_fails_over_to_keeping_pages(profile: str) -> None:
+    k = reclaim.Kernel(profile=profile, memory="16MiB", swap=3 * PAGE, seed=1)
+    p, a = guest_ram(k, 4, kvm=False)
+    k.reclaim(64)
+    states = [p.page_state(a + i * PAGE) for i in range(4)]
+    assert states.count("swapped") == 2, states  # two usable slots besides the header
+    assert states.count("present") == 2
+    for i in range(4):
+        assert p.read(a + i * PAGE).value == 0x100 + i
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_page_shared_by_fork_is_unmapped_from_both(profile: str) -> None:
+    k = small_kernel(profile)
+    p, a = guest_ram(k, 1, kvm=False)
+    c = p.fork()
+    k.reclaim(64)
+    assert p.page_state(a) == "swapped" and c.page_state(a) == "swapped"
+    assert p.pte(a).swp_offset() == c.pte(a).swp_offset()
+    assert c.read(a).value == 0x100 and p.read(a).value == 0x100
+    k.check()
+
+
+def test_swap_ptes_are_exclusive_on_612_only() -> None:
+    for profile, exclusive in [("4.18", False), ("6.12", True)]:
+        k = small_kernel(profile)
+        p, a = guest_ram(k, 1, kvm=False)
+        k.reclaim(64)
+        assert p.pte(a).swp_exclusive() == exclusive, profile
+
+
+def test_kswapd_wakes_below_low_and_reclaims_to_high() -> None:
+    k = reclaim.Kernel(profile="4.18", memory="4MiB", swap="8MiB", seed=1)
+    w = k.watermarks()
+    p = k.spawn("hog")
+    a = p.mmap("4MiB")
+    for i in range(1000):
+        assert p.write(a + i * PAGE, i).completed
+    vs = k.vmstat()
+    assert vs["pgscan_kswapd"] > 0 and vs["pgsteal_kswapd"] > 0
+    assert vs["nr_free_pages"] >= w["low"]
+    assert [e for e in k.events("mm_vmscan_kswapd_wake")]
+    assert all(p.read(a + i * PAGE).value == i for i in range(1000))
+    k.check()
+
+
+def test_direct_reclaim_below_min() -> None:
+    k = reclaim.Kernel(profile="4.18", memory="4MiB", swap="8MiB", seed=1)
+    k.kvm_migration_mode = False
+    p = k.spawn("hog")
+    a = p.mmap("8MiB")
+    for i in range(1500):
+        assert p.write(a + i * PAGE, i).completed
+    assert k.vmstat()["pswpout"] > 0
+    k.check()
+
+
+def test_out_of_memory_is_an_access_result() -> None:
+    k = reclaim.Kernel(profile="4.18", memory="1MiB", swap=0, seed=1)
+    p = k.spawn("hog")
+    a = p.mmap("2MiB")
+    kinds = {p.write(a + i * PAGE, i).kind for i in range(512)}
+    assert "oom" in kinds
+    k.check()
+
+
+def test_mm_vmscan_events_carry_tracepoint_fields() -> None:
+    k = small_kernel("4.18")
+    guest_ram(k, 4, kvm=False)
+    k.reclaim(64)
+    ev = k.events("mm_vmscan_lru_shrink_inactive")
+    assert ev and {"nr_scanned", "nr_reclaimed", "nr_unmap_fail"} <= set(ev[0].fields())
+    assert any(e.fields()["nr_reclaimed"] > 0 for e in ev)
+
+
+def test_unused_bit_value() -> None:
+    assert _PAGE_UNUSED == 0x80
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_migration_drops_unused_pages_unless_armed(profile: str) -> None:
+    k = small_kernel(profile)
+    qemu, ram = guest_ram(k, 2)
+    qemu.essa(ram, "set_unused")
+    assert qemu.migrate_page(ram) is None, "without userfaultfd the unused mapping is dropped"
+    assert qemu.page_state(ram) == "none"
+    assert qemu.migrate_page(ram + PAGE) is not None
+    assert qemu.read(ram + PAGE).value == 0x101
+    uffd = qemu.userfaultfd()
+    uffd.register(ram, 2 * PAGE)
+    qemu.essa(ram + PAGE, "set_unused")
+    new = qemu.migrate_page(ram + PAGE)
+    if profile == "4.17":
+        assert new is None and qemu.page_state(ram + PAGE) == "none"
+    else:
+        assert new is not None and qemu.read(ram + PAGE).value == 0x101
+    k.check()

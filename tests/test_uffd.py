@@ -1,0 +1,244 @@
+"""Page faults and userfaultfd (issue: faults and userfaultfd). Golden tests named after what
+they show."""
+
+from __future__ import annotations
+
+import pytest
+import reclaim
+from conftest import PROFILES, small_kernel
+
+PAGE = 4096
+
+
+def armed(profile: str = "4.18", features: list[str] | None = None, kind: str = "anon"):  # type: ignore[no-untyped-def]
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE, kind=kind, shared=kind == "shmem")
+    u = p.userfaultfd(features or [])
+    u.register(a, 4 * PAGE, missing=True)
+    return k, p, u, a
+
+
+def test_first_touch_in_missing_range_raises_userfault() -> None:
+    k, p, u, a = armed()
+    r = p.read(a + 8)
+    assert r.blocked and r.event is not None
+    assert r.event.event == "PAGEFAULT" and not r.event.write
+    assert r.event.address == a, "page-aligned without EXACT_ADDRESS"
+    w = p.write(a + PAGE, 1, tid=1)
+    assert w.blocked and w.event is not None and w.event.write
+    assert [e.address for e in u.read_events()] == [a, a + PAGE]
+    assert len(k.blocked()) == 2
+
+
+def test_copy_then_access_no_userfault_and_copy_twice_is_eexist() -> None:
+    k, p, u, a = armed()
+    assert u.copy(a, 0x77) == PAGE
+    assert p.read(a).value == 0x77
+    with pytest.raises(reclaim.SyscallError) as e:
+        u.copy(a, 0x88)
+    assert e.value.errno_name == "EEXIST" and e.value.errno == 17
+    assert p.read(a).value == 0x77, "the first copy's content stays"
+    k.check()
+
+
+def test_copy_wakes_the_blocked_thread_and_the_access_completes() -> None:
+    _k, p, u, a = armed()
+    assert p.read(a).blocked
+    assert p.is_blocked()
+    u.copy(a, 0x42)
+    assert not p.is_blocked()
+    last = p.last_access()
+    assert last is not None and last.value == 0x42
+
+
+def test_blocked_thread_cannot_access_until_woken() -> None:
+    _k, p, _u, a = armed()
+    p.read(a)
+    with pytest.raises(reclaim.ThreadBlockedError, match="blocked on a userfault"):
+        p.read(a + PAGE)
+    assert p.read(a + PAGE, tid=2).blocked
+
+
+def test_dontneed_on_copied_page_gives_remove_event_and_missing_fault() -> None:
+    _k, p, u, a = armed(features=["EVENT_REMOVE"])
+    u.copy(a, 5)
+    p.madvise(a, PAGE, "dontneed")
+    ev = u.read_events()
+    assert [(e.event, e.address, e.end) for e in ev] == [("REMOVE", a, a + PAGE)]
+    assert p.read(a).blocked
+
+
+def test_remove_event_pending_makes_copy_eagain() -> None:
+    _k, p, u, a = armed(features=["EVENT_REMOVE"])
+    u.copy(a, 5)
+    p.madvise(a, PAGE, "dontneed")
+    with pytest.raises(reclaim.SyscallError) as e:
+        u.copy(a, 6)
+    assert e.value.errno_name == "EAGAIN"
+    u.read_events()
+    assert u.copy(a, 6) == PAGE
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_swapped_page_in_missing_range_swaps_in_without_userfault(profile: str) -> None:
+    k, p, u, a = armed(profile)
+    u.copy(a, 0xAB)
+    k.reclaim(64)
+    assert p.page_state(a) == "swapped"
+    r = p.read(a)
+    assert r.completed and r.value == 0xAB
+    assert p.page_state(a) == "present"
+    assert k.vmstat()["pgmajfault"] == 1
+    assert not u.read_events()
+
+
+def test_unregistered_range_dontneed_then_read_gives_zeroes() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    p.write(a, 3)
+    p.madvise(a, PAGE, "dontneed")
+    assert p.read(a).value == 0
+
+
+def test_shmem_first_touch_in_missing_range_raises_userfault() -> None:
+    k, p, u, a = armed(kind="shmem")
+    assert p.read(a).blocked
+    u.copy(a, 9)
+    assert p.last_access() is not None and p.read(a).value == 9
+    k.check()
+
+
+def test_unregister_wakes_blocked_thread_and_access_completes() -> None:
+    k, p, u, a = armed()
+    assert p.write(a, 0x31).blocked
+    u.unregister(a, 4 * PAGE)
+    assert not p.is_blocked()
+    last = p.last_access()
+    assert last is not None and last.completed
+    assert p.read(a).value == 0x31
+    k.check()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_s390_refuses_wp_registration(profile: str) -> None:
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    u = p.userfaultfd()
+    with pytest.raises(reclaim.SyscallError) as e:
+        u.register(a, PAGE, missing=False, wp=True)
+    assert e.value.errno_name == "EINVAL"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_s390_offers_no_minor_or_wp_features(profile: str) -> None:
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    for f in ["MINOR_SHMEM", "WP_ASYNC"]:
+        with pytest.raises(reclaim.SyscallError, match="not offered"):
+            p.userfaultfd([f])
+
+
+def test_register_errors_carry_kernel_errnos() -> None:
+    k = small_kernel("4.18")
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE)
+    u = p.userfaultfd()
+    with pytest.raises(reclaim.SyscallError, match="page-aligned"):
+        u.register(a + 1, PAGE)
+    with pytest.raises(reclaim.SyscallError, match="len is 0"):
+        u.register(a, 0)
+    with pytest.raises(reclaim.SyscallError) as e:
+        u.register(a + (1 << 30), PAGE)
+    assert e.value.errno_name == "ENOMEM", "4.18: no VMA at or above the start"
+    u2 = p.userfaultfd()
+    u.register(a, PAGE)
+    with pytest.raises(reclaim.SyscallError) as e2:
+        u2.register(a, PAGE)
+    assert e2.value.errno_name == "EBUSY"
+
+
+def test_copy_outside_registered_range_is_enoent() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE)
+    u = p.userfaultfd()
+    u.register(a, PAGE)
+    with pytest.raises(reclaim.SyscallError) as e:
+        u.copy(a + PAGE, 1)
+    assert e.value.errno_name == "ENOENT"
+
+
+def test_zeropage_maps_the_zero_page_or_a_zeroed_folio() -> None:
+    for profile, zero_page in [("4.18", True), ("6.12", False)]:
+        k = small_kernel(profile)
+        q = k.spawn("qemu", kvm=True)
+        a = q.mmap(PAGE)
+        u = q.userfaultfd()
+        u.register(a, PAGE)
+        u.zeropage(a)
+        assert (q.pte(a).pfn() == 0) == zero_page, profile
+        assert q.read(a).value == 0
+        q.write(a, 4)
+        assert q.read(a).value == 4
+        k.check()
+
+
+def test_sigbus_feature_turns_userfaults_into_sigbus() -> None:
+    _k, p, _u, a = armed(features=["SIGBUS"])
+    assert p.read(a).signal == "SIGBUS"
+
+
+def test_thread_id_and_exact_address_features() -> None:
+    _k, p, _u, a = armed("6.12", features=["THREAD_ID", "EXACT_ADDRESS"])
+    r = p.read(a + 24, tid=7)
+    assert r.event is not None and r.event.ptid == 7 and r.event.address == a + 24
+
+
+def test_fork_event_gives_the_child_its_own_userfaultfd() -> None:
+    _k, p, u, a = armed(features=["EVENT_FORK"])
+    c = p.fork()
+    ev = u.read_events()
+    assert [e.event for e in ev] == ["FORK"]
+    assert c.read(a).blocked
+
+
+def test_fork_without_event_fork_unregisters_the_child() -> None:
+    _k, p, _u, a = armed()
+    c = p.fork()
+    assert c.read(a).value == 0
+
+
+def test_close_wakes_and_disarms() -> None:
+    _k, p, u, a = armed()
+    assert p.read(a).blocked
+    u.close()
+    assert not p.is_blocked()
+    assert p.read(a + PAGE).completed
+
+
+def test_unmap_event() -> None:
+    _k, p, u, a = armed(features=["EVENT_UNMAP"])
+    p.munmap(a, 2 * PAGE)
+    assert [(e.event, e.address, e.end) for e in u.read_events()] == [("UNMAP", a, a + 2 * PAGE)]
+
+
+def test_write_to_readonly_zero_page_copies() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    assert p.read(a).value == 0
+    assert p.pte(a).pfn() == 0, "a read of a plain process maps the zero page"
+    p.write(a, 5)
+    assert p.pte(a).pfn() != 0
+    k.check()
+
+
+def test_kvm_process_never_gets_the_zero_page_from_a_fault() -> None:
+    k = small_kernel("4.18")
+    q = k.spawn("qemu", kvm=True)
+    a = q.mmap(PAGE)
+    q.read(a)
+    assert q.pte(a).pfn() != 0, "mm_forbids_zeropage(mm_has_pgste)"
