@@ -11,12 +11,7 @@ fn pte_algebra(c: &mut Criterion) {
         b.iter(|| {
             let mut acc = 0u64;
             for pfn in 0..1_000_000u64 {
-                let p = Pte::mk(black_box(pfn), PAGE_RW)
-                    .mkold()
-                    .mkyoung()
-                    .mkdirty()
-                    .mkclean()
-                    .mkwrite();
+                let p = Pte::mk(black_box(pfn), PAGE_RW).mkold().mkyoung().mkdirty().mkclean().mkwrite();
                 acc ^= p.val();
             }
             acc

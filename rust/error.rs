@@ -79,19 +79,11 @@ pub enum Error {
     /// is not page-aligned, an ESSA orc outside 0..7). Nothing in the model changed.
     InvalidArgument(String),
     /// The modelled kernel returned `-errno` from the system call `call`.
-    Errno {
-        errno: Errno,
-        call: &'static str,
-        detail: String,
-    },
+    Errno { errno: Errno, call: &'static str, detail: String },
     /// The thread is parked on a userfault and cannot issue another access until it is woken.
     ThreadBlocked(String),
     /// An input file (trace, scenario, snapshot) is malformed at the given place.
-    Format {
-        what: &'static str,
-        at: String,
-        detail: String,
-    },
+    Format { what: &'static str, at: String, detail: String },
     /// An operating-system I/O error while reading or writing a file.
     Io(String),
 }
@@ -102,11 +94,7 @@ impl Error {
     }
 
     pub fn errno(errno: Errno, call: &'static str, detail: impl Into<String>) -> Self {
-        Error::Errno {
-            errno,
-            call,
-            detail: detail.into(),
-        }
+        Error::Errno { errno, call, detail: detail.into() }
     }
 
     /// The kernel errno, where the kernel would return one.
@@ -123,17 +111,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::InvalidArgument(m) => write!(f, "{m}"),
-            Error::Errno {
-                errno,
-                call,
-                detail,
-            } => {
-                write!(
-                    f,
-                    "{call}: {} ({}): {detail}",
-                    errno.name(),
-                    errno.strerror()
-                )
+            Error::Errno { errno, call, detail } => {
+                write!(f, "{call}: {} ({}): {detail}", errno.name(), errno.strerror())
             }
             Error::ThreadBlocked(m) => write!(f, "{m}"),
             Error::Format { what, at, detail } => write!(f, "malformed {what} at {at}: {detail}"),
@@ -170,10 +149,7 @@ mod tests {
     #[test]
     fn errno_error_names_call_and_errno() {
         let e = Error::errno(Errno::EEXIST, "UFFDIO_COPY", "pte at 0x1000 is not none");
-        assert_eq!(
-            e.to_string(),
-            "UFFDIO_COPY: EEXIST (File exists): pte at 0x1000 is not none"
-        );
+        assert_eq!(e.to_string(), "UFFDIO_COPY: EEXIST (File exists): pte at 0x1000 is not none");
         assert_eq!(e.errno_value(), Some(Errno::EEXIST));
     }
 }

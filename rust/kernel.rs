@@ -111,19 +111,11 @@ impl Kernel {
             )));
         }
         if nr_pages > u32::MAX as u64 / 2 {
-            return Err(Error::invalid(format!(
-                "memory of {memory} bytes is too large for the model (at most 8 TiB)"
-            )));
+            return Err(Error::invalid(format!("memory of {memory} bytes is too large for the model (at most 8 TiB)")));
         }
-        let swap_pages = if swap == 0 {
-            0
-        } else {
-            crate::units::check_pages("swap", swap)?
-        };
+        let swap_pages = if swap == 0 { 0 } else { crate::units::check_pages("swap", swap)? };
         if swap_pages > u32::MAX as u64 / 2 {
-            return Err(Error::invalid(format!(
-                "swap of {swap} bytes is too large for the model (at most 8 TiB)"
-            )));
+            return Err(Error::invalid(format!("swap of {swap} bytes is too large for the model (at most 8 TiB)")));
         }
         let mem = Memory::new(nr_pages, profile.min_free_kbytes_max);
         Ok(Kernel {
@@ -201,32 +193,16 @@ impl Kernel {
     pub fn mm(&self, pid: u32) -> Result<&Mm> {
         match self.mms.get(Self::slot(pid)) {
             Some(Some(m)) if m.alive => Ok(m),
-            Some(Some(_)) => Err(Error::errno(
-                crate::Errno::ESRCH,
-                "mm",
-                format!("process {pid} has exited"),
-            )),
-            _ => Err(Error::errno(
-                crate::Errno::ESRCH,
-                "mm",
-                format!("no process with pid {pid}"),
-            )),
+            Some(Some(_)) => Err(Error::errno(crate::Errno::ESRCH, "mm", format!("process {pid} has exited"))),
+            _ => Err(Error::errno(crate::Errno::ESRCH, "mm", format!("no process with pid {pid}"))),
         }
     }
 
     pub fn mm_mut(&mut self, pid: u32) -> Result<&mut Mm> {
         match self.mms.get_mut(Self::slot(pid)) {
             Some(Some(m)) if m.alive => Ok(m),
-            Some(Some(_)) => Err(Error::errno(
-                crate::Errno::ESRCH,
-                "mm",
-                format!("process {pid} has exited"),
-            )),
-            _ => Err(Error::errno(
-                crate::Errno::ESRCH,
-                "mm",
-                format!("no process with pid {pid}"),
-            )),
+            Some(Some(_)) => Err(Error::errno(crate::Errno::ESRCH, "mm", format!("process {pid} has exited"))),
+            _ => Err(Error::errno(crate::Errno::ESRCH, "mm", format!("no process with pid {pid}"))),
         }
     }
 
@@ -243,12 +219,7 @@ impl Kernel {
 
     /// Pids of the live processes, in order.
     pub fn pids(&self) -> Vec<u32> {
-        self.mms
-            .iter()
-            .flatten()
-            .filter(|m| m.alive)
-            .map(|m| m.pid)
-            .collect()
+        self.mms.iter().flatten().filter(|m| m.alive).map(|m| m.pid).collect()
     }
 
     #[inline]
@@ -319,17 +290,7 @@ impl Kernel {
     #[inline]
     pub fn log(&mut self, kind: Ev, pid: u32, tid: u32, addr: u64, a: u64, b: u64, c: u64) {
         if self.log.enabled(kind) {
-            self.log.push(Event {
-                t: self.now,
-                addr,
-                a,
-                b,
-                c,
-                pid,
-                tid: tid as u16,
-                kind,
-                host: self.host,
-            });
+            self.log.push(Event { t: self.now, addr, a, b, c, pid, tid: tid as u16, kind, host: self.host });
         }
     }
 
@@ -337,11 +298,7 @@ impl Kernel {
 
     fn s390mm(&self, pid: u32) -> S390Mm {
         let m = self.mmx(pid);
-        S390Mm {
-            has_pgste: m.has_pgste,
-            uses_skeys: m.uses_skeys,
-            layout: self.profile.pgste_layout,
-        }
+        S390Mm { has_pgste: m.has_pgste, uses_skeys: m.uses_skeys, layout: self.profile.pgste_layout }
     }
 
     /// `ptep_xchg_direct`: install `new`, return the old value (on s390 with `_PAGE_UNUSED`
@@ -456,9 +413,6 @@ impl Kernel {
     /// Bytes of heap the model's state takes (frames, page tables, swap, log).
     pub fn heap_bytes(&self) -> usize {
         let pts: usize = self.mms.iter().flatten().map(|m| m.pt.heap_bytes()).sum();
-        self.mem.heap_bytes()
-            + pts
-            + self.swap.heap_bytes()
-            + self.log.len() * std::mem::size_of::<Event>()
+        self.mem.heap_bytes() + pts + self.swap.heap_bytes() + self.log.len() * std::mem::size_of::<Event>()
     }
 }

@@ -12,8 +12,10 @@ pub mod kernel;
 pub mod kvm;
 pub mod mm;
 pub mod profile;
+pub mod qemu;
 pub mod rmap;
 pub mod sim;
+pub mod study;
 pub mod uffd;
 pub mod units;
 pub mod vmscan;
@@ -35,21 +37,13 @@ pub(crate) mod testutil {
 
     /// A kernel of `profile` with 8 MiB of memory and 8 MiB of swap.
     pub fn kernel(profile: &str) -> Kernel {
-        Kernel::new(
-            Profile::get(profile, Arch::S390x).unwrap(),
-            8 << 20,
-            8 << 20,
-            1,
-        )
-        .unwrap()
+        Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap()
     }
 
     /// A process with `pages` of private anonymous memory, every page written with its index + 1.
     pub fn proc_with_pages(k: &mut Kernel, kvm: bool, pages: u64) -> (u32, u64) {
         let pid = k.spawn("test", kvm).unwrap();
-        let a = k
-            .mmap(pid, pages * 4096, MapKind::Anon, false, None)
-            .unwrap();
+        let a = k.mmap(pid, pages * 4096, MapKind::Anon, false, None).unwrap();
         for i in 0..pages {
             let r = k.access(pid, 0, a + i * 4096, true, i + 1).unwrap();
             assert_eq!(r, crate::fault::Access::Done { value: i + 1 });

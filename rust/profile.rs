@@ -166,14 +166,8 @@ pub mod uffd_features {
     ];
 
     /// UFFD_API_FEATURES of v4.18 (PAGEFAULT_FLAG_WP is defined but not offered).
-    pub const API_4_18: u64 = EVENT_FORK
-        | EVENT_REMAP
-        | EVENT_REMOVE
-        | EVENT_UNMAP
-        | MISSING_HUGETLBFS
-        | MISSING_SHMEM
-        | SIGBUS
-        | THREAD_ID;
+    pub const API_4_18: u64 =
+        EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP | MISSING_HUGETLBFS | MISSING_SHMEM | SIGBUS | THREAD_ID;
 
     /// UFFD_API_FEATURES of v6.12 (before arch masking).
     pub const API_6_12: u64 = API_4_18
@@ -214,12 +208,7 @@ fn s390(name: &'static str) -> Profile {
             uffd_register_vma_find: false,
             uffd_api_features: uffd_features::API_4_18,
         },
-        "4.18" => Profile {
-            name,
-            release: (4, 18),
-            unused_guard: UnusedGuard::UffdArmed,
-            ..s390("4.17")
-        },
+        "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
         _ => Profile {
             name: "6.12",
             release: (6, 12),
@@ -315,10 +304,7 @@ mod tests {
     #[test]
     fn unknown_profile_lists_the_known_ones() {
         let e = Profile::by_names("5.4", "s390x").unwrap_err().to_string();
-        assert!(
-            e.contains("4.17") && e.contains("4.18") && e.contains("6.12"),
-            "{e}"
-        );
+        assert!(e.contains("4.17") && e.contains("4.18") && e.contains("6.12"), "{e}");
         let e = Profile::by_names("4.18", "sparc").unwrap_err().to_string();
         assert!(e.contains("s390x"), "{e}");
     }
@@ -329,29 +315,15 @@ mod tests {
         let b = Profile::get("4.18", Arch::S390x).unwrap();
         assert_eq!(a.unused_guard, UnusedGuard::None);
         assert_eq!(b.unused_guard, UnusedGuard::UffdArmed);
-        assert_eq!(
-            Profile {
-                name: "4.17",
-                release: (4, 17),
-                unused_guard: UnusedGuard::None,
-                ..b
-            },
-            a
-        );
+        assert_eq!(Profile { name: "4.17", release: (4, 17), unused_guard: UnusedGuard::None, ..b }, a);
     }
 
     #[test]
     fn s390_never_offers_minor_or_wp_features() {
         use uffd_features::*;
         for n in PROFILE_NAMES {
-            let f = Profile::get(n, Arch::S390x)
-                .unwrap()
-                .uffd_features_offered();
-            assert_eq!(
-                f & (MINOR_SHMEM | MINOR_HUGETLBFS | WP_HUGETLBFS_SHMEM | WP_ASYNC),
-                0,
-                "{n}"
-            );
+            let f = Profile::get(n, Arch::S390x).unwrap().uffd_features_offered();
+            assert_eq!(f & (MINOR_SHMEM | MINOR_HUGETLBFS | WP_HUGETLBFS_SHMEM | WP_ASYNC), 0, "{n}");
             assert_ne!(f & EVENT_REMOVE, 0);
         }
     }

@@ -14,9 +14,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
             "cannot parse size {s:?}: expected a number with an optional unit like \"512MiB\""
         )));
     }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| Error::invalid(format!("size {s:?} is too large")))?;
+    let n: u64 = num.parse().map_err(|_| Error::invalid(format!("size {s:?} is too large")))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -30,8 +28,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
             )));
         }
     };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| Error::invalid(format!("size {s:?} is too large")))
+    n.checked_mul(1u64 << shift).ok_or_else(|| Error::invalid(format!("size {s:?} is too large")))
 }
 
 /// Check a size in bytes for `what`: positive and a multiple of the page size.
@@ -62,32 +59,12 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_clear_errors() {
-        assert!(
-            parse_size("lots")
-                .unwrap_err()
-                .to_string()
-                .contains("cannot parse")
-        );
-        assert!(
-            parse_size("5 parsecs")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown unit")
-        );
+        assert!(parse_size("lots").unwrap_err().to_string().contains("cannot parse"));
+        assert!(parse_size("5 parsecs").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_size("-4096").is_err());
-        assert!(
-            parse_size("99999999999PiB")
-                .unwrap_err()
-                .to_string()
-                .contains("too large")
-        );
+        assert!(parse_size("99999999999PiB").unwrap_err().to_string().contains("too large"));
         assert!(check_pages("memory", 0).is_err());
-        assert!(
-            check_pages("memory", 4097)
-                .unwrap_err()
-                .to_string()
-                .contains("page size")
-        );
+        assert!(check_pages("memory", 4097).unwrap_err().to_string().contains("page size"));
         assert_eq!(check_pages("memory", 8192).unwrap(), 2);
     }
 }

@@ -42,13 +42,22 @@ def test_abi3_wheel_installs_into_a_fresh_venv_and_imports(tmp_path: Path) -> No
     assert r.stdout.split()[0] == "7"
 
 
-def test_cli_demo_runs_and_reports_the_seed() -> None:
-    r = run("reclaim", "demo", "--json", env={**os.environ, "MPLBACKEND": "Agg"})
+def test_cli_demo_runs_and_reports_the_seed(tmp_path: Path) -> None:
+    png = tmp_path / "demo.png"
+    r = run(
+        "reclaim", "demo", "--json", "--plot", str(png), env={**os.environ, "MPLBACKEND": "Agg"}
+    )
     assert r.returncode == 0, r.stderr
-    rows = json.loads(r.stdout)
-    by = {row["profile"]: row for row in rows}
-    assert by["4.17"]["userfault"] is True
-    assert by["4.18"]["userfault"] is False
+    out = json.loads(r.stdout)
+    runs = out["runs"]
+    assert [(x["profile"], x["outcome"]) for x in runs[:2]] == [
+        ("4.17", "hung"),
+        ("4.18", "completed"),
+    ]
+    assert runs[0]["userfaults_on_received"] > 0 and runs[1]["userfaults_on_received"] == 0
+    assert any("pte_unused" in step["what"] for step in runs[0]["chain"])
+    plot = Path(out["plot"])
+    assert plot.exists() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_without_command_prints_help_and_exits_2() -> None:

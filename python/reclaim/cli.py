@@ -1,69 +1,190 @@
 """The ``reclaim`` command line.
 
 Errors are one readable line on stderr (exit code 2 for bad input, 1 for a failed run); no
-traceback reaches the user for a ReclaimError.
+traceback reaches the user for a ReclaimError. Exit codes: 0 success, 1 a run failed or an
+engine error, 2 bad usage or arguments, 3 (study, explore) the outcome was a hang or a violation
+when --fail-on-hang is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import reclaim
+from reclaim._reclaim import PostcopyResult
+from reclaim.studies.postcopy import postcopy
 
 EPILOG = """examples:
-  reclaim demo                 the 2018 seed bug on "4.17" next to its fix on "4.18"
-  reclaim demo --json          the same, machine-readable
+  reclaim demo                          the 2018 seed bug on 4.17 next to its fix on 4.18
+  reclaim demo --json --plot out.png    machine-readable, plot written to out.png
+  reclaim study postcopy --profile 4.17 --guest-memory 1GiB --seed 3
+  reclaim study postcopy --profile 4.18 --free-policy random --json
 """
 
 
-def _seed_unit(profile: str) -> dict[str, object]:
-    """The seed chain at unit level on one profile, from the engine's mechanisms."""
-    k = reclaim.Kernel(profile=profile, memory="16MiB", swap="16MiB", seed=0)
-    qemu = k.spawn("qemu-system-s390x", kvm=True)
-    ram = qemu.mmap(4 * 4096)
-    for i in range(4):
-        qemu.write(ram + i * 4096, 0x1000 + i)
-    uffd = qemu.userfaultfd()
-    uffd.register(ram, 4 * 4096, missing=True)
-    qemu.essa(ram, "set_unused")
-    k.reclaim(4)
-    state_after_reclaim = qemu.page_state(ram)
-    qemu.essa(ram, "set_stable")
-    access = qemu.read(ram)
-    k.check()
+class Progress:
+    """A one-line progress bar on stderr for runs longer than a second."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label = label
+        self.start = time.monotonic()
+        self.enabled = enabled and sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, done: int, total: int, sim_s: float) -> None:
+        if not self.enabled or time.monotonic() - self.start < 1.0:
+            return
+        frac = min(1.0, done / total) if total else 1.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:4.0%} pages, t={sim_s:6.2f}s sim")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _row(r: PostcopyResult, label: str) -> dict[str, object]:
+    m = r.metrics
     return {
-        "profile": profile,
-        "pte_after_reclaim": state_after_reclaim,
-        "guest_reuse": access.kind,
-        "userfault": access.blocked,
-        "pte_unused_dropped": k.vmstat()["model_pte_unused_dropped"],
-        "swapped": qemu.rss()["MM_SWAPENTS"],
+        "run": label,
+        "profile": r.profile,
+        "qemu": r.qemu,
+        "seed": r.seed,
+        "outcome": r.outcome,
+        "userfaults_on_received": m["userfaults_on_received"],
+        "dest_pages_dropped": m["dest_pages_dropped"],
+        "dest_pages_swapped": m["dest_pages_swapped"],
+        "dest_cbrl_zapped": m["dest_cbrl_zapped"],
+        "migration_time_s": round(m["total_time_ns"] / 1e9, 3),
+        "vcpu_blocked_s": round(m["vcpu_blocked_ns"] / 1e9, 3),
+        "hang": r.hang,
+        "chain": r.chain,
+        "metrics": m,
+        "log_hash": r.log_hash,
     }
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    rows = [_seed_unit(p) for p in ("4.17", "4.18")]
-    if args.json:
-        import json
-
-        print(json.dumps(rows, indent=2))
-        return 0
-    print("The seed chain at unit level: a KVM guest page, received during postcopy")
-    print("(registered with userfaultfd MISSING), marked UNUSED by the guest (ESSA), picked by")
-    print("host reclaim, then reused by the guest.\n")
-    print(f"{'profile':8} {'PTE after reclaim':18} {'dropped':8} {'guest reuse':12}")
+def _print_table(rows: list[dict[str, object]]) -> None:
+    cols = [
+        ("run", 30),
+        ("outcome", 10),
+        ("userfaults_on_received", 10),
+        ("dest_pages_dropped", 9),
+        ("dest_pages_swapped", 9),
+        ("dest_cbrl_zapped", 7),
+        ("migration_time_s", 9),
+    ]
+    heads = ["run", "outcome", "uf@recv", "dropped", "swapped", "cbrl", "time s"]
+    print("  ".join(f"{h:<{w}}" for h, (_, w) in zip(heads, cols, strict=True)))
     for r in rows:
-        print(
-            f"{r['profile']!s:8} {r['pte_after_reclaim']!s:18} "
-            f"{r['pte_unused_dropped']!s:8} {r['guest_reuse']!s:12}"
-        )
+        print("  ".join(f"{r[c]!s:<{w}}" for c, w in cols))
+
+
+def _print_chain(row: dict[str, object]) -> None:
+    hang = row["hang"]
+    if not isinstance(hang, dict):
+        return
+    chain = row["chain"]
+    assert isinstance(chain, list)
     print(
-        "\n4.17 drops the page (pte_unused) and the guest's next touch is a userfault for a page"
-        "\nQEMU already sent; 4.18 swaps it (userfaultfd_armed) and the touch is a swap-in."
+        f"\n{row['run']}: vCPU {hang['vcpu']} hung on guest page {hang['gfn']:#x} "
+        f"since t={hang['since'] / 1e9:.3f}s; the causal chain:"
     )
+    for step in chain:
+        print(f"  t={step['t'] / 1e9:9.6f}s  {step['host']:<11}  {step['what']}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    runs = [
+        ("4.17 (before the fix)", "4.17", {}),
+        ("4.18 (the fix)", "4.18", {}),
+        ("4.18, guest frees cold pages", "4.18", {"free_policy": "random"}),
+    ]
+    results = []
+    for label, profile, extra in runs:
+        p = Progress(label, not args.json)
+        results.append((label, postcopy(profile, seed=args.seed, progress=p, **extra)))
+        p.close()
+    rows = [_row(r, label) for label, r in results]
+    plot_path: Path | None = None
+    if not args.no_plot:
+        from reclaim.plot import timeline
+
+        plot_path = timeline([r for _, r in results], args.plot)
+    if args.json:
+        out = {"runs": rows, "plot": str(plot_path) if plot_path else None}
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print("Postcopy migration of a 256 MiB s390 KVM guest to a host with less free memory")
+    print(f"(QEMU 3.0 logic, seed {args.seed}); the same workload on each kernel profile:\n")
+    _print_table(rows)
+    _print_chain(rows[0])
+    print("\n4.17: host reclaim drops a received page the guest marked UNUSED (pte_unused); the")
+    print("guest reuses it, the userfault asks QEMU for a page it already sent: the vCPU hangs.")
+    print("4.18: the page in an armed VMA goes to swap instead; the guest's touch is a swap-in.")
+    third = rows[2]
+    if third["outcome"] == "hung":
+        print("4.18 with cold frees: still hangs, through the CBRL (ESSA on a swapped-out page,")
+        print("__gmap_zap → ptep_zap_unused, no userfaultfd check): a residual path,")
+        print("see FINDINGS.md.")
+    if plot_path:
+        print(f"\ntimeline plot: {plot_path}")
     return 0
+
+
+def cmd_study_postcopy(args: argparse.Namespace) -> int:
+    params: dict[str, object] = {
+        k: v
+        for k, v in vars(args).items()
+        if k
+        in {
+            "qemu",
+            "guest_memory",
+            "vcpus",
+            "workload",
+            "used_fraction",
+            "write_fraction",
+            "turnover",
+            "free_policy",
+            "cmma",
+            "diag10",
+            "dest_memory",
+            "dest_swap",
+            "other_load",
+            "source_memory",
+            "bandwidth",
+            "precopy_iterations",
+            "seed",
+            "max_time",
+            "trace",
+        }
+        and v is not None
+    }
+    p = Progress(f"{args.profile}", not args.json)
+    r = postcopy(args.profile, progress=p, **params)
+    p.close()
+    row = _row(r, f"{args.profile} seed {r.seed}")
+    if args.plot:
+        from reclaim.plot import timeline
+
+        row["plot"] = str(timeline([r], args.plot))
+    if args.json:
+        print(json.dumps(row, indent=2, default=str))
+    else:
+        _print_table([row])
+        _print_chain(row)
+        for k, v in r.metrics.items():
+            print(f"  {k:<24} {v}")
+        if "plot" in row:
+            print(f"\ntimeline plot: {row['plot']}")
+    return 3 if (args.fail_on_hang and r.outcome != "completed") else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +196,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"reclaim {reclaim.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    d = sub.add_parser("demo", help="the seed bug on 4.17 and its fix on 4.18, side by side")
+
+    d = sub.add_parser(
+        "demo",
+        help="the seed bug on 4.17 and its fix on 4.18, side by side",
+        epilog="example: reclaim demo --seed 3 --plot /tmp/demo.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.add_argument("--seed", type=int, default=0, help="the seed of every run (default 0)")
+    d.add_argument("--plot", default="reclaim-demo.png", help="where to write the timeline PNG")
+    d.add_argument("--no-plot", action="store_true", help="do not write the plot")
     d.set_defaults(func=cmd_demo)
+
+    st = sub.add_parser(
+        "study", help="run a study", formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ss = st.add_subparsers(dest="study", metavar="STUDY")
+    pc = ss.add_parser(
+        "postcopy",
+        help="postcopy migration of a KVM guest under destination memory pressure",
+        epilog="example: reclaim study postcopy --profile 4.17 --guest-memory 1GiB --seed 3 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pc.add_argument("--profile", default="4.18", help="kernel profile: 4.17, 4.18, 6.12")
+    pc.add_argument("--qemu", help="QEMU logic: 3.0 (default) or 5.2")
+    pc.add_argument("--guest-memory", help="guest RAM, e.g. 256MiB (default)")
+    pc.add_argument("--vcpus", type=int)
+    pc.add_argument("--workload", help="uniform, zipf[:s], sequential, phased[:f:len]")
+    pc.add_argument("--used-fraction", type=float)
+    pc.add_argument("--write-fraction", type=float)
+    pc.add_argument("--turnover", type=float)
+    pc.add_argument("--free-policy", help="recent[:lifetime] (default) or random")
+    pc.add_argument(
+        "--cmma",
+        type=lambda s: s.lower() in ("1", "on", "true", "yes"),
+        help="on/off: the guest's ESSA hints",
+    )
+    pc.add_argument("--diag10", type=float, help="fraction of frees released with DIAG 0x10")
+    pc.add_argument("--source-memory")
+    pc.add_argument("--dest-memory")
+    pc.add_argument("--dest-swap")
+    pc.add_argument("--other-load")
+    pc.add_argument("--bandwidth", help="e.g. 1Gbit, 10Gbit/s, 125MB/s")
+    pc.add_argument("--precopy-iterations", type=int)
+    pc.add_argument("--seed", type=int)
+    pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")
+    pc.add_argument("--trace", choices=["auto", "full", "chain"])
+    pc.add_argument("--json", action="store_true", help="machine-readable output")
+    pc.add_argument("--plot", help="write a timeline PNG here")
+    pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")
+    pc.set_defaults(func=cmd_study_postcopy)
     return p
 
 
@@ -90,12 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
         return rc
-    except reclaim.ArgumentError as e:
+    except (reclaim.ArgumentError, TypeError) as e:
         print(f"reclaim: error: {e}", file=sys.stderr)
         return 2
     except reclaim.ReclaimError as e:
         print(f"reclaim: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("reclaim: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -22,17 +22,10 @@ impl Arch {
     }
 
     pub fn parse(s: &str) -> Result<Arch> {
-        Arch::ALL
-            .iter()
-            .copied()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-                Error::invalid(format!(
-                    "unknown arch {s:?}; known arches: {}",
-                    known.join(", ")
-                ))
-            })
+        Arch::ALL.iter().copied().find(|a| a.name() == s).ok_or_else(|| {
+            let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+            Error::invalid(format!("unknown arch {s:?}; known arches: {}", known.join(", ")))
+        })
     }
 }
 
@@ -238,17 +231,9 @@ impl Arch {
         let idx = vm_flags & 0xf;
         match self {
             Arch::S390x => {
-                const P: [u64; 8] = [
-                    PAGE_NONE, PAGE_RO, PAGE_RO, PAGE_RO, PAGE_RX, PAGE_RX, PAGE_RX, PAGE_RX,
-                ];
-                const S: [u64; 8] = [
-                    PAGE_NONE, PAGE_RO, PAGE_RW, PAGE_RW, PAGE_RX, PAGE_RX, PAGE_RWX, PAGE_RWX,
-                ];
-                if idx & 0x8 != 0 {
-                    S[(idx & 7) as usize]
-                } else {
-                    P[(idx & 7) as usize]
-                }
+                const P: [u64; 8] = [PAGE_NONE, PAGE_RO, PAGE_RO, PAGE_RO, PAGE_RX, PAGE_RX, PAGE_RX, PAGE_RX];
+                const S: [u64; 8] = [PAGE_NONE, PAGE_RO, PAGE_RW, PAGE_RW, PAGE_RX, PAGE_RX, PAGE_RWX, PAGE_RWX];
+                if idx & 0x8 != 0 { S[(idx & 7) as usize] } else { P[(idx & 7) as usize] }
             }
         }
     }

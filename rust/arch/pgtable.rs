@@ -161,9 +161,7 @@ impl PageTables {
         self.nr_pts += 1;
         if let Some(i) = self.pt_free.pop() {
             let base = i as usize * n;
-            self.ptes[base..base + n]
-                .iter_mut()
-                .for_each(|e| *e = g.pte_none);
+            self.ptes[base..base + n].iter_mut().for_each(|e| *e = g.pte_none);
             if self.has_pgste {
                 self.pgstes[base..base + n].iter_mut().for_each(|e| *e = 0);
             }
@@ -250,11 +248,7 @@ impl PageTables {
             let child = if e != 0 {
                 e - 1
             } else {
-                let c = if level == last {
-                    self.alloc_pt()
-                } else {
-                    self.alloc_upper()
-                };
+                let c = if level == last { self.alloc_pt() } else { self.alloc_upper() };
                 self.upper[table as usize][idx] = c + 1;
                 c
             };
@@ -292,11 +286,7 @@ impl PageTables {
     #[inline]
     pub fn slot_mut(&mut self, idx: usize) -> (&mut u64, Option<&mut u64>) {
         let pte = &mut self.ptes[idx];
-        let pgste = if self.has_pgste {
-            Some(&mut self.pgstes[idx])
-        } else {
-            None
-        };
+        let pgste = if self.has_pgste { Some(&mut self.pgstes[idx]) } else { None };
         (pte, pgste)
     }
 
@@ -388,7 +378,6 @@ impl PageTables {
 
     /// Bytes of heap the tables use (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.upper.len() * self.geom.0.upper_entries * 4
-            + (self.ptes.capacity() + self.pgstes.capacity()) * 8
+        self.upper.len() * self.geom.0.upper_entries * 4 + (self.ptes.capacity() + self.pgstes.capacity()) * 8
     }
 }

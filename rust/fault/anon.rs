@@ -28,24 +28,12 @@ impl Kernel {
             }
             self.set_pte_at(vmf.pid, vmf.idx, entry);
             self.tick(self.cost.minor_fault);
-            self.log(
-                Ev::Fault,
-                vmf.pid,
-                vmf.tid,
-                vmf.addr,
-                ZERO_PFN as u64,
-                fault_path::ZERO_PAGE,
-                0,
-            );
+            self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, ZERO_PFN as u64, fault_path::ZERO_PAGE, 0);
             return Fault::Retry;
         }
         self.anon_vma_prepare(vmf.vma);
         let Some(pfn) = self.alloc_user_page() else {
-            return if arch.pte_none(self.mmx(vmf.pid).pt.pte(vmf.idx)) {
-                Fault::Oom
-            } else {
-                Fault::Retry
-            };
+            return if arch.pte_none(self.mmx(vmf.pid).pt.pte(vmf.idx)) { Fault::Oom } else { Fault::Retry };
         };
         let mut entry = arch.mk_pte(pfn, prot);
         if flags & vm::VM_WRITE != 0 {
@@ -66,15 +54,7 @@ impl Kernel {
         self.lru_cache_add_vma(pfn, vmf.vma);
         self.set_pte_at(vmf.pid, vmf.idx, entry);
         self.tick(self.cost.minor_fault);
-        self.log(
-            Ev::Fault,
-            vmf.pid,
-            vmf.tid,
-            vmf.addr,
-            pfn as u64,
-            fault_path::ANON,
-            vmf.write as u64,
-        );
+        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, fault_path::ANON, vmf.write as u64);
         Fault::Retry
     }
 }

@@ -72,14 +72,7 @@ pub(crate) struct Vmf {
 impl Kernel {
     /// A load (`write == false`) or store of `value` by thread `tid` of `pid` at `addr`.
     /// The thread must not be parked on a userfault.
-    pub fn access(
-        &mut self,
-        pid: u32,
-        tid: u32,
-        addr: u64,
-        write: bool,
-        value: u64,
-    ) -> Result<Access> {
+    pub fn access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Result<Access> {
         let mm = self.mm_mut(pid)?;
         let th = mm.threads.entry(tid).or_default();
         if let Some(b) = &th.blocked {
@@ -95,27 +88,12 @@ impl Kernel {
     }
 
     /// Record the outcome of an access in the thread: park it or remember the result.
-    pub(crate) fn finish_access(
-        &mut self,
-        pid: u32,
-        tid: u32,
-        addr: u64,
-        write: bool,
-        value: u64,
-        r: Access,
-    ) {
+    pub(crate) fn finish_access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64, r: Access) {
         let now = self.now;
         let th = self.mmx_mut(pid).threads.entry(tid).or_default();
         match r {
             Access::Blocked { uffd, msg } => {
-                th.blocked = Some(crate::uffd::Blocked {
-                    uffd,
-                    msg,
-                    addr,
-                    write,
-                    value,
-                    since: now,
-                });
+                th.blocked = Some(crate::uffd::Blocked { uffd, msg, addr, write, value, since: now });
                 th.last = None;
             }
             other => {
@@ -126,14 +104,7 @@ impl Kernel {
 
     /// The access itself: walk, fault, retry (at most a few rounds: every fault makes progress
     /// or parks the thread).
-    pub(crate) fn do_access(
-        &mut self,
-        pid: u32,
-        tid: u32,
-        addr: u64,
-        write: bool,
-        value: u64,
-    ) -> Access {
+    pub(crate) fn do_access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Access {
         let arch = self.arch();
         for _ in 0..8 {
             let Some(vma) = self.vma_lookup(pid, addr) else {
@@ -179,36 +150,17 @@ impl Kernel {
     }
 
     /// `handle_mm_fault` → `handle_pte_fault`.
-    pub(crate) fn handle_mm_fault(
-        &mut self,
-        pid: u32,
-        tid: u32,
-        vma: u32,
-        addr: u64,
-        write: bool,
-    ) -> Fault {
+    pub(crate) fn handle_mm_fault(&mut self, pid: u32, tid: u32, vma: u32, addr: u64, write: bool) -> Fault {
         self.vmstat.inc(Vm::pgfault);
         let arch = self.arch();
         let page_addr = addr & !0xfff;
         let Some(idx) = self.mmx_mut(pid).pt.pte_alloc(page_addr) else {
             return Fault::Sigbus;
         };
-        let vmf = Vmf {
-            pid,
-            tid,
-            vma,
-            addr: page_addr,
-            real_addr: addr,
-            write,
-            idx,
-        };
+        let vmf = Vmf { pid, tid, vma, addr: page_addr, real_addr: addr, write, idx };
         let pte = self.mmx(pid).pt.pte(idx);
         if arch.pte_none(pte) {
-            return if self.vma(vma).is_anonymous() {
-                self.do_anonymous_page(vmf)
-            } else {
-                self.do_fault(vmf)
-            };
+            return if self.vma(vma).is_anonymous() { self.do_anonymous_page(vmf) } else { self.do_fault(vmf) };
         }
         if !arch.pte_present(pte) {
             return self.do_swap_page(vmf, pte);
@@ -226,15 +178,7 @@ impl Kernel {
         entry = arch.pte_mkyoung(entry);
         self.ptep_set_access_flags(pid, idx, entry);
         self.tick(self.cost.minor_fault / 4);
-        self.log(
-            Ev::Fault,
-            pid,
-            tid,
-            page_addr,
-            arch.pte_pfn(entry) as u64,
-            path,
-            write as u64,
-        );
+        self.log(Ev::Fault, pid, tid, page_addr, arch.pte_pfn(entry) as u64, path, write as u64);
         Fault::Retry
     }
 
@@ -258,11 +202,7 @@ impl Kernel {
 
     /// The content of the page a present PTE maps (0 for the zero page).
     pub(crate) fn page_content(&self, pfn: u32) -> u64 {
-        if pfn == ZERO_PFN {
-            0
-        } else {
-            self.mem.frames[pfn as usize].content
-        }
+        if pfn == ZERO_PFN { 0 } else { self.mem.frames[pfn as usize].content }
     }
 
     /// Count a major fault.
@@ -274,11 +214,7 @@ impl Kernel {
     pub(crate) fn vm_normal_page(&self, pte: u64) -> Option<u32> {
         let arch = self.arch();
         let pfn = arch.pte_pfn(pte);
-        if arch.pte_special(pte) || pfn == ZERO_PFN {
-            None
-        } else {
-            Some(pfn)
-        }
+        if arch.pte_special(pte) || pfn == ZERO_PFN { None } else { Some(pfn) }
     }
 
     /// Read-only check used by tests and invariants: is `pfn` dirty or mapped dirty?

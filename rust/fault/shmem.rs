@@ -13,12 +13,7 @@ impl Kernel {
     /// swapped in, or new (zeroed). MISSING userfault if the VMA is registered and the page is
     /// in neither page cache nor swap; MINOR if registered for minor faults and the page is
     /// cached. Returns the page with a reference for the caller.
-    pub(crate) fn shmem_get_page(
-        &mut self,
-        vmf: Vmf,
-        file: u32,
-        index: u64,
-    ) -> Result<(u32, bool), Fault> {
+    pub(crate) fn shmem_get_page(&mut self, vmf: Vmf, file: u32, index: u64) -> Result<(u32, bool), Fault> {
         let flags = self.vma(vmf.vma).flags;
         match self.filex(file).pages.get(&index).copied() {
             Some(CacheEntry::Page(pfn)) => {
@@ -72,12 +67,7 @@ impl Kernel {
         let arch = self.arch();
         let (flags, prot, file, index) = {
             let v = self.vma(vmf.vma);
-            (
-                v.flags,
-                v.page_prot,
-                v.file.expect("file vma"),
-                v.pgoff_of(vmf.addr),
-            )
+            (v.flags, v.page_prot, v.file.expect("file vma"), v.pgoff_of(vmf.addr))
         };
         if index >= self.filex(file).size_pages {
             return Fault::Sigbus;
@@ -105,15 +95,7 @@ impl Kernel {
             self.lru_cache_add_vma(new, vmf.vma);
             self.set_pte_at(vmf.pid, vmf.idx, entry);
             self.tick(self.cost.minor_fault);
-            self.log(
-                Ev::Fault,
-                vmf.pid,
-                vmf.tid,
-                vmf.addr,
-                new as u64,
-                fault_path::FILE_COW,
-                1,
-            );
+            self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, new as u64, fault_path::FILE_COW, 1);
             return Fault::Retry;
         }
         // do_read_fault / do_shared_fault: map the page cache page (finish_fault)
@@ -132,15 +114,7 @@ impl Kernel {
         }
         self.set_pte_at(vmf.pid, vmf.idx, entry);
         self.tick(self.cost.minor_fault);
-        self.log(
-            Ev::Fault,
-            vmf.pid,
-            vmf.tid,
-            vmf.addr,
-            pfn as u64,
-            path,
-            vmf.write as u64,
-        );
+        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, path, vmf.write as u64);
         Fault::Retry
     }
 }

@@ -110,11 +110,7 @@ impl Kernel {
         // (exclusive) or its root (shared)
         if self.mem.frames[pfn as usize].mapcount == 0 {
             let av = self.anon_vma_prepare(vmf.vma);
-            let root = if exclusive {
-                av
-            } else {
-                self.anon_vmas[av as usize].root
-            };
+            let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
             let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = root + 1;
@@ -132,26 +128,13 @@ impl Kernel {
         self.swap.free(off);
         let flags = self.vma(vmf.vma).flags;
         let fm = self.mem.frames[pfn as usize];
-        if fm.test(pg::PG_SWAPCACHE)
-            && (self.swap.full_half() || flags & vm::VM_LOCKED != 0 || fm.test(pg::PG_MLOCKED))
+        if fm.test(pg::PG_SWAPCACHE) && (self.swap.full_half() || flags & vm::VM_LOCKED != 0 || fm.test(pg::PG_MLOCKED))
         {
             self.try_to_free_swap(pfn);
         }
-        let path = if major {
-            fault_path::SWAP_MAJOR
-        } else {
-            fault_path::SWAP_CACHE
-        };
+        let path = if major { fault_path::SWAP_MAJOR } else { fault_path::SWAP_CACHE };
         self.tick(self.cost.minor_fault);
-        self.log(
-            Ev::Fault,
-            vmf.pid,
-            vmf.tid,
-            vmf.addr,
-            pfn as u64,
-            path,
-            vmf.write as u64,
-        );
+        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, path, vmf.write as u64);
         Fault::Retry
     }
 }

@@ -33,15 +33,7 @@ impl Kernel {
                 self.ptep_set_access_flags(vmf.pid, vmf.idx, entry);
                 self.vmstat.inc(Vm::pgreuse);
                 self.tick(self.cost.minor_fault / 4);
-                self.log(
-                    Ev::Fault,
-                    vmf.pid,
-                    vmf.tid,
-                    vmf.addr,
-                    pfn as u64,
-                    fault_path::WP_REUSE,
-                    1,
-                );
+                self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, fault_path::WP_REUSE, 1);
                 return Fault::Retry;
             }
         } else if flags & vm::VM_SHARED != 0 {
@@ -49,15 +41,7 @@ impl Kernel {
             let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.pte_mkyoung(orig)));
             self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
             self.ptep_set_access_flags(vmf.pid, vmf.idx, entry);
-            self.log(
-                Ev::Fault,
-                vmf.pid,
-                vmf.tid,
-                vmf.addr,
-                pfn as u64,
-                fault_path::WP_REUSE,
-                1,
-            );
+            self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, fault_path::WP_REUSE, 1);
             return Fault::Retry;
         }
         self.wp_page_copy(vmf, orig, Some(pfn))
@@ -106,15 +90,7 @@ impl Kernel {
             self.put_page(o); // ours
         }
         self.tick(self.cost.minor_fault);
-        self.log(
-            Ev::Fault,
-            vmf.pid,
-            vmf.tid,
-            vmf.addr,
-            new as u64,
-            fault_path::WP_COPY,
-            1,
-        );
+        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, new as u64, fault_path::WP_COPY, 1);
         Fault::Retry
     }
 }

@@ -7,9 +7,11 @@
 //! CBRL holds host virtual addresses here instead of guest absolute addresses; one CBRL per
 //! vCPU thread.
 
+pub mod guest;
+
 use crate::arch::s390::essa::{self, Essa};
 use crate::arch::s390::pgste::{_PGSTE_GPS_NODAT, _PGSTE_GPS_USAGE_MASK, Pgste};
-use crate::arch::s390::pgtable::{self as s390pt, ZapUnused};
+use crate::arch::s390::pgtable::{self as s390pt, S390Mm, ZapUnused};
 use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::MM_SWAPENTS;
@@ -37,9 +39,7 @@ pub struct EssaOutcome {
 impl Kernel {
     fn kvm_mm(&self, pid: u32, call: &'static str) -> Result<()> {
         if !self.mm(pid)?.has_pgste {
-            return Err(Error::invalid(format!(
-                "{call}: process {pid} is not a KVM process (spawn it with kvm=True)"
-            )));
+            return Err(Error::invalid(format!("{call}: process {pid} is not a KVM process (spawn it with kvm=True)")));
         }
         Ok(())
     }
@@ -70,11 +70,7 @@ impl Kernel {
             intercepted = true;
             zapped += self.process_cbrl(pid, tid);
         }
-        let idx = self
-            .mmx_mut(pid)
-            .pt
-            .pte_alloc(hva)
-            .expect("a mapped address has page tables");
+        let idx = self.mmx_mut(pid).pt.pte_alloc(hva).expect("a mapped address has page tables");
         let pte = crate::arch::s390::pte::Pte(self.mmx(pid).pt.pte(idx));
         let pgste = Pgste(self.mmx(pid).pt.pgste(idx));
         let r = essa::pgste_perform_essa(pte, pgste, orc)?;
@@ -89,22 +85,9 @@ impl Kernel {
             }
             zapped += self.process_cbrl(pid, tid);
         }
-        self.log(
-            Ev::Essa,
-            pid,
-            tid,
-            hva,
-            orc as u64,
-            r.res as u64,
-            (r.new_pgste.val() & _PGSTE_GPS_USAGE_MASK) >> 24,
-        );
+        self.log(Ev::Essa, pid, tid, hva, orc as u64, r.res as u64, (r.new_pgste.val() & _PGSTE_GPS_USAGE_MASK) >> 24);
         let cbrl_len = self.cbrl.get(&key).map_or(0, |c| c.len());
-        Ok(EssaOutcome {
-            essa: r,
-            intercepted,
-            zapped,
-            cbrl_len,
-        })
+        Ok(EssaOutcome { essa: r, intercepted, zapped, cbrl_len })
     }
 
     /// KVM's processing of a vCPU's CBRL on an ESSA intercept: `__gmap_zap` of every entry.
@@ -172,25 +155,44 @@ impl Kernel {
         Ok(n)
     }
 
+    /// KVM's dirty log for the RAM of `pid` at `base` (`kvm_arch_sync_dirty_log` →
+    /// `gmap_sync_dirty_log_pmd` → `test_and_clear_guest_dirty` per page): every page whose
+    /// PGSTE_UC is set gets its bit in `dirty`, and its PTE is write-protected again so that the
+    /// next guest store sets UC anew.
+    pub fn sync_dirty_log(&mut self, pid: u32, base: u64, dirty: &mut crate::sim::bitmap::Bitmap) {
+        let smm = S390Mm { has_pgste: true, uses_skeys: false, layout: self.profile.pgste_layout };
+        let end = base + (dirty.len() << 12);
+        let n = self.arch().geometry().0.pt_entries;
+        let mut pts = Vec::new();
+        self.mmx(pid).pt.for_each_pt(base, end, |va, b| pts.push((va, b)));
+        let mm = self.mmx_mut(pid);
+        for (va, b) in pts {
+            for i in 0..n {
+                let a = va + ((i as u64) << 12);
+                if a < base || a >= end {
+                    continue;
+                }
+                let (pte, pgste) = mm.pt.slot_mut(b + i);
+                if let Some(pg) = pgste {
+                    if s390pt::test_and_clear_guest_dirty(&smm, pte, pg) {
+                        dirty.set((a - base) >> 12);
+                    }
+                }
+            }
+        }
+    }
+
     /// `KVM_S390_SET_CMMA_BITS` for one page: `set_pgste_bits(mm, hva, USAGE|NODAT, bits<<24)`.
     /// This is how the source's usage states reach the destination's PGSTEs.
     pub fn set_cmma_bits(&mut self, pid: u32, addr: u64, bits: u8) -> Result<()> {
         self.kvm_mm(pid, "KVM_S390_SET_CMMA_BITS")?;
         let hva = addr & !0xfff;
         if self.vma_lookup(pid, hva).is_none() {
-            return Err(Error::errno(
-                Errno::EFAULT,
-                "KVM_S390_SET_CMMA_BITS",
-                format!("no VMA at {hva:#x}"),
-            ));
+            return Err(Error::errno(Errno::EFAULT, "KVM_S390_SET_CMMA_BITS", format!("no VMA at {hva:#x}")));
         }
         let idx = self.mmx_mut(pid).pt.pte_alloc(hva).expect("mapped");
         let mut v = self.mmx(pid).pt.pgste(idx);
-        s390pt::set_pgste_bits(
-            &mut v,
-            _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT,
-            (bits as u64) << 24,
-        );
+        s390pt::set_pgste_bits(&mut v, _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT, (bits as u64) << 24);
         self.mmx_mut(pid).pt.set_pgste(idx, v);
         Ok(())
     }
@@ -199,11 +201,7 @@ impl Kernel {
     /// bit is not migrated).
     pub fn get_cmma_bits(&self, pid: u32, addr: u64) -> Result<u8> {
         self.kvm_mm(pid, "KVM_S390_GET_CMMA_BITS")?;
-        let v = self
-            .mmx(pid)
-            .pt
-            .pte_index(addr & !0xfff)
-            .map_or(0, |i| self.mmx(pid).pt.pgste(i));
+        let v = self.mmx(pid).pt.pte_index(addr & !0xfff).map_or(0, |i| self.mmx(pid).pt.pgste(i));
         Ok(((v >> 24) & 0x43) as u8)
     }
 

@@ -16,11 +16,7 @@ use crate::mm::AnonVma;
 impl Kernel {
     fn new_anon_vma(&mut self, root: Option<u32>, parent: Option<u32>) -> u32 {
         let id = self.anon_vmas.len() as u32;
-        self.anon_vmas.push(AnonVma {
-            root: root.unwrap_or(id),
-            parent: parent.unwrap_or(id),
-            vmas: Vec::new(),
-        });
+        self.anon_vmas.push(AnonVma { root: root.unwrap_or(id), parent: parent.unwrap_or(id), vmas: Vec::new() });
         id
     }
 

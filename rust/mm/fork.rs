@@ -58,20 +58,12 @@ impl Kernel {
         let arch = self.arch();
         let (spid, start, end, cow, shared) = {
             let v = self.vma(src);
-            (
-                v.mm,
-                v.start,
-                v.end,
-                v.is_cow_mapping(),
-                v.flags & vm::VM_SHARED != 0,
-            )
+            (v.mm, v.start, v.end, v.is_cow_mapping(), v.flags & vm::VM_SHARED != 0)
         };
         let dpid = self.vma(dst).mm;
         let n = arch.geometry().0.pt_entries;
         let mut pts = Vec::new();
-        self.mmx(spid)
-            .pt
-            .for_each_pt(start, end, |va, base| pts.push((va, base)));
+        self.mmx(spid).pt.for_each_pt(start, end, |va, base| pts.push((va, base)));
         for (va, base) in pts {
             for i in 0..n {
                 let addr = va + ((i as u64) << 12);
@@ -83,17 +75,11 @@ impl Kernel {
                 if arch.pte_none(pte) {
                     continue;
                 }
-                let didx = self
-                    .mmx_mut(dpid)
-                    .pt
-                    .pte_alloc(addr)
-                    .expect("parent address fits");
+                let didx = self.mmx_mut(dpid).pt.pte_alloc(addr).expect("parent address fits");
                 if !arch.pte_present(pte) {
                     let off = arch.swp_offset(pte) as u32;
                     // swap_duplicate never fails in the model (continuations always allocate)
-                    self.swap
-                        .duplicate(off)
-                        .expect("a swap PTE references a live slot");
+                    self.swap.duplicate(off).expect("a swap PTE references a live slot");
                     self.add_rss(dpid, MM_SWAPENTS, 1);
                     if arch.pte_swp_exclusive(pte) {
                         pte = arch.pte_swp_clear_exclusive(pte);

@@ -39,18 +39,10 @@ impl Advice {
     pub fn parse(s: &str) -> Result<Advice> {
         let t = s.trim().to_ascii_lowercase();
         let t = t.strip_prefix("madv_").unwrap_or(&t);
-        Advice::ALL
-            .iter()
-            .find(|(n, _)| *n == t)
-            .map(|(_, a)| *a)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Advice::ALL.iter().map(|(n, _)| *n).collect();
-                Error::errno(
-                    Errno::EINVAL,
-                    "madvise",
-                    format!("unknown advice {s:?}; known: {}", names.join(", ")),
-                )
-            })
+        Advice::ALL.iter().find(|(n, _)| *n == t).map(|(_, a)| *a).ok_or_else(|| {
+            let names: Vec<&str> = Advice::ALL.iter().map(|(n, _)| *n).collect();
+            Error::errno(Errno::EINVAL, "madvise", format!("unknown advice {s:?}; known: {}", names.join(", ")))
+        })
     }
 }
 
@@ -77,9 +69,7 @@ impl Kernel {
         let mut hole = false;
         let mut cur = addr;
         let ids = match advice {
-            Advice::Normal | Advice::Random | Advice::Sequential => {
-                self.split_range(pid, addr, end)
-            }
+            Advice::Normal | Advice::Random | Advice::Sequential => self.split_range(pid, addr, end),
             _ => self.vmas_in(pid, addr, end),
         };
         for id in ids {
@@ -95,22 +85,10 @@ impl Kernel {
         if cur < end {
             hole = true;
         }
-        self.log(
-            Ev::Madvise,
-            pid,
-            0,
-            addr,
-            end - addr,
-            advice as u64,
-            hole as u64,
-        );
+        self.log(Ev::Madvise, pid, 0, addr, end - addr, advice as u64, hole as u64);
         self.settle();
         if hole {
-            return Err(Error::errno(
-                Errno::ENOMEM,
-                "madvise",
-                format!("part of {addr:#x}..{end:#x} is not mapped"),
-            ));
+            return Err(Error::errno(Errno::ENOMEM, "madvise", format!("part of {addr:#x}..{end:#x} is not mapped")));
         }
         Ok(())
     }
@@ -156,11 +134,7 @@ impl Kernel {
                     return einval("MADV_REMOVE needs a shmem (file) mapping");
                 };
                 if flags & (vm::VM_SHARED | vm::VM_WRITE) != (vm::VM_SHARED | vm::VM_WRITE) {
-                    return Err(Error::errno(
-                        Errno::EACCES,
-                        "madvise",
-                        "MADV_REMOVE needs a shared writable mapping",
-                    ));
+                    return Err(Error::errno(Errno::EACCES, "madvise", "MADV_REMOVE needs a shared writable mapping"));
                 }
                 self.userfaultfd_remove(id, s, e);
                 let v = self.vma(id);

@@ -25,11 +25,7 @@ impl Kernel {
             cur = v.end;
         }
         if cur < end {
-            return Err(Error::errno(
-                Errno::ENOMEM,
-                call,
-                format!("{cur:#x} in the range is not mapped"),
-            ));
+            return Err(Error::errno(Errno::ENOMEM, call, format!("{cur:#x} in the range is not mapped")));
         }
         Ok((start, end))
     }

@@ -42,30 +42,18 @@ impl Kernel {
         if top >= len + 0x1_0000 {
             return Ok(top - len);
         }
-        Err(Error::errno(
-            Errno::ENOMEM,
-            "mmap",
-            format!("no free range of {len} bytes below {:#x}", mm.mmap_base),
-        ))
+        Err(Error::errno(Errno::ENOMEM, "mmap", format!("no free range of {len} bytes below {:#x}", mm.mmap_base)))
     }
 
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_PRIVATE or MAP_SHARED [|MAP_ANONYMOUS])`.
     /// `file` maps an existing shmem object (else a new one is made for `Shmem` or shared anon
     /// mappings). Returns the address.
-    pub fn mmap(
-        &mut self,
-        pid: u32,
-        len: u64,
-        kind: MapKind,
-        shared: bool,
-        file: Option<(u32, u64)>,
-    ) -> Result<u64> {
+    pub fn mmap(&mut self, pid: u32, len: u64, kind: MapKind, shared: bool, file: Option<(u32, u64)>) -> Result<u64> {
         self.mm(pid)?;
         if len == 0 {
             return Err(Error::errno(Errno::EINVAL, "mmap", "length is 0"));
         }
-        let len = page_align(len)
-            .ok_or_else(|| Error::errno(Errno::ENOMEM, "mmap", "length overflows"))?;
+        let len = page_align(len).ok_or_else(|| Error::errno(Errno::ENOMEM, "mmap", "length overflows"))?;
         if len > 1 << 40 {
             return Err(Error::errno(
                 Errno::ENOMEM,
@@ -84,9 +72,7 @@ impl Kernel {
                 (Some(f), off)
             }
             (MapKind::Anon, false, None) => (None, addr >> 12),
-            (MapKind::Anon, true, None) => {
-                (Some(self.shmem_create("dev/zero (deleted)", len >> 12)), 0)
-            }
+            (MapKind::Anon, true, None) => (Some(self.shmem_create("dev/zero (deleted)", len >> 12)), 0),
             (MapKind::Shmem, _, None) => (Some(self.shmem_create("memfd:reclaim", len >> 12)), 0),
         };
         if let Some(f) = file {
@@ -208,22 +194,12 @@ impl Kernel {
     /// length not overflowing. Returns the end (== addr for an empty range).
     pub(crate) fn check_range(&self, call: &'static str, addr: u64, len: u64) -> Result<u64> {
         if addr % PAGE != 0 {
-            return Err(Error::errno(
-                Errno::EINVAL,
-                call,
-                format!("address {addr:#x} is not page-aligned"),
-            ));
+            return Err(Error::errno(Errno::EINVAL, call, format!("address {addr:#x} is not page-aligned")));
         }
-        let l = page_align(len).ok_or_else(|| {
-            Error::errno(Errno::EINVAL, call, format!("length {len:#x} overflows"))
-        })?;
-        addr.checked_add(l).ok_or_else(|| {
-            Error::errno(
-                Errno::EINVAL,
-                call,
-                format!("range at {addr:#x} + {len:#x} wraps around"),
-            )
-        })
+        let l =
+            page_align(len).ok_or_else(|| Error::errno(Errno::EINVAL, call, format!("length {len:#x} overflows")))?;
+        addr.checked_add(l)
+            .ok_or_else(|| Error::errno(Errno::EINVAL, call, format!("range at {addr:#x} + {len:#x} wraps around")))
     }
 
     /// `munmap(addr, len)`: unmap every page in the range, drop the VMAs (splitting at the

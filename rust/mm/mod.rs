@@ -83,11 +83,7 @@ pub mod vm {
     ];
 
     pub fn names(flags: u64) -> Vec<&'static str> {
-        NAMES
-            .iter()
-            .filter(|(b, _)| flags & b != 0)
-            .map(|(_, n)| *n)
-            .collect()
+        NAMES.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| *n).collect()
     }
 }
 
@@ -96,12 +92,7 @@ pub const MM_FILEPAGES: usize = 0;
 pub const MM_ANONPAGES: usize = 1;
 pub const MM_SWAPENTS: usize = 2;
 pub const MM_SHMEMPAGES: usize = 3;
-pub const RSS_NAMES: [&str; 4] = [
-    "MM_FILEPAGES",
-    "MM_ANONPAGES",
-    "MM_SWAPENTS",
-    "MM_SHMEMPAGES",
-];
+pub const RSS_NAMES: [&str; 4] = ["MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"];
 
 /// A virtual memory area (`struct vm_area_struct`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -132,18 +132,10 @@ impl Frame {
     /// The swap offset while in the swap cache.
     #[inline]
     pub fn swap_offset(&self) -> Option<u32> {
-        if self.private == 0 {
-            None
-        } else {
-            Some(self.private - 1)
-        }
+        if self.private == 0 { None } else { Some(self.private - 1) }
     }
     pub fn flag_names(&self) -> Vec<&'static str> {
-        NAMES
-            .iter()
-            .filter(|(b, _)| self.flags & b != 0)
-            .map(|(_, n)| *n)
-            .collect()
+        NAMES.iter().filter(|(b, _)| self.flags & b != 0).map(|(_, n)| *n).collect()
     }
 }
 
@@ -180,12 +172,7 @@ impl Watermarks {
         let min_free_kbytes = int_sqrt(lowmem_kbytes * 16).clamp(128, min_free_kbytes_max);
         let min = min_free_kbytes >> 2;
         let tmp = (min / 4).max(managed * 10 / 10000);
-        Watermarks {
-            min,
-            low: min + tmp,
-            high: min + 2 * tmp,
-            min_free_kbytes,
-        }
+        Watermarks { min, low: min + tmp, high: min + 2 * tmp, min_free_kbytes }
     }
 }
 
@@ -202,19 +189,11 @@ impl Memory {
     pub fn new(nr_pages: u64, min_free_kbytes_max: u64) -> Memory {
         let n = nr_pages as usize;
         let mut frames = vec![Frame::FREE; n];
-        frames[0] = Frame {
-            flags: PG_RESERVED | PG_UPTODATE,
-            refcount: 1,
-            ..Frame::FREE
-        };
+        frames[0] = Frame { flags: PG_RESERVED | PG_UPTODATE, refcount: 1, ..Frame::FREE };
         // LIFO: lowest pfns first out
         let free: Vec<u32> = (1..n as u32).rev().collect();
         let managed = (n - 1) as u64;
-        Memory {
-            frames,
-            free,
-            wmark: Watermarks::compute(managed, min_free_kbytes_max),
-        }
+        Memory { frames, free, wmark: Watermarks::compute(managed, min_free_kbytes_max) }
     }
 
     pub fn nr_pages(&self) -> u64 {
@@ -237,21 +216,14 @@ impl Memory {
     pub fn take(&mut self) -> Option<u32> {
         let pfn = self.free.pop()?;
         let f = &mut self.frames[pfn as usize];
-        *f = Frame {
-            flags: 0,
-            refcount: 1,
-            ..Frame::FREE
-        };
+        *f = Frame { flags: 0, refcount: 1, ..Frame::FREE };
         Some(pfn)
     }
 
     /// `free_unref_page`: return a page whose last reference is gone.
     pub fn free_page(&mut self, pfn: u32) {
         let f = &mut self.frames[pfn as usize];
-        debug_assert!(
-            f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU),
-            "freeing a busy page {pfn}: {f:?}"
-        );
+        debug_assert!(f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");
         *f = Frame::FREE;
         self.free.push(pfn);
     }

@@ -24,11 +24,7 @@ impl Kernel {
     pub fn file(&self, id: u32) -> Result<&AddressSpace> {
         match self.files.get(id as usize) {
             Some(Some(f)) => Ok(f),
-            _ => Err(Error::errno(
-                Errno::EINVAL,
-                "shmem",
-                format!("no shmem object {id}"),
-            )),
+            _ => Err(Error::errno(Errno::EINVAL, "shmem", format!("no shmem object {id}"))),
         }
     }
 
@@ -48,9 +44,7 @@ impl Kernel {
         f.set(pg::PG_SWAPBACKED | pg::PG_UPTODATE);
         f.clear(pg::PAGE_MAPPING_ANON);
         f.refcount += 1;
-        self.filex_mut(file)
-            .pages
-            .insert(index, CacheEntry::Page(pfn));
+        self.filex_mut(file).pages.insert(index, CacheEntry::Page(pfn));
     }
 
     /// Drop page-cache page `index` of `file` and its cache reference (`shmem_undo_range` for a
@@ -83,12 +77,7 @@ impl Kernel {
                 self.zap_page_range(id, a, b, true);
             }
         }
-        let idx: Vec<u64> = self
-            .filex(file)
-            .pages
-            .range(start..end)
-            .map(|(k, _)| *k)
-            .collect();
+        let idx: Vec<u64> = self.filex(file).pages.range(start..end).map(|(k, _)| *k).collect();
         for i in idx {
             self.shmem_delete_from_page_cache(file, i);
         }

@@ -19,9 +19,7 @@ impl Kernel {
         let arch = self.arch();
         let n = arch.geometry().0.pt_entries;
         let mut pts = Vec::new();
-        self.mmx(pid)
-            .pt
-            .for_each_pt(start, end, |va, base| pts.push((va, base)));
+        self.mmx(pid).pt.for_each_pt(start, end, |va, base| pts.push((va, base)));
         for (va, base) in pts {
             for i in 0..n {
                 let addr = va + ((i as u64) << 12);

@@ -9,10 +9,7 @@ pub fn to_pyerr(e: Error) -> PyErr {
     Python::attach(|py| {
         let (class, errno): (&str, Option<Errno>) = match &e {
             Error::InvalidArgument(_) => ("ArgumentError", Some(Errno::EINVAL)),
-            Error::Errno {
-                errno: Errno::EINVAL,
-                ..
-            } => ("SyscallArgumentError", Some(Errno::EINVAL)),
+            Error::Errno { errno: Errno::EINVAL, .. } => ("SyscallArgumentError", Some(Errno::EINVAL)),
             Error::Errno { errno, .. } => ("SyscallError", Some(*errno)),
             Error::ThreadBlocked(_) => ("ThreadBlockedError", None),
             Error::Format { .. } => ("FormatError", None),
@@ -25,12 +22,7 @@ pub fn to_pyerr(e: Error) -> PyErr {
         let msg = e.to_string();
         let built = py.import("reclaim.exceptions").and_then(|m| {
             let cls = m.getattr(class)?;
-            let obj = cls.call1((
-                msg.clone(),
-                errno.map(|x| x.code()),
-                errno.map(|x| x.name()),
-                call,
-            ))?;
+            let obj = cls.call1((msg.clone(), errno.map(|x| x.code()), errno.map(|x| x.name()), call))?;
             Ok(PyErr::from_value(obj))
         });
         built.unwrap_or_else(|err| err)
@@ -62,11 +54,7 @@ pub fn internal(msg: String) -> PyErr {
     Python::attach(|py| {
         let full = format!("internal error in the reclaim engine (please report it): {msg}");
         py.import("reclaim.exceptions")
-            .and_then(|m| {
-                Ok(PyErr::from_value(
-                    m.getattr("InternalError")?.call1((full,))?,
-                ))
-            })
+            .and_then(|m| Ok(PyErr::from_value(m.getattr("InternalError")?.call1((full,))?)))
             .unwrap_or_else(|err| err)
     })
 }

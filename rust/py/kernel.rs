@@ -20,7 +20,9 @@ pub type Shared = Arc<Mutex<Kernel>>;
 /// InternalError (and the kernel is poisoned: later calls refuse).
 pub fn with<T>(k: &Shared, f: impl FnOnce(&mut Kernel) -> crate::Result<T>) -> PyResult<T> {
     let mut g = k.lock().map_err(|_| {
-        internal("this kernel's model state was left inconsistent by an earlier internal error; create a new Kernel".into())
+        internal(
+            "this kernel's model state was left inconsistent by an earlier internal error; create a new Kernel".into(),
+        )
     })?;
     call(|| f(&mut g))
 }
@@ -29,12 +31,9 @@ pub fn with<T>(k: &Shared, f: impl FnOnce(&mut Kernel) -> crate::Result<T>) -> P
 pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     if let Ok(n) = v.extract::<i128>() {
         if n < 0 {
-            return Err(to_pyerr(Error::invalid(format!(
-                "{what} must not be negative, got {n}"
-            ))));
+            return Err(to_pyerr(Error::invalid(format!("{what} must not be negative, got {n}"))));
         }
-        return u64::try_from(n)
-            .map_err(|_| to_pyerr(Error::invalid(format!("{what} {n} is too large"))));
+        return u64::try_from(n).map_err(|_| to_pyerr(Error::invalid(format!("{what} {n} is too large"))));
     }
     if let Ok(s) = v.cast::<PyString>() {
         let s = s.to_str()?;
@@ -139,9 +138,7 @@ impl PyKernel {
             None => 1 << 30,
         };
         let k = call(|| Kernel::new(prof, mem, sw, seed))?;
-        Ok(PyKernel {
-            k: Arc::new(Mutex::new(k)),
-        })
+        Ok(PyKernel { k: Arc::new(Mutex::new(k)) })
     }
 
     /// The kernel profile.
@@ -177,22 +174,13 @@ impl PyKernel {
     #[pyo3(signature = (name, kvm = false))]
     fn spawn(&self, name: &str, kvm: bool) -> PyResult<PyProcess> {
         let pid = with(&self.k, |k| k.spawn(name, kvm))?;
-        Ok(PyProcess {
-            k: self.k.clone(),
-            pid,
-        })
+        Ok(PyProcess { k: self.k.clone(), pid })
     }
 
     /// The live processes.
     fn processes(&self) -> PyResult<Vec<PyProcess>> {
         let pids = with(&self.k, |k| Ok(k.pids()))?;
-        Ok(pids
-            .into_iter()
-            .map(|pid| PyProcess {
-                k: self.k.clone(),
-                pid,
-            })
-            .collect())
+        Ok(pids.into_iter().map(|pid| PyProcess { k: self.k.clone(), pid }).collect())
     }
 
     /// Reclaim `nr_pages` as a write to memory.reclaim does; returns the pages reclaimed as
@@ -217,12 +205,7 @@ impl PyKernel {
                 g.push((l.name(), n));
             }
             g.push(("nr_swap_pages", (k.swap.total() - k.swap.inuse()) as u64));
-            let cached = k
-                .mem
-                .frames
-                .iter()
-                .filter(|f| f.test(crate::mm::page::pg::PG_SWAPCACHE))
-                .count();
+            let cached = k.mem.frames.iter().filter(|f| f.test(crate::mm::page::pg::PG_SWAPCACHE)).count();
             g.push(("nr_swapcached", cached as u64));
             Ok((c, g))
         })?;
@@ -266,10 +249,7 @@ impl PyKernel {
         let kind = match name {
             Some(n) => Some(Ev::by_name(n).ok_or_else(|| {
                 let names: Vec<&str> = Ev::ALL.iter().map(|e| e.name()).collect();
-                to_pyerr(Error::invalid(format!(
-                    "unknown event name {n:?}; known: {}",
-                    names.join(", ")
-                )))
+                to_pyerr(Error::invalid(format!("unknown event name {n:?}; known: {}", names.join(", "))))
             })?),
             None => None,
         };
@@ -289,8 +269,7 @@ impl PyKernel {
     /// Stop (or resume) recording events of the trace `name`.
     #[pyo3(signature = (name, muted = true))]
     fn mute(&self, name: &str, muted: bool) -> PyResult<()> {
-        let kind = Ev::by_name(name)
-            .ok_or_else(|| to_pyerr(Error::invalid(format!("unknown event name {name:?}"))))?;
+        let kind = Ev::by_name(name).ok_or_else(|| to_pyerr(Error::invalid(format!("unknown event name {name:?}"))))?;
         with(&self.k, |k| {
             k.log.mute(kind, muted);
             Ok(())
@@ -309,11 +288,7 @@ impl PyKernel {
         r.map_err(|msg| {
             Python::attach(|py| {
                 py.import("reclaim.exceptions")
-                    .and_then(|m| {
-                        Ok(PyErr::from_value(
-                            m.getattr("InvariantError")?.call1((msg,))?,
-                        ))
-                    })
+                    .and_then(|m| Ok(PyErr::from_value(m.getattr("InvariantError")?.call1((msg,))?)))
                     .unwrap_or_else(|e| e)
             })
         })
@@ -321,12 +296,7 @@ impl PyKernel {
 
     /// Threads parked on userfaults: list of (pid, tid, address, since_ns).
     fn blocked(&self) -> PyResult<Vec<(u32, u32, u64, u64)>> {
-        with(&self.k, |k| {
-            Ok(k.blocked_threads()
-                .into_iter()
-                .map(|(p, t, b)| (p, t, b.addr, b.since))
-                .collect())
-        })
+        with(&self.k, |k| Ok(k.blocked_threads().into_iter().map(|(p, t, b)| (p, t, b.addr, b.since)).collect()))
     }
 
     /// KVM migration mode on this host (every ESSA is intercepted).
@@ -345,11 +315,7 @@ impl PyKernel {
     /// A page frame's state: flags, refcount, mapcount, content, lru list.
     fn page<'py>(&self, py: Python<'py>, pfn: u32) -> PyResult<Bound<'py, PyDict>> {
         let f = with(&self.k, |k| {
-            k.mem
-                .frames
-                .get(pfn as usize)
-                .copied()
-                .ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
+            k.mem.frames.get(pfn as usize).copied().ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
         })?;
         let d = PyDict::new(py);
         d.set_item("pfn", pfn)?;

@@ -5,6 +5,7 @@ mod kernel;
 mod process;
 mod profile;
 mod s390;
+mod study;
 mod uffd;
 
 use pyo3::prelude::*;
@@ -21,5 +22,6 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::PyAccess>()?;
     m.add_class::<uffd::PyUserfaultfd>()?;
     m.add_class::<uffd::PyUffdEvent>()?;
+    study::register(m)?;
     Ok(())
 }

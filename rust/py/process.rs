@@ -58,31 +58,13 @@ impl PyAccess {
 
 pub fn access_to_py(a: Access) -> PyAccess {
     match a {
-        Access::Done { value } => PyAccess {
-            kind: "completed",
-            value: Some(value),
-            event: None,
-        },
-        Access::Blocked { uffd, msg } => PyAccess {
-            kind: "blocked",
-            value: None,
-            event: Some(PyUffdEvent::from_msg(uffd, msg)),
-        },
-        Access::Segv { .. } => PyAccess {
-            kind: "sigsegv",
-            value: None,
-            event: None,
-        },
-        Access::Bus => PyAccess {
-            kind: "sigbus",
-            value: None,
-            event: None,
-        },
-        Access::Oom => PyAccess {
-            kind: "oom",
-            value: None,
-            event: None,
-        },
+        Access::Done { value } => PyAccess { kind: "completed", value: Some(value), event: None },
+        Access::Blocked { uffd, msg } => {
+            PyAccess { kind: "blocked", value: None, event: Some(PyUffdEvent::from_msg(uffd, msg)) }
+        }
+        Access::Segv { .. } => PyAccess { kind: "sigsegv", value: None, event: None },
+        Access::Bus => PyAccess { kind: "sigbus", value: None, event: None },
+        Access::Oom => PyAccess { kind: "oom", value: None, event: None },
     }
 }
 
@@ -97,11 +79,7 @@ fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
     if let Ok(n) = f.extract::<u64>() {
         return Ok(n);
     }
-    let names: Vec<String> = if let Ok(s) = f.extract::<String>() {
-        vec![s]
-    } else {
-        f.extract()?
-    };
+    let names: Vec<String> = if let Ok(s) = f.extract::<String>() { vec![s] } else { f.extract()? };
     let mut bits = 0;
     for n in names {
         let t = n.trim().to_ascii_uppercase();
@@ -147,9 +125,7 @@ impl PyProcess {
             "anon" => MapKind::Anon,
             "shmem" => MapKind::Shmem,
             other => {
-                return Err(to_pyerr(Error::invalid(format!(
-                    "kind must be \"anon\" or \"shmem\", not {other:?}"
-                ))));
+                return Err(to_pyerr(Error::invalid(format!("kind must be \"anon\" or \"shmem\", not {other:?}"))));
             }
         };
         with(&self.k, |k| k.mmap(self.pid, len, kind, shared, None))
@@ -177,18 +153,13 @@ impl PyProcess {
     /// "willneed", "dontneed", "free", "remove", "cold", "pageout".
     fn madvise(&self, addr: u64, length: &Bound<'_, PyAny>, advice: &str) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| {
-            k.madvise(self.pid, addr, len, Advice::parse(advice)?)
-        })
+        with(&self.k, |k| k.madvise(self.pid, addr, len, Advice::parse(advice)?))
     }
 
     /// `fork()`: the child process.
     fn fork(&self) -> PyResult<PyProcess> {
         let pid = with(&self.k, |k| k.fork(self.pid))?;
-        Ok(PyProcess {
-            k: self.k.clone(),
-            pid,
-        })
+        Ok(PyProcess { k: self.k.clone(), pid })
     }
 
     /// The process exits (`exit_mmap`).
@@ -220,12 +191,7 @@ impl PyProcess {
     /// Whether thread `tid` is parked on a userfault.
     #[pyo3(signature = (tid = 0))]
     fn is_blocked(&self, tid: u32) -> PyResult<bool> {
-        with(&self.k, |k| {
-            Ok(k.mm(self.pid)?
-                .threads
-                .get(&tid)
-                .is_some_and(|t| t.blocked.is_some()))
-        })
+        with(&self.k, |k| Ok(k.mm(self.pid)?.threads.get(&tid).is_some_and(|t| t.blocked.is_some())))
     }
 
     /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none".
@@ -245,9 +211,7 @@ impl PyProcess {
     fn pte(&self, addr: u64) -> PyResult<PyPte> {
         with(&self.k, |k| {
             k.mm(self.pid)?;
-            Ok(PyPte(Pte(k
-                .pte_at(self.pid, addr & !0xfff)
-                .unwrap_or(k.arch().pte_none_val()))))
+            Ok(PyPte(Pte(k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()))))
         })
     }
 
@@ -256,16 +220,10 @@ impl PyProcess {
         with(&self.k, |k| {
             let m = k.mm(self.pid)?;
             if !m.has_pgste {
-                return Err(Error::invalid(format!(
-                    "process {} has no PGSTEs (spawn it with kvm=True)",
-                    self.pid
-                )));
+                return Err(Error::invalid(format!("process {} has no PGSTEs (spawn it with kvm=True)", self.pid)));
             }
             let v = m.pt.pte_index(addr & !0xfff).map_or(0, |i| m.pt.pgste(i));
-            Ok(PyPgste {
-                v: Pgste(v),
-                layout: k.profile.pgste_layout,
-            })
+            Ok(PyPgste { v: Pgste(v), layout: k.profile.pgste_layout })
         })
     }
 
@@ -306,12 +264,7 @@ impl PyProcess {
             let (offered, _) = k.uffdio_api(id, crate::uffd::ioctl::UFFD_API, feats)?;
             Ok((id, offered))
         })?;
-        Ok(PyUserfaultfd {
-            k: self.k.clone(),
-            id,
-            pid: self.pid,
-            offered,
-        })
+        Ok(PyUserfaultfd { k: self.k.clone(), id, pid: self.pid, offered })
     }
 
     /// ESSA with `orc` (0..7 or a name like "set_unused") by vCPU `vcpu` on the guest page at
@@ -319,9 +272,7 @@ impl PyProcess {
     #[pyo3(signature = (addr, orc, vcpu = 0))]
     fn essa(&self, addr: u64, orc: &Bound<'_, PyAny>, vcpu: u32) -> PyResult<PyEssa> {
         let orc = orc_arg(orc)?;
-        let (r, layout) = with(&self.k, |k| {
-            Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile.pgste_layout))
-        })?;
+        let (r, layout) = with(&self.k, |k| Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile.pgste_layout)))?;
         let mut e = essa_result(orc, r.essa, layout);
         e.intercepted = r.intercepted;
         e.zapped = r.zapped;

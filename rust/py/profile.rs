@@ -33,10 +33,7 @@ impl PyProfile {
     fn switches<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let p = &self.0;
         let d = PyDict::new(py);
-        d.set_item(
-            "pgste_layout",
-            format!("{:?}", p.pgste_layout).to_lowercase(),
-        )?;
+        d.set_item("pgste_layout", format!("{:?}", p.pgste_layout).to_lowercase())?;
         d.set_item("swp_exclusive", p.swp_exclusive)?;
         d.set_item("forbids_zeropage", format!("{:?}", p.forbids_zeropage))?;
         d.set_item("zero_page_removal", format!("{:?}", p.zero_page_removal))?;
@@ -52,10 +49,7 @@ impl PyProfile {
         d.set_item("madv_cold_pageout", p.madv_cold_pageout)?;
         d.set_item("uffd_minor", p.uffd_minor)?;
         d.set_item("uffd_wp", p.uffd_wp)?;
-        d.set_item(
-            "uffd_zeropage_checks_forbids",
-            p.uffd_zeropage_checks_forbids,
-        )?;
+        d.set_item("uffd_zeropage_checks_forbids", p.uffd_zeropage_checks_forbids)?;
         d.set_item("uffd_features_offered", p.uffd_features_offered())?;
         d.set_item("arch_has_uffd_wp", p.arch_has_uffd_wp())?;
         d.set_item("arch_has_uffd_minor", p.arch_has_uffd_minor())?;

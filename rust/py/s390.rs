@@ -11,23 +11,13 @@ use pyo3::types::PyType;
 
 /// An s390 page-table entry value. `Pte(0x400).none()`; predicates and modifiers carry the
 /// kernel's names without the `pte_` prefix; modifiers return a new value.
-#[pyclass(
-    name = "Pte",
-    module = "reclaim.s390",
-    frozen,
-    eq,
-    hash,
-    from_py_object
-)]
+#[pyclass(name = "Pte", module = "reclaim.s390", frozen, eq, hash, from_py_object)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PyPte(pub Pte);
 
 fn u64_arg(v: i128, what: &str) -> PyResult<u64> {
-    u64::try_from(v).map_err(|_| {
-        super::errors::to_pyerr(Error::invalid(format!(
-            "{what} {v} is not a 64-bit unsigned value"
-        )))
-    })
+    u64::try_from(v)
+        .map_err(|_| super::errors::to_pyerr(Error::invalid(format!("{what} {v} is not a 64-bit unsigned value"))))
 }
 
 #[pymethods]
@@ -48,11 +38,7 @@ impl PyPte {
     fn mk(_cls: &Bound<'_, PyType>, pfn: i128, prot: i128) -> PyResult<Self> {
         let pfn = u64_arg(pfn, "pfn")?;
         if pfn >= 1 << 52 {
-            return call(|| {
-                Err(Error::invalid(format!(
-                    "pfn {pfn:#x} does not fit in a PTE (52 bits)"
-                )))
-            });
+            return call(|| Err(Error::invalid(format!("pfn {pfn:#x} does not fit in a PTE (52 bits)"))));
         }
         Ok(PyPte(Pte::mk(pfn, u64_arg(prot, "prot")?)))
     }
@@ -161,14 +147,10 @@ impl PyPte {
 fn mk_swap_pte(swp_type: i128, offset: i128) -> PyResult<PyPte> {
     call(|| {
         if !(0..32).contains(&swp_type) {
-            return Err(Error::invalid(format!(
-                "swap type {swp_type} is outside 0..31 (5 bits)"
-            )));
+            return Err(Error::invalid(format!("swap type {swp_type} is outside 0..31 (5 bits)")));
         }
         if !(0..(1i128 << 52)).contains(&offset) {
-            return Err(Error::invalid(format!(
-                "swap offset {offset} is outside 0..2**52-1 (52 bits)"
-            )));
+            return Err(Error::invalid(format!("swap offset {offset} is outside 0..2**52-1 (52 bits)")));
         }
         Ok(PyPte(Pte::mk_swap(swp_type as u32, offset as u64)))
     })
@@ -195,10 +177,7 @@ impl PyPgste {
     #[new]
     #[pyo3(signature = (value, profile = "4.18"))]
     fn new(value: i128, profile: &str) -> PyResult<Self> {
-        Ok(PyPgste {
-            v: Pgste(u64_arg(value, "pgste value")?),
-            layout: layout_for(profile)?,
-        })
+        Ok(PyPgste { v: Pgste(u64_arg(value, "pgste value")?), layout: layout_for(profile)? })
     }
     #[getter]
     fn value(&self) -> u64 {
@@ -298,14 +277,8 @@ pub fn orc_arg(orc: &Bound<'_, PyAny>) -> PyResult<u32> {
 pub fn essa_result(orc: u32, r: essa::Essa, layout: PgsteLayout) -> PyEssa {
     PyEssa {
         orc,
-        old_pgste: PyPgste {
-            v: r.old_pgste,
-            layout,
-        },
-        new_pgste: PyPgste {
-            v: r.new_pgste,
-            layout,
-        },
+        old_pgste: PyPgste { v: r.old_pgste, layout },
+        new_pgste: PyPgste { v: r.new_pgste, layout },
         res: r.res,
         intercepted: false,
         zapped: 0,

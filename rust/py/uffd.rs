@@ -5,19 +5,12 @@ use super::kernel::{Shared, size_arg, with};
 use crate::error::Error;
 use crate::uffd::ioctl::*;
 use crate::uffd::{
-    UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP,
-    UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg,
+    UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg,
 };
 use pyo3::prelude::*;
 
 /// A message read from a userfaultfd (`struct uffd_msg`).
-#[pyclass(
-    name = "UffdEvent",
-    module = "reclaim",
-    frozen,
-    get_all,
-    from_py_object
-)]
+#[pyclass(name = "UffdEvent", module = "reclaim", frozen, get_all, from_py_object)]
 #[derive(Clone)]
 pub struct PyUffdEvent {
     /// "PAGEFAULT", "FORK", "REMAP", "REMOVE" or "UNMAP".
@@ -135,14 +128,7 @@ impl PyUserfaultfd {
 
     /// UFFDIO_REGISTER; returns the ioctls bitmask guaranteed on the range.
     #[pyo3(signature = (addr, length, missing = true, wp = false, minor = false))]
-    fn register(
-        &self,
-        addr: u64,
-        length: &Bound<'_, PyAny>,
-        missing: bool,
-        wp: bool,
-        minor: bool,
-    ) -> PyResult<u64> {
+    fn register(&self, addr: u64, length: &Bound<'_, PyAny>, missing: bool, wp: bool, minor: bool) -> PyResult<u64> {
         let len = size_arg(length, "length")?;
         let mode = flag(missing, UFFDIO_REGISTER_MODE_MISSING)
             | flag(wp, UFFDIO_REGISTER_MODE_WP)
@@ -182,11 +168,7 @@ impl PyUserfaultfd {
             value.extract()?
         };
         if values.is_empty() {
-            return Err(to_pyerr(Error::errno(
-                crate::Errno::EINVAL,
-                "UFFDIO_COPY",
-                "len is 0",
-            )));
+            return Err(to_pyerr(Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
         }
         let mode = flag(dontwake, UFFDIO_COPY_MODE_DONTWAKE) | flag(wp, UFFDIO_COPY_MODE_WP);
         with(&self.k, |k| k.uffdio_copy(self.id, dst, &values, mode))
@@ -194,54 +176,23 @@ impl PyUserfaultfd {
 
     /// UFFDIO_ZEROPAGE over `length` bytes at `dst`. Returns the bytes mapped.
     #[pyo3(signature = (dst, length = None, dontwake = false))]
-    fn zeropage(
-        &self,
-        dst: u64,
-        length: Option<&Bound<'_, PyAny>>,
-        dontwake: bool,
-    ) -> PyResult<u64> {
+    fn zeropage(&self, dst: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
         let len = len_arg(length)?;
-        with(&self.k, |k| {
-            k.uffdio_zeropage(
-                self.id,
-                dst,
-                len,
-                flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE),
-            )
-        })
+        with(&self.k, |k| k.uffdio_zeropage(self.id, dst, len, flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_CONTINUE (MINOR ranges).
     #[pyo3(signature = (addr, length = None, dontwake = false))]
-    fn continue_(
-        &self,
-        addr: u64,
-        length: Option<&Bound<'_, PyAny>>,
-        dontwake: bool,
-    ) -> PyResult<u64> {
+    fn continue_(&self, addr: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
         let len = len_arg(length)?;
-        with(&self.k, |k| {
-            k.uffdio_continue(
-                self.id,
-                addr,
-                len,
-                flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE),
-            )
-        })
+        with(&self.k, |k| k.uffdio_continue(self.id, addr, len, flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_WRITEPROTECT: set (`wp=True`) or clear write protection on a WP range.
     #[pyo3(signature = (addr, length, wp = true, dontwake = false))]
-    fn writeprotect(
-        &self,
-        addr: u64,
-        length: &Bound<'_, PyAny>,
-        wp: bool,
-        dontwake: bool,
-    ) -> PyResult<()> {
+    fn writeprotect(&self, addr: u64, length: &Bound<'_, PyAny>, wp: bool, dontwake: bool) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        let mode = flag(wp, UFFDIO_WRITEPROTECT_MODE_WP)
-            | flag(dontwake, UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
+        let mode = flag(wp, UFFDIO_WRITEPROTECT_MODE_WP) | flag(dontwake, UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
         with(&self.k, |k| k.uffdio_writeprotect(self.id, addr, len, mode))
     }
 
@@ -255,10 +206,7 @@ impl PyUserfaultfd {
     /// read(2): the pending messages (page faults first, then FORK/REMOVE/UNMAP events).
     fn read_events(&self) -> PyResult<Vec<PyUffdEvent>> {
         let msgs = with(&self.k, |k| k.uffd_read(self.id))?;
-        Ok(msgs
-            .into_iter()
-            .map(|m| PyUffdEvent::from_msg(self.id, m))
-            .collect())
+        Ok(msgs.into_iter().map(|m| PyUffdEvent::from_msg(self.id, m)).collect())
     }
 
     /// close(2): disarm every range and wake everyone parked on this userfaultfd.

@@ -87,25 +87,14 @@ impl Kernel {
         let idx = mm.pt.pte_index(addr)?;
         let pte = mm.pt.pte(idx);
         let arch = self.arch();
-        if arch.pte_present(pte) && arch.pte_pfn(pte) == pfn {
-            Some(Mapping {
-                pid,
-                vma,
-                addr,
-                idx,
-            })
-        } else {
-            None
-        }
+        if arch.pte_present(pte) && arch.pte_pfn(pte) == pfn { Some(Mapping { pid, vma, addr, idx }) } else { None }
     }
 
     /// Every PTE that maps `pfn`, in rmap-walk order.
     pub fn rmap_mappings(&self, pfn: u32) -> Vec<Mapping> {
         let mut vmas = Vec::new();
         self.rmap_vmas(pfn, &mut vmas);
-        vmas.iter()
-            .filter_map(|&(v, a)| self.page_vma_mapped(pfn, v, a))
-            .collect()
+        vmas.iter().filter_map(|&(v, a)| self.page_vma_mapped(pfn, v, a)).collect()
     }
 
     /// `rmap_walk(page, rwc)`: call `rmap_one` for each mapping until it returns false or
@@ -140,11 +129,7 @@ impl Kernel {
     /// inactive page; the first only sets PG_referenced.
     pub(crate) fn mark_page_accessed(&mut self, pfn: u32) {
         let f = &self.mem.frames[pfn as usize];
-        if !f.test(pg::PG_ACTIVE)
-            && !f.test(pg::PG_UNEVICTABLE)
-            && f.test(pg::PG_REFERENCED)
-            && f.test(pg::PG_LRU)
-        {
+        if !f.test(pg::PG_ACTIVE) && !f.test(pg::PG_UNEVICTABLE) && f.test(pg::PG_REFERENCED) && f.test(pg::PG_LRU) {
             self.activate_page(pfn);
             self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
         } else if !f.test(pg::PG_REFERENCED) {
@@ -154,8 +139,6 @@ impl Kernel {
 
     /// Whether any mapping of `pfn` is in a VM_LOCKED VMA (`try_to_munlock`'s question).
     pub(crate) fn mapped_in_locked_vma(&self, pfn: u32) -> bool {
-        self.rmap_mappings(pfn)
-            .iter()
-            .any(|m| self.vma(m.vma).flags & vm::VM_LOCKED != 0)
+        self.rmap_mappings(pfn).iter().any(|m| self.vma(m.vma).flags & vm::VM_LOCKED != 0)
     }
 }

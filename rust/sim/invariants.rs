@@ -38,27 +38,18 @@ impl Kernel {
                     }
                     let addr = va + ((i as u64) << 12);
                     if self.vma_lookup(m.pid, addr).is_none() {
-                        return Err(format!(
-                            "pid {} has a PTE {pte:#x} at {addr:#x} outside any VMA",
-                            m.pid
-                        ));
+                        return Err(format!("pid {} has a PTE {pte:#x} at {addr:#x} outside any VMA", m.pid));
                     }
                     if arch.pte_present(pte) {
                         if arch.pte_unused(pte) {
-                            return Err(format!(
-                                "pid {} stores _PAGE_UNUSED in a present PTE at {addr:#x}",
-                                m.pid
-                            ));
+                            return Err(format!("pid {} stores _PAGE_UNUSED in a present PTE at {addr:#x}", m.pid));
                         }
                         let pfn = arch.pte_pfn(pte);
                         if pfn == ZERO_PFN {
                             continue;
                         }
                         if pfn as usize >= nframes || self.mem.is_free(pfn) {
-                            return Err(format!(
-                                "pid {} maps a free or bogus pfn {pfn} at {addr:#x}",
-                                m.pid
-                            ));
+                            return Err(format!("pid {} maps a free or bogus pfn {pfn} at {addr:#x}", m.pid));
                         }
                         mapcount[pfn as usize] += 1;
                         rss[self.mm_counter(pfn)] += 1;
@@ -66,10 +57,7 @@ impl Kernel {
                     } else {
                         let off = arch.swp_offset(pte) as u32;
                         if !self.swap.is_valid(off) {
-                            return Err(format!(
-                                "pid {} has a swap PTE with a bad offset {off} at {addr:#x}",
-                                m.pid
-                            ));
+                            return Err(format!("pid {} has a swap PTE with a bad offset {off} at {addr:#x}", m.pid));
                         }
                         *swaprefs.entry(off).or_default() += 1;
                         rss[MM_SWAPENTS] += 1;
@@ -77,10 +65,7 @@ impl Kernel {
                 }
             }
             if rss != m.rss {
-                return Err(format!(
-                    "pid {} rss {:?} but the page tables count {:?}",
-                    m.pid, m.rss, rss
-                ));
+                return Err(format!("pid {} rss {:?} but the page tables count {:?}", m.pid, m.rss, rss));
             }
         }
         let mut cache_of: BTreeMap<u32, u32> = BTreeMap::new();
@@ -102,24 +87,15 @@ impl Kernel {
                 continue;
             }
             if f.mapcount != mapcount[pfn] {
-                return Err(format!(
-                    "pfn {pfn}: mapcount {} but {} PTEs map it",
-                    f.mapcount, mapcount[pfn]
-                ));
+                return Err(format!("pfn {pfn}: mapcount {} but {} PTEs map it", f.mapcount, mapcount[pfn]));
             }
             let in_swapcache = f.swap_offset().is_some();
             if in_swapcache != f.test(pg::PG_SWAPCACHE) {
-                return Err(format!(
-                    "pfn {pfn}: PG_swapcache {} but private {}",
-                    f.test(pg::PG_SWAPCACHE),
-                    f.private
-                ));
+                return Err(format!("pfn {pfn}: PG_swapcache {} but private {}", f.test(pg::PG_SWAPCACHE), f.private));
             }
             if let Some(off) = f.swap_offset() {
                 if self.swap.cache_page(off) != Some(pfn32) {
-                    return Err(format!(
-                        "pfn {pfn} says it caches slot {off}, the swap cache disagrees"
-                    ));
+                    return Err(format!("pfn {pfn} says it caches slot {off}, the swap cache disagrees"));
                 }
             }
             let pagecache = cache_of.get(&pfn32).copied().unwrap_or(0);
@@ -137,10 +113,7 @@ impl Kernel {
                 ));
             }
             if expect == 0 {
-                return Err(format!(
-                    "pfn {pfn} is neither free nor accounted for (flags {:?})",
-                    f.flag_names()
-                ));
+                return Err(format!("pfn {pfn} is neither free nor accounted for (flags {:?})", f.flag_names()));
             }
             if f.test(pg::PG_LRU) {
                 if LruList::of(f) as u8 != f.lru_list {
@@ -152,29 +125,18 @@ impl Kernel {
                 }
                 on_lru[f.lru_list as usize] += 1;
             } else if !f.test(pg::PG_ISOLATED) {
-                return Err(format!(
-                    "pfn {pfn} is in use but on no LRU list (flags {:?})",
-                    f.flag_names()
-                ));
+                return Err(format!("pfn {pfn} is in use but on no LRU list (flags {:?})", f.flag_names()));
             }
         }
         for l in LruList::ALL {
             if self.lru.size(l) != on_lru[l as usize] {
-                return Err(format!(
-                    "{} is {} but {} pages are on it",
-                    l.name(),
-                    self.lru.size(l),
-                    on_lru[l as usize]
-                ));
+                return Err(format!("{} is {} but {} pages are on it", l.name(), self.lru.size(l), on_lru[l as usize]));
             }
         }
         for off in self.swap.used_slots() {
             let refs = swaprefs.get(&off).copied().unwrap_or(0);
             if self.swap.count(off) != refs {
-                return Err(format!(
-                    "swap slot {off}: count {} but {refs} references",
-                    self.swap.count(off)
-                ));
+                return Err(format!("swap slot {off}: count {} but {refs} references", self.swap.count(off)));
             }
             if self.swap.has_cache(off) != self.swap.cache_page(off).is_some() {
                 return Err(format!(
@@ -186,31 +148,20 @@ impl Kernel {
         }
         for (off, refs) in &swaprefs {
             if self.swap.map(*off) == 0 {
-                return Err(format!(
-                    "swap slot {off} is free but {refs} entries reference it"
-                ));
+                return Err(format!("swap slot {off} is free but {refs} entries reference it"));
             }
         }
         let used = self.swap.used_slots().count() as u32;
         if used != self.swap.inuse() {
-            return Err(format!(
-                "swap inuse {} but {used} slots are used",
-                self.swap.inuse()
-            ));
+            return Err(format!("swap inuse {} but {used} slots are used", self.swap.inuse()));
         }
         for (pfn, maps) in &mappings {
-            let mut found: Vec<(u32, u64)> = self
-                .rmap_mappings(*pfn)
-                .iter()
-                .map(|m| (m.pid, m.addr))
-                .collect();
+            let mut found: Vec<(u32, u64)> = self.rmap_mappings(*pfn).iter().map(|m| (m.pid, m.addr)).collect();
             let mut want = maps.clone();
             found.sort_unstable();
             want.sort_unstable();
             if found != want {
-                return Err(format!(
-                    "rmap of pfn {pfn} finds {found:x?} but the page tables map it at {want:x?}"
-                ));
+                return Err(format!("rmap of pfn {pfn} finds {found:x?} but the page tables map it at {want:x?}"));
             }
         }
         Ok(())

@@ -129,31 +129,17 @@ impl Ev {
             Ev::Fault => [Some("pfn"), Some("path"), Some("write")],
             Ev::Sigsegv | Ev::Sigbus | Ev::FaultOom => [Some("write"), None, None],
             Ev::HandleUserfault => [Some("uffd"), Some("reason"), Some("flags")],
-            Ev::UffdWake | Ev::UffdRegister | Ev::UffdUnregister => {
-                [Some("uffd"), Some("len"), Some("mode")]
-            }
-            Ev::UffdCopy | Ev::UffdZeropage | Ev::UffdContinue => {
-                [Some("uffd"), Some("len"), Some("ret")]
-            }
+            Ev::UffdWake | Ev::UffdRegister | Ev::UffdUnregister => [Some("uffd"), Some("len"), Some("mode")],
+            Ev::UffdCopy | Ev::UffdZeropage | Ev::UffdContinue => [Some("uffd"), Some("len"), Some("ret")],
             Ev::UffdEvent => [Some("uffd"), Some("event"), Some("arg")],
             Ev::ThreadWoken => [Some("blocked_ns"), None, None],
-            Ev::TryToUnmapOne | Ev::TryToMigrateOne => {
-                [Some("pfn"), Some("result"), Some("pteval")]
-            }
+            Ev::TryToUnmapOne | Ev::TryToMigrateOne => [Some("pfn"), Some("result"), Some("pteval")],
             Ev::KswapdWake => [Some("nid"), Some("zid"), Some("order")],
             Ev::KswapdSleep => [Some("nid"), None, None],
             Ev::DirectReclaimBegin => [Some("order"), None, None],
             Ev::DirectReclaimEnd => [Some("nr_reclaimed"), None, None],
-            Ev::LruShrinkInactive => [
-                Some("nr_scanned"),
-                Some("nr_reclaimed"),
-                Some("nr_unmap_fail"),
-            ],
-            Ev::LruShrinkActive => [
-                Some("nr_taken"),
-                Some("nr_deactivated"),
-                Some("nr_referenced"),
-            ],
+            Ev::LruShrinkInactive => [Some("nr_scanned"), Some("nr_reclaimed"), Some("nr_unmap_fail")],
+            Ev::LruShrinkActive => [Some("nr_taken"), Some("nr_deactivated"), Some("nr_referenced")],
             Ev::WritePage => [Some("pfn"), Some("swap_offset"), None],
             Ev::SwapIn => [Some("pfn"), Some("swap_offset"), Some("major")],
             Ev::Essa => [Some("orc"), Some("res"), Some("usage")],
@@ -162,9 +148,7 @@ impl Ev {
             Ev::SetCmmaBits => [Some("gfn"), Some("count"), None],
             Ev::SkeyEnable => [None, None, None],
             Ev::RamDiscardRange => [Some("offset"), Some("len"), None],
-            Ev::PostcopyPlacePage | Ev::PostcopyPlacePageZero => {
-                [Some("offset"), Some("ret"), None]
-            }
+            Ev::PostcopyPlacePage | Ev::PostcopyPlacePageZero => [Some("offset"), Some("ret"), None],
             Ev::PostcopyRequest => [Some("offset"), None, None],
             Ev::GetQueuedPageNotDirty => [Some("offset"), None, None],
             Ev::PostcopyRequestSuppressed => [Some("offset"), None, None],
@@ -328,15 +312,9 @@ impl Event {
                 (Ev::TryToUnmapOne | Ev::TryToMigrateOne, "result") => {
                     ttu_result::NAMES.get(v as usize).map(|x| x.to_string())
                 }
-                (Ev::MigrationPhase, "phase") => {
-                    phase::NAMES.get(v as usize).map(|x| x.to_string())
-                }
-                (Ev::Essa, "orc") => crate::arch::s390::essa::ORC_NAMES
-                    .get(v as usize)
-                    .map(|x| x.to_string()),
-                (_, "pteval" | "pfn" | "gaddr" | "gstart" | "gend" | "vm_flags" | "offset") => {
-                    Some(format!("{v:#x}"))
-                }
+                (Ev::MigrationPhase, "phase") => phase::NAMES.get(v as usize).map(|x| x.to_string()),
+                (Ev::Essa, "orc") => crate::arch::s390::essa::ORC_NAMES.get(v as usize).map(|x| x.to_string()),
+                (_, "pteval" | "pfn" | "gaddr" | "gstart" | "gend" | "vm_flags" | "offset") => Some(format!("{v:#x}")),
                 _ => None,
             };
             let _ = write!(s, " {n}={}", text.unwrap_or_else(|| v.to_string()));
@@ -351,6 +329,9 @@ pub struct EventLog {
     events: Vec<Event>,
     /// Bit `k` set: drop events of kind `k` (large studies mute per-page kinds).
     muted: u64,
+    /// Bit `r` set: drop try_to_unmap_one / try_to_migrate_one events with result `r`
+    /// (large studies keep the drops and aborts, not every swap entry).
+    muted_results: u64,
 }
 
 impl EventLog {
@@ -360,8 +341,24 @@ impl EventLog {
 
     #[inline]
     pub fn push(&mut self, e: Event) {
-        if self.muted & (1u64 << (e.kind as u8)) == 0 {
-            self.events.push(e);
+        if self.muted & (1u64 << (e.kind as u8)) != 0 {
+            return;
+        }
+        if matches!(e.kind, Ev::TryToUnmapOne | Ev::TryToMigrateOne)
+            && e.b < 64
+            && self.muted_results & (1u64 << e.b) != 0
+        {
+            return;
+        }
+        self.events.push(e);
+    }
+
+    /// Drop try_to_unmap_one / try_to_migrate_one events whose result is `result`.
+    pub fn mute_result(&mut self, result: u64, muted: bool) {
+        if muted {
+            self.muted_results |= 1 << result;
+        } else {
+            self.muted_results &= !(1 << result);
         }
     }
 
@@ -442,28 +439,14 @@ mod tests {
     #[test]
     fn mute_drops_and_hash_tracks_content() {
         let mut l = EventLog::new();
-        let e = Event {
-            t: 1,
-            addr: 0x1000,
-            a: 5,
-            b: 1,
-            c: 0x6cf,
-            pid: 1,
-            tid: 0,
-            kind: Ev::TryToUnmapOne,
-            host: 0,
-        };
+        let e = Event { t: 1, addr: 0x1000, a: 5, b: 1, c: 0x6cf, pid: 1, tid: 0, kind: Ev::TryToUnmapOne, host: 0 };
         l.push(e);
         let h1 = l.hash();
         l.mute(Ev::TryToUnmapOne, true);
         l.push(e);
         assert_eq!(l.len(), 1);
         assert_eq!(l.hash(), h1);
-        assert!(
-            e.render().contains("result=drop_pte_unused"),
-            "{}",
-            e.render()
-        );
+        assert!(e.render().contains("result=drop_pte_unused"), "{}", e.render());
         let mut l2 = EventLog::new();
         l2.push(Event { t: 2, ..e });
         assert_ne!(l2.hash(), h1);

@@ -1,5 +1,8 @@
 //! The simulation's clock-independent services: the event log and the deterministic RNG.
 
+pub mod bitmap;
 pub mod invariants;
 pub mod log;
 pub mod rng;
+pub mod workload;
+pub mod world;

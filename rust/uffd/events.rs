@@ -14,18 +14,10 @@ pub(crate) const VM_UFFD_ALL: u64 = vm::VM_UFFD_MISSING | vm::VM_UFFD_WP | vm::V
 impl Kernel {
     fn queue_event(&mut self, ctx: u32, msg: UffdMsg) {
         let c = &mut self.uffds[ctx as usize];
-        c.events.push_back(msg);
-        c.mmap_changing = true;
+        c.seq += 1;
+        c.events.push_back((c.seq, msg));
         let mm = c.mm;
-        self.log(
-            Ev::UffdEvent,
-            mm,
-            0,
-            msg.address,
-            ctx as u64,
-            msg.event as u64,
-            msg.end,
-        );
+        self.log(Ev::UffdEvent, mm, 0, msg.address, ctx as u64, msg.event as u64, msg.end);
     }
 
     /// `userfaultfd_remove`: MADV_DONTNEED / MADV_FREE / MADV_REMOVE on a registered VMA tells
@@ -37,15 +29,7 @@ impl Kernel {
         if self.uffds[ctx as usize].features & feat::EVENT_REMOVE == 0 {
             return;
         }
-        self.queue_event(
-            ctx,
-            UffdMsg {
-                event: UFFD_EVENT_REMOVE,
-                address: start,
-                end,
-                ..Default::default()
-            },
-        );
+        self.queue_event(ctx, UffdMsg { event: UFFD_EVENT_REMOVE, address: start, end, ..Default::default() });
     }
 
     /// `userfaultfd_unmap_prep` + `userfaultfd_unmap_complete`: one UNMAP event of the munmap
@@ -55,15 +39,7 @@ impl Kernel {
         ctxs.dedup();
         for ctx in ctxs {
             if self.uffds[ctx as usize].features & feat::EVENT_UNMAP != 0 {
-                self.queue_event(
-                    ctx,
-                    UffdMsg {
-                        event: UFFD_EVENT_UNMAP,
-                        address: start,
-                        end,
-                        ..Default::default()
-                    },
-                );
+                self.queue_event(ctx, UffdMsg { event: UFFD_EVENT_UNMAP, address: start, end, ..Default::default() });
             }
         }
     }
@@ -71,12 +47,7 @@ impl Kernel {
     /// `dup_userfaultfd` for the child VMA `child` of a registered parent VMA: with
     /// UFFD_FEATURE_EVENT_FORK the child gets a context of its own (one per parent context per
     /// fork, in `forks`); without it the child VMA loses its registration.
-    pub(crate) fn dup_userfaultfd(
-        &mut self,
-        child: u32,
-        child_pid: u32,
-        forks: &mut Vec<(u32, u32)>,
-    ) {
+    pub(crate) fn dup_userfaultfd(&mut self, child: u32, child_pid: u32, forks: &mut Vec<(u32, u32)>) {
         let Some(octx) = self.vma(child).uffd else {
             return;
         };
@@ -97,7 +68,7 @@ impl Kernel {
                     released: false,
                     waiters: Vec::new(),
                     events: Default::default(),
-                    mmap_changing: false,
+                    seq: 0,
                 });
                 let n = (self.uffds.len() - 1) as u32;
                 forks.push((octx, n));
@@ -110,14 +81,7 @@ impl Kernel {
     /// `dup_userfaultfd_complete`: the FORK events, once the child exists.
     pub(crate) fn dup_userfaultfd_complete(&mut self, forks: &[(u32, u32)]) {
         for &(octx, nctx) in forks {
-            self.queue_event(
-                octx,
-                UffdMsg {
-                    event: UFFD_EVENT_FORK,
-                    ufd: nctx,
-                    ..Default::default()
-                },
-            );
+            self.queue_event(octx, UffdMsg { event: UFFD_EVENT_FORK, ufd: nctx, ..Default::default() });
         }
     }
 

@@ -69,18 +69,11 @@ impl Kernel {
         match self.uffds.get(ctx as usize) {
             Some(c) if !c.released => {
                 if !c.api_done {
-                    return Err(einval(
-                        call,
-                        "UFFDIO_API has not been done on this userfaultfd",
-                    ));
+                    return Err(einval(call, "UFFDIO_API has not been done on this userfaultfd"));
                 }
                 Ok(c)
             }
-            _ => Err(Error::errno(
-                Errno::EINVAL,
-                call,
-                format!("userfaultfd {ctx} is closed or does not exist"),
-            )),
+            _ => Err(Error::errno(Errno::EINVAL, call, format!("userfaultfd {ctx} is closed or does not exist"))),
         }
     }
 
@@ -88,31 +81,19 @@ impl Kernel {
     fn validate_range(&self, call: &'static str, start: u64, len: u64) -> Result<u64> {
         let ts = self.task_size();
         if start & 0xfff != 0 {
-            return Err(einval(
-                call,
-                format!("start {start:#x} is not page-aligned"),
-            ));
+            return Err(einval(call, format!("start {start:#x} is not page-aligned")));
         }
         if len & 0xfff != 0 {
-            return Err(einval(
-                call,
-                format!("len {len:#x} is not a multiple of the page size"),
-            ));
+            return Err(einval(call, format!("len {len:#x} is not a multiple of the page size")));
         }
         if len == 0 {
             return Err(einval(call, "len is 0"));
         }
         if start < MMAP_MIN_ADDR {
-            return Err(einval(
-                call,
-                format!("start {start:#x} is below mmap_min_addr {MMAP_MIN_ADDR:#x}"),
-            ));
+            return Err(einval(call, format!("start {start:#x} is below mmap_min_addr {MMAP_MIN_ADDR:#x}")));
         }
         if start >= ts || len > ts - start {
-            return Err(einval(
-                call,
-                format!("range {start:#x}+{len:#x} is beyond the task size"),
-            ));
+            return Err(einval(call, format!("range {start:#x}+{len:#x} is beyond the task size")));
         }
         Ok(start + len)
     }
@@ -127,7 +108,7 @@ impl Kernel {
             released: false,
             waiters: Vec::new(),
             events: Default::default(),
-            mmap_changing: false,
+            seq: 0,
         });
         Ok((self.uffds.len() - 1) as u32)
     }
@@ -158,10 +139,7 @@ impl Kernel {
             ));
         }
         if c.api_done {
-            return Err(einval(
-                CALL,
-                "UFFDIO_API was already done on this userfaultfd",
-            ));
+            return Err(einval(CALL, "UFFDIO_API was already done on this userfaultfd"));
         }
         let c = &mut self.uffds[ctx as usize];
         c.features = features;
@@ -177,19 +155,12 @@ impl Kernel {
         let p = &self.profile;
         let known = UFFDIO_REGISTER_MODE_MISSING
             | UFFDIO_REGISTER_MODE_WP
-            | if p.uffd_minor {
-                UFFDIO_REGISTER_MODE_MINOR
-            } else {
-                0
-            };
+            | if p.uffd_minor { UFFDIO_REGISTER_MODE_MINOR } else { 0 };
         if mode == 0 {
             return Err(einval(CALL, "mode is 0"));
         }
         if mode & !known != 0 {
-            return Err(einval(
-                CALL,
-                format!("mode {mode:#x} has bits profile {} does not know", p.name),
-            ));
+            return Err(einval(CALL, format!("mode {mode:#x} has bits profile {} does not know", p.name)));
         }
         let mut vm_flags = 0;
         if mode & UFFDIO_REGISTER_MODE_MISSING != 0 {
@@ -208,20 +179,14 @@ impl Kernel {
             if !p.arch_has_uffd_wp() {
                 return Err(einval(
                     CALL,
-                    format!(
-                        "{} has no uffd-wp PTE bit (no HAVE_ARCH_USERFAULTFD_WP)",
-                        self.arch().name()
-                    ),
+                    format!("{} has no uffd-wp PTE bit (no HAVE_ARCH_USERFAULTFD_WP)", self.arch().name()),
                 ));
             }
             vm_flags |= vm::VM_UFFD_WP;
         }
         if mode & UFFDIO_REGISTER_MODE_MINOR != 0 {
             if self.vm_uffd_minor() == 0 {
-                return Err(einval(
-                    CALL,
-                    format!("{} has no HAVE_ARCH_USERFAULTFD_MINOR", self.arch().name()),
-                ));
+                return Err(einval(CALL, format!("{} has no HAVE_ARCH_USERFAULTFD_MINOR", self.arch().name())));
             }
             vm_flags |= self.vm_uffd_minor();
         }
@@ -229,14 +194,9 @@ impl Kernel {
         self.mm(pid)?;
         let vmas = self.vmas_in(pid, start, end);
         if vmas.is_empty() {
-            let any_above = self.mmx(pid).vmas.range(start..).next().is_some()
-                || self.vma_lookup(pid, start).is_some();
+            let any_above = self.mmx(pid).vmas.range(start..).next().is_some() || self.vma_lookup(pid, start).is_some();
             return Err(if !self.profile.uffd_register_vma_find && !any_above {
-                Error::errno(
-                    Errno::ENOMEM,
-                    CALL,
-                    format!("no VMA at or above {start:#x}"),
-                )
+                Error::errno(Errno::ENOMEM, CALL, format!("no VMA at or above {start:#x}"))
             } else {
                 einval(CALL, format!("no VMA in {start:#x}..{end:#x}"))
             });
@@ -244,23 +204,14 @@ impl Kernel {
         for &id in &vmas {
             let v = self.vma(id);
             if !self.vma_can_userfault(id, vm_flags) {
-                return Err(einval(
-                    CALL,
-                    format!(
-                        "the VMA at {:#x} cannot be registered for this mode",
-                        v.start
-                    ),
-                ));
+                return Err(einval(CALL, format!("the VMA at {:#x} cannot be registered for this mode", v.start)));
             }
             if let Some(other) = v.uffd {
                 if other != ctx {
                     return Err(Error::errno(
                         Errno::EBUSY,
                         CALL,
-                        format!(
-                            "the VMA at {:#x} is registered with another userfaultfd",
-                            v.start
-                        ),
+                        format!("the VMA at {:#x} is registered with another userfaultfd", v.start),
                     ));
                 }
             }
@@ -271,11 +222,7 @@ impl Kernel {
             if v.uffd == Some(ctx) && v.flags & vm_flags == vm_flags {
                 continue;
             }
-            v.flags = if replace {
-                (v.flags & !VM_UFFD_ALL) | vm_flags
-            } else {
-                v.flags | vm_flags
-            };
+            v.flags = if replace { (v.flags & !VM_UFFD_ALL) | vm_flags } else { v.flags | vm_flags };
             v.uffd = Some(ctx);
             self.vma_merge_around(id);
         }
@@ -311,21 +258,14 @@ impl Kernel {
         if vmas.is_empty() {
             let any_above = self.mmx(pid).vmas.range(start..).next().is_some();
             return Err(if !self.profile.uffd_register_vma_find && !any_above {
-                Error::errno(
-                    Errno::ENOMEM,
-                    CALL,
-                    format!("no VMA at or above {start:#x}"),
-                )
+                Error::errno(Errno::ENOMEM, CALL, format!("no VMA at or above {start:#x}"))
             } else {
                 einval(CALL, format!("no VMA in {start:#x}..{end:#x}"))
             });
         }
         for &id in &vmas {
             if !self.vma_can_userfault(id, 0) {
-                return Err(einval(
-                    CALL,
-                    format!("the VMA at {:#x} cannot be registered", self.vma(id).start),
-                ));
+                return Err(einval(CALL, format!("the VMA at {:#x} cannot be registered", self.vma(id).start)));
             }
         }
         // "Wake any concurrent pending userfault while we unregister": the woken threads run
@@ -361,56 +301,26 @@ impl Kernel {
         Ok(n)
     }
 
-    /// The checks common to COPY / ZEROPAGE / CONTINUE before the copy loop: mmap_changing,
-    /// the range, the mm, then `find_dst_vma` (-ENOENT when the range is not inside one
-    /// registered VMA).
-    fn mfill_prepare(
-        &self,
-        ctx: u32,
-        call: &'static str,
-        dst: u64,
-        len: u64,
-    ) -> Result<(u32, u32)> {
-        let c = self.ctx(ctx, call)?;
-        if c.mmap_changing {
-            return Err(Error::errno(
-                Errno::EAGAIN,
-                call,
-                "a non-cooperative event is pending (mmap_changing): read the events first",
-            ));
-        }
-        let pid = c.mm;
+    /// The checks common to COPY / ZEROPAGE / CONTINUE before the copy loop: the range, the
+    /// mm, then `find_dst_vma` (-ENOENT when the range is not inside one registered VMA).
+    fn mfill_prepare(&self, ctx: u32, call: &'static str, dst: u64, len: u64) -> Result<(u32, u32)> {
+        let pid = self.ctx(ctx, call)?.mm;
         let end = self.validate_range(call, dst, len)?;
         if self.mm(pid).is_err() {
-            return Err(Error::errno(
-                Errno::ESRCH,
-                call,
-                format!("process {pid} has exited"),
-            ));
+            return Err(Error::errno(Errno::ESRCH, call, format!("process {pid} has exited")));
         }
         let Some(vma) = self.vma_lookup(pid, dst) else {
-            return Err(Error::errno(
-                Errno::ENOENT,
-                call,
-                format!("no VMA at {dst:#x}"),
-            ));
+            return Err(Error::errno(Errno::ENOENT, call, format!("no VMA at {dst:#x}")));
         };
         let v = self.vma(vma);
         if end > v.end {
-            return Err(Error::errno(
-                Errno::ENOENT,
-                call,
-                format!("{dst:#x}..{end:#x} is not inside one VMA"),
-            ));
+            return Err(Error::errno(Errno::ENOENT, call, format!("{dst:#x}..{end:#x} is not inside one VMA")));
         }
         if v.uffd.is_none() {
             return Err(Error::errno(
                 Errno::ENOENT,
                 call,
-                format!(
-                    "the VMA at {:#x} is not registered with userfaultfd",
-                    v.start
-                ),
+                format!("the VMA at {:#x} is not registered with userfaultfd", v.start),
             ));
         }
         Ok((pid, vma))
@@ -435,9 +345,7 @@ impl Kernel {
             dst,
             ctx as u64,
             done,
-            err.as_ref()
-                .and_then(|e| e.errno_value())
-                .map_or(0, |e| e.code() as u64),
+            err.as_ref().and_then(|e| e.errno_value()).map_or(0, |e| e.code() as u64),
         );
         if done == 0 {
             self.settle();
@@ -451,11 +359,7 @@ impl Kernel {
             Ok(done)
         } else {
             let why = err.map_or(String::new(), |e| e.to_string());
-            Err(Error::errno(
-                Errno::EAGAIN,
-                call,
-                format!("copied {done} of {len} bytes; then {why}"),
-            ))
+            Err(Error::errno(Errno::EAGAIN, call, format!("copied {done} of {len} bytes; then {why}")))
         }
     }
 
@@ -463,12 +367,7 @@ impl Kernel {
     /// the faulters. -EEXIST when a PTE is not none (the first page's content stays).
     pub fn uffdio_copy(&mut self, ctx: u32, dst: u64, values: &[u64], mode: u64) -> Result<u64> {
         const CALL: &str = "UFFDIO_COPY";
-        let allowed = UFFDIO_COPY_MODE_DONTWAKE
-            | if self.profile.uffd_wp {
-                UFFDIO_COPY_MODE_WP
-            } else {
-                0
-            };
+        let allowed = UFFDIO_COPY_MODE_DONTWAKE | if self.profile.uffd_wp { UFFDIO_COPY_MODE_WP } else { 0 };
         let len = values.len() as u64 * 4096;
         if mode & !allowed != 0 {
             return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
@@ -489,15 +388,7 @@ impl Kernel {
                 }
             }
         }
-        self.mfill_finish(
-            ctx,
-            CALL,
-            Ev::UffdCopy,
-            (pid, dst, len),
-            done,
-            err,
-            mode & UFFDIO_COPY_MODE_DONTWAKE != 0,
-        )
+        self.mfill_finish(ctx, CALL, Ev::UffdCopy, (pid, dst, len), done, err, mode & UFFDIO_COPY_MODE_DONTWAKE != 0)
     }
 
     /// `UFFDIO_ZEROPAGE`: map zero pages at `[start, start+len)`: the shared zero page, or a
@@ -535,23 +426,15 @@ impl Kernel {
     pub fn uffdio_continue(&mut self, ctx: u32, start: u64, len: u64, mode: u64) -> Result<u64> {
         const CALL: &str = "UFFDIO_CONTINUE";
         if !self.profile.uffd_minor {
-            return Err(einval(
-                CALL,
-                format!("profile {} has no UFFDIO_CONTINUE", self.profile.name),
-            ));
+            return Err(einval(CALL, format!("profile {} has no UFFDIO_CONTINUE", self.profile.name)));
         }
         if mode & !UFFDIO_CONTINUE_MODE_DONTWAKE != 0 {
             return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
         }
         let (pid, vma) = self.mfill_prepare(ctx, CALL, start, len)?;
-        if self.vma(vma).file.is_none()
-            || self.vma(vma).flags & self.vm_uffd_minor() == 0
-            || self.vm_uffd_minor() == 0
+        if self.vma(vma).file.is_none() || self.vma(vma).flags & self.vm_uffd_minor() == 0 || self.vm_uffd_minor() == 0
         {
-            return Err(einval(
-                CALL,
-                "the VMA is not a shmem VMA registered for MINOR faults",
-            ));
+            return Err(einval(CALL, "the VMA is not a shmem VMA registered for MINOR faults"));
         }
         let mut done = 0u64;
         let mut err = None;
@@ -579,30 +462,15 @@ impl Kernel {
     pub fn uffdio_writeprotect(&mut self, ctx: u32, start: u64, len: u64, mode: u64) -> Result<()> {
         const CALL: &str = "UFFDIO_WRITEPROTECT";
         if !self.profile.uffd_wp {
-            return Err(einval(
-                CALL,
-                format!("profile {} has no UFFDIO_WRITEPROTECT", self.profile.name),
-            ));
+            return Err(einval(CALL, format!("profile {} has no UFFDIO_WRITEPROTECT", self.profile.name)));
         }
         if mode & !(UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE) != 0 {
             return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
         }
-        let c = self.ctx(ctx, CALL)?;
-        if c.mmap_changing {
-            return Err(Error::errno(
-                Errno::EAGAIN,
-                CALL,
-                "a non-cooperative event is pending (mmap_changing)",
-            ));
-        }
-        let pid = c.mm;
+        let pid = self.ctx(ctx, CALL)?.mm;
         let end = self.validate_range(CALL, start, len)?;
         let vmas = self.vmas_in(pid, start, end);
-        if vmas.is_empty()
-            || vmas
-                .iter()
-                .any(|&v| self.vma(v).flags & vm::VM_UFFD_WP == 0)
-        {
+        if vmas.is_empty() || vmas.iter().any(|&v| self.vma(v).flags & vm::VM_UFFD_WP == 0) {
             return Err(Error::errno(
                 Errno::ENOENT,
                 CALL,
@@ -612,44 +480,34 @@ impl Kernel {
         Ok(())
     }
 
-    /// `read(2)` on the userfaultfd: the pending page-fault messages (in fault order), then the
-    /// non-cooperative events; reading the events ends `mmap_changing`.
+    /// `read(2)` on the userfaultfd: every unread message (page faults and non-cooperative
+    /// events) in the order they were queued.
     pub fn uffd_read(&mut self, ctx: u32) -> Result<Vec<UffdMsg>> {
-        let c = self.ctx(ctx, "read")?;
-        let _ = c;
+        self.ctx(ctx, "read")?;
         let c = &mut self.uffds[ctx as usize];
-        let mut out: Vec<UffdMsg> = Vec::new();
+        let mut out: Vec<(u64, UffdMsg)> = Vec::new();
         for w in c.waiters.iter_mut().filter(|w| !w.read) {
             w.read = true;
-            out.push(w.msg);
+            out.push((w.seq, w.msg));
         }
         out.extend(c.events.drain(..));
-        c.mmap_changing = false;
-        Ok(out)
+        out.sort_by_key(|(seq, _)| *seq);
+        Ok(out.into_iter().map(|(_, m)| m).collect())
     }
 
     /// `close(2)` of the userfaultfd (`userfaultfd_release`): every VMA it armed is disarmed
     /// and every parked thread woken.
     pub fn uffd_close(&mut self, ctx: u32) -> Result<()> {
         let Some(c) = self.uffds.get(ctx as usize) else {
-            return Err(Error::errno(
-                Errno::EINVAL,
-                "close",
-                format!("userfaultfd {ctx} does not exist"),
-            ));
+            return Err(Error::errno(Errno::EINVAL, "close", format!("userfaultfd {ctx} does not exist")));
         };
         if c.released {
             return Ok(());
         }
         let pid = c.mm;
         if self.mm(pid).is_ok() {
-            let ids: Vec<u32> = self
-                .mmx(pid)
-                .vmas
-                .values()
-                .copied()
-                .filter(|&v| self.vma(v).uffd == Some(ctx))
-                .collect();
+            let ids: Vec<u32> =
+                self.mmx(pid).vmas.values().copied().filter(|&v| self.vma(v).uffd == Some(ctx)).collect();
             for id in ids {
                 let v = self.vma_mut(id);
                 v.flags &= !VM_UFFD_ALL;
@@ -667,32 +525,19 @@ impl Kernel {
     }
 
     /// Fill one page of an mfill ioctl (`mfill_atomic_pte`).
-    fn mfill_one(
-        &mut self,
-        pid: u32,
-        vma: u32,
-        addr: u64,
-        fill: Fill,
-        call: &'static str,
-    ) -> Result<()> {
+    fn mfill_one(&mut self, pid: u32, vma: u32, addr: u64, fill: Fill, call: &'static str) -> Result<()> {
         let arch = self.arch();
         let (flags, prot, file, index) = {
             let v = self.vma(vma);
             (v.flags, v.page_prot, v.file, v.pgoff_of(addr))
         };
-        let idx = self
-            .mmx_mut(pid)
-            .pt
-            .pte_alloc(addr)
-            .ok_or_else(|| Error::errno(Errno::ENOMEM, call, "no page table"))?;
-        let eexist = || {
-            Error::errno(
-                Errno::EEXIST,
-                call,
-                format!("the PTE at {addr:#x} is not none"),
-            )
-        };
-        if let Some(f) = file {
+        let idx =
+            self.mmx_mut(pid).pt.pte_alloc(addr).ok_or_else(|| Error::errno(Errno::ENOMEM, call, "no page table"))?;
+        let eexist = || Error::errno(Errno::EEXIST, call, format!("the PTE at {addr:#x} is not none"));
+        // mfill_atomic_pte: a private mapping (anon, or MAP_PRIVATE of shmem) gets an anon page,
+        // only a shared one the shmem page cache; CONTINUE always maps the page cache
+        let shared_file = file.filter(|_| flags & vm::VM_SHARED != 0 || matches!(fill, Fill::Continue));
+        if let Some(f) = shared_file {
             if index >= self.filex(f).size_pages {
                 return Err(Error::errno(
                     Errno::EFAULT,
@@ -710,11 +555,7 @@ impl Kernel {
                         p
                     }
                     _ => {
-                        return Err(Error::errno(
-                            Errno::EFAULT,
-                            call,
-                            format!("no page cache page at {addr:#x}"),
-                        ));
+                        return Err(Error::errno(Errno::EFAULT, call, format!("no page cache page at {addr:#x}")));
                     }
                 },
                 Fill::Copy(_) | Fill::Zero => {
@@ -725,8 +566,7 @@ impl Kernel {
                         self.put_page(p);
                         return Err(eexist());
                     }
-                    self.mem.frames[p as usize].content =
-                        if let Fill::Copy(v) = fill { v } else { 0 };
+                    self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
                     self.shmem_add_to_page_cache(f, index, p);
                     self.lru_cache_add(p);
                     if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
@@ -751,9 +591,7 @@ impl Kernel {
         if matches!(fill, Fill::Continue) {
             return Err(einval(call, "UFFDIO_CONTINUE on an anonymous VMA"));
         }
-        if matches!(fill, Fill::Zero)
-            && !(self.profile.uffd_zeropage_checks_forbids && self.mm_forbids_zeropage(pid))
-        {
+        if matches!(fill, Fill::Zero) && !(self.profile.uffd_zeropage_checks_forbids && self.mm_forbids_zeropage(pid)) {
             // mfill_zeropage_pte: the shared zero page, even where faults may not map it
             if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
                 return Err(eexist());

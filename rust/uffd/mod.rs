@@ -6,11 +6,14 @@
 //! and since when; waking (COPY, ZEROPAGE, WAKE, CONTINUE, UNREGISTER, close) retries the
 //! access at once, as the woken thread would when it runs.
 //!
-//! Simplifications: non-cooperative events (REMOVE, UNMAP, FORK) do not block the process that
-//! caused them until the manager reads them (the kernel's `userfaultfd_event_wait_completion`
-//! does); `mmap_changing` stays set until they are read, so UFFDIO_COPY and ZEROPAGE return
-//! EAGAIN meanwhile, as they would. There are no signals, so handle_userfault never returns
-//! VM_FAULT_NOPAGE for an interrupted wait.
+//! Simplifications: a non-cooperative event (REMOVE, UNMAP, FORK) is queued and the call that
+//! caused it returns at once; the kernel blocks that call in `userfaultfd_event_wait_completion`
+//! until the manager has read the event, with `mmap_changing` raised meanwhile. Calls in the model
+//! are atomic, so no UFFDIO_COPY can run while such a call is in flight: the EAGAIN of
+//! `mmap_changing` is never observable, and messages are read in the order they were queued (an
+//! event the kernel made its producer wait for is read before anything the producer did next).
+//! There are no signals, so handle_userfault never returns VM_FAULT_NOPAGE for an interrupted
+//! wait.
 
 pub mod events;
 pub mod ioctl;
@@ -91,6 +94,8 @@ pub struct Waiter {
     pub msg: UffdMsg,
     /// Already returned by read (moved from fault_pending_wqh to fault_wqh).
     pub read: bool,
+    /// Queue order among the context's messages.
+    pub seq: u64,
 }
 
 /// A `struct userfaultfd_ctx`.
@@ -104,19 +109,16 @@ pub struct UffdCtx {
     /// The fd was closed.
     pub released: bool,
     pub waiters: Vec<Waiter>,
-    /// Non-cooperative events not yet read.
-    pub events: VecDeque<UffdMsg>,
-    pub mmap_changing: bool,
+    /// Non-cooperative events not yet read, with their queue order.
+    pub events: VecDeque<(u64, UffdMsg)>,
+    /// The next queue order number.
+    pub seq: u64,
 }
 
 impl Kernel {
     /// `VM_UFFD_MINOR` on this profile and arch (VM_NONE without HAVE_ARCH_USERFAULTFD_MINOR).
     pub fn vm_uffd_minor(&self) -> u64 {
-        if self.profile.uffd_minor && self.profile.arch_has_uffd_minor() {
-            vm::VM_UFFD_MINOR_BIT38
-        } else {
-            0
-        }
+        if self.profile.uffd_minor && self.profile.arch_has_uffd_minor() { vm::VM_UFFD_MINOR_BIT38 } else { 0 }
     }
 
     /// `handle_userfault(vmf, reason)`: SIGBUS without a context or with UFFD_FEATURE_SIGBUS;
@@ -139,39 +141,16 @@ impl Kernel {
         if reason & REASON_MINOR != 0 {
             flags |= UFFD_PAGEFAULT_FLAG_MINOR;
         }
-        let address = if c.features & feat::EXACT_ADDRESS != 0 {
-            vmf.real_addr
-        } else {
-            vmf.addr
-        };
-        let ptid = if c.features & feat::THREAD_ID != 0 {
-            vmf.tid
-        } else {
-            0
-        };
-        let msg = UffdMsg {
-            event: UFFD_EVENT_PAGEFAULT,
-            flags,
-            address,
-            ptid,
-            ..Default::default()
-        };
-        self.uffds[ctx as usize].waiters.push(Waiter {
-            pid: vmf.pid,
-            tid: vmf.tid,
-            msg,
-            read: false,
-        });
+        let address = if c.features & feat::EXACT_ADDRESS != 0 { vmf.real_addr } else { vmf.addr };
+        // task_pid_vnr(current): the main thread's id is the pid, thread n's is pid + n
+        let ptid = if c.features & feat::THREAD_ID != 0 { vmf.pid + vmf.tid } else { 0 };
+        let msg = UffdMsg { event: UFFD_EVENT_PAGEFAULT, flags, address, ptid, ..Default::default() };
+        let c = &mut self.uffds[ctx as usize];
+        c.seq += 1;
+        let seq = c.seq;
+        c.waiters.push(Waiter { pid: vmf.pid, tid: vmf.tid, msg, read: false, seq });
         self.vmstat.inc(Vm::model_userfaults);
-        self.log(
-            Ev::HandleUserfault,
-            vmf.pid,
-            vmf.tid,
-            vmf.addr,
-            ctx as u64,
-            reason,
-            flags,
-        );
+        self.log(Ev::HandleUserfault, vmf.pid, vmf.tid, vmf.addr, ctx as u64, reason, flags);
         Fault::Userfault { uffd: ctx, msg }
     }
 

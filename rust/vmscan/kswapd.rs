@@ -42,8 +42,7 @@ impl Kernel {
 
     /// `wakeup_kswapd`.
     pub(crate) fn wakeup_kswapd(&mut self) {
-        if self.kswapd.woken || self.kswapd.failures >= MAX_RECLAIM_RETRIES || self.pgdat_balanced()
-        {
+        if self.kswapd.woken || self.kswapd.failures >= MAX_RECLAIM_RETRIES || self.pgdat_balanced() {
             return;
         }
         self.kswapd.woken = true;
@@ -134,10 +133,7 @@ impl Kernel {
         let mut total = 0;
         let mut retries = MAX_RECLAIM_RETRIES;
         while total < nr_pages && retries > 0 {
-            let mut sc = ScanControl::new(
-                (nr_pages - total).min(SWAP_CLUSTER_MAX.max(nr_pages - total)),
-                false,
-            );
+            let mut sc = ScanControl::new((nr_pages - total).min(SWAP_CLUSTER_MAX.max(nr_pages - total)), false);
             sc.priority = DEF_PRIORITY;
             let got = self.do_try_to_free_pages(&mut sc);
             if got == 0 {

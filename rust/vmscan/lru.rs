@@ -19,13 +19,8 @@ pub enum LruList {
 }
 
 impl LruList {
-    pub const ALL: [LruList; 5] = [
-        LruList::InactiveAnon,
-        LruList::ActiveAnon,
-        LruList::InactiveFile,
-        LruList::ActiveFile,
-        LruList::Unevictable,
-    ];
+    pub const ALL: [LruList; 5] =
+        [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile, LruList::Unevictable];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -78,11 +73,7 @@ impl Default for Lru {
 
 impl Lru {
     pub fn new() -> Lru {
-        Lru {
-            head: [NO_PFN; 5],
-            tail: [NO_PFN; 5],
-            size: [0; 5],
-        }
+        Lru { head: [NO_PFN; 5], tail: [NO_PFN; 5], size: [0; 5] }
     }
 
     /// `lruvec_lru_size`.

@@ -127,9 +127,7 @@ impl Kernel {
                 && size(self, LruList::InactiveAnon) >> sc.priority > 0
             {
                 Balance::Anon
-            } else if !self.inactive_is_low(true)
-                && size(self, LruList::InactiveFile) >> sc.priority > 0
-            {
+            } else if !self.inactive_is_low(true) && size(self, LruList::InactiveFile) >> sc.priority > 0 {
                 Balance::File
             } else {
                 Balance::Fract
@@ -154,12 +152,7 @@ impl Kernel {
             fraction = [ap, fp];
             denominator = ap + fp + 1;
         }
-        let lists = [
-            LruList::InactiveAnon,
-            LruList::ActiveAnon,
-            LruList::InactiveFile,
-            LruList::ActiveFile,
-        ];
+        let lists = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
         let mut nr = [0u64; 4];
         for (i, l) in lists.iter().enumerate() {
             let file = l.is_file();
@@ -195,12 +188,7 @@ impl Kernel {
     /// rebalance the anon active list.
     pub(crate) fn shrink_node(&mut self, sc: &mut ScanControl) {
         let mut nr = self.get_scan_count(sc);
-        let lists = [
-            LruList::InactiveAnon,
-            LruList::ActiveAnon,
-            LruList::InactiveFile,
-            LruList::ActiveFile,
-        ];
+        let lists = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
         let start = sc.nr_reclaimed;
         while nr[0] > 0 || nr[2] > 0 || nr[3] > 0 {
             for (i, l) in lists.iter().enumerate() {
@@ -291,12 +279,7 @@ impl Kernel {
         self.lru_recent.rotated[file] += rotated;
         self.vmstat.add(Vm::pgdeactivate, deactivated);
         let _ = sc;
-        self.log_reclaim(
-            Ev::LruShrinkActive,
-            taken.len() as u64,
-            deactivated,
-            referenced,
-        );
+        self.log_reclaim(Ev::LruShrinkActive, taken.len() as u64, deactivated, referenced);
     }
 
     /// `shrink_inactive_list`: isolate a batch from the tail, run `shrink_folio_list`, put the
@@ -309,51 +292,18 @@ impl Kernel {
         }
         let nr_taken = taken.len() as u64;
         self.lru_recent.scanned[file] += nr_taken;
-        self.vmstat.add(
-            if sc.kswapd {
-                Vm::pgscan_kswapd
-            } else {
-                Vm::pgscan_direct
-            },
-            nr_taken,
-        );
-        self.vmstat.add(
-            if file == 1 {
-                Vm::pgscan_file
-            } else {
-                Vm::pgscan_anon
-            },
-            nr_taken,
-        );
+        self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, nr_taken);
+        self.vmstat.add(if file == 1 { Vm::pgscan_file } else { Vm::pgscan_anon }, nr_taken);
         let (reclaimed, survivors, stat) = self.shrink_folio_list(taken, sc, false);
-        self.vmstat.add(
-            if sc.kswapd {
-                Vm::pgsteal_kswapd
-            } else {
-                Vm::pgsteal_direct
-            },
-            reclaimed,
-        );
-        self.vmstat.add(
-            if file == 1 {
-                Vm::pgsteal_file
-            } else {
-                Vm::pgsteal_anon
-            },
-            reclaimed,
-        );
+        self.vmstat.add(if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct }, reclaimed);
+        self.vmstat.add(if file == 1 { Vm::pgsteal_file } else { Vm::pgsteal_anon }, reclaimed);
         self.lru_recent.rotated[file] += stat.nr_activate[file];
         for pfn in survivors {
             self.putback_lru_page(pfn);
         }
         sc.nr_reclaimed += reclaimed;
         self.tick(self.cost.reclaim_scan * nr_taken);
-        self.log_reclaim(
-            Ev::LruShrinkInactive,
-            nr_taken,
-            reclaimed,
-            stat.nr_unmap_fail,
-        );
+        self.log_reclaim(Ev::LruShrinkInactive, nr_taken, reclaimed, stat.nr_unmap_fail);
         reclaimed
     }
 
@@ -365,11 +315,7 @@ impl Kernel {
         if r.vm_flags & vm::VM_LOCKED != 0 {
             // 4.x: "Let try_to_unmap() move the page to the unevictable list"; 6.x: activate,
             // and putback moves the now mlocked folio to the unevictable list.
-            return if two_strikes {
-                References::Activate
-            } else {
-                References::Reclaim
-            };
+            return if two_strikes { References::Activate } else { References::Reclaim };
         }
         let swapbacked = self.mem.frames[pfn as usize].test(pg::PG_SWAPBACKED);
         if r.referenced > 0 {
@@ -408,8 +354,7 @@ impl Kernel {
                 Outcome::Freed => reclaimed += 1,
                 Outcome::Activate => {
                     let f = &self.mem.frames[pfn as usize];
-                    if f.test(pg::PG_SWAPCACHE) && (self.swap.full_half() || f.test(pg::PG_MLOCKED))
-                    {
+                    if f.test(pg::PG_SWAPCACHE) && (self.swap.full_half() || f.test(pg::PG_MLOCKED)) {
                         self.try_to_free_swap(pfn);
                     }
                     let f = &mut self.mem.frames[pfn as usize];
@@ -442,11 +387,7 @@ impl Kernel {
         if !sc.may_unmap && f.mapped() {
             return Outcome::Keep;
         }
-        let references = if ignore_references {
-            References::Reclaim
-        } else {
-            self.check_references(pfn)
-        };
+        let references = if ignore_references { References::Reclaim } else { self.check_references(pfn) };
         match references {
             References::Activate => return Outcome::Activate,
             References::Keep => {
@@ -457,11 +398,7 @@ impl Kernel {
         }
         // Anonymous process memory has backing store? Try to allocate it some swap space here.
         let f = self.mem.frames[pfn as usize];
-        if f.anon()
-            && f.test(pg::PG_SWAPBACKED)
-            && !f.test(pg::PG_SWAPCACHE)
-            && !self.add_to_swap(pfn)
-        {
+        if f.anon() && f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE) && !self.add_to_swap(pfn) {
             return Outcome::Activate;
         }
         if self.mem.frames[pfn as usize].mapped() {
@@ -504,11 +441,7 @@ impl Kernel {
             self.free_isolated(pfn);
             return Outcome::Freed;
         }
-        if self.remove_mapping(pfn) {
-            Outcome::Freed
-        } else {
-            Outcome::Keep
-        }
+        if self.remove_mapping(pfn) { Outcome::Freed } else { Outcome::Keep }
     }
 
     /// Free an isolated page whose only reference is the isolation.
@@ -551,18 +484,14 @@ impl Kernel {
                 return PageoutResult::Keep;
             };
             self.swap.duplicate(off).expect("fresh slot");
-            self.filex_mut(file)
-                .pages
-                .insert(f.index, crate::mm::CacheEntry::Swap(off));
+            self.filex_mut(file).pages.insert(f.index, crate::mm::CacheEntry::Swap(off));
             self.swap.set_cache_page(off, Some(pfn));
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = 0;
             fm.private = off + 1;
             fm.set(pg::PG_SWAPCACHE);
         }
-        let off = self.mem.frames[pfn as usize]
-            .swap_offset()
-            .expect("swap cache page");
+        let off = self.mem.frames[pfn as usize].swap_offset().expect("swap cache page");
         // clear_page_dirty_for_io
         self.mem.frames[pfn as usize].clear(pg::PG_DIRTY);
         // mm_vmscan_write_folio is traced whether or not swap_writepage wrote anything

@@ -89,11 +89,7 @@ impl SwapDevice {
     pub fn count(&self, off: u32) -> u32 {
         let m = self.map[off as usize];
         let base = (m & !(SWAP_HAS_CACHE | COUNT_CONTINUED)) as u32;
-        if m & COUNT_CONTINUED != 0 {
-            base + self.cont.get(&off).copied().unwrap_or(0)
-        } else {
-            base
-        }
+        if m & COUNT_CONTINUED != 0 { base + self.cont.get(&off).copied().unwrap_or(0) } else { base }
     }
 
     #[inline]
@@ -225,10 +221,7 @@ impl SwapDevice {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.map.capacity()
-            + self.cache.capacity() * 4
-            + self.data.capacity() * 8
-            + self.shadow.capacity() * 4
+        self.map.capacity() + self.cache.capacity() * 4 + self.data.capacity() * 8 + self.shadow.capacity() * 4
     }
 }
 

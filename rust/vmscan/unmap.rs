@@ -75,9 +75,7 @@ impl Kernel {
         match self.profile.unused_guard {
             UnusedGuard::None => true,
             UnusedGuard::UffdArmed => !self.userfaultfd_armed(vma),
-            UnusedGuard::PresentAndUffdArmed => {
-                arch.pte_present(pteval) && !self.userfaultfd_armed(vma)
-            }
+            UnusedGuard::PresentAndUffdArmed => arch.pte_present(pteval) && !self.userfaultfd_armed(vma),
         }
     }
 
@@ -123,26 +121,13 @@ impl Kernel {
         } else if flags.has(TtuFlags::MIGRATION) {
             // make_migration_entry: the caller installs the new page at once (migration is
             // one step in the model), so the entry is not stored
-            self.log_ttu(
-                Ev::TryToUnmapOne,
-                m,
-                pfn,
-                ttu_result::MIGRATION_ENTRY,
-                pteval,
-            );
-            self.migration_targets
-                .push((m.pid, m.vma, m.addr, m.idx, pteval));
+            self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::MIGRATION_ENTRY, pteval);
+            self.migration_targets.push((m.pid, m.vma, m.addr, m.idx, pteval));
         } else if f.anon() {
             if f.test(pg::PG_SWAPBACKED) != f.test(pg::PG_SWAPCACHE) {
                 // WARN_ON_ONCE: a swap-backed page without a swap slot
                 self.set_pte_at(m.pid, m.idx, pteval);
-                self.log_ttu(
-                    Ev::TryToUnmapOne,
-                    m,
-                    pfn,
-                    ttu_result::ABORT_SWAP_DUP,
-                    pteval,
-                );
+                self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_SWAP_DUP, pteval);
                 return false;
             }
             if !f.test(pg::PG_SWAPBACKED) {
@@ -154,36 +139,18 @@ impl Kernel {
                 };
                 if drop {
                     self.add_rss(m.pid, MM_ANONPAGES, -1);
-                    self.log_ttu(
-                        Ev::TryToUnmapOne,
-                        m,
-                        pfn,
-                        ttu_result::LAZYFREE_DISCARD,
-                        pteval,
-                    );
+                    self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::LAZYFREE_DISCARD, pteval);
                 } else {
                     self.set_pte_at(m.pid, m.idx, pteval);
                     self.mem.frames[pfn as usize].set(pg::PG_SWAPBACKED);
-                    self.log_ttu(
-                        Ev::TryToUnmapOne,
-                        m,
-                        pfn,
-                        ttu_result::LAZYFREE_REDIRTIED,
-                        pteval,
-                    );
+                    self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::LAZYFREE_REDIRTIED, pteval);
                     return false;
                 }
             } else {
                 let off = f.swap_offset().expect("swap cache page has a slot");
                 if self.swap.duplicate(off).is_err() {
                     self.set_pte_at(m.pid, m.idx, pteval);
-                    self.log_ttu(
-                        Ev::TryToUnmapOne,
-                        m,
-                        pfn,
-                        ttu_result::ABORT_SWAP_DUP,
-                        pteval,
-                    );
+                    self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_SWAP_DUP, pteval);
                     return false;
                 }
                 self.add_rss(m.pid, MM_ANONPAGES, -1);
@@ -242,11 +209,7 @@ impl Kernel {
             return Ok(None);
         };
         self.migration_targets.clear();
-        let kind = if self.profile.try_to_migrate_split {
-            Ev::TryToMigrateOne
-        } else {
-            Ev::TryToUnmapOne
-        };
+        let kind = if self.profile.try_to_migrate_split { Ev::TryToMigrateOne } else { Ev::TryToUnmapOne };
         self.rmap_walk(old, |k, m| k.try_to_migrate_one(old, m, kind), true);
         // move_to_new_folio: the new page takes over identity, data and cache slot
         let of = self.mem.frames[old as usize];
@@ -261,9 +224,7 @@ impl Kernel {
         if let Some(off) = of.swap_offset() {
             self.swap.set_cache_page(off, Some(new));
         } else if of.mapping != 0 && !of.anon() {
-            self.filex_mut(of.mapping - 1)
-                .pages
-                .insert(of.index, crate::mm::CacheEntry::Page(new));
+            self.filex_mut(of.mapping - 1).pages.insert(of.index, crate::mm::CacheEntry::Page(new));
         }
         let cached = of.swap_offset().is_some() || (of.mapping != 0 && !of.anon());
         if cached {
@@ -311,27 +272,10 @@ impl Kernel {
             let c = self.mm_counter(pfn);
             self.add_rss(m.pid, c, -1);
             self.vmstat.inc(Vm::model_pte_unused_dropped);
-            self.log(
-                kind,
-                m.pid,
-                0,
-                m.addr,
-                pfn as u64,
-                ttu_result::DROP_UNUSED,
-                pteval,
-            );
+            self.log(kind, m.pid, 0, m.addr, pfn as u64, ttu_result::DROP_UNUSED, pteval);
         } else {
-            self.log(
-                kind,
-                m.pid,
-                0,
-                m.addr,
-                pfn as u64,
-                ttu_result::MIGRATION_ENTRY,
-                pteval,
-            );
-            self.migration_targets
-                .push((m.pid, m.vma, m.addr, m.idx, pteval));
+            self.log(kind, m.pid, 0, m.addr, pfn as u64, ttu_result::MIGRATION_ENTRY, pteval);
+            self.migration_targets.push((m.pid, m.vma, m.addr, m.idx, pteval));
         }
         self.page_remove_rmap(pfn);
         self.put_page(pfn);
@@ -355,15 +299,10 @@ mod tests {
         let (pid, a) = proc_with_pages(&mut k, true, 4);
         let u = k.userfaultfd(pid).unwrap();
         k.uffdio_api(u, 0xAA, 0).unwrap();
-        k.uffdio_register(u, a, 4 * 4096, UFFDIO_REGISTER_MODE_MISSING)
-            .unwrap();
+        k.uffdio_register(u, a, 4 * 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
         k.essa(pid, 0, a, ESSA_SET_UNUSED).unwrap();
         k.reclaim(4);
-        assert_eq!(
-            k.mmx(pid).rss[MM_ANONPAGES],
-            0,
-            "{profile}: every page left memory"
-        );
+        assert_eq!(k.mmx(pid).rss[MM_ANONPAGES], 0, "{profile}: every page left memory");
         k.check_invariants().unwrap();
         (k, pid, a)
     }
@@ -372,18 +311,10 @@ mod tests {
     fn unused_page_in_armed_vma_is_dropped_on_417() {
         let (k, pid, a) = seed("4.17");
         assert_eq!(k.pte_at(pid, a), Some(0x400), "the PTE is left none");
-        assert_eq!(
-            k.mmx(pid).rss[MM_SWAPENTS],
-            3,
-            "only the three STABLE pages got swap entries"
-        );
+        assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 3, "only the three STABLE pages got swap entries");
         assert_eq!(k.mmx(pid).rss[MM_ANONPAGES], 0);
         assert_eq!(k.vmstat.get(Vm::model_pte_unused_dropped), 1);
-        assert_eq!(
-            k.swap.inuse(),
-            3,
-            "no swap slot is held for the dropped page"
-        );
+        assert_eq!(k.swap.inuse(), 3, "no swap slot is held for the dropped page");
     }
 
     #[test]
@@ -391,19 +322,12 @@ mod tests {
         for p in ["4.18", "6.12"] {
             let (mut k, pid, a) = seed(p);
             let pte = k.pte_at(pid, a).unwrap();
-            assert!(
-                k.arch().is_swap_pte(pte),
-                "{p}: swap PTE expected, got {pte:#x}"
-            );
+            assert!(k.arch().is_swap_pte(pte), "{p}: swap PTE expected, got {pte:#x}");
             assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 4, "{p}");
             assert_eq!(k.vmstat.get(Vm::model_pte_unused_dropped), 0);
             // the guest reuses the page: a plain swap-in, no userfault, content intact
             k.essa(pid, 0, a, ESSA_SET_STABLE).unwrap();
-            assert_eq!(
-                k.access(pid, 0, a, false, 0).unwrap(),
-                Access::Done { value: 1 },
-                "{p}"
-            );
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 }, "{p}");
             assert_eq!(k.vmstat.get(Vm::model_userfaults), 0);
             k.check_invariants().unwrap();
         }
@@ -427,19 +351,10 @@ mod tests {
             // the dropped page is freed by the putback and not counted in nr_reclaimed
             assert_eq!(k.reclaim(2), 1);
             assert_eq!(k.pte_at(pid, a), Some(0x400), "{p}: UNUSED dropped");
-            assert!(
-                k.arch().is_swap_pte(k.pte_at(pid, a + 4096).unwrap()),
-                "{p}: STABLE swapped"
-            );
+            assert!(k.arch().is_swap_pte(k.pte_at(pid, a + 4096).unwrap()), "{p}: STABLE swapped");
             // the dropped page reads back as a fresh zero page: the guest said it was unused
-            assert_eq!(
-                k.access(pid, 0, a, false, 0).unwrap(),
-                Access::Done { value: 0 }
-            );
-            assert_eq!(
-                k.access(pid, 0, a + 4096, false, 0).unwrap(),
-                Access::Done { value: 2 }
-            );
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 0 });
+            assert_eq!(k.access(pid, 0, a + 4096, false, 0).unwrap(), Access::Done { value: 2 });
             k.check_invariants().unwrap();
         }
     }

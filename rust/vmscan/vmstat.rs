@@ -80,9 +80,7 @@ pub struct Vmstat {
 
 impl Default for Vmstat {
     fn default() -> Self {
-        Vmstat {
-            v: vec![0; Vm::ALL.len()],
-        }
+        Vmstat { v: vec![0; Vm::ALL.len()] }
     }
 }
 

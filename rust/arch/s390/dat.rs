@@ -62,12 +62,7 @@ const PT_ORIGIN: u64 = 1 << 51;
 
 /// The s390 geometry: region-first, region-second, region-third, segment; 256-entry PTs.
 pub static GEOMETRY: GeometryRef = GeometryRef(Geometry {
-    upper_shifts: &[
-        _REGION1_SHIFT,
-        _REGION2_SHIFT,
-        _REGION3_SHIFT,
-        _SEGMENT_SHIFT,
-    ],
+    upper_shifts: &[_REGION1_SHIFT, _REGION2_SHIFT, _REGION3_SHIFT, _SEGMENT_SHIFT],
     upper_entries: _CRST_ENTRIES,
     pt_entries: _PAGE_ENTRIES,
     initial_top: 2,
@@ -150,22 +145,14 @@ pub fn asce(t: &PageTables) -> u64 {
 /// bit. Stops after the first invalid entry.
 pub fn entries(t: &PageTables, va: u64) -> Vec<(&'static str, u64)> {
     const NAMES: [&str; 4] = ["region-first", "region-second", "region-third", "segment"];
-    const TYPES: [u64; 3] = [
-        _REGION_ENTRY_TYPE_R1,
-        _REGION_ENTRY_TYPE_R2,
-        _REGION_ENTRY_TYPE_R3,
-    ];
+    const TYPES: [u64; 3] = [_REGION_ENTRY_TYPE_R1, _REGION_ENTRY_TYPE_R2, _REGION_ENTRY_TYPE_R3];
     let mut out = Vec::new();
     for level in t.top_level()..4 {
         let Some(e) = t.upper_entry(va, level) else {
             break;
         };
         let v = if level == 3 {
-            if e == 0 {
-                _SEGMENT_ENTRY_EMPTY
-            } else {
-                pt_origin(e - 1, t.has_pgste())
-            }
+            if e == 0 { _SEGMENT_ENTRY_EMPTY } else { pt_origin(e - 1, t.has_pgste()) }
         } else if e == 0 {
             TYPES[level] | _REGION_ENTRY_INVALID | _REGION_ENTRY_LENGTH
         } else {
@@ -252,16 +239,10 @@ mod tests {
     #[test]
     fn empty_entries_give_region_and_segment_exceptions() {
         let mut t = PageTables::new(&GEOMETRY, false);
-        assert_eq!(
-            translate(&t, 0x1000, false),
-            Err(DatException::RegionThirdTranslation)
-        );
+        assert_eq!(translate(&t, 0x1000, false), Err(DatException::RegionThirdTranslation));
         t.pte_alloc(0x1000).unwrap();
         // same region-third entry (2 GiB), other segment (1 MiB)
-        assert_eq!(
-            translate(&t, 0x4000_0000, false),
-            Err(DatException::SegmentTranslation)
-        );
+        assert_eq!(translate(&t, 0x4000_0000, false), Err(DatException::SegmentTranslation));
         // beyond 4 TiB with a region-third ASCE
         assert_eq!(translate(&t, 1 << 43, false), Err(DatException::AsceType));
     }
@@ -277,10 +258,7 @@ mod tests {
         assert_eq!(asce(&t) & 0x0c, _ASCE_TYPE_REGION2);
         // the old mapping is still reachable through the new top
         assert_eq!(translate(&t, 0x5000, false), Ok(3 << 12));
-        assert_eq!(
-            translate(&t, high, false),
-            Err(DatException::PageTranslation)
-        );
+        assert_eq!(translate(&t, high, false), Err(DatException::PageTranslation));
     }
 
     #[test]
@@ -309,9 +287,6 @@ mod tests {
         assert_eq!(e[1].1 & _SEGMENT_ENTRY_INVALID, 0);
         assert_eq!(e[1].1 & 0xfff, 0);
         let empty = entries(&t, 0x8000_0000);
-        assert_eq!(
-            empty.last().unwrap().1 & _REGION_ENTRY_INVALID,
-            _REGION_ENTRY_INVALID
-        );
+        assert_eq!(empty.last().unwrap().1 & _REGION_ENTRY_INVALID, _REGION_ENTRY_INVALID);
     }
 }

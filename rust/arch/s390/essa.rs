@@ -46,18 +46,13 @@ pub fn parse_orc(s: &str) -> Result<u32> {
     if let Ok(n) = t.parse::<u32>() {
         return check_orc(n);
     }
-    Err(Error::invalid(format!(
-        "unknown ESSA orc {s:?}; expected 0..7 or one of {}",
-        ORC_NAMES.join(", ")
-    )))
+    Err(Error::invalid(format!("unknown ESSA orc {s:?}; expected 0..7 or one of {}", ORC_NAMES.join(", "))))
 }
 
 /// An orc outside 0..=ESSA_MAX is an error (`pgste_perform_essa` returns -EINVAL).
 pub fn check_orc(orc: u32) -> Result<u32> {
     if orc > ESSA_MAX {
-        Err(Error::invalid(format!(
-            "ESSA orc {orc} is outside 0..{ESSA_MAX} (pgste_perform_essa returns -EINVAL)"
-        )))
+        Err(Error::invalid(format!("ESSA orc {orc} is outside 0..{ESSA_MAX} (pgste_perform_essa returns -EINVAL)")))
     } else {
         Ok(orc)
     }
@@ -132,11 +127,7 @@ pub fn pgste_perform_essa(pte: Pte, pgste: Pgste, orc: u32) -> Result<Essa> {
     if res != 0 {
         v |= _PGSTE_GPS_ZERO;
     }
-    Ok(Essa {
-        old_pgste: pgste,
-        new_pgste: Pgste(v),
-        res,
-    })
+    Ok(Essa { old_pgste: pgste, new_pgste: Pgste(v), res })
 }
 
 #[cfg(test)]
@@ -186,43 +177,16 @@ mod tests {
         ];
         for (orc, uv, rv, ui, ri) in table {
             let a = pgste_perform_essa(valid(), start, orc).unwrap();
-            assert_eq!(
-                (a.new_pgste.usage(), a.res),
-                (uv, rv),
-                "orc {orc} on a valid pte"
-            );
+            assert_eq!((a.new_pgste.usage(), a.res), (uv, rv), "orc {orc} on a valid pte");
             assert_eq!(a.new_pgste.zero(), rv == 1);
             let b = pgste_perform_essa(invalid(), start, orc).unwrap();
-            assert_eq!(
-                (b.new_pgste.usage(), b.res),
-                (ui, ri),
-                "orc {orc} on an invalid pte"
-            );
-            assert_eq!(
-                b.new_pgste.zero(),
-                ri == 1,
-                "orc {orc}: a discard sets logical zero"
-            );
+            assert_eq!((b.new_pgste.usage(), b.res), (ui, ri), "orc {orc} on an invalid pte");
+            assert_eq!(b.new_pgste.zero(), ri == 1, "orc {orc}: a discard sets logical zero");
         }
         // NODAT: SET_STABLE clears it, SET_STABLE_NODAT sets it, others keep it
-        assert!(
-            !pgste_perform_essa(valid(), start, 1)
-                .unwrap()
-                .new_pgste
-                .nodat()
-        );
-        assert!(
-            pgste_perform_essa(valid(), Pgste(0), 7)
-                .unwrap()
-                .new_pgste
-                .nodat()
-        );
-        assert!(
-            pgste_perform_essa(valid(), start, 2)
-                .unwrap()
-                .new_pgste
-                .nodat()
-        );
+        assert!(!pgste_perform_essa(valid(), start, 1).unwrap().new_pgste.nodat());
+        assert!(pgste_perform_essa(valid(), Pgste(0), 7).unwrap().new_pgste.nodat());
+        assert!(pgste_perform_essa(valid(), start, 2).unwrap().new_pgste.nodat());
     }
 
     #[test]
@@ -239,11 +203,6 @@ mod tests {
         assert!(parse_orc("9").is_err());
         assert_eq!(parse_orc("set_unused").unwrap(), 2);
         assert_eq!(parse_orc("ESSA_SET_STABLE_NODAT").unwrap(), 7);
-        assert!(
-            parse_orc("set_bogus")
-                .unwrap_err()
-                .to_string()
-                .contains("set_unused")
-        );
+        assert!(parse_orc("set_bogus").unwrap_err().to_string().contains("set_unused"));
     }
 }

@@ -227,12 +227,7 @@ mod tests {
 
     #[test]
     fn usage_round_trips() {
-        for u in [
-            Usage::Stable,
-            Usage::Unused,
-            Usage::PotVolatile,
-            Usage::Volatile,
-        ] {
+        for u in [Usage::Stable, Usage::Unused, Usage::PotVolatile, Usage::Volatile] {
             let p = Pgste(_PGSTE_GPS_ZERO | PGSTE_GC_BIT).with_usage(u);
             assert_eq!(p.usage(), u);
             assert!(p.zero() && p.gc());

@@ -89,13 +89,7 @@ pub fn pgste_set_pte(mm: &S390Mm, pte: &mut u64, pgste: u64, entry: Pte) -> u64 
 /// `_PAGE_UNUSED` added when the mm has PGSTEs, the new PTE is hardware-invalid and the usage
 /// state is UNUSED (`ptep_xchg_commit`). Direct and lazy differ only in how the TLB is
 /// flushed, which the model does not distinguish.
-pub fn ptep_xchg<K: StorageKeys>(
-    mm: &S390Mm,
-    keys: &mut K,
-    pte: &mut u64,
-    pgste: Option<&mut u64>,
-    new: Pte,
-) -> Pte {
+pub fn ptep_xchg<K: StorageKeys>(mm: &S390Mm, keys: &mut K, pte: &mut u64, pgste: Option<&mut u64>, new: Pte) -> Pte {
     let mut old = Pte(*pte);
     match pgste {
         Some(pg) if mm.has_pgste => {
@@ -119,22 +113,12 @@ pub fn ptep_xchg<K: StorageKeys>(
 }
 
 /// `ptep_clear_flush`: `ptep_xchg_direct(.., __pte(_PAGE_INVALID))`.
-pub fn ptep_clear_flush<K: StorageKeys>(
-    mm: &S390Mm,
-    keys: &mut K,
-    pte: &mut u64,
-    pgste: Option<&mut u64>,
-) -> Pte {
+pub fn ptep_clear_flush<K: StorageKeys>(mm: &S390Mm, keys: &mut K, pte: &mut u64, pgste: Option<&mut u64>) -> Pte {
     ptep_xchg(mm, keys, pte, pgste, Pte::NONE)
 }
 
 /// `ptep_get_and_clear`: `ptep_xchg_lazy(.., __pte(_PAGE_INVALID))`.
-pub fn ptep_get_and_clear<K: StorageKeys>(
-    mm: &S390Mm,
-    keys: &mut K,
-    pte: &mut u64,
-    pgste: Option<&mut u64>,
-) -> Pte {
+pub fn ptep_get_and_clear<K: StorageKeys>(mm: &S390Mm, keys: &mut K, pte: &mut u64, pgste: Option<&mut u64>) -> Pte {
     ptep_xchg(mm, keys, pte, pgste, Pte::NONE)
 }
 
@@ -169,13 +153,7 @@ pub fn ptep_set_access_flags<K: StorageKeys>(
 /// `set_pte_at`: a present entry never carries `_PAGE_UNUSED` into the table; in a PGSTE mm
 /// the store goes through `ptep_set_pte_at`, which clears `_PGSTE_GPS_ZERO`, sets the storage
 /// key and keeps the usage state.
-pub fn set_pte_at<K: StorageKeys>(
-    mm: &S390Mm,
-    keys: &mut K,
-    pte: &mut u64,
-    pgste: Option<&mut u64>,
-    entry: Pte,
-) {
+pub fn set_pte_at<K: StorageKeys>(mm: &S390Mm, keys: &mut K, pte: &mut u64, pgste: Option<&mut u64>, entry: Pte) {
     let mut e = entry;
     if e.present() {
         e = Pte(e.val() & !_PAGE_UNUSED);
@@ -215,14 +193,8 @@ pub fn ptep_zap_unused(pte: &mut u64, pgste: &mut u64, reset: bool) -> ZapUnused
     let p = Pte(*pte);
     let v = *pgste;
     let mut out = ZapUnused::Kept;
-    if !reset
-        && p.swap()
-        && (v & _PGSTE_GPS_USAGE_MASK == _PGSTE_GPS_USAGE_UNUSED || v & _PGSTE_GPS_ZERO != 0)
-    {
-        out = ZapUnused::ZappedSwap {
-            swp_type: p.swp_type(),
-            offset: p.swp_offset(),
-        };
+    if !reset && p.swap() && (v & _PGSTE_GPS_USAGE_MASK == _PGSTE_GPS_USAGE_UNUSED || v & _PGSTE_GPS_ZERO != 0) {
+        out = ZapUnused::ZappedSwap { swp_type: p.swp_type(), offset: p.swp_offset() };
         pte_clear(pte);
     }
     if reset {
@@ -269,16 +241,8 @@ mod tests {
         }
     }
 
-    const KVM: S390Mm = S390Mm {
-        has_pgste: true,
-        uses_skeys: false,
-        layout: PgsteLayout::Old,
-    };
-    const PLAIN: S390Mm = S390Mm {
-        has_pgste: false,
-        uses_skeys: false,
-        layout: PgsteLayout::Old,
-    };
+    const KVM: S390Mm = S390Mm { has_pgste: true, uses_skeys: false, layout: PgsteLayout::Old };
+    const PLAIN: S390Mm = S390Mm { has_pgste: false, uses_skeys: false, layout: PgsteLayout::Old };
 
     fn present() -> Pte {
         Pte::mk(0x10, PAGE_RO).mkdirty().mkwrite()
@@ -300,10 +264,7 @@ mod tests {
         let mut k = Keys::default();
         for usage in [Usage::Stable, Usage::PotVolatile, Usage::Volatile] {
             let (mut pte, mut pg) = (present().val(), Pgste(0).with_usage(usage).val());
-            assert!(
-                !ptep_clear_flush(&KVM, &mut k, &mut pte, Some(&mut pg)).unused(),
-                "{usage:?}"
-            );
+            assert!(!ptep_clear_flush(&KVM, &mut k, &mut pte, Some(&mut pg)).unused(), "{usage:?}");
         }
         // no PGSTE mm
         let (mut pte, mut pg) = (present().val(), _PGSTE_GPS_USAGE_UNUSED);
@@ -319,20 +280,10 @@ mod tests {
     fn mkold_is_invalid_so_test_and_clear_young_also_passes_the_commit() {
         let mut k = Keys::default();
         let (mut pte, mut pg) = (present().val(), _PGSTE_GPS_USAGE_UNUSED);
-        assert!(ptep_test_and_clear_young(
-            &KVM,
-            &mut k,
-            &mut pte,
-            Some(&mut pg)
-        ));
+        assert!(ptep_test_and_clear_young(&KVM, &mut k, &mut pte, Some(&mut pg)));
         assert!(Pte(pte).hw_invalid() && !Pte(pte).young());
         assert!(!Pte(pte).unused());
-        assert!(!ptep_test_and_clear_young(
-            &KVM,
-            &mut k,
-            &mut pte,
-            Some(&mut pg)
-        ));
+        assert!(!ptep_test_and_clear_young(&KVM, &mut k, &mut pte, Some(&mut pg)));
     }
 
     #[test]
@@ -340,20 +291,10 @@ mod tests {
         let mut k = Keys::default();
         let mut pte = _PAGE_INVALID;
         let mut pg = _PGSTE_GPS_USAGE_UNUSED | _PGSTE_GPS_ZERO;
-        set_pte_at(
-            &KVM,
-            &mut k,
-            &mut pte,
-            Some(&mut pg),
-            Pte(present().val() | _PAGE_UNUSED),
-        );
+        set_pte_at(&KVM, &mut k, &mut pte, Some(&mut pg), Pte(present().val() | _PAGE_UNUSED));
         assert!(!Pte(pte).unused());
         assert_eq!(pg & _PGSTE_GPS_ZERO, 0);
-        assert_eq!(
-            pg & _PGSTE_GPS_USAGE_MASK,
-            _PGSTE_GPS_USAGE_UNUSED,
-            "usage kept"
-        );
+        assert_eq!(pg & _PGSTE_GPS_USAGE_MASK, _PGSTE_GPS_USAGE_UNUSED, "usage kept");
         assert!(Pgste(pg).uc(PgsteLayout::Old));
         // a read-only pte does not set UC
         let mut pg2 = 0;
@@ -369,19 +310,10 @@ mod tests {
     fn zap_unused_clears_swap_ptes_of_unused_or_zero_pages_only() {
         let swp = Pte::mk_swap(0, 0x99).val();
         let (mut pte, mut pg) = (swp, _PGSTE_GPS_USAGE_UNUSED);
-        assert_eq!(
-            ptep_zap_unused(&mut pte, &mut pg, false),
-            ZapUnused::ZappedSwap {
-                swp_type: 0,
-                offset: 0x99
-            }
-        );
+        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::ZappedSwap { swp_type: 0, offset: 0x99 });
         assert_eq!(pte, _PAGE_INVALID);
         let (mut pte, mut pg) = (swp, _PGSTE_GPS_ZERO);
-        assert!(matches!(
-            ptep_zap_unused(&mut pte, &mut pg, false),
-            ZapUnused::ZappedSwap { .. }
-        ));
+        assert!(matches!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::ZappedSwap { .. }));
         let (mut pte, mut pg) = (swp, _PGSTE_GPS_USAGE_STABLE);
         assert_eq!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::Kept);
         assert_eq!(pte, swp);
@@ -396,10 +328,7 @@ mod tests {
 
     #[test]
     fn storage_keys_flow_to_gr_gc_when_the_guest_uses_them() {
-        let mm = S390Mm {
-            uses_skeys: true,
-            ..KVM
-        };
+        let mm = S390Mm { uses_skeys: true, ..KVM };
         let mut k = Keys::default();
         let p = present();
         k.set_key(p.pfn(), 0x30 | _PAGE_CHANGED | _PAGE_REFERENCED);

@@ -52,16 +52,14 @@ pub const _PAGE_SW_BITS: u64 = 0xff;
 /// Exclusive marker of a swap PTE (v6.0+), aliasing `_PAGE_LARGE`.
 pub const _PAGE_SWP_EXCLUSIVE: u64 = _PAGE_LARGE;
 /// `_PAGE_CHG_MASK`: what `pte_modify` keeps.
-pub const _PAGE_CHG_MASK: u64 =
-    PAGE_MASK | _PAGE_SPECIAL | _PAGE_DIRTY | _PAGE_YOUNG | _PAGE_SOFT_DIRTY;
+pub const _PAGE_CHG_MASK: u64 = PAGE_MASK | _PAGE_SPECIAL | _PAGE_DIRTY | _PAGE_YOUNG | _PAGE_SOFT_DIRTY;
 
 /// Protections (`PAGE_NONE`, `PAGE_RO`, ... in pgtable.h). Every one carries I|P: a PTE built
 /// from them is old and clean until `pte_mkyoung` / `pte_mkdirty`.
 pub const PAGE_NONE: u64 = _PAGE_PRESENT | _PAGE_INVALID | _PAGE_PROTECT;
 pub const PAGE_RO: u64 = _PAGE_PRESENT | _PAGE_READ | _PAGE_NOEXEC | _PAGE_INVALID | _PAGE_PROTECT;
 pub const PAGE_RX: u64 = _PAGE_PRESENT | _PAGE_READ | _PAGE_INVALID | _PAGE_PROTECT;
-pub const PAGE_RW: u64 =
-    _PAGE_PRESENT | _PAGE_READ | _PAGE_WRITE | _PAGE_NOEXEC | _PAGE_INVALID | _PAGE_PROTECT;
+pub const PAGE_RW: u64 = _PAGE_PRESENT | _PAGE_READ | _PAGE_WRITE | _PAGE_NOEXEC | _PAGE_INVALID | _PAGE_PROTECT;
 pub const PAGE_RWX: u64 = _PAGE_PRESENT | _PAGE_READ | _PAGE_WRITE | _PAGE_INVALID | _PAGE_PROTECT;
 
 /// `__SWP_OFFSET_MASK`: 52 bits of swap offset.
@@ -273,11 +271,7 @@ impl Pte {
             return "none".to_string();
         }
         if self.swap() {
-            let mut s = format!(
-                "swap type={} offset={:#x}",
-                self.swp_type(),
-                self.swp_offset()
-            );
+            let mut s = format!("swap type={} offset={:#x}", self.swp_type(), self.swp_offset());
             if self.swp_exclusive() {
                 s.push_str(" EXCLUSIVE");
             }

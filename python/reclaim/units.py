@@ -1,0 +1,79 @@
+"""Sizes and rates as users write them."""
+
+from __future__ import annotations
+
+import re
+
+from reclaim.exceptions import ArgumentError
+
+_UNITS = {
+    "": 0,
+    "b": 0,
+    "k": 10,
+    "kb": 10,
+    "kib": 10,
+    "m": 20,
+    "mb": 20,
+    "mib": 20,
+    "g": 30,
+    "gb": 30,
+    "gib": 30,
+    "t": 40,
+    "tb": 40,
+    "tib": 40,
+}
+
+
+def size(v: int | str, what: str = "size") -> int:
+    """Bytes from an int or a string with a binary unit ("512MiB", "4GiB")."""
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise TypeError(
+            f"{what} must be an int (bytes) or a string like '512MiB', not {type(v).__name__}"
+        )
+    if isinstance(v, int):
+        if v < 0:
+            raise ArgumentError(f"{what} must not be negative, got {v}", 22, "EINVAL")
+        return v
+    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", v)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ArgumentError(
+            f"cannot parse {what} {v!r}: expected a number with a unit like '512MiB'", 22, "EINVAL"
+        )
+    return int(m.group(1)) << _UNITS[m.group(2).lower()]
+
+
+_RATE_UNITS = {
+    "bit": 1 / 8,
+    "kbit": 1e3 / 8,
+    "mbit": 1e6 / 8,
+    "gbit": 1e9 / 8,
+    "tbit": 1e12 / 8,
+    "b": 1,
+    "kb": 1e3,
+    "mb": 1e6,
+    "gb": 1e9,
+    "kib": 1024,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+}
+
+
+def rate(v: int | str, what: str = "bandwidth") -> int:
+    """Bytes per second from an int or a string like "1Gbit", "10Gbit/s", "125MB/s"."""
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise TypeError(
+            f"{what} must be an int (bytes/s) or a string like '1Gbit', not {type(v).__name__}"
+        )
+    if isinstance(v, int):
+        if v <= 0:
+            raise ArgumentError(f"{what} must be positive, got {v}", 22, "EINVAL")
+        return v
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)(?:/s)?\s*", v)
+    if not m or m.group(2).lower() not in _RATE_UNITS:
+        raise ArgumentError(
+            f"cannot parse {what} {v!r}: expected e.g. '1Gbit' or '125MB/s'", 22, "EINVAL"
+        )
+    r = int(float(m.group(1)) * _RATE_UNITS[m.group(2).lower()])
+    if r <= 0:
+        raise ArgumentError(f"{what} {v!r} is not positive", 22, "EINVAL")
+    return r

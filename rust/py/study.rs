@@ -1,0 +1,266 @@
+//! `reclaim._reclaim.run_postcopy`: the postcopy study, run with the GIL released.
+
+use super::errors::call;
+use super::kernel::{PyEvent, event_to_py};
+use crate::arch::Arch;
+use crate::kvm::guest::GuestConfig;
+use crate::profile::Profile;
+use crate::qemu::{LinkConfig, QemuVersion};
+use crate::sim::log::Event;
+use crate::sim::workload::Pattern;
+use crate::sim::world::World;
+use crate::study::postcopy::{self, PostcopyConfig, StudyResult, Trace};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Mutex;
+
+/// The result of a postcopy study (see `reclaim.studies.postcopy`).
+#[pyclass(name = "PostcopyResult", module = "reclaim", frozen)]
+pub struct PyStudyResult {
+    r: StudyResult,
+    profile: String,
+    qemu: String,
+    seed: u64,
+}
+
+fn chain_step<'py>(py: Python<'py>, s: &postcopy::ChainStep) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("t", s.t)?;
+    d.set_item("host", s.host)?;
+    d.set_item("what", &s.what)?;
+    d.set_item("event", s.event.kind.name())?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PyStudyResult {
+    /// "completed", "hung" or "failed".
+    #[getter]
+    fn outcome(&self) -> &'static str {
+        self.r.outcome.name()
+    }
+    /// Why the migration failed (None unless failed).
+    #[getter]
+    fn failure(&self) -> Option<String> {
+        self.r.failure.clone()
+    }
+    #[getter]
+    fn profile(&self) -> String {
+        self.profile.clone()
+    }
+    #[getter]
+    fn qemu(&self) -> String {
+        self.qemu.clone()
+    }
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// The measurements, by name (times in ns).
+    #[getter]
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.r.metrics.items() {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+    /// The hung vCPU: {"vcpu", "gfn", "since", "released_at"} (None unless hung).
+    #[getter]
+    fn hang<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(h) = &self.r.hang else { return Ok(None) };
+        let d = PyDict::new(py);
+        d.set_item("vcpu", h.vcpu)?;
+        d.set_item("gfn", h.gfn)?;
+        d.set_item("since", h.since)?;
+        d.set_item("released_at", h.released_at)?;
+        Ok(Some(d))
+    }
+    /// The causal chain of the hung page, in kernel and QEMU terms (empty unless hung).
+    #[getter]
+    fn chain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let Some(h) = &self.r.hang else { return Ok(Vec::new()) };
+        h.chain.iter().map(|s| chain_step(py, s)).collect()
+    }
+    /// The events of both hosts in time order (host 0: source, 1: destination), optionally
+    /// only those of trace `name`.
+    #[pyo3(signature = (name = None))]
+    fn events(&self, name: Option<&str>) -> Vec<PyEvent> {
+        self.r.events.iter().filter(|e: &&Event| name.is_none_or(|n| e.kind.name() == n)).map(event_to_py).collect()
+    }
+    /// Number of events recorded.
+    #[getter]
+    fn n_events(&self) -> usize {
+        self.r.events.len()
+    }
+    /// Platform-independent hash of the event log (same seed, same hash).
+    #[getter]
+    fn log_hash(&self) -> u64 {
+        self.r.log_hash
+    }
+    /// "full" or "chain": how much of the log was kept.
+    #[getter]
+    fn trace(&self) -> &'static str {
+        match self.r.trace {
+            Trace::Chain => "chain",
+            _ => "full",
+        }
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "PostcopyResult(profile={:?}, qemu={:?}, seed={}, outcome={:?})",
+            self.profile,
+            self.qemu,
+            self.seed,
+            self.r.outcome.name()
+        )
+    }
+}
+
+/// A postcopy study in progress: advance it in slices of simulated time (for progress bars),
+/// then take its result.
+#[pyclass(name = "PostcopyRun", module = "reclaim", frozen)]
+pub struct PyPostcopyRun {
+    w: Mutex<World>,
+    cfg: PostcopyConfig,
+}
+
+#[pymethods]
+impl PyPostcopyRun {
+    /// Build the hosts, boot the guest on the source and start the migration. Sizes in bytes;
+    /// see `reclaim.studies.postcopy` for the meaning of each parameter.
+    #[new]
+    #[pyo3(signature = (*, profile, qemu, guest_memory, vcpus, workload, used_fraction, write_fraction, turnover,
+        free_policy, cmma, nodat, diag10, op_interval_ns, source_memory, source_swap, dest_memory, dest_swap,
+        other_load, load_interval_ns, bandwidth, latency_ns, precopy_iterations, seed, max_time_ns, trace))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        profile: &str,
+        qemu: &str,
+        guest_memory: u64,
+        vcpus: u32,
+        workload: &str,
+        used_fraction: f64,
+        write_fraction: f64,
+        turnover: f64,
+        free_policy: &str,
+        cmma: bool,
+        nodat: bool,
+        diag10: f64,
+        op_interval_ns: u64,
+        source_memory: u64,
+        source_swap: u64,
+        dest_memory: u64,
+        dest_swap: u64,
+        other_load: u64,
+        load_interval_ns: u64,
+        bandwidth: u64,
+        latency_ns: u64,
+        precopy_iterations: u32,
+        seed: u64,
+        max_time_ns: u64,
+        trace: &str,
+    ) -> PyResult<Self> {
+        let cfg = call(|| {
+            let p = Profile::get(profile, Arch::S390x)?;
+            let pages = crate::units::check_pages("guest_memory", guest_memory)?;
+            let trace = match trace {
+                "auto" => Trace::Auto,
+                "full" => Trace::Full,
+                "chain" => Trace::Chain,
+                o => {
+                    return Err(crate::Error::invalid(format!(
+                        "trace must be \"auto\", \"full\" or \"chain\", not {o:?}"
+                    )));
+                }
+            };
+            if bandwidth == 0 {
+                return Err(crate::Error::invalid("bandwidth must be positive"));
+            }
+            Ok(PostcopyConfig {
+                profile: p,
+                qemu: QemuVersion::parse(qemu)?,
+                guest: GuestConfig {
+                    pages,
+                    vcpus,
+                    used_fraction,
+                    pattern: Pattern::parse(workload)?,
+                    write_fraction,
+                    turnover,
+                    free_policy: crate::kvm::guest::FreePolicy::parse(free_policy)?,
+                    cmma,
+                    nodat,
+                    diag10,
+                    op_interval_ns,
+                },
+                source_memory,
+                source_swap,
+                dest_memory,
+                dest_swap,
+                other_load,
+                load_interval_ns: load_interval_ns.max(1),
+                link: LinkConfig { bandwidth, latency_ns },
+                precopy_iterations,
+                seed,
+                max_time_ns,
+                trace,
+            })
+        })?;
+        let w = py.detach(|| {
+            call(|| {
+                let mut w = postcopy::build(&cfg)?;
+                w.start();
+                Ok(w)
+            })
+        })?;
+        Ok(PyPostcopyRun { w: Mutex::new(w), cfg })
+    }
+
+    /// Run up to simulated time `until_ns` (or the end). Returns whether the run is over.
+    fn advance(&self, py: Python<'_>, until_ns: u64) -> PyResult<bool> {
+        let max = self.cfg.max_time_ns;
+        py.detach(|| {
+            let mut w = self
+                .w
+                .lock()
+                .map_err(|_| super::errors::internal("the run was poisoned by an earlier error".into()))?;
+            call(|| {
+                w.run(until_ns.min(max));
+                Ok(w.finished() || w.now >= max || w.pending().is_empty())
+            })
+        })
+    }
+
+    /// Simulated time now (ns).
+    #[getter]
+    fn now(&self) -> PyResult<u64> {
+        Ok(self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?.now)
+    }
+
+    /// (pages the source has sent, pages it will send at least: two passes' worth at most).
+    #[getter]
+    fn progress(&self) -> PyResult<(u64, u64)> {
+        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        let s = &w.src.stats;
+        Ok((s.precopy_pages + s.postcopy_pages, s.precopy_pages + s.postcopy_pages + w.src.dirty.count()))
+    }
+
+    /// The result (of a finished run, or of the state so far).
+    fn result(&self) -> PyResult<PyStudyResult> {
+        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        let r = call(|| Ok(postcopy::result(&w, &self.cfg)))?;
+        Ok(PyStudyResult {
+            r,
+            profile: self.cfg.profile.name.to_string(),
+            qemu: self.cfg.qemu.name().to_string(),
+            seed: self.cfg.seed,
+        })
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStudyResult>()?;
+    m.add_class::<PyPostcopyRun>()?;
+    Ok(())
+}

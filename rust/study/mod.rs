@@ -1,0 +1,3 @@
+//! Studies: whole scenarios run from configuration to result.
+
+pub mod postcopy;

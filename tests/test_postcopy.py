@@ -1,0 +1,140 @@
+"""The postcopy study (issue: guest, QEMU postcopy and the seed study). Acceptance: the seed
+hangs on 4.17 through the pte_unused drop and completes on 4.18 and 6.12, over 20 seeds and
+two guest sizes; the residual CBRL and DIAG 0x10 paths are reported as what they are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import reclaim
+from reclaim.studies import postcopy
+
+SEEDS = range(20)
+SIZES = ["64MiB", "128MiB"]
+
+
+def chain_text(r: reclaim.studies.PostcopyResult) -> str:
+    return "\n".join(str(s["what"]) for s in r.chain)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_seed_hangs_417_through_the_pte_unused_drop_every_run(size: str) -> None:
+    for seed in SEEDS:
+        r = postcopy("4.17", seed=seed, guest_memory=size)
+        assert r.outcome == "hung", (seed, r.metrics)
+        assert r.metrics["userfaults_on_received"] > 0
+        text = chain_text(r)
+        assert "drops the page: pte_unused" in text, (seed, text)
+        assert "get_queued_page: already sent" in text, (seed, text)
+        hang = r.hang
+        assert hang is not None and hang["since"] is not None
+
+
+@pytest.mark.parametrize("profile", ["4.18", "6.12"])
+@pytest.mark.parametrize("size", SIZES)
+def test_fixed_profiles_complete_without_userfaults_on_received_pages(
+    profile: str, size: str
+) -> None:
+    for seed in SEEDS:
+        r = postcopy(profile, seed=seed, guest_memory=size)
+        assert r.outcome == "completed", (seed, r.metrics, r.chain[-3:])
+        assert r.metrics["userfaults_on_received"] == 0
+        assert r.metrics["dest_pages_swapped"] > 0, "the destination was under pressure"
+        assert r.metrics["data_errors"] == 0
+
+
+def test_without_cmma_hints_417_completes_too() -> None:
+    for seed in range(5):
+        r = postcopy("4.17", seed=seed, guest_memory="64MiB", cmma=False)
+        assert r.outcome == "completed"
+        assert r.metrics["dest_pages_dropped"] == 0
+
+
+def test_new_qemu_suppresses_the_request_and_still_hangs_on_417() -> None:
+    r = postcopy("4.17", seed=1, guest_memory="64MiB", qemu="5.2")
+    assert r.outcome == "hung"
+    assert r.metrics["requests_suppressed"] > 0
+    assert "received bitmap says the page is there" in chain_text(r)
+
+
+def test_cbrl_path_loses_received_pages_on_418_when_the_guest_frees_swapped_pages() -> None:
+    """A finding (FINDINGS.md): ESSA SET_UNUSED on a page the host swapped out puts it on the
+    CBRL; __gmap_zap → ptep_zap_unused clears the swap PTE with no userfaultfd check."""
+    r = postcopy("4.18", seed=0, guest_memory="256MiB", free_policy="random")
+    assert r.outcome == "hung"
+    assert r.metrics["dest_cbrl_zapped"] > 0
+    assert r.metrics["dest_pages_dropped"] == 0, "not the pte_unused path"
+    assert "ptep_zap_unused clears the swap PTE" in chain_text(r)
+
+
+@pytest.mark.parametrize("profile", ["4.18", "6.12"])
+def test_diag10_path_loses_received_pages_on_every_profile(profile: str) -> None:
+    """A finding (FINDINGS.md): DIAG 0x10 → gmap_discard zaps the range, no userfaultfd event."""
+    r = postcopy(profile, seed=1, guest_memory="64MiB", diag10=0.2)
+    assert r.outcome == "hung"
+    assert r.metrics["dest_diag10_zapped"] > 0
+    assert "DIAG 0x10" in chain_text(r)
+
+
+def test_same_seed_same_log_different_seed_different_log() -> None:
+    a = postcopy("4.18", seed=11, guest_memory="64MiB")
+    b = postcopy("4.18", seed=11, guest_memory="64MiB")
+    c = postcopy("4.18", seed=12, guest_memory="64MiB")
+    assert a.log_hash == b.log_hash and a.metrics == b.metrics
+    assert a.log_hash != c.log_hash
+
+
+def test_completed_metrics_are_consistent() -> None:
+    r = postcopy("4.18", seed=2, guest_memory="64MiB")
+    m = r.metrics
+    pages = 64 << 8
+    assert m["precopy_pages"] == pages, "one full precopy pass"
+    assert 0 < m["postcopy_pages"] <= pages
+    assert m["downtime_ns"] > 0 and m["total_time_ns"] > m["downtime_ns"]
+    assert m["page_requests"] >= m["requests_not_dirty"]
+    assert r.trace == "full" and r.n_events > 0
+
+
+def test_bad_study_arguments_are_clear_errors() -> None:
+    with pytest.raises(reclaim.ArgumentError, match="access pattern"):
+        postcopy("4.18", guest_memory="64MiB", workload="gaussian")
+    with pytest.raises(reclaim.ArgumentError, match="QEMU"):
+        postcopy("4.18", guest_memory="64MiB", qemu="1.0")
+    with pytest.raises(reclaim.ArgumentError, match="source memory"):
+        postcopy("4.18", guest_memory="64MiB", source_memory="32MiB")
+    with pytest.raises(reclaim.ArgumentError, match="bandwidth"):
+        postcopy("4.18", guest_memory="64MiB", bandwidth="fast")
+
+
+def test_cli_study_json_and_exit_code() -> None:
+    r = subprocess.run(
+        [
+            "reclaim",
+            "study",
+            "postcopy",
+            "--profile",
+            "4.17",
+            "--guest-memory",
+            "64MiB",
+            "--seed",
+            "1",
+            "--json",
+            "--fail-on-hang",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 3, r.stderr
+    out = json.loads(r.stdout)
+    assert out["outcome"] == "hung" and out["profile"] == "4.17"
+    bad = subprocess.run(
+        ["reclaim", "study", "postcopy", "--guest-memory", "lots"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0, "one readable line"
