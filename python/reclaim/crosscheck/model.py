@@ -1,0 +1,274 @@
+"""Run a scenario on the model (the ``reclaim`` engine).
+
+Every step maps to one call of the Python API: ``Process.mmap/munmap/madvise/fork``,
+``Process.userfaultfd(features)`` (userfaultfd + UFFDIO_API), the ``Userfaultfd`` ioctls,
+``Process.read/write`` (an access is parked on a userfault when ``AccessResult.blocked``) and
+``Process.is_blocked/last_access`` for :class:`~reclaim.crosscheck.scenario.Wait`. A
+``SyscallError`` is observed as its errno name.
+
+Non-cooperative events (REMOVE, UNMAP, FORK) are queued by the model and returned by the next
+``read_events`` — the model does not block the process that caused them as the kernel does.
+"""
+
+from __future__ import annotations
+
+from reclaim._reclaim import AccessResult, Kernel, Process, UffdEvent, Userfaultfd
+from reclaim.crosscheck.scenario import (
+    OK,
+    PAGE,
+    Close,
+    Continue,
+    Copy,
+    Fork,
+    Madvise,
+    Mmap,
+    Msg,
+    Munmap,
+    Observation,
+    PageState,
+    Read,
+    ReadEvents,
+    Register,
+    RunResult,
+    Scenario,
+    Step,
+    Uffd,
+    Unregister,
+    Wait,
+    Wake,
+    Write,
+    WriteProtect,
+    Zeropage,
+    errno_obs,
+    feature_bits,
+    locate,
+    make_msg,
+)
+from reclaim.exceptions import ArgumentError, ReclaimError, SyscallError, ThreadBlockedError
+
+#: Scenario needs that the model's arch must provide, with the arch feature they stand for.
+ARCH_NEEDS = {"uffd_wp": "uffd-wp (HAVE_ARCH_USERFAULTFD_WP)", "uffd_minor": "MINOR faults"}
+
+#: Arches that have uffd-wp and MINOR faults (HAVE_ARCH_USERFAULTFD_WP / _MINOR).
+ARCHES_WITH_WP_MINOR = ("x86_64", "arm64", "aarch64")
+
+
+def make_kernel(profile: str, arch: str) -> tuple[Kernel, str, list[str]]:
+    """A model kernel for ``profile`` on ``arch``; falls back to s390x when the model does
+    not know ``arch`` yet. Returns the kernel, the arch used and notes."""
+    notes: list[str] = []
+    try:
+        k = Kernel(profile=profile, arch=arch, memory="64MiB", swap="64MiB", seed=1)
+        return k, arch, notes
+    except ArgumentError as e:
+        if arch == "s390x":
+            raise
+        notes.append(f"model arch {arch} not available yet ({e}); ran on s390x")
+    k = Kernel(profile=profile, arch="s390x", memory="64MiB", swap="64MiB", seed=1)
+    return k, "s390x", notes
+
+
+def arch_skip_reason(scenario: Scenario, wanted: str, used: str) -> str | None:
+    """Why the scenario cannot run on the model arch ``used`` (``wanted`` was asked for)."""
+    missing = [ARCH_NEEDS[n] for n in sorted(scenario.needs) if n in ARCH_NEEDS]
+    if not missing or used in ARCHES_WITH_WP_MINOR:
+        return None
+    if wanted != used:
+        return f"model arch {wanted} not available yet (needs {', '.join(missing)})"
+    return f"model arch {used} has no {', '.join(missing)}; the host kernel has"
+
+
+class _ModelRun:
+    """The state of one model run: processes, userfaultfds, mappings, names of ids."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.procs: dict[str, Process] = {"parent": k.spawn("crosscheck")}
+        self.dead: set[str] = set()
+        self.uffds: dict[str, Userfaultfd] = {}
+        self.uffd_names: dict[int, str] = {}
+        self.fork_parent: dict[str, str] = {}
+        self.mappings: dict[str, tuple[int, int]] = {}
+        self.forked = False
+        self.last_write: dict[tuple[str, int], bool] = {}
+
+    # -- naming ------------------------------------------------------------------------------
+
+    def uffd_name(self, ident: int, proc: str = "parent") -> str:
+        """The scenario name of the model's userfaultfd ``ident``; an unknown one is the
+        child's userfaultfd from UFFD_EVENT_FORK (named after the parent's with EVENT_FORK)."""
+        if ident in self.uffd_names:
+            return self.uffd_names[ident]
+        forking = [n for n, u in self.uffds.items() if u.features & feature_bits(["EVENT_FORK"])]
+        if self.forked and len(forking) == 1:
+            name = f"{forking[0]}/fork"
+            self.uffd_names[ident] = name
+            return name
+        return f"?uffd{ident}"
+
+    def msg(self, e: UffdEvent, proc: str = "parent") -> Msg:
+        """Normalize a model message."""
+        child = self.uffd_name(e.ufd) if e.event == "FORK" else ""
+        return make_msg(
+            event=e.code,
+            uffd=self.uffd_name(e.uffd, proc),
+            mappings=self.mappings,
+            flags=e.flags,
+            address=e.address,
+            ptid=e.ptid,
+            end=e.end,
+            child=child,
+        )
+
+    def addr(self, name: str, page: int, offset: int = 0) -> int:
+        """The address of page ``page`` of mapping ``name``."""
+        return self.mappings[name][0] + page * PAGE + offset
+
+    def span(self, name: str, first: int, npages: int | None) -> tuple[int, int]:
+        """(start, length) of pages ``[first, first+npages)`` (to the end for None)."""
+        start, pages = self.mappings[name]
+        n = pages - first if npages is None else npages
+        return start + first * PAGE, n * PAGE
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def access(self, p: Process, proc: str, r: AccessResult, write: bool) -> Observation:
+        """Observe the outcome of an access."""
+        if r.blocked and r.event is not None:
+            return Observation("blocked", msgs=(self.msg(r.event, proc),))
+        sig = r.signal
+        if sig is not None:
+            self.dead.add(proc)
+            return Observation("signal", detail=sig)
+        if r.kind != "completed":
+            return Observation("error", detail=f"access {r.kind}")
+        return Observation("written") if write else Observation("value", value=r.value or 0)
+
+    def step(self, s: Step) -> Observation:
+        """Run one step and observe it."""
+        if isinstance(s, Mmap) and s.name in self.mappings:
+            return Observation("error", detail=f"mapping {s.name} exists")
+        if s.proc not in self.procs:
+            return Observation("error", detail=f"no process {s.proc}")
+        if s.proc in self.dead:
+            return Observation("dead")
+        p = self.procs[s.proc]
+        try:
+            return self._step(s, p)
+        except ThreadBlockedError:
+            return Observation("thread-blocked")
+        except SyscallError as e:
+            return errno_obs(e.errno_name or f"errno {e.errno}")
+        except KeyError as e:
+            return Observation("error", detail=f"unknown name {e}")
+        except ReclaimError as e:
+            return Observation("error", detail=f"{type(e).__name__}: {e}")
+
+    def _uffd(self, name: str) -> Userfaultfd:
+        if name not in self.uffds:
+            raise KeyError(name)
+        return self.uffds[name]
+
+    def _step(self, s: Step, p: Process) -> Observation:
+        match s:
+            case Mmap():
+                a = p.mmap(s.pages * PAGE, kind=s.kind, shared=s.shared)
+                self.mappings[s.name] = (a, s.pages)
+                return OK
+            case Munmap():
+                p.munmap(*self.span(s.name, s.first, s.npages))
+                return OK
+            case Madvise():
+                start, length = self.span(s.name, s.first, s.npages)
+                p.madvise(start, length, s.advice)
+                return OK
+            case Fork():
+                self.procs["child"] = p.fork()
+                self.forked = True
+                return OK
+            case Uffd():
+                u = p.userfaultfd(feature_bits(s.features))
+                self.uffds[s.uffd] = u
+                self.uffd_names[u.id] = s.uffd
+                return OK
+            case Register():
+                start, length = self.span(s.name, s.first, s.npages)
+                self._uffd(s.uffd).register(
+                    start + s.byte_offset, length, missing=s.missing, wp=s.wp, minor=s.minor
+                )
+                return OK
+            case Unregister():
+                self._uffd(s.uffd).unregister(*self.span(s.name, s.first, s.npages))
+                return OK
+            case Read():
+                r = p.read(self.addr(s.name, s.page, s.byte_offset), tid=s.thread)
+                self.last_write[(s.proc, s.thread)] = False
+                return self.access(p, s.proc, r, write=False)
+            case Write():
+                r = p.write(self.addr(s.name, s.page), s.value, tid=s.thread)
+                self.last_write[(s.proc, s.thread)] = True
+                return self.access(p, s.proc, r, write=True)
+            case Wait():
+                return self.wait(p, s.proc, s.thread)
+            case Copy():
+                u = self._uffd(s.uffd)
+                u.copy(self.addr(s.name, s.page), s.value, s.npages * PAGE, dontwake=s.dontwake)
+                return OK
+            case Zeropage():
+                u = self._uffd(s.uffd)
+                u.zeropage(self.addr(s.name, s.page), s.npages * PAGE, dontwake=s.dontwake)
+                return OK
+            case Wake():
+                self._uffd(s.uffd).wake(self.addr(s.name, s.page), s.npages * PAGE)
+                return OK
+            case Continue():
+                u = self._uffd(s.uffd)
+                u.continue_(self.addr(s.name, s.page), s.npages * PAGE, dontwake=s.dontwake)
+                return OK
+            case WriteProtect():
+                u = self._uffd(s.uffd)
+                u.writeprotect(
+                    self.addr(s.name, s.page), s.npages * PAGE, wp=s.wp, dontwake=s.dontwake
+                )
+                return OK
+            case ReadEvents():
+                evs = self._uffd(s.uffd).read_events()
+                return Observation("events", msgs=tuple(self.msg(e, s.proc) for e in evs))
+            case PageState():
+                return Observation("state", detail=p.page_state(self.addr(s.name, s.page)))
+            case Close():
+                self._uffd(s.uffd).close()
+                return OK
+        return Observation("error", detail=f"unknown step {type(s).__name__}")
+
+    def wait(self, p: Process, proc: str, tid: int) -> Observation:
+        """The outcome of a thread's last access: parked again, or its result."""
+        if p.is_blocked(tid):
+            where = ""
+            for pid, t, addr, _since in self.k.blocked():
+                if pid == p.pid and t == tid:
+                    where = locate(addr, self.mappings).render()
+            page = where.split("+")[0]
+            return Observation("blocked", detail=page)
+        last = p.last_access(tid)
+        if last is None:
+            return Observation("error", detail=f"thread {tid} made no access")
+        return self.access(p, proc, last, write=self.last_write.get((proc, tid), False))
+
+
+def run_model(scenario: Scenario, profile: str = "6.12", arch: str = "s390x") -> RunResult:
+    """Run ``scenario`` on the model with ``profile`` on ``arch`` (falling back to s390x
+    while the model lacks ``arch``; WP/MINOR scenarios are then skipped)."""
+    k, used, notes = make_kernel(profile, arch)
+    res = RunResult(side="model", notes=notes)
+    why = arch_skip_reason(scenario, arch, used)
+    if why is not None:
+        res.skipped = why
+        return res
+    run = _ModelRun(k)
+    for s in scenario.steps:
+        res.observations.append(run.step(s))
+    return res
+
+
+__all__ = ["ARCHES_WITH_WP_MINOR", "ARCH_NEEDS", "arch_skip_reason", "make_kernel", "run_model"]

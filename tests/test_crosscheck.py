@@ -1,0 +1,279 @@
+"""Cross-check of the model against the real kernel of this machine (issue: cross-check).
+
+Every scenario of the library runs on the model and on the host kernel; they must agree.
+Where the host lacks what a scenario needs (userfaultfd, root, swap, uffd-wp...), or the model
+lacks the arch, the test is skipped with the reason. Known disagreements of the model are
+``xfail(strict=True)``; /work/research/crosscheck-disagreements.md explains each.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import reclaim
+from reclaim import crosscheck as cc
+from reclaim.crosscheck import host, scenario
+from reclaim.crosscheck.library import BY_NAME, LIBRARY
+from reclaim.crosscheck.scenario import (
+    Fork,
+    Mmap,
+    Msg,
+    Observation,
+    Read,
+    ReadEvents,
+    RunResult,
+    Scenario,
+)
+
+#: The model's known disagreements with the kernel (scenario -> why).
+# Scenarios where the model is known to disagree with the kernel: scenario -> the reason (and
+# the kernel path that decides it). Each becomes a strict xfail; empty when the model agrees.
+DISAGREEMENTS: dict[str, str] = {}
+
+MODEL_ARCH = cc.host_arch()
+
+
+@functools.cache
+def _cached_kernel_run(name: str) -> RunResult:
+    return cc.run_host(BY_NAME[name])
+
+
+def kernel_run(name: str, request: pytest.FixtureRequest) -> RunResult:
+    """The kernel run of a library scenario: once per session, except that scenarios needing
+    swap run afresh with the test's swap file (RECLAIM_TEST_SWAPFILE=1)."""
+    if "swap" in BY_NAME[name].needs:
+        request.getfixturevalue("swapfile")
+        return cc.run_host(BY_NAME[name])
+    return _cached_kernel_run(name)
+
+
+@pytest.fixture
+def swapfile() -> Iterator[None]:
+    """A 64 MiB swap file in /tmp, active for one test, when RECLAIM_TEST_SWAPFILE=1 and no
+    swap is active."""
+    if os.environ.get("RECLAIM_TEST_SWAPFILE") != "1" or host.swap_devices():
+        yield
+        return
+    if os.geteuid() != 0 or not (shutil.which("mkswap") and shutil.which("swapon")):
+        yield
+        return
+    fd, path = tempfile.mkstemp(prefix="reclaim-crosscheck-", suffix=".swap", dir="/tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        chunk = bytes(1 << 20)
+        for _ in range(64):
+            os.write(fd, chunk)
+        os.fsync(fd)
+        os.close(fd)
+        subprocess.run(["mkswap", path], check=True, capture_output=True)
+        on = subprocess.run(["swapon", path], capture_output=True)
+        yield
+        if on.returncode == 0:
+            subprocess.run(["swapoff", path], check=False, capture_output=True)
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def _params() -> list[object]:
+    out: list[object] = []
+    for s in LIBRARY:
+        marks = [pytest.mark.host]
+        if s.name in DISAGREEMENTS:
+            marks.append(pytest.mark.xfail(strict=True, reason=DISAGREEMENTS[s.name]))
+        out.append(pytest.param(s.name, id=s.name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("name", _params())
+def test_model_agrees_with_the_kernel(name: str, request: pytest.FixtureRequest) -> None:
+    sc = BY_NAME[name]
+    m = cc.run_model(sc, arch=MODEL_ARCH)
+    if m.skipped:
+        pytest.skip(m.skipped)
+    h = kernel_run(name, request)
+    if h.skipped:
+        pytest.skip(h.skipped)
+    diffs = cc.compare(sc, m, h)
+    assert not diffs, "\n".join(diffs)
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("name", [s.name for s in LIBRARY])
+def test_kernel_gives_what_the_library_expects(name: str, request: pytest.FixtureRequest) -> None:
+    """The host runner and the scenarios' ``expect`` values agree with the real kernel."""
+    sc = BY_NAME[name]
+    h = kernel_run(name, request)
+    if h.skipped:
+        pytest.skip(h.skipped)
+    assert len(h.observations) == len(sc.steps)
+    problems = scenario.check_expectations(sc, h)
+    assert not problems, "\n".join(problems + h.notes)
+
+
+def test_library_is_large_and_named_after_what_it_shows() -> None:
+    assert len(LIBRARY) >= 25
+    assert len({s.name for s in LIBRARY}) == len(LIBRARY)
+    for s in LIBRARY:
+        assert s.doc and s.steps
+        assert all(st.expect is not None for st in s.steps if not isinstance(st, Mmap)), s.name
+    for name in DISAGREEMENTS:
+        assert name in BY_NAME
+
+
+# -- normalization ---------------------------------------------------------------------------
+
+MAPS = {"m": (0x10000, 4), "n": (0x20000, 2)}
+
+
+def test_locate_normalizes_addresses_to_mapping_and_page() -> None:
+    assert scenario.locate(0x10000, MAPS) == scenario.PageRef("m", 0)
+    assert scenario.locate(0x12018, MAPS) == scenario.PageRef("m", 2, 0x18)
+    assert scenario.locate(0x21FFF, MAPS).render() == "n[1]+0xfff"
+    out = scenario.locate(0x14000, MAPS)
+    assert out.name == "?" and out.page == 0x14
+    assert scenario.locate_range(0x11000, 0x13000, MAPS) == "m[1:3]"
+    assert scenario.locate_range(0x30000, 0x31000, MAPS) == "?[0x30000:0x31000]"
+
+
+def test_messages_of_both_sides_normalize_alike() -> None:
+    model_maps = {"m": (0x3FEFFFFC000, 4)}
+    host_maps = {"m": (0x7F0000000000, 4)}
+    for maps in (model_maps, host_maps):
+        base = maps["m"][0]
+        pf = scenario.make_msg(event=0x12, uffd="u", mappings=maps, flags=3, address=base + 4096)
+        assert pf.render() == "PAGEFAULT u m[1] write wp"
+        rd = scenario.make_msg(event=0x12, uffd="u", mappings=maps, address=base, ptid=77)
+        assert rd.render() == "PAGEFAULT u m[0] read ptid"
+        rm = scenario.make_msg(
+            event=0x15, uffd="u", mappings=maps, address=base, end=base + 2 * 4096
+        )
+        assert rm.render() == "REMOVE u m[0:2]"
+    fk = scenario.make_msg(event=0x13, uffd="u", mappings=model_maps, child="u/fork")
+    assert fk.render() == "FORK u -> u/fork"
+    minor = scenario.make_msg(event=0x12, uffd="u", mappings=model_maps, flags=4, address=0)
+    assert minor.minor and not minor.write
+
+
+def test_feature_names_and_raw_bits() -> None:
+    assert scenario.feature_bits(["EVENT_FORK", "UFFD_FEATURE_SIGBUS"]) == (1 << 1) | (1 << 7)
+    assert scenario.feature_bits(["BIT63"]) == 1 << 63
+    with pytest.raises(ValueError, match="unknown userfaultfd feature"):
+        scenario.feature_bits(["NOPE"])
+
+
+def test_scenario_validation() -> None:
+    with pytest.raises(ValueError, match="before the fork"):
+        Scenario("x", "", (Mmap("m", 1), Read("m", 0, proc="child")))
+    with pytest.raises(ValueError, match="at most once"):
+        Scenario("x", "", (Fork(), Fork()))
+    with pytest.raises(ValueError, match="unknown need"):
+        Scenario("x", "", (), needs=frozenset({"gpu"}))
+
+
+# -- compare ----------------------------------------------------------------------------------
+
+
+def _run(side: str, *obs: Observation) -> RunResult:
+    return RunResult(side=side, observations=list(obs))
+
+
+def test_compare_detects_a_difference() -> None:
+    sc = Scenario("x", "", (Mmap("m", 1), Read("m", 0), ReadEvents()))
+    msg = Msg(event="PAGEFAULT", uffd="u", where="m[0]")
+    blocked = Observation("blocked", msgs=(msg,))
+    m = _run("model", scenario.OK, blocked, Observation("events", msgs=(msg,)))
+    h = _run("kernel", scenario.OK, Observation("value", value=0), Observation("events"))
+    diffs = cc.compare(sc, m, h)
+    assert len(diffs) == 2
+    assert diffs[0].startswith("step 1 (read m[0] t0): model 'blocked: PAGEFAULT u m[0] read'")
+    assert "kernel 'value 0x0'" in diffs[0]
+    assert "kernel '[]'" in diffs[1]
+    assert cc.compare(sc, m, m) == []
+    short = _run("kernel", scenario.OK)
+    assert any("(no observation)" in d for d in cc.compare(sc, m, short))
+    skipped = RunResult(side="kernel", skipped="no swap")
+    assert cc.compare(sc, m, skipped) == []
+
+
+def test_ptid_compares_by_presence_only() -> None:
+    a = scenario.make_msg(event=0x12, uffd="u", mappings=MAPS, address=0x10000, ptid=7)
+    b = scenario.make_msg(event=0x12, uffd="u", mappings=MAPS, address=0x10000, ptid=4242)
+    assert a == b
+
+
+def test_expectations_accept_alternatives() -> None:
+    assert scenario.expectation_matches("EINVAL | ENOMEM", "ENOMEM")
+    assert not scenario.expectation_matches("EINVAL", "ok")
+    sc = BY_NAME["register_range_without_vma_fails"]
+    res = _run("kernel", scenario.OK, scenario.OK, scenario.OK, scenario.errno_obs("ENOMEM"))
+    assert scenario.check_expectations(sc, res) == []
+
+
+def test_format_table_shows_verdicts() -> None:
+    rows = [
+        cc.Row("a", "ok", "ok", True, None),
+        cc.Row("b", "EAGAIN", "ok", False, None, ["step 3 (copy): model 'EAGAIN' != kernel 'ok'"]),
+        cc.Row("c", "skipped: x", "ok", False, "x"),
+    ]
+    text = cc.format_table(rows)
+    assert "agree" in text and "DIFFER" in text and "skipped: x" in text
+    assert text.endswith("3 scenarios: 1 agree, 1 differ, 1 skipped")
+
+
+# -- runners ----------------------------------------------------------------------------------
+
+
+def test_ioctl_numbers_match_the_uapi_header() -> None:
+    assert host.UFFDIO_API == 0xC018AA3F
+    assert host.UFFDIO_REGISTER == 0xC020AA00
+    assert host.UFFDIO_UNREGISTER == 0x8010AA01
+    assert host.UFFDIO_WAKE == 0x8010AA02
+    assert host.UFFDIO_COPY == 0xC028AA03
+    assert host.UFFDIO_ZEROPAGE == 0xC020AA04
+    assert host.UFFDIO_WRITEPROTECT == 0xC018AA06
+    assert host.UFFDIO_CONTINUE == 0xC020AA07
+    assert host.USERFAULTFD_IOC_NEW == 0xAA00
+
+
+def test_uffd_msg_is_parsed_from_32_bytes() -> None:
+    raw = bytes([0x12]) + bytes(7) + (1).to_bytes(8, "little")
+    raw += (0x7F0000001000).to_bytes(8, "little") + (4242).to_bytes(8, "little")
+    assert host.parse_msg(raw) == (0x12, 1, 0x7F0000001000, 4242)
+    with pytest.raises(ValueError):
+        host.parse_msg(raw[:16])
+
+
+def test_model_falls_back_to_s390x_and_skips_wp_and_minor() -> None:
+    wp = BY_NAME["anon_wp_fault_resolved_by_clearing_writeprotect"]
+    try:
+        reclaim.Kernel(profile="6.12", arch="x86_64")
+        has_x86 = True
+    except reclaim.ArgumentError:
+        has_x86 = False
+    res = cc.run_model(wp, arch="x86_64")
+    if has_x86:
+        assert res.skipped is None
+    else:
+        assert res.skipped is not None and "x86_64 not available yet" in res.skipped
+        plain = cc.run_model(BY_NAME["zeropage_twice_is_eexist"], arch="x86_64")
+        assert plain.skipped is None and any("ran on s390x" in n for n in plain.notes)
+    s390 = cc.run_model(wp, arch="s390x")
+    assert s390.skipped is not None and "s390x has no uffd-wp" in s390.skipped
+
+
+@pytest.mark.host
+def test_crosscheck_rows_for_two_scenarios() -> None:
+    names = ["zeropage_twice_is_eexist", "copy_after_dontneed_returned_succeeds"]
+    rows = cc.crosscheck(names)
+    assert [r.scenario for r in rows] == names
+    if rows[0].skipped:
+        pytest.skip(rows[0].skipped)
+    assert rows[0].agree and rows[0].model == rows[0].kernel == "EEXIST"
+    assert rows[1].agree and not rows[1].differences
