@@ -45,6 +45,48 @@ pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     )))
 }
 
+/// /proc/vmstat of a kernel as a dict: gauges first, then the event counters.
+pub fn vmstat_dict<'py>(py: Python<'py>, k: &Kernel) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("nr_free_pages", k.mem.nr_free())?;
+    for (l, n) in k.lru_sizes() {
+        d.set_item(l.name(), n)?;
+    }
+    d.set_item("nr_swap_pages", (k.swap.total() - k.swap.inuse()) as u64)?;
+    let cached = k.mem.frames.iter().filter(|f| f.test(crate::mm::page::pg::PG_SWAPCACHE)).count();
+    d.set_item("nr_swapcached", cached as u64)?;
+    for (n, v) in k.vmstat.iter() {
+        d.set_item(n, v)?;
+    }
+    Ok(d)
+}
+
+/// The pagemap state of `pages` pages from `addr` of `pid`: 0 none, 1 present, 2 swapped.
+pub fn page_states(k: &Kernel, pid: u32, addr: u64, pages: u64) -> Vec<u8> {
+    let arch = k.arch();
+    let mut out = vec![0u8; pages as usize];
+    let end = addr + (pages << 12);
+    let n = arch.geometry().0.pt_entries;
+    let mm = k.mmx(pid);
+    mm.pt.for_each_pt(addr, end, |va, base| {
+        for i in 0..n {
+            let a = va + ((i as u64) << 12);
+            if a < addr || a >= end {
+                continue;
+            }
+            let p = mm.pt.pte(base + i);
+            out[((a - addr) >> 12) as usize] = if arch.pte_present(p) {
+                1
+            } else if arch.is_swap_pte(p) {
+                2
+            } else {
+                0
+            };
+        }
+    });
+    out
+}
+
 /// A kernel event from the log.
 #[pyclass(name = "Event", module = "reclaim", frozen, get_all)]
 pub struct PyEvent {
@@ -198,22 +240,8 @@ impl PyKernel {
     /// /proc/vmstat: the event counters by their kernel names, plus the gauges nr_free_pages,
     /// nr_{in,}active_{anon,file}, nr_unevictable, nr_swap_pages (free slots), nr_swapcached.
     fn vmstat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (counters, gauges) = with(&self.k, |k| {
-            let c: Vec<(&'static str, u64)> = k.vmstat.iter().collect();
-            let mut g: Vec<(&'static str, u64)> = vec![("nr_free_pages", k.mem.nr_free())];
-            for (l, n) in k.lru_sizes() {
-                g.push((l.name(), n));
-            }
-            g.push(("nr_swap_pages", (k.swap.total() - k.swap.inuse()) as u64));
-            let cached = k.mem.frames.iter().filter(|f| f.test(crate::mm::page::pg::PG_SWAPCACHE)).count();
-            g.push(("nr_swapcached", cached as u64));
-            Ok((c, g))
-        })?;
-        let d = PyDict::new(py);
-        for (n, v) in gauges.into_iter().chain(counters) {
-            d.set_item(n, v)?;
-        }
-        Ok(d)
+        let k = self.k.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        vmstat_dict(py, &k)
     }
 
     /// /proc/meminfo-like totals in KiB: MemTotal, MemFree, SwapTotal, SwapFree, Active(anon),
@@ -264,6 +292,13 @@ impl PyKernel {
                 .map(event_to_py)
                 .collect())
         })
+    }
+
+    /// The event log as numpy columns: t, host, kind (index into EVENT_KINDS), pid, tid, addr,
+    /// a, b, c (the kind's fields, see EVENT_FIELDS).
+    fn event_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let k = self.k.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        super::arrays::event_columns(py, k.log.events())
     }
 
     /// Stop (or resume) recording events of the trace `name`.

@@ -1,5 +1,6 @@
 //! The PyO3 layer: classes that convert arguments and call the core; nothing else lives here.
 
+mod arrays;
 mod errors;
 mod kernel;
 mod process;
@@ -23,5 +24,6 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<uffd::PyUserfaultfd>()?;
     m.add_class::<uffd::PyUffdEvent>()?;
     study::register(m)?;
+    arrays::register(m)?;
     Ok(())
 }

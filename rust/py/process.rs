@@ -207,6 +207,22 @@ impl PyProcess {
         })
     }
 
+    /// pagemap states of `length` bytes from `addr` as a numpy uint8 array: 0 none, 1 present,
+    /// 2 swapped.
+    fn page_states<'py>(
+        &self,
+        py: Python<'py>,
+        addr: u64,
+        length: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
+        let len = size_arg(length, "length")?;
+        let v = with(&self.k, |k| {
+            k.mm(self.pid)?;
+            Ok(super::kernel::page_states(k, self.pid, addr & !0xfff, len.div_ceil(4096)))
+        })?;
+        Ok(numpy::PyArray1::from_vec(py, v))
+    }
+
     /// The PTE at `addr` (the empty PTE if no page table covers it).
     fn pte(&self, addr: u64) -> PyResult<PyPte> {
         with(&self.k, |k| {

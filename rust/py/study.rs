@@ -88,6 +88,10 @@ impl PyStudyResult {
     fn events(&self, name: Option<&str>) -> Vec<PyEvent> {
         self.r.events.iter().filter(|e: &&Event| name.is_none_or(|n| e.kind.name() == n)).map(event_to_py).collect()
     }
+    /// The events of both hosts as numpy columns (see Kernel.event_arrays).
+    fn event_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        super::arrays::event_columns(py, &self.r.events)
+    }
     /// Number of events recorded.
     #[getter]
     fn n_events(&self) -> usize {
@@ -244,6 +248,29 @@ impl PyPostcopyRun {
         let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
         let s = &w.src.stats;
         Ok((s.precopy_pages + s.postcopy_pages, s.precopy_pages + s.postcopy_pages + w.src.dirty.count()))
+    }
+
+    /// /proc/vmstat of host 0 (source) or 1 (destination) now.
+    fn vmstat<'py>(&self, py: Python<'py>, host: usize) -> PyResult<Bound<'py, PyDict>> {
+        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        let k = w
+            .hosts
+            .get(host)
+            .ok_or_else(|| super::errors::to_pyerr(crate::Error::invalid("host is 0 (source) or 1 (destination)")))?;
+        super::kernel::vmstat_dict(py, k)
+    }
+
+    /// pagemap states of the guest's RAM on host 0 or 1 now (numpy uint8 per guest page:
+    /// 0 none, 1 present, 2 swapped).
+    fn page_states<'py>(&self, py: Python<'py>, host: usize) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
+        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        let (pid, base) = match host {
+            0 => (w.src.pid, w.src.ram_base),
+            1 => (w.dst.pid, w.dst.ram_base),
+            _ => return Err(super::errors::to_pyerr(crate::Error::invalid("host is 0 (source) or 1 (destination)"))),
+        };
+        let v = super::kernel::page_states(&w.hosts[host], pid, base, w.src.pages);
+        Ok(numpy::PyArray1::from_vec(py, v))
     }
 
     /// The result (of a finished run, or of the state so far).

@@ -333,7 +333,8 @@ pub fn result(w: &World, cfg: &PostcopyConfig) -> StudyResult {
 /// The hang of the vCPU that faulted on received page `gfn` at about `t`.
 fn hang_of(w: &World, events: &[Event], gfn: u32, t: u64) -> Hang {
     let dhva = w.dst.ram_base + ((gfn as u64) << 12);
-    let blocked = events.iter().rfind(|e| e.host == DST as u8 && e.kind == Ev::VcpuBlocked && e.addr == dhva && e.t <= t);
+    let blocked =
+        events.iter().rfind(|e| e.host == DST as u8 && e.kind == Ev::VcpuBlocked && e.addr == dhva && e.t <= t);
     let vcpu = blocked.map_or(0, |e| e.tid as u32);
     let since = blocked.map_or(t, |e| e.t);
     let released_at = events
