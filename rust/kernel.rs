@@ -165,10 +165,7 @@ impl Kernel {
             )));
         }
         let pid = FIRST_PID + self.mms.len() as u32;
-        let base = match self.arch() {
-            // below the 4 TiB of a three-level (region-third) address space
-            Arch::S390x => 0x3ff_0000_0000,
-        };
+        let base = self.arch().mmap_base();
         self.mms.push(Some(Mm {
             pid,
             name: name.to_string(),
@@ -311,6 +308,12 @@ impl Kernel {
                 let (pte, pgste) = mm.pt.slot_mut(idx);
                 s390pt::ptep_xchg(&smm, &mut self.mem, pte, pgste, Pte(new)).val()
             }
+            Arch::X86_64 => {
+                let mm = self.mmx_mut(pid);
+                let old = mm.pt.pte(idx);
+                mm.pt.set_pte(idx, new);
+                old
+            }
         }
     }
 
@@ -337,6 +340,7 @@ impl Kernel {
                 let (pte, pgste) = mm.pt.slot_mut(idx);
                 s390pt::set_pte_at(&smm, &mut self.mem, pte, pgste, Pte(entry));
             }
+            Arch::X86_64 => self.mmx_mut(pid).pt.set_pte(idx, entry),
         }
     }
 

@@ -262,6 +262,7 @@ impl Profile {
     pub fn arch_has_uffd_wp(&self) -> bool {
         match self.arch {
             Arch::S390x => false,
+            Arch::X86_64 => true,
         }
     }
 
@@ -270,6 +271,7 @@ impl Profile {
     pub fn arch_has_uffd_minor(&self) -> bool {
         match self.arch {
             Arch::S390x => false,
+            Arch::X86_64 => true,
         }
     }
 

@@ -121,6 +121,9 @@ impl Kernel {
                 let pte = mm.pt.pte(idx);
                 if arch.hw_access_ok(pte, write) {
                     let pfn = arch.pte_pfn(pte);
+                    if let Some(n) = arch.hw_access_update(pte, write) {
+                        self.mmx_mut(pid).pt.set_pte(idx, n);
+                    }
                     self.tick(self.cost.access);
                     let f = &mut self.mem.frames[pfn as usize];
                     // the storage key's reference and change bits are set by the hardware

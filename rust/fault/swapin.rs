@@ -102,7 +102,7 @@ impl Kernel {
         if arch.pte_swp_soft_dirty(orig) {
             pte = arch.pte_mksoft_dirty(pte);
         }
-        pte = self.pte_carry_uffd_wp(orig, pte, vmf.vma);
+        pte = self.pte_carry_uffd_wp(orig, pte);
         self.add_rss(vmf.pid, MM_ANONPAGES, 1);
         self.add_rss(vmf.pid, MM_SWAPENTS, -1);
         self.set_pte_at(vmf.pid, vmf.idx, pte);

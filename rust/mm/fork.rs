@@ -61,6 +61,7 @@ impl Kernel {
             (v.mm, v.start, v.end, v.is_cow_mapping(), v.flags & vm::VM_SHARED != 0)
         };
         let dpid = self.vma(dst).mm;
+        let child_wp = self.vma(dst).flags & vm::VM_UFFD_WP != 0;
         let n = arch.geometry().0.pt_entries;
         let mut pts = Vec::new();
         self.mmx(spid).pt.for_each_pt(start, end, |va, base| pts.push((va, base)));
@@ -85,6 +86,9 @@ impl Kernel {
                         pte = arch.pte_swp_clear_exclusive(pte);
                         self.set_pte_at(spid, sidx, pte);
                     }
+                    if !child_wp {
+                        pte = arch.pte_swp_set_uffd_wp(pte, false);
+                    }
                     self.set_pte_at(dpid, didx, pte);
                     continue;
                 }
@@ -98,6 +102,9 @@ impl Kernel {
                     pte = arch.pte_mkclean(pte);
                 }
                 pte = arch.pte_mkold(pte);
+                if !child_wp {
+                    pte = arch.pte_clear_uffd_wp(pte);
+                }
                 if let Some(pfn) = self.vm_normal_page(pte) {
                     self.get_page(pfn);
                     self.page_add_rmap(pfn);

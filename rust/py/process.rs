@@ -5,7 +5,6 @@ use super::kernel::{Shared, size_arg, with};
 use super::s390::{PyEssa, PyPgste, PyPte, essa_result, orc_arg};
 use super::uffd::{PyUffdEvent, PyUserfaultfd};
 use crate::arch::s390::pgste::Pgste;
-use crate::arch::s390::pte::Pte;
 use crate::error::Error;
 use crate::fault::Access;
 use crate::mm::madvise::Advice;
@@ -227,7 +226,7 @@ impl PyProcess {
     fn pte(&self, addr: u64) -> PyResult<PyPte> {
         with(&self.k, |k| {
             k.mm(self.pid)?;
-            Ok(PyPte(Pte(k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()))))
+            Ok(PyPte { v: k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()), arch: k.arch() })
         })
     }
 

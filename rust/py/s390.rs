@@ -1,6 +1,7 @@
 //! `reclaim.s390`: the PTE and PGSTE value types, swap entries and ESSA.
 
 use super::errors::call;
+use crate::arch::Arch;
 use crate::arch::s390::essa;
 use crate::arch::s390::pgste::{Pgste, PgsteLayout};
 use crate::arch::s390::pte::{self as p, Pte};
@@ -9,11 +10,30 @@ use crate::profile::Profile;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
-/// An s390 page-table entry value. `Pte(0x400).none()`; predicates and modifiers carry the
-/// kernel's names without the `pte_` prefix; modifiers return a new value.
+/// A page-table entry value in its arch's format (s390x unless made by an x86_64 kernel).
+/// `Pte(0x400).none()`; predicates and modifiers carry the kernel's names without the `pte_`
+/// prefix; modifiers return a new value.
 #[pyclass(name = "Pte", module = "reclaim.s390", frozen, eq, hash, from_py_object)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PyPte(pub Pte);
+pub struct PyPte {
+    pub v: u64,
+    pub arch: Arch,
+}
+
+impl PyPte {
+    pub fn s390(p: Pte) -> PyPte {
+        PyPte { v: p.val(), arch: Arch::S390x }
+    }
+    fn with(&self, v: u64) -> PyPte {
+        PyPte { v, arch: self.arch }
+    }
+    fn s(&self) -> Pte {
+        Pte(self.v)
+    }
+    fn s390_only(&self, f: impl Fn(Pte) -> bool) -> bool {
+        self.arch == Arch::S390x && f(self.s())
+    }
+}
 
 fn u64_arg(v: i128, what: &str) -> PyResult<u64> {
     u64::try_from(v)
@@ -23,14 +43,15 @@ fn u64_arg(v: i128, what: &str) -> PyResult<u64> {
 #[pymethods]
 impl PyPte {
     #[new]
-    fn new(value: i128) -> PyResult<Self> {
-        Ok(PyPte(Pte(u64_arg(value, "pte value")?)))
+    #[pyo3(signature = (value, arch = "s390x"))]
+    fn new(value: i128, arch: &str) -> PyResult<Self> {
+        Ok(PyPte { v: u64_arg(value, "pte value")?, arch: call(|| Arch::parse(arch))? })
     }
 
     /// The empty PTE (`_PAGE_INVALID`).
     #[classmethod]
     fn empty(_cls: &Bound<'_, PyType>) -> Self {
-        PyPte(Pte::NONE)
+        PyPte::s390(Pte::NONE)
     }
 
     /// `mk_pte(pfn, prot)`: a present PTE (young, as s390's mk_pte_phys makes it).
@@ -40,105 +61,123 @@ impl PyPte {
         if pfn >= 1 << 52 {
             return call(|| Err(Error::invalid(format!("pfn {pfn:#x} does not fit in a PTE (52 bits)"))));
         }
-        Ok(PyPte(Pte::mk(pfn, u64_arg(prot, "prot")?)))
+        Ok(PyPte::s390(Pte::mk(pfn, u64_arg(prot, "prot")?)))
     }
 
     /// The raw u64.
     #[getter]
     fn value(&self) -> u64 {
-        self.0.val()
+        self.v
+    }
+    /// "s390x" or "x86_64".
+    #[getter]
+    fn arch(&self) -> &'static str {
+        self.arch.name()
     }
     fn __int__(&self) -> u64 {
-        self.0.val()
+        self.v
     }
     fn __index__(&self) -> u64 {
-        self.0.val()
+        self.v
     }
     fn __repr__(&self) -> String {
-        format!("Pte({:#x}: {})", self.0.val(), self.0.decode())
+        let a = if self.arch == Arch::S390x { String::new() } else { format!(", {}", self.arch.name()) };
+        format!("Pte({:#x}{a}: {})", self.v, self.arch.decode_pte(self.v))
     }
     fn none(&self) -> bool {
-        self.0.none()
+        self.arch.pte_none(self.v)
     }
     fn present(&self) -> bool {
-        self.0.present()
+        self.arch.pte_present(self.v)
     }
     fn swap(&self) -> bool {
-        self.0.swap()
+        self.arch.is_swap_pte(self.v)
     }
     fn young(&self) -> bool {
-        self.0.young()
+        self.arch.pte_young(self.v)
     }
     fn dirty(&self) -> bool {
-        self.0.dirty()
+        self.arch.pte_dirty(self.v)
     }
     fn write(&self) -> bool {
-        self.0.write()
+        self.arch.pte_write(self.v)
     }
+    /// s390's software read bit (x86 has none: False).
     fn read(&self) -> bool {
-        self.0.read()
+        self.s390_only(|p| p.read())
     }
     fn special(&self) -> bool {
-        self.0.special()
+        self.arch.pte_special(self.v)
     }
     fn soft_dirty(&self) -> bool {
-        self.0.soft_dirty()
+        self.arch.pte_soft_dirty(self.v)
     }
     fn unused(&self) -> bool {
-        self.0.unused()
+        self.arch.pte_unused(self.v)
+    }
+    /// `pte_uffd_wp` (always False on s390).
+    fn uffd_wp(&self) -> bool {
+        self.arch.pte_uffd_wp(self.v)
     }
     fn protnone(&self) -> bool {
-        self.0.protnone()
+        self.s390_only(|p| p.protnone())
     }
-    /// The hardware invalid bit (I).
+    /// The s390 hardware invalid bit (I).
     fn hw_invalid(&self) -> bool {
-        self.0.hw_invalid()
+        self.s390_only(|p| p.hw_invalid())
     }
-    /// The hardware protect bit (P).
+    /// The s390 hardware protect bit (P).
     fn hw_protect(&self) -> bool {
-        self.0.hw_protect()
+        self.s390_only(|p| p.hw_protect())
     }
     fn pfn(&self) -> u64 {
-        self.0.pfn()
+        match self.arch {
+            Arch::S390x => self.s().pfn(),
+            Arch::X86_64 => crate::arch::x86::Pte(self.v).pfn(),
+        }
     }
     fn mkold(&self) -> Self {
-        PyPte(self.0.mkold())
+        self.with(self.arch.pte_mkold(self.v))
     }
     fn mkyoung(&self) -> Self {
-        PyPte(self.0.mkyoung())
+        self.with(self.arch.pte_mkyoung(self.v))
     }
     fn mkdirty(&self) -> Self {
-        PyPte(self.0.mkdirty())
+        self.with(self.arch.pte_mkdirty(self.v))
     }
     fn mkclean(&self) -> Self {
-        PyPte(self.0.mkclean())
+        self.with(self.arch.pte_mkclean(self.v))
     }
     fn wrprotect(&self) -> Self {
-        PyPte(self.0.wrprotect())
+        self.with(self.arch.pte_wrprotect(self.v))
     }
     fn mkwrite(&self) -> Self {
-        PyPte(self.0.mkwrite())
+        self.with(self.arch.pte_mkwrite(self.v))
     }
     fn mkspecial(&self) -> Self {
-        PyPte(self.0.mkspecial())
+        self.with(self.arch.pte_mkspecial(self.v))
     }
+    /// `pte_modify` (s390).
     fn modify(&self, prot: i128) -> PyResult<Self> {
-        Ok(PyPte(self.0.modify(u64_arg(prot, "prot")?)))
+        Ok(self.with(self.s().modify(u64_arg(prot, "prot")?).val()))
     }
     fn swp_type(&self) -> u32 {
-        self.0.swp_type()
+        self.arch.swp_type(self.v)
     }
     fn swp_offset(&self) -> u64 {
-        self.0.swp_offset()
+        self.arch.swp_offset(self.v)
     }
     fn swp_exclusive(&self) -> bool {
-        self.0.swp_exclusive()
+        self.arch.pte_swp_exclusive(self.v)
     }
     fn swp_mkexclusive(&self) -> Self {
-        PyPte(self.0.swp_mkexclusive())
+        self.with(self.arch.pte_swp_mkexclusive(self.v))
     }
     fn swp_soft_dirty(&self) -> bool {
-        self.0.swp_soft_dirty()
+        self.arch.pte_swp_soft_dirty(self.v)
+    }
+    fn swp_uffd_wp(&self) -> bool {
+        self.arch.pte_swp_uffd_wp(self.v)
     }
 }
 
@@ -152,7 +191,7 @@ fn mk_swap_pte(swp_type: i128, offset: i128) -> PyResult<PyPte> {
         if !(0..(1i128 << 52)).contains(&offset) {
             return Err(Error::invalid(format!("swap offset {offset} is outside 0..2**52-1 (52 bits)")));
         }
-        Ok(PyPte(Pte::mk_swap(swp_type as u32, offset as u64)))
+        Ok(PyPte::s390(Pte::mk_swap(swp_type as u32, offset as u64)))
     })
 }
 
@@ -291,7 +330,7 @@ pub fn essa_result(orc: u32, r: essa::Essa, layout: PgsteLayout) -> PyEssa {
 #[pyfunction(name = "essa")]
 fn essa_values(pte: &PyPte, pgste: &PyPgste, orc: &Bound<'_, PyAny>) -> PyResult<PyEssa> {
     let orc = orc_arg(orc)?;
-    let r = call(|| essa::pgste_perform_essa(pte.0, pgste.v, orc))?;
+    let r = call(|| essa::pgste_perform_essa(pte.s(), pgste.v, orc))?;
     Ok(essa_result(orc, r, pgste.layout))
 }
 

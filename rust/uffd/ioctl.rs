@@ -58,13 +58,6 @@ impl Kernel {
         r
     }
 
-    /// The user address-space size (`mm->task_size`).
-    fn task_size(&self) -> u64 {
-        match self.arch() {
-            crate::arch::Arch::S390x => u64::MAX - 4095,
-        }
-    }
-
     fn ctx(&self, ctx: u32, call: &'static str) -> Result<&UffdCtx> {
         match self.uffds.get(ctx as usize) {
             Some(c) if !c.released => {
@@ -79,7 +72,7 @@ impl Kernel {
 
     /// `validate_range`.
     fn validate_range(&self, call: &'static str, start: u64, len: u64) -> Result<u64> {
-        let ts = self.task_size();
+        let ts = self.arch().task_size();
         if start & 0xfff != 0 {
             return Err(einval(call, format!("start {start:#x} is not page-aligned")));
         }
@@ -376,11 +369,22 @@ impl Kernel {
             return Err(einval(CALL, "UFFDIO_COPY_MODE_WP without uffd-wp support"));
         }
         let (pid, vma) = self.mfill_prepare(ctx, CALL, dst, len)?;
+        let wp = mode & UFFDIO_COPY_MODE_WP != 0;
+        if wp && self.vma(vma).flags & vm::VM_UFFD_WP == 0 {
+            return Err(einval(CALL, "UFFDIO_COPY_MODE_WP on a range not registered for write-protect"));
+        }
         let mut done = 0u64;
         let mut err = None;
         for (i, &v) in values.iter().enumerate() {
             let addr = dst + i as u64 * 4096;
             match self.mfill_one(pid, vma, addr, Fill::Copy(v), CALL) {
+                Ok(()) if wp => {
+                    // MFILL_ATOMIC_WP: _dst_pte = pte_mkuffd_wp(_dst_pte)
+                    let idx = self.mmx(pid).pt.pte_index(addr).expect("just filled");
+                    let p = self.arch().pte_mkuffd_wp(self.mmx(pid).pt.pte(idx));
+                    self.mmx_mut(pid).pt.set_pte(idx, p);
+                    done += 4096;
+                }
                 Ok(()) => done += 4096,
                 Err(e) => {
                     err = Some(e);
@@ -467,6 +471,11 @@ impl Kernel {
         if mode & !(UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE) != 0 {
             return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
         }
+        let enable = mode & UFFDIO_WRITEPROTECT_MODE_WP != 0;
+        let dontwake = mode & UFFDIO_WRITEPROTECT_MODE_DONTWAKE != 0;
+        if enable && dontwake {
+            return Err(einval(CALL, "DONTWAKE only goes with resolving (mode without WP)"));
+        }
         let pid = self.ctx(ctx, CALL)?.mm;
         let end = self.validate_range(CALL, start, len)?;
         let vmas = self.vmas_in(pid, start, end);
@@ -477,7 +486,55 @@ impl Kernel {
                 format!("{start:#x}..{end:#x} is not registered for write-protect tracking"),
             ));
         }
+        for id in vmas {
+            let (s, e) = (start.max(self.vma(id).start), end.min(self.vma(id).end));
+            self.uffd_wp_range(id, s, e, enable);
+        }
+        // "Only wake when resolving wp"
+        if !enable && !dontwake {
+            self.wake_userfault(ctx, start, len);
+        }
+        self.settle();
         Ok(())
+    }
+
+    /// `uffd_wp_range` → `change_protection(MM_CP_UFFD_WP[_RESOLVE])` over present and swap
+    /// PTEs; resolving makes an exclusive anon page writable again (`can_change_pte_writable`).
+    /// Simplification: none PTEs get no uffd-wp marker (no UFFD_FEATURE_WP_UNPOPULATED, no
+    /// markers for file memory).
+    fn uffd_wp_range(&mut self, vma: u32, start: u64, end: u64, enable: bool) {
+        let arch = self.arch();
+        let (pid, flags) = (self.vma(vma).mm, self.vma(vma).flags);
+        let mut a = start;
+        while a < end {
+            if let Some(idx) = self.mmx(pid).pt.pte_index(a) {
+                let p = self.mmx(pid).pt.pte(idx);
+                if arch.pte_present(p) {
+                    let n = if enable {
+                        arch.pte_mkuffd_wp(p)
+                    } else {
+                        let mut n = arch.pte_clear_uffd_wp(p);
+                        let writable = flags & vm::VM_WRITE != 0
+                            && match self.vm_normal_page(n) {
+                                Some(pfn) if flags & vm::VM_SHARED == 0 => {
+                                    let f = &self.mem.frames[pfn as usize];
+                                    f.anon() && f.test(pg::PG_ANON_EXCLUSIVE)
+                                }
+                                Some(_) => arch.pte_dirty(n),
+                                None => false,
+                            };
+                        if writable {
+                            n = arch.pte_mkwrite(n);
+                        }
+                        n
+                    };
+                    self.ptep_xchg(pid, idx, n);
+                } else if arch.is_swap_pte(p) {
+                    self.mmx_mut(pid).pt.set_pte(idx, arch.pte_swp_set_uffd_wp(p, enable));
+                }
+            }
+            a += 4096;
+        }
     }
 
     /// `read(2)` on the userfaultfd: every unread message (page faults and non-cooperative

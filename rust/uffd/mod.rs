@@ -200,19 +200,25 @@ impl Kernel {
         self.mmx(pid).threads.get(&tid).and_then(|t| t.last)
     }
 
-    /// Hooks where an arch with uffd-wp PTE bits differs (s390 has none): the WP fault on a
-    /// write to a uffd-wp PTE.
-    pub(crate) fn uffd_wp_fault(&mut self, _vmf: Vmf, _orig: u64) -> Option<Fault> {
+    /// `userfaultfd_pte_wp(vma, pte)`: a write to a uffd-wp PTE in a VM_UFFD_WP VMA goes to
+    /// userspace (`do_wp_page`). Never on s390: it has no uffd-wp PTE bit.
+    pub(crate) fn uffd_wp_fault(&mut self, vmf: Vmf, orig: u64) -> Option<Fault> {
+        if self.vma(vmf.vma).flags & vm::VM_UFFD_WP != 0 && self.arch().pte_uffd_wp(orig) {
+            return Some(self.handle_userfault(vmf, REASON_WP));
+        }
         None
     }
 
-    /// `pte_swp_mkuffd_wp` when the old PTE was uffd-wp (no-op without the bit).
-    pub(crate) fn swp_carry_uffd_wp(&self, _pteval: u64, swp: u64) -> u64 {
-        swp
+    /// try_to_unmap_one: `if (pte_uffd_wp(pteval)) swp_pte = pte_swp_mkuffd_wp(swp_pte)`.
+    pub(crate) fn swp_carry_uffd_wp(&self, pteval: u64, swp: u64) -> u64 {
+        let arch = self.arch();
+        if arch.pte_uffd_wp(pteval) { arch.pte_swp_set_uffd_wp(swp, true) } else { swp }
     }
 
-    /// `pte_mkuffd_wp` on swap-in when the swap PTE was uffd-wp (no-op without the bit).
-    pub(crate) fn pte_carry_uffd_wp(&self, _orig: u64, pte: u64, _vma: u32) -> u64 {
-        pte
+    /// do_swap_page: `if (pte_swp_uffd_wp(vmf->orig_pte)) pte = pte_mkuffd_wp(pte)` (which also
+    /// write-protects, so a write takes the WP userfault).
+    pub(crate) fn pte_carry_uffd_wp(&self, orig: u64, pte: u64) -> u64 {
+        let arch = self.arch();
+        if arch.pte_swp_uffd_wp(orig) { arch.pte_mkuffd_wp(pte) } else { pte }
     }
 }
