@@ -19,7 +19,7 @@ build:
 test: install lint test-rust test-python
 
 test-rust:
-	$(CARGO) test --quiet --no-default-features
+	$(CARGO) test --quiet --release --no-default-features
 
 test-python:
 	$(PYTHON) -m pytest -q

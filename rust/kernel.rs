@@ -172,7 +172,7 @@ impl Kernel {
             alive: true,
             has_pgste: kvm,
             uses_skeys: false,
-            allow_cow_sharing: !kvm,
+            allow_cow_sharing: true,
             vmas: BTreeMap::new(),
             pt: PageTables::new(self.arch().geometry(), kvm),
             rss: [0; 4],
@@ -412,6 +412,24 @@ impl Kernel {
     #[inline]
     pub fn tick(&mut self, ns: u64) {
         self.now += ns;
+    }
+
+    /// Hash the model state that decides future behaviour (tables, swap, LRU, userfaultfd,
+    /// KVM state), not the clock, counters or log: the explorer's notion of "the same state".
+    pub fn state_hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        self.mem.hash(h);
+        self.mms.hash(h);
+        self.vmas.hash(h);
+        self.anon_vmas.hash(h);
+        self.files.hash(h);
+        self.swap.hash(h);
+        self.lru.hash(h);
+        self.uffds.hash(h);
+        self.kswapd.hash(h);
+        self.cbrl.hash(h);
+        self.cmma_dirty.hash(h);
+        self.kvm_migration_mode.hash(h);
     }
 
     /// Bytes of heap the model's state takes (frames, page tables, swap, log).

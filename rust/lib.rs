@@ -7,6 +7,7 @@
 
 pub mod arch;
 pub mod error;
+pub mod explore;
 pub mod fault;
 pub mod kernel;
 pub mod kvm;

@@ -6,6 +6,7 @@
 //!
 //! | profile | what it stands for |
 //! |---|---|
+//! | `"4.13"` | before fa41ba0d08de (v4.14): a KVM guest may get the shared zero page from a fault, and enabling storage keys zaps zero-page mappings |
 //! | `"4.17"` | before the seed fix: `pte_unused` drops the page unguarded |
 //! | `"4.18"` | the fix bce73e484239: `pte_unused(pteval) && !userfaultfd_armed(vma)` |
 //! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0) |
@@ -209,6 +210,13 @@ fn s390(name: &'static str) -> Profile {
             uffd_api_features: uffd_features::API_4_18,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
+        "4.13" => Profile {
+            name,
+            release: (4, 13),
+            forbids_zeropage: ForbidsZeropage::UsesSkeys,
+            zero_page_removal: ZeroPageRemoval::ZapOnSkeyEnable,
+            ..s390("4.17")
+        },
         _ => Profile {
             name: "6.12",
             release: (6, 12),
@@ -237,7 +245,7 @@ fn s390(name: &'static str) -> Profile {
 }
 
 /// The names of the built-in profiles.
-pub const PROFILE_NAMES: [&str; 3] = ["4.17", "4.18", "6.12"];
+pub const PROFILE_NAMES: [&str; 4] = ["4.13", "4.17", "4.18", "6.12"];
 
 impl Profile {
     /// The built-in profile `name` for `arch`.

@@ -121,7 +121,7 @@ def test_essa_orc_by_number_and_out_of_range() -> None:
 
 
 def test_profiles_are_data_and_unknown_ones_list_the_known() -> None:
-    assert set(reclaim.PROFILES) == {"4.17", "4.18", "6.12"}
+    assert set(reclaim.PROFILES) == {"4.13", "4.17", "4.18", "6.12"}
     assert reclaim.PROFILES["4.17"].switches()["unused_guard"] == "None"
     assert reclaim.PROFILES["4.18"].switches()["unused_guard"] == "UffdArmed"
     assert reclaim.PROFILES["6.12"].switches()["ttu_young_check"] is False

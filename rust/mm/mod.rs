@@ -181,6 +181,8 @@ pub struct Thread {
     pub blocked: Option<crate::uffd::Blocked>,
     /// The outcome of the last access this thread completed (also after a wake).
     pub last: Option<crate::fault::Access>,
+    /// Total time this thread spent parked on userfaults (ns).
+    pub blocked_ns: u64,
 }
 
 /// A process's `mm_struct`.
@@ -193,7 +195,7 @@ pub struct Mm {
     pub has_pgste: bool,
     /// `mm_uses_skeys`.
     pub uses_skeys: bool,
-    /// `mm->context.allow_cow_sharing` (v6.11+).
+    /// `mm->context.allow_cow_sharing` (v6.11+): cleared when the guest enables storage keys.
     pub allow_cow_sharing: bool,
     /// VMAs by start address.
     pub vmas: BTreeMap<u64, u32>,

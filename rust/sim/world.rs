@@ -47,8 +47,6 @@ pub enum Action {
 pub struct VcpuState {
     /// The operation parked on a userfault, and since when.
     pub blocked: Option<(GuestOp, u64)>,
-    /// Total time parked on userfaults.
-    pub blocked_ns: u64,
     pub ops: u64,
     /// A `Vcpu` action for it is pending.
     pub scheduled: bool,
@@ -305,9 +303,8 @@ impl World {
                 self.check_read(gfn, value);
             }
         }
-        for (i, op, since) in resumed {
+        for (i, op, _) in resumed {
             self.vcpus[i].blocked = None;
-            self.vcpus[i].blocked_ns += self.now - since;
             if let GuestOp::Write { gfn, .. } | GuestOp::Alloc { gfn, .. } = op {
                 if let Some(n) = self.inflight_writes.get_mut(&gfn) {
                     *n -= 1;

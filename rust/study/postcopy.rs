@@ -295,7 +295,12 @@ pub fn result(w: &World, cfg: &PostcopyConfig) -> StudyResult {
         dest_cbrl_zapped: d.vmstat.get(Vm::model_cbrl_zapped),
         dest_diag10_zapped: d.vmstat.get(Vm::model_diag10_zapped),
         dest_pgmajfault: d.vmstat.get(Vm::pgmajfault),
-        vcpu_blocked_ns: w.vcpus.iter().map(|v| v.blocked_ns + v.blocked.map_or(0, |(_, s)| w.now - s)).sum(),
+        vcpu_blocked_ns: (0..w.vcpus.len() as u32)
+            .map(|i| {
+                let t = d.mmx(w.dst.pid).threads.get(&i);
+                t.map_or(0, |t| t.blocked_ns + t.blocked.map_or(0, |b| end.saturating_sub(b.since)))
+            })
+            .sum(),
         guest_ops: w.vcpus.iter().map(|v| v.ops).sum(),
         data_errors: w.data_errors.len() as u64,
     };

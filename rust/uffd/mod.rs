@@ -171,12 +171,14 @@ impl Kernel {
 
     /// A parked thread runs again: retry its access and record the outcome.
     pub(crate) fn resume_thread(&mut self, pid: u32, tid: u32) {
+        let now = self.now;
         let Ok(mm) = self.mm_mut(pid) else { return };
         let Some(th) = mm.threads.get_mut(&tid) else {
             return;
         };
         let Some(b) = th.blocked.take() else { return };
-        let waited = self.now.saturating_sub(b.since);
+        let waited = now.saturating_sub(b.since);
+        th.blocked_ns += waited;
         self.log(Ev::ThreadWoken, pid, tid, b.addr, waited, 0, 0);
         let r = self.do_access(pid, tid, b.addr, b.write, b.value);
         self.finish_access(pid, tid, b.addr, b.write, b.value, r);

@@ -545,6 +545,21 @@ impl Kernel {
         reclaimed
     }
 
+    /// Reclaim one page as if it had reached the tail of its inactive list: isolate it and run
+    /// `shrink_folio_list` with the reference check (the explorer's reclaim step). Returns
+    /// whether it was freed.
+    pub fn reclaim_one(&mut self, pfn: u32) -> bool {
+        if !self.isolate_lru_page(pfn) {
+            return false;
+        }
+        let mut sc = ScanControl::new(1, false);
+        let (reclaimed, keep, _) = self.shrink_folio_list(vec![pfn], &mut sc, false);
+        for p in keep {
+            self.putback_lru_page(p);
+        }
+        reclaimed == 1
+    }
+
     /// Isolate one page from its LRU (`isolate_lru_page`), for MADV_PAGEOUT and migration.
     pub(crate) fn isolate_lru_page(&mut self, pfn: u32) -> bool {
         let f = &self.mem.frames[pfn as usize];

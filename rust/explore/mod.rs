@@ -1,0 +1,1110 @@
+//! The explorer: every interleaving of a small postcopy scenario, up to a bound, checked against
+//! invariants; violations come back as minimal, replayable step lists in kernel terms.
+//!
+//! The scenario is the destination host at the postcopy switchover with a few guest pages in
+//! each state the migration creates — received and in use, received and free (the guest's CMMA
+//! state UNUSED arrives with the final storage attributes), discarded and in use, never sent and
+//! zero — and nothing in it mentions the seed bug. The actors whose steps interleave:
+//! - the migration stream (storage attributes, discards, LISTEN, RUN, pages, EOF: in order);
+//! - QEMU's source (background sends, page requests served or dropped) and the destination's
+//!   fault thread (requests, or not, per QEMU version);
+//! - the guest's vCPUs (allocate with ESSA SET_STABLE and write, free with ESSA SET_UNUSED, read,
+//!   write, release with DIAG 0x10, enable storage keys);
+//! - KVM (an ESSA intercept that processes a vCPU's CBRL);
+//! - host reclaim of one page (isolate + shrink_folio_list: add_to_swap, try_to_unmap,
+//!   pageout, as MADV_PAGEOUT does), in any order the LRU could produce.
+//!
+//! Search: iterative-deepening DFS up to a depth bound and a state budget, skipping states
+//! already seen at a smaller or equal remaining depth (state hashing), so the first violation of
+//! each predicate found has a shortest trace; then seeded random walks beyond the bound. A trace
+//! found by a walk is shrunk by delta debugging (removing steps while the violation stays).
+
+use crate::arch::s390::essa::{ESSA_SET_STABLE, ESSA_SET_UNUSED};
+use crate::error::{Error, Result};
+use crate::fault::Access;
+use crate::kernel::{Cost, Kernel};
+use crate::mm::madvise::Advice;
+use crate::mm::mmap::MapKind;
+use crate::profile::Profile;
+use crate::qemu::QemuVersion;
+use crate::sim::log::{Ev, ttu_result};
+use crate::sim::rng::Rng;
+use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
+use crate::uffd::{UFFD_EVENT_PAGEFAULT, UffdMsg};
+use crate::vmscan::kswapd::KswapdMode;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+/// The invariants the explorer checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Predicate {
+    /// No userfault for a page the destination already received.
+    UserfaultOnReceived,
+    /// No vCPU still parked when the migration ends (only the cleanup would release it).
+    BlockedAtEnd,
+    /// A page the guest uses keeps the last value it wrote.
+    DataLost,
+    /// The model's own invariants (rss, mapcount, refcount, LRU, swap_map, rmap).
+    Invariants,
+    /// A predicate of the user's (a function of the state).
+    Custom,
+}
+
+impl Predicate {
+    pub const ALL: [Predicate; 4] =
+        [Predicate::UserfaultOnReceived, Predicate::BlockedAtEnd, Predicate::DataLost, Predicate::Invariants];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Predicate::UserfaultOnReceived => "userfault_on_received",
+            Predicate::BlockedAtEnd => "blocked_at_end",
+            Predicate::DataLost => "data_lost",
+            Predicate::Invariants => "invariants",
+            Predicate::Custom => "custom",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Predicate> {
+        Predicate::ALL.iter().copied().find(|p| p.name() == s).ok_or_else(|| {
+            let n: Vec<&str> = Predicate::ALL.iter().map(|p| p.name()).collect();
+            Error::invalid(format!("unknown predicate {s:?}; known: {}", n.join(", ")))
+        })
+    }
+}
+
+/// A step of one actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// The next message of the migration stream reaches the destination.
+    Deliver,
+    /// The source sends its next unsent page (background stream).
+    SendNext,
+    /// The source takes the next page request off the return path.
+    ServeRequest,
+    /// The destination's fault thread reads the userfaultfd.
+    FaultThread,
+    /// Host reclaim ages the page backing guest page `gfn`: `folio_referenced` clears its young
+    /// bits (on s390 the PTE becomes hardware-invalid), as `shrink_active_list` does.
+    Age(u32),
+    /// The page backing guest page `gfn` reaches the tail of the inactive list:
+    /// `shrink_folio_list` (references, add_to_swap, try_to_unmap, pageout).
+    Reclaim(u32),
+    /// KVM intercepts ESSA on vCPU `v` and processes its CBRL.
+    Intercept(u32),
+    /// vCPU `v` allocates guest page `gfn` (ESSA SET_STABLE, then writes it).
+    Alloc(u32, u32),
+    /// vCPU `v` frees guest page `gfn` (ESSA SET_UNUSED).
+    Free(u32, u32),
+    Read(u32, u32),
+    Write(u32, u32),
+    /// vCPU `v` releases free guest page `gfn` with DIAG 0x10.
+    Diag10(u32, u32),
+    /// The guest enables storage keys (`s390_enable_skey`).
+    EnableSkey,
+}
+
+impl Step {
+    /// The replayable text form: "deliver", "reclaim:1", "alloc:0:1", ...
+    pub fn text(self) -> String {
+        match self {
+            Step::Deliver => "deliver".into(),
+            Step::SendNext => "send_next".into(),
+            Step::ServeRequest => "serve_request".into(),
+            Step::FaultThread => "fault_thread".into(),
+            Step::Age(g) => format!("age:{g}"),
+            Step::Reclaim(g) => format!("reclaim:{g}"),
+            Step::Intercept(v) => format!("intercept:{v}"),
+            Step::Alloc(v, g) => format!("alloc:{v}:{g}"),
+            Step::Free(v, g) => format!("free:{v}:{g}"),
+            Step::Read(v, g) => format!("read:{v}:{g}"),
+            Step::Write(v, g) => format!("write:{v}:{g}"),
+            Step::Diag10(v, g) => format!("diag10:{v}:{g}"),
+            Step::EnableSkey => "enable_skey".into(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Step> {
+        let p: Vec<&str> = s.trim().split(':').collect();
+        let n = |i: usize| -> Result<u32> {
+            p.get(i)
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(|| Error::invalid(format!("step {s:?} needs a number in field {i}")))
+        };
+        Ok(match p[0] {
+            "deliver" => Step::Deliver,
+            "send_next" => Step::SendNext,
+            "serve_request" => Step::ServeRequest,
+            "fault_thread" => Step::FaultThread,
+            "age" => Step::Age(n(1)?),
+            "reclaim" => Step::Reclaim(n(1)?),
+            "intercept" => Step::Intercept(n(1)?),
+            "alloc" => Step::Alloc(n(1)?, n(2)?),
+            "free" => Step::Free(n(1)?, n(2)?),
+            "read" => Step::Read(n(1)?, n(2)?),
+            "write" => Step::Write(n(1)?, n(2)?),
+            "diag10" => Step::Diag10(n(1)?, n(2)?),
+            "enable_skey" => Step::EnableSkey,
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown step {other:?}; known: deliver, send_next, serve_request, fault_thread, age:G, reclaim:G, intercept:V, alloc:V:G, free:V:G, read:V:G, write:V:G, diag10:V:G, enable_skey"
+                )));
+            }
+        })
+    }
+}
+
+/// What a guest page is at the switchover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageClass {
+    /// Received in precopy, in use by the guest.
+    UsedReceived,
+    /// Received in precopy, free in the guest (its CMMA state is UNUSED).
+    FreeReceived,
+    /// In use, dirtied after it was sent: discarded at the switchover, sent again in postcopy.
+    UsedDirty,
+    /// Free and never sent: a zero page in postcopy.
+    FreeZero,
+}
+
+/// The scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub profile: Profile,
+    pub qemu: QemuVersion,
+    pub pages: Vec<PageClass>,
+    pub vcpus: u32,
+    /// Host memory in pages (at least 64).
+    pub host_pages: u64,
+    pub swap_pages: u64,
+    /// Which guest steps exist (a smaller set explores faster).
+    pub guest_steps: GuestSteps,
+}
+
+/// The guest steps the explorer may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GuestSteps {
+    pub alloc: bool,
+    pub free: bool,
+    pub read: bool,
+    pub write: bool,
+    pub diag10: bool,
+    pub enable_skey: bool,
+}
+
+impl Default for GuestSteps {
+    fn default() -> Self {
+        GuestSteps { alloc: true, free: true, read: true, write: true, diag10: true, enable_skey: true }
+    }
+}
+
+impl Scenario {
+    /// The default scenario: four guest pages, one of each class, one vCPU, a 256 KiB host.
+    pub fn small(profile: Profile, qemu: QemuVersion) -> Scenario {
+        Scenario {
+            profile,
+            qemu,
+            pages: vec![PageClass::UsedReceived, PageClass::FreeReceived, PageClass::UsedDirty, PageClass::FreeZero],
+            vcpus: 1,
+            host_pages: 64,
+            swap_pages: 64,
+            guest_steps: GuestSteps::default(),
+        }
+    }
+}
+
+/// A message of the explorer's migration stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Msg {
+    CmmaDone,
+    Discard(u32),
+    Listen,
+    Run,
+    Page(u32),
+    Eof,
+}
+
+/// The state of the destination, QEMU and the guest.
+#[derive(Clone, Debug)]
+pub struct State {
+    k: Kernel,
+    pid: u32,
+    base: u64,
+    uffd: Option<u32>,
+    stream: VecDeque<Msg>,
+    /// Source: pages not yet sent.
+    unsent: Vec<bool>,
+    /// Return path: requested pages.
+    requests: VecDeque<u32>,
+    received: Vec<bool>,
+    /// QEMU 5.2: pages with a request in flight.
+    requested: Vec<bool>,
+    running: bool,
+    done: bool,
+    /// Guest: page in use, and the value it expects.
+    used: Vec<bool>,
+    expected: Vec<u64>,
+    /// The value a page had when the source sent it.
+    content: Vec<u64>,
+    /// vCPU parked on a userfault with (step, gfn).
+    blocked: Vec<Option<(Step, u32)>>,
+    writes: u64,
+    /// Pages with a guest write parked on a userfault.
+    inflight: Vec<u32>,
+    qemu: QemuVersion,
+    guest_steps: GuestSteps,
+}
+
+/// A violated predicate with the step that violated it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub predicate: Predicate,
+    pub message: String,
+    /// For a userfault on a received page: the kernel path that made the page missing.
+    pub cause: Cause,
+}
+
+/// The kernel path that made a received page missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause {
+    /// `try_to_unmap_one` / `try_to_migrate_one` took the `pte_unused` branch.
+    PteUnusedDrop,
+    /// `__gmap_zap` → `ptep_zap_unused` cleared a swap PTE (the CBRL).
+    CbrlZap,
+    /// DIAG 0x10 → `gmap_discard`.
+    Diag10,
+    /// Enabling storage keys zapped a zero-page mapping.
+    ZeroPageZap,
+    /// Something else (or not applicable).
+    Other,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 5] = [Cause::PteUnusedDrop, Cause::CbrlZap, Cause::Diag10, Cause::ZeroPageZap, Cause::Other];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::PteUnusedDrop => "pte_unused drop (try_to_unmap_one)",
+            Cause::CbrlZap => "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)",
+            Cause::Diag10 => "DIAG 0x10 (gmap_discard)",
+            Cause::ZeroPageZap => "zero page zapped when storage keys are enabled",
+            Cause::Other => "other",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Cause::PteUnusedDrop => "pte_unused",
+            Cause::CbrlZap => "cbrl",
+            Cause::Diag10 => "diag10",
+            Cause::ZeroPageZap => "zero_page",
+            Cause::Other => "other",
+        }
+    }
+}
+
+impl Hash for State {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.k.state_hash(h);
+        self.uffd.hash(h);
+        self.stream.hash(h);
+        self.unsent.hash(h);
+        self.requests.hash(h);
+        self.received.hash(h);
+        self.requested.hash(h);
+        self.running.hash(h);
+        self.done.hash(h);
+        self.used.hash(h);
+        self.expected.hash(h);
+        self.blocked.hash(h);
+        self.inflight.hash(h);
+    }
+}
+
+impl State {
+    /// The destination at the switchover of `sc`.
+    pub fn new(sc: &Scenario) -> Result<State> {
+        if sc.pages.is_empty() || sc.pages.len() > 16 {
+            return Err(Error::invalid("the explorer's scenario needs 1 to 16 guest pages"));
+        }
+        if sc.vcpus == 0 || sc.vcpus > 4 {
+            return Err(Error::invalid("the explorer's scenario needs 1 to 4 vCPUs"));
+        }
+        let mut k = Kernel::new(sc.profile.clone(), sc.host_pages * 4096, sc.swap_pages * 4096, 0)?;
+        k.kswapd.mode = KswapdMode::Actor;
+        k.cost = Cost { access: 0, minor_fault: 0, swap_read: 0, swap_write: 0, reclaim_scan: 0, uffd_copy: 0 };
+        let n = sc.pages.len();
+        let pid = k.spawn("qemu-system-s390x", true)?;
+        let base = k.mmap(pid, (n as u64) << 12, MapKind::Anon, false, None)?;
+        let mut st = State {
+            k,
+            pid,
+            base,
+            uffd: None,
+            stream: VecDeque::new(),
+            unsent: vec![false; n],
+            requests: VecDeque::new(),
+            received: vec![false; n],
+            requested: vec![false; n],
+            running: false,
+            done: false,
+            used: vec![false; n],
+            expected: vec![0; n],
+            content: vec![0; n],
+            blocked: vec![None; sc.vcpus as usize],
+            writes: 0,
+            inflight: Vec::new(),
+            qemu: sc.qemu,
+            guest_steps: sc.guest_steps,
+        };
+        // precopy: every page arrived once (QEMU's load thread wrote it, or read a zero page)
+        for (g, class) in sc.pages.iter().enumerate() {
+            let value = match class {
+                PageClass::FreeZero => 0,
+                _ => 0x1000 + g as u64,
+            };
+            st.content[g] = value;
+            let a = st.hva(g as u32);
+            if value == 0 {
+                st.k.access(pid, 1001, a, false, 0)?;
+            } else {
+                st.k.access(pid, 1001, a, true, value)?;
+            }
+            st.received[g] = true;
+            st.used[g] = matches!(class, PageClass::UsedReceived | PageClass::UsedDirty);
+            st.expected[g] = value;
+            if matches!(class, PageClass::UsedDirty) {
+                // dirtied on the source after it was sent: the guest's current value
+                st.writes += 1;
+                st.content[g] = 0x2000 + g as u64;
+                st.expected[g] = st.content[g];
+            }
+        }
+        // the switchover: final storage attributes, discards, LISTEN, RUN, then postcopy
+        st.stream.push_back(Msg::CmmaDone);
+        for (g, class) in sc.pages.iter().enumerate() {
+            if matches!(class, PageClass::UsedDirty | PageClass::FreeZero) {
+                st.stream.push_back(Msg::Discard(g as u32));
+                st.unsent[g] = true;
+            }
+        }
+        st.stream.push_back(Msg::Listen);
+        st.stream.push_back(Msg::Run);
+        st.k.log.clear();
+        Ok(st)
+    }
+
+    fn hva(&self, g: u32) -> u64 {
+        self.base + ((g as u64) << 12)
+    }
+
+    fn gfn_of(&self, addr: u64) -> u32 {
+        ((addr - self.base) >> 12) as u32
+    }
+
+    fn n(&self) -> u32 {
+        self.used.len() as u32
+    }
+
+    /// The steps enabled now.
+    pub fn enabled(&self, out: &mut Vec<Step>) {
+        out.clear();
+        if self.done {
+            return;
+        }
+        if !self.stream.is_empty() {
+            out.push(Step::Deliver);
+        }
+        if self.uffd.is_some() && self.unsent.iter().any(|&u| u) {
+            out.push(Step::SendNext);
+        }
+        if !self.requests.is_empty() {
+            out.push(Step::ServeRequest);
+        }
+        if let Some(u) = self.uffd {
+            if self.k.uffds[u as usize].waiters.iter().any(|w| !w.read) {
+                out.push(Step::FaultThread);
+            }
+        }
+        for g in 0..self.n() {
+            let arch = self.k.arch();
+            if let Some(p) =
+                self.k.pte_at(self.pid, self.hva(g)).filter(|&p| arch.pte_present(p) && !arch.pte_special(p))
+            {
+                if arch.pte_young(p) {
+                    out.push(Step::Age(g));
+                }
+                out.push(Step::Reclaim(g));
+            }
+        }
+        if !self.running {
+            return;
+        }
+        let gs = self.guest_steps;
+        for v in 0..self.blocked.len() as u32 {
+            if self.k.cbrl.get(&(self.pid, v)).is_some_and(|c| !c.is_empty()) {
+                out.push(Step::Intercept(v));
+            }
+            if self.blocked[v as usize].is_some() {
+                continue;
+            }
+            for g in 0..self.n() {
+                let used = self.used[g as usize];
+                if used {
+                    if gs.free {
+                        out.push(Step::Free(v, g));
+                    }
+                    if gs.read {
+                        out.push(Step::Read(v, g));
+                    }
+                    if gs.write {
+                        out.push(Step::Write(v, g));
+                    }
+                } else {
+                    if gs.alloc {
+                        out.push(Step::Alloc(v, g));
+                    }
+                    if gs.diag10 {
+                        out.push(Step::Diag10(v, g));
+                    }
+                }
+            }
+        }
+        if gs.enable_skey && !self.k.mmx(self.pid).uses_skeys {
+            out.push(Step::EnableSkey);
+        }
+    }
+
+    /// Apply `s` (which must be enabled) and check the predicates in `check`.
+    pub fn apply(&mut self, s: Step, check: &[Predicate]) -> Option<Violation> {
+        let pid = self.pid;
+        let mut violation = None;
+        match s {
+            Step::Deliver => {
+                let m = self.stream.pop_front()?;
+                match m {
+                    Msg::CmmaDone => {
+                        for g in 0..self.n() {
+                            let bits = if self.used[g as usize] { 0 } else { 0x01 };
+                            let _ = self.k.set_cmma_bits(pid, self.hva(g), bits);
+                        }
+                    }
+                    Msg::Discard(g) => {
+                        self.received[g as usize] = false;
+                        let _ = self.k.madvise(pid, self.hva(g), 4096, Advice::Dontneed);
+                    }
+                    Msg::Listen => {
+                        let u = self.k.userfaultfd(pid).ok()?;
+                        let _ = self.k.uffdio_api(u, UFFD_API, 0);
+                        let _ =
+                            self.k.uffdio_register(u, self.base, (self.n() as u64) << 12, UFFDIO_REGISTER_MODE_MISSING);
+                        self.uffd = Some(u);
+                    }
+                    Msg::Run => self.running = true,
+                    Msg::Page(g) => {
+                        let u = self.uffd?;
+                        let v = self.content[g as usize];
+                        let r = if v == 0 {
+                            self.k.uffdio_zeropage(u, self.hva(g), 4096, 0)
+                        } else {
+                            self.k.uffdio_copy(u, self.hva(g), &[v], 0)
+                        };
+                        match r {
+                            Ok(_) => {
+                                self.received[g as usize] = true;
+                                self.requested[g as usize] = false;
+                            }
+                            Err(e) => {
+                                violation = Some(Violation {
+                                    predicate: Predicate::DataLost,
+                                    message: format!("postcopy_place_page failed for guest page {g}: {e}"),
+                                    cause: Cause::Other,
+                                });
+                            }
+                        }
+                    }
+                    Msg::Eof => {
+                        if let Some((i, b)) = self.blocked.iter().enumerate().find_map(|(i, b)| b.map(|b| (i, b))) {
+                            violation = Some(Violation {
+                                predicate: Predicate::BlockedAtEnd,
+                                message: format!(
+                                    "vCPU {i} is still parked on guest page {} when the migration ends: only the cleanup's UFFDIO_UNREGISTER releases it",
+                                    b.1
+                                ),
+                                cause: self.cause_of(b.1),
+                            });
+                        }
+                        if let Some(u) = self.uffd.take() {
+                            let _ = self.k.uffdio_unregister(u, self.base, (self.n() as u64) << 12);
+                            let _ = self.k.uffd_close(u);
+                        }
+                        self.done = true;
+                    }
+                }
+            }
+            Step::SendNext => {
+                if let Some(g) = self.unsent.iter().position(|&u| u) {
+                    self.unsent[g] = false;
+                    self.stream.push_back(Msg::Page(g as u32));
+                    if !self.unsent.iter().any(|&u| u) {
+                        self.stream.push_back(Msg::Eof);
+                    }
+                }
+            }
+            Step::ServeRequest => {
+                let g = self.requests.pop_front()?;
+                if self.unsent[g as usize] {
+                    self.unsent[g as usize] = false;
+                    self.stream.push_back(Msg::Page(g));
+                    if !self.unsent.iter().any(|&u| u) {
+                        self.stream.push_back(Msg::Eof);
+                    }
+                } else {
+                    self.k.log(Ev::GetQueuedPageNotDirty, pid, 0, self.hva(g), g as u64, 0, 0);
+                }
+            }
+            Step::FaultThread => {
+                let u = self.uffd?;
+                let msgs: Vec<UffdMsg> = self.k.uffd_read(u).unwrap_or_default();
+                for m in msgs.into_iter().filter(|m| m.event == UFFD_EVENT_PAGEFAULT) {
+                    let g = self.gfn_of(m.address);
+                    match self.qemu {
+                        QemuVersion::V3_0 => self.requests.push_back(g),
+                        QemuVersion::V5_2 => {
+                            if !self.received[g as usize] && !self.requested[g as usize] {
+                                self.requested[g as usize] = true;
+                                self.requests.push_back(g);
+                            }
+                        }
+                    }
+                }
+            }
+            Step::Age(g) => {
+                if let Some(pfn) = self.pfn_of(g) {
+                    self.k.folio_referenced(pfn);
+                }
+            }
+            Step::Reclaim(g) => {
+                if let Some(pfn) = self.pfn_of(g) {
+                    self.k.reclaim_one(pfn);
+                }
+            }
+            Step::Intercept(v) => {
+                self.k.process_cbrl(pid, v);
+            }
+            Step::Alloc(v, g) => {
+                self.used[g as usize] = true;
+                self.writes += 1;
+                let value = 0x10_0000 + self.writes;
+                self.expected[g as usize] = value;
+                let _ = self.k.essa(pid, v, self.hva(g), ESSA_SET_STABLE);
+                let r = self.k.access(pid, v, self.hva(g), true, value);
+                self.after_access(s, v, g, r.ok(), true);
+            }
+            Step::Free(v, g) => {
+                self.used[g as usize] = false;
+                let _ = self.k.essa(pid, v, self.hva(g), ESSA_SET_UNUSED);
+            }
+            Step::Read(v, g) => {
+                let r = self.k.access(pid, v, self.hva(g), false, 0);
+                if let Ok(Access::Done { value }) = r {
+                    violation = violation.or(self.check_read(g, value));
+                }
+                self.after_access(s, v, g, r.ok(), false);
+            }
+            Step::Write(v, g) => {
+                self.writes += 1;
+                let value = 0x10_0000 + self.writes;
+                self.expected[g as usize] = value;
+                let r = self.k.access(pid, v, self.hva(g), true, value);
+                self.after_access(s, v, g, r.ok(), true);
+            }
+            Step::Diag10(_, g) => {
+                let a = self.hva(g);
+                let _ = self.k.diag10(pid, a, a + 4096);
+            }
+            Step::EnableSkey => {
+                let _ = self.k.enable_skey(pid);
+            }
+        }
+        self.resume_vcpus(&mut violation);
+        if violation.is_none() {
+            violation = self.check(check);
+        }
+        violation.filter(|v| check.contains(&v.predicate))
+    }
+
+    fn after_access(&mut self, s: Step, v: u32, g: u32, r: Option<Access>, write: bool) {
+        if let Some(Access::Blocked { .. }) = r {
+            self.blocked[v as usize] = Some((s, g));
+            if write {
+                self.inflight.push(g);
+            }
+        }
+    }
+
+    fn check_read(&self, g: u32, got: u64) -> Option<Violation> {
+        let want = self.expected[g as usize];
+        if self.used[g as usize] && got != want && !self.inflight.contains(&g) {
+            return Some(Violation {
+                predicate: Predicate::DataLost,
+                message: format!("guest page {g} reads {got:#x}, the guest last wrote {want:#x}"),
+                cause: self.cause_of(g),
+            });
+        }
+        None
+    }
+
+    /// vCPUs whose userfault was resolved ran their access to the end.
+    fn resume_vcpus(&mut self, violation: &mut Option<Violation>) {
+        for v in 0..self.blocked.len() {
+            let Some((s, g)) = self.blocked[v] else { continue };
+            let parked =
+                self.k.mm(self.pid).ok().and_then(|m| m.threads.get(&(v as u32))).is_some_and(|t| t.blocked.is_some());
+            if parked {
+                continue;
+            }
+            self.blocked[v] = None;
+            if let Some(i) = self.inflight.iter().position(|&x| x == g) {
+                if matches!(s, Step::Alloc(..) | Step::Write(..)) {
+                    self.inflight.swap_remove(i);
+                }
+            }
+            if let (Step::Read(..), Some(Access::Done { value })) = (s, self.k.last_access(self.pid, v as u32)) {
+                *violation = violation.take().or(self.check_read(g, value));
+            }
+        }
+    }
+
+    fn check(&self, check: &[Predicate]) -> Option<Violation> {
+        if check.contains(&Predicate::UserfaultOnReceived) {
+            if let Some(u) = self.uffd {
+                for w in &self.k.uffds[u as usize].waiters {
+                    let g = self.gfn_of(w.msg.address);
+                    if self.received[g as usize] {
+                        return Some(Violation {
+                            predicate: Predicate::UserfaultOnReceived,
+                            message: format!(
+                                "vCPU {} takes a userfault on guest page {g}, which the destination already received: QEMU will never send it again",
+                                w.tid
+                            ),
+                            cause: self.cause_of(g),
+                        });
+                    }
+                }
+            }
+        }
+        if check.contains(&Predicate::Invariants) {
+            if let Err(e) = self.k.check_invariants() {
+                return Some(Violation { predicate: Predicate::Invariants, message: e, cause: Cause::Other });
+            }
+        }
+        None
+    }
+
+    /// The frame mapped at guest page `g`, if present.
+    fn pfn_of(&self, g: u32) -> Option<u32> {
+        let arch = self.k.arch();
+        self.k.pte_at(self.pid, self.hva(g)).filter(|&p| arch.pte_present(p)).map(|p| arch.pte_pfn(p))
+    }
+
+    /// What last made guest page `g` missing, from the log.
+    fn cause_of(&self, g: u32) -> Cause {
+        let a = self.hva(g);
+        for e in self.k.log.events().iter().rev() {
+            match e.kind {
+                Ev::TryToUnmapOne | Ev::TryToMigrateOne if e.addr == a && e.b == ttu_result::DROP_UNUSED => {
+                    return Cause::PteUnusedDrop;
+                }
+                Ev::GmapZap if e.addr == a && e.b == 1 => return Cause::CbrlZap,
+                Ev::Diag10 if a >= e.a && a < e.b && e.c > 0 => return Cause::Diag10,
+                Ev::SkeyEnable if e.a > 0 => return Cause::ZeroPageZap,
+                _ => {}
+            }
+        }
+        Cause::Other
+    }
+
+    /// The state's hash.
+    pub fn key(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+
+    /// The destination kernel.
+    pub fn kernel(&self) -> &Kernel {
+        &self.k
+    }
+
+    /// The QEMU process and the host address of guest page 0.
+    pub fn ram(&self) -> (u32, u64) {
+        (self.pid, self.base)
+    }
+
+    /// Guest pages in the scenario.
+    pub fn pages(&self) -> u32 {
+        self.n()
+    }
+
+    /// Whether the destination has received guest page `g` (QEMU's received bitmap).
+    pub fn received(&self, g: u32) -> bool {
+        self.received.get(g as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether the guest uses page `g`.
+    pub fn used(&self, g: u32) -> bool {
+        self.used.get(g as usize).copied().unwrap_or(false)
+    }
+
+    /// The guest page each vCPU is parked on.
+    pub fn blocked(&self) -> Vec<Option<u32>> {
+        self.blocked.iter().map(|b| b.map(|x| x.1)).collect()
+    }
+
+    /// "switchover", "postcopy" or "done".
+    pub fn phase(&self) -> &'static str {
+        if self.done {
+            "done"
+        } else if self.running {
+            "postcopy"
+        } else {
+            "switchover"
+        }
+    }
+}
+
+/// A violation and the steps that lead to it from the initial state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counterexample {
+    pub violation: Violation,
+    pub steps: Vec<Step>,
+    /// The steps described in kernel and QEMU terms.
+    pub explained: Vec<String>,
+}
+
+/// What an exploration covered and found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The first counterexample of each predicate, shrunk.
+    pub found: Vec<Counterexample>,
+    pub states: u64,
+    pub transitions: u64,
+    /// The deepest bound completed without running out of the state budget.
+    pub depth_completed: u32,
+    /// Every interleaving up to the bound was explored (the budget was not hit).
+    pub exhaustive: bool,
+    pub walks: u64,
+    pub seconds: f64,
+}
+
+/// Bounds of a search.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    pub depth: u32,
+    pub max_states: u64,
+    pub walks: u64,
+    pub walk_len: u32,
+    pub seed: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds { depth: 12, max_states: 2_000_000, walks: 200, walk_len: 40, seed: 0 }
+    }
+}
+
+/// A user predicate: None while it holds, else what is wrong.
+pub type UserPredicate<'a> = &'a mut dyn FnMut(&State) -> Option<String>;
+
+/// What to check after every step: built-in predicates and, optionally, the user's.
+pub struct Checker<'a> {
+    pub builtins: Vec<Predicate>,
+    pub user: Option<UserPredicate<'a>>,
+}
+
+impl Checker<'_> {
+    pub fn builtins(p: &[Predicate]) -> Checker<'static> {
+        Checker { builtins: p.to_vec(), user: None }
+    }
+
+    fn step(&mut self, st: &mut State, s: Step) -> Option<Violation> {
+        if let Some(v) = st.apply(s, &self.builtins) {
+            return Some(v);
+        }
+        let f = self.user.as_mut()?;
+        f(st).map(|message| Violation { predicate: Predicate::Custom, message, cause: Cause::Other })
+    }
+}
+
+/// Replay `steps` from the initial state; the first violation found.
+pub fn replay(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result<(State, Option<(usize, Violation)>)> {
+    let mut st = State::new(sc)?;
+    let mut en = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        st.enabled(&mut en);
+        if !en.contains(s) {
+            return Err(Error::invalid(format!("step {} ({}) is not enabled at that point", i + 1, s.text())));
+        }
+        if let Some(v) = ck.step(&mut st, *s) {
+            return Ok((st, Some((i, v))));
+        }
+    }
+    Ok((st, None))
+}
+
+/// Describe each step of a trace in kernel and QEMU terms from what replaying it logged.
+pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
+    let Ok(mut st) = State::new(sc) else { return Vec::new() };
+    let mut out = Vec::new();
+    for s in steps {
+        let before = st.k.log.len();
+        let stream_head = st.stream.front().copied();
+        st.apply(*s, &[]);
+        let evs = &st.k.log.events()[before..];
+        let mut d = match s {
+            Step::Deliver => match stream_head {
+                Some(Msg::CmmaDone) => {
+                    "migration stream: STATTR_FLAG_DONE → KVM_S390_SET_CMMA_BITS (free guest pages UNUSED)".to_string()
+                }
+                Some(Msg::Discard(g)) => {
+                    format!("migration stream: discard guest page {g} (received bit cleared, MADV_DONTNEED)")
+                }
+                Some(Msg::Listen) => "migration stream: LISTEN → UFFDIO_REGISTER of guest RAM (MISSING)".to_string(),
+                Some(Msg::Run) => "migration stream: RUN → the guest runs on the destination".to_string(),
+                Some(Msg::Page(g)) => format!(
+                    "migration stream: guest page {g} arrives → {}",
+                    if st.content[g as usize] == 0 { "UFFDIO_ZEROPAGE" } else { "UFFDIO_COPY" }
+                ),
+                Some(Msg::Eof) => "migration stream: EOF → postcopy cleanup (UFFDIO_UNREGISTER)".to_string(),
+                None => "deliver".to_string(),
+            },
+            Step::SendNext => "source: sends its next page".to_string(),
+            Step::ServeRequest => "source: takes a page request".to_string(),
+            Step::FaultThread => "destination: QEMU's fault thread reads the userfaultfd".to_string(),
+            Step::Age(g) => format!("host reclaim ages guest page {g} (folio_referenced: the PTE becomes old)"),
+            Step::Reclaim(g) => format!("host reclaim of guest page {g} (shrink_folio_list)"),
+            Step::Intercept(v) => format!("KVM: ESSA intercept on vCPU {v} processes its CBRL"),
+            Step::Alloc(v, g) => format!("guest vCPU {v} allocates page {g}: ESSA SET_STABLE, then writes it"),
+            Step::Free(v, g) => format!("guest vCPU {v} frees page {g}: ESSA SET_UNUSED"),
+            Step::Read(v, g) => format!("guest vCPU {v} reads page {g}"),
+            Step::Write(v, g) => format!("guest vCPU {v} writes page {g}"),
+            Step::Diag10(v, g) => format!("guest vCPU {v} releases page {g} with DIAG 0x10"),
+            Step::EnableSkey => "guest enables storage keys (s390_enable_skey)".to_string(),
+        };
+        let mut notes = Vec::new();
+        for e in evs {
+            let what = match e.kind {
+                Ev::TryToUnmapOne | Ev::TryToMigrateOne => Some(match e.b {
+                    ttu_result::DROP_UNUSED => {
+                        format!("try_to_unmap_one: pte_unused(pteval {:#x}) → PTE left none, no swap entry", e.c)
+                    }
+                    r => format!("try_to_unmap_one: {}", ttu_result::NAMES.get(r as usize).copied().unwrap_or("?")),
+                }),
+                Ev::HandleUserfault => Some("handle_userfault(VM_UFFD_MISSING): the vCPU parks".to_string()),
+                Ev::GmapZap if e.b == 1 => Some("__gmap_zap → ptep_zap_unused clears the swap PTE".to_string()),
+                Ev::Diag10 => Some(format!("gmap_discard zapped {} PTE(s)", e.c)),
+                Ev::GetQueuedPageNotDirty => {
+                    Some("get_queued_page: already sent (!dirty), request dropped".to_string())
+                }
+                Ev::Essa if e.b == 1 => Some("the host PTE is invalid: the page goes on the CBRL".to_string()),
+                Ev::SkeyEnable if e.a > 0 => Some(format!("{} zero-page mapping(s) removed", e.a)),
+                Ev::ThreadWoken => Some("a parked vCPU is woken and retries".to_string()),
+                _ => None,
+            };
+            if let Some(w) = what {
+                if !notes.contains(&w) {
+                    notes.push(w);
+                }
+            }
+        }
+        if !notes.is_empty() {
+            d = format!("{d}: {}", notes.join("; "));
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// Delta debugging: the shortest trace (by removing steps) that still violates the predicate
+/// with the same cause.
+pub fn shrink(sc: &Scenario, steps: &[Step], (pred, cause): (Predicate, Cause), ck: &mut Checker<'_>) -> Vec<Step> {
+    let mut cur = steps.to_vec();
+    // cut after the violating step
+    if let Ok((_, Some((i, _)))) = replay(sc, &cur, ck) {
+        cur.truncate(i + 1);
+    }
+    let mut violates = |t: &[Step]| -> bool {
+        matches!(replay(sc, t, ck), Ok((_, Some((_, v)))) if v.predicate == pred && v.cause == cause)
+    };
+    let mut chunk = cur.len() / 2;
+    while chunk >= 1 {
+        let mut i = 0;
+        let mut progress = false;
+        while i < cur.len() {
+            let mut cand = cur.clone();
+            let end = (i + chunk).min(cand.len());
+            cand.drain(i..end);
+            if !cand.is_empty() && violates(&cand) {
+                cur = cand;
+                progress = true;
+            } else {
+                i += chunk;
+            }
+        }
+        if !progress {
+            chunk /= 2;
+        }
+    }
+    cur
+}
+
+/// Explore `sc` within `b`, checking `ck`. `progress` is called with the states seen so far.
+pub fn explore(sc: &Scenario, ck: &mut Checker<'_>, b: &Bounds, mut progress: impl FnMut(u64)) -> Result<Report> {
+    let t0 = std::time::Instant::now();
+    let root = State::new(sc)?;
+    let mut rep = Report::default();
+    let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
+    // iterative deepening: the first counterexample of each (predicate, cause) is a shortest one
+    let mut budget_hit = false;
+    for depth in 1..=b.depth {
+        let mut seen: HashMap<u64, u32> = HashMap::new();
+        let mut path = Vec::new();
+        let mut stop = false;
+        rep.states = 0;
+        dfs(&root, depth, ck, &mut seen, &mut path, &mut found, &mut rep, b.max_states, &mut stop, &mut progress);
+        if stop {
+            budget_hit = true;
+            break;
+        }
+        rep.depth_completed = depth;
+    }
+    rep.exhaustive = !budget_hit;
+    // random walks beyond the bound
+    let mut rng = Rng::new(b.seed);
+    let mut en = Vec::new();
+    for _ in 0..b.walks {
+        rep.walks += 1;
+        let mut st = root.clone();
+        let mut path = Vec::new();
+        for _ in 0..b.walk_len {
+            st.enabled(&mut en);
+            if en.is_empty() {
+                break;
+            }
+            let s = en[rng.below(en.len() as u64) as usize];
+            path.push(s);
+            rep.transitions += 1;
+            if let Some(v) = ck.step(&mut st, s) {
+                found.entry((v.predicate, v.cause)).or_insert_with(|| path.clone());
+                break;
+            }
+        }
+    }
+    let mut keys: Vec<(Predicate, Cause)> = found.keys().copied().collect();
+    keys.sort();
+    for key in keys {
+        let steps = shrink(sc, &found[&key], key, ck);
+        let (_, v) = replay(sc, &steps, ck)?;
+        let Some((_, violation)) = v else { continue };
+        let explained = explain(sc, &steps);
+        rep.found.push(Counterexample { violation, steps, explained });
+    }
+    rep.seconds = t0.elapsed().as_secs_f64();
+    Ok(rep)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dfs(
+    st: &State,
+    left: u32,
+    ck: &mut Checker<'_>,
+    seen: &mut HashMap<u64, u32>,
+    path: &mut Vec<Step>,
+    found: &mut HashMap<(Predicate, Cause), Vec<Step>>,
+    rep: &mut Report,
+    max_states: u64,
+    stop: &mut bool,
+    progress: &mut impl FnMut(u64),
+) {
+    if left == 0 || *stop {
+        return;
+    }
+    let mut en = Vec::new();
+    st.enabled(&mut en);
+    for s in en {
+        let mut next = st.clone();
+        rep.transitions += 1;
+        path.push(s);
+        if let Some(v) = ck.step(&mut next, s) {
+            found.entry((v.predicate, v.cause)).or_insert_with(|| path.clone());
+            path.pop();
+            continue;
+        }
+        let key = next.key();
+        let fresh = match seen.get(&key) {
+            Some(&l) if l >= left - 1 => false,
+            _ => {
+                seen.insert(key, left - 1);
+                true
+            }
+        };
+        if fresh {
+            rep.states += 1;
+            if rep.states % 4096 == 0 {
+                progress(rep.states);
+            }
+            if rep.states >= max_states {
+                *stop = true;
+                path.pop();
+                return;
+            }
+            dfs(&next, left - 1, ck, seen, path, found, rep, max_states, stop, progress);
+        }
+        path.pop();
+        if *stop {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+
+    fn sc(p: &str) -> Scenario {
+        Scenario::small(Profile::get(p, Arch::S390x).unwrap(), QemuVersion::V3_0)
+    }
+
+    #[test]
+    fn finds_the_seed_on_417_and_not_on_418() {
+        let b = Bounds { depth: 8, max_states: 1_000_000, walks: 0, ..Default::default() };
+        let r = explore(&sc("4.17"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| {}).unwrap();
+        let causes: Vec<Cause> = r.found.iter().map(|c| c.violation.cause).collect();
+        let cx = r
+            .found
+            .iter()
+            .find(|c| c.violation.cause == Cause::PteUnusedDrop)
+            .unwrap_or_else(|| panic!("{causes:?} {:?}", r.found));
+        let text = cx.explained.join("\n");
+        assert!(text.contains("pte_unused"), "{text}");
+        assert_eq!(cx.steps.len(), 8, "{:?}", cx.steps);
+        // on 4.18 a pte_unused drop only happens before LISTEN arms guest RAM: the switchover
+        // window (FINDINGS.md)
+        let r = explore(&sc("4.18"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| {}).unwrap();
+        for c in r.found.iter().filter(|c| c.violation.cause == Cause::PteUnusedDrop) {
+            let text = c.explained.join("\n");
+            let drop = text.find("pte_unused").unwrap();
+            let listen = text.find("LISTEN").unwrap();
+            assert!(drop < listen, "{text}");
+        }
+    }
+
+    #[test]
+    fn steps_round_trip_as_text() {
+        for s in [Step::Deliver, Step::Reclaim(3), Step::Alloc(1, 2), Step::Diag10(0, 1), Step::EnableSkey] {
+            assert_eq!(Step::parse(&s.text()).unwrap(), s);
+        }
+        assert!(Step::parse("jump").is_err());
+    }
+}
