@@ -17,9 +17,11 @@ from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
 from reclaim._reclaim import (
     AccessResult,
     Event,
+    ExploreState,
     Kernel,
     Process,
     Profile,
+    Scenario,
     UffdEvent,
     Userfaultfd,
     __version__,
@@ -35,6 +37,7 @@ from reclaim.exceptions import (
     SyscallError,
     ThreadBlockedError,
 )
+from reclaim.explorer import ExploreResult, Finding, explore
 
 #: The built-in profiles by name, on s390x.
 PROFILES: dict[str, Profile] = {name: Profile(name) for name in _PROFILE_NAMES}
@@ -44,7 +47,10 @@ __all__ = [
     "AccessResult",
     "ArgumentError",
     "Event",
+    "ExploreResult",
+    "ExploreState",
     "FileError",
+    "Finding",
     "FormatError",
     "InternalError",
     "InvariantError",
@@ -52,10 +58,12 @@ __all__ = [
     "Process",
     "Profile",
     "ReclaimError",
+    "Scenario",
     "SyscallArgumentError",
     "SyscallError",
     "ThreadBlockedError",
     "UffdEvent",
     "Userfaultfd",
     "__version__",
+    "explore",
 ]

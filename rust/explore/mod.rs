@@ -32,6 +32,7 @@ use crate::sim::rng::Rng;
 use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
 use crate::uffd::{UFFD_EVENT_PAGEFAULT, UffdMsg};
 use crate::vmscan::kswapd::KswapdMode;
+use crate::vmscan::shrink::SWAP_CLUSTER_MAX;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
@@ -89,6 +90,10 @@ pub enum Step {
     /// The page backing guest page `gfn` reaches the tail of the inactive list:
     /// `shrink_folio_list` (references, add_to_swap, try_to_unmap, pageout).
     Reclaim(u32),
+    /// A reclaim batch over the LRUs in their order: `do_try_to_free_pages` for
+    /// SWAP_CLUSTER_MAX pages (`shrink_node` at falling priority), as kswapd or an allocating
+    /// task would run it.
+    ReclaimBatch,
     /// KVM intercepts ESSA on vCPU `v` and processes its CBRL.
     Intercept(u32),
     /// vCPU `v` allocates guest page `gfn` (ESSA SET_STABLE, then writes it).
@@ -113,6 +118,7 @@ impl Step {
             Step::FaultThread => "fault_thread".into(),
             Step::Age(g) => format!("age:{g}"),
             Step::Reclaim(g) => format!("reclaim:{g}"),
+            Step::ReclaimBatch => "reclaim_batch".into(),
             Step::Intercept(v) => format!("intercept:{v}"),
             Step::Alloc(v, g) => format!("alloc:{v}:{g}"),
             Step::Free(v, g) => format!("free:{v}:{g}"),
@@ -137,6 +143,7 @@ impl Step {
             "fault_thread" => Step::FaultThread,
             "age" => Step::Age(n(1)?),
             "reclaim" => Step::Reclaim(n(1)?),
+            "reclaim_batch" => Step::ReclaimBatch,
             "intercept" => Step::Intercept(n(1)?),
             "alloc" => Step::Alloc(n(1)?, n(2)?),
             "free" => Step::Free(n(1)?, n(2)?),
@@ -146,7 +153,7 @@ impl Step {
             "enable_skey" => Step::EnableSkey,
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown step {other:?}; known: deliver, send_next, serve_request, fault_thread, age:G, reclaim:G, intercept:V, alloc:V:G, free:V:G, read:V:G, write:V:G, diag10:V:G, enable_skey"
+                    "unknown step {other:?}; known: deliver, send_next, serve_request, fault_thread, age:G, reclaim:G, reclaim_batch, intercept:V, alloc:V:G, free:V:G, read:V:G, write:V:G, diag10:V:G, enable_skey"
                 )));
             }
         })
@@ -164,6 +171,36 @@ pub enum PageClass {
     UsedDirty,
     /// Free and never sent: a zero page in postcopy.
     FreeZero,
+    /// Free, received in precopy as a zero page: QEMU's load only reads it (`is_zero_range`), so
+    /// the destination maps the shared zero page where `mm_forbids_zeropage` allows it.
+    ZeroReceived,
+}
+
+impl PageClass {
+    pub const ALL: [PageClass; 5] = [
+        PageClass::UsedReceived,
+        PageClass::FreeReceived,
+        PageClass::UsedDirty,
+        PageClass::FreeZero,
+        PageClass::ZeroReceived,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PageClass::UsedReceived => "used_received",
+            PageClass::FreeReceived => "free_received",
+            PageClass::UsedDirty => "used_dirty",
+            PageClass::FreeZero => "free_zero",
+            PageClass::ZeroReceived => "zero_received",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<PageClass> {
+        PageClass::ALL.iter().copied().find(|c| c.name() == s).ok_or_else(|| {
+            let n: Vec<&str> = PageClass::ALL.iter().map(|c| c.name()).collect();
+            Error::invalid(format!("unknown page class {s:?}; known: {}", n.join(", ")))
+        })
+    }
 }
 
 /// The scenario.
@@ -178,6 +215,36 @@ pub struct Scenario {
     pub swap_pages: u64,
     /// Which guest steps exist (a smaller set explores faster).
     pub guest_steps: GuestSteps,
+    /// Where the search starts.
+    pub start: Start,
+}
+
+/// Where a scenario's search starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Start {
+    /// Before the final storage attributes arrive: the whole switchover interleaves with
+    /// reclaim.
+    Switchover,
+    /// Just after LISTEN registered guest RAM with userfaultfd (`postcopy_ram_enable_notify`):
+    /// the storage attributes and discards are applied, every page is in an armed VMA.
+    Listen,
+}
+
+impl Start {
+    pub fn name(self) -> &'static str {
+        match self {
+            Start::Switchover => "switchover",
+            Start::Listen => "listen",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Start> {
+        match s {
+            "switchover" => Ok(Start::Switchover),
+            "listen" => Ok(Start::Listen),
+            o => Err(Error::invalid(format!("start must be \"switchover\" or \"listen\", not {o:?}"))),
+        }
+    }
 }
 
 /// The guest steps the explorer may take.
@@ -197,6 +264,43 @@ impl Default for GuestSteps {
     }
 }
 
+impl GuestSteps {
+    pub const NAMES: [&'static str; 6] = ["alloc", "free", "read", "write", "diag10", "enable_skey"];
+
+    /// Only the named steps.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<GuestSteps> {
+        let mut g =
+            GuestSteps { alloc: false, free: false, read: false, write: false, diag10: false, enable_skey: false };
+        for n in names {
+            *g.flag(n.as_ref())? = true;
+        }
+        Ok(g)
+    }
+
+    /// The names of the steps allowed.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut g = self;
+        GuestSteps::NAMES.into_iter().filter(|n| g.flag(n).is_ok_and(|f| *f)).collect()
+    }
+
+    fn flag(&mut self, name: &str) -> Result<&mut bool> {
+        Ok(match name {
+            "alloc" => &mut self.alloc,
+            "free" => &mut self.free,
+            "read" => &mut self.read,
+            "write" => &mut self.write,
+            "diag10" => &mut self.diag10,
+            "enable_skey" => &mut self.enable_skey,
+            o => {
+                return Err(Error::invalid(format!(
+                    "unknown guest step {o:?}; known: {}",
+                    GuestSteps::NAMES.join(", ")
+                )));
+            }
+        })
+    }
+}
+
 impl Scenario {
     /// The default scenario: four guest pages, one of each class, one vCPU, a 256 KiB host.
     pub fn small(profile: Profile, qemu: QemuVersion) -> Scenario {
@@ -208,6 +312,7 @@ impl Scenario {
             host_pages: 64,
             swap_pages: 64,
             guest_steps: GuestSteps::default(),
+            start: Start::Switchover,
         }
     }
 }
@@ -359,7 +464,7 @@ impl State {
         // precopy: every page arrived once (QEMU's load thread wrote it, or read a zero page)
         for (g, class) in sc.pages.iter().enumerate() {
             let value = match class {
-                PageClass::FreeZero => 0,
+                PageClass::FreeZero | PageClass::ZeroReceived => 0,
                 _ => 0x1000 + g as u64,
             };
             st.content[g] = value;
@@ -389,6 +494,11 @@ impl State {
         }
         st.stream.push_back(Msg::Listen);
         st.stream.push_back(Msg::Run);
+        if sc.start == Start::Listen {
+            while !matches!(st.stream.front(), Some(Msg::Run) | None) {
+                st.apply(Step::Deliver, &[]);
+            }
+        }
         st.k.log.clear();
         Ok(st)
     }
@@ -425,6 +535,7 @@ impl State {
                 out.push(Step::FaultThread);
             }
         }
+        let mut any = false;
         for g in 0..self.n() {
             let arch = self.k.arch();
             if let Some(p) =
@@ -434,7 +545,11 @@ impl State {
                     out.push(Step::Age(g));
                 }
                 out.push(Step::Reclaim(g));
+                any = true;
             }
+        }
+        if any {
+            out.push(Step::ReclaimBatch);
         }
         if !self.running {
             return;
@@ -588,6 +703,9 @@ impl State {
                     self.k.reclaim_one(pfn);
                 }
             }
+            Step::ReclaimBatch => {
+                self.k.try_to_free_pages(SWAP_CLUSTER_MAX);
+            }
             Step::Intercept(v) => {
                 self.k.process_cbrl(pid, v);
             }
@@ -717,7 +835,7 @@ impl State {
                 }
                 Ev::GmapZap if e.addr == a && e.b == 1 => return Cause::CbrlZap,
                 Ev::Diag10 if a >= e.a && a < e.b && e.c > 0 => return Cause::Diag10,
-                Ev::SkeyEnable if e.a > 0 => return Cause::ZeroPageZap,
+                Ev::ZeroPageZap if e.addr == a && e.a == 0 => return Cause::ZeroPageZap,
                 _ => {}
             }
         }
@@ -761,6 +879,26 @@ impl State {
         self.blocked.iter().map(|b| b.map(|x| x.1)).collect()
     }
 
+    /// The host PTE of guest page `g`, if a page table covers it.
+    pub fn pte(&self, g: u32) -> Option<u64> {
+        (g < self.n()).then(|| self.k.pte_at(self.pid, self.hva(g))).flatten()
+    }
+
+    /// The PGSTE of guest page `g` (0 where no page table covers it).
+    pub fn pgste(&self, g: u32) -> u64 {
+        let m = self.k.mmx(self.pid);
+        if g >= self.n() {
+            return 0;
+        }
+        m.pt.pte_index(self.hva(g)).map_or(0, |i| m.pt.pgste(i))
+    }
+
+    /// Guest pages with a userfault waiting (queued or read by the fault thread, not resolved).
+    pub fn userfaults(&self) -> Vec<u32> {
+        let Some(u) = self.uffd else { return Vec::new() };
+        self.k.uffds[u as usize].waiters.iter().map(|w| self.gfn_of(w.msg.address)).collect()
+    }
+
     /// "switchover", "postcopy" or "done".
     pub fn phase(&self) -> &'static str {
         if self.done {
@@ -793,6 +931,8 @@ pub struct Report {
     pub depth_completed: u32,
     /// Every interleaving up to the bound was explored (the budget was not hit).
     pub exhaustive: bool,
+    /// The progress callback asked to stop: the counterexamples are not shrunk.
+    pub interrupted: bool,
     pub walks: u64,
     pub seconds: f64,
 }
@@ -883,6 +1023,7 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
             Step::FaultThread => "destination: QEMU's fault thread reads the userfaultfd".to_string(),
             Step::Age(g) => format!("host reclaim ages guest page {g} (folio_referenced: the PTE becomes old)"),
             Step::Reclaim(g) => format!("host reclaim of guest page {g} (shrink_folio_list)"),
+            Step::ReclaimBatch => "host reclaim batch (do_try_to_free_pages, SWAP_CLUSTER_MAX)".to_string(),
             Step::Intercept(v) => format!("KVM: ESSA intercept on vCPU {v} processes its CBRL"),
             Step::Alloc(v, g) => format!("guest vCPU {v} allocates page {g}: ESSA SET_STABLE, then writes it"),
             Step::Free(v, g) => format!("guest vCPU {v} frees page {g}: ESSA SET_UNUSED"),
@@ -958,8 +1099,14 @@ pub fn shrink(sc: &Scenario, steps: &[Step], (pred, cause): (Predicate, Cause), 
     cur
 }
 
-/// Explore `sc` within `b`, checking `ck`. `progress` is called with the states seen so far.
-pub fn explore(sc: &Scenario, ck: &mut Checker<'_>, b: &Bounds, mut progress: impl FnMut(u64)) -> Result<Report> {
+/// Explore `sc` within `b`, checking `ck`. `progress` is called with the states seen so far
+/// every 4096 states and every 64 walks; it returns false to stop the search.
+pub fn explore(
+    sc: &Scenario,
+    ck: &mut Checker<'_>,
+    b: &Bounds,
+    mut progress: impl FnMut(u64) -> bool,
+) -> Result<Report> {
     let t0 = std::time::Instant::now();
     let root = State::new(sc)?;
     let mut rep = Report::default();
@@ -972,17 +1119,24 @@ pub fn explore(sc: &Scenario, ck: &mut Checker<'_>, b: &Bounds, mut progress: im
         let mut stop = false;
         rep.states = 0;
         dfs(&root, depth, ck, &mut seen, &mut path, &mut found, &mut rep, b.max_states, &mut stop, &mut progress);
+        if rep.interrupted {
+            break;
+        }
         if stop {
             budget_hit = true;
             break;
         }
         rep.depth_completed = depth;
     }
-    rep.exhaustive = !budget_hit;
+    rep.exhaustive = !budget_hit && !rep.interrupted;
     // random walks beyond the bound
     let mut rng = Rng::new(b.seed);
     let mut en = Vec::new();
     for _ in 0..b.walks {
+        if rep.interrupted || (rep.walks % 64 == 63 && !progress(rep.states)) {
+            rep.interrupted = true;
+            break;
+        }
         rep.walks += 1;
         let mut st = root.clone();
         let mut path = Vec::new();
@@ -1003,7 +1157,7 @@ pub fn explore(sc: &Scenario, ck: &mut Checker<'_>, b: &Bounds, mut progress: im
     let mut keys: Vec<(Predicate, Cause)> = found.keys().copied().collect();
     keys.sort();
     for key in keys {
-        let steps = shrink(sc, &found[&key], key, ck);
+        let steps = if rep.interrupted { found[&key].clone() } else { shrink(sc, &found[&key], key, ck) };
         let (_, v) = replay(sc, &steps, ck)?;
         let Some((_, violation)) = v else { continue };
         let explained = explain(sc, &steps);
@@ -1024,7 +1178,7 @@ fn dfs(
     rep: &mut Report,
     max_states: u64,
     stop: &mut bool,
-    progress: &mut impl FnMut(u64),
+    progress: &mut impl FnMut(u64) -> bool,
 ) {
     if left == 0 || *stop {
         return;
@@ -1050,8 +1204,9 @@ fn dfs(
         };
         if fresh {
             rep.states += 1;
-            if rep.states % 4096 == 0 {
-                progress(rep.states);
+            if rep.states % 4096 == 0 && !progress(rep.states) {
+                rep.interrupted = true;
+                *stop = true;
             }
             if rep.states >= max_states {
                 *stop = true;
@@ -1079,7 +1234,7 @@ mod tests {
     #[test]
     fn finds_the_seed_on_417_and_not_on_418() {
         let b = Bounds { depth: 8, max_states: 1_000_000, walks: 0, ..Default::default() };
-        let r = explore(&sc("4.17"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| {}).unwrap();
+        let r = explore(&sc("4.17"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| true).unwrap();
         let causes: Vec<Cause> = r.found.iter().map(|c| c.violation.cause).collect();
         let cx = r
             .found
@@ -1088,10 +1243,12 @@ mod tests {
             .unwrap_or_else(|| panic!("{causes:?} {:?}", r.found));
         let text = cx.explained.join("\n");
         assert!(text.contains("pte_unused"), "{text}");
-        assert_eq!(cx.steps.len(), 8, "{:?}", cx.steps);
+        // five stream messages up to RUN, a reclaim, the guest touching the page again
+        assert_eq!(cx.steps.len(), 7, "{:?}", cx.steps);
+        assert!(cx.steps.contains(&Step::ReclaimBatch), "{:?}", cx.steps);
         // on 4.18 a pte_unused drop only happens before LISTEN arms guest RAM: the switchover
         // window (FINDINGS.md)
-        let r = explore(&sc("4.18"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| {}).unwrap();
+        let r = explore(&sc("4.18"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| true).unwrap();
         for c in r.found.iter().filter(|c| c.violation.cause == Cause::PteUnusedDrop) {
             let text = c.explained.join("\n");
             let drop = text.find("pte_unused").unwrap();

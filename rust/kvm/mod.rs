@@ -247,6 +247,7 @@ impl Kernel {
                         } else {
                             self.ptep_clear_flush(pid, idx);
                         }
+                        self.log(Ev::ZeroPageZap, pid, 0, a, unshare as u64, 0, 0);
                         n += 1;
                     }
                 }

@@ -2,6 +2,7 @@
 
 mod arrays;
 mod errors;
+mod explore;
 mod kernel;
 mod process;
 mod profile;
@@ -24,6 +25,7 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<uffd::PyUserfaultfd>()?;
     m.add_class::<uffd::PyUffdEvent>()?;
     study::register(m)?;
+    explore::register(m)?;
     arrays::register(m)?;
     Ok(())
 }

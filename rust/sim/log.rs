@@ -67,6 +67,8 @@ pub enum Ev {
     PrecopySend,
     MigrationPhase,
     VcpuBlocked,
+    /// A zero-page mapping removed when storage keys are enabled (zapped, or unshared v6.11+).
+    ZeroPageZap,
 }
 
 impl Ev {
@@ -116,6 +118,7 @@ impl Ev {
             Ev::PrecopySend => "qemu:ram_save_page",
             Ev::MigrationPhase => "qemu:migration_phase",
             Ev::VcpuBlocked => "kvm:vcpu_blocked",
+            Ev::ZeroPageZap => "kvm:zap_zero_page",
         }
     }
 
@@ -146,7 +149,7 @@ impl Ev {
             Ev::GmapZap => [Some("gaddr"), Some("zapped"), None],
             Ev::Diag10 => [Some("gstart"), Some("gend"), None],
             Ev::SetCmmaBits => [Some("gfn"), Some("count"), None],
-            Ev::SkeyEnable => [None, None, None],
+            Ev::SkeyEnable => [Some("zero_pages"), None, None],
             Ev::RamDiscardRange => [Some("offset"), Some("len"), None],
             Ev::PostcopyPlacePage | Ev::PostcopyPlacePageZero => [Some("offset"), Some("ret"), None],
             Ev::PostcopyRequest => [Some("offset"), None, None],
@@ -155,10 +158,11 @@ impl Ev {
             Ev::PrecopySend => [Some("offset"), Some("iteration"), None],
             Ev::MigrationPhase => [Some("phase"), None, None],
             Ev::VcpuBlocked => [Some("gaddr"), None, None],
+            Ev::ZeroPageZap => [Some("unshared"), None, None],
         }
     }
 
-    pub const ALL: [Ev; 43] = [
+    pub const ALL: [Ev; 44] = [
         Ev::Mmap,
         Ev::Munmap,
         Ev::Madvise,
@@ -202,6 +206,7 @@ impl Ev {
         Ev::PrecopySend,
         Ev::MigrationPhase,
         Ev::VcpuBlocked,
+        Ev::ZeroPageZap,
     ];
 
     pub fn from_u8(v: u8) -> Option<Ev> {

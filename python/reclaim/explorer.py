@@ -1,0 +1,269 @@
+"""The explorer: every interleaving of a small postcopy scenario, up to a bound.
+
+A :class:`reclaim.Scenario` is the destination host at the postcopy switchover with a few guest
+pages in the states a migration creates (received and used, received and free, dirtied after
+they were sent, never sent). The actors whose steps interleave are the migration stream,
+QEMU's source and fault thread, the guest's vCPUs (ESSA, DIAG 0x10, storage keys), KVM's CBRL
+processing and host reclaim (one page through ``shrink_folio_list``, or a batch). Nothing in
+the scenario mentions a bug: the explorer searches every order of steps up to ``depth`` (with
+state hashing), then takes seeded random walks beyond it, checks the predicates after every
+step, and returns each violation as the shortest step list it found, described in kernel
+terms and replayable::
+
+    import reclaim
+    result = reclaim.explore("4.17", depth=8)
+    for f in result.findings:
+        print(f.text())
+        print(f.pytest())
+
+Predicates: ``userfault_on_received`` (no userfault for a page the destination already
+received), ``blocked_at_end`` (no vCPU parked when the migration ends), ``data_lost`` (a page
+the guest uses reads the last value it wrote), ``invariants`` (the model's rss, mapcount,
+refcount, LRU, swap and rmap consistency), and a Python function of the state of your own.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from reclaim._reclaim import (
+    PREDICATE_NAMES,
+    Counterexample,
+    ExploreReport,
+    ExploreState,
+    Scenario,
+    explore_scenario,
+)
+
+#: A user predicate: None or True while the state is fine, a message (or False) when not.
+UserPredicate = Callable[[ExploreState], "str | bool | None"]
+
+#: The ways a received page can become missing, as ``Violation.cause`` names them.
+CAUSES: dict[str, str] = {
+    "pte_unused": "pte_unused drop in try_to_unmap_one",
+    "cbrl": "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)",
+    "diag10": "DIAG 0x10 (gmap_discard)",
+    "zero_page": "zero page zapped when storage keys are enabled",
+}
+
+
+def _name(s: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in s).strip("_")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A violation and the shortest step list the explorer found that leads to it."""
+
+    scenario: Scenario
+    predicate: str
+    cause: str
+    cause_text: str
+    message: str
+    steps: tuple[str, ...]
+    explained: tuple[str, ...]
+
+    @classmethod
+    def _of(cls, scenario: Scenario, c: Counterexample) -> Finding:
+        v = c.violation
+        return cls(
+            scenario,
+            v.predicate,
+            v.cause,
+            v.cause_text,
+            v.message,
+            tuple(c.steps),
+            tuple(c.explained),
+        )
+
+    def text(self) -> str:
+        """The finding in kernel and QEMU terms, one numbered line per step."""
+        width = max(len(s) for s in self.steps)
+        lines = [
+            f"{self.predicate} via {self.cause_text}: {len(self.steps)} steps",
+            f"  {self.message}",
+        ]
+        for i, (s, e) in enumerate(zip(self.steps, self.explained, strict=True), 1):
+            lines.append(f"  {i:2}. {s:<{width}}  {e}")
+        return "\n".join(lines)
+
+    def python(self) -> str:
+        """Python code that replays the finding."""
+        steps = ",\n    ".join(repr(s) for s in self.steps)
+        return (
+            "import reclaim\n\n"
+            f"scenario = {self.scenario!r}\n"
+            f"replay = scenario.replay([\n    {steps},\n])\n"
+            "print(replay.violation)\n"
+        )
+
+    def pytest(self) -> str:
+        """A pytest test that replays the finding and asserts it (paste it into a test file)."""
+        steps = ",\n            ".join(repr(s) for s in self.steps)
+        name = _name(f"test_{self.predicate}_via_{self.cause}_on_{self.scenario.profile}")
+        return (
+            "import reclaim\n\n\n"
+            f"def {name}() -> None:\n"
+            f"    scenario = {self.scenario!r}\n"
+            "    replay = scenario.replay(\n"
+            f"        [\n            {steps},\n        ]\n"
+            "    )\n"
+            "    assert replay.violation is not None\n"
+            f"    assert replay.violation.predicate == {self.predicate!r}\n"
+            f"    assert replay.violation.cause == {self.cause!r}\n"
+        )
+
+
+@dataclass(frozen=True)
+class ExploreResult:
+    """What :func:`explore` searched and found."""
+
+    scenario: Scenario
+    findings: tuple[Finding, ...]
+    predicates: tuple[str, ...]
+    depth: int
+    depth_completed: int
+    max_states: int
+    states: int
+    transitions: int
+    exhaustive: bool
+    walks: int
+    seconds: float
+
+    @property
+    def states_per_second(self) -> float:
+        """Steps applied per second (each step is one state visited)."""
+        return self.transitions / self.seconds if self.seconds > 0 else 0.0
+
+    def found(self, predicate: str, cause: str | None = None) -> Finding | None:
+        """The finding for ``predicate`` (and ``cause``), if any."""
+        for f in self.findings:
+            if f.predicate == predicate and (cause is None or f.cause == cause):
+                return f
+        return None
+
+    def text(self) -> str:
+        """A report: what was searched, each finding, and the causes found nowhere."""
+        sc = self.scenario
+        cover = (
+            f"every interleaving up to depth {self.depth}"
+            if self.exhaustive
+            else f"depth {self.depth_completed} completely, deeper until the budget of "
+            f"{self.max_states:,} states"
+        )
+        out = [
+            f"profile {sc.profile}, QEMU {sc.qemu}: {len(sc.pages)} guest pages "
+            f"({', '.join(sc.pages)}), {sc.vcpus} vCPU(s), {sc.host_pages} host pages",
+            f"searched {cover}: {self.states:,} states, {self.transitions:,} steps, "
+            f"{self.walks} random walks, {self.seconds:.1f} s "
+            f"({self.states_per_second:,.0f} steps/s)",
+        ]
+        for f in self.findings:
+            out += ["", f.text()]
+        if "userfault_on_received" in self.predicates:
+            missing = [t for c, t in CAUSES.items() if not self.found("userfault_on_received", c)]
+            if missing:
+                out.append("")
+                out += [f"userfault_on_received via {t}: none up to the bound" for t in missing]
+        if not self.findings:
+            out += ["", "no violation up to the bound"]
+        return "\n".join(out)
+
+
+class _Bar:
+    """States searched, on stderr, once a search runs longer than a second."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, states: int) -> None:
+        t = time.monotonic() - self.start
+        if t < 1.0:
+            return
+        sys.stderr.write(f"\r{self.label}: {states:>12,} states  {t:6.1f} s")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def explore(
+    scenario: Scenario | str = "4.17",
+    *,
+    depth: int = 10,
+    max_states: int = 2_000_000,
+    walks: int = 200,
+    walk_len: int = 40,
+    seed: int = 0,
+    predicates: Sequence[str] | None = None,
+    predicate: UserPredicate | None = None,
+    progress: Callable[[int], object] | bool | None = None,
+) -> ExploreResult:
+    """Search ``scenario`` (or the default scenario of a profile name) for violations.
+
+    ``predicates`` selects built-in predicates (all by default; see ``PREDICATES``);
+    ``predicate`` adds your own, a function of an :class:`reclaim.ExploreState`.
+    ``progress``: a function of the states searched so far, True for a bar on stderr, or None
+    for a bar only when stderr is a terminal. An exception raised by ``predicate`` or
+    ``progress`` (or Ctrl-C) ends the search and propagates.
+    """
+    sc = Scenario(scenario) if isinstance(scenario, str) else scenario
+    names = tuple(PREDICATE_NAMES if predicates is None else predicates)
+    bar: _Bar | None = None
+    cb: Callable[[int], object] | None
+    if callable(progress):
+        cb = progress
+    elif progress or (progress is None and sys.stderr.isatty()):
+        bar = _Bar(f"explore {sc.profile}")
+        cb = bar
+    else:
+        cb = None
+    try:
+        r: ExploreReport = explore_scenario(
+            sc,
+            depth=depth,
+            max_states=max_states,
+            walks=walks,
+            walk_len=walk_len,
+            seed=seed,
+            predicates=list(names),
+            predicate=predicate,
+            progress=cb,
+        )
+    finally:
+        if bar:
+            bar.close()
+    return ExploreResult(
+        scenario=sc,
+        findings=tuple(Finding._of(sc, c) for c in r.found),
+        predicates=names + (("custom",) if predicate else ()),
+        depth=r.depth,
+        depth_completed=r.depth_completed,
+        max_states=r.max_states,
+        states=r.states,
+        transitions=r.transitions,
+        exhaustive=r.exhaustive,
+        walks=r.walks,
+        seconds=r.seconds,
+    )
+
+
+#: The built-in predicates.
+PREDICATES: tuple[str, ...] = tuple(PREDICATE_NAMES)
+
+__all__ = [
+    "CAUSES",
+    "PREDICATES",
+    "ExploreResult",
+    "Finding",
+    "Scenario",
+    "UserPredicate",
+    "explore",
+]
