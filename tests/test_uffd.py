@@ -176,7 +176,11 @@ def test_zeropage_maps_the_zero_page_or_a_zeroed_folio() -> None:
     # Before v6.10 UFFDIO_ZEROPAGE maps the zero page even where mm_forbids_zeropage(); since
     # v6.10 it places a zeroed folio there, and since v6.11 a KVM guest forbids the zero page
     # only once it uses storage keys (or is protected).
-    for profile, skeys, zero_page in [("4.18", True, True), ("6.12", False, True), ("6.12", True, False)]:
+    for profile, skeys, zero_page in [
+        ("4.18", True, True),
+        ("6.12", False, True),
+        ("6.12", True, False),
+    ]:
         k = small_kernel(profile)
         q = k.spawn("qemu", kvm=True)
         if skeys:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -142,8 +143,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_study_postcopy(args: argparse.Namespace) -> int:
-    params: dict[str, object] = {
+def _study_params(args: argparse.Namespace) -> dict[str, object]:
+    return {
         k: v
         for k, v in vars(args).items()
         if k
@@ -170,6 +171,10 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
         }
         and v is not None
     }
+
+
+def cmd_study_postcopy(args: argparse.Namespace) -> int:
+    params = _study_params(args)
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
     p.close()
@@ -188,6 +193,70 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
         if "plot" in row:
             print(f"\ntimeline plot: {row['plot']}")
     return 3 if (args.fail_on_hang and r.outcome != "completed") else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from reclaim.studies.postcopy import prepare
+
+    if not (args.perfetto or args.ftrace or args.heatmap):
+        raise reclaim.ArgumentError("say what to write: --perfetto, --ftrace and/or --heatmap")
+    params = _study_params(args)
+    params["trace"] = "full"
+    written: dict[str, str] = {}
+    every_ns = 10_000_000
+    if args.heatmap:  # its own run of the same study: the same seed gives the same run
+        from reclaim.heatmap import page_heatmap
+
+        run = prepare(args.profile, **params)  # type: ignore[arg-type]
+        written["heatmap"] = str(page_heatmap(run, host=1, every_ns=every_ns, path=args.heatmap))
+        result = run.result()
+    samples: list[tuple[int, int, dict[str, int]]] = []
+    if args.perfetto or args.ftrace:
+        from reclaim.events import run_slices
+
+        run = prepare(args.profile, **params)  # type: ignore[arg-type]
+        p = Progress(f"{args.profile}", not args.json)
+        for now in run_slices(run, every_ns):
+            samples += [(now, host, run.vmstat(host)) for host in (0, 1)]
+            sent, total = run.progress
+            p(sent, total, now / 1e9)
+        p.close()
+        result = run.result()
+    if args.perfetto:
+        from reclaim.export import chrome_trace
+
+        written["perfetto"] = str(chrome_trace(result, args.perfetto, samples=samples))
+    if args.ftrace:
+        from reclaim.export import ftrace_text
+
+        ftrace_text(result, args.ftrace, host=args.host)
+        written["ftrace"] = str(args.ftrace)
+    if args.json:
+        print(json.dumps({"outcome": result.outcome, "events": result.n_events, **written}))
+    else:
+        print(f"{args.profile}: {result.outcome}, {result.n_events} events")
+        for what, where in written.items():
+            print(f"{what}: {where}")
+    return 0
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    from reclaim.crosscheck import LIBRARY, crosscheck, format_table
+    from reclaim.crosscheck.library import BY_NAME
+
+    if args.list:
+        for sc in LIBRARY:
+            print(f"{sc.name:<32} {sc.doc}")
+        return 0
+    for n in args.scenario or []:
+        if n not in BY_NAME:
+            raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
+    rows = crosscheck(args.scenario)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
+    else:
+        print(format_table(rows))
+    return 1 if any(not r.agree and not r.skipped for r in rows) else 0
 
 
 def _csv(s: str) -> list[str]:
@@ -282,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--plot", default="reclaim-demo.png", help="where to write the timeline PNG")
     d.add_argument("--no-plot", action="store_true", help="do not write the plot")
     d.set_defaults(func=cmd_demo)
+    _add_explore(sub)
 
     st = sub.add_parser(
         "study", help="run a study", formatter_class=argparse.RawDescriptionHelpFormatter
@@ -293,7 +363,54 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: reclaim study postcopy --profile 4.17 --guest-memory 1GiB --seed 3 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    pc.add_argument("--profile", default="4.18", help="kernel profile: 4.17, 4.18, 6.12")
+    _study_args(pc)
+    pc.add_argument("--json", action="store_true", help="machine-readable output")
+    pc.add_argument("--plot", help="write a timeline PNG here")
+    pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")
+    pc.set_defaults(func=cmd_study_postcopy)
+
+    xp = sub.add_parser(
+        "export",
+        help="run a postcopy study and export it: Perfetto trace, ftrace text, page heatmap",
+        epilog="""examples:
+  reclaim export --perfetto seed.json --profile 4.17     open seed.json in ui.perfetto.dev
+  reclaim export --ftrace trace.txt --host 1 --profile 4.18
+  reclaim export --heatmap pages.png --profile 4.17 --guest-memory 64MiB""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _study_args(xp)
+    xp.add_argument("--perfetto", help="write Chrome Trace Event JSON (Perfetto UI) here")
+    xp.add_argument("--ftrace", help="write ftrace-style text (the mm_vmscan_* formats) here")
+    xp.add_argument(
+        "--host", type=int, choices=[0, 1], help="ftrace: only the source (0) or destination (1)"
+    )
+    xp.add_argument("--heatmap", help="write a page-state heatmap PNG of the destination here")
+    xp.add_argument("--json", action="store_true", help="machine-readable output")
+    xp.set_defaults(func=cmd_export)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="run a study over a grid of parameters (TOML), locally or on Dask; resumable",
+        add_help=False,
+    )
+    sw.add_argument("args", nargs=argparse.REMAINDER)  # main() hands these to reclaim.sweep
+
+    cc = sub.add_parser(
+        "crosscheck",
+        help="run the userfaultfd scenario library on the model and on this machine's kernel",
+        epilog="example: reclaim crosscheck --scenario missing_basic --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cc.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
+    cc.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    cc.add_argument("--json", action="store_true", help="machine-readable output")
+    cc.set_defaults(func=cmd_crosscheck)
+    return p
+
+
+def _study_args(pc: argparse.ArgumentParser) -> None:
+    """The parameters of the postcopy study (see reclaim.studies.postcopy)."""
+    pc.add_argument("--profile", default="4.18", help="kernel profile: 4.13, 4.17, 4.18, 6.12")
     pc.add_argument("--qemu", help="QEMU logic: 3.0 (default) or 5.2")
     pc.add_argument("--guest-memory", help="guest RAM, e.g. 256MiB (default)")
     pc.add_argument("--vcpus", type=int)
@@ -317,11 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--seed", type=int)
     pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")
     pc.add_argument("--trace", choices=["auto", "full", "chain"])
-    pc.add_argument("--json", action="store_true", help="machine-readable output")
-    pc.add_argument("--plot", help="write a timeline PNG here")
-    pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")
-    pc.set_defaults(func=cmd_study_postcopy)
 
+
+def _add_explore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ex = sub.add_parser(
         "explore",
         help="search every interleaving of a small postcopy scenario for invariant violations",
@@ -373,10 +488,14 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
     ex.add_argument("--pytest", help="write a pytest test per finding to this file")
     ex.add_argument("--fail-on-violation", action="store_true", help="exit 3 if anything is found")
     ex.set_defaults(func=cmd_explore)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sweep"]:  # its own parser (reclaim.sweep), help included
+        from reclaim.sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -394,6 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("reclaim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (head, less) went away: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

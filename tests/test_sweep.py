@@ -1,0 +1,307 @@
+"""Sweeps at scale (issue: sweeps). Acceptance: serial, local (processes), dask and resumed
+sweeps of the same grid give the same table (but for wall times); a killed sweep loses no
+finished run and does not redo it; a run that raises records its error and the sweep goes on;
+grid files, the command line and the summary plot."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import reclaim
+from reclaim.studies import postcopy
+from reclaim.sweep import load_grid, summary, summary_plot, sweep
+
+#: A 16 MiB guest moving to a destination with less free memory than the guest (as the Rust
+#: study tests): hangs on 4.17, completes on 4.18, in about 60 ms a run.
+SMALL = {
+    "guest_memory": "16MiB",
+    "source_memory": "24MiB",
+    "dest_memory": "14MiB",
+    "other_load": "2MiB",
+    "bandwidth": "25MB/s",
+}
+GRID: dict[str, object] = {"profile": ["4.17", "4.18"], "seed": [0, 1], **SMALL}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+
+
+class Counting:
+    """The postcopy study, counting its runs (serial sweeps only: it is not sent anywhere)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **params: Any) -> reclaim.studies.PostcopyResult:
+        self.calls.append(params)
+        return postcopy(**params)
+
+
+def crash_on_seed_1(**params: Any) -> reclaim.studies.PostcopyResult:
+    """The postcopy study, but the run of seed 1 kills its process (as the OOM killer would)."""
+    if params["seed"] == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return postcopy(**params)
+
+
+@pytest.fixture(scope="module")
+def serial() -> pd.DataFrame:
+    return sweep("postcopy", GRID, executor="serial")
+
+
+def test_serial_table_has_a_row_per_point_in_grid_order(serial: pd.DataFrame) -> None:
+    assert list(zip(serial["profile"], serial["seed"], strict=True)) == [
+        ("4.17", 0),
+        ("4.17", 1),
+        ("4.18", 0),
+        ("4.18", 1),
+    ]
+    assert list(serial["outcome"]) == ["hung", "hung", "completed", "completed"]
+    assert serial["error"].isna().all() and (serial["seconds"] > 0).all()
+    assert (serial["guest_memory"] == "16MiB").all(), "scalars are constant columns"
+    cols = list(serial.columns)
+    assert cols[:9] == [*GRID, "outcome", "failure"]
+    assert cols[-3:] == ["log_hash", "error", "seconds"]
+    assert {"userfaults_on_received", "dest_pages_dropped"} <= set(cols)
+    r = postcopy("4.17", seed=1, **SMALL)
+    assert (
+        serial["log_hash"][1] == r.log_hash
+        and serial["dest_pages_dropped"][1] == (r.metrics["dest_pages_dropped"])
+    )
+
+
+def test_local_processes_give_the_serial_table(serial: pd.DataFrame) -> None:
+    seen: list[tuple[int, int, int]] = []
+    local = sweep("postcopy", GRID, workers=2, progress=lambda *a: seen.append(a))
+    same(serial, local)
+    assert seen[0] == (0, 0, 4) and seen[-1] == (4, 0, 4)
+
+
+def test_dask_client_cluster_and_address_give_the_serial_table(serial: pd.DataFrame) -> None:
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        same(serial, sweep("postcopy", GRID, executor=client))
+        same(serial, sweep("postcopy", GRID, executor=cluster))
+        same(serial, sweep("postcopy", GRID, executor=cluster.scheduler_address))
+        assert client.status == "running", "the caller's client is left open"
+
+
+def test_dask_executor_without_dask_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(reclaim.ArgumentError, match=r"pip install 'reclaim\[dask\]'"):
+        sweep("postcopy", GRID, executor="tcp://127.0.0.1:8786")
+
+
+KILLED = """
+import json, sys, time
+from reclaim.studies import postcopy
+from reclaim.sweep import sweep
+
+def slow(**params):
+    time.sleep(0.5)
+    return postcopy(**params)
+
+sweep(slow, json.loads(sys.argv[2]), executor="serial", out=sys.argv[1])
+"""
+
+
+def test_killed_sweep_resumes_without_redoing_finished_runs(
+    tmp_path: Path, serial: pd.DataFrame
+) -> None:
+    grid = {**GRID, "seed": [0, 1, 2, 3]}
+    out = tmp_path / "runs.parquet"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), json.dumps(grid)])
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists():
+            assert proc.poll() is None, "the sweep ended before it was killed"
+            assert time.monotonic() < deadline, "no run finished in 60 s"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before it was killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = pd.read_parquet(out)
+    assert 1 <= len(before) < 8 and before["error"].isna().all()
+
+    study = Counting()
+    resumed = sweep(study, grid, executor="serial", out=out)
+    assert len(study.calls) == 8 - len(before), "finished runs are not redone"
+    done = set(zip(before["profile"], before["seed"], strict=True))
+    assert all((c["profile"], c["seed"]) not in done for c in study.calls)
+    kept = resumed.merge(before[["profile", "seed", "seconds"]], on=["profile", "seed"])
+    assert (kept["seconds_x"] == kept["seconds_y"]).all() and (kept["seconds_x"] >= 0.5).all()
+
+    full = sweep("postcopy", grid, executor="serial")
+    same(full, resumed)
+    same(full, pd.read_parquet(out))
+    same(serial, full[full["seed"] < 2].reset_index(drop=True))
+    again = Counting()
+    same(full, sweep(again, grid, executor="serial", out=out))
+    assert again.calls == [], "a finished sweep resumes to nothing"
+
+
+def test_a_run_that_raises_records_its_error_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    grid = {"profile": "4.18", "workload": ["gaussian", "zipf:0.9"], "seed": 0, **SMALL}
+    seen: list[tuple[int, int, int]] = []
+    out = tmp_path / "runs.parquet"
+    df = sweep("postcopy", grid, workers=2, out=out, progress=lambda *a: seen.append(a))
+    assert df["error"][0].startswith("ArgumentError:") and "access pattern" in df["error"][0]
+    assert pd.isna(df["outcome"][0]) and pd.isna(df["log_hash"][0])
+    assert pd.isna(df["userfaults"][0])
+    assert df["outcome"][1] == "completed" and pd.isna(df["error"][1])
+    assert seen[-1] == (2, 1, 2)
+    assert list(summary(df)[["workload", "completed", "error", "runs"]].itertuples(False)) == [
+        ("gaussian", 0, 1, 1),
+        ("zipf:0.9", 1, 0, 1),
+    ]
+    study = Counting()
+    same(df, sweep(study, grid, executor="serial", out=out))
+    assert [c["workload"] for c in study.calls] == ["gaussian"], "errors are run again"
+
+
+def test_a_run_that_kills_its_process_is_the_only_error() -> None:
+    grid = {**GRID, "profile": "4.18", "seed": [0, 1, 2, 3]}
+    df = sweep(crash_on_seed_1, grid, workers=2)
+    assert list(df["seed"]) == [0, 1, 2, 3]
+    assert "BrokenProcessPool" in df["error"][1], df["error"][1]
+    assert list(df["outcome"].drop(index=1)) == ["completed"] * 3
+    assert df["error"].drop(index=1).isna().all()
+
+
+def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    sweep("postcopy", {**GRID, "workload": ["zipf", "gaussian"]}, executor="serial")
+    assert "\rsweep [" in tty.getvalue() and tty.getvalue().endswith("8/8 done, 4 failed\n")
+
+
+def test_resume_keeps_rows_outside_the_grid_and_refuses_other_parameters(tmp_path: Path) -> None:
+    out = tmp_path / "runs.parquet"
+    first = sweep("postcopy", {**GRID, "profile": "4.17"}, executor="serial", out=out)
+    study = Counting()
+    df = sweep(study, {**GRID, "profile": "4.18"}, executor="serial", out=out)
+    assert len(study.calls) == 2
+    assert list(df["profile"]) == ["4.18", "4.18", "4.17", "4.17"], "grid rows, then the rest"
+    same(first, df.tail(2).reset_index(drop=True))
+    with pytest.raises(reclaim.ArgumentError, match="holds a sweep over"):
+        sweep("postcopy", {**GRID, "vcpus": [1]}, executor="serial", out=out)
+    with pytest.raises(reclaim.ArgumentError, match="mix"):
+        sweep("postcopy", {**GRID, "seed": ["0"]}, executor="serial", out=out)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"executor": "threads"}, "unknown executor"),
+        ({"executor": "serial", "workers": 2}, "local executor only"),
+        ({"workers": 0}, "positive"),
+        ({"executor": 3}, "not a dask Client"),
+        ({"grid": {"seed": [0, 0]}}, "twice"),
+        ({"grid": {"seed": [0, "1"]}}, "mix"),
+        ({"grid": {"seed": []}}, "no values"),
+        ({"grid": {"outcome": [1]}}, "result column"),
+        ({"grid": {"seed": [{}]}}, "not a str"),
+        ({"study": "precopy"}, "unknown study"),
+        ({"study": lambda **p: postcopy(**p)}, "not picklable"),
+    ],
+)
+def test_bad_sweeps_are_refused_before_running(kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"study": "postcopy", "grid": GRID, **kwargs}
+    with pytest.raises(reclaim.ArgumentError, match=match):
+        sweep(args.pop("study"), args.pop("grid"), **args)
+
+
+TOML = """
+study = "postcopy"
+executor = "serial"
+out = "runs/postcopy.parquet"
+
+[grid]
+profile = ["4.17", "4.18"]
+dest_memory = ["12MiB", "14MiB"]
+seed = [0]
+guest_memory = "16MiB"
+source_memory = "24MiB"
+other_load = "2MiB"
+bandwidth = "25MB/s"
+"""
+
+
+def test_load_grid_reads_the_documented_format(tmp_path: Path) -> None:
+    (tmp_path / "grid.toml").write_text(TOML)
+    spec = load_grid(tmp_path / "grid.toml")
+    assert spec.study == "postcopy" and spec.executor == "serial" and spec.workers is None
+    assert spec.out == tmp_path / "runs" / "postcopy.parquet", "relative to the grid file"
+    assert spec.grid["profile"] == ["4.17", "4.18"] and spec.grid["guest_memory"] == "16MiB"
+    (tmp_path / "bad.toml").write_text('exector = "serial"\n[grid]\nseed = [0]\n')
+    with pytest.raises(reclaim.FormatError, match="unknown keys"):
+        load_grid(tmp_path / "bad.toml")
+    (tmp_path / "bad.toml").write_text("[grid]\nseed = [[0]]\n")
+    with pytest.raises(reclaim.FormatError, match=r"grid\.seed"):
+        load_grid(tmp_path / "bad.toml")
+    with pytest.raises(reclaim.FileError):
+        load_grid(tmp_path / "missing.toml")
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    cmd = [sys.executable, "-m", "reclaim.sweep", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd, env=env)
+
+
+def test_cli_runs_a_grid_file_with_json_summary_and_plot(tmp_path: Path) -> None:
+    (tmp_path / "grid.toml").write_text(TOML)
+    r = cli("grid.toml", "--json", "--plot", "hang.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["runs"] == 4 and doc["errors"] == 0
+    assert doc["out"] == str(tmp_path / "runs" / "postcopy.parquet")
+    assert {(s["profile"], s["dest_memory"]) for s in doc["summary"]} == {
+        ("4.17", "12MiB"),
+        ("4.17", "14MiB"),
+        ("4.18", "12MiB"),
+        ("4.18", "14MiB"),
+    }
+    assert all(s["runs"] == 1 for s in doc["summary"])
+    assert (tmp_path / doc["plot"]).read_bytes()[:8] == PNG
+    assert len(pd.read_parquet(doc["out"])) == 4
+
+    r = cli("grid.toml", "--executor", "serial", "--workers", "2", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "reclaim: error:" in r.stderr and "local executor only" in r.stderr
+    (tmp_path / "bad.toml").write_text("[grid]\n")
+    r = cli("bad.toml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("reclaim: error:"), r.stderr
+
+
+def test_summary_plot_writes_a_png(serial: pd.DataFrame, tmp_path: Path) -> None:
+    path = summary_plot(serial, tmp_path / "plots" / "seed.png", by=("profile",), x="seed")
+    assert path.read_bytes()[:8] == PNG
+    path = summary_plot(serial, tmp_path / "by-profile.png", by=(), x="profile")
+    assert path.read_bytes()[:8] == PNG
+    with pytest.raises(reclaim.ArgumentError, match="cannot plot"):
+        summary_plot(serial, tmp_path / "x.png", x="dest_swap")
