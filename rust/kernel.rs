@@ -178,6 +178,7 @@ impl Kernel {
             rss: [0; 4],
             threads: BTreeMap::new(),
             mmap_base: base,
+            vma_hint: Default::default(),
         }));
         Ok(pid)
     }
@@ -262,9 +263,20 @@ impl Kernel {
     #[inline]
     pub fn vma_lookup(&self, pid: u32, addr: u64) -> Option<u32> {
         let mm = self.mmx(pid);
+        let hint = mm.vma_hint.get();
+        if let Some(Some(v)) = hint.checked_sub(1).map(|id| self.vmas.get(id as usize).and_then(Option::as_ref)) {
+            // a live VMA of this mm that covers addr is the answer (VMAs do not overlap)
+            if v.mm == pid && v.start <= addr && addr < v.end {
+                return Some(hint - 1);
+            }
+        }
         let (_, &id) = mm.vmas.range(..=addr).next_back()?;
         let v = self.vma(id);
-        if addr < v.end { Some(id) } else { None }
+        if addr >= v.end {
+            return None;
+        }
+        mm.vma_hint.set(id + 1);
+        Some(id)
     }
 
     /// The VMA ids of `pid` that intersect `[start, end)`, in address order.

@@ -433,7 +433,7 @@ def _study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--precopy-iterations", type=int)
     pc.add_argument("--seed", type=int)
     pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")
-    pc.add_argument("--trace", choices=["auto", "full", "chain"])
+    pc.add_argument("--trace", choices=["auto", "full", "chain", "rare"])
 
 
 def _add_explore(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,6 +10,8 @@
 //!
 //! Only touched ranges cost tables: a 1 TiB range that nobody touched has none.
 
+use crate::sim::hint::Hint;
+
 /// The shape of an arch's page tables.
 #[derive(Debug)]
 pub struct Geometry {
@@ -68,6 +70,9 @@ pub struct PageTables {
     has_pgste: bool,
     /// Live page tables (for accounting: `nr_ptes`).
     nr_pts: usize,
+    /// The last walk that reached a page table: (va / pt_span, page table + 1). Cleared when a
+    /// page table is freed (its index may then map another range).
+    last_pt: Hint<(u64, u32)>,
 }
 
 /// A `'static` geometry that hashes and compares by identity (there is one per arch).
@@ -113,6 +118,7 @@ impl PageTables {
             pt_free: Vec::new(),
             has_pgste,
             nr_pts: 0,
+            last_pt: Hint::default(),
         };
         t.top = t.alloc_upper();
         t
@@ -181,9 +187,19 @@ impl PageTables {
         ((va >> self.geom.0.upper_shifts[level]) as usize) & (self.geom.0.upper_entries - 1)
     }
 
+    /// The key of the page table covering `va` in `last_pt`.
+    #[inline]
+    fn pt_key(&self, va: u64) -> u64 {
+        va >> (12 + self.geom.0.pt_entries.trailing_zeros())
+    }
+
     /// Walk the upper levels for `va` without allocating.
     #[inline]
     pub fn walk(&self, va: u64) -> Walk {
+        let (key, pt) = self.last_pt.get();
+        if pt != 0 && key == self.pt_key(va) {
+            return Walk::Pt(pt - 1);
+        }
         let g = &self.geom.0;
         if va >= g.reach(self.top_level) {
             return Walk::BeyondTop;
@@ -197,6 +213,7 @@ impl PageTables {
                 return Walk::EmptyAt(level);
             }
             if level == last {
+                self.last_pt.set((self.pt_key(va), e));
                 return Walk::Pt(e - 1);
             }
             table = e - 1;
@@ -341,6 +358,7 @@ impl PageTables {
                         self.upper[table as usize][idx] = 0;
                         self.pt_free.push(e - 1);
                         self.nr_pts -= 1;
+                        self.last_pt.set((0, 0));
                         break;
                     }
                     table = e - 1;

@@ -73,9 +73,8 @@ impl Kernel {
     /// A load (`write == false`) or store of `value` by thread `tid` of `pid` at `addr`.
     /// The thread must not be parked on a userfault.
     pub fn access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Result<Access> {
-        let mm = self.mm_mut(pid)?;
-        let th = mm.threads.entry(tid).or_default();
-        if let Some(b) = &th.blocked {
+        let mm = self.mm(pid)?;
+        if let Some(b) = mm.threads.get(&tid).and_then(|th| th.blocked.as_ref()) {
             return Err(Error::ThreadBlocked(format!(
                 "thread {tid} of process {pid} is blocked on a userfault at {:#x} since t={}ns; wake it (UFFDIO_COPY, ZEROPAGE, WAKE, CONTINUE or UNREGISTER) first",
                 b.addr, b.since

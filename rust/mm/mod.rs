@@ -14,6 +14,7 @@ pub mod shmem;
 pub mod zap;
 
 use crate::arch::pgtable::PageTables;
+use crate::sim::hint::Hint;
 use std::collections::BTreeMap;
 
 /// `vm_flags` bits, with the values of include/linux/mm.h.
@@ -205,4 +206,6 @@ pub struct Mm {
     pub threads: BTreeMap<u32, Thread>,
     /// Top-down mmap base.
     pub mmap_base: u64,
+    /// The VMA (+1) of the last `vma_lookup` (the pre-6.1 per-thread `vmacache`, one entry).
+    pub vma_hint: Hint<u32>,
 }

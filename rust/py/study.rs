@@ -102,11 +102,12 @@ impl PyStudyResult {
     fn log_hash(&self) -> u64 {
         self.r.log_hash
     }
-    /// "full" or "chain": how much of the log was kept.
+    /// "full", "chain" or "rare": how much of the log was kept.
     #[getter]
     fn trace(&self) -> &'static str {
         match self.r.trace {
             Trace::Chain => "chain",
+            Trace::Rare => "rare",
             _ => "full",
         }
     }
@@ -173,9 +174,10 @@ impl PyPostcopyRun {
                 "auto" => Trace::Auto,
                 "full" => Trace::Full,
                 "chain" => Trace::Chain,
+                "rare" => Trace::Rare,
                 o => {
                     return Err(crate::Error::invalid(format!(
-                        "trace must be \"auto\", \"full\" or \"chain\", not {o:?}"
+                        "trace must be \"auto\", \"full\", \"chain\" or \"rare\", not {o:?}"
                     )));
                 }
             };

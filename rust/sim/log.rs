@@ -358,6 +358,30 @@ impl EventLog {
         self.events.push(e);
     }
 
+    /// Mute what every page produces on its normal path — faults, precopy sends, postcopy
+    /// placements, writeback, swap-in, and try_to_unmap_one's swap-entry and file results — and
+    /// keep the rare events (drops, aborts, userfaults, reclaim passes): the "chain" trace of a
+    /// study of millions of pages.
+    pub fn mute_per_page(&mut self) {
+        for e in
+            [Ev::Fault, Ev::PrecopySend, Ev::PostcopyPlacePage, Ev::PostcopyPlacePageZero, Ev::WritePage, Ev::SwapIn]
+        {
+            self.mute(e, true);
+        }
+        self.mute_result(ttu_result::SWAP, true);
+        self.mute_result(ttu_result::FILE, true);
+    }
+
+    /// Also mute what every guest operation or migrated page produces — ESSA, UFFDIO_COPY and
+    /// ZEROPAGE, madvise and QEMU's discards — and keep only the rare events: the "rare"
+    /// trace of a study of tens of millions of pages, whose log must stay small.
+    pub fn mute_all_but_rare(&mut self) {
+        self.mute_per_page();
+        for e in [Ev::Essa, Ev::UffdCopy, Ev::UffdZeropage, Ev::Madvise, Ev::RamDiscardRange] {
+            self.mute(e, true);
+        }
+    }
+
     /// Drop try_to_unmap_one / try_to_migrate_one events whose result is `result`.
     pub fn mute_result(&mut self, result: u64, muted: bool) {
         if muted {

@@ -1,6 +1,7 @@
 //! The simulation's clock-independent services: the event log and the deterministic RNG.
 
 pub mod bitmap;
+pub mod hint;
 pub mod invariants;
 pub mod log;
 pub mod rng;

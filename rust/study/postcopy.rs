@@ -34,7 +34,11 @@ pub enum Trace {
     /// What causal chains need: no per-page fault, send, placement, swap-out or swap-in
     /// events (large guests).
     Chain,
-    /// Full up to 1 GiB of guest memory, Chain above.
+    /// Only rare events (drops, zaps, userfaults, reclaim passes, phases): no per-operation
+    /// ESSA, UFFDIO_COPY/ZEROPAGE or discard events either (guests of tens of GiB). Causal
+    /// chains lose the steps those events gave.
+    Rare,
+    /// Full up to 1 GiB of guest memory, Chain up to 16 GiB, Rare above.
     Auto,
 }
 
@@ -57,6 +61,18 @@ pub struct PostcopyConfig {
     /// Give up after this much simulated time.
     pub max_time_ns: u64,
     pub trace: Trace,
+}
+
+impl PostcopyConfig {
+    /// The trace a run keeps: `Auto` resolved by the guest's size.
+    pub fn trace_kept(&self) -> Trace {
+        match self.trace {
+            Trace::Auto if self.guest.pages > (16 << 30) / 4096 => Trace::Rare,
+            Trace::Auto if self.guest.pages > (1 << 30) / 4096 => Trace::Chain,
+            Trace::Auto => Trace::Full,
+            t => t,
+        }
+    }
 }
 
 impl PostcopyConfig {
@@ -201,11 +217,7 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
     let mut rng = Rng::new(cfg.seed);
     let mut src = Kernel::new(cfg.profile.clone(), cfg.source_memory, cfg.source_swap, rng.next_u64())?;
     let mut dst = Kernel::new(cfg.profile.clone(), cfg.dest_memory, cfg.dest_swap, rng.next_u64())?;
-    let trace = match cfg.trace {
-        Trace::Auto if cfg.guest.pages > (1 << 30) / 4096 => Trace::Chain,
-        Trace::Auto => Trace::Full,
-        t => t,
-    };
+    let trace = cfg.trace_kept();
     let spid = src.spawn("qemu-system-s390x", true)?;
     let sbase = src.mmap(spid, guest_bytes, MapKind::Anon, false, None)?;
     let dpid = dst.spawn("qemu-system-s390x", true)?;
@@ -215,19 +227,10 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
     src.log.clear();
     src.now = 0;
     for k in [&mut src, &mut dst] {
-        if trace == Trace::Chain {
-            for e in [
-                Ev::Fault,
-                Ev::PrecopySend,
-                Ev::PostcopyPlacePage,
-                Ev::PostcopyPlacePageZero,
-                Ev::WritePage,
-                Ev::SwapIn,
-            ] {
-                k.log.mute(e, true);
-            }
-            k.log.mute_result(ttu_result::SWAP, true);
-            k.log.mute_result(ttu_result::FILE, true);
+        match trace {
+            Trace::Chain => k.log.mute_per_page(),
+            Trace::Rare => k.log.mute_all_but_rare(),
+            _ => {}
         }
     }
     let source = QemuSource::new(spid, sbase, cfg.guest.pages, cfg.precopy_iterations);
@@ -332,7 +335,7 @@ pub fn result(w: &World, cfg: &PostcopyConfig) -> StudyResult {
         };
         Some(Hang { vcpu: i as u32, gfn, since, released_at: None, chain: chain(w, &events, gfn) })
     });
-    StudyResult { outcome, failure, hang, metrics: m, events, log_hash, trace: cfg.trace }
+    StudyResult { outcome, failure, hang, metrics: m, events, log_hash, trace: cfg.trace_kept() }
 }
 
 /// The hang of the vCPU that faulted on received page `gfn` at about `t`.

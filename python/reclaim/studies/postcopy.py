@@ -36,7 +36,7 @@ def prepare(
     source_memory: int | str | None = None,
     source_swap: int | str = "64MiB",
     dest_memory: int | str | None = None,
-    dest_swap: int | str = "512MiB",
+    dest_swap: int | str | None = None,
     other_load: int | str | None = None,
     load_interval_ns: int = 20000,
     bandwidth: int | str = "1Gbit",
@@ -72,7 +72,7 @@ def prepare(
         source_memory=src,
         source_swap=size(source_swap, "source_swap"),
         dest_memory=dst,
-        dest_swap=size(dest_swap, "dest_swap"),
+        dest_swap=size(dest_swap, "dest_swap") if dest_swap is not None else max(512 << 20, g // 2),
         other_load=load,
         load_interval_ns=load_interval_ns,
         bandwidth=rate(bandwidth),
@@ -100,12 +100,13 @@ def postcopy(
     diag10 (fraction of frees the guest also releases with DIAG 0x10), op_interval_ns,
     source_memory, source_swap, dest_memory, dest_swap, other_load, load_interval_ns,
     bandwidth (bytes/s or "1Gbit", "10Gbit/s"), latency_ns, precopy_iterations, seed,
-    max_time (simulated seconds), trace ("full", "chain": no per-page events, "auto": full up
-    to 1 GiB).
+    max_time (simulated seconds), trace ("full"; "chain": no per-page events; "rare": only
+    rare events such as drops, zaps and userfaults; "auto": full up to 1 GiB, chain up to
+    16 GiB, rare above).
 
     Sizes are bytes or strings like "256MiB". Unset host sizes scale with the guest: the source
     gets the guest plus 25% and 64 MiB; the destination 7/8 of the guest, and other load of 1/8
-    of it, so it must reclaim. `progress` is called as the run advances.
+    of it, so it must reclaim, with swap of half the guest (at least 512 MiB) to reclaim to. `progress` is called as the run advances.
     """
     run = prepare(profile, **params)  # type: ignore[arg-type]
     step = 50_000_000  # 50 ms of simulated time per slice
