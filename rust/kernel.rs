@@ -283,6 +283,9 @@ impl Kernel {
     pub fn vmas_in(&self, pid: u32, start: u64, end: u64) -> Vec<u32> {
         let mm = self.mmx(pid);
         let mut out = Vec::new();
+        if end <= start {
+            return out;
+        }
         if let Some((_, &id)) = mm.vmas.range(..=start).next_back() {
             if self.vma(id).end > start {
                 out.push(id);

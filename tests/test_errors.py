@@ -63,3 +63,76 @@ def test_unknown_event_name_lists_the_known() -> None:
     k = small_kernel()
     with pytest.raises(reclaim.ArgumentError, match="rmap:try_to_unmap_one"):
         k.events("nope")
+
+
+# Found by the API fuzzer (tests/fuzz_api.py); each was a crash, a panic or a wrong error.
+
+
+def test_huge_lengths_are_refused_before_anything_is_allocated() -> None:
+    k = reclaim.Kernel(profile="6.12", memory="1MiB", swap="1MiB")
+    p = k.spawn("p")
+    a = p.mmap(4096)
+    with pytest.raises(reclaim.ArgumentError, match="in parts"):
+        p.page_states(a, 1 << 50)
+    with pytest.raises(reclaim.ArgumentError, match="wraps"):
+        p.page_states(2**64 - 4096, 8192)
+    u = p.userfaultfd()
+    with pytest.raises(reclaim.SyscallError) as e:
+        u.copy(1 << 20, 1, length=1 << 50)  # nothing registered there: ENOENT, no 2 TiB vector
+    assert e.value.errno_name in ("ENOENT", "EINVAL")
+    k.check()
+
+
+def test_int_arguments_out_of_range_are_argument_errors() -> None:
+    k = small_kernel()
+    q = k.spawn("q", kvm=True)
+    a = q.mmap(4096)
+    for orc in (-1, 8, 2**70):
+        with pytest.raises(reclaim.ArgumentError, match=f"ESSA orc {orc} is outside"):
+            q.essa(a, orc)
+    with pytest.raises(reclaim.ArgumentError, match="64-bit mask"):
+        q.userfaultfd(2**70)  # type: ignore[arg-type]
+    with pytest.raises(reclaim.ArgumentError, match="thread id"):
+        q.read(a, tid=2**32 - 1)
+
+
+def test_mlock_of_nothing_and_of_too_much() -> None:
+    k = reclaim.Kernel(profile="4.17", memory="1MiB", swap="0")
+    p = k.spawn("p")
+    a = p.mmap(1 << 20)
+    p.mlock(a, 0)  # Linux: mlock(addr, 0) == 0
+    p.munlock(a, 0)
+    big = p.mmap(64 << 20)
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mlock(big, 64 << 20)  # more than the machine: populate stops, EAGAIN
+    assert e.value.errno_name == "EAGAIN"
+    assert p.pte(big + (32 << 20)).none(), "populate stops at the first failure"
+    k.check()
+
+
+@pytest.mark.parametrize("op", ["register", "unregister", "mlock", "munlock", "madvise"])
+def test_operations_over_vmas_that_merge_midway(op: str) -> None:
+    k = reclaim.Kernel(profile="4.18", memory="1MiB", swap="0")
+    p = k.spawn("p")
+    base = p.mmap(3 * 4096)
+    u = p.userfaultfd()
+    if op == "register":
+        u.register(base + 4096, 4096)
+        u.register(base, 2 * 4096)
+    elif op == "unregister":
+        u.register(base, 4096)
+        u.unregister(base, 2 * 4096)
+    elif op == "mlock":
+        base = p.mmap(2 * 4096, "anon", shared=True)
+        p.mlock(base + 4096, 4096)
+        p.mlock(base, 2 * 4096)
+    elif op == "munlock":
+        p.mlock(base, 4096)
+        p.munlock(base, 2 * 4096)
+    else:
+        p.madvise(base + 4096, 4096, "random")
+        p.madvise(base, 2 * 4096, "random")
+    k.check()
+    # the first two pages end up with the same flags: one VMA, as the kernel merges them
+    covering = [(s, e) for s, e, _ in p.vmas() if s <= base < e]
+    assert len(covering) == 1 and covering[0][1] >= base + 2 * 4096, p.vmas()

@@ -70,9 +70,13 @@ pub(crate) struct Vmf {
 }
 
 impl Kernel {
-    /// A load (`write == false`) or store of `value` by thread `tid` of `pid` at `addr`.
-    /// The thread must not be parked on a userfault.
+    /// A load (`write == false`) or store of `value` by thread `tid` (0..=65535: the event
+    /// log's thread field is 16 bits) of `pid` at `addr`. The thread must not be parked on a
+    /// userfault.
     pub fn access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Result<Access> {
+        if tid > u16::MAX as u32 {
+            return Err(Error::invalid(format!("thread id {tid} is beyond the model's 0..=65535")));
+        }
         let mm = self.mm(pid)?;
         if let Some(b) = mm.threads.get(&tid).and_then(|th| th.blocked.as_ref()) {
             return Err(Error::ThreadBlocked(format!(

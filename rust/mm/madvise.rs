@@ -72,7 +72,7 @@ impl Kernel {
             Advice::Normal | Advice::Random | Advice::Sequential => self.split_range(pid, addr, end),
             _ => self.vmas_in(pid, addr, end),
         };
-        for id in ids {
+        for &id in &ids {
             let (vs, ve) = (self.vma(id).start, self.vma(id).end);
             if vs > cur {
                 hole = true;
@@ -81,6 +81,9 @@ impl Kernel {
             let e = end.min(ve);
             cur = ve;
             self.madvise_vma(id, s, e, advice)?;
+        }
+        if matches!(advice, Advice::Normal | Advice::Random | Advice::Sequential) {
+            self.vma_merge_all(&ids);
         }
         if cur < end {
             hole = true;
@@ -106,7 +109,6 @@ impl Kernel {
                     Advice::Sequential => vm::VM_SEQ_READ,
                     _ => 0,
                 };
-                self.vma_merge_around(id);
             }
             Advice::Willneed => self.madvise_willneed(id, s, e),
             Advice::Dontneed => {

@@ -5,6 +5,7 @@
 //! GUP would park the mlocking thread on it).
 
 use crate::error::{Errno, Error, Result};
+use crate::fault::Fault;
 use crate::kernel::Kernel;
 use crate::mm::vm;
 use crate::sim::log::Ev;
@@ -13,7 +14,8 @@ impl Kernel {
     /// The page-aligned range of an mlock call and a check that it is fully mapped.
     fn lock_range(&self, call: &'static str, pid: u32, addr: u64, len: u64) -> Result<(u64, u64)> {
         let start = addr & !0xfff;
-        let end = crate::mm::mmap::page_align(len + (addr & 0xfff))
+        // wraps like do_mlock's PAGE_ALIGN(len + offset_in_page(start))
+        let end = crate::mm::mmap::page_align(len.wrapping_add(addr & 0xfff))
             .and_then(|l| start.checked_add(l))
             .ok_or_else(|| Error::errno(Errno::EINVAL, call, "range overflows"))?;
         let mut cur = start;
@@ -30,23 +32,34 @@ impl Kernel {
         Ok((start, end))
     }
 
-    /// `mlock(addr, len)`.
+    /// `mlock(addr, len)`. Populating stops at the first page that cannot be faulted in: the
+    /// range stays VM_LOCKED and mlock fails with EAGAIN (`__mlock_posix_error_return` of
+    /// `__mm_populate`'s -ENOMEM).
     pub fn mlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<()> {
         self.mm(pid)?;
         let (start, end) = self.lock_range("mlock", pid, addr, len)?;
-        for id in self.split_range(pid, start, end) {
+        if start == end {
+            return Ok(());
+        }
+        let ids = self.split_range(pid, start, end);
+        let mut populated = true;
+        for &id in &ids {
             self.vma_mut(id).flags |= vm::VM_LOCKED;
             let (s, e) = (self.vma(id).start, self.vma(id).end);
-            self.populate_locked(id, s, e);
-            self.vma_merge_around(id);
+            populated = populated && self.populate_locked(id, s, e);
         }
+        self.vma_merge_all(&ids);
         self.log(Ev::Mlock, pid, 0, start, end - start, 1, 0);
         self.settle();
+        if !populated {
+            return Err(Error::errno(Errno::EAGAIN, "mlock", "not every page of the range could be faulted in"));
+        }
         Ok(())
     }
 
-    /// `__mm_populate` of a locked range: fault every page in and mlock it.
-    fn populate_locked(&mut self, vma: u32, start: u64, end: u64) {
+    /// `__mm_populate` of a locked range: fault every page in and mlock it; false at the first
+    /// page whose fault fails (out of memory, SIGBUS).
+    fn populate_locked(&mut self, vma: u32, start: u64, end: u64) -> bool {
         let arch = self.arch();
         let pid = self.vma(vma).mm;
         let flags = self.vma(vma).flags;
@@ -55,8 +68,11 @@ impl Kernel {
         while a < end {
             let pte = self.pte_at(pid, a).unwrap_or(arch.pte_none_val());
             let would_userfault = arch.pte_none(pte) && self.userfaultfd_armed(vma);
-            if !would_userfault && !(arch.pte_present(pte) && (!write || arch.pte_write(pte))) {
-                let _ = self.handle_mm_fault(pid, 0, vma, a, write);
+            if !would_userfault
+                && !(arch.pte_present(pte) && (!write || arch.pte_write(pte)))
+                && matches!(self.handle_mm_fault(pid, 0, vma, a, write), Fault::Oom | Fault::Sigbus)
+            {
+                return false;
             }
             if let Some(p) = self.pte_at(pid, a) {
                 if let Some(pfn) = self.vm_normal_page(p).filter(|_| arch.pte_present(p)) {
@@ -65,18 +81,23 @@ impl Kernel {
             }
             a += 4096;
         }
+        true
     }
 
     /// `munlock(addr, len)`.
     pub fn munlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<()> {
         self.mm(pid)?;
         let (start, end) = self.lock_range("munlock", pid, addr, len)?;
-        for id in self.split_range(pid, start, end) {
+        if start == end {
+            return Ok(());
+        }
+        let ids = self.split_range(pid, start, end);
+        for &id in &ids {
             self.vma_mut(id).flags &= !(vm::VM_LOCKED | vm::VM_LOCKONFAULT);
             let (s, e) = (self.vma(id).start, self.vma(id).end);
             self.munlock_vma_pages(id, s, e);
-            self.vma_merge_around(id);
         }
+        self.vma_merge_all(&ids);
         self.log(Ev::Mlock, pid, 0, start, end - start, 0, 0);
         Ok(())
     }

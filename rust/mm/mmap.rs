@@ -142,6 +142,17 @@ impl Kernel {
         cur
     }
 
+    /// Merge each of `ids` that is still a VMA with its neighbours, once an operation has set
+    /// the flags of all of them (merging one may remove the next; the kernel's loops continue
+    /// from the merged VMA instead).
+    pub(crate) fn vma_merge_all(&mut self, ids: &[u32]) {
+        for &id in ids {
+            if matches!(self.vmas.get(id as usize), Some(Some(_))) {
+                self.vma_merge_around(id);
+            }
+        }
+    }
+
     /// Extend `a` over the adjacent `b` and remove `b`.
     fn merge_into(&mut self, a: u32, b: u32) {
         let vb = self.vma(b).clone();

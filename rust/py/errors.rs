@@ -39,6 +39,19 @@ pub fn call<T>(f: impl FnOnce() -> crate::Result<T>) -> PyResult<T> {
     }
 }
 
+/// Run a core call on the state behind `m`. The lock is taken inside [`call`], so a panic
+/// unwinds through the guard and poisons the mutex: later calls refuse the half-updated state
+/// with `InternalError` instead of using it.
+pub fn call_locked<S, T>(m: &std::sync::Mutex<S>, f: impl FnOnce(&mut S) -> crate::Result<T>) -> PyResult<T> {
+    let r = call(|| match m.lock() {
+        Ok(mut g) => f(&mut g).map(Some),
+        Err(_) => Ok(None),
+    })?;
+    r.ok_or_else(|| {
+        internal("this model's state was left inconsistent by an earlier internal error; create a new one".into())
+    })
+}
+
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()

@@ -1,6 +1,6 @@
 //! `reclaim.Kernel`: one host.
 
-use super::errors::{call, internal, to_pyerr};
+use super::errors::{call, to_pyerr};
 use super::process::PyProcess;
 use super::profile::PyProfile;
 use crate::arch::Arch;
@@ -19,12 +19,7 @@ pub type Shared = Arc<Mutex<Kernel>>;
 /// Run `f` on the kernel under its lock; errors become ReclaimError subclasses, a panic
 /// InternalError (and the kernel is poisoned: later calls refuse).
 pub fn with<T>(k: &Shared, f: impl FnOnce(&mut Kernel) -> crate::Result<T>) -> PyResult<T> {
-    let mut g = k.lock().map_err(|_| {
-        internal(
-            "this kernel's model state was left inconsistent by an earlier internal error; create a new Kernel".into(),
-        )
-    })?;
-    call(|| f(&mut g))
+    super::errors::call_locked(k, f)
 }
 
 /// A size argument: int bytes or a string with a binary unit.
@@ -61,11 +56,21 @@ pub fn vmstat_dict<'py>(py: Python<'py>, k: &Kernel) -> PyResult<Bound<'py, PyDi
     Ok(d)
 }
 
+/// The most pages one `page_states` call reports (1 TiB of address space: a 256 MiB array).
+const MAX_PAGEMAP_PAGES: u64 = 1 << 28;
+
 /// The pagemap state of `pages` pages from `addr` of `pid`: 0 none, 1 present, 2 swapped.
-pub fn page_states(k: &Kernel, pid: u32, addr: u64, pages: u64) -> Vec<u8> {
+pub fn page_states(k: &Kernel, pid: u32, addr: u64, pages: u64) -> crate::Result<Vec<u8>> {
+    if pages > MAX_PAGEMAP_PAGES {
+        return Err(crate::Error::invalid(format!(
+            "{pages} pages is more than one call reports ({MAX_PAGEMAP_PAGES}, 1 TiB): read the range in parts"
+        )));
+    }
+    let end = addr
+        .checked_add(pages << 12)
+        .ok_or_else(|| crate::Error::invalid(format!("{addr:#x} + {pages} pages wraps around the address space")))?;
     let arch = k.arch();
     let mut out = vec![0u8; pages as usize];
-    let end = addr + (pages << 12);
     let n = arch.geometry().0.pt_entries;
     let mm = k.mmx(pid);
     mm.pt.for_each_pt(addr, end, |va, base| {
@@ -84,7 +89,7 @@ pub fn page_states(k: &Kernel, pid: u32, addr: u64, pages: u64) -> Vec<u8> {
             };
         }
     });
-    out
+    Ok(out)
 }
 
 /// A kernel event from the log.

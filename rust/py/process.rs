@@ -75,8 +75,10 @@ pub struct PyProcess {
 }
 
 fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
-    if let Ok(n) = f.extract::<u64>() {
-        return Ok(n);
+    if f.is_instance_of::<pyo3::types::PyInt>() {
+        return f.extract::<u64>().map_err(|_| {
+            to_pyerr(Error::invalid(format!("userfaultfd features {f} is not a 64-bit mask of UFFD_FEATURE_* bits")))
+        });
     }
     let names: Vec<String> = if let Ok(s) = f.extract::<String>() { vec![s] } else { f.extract()? };
     let mut bits = 0;
@@ -217,7 +219,7 @@ impl PyProcess {
         let len = size_arg(length, "length")?;
         let v = with(&self.k, |k| {
             k.mm(self.pid)?;
-            Ok(super::kernel::page_states(k, self.pid, addr & !0xfff, len.div_ceil(4096)))
+            super::kernel::page_states(k, self.pid, addr & !0xfff, len.div_ceil(4096))
         })?;
         Ok(numpy::PyArray1::from_vec(py, v))
     }

@@ -301,13 +301,15 @@ impl PyEssa {
 
 /// Parse an orc given as int or name.
 pub fn orc_arg(orc: &Bound<'_, PyAny>) -> PyResult<u32> {
-    if let Ok(n) = orc.extract::<i64>() {
-        return call(|| {
-            if n < 0 {
-                return essa::check_orc(u32::MAX);
-            }
-            essa::check_orc(u32::try_from(n).unwrap_or(u32::MAX))
-        });
+    if orc.is_instance_of::<pyo3::types::PyInt>() {
+        // any int: one in range is the orc, any other (negative, huge) the same ArgumentError
+        return match orc.extract::<u32>() {
+            Ok(n) => call(|| essa::check_orc(n)),
+            Err(_) => Err(super::errors::to_pyerr(Error::invalid(format!(
+                "ESSA orc {orc} is outside 0..{} (pgste_perform_essa returns -EINVAL)",
+                essa::ESSA_MAX
+            )))),
+        };
     }
     let s: String = orc.extract()?;
     call(|| essa::parse_orc(&s))

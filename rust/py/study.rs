@@ -227,11 +227,7 @@ impl PyPostcopyRun {
     fn advance(&self, py: Python<'_>, until_ns: u64) -> PyResult<bool> {
         let max = self.cfg.max_time_ns;
         py.detach(|| {
-            let mut w = self
-                .w
-                .lock()
-                .map_err(|_| super::errors::internal("the run was poisoned by an earlier error".into()))?;
-            call(|| {
+            super::errors::call_locked(&self.w, |w| {
                 w.run(until_ns.min(max));
                 Ok(w.finished() || w.now >= max || w.pending().is_empty())
             })
@@ -271,7 +267,7 @@ impl PyPostcopyRun {
             1 => (w.dst.pid, w.dst.ram_base),
             _ => return Err(super::errors::to_pyerr(crate::Error::invalid("host is 0 (source) or 1 (destination)"))),
         };
-        let v = super::kernel::page_states(&w.hosts[host], pid, base, w.src.pages);
+        let v = call(|| super::kernel::page_states(&w.hosts[host], pid, base, w.src.pages))?;
         Ok(numpy::PyArray1::from_vec(py, v))
     }
 

@@ -154,23 +154,15 @@ impl PyUserfaultfd {
         dontwake: bool,
         wp: bool,
     ) -> PyResult<u64> {
-        let values: Vec<u64> = if let Ok(v) = value.extract::<u64>() {
+        let mode = flag(dontwake, UFFDIO_COPY_MODE_DONTWAKE) | flag(wp, UFFDIO_COPY_MODE_WP);
+        if let Ok(v) = value.extract::<u64>() {
             let len = len_arg(length)?;
-            if len % 4096 != 0 || len == 0 {
-                return Err(to_pyerr(Error::errno(
-                    crate::Errno::EINVAL,
-                    "UFFDIO_COPY",
-                    format!("length {len} is not a positive multiple of the page size"),
-                )));
-            }
-            vec![v; (len / 4096) as usize]
-        } else {
-            value.extract()?
-        };
+            return with(&self.k, |k| k.uffdio_copy_same(self.id, dst, len, v, mode));
+        }
+        let values: Vec<u64> = value.extract()?;
         if values.is_empty() {
             return Err(to_pyerr(Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
         }
-        let mode = flag(dontwake, UFFDIO_COPY_MODE_DONTWAKE) | flag(wp, UFFDIO_COPY_MODE_WP);
         with(&self.k, |k| k.uffdio_copy(self.id, dst, &values, mode))
     }
 

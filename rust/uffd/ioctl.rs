@@ -210,15 +210,16 @@ impl Kernel {
             }
         }
         let replace = self.profile.uffd_minor;
-        for id in self.split_range(pid, start, end) {
+        let ids = self.split_range(pid, start, end);
+        for &id in &ids {
             let v = self.vma_mut(id);
             if v.uffd == Some(ctx) && v.flags & vm_flags == vm_flags {
                 continue;
             }
             v.flags = if replace { (v.flags & !VM_UFFD_ALL) | vm_flags } else { v.flags | vm_flags };
             v.uffd = Some(ctx);
-            self.vma_merge_around(id);
         }
+        self.vma_merge_all(&ids);
         let mut ioctls = self.range_ioctls();
         if mode & UFFDIO_REGISTER_MODE_WP == 0 {
             ioctls &= !bit(_UFFDIO_WRITEPROTECT);
@@ -264,7 +265,8 @@ impl Kernel {
         // "Wake any concurrent pending userfault while we unregister": the woken threads run
         // after the unregister, so they retry against the disarmed VMAs
         let mut wake = Vec::new();
-        for id in self.split_range(pid, start, end) {
+        let ids = self.split_range(pid, start, end);
+        for &id in &ids {
             let v = self.vma(id);
             let Some(owner) = v.uffd else { continue };
             if v.flags & vm::VM_UFFD_MISSING != 0 {
@@ -273,8 +275,8 @@ impl Kernel {
             let v = self.vma_mut(id);
             v.flags &= !VM_UFFD_ALL;
             v.uffd = None;
-            self.vma_merge_around(id);
         }
+        self.vma_merge_all(&ids);
         for (owner, s, l) in wake {
             self.wake_userfault(owner, s, l);
         }
@@ -359,9 +361,22 @@ impl Kernel {
     /// `UFFDIO_COPY`: fill the pages at `dst` with `values` (one content tag per page) and wake
     /// the faulters. -EEXIST when a PTE is not none (the first page's content stays).
     pub fn uffdio_copy(&mut self, ctx: u32, dst: u64, values: &[u64], mode: u64) -> Result<u64> {
+        self.mfill_copy(ctx, dst, values.len() as u64 * 4096, |i| values[i as usize], mode)
+    }
+
+    /// `UFFDIO_COPY` of `len` bytes whose every page holds `value`.
+    pub fn uffdio_copy_same(&mut self, ctx: u32, dst: u64, len: u64, value: u64, mode: u64) -> Result<u64> {
+        if len % 4096 != 0 || len == 0 {
+            return Err(einval("UFFDIO_COPY", format!("length {len} is not a positive multiple of the page size")));
+        }
+        self.mfill_copy(ctx, dst, len, |_| value, mode)
+    }
+
+    /// `UFFDIO_COPY` of `len` bytes, page `i` from `value_of(i)`; the range is validated before
+    /// any page is touched.
+    fn mfill_copy(&mut self, ctx: u32, dst: u64, len: u64, value_of: impl Fn(u64) -> u64, mode: u64) -> Result<u64> {
         const CALL: &str = "UFFDIO_COPY";
         let allowed = UFFDIO_COPY_MODE_DONTWAKE | if self.profile.uffd_wp { UFFDIO_COPY_MODE_WP } else { 0 };
-        let len = values.len() as u64 * 4096;
         if mode & !allowed != 0 {
             return Err(einval(CALL, format!("mode {mode:#x} is not allowed")));
         }
@@ -375,9 +390,9 @@ impl Kernel {
         }
         let mut done = 0u64;
         let mut err = None;
-        for (i, &v) in values.iter().enumerate() {
-            let addr = dst + i as u64 * 4096;
-            match self.mfill_one(pid, vma, addr, Fill::Copy(v), CALL) {
+        for i in 0..len / 4096 {
+            let addr = dst + i * 4096;
+            match self.mfill_one(pid, vma, addr, Fill::Copy(value_of(i)), CALL) {
                 Ok(()) if wp => {
                     // MFILL_ATOMIC_WP: _dst_pte = pte_mkuffd_wp(_dst_pte)
                     let idx = self.mmx(pid).pt.pte_index(addr).expect("just filled");
@@ -565,12 +580,12 @@ impl Kernel {
         if self.mm(pid).is_ok() {
             let ids: Vec<u32> =
                 self.mmx(pid).vmas.values().copied().filter(|&v| self.vma(v).uffd == Some(ctx)).collect();
-            for id in ids {
+            for &id in &ids {
                 let v = self.vma_mut(id);
                 v.flags &= !VM_UFFD_ALL;
                 v.uffd = None;
-                self.vma_merge_around(id);
             }
+            self.vma_merge_all(&ids);
         }
         self.uffds[ctx as usize].released = true;
         let waiters = std::mem::take(&mut self.uffds[ctx as usize].waiters);
