@@ -180,7 +180,10 @@ impl Watermarks {
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Memory {
     pub frames: Vec<Frame>,
-    free: Vec<u32>,
+    /// The free list, threaded through the free frames' `lru_next` (a free page is on no LRU):
+    /// its first pfn (0 = empty: pfn 0 is the reserved zero page) and its length.
+    free_head: u32,
+    nr_free: u64,
     pub wmark: Watermarks,
 }
 
@@ -188,12 +191,17 @@ impl Memory {
     /// `nr_pages` frames; pfn 0 is reserved as the zero page.
     pub fn new(nr_pages: u64, min_free_kbytes_max: u64) -> Memory {
         let n = nr_pages as usize;
-        let mut frames = vec![Frame::FREE; n];
-        frames[0] = Frame { flags: PG_RESERVED | PG_UPTODATE, refcount: 1, ..Frame::FREE };
         // LIFO: lowest pfns first out
-        let free: Vec<u32> = (1..n as u32).rev().collect();
+        let mut frames: Vec<Frame> =
+            (0..n).map(|i| Frame { lru_next: if i + 1 < n { i as u32 + 1 } else { 0 }, ..Frame::FREE }).collect();
+        frames[0] = Frame { flags: PG_RESERVED | PG_UPTODATE, refcount: 1, ..Frame::FREE };
         let managed = (n - 1) as u64;
-        Memory { frames, free, wmark: Watermarks::compute(managed, min_free_kbytes_max) }
+        Memory {
+            frames,
+            free_head: if n > 1 { 1 } else { 0 },
+            nr_free: managed,
+            wmark: Watermarks::compute(managed, min_free_kbytes_max),
+        }
     }
 
     pub fn nr_pages(&self) -> u64 {
@@ -208,14 +216,19 @@ impl Memory {
     /// `NR_FREE_PAGES`.
     #[inline]
     pub fn nr_free(&self) -> u64 {
-        self.free.len() as u64
+        self.nr_free
     }
 
     /// Take a free page (refcount 1, no flags, content zero: `__GFP_ZERO` / `clear_page`), no
     /// watermark check. `None` when the free list is empty.
     pub fn take(&mut self) -> Option<u32> {
-        let pfn = self.free.pop()?;
+        let pfn = self.free_head;
+        if pfn == 0 {
+            return None;
+        }
         let f = &mut self.frames[pfn as usize];
+        self.free_head = f.lru_next;
+        self.nr_free -= 1;
         *f = Frame { flags: 0, refcount: 1, ..Frame::FREE };
         Some(pfn)
     }
@@ -224,8 +237,9 @@ impl Memory {
     pub fn free_page(&mut self, pfn: u32) {
         let f = &mut self.frames[pfn as usize];
         debug_assert!(f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");
-        *f = Frame::FREE;
-        self.free.push(pfn);
+        *f = Frame { lru_next: self.free_head, ..Frame::FREE };
+        self.free_head = pfn;
+        self.nr_free += 1;
     }
 
     /// Whether `pfn` is on the free list (`PageBuddy`).
@@ -234,7 +248,7 @@ impl Memory {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.frames.capacity() * std::mem::size_of::<Frame>() + self.free.capacity() * 4
+        self.frames.capacity() * std::mem::size_of::<Frame>()
     }
 }
 
