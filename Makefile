@@ -31,7 +31,7 @@ lint:
 	$(CARGO) clippy --quiet --all-targets --features python -- -D warnings
 	$(PYTHON) -m ruff check python tests examples
 	$(PYTHON) -m ruff format --check python tests examples
-	$(PYTHON) -m mypy --strict python/reclaim
+	$(PYTHON) -m mypy
 
 ## fmt: format Rust and Python
 fmt:

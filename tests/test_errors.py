@@ -91,7 +91,7 @@ def test_int_arguments_out_of_range_are_argument_errors() -> None:
         with pytest.raises(reclaim.ArgumentError, match=f"ESSA orc {orc} is outside"):
             q.essa(a, orc)
     with pytest.raises(reclaim.ArgumentError, match="64-bit mask"):
-        q.userfaultfd(2**70)  # type: ignore[arg-type]
+        q.userfaultfd(2**70)
     with pytest.raises(reclaim.ArgumentError, match="thread id"):
         q.read(a, tid=2**32 - 1)
 

@@ -109,6 +109,11 @@ def test_a_user_predicate_written_in_python_is_checked_and_shrunk() -> None:
     assert f.steps[-1].startswith("reclaim")
     assert len(f.steps) == 1
     assert seen
+    assert f.title == "your predicate no_swapped_guest_page"
+    code = f.pytest()
+    assert "predicate=no_swapped_guest_page" in code and "paste it here" in code
+    replay = f.scenario.replay(list(f.steps), predicates=[], predicate=no_swapped_guest_page)
+    assert replay.violation is not None and replay.violation.predicate == "custom"
 
 
 def test_an_exception_in_a_user_predicate_ends_the_search_and_propagates() -> None:

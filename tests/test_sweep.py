@@ -23,7 +23,7 @@ from reclaim.sweep import load_grid, summary, summary_plot, sweep
 
 #: A 16 MiB guest moving to a destination with less free memory than the guest (as the Rust
 #: study tests): hangs on 4.17, completes on 4.18, in about 60 ms a run.
-SMALL = {
+SMALL: dict[str, Any] = {
     "guest_memory": "16MiB",
     "source_memory": "24MiB",
     "dest_memory": "14MiB",

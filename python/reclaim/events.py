@@ -34,8 +34,8 @@ from reclaim.exceptions import ArgumentError
 
 if TYPE_CHECKING:
     # Neither ships type information (no pandas-stubs here): both are Any to mypy.
-    import pandas as pd  # type: ignore[import-untyped]
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pandas as pd
+    import pyarrow as pa
 
 #: The columns of an event table, in order.
 COLUMNS: tuple[str, ...] = ("t", "host", "kind", "pid", "tid", "addr", "a", "b", "c")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reclaim._reclaim import (
     PREDICATE_NAMES,
@@ -65,9 +65,11 @@ class Finding:
     message: str
     steps: tuple[str, ...]
     explained: tuple[str, ...]
+    #: The user's predicate, for a "custom" finding.
+    user_predicate: UserPredicate | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def _of(cls, scenario: Scenario, c: Counterexample) -> Finding:
+    def _of(cls, scenario: Scenario, c: Counterexample, user: UserPredicate | None) -> Finding:
         v = c.violation
         return cls(
             scenario,
@@ -77,43 +79,65 @@ class Finding:
             v.message,
             tuple(c.steps),
             tuple(c.explained),
+            user if v.predicate == "custom" else None,
         )
+
+    @property
+    def title(self) -> str:
+        """What was violated, and how: "userfault_on_received via pte_unused drop ..."."""
+        if self.user_predicate is not None:
+            return f"your predicate {getattr(self.user_predicate, '__name__', '?')}"
+        if self.cause == "other":
+            return self.predicate
+        return f"{self.predicate} via {self.cause_text}"
 
     def text(self) -> str:
         """The finding in kernel and QEMU terms, one numbered line per step."""
         width = max(len(s) for s in self.steps)
-        lines = [
-            f"{self.predicate} via {self.cause_text}: {len(self.steps)} steps",
-            f"  {self.message}",
-        ]
+        lines = [f"{self.title}: {len(self.steps)} steps", f"  {self.message}"]
         for i, (s, e) in enumerate(zip(self.steps, self.explained, strict=True), 1):
             lines.append(f"  {i:2}. {s:<{width}}  {e}")
         return "\n".join(lines)
 
+    def _imports(self) -> tuple[str, str]:
+        """The import lines, and the replay's extra argument for the user's predicate."""
+        f = self.user_predicate
+        if f is None:
+            return "import reclaim\n", ""
+        name = getattr(f, "__name__", "predicate")
+        module = getattr(f, "__module__", "__main__")
+        if module == "__main__" or "<" in getattr(f, "__qualname__", "<"):
+            where = f"# {name}: the predicate you explored with, from your script: paste it here\n"
+        else:
+            where = f"from {module} import {name}\n"
+        return f"import reclaim\n{where}", f", predicate={name}"
+
     def python(self) -> str:
         """Python code that replays the finding."""
-        steps = ",\n    ".join(repr(s) for s in self.steps)
+        imports, extra = self._imports()
+        steps = "".join(f'    "{s}",\n' for s in self.steps)
         return (
-            "import reclaim\n\n"
+            f"{imports}\n"
             f"scenario = {self.scenario!r}\n"
-            f"replay = scenario.replay([\n    {steps},\n])\n"
+            f"replay = scenario.replay([\n{steps}]{extra})\n"
             "print(replay.violation)\n"
         )
 
     def pytest(self) -> str:
         """A pytest test that replays the finding and asserts it (paste it into a test file)."""
-        steps = ",\n            ".join(repr(s) for s in self.steps)
+        imports, extra = self._imports()
+        steps = "".join(f'            "{s}",\n' for s in self.steps)
         name = _name(f"test_{self.predicate}_via_{self.cause}_on_{self.scenario.profile}")
         return (
-            "import reclaim\n\n\n"
+            f"{imports}\n\n"
             f"def {name}() -> None:\n"
             f"    scenario = {self.scenario!r}\n"
             "    replay = scenario.replay(\n"
-            f"        [\n            {steps},\n        ]\n"
+            f"        [\n{steps}        ]{extra}\n"
             "    )\n"
             "    assert replay.violation is not None\n"
-            f"    assert replay.violation.predicate == {self.predicate!r}\n"
-            f"    assert replay.violation.cause == {self.cause!r}\n"
+            f'    assert replay.violation.predicate == "{self.predicate}"\n'
+            f'    assert replay.violation.cause == "{self.cause}"\n'
         )
 
 
@@ -242,7 +266,7 @@ def explore(
             bar.close()
     return ExploreResult(
         scenario=sc,
-        findings=tuple(Finding._of(sc, c) for c in r.found),
+        findings=tuple(Finding._of(sc, c, predicate) for c in r.found),
         predicates=names + (("custom",) if predicate else ()),
         depth=r.depth,
         depth_completed=r.depth_completed,

@@ -25,7 +25,7 @@ from reclaim.events import select
 from reclaim.exceptions import ArgumentError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
 #: A vmstat sample: (simulated ns, host, counters by name).
 Sample = tuple[int, int, Mapping[str, int]]

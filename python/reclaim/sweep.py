@@ -85,7 +85,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 from reclaim.exceptions import ArgumentError, FileError, FormatError, ReclaimError
 
 if TYPE_CHECKING:
-    import pandas as pd  # type: ignore[import-untyped]
+    import pandas as pd
 
 #: A parameter value: what a grid axis lists and what a table cell holds.
 Value = str | int | float | bool | None
@@ -264,7 +264,7 @@ def _pandas() -> Any:
     """pandas, once pyarrow is known to be there too."""
     try:
         import pandas
-        import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+        import pyarrow  # noqa: F401
     except ImportError:
         raise ArgumentError("sweeps need pandas and pyarrow: pip install 'reclaim[data]'") from None
     return pandas
@@ -306,7 +306,7 @@ def _read(out: Path, names: Sequence[str]) -> list[dict[str, Value]]:
     """The rows of an earlier sweep's table at `out` (none if there is no file)."""
     if not out.exists():
         return []
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(out)
