@@ -12,6 +12,7 @@
 //! raises one.
 
 mod anon;
+pub mod batch;
 mod shmem;
 mod swapin;
 mod wp;

@@ -108,6 +108,48 @@ impl Sampler {
     }
 }
 
+/// A thread's accesses over `pages` pages from `start`: the page from a [`Sampler`] of the
+/// pattern (item k is the k-th page: for Zipf the first pages are the hottest), then a store
+/// with probability `write_fraction`. Every access draws the same random numbers whatever the
+/// write fraction, so that two runs of one seed touch the same pages. A store writes the
+/// page's address (a content tag that names the page). Endless: take what you need.
+#[derive(Clone, Debug)]
+pub struct AccessStream {
+    sampler: Sampler,
+    rng: Rng,
+    start: u64,
+    write_fraction: f64,
+}
+
+impl AccessStream {
+    pub fn new(pattern: Pattern, start: u64, pages: u64, write_fraction: f64, seed: u64) -> Result<AccessStream> {
+        if pages == 0 {
+            return Err(Error::invalid("an access stream needs at least one page"));
+        }
+        if start & 0xfff != 0 || start.checked_add(pages << 12).is_none() || pages >> 52 != 0 {
+            return Err(Error::invalid(format!(
+                "start {start:#x} must be page-aligned and {pages} pages from it must fit the address space"
+            )));
+        }
+        if !(0.0..=1.0).contains(&write_fraction) {
+            return Err(Error::invalid(format!("write_fraction must be in [0, 1], got {write_fraction}")));
+        }
+        Ok(AccessStream { sampler: Sampler::new(pattern, pages), rng: Rng::new(seed), start, write_fraction })
+    }
+}
+
+impl Iterator for AccessStream {
+    /// (address, store?, value stored)
+    type Item = (u64, bool, u64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u64, bool, u64)> {
+        let addr = self.start + (self.sampler.next(&mut self.rng) << 12);
+        let write = self.rng.unit() < self.write_fraction;
+        Some((addr, write, addr))
+    }
+}
+
 /// Zipf sampling by rejection-inversion (W. Hörmann, G. Derflinger, "Rejection-inversion to
 /// generate variates from monotone discrete distributions", 1996): O(1) per draw, no table.
 #[derive(Clone, Debug)]
@@ -196,6 +238,26 @@ mod tests {
         let mut p = Sampler::new(Pattern::parse("phased:0.1:1000").unwrap(), 100);
         let first: std::collections::BTreeSet<u64> = (0..1000).map(|_| p.next(&mut r)).collect();
         assert!(first.len() <= 10);
+    }
+
+    #[test]
+    fn an_access_stream_is_seeded_and_stays_in_its_pages() {
+        let take = |wf: f64, seed: u64| -> Vec<(u64, bool, u64)> {
+            AccessStream::new(Pattern::Uniform, 0x10000, 64, wf, seed).unwrap().take(2000).collect()
+        };
+        let a = take(0.25, 1);
+        assert_eq!(a, take(0.25, 1));
+        assert_ne!(a, take(0.25, 2));
+        assert!(a.iter().all(|&(x, _, v)| (0x10000..0x10000 + (64 << 12)).contains(&x) && x & 0xfff == 0 && v == x));
+        let writes = a.iter().filter(|x| x.1).count();
+        assert!((400..600).contains(&writes), "{writes}");
+        // the write fraction does not change which pages are touched
+        let pages = |v: &[(u64, bool, u64)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(pages(&a), pages(&take(0.9, 1)));
+        assert!(take(0.0, 1).iter().all(|x| !x.1) && take(1.0, 1).iter().all(|x| x.1));
+        assert!(AccessStream::new(Pattern::Uniform, 0x10000, 0, 0.1, 0).is_err());
+        assert!(AccessStream::new(Pattern::Uniform, 0x10001, 4, 0.1, 0).is_err());
+        assert!(AccessStream::new(Pattern::Uniform, 0x10000, 4, 1.5, 0).is_err());
     }
 
     #[test]
