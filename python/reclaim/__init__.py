@@ -13,9 +13,11 @@ studies. Start with :class:`Kernel`::
 
 from __future__ import annotations
 
+from reclaim._reclaim import OUTCOMES as _OUTCOMES
 from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
 from reclaim._reclaim import (
     AccessResult,
+    BatchResult,
     Event,
     ExploreState,
     Kernel,
@@ -39,13 +41,20 @@ from reclaim.exceptions import (
 )
 from reclaim.explorer import ExploreResult, Finding, explore
 
+#: The outcome of each access of a batch, by code (``BatchResult.outcomes``): the page was
+#: resident ("hit"), brought in by a minor or a major fault, or the access parked the thread
+#: on a userfault, raised a signal or found no memory.
+OUTCOMES: tuple[str, ...] = tuple(_OUTCOMES)
+
 #: The built-in profiles by name, on s390x.
 PROFILES: dict[str, Profile] = {name: Profile(name) for name in _PROFILE_NAMES}
 
 __all__ = [
+    "OUTCOMES",
     "PROFILES",
     "AccessResult",
     "ArgumentError",
+    "BatchResult",
     "Event",
     "ExploreResult",
     "ExploreState",

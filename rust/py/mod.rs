@@ -1,6 +1,7 @@
 //! The PyO3 layer: classes that convert arguments and call the core; nothing else lives here.
 
 mod arrays;
+mod batch;
 mod errors;
 mod explore;
 mod kernel;
@@ -24,6 +25,7 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::PyAccess>()?;
     m.add_class::<uffd::PyUserfaultfd>()?;
     m.add_class::<uffd::PyUffdEvent>()?;
+    batch::register(m)?;
     study::register(m)?;
     explore::register(m)?;
     arrays::register(m)?;

@@ -1,5 +1,6 @@
 //! `reclaim.Process`: one process (an mm) of a kernel, and the access results.
 
+use super::batch::PyBatchResult;
 use super::errors::to_pyerr;
 use super::kernel::{Shared, size_arg, with};
 use super::s390::{PyEssa, PyPgste, PyPte, essa_result, orc_arg};
@@ -178,6 +179,45 @@ impl PyProcess {
     #[pyo3(signature = (addr, value, tid = 0))]
     fn write(&self, addr: u64, value: u64, tid: u32) -> PyResult<PyAccess> {
         with(&self.k, |k| k.access(self.pid, tid, addr, true, value)).map(access_to_py)
+    }
+
+    /// Run the accesses `addrs` (a numpy uint64 array) by thread `tid`, in Rust with the GIL
+    /// released: a store where `writes` (a bool array) says so, of `values` (uint64; default:
+    /// the page's address). The result has an outcome code and the value read or stored per
+    /// access. A userfault parks the thread: the batch stops there (`stopped_at`).
+    #[pyo3(signature = (addrs, writes = None, *, tid = 0, values = None))]
+    fn access_batch(
+        &self,
+        py: Python<'_>,
+        addrs: &Bound<'_, PyAny>,
+        writes: Option<&Bound<'_, PyAny>>,
+        tid: u32,
+        values: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyBatchResult> {
+        super::batch::access_batch(py, &self.k, self.pid, tid, addrs, writes, values)
+    }
+
+    /// `count` accesses by thread `tid` over `length` bytes from `start`, generated in Rust: the
+    /// page from `pattern` ("uniform", "zipf[:s]", "sequential", "phased[:fraction:len]"), a
+    /// store of the page's address with probability `write_fraction`; seeded. Per-access
+    /// arrays only with `arrays=True`. The event log records every fault as usual: mute
+    /// per-page events (`Kernel.mute`) for runs of millions of accesses.
+    #[pyo3(signature = (pattern = "zipf:0.9", *, start, length, count, write_fraction = 0.3, seed = 0, tid = 0, arrays = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn run_workload(
+        &self,
+        py: Python<'_>,
+        pattern: &str,
+        start: u64,
+        length: &Bound<'_, PyAny>,
+        count: u64,
+        write_fraction: f64,
+        seed: u64,
+        tid: u32,
+        arrays: bool,
+    ) -> PyResult<PyBatchResult> {
+        let len = size_arg(length, "length")?;
+        super::batch::run_workload(py, &self.k, self.pid, tid, pattern, start, len, count, write_fraction, seed, arrays)
     }
 
     /// The outcome of the last access thread `tid` completed (e.g. after a wake), or None.
