@@ -2,7 +2,8 @@
 //!
 //! The core is a plain Rust library (no PyO3 here); the Python front lives in `py/` behind the
 //! `python` cargo feature. See `shared/design.md` for the layers: `arch` (PTE, PGSTE, DAT),
-//! `mm`, `rmap`, `vmscan`, `fault`, `uffd`, `kvm`, `qemu`, `sim`.
+//! `mm`, `rmap`, `vmscan`, `fault`, `uffd`, `kvm`, `qemu`, `sim`, and `trace` (trace files and
+//! their replay).
 #![forbid(unsafe_code)]
 
 pub mod arch;
@@ -17,6 +18,7 @@ pub mod qemu;
 pub mod rmap;
 pub mod sim;
 pub mod study;
+pub mod trace;
 pub mod uffd;
 pub mod units;
 pub mod vmscan;

@@ -23,6 +23,7 @@ from reclaim._reclaim import (
     Kernel,
     Process,
     Profile,
+    ReplayResult,
     Scenario,
     UffdEvent,
     Userfaultfd,
@@ -40,6 +41,7 @@ from reclaim.exceptions import (
     ThreadBlockedError,
 )
 from reclaim.explorer import ExploreResult, Finding, explore
+from reclaim.trace import replay
 
 #: The outcome of each access of a batch, by code (``BatchResult.outcomes``): the page was
 #: resident ("hit"), brought in by a minor or a major fault, or the access parked the thread
@@ -67,6 +69,7 @@ __all__ = [
     "Process",
     "Profile",
     "ReclaimError",
+    "ReplayResult",
     "Scenario",
     "SyscallArgumentError",
     "SyscallError",
@@ -75,4 +78,5 @@ __all__ = [
     "Userfaultfd",
     "__version__",
     "explore",
+    "replay",
 ]

@@ -1,5 +1,6 @@
 """Type stubs of the Rust extension module ``reclaim._reclaim`` (hand-written)."""
 
+import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -347,6 +348,77 @@ class PostcopyRun:
     def vmstat(self, host: int) -> dict[str, int]: ...
     def page_states(self, host: int) -> npt.NDArray[np.uint8]: ...
     def result(self) -> PostcopyResult: ...
+
+class ReplayResult:
+    path: str
+    format: str
+    profile: str
+    mapping: str
+    requests: int
+    distinct_pages: int
+    hits: int
+    minor_faults: int
+    major_faults: int
+    misses: int
+    miss_ratio: float
+    pages_reclaimed: int
+    pages_swapped_out: int
+    resident_pages: int
+    memory: int
+    swap: int
+    seconds: float
+    scan_seconds: float
+    requests_per_second: float
+    log_hash: int
+    n_events: int
+    @property
+    def counts(self) -> dict[str, int]: ...
+    @property
+    def vmstat(self) -> dict[str, int]: ...
+    def to_dict(self) -> dict[str, object]: ...
+
+class ReplayRun:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str = "auto",
+        profile: str = "6.12",
+        arch: str = "s390x",
+        memory: float | int | str | None = None,
+        swap: int | str | None = None,
+        kvm: bool = False,
+        limit: int | None = None,
+        seed: int = 0,
+    ) -> None: ...
+    def advance(self, n: int) -> bool: ...
+    @property
+    def progress(self) -> tuple[int, int]: ...
+    @property
+    def now(self) -> int: ...
+    def result(self) -> ReplayResult: ...
+
+def trace_read(
+    path: str | os.PathLike[str], *, format: str = "auto", limit: int | None = None
+) -> tuple[str, npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.uint64]]: ...
+def trace_write(
+    path: str | os.PathLike[str],
+    keys: npt.NDArray[np.uint64],
+    writes: npt.NDArray[np.bool_] | None = None,
+    times: npt.NDArray[np.uint64] | None = None,
+    *,
+    format: str = "binary",
+) -> None: ...
+def trace_write_zipf(
+    path: str | os.PathLike[str],
+    requests: int,
+    pages: int,
+    *,
+    s: float = 1.0,
+    seed: int = 0,
+    write_fraction: float = 0.0,
+    format: str = "oracle",
+) -> None: ...
 
 PREDICATE_NAMES: list[str]
 

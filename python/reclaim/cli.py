@@ -28,24 +28,27 @@ EPILOG = """examples:
   reclaim study postcopy --profile 4.18 --free-policy random --json
   reclaim explore --profile 4.17        find the seed bug from a scenario that does not mention it
   reclaim explore --profile all --start listen --bound 8
+  reclaim replay trace.oracleGeneral --memory 25%   replay a trace under memory pressure
 """
 
 
 class Progress:
     """A one-line progress bar on stderr for runs longer than a second."""
 
-    def __init__(self, label: str, enabled: bool = True) -> None:
+    def __init__(self, label: str, enabled: bool = True, unit: str = "pages") -> None:
         self.label = label
+        self.unit = unit
         self.start = time.monotonic()
         self.enabled = enabled and sys.stderr.isatty()
         self.shown = False
 
-    def __call__(self, done: int, total: int, sim_s: float) -> None:
+    def __call__(self, done: int, total: int, sim_s: float | None = None) -> None:
         if not self.enabled or time.monotonic() - self.start < 1.0:
             return
         frac = min(1.0, done / total) if total else 1.0
         bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:4.0%} pages, t={sim_s:6.2f}s sim")
+        sim = "" if sim_s is None else f", t={sim_s:6.2f}s sim"
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:4.0%} {self.unit}{sim}")
         sys.stderr.flush()
         self.shown = True
 
@@ -330,6 +333,77 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 3 if (args.fail_on_violation and found) else 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from reclaim.trace import replay
+
+    p = Progress(Path(args.trace).name, not args.json, unit="requests")
+    r = replay(
+        args.trace,
+        format=args.format,
+        profile=args.profile,
+        memory=args.memory,
+        swap=args.swap,
+        kvm=args.kvm,
+        limit=args.limit,
+        seed=args.seed,
+        progress=p,
+    )
+    p.close()
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    print(f"{r.path} ({r.format}, {r.mapping} mapping) on profile {r.profile}:")
+    print(f"  memory {r.memory >> 20} MiB, swap {r.swap >> 20} MiB")
+    rows = [
+        ("requests", r.requests),
+        ("distinct pages", r.distinct_pages),
+        ("hits", r.hits),
+        ("minor faults", r.minor_faults),
+        ("major faults", r.major_faults),
+        ("miss ratio", f"{r.miss_ratio:.4f}"),
+        ("pages reclaimed", r.pages_reclaimed),
+        ("pages swapped out", r.pages_swapped_out),
+        ("resident pages", r.resident_pages),
+        ("seconds", f"{r.seconds:.3f} (+{r.scan_seconds:.3f} reading the trace first)"),
+        ("requests/second", f"{r.requests_per_second:,.0f}"),
+    ]
+    for name, v in rows:
+        print(f"  {name:<18} {v}")
+    return 0
+
+
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rp = sub.add_parser(
+        "replay",
+        help="replay a memory-access trace (binary, CSV, libCacheSim oracleGeneral) under pressure",
+        epilog="""examples:
+  reclaim replay trace.bin                      host memory: 25% of the trace's pages
+  reclaim replay trace.oracleGeneral --memory 10% --profile 4.18 --json
+  reclaim replay accesses.csv --memory 64MiB --limit 1000000
+
+A miss is an access to a page that was not resident: a minor fault (first touch, swap cache)
+or a major fault (swap-in); miss ratio = misses / requests. Formats: docs/trace-format.md.
+exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset or line)""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rp.add_argument("trace", help="the trace file")
+    rp.add_argument(
+        "--format", choices=["auto", "binary", "csv", "oracle"], default="auto", help="default auto"
+    )
+    rp.add_argument("--profile", default="6.12", help="kernel profile (default 6.12)")
+    rp.add_argument(
+        "--memory",
+        default="25%",
+        help="host memory: a share of the trace's pages (25%%, the default) or a size (64MiB)",
+    )
+    rp.add_argument("--swap", help="swap size (default: room for every page)")
+    rp.add_argument("--limit", type=int, help="replay only the first LIMIT requests")
+    rp.add_argument("--kvm", action="store_true", help="a KVM host process (PGSTEs)")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--json", action="store_true", help="machine-readable output")
+    rp.set_defaults(func=cmd_replay)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="reclaim",
@@ -352,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-plot", action="store_true", help="do not write the plot")
     d.set_defaults(func=cmd_demo)
     _add_explore(sub)
+    _add_replay(sub)
 
     st = sub.add_parser(
         "study", help="run a study", formatter_class=argparse.RawDescriptionHelpFormatter
@@ -504,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
         return rc
-    except (reclaim.ArgumentError, TypeError) as e:
+    except (reclaim.ArgumentError, reclaim.FormatError, reclaim.FileError, TypeError) as e:
         print(f"reclaim: error: {e}", file=sys.stderr)
         return 2
     except reclaim.ReclaimError as e:

@@ -9,6 +9,7 @@ mod process;
 mod profile;
 mod s390;
 mod study;
+mod trace;
 mod uffd;
 
 use pyo3::prelude::*;
@@ -29,5 +30,6 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     study::register(m)?;
     explore::register(m)?;
     arrays::register(m)?;
+    trace::register(m)?;
     Ok(())
 }

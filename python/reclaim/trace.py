@@ -1,0 +1,133 @@
+"""Memory-access traces: read, write and generate them, and replay them against a kernel.
+
+Three formats (docs/trace-format.md): ``"binary"`` (reclaim's own: a header, then 8-byte
+records of a page number and a store bit, optionally with a timestamp), ``"csv"``
+(``addr,write`` or ``page,write``) and ``"oracle"`` (libCacheSim's oracleGeneral: 24-byte
+records, every request a read). ``format="auto"`` tells them apart by the binary magic, the
+file name (``.csv``) and whether the file is text.
+
+::
+
+    import reclaim
+    reclaim.trace.write_zipf("t.bin", requests=1_000_000, pages=100_000, s=0.9, format="binary")
+    r = reclaim.replay("t.bin", memory="25%")      # host memory: 25% of the trace's pages
+    print(r.miss_ratio, r.major_faults, r.requests_per_second)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from reclaim._reclaim import ReplayResult, ReplayRun, trace_read, trace_write, trace_write_zipf
+
+#: The trace formats.
+FORMATS = ("binary", "csv", "oracle")
+
+#: Requests replayed between two progress reports (and chances for Ctrl-C).
+_SLICE = 1 << 18
+
+_Path = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Requests of a trace as columns: ``keys`` (page numbers; the page of an address for a CSV
+    ``addr`` column; object ids for oracleGeneral), ``writes`` and ``times`` (the format's
+    timestamps, 0 where it has none)."""
+
+    format: str
+    keys: npt.NDArray[np.uint64]
+    writes: npt.NDArray[np.bool_]
+    times: npt.NDArray[np.uint64]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def read(path: _Path, *, format: str = "auto", limit: int | None = None) -> Trace:
+    """The first ``limit`` requests (default: all) of the trace at ``path``."""
+    fmt, keys, writes, times = trace_read(path, format=format, limit=limit)
+    return Trace(fmt, keys, writes, times)
+
+
+def write(
+    path: _Path,
+    keys: npt.NDArray[np.uint64],
+    writes: npt.NDArray[np.bool_] | None = None,
+    times: npt.NDArray[np.uint64] | None = None,
+    *,
+    format: str = "binary",
+) -> None:
+    """Write requests (numpy columns of one length) to ``path``. ``keys`` are page numbers
+    (object ids for oracle), ``times`` in the format's unit (binary: ns, non-decreasing;
+    oracle: seconds). oracleGeneral has no stores: ``writes`` must be all false there."""
+    trace_write(path, keys, writes, times, format=format)
+
+
+def write_zipf(
+    path: _Path,
+    requests: int,
+    pages: int,
+    *,
+    s: float = 1.0,
+    seed: int = 0,
+    write_fraction: float = 0.0,
+    format: str = "oracle",
+) -> None:
+    """Write a trace of ``requests`` page numbers drawn from a Zipf distribution of exponent
+    ``s`` over ``pages`` pages (page k has weight 1/(k+1)^s, page 0 the hottest), each a store
+    with probability ``write_fraction`` (not in oracle format); seeded, generated in Rust."""
+    trace_write_zipf(
+        path, requests, pages, s=s, seed=seed, write_fraction=write_fraction, format=format
+    )
+
+
+def replay(
+    path: _Path,
+    *,
+    format: str = "auto",
+    profile: str = "6.12",
+    arch: str = "s390x",
+    memory: float | int | str = 0.25,
+    swap: int | str | None = None,
+    kvm: bool = False,
+    limit: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], object] | None = None,
+) -> ReplayResult:
+    """Replay the trace at ``path`` against a kernel of ``profile``.
+
+    A process maps one anonymous region big enough for the trace's distinct pages; every
+    request is one access to its page (the first access to a page is a store: it creates the
+    data, as a cache fill does). ``memory`` is the host memory: a fraction of the distinct
+    pages (``0.25`` or ``"25%"``) or a size (``"64MiB"``); smaller than the trace, it makes
+    reclaim run. ``swap`` defaults to room for every page. ``limit`` replays only the first
+    requests. ``progress(done, total)`` is called between slices of requests.
+
+    The result counts hits (the page was resident), minor faults (first touch, refault from
+    the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
+    / requests. The run is deterministic: the same trace and seed give the same event log.
+    """
+    run = ReplayRun(
+        path,
+        format=format,
+        profile=profile,
+        arch=arch,
+        memory=memory,
+        swap=swap,
+        kvm=kvm,
+        limit=limit,
+        seed=seed,
+    )
+    while not run.advance(_SLICE):
+        if progress is not None:
+            progress(*run.progress)
+    return run.result()
+
+
+__all__ = ["FORMATS", "ReplayResult", "Trace", "read", "replay", "write", "write_zipf"]

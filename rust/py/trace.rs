@@ -1,0 +1,311 @@
+//! Trace files and their replay: `reclaim.replay` and `reclaim.trace`.
+
+use super::batch::counts_dict;
+use super::errors::{call, internal};
+use super::kernel::{size_arg, vmstat_dict};
+use crate::error::Error;
+use crate::fault::batch::Outcome;
+use crate::profile::Profile;
+use crate::trace::replay::{MemorySize, Replay, ReplayConfig};
+use crate::trace::{self, Columns, Format};
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFloat, PyString};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// The memory of a replay: a float (a fraction of the trace's distinct pages), a string
+/// "25%" (the same), or a size (int bytes, "64MiB").
+fn memory_arg(v: &Bound<'_, PyAny>) -> PyResult<MemorySize> {
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(MemorySize::Fraction(f.value()));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        if let Some(p) = s.to_str()?.trim().strip_suffix('%') {
+            let f = p.trim().parse::<f64>().map_err(|_| {
+                super::errors::to_pyerr(Error::invalid(format!(
+                    "memory {p:?}% is not a percentage of the trace's pages"
+                )))
+            })?;
+            return Ok(MemorySize::Fraction(f / 100.0));
+        }
+    }
+    Ok(MemorySize::Bytes(size_arg(v, "memory")?))
+}
+
+fn poisoned() -> PyErr {
+    internal("the replay was left inconsistent by an earlier internal error".into())
+}
+
+/// A trace replay in progress: advance it a slice of requests at a time (for progress bars and
+/// Ctrl-C), then take its result. See `reclaim.replay`.
+#[pyclass(name = "ReplayRun", module = "reclaim", frozen)]
+pub struct PyReplayRun {
+    r: Mutex<Replay>,
+    path: String,
+}
+
+#[pymethods]
+impl PyReplayRun {
+    /// Read the trace (twice: requests, keys, distinct pages) and build the kernel and the
+    /// process, with the GIL released.
+    #[new]
+    #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
+        kvm = false, limit = None, seed = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        format: &str,
+        profile: &str,
+        arch: &str,
+        memory: Option<&Bound<'_, PyAny>>,
+        swap: Option<&Bound<'_, PyAny>>,
+        kvm: bool,
+        limit: Option<u64>,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let memory = match memory {
+            Some(m) => memory_arg(m)?,
+            None => MemorySize::Fraction(0.25),
+        };
+        let swap = swap.map(|s| size_arg(s, "swap")).transpose()?;
+        let cfg = call(|| {
+            Ok(ReplayConfig {
+                profile: Profile::by_names(profile, arch)?,
+                format: Format::parse(format)?,
+                memory,
+                swap,
+                kvm,
+                limit,
+                seed,
+            })
+        })?;
+        let r = py.detach(|| call(|| Replay::open(&path, &cfg)))?;
+        Ok(PyReplayRun { r: Mutex::new(r), path: path.display().to_string() })
+    }
+
+    /// Replay up to `n` more requests with the GIL released. Returns whether it is done.
+    fn advance(&self, py: Python<'_>, n: u64) -> PyResult<bool> {
+        py.detach(|| {
+            let mut r = self.r.lock().map_err(|_| poisoned())?;
+            call(|| r.advance(n))
+        })
+    }
+
+    /// (requests replayed, requests to replay).
+    #[getter]
+    fn progress(&self) -> PyResult<(u64, u64)> {
+        let r = self.r.lock().map_err(|_| poisoned())?;
+        Ok((r.done, r.total))
+    }
+
+    /// Simulated time of the kernel (ns).
+    #[getter]
+    fn now(&self) -> PyResult<u64> {
+        Ok(self.r.lock().map_err(|_| poisoned())?.kernel.now)
+    }
+
+    /// The result so far.
+    fn result(&self, py: Python<'_>) -> PyResult<PyReplayResult> {
+        let r = self.r.lock().map_err(|_| poisoned())?;
+        Ok(PyReplayResult {
+            path: self.path.clone(),
+            format: r.format.name(),
+            profile: r.kernel.profile.name,
+            mapping: r.map.name(),
+            requests: r.done,
+            distinct_pages: r.distinct_pages,
+            hits: r.count(Outcome::Hit),
+            minor_faults: r.count(Outcome::Minor),
+            major_faults: r.count(Outcome::Major),
+            misses: r.counts.misses(),
+            miss_ratio: r.counts.miss_ratio(),
+            pages_reclaimed: r.pages_reclaimed(),
+            pages_swapped_out: r.pages_swapped_out(),
+            resident_pages: r.resident_pages(),
+            memory: r.memory,
+            swap: r.swap,
+            seconds: r.seconds,
+            scan_seconds: r.scan_seconds,
+            requests_per_second: r.requests_per_second(),
+            log_hash: r.kernel.log.hash(),
+            n_events: r.kernel.log.len(),
+            counts: counts_dict(py, &r.counts)?.unbind(),
+            vmstat: vmstat_dict(py, &r.kernel)?.unbind(),
+        })
+    }
+}
+
+/// What a trace replay measured (see `reclaim.replay`).
+#[pyclass(name = "ReplayResult", module = "reclaim", frozen, get_all)]
+pub struct PyReplayResult {
+    pub path: String,
+    /// "binary", "csv" or "oracle".
+    pub format: &'static str,
+    pub profile: &'static str,
+    /// How keys became pages: "offset" (each key its page) or "hashed" (sparse keys).
+    pub mapping: &'static str,
+    /// Requests replayed.
+    pub requests: u64,
+    /// Distinct pages of the trace (under the mapping).
+    pub distinct_pages: u64,
+    /// Accesses to a resident page.
+    pub hits: u64,
+    /// Accesses to a non-resident page brought in without I/O (first touch, swap cache).
+    pub minor_faults: u64,
+    /// Accesses that read the page back from swap.
+    pub major_faults: u64,
+    /// minor_faults + major_faults.
+    pub misses: u64,
+    /// misses / requests.
+    pub miss_ratio: f64,
+    /// pgsteal_kswapd + pgsteal_direct.
+    pub pages_reclaimed: u64,
+    /// pswpout.
+    pub pages_swapped_out: u64,
+    /// Pages of the trace resident at the end (the process's MM_ANONPAGES).
+    pub resident_pages: u64,
+    /// Bytes of host memory and of swap.
+    pub memory: u64,
+    pub swap: u64,
+    /// Wall-clock seconds of the replay pass, and of the two reads of the trace before it.
+    pub seconds: f64,
+    pub scan_seconds: f64,
+    pub requests_per_second: f64,
+    /// Hash of the kernel's event log (same trace and seed, same hash).
+    pub log_hash: u64,
+    /// Events in the log (reclaim's; per-page events are not recorded in a replay).
+    pub n_events: usize,
+    counts: Py<PyDict>,
+    vmstat: Py<PyDict>,
+}
+
+#[pymethods]
+impl PyReplayResult {
+    /// Accesses by outcome name (as BatchResult.counts).
+    #[getter]
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.counts.bind(py).copy()
+    }
+    /// /proc/vmstat of the kernel at the end (as Kernel.vmstat()).
+    #[getter]
+    fn vmstat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.vmstat.bind(py).copy()
+    }
+    /// Every field as a dict (JSON-ready).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("path", &self.path)?;
+        d.set_item("format", self.format)?;
+        d.set_item("profile", self.profile)?;
+        d.set_item("mapping", self.mapping)?;
+        for (k, v) in [
+            ("requests", self.requests),
+            ("distinct_pages", self.distinct_pages),
+            ("hits", self.hits),
+            ("minor_faults", self.minor_faults),
+            ("major_faults", self.major_faults),
+            ("misses", self.misses),
+            ("pages_reclaimed", self.pages_reclaimed),
+            ("pages_swapped_out", self.pages_swapped_out),
+            ("resident_pages", self.resident_pages),
+            ("memory", self.memory),
+            ("swap", self.swap),
+            ("log_hash", self.log_hash),
+            ("n_events", self.n_events as u64),
+        ] {
+            d.set_item(k, v)?;
+        }
+        for (k, v) in [
+            ("miss_ratio", self.miss_ratio),
+            ("seconds", self.seconds),
+            ("scan_seconds", self.scan_seconds),
+            ("requests_per_second", self.requests_per_second),
+        ] {
+            d.set_item(k, v)?;
+        }
+        d.set_item("counts", self.counts(py)?)?;
+        d.set_item("vmstat", self.vmstat(py)?)?;
+        Ok(d)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "ReplayResult({:?}, requests={}, distinct_pages={}, miss_ratio={:.4}, major_faults={}, {:.0} requests/s)",
+            self.path, self.requests, self.distinct_pages, self.miss_ratio, self.major_faults, self.requests_per_second
+        )
+    }
+}
+
+/// Read the first `limit` requests of the trace at `path`: (format, keys, writes, times).
+#[pyfunction]
+#[pyo3(signature = (path, *, format = "auto", limit = None))]
+#[allow(clippy::type_complexity)]
+fn trace_read<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    format: &str,
+    limit: Option<u64>,
+) -> PyResult<(&'static str, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<u64>>)> {
+    let (f, t) = py.detach(|| {
+        call(|| {
+            let (f, mut r) = trace::open(&path, Format::parse(format)?)?;
+            Ok((f, trace::read_columns(&mut r, limit.unwrap_or(u64::MAX))?))
+        })
+    })?;
+    Ok((f.name(), PyArray1::from_vec(py, t.keys), PyArray1::from_vec(py, t.writes), PyArray1::from_vec(py, t.times)))
+}
+
+/// A format to write: one of the three (not "auto").
+fn write_format(name: &str) -> crate::Result<Format> {
+    Format::parse(name)?.ok_or_else(|| Error::invalid("say which format to write: binary, csv or oracle"))
+}
+
+/// Write `keys` (uint64; with `writes` bool and `times` uint64, of the same length) to `path`.
+#[pyfunction]
+#[pyo3(signature = (path, keys, writes = None, times = None, *, format = "binary"))]
+fn trace_write(
+    py: Python<'_>,
+    path: PathBuf,
+    keys: &Bound<'_, PyAny>,
+    writes: Option<&Bound<'_, PyAny>>,
+    times: Option<&Bound<'_, PyAny>>,
+    format: &str,
+) -> PyResult<()> {
+    let k = super::batch::array_arg::<u64>(keys, "keys", "uint64")?;
+    let w = writes.map(|w| super::batch::array_arg::<bool>(w, "writes", "bool_")).transpose()?;
+    let t = times.map(|t| super::batch::array_arg::<u64>(t, "times", "uint64")).transpose()?;
+    // copies: the file is written with the GIL released, while Python may change the arrays
+    let (k, w, t) = (k.to_vec()?, w.map(|w| w.to_vec()).transpose()?, t.map(|t| t.to_vec()).transpose()?);
+    py.detach(|| {
+        call(|| {
+            trace::write(&path, write_format(format)?, Columns { keys: &k, writes: w.as_deref(), times: t.as_deref() })
+        })
+    })
+}
+
+/// Write a Zipf trace of `requests` over `pages` pages to `path` (see reclaim.trace.write_zipf).
+#[pyfunction]
+#[pyo3(signature = (path, requests, pages, *, s = 1.0, seed = 0, write_fraction = 0.0, format = "oracle"))]
+#[allow(clippy::too_many_arguments)]
+fn trace_write_zipf(
+    py: Python<'_>,
+    path: PathBuf,
+    requests: u64,
+    pages: u64,
+    s: f64,
+    seed: u64,
+    write_fraction: f64,
+    format: &str,
+) -> PyResult<()> {
+    py.detach(|| call(|| trace::write_zipf(&path, write_format(format)?, requests, pages, s, write_fraction, seed)))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyReplayRun>()?;
+    m.add_class::<PyReplayResult>()?;
+    m.add_function(wrap_pyfunction!(trace_read, m)?)?;
+    m.add_function(wrap_pyfunction!(trace_write, m)?)?;
+    m.add_function(wrap_pyfunction!(trace_write_zipf, m)?)?;
+    Ok(())
+}

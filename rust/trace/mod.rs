@@ -1,0 +1,319 @@
+//! Memory-access traces: a reader and a writer per format, and their replay against a kernel.
+//!
+//! - [`binary`]: reclaim's own format (docs/trace-format.md): a header, then fixed-size records
+//!   of a page number, a store bit and an optional timestamp.
+//! - [`csv`]: `addr,write` or `page,write` text.
+//! - [`oracle`]: libCacheSim's oracleGeneral binary records (every request a read).
+//!
+//! Readers stream (they hold one record, never the trace) and report malformed input as
+//! [`Error::Format`] naming the byte offset (binary formats) or the line (CSV); they never
+//! panic. Writers take the requests as columns ([`Columns`]), as numpy hands them over.
+
+pub mod binary;
+pub mod csv;
+pub mod oracle;
+pub mod replay;
+
+use crate::error::{Error, Result};
+use crate::sim::workload::{AccessStream, Pattern};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+/// One request of a trace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Request {
+    /// What is accessed: a page number (binary, CSV `page`), the page of an address (CSV
+    /// `addr`: the address >> 12) or an object id (oracle).
+    pub key: u64,
+    /// A store (oracle: never).
+    pub write: bool,
+    /// The format's timestamp (binary: nanoseconds, where the file has them; oracle:
+    /// `clock_time`, seconds; CSV: the `time` column), else 0.
+    pub time: u64,
+}
+
+/// A trace file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    Binary,
+    Csv,
+    Oracle,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Binary, Format::Csv, Format::Oracle];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Binary => "binary",
+            Format::Csv => "csv",
+            Format::Oracle => "oracle",
+        }
+    }
+
+    /// `"binary"`, `"csv"`, `"oracle"`, or `"auto"` (None: [`detect`] it).
+    pub fn parse(s: &str) -> Result<Option<Format>> {
+        if s == "auto" {
+            return Ok(None);
+        }
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("unknown trace format {s:?}; known: auto, binary, csv, oracle")))
+    }
+}
+
+/// zstd's frame magic: libCacheSim ships its traces compressed.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The format of a file from its first bytes `head` and its name: the binary magic; else a
+/// `.csv` or `.txt` name, or text without NUL bytes and below 0x80, is CSV; anything else is
+/// oracleGeneral. A zstd-compressed file is an error that says so.
+pub fn detect(head: &[u8], path: &Path) -> Result<Format> {
+    if head.starts_with(binary::MAGIC) {
+        return Ok(Format::Binary);
+    }
+    if head.starts_with(&ZSTD_MAGIC) {
+        return Err(Error::invalid(format!(
+            "{} is compressed with zstd: decompress it first (zstd -d)",
+            path.display()
+        )));
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if ext == "csv" || ext == "txt" || head.iter().all(|&b| b != 0 && b < 0x80) {
+        return Ok(Format::Csv);
+    }
+    Ok(Format::Oracle)
+}
+
+/// A streaming reader of one format.
+pub enum Reader<R> {
+    Binary(binary::Reader<R>),
+    Csv(csv::Reader<R>),
+    Oracle(oracle::Reader<R>),
+}
+
+impl<R: BufRead> Reader<R> {
+    /// A reader of `format` over `r` (the binary header is read and checked here).
+    pub fn new(format: Format, r: R) -> Result<Reader<R>> {
+        Ok(match format {
+            Format::Binary => Reader::Binary(binary::Reader::new(r)?),
+            Format::Csv => Reader::Csv(csv::Reader::new(r)),
+            Format::Oracle => Reader::Oracle(oracle::Reader::new(r)),
+        })
+    }
+
+    /// The next request, None at the end of the trace.
+    #[inline]
+    pub fn next_request(&mut self) -> Result<Option<Request>> {
+        match self {
+            Reader::Binary(r) => r.next_request(),
+            Reader::Csv(r) => r.next_request(),
+            Reader::Oracle(r) => r.next_request(),
+        }
+    }
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(format!("{}: {e}", path.display()))
+}
+
+/// Open the trace at `path` in `format` (None: [`detect`] it).
+pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Reader<BufReader<File>>)> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut r = BufReader::with_capacity(1 << 16, file);
+    let format = match format {
+        Some(f) => f,
+        None => detect(r.fill_buf().map_err(|e| io_error(path, e))?, path)?,
+    };
+    Ok((format, Reader::new(format, r)?))
+}
+
+/// Read into `buf` until it is full or the input ends; the bytes read.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// An I/O error while reading at `at` (a byte offset or a line).
+pub(crate) fn read_error(at: impl std::fmt::Display, e: std::io::Error) -> Error {
+    Error::Io(format!("reading the trace at {at}: {e}"))
+}
+
+/// Requests as owned columns: what [`read_columns`] gives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub keys: Vec<u64>,
+    pub writes: Vec<bool>,
+    pub times: Vec<u64>,
+}
+
+/// The first `limit` requests of `r` as columns.
+pub fn read_columns<R: BufRead>(r: &mut Reader<R>, limit: u64) -> Result<Trace> {
+    let mut t = Trace::default();
+    while (t.keys.len() as u64) < limit {
+        let Some(q) = r.next_request()? else { break };
+        t.keys.push(q.key);
+        t.writes.push(q.write);
+        t.times.push(q.time);
+    }
+    Ok(t)
+}
+
+/// Requests as columns: what the writers take.
+#[derive(Clone, Copy, Debug)]
+pub struct Columns<'a> {
+    pub keys: &'a [u64],
+    /// Stores (None: every request a read).
+    pub writes: Option<&'a [bool]>,
+    /// Timestamps in the format's unit (None: none).
+    pub times: Option<&'a [u64]>,
+}
+
+impl Columns<'_> {
+    /// Check that the columns have one length.
+    pub fn check(&self) -> Result<()> {
+        let n = self.keys.len();
+        for (what, len) in [("writes", self.writes.map(<[bool]>::len)), ("times", self.times.map(<[u64]>::len))] {
+            if let Some(len) = len {
+                if len != n {
+                    return Err(Error::invalid(format!("{what} has {len} elements but keys has {n}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[inline]
+    pub fn write(&self, i: usize) -> bool {
+        self.writes.is_some_and(|w| w[i])
+    }
+
+    #[inline]
+    pub fn time(&self, i: usize) -> u64 {
+        self.times.map_or(0, |t| t[i])
+    }
+}
+
+/// Write `cols` to `path` in `format`.
+pub fn write(path: &Path, format: Format, cols: Columns<'_>) -> Result<()> {
+    cols.check()?;
+    let file = File::create(path).map_err(|e| io_error(path, e))?;
+    let mut w = BufWriter::with_capacity(1 << 16, file);
+    match format {
+        Format::Binary => binary::write(&mut w, cols),
+        Format::Csv => csv::write(&mut w, cols),
+        Format::Oracle => oracle::write(&mut w, cols),
+    }
+    .map_err(|e| match e {
+        Error::Io(m) => Error::Io(format!("{}: {m}", path.display())),
+        e => e,
+    })?;
+    w.flush().map_err(|e| io_error(path, e))
+}
+
+/// `requests` page numbers drawn from a Zipf distribution of exponent `s` over `pages` pages
+/// (page k has weight 1/(k+1)^s, page 0 is the hottest: [`Pattern::Zipf`]), each a store with
+/// probability `write_fraction`; seeded.
+pub fn zipf(requests: u64, pages: u64, s: f64, write_fraction: f64, seed: u64) -> Result<(Vec<u64>, Vec<bool>)> {
+    let pattern = Pattern::parse(&format!("zipf:{s}"))?;
+    let n = usize::try_from(requests).map_err(|_| Error::invalid(format!("{requests} requests is too many")))?;
+    let (mut keys, mut writes) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (addr, write, _) in AccessStream::new(pattern, 0, pages, write_fraction, seed)?.take(n) {
+        keys.push(addr >> 12);
+        writes.push(write);
+    }
+    Ok((keys, writes))
+}
+
+/// Write a [`zipf`] trace to `path` in `format`.
+pub fn write_zipf(
+    path: &Path,
+    format: Format,
+    requests: u64,
+    pages: u64,
+    s: f64,
+    write_fraction: f64,
+    seed: u64,
+) -> Result<()> {
+    let (keys, writes) = zipf(requests, pages, s, write_fraction, seed)?;
+    write(path, format, Columns { keys: &keys, writes: Some(&writes), times: None })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// Every request of `bytes` read as `format`.
+    pub fn read_all(format: Format, bytes: &[u8]) -> Result<Vec<Request>> {
+        let mut r = Reader::new(format, Cursor::new(bytes))?;
+        let mut out = Vec::new();
+        while let Some(q) = r.next_request()? {
+            out.push(q);
+        }
+        Ok(out)
+    }
+
+    /// `cols` written as `format` into memory.
+    pub fn written(format: Format, cols: Columns<'_>) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        match format {
+            Format::Binary => binary::write(&mut v, cols)?,
+            Format::Csv => csv::write(&mut v, cols)?,
+            Format::Oracle => oracle::write(&mut v, cols)?,
+        }
+        Ok(v)
+    }
+
+    #[test]
+    fn every_format_round_trips_a_zipf_trace() {
+        let (keys, writes) = zipf(5000, 300, 0.9, 0.3, 7).unwrap();
+        let times: Vec<u64> = (0..5000u64).map(|i| i * 3).collect();
+        for format in Format::ALL {
+            let writes = (format != Format::Oracle).then_some(&writes[..]);
+            let cols = Columns { keys: &keys, writes, times: Some(&times) };
+            let back = read_all(format, &written(format, cols).unwrap()).unwrap();
+            assert_eq!(back.len(), keys.len(), "{format:?}");
+            for (i, q) in back.iter().enumerate() {
+                assert_eq!((q.key, q.write, q.time), (keys[i], cols.write(i), times[i]), "{format:?} request {i}");
+            }
+        }
+        // zipf: page 0 is the hottest, every key is a page of the 300
+        assert!(keys.iter().all(|&k| k < 300));
+        let hot = keys.iter().filter(|&&k| k == 0).count();
+        assert!(hot > keys.iter().filter(|&&k| k == 299).count() * 20, "{hot}");
+    }
+
+    #[test]
+    fn detect_by_magic_name_and_content() {
+        let p = Path::new("t");
+        assert_eq!(detect(b"RCLMTRC\0\x01\x00", p).unwrap(), Format::Binary);
+        assert_eq!(detect(b"page,write\n1,0\n", p).unwrap(), Format::Csv);
+        assert_eq!(detect(b"\x01\x00\x00\x00\x05", p).unwrap(), Format::Oracle);
+        assert_eq!(detect(b"\x01\x00", Path::new("t.csv")).unwrap(), Format::Csv);
+        assert!(detect(&ZSTD_MAGIC, Path::new("t.oracleGeneral.zst")).unwrap_err().to_string().contains("zstd -d"));
+        assert_eq!(Format::parse("auto").unwrap(), None);
+        assert_eq!(Format::parse("oracle").unwrap(), Some(Format::Oracle));
+        assert!(Format::parse("parquet").unwrap_err().to_string().contains("binary, csv, oracle"));
+    }
+
+    #[test]
+    fn columns_of_different_lengths_are_refused() {
+        let cols = Columns { keys: &[1, 2], writes: Some(&[true]), times: None };
+        for format in Format::ALL {
+            let e = written(format, cols).unwrap_err().to_string();
+            assert!(e.contains("writes has 1 elements but keys has 2"), "{e}");
+        }
+    }
+}
