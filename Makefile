@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo
+.PHONY: all install build test test-rust test-python lint fmt bench fuzz-traces wheel clean demo
 
 all: test
 
@@ -42,6 +42,11 @@ fmt:
 ## bench: criterion benches (Rust)
 bench:
 	$(CARGO) bench
+
+## fuzz-traces: a long run of the trace parsers' mutation fuzzer (FUZZ_ITERS inputs a format)
+FUZZ_ITERS ?= 5000000
+fuzz-traces:
+	RECLAIM_FUZZ_ITERS=$(FUZZ_ITERS) $(CARGO) test --release --no-default-features --lib trace::fuzz -- --nocapture
 
 ## wheel: an abi3 wheel in dist/
 wheel:

@@ -14,6 +14,9 @@ pub mod csv;
 pub mod oracle;
 pub mod replay;
 
+#[cfg(test)]
+mod fuzz;
+
 use crate::error::{Error, Result};
 use crate::sim::workload::{AccessStream, Pattern};
 use std::fs::File;
