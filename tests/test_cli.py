@@ -20,7 +20,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_help_lists_every_subcommand() -> None:
     r = run("--help")
     assert r.returncode == 0
-    for cmd in ("demo", "study", "explore", "export", "sweep", "crosscheck"):
+    for cmd in ("demo", "study", "explore", "export", "sweep", "crosscheck", "replay"):
         assert re.search(rf"^\s+{cmd}\s", r.stdout, re.M), cmd
 
 
