@@ -108,6 +108,7 @@ def test_bad_arrays_are_argument_errors_that_change_nothing() -> None:
         ((addrs, np.ones(8, np.uint8)), {}, "writes must be a 1-D numpy array of bool_"),
         ((addrs,), {"values": np.ones(9, np.uint64)}, "values has 9 elements but addrs has 8"),
     ]
+    bad.append(((addrs,), {"tid": 70_000}, "thread id 70000 is beyond the model's 0..=65535"))
     for args, kw, msg in bad:
         with pytest.raises(reclaim.ArgumentError, match=re.escape(msg)):
             p.access_batch(*args, **kw)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 //! Trace files and their replay: `reclaim.replay` and `reclaim.trace`.
 
 use super::batch::counts_dict;
-use super::errors::{call, internal};
+use super::errors::{call, call_locked, internal};
 use super::kernel::{size_arg, vmstat_dict};
 use crate::error::Error;
 use crate::fault::batch::Outcome;
@@ -87,10 +87,7 @@ impl PyReplayRun {
 
     /// Replay up to `n` more requests with the GIL released. Returns whether it is done.
     fn advance(&self, py: Python<'_>, n: u64) -> PyResult<bool> {
-        py.detach(|| {
-            let mut r = self.r.lock().map_err(|_| poisoned())?;
-            call(|| r.advance(n))
-        })
+        py.detach(|| call_locked(&self.r, |r| r.advance(n)))
     }
 
     /// (requests replayed, requests to replay).

@@ -24,7 +24,6 @@ use crate::mm::MM_ANONPAGES;
 use crate::mm::mmap::MapKind;
 use crate::profile::Profile;
 use crate::sim::bitmap::Bitmap;
-use crate::sim::log::{Ev, ttu_result};
 use crate::vmscan::vmstat::Vm;
 use std::fs::File;
 use std::io::BufReader;
@@ -160,10 +159,7 @@ impl Replay {
         let swap = cfg.swap.unwrap_or((distinct_pages + distinct_pages / 8 + 64) << 12);
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
-        for e in [Ev::Fault, Ev::SwapIn, Ev::WritePage] {
-            kernel.log.mute(e, true);
-        }
-        kernel.log.mute_result(ttu_result::SWAP, true);
+        kernel.log.mute_per_page();
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let base = kernel.mmap(pid, pages << 12, MapKind::Anon, false, None)?;
         let (_, reader) = super::open(path, Some(format))?;
