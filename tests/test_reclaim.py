@@ -93,8 +93,9 @@ def test_mlocked_pages_are_not_unmapped(profile: str) -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_referenced_page_is_activated_not_reclaimed(profile: str) -> None:
     k = small_kernel(profile, memory="32MiB")
-    p, a = guest_ram(k, 64, kvm=False)
-    # one reclaim pass that scans everything once: the hot page is touched between passes
+    p, a = guest_ram(k, 256, kvm=False)
+    # memory.reclaim takes at least SWAP_CLUSTER_MAX pages a pass: four passes take 128 of the
+    # 256; the hot page is touched between passes
     k.reclaim(1)
     for _ in range(3):
         p.read(a)

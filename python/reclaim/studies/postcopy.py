@@ -106,7 +106,8 @@ def postcopy(
 
     Sizes are bytes or strings like "256MiB". Unset host sizes scale with the guest: the source
     gets the guest plus 25% and 64 MiB; the destination 7/8 of the guest, and other load of 1/8
-    of it, so it must reclaim, with swap of half the guest (at least 512 MiB) to reclaim to. `progress` is called as the run advances.
+    of it, so it must reclaim, with swap of half the guest (at least 512 MiB) to reclaim to.
+    `progress` is called as the run advances.
     """
     run = prepare(profile, **params)  # type: ignore[arg-type]
     step = 50_000_000  # 50 ms of simulated time per slice
