@@ -4,5 +4,6 @@ pub mod bitmap;
 pub mod invariants;
 pub mod log;
 pub mod rng;
+pub mod snapshot;
 pub mod workload;
 pub mod world;

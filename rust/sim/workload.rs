@@ -3,9 +3,10 @@
 
 use super::rng::Rng;
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// An access pattern over `n` items.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Pattern {
     /// Every item equally likely.
     Uniform,
@@ -54,7 +55,7 @@ impl Pattern {
 }
 
 /// A sampler of a [`Pattern`] over `n` items.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sampler {
     pattern: Pattern,
     n: u64,
@@ -110,7 +111,7 @@ impl Sampler {
 
 /// Zipf sampling by rejection-inversion (W. Hörmann, G. Derflinger, "Rejection-inversion to
 /// generate variates from monotone discrete distributions", 1996): O(1) per draw, no table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Zipf {
     n: f64,
     s: f64,
