@@ -1,5 +1,6 @@
 """Type stubs of the Rust extension module ``reclaim._reclaim`` (hand-written)."""
 
+import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
@@ -238,6 +239,13 @@ class Kernel:
     def blocked(self) -> list[tuple[int, int, int, int]]: ...
     def page(self, pfn: int) -> dict[str, object]: ...
     def heap_bytes(self) -> int: ...
+    def snapshot(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole state to ``path`` atomically; see :meth:`restore`."""
+    @classmethod
+    def restore(cls, path: str | os.PathLike[str]) -> Kernel:
+        """The kernel of a snapshot file; it continues with the same events as the one that
+        wrote it. Raises FileError (unreadable) or FormatError (damaged, another format
+        version, not a kernel)."""
 
 class PostcopyResult:
     @property
@@ -303,6 +311,17 @@ class PostcopyRun:
     def vmstat(self, host: int) -> dict[str, int]: ...
     def page_states(self, host: int) -> npt.NDArray[np.uint8]: ...
     def result(self) -> PostcopyResult: ...
+    @property
+    def steps(self) -> int: ...
+    def heap_bytes(self) -> int: ...
+    def check(self) -> None: ...
+    def snapshot(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole run (configuration, both hosts, QEMU, guest, link, RNGs, pending
+        actions) to ``path`` atomically; see :meth:`restore`."""
+    @classmethod
+    def restore(cls, path: str | os.PathLike[str]) -> PostcopyRun:
+        """The run of a snapshot file; it continues with the same events as the one that
+        wrote it. Raises FileError or FormatError."""
 
 PREDICATE_NAMES: list[str]
 

@@ -100,6 +100,8 @@ pub struct World {
     pending_source: bool,
     pending_fault: bool,
     pending_kswapd: [bool; 2],
+    /// Actions applied so far.
+    pub steps: u64,
 }
 
 impl World {
@@ -132,6 +134,7 @@ impl World {
             pending_source: false,
             pending_fault: false,
             pending_kswapd: [false; 2],
+            steps: 0,
         }
     }
 
@@ -191,6 +194,11 @@ impl World {
             return Err("QEMU's userfaultfd on the destination does not exist".into());
         }
         Ok(())
+    }
+
+    /// Bytes of heap the run's state takes: both hosts ([`Kernel::heap_bytes`]) and the guest.
+    pub fn heap_bytes(&self) -> usize {
+        self.hosts.iter().map(Kernel::heap_bytes).sum::<usize>() + self.guest.heap_bytes()
     }
 
     /// Other load on the destination: `pages` touched once now, then one page every
@@ -304,6 +312,7 @@ impl World {
 
     /// Apply one action at the current time.
     pub fn apply(&mut self, a: Action) {
+        self.steps += 1;
         match a {
             Action::Vcpu(i) => self.vcpu_step(i),
             Action::SourceSend => {
