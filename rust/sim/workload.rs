@@ -111,6 +111,9 @@ impl Sampler {
 
 /// Zipf sampling by rejection-inversion (W. Hörmann, G. Derflinger, "Rejection-inversion to
 /// generate variates from monotone discrete distributions", 1996): O(1) per draw, no table.
+/// Its exp and log come from the pure-Rust `libm`, not the platform's C library (whose last bit
+/// differs between implementations and would move a draw across an integer boundary): the
+/// same seed samples the same pages on every machine.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Zipf {
     n: f64,
@@ -132,18 +135,18 @@ impl Zipf {
 
     /// Density 1/x^s.
     fn hf(&self, x: f64) -> f64 {
-        (-self.s * x.ln()).exp()
+        libm::exp(-self.s * libm::log(x))
     }
 
     /// The integral H(x) of hf.
     fn h(&self, x: f64) -> f64 {
-        let lx = x.ln();
+        let lx = libm::log(x);
         helper_exp(lx * (1.0 - self.s)) * lx
     }
 
     fn h_inv(&self, x: f64) -> f64 {
         let t = (x * (1.0 - self.s)).max(-1.0);
-        (helper_log(t) * x).exp()
+        libm::exp(helper_log(t) * x)
     }
 
     fn sample(&self, rng: &mut Rng) -> u64 {
@@ -160,12 +163,12 @@ impl Zipf {
 
 /// (exp(x) - 1) / x, stable near 0.
 fn helper_exp(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.exp_m1() / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
+    if x.abs() > 1e-8 { libm::expm1(x) / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
 }
 
 /// ln(1 + x) / x, stable near 0.
 fn helper_log(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.ln_1p() / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
+    if x.abs() > 1e-8 { libm::log1p(x) / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
 }
 
 #[cfg(test)]
