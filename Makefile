@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo
+.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz
 
 all: test
 
@@ -52,3 +52,11 @@ demo:
 
 clean:
 	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache
+
+## fuzz: the snapshot decoder under a long mutation loop (FUZZ_SECONDS, default 300; the short
+## loop runs in test-rust)
+FUZZ_SECONDS ?= 300
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --no-default-features --test fuzz_snapshot \
+		-- --ignored fuzz_long --nocapture
+

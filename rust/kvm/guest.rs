@@ -100,6 +100,7 @@ impl GuestConfig {
         if self.pages < 16 {
             return Err(Error::invalid(format!("guest memory of {} pages is too small (at least 16)", self.pages)));
         }
+        self.pattern.validate()?;
         if self.pages > u32::MAX as u64 {
             return Err(Error::invalid("guest memory is too large for the model (at most 16 TiB)"));
         }
@@ -333,6 +334,9 @@ impl Guest {
                 Some(f) if !*f && self.pos[gfn as usize] == u32::MAX => *f = true,
                 _ => return Err(format!("free guest page {gfn} is beyond the guest, used or free twice")),
             }
+        }
+        if self.sampler.pattern() != &self.cfg.pattern {
+            return Err("the guest's sampler draws another pattern than its configuration's".into());
         }
         if self.used.len() + self.free.len() != n || self.sampler.len() != self.used.len() as u64 {
             return Err(format!("{} used and {} free guest pages of {n}", self.used.len(), self.free.len()));

@@ -24,7 +24,8 @@
 //! offset where decoding stopped) or that has trailing bytes; and a decoded state that fails
 //! the model's structure and invariant checks (`Kernel::check_invariants`,
 //! `World::check_invariants`), so that a restored model is never inconsistent. Nothing panics on
-//! any input: `tests/fuzz_snapshot.rs` mutates the valid snapshots of `fuzz/corpus/snapshot/`.
+//! any input: `fuzz/snapshot.rs` (a mutation loop on stable Rust, see there) mutates the valid
+//! snapshots of `fuzz/corpus/snapshot/`.
 //!
 //! Writing is atomic: the bytes go to a temporary file in the target's directory, which is
 //! synced and renamed over the target (and the directory synced), so a crash leaves either the

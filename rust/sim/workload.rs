@@ -40,7 +40,13 @@ impl Pattern {
                 )));
             }
         };
-        match p {
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Refuse parameters the samplers cannot draw from.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
             Pattern::Zipf { s } if !(s > 0.0 && s.is_finite()) => {
                 Err(Error::invalid(format!("zipf exponent must be > 0, got {s}")))
             }
@@ -49,18 +55,37 @@ impl Pattern {
                     "phased needs 0 < fraction <= 1 and phase_len > 0, got {fraction}, {phase_len}"
                 )))
             }
-            p => Ok(p),
+            _ => Ok(()),
         }
     }
 }
 
 /// A sampler of a [`Pattern`] over `n` items.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "SamplerFields")]
 pub struct Sampler {
     pattern: Pattern,
     n: u64,
     draws: u64,
+    /// Derived from `pattern` and `n`: a snapshot does not store it.
+    #[serde(skip)]
     zipf: Option<Zipf>,
+}
+
+/// What a snapshot holds of a [`Sampler`]: the Zipf constants are derived again on restore,
+/// not taken from the file (derived from other values, they cannot be checked, and a sampler
+/// of wrong constants might never accept a draw).
+#[derive(Deserialize)]
+struct SamplerFields {
+    pattern: Pattern,
+    n: u64,
+    draws: u64,
+}
+
+impl From<SamplerFields> for Sampler {
+    fn from(f: SamplerFields) -> Sampler {
+        Sampler { draws: f.draws, ..Sampler::new(f.pattern, f.n) }
+    }
 }
 
 impl Sampler {
@@ -74,6 +99,10 @@ impl Sampler {
 
     pub fn len(&self) -> u64 {
         self.n
+    }
+
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,7 +143,7 @@ impl Sampler {
 /// Its exp and log come from the pure-Rust `libm`, not the platform's C library (whose last bit
 /// differs between implementations and would move a draw across an integer boundary): the
 /// same seed samples the same pages on every machine.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 struct Zipf {
     n: f64,
     s: f64,
@@ -189,6 +218,19 @@ mod tests {
         let ratio09 = counts[0] as f64 / counts[9] as f64;
         assert!((1.7..2.3).contains(&ratio01), "{ratio01}");
         assert!((8.0..12.5).contains(&ratio09), "{ratio09}");
+    }
+
+    #[test]
+    fn zipf_draws_for_every_valid_exponent() {
+        for s in [1e-9, 0.5, 1.0, 50.0, 1e6, 1e300] {
+            for n in [1u64, 2, 1000, 1 << 30] {
+                let mut r = Rng::new(1);
+                let mut smp = Sampler::new(Pattern::Zipf { s }, n);
+                assert!((0..200).all(|_| smp.next(&mut r) < n), "s={s} n={n}");
+            }
+        }
+        assert!(Pattern::Zipf { s: f64::NAN }.validate().is_err());
+        assert!(Pattern::Zipf { s: f64::INFINITY }.validate().is_err());
     }
 
     #[test]
