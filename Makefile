@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz
+.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz soak
 
 all: test
 
@@ -60,3 +60,8 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --no-default-features --test fuzz_snapshot \
 		-- --ignored fuzz_long --nocapture
 
+## soak: a long study with invariant checks, steps/s, peak RSS and RSS growth (not in make test;
+## SOAK_ARGS="--hours 6" for a longer one)
+SOAK_ARGS ?=
+soak:
+	$(PYTHON) tests/soak.py $(SOAK_ARGS)

@@ -237,6 +237,19 @@ impl PyPostcopyRun {
         })
     }
 
+    /// Stop (or resume) recording events of the trace `name` on both hosts (a long run mutes
+    /// the per-operation kinds, e.g. "kvm:essa").
+    #[pyo3(signature = (name, muted = true))]
+    fn mute(&self, name: &str, muted: bool) -> PyResult<()> {
+        let kind = crate::sim::log::Ev::by_name(name)
+            .ok_or_else(|| super::errors::to_pyerr(crate::Error::invalid(format!("unknown event name {name:?}"))))?;
+        let mut w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        for k in &mut w.hosts {
+            k.log.mute(kind, muted);
+        }
+        Ok(())
+    }
+
     /// Actions the run has applied (guest operations, sends, deliveries, kswapd runs...).
     #[getter]
     fn steps(&self) -> PyResult<u64> {
