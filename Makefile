@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python lint fmt bench fuzz-traces wheel clean demo
+.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz fuzz-traces soak
 
 all: test
 
@@ -57,3 +57,16 @@ demo:
 
 clean:
 	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache
+
+## fuzz: the snapshot decoder under a long mutation loop (FUZZ_SECONDS, default 300; the short
+## loop runs in test-rust)
+FUZZ_SECONDS ?= 300
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --no-default-features --test fuzz_snapshot \
+		-- --ignored fuzz_long --nocapture
+
+## soak: a long study with invariant checks, steps/s, peak RSS and RSS growth (not in make test;
+## SOAK_ARGS="--hours 6" for a longer one)
+SOAK_ARGS ?=
+soak:
+	$(PYTHON) tests/soak.py $(SOAK_ARGS)

@@ -20,11 +20,12 @@ use crate::vmscan::kswapd::Kswapd;
 use crate::vmscan::lru::Lru;
 use crate::vmscan::swap::SwapDevice;
 use crate::vmscan::vmstat::{Vm, Vmstat};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What operations cost in simulated time (nanoseconds). Typical figures for a current s390 or
 /// x86 server with an SSD swap device; studies may change them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cost {
     /// An access that completes without a fault.
     pub access: u64,
@@ -54,10 +55,10 @@ impl Default for Cost {
 }
 
 /// First pid handed out (pid 1 is init on a real system; the model has no init).
-const FIRST_PID: u32 = 100;
+pub(crate) const FIRST_PID: u32 = 100;
 
 /// A host kernel.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kernel {
     pub profile: Profile,
     /// Index of this host in a multi-host run (0 for a lone kernel).
@@ -67,7 +68,7 @@ pub struct Kernel {
     /// Processes by `pid - FIRST_PID`.
     pub mms: Vec<Option<Mm>>,
     pub vmas: Vec<Option<Vma>>,
-    vma_free: Vec<u32>,
+    pub(crate) vma_free: Vec<u32>,
     /// anon_vmas by id, never reused (a page may still name a dead one).
     pub anon_vmas: Vec<AnonVma>,
     /// shmem objects by id.
@@ -85,13 +86,15 @@ pub struct Kernel {
     /// Extra simulated clients of memory (pages allocated outside any process: other load).
     pub pinned: Vec<u32>,
     /// Reused buffer of the rmap walk (no allocation per walked page).
+    #[serde(skip)]
     pub(crate) rmap_scratch: Vec<(u32, u64)>,
     /// `reclaim_stat` of the lruvec (get_scan_count's balance).
     pub(crate) lru_recent: crate::vmscan::shrink::RecentStat,
     /// `lruvec->nonresident_age`: evictions and activations, the workingset clock.
     pub(crate) nonresident_age: u32,
     /// Mappings that got a migration entry in the current `migrate_page`:
-    /// (pid, vma, addr, pte index, old pte value).
+    /// (pid, vma, addr, pte index, old pte value). Scratch of one call: not in a snapshot.
+    #[serde(skip)]
     pub(crate) migration_targets: Vec<(u32, u32, u64, usize, u64)>,
     /// KVM migration mode (`kvm->arch.migration_mode`): every ESSA is intercepted.
     pub kvm_migration_mode: bool,

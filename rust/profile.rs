@@ -14,9 +14,10 @@
 use crate::arch::Arch;
 use crate::arch::s390::pgste::PgsteLayout;
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// The guard on the `pte_unused` branch of `try_to_unmap_one` / `try_to_migrate_one`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum UnusedGuard {
     /// `} else if (pte_unused(pteval)) {` (v3.15 .. v4.17).
     None,
@@ -28,7 +29,7 @@ pub enum UnusedGuard {
 }
 
 /// What `mm_forbids_zeropage(mm)` is on s390.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ForbidsZeropage {
     /// `mm_use_skey` (before v4.14).
     UsesSkeys,
@@ -41,7 +42,7 @@ pub enum ForbidsZeropage {
 }
 
 /// When and how s390 removes shared zero-page mappings from a KVM process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ZeroPageRemoval {
     /// `s390_enable_skey` → `__s390_enable_skey`: zero-page PTEs are cleared to none when the
     /// guest enables storage keys (before v4.14 / fa41ba0d08de).
@@ -56,11 +57,52 @@ pub enum ZeroPageRemoval {
     UnshareOnCowDisable,
 }
 
+/// Serde of [`Profile::name`]: a snapshot stores the name; reading it back gives the built-in
+/// name's `&'static str`, and a name that is none of [`PROFILE_NAMES`] is refused both ways.
+mod builtin_name {
+    use super::PROFILE_NAMES;
+    use serde::{Deserialize, Deserializer, Serializer, de, ser::Error};
+
+    fn builtin(name: &str) -> Option<&'static str> {
+        PROFILE_NAMES.into_iter().find(|n| *n == name)
+    }
+
+    pub fn serialize<S: Serializer>(name: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+        super::check_builtin_name(name).map_err(S::Error::custom)?;
+        s.serialize_str(name)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        builtin(&name).ok_or_else(|| {
+            de::Error::custom(format!("unknown profile {name:?}; known profiles: {}", PROFILE_NAMES.join(", ")))
+        })
+    }
+}
+
+/// `&'static str` under another name: serde's derive borrows every field spelled `&str` from
+/// the input, which `builtin_name` (a lookup, no borrow) must not be tied to.
+pub type StaticName = &'static str;
+
+/// Refuse a profile name that is none of [`PROFILE_NAMES`] (a snapshot could not name it).
+fn check_builtin_name(name: &str) -> Result<()> {
+    if PROFILE_NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "profile {name:?} is not a built-in profile ({}): a snapshot stores the profile by name",
+            PROFILE_NAMES.join(", ")
+        )))
+    }
+}
+
 /// A kernel profile.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Profile {
-    /// The profile's name, e.g. `"4.18"`.
-    pub name: &'static str,
+    /// The profile's name, e.g. `"4.18"` (one of [`PROFILE_NAMES`]: a snapshot stores it by
+    /// name and refuses any other).
+    #[serde(with = "builtin_name")]
+    pub name: StaticName,
     /// (major, minor) of the release modelled.
     pub release: (u16, u16),
     pub arch: Arch,
@@ -258,6 +300,12 @@ impl Profile {
         };
         let p = s390(n);
         Ok(Profile { arch, ..p })
+    }
+
+    /// Whether a snapshot can store this profile: its name is a built-in one (its switches may
+    /// differ; they are stored).
+    pub fn check_storable(&self) -> Result<()> {
+        check_builtin_name(self.name)
     }
 
     /// Parse `name` and `arch` names.

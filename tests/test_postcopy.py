@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 import reclaim
-from reclaim.studies import postcopy
+from reclaim.studies import postcopy, prepare
 
 SEEDS = range(20)
 SIZES = ["64MiB", "128MiB"]
@@ -138,3 +138,18 @@ def test_cli_study_json_and_exit_code() -> None:
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0, "one readable line"
+
+
+def test_a_run_mutes_checks_and_counts_its_steps() -> None:
+    run = prepare("4.18", guest_memory="16MiB", seed=3)
+    run.mute("kvm:essa")
+    run.advance(10**12)
+    run.check()
+    r = run.result()
+    assert r.outcome == "completed"
+    assert r.events("kvm:essa") == [] and r.events("qemu:migration_phase")
+    assert run.steps > r.metrics["guest_ops"] > 0
+    source_frames = (16 + 4 + 64) << 20 >> 12  # guest + 25% + 64 MiB
+    assert run.heap_bytes() > source_frames * 48  # 48 bytes of struct page per frame
+    with pytest.raises(reclaim.ArgumentError):
+        run.mute("kvm:nothing")

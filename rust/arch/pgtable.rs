@@ -11,6 +11,7 @@
 //! Only touched ranges cost tables: a 1 TiB range that nobody touched has none.
 
 use crate::sim::hint::Hint;
+use serde::{Deserialize, Serialize};
 
 /// The shape of an arch's page tables.
 #[derive(Debug)]
@@ -51,8 +52,10 @@ impl Geometry {
 }
 
 /// One process's page tables.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageTables {
+    /// Stored in a snapshot as the arch it belongs to.
+    #[serde(with = "geometry_by_arch")]
     geom: &'static GeometryRef,
     /// Index of the current top level into `geom.upper_shifts`.
     top_level: usize,
@@ -72,6 +75,7 @@ pub struct PageTables {
     nr_pts: usize,
     /// The last walk that reached a page table: (va / pt_span, page table + 1). Cleared when a
     /// page table is freed (its index may then map another range).
+    #[serde(skip)]
     last_pt: Hint<(u64, u32)>,
 }
 
@@ -92,6 +96,22 @@ impl PartialEq for GeometryRef {
 }
 
 impl Eq for GeometryRef {}
+
+/// Serde of a page-table geometry: by the arch whose geometry it is (there is one per arch).
+mod geometry_by_arch {
+    use super::GeometryRef;
+    use crate::arch::Arch;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::Error};
+
+    pub fn serialize<S: Serializer>(g: &&'static GeometryRef, s: S) -> Result<S::Ok, S::Error> {
+        let arch = Arch::ALL.into_iter().find(|a| std::ptr::eq(a.geometry(), *g));
+        arch.ok_or_else(|| S::Error::custom("page tables of a geometry no arch has"))?.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static GeometryRef, D::Error> {
+        Ok(Arch::deserialize(d)?.geometry())
+    }
+}
 
 /// The result of walking the upper levels for one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,6 +412,72 @@ impl PageTables {
     /// The index of the top table (for rendering the ASCE / CR3).
     pub fn top_table(&self) -> u32 {
         self.top
+    }
+
+    /// Check the tables are one tree of `geom`: from the top table down, each entry points to
+    /// a table of the next level (a page table at the last) that exists and no other entry
+    /// points to; the free lists hold only tables outside the tree; `nr_pts` counts the page
+    /// tables in it; PGSTEs sit beside the PTEs when the mm has them.
+    pub fn check(&self, geom: &'static GeometryRef) -> Result<(), String> {
+        let g = &geom.0;
+        let n = g.pt_entries;
+        if !std::ptr::eq(self.geom, geom) {
+            return Err("page tables of another arch's geometry".into());
+        }
+        if self.ptes.len() % n != 0 || self.pgstes.len() != if self.has_pgste { self.ptes.len() } else { 0 } {
+            return Err(format!(
+                "{} PTEs and {} PGSTEs do not make page tables of {n}",
+                self.ptes.len(),
+                self.pgstes.len()
+            ));
+        }
+        if self.top_level >= g.upper_shifts.len() || self.top as usize >= self.upper.len() {
+            return Err(format!("top table {} at level {} does not exist", self.top, self.top_level));
+        }
+        if let Some(t) = self.upper.iter().position(|t| t.len() != g.upper_entries) {
+            return Err(format!("upper table {t} has {} entries, not {}", self.upper[t].len(), g.upper_entries));
+        }
+        let last = g.upper_shifts.len() - 1;
+        let mut in_tree = vec![false; self.upper.len()];
+        let mut pt_in_tree = vec![false; self.ptes.len() / n];
+        in_tree[self.top as usize] = true;
+        let mut stack = vec![(self.top, self.top_level)];
+        while let Some((t, level)) = stack.pop() {
+            for &e in self.upper[t as usize].iter().filter(|e| **e != 0) {
+                let child = (e - 1) as usize;
+                let slot = if level == last { pt_in_tree.get_mut(child) } else { in_tree.get_mut(child) };
+                match slot {
+                    Some(s) if !*s => *s = true,
+                    _ => {
+                        return Err(format!(
+                            "upper table {t} (level {level}) points to table {child}, which is missing or shared"
+                        ));
+                    }
+                }
+                if level != last {
+                    stack.push((child as u32, level + 1));
+                }
+            }
+        }
+        let reached = pt_in_tree.iter().filter(|x| **x).count();
+        if reached != self.nr_pts || reached + self.pt_free.len() != pt_in_tree.len() {
+            return Err(format!(
+                "nr_pts {} but {reached} page tables are in use and {} of {} free",
+                self.nr_pts,
+                self.pt_free.len(),
+                pt_in_tree.len()
+            ));
+        }
+        for (free, tree, what) in [(&self.upper_free, &mut in_tree, "upper"), (&self.pt_free, &mut pt_in_tree, "page")]
+        {
+            for &i in free {
+                match tree.get_mut(i as usize) {
+                    Some(s) if !*s => *s = true,
+                    _ => return Err(format!("free {what} table {i} is missing, in use or free twice")),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Bytes of heap the tables use (for memory accounting).

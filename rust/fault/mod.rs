@@ -11,6 +11,7 @@
 //! `shmem_get_folio_gfp` when the page is in neither page cache nor swap; `do_swap_page` never
 //! raises one.
 
+use serde::{Deserialize, Serialize};
 mod anon;
 pub mod batch;
 mod shmem;
@@ -27,7 +28,7 @@ use crate::uffd::UffdMsg;
 use crate::vmscan::vmstat::Vm;
 
 /// The outcome of an access: expected kernel outcomes are values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Access {
     /// The load or store completed; `value` is what was read (or written).
     Done { value: u64 },

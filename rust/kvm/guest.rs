@@ -13,9 +13,10 @@
 use crate::error::{Error, Result};
 use crate::sim::rng::Rng;
 use crate::sim::workload::{Pattern, Sampler};
+use serde::{Deserialize, Serialize};
 
 /// Which pages the guest frees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FreePolicy {
     /// Short-lived allocations: every page the workload allocates is freed again
     /// `lifetime` guest operations later (a buffer, an anon page of a short process), so it is
@@ -51,7 +52,7 @@ impl FreePolicy {
 }
 
 /// The guest's configuration.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GuestConfig {
     /// Guest memory in pages.
     pub pages: u64,
@@ -99,6 +100,7 @@ impl GuestConfig {
         if self.pages < 16 {
             return Err(Error::invalid(format!("guest memory of {} pages is too small (at least 16)", self.pages)));
         }
+        self.pattern.validate()?;
         if self.pages > u32::MAX as u64 {
             return Err(Error::invalid("guest memory is too large for the model (at most 16 TiB)"));
         }
@@ -129,7 +131,7 @@ impl GuestConfig {
 }
 
 /// One operation of the guest on one of its pages (guest frame number).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GuestOp {
     /// `arch_alloc_page` (ESSA SET_STABLE[_NODAT]) then the first write of `value`.
     Alloc {
@@ -151,7 +153,7 @@ pub enum GuestOp {
 }
 
 /// The guest's memory and workload.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Guest {
     pub cfg: GuestConfig,
     free: Vec<u32>,
@@ -310,6 +312,41 @@ impl Guest {
     pub fn check_read(&self, gfn: u32, got: u64) -> Option<u64> {
         let want = self.expected[gfn as usize];
         if self.is_used(gfn) && got != want { Some(want) } else { None }
+    }
+
+    /// Check the guest's pools: its configuration is valid, every page is used (at its index in
+    /// `used`) or free, each vCPU has its counters, frees due are of used pages.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.cfg.validate().map_err(|e| e.to_string())?;
+        let n = self.cfg.pages as usize;
+        let vcpus = self.cfg.vcpus as usize;
+        if self.pos.len() != n || self.expected.len() != n || self.ops.len() != vcpus || self.due.len() != vcpus {
+            return Err(format!("guest tables do not fit {n} pages and {vcpus} vCPUs"));
+        }
+        for (i, &gfn) in self.used.iter().enumerate() {
+            if self.pos.get(gfn as usize) != Some(&(i as u32)) {
+                return Err(format!("used guest page {gfn} is not at its place {i}"));
+            }
+        }
+        let mut free = vec![false; n];
+        for &gfn in &self.free {
+            match free.get_mut(gfn as usize) {
+                Some(f) if !*f && self.pos[gfn as usize] == u32::MAX => *f = true,
+                _ => return Err(format!("free guest page {gfn} is beyond the guest, used or free twice")),
+            }
+        }
+        if self.sampler.pattern() != &self.cfg.pattern {
+            return Err("the guest's sampler draws another pattern than its configuration's".into());
+        }
+        if self.used.len() + self.free.len() != n || self.sampler.len() != self.used.len() as u64 {
+            return Err(format!("{} used and {} free guest pages of {n}", self.used.len(), self.free.len()));
+        }
+        if let Some((_, gfn)) =
+            self.due.iter().flatten().find(|(_, g)| self.pos.get(*g as usize).is_none_or(|p| *p == u32::MAX))
+        {
+            return Err(format!("a free is due for guest page {gfn}, which is not used"));
+        }
+        Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -4,6 +4,7 @@
 //! Everything lives in flat tables owned by the [`crate::kernel::Kernel`]: mms by pid, VMAs
 //! and address spaces by id, anon_vmas by id, frames by pfn.
 
+use serde::{Deserialize, Serialize};
 pub mod anon_vma;
 pub mod fork;
 pub mod madvise;
@@ -96,7 +97,7 @@ pub const MM_SHMEMPAGES: usize = 3;
 pub const RSS_NAMES: [&str; 4] = ["MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"];
 
 /// A virtual memory area (`struct vm_area_struct`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Vma {
     pub mm: u32,
     pub start: u64,
@@ -148,7 +149,7 @@ impl Vma {
 }
 
 /// An `anon_vma`: the set of VMAs that may map the anon pages filed under it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AnonVma {
     pub root: u32,
     pub parent: u32,
@@ -158,7 +159,7 @@ pub struct AnonVma {
 }
 
 /// What a shmem page-cache slot holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CacheEntry {
     Page(u32),
     /// A swap offset (the kernel stores the swap entry in the xarray).
@@ -167,7 +168,7 @@ pub enum CacheEntry {
 
 /// A shmem object (`struct address_space` of a shmem inode): its page cache and the VMAs that
 /// map it (`i_mmap`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AddressSpace {
     pub name: String,
     pub pages: BTreeMap<u64, CacheEntry>,
@@ -176,7 +177,7 @@ pub struct AddressSpace {
 }
 
 /// A thread of a process (a vCPU thread for a KVM guest).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Thread {
     /// Parked on a userfault.
     pub blocked: Option<crate::uffd::Blocked>,
@@ -187,7 +188,7 @@ pub struct Thread {
 }
 
 /// A process's `mm_struct`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Mm {
     pub pid: u32,
     pub name: String,
@@ -207,5 +208,6 @@ pub struct Mm {
     /// Top-down mmap base.
     pub mmap_base: u64,
     /// The VMA (+1) of the last `vma_lookup` (the pre-6.1 per-thread `vmacache`, one entry).
+    #[serde(skip)]
     pub vma_hint: Hint<u32>,
 }

@@ -11,6 +11,7 @@
 //!   page first); it is deterministic.
 
 use crate::arch::s390::pgtable::StorageKeys;
+use serde::{Deserialize, Serialize};
 
 /// Page flags, named as `enum pageflags` names them (values are the model's bit positions).
 pub mod pg {
@@ -67,7 +68,7 @@ pub const NO_PFN: u32 = u32::MAX;
 pub const ZERO_PFN: u32 = 0;
 
 /// One page frame. 48 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Frame {
     pub flags: u32,
     /// `page_ref_count`.
@@ -140,7 +141,7 @@ impl Frame {
 }
 
 /// Zone watermarks in pages (`zone->_watermark[WMARK_MIN/LOW/HIGH]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Watermarks {
     pub min: u64,
     pub low: u64,
@@ -177,7 +178,7 @@ impl Watermarks {
 }
 
 /// All page frames of one host, the free list and the watermarks.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
     pub frames: Vec<Frame>,
     /// The free list, threaded through the free frames' `lru_next` (a free page is on no LRU):
@@ -245,6 +246,36 @@ impl Memory {
     /// Whether `pfn` is on the free list (`PageBuddy`).
     pub fn is_free(&self, pfn: u32) -> bool {
         self.frames[pfn as usize].test(PG_BUDDY)
+    }
+
+    /// Check the allocator: the zero page reserved, and the free list holding each PG_buddy
+    /// frame once and nothing else.
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.frames.len();
+        if !(64..=u32::MAX as usize / 2).contains(&n) || !self.frames[ZERO_PFN as usize].test(PG_RESERVED) {
+            return Err(format!("{n} frames (64 to 2^31), pfn 0 the reserved zero page"));
+        }
+        // walk the list: each step must reach a PG_buddy frame not seen before, so a cycle or a
+        // busy frame on the list ends the walk within n steps
+        let mut seen = vec![false; n];
+        let mut len = 0u64;
+        let mut pfn = self.free_head;
+        while pfn != 0 {
+            match seen.get_mut(pfn as usize) {
+                Some(s) if !*s && self.frames[pfn as usize].test(PG_BUDDY) => *s = true,
+                _ => return Err(format!("the free list holds pfn {pfn}, which is not a free frame or is there twice")),
+            }
+            len += 1;
+            pfn = self.frames[pfn as usize].lru_next;
+        }
+        let buddy = self.frames.iter().filter(|f| f.test(PG_BUDDY)).count() as u64;
+        if buddy != len || len != self.nr_free {
+            return Err(format!(
+                "{buddy} frames are PG_buddy, the free list holds {len}, NR_FREE_PAGES says {}",
+                self.nr_free
+            ));
+        }
+        Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -11,6 +11,7 @@ use crate::sim::log::{Ev, Event};
 use crate::vmscan::lru::LruList;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// The shared handle on a kernel: Python objects (Kernel, Process, Userfaultfd) hold it.
@@ -90,6 +91,15 @@ pub fn page_states(k: &Kernel, pid: u32, addr: u64, pages: u64) -> crate::Result
         }
     });
     Ok(out)
+}
+
+/// `reclaim.InvariantError` naming a violated invariant.
+pub fn invariant_error(msg: String) -> PyErr {
+    Python::attach(|py| {
+        py.import("reclaim.exceptions")
+            .and_then(|m| Ok(PyErr::from_value(m.getattr("InvariantError")?.call1((msg,))?)))
+            .unwrap_or_else(|e| e)
+    })
 }
 
 /// A kernel event from the log.
@@ -325,13 +335,7 @@ impl PyKernel {
     /// reclaim.InvariantError naming the first violation.
     fn check(&self) -> PyResult<()> {
         let r = with(&self.k, |k| Ok(k.check_invariants()))?;
-        r.map_err(|msg| {
-            Python::attach(|py| {
-                py.import("reclaim.exceptions")
-                    .and_then(|m| Ok(PyErr::from_value(m.getattr("InvariantError")?.call1((msg,))?)))
-                    .unwrap_or_else(|e| e)
-            })
-        })
+        r.map_err(invariant_error)
     }
 
     /// Threads parked on userfaults: list of (pid, tid, address, since_ns).
@@ -371,6 +375,22 @@ impl PyKernel {
     /// Bytes of heap the model's state takes.
     fn heap_bytes(&self) -> PyResult<usize> {
         with(&self.k, |k| Ok(k.heap_bytes()))
+    }
+
+    /// Write the whole state of this kernel to the file `path` (atomically: a temporary file in
+    /// the same directory, synced, renamed). `Kernel.restore(path)` continues from it with the
+    /// same events as this kernel would.
+    fn snapshot(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let k = self.k.clone();
+        py.detach(move || with(&k, |k| k.snapshot(&path)))
+    }
+
+    /// The kernel of the snapshot file `path`. Raises FileError if it cannot be read,
+    /// FormatError if it is not a snapshot of a kernel of this format version or is damaged.
+    #[classmethod]
+    fn restore(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let k = py.detach(move || call(|| Kernel::restore(&path)))?;
+        Ok(PyKernel { k: Arc::new(Mutex::new(k)) })
     }
 
     fn __repr__(&self) -> PyResult<String> {

@@ -12,6 +12,7 @@ use crate::sim::world::World;
 use crate::study::postcopy::{self, PostcopyConfig, StudyResult, Trace};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// The result of a postcopy study (see `reclaim.studies.postcopy`).
@@ -234,6 +235,40 @@ impl PyPostcopyRun {
         })
     }
 
+    /// Stop (or resume) recording events of the trace `name` on both hosts (a long run mutes
+    /// the per-operation kinds, e.g. "kvm:essa").
+    #[pyo3(signature = (name, muted = true))]
+    fn mute(&self, name: &str, muted: bool) -> PyResult<()> {
+        let kind = crate::sim::log::Ev::by_name(name)
+            .ok_or_else(|| super::errors::to_pyerr(crate::Error::invalid(format!("unknown event name {name:?}"))))?;
+        let mut w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        for k in &mut w.hosts {
+            k.log.mute(kind, muted);
+        }
+        Ok(())
+    }
+
+    /// Actions the run has applied (guest operations, sends, deliveries, kswapd runs...).
+    #[getter]
+    fn steps(&self) -> PyResult<u64> {
+        Ok(self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?.steps)
+    }
+
+    /// Bytes of heap the run's state takes (both hosts, with their event logs, and the guest).
+    fn heap_bytes(&self) -> PyResult<usize> {
+        Ok(self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?.heap_bytes())
+    }
+
+    /// Check the model's invariants on both hosts and the run around them; raises
+    /// reclaim.InvariantError naming the first violation.
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        let r = py.detach(|| {
+            let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+            call(|| Ok(w.check_invariants()))
+        })?;
+        r.map_err(super::kernel::invariant_error)
+    }
+
     /// Simulated time now (ns).
     #[getter]
     fn now(&self) -> PyResult<u64> {
@@ -269,6 +304,24 @@ impl PyPostcopyRun {
         };
         let v = call(|| super::kernel::page_states(&w.hosts[host], pid, base, w.src.pages))?;
         Ok(numpy::PyArray1::from_vec(py, v))
+    }
+
+    /// Write the whole run (its configuration, both hosts, QEMU, the guest, the link, the RNGs
+    /// and the pending actions) to the file `path`, atomically. `PostcopyRun.restore(path)`
+    /// continues from it with the same events as this run would.
+    fn snapshot(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| {
+            let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+            call(|| postcopy::snapshot(&w, &self.cfg, &path))
+        })
+    }
+
+    /// The run of the snapshot file `path`. Raises FileError if it cannot be read, FormatError
+    /// if it is not a snapshot of a postcopy run of this format version or is damaged.
+    #[classmethod]
+    fn restore(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let (w, cfg) = py.detach(move || call(|| postcopy::restore(&path)))?;
+        Ok(PyPostcopyRun { w: Mutex::new(w), cfg })
     }
 
     /// The result (of a finished run, or of the state so far).

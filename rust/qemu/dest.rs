@@ -12,11 +12,12 @@ use crate::sim::bitmap::Bitmap;
 use crate::sim::log::Ev;
 use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
 use crate::uffd::{UFFD_EVENT_PAGEFAULT, UffdMsg};
+use serde::{Deserialize, Serialize};
 
 /// The thread id of QEMU's load / listen thread on the destination.
 pub const TID_LISTEN: u32 = 1001;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DstPhase {
     Precopy,
     Postcopy,
@@ -37,14 +38,14 @@ pub enum Delivered {
 }
 
 /// A userfault the fault thread read for a page the destination had already received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReceivedFault {
     pub t: u64,
     pub gfn: u32,
     pub tid: u32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DestStats {
     pub precopy_loaded: u64,
     pub placed: u64,
@@ -56,7 +57,7 @@ pub struct DestStats {
 }
 
 /// QEMU on the destination host.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QemuDest {
     pub pid: u32,
     pub ram_base: u64,

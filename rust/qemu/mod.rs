@@ -8,6 +8,7 @@
 //! postcopy faulted addresses") does not even send a request for a page its received bitmap
 //! has. Either way a userfault on a received page is never resolved.
 
+use serde::{Deserialize, Serialize};
 pub mod dest;
 pub mod source;
 
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use std::collections::VecDeque;
 
 /// Which QEMU's postcopy logic runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum QemuVersion {
     /// 2.12 / 3.0: the fault thread requests unconditionally; the source skips clean pages.
     V3_0,
@@ -43,7 +44,7 @@ impl QemuVersion {
 }
 
 /// A message on the migration stream (source → destination).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// RAM_SAVE_FLAG_PAGE / RAM_SAVE_FLAG_ZERO for one guest page.
     Page { gfn: u32, value: u64, zero: bool },
@@ -66,6 +67,16 @@ pub enum Msg {
 }
 
 impl Msg {
+    /// Whether every guest page the message names is below `pages`.
+    pub fn fits(&self, pages: u64) -> bool {
+        match self {
+            Msg::Page { gfn, .. } | Msg::ReqPage { gfn } => (*gfn as u64) < pages,
+            Msg::Cmma { pages: p } => p.iter().all(|(gfn, _)| (*gfn as u64) < pages),
+            Msg::Discard { start, len } => *start as u64 + *len as u64 <= pages,
+            Msg::CmmaDone | Msg::Listen | Msg::Run | Msg::Eof => true,
+        }
+    }
+
     /// Bytes on the wire (headers included, roughly as QEMU frames them).
     pub fn bytes(&self) -> u64 {
         match self {
@@ -80,7 +91,7 @@ impl Msg {
 }
 
 /// The network between the hosts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LinkConfig {
     /// Bytes per second of the migration stream.
     pub bandwidth: u64,
@@ -96,7 +107,7 @@ impl Default for LinkConfig {
 }
 
 /// One direction of the link: messages in flight, in order, with their arrival times.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Channel {
     pub queue: VecDeque<(u64, Msg)>,
     /// When the sender may put the next byte on the wire.
@@ -124,7 +135,7 @@ impl Channel {
 }
 
 /// The link: the migration stream and the return path.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Link {
     pub cfg: LinkConfig,
     pub main: Channel,

@@ -6,13 +6,14 @@ use super::Msg;
 use crate::kernel::Kernel;
 use crate::sim::bitmap::Bitmap;
 use crate::sim::log::Ev;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// The thread id of QEMU's migration thread (it reads guest RAM to send it).
 pub const TID_MIGRATION: u32 = 1000;
 
 /// Where the source is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SrcPhase {
     Precopy { iteration: u32 },
     Postcopy,
@@ -31,7 +32,7 @@ pub enum SrcStep {
 }
 
 /// Counters of the source.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SourceStats {
     pub precopy_pages: u64,
     pub postcopy_pages: u64,
@@ -42,7 +43,7 @@ pub struct SourceStats {
 }
 
 /// QEMU on the source host.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct QemuSource {
     pub pid: u32,
     pub ram_base: u64,

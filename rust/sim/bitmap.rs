@@ -1,7 +1,9 @@
 //! A fixed-size bitmap (QEMU's dirty, sent and received bitmaps), one bit per guest page.
 
+use serde::{Deserialize, Serialize};
+
 /// A bitmap of `len` bits.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Bitmap {
     words: Vec<u64>,
     len: u64,
@@ -11,6 +13,22 @@ pub struct Bitmap {
 impl Bitmap {
     pub fn new(len: u64) -> Bitmap {
         Bitmap { words: vec![0; len.div_ceil(64) as usize], len, ones: 0 }
+    }
+
+    /// Whether the words hold `len` bits (none set beyond) and `ones` counts the set ones.
+    pub fn check(&self) -> Result<(), String> {
+        let ones: u64 = self.words.iter().map(|w| w.count_ones() as u64).sum();
+        let beyond = self.words.last().map_or(0, |w| w.checked_shr((self.len % 64) as u32).unwrap_or(0));
+        if self.words.len() as u64 != self.len.div_ceil(64) || ones != self.ones || (self.len % 64 != 0 && beyond != 0)
+        {
+            return Err(format!(
+                "a bitmap of {} bits has {} words with {ones} bits set, counted {}",
+                self.len,
+                self.words.len(),
+                self.ones
+            ));
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {

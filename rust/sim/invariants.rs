@@ -10,9 +10,14 @@
 //! - each swap slot's count equals the swap PTEs and shmem entries that reference it, and
 //!   SWAP_HAS_CACHE is set exactly when a swap-cache page holds the slot;
 //! - the rmap walk of every mapped page finds exactly the PTEs the brute-force scan finds.
+//!
+//! Before those, [`Kernel::check_structure`] checks the tables are well formed: every index
+//! one table holds into another is in range and names a live entry, page tables are one tree,
+//! LRU lists are linked both ways. A kernel built by the model's operations always is; a
+//! snapshot's payload is checked this way before anything walks it.
 
 use crate::kernel::Kernel;
-use crate::mm::page::{ZERO_PFN, pg};
+use crate::mm::page::{NO_PFN, ZERO_PFN, pg};
 use crate::mm::{CacheEntry, MM_SWAPENTS};
 use crate::vmscan::lru::LruList;
 use std::collections::BTreeMap;
@@ -20,6 +25,7 @@ use std::collections::BTreeMap;
 impl Kernel {
     /// Check every invariant; the error names the first violation found.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_structure()?;
         let arch = self.arch();
         let nframes = self.mem.frames.len();
         let mut mapcount = vec![0u32; nframes];
@@ -163,6 +169,97 @@ impl Kernel {
             if found != want {
                 return Err(format!("rmap of pfn {pfn} finds {found:x?} but the page tables map it at {want:x?}"));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether `pid` names a process slot of this kernel (alive or exited).
+    fn pid_exists(&self, pid: u32) -> bool {
+        matches!(self.mms.get(pid.wrapping_sub(crate::kernel::FIRST_PID) as usize), Some(Some(_)))
+    }
+
+    /// Check the tables are well formed (see the module doc), so that the invariants and every
+    /// operation can follow the indices they hold without going out of range.
+    pub fn check_structure(&self) -> Result<(), String> {
+        let nframes = self.mem.frames.len();
+        self.mem.check()?;
+        self.vmstat.check()?;
+        self.swap.check(nframes)?;
+        self.lru.check(&self.mem.frames)?;
+        let live_vma = |id: u32| matches!(self.vmas.get(id as usize), Some(Some(_)));
+        for (i, m) in self.mms.iter().enumerate() {
+            let Some(m) = m else { return Err(format!("process slot {i} is empty")) };
+            if m.pid != crate::kernel::FIRST_PID + i as u32 || m.has_pgste != m.pt.has_pgste() {
+                return Err(format!("process slot {i} holds pid {} (PGSTEs {})", m.pid, m.has_pgste));
+            }
+            m.pt.check(self.arch().geometry()).map_err(|e| format!("pid {}: {e}", m.pid))?;
+            let mut end = 0;
+            for (&start, &id) in &m.vmas {
+                match self.vmas.get(id as usize) {
+                    Some(Some(v)) if v.mm == m.pid && v.start == start && start >= end && start < v.end => end = v.end,
+                    _ => return Err(format!("pid {} lists VMA {id} at {start:#x}, which is not its VMA there", m.pid)),
+                }
+                if start & 0xfff != 0 || end & 0xfff != 0 || !m.alive {
+                    return Err(format!("VMA {id} of pid {} ({start:#x}-{end:#x}, alive {})", m.pid, m.alive));
+                }
+            }
+            for (tid, t) in &m.threads {
+                if t.blocked.is_some_and(|b| b.uffd as usize >= self.uffds.len()) {
+                    return Err(format!("thread {tid} of pid {} waits on a userfaultfd that does not exist", m.pid));
+                }
+            }
+        }
+        for (id, v) in self.vmas.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let listed = self.pid_exists(v.mm) && self.mmx(v.mm).vmas.get(&v.start) == Some(&(id as u32));
+            let anon_ok = v.anon_vma.iter().chain(&v.anon_vma_chain).all(|a| (*a as usize) < self.anon_vmas.len());
+            let file_ok = v.file.is_none_or(|f| matches!(self.files.get(f as usize), Some(Some(_))));
+            if !listed || !anon_ok || !file_ok || v.uffd.is_some_and(|u| u as usize >= self.uffds.len()) {
+                return Err(format!("VMA {id} names a process, anon_vma, file or userfaultfd that does not hold it"));
+            }
+        }
+        let mut free_vma = vec![false; self.vmas.len()];
+        for &id in &self.vma_free {
+            match free_vma.get_mut(id as usize) {
+                Some(s) if !*s && !live_vma(id) => *s = true,
+                _ => return Err(format!("free VMA slot {id} is missing, in use or free twice")),
+            }
+        }
+        let nav = self.anon_vmas.len() as u32;
+        if let Some(i) = self.anon_vmas.iter().position(|a| a.root >= nav || a.parent >= nav) {
+            return Err(format!("anon_vma {i} has a root or parent that does not exist"));
+        }
+        for f in self.files.iter().flatten() {
+            for (idx, e) in &f.pages {
+                let ok = match *e {
+                    CacheEntry::Page(p) => (p as usize) < nframes,
+                    CacheEntry::Swap(off) => self.swap.is_valid(off),
+                };
+                if !ok {
+                    return Err(format!("shmem {:?} index {idx} holds {e:?}, beyond memory or swap", f.name));
+                }
+            }
+        }
+        for (pfn, f) in self.mem.frames.iter().enumerate() {
+            let mapping_ok = match (f.mapping, f.anon()) {
+                (0, _) => true,
+                (m, true) => m <= nav,
+                (m, false) => matches!(self.files.get(m as usize - 1), Some(Some(_))),
+            };
+            // a free frame's lru_next threads the free list (Memory::check walks it)
+            let links_ok = f.test(pg::PG_LRU)
+                || (f.lru_prev == NO_PFN && (f.lru_next == NO_PFN || f.test(pg::PG_BUDDY)));
+            if !mapping_ok || !links_ok || f.swap_offset().is_some_and(|o| !self.swap.is_valid(o)) {
+                return Err(format!("pfn {pfn} names a mapping, LRU neighbour or swap slot that does not exist"));
+            }
+        }
+        if let Some(p) = self.pinned.iter().find(|p| **p as usize >= nframes) {
+            return Err(format!("pinned pfn {p} is beyond memory"));
+        }
+        let pids = self.uffds.iter().flat_map(|c| std::iter::once(c.mm).chain(c.waiters.iter().map(|w| w.pid)));
+        let pids = pids.chain(self.cbrl.keys().map(|k| k.0)).chain(self.cmma_dirty.iter().map(|k| k.0));
+        if let Some(pid) = pids.into_iter().find(|p| !self.pid_exists(*p)) {
+            return Err(format!("a userfaultfd, CBRL or CMMA entry names pid {pid}, which does not exist"));
         }
         Ok(())
     }

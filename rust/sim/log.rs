@@ -7,10 +7,11 @@
 //! events is cheap, hashes fast (determinism checks) and exports to Arrow without copying
 //! strings. What the generic fields `a`, `b`, `c` mean is given per kind by [`Ev::fields`].
 
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// The kind of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[repr(u8)]
 pub enum Ev {
     // --- mm ---
@@ -219,7 +220,7 @@ impl Ev {
 }
 
 /// One event. 48 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Event {
     /// Simulated time in nanoseconds.
     pub t: u64,
@@ -329,7 +330,7 @@ impl Event {
 }
 
 /// The log: events in the order they happened, plus a mask of the kinds to keep.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EventLog {
     events: Vec<Event>,
     /// Bit `k` set: drop events of kind `k` (large studies mute per-page kinds).

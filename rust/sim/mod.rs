@@ -5,5 +5,6 @@ pub mod hint;
 pub mod invariants;
 pub mod log;
 pub mod rng;
+pub mod snapshot;
 pub mod workload;
 pub mod world;

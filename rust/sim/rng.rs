@@ -1,8 +1,10 @@
 //! The one source of randomness: xoshiro256** seeded through splitmix64. Same seed, same
 //! numbers, on every platform.
 
+use serde::{Deserialize, Serialize};
+
 /// A deterministic pseudo-random generator.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rng {
     s: [u64; 4],
 }

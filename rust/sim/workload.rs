@@ -3,9 +3,10 @@
 
 use super::rng::Rng;
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// An access pattern over `n` items.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Pattern {
     /// Every item equally likely.
     Uniform,
@@ -39,7 +40,13 @@ impl Pattern {
                 )));
             }
         };
-        match p {
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Refuse parameters the samplers cannot draw from.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
             Pattern::Zipf { s } if !(s > 0.0 && s.is_finite()) => {
                 Err(Error::invalid(format!("zipf exponent must be > 0, got {s}")))
             }
@@ -48,18 +55,37 @@ impl Pattern {
                     "phased needs 0 < fraction <= 1 and phase_len > 0, got {fraction}, {phase_len}"
                 )))
             }
-            p => Ok(p),
+            _ => Ok(()),
         }
     }
 }
 
 /// A sampler of a [`Pattern`] over `n` items.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "SamplerFields")]
 pub struct Sampler {
     pattern: Pattern,
     n: u64,
     draws: u64,
+    /// Derived from `pattern` and `n`: a snapshot does not store it.
+    #[serde(skip)]
     zipf: Option<Zipf>,
+}
+
+/// What a snapshot holds of a [`Sampler`]: the Zipf constants are derived again on restore,
+/// not taken from the file (derived from other values, they cannot be checked, and a sampler
+/// of wrong constants might never accept a draw).
+#[derive(Deserialize)]
+struct SamplerFields {
+    pattern: Pattern,
+    n: u64,
+    draws: u64,
+}
+
+impl From<SamplerFields> for Sampler {
+    fn from(f: SamplerFields) -> Sampler {
+        Sampler { draws: f.draws, ..Sampler::new(f.pattern, f.n) }
+    }
 }
 
 impl Sampler {
@@ -73,6 +99,10 @@ impl Sampler {
 
     pub fn len(&self) -> u64 {
         self.n
+    }
+
+    pub fn pattern(&self) -> &Pattern {
+        &self.pattern
     }
 
     pub fn is_empty(&self) -> bool {
@@ -152,6 +182,9 @@ impl Iterator for AccessStream {
 
 /// Zipf sampling by rejection-inversion (W. Hörmann, G. Derflinger, "Rejection-inversion to
 /// generate variates from monotone discrete distributions", 1996): O(1) per draw, no table.
+/// Its exp and log come from the pure-Rust `libm`, not the platform's C library (whose last bit
+/// differs between implementations and would move a draw across an integer boundary): the
+/// same seed samples the same pages on every machine.
 #[derive(Clone, Debug)]
 struct Zipf {
     n: f64,
@@ -173,18 +206,18 @@ impl Zipf {
 
     /// Density 1/x^s.
     fn hf(&self, x: f64) -> f64 {
-        (-self.s * x.ln()).exp()
+        libm::exp(-self.s * libm::log(x))
     }
 
     /// The integral H(x) of hf.
     fn h(&self, x: f64) -> f64 {
-        let lx = x.ln();
+        let lx = libm::log(x);
         helper_exp(lx * (1.0 - self.s)) * lx
     }
 
     fn h_inv(&self, x: f64) -> f64 {
         let t = (x * (1.0 - self.s)).max(-1.0);
-        (helper_log(t) * x).exp()
+        libm::exp(helper_log(t) * x)
     }
 
     fn sample(&self, rng: &mut Rng) -> u64 {
@@ -201,12 +234,12 @@ impl Zipf {
 
 /// (exp(x) - 1) / x, stable near 0.
 fn helper_exp(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.exp_m1() / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
+    if x.abs() > 1e-8 { libm::expm1(x) / x } else { 1.0 + x * 0.5 * (1.0 + x / 3.0 * (1.0 + 0.25 * x)) }
 }
 
 /// ln(1 + x) / x, stable near 0.
 fn helper_log(x: f64) -> f64 {
-    if x.abs() > 1e-8 { x.ln_1p() / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
+    if x.abs() > 1e-8 { libm::log1p(x) / x } else { 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x)) }
 }
 
 #[cfg(test)]
@@ -227,6 +260,19 @@ mod tests {
         let ratio09 = counts[0] as f64 / counts[9] as f64;
         assert!((1.7..2.3).contains(&ratio01), "{ratio01}");
         assert!((8.0..12.5).contains(&ratio09), "{ratio09}");
+    }
+
+    #[test]
+    fn zipf_draws_for_every_valid_exponent() {
+        for s in [1e-9, 0.5, 1.0, 50.0, 1e6, 1e300] {
+            for n in [1u64, 2, 1000, 1 << 30] {
+                let mut r = Rng::new(1);
+                let mut smp = Sampler::new(Pattern::Zipf { s }, n);
+                assert!((0..200).all(|_| smp.next(&mut r) < n), "s={s} n={n}");
+            }
+        }
+        assert!(Pattern::Zipf { s: f64::NAN }.validate().is_err());
+        assert!(Pattern::Zipf { s: f64::INFINITY }.validate().is_err());
     }
 
     #[test]

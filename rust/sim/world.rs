@@ -15,6 +15,7 @@ use crate::qemu::{Link, Msg};
 use crate::sim::log::Ev;
 use crate::sim::rng::Rng;
 use crate::vmscan::kswapd::KswapdMode;
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -24,7 +25,7 @@ pub const SRC: usize = 0;
 pub const DST: usize = 1;
 
 /// A step of one actor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Action {
     /// One guest operation on vCPU `i`.
     Vcpu(u32),
@@ -43,7 +44,7 @@ pub enum Action {
 }
 
 /// State of one vCPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct VcpuState {
     /// The operation parked on a userfault, and since when.
     pub blocked: Option<(GuestOp, u64)>,
@@ -53,7 +54,7 @@ pub struct VcpuState {
 }
 
 /// The other load on the destination host: a process touching its pages.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Load {
     pub pid: u32,
     pub base: u64,
@@ -63,7 +64,7 @@ pub struct Load {
 }
 
 /// A data error the guest saw: a read of a page it uses returned something else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DataError {
     pub t: u64,
     pub gfn: u32,
@@ -72,7 +73,7 @@ pub struct DataError {
 }
 
 /// The whole run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct World {
     pub hosts: Vec<Kernel>,
     pub guest: Guest,
@@ -99,6 +100,8 @@ pub struct World {
     pending_source: bool,
     pending_fault: bool,
     pending_kswapd: [bool; 2],
+    /// Actions applied so far.
+    pub steps: u64,
 }
 
 impl World {
@@ -131,7 +134,71 @@ impl World {
             pending_source: false,
             pending_fault: false,
             pending_kswapd: [false; 2],
+            steps: 0,
         }
+    }
+
+    /// Check the run is well formed and both hosts pass [`Kernel::check_invariants`]: the
+    /// pending actions name existing vCPUs and hosts; QEMU's processes are alive on their hosts;
+    /// its bitmaps, queues and messages stay inside the guest's pages; the guest's pools are
+    /// consistent. A run built by [`World::new`] and stepped always is; a snapshot's is checked.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        if self.hosts.len() != 2 {
+            return Err(format!("a run has a source and a destination host, not {}", self.hosts.len()));
+        }
+        for (h, k) in self.hosts.iter().enumerate() {
+            k.check_invariants().map_err(|e| format!("host {h}: {e}"))?;
+        }
+        self.guest.check()?;
+        let pages = self.guest.cfg.pages;
+        let nv = self.vcpus.len();
+        if nv != self.guest.cfg.vcpus as usize || self.guest_host.is_some_and(|h| h > DST) {
+            return Err(format!(
+                "{nv} vCPU states for {} vCPUs, guest on host {:?}",
+                self.guest.cfg.vcpus, self.guest_host
+            ));
+        }
+        for Reverse((_, _, a)) in &self.queue {
+            if matches!(*a, Action::Vcpu(i) if i as usize >= nv) || matches!(*a, Action::Kswapd(h) if h as usize > DST)
+            {
+                return Err(format!("a pending action {a:?} names a vCPU or host that does not exist"));
+            }
+        }
+        let alive = |h: usize, pid: u32| self.hosts[h].mm(pid).is_ok();
+        if !alive(SRC, self.src.pid)
+            || !alive(DST, self.dst.pid)
+            || self.load.as_ref().is_some_and(|l| !alive(DST, l.pid))
+        {
+            return Err("QEMU or the other load is not a live process of its host".into());
+        }
+        if self.src.pages != pages || self.dst.pages != pages {
+            return Err(format!("QEMU migrates {} / {} pages of a {pages}-page guest", self.src.pages, self.dst.pages));
+        }
+        for b in [&self.src.dirty, &self.dst.received, &self.dst.requested] {
+            b.check()?;
+            if b.len() != pages {
+                return Err(format!("a QEMU bitmap of {} bits for {pages} guest pages", b.len()));
+            }
+        }
+        let gfns = self
+            .src
+            .requests
+            .iter()
+            .chain(self.dst.cmma_incoming.iter().map(|c| &c.0))
+            .chain(self.inflight_writes.keys());
+        let msgs = self.link.main.queue.iter().chain(&self.link.rp.queue).map(|(_, m)| m);
+        if gfns.into_iter().any(|g| *g as u64 >= pages) || !msgs.into_iter().all(|m| m.fits(pages)) {
+            return Err(format!("a QEMU queue or message names a guest page beyond {pages}"));
+        }
+        if self.dst.uffd.is_some_and(|u| u as usize >= self.hosts[DST].uffds.len()) {
+            return Err("QEMU's userfaultfd on the destination does not exist".into());
+        }
+        Ok(())
+    }
+
+    /// Bytes of heap the run's state takes: both hosts ([`Kernel::heap_bytes`]) and the guest.
+    pub fn heap_bytes(&self) -> usize {
+        self.hosts.iter().map(Kernel::heap_bytes).sum::<usize>() + self.guest.heap_bytes()
     }
 
     /// Other load on the destination: `pages` touched once now, then one page every
@@ -245,6 +312,7 @@ impl World {
 
     /// Apply one action at the current time.
     pub fn apply(&mut self, a: Action) {
+        self.steps += 1;
         match a {
             Action::Vcpu(i) => self.vcpu_step(i),
             Action::SourceSend => {

@@ -23,11 +23,13 @@ use crate::qemu::source::QemuSource;
 use crate::qemu::{Link, LinkConfig, QemuVersion};
 use crate::sim::log::{Ev, Event, fault_path, hash_events, phase, ttu_result};
 use crate::sim::rng::Rng;
+use crate::sim::snapshot::{self, Kind};
 use crate::sim::world::{DST, SRC, World};
 use crate::vmscan::vmstat::Vm;
+use serde::{Deserialize, Serialize};
 
 /// How much of the event log a study keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Trace {
     /// Everything (small guests).
     Full,
@@ -43,7 +45,7 @@ pub enum Trace {
 }
 
 /// Everything a postcopy study is made of.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PostcopyConfig {
     pub profile: Profile,
     pub qemu: QemuVersion,
@@ -271,6 +273,35 @@ pub fn run(cfg: &PostcopyConfig) -> Result<StudyResult> {
     Ok(result(&w, cfg))
 }
 
+/// The bytes of a snapshot of a study in progress: its configuration and its run (both hosts,
+/// QEMU on each, the guest, the link, the RNGs and the pending actions). See `sim::snapshot`.
+pub fn snapshot_bytes(w: &World, cfg: &PostcopyConfig) -> Result<Vec<u8>> {
+    cfg.profile.check_storable()?;
+    snapshot::encode(Kind::PostcopyRun, &(cfg, w))
+}
+
+/// A study in progress from snapshot bytes: refused with `Error::Format` unless they are a
+/// well-formed postcopy-run snapshot whose run passes [`World::check_invariants`].
+pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<(World, PostcopyConfig)> {
+    let (cfg, w): (PostcopyConfig, World) = snapshot::decode(Kind::PostcopyRun, bytes)?;
+    w.check_invariants().map_err(snapshot::inconsistent)?;
+    if cfg.guest != w.guest.cfg {
+        return Err(snapshot::inconsistent("the study's guest configuration is not its guest's".into()));
+    }
+    Ok((w, cfg))
+}
+
+/// Write a snapshot of a study in progress to `path` (atomically).
+pub fn snapshot(w: &World, cfg: &PostcopyConfig, path: &std::path::Path) -> Result<()> {
+    snapshot::write_file(path, &snapshot_bytes(w, cfg)?)
+}
+
+/// The study in progress of the snapshot file `path`; it continues exactly as the run that
+/// wrote it.
+pub fn restore(path: &std::path::Path) -> Result<(World, PostcopyConfig)> {
+    from_snapshot_bytes(&snapshot::read_file(path)?)
+}
+
 /// The result of a finished (or timed-out) run.
 pub fn result(w: &World, cfg: &PostcopyConfig) -> StudyResult {
     let d = &w.hosts[DST];
@@ -474,6 +505,43 @@ mod tests {
         assert_eq!(r18.outcome, Outcome::Completed, "{:?} {:?} {:?}", r18.metrics, r18.failure, r18.hang);
         assert_eq!(r18.metrics.userfaults_on_received, 0);
         assert!(r18.metrics.dest_pages_swapped > 0);
+    }
+
+    #[test]
+    fn a_restored_run_continues_bit_for_bit() {
+        for profile in ["4.17", "4.18"] {
+            let cfg = small(profile, 3);
+            let mut w = build(&cfg).unwrap();
+            w.start();
+            w.run(40_000_000);
+            assert!(!w.finished() && w.now > 0);
+            let bytes = snapshot_bytes(&w, &cfg).unwrap();
+            let (mut r, rcfg) = from_snapshot_bytes(&bytes).unwrap();
+            assert_eq!(rcfg, cfg);
+            w.run(cfg.max_time_ns);
+            r.run(cfg.max_time_ns);
+            let (a, b) = (result(&w, &cfg), result(&r, &rcfg));
+            assert_eq!(a.log_hash, b.log_hash, "{profile}");
+            assert_eq!(a.metrics, b.metrics, "{profile}");
+            assert_eq!(a.outcome, b.outcome, "{profile}");
+            assert_eq!(snapshot_bytes(&w, &cfg).unwrap(), snapshot_bytes(&r, &rcfg).unwrap(), "{profile}");
+            // and the same as a run never snapshotted at all
+            assert_eq!(run(&cfg).unwrap().log_hash, a.log_hash, "{profile}");
+            r.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_run_snapshot_is_not_a_kernel_snapshot() {
+        let cfg = small("4.18", 3);
+        let w = build(&cfg).unwrap();
+        let bytes = snapshot_bytes(&w, &cfg).unwrap();
+        let e = Kernel::from_snapshot_bytes(&bytes).unwrap_err().to_string();
+        assert!(e.contains("holds a postcopy run, expected a kernel"), "{e}");
+        let mut bad = w.clone();
+        bad.schedule(0, crate::sim::world::Action::Vcpu(7));
+        let e = from_snapshot_bytes(&snapshot_bytes(&bad, &cfg).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("Vcpu(7)"), "{e}");
     }
 
     #[test]

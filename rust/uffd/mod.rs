@@ -15,6 +15,7 @@
 //! There are no signals, so handle_userfault never returns VM_FAULT_NOPAGE for an interrupted
 //! wait.
 
+use serde::{Deserialize, Serialize};
 pub mod events;
 pub mod ioctl;
 
@@ -45,7 +46,7 @@ pub const REASON_WP: u64 = vm::VM_UFFD_WP;
 pub const REASON_MINOR: u64 = vm::VM_UFFD_MINOR_BIT38;
 
 /// A `struct uffd_msg`, flattened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UffdMsg {
     pub event: u8,
     /// PAGEFAULT: UFFD_PAGEFAULT_FLAG_*.
@@ -74,7 +75,7 @@ impl UffdMsg {
 }
 
 /// A thread parked in handle_userfault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Blocked {
     pub uffd: u32,
     pub msg: UffdMsg,
@@ -87,7 +88,7 @@ pub struct Blocked {
 }
 
 /// A waiter on a context's fault queues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
@@ -99,7 +100,7 @@ pub struct Waiter {
 }
 
 /// A `struct userfaultfd_ctx`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UffdCtx {
     pub mm: u32,
     /// Features agreed in UFFDIO_API.

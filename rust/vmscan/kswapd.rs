@@ -10,12 +10,13 @@ use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
 use crate::vmscan::shrink::{DEF_PRIORITY, SWAP_CLUSTER_MAX, ScanControl};
 use crate::vmscan::vmstat::Vm;
+use serde::{Deserialize, Serialize};
 
 /// `MAX_RECLAIM_RETRIES`.
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
 
 /// How a woken kswapd gets to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum KswapdMode {
     /// When the operation that woke it returns (a lone kernel).
     #[default]
@@ -25,7 +26,7 @@ pub enum KswapdMode {
 }
 
 /// kswapd's state (`pgdat->kswapd_*`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Kswapd {
     pub woken: bool,
     /// `pgdat->kswapd_failures`: runs that reclaimed nothing; from MAX_RECLAIM_RETRIES on,

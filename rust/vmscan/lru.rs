@@ -6,6 +6,7 @@
 //! added to and moved between lists at once (as after `lru_add_drain`).
 
 use crate::mm::page::{Frame, NO_PFN, pg};
+use serde::{Deserialize, Serialize};
 
 /// `enum lru_list`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,7 +59,7 @@ impl LruList {
 }
 
 /// The lists of one lruvec.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Lru {
     head: [u32; 5],
     tail: [u32; 5],
@@ -158,6 +159,46 @@ impl Lru {
     pub fn tail(&self, l: LruList) -> Option<u32> {
         let t = self.tail[l as usize];
         if t == NO_PFN { None } else { Some(t) }
+    }
+
+    /// Check the links of every list: from the head, each page is a frame of `frames` on this
+    /// list, points back to the one before, and the walk ends at the tail after `size` pages;
+    /// no other frame is PG_lru.
+    pub fn check(&self, frames: &[Frame]) -> Result<(), String> {
+        for l in LruList::ALL {
+            let li = l as usize;
+            let (mut prev, mut p, mut n) = (NO_PFN, self.head[li], 0u64);
+            while p != NO_PFN {
+                let Some(f) = frames.get(p as usize) else {
+                    return Err(format!("{} links to pfn {p}, beyond memory", l.name()));
+                };
+                if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list != l as u8 {
+                    return Err(format!(
+                        "{} of size {} links to pfn {p} (flags {:?})",
+                        l.name(),
+                        self.size[li],
+                        f.flag_names()
+                    ));
+                }
+                if f.lru_prev != prev {
+                    return Err(format!("{}: pfn {p} links back to {} instead of {prev}", l.name(), f.lru_prev));
+                }
+                (prev, p, n) = (p, f.lru_next, n + 1);
+            }
+            if prev != self.tail[li] || n != self.size[li] {
+                return Err(format!(
+                    "{} has {n} pages ending at pfn {prev}, but size {} and tail {}",
+                    l.name(),
+                    self.size[li],
+                    self.tail[li]
+                ));
+            }
+        }
+        let on_lru = frames.iter().filter(|f| f.test(pg::PG_LRU)).count() as u64;
+        if on_lru != self.size.iter().sum::<u64>() {
+            return Err(format!("{on_lru} frames are PG_lru but the lists hold {}", self.size.iter().sum::<u64>()));
+        }
+        Ok(())
     }
 
     /// Pages of `l` from head to tail (for inspection and invariants).

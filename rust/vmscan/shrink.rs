@@ -18,6 +18,7 @@ use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
 use crate::vmscan::unmap::TtuFlags;
 use crate::vmscan::vmstat::Vm;
+use serde::{Deserialize, Serialize};
 
 /// `SWAP_CLUSTER_MAX`.
 pub const SWAP_CLUSTER_MAX: u64 = 32;
@@ -75,7 +76,7 @@ pub struct ReclaimStat {
 }
 
 /// `reclaim_stat->recent_scanned` / `recent_rotated` of the lruvec, [anon, file].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RecentStat {
     pub scanned: [u64; 2],
     pub rotated: [u64; 2],

@@ -10,6 +10,8 @@
 //! instead of per-CPU clusters; writeback is synchronous (like zram or a ramdisk: "A
 //! synchronous write - probably a ramdisk" in shrink_folio_list).
 
+use serde::{Deserialize, Serialize};
+
 pub const SWAP_HAS_CACHE: u8 = 0x40;
 pub const COUNT_CONTINUED: u8 = 0x80;
 pub const SWAP_MAP_MAX: u8 = 0x3e;
@@ -27,7 +29,7 @@ pub enum SwapErr {
 }
 
 /// One swap device.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SwapDevice {
     /// Slots including the header slot 0.
     nr: u32,
@@ -218,6 +220,23 @@ impl SwapDevice {
     /// Offsets in use, for invariants and inspection.
     pub fn used_slots(&self) -> impl Iterator<Item = u32> + '_ {
         (1..self.nr).filter(move |o| self.map[*o as usize] != 0)
+    }
+
+    /// Check the device's tables: one entry per slot in each, swap-cache pages below
+    /// `nr_frames`, `inuse` equal to the used slots.
+    pub fn check(&self, nr_frames: usize) -> Result<(), String> {
+        let n = self.nr as usize;
+        if [self.map.len(), self.cache.len(), self.data.len(), self.shadow.len()] != [n; 4] {
+            return Err(format!("swap device of {n} slots has tables of other sizes"));
+        }
+        if let Some(off) = self.cache.iter().position(|&c| c as usize > nr_frames) {
+            return Err(format!("swap slot {off} is cached by pfn {}, beyond memory", self.cache[off] - 1));
+        }
+        let used = self.used_slots().count();
+        if used != self.inuse as usize || self.map.first().is_some_and(|&m| m != 0) {
+            return Err(format!("swap inuse {} but {used} slots are used", self.inuse));
+        }
+        Ok(())
     }
 
     pub fn heap_bytes(&self) -> usize {

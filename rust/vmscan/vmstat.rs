@@ -3,6 +3,8 @@
 //!
 //! Counters that the kernel does not have are prefixed `model_` and documented.
 
+use serde::{Deserialize, Serialize};
+
 macro_rules! counters {
     ($($(#[$m:meta])* $id:ident = $name:literal,)*) => {
         /// A vm event counter.
@@ -73,7 +75,7 @@ counters! {
 }
 
 /// The event counters of one kernel.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Vmstat {
     v: Vec<u64>,
 }
@@ -97,6 +99,15 @@ impl Vmstat {
     pub fn get(&self, c: Vm) -> u64 {
         self.v[c as usize]
     }
+    /// Whether there is one counter per [`Vm`] (a snapshot could hold another number).
+    pub fn check(&self) -> Result<(), String> {
+        if self.v.len() == Vm::ALL.len() {
+            Ok(())
+        } else {
+            Err(format!("vmstat has {} counters, the model {}", self.v.len(), Vm::ALL.len()))
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         Vm::ALL.iter().map(|c| (c.name(), self.v[*c as usize]))
     }

@@ -9,6 +9,7 @@
 //! 0x8000..; every modelled profile ("4.17", "4.18", "6.12") uses the old layout
 //! ([`PgsteLayout::Old`]); releases from 6.14 to 6.19 use [`PgsteLayout::New`].
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub const PGSTE_ACC_BITS: u64 = 0xf000_0000_0000_0000;
@@ -37,7 +38,7 @@ pub const _PGSTE_GPS_USAGE_POT_VOLATILE: u64 = 0x0000_0000_0200_0000;
 pub const _PGSTE_GPS_USAGE_VOLATILE: u64 = _PGSTE_GPS_USAGE_MASK;
 
 /// Where the software bits UC (user dirty, for migration), IN (IPTE notify) and VSIE live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PgsteLayout {
     /// Up to v6.13: UC 0x0000800000000000, IN 0x0000400000000000, VSIE 0x0000200000000000.
     Old,
