@@ -20,7 +20,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_help_lists_every_subcommand() -> None:
     r = run("--help")
     assert r.returncode == 0
-    for cmd in ("demo", "study", "explore", "export", "sweep", "crosscheck", "replay"):
+    for cmd in ("demo", "study", "explore", "replay", "export", "sweep", "crosscheck", "bench"):
         assert re.search(rf"^\s+{cmd}\s", r.stdout, re.M), cmd
 
 
@@ -96,3 +96,18 @@ def test_a_closed_pipe_is_not_a_traceback() -> None:
     p.stdout.close()
     err = p.stderr.read()
     assert p.wait() == 0 and "Traceback" not in err
+
+
+def test_bench_quick_json_reports_rows_with_targets_and_the_machine() -> None:
+    r = run("bench", "--quick", "--only", "memory", "--only", "reclaim", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["machine"]["cpus"] >= 1 and out["machine"]["kernel"]
+    rows = {(x["suite"], x["what"]): x for x in out["rows"]}
+    assert {s for s, _ in rows} == {"memory", "reclaim"}
+    for x in out["rows"]:
+        assert x["value"] > 0 and x["unit"] and x["target"]
+    drop = next(x for (s, w), x in rows.items() if "pte_unused drop" in w)
+    assert drop["peer"] == "host kernel" and drop["ratio"] == drop["value"] / drop["peer_value"]
+    bad = run("bench", "--only", "nothing")
+    assert bad.returncode == 2

@@ -469,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     sw.add_argument("args", nargs=argparse.REMAINDER)  # main() hands these to reclaim.sweep
+    bn = sub.add_parser(
+        "bench",
+        help="the benchmark suite: replay vs libCacheSim, reclaim vs the host kernel, speed",
+        add_help=False,
+    )
+    bn.add_argument("args", nargs=argparse.REMAINDER)  # main() hands these to reclaim.bench
 
     cc = sub.add_parser(
         "crosscheck",
@@ -571,6 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from reclaim.sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["bench"]:  # its own parser (reclaim.bench)
+        from reclaim.bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

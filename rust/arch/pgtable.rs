@@ -194,6 +194,15 @@ impl PageTables {
             i
         } else {
             let i = self.ptes.len() / n;
+            // grow by an eighth, not the doubling of Vec: the slack of a big address space's
+            // tables stays at 12.5% (a 256 GiB guest's tables are 1 GiB with PGSTEs)
+            if self.ptes.len() == self.ptes.capacity() {
+                let extra = (self.ptes.len() / 8).max(64 * n);
+                self.ptes.reserve_exact(extra);
+                if self.has_pgste {
+                    self.pgstes.reserve_exact(extra);
+                }
+            }
             self.ptes.resize(self.ptes.len() + n, g.pte_none);
             if self.has_pgste {
                 self.pgstes.resize(self.pgstes.len() + n, 0);

@@ -1,0 +1,495 @@
+"""``reclaim bench``: the benchmark suite, side by side with what users would use instead.
+
+Each measurement runs ``repeat`` times and reports the median; ratios are taken between
+medians measured in the same run (timings on shared machines are noisy: compare ratios). The
+peers are optional: libCacheSim (``pip install '.[bench]'``) for trace replay, and this
+machine's kernel (through ``madvise``) for reclaim. A peer that is missing is reported as
+skipped with the reason. The Rust-only numbers (criterion) are in ``benches/`` (``make bench``).
+
+Suites (``--only``):
+
+- ``replay``: a zipf(1.0) oracleGeneral trace, host memory / cache 25% of its distinct pages:
+  ``reclaim.replay`` (the full model: page tables, s390 young emulation, LRU lists, reclaim
+  with try_to_unmap and swap) against libCacheSim's CLOCK and LRU on the same file.
+- ``reclaim``: pages per second through MADV_PAGEOUT in the model (anon to swap, and the
+  pte_unused drop of a KVM guest's unused pages), next to the host kernel's cost per page of
+  MADV_PAGEOUT on anon pages (needs active swap) and on MADV_FREE pages (discarded).
+- ``memory``: model heap per resident page (frame, PTE, PGSTE, LRU links) and RSS growth.
+- ``python``: ``Process.access_batch`` on numpy arrays against ``run_workload`` generating the
+  same kind of accesses in Rust (the Python overhead).
+- ``faults``: first-touch and swap-in faults per second through ``access_batch``.
+- ``explore``: explorer steps per second on the 4.17 switchover scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+import reclaim
+from reclaim.trace import replay, write_zipf
+
+PAGE = 4096
+
+
+@dataclass
+class Row:
+    """One line of the table: our number, a peer's, their ratio and the target."""
+
+    suite: str
+    what: str
+    value: float
+    unit: str
+    peer: str = ""
+    peer_value: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each suite runs (``--quick`` shrinks everything for a smoke test)."""
+
+    trace_requests: int
+    trace_pages: int
+    reclaim_pages: int
+    drop_pages: int
+    memory_pages: int
+    batch_accesses: int
+    explore_depth: int
+    repeat: int
+
+
+FULL = Sizes(10_000_000, 1 << 20, 4 << 20, 1 << 20, 1 << 20, 4_000_000, 10, 3)
+QUICK = Sizes(100_000, 10_000, 1 << 14, 1 << 12, 1 << 14, 50_000, 6, 1)
+
+
+def _median(f: Callable[[], float], repeat: int) -> float:
+    return statistics.median(f() for _ in range(repeat))
+
+
+def _rss_kib() -> int:
+    m = re.search(r"VmRSS:\s+(\d+)", Path("/proc/self/status").read_text())
+    return int(m.group(1)) if m else 0
+
+
+def _populated(
+    pages: int, *, kvm: bool, memory: int | None = None, swap: bool = True
+) -> tuple[reclaim.Kernel, reclaim.Process, int]:
+    """A process with ``pages`` anon pages written; memory for twice as many (or ``memory``
+    pages), swap for all of them (or none)."""
+    mem = (memory or 2 * pages) * PAGE
+    k = reclaim.Kernel(profile="6.12", memory=mem, swap=(pages + 1) * PAGE if swap else 0)
+    for name in ("mm:handle_mm_fault", "mm_vmscan_write_folio"):
+        k.mute(name)
+    p = k.spawn("bench", kvm=kvm)
+    a = p.mmap(pages * PAGE)
+    addrs = a + np.arange(pages, dtype=np.uint64) * PAGE
+    p.access_batch(addrs, np.ones(pages, dtype=bool))
+    return k, p, a
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+def suite_replay(sz: Sizes, tmp: Path) -> list[Row]:
+    path = tmp / "zipf.oracleGeneral.bin"
+    write_zipf(path, sz.trace_requests, sz.trace_pages, s=1.0, seed=1, format="oracle")
+    results = [replay(path, memory=0.25) for _ in range(sz.repeat)]
+    ours = statistics.median(r.requests_per_second for r in results)
+    r0 = results[0]
+    rows = [
+        Row(
+            "replay",
+            f"reclaim replay, {sz.trace_requests:,} requests over {r0.distinct_pages:,} pages",
+            ours,
+            "req/s",
+            note=f"miss ratio {r0.miss_ratio:.4f}, memory {r0.memory // PAGE:,} pages",
+        )
+    ]
+    try:
+        import libcachesim as lcs
+    except ImportError:
+        rows.append(
+            Row("replay", "libCacheSim CLOCK", 0, "req/s", note="skipped: pip install '.[bench]'")
+        )
+        return rows
+    cache_bytes = (r0.memory // PAGE) * PAGE
+    for name, cls in (("CLOCK", lcs.Clock), ("LRU", lcs.LRU)):
+        miss = 0.0
+
+        def once(cls: type = cls) -> float:
+            nonlocal miss
+            reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
+            cache = cls(cache_size=cache_bytes)
+            t = time.perf_counter()
+            miss = cache.process_trace(reader)[0]
+            return sz.trace_requests / (time.perf_counter() - t)
+
+        theirs = _median(once, sz.repeat)
+        rows.append(
+            Row(
+                "replay",
+                f"reclaim replay vs libCacheSim {name}",
+                ours,
+                "req/s",
+                f"libCacheSim {name}",
+                theirs,
+                ours / theirs,
+                ">= 3x CLOCK" if name == "CLOCK" else "",
+                ours >= 3 * theirs if name == "CLOCK" else None,
+                f"their miss ratio {miss:.4f}",
+            )
+        )
+    return rows
+
+
+# -- reclaim -----------------------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PROT_RW, MAP_PRIVATE_ANON = 0x1 | 0x2, 0x02 | 0x20
+MADV_FREE, MADV_PAGEOUT = 8, 21
+
+
+def host_ns_per_page(pages: int, *, lazyfree: bool) -> float:
+    """The host kernel's time per page of MADV_PAGEOUT over ``pages`` written anon pages
+    (first MADV_FREE'd, so reclaim discards them, if ``lazyfree``)."""
+    size = pages * PAGE
+    addr = _libc.mmap(None, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap")
+    try:
+        mem = np.frombuffer(
+            memoryview((ctypes.c_char * size).from_address(addr)).cast("B"), dtype=np.uint8
+        )
+        mem[::PAGE] = 1
+        if lazyfree and _libc.madvise(addr, size, MADV_FREE) != 0:
+            raise OSError(ctypes.get_errno(), "madvise(MADV_FREE)")
+        t = time.perf_counter_ns()
+        if _libc.madvise(addr, size, MADV_PAGEOUT) != 0:
+            raise OSError(ctypes.get_errno(), "madvise(MADV_PAGEOUT)")
+        return (time.perf_counter_ns() - t) / pages
+    finally:
+        _libc.munmap(addr, size)
+
+
+def _swap_active() -> bool:
+    try:
+        return len(Path("/proc/swaps").read_text().splitlines()) > 1
+    except OSError:
+        return False
+
+
+def suite_reclaim(sz: Sizes) -> list[Row]:
+    rows = []
+    for what, pages, kvm in (
+        ("anon to swap", sz.reclaim_pages, False),
+        ("pte_unused drop", sz.drop_pages, True),
+    ):
+
+        def once(pages: int = pages, kvm: bool = kvm) -> float:
+            _, p, a = _populated(pages, kvm=kvm)
+            if kvm:
+                for i in range(pages):
+                    p.essa(a + i * PAGE, "set_unused")
+            t = time.perf_counter()
+            p.madvise(a, pages * PAGE, "pageout")
+            return pages / (time.perf_counter() - t)
+
+        ours = _median(once, sz.repeat)
+        host: float | None = None
+        note = ""
+        lazy = what == "pte_unused drop"  # a drop without I/O: compare with a lazyfree discard
+        if lazy or _swap_active():
+            host = 1e9 / _median(partial(host_ns_per_page, sz.drop_pages, lazyfree=lazy), sz.repeat)
+            note = (
+                "host: MADV_FREE then MADV_PAGEOUT (discard)"
+                if lazy
+                else "host: MADV_PAGEOUT to swap"
+            )
+        else:
+            note = "host skipped: no active swap (swapon a swap file to compare)"
+        rows.append(
+            Row(
+                "reclaim",
+                f"model MADV_PAGEOUT, {what}, {pages:,} pages",
+                ours,
+                "pages/s",
+                "host kernel" if host else "",
+                host,
+                ours / host if host else None,
+                ">= 10M/s, >= 20x host",
+                ours >= 10e6 and (host is None or ours >= 20 * host),
+                note,
+            )
+        )
+    return rows
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+def suite_memory(sz: Sizes) -> list[Row]:
+    rows = []
+    for kvm in (False, True):
+        rss0 = _rss_kib()
+        # memory just above the pages (the watermarks keep about 1% free), no swap device
+        mem = sz.memory_pages * 103 // 100 + 1024
+        k, p, _ = _populated(sz.memory_pages, kvm=kvm, memory=mem, swap=False)
+        rss = (_rss_kib() - rss0) * 1024 / sz.memory_pages
+        heap = k.heap_bytes() / sz.memory_pages
+        rows.append(
+            Row(
+                "memory",
+                f"bytes per resident page, {'KVM guest (PTE + PGSTE)' if kvm else 'process'}",
+                heap,
+                "B",
+                target="<= 48 B",
+                met=heap <= 48,
+                note=f"RSS growth {rss:.0f} B/page (the whole kernel, its free frames included)",
+            )
+        )
+        del k, p
+    return rows
+
+
+# -- python overhead, faults -------------------------------------------------------------------
+
+
+def suite_python(sz: Sizes) -> list[Row]:
+    n = sz.batch_accesses
+    pages = max(1024, n // 16)
+
+    def kernel() -> tuple[reclaim.Process, int]:
+        k = reclaim.Kernel(profile="6.12", memory=2 * pages * PAGE, swap=0)
+        k.mute("mm:handle_mm_fault")
+        p = k.spawn("bench")
+        return p, p.mmap(pages * PAGE)
+
+    p, a = kernel()
+    ref = p.run_workload("zipf:0.9", start=a, length=pages * PAGE, count=n, arrays=True)
+    addrs, writes = ref.addrs, ref.writes
+    assert addrs is not None and writes is not None
+
+    def rust() -> float:
+        p, a = kernel()
+        t = time.perf_counter()
+        p.run_workload("zipf:0.9", start=a, length=pages * PAGE, count=n)
+        return time.perf_counter() - t
+
+    def numpy_batch() -> float:
+        p, _ = kernel()  # the same address space layout: the same addresses
+        t = time.perf_counter()
+        p.access_batch(addrs, writes)
+        return time.perf_counter() - t
+
+    r, b = _median(rust, sz.repeat), _median(numpy_batch, sz.repeat)
+    return [
+        Row(
+            "python",
+            f"access_batch (numpy) vs run_workload (Rust), {n:,} accesses",
+            n / b,
+            "acc/s",
+            "run_workload",
+            n / r,
+            b / r,
+            "<= 1.2x time",
+            b / r <= 1.2,
+            "ratio is time(numpy batch) / time(generated in Rust)",
+        )
+    ]
+
+
+def suite_faults(sz: Sizes) -> list[Row]:
+    n = sz.memory_pages
+
+    def first_touch() -> float:
+        k = reclaim.Kernel(profile="6.12", memory=2 * n * PAGE, swap=0)
+        k.mute("mm:handle_mm_fault")
+        p = k.spawn("bench")
+        a = p.mmap(n * PAGE)
+        addrs = a + np.arange(n, dtype=np.uint64) * PAGE
+        t = time.perf_counter()
+        p.access_batch(addrs, np.ones(n, dtype=bool))
+        return n / (time.perf_counter() - t)
+
+    def swap_in() -> float:
+        _, p, a = _populated(n, kvm=False)
+        p.madvise(a, n * PAGE, "pageout")
+        addrs = a + np.arange(n, dtype=np.uint64) * PAGE
+        t = time.perf_counter()
+        r = p.access_batch(addrs)
+        assert r.counts["major"] == n
+        return n / (time.perf_counter() - t)
+
+    return [
+        Row(
+            "faults", "first touch (do_anonymous_page)", _median(first_touch, sz.repeat), "faults/s"
+        ),
+        Row("faults", "swap-in (do_swap_page, major)", _median(swap_in, sz.repeat), "faults/s"),
+    ]
+
+
+def suite_explore(sz: Sizes) -> list[Row]:
+    rs = [
+        reclaim.explore("4.17", depth=sz.explore_depth, walks=0, progress=False)
+        for _ in range(sz.repeat)
+    ]
+    r = rs[len(rs) // 2]
+    return [
+        Row(
+            "explore",
+            f"explorer, 4.17 switchover scenario, depth {sz.explore_depth}",
+            statistics.median(x.states_per_second for x in rs),
+            "steps/s",
+            note=f"{r.states:,} distinct states, {r.transitions:,} steps, all predicates",
+        )
+    ]
+
+
+SUITES = ("replay", "reclaim", "memory", "python", "faults", "explore")
+
+
+def run(only: Sequence[str] = SUITES, *, quick: bool = False, progress: bool = True) -> list[Row]:
+    """Run the suites named in ``only``; returns the table's rows."""
+    unknown = [s for s in only if s not in SUITES]
+    if unknown:
+        raise reclaim.ArgumentError(f"unknown suite(s) {unknown}; known: {', '.join(SUITES)}")
+    sz = QUICK if quick else FULL
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="reclaim-bench-") as tmp:
+        for s in only:
+            if progress:
+                print(f"reclaim bench: {s} ...", file=sys.stderr, flush=True)
+            if s == "replay":
+                rows += suite_replay(sz, Path(tmp))
+            else:
+                rows += {
+                    "reclaim": suite_reclaim,
+                    "memory": suite_memory,
+                    "python": suite_python,
+                    "faults": suite_faults,
+                    "explore": suite_explore,
+                }[s](sz)
+    return rows
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f}k"
+    return f"{v:.2f}"
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as an aligned text table (the one ``reclaim bench`` prints)."""
+    head = ("suite", "measurement", "value", "unit", "peer", "peer value", "ratio", "target", "met")
+    body = [
+        (
+            r.suite,
+            r.what,
+            _num(r.value),
+            r.unit,
+            r.peer,
+            _num(r.peer_value),
+            "-" if r.ratio is None else f"{r.ratio:.2f}x",
+            r.target,
+            "" if r.met is None else ("yes" if r.met else "NO"),
+        )
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in (head, *body)
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    notes = [f"  {r.suite}/{r.what}: {r.note}" for r in rows if r.note]
+    return "\n".join(lines + (["", "notes:", *notes] if notes else []))
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "kernel": os.uname().release,
+        "python": sys.version.split()[0],
+        "reclaim": reclaim.__version__,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``reclaim bench``: returns 0, or 2 for bad arguments."""
+    ap = argparse.ArgumentParser(
+        prog="reclaim bench", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    ap.add_argument(
+        "--only", action="append", choices=SUITES, help="run only this suite (repeatable)"
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="small sizes, one repetition (a smoke test)"
+    )
+    ap.add_argument("--json", action="store_true", help="machine-readable output")
+    args = ap.parse_args(argv)
+    rows = run(args.only or SUITES, quick=args.quick, progress=not args.json)
+    if args.json:
+        print(json.dumps({"machine": machine(), "rows": [asdict(r) for r in rows]}, indent=2))
+    else:
+        m = machine()
+        print(f"machine: {m['cpu']}, {m['cpus']} CPUs, Linux {m['kernel']}, Python {m['python']}\n")
+        print(format_table(rows))
+    return 0
+
+
+__all__ = [
+    "FULL",
+    "QUICK",
+    "SUITES",
+    "Row",
+    "Sizes",
+    "format_table",
+    "host_ns_per_page",
+    "machine",
+    "run",
+]
