@@ -247,8 +247,8 @@ impl Kernel {
                 (m, false) => matches!(self.files.get(m as usize - 1), Some(Some(_))),
             };
             // a free frame's lru_next threads the free list (Memory::check walks it)
-            let links_ok = f.test(pg::PG_LRU)
-                || (f.lru_prev == NO_PFN && (f.lru_next == NO_PFN || f.test(pg::PG_BUDDY)));
+            let links_ok =
+                f.test(pg::PG_LRU) || (f.lru_prev == NO_PFN && (f.lru_next == NO_PFN || f.test(pg::PG_BUDDY)));
             if !mapping_ok || !links_ok || f.swap_offset().is_some_and(|o| !self.swap.is_valid(o)) {
                 return Err(format!("pfn {pfn} names a mapping, LRU neighbour or swap slot that does not exist"));
             }
