@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz fuzz-traces soak
+.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api soak
 
 all: test
 
@@ -58,12 +58,20 @@ demo:
 clean:
 	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache
 
-## fuzz: the snapshot decoder under a long mutation loop (FUZZ_SECONDS, default 300; the short
-## loop runs in test-rust)
+## fuzz: the long runs of every fuzzer (short ones run in make test): the snapshot decoder,
+## the trace parsers and the Python API (100,000 calls or more)
+fuzz: fuzz-snapshot fuzz-traces fuzz-api
+
+## fuzz-snapshot: the snapshot decoder under a mutation loop for FUZZ_SECONDS (default 300)
 FUZZ_SECONDS ?= 300
-fuzz:
+fuzz-snapshot:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --release --no-default-features --test fuzz_snapshot \
 		-- --ignored fuzz_long --nocapture
+
+## fuzz-api: hypothesis drives the whole Python API for FUZZ_CALLS calls (default 100000)
+FUZZ_CALLS ?= 100000
+fuzz-api:
+	$(PYTHON) tests/fuzz_long.py --calls $(FUZZ_CALLS)
 
 ## soak: a long study with invariant checks, steps/s, peak RSS and RSS growth (not in make test;
 ## SOAK_ARGS="--hours 6" for a longer one)

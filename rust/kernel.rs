@@ -377,6 +377,13 @@ impl Kernel {
         true
     }
 
+    /// The first page at or after `addr` and below `end` that a page table of `pid` covers, with
+    /// its PTE slot (loops over a range visit only these: an untouched TiB costs nothing).
+    #[inline]
+    pub(crate) fn next_pte_slot(&self, pid: u32, addr: u64, end: u64) -> Option<(u64, usize)> {
+        self.mmx(pid).pt.next_slot(addr, end)
+    }
+
     /// The PTE value at `addr` of `pid`, if a page table covers it.
     pub fn pte_at(&self, pid: u32, addr: u64) -> Option<u64> {
         let mm = self.mmx(pid);

@@ -94,6 +94,9 @@ def test_int_arguments_out_of_range_are_argument_errors() -> None:
         q.userfaultfd(2**70)
     with pytest.raises(reclaim.ArgumentError, match="thread id"):
         q.read(a, tid=2**32 - 1)
+    for size in (2**130, -(2**130)):
+        with pytest.raises(reclaim.ArgumentError, match="length"):
+            q.mmap(size)
 
 
 def test_mlock_of_nothing_and_of_too_much() -> None:

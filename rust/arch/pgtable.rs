@@ -250,6 +250,22 @@ impl PageTables {
         }
     }
 
+    /// The first address at or after `va` that a page table covers, below `end`, with its PTE
+    /// slot: untouched ranges (empty upper entries) are skipped a whole entry at a time.
+    pub fn next_slot(&self, mut va: u64, end: u64) -> Option<(u64, usize)> {
+        while va < end {
+            match self.walk(va) {
+                Walk::Pt(pt) => return Some((va, pt as usize * self.geom.0.pt_entries + self.pte_offset(va))),
+                Walk::EmptyAt(level) => {
+                    let span = self.geom.0.level_span(level);
+                    va = (va & !(span - 1)).checked_add(span)?;
+                }
+                Walk::BeyondTop => return None,
+            }
+        }
+        None
+    }
+
     /// The flat index of the PTE slot for `va`, if its page table exists.
     #[inline]
     pub fn pte_index(&self, va: u64) -> Option<usize> {

@@ -140,12 +140,12 @@ impl Kernel {
         for id in self.vmas_in(pid, start, end) {
             let v = self.vma(id);
             let (s, e) = (start.max(v.start), end.min(v.end));
-            let mut a = s;
-            while a < e {
-                if self.pte_at(pid, a).is_some_and(|p| !arch.pte_none(p)) {
+            let mut cur = s;
+            while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
+                cur = a + 4096;
+                if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
                     n += 1;
                 }
-                a += 4096;
             }
             self.zap_page_range(id, s, e, false);
         }
@@ -236,22 +236,20 @@ impl Kernel {
         let mut n = 0;
         for id in vmas {
             let (s, e) = (self.vma(id).start, self.vma(id).end);
-            let mut a = s;
-            while a < e {
-                if let Some(idx) = self.mmx(pid).pt.pte_index(a) {
-                    let p = self.mmx(pid).pt.pte(idx);
-                    if arch.pte_present(p) && arch.pte_pfn(p) == ZERO_PFN {
-                        if unshare {
-                            // wp_page_copy of the zero page, outside userfaultfd
-                            let _ = self.handle_mm_fault(pid, 0, id, a, true);
-                        } else {
-                            self.ptep_clear_flush(pid, idx);
-                        }
-                        self.log(Ev::ZeroPageZap, pid, 0, a, unshare as u64, 0, 0);
-                        n += 1;
+            let mut cur = s;
+            while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
+                cur = a + 4096;
+                let p = self.mmx(pid).pt.pte(idx);
+                if arch.pte_present(p) && arch.pte_pfn(p) == ZERO_PFN {
+                    if unshare {
+                        // wp_page_copy of the zero page, outside userfaultfd
+                        let _ = self.handle_mm_fault(pid, 0, id, a, true);
+                    } else {
+                        self.ptep_clear_flush(pid, idx);
                     }
+                    self.log(Ev::ZeroPageZap, pid, 0, a, unshare as u64, 0, 0);
+                    n += 1;
                 }
-                a += 4096;
             }
         }
         n

@@ -158,12 +158,9 @@ impl Kernel {
     fn madvise_free_range(&mut self, id: u32, s: u64, e: u64) {
         let arch = self.arch();
         let pid = self.vma(id).mm;
-        let mut a = s;
-        while a < e {
-            let Some(idx) = self.mmx(pid).pt.pte_index(a) else {
-                a = (a | 0xfffff) + 1;
-                continue;
-            };
+        let mut cur = s;
+        while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
+            cur = a + 4096;
             let pte = self.mmx(pid).pt.pte(idx);
             if arch.is_swap_pte(pte) {
                 let off = arch.swp_offset(pte) as u32;
@@ -192,7 +189,6 @@ impl Kernel {
                     }
                 }
             }
-            a += 4096;
         }
     }
 
@@ -202,31 +198,30 @@ impl Kernel {
         let arch = self.arch();
         let pid = self.vma(id).mm;
         let mut list = Vec::new();
-        let mut a = s;
-        while a < e {
-            if let Some(idx) = self.mmx(pid).pt.pte_index(a) {
-                let pte = self.mmx(pid).pt.pte(idx);
-                if arch.pte_present(pte) {
-                    if let Some(pfn) = self.vm_normal_page(pte) {
-                        let f = self.mem.frames[pfn as usize];
-                        if f.test(pg::PG_LRU) && f.mapcount == 1 {
-                            if arch.pte_young(pte) {
-                                let old = self.ptep_clear_flush(pid, idx);
-                                self.set_pte_at(pid, idx, arch.pte_mkold(old));
-                            }
-                            self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
-                            if pageout {
-                                if self.isolate_lru_page(pfn) {
-                                    list.push(pfn);
-                                }
-                            } else {
-                                self.deactivate_page(pfn);
-                            }
+        let mut cur = s;
+        while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
+            cur = a + 4096;
+            let pte = self.mmx(pid).pt.pte(idx);
+            if !arch.pte_present(pte) {
+                continue;
+            }
+            if let Some(pfn) = self.vm_normal_page(pte) {
+                let f = self.mem.frames[pfn as usize];
+                if f.test(pg::PG_LRU) && f.mapcount == 1 {
+                    if arch.pte_young(pte) {
+                        let old = self.ptep_clear_flush(pid, idx);
+                        self.set_pte_at(pid, idx, arch.pte_mkold(old));
+                    }
+                    self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
+                    if pageout {
+                        if self.isolate_lru_page(pfn) {
+                            list.push(pfn);
                         }
+                    } else {
+                        self.deactivate_page(pfn);
                     }
                 }
             }
-            a += 4096;
         }
         if pageout && !list.is_empty() {
             self.reclaim_pages(list);
@@ -238,16 +233,15 @@ impl Kernel {
     fn madvise_willneed(&mut self, id: u32, s: u64, e: u64) {
         let arch = self.arch();
         let pid = self.vma(id).mm;
-        let mut a = s;
-        while a < e {
-            if let Some(p) = self.pte_at(pid, a) {
-                if arch.is_swap_pte(p) {
-                    if let Ok((pfn, _)) = self.swapin_page(arch.swp_offset(p) as u32) {
-                        self.put_page(pfn);
-                    }
+        let mut cur = s;
+        while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
+            cur = a + 4096;
+            let p = self.mmx(pid).pt.pte(idx);
+            if arch.is_swap_pte(p) {
+                if let Ok((pfn, _)) = self.swapin_page(arch.swp_offset(p) as u32) {
+                    self.put_page(pfn);
                 }
             }
-            a += 4096;
         }
     }
 }

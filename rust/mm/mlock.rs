@@ -109,18 +109,17 @@ impl Kernel {
         let pid = self.vma(vma).mm;
         let saved = self.vma(vma).flags;
         self.vma_mut(vma).flags &= !vm::VM_LOCKED;
-        let mut a = start;
-        while a < end {
-            if let Some(p) = self.pte_at(pid, a) {
-                if arch.pte_present(p) {
-                    if let Some(pfn) = self.vm_normal_page(p) {
-                        if !self.mapped_in_locked_vma(pfn) {
-                            self.clear_page_mlock(pfn);
-                        }
+        let mut cur = start;
+        while let Some((a, idx)) = self.next_pte_slot(pid, cur, end) {
+            cur = a + 4096;
+            let p = self.mmx(pid).pt.pte(idx);
+            if arch.pte_present(p) {
+                if let Some(pfn) = self.vm_normal_page(p) {
+                    if !self.mapped_in_locked_vma(pfn) {
+                        self.clear_page_mlock(pfn);
                     }
                 }
             }
-            a += 4096;
         }
         self.vma_mut(vma).flags = saved;
     }

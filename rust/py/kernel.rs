@@ -31,6 +31,9 @@ pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
         }
         return u64::try_from(n).map_err(|_| to_pyerr(Error::invalid(format!("{what} {n} is too large"))));
     }
+    if v.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(to_pyerr(Error::invalid(format!("{what} {v} is out of range"))));
+    }
     if let Ok(s) = v.cast::<PyString>() {
         let s = s.to_str()?;
         return call(|| crate::units::parse_size(s));

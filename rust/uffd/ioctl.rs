@@ -520,35 +520,33 @@ impl Kernel {
     fn uffd_wp_range(&mut self, vma: u32, start: u64, end: u64, enable: bool) {
         let arch = self.arch();
         let (pid, flags) = (self.vma(vma).mm, self.vma(vma).flags);
-        let mut a = start;
-        while a < end {
-            if let Some(idx) = self.mmx(pid).pt.pte_index(a) {
-                let p = self.mmx(pid).pt.pte(idx);
-                if arch.pte_present(p) {
-                    let n = if enable {
-                        arch.pte_mkuffd_wp(p)
-                    } else {
-                        let mut n = arch.pte_clear_uffd_wp(p);
-                        let writable = flags & vm::VM_WRITE != 0
-                            && match self.vm_normal_page(n) {
-                                Some(pfn) if flags & vm::VM_SHARED == 0 => {
-                                    let f = &self.mem.frames[pfn as usize];
-                                    f.anon() && f.test(pg::PG_ANON_EXCLUSIVE)
-                                }
-                                Some(_) => arch.pte_dirty(n),
-                                None => false,
-                            };
-                        if writable {
-                            n = arch.pte_mkwrite(n);
-                        }
-                        n
-                    };
-                    self.ptep_xchg(pid, idx, n);
-                } else if arch.is_swap_pte(p) {
-                    self.mmx_mut(pid).pt.set_pte(idx, arch.pte_swp_set_uffd_wp(p, enable));
-                }
+        let mut cur = start;
+        while let Some((a, idx)) = self.next_pte_slot(pid, cur, end) {
+            cur = a + 4096;
+            let p = self.mmx(pid).pt.pte(idx);
+            if arch.pte_present(p) {
+                let n = if enable {
+                    arch.pte_mkuffd_wp(p)
+                } else {
+                    let mut n = arch.pte_clear_uffd_wp(p);
+                    let writable = flags & vm::VM_WRITE != 0
+                        && match self.vm_normal_page(n) {
+                            Some(pfn) if flags & vm::VM_SHARED == 0 => {
+                                let f = &self.mem.frames[pfn as usize];
+                                f.anon() && f.test(pg::PG_ANON_EXCLUSIVE)
+                            }
+                            Some(_) => arch.pte_dirty(n),
+                            None => false,
+                        };
+                    if writable {
+                        n = arch.pte_mkwrite(n);
+                    }
+                    n
+                };
+                self.ptep_xchg(pid, idx, n);
+            } else if arch.is_swap_pte(p) {
+                self.mmx_mut(pid).pt.set_pte(idx, arch.pte_swp_set_uffd_wp(p, enable));
             }
-            a += 4096;
         }
     }
 
