@@ -12,13 +12,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import reclaim
 import reclaim.explorer
 from reclaim._reclaim import PostcopyResult
+from reclaim.progress import StatusLine, bar
 from reclaim.studies.postcopy import postcopy
 
 EPILOG = """examples:
@@ -32,29 +32,18 @@ EPILOG = """examples:
 """
 
 
-class Progress:
-    """A one-line progress bar on stderr for runs longer than a second."""
+class Progress(StatusLine):
+    """A progress bar on stderr (a terminal only) for runs longer than a second."""
 
     def __init__(self, label: str, enabled: bool = True, unit: str = "pages") -> None:
+        super().__init__(enabled=enabled and sys.stderr.isatty())
         self.label = label
         self.unit = unit
-        self.start = time.monotonic()
-        self.enabled = enabled and sys.stderr.isatty()
-        self.shown = False
 
     def __call__(self, done: int, total: int, sim_s: float | None = None) -> None:
-        if not self.enabled or time.monotonic() - self.start < 1.0:
-            return
         frac = min(1.0, done / total) if total else 1.0
-        bar = "#" * int(frac * 30)
         sim = "" if sim_s is None else f", t={sim_s:6.2f}s sim"
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:4.0%} {self.unit}{sim}")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
+        self.show(f"{self.label} {bar(frac)} {frac:4.0%} {self.unit}{sim}")
 
 
 def _row(r: PostcopyResult, label: str) -> dict[str, object]:

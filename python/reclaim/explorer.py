@@ -25,7 +25,6 @@ refcount, LRU, swap and rmap consistency), and a Python function of the state of
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +36,7 @@ from reclaim._reclaim import (
     Scenario,
     explore_scenario,
 )
+from reclaim.progress import StatusLine
 
 #: A user predicate: None or True while the state is fine, a message (or False) when not.
 UserPredicate = Callable[[ExploreState], "str | bool | None"]
@@ -197,25 +197,15 @@ class ExploreResult:
         return "\n".join(out)
 
 
-class _Bar:
+class _Bar(StatusLine):
     """States searched, on stderr, once a search runs longer than a second."""
 
     def __init__(self, label: str) -> None:
+        super().__init__()
         self.label = label
-        self.start = time.monotonic()
-        self.shown = False
 
     def __call__(self, states: int) -> None:
-        t = time.monotonic() - self.start
-        if t < 1.0:
-            return
-        sys.stderr.write(f"\r{self.label}: {states:>12,} states  {t:6.1f} s")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
+        self.show(f"{self.label}: {states:>12,} states  {self.elapsed:6.1f} s")
 
 
 def explore(

@@ -83,6 +83,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from reclaim.exceptions import ArgumentError, FileError, FormatError, ReclaimError
+from reclaim.progress import StatusLine, bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -354,27 +355,15 @@ def _write(df: pd.DataFrame, out: Path) -> None:
                 os.unlink(tmp)
 
 
-class _Bar:
-    """A one-line progress bar on stderr."""
+class _Bar(StatusLine):
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
 
     def __init__(self) -> None:
-        self.last = -math.inf
-        self.shown = False
+        super().__init__(delay=0.0, interval=0.1)
 
     def __call__(self, done: int, failed: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self.last < 0.1:
-            return
-        self.last = now
-        bar = "#" * (30 * done // total if total else 30)
-        sys.stderr.write(f"\rsweep [{bar:<30}] {done}/{total} done, {failed} failed")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        frac = done / total if total else 1.0
+        self.show(f"sweep {bar(frac)} {done}/{total} done, {failed} failed", final=done >= total)
 
 
 @dataclass
