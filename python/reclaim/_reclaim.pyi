@@ -13,6 +13,8 @@ s390_consts: ModuleType
 
 _Size = int | str
 
+def parse_size(value: _Size, what: str = "size") -> int: ...
+
 EVENT_KINDS: list[str]
 EVENT_FIELDS: dict[str, list[str | None]]
 FAULT_PATHS: list[str]

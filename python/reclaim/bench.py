@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 import reclaim
+from reclaim.crosscheck.host import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, libc
 from reclaim.trace import replay, write_zipf
 
 PAGE = 4096
@@ -162,42 +163,27 @@ def suite_replay(sz: Sizes, tmp: Path) -> list[Row]:
 
 # -- reclaim -----------------------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_long,
-]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-PROT_RW, MAP_PRIVATE_ANON = 0x1 | 0x2, 0x02 | 0x20
 MADV_FREE, MADV_PAGEOUT = 8, 21
 
 
 def host_ns_per_page(pages: int, *, lazyfree: bool) -> float:
     """The host kernel's time per page of MADV_PAGEOUT over ``pages`` written anon pages
     (first MADV_FREE'd, so reclaim discards them, if ``lazyfree``)."""
+    lib = libc()
     size = pages * PAGE
-    addr = _libc.mmap(None, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0)
-    if addr in (None, ctypes.c_void_p(-1).value):
-        raise OSError(ctypes.get_errno(), "mmap")
+    addr = lib.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     try:
         mem = np.frombuffer(
             memoryview((ctypes.c_char * size).from_address(addr)).cast("B"), dtype=np.uint8
         )
         mem[::PAGE] = 1
-        if lazyfree and _libc.madvise(addr, size, MADV_FREE) != 0:
-            raise OSError(ctypes.get_errno(), "madvise(MADV_FREE)")
+        if lazyfree:
+            lib.madvise(addr, size, MADV_FREE)
         t = time.perf_counter_ns()
-        if _libc.madvise(addr, size, MADV_PAGEOUT) != 0:
-            raise OSError(ctypes.get_errno(), "madvise(MADV_PAGEOUT)")
+        lib.madvise(addr, size, MADV_PAGEOUT)
         return (time.perf_counter_ns() - t) / pages
     finally:
-        _libc.munmap(addr, size)
+        lib.munmap(addr, size)
 
 
 def _swap_active() -> bool:

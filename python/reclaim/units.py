@@ -4,42 +4,18 @@ from __future__ import annotations
 
 import re
 
+from reclaim._reclaim import parse_size
 from reclaim.exceptions import ArgumentError
-
-_UNITS = {
-    "": 0,
-    "b": 0,
-    "k": 10,
-    "kb": 10,
-    "kib": 10,
-    "m": 20,
-    "mb": 20,
-    "mib": 20,
-    "g": 30,
-    "gb": 30,
-    "gib": 30,
-    "t": 40,
-    "tb": 40,
-    "tib": 40,
-}
 
 
 def size(v: int | str, what: str = "size") -> int:
-    """Bytes from an int or a string with a binary unit ("512MiB", "4GiB")."""
+    """Bytes from an int or a string with a binary unit ("512MiB", "4GiB"): the engine's own
+    parser, so Python and Rust read sizes the same way."""
     if isinstance(v, bool) or not isinstance(v, int | str):
         raise TypeError(
             f"{what} must be an int (bytes) or a string like '512MiB', not {type(v).__name__}"
         )
-    if isinstance(v, int):
-        if v < 0:
-            raise ArgumentError(f"{what} must not be negative, got {v}", 22, "EINVAL")
-        return v
-    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", v)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ArgumentError(
-            f"cannot parse {what} {v!r}: expected a number with a unit like '512MiB'", 22, "EINVAL"
-        )
-    return int(m.group(1)) << _UNITS[m.group(2).lower()]
+    return parse_size(v, what)
 
 
 _RATE_UNITS = {

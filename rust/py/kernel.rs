@@ -23,6 +23,14 @@ pub fn with<T>(k: &Shared, f: impl FnOnce(&mut Kernel) -> crate::Result<T>) -> P
     super::errors::call_locked(k, f)
 }
 
+/// `reclaim._reclaim.parse_size(value, what)`: bytes from an int or a string with a binary
+/// unit, the one parser behind every size argument (Python's `reclaim.units.size` calls it).
+#[pyfunction]
+#[pyo3(signature = (value, what = "size"))]
+pub fn parse_size(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    size_arg(value, what)
+}
+
 /// A size argument: int bytes or a string with a binary unit.
 pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     if let Ok(n) = v.extract::<i128>() {
