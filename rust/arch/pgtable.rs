@@ -194,10 +194,12 @@ impl PageTables {
             i
         } else {
             let i = self.ptes.len() / n;
-            // grow by an eighth, not the doubling of Vec: the slack of a big address space's
+            // small address spaces double as Vec does (a sparse mm keeps only the tables it
+            // touched); past 64 tables grow by an eighth, so the slack of a big address space's
             // tables stays at 12.5% (a 256 GiB guest's tables are 1 GiB with PGSTEs)
             if self.ptes.len() == self.ptes.capacity() {
-                let extra = (self.ptes.len() / 8).max(64 * n);
+                let len = self.ptes.len();
+                let extra = if len < 64 * n { len.max(n) } else { len / 8 };
                 self.ptes.reserve_exact(extra);
                 if self.has_pgste {
                     self.pgstes.reserve_exact(extra);
