@@ -193,14 +193,25 @@ impl Kernel {
     }
 
     /// `madvise_cold_or_pageout_pte_range`: pages only this mapping uses are made old and
-    /// deactivated (COLD) or reclaimed at once (PAGEOUT, `reclaim_pages`).
+    /// deactivated (COLD) or reclaimed at once (PAGEOUT, `reclaim_pages` at the end of each page
+    /// table, as the kernel calls it per PMD range).
     fn madvise_cold_or_pageout(&mut self, id: u32, s: u64, e: u64, pageout: bool) {
         let arch = self.arch();
         let pid = self.vma(id).mm;
+        let n = arch.geometry().0.pt_entries;
         let mut list = Vec::new();
+        let mut table = usize::MAX;
         let mut cur = s;
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
             cur = a + 4096;
+            // the kernel walks one page table (PMD range) at a time and reclaims what it
+            // isolated there before it moves on
+            if idx / n != table {
+                table = idx / n;
+                if !list.is_empty() {
+                    self.reclaim_pages(std::mem::take(&mut list));
+                }
+            }
             let pte = self.mmx(pid).pt.pte(idx);
             if !arch.pte_present(pte) {
                 continue;
