@@ -73,6 +73,15 @@ def test_export_without_an_output_is_a_one_line_error() -> None:
     )
 
 
+def test_an_output_path_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "t.json"  # a path through a regular file
+    r = run("export", "--profile", "4.17", "--guest-memory", "16MiB", "--perfetto", str(out))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"reclaim: error: {tmp_path / 'afile'}: File exists"
+    assert "Traceback" not in r.stderr
+
+
 def test_sweep_and_crosscheck_are_reachable(tmp_path: Path) -> None:
     h = run("sweep", "--help")
     assert h.returncode == 0 and "usage: reclaim sweep" in h.stdout

@@ -562,6 +562,27 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except (reclaim.ArgumentError, reclaim.FormatError, reclaim.FileError, TypeError) as e:
+        print(f"reclaim: error: {e}", file=sys.stderr)
+        return 2
+    except reclaim.ReclaimError as e:
+        print(f"reclaim: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("reclaim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader (head, less) went away: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # an output path that cannot be written, a directory that is a file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"reclaim: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["sweep"]:  # its own parser (reclaim.sweep), help included
         from reclaim.sweep import main as sweep_main
 
@@ -575,21 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        rc: int = args.func(args)
-        return rc
-    except (reclaim.ArgumentError, reclaim.FormatError, reclaim.FileError, TypeError) as e:
-        print(f"reclaim: error: {e}", file=sys.stderr)
-        return 2
-    except reclaim.ReclaimError as e:
-        print(f"reclaim: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("reclaim: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # the reader (head, less) went away: not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    rc: int = args.func(args)
+    return rc
 
 
 if __name__ == "__main__":
