@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from reclaim.sweep import summary, summary_plot, sweep
+from reclaim.sweeper import summary, summary_plot, sweep
 
 GRID = {
     "profile": ["4.17", "4.18", "6.12"],

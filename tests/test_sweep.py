@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import reclaim
 from reclaim.studies import postcopy
-from reclaim.sweep import load_grid, summary, summary_plot, sweep
+from reclaim.sweeper import load_grid, summary, summary_plot, sweep
 
 #: A 16 MiB guest moving to a destination with less free memory than the guest (as the Rust
 #: study tests): hangs on 4.17, completes on 4.18, in about 60 ms a run.
@@ -58,7 +58,7 @@ def crash_on_seed_1(**params: Any) -> reclaim.studies.PostcopyResult:
 
 @pytest.fixture(scope="module")
 def serial() -> pd.DataFrame:
-    return sweep("postcopy", GRID, executor="serial")
+    return reclaim.sweep("postcopy", GRID, executor="serial")  # the package-level name
 
 
 def test_serial_table_has_a_row_per_point_in_grid_order(serial: pd.DataFrame) -> None:
@@ -103,6 +103,15 @@ def test_dask_client_cluster_and_address_give_the_serial_table(serial: pd.DataFr
         assert client.status == "running", "the caller's client is left open"
 
 
+def test_dask_worker_processes_give_the_serial_table(serial: pd.DataFrame) -> None:
+    """Runs and results cross process boundaries (pickled), as on a real cluster."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        same(serial, sweep("postcopy", GRID, executor=cluster))
+
+
 def test_dask_executor_without_dask_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(reclaim.ArgumentError, match=r"pip install 'reclaim\[dask\]'"):
@@ -112,7 +121,7 @@ def test_dask_executor_without_dask_is_a_clear_error(monkeypatch: pytest.MonkeyP
 KILLED = """
 import json, sys, time
 from reclaim.studies import postcopy
-from reclaim.sweep import sweep
+from reclaim.sweeper import sweep
 
 def slow(**params):
     time.sleep(0.5)
@@ -127,29 +136,36 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(
 ) -> None:
     grid = {**GRID, "seed": [0, 1, 2, 3]}
     out = tmp_path / "runs.parquet"
+    journal = tmp_path / ".runs.parquet.journal"  # the runs since the table was last written
+
+    def journaled() -> int:
+        return len(journal.read_text().splitlines()) if journal.exists() else 0
+
     script = tmp_path / "killed.py"
     script.write_text(KILLED)
     proc = subprocess.Popen([sys.executable, str(script), str(out), json.dumps(grid)])
     try:
-        deadline = time.monotonic() + 60
-        while not out.exists():
+        deadline = time.monotonic() + 120
+        # kill it between two writes of the table, with finished runs only in the journal
+        while not (out.exists() and journaled() >= 2):
             assert proc.poll() is None, "the sweep ended before it was killed"
-            assert time.monotonic() < deadline, "no run finished in 60 s"
-            time.sleep(0.05)
-        assert proc.poll() is None, "the sweep ended before it was killed"
+            assert time.monotonic() < deadline, "no runs finished in 120 s"
+            time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     before = pd.read_parquet(out)
-    assert 1 <= len(before) < 8 and before["error"].isna().all()
+    finished = len(before) + journaled()
+    assert 1 <= len(before) < finished < 8 and before["error"].isna().all()
 
     study = Counting()
     resumed = sweep(study, grid, executor="serial", out=out)
-    assert len(study.calls) == 8 - len(before), "finished runs are not redone"
+    assert len(study.calls) == 8 - finished, "no finished run is lost or redone"
     done = set(zip(before["profile"], before["seed"], strict=True))
     assert all((c["profile"], c["seed"]) not in done for c in study.calls)
     kept = resumed.merge(before[["profile", "seed", "seconds"]], on=["profile", "seed"])
     assert (kept["seconds_x"] == kept["seconds_y"]).all() and (kept["seconds_x"] >= 0.5).all()
+    assert not journal.exists(), "the table written at the end holds every run"
 
     full = sweep("postcopy", grid, executor="serial")
     same(full, resumed)
@@ -269,7 +285,7 @@ def test_load_grid_reads_the_documented_format(tmp_path: Path) -> None:
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    cmd = [sys.executable, "-m", "reclaim.sweep", *args]
+    cmd = [sys.executable, "-m", "reclaim.sweeper", *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd, env=env)
 
 

@@ -13,6 +13,8 @@ studies. Start with :class:`Kernel`::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from reclaim._reclaim import OUTCOMES as _OUTCOMES
 from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
 from reclaim._reclaim import (
@@ -42,6 +44,20 @@ from reclaim.exceptions import (
 )
 from reclaim.explorer import ExploreResult, Finding, explore
 from reclaim.trace import replay
+
+if TYPE_CHECKING:
+    from reclaim.sweeper import sweep
+
+
+def __getattr__(name: str) -> object:
+    # reclaim.sweep is imported on first use: `python -m reclaim.sweeper` must find the module
+    # not yet imported, and `import reclaim` stays light
+    if name == "sweep":
+        from reclaim.sweeper import sweep
+
+        return sweep
+    raise AttributeError(f"module 'reclaim' has no attribute {name!r}")
+
 
 #: The outcome of each access of a batch, by code (``BatchResult.outcomes``): the page was
 #: resident ("hit"), brought in by a minor or a major fault, or the access parked the thread
@@ -79,4 +95,5 @@ __all__ = [
     "__version__",
     "explore",
     "replay",
+    "sweep",
 ]

@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a study over a grid of parameters (TOML), locally or on Dask; resumable",
         add_help=False,
     )
-    sw.add_argument("args", nargs=argparse.REMAINDER)  # main() hands these to reclaim.sweep
+    sw.add_argument("args", nargs=argparse.REMAINDER)  # main() hands these to reclaim.sweeper
     bn = sub.add_parser(
         "bench",
         help="the benchmark suite: replay vs libCacheSim, reclaim vs the host kernel, speed",
@@ -583,8 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
-    if argv[:1] == ["sweep"]:  # its own parser (reclaim.sweep), help included
-        from reclaim.sweep import main as sweep_main
+    if argv[:1] == ["sweep"]:  # its own parser (reclaim.sweeper), help included
+        from reclaim.sweeper import main as sweep_main
 
         return sweep_main(argv[1:])
     if argv[:1] == ["bench"]:  # its own parser (reclaim.bench)

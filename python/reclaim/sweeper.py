@@ -3,9 +3,10 @@
 A grid maps parameter names to lists of values; the sweep runs the study once per point of
 their Cartesian product (the first parameter varies slowest) and returns one row per run::
 
-    from reclaim.sweep import sweep, summary, summary_plot
+    import reclaim
+    from reclaim.sweeper import summary, summary_plot
 
-    df = sweep(
+    df = reclaim.sweep(
         "postcopy",
         {
             "profile": ["4.17", "4.18"],
@@ -24,10 +25,12 @@ The columns are the parameters, ``outcome``, ``failure``, one column per metric,
 ``seconds`` (wall time of the run). Rows are in grid order whatever the executor, so a serial,
 local, dask or resumed sweep gives the same table except for ``seconds``.
 
-With ``out``, the table is written as parquet after the first run, then at most every 2 s (or
-ten times what a write takes, for tables of many thousand rows) and at the end, atomically (a
-temporary file in the same directory, fsync, rename): a killed sweep loses only the runs that
-finished since the last write. Run it again with the same ``out`` and it keeps the
+With ``out``, every finished run is appended at once to a journal beside the table
+(``.OUT.journal``, one JSON line per run, fsynced), and the table is written as parquet after
+the first run, then at most every 2 s (or ten times what a write takes, for tables of many
+thousand rows) and at the end, atomically (a temporary file in the same directory, fsync,
+rename), after which the journal is emptied: a killed sweep loses no finished run (a line cut
+short by the kill is ignored). Run it again with the same ``out`` and it keeps the
 rows there, runs only the points that have no row or whose row holds an error, and keeps rows
 of points that are not in the grid (after the grid's rows).
 
@@ -54,7 +57,7 @@ to the file's directory), ``executor`` and ``workers``::
     bandwidth = "25MB/s"
 
 and runs with ``reclaim sweep grid.toml [--out FILE.parquet] [--executor local|serial|ADDRESS]
-[--workers N] [--plot FILE.png] [--json]`` (also ``python -m reclaim.sweep``). Exit codes: 0
+[--workers N] [--plot FILE.png] [--json]`` (also ``python -m reclaim.sweeper``). Exit codes: 0
 every run finished, 1 some run raised an error or the engine failed, 2 bad input, 130
 interrupted.
 """
@@ -326,6 +329,38 @@ def _read(out: Path, names: Sequence[str]) -> list[dict[str, Value]]:
     return rows
 
 
+def _append_journal(journal: Path, row: dict[str, Value]) -> None:
+    """Append one finished run to the journal and sync it, before anything else happens."""
+    try:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        with open(journal, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise FileError(f"cannot write {journal}: {e.strerror or e}") from None
+
+
+def _read_journal(journal: Path) -> list[dict[str, Value]]:
+    """The runs of a journal; a last line cut short (the sweep was killed writing it) is
+    dropped, as is anything that is not a row."""
+    try:
+        lines = journal.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise FileError(f"cannot read {journal}: {e.strerror or e}") from None
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "outcome" in row and "error" in row:
+            rows.append(row)
+    return rows
+
+
 def _write(df: pd.DataFrame, out: Path) -> None:
     """Write `df` to `out` atomically: a temporary file beside it, fsync, rename."""
     import pyarrow as pa
@@ -382,12 +417,20 @@ class _Table:
     #: Seconds between writes: 2, or ten times what a write takes (big tables).
     every: float = _SAVE_EVERY
 
+    @property
+    def journal(self) -> Path:
+        """The runs finished since the table was last written, one JSON line each."""
+        assert self.out is not None
+        return self.out.with_name(f".{self.out.name}.journal")
+
     def resume(self) -> None:
-        """Take the rows of `out`: finished grid points are done, other points' rows extra."""
+        """Take the rows of `out` and its journal: finished grid points are done, other
+        points' rows extra."""
         if self.out is None:
             return
         index = {self.key(p): i for i, p in enumerate(self.points)}
-        old = _read(self.out, self.names)
+        rows = {self.key(r): r for r in _read(self.out, self.names) + _read_journal(self.journal)}
+        old = list(rows.values())
         for n in self.names:
             _check_kinds(n, [p[n] for p in self.points] + [r[n] for r in old], str(self.out))
         for r in old:
@@ -396,6 +439,7 @@ class _Table:
                 self.extra.append(r)
             elif r["error"] is None:
                 self.done[i] = r
+        self.dirty = bool(_read_journal(self.journal))
 
     def key(self, r: Mapping[str, Value]) -> tuple[Value, ...]:
         """The parameter tuple of a row or point."""
@@ -406,6 +450,8 @@ class _Table:
         self.done[i] = _row(self.points[i], r)
         self.failed += r["error"] is not None
         self.dirty = True
+        if self.out is not None:
+            _append_journal(self.journal, self.done[i])
         if time.monotonic() - self.saved >= self.every:
             self.save()
 
@@ -418,6 +464,8 @@ class _Table:
         if self.out is not None and self.dirty:
             start = time.monotonic()
             _write(self.frame(), self.out)
+            with contextlib.suppress(FileNotFoundError):
+                self.journal.unlink()
             self.dirty = False
             self.saved = time.monotonic()
             self.every = max(_SAVE_EVERY, 10 * (self.saved - start))
