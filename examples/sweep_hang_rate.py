@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from reclaim.sweeper import summary, summary_plot, sweep
+import reclaim
+from reclaim.sweeper import summary, summary_plot
 
 GRID = {
     "profile": ["4.17", "4.18", "6.12"],
@@ -24,6 +25,6 @@ GRID = {
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "hang-rate.parquet"
     plot = sys.argv[2] if len(sys.argv) > 2 else "hang-rate.png"
-    df = sweep("postcopy", GRID, out=out)
+    df = reclaim.sweep("postcopy", GRID, out=out)
     print(summary(df).to_string())
     print(f"\ntable: {out}\nplot: {summary_plot(df, plot, by=('profile', 'free_policy'))}")

@@ -1,4 +1,4 @@
-"""The scripts in examples/ run as a user would run them (the quick ones; mypy checks all)."""
+"""The scripts in examples/ run as a user would run them (mypy checks them too)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,20 @@ def test_export_example_writes_a_perfetto_trace(tmp_path: Path) -> None:
     assert "4.17: hung" in out
     assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     assert "mm_vmscan_" in (tmp_path / "t.txt").read_text()
+
+
+def test_postcopy_profiles_example_hangs_before_the_fix_only(tmp_path: Path) -> None:
+    out = run("postcopy_profiles.py", "p.png", cwd=tmp_path)
+    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[1:5]}
+    assert rows["4.17"][:2] == ["hung", "2"] and rows["4.18"][:2] == ["completed", "0"]
+    assert "postcopy cleanup: UFFDIO_UNREGISTER" in out
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_example_writes_the_table_and_the_hang_rate_plot(tmp_path: Path) -> None:
+    out = run("sweep_hang_rate.py", "o.parquet", "h.png", cwd=tmp_path)
+    lines = [ln.split() for ln in out.splitlines()[1:13]]
+    hung = {(r[1], r[2], r[3]): int(r[5]) for r in lines}
+    assert all(hung[k] == 3 for k in hung if k[0] == "4.17")
+    assert all(hung[k] == 0 for k in hung if k[0] == "6.12")
+    assert (tmp_path / "o.parquet").exists() and (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
