@@ -197,6 +197,25 @@ def test_select_without_filters_is_the_engine_columns(r417: PostcopyResult) -> N
     assert all(len(c) == r417.n_events for c in cols.values())
 
 
+def test_frame_and_arrow_share_the_column_buffers(
+    monkeypatch: pytest.MonkeyPatch, r417: PostcopyResult
+) -> None:
+    made: list[dict[str, np.ndarray]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        made.append(select(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(reclaim.events, "select", spy)
+    df = to_frame(r417)
+    numeric = [c for c in COLUMNS if c != "kind"]
+    assert all(np.shares_memory(df[c].to_numpy(), made[-1][c]) for c in numeric)
+    t = to_arrow(r417)
+    assert all(
+        t.column(c).chunks[0].buffers()[1].address == made[-1][c].ctypes.data for c in numeric
+    )
+
+
 def test_missing_pandas_or_pyarrow_is_an_argument_error_with_a_hint(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, r417: PostcopyResult
 ) -> None:
