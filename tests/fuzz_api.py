@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import reclaim
 import reclaim.s390 as s390
 from hypothesis import strategies as st
@@ -337,6 +338,29 @@ class Uffd:
 
 
 @dataclass
+class BatchAccess:
+    """One access of a batch, shaped as the AccessResult of a single access."""
+
+    kind: str
+    value: int | None
+    event: reclaim.UffdEvent | None
+    signal: str | None
+    completed: bool
+    blocked: bool
+
+    @staticmethod
+    def of(outcome: str, value: int, event: reclaim.UffdEvent | None) -> BatchAccess:
+        kind = {"hit": "completed", "minor": "completed", "major": "completed"}.get(
+            outcome, outcome
+        )
+        kind = "blocked" if kind == "userfault" else kind
+        signal = {"sigsegv": "SIGSEGV", "sigbus": "SIGBUS"}.get(kind)
+        done = kind == "completed"
+        ev = event if kind == "blocked" else None
+        return BatchAccess(kind, value if done else None, ev, signal, done, kind == "blocked")
+
+
+@dataclass
 class Parked:
     """An access parked on a userfault."""
 
@@ -494,6 +518,7 @@ class ApiMachine(RuleBasedStateMachine):
         if isinstance(e, reclaim.InvariantError):
             raise Violation(f"{where} raised InvariantError: {e}") from e
         if isinstance(e, reclaim.ReclaimError):
+            self.judge_message(where, e)
             return
         if type(e).__name__ == "PanicException":
             raise Violation(f"{where} raised pyo3 PanicException: {e}") from e
@@ -506,6 +531,26 @@ class ApiMachine(RuleBasedStateMachine):
             f"{where} raised {type(e).__module__}.{type(e).__name__}: {e} "
             f"(argument categories: {sorted(cats) or ['ok']})"
         ) from e
+
+    @staticmethod
+    def judge_message(where: str, e: reclaim.ReclaimError) -> None:
+        """A rejection a person can act on: a sentence, not a code; a syscall's error names its
+        call and errno as the kernel's (``"mmap: EINVAL (Invalid argument): length is 0"``)."""
+        msg = str(e)
+        if len(msg.split()) < 3:
+            raise Violation(f"{where} raised {type(e).__name__} with no useful message: {msg!r}")
+        if isinstance(e, reclaim.SyscallError):
+            name = e.errno_name
+            if (
+                not e.errno
+                or name is None
+                or errno.errorcode.get(e.errno) != name
+                or not msg.startswith(f"{e.call}: {name} (")
+            ):
+                raise Violation(
+                    f"{where} raised {type(e).__name__} errno={e.errno} name={name} "
+                    f"call={e.call} with message {msg!r}: not '<call>: <ERRNO> (<strerror>): ...'"
+                )
 
     def query(self, api: str, fn: Callable[..., Any], *args: Any) -> Any:
         """A call the checks make (not a fuzzed one): it must not fail."""
@@ -1423,20 +1468,131 @@ class ApiMachine(RuleBasedStateMachine):
         else:
             if not ok:
                 raise Violation(f"{self.trace[-1]} raised {type(r).__name__}: {r}")
-            a = addr[0]
-            self.check_access(pm, tid[0], a, write, value, r)
-            STATS.outcomes[f"access: {r.kind}"] += 1
-            if r.kind == "completed":
-                if write:
-                    c = self.cell(pm, a)
-                    assert c is not None
-                    c.vals = {value}
-                else:
-                    self.observe_read(pm, a, r.value)
-            elif r.kind == "blocked":
-                ev = r.event
-                assert ev is not None
-                self.parked[key] = Parked(a, write, value if write else 0, ev.uffd)
+            self.apply_access(pm, tid[0], addr[0], write, value, r)
+        self.sync()
+
+    def apply_access(self, pm: Proc, tid: int, a: int, write: bool, value: int, r: Any) -> None:
+        """Check the outcome `r` (an AccessResult or alike) of one access and update the model."""
+        self.check_access(pm, tid, a, write, value, r)
+        STATS.outcomes[f"access: {r.kind}"] += 1
+        if r.kind == "completed":
+            if write:
+                c = self.cell(pm, a)
+                assert c is not None
+                c.vals = {value}
+            else:
+                self.observe_read(pm, a, r.value)
+        elif r.kind == "blocked":
+            ev = r.event
+            assert ev is not None
+            self.parked[(pm.pid, tid)] = Parked(a, write, value if write else 0, ev.uffd)
+
+    @rule(data=st.data(), n=st.integers(0, 24), defaults=st.booleans())
+    def access_batch(self, data: st.DataObject, n: int, defaults: bool) -> None:
+        """Process.access_batch of addresses in and around the mappings, reads and writes, by a
+        thread that is not parked: each access is checked and applied as a single one would be;
+        the batch stops at a userfault. Wrong arrays (dtype, shape, lengths) are refused."""
+        pm = self.draw_proc(data, dead_ok=False)
+        tid = data.draw(st.integers(0, 3), label="tid")
+        if (pm.pid, tid) in self.parked:
+            return
+        addrs = [self.draw_addr(data, pm)[0] for _ in range(n)]
+        addrs = [a if isinstance(a, int) and 0 <= a < U64 else 0 for a in addrs]
+        writes = [data.draw(st.booleans()) for _ in range(n)]
+        values = [data.draw(st.integers(1, U64 - 1)) for _ in range(n)]
+        bad = data.draw(weighted((12, None), (1, "dtype"), (1, "length"), (1, "shape")))
+        a_arr = np.array(addrs, dtype=np.uint64)
+        w_arr = np.array(writes, dtype=bool)
+        v_arr = None if defaults else np.array(values, dtype=np.uint64)
+        if bad == "dtype":
+            a_arr = a_arr.astype(np.int32)
+        elif bad == "length":
+            w_arr = np.ones(n + 1, dtype=bool)
+        elif bad == "shape":
+            a_arr = np.zeros((2, 2), dtype=np.uint64)
+        out = self.call(
+            "Process.access_batch",
+            pm.proc.access_batch,
+            a_arr,
+            w_arr,
+            tid=tid,
+            values=v_arr,
+            cats=["type" if bad else "ok"],
+        )
+        ok, res = out
+        if bad is not None:
+            if ok or not isinstance(res, reclaim.ArgumentError):
+                raise Violation(f"{self.trace[-1]} with a bad {bad} gave {res!r}")
+            self.sync()
+            return
+        if not ok:
+            raise Violation(f"{self.trace[-1]} raised {type(res).__name__}: {res}")
+        outcomes, got = res.outcomes, res.values
+        ran = n if res.stopped_at is None else res.stopped_at + 1
+        if len(outcomes) != ran or len(got) != ran:
+            raise Violation(f"{self.trace[-1]}: {ran} accesses ran, arrays of {len(outcomes)}")
+        for i in range(ran):
+            kind = reclaim.OUTCOMES[outcomes[i]]
+            value = values[i] if not defaults else addrs[i] & ~(PAGE - 1)
+            one = BatchAccess.of(kind, int(got[i]), res.event if i == ran - 1 else None)
+            if (one.kind == "blocked") != (i == res.stopped_at):
+                raise Violation(f"{self.trace[-1]}: access {i} {kind}, stopped_at {res.stopped_at}")
+            self.apply_access(pm, tid, addrs[i], writes[i], value, one)
+        self.sync()
+
+    @rule(
+        data=st.data(),
+        pattern=st.sampled_from(["uniform", "zipf:0.9", "sequential", "phased", "nonsense", ""]),
+        count=mostly(st.integers(0, 200), st.sampled_from([-1, U64])),
+        write_fraction=mostly(st.sampled_from([0.0, 0.3, 1.0]), st.sampled_from([-0.5, 2.0])),
+        seed=st.integers(0, 3),
+    )
+    def run_workload(
+        self, data: st.DataObject, pattern: str, count: Any, write_fraction: float, seed: int
+    ) -> None:
+        """Process.run_workload over up to 256 pages of a region, valid arguments or not. Which
+        pages it wrote is not known here: each may hold its old value or its address."""
+        pm = self.draw_proc(data, dead_ok=False)
+        tid = data.draw(st.integers(0, 3), label="tid")
+        if not pm.regions or (pm.pid, tid) in self.parked:
+            return
+        r = data.draw(st.sampled_from(pm.regions), label="region")
+        first = self.draw_page_index(data, r)
+        pages = min(r.pages() - first, 256)
+        start = r.start + first * PAGE
+        valid = pattern in ("uniform", "zipf:0.9", "sequential", "phased")
+        valid = valid and isinstance(count, int) and 0 <= count < U64 and 0 <= write_fraction <= 1
+        cats = ["ok" if valid else "range"]
+        out = self.call(
+            "Process.run_workload",
+            pm.proc.run_workload,
+            pattern,
+            start=start,
+            length=pages * PAGE,
+            count=count,
+            write_fraction=write_fraction,
+            seed=seed,
+            tid=tid,
+            cats=cats,
+        )
+        ok, res = out
+        if not valid:
+            if ok:
+                raise Violation(f"{self.trace[-1]} accepted an invalid argument: {res!r}")
+            self.sync()
+            return
+        if not ok:
+            raise Violation(f"{self.trace[-1]} raised {type(res).__name__}: {res}")
+        # a store writes the page's address: each page holds what it held, or that
+        for page in range(start, start + pages * PAGE, PAGE):
+            c = self.cell(pm, page)
+            assert c is not None
+            c.vals.add(page)
+        if res.stopped_at is not None:
+            ev = res.event
+            assert ev is not None
+            page = ev.address & ~(PAGE - 1)
+            self.parked[(pm.pid, tid)] = Parked(page, ev.write, page if ev.write else 0, ev.uffd)
         self.sync()
 
     @rule(data=st.data())
