@@ -62,6 +62,9 @@ def worker(examples: int, steps: int, rounds: int) -> int:
         failure = None
         try:
             run_state_machine_as_test(fuzz_api.ApiMachine, settings=opts)
+            # the postcopy run and the explorer's scenario, a tenth of the examples
+            few = settings(opts, max_examples=max(1, opts.max_examples // 10))
+            run_state_machine_as_test(fuzz_api.MigrationMachine, settings=few)
         except Exception as e:
             failure = "".join(traceback.format_exception(e))
         report = {

@@ -57,3 +57,18 @@ def test_size_arguments_are_parsed_like_the_engine() -> None:
             (end,) = [e for s, e, _ in p.vmas() if s <= a < e]
             assert end - a == fuzz_api.page_align(expected), v
             p.munmap(a, expected)
+
+
+def test_migration_and_scenario_fuzzing() -> None:
+    """PostcopyRun (advance, queries, snapshot/restore) and Scenario.replay/explain under
+    random calls: check() after each, useful rejections, restored runs continue identically."""
+    fuzz_api.STATS.reset()
+    run_state_machine_as_test(
+        fuzz_api.MigrationMachine,
+        settings=settings(CI_SETTINGS, max_examples=15, stateful_step_count=25),
+    )
+    s = fuzz_api.STATS
+    assert (
+        s.per_api["PostcopyRun.advance"]
+        and s.per_api["Scenario.replay"] + s.per_api["Scenario.explain"]
+    ), dict(s.per_api)
