@@ -57,6 +57,15 @@ impl Default for Cost {
 /// First pid handed out (pid 1 is init on a real system; the model has no init).
 pub(crate) const FIRST_PID: u32 = 100;
 
+/// Why [`Kernel::pte_alloc`] found no PTE slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PteAlloc {
+    /// The tables would not fit in the kernel's memory (-ENOMEM, VM_FAULT_OOM).
+    NoMemory,
+    /// The address is beyond what the arch can map.
+    OutOfReach,
+}
+
 /// A host kernel.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kernel {
@@ -333,6 +342,34 @@ impl Kernel {
                 old
             }
         }
+    }
+
+    /// `pte_alloc` (`__pte_alloc` and the upper levels' `p?d_alloc`): the PTE slot of `va` in
+    /// `pid`'s page tables, allocating the tables on the way. The kernel takes page tables from
+    /// its memory; the model keeps them apart from the frames (so the frame accounting of every
+    /// study is the kernel's for the pages themselves) and only bounds them: when the tables of
+    /// every mm ([`PageTables::table_bytes`](crate::arch::pgtable::PageTables::table_bytes))
+    /// would exceed [`Kernel::page_table_limit`], a new table is `PteAlloc::NoMemory` (the
+    /// kernel's -ENOMEM / VM_FAULT_OOM), so a huge UFFDIO_ZEROPAGE or fault range on a small
+    /// kernel cannot make the model outgrow the host. `fork` copies tables unbounded (at most
+    /// the parent's).
+    pub(crate) fn pte_alloc(&mut self, pid: u32, va: u64) -> std::result::Result<usize, PteAlloc> {
+        if let Some(idx) = self.mmx(pid).pt.pte_index(va) {
+            return Ok(idx);
+        }
+        let used: u64 = self.mms.iter().flatten().map(|m| m.pt.table_bytes()).sum();
+        if used >= self.page_table_limit() {
+            return Err(PteAlloc::NoMemory);
+        }
+        self.mmx_mut(pid).pt.pte_alloc(va).ok_or(PteAlloc::OutOfReach)
+    }
+
+    /// The bytes of page tables the model allows in all: four times the memory, at least
+    /// 256 MiB. The kernel would fail sooner (its tables come out of that memory); the margin
+    /// is for the model's own sparse layouts, such as a trace replay's hashed keys spread over
+    /// 1 TiB of address space, whose tables can outweigh the pages they map.
+    pub fn page_table_limit(&self) -> u64 {
+        (self.mem.nr_pages() * 4096).saturating_mul(4).max(256 << 20)
     }
 
     /// `ptep_clear_flush` / `ptep_get_and_clear`.

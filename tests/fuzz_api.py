@@ -87,8 +87,8 @@ FEATURES = (
 )
 FEATURE_BITS = {name: 1 << i for i, name in enumerate(FEATURES)}
 UFFD_EVENTS = {"PAGEFAULT", "FORK", "REMAP", "REMOVE", "UNMAP"}
-#: Largest range (bytes) handed to calls that walk every page of it (time: a 1 TiB range
-#: is 2^28 pages), and to UFFDIO_ZEROPAGE (FINDING 4: its page tables are not charged).
+#: Largest range (bytes) handed to calls that walk every page of it, UFFDIO_ZEROPAGE among
+#: them (time: a 1 TiB range is 2^28 pages; its page tables stop at the model's limit).
 WALK_CAP = 1 << 30
 #: page_states lengths above this (up to the engine's 1 TiB limit) become this: an array of
 #: 2^28 entries per call would only make the run slow.
@@ -1889,7 +1889,7 @@ class ApiMachine(RuleBasedStateMachine):
         pm, addr, r = self.uffd_args(data, uf)
         length: Arg = (None, "ok")
         if data.draw(st.booleans(), label="with length"):
-            length = self.draw_len(data, r, addr[0], cap=WALK_CAP)  # FINDING 4
+            length = self.draw_len(data, r, addr[0], cap=WALK_CAP)
         fn = uf.u.zeropage if which == "zeropage" else uf.u.continue_
         out = self.call(
             f"Userfaultfd.{which}",

@@ -83,6 +83,30 @@ def test_huge_lengths_are_refused_before_anything_is_allocated() -> None:
     k.check()
 
 
+def test_page_tables_are_bounded_by_the_kernels_memory() -> None:
+    """UFFDIO_ZEROPAGE of 1 TiB on a 1 MiB kernel: the page tables it needs stop at the model's
+    page-table limit with ENOMEM (reported as EAGAIN with the bytes done, as mfill ioctls
+    report partial progress) instead of exhausting the host; the kernel stays consistent."""
+    k = reclaim.Kernel(profile="6.12", memory="1MiB", swap="1MiB")
+    p = k.spawn("p", kvm=True)
+    a = p.mmap(1 << 40)
+    u = p.userfaultfd()
+    u.register(a, 1 << 40, missing=True)
+    with pytest.raises(reclaim.SyscallError, match=r"ENOMEM.*page table") as e:
+        u.zeropage(a, 1 << 40)
+    assert e.value.call == "UFFDIO_ZEROPAGE"
+    assert 256 << 20 <= k.heap_bytes() < 300 << 20
+    k.check()
+    assert p.read(a).value == 0  # a zero page it did map
+    assert p.read(a + (1 << 40) - 4096).kind == "oom"  # no table left for this one
+    u.close()
+    p.munmap(a, 1 << 40)
+    b = p.mmap("64KiB")
+    p.write(b, 7)
+    assert p.read(b).value == 7
+    k.check()
+
+
 def test_int_arguments_out_of_range_are_argument_errors() -> None:
     k = small_kernel()
     q = k.spawn("q", kvm=True)

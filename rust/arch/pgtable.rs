@@ -170,6 +170,15 @@ impl PageTables {
         self.upper.len() - self.upper_free.len()
     }
 
+    /// Bytes the kernel would spend on these tables (`NR_PAGETABLE`): upper tables of
+    /// `upper_entries` 8-byte entries, page tables of `pt_entries` PTEs, doubled by the PGSTEs
+    /// behind them in a PGSTE mm (s390: a 2 KiB page table becomes 4 KiB).
+    pub fn table_bytes(&self) -> u64 {
+        let g = &self.geom.0;
+        let pt = (g.pt_entries * 8 * if self.has_pgste { 2 } else { 1 }) as u64;
+        self.nr_upper_tables() as u64 * (g.upper_entries * 8) as u64 + self.nr_pts as u64 * pt
+    }
+
     fn alloc_upper(&mut self) -> u32 {
         let n = self.geom.0.upper_entries;
         if let Some(i) = self.upper_free.pop() {

@@ -19,7 +19,7 @@ mod swapin;
 mod wp;
 
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, PteAlloc};
 use crate::mm::page::{ZERO_PFN, pg};
 use crate::mm::vm;
 use crate::profile::ForbidsZeropage;
@@ -162,8 +162,10 @@ impl Kernel {
         self.vmstat.inc(Vm::pgfault);
         let arch = self.arch();
         let page_addr = addr & !0xfff;
-        let Some(idx) = self.mmx_mut(pid).pt.pte_alloc(page_addr) else {
-            return Fault::Sigbus;
+        let idx = match self.pte_alloc(pid, page_addr) {
+            Ok(idx) => idx,
+            Err(PteAlloc::NoMemory) => return Fault::Oom,
+            Err(PteAlloc::OutOfReach) => return Fault::Sigbus,
         };
         let vmf = Vmf { pid, tid, vma, addr: page_addr, real_addr: addr, write, idx };
         let pte = self.mmx(pid).pt.pte(idx);

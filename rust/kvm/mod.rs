@@ -106,7 +106,7 @@ impl Kernel {
         if self.vma_lookup(pid, hva).is_none() {
             return false;
         }
-        let Some(idx) = self.mmx_mut(pid).pt.pte_alloc(hva) else {
+        let Ok(idx) = self.pte_alloc(pid, hva) else {
             return false;
         };
         let mm = self.mmx_mut(pid);

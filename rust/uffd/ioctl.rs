@@ -602,7 +602,7 @@ impl Kernel {
             (v.flags, v.page_prot, v.file, v.pgoff_of(addr))
         };
         let idx =
-            self.mmx_mut(pid).pt.pte_alloc(addr).ok_or_else(|| Error::errno(Errno::ENOMEM, call, "no page table"))?;
+            self.pte_alloc(pid, addr).map_err(|_| Error::errno(Errno::ENOMEM, call, "no memory for a page table"))?;
         let eexist = || Error::errno(Errno::EEXIST, call, format!("the PTE at {addr:#x} is not none"));
         // mfill_atomic_pte: a private mapping (anon, or MAP_PRIVATE of shmem) gets an anon page,
         // only a shared one the shmem page cache; CONTINUE always maps the page cache
