@@ -555,6 +555,9 @@ class _Reader:
         self.log: list[_RawMsg] = []
         self.unread: dict[str, list[_RawMsg]] = {}
         self.stop = threading.Event()
+        #: poll rounds the thread has finished (see :meth:`remove`)
+        self.rounds = 0
+        self.round_done = threading.Condition(self.lock)
         self.thread = threading.Thread(target=self.loop, name="uffd-reader", daemon=True)
         self.thread.start()
 
@@ -565,9 +568,17 @@ class _Reader:
             self.unread.setdefault(name, [])
 
     def remove(self, fd: int) -> None:
-        """Stop polling ``fd`` (before it is closed)."""
+        """Stop polling ``fd`` (before it is closed), and return once a poll that may still
+        watch it has ended: poll(2) holds a reference to the file while it sleeps
+        (``__pollwait``'s ``get_file``), so a close(2) during it would not release the
+        userfaultfd (``userfaultfd_release``, which wakes the parked faults) until the poll
+        returned, up to 20 ms later — a Wait right after a Close saw the fault still parked."""
         with self.lock:
             self.fds.pop(fd, None)
+            seen = self.rounds
+            self.round_done.wait_for(
+                lambda: self.rounds > seen or not self.thread.is_alive(), timeout=1.0
+            )
 
     def fd_of(self, name: str) -> int | None:
         """The fd of userfaultfd ``name``."""
@@ -610,13 +621,16 @@ class _Reader:
                 fds = list(self.fds)
             if not fds:
                 time.sleep(0.01)
-                continue
-            p = select.poll()
-            for fd in fds:
-                p.register(fd, select.POLLIN)
-            with contextlib.suppress(OSError):
-                p.poll(20)
-            self.drain()
+            else:
+                p = select.poll()
+                for fd in fds:
+                    p.register(fd, select.POLLIN)
+                with contextlib.suppress(OSError):
+                    p.poll(20)
+                self.drain()
+            with self.lock:
+                self.rounds += 1
+                self.round_done.notify_all()
 
     def take(self, name: str) -> list[_RawMsg]:
         """The messages of ``name`` not yet taken (what a read(2) loop would have returned)."""
