@@ -68,6 +68,7 @@ from reclaim.crosscheck.scenario import (
     RunResult,
     Scenario,
     Step,
+    SwapUsage,
     Uffd,
     Unregister,
     Wait,
@@ -896,6 +897,10 @@ class _HostRun:
                 return Observation(
                     "state", detail=self.page_state(c.pid, self.addr(s.name, s.page))
                 )
+            case SwapUsage():
+                start, pages = self.mappings[s.name]
+                kib = self.smaps_swap_kib(c.pid, start, pages * PAGE)
+                return Observation("state", detail=f"swap {kib * 1024 // PAGE}")
             case Close():
                 fd = self.uffd_fd(s.uffd)
                 self.reader.remove(fd)
@@ -1006,6 +1011,23 @@ class _HostRun:
             return None
 
     @staticmethod
+    def smaps_swap_kib(pid: int, start: int, length: int) -> int:
+        """The ``Swap:`` kB of the VMAs over ``[start, start+length)`` in /proc/<pid>/smaps
+        (their swap PTEs, or ``shmem_swap_usage`` for a shared shmem mapping:
+        smap_gather_stats). An anonymous mapping may have merged with a neighbour of the
+        agent's; nothing else of the agent is on swap, so the sum is the mapping's."""
+        inside = False
+        total = 0
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            head = line.split(maxsplit=1)[0] if line.strip() else ""
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo < start + length and start < hi
+            elif inside and head == "Swap:":
+                total += int(line.split()[1])
+        return total
+
+    @staticmethod
     def page_state(pid: int, addr: int) -> str:
         """present / swapped / none from /proc/<pid>/pagemap."""
         with open(f"/proc/{pid}/pagemap", "rb") as f:
@@ -1080,6 +1102,9 @@ def host_skip_reason(scenario: Scenario) -> str | None:
         return info.reason
     if "swap" in scenario.needs and not swap_devices():
         return "no swap device (swapon --show / /proc/swaps lists none)"
+    if "no_swap" in scenario.needs and swap_devices():
+        devs = ", ".join(swap_devices())
+        return f"needs a machine without swap; swap is on ({devs}; swapoff to run it)"
     if "uffd_wp" in scenario.needs and not info.features & feature_bits(["PAGEFAULT_FLAG_WP"]):
         return "the host kernel does not offer uffd-wp (UFFD_FEATURE_PAGEFAULT_FLAG_WP)"
     if "uffd_minor" in scenario.needs and not info.features & feature_bits(["MINOR_SHMEM"]):
