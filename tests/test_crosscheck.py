@@ -9,15 +9,19 @@ lacks the arch, the test is skipped with the reason. Known disagreements of the 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import reclaim
+import reclaim.cli
 from reclaim import crosscheck as cc
 from reclaim.crosscheck import host, scenario
 from reclaim.crosscheck.library import BY_NAME, LIBRARY
@@ -344,3 +348,46 @@ def test_crosscheck_rows_for_two_scenarios() -> None:
         pytest.skip(rows[0].skipped)
     assert rows[0].agree and rows[0].model == rows[0].kernel == "EEXIST"
     assert rows[1].agree and not rows[1].differences
+
+
+def test_crosscheck_reports_progress_after_each_scenario() -> None:
+    seen: list[tuple[int, int]] = []
+    names = ["zeropage_twice_is_eexist", "register_zero_length_is_einval"]
+    rows = cc.crosscheck(names, progress=lambda done, total: seen.append((done, total)))
+    assert len(rows) == 2 and seen == [(1, 2), (2, 2)]
+
+
+def _fake_crosscheck(
+    names: list[str] | None = None, progress: Callable[[int, int], object] | None = None
+) -> list[cc.Row]:
+    rows = [cc.Row("a", "ok", "ok", True, None), cc.Row("b", "ok", "ok", True, None)]
+    for i in range(len(rows)):
+        if progress is not None:
+            progress(i + 1, len(rows))
+    return rows
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_crosscheck_status_line_on_a_terminal_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    """`reclaim crosscheck` draws the status line on stderr when it is a terminal and the
+    output is not --json; stdout (the table, or the JSON rows) is the same either way."""
+    monkeypatch.setattr(cc, "crosscheck", _fake_crosscheck)
+    clock = iter(range(0, 10_000, 2))  # two seconds a look: past the status line's delay
+    monkeypatch.setattr("reclaim.progress.time", SimpleNamespace(monotonic=lambda: next(clock)))
+    argv = ["crosscheck", *(["--json"] if as_json else [])]
+    outs = {}
+    for tty in (True, False):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
+        assert reclaim.cli.main(argv) == 0
+        outs[tty], err = capsys.readouterr()
+        if tty and not as_json:
+            assert "crosscheck [" in err and "100% scenarios" in err and err.endswith("\n")
+        else:
+            assert err == ""
+    assert outs[True] == outs[False]
+    if as_json:
+        assert [r["scenario"] for r in json.loads(outs[True])] == ["a", "b"]
+    else:
+        assert outs[True].rstrip().endswith("2 scenarios: 2 agree, 0 differ, 0 skipped")
