@@ -9,20 +9,25 @@ lacks the arch, the test is skipped with the reason. Known disagreements of the 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import reclaim
+import reclaim.cli
 from reclaim import crosscheck as cc
 from reclaim.crosscheck import host, scenario
 from reclaim.crosscheck.library import BY_NAME, LIBRARY
 from reclaim.crosscheck.scenario import (
     Fork,
+    Madvise,
     Mmap,
     Msg,
     Observation,
@@ -30,6 +35,7 @@ from reclaim.crosscheck.scenario import (
     ReadEvents,
     RunResult,
     Scenario,
+    Write,
 )
 
 #: The model's known disagreements with the kernel (scenario -> why).
@@ -104,6 +110,19 @@ def test_model_agrees_with_the_kernel(name: str, request: pytest.FixtureRequest)
     assert not diffs, "\n".join(diffs)
 
 
+@pytest.mark.parametrize("name", [s.name for s in LIBRARY])
+def test_model_gives_what_the_library_expects(name: str) -> None:
+    """The ``expect`` values are what the real kernel gives (see the host test below), so the
+    model must give them too: this checks the model on machines that cannot run the kernel
+    side (no root, no swap, not x86_64), the swap and no-swap families included."""
+    sc = BY_NAME[name]
+    m = cc.run_model(sc, arch=MODEL_ARCH)
+    if m.skipped:
+        pytest.skip(m.skipped)
+    problems = scenario.check_expectations(sc, m)
+    assert not problems, "\n".join(problems + m.notes)
+
+
 @pytest.mark.host
 @pytest.mark.parametrize("name", [s.name for s in LIBRARY])
 def test_kernel_gives_what_the_library_expects(name: str, request: pytest.FixtureRequest) -> None:
@@ -175,6 +194,58 @@ def test_scenario_validation() -> None:
         Scenario("x", "", (Fork(), Fork()))
     with pytest.raises(ValueError, match="unknown need"):
         Scenario("x", "", (), needs=frozenset({"gpu"}))
+    with pytest.raises(ValueError, match="both swap and no_swap"):
+        Scenario("x", "", (), needs=frozenset({"swap", "no_swap"}))
+
+
+def test_library_has_the_swap_and_lazyfree_reclaim_families() -> None:
+    """Shmem pageout and redirtied lazyfree pages under reclaim, each with and without swap
+    (what FINDINGS.md section 5 reports on)."""
+    shmem_pageout = [
+        s
+        for s in LIBRARY
+        if any(isinstance(x, Mmap) and x.kind == "shmem" for x in s.steps)
+        and any(isinstance(x, Madvise) and x.advice == "pageout" for x in s.steps)
+    ]
+    redirtied = [
+        s
+        for s in LIBRARY
+        if any(
+            isinstance(x, Write)
+            and any(isinstance(y, Madvise) and y.advice == "free" for y in s.steps[:i])
+            for i, x in enumerate(s.steps)
+        )
+    ]
+    for family in (shmem_pageout, redirtied):
+        assert {"swap", "no_swap"} <= {n for s in family for n in s.needs}, family
+
+
+def test_host_skips_swap_scenarios_by_what_the_machine_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(host, "host_info", lambda: host.HostInfo(None, ~0))
+    needs_swap = BY_NAME["shmem_pageout_to_swap_then_read_back_without_userfault"]
+    needs_none = BY_NAME["shmem_pageout_without_swap_keeps_the_page_cache"]
+    monkeypatch.setattr(host, "swap_devices", list)
+    assert "no swap device" in (host.host_skip_reason(needs_swap) or "")
+    assert host.host_skip_reason(needs_none) is None
+    monkeypatch.setattr(host, "swap_devices", lambda: ["/var/tmp/x.swap"])
+    assert host.host_skip_reason(needs_swap) is None
+    why = host.host_skip_reason(needs_none) or ""
+    assert "/var/tmp/x.swap" in why and "swapoff" in why
+
+
+def test_model_runs_no_swap_scenarios_without_swap() -> None:
+    """The same redirtied lazyfree page goes to swap on the second pageout only when the
+    model has swap: the no-swap scenario's model must have none."""
+    sc = BY_NAME["lazyfree_redirtied_without_swap_stays_resident"]
+    res = cc.run_model(sc, arch="s390x")
+    obs = {st.describe(): o.render() for st, o in zip(sc.steps, res.observations, strict=True)}
+    assert obs["page_state m[1]"] == "present" and obs["swap_usage m"] == "swap 0"
+    with_swap = Scenario(sc.name, sc.doc, sc.steps)
+    res = cc.run_model(with_swap, arch="s390x")
+    obs = {st.describe(): o.render() for st, o in zip(sc.steps, res.observations, strict=True)}
+    assert obs["page_state m[1]"] == "swapped" and obs["swap_usage m"] == "swap 1"
 
 
 # -- compare ----------------------------------------------------------------------------------
@@ -277,3 +348,46 @@ def test_crosscheck_rows_for_two_scenarios() -> None:
         pytest.skip(rows[0].skipped)
     assert rows[0].agree and rows[0].model == rows[0].kernel == "EEXIST"
     assert rows[1].agree and not rows[1].differences
+
+
+def test_crosscheck_reports_progress_after_each_scenario() -> None:
+    seen: list[tuple[int, int]] = []
+    names = ["zeropage_twice_is_eexist", "register_zero_length_is_einval"]
+    rows = cc.crosscheck(names, progress=lambda done, total: seen.append((done, total)))
+    assert len(rows) == 2 and seen == [(1, 2), (2, 2)]
+
+
+def _fake_crosscheck(
+    names: list[str] | None = None, progress: Callable[[int, int], object] | None = None
+) -> list[cc.Row]:
+    rows = [cc.Row("a", "ok", "ok", True, None), cc.Row("b", "ok", "ok", True, None)]
+    for i in range(len(rows)):
+        if progress is not None:
+            progress(i + 1, len(rows))
+    return rows
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_cli_crosscheck_status_line_on_a_terminal_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    """`reclaim crosscheck` draws the status line on stderr when it is a terminal and the
+    output is not --json; stdout (the table, or the JSON rows) is the same either way."""
+    monkeypatch.setattr(cc, "crosscheck", _fake_crosscheck)
+    clock = iter(range(0, 10_000, 2))  # two seconds a look: past the status line's delay
+    monkeypatch.setattr("reclaim.progress.time", SimpleNamespace(monotonic=lambda: next(clock)))
+    argv = ["crosscheck", *(["--json"] if as_json else [])]
+    outs = {}
+    for tty in (True, False):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
+        assert reclaim.cli.main(argv) == 0
+        outs[tty], err = capsys.readouterr()
+        if tty and not as_json:
+            assert "crosscheck [" in err and "100% scenarios" in err and err.endswith("\n")
+        else:
+            assert err == ""
+    assert outs[True] == outs[False]
+    if as_json:
+        assert [r["scenario"] for r in json.loads(outs[True])] == ["a", "b"]
+    else:
+        assert outs[True].rstrip().endswith("2 scenarios: 2 agree, 0 differ, 0 skipped")

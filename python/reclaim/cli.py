@@ -243,7 +243,12 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     for n in args.scenario or []:
         if n not in BY_NAME:
             raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
-    rows = crosscheck(args.scenario)
+    # the whole library takes seconds (each scenario starts an agent process)
+    status = Progress("crosscheck", not args.json, unit="scenarios")
+    try:
+        rows = crosscheck(args.scenario, progress=status)
+    finally:
+        status.close()
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
     else:

@@ -13,6 +13,7 @@ and root, skips otherwise); :func:`compare` lists where their observations diffe
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reclaim.crosscheck.host import run_host
@@ -68,14 +69,18 @@ def host_arch() -> str:
 
 
 def crosscheck(
-    names: list[str] | None = None, arch: str | None = None, profile: str = "6.12"
+    names: list[str] | None = None,
+    arch: str | None = None,
+    profile: str = "6.12",
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[Row]:
     """Run the scenarios ``names`` (all of :data:`LIBRARY` for None) on the model (``arch``,
-    the host's by default) and on the host kernel, one :class:`Row` each."""
+    the host's by default) and on the host kernel, one :class:`Row` each. ``progress`` is
+    called with (scenarios done, scenarios in all) after each one."""
     chosen = LIBRARY if names is None else [BY_NAME[n] for n in names]
     model_arch = arch or host_arch()
     rows = []
-    for sc in chosen:
+    for i, sc in enumerate(chosen, 1):
         m = run_model(sc, profile=profile, arch=model_arch)
         h = run_host(sc)
         skipped = m.skipped or h.skipped
@@ -93,6 +98,8 @@ def crosscheck(
                 notes=notes,
             )
         )
+        if progress is not None:
+            progress(i, len(chosen))
     return rows
 
 

@@ -68,6 +68,7 @@ from reclaim.crosscheck.scenario import (
     RunResult,
     Scenario,
     Step,
+    SwapUsage,
     Uffd,
     Unregister,
     Wait,
@@ -555,6 +556,9 @@ class _Reader:
         self.log: list[_RawMsg] = []
         self.unread: dict[str, list[_RawMsg]] = {}
         self.stop = threading.Event()
+        #: poll rounds the thread has finished (see :meth:`remove`)
+        self.rounds = 0
+        self.round_done = threading.Condition(self.lock)
         self.thread = threading.Thread(target=self.loop, name="uffd-reader", daemon=True)
         self.thread.start()
 
@@ -565,9 +569,17 @@ class _Reader:
             self.unread.setdefault(name, [])
 
     def remove(self, fd: int) -> None:
-        """Stop polling ``fd`` (before it is closed)."""
+        """Stop polling ``fd`` (before it is closed), and return once a poll that may still
+        watch it has ended: poll(2) holds a reference to the file while it sleeps
+        (``__pollwait``'s ``get_file``), so a close(2) during it would not release the
+        userfaultfd (``userfaultfd_release``, which wakes the parked faults) until the poll
+        returned, up to 20 ms later — a Wait right after a Close saw the fault still parked."""
         with self.lock:
             self.fds.pop(fd, None)
+            seen = self.rounds
+            self.round_done.wait_for(
+                lambda: self.rounds > seen or not self.thread.is_alive(), timeout=1.0
+            )
 
     def fd_of(self, name: str) -> int | None:
         """The fd of userfaultfd ``name``."""
@@ -610,13 +622,16 @@ class _Reader:
                 fds = list(self.fds)
             if not fds:
                 time.sleep(0.01)
-                continue
-            p = select.poll()
-            for fd in fds:
-                p.register(fd, select.POLLIN)
-            with contextlib.suppress(OSError):
-                p.poll(20)
-            self.drain()
+            else:
+                p = select.poll()
+                for fd in fds:
+                    p.register(fd, select.POLLIN)
+                with contextlib.suppress(OSError):
+                    p.poll(20)
+                self.drain()
+            with self.lock:
+                self.rounds += 1
+                self.round_done.notify_all()
 
     def take(self, name: str) -> list[_RawMsg]:
         """The messages of ``name`` not yet taken (what a read(2) loop would have returned)."""
@@ -882,6 +897,10 @@ class _HostRun:
                 return Observation(
                     "state", detail=self.page_state(c.pid, self.addr(s.name, s.page))
                 )
+            case SwapUsage():
+                start, pages = self.mappings[s.name]
+                kib = self.smaps_swap_kib(c.pid, start, pages * PAGE)
+                return Observation("state", detail=f"swap {kib * 1024 // PAGE}")
             case Close():
                 fd = self.uffd_fd(s.uffd)
                 self.reader.remove(fd)
@@ -992,6 +1011,23 @@ class _HostRun:
             return None
 
     @staticmethod
+    def smaps_swap_kib(pid: int, start: int, length: int) -> int:
+        """The ``Swap:`` kB of the VMAs over ``[start, start+length)`` in /proc/<pid>/smaps
+        (their swap PTEs, or ``shmem_swap_usage`` for a shared shmem mapping:
+        smap_gather_stats). An anonymous mapping may have merged with a neighbour of the
+        agent's; nothing else of the agent is on swap, so the sum is the mapping's."""
+        inside = False
+        total = 0
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            head = line.split(maxsplit=1)[0] if line.strip() else ""
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo < start + length and start < hi
+            elif inside and head == "Swap:":
+                total += int(line.split()[1])
+        return total
+
+    @staticmethod
     def page_state(pid: int, addr: int) -> str:
         """present / swapped / none from /proc/<pid>/pagemap."""
         with open(f"/proc/{pid}/pagemap", "rb") as f:
@@ -1066,6 +1102,9 @@ def host_skip_reason(scenario: Scenario) -> str | None:
         return info.reason
     if "swap" in scenario.needs and not swap_devices():
         return "no swap device (swapon --show / /proc/swaps lists none)"
+    if "no_swap" in scenario.needs and swap_devices():
+        devs = ", ".join(swap_devices())
+        return f"needs a machine without swap; swap is on ({devs}; swapoff to run it)"
     if "uffd_wp" in scenario.needs and not info.features & feature_bits(["PAGEFAULT_FLAG_WP"]):
         return "the host kernel does not offer uffd-wp (UFFD_FEATURE_PAGEFAULT_FLAG_WP)"
     if "uffd_minor" in scenario.needs and not info.features & feature_bits(["MINOR_SHMEM"]):

@@ -32,6 +32,7 @@ from reclaim.crosscheck.scenario import (
     RunResult,
     Scenario,
     Step,
+    SwapUsage,
     Uffd,
     Unregister,
     Wait,
@@ -53,18 +54,19 @@ ARCH_NEEDS = {"uffd_wp": "uffd-wp (HAVE_ARCH_USERFAULTFD_WP)", "uffd_minor": "MI
 ARCHES_WITH_WP_MINOR = ("x86_64", "arm64", "aarch64")
 
 
-def make_kernel(profile: str, arch: str) -> tuple[Kernel, str, list[str]]:
-    """A model kernel for ``profile`` on ``arch``; falls back to s390x when the model does
-    not know ``arch`` yet. Returns the kernel, the arch used and notes."""
+def make_kernel(profile: str, arch: str, swap: str = "64MiB") -> tuple[Kernel, str, list[str]]:
+    """A model kernel for ``profile`` on ``arch`` with ``swap`` of swap space ("0" for
+    none); falls back to s390x when the model does not know ``arch`` yet. Returns the
+    kernel, the arch used and notes."""
     notes: list[str] = []
     try:
-        k = Kernel(profile=profile, arch=arch, memory="64MiB", swap="64MiB", seed=1)
+        k = Kernel(profile=profile, arch=arch, memory="64MiB", swap=swap, seed=1)
         return k, arch, notes
     except ArgumentError as e:
         if arch == "s390x":
             raise
         notes.append(f"model arch {arch} not available yet ({e}); ran on s390x")
-    k = Kernel(profile=profile, arch="s390x", memory="64MiB", swap="64MiB", seed=1)
+    k = Kernel(profile=profile, arch="s390x", memory="64MiB", swap=swap, seed=1)
     return k, "s390x", notes
 
 
@@ -91,6 +93,8 @@ class _ModelRun:
         self.mappings: dict[str, tuple[int, int]] = {}
         self.forked = False
         self.last_write: dict[tuple[str, int], bool] = {}
+        #: free swap slots before the scenario: what it took since is its swap usage
+        self.swap_free = k.vmstat()["nr_swap_pages"]
 
     # -- naming ------------------------------------------------------------------------------
 
@@ -236,6 +240,9 @@ class _ModelRun:
                 return Observation("events", msgs=tuple(self.msg(e, s.proc) for e in evs))
             case PageState():
                 return Observation("state", detail=p.page_state(self.addr(s.name, s.page)))
+            case SwapUsage():
+                free = self.k.vmstat()["nr_swap_pages"]
+                return Observation("state", detail=f"swap {self.swap_free - free}")
             case Close():
                 self._uffd(s.uffd).close()
                 return OK
@@ -258,8 +265,10 @@ class _ModelRun:
 
 def run_model(scenario: Scenario, profile: str = "6.12", arch: str = "s390x") -> RunResult:
     """Run ``scenario`` on the model with ``profile`` on ``arch`` (falling back to s390x
-    while the model lacks ``arch``; WP/MINOR scenarios are then skipped)."""
-    k, used, notes = make_kernel(profile, arch)
+    while the model lacks ``arch``; WP/MINOR scenarios are then skipped). A scenario that
+    needs ``no_swap`` runs on a model without swap, every other one with 64 MiB of it."""
+    swap = "0" if "no_swap" in scenario.needs else "64MiB"
+    k, used, notes = make_kernel(profile, arch, swap)
     res = RunResult(side="model", notes=notes)
     why = arch_skip_reason(scenario, arch, used)
     if why is not None:

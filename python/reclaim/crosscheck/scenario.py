@@ -31,6 +31,7 @@ What each step observes (the canonical text of :meth:`Observation.render`):
   (``"[REMOVE u m[0:1]]"``).
 - ``PageState``: ``"present"``, ``"swapped"`` or ``"none"`` (``/proc/pid/pagemap`` bits 63 and
   62).
+- ``SwapUsage``: ``"swap <n>"``, the pages of the mapping out on swap (see :class:`SwapUsage`).
 
 Every step can carry ``expect``: the observation the real kernel is expected to give (several
 alternatives separated by ``" | "``). It documents the scenario and is checked against the
@@ -88,7 +89,9 @@ PAGEFAULT_FLAG_MINOR = 1 << 2
 ADVICE = ("dontneed", "free", "pageout", "remove", "cold", "willneed")
 
 #: What a scenario may need beyond userfaultfd itself; a runner that lacks it skips.
-NEEDS = ("uffd_wp", "uffd_minor", "swap")
+#: ``"swap"``: an active swap device; ``"no_swap"``: none (what reclaim does when it cannot
+#: swap: the host skips while swap is on, the model runs with no swap).
+NEEDS = ("uffd_wp", "uffd_minor", "swap", "no_swap")
 
 
 def feature_bits(names: Sequence[str]) -> int:
@@ -377,6 +380,24 @@ class PageState(Step):
 
 
 @dataclass(frozen=True)
+class SwapUsage(Step):
+    """How many pages of mapping ``name`` are out on swap: ``"swap <n>"``. This is what
+    tells a shmem page written to swap from one merely unmapped, since pagemap says ``none``
+    for both (shmem keeps its swap entry in the page cache, not in the PTE). The kernel side
+    reads the ``Swap:`` line of the mapping in ``/proc/pid/smaps`` (swap PTEs, and
+    ``shmem_swap_usage`` for a shared shmem mapping); the model side counts the swap slots in
+    use — its only process is the scenario's, so the two agree as long as a scenario observes
+    one mapping and before anything is swapped back in (the model may keep the slot of a
+    swapped-in page in the swap cache; smaps no longer counts it)."""
+
+    name: str
+
+    def describe(self) -> str:
+        """See :meth:`Step.describe`."""
+        return f"swap_usage {self.name}"
+
+
+@dataclass(frozen=True)
 class Close(Step):
     """close(2) of the userfaultfd ``uffd`` (wakes every thread parked on it)."""
 
@@ -405,6 +426,8 @@ class Scenario:
         for n in self.needs:
             if n not in NEEDS:
                 raise ValueError(f"{self.name}: unknown need {n!r}; known: {', '.join(NEEDS)}")
+        if {"swap", "no_swap"} <= self.needs:
+            raise ValueError(f"{self.name}: needs both swap and no_swap")
         forks = 0
         for s in self.steps:
             if s.proc not in PROCS:
@@ -645,6 +668,7 @@ __all__ = [
     "RunResult",
     "Scenario",
     "Step",
+    "SwapUsage",
     "Uffd",
     "Unregister",
     "Wait",
