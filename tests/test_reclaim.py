@@ -158,13 +158,32 @@ def test_kswapd_wakes_below_low_and_reclaims_to_high() -> None:
 
 
 def test_direct_reclaim_below_min() -> None:
+    """One UFFDIO_COPY of many pages allocates them all before kswapd, woken at the low
+    watermark, gets to run: below min the allocating task reclaims directly."""
     k = reclaim.Kernel(profile="4.18", memory="4MiB", swap="8MiB", seed=1)
-    k.kvm_migration_mode = False
-    p = k.spawn("hog")
-    a = p.mmap("8MiB")
-    for i in range(1500):
-        assert p.write(a + i * PAGE, i).completed
-    assert k.vmstat()["pswpout"] > 0
+    w = k.watermarks()
+    hog = k.spawn("hog")
+    a = hog.mmap("4MiB")
+    i = 0
+    while k.vmstat()["nr_free_pages"] > w["low"] + 1:
+        assert hog.write(a + i * PAGE, i).completed
+        i += 1
+    assert k.vmstat()["allocstall_normal"] == 0 and k.vmstat()["pgscan_direct"] == 0
+    dst = k.spawn("dst")
+    ram = dst.mmap("1MiB")
+    uffd = dst.userfaultfd()
+    uffd.register(ram, "1MiB")
+    t0 = k.now
+    uffd.copy(ram, 7, "1MiB")
+    vs = k.vmstat()
+    assert vs["allocstall_normal"] > 0
+    assert vs["pgscan_direct"] > 0 and vs["pgsteal_direct"] > 0
+    begin = k.events("mm_vmscan_direct_reclaim_begin", since=t0)
+    end = k.events("mm_vmscan_direct_reclaim_end", since=t0)
+    assert len(begin) == len(end) == vs["allocstall_normal"]
+    assert sum(e.fields()["nr_reclaimed"] for e in end) == vs["pgsteal_direct"]
+    assert all(dst.read(ram + j * PAGE).value == 7 for j in range(256))
+    assert all(hog.read(a + j * PAGE).value == j for j in range(i))
     k.check()
 
 
