@@ -280,3 +280,64 @@ def test_young_inactive_page_is_activated_not_reclaimed(profile: str) -> None:
     assert vs["pswpout"] - before["pswpout"] >= 32, "the cold pages were reclaimed instead"
     assert p.page_state(cold) == "swapped"
     assert c.read(hot).value == 0x4F7
+
+
+def test_madv_cold_deactivates_and_makes_the_pte_old() -> None:
+    k = small_kernel("6.12")
+    p, c, hot, _ = hot_page_on_inactive_list(k)
+    k.reclaim(1)
+    pfn = p.pte(hot).pfn()
+    assert "active" in _flags(k, pfn)
+    c.exit()  # MADV_COLD leaves pages other mappings share alone
+    assert p.read(hot).completed and p.pte(hot).young()
+    before = k.vmstat()["pgdeactivate"]
+    p.madvise(hot, PAGE, "cold")
+    k.check()
+    flags = _flags(k, pfn)
+    assert "active" not in flags and "referenced" not in flags and "lru" in flags
+    assert not p.pte(hot).young() and p.page_state(hot) == "present"
+    assert k.vmstat()["pgdeactivate"] - before == 1
+    assert k.vmstat()["nr_inactive_anon"] > 0
+
+
+def test_madv_pageout_swaps_out_and_drops() -> None:
+    k = small_kernel("6.12")
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE)
+    for i in range(4):
+        assert p.write(a + i * PAGE, 0x500 + i).completed
+    p.madvise(a + 3 * PAGE, PAGE, "free")
+    assert p.pte(a).young(), "pageout ignores references: young pages go as well"
+    p.madvise(a, 4 * PAGE, "pageout")
+    k.check()
+    assert [p.page_state(a + i * PAGE) for i in range(4)] == ["swapped"] * 3 + ["none"]
+    assert p.rss()["MM_ANONPAGES"] == 0 and p.rss()["MM_SWAPENTS"] == 3
+    vs = k.vmstat()
+    assert vs["pswpout"] == 3 and vs["pglazyfreed"] == 1
+    assert [p.read(a + i * PAGE).value for i in range(4)] == [0x500, 0x501, 0x502, 0]
+    k.check()
+
+
+def test_madv_pageout_leaves_young_bit_of_a_page_it_cannot_reclaim() -> None:
+    """v6.9+: `if (!pageout && pte_young(ptent))`; PAGEOUT ignores references instead of
+    clearing young, so a page that stays (no swap) keeps its young PTE."""
+    k = reclaim.Kernel(profile="6.12", memory="16MiB", swap=0, seed=1)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    assert p.write(a, 1).completed
+    p.madvise(a, PAGE, "pageout")
+    assert p.page_state(a) == "present" and p.pte(a).young()
+    p.madvise(a, PAGE, "cold")
+    assert not p.pte(a).young()
+    k.check()
+
+
+@pytest.mark.parametrize("profile", ["4.17", "4.18"])
+def test_madv_cold_and_pageout_are_einval_before_54(profile: str) -> None:
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    for advice in ("cold", "pageout"):
+        with pytest.raises(reclaim.ReclaimError) as e:
+            p.madvise(a, PAGE, advice)
+        assert e.value.errno_name == "EINVAL"
