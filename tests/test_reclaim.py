@@ -282,6 +282,45 @@ def test_young_inactive_page_is_activated_not_reclaimed(profile: str) -> None:
     assert c.read(hot).value == 0x4F7
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_shmem_page_is_activated_when_swap_is_full(profile: str) -> None:
+    """shmem_writepage without a swap slot redirties the page and returns
+    AOP_WRITEPAGE_ACTIVATE: pageout gives PAGE_ACTIVATE and the page is activated, still in
+    the page cache with its data (two usable swap slots, four dirty shmem pages)."""
+    k = reclaim.Kernel(profile=profile, memory="16MiB", swap=3 * PAGE, seed=1)
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE, kind="shmem", shared=True)
+    for i in range(4):
+        assert p.write(a + i * PAGE, 0x200 + i).completed
+    before = k.vmstat()
+    k.reclaim(64)
+    vs = k.vmstat()
+    k.check()
+    assert vs["pswpout"] - before["pswpout"] == 2
+    assert vs["pgactivate"] - before["pgactivate"] >= 2, "the two unwritable pages are activated"
+    assert k.meminfo()["SwapFree"] == 0
+    for i in range(4):
+        assert p.read(a + i * PAGE).value == 0x200 + i
+    k.check()
+
+
+def test_pageout_of_shmem_without_swap_slot_activates_at_once() -> None:
+    k = reclaim.Kernel(profile="6.12", memory="16MiB", swap=2 * PAGE, seed=1)
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE, kind="shmem", shared=True)
+    for i in range(2):
+        assert p.write(a + i * PAGE, 0x300 + i).completed
+    pfns = [p.pte(a + i * PAGE).pfn() for i in range(2)]
+    before = k.vmstat()["pgactivate"]
+    p.madvise(a, 2 * PAGE, "pageout")
+    k.check()
+    assert k.vmstat()["pgactivate"] - before == 1
+    assert [("active" in _flags(k, pfn)) for pfn in pfns] == [False, True]
+    assert "dirty" in _flags(k, pfns[1]), "shmem_writepage redirtied it"
+    assert p.read(a + PAGE).value == 0x301
+    assert p.read(a).value == 0x300
+
+
 def test_madv_cold_deactivates_and_makes_the_pte_old() -> None:
     k = small_kernel("6.12")
     p, c, hot, _ = hot_page_on_inactive_list(k)
