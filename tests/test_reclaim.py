@@ -297,7 +297,11 @@ def test_shmem_page_is_activated_when_swap_is_full(profile: str) -> None:
     vs = k.vmstat()
     k.check()
     assert vs["pswpout"] - before["pswpout"] == 2
-    assert vs["pgactivate"] - before["pgactivate"] >= 2, "the two unwritable pages are activated"
+    # 4.x first activates all four young pages (referenced and swap-backed: ACTIVATE); aging
+    # deactivates them again. Then two are written and the two that find no slot are activated
+    # by pageout (PAGE_ACTIVATE), not kept on the inactive list (PAGE_KEEP).
+    by_references = 0 if profile == "6.12" else 4
+    assert vs["pgactivate"] - before["pgactivate"] == by_references + 2
     assert k.meminfo()["SwapFree"] == 0
     for i in range(4):
         assert p.read(a + i * PAGE).value == 0x200 + i
