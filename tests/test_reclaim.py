@@ -22,6 +22,7 @@ def guest_ram(k: reclaim.Kernel, pages: int = 4, kvm: bool = True) -> tuple[recl
 
 def reclaim_everything(k: reclaim.Kernel, p: reclaim.Process) -> None:
     k.reclaim(64)
+    k.check()
     assert p.rss()["MM_ANONPAGES"] == 0
 
 
@@ -91,21 +92,6 @@ def test_mlocked_pages_are_not_unmapped(profile: str) -> None:
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_referenced_page_is_activated_not_reclaimed(profile: str) -> None:
-    k = small_kernel(profile, memory="32MiB")
-    p, a = guest_ram(k, 256, kvm=False)
-    # memory.reclaim takes at least SWAP_CLUSTER_MAX pages a pass: four passes take 128 of the
-    # 256; the hot page is touched between passes
-    k.reclaim(1)
-    for _ in range(3):
-        p.read(a)
-        k.reclaim(8)
-    assert p.page_state(a) == "present", "the hot page stays"
-    assert k.vmstat()["pgactivate"] > 0 or profile == "6.12"
-    k.check()
-
-
-@pytest.mark.parametrize("profile", PROFILES)
 def test_lazyfree_clean_page_dropped_redirtied_page_kept(profile: str) -> None:
     k = small_kernel(profile)
     p, a = guest_ram(k, 2, kvm=False)
@@ -117,6 +103,8 @@ def test_lazyfree_clean_page_dropped_redirtied_page_kept(profile: str) -> None:
     assert p.read(a).value == 0
     assert p.read(a + PAGE).value == 0x999, "the redirtied page keeps its data"
     assert k.vmstat()["pglazyfreed"] == 1
+    unmap_fail = sum(e.fields()["nr_unmap_fail"] for e in k.events("mm_vmscan_lru_shrink_inactive"))
+    assert unmap_fail == 1, "try_to_unmap_one restored the redirtied page's PTE"
     k.check()
 
 
@@ -150,6 +138,7 @@ def test_swap_ptes_are_exclusive_on_612_only() -> None:
         k = small_kernel(profile)
         p, a = guest_ram(k, 1, kvm=False)
         k.reclaim(64)
+        k.check()
         assert p.pte(a).swp_exclusive() == exclusive, profile
 
 
@@ -169,13 +158,32 @@ def test_kswapd_wakes_below_low_and_reclaims_to_high() -> None:
 
 
 def test_direct_reclaim_below_min() -> None:
+    """One UFFDIO_COPY of many pages allocates them all before kswapd, woken at the low
+    watermark, gets to run: below min the allocating task reclaims directly."""
     k = reclaim.Kernel(profile="4.18", memory="4MiB", swap="8MiB", seed=1)
-    k.kvm_migration_mode = False
-    p = k.spawn("hog")
-    a = p.mmap("8MiB")
-    for i in range(1500):
-        assert p.write(a + i * PAGE, i).completed
-    assert k.vmstat()["pswpout"] > 0
+    w = k.watermarks()
+    hog = k.spawn("hog")
+    a = hog.mmap("4MiB")
+    i = 0
+    while k.vmstat()["nr_free_pages"] > w["low"] + 1:
+        assert hog.write(a + i * PAGE, i).completed
+        i += 1
+    assert k.vmstat()["allocstall_normal"] == 0 and k.vmstat()["pgscan_direct"] == 0
+    dst = k.spawn("dst")
+    ram = dst.mmap("1MiB")
+    uffd = dst.userfaultfd()
+    uffd.register(ram, "1MiB")
+    t0 = k.now
+    uffd.copy(ram, 7, "1MiB")
+    vs = k.vmstat()
+    assert vs["allocstall_normal"] > 0
+    assert vs["pgscan_direct"] > 0 and vs["pgsteal_direct"] > 0
+    begin = k.events("mm_vmscan_direct_reclaim_begin", since=t0)
+    end = k.events("mm_vmscan_direct_reclaim_end", since=t0)
+    assert len(begin) == len(end) == vs["allocstall_normal"]
+    assert sum(e.fields()["nr_reclaimed"] for e in end) == vs["pgsteal_direct"]
+    assert all(dst.read(ram + j * PAGE).value == 7 for j in range(256))
+    assert all(hog.read(a + j * PAGE).value == j for j in range(i))
     k.check()
 
 
@@ -192,6 +200,7 @@ def test_mm_vmscan_events_carry_tracepoint_fields() -> None:
     k = small_kernel("4.18")
     guest_ram(k, 4, kvm=False)
     k.reclaim(64)
+    k.check()
     ev = k.events("mm_vmscan_lru_shrink_inactive")
     assert ev and {"nr_scanned", "nr_reclaimed", "nr_unmap_fail"} <= set(ev[0].fields())
     assert any(e.fields()["nr_reclaimed"] > 0 for e in ev)
@@ -219,3 +228,159 @@ def test_migration_drops_unused_pages_unless_armed(profile: str) -> None:
     else:
         assert new is not None and qemu.read(ram + PAGE).value == 0x101
     k.check()
+
+
+def _flags(k: reclaim.Kernel, pfn: int) -> list[str]:
+    flags = k.page(pfn)["flags"]
+    assert isinstance(flags, list)
+    return [str(f) for f in flags]
+
+
+def hot_page_on_inactive_list(
+    k: reclaim.Kernel,
+) -> tuple[reclaim.Process, reclaim.Process, int, int]:
+    """A hot anon page on the inactive list (4.x: alone there; 6.12: with the cold pages, whose
+    first scan only marks them referenced), its PTEs young in a parent and a forked child, and
+    256 cold pages (4.x: on the active list, enough that the aging of one reclaim call does not
+    reach the hot page again once it is activated). mlock + munlock puts the page back on the
+    inactive list (putback_lru_page) without touching its PTE, so no aging cleared its young
+    bit."""
+    p = k.spawn("p")
+    hot = p.mmap(PAGE)
+    cold = p.mmap(256 * PAGE)
+    assert p.write(hot, 0x4F7).completed
+    for i in range(256):
+        assert p.write(cold + i * PAGE, i).completed
+    p.mlock(hot, PAGE)
+    p.munlock(hot, PAGE)
+    c = p.fork()
+    assert c.read(hot).value == 0x4F7  # the child's copied PTE is old until it is accessed
+    assert p.pte(hot).young() and c.pte(hot).young()
+    flags = _flags(k, p.pte(hot).pfn())
+    assert "lru" in flags and "active" not in flags
+    return p, c, hot, cold
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_young_inactive_page_is_activated_not_reclaimed(profile: str) -> None:
+    """folio_check_references → ACTIVATE: 4.x activates a referenced swap-backed page at once;
+    6.12 (two strikes) activates it because two PTEs reference it. It stays mapped, pgactivate
+    counts it, and the cold pages are swapped in its place."""
+    k = small_kernel(profile)
+    p, c, hot, cold = hot_page_on_inactive_list(k)
+    pfn = p.pte(hot).pfn()
+    before = k.vmstat()
+    k.reclaim(1)
+    vs = k.vmstat()
+    k.check()
+    assert p.page_state(hot) == "present" and c.page_state(hot) == "present"
+    assert p.pte(hot).pfn() == pfn
+    assert "active" in _flags(k, pfn)
+    assert vs["pgactivate"] - before["pgactivate"] == 1
+    assert vs["pswpout"] - before["pswpout"] >= 32, "the cold pages were reclaimed instead"
+    assert p.page_state(cold) == "swapped"
+    assert c.read(hot).value == 0x4F7
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_shmem_page_is_activated_when_swap_is_full(profile: str) -> None:
+    """shmem_writepage without a swap slot redirties the page and returns
+    AOP_WRITEPAGE_ACTIVATE: pageout gives PAGE_ACTIVATE and the page is activated, still in
+    the page cache with its data (two usable swap slots, four dirty shmem pages)."""
+    k = reclaim.Kernel(profile=profile, memory="16MiB", swap=3 * PAGE, seed=1)
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE, kind="shmem", shared=True)
+    for i in range(4):
+        assert p.write(a + i * PAGE, 0x200 + i).completed
+    before = k.vmstat()
+    k.reclaim(64)
+    vs = k.vmstat()
+    k.check()
+    assert vs["pswpout"] - before["pswpout"] == 2
+    # 4.x first activates all four young pages (referenced and swap-backed: ACTIVATE); aging
+    # deactivates them again. Then two are written and the two that find no slot are activated
+    # by pageout (PAGE_ACTIVATE), not kept on the inactive list (PAGE_KEEP).
+    by_references = 0 if profile == "6.12" else 4
+    assert vs["pgactivate"] - before["pgactivate"] == by_references + 2
+    assert k.meminfo()["SwapFree"] == 0
+    for i in range(4):
+        assert p.read(a + i * PAGE).value == 0x200 + i
+    k.check()
+
+
+def test_pageout_of_shmem_without_swap_slot_activates_at_once() -> None:
+    k = reclaim.Kernel(profile="6.12", memory="16MiB", swap=2 * PAGE, seed=1)
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE, kind="shmem", shared=True)
+    for i in range(2):
+        assert p.write(a + i * PAGE, 0x300 + i).completed
+    pfns = [p.pte(a + i * PAGE).pfn() for i in range(2)]
+    before = k.vmstat()["pgactivate"]
+    p.madvise(a, 2 * PAGE, "pageout")
+    k.check()
+    assert k.vmstat()["pgactivate"] - before == 1
+    assert [("active" in _flags(k, pfn)) for pfn in pfns] == [False, True]
+    assert "dirty" in _flags(k, pfns[1]), "shmem_writepage redirtied it"
+    assert p.read(a + PAGE).value == 0x301
+    assert p.read(a).value == 0x300
+
+
+def test_madv_cold_deactivates_and_makes_the_pte_old() -> None:
+    k = small_kernel("6.12")
+    p, c, hot, _ = hot_page_on_inactive_list(k)
+    k.reclaim(1)
+    pfn = p.pte(hot).pfn()
+    assert "active" in _flags(k, pfn)
+    c.exit()  # MADV_COLD leaves pages other mappings share alone
+    assert p.read(hot).completed and p.pte(hot).young()
+    before = k.vmstat()["pgdeactivate"]
+    p.madvise(hot, PAGE, "cold")
+    k.check()
+    flags = _flags(k, pfn)
+    assert "active" not in flags and "referenced" not in flags and "lru" in flags
+    assert not p.pte(hot).young() and p.page_state(hot) == "present"
+    assert k.vmstat()["pgdeactivate"] - before == 1
+    assert k.vmstat()["nr_inactive_anon"] > 0
+
+
+def test_madv_pageout_swaps_out_and_drops() -> None:
+    k = small_kernel("6.12")
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE)
+    for i in range(4):
+        assert p.write(a + i * PAGE, 0x500 + i).completed
+    p.madvise(a + 3 * PAGE, PAGE, "free")
+    assert p.pte(a).young(), "pageout ignores references: young pages go as well"
+    p.madvise(a, 4 * PAGE, "pageout")
+    k.check()
+    assert [p.page_state(a + i * PAGE) for i in range(4)] == ["swapped"] * 3 + ["none"]
+    assert p.rss()["MM_ANONPAGES"] == 0 and p.rss()["MM_SWAPENTS"] == 3
+    vs = k.vmstat()
+    assert vs["pswpout"] == 3 and vs["pglazyfreed"] == 1
+    assert [p.read(a + i * PAGE).value for i in range(4)] == [0x500, 0x501, 0x502, 0]
+    k.check()
+
+
+def test_madv_pageout_leaves_young_bit_of_a_page_it_cannot_reclaim() -> None:
+    """v6.9+: `if (!pageout && pte_young(ptent))`; PAGEOUT ignores references instead of
+    clearing young, so a page that stays (no swap) keeps its young PTE."""
+    k = reclaim.Kernel(profile="6.12", memory="16MiB", swap=0, seed=1)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    assert p.write(a, 1).completed
+    p.madvise(a, PAGE, "pageout")
+    assert p.page_state(a) == "present" and p.pte(a).young()
+    p.madvise(a, PAGE, "cold")
+    assert not p.pte(a).young()
+    k.check()
+
+
+@pytest.mark.parametrize("profile", ["4.17", "4.18"])
+def test_madv_cold_and_pageout_are_einval_before_54(profile: str) -> None:
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    for advice in ("cold", "pageout"):
+        with pytest.raises(reclaim.ReclaimError) as e:
+            p.madvise(a, PAGE, advice)
+        assert e.value.errno_name == "EINVAL"

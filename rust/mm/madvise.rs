@@ -195,6 +195,14 @@ impl Kernel {
     /// `madvise_cold_or_pageout_pte_range`: pages only this mapping uses are made old and
     /// deactivated (COLD) or reclaimed at once (PAGEOUT, `reclaim_pages` at the end of each page
     /// table, as the kernel calls it per PMD range).
+    ///
+    /// Young bit: COLD clears it (`if (!pageout && pte_young(ptent))`, then
+    /// `clear_young_dirty_ptes(.., CYDP_CLEAR_YOUNG)`); PAGEOUT leaves the PTE young and
+    /// `reclaim_pages(&folio_list, true)` ignores references instead. That is the v6.9+ shape
+    /// (Barry Song, "mm: madvise: pageout: ignore references rather than clearing young"),
+    /// which the "6.12" profile models; v5.4..v6.8 cleared young for PAGEOUT too and reclaimed
+    /// without ignoring references. Simplification: no profile before v6.9 has MADV_PAGEOUT
+    /// (the 4.x profiles return EINVAL), so the pre-v6.9 variant is not modelled.
     fn madvise_cold_or_pageout(&mut self, id: u32, s: u64, e: u64, pageout: bool) {
         let arch = self.arch();
         let pid = self.vma(id).mm;
@@ -219,10 +227,11 @@ impl Kernel {
             if let Some(pfn) = self.vm_normal_page(pte) {
                 let f = self.mem.frames[pfn as usize];
                 if f.test(pg::PG_LRU) && f.mapcount == 1 {
-                    if arch.pte_young(pte) {
+                    if !pageout && arch.pte_young(pte) {
                         let old = self.ptep_clear_flush(pid, idx);
                         self.set_pte_at(pid, idx, arch.pte_mkold(old));
                     }
+                    // "VM couldn't reclaim the folio unless we clear PG_young"
                     self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
                     if pageout {
                         if self.isolate_lru_page(pfn) {

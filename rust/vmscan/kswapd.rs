@@ -116,8 +116,12 @@ impl Kernel {
     }
 
     /// `try_to_free_pages`: direct reclaim of SWAP_CLUSTER_MAX pages by an allocating task.
+    /// Every call is one allocstall (`do_try_to_free_pages` counts ALLOCSTALL for global,
+    /// `!cgroup_reclaim`, reclaim on every profile; the `memory.reclaim`-like
+    /// [`Kernel::reclaim`] is cgroup reclaim and does not count it).
     pub(crate) fn try_to_free_pages(&mut self, nr: u64) -> u64 {
         self.log_reclaim(Ev::DirectReclaimBegin, 0, 0, 0);
+        self.vmstat.inc(Vm::allocstall_normal);
         let mut sc = ScanControl::new(nr, false);
         let got = self.do_try_to_free_pages(&mut sc);
         if got > 0 {

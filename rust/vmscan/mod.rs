@@ -43,7 +43,6 @@ impl Kernel {
         if gfp == Gfp::NoWait {
             return None;
         }
-        self.vmstat.inc(Vm::allocstall_normal);
         for _ in 0..16 {
             let got = self.try_to_free_pages(32);
             if self.mem.nr_free() > w.min {

@@ -420,6 +420,7 @@ impl Kernel {
             }
             match self.pageout(pfn) {
                 PageoutResult::Keep => return Outcome::Keep,
+                PageoutResult::Activate => return Outcome::Activate,
                 PageoutResult::Success => {
                     stat.nr_pageout += 1;
                     // "A synchronous write - probably a ramdisk": continue if clean now
@@ -470,7 +471,10 @@ impl Kernel {
     }
 
     /// `pageout` → `swap_writepage` / `shmem_writepage` (called for dirty pages only, so
-    /// PAGE_CLEAN never happens).
+    /// PAGE_CLEAN never happens). A shmem page for which no swap slot can be had is redirtied
+    /// and `shmem_writepage` returns AOP_WRITEPAGE_ACTIVATE (`wbc->for_reclaim`), which
+    /// `pageout` turns into PAGE_ACTIVATE: shrink_folio_list activates the page (every profile;
+    /// 4.x `get_swap_page`, 6.x `folio_alloc_swap`, same `redirty:` path).
     fn pageout(&mut self, pfn: u32) -> PageoutResult {
         let f = self.mem.frames[pfn as usize];
         // is_page_cache_freeable: only the cache and the isolation hold it
@@ -481,8 +485,10 @@ impl Kernel {
             // shmem_writepage: move the page from the shmem page cache into the swap cache
             let file = f.mapping - 1;
             let Some(off) = self.swap.alloc() else {
-                // "SetPageDirty and activate" in shmem_writepage's redirty path
-                return PageoutResult::Keep;
+                // shmem_writepage `redirty:`: set_page_dirty (the page is still dirty: the
+                // model clears it only below, clear_page_dirty_for_io), then
+                // AOP_WRITEPAGE_ACTIVATE → PAGE_ACTIVATE
+                return PageoutResult::Activate;
             };
             self.swap.duplicate(off).expect("fresh slot");
             self.filex_mut(file).pages.insert(f.index, crate::mm::CacheEntry::Swap(off));
@@ -581,7 +587,12 @@ enum Outcome {
     Keep,
 }
 
+/// `pageout`'s `pageout_t` (PAGE_CLEAN cannot happen: only dirty pages are written).
 enum PageoutResult {
+    /// PAGE_KEEP: the page is not freeable (someone else holds a reference).
     Keep,
+    /// PAGE_ACTIVATE: the writepage asked for activation (AOP_WRITEPAGE_ACTIVATE).
+    Activate,
+    /// PAGE_SUCCESS: written (synchronously in the model).
     Success,
 }

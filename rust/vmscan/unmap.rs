@@ -7,6 +7,7 @@
 //!   young (4.x, unless TTU_IGNORE_ACCESS)    -> abort                        ("4.17", "4.18")
 //!   pteval = ptep_clear_flush(..)            -> on s390 may carry _PAGE_UNUSED
 //!   pte_dirty(pteval)                        -> set_page_dirty
+//!   [PageHWPoison && !TTU_IGNORE_HWPOISON    -> hwpoison entry: NOT MODELLED, see below]
 //!   pte_unused(pteval) [guard per profile]   -> dec rss, PTE stays none, no swap entry
 //!   anon, swapbacked != swapcache            -> restore, abort
 //!   anon lazyfree: clean -> discard; redirtied -> restore, SetPageSwapBacked, abort
@@ -17,6 +18,13 @@
 //! ```
 //! The guard: `"4.17"` none; `"4.18"`/`"6.12"` `!userfaultfd_armed(vma)`; with
 //! [`UnusedGuard::PresentAndUffdArmed`] also `pte_present(pteval)`.
+//!
+//! Not modelled: the hwpoison branch (`make_hwpoison_entry`, reached from memory_failure →
+//! hwpoison_user_mappings; 6.12 spells the flag TTU_HWPOISON). Nothing sets PG_hwpoison, so
+//! `ttu_result::HWPOISON` never occurs. On s390 it cannot: s390 does not select
+//! ARCH_SUPPORTS_MEMORY_FAILURE, so there is no CONFIG_MEMORY_FAILURE and MADV_HWPOISON is
+//! -EINVAL. Modelling it for x86_64 needs a non-swap swap entry that zap, fork, MADV_FREE,
+//! swap-in (VM_FAULT_HWPOISON → SIGBUS), pagemap and the invariant checker all recognise.
 
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
@@ -125,7 +133,9 @@ impl Kernel {
             self.migration_targets.push((m.pid, m.vma, m.addr, m.idx, pteval));
         } else if f.anon() {
             if f.test(pg::PG_SWAPBACKED) != f.test(pg::PG_SWAPCACHE) {
-                // WARN_ON_ONCE: a swap-backed page without a swap slot
+                // WARN_ON_ONCE: a swap-backed page without a swap slot (cannot happen either:
+                // shrink_folio_list calls add_to_swap first; logged as abort_swap_duplicate,
+                // the abort it shares the restore-and-abort path with)
                 self.set_pte_at(m.pid, m.idx, pteval);
                 self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_SWAP_DUP, pteval);
                 return false;
@@ -148,6 +158,12 @@ impl Kernel {
                 }
             } else {
                 let off = f.swap_offset().expect("swap cache page has a slot");
+                // swap_duplicate cannot fail here in the model, so this abort is kept only for
+                // the kernel's order: the slot is held by the swap cache (SWAP_HAS_CACHE), so
+                // it is neither free nor bad (-ENOENT/-EINVAL), and counts above SWAP_MAP_MAX
+                // go to continuation counts that the model always gets, where the kernel's
+                // add_swap_count_continuation(GFP_ATOMIC) may fail (-ENOMEM). Allocation
+                // failure of that page is not modelled (no GFP_ATOMIC pool).
                 if self.swap.duplicate(off).is_err() {
                     self.set_pte_at(m.pid, m.idx, pteval);
                     self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_SWAP_DUP, pteval);
