@@ -209,8 +209,9 @@ def test_cli_explore_reports_findings_as_json_and_writes_pytest_tests(tmp_path: 
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    causes = {f["cause"] for f in out[0]["findings"]}
-    assert {"pte_unused", "diag10"} <= causes
+    causes = {f["cause"]: f for f in out[0]["findings"]}
+    assert {"pte_unused", "diag10"} <= set(causes)
+    assert causes["pte_unused"]["minimal"] == "shortest"
     assert out[0]["exhaustive"] is True
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
