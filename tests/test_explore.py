@@ -40,7 +40,7 @@ def test_explorer_finds_the_seed_bug_on_4_17_from_a_neutral_scenario() -> None:
     f = r.found(UF, "pte_unused")
     assert f is not None, r.text()
     assert len(f.steps) == 7
-    assert any(s.startswith("reclaim") for s in f.steps)
+    assert any(s.startswith(("reclaim", "direct_reclaim")) for s in f.steps)
     assert "pte_unused" in "\n".join(f.explained)
     assert "already received" in f.message
     assert _is_one_minimal(f)
@@ -106,7 +106,7 @@ def test_a_user_predicate_written_in_python_is_checked_and_shrunk() -> None:
     )
     f = r.found("custom")
     assert f is not None and "swapped out" in f.message
-    assert f.steps[-1].startswith("reclaim")
+    assert f.steps[-1].startswith(("reclaim", "direct_reclaim"))
     assert len(f.steps) == 1
     assert seen
     assert f.title == "your predicate no_swapped_guest_page"
@@ -191,7 +191,7 @@ def test_bad_replays_and_bounds_are_refused() -> None:
         reclaim.explore(sc, depth=0, progress=False)
     # before RUN only the migration stream and host reclaim move
     first = sc.initial_steps()
-    assert first[0] == "deliver" and "reclaim_batch" in first
+    assert first[0] == "deliver" and "direct_reclaim" in first
     assert {f"reclaim:{g}" for g in range(4)} <= set(first)
     assert not any(s.startswith(("alloc", "free", "read", "write")) for s in first)
 
@@ -209,8 +209,9 @@ def test_cli_explore_reports_findings_as_json_and_writes_pytest_tests(tmp_path: 
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    causes = {f["cause"] for f in out[0]["findings"]}
-    assert {"pte_unused", "diag10"} <= causes
+    causes = {f["cause"]: f for f in out[0]["findings"]}
+    assert {"pte_unused", "diag10"} <= set(causes)
+    assert causes["pte_unused"]["minimal"] == "shortest"
     assert out[0]["exhaustive"] is True
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
@@ -227,3 +228,79 @@ def test_cli_explore_exit_codes() -> None:
     assert bad.returncode == 2
     assert "unknown predicate" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_walk_finding_is_shrunk_to_a_shortest_trace_not_just_by_deleting_steps() -> None:
+    # a random walk finds the CBRL zap of a swapped UNUSED page in a long trace; deleting steps
+    # alone left 18 (it reached EOF by page requests: fault, fault thread, request, page)
+    r = reclaim.explore("4.17", depth=6, walks=3000, predicates=["blocked_at_end"], progress=False)
+    f = r.found("blocked_at_end", "cbrl")
+    assert f is not None, r.text()
+    assert f.minimal == "shortest_for_its_guest_steps"
+    # hand-checked: five stream messages to RUN, direct reclaim swaps page 0 out, the source
+    # sends the two discarded pages, the guest frees page 0 (its ESSA puts it on the CBRL),
+    # KVM zaps the swap PTE, the guest takes the page again and parks, EOF
+    hand = [
+        *["deliver"] * 5,
+        "direct_reclaim",
+        "send_next",
+        "send_next",
+        "deliver",
+        "deliver",
+        "free:0:0",
+        "intercept:0",
+        "alloc:0:0",
+        "deliver",
+    ]
+    rep = f.scenario.replay(hand, predicates=["blocked_at_end"])
+    assert rep.violation is not None and rep.step == len(hand) - 1
+    assert (rep.violation.predicate, rep.violation.cause) == ("blocked_at_end", "cbrl")
+    assert len(f.steps) <= len(hand), f.text()
+    assert _is_one_minimal(f)
+    # and what the exhaustive search finds is a shortest trace
+    assert all(g.minimal == "shortest" for g in _uf("4.17", 7).findings)
+
+
+def test_intercept_needs_its_vcpu_running() -> None:
+    # page 0 is swapped out, then freed: its ESSA puts it on vCPU 0's CBRL
+    sc = reclaim.Scenario("4.17", start="listen")
+    prefix = ["reclaim:0", "deliver", "free:0:0"]
+    assert sc.replay([*prefix, "intercept:0"]).violation is None
+    # vCPU 0 parks on page 2 (discarded, not sent yet): it executes no ESSA, so KVM processes
+    # no CBRL of it until the page arrives
+    with pytest.raises(reclaim.ArgumentError, match="not enabled"):
+        sc.replay([*prefix, "read:0:2", "intercept:0"])
+    # traces written before direct reclaim had its name still replay
+    assert sc.replay(["reclaim_batch"]).state.pte(0).swap()
+
+
+def test_blocked_at_end_and_data_lost_are_each_checked_on_their_own() -> None:
+    # the seed, finished: the guest's write parks on the dropped page until the cleanup
+    seed = reclaim.Scenario(
+        "4.17", start="listen", pages=["free_received", "used_dirty"], guest_steps=["alloc"]
+    )
+    alone = reclaim.explore(seed, depth=7, walks=0, predicates=["blocked_at_end"], progress=False)
+    f = alone.found("blocked_at_end", "pte_unused")
+    assert f is not None and f.minimal == "shortest", alone.text()
+    assert f.steps[-1] == "deliver" and "EOF" in f.explained[-1]
+    # the write completes after UFFDIO_UNREGISTER: nothing is lost, and selecting data_lost
+    # alone reports nothing else
+    lost = reclaim.explore(seed, depth=7, walks=0, predicates=["data_lost"], progress=False)
+    assert lost.findings == ()
+    assert seed.replay(list(f.steps), predicates=["data_lost"]).violation is None
+    # two vCPUs: a read woken with a write to its page in flight may see the old value
+    racy = reclaim.Scenario("4.17", start="listen", vcpus=2, pages=["free_received", "used_dirty"])
+    trace = ["deliver", "send_next", "read:1:1", "write:0:1", "deliver"]
+    assert racy.replay(trace, predicates=["data_lost"]).violation is None
+
+
+def test_states_counts_every_distinct_state_visited() -> None:
+    a = reclaim.explore("4.18", depth=3, walks=0, progress=False)
+    b = reclaim.explore("4.18", depth=3, walks=100, progress=False)
+    # the walks visit states beyond the bound, and they count
+    assert b.states > a.states
+    # the initial state and each distinct successor: a state per step at most
+    assert 1 < a.states <= a.transitions + 1
+    assert b.states_per_second == pytest.approx(b.states / b.seconds)
+    assert b.steps_per_second == pytest.approx(b.transitions / b.seconds)
+    assert "states/s" in b.text()

@@ -311,6 +311,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
                         "cause": f.cause,
                         "message": f.message,
                         "steps": list(f.steps),
+                        "minimal": f.minimal,
                         "explained": list(f.explained),
                     }
                     for f in r.findings

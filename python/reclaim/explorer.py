@@ -7,8 +7,8 @@ QEMU's source and fault thread, the guest's vCPUs (ESSA, DIAG 0x10, storage keys
 processing and host reclaim (one page through ``shrink_folio_list``, or a batch). Nothing in
 the scenario mentions a bug: the explorer searches every order of steps up to ``depth`` (with
 state hashing), then takes seeded random walks beyond it, checks the predicates after every
-step, and returns each violation as the shortest step list it found, described in kernel
-terms and replayable::
+step, and returns each violation as a minimal step list (``Finding.minimal`` says in which
+sense), described in kernel terms and replayable::
 
     import reclaim
     result = reclaim.explore("4.17", depth=8)
@@ -56,7 +56,7 @@ def _name(s: str) -> str:
 
 @dataclass(frozen=True)
 class Finding:
-    """A violation and the shortest step list the explorer found that leads to it."""
+    """A violation and a minimal step list that leads to it (see ``minimal``)."""
 
     scenario: Scenario
     predicate: str
@@ -65,6 +65,13 @@ class Finding:
     message: str
     steps: tuple[str, ...]
     explained: tuple[str, ...]
+    #: How minimal ``steps`` is: "shortest" (found by the exhaustive search: no shorter trace
+    #: leads to the violation), "shortest_for_its_guest_steps" (found by a random walk: no
+    #: shorter trace with the same guest steps, each any number of times, and any steps of the
+    #: migration, QEMU, KVM and host reclaim leads to it),
+    #: "one_minimal" (removing any step loses it; the search for a shorter one ran out of
+    #: states) or "unshrunk" (the search was stopped first).
+    minimal: str = "shortest"
     #: The user's predicate, for a "custom" finding.
     user_predicate: UserPredicate | None = field(default=None, compare=False, repr=False)
 
@@ -79,6 +86,7 @@ class Finding:
             v.message,
             tuple(c.steps),
             tuple(c.explained),
+            c.minimal,
             user if v.predicate == "custom" else None,
         )
 
@@ -94,7 +102,8 @@ class Finding:
     def text(self) -> str:
         """The finding in kernel and QEMU terms, one numbered line per step."""
         width = max(len(s) for s in self.steps)
-        lines = [f"{self.title}: {len(self.steps)} steps", f"  {self.message}"]
+        how = self.minimal.replace("_", " ")
+        lines = [f"{self.title}: {len(self.steps)} steps ({how})", f"  {self.message}"]
         for i, (s, e) in enumerate(zip(self.steps, self.explained, strict=True), 1):
             lines.append(f"  {i:2}. {s:<{width}}  {e}")
         return "\n".join(lines)
@@ -151,7 +160,9 @@ class ExploreResult:
     depth: int
     depth_completed: int
     max_states: int
+    #: Distinct states visited over all search passes and walks (the initial state included).
     states: int
+    #: Steps applied over all search passes and walks.
     transitions: int
     exhaustive: bool
     walks: int
@@ -159,7 +170,13 @@ class ExploreResult:
 
     @property
     def states_per_second(self) -> float:
-        """Steps applied per second (each step is one state visited)."""
+        """Distinct states visited per second."""
+        return self.states / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steps_per_second(self) -> float:
+        """Steps applied per second (the iterative deepening applies shallow steps again in
+        each deeper pass, so there are more steps than states)."""
         return self.transitions / self.seconds if self.seconds > 0 else 0.0
 
     def found(self, predicate: str, cause: str | None = None) -> Finding | None:
@@ -183,7 +200,7 @@ class ExploreResult:
             f"({', '.join(sc.pages)}), {sc.vcpus} vCPU(s), {sc.host_pages} host pages",
             f"searched {cover}: {self.states:,} states, {self.transitions:,} steps, "
             f"{self.walks} random walks, {self.seconds:.1f} s "
-            f"({self.states_per_second:,.0f} steps/s)",
+            f"({self.states_per_second:,.0f} states/s, {self.steps_per_second:,.0f} steps/s)",
         ]
         for f in self.findings:
             out += ["", f.text()]

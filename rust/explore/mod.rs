@@ -10,14 +10,20 @@
 //!   fault thread (requests, or not, per QEMU version);
 //! - the guest's vCPUs (allocate with ESSA SET_STABLE and write, free with ESSA SET_UNUSED, read,
 //!   write, release with DIAG 0x10, enable storage keys);
-//! - KVM (an ESSA intercept that processes a vCPU's CBRL);
+//! - KVM (an ESSA intercept of a running vCPU that processes its CBRL);
 //! - host reclaim of one page (isolate + shrink_folio_list: add_to_swap, try_to_unmap,
-//!   pageout, as MADV_PAGEOUT does), in any order the LRU could produce.
+//!   pageout, as MADV_PAGEOUT does), in any order the LRU could produce, and direct reclaim
+//!   (try_to_free_pages) of a batch in LRU order.
 //!
 //! Search: iterative-deepening DFS up to a depth bound and a state budget, skipping states
 //! already seen at a smaller or equal remaining depth (state hashing), so the first violation of
 //! each predicate found has a shortest trace; then seeded random walks beyond the bound. A trace
-//! found by a walk is shrunk by delta debugging (removing steps while the violation stays).
+//! found by a walk is shrunk by delta debugging (removing runs of steps while the violation
+//! stays: 1-minimal), then by a search of every interleaving with the same guest steps for a
+//! shorter one (see [`Minimal`] for what each counterexample's "minimal" means).
+//!
+//! Every selected predicate is evaluated after every step, independently of the others: a
+//! step can violate several, and each is reported.
 
 use crate::arch::s390::essa::{ESSA_SET_STABLE, ESSA_SET_UNUSED};
 use crate::error::{Error, Result};
@@ -33,7 +39,7 @@ use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
 use crate::uffd::{UFFD_EVENT_PAGEFAULT, UffdMsg};
 use crate::vmscan::kswapd::KswapdMode;
 use crate::vmscan::shrink::SWAP_CLUSTER_MAX;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 /// The invariants the explorer checks.
@@ -90,11 +96,23 @@ pub enum Step {
     /// The page backing guest page `gfn` reaches the tail of the inactive list:
     /// `shrink_folio_list` (references, add_to_swap, try_to_unmap, pageout).
     Reclaim(u32),
-    /// A reclaim batch over the LRUs in their order: `do_try_to_free_pages` for
-    /// SWAP_CLUSTER_MAX pages (`shrink_node` at falling priority), as kswapd or an allocating
-    /// task would run it.
-    ReclaimBatch,
-    /// KVM intercepts ESSA on vCPU `v` and processes its CBRL.
+    /// Direct reclaim by an allocating task on the host: `try_to_free_pages` →
+    /// `do_try_to_free_pages` for SWAP_CLUSTER_MAX pages (`shrink_node` at falling priority),
+    /// over the LRUs in their order. Not kswapd (`balance_pgdat`, which reclaims up to the
+    /// high watermark).
+    ///
+    /// Simplification: the kernel enters direct reclaim from `__alloc_pages_slowpath` when an
+    /// allocation finds free memory below the min watermark. The scenario's host is the slice
+    /// of a host that holds the guest's pages; the load that takes its free memory below the
+    /// watermark (other guests, page cache) is not modelled, so whether an allocator is in
+    /// direct reclaim at a given moment is left open: the step is enabled whenever a guest
+    /// page is on an LRU, like `Age` and `Reclaim` (which stand for the LRU order such a
+    /// reclaimer would meet). Enabling it only below the scenario host's own watermark would
+    /// never enable it (the guest uses a few of its pages).
+    DirectReclaim,
+    /// KVM intercepts an ESSA of vCPU `v` and processes its CBRL (`handle_essa` →
+    /// `__do_essa`, `_essa_clear_cbrl` → `__gmap_zap`). Only the vCPU's own ESSA does that, so
+    /// it is enabled only while `v` runs: a vCPU parked on a userfault executes nothing.
     Intercept(u32),
     /// vCPU `v` allocates guest page `gfn` (ESSA SET_STABLE, then writes it).
     Alloc(u32, u32),
@@ -109,6 +127,15 @@ pub enum Step {
 }
 
 impl Step {
+    /// A step of the guest (a vCPU's instruction or enabling storage keys), not of the
+    /// migration stream, QEMU, KVM or host reclaim.
+    pub fn is_guest(self) -> bool {
+        matches!(
+            self,
+            Step::Alloc(..) | Step::Free(..) | Step::Read(..) | Step::Write(..) | Step::Diag10(..) | Step::EnableSkey
+        )
+    }
+
     /// The replayable text form: "deliver", "reclaim:1", "alloc:0:1", ...
     pub fn text(self) -> String {
         match self {
@@ -118,7 +145,7 @@ impl Step {
             Step::FaultThread => "fault_thread".into(),
             Step::Age(g) => format!("age:{g}"),
             Step::Reclaim(g) => format!("reclaim:{g}"),
-            Step::ReclaimBatch => "reclaim_batch".into(),
+            Step::DirectReclaim => "direct_reclaim".into(),
             Step::Intercept(v) => format!("intercept:{v}"),
             Step::Alloc(v, g) => format!("alloc:{v}:{g}"),
             Step::Free(v, g) => format!("free:{v}:{g}"),
@@ -143,7 +170,8 @@ impl Step {
             "fault_thread" => Step::FaultThread,
             "age" => Step::Age(n(1)?),
             "reclaim" => Step::Reclaim(n(1)?),
-            "reclaim_batch" => Step::ReclaimBatch,
+            // "reclaim_batch": the step's name in traces written before it was renamed
+            "direct_reclaim" | "reclaim_batch" => Step::DirectReclaim,
             "intercept" => Step::Intercept(n(1)?),
             "alloc" => Step::Alloc(n(1)?, n(2)?),
             "free" => Step::Free(n(1)?, n(2)?),
@@ -153,7 +181,7 @@ impl Step {
             "enable_skey" => Step::EnableSkey,
             other => {
                 return Err(Error::invalid(format!(
-                    "unknown step {other:?}; known: deliver, send_next, serve_request, fault_thread, age:G, reclaim:G, reclaim_batch, intercept:V, alloc:V:G, free:V:G, read:V:G, write:V:G, diag10:V:G, enable_skey"
+                    "unknown step {other:?}; known: deliver, send_next, serve_request, fault_thread, age:G, reclaim:G, direct_reclaim, intercept:V, alloc:V:G, free:V:G, read:V:G, write:V:G, diag10:V:G, enable_skey"
                 )));
             }
         })
@@ -549,18 +577,20 @@ impl State {
             }
         }
         if any {
-            out.push(Step::ReclaimBatch);
+            out.push(Step::DirectReclaim);
         }
         if !self.running {
             return;
         }
         let gs = self.guest_steps;
         for v in 0..self.blocked.len() as u32 {
+            if self.blocked[v as usize].is_some() {
+                // a vCPU parked in handle_userfault runs no instruction, so no ESSA of its own
+                // intercepts either
+                continue;
+            }
             if self.k.cbrl.get(&(self.pid, v)).is_some_and(|c| !c.is_empty()) {
                 out.push(Step::Intercept(v));
-            }
-            if self.blocked[v as usize].is_some() {
-                continue;
             }
             for g in 0..self.n() {
                 let used = self.used[g as usize];
@@ -589,13 +619,15 @@ impl State {
         }
     }
 
-    /// Apply `s` (which must be enabled) and check the predicates in `check`.
-    pub fn apply(&mut self, s: Step, check: &[Predicate]) -> Option<Violation> {
+    /// Apply `s` (which must be enabled) and check the predicates in `check`: every selected
+    /// predicate is evaluated on its own (one violated predicate never hides another), and the
+    /// violations come back in the order of [`Predicate`] (empty while all hold).
+    pub fn apply(&mut self, s: Step, check: &[Predicate]) -> Vec<Violation> {
         let pid = self.pid;
-        let mut violation = None;
+        let mut violations = Vec::new();
         match s {
             Step::Deliver => {
-                let m = self.stream.pop_front()?;
+                let Some(m) = self.stream.pop_front() else { return violations };
                 match m {
                     Msg::CmmaDone => {
                         for g in 0..self.n() {
@@ -608,7 +640,7 @@ impl State {
                         let _ = self.k.madvise(pid, self.hva(g), 4096, Advice::Dontneed);
                     }
                     Msg::Listen => {
-                        let u = self.k.userfaultfd(pid).ok()?;
+                        let Ok(u) = self.k.userfaultfd(pid) else { return violations };
                         let _ = self.k.uffdio_api(u, UFFD_API, 0);
                         let _ =
                             self.k.uffdio_register(u, self.base, (self.n() as u64) << 12, UFFDIO_REGISTER_MODE_MISSING);
@@ -616,7 +648,7 @@ impl State {
                     }
                     Msg::Run => self.running = true,
                     Msg::Page(g) => {
-                        let u = self.uffd?;
+                        let Some(u) = self.uffd else { return violations };
                         let v = self.content[g as usize];
                         let r = if v == 0 {
                             self.k.uffdio_zeropage(u, self.hva(g), 4096, 0)
@@ -629,7 +661,7 @@ impl State {
                                 self.requested[g as usize] = false;
                             }
                             Err(e) => {
-                                violation = Some(Violation {
+                                violations.push(Violation {
                                     predicate: Predicate::DataLost,
                                     message: format!("postcopy_place_page failed for guest page {g}: {e}"),
                                     cause: Cause::Other,
@@ -639,7 +671,7 @@ impl State {
                     }
                     Msg::Eof => {
                         if let Some((i, b)) = self.blocked.iter().enumerate().find_map(|(i, b)| b.map(|b| (i, b))) {
-                            violation = Some(Violation {
+                            violations.push(Violation {
                                 predicate: Predicate::BlockedAtEnd,
                                 message: format!(
                                     "vCPU {i} is still parked on guest page {} when the migration ends: only the cleanup's UFFDIO_UNREGISTER releases it",
@@ -666,7 +698,7 @@ impl State {
                 }
             }
             Step::ServeRequest => {
-                let g = self.requests.pop_front()?;
+                let Some(g) = self.requests.pop_front() else { return violations };
                 if self.unsent[g as usize] {
                     self.unsent[g as usize] = false;
                     self.stream.push_back(Msg::Page(g));
@@ -678,7 +710,7 @@ impl State {
                 }
             }
             Step::FaultThread => {
-                let u = self.uffd?;
+                let Some(u) = self.uffd else { return violations };
                 let msgs: Vec<UffdMsg> = self.k.uffd_read(u).unwrap_or_default();
                 for m in msgs.into_iter().filter(|m| m.event == UFFD_EVENT_PAGEFAULT) {
                     let g = self.gfn_of(m.address);
@@ -703,7 +735,7 @@ impl State {
                     self.k.reclaim_one(pfn);
                 }
             }
-            Step::ReclaimBatch => {
+            Step::DirectReclaim => {
                 self.k.try_to_free_pages(SWAP_CLUSTER_MAX);
             }
             Step::Intercept(v) => {
@@ -725,7 +757,7 @@ impl State {
             Step::Read(v, g) => {
                 let r = self.k.access(pid, v, self.hva(g), false, 0);
                 if let Ok(Access::Done { value }) = r {
-                    violation = violation.or(self.check_read(g, value));
+                    violations.extend(self.check_read(g, value));
                 }
                 self.after_access(s, v, g, r.ok(), false);
             }
@@ -744,11 +776,11 @@ impl State {
                 let _ = self.k.enable_skey(pid);
             }
         }
-        self.resume_vcpus(&mut violation);
-        if violation.is_none() {
-            violation = self.check(check);
-        }
-        violation.filter(|v| check.contains(&v.predicate))
+        self.resume_vcpus(&mut violations);
+        self.check(check, &mut violations);
+        violations.retain(|v| check.contains(&v.predicate));
+        violations.sort_by_key(|v| v.predicate);
+        violations
     }
 
     fn after_access(&mut self, s: Step, v: u32, g: u32, r: Option<Access>, write: bool) {
@@ -773,33 +805,41 @@ impl State {
     }
 
     /// vCPUs whose userfault was resolved ran their access to the end.
-    fn resume_vcpus(&mut self, violation: &mut Option<Violation>) {
+    fn resume_vcpus(&mut self, violations: &mut Vec<Violation>) {
+        let mut resumed = Vec::new();
         for v in 0..self.blocked.len() {
             let Some((s, g)) = self.blocked[v] else { continue };
             let parked =
                 self.k.mm(self.pid).ok().and_then(|m| m.threads.get(&(v as u32))).is_some_and(|t| t.blocked.is_some());
-            if parked {
-                continue;
+            if !parked {
+                self.blocked[v] = None;
+                resumed.push((v as u32, s, g));
             }
-            self.blocked[v] = None;
+        }
+        // reads first: a read woken in the same step as a write to its page raced with that
+        // write, and may return the value from before it
+        for &(v, s, g) in &resumed {
+            if let (Step::Read(..), Some(Access::Done { value })) = (s, self.k.last_access(self.pid, v)) {
+                violations.extend(self.check_read(g, value));
+            }
+        }
+        for (_, s, g) in resumed {
             if let Some(i) = self.inflight.iter().position(|&x| x == g) {
                 if matches!(s, Step::Alloc(..) | Step::Write(..)) {
                     self.inflight.swap_remove(i);
                 }
             }
-            if let (Step::Read(..), Some(Access::Done { value })) = (s, self.k.last_access(self.pid, v as u32)) {
-                *violation = violation.take().or(self.check_read(g, value));
-            }
         }
     }
 
-    fn check(&self, check: &[Predicate]) -> Option<Violation> {
+    /// The state predicates of `check` (userfault on a received page, the model's invariants).
+    fn check(&self, check: &[Predicate], out: &mut Vec<Violation>) {
         if check.contains(&Predicate::UserfaultOnReceived) {
             if let Some(u) = self.uffd {
                 for w in &self.k.uffds[u as usize].waiters {
                     let g = self.gfn_of(w.msg.address);
                     if self.received[g as usize] {
-                        return Some(Violation {
+                        out.push(Violation {
                             predicate: Predicate::UserfaultOnReceived,
                             message: format!(
                                 "vCPU {} takes a userfault on guest page {g}, which the destination already received: QEMU will never send it again",
@@ -813,10 +853,9 @@ impl State {
         }
         if check.contains(&Predicate::Invariants) {
             if let Err(e) = self.k.check_invariants() {
-                return Some(Violation { predicate: Predicate::Invariants, message: e, cause: Cause::Other });
+                out.push(Violation { predicate: Predicate::Invariants, message: e, cause: Cause::Other });
             }
         }
-        None
     }
 
     /// The frame mapped at guest page `g`, if present.
@@ -911,6 +950,36 @@ impl State {
     }
 }
 
+/// In what sense a counterexample's trace is minimal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Minimal {
+    /// No shorter trace leads to the violation: the exhaustive search found it (iterative
+    /// deepening: every shorter interleaving was searched first).
+    Shortest,
+    /// No shorter trace with the same guest steps leads to the violation: a walk found it, and
+    /// a search of every interleaving of its guest steps (as a set, each usable any number of
+    /// times) with any steps of the migration stream, QEMU, KVM and host reclaim, up to one
+    /// step shorter, found none. A trace with other guest steps (another vCPU, page or guest
+    /// action) could still be shorter.
+    ShortestForItsGuestSteps,
+    /// Removing any step, or any run of steps, loses the violation (delta debugging); the
+    /// search for a shorter trace over its steps ran out of its state budget.
+    OneMinimal,
+    /// As a walk found it: the search was stopped before shrinking.
+    Unshrunk,
+}
+
+impl Minimal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Minimal::Shortest => "shortest",
+            Minimal::ShortestForItsGuestSteps => "shortest_for_its_guest_steps",
+            Minimal::OneMinimal => "one_minimal",
+            Minimal::Unshrunk => "unshrunk",
+        }
+    }
+}
+
 /// A violation and the steps that lead to it from the initial state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counterexample {
@@ -918,6 +987,8 @@ pub struct Counterexample {
     pub steps: Vec<Step>,
     /// The steps described in kernel and QEMU terms.
     pub explained: Vec<String>,
+    /// How minimal `steps` is.
+    pub minimal: Minimal,
 }
 
 /// What an exploration covered and found.
@@ -925,7 +996,11 @@ pub struct Counterexample {
 pub struct Report {
     /// The first counterexample of each predicate, shrunk.
     pub found: Vec<Counterexample>,
+    /// Distinct states visited (by state hash) over all search passes and walks, the initial
+    /// state included; the shrinking searches are not counted.
     pub states: u64,
+    /// Steps applied over all search passes and walks (the iterative deepening applies the
+    /// steps of shallow interleavings again in each deeper pass).
     pub transitions: u64,
     /// The deepest bound completed without running out of the state budget.
     pub depth_completed: u32,
@@ -967,17 +1042,29 @@ impl Checker<'_> {
         Checker { builtins: p.to_vec(), user: None }
     }
 
-    fn step(&mut self, st: &mut State, s: Step) -> Option<Violation> {
-        if let Some(v) = st.apply(s, &self.builtins) {
-            return Some(v);
+    /// Apply `s` and evaluate every predicate: the violated ones, built-in ones first in the
+    /// order of [`Predicate`], then the user's (each evaluated whatever the others say).
+    fn step(&mut self, st: &mut State, s: Step) -> Vec<Violation> {
+        let mut v = st.apply(s, &self.builtins);
+        if let Some(f) = self.user.as_mut() {
+            v.extend(f(st).map(|message| Violation { predicate: Predicate::Custom, message, cause: Cause::Other }));
         }
-        let f = self.user.as_mut()?;
-        f(st).map(|message| Violation { predicate: Predicate::Custom, message, cause: Cause::Other })
+        v
     }
 }
 
-/// Replay `steps` from the initial state; the first violation found.
+/// Replay `steps` from the initial state up to the first step that violates a predicate: the
+/// index of that step and the first of its violations (in the order of [`Predicate`]).
 pub fn replay(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result<(State, Option<(usize, Violation)>)> {
+    let (st, v) = replay_all(sc, steps, ck)?;
+    Ok((st, v.and_then(|(i, v)| v.into_iter().next().map(|v| (i, v)))))
+}
+
+/// The index of the first step that violated a predicate, and all its violations.
+pub type Violated = (usize, Vec<Violation>);
+
+/// Replay `steps` up to the first step that violates a predicate, with all its violations.
+pub fn replay_all(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result<(State, Option<Violated>)> {
     let mut st = State::new(sc)?;
     let mut en = Vec::new();
     for (i, s) in steps.iter().enumerate() {
@@ -985,11 +1072,20 @@ pub fn replay(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result<(St
         if !en.contains(s) {
             return Err(Error::invalid(format!("step {} ({}) is not enabled at that point", i + 1, s.text())));
         }
-        if let Some(v) = ck.step(&mut st, *s) {
+        let v = ck.step(&mut st, *s);
+        if !v.is_empty() {
             return Ok((st, Some((i, v))));
         }
     }
     Ok((st, None))
+}
+
+/// The violation of `key` that `steps` ends in, if its last step is the first to violate.
+fn ends_in(sc: &Scenario, steps: &[Step], key: (Predicate, Cause), ck: &mut Checker<'_>) -> Option<Violation> {
+    match replay_all(sc, steps, ck) {
+        Ok((_, Some((i, v)))) if i + 1 == steps.len() => v.into_iter().find(|v| (v.predicate, v.cause) == key),
+        _ => None,
+    }
 }
 
 /// Describe each step of a trace in kernel and QEMU terms from what replaying it logged.
@@ -1023,7 +1119,9 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
             Step::FaultThread => "destination: QEMU's fault thread reads the userfaultfd".to_string(),
             Step::Age(g) => format!("host reclaim ages guest page {g} (folio_referenced: the PTE becomes old)"),
             Step::Reclaim(g) => format!("host reclaim of guest page {g} (shrink_folio_list)"),
-            Step::ReclaimBatch => "host reclaim batch (do_try_to_free_pages, SWAP_CLUSTER_MAX)".to_string(),
+            Step::DirectReclaim => {
+                "host direct reclaim (try_to_free_pages → do_try_to_free_pages, SWAP_CLUSTER_MAX)".to_string()
+            }
             Step::Intercept(v) => format!("KVM: ESSA intercept on vCPU {v} processes its CBRL"),
             Step::Alloc(v, g) => format!("guest vCPU {v} allocates page {g}: ESSA SET_STABLE, then writes it"),
             Step::Free(v, g) => format!("guest vCPU {v} frees page {g}: ESSA SET_UNUSED"),
@@ -1066,16 +1164,20 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
     out
 }
 
-/// Delta debugging: the shortest trace (by removing steps) that still violates the predicate
-/// with the same cause.
-pub fn shrink(sc: &Scenario, steps: &[Step], (pred, cause): (Predicate, Cause), ck: &mut Checker<'_>) -> Vec<Step> {
+/// Delta debugging: remove runs of steps (halving the run length down to one) while the trace
+/// still ends in a violation of `key`, until no single step can go: a 1-minimal trace.
+pub fn shrink(sc: &Scenario, steps: &[Step], key: (Predicate, Cause), ck: &mut Checker<'_>) -> Vec<Step> {
     let mut cur = steps.to_vec();
     // cut after the violating step
-    if let Ok((_, Some((i, _)))) = replay(sc, &cur, ck) {
+    if let Ok((_, Some((i, _)))) = replay_all(sc, &cur, ck) {
         cur.truncate(i + 1);
     }
-    let mut violates = |t: &[Step]| -> bool {
-        matches!(replay(sc, t, ck), Ok((_, Some((_, v)))) if v.predicate == pred && v.cause == cause)
+    // the candidate, cut after its first violation, if that is one of `key`
+    let mut violates = |t: &[Step]| -> Option<Vec<Step>> {
+        match replay_all(sc, t, ck) {
+            Ok((_, Some((i, v)))) if v.iter().any(|v| (v.predicate, v.cause) == key) => Some(t[..=i].to_vec()),
+            _ => None,
+        }
     };
     let mut chunk = cur.len() / 2;
     while chunk >= 1 {
@@ -1085,11 +1187,12 @@ pub fn shrink(sc: &Scenario, steps: &[Step], (pred, cause): (Predicate, Cause), 
             let mut cand = cur.clone();
             let end = (i + chunk).min(cand.len());
             cand.drain(i..end);
-            if !cand.is_empty() && violates(&cand) {
-                cur = cand;
-                progress = true;
-            } else {
-                i += chunk;
+            match (!cand.is_empty()).then(|| violates(&cand)).flatten() {
+                Some(c) => {
+                    cur = c;
+                    progress = true;
+                }
+                None => i += chunk,
             }
         }
         if !progress {
@@ -1099,8 +1202,106 @@ pub fn shrink(sc: &Scenario, steps: &[Step], (pred, cause): (Predicate, Cause), 
     cur
 }
 
+/// How a search for a shorter trace ended.
+enum Shorter {
+    Found(Vec<Step>),
+    None,
+    OutOfBudget,
+}
+
+/// The shortest trace that ends in a violation of `key` made of the guest steps `steps` uses
+/// (as a set; each any number of times) and any other steps: iterative deepening from `from` steps up to one step less than
+/// `steps`, pruning states already seen at an equal or larger remaining depth, so the first
+/// trace found is a shortest one. At most `budget` distinct states per pass; `progress` is
+/// called every 4096 of them and stops the search when it returns false.
+fn shortest_over(
+    sc: &Scenario,
+    steps: &[Step],
+    key: (Predicate, Cause),
+    from: u32,
+    budget: u64,
+    ck: &mut Checker<'_>,
+    progress: &mut impl FnMut() -> bool,
+) -> Shorter {
+    let Ok(root) = State::new(sc) else { return Shorter::OutOfBudget };
+    let mut alphabet: Vec<Step> = Vec::new();
+    for s in steps.iter().filter(|s| s.is_guest()) {
+        if !alphabet.contains(s) {
+            alphabet.push(*s);
+        }
+    }
+    struct Pass<'c, 'p, 'a, P: FnMut() -> bool> {
+        alphabet: Vec<Step>,
+        key: (Predicate, Cause),
+        ck: &'c mut Checker<'a>,
+        seen: HashMap<u64, u32>,
+        path: Vec<Step>,
+        states: u64,
+        budget: u64,
+        progress: &'p mut P,
+    }
+    impl<P: FnMut() -> bool> Pass<'_, '_, '_, P> {
+        /// Some(true): found (in `path`); Some(false): out of budget or stopped; None: none.
+        fn dfs(&mut self, st: &State, left: u32) -> Option<bool> {
+            if left == 0 {
+                return None;
+            }
+            let mut en = Vec::new();
+            st.enabled(&mut en);
+            en.retain(|s| !s.is_guest() || self.alphabet.contains(s));
+            for s in en {
+                let mut next = st.clone();
+                self.path.push(s);
+                let v = self.ck.step(&mut next, s);
+                if !v.is_empty() {
+                    if v.iter().any(|v| (v.predicate, v.cause) == self.key) {
+                        return Some(true);
+                    }
+                    self.path.pop();
+                    continue;
+                }
+                let k = next.key();
+                if !matches!(self.seen.get(&k), Some(&l) if l >= left - 1) {
+                    self.seen.insert(k, left - 1);
+                    self.states += 1;
+                    if self.states >= self.budget || (self.states % 4096 == 0 && !(self.progress)()) {
+                        return Some(false);
+                    }
+                    if let Some(r) = self.dfs(&next, left - 1) {
+                        return Some(r);
+                    }
+                }
+                self.path.pop();
+            }
+            None
+        }
+    }
+    let mut pass = Pass { alphabet, key, ck, seen: HashMap::new(), path: Vec::new(), states: 0, budget, progress };
+    for depth in from.max(1)..steps.len() as u32 {
+        pass.seen.clear();
+        pass.path.clear();
+        pass.states = 0;
+        match pass.dfs(&root, depth) {
+            Some(true) => return Shorter::Found(pass.path),
+            Some(false) => return Shorter::OutOfBudget,
+            None => {}
+        }
+    }
+    Shorter::None
+}
+
+/// Distinct states a shrinking search may visit per depth pass (at most `Bounds::max_states`).
+const SHRINK_STATES: u64 = 200_000;
+
 /// Explore `sc` within `b`, checking `ck`. `progress` is called with the states seen so far
-/// every 4096 states and every 64 walks; it returns false to stop the search.
+/// every 4096 new states (and every 4096 states of a shrinking search); it returns false to
+/// stop the search.
+///
+/// A counterexample found by the exhaustive passes is a shortest one. One found by a random
+/// walk is cut after its violation, shrunk by delta debugging (1-minimal), then replaced by the
+/// shortest trace with the same guest steps if a search of those interleavings (with any steps
+/// of the other actors), from one step past the depth the exhaustive search completed, finds a
+/// shorter one ([`Minimal`]).
 pub fn explore(
     sc: &Scenario,
     ck: &mut Checker<'_>,
@@ -1111,14 +1312,27 @@ pub fn explore(
     let root = State::new(sc)?;
     let mut rep = Report::default();
     let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
+    let mut visited: HashSet<u64> = HashSet::new();
+    visited.insert(root.key());
+    rep.states = 1;
     // iterative deepening: the first counterexample of each (predicate, cause) is a shortest one
     let mut budget_hit = false;
     for depth in 1..=b.depth {
         let mut seen: HashMap<u64, u32> = HashMap::new();
         let mut path = Vec::new();
         let mut stop = false;
-        rep.states = 0;
-        dfs(&root, depth, ck, &mut seen, &mut path, &mut found, &mut rep, b.max_states, &mut stop, &mut progress);
+        let mut d = Dfs {
+            ck: &mut *ck,
+            seen: &mut seen,
+            visited: &mut visited,
+            path: &mut path,
+            found: &mut found,
+            rep: &mut rep,
+            max_states: b.max_states,
+            stop: &mut stop,
+            progress: &mut progress,
+        };
+        d.dfs(&root, depth);
         if rep.interrupted {
             break;
         }
@@ -1129,6 +1343,7 @@ pub fn explore(
         rep.depth_completed = depth;
     }
     rep.exhaustive = !budget_hit && !rep.interrupted;
+    let by_search: Vec<(Predicate, Cause)> = found.keys().copied().collect();
     // random walks beyond the bound
     let mut rng = Rng::new(b.seed);
     let mut en = Vec::new();
@@ -1148,8 +1363,14 @@ pub fn explore(
             let s = en[rng.below(en.len() as u64) as usize];
             path.push(s);
             rep.transitions += 1;
-            if let Some(v) = ck.step(&mut st, s) {
-                found.entry((v.predicate, v.cause)).or_insert_with(|| path.clone());
+            let v = ck.step(&mut st, s);
+            if visited.insert(st.key()) {
+                rep.states += 1;
+            }
+            if !v.is_empty() {
+                for v in v {
+                    found.entry((v.predicate, v.cause)).or_insert_with(|| path.clone());
+                }
                 break;
             }
         }
@@ -1157,67 +1378,79 @@ pub fn explore(
     let mut keys: Vec<(Predicate, Cause)> = found.keys().copied().collect();
     keys.sort();
     for key in keys {
-        let steps = if rep.interrupted { found[&key].clone() } else { shrink(sc, &found[&key], key, ck) };
-        let (_, v) = replay(sc, &steps, ck)?;
-        let Some((_, violation)) = v else { continue };
+        let (steps, minimal) = if by_search.contains(&key) {
+            (found[&key].clone(), Minimal::Shortest)
+        } else if rep.interrupted {
+            (found[&key].clone(), Minimal::Unshrunk)
+        } else {
+            let cut = shrink(sc, &found[&key], key, ck);
+            let states = rep.states;
+            let mut more = || progress(states);
+            match shortest_over(sc, &cut, key, rep.depth_completed + 1, b.max_states.min(SHRINK_STATES), ck, &mut more)
+            {
+                Shorter::Found(s) => (s, Minimal::ShortestForItsGuestSteps),
+                Shorter::None => (cut, Minimal::ShortestForItsGuestSteps),
+                Shorter::OutOfBudget => (cut, Minimal::OneMinimal),
+            }
+        };
+        let Some(violation) = ends_in(sc, &steps, key, ck) else { continue };
         let explained = explain(sc, &steps);
-        rep.found.push(Counterexample { violation, steps, explained });
+        rep.found.push(Counterexample { violation, steps, explained, minimal });
     }
     rep.seconds = t0.elapsed().as_secs_f64();
     Ok(rep)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dfs(
-    st: &State,
-    left: u32,
-    ck: &mut Checker<'_>,
-    seen: &mut HashMap<u64, u32>,
-    path: &mut Vec<Step>,
-    found: &mut HashMap<(Predicate, Cause), Vec<Step>>,
-    rep: &mut Report,
+/// One depth pass of the exhaustive search.
+struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
+    ck: &'a mut Checker<'c>,
+    /// State hash → the largest remaining depth it was searched with in this pass.
+    seen: &'a mut HashMap<u64, u32>,
+    /// Every state hash visited by any pass.
+    visited: &'a mut HashSet<u64>,
+    path: &'a mut Vec<Step>,
+    found: &'a mut HashMap<(Predicate, Cause), Vec<Step>>,
+    rep: &'a mut Report,
     max_states: u64,
-    stop: &mut bool,
-    progress: &mut impl FnMut(u64) -> bool,
-) {
-    if left == 0 || *stop {
-        return;
-    }
-    let mut en = Vec::new();
-    st.enabled(&mut en);
-    for s in en {
-        let mut next = st.clone();
-        rep.transitions += 1;
-        path.push(s);
-        if let Some(v) = ck.step(&mut next, s) {
-            found.entry((v.predicate, v.cause)).or_insert_with(|| path.clone());
-            path.pop();
-            continue;
+    stop: &'a mut bool,
+    progress: &'a mut P,
+}
+
+impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
+    fn dfs(&mut self, st: &State, left: u32) {
+        if left == 0 || *self.stop {
+            return;
         }
-        let key = next.key();
-        let fresh = match seen.get(&key) {
-            Some(&l) if l >= left - 1 => false,
-            _ => {
-                seen.insert(key, left - 1);
-                true
+        let mut en = Vec::new();
+        st.enabled(&mut en);
+        for s in en {
+            let mut next = st.clone();
+            self.rep.transitions += 1;
+            self.path.push(s);
+            let v = self.ck.step(&mut next, s);
+            let key = next.key();
+            if self.visited.insert(key) {
+                self.rep.states += 1;
+                if self.rep.states % 4096 == 0 && !(self.progress)(self.rep.states) {
+                    self.rep.interrupted = true;
+                    *self.stop = true;
+                }
+                if self.rep.states >= self.max_states {
+                    *self.stop = true;
+                }
             }
-        };
-        if fresh {
-            rep.states += 1;
-            if rep.states % 4096 == 0 && !progress(rep.states) {
-                rep.interrupted = true;
-                *stop = true;
+            if !v.is_empty() {
+                for v in v {
+                    self.found.entry((v.predicate, v.cause)).or_insert_with(|| self.path.clone());
+                }
+            } else if !*self.stop && !matches!(self.seen.get(&key), Some(&l) if l >= left - 1) {
+                self.seen.insert(key, left - 1);
+                self.dfs(&next, left - 1);
             }
-            if rep.states >= max_states {
-                *stop = true;
-                path.pop();
+            self.path.pop();
+            if *self.stop {
                 return;
             }
-            dfs(&next, left - 1, ck, seen, path, found, rep, max_states, stop, progress);
-        }
-        path.pop();
-        if *stop {
-            return;
         }
     }
 }
@@ -1245,7 +1478,7 @@ mod tests {
         assert!(text.contains("pte_unused"), "{text}");
         // five stream messages up to RUN, a reclaim, the guest touching the page again
         assert_eq!(cx.steps.len(), 7, "{:?}", cx.steps);
-        assert!(cx.steps.contains(&Step::ReclaimBatch), "{:?}", cx.steps);
+        assert!(cx.steps.contains(&Step::DirectReclaim), "{:?}", cx.steps);
         // on 4.18 a pte_unused drop only happens before LISTEN arms guest RAM: the switchover
         // window (FINDINGS.md)
         let r = explore(&sc("4.18"), &mut Checker::builtins(&[Predicate::UserfaultOnReceived]), &b, |_| true).unwrap();
@@ -1257,11 +1490,66 @@ mod tests {
         }
     }
 
+    /// The seed on 4.17 up to the guest touching the dropped page 1 (received, free in the
+    /// guest, dropped by pte_unused), with the migration's last page sent: the next delivery
+    /// is EOF.
+    fn parked_on_the_seed(touch: Step) -> State {
+        let mut st = State::new(&sc("4.17")).unwrap();
+        let steps = [
+            Step::Deliver,       // STATTR_FLAG_DONE: page 1 UNUSED
+            Step::DirectReclaim, // pte_unused drops page 1
+            Step::Deliver,       // discard 2
+            Step::Deliver,       // discard 3
+            Step::Deliver,       // LISTEN
+            Step::Deliver,       // RUN
+            Step::SendNext,
+            Step::SendNext,
+            Step::Deliver, // page 2
+            Step::Deliver, // page 3
+        ];
+        for s in steps {
+            assert!(st.apply(s, &Predicate::ALL).is_empty(), "{s:?}");
+        }
+        if let Step::Read(_, g) = touch {
+            // as if the guest used the page the stale UNUSED state let reclaim drop
+            st.used[g as usize] = true;
+        }
+        st.apply(touch, &[]);
+        assert_eq!(st.blocked(), vec![Some(1)]);
+        assert_eq!(st.stream.front(), Some(&Msg::Eof));
+        st
+    }
+
+    #[test]
+    fn each_predicate_is_checked_whatever_the_others_say() {
+        // a write parked at EOF: the migration ends with the vCPU blocked, and the cleanup's
+        // UFFDIO_UNREGISTER lets the write complete on a fresh page: nothing is lost
+        let st = parked_on_the_seed(Step::Alloc(0, 1));
+        let eof = |check: &[Predicate]| st.clone().apply(Step::Deliver, check);
+        let preds = |v: Vec<Violation>| v.iter().map(|v| (v.predicate, v.cause)).collect::<Vec<_>>();
+        assert_eq!(preds(eof(&[Predicate::BlockedAtEnd])), [(Predicate::BlockedAtEnd, Cause::PteUnusedDrop)]);
+        assert!(eof(&[Predicate::DataLost]).is_empty());
+        // a read parked at EOF on a page the guest uses: the cleanup wakes it on a fresh zero
+        // page, so it reads 0 where the guest had 0x1001: blocked at the end and data lost,
+        // each reported when selected alone
+        let st = parked_on_the_seed(Step::Read(0, 1));
+        let eof = |check: &[Predicate]| st.clone().apply(Step::Deliver, check);
+        assert_eq!(preds(eof(&[Predicate::BlockedAtEnd])), [(Predicate::BlockedAtEnd, Cause::PteUnusedDrop)]);
+        let lost = eof(&[Predicate::DataLost]);
+        assert_eq!(preds(lost.clone()), [(Predicate::DataLost, Cause::PteUnusedDrop)]);
+        assert!(lost[0].message.contains("reads 0x0"), "{}", lost[0].message);
+        assert_eq!(
+            preds(eof(&Predicate::ALL)),
+            [(Predicate::BlockedAtEnd, Cause::PteUnusedDrop), (Predicate::DataLost, Cause::PteUnusedDrop)]
+        );
+    }
+
     #[test]
     fn steps_round_trip_as_text() {
         for s in [Step::Deliver, Step::Reclaim(3), Step::Alloc(1, 2), Step::Diag10(0, 1), Step::EnableSkey] {
             assert_eq!(Step::parse(&s.text()).unwrap(), s);
         }
+        assert_eq!(Step::parse("reclaim_batch").unwrap(), Step::DirectReclaim);
         assert!(Step::parse("jump").is_err());
     }
 }

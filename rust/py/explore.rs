@@ -314,6 +314,10 @@ pub struct PyCounterexample {
     /// The steps in kernel and QEMU terms.
     #[pyo3(get)]
     explained: Vec<String>,
+    /// How minimal the steps are: "shortest" (no shorter trace exists), "shortest_for_its_guest_steps"
+    /// (none with the same guest steps), "one_minimal" (no step can be removed) or "unshrunk".
+    #[pyo3(get)]
+    minimal: &'static str,
 }
 
 impl From<&Counterexample> for PyCounterexample {
@@ -322,6 +326,7 @@ impl From<&Counterexample> for PyCounterexample {
             violation: PyViolation::from(&c.violation),
             steps: c.steps.iter().map(|s| s.text()).collect(),
             explained: c.explained.clone(),
+            minimal: c.minimal.name(),
         }
     }
 }
@@ -348,7 +353,7 @@ impl PyExploreResult {
     fn found(&self) -> Vec<PyCounterexample> {
         self.found.clone()
     }
-    /// Distinct states reached in the deepest search pass.
+    /// Distinct states visited over all search passes and walks (the initial state included).
     #[getter]
     fn states(&self) -> u64 {
         self.report.states
