@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python lint fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api soak
+.PHONY: all install build test test-rust test-python test-fuzz lint fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api fuzz-cov soak
 
 all: test
 
@@ -15,8 +15,9 @@ install:
 build:
 	$(CARGO) build --release
 
-## test: the whole suite: lints, Rust tests, Python tests (installs first)
-test: install lint test-rust test-python
+## test: the whole suite: lints, Rust tests, Python tests, a short coverage-guided fuzzing run
+## (installs first)
+test: install lint test-rust test-python test-fuzz
 
 test-rust:
 	$(CARGO) test --quiet --release --no-default-features
@@ -27,6 +28,7 @@ test-python:
 ## lint: formatters and linters in check mode
 lint:
 	$(CARGO) fmt --check
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --quiet --all-targets -- -D warnings
 	$(CARGO) clippy --quiet --all-targets --features python -- -D warnings
 	$(PYTHON) -m ruff check python tests examples
@@ -59,8 +61,32 @@ clean:
 	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache
 
 ## fuzz: the long runs of every fuzzer (short ones run in make test): the snapshot decoder,
-## the trace parsers and the Python API (100,000 calls or more)
-fuzz: fuzz-snapshot fuzz-traces fuzz-api
+## the trace parsers, the Python API (100,000 calls or more) and the coverage-guided targets
+fuzz: fuzz-snapshot fuzz-traces fuzz-api fuzz-cov
+
+## fuzz-cov: the coverage-guided targets (cargo-fuzz + libFuzzer on stable Rust, --sanitizer
+## none: traces, snapshots, explorer step lists) for FUZZ_SECONDS each, from a time seed; the
+## working corpora grow in FUZZ_CORPUS, seeded from fuzz/corpus/. Installs cargo-fuzz if needed.
+## test-fuzz (in make test) is the short run: FUZZ_SHORT seconds a target, fixed seed.
+FUZZ_CORPUS ?= target/fuzz-corpus
+FUZZ_SHORT ?= 10
+FUZZ_TARGETS = trace snapshot steps
+cargo-fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --quiet --locked cargo-fuzz
+fuzz-cov: cargo-fuzz
+	fuzz/seed-corpora.sh $(FUZZ_CORPUS)
+	for t in $(FUZZ_TARGETS); do \
+		$(CARGO) fuzz run --sanitizer none -O $$t $(FUZZ_CORPUS)/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
+test-fuzz: cargo-fuzz
+	fuzz/seed-corpora.sh $(FUZZ_CORPUS)
+	for t in $(FUZZ_TARGETS); do \
+		$(CARGO) fuzz run --sanitizer none -O $$t $(FUZZ_CORPUS)/$$t -- -max_total_time=$(FUZZ_SHORT) \
+			-seed=1 >$(FUZZ_CORPUS)/$$t.log 2>&1 \
+			|| { tail -40 $(FUZZ_CORPUS)/$$t.log; echo "fuzz target $$t failed (fuzz/artifacts/$$t/)"; exit 1; }; \
+		echo "fuzz target $$t: $$(grep '^Done' $(FUZZ_CORPUS)/$$t.log)"; \
+	done
 
 ## fuzz-snapshot: the snapshot decoder under a mutation loop for FUZZ_SECONDS (default 300)
 FUZZ_SECONDS ?= 300

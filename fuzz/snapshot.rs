@@ -10,22 +10,23 @@
 //! (a kernel reclaims and runs kswapd, a postcopy run steps on). A failing input is written to
 //! `target/fuzz-crashes/` to replay.
 //!
-//! Why not cargo-fuzz: it needs a nightly compiler (`-Z sanitizer`), and cargo-afl is not
-//! installed here; this loop is blind (no coverage feedback), which the corpus of real
-//! snapshots and the resealing make up for in part: most mutated payloads still decode up to
-//! the mutated field.
+//! This loop is blind (no coverage feedback) but needs nothing beyond cargo test; the
+//! coverage-guided target `fuzz/fuzz_targets/snapshot.rs` (cargo-fuzz, `make fuzz-cov`) holds
+//! its inputs to the same property (`fuzz/property.rs`).
 //!
 //! `cargo test --release --test fuzz_snapshot` runs a short, fixed loop (seconds, part of
 //! `make test`); `make fuzz` runs `fuzz_long` for `FUZZ_SECONDS` (default 300) with a seed
 //! from the clock; `cargo test --release --test fuzz_snapshot -- --ignored write_corpus`
 //! rewrites the corpus (after a change of the format).
 
+mod property;
+
+use property::{exercise, reseal};
 use reclaim::arch::Arch;
 use reclaim::kernel::Kernel;
 use reclaim::mm::mmap::MapKind;
 use reclaim::profile::Profile;
 use reclaim::sim::rng::Rng;
-use reclaim::sim::snapshot::{HEADER_LEN, checksum};
 use reclaim::study::postcopy::{self, PostcopyConfig};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -156,39 +157,6 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
         }
     }
     b
-}
-
-/// `b` with the header of `like` and a payload length and checksum that agree with it.
-fn reseal(mut b: Vec<u8>, like: &[u8]) -> Vec<u8> {
-    if b.len() < HEADER_LEN {
-        b.resize(HEADER_LEN, 0);
-    }
-    b[..16].copy_from_slice(&like[..16]);
-    let n = (b.len() - HEADER_LEN) as u64;
-    b[16..24].copy_from_slice(&n.to_le_bytes());
-    let c = checksum(&b[HEADER_LEN..]);
-    b[24..28].copy_from_slice(&c.to_le_bytes());
-    b
-}
-
-/// Restore `input` as each kind; whatever restores must pass its invariants and keep running.
-/// Returns whether something restored.
-fn exercise(input: &[u8]) -> bool {
-    let mut restored = false;
-    if let Ok(mut k) = Kernel::from_snapshot_bytes(input) {
-        k.check_invariants().unwrap();
-        k.reclaim(32);
-        k.kswapd_step();
-        k.check_invariants().unwrap();
-        restored = true;
-    }
-    if let Ok((mut w, _)) = postcopy::from_snapshot_bytes(input) {
-        w.check_invariants().unwrap();
-        w.run(w.now + 20_000_000);
-        w.check_invariants().unwrap();
-        restored = true;
-    }
-    restored
 }
 
 /// Run the mutation loop until `until` or `iterations` inputs; panics (after saving the input)

@@ -1,4 +1,5 @@
-//! A mutation fuzzer of the trace readers on stable Rust (cargo-fuzz needs nightly). Inputs
+//! A mutation fuzzer of the trace readers that runs within cargo test (the coverage-guided one
+//! is the cargo-fuzz target `fuzz/fuzz_targets/trace.rs`, `make fuzz-cov`). Inputs
 //! come from the corpus in `fuzz/corpus/trace-{binary,csv,oracle}/` and are mutated (bit flips,
 //! interesting bytes and words, truncations, splices with other inputs, insertions, deletions,
 //! duplicated ranges, random bytes); each is detected and read to its end. A reader must give
@@ -8,10 +9,9 @@
 //! The normal test run makes a short campaign; `RECLAIM_FUZZ_ITERS` (inputs per format) and
 //! `RECLAIM_FUZZ_SEED` make a longer or another one (`make fuzz-traces`).
 
-use super::{Format, Reader, detect};
-use crate::error::Error;
+use super::Format;
+use super::check::read_to_end;
 use crate::sim::rng::Rng;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 fn corpus(format: Format) -> Vec<Vec<u8>> {
@@ -80,35 +80,6 @@ fn mutate(rng: &mut Rng, input: &[u8], pool: &[Vec<u8>]) -> Vec<u8> {
 
 /// Read `data` as `format` to its end: (requests read, whether it was refused), or what is
 /// wrong with the reader.
-fn read_to_end(format: Format, data: &[u8]) -> Result<(usize, bool), String> {
-    let _ = detect(&data[..data.len().min(4096)], Path::new("fuzz"));
-    let lines = data.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-    let placed = |e: Error| -> Result<(), String> {
-        let Error::Format { at, .. } = &e else { return Err(format!("not a format error: {e}")) };
-        let ok = match at.split_once(' ') {
-            Some(("offset", n)) => n.parse::<u64>().is_ok_and(|n| n <= data.len() as u64),
-            Some(("line", n)) => n.parse::<u64>().is_ok_and(|n| (1..=lines).contains(&n)),
-            _ => false,
-        };
-        if ok { Ok(()) } else { Err(format!("the error names no place inside the input: {e}")) }
-    };
-    let mut r = match Reader::new(format, Cursor::new(data)) {
-        Ok(r) => r,
-        Err(e) => return placed(e).map(|_| (0, true)),
-    };
-    let mut n = 0;
-    loop {
-        match r.next_request() {
-            Ok(Some(_)) if n >= data.len() => {
-                return Err("more requests than bytes: the reader does not advance".into());
-            }
-            Ok(Some(_)) => n += 1,
-            Ok(None) => return Ok((n, false)),
-            Err(e) => return placed(e).map(|_| (n, true)),
-        }
-    }
-}
-
 /// Fuzz `format` with `iters` inputs; (inputs read to their end, inputs that were errors).
 fn campaign(format: Format, iters: u64, seed: u64) -> (u64, u64) {
     let pool = corpus(format);

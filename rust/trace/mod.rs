@@ -10,6 +10,7 @@
 //! panic. Writers take the requests as columns ([`Columns`]), as numpy hands them over.
 
 pub mod binary;
+pub mod check;
 pub mod csv;
 pub mod oracle;
 pub mod replay;
