@@ -255,3 +255,69 @@ impl Kernel {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::s390::essa::{ESSA_GET_STATE, ESSA_SET_UNUSED};
+    use crate::mm::mmap::MapKind;
+    use crate::testutil::{kernel, proc_with_pages};
+
+    /// `pages` written pages of a KVM process, all swapped out (STABLE: 4.18 swaps them).
+    fn swapped(pages: u64) -> (Kernel, u32, u64) {
+        let mut k = kernel("4.18");
+        let (pid, a) = proc_with_pages(&mut k, true, pages);
+        k.reclaim(pages);
+        for i in 0..pages {
+            let pte = k.pte_at(pid, a + i * 4096).unwrap();
+            assert!(k.arch().is_swap_pte(pte), "page {i} swapped, PTE {pte:#x}");
+        }
+        (k, pid, a)
+    }
+
+    #[test]
+    fn the_513th_cbrl_entry_intercepts_and_zaps_the_swapped_unused_pages() {
+        let (mut k, pid, a) = swapped(8);
+        for i in 0..8 {
+            let o = k.essa(pid, 0, a + i * 4096, ESSA_SET_UNUSED).unwrap();
+            assert_eq!((o.essa.res, o.intercepted, o.cbrl_len), (1, false, i as usize + 1), "swapped: onto the CBRL");
+        }
+        // never-touched pages: none PTEs are invalid too, so SET_UNUSED lists them
+        let b = k.mmap(pid, 600 * 4096, MapKind::Anon, false, None).unwrap();
+        for j in 0..(CBRL_ENTRIES as u64 - 8) {
+            let o = k.essa(pid, 0, b + j * 4096, ESSA_SET_UNUSED).unwrap();
+            assert!(!o.intercepted, "entry {} fits the CBRL", j + 9);
+        }
+        assert_eq!(k.cbrl[&(pid, 0)].len(), CBRL_ENTRIES);
+        assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 8, "the hardware alone zaps nothing");
+        let o = k.essa(pid, 0, b + 504 * 4096, ESSA_SET_UNUSED).unwrap();
+        assert!(o.intercepted, "a full CBRL makes the 513th ESSA intercept");
+        assert_eq!(o.zapped, 8, "__gmap_zap cleared the eight swap PTEs");
+        assert_eq!(o.cbrl_len, 1, "the retried instruction starts a new CBRL");
+        for i in 0..8 {
+            assert!(k.arch().pte_none(k.pte_at(pid, a + i * 4096).unwrap()), "page {i}: swap PTE zapped to none");
+        }
+        assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 0);
+        assert_eq!(k.swap.inuse(), 0, "the swap slots were freed");
+        assert_eq!(k.vmstat.get(Vm::model_cbrl_zapped), 8);
+        // another vCPU has its own CBRL
+        assert_eq!(k.essa(pid, 1, b + 505 * 4096, ESSA_SET_UNUSED).unwrap().cbrl_len, 1);
+        k.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn migration_mode_intercepts_every_essa_and_marks_cmma_dirty() {
+        let (mut k, pid, a) = swapped(2);
+        k.kvm_migration_mode = true; // QEMU's cmma_save_setup on the source
+        let o = k.essa(pid, 0, a, ESSA_SET_UNUSED).unwrap();
+        assert!(o.intercepted && o.essa.res == 1);
+        assert_eq!((o.zapped, o.cbrl_len), (1, 0), "__do_essa's CBRL is processed at once");
+        assert!(k.arch().pte_none(k.pte_at(pid, a).unwrap()));
+        assert!(k.cmma_dirty.contains(&(pid, a)), "orc != 0: CMMA-dirty for the next GET_CMMA_BITS");
+        let o = k.essa(pid, 0, a + 4096, ESSA_GET_STATE).unwrap();
+        assert!(o.intercepted && o.zapped == 0);
+        assert!(!k.cmma_dirty.contains(&(pid, a + 4096)), "GET_STATE changes nothing to migrate");
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a + 4096).unwrap()));
+        k.check_invariants().unwrap();
+    }
+}

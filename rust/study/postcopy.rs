@@ -551,4 +551,28 @@ mod tests {
         assert_eq!(a.log_hash, b.log_hash);
         assert_eq!(a.metrics, b.metrics);
     }
+
+    #[test]
+    fn eexist_on_placement_fails_the_incoming_migration() {
+        let cfg = small("4.18", 2);
+        let mut w = build(&cfg).unwrap();
+        w.start();
+        while w.dst.phase != crate::qemu::dest::DstPhase::Postcopy {
+            assert!(w.step(), "the run reaches postcopy");
+        }
+        // a page the destination has not received yet, populated behind QEMU's back
+        let gfn = (0..cfg.guest.pages as u32).find(|&g| !w.dst.received.test(g as u64)).unwrap();
+        let hva = w.dst.ram_base + ((gfn as u64) << 12);
+        let u = w.dst.uffd.unwrap();
+        w.hosts[DST].uffdio_copy(u, hva, &[0xdead], 0).unwrap();
+        w.run(cfg.max_time_ns);
+        let r = result(&w, &cfg);
+        assert_eq!(r.outcome, Outcome::Failed, "{:?}", r.metrics);
+        let why = r.failure.unwrap();
+        assert!(why.starts_with("postcopy_place_page: File exists"), "{why}");
+        assert!(why.contains(&format!("{hva:#x}")), "{why}");
+        assert!(r.metrics.total_time_ns < cfg.max_time_ns && w.completed_at.is_none());
+        let c = chain(&w, &r.events, gfn);
+        assert!(c.iter().any(|s| s.what == "QEMU's placement fails with errno 17"), "{c:#?}");
+    }
 }
