@@ -17,7 +17,7 @@ from reclaim.sweeper import summary, summary_plot
 GRID = {
     "profile": ["4.17", "4.18", "6.12"],
     "guest_memory": "32MiB",
-    "dest_memory": ["24MiB", "28MiB"],
+    "host_memory": ["24MiB", "28MiB"],
     "free_policy": ["recent", "random"],
     "seed": [0, 1, 2],
 }

@@ -301,6 +301,8 @@ class PostcopyResult:
     @property
     def profile(self) -> str: ...
     @property
+    def source_profile(self) -> str: ...
+    @property
     def qemu(self) -> str: ...
     @property
     def seed(self) -> int: ...
@@ -324,6 +326,7 @@ class PostcopyRun:
         self,
         *,
         profile: str,
+        source_profile: str,
         qemu: str,
         guest_memory: int,
         vcpus: int,

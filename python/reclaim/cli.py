@@ -51,6 +51,7 @@ def _row(r: PostcopyResult, label: str) -> dict[str, object]:
     return {
         "run": label,
         "profile": r.profile,
+        "source_profile": r.source_profile,
         "qemu": r.qemu,
         "seed": r.seed,
         "outcome": r.outcome,
@@ -135,34 +136,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The postcopy study's parameters that `reclaim study postcopy` and `reclaim export` take as
+#: options (all of `reclaim.studies.postcopy.prepare`'s but the profile and older names).
+STUDY_PARAMS = (
+    "source_profile",
+    "qemu",
+    "guest_memory",
+    "vcpus",
+    "workload",
+    "used_fraction",
+    "write_fraction",
+    "turnover",
+    "free_policy",
+    "cmma",
+    "nodat",
+    "diag10",
+    "op_interval",
+    "source_memory",
+    "source_swap",
+    "host_memory",
+    "swap",
+    "other_load",
+    "load_interval",
+    "bandwidth",
+    "latency",
+    "precopy_iterations",
+    "seed",
+    "max_time",
+    "trace",
+)
+
+
 def _study_params(args: argparse.Namespace) -> dict[str, object]:
-    return {
-        k: v
-        for k, v in vars(args).items()
-        if k
-        in {
-            "qemu",
-            "guest_memory",
-            "vcpus",
-            "workload",
-            "used_fraction",
-            "write_fraction",
-            "turnover",
-            "free_policy",
-            "cmma",
-            "diag10",
-            "dest_memory",
-            "dest_swap",
-            "other_load",
-            "source_memory",
-            "bandwidth",
-            "precopy_iterations",
-            "seed",
-            "max_time",
-            "trace",
-        }
-        and v is not None
-    }
+    return {k: v for k, v in vars(args).items() if k in STUDY_PARAMS and v is not None}
 
 
 def cmd_study_postcopy(args: argparse.Namespace) -> int:
@@ -170,7 +176,8 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
     p.close()
-    row = _row(r, f"{args.profile} seed {r.seed}")
+    hosts = args.profile if r.source_profile == r.profile else f"{r.source_profile} -> {r.profile}"
+    row = _row(r, f"{hosts} seed {r.seed}")
     if args.plot:
         from reclaim.plot import timeline
 
@@ -484,9 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _on_off(s: str) -> bool:
+    if s.lower() in ("1", "on", "true", "yes"):
+        return True
+    if s.lower() in ("0", "off", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {s!r}")
+
+
 def _study_args(pc: argparse.ArgumentParser) -> None:
-    """The parameters of the postcopy study (see reclaim.studies.postcopy)."""
-    pc.add_argument("--profile", default="4.18", help="kernel profile: 4.13, 4.17, 4.18, 6.12")
+    """The parameters of the postcopy study (see reclaim.studies.postcopy): sizes like 256MiB,
+    durations like 100us, 5ms (reclaim.units)."""
+    pc.add_argument(
+        "--profile", default="4.18", help="the destination's kernel profile: 4.17, 4.18, 6.12"
+    )
+    pc.add_argument("--source-profile", help="the source's kernel profile (default: --profile)")
     pc.add_argument("--qemu", help="QEMU logic: 3.0 (default) or 5.2")
     pc.add_argument("--guest-memory", help="guest RAM, e.g. 256MiB (default)")
     pc.add_argument("--vcpus", type=int)
@@ -495,17 +514,20 @@ def _study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--write-fraction", type=float)
     pc.add_argument("--turnover", type=float)
     pc.add_argument("--free-policy", help="recent[:lifetime] (default) or random")
+    pc.add_argument("--cmma", type=_on_off, help="on/off: the guest's ESSA hints (default on)")
     pc.add_argument(
-        "--cmma",
-        type=lambda s: s.lower() in ("1", "on", "true", "yes"),
-        help="on/off: the guest's ESSA hints",
+        "--nodat", type=_on_off, help="on/off: allocate with ESSA SET_STABLE_NODAT (default off)"
     )
     pc.add_argument("--diag10", type=float, help="fraction of frees released with DIAG 0x10")
-    pc.add_argument("--source-memory")
-    pc.add_argument("--dest-memory")
-    pc.add_argument("--dest-swap")
-    pc.add_argument("--other-load")
+    pc.add_argument("--op-interval", help="between two operations of a vCPU (default 5us)")
+    pc.add_argument("--source-memory", help="default: the guest + 25%% + 64MiB")
+    pc.add_argument("--source-swap", help="default 64MiB")
+    pc.add_argument("--host-memory", help="the destination's memory (default: 7/8 of the guest)")
+    pc.add_argument("--swap", help="the destination's swap (default: half the guest, >= 512MiB)")
+    pc.add_argument("--other-load", help="memory the destination's other process touches")
+    pc.add_argument("--load-interval", help="between two accesses of the other load (20us)")
     pc.add_argument("--bandwidth", help="e.g. 1Gbit, 10Gbit/s, 125MB/s")
+    pc.add_argument("--latency", help="of the link (default 100us)")
     pc.add_argument("--precopy-iterations", type=int)
     pc.add_argument("--seed", type=int)
     pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")

@@ -10,7 +10,7 @@ their Cartesian product (the first parameter varies slowest) and returns one row
         "postcopy",
         {
             "profile": ["4.17", "4.18"],
-            "dest_memory": ["12MiB", "14MiB"],
+            "host_memory": ["12MiB", "14MiB"],
             "seed": list(range(20)),
             "guest_memory": "16MiB",  # a scalar is a constant of every run
             "source_memory": "24MiB",
@@ -18,7 +18,7 @@ their Cartesian product (the first parameter varies slowest) and returns one row
         out="postcopy.parquet",
     )
     print(summary(df))
-    summary_plot(df, "hang-rate.png", by=("profile",), x="dest_memory")
+    summary_plot(df, "hang-rate.png", by=("profile",), x="host_memory")
 
 The columns are the parameters, ``outcome``, ``failure``, one column per metric, ``log_hash``,
 ``error`` (None, or the error of a run that raised: it does not stop the sweep) and
@@ -50,7 +50,7 @@ to the file's directory), ``executor`` and ``workers``::
     [grid]
     profile = ["4.17", "4.18", "6.12"]
     seed = [0, 1, 2, 3, 4, 5, 6, 7]
-    dest_memory = ["12MiB", "14MiB", "16MiB"]
+    host_memory = ["12MiB", "14MiB", "16MiB"]
     guest_memory = "16MiB"
     source_memory = "24MiB"
     other_load = "2MiB"
@@ -680,16 +680,19 @@ def summary_plot(
     df: pd.DataFrame,
     path: str | os.PathLike[str],
     by: Sequence[str] = ("profile",),
-    x: str = "dest_memory",
+    x: str | None = None,
     outcome: str = "hung",
 ) -> Path:
-    """Plot the fraction of runs with `outcome` (default: hung) against the parameter `x`, one
+    """Plot the fraction of runs with `outcome` (default: hung) against the parameter `x`
+    (default: the destination's memory, host_memory or its older name dest_memory), one
     line per combination of the `by` parameters, to a PNG at `path`; returns the path. Runs
     that raised an error are left out; x values are in table order (numbers on a numeric
     axis)."""
     from matplotlib.figure import Figure
 
     params = _params(df)
+    if x is None:  # the destination's memory, by its name or its older one
+        x = "dest_memory" if "dest_memory" in params else "host_memory"
     missing = [c for c in (*by, x) if c not in params]
     if missing:
         raise ArgumentError(f"cannot plot by {missing}: the parameters are {params}")
@@ -779,12 +782,14 @@ def load_grid(path: str | os.PathLike[str]) -> GridFile:
 
 
 def _plot_axes(grid: Mapping[str, object]) -> tuple[tuple[str, ...], str]:
-    """(by, x) of the CLI's plot: x is dest_memory if the grid varies it, else its first axis
-    other than profile and seed; one line per profile."""
+    """(by, x) of the CLI's plot: x is the destination's memory (host_memory, or its older name
+    dest_memory) if the grid varies it, else its first axis other than profile and seed; one line
+    per profile."""
     axes = [a for a in _axes(grid) if a != "seed"]
     others = [a for a in axes if a != "profile"]
-    if "dest_memory" in others:
-        x = "dest_memory"
+    memory = [a for a in others if a in ("host_memory", "dest_memory")]
+    if memory:
+        x = memory[0]
     elif others:
         x = others[0]
     elif axes:

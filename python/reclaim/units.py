@@ -53,3 +53,30 @@ def rate(v: int | str, what: str = "bandwidth") -> int:
     if r <= 0:
         raise ArgumentError(f"{what} {v!r} is not positive", 22, "EINVAL")
     return r
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def duration(v: int | str, what: str = "duration") -> int:
+    """Nanoseconds from an int (nanoseconds) or a string with a unit: "20000ns", "100us",
+    "5ms", "1.5s". Never negative (whether 0 makes sense is the caller's to say)."""
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise TypeError(
+            f"{what} must be an int (nanoseconds) or a string like '100us', not {type(v).__name__}"
+        )
+    if isinstance(v, int):
+        ns = v
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)\s*", v)
+        if not m:
+            raise ArgumentError(
+                f"cannot parse {what} {v!r}: expected a number and a unit of ns, us, ms or s, "
+                "e.g. '100us'",
+                22,
+                "EINVAL",
+            )
+        ns = round(float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+    if ns < 0:
+        raise ArgumentError(f"{what} must not be negative, got {v!r}", 22, "EINVAL")
+    return ns

@@ -24,6 +24,18 @@ use crate::vmscan::vmstat::Vm;
 /// when it is full.
 pub const CBRL_ENTRIES: usize = 512;
 
+/// The program-interruption code of a specification exception (KVM's `PGM_SPECIFICATION`).
+pub const PGM_SPECIFICATION: u16 = 0x06;
+
+/// What a DIAG 0x10 did, as the guest sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagRelease {
+    /// The pages were released; `zapped` host PTEs were not none before.
+    Released { zapped: u32 },
+    /// KVM injected this program interruption (PGM_SPECIFICATION) and released nothing.
+    ProgramInterrupt(u16),
+}
+
 /// What one ESSA did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EssaOutcome {
@@ -126,8 +138,78 @@ impl Kernel {
         zapped
     }
 
-    /// DIAG 0x10 (`diag_release_pages` → `gmap_discard`): the guest releases
-    /// `[start, end)`; KVM zaps the host range like MADV_DONTNEED, without telling userfaultfd.
+    /// DIAG 0x10 as KVM handles it (`diag_release_pages`, arch/s390/kvm/diag.c; the same in
+    /// every modelled profile, 4.17 through 6.12): vCPU `tid` releases the guest real pages from
+    /// `start` (register r1) through `last` (register r2: the address of the last page, so
+    /// `end = last + PAGE_SIZE`).
+    ///
+    /// KVM injects PGM_SPECIFICATION, and releases nothing, when `start` or `end` is not
+    /// page-aligned, `start >= end`, or `start < 2 * PAGE_SIZE` (the lowcore): the guest sees the
+    /// program interruption, returned as [`DiagRelease::ProgramInterrupt`]. Otherwise the real
+    /// range becomes absolute pieces around the vCPU's `prefix` (real `[prefix, prefix + 8K)` is
+    /// absolute `[0, 8K)` and the other way round): the fast path when the range misses the
+    /// prefix pages, else the part below the prefix, absolute page 0 if `start <= prefix`,
+    /// absolute page 1 if `end > prefix + PAGE_SIZE`, and the part above `prefix + 8K`. Each
+    /// piece goes to `gmap_discard`, which skips what is not guest memory.
+    ///
+    /// Simplification: the gmap is linear, guest absolute address `a` is QEMU's `ram_base + a`,
+    /// and guest memory is the VMA at `ram_base`.
+    pub fn diag_release_pages(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        ram_base: u64,
+        prefix: u64,
+        start: u64,
+        last: u64,
+    ) -> Result<DiagRelease> {
+        self.kvm_mm(pid, "DIAG 0x10")?;
+        let Some(ram) = self.vma_lookup(pid, ram_base) else {
+            return Err(Error::errno(Errno::EFAULT, "DIAG 0x10", format!("no guest memory mapped at {ram_base:#x}")));
+        };
+        const PAGE: u64 = 4096;
+        if prefix & (PAGE - 1) != 0 {
+            return Err(Error::invalid(format!("prefix {prefix:#x} is not page-aligned (SET PREFIX aligns it to 8K)")));
+        }
+        let end = last.wrapping_add(PAGE);
+        if start & (PAGE - 1) != 0 || end & (PAGE - 1) != 0 || start >= end || start < 2 * PAGE {
+            return Ok(DiagRelease::ProgramInterrupt(PGM_SPECIFICATION));
+        }
+        let pieces: Vec<(u64, u64)> = if end <= prefix || start >= prefix + 2 * PAGE {
+            vec![(start, end)]
+        } else {
+            let mut v = vec![(start, prefix)];
+            if start <= prefix {
+                v.push((0, PAGE));
+            }
+            if end > prefix + PAGE {
+                v.push((PAGE, 2 * PAGE));
+            }
+            v.push((prefix + 2 * PAGE, end));
+            v
+        };
+        let ram_len = self.vma(ram).end - ram_base;
+        let mut zapped = 0;
+        for (from, to) in pieces {
+            // gmap_discard: nothing for an empty piece or for what lies beyond guest memory
+            let (from, to) = (from.min(ram_len), to.min(ram_len));
+            if from >= to {
+                continue;
+            }
+            let (s, e) = (ram_base + from, ram_base + to);
+            let n = self.gmap_discard(pid, s, e);
+            self.log(Ev::Diag10, pid, tid, s, s, e, n as u64);
+            zapped += n;
+        }
+        self.settle();
+        Ok(DiagRelease::Released { zapped })
+    }
+
+    /// DIAG 0x10's host half on a host range: `gmap_discard` of `[start, end)` (the guest's
+    /// range after `diag_release_pages` checked and split it, see there), which zaps the
+    /// host range like MADV_DONTNEED, without telling userfaultfd. A range that is not
+    /// page-aligned and increasing is an argument error here (it never reaches
+    /// `gmap_discard` in the kernel).
     pub fn diag10(&mut self, pid: u32, start: u64, end: u64) -> Result<u32> {
         self.kvm_mm(pid, "DIAG 0x10")?;
         if start & 0xfff != 0 || end & 0xfff != 0 || start >= end {
@@ -135,6 +217,16 @@ impl Kernel {
                 "DIAG 0x10 range {start:#x}..{end:#x} is not page-aligned and increasing (the guest gets PGM_SPECIFICATION)"
             )));
         }
+        let n = self.gmap_discard(pid, start, end);
+        self.log(Ev::Diag10, pid, 0, start, start, end, n as u64);
+        self.settle();
+        Ok(n)
+    }
+
+    /// `gmap_discard` (v6.16+: `gmap_helper_discard`): zap the host PTEs of `[start, end)` in
+    /// every VMA there (`zap_page_range`), counted in `model_diag10_zapped`. Returns how many
+    /// PTEs were not none.
+    fn gmap_discard(&mut self, pid: u32, start: u64, end: u64) -> u32 {
         let arch = self.arch();
         let mut n = 0;
         for id in self.vmas_in(pid, start, end) {
@@ -150,9 +242,7 @@ impl Kernel {
             self.zap_page_range(id, s, e, false);
         }
         self.vmstat.add(Vm::model_diag10_zapped, n as u64);
-        self.log(Ev::Diag10, pid, 0, start, start, end, n as u64);
-        self.settle();
-        Ok(n)
+        n
     }
 
     /// KVM's dirty log for the RAM of `pid` at `base` (`kvm_arch_sync_dirty_log` →
@@ -253,5 +343,125 @@ impl Kernel {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::s390::essa::{ESSA_GET_STATE, ESSA_SET_UNUSED};
+    use crate::fault::Access;
+    use crate::mm::mmap::MapKind;
+    use crate::testutil::{kernel, proc_with_pages};
+
+    /// `pages` written pages of a KVM process, all swapped out (STABLE: 4.18 swaps them).
+    fn swapped(pages: u64) -> (Kernel, u32, u64) {
+        let mut k = kernel("4.18");
+        let (pid, a) = proc_with_pages(&mut k, true, pages);
+        k.reclaim(pages);
+        for i in 0..pages {
+            let pte = k.pte_at(pid, a + i * 4096).unwrap();
+            assert!(k.arch().is_swap_pte(pte), "page {i} swapped, PTE {pte:#x}");
+        }
+        (k, pid, a)
+    }
+
+    #[test]
+    fn the_513th_cbrl_entry_intercepts_and_zaps_the_swapped_unused_pages() {
+        let (mut k, pid, a) = swapped(8);
+        for i in 0..8 {
+            let o = k.essa(pid, 0, a + i * 4096, ESSA_SET_UNUSED).unwrap();
+            assert_eq!((o.essa.res, o.intercepted, o.cbrl_len), (1, false, i as usize + 1), "swapped: onto the CBRL");
+        }
+        // never-touched pages: none PTEs are invalid too, so SET_UNUSED lists them
+        let b = k.mmap(pid, 600 * 4096, MapKind::Anon, false, None).unwrap();
+        for j in 0..(CBRL_ENTRIES as u64 - 8) {
+            let o = k.essa(pid, 0, b + j * 4096, ESSA_SET_UNUSED).unwrap();
+            assert!(!o.intercepted, "entry {} fits the CBRL", j + 9);
+        }
+        assert_eq!(k.cbrl[&(pid, 0)].len(), CBRL_ENTRIES);
+        assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 8, "the hardware alone zaps nothing");
+        let o = k.essa(pid, 0, b + 504 * 4096, ESSA_SET_UNUSED).unwrap();
+        assert!(o.intercepted, "a full CBRL makes the 513th ESSA intercept");
+        assert_eq!(o.zapped, 8, "__gmap_zap cleared the eight swap PTEs");
+        assert_eq!(o.cbrl_len, 1, "the retried instruction starts a new CBRL");
+        for i in 0..8 {
+            assert!(k.arch().pte_none(k.pte_at(pid, a + i * 4096).unwrap()), "page {i}: swap PTE zapped to none");
+        }
+        assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 0);
+        assert_eq!(k.swap.inuse(), 0, "the swap slots were freed");
+        assert_eq!(k.vmstat.get(Vm::model_cbrl_zapped), 8);
+        // another vCPU has its own CBRL
+        assert_eq!(k.essa(pid, 1, b + 505 * 4096, ESSA_SET_UNUSED).unwrap().cbrl_len, 1);
+        k.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn migration_mode_intercepts_every_essa_and_marks_cmma_dirty() {
+        let (mut k, pid, a) = swapped(2);
+        k.kvm_migration_mode = true; // QEMU's cmma_save_setup on the source
+        let o = k.essa(pid, 0, a, ESSA_SET_UNUSED).unwrap();
+        assert!(o.intercepted && o.essa.res == 1);
+        assert_eq!((o.zapped, o.cbrl_len), (1, 0), "__do_essa's CBRL is processed at once");
+        assert!(k.arch().pte_none(k.pte_at(pid, a).unwrap()));
+        assert!(k.cmma_dirty.contains(&(pid, a)), "orc != 0: CMMA-dirty for the next GET_CMMA_BITS");
+        let o = k.essa(pid, 0, a + 4096, ESSA_GET_STATE).unwrap();
+        assert!(o.intercepted && o.zapped == 0);
+        assert!(!k.cmma_dirty.contains(&(pid, a + 4096)), "GET_STATE changes nothing to migrate");
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a + 4096).unwrap()));
+        k.check_invariants().unwrap();
+    }
+
+    fn present(k: &Kernel, pid: u32, a: u64) -> bool {
+        k.pte_at(pid, a).is_some_and(|p| k.arch().pte_present(p))
+    }
+
+    #[test]
+    fn diag10_refuses_what_diag_release_pages_refuses() {
+        let mut k = kernel("4.18");
+        let (pid, ram) = proc_with_pages(&mut k, true, 16);
+        let spec = Ok(DiagRelease::ProgramInterrupt(PGM_SPECIFICATION));
+        for (start, last, why) in [
+            (0x2001, 0x3000, "start not page-aligned"),
+            (0x2000, 0x3010, "end not page-aligned"),
+            (0x5000, 0x3000, "start >= end"),
+            (0x0000, 0x3000, "start in the lowcore (< 2 pages)"),
+            (0x1000, 0x1000, "start in the lowcore (< 2 pages)"),
+            (0x2000, u64::MAX - 0xfff, "end wraps to 0"),
+        ] {
+            assert_eq!(k.diag_release_pages(pid, 0, ram, 0, start, last), spec, "{why}");
+        }
+        assert!((0..16).all(|i| present(&k, pid, ram + i * 4096)), "nothing released");
+        assert_eq!(k.vmstat.get(Vm::model_diag10_zapped), 0);
+        // r2 names the last page: 2..=4 is three pages
+        assert_eq!(k.diag_release_pages(pid, 0, ram, 0, 0x2000, 0x4000), Ok(DiagRelease::Released { zapped: 3 }));
+        let gone: Vec<u64> = (0..16).filter(|&i| !present(&k, pid, ram + i * 4096)).collect();
+        assert_eq!(gone, [2, 3, 4]);
+        // past the end of guest memory: gmap_discard skips it
+        assert_eq!(k.diag_release_pages(pid, 0, ram, 0, 0xe000, 0x20_0000), Ok(DiagRelease::Released { zapped: 2 }));
+        k.check_invariants().unwrap();
+        assert!(k.diag_release_pages(1234, 0, ram, 0, 0x2000, 0x2000).is_err(), "no such process");
+    }
+
+    #[test]
+    fn diag10_swaps_the_prefix_pages_with_absolute_0_and_1() {
+        let mut k = kernel("6.12");
+        let (pid, ram) = proc_with_pages(&mut k, true, 16);
+        // prefix at page 8: real pages 8, 9 are absolute 0, 1 (and real 0, 1 absolute 8, 9)
+        let r = k.diag_release_pages(pid, 1, ram, 0x8000, 0x6000, 0xa000).unwrap();
+        assert_eq!(r, DiagRelease::Released { zapped: 5 });
+        let gone: Vec<u64> = (0..16).filter(|&i| !present(&k, pid, ram + i * 4096)).collect();
+        assert_eq!(gone, [0, 1, 6, 7, 10], "absolute 8 and 9 are real 0 and 1, outside the range");
+        // a range ending inside the prefix area: only absolute page 0 of the two
+        let (pid, ram) = proc_with_pages(&mut k, true, 16);
+        assert_eq!(
+            k.diag_release_pages(pid, 0, ram, 0x8000, 0x7000, 0x8000).unwrap(),
+            DiagRelease::Released { zapped: 2 }
+        );
+        let gone: Vec<u64> = (0..16).filter(|&i| !present(&k, pid, ram + i * 4096)).collect();
+        assert_eq!(gone, [0, 7]);
+        assert!(k.diag_release_pages(pid, 0, ram, 0x8800, 0x2000, 0x2000).is_err(), "a prefix not page-aligned");
+        k.check_invariants().unwrap();
+        assert!(matches!(k.access(pid, 0, ram, false, 0).unwrap(), Access::Done { value: 0 }), "released: zero-fill");
     }
 }

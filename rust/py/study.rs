@@ -20,6 +20,7 @@ use std::sync::Mutex;
 pub struct PyStudyResult {
     r: StudyResult,
     profile: String,
+    source_profile: String,
     qemu: String,
     seed: u64,
 }
@@ -45,9 +46,15 @@ impl PyStudyResult {
     fn failure(&self) -> Option<String> {
         self.r.failure.clone()
     }
+    /// The destination host's kernel profile.
     #[getter]
     fn profile(&self) -> String {
         self.profile.clone()
+    }
+    /// The source host's kernel profile.
+    #[getter]
+    fn source_profile(&self) -> String {
+        self.source_profile.clone()
     }
     #[getter]
     fn qemu(&self) -> String {
@@ -136,13 +143,14 @@ impl PyPostcopyRun {
     /// Build the hosts, boot the guest on the source and start the migration. Sizes in bytes;
     /// see `reclaim.studies.postcopy` for the meaning of each parameter.
     #[new]
-    #[pyo3(signature = (*, profile, qemu, guest_memory, vcpus, workload, used_fraction, write_fraction, turnover,
+    #[pyo3(signature = (*, profile, source_profile, qemu, guest_memory, vcpus, workload, used_fraction, write_fraction, turnover,
         free_policy, cmma, nodat, diag10, op_interval_ns, source_memory, source_swap, dest_memory, dest_swap,
         other_load, load_interval_ns, bandwidth, latency_ns, precopy_iterations, seed, max_time_ns, trace))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         profile: &str,
+        source_profile: &str,
         qemu: &str,
         guest_memory: u64,
         vcpus: u32,
@@ -170,6 +178,7 @@ impl PyPostcopyRun {
     ) -> PyResult<Self> {
         let cfg = call(|| {
             let p = Profile::get(profile, Arch::S390x)?;
+            let sp = Profile::get(source_profile, Arch::S390x)?;
             let pages = crate::units::check_pages("guest_memory", guest_memory)?;
             let trace = match trace {
                 "auto" => Trace::Auto,
@@ -187,6 +196,7 @@ impl PyPostcopyRun {
             }
             Ok(PostcopyConfig {
                 profile: p,
+                source_profile: sp,
                 qemu: QemuVersion::parse(qemu)?,
                 guest: GuestConfig {
                     pages,
@@ -331,6 +341,7 @@ impl PyPostcopyRun {
         Ok(PyStudyResult {
             r,
             profile: self.cfg.profile.name.to_string(),
+            source_profile: self.cfg.source_profile.name.to_string(),
             qemu: self.cfg.qemu.name().to_string(),
             seed: self.cfg.seed,
         })

@@ -422,7 +422,11 @@ impl World {
                     let _ = k.essa(pid, i, hva(gfn), crate::arch::s390::essa::ESSA_SET_UNUSED);
                 }
                 if diag10 {
-                    let _ = k.diag10(pid, hva(gfn), hva(gfn) + 4096);
+                    // the cmm driver's diag10_range(pfn, 1): start and last are the page itself.
+                    // Simplification: every vCPU's prefix is 0, so the lowcore is guest pages 0
+                    // and 1, which KVM refuses to release (PGM_SPECIFICATION; the guest goes on)
+                    let a = (gfn as u64) << 12;
+                    let _ = k.diag_release_pages(pid, i, base, 0, a, a);
                 }
                 Ok(Access::Done { value: 0 })
             }

@@ -47,7 +47,15 @@ pub enum Trace {
 /// Everything a postcopy study is made of.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PostcopyConfig {
+    /// The destination host's kernel profile: the one whose reclaim runs under userfaultfd
+    /// during postcopy, so the one that decides whether the seed bug bites.
     pub profile: Profile,
+    /// The source host's kernel profile (`PostcopyConfig::new` makes it the destination's):
+    /// two hosts of a real migration often run different kernels. Not serialized on its own: a
+    /// snapshot stores the source host's kernel with its profile, which restoring copies back
+    /// here (so snapshots of format version 1 keep their layout).
+    #[serde(skip, default = "placeholder_profile")]
+    pub source_profile: Profile,
     pub qemu: QemuVersion,
     pub guest: GuestConfig,
     pub source_memory: u64,
@@ -63,6 +71,12 @@ pub struct PostcopyConfig {
     /// Give up after this much simulated time.
     pub max_time_ns: u64,
     pub trace: Trace,
+}
+
+/// What `source_profile` holds while a snapshot is decoded, before the source host's own
+/// profile replaces it.
+fn placeholder_profile() -> Profile {
+    Profile::get("6.12", crate::arch::Arch::S390x).expect("6.12 is a built-in profile")
 }
 
 impl PostcopyConfig {
@@ -82,6 +96,7 @@ impl PostcopyConfig {
     /// destination with 224 MiB of memory, 32 MiB of it used by other load.
     pub fn new(profile: Profile) -> PostcopyConfig {
         PostcopyConfig {
+            source_profile: profile.clone(),
             profile,
             qemu: QemuVersion::V3_0,
             guest: GuestConfig::default(),
@@ -204,8 +219,8 @@ pub struct StudyResult {
 
 /// Build the two hosts, boot the guest on the source, and assemble the run.
 pub fn build(cfg: &PostcopyConfig) -> Result<World> {
-    if cfg.profile.arch != crate::arch::Arch::S390x {
-        return Err(Error::invalid("the postcopy study needs the s390x arch (a KVM guest with CMMA)"));
+    if cfg.profile.arch != crate::arch::Arch::S390x || cfg.source_profile.arch != crate::arch::Arch::S390x {
+        return Err(Error::invalid("the postcopy study needs the s390x arch on both hosts (a KVM guest with CMMA)"));
     }
     cfg.guest.validate()?;
     let guest_bytes = cfg.guest.pages << 12;
@@ -217,7 +232,7 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
         )));
     }
     let mut rng = Rng::new(cfg.seed);
-    let mut src = Kernel::new(cfg.profile.clone(), cfg.source_memory, cfg.source_swap, rng.next_u64())?;
+    let mut src = Kernel::new(cfg.source_profile.clone(), cfg.source_memory, cfg.source_swap, rng.next_u64())?;
     let mut dst = Kernel::new(cfg.profile.clone(), cfg.dest_memory, cfg.dest_swap, rng.next_u64())?;
     let trace = cfg.trace_kept();
     let spid = src.spawn("qemu-system-s390x", true)?;
@@ -277,14 +292,19 @@ pub fn run(cfg: &PostcopyConfig) -> Result<StudyResult> {
 /// QEMU on each, the guest, the link, the RNGs and the pending actions). See `sim::snapshot`.
 pub fn snapshot_bytes(w: &World, cfg: &PostcopyConfig) -> Result<Vec<u8>> {
     cfg.profile.check_storable()?;
+    cfg.source_profile.check_storable()?;
     snapshot::encode(Kind::PostcopyRun, &(cfg, w))
 }
 
 /// A study in progress from snapshot bytes: refused with `Error::Format` unless they are a
 /// well-formed postcopy-run snapshot whose run passes [`World::check_invariants`].
 pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<(World, PostcopyConfig)> {
-    let (cfg, w): (PostcopyConfig, World) = snapshot::decode(Kind::PostcopyRun, bytes)?;
+    let (mut cfg, w): (PostcopyConfig, World) = snapshot::decode(Kind::PostcopyRun, bytes)?;
     w.check_invariants().map_err(snapshot::inconsistent)?;
+    let Some(source) = w.hosts.get(SRC) else {
+        return Err(snapshot::inconsistent("the run has no source host".into()));
+    };
+    cfg.source_profile = source.profile.clone();
     if cfg.guest != w.guest.cfg {
         return Err(snapshot::inconsistent("the study's guest configuration is not its guest's".into()));
     }
@@ -550,5 +570,56 @@ mod tests {
         let b = run(&small("4.18", 7)).unwrap();
         assert_eq!(a.log_hash, b.log_hash);
         assert_eq!(a.metrics, b.metrics);
+    }
+
+    #[test]
+    fn the_destination_profile_decides_with_hosts_of_different_kernels() {
+        // the bug is in the destination's reclaim: a fixed source does not save a 4.17 destination
+        let mut c = small("4.17", 1);
+        c.source_profile = Profile::get("4.18", Arch::S390x).unwrap();
+        let w = build(&c).unwrap();
+        assert_eq!((w.hosts[SRC].profile.name, w.hosts[DST].profile.name), ("4.18", "4.17"));
+        let r = run(&c).unwrap();
+        assert_eq!(r.outcome, Outcome::Hung, "{:?}", r.metrics);
+        assert!(r.hang.unwrap().chain.iter().any(|s| s.host == "destination" && s.what.contains("pte_unused")));
+        // and a 4.17 source migrating to a fixed destination completes
+        let mut c = small("4.18", 1);
+        c.source_profile = Profile::get("4.17", Arch::S390x).unwrap();
+        let r = run(&c).unwrap();
+        assert_eq!(r.outcome, Outcome::Completed, "{:?} {:?}", r.metrics, r.failure);
+        assert_eq!(r.metrics.userfaults_on_received, 0);
+        // a snapshot keeps both hosts' profiles
+        let mut w = build(&c).unwrap();
+        w.start();
+        w.run(20_000_000);
+        let (_, rc) = from_snapshot_bytes(&snapshot_bytes(&w, &c).unwrap()).unwrap();
+        assert_eq!(rc, c);
+        let mut x86 = small("4.18", 1);
+        x86.source_profile = Profile::get("4.18", Arch::X86_64).unwrap();
+        assert!(build(&x86).unwrap_err().to_string().contains("s390x arch on both hosts"));
+    }
+
+    #[test]
+    fn eexist_on_placement_fails_the_incoming_migration() {
+        let cfg = small("4.18", 2);
+        let mut w = build(&cfg).unwrap();
+        w.start();
+        while w.dst.phase != crate::qemu::dest::DstPhase::Postcopy {
+            assert!(w.step(), "the run reaches postcopy");
+        }
+        // a page the destination has not received yet, populated behind QEMU's back
+        let gfn = (0..cfg.guest.pages as u32).find(|&g| !w.dst.received.test(g as u64)).unwrap();
+        let hva = w.dst.ram_base + ((gfn as u64) << 12);
+        let u = w.dst.uffd.unwrap();
+        w.hosts[DST].uffdio_copy(u, hva, &[0xdead], 0).unwrap();
+        w.run(cfg.max_time_ns);
+        let r = result(&w, &cfg);
+        assert_eq!(r.outcome, Outcome::Failed, "{:?}", r.metrics);
+        let why = r.failure.unwrap();
+        assert!(why.starts_with("postcopy_place_page: File exists"), "{why}");
+        assert!(why.contains(&format!("{hva:#x}")), "{why}");
+        assert!(r.metrics.total_time_ns < cfg.max_time_ns && w.completed_at.is_none());
+        let c = chain(&w, &r.events, gfn);
+        assert!(c.iter().any(|s| s.what == "QEMU's placement fails with errno 17"), "{c:#?}");
     }
 }
