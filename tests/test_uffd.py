@@ -252,3 +252,26 @@ def test_kvm_process_never_gets_the_zero_page_from_a_fault() -> None:
     a = q.mmap(PAGE)
     q.read(a)
     assert q.pte(a).pfn() != 0, "mm_forbids_zeropage(mm_has_pgste)"
+
+
+def test_minor_on_swapped_shmem_page_faults_before_swapping_in() -> None:
+    """shmem_get_folio_gfp (v6.12): `if (folio && vma && userfaultfd_minor(vma))` sees the swap
+    value from filemap_get_entry and raises MINOR before shmem_swapin_folio; UFFDIO_CONTINUE's
+    shmem_get_folio then reads the page back in."""
+    k = reclaim.Kernel(profile="6.12", arch="x86_64", memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("p")
+    a = p.mmap(PAGE, kind="shmem", shared=True)
+    p.write(a, 9)
+    u = p.userfaultfd(["MINOR_SHMEM"])
+    u.register(a, PAGE, missing=False, minor=True)
+    k.reclaim(64)
+    assert k.vmstat()["pswpout"] == 1 and p.page_state(a) == "none"
+    r = p.read(a)
+    assert r.blocked and r.event is not None and r.event.minor
+    assert k.vmstat()["pswpin"] == 0, "the MINOR fault leaves the page in swap"
+    u.continue_(a)
+    assert k.vmstat()["pswpin"] == 1 and k.vmstat()["pgmajfault"] == 0
+    last = p.last_access()
+    assert last is not None and last.value == 9
+    assert p.page_state(a) == "present"
+    k.check()
