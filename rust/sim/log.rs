@@ -70,6 +70,8 @@ pub enum Ev {
     VcpuBlocked,
     /// A zero-page mapping removed when storage keys are enabled (zapped, or unshared v6.11+).
     ZeroPageZap,
+    // --- mm (later additions: appended so that the numbering of older kinds stays) ---
+    Mprotect,
 }
 
 impl Ev {
@@ -120,6 +122,7 @@ impl Ev {
             Ev::MigrationPhase => "qemu:migration_phase",
             Ev::VcpuBlocked => "kvm:vcpu_blocked",
             Ev::ZeroPageZap => "kvm:zap_zero_page",
+            Ev::Mprotect => "mm:mprotect",
         }
     }
 
@@ -160,10 +163,11 @@ impl Ev {
             Ev::MigrationPhase => [Some("phase"), None, None],
             Ev::VcpuBlocked => [Some("gaddr"), None, None],
             Ev::ZeroPageZap => [Some("unshared"), None, None],
+            Ev::Mprotect => [Some("len"), Some("prot"), Some("errno")],
         }
     }
 
-    pub const ALL: [Ev; 44] = [
+    pub const ALL: [Ev; 45] = [
         Ev::Mmap,
         Ev::Munmap,
         Ev::Madvise,
@@ -208,6 +212,7 @@ impl Ev {
         Ev::MigrationPhase,
         Ev::VcpuBlocked,
         Ev::ZeroPageZap,
+        Ev::Mprotect,
     ];
 
     pub fn from_u8(v: u8) -> Option<Ev> {
