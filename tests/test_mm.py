@@ -252,3 +252,49 @@ def test_mprotect_and_mmap_prot_errors_carry_kernel_errnos() -> None:
         p.mprotect(a - 16 * PAGE, PAGE, "r")
     assert e.value.errno_name == "ENOMEM"
     k.check()
+
+
+def test_mremap_moves_pages_and_swap_entries_and_the_rmap_follows() -> None:
+    k = small_kernel("6.12")
+    p = k.spawn("p")
+    p.mmap(PAGE, kind="shmem", shared=True)  # blocks growth in place above `a`
+    a = p.mmap(2 * PAGE)
+    p.write(a, 0x11)
+    p.write(a + PAGE, 0x22)
+    p.madvise(a + PAGE, PAGE, "pageout")
+    assert p.page_state(a + PAGE) == "swapped"
+    b = p.mremap(a, 2 * PAGE, 4 * PAGE)
+    assert b != a
+    assert p.read(a).signal == "SIGSEGV", "the old range is unmapped"
+    assert p.page_state(b) == "present" and p.page_state(b + PAGE) == "swapped"
+    assert p.rss()["MM_ANONPAGES"] == 1 and p.rss()["MM_SWAPENTS"] == 1
+    k.check()
+    p.madvise(b, PAGE, "pageout")
+    assert p.page_state(b) == "swapped", "the rmap finds the moved page at its new address"
+    assert p.read(b).value == 0x11 and p.read(b + PAGE).value == 0x22
+    assert p.read(b + 3 * PAGE).value == 0, "the grown part is new memory"
+    k.check()
+
+
+def test_mremap_grows_in_place_shrinks_and_without_maymove_is_enomem() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    p.mmap(PAGE, kind="shmem", shared=True)
+    a = p.mmap(PAGE)
+    p.write(a, 3)
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mremap(a, PAGE, 2 * PAGE, maymove=False)
+    assert e.value.errno_name == "ENOMEM"
+    b = p.mremap(a, PAGE, 2 * PAGE)
+    assert b == a - 2 * PAGE, "top-down: the highest free gap"
+    assert p.mremap(b, 2 * PAGE, 3 * PAGE, maymove=False) == b, "the old place is free now"
+    assert next((s, e) for s, e, _ in p.vmas()) == (b, b + 3 * PAGE)
+    assert p.mremap(b, 3 * PAGE, PAGE) == b
+    assert p.read(b).value == 3 and p.read(b + PAGE).signal == "SIGSEGV"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mremap(b + PAGE, PAGE, 2 * PAGE)
+    assert e.value.errno_name == "EFAULT"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mremap(b, PAGE, 0)
+    assert e.value.errno_name == "EINVAL"
+    k.check()

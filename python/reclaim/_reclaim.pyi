@@ -125,6 +125,9 @@ class UffdEvent:
     flags: int
     ptid: int
     end: int
+    """REMOVE/UNMAP: end of the range; REMAP: the new address (``address`` is the old one)."""
+    len: int
+    """REMAP: the length moved (the old length)."""
     ufd: int
     uffd: int
     @property
@@ -212,6 +215,10 @@ class Process:
     def munmap(self, addr: int, length: _Size) -> None: ...
     def mprotect(self, addr: int, length: _Size, prot: _Prot) -> None:
         """mprotect: EINVAL for an unaligned address, ENOMEM for an unmapped range."""
+    def mremap(
+        self, old_addr: int, old_length: _Size, new_length: _Size, maymove: bool = True
+    ) -> int:
+        """mremap: grow in place, else move (with ``maymove``); returns the new address."""
     def mlock(self, addr: int, length: _Size) -> None: ...
     def munlock(self, addr: int, length: _Size) -> None: ...
     def madvise(self, addr: int, length: _Size, advice: str) -> None: ...

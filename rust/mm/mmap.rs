@@ -49,7 +49,7 @@ pub fn page_align(len: u64) -> Option<u64> {
 
 impl Kernel {
     /// `get_unmapped_area` (top-down): the highest gap below the mmap base that fits `len`.
-    fn get_unmapped_area(&self, pid: u32, len: u64) -> Result<u64> {
+    pub(crate) fn get_unmapped_area(&self, pid: u32, len: u64) -> Result<u64> {
         let mm = self.mmx(pid);
         let mut top = mm.mmap_base;
         for (_, &id) in mm.vmas.range(..mm.mmap_base).rev() {

@@ -191,6 +191,21 @@ impl PyProcess {
         with(&self.k, |k| k.mprotect(self.pid, addr, len, prot))
     }
 
+    /// `mremap(old_addr, old_length, new_length, MREMAP_MAYMOVE if maymove)`: returns the
+    /// address of the mapping afterwards (moved when it cannot grow in place).
+    #[pyo3(signature = (old_addr, old_length, new_length, maymove = true))]
+    fn mremap(
+        &self,
+        old_addr: u64,
+        old_length: &Bound<'_, PyAny>,
+        new_length: &Bound<'_, PyAny>,
+        maymove: bool,
+    ) -> PyResult<u64> {
+        let old_len = size_arg(old_length, "old_length")?;
+        let new_len = size_arg(new_length, "new_length")?;
+        with(&self.k, |k| k.mremap(self.pid, old_addr, old_len, new_len, maymove))
+    }
+
     /// `munmap(addr, length)`.
     fn munmap(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;

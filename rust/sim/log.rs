@@ -72,6 +72,7 @@ pub enum Ev {
     ZeroPageZap,
     // --- mm (later additions: appended so that the numbering of older kinds stays) ---
     Mprotect,
+    Mremap,
 }
 
 impl Ev {
@@ -123,6 +124,7 @@ impl Ev {
             Ev::VcpuBlocked => "kvm:vcpu_blocked",
             Ev::ZeroPageZap => "kvm:zap_zero_page",
             Ev::Mprotect => "mm:mprotect",
+            Ev::Mremap => "mm:mremap",
         }
     }
 
@@ -164,10 +166,11 @@ impl Ev {
             Ev::VcpuBlocked => [Some("gaddr"), None, None],
             Ev::ZeroPageZap => [Some("unshared"), None, None],
             Ev::Mprotect => [Some("len"), Some("prot"), Some("errno")],
+            Ev::Mremap => [Some("new_addr"), Some("old_len"), Some("new_len")],
         }
     }
 
-    pub const ALL: [Ev; 45] = [
+    pub const ALL: [Ev; 46] = [
         Ev::Mmap,
         Ev::Munmap,
         Ev::Madvise,
@@ -213,6 +216,7 @@ impl Ev {
         Ev::VcpuBlocked,
         Ev::ZeroPageZap,
         Ev::Mprotect,
+        Ev::Mremap,
     ];
 
     pub fn from_u8(v: u8) -> Option<Ev> {
