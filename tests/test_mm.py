@@ -217,14 +217,14 @@ def test_prot_none_makes_every_access_sigsegv_and_keeps_the_page(arch: str) -> N
 
 
 @pytest.mark.parametrize("profile", ["4.18", "6.12"])
-def test_mprotect_back_to_writable_upgrades_exclusive_anon_ptes_from_62(profile: str) -> None:
+def test_mprotect_back_to_writable_upgrades_exclusive_anon_ptes_from_60(profile: str) -> None:
     k = small_kernel(profile)
     p = k.spawn("p")
     a = p.mmap(PAGE)
     p.write(a, 1)
     p.mprotect(a, PAGE, "r")
     p.mprotect(a, PAGE, "rw")
-    assert p.pte(a).write() == (profile == "6.12"), "MM_CP_TRY_CHANGE_WRITABLE is v6.2+"
+    assert p.pte(a).write() == (profile == "6.12"), "MM_CP_TRY_CHANGE_WRITABLE is v6.0+"
     assert p.write(a, 2).completed
     k.check()
 

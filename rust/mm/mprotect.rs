@@ -91,7 +91,7 @@ impl Kernel {
             v.page_prot = prot;
         }
         // vma_wants_manual_pte_write_upgrade: private writable VMAs (shmem has no writenotify)
-        let try_writable = newflags & VM_WRITE != 0 && self.profile.release >= (6, 2);
+        let try_writable = newflags & VM_WRITE != 0 && self.profile.release >= (6, 0);
         self.change_protection(id, start, end, try_writable);
         self.vma_merge_around(id);
     }
@@ -102,7 +102,7 @@ impl Kernel {
     /// uffd-wp PTE write-protected. Swap PTEs are left alone (the protection is applied when
     /// `do_swap_page` maps the page).
     ///
-    /// Profiles: with MM_CP_TRY_CHANGE_WRITABLE (v6.2+, 64fe24a3e05e), a PTE of a writable VMA
+    /// Profiles: with MM_CP_TRY_CHANGE_WRITABLE (v6.0+, 64fe24a3e05e), a PTE of a writable VMA
     /// that is still read-only is made writable when `can_change_pte_writable` says so (an
     /// exclusive anon page in a private VMA, a dirty PTE in a shared one); before, private
     /// pages stay read-only and the next write goes through `do_wp_page`.
@@ -131,7 +131,7 @@ impl Kernel {
         }
     }
 
-    /// `can_change_pte_writable` (v6.2+) for a writable VMA: in a private VMA an exclusive anon
+    /// `can_change_pte_writable` (v6.0+) for a writable VMA: in a private VMA an exclusive anon
     /// page, in a shared one a dirty PTE (uffd-wp PTEs are excluded by the caller).
     fn can_change_pte_writable(&self, flags: u64, pte: u64) -> bool {
         let arch = self.arch();
