@@ -277,9 +277,9 @@ def test_minor_on_swapped_shmem_page_faults_before_swapping_in() -> None:
     k.check()
 
 
-def armed_under_a_mapping(features: list[str]):  # type: ignore[no-untyped-def]
+def armed_under_a_mapping(features: list[str], profile: str = "4.18"):  # type: ignore[no-untyped-def]
     """As armed(), below another mapping, so that mremap cannot grow it in place."""
-    k = small_kernel()
+    k = small_kernel(profile)
     p = k.spawn("p")
     p.mmap(PAGE, kind="shmem", shared=True)
     a = p.mmap(4 * PAGE)
@@ -303,8 +303,19 @@ def test_mremap_with_event_remap_keeps_registration_and_reports_the_move() -> No
     k.check()
 
 
+def test_mremap_before_50_without_event_remap_keeps_the_registration_silently() -> None:
+    """v4.18 mremap_userfaultfd_prep only handled EVENT_REMAP; the flag clearing is v5.0."""
+    k, p, u, a = armed_under_a_mapping(["EVENT_UNMAP"], profile="4.18")
+    u.copy(a, 1)
+    b = p.mremap(a, 4 * PAGE, 8 * PAGE)
+    assert [e.event for e in u.read_events()] == ["UNMAP"], "no REMAP event"
+    assert "VM_UFFD_MISSING" in next(f for s, _, f in p.vmas() if s == b)
+    assert p.read(b + PAGE).blocked, "still armed at an address the manager never heard of"
+    k.check()
+
+
 def test_mremap_without_event_remap_drops_the_registration() -> None:
-    k, p, u, a = armed_under_a_mapping(["EVENT_UNMAP"])
+    k, p, u, a = armed_under_a_mapping(["EVENT_UNMAP"], profile="6.12")
     u.copy(a, 1)  # an anon_vma: copy_vma keeps vm_pgoff and cannot merge with the old VMA
     b = p.mremap(a, 4 * PAGE, 8 * PAGE)
     assert b != a

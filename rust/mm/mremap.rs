@@ -29,8 +29,9 @@ impl Kernel {
     /// - Otherwise, with `maymove`, `move_vma`: a new VMA at a free address, the PTEs moved
     ///   (`move_page_tables`), the old range unmapped. A VMA registered with a userfaultfd keeps
     ///   its registration and the context gets UFFD_EVENT_REMAP `{from, to, len = old_len}` if
-    ///   it asked for UFFD_FEATURE_EVENT_REMAP; without it the new VMA is unregistered
-    ///   (`mremap_userfaultfd_prep`). Without `maymove`: ENOMEM.
+    ///   it asked for UFFD_FEATURE_EVENT_REMAP; without it the new VMA is unregistered from
+    ///   v5.0 and stays registered before (`mremap_userfaultfd_prep`). Without `maymove`:
+    ///   ENOMEM.
     ///
     /// Errors: EINVAL for an unaligned `old_addr`, a zero `new_len` or `old_len`, or a wrapping
     /// range; EFAULT when `old_addr` is not mapped, the old range spans more than one VMA, or
@@ -144,7 +145,8 @@ impl Kernel {
         let nid = self.vma_merge_around(nid);
         let remap_ctx = self.mremap_userfaultfd_prep(nid);
         // a VMA that lost its registration keeps no uffd-wp PTE bits
-        let clear_uffd_wp = old.uffd.is_some() && remap_ctx.is_none();
+        let clear_uffd_wp =
+            old.uffd.is_some() && self.vma_lookup(pid, new_addr).is_some_and(|v| self.vma(v).uffd.is_none());
         // move_page_tables → move_ptes
         let mut cur = old_addr;
         let old_end = old_addr + old_len;

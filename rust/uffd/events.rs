@@ -46,12 +46,19 @@ impl Kernel {
 
     /// `mremap_userfaultfd_prep` for a VMA that mremap moved: with UFFD_FEATURE_EVENT_REMAP the
     /// context stays and is returned (the REMAP event is queued by
-    /// [`Kernel::mremap_userfaultfd_complete`]); without it the new VMA loses its registration
-    /// ("Drop uffd context if remap feature not enabled": ctx and `__VM_UFFD_FLAGS` cleared).
+    /// [`Kernel::mremap_userfaultfd_complete`]).
+    ///
+    /// Without the feature, from v5.0 (P. Xu, "userfaultfd: clear flag if remap event not
+    /// enabled") the new VMA loses its registration ("Drop uffd context if remap feature not
+    /// enabled": ctx and `__VM_UFFD_FLAGS` cleared); before, it silently stayed registered with
+    /// a manager that never learns its new address.
     pub(crate) fn mremap_userfaultfd_prep(&mut self, vma: u32) -> Option<u32> {
         let ctx = self.vma(vma).uffd?;
         if self.uffds[ctx as usize].features & feat::EVENT_REMAP != 0 {
             return Some(ctx);
+        }
+        if self.profile.release < (5, 0) {
+            return None;
         }
         let v = self.vma_mut(vma);
         v.uffd = None;
