@@ -164,3 +164,137 @@ def test_process_ids_and_exit() -> None:
         p.read(a)
     assert e.value.errno_name == "ESRCH"
     k.check()
+
+
+def _hw_write_protected(k: reclaim.Kernel, p: reclaim.Process, addr: int) -> bool:
+    """Whether the CPU faults a store through the PTE: s390 _PAGE_PROTECT, x86 !_PAGE_RW."""
+    pte = p.pte(addr)
+    return pte.hw_protect() if k.profile.arch == "s390x" else not pte.write()
+
+
+@pytest.mark.parametrize("arch", ["s390x", "x86_64"])
+def test_write_to_read_only_page_is_sigsegv_and_mprotect_splits(arch: str) -> None:
+    k = reclaim.Kernel(profile="4.18", arch=arch, memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("p")
+    a = p.mmap(4 * PAGE)
+    p.write(a + PAGE, 7)
+    assert not _hw_write_protected(k, p, a + PAGE)
+    p.mprotect(a + PAGE, PAGE, "r")
+    vmas = p.vmas()
+    assert [(s, e) for s, e, _ in vmas] == [
+        (a, a + PAGE),
+        (a + PAGE, a + 2 * PAGE),
+        (a + 2 * PAGE, a + 4 * PAGE),
+    ]
+    assert "VM_WRITE" not in vmas[1][2] and "VM_READ" in vmas[1][2]
+    assert _hw_write_protected(k, p, a + PAGE), "change_protection rewrote the PTE"
+    assert p.write(a + PAGE, 8).signal == "SIGSEGV"
+    assert p.read(a + PAGE).value == 7, "reads still work, the page is untouched"
+    assert p.write(a, 1).completed and p.write(a + 2 * PAGE, 2).completed
+    p.mprotect(a, 4 * PAGE, "rw")
+    assert len(p.vmas()) == 1, "equal flags merge back"
+    assert p.write(a + PAGE, 9).completed and p.read(a + PAGE).value == 9
+    k.check()
+
+
+@pytest.mark.parametrize("arch", ["s390x", "x86_64"])
+def test_prot_none_makes_every_access_sigsegv_and_keeps_the_page(arch: str) -> None:
+    k = reclaim.Kernel(profile="6.12", arch=arch, memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("p")
+    n = p.mmap(PAGE, prot="none")
+    assert p.read(n).signal == "SIGSEGV" and p.write(n, 1).signal == "SIGSEGV"
+    a = p.mmap(PAGE, kind="shmem", shared=True)
+    p.write(a, 5)
+    p.mprotect(a, PAGE, "none")
+    pte = p.pte(a)
+    assert pte.present(), "PROT_NONE keeps the mapping"
+    assert pte.hw_invalid() if arch == "s390x" else pte.value & 1 == 0, "but the CPU cannot use it"
+    assert p.read(a).signal == "SIGSEGV" and p.write(a, 6).signal == "SIGSEGV"
+    assert k.vmstat()["pgfault"] == 1, "refused before any fault handling"
+    p.mprotect(a, PAGE, 3)  # PROT_READ | PROT_WRITE
+    assert p.read(a).value == 5 and p.write(a, 6).completed
+    k.check()
+
+
+@pytest.mark.parametrize("profile", ["4.18", "6.12"])
+def test_mprotect_back_to_writable_upgrades_exclusive_anon_ptes_from_60(profile: str) -> None:
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    p.write(a, 1)
+    p.mprotect(a, PAGE, "r")
+    p.mprotect(a, PAGE, "rw")
+    assert p.pte(a).write() == (profile == "6.12"), "MM_CP_TRY_CHANGE_WRITABLE is v6.0+"
+    assert p.write(a, 2).completed
+    k.check()
+
+
+def test_mprotect_and_mmap_prot_errors_carry_kernel_errnos() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(3 * PAGE, prot=1)
+    assert "VM_WRITE" not in p.vmas()[0][2] and p.write(a, 1).signal == "SIGSEGV"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mprotect(a + 1, PAGE, "rw")
+    assert e.value.errno_name == "EINVAL"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mprotect(a, PAGE, 8)
+    assert e.value.errno_name == "EINVAL"
+    with pytest.raises(reclaim.ArgumentError, match="letters r, w, x"):
+        p.mprotect(a, PAGE, "rq")
+    p.munmap(a + PAGE, PAGE)
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mprotect(a, 3 * PAGE, "rw")
+    assert e.value.errno_name == "ENOMEM" and e.value.errno == 12
+    assert p.write(a, 1).completed, "as in the kernel, the VMA before the hole was changed"
+    assert p.write(a + 2 * PAGE, 1).signal == "SIGSEGV", "the one after it was not"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mprotect(a - 16 * PAGE, PAGE, "r")
+    assert e.value.errno_name == "ENOMEM"
+    k.check()
+
+
+def test_mremap_moves_pages_and_swap_entries_and_the_rmap_follows() -> None:
+    k = small_kernel("6.12")
+    p = k.spawn("p")
+    p.mmap(PAGE, kind="shmem", shared=True)  # blocks growth in place above `a`
+    a = p.mmap(2 * PAGE)
+    p.write(a, 0x11)
+    p.write(a + PAGE, 0x22)
+    p.madvise(a + PAGE, PAGE, "pageout")
+    assert p.page_state(a + PAGE) == "swapped"
+    b = p.mremap(a, 2 * PAGE, 4 * PAGE)
+    assert b != a
+    assert p.read(a).signal == "SIGSEGV", "the old range is unmapped"
+    assert p.page_state(b) == "present" and p.page_state(b + PAGE) == "swapped"
+    assert p.rss()["MM_ANONPAGES"] == 1 and p.rss()["MM_SWAPENTS"] == 1
+    k.check()
+    p.madvise(b, PAGE, "pageout")
+    assert p.page_state(b) == "swapped", "the rmap finds the moved page at its new address"
+    assert p.read(b).value == 0x11 and p.read(b + PAGE).value == 0x22
+    assert p.read(b + 3 * PAGE).value == 0, "the grown part is new memory"
+    k.check()
+
+
+def test_mremap_grows_in_place_shrinks_and_without_maymove_is_enomem() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    p.mmap(PAGE, kind="shmem", shared=True)
+    a = p.mmap(PAGE)
+    p.write(a, 3)
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mremap(a, PAGE, 2 * PAGE, maymove=False)
+    assert e.value.errno_name == "ENOMEM"
+    b = p.mremap(a, PAGE, 2 * PAGE)
+    assert b == a - 2 * PAGE, "top-down: the highest free gap"
+    assert p.mremap(b, 2 * PAGE, 3 * PAGE, maymove=False) == b, "the old place is free now"
+    assert next((s, e) for s, e, _ in p.vmas()) == (b, b + 3 * PAGE)
+    assert p.mremap(b, 3 * PAGE, PAGE) == b
+    assert p.read(b).value == 3 and p.read(b + PAGE).signal == "SIGSEGV"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mremap(b + PAGE, PAGE, 2 * PAGE)
+    assert e.value.errno_name == "EFAULT"
+    with pytest.raises(reclaim.SyscallError) as e:
+        p.mremap(b, PAGE, 0)
+    assert e.value.errno_name == "EINVAL"
+    k.check()

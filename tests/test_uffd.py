@@ -252,3 +252,84 @@ def test_kvm_process_never_gets_the_zero_page_from_a_fault() -> None:
     a = q.mmap(PAGE)
     q.read(a)
     assert q.pte(a).pfn() != 0, "mm_forbids_zeropage(mm_has_pgste)"
+
+
+def test_minor_on_swapped_shmem_page_faults_before_swapping_in() -> None:
+    """shmem_get_folio_gfp (v6.12): `if (folio && vma && userfaultfd_minor(vma))` sees the swap
+    value from filemap_get_entry and raises MINOR before shmem_swapin_folio; UFFDIO_CONTINUE's
+    shmem_get_folio then reads the page back in."""
+    k = reclaim.Kernel(profile="6.12", arch="x86_64", memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("p")
+    a = p.mmap(PAGE, kind="shmem", shared=True)
+    p.write(a, 9)
+    u = p.userfaultfd(["MINOR_SHMEM"])
+    u.register(a, PAGE, missing=False, minor=True)
+    k.reclaim(64)
+    assert k.vmstat()["pswpout"] == 1 and p.page_state(a) == "none"
+    r = p.read(a)
+    assert r.blocked and r.event is not None and r.event.minor
+    assert k.vmstat()["pswpin"] == 0, "the MINOR fault leaves the page in swap"
+    u.continue_(a)
+    assert k.vmstat()["pswpin"] == 1 and k.vmstat()["pgmajfault"] == 0
+    last = p.last_access()
+    assert last is not None and last.value == 9
+    assert p.page_state(a) == "present"
+    k.check()
+
+
+def armed_under_a_mapping(features: list[str], profile: str = "4.18"):  # type: ignore[no-untyped-def]
+    """As armed(), below another mapping, so that mremap cannot grow it in place."""
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    p.mmap(PAGE, kind="shmem", shared=True)
+    a = p.mmap(4 * PAGE)
+    u = p.userfaultfd(features)
+    u.register(a, 4 * PAGE, missing=True)
+    return k, p, u, a
+
+
+def test_mremap_with_event_remap_keeps_registration_and_reports_the_move() -> None:
+    k, p, u, a = armed_under_a_mapping(["EVENT_REMAP", "EVENT_UNMAP"])
+    u.copy(a, 0x5A)
+    b = p.mremap(a, 4 * PAGE, 8 * PAGE)
+    assert b != a
+    ev, unmap = u.read_events()
+    assert (ev.event, ev.address, ev.end, ev.len) == ("REMAP", a, b, 4 * PAGE)
+    assert (unmap.event, unmap.address, unmap.end) == ("UNMAP", a, a + 4 * PAGE), "old range last"
+    assert "VM_UFFD_MISSING" in next(f for s, _, f in p.vmas() if s == b)
+    assert p.read(b).value == 0x5A, "the copied page moved with its PTE"
+    r = p.read(b + PAGE)
+    assert r.blocked and r.event is not None and r.event.address == b + PAGE
+    k.check()
+
+
+def test_mremap_before_50_without_event_remap_keeps_the_registration_silently() -> None:
+    """v4.18 mremap_userfaultfd_prep only handled EVENT_REMAP; the flag clearing is v5.0."""
+    k, p, u, a = armed_under_a_mapping(["EVENT_UNMAP"], profile="4.18")
+    u.copy(a, 1)
+    b = p.mremap(a, 4 * PAGE, 8 * PAGE)
+    assert [e.event for e in u.read_events()] == ["UNMAP"], "no REMAP event"
+    assert "VM_UFFD_MISSING" in next(f for s, _, f in p.vmas() if s == b)
+    assert p.read(b + PAGE).blocked, "still armed at an address the manager never heard of"
+    k.check()
+
+
+def test_mremap_without_event_remap_drops_the_registration() -> None:
+    k, p, u, a = armed_under_a_mapping(["EVENT_UNMAP"], profile="6.12")
+    u.copy(a, 1)  # an anon_vma: copy_vma keeps vm_pgoff and cannot merge with the old VMA
+    b = p.mremap(a, 4 * PAGE, 8 * PAGE)
+    assert b != a
+    assert [(e.event, e.address, e.end) for e in u.read_events()] == [("UNMAP", a, a + 4 * PAGE)]
+    assert not any("VM_UFFD_MISSING" in f for _, _, f in p.vmas())
+    r = p.read(b + PAGE)
+    assert r.completed and r.value == 0, "no longer armed: a plain zero-page fault"
+    assert p.read(b).value == 1
+    k.check()
+
+
+def test_mremap_in_place_raises_no_remap_event_and_the_vma_stays_armed() -> None:
+    k, p, u, a = armed(features=["EVENT_REMAP"])
+    assert p.mremap(a, 4 * PAGE, 5 * PAGE) == a
+    assert not u.read_events()
+    assert p.read(a + 4 * PAGE).blocked, "vma_expand grows the registered VMA"
+    k.check()

@@ -12,6 +12,9 @@ PROFILE_NAMES: list[str]
 s390_consts: ModuleType
 
 _Size = int | str
+# A protection: "rw", "r", "w", "x", "rx", "rwx" or "none" (letters in any order, "-" ignored),
+# or an int mask of the kernel's PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4 (PROT_NONE = 0).
+_Prot = str | int
 
 def parse_size(value: _Size, what: str = "size") -> int: ...
 
@@ -122,6 +125,9 @@ class UffdEvent:
     flags: int
     ptid: int
     end: int
+    """REMOVE/UNMAP: end of the range; REMAP: the new address (``address`` is the old one)."""
+    len: int
+    """REMAP: the length moved (the old length)."""
     ufd: int
     uffd: int
     @property
@@ -202,8 +208,17 @@ class Process:
     def kvm(self) -> bool: ...
     @property
     def alive(self) -> bool: ...
-    def mmap(self, length: _Size, kind: str = "anon", shared: bool = False) -> int: ...
+    def mmap(
+        self, length: _Size, kind: str = "anon", shared: bool = False, prot: _Prot | None = None
+    ) -> int:
+        """Map ``length`` bytes; ``prot`` defaults to read+write ("rw")."""
     def munmap(self, addr: int, length: _Size) -> None: ...
+    def mprotect(self, addr: int, length: _Size, prot: _Prot) -> None:
+        """mprotect: EINVAL for an unaligned address, ENOMEM for an unmapped range."""
+    def mremap(
+        self, old_addr: int, old_length: _Size, new_length: _Size, maymove: bool = True
+    ) -> int:
+        """mremap: grow in place, else move (with ``maymove``); returns the new address."""
     def mlock(self, addr: int, length: _Size) -> None: ...
     def munlock(self, addr: int, length: _Size) -> None: ...
     def madvise(self, addr: int, length: _Size, advice: str) -> None: ...

@@ -135,6 +135,16 @@ impl Arch {
             Arch::X86_64 => X86Pte::mk(pfn as u64, prot).0,
         }
     }
+    /// `pte_modify(pte, newprot)`: the same page with the protection of `prot` (what
+    /// `change_protection` installs). s390 recomputes the hardware INVALID/PROTECT bits from
+    /// young/dirty; x86 keeps `_PAGE_CHG_MASK`.
+    #[inline]
+    pub fn pte_modify(self, v: u64, prot: u64) -> u64 {
+        match self {
+            Arch::S390x => Pte(v).modify(prot).val(),
+            Arch::X86_64 => X86Pte(v).modify(prot).0,
+        }
+    }
     /// `swp_entry_to_pte(swp_entry(type, offset))`.
     #[inline]
     pub fn mk_swap_pte(self, swp_type: u32, offset: u64) -> u64 {

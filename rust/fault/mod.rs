@@ -116,8 +116,11 @@ impl Kernel {
                 self.log(Ev::Sigsegv, pid, tid, addr, write as u64, 0, 0);
                 return Access::Segv { accerr: false };
             };
+            // access_error (x86) / do_exception (s390): a store needs VM_WRITE, a load any of
+            // VM_READ|VM_WRITE|VM_EXEC (`vma_is_accessible`); PROT_NONE allows nothing
             let flags = self.vma(vma).flags;
-            if (write && flags & vm::VM_WRITE == 0) || (!write && flags & vm::VM_READ == 0) {
+            let accessible = flags & (vm::VM_READ | vm::VM_WRITE | vm::VM_EXEC) != 0;
+            if (write && flags & vm::VM_WRITE == 0) || (!write && !accessible) {
                 self.log(Ev::Sigsegv, pid, tid, addr, write as u64, 1, 0);
                 return Access::Segv { accerr: true };
             }

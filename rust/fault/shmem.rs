@@ -10,32 +10,26 @@ use crate::uffd::{REASON_MINOR, REASON_MISSING};
 
 impl Kernel {
     /// `shmem_get_folio_gfp` for a fault: the page at `index` of `file`, from the page cache,
-    /// swapped in, or new (zeroed). MISSING userfault if the VMA is registered and the page is
-    /// in neither page cache nor swap; MINOR if registered for minor faults and the page is
-    /// cached. Returns the page with a reference for the caller.
+    /// swapped in, or new (zeroed). Returns the page with a reference for the caller.
+    ///
+    /// The userfault decisions follow the kernel's order: the entry is looked up first
+    /// (`filemap_get_entry`, which returns a page or a swap value) and `if (folio && vma &&
+    /// userfaultfd_minor(vma))` raises MINOR for either, *before* `shmem_swapin_folio`: a
+    /// swapped page in a MINOR range stays in swap until UFFDIO_CONTINUE brings it in (v5.13
+    /// `shmem_getpage_gfp` through v6.12 `shmem_get_folio_gfp`). MISSING is raised only when the
+    /// index holds neither a page nor a swap entry.
     pub(crate) fn shmem_get_page(&mut self, vmf: Vmf, file: u32, index: u64) -> Result<(u32, bool), Fault> {
         let flags = self.vma(vmf.vma).flags;
-        match self.filex(file).pages.get(&index).copied() {
+        let entry = self.filex(file).pages.get(&index).copied();
+        if entry.is_some() && flags & self.vm_uffd_minor() != 0 {
+            return Err(self.handle_userfault(vmf, REASON_MINOR));
+        }
+        match entry {
             Some(CacheEntry::Page(pfn)) => {
-                if flags & self.vm_uffd_minor() != 0 {
-                    return Err(self.handle_userfault(vmf, REASON_MINOR));
-                }
                 self.get_page(pfn);
                 Ok((pfn, false))
             }
-            Some(CacheEntry::Swap(off)) => {
-                // shmem_swapin_folio: into the swap cache, then over into the page cache
-                let (pfn, major) = self.swapin_page(off)?;
-                self.delete_from_swap_cache(pfn);
-                self.shmem_add_to_page_cache(file, index, pfn);
-                self.lru_relink_if_needed(pfn);
-                self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
-                self.swap.free(off);
-                if major {
-                    self.count_majfault();
-                }
-                Ok((pfn, major))
-            }
+            Some(CacheEntry::Swap(off)) => self.shmem_swapin_folio(file, index, off, true),
             None => {
                 if flags & vm::VM_UFFD_MISSING != 0 {
                     return Err(self.handle_userfault(vmf, REASON_MISSING));
@@ -52,6 +46,29 @@ impl Kernel {
                 Ok((pfn, false))
             }
         }
+    }
+
+    /// `shmem_swapin_folio`: read the swap entry at `index` of `file` into the swap cache, move
+    /// the page over into the page cache (marked dirty) and free the swap entry. Returns the page
+    /// with a reference for the caller and whether it was a major fault; PGMAJFAULT is counted
+    /// only for a fault (`if (fault_type)`), not for UFFDIO_CONTINUE's `shmem_get_folio`.
+    pub(crate) fn shmem_swapin_folio(
+        &mut self,
+        file: u32,
+        index: u64,
+        off: u32,
+        fault: bool,
+    ) -> Result<(u32, bool), Fault> {
+        let (pfn, major) = self.swapin_page(off)?;
+        self.delete_from_swap_cache(pfn);
+        self.shmem_add_to_page_cache(file, index, pfn);
+        self.lru_relink_if_needed(pfn);
+        self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+        self.swap.free(off);
+        if major && fault {
+            self.count_majfault();
+        }
+        Ok((pfn, major))
     }
 
     /// A page that moved from the swap cache to the shmem page cache keeps its LRU list.

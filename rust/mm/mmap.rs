@@ -22,6 +22,26 @@ pub enum MapKind {
 
 pub const PAGE: u64 = 4096;
 
+/// `PROT_*` (include/uapi/asm-generic/mman-common.h).
+pub const PROT_NONE: u64 = 0x0;
+pub const PROT_READ: u64 = 0x1;
+pub const PROT_WRITE: u64 = 0x2;
+pub const PROT_EXEC: u64 = 0x4;
+
+/// `calc_vm_prot_bits`: PROT_READ/WRITE/EXEC become VM_READ/WRITE/EXEC (the same bit values).
+/// Bits beyond them are refused with EINVAL as `arch_validate_prot` does for mprotect (the model
+/// also refuses them for mmap, which the kernel ignores; no PROT_SEM, PROT_GROWSDOWN/UP).
+pub fn calc_vm_prot_bits(call: &'static str, prot: u64) -> Result<u64> {
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        return Err(Error::errno(
+            Errno::EINVAL,
+            call,
+            format!("prot {prot:#x} has bits other than PROT_READ (1), PROT_WRITE (2), PROT_EXEC (4)"),
+        ));
+    }
+    Ok(prot & (VM_READ | VM_WRITE | VM_EXEC))
+}
+
 /// Round `len` up to pages, as mmap/munmap/madvise do. `None` if it overflows.
 pub fn page_align(len: u64) -> Option<u64> {
     len.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1))
@@ -29,7 +49,7 @@ pub fn page_align(len: u64) -> Option<u64> {
 
 impl Kernel {
     /// `get_unmapped_area` (top-down): the highest gap below the mmap base that fits `len`.
-    fn get_unmapped_area(&self, pid: u32, len: u64) -> Result<u64> {
+    pub(crate) fn get_unmapped_area(&self, pid: u32, len: u64) -> Result<u64> {
         let mm = self.mmx(pid);
         let mut top = mm.mmap_base;
         for (_, &id) in mm.vmas.range(..mm.mmap_base).rev() {
@@ -49,7 +69,23 @@ impl Kernel {
     /// `file` maps an existing shmem object (else a new one is made for `Shmem` or shared anon
     /// mappings). Returns the address.
     pub fn mmap(&mut self, pid: u32, len: u64, kind: MapKind, shared: bool, file: Option<(u32, u64)>) -> Result<u64> {
+        self.mmap_prot(pid, len, PROT_READ | PROT_WRITE, kind, shared, file)
+    }
+
+    /// `mmap(NULL, len, prot, ...)` (`do_mmap` → `mmap_region`): as [`Kernel::mmap`] with the
+    /// protection `prot` (`PROT_*`); the VMA gets `calc_vm_prot_bits(prot)` plus every VM_MAY*
+    /// bit (a shmem object opened read-write), and `vm_page_prot = vm_get_page_prot(vm_flags)`.
+    pub fn mmap_prot(
+        &mut self,
+        pid: u32,
+        len: u64,
+        prot: u64,
+        kind: MapKind,
+        shared: bool,
+        file: Option<(u32, u64)>,
+    ) -> Result<u64> {
         self.mm(pid)?;
+        let prot_bits = calc_vm_prot_bits("mmap", prot)?;
         if len == 0 {
             return Err(Error::errno(Errno::EINVAL, "mmap", "length is 0"));
         }
@@ -62,7 +98,7 @@ impl Kernel {
             ));
         }
         let addr = self.get_unmapped_area(pid, len)?;
-        let mut flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+        let mut flags = prot_bits | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
         if shared {
             flags |= VM_SHARED | VM_MAYSHARE;
         }

@@ -10,6 +10,8 @@ pub mod fork;
 pub mod madvise;
 pub mod mlock;
 pub mod mmap;
+pub mod mprotect;
+pub mod mremap;
 pub mod page;
 pub mod shmem;
 pub mod zap;

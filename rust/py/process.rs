@@ -98,6 +98,48 @@ fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
     Ok(bits)
 }
 
+/// A protection: an int mask of the kernel's PROT_READ (1), PROT_WRITE (2), PROT_EXEC (4)
+/// (PROT_NONE is 0), or a string of the letters "r", "w", "x" in any order ("rw", "r", "rx";
+/// "-" is ignored, so "r-x" works) or "none".
+fn prot_arg(p: &Bound<'_, PyAny>) -> PyResult<u64> {
+    use crate::mm::mmap::{PROT_EXEC, PROT_READ, PROT_WRITE};
+    if p.is_instance_of::<pyo3::types::PyInt>() {
+        return p.extract::<u64>().map_err(|_| {
+            to_pyerr(Error::invalid(format!(
+                "prot {p} is not a mask of PROT_READ (1), PROT_WRITE (2) and PROT_EXEC (4)"
+            )))
+        });
+    }
+    let Ok(s) = p.extract::<String>() else {
+        return Err(to_pyerr(Error::invalid(format!(
+            "prot must be a string like \"rw\", \"r\" or \"none\", or an int of PROT_* bits, not {p}"
+        ))));
+    };
+    let t = s.trim().to_ascii_lowercase();
+    if t == "none" {
+        return Ok(0);
+    }
+    let mut bits = 0;
+    for c in t.chars() {
+        let b = match c {
+            'r' => PROT_READ,
+            'w' => PROT_WRITE,
+            'x' => PROT_EXEC,
+            '-' => continue,
+            _ => {
+                return Err(to_pyerr(Error::invalid(format!(
+                    "prot {s:?}: use the letters r, w, x (e.g. \"rw\", \"r\") or \"none\""
+                ))));
+            }
+        };
+        bits |= b;
+    }
+    if bits == 0 {
+        return Err(to_pyerr(Error::invalid(format!("prot {s:?} names no protection; say \"none\" for PROT_NONE"))));
+    }
+    Ok(bits)
+}
+
 #[pymethods]
 impl PyProcess {
     #[getter]
@@ -118,10 +160,18 @@ impl PyProcess {
         with(&self.k, |k| Ok(k.mm(self.pid).is_ok()))
     }
 
-    /// `mmap(NULL, length, PROT_READ|PROT_WRITE, ...)`; kind "anon" or "shmem"; returns the
-    /// address.
-    #[pyo3(signature = (length, kind = "anon", shared = false))]
-    fn mmap(&self, length: &Bound<'_, PyAny>, kind: &str, shared: bool) -> PyResult<u64> {
+    /// `mmap(NULL, length, prot, ...)`; kind "anon" or "shmem"; `prot` "rw" (default), "r",
+    /// "none", ... or an int of PROT_* bits; returns the address.
+    #[pyo3(signature = (length, kind = "anon", shared = false, prot = None))]
+    fn mmap(
+        &self,
+        length: &Bound<'_, PyAny>,
+        kind: &str,
+        shared: bool,
+        prot: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        use crate::mm::mmap::{PROT_READ, PROT_WRITE};
+        let prot = prot.map(prot_arg).transpose()?.unwrap_or(PROT_READ | PROT_WRITE);
         let len = size_arg(length, "length")?;
         let kind = match kind {
             "anon" => MapKind::Anon,
@@ -130,7 +180,30 @@ impl PyProcess {
                 return Err(to_pyerr(Error::invalid(format!("kind must be \"anon\" or \"shmem\", not {other:?}"))));
             }
         };
-        with(&self.k, |k| k.mmap(self.pid, len, kind, shared, None))
+        with(&self.k, |k| k.mmap_prot(self.pid, len, prot, kind, shared, None))
+    }
+
+    /// `mprotect(addr, length, prot)`: `prot` as for mmap. EINVAL for an unaligned address,
+    /// ENOMEM if part of the range is not mapped.
+    fn mprotect(&self, addr: u64, length: &Bound<'_, PyAny>, prot: &Bound<'_, PyAny>) -> PyResult<()> {
+        let len = size_arg(length, "length")?;
+        let prot = prot_arg(prot)?;
+        with(&self.k, |k| k.mprotect(self.pid, addr, len, prot))
+    }
+
+    /// `mremap(old_addr, old_length, new_length, MREMAP_MAYMOVE if maymove)`: returns the
+    /// address of the mapping afterwards (moved when it cannot grow in place).
+    #[pyo3(signature = (old_addr, old_length, new_length, maymove = true))]
+    fn mremap(
+        &self,
+        old_addr: u64,
+        old_length: &Bound<'_, PyAny>,
+        new_length: &Bound<'_, PyAny>,
+        maymove: bool,
+    ) -> PyResult<u64> {
+        let old_len = size_arg(old_length, "old_length")?;
+        let new_len = size_arg(new_length, "new_length")?;
+        with(&self.k, |k| k.mremap(self.pid, old_addr, old_len, new_len, maymove))
     }
 
     /// `munmap(addr, length)`.

@@ -5,7 +5,8 @@ use super::kernel::{Shared, size_arg, with};
 use crate::error::Error;
 use crate::uffd::ioctl::*;
 use crate::uffd::{
-    UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg,
+    UFFD_EVENT_PAGEFAULT, UFFD_EVENT_REMAP, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP,
+    UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg,
 };
 use pyo3::prelude::*;
 
@@ -23,8 +24,11 @@ pub struct PyUffdEvent {
     pub flags: u64,
     /// PAGEFAULT with THREAD_ID: the thread.
     pub ptid: u32,
-    /// REMOVE/UNMAP: end of the range.
+    /// REMOVE/UNMAP: end of the range; REMAP: the new address (`arg.remap.to`; `address` is
+    /// `from`).
     pub end: u64,
+    /// REMAP: the length moved (`arg.remap.len`, the old length).
+    pub len: u64,
     /// FORK: the id of the child's userfaultfd.
     pub ufd: u32,
     /// The userfaultfd this message came from.
@@ -37,9 +41,10 @@ impl PyUffdEvent {
             event: m.event_name(),
             code: m.event,
             address: m.address,
-            flags: m.flags,
+            flags: if m.event == UFFD_EVENT_REMAP { 0 } else { m.flags },
             ptid: m.ptid,
             end: m.end,
+            len: if m.event == UFFD_EVENT_REMAP { m.flags } else { 0 },
             ufd: m.ufd,
             uffd,
         }
@@ -57,6 +62,8 @@ impl PyUffdEvent {
                 f.push("MINOR");
             }
             format!("PAGEFAULT at {:#x} [{}]", self.address, f.join("|"))
+        } else if self.event == "REMAP" {
+            format!("REMAP {:#x} -> {:#x} len {:#x}", self.address, self.end, self.len)
         } else if self.event == "FORK" {
             format!("FORK ufd={}", self.ufd)
         } else {

@@ -70,6 +70,9 @@ pub enum Ev {
     VcpuBlocked,
     /// A zero-page mapping removed when storage keys are enabled (zapped, or unshared v6.11+).
     ZeroPageZap,
+    // --- mm (later additions: appended so that the numbering of older kinds stays) ---
+    Mprotect,
+    Mremap,
 }
 
 impl Ev {
@@ -120,6 +123,8 @@ impl Ev {
             Ev::MigrationPhase => "qemu:migration_phase",
             Ev::VcpuBlocked => "kvm:vcpu_blocked",
             Ev::ZeroPageZap => "kvm:zap_zero_page",
+            Ev::Mprotect => "mm:mprotect",
+            Ev::Mremap => "mm:mremap",
         }
     }
 
@@ -160,10 +165,12 @@ impl Ev {
             Ev::MigrationPhase => [Some("phase"), None, None],
             Ev::VcpuBlocked => [Some("gaddr"), None, None],
             Ev::ZeroPageZap => [Some("unshared"), None, None],
+            Ev::Mprotect => [Some("len"), Some("prot"), Some("errno")],
+            Ev::Mremap => [Some("new_addr"), Some("old_len"), Some("new_len")],
         }
     }
 
-    pub const ALL: [Ev; 44] = [
+    pub const ALL: [Ev; 46] = [
         Ev::Mmap,
         Ev::Munmap,
         Ev::Madvise,
@@ -208,6 +215,8 @@ impl Ev {
         Ev::MigrationPhase,
         Ev::VcpuBlocked,
         Ev::ZeroPageZap,
+        Ev::Mprotect,
+        Ev::Mremap,
     ];
 
     pub fn from_u8(v: u8) -> Option<Ev> {

@@ -1,8 +1,8 @@
 //! Non-cooperative userfaultfd events (fs/userfaultfd.c): FORK (`dup_userfaultfd`), REMOVE
 //! (`userfaultfd_remove` for MADV_DONTNEED/FREE/REMOVE), UNMAP (`userfaultfd_unmap_prep`),
-//! and the teardown of contexts when their process exits.
+//! REMAP (`mremap_userfaultfd_prep` / `_complete`), and the teardown of contexts when their process exits.
 
-use super::{UFFD_EVENT_FORK, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UffdCtx, UffdMsg};
+use super::{UFFD_EVENT_FORK, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UffdCtx, UffdMsg};
 use crate::kernel::Kernel;
 use crate::mm::vm;
 use crate::profile::uffd_features as feat;
@@ -42,6 +42,36 @@ impl Kernel {
                 self.queue_event(ctx, UffdMsg { event: UFFD_EVENT_UNMAP, address: start, end, ..Default::default() });
             }
         }
+    }
+
+    /// `mremap_userfaultfd_prep` for a VMA that mremap moved: with UFFD_FEATURE_EVENT_REMAP the
+    /// context stays and is returned (the REMAP event is queued by
+    /// [`Kernel::mremap_userfaultfd_complete`]).
+    ///
+    /// Without the feature, from v5.0 (P. Xu, "userfaultfd: clear flag if remap event not
+    /// enabled") the new VMA loses its registration ("Drop uffd context if remap feature not
+    /// enabled": ctx and `__VM_UFFD_FLAGS` cleared); before, it silently stayed registered with
+    /// a manager that never learns its new address.
+    pub(crate) fn mremap_userfaultfd_prep(&mut self, vma: u32) -> Option<u32> {
+        let ctx = self.vma(vma).uffd?;
+        if self.uffds[ctx as usize].features & feat::EVENT_REMAP != 0 {
+            return Some(ctx);
+        }
+        if self.profile.release < (5, 0) {
+            return None;
+        }
+        let v = self.vma_mut(vma);
+        v.uffd = None;
+        v.flags &= !VM_UFFD_ALL;
+        None
+    }
+
+    /// `mremap_userfaultfd_complete`: UFFD_EVENT_REMAP `{from, to, len}` once the move is done.
+    pub(crate) fn mremap_userfaultfd_complete(&mut self, ctx: u32, from: u64, to: u64, len: u64) {
+        self.queue_event(
+            ctx,
+            UffdMsg { event: UFFD_EVENT_REMAP, address: from, end: to, flags: len, ..Default::default() },
+        );
     }
 
     /// `dup_userfaultfd` for the child VMA `child` of a registered parent VMA: with

@@ -4,6 +4,7 @@
 use super::events::VM_UFFD_ALL;
 use super::{UffdCtx, UffdMsg};
 use crate::error::{Errno, Error, Result};
+use crate::fault::Fault;
 use crate::kernel::Kernel;
 use crate::mm::page::{ZERO_PFN, pg};
 use crate::mm::{CacheEntry, MM_ANONPAGES, MM_SHMEMPAGES, vm};
@@ -616,18 +617,41 @@ impl Kernel {
                 ));
             }
             let pfn = match fill {
-                Fill::Continue => match self.filex(f).pages.get(&index).copied() {
-                    Some(CacheEntry::Page(p)) => {
-                        if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
-                            return Err(eexist());
+                // mfill_atomic_pte_continue: shmem_get_folio(SGP_NOALLOC) reads a swapped page
+                // back in (a MINOR fault left it in swap); no page at all is -ENOENT → -EFAULT
+                Fill::Continue => {
+                    let p = match self.filex(f).pages.get(&index).copied() {
+                        Some(CacheEntry::Page(p)) => {
+                            self.get_page(p);
+                            p
                         }
-                        self.get_page(p);
-                        p
+                        Some(CacheEntry::Swap(off)) => match self.shmem_swapin_folio(f, index, off, false) {
+                            Ok((p, _)) => p,
+                            Err(Fault::Oom) => {
+                                return Err(Error::errno(
+                                    Errno::ENOMEM,
+                                    call,
+                                    format!("no memory to swap in the page at {addr:#x}"),
+                                ));
+                            }
+                            Err(_) => {
+                                return Err(Error::errno(
+                                    Errno::EAGAIN,
+                                    call,
+                                    format!("the swap entry at {addr:#x} changed meanwhile; retry"),
+                                ));
+                            }
+                        },
+                        None => {
+                            return Err(Error::errno(Errno::EFAULT, call, format!("no page cache page at {addr:#x}")));
+                        }
+                    };
+                    if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+                        self.put_page(p);
+                        return Err(eexist());
                     }
-                    _ => {
-                        return Err(Error::errno(Errno::EFAULT, call, format!("no page cache page at {addr:#x}")));
-                    }
-                },
+                    p
+                }
                 Fill::Copy(_) | Fill::Zero => {
                     let Some(p) = self.alloc_page(crate::vmscan::Gfp::User) else {
                         return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));

@@ -49,7 +49,8 @@ pub const REASON_MINOR: u64 = vm::VM_UFFD_MINOR_BIT38;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UffdMsg {
     pub event: u8,
-    /// PAGEFAULT: UFFD_PAGEFAULT_FLAG_*.
+    /// PAGEFAULT: UFFD_PAGEFAULT_FLAG_*; REMAP: len (`arg.remap.len`; the flattened message
+    /// reuses this field rather than grow, which would change the snapshot format).
     pub flags: u64,
     /// PAGEFAULT: the address; REMOVE/UNMAP: start; REMAP: from.
     pub address: u64,

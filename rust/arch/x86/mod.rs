@@ -33,6 +33,16 @@ pub const _PAGE_PROTNONE: u64 = _PAGE_GLOBAL;
 /// `PTE_PFN_MASK` (52-bit physical addresses).
 pub const PTE_PFN_MASK: u64 = ((1u64 << 52) - 1) & !0xfff;
 
+/// `_PAGE_CHG_MASK`: what `pte_modify` keeps (no DEVMAP/ENC in the model).
+pub const _PAGE_CHG_MASK: u64 = PTE_PFN_MASK
+    | _PAGE_PCD
+    | _PAGE_PWT
+    | _PAGE_SPECIAL
+    | _PAGE_ACCESSED
+    | _PAGE_DIRTY
+    | _PAGE_SOFT_DIRTY
+    | _PAGE_UFFD_WP;
+
 /// Swap PTE bits: soft-dirty, uffd-wp and exclusive reuse W, U and PWT.
 pub const _PAGE_SWP_SOFT_DIRTY: u64 = _PAGE_RW;
 pub const _PAGE_SWP_UFFD_WP: u64 = _PAGE_USER;
@@ -117,6 +127,12 @@ impl Pte {
     }
     pub fn mkspecial(self) -> Pte {
         Pte(self.0 | _PAGE_SPECIAL)
+    }
+    /// `pte_modify`: keep `_PAGE_CHG_MASK` (pfn, PCD/PWT, special, accessed, dirty, soft-dirty,
+    /// uffd-wp), take the rest from `prot`. Simplification: no L1TF pfn inversion for PROT_NONE
+    /// PTEs (`flip_protnone_guard`): the model never inverts, so `pte_pfn` needs no undo.
+    pub fn modify(self, prot: u64) -> Pte {
+        Pte((self.0 & _PAGE_CHG_MASK) | (prot & !_PAGE_CHG_MASK))
     }
     /// `pte_mkuffd_wp`: the uffd-wp bit, and write-protected.
     pub fn mkuffd_wp(self) -> Pte {
