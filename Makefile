@@ -50,9 +50,10 @@ FUZZ_ITERS ?= 5000000
 fuzz-traces:
 	RECLAIM_FUZZ_ITERS=$(FUZZ_ITERS) $(CARGO) test --release --no-default-features --lib trace::fuzz -- --nocapture
 
-## wheel: an abi3 wheel in dist/
+## wheel: an abi3 wheel in DIST (default dist/)
+DIST ?= dist
 wheel:
-	$(PYTHON) -m maturin build --release --quiet -o dist
+	$(PYTHON) -m maturin build --release --quiet -o $(DIST)
 
 demo:
 	reclaim demo
