@@ -18,8 +18,10 @@ from typing import Any
 import pandas as pd
 import pytest
 import reclaim
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reclaim.studies import postcopy
-from reclaim.sweeper import load_grid, summary, summary_plot, sweep
+from reclaim.sweeper import _expand, load_grid, summary, summary_plot, sweep
 
 #: A 16 MiB guest moving to a destination with less free memory than the guest (as the Rust
 #: study tests): hangs on 4.17, completes on 4.18, in about 60 ms a run.
@@ -321,3 +323,41 @@ def test_summary_plot_writes_a_png(serial: pd.DataFrame, tmp_path: Path) -> None
     assert path.read_bytes()[:8] == PNG
     with pytest.raises(reclaim.ArgumentError, match="cannot plot"):
         summary_plot(serial, tmp_path / "x.png", x="dest_swap")
+
+
+GRID_TOML = b"""study = "postcopy"
+out = "runs.parquet"
+executor = "serial"
+workers = 2
+
+[grid]
+profile = ["4.17", "4.18"]
+seed = [0, 1]
+guest_memory = "16MiB"
+turnover = 0.2
+cmma = true
+"""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cuts=st.lists(
+        st.tuples(st.integers(0, len(GRID_TOML)), st.integers(0, 8), st.binary(max_size=8)),
+        max_size=4,
+    )
+)
+def test_mutated_grid_files_load_or_are_refused_with_a_reclaim_error(
+    cuts: list[tuple[int, int, bytes]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The grid file parser on damaged input: a GridFile whose grid expands, or FormatError /
+    ArgumentError (a ReclaimError naming the file), never another exception."""
+    text = bytearray(GRID_TOML)
+    for at, drop, insert in cuts:
+        text[at : at + drop] = insert
+    path = tmp_path_factory.mktemp("grid") / "grid.toml"
+    path.write_bytes(bytes(text))
+    try:
+        g = load_grid(path)
+        _expand(g.grid)
+    except (reclaim.FormatError, reclaim.ArgumentError) as e:
+        assert str(e), "an error with no message"

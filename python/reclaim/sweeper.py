@@ -756,6 +756,8 @@ def load_grid(path: str | os.PathLike[str]) -> GridFile:
         raise FileError(f"cannot read {p}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise FormatError(f"{p}: {e}") from None
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{p}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     unknown = sorted(set(doc) - {"grid", "study", "out", "executor", "workers"})
     if unknown:
         raise FormatError(f"{p}: unknown keys {unknown} (grid, study, out, executor, workers)")
