@@ -92,6 +92,42 @@ def test_dontneed_then_read_gives_zeroes() -> None:
     k.check()
 
 
+@pytest.mark.parametrize("profile", ["4.17", "6.12"])
+def test_madvise_remove_punches_a_hole_every_mapper_sees(profile: str) -> None:
+    """MADV_REMOVE on shared shmem is fallocate(PUNCH_HOLE): the pages leave the page cache
+    and every process's mapping (unmap_mapping_range), not only the caller's."""
+    k = reclaim.Kernel(profile=profile, memory="16MiB", swap="16MiB")
+    p = k.spawn("p")
+    a = p.mmap("64KiB", kind="shmem", shared=True)
+    for i in range(16):
+        p.write(a + i * 4096, 100 + i)
+    c = p.fork()
+    assert c.read(a + 4096).value == 101
+    c.madvise(a + 4096, 2 * 4096, "remove")
+    assert p.rss()["MM_SHMEMPAGES"] == 14
+    assert [p.page_state(a + i * 4096) for i in range(4)] == ["present", "none", "none", "present"]
+    assert [p.read(a + i * 4096).value for i in range(4)] == [100, 0, 0, 103]
+    assert [c.read(a + i * 4096).value for i in range(4)] == [100, 0, 0, 103]
+    k.check()
+
+
+def test_partial_madvise_splits_the_vma_and_the_reverse_merges_it() -> None:
+    k = reclaim.Kernel(profile="6.12", memory="16MiB", swap="16MiB")
+    p = k.spawn("p")
+    a = p.mmap("64KiB")
+    p.madvise(a + 8 * 4096, 4096, "random")
+    vmas = p.vmas()
+    assert [(s - a, e - a) for s, e, _ in vmas] == [
+        (0, 8 * 4096),
+        (8 * 4096, 9 * 4096),
+        (9 * 4096, 16 * 4096),
+    ]
+    assert ["VM_RAND_READ" in f for _, _, f in vmas] == [False, True, False]
+    p.madvise(a + 8 * 4096, 4096, "normal")
+    assert [(s - a, e - a) for s, e, _ in p.vmas()] == [(0, 16 * 4096)]
+    k.check()
+
+
 def test_partial_munmap_splits_a_vma() -> None:
     k = small_kernel()
     p = k.spawn("p")
