@@ -179,14 +179,6 @@ def test_madvise_errors_carry_kernel_errnos() -> None:
         p.madvise(p.mmap(PAGE, kind="shmem", shared=True), PAGE, "free")
 
 
-def test_pageout_and_cold_exist_from_54() -> None:
-    k = small_kernel("4.18")
-    p = k.spawn("p")
-    a = p.mmap(PAGE)
-    with pytest.raises(reclaim.SyscallError, match=r"v5\.4"):
-        p.madvise(a, PAGE, "pageout")
-
-
 def test_process_ids_and_exit() -> None:
     k = small_kernel()
     p = k.spawn("p")
