@@ -429,7 +429,8 @@ class _Table:
         if self.out is None:
             return
         index = {self.key(p): i for i, p in enumerate(self.points)}
-        rows = {self.key(r): r for r in _read(self.out, self.names) + _read_journal(self.journal)}
+        journaled = _read_journal(self.journal)
+        rows = {self.key(r): r for r in _read(self.out, self.names) + journaled}
         old = list(rows.values())
         for n in self.names:
             _check_kinds(n, [p[n] for p in self.points] + [r[n] for r in old], str(self.out))
@@ -439,7 +440,7 @@ class _Table:
                 self.extra.append(r)
             elif r["error"] is None:
                 self.done[i] = r
-        self.dirty = bool(_read_journal(self.journal))
+        self.dirty = bool(journaled)  # the table does not hold them yet
 
     def key(self, r: Mapping[str, Value]) -> tuple[Value, ...]:
         """The parameter tuple of a row or point."""
