@@ -137,9 +137,11 @@ impl PyReplayRun {
 /// What a trace replay measured (see `reclaim.replay`).
 #[pyclass(name = "ReplayResult", module = "reclaim", frozen, get_all)]
 pub struct PyReplayResult {
+    /// The trace file replayed.
     pub path: String,
     /// "binary", "csv" or "oracle".
     pub format: &'static str,
+    /// The kernel profile it ran on ("4.17", "4.18" or "6.12").
     pub profile: &'static str,
     /// How keys became pages: "offset" (each key its page) or "hashed" (sparse keys).
     pub mapping: &'static str,
@@ -163,12 +165,15 @@ pub struct PyReplayResult {
     pub pages_swapped_out: u64,
     /// Pages of the trace resident at the end (the process's MM_ANONPAGES).
     pub resident_pages: u64,
-    /// Bytes of host memory and of swap.
+    /// Bytes of host memory.
     pub memory: u64,
+    /// Bytes of swap.
     pub swap: u64,
-    /// Wall-clock seconds of the replay pass, and of the two reads of the trace before it.
+    /// Wall-clock seconds of the replay pass.
     pub seconds: f64,
+    /// Wall-clock seconds of the two reads of the trace before the replay pass.
     pub scan_seconds: f64,
+    /// Requests replayed per wall-clock second of the replay pass.
     pub requests_per_second: f64,
     /// Hash of the kernel's event log (same trace and seed, same hash).
     pub log_hash: u64,
