@@ -148,6 +148,16 @@ def test_replay_is_deterministic_and_memory_sets_the_pressure(tmp_path: Path) ->
         reclaim.replay(path, memory="lots%")
 
 
+def test_counts_and_vmstat_are_copies(tmp_path: Path) -> None:
+    """Changing the dict a ReplayResult hands out does not change the result."""
+    path = tmp_path / "z.oracleGeneral"
+    write_zipf(path, 5_000, 500, s=0.9, seed=1, format="oracle")
+    r = reclaim.replay(path, memory=0.25)
+    r.counts["hit"] = -1
+    r.vmstat["pswpout"] = -1
+    assert r.counts["hit"] == r.hits and r.vmstat["pswpout"] == r.pages_swapped_out
+
+
 def test_csv_addresses_and_sparse_object_ids(tmp_path: Path) -> None:
     csv = tmp_path / "heap.csv"
     lines = [

@@ -49,7 +49,13 @@ PAGE = 4096
 
 @dataclass
 class Row:
-    """One line of the table: our number, a peer's, their ratio and the target."""
+    """One line of the table: our number, a peer's, their ratio and the target.
+
+    ``suite`` the suite it belongs to (``"replay"``, ``"reclaim"``, ...), ``what`` what was
+    measured, ``value`` our number in ``unit``; ``peer`` and ``peer_value`` what it is compared
+    with (empty and None when there is no peer), ``ratio`` value / peer_value; ``target`` the
+    goal in words and ``met`` whether it was reached (None without a target); ``note`` more
+    context (miss ratios, why a peer was skipped)."""
 
     suite: str
     what: str
@@ -65,7 +71,14 @@ class Row:
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big each suite runs (``--quick`` shrinks everything for a smoke test)."""
+    """How big each suite runs (``--quick`` shrinks everything for a smoke test).
+
+    ``trace_requests`` and ``trace_pages``: the Zipf trace the replay suite writes (requests,
+    distinct pages); ``reclaim_pages``: pages the reclaim suite pages out to swap;
+    ``drop_pages``: pages of its pte_unused drop (and of the host comparison); ``memory_pages``:
+    resident pages the memory suite measures; ``batch_accesses``: accesses of the Python
+    overhead suite; ``explore_depth``: the explorer suite's bound; ``repeat``: runs per number
+    (the median is reported)."""
 
     trace_requests: int
     trace_pages: int

@@ -99,6 +99,9 @@ def _print_chain(row: dict[str, object]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``reclaim demo``: the postcopy study on 4.17 (the seed bug: the migration hangs) next to
+    4.18 (the fix), and 4.18 with a guest that frees cold pages: a table, the causal chain of
+    the hang and a timeline plot (unless --no-plot). Returns 0."""
     runs = [
         ("4.17 (before the fix)", "4.17", {}),
         ("4.18 (the fix)", "4.18", {}),
@@ -172,6 +175,9 @@ def _study_params(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_study_postcopy(args: argparse.Namespace) -> int:
+    """``reclaim study postcopy``: one postcopy migration study with the given parameters; its
+    outcome, causal chain and metrics. Returns the exit code (3 for a hang with
+    --fail-on-hang)."""
     params = _study_params(args)
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
@@ -195,6 +201,9 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``reclaim export``: run the postcopy study and write its event log as a Perfetto (Chrome
+    Trace Event) file and/or as ftrace text, and/or its page states as a heatmap PNG. Returns
+    0."""
     from reclaim.studies.postcopy import prepare
 
     if not (args.perfetto or args.ftrace or args.heatmap):
@@ -240,6 +249,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_crosscheck(args: argparse.Namespace) -> int:
+    """``reclaim crosscheck``: run the cross-check scenarios on the model and on this machine's
+    kernel and print where they differ. Returns 1 if a scenario that ran disagrees."""
     from reclaim.crosscheck import LIBRARY, crosscheck, format_table
     from reclaim.crosscheck.library import BY_NAME
 
@@ -268,6 +279,9 @@ def _csv(s: str) -> list[str]:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    """``reclaim explore``: search the interleavings of a small postcopy scenario for invariant
+    violations, per profile; print (or write as pytest tests) the findings. Returns the exit
+    code (3 for a violation with --fail-on-violation)."""
     from reclaim.explorer import explore
 
     profiles = list(reclaim.PROFILES) if args.profile == ["all"] else (args.profile or ["4.17"])
@@ -336,6 +350,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """``reclaim replay``: replay a memory-access trace under memory pressure and print the
+    hits, faults and reclaim counts. Returns the exit code."""
     from reclaim.trace import replay
 
     p = Progress(Path(args.trace).name, not args.json, unit="requests")
@@ -407,6 +423,8 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``reclaim`` command (every subcommand but ``sweep`` and
+    ``bench``, which have their own)."""
     p = argparse.ArgumentParser(
         prog="reclaim",
         description="An executable model of Linux memory reclaim on s390.",
@@ -589,6 +607,8 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``reclaim`` command with ``argv`` (default ``sys.argv[1:]``) and return its exit
+    code; errors become one line on stderr (see the module docstring for the codes)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(argv)

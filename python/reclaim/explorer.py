@@ -56,7 +56,14 @@ def _name(s: str) -> str:
 
 @dataclass(frozen=True)
 class Finding:
-    """A violation and a minimal step list that leads to it (see ``minimal``)."""
+    """A violation and a minimal step list that leads to it (see ``minimal``).
+
+    ``scenario`` is the scenario searched; ``predicate`` the predicate violated
+    (``"userfault_on_received"``, ..., ``"custom"`` for yours) and ``cause`` how (a key of
+    :data:`CAUSES`, or ``"other"``), ``cause_text`` in words; ``message`` what the predicate
+    said; ``steps`` the steps from the initial state in their text form (``"reclaim:1"``), which
+    :meth:`reclaim.Scenario.replay` takes, and ``explained`` each one in kernel and QEMU terms;
+    ``user_predicate`` your predicate function for a ``"custom"`` finding (else None)."""
 
     scenario: Scenario
     predicate: str
@@ -152,7 +159,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class ExploreResult:
-    """What :func:`explore` searched and found."""
+    """What :func:`explore` searched and found.
+
+    ``scenario`` the scenario searched; ``findings`` the first violation of each (predicate,
+    cause), shrunk; ``predicates`` the predicates checked (``"custom"`` for yours); ``depth``
+    the bound asked for and ``depth_completed`` the deepest bound searched completely within
+    ``max_states`` (the state budget); ``states`` the distinct states visited and
+    ``transitions`` the steps applied (over all passes and walks); ``exhaustive`` whether every
+    interleaving up to ``depth`` was searched; ``walks`` the random walks taken beyond it;
+    ``seconds`` the wall time."""
 
     scenario: Scenario
     findings: tuple[Finding, ...]

@@ -26,6 +26,8 @@ class StatusLine:
         return time.monotonic() - self.start
 
     def show(self, text: str, *, final: bool = False) -> None:
+        """Overwrite the line with ``text`` (on stderr), once ``delay`` has passed and at most
+        every ``interval`` seconds; a ``final`` text is shown whatever the interval."""
         now = time.monotonic()
         if not self.enabled or now - self.start < self.delay:
             return
@@ -37,6 +39,7 @@ class StatusLine:
         self.shown = True
 
     def close(self) -> None:
+        """End the line with a newline if it was shown (nothing otherwise)."""
         if self.shown:
             sys.stderr.write("\n")
             sys.stderr.flush()

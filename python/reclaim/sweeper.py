@@ -735,7 +735,9 @@ def summary_plot(
 
 @dataclass(frozen=True)
 class GridFile:
-    """A grid file (TOML, see the module's documentation)."""
+    """A grid file (TOML, see the module's documentation): the ``grid``, the ``study`` it runs
+    (``"postcopy"``), the parquet file ``out`` the rows go to, the ``executor`` (``"local"``,
+    ``"serial"`` or a dask scheduler address) and its ``workers`` (None: one per core)."""
 
     #: Parameter name -> list of values (an axis) or a value (a constant).
     grid: dict[str, Value | list[Value]]

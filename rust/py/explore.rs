@@ -75,34 +75,45 @@ impl PyScenario {
         Ok(PyScenario { sc })
     }
 
+    /// The s390x profile name: "4.17", "4.18" or "6.12".
     #[getter]
     fn profile(&self) -> &'static str {
         self.sc.profile.name
     }
+    /// The QEMU postcopy logic: "3.0" (2.12/3.0: the fault thread requests every faulting page) or
+    /// "5.2" (5.2+: `migrate_send_rp_req_pages` does not request a page already received).
     #[getter]
     fn qemu(&self) -> &'static str {
         self.sc.qemu.name()
     }
+    /// One class per guest page: "used_received", "free_received", "used_dirty" or "free_zero".
     #[getter]
     fn pages(&self) -> Vec<&'static str> {
         self.sc.pages.iter().map(|c| c.name()).collect()
     }
+    /// The guest's vCPUs (threads that fault and can block on a userfault).
     #[getter]
     fn vcpus(&self) -> u32 {
         self.sc.vcpus
     }
+    /// The destination host's memory in pages (at least 64).
     #[getter]
     fn host_pages(&self) -> u64 {
         self.sc.host_pages
     }
+    /// The destination host's swap in pages.
     #[getter]
     fn swap_pages(&self) -> u64 {
         self.sc.swap_pages
     }
+    /// The guest actions the search may take ("alloc", "free", "read", "write", "diag10",
+    /// "enable_skey").
     #[getter]
     fn guest_steps(&self) -> Vec<&'static str> {
         self.sc.guest_steps.names()
     }
+    /// Where the search starts: "switchover" (before the final storage attributes) or "listen"
+    /// (guest RAM just registered with userfaultfd).
     #[getter]
     fn start(&self) -> &'static str {
         self.sc.start.name()

@@ -120,14 +120,21 @@ pub struct PyEvent {
     pub t: u64,
     /// The trace name, e.g. "rmap:try_to_unmap_one".
     pub name: &'static str,
+    /// Which host of the run logged it (0 for a lone kernel; source 0, destination 1 in a migration).
     pub host: u8,
+    /// The process (mm) concerned, 0 if none.
     pub pid: u32,
+    /// The thread: a vCPU's index for guest threads.
     pub tid: u16,
+    /// The virtual address concerned (0 if none).
     pub addr: u64,
     /// The one-line rendering in ftrace style.
     pub text: String,
+    /// The first kind-specific field (named by `fields()` and `EVENT_FIELDS`; 0 if unused).
     pub a: u64,
+    /// The second kind-specific field (named by `fields()` and `EVENT_FIELDS`; 0 if unused).
     pub b: u64,
+    /// The third kind-specific field (named by `fields()` and `EVENT_FIELDS`; 0 if unused).
     pub c: u64,
 }
 

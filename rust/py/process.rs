@@ -142,10 +142,12 @@ fn prot_arg(p: &Bound<'_, PyAny>) -> PyResult<u64> {
 
 #[pymethods]
 impl PyProcess {
+    /// The process id (the mm's pid in the event log).
     #[getter]
     fn pid(&self) -> u32 {
         self.pid
     }
+    /// The name given to `Kernel.spawn` (the task's comm).
     #[getter]
     fn name(&self) -> PyResult<String> {
         with(&self.k, |k| Ok(k.mm(self.pid)?.name.clone()))
@@ -155,6 +157,7 @@ impl PyProcess {
     fn kvm(&self) -> PyResult<bool> {
         with(&self.k, |k| Ok(k.mm(self.pid)?.has_pgste))
     }
+    /// Whether the process still exists (False once it exited and its mm was torn down).
     #[getter]
     fn alive(&self) -> PyResult<bool> {
         with(&self.k, |k| Ok(k.mm(self.pid).is_ok()))

@@ -17,14 +17,17 @@ impl PyProfile {
     fn new(name: &str, arch: &str) -> PyResult<Self> {
         Ok(PyProfile(call(|| Profile::by_names(name, arch))?))
     }
+    /// The profile's name: "4.17", "4.18" or "6.12".
     #[getter]
     fn name(&self) -> &'static str {
         self.0.name
     }
+    /// The kernel release modelled, as (major, minor), e.g. (4, 18).
     #[getter]
     fn release(&self) -> (u16, u16) {
         self.0.release
     }
+    /// The architecture: "s390x" or "x86_64" (PTE format, PGSTEs, what userfaultfd offers).
     #[getter]
     fn arch(&self) -> &'static str {
         self.0.arch.name()

@@ -84,21 +84,28 @@ impl PyPte {
         let a = if self.arch == Arch::S390x { String::new() } else { format!(", {}", self.arch.name()) };
         format!("Pte({:#x}{a}: {})", self.v, self.arch.decode_pte(self.v))
     }
+    /// `pte_none`: the entry is empty (s390: exactly `_PAGE_INVALID`, 0x400).
     fn none(&self) -> bool {
         self.arch.pte_none(self.v)
     }
+    /// `pte_present`: the entry maps a page (s390: the software `_PAGE_PRESENT` bit, set also while
+    /// an old PTE has the hardware invalid bit).
     fn present(&self) -> bool {
         self.arch.pte_present(self.v)
     }
+    /// `pte_swap`: the entry is a swap entry (s390: `_PAGE_PROTECT` set, `_PAGE_PRESENT` clear).
     fn swap(&self) -> bool {
         self.arch.is_swap_pte(self.v)
     }
+    /// `pte_young`: the page was referenced since the PTE was last made old (s390: `_PAGE_YOUNG`).
     fn young(&self) -> bool {
         self.arch.pte_young(self.v)
     }
+    /// `pte_dirty`: the page was written through this PTE (s390: `_PAGE_DIRTY`).
     fn dirty(&self) -> bool {
         self.arch.pte_dirty(self.v)
     }
+    /// `pte_write`: the mapping allows writes (s390: the software `_PAGE_WRITE` bit).
     fn write(&self) -> bool {
         self.arch.pte_write(self.v)
     }
@@ -106,12 +113,16 @@ impl PyPte {
     fn read(&self) -> bool {
         self.s390_only(|p| p.read())
     }
+    /// `pte_special`: no struct page behind the entry, e.g. the zero page (s390: `_PAGE_SPECIAL`).
     fn special(&self) -> bool {
         self.arch.pte_special(self.v)
     }
+    /// `pte_soft_dirty`: written since soft-dirty tracking was last reset (s390: `_PAGE_SOFT_DIRTY`).
     fn soft_dirty(&self) -> bool {
         self.arch.pte_soft_dirty(self.v)
     }
+    /// `pte_unused`: the value carries `_PAGE_UNUSED`, set only on the old value `ptep_xchg_commit`
+    /// returns when the PGSTE usage state is UNUSED (x86_64: always False).
     fn unused(&self) -> bool {
         self.arch.pte_unused(self.v)
     }
@@ -119,6 +130,9 @@ impl PyPte {
     fn uffd_wp(&self) -> bool {
         self.arch.pte_uffd_wp(self.v)
     }
+    /// `pte_protnone` (NUMA hinting): present but neither readable nor writable (the kernel tests only
+    /// `_PAGE_READ`; the same for every `PAGE_*` protection, whose writable ones are readable;
+    /// x86_64: False).
     fn protnone(&self) -> bool {
         self.s390_only(|p| p.protnone())
     }
@@ -130,30 +144,43 @@ impl PyPte {
     fn hw_protect(&self) -> bool {
         self.s390_only(|p| p.hw_protect())
     }
+    /// `pte_pfn`: the page frame number the entry maps.
     fn pfn(&self) -> u64 {
         match self.arch {
             Arch::S390x => self.s().pfn(),
             Arch::X86_64 => crate::arch::x86::Pte(self.v).pfn(),
         }
     }
+    /// `pte_mkold`: the PTE made old (s390: `_PAGE_YOUNG` cleared and `_PAGE_INVALID` set, so the next
+    /// access faults).
     fn mkold(&self) -> Self {
         self.with(self.arch.pte_mkold(self.v))
     }
+    /// `pte_mkyoung`: the PTE made young (s390: `_PAGE_YOUNG` set, and `_PAGE_INVALID` cleared if
+    /// readable).
     fn mkyoung(&self) -> Self {
         self.with(self.arch.pte_mkyoung(self.v))
     }
+    /// `pte_mkdirty`: the PTE made dirty (s390: `_PAGE_DIRTY` and `_PAGE_SOFT_DIRTY` set, and
+    /// `_PAGE_PROTECT` cleared if writable).
     fn mkdirty(&self) -> Self {
         self.with(self.arch.pte_mkdirty(self.v))
     }
+    /// `pte_mkclean`: the PTE made clean (s390: `_PAGE_DIRTY` cleared and `_PAGE_PROTECT` set, so the
+    /// next write faults).
     fn mkclean(&self) -> Self {
         self.with(self.arch.pte_mkclean(self.v))
     }
+    /// `pte_wrprotect`: the PTE made read-only (s390: `_PAGE_WRITE` cleared and `_PAGE_PROTECT` set).
     fn wrprotect(&self) -> Self {
         self.with(self.arch.pte_wrprotect(self.v))
     }
+    /// `pte_mkwrite`: the PTE made writable (s390: `_PAGE_WRITE` set, and `_PAGE_PROTECT` cleared if
+    /// dirty).
     fn mkwrite(&self) -> Self {
         self.with(self.arch.pte_mkwrite(self.v))
     }
+    /// `pte_mkspecial`: the PTE marked special (s390: `_PAGE_SPECIAL` set).
     fn mkspecial(&self) -> Self {
         self.with(self.arch.pte_mkspecial(self.v))
     }
@@ -161,21 +188,29 @@ impl PyPte {
     fn modify(&self, prot: i128) -> PyResult<Self> {
         Ok(self.with(self.s().modify(u64_arg(prot, "prot")?).val()))
     }
+    /// `__swp_type`: the swap device (type) of a swap PTE (s390: 5 bits at bit 2).
     fn swp_type(&self) -> u32 {
         self.arch.swp_type(self.v)
     }
+    /// `__swp_offset`: the slot on the swap device of a swap PTE (s390: 52 bits at bit 12).
     fn swp_offset(&self) -> u64 {
         self.arch.swp_offset(self.v)
     }
+    /// `pte_swp_exclusive` (v6.0+): the swapped page was exclusive to this mm (s390:
+    /// `_PAGE_SWP_EXCLUSIVE`, aliasing `_PAGE_LARGE`).
     fn swp_exclusive(&self) -> bool {
         self.arch.pte_swp_exclusive(self.v)
     }
+    /// `pte_swp_mkexclusive` (v6.0+): the swap PTE marked exclusive.
     fn swp_mkexclusive(&self) -> Self {
         self.with(self.arch.pte_swp_mkexclusive(self.v))
     }
+    /// `pte_swp_soft_dirty`: the soft-dirty bit kept in a swap PTE (s390: `_PAGE_SOFT_DIRTY`).
     fn swp_soft_dirty(&self) -> bool {
         self.arch.pte_swp_soft_dirty(self.v)
     }
+    /// `pte_swp_uffd_wp`: the userfaultfd write-protect marker of a swap PTE (always False on s390,
+    /// which has no `_PAGE_UFFD_WP` bit; x86_64: `_PAGE_SWP_UFFD_WP`).
     fn swp_uffd_wp(&self) -> bool {
         self.arch.pte_swp_uffd_wp(self.v)
     }
@@ -218,6 +253,7 @@ impl PyPgste {
     fn new(value: i128, profile: &str) -> PyResult<Self> {
         Ok(PyPgste { v: Pgste(u64_arg(value, "pgste value")?), layout: layout_for(profile)? })
     }
+    /// The raw u64.
     #[getter]
     fn value(&self) -> u64 {
         self.v.val()
@@ -239,30 +275,41 @@ impl PyPgste {
     fn usage(&self) -> &'static str {
         self.v.usage().name()
     }
+    /// `_PGSTE_GPS_ZERO`: the page is logically zero (its content was discarded and reads back as
+    /// zeroes).
     fn zero(&self) -> bool {
         self.v.zero()
     }
+    /// `_PGSTE_GPS_NODAT`: the guest does not use the page for DAT tables (ESSA SET_STABLE_NODAT).
     fn nodat(&self) -> bool {
         self.v.nodat()
     }
+    /// `PGSTE_UC_BIT`: the host user (QEMU) dirtied the page, for migration (user dirty); its
+    /// position depends on the layout.
     fn uc(&self) -> bool {
         self.v.uc(self.layout)
     }
+    /// `PGSTE_IN_BIT`: notify KVM when the PTE is invalidated (IPTE notify); position per layout.
     fn in_(&self) -> bool {
         self.v.in_bit(self.layout)
     }
+    /// `PGSTE_VSIE_BIT`: the page is referenced in a shadow (VSIE) table; position per layout.
     fn vsie(&self) -> bool {
         self.v.vsie(self.layout)
     }
+    /// `PGSTE_GR_BIT`: the guest referenced the page (guest reference bit).
     fn gr(&self) -> bool {
         self.v.gr()
     }
+    /// `PGSTE_GC_BIT`: the guest changed the page (guest change bit).
     fn gc(&self) -> bool {
         self.v.gc()
     }
+    /// `PGSTE_HR_BIT`: the host referenced the page (host reference bit).
     fn hr(&self) -> bool {
         self.v.hr()
     }
+    /// `PGSTE_HC_BIT`: the host changed the page (host change bit).
     fn hc(&self) -> bool {
         self.v.hc()
     }
@@ -273,7 +320,9 @@ impl PyPgste {
 pub struct PyEssa {
     /// The orc performed.
     pub orc: u32,
+    /// The page's PGSTE before the ESSA.
     pub old_pgste: PyPgste,
+    /// The page's PGSTE after it (usage state and `_PGSTE_GPS_NODAT` / `_PGSTE_GPS_ZERO` set by the orc).
     pub new_pgste: PyPgste,
     /// 1 if the page goes on the CBRL (its host PTE is invalid and it may be discarded).
     pub res: u32,

@@ -56,10 +56,12 @@ impl PyStudyResult {
     fn source_profile(&self) -> String {
         self.source_profile.clone()
     }
+    /// The QEMU postcopy logic that ran: "3.0" (2.12/3.0) or "5.2" (5.2+).
     #[getter]
     fn qemu(&self) -> String {
         self.qemu.clone()
     }
+    /// The seed of the run's RNG (same seed, same event log).
     #[getter]
     fn seed(&self) -> u64 {
         self.seed

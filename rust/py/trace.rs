@@ -135,44 +135,72 @@ impl PyReplayRun {
 }
 
 /// What a trace replay measured (see `reclaim.replay`).
-#[pyclass(name = "ReplayResult", module = "reclaim", frozen, get_all)]
+#[pyclass(name = "ReplayResult", module = "reclaim", frozen)]
+// Not get_all: it would also make getters of the private `counts` and `vmstat` that return the
+// dicts themselves, shadowing the getters below that return copies.
 pub struct PyReplayResult {
+    /// The trace file replayed.
+    #[pyo3(get)]
     pub path: String,
     /// "binary", "csv" or "oracle".
+    #[pyo3(get)]
     pub format: &'static str,
+    /// The kernel profile it ran on ("4.17", "4.18" or "6.12").
+    #[pyo3(get)]
     pub profile: &'static str,
     /// How keys became pages: "offset" (each key its page) or "hashed" (sparse keys).
+    #[pyo3(get)]
     pub mapping: &'static str,
     /// Requests replayed.
+    #[pyo3(get)]
     pub requests: u64,
     /// Distinct pages of the trace (under the mapping).
+    #[pyo3(get)]
     pub distinct_pages: u64,
     /// Accesses to a resident page.
+    #[pyo3(get)]
     pub hits: u64,
     /// Accesses to a non-resident page brought in without I/O (first touch, swap cache).
+    #[pyo3(get)]
     pub minor_faults: u64,
     /// Accesses that read the page back from swap.
+    #[pyo3(get)]
     pub major_faults: u64,
     /// minor_faults + major_faults.
+    #[pyo3(get)]
     pub misses: u64,
     /// misses / requests.
+    #[pyo3(get)]
     pub miss_ratio: f64,
     /// pgsteal_kswapd + pgsteal_direct.
+    #[pyo3(get)]
     pub pages_reclaimed: u64,
     /// pswpout.
+    #[pyo3(get)]
     pub pages_swapped_out: u64,
     /// Pages of the trace resident at the end (the process's MM_ANONPAGES).
+    #[pyo3(get)]
     pub resident_pages: u64,
-    /// Bytes of host memory and of swap.
+    /// Bytes of host memory.
+    #[pyo3(get)]
     pub memory: u64,
+    /// Bytes of swap.
+    #[pyo3(get)]
     pub swap: u64,
-    /// Wall-clock seconds of the replay pass, and of the two reads of the trace before it.
+    /// Wall-clock seconds of the replay pass.
+    #[pyo3(get)]
     pub seconds: f64,
+    /// Wall-clock seconds of the two reads of the trace before the replay pass.
+    #[pyo3(get)]
     pub scan_seconds: f64,
+    /// Requests replayed per wall-clock second of the replay pass.
+    #[pyo3(get)]
     pub requests_per_second: f64,
     /// Hash of the kernel's event log (same trace and seed, same hash).
+    #[pyo3(get)]
     pub log_hash: u64,
     /// Events in the log (reclaim's; per-page events are not recorded in a replay).
+    #[pyo3(get)]
     pub n_events: usize,
     counts: Py<PyDict>,
     vmstat: Py<PyDict>,

@@ -118,6 +118,8 @@ fn len_arg(v: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
 
 #[pymethods]
 impl PyUserfaultfd {
+    /// The userfaultfd's id within its kernel (`UffdEvent.uffd` of its messages; a FORK message's
+    /// `ufd` names the child's).
     #[getter]
     fn id(&self) -> u32 {
         self.id

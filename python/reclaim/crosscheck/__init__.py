@@ -51,8 +51,10 @@ def compare(scenario: Scenario, model_result: RunResult, host_result: RunResult)
 
 @dataclass
 class Row:
-    """One scenario of a cross-check: the two summaries, whether they agree, why it was
-    skipped (None if it ran on both sides), and the differences."""
+    """One scenario of a cross-check: the two summaries (``model``, ``kernel``), whether they
+    ``agree``, why it was ``skipped`` (None if it ran on both sides), the ``differences`` (see
+    :func:`compare`) and ``notes`` (the runners' remarks, and expectations the kernel run did
+    not meet)."""
 
     scenario: str
     model: str

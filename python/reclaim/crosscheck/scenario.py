@@ -115,7 +115,12 @@ def feature_bits(names: Sequence[str]) -> int:
 @dataclass(frozen=True)
 class Step:
     """One step of a scenario. ``proc`` is the process it runs on (``"parent"`` or, after a
-    :class:`Fork`, ``"child"``); ``expect`` the observation the real kernel should give."""
+    :class:`Fork`, ``"child"``); ``expect`` the observation the real kernel should give.
+
+    Fields the steps share: ``name`` is the mapping a step works on (named by its
+    :class:`Mmap`), ``page`` / ``first`` and ``npages`` pages of it counted from 0; ``uffd``
+    the userfaultfd it uses (named by its :class:`Uffd`, ``"u"`` by default); ``dontwake``
+    sets the ioctl's ``*_MODE_DONTWAKE`` (the threads parked on the range are not woken)."""
 
     proc: str = field(default="parent", kw_only=True)
     expect: str | None = field(default=None, kw_only=True)
@@ -201,7 +206,8 @@ class Uffd(Step):
 @dataclass(frozen=True)
 class Register(Step):
     """UFFDIO_REGISTER of pages ``[first, first+npages)`` (to the end for None) with the
-    modes; ``byte_offset`` is added to the start (an unaligned start for error cases)."""
+    modes ``missing``, ``wp`` and ``minor`` (UFFDIO_REGISTER_MODE_MISSING, _WP, _MINOR);
+    ``byte_offset`` is added to the start (an unaligned start for error cases)."""
 
     name: str
     first: int = 0
@@ -414,7 +420,7 @@ WAKING = (Copy, Zeropage, Wake, Continue, WriteProtect, Unregister, Close)
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named sequence of steps; ``needs`` lists what it needs beyond userfaultfd
+    """A sequence of steps under a ``name``; ``needs`` lists what it needs beyond userfaultfd
     (:data:`NEEDS`), ``doc`` says what it shows."""
 
     name: str
@@ -490,9 +496,11 @@ def locate_range(start: int, end: int, mappings: Mappings) -> str:
 
 @dataclass(frozen=True)
 class Msg:
-    """A ``struct uffd_msg`` normalized: the event, the userfaultfd it came from and, by
-    event, the page (PAGEFAULT), the range (REMOVE, UNMAP) or the child's userfaultfd (FORK).
-    ``ptid`` is only whether a thread id was reported (ids differ between model and kernel)."""
+    """A ``struct uffd_msg`` normalized: the ``event``, the userfaultfd it came from (``uffd``,
+    by name) and, by event, ``where``: the page (PAGEFAULT) or the range (REMOVE, UNMAP) as
+    ``m[0]`` / ``m[0:2]``, or ``child``: the child's userfaultfd (FORK). ``write``, ``wp`` and
+    ``minor`` are a PAGEFAULT's UFFD_PAGEFAULT_FLAG_WRITE, _WP and _MINOR. ``ptid`` is only
+    whether a thread id was reported (ids differ between model and kernel)."""
 
     event: str
     uffd: str
