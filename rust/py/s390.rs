@@ -130,9 +130,8 @@ impl PyPte {
     fn uffd_wp(&self) -> bool {
         self.arch.pte_uffd_wp(self.v)
     }
-    /// `pte_protnone` (NUMA hinting): present but neither readable nor writable (the kernel tests only
-    /// `_PAGE_READ`; the same for every `PAGE_*` protection, whose writable ones are readable;
-    /// x86_64: False).
+    /// `pte_protnone` (NUMA hinting): present and not readable (`_PAGE_READ` clear), as the
+    /// s390 kernel tests it (x86_64: False).
     fn protnone(&self) -> bool {
         self.s390_only(|p| p.protnone())
     }

@@ -135,9 +135,10 @@ impl Pte {
         self.0 & _PAGE_UNUSED != 0
     }
 
-    /// `pte_protnone` (NUMA hinting): present but neither readable nor writable.
+    /// `pte_protnone` (NUMA hinting, "is the PTE a PAGE_NONE entry?"): present and not
+    /// readable, as arch/s390/include/asm/pgtable.h tests it (`_PAGE_READ` alone).
     pub fn protnone(self) -> bool {
-        self.present() && self.0 & (_PAGE_READ | _PAGE_WRITE) == 0
+        self.present() && self.0 & _PAGE_READ == 0
     }
 
     /// The hardware invalid bit.
@@ -376,6 +377,15 @@ mod tests {
         assert!(!old.mkyoung().hw_invalid());
         // a PROT_NONE pte stays invalid when made young: it has no READ bit.
         assert!(Pte::mk(1, PAGE_NONE).hw_invalid());
+    }
+
+    #[test]
+    fn protnone_is_present_without_read_as_the_kernel_tests_it() {
+        assert!(Pte::mk(1, PAGE_NONE).protnone());
+        assert!(!Pte::mk(1, PAGE_RO).protnone() && !Pte::mk(1, PAGE_RW).protnone());
+        // pte_protnone looks at _PAGE_READ only: a hand-made writable, unreadable PTE is one
+        assert!(Pte(_PAGE_PRESENT | _PAGE_WRITE).protnone());
+        assert!(!Pte(_PAGE_INVALID).protnone()); // pte_none
     }
 
     proptest! {
