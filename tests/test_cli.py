@@ -118,5 +118,10 @@ def test_bench_quick_json_reports_rows_with_targets_and_the_machine() -> None:
         assert x["value"] > 0 and x["unit"] and x["target"]
     drop = next(x for (s, w), x in rows.items() if "pte_unused drop" in w)
     assert drop["peer"] == "host kernel" and drop["ratio"] == drop["value"] / drop["peer_value"]
+    faults = run("bench", "--quick", "--only", "faults", "--json")
+    assert faults.returncode == 0, faults.stderr
+    first = next(x for x in json.loads(faults.stdout)["rows"] if "first touch" in x["what"])
+    assert first["peer"] == "host kernel" and first["peer_value"] > 0
+    assert first["ratio"] == first["value"] / first["peer_value"]
     bad = run("bench", "--only", "nothing")
     assert bad.returncode == 2

@@ -17,7 +17,8 @@ Suites (``--only``):
 - ``memory``: model heap per resident page (frame, PTE, PGSTE, LRU links) and RSS growth.
 - ``python``: ``Process.access_batch`` on numpy arrays against ``run_workload`` generating the
   same kind of accesses in Rust (the Python overhead).
-- ``faults``: first-touch and swap-in faults per second through ``access_batch``.
+- ``faults``: first-touch and swap-in faults per second through ``access_batch``, next to the
+  host kernel's (stores to new anon pages; loads after MADV_PAGEOUT, needs active swap).
 - ``explore``: distinct states the explorer visits per second on the 4.17 switchover scenario.
 """
 
@@ -33,10 +34,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -179,24 +181,50 @@ def suite_replay(sz: Sizes, tmp: Path) -> list[Row]:
 MADV_FREE, MADV_PAGEOUT = 8, 21
 
 
-def host_ns_per_page(pages: int, *, lazyfree: bool) -> float:
-    """The host kernel's time per page of MADV_PAGEOUT over ``pages`` written anon pages
-    (first MADV_FREE'd, so reclaim discards them, if ``lazyfree``)."""
+@contextlib.contextmanager
+def _host_anon(pages: int) -> Iterator[tuple[Any, int, np.ndarray]]:
+    """``pages`` of private anonymous memory of this process from the host kernel, untouched:
+    (libc, address, a uint8 numpy view of it); unmapped at the end."""
     lib = libc()
     size = pages * PAGE
     addr = lib.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     try:
-        mem = np.frombuffer(
-            memoryview((ctypes.c_char * size).from_address(addr)).cast("B"), dtype=np.uint8
-        )
-        mem[::PAGE] = 1
-        if lazyfree:
-            lib.madvise(addr, size, MADV_FREE)
-        t = time.perf_counter_ns()
-        lib.madvise(addr, size, MADV_PAGEOUT)
-        return (time.perf_counter_ns() - t) / pages
+        view = memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+        yield lib, addr, np.frombuffer(view, dtype=np.uint8)
     finally:
         lib.munmap(addr, size)
+
+
+def host_ns_per_page(pages: int, *, lazyfree: bool) -> float:
+    """The host kernel's time per page of MADV_PAGEOUT over ``pages`` written anon pages
+    (first MADV_FREE'd, so reclaim discards them, if ``lazyfree``)."""
+    with _host_anon(pages) as (lib, addr, mem):
+        mem[::PAGE] = 1
+        if lazyfree:
+            lib.madvise(addr, pages * PAGE, MADV_FREE)
+        t = time.perf_counter_ns()
+        lib.madvise(addr, pages * PAGE, MADV_PAGEOUT)
+        return (time.perf_counter_ns() - t) / pages
+
+
+def host_faults_per_second(pages: int, *, swap_in: bool) -> float:
+    """The host kernel's page faults per second: a store to each of ``pages`` untouched anon
+    pages (first touch), or (``swap_in``) a load of each after MADV_PAGEOUT sent them to swap
+    (swap-in, with the kernel's swap readahead). numpy's strided access makes the loop's own
+    cost about a nanosecond a page."""
+    with _host_anon(pages) as (lib, addr, mem):
+        if swap_in:
+            mem[::PAGE] = 1
+            lib.madvise(addr, pages * PAGE, MADV_PAGEOUT)
+            t = time.perf_counter_ns()
+            total = int(mem[::PAGE].sum(dtype=np.uint64))
+            dt = time.perf_counter_ns() - t
+            assert total == pages, "the pages came back with their content"
+        else:
+            t = time.perf_counter_ns()
+            mem[::PAGE] = 1
+            dt = time.perf_counter_ns() - t
+        return pages / dt * 1e9
 
 
 def _swap_active() -> bool:
@@ -353,12 +381,35 @@ def suite_faults(sz: Sizes) -> list[Row]:
         assert r.counts["major"] == n
         return n / (time.perf_counter() - t)
 
-    return [
-        Row(
-            "faults", "first touch (do_anonymous_page)", _median(first_touch, sz.repeat), "faults/s"
-        ),
-        Row("faults", "swap-in (do_swap_page, major)", _median(swap_in, sz.repeat), "faults/s"),
-    ]
+    rows = []
+    for what, ours, major in (
+        ("first touch (do_anonymous_page)", first_touch, False),
+        ("swap-in (do_swap_page, major)", swap_in, True),
+    ):
+        value = _median(ours, sz.repeat)
+        host: float | None = None
+        note = ""
+        if major and not _swap_active():
+            note = "host skipped: no active swap (swapon a swap file to compare)"
+        else:
+            try:
+                host = _median(partial(host_faults_per_second, n, swap_in=major), sz.repeat)
+                note = "host: loads after MADV_PAGEOUT" if major else "host: stores to new pages"
+            except OSError as e:  # MADV_PAGEOUT needs Linux 5.4
+                note = f"host skipped: {e}"
+        rows.append(
+            Row(
+                "faults",
+                f"{what} through access_batch",
+                value,
+                "faults/s",
+                "host kernel" if host else "",
+                host,
+                value / host if host else None,
+                note=note,
+            )
+        )
+    return rows
 
 
 def suite_explore(sz: Sizes) -> list[Row]:
