@@ -68,9 +68,13 @@ impl Kernel {
         }
     }
 
-    /// `do_swap_page`.
+    /// `do_swap_page`. A hwpoison entry (x86_64, [`crate::mm::memory_failure`]) is
+    /// `is_hwpoison_entry` → VM_FAULT_HWPOISON, which the arch fault handler turns into SIGBUS.
     pub(crate) fn do_swap_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         let arch = self.arch();
+        if self.is_hwpoison_entry(orig) {
+            return Fault::Sigbus;
+        }
         let off = arch.swp_offset(orig) as u32;
         if !self.swap.is_valid(off) {
             return Fault::Sigbus;

@@ -77,6 +77,15 @@ impl Kernel {
                     continue;
                 }
                 let didx = self.mmx_mut(dpid).pt.pte_alloc(addr).expect("parent address fits");
+                if self.is_hwpoison_entry(pte) {
+                    // copy_nonpresent_pte: a non_swap_entry the child gets as it is (uffd-wp
+                    // kept only where the child VMA has it); no slot, no rss counter
+                    if !child_wp {
+                        pte = arch.pte_swp_set_uffd_wp(pte, false);
+                    }
+                    self.set_pte_at(dpid, didx, pte);
+                    continue;
+                }
                 if !arch.pte_present(pte) {
                     let off = arch.swp_offset(pte) as u32;
                     // swap_duplicate never fails in the model (continuations always allocate)

@@ -1,5 +1,5 @@
 //! madvise (mm/madvise.c): DONTNEED, FREE, REMOVE, COLD, PAGEOUT, WILLNEED and the access
-//! pattern hints, with the kernel's checks and errnos.
+//! pattern hints, with the kernel's checks and errnos; HWPOISON in [`crate::mm::memory_failure`].
 
 use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
@@ -19,10 +19,12 @@ pub enum Advice {
     Remove = 9,
     Cold = 20,
     Pageout = 21,
+    /// x86_64 only (CONFIG_MEMORY_FAILURE); -EINVAL on s390.
+    Hwpoison = 100,
 }
 
 impl Advice {
-    pub const ALL: [(&'static str, Advice); 9] = [
+    pub const ALL: [(&'static str, Advice); 10] = [
         ("normal", Advice::Normal),
         ("random", Advice::Random),
         ("sequential", Advice::Sequential),
@@ -32,6 +34,7 @@ impl Advice {
         ("remove", Advice::Remove),
         ("cold", Advice::Cold),
         ("pageout", Advice::Pageout),
+        ("hwpoison", Advice::Hwpoison),
     ];
 
     /// By name (`"dontneed"`, `"MADV_DONTNEED"`); an unknown name is -EINVAL as an unknown
@@ -62,9 +65,17 @@ impl Kernel {
                 ),
             ));
         }
+        if advice == Advice::Hwpoison && self.swp_hwpoison_type().is_none() {
+            // madvise_behavior_valid: MADV_HWPOISON exists only with CONFIG_MEMORY_FAILURE
+            return self.madvise_hwpoison(pid, addr, addr);
+        }
         let end = self.check_range("madvise", addr, len)?;
         if end == addr {
             return Ok(());
+        }
+        if advice == Advice::Hwpoison {
+            // do_madvise hands MADV_HWPOISON to madvise_inject_error before any VMA walk
+            return self.madvise_hwpoison(pid, addr, end);
         }
         let mut hole = false;
         let mut cur = addr;
@@ -149,12 +160,16 @@ impl Kernel {
                 }
                 self.madvise_cold_or_pageout(id, s, e, advice == Advice::Pageout);
             }
+            Advice::Hwpoison => unreachable!("madvise handles MADV_HWPOISON before the VMA walk"),
         }
         Ok(())
     }
 
     /// `madvise_free_pte_range`: swap entries are freed; pages only this mapping uses are made
     /// clean and old and put on the lazyfree list; reclaim may then drop them without writing.
+    /// A hwpoison entry is cleared in 6.x (`is_hwpoison_entry(entry) ||
+    /// is_poisoned_swp_entry(entry)` → `pte_clear_not_present_full`) and left alone in 4.x
+    /// (`if (non_swap_entry(entry)) continue;`).
     fn madvise_free_range(&mut self, id: u32, s: u64, e: u64) {
         let arch = self.arch();
         let pid = self.vma(id).mm;
@@ -162,7 +177,11 @@ impl Kernel {
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
             cur = a + 4096;
             let pte = self.mmx(pid).pt.pte(idx);
-            if arch.is_swap_pte(pte) {
+            if self.is_hwpoison_entry(pte) {
+                if self.hwpoison_6x() {
+                    self.pte_clear(pid, idx);
+                }
+            } else if arch.is_swap_pte(pte) {
                 let off = arch.swp_offset(pte) as u32;
                 self.add_rss(pid, MM_SWAPENTS, -1);
                 self.pte_clear(pid, idx);
@@ -249,7 +268,7 @@ impl Kernel {
     }
 
     /// MADV_WILLNEED on anon memory (`force_swapin_readahead`): read swapped pages into the
-    /// swap cache.
+    /// swap cache. A hwpoison entry is skipped (`non_swap_entry`).
     fn madvise_willneed(&mut self, id: u32, s: u64, e: u64) {
         let arch = self.arch();
         let pid = self.vma(id).mm;
@@ -257,7 +276,7 @@ impl Kernel {
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
             cur = a + 4096;
             let p = self.mmx(pid).pt.pte(idx);
-            if arch.is_swap_pte(p) {
+            if arch.is_swap_pte(p) && !self.is_hwpoison_entry(p) {
                 if let Ok((pfn, _)) = self.swapin_page(arch.swp_offset(p) as u32) {
                     self.put_page(pfn);
                 }

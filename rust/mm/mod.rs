@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub mod anon_vma;
 pub mod fork;
 pub mod madvise;
+pub mod memory_failure;
 pub mod mlock;
 pub mod mmap;
 pub mod mprotect;

@@ -49,6 +49,10 @@ impl Kernel {
                     self.add_rss(pid, c, -1);
                     self.page_remove_rmap(pfn);
                     self.put_page(pfn);
+                } else if self.is_hwpoison_entry(pte) {
+                    // zap_pte_range: a hwpoison entry holds no slot and counts in no rss
+                    // counter; it is just cleared
+                    self.pte_clear(pid, idx);
                 } else {
                     let off = arch.swp_offset(pte) as u32;
                     self.add_rss(pid, MM_SWAPENTS, -1);

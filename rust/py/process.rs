@@ -228,7 +228,10 @@ impl PyProcess {
     }
 
     /// `madvise(addr, length, advice)`; advice one of "normal", "random", "sequential",
-    /// "willneed", "dontneed", "free", "remove", "cold", "pageout".
+    /// "willneed", "dontneed", "free", "remove", "cold", "pageout", or "hwpoison"
+    /// (MADV_HWPOISON, x86_64 only: each present anonymous page is unmapped with a hwpoison
+    /// entry and the next access to it is SIGBUS; EINVAL on s390, which has no
+    /// CONFIG_MEMORY_FAILURE).
     fn madvise(&self, addr: u64, length: &Bound<'_, PyAny>, advice: &str) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         with(&self.k, |k| k.madvise(self.pid, addr, len, Advice::parse(advice)?))
@@ -311,7 +314,8 @@ impl PyProcess {
         with(&self.k, |k| Ok(k.mm(self.pid)?.threads.get(&tid).is_some_and(|t| t.blocked.is_some())))
     }
 
-    /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none".
+    /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none". A hwpoison entry
+    /// is "swapped", as pagemap reports it (PM_SWAP for every swap PTE).
     fn page_state(&self, addr: u64) -> PyResult<&'static str> {
         with(&self.k, |k| {
             k.mm(self.pid)?;

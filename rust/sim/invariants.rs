@@ -5,7 +5,9 @@
 //! - every page's mapcount equals the PTEs that map it, and its refcount equals
 //!   mapcount + page-cache / swap-cache references + isolation;
 //! - every frame is free, reserved, or accounted for (mapped, in the swap cache or in a shmem
-//!   page cache), and every accounted frame is on exactly one LRU list;
+//!   page cache), and every accounted frame is on exactly one LRU list; a poisoned frame
+//!   (x86_64 MADV_HWPOISON) holds only memory_failure's reference and is on none, and every
+//!   hwpoison entry names a poisoned frame;
 //! - LRU list sizes match their members;
 //! - each swap slot's count equals the swap PTEs and shmem entries that reference it, and
 //!   SWAP_HAS_CACHE is set exactly when a swap-cache page holds the slot;
@@ -60,6 +62,14 @@ impl Kernel {
                         mapcount[pfn as usize] += 1;
                         rss[self.mm_counter(pfn)] += 1;
                         mappings.entry(pfn).or_default().push((m.pid, addr));
+                    } else if self.is_hwpoison_entry(pte) {
+                        let pfn = arch.swp_offset(pte);
+                        if pfn as usize >= nframes || !self.mem.frames[pfn as usize].test(pg::PG_HWPOISON) {
+                            return Err(format!(
+                                "pid {} has a hwpoison entry at {addr:#x} naming pfn {pfn}, which is not poisoned",
+                                m.pid
+                            ));
+                        }
                     } else {
                         let off = arch.swp_offset(pte) as u32;
                         if !self.swap.is_valid(off) {
@@ -106,15 +116,18 @@ impl Kernel {
             }
             let pagecache = cache_of.get(&pfn32).copied().unwrap_or(0);
             let isolated = f.test(pg::PG_ISOLATED) as u32;
-            let expect = f.mapcount + in_swapcache as u32 + pagecache + isolated;
+            // memory_failure's reference, never dropped
+            let poisoned = f.test(pg::PG_HWPOISON) as u32;
+            let expect = f.mapcount + in_swapcache as u32 + pagecache + isolated + poisoned;
             if f.refcount != expect {
                 return Err(format!(
-                    "pfn {pfn}: refcount {} but mapcount {} + swapcache {} + pagecache {} + isolated {} = {expect} (flags {:?})",
+                    "pfn {pfn}: refcount {} but mapcount {} + swapcache {} + pagecache {} + isolated {} + hwpoison {} = {expect} (flags {:?})",
                     f.refcount,
                     f.mapcount,
                     in_swapcache as u32,
                     pagecache,
                     isolated,
+                    poisoned,
                     f.flag_names()
                 ));
             }
@@ -130,6 +143,10 @@ impl Kernel {
                     ));
                 }
                 on_lru[f.lru_list as usize] += 1;
+            } else if f.test(pg::PG_HWPOISON) {
+                if f.mapcount != 0 || in_swapcache || pagecache != 0 {
+                    return Err(format!("pfn {pfn} is poisoned but still in use (flags {:?})", f.flag_names()));
+                }
             } else if !f.test(pg::PG_ISOLATED) {
                 return Err(format!("pfn {pfn} is in use but on no LRU list (flags {:?})", f.flag_names()));
             }

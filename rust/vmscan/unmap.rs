@@ -7,7 +7,8 @@
 //!   young (4.x, unless TTU_IGNORE_ACCESS)    -> abort                        ("4.17", "4.18")
 //!   pteval = ptep_clear_flush(..)            -> on s390 may carry _PAGE_UNUSED
 //!   pte_dirty(pteval)                        -> set_page_dirty
-//!   [PageHWPoison && !TTU_IGNORE_HWPOISON    -> hwpoison entry: NOT MODELLED, see below]
+//!   PageHWPoison && TTU_HWPOISON (6.12) / !TTU_IGNORE_HWPOISON (4.x)
+//!                                            -> dec mm_counter, set_pte_at(hwpoison entry)
 //!   pte_unused(pteval) [guard per profile]   -> dec rss, PTE stays none, no swap entry
 //!   anon, swapbacked != swapcache            -> restore, abort
 //!   anon lazyfree: clean -> discard; redirtied -> restore, SetPageSwapBacked, abort
@@ -19,12 +20,11 @@
 //! The guard: `"4.17"` none; `"4.18"`/`"6.12"` `!userfaultfd_armed(vma)`; with
 //! [`UnusedGuard::PresentAndUffdArmed`] also `pte_present(pteval)`.
 //!
-//! Not modelled: the hwpoison branch (`make_hwpoison_entry`, reached from memory_failure →
-//! hwpoison_user_mappings; 6.12 spells the flag TTU_HWPOISON). Nothing sets PG_hwpoison, so
-//! `ttu_result::HWPOISON` never occurs. On s390 it cannot: s390 does not select
-//! ARCH_SUPPORTS_MEMORY_FAILURE, so there is no CONFIG_MEMORY_FAILURE and MADV_HWPOISON is
-//! -EINVAL. Modelling it for x86_64 needs a non-swap swap entry that zap, fork, MADV_FREE,
-//! swap-in (VM_FAULT_HWPOISON → SIGBUS), pagemap and the invariant checker all recognise.
+//! The hwpoison branch is reached from memory_failure → hwpoison_user_mappings (MADV_HWPOISON,
+//! [`crate::mm::memory_failure`]), on x86_64 only: s390 does not select
+//! ARCH_SUPPORTS_MEMORY_FAILURE, so there is no CONFIG_MEMORY_FAILURE, nothing sets PG_hwpoison
+//! and `ttu_result::HWPOISON` never occurs there. A poisoned page is off the LRU, so reclaim and
+//! migration never reach the branch; only hwpoison_user_mappings does.
 
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
@@ -47,7 +47,11 @@ impl TtuFlags {
     pub const IGNORE_MLOCK: TtuFlags = TtuFlags(0x8);
     /// Removed in v5.11 ("always assume TTU_IGNORE_ACCESS").
     pub const IGNORE_ACCESS: TtuFlags = TtuFlags(0x10);
+    /// 4.x: "corrupted page is recoverable": skip the hwpoison branch.
     pub const IGNORE_HWPOISON: TtuFlags = TtuFlags(0x20);
+    /// 6.x `TTU_HWPOISON` ("do convert pte to hwpoison entry"): the same bit with the opposite
+    /// sense; the hwpoison branch runs only when it is set.
+    pub const HWPOISON: TtuFlags = TtuFlags(0x20);
     pub const BATCH_FLUSH: TtuFlags = TtuFlags(0x40);
     pub const RMAP_LOCKED: TtuFlags = TtuFlags(0x80);
 
@@ -120,7 +124,15 @@ impl Kernel {
             self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
         }
         let f = self.mem.frames[pfn as usize];
-        if self.unused_branch(pteval, m.vma) {
+        let hwpoison = f.test(pg::PG_HWPOISON)
+            && if self.hwpoison_6x() { flags.has(TtuFlags::HWPOISON) } else { !flags.has(TtuFlags::IGNORE_HWPOISON) };
+        if let Some(e) = self.mk_hwpoison_pte(pfn).filter(|_| hwpoison) {
+            // pteval = swp_entry_to_pte(make_hwpoison_entry(subpage)); dec_mm_counter
+            let c = self.mm_counter(pfn);
+            self.add_rss(m.pid, c, -1);
+            self.set_pte_at(m.pid, m.idx, e);
+            self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::HWPOISON, pteval);
+        } else if self.unused_branch(pteval, m.vma) {
             // The guest does not need the page: the PTE stays none, no swap entry.
             let c = self.mm_counter(pfn);
             self.add_rss(m.pid, c, -1);
