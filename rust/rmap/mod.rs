@@ -23,18 +23,22 @@ pub struct Mapping {
     pub idx: usize,
 }
 
+/// The type of a `done` or `invalid_vma` hook that is a plain function (or `None::<Hook>`).
+pub(crate) type Hook = fn(&Kernel, u32) -> bool;
+
 /// `struct rmap_walk_control` (include/linux/rmap.h): what [`Kernel::rmap_walk`] does at each
 /// VMA. `rmap_one` is a closure (it carries the kernel's `arg`); `done` and `invalid_vma` are
-/// plain functions, `None` where the kernel leaves the hook NULL. Nothing is boxed: the walk is
-/// generic over the closure, so a walk allocates nothing.
-pub(crate) struct RmapWalkControl<F> {
+/// functions (usually `Kernel` methods), `None` where the kernel leaves the hook NULL. Nothing
+/// is boxed and no hook is called through a pointer: the walk is generic over all three, so
+/// a walk allocates nothing and the hooks inline (this is reclaim's hot path).
+pub(crate) struct RmapWalkControl<F, D = Hook, I = Hook> {
     /// `rmap_one(folio, vma, address, arg)` for a mapping found in a VMA: `Break` stops the walk
     /// (the kernel's `return false`).
     pub rmap_one: F,
     /// `done(folio)`: checked after each VMA's `rmap_one`; true stops the walk.
-    pub done: Option<fn(&Kernel, u32) -> bool>,
+    pub done: Option<D>,
     /// `invalid_vma(vma, arg)`: a VMA it returns true for is skipped before `rmap_one`.
-    pub invalid_vma: Option<fn(&Kernel, u32) -> bool>,
+    pub invalid_vma: Option<I>,
 }
 
 /// An `rmap_one`'s kernel return value as the walk's control: true continues, false stops.
@@ -131,15 +135,17 @@ impl Kernel {
     /// Returns false if `rmap_one` stopped the walk. Same in every profile (R4.19 and R6.12
     /// have this loop; `anon_lock`, `try_lock` and KSM are not modelled: no lock contention,
     /// no KSM pages).
-    pub(crate) fn rmap_walk<F>(&mut self, pfn: u32, rwc: &mut RmapWalkControl<F>) -> bool
+    pub(crate) fn rmap_walk<F, D, I>(&mut self, pfn: u32, rwc: &mut RmapWalkControl<F, D, I>) -> bool
     where
         F: FnMut(&mut Kernel, Mapping) -> ControlFlow<()>,
+        D: Fn(&Kernel, u32) -> bool,
+        I: Fn(&Kernel, u32) -> bool,
     {
         let mut vmas = std::mem::take(&mut self.rmap_scratch);
         self.rmap_vmas(pfn, &mut vmas);
         let mut completed = true;
         for &(v, a) in &vmas {
-            if rwc.invalid_vma.is_some_and(|invalid| invalid(self, v)) {
+            if rwc.invalid_vma.as_ref().is_some_and(|invalid| invalid(self, v)) {
                 continue;
             }
             if let Some(m) = self.page_vma_mapped(pfn, v, a) {
@@ -148,7 +154,7 @@ impl Kernel {
                     break;
                 }
             }
-            if rwc.done.is_some_and(|done| done(self, pfn)) {
+            if rwc.done.as_ref().is_some_and(|done| done(self, pfn)) {
                 break;
             }
         }
@@ -196,7 +202,7 @@ impl Kernel {
         let mut rwc = RmapWalkControl {
             rmap_one: |k: &mut Kernel, m: Mapping| walk_on(k.vma(m.vma).flags & vm::VM_LOCKED == 0),
             done: Some(Kernel::folio_not_mapped),
-            invalid_vma: None,
+            invalid_vma: None::<Hook>,
         };
         !self.rmap_walk(pfn, &mut rwc)
     }
@@ -204,7 +210,7 @@ impl Kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::{Mapping, RmapWalkControl, walk_on};
+    use super::{Hook, Mapping, RmapWalkControl, walk_on};
     use crate::kernel::Kernel;
     use crate::mm::madvise::Advice;
     use crate::mm::mmap::PROT_READ;
@@ -255,8 +261,8 @@ mod tests {
                 seen.push(m.pid);
                 ControlFlow::Continue(())
             },
-            done: None,
-            invalid_vma: None,
+            done: None::<Hook>,
+            invalid_vma: None::<Hook>,
         };
         assert!(k.rmap_walk(pfn, &mut rwc), "a walk that nobody stopped completes");
         assert_eq!(seen, pids);
@@ -267,8 +273,8 @@ mod tests {
                 seen.push(m.pid);
                 walk_on(seen.len() < 2)
             },
-            done: None,
-            invalid_vma: None,
+            done: None::<Hook>,
+            invalid_vma: None::<Hook>,
         };
         assert!(!k.rmap_walk(pfn, &mut rwc), "rmap_one returning false stops the walk");
         assert_eq!(seen, pids[..2], "no mapping after the one that stopped it is visited");
@@ -328,7 +334,7 @@ mod tests {
                 ControlFlow::Continue(())
             },
             done: Some(|k: &Kernel, pfn: u32| k.mem.frames[pfn as usize].mapcount <= 2),
-            invalid_vma: None,
+            invalid_vma: None::<Hook>,
         };
         assert!(k.rmap_walk(pfn, &mut rwc), "done ends the walk without failing it");
         assert_eq!(seen, pids[..2]);
@@ -345,7 +351,7 @@ mod tests {
                 seen.push(m.pid);
                 ControlFlow::Continue(())
             },
-            done: None,
+            done: None::<Hook>,
             invalid_vma: Some(|k: &Kernel, v: u32| k.vma(v).flags & vm::VM_RAND_READ != 0),
         };
         assert!(k.rmap_walk(pfn, &mut rwc));

@@ -8,7 +8,7 @@
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vm;
-use crate::rmap::{Mapping, RmapWalkControl, walk_on};
+use crate::rmap::{Hook, Mapping, RmapWalkControl, walk_on};
 use std::ops::ControlFlow;
 
 /// What `folio_referenced` found.
@@ -40,6 +40,7 @@ impl Kernel {
             return r;
         }
         let mut mapcount = f.mapcount;
+        let recency = self.profile.vma_has_recency;
         let mut rwc = RmapWalkControl {
             rmap_one: |k: &mut Kernel, m: Mapping| {
                 // folio_referenced_one / page_referenced_one
@@ -58,12 +59,9 @@ impl Kernel {
                 mapcount = mapcount.wrapping_sub(1); // pra->mapcount-- (an int in the kernel)
                 walk_on(mapcount != 0)
             },
-            done: None,
-            invalid_vma: None,
+            done: None::<Hook>,
+            invalid_vma: recency.then_some(Kernel::invalid_folio_referenced_vma),
         };
-        if self.profile.vma_has_recency {
-            rwc.invalid_vma = Some(Kernel::invalid_folio_referenced_vma);
-        }
         self.rmap_walk(pfn, &mut rwc);
         r
     }

@@ -94,14 +94,12 @@ impl Kernel {
     /// never migrates: that is try_to_migrate). Returns `!page_mapped(page)` (4.x's return
     /// value; 6.12's returns void and its callers test `folio_mapped`).
     pub fn try_to_unmap(&mut self, pfn: u32, flags: TtuFlags) -> bool {
+        let migration = flags.has(TtuFlags::MIGRATION) && self.mem.frames[pfn as usize].anon();
         let mut rwc = RmapWalkControl {
             rmap_one: |k: &mut Kernel, m: Mapping| walk_on(k.try_to_unmap_one(pfn, m, flags)),
             done: Some(Kernel::folio_not_mapped),
-            invalid_vma: None,
+            invalid_vma: migration.then_some(Kernel::invalid_migration_vma),
         };
-        if flags.has(TtuFlags::MIGRATION) && self.mem.frames[pfn as usize].anon() {
-            rwc.invalid_vma = Some(Kernel::invalid_migration_vma);
-        }
         self.rmap_walk(pfn, &mut rwc);
         !self.mem.frames[pfn as usize].mapped()
     }
@@ -240,14 +238,12 @@ impl Kernel {
         let kind = if self.profile.try_to_migrate_split { Ev::TryToMigrateOne } else { Ev::TryToUnmapOne };
         // try_to_migrate (6.12) / try_to_unmap(TTU_MIGRATION) (4.x): `done =
         // folio_not_mapped`, and `invalid_vma = invalid_migration_vma` for an anon page
+        let anon = self.mem.frames[old as usize].anon();
         let mut rwc = RmapWalkControl {
             rmap_one: |k: &mut Kernel, m: Mapping| walk_on(k.try_to_migrate_one(old, m, kind)),
             done: Some(Kernel::folio_not_mapped),
-            invalid_vma: None,
+            invalid_vma: anon.then_some(Kernel::invalid_migration_vma),
         };
-        if self.mem.frames[old as usize].anon() {
-            rwc.invalid_vma = Some(Kernel::invalid_migration_vma);
-        }
         self.rmap_walk(old, &mut rwc);
         // move_to_new_folio: the new page takes over identity, data and cache slot
         let of = self.mem.frames[old as usize];
