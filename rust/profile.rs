@@ -9,7 +9,7 @@
 //! | `"4.13"` | before fa41ba0d08de (v4.14): a KVM guest may get the shared zero page from a fault, and enabling storage keys zaps zero-page mappings |
 //! | `"4.17"` | before the seed fix: `pte_unused` drops the page unguarded |
 //! | `"4.18"` | the fix bce73e484239: `pte_unused(pteval) && !userfaultfd_armed(vma)` |
-//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0) |
+//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0), MADV_SEQUENTIAL/MADV_RANDOM mappings have no recency for folio_referenced and zap (v6.3) |
 
 use crate::arch::Arch;
 use crate::arch::s390::pgste::PgsteLayout;
@@ -121,6 +121,13 @@ pub struct Profile {
     /// try_to_unmap_one clears the young bit itself and fails on a young PTE
     /// (`!TTU_IGNORE_ACCESS && ptep_clear_flush_young_notify`); removed in v5.11.
     pub ttu_young_check: bool,
+    /// `vma_has_recency(vma)` (v6.3, "mm: add vma_has_recency()"): a VMA with VM_SEQ_READ or
+    /// VM_RAND_READ carries no recency. folio_referenced skips it altogether
+    /// (`invalid_folio_referenced_vma`: its young bit is neither tested nor cleared, its
+    /// VM_LOCKED not seen) and zap_pte_range does not `mark_page_accessed` through it. Before,
+    /// only VM_SEQ_READ mattered: page_referenced_one cleared the young bit but did not count
+    /// it, and zap skipped mark_page_accessed; VM_RAND_READ references counted.
+    pub vma_has_recency: bool,
     /// The guard on the `pte_unused` drop.
     pub unused_guard: UnusedGuard,
     /// `try_to_migrate_one` split out of try_to_unmap_one (v5.14+). Before, migration went
@@ -236,6 +243,7 @@ fn s390(name: &'static str) -> Profile {
             forbids_zeropage: ForbidsZeropage::HasPgste,
             zero_page_removal: ZeroPageRemoval::ZapOnSieEnable,
             ttu_young_check: true,
+            vma_has_recency: false,
             unused_guard: UnusedGuard::None,
             try_to_migrate_split: false,
             lazyfree_refcount_check: false,
@@ -268,6 +276,7 @@ fn s390(name: &'static str) -> Profile {
             forbids_zeropage: ForbidsZeropage::NoCowSharing,
             zero_page_removal: ZeroPageRemoval::UnshareOnCowDisable,
             ttu_young_check: false,
+            vma_has_recency: true,
             unused_guard: UnusedGuard::UffdArmed,
             try_to_migrate_split: true,
             lazyfree_refcount_check: true,

@@ -125,6 +125,8 @@ def test_profiles_are_data_and_unknown_ones_list_the_known() -> None:
     assert reclaim.PROFILES["4.17"].switches()["unused_guard"] == "None"
     assert reclaim.PROFILES["4.18"].switches()["unused_guard"] == "UffdArmed"
     assert reclaim.PROFILES["6.12"].switches()["ttu_young_check"] is False
+    assert reclaim.PROFILES["6.12"].switches()["vma_has_recency"] is True
+    assert reclaim.PROFILES["4.18"].switches()["vma_has_recency"] is False
     assert reclaim.PROFILES["6.12"].switches()["pgste_layout"] == "old"
     with pytest.raises(reclaim.ArgumentError, match=r"4\.17.*4\.18.*6\.12"):
         reclaim.Profile("5.4")

@@ -12,9 +12,13 @@ impl Kernel {
     /// `_full` marks a teardown (munmap/exit) rather than a MADV_DONTNEED; the model treats both
     /// alike.
     pub(crate) fn zap_page_range(&mut self, vma: u32, start: u64, end: u64, _full: bool) {
-        let (pid, seq_read) = {
-            let v = self.vma(vma);
-            (v.mm, v.flags & vm::VM_SEQ_READ != 0)
+        // `likely(!(vma->vm_flags & VM_SEQ_READ))` (4.x) / `likely(vma_has_recency(vma))`
+        // (v6.3+) before mark_page_accessed
+        let pid = self.vma(vma).mm;
+        let recency = if self.profile.vma_has_recency {
+            self.vma_has_recency(vma)
+        } else {
+            self.vma(vma).flags & vm::VM_SEQ_READ == 0
         };
         let arch = self.arch();
         let n = arch.geometry().0.pt_entries;
@@ -41,7 +45,7 @@ impl Kernel {
                         if arch.pte_dirty(old) {
                             self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
                         }
-                        if arch.pte_young(old) && !seq_read {
+                        if arch.pte_young(old) && recency {
                             self.mark_page_accessed(pfn);
                         }
                     }

@@ -41,6 +41,7 @@ impl PyProfile {
         d.set_item("forbids_zeropage", format!("{:?}", p.forbids_zeropage))?;
         d.set_item("zero_page_removal", format!("{:?}", p.zero_page_removal))?;
         d.set_item("ttu_young_check", p.ttu_young_check)?;
+        d.set_item("vma_has_recency", p.vma_has_recency)?;
         d.set_item("unused_guard", format!("{:?}", p.unused_guard))?;
         d.set_item("try_to_migrate_split", p.try_to_migrate_split)?;
         d.set_item("lazyfree_refcount_check", p.lazyfree_refcount_check)?;

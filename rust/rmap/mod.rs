@@ -10,6 +10,7 @@ pub mod referenced;
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vm;
+use std::ops::ControlFlow;
 
 /// One mapping of a page found by the rmap walk (`struct page_vma_mapped_walk` when it returns
 /// true: the VMA, the address and the PTE, "with the PTL held").
@@ -20,6 +21,30 @@ pub struct Mapping {
     pub addr: u64,
     /// Index of the PTE slot in the mm's page tables.
     pub idx: usize,
+}
+
+/// The type of a `done` or `invalid_vma` hook that is a plain function (or `None::<Hook>`).
+pub(crate) type Hook = fn(&Kernel, u32) -> bool;
+
+/// `struct rmap_walk_control` (include/linux/rmap.h): what [`Kernel::rmap_walk`] does at each
+/// VMA. `rmap_one` is a closure (it carries the kernel's `arg`); `done` and `invalid_vma` are
+/// functions (usually `Kernel` methods), `None` where the kernel leaves the hook NULL. Nothing
+/// is boxed and no hook is called through a pointer: the walk is generic over all three, so
+/// a walk allocates nothing and the hooks inline (this is reclaim's hot path).
+pub(crate) struct RmapWalkControl<F, D = Hook, I = Hook> {
+    /// `rmap_one(folio, vma, address, arg)` for a mapping found in a VMA: `Break` stops the walk
+    /// (the kernel's `return false`).
+    pub rmap_one: F,
+    /// `done(folio)`: checked after each VMA's `rmap_one`; true stops the walk.
+    pub done: Option<D>,
+    /// `invalid_vma(vma, arg)`: a VMA it returns true for is skipped before `rmap_one`.
+    pub invalid_vma: Option<I>,
+}
+
+/// An `rmap_one`'s kernel return value as the walk's control: true continues, false stops.
+#[inline]
+pub(crate) fn walk_on(cont: bool) -> ControlFlow<()> {
+    if cont { ControlFlow::Continue(()) } else { ControlFlow::Break(()) }
 }
 
 impl Kernel {
@@ -97,32 +122,62 @@ impl Kernel {
         vmas.iter().filter_map(|&(v, a)| self.page_vma_mapped(pfn, v, a)).collect()
     }
 
-    /// `rmap_walk(page, rwc)`: call `rmap_one` for each mapping until it returns false or
-    /// `done` (the mapcount reached zero, for try_to_unmap). Returns false if `rmap_one`
-    /// stopped the walk.
-    pub(crate) fn rmap_walk(
-        &mut self,
-        pfn: u32,
-        mut rmap_one: impl FnMut(&mut Kernel, Mapping) -> bool,
-        stop_when_unmapped: bool,
-    ) -> bool {
+    /// `rmap_walk(folio, rwc)` (`rmap_walk_anon` / `rmap_walk_file`): for each VMA that may
+    /// map `pfn`, in rmap order,
+    /// ```text
+    /// if (rwc->invalid_vma && rwc->invalid_vma(vma, rwc->arg)) continue;
+    /// if (!rwc->rmap_one(folio, vma, address, rwc->arg)) break;
+    /// if (rwc->done && rwc->done(folio)) break;
+    /// ```
+    /// The kernel's `rmap_one` runs `page_vma_mapped_walk` itself and returns true when it finds
+    /// no PTE; here the walk does that lookup and calls `rmap_one` only with a mapping it found,
+    /// but `done` is still checked after every VMA that was not skipped, as in the kernel.
+    /// Returns false if `rmap_one` stopped the walk. Same in every profile (R4.19 and R6.12
+    /// have this loop; `anon_lock`, `try_lock` and KSM are not modelled: no lock contention,
+    /// no KSM pages).
+    pub(crate) fn rmap_walk<F, D, I>(&mut self, pfn: u32, rwc: &mut RmapWalkControl<F, D, I>) -> bool
+    where
+        F: FnMut(&mut Kernel, Mapping) -> ControlFlow<()>,
+        D: Fn(&Kernel, u32) -> bool,
+        I: Fn(&Kernel, u32) -> bool,
+    {
         let mut vmas = std::mem::take(&mut self.rmap_scratch);
         self.rmap_vmas(pfn, &mut vmas);
         let mut completed = true;
         for &(v, a) in &vmas {
-            let Some(m) = self.page_vma_mapped(pfn, v, a) else {
+            if rwc.invalid_vma.as_ref().is_some_and(|invalid| invalid(self, v)) {
                 continue;
-            };
-            if !rmap_one(self, m) {
-                completed = false;
-                break;
             }
-            if stop_when_unmapped && !self.mem.frames[pfn as usize].mapped() {
+            if let Some(m) = self.page_vma_mapped(pfn, v, a) {
+                if (rwc.rmap_one)(self, m).is_break() {
+                    completed = false;
+                    break;
+                }
+            }
+            if rwc.done.as_ref().is_some_and(|done| done(self, pfn)) {
                 break;
             }
         }
         self.rmap_scratch = vmas;
         completed
+    }
+
+    /// `folio_not_mapped` (v5.14+; `page_not_mapped` in 4.x, whose `try_to_unmap` uses
+    /// `page_mapcount_is_zero` = `!total_mapcount(page)`, the same for the model's order-0
+    /// pages): the `done` hook of try_to_unmap, try_to_migrate and try_to_munlock.
+    pub(crate) fn folio_not_mapped(&self, pfn: u32) -> bool {
+        !self.mem.frames[pfn as usize].mapped()
+    }
+
+    /// `invalid_migration_vma` → `vma_is_temporary_stack` (4.17 `is_vma_temporary_stack`): a
+    /// stack VMA that exec has not finished moving (`VM_GROWSDOWN|VM_GROWSUP` with both bits of
+    /// `VM_STACK_INCOMPLETE_SETUP` = `VM_RAND_READ|VM_SEQ_READ`) is skipped by migration. The
+    /// model has no exec and never sets VM_GROWSDOWN, so this is never true; it is kept so that
+    /// the walk has the kernel's hooks. (VM_GROWSUP does not exist on s390 or x86_64.)
+    pub(crate) fn invalid_migration_vma(&self, vma: u32) -> bool {
+        let flags = self.vma(vma).flags;
+        let incomplete = vm::VM_RAND_READ | vm::VM_SEQ_READ;
+        flags & vm::VM_GROWSDOWN != 0 && flags & incomplete == incomplete
     }
 
     /// `mark_page_accessed` (4.x / `folio_mark_accessed`): a second reference activates an
@@ -137,8 +192,203 @@ impl Kernel {
         }
     }
 
-    /// Whether any mapping of `pfn` is in a VM_LOCKED VMA (`try_to_munlock`'s question).
-    pub(crate) fn mapped_in_locked_vma(&self, pfn: u32) -> bool {
-        self.rmap_mappings(pfn).iter().any(|m| self.vma(m.vma).flags & vm::VM_LOCKED != 0)
+    /// `try_to_munlock(page)` (4.x) as a question: whether any mapping of `pfn` is in a
+    /// VM_LOCKED VMA. The kernel walks with `rmap_one = try_to_unmap_one(TTU_MUNLOCK)`, which
+    /// returns true for an unlocked VMA and re-mlocks the page and stops at a locked one, and
+    /// `done = page_not_mapped`; the caller here clears the mlock when the answer is no.
+    /// Simplification: 6.12 has no such walk (mlock_count on the folio, v5.18), the model asks
+    /// the rmap in every profile.
+    pub(crate) fn mapped_in_locked_vma(&mut self, pfn: u32) -> bool {
+        let mut rwc = RmapWalkControl {
+            rmap_one: |k: &mut Kernel, m: Mapping| walk_on(k.vma(m.vma).flags & vm::VM_LOCKED == 0),
+            done: Some(Kernel::folio_not_mapped),
+            invalid_vma: None::<Hook>,
+        };
+        !self.rmap_walk(pfn, &mut rwc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Hook, Mapping, RmapWalkControl, walk_on};
+    use crate::kernel::Kernel;
+    use crate::mm::madvise::Advice;
+    use crate::mm::mmap::PROT_READ;
+    use crate::mm::vm;
+    use crate::testutil::{kernel, proc_with_pages};
+    use crate::vmscan::unmap::TtuFlags;
+    use std::cell::Cell;
+    use std::ops::ControlFlow;
+
+    /// One anon page written by a parent and shared with three forked children: four PTEs
+    /// map it, each in a VMA of the page's anon_vma tree. Returns the kernel, the pids in rmap
+    /// order, the address and the pfn.
+    fn shared_page(profile: &str) -> (Kernel, Vec<u32>, u64, u32) {
+        let mut k = kernel(profile);
+        let (parent, a) = proc_with_pages(&mut k, false, 1);
+        for _ in 0..3 {
+            k.fork(parent).unwrap();
+        }
+        let pfn = k.arch().pte_pfn(k.pte_at(parent, a).unwrap());
+        assert_eq!(k.mem.frames[pfn as usize].mapcount, 4);
+        let pids: Vec<u32> = k.rmap_mappings(pfn).iter().map(|m| m.pid).collect();
+        assert_eq!(pids.len(), 4);
+        assert_eq!(pids[0], parent, "the parent's VMA comes first in its own anon_vma");
+        k.check_invariants().unwrap();
+        (k, pids, a, pfn)
+    }
+
+    /// mlock `pid`'s mapping of the shared page without breaking COW: populating a private
+    /// writable VMA faults for write (`FOLL_WRITE`), so the VMA is made read-only first.
+    fn mlock_shared(k: &mut Kernel, pid: u32, a: u64) {
+        k.mprotect(pid, a, 4096, PROT_READ).unwrap();
+        k.mlock(pid, a, 4096).unwrap();
+    }
+
+    /// Unmap one mapping the way zap does (clear the PTE, drop the rmap and the reference).
+    fn unmap_one(k: &mut Kernel, pfn: u32, m: Mapping) {
+        k.ptep_clear_flush(m.pid, m.idx);
+        k.page_remove_rmap(pfn);
+        k.put_page(pfn);
+    }
+
+    #[test]
+    fn rmap_one_visits_every_mapping_in_rmap_order_or_stops_the_walk() {
+        let (mut k, pids, _, pfn) = shared_page("6.12");
+        let mut seen = Vec::new();
+        let mut rwc = RmapWalkControl {
+            rmap_one: |_: &mut Kernel, m: Mapping| {
+                seen.push(m.pid);
+                ControlFlow::Continue(())
+            },
+            done: None::<Hook>,
+            invalid_vma: None::<Hook>,
+        };
+        assert!(k.rmap_walk(pfn, &mut rwc), "a walk that nobody stopped completes");
+        assert_eq!(seen, pids);
+
+        let mut seen = Vec::new();
+        let mut rwc = RmapWalkControl {
+            rmap_one: |_: &mut Kernel, m: Mapping| {
+                seen.push(m.pid);
+                walk_on(seen.len() < 2)
+            },
+            done: None::<Hook>,
+            invalid_vma: None::<Hook>,
+        };
+        assert!(!k.rmap_walk(pfn, &mut rwc), "rmap_one returning false stops the walk");
+        assert_eq!(seen, pids[..2], "no mapping after the one that stopped it is visited");
+    }
+
+    thread_local! {
+        /// How many VMAs `count_vmas` was asked about (the walk asks `invalid_vma` of every VMA
+        /// it reaches, so this counts the VMAs reached).
+        static ASKED: Cell<u32> = const { Cell::new(0) };
+    }
+
+    fn count_vmas(_: &Kernel, _: u32) -> bool {
+        ASKED.with(|c| c.set(c.get() + 1));
+        false
+    }
+
+    #[test]
+    fn done_stops_the_walk_once_the_page_is_unmapped() {
+        for with_done in [true, false] {
+            let (mut k, pids, a, pfn) = shared_page("6.12");
+            // the last child in rmap order breaks COW: its VMA stays in the anon_vma tree but
+            // no longer maps the page, so three mappings are left over four VMAs
+            let last = pids[3];
+            k.access(last, 0, a, true, 99).unwrap();
+            assert_eq!(k.mem.frames[pfn as usize].mapcount, 3);
+            ASKED.with(|c| c.set(0));
+            let mut unmapped = 0;
+            let mut rwc = RmapWalkControl {
+                rmap_one: |k: &mut Kernel, m: Mapping| {
+                    unmap_one(k, pfn, m);
+                    unmapped += 1;
+                    ControlFlow::Continue(())
+                },
+                done: if with_done { Some(Kernel::folio_not_mapped) } else { None },
+                invalid_vma: Some(count_vmas),
+            };
+            assert!(k.rmap_walk(pfn, &mut rwc));
+            assert_eq!(unmapped, 3);
+            assert!(k.folio_not_mapped(pfn));
+            let asked = ASKED.with(Cell::get);
+            if with_done {
+                assert_eq!(asked, 3, "folio_not_mapped stopped the walk before the fourth VMA");
+            } else {
+                assert_eq!(asked, 4, "without done the walk goes on to every VMA");
+            }
+        }
+    }
+
+    #[test]
+    fn done_is_checked_after_each_rmap_one() {
+        let (mut k, pids, _, pfn) = shared_page("6.12");
+        let mut seen = Vec::new();
+        let mut rwc = RmapWalkControl {
+            rmap_one: |k: &mut Kernel, m: Mapping| {
+                seen.push(m.pid);
+                unmap_one(k, pfn, m);
+                ControlFlow::Continue(())
+            },
+            done: Some(|k: &Kernel, pfn: u32| k.mem.frames[pfn as usize].mapcount <= 2),
+            invalid_vma: None::<Hook>,
+        };
+        assert!(k.rmap_walk(pfn, &mut rwc), "done ends the walk without failing it");
+        assert_eq!(seen, pids[..2]);
+        assert_eq!(k.rmap_mappings(pfn).iter().map(|m| m.pid).collect::<Vec<_>>(), pids[2..]);
+    }
+
+    #[test]
+    fn invalid_vma_skips_a_vma_before_rmap_one() {
+        let (mut k, pids, a, pfn) = shared_page("6.12");
+        k.madvise(pids[2], a, 4096, Advice::Random).unwrap();
+        let mut seen = Vec::new();
+        let mut rwc = RmapWalkControl {
+            rmap_one: |_: &mut Kernel, m: Mapping| {
+                seen.push(m.pid);
+                ControlFlow::Continue(())
+            },
+            done: None::<Hook>,
+            invalid_vma: Some(|k: &Kernel, v: u32| k.vma(v).flags & vm::VM_RAND_READ != 0),
+        };
+        assert!(k.rmap_walk(pfn, &mut rwc));
+        assert_eq!(seen, [pids[0], pids[1], pids[3]]);
+    }
+
+    #[test]
+    fn try_to_unmap_stops_at_a_locked_vma_and_keeps_the_later_mappings() {
+        for p in ["4.17", "4.18", "6.12"] {
+            let (mut k, pids, a, pfn) = shared_page(p);
+            mlock_shared(&mut k, pids[2], a);
+            assert_eq!(k.mem.frames[pfn as usize].mapcount, 4, "{p}: COW not broken");
+            assert!(k.add_to_swap(pfn));
+            assert!(!k.try_to_unmap(pfn, TtuFlags::IGNORE_ACCESS), "{p}: still mapped");
+            let left: Vec<u32> = k.rmap_mappings(pfn).iter().map(|m| m.pid).collect();
+            assert_eq!(left, pids[2..], "{p}: the two before the locked VMA were unmapped");
+            for &pid in &pids[..2] {
+                assert!(k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()), "{p}");
+            }
+            // without the lock the same walk unmaps the rest and stops: done = folio_not_mapped
+            k.munlock(pids[2], a, 4096).unwrap();
+            assert!(k.try_to_unmap(pfn, TtuFlags::IGNORE_ACCESS), "{p}");
+            assert!(k.rmap_mappings(pfn).is_empty());
+        }
+    }
+
+    #[test]
+    fn munlock_keeps_the_page_mlocked_while_another_locked_vma_maps_it() {
+        let (mut k, pids, a, pfn) = shared_page("4.18");
+        mlock_shared(&mut k, pids[1], a);
+        mlock_shared(&mut k, pids[3], a);
+        assert_eq!(k.mem.frames[pfn as usize].mapcount, 4, "COW not broken");
+        let mlocked = |k: &Kernel| k.mem.frames[pfn as usize].test(crate::mm::page::pg::PG_MLOCKED);
+        assert!(mlocked(&k));
+        k.munlock(pids[1], a, 4096).unwrap();
+        assert!(mlocked(&k), "try_to_munlock found the other locked VMA");
+        k.munlock(pids[3], a, 4096).unwrap();
+        assert!(!mlocked(&k), "no locked VMA maps it any more");
     }
 }

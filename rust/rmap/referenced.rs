@@ -8,6 +8,8 @@
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vm;
+use crate::rmap::{Hook, Mapping, RmapWalkControl, walk_on};
+use std::ops::ControlFlow;
 
 /// What `folio_referenced` found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,32 +22,62 @@ pub struct Referenced {
 }
 
 impl Kernel {
-    /// `folio_referenced(folio, is_locked, memcg, &vm_flags)`.
+    /// `folio_referenced(folio, is_locked, memcg, &vm_flags)` (4.x `page_referenced`): walk the
+    /// rmap with `rmap_one = folio_referenced_one` and no `done`. `pra.mapcount` starts at the
+    /// page's mapcount and each mapping found decrements it; `folio_referenced_one` stops the
+    /// walk when it reaches zero ("To break the loop"). `invalid_vma`: 4.x sets
+    /// `invalid_page_referenced_vma` only for memcg reclaim (not modelled: no memcg), so no VMA
+    /// is skipped, and page_referenced_one clears the young bit of a VM_SEQ_READ mapping without
+    /// counting it. With [`Profile::vma_has_recency`](crate::profile::Profile) (v6.3+) it is
+    /// always `invalid_folio_referenced_vma`, which skips VMAs without recency (its memcg test
+    /// is not modelled).
+    /// Not modelled: the page lock (`is_locked`, trylock failure returns 1), `try_lock`
+    /// contention (-1), idle page tracking (`folio_test_clear_young`), lru_gen look-around.
     pub(crate) fn folio_referenced(&mut self, pfn: u32) -> Referenced {
         let mut r = Referenced::default();
         let f = &self.mem.frames[pfn as usize];
         if !f.mapped() || f.mapping == 0 {
             return r;
         }
-        self.rmap_walk(
-            pfn,
-            |k, m| {
-                // page_referenced_one
+        let mut mapcount = f.mapcount;
+        let recency = self.profile.vma_has_recency;
+        let mut rwc = RmapWalkControl {
+            rmap_one: |k: &mut Kernel, m: Mapping| {
+                // folio_referenced_one / page_referenced_one
                 let flags = k.vma(m.vma).flags;
                 if flags & vm::VM_LOCKED != 0 {
                     r.vm_flags |= vm::VM_LOCKED;
-                    return false;
+                    return ControlFlow::Break(());
                 }
                 let young = k.ptep_test_and_clear_young(m.pid, m.idx);
+                // 4.x "Don't treat a reference through a sequentially read mapping as such"
+                // (v6.3+ never gets here for such a VMA: invalid_folio_referenced_vma)
                 if young && flags & vm::VM_SEQ_READ == 0 {
                     r.referenced += 1;
                     r.vm_flags |= flags;
                 }
-                true
+                mapcount = mapcount.wrapping_sub(1); // pra->mapcount-- (an int in the kernel)
+                walk_on(mapcount != 0)
             },
-            false,
-        );
+            done: None::<Hook>,
+            invalid_vma: recency.then_some(Kernel::invalid_folio_referenced_vma),
+        };
+        self.rmap_walk(pfn, &mut rwc);
         r
+    }
+
+    /// `vma_has_recency(vma)` (include/linux/mm_inline.h, v6.3+): false for VM_SEQ_READ or
+    /// VM_RAND_READ (MADV_SEQUENTIAL / MADV_RANDOM). Its `FMODE_NOREUSE` test
+    /// (POSIX_FADV_NOREUSE) is not modelled: the model has no fadvise.
+    pub(crate) fn vma_has_recency(&self, vma: u32) -> bool {
+        self.vma(vma).flags & (vm::VM_SEQ_READ | vm::VM_RAND_READ) == 0
+    }
+
+    /// `invalid_folio_referenced_vma(vma, arg)` (v6.3+): skip a VMA without recency ("If the
+    /// folio has been used in another mapping, we will catch it"); the memcg half is not
+    /// modelled.
+    fn invalid_folio_referenced_vma(&self, vma: u32) -> bool {
+        !self.vma_has_recency(vma)
     }
 
     /// `TestClearPageReferenced`.
@@ -54,5 +86,75 @@ impl Kernel {
         let r = f.test(pg::PG_REFERENCED);
         f.clear(pg::PG_REFERENCED);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mm::madvise::Advice;
+    use crate::mm::mmap::MapKind;
+    use crate::mm::page::pg;
+    use crate::testutil::{kernel, proc_with_pages};
+
+    /// A page mapped by a parent and a forked child, both PTEs young; the child's VMA gets
+    /// `advice`. Returns what folio_referenced found and whether the child's PTE is still young.
+    fn referenced_with(profile: &str, advice: Advice) -> (u32, bool) {
+        let mut k = kernel(profile);
+        let (parent, a) = proc_with_pages(&mut k, false, 1);
+        let child = k.fork(parent).unwrap();
+        k.madvise(child, a, 4096, advice).unwrap();
+        // both mappings used the page since the last look
+        k.access(parent, 0, a, false, 0).unwrap();
+        k.access(child, 0, a, false, 0).unwrap();
+        let arch = k.arch();
+        let pfn = arch.pte_pfn(k.pte_at(parent, a).unwrap());
+        assert_eq!(k.mem.frames[pfn as usize].mapcount, 2, "{profile}: COW still shared");
+        assert!(arch.pte_young(k.pte_at(child, a).unwrap()));
+        let r = k.folio_referenced(pfn);
+        assert!(!arch.pte_young(k.pte_at(parent, a).unwrap()), "{profile}: the parent's bit is cleared");
+        (r.referenced, arch.pte_young(k.pte_at(child, a).unwrap()))
+    }
+
+    #[test]
+    fn a_reference_through_every_mapping_counts() {
+        for p in ["4.17", "4.18", "6.12"] {
+            assert_eq!(referenced_with(p, Advice::Normal), (2, false), "{p}");
+        }
+    }
+
+    #[test]
+    fn sequential_mappings_are_cleared_but_not_counted_before_v63_and_skipped_after() {
+        // 4.x page_referenced_one: ptep_clear_flush_young, then "Don't treat a reference
+        // through a sequentially read mapping as such"
+        assert_eq!(referenced_with("4.18", Advice::Sequential), (1, false));
+        // 6.12 invalid_folio_referenced_vma: the VMA is not visited, its PTE stays young
+        assert_eq!(referenced_with("6.12", Advice::Sequential), (1, true));
+    }
+
+    #[test]
+    fn random_mappings_count_before_v63_and_are_skipped_after() {
+        assert_eq!(referenced_with("4.18", Advice::Random), (2, false));
+        assert_eq!(referenced_with("6.12", Advice::Random), (1, true));
+    }
+
+    /// zap_pte_range (mm/memory.c) takes the same `vma_has_recency` test since v6.3: unmapping a
+    /// young PTE of a shmem page (MADV_DONTNEED here) marks the page accessed unless the VMA
+    /// has no recency.
+    #[test]
+    fn zap_marks_a_page_accessed_through_a_random_mapping_only_before_v63() {
+        for (p, marked) in [("4.18", true), ("6.12", false)] {
+            let mut k = kernel(p);
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap(pid, 4096, MapKind::Shmem, true, None).unwrap();
+            k.access(pid, 0, a, true, 7).unwrap();
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap());
+            k.mem.frames[pfn as usize].clear(pg::PG_REFERENCED | pg::PG_ACTIVE);
+            k.madvise(pid, a, 4096, Advice::Random).unwrap();
+            // MADV_DONTNEED zaps the PTE and keeps the object (and so the page)
+            k.madvise(pid, a, 4096, Advice::Dontneed).unwrap();
+            assert_eq!(k.mem.frames[pfn as usize].mapcount, 0);
+            let f = &k.mem.frames[pfn as usize];
+            assert_eq!(f.test(pg::PG_REFERENCED) || f.test(pg::PG_ACTIVE), marked, "{p}");
+        }
     }
 }

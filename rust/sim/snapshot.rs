@@ -2,7 +2,7 @@
 //! `study::postcopy::snapshot`) in a file, so that a run restored from it continues exactly as
 //! the run that was never interrupted: the same events, bit for bit.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
@@ -17,6 +17,7 @@
 //! field names, platform-independent). A profile is stored with every switch and its built-in
 //! name; the page tables' geometry by its arch; scratch buffers of one call are not stored.
 //! Any change to a serialized struct changes the payload's layout: bump [`FORMAT_VERSION`].
+//! Version 2: profiles gained the `vma_has_recency` switch.
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -41,7 +42,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
@@ -330,7 +331,7 @@ mod tests {
         assert!(format_error(&b).contains("at offset 0: not a reclaim snapshot"));
         let mut b = good.clone();
         b[8..12].copy_from_slice(&7u32.to_le_bytes());
-        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 1"));
+        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 2"));
         let mut b = good.clone();
         b[12..16].copy_from_slice(&2u32.to_le_bytes());
         assert!(format_error(&b).contains("holds a postcopy run, expected a kernel"));

@@ -30,7 +30,7 @@ use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::{MM_ANONPAGES, MM_SWAPENTS, vm};
 use crate::profile::UnusedGuard;
-use crate::rmap::Mapping;
+use crate::rmap::{Mapping, RmapWalkControl, walk_on};
 use crate::sim::log::{Ev, ttu_result};
 use crate::vmscan::swap::SWAP_TYPE;
 use crate::vmscan::vmstat::Vm;
@@ -91,10 +91,20 @@ impl Kernel {
         }
     }
 
-    /// `try_to_unmap(page, flags)`: walk the rmap with `try_to_unmap_one`, stopping when the
-    /// page is no longer mapped. Returns `!page_mapped(page)` (4.x's return value).
+    /// `try_to_unmap(page, flags)`: walk the rmap with `rmap_one = try_to_unmap_one` and
+    /// `done = folio_not_mapped` (4.x: `page_mapcount_is_zero`, the same for order-0 pages), so
+    /// the walk stops once the page is no longer mapped. 4.x also sets `invalid_vma =
+    /// invalid_migration_vma` for TTU_MIGRATION of an anon non-KSM page (6.12's try_to_unmap
+    /// never migrates: that is try_to_migrate). Returns `!page_mapped(page)` (4.x's return
+    /// value; 6.12's returns void and its callers test `folio_mapped`).
     pub fn try_to_unmap(&mut self, pfn: u32, flags: TtuFlags) -> bool {
-        self.rmap_walk(pfn, |k, m| k.try_to_unmap_one(pfn, m, flags), true);
+        let migration = flags.has(TtuFlags::MIGRATION) && self.mem.frames[pfn as usize].anon();
+        let mut rwc = RmapWalkControl {
+            rmap_one: |k: &mut Kernel, m: Mapping| walk_on(k.try_to_unmap_one(pfn, m, flags)),
+            done: Some(Kernel::folio_not_mapped),
+            invalid_vma: migration.then_some(Kernel::invalid_migration_vma),
+        };
+        self.rmap_walk(pfn, &mut rwc);
         !self.mem.frames[pfn as usize].mapped()
     }
 
@@ -238,7 +248,15 @@ impl Kernel {
         };
         self.migration_targets.clear();
         let kind = if self.profile.try_to_migrate_split { Ev::TryToMigrateOne } else { Ev::TryToUnmapOne };
-        self.rmap_walk(old, |k, m| k.try_to_migrate_one(old, m, kind), true);
+        // try_to_migrate (6.12) / try_to_unmap(TTU_MIGRATION) (4.x): `done =
+        // folio_not_mapped`, and `invalid_vma = invalid_migration_vma` for an anon page
+        let anon = self.mem.frames[old as usize].anon();
+        let mut rwc = RmapWalkControl {
+            rmap_one: |k: &mut Kernel, m: Mapping| walk_on(k.try_to_migrate_one(old, m, kind)),
+            done: Some(Kernel::folio_not_mapped),
+            invalid_vma: anon.then_some(Kernel::invalid_migration_vma),
+        };
+        self.rmap_walk(old, &mut rwc);
         // move_to_new_folio: the new page takes over identity, data and cache slot
         let of = self.mem.frames[old as usize];
         {
