@@ -1555,17 +1555,7 @@ class ApiMachine(RuleBasedStateMachine):
         if not out[0]:
             raise Violation(f"{self.trace[-1]} raised {out[1]!r}")
         if damage is not None:
-            with open(path, "r+b") as f:
-                blob = bytearray(f.read())
-                if damage == "truncate":
-                    blob = blob[: int(len(blob) * cut * 0.99)]
-                elif damage == "flip":
-                    blob[int((len(blob) - 1) * cut)] ^= 0x40
-                else:
-                    blob = bytearray()
-                f.seek(0)
-                f.truncate()
-                f.write(blob)
+            damage_file(path, damage, cut)
         ok, k2 = self.call("Kernel.restore", reclaim.Kernel.restore, path)
         if damage is not None:
             if ok or not isinstance(k2, reclaim.FormatError):
@@ -2325,6 +2315,19 @@ class ApiMachine(RuleBasedStateMachine):
                 )
 
 
+def damage_file(path: str, damage: str, cut: float) -> None:
+    """Damage the snapshot at ``path``: ``"truncate"`` it at fraction ``cut`` (at most 99%),
+    ``"flip"`` a bit of the byte at fraction ``cut``, or make it ``"empty"``."""
+    blob = bytearray(Path(path).read_bytes())
+    if damage == "truncate":
+        blob = blob[: int(len(blob) * cut * 0.99)]
+    elif damage == "flip":
+        blob[int((len(blob) - 1) * cut)] ^= 0x40
+    else:
+        blob = bytearray()
+    Path(path).write_bytes(bytes(blob))
+
+
 def _digest(v: Any) -> Any:
     """What of a call's result a replay must reproduce."""
     if isinstance(v, reclaim.AccessResult):
@@ -2469,12 +2472,7 @@ class MigrationMachine(RuleBasedStateMachine):
         path = os.path.join(self.tmp, "run.snap")
         self.call("PostcopyRun.snapshot", self.run.snapshot, path)
         if damage is not None:
-            blob = bytearray(Path(path).read_bytes())
-            if damage == "truncate":
-                blob = blob[: int(len(blob) * cut * 0.99)]
-            else:
-                blob[int((len(blob) - 1) * cut)] ^= 0x20
-            Path(path).write_bytes(bytes(blob))
+            damage_file(path, damage, cut)
             try:
                 PostcopyRun.restore(path)
             except reclaim.FormatError as e:

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import reclaim
+from conftest import SMALL_STUDY
 from reclaim.studies import postcopy, prepare
 
 SEEDS = range(20)
@@ -158,16 +159,8 @@ def test_a_run_mutes_checks_and_counts_its_steps() -> None:
         run.mute("kvm:nothing")
 
 
-#: A 16 MiB guest whose destination must reclaim (as the Rust study tests).
-SMALL: dict[str, object] = {
-    "guest_memory": "16MiB",
-    "source_memory": "24MiB",
-    "host_memory": "14MiB",
-    "swap": "32MiB",
-    "other_load": "2MiB",
-    "bandwidth": "25MB/s",
-    "seed": 1,
-}
+#: The small study, with a destination swap of its own and a seed.
+SMALL: dict[str, object] = {**SMALL_STUDY, "swap": "32MiB", "seed": 1}
 
 
 def test_import_reclaim_alone_gives_the_studies_with_the_issues_names() -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import reclaim
+from conftest import SMALL_STUDY
 from reclaim._reclaim import EVENT_FIELDS, EVENT_KINDS, TTU_RESULTS
 from reclaim.events import (
     COLUMNS,
@@ -34,16 +35,7 @@ from reclaim.export import chrome_trace, ftrace_text
 from reclaim.heatmap import bin_states, page_heatmap
 from reclaim.studies import PostcopyResult, postcopy, prepare
 
-#: A 16 MiB guest moving to a destination with less free memory than the guest (as the Rust
-#: study tests): hangs on 4.17 through a pte_unused drop, completes on 4.18.
-SMALL: dict[str, Any] = {
-    "guest_memory": "16MiB",
-    "source_memory": "24MiB",
-    "dest_memory": "14MiB",
-    "other_load": "2MiB",
-    "bandwidth": "25MB/s",
-    "seed": 1,
-}
+SMALL: dict[str, Any] = {**SMALL_STUDY, "seed": 1}
 EVERY = 50_000_000  # 50 ms
 PNG = b"\x89PNG\r\n\x1a\n"
 DTYPES = {

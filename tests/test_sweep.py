@@ -18,20 +18,13 @@ from typing import Any
 import pandas as pd
 import pytest
 import reclaim
+from conftest import SMALL_STUDY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reclaim.studies import postcopy
 from reclaim.sweeper import _expand, load_grid, summary, summary_plot, sweep
 
-#: A 16 MiB guest moving to a destination with less free memory than the guest (as the Rust
-#: study tests): hangs on 4.17, completes on 4.18, in about 60 ms a run.
-SMALL: dict[str, Any] = {
-    "guest_memory": "16MiB",
-    "source_memory": "24MiB",
-    "dest_memory": "14MiB",
-    "other_load": "2MiB",
-    "bandwidth": "25MB/s",
-}
+SMALL: dict[str, Any] = dict(SMALL_STUDY)
 GRID: dict[str, object] = {"profile": ["4.17", "4.18"], "seed": [0, 1], **SMALL}
 PNG = b"\x89PNG\r\n\x1a\n"
 
