@@ -74,20 +74,18 @@ FUZZ_SHORT ?= 10
 FUZZ_TARGETS = trace snapshot steps
 cargo-fuzz:
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --quiet --locked cargo-fuzz
-fuzz-cov: cargo-fuzz
-	fuzz/seed-corpora.sh $(FUZZ_CORPUS)
-	for t in $(FUZZ_TARGETS); do \
-		$(CARGO) fuzz run --sanitizer none -O $$t $(FUZZ_CORPUS)/$$t -- \
-			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
-	done
-test-fuzz: cargo-fuzz
-	fuzz/seed-corpora.sh $(FUZZ_CORPUS)
-	for t in $(FUZZ_TARGETS); do \
-		$(CARGO) fuzz run --sanitizer none -O $$t $(FUZZ_CORPUS)/$$t -- -max_total_time=$(FUZZ_SHORT) \
-			-seed=1 >$(FUZZ_CORPUS)/$$t.log 2>&1 \
+# $(call fuzz_targets,SECONDS,EXTRA): each target for SECONDS, its output in a log shown on
+# failure, the line of inputs done shown otherwise
+fuzz_targets = fuzz/seed-corpora.sh $(FUZZ_CORPUS) && for t in $(FUZZ_TARGETS); do \
+		$(CARGO) fuzz run --sanitizer none -O $$t $(FUZZ_CORPUS)/$$t -- -max_total_time=$(1) $(2) \
+			>$(FUZZ_CORPUS)/$$t.log 2>&1 \
 			|| { tail -40 $(FUZZ_CORPUS)/$$t.log; echo "fuzz target $$t failed (fuzz/artifacts/$$t/)"; exit 1; }; \
 		echo "fuzz target $$t: $$(grep '^Done' $(FUZZ_CORPUS)/$$t.log)"; \
 	done
+fuzz-cov: cargo-fuzz
+	$(call fuzz_targets,$(FUZZ_SECONDS),)
+test-fuzz: cargo-fuzz
+	$(call fuzz_targets,$(FUZZ_SHORT),-seed=1)
 
 ## fuzz-snapshot: the snapshot decoder under a mutation loop for FUZZ_SECONDS (default 300)
 FUZZ_SECONDS ?= 300

@@ -1,6 +1,6 @@
-//! The trace readers' contract on untrusted input, as one function that the mutation loop of
-//! the tests (`trace::fuzz`) and the coverage-guided cargo-fuzz target (`fuzz/fuzz_targets/
-//! trace.rs`) both hold every input to.
+//! The trace readers' contract on untrusted input, as one function that both the mutation
+//! loop of the tests (`trace::fuzz`) and the coverage-guided cargo-fuzz target
+//! (`fuzz/fuzz_targets/trace.rs`) hold every input to.
 
 use super::{Format, Reader, detect};
 use crate::error::Error;
