@@ -1,0 +1,50 @@
+"""``reclaim crosscheck``: the userfaultfd scenario library on the model and on this machine's
+kernel."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import reclaim
+from reclaim.cli.common import Progress, Subparsers
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    """``reclaim crosscheck``: run the cross-check scenarios on the model and on this machine's
+    kernel and print where they differ. Returns 1 if a scenario that ran disagrees."""
+    from reclaim.crosscheck import LIBRARY, crosscheck, format_table
+    from reclaim.crosscheck.library import BY_NAME
+
+    if args.list:
+        for sc in LIBRARY:
+            print(f"{sc.name:<32} {sc.doc}")
+        return 0
+    for n in args.scenario or []:
+        if n not in BY_NAME:
+            raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
+    # the whole library takes seconds (each scenario starts an agent process)
+    status = Progress("crosscheck", not args.json, unit="scenarios")
+    try:
+        rows = crosscheck(args.scenario, progress=status)
+    finally:
+        status.close()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
+    else:
+        print(format_table(rows))
+    return 1 if any(not r.agree and not r.skipped for r in rows) else 0
+
+
+def add_parser(sub: Subparsers) -> None:
+    """Add ``crosscheck`` and its options to the subcommands."""
+    cc = sub.add_parser(
+        "crosscheck",
+        help="run the userfaultfd scenario library on the model and on this machine's kernel",
+        epilog="example: reclaim crosscheck --scenario missing_basic --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cc.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
+    cc.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    cc.add_argument("--json", action="store_true", help="machine-readable output")
+    cc.set_defaults(func=cmd_crosscheck)

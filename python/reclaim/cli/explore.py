@@ -1,0 +1,138 @@
+"""``reclaim explore``: search the interleavings of a small postcopy scenario for invariant
+violations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import reclaim
+import reclaim.explorer
+from reclaim.cli.common import Subparsers, csv
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """``reclaim explore``: search the interleavings of a small postcopy scenario for invariant
+    violations, per profile; print (or write as pytest tests) the findings. Returns the exit
+    code (3 for a violation with --fail-on-violation)."""
+    from reclaim.explorer import explore
+
+    profiles = list(reclaim.PROFILES) if args.profile == ["all"] else (args.profile or ["4.17"])
+    results = []
+    for prof in profiles:
+        sc = reclaim.Scenario(
+            prof,
+            qemu=args.qemu,
+            pages=csv(args.pages) if args.pages else None,
+            vcpus=args.vcpus,
+            host_pages=args.host_pages,
+            guest_steps=csv(args.guest_steps) if args.guest_steps else None,
+            start=args.start,
+        )
+        results.append(
+            explore(
+                sc,
+                depth=args.bound,
+                max_states=args.max_states,
+                walks=args.walks,
+                walk_len=args.walk_len,
+                seed=args.seed,
+                predicates=args.predicate,
+                progress=None if not args.json else False,
+            )
+        )
+    if args.pytest:
+        tests = [f.pytest() for r in results for f in r.findings]
+        body = "\n\n".join(t.split("\n\n\n", 1)[1] for t in tests)
+        Path(args.pytest).write_text(
+            f'"""Explorer findings (reclaim explore)."""\n\nimport reclaim\n\n\n{body}'
+        )
+    if args.json:
+        out = [
+            {
+                "profile": r.scenario.profile,
+                "scenario": repr(r.scenario),
+                "depth": r.depth,
+                "depth_completed": r.depth_completed,
+                "exhaustive": r.exhaustive,
+                "states": r.states,
+                "transitions": r.transitions,
+                "walks": r.walks,
+                "seconds": round(r.seconds, 3),
+                "findings": [
+                    {
+                        "predicate": f.predicate,
+                        "cause": f.cause,
+                        "message": f.message,
+                        "steps": list(f.steps),
+                        "minimal": f.minimal,
+                        "explained": list(f.explained),
+                    }
+                    for f in r.findings
+                ],
+            }
+            for r in results
+        ]
+        print(json.dumps(out, indent=2))
+    else:
+        print("\n\n".join(r.text() for r in results))
+        if args.pytest:
+            print(f"\npytest tests of the findings: {args.pytest}")
+    found = any(r.findings for r in results)
+    return 3 if (args.fail_on_violation and found) else 0
+
+
+def add_parser(sub: Subparsers) -> None:
+    """Add ``explore`` and its options to the subcommands."""
+    ex = sub.add_parser(
+        "explore",
+        help="search every interleaving of a small postcopy scenario for invariant violations",
+        epilog="""examples:
+  reclaim explore --profile 4.17
+  reclaim explore --profile 4.18 --start listen --predicate userfault_on_received
+  reclaim explore --profile all --bound 12 --pytest test_findings.py
+
+predicates: """
+        + ", ".join(reclaim.explorer.PREDICATES)
+        + """
+page classes: used_received, free_received, used_dirty, free_zero, zero_received
+guest steps: alloc, free, read, write, diag10, enable_skey
+exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-violation""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ex.add_argument(
+        "--profile",
+        action="append",
+        help="kernel profile (repeat for several; 'all' for every profile; default 4.17)",
+    )
+    ex.add_argument("--qemu", default="3.0", help="QEMU logic: 3.0 (default) or 5.2")
+    ex.add_argument(
+        "--pages",
+        help="guest page classes, comma-separated (default: one of each of the first four)",
+    )
+    ex.add_argument("--vcpus", type=int, default=1)
+    ex.add_argument("--host-pages", type=int, default=64, help="destination memory in pages")
+    ex.add_argument("--guest-steps", help="guest actions allowed, comma-separated (default: all)")
+    ex.add_argument(
+        "--start",
+        choices=["switchover", "listen"],
+        default="switchover",
+        help="search from before the final storage attributes, or from just after LISTEN",
+    )
+    ex.add_argument(
+        "--bound", type=int, default=10, help="depth: steps searched exhaustively (default 10)"
+    )
+    ex.add_argument(
+        "--max-states", type=int, default=2_000_000, help="state budget (default 2000000)"
+    )
+    ex.add_argument("--walks", type=int, default=200, help="random walks beyond the bound")
+    ex.add_argument("--walk-len", type=int, default=40)
+    ex.add_argument("--seed", type=int, default=0, help="seed of the random walks")
+    ex.add_argument(
+        "--predicate", action="append", help="check only this predicate (repeatable; default all)"
+    )
+    ex.add_argument("--json", action="store_true", help="machine-readable output")
+    ex.add_argument("--pytest", help="write a pytest test per finding to this file")
+    ex.add_argument("--fail-on-violation", action="store_true", help="exit 3 if anything is found")
+    ex.set_defaults(func=cmd_explore)

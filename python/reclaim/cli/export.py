@@ -1,0 +1,81 @@
+"""``reclaim export``: a postcopy study's run as a Perfetto trace, ftrace text or a page
+heatmap."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import reclaim
+from reclaim.cli.common import Progress, Subparsers
+from reclaim.cli.study import add_study_args, study_params
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``reclaim export``: run the postcopy study and write its event log as a Perfetto (Chrome
+    Trace Event) file and/or as ftrace text, and/or its page states as a heatmap PNG. Returns
+    0."""
+    from reclaim.studies.postcopy import prepare
+
+    if not (args.perfetto or args.ftrace or args.heatmap):
+        raise reclaim.ArgumentError("say what to write: --perfetto, --ftrace and/or --heatmap")
+    params = study_params(args)
+    params["trace"] = "full"
+    written: dict[str, str] = {}
+    every_ns = 10_000_000
+    if args.heatmap:  # its own run of the same study: the same seed gives the same run
+        from reclaim.heatmap import page_heatmap
+
+        run = prepare(args.profile, **params)  # type: ignore[arg-type]
+        written["heatmap"] = str(page_heatmap(run, host=1, every_ns=every_ns, path=args.heatmap))
+        result = run.result()
+    samples: list[tuple[int, int, dict[str, int]]] = []
+    if args.perfetto or args.ftrace:
+        from reclaim.events import run_slices
+
+        run = prepare(args.profile, **params)  # type: ignore[arg-type]
+        p = Progress(f"{args.profile}", not args.json)
+        for now in run_slices(run, every_ns):
+            samples += [(now, host, run.vmstat(host)) for host in (0, 1)]
+            sent, total = run.progress
+            p(sent, total, now / 1e9)
+        p.close()
+        result = run.result()
+    if args.perfetto:
+        from reclaim.export import chrome_trace
+
+        written["perfetto"] = str(chrome_trace(result, args.perfetto, samples=samples))
+    if args.ftrace:
+        from reclaim.export import ftrace_text
+
+        ftrace_text(result, args.ftrace, host=args.host)
+        written["ftrace"] = str(args.ftrace)
+    if args.json:
+        print(json.dumps({"outcome": result.outcome, "events": result.n_events, **written}))
+    else:
+        print(f"{args.profile}: {result.outcome}, {result.n_events} events")
+        for what, where in written.items():
+            print(f"{what}: {where}")
+    return 0
+
+
+def add_parser(sub: Subparsers) -> None:
+    """Add ``export`` and its options (the study's and what to write) to the subcommands."""
+    xp = sub.add_parser(
+        "export",
+        help="run a postcopy study and export it: Perfetto trace, ftrace text, page heatmap",
+        epilog="""examples:
+  reclaim export --perfetto seed.json --profile 4.17     open seed.json in ui.perfetto.dev
+  reclaim export --ftrace trace.txt --host 1 --profile 4.18
+  reclaim export --heatmap pages.png --profile 4.17 --guest-memory 64MiB""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_study_args(xp)
+    xp.add_argument("--perfetto", help="write Chrome Trace Event JSON (Perfetto UI) here")
+    xp.add_argument("--ftrace", help="write ftrace-style text (the mm_vmscan_* formats) here")
+    xp.add_argument(
+        "--host", type=int, choices=[0, 1], help="ftrace: only the source (0) or destination (1)"
+    )
+    xp.add_argument("--heatmap", help="write a page-state heatmap PNG of the destination here")
+    xp.add_argument("--json", action="store_true", help="machine-readable output")
+    xp.set_defaults(func=cmd_export)
