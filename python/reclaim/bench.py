@@ -24,10 +24,8 @@ Suites (``--only``):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
-import json
 import os
 import re
 import statistics
@@ -35,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -513,29 +511,6 @@ def machine() -> dict[str, object]:
         "python": sys.version.split()[0],
         "reclaim": reclaim.__version__,
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``reclaim bench``: returns 0, or 2 for bad arguments."""
-    ap = argparse.ArgumentParser(
-        prog="reclaim bench", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
-    ap.add_argument(
-        "--only", action="append", choices=SUITES, help="run only this suite (repeatable)"
-    )
-    ap.add_argument(
-        "--quick", action="store_true", help="small sizes, one repetition (a smoke test)"
-    )
-    ap.add_argument("--json", action="store_true", help="machine-readable output")
-    args = ap.parse_args(argv)
-    rows = run(args.only or SUITES, quick=args.quick, progress=not args.json)
-    if args.json:
-        print(json.dumps({"machine": machine(), "rows": [asdict(r) for r in rows]}, indent=2))
-    else:
-        m = machine()
-        print(f"machine: {m['cpu']}, {m['cpus']} CPUs, Linux {m['kernel']}, Python {m['python']}\n")
-        print(format_table(rows))
-    return 0
 
 
 __all__ = [
