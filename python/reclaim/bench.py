@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 import reclaim
-from reclaim.crosscheck.host import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, libc
+from reclaim.crosscheck.libc import libc
+from reclaim.crosscheck.uapi import MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE
 from reclaim.trace import replay, write_zipf
 
 PAGE = 4096

@@ -78,7 +78,8 @@ from typing import TYPE_CHECKING
 
 from reclaim.progress import StatusLine, bar
 from reclaim.sweeper.executors import _check_executor, _results
-from reclaim.sweeper.grid import GridFile, Value, _expand, load_grid
+from reclaim.sweeper.grid import GridFile, Value, load_grid
+from reclaim.sweeper.grid import _expand as _expand
 from reclaim.sweeper.runs import Study, StudyResult, _study
 from reclaim.sweeper.summary import summary, summary_plot
 from reclaim.sweeper.table import _pandas, _Table
