@@ -1,9 +1,9 @@
-"""Cross-check of the model against the real kernel of this machine (issue: cross-check).
+"""Cross-check of the model against the real kernel of this machine: every userfaultfd
+scenario of the library runs on the model and on the host kernel, and they must agree.
 
-Every scenario of the library runs on the model and on the host kernel; they must agree.
 Where the host lacks what a scenario needs (userfaultfd, root, swap, uffd-wp...), or the model
-lacks the arch, the test is skipped with the reason. Known disagreements of the model are
-``xfail(strict=True)``; /work/research/crosscheck-disagreements.md explains each.
+lacks the arch, the test is skipped with the reason. :mod:`reclaim.crosscheck` describes the
+scenarios and the two runners (the model's, and :mod:`reclaim.crosscheck.host`).
 """
 
 from __future__ import annotations
@@ -37,11 +37,6 @@ from reclaim.crosscheck.scenario import (
     Scenario,
     Write,
 )
-
-#: The model's known disagreements with the kernel (scenario -> why).
-# Scenarios where the model is known to disagree with the kernel: scenario -> the reason (and
-# the kernel path that decides it). Each becomes a strict xfail; empty when the model agrees.
-DISAGREEMENTS: dict[str, str] = {}
 
 MODEL_ARCH = cc.host_arch()
 
@@ -87,17 +82,8 @@ def swapfile() -> Iterator[None]:
         Path(path).unlink(missing_ok=True)
 
 
-def _params() -> list[object]:
-    out: list[object] = []
-    for s in LIBRARY:
-        marks = [pytest.mark.host]
-        if s.name in DISAGREEMENTS:
-            marks.append(pytest.mark.xfail(strict=True, reason=DISAGREEMENTS[s.name]))
-        out.append(pytest.param(s.name, id=s.name, marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.host
+@pytest.mark.parametrize("name", [s.name for s in LIBRARY])
 def test_model_agrees_with_the_kernel(name: str, request: pytest.FixtureRequest) -> None:
     sc = BY_NAME[name]
     m = cc.run_model(sc, arch=MODEL_ARCH)
@@ -142,8 +128,6 @@ def test_library_is_large_and_named_after_what_it_shows() -> None:
     for s in LIBRARY:
         assert s.doc and s.steps
         assert all(st.expect is not None for st in s.steps if not isinstance(st, Mmap)), s.name
-    for name in DISAGREEMENTS:
-        assert name in BY_NAME
 
 
 # -- normalization ---------------------------------------------------------------------------

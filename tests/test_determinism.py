@@ -1,4 +1,4 @@
-"""Determinism (issue 12): the same seed gives the same event log, bit for bit, in another
+"""Determinism: the same seed gives the same event log, bit for bit, in another
 process and on another machine.
 
 The log hash (FNV-1a over every field of every event, little-endian: rust/sim/log.rs) does not

@@ -1,6 +1,6 @@
-"""Every public name of the package carries a docstring of its own (issue: docstrings on every
-public name): ``help()`` in a notebook must explain each class, function, method, property and
-PyO3 getter, and each dataclass field (in its class docstring, where ``help()`` shows it).
+"""Every public name of the package carries a docstring of its own: ``help()`` in a notebook must
+explain each class, function, method, property and PyO3 getter, and each dataclass field (in its
+class docstring, where ``help()`` shows it).
 
 The walk covers ``reclaim.__all__`` and, in every public submodule found with pkgutil, its
 ``__all__`` (or, without one, the public functions and classes it defines). Private ``_`` names

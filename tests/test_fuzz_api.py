@@ -1,4 +1,4 @@
-"""API fuzzing in CI (issue: robustness): a short run of the state machine of
+"""API fuzzing in CI: a short run of the state machine of
 ``tests/fuzz_api.py`` over the whole Python API. ``tests/fuzz_long.py`` (``make fuzz``) runs
 the same machine for 100,000 calls and more."""
 

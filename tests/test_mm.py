@@ -1,4 +1,5 @@
-"""Address spaces, page frames and the reverse map (issue: mm)."""
+"""Address spaces, page frames and the reverse map: sizes, mappings, faults, rmap and the
+frame accounting the kernel keeps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The postcopy study (issue: guest, QEMU postcopy and the seed study). Acceptance: the seed
+"""The postcopy study of a KVM guest under QEMU postcopy migration: the seed
 hangs on 4.17 through the pte_unused drop and completes on 4.18 and 6.12, over 20 seeds and
 two guest sizes; the residual CBRL and DIAG 0x10 paths are reported as what they are."""
 
@@ -163,7 +163,7 @@ def test_a_run_mutes_checks_and_counts_its_steps() -> None:
 SMALL: dict[str, object] = {**SMALL_STUDY, "swap": "32MiB", "seed": 1}
 
 
-def test_import_reclaim_alone_gives_the_studies_with_the_issues_names() -> None:
+def test_import_reclaim_alone_gives_the_postcopy_study() -> None:
     code = (
         "import reclaim\n"
         "r = reclaim.studies.postcopy(profile='4.18', host_memory='14MiB', swap='32MiB',"

@@ -1,4 +1,4 @@
-"""Reclaim: LRU, shrink_folio_list, try_to_unmap_one per profile, swap (issue: reclaim).
+"""Reclaim: LRU, shrink_folio_list, try_to_unmap_one per profile, swap.
 
 Golden scenarios, each on every profile with the expected difference."""
 

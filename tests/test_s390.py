@@ -1,4 +1,4 @@
-"""The s390 architecture layer: PTE and PGSTE values, swap entries, ESSA (issue: foundation)."""
+"""The s390 architecture layer: PTE and PGSTE values, swap entries, ESSA."""
 
 from __future__ import annotations
 

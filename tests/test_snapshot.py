@@ -1,4 +1,4 @@
-"""Snapshots (issue 12): a kernel or a postcopy run restored from a snapshot continues with an
+"""Snapshots: a kernel or a postcopy run restored from a snapshot continues with an
 event log identical, bit for bit, to the run that was never interrupted; damaged files are
 refused with a FormatError that says where and what."""
 

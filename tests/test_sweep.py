@@ -1,4 +1,4 @@
-"""Sweeps at scale (issue: sweeps). Acceptance: serial, local (processes), dask and resumed
+"""Sweeps at scale: serial, local (processes), dask and resumed
 sweeps of the same grid give the same table (but for wall times); a killed sweep loses no
 finished run and does not redo it; a run that raises records its error and the sweep goes on;
 grid files, the command line and the summary plot."""

@@ -1,5 +1,5 @@
-"""Page faults and userfaultfd (issue: faults and userfaultfd). Golden tests named after what
-they show."""
+"""Page faults and userfaultfd: missing, write-protect and minor faults, the events of a
+non-cooperative manager, and the UFFDIO_* calls, each golden test named after what it shows."""
 
 from __future__ import annotations
 

@@ -1,0 +1,222 @@
+"""Exports of a run (reclaim.export): a Chrome Trace Event file Perfetto opens (per-phase keys,
+metadata, the blocked vCPUs of the 4.17 hang) and ftrace text in the kernel's mm_vmscan
+formats."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import reclaim
+from conftest import EVERY, SMALL, oom_kernel, swap_kernel
+from reclaim.events import (
+    fields_frame,
+    run_slices,
+    to_frame,
+)
+from reclaim.export import chrome_trace, ftrace_text
+from reclaim.studies import PostcopyResult, prepare
+
+# -------------------------------------------------------------------------- Chrome trace
+
+PHASES = {"X", "i", "C", "M"}
+METADATA = {"process_name", "thread_name", "process_sort_index", "thread_sort_index"}
+
+
+def check_trace_event_format(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The keys the Trace Event format requires per phase; returns the events."""
+    assert set(doc) >= {"traceEvents", "displayTimeUnit"} and doc["displayTimeUnit"] == "ms"
+    events: list[dict[str, Any]] = doc["traceEvents"]
+    for e in events:
+        assert {"name", "ph", "ts", "pid", "tid"} <= set(e), e
+        assert isinstance(e["name"], str) and e["ph"] in PHASES, e
+        assert isinstance(e["ts"], int | float) and e["ts"] >= 0, e
+        assert isinstance(e["pid"], int) and isinstance(e["tid"], int), e
+        if e["ph"] == "X":
+            assert isinstance(e["dur"], int | float) and e["dur"] >= 0, e
+        elif e["ph"] == "C":
+            assert e["args"] and all(isinstance(v, int | float) for v in e["args"].values()), e
+        elif e["ph"] == "i":
+            assert e.get("s", "t") in {"g", "p", "t"}, e
+        else:
+            assert e["name"] in METADATA and isinstance(e["args"], dict), e
+    return events
+
+
+def test_chrome_trace_of_the_417_hang(
+    tmp_path: Path, run417: tuple[pd.DataFrame, PostcopyResult]
+) -> None:
+    series, r = run417
+    path = chrome_trace(r, tmp_path / "sub" / "417.json", samples=series)
+    assert path == tmp_path / "sub" / "417.json"
+    doc = json.loads(path.read_text())
+    events = check_trace_event_format(doc)
+    assert doc["otherData"]["outcome"] == "hung"
+    meta = [e for e in events if e["ph"] == "M"]
+    procs = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
+    assert sorted(procs.values()) == ["destination", "source"]
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
+    assert {"vCPU 0", "vCPU 1", "kswapd0"} <= set(threads.values())
+    for e in events:
+        if e["ph"] in {"X", "i"}:
+            assert (e["pid"], e["tid"]) in threads, e
+    dest = next(pid for pid, name in procs.items() if name == "destination")
+    blocked = [e for e in events if e["name"] == "blocked on userfault"]
+    n_blocked = sum(1 for e in r.events("kvm:vcpu_blocked"))
+    assert len(blocked) == n_blocked > 0
+    assert all(e["pid"] == dest and threads[dest, e["tid"]].startswith("vCPU") for e in blocked)
+    woken = fields_frame(to_frame(r, kinds="sched:thread_woken"), "sched:thread_woken")
+    assert sum(e["dur"] for e in blocked) == pytest.approx(woken["blocked_ns"].sum() / 1e3)
+    hang = r.hang
+    assert hang is not None
+    assert any(
+        e["ts"] == pytest.approx(int(hang["since"] or 0) / 1e3)
+        and threads[dest, e["tid"]] == f"vCPU {hang['vcpu']}"
+        for e in blocked
+    )
+    by_thread: dict[int, list[tuple[float, float]]] = {}
+    for e in events:
+        if e["ph"] == "X":
+            by_thread.setdefault(e["tid"], []).append((e["ts"], e["dur"]))
+    for spans in by_thread.values():  # slices of a thread do not overlap
+        spans.sort()
+        assert all(a + d <= b + 1e-6 for (a, d), (b, _) in itertools.pairwise(spans))
+    names = Counter(e["name"] for e in events)
+    assert names["userfault"] == r.metrics["userfaults"]
+    assert names["drop_pte_unused"] == r.metrics["dest_pages_dropped"] > 0
+    assert names["kswapd"] == len(r.events("mm_vmscan_kswapd_wake"))
+    counters = [e for e in events if e["ph"] == "C"]
+    assert Counter(e["name"] for e in counters) == {
+        "free pages": len(series),
+        "swap in use": len(series),
+    }
+    swap = [e["args"]["pages"] for e in counters if e["name"] == "swap in use"]
+    assert swap[0] == 0 and max(swap) > 0
+
+
+def test_chrome_trace_of_418_and_of_sample_tuples(tmp_path: Path) -> None:
+    run = prepare("4.18", **SMALL)
+    samples = []
+    for now in run_slices(run, EVERY):
+        samples += [(now, host, run.vmstat(host)) for host in (0, 1)]
+    r = run.result()
+    doc = json.loads(chrome_trace(r, tmp_path / "418.json", samples=samples).read_text())
+    events = check_trace_event_format(doc)
+    names = Counter((e["pid"], e["name"]) for e in events)
+    assert not any(name == "drop_pte_unused" for _, name in names)
+    assert names[1, "free pages"] == names[2, "free pages"] == len(samples) // 2
+    bad = pd.DataFrame({"nr_free_pages": [1]})
+    with pytest.raises(reclaim.ArgumentError, match="attrs"):
+        chrome_trace(r, tmp_path / "bad.json", samples=bad)
+
+
+def test_chrome_trace_of_a_kernel_has_direct_reclaim(tmp_path: Path) -> None:
+    k = oom_kernel()
+    doc = json.loads(chrome_trace(k, tmp_path / "k.json").read_text())
+    events = check_trace_event_format(doc)
+    direct = [e for e in events if e["name"] == "direct reclaim" and e["ph"] == "X"]
+    assert len(direct) == len(k.events("mm_vmscan_direct_reclaim_begin")) > 0
+    assert all(e["args"] == {"nr_reclaimed": 0} for e in direct)
+    assert doc["otherData"] == {"profile": "4.18"}
+
+
+# --------------------------------------------------------------------------- ftrace text
+
+LINE = re.compile(
+    r"^(?P<task>.{16})-(?P<pid>\d+) +\[(?P<cpu>\d{3})\] \.{5} +(?P<secs>\d+)\.(?P<usecs>\d{6}): "
+    r"(?P<tp>[\w:]+): (?P<fields>.*)$"
+)
+# TP_printk of include/trace/events/vmscan.h (mainline), with the fields the model fills.
+TP_PRINTK = {
+    "mm_vmscan_kswapd_wake": "nid=%d order=%d",
+    "mm_vmscan_kswapd_sleep": "nid=%d",
+    "mm_vmscan_direct_reclaim_begin": "order=%d gfp_flags=%s",
+    "mm_vmscan_direct_reclaim_end": "nr_reclaimed=%lu",
+    "mm_vmscan_lru_shrink_inactive": "nid=%d nr_scanned=%ld nr_reclaimed=%ld nr_dirty=%ld "
+    "nr_writeback=%ld nr_congested=%ld nr_immediate=%ld nr_activate_anon=%d "
+    "nr_activate_file=%d nr_ref_keep=%ld nr_unmap_fail=%ld priority=%d flags=%s",
+    "mm_vmscan_lru_shrink_active": "nid=%d nr_taken=%ld nr_active=%ld nr_deactivated=%ld "
+    "nr_referenced=%ld priority=%d flags=%s",
+    "mm_vmscan_write_folio": "page=%p pfn=0x%lx flags=%s",
+}
+
+
+def printk_regex(fmt: str) -> re.Pattern[str]:
+    conv = {"%d": r"-?\d+", "%ld": r"-?\d+", "%lu": r"\d+", "%lx": "[0-9a-f]+"}
+    conv |= {"%p": "[0-9a-f]{16}", "%s": r"[A-Z_|]+"}
+    parts = re.split(r"(%l?[dux]|%[ps])", fmt)
+    return re.compile("".join(conv.get(p, re.escape(p)) for p in parts) + "$")
+
+
+def check_ftrace(text: str, n: int) -> list[re.Match[str]]:
+    lines = text.splitlines()
+    assert lines[0] == "# tracer: nop"
+    body = [line for line in lines if not line.startswith("#")]
+    assert len(body) == n
+    matches = []
+    for line in body:
+        m = LINE.match(line)
+        assert m, line
+        fmt = TP_PRINTK.get(m["tp"])
+        if fmt is not None:
+            assert printk_regex(fmt).match(m["fields"]), line
+        matches.append(m)
+    stamps = [int(m["secs"]) * 1_000_000 + int(m["usecs"]) for m in matches]
+    assert stamps == sorted(stamps)
+    return matches
+
+
+def test_ftrace_text_of_a_study_in_the_kernel_formats(tmp_path: Path, r417: PostcopyResult) -> None:
+    text = ftrace_text(r417, tmp_path / "trace")
+    assert (tmp_path / "trace").read_text() == text
+    matches = check_ftrace(text, r417.n_events)
+    seen = Counter(m["tp"] for m in matches)
+    for tp in (
+        "mm_vmscan_kswapd_wake",
+        "mm_vmscan_kswapd_sleep",
+        "mm_vmscan_lru_shrink_inactive",
+        "mm_vmscan_lru_shrink_active",
+        "mm_vmscan_write_folio",
+    ):
+        assert seen[tp] > 0, tp
+    vmscan = [m for m in matches if m["tp"].startswith("mm_vmscan")]
+    assert {m["task"].strip() for m in vmscan} == {"kswapd0"}
+    assert {m["cpu"] for m in vmscan} == {"001"}
+    write = next(e for e in r417.events("mm_vmscan_write_folio"))
+    line = next(m for m in vmscan if m["tp"] == "mm_vmscan_write_folio")
+    assert f"pfn={write.fields()['pfn']:#x} " in line["fields"]
+    assert line["fields"].endswith("flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC")
+    sleep = next(m for m in vmscan if m["tp"] == "mm_vmscan_kswapd_sleep")
+    assert sleep["fields"] == "nid=0"
+    fault = next(m for m in matches if m["tp"] == "mm:handle_mm_fault")
+    assert re.match(r"pid=\d+ tid=\d+ addr=0x[0-9a-f]+ pfn=0x[0-9a-f]+ path=\S+", fault["fields"])
+    dest = ftrace_text(r417, host=1)
+    check_ftrace(dest, int((to_frame(r417)["host"] == 1).sum()))
+
+
+def test_ftrace_text_of_a_kernel_names_tasks_and_direct_reclaim() -> None:
+    k = oom_kernel()
+    matches = check_ftrace(ftrace_text(k), len(k.events()))
+    begin = next(m for m in matches if m["tp"] == "mm_vmscan_direct_reclaim_begin")
+    assert begin["fields"] == "order=0 gfp_flags=GFP_HIGHUSER_MOVABLE"
+    assert begin["task"].strip() == "<...>"
+    end = next(m for m in matches if m["tp"] == "mm_vmscan_direct_reclaim_end")
+    assert end["fields"] == "nr_reclaimed=0"
+    faults = [m for m in matches if m["tp"] == "mm:handle_mm_fault"]
+    assert {m["task"].strip() for m in faults} == {"stress-ng-vm"}
+    k2 = swap_kernel()
+    shrink = [
+        m
+        for m in check_ftrace(ftrace_text(k2), len(k2.events()))
+        if m["tp"] == "mm_vmscan_lru_shrink_inactive"
+    ]
+    assert shrink and all(m["task"].strip() == "kswapd0" for m in shrink)
+    assert all(
+        m["fields"].endswith("priority=12 flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC") for m in shrink
+    )
