@@ -27,7 +27,6 @@ from reclaim.crosscheck.library import BY_NAME, LIBRARY
 from reclaim.crosscheck.model import run_model
 from reclaim.crosscheck.scenario import (
     OK,
-    PAGE,
     Close,
     Continue,
     Copy,
@@ -157,7 +156,9 @@ def _msg(raw: object, mappings: Mappings) -> Msg:
     )
 
 
-def observation(step: Step, obj: dict[str, object], mappings: dict[str, tuple[int, int]]) -> Observation:
+def observation(
+    step: Step, obj: dict[str, object], mappings: dict[str, tuple[int, int]]
+) -> Observation:
     """The :class:`Observation` of one agent result line for ``step`` (``mappings`` is
     updated by an mmap)."""
     kind = str(obj.get("kind", "error"))
@@ -169,7 +170,11 @@ def observation(step: Step, obj: dict[str, object], mappings: dict[str, tuple[in
         n = _int(obj, "errno")
         return errno_obs(_errno.errorcode.get(n, f"errno {n}"))
     if kind in ("value", "written"):
-        obs = Observation("written") if kind == "written" else Observation("value", value=_int(obj, "value"))
+        obs = (
+            Observation("written")
+            if kind == "written"
+            else Observation("value", value=_int(obj, "value"))
+        )
         if isinstance(step, Touch):
             detail = f"{obs.render()} minflt {_int(obj, 'minflt')} majflt {_int(obj, 'majflt')}"
             return Observation("state", detail=detail)
@@ -182,7 +187,10 @@ def observation(step: Step, obj: dict[str, object], mappings: dict[str, tuple[in
         return Observation("blocked", detail=f"{ref.name}[{ref.page}]")
     if kind == "events":
         msgs = obj.get("msgs")
-        return Observation("events", msgs=tuple(_msg(m, mappings) for m in (msgs if isinstance(msgs, list) else [])))
+        return Observation(
+            "events",
+            msgs=tuple(_msg(m, mappings) for m in (msgs if isinstance(msgs, list) else [])),
+        )
     if kind == "state":
         detail = str(obj.get("detail", ""))
         if isinstance(step, SwapEntry):
@@ -235,9 +243,8 @@ def results_of(scenarios: list[Scenario], run: GuestRun) -> dict[str, RunResult]
     for sc in scenarios:
         res = RunResult(side="kernel")
         if sc.name not in ended:
-            res.skipped = (
-                "the guest did not finish this scenario"
-                + ("" if run.finished else f" (QEMU exit {run.returncode}; see the console log)")
+            res.skipped = "the guest did not finish this scenario" + (
+                "" if run.finished else f" (QEMU exit {run.returncode}; see the console log)"
             )
             out[sc.name] = res
             continue

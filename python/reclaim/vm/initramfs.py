@@ -73,7 +73,8 @@ i=0
 while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 mkswap /dev/vda >/dev/null 2>&1 || echo "{result}{{\\"note\\":\\"mkswap failed\\"}}"
 MEM=$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)
-echo "{result}{{\\"guest\\":1,\\"lru_gen_boot\\":\\"$LRU0\\",\\"lru_gen\\":\\"$LRU1\\",\\"thp\\":\\"$THP\\",\\"mem_kib\\":$MEM}}"
+INFO="\\"lru_gen_boot\\":\\"$LRU0\\",\\"lru_gen\\":\\"$LRU1\\",\\"thp\\":\\"$THP\\""
+echo "{result}{{\\"guest\\":1,$INFO,\\"mem_kib\\":$MEM}}"
 /agent run /input.txt || echo "{result}{{\\"note\\":\\"agent exited with $?\\"}}"
 echo "{finished}"
 poweroff -f
