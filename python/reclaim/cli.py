@@ -29,6 +29,7 @@ EPILOG = """examples:
   reclaim explore --profile 4.17        find the seed bug from a scenario that does not mention it
   reclaim explore --profile all --start listen --bound 8
   reclaim replay trace.oracleGeneral --memory 25%   replay a trace under memory pressure
+  reclaim crosscheck --vm s390x        the scenario library on a real Linux 6.12 s390x guest
 """
 
 
@@ -261,6 +262,14 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     for n in args.scenario or []:
         if n not in BY_NAME:
             raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
+    if args.vm:  # a Linux 6.12 guest under QEMU instead of this machine's kernel
+        from reclaim.vm.commands import cmd_crosscheck_vm
+
+        status = Progress(f"crosscheck --vm {args.vm}", not args.json, unit="scenarios")
+        try:
+            return cmd_crosscheck_vm(args, progress=status)
+        finally:
+            status.close()
     # the whole library takes seconds (each scenario starts an agent process)
     status = Progress("crosscheck", not args.json, unit="scenarios")
     try:
@@ -505,7 +514,17 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
     cc.add_argument("--list", action="store_true", help="list the scenarios and exit")
     cc.add_argument("--json", action="store_true", help="machine-readable output")
+    cc.add_argument(
+        "--vm",
+        choices=("s390x", "x86_64"),
+        help="run the kernel side in a Linux 6.12 guest of this arch under QEMU (reclaim vm "
+        "fetch installs it), the model with the same arch and profile 6.12",
+    )
+    cc.add_argument("--accel", default="tcg", help="QEMU accelerator of --vm (tcg, or kvm)")
     cc.set_defaults(func=cmd_crosscheck)
+    from reclaim.vm.commands import add_vm_parser
+
+    add_vm_parser(sub)
     return p
 
 

@@ -469,8 +469,11 @@ def _kernel_files(pkg: Package) -> tuple[str, str, str]:
         raise VmAssetError(f"{pkg.package} {pkg.version} has no /boot/vmlinuz-*")
     release = images[0].name.removeprefix("vmlinuz-")
     mods = next(
-        (p for p in (root / "usr/lib/modules" / release, root / "lib/modules" / release)
-         if p.is_dir()),
+        (
+            p
+            for p in (root / "usr/lib/modules" / release, root / "lib/modules" / release)
+            if p.is_dir()
+        ),
         root / "lib/modules" / release,
     )
     return (
@@ -488,9 +491,7 @@ def _busybox_file(pkg: Package) -> str:
     raise VmAssetError(f"{pkg.package} {pkg.version} has no busybox binary")
 
 
-def fetch(
-    arches: list[str] | None = None, refresh: bool = False, log: object = None
-) -> Manifest:
+def fetch(arches: list[str] | None = None, refresh: bool = False, log: object = None) -> Manifest:
     """Install and download what the VM oracle needs for ``arches`` (both by default) and
     return the manifest. Cached: with everything present it only checks the files (and
     rebuilds the agent when its source changed). ``refresh`` re-reads the package lists and
@@ -518,9 +519,7 @@ def fetch(
     return m
 
 
-def _download_all(
-    arches: list[str], old: Manifest | None, refresh: bool, say: object
-) -> Manifest:
+def _download_all(arches: list[str], old: Manifest | None, refresh: bool, say: object) -> Manifest:
     log = say if callable(say) else (lambda _msg: None)
     cache_dir().mkdir(parents=True, exist_ok=True)
     if not KEYRING.exists():
