@@ -83,11 +83,7 @@ def crosscheck(
     model_arch = arch or host_arch()
     rows = []
     for i, sc in enumerate(chosen, 1):
-        why = sc.arch_skip(host_arch())
-        if why is not None:
-            rows.append(Row(sc.name, "", "", agree=False, skipped=why))
-        else:
-            rows.append(make_row(sc, run_model(sc, profile=profile, arch=model_arch), run_host(sc)))
+        rows.append(make_row(sc, run_model(sc, profile=profile, arch=model_arch), run_host(sc)))
         if progress is not None:
             progress(i, len(chosen))
     return rows

@@ -292,6 +292,9 @@ def run_model(scenario: Scenario, profile: str = "6.12", arch: str = "s390x") ->
     """Run ``scenario`` on the model with ``profile`` on ``arch`` (falling back to s390x
     while the model lacks ``arch``; WP/MINOR scenarios are then skipped). A scenario that
     needs ``no_swap`` runs on a model without swap, every other one with 64 MiB of it."""
+    arch_why = scenario.arch_skip(arch)
+    if arch_why is not None:
+        return RunResult(side="model", skipped=arch_why)
     swap = "0" if "no_swap" in scenario.needs else "64MiB"
     k, used, notes = make_kernel(profile, arch, swap)
     res = RunResult(side="model", notes=notes)
