@@ -49,7 +49,8 @@ from reclaim.vm.guest import GuestRun, qemu_command
 
 def _read_newc(data: bytes) -> dict[str, tuple[int, bytes]]:
     """name -> (mode, body) of a newc archive (the format the kernel unpacks)."""
-    out, off = {}, 0
+    out: dict[str, tuple[int, bytes]] = {}
+    off = 0
     while True:
         assert data[off : off + 6] == b"070701", off
         f = [int(data[off + 6 + 8 * i : off + 14 + 8 * i], 16) for i in range(13)]
@@ -199,7 +200,7 @@ def test_the_agent_on_this_kernel_observes_what_the_host_runner_does() -> None:
     """The C agent, run directly on this machine's kernel (no QEMU), gives the host runner's
     observations for every scenario the host can run without swap."""
     if host.host_info().reason is not None:
-        pytest.skip(host.host_info().reason)
+        pytest.skip(str(host.host_info().reason))
     if os.uname().machine != "x86_64":
         pytest.skip("the host agent is built for x86_64")
     if _host_agent() is None:

@@ -19,7 +19,7 @@ disk.
 from __future__ import annotations
 
 import errno as _errno
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from reclaim.crosscheck import Row, make_row
@@ -137,7 +137,7 @@ def agent_input(scenarios: list[Scenario]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _int(obj: dict[str, object], key: str, default: int = 0) -> int:
+def _int(obj: Mapping[str, object], key: str, default: int = 0) -> int:
     v = obj.get(key, default)
     return v if isinstance(v, int) and not isinstance(v, bool) else default
 
@@ -157,7 +157,7 @@ def _msg(raw: object, mappings: Mappings) -> Msg:
 
 
 def observation(
-    step: Step, obj: dict[str, object], mappings: dict[str, tuple[int, int]]
+    step: Step, obj: Mapping[str, object], mappings: dict[str, tuple[int, int]]
 ) -> Observation:
     """The :class:`Observation` of one agent result line for ``step`` (``mappings`` is
     updated by an mmap)."""

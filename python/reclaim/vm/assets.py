@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -312,9 +313,12 @@ def _candidates(conf: Path, pattern: str, darch: str) -> list[tuple[str, str]]:
             parts = [p.strip() for p in ln.split("|")]
             if len(parts) >= 3 and parts[0].split(":")[0] == name and "Packages" in parts[2]:
                 found.append((name, parts[1]))
-    key = functools.cmp_to_key(lambda x, y: _version_cmp(x[1], y[1]))
+
+    def by_version(x: tuple[str, str], y: tuple[str, str]) -> int:
+        return _version_cmp(x[1], y[1])
+
     # the same version may be listed twice (two Packages files): keep one
-    return sorted(set(found), key=key, reverse=True)
+    return sorted(set(found), key=functools.cmp_to_key(by_version), reverse=True)
 
 
 def _download(conf: Path, pattern: str, darch: str) -> Package:
@@ -491,7 +495,11 @@ def _busybox_file(pkg: Package) -> str:
     raise VmAssetError(f"{pkg.package} {pkg.version} has no busybox binary")
 
 
-def fetch(arches: list[str] | None = None, refresh: bool = False, log: object = None) -> Manifest:
+def fetch(
+    arches: list[str] | None = None,
+    refresh: bool = False,
+    log: Callable[[str], object] | None = None,
+) -> Manifest:
     """Install and download what the VM oracle needs for ``arches`` (both by default) and
     return the manifest. Cached: with everything present it only checks the files (and
     rebuilds the agent when its source changed). ``refresh`` re-reads the package lists and
@@ -500,7 +508,11 @@ def fetch(arches: list[str] | None = None, refresh: bool = False, log: object = 
     for a in arches:
         if a not in DEBIAN_ARCH:
             raise VmAssetError(f"unknown guest arch {a!r}; known: {', '.join(DEBIAN_ARCH)}")
-    say = log if callable(log) else (lambda _msg: None)
+
+    def say(msg: str) -> None:
+        if log is not None:
+            log(msg)
+
     _install_tools(arches)
     m = None if refresh else load_manifest()
     if m is None or any(a not in m.arches for a in arches):
@@ -519,8 +531,9 @@ def fetch(arches: list[str] | None = None, refresh: bool = False, log: object = 
     return m
 
 
-def _download_all(arches: list[str], old: Manifest | None, refresh: bool, say: object) -> Manifest:
-    log = say if callable(say) else (lambda _msg: None)
+def _download_all(
+    arches: list[str], old: Manifest | None, refresh: bool, log: Callable[[str], object]
+) -> Manifest:
     cache_dir().mkdir(parents=True, exist_ok=True)
     if not KEYRING.exists():
         raise VmAssetError(f"{KEYRING} is missing: apt-get install debian-archive-keyring")

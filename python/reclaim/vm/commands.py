@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 
 from reclaim.vm.assets import DEBIAN_ARCH, cache_dir, fetch, manifest_path
 
@@ -38,7 +39,12 @@ def add_vm_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     f.add_argument("--json", action="store_true", help="print the manifest as JSON")
     f.set_defaults(func=cmd_vm_fetch)
-    vm.set_defaults(func=lambda _a: (vm.print_help(), 2)[1])
+
+    def usage(_args: argparse.Namespace) -> int:
+        vm.print_help()
+        return 2
+
+    vm.set_defaults(func=usage)
 
 
 def cmd_vm_fetch(args: argparse.Namespace) -> int:
@@ -55,15 +61,16 @@ def cmd_vm_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_crosscheck_vm(args: argparse.Namespace, progress: object = None) -> int:
+def cmd_crosscheck_vm(
+    args: argparse.Namespace, progress: Callable[[int, int], object] | None = None
+) -> int:
     """``reclaim crosscheck --vm ARCH``: the scenario library in a Linux 6.12 guest against
     the model (same arch, profile 6.12). Returns 1 if a scenario disagrees in a way that is
     not a documented difference (see :data:`reclaim.crosscheck.vm.KNOWN_DIFFERENCES`)."""
     from reclaim.crosscheck import format_table
     from reclaim.crosscheck.vm import crosscheck_vm, known_difference
 
-    cb = progress if callable(progress) else None
-    rows, vm = crosscheck_vm(args.vm, args.scenario, progress=cb, accel=args.accel)
+    rows, vm = crosscheck_vm(args.vm, args.scenario, progress=progress, accel=args.accel)
     run = vm.run
     head = {
         "arch": args.vm,
