@@ -104,9 +104,10 @@ class Package:
 
 @dataclass
 class ArchAssets:
-    """The assets of one guest arch: the ``kernel`` and ``busybox`` packages, the paths (in
-    the cache) of the kernel ``image``, its ``modules`` directory, ``busybox`` and the
-    ``agent`` binary, the kernel ``release`` (``uname -r``) and the agent's source hash."""
+    """The assets of one guest ``arch``: the ``kernel`` and ``busybox`` packages, the paths
+    (in the cache) of the kernel ``image``, its ``modules`` directory, the busybox binary
+    (``busybox_bin``) and the ``agent`` binary, the kernel ``release`` (``uname -r``) and the
+    agent's source hash (``agent_source_sha256``)."""
 
     arch: str
     kernel: Package
@@ -125,8 +126,8 @@ class ArchAssets:
 
 @dataclass
 class Manifest:
-    """What :func:`fetch` installed: the ``suite``, per arch :class:`ArchAssets`, the QEMU
-    and compiler versions, and when (``fetched``, UTC)."""
+    """What :func:`fetch` installed: the ``suite``, per arch its :class:`ArchAssets`
+    (``arches``), the QEMU and compiler versions (``tools``), and when (``fetched``, UTC)."""
 
     suite: str
     arches: dict[str, ArchAssets] = field(default_factory=dict)

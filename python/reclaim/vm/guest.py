@@ -39,11 +39,12 @@ BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
 
 @dataclass
 class GuestRun:
-    """The outcome of one boot: the agent's ``results`` (the parsed ``@@R`` lines, in order),
-    the guest's ``info`` (lru_gen at boot and as run, THP, memory, kernel release,
-    userfaultfd features), the seconds to reach /init (``boot_s``) and in all
-    (``total_s``), the QEMU exit code, whether it ``finished`` (the agent ran to the end),
-    the console ``log`` tail and the ``manifest`` line of the packages booted."""
+    """The outcome of one boot of an ``arch`` guest: the agent's ``results`` (the parsed
+    ``@@R`` lines, in order), the guest's ``info`` (lru_gen at boot and as run, THP, memory,
+    kernel release, userfaultfd features), the seconds to reach /init (``boot_s``) and in
+    all (``total_s``), QEMU's exit code (``returncode``), whether it ``finished`` (the agent
+    ran to the end), the console ``log`` tail, the ``manifest`` line of the packages booted
+    and QEMU's accelerator (``accel``)."""
 
     arch: str
     results: list[dict[str, object]] = field(default_factory=list)
