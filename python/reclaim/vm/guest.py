@@ -76,6 +76,8 @@ def qemu_command(
         "1",
         "-nographic",
         "-no-reboot",
+        "-nic",
+        "none",
         "-kernel",
         str(kernel),
         "-initrd",
