@@ -106,6 +106,47 @@ def test_the_machines_debian_mirror_is_read_from_either_sources_format(tmp_path:
         assets.debian_mirror(empty)
 
 
+def test_a_version_the_mirror_cannot_serve_falls_back_to_the_next_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mirrors lag: the newest listed kernel can 404 while the previous one is there."""
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("no dpkg-deb (not a Debian machine)")
+    monkeypatch.setenv("RECLAIM_VM_CACHE", str(tmp_path / "cache"))
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "boot").mkdir()
+    (pkg / "boot" / "vmlinuz-6.12.1-test").write_bytes(b"kernel")
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: linux-image-test\nVersion: 1\nArchitecture: s390x\nMaintainer: t <t@t>\n"
+        "Description: t\n"
+    )
+    deb = tmp_path / "linux-image-test_1_s390x.deb"
+    subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
+    tried: list[str] = []
+
+    def fake_apt(
+        conf: Path, *args: str, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        tried.append(args[1])
+        if args[1].endswith("=2"):  # the newest: 404
+            return subprocess.CompletedProcess(list(args), 100, "", "E: 404  Not Found")
+        assert cwd is not None
+        shutil.copy(deb, cwd / deb.name)
+        return subprocess.CompletedProcess(list(args), 0, "", "")
+
+    monkeypatch.setattr(assets, "_candidates", lambda *_a: [("linux-image-test", "2"),
+                                                           ("linux-image-test", "1")])  # fmt: skip
+    monkeypatch.setattr(assets, "_apt", fake_apt)
+    got = assets._download(tmp_path / "apt.conf", "^linux-image-test$", "s390x")
+    assert tried == ["linux-image-test:s390x=2", "linux-image-test:s390x=1"]
+    assert (got.package, got.version) == ("linux-image-test", "1")
+    assert got.sha256 == assets.sha256_file(deb)
+    assert (
+        assets.cache_dir() / got.root / "boot" / "vmlinuz-6.12.1-test"
+    ).read_bytes() == b"kernel"
+
+
 def test_every_library_step_has_an_agent_line() -> None:
     text = agent_input(LIBRARY)
     assert text.count("\nend\n") == len(LIBRARY)
