@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build test test-rust test-python test-fuzz lint fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api fuzz-cov soak
+.PHONY: all install build vm vm-try crosscheck-vm test test-rust test-python test-fuzz lint fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api fuzz-cov soak
 
 all: test
 
@@ -15,9 +15,24 @@ install:
 build:
 	$(CARGO) build --release
 
-## test: the whole suite: lints, Rust tests, Python tests, a short coverage-guided fuzzing run
-## (installs first)
-test: install lint test-rust test-python test-fuzz
+## vm: the VM oracle's assets (docs/vm-oracle.md): QEMU and the s390x cross compiler (apt-get,
+## root), Debian trixie's Linux 6.12 kernels and busybox for s390x and amd64, the in-guest agent
+## compiled static for both (s390x-linux-gnu-gcc, gcc). Cached in ~/.cache/reclaim/vm.
+RECLAIM_CLI = $(PYTHON) -c 'import sys; from reclaim.cli import main; sys.exit(main(sys.argv[1:]))'
+vm:
+	$(RECLAIM_CLI) vm fetch
+# make test: the assets if they can be had; the guest tests skip with the reason otherwise
+vm-try:
+	-$(RECLAIM_CLI) vm fetch
+
+## crosscheck-vm: the scenario library on both Linux 6.12 guests against the model
+crosscheck-vm: vm
+	$(RECLAIM_CLI) crosscheck --vm s390x
+	$(RECLAIM_CLI) crosscheck --vm x86_64
+
+## test: the whole suite: lints, Rust tests, Python tests (the VM oracle's guests included),
+## a short coverage-guided fuzzing run (installs first)
+test: install lint vm-try test-rust test-python test-fuzz
 
 test-rust:
 	$(CARGO) test --quiet --release --no-default-features

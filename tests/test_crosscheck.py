@@ -37,6 +37,7 @@ from reclaim.crosscheck.scenario import (
     Scenario,
     Write,
 )
+from reclaim.crosscheck.vm import KNOWN_DIFFERENCES
 
 MODEL_ARCH = cc.host_arch()
 
@@ -102,7 +103,11 @@ def test_model_gives_what_the_library_expects(name: str) -> None:
     model must give them too: this checks the model on machines that cannot run the kernel
     side (no root, no swap, not x86_64), the swap and no-swap families included."""
     sc = BY_NAME[name]
-    m = cc.run_model(sc, arch=MODEL_ARCH)
+    arch = MODEL_ARCH if not sc.arches or MODEL_ARCH in sc.arches else min(sc.arches)
+    known = KNOWN_DIFFERENCES.get((arch, name))
+    if known is not None:  # the expectations are the guest kernel's (tests/test_vm.py)
+        pytest.xfail(f"known difference on {arch}: {known}")
+    m = cc.run_model(sc, arch=arch)
     if m.skipped:
         pytest.skip(m.skipped)
     problems = scenario.check_expectations(sc, m)

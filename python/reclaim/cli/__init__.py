@@ -1,5 +1,5 @@
 """The ``reclaim`` command line: one module per subcommand (``demo``, ``study``, ``explore``,
-``replay``, ``export``, ``sweep``, ``crosscheck``, ``bench``), each with its parser and its
+``replay``, ``export``, ``sweep``, ``crosscheck``, ``bench``, ``vm``), each with its parser and its
 ``cmd_*`` function; :func:`main` is the entry point (also ``python -m reclaim``).
 
 Errors are one readable line on stderr (exit code 2 for bad input, 1 for a failed run); no
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 import reclaim
-from reclaim.cli import bench, crosscheck, demo, explore, export, replay, study, sweep
+from reclaim.cli import bench, crosscheck, demo, explore, export, replay, study, sweep, vm
 from reclaim.cli.common import Progress
 from reclaim.cli.crosscheck import cmd_crosscheck
 from reclaim.cli.demo import cmd_demo
@@ -33,6 +33,7 @@ EPILOG = """examples:
   reclaim explore --profile 4.17        find the seed bug from a scenario that does not mention it
   reclaim explore --profile all --start listen --bound 8
   reclaim replay trace.oracleGeneral --memory 25%   replay a trace under memory pressure
+  reclaim crosscheck --vm s390x        the scenario library on a real Linux 6.12 s390x guest
 """
 
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"reclaim {reclaim.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, explore, replay, study, export, sweep, bench, crosscheck):
+    for command in (demo, explore, replay, study, export, sweep, bench, crosscheck, vm):
         command.add_parser(sub)
     return p
 

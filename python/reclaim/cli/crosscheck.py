@@ -23,6 +23,14 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     for n in args.scenario or []:
         if n not in BY_NAME:
             raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
+    if args.vm:  # a Linux 6.12 guest under QEMU instead of this machine's kernel
+        from reclaim.cli.vm import cmd_crosscheck_vm
+
+        status = Progress(f"crosscheck --vm {args.vm}", not args.json, unit="scenarios")
+        try:
+            return cmd_crosscheck_vm(args, progress=status)
+        finally:
+            status.close()
     # the whole library takes seconds (each scenario starts an agent process)
     status = Progress("crosscheck", not args.json, unit="scenarios")
     try:
@@ -47,4 +55,11 @@ def add_parser(sub: Subparsers) -> None:
     cc.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
     cc.add_argument("--list", action="store_true", help="list the scenarios and exit")
     cc.add_argument("--json", action="store_true", help="machine-readable output")
+    cc.add_argument(
+        "--vm",
+        choices=("s390x", "x86_64"),
+        help="run the kernel side in a Linux 6.12 guest of this arch under QEMU (reclaim vm "
+        "fetch installs it), the model with the same arch and profile 6.12",
+    )
+    cc.add_argument("--accel", default="tcg", help="QEMU accelerator of --vm (tcg, or kvm)")
     cc.set_defaults(func=cmd_crosscheck)

@@ -83,26 +83,28 @@ def crosscheck(
     model_arch = arch or host_arch()
     rows = []
     for i, sc in enumerate(chosen, 1):
-        m = run_model(sc, profile=profile, arch=model_arch)
-        h = run_host(sc)
-        skipped = m.skipped or h.skipped
-        diffs = compare(sc, m, h)
-        notes = [f"model: {n}" for n in m.notes] + [f"kernel: {n}" for n in h.notes]
-        notes += check_expectations(sc, h)
-        rows.append(
-            Row(
-                scenario=sc.name,
-                model=m.summary(sc),
-                kernel=h.summary(sc),
-                agree=skipped is None and not diffs,
-                skipped=skipped,
-                differences=diffs,
-                notes=notes,
-            )
-        )
+        rows.append(make_row(sc, run_model(sc, profile=profile, arch=model_arch), run_host(sc)))
         if progress is not None:
             progress(i, len(chosen))
     return rows
+
+
+def make_row(sc: Scenario, m: RunResult, h: RunResult) -> Row:
+    """The :class:`Row` of a model run ``m`` and a kernel run ``h`` of ``sc`` (the host's or
+    a guest's): the differences, and the kernel's unmet expectations among the notes."""
+    skipped = m.skipped or h.skipped
+    diffs = compare(sc, m, h)
+    notes = [f"model: {n}" for n in m.notes] + [f"kernel: {n}" for n in h.notes]
+    notes += check_expectations(sc, h)
+    return Row(
+        scenario=sc.name,
+        model=m.summary(sc),
+        kernel=h.summary(sc),
+        agree=skipped is None and not diffs,
+        skipped=skipped,
+        differences=diffs,
+        notes=notes,
+    )
 
 
 def format_table(rows: list[Row], width: int = 48) -> str:
@@ -145,6 +147,7 @@ __all__ = [
     "locate",
     "locate_range",
     "make_msg",
+    "make_row",
     "run_host",
     "run_model",
 ]

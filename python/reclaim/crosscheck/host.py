@@ -44,6 +44,8 @@ from reclaim.crosscheck.runner import _HostRun
 from reclaim.crosscheck.scenario import (
     RunResult,
     Scenario,
+    SwapEntry,
+    Touch,
     feature_bits,
 )
 from reclaim.crosscheck.uapi import (
@@ -128,6 +130,11 @@ def host_skip_reason(scenario: Scenario) -> str | None:
     info = host_info()
     if info.reason is not None:
         return info.reason
+    arch_why = scenario.arch_skip(platform.machine())
+    if arch_why is not None:
+        return arch_why
+    if any(isinstance(s, Touch | SwapEntry) for s in scenario.steps):
+        return "the host runner has no touch/swap_entry steps (reclaim crosscheck --vm has)"
     if "swap" in scenario.needs and not swap_devices():
         return "no swap device (swapon --show / /proc/swaps lists none)"
     if "no_swap" in scenario.needs and swap_devices():

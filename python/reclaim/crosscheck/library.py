@@ -20,7 +20,9 @@ from reclaim.crosscheck.scenario import (
     Register,
     Scenario,
     Step,
+    SwapEntry,
     SwapUsage,
+    Touch,
     Uffd,
     Unregister,
     Wait,
@@ -42,8 +44,16 @@ def _armed(*features: str, kind: str = "anon", pages: int = 4) -> tuple[Step, ..
     )
 
 
-def _s(name: str, doc: str, *steps: Step, needs: tuple[str, ...] = ()) -> Scenario:
-    return Scenario(name=name, doc=doc, steps=tuple(steps), needs=frozenset(needs))
+def _s(
+    name: str,
+    doc: str,
+    *steps: Step,
+    needs: tuple[str, ...] = (),
+    arches: tuple[str, ...] = (),
+) -> Scenario:
+    return Scenario(
+        name=name, doc=doc, steps=tuple(steps), needs=frozenset(needs), arches=frozenset(arches)
+    )
 
 
 LIBRARY: list[Scenario] = [
@@ -695,9 +705,181 @@ LIBRARY: list[Scenario] = [
     ),
 ]
 
+# -- s390x: what a real s390 kernel shows from user space (run in an s390x guest: reclaim
+# crosscheck --vm s390x). ESSA/CMMA cannot be shown this way: a TCG guest has no KVM inside.
+S390X = ("s390x",)
+
+LIBRARY += [
+    _s(
+        "s390x_register_wp_is_einval",
+        "s390 has no HAVE_ARCH_USERFAULTFD_WP: UFFDIO_REGISTER with MODE_WP is EINVAL "
+        "(userfaultfd_register: vma_can_userfault / the #ifndef in the mode check).",
+        Mmap("m", 2),
+        Uffd(expect="ok"),
+        Register("m", missing=False, wp=True, expect="EINVAL"),
+        Register("m", missing=True, wp=True, expect="EINVAL"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_register_minor_is_einval",
+        "s390 has no HAVE_ARCH_USERFAULTFD_MINOR: UFFDIO_REGISTER with MODE_MINOR on shmem is "
+        "EINVAL.",
+        Mmap("m", 2, kind="shmem", shared=True),
+        Uffd(expect="ok"),
+        Register("m", missing=False, minor=True, expect="EINVAL"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_api_wp_and_minor_features_are_einval",
+        "UFFDIO_API refuses the features s390 lacks: PAGEFAULT_FLAG_WP and MINOR_SHMEM are "
+        "EINVAL (userfaultfd_api masks them out of what it offers, then rejects a request "
+        "beyond the offer).",
+        Mmap("m", 1),
+        Uffd(uffd="w", features=("PAGEFAULT_FLAG_WP",), expect="EINVAL"),
+        Uffd(uffd="n", features=("MINOR_SHMEM",), expect="EINVAL"),
+        Uffd(uffd="u", features=("EVENT_REMOVE",), expect="ok"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_young_emulation_cold_page_faults_on_next_read",
+        "s390 has no hardware referenced bit: MADV_COLD clears young by invalidating the PTE "
+        "(pte_mkold sets _PAGE_INVALID), so the next read takes a minor fault that makes the "
+        "PTE young again; the read after that takes none.",
+        Mmap("m", 2),
+        Touch("m", 0, write=True, value=0x5A, expect="written minflt 1 majflt 0"),
+        Touch("m", 0, expect="value 0x5a minflt 0 majflt 0"),
+        Madvise("m", 0, 1, "cold", expect="ok"),
+        PageState("m", 0, expect="present"),
+        Touch("m", 0, expect="value 0x5a minflt 1 majflt 0"),
+        Touch("m", 0, expect="value 0x5a minflt 0 majflt 0"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_young_emulation_cold_page_faults_on_next_write",
+        "A write after MADV_COLD takes the young-emulation fault too (the invalid PTE traps "
+        "any access); the data stays.",
+        Mmap("m", 2),
+        Touch("m", 1, write=True, value=0x5B, expect="written minflt 1 majflt 0"),
+        Madvise("m", 1, 1, "cold", expect="ok"),
+        Touch("m", 1, write=True, value=0x5C, expect="written minflt 1 majflt 0"),
+        Touch("m", 1, expect="value 0x5c minflt 0 majflt 0"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_swap_entries_in_pagemap_have_type_and_offset",
+        "MADV_PAGEOUT of pages one by one: pagemap shows each swap entry (type 0, the one swap "
+        "device; offsets from slot 1 on, slot 0 being the swap header) while the mapped page "
+        "stays present. The touch right after is a minor fault: on a swap device whose writes "
+        "complete asynchronously (the guest's virtio-blk) shrink_folio_list keeps the folio "
+        "in the swap cache while it is under writeback, so the fault finds it there.",
+        Mmap("m", 4),
+        Write("m", 0, 0xA0, expect="written"),
+        Write("m", 1, 0xA1, expect="written"),
+        Write("m", 2, 0xA2, expect="written"),
+        Madvise("m", 1, 1, "pageout", expect="ok"),
+        Madvise("m", 0, 1, "pageout", expect="ok"),
+        SwapEntry("m", 1, expect="swap type 0 offset 1"),
+        SwapEntry("m", 0, expect="swap type 0 offset 2"),
+        SwapEntry("m", 2, expect="present"),
+        SwapUsage("m", expect="swap 2"),
+        Touch("m", 1, expect="value 0xa1 minflt 1 majflt 0"),
+        Read("m", 0, expect="value 0xa0"),
+        needs=("swap",),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_clean_swapcache_page_is_discarded_to_the_same_slot",
+        "A page swapped in keeps its swap slot in the swap cache (do_swap_page frees it only "
+        "when swap is half full); a second MADV_PAGEOUT of the still clean page needs no new "
+        "write and puts the same swap entry back in the PTE. The first touch finds the folio "
+        "still in the swap cache (its writeback was asynchronous: minor); the clean one is "
+        "freed at once by the second pageout, so the touch after it reads the slot (major).",
+        Mmap("m", 2),
+        Write("m", 0, 0xB0, expect="written"),
+        Madvise("m", 0, 1, "pageout", expect="ok"),
+        SwapEntry("m", 0, expect="swap type 0 offset 1"),
+        Touch("m", 0, expect="value 0xb0 minflt 1 majflt 0"),
+        Madvise("m", 0, 1, "pageout", expect="ok"),
+        SwapEntry("m", 0, expect="swap type 0 offset 1"),
+        Touch("m", 0, expect="value 0xb0 minflt 0 majflt 1"),
+        needs=("swap",),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_uffd_zeropage_maps_the_zero_page_and_a_write_copies_it",
+        "UFFDIO_ZEROPAGE installs the shared zero page (read-only, special): a read needs no "
+        "fault, a write takes a minor COW fault into a fresh page; MADV_PAGEOUT leaves a "
+        "zero-page PTE alone (the zero page is on no LRU).",
+        *_armed(),
+        Zeropage("m", 0, expect="ok"),
+        Zeropage("m", 1, expect="ok"),
+        Touch("m", 0, expect="value 0x0 minflt 0 majflt 0"),
+        Touch("m", 0, write=True, value=0x7, expect="written minflt 1 majflt 0"),
+        Madvise("m", 1, 1, "pageout", expect="ok"),
+        PageState("m", 1, expect="present"),
+        Touch("m", 1, expect="value 0x0 minflt 0 majflt 0"),
+        ReadEvents(expect="[]"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_read_fault_maps_the_zero_page_then_write_copies",
+        "A first read of anonymous memory maps the zero page (do_anonymous_page, one minor "
+        "fault); the first write then takes a second one (the COW out of the zero page).",
+        Mmap("m", 2),
+        Touch("m", 0, expect="value 0x0 minflt 1 majflt 0"),
+        Touch("m", 0, write=True, value=0x9, expect="written minflt 1 majflt 0"),
+        Touch("m", 0, expect="value 0x9 minflt 0 majflt 0"),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_lazyfree_pageout_discards_and_next_read_is_a_fresh_zero_page",
+        "MADV_FREE then MADV_PAGEOUT discards the clean lazyfree page without swap I/O: "
+        "nothing on swap, and the next read faults in the zero page (a minor fault, no major).",
+        Mmap("m", 2),
+        Write("m", 0, 0xC0, expect="written"),
+        Madvise("m", 0, 1, "free", expect="ok"),
+        Madvise("m", 0, 1, "pageout", expect="ok"),
+        PageState("m", 0, expect="none"),
+        SwapUsage("m", expect="swap 0"),
+        Touch("m", 0, expect="value 0x0 minflt 1 majflt 0"),
+        needs=("swap",),
+        arches=S390X,
+    ),
+    _s(
+        "s390x_fork_shares_a_swapped_page_until_the_child_writes",
+        "fork copies the swap PTE (the slot's count goes to 2); the child's read maps the "
+        "page from the swap cache (minor: the folio is still there after its asynchronous "
+        "writeback) shared, its write then COWs it (a minor fault); "
+        "the parent's PTE still holds the swap entry, and its read finds the page in the swap "
+        "cache (minor) with the old content.",
+        Mmap("m", 2),
+        Write("m", 0, 0xD0, expect="written"),
+        Madvise("m", 0, 1, "pageout", expect="ok"),
+        Fork(expect="ok"),
+        PageState("m", 0, proc="child", expect="swapped"),
+        Touch("m", 0, proc="child", expect="value 0xd0 minflt 1 majflt 0"),
+        SwapEntry("m", 0, expect="swap type 0 offset 1"),
+        Touch("m", 0, proc="child", write=True, value=0xD1, expect="written minflt 1 majflt 0"),
+        Touch("m", 0, expect="value 0xd0 minflt 1 majflt 0"),
+        Read("m", 0, proc="child", expect="value 0xd1"),
+        needs=("swap",),
+        arches=S390X,
+    ),
+    _s(
+        "x86_64_cold_page_has_no_fault_on_next_read",
+        "The x86_64 twin of the s390x young-emulation scenario: the hardware sets the accessed "
+        "bit, so a read after MADV_COLD takes no fault.",
+        Mmap("m", 2),
+        Touch("m", 0, write=True, value=0x5A, expect="written minflt 1 majflt 0"),
+        Madvise("m", 0, 1, "cold", expect="ok"),
+        Touch("m", 0, expect="value 0x5a minflt 0 majflt 0"),
+        arches=("x86_64",),
+    ),
+]
+
 #: The scenarios by name.
 BY_NAME: dict[str, Scenario] = {s.name: s for s in LIBRARY}
 if len(BY_NAME) != len(LIBRARY):
     raise RuntimeError("two scenarios of the library share a name")
 
-__all__ = ["BY_NAME", "LIBRARY"]
+__all__ = ["BY_NAME", "LIBRARY", "S390X"]

@@ -32,7 +32,9 @@ from reclaim.crosscheck.scenario import (
     RunResult,
     Scenario,
     Step,
+    SwapEntry,
     SwapUsage,
+    Touch,
     Uffd,
     Unregister,
     Wait,
@@ -246,7 +248,30 @@ class _ModelRun:
             case Close():
                 self._uffd(s.uffd).close()
                 return OK
+            case Touch():
+                return self.touch(p, s)
+            case SwapEntry():
+                pte = p.pte(self.addr(s.name, s.page))
+                if pte.swap():
+                    return Observation(
+                        "state", detail=f"swap type {pte.swp_type()} offset {pte.swp_offset()}"
+                    )
+                return Observation("state", detail=p.page_state(self.addr(s.name, s.page)))
         return Observation("error", detail=f"unknown step {type(s).__name__}")
+
+    def touch(self, p: Process, s: Touch) -> Observation:
+        """An access with the faults it took (the model's pgfault/pgmajfault deltas)."""
+        before = self.k.vmstat()
+        addr = self.addr(s.name, s.page)
+        r = p.write(addr, s.value) if s.write else p.read(addr)
+        self.last_write[(s.proc, 0)] = s.write
+        obs = self.access(p, s.proc, r, write=s.write)
+        if obs.kind not in ("value", "written"):
+            return obs
+        after = self.k.vmstat()
+        maj = after["pgmajfault"] - before["pgmajfault"]
+        minor = after["pgfault"] - before["pgfault"] - maj
+        return Observation("state", detail=f"{obs.render()} minflt {minor} majflt {maj}")
 
     def wait(self, p: Process, proc: str, tid: int) -> Observation:
         """The outcome of a thread's last access: parked again, or its result."""
@@ -267,6 +292,9 @@ def run_model(scenario: Scenario, profile: str = "6.12", arch: str = "s390x") ->
     """Run ``scenario`` on the model with ``profile`` on ``arch`` (falling back to s390x
     while the model lacks ``arch``; WP/MINOR scenarios are then skipped). A scenario that
     needs ``no_swap`` runs on a model without swap, every other one with 64 MiB of it."""
+    arch_why = scenario.arch_skip(arch)
+    if arch_why is not None:
+        return RunResult(side="model", skipped=arch_why)
     swap = "0" if "no_swap" in scenario.needs else "64MiB"
     k, used, notes = make_kernel(profile, arch, swap)
     res = RunResult(side="model", notes=notes)

@@ -404,6 +404,42 @@ class SwapUsage(Step):
 
 
 @dataclass(frozen=True)
+class Touch(Step):
+    """An access (a read, or with ``write`` a store of ``value``) of page ``page`` that also
+    observes the faults it took: ``"value 0x5 minflt 1 majflt 0"`` / ``"written minflt 1
+    majflt 0"``. The kernel side counts them with getrusage(RUSAGE_THREAD) around the one
+    load or store (``mm_account_fault``: a major fault is one that did I/O, a swap-in); the
+    model side with its ``pgfault``/``pgmajfault`` counters. On s390x, which has no
+    hardware referenced bit, an old PTE is an invalid one (the young emulation), so a touch
+    after MADV_COLD or reclaim's aging takes a minor fault that x86_64 does not."""
+
+    name: str
+    page: int
+    write: bool = False
+    value: int = 0
+
+    def describe(self) -> str:
+        """See :meth:`Step.describe`."""
+        what = f"={self.value:#x}" if self.write else ""
+        return f"touch {self.name}[{self.page}]{what}"
+
+
+@dataclass(frozen=True)
+class SwapEntry(Step):
+    """The swap entry of page ``page`` as pagemap shows it (bits 0-4 type, 5-54 offset):
+    ``"swap type 0 offset 1"``, or ``"present"`` / ``"none"``. The kernel allocates slots
+    from a fresh swap device (swapon before every scenario), the model from a fresh
+    swap area, so the offsets compare."""
+
+    name: str
+    page: int
+
+    def describe(self) -> str:
+        """See :meth:`Step.describe`."""
+        return f"swap_entry {self.name}[{self.page}]"
+
+
+@dataclass(frozen=True)
 class Close(Step):
     """close(2) of the userfaultfd ``uffd`` (wakes every thread parked on it)."""
 
@@ -421,12 +457,22 @@ WAKING = (Copy, Zeropage, Wake, Continue, WriteProtect, Unregister, Close)
 @dataclass(frozen=True)
 class Scenario:
     """A sequence of steps under a ``name``; ``needs`` lists what it needs beyond userfaultfd
-    (:data:`NEEDS`), ``doc`` says what it shows."""
+    (:data:`NEEDS`), ``doc`` says what it shows, ``arches`` the arches it is for (empty:
+    all)."""
 
     name: str
     doc: str
     steps: tuple[Step, ...]
     needs: frozenset[str] = frozenset()
+    #: The arches whose kernels show what the scenario checks (empty: every arch); a runner
+    #: of another arch skips it (see :meth:`arch_skip`).
+    arches: frozenset[str] = frozenset()
+
+    def arch_skip(self, arch: str) -> str | None:
+        """Why the scenario does not run on ``arch`` (None if it does)."""
+        if self.arches and arch not in self.arches:
+            return f"{'/'.join(sorted(self.arches))} only (this run is {arch})"
+        return None
 
     def __post_init__(self) -> None:
         for n in self.needs:
@@ -676,7 +722,9 @@ __all__ = [
     "RunResult",
     "Scenario",
     "Step",
+    "SwapEntry",
     "SwapUsage",
+    "Touch",
     "Uffd",
     "Unregister",
     "Wait",

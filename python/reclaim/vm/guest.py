@@ -1,0 +1,191 @@
+"""Boot a Linux 6.12 guest under QEMU and run the agent on an input in it.
+
+One boot runs a whole input (the scenario library, or later a trace replay): the host writes
+the agent's input into the initramfs, QEMU boots the kernel with it (TCG by default:
+``qemu-system-s390x -M s390-ccw-virtio -cpu max``, ``qemu-system-x86_64 -accel tcg -cpu
+max``), ``/init`` sets the guest up and runs the agent, which prints its results on the serial
+console as ``@@R {json}`` lines; ``/init`` powers the guest off at the end. QEMU runs with
+``-nographic -no-reboot`` and the kernel with ``panic=-1``, so a crash ends QEMU too, and a
+timeout kills it. Swap is a raw virtio-blk disk image made per boot (``mkswap`` in the guest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reclaim.vm import initramfs
+from reclaim.vm.assets import (
+    QEMU,
+    Manifest,
+    VmAssetError,
+    build_agent,
+    cache_dir,
+    fetch,
+    load_manifest,
+)
+
+#: The console device and the swap disk's virtio transport of each arch.
+CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}
+BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
+
+
+@dataclass
+class GuestRun:
+    """The outcome of one boot of an ``arch`` guest: the agent's ``results`` (the parsed
+    ``@@R`` lines, in order), the guest's ``info`` (lru_gen at boot and as run, THP, memory,
+    kernel release, userfaultfd features), the seconds to reach /init (``boot_s``) and in
+    all (``total_s``), QEMU's exit code (``returncode``), whether it ``finished`` (the agent
+    ran to the end), the console ``log`` tail, the ``manifest`` line of the packages booted
+    and QEMU's accelerator (``accel``)."""
+
+    arch: str
+    results: list[dict[str, object]] = field(default_factory=list)
+    info: dict[str, object] = field(default_factory=dict)
+    boot_s: float = 0.0
+    total_s: float = 0.0
+    returncode: int | None = None
+    finished: bool = False
+    log: list[str] = field(default_factory=list)
+    manifest: str = ""
+    accel: str = "tcg"
+
+
+def qemu_command(
+    arch: str, kernel: Path, initrd: Path, disk: Path, memory_mib: int, accel: str
+) -> list[str]:
+    """The QEMU command line of a guest."""
+    qbin, _ = QEMU[arch]
+    append = f"console={CONSOLE[arch]} quiet loglevel=1 panic=-1 rdinit=/init"
+    cmd = [qbin]
+    if arch == "s390x":
+        cmd += ["-M", "s390-ccw-virtio", "-cpu", "max" if accel == "tcg" else "host"]
+    else:
+        cmd += ["-accel", accel, "-cpu", "max" if accel == "tcg" else "host"]
+    cmd += [
+        "-m",
+        str(memory_mib),
+        "-smp",
+        "1",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        append,
+        "-drive",
+        f"file={disk},format=raw,if=none,id=swap",
+        "-device",
+        f"{BLK_DEVICE[arch]},drive=swap",
+    ]
+    return cmd
+
+
+def _module(m: Manifest, arch: str, name: str) -> Path:
+    mods = m.arches[arch].path(m.arches[arch].modules)
+    found = sorted(mods.rglob(f"{name}.ko*"))
+    if not found:
+        raise VmAssetError(f"{name} is not among the modules of {m.arches[arch].kernel.package}")
+    return found[0]
+
+
+def run_guest(
+    arch: str,
+    agent_input: str,
+    *,
+    memory_mib: int = 512,
+    swap_mib: int = 64,
+    lru_gen: str = "0",
+    timeout_s: float = 1200.0,
+    accel: str = "tcg",
+    on_result: Callable[[dict[str, object]], object] | None = None,
+    manifest: Manifest | None = None,
+) -> GuestRun:
+    """Boot the ``arch`` guest and run the agent on ``agent_input``; ``on_result`` is called
+    with each result line as it arrives. Fetches the assets first if the cache lacks them."""
+    m = manifest or load_manifest()
+    if m is None or arch not in m.arches or not m.arches[arch].agent:
+        m = fetch([arch])
+    aa = m.arches[arch]
+    agent, _digest = build_agent(arch)  # cached by the source's hash: current after an edit
+    run = GuestRun(arch=arch, manifest=m.cite(arch), accel=accel)
+    with tempfile.TemporaryDirectory(prefix="reclaim-vm-", dir=_tmp_base()) as tmp:
+        td = Path(tmp)
+        initrd = initramfs.build(
+            td / "initrd.cpio",
+            aa.path(aa.busybox_bin),
+            agent,
+            _module(m, arch, "virtio_blk"),
+            agent_input,
+            lru_gen=lru_gen,
+        )
+        disk = td / "swap.img"
+        with open(disk, "wb") as f:
+            f.truncate(swap_mib << 20)
+        cmd = qemu_command(arch, aa.path(aa.image), initrd, disk, memory_mib, accel)
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=td,
+        )
+        timer = threading.Timer(timeout_s, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                run.log = [*run.log[-199:], line]
+                if initramfs.BOOTED in line and not run.boot_s:
+                    run.boot_s = time.monotonic() - start
+                elif initramfs.FINISHED in line:
+                    run.finished = True
+                at = line.find(initramfs.RESULT)
+                if at < 0:
+                    continue
+                try:
+                    obj = json.loads(line[at + len(initramfs.RESULT) :])
+                except ValueError:
+                    run.log.append(f"(unparsable result line: {line[:200]})")
+                    continue
+                if not isinstance(obj, dict):
+                    continue
+                if "guest" in obj or "header" in obj:
+                    run.info.update(obj)
+                    continue
+                run.results.append(obj)
+                if on_result is not None:
+                    on_result(obj)
+            run.returncode = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        run.total_s = time.monotonic() - start
+    return run
+
+
+def _tmp_base() -> str | None:
+    d = cache_dir() / "tmp"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return str(d) if os.access(d, os.W_OK) else None
+
+
+__all__ = ["BLK_DEVICE", "CONSOLE", "GuestRun", "qemu_command", "run_guest"]
