@@ -10,6 +10,7 @@ pub mod arch;
 pub mod error;
 pub mod explore;
 pub mod fault;
+pub mod fs;
 pub mod kernel;
 pub mod kvm;
 pub mod mm;

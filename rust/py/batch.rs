@@ -1,8 +1,8 @@
 //! `Process.access_batch` and `Process.run_workload`: many accesses in one call, run by the
 //! core's `Kernel::access_batch` with the GIL released, the outcomes back as numpy arrays.
 
-use super::errors::{call, to_pyerr};
-use super::kernel::{Shared, with};
+use super::convert::{Shared, with};
+use super::errors::{call, to_pyerr, under_lock};
 use super::uffd::PyUffdEvent;
 use crate::error::Error;
 use crate::fault::batch::{BatchEnd, Outcome, OutcomeCounts};
@@ -154,7 +154,7 @@ fn run(
     let (mut outcomes, mut values, mut addrs, mut writes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut counts = OutcomeCounts::default();
     let mut buf: Vec<(u64, bool, u64)> = Vec::with_capacity(CHUNK.min(n as usize));
-    let pgfault = with(k, |k| {
+    let pgfault = with(py, k, |k| {
         k.mm(pid)?;
         Ok(k.vmstat.get(Vm::pgfault))
     })?;
@@ -177,7 +177,7 @@ fn run(
             if let Source::Stream(s) = &mut src {
                 buf.extend(s.by_ref().take(m));
             }
-            with(k, |k| {
+            under_lock(k, |k| {
                 k.access_batch(pid, tid, buf.iter().copied(), |o, v| {
                     counts.add(o);
                     if arrays {
@@ -186,7 +186,8 @@ fn run(
                     }
                 })
             })
-        })?;
+        });
+        let end = end.map_err(|e| e.into_pyerr(py))?;
         let ran = match end {
             BatchEnd::Completed => m,
             BatchEnd::Parked { index, uffd, msg } => {
@@ -201,7 +202,7 @@ fn run(
         done += ran as u64;
         py.check_signals()?;
     }
-    let pgfault = with(k, |k| Ok(k.vmstat.get(Vm::pgfault) - pgfault))?;
+    let pgfault = with(py, k, |k| Ok(k.vmstat.get(Vm::pgfault) - pgfault))?;
     let arr = |v: Vec<u64>| PyArray1::from_vec(py, v).unbind();
     Ok(PyBatchResult {
         counts,

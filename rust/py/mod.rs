@@ -2,6 +2,7 @@
 
 mod arrays;
 mod batch;
+mod convert;
 mod errors;
 mod explore;
 mod kernel;
@@ -21,7 +22,7 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     profile::register(m)?;
     s390::register(m)?;
     m.add_class::<kernel::PyKernel>()?;
-    m.add_function(wrap_pyfunction!(kernel::parse_size, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::parse_size, m)?)?;
     m.add_class::<kernel::PyEvent>()?;
     m.add_class::<process::PyProcess>()?;
     m.add_class::<process::PyAccess>()?;

@@ -1,7 +1,7 @@
 //! `reclaim.Userfaultfd` and its messages.
 
-use super::errors::to_pyerr;
-use super::kernel::{Shared, size_arg, with};
+use super::convert::{Shared, size_arg, with};
+use super::errors::core_error;
 use crate::error::Error;
 use crate::uffd::ioctl::*;
 use crate::uffd::{
@@ -126,8 +126,8 @@ impl PyUserfaultfd {
     }
     /// The features agreed in UFFDIO_API.
     #[getter]
-    fn features(&self) -> PyResult<u64> {
-        with(&self.k, |k| Ok(k.uffds[self.id as usize].features))
+    fn features(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.uffds[self.id as usize].features))
     }
     /// The features the kernel offered in UFFDIO_API.
     #[getter]
@@ -137,18 +137,26 @@ impl PyUserfaultfd {
 
     /// UFFDIO_REGISTER; returns the ioctls bitmask guaranteed on the range.
     #[pyo3(signature = (addr, length, missing = true, wp = false, minor = false))]
-    fn register(&self, addr: u64, length: &Bound<'_, PyAny>, missing: bool, wp: bool, minor: bool) -> PyResult<u64> {
+    fn register(
+        &self,
+        py: Python<'_>,
+        addr: u64,
+        length: &Bound<'_, PyAny>,
+        missing: bool,
+        wp: bool,
+        minor: bool,
+    ) -> PyResult<u64> {
         let len = size_arg(length, "length")?;
         let mode = flag(missing, UFFDIO_REGISTER_MODE_MISSING)
             | flag(wp, UFFDIO_REGISTER_MODE_WP)
             | flag(minor, UFFDIO_REGISTER_MODE_MINOR);
-        with(&self.k, |k| k.uffdio_register(self.id, addr, len, mode))
+        with(py, &self.k, |k| k.uffdio_register(self.id, addr, len, mode))
     }
 
     /// UFFDIO_UNREGISTER (wakes threads parked on MISSING faults in the range).
-    fn unregister(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn unregister(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| k.uffdio_unregister(self.id, addr, len))
+        with(py, &self.k, |k| k.uffdio_unregister(self.id, addr, len))
     }
 
     /// UFFDIO_COPY: fill `length` bytes at `dst` with pages whose content is `value` (or one
@@ -157,6 +165,7 @@ impl PyUserfaultfd {
     #[pyo3(signature = (dst, value, length = None, dontwake = false, wp = false))]
     fn copy(
         &self,
+        py: Python<'_>,
         dst: u64,
         value: &Bound<'_, PyAny>,
         length: Option<&Bound<'_, PyAny>>,
@@ -166,53 +175,60 @@ impl PyUserfaultfd {
         let mode = flag(dontwake, UFFDIO_COPY_MODE_DONTWAKE) | flag(wp, UFFDIO_COPY_MODE_WP);
         if let Ok(v) = value.extract::<u64>() {
             let len = len_arg(length)?;
-            return with(&self.k, |k| k.uffdio_copy_same(self.id, dst, len, v, mode));
+            return with(py, &self.k, |k| k.uffdio_copy_same(self.id, dst, len, v, mode));
         }
         let values: Vec<u64> = value.extract()?;
         if values.is_empty() {
-            return Err(to_pyerr(Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
+            return Err(core_error(py, Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
         }
-        with(&self.k, |k| k.uffdio_copy(self.id, dst, &values, mode))
+        with(py, &self.k, |k| k.uffdio_copy(self.id, dst, &values, mode))
     }
 
     /// UFFDIO_ZEROPAGE over `length` bytes at `dst`. Returns the bytes mapped.
     #[pyo3(signature = (dst, length = None, dontwake = false))]
-    fn zeropage(&self, dst: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
+    fn zeropage(&self, py: Python<'_>, dst: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
         let len = len_arg(length)?;
-        with(&self.k, |k| k.uffdio_zeropage(self.id, dst, len, flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE)))
+        with(py, &self.k, |k| k.uffdio_zeropage(self.id, dst, len, flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_CONTINUE (MINOR ranges).
     #[pyo3(signature = (addr, length = None, dontwake = false))]
-    fn continue_(&self, addr: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
+    fn continue_(&self, py: Python<'_>, addr: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
         let len = len_arg(length)?;
-        with(&self.k, |k| k.uffdio_continue(self.id, addr, len, flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE)))
+        with(py, &self.k, |k| k.uffdio_continue(self.id, addr, len, flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_WRITEPROTECT: set (`wp=True`) or clear write protection on a WP range.
     #[pyo3(signature = (addr, length, wp = true, dontwake = false))]
-    fn writeprotect(&self, addr: u64, length: &Bound<'_, PyAny>, wp: bool, dontwake: bool) -> PyResult<()> {
+    fn writeprotect(
+        &self,
+        py: Python<'_>,
+        addr: u64,
+        length: &Bound<'_, PyAny>,
+        wp: bool,
+        dontwake: bool,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         let mode = flag(wp, UFFDIO_WRITEPROTECT_MODE_WP) | flag(dontwake, UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
-        with(&self.k, |k| k.uffdio_writeprotect(self.id, addr, len, mode))
+        with(py, &self.k, |k| k.uffdio_writeprotect(self.id, addr, len, mode))
     }
 
     /// UFFDIO_WAKE; returns the threads woken.
     #[pyo3(signature = (addr, length = None))]
-    fn wake(&self, addr: u64, length: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn wake(&self, py: Python<'_>, addr: u64, length: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
         let len = len_arg(length)?;
-        with(&self.k, |k| k.uffdio_wake(self.id, addr, len))
+        with(py, &self.k, |k| k.uffdio_wake(self.id, addr, len))
     }
 
     /// read(2): the pending messages (page faults first, then FORK/REMOVE/UNMAP events).
-    fn read_events(&self) -> PyResult<Vec<PyUffdEvent>> {
-        let msgs = with(&self.k, |k| k.uffd_read(self.id))?;
+    fn read_events(&self, py: Python<'_>) -> PyResult<Vec<PyUffdEvent>> {
+        let msgs = with(py, &self.k, |k| k.uffd_read(self.id))?;
         Ok(msgs.into_iter().map(|m| PyUffdEvent::from_msg(self.id, m)).collect())
     }
 
     /// close(2): disarm every range and wake everyone parked on this userfaultfd.
-    fn close(&self) -> PyResult<()> {
-        with(&self.k, |k| k.uffd_close(self.id))
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        with(py, &self.k, |k| k.uffd_close(self.id))
     }
 
     fn __repr__(&self) -> String {
