@@ -1958,12 +1958,13 @@ class ApiMachine(RuleBasedStateMachine):
                     and e.ptid
                 ):
                     raise Violation(f"ptid in {e!r} without THREAD_ID")
-                _ = (e.write, e.wp, e.minor, repr(e))
+                _ = repr(e)
                 if e.event == "PAGEFAULT":
+                    _ = (e.write, e.wp, e.minor)
                     self.match_message(uf, e)
         self.call("Userfaultfd.features", lambda: uf.u.features)
 
-    def match_message(self, uf: Uffd, e: reclaim.UffdEvent) -> None:
+    def match_message(self, uf: Uffd, e: reclaim.UffdPagefault) -> None:
         """A PAGEFAULT message read from ``uf`` is the one of a parked access, read once."""
         for (pid, tid), pk in self.parked.items():
             if pid != uf.pid or pk.uffd != uf.u.id or (pk.reported and not pk.rewoken):
@@ -2338,7 +2339,7 @@ def _digest(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(_digest(x) for x in v)
     if isinstance(v, reclaim.UffdEvent):
-        return (v.event, v.address, v.flags, v.ptid, v.end, v.ufd)
+        return (v.event, v.uffd, repr(v), getattr(v, "ptid", None))
     if isinstance(v, reclaim.Event):
         return (v.t, v.name, v.pid, v.tid, v.addr, v.a, v.b, v.c)
     if isinstance(v, dict):

@@ -3,10 +3,11 @@
 
 use super::convert::{Shared, with};
 use super::errors::{call, to_pyerr, under_lock};
-use super::uffd::PyUffdEvent;
+use super::uffd::pagefault_to_py;
 use crate::error::Error;
 use crate::fault::batch::{BatchEnd, Outcome, OutcomeCounts};
 use crate::sim::workload::{AccessStream, Pattern};
+use crate::uffd::UffdPagefault;
 use crate::vmscan::vmstat::Vm;
 use numpy::{Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -19,8 +20,8 @@ const CHUNK: usize = 1 << 16;
 #[pyclass(name = "BatchResult", module = "reclaim", frozen)]
 pub struct PyBatchResult {
     counts: OutcomeCounts,
-    /// (index, event) of the access that parked the thread.
-    parked: Option<(u64, PyUffdEvent)>,
+    /// (index, userfaultfd, message) of the access that parked the thread.
+    parked: Option<(u64, u32, UffdPagefault)>,
     pgfault: u64,
     outcomes: Option<Py<PyArray1<u8>>>,
     values: Option<Py<PyArray1<u64>>>,
@@ -67,8 +68,8 @@ impl PyBatchResult {
     }
     /// The userfault message the thread is parked on, or None.
     #[getter]
-    fn event(&self) -> Option<PyUffdEvent> {
-        self.parked.as_ref().map(|p| p.1.clone())
+    fn event(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.parked.map(|(_, u, m)| pagefault_to_py(py, u, m)).transpose()
     }
     /// The outcome code of each access that ran (uint8, an index into reclaim.OUTCOMES), or None
     /// when arrays were not asked for.
@@ -191,7 +192,7 @@ fn run(
         let ran = match end {
             BatchEnd::Completed => m,
             BatchEnd::Parked { index, uffd, msg } => {
-                parked = Some((done + index as u64, PyUffdEvent::from_msg(uffd, msg)));
+                parked = Some((done + index as u64, uffd, msg));
                 index + 1
             }
         };

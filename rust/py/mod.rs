@@ -26,8 +26,7 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<kernel::PyEvent>()?;
     m.add_class::<process::PyProcess>()?;
     m.add_class::<process::PyAccess>()?;
-    m.add_class::<uffd::PyUserfaultfd>()?;
-    m.add_class::<uffd::PyUffdEvent>()?;
+    uffd::register(m)?;
     batch::register(m)?;
     study::register(m)?;
     explore::register(m)?;

@@ -2,31 +2,38 @@
 
 use super::batch::PyBatchResult;
 use super::convert::{Shared, pairs_dict, size_arg, with};
-use super::errors::to_pyerr;
+use super::errors::{call, to_pyerr};
 use super::s390::{PyEssa, PyPgste, PyPte, essa_result, orc_arg};
-use super::uffd::{PyUffdEvent, PyUserfaultfd};
+use super::uffd::{PyUserfaultfd, describe, pagefault_to_py};
 use crate::arch::s390::pgste::Pgste;
 use crate::error::Error;
 use crate::fault::Access;
 use crate::mm::madvise::Advice;
 use crate::mm::mmap::MapKind;
-use crate::profile::uffd_features;
+use crate::uffd::{UffdMsg, UffdPagefault};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// The outcome of a read or write.
-#[pyclass(name = "AccessResult", module = "reclaim", frozen, get_all)]
+#[pyclass(name = "AccessResult", module = "reclaim", frozen)]
 pub struct PyAccess {
     /// "completed", "blocked", "sigsegv", "sigbus" or "oom".
+    #[pyo3(get)]
     pub kind: &'static str,
     /// The value read (or written) when completed, else None.
+    #[pyo3(get)]
     pub value: Option<u64>,
-    /// The userfault message the thread is parked on, when blocked.
-    pub event: Option<PyUffdEvent>,
+    /// The userfaultfd and the page fault message the thread is parked on, when blocked.
+    parked: Option<(u32, UffdPagefault)>,
 }
 
 #[pymethods]
 impl PyAccess {
+    /// The userfault message (an `UffdPagefault`) the thread is parked on, when blocked.
+    #[getter]
+    fn event(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.parked.map(|(u, m)| pagefault_to_py(py, u, m)).transpose()
+    }
     /// The access completed.
     #[getter]
     fn completed(&self) -> bool {
@@ -47,9 +54,9 @@ impl PyAccess {
         }
     }
     fn __repr__(&self) -> String {
-        match (self.kind, self.value, &self.event) {
+        match (self.kind, self.value, &self.parked) {
             ("completed", Some(v), _) => format!("AccessResult(completed, value={v:#x})"),
-            ("blocked", _, Some(e)) => format!("AccessResult(blocked on {})", e.describe()),
+            ("blocked", _, Some((_, m))) => format!("AccessResult(blocked on {})", describe(&UffdMsg::Pagefault(*m))),
             (k, _, _) => format!("AccessResult({k})"),
         }
     }
@@ -57,13 +64,11 @@ impl PyAccess {
 
 pub fn access_to_py(a: Access) -> PyAccess {
     match a {
-        Access::Done { value } => PyAccess { kind: "completed", value: Some(value), event: None },
-        Access::Blocked { uffd, msg } => {
-            PyAccess { kind: "blocked", value: None, event: Some(PyUffdEvent::from_msg(uffd, msg)) }
-        }
-        Access::Segv { .. } => PyAccess { kind: "sigsegv", value: None, event: None },
-        Access::Bus => PyAccess { kind: "sigbus", value: None, event: None },
-        Access::Oom => PyAccess { kind: "oom", value: None, event: None },
+        Access::Done { value } => PyAccess { kind: "completed", value: Some(value), parked: None },
+        Access::Blocked { uffd, msg } => PyAccess { kind: "blocked", value: None, parked: Some((uffd, msg)) },
+        Access::Segv { .. } => PyAccess { kind: "sigsegv", value: None, parked: None },
+        Access::Bus => PyAccess { kind: "sigbus", value: None, parked: None },
+        Access::Oom => PyAccess { kind: "oom", value: None, parked: None },
     }
 }
 
@@ -74,6 +79,7 @@ pub struct PyProcess {
     pub pid: u32,
 }
 
+/// userfaultfd features: an int mask, or names (one or a list) for `uffd::features::parse`.
 fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
     if f.is_instance_of::<pyo3::types::PyInt>() {
         return f.extract::<u64>().map_err(|_| {
@@ -81,20 +87,7 @@ fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
         });
     }
     let names: Vec<String> = if let Ok(s) = f.extract::<String>() { vec![s] } else { f.extract()? };
-    let mut bits = 0;
-    for n in names {
-        let t = n.trim().to_ascii_uppercase();
-        let t = t.strip_prefix("UFFD_FEATURE_").unwrap_or(&t).to_string();
-        let Some((_, b)) = uffd_features::NAMES.iter().find(|(k, _)| *k == t) else {
-            let known: Vec<&str> = uffd_features::NAMES.iter().map(|(k, _)| *k).collect();
-            return Err(to_pyerr(Error::invalid(format!(
-                "unknown userfaultfd feature {n:?}; known: {}",
-                known.join(", ")
-            ))));
-        };
-        bits |= b;
-    }
-    Ok(bits)
+    call(|| crate::uffd::features::parse(&names))
 }
 
 /// A protection: an int mask of the kernel's PROT_READ (1), PROT_WRITE (2), PROT_EXEC (4)
