@@ -12,6 +12,7 @@ pub mod explore;
 pub mod fault;
 pub mod fs;
 pub mod kernel;
+pub mod kernel_state;
 pub mod kvm;
 pub mod mm;
 pub mod profile;

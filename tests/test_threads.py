@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import pytest
 import reclaim
-
 from conftest import SMALL_STUDY
 
 #: The reproducer of a deadlock: a thread whose snapshots keep failing, and the main thread
@@ -110,4 +109,3 @@ def test_uffdio_copy_releases_the_gil() -> None:
     u.register(base, "384MiB")
     _runs_without_the_gil(lambda: u.copy(base, 7, "320MiB"))
     assert p.read(base).value == 7
-

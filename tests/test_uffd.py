@@ -70,7 +70,11 @@ def test_dontneed_on_copied_page_gives_remove_event_and_missing_fault() -> None:
     u.copy(a, 5)
     p.madvise(a, PAGE, "dontneed")
     (ev,) = u.read_events()
-    assert isinstance(ev, reclaim.UffdRemove) and (ev.event, ev.start, ev.end) == ("REMOVE", a, a + PAGE)
+    assert isinstance(ev, reclaim.UffdRemove) and (ev.event, ev.start, ev.end) == (
+        "REMOVE",
+        a,
+        a + PAGE,
+    )
     assert p.read(a).blocked
 
 
@@ -239,7 +243,11 @@ def test_unmap_event() -> None:
     _k, p, u, a = armed(features=["EVENT_UNMAP"])
     p.munmap(a, 2 * PAGE)
     (ev,) = u.read_events()
-    assert isinstance(ev, reclaim.UffdUnmap) and (ev.event, ev.start, ev.end) == ("UNMAP", a, a + 2 * PAGE)
+    assert isinstance(ev, reclaim.UffdUnmap) and (ev.event, ev.start, ev.end) == (
+        "UNMAP",
+        a,
+        a + 2 * PAGE,
+    )
 
 
 def test_write_to_readonly_zero_page_copies() -> None:

@@ -7,6 +7,55 @@ from typing import Literal, Self, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "ESSA_ORC_NAMES",
+    "EVENT_FIELDS",
+    "EVENT_KINDS",
+    "FAULT_PATHS",
+    "OUTCOMES",
+    "PREDICATE_NAMES",
+    "PROFILE_NAMES",
+    "TTU_RESULTS",
+    "UFFD_FEATURES",
+    "AccessResult",
+    "BatchResult",
+    "Counterexample",
+    "EssaResult",
+    "Event",
+    "ExploreReport",
+    "ExploreState",
+    "Kernel",
+    "Pgste",
+    "PostcopyResult",
+    "PostcopyRun",
+    "Process",
+    "Profile",
+    "Pte",
+    "Replay",
+    "ReplayResult",
+    "ReplayRun",
+    "Scenario",
+    "UffdEvent",
+    "UffdFork",
+    "UffdPagefault",
+    "UffdRemap",
+    "UffdRemove",
+    "UffdUnmap",
+    "Userfaultfd",
+    "Violation",
+    "__version__",
+    "essa",
+    "explore_scenario",
+    "mk_swap_pte",
+    "parse_size",
+    "s390_consts",
+    "trace_read",
+    "trace_write",
+    "trace_write_zipf",
+    "uffd_feature_bits",
+]
 
 __version__: str
 PROFILE_NAMES: list[str]
@@ -124,6 +173,7 @@ class Event:
     c: int
     def fields(self) -> dict[str, int]: ...
 
+@disjoint_base
 class UffdEvent:
     """A ``struct uffd_msg``: one subclass per event."""
     @property
@@ -186,7 +236,7 @@ class UffdUnmap(UffdEvent):
     @property
     def end(self) -> int: ...
 
-UffdMessage: TypeAlias = UffdPagefault | UffdFork | UffdRemap | UffdRemove | UffdUnmap
+_UffdMessage: TypeAlias = UffdPagefault | UffdFork | UffdRemap | UffdRemove | UffdUnmap
 
 UFFD_FEATURES: dict[str, int]
 
@@ -257,7 +307,7 @@ class Userfaultfd:
         self, addr: int, length: _Size, wp: bool = True, dontwake: bool = False
     ) -> None: ...
     def wake(self, addr: int, length: _Size | None = None) -> int: ...
-    def read_events(self) -> list[UffdMessage]: ...
+    def read_events(self) -> list[_UffdMessage]: ...
     def close(self) -> None: ...
 
 @final

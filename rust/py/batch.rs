@@ -157,7 +157,7 @@ fn run(
     let mut buf: Vec<(u64, bool, u64)> = Vec::with_capacity(CHUNK.min(n as usize));
     let pgfault = with(py, k, |k| {
         k.mm(pid)?;
-        Ok(k.vmstat.get(Vm::pgfault))
+        Ok(k.vm_event(Vm::pgfault))
     })?;
     let (mut done, mut parked) = (0u64, None);
     while done < n && parked.is_none() {
@@ -203,7 +203,7 @@ fn run(
         done += ran as u64;
         py.check_signals()?;
     }
-    let pgfault = with(py, k, |k| Ok(k.vmstat.get(Vm::pgfault) - pgfault))?;
+    let pgfault = with(py, k, |k| Ok(k.vm_event(Vm::pgfault) - pgfault))?;
     let arr = |v: Vec<u64>| PyArray1::from_vec(py, v).unbind();
     Ok(PyBatchResult {
         counts,

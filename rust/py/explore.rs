@@ -447,7 +447,7 @@ impl PyExploreState {
             ptes: (0..n).map(|g| st.pte(g)).collect(),
             pgstes: (0..n).map(|g| st.pgste(g)).collect(),
             arch: st.kernel().arch(),
-            layout: st.kernel().profile.pgste_layout,
+            layout: st.kernel().profile().pgste_layout,
         }
     }
 

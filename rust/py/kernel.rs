@@ -120,24 +120,24 @@ impl PyKernel {
     /// The kernel profile.
     #[getter]
     fn profile(&self, py: Python<'_>) -> PyResult<PyProfile> {
-        with(py, &self.k, |k| Ok(PyProfile(k.profile.clone())))
+        with(py, &self.k, |k| Ok(PyProfile(k.profile().clone())))
     }
 
     /// Simulated time in nanoseconds.
     #[getter]
     fn now(&self, py: Python<'_>) -> PyResult<u64> {
-        with(py, &self.k, |k| Ok(k.now))
+        with(py, &self.k, |k| Ok(k.now()))
     }
 
     /// Total memory in bytes.
     #[getter]
     fn memory(&self, py: Python<'_>) -> PyResult<u64> {
-        with(py, &self.k, |k| Ok(k.mem.nr_pages() * 4096))
+        with(py, &self.k, |k| Ok(k.memory_bytes()))
     }
 
     /// The zone watermarks in pages: {"min", "low", "high", "min_free_kbytes"}.
     fn watermarks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let w = with(py, &self.k, |k| Ok(k.mem.wmark))?;
+        let w = with(py, &self.k, |k| Ok(k.watermarks()))?;
         let d = PyDict::new(py);
         d.set_item("min", w.min)?;
         d.set_item("low", w.low)?;
@@ -200,7 +200,7 @@ impl PyKernel {
             None => None,
         };
         with(py, &self.k, |k| {
-            Ok(k.log
+            Ok(k
                 .events()
                 .iter()
                 .filter(|e| kind.is_none_or(|x| e.kind == x))
@@ -216,7 +216,7 @@ impl PyKernel {
     /// a, b, c (the kind's fields, see EVENT_FIELDS).
     fn event_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         // the columns are built under the lock, with the GIL released, then handed to numpy
-        let cols = with(py, &self.k, |k| Ok(super::arrays::EventColumns::of(k.log.events())))?;
+        let cols = with(py, &self.k, |k| Ok(super::arrays::EventColumns::of(k.events())))?;
         cols.into_dict(py)
     }
 
@@ -226,14 +226,14 @@ impl PyKernel {
         let kind =
             Ev::by_name(name).ok_or_else(|| core_error(py, Error::invalid(format!("unknown event name {name:?}"))))?;
         with(py, &self.k, |k| {
-            k.log.mute(kind, muted);
+            k.mute(kind, muted);
             Ok(())
         })
     }
 
     /// A platform-independent hash of the event log: equal seeds give equal hashes.
     fn log_hash(&self, py: Python<'_>) -> PyResult<u64> {
-        with(py, &self.k, |k| Ok(k.log.hash()))
+        with(py, &self.k, |k| Ok(k.log_hash()))
     }
 
     /// Check every model invariant (rss, mapcount, refcount, LRU, swap_map, rmap); raises
@@ -251,21 +251,19 @@ impl PyKernel {
     /// KVM migration mode on this host (every ESSA is intercepted).
     #[getter]
     fn kvm_migration_mode(&self, py: Python<'_>) -> PyResult<bool> {
-        with(py, &self.k, |k| Ok(k.kvm_migration_mode))
+        with(py, &self.k, |k| Ok(k.kvm_migration_mode()))
     }
     #[setter]
     fn set_kvm_migration_mode(&self, py: Python<'_>, on: bool) -> PyResult<()> {
         with(py, &self.k, |k| {
-            k.kvm_migration_mode = on;
+            k.set_kvm_migration_mode(on);
             Ok(())
         })
     }
 
     /// A page frame's state: flags, refcount, mapcount, content, lru list.
     fn page<'py>(&self, py: Python<'py>, pfn: u32) -> PyResult<Bound<'py, PyDict>> {
-        let f = with(py, &self.k, |k| {
-            k.mem.frames.get(pfn as usize).copied().ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
-        })?;
+        let f = with(py, &self.k, |k| k.page_frame(pfn))?;
         let d = PyDict::new(py);
         d.set_item("pfn", pfn)?;
         d.set_item("flags", f.flag_names())?;
@@ -301,10 +299,10 @@ impl PyKernel {
         with(py, &self.k, |k| {
             Ok(format!(
                 "Kernel(profile={:?}, arch={:?}, memory={} MiB, swap={} MiB, processes={})",
-                k.profile.name,
+                k.profile().name,
                 k.arch().name(),
-                (k.mem.nr_pages() * 4096) >> 20,
-                ((k.swap.total() as u64 + 1) * 4096) >> 20,
+                k.memory_bytes() >> 20,
+                (k.swap_pages() * 4096) >> 20,
                 k.pids().len()
             ))
         })

@@ -142,12 +142,12 @@ impl PyProcess {
     /// The name given to `Kernel.spawn` (the task's comm).
     #[getter]
     fn name(&self, py: Python<'_>) -> PyResult<String> {
-        with(py, &self.k, |k| Ok(k.mm(self.pid)?.name.clone()))
+        with(py, &self.k, |k| Ok(k.comm(self.pid)?.to_string()))
     }
     /// A KVM host process (`mm_has_pgste`).
     #[getter]
     fn kvm(&self, py: Python<'_>) -> PyResult<bool> {
-        with(py, &self.k, |k| Ok(k.mm(self.pid)?.has_pgste))
+        with(py, &self.k, |k| k.mm_has_pgste(self.pid))
     }
     /// Whether the process still exists (False once it exited and its mm was torn down).
     #[getter]
@@ -305,7 +305,7 @@ impl PyProcess {
     /// Whether thread `tid` is parked on a userfault.
     #[pyo3(signature = (tid = 0))]
     fn is_blocked(&self, py: Python<'_>, tid: u32) -> PyResult<bool> {
-        with(py, &self.k, |k| Ok(k.mm(self.pid)?.threads.get(&tid).is_some_and(|t| t.blocked.is_some())))
+        with(py, &self.k, |k| k.thread_blocked(self.pid, tid))
     }
 
     /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none". A hwpoison entry
@@ -338,12 +338,7 @@ impl PyProcess {
     /// The PGSTE at `addr` (KVM processes only).
     fn pgste(&self, py: Python<'_>, addr: u64) -> PyResult<PyPgste> {
         with(py, &self.k, |k| {
-            let m = k.mm(self.pid)?;
-            if !m.has_pgste {
-                return Err(Error::invalid(format!("process {} has no PGSTEs (spawn it with kvm=True)", self.pid)));
-            }
-            let v = m.pt.pte_index(addr & !0xfff).map_or(0, |i| m.pt.pgste(i));
-            Ok(PyPgste { v: Pgste(v), layout: k.profile.pgste_layout })
+            Ok(PyPgste { v: Pgste(k.pgste_at(self.pid, addr)?), layout: k.profile().pgste_layout })
         })
     }
 
@@ -378,7 +373,7 @@ impl PyProcess {
     #[pyo3(signature = (addr, orc, vcpu = 0))]
     fn essa(&self, py: Python<'_>, addr: u64, orc: &Bound<'_, PyAny>, vcpu: u32) -> PyResult<PyEssa> {
         let orc = orc_arg(orc)?;
-        let (r, layout) = with(py, &self.k, |k| Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile.pgste_layout)))?;
+        let (r, layout) = with(py, &self.k, |k| Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile().pgste_layout)))?;
         let mut e = essa_result(orc, r.essa, layout);
         e.intercepted = r.intercepted;
         e.zapped = r.zapped;

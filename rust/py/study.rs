@@ -257,7 +257,7 @@ impl PyPostcopyRun {
             .ok_or_else(|| core_error(py, crate::Error::invalid(format!("unknown event name {name:?}"))))?;
         locked(py, &self.w, |w| {
             for k in &mut w.hosts {
-                k.log.mute(kind, muted);
+                k.mute(kind, muted);
             }
             Ok(())
         })

@@ -93,7 +93,7 @@ impl PyReplayRun {
     /// Simulated time of the kernel (ns).
     #[getter]
     fn now(&self, py: Python<'_>) -> PyResult<u64> {
-        locked(py, &self.r, |r| Ok(r.kernel.now))
+        locked(py, &self.r, |r| Ok(r.kernel.now()))
     }
 
     /// The result so far.
@@ -102,7 +102,7 @@ impl PyReplayRun {
             Ok(PyReplayResult {
                 path: self.path.clone(),
                 format: r.format.name(),
-                profile: r.kernel.profile.name,
+                profile: r.kernel.profile().name,
                 mapping: r.map.name(),
                 requests: r.done,
                 distinct_pages: r.distinct_pages,
@@ -119,8 +119,8 @@ impl PyReplayRun {
                 seconds: r.seconds,
                 scan_seconds: r.scan_seconds,
                 requests_per_second: r.requests_per_second(),
-                log_hash: r.kernel.log.hash(),
-                n_events: r.kernel.log.len(),
+                log_hash: r.kernel.log_hash(),
+                n_events: r.kernel.events_len(),
                 counts: r.counts,
                 vmstat: r.kernel.vmstat(),
             })

@@ -220,7 +220,7 @@ impl PyUserfaultfd {
     /// The features agreed in UFFDIO_API.
     #[getter]
     fn features(&self, py: Python<'_>) -> PyResult<u64> {
-        with(py, &self.k, |k| Ok(k.uffds[self.id as usize].features))
+        with(py, &self.k, |k| k.uffd_features(self.id))
     }
     /// The features the kernel offered in UFFDIO_API.
     #[getter]

@@ -127,7 +127,12 @@ class _ModelRun:
         maps = self.mappings
         if isinstance(e, UffdPagefault):
             return make_msg(
-                event=e.code, uffd=uffd, mappings=maps, flags=e.flags, address=e.address, ptid=e.ptid
+                event=e.code,
+                uffd=uffd,
+                mappings=maps,
+                flags=e.flags,
+                address=e.address,
+                ptid=e.ptid,
             )
         if isinstance(e, UffdFork):
             return make_msg(event=e.code, uffd=uffd, mappings=maps, child=self.uffd_name(e.ufd))
