@@ -200,8 +200,7 @@ impl PyKernel {
             None => None,
         };
         with(py, &self.k, |k| {
-            Ok(k
-                .events()
+            Ok(k.events()
                 .iter()
                 .filter(|e| kind.is_none_or(|x| e.kind == x))
                 .filter(|e| pid.is_none_or(|p| e.pid == p))

@@ -337,9 +337,7 @@ impl PyProcess {
 
     /// The PGSTE at `addr` (KVM processes only).
     fn pgste(&self, py: Python<'_>, addr: u64) -> PyResult<PyPgste> {
-        with(py, &self.k, |k| {
-            Ok(PyPgste { v: Pgste(k.pgste_at(self.pid, addr)?), layout: k.profile().pgste_layout })
-        })
+        with(py, &self.k, |k| Ok(PyPgste { v: Pgste(k.pgste_at(self.pid, addr)?), layout: k.profile().pgste_layout }))
     }
 
     /// The rss counters: {"MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"}.
