@@ -350,3 +350,17 @@ def test_mremap_in_place_raises_no_remap_event_and_the_vma_stays_armed() -> None
     assert not u.read_events()
     assert p.read(a + 4 * PAGE).blocked, "vma_expand grows the registered VMA"
     k.check()
+
+
+def test_features_by_name_or_raw_bit_and_unknown_bits_refused_by_uffdio_api() -> None:
+    """userfaultfd_api (fs/userfaultfd.c, v4.18 and v6.12): features outside UFFD_API_FEATURES
+    are EINVAL; a raw BIT<n> expresses such a request, an unknown name is refused before."""
+    p = small_kernel("6.12").spawn("p")
+    assert p.userfaultfd(["BIT1", "uffd_feature_thread_id"]).features == (1 << 1) | (1 << 8)
+    with pytest.raises(reclaim.SyscallArgumentError) as e:
+        p.userfaultfd(["BIT63"])
+    assert e.value.errno_name == "EINVAL" and e.value.call == "UFFDIO_API"
+    with pytest.raises(reclaim.ArgumentError, match="BIT0 to BIT63"):
+        p.userfaultfd(["BIT64"])
+    with pytest.raises(reclaim.ArgumentError, match="unknown userfaultfd feature"):
+        p.userfaultfd(["EVENT_NOPE"])
