@@ -59,14 +59,18 @@ pub struct PyUffdRemap {
 /// UFFD_EVENT_REMOVE (`uffd_msg.arg.remove`): MADV_DONTNEED/FREE/REMOVE of [start, end).
 #[pyclass(name = "UffdRemove", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
 pub struct PyUffdRemove {
+    /// The start of the range (`remove.start`).
     start: u64,
+    /// The end of the range, exclusive (`remove.end`).
     end: u64,
 }
 
 /// UFFD_EVENT_UNMAP (`uffd_msg.arg.remove`, which the kernel reuses): munmap of [start, end).
 #[pyclass(name = "UffdUnmap", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
 pub struct PyUffdUnmap {
+    /// The start of the range (`remove.start`).
     start: u64,
+    /// The end of the range, exclusive (`remove.end`).
     end: u64,
 }
 
