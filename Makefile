@@ -49,6 +49,7 @@ lint:
 	$(PYTHON) -m ruff check python tests examples
 	$(PYTHON) -m ruff format --check python tests examples
 	$(PYTHON) -m mypy
+	$(PYTHON) -m mypy.stubtest reclaim._reclaim
 
 ## fmt: format Rust and Python
 fmt:

@@ -355,7 +355,7 @@ def _digest(v: Any) -> Any:
     if isinstance(v, list):
         return tuple(_digest(x) for x in v)
     if isinstance(v, reclaim.UffdEvent):
-        return (v.event, v.address, v.flags, v.ptid, v.end, v.ufd)
+        return (v.event, v.uffd, repr(v), getattr(v, "ptid", None))
     if isinstance(v, reclaim.Event):
         return (v.t, v.name, v.pid, v.tid, v.addr, v.a, v.b, v.c)
     if isinstance(v, dict):

@@ -294,12 +294,13 @@ class UffdRules(ApiMachineBase):
                     and e.ptid
                 ):
                     raise Violation(f"ptid in {e!r} without THREAD_ID")
-                _ = (e.write, e.wp, e.minor, repr(e))
+                _ = repr(e)
                 if e.event == "PAGEFAULT":
+                    _ = (e.write, e.wp, e.minor)
                     self.match_message(uf, e)
         self.call("Userfaultfd.features", lambda: uf.u.features)
 
-    def match_message(self, uf: Uffd, e: reclaim.UffdEvent) -> None:
+    def match_message(self, uf: Uffd, e: reclaim.UffdPagefault) -> None:
         """A PAGEFAULT message read from ``uf`` is the one of a parked access, read once."""
         for (pid, tid), pk in self.parked.items():
             if pid != uf.pid or pk.uffd != uf.u.id or (pk.reported and not pk.rewoken):

@@ -132,3 +132,11 @@ def test_profiles_are_data_and_unknown_ones_list_the_known() -> None:
         reclaim.Profile("5.4")
     with pytest.raises(reclaim.ArgumentError, match="s390x"):
         reclaim.Profile("4.18", arch="sparc")
+
+
+def test_every_orc_name_is_the_orc_of_its_index() -> None:
+    """s390.ORC_NAMES is the engine's table: ESSA by name performs the orc of that number."""
+    assert len(s390.ORC_NAMES) == 8 and s390.ORC_NAMES[2] == "set_unused"
+    pte = Pte.mk(5, s390.PAGE_RW)
+    for i, name in enumerate(s390.ORC_NAMES):
+        assert essa(pte, Pgste(0), name).orc == i

@@ -27,7 +27,12 @@ def test_first_touch_in_missing_range_raises_userfault() -> None:
     assert r.event.address == a, "page-aligned without EXACT_ADDRESS"
     w = p.write(a + PAGE, 1, tid=1)
     assert w.blocked and w.event is not None and w.event.write
-    assert [e.address for e in u.read_events()] == [a, a + PAGE]
+    evs = u.read_events()
+    assert [(type(e), e.address) for e in evs if isinstance(e, reclaim.UffdPagefault)] == [
+        (reclaim.UffdPagefault, a),
+        (reclaim.UffdPagefault, a + PAGE),
+    ]
+    assert len(evs) == 2
     assert len(k.blocked()) == 2
 
 
@@ -64,8 +69,12 @@ def test_dontneed_on_copied_page_gives_remove_event_and_missing_fault() -> None:
     _k, p, u, a = armed(features=["EVENT_REMOVE"])
     u.copy(a, 5)
     p.madvise(a, PAGE, "dontneed")
-    ev = u.read_events()
-    assert [(e.event, e.address, e.end) for e in ev] == [("REMOVE", a, a + PAGE)]
+    (ev,) = u.read_events()
+    assert isinstance(ev, reclaim.UffdRemove) and (ev.event, ev.start, ev.end) == (
+        "REMOVE",
+        a,
+        a + PAGE,
+    )
     assert p.read(a).blocked
 
 
@@ -210,8 +219,9 @@ def test_thread_id_and_exact_address_features() -> None:
 def test_fork_event_gives_the_child_its_own_userfaultfd() -> None:
     _k, p, u, a = armed(features=["EVENT_FORK"])
     c = p.fork()
-    ev = u.read_events()
-    assert [e.event for e in ev] == ["FORK"]
+    (ev,) = u.read_events()
+    assert isinstance(ev, reclaim.UffdFork) and ev.event == "FORK"
+    assert ev.ufd != u.id and ev.uffd == u.id, "arg.fork.ufd names the child's new userfaultfd"
     assert c.read(a).blocked
 
 
@@ -232,7 +242,12 @@ def test_close_wakes_and_disarms() -> None:
 def test_unmap_event() -> None:
     _k, p, u, a = armed(features=["EVENT_UNMAP"])
     p.munmap(a, 2 * PAGE)
-    assert [(e.event, e.address, e.end) for e in u.read_events()] == [("UNMAP", a, a + 2 * PAGE)]
+    (ev,) = u.read_events()
+    assert isinstance(ev, reclaim.UffdUnmap) and (ev.event, ev.start, ev.end) == (
+        "UNMAP",
+        a,
+        a + 2 * PAGE,
+    )
 
 
 def test_write_to_readonly_zero_page_copies() -> None:
@@ -294,8 +309,9 @@ def test_mremap_with_event_remap_keeps_registration_and_reports_the_move() -> No
     b = p.mremap(a, 4 * PAGE, 8 * PAGE)
     assert b != a
     ev, unmap = u.read_events()
-    assert (ev.event, ev.address, ev.end, ev.len) == ("REMAP", a, b, 4 * PAGE)
-    assert (unmap.event, unmap.address, unmap.end) == ("UNMAP", a, a + 4 * PAGE), "old range last"
+    assert isinstance(ev, reclaim.UffdRemap) and (ev.from_, ev.to, ev.len) == (a, b, 4 * PAGE)
+    assert isinstance(unmap, reclaim.UffdUnmap)
+    assert (unmap.start, unmap.end) == (a, a + 4 * PAGE), "old range last"
     assert "VM_UFFD_MISSING" in next(f for s, _, f in p.vmas() if s == b)
     assert p.read(b).value == 0x5A, "the copied page moved with its PTE"
     r = p.read(b + PAGE)
@@ -319,7 +335,8 @@ def test_mremap_without_event_remap_drops_the_registration() -> None:
     u.copy(a, 1)  # an anon_vma: copy_vma keeps vm_pgoff and cannot merge with the old VMA
     b = p.mremap(a, 4 * PAGE, 8 * PAGE)
     assert b != a
-    assert [(e.event, e.address, e.end) for e in u.read_events()] == [("UNMAP", a, a + 4 * PAGE)]
+    (ev,) = u.read_events()
+    assert isinstance(ev, reclaim.UffdUnmap) and (ev.start, ev.end) == (a, a + 4 * PAGE)
     assert not any("VM_UFFD_MISSING" in f for _, _, f in p.vmas())
     r = p.read(b + PAGE)
     assert r.completed and r.value == 0, "no longer armed: a plain zero-page fault"
@@ -333,3 +350,17 @@ def test_mremap_in_place_raises_no_remap_event_and_the_vma_stays_armed() -> None
     assert not u.read_events()
     assert p.read(a + 4 * PAGE).blocked, "vma_expand grows the registered VMA"
     k.check()
+
+
+def test_features_by_name_or_raw_bit_and_unknown_bits_refused_by_uffdio_api() -> None:
+    """userfaultfd_api (fs/userfaultfd.c, v4.18 and v6.12): features outside UFFD_API_FEATURES
+    are EINVAL; a raw BIT<n> expresses such a request, an unknown name is refused before."""
+    p = small_kernel("6.12").spawn("p")
+    assert p.userfaultfd(["BIT1", "uffd_feature_thread_id"]).features == (1 << 1) | (1 << 8)
+    with pytest.raises(reclaim.SyscallArgumentError) as e:
+        p.userfaultfd(["BIT63"])
+    assert e.value.errno_name == "EINVAL" and e.value.call == "UFFDIO_API"
+    with pytest.raises(reclaim.ArgumentError, match="BIT0 to BIT63"):
+        p.userfaultfd(["BIT64"])
+    with pytest.raises(reclaim.ArgumentError, match="unknown userfaultfd feature"):
+        p.userfaultfd(["EVENT_NOPE"])

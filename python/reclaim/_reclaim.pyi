@@ -3,9 +3,59 @@
 import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Literal, Self, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "ESSA_ORC_NAMES",
+    "EVENT_FIELDS",
+    "EVENT_KINDS",
+    "FAULT_PATHS",
+    "OUTCOMES",
+    "PREDICATE_NAMES",
+    "PROFILE_NAMES",
+    "TTU_RESULTS",
+    "UFFD_FEATURES",
+    "AccessResult",
+    "BatchResult",
+    "Counterexample",
+    "EssaResult",
+    "Event",
+    "ExploreReport",
+    "ExploreState",
+    "Kernel",
+    "Pgste",
+    "PostcopyResult",
+    "PostcopyRun",
+    "Process",
+    "Profile",
+    "Pte",
+    "Replay",
+    "ReplayResult",
+    "ReplayRun",
+    "Scenario",
+    "UffdEvent",
+    "UffdFork",
+    "UffdPagefault",
+    "UffdRemap",
+    "UffdRemove",
+    "UffdUnmap",
+    "Userfaultfd",
+    "Violation",
+    "__version__",
+    "essa",
+    "explore_scenario",
+    "mk_swap_pte",
+    "parse_size",
+    "s390_consts",
+    "trace_read",
+    "trace_write",
+    "trace_write_zipf",
+    "uffd_feature_bits",
+]
 
 __version__: str
 PROFILE_NAMES: list[str]
@@ -24,8 +74,9 @@ FAULT_PATHS: list[str]
 TTU_RESULTS: list[str]
 OUTCOMES: list[str]
 
+@final
 class Profile:
-    def __init__(self, name: str, arch: str = "s390x") -> None: ...
+    def __new__(cls, name: str, arch: str = "s390x") -> Self: ...
     @property
     def name(self) -> str: ...
     @property
@@ -34,8 +85,9 @@ class Profile:
     def arch(self) -> str: ...
     def switches(self) -> dict[str, object]: ...
 
+@final
 class Pte:
-    def __init__(self, value: int, arch: str = "s390x") -> None: ...
+    def __new__(cls, value: int, arch: str = "s390x") -> Self: ...
     @classmethod
     def empty(cls) -> Pte: ...
     @classmethod
@@ -76,8 +128,9 @@ class Pte:
     def swp_soft_dirty(self) -> bool: ...
     def swp_uffd_wp(self) -> bool: ...
 
+@final
 class Pgste:
-    def __init__(self, value: int, profile: str = "4.18") -> None: ...
+    def __new__(cls, value: int, profile: str = "4.18") -> Self: ...
     @property
     def value(self) -> int: ...
     def __int__(self) -> int: ...
@@ -93,6 +146,7 @@ class Pgste:
     def hr(self) -> bool: ...
     def hc(self) -> bool: ...
 
+@final
 class EssaResult:
     orc: int
     old_pgste: Pgste
@@ -105,6 +159,7 @@ class EssaResult:
 def mk_swap_pte(swp_type: int, offset: int) -> Pte: ...
 def essa(pte: Pte, pgste: Pgste, orc: int | str) -> EssaResult: ...
 
+@final
 class Event:
     t: int
     name: str
@@ -118,18 +173,26 @@ class Event:
     c: int
     def fields(self) -> dict[str, int]: ...
 
+@disjoint_base
 class UffdEvent:
-    event: str
-    code: int
-    address: int
-    flags: int
-    ptid: int
-    end: int
-    """REMOVE/UNMAP: end of the range; REMAP: the new address (``address`` is the old one)."""
-    len: int
-    """REMAP: the length moved (the old length)."""
-    ufd: int
-    uffd: int
+    """A ``struct uffd_msg``: one subclass per event."""
+    @property
+    def event(self) -> str: ...
+    @property
+    def code(self) -> int: ...
+    @property
+    def uffd(self) -> int: ...
+
+@final
+class UffdPagefault(UffdEvent):
+    @property
+    def event(self) -> Literal["PAGEFAULT"]: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def ptid(self) -> int: ...
     @property
     def write(self) -> bool: ...
     @property
@@ -137,10 +200,56 @@ class UffdEvent:
     @property
     def minor(self) -> bool: ...
 
+@final
+class UffdFork(UffdEvent):
+    @property
+    def event(self) -> Literal["FORK"]: ...
+    @property
+    def ufd(self) -> int: ...
+
+@final
+class UffdRemap(UffdEvent):
+    @property
+    def event(self) -> Literal["REMAP"]: ...
+    @property
+    def from_(self) -> int: ...
+    @property
+    def to(self) -> int: ...
+    @property
+    def len(self) -> int: ...
+
+@final
+class UffdRemove(UffdEvent):
+    @property
+    def event(self) -> Literal["REMOVE"]: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+@final
+class UffdUnmap(UffdEvent):
+    @property
+    def event(self) -> Literal["UNMAP"]: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+_UffdMessage: TypeAlias = UffdPagefault | UffdFork | UffdRemap | UffdRemove | UffdUnmap
+
+UFFD_FEATURES: dict[str, int]
+
+def uffd_feature_bits(names: list[str]) -> int: ...
+
+ESSA_ORC_NAMES: list[str]
+
+@final
 class AccessResult:
     kind: str
     value: int | None
-    event: UffdEvent | None
+    @property
+    def event(self) -> UffdPagefault | None: ...
     @property
     def completed(self) -> bool: ...
     @property
@@ -148,6 +257,7 @@ class AccessResult:
     @property
     def signal(self) -> str | None: ...
 
+@final
 class BatchResult:
     @property
     def requests(self) -> int: ...
@@ -160,7 +270,7 @@ class BatchResult:
     @property
     def stopped_at(self) -> int | None: ...
     @property
-    def event(self) -> UffdEvent | None: ...
+    def event(self) -> UffdPagefault | None: ...
     @property
     def outcomes(self) -> npt.NDArray[np.uint8] | None: ...
     @property
@@ -171,6 +281,7 @@ class BatchResult:
     def writes(self) -> npt.NDArray[np.bool_] | None: ...
     def __len__(self) -> int: ...
 
+@final
 class Userfaultfd:
     @property
     def id(self) -> int: ...
@@ -196,9 +307,10 @@ class Userfaultfd:
         self, addr: int, length: _Size, wp: bool = True, dontwake: bool = False
     ) -> None: ...
     def wake(self, addr: int, length: _Size | None = None) -> int: ...
-    def read_events(self) -> list[UffdEvent]: ...
+    def read_events(self) -> list[_UffdMessage]: ...
     def close(self) -> None: ...
 
+@final
 class Process:
     @property
     def pid(self) -> int: ...
@@ -263,15 +375,16 @@ class Process:
     def enable_skey(self) -> int: ...
     def migrate_page(self, addr: int) -> int | None: ...
 
+@final
 class Kernel:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         profile: str | Profile | None = None,
         arch: str = "s390x",
         memory: _Size | None = None,
         swap: _Size | None = None,
         seed: int = 0,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def profile(self) -> Profile: ...
     @property
@@ -308,6 +421,7 @@ class Kernel:
         wrote it. Raises FileError (unreadable) or FormatError (damaged, another format
         version, not a kernel)."""
 
+@final
 class PostcopyResult:
     @property
     def outcome(self) -> str: ...
@@ -336,9 +450,10 @@ class PostcopyResult:
     @property
     def trace(self) -> str: ...
 
+@final
 class PostcopyRun:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         profile: str,
         source_profile: str,
@@ -366,7 +481,7 @@ class PostcopyRun:
         seed: int,
         max_time_ns: int,
         trace: str,
-    ) -> None: ...
+    ) -> Self: ...
     def advance(self, until_ns: int) -> bool: ...
     @property
     def now(self) -> int: ...
@@ -388,6 +503,7 @@ class PostcopyRun:
         """The run of a snapshot file; it continues with the same events as the one that
         wrote it. Raises FileError or FormatError."""
 
+@final
 class ReplayResult:
     path: str
     format: str
@@ -416,9 +532,10 @@ class ReplayResult:
     def vmstat(self) -> dict[str, int]: ...
     def to_dict(self) -> dict[str, object]: ...
 
+@final
 class ReplayRun:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str | os.PathLike[str],
         *,
         format: str = "auto",
@@ -429,7 +546,7 @@ class ReplayRun:
         kvm: bool = False,
         limit: int | None = None,
         seed: int = 0,
-    ) -> None: ...
+    ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property
     def progress(self) -> tuple[int, int]: ...
@@ -461,9 +578,10 @@ def trace_write_zipf(
 
 PREDICATE_NAMES: list[str]
 
+@final
 class Scenario:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         profile: str = "4.17",
         *,
         qemu: str = "3.0",
@@ -473,7 +591,7 @@ class Scenario:
         swap_pages: int = 64,
         guest_steps: Sequence[str] | None = None,
         start: str = "switchover",
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def profile(self) -> str: ...
     @property
@@ -500,6 +618,7 @@ class Scenario:
     def initial_steps(self) -> list[str]: ...
     def explain(self, steps: Sequence[str]) -> list[str]: ...
 
+@final
 class Violation:
     @property
     def predicate(self) -> str: ...
@@ -510,6 +629,7 @@ class Violation:
     @property
     def message(self) -> str: ...
 
+@final
 class Counterexample:
     @property
     def violation(self) -> Violation: ...
@@ -520,6 +640,7 @@ class Counterexample:
     @property
     def minimal(self) -> str: ...
 
+@final
 class ExploreReport:
     @property
     def found(self) -> list[Counterexample]: ...
@@ -540,6 +661,7 @@ class ExploreReport:
     @property
     def seconds(self) -> float: ...
 
+@final
 class ExploreState:
     @property
     def phase(self) -> str: ...
@@ -556,6 +678,7 @@ class ExploreState:
     def pte(self, g: int) -> Pte: ...
     def pgste(self, g: int) -> Pgste: ...
 
+@final
 class Replay:
     @property
     def violation(self) -> Violation | None: ...

@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+from reclaim._reclaim import ESSA_ORC_NAMES as _ESSA_ORC_NAMES
 from reclaim._reclaim import EssaResult, Pgste, Pte, essa, mk_swap_pte
 from reclaim._reclaim import s390_consts as _c
 
@@ -33,16 +34,9 @@ PAGE_RWX: int = _c.PAGE_RWX
 PAGE_SIZE: int = _c.PAGE_SIZE
 PAGE_SHIFT: int = _c.PAGE_SHIFT
 
-ORC_NAMES = (
-    "get_state",
-    "set_stable",
-    "set_unused",
-    "set_volatile",
-    "set_pot_volatile",
-    "set_stable_resident",
-    "set_stable_if_resident",
-    "set_stable_nodat",
-)
+#: The ESSA operation request codes by number (``ESSA_GET_STATE`` .. ``ESSA_SET_STABLE_NODAT``,
+#: arch/s390/include/asm/page-states.h), lower case without ``ESSA_``: the engine's table.
+ORC_NAMES: tuple[str, ...] = tuple(_ESSA_ORC_NAMES)
 
 __all__ = [
     "ORC_NAMES",

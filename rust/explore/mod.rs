@@ -35,8 +35,8 @@ use crate::profile::Profile;
 use crate::qemu::QemuVersion;
 use crate::sim::log::{Ev, ttu_result};
 use crate::sim::rng::Rng;
+use crate::uffd::UffdMsg;
 use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
-use crate::uffd::{UFFD_EVENT_PAGEFAULT, UffdMsg};
 use crate::vmscan::kswapd::KswapdMode;
 use crate::vmscan::shrink::SWAP_CLUSTER_MAX;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -712,7 +712,7 @@ impl State {
             Step::FaultThread => {
                 let Some(u) = self.uffd else { return violations };
                 let msgs: Vec<UffdMsg> = self.k.uffd_read(u).unwrap_or_default();
-                for m in msgs.into_iter().filter(|m| m.event == UFFD_EVENT_PAGEFAULT) {
+                for m in msgs.iter().filter_map(UffdMsg::pagefault) {
                     let g = self.gfn_of(m.address);
                     match self.qemu {
                         QemuVersion::V3_0 => self.requests.push_back(g),

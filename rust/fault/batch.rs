@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::fault::Access;
 use crate::kernel::Kernel;
-use crate::uffd::UffdMsg;
+use crate::uffd::UffdPagefault;
 use crate::vmscan::vmstat::Vm;
 
 /// How one access of a batch went.
@@ -97,7 +97,7 @@ pub enum BatchEnd {
     Completed,
     /// Access `index` (0-based, of this call) parked the thread on a userfault with `msg` of
     /// context `uffd`; the accesses after it did not run.
-    Parked { index: usize, uffd: u32, msg: UffdMsg },
+    Parked { index: usize, uffd: u32, msg: UffdPagefault },
 }
 
 impl Kernel {

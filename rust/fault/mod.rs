@@ -24,7 +24,7 @@ use crate::mm::page::{ZERO_PFN, pg};
 use crate::mm::vm;
 use crate::profile::ForbidsZeropage;
 use crate::sim::log::{Ev, fault_path};
-use crate::uffd::UffdMsg;
+use crate::uffd::UffdPagefault;
 use crate::vmscan::vmstat::Vm;
 
 /// The outcome of an access: expected kernel outcomes are values.
@@ -33,7 +33,7 @@ pub enum Access {
     /// The load or store completed; `value` is what was read (or written).
     Done { value: u64 },
     /// The thread is parked on a userfault with this message.
-    Blocked { uffd: u32, msg: UffdMsg },
+    Blocked { uffd: u32, msg: UffdPagefault },
     /// SIGSEGV: no VMA (`SEGV_MAPERR`) or the VMA forbids the access (`SEGV_ACCERR`).
     Segv { accerr: bool },
     /// SIGBUS (a userfault with UFFD_FEATURE_SIGBUS, or a fault beyond a file's end).
@@ -50,7 +50,7 @@ pub(crate) enum Fault {
     /// VM_FAULT_RETRY from handle_userfault: the thread is parked.
     Userfault {
         uffd: u32,
-        msg: UffdMsg,
+        msg: UffdPagefault,
     },
     Sigbus,
     Oom,

@@ -1,12 +1,13 @@
 //! `Process.access_batch` and `Process.run_workload`: many accesses in one call, run by the
 //! core's `Kernel::access_batch` with the GIL released, the outcomes back as numpy arrays.
 
-use super::errors::{call, to_pyerr};
-use super::kernel::{Shared, with};
-use super::uffd::PyUffdEvent;
+use super::convert::{Shared, with};
+use super::errors::{call, to_pyerr, under_lock};
+use super::uffd::pagefault_to_py;
 use crate::error::Error;
 use crate::fault::batch::{BatchEnd, Outcome, OutcomeCounts};
 use crate::sim::workload::{AccessStream, Pattern};
+use crate::uffd::UffdPagefault;
 use crate::vmscan::vmstat::Vm;
 use numpy::{Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -19,8 +20,8 @@ const CHUNK: usize = 1 << 16;
 #[pyclass(name = "BatchResult", module = "reclaim", frozen)]
 pub struct PyBatchResult {
     counts: OutcomeCounts,
-    /// (index, event) of the access that parked the thread.
-    parked: Option<(u64, PyUffdEvent)>,
+    /// (index, userfaultfd, message) of the access that parked the thread.
+    parked: Option<(u64, u32, UffdPagefault)>,
     pgfault: u64,
     outcomes: Option<Py<PyArray1<u8>>>,
     values: Option<Py<PyArray1<u64>>>,
@@ -67,8 +68,8 @@ impl PyBatchResult {
     }
     /// The userfault message the thread is parked on, or None.
     #[getter]
-    fn event(&self) -> Option<PyUffdEvent> {
-        self.parked.as_ref().map(|p| p.1.clone())
+    fn event(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.parked.map(|(_, u, m)| pagefault_to_py(py, u, m)).transpose()
     }
     /// The outcome code of each access that ran (uint8, an index into reclaim.OUTCOMES), or None
     /// when arrays were not asked for.
@@ -154,9 +155,9 @@ fn run(
     let (mut outcomes, mut values, mut addrs, mut writes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut counts = OutcomeCounts::default();
     let mut buf: Vec<(u64, bool, u64)> = Vec::with_capacity(CHUNK.min(n as usize));
-    let pgfault = with(k, |k| {
+    let pgfault = with(py, k, |k| {
         k.mm(pid)?;
-        Ok(k.vmstat.get(Vm::pgfault))
+        Ok(k.vm_event(Vm::pgfault))
     })?;
     let (mut done, mut parked) = (0u64, None);
     while done < n && parked.is_none() {
@@ -177,7 +178,7 @@ fn run(
             if let Source::Stream(s) = &mut src {
                 buf.extend(s.by_ref().take(m));
             }
-            with(k, |k| {
+            under_lock(k, |k| {
                 k.access_batch(pid, tid, buf.iter().copied(), |o, v| {
                     counts.add(o);
                     if arrays {
@@ -186,11 +187,12 @@ fn run(
                     }
                 })
             })
-        })?;
+        });
+        let end = end.map_err(|e| e.into_pyerr(py))?;
         let ran = match end {
             BatchEnd::Completed => m,
             BatchEnd::Parked { index, uffd, msg } => {
-                parked = Some((done + index as u64, PyUffdEvent::from_msg(uffd, msg)));
+                parked = Some((done + index as u64, uffd, msg));
                 index + 1
             }
         };
@@ -201,7 +203,7 @@ fn run(
         done += ran as u64;
         py.check_signals()?;
     }
-    let pgfault = with(k, |k| Ok(k.vmstat.get(Vm::pgfault) - pgfault))?;
+    let pgfault = with(py, k, |k| Ok(k.vm_event(Vm::pgfault) - pgfault))?;
     let arr = |v: Vec<u64>| PyArray1::from_vec(py, v).unbind();
     Ok(PyBatchResult {
         counts,

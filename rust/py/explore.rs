@@ -1,7 +1,7 @@
 //! `reclaim.Scenario` and `reclaim._reclaim.explore_scenario`: the explorer (see
 //! `rust/explore`), searched with the GIL released; a Python predicate takes it back per state.
 
-use super::errors::{call, to_pyerr};
+use super::errors::{call, core_error, to_pyerr};
 use super::s390::{PyPgste, PyPte};
 use crate::arch::Arch;
 use crate::error::Error;
@@ -176,41 +176,50 @@ impl PyScenario {
 }
 
 /// Call the user's predicate on a state: None while it holds. Its exceptions are kept in
-/// `err` (the first one) and end the search.
+/// `err` (the first one) and end the search. `err` is only held to look or to store, never
+/// while Python runs.
 fn user_check(f: &Option<Py<PyAny>>, err: &Mutex<Option<PyErr>>, st: &State) -> Option<String> {
     let f = f.as_ref()?;
-    let mut slot = err.lock().ok()?;
-    if slot.is_some() {
+    if err.lock().map(|e| e.is_some()).unwrap_or(true) {
         return None;
     }
-    Python::attach(|py| {
-        let view = Py::new(py, PyExploreState::of(st)).ok()?;
+    let (verdict, failed) = Python::attach(|py| {
+        let view = match Py::new(py, PyExploreState::of(st)) {
+            Ok(v) => v,
+            Err(e) => return (None, Some(e)),
+        };
         match f.call1(py, (view,)) {
             Ok(r) => {
                 let r = r.bind(py);
                 if r.is_none() {
-                    return None;
+                    return (None, None);
                 }
                 if let Ok(ok) = r.extract::<bool>() {
-                    return (!ok).then(|| "the predicate returned False".to_string());
+                    return ((!ok).then(|| "the predicate returned False".to_string()), None);
                 }
                 match r.extract::<String>() {
-                    Ok(msg) => Some(msg),
-                    Err(_) => {
-                        *slot = Some(to_pyerr(Error::invalid(format!(
-                            "a predicate returns None or True while the state is fine, and a str (what is wrong) or False when it is not; got {}",
-                            r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-                        ))));
-                        None
-                    }
+                    Ok(msg) => (Some(msg), None),
+                    Err(_) => (
+                        None,
+                        Some(core_error(
+                            py,
+                            Error::invalid(format!(
+                                "a predicate returns None or True while the state is fine, and a str (what is wrong) or False when it is not; got {}",
+                                r.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                            )),
+                        )),
+                    ),
                 }
             }
-            Err(e) => {
-                *slot = Some(e);
-                None
-            }
+            Err(e) => (None, Some(e)),
         }
-    })
+    });
+    if let Some(e) = failed {
+        if let Ok(mut slot) = err.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+    verdict
 }
 
 fn take_err(err: &Mutex<Option<PyErr>>) -> PyResult<()> {
@@ -438,7 +447,7 @@ impl PyExploreState {
             ptes: (0..n).map(|g| st.pte(g)).collect(),
             pgstes: (0..n).map(|g| st.pgste(g)).collect(),
             arch: st.kernel().arch(),
-            layout: st.kernel().profile.pgste_layout,
+            layout: st.kernel().profile().pgste_layout,
         }
     }
 

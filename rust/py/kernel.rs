@@ -1,6 +1,7 @@
 //! `reclaim.Kernel`: one host.
 
-use super::errors::{call, to_pyerr};
+use super::convert::{Shared, pairs_dict, size_arg, with};
+use super::errors::{call, catch, core_error, invariant_error};
 use super::process::PyProcess;
 use super::profile::PyProfile;
 use crate::arch::Arch;
@@ -8,110 +9,10 @@ use crate::error::Error;
 use crate::kernel::Kernel;
 use crate::profile::Profile;
 use crate::sim::log::{Ev, Event};
-use crate::vmscan::lru::LruList;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// The shared handle on a kernel: Python objects (Kernel, Process, Userfaultfd) hold it.
-pub type Shared = Arc<Mutex<Kernel>>;
-
-/// Run `f` on the kernel under its lock; errors become ReclaimError subclasses, a panic
-/// InternalError (and the kernel is poisoned: later calls refuse).
-pub fn with<T>(k: &Shared, f: impl FnOnce(&mut Kernel) -> crate::Result<T>) -> PyResult<T> {
-    super::errors::call_locked(k, f)
-}
-
-/// `reclaim._reclaim.parse_size(value, what)`: bytes from an int or a string with a binary
-/// unit, the one parser behind every size argument (Python's `reclaim.units.size` calls it).
-#[pyfunction]
-#[pyo3(signature = (value, what = "size"))]
-pub fn parse_size(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
-    size_arg(value, what)
-}
-
-/// A size argument: int bytes or a string with a binary unit.
-pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
-    if let Ok(n) = v.extract::<i128>() {
-        if n < 0 {
-            return Err(to_pyerr(Error::invalid(format!("{what} must not be negative, got {n}"))));
-        }
-        return u64::try_from(n).map_err(|_| to_pyerr(Error::invalid(format!("{what} {n} is too large"))));
-    }
-    if v.is_instance_of::<pyo3::types::PyInt>() {
-        return Err(to_pyerr(Error::invalid(format!("{what} {v} is out of range"))));
-    }
-    if let Ok(s) = v.cast::<PyString>() {
-        let s = s.to_str()?;
-        return call(|| crate::units::parse_size(s));
-    }
-    Err(pyo3::exceptions::PyTypeError::new_err(format!(
-        "{what} must be an int (bytes) or a string like \"512MiB\", not {}",
-        v.get_type().name()?
-    )))
-}
-
-/// /proc/vmstat of a kernel as a dict: gauges first, then the event counters.
-pub fn vmstat_dict<'py>(py: Python<'py>, k: &Kernel) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("nr_free_pages", k.mem.nr_free())?;
-    for (l, n) in k.lru_sizes() {
-        d.set_item(l.name(), n)?;
-    }
-    d.set_item("nr_swap_pages", (k.swap.total() - k.swap.inuse()) as u64)?;
-    let cached = k.mem.frames.iter().filter(|f| f.test(crate::mm::page::pg::PG_SWAPCACHE)).count();
-    d.set_item("nr_swapcached", cached as u64)?;
-    for (n, v) in k.vmstat.iter() {
-        d.set_item(n, v)?;
-    }
-    Ok(d)
-}
-
-/// The most pages one `page_states` call reports (1 TiB of address space: a 256 MiB array).
-const MAX_PAGEMAP_PAGES: u64 = 1 << 28;
-
-/// The pagemap state of `pages` pages from `addr` of `pid`: 0 none, 1 present, 2 swapped.
-pub fn page_states(k: &Kernel, pid: u32, addr: u64, pages: u64) -> crate::Result<Vec<u8>> {
-    if pages > MAX_PAGEMAP_PAGES {
-        return Err(crate::Error::invalid(format!(
-            "{pages} pages is more than one call reports ({MAX_PAGEMAP_PAGES}, 1 TiB): read the range in parts"
-        )));
-    }
-    let end = addr
-        .checked_add(pages << 12)
-        .ok_or_else(|| crate::Error::invalid(format!("{addr:#x} + {pages} pages wraps around the address space")))?;
-    let arch = k.arch();
-    let mut out = vec![0u8; pages as usize];
-    let n = arch.geometry().0.pt_entries;
-    let mm = k.mmx(pid);
-    mm.pt.for_each_pt(addr, end, |va, base| {
-        for i in 0..n {
-            let a = va + ((i as u64) << 12);
-            if a < addr || a >= end {
-                continue;
-            }
-            let p = mm.pt.pte(base + i);
-            out[((a - addr) >> 12) as usize] = if arch.pte_present(p) {
-                1
-            } else if arch.is_swap_pte(p) {
-                2
-            } else {
-                0
-            };
-        }
-    });
-    Ok(out)
-}
-
-/// `reclaim.InvariantError` naming a violated invariant.
-pub fn invariant_error(msg: String) -> PyErr {
-    Python::attach(|py| {
-        py.import("reclaim.exceptions")
-            .and_then(|m| Ok(PyErr::from_value(m.getattr("InvariantError")?.call1((msg,))?)))
-            .unwrap_or_else(|e| e)
-    })
-}
 
 /// A kernel event from the log.
 #[pyclass(name = "Event", module = "reclaim", frozen, get_all)]
@@ -218,25 +119,25 @@ impl PyKernel {
 
     /// The kernel profile.
     #[getter]
-    fn profile(&self) -> PyResult<PyProfile> {
-        with(&self.k, |k| Ok(PyProfile(k.profile.clone())))
+    fn profile(&self, py: Python<'_>) -> PyResult<PyProfile> {
+        with(py, &self.k, |k| Ok(PyProfile(k.profile().clone())))
     }
 
     /// Simulated time in nanoseconds.
     #[getter]
-    fn now(&self) -> PyResult<u64> {
-        with(&self.k, |k| Ok(k.now))
+    fn now(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.now()))
     }
 
     /// Total memory in bytes.
     #[getter]
-    fn memory(&self) -> PyResult<u64> {
-        with(&self.k, |k| Ok(k.mem.nr_pages() * 4096))
+    fn memory(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.memory_bytes()))
     }
 
     /// The zone watermarks in pages: {"min", "low", "high", "min_free_kbytes"}.
     fn watermarks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let w = with(&self.k, |k| Ok(k.mem.wmark))?;
+        let w = with(py, &self.k, |k| Ok(k.watermarks()))?;
         let d = PyDict::new(py);
         d.set_item("min", w.min)?;
         d.set_item("low", w.low)?;
@@ -247,61 +148,45 @@ impl PyKernel {
 
     /// Create a process. `kvm=True` makes it a KVM host process (`mm_has_pgste`).
     #[pyo3(signature = (name, kvm = false))]
-    fn spawn(&self, name: &str, kvm: bool) -> PyResult<PyProcess> {
-        let pid = with(&self.k, |k| k.spawn(name, kvm))?;
+    fn spawn(&self, py: Python<'_>, name: &str, kvm: bool) -> PyResult<PyProcess> {
+        let pid = with(py, &self.k, |k| k.spawn(name, kvm))?;
         Ok(PyProcess { k: self.k.clone(), pid })
     }
 
     /// The live processes.
-    fn processes(&self) -> PyResult<Vec<PyProcess>> {
-        let pids = with(&self.k, |k| Ok(k.pids()))?;
+    fn processes(&self, py: Python<'_>) -> PyResult<Vec<PyProcess>> {
+        let pids = with(py, &self.k, |k| Ok(k.pids()))?;
         Ok(pids.into_iter().map(|pid| PyProcess { k: self.k.clone(), pid }).collect())
     }
 
     /// Reclaim `nr_pages` as a write to memory.reclaim does; returns the pages reclaimed as
     /// the kernel counts them (`nr_reclaimed`).
     fn reclaim(&self, py: Python<'_>, nr_pages: u64) -> PyResult<u64> {
-        let k = self.k.clone();
-        py.detach(move || with(&k, |k| Ok(k.reclaim(nr_pages))))
+        with(py, &self.k, |k| Ok(k.reclaim(nr_pages)))
     }
 
     /// Run kswapd now if it is woken (it also runs by itself after every operation).
-    fn kswapd(&self) -> PyResult<u64> {
-        with(&self.k, |k| Ok(k.kswapd_step()))
+    fn kswapd(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.kswapd_step()))
     }
 
     /// /proc/vmstat: the event counters by their kernel names, plus the gauges nr_free_pages,
     /// nr_{in,}active_{anon,file}, nr_unevictable, nr_swap_pages (free slots), nr_swapcached.
     fn vmstat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let k = self.k.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        vmstat_dict(py, &k)
+        pairs_dict(py, &with(py, &self.k, |k| Ok(k.vmstat()))?)
     }
 
     /// /proc/meminfo-like totals in KiB: MemTotal, MemFree, SwapTotal, SwapFree, Active(anon),
     /// Inactive(anon), Unevictable.
     fn meminfo<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let v = with(&self.k, |k| {
-            Ok([
-                ("MemTotal", k.mem.managed() * 4),
-                ("MemFree", k.mem.nr_free() * 4),
-                ("SwapTotal", k.swap.total() as u64 * 4),
-                ("SwapFree", (k.swap.total() - k.swap.inuse()) as u64 * 4),
-                ("Active(anon)", k.lru.size(LruList::ActiveAnon) * 4),
-                ("Inactive(anon)", k.lru.size(LruList::InactiveAnon) * 4),
-                ("Unevictable", k.lru.size(LruList::Unevictable) * 4),
-            ])
-        })?;
-        let d = PyDict::new(py);
-        for (n, x) in v {
-            d.set_item(n, x)?;
-        }
-        Ok(d)
+        pairs_dict(py, &with(py, &self.k, |k| Ok(k.meminfo()))?)
     }
 
     /// The event log, optionally filtered by trace name, pid and time range [since, until).
     #[pyo3(signature = (name = None, pid = None, since = None, until = None))]
     fn events(
         &self,
+        py: Python<'_>,
         name: Option<&str>,
         pid: Option<u32>,
         since: Option<u64>,
@@ -310,13 +195,12 @@ impl PyKernel {
         let kind = match name {
             Some(n) => Some(Ev::by_name(n).ok_or_else(|| {
                 let names: Vec<&str> = Ev::ALL.iter().map(|e| e.name()).collect();
-                to_pyerr(Error::invalid(format!("unknown event name {n:?}; known: {}", names.join(", "))))
+                core_error(py, Error::invalid(format!("unknown event name {n:?}; known: {}", names.join(", "))))
             })?),
             None => None,
         };
-        with(&self.k, |k| {
-            Ok(k.log
-                .events()
+        with(py, &self.k, |k| {
+            Ok(k.events()
                 .iter()
                 .filter(|e| kind.is_none_or(|x| e.kind == x))
                 .filter(|e| pid.is_none_or(|p| e.pid == p))
@@ -330,55 +214,55 @@ impl PyKernel {
     /// The event log as numpy columns: t, host, kind (index into EVENT_KINDS), pid, tid, addr,
     /// a, b, c (the kind's fields, see EVENT_FIELDS).
     fn event_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let k = self.k.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        super::arrays::event_columns(py, k.log.events())
+        // the columns are built under the lock, with the GIL released, then handed to numpy
+        let cols = with(py, &self.k, |k| Ok(super::arrays::EventColumns::of(k.events())))?;
+        cols.into_dict(py)
     }
 
     /// Stop (or resume) recording events of the trace `name`.
     #[pyo3(signature = (name, muted = true))]
-    fn mute(&self, name: &str, muted: bool) -> PyResult<()> {
-        let kind = Ev::by_name(name).ok_or_else(|| to_pyerr(Error::invalid(format!("unknown event name {name:?}"))))?;
-        with(&self.k, |k| {
-            k.log.mute(kind, muted);
+    fn mute(&self, py: Python<'_>, name: &str, muted: bool) -> PyResult<()> {
+        let kind =
+            Ev::by_name(name).ok_or_else(|| core_error(py, Error::invalid(format!("unknown event name {name:?}"))))?;
+        with(py, &self.k, |k| {
+            k.mute(kind, muted);
             Ok(())
         })
     }
 
     /// A platform-independent hash of the event log: equal seeds give equal hashes.
-    fn log_hash(&self) -> PyResult<u64> {
-        with(&self.k, |k| Ok(k.log.hash()))
+    fn log_hash(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.log_hash()))
     }
 
     /// Check every model invariant (rss, mapcount, refcount, LRU, swap_map, rmap); raises
     /// reclaim.InvariantError naming the first violation.
-    fn check(&self) -> PyResult<()> {
-        let r = with(&self.k, |k| Ok(k.check_invariants()))?;
-        r.map_err(invariant_error)
+    fn check(&self, py: Python<'_>) -> PyResult<()> {
+        let r = with(py, &self.k, |k| Ok(k.check_invariants()))?;
+        r.map_err(|msg| invariant_error(py, msg))
     }
 
     /// Threads parked on userfaults: list of (pid, tid, address, since_ns).
-    fn blocked(&self) -> PyResult<Vec<(u32, u32, u64, u64)>> {
-        with(&self.k, |k| Ok(k.blocked_threads().into_iter().map(|(p, t, b)| (p, t, b.addr, b.since)).collect()))
+    fn blocked(&self, py: Python<'_>) -> PyResult<Vec<(u32, u32, u64, u64)>> {
+        with(py, &self.k, |k| Ok(k.blocked_threads().into_iter().map(|(p, t, b)| (p, t, b.addr, b.since)).collect()))
     }
 
     /// KVM migration mode on this host (every ESSA is intercepted).
     #[getter]
-    fn kvm_migration_mode(&self) -> PyResult<bool> {
-        with(&self.k, |k| Ok(k.kvm_migration_mode))
+    fn kvm_migration_mode(&self, py: Python<'_>) -> PyResult<bool> {
+        with(py, &self.k, |k| Ok(k.kvm_migration_mode()))
     }
     #[setter]
-    fn set_kvm_migration_mode(&self, on: bool) -> PyResult<()> {
-        with(&self.k, |k| {
-            k.kvm_migration_mode = on;
+    fn set_kvm_migration_mode(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        with(py, &self.k, |k| {
+            k.set_kvm_migration_mode(on);
             Ok(())
         })
     }
 
     /// A page frame's state: flags, refcount, mapcount, content, lru list.
     fn page<'py>(&self, py: Python<'py>, pfn: u32) -> PyResult<Bound<'py, PyDict>> {
-        let f = with(&self.k, |k| {
-            k.mem.frames.get(pfn as usize).copied().ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
-        })?;
+        let f = with(py, &self.k, |k| k.page_frame(pfn))?;
         let d = PyDict::new(py);
         d.set_item("pfn", pfn)?;
         d.set_item("flags", f.flag_names())?;
@@ -391,34 +275,33 @@ impl PyKernel {
     }
 
     /// Bytes of heap the model's state takes.
-    fn heap_bytes(&self) -> PyResult<usize> {
-        with(&self.k, |k| Ok(k.heap_bytes()))
+    fn heap_bytes(&self, py: Python<'_>) -> PyResult<usize> {
+        with(py, &self.k, |k| Ok(k.heap_bytes()))
     }
 
     /// Write the whole state of this kernel to the file `path` (atomically: a temporary file in
     /// the same directory, synced, renamed). `Kernel.restore(path)` continues from it with the
     /// same events as this kernel would.
     fn snapshot(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let k = self.k.clone();
-        py.detach(move || with(&k, |k| k.snapshot(&path)))
+        with(py, &self.k, |k| k.snapshot(&path))
     }
 
     /// The kernel of the snapshot file `path`. Raises FileError if it cannot be read,
     /// FormatError if it is not a snapshot of a kernel of this format version or is damaged.
     #[classmethod]
     fn restore(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let k = py.detach(move || call(|| Kernel::restore(&path)))?;
+        let k = py.detach(move || catch(|| Kernel::restore(&path))).map_err(|e| e.into_pyerr(py))?;
         Ok(PyKernel { k: Arc::new(Mutex::new(k)) })
     }
 
-    fn __repr__(&self) -> PyResult<String> {
-        with(&self.k, |k| {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        with(py, &self.k, |k| {
             Ok(format!(
                 "Kernel(profile={:?}, arch={:?}, memory={} MiB, swap={} MiB, processes={})",
-                k.profile.name,
+                k.profile().name,
                 k.arch().name(),
-                (k.mem.nr_pages() * 4096) >> 20,
-                ((k.swap.total() as u64 + 1) * 4096) >> 20,
+                k.memory_bytes() >> 20,
+                (k.swap_pages() * 4096) >> 20,
                 k.pids().len()
             ))
         })

@@ -2,6 +2,7 @@
 
 mod arrays;
 mod batch;
+mod convert;
 mod errors;
 mod explore;
 mod kernel;
@@ -21,12 +22,11 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     profile::register(m)?;
     s390::register(m)?;
     m.add_class::<kernel::PyKernel>()?;
-    m.add_function(wrap_pyfunction!(kernel::parse_size, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::parse_size, m)?)?;
     m.add_class::<kernel::PyEvent>()?;
     m.add_class::<process::PyProcess>()?;
     m.add_class::<process::PyAccess>()?;
-    m.add_class::<uffd::PyUserfaultfd>()?;
-    m.add_class::<uffd::PyUffdEvent>()?;
+    uffd::register(m)?;
     batch::register(m)?;
     study::register(m)?;
     explore::register(m)?;

@@ -1,33 +1,39 @@
 //! `reclaim.Process`: one process (an mm) of a kernel, and the access results.
 
 use super::batch::PyBatchResult;
-use super::errors::to_pyerr;
-use super::kernel::{Shared, size_arg, with};
+use super::convert::{Shared, pairs_dict, size_arg, with};
+use super::errors::{call, to_pyerr};
 use super::s390::{PyEssa, PyPgste, PyPte, essa_result, orc_arg};
-use super::uffd::{PyUffdEvent, PyUserfaultfd};
+use super::uffd::{PyUserfaultfd, describe, pagefault_to_py};
 use crate::arch::s390::pgste::Pgste;
 use crate::error::Error;
 use crate::fault::Access;
 use crate::mm::madvise::Advice;
 use crate::mm::mmap::MapKind;
-use crate::mm::{RSS_NAMES, vm};
-use crate::profile::uffd_features;
+use crate::uffd::{UffdMsg, UffdPagefault};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// The outcome of a read or write.
-#[pyclass(name = "AccessResult", module = "reclaim", frozen, get_all)]
+#[pyclass(name = "AccessResult", module = "reclaim", frozen)]
 pub struct PyAccess {
     /// "completed", "blocked", "sigsegv", "sigbus" or "oom".
+    #[pyo3(get)]
     pub kind: &'static str,
     /// The value read (or written) when completed, else None.
+    #[pyo3(get)]
     pub value: Option<u64>,
-    /// The userfault message the thread is parked on, when blocked.
-    pub event: Option<PyUffdEvent>,
+    /// The userfaultfd and the page fault message the thread is parked on, when blocked.
+    parked: Option<(u32, UffdPagefault)>,
 }
 
 #[pymethods]
 impl PyAccess {
+    /// The userfault message (an `UffdPagefault`) the thread is parked on, when blocked.
+    #[getter]
+    fn event(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.parked.map(|(u, m)| pagefault_to_py(py, u, m)).transpose()
+    }
     /// The access completed.
     #[getter]
     fn completed(&self) -> bool {
@@ -48,9 +54,9 @@ impl PyAccess {
         }
     }
     fn __repr__(&self) -> String {
-        match (self.kind, self.value, &self.event) {
+        match (self.kind, self.value, &self.parked) {
             ("completed", Some(v), _) => format!("AccessResult(completed, value={v:#x})"),
-            ("blocked", _, Some(e)) => format!("AccessResult(blocked on {})", e.describe()),
+            ("blocked", _, Some((_, m))) => format!("AccessResult(blocked on {})", describe(&UffdMsg::Pagefault(*m))),
             (k, _, _) => format!("AccessResult({k})"),
         }
     }
@@ -58,13 +64,11 @@ impl PyAccess {
 
 pub fn access_to_py(a: Access) -> PyAccess {
     match a {
-        Access::Done { value } => PyAccess { kind: "completed", value: Some(value), event: None },
-        Access::Blocked { uffd, msg } => {
-            PyAccess { kind: "blocked", value: None, event: Some(PyUffdEvent::from_msg(uffd, msg)) }
-        }
-        Access::Segv { .. } => PyAccess { kind: "sigsegv", value: None, event: None },
-        Access::Bus => PyAccess { kind: "sigbus", value: None, event: None },
-        Access::Oom => PyAccess { kind: "oom", value: None, event: None },
+        Access::Done { value } => PyAccess { kind: "completed", value: Some(value), parked: None },
+        Access::Blocked { uffd, msg } => PyAccess { kind: "blocked", value: None, parked: Some((uffd, msg)) },
+        Access::Segv { .. } => PyAccess { kind: "sigsegv", value: None, parked: None },
+        Access::Bus => PyAccess { kind: "sigbus", value: None, parked: None },
+        Access::Oom => PyAccess { kind: "oom", value: None, parked: None },
     }
 }
 
@@ -75,6 +79,7 @@ pub struct PyProcess {
     pub pid: u32,
 }
 
+/// userfaultfd features: an int mask, or names (one or a list) for `uffd::features::parse`.
 fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
     if f.is_instance_of::<pyo3::types::PyInt>() {
         return f.extract::<u64>().map_err(|_| {
@@ -82,20 +87,7 @@ fn feature_arg(f: &Bound<'_, PyAny>) -> PyResult<u64> {
         });
     }
     let names: Vec<String> = if let Ok(s) = f.extract::<String>() { vec![s] } else { f.extract()? };
-    let mut bits = 0;
-    for n in names {
-        let t = n.trim().to_ascii_uppercase();
-        let t = t.strip_prefix("UFFD_FEATURE_").unwrap_or(&t).to_string();
-        let Some((_, b)) = uffd_features::NAMES.iter().find(|(k, _)| *k == t) else {
-            let known: Vec<&str> = uffd_features::NAMES.iter().map(|(k, _)| *k).collect();
-            return Err(to_pyerr(Error::invalid(format!(
-                "unknown userfaultfd feature {n:?}; known: {}",
-                known.join(", ")
-            ))));
-        };
-        bits |= b;
-    }
-    Ok(bits)
+    call(|| crate::uffd::features::parse(&names))
 }
 
 /// A protection: an int mask of the kernel's PROT_READ (1), PROT_WRITE (2), PROT_EXEC (4)
@@ -149,18 +141,18 @@ impl PyProcess {
     }
     /// The name given to `Kernel.spawn` (the task's comm).
     #[getter]
-    fn name(&self) -> PyResult<String> {
-        with(&self.k, |k| Ok(k.mm(self.pid)?.name.clone()))
+    fn name(&self, py: Python<'_>) -> PyResult<String> {
+        with(py, &self.k, |k| Ok(k.comm(self.pid)?.to_string()))
     }
     /// A KVM host process (`mm_has_pgste`).
     #[getter]
-    fn kvm(&self) -> PyResult<bool> {
-        with(&self.k, |k| Ok(k.mm(self.pid)?.has_pgste))
+    fn kvm(&self, py: Python<'_>) -> PyResult<bool> {
+        with(py, &self.k, |k| k.mm_has_pgste(self.pid))
     }
     /// Whether the process still exists (False once it exited and its mm was torn down).
     #[getter]
-    fn alive(&self) -> PyResult<bool> {
-        with(&self.k, |k| Ok(k.mm(self.pid).is_ok()))
+    fn alive(&self, py: Python<'_>) -> PyResult<bool> {
+        with(py, &self.k, |k| Ok(k.mm(self.pid).is_ok()))
     }
 
     /// `mmap(NULL, length, prot, ...)`; kind "anon" or "shmem"; `prot` "rw" (default), "r",
@@ -168,6 +160,7 @@ impl PyProcess {
     #[pyo3(signature = (length, kind = "anon", shared = false, prot = None))]
     fn mmap(
         &self,
+        py: Python<'_>,
         length: &Bound<'_, PyAny>,
         kind: &str,
         shared: bool,
@@ -183,15 +176,15 @@ impl PyProcess {
                 return Err(to_pyerr(Error::invalid(format!("kind must be \"anon\" or \"shmem\", not {other:?}"))));
             }
         };
-        with(&self.k, |k| k.mmap_prot(self.pid, len, prot, kind, shared, None))
+        with(py, &self.k, |k| k.mmap_prot(self.pid, len, prot, kind, shared, None))
     }
 
     /// `mprotect(addr, length, prot)`: `prot` as for mmap. EINVAL for an unaligned address,
     /// ENOMEM if part of the range is not mapped.
-    fn mprotect(&self, addr: u64, length: &Bound<'_, PyAny>, prot: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn mprotect(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>, prot: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         let prot = prot_arg(prot)?;
-        with(&self.k, |k| k.mprotect(self.pid, addr, len, prot))
+        with(py, &self.k, |k| k.mprotect(self.pid, addr, len, prot))
     }
 
     /// `mremap(old_addr, old_length, new_length, MREMAP_MAYMOVE if maymove)`: returns the
@@ -199,6 +192,7 @@ impl PyProcess {
     #[pyo3(signature = (old_addr, old_length, new_length, maymove = true))]
     fn mremap(
         &self,
+        py: Python<'_>,
         old_addr: u64,
         old_length: &Bound<'_, PyAny>,
         new_length: &Bound<'_, PyAny>,
@@ -206,25 +200,25 @@ impl PyProcess {
     ) -> PyResult<u64> {
         let old_len = size_arg(old_length, "old_length")?;
         let new_len = size_arg(new_length, "new_length")?;
-        with(&self.k, |k| k.mremap(self.pid, old_addr, old_len, new_len, maymove))
+        with(py, &self.k, |k| k.mremap(self.pid, old_addr, old_len, new_len, maymove))
     }
 
     /// `munmap(addr, length)`.
-    fn munmap(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn munmap(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| k.munmap(self.pid, addr, len))
+        with(py, &self.k, |k| k.munmap(self.pid, addr, len))
     }
 
     /// `mlock(addr, length)`.
-    fn mlock(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn mlock(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| k.mlock(self.pid, addr, len))
+        with(py, &self.k, |k| k.mlock(self.pid, addr, len))
     }
 
     /// `munlock(addr, length)`.
-    fn munlock(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn munlock(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| k.munlock(self.pid, addr, len))
+        with(py, &self.k, |k| k.munlock(self.pid, addr, len))
     }
 
     /// `madvise(addr, length, advice)`; advice one of "normal", "random", "sequential",
@@ -232,32 +226,32 @@ impl PyProcess {
     /// (MADV_HWPOISON, x86_64 only: each present anonymous page is unmapped with a hwpoison
     /// entry and the next access to it is SIGBUS; EINVAL on s390, which has no
     /// CONFIG_MEMORY_FAILURE).
-    fn madvise(&self, addr: u64, length: &Bound<'_, PyAny>, advice: &str) -> PyResult<()> {
+    fn madvise(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>, advice: &str) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| k.madvise(self.pid, addr, len, Advice::parse(advice)?))
+        with(py, &self.k, |k| k.madvise(self.pid, addr, len, Advice::parse(advice)?))
     }
 
     /// `fork()`: the child process.
-    fn fork(&self) -> PyResult<PyProcess> {
-        let pid = with(&self.k, |k| k.fork(self.pid))?;
+    fn fork(&self, py: Python<'_>) -> PyResult<PyProcess> {
+        let pid = with(py, &self.k, |k| k.fork(self.pid))?;
         Ok(PyProcess { k: self.k.clone(), pid })
     }
 
     /// The process exits (`exit_mmap`).
-    fn exit(&self) -> PyResult<()> {
-        with(&self.k, |k| k.exit_mm(self.pid))
+    fn exit(&self, py: Python<'_>) -> PyResult<()> {
+        with(py, &self.k, |k| k.exit_mm(self.pid))
     }
 
     /// Load from `addr` by thread `tid`.
     #[pyo3(signature = (addr, tid = 0))]
-    fn read(&self, addr: u64, tid: u32) -> PyResult<PyAccess> {
-        with(&self.k, |k| k.access(self.pid, tid, addr, false, 0)).map(access_to_py)
+    fn read(&self, py: Python<'_>, addr: u64, tid: u32) -> PyResult<PyAccess> {
+        with(py, &self.k, |k| k.access(self.pid, tid, addr, false, 0)).map(access_to_py)
     }
 
     /// Store `value` (the page's content tag) at `addr` by thread `tid`.
     #[pyo3(signature = (addr, value, tid = 0))]
-    fn write(&self, addr: u64, value: u64, tid: u32) -> PyResult<PyAccess> {
-        with(&self.k, |k| k.access(self.pid, tid, addr, true, value)).map(access_to_py)
+    fn write(&self, py: Python<'_>, addr: u64, value: u64, tid: u32) -> PyResult<PyAccess> {
+        with(py, &self.k, |k| k.access(self.pid, tid, addr, true, value)).map(access_to_py)
     }
 
     /// Run the accesses `addrs` (a numpy uint64 array) by thread `tid`, in Rust with the GIL
@@ -301,8 +295,8 @@ impl PyProcess {
 
     /// The outcome of the last access thread `tid` completed (e.g. after a wake), or None.
     #[pyo3(signature = (tid = 0))]
-    fn last_access(&self, tid: u32) -> PyResult<Option<PyAccess>> {
-        with(&self.k, |k| {
+    fn last_access(&self, py: Python<'_>, tid: u32) -> PyResult<Option<PyAccess>> {
+        with(py, &self.k, |k| {
             k.mm(self.pid)?;
             Ok(k.last_access(self.pid, tid).map(access_to_py))
         })
@@ -310,22 +304,14 @@ impl PyProcess {
 
     /// Whether thread `tid` is parked on a userfault.
     #[pyo3(signature = (tid = 0))]
-    fn is_blocked(&self, tid: u32) -> PyResult<bool> {
-        with(&self.k, |k| Ok(k.mm(self.pid)?.threads.get(&tid).is_some_and(|t| t.blocked.is_some())))
+    fn is_blocked(&self, py: Python<'_>, tid: u32) -> PyResult<bool> {
+        with(py, &self.k, |k| k.thread_blocked(self.pid, tid))
     }
 
     /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none". A hwpoison entry
     /// is "swapped", as pagemap reports it (PM_SWAP for every swap PTE).
-    fn page_state(&self, addr: u64) -> PyResult<&'static str> {
-        with(&self.k, |k| {
-            k.mm(self.pid)?;
-            let arch = k.arch();
-            Ok(match k.pte_at(self.pid, addr & !0xfff) {
-                Some(p) if arch.pte_present(p) => "present",
-                Some(p) if arch.is_swap_pte(p) => "swapped",
-                _ => "none",
-            })
-        })
+    fn page_state(&self, py: Python<'_>, addr: u64) -> PyResult<&'static str> {
+        with(py, &self.k, |k| Ok(k.pagemap_entry(self.pid, addr)?.name()))
     }
 
     /// pagemap states of `length` bytes from `addr` as a numpy uint8 array: 0 none, 1 present,
@@ -337,66 +323,42 @@ impl PyProcess {
         length: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
         let len = size_arg(length, "length")?;
-        let v = with(&self.k, |k| {
-            k.mm(self.pid)?;
-            super::kernel::page_states(k, self.pid, addr & !0xfff, len.div_ceil(4096))
-        })?;
-        Ok(numpy::PyArray1::from_vec(py, v))
+        let v = with(py, &self.k, |k| k.pagemap(self.pid, addr, len.div_ceil(4096)))?;
+        Ok(numpy::PyArray1::from_vec(py, v.into_iter().map(|s| s as u8).collect()))
     }
 
     /// The PTE at `addr` (the empty PTE if no page table covers it).
-    fn pte(&self, addr: u64) -> PyResult<PyPte> {
-        with(&self.k, |k| {
+    fn pte(&self, py: Python<'_>, addr: u64) -> PyResult<PyPte> {
+        with(py, &self.k, |k| {
             k.mm(self.pid)?;
             Ok(PyPte { v: k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()), arch: k.arch() })
         })
     }
 
     /// The PGSTE at `addr` (KVM processes only).
-    fn pgste(&self, addr: u64) -> PyResult<PyPgste> {
-        with(&self.k, |k| {
-            let m = k.mm(self.pid)?;
-            if !m.has_pgste {
-                return Err(Error::invalid(format!("process {} has no PGSTEs (spawn it with kvm=True)", self.pid)));
-            }
-            let v = m.pt.pte_index(addr & !0xfff).map_or(0, |i| m.pt.pgste(i));
-            Ok(PyPgste { v: Pgste(v), layout: k.profile.pgste_layout })
-        })
+    fn pgste(&self, py: Python<'_>, addr: u64) -> PyResult<PyPgste> {
+        with(py, &self.k, |k| Ok(PyPgste { v: Pgste(k.pgste_at(self.pid, addr)?), layout: k.profile().pgste_layout }))
     }
 
     /// The rss counters: {"MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"}.
     fn rss<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = with(&self.k, |k| Ok(k.mm(self.pid)?.rss))?;
-        let d = PyDict::new(py);
-        for (n, v) in RSS_NAMES.iter().zip(r) {
-            d.set_item(*n, v)?;
-        }
-        Ok(d)
+        pairs_dict(py, &with(py, &self.k, |k| k.rss_stat(self.pid))?)
     }
 
     /// The VMAs: list of (start, end, [VM_* flag names]).
-    fn vmas(&self) -> PyResult<Vec<(u64, u64, Vec<&'static str>)>> {
-        with(&self.k, |k| {
-            let m = k.mm(self.pid)?;
-            Ok(m.vmas
-                .values()
-                .map(|&id| {
-                    let v = k.vma(id);
-                    (v.start, v.end, vm::names(v.flags))
-                })
-                .collect())
-        })
+    fn vmas(&self, py: Python<'_>) -> PyResult<Vec<(u64, u64, Vec<&'static str>)>> {
+        with(py, &self.k, |k| k.maps(self.pid))
     }
 
     /// A userfaultfd for this process, after the UFFDIO_API handshake with `features` (an int
     /// or names like ["EVENT_REMOVE", "THREAD_ID"]).
     #[pyo3(signature = (features = None))]
-    fn userfaultfd(&self, features: Option<&Bound<'_, PyAny>>) -> PyResult<PyUserfaultfd> {
+    fn userfaultfd(&self, py: Python<'_>, features: Option<&Bound<'_, PyAny>>) -> PyResult<PyUserfaultfd> {
         let feats = match features {
             Some(f) => feature_arg(f)?,
             None => 0,
         };
-        let (id, offered) = with(&self.k, |k| {
+        let (id, offered) = with(py, &self.k, |k| {
             let id = k.userfaultfd(self.pid)?;
             let (offered, _) = k.uffdio_api(id, crate::uffd::ioctl::UFFD_API, feats)?;
             Ok((id, offered))
@@ -407,9 +369,9 @@ impl PyProcess {
     /// ESSA with `orc` (0..7 or a name like "set_unused") by vCPU `vcpu` on the guest page at
     /// host address `addr`: what the SIE hardware does (and KVM, when it intercepts).
     #[pyo3(signature = (addr, orc, vcpu = 0))]
-    fn essa(&self, addr: u64, orc: &Bound<'_, PyAny>, vcpu: u32) -> PyResult<PyEssa> {
+    fn essa(&self, py: Python<'_>, addr: u64, orc: &Bound<'_, PyAny>, vcpu: u32) -> PyResult<PyEssa> {
         let orc = orc_arg(orc)?;
-        let (r, layout) = with(&self.k, |k| Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile.pgste_layout)))?;
+        let (r, layout) = with(py, &self.k, |k| Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile().pgste_layout)))?;
         let mut e = essa_result(orc, r.essa, layout);
         e.intercepted = r.intercepted;
         e.zapped = r.zapped;
@@ -419,38 +381,38 @@ impl PyProcess {
 
     /// KVM processes vCPU `vcpu`'s CBRL (`__gmap_zap` of each entry); returns swap PTEs zapped.
     #[pyo3(signature = (vcpu = 0))]
-    fn process_cbrl(&self, vcpu: u32) -> PyResult<u32> {
-        with(&self.k, |k| {
+    fn process_cbrl(&self, py: Python<'_>, vcpu: u32) -> PyResult<u32> {
+        with(py, &self.k, |k| {
             k.mm(self.pid)?;
             Ok(k.process_cbrl(self.pid, vcpu))
         })
     }
 
     /// DIAG 0x10 over host addresses [start, end): KVM's `gmap_discard`. Returns pages zapped.
-    fn diag10(&self, start: u64, end: u64) -> PyResult<u32> {
-        with(&self.k, |k| k.diag10(self.pid, start, end))
+    fn diag10(&self, py: Python<'_>, start: u64, end: u64) -> PyResult<u32> {
+        with(py, &self.k, |k| k.diag10(self.pid, start, end))
     }
 
     /// KVM_S390_SET_CMMA_BITS for the page at `addr` (`bits` as GET_CMMA_BITS returns them).
-    fn set_cmma_bits(&self, addr: u64, bits: u8) -> PyResult<()> {
-        with(&self.k, |k| k.set_cmma_bits(self.pid, addr, bits))
+    fn set_cmma_bits(&self, py: Python<'_>, addr: u64, bits: u8) -> PyResult<()> {
+        with(py, &self.k, |k| k.set_cmma_bits(self.pid, addr, bits))
     }
 
     /// KVM_S390_GET_CMMA_BITS for the page at `addr`.
-    fn get_cmma_bits(&self, addr: u64) -> PyResult<u8> {
-        with(&self.k, |k| k.get_cmma_bits(self.pid, addr))
+    fn get_cmma_bits(&self, py: Python<'_>, addr: u64) -> PyResult<u8> {
+        with(py, &self.k, |k| k.get_cmma_bits(self.pid, addr))
     }
 
     /// `s390_enable_skey`: the guest starts using storage keys. Returns zero-page mappings
     /// removed (zapped or unshared, per profile).
-    fn enable_skey(&self) -> PyResult<u32> {
-        with(&self.k, |k| k.enable_skey(self.pid))
+    fn enable_skey(&self, py: Python<'_>) -> PyResult<u32> {
+        with(py, &self.k, |k| k.enable_skey(self.pid))
     }
 
     /// Migrate the page at `addr` to another frame (compaction / NUMA); returns the new pfn,
     /// or None if it was not migrated (or every mapping was dropped).
-    fn migrate_page(&self, addr: u64) -> PyResult<Option<u32>> {
-        with(&self.k, |k| k.migrate_page(self.pid, addr))
+    fn migrate_page(&self, py: Python<'_>, addr: u64) -> PyResult<Option<u32>> {
+        with(py, &self.k, |k| k.migrate_page(self.pid, addr))
     }
 
     fn __eq__(&self, other: &Self) -> bool {

@@ -417,5 +417,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         s390.add(k, v)?;
     }
     m.add_submodule(&s390)?;
+    m.add("ESSA_ORC_NAMES", essa::ORC_NAMES.to_vec())?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `reclaim._reclaim.run_postcopy`: the postcopy study, run with the GIL released.
 
-use super::errors::call;
+use super::arrays::EventColumns;
+use super::convert::pairs_dict;
+use super::errors::{call, catch, core_error, invariant_error, locked};
 use super::kernel::{PyEvent, event_to_py};
 use crate::arch::Arch;
 use crate::kvm::guest::GuestConfig;
@@ -100,7 +102,7 @@ impl PyStudyResult {
     }
     /// The events of both hosts as numpy columns (see Kernel.event_arrays).
     fn event_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        super::arrays::event_columns(py, &self.r.events)
+        EventColumns::of(&self.r.events).into_dict(py)
     }
     /// Number of events recorded.
     #[getter]
@@ -226,120 +228,108 @@ impl PyPostcopyRun {
                 trace,
             })
         })?;
-        let w = py.detach(|| {
-            call(|| {
-                let mut w = postcopy::build(&cfg)?;
-                w.start();
-                Ok(w)
+        let w = py
+            .detach(|| {
+                catch(|| {
+                    let mut w = postcopy::build(&cfg)?;
+                    w.start();
+                    Ok(w)
+                })
             })
-        })?;
+            .map_err(|e| e.into_pyerr(py))?;
         Ok(PyPostcopyRun { w: Mutex::new(w), cfg })
     }
 
     /// Run up to simulated time `until_ns` (or the end). Returns whether the run is over.
     fn advance(&self, py: Python<'_>, until_ns: u64) -> PyResult<bool> {
         let max = self.cfg.max_time_ns;
-        py.detach(|| {
-            super::errors::call_locked(&self.w, |w| {
-                w.run(until_ns.min(max));
-                Ok(w.finished() || w.now >= max || w.pending().is_empty())
-            })
+        locked(py, &self.w, |w| {
+            w.run(until_ns.min(max));
+            Ok(w.finished() || w.now >= max || w.pending().is_empty())
         })
     }
 
     /// Stop (or resume) recording events of the trace `name` on both hosts (a long run mutes
     /// the per-operation kinds, e.g. "kvm:essa").
     #[pyo3(signature = (name, muted = true))]
-    fn mute(&self, name: &str, muted: bool) -> PyResult<()> {
+    fn mute(&self, py: Python<'_>, name: &str, muted: bool) -> PyResult<()> {
         let kind = crate::sim::log::Ev::by_name(name)
-            .ok_or_else(|| super::errors::to_pyerr(crate::Error::invalid(format!("unknown event name {name:?}"))))?;
-        let mut w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        for k in &mut w.hosts {
-            k.log.mute(kind, muted);
-        }
-        Ok(())
+            .ok_or_else(|| core_error(py, crate::Error::invalid(format!("unknown event name {name:?}"))))?;
+        locked(py, &self.w, |w| {
+            for k in &mut w.hosts {
+                k.mute(kind, muted);
+            }
+            Ok(())
+        })
     }
 
     /// Actions the run has applied (guest operations, sends, deliveries, kswapd runs...).
     #[getter]
-    fn steps(&self) -> PyResult<u64> {
-        Ok(self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?.steps)
+    fn steps(&self, py: Python<'_>) -> PyResult<u64> {
+        locked(py, &self.w, |w| Ok(w.steps))
     }
 
     /// Bytes of heap the run's state takes (both hosts, with their event logs, and the guest).
-    fn heap_bytes(&self) -> PyResult<usize> {
-        Ok(self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?.heap_bytes())
+    fn heap_bytes(&self, py: Python<'_>) -> PyResult<usize> {
+        locked(py, &self.w, |w| Ok(w.heap_bytes()))
     }
 
     /// Check the model's invariants on both hosts and the run around them; raises
     /// reclaim.InvariantError naming the first violation.
     fn check(&self, py: Python<'_>) -> PyResult<()> {
-        let r = py.detach(|| {
-            let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-            call(|| Ok(w.check_invariants()))
-        })?;
-        r.map_err(super::kernel::invariant_error)
+        let r = locked(py, &self.w, |w| Ok(w.check_invariants()))?;
+        r.map_err(|msg| invariant_error(py, msg))
     }
 
     /// Simulated time now (ns).
     #[getter]
-    fn now(&self) -> PyResult<u64> {
-        Ok(self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?.now)
+    fn now(&self, py: Python<'_>) -> PyResult<u64> {
+        locked(py, &self.w, |w| Ok(w.now))
     }
 
     /// (pages the source has sent, pages it will send at least: two passes' worth at most).
     #[getter]
-    fn progress(&self) -> PyResult<(u64, u64)> {
-        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        let s = &w.src.stats;
-        Ok((s.precopy_pages + s.postcopy_pages, s.precopy_pages + s.postcopy_pages + w.src.dirty.count()))
+    fn progress(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        locked(py, &self.w, |w| {
+            let s = &w.src.stats;
+            Ok((s.precopy_pages + s.postcopy_pages, s.precopy_pages + s.postcopy_pages + w.src.dirty.count()))
+        })
     }
 
     /// /proc/vmstat of host 0 (source) or 1 (destination) now.
     fn vmstat<'py>(&self, py: Python<'py>, host: usize) -> PyResult<Bound<'py, PyDict>> {
-        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        let k = w
-            .hosts
-            .get(host)
-            .ok_or_else(|| super::errors::to_pyerr(crate::Error::invalid("host is 0 (source) or 1 (destination)")))?;
-        super::kernel::vmstat_dict(py, k)
+        let v = locked(py, &self.w, |w| Ok(host_kernel(w, host)?.vmstat()))?;
+        pairs_dict(py, &v)
     }
 
     /// pagemap states of the guest's RAM on host 0 or 1 now (numpy uint8 per guest page:
     /// 0 none, 1 present, 2 swapped).
     fn page_states<'py>(&self, py: Python<'py>, host: usize) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
-        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        let (pid, base) = match host {
-            0 => (w.src.pid, w.src.ram_base),
-            1 => (w.dst.pid, w.dst.ram_base),
-            _ => return Err(super::errors::to_pyerr(crate::Error::invalid("host is 0 (source) or 1 (destination)"))),
-        };
-        let v = call(|| super::kernel::page_states(&w.hosts[host], pid, base, w.src.pages))?;
-        Ok(numpy::PyArray1::from_vec(py, v))
+        let v = locked(py, &self.w, |w| {
+            let (pid, base) = if host == 0 { (w.src.pid, w.src.ram_base) } else { (w.dst.pid, w.dst.ram_base) };
+            host_kernel(w, host)?.pagemap(pid, base, w.src.pages)
+        })?;
+        Ok(numpy::PyArray1::from_vec(py, v.into_iter().map(|s| s as u8).collect()))
     }
 
     /// Write the whole run (its configuration, both hosts, QEMU, the guest, the link, the RNGs
     /// and the pending actions) to the file `path`, atomically. `PostcopyRun.restore(path)`
     /// continues from it with the same events as this run would.
     fn snapshot(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| {
-            let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-            call(|| postcopy::snapshot(&w, &self.cfg, &path))
-        })
+        locked(py, &self.w, |w| postcopy::snapshot(w, &self.cfg, &path))
     }
 
     /// The run of the snapshot file `path`. Raises FileError if it cannot be read, FormatError
     /// if it is not a snapshot of a postcopy run of this format version or is damaged.
     #[classmethod]
     fn restore(_cls: &Bound<'_, pyo3::types::PyType>, py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let (w, cfg) = py.detach(move || call(|| postcopy::restore(&path)))?;
+        let (w, cfg) = py.detach(move || catch(|| postcopy::restore(&path))).map_err(|e| e.into_pyerr(py))?;
         Ok(PyPostcopyRun { w: Mutex::new(w), cfg })
     }
 
     /// The result (of a finished run, or of the state so far).
-    fn result(&self) -> PyResult<PyStudyResult> {
-        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
-        let r = call(|| Ok(postcopy::result(&w, &self.cfg)))?;
+    fn result(&self, py: Python<'_>) -> PyResult<PyStudyResult> {
+        let r = locked(py, &self.w, |w| Ok(postcopy::result(w, &self.cfg)))?;
         Ok(PyStudyResult {
             r,
             profile: self.cfg.profile.name.to_string(),
@@ -348,6 +338,11 @@ impl PyPostcopyRun {
             seed: self.cfg.seed,
         })
     }
+}
+
+/// Host 0 (source) or 1 (destination) of a run.
+fn host_kernel(w: &World, host: usize) -> crate::Result<&crate::Kernel> {
+    w.hosts.get(host).ok_or_else(|| crate::Error::invalid(format!("host is 0 (source) or 1 (destination), not {host}")))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

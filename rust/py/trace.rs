@@ -1,10 +1,10 @@
 //! Trace files and their replay: `reclaim.replay` and `reclaim.trace`.
 
 use super::batch::counts_dict;
-use super::errors::{call, call_locked, internal};
-use super::kernel::{size_arg, vmstat_dict};
+use super::convert::{pairs_dict, size_arg};
+use super::errors::{call, catch, core_error, locked};
 use crate::error::Error;
-use crate::fault::batch::Outcome;
+use crate::fault::batch::{Outcome, OutcomeCounts};
 use crate::profile::Profile;
 use crate::trace::replay::{MemorySize, Replay, ReplayConfig};
 use crate::trace::{self, Columns, Format};
@@ -23,18 +23,12 @@ fn memory_arg(v: &Bound<'_, PyAny>) -> PyResult<MemorySize> {
     if let Ok(s) = v.cast::<PyString>() {
         if let Some(p) = s.to_str()?.trim().strip_suffix('%') {
             let f = p.trim().parse::<f64>().map_err(|_| {
-                super::errors::to_pyerr(Error::invalid(format!(
-                    "memory {p:?}% is not a percentage of the trace's pages"
-                )))
+                core_error(v.py(), Error::invalid(format!("memory {p:?}% is not a percentage of the trace's pages")))
             })?;
             return Ok(MemorySize::Fraction(f / 100.0));
         }
     }
     Ok(MemorySize::Bytes(size_arg(v, "memory")?))
-}
-
-fn poisoned() -> PyErr {
-    internal("the replay was left inconsistent by an earlier internal error".into())
 }
 
 /// A trace replay in progress: advance it a slice of requests at a time (for progress bars and
@@ -81,63 +75,62 @@ impl PyReplayRun {
                 seed,
             })
         })?;
-        let r = py.detach(|| call(|| Replay::open(&path, &cfg)))?;
+        let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;
         Ok(PyReplayRun { r: Mutex::new(r), path: path.display().to_string() })
     }
 
     /// Replay up to `n` more requests with the GIL released. Returns whether it is done.
     fn advance(&self, py: Python<'_>, n: u64) -> PyResult<bool> {
-        py.detach(|| call_locked(&self.r, |r| r.advance(n)))
+        locked(py, &self.r, |r| r.advance(n))
     }
 
     /// (requests replayed, requests to replay).
     #[getter]
-    fn progress(&self) -> PyResult<(u64, u64)> {
-        let r = self.r.lock().map_err(|_| poisoned())?;
-        Ok((r.done, r.total))
+    fn progress(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        locked(py, &self.r, |r| Ok((r.done, r.total)))
     }
 
     /// Simulated time of the kernel (ns).
     #[getter]
-    fn now(&self) -> PyResult<u64> {
-        Ok(self.r.lock().map_err(|_| poisoned())?.kernel.now)
+    fn now(&self, py: Python<'_>) -> PyResult<u64> {
+        locked(py, &self.r, |r| Ok(r.kernel.now()))
     }
 
     /// The result so far.
     fn result(&self, py: Python<'_>) -> PyResult<PyReplayResult> {
-        let r = self.r.lock().map_err(|_| poisoned())?;
-        Ok(PyReplayResult {
-            path: self.path.clone(),
-            format: r.format.name(),
-            profile: r.kernel.profile.name,
-            mapping: r.map.name(),
-            requests: r.done,
-            distinct_pages: r.distinct_pages,
-            hits: r.count(Outcome::Hit),
-            minor_faults: r.count(Outcome::Minor),
-            major_faults: r.count(Outcome::Major),
-            misses: r.counts.misses(),
-            miss_ratio: r.counts.miss_ratio(),
-            pages_reclaimed: r.pages_reclaimed(),
-            pages_swapped_out: r.pages_swapped_out(),
-            resident_pages: r.resident_pages(),
-            memory: r.memory,
-            swap: r.swap,
-            seconds: r.seconds,
-            scan_seconds: r.scan_seconds,
-            requests_per_second: r.requests_per_second(),
-            log_hash: r.kernel.log.hash(),
-            n_events: r.kernel.log.len(),
-            counts: counts_dict(py, &r.counts)?.unbind(),
-            vmstat: vmstat_dict(py, &r.kernel)?.unbind(),
+        locked(py, &self.r, |r| {
+            Ok(PyReplayResult {
+                path: self.path.clone(),
+                format: r.format.name(),
+                profile: r.kernel.profile().name,
+                mapping: r.map.name(),
+                requests: r.done,
+                distinct_pages: r.distinct_pages,
+                hits: r.count(Outcome::Hit),
+                minor_faults: r.count(Outcome::Minor),
+                major_faults: r.count(Outcome::Major),
+                misses: r.counts.misses(),
+                miss_ratio: r.counts.miss_ratio(),
+                pages_reclaimed: r.pages_reclaimed(),
+                pages_swapped_out: r.pages_swapped_out(),
+                resident_pages: r.resident_pages(),
+                memory: r.memory,
+                swap: r.swap,
+                seconds: r.seconds,
+                scan_seconds: r.scan_seconds,
+                requests_per_second: r.requests_per_second(),
+                log_hash: r.kernel.log_hash(),
+                n_events: r.kernel.events_len(),
+                counts: r.counts,
+                vmstat: r.kernel.vmstat(),
+            })
         })
     }
 }
 
 /// What a trace replay measured (see `reclaim.replay`).
 #[pyclass(name = "ReplayResult", module = "reclaim", frozen)]
-// Not get_all: it would also make getters of the private `counts` and `vmstat` that return the
-// dicts themselves, shadowing the getters below that return copies.
+// Not get_all: `counts` and `vmstat` have getters of their own that build the dicts.
 pub struct PyReplayResult {
     /// The trace file replayed.
     #[pyo3(get)]
@@ -202,8 +195,8 @@ pub struct PyReplayResult {
     /// Events in the log (reclaim's; per-page events are not recorded in a replay).
     #[pyo3(get)]
     pub n_events: usize,
-    counts: Py<PyDict>,
-    vmstat: Py<PyDict>,
+    counts: OutcomeCounts,
+    vmstat: Vec<(&'static str, u64)>,
 }
 
 #[pymethods]
@@ -211,12 +204,12 @@ impl PyReplayResult {
     /// Accesses by outcome name (as BatchResult.counts).
     #[getter]
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.counts.bind(py).copy()
+        counts_dict(py, &self.counts)
     }
     /// /proc/vmstat of the kernel at the end (as Kernel.vmstat()).
     #[getter]
     fn vmstat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.vmstat.bind(py).copy()
+        pairs_dict(py, &self.vmstat)
     }
     /// Every field as a dict (JSON-ready).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -1,97 +1,194 @@
 //! `reclaim.Userfaultfd` and its messages.
 
-use super::errors::to_pyerr;
-use super::kernel::{Shared, size_arg, with};
+use super::convert::{Shared, size_arg, with};
+use super::errors::{call, core_error};
 use crate::error::Error;
 use crate::uffd::ioctl::*;
 use crate::uffd::{
-    UFFD_EVENT_PAGEFAULT, UFFD_EVENT_REMAP, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP,
-    UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg,
+    UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg, UffdPagefault,
 };
 use pyo3::prelude::*;
 
-/// A message read from a userfaultfd (`struct uffd_msg`).
-#[pyclass(name = "UffdEvent", module = "reclaim", frozen, get_all, from_py_object)]
-#[derive(Clone)]
+/// A message read from a userfaultfd (`struct uffd_msg`): the base of one class per event,
+/// as the kernel's `arg` union has one member per event.
+#[pyclass(name = "UffdEvent", module = "reclaim", frozen, subclass)]
 pub struct PyUffdEvent {
-    /// "PAGEFAULT", "FORK", "REMAP", "REMOVE" or "UNMAP".
-    pub event: &'static str,
+    /// "PAGEFAULT", "FORK", "REMAP", "REMOVE" or "UNMAP" (`UFFD_EVENT_*` without the prefix).
+    #[pyo3(get)]
+    event: &'static str,
     /// The uffd_msg event code (0x12 ..).
-    pub code: u8,
-    /// PAGEFAULT: the faulting address (page-aligned unless EXACT_ADDRESS); REMOVE/UNMAP: start.
-    pub address: u64,
-    /// PAGEFAULT: UFFD_PAGEFAULT_FLAG_* bits.
-    pub flags: u64,
-    /// PAGEFAULT with THREAD_ID: the thread.
-    pub ptid: u32,
-    /// REMOVE/UNMAP: end of the range; REMAP: the new address (`arg.remap.to`; `address` is
-    /// `from`).
-    pub end: u64,
-    /// REMAP: the length moved (`arg.remap.len`, the old length).
-    pub len: u64,
-    /// FORK: the id of the child's userfaultfd.
-    pub ufd: u32,
+    #[pyo3(get)]
+    code: u8,
     /// The userfaultfd this message came from.
-    pub uffd: u32,
+    #[pyo3(get)]
+    uffd: u32,
 }
 
-impl PyUffdEvent {
-    pub fn from_msg(uffd: u32, m: UffdMsg) -> Self {
-        PyUffdEvent {
-            event: m.event_name(),
-            code: m.event,
-            address: m.address,
-            flags: if m.event == UFFD_EVENT_REMAP { 0 } else { m.flags },
-            ptid: m.ptid,
-            end: m.end,
-            len: if m.event == UFFD_EVENT_REMAP { m.flags } else { 0 },
-            ufd: m.ufd,
-            uffd,
+/// UFFD_EVENT_PAGEFAULT (`uffd_msg.arg.pagefault`).
+#[pyclass(name = "UffdPagefault", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
+pub struct PyUffdPagefault {
+    /// UFFD_PAGEFAULT_FLAG_* bits.
+    flags: u64,
+    /// The faulting address (page-aligned unless UFFD_FEATURE_EXACT_ADDRESS).
+    address: u64,
+    /// With UFFD_FEATURE_THREAD_ID the faulting thread's id (`feat.ptid`), else 0.
+    ptid: u32,
+}
+
+/// UFFD_EVENT_FORK (`uffd_msg.arg.fork`).
+#[pyclass(name = "UffdFork", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
+pub struct PyUffdFork {
+    /// The child's userfaultfd (its `Userfaultfd.id`).
+    ufd: u32,
+}
+
+/// UFFD_EVENT_REMAP (`uffd_msg.arg.remap`): mremap moved the range.
+#[pyclass(name = "UffdRemap", module = "reclaim", extends = PyUffdEvent, frozen)]
+pub struct PyUffdRemap {
+    /// The old address (`remap.from`; `from_` because `from` is a Python keyword).
+    #[pyo3(get, name = "from_")]
+    from: u64,
+    /// The new address (`remap.to`).
+    #[pyo3(get)]
+    to: u64,
+    /// The length moved (`remap.len`, the old length).
+    #[pyo3(get)]
+    len: u64,
+}
+
+/// UFFD_EVENT_REMOVE (`uffd_msg.arg.remove`): MADV_DONTNEED/FREE/REMOVE of [start, end).
+#[pyclass(name = "UffdRemove", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
+pub struct PyUffdRemove {
+    /// The start of the range (`remove.start`).
+    start: u64,
+    /// The end of the range, exclusive (`remove.end`).
+    end: u64,
+}
+
+/// UFFD_EVENT_UNMAP (`uffd_msg.arg.remove`, which the kernel reuses): munmap of [start, end).
+#[pyclass(name = "UffdUnmap", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
+pub struct PyUffdUnmap {
+    /// The start of the range (`remove.start`).
+    start: u64,
+    /// The end of the range, exclusive (`remove.end`).
+    end: u64,
+}
+
+/// The message `m` of userfaultfd `uffd` as an instance of its event's class.
+pub fn uffd_msg_to_py(py: Python<'_>, uffd: u32, m: UffdMsg) -> PyResult<Py<PyAny>> {
+    let base = PyClassInitializer::from(PyUffdEvent { event: m.event_name(), code: m.event(), uffd });
+    Ok(match m {
+        UffdMsg::Pagefault(p) => {
+            Py::new(py, base.add_subclass(PyUffdPagefault { flags: p.flags, address: p.address, ptid: p.ptid }))?
+                .into_any()
         }
-    }
-    pub fn describe(&self) -> String {
-        if self.code == UFFD_EVENT_PAGEFAULT {
-            let mut f = Vec::new();
-            if self.flags & UFFD_PAGEFAULT_FLAG_WRITE != 0 {
-                f.push("WRITE");
-            }
-            if self.flags & UFFD_PAGEFAULT_FLAG_WP != 0 {
-                f.push("WP");
-            }
-            if self.flags & UFFD_PAGEFAULT_FLAG_MINOR != 0 {
-                f.push("MINOR");
-            }
-            format!("PAGEFAULT at {:#x} [{}]", self.address, f.join("|"))
-        } else if self.event == "REMAP" {
-            format!("REMAP {:#x} -> {:#x} len {:#x}", self.address, self.end, self.len)
-        } else if self.event == "FORK" {
-            format!("FORK ufd={}", self.ufd)
-        } else {
-            format!("{} {:#x}..{:#x}", self.event, self.address, self.end)
+        UffdMsg::Fork { ufd } => Py::new(py, base.add_subclass(PyUffdFork { ufd }))?.into_any(),
+        UffdMsg::Remap { from, to, len } => Py::new(py, base.add_subclass(PyUffdRemap { from, to, len }))?.into_any(),
+        UffdMsg::Remove { start, end } => Py::new(py, base.add_subclass(PyUffdRemove { start, end }))?.into_any(),
+        UffdMsg::Unmap { start, end } => Py::new(py, base.add_subclass(PyUffdUnmap { start, end }))?.into_any(),
+    })
+}
+
+/// A page fault message as an `UffdPagefault`.
+pub fn pagefault_to_py(py: Python<'_>, uffd: u32, p: UffdPagefault) -> PyResult<Py<PyAny>> {
+    uffd_msg_to_py(py, uffd, UffdMsg::Pagefault(p))
+}
+
+/// The one-line description of a message (its `repr` without the class name).
+pub fn describe(m: &UffdMsg) -> String {
+    match *m {
+        UffdMsg::Pagefault(p) => {
+            let names = [
+                (UFFD_PAGEFAULT_FLAG_WRITE, "WRITE"),
+                (UFFD_PAGEFAULT_FLAG_WP, "WP"),
+                (UFFD_PAGEFAULT_FLAG_MINOR, "MINOR"),
+            ];
+            let f: Vec<&str> = names.iter().filter(|(b, _)| p.flags & b != 0).map(|(_, n)| *n).collect();
+            format!("PAGEFAULT at {:#x} [{}]", p.address, f.join("|"))
+        }
+        UffdMsg::Remap { from, to, len } => format!("REMAP {from:#x} -> {to:#x} len {len:#x}"),
+        UffdMsg::Fork { ufd } => format!("FORK ufd={ufd}"),
+        UffdMsg::Remove { start, end } | UffdMsg::Unmap { start, end } => {
+            format!("{} {start:#x}..{end:#x}", m.event_name())
         }
     }
 }
 
 #[pymethods]
-impl PyUffdEvent {
-    /// PAGEFAULT of a write (UFFD_PAGEFAULT_FLAG_WRITE).
+impl PyUffdPagefault {
+    /// A write fault (UFFD_PAGEFAULT_FLAG_WRITE).
     #[getter]
     fn write(&self) -> bool {
         self.flags & UFFD_PAGEFAULT_FLAG_WRITE != 0
     }
-    /// PAGEFAULT of a write-protect fault (UFFD_PAGEFAULT_FLAG_WP).
+    /// A write-protect fault (UFFD_PAGEFAULT_FLAG_WP).
     #[getter]
     fn wp(&self) -> bool {
         self.flags & UFFD_PAGEFAULT_FLAG_WP != 0
     }
-    /// PAGEFAULT of a minor fault (UFFD_PAGEFAULT_FLAG_MINOR).
+    /// A minor fault (UFFD_PAGEFAULT_FLAG_MINOR).
     #[getter]
     fn minor(&self) -> bool {
         self.flags & UFFD_PAGEFAULT_FLAG_MINOR != 0
     }
     fn __repr__(&self) -> String {
-        format!("UffdEvent({})", self.describe())
+        let m = UffdMsg::Pagefault(UffdPagefault { flags: self.flags, address: self.address, ptid: self.ptid });
+        format!("UffdPagefault({})", describe(&m))
     }
+}
+
+#[pymethods]
+impl PyUffdFork {
+    fn __repr__(&self) -> String {
+        format!("UffdFork({})", describe(&UffdMsg::Fork { ufd: self.ufd }))
+    }
+}
+
+#[pymethods]
+impl PyUffdRemap {
+    fn __repr__(&self) -> String {
+        format!("UffdRemap({})", describe(&UffdMsg::Remap { from: self.from, to: self.to, len: self.len }))
+    }
+}
+
+#[pymethods]
+impl PyUffdRemove {
+    fn __repr__(&self) -> String {
+        format!("UffdRemove({})", describe(&UffdMsg::Remove { start: self.start, end: self.end }))
+    }
+}
+
+#[pymethods]
+impl PyUffdUnmap {
+    fn __repr__(&self) -> String {
+        format!("UffdUnmap({})", describe(&UffdMsg::Unmap { start: self.start, end: self.end }))
+    }
+}
+
+/// `reclaim._reclaim.uffd_feature_bits(names)`: the UFFD_FEATURE_* mask of feature names
+/// (`uffd::features::parse`: names with or without the prefix, `BIT<n>` for a raw bit).
+#[pyfunction]
+fn uffd_feature_bits(names: Vec<String>) -> PyResult<u64> {
+    call(|| crate::uffd::features::parse(&names))
+}
+
+/// The classes, `UFFD_FEATURES` (name to bit, include/uapi/linux/userfaultfd.h) and
+/// `uffd_feature_bits`, for the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(uffd_feature_bits, m)?)?;
+    let features = pyo3::types::PyDict::new(m.py());
+    for (n, b) in crate::profile::uffd_features::NAMES {
+        features.set_item(n, b)?;
+    }
+    m.add("UFFD_FEATURES", features)?;
+    m.add_class::<PyUserfaultfd>()?;
+    m.add_class::<PyUffdEvent>()?;
+    m.add_class::<PyUffdPagefault>()?;
+    m.add_class::<PyUffdFork>()?;
+    m.add_class::<PyUffdRemap>()?;
+    m.add_class::<PyUffdRemove>()?;
+    m.add_class::<PyUffdUnmap>()?;
+    Ok(())
 }
 
 /// A userfaultfd of a process (after UFFDIO_API).
@@ -126,8 +223,8 @@ impl PyUserfaultfd {
     }
     /// The features agreed in UFFDIO_API.
     #[getter]
-    fn features(&self) -> PyResult<u64> {
-        with(&self.k, |k| Ok(k.uffds[self.id as usize].features))
+    fn features(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| k.uffd_features(self.id))
     }
     /// The features the kernel offered in UFFDIO_API.
     #[getter]
@@ -137,18 +234,26 @@ impl PyUserfaultfd {
 
     /// UFFDIO_REGISTER; returns the ioctls bitmask guaranteed on the range.
     #[pyo3(signature = (addr, length, missing = true, wp = false, minor = false))]
-    fn register(&self, addr: u64, length: &Bound<'_, PyAny>, missing: bool, wp: bool, minor: bool) -> PyResult<u64> {
+    fn register(
+        &self,
+        py: Python<'_>,
+        addr: u64,
+        length: &Bound<'_, PyAny>,
+        missing: bool,
+        wp: bool,
+        minor: bool,
+    ) -> PyResult<u64> {
         let len = size_arg(length, "length")?;
         let mode = flag(missing, UFFDIO_REGISTER_MODE_MISSING)
             | flag(wp, UFFDIO_REGISTER_MODE_WP)
             | flag(minor, UFFDIO_REGISTER_MODE_MINOR);
-        with(&self.k, |k| k.uffdio_register(self.id, addr, len, mode))
+        with(py, &self.k, |k| k.uffdio_register(self.id, addr, len, mode))
     }
 
     /// UFFDIO_UNREGISTER (wakes threads parked on MISSING faults in the range).
-    fn unregister(&self, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn unregister(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
         let len = size_arg(length, "length")?;
-        with(&self.k, |k| k.uffdio_unregister(self.id, addr, len))
+        with(py, &self.k, |k| k.uffdio_unregister(self.id, addr, len))
     }
 
     /// UFFDIO_COPY: fill `length` bytes at `dst` with pages whose content is `value` (or one
@@ -157,6 +262,7 @@ impl PyUserfaultfd {
     #[pyo3(signature = (dst, value, length = None, dontwake = false, wp = false))]
     fn copy(
         &self,
+        py: Python<'_>,
         dst: u64,
         value: &Bound<'_, PyAny>,
         length: Option<&Bound<'_, PyAny>>,
@@ -166,53 +272,60 @@ impl PyUserfaultfd {
         let mode = flag(dontwake, UFFDIO_COPY_MODE_DONTWAKE) | flag(wp, UFFDIO_COPY_MODE_WP);
         if let Ok(v) = value.extract::<u64>() {
             let len = len_arg(length)?;
-            return with(&self.k, |k| k.uffdio_copy_same(self.id, dst, len, v, mode));
+            return with(py, &self.k, |k| k.uffdio_copy_same(self.id, dst, len, v, mode));
         }
         let values: Vec<u64> = value.extract()?;
         if values.is_empty() {
-            return Err(to_pyerr(Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
+            return Err(core_error(py, Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
         }
-        with(&self.k, |k| k.uffdio_copy(self.id, dst, &values, mode))
+        with(py, &self.k, |k| k.uffdio_copy(self.id, dst, &values, mode))
     }
 
     /// UFFDIO_ZEROPAGE over `length` bytes at `dst`. Returns the bytes mapped.
     #[pyo3(signature = (dst, length = None, dontwake = false))]
-    fn zeropage(&self, dst: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
+    fn zeropage(&self, py: Python<'_>, dst: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
         let len = len_arg(length)?;
-        with(&self.k, |k| k.uffdio_zeropage(self.id, dst, len, flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE)))
+        with(py, &self.k, |k| k.uffdio_zeropage(self.id, dst, len, flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_CONTINUE (MINOR ranges).
     #[pyo3(signature = (addr, length = None, dontwake = false))]
-    fn continue_(&self, addr: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
+    fn continue_(&self, py: Python<'_>, addr: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
         let len = len_arg(length)?;
-        with(&self.k, |k| k.uffdio_continue(self.id, addr, len, flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE)))
+        with(py, &self.k, |k| k.uffdio_continue(self.id, addr, len, flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_WRITEPROTECT: set (`wp=True`) or clear write protection on a WP range.
     #[pyo3(signature = (addr, length, wp = true, dontwake = false))]
-    fn writeprotect(&self, addr: u64, length: &Bound<'_, PyAny>, wp: bool, dontwake: bool) -> PyResult<()> {
+    fn writeprotect(
+        &self,
+        py: Python<'_>,
+        addr: u64,
+        length: &Bound<'_, PyAny>,
+        wp: bool,
+        dontwake: bool,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         let mode = flag(wp, UFFDIO_WRITEPROTECT_MODE_WP) | flag(dontwake, UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
-        with(&self.k, |k| k.uffdio_writeprotect(self.id, addr, len, mode))
+        with(py, &self.k, |k| k.uffdio_writeprotect(self.id, addr, len, mode))
     }
 
     /// UFFDIO_WAKE; returns the threads woken.
     #[pyo3(signature = (addr, length = None))]
-    fn wake(&self, addr: u64, length: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn wake(&self, py: Python<'_>, addr: u64, length: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
         let len = len_arg(length)?;
-        with(&self.k, |k| k.uffdio_wake(self.id, addr, len))
+        with(py, &self.k, |k| k.uffdio_wake(self.id, addr, len))
     }
 
     /// read(2): the pending messages (page faults first, then FORK/REMOVE/UNMAP events).
-    fn read_events(&self) -> PyResult<Vec<PyUffdEvent>> {
-        let msgs = with(&self.k, |k| k.uffd_read(self.id))?;
-        Ok(msgs.into_iter().map(|m| PyUffdEvent::from_msg(self.id, m)).collect())
+    fn read_events(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        let msgs = with(py, &self.k, |k| k.uffd_read(self.id))?;
+        msgs.into_iter().map(|m| uffd_msg_to_py(py, self.id, m)).collect()
     }
 
     /// close(2): disarm every range and wake everyone parked on this userfaultfd.
-    fn close(&self) -> PyResult<()> {
-        with(&self.k, |k| k.uffd_close(self.id))
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        with(py, &self.k, |k| k.uffd_close(self.id))
     }
 
     fn __repr__(&self) -> String {

@@ -10,8 +10,8 @@ use crate::kernel::Kernel;
 use crate::mm::madvise::Advice;
 use crate::sim::bitmap::Bitmap;
 use crate::sim::log::Ev;
+use crate::uffd::UffdMsg;
 use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
-use crate::uffd::{UFFD_EVENT_PAGEFAULT, UffdMsg};
 use serde::{Deserialize, Serialize};
 
 /// The thread id of QEMU's load / listen thread on the destination.
@@ -212,10 +212,10 @@ impl QemuDest {
         let msgs: Vec<UffdMsg> = k.uffd_read(u).unwrap_or_default();
         let mut out = Vec::new();
         for m in msgs {
-            if m.event != UFFD_EVENT_PAGEFAULT {
+            let UffdMsg::Pagefault(m) = m else {
                 // "Read unexpected event %ud from userfaultfd"
                 continue;
-            }
+            };
             if m.address < self.ram_base || m.address >= self.ram_base + (self.pages << 12) {
                 continue; // "Fault outside guest"
             }

@@ -2,7 +2,7 @@
 //! (`userfaultfd_remove` for MADV_DONTNEED/FREE/REMOVE), UNMAP (`userfaultfd_unmap_prep`),
 //! REMAP (`mremap_userfaultfd_prep` / `_complete`), and the teardown of contexts when their process exits.
 
-use super::{UFFD_EVENT_FORK, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UffdCtx, UffdMsg};
+use super::{UffdCtx, UffdMsg};
 use crate::kernel::Kernel;
 use crate::mm::vm;
 use crate::profile::uffd_features as feat;
@@ -17,7 +17,8 @@ impl Kernel {
         c.seq += 1;
         c.events.push_back((c.seq, msg));
         let mm = c.mm;
-        self.log(Ev::UffdEvent, mm, 0, msg.address, ctx as u64, msg.event as u64, msg.end);
+        let (addr, end) = msg.trace_range();
+        self.log(Ev::UffdEvent, mm, 0, addr, ctx as u64, msg.event() as u64, end);
     }
 
     /// `userfaultfd_remove`: MADV_DONTNEED / MADV_FREE / MADV_REMOVE on a registered VMA tells
@@ -29,7 +30,7 @@ impl Kernel {
         if self.uffds[ctx as usize].features & feat::EVENT_REMOVE == 0 {
             return;
         }
-        self.queue_event(ctx, UffdMsg { event: UFFD_EVENT_REMOVE, address: start, end, ..Default::default() });
+        self.queue_event(ctx, UffdMsg::Remove { start, end });
     }
 
     /// `userfaultfd_unmap_prep` + `userfaultfd_unmap_complete`: one UNMAP event of the munmap
@@ -39,7 +40,7 @@ impl Kernel {
         ctxs.dedup();
         for ctx in ctxs {
             if self.uffds[ctx as usize].features & feat::EVENT_UNMAP != 0 {
-                self.queue_event(ctx, UffdMsg { event: UFFD_EVENT_UNMAP, address: start, end, ..Default::default() });
+                self.queue_event(ctx, UffdMsg::Unmap { start, end });
             }
         }
     }
@@ -68,10 +69,7 @@ impl Kernel {
 
     /// `mremap_userfaultfd_complete`: UFFD_EVENT_REMAP `{from, to, len}` once the move is done.
     pub(crate) fn mremap_userfaultfd_complete(&mut self, ctx: u32, from: u64, to: u64, len: u64) {
-        self.queue_event(
-            ctx,
-            UffdMsg { event: UFFD_EVENT_REMAP, address: from, end: to, flags: len, ..Default::default() },
-        );
+        self.queue_event(ctx, UffdMsg::Remap { from, to, len });
     }
 
     /// `dup_userfaultfd` for the child VMA `child` of a registered parent VMA: with
@@ -111,7 +109,7 @@ impl Kernel {
     /// `dup_userfaultfd_complete`: the FORK events, once the child exists.
     pub(crate) fn dup_userfaultfd_complete(&mut self, forks: &[(u32, u32)]) {
         for &(octx, nctx) in forks {
-            self.queue_event(octx, UffdMsg { event: UFFD_EVENT_FORK, ufd: nctx, ..Default::default() });
+            self.queue_event(octx, UffdMsg::Fork { ufd: nctx });
         }
     }
 

@@ -559,7 +559,7 @@ impl Kernel {
         let mut out: Vec<(u64, UffdMsg)> = Vec::new();
         for w in c.waiters.iter_mut().filter(|w| !w.read) {
             w.read = true;
-            out.push((w.seq, w.msg));
+            out.push((w.seq, UffdMsg::Pagefault(w.msg)));
         }
         out.extend(c.events.drain(..));
         out.sort_by_key(|(seq, _)| *seq);

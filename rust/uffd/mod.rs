@@ -17,7 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 pub mod events;
+pub mod features;
 pub mod ioctl;
+mod msg;
+
+pub use msg::{UffdMsg, UffdPagefault};
 
 use crate::fault::{Access, Fault, Vmf};
 use crate::kernel::Kernel;
@@ -45,41 +49,11 @@ pub const REASON_WP: u64 = vm::VM_UFFD_WP;
 /// VM_UFFD_MINOR (its bit number does not matter for the reason).
 pub const REASON_MINOR: u64 = vm::VM_UFFD_MINOR_BIT38;
 
-/// A `struct uffd_msg`, flattened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct UffdMsg {
-    pub event: u8,
-    /// PAGEFAULT: UFFD_PAGEFAULT_FLAG_*; REMAP: len (`arg.remap.len`; the flattened message
-    /// reuses this field rather than grow, which would change the snapshot format).
-    pub flags: u64,
-    /// PAGEFAULT: the address; REMOVE/UNMAP: start; REMAP: from.
-    pub address: u64,
-    /// PAGEFAULT with UFFD_FEATURE_THREAD_ID: the thread id.
-    pub ptid: u32,
-    /// REMOVE/UNMAP: end; REMAP: to.
-    pub end: u64,
-    /// FORK: the child's userfaultfd (`arg.fork.ufd`).
-    pub ufd: u32,
-}
-
-impl UffdMsg {
-    pub fn event_name(&self) -> &'static str {
-        match self.event {
-            UFFD_EVENT_PAGEFAULT => "PAGEFAULT",
-            UFFD_EVENT_FORK => "FORK",
-            UFFD_EVENT_REMAP => "REMAP",
-            UFFD_EVENT_REMOVE => "REMOVE",
-            UFFD_EVENT_UNMAP => "UNMAP",
-            _ => "UNKNOWN",
-        }
-    }
-}
-
 /// A thread parked in handle_userfault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Blocked {
     pub uffd: u32,
-    pub msg: UffdMsg,
+    pub msg: UffdPagefault,
     /// The access to retry when woken.
     pub addr: u64,
     pub write: bool,
@@ -93,7 +67,7 @@ pub struct Blocked {
 pub struct Waiter {
     pub pid: u32,
     pub tid: u32,
-    pub msg: UffdMsg,
+    pub msg: UffdPagefault,
     /// Already returned by read (moved from fault_pending_wqh to fault_wqh).
     pub read: bool,
     /// Queue order among the context's messages.
@@ -146,7 +120,7 @@ impl Kernel {
         let address = if c.features & feat::EXACT_ADDRESS != 0 { vmf.real_addr } else { vmf.addr };
         // task_pid_vnr(current): the main thread's id is the pid, thread n's is pid + n
         let ptid = if c.features & feat::THREAD_ID != 0 { vmf.pid + vmf.tid } else { 0 };
-        let msg = UffdMsg { event: UFFD_EVENT_PAGEFAULT, flags, address, ptid, ..Default::default() };
+        let msg = UffdPagefault { flags, address, ptid };
         let c = &mut self.uffds[ctx as usize];
         c.seq += 1;
         let seq = c.seq;

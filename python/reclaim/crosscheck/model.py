@@ -12,7 +12,18 @@ Non-cooperative events (REMOVE, UNMAP, FORK) are queued by the model and returne
 
 from __future__ import annotations
 
-from reclaim._reclaim import AccessResult, Kernel, Process, UffdEvent, Userfaultfd
+from reclaim._reclaim import (
+    AccessResult,
+    Kernel,
+    Process,
+    UffdEvent,
+    UffdFork,
+    UffdPagefault,
+    UffdRemap,
+    UffdRemove,
+    UffdUnmap,
+    Userfaultfd,
+)
 from reclaim.crosscheck.scenario import (
     OK,
     PAGE,
@@ -113,18 +124,25 @@ class _ModelRun:
         return f"?uffd{ident}"
 
     def msg(self, e: UffdEvent, proc: str = "parent") -> Msg:
-        """Normalize a model message."""
-        child = self.uffd_name(e.ufd) if e.event == "FORK" else ""
-        return make_msg(
-            event=e.code,
-            uffd=self.uffd_name(e.uffd, proc),
-            mappings=self.mappings,
-            flags=e.flags,
-            address=e.address,
-            ptid=e.ptid,
-            end=e.end,
-            child=child,
-        )
+        """Normalize a model message (the fields of its ``struct uffd_msg`` member)."""
+        uffd = self.uffd_name(e.uffd, proc)
+        maps = self.mappings
+        if isinstance(e, UffdPagefault):
+            return make_msg(
+                event=e.code,
+                uffd=uffd,
+                mappings=maps,
+                flags=e.flags,
+                address=e.address,
+                ptid=e.ptid,
+            )
+        if isinstance(e, UffdFork):
+            return make_msg(event=e.code, uffd=uffd, mappings=maps, child=self.uffd_name(e.ufd))
+        if isinstance(e, UffdRemap):
+            return make_msg(event=e.code, uffd=uffd, mappings=maps, address=e.from_, end=e.to)
+        if isinstance(e, UffdRemove | UffdUnmap):
+            return make_msg(event=e.code, uffd=uffd, mappings=maps, address=e.start, end=e.end)
+        return make_msg(event=e.code, uffd=uffd, mappings=maps)
 
     def addr(self, name: str, page: int, offset: int = 0) -> int:
         """The address of page ``page`` of mapping ``name``."""

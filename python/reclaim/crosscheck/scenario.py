@@ -43,33 +43,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reclaim._reclaim import UFFD_FEATURES, uffd_feature_bits
+
 #: The page size both sides use.
 PAGE = 4096
 
 #: The names of the processes a step can target.
 PROCS = ("parent", "child")
 
-#: ``UFFD_FEATURE_*`` by name (include/uapi/linux/userfaultfd.h). A scenario may also name a
-#: raw bit as ``"BIT<n>"``.
-FEATURES: dict[str, int] = {
-    "PAGEFAULT_FLAG_WP": 1 << 0,
-    "EVENT_FORK": 1 << 1,
-    "EVENT_REMAP": 1 << 2,
-    "EVENT_REMOVE": 1 << 3,
-    "MISSING_HUGETLBFS": 1 << 4,
-    "MISSING_SHMEM": 1 << 5,
-    "EVENT_UNMAP": 1 << 6,
-    "SIGBUS": 1 << 7,
-    "THREAD_ID": 1 << 8,
-    "MINOR_HUGETLBFS": 1 << 9,
-    "MINOR_SHMEM": 1 << 10,
-    "EXACT_ADDRESS": 1 << 11,
-    "WP_HUGETLBFS_SHMEM": 1 << 12,
-    "WP_UNPOPULATED": 1 << 13,
-    "POISON": 1 << 14,
-    "WP_ASYNC": 1 << 15,
-    "MOVE": 1 << 16,
-}
+#: ``UFFD_FEATURE_*`` by name (include/uapi/linux/userfaultfd.h): the engine's table. A
+#: scenario may also name a raw bit as ``"BIT<n>"``.
+FEATURES: dict[str, int] = dict(UFFD_FEATURES)
 
 #: ``UFFD_EVENT_*`` codes by name.
 EVENTS: dict[int, str] = {
@@ -95,17 +79,10 @@ NEEDS = ("uffd_wp", "uffd_minor", "swap", "no_swap")
 
 
 def feature_bits(names: Sequence[str]) -> int:
-    """The ``UFFD_FEATURE_*`` mask of feature names (``"EVENT_FORK"``, ``"BIT63"``)."""
-    bits = 0
-    for n in names:
-        key = n.strip().upper().removeprefix("UFFD_FEATURE_")
-        if key.startswith("BIT") and key[3:].isdigit():
-            bits |= 1 << int(key[3:])
-        elif key in FEATURES:
-            bits |= FEATURES[key]
-        else:
-            raise ValueError(f"unknown userfaultfd feature {n!r}; known: {', '.join(FEATURES)}")
-    return bits
+    """The ``UFFD_FEATURE_*`` mask of feature names (``"EVENT_FORK"``, ``"BIT63"``): the
+    engine's parser. An unknown name raises ArgumentError (a ValueError); a raw bit no kernel
+    offers is accepted here and refused by UFFDIO_API with EINVAL, as the kernel does."""
+    return uffd_feature_bits(list(names))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+//! Read access to a [`Kernel`]'s state for callers outside the core modules (the Python
+//! binding, the CLI, the studies): what they need, as functions, so that the fields stay the
+//! core's own. The `/proc` views are in [`crate::fs::proc`].
+
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::page::Watermarks;
+use crate::profile::Profile;
+use crate::sim::log::{Ev, Event};
+use crate::vmscan::vmstat::Vm;
+
+impl Kernel {
+    /// Simulated time now, ns.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The kernel's profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The memory, bytes (every frame, the reserved ones included).
+    pub fn memory_bytes(&self) -> u64 {
+        self.mem.nr_pages() * 4096
+    }
+
+    /// The swap size, pages (the swap device's slots; slot 0 is its header).
+    pub fn swap_pages(&self) -> u64 {
+        self.swap.total() as u64 + 1
+    }
+
+    /// The zone watermarks (`__setup_per_zone_wmarks`).
+    pub fn watermarks(&self) -> Watermarks {
+        self.mem.wmark
+    }
+
+    /// The event counter `v` (/proc/vmstat's value of it).
+    pub fn vm_event(&self, v: Vm) -> u64 {
+        self.vmstat.get(v)
+    }
+
+    /// The event log, oldest first.
+    pub fn events(&self) -> &[Event] {
+        self.log.events()
+    }
+
+    /// Events in the log.
+    pub fn events_len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// The platform-independent hash of the event log (same seed, same hash).
+    pub fn log_hash(&self) -> u64 {
+        self.log.hash()
+    }
+
+    /// Stop (or resume) recording events of `kind`.
+    pub fn mute(&mut self, kind: Ev, muted: bool) {
+        self.log.mute(kind, muted);
+    }
+
+    /// KVM's migration mode on this host (`kvm->arch.migration_mode`: every ESSA intercepted).
+    pub fn kvm_migration_mode(&self) -> bool {
+        self.kvm_migration_mode
+    }
+
+    /// Turn KVM's migration mode on or off (`kvm_s390_vm_start_migration` / `_stop_migration`).
+    pub fn set_kvm_migration_mode(&mut self, on: bool) {
+        self.kvm_migration_mode = on;
+    }
+
+    /// The process's name (its task's `comm`).
+    pub fn comm(&self, pid: u32) -> Result<&str> {
+        Ok(&self.mm(pid)?.name)
+    }
+
+    /// Whether the process is a KVM host process (`mm_has_pgste`).
+    pub fn mm_has_pgste(&self, pid: u32) -> Result<bool> {
+        Ok(self.mm(pid)?.has_pgste)
+    }
+
+    /// Whether thread `tid` of `pid` is parked on a userfault.
+    pub fn thread_blocked(&self, pid: u32, tid: u32) -> Result<bool> {
+        Ok(self.mm(pid)?.threads.get(&tid).is_some_and(|t| t.blocked.is_some()))
+    }
+
+    /// The PGSTE of the page at `addr` of a KVM process (0 where no page table covers it).
+    pub fn pgste_at(&self, pid: u32, addr: u64) -> Result<u64> {
+        let m = self.mm(pid)?;
+        if !m.has_pgste {
+            return Err(Error::invalid(format!("process {pid} has no PGSTEs (spawn it with kvm=True)")));
+        }
+        Ok(m.pt.pte_index(addr & !0xfff).map_or(0, |i| m.pt.pgste(i)))
+    }
+
+    /// The features agreed in UFFDIO_API on userfaultfd `id`.
+    pub fn uffd_features(&self, id: u32) -> Result<u64> {
+        self.uffds
+            .get(id as usize)
+            .map(|c| c.features)
+            .ok_or_else(|| Error::invalid(format!("userfaultfd {id} does not exist")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{kernel, proc_with_pages};
+
+    #[test]
+    fn accessors_report_the_process_and_its_pgstes() {
+        let mut k = kernel("4.18");
+        let (pid, a) = proc_with_pages(&mut k, true, 1);
+        assert_eq!(k.comm(pid).unwrap(), "test");
+        assert!(k.mm_has_pgste(pid).unwrap());
+        assert!(!k.thread_blocked(pid, 0).unwrap());
+        assert!(k.pgste_at(pid, a).is_ok());
+        let plain = k.spawn("plain", false).unwrap();
+        assert!(k.pgste_at(plain, a).is_err(), "no PGSTEs without kvm");
+        assert!(k.comm(pid + 100).is_err());
+        assert!(k.uffd_features(99).is_err());
+        assert_eq!(k.memory_bytes(), 8 << 20);
+    }
+}
