@@ -11,6 +11,8 @@ use crate::arch::s390::pgtable::{self as s390pt, S390Mm};
 use crate::arch::s390::pte::Pte;
 use crate::error::{Error, Result};
 use crate::mm::page::{Memory, ZERO_PFN, pg};
+use crate::mm::swapfile::SwapDevice;
+use crate::mm::vmstat::{Vm, Vmstat};
 use crate::mm::{AddressSpace, AnonVma, Mm, Vma};
 use crate::profile::Profile;
 use crate::sim::log::{Ev, Event, EventLog};
@@ -18,8 +20,6 @@ use crate::sim::rng::Rng;
 use crate::uffd::UffdCtx;
 use crate::vmscan::kswapd::Kswapd;
 use crate::vmscan::lru::Lru;
-use crate::vmscan::swap::SwapDevice;
-use crate::vmscan::vmstat::{Vm, Vmstat};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

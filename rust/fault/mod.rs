@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 use crate::kernel::{Kernel, PteAlloc};
 use crate::mm::page::{ZERO_PFN, pg};
 use crate::mm::vm;
+use crate::mm::vmstat::Vm;
 use crate::profile::ForbidsZeropage;
 use crate::sim::log::{Ev, fault_path};
 use crate::uffd::UffdMsg;
-use crate::vmscan::vmstat::Vm;
 
 /// The outcome of an access: expected kernel outcomes are values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,7 +210,7 @@ impl Kernel {
 
     /// A fresh page for a fault: from the allocator (which may reclaim), content zero.
     pub(crate) fn alloc_user_page(&mut self) -> Option<u32> {
-        self.alloc_page(crate::vmscan::Gfp::User)
+        self.alloc_page(crate::mm::page_alloc::Gfp::User)
     }
 
     /// The content of the page a present PTE maps (0 for the zero page).

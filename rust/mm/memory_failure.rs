@@ -39,8 +39,8 @@ use crate::arch::Arch;
 use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::page::{ZERO_PFN, pg};
+use crate::rmap::unmap::TtuFlags;
 use crate::sim::log::Ev;
-use crate::vmscan::unmap::TtuFlags;
 
 /// `MADV_HWPOISON`.
 pub const MADV_HWPOISON: u64 = 100;

@@ -9,12 +9,18 @@ pub mod anon_vma;
 pub mod fork;
 pub mod madvise;
 pub mod memory_failure;
+pub mod migrate;
 pub mod mlock;
 pub mod mmap;
 pub mod mprotect;
 pub mod mremap;
 pub mod page;
+pub mod page_alloc;
 pub mod shmem;
+pub mod swap;
+pub mod swap_state;
+pub mod swapfile;
+pub mod vmstat;
 pub mod zap;
 
 use crate::arch::pgtable::PageTables;

@@ -22,9 +22,9 @@ pub mod ioctl;
 use crate::fault::{Access, Fault, Vmf};
 use crate::kernel::Kernel;
 use crate::mm::vm;
+use crate::mm::vmstat::Vm;
 use crate::profile::uffd_features as feat;
 use crate::sim::log::Ev;
-use crate::vmscan::vmstat::Vm;
 use std::collections::VecDeque;
 
 /// `UFFD_EVENT_*`.

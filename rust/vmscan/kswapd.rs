@@ -1,4 +1,4 @@
-//! kswapd, direct reclaim and explicit reclaim requests (mm/vmscan.c).
+//! kswapd and explicit reclaim requests (mm/vmscan.c); direct reclaim is [`crate::vmscan`].
 //!
 //! kswapd is woken when an allocation finds free memory below the low watermark and reclaims
 //! until free memory reaches the high watermark (`balance_pgdat`, priority 12 down to 1).
@@ -6,10 +6,10 @@
 //! ([`Kernel::settle`]), as if on another CPU; a multi-host run schedules it as an actor.
 
 use crate::kernel::Kernel;
+use crate::mm::vmstat::Vm;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
 use crate::vmscan::shrink::{DEF_PRIORITY, SWAP_CLUSTER_MAX, ScanControl};
-use crate::vmscan::vmstat::Vm;
 use serde::{Deserialize, Serialize};
 
 /// `MAX_RECLAIM_RETRIES`.
@@ -97,38 +97,6 @@ impl Kernel {
         if self.kswapd.mode == KswapdMode::Settle && self.kswapd.woken {
             self.kswapd_step();
         }
-    }
-
-    /// `do_try_to_free_pages` at priorities 12 .. 0 until `sc.nr_to_reclaim` is met.
-    fn do_try_to_free_pages(&mut self, sc: &mut ScanControl) -> u64 {
-        loop {
-            sc.nr_scanned = 0;
-            self.shrink_node(sc);
-            if sc.nr_reclaimed >= sc.nr_to_reclaim {
-                break;
-            }
-            sc.priority -= 1;
-            if sc.priority < 0 {
-                break;
-            }
-        }
-        sc.nr_reclaimed
-    }
-
-    /// `try_to_free_pages`: direct reclaim of SWAP_CLUSTER_MAX pages by an allocating task.
-    /// Every call is one allocstall (`do_try_to_free_pages` counts ALLOCSTALL for global,
-    /// `!cgroup_reclaim`, reclaim on every profile; the `memory.reclaim`-like
-    /// [`Kernel::reclaim`] is cgroup reclaim and does not count it).
-    pub(crate) fn try_to_free_pages(&mut self, nr: u64) -> u64 {
-        self.log_reclaim(Ev::DirectReclaimBegin, 0, 0, 0);
-        self.vmstat.inc(Vm::allocstall_normal);
-        let mut sc = ScanControl::new(nr, false);
-        let got = self.do_try_to_free_pages(&mut sc);
-        if got > 0 {
-            self.kswapd.failures = 0;
-        }
-        self.log_reclaim(Ev::DirectReclaimEnd, got, 0, 0);
-        got
     }
 
     /// An explicit request to reclaim `nr_pages` (like writing to `memory.reclaim`:

@@ -14,10 +14,10 @@
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vm;
+use crate::mm::vmstat::Vm;
+use crate::rmap::unmap::TtuFlags;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
-use crate::vmscan::unmap::TtuFlags;
-use crate::vmscan::vmstat::Vm;
 use serde::{Deserialize, Serialize};
 
 /// `SWAP_CLUSTER_MAX`.
