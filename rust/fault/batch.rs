@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::fault::Access;
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
-use crate::uffd::UffdMsg;
+use crate::uffd::types::UffdMsg;
 
 /// How one access of a batch went.
 ///

@@ -189,9 +189,9 @@ pub struct AddressSpace {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Thread {
     /// Parked on a userfault.
-    pub blocked: Option<crate::uffd::Blocked>,
+    pub blocked: Option<crate::uffd::types::Blocked>,
     /// The outcome of the last access this thread completed (also after a wake).
-    pub last: Option<crate::fault::Access>,
+    pub last: Option<crate::fault::types::Access>,
     /// Total time this thread spent parked on userfaults (ns).
     pub blocked_ns: u64,
 }

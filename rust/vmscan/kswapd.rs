@@ -10,30 +10,10 @@ use crate::mm::vmstat::Vm;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
 use crate::vmscan::shrink::{DEF_PRIORITY, SWAP_CLUSTER_MAX, ScanControl};
-use serde::{Deserialize, Serialize};
+pub use crate::vmscan::types::{Kswapd, KswapdMode};
 
 /// `MAX_RECLAIM_RETRIES`.
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
-
-/// How a woken kswapd gets to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum KswapdMode {
-    /// When the operation that woke it returns (a lone kernel).
-    #[default]
-    Settle,
-    /// Only when a scheduler steps it ([`Kernel::kswapd_step`]).
-    Actor,
-}
-
-/// kswapd's state (`pgdat->kswapd_*`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Kswapd {
-    pub woken: bool,
-    /// `pgdat->kswapd_failures`: runs that reclaimed nothing; from MAX_RECLAIM_RETRIES on,
-    /// kswapd is "hopeless" and not woken any more until a page is freed by other means.
-    pub failures: u32,
-    pub mode: KswapdMode,
-}
 
 impl Kernel {
     /// `pgdat_balanced`: free memory at or above the high watermark.

@@ -5,6 +5,7 @@
 pub mod kswapd;
 pub mod lru;
 pub mod shrink;
+pub mod types;
 
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
