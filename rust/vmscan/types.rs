@@ -9,7 +9,7 @@ pub enum KswapdMode {
     /// When the operation that woke it returns (a lone kernel).
     #[default]
     Settle,
-    /// Only when a scheduler steps it ([`Kernel::kswapd_step`]).
+    /// Only when a scheduler steps it ([`crate::Kernel::kswapd_step`]).
     Actor,
 }
 
