@@ -1070,7 +1070,7 @@ pub fn replay_all(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result
     for (i, s) in steps.iter().enumerate() {
         st.enabled(&mut en);
         if !en.contains(s) {
-            return Err(Error::invalid(format!("step {} ({}) is not enabled at that point", i + 1, s.text())));
+            return Err(not_enabled(i, *s));
         }
         let v = ck.step(&mut st, *s);
         if !v.is_empty() {
@@ -1078,6 +1078,11 @@ pub fn replay_all(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result
         }
     }
     Ok((st, None))
+}
+
+/// The error for step `i` (0-based) that is not enabled where it stands in a trace.
+fn not_enabled(i: usize, s: Step) -> Error {
+    Error::invalid(format!("step {} ({}) is not enabled at that point", i + 1, s.text()))
 }
 
 /// The violation of `key` that `steps` ends in, if its last step is the first to violate.
@@ -1089,10 +1094,16 @@ fn ends_in(sc: &Scenario, steps: &[Step], key: (Predicate, Cause), ck: &mut Chec
 }
 
 /// Describe each step of a trace in kernel and QEMU terms from what replaying it logged.
-pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
-    let Ok(mut st) = State::new(sc) else { return Vec::new() };
+/// A step that is not enabled where it stands is refused as [`replay`] refuses it.
+pub fn explain(sc: &Scenario, steps: &[Step]) -> Result<Vec<String>> {
+    let mut st = State::new(sc)?;
     let mut out = Vec::new();
-    for s in steps {
+    let mut en = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        st.enabled(&mut en);
+        if !en.contains(s) {
+            return Err(not_enabled(i, *s));
+        }
         let before = st.k.log.len();
         let stream_head = st.stream.front().copied();
         st.apply(*s, &[]);
@@ -1161,7 +1172,7 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
         }
         out.push(d);
     }
-    out
+    Ok(out)
 }
 
 /// Delta debugging: remove runs of steps (halving the run length down to one) while the trace
@@ -1394,7 +1405,7 @@ pub fn explore(
             }
         };
         let Some(violation) = ends_in(sc, &steps, key, ck) else { continue };
-        let explained = explain(sc, &steps);
+        let Ok(explained) = explain(sc, &steps) else { continue };
         rep.found.push(Counterexample { violation, steps, explained, minimal });
     }
     rep.seconds = t0.elapsed().as_secs_f64();
@@ -1462,6 +1473,26 @@ mod tests {
 
     fn sc(p: &str) -> Scenario {
         Scenario::small(Profile::get(p, Arch::S390x).unwrap(), QemuVersion::V3_0)
+    }
+
+    #[test]
+    fn explain_refuses_steps_replay_refuses_instead_of_panicking() {
+        let listen = Scenario { start: Start::Listen, ..sc("4.17") };
+        let prefix = [Step::Reclaim(0), Step::Deliver];
+        assert_eq!(explain(&listen, &prefix).unwrap().len(), 2);
+        // guest page 99 is beyond the scenario's guest RAM; the guest does not run before RUN
+        for (scen, bad) in [
+            (&listen, Step::Alloc(0, 99)),
+            (&listen, Step::Write(0, 99)),
+            (&listen, Step::Free(0, 99)),
+            (&sc("4.17"), Step::Alloc(0, 0)),
+        ] {
+            let steps: Vec<Step> = if scen.start == Start::Listen { [&prefix[..], &[bad]].concat() } else { vec![bad] };
+            let why = explain(scen, &steps).unwrap_err().to_string();
+            assert!(why.contains("not enabled"), "{why}");
+            let mut ck = Checker::builtins(&[Predicate::UserfaultOnReceived]);
+            assert_eq!(replay(scen, &steps, &mut ck).err().map(|e| e.to_string()), Some(why));
+        }
     }
 
     #[test]

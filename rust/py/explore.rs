@@ -156,7 +156,7 @@ impl PyScenario {
     /// Describe `steps` in kernel and QEMU terms, one line each.
     fn explain(&self, steps: Vec<String>) -> PyResult<Vec<String>> {
         let steps = parse_steps(steps)?;
-        Ok(explore::explain(&self.sc, &steps))
+        call(|| explore::explain(&self.sc, &steps))
     }
 
     fn __repr__(&self) -> String {
