@@ -414,24 +414,27 @@ pub enum Cause {
 impl Cause {
     pub const ALL: [Cause; 5] = [Cause::PteUnusedDrop, Cause::CbrlZap, Cause::Diag10, Cause::ZeroPageZap, Cause::Other];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Cause::PteUnusedDrop => "pte_unused drop (try_to_unmap_one)",
-            Cause::CbrlZap => "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)",
-            Cause::Diag10 => "DIAG 0x10 (gmap_discard)",
-            Cause::ZeroPageZap => "zero page zapped when storage keys are enabled",
-            Cause::Other => "other",
-        }
+    /// The table of causes: the identifier (`name`, the key Python uses) and the description.
+    pub const TABLE: [(Cause, &'static str, &'static str); 5] = [
+        (Cause::PteUnusedDrop, "pte_unused", "pte_unused drop in try_to_unmap_one"),
+        (Cause::CbrlZap, "cbrl", "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)"),
+        (Cause::Diag10, "diag10", "DIAG 0x10 (gmap_discard)"),
+        (Cause::ZeroPageZap, "zero_page", "zero page zapped when storage keys are enabled"),
+        (Cause::Other, "other", "other"),
+    ];
+
+    fn row(self) -> (Cause, &'static str, &'static str) {
+        Cause::TABLE[self as usize]
     }
 
-    pub fn key(self) -> &'static str {
-        match self {
-            Cause::PteUnusedDrop => "pte_unused",
-            Cause::CbrlZap => "cbrl",
-            Cause::Diag10 => "diag10",
-            Cause::ZeroPageZap => "zero_page",
-            Cause::Other => "other",
-        }
+    /// The identifier: `"pte_unused"`, `"cbrl"`, `"diag10"`, `"zero_page"`, `"other"`.
+    pub fn name(self) -> &'static str {
+        self.row().1
+    }
+
+    /// The cause in words.
+    pub fn description(self) -> &'static str {
+        self.row().2
     }
 }
 
@@ -1473,6 +1476,14 @@ mod tests {
 
     fn sc(p: &str) -> Scenario {
         Scenario::small(Profile::get(p, Arch::S390x).unwrap(), QemuVersion::V3_0)
+    }
+
+    #[test]
+    fn cause_table_has_one_row_per_cause_in_order() {
+        for (i, c) in Cause::ALL.into_iter().enumerate() {
+            assert_eq!(Cause::TABLE[i].0, c);
+            assert_eq!((c.name(), c.description()), (Cause::TABLE[i].1, Cause::TABLE[i].2));
+        }
     }
 
     #[test]
