@@ -28,8 +28,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from reclaim import _reclaim
 from reclaim._reclaim import (
-    CAUSES as _CAUSES,
     PREDICATE_NAMES,
     Counterexample,
     ExploreReport,
@@ -44,7 +44,7 @@ UserPredicate = Callable[[ExploreState], "str | bool | None"]
 
 #: The ways a received page can become missing, as ``Violation.cause`` names them (the
 #: engine's table, ``reclaim._reclaim.CAUSES``, without its catch-all "other").
-CAUSES: dict[str, str] = {k: v for k, v in _CAUSES.items() if k != "other"}
+CAUSES: dict[str, str] = {k: v for k, v in _reclaim.CAUSES.items() if k != "other"}
 
 
 def _name(s: str) -> str:
