@@ -11,15 +11,15 @@ use crate::arch::s390::pgtable::{self as s390pt, S390Mm};
 use crate::arch::s390::pte::Pte;
 use crate::error::{Error, Result};
 use crate::mm::page::{Memory, ZERO_PFN, pg};
+use crate::mm::swapfile::SwapDevice;
+use crate::mm::vmstat::{Vm, Vmstat};
 use crate::mm::{AddressSpace, AnonVma, Mm, Vma};
 use crate::profile::Profile;
 use crate::sim::log::{Ev, Event, EventLog};
 use crate::sim::rng::Rng;
-use crate::uffd::UffdCtx;
-use crate::vmscan::kswapd::Kswapd;
+use crate::uffd::types::UffdCtx;
 use crate::vmscan::lru::Lru;
-use crate::vmscan::swap::SwapDevice;
-use crate::vmscan::vmstat::{Vm, Vmstat};
+use crate::vmscan::types::Kswapd;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -98,7 +98,7 @@ pub struct Kernel {
     #[serde(skip)]
     pub(crate) rmap_scratch: Vec<(u32, u64)>,
     /// `reclaim_stat` of the lruvec (get_scan_count's balance).
-    pub(crate) lru_recent: crate::vmscan::shrink::RecentStat,
+    pub(crate) lru_recent: crate::vmscan::types::RecentStat,
     /// `lruvec->nonresident_age`: evictions and activations, the workingset clock.
     pub(crate) nonresident_age: u32,
     /// Mappings that got a migration entry in the current `migrate_page`:

@@ -5,9 +5,9 @@
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::page::Watermarks;
+use crate::mm::vmstat::Vm;
 use crate::profile::Profile;
 use crate::sim::log::{Ev, Event};
-use crate::vmscan::vmstat::Vm;
 
 impl Kernel {
     /// Simulated time now, ns.

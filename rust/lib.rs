@@ -1,9 +1,10 @@
 //! `reclaim`: an executable model of Linux memory reclaim on s390.
 //!
 //! The core is a plain Rust library (no PyO3 here); the Python front lives in `py/` behind the
-//! `python` cargo feature. See `shared/design.md` for the layers: `arch` (PTE, PGSTE, DAT),
-//! `mm`, `rmap`, `vmscan`, `fault`, `uffd`, `kvm`, `qemu`, `sim`, and `trace` (trace files and
-//! their replay).
+//! `python` cargo feature. See `docs/design.md` in the repository for the layers (`arch`: PTE,
+//! PGSTE, DAT; `mm`, `rmap`, `vmscan`, `fault`, `uffd`; `kvm`, `qemu`; `explore`, `study`,
+//! `trace`; the services in `sim`), the [`Kernel`] context, profiles and their switches, and
+//! what one step is.
 #![forbid(unsafe_code)]
 
 pub mod arch;

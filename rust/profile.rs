@@ -1,7 +1,8 @@
 //! Kernel profiles: every behaviour that changed across releases, as data.
 //!
 //! A profile is a struct of switches plus the arch, chosen by name. Code never tests a release
-//! number; it tests the switch that names the behaviour, so that two profiles can run side by
+//! number; it tests the switch that names the behaviour (a field, or one of the few switches
+//! derived from the release in `impl Profile`, each with its commit), so that two profiles can run side by
 //! side in one study and the next release is a small change here.
 //!
 //! | profile | what it stands for |
@@ -299,6 +300,39 @@ fn s390(name: &'static str) -> Profile {
 pub const PROFILE_NAMES: [&str; 4] = ["4.13", "4.17", "4.18", "6.12"];
 
 impl Profile {
+    // --- switches derived from the release ---
+    // Each is a named switch with the commit that introduced the behaviour. They are derived
+    // from `release` rather than stored as fields, because a stored field changes the snapshot
+    // format (a snapshot stores every field) and the four profiles never need them set otherwise.
+
+    /// `vma_wants_manual_pte_write_upgrade` in mprotect's `change_protection`: a private
+    /// writable VMA gets its exclusive anon PTEs made writable at once (64fe24a3e05e, "mm/mprotect:
+    /// try avoiding write faults for exclusive anonymous pages when changing protection", v6.0).
+    pub fn mprotect_write_upgrade(&self) -> bool {
+        self.release >= (6, 0)
+    }
+
+    /// `mremap_userfaultfd_prep` drops the uffd registration of the moved VMA when the context
+    /// lacks UFFD_FEATURE_EVENT_REMAP (3cfd22be0ad6, "userfaultfd: clear flag if remap event
+    /// not enabled", v5.0); before, the VMA stayed registered.
+    pub fn uffd_remap_clears_unfeatured(&self) -> bool {
+        self.release >= (5, 0)
+    }
+
+    /// Proactive reclaim asks for a quarter of what is left per pass (287d5fedb377, "mm: memcg:
+    /// use larger batches for proactive reclaim", v6.9); before, SWAP_CLUSTER_MAX at most.
+    pub fn proactive_reclaim_quarter_batch(&self) -> bool {
+        self.release >= (6, 9)
+    }
+
+    /// The 6.x shape of memory failure: TTU_HWPOISON asks for the hwpoison branch of
+    /// try_to_unmap_one (6da6b1d4a7df, "mm/hwpoison: convert TTU_IGNORE_HWPOISON to
+    /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
+    /// reserves the 6.x number of special swap types.
+    pub fn hwpoison_ttu_flag(&self) -> bool {
+        self.release.0 >= 6
+    }
+
     /// The built-in profile `name` for `arch`.
     pub fn get(name: &str, arch: Arch) -> Result<Profile> {
         let Some(&n) = PROFILE_NAMES.iter().find(|n| **n == name) else {

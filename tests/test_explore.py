@@ -304,3 +304,16 @@ def test_states_counts_every_distinct_state_visited() -> None:
     assert b.states_per_second == pytest.approx(b.states / b.seconds)
     assert b.steps_per_second == pytest.approx(b.transitions / b.seconds)
     assert "states/s" in b.text()
+
+
+@pytest.mark.parametrize("step", ["alloc:0:99", "write:0:99", "free:0:99"])
+def test_explain_refuses_a_step_replay_refuses(step: str) -> None:
+    # page 99 is beyond guest RAM; before RUN the guest does not run at all
+    with pytest.raises(reclaim.ArgumentError, match="not enabled"):
+        reclaim.Scenario("4.17").explain([step])
+    sc = reclaim.Scenario("4.17", start="listen")
+    with pytest.raises(reclaim.ArgumentError, match="not enabled"):
+        sc.explain(["reclaim:0", "deliver", step])
+    with pytest.raises(reclaim.ArgumentError, match="not enabled"):
+        sc.replay(["reclaim:0", "deliver", step])
+    assert len(sc.explain(["reclaim:0", "deliver"])) == 2

@@ -577,6 +577,8 @@ def trace_write_zipf(
 ) -> None: ...
 
 PREDICATE_NAMES: list[str]
+#: Cause of a violation: its name (``Finding.cause``) -> a description (``Finding.cause_text``).
+CAUSES: dict[str, str]
 
 @final
 class Scenario:

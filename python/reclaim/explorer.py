@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from reclaim import _reclaim
 from reclaim._reclaim import (
     PREDICATE_NAMES,
     Counterexample,
@@ -41,13 +42,9 @@ from reclaim.progress import StatusLine
 #: A user predicate: None or True while the state is fine, a message (or False) when not.
 UserPredicate = Callable[[ExploreState], "str | bool | None"]
 
-#: The ways a received page can become missing, as ``Violation.cause`` names them.
-CAUSES: dict[str, str] = {
-    "pte_unused": "pte_unused drop in try_to_unmap_one",
-    "cbrl": "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)",
-    "diag10": "DIAG 0x10 (gmap_discard)",
-    "zero_page": "zero page zapped when storage keys are enabled",
-}
+#: The ways a received page can become missing, as ``Violation.cause`` names them (the
+#: engine's table, ``reclaim._reclaim.CAUSES``, without its catch-all "other").
+CAUSES: dict[str, str] = {k: v for k, v in _reclaim.CAUSES.items() if k != "other"}
 
 
 def _name(s: str) -> str:

@@ -1,19 +1,14 @@
 //! Architectures. `s390x` is the modelled one; every PTE value in the model is in the format of
 //! the profile's arch.
 
-use serde::{Deserialize, Serialize};
 pub mod pgtable;
 pub mod s390;
+pub mod types;
 pub mod x86;
 
 use crate::error::{Error, Result};
 
-/// The architecture of a profile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Arch {
-    S390x,
-    X86_64,
-}
+pub use types::Arch;
 
 impl Arch {
     pub const ALL: [Arch; 2] = [Arch::S390x, Arch::X86_64];

@@ -100,7 +100,7 @@ impl Eq for GeometryRef {}
 /// Serde of a page-table geometry: by the arch whose geometry it is (there is one per arch).
 mod geometry_by_arch {
     use super::GeometryRef;
-    use crate::arch::Arch;
+    use crate::arch::types::Arch;
     use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::Error};
 
     pub fn serialize<S: Serializer>(g: &&'static GeometryRef, s: S) -> Result<S::Ok, S::Error> {

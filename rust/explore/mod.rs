@@ -414,24 +414,27 @@ pub enum Cause {
 impl Cause {
     pub const ALL: [Cause; 5] = [Cause::PteUnusedDrop, Cause::CbrlZap, Cause::Diag10, Cause::ZeroPageZap, Cause::Other];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Cause::PteUnusedDrop => "pte_unused drop (try_to_unmap_one)",
-            Cause::CbrlZap => "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)",
-            Cause::Diag10 => "DIAG 0x10 (gmap_discard)",
-            Cause::ZeroPageZap => "zero page zapped when storage keys are enabled",
-            Cause::Other => "other",
-        }
+    /// The table of causes: the identifier (`name`, the key Python uses) and the description.
+    pub const TABLE: [(Cause, &'static str, &'static str); 5] = [
+        (Cause::PteUnusedDrop, "pte_unused", "pte_unused drop in try_to_unmap_one"),
+        (Cause::CbrlZap, "cbrl", "CBRL zap of a swapped UNUSED page (__gmap_zap → ptep_zap_unused)"),
+        (Cause::Diag10, "diag10", "DIAG 0x10 (gmap_discard)"),
+        (Cause::ZeroPageZap, "zero_page", "zero page zapped when storage keys are enabled"),
+        (Cause::Other, "other", "other"),
+    ];
+
+    fn row(self) -> (Cause, &'static str, &'static str) {
+        Cause::TABLE[self as usize]
     }
 
-    pub fn key(self) -> &'static str {
-        match self {
-            Cause::PteUnusedDrop => "pte_unused",
-            Cause::CbrlZap => "cbrl",
-            Cause::Diag10 => "diag10",
-            Cause::ZeroPageZap => "zero_page",
-            Cause::Other => "other",
-        }
+    /// The identifier: `"pte_unused"`, `"cbrl"`, `"diag10"`, `"zero_page"`, `"other"`.
+    pub fn name(self) -> &'static str {
+        self.row().1
+    }
+
+    /// The cause in words.
+    pub fn description(self) -> &'static str {
+        self.row().2
     }
 }
 
@@ -1070,7 +1073,7 @@ pub fn replay_all(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result
     for (i, s) in steps.iter().enumerate() {
         st.enabled(&mut en);
         if !en.contains(s) {
-            return Err(Error::invalid(format!("step {} ({}) is not enabled at that point", i + 1, s.text())));
+            return Err(not_enabled(i, *s));
         }
         let v = ck.step(&mut st, *s);
         if !v.is_empty() {
@@ -1078,6 +1081,11 @@ pub fn replay_all(sc: &Scenario, steps: &[Step], ck: &mut Checker<'_>) -> Result
         }
     }
     Ok((st, None))
+}
+
+/// The error for step `i` (0-based) that is not enabled where it stands in a trace.
+fn not_enabled(i: usize, s: Step) -> Error {
+    Error::invalid(format!("step {} ({}) is not enabled at that point", i + 1, s.text()))
 }
 
 /// The violation of `key` that `steps` ends in, if its last step is the first to violate.
@@ -1089,10 +1097,16 @@ fn ends_in(sc: &Scenario, steps: &[Step], key: (Predicate, Cause), ck: &mut Chec
 }
 
 /// Describe each step of a trace in kernel and QEMU terms from what replaying it logged.
-pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
-    let Ok(mut st) = State::new(sc) else { return Vec::new() };
+/// A step that is not enabled where it stands is refused as [`replay`] refuses it.
+pub fn explain(sc: &Scenario, steps: &[Step]) -> Result<Vec<String>> {
+    let mut st = State::new(sc)?;
     let mut out = Vec::new();
-    for s in steps {
+    let mut en = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        st.enabled(&mut en);
+        if !en.contains(s) {
+            return Err(not_enabled(i, *s));
+        }
         let before = st.k.log.len();
         let stream_head = st.stream.front().copied();
         st.apply(*s, &[]);
@@ -1161,7 +1175,7 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Vec<String> {
         }
         out.push(d);
     }
-    out
+    Ok(out)
 }
 
 /// Delta debugging: remove runs of steps (halving the run length down to one) while the trace
@@ -1394,7 +1408,7 @@ pub fn explore(
             }
         };
         let Some(violation) = ends_in(sc, &steps, key, ck) else { continue };
-        let explained = explain(sc, &steps);
+        let Ok(explained) = explain(sc, &steps) else { continue };
         rep.found.push(Counterexample { violation, steps, explained, minimal });
     }
     rep.seconds = t0.elapsed().as_secs_f64();
@@ -1462,6 +1476,34 @@ mod tests {
 
     fn sc(p: &str) -> Scenario {
         Scenario::small(Profile::get(p, Arch::S390x).unwrap(), QemuVersion::V3_0)
+    }
+
+    #[test]
+    fn cause_table_has_one_row_per_cause_in_order() {
+        for (i, c) in Cause::ALL.into_iter().enumerate() {
+            assert_eq!(Cause::TABLE[i].0, c);
+            assert_eq!((c.name(), c.description()), (Cause::TABLE[i].1, Cause::TABLE[i].2));
+        }
+    }
+
+    #[test]
+    fn explain_refuses_steps_replay_refuses_instead_of_panicking() {
+        let listen = Scenario { start: Start::Listen, ..sc("4.17") };
+        let prefix = [Step::Reclaim(0), Step::Deliver];
+        assert_eq!(explain(&listen, &prefix).unwrap().len(), 2);
+        // guest page 99 is beyond the scenario's guest RAM; the guest does not run before RUN
+        for (scen, bad) in [
+            (&listen, Step::Alloc(0, 99)),
+            (&listen, Step::Write(0, 99)),
+            (&listen, Step::Free(0, 99)),
+            (&sc("4.17"), Step::Alloc(0, 0)),
+        ] {
+            let steps: Vec<Step> = if scen.start == Start::Listen { [&prefix[..], &[bad]].concat() } else { vec![bad] };
+            let why = explain(scen, &steps).unwrap_err().to_string();
+            assert!(why.contains("not enabled"), "{why}");
+            let mut ck = Checker::builtins(&[Predicate::UserfaultOnReceived]);
+            assert_eq!(replay(scen, &steps, &mut ck).err().map(|e| e.to_string()), Some(why));
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use crate::error::Result;
 use crate::fault::Access;
 use crate::kernel::Kernel;
+use crate::mm::vmstat::Vm;
 use crate::uffd::UffdPagefault;
-use crate::vmscan::vmstat::Vm;
 
 /// How one access of a batch went.
 ///

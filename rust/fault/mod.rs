@@ -11,36 +11,22 @@
 //! `shmem_get_folio_gfp` when the page is in neither page cache nor swap; `do_swap_page` never
 //! raises one.
 
-use serde::{Deserialize, Serialize};
 mod anon;
 pub mod batch;
 mod shmem;
 mod swapin;
+pub mod types;
 mod wp;
 
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, PteAlloc};
 use crate::mm::page::{ZERO_PFN, pg};
 use crate::mm::vm;
+use crate::mm::vmstat::Vm;
 use crate::profile::ForbidsZeropage;
 use crate::sim::log::{Ev, fault_path};
 use crate::uffd::UffdPagefault;
-use crate::vmscan::vmstat::Vm;
-
-/// The outcome of an access: expected kernel outcomes are values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Access {
-    /// The load or store completed; `value` is what was read (or written).
-    Done { value: u64 },
-    /// The thread is parked on a userfault with this message.
-    Blocked { uffd: u32, msg: UffdPagefault },
-    /// SIGSEGV: no VMA (`SEGV_MAPERR`) or the VMA forbids the access (`SEGV_ACCERR`).
-    Segv { accerr: bool },
-    /// SIGBUS (a userfault with UFFD_FEATURE_SIGBUS, or a fault beyond a file's end).
-    Bus,
-    /// VM_FAULT_OOM: no memory could be found for the page (the model kills nothing).
-    Oom,
-}
+pub use types::Access;
 
 /// What a fault handler returns (`vm_fault_t`, reduced to what the model distinguishes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +84,7 @@ impl Kernel {
         let th = self.mmx_mut(pid).threads.entry(tid).or_default();
         match r {
             Access::Blocked { uffd, msg } => {
-                th.blocked = Some(crate::uffd::Blocked { uffd, msg, addr, write, value, since: now });
+                th.blocked = Some(crate::uffd::types::Blocked { uffd, msg, addr, write, value, since: now });
                 th.last = None;
             }
             other => {
@@ -210,7 +196,7 @@ impl Kernel {
 
     /// A fresh page for a fault: from the allocator (which may reclaim), content zero.
     pub(crate) fn alloc_user_page(&mut self) -> Option<u32> {
-        self.alloc_page(crate::vmscan::Gfp::User)
+        self.alloc_page(crate::mm::page_alloc::Gfp::User)
     }
 
     /// The content of the page a present PTE maps (0 for the zero page).

@@ -4,9 +4,9 @@
 use super::{Fault, Vmf};
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
+use crate::mm::vmstat::Vm;
 use crate::mm::{MM_ANONPAGES, vm};
 use crate::sim::log::{Ev, fault_path};
-use crate::vmscan::vmstat::Vm;
 
 impl Kernel {
     /// `do_wp_page`.

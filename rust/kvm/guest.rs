@@ -133,7 +133,7 @@ impl GuestConfig {
 /// One operation of the guest on one of its pages (guest frame number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GuestOp {
-    /// `arch_alloc_page` (ESSA SET_STABLE[_NODAT]) then the first write of `value`.
+    /// `arch_alloc_page` (ESSA SET_STABLE or SET_STABLE_NODAT) then the first write of `value`.
     Alloc {
         gfn: u32,
         value: u64,

@@ -16,9 +16,9 @@ use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::MM_SWAPENTS;
 use crate::mm::page::ZERO_PFN;
+use crate::mm::vmstat::Vm;
 use crate::profile::ZeroPageRemoval;
 use crate::sim::log::Ev;
-use crate::vmscan::vmstat::Vm;
 
 /// Entries of a CBRL (one 4 KiB page of 8-byte addresses); the hardware intercepts ESSA
 /// when it is full.

@@ -39,8 +39,8 @@ use crate::arch::Arch;
 use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::page::{ZERO_PFN, pg};
+use crate::rmap::unmap::TtuFlags;
 use crate::sim::log::Ev;
-use crate::vmscan::unmap::TtuFlags;
 
 /// `MADV_HWPOISON`.
 pub const MADV_HWPOISON: u64 = 100;
@@ -61,13 +61,10 @@ impl Kernel {
         }
     }
 
-    /// Whether the profile has the 6.x shape of memory failure: TTU_HWPOISON asks for the
-    /// hwpoison branch of try_to_unmap_one (4.x took it unless TTU_IGNORE_HWPOISON, the same
-    /// bit), and swap.h reserves the 6.x number of special swap types. Derived from the release
-    /// rather than stored as a profile switch: only the 4.x and 6.12 shapes are modelled, and a
-    /// new switch would change the snapshot format.
+    /// Whether the profile has the 6.x shape of memory failure
+    /// ([`crate::Profile::hwpoison_ttu_flag`]).
     pub(crate) fn hwpoison_6x(&self) -> bool {
-        self.profile.release.0 >= 6
+        self.profile.hwpoison_ttu_flag()
     }
 
     /// `is_hwpoison_entry(pte_to_swp_entry(pte))` for a non-present, non-none PTE.

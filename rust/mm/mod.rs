@@ -9,12 +9,18 @@ pub mod anon_vma;
 pub mod fork;
 pub mod madvise;
 pub mod memory_failure;
+pub mod migrate;
 pub mod mlock;
 pub mod mmap;
 pub mod mprotect;
 pub mod mremap;
 pub mod page;
+pub mod page_alloc;
 pub mod shmem;
+pub mod swap;
+pub mod swap_state;
+pub mod swapfile;
+pub mod vmstat;
 pub mod zap;
 
 use crate::arch::pgtable::PageTables;
@@ -183,9 +189,9 @@ pub struct AddressSpace {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Thread {
     /// Parked on a userfault.
-    pub blocked: Option<crate::uffd::Blocked>,
+    pub blocked: Option<crate::uffd::types::Blocked>,
     /// The outcome of the last access this thread completed (also after a wake).
-    pub last: Option<crate::fault::Access>,
+    pub last: Option<crate::fault::types::Access>,
     /// Total time this thread spent parked on userfaults (ns).
     pub blocked_ns: u64,
 }

@@ -3,8 +3,8 @@
 
 use crate::kernel::Kernel;
 use crate::mm::page::{ZERO_PFN, pg};
+use crate::mm::swapfile::SWAP_HAS_CACHE;
 use crate::mm::{MM_SWAPENTS, vm};
-use crate::vmscan::swap::SWAP_HAS_CACHE;
 
 impl Kernel {
     /// `zap_page_range(vma, start, end)`: clear every PTE of `[start, end)` in `vma`, dropping

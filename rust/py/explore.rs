@@ -156,7 +156,7 @@ impl PyScenario {
     /// Describe `steps` in kernel and QEMU terms, one line each.
     fn explain(&self, steps: Vec<String>) -> PyResult<Vec<String>> {
         let steps = parse_steps(steps)?;
-        Ok(explore::explain(&self.sc, &steps))
+        call(|| explore::explain(&self.sc, &steps))
     }
 
     fn __repr__(&self) -> String {
@@ -308,8 +308,8 @@ impl From<&explore::Violation> for PyViolation {
     fn from(v: &explore::Violation) -> Self {
         PyViolation {
             predicate: v.predicate.name(),
-            cause: v.cause.key(),
-            cause_text: v.cause.name(),
+            cause: v.cause.name(),
+            cause_text: v.cause.description(),
             message: v.message.clone(),
         }
     }
@@ -508,5 +508,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explore_scenario, m)?)?;
     let names: Vec<&str> = Predicate::ALL.iter().map(|p| p.name()).collect();
     m.add("PREDICATE_NAMES", names)?;
+    let causes = pyo3::types::PyDict::new(m.py());
+    for (_, name, text) in explore::Cause::TABLE {
+        causes.set_item(name, text)?;
+    }
+    m.add("CAUSES", causes)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! it if it is present and maps the page.
 
 pub mod referenced;
+pub mod unmap;
 
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
@@ -215,8 +216,8 @@ mod tests {
     use crate::mm::madvise::Advice;
     use crate::mm::mmap::PROT_READ;
     use crate::mm::vm;
+    use crate::rmap::unmap::TtuFlags;
     use crate::testutil::{kernel, proc_with_pages};
-    use crate::vmscan::unmap::TtuFlags;
     use std::cell::Cell;
     use std::ops::ControlFlow;
 

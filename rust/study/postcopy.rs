@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::kvm::guest::{Guest, GuestConfig};
 use crate::mm::mmap::MapKind;
+use crate::mm::vmstat::Vm;
 use crate::profile::Profile;
 use crate::qemu::dest::QemuDest;
 use crate::qemu::source::QemuSource;
@@ -25,7 +26,6 @@ use crate::sim::log::{Ev, Event, fault_path, hash_events, phase, ttu_result};
 use crate::sim::rng::Rng;
 use crate::sim::snapshot::{self, Kind};
 use crate::sim::world::{DST, SRC, World};
-use crate::vmscan::vmstat::Vm;
 use serde::{Deserialize, Serialize};
 
 /// How much of the event log a study keeps.

@@ -26,8 +26,9 @@ pub const PAGE_SIZE: u32 = 4096;
 pub const FLAG_TIMESTAMPS: u16 = 1;
 /// Record bit 63: the access is a store.
 pub const WRITE: u64 = 1 << 63;
-/// Record bits 0..51: the page number (a 64-bit address space of 4 KiB pages).
-pub const PAGE_MASK: u64 = (1 << 52) - 1;
+/// Record bits 0..51: the page number (a 64-bit address space of 4 KiB pages). Not the
+/// kernel's `PAGE_MASK`, which keeps the address bits above the page offset.
+pub const PAGE_NUMBER_MASK: u64 = (1 << 52) - 1;
 
 fn bad(at: u64, detail: String) -> Error {
     Error::Format { what: "binary trace", at: format!("offset {at}"), detail }
@@ -111,7 +112,7 @@ impl<R: BufRead> Reader<R> {
             ));
         }
         let v = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-        if v & !(WRITE | PAGE_MASK) != 0 {
+        if v & !(WRITE | PAGE_NUMBER_MASK) != 0 {
             return Err(bad(at, format!("record {}: bits 52..62 must be 0, the record is {v:#018x}", self.index)));
         }
         let mut time = 0;
@@ -130,14 +131,14 @@ impl<R: BufRead> Reader<R> {
         }
         self.index += 1;
         self.offset += len as u64;
-        Ok(Some(Request { key: v & PAGE_MASK, write: v & WRITE != 0, time }))
+        Ok(Some(Request { key: v & PAGE_NUMBER_MASK, write: v & WRITE != 0, time }))
     }
 }
 
 /// Write `cols` in the binary format: with timestamps if `cols.times` is given.
 pub fn write(w: &mut impl Write, cols: Columns<'_>) -> Result<()> {
     cols.check()?;
-    if let Some(i) = cols.keys.iter().position(|&k| k > PAGE_MASK) {
+    if let Some(i) = cols.keys.iter().position(|&k| k > PAGE_NUMBER_MASK) {
         return Err(Error::invalid(format!(
             "key {} ({:#x}) of request {i} is not a page number: the binary format holds pages below 2^52",
             cols.keys[i], cols.keys[i]

@@ -653,7 +653,7 @@ impl Kernel {
                     p
                 }
                 Fill::Copy(_) | Fill::Zero => {
-                    let Some(p) = self.alloc_page(crate::vmscan::Gfp::User) else {
+                    let Some(p) = self.alloc_page(crate::mm::page_alloc::Gfp::User) else {
                         return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));
                     };
                     if self.filex(f).pages.contains_key(&index) {
@@ -697,7 +697,7 @@ impl Kernel {
         }
         // mcopy_atomic_pte / mfill_atomic_pte_zeroed_folio: a new anon page
         self.anon_vma_prepare(vma);
-        let Some(p) = self.alloc_page(crate::vmscan::Gfp::User) else {
+        let Some(p) = self.alloc_page(crate::mm::page_alloc::Gfp::User) else {
             return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));
         };
         self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };

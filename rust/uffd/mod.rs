@@ -15,81 +15,30 @@
 //! There are no signals, so handle_userfault never returns VM_FAULT_NOPAGE for an interrupted
 //! wait.
 
-use serde::{Deserialize, Serialize};
 pub mod events;
 pub mod features;
 pub mod ioctl;
-mod msg;
+pub mod msg;
+pub mod types;
 
-pub use msg::{UffdMsg, UffdPagefault};
+pub use msg::{
+    UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP,
+    UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg, UffdPagefault,
+};
 
 use crate::fault::{Access, Fault, Vmf};
 use crate::kernel::Kernel;
 use crate::mm::vm;
+use crate::mm::vmstat::Vm;
 use crate::profile::uffd_features as feat;
 use crate::sim::log::Ev;
-use crate::vmscan::vmstat::Vm;
-use std::collections::VecDeque;
-
-/// `UFFD_EVENT_*`.
-pub const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
-pub const UFFD_EVENT_FORK: u8 = 0x13;
-pub const UFFD_EVENT_REMAP: u8 = 0x14;
-pub const UFFD_EVENT_REMOVE: u8 = 0x15;
-pub const UFFD_EVENT_UNMAP: u8 = 0x16;
-
-/// `UFFD_PAGEFAULT_FLAG_*`.
-pub const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1 << 0;
-pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 1 << 1;
-pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 1 << 2;
+pub use types::*;
 
 /// The `reason` of handle_userfault, as VM_UFFD_* bits.
 pub const REASON_MISSING: u64 = vm::VM_UFFD_MISSING;
 pub const REASON_WP: u64 = vm::VM_UFFD_WP;
 /// VM_UFFD_MINOR (its bit number does not matter for the reason).
 pub const REASON_MINOR: u64 = vm::VM_UFFD_MINOR_BIT38;
-
-/// A thread parked in handle_userfault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Blocked {
-    pub uffd: u32,
-    pub msg: UffdPagefault,
-    /// The access to retry when woken.
-    pub addr: u64,
-    pub write: bool,
-    pub value: u64,
-    /// Simulated time it was parked.
-    pub since: u64,
-}
-
-/// A waiter on a context's fault queues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Waiter {
-    pub pid: u32,
-    pub tid: u32,
-    pub msg: UffdPagefault,
-    /// Already returned by read (moved from fault_pending_wqh to fault_wqh).
-    pub read: bool,
-    /// Queue order among the context's messages.
-    pub seq: u64,
-}
-
-/// A `struct userfaultfd_ctx`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct UffdCtx {
-    pub mm: u32,
-    /// Features agreed in UFFDIO_API.
-    pub features: u64,
-    /// UFFDIO_API done (`UFFD_STATE_RUNNING`).
-    pub api_done: bool,
-    /// The fd was closed.
-    pub released: bool,
-    pub waiters: Vec<Waiter>,
-    /// Non-cooperative events not yet read, with their queue order.
-    pub events: VecDeque<(u64, UffdMsg)>,
-    /// The next queue order number.
-    pub seq: u64,
-}
 
 impl Kernel {
     /// `VM_UFFD_MINOR` on this profile and arch (VM_NONE without HAVE_ARCH_USERFAULTFD_MINOR).

@@ -4,9 +4,20 @@
 //! Snapshots store a message in its older flat form ([`Flat`]: one set of fields for every
 //! event), so that the format is unchanged; decoding checks the event code.
 
-use super::{UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP};
 use serde::{Deserialize, Serialize};
 use std::hash::{Hash, Hasher};
+
+/// `UFFD_EVENT_*`.
+pub const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
+pub const UFFD_EVENT_FORK: u8 = 0x13;
+pub const UFFD_EVENT_REMAP: u8 = 0x14;
+pub const UFFD_EVENT_REMOVE: u8 = 0x15;
+pub const UFFD_EVENT_UNMAP: u8 = 0x16;
+
+/// `UFFD_PAGEFAULT_FLAG_*`.
+pub const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1 << 0;
+pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 1 << 1;
+pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 1 << 2;
 
 /// `uffd_msg.arg.pagefault`: what `userfault_msg` fills in for UFFD_EVENT_PAGEFAULT, and what a
 /// thread parked in `handle_userfault` waits on.

@@ -1,4 +1,4 @@
-//! kswapd, direct reclaim and explicit reclaim requests (mm/vmscan.c).
+//! kswapd and explicit reclaim requests (mm/vmscan.c); direct reclaim is [`crate::vmscan`].
 //!
 //! kswapd is woken when an allocation finds free memory below the low watermark and reclaims
 //! until free memory reaches the high watermark (`balance_pgdat`, priority 12 down to 1).
@@ -6,34 +6,14 @@
 //! ([`Kernel::settle`]), as if on another CPU; a multi-host run schedules it as an actor.
 
 use crate::kernel::Kernel;
+use crate::mm::vmstat::Vm;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
 use crate::vmscan::shrink::{DEF_PRIORITY, SWAP_CLUSTER_MAX, ScanControl};
-use crate::vmscan::vmstat::Vm;
-use serde::{Deserialize, Serialize};
+pub use crate::vmscan::types::{Kswapd, KswapdMode};
 
 /// `MAX_RECLAIM_RETRIES`.
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
-
-/// How a woken kswapd gets to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum KswapdMode {
-    /// When the operation that woke it returns (a lone kernel).
-    #[default]
-    Settle,
-    /// Only when a scheduler steps it ([`Kernel::kswapd_step`]).
-    Actor,
-}
-
-/// kswapd's state (`pgdat->kswapd_*`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Kswapd {
-    pub woken: bool,
-    /// `pgdat->kswapd_failures`: runs that reclaimed nothing; from MAX_RECLAIM_RETRIES on,
-    /// kswapd is "hopeless" and not woken any more until a page is freed by other means.
-    pub failures: u32,
-    pub mode: KswapdMode,
-}
 
 impl Kernel {
     /// `pgdat_balanced`: free memory at or above the high watermark.
@@ -99,38 +79,6 @@ impl Kernel {
         }
     }
 
-    /// `do_try_to_free_pages` at priorities 12 .. 0 until `sc.nr_to_reclaim` is met.
-    fn do_try_to_free_pages(&mut self, sc: &mut ScanControl) -> u64 {
-        loop {
-            sc.nr_scanned = 0;
-            self.shrink_node(sc);
-            if sc.nr_reclaimed >= sc.nr_to_reclaim {
-                break;
-            }
-            sc.priority -= 1;
-            if sc.priority < 0 {
-                break;
-            }
-        }
-        sc.nr_reclaimed
-    }
-
-    /// `try_to_free_pages`: direct reclaim of SWAP_CLUSTER_MAX pages by an allocating task.
-    /// Every call is one allocstall (`do_try_to_free_pages` counts ALLOCSTALL for global,
-    /// `!cgroup_reclaim`, reclaim on every profile; the `memory.reclaim`-like
-    /// [`Kernel::reclaim`] is cgroup reclaim and does not count it).
-    pub(crate) fn try_to_free_pages(&mut self, nr: u64) -> u64 {
-        self.log_reclaim(Ev::DirectReclaimBegin, 0, 0, 0);
-        self.vmstat.inc(Vm::allocstall_normal);
-        let mut sc = ScanControl::new(nr, false);
-        let got = self.do_try_to_free_pages(&mut sc);
-        if got > 0 {
-            self.kswapd.failures = 0;
-        }
-        self.log_reclaim(Ev::DirectReclaimEnd, got, 0, 0);
-        got
-    }
-
     /// An explicit request to reclaim `nr_pages` (like writing to `memory.reclaim`:
     /// `try_to_free_mem_cgroup_pages` in a loop that gives up after MAX_RECLAIM_RETRIES passes
     /// without progress). Each pass asks for SWAP_CLUSTER_MAX pages, and since 287d5fedb377
@@ -142,7 +90,8 @@ impl Kernel {
         let mut retries = MAX_RECLAIM_RETRIES;
         while total < nr_pages && retries > 0 {
             let left = nr_pages - total;
-            let batch = if self.profile.release >= (6, 9) { left / 4 } else { left.min(SWAP_CLUSTER_MAX) };
+            let batch =
+                if self.profile.proactive_reclaim_quarter_batch() { left / 4 } else { left.min(SWAP_CLUSTER_MAX) };
             let mut sc = ScanControl::new(batch.max(SWAP_CLUSTER_MAX), false);
             sc.priority = DEF_PRIORITY;
             let got = self.do_try_to_free_pages(&mut sc);

@@ -14,11 +14,10 @@
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vm;
+use crate::mm::vmstat::Vm;
+use crate::rmap::unmap::TtuFlags;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
-use crate::vmscan::unmap::TtuFlags;
-use crate::vmscan::vmstat::Vm;
-use serde::{Deserialize, Serialize};
 
 /// `SWAP_CLUSTER_MAX`.
 pub const SWAP_CLUSTER_MAX: u64 = 32;
@@ -75,12 +74,7 @@ pub struct ReclaimStat {
     pub nr_pageout: u64,
 }
 
-/// `reclaim_stat->recent_scanned` / `recent_rotated` of the lruvec, [anon, file].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RecentStat {
-    pub scanned: [u64; 2],
-    pub rotated: [u64; 2],
-}
+pub use crate::vmscan::types::RecentStat;
 
 fn int_sqrt(x: u64) -> u64 {
     (x as f64).sqrt() as u64

@@ -1,5 +1,5 @@
-//! The swap device: slots with their `swap_map` counts, the swap cache and the data written to
-//! the slots (mm/swapfile.c, mm/swap_state.c).
+//! The swap device: slots with their `swap_map` counts and the data written to the slots
+//! (mm/swapfile.c). The swap cache kept per slot is [`crate::mm::swap_state`].
 //!
 //! `swap_map[offset]` holds the kernel's byte: the number of swap PTEs (and shmem page-cache
 //! entries) that reference the slot, plus `SWAP_HAS_CACHE` while a page of the swap cache
@@ -37,11 +37,11 @@ pub struct SwapDevice {
     /// Counts above SWAP_MAP_MAX (continuation pages), by offset.
     cont: std::collections::BTreeMap<u32, u32>,
     /// The swap cache: pfn + 1 of the page caching each slot (0 = none).
-    cache: Vec<u32>,
+    pub(super) cache: Vec<u32>,
     /// What was written to each slot.
     data: Vec<u64>,
     /// Workingset shadow of an evicted page: the eviction clock + 1 (0 = none).
-    shadow: Vec<u32>,
+    pub(super) shadow: Vec<u32>,
     cursor: u32,
     inuse: u32,
 }
@@ -185,18 +185,6 @@ impl SwapDevice {
         self.release_if_free(off);
     }
 
-    /// The swap-cache page of a slot.
-    #[inline]
-    pub fn cache_page(&self, off: u32) -> Option<u32> {
-        let c = self.cache[off as usize];
-        if c == 0 { None } else { Some(c - 1) }
-    }
-
-    /// `add_to_swap_cache` / `__delete_from_swap_cache` bookkeeping.
-    pub fn set_cache_page(&mut self, off: u32, pfn: Option<u32>) {
-        self.cache[off as usize] = pfn.map_or(0, |p| p + 1);
-    }
-
     /// `swap_writepage`: store the page's content in the slot.
     pub fn write(&mut self, off: u32, content: u64) {
         self.data[off as usize] = content;
@@ -205,16 +193,6 @@ impl SwapDevice {
     /// `swap_read_folio`: the content of the slot.
     pub fn read(&self, off: u32) -> u64 {
         self.data[off as usize]
-    }
-
-    pub fn set_shadow(&mut self, off: u32, age: u32) {
-        self.shadow[off as usize] = age.wrapping_add(1).max(1);
-    }
-
-    /// Take the workingset shadow of a slot (`workingset_refault` consumes it).
-    pub fn take_shadow(&mut self, off: u32) -> Option<u32> {
-        let s = std::mem::take(&mut self.shadow[off as usize]);
-        if s == 0 { None } else { Some(s - 1) }
     }
 
     /// Offsets in use, for invariants and inspection.

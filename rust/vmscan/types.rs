@@ -1,0 +1,31 @@
+//! The reclaim state the [`crate::Kernel`] holds (the `pglist_data` / `lruvec` fields of
+//! include/linux/mmzone.h): kswapd's state and the recent scan statistics. A leaf module.
+
+use serde::{Deserialize, Serialize};
+
+/// How a woken kswapd gets to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum KswapdMode {
+    /// When the operation that woke it returns (a lone kernel).
+    #[default]
+    Settle,
+    /// Only when a scheduler steps it ([`crate::Kernel::kswapd_step`]).
+    Actor,
+}
+
+/// kswapd's state (`pgdat->kswapd_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Kswapd {
+    pub woken: bool,
+    /// `pgdat->kswapd_failures`: runs that reclaimed nothing; from MAX_RECLAIM_RETRIES on,
+    /// kswapd is "hopeless" and not woken any more until a page is freed by other means.
+    pub failures: u32,
+    pub mode: KswapdMode,
+}
+
+/// `reclaim_stat->recent_scanned` / `recent_rotated` of the lruvec, [anon, file].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecentStat {
+    pub scanned: [u64; 2],
+    pub rotated: [u64; 2],
+}
