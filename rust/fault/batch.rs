@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::fault::Access;
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
-use crate::uffd::UffdPagefault;
+use crate::uffd::msg::UffdPagefault;
 
 /// How one access of a batch went.
 ///

@@ -25,7 +25,7 @@ use crate::mm::vm;
 use crate::mm::vmstat::Vm;
 use crate::profile::ForbidsZeropage;
 use crate::sim::log::{Ev, fault_path};
-use crate::uffd::UffdPagefault;
+use crate::uffd::msg::UffdPagefault;
 pub use types::Access;
 
 /// What a fault handler returns (`vm_fault_t`, reduced to what the model distinguishes).
