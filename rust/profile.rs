@@ -115,6 +115,9 @@ pub struct Profile {
     /// PG_anon_exclusive exists (6c287605fd56 "mm: remember exclusively mapped anonymous pages
     /// with PG_anon_exclusive", v5.19); before, an anon page carries no exclusivity flag.
     pub pg_anon_exclusive: bool,
+    /// `ptep_zap_unused` with `reset` clears NODAT along with the usage bits ("KVM: s390/mm:
+    /// Properly reset no-dat", v6.7); before, only `_PGSTE_GPS_USAGE_MASK`.
+    pub zap_unused_reset_clears_nodat: bool,
     /// `mm_forbids_zeropage`.
     pub forbids_zeropage: ForbidsZeropage,
     /// How zero-page mappings leave a KVM process.
@@ -262,6 +265,7 @@ fn s390(name: &'static str) -> Profile {
             pgste_layout: PgsteLayout::Old,
             swp_exclusive: false,
             pg_anon_exclusive: false,
+            zap_unused_reset_clears_nodat: false,
             forbids_zeropage: ForbidsZeropage::HasPgste,
             zero_page_removal: ZeroPageRemoval::ZapOnSieEnable,
             ttu_young_check: true,
@@ -299,6 +303,7 @@ fn s390(name: &'static str) -> Profile {
             pgste_layout: PgsteLayout::Old,
             swp_exclusive: true,
             pg_anon_exclusive: true,
+            zap_unused_reset_clears_nodat: true,
             forbids_zeropage: ForbidsZeropage::NoCowSharing,
             zero_page_removal: ZeroPageRemoval::UnshareOnCowDisable,
             ttu_young_check: false,

@@ -128,7 +128,7 @@ impl Kernel {
         let mm = self.mmx_mut(pid);
         let (pte, pgste) = mm.pt.slot_mut(idx);
         let Some(pgste) = pgste else { return false };
-        let z = s390pt::ptep_zap_unused(pte, pgste, false);
+        let z = s390pt::ptep_zap_unused(pte, pgste, s390pt::ZapMode::Discard);
         let zapped = match z {
             ZapUnused::Kept => false,
             ZapUnused::ZappedSwap { offset, .. } => {
