@@ -10,7 +10,7 @@
 //! | `"4.13"` | before fa41ba0d08de (v4.14): a KVM guest may get the shared zero page from a fault, and enabling storage keys zaps zero-page mappings |
 //! | `"4.17"` | before the seed fix: `pte_unused` drops the page unguarded |
 //! | `"4.18"` | the fix bce73e484239: `pte_unused(pteval) && !userfaultfd_armed(vma)` |
-//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0), MADV_SEQUENTIAL/MADV_RANDOM mappings have no recency for folio_referenced and zap (v6.3) |
+//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0), PG_anon_exclusive and read swap-ins of exclusive pages mapped writable (v5.19), filled PTEs always dirty (v6.0), UFFDIO_COPY into MAP_PRIVATE shmem allocates anon memory (v4.20), MADV_SEQUENTIAL/MADV_RANDOM mappings have no recency for folio_referenced and zap (v6.3) |
 
 use crate::arch::Arch;
 use crate::arch::s390::pgste::PgsteLayout;
@@ -113,6 +113,12 @@ pub struct Profile {
     pub pgste_layout: PgsteLayout,
     /// Swap PTEs carry `_PAGE_SWP_EXCLUSIVE` for exclusive anon pages (v6.0+).
     pub swp_exclusive: bool,
+    /// PG_anon_exclusive exists (6c287605fd56 "mm: remember exclusively mapped anonymous pages
+    /// with PG_anon_exclusive", v5.19); before, an anon page carries no exclusivity flag.
+    pub pg_anon_exclusive: bool,
+    /// `ptep_zap_unused` with `reset` clears NODAT along with the usage bits ("KVM: s390/mm:
+    /// Properly reset no-dat", v6.7); before, only `_PGSTE_GPS_USAGE_MASK`.
+    pub zap_unused_reset_clears_nodat: bool,
     /// `mm_forbids_zeropage`.
     pub forbids_zeropage: ForbidsZeropage,
     /// How zero-page mappings leave a KVM process.
@@ -141,6 +147,12 @@ pub struct Profile {
     /// New anon pages start on the active list (`lru_cache_add_active_or_unevictable`, up to
     /// v5.8); from v5.9 they start inactive (`lru_cache_add_inactive_or_unevictable`).
     pub new_anon_active: bool,
+    /// `do_swap_page` maps an exclusive page writable on a read fault too (c145e0b47c77 "mm:
+    /// streamline COW logic in do_swap_page()", v5.19): `if (!folio_test_ksm(folio) &&
+    /// (exclusive || folio_ref_count(folio) == 1)) { if ((vma->vm_flags & VM_WRITE) &&
+    /// !userfaultfd_pte_wp(vma, pte) && !pte_needs_soft_dirty_wp(vma, pte)) { pte =
+    /// pte_mkwrite(pte, vma); ...`. Before, only a write fault with `reuse_swap_page` did.
+    pub swapin_exclusive_writable: bool,
     /// `do_swap_page` activates the page it maps (`activate_page`, up to v5.8); from v5.9 a
     /// swapped-in page is activated only by workingset refault detection.
     pub swapin_activates: bool,
@@ -171,6 +183,18 @@ pub struct Profile {
     /// in the range is -EINVAL; before, `find_vma_prev` gave -ENOMEM when no VMA lies at or
     /// above the start.
     pub uffd_register_vma_find: bool,
+    /// `mfill_atomic_install_pte` makes every filled PTE dirty (`_dst_pte =
+    /// pte_mkdirty(_dst_pte);`, 9ae0f87d009c "mm/shmem: unconditionally set pte dirty in
+    /// mfill_atomic_install_pte", v6.0); before, `mcopy_atomic_pte` and
+    /// `shmem_mcopy_atomic_pte` did `if (dst_vma->vm_flags & VM_WRITE) _dst_pte =
+    /// pte_mkwrite(pte_mkdirty(_dst_pte));`.
+    pub mfill_pte_always_dirty: bool,
+    /// UFFDIO_COPY/ZEROPAGE into a MAP_PRIVATE shmem VMA allocate an anonymous page
+    /// (5b51072e97d5 "userfaultfd: shmem: allocate anonymous memory for MAP_PRIVATE shmem",
+    /// v4.20: `if (!(dst_vma->vm_flags & VM_SHARED))` picks `mcopy_atomic_pte`); before,
+    /// `__mcopy_atomic` sent every shmem VMA to `shmem_mcopy_atomic_pte` /
+    /// `shmem_mfill_zeropage_pte`, which put the page in the shmem page cache.
+    pub uffd_private_shmem_anon: bool,
     /// The feature bits UFFDIO_API offers on an arch with every capability (`UFFD_API_FEATURES`).
     pub uffd_api_features: u64,
 }
@@ -241,6 +265,8 @@ fn s390(name: &'static str) -> Profile {
             arch: Arch::S390x,
             pgste_layout: PgsteLayout::Old,
             swp_exclusive: false,
+            pg_anon_exclusive: false,
+            zap_unused_reset_clears_nodat: false,
             forbids_zeropage: ForbidsZeropage::HasPgste,
             zero_page_removal: ZeroPageRemoval::ZapOnSieEnable,
             ttu_young_check: true,
@@ -249,6 +275,7 @@ fn s390(name: &'static str) -> Profile {
             try_to_migrate_split: false,
             lazyfree_refcount_check: false,
             new_anon_active: true,
+            swapin_exclusive_writable: false,
             swapin_activates: true,
             workingset_anon: false,
             references_two_strikes: false,
@@ -258,6 +285,8 @@ fn s390(name: &'static str) -> Profile {
             uffd_wp: false,
             uffd_zeropage_checks_forbids: false,
             uffd_register_vma_find: false,
+            mfill_pte_always_dirty: false,
+            uffd_private_shmem_anon: false,
             uffd_api_features: uffd_features::API_4_18,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
@@ -274,6 +303,8 @@ fn s390(name: &'static str) -> Profile {
             arch: Arch::S390x,
             pgste_layout: PgsteLayout::Old,
             swp_exclusive: true,
+            pg_anon_exclusive: true,
+            zap_unused_reset_clears_nodat: true,
             forbids_zeropage: ForbidsZeropage::NoCowSharing,
             zero_page_removal: ZeroPageRemoval::UnshareOnCowDisable,
             ttu_young_check: false,
@@ -282,6 +313,7 @@ fn s390(name: &'static str) -> Profile {
             try_to_migrate_split: true,
             lazyfree_refcount_check: true,
             new_anon_active: false,
+            swapin_exclusive_writable: true,
             swapin_activates: false,
             workingset_anon: true,
             references_two_strikes: true,
@@ -291,6 +323,8 @@ fn s390(name: &'static str) -> Profile {
             uffd_wp: true,
             uffd_zeropage_checks_forbids: true,
             uffd_register_vma_find: true,
+            mfill_pte_always_dirty: true,
+            uffd_private_shmem_anon: true,
             uffd_api_features: uffd_features::API_6_12,
         },
     }

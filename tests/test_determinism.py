@@ -21,7 +21,7 @@ from reclaim.studies import postcopy
 DEMO_RUNS: dict[str, tuple[str, dict[str, str], int]] = {
     "4.17": ("4.17", {}, 0x477EABF425966EC1),
     "4.18": ("4.18", {}, 0xBC905FF1F655CFBE),
-    "4.18-guest-frees-cold-pages": ("4.18", {"free_policy": "random"}, 0x6905F36E17A86C64),
+    "4.18-guest-frees-cold-pages": ("4.18", {"free_policy": "random"}, 0xAF6FD7961D737D57),
 }
 
 SMALL = {"guest_memory": "16MiB", "turnover": 0.2, "free_policy": "random"}

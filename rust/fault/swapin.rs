@@ -68,7 +68,7 @@ impl Kernel {
         }
     }
 
-    /// `do_swap_page`. A hwpoison entry (x86_64, [`crate::mm::memory_failure`]) is
+    /// `do_swap_page` (mm/memory.c, v4.13..v6.12). A hwpoison entry (x86_64, [`crate::mm::memory_failure`]) is
     /// `is_hwpoison_entry` → VM_FAULT_HWPOISON, which the arch fault handler turns into SIGBUS.
     pub(crate) fn do_swap_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         let arch = self.arch();
@@ -107,6 +107,22 @@ impl Kernel {
             pte = arch.pte_mksoft_dirty(pte);
         }
         pte = self.pte_carry_uffd_wp(orig, pte);
+        // v5.19+ (`Profile::swapin_exclusive_writable`), mm/memory.c v6.12 do_swap_page: "if
+        // (!folio_test_ksm(folio) && (exclusive || folio_ref_count(folio) == 1)) { if
+        // ((vma->vm_flags & VM_WRITE) && !userfaultfd_pte_wp(vma, pte) &&
+        // !pte_needs_soft_dirty_wp(vma, pte)) { pte = pte_mkwrite(pte, vma);" with `exclusive =
+        // pte_swp_exclusive(vmf->orig_pte)`: a read fault maps the page writable (clean, still
+        // in the swap cache: should_try_to_free_swap needs FAULT_FLAG_WRITE), so the first write
+        // takes no do_wp_page fault. Soft-dirty write protection is not modelled.
+        let swp_excl = self.profile.swp_exclusive && arch.pte_swp_exclusive(orig);
+        if !vmf.write
+            && self.profile.swapin_exclusive_writable
+            && swp_excl
+            && self.vma(vmf.vma).flags & vm::VM_WRITE != 0
+            && !arch.pte_uffd_wp(pte)
+        {
+            pte = arch.pte_mkwrite(pte);
+        }
         self.add_rss(vmf.pid, MM_ANONPAGES, 1);
         self.add_rss(vmf.pid, MM_SWAPENTS, -1);
         self.set_pte_at(vmf.pid, vmf.idx, pte);
@@ -116,12 +132,13 @@ impl Kernel {
             let av = self.anon_vma_prepare(vmf.vma);
             let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
             let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
+            let x = self.anon_exclusive_flag();
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = root + 1;
             fm.index = index;
             fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
-            if exclusive {
-                fm.set(pg::PG_ANON_EXCLUSIVE);
+            if exclusive || swp_excl {
+                fm.set(x);
             }
         }
         self.page_add_rmap(pfn);
@@ -140,5 +157,48 @@ impl Kernel {
         self.tick(self.cost.minor_fault);
         self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, path, vmf.write as u64);
         Fault::Retry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fault::Access;
+    use crate::kernel::Kernel;
+    use crate::mm::vmstat::Vm;
+    use crate::testutil::{kernel, proc_with_pages};
+
+    fn swapped_out(profile: &str) -> (Kernel, u32, u64) {
+        let mut k = kernel(profile);
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        for _ in 0..8 {
+            if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {
+                break;
+            }
+            k.reclaim(8);
+        }
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()), "{profile}: swapped out");
+        (k, pid, a)
+    }
+
+    #[test]
+    fn a_read_swap_in_of_an_exclusive_page_maps_it_writable_on_612_only() {
+        // mm/memory.c v6.12 do_swap_page: "exclusive = pte_swp_exclusive(vmf->orig_pte); ... if
+        // ((vma->vm_flags & VM_WRITE) && !userfaultfd_pte_wp(vma, pte) &&
+        // !pte_needs_soft_dirty_wp(vma, pte)) { pte = pte_mkwrite(pte, vma);" on any fault;
+        // v4.13/v4.17/v4.18 do_swap_page: "if ((vmf->flags & FAULT_FLAG_WRITE) &&
+        // reuse_swap_page(page, NULL)) { pte = maybe_mkwrite(pte_mkdirty(pte), vma);" only
+        for (profile, writable) in [("6.12", true), ("4.18", false), ("4.17", false), ("4.13", false)] {
+            let (mut k, pid, a) = swapped_out(profile);
+            assert_eq!(k.arch().pte_swp_exclusive(k.pte_at(pid, a).unwrap()), writable, "{profile}");
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 });
+            let pte = k.pte_at(pid, a).unwrap();
+            assert_eq!(k.arch().pte_write(pte), writable, "{profile}: {pte:#x}");
+            assert!(!k.arch().pte_dirty(pte), "{profile}: a read fault leaves the PTE clean");
+            let reuse = k.vmstat.get(Vm::pgreuse);
+            assert_eq!(k.access(pid, 0, a, true, 9).unwrap(), Access::Done { value: 9 });
+            let extra = k.vmstat.get(Vm::pgreuse) - reuse;
+            assert_eq!(extra, u64::from(!writable), "{profile}: do_wp_page reuse faults after the read");
+            k.check_invariants().unwrap();
+        }
     }
 }

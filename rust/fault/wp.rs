@@ -16,7 +16,7 @@ impl Kernel {
         }
         let arch = self.arch();
         let Some(pfn) = self.vm_normal_page(orig) else {
-            return self.wp_page_copy(vmf, orig, None);
+            return self.wp_page_copy(vmf, orig, None, false);
         };
         let f = self.mem.frames[pfn as usize];
         let flags = self.vma(vmf.vma).flags;
@@ -28,7 +28,8 @@ impl Kernel {
                 if f.test(pg::PG_SWAPCACHE) && swapcount == 0 {
                     self.delete_from_swap_cache(pfn);
                 }
-                self.mem.frames[pfn as usize].set(pg::PG_ANON_EXCLUSIVE | pg::PG_DIRTY);
+                let x = self.anon_exclusive_flag();
+                self.mem.frames[pfn as usize].set(x | pg::PG_DIRTY);
                 let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.pte_mkyoung(orig)));
                 self.ptep_set_access_flags(vmf.pid, vmf.idx, entry);
                 self.vmstat.inc(Vm::pgreuse);
@@ -44,11 +45,33 @@ impl Kernel {
             self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, fault_path::WP_REUSE, 1);
             return Fault::Retry;
         }
-        self.wp_page_copy(vmf, orig, Some(pfn))
+        self.wp_page_copy(vmf, orig, Some(pfn), false)
     }
 
-    /// `wp_page_copy`: a private copy (a zeroed page for the zero page) mapped writable.
-    fn wp_page_copy(&mut self, vmf: Vmf, orig: u64, old: Option<u32>) -> Fault {
+    /// A FAULT_FLAG_UNSHARE fault on the zero page (`__s390_unshare_zeropages` →
+    /// `handle_mm_fault(vma, addr, FAULT_FLAG_UNSHARE | FAULT_FLAG_REMOTE, NULL)`, v6.11+):
+    /// handle_pte_fault sends a present PTE that is not writable to do_wp_page, which with
+    /// `unshare` skips the uffd-wp check and copies the zero page (`wp_page_copy`). Any other
+    /// PTE is left as it is (only zero-page mappings are unshared here).
+    pub(crate) fn handle_mm_fault_unshare(&mut self, pid: u32, vma: u32, addr: u64) -> Fault {
+        self.vmstat.inc(Vm::pgfault);
+        let arch = self.arch();
+        let page_addr = addr & !0xfff;
+        let Ok(idx) = self.pte_alloc(pid, page_addr) else { return Fault::Oom };
+        let pte = self.mmx(pid).pt.pte(idx);
+        if !arch.pte_present(pte) || arch.pte_write(pte) || self.vm_normal_page(pte).is_some() {
+            return Fault::Retry;
+        }
+        let vmf = Vmf { pid, tid: 0, vma, addr: page_addr, real_addr: addr, write: false, idx };
+        self.wp_page_copy(vmf, pte, None, true)
+    }
+
+    /// `wp_page_copy`: a private copy (a zeroed page for the zero page) mapped writable and
+    /// dirty; with `unshare` (FAULT_FLAG_UNSHARE, v5.18+) neither: mm/memory.c v6.12 "if
+    /// (unlikely(unshare)) { if (pte_soft_dirty(vmf->orig_pte)) entry = pte_mksoft_dirty(entry);
+    /// if (pte_uffd_wp(vmf->orig_pte)) entry = pte_mkuffd_wp(entry); } else { entry =
+    /// maybe_mkwrite(pte_mkdirty(entry), vma); }".
+    fn wp_page_copy(&mut self, vmf: Vmf, orig: u64, old: Option<u32>, unshare: bool) -> Fault {
         let arch = self.arch();
         if let Some(o) = old {
             self.get_page(o); // hold the old page across the allocation
@@ -79,7 +102,18 @@ impl Kernel {
             _ => {}
         }
         let prot = self.vma(vmf.vma).page_prot;
-        let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)));
+        let entry = if unshare {
+            let mut e = arch.mk_pte(new, prot);
+            if arch.pte_soft_dirty(orig) {
+                e = arch.pte_mksoft_dirty(e);
+            }
+            if arch.pte_uffd_wp(orig) {
+                e = arch.pte_mkuffd_wp(e);
+            }
+            e
+        } else {
+            arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)))
+        };
         self.ptep_clear_flush(vmf.pid, vmf.idx);
         self.page_add_new_anon_rmap(new, vmf.vma, vmf.addr);
         self.lru_cache_add_vma(new, vmf.vma);
@@ -90,7 +124,7 @@ impl Kernel {
             self.put_page(o); // ours
         }
         self.tick(self.cost.minor_fault);
-        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, new as u64, fault_path::WP_COPY, 1);
+        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, new as u64, fault_path::WP_COPY, !unshare as u64);
         Fault::Retry
     }
 }

@@ -20,9 +20,13 @@ use crate::mm::vmstat::Vm;
 use crate::profile::ZeroPageRemoval;
 use crate::sim::log::Ev;
 
-/// Entries of a CBRL (one 4 KiB page of 8-byte addresses); the hardware intercepts ESSA
-/// when it is full.
-pub const CBRL_ENTRIES: usize = 512;
+/// Guest entries of a CBRL: one 4 KiB page holds 512 8-byte addresses, but the hardware fills
+/// only 511 of them and intercepts the next ESSA; the 512th slot is reserved for the host
+/// (`handle_essa`, arch/s390/kvm/priv.c, the same in v4.13, v4.17, v4.18 and v6.12:
+/// "/* entries expected to be 1FF */"; `__do_essa`/`do_essa`: "It is possible that all the
+/// normal 511 slots were full, in which case we will now write in the 512th slot, which is
+/// reserved for host use").
+pub const CBRL_ENTRIES: usize = 511;
 
 /// The program-interruption code of a specification exception (KVM's `PGM_SPECIFICATION`).
 pub const PGM_SPECIFICATION: u16 = 0x06;
@@ -124,7 +128,7 @@ impl Kernel {
         let mm = self.mmx_mut(pid);
         let (pte, pgste) = mm.pt.slot_mut(idx);
         let Some(pgste) = pgste else { return false };
-        let z = s390pt::ptep_zap_unused(pte, pgste, false);
+        let z = s390pt::ptep_zap_unused(pte, pgste, s390pt::ZapMode::Discard);
         let zapped = match z {
             ZapUnused::Kept => false,
             ZapUnused::ZappedSwap { offset, .. } => {
@@ -332,8 +336,9 @@ impl Kernel {
                 let p = self.mmx(pid).pt.pte(idx);
                 if arch.pte_present(p) && arch.pte_pfn(p) == ZERO_PFN {
                     if unshare {
-                        // wp_page_copy of the zero page, outside userfaultfd
-                        let _ = self.handle_mm_fault(pid, 0, id, a, true);
+                        // a FAULT_FLAG_UNSHARE fault: wp_page_copy of the zero page, outside
+                        // userfaultfd, the new PTE neither writable nor dirty
+                        let _ = self.handle_mm_fault_unshare(pid, id, a);
                     } else {
                         self.ptep_clear_flush(pid, idx);
                     }
@@ -367,7 +372,9 @@ mod tests {
     }
 
     #[test]
-    fn the_513th_cbrl_entry_intercepts_and_zaps_the_swapped_unused_pages() {
+    fn the_512th_essa_intercepts_after_511_cbrl_entries_and_zaps_the_swapped_unused_pages() {
+        // handle_essa (arch/s390/kvm/priv.c, v4.13..v6.12): "entries expected to be 1FF"; the
+        // hardware intercepts once the 511 guest slots are full (the model used 512 before)
         let (mut k, pid, a) = swapped(8);
         for i in 0..8 {
             let o = k.essa(pid, 0, a + i * 4096, ESSA_SET_UNUSED).unwrap();
@@ -382,7 +389,7 @@ mod tests {
         assert_eq!(k.cbrl[&(pid, 0)].len(), CBRL_ENTRIES);
         assert_eq!(k.mmx(pid).rss[MM_SWAPENTS], 8, "the hardware alone zaps nothing");
         let o = k.essa(pid, 0, b + 504 * 4096, ESSA_SET_UNUSED).unwrap();
-        assert!(o.intercepted, "a full CBRL makes the 513th ESSA intercept");
+        assert!(o.intercepted, "511 full slots make the 512th ESSA intercept");
         assert_eq!(o.zapped, 8, "__gmap_zap cleared the eight swap PTEs");
         assert_eq!(o.cbrl_len, 1, "the retried instruction starts a new CBRL");
         for i in 0..8 {
@@ -393,6 +400,45 @@ mod tests {
         assert_eq!(k.vmstat.get(Vm::model_cbrl_zapped), 8);
         // another vCPU has its own CBRL
         assert_eq!(k.essa(pid, 1, b + 505 * 4096, ESSA_SET_UNUSED).unwrap().cbrl_len, 1);
+        k.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn the_guest_fills_511_cbrl_slots_before_an_essa_is_intercepted() {
+        // handle_essa, arch/s390/kvm/priv.c (v4.13, v4.17, v4.18, v6.12): "entries expected to
+        // be 1FF": 511 guest entries, the 512th slot is the host's
+        let (mut k, pid, _) = swapped(1);
+        let b = k.mmap(pid, 600 * 4096, MapKind::Anon, false, None).unwrap();
+        let mut n = 0u64;
+        loop {
+            let o = k.essa(pid, 0, b + n * 4096, ESSA_SET_UNUSED).unwrap();
+            n += 1;
+            if o.intercepted {
+                break;
+            }
+            assert!(n < 600, "no intercept");
+        }
+        assert_eq!(n, 512, "the ESSA after 511 listed pages is intercepted");
+    }
+
+    #[test]
+    fn unsharing_a_zero_page_at_skey_enable_maps_a_page_neither_writable_nor_dirty_on_612() {
+        // arch/s390/mm/gmap.c v6.12 __s390_unshare_zeropages: handle_mm_fault(vma, addr,
+        // FAULT_FLAG_UNSHARE | FAULT_FLAG_REMOTE, NULL); mm/memory.c v6.12 wp_page_copy: "if
+        // (unlikely(unshare)) { ... } else { entry = maybe_mkwrite(pte_mkdirty(entry), vma); }"
+        let mut k = kernel("6.12");
+        let pid = k.spawn("kvm", true).unwrap();
+        let a = k.mmap(pid, 4096, MapKind::Anon, false, None).unwrap();
+        assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 0 });
+        assert_eq!(k.arch().pte_pfn(k.pte_at(pid, a).unwrap()), ZERO_PFN, "6.12 maps the zero page first");
+        assert_eq!(k.enable_skey(pid).unwrap(), 1);
+        let pte = k.pte_at(pid, a).unwrap();
+        assert_ne!(k.arch().pte_pfn(pte), ZERO_PFN, "unshared into a fresh anon page");
+        assert!(!k.arch().pte_write(pte) && !k.arch().pte_dirty(pte), "{pte:#x}");
+        // the first write reuses the exclusive page (do_wp_page), no copy
+        let reuse = k.vmstat.get(Vm::pgreuse);
+        assert_eq!(k.access(pid, 0, a, true, 3).unwrap(), Access::Done { value: 3 });
+        assert_eq!(k.vmstat.get(Vm::pgreuse), reuse + 1);
         k.check_invariants().unwrap();
     }
 

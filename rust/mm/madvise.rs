@@ -250,8 +250,14 @@ impl Kernel {
                         let old = self.ptep_clear_flush(pid, idx);
                         self.set_pte_at(pid, idx, arch.pte_mkold(old));
                     }
-                    // "VM couldn't reclaim the folio unless we clear PG_young"
-                    self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
+                    // "VM couldn't reclaim the folio unless we clear PG_young"; then
+                    // madvise_cold_or_pageout_pte_range (v6.12): "if (folio_test_active(folio))
+                    // folio_set_workingset(folio);" for COLD and PAGEOUT alike
+                    let fm = &mut self.mem.frames[pfn as usize];
+                    fm.clear(pg::PG_REFERENCED);
+                    if fm.test(pg::PG_ACTIVE) {
+                        fm.set(pg::PG_WORKINGSET);
+                    }
                     if pageout {
                         if self.isolate_lru_page(pfn) {
                             list.push(pfn);
@@ -282,5 +288,65 @@ impl Kernel {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::vmstat::Vm;
+    use crate::testutil::{kernel, proc_with_pages};
+    use crate::vmscan::lru::LruList;
+
+    fn pfn_at(k: &Kernel, pid: u32, a: u64) -> u32 {
+        k.arch().pte_pfn(k.pte_at(pid, a).unwrap())
+    }
+
+    #[test]
+    fn madv_cold_leaves_an_inactive_page_where_it_is_on_612() {
+        // mm/swap.c v6.12 folio_deactivate: "if (folio_test_unevictable(folio) ||
+        // !(folio_test_active(folio) || lru_gen_enabled())) return;" — the page at the tail of
+        // the inactive list stays at the tail, next in line for reclaim
+        let mut k = kernel("6.12");
+        let (pid, a) = proc_with_pages(&mut k, false, 3);
+        let tail = pfn_at(&k, pid, a);
+        let before = k.lru.pages(&k.mem.frames, LruList::InactiveAnon);
+        assert_eq!(k.lru.tail(LruList::InactiveAnon), Some(tail), "6.12: new anon pages start inactive");
+        k.madvise(pid, a, 4096, Advice::Cold).unwrap();
+        assert_eq!(k.lru.pages(&k.mem.frames, LruList::InactiveAnon), before);
+        assert_eq!(k.lru.tail(LruList::InactiveAnon), Some(tail));
+        assert_eq!(k.vmstat.get(Vm::pgdeactivate), 0);
+    }
+
+    #[test]
+    fn madv_cold_deactivates_an_active_page_and_marks_it_workingset_on_612() {
+        // mm/madvise.c v6.12 madvise_cold_or_pageout_pte_range: "if (folio_test_active(folio))
+        // folio_set_workingset(folio);" then folio_deactivate
+        let mut k = kernel("6.12");
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        let pfn = pfn_at(&k, pid, a);
+        k.activate_page(pfn);
+        k.madvise(pid, a, 4096, Advice::Cold).unwrap();
+        let f = k.mem.frames[pfn as usize];
+        assert!(f.test(pg::PG_LRU) && !f.test(pg::PG_ACTIVE), "{:?}", f.flag_names());
+        assert!(f.test(pg::PG_WORKINGSET), "{:?}", f.flag_names());
+        assert_eq!(k.vmstat.get(Vm::pgdeactivate), 1);
+    }
+
+    #[test]
+    fn madv_pageout_puts_a_kept_active_page_back_on_the_inactive_list_on_612() {
+        // mm/vmscan.c v6.12 reclaim_pages: "folio_clear_active(folio); list_move(&folio->lru,
+        // &node_folio_list);", and madvise sets PG_workingset on the active folio first
+        let mut k = kernel("6.12");
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        let pfn = pfn_at(&k, pid, a);
+        k.activate_page(pfn);
+        k.get_page(pfn); // an extra reference: __remove_mapping fails and the page is kept
+        k.madvise(pid, a, 4096, Advice::Pageout).unwrap();
+        let f = k.mem.frames[pfn as usize];
+        assert!(f.test(pg::PG_LRU), "kept and put back: {:?}", f.flag_names());
+        assert!(!f.test(pg::PG_ACTIVE), "reclaim_pages cleared PG_active: {:?}", f.flag_names());
+        assert!(f.test(pg::PG_WORKINGSET), "{:?}", f.flag_names());
+        assert_eq!(LruList::of(&f), LruList::InactiveAnon);
     }
 }

@@ -47,17 +47,19 @@ impl Kernel {
         }
     }
 
-    /// `deactivate_page` / `folio_deactivate` (MADV_COLD): to the head of the inactive list.
+    /// `deactivate_page` / `folio_deactivate` (MADV_COLD) → `lru_deactivate_fn`: an *active*
+    /// page on an LRU moves to the head of the inactive list, losing PG_referenced. An inactive
+    /// page is left where it is (mm/swap.c v6.12 `folio_deactivate`: "if
+    /// (folio_test_unevictable(folio) || !(folio_test_active(folio) || lru_gen_enabled()))
+    /// return;"; v4.5..v5.x `deactivate_page`: "if (PageLRU(page) && PageActive(page) &&
+    /// !PageUnevictable(page))"). MGLRU (`lru_gen_enabled`) is not modelled.
     pub(crate) fn deactivate_page(&mut self, pfn: u32) {
         let f = &self.mem.frames[pfn as usize];
-        if f.test(pg::PG_LRU) && !f.test(pg::PG_UNEVICTABLE) {
-            let was_active = f.test(pg::PG_ACTIVE);
+        if f.test(pg::PG_LRU) && f.test(pg::PG_ACTIVE) && !f.test(pg::PG_UNEVICTABLE) {
             let fm = &mut self.mem.frames[pfn as usize];
             fm.clear(pg::PG_ACTIVE | pg::PG_REFERENCED);
             self.lru.relink(&mut self.mem.frames, pfn);
-            if was_active {
-                self.vmstat.inc(Vm::pgdeactivate);
-            }
+            self.vmstat.inc(Vm::pgdeactivate);
         }
     }
 

@@ -206,7 +206,8 @@ impl QemuDest {
     }
 
     /// The fault thread ("postcopy/fault"): read the userfaultfd and turn each page fault into
-    /// a page request (QEMU 3.0: always; 5.2+: not for a page already received or requested).
+    /// a page request (QEMU 3.0: always; 5.2+: not for a page already received, but again for a
+    /// page already requested).
     pub fn fault_thread(&mut self, k: &mut Kernel, now: u64) -> Vec<Msg> {
         let Some(u) = self.uffd else { return Vec::new() };
         let msgs: Vec<UffdMsg> = k.uffd_read(u).unwrap_or_default();
@@ -235,7 +236,13 @@ impl QemuDest {
                         // "If the page is there, skip sending the message."
                         self.stats.requests_suppressed += 1;
                         k.log(Ev::PostcopyRequestSuppressed, self.pid, 0, m.address, gfn as u64, 0, 0);
-                    } else if !self.requested.set(gfn as u64) {
+                    } else {
+                        // migrate_send_rp_req_pages (migration/migration.c, QEMU 5.2): the
+                        // page_requested tree only records the request ("if (!received &&
+                        // !g_tree_lookup(mis->page_requested, aligned)) { g_tree_insert(..) }");
+                        // the message is sent unless received: "if (received) { return 0; }
+                        // return migrate_send_rp_message_req_pages(mis, rb, start);"
+                        self.requested.set(gfn as u64);
                         self.stats.requests_sent += 1;
                         k.log(Ev::PostcopyRequest, self.pid, 0, m.address, gfn as u64, 0, 0);
                         out.push(Msg::ReqPage { gfn });
@@ -256,5 +263,33 @@ impl QemuDest {
         self.phase = DstPhase::Done;
         k.log(Ev::MigrationPhase, self.pid, 0, 0, crate::sim::log::phase::COMPLETED, 0, 0);
         Delivered::Completed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::mmap::MapKind;
+    use crate::testutil::kernel;
+
+    #[test]
+    fn qemu_52_requests_a_page_again_for_a_second_fault_before_it_arrives() {
+        // migration/migration.c (QEMU 5.2, "Maintain postcopy faulted addresses")
+        // migrate_send_rp_req_pages: the page_requested tree only records the address; "if
+        // (received) { return 0; } return migrate_send_rp_message_req_pages(mis, rb, start);"
+        for version in [QemuVersion::V5_2, QemuVersion::V3_0] {
+            let mut k = kernel("4.18");
+            let pid = k.spawn("qemu", false).unwrap();
+            let a = k.mmap(pid, 4 * 4096, MapKind::Anon, false, None).unwrap();
+            let mut d = QemuDest::new(pid, a, 4, version);
+            assert_eq!(d.deliver(&mut k, Msg::Listen), Delivered::Nothing);
+            for tid in [1, 2] {
+                assert!(matches!(k.access(pid, tid, a, false, 0).unwrap(), Access::Blocked { .. }));
+            }
+            let reqs = d.fault_thread(&mut k, 0);
+            assert_eq!(reqs, vec![Msg::ReqPage { gfn: 0 }, Msg::ReqPage { gfn: 0 }], "{version:?}");
+            assert_eq!(d.stats.requests_sent, 2, "{version:?}");
+            assert_eq!(d.stats.requests_suppressed, 0, "{version:?}");
+        }
     }
 }

@@ -49,6 +49,13 @@ pub(crate) fn walk_on(cont: bool) -> ControlFlow<()> {
 }
 
 impl Kernel {
+    /// PG_anon_exclusive where the profile has it (v5.19+, `Profile::pg_anon_exclusive`),
+    /// else no flag: 4.x pages carry no exclusivity bit (`RMAP_EXCLUSIVE` there only picks the
+    /// anon_vma in `__page_set_anon_rmap`).
+    pub(crate) fn anon_exclusive_flag(&self) -> u32 {
+        if self.profile.pg_anon_exclusive { pg::PG_ANON_EXCLUSIVE } else { 0 }
+    }
+
     /// `page_add_new_anon_rmap` + `__SetPageSwapBacked`: file a fresh anon page under the VMA's
     /// anon_vma at the VMA's linear index of `addr`; it is mapped once and exclusive.
     pub(crate) fn page_add_new_anon_rmap(&mut self, pfn: u32, vma: u32, addr: u64) {
@@ -58,7 +65,9 @@ impl Kernel {
         f.mapping = av + 1;
         f.index = index;
         f.mapcount = 1;
-        f.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE | pg::PG_ANON_EXCLUSIVE);
+        f.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
+        let x = self.anon_exclusive_flag();
+        self.mem.frames[pfn as usize].set(x);
     }
 
     /// `page_add_anon_rmap` / `page_add_file_rmap` / `page_dup_rmap`: one more mapping.

@@ -606,8 +606,14 @@ impl Kernel {
             self.pte_alloc(pid, addr).map_err(|_| Error::errno(Errno::ENOMEM, call, "no memory for a page table"))?;
         let eexist = || Error::errno(Errno::EEXIST, call, format!("the PTE at {addr:#x} is not none"));
         // mfill_atomic_pte: a private mapping (anon, or MAP_PRIVATE of shmem) gets an anon page,
-        // only a shared one the shmem page cache; CONTINUE always maps the page cache
-        let shared_file = file.filter(|_| flags & vm::VM_SHARED != 0 || matches!(fill, Fill::Continue));
+        // only a shared one the shmem page cache; CONTINUE always maps the page cache. Before
+        // v4.20 (`Profile::uffd_private_shmem_anon`, 5b51072e97d5) __mcopy_atomic sent every
+        // shmem VMA to shmem_mcopy_atomic_pte / shmem_mfill_zeropage_pte: "if
+        // (!vma_is_shmem(dst_vma)) { ... mcopy_atomic_pte ... } else { ...
+        // shmem_mcopy_atomic_pte ... }", so a MAP_PRIVATE shmem fill went to the page cache.
+        let shared_file = file.filter(|_| {
+            flags & vm::VM_SHARED != 0 || matches!(fill, Fill::Continue) || !self.profile.uffd_private_shmem_anon
+        });
         if let Some(f) = shared_file {
             if index >= self.filex(f).size_pages {
                 return Err(Error::errno(
@@ -673,7 +679,18 @@ impl Kernel {
                 }
             };
             let mut e = arch.mk_pte(pfn, prot);
-            if flags & vm::VM_WRITE != 0 && flags & vm::VM_SHARED != 0 {
+            if self.profile.mfill_pte_always_dirty {
+                // mfill_atomic_install_pte (v6.0+): "_dst_pte = pte_mkdirty(_dst_pte); if
+                // (page_in_cache && !vm_shared) writable = false; if (writable) _dst_pte =
+                // pte_mkwrite(_dst_pte, dst_vma);"
+                e = arch.pte_mkdirty(e);
+                if flags & vm::VM_WRITE != 0 && flags & vm::VM_SHARED != 0 {
+                    e = arch.pte_mkwrite(e);
+                }
+            } else if flags & vm::VM_WRITE != 0 {
+                // 4.x shmem_mcopy_atomic_pte: "if (dst_vma->vm_flags & VM_WRITE) _dst_pte =
+                // pte_mkwrite(pte_mkdirty(_dst_pte));" (VM_SHARED is not tested: a MAP_PRIVATE
+                // fill is mapped writable onto the page cache page, the bug 5b51072e97d5 fixed)
                 e = arch.pte_mkwrite(arch.pte_mkdirty(e));
             }
             self.add_rss(pid, MM_SHMEMPAGES, 1);
@@ -702,7 +719,16 @@ impl Kernel {
         };
         self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
         let mut e = arch.mk_pte(p, prot);
-        if flags & vm::VM_WRITE != 0 {
+        if self.profile.mfill_pte_always_dirty {
+            // mfill_atomic_install_pte (v6.0+): pte_mkdirty unconditionally, pte_mkwrite only
+            // for VM_WRITE
+            e = arch.pte_mkdirty(e);
+            if flags & vm::VM_WRITE != 0 {
+                e = arch.pte_mkwrite(e);
+            }
+        } else if flags & vm::VM_WRITE != 0 {
+            // 4.x mcopy_atomic_pte: "if (dst_vma->vm_flags & VM_WRITE) _dst_pte =
+            // pte_mkwrite(pte_mkdirty(_dst_pte));"
             e = arch.pte_mkwrite(arch.pte_mkdirty(e));
         }
         if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
@@ -723,4 +749,73 @@ enum Fill {
     Copy(u64),
     Zero,
     Continue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::{Access, Fault, Vmf};
+    use crate::mm::mmap::{MapKind, PROT_READ};
+    use crate::testutil::kernel;
+
+    #[test]
+    fn uffdio_copy_into_map_private_shmem_goes_to_the_page_cache_before_v4_20() {
+        // v4.13/v4.17/v4.18 mm/userfaultfd.c __mcopy_atomic: every shmem VMA goes to
+        // shmem_mcopy_atomic_pte, which adds the page to the shmem page cache; 5b51072e97d5
+        // (v4.20) "userfaultfd: shmem: allocate anonymous memory for MAP_PRIVATE shmem"
+        for (profile, in_cache) in [("4.13", true), ("4.17", true), ("4.18", true), ("6.12", false)] {
+            let mut k = kernel(profile);
+            let pid = k.spawn("t", false).unwrap();
+            let f = k.shmem_create("m", 4);
+            let a = k.mmap(pid, 4 * 4096, MapKind::Shmem, false, Some((f, 0))).unwrap();
+            let u = k.userfaultfd(pid).unwrap();
+            k.uffdio_api(u, UFFD_API, 0).unwrap();
+            k.uffdio_register(u, a, 4 * 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            k.uffdio_copy(u, a, &[42], 0).unwrap();
+            k.uffdio_zeropage(u, a + 4096, 4096, 0).unwrap();
+            let cached = k.file(f).unwrap().pages.len();
+            assert_eq!(cached, if in_cache { 2 } else { 0 }, "{profile}");
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 42 }, "{profile}");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn uffdio_copy_into_a_read_only_vma_maps_a_dirty_pte_from_v6_0() {
+        // mm/userfaultfd.c v6.12 mfill_atomic_install_pte: "_dst_pte = pte_mkdirty(_dst_pte);"
+        // unconditionally; v4.18 mcopy_atomic_pte: "if (dst_vma->vm_flags & VM_WRITE) _dst_pte =
+        // pte_mkwrite(pte_mkdirty(_dst_pte));"
+        for (profile, dirty) in [("6.12", true), ("4.18", false)] {
+            let mut k = kernel(profile);
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap_prot(pid, 4096, PROT_READ, MapKind::Anon, false, None).unwrap();
+            let u = k.userfaultfd(pid).unwrap();
+            k.uffdio_api(u, UFFD_API, 0).unwrap();
+            k.uffdio_register(u, a, 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            k.uffdio_copy(u, a, &[5], 0).unwrap();
+            let pte = k.pte_at(pid, a).unwrap();
+            assert_eq!(k.arch().pte_dirty(pte), dirty, "{profile}: {pte:#x}");
+            assert!(!k.arch().pte_write(pte), "{profile}: no VM_WRITE, no pte_mkwrite");
+        }
+    }
+
+    #[test]
+    fn a_fault_on_a_released_userfaultfd_is_retried_not_sigbus() {
+        // fs/userfaultfd.c handle_userfault (v4.11+, 656710a60e36; v4.13..v6.12): "if
+        // (unlikely(READ_ONCE(ctx->released))) { ... ret = VM_FAULT_NOPAGE; goto out; }"
+        for profile in ["4.13", "4.17", "4.18", "6.12"] {
+            let mut k = kernel(profile);
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap(pid, 4096, MapKind::Anon, false, None).unwrap();
+            let u = k.userfaultfd(pid).unwrap();
+            k.uffdio_api(u, UFFD_API, 0).unwrap();
+            k.uffdio_register(u, a, 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            // the window between ctx->released and the VMAs being disarmed
+            k.uffds[u as usize].released = true;
+            let vma = k.vma_lookup(pid, a).unwrap();
+            let idx = k.pte_alloc(pid, a).unwrap();
+            let vmf = Vmf { pid, tid: 0, vma, addr: a, real_addr: a, write: false, idx };
+            assert_eq!(k.handle_userfault(vmf, crate::uffd::REASON_MISSING), Fault::Retry, "{profile}");
+        }
+    }
 }

@@ -47,14 +47,22 @@ impl Kernel {
     }
 
     /// `handle_userfault(vmf, reason)`: SIGBUS without a context or with UFFD_FEATURE_SIGBUS;
-    /// otherwise queue a PAGEFAULT message and park the thread (VM_FAULT_RETRY).
+    /// VM_FAULT_NOPAGE (retry) when the context was released; otherwise queue a PAGEFAULT message and park the thread (VM_FAULT_RETRY).
     pub(crate) fn handle_userfault(&mut self, vmf: Vmf, reason: u64) -> Fault {
         let Some(ctx) = self.vma(vmf.vma).uffd else {
             return Fault::Sigbus;
         };
         let c = &self.uffds[ctx as usize];
-        if c.features & feat::SIGBUS != 0 || c.released {
+        if c.features & feat::SIGBUS != 0 {
             return Fault::Sigbus;
+        }
+        if c.released {
+            // fs/userfaultfd.c handle_userfault (v4.11+, 656710a60e36; the same in v4.13, v4.17,
+            // v4.18, v6.12): "if (unlikely(READ_ONCE(ctx->released))) { /* Don't return
+            // VM_FAULT_SIGBUS in this case, so a non cooperative manager can close the uffd
+            // after the last UFFDIO_COPY ... */ ret = VM_FAULT_NOPAGE; goto out; }": the access
+            // is retried. (userfaultfd_release disarms the VMAs first, so the retry finds none.)
+            return Fault::Retry;
         }
         let mut flags = 0;
         if vmf.write {

@@ -536,8 +536,14 @@ impl Kernel {
         true
     }
 
-    /// `reclaim_pages` (MADV_PAGEOUT): shrink exactly these pages, ignoring references.
+    /// `reclaim_pages` (MADV_PAGEOUT, mm/vmscan.c v6.12): shrink exactly these pages, ignoring
+    /// references. It clears PG_active on each folio first ("if (nid == folio_nid(folio)) {
+    /// folio_clear_active(folio); list_move(&folio->lru, &node_folio_list);"), so a page that
+    /// is kept goes back to the inactive list.
     pub(crate) fn reclaim_pages(&mut self, pages: Vec<u32>) -> u64 {
+        for &pfn in &pages {
+            self.mem.frames[pfn as usize].clear(pg::PG_ACTIVE);
+        }
         let mut sc = ScanControl::new(pages.len() as u64, false);
         let (reclaimed, keep, _) = self.shrink_folio_list(pages, &mut sc, true);
         for pfn in keep {

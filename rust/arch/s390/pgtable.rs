@@ -184,21 +184,37 @@ pub enum ZapUnused {
     ZappedSwap { swp_type: u32, offset: u64 },
 }
 
-/// `ptep_zap_unused(mm, addr, ptep, reset)`: the discard of the CBRL path (`__gmap_zap`).
-/// Without `reset`, a *swap* PTE of a page whose usage is UNUSED or that is logically ZERO is
-/// cleared to none and its swap entry freed: the guest said it does not need the content.
-/// Present PTEs are left alone here (reclaim drops those through `pte_unused`). With `reset`
-/// (`s390_reset_cmma`), the usage state and NODAT are cleared instead.
-pub fn ptep_zap_unused(pte: &mut u64, pgste: &mut u64, reset: bool) -> ZapUnused {
+/// How `ptep_zap_unused(mm, addr, ptep, reset)` is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZapMode {
+    /// `reset == 0`: the discard of the CBRL path (`__gmap_zap`).
+    Discard,
+    /// `reset != 0` (the CMMA reset, `s390_reset_cmma` → `__s390_reset_cmma`): the usage state
+    /// is cleared, and NODAT with it where `clear_nodat` (`Profile::zap_unused_reset_clears_nodat`).
+    Reset { clear_nodat: bool },
+}
+
+/// `ptep_zap_unused(mm, addr, ptep, reset)` (arch/s390/mm/pgtable.c). Without `reset`, a *swap*
+/// PTE of a page whose usage is UNUSED or that is logically ZERO is cleared to none and its swap
+/// entry freed: the guest said it does not need the content. Present PTEs are left alone here
+/// (reclaim drops those through `pte_unused`). With `reset`, v4.13..v6.6 clear only the usage
+/// bits ("if (reset) pgste_val(pgste) &= ~_PGSTE_GPS_USAGE_MASK;"); "KVM: s390/mm: Properly
+/// reset no-dat" (v6.7, Cc stable) made it "&= ~(_PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT)".
+pub fn ptep_zap_unused(pte: &mut u64, pgste: &mut u64, mode: ZapMode) -> ZapUnused {
     let p = Pte(*pte);
     let v = *pgste;
     let mut out = ZapUnused::Kept;
-    if !reset && p.swap() && (v & _PGSTE_GPS_USAGE_MASK == _PGSTE_GPS_USAGE_UNUSED || v & _PGSTE_GPS_ZERO != 0) {
-        out = ZapUnused::ZappedSwap { swp_type: p.swp_type(), offset: p.swp_offset() };
-        pte_clear(pte);
-    }
-    if reset {
-        *pgste = v & !(_PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT);
+    match mode {
+        ZapMode::Discard => {
+            if p.swap() && (v & _PGSTE_GPS_USAGE_MASK == _PGSTE_GPS_USAGE_UNUSED || v & _PGSTE_GPS_ZERO != 0) {
+                out = ZapUnused::ZappedSwap { swp_type: p.swp_type(), offset: p.swp_offset() };
+                pte_clear(pte);
+            }
+        }
+        ZapMode::Reset { clear_nodat } => {
+            let mask = if clear_nodat { _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT } else { _PGSTE_GPS_USAGE_MASK };
+            *pgste = v & !mask;
+        }
     }
     out
 }
@@ -310,20 +326,37 @@ mod tests {
     fn zap_unused_clears_swap_ptes_of_unused_or_zero_pages_only() {
         let swp = Pte::mk_swap(0, 0x99).val();
         let (mut pte, mut pg) = (swp, _PGSTE_GPS_USAGE_UNUSED);
-        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::ZappedSwap { swp_type: 0, offset: 0x99 });
+        assert_eq!(
+            ptep_zap_unused(&mut pte, &mut pg, ZapMode::Discard),
+            ZapUnused::ZappedSwap { swp_type: 0, offset: 0x99 }
+        );
         assert_eq!(pte, _PAGE_INVALID);
         let (mut pte, mut pg) = (swp, _PGSTE_GPS_ZERO);
-        assert!(matches!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::ZappedSwap { .. }));
+        assert!(matches!(ptep_zap_unused(&mut pte, &mut pg, ZapMode::Discard), ZapUnused::ZappedSwap { .. }));
         let (mut pte, mut pg) = (swp, _PGSTE_GPS_USAGE_STABLE);
-        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::Kept);
+        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, ZapMode::Discard), ZapUnused::Kept);
         assert_eq!(pte, swp);
         // a present pte of an unused page is not zapped here
         let (mut pte, mut pg) = (present().val(), _PGSTE_GPS_USAGE_UNUSED);
-        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, false), ZapUnused::Kept);
-        // reset clears usage and nodat
-        let (mut pte, mut pg) = (swp, _PGSTE_GPS_USAGE_UNUSED | _PGSTE_GPS_NODAT);
-        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, true), ZapUnused::Kept);
-        assert_eq!(pg, 0);
+        assert_eq!(ptep_zap_unused(&mut pte, &mut pg, ZapMode::Discard), ZapUnused::Kept);
+    }
+
+    #[test]
+    fn a_cmma_reset_keeps_nodat_before_v6_7() {
+        // arch/s390/mm/pgtable.c ptep_zap_unused: v4.13/v4.17/v4.18 "if (reset)
+        // pgste_val(pgste) &= ~_PGSTE_GPS_USAGE_MASK;"; v6.7+ ("KVM: s390/mm: Properly reset
+        // no-dat") also clears _PGSTE_GPS_NODAT
+        use crate::profile::{PROFILE_NAMES, Profile};
+        for name in PROFILE_NAMES {
+            let p = Profile::get(name, crate::arch::Arch::S390x).unwrap();
+            let swp = Pte::mk_swap(0, 0x99).val();
+            let (mut pte, mut pg) = (swp, _PGSTE_GPS_USAGE_UNUSED | _PGSTE_GPS_NODAT);
+            let mode = ZapMode::Reset { clear_nodat: p.zap_unused_reset_clears_nodat };
+            assert_eq!(ptep_zap_unused(&mut pte, &mut pg, mode), ZapUnused::Kept);
+            assert_eq!(pte, swp, "{name}: a reset never zaps");
+            let nodat_left = if name == "6.12" { 0 } else { _PGSTE_GPS_NODAT };
+            assert_eq!(pg, nodat_left, "{name}");
+        }
     }
 
     #[test]
