@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 # `reclaim.studies.postcopy(...)` after `import reclaim` alone: it imports only the engine,
 # reclaim.units and reclaim.exceptions (well under a millisecond), and nothing of this module.
-from reclaim import studies
+from reclaim import events, s390, studies
 from reclaim._reclaim import OUTCOMES as _OUTCOMES
 from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
 from reclaim._reclaim import (
@@ -46,6 +46,7 @@ from reclaim.exceptions import (
     ThreadBlockedError,
 )
 from reclaim.explorer import ExploreResult, Finding, explore
+from reclaim.flags import UffdFeature
 from reclaim.trace import replay
 
 if TYPE_CHECKING:
@@ -94,10 +95,13 @@ __all__ = [
     "SyscallError",
     "ThreadBlockedError",
     "UffdEvent",
+    "UffdFeature",
     "Userfaultfd",
     "__version__",
+    "events",
     "explore",
     "replay",
+    "s390",
     "studies",
     "sweep",
 ]

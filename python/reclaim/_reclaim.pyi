@@ -16,6 +16,8 @@ _Size = int | str
 # or an int mask of the kernel's PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4 (PROT_NONE = 0).
 _Prot = str | int
 
+UFFD_FEATURE_NAMES: list[tuple[str, int]]
+
 def parse_size(value: _Size, what: str = "size") -> int: ...
 
 EVENT_KINDS: list[str]
@@ -175,9 +177,11 @@ class Userfaultfd:
     @property
     def id(self) -> int: ...
     @property
-    def features(self) -> int: ...
+    def features(self) -> int:
+        """The features agreed in UFFDIO_API (``reclaim.UffdFeature(u.features)`` names them)."""
     @property
-    def offered(self) -> int: ...
+    def offered(self) -> int:
+        """The features the kernel offered in UFFDIO_API (see ``reclaim.UffdFeature``)."""
     def register(
         self, addr: int, length: _Size, missing: bool = True, wp: bool = False, minor: bool = False
     ) -> int: ...
@@ -322,9 +326,18 @@ class PostcopyResult:
     @property
     def seed(self) -> int: ...
     @property
+    def vcpus(self) -> int:
+        """The guest's number of vCPUs."""
+    @property
     def metrics(self) -> dict[str, int]: ...
     @property
     def hang(self) -> dict[str, int | None] | None: ...
+    @property
+    def stalls(self) -> list[dict[str, object]]:
+        """Every wait of a vCPU on a page QEMU had already sent: ``vcpu``, ``gfn``, ``since``
+        and ``waited_ns`` (ns), ``released_at`` (None: never), ``released_by`` ("postcopy
+        cleanup", "woken before the end" or "never") and ``guest_would_show`` (the names of the
+        guest watchdogs a stall that long sets off, see :func:`guest_watchdogs`)."""
     @property
     def chain(self) -> list[dict[str, object]]: ...
     def events(self, name: str | None = None) -> list[Event]: ...
@@ -335,6 +348,10 @@ class PostcopyResult:
     def log_hash(self) -> int: ...
     @property
     def trace(self) -> str: ...
+
+def guest_watchdogs() -> list[dict[str, object]]:
+    """The guest kernel's watchdogs a long vCPU stall sets off, with their default thresholds
+    (``name``, ``knob``, ``threshold_s``, ``source``, ``message``), in order of threshold."""
 
 class PostcopyRun:
     def __init__(
@@ -374,6 +391,8 @@ class PostcopyRun:
     def progress(self) -> tuple[int, int]: ...
     def vmstat(self, host: int) -> dict[str, int]: ...
     def page_states(self, host: int) -> npt.NDArray[np.uint8]: ...
+    def received(self) -> npt.NDArray[np.bool_]:
+        """The destination QEMU's received bitmap now (one bool per guest page)."""
     def result(self) -> PostcopyResult: ...
     def mute(self, name: str, muted: bool = True) -> None: ...
     @property

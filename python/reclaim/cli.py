@@ -62,6 +62,7 @@ def _row(r: PostcopyResult, label: str) -> dict[str, object]:
         "migration_time_s": round(m["total_time_ns"] / 1e9, 3),
         "vcpu_blocked_s": round(m["vcpu_blocked_ns"] / 1e9, 3),
         "hang": r.hang,
+        "stalls": r.stalls,
         "chain": r.chain,
         "metrics": m,
         "log_hash": r.log_hash,
@@ -96,6 +97,20 @@ def _print_chain(row: dict[str, object]) -> None:
     )
     for step in chain:
         print(f"  t={step['t'] / 1e9:9.6f}s  {step['host']:<11}  {step['what']}")
+    stalls = row.get("stalls")
+    if isinstance(stalls, list) and stalls:
+        import textwrap
+
+        from reclaim.stall import describe
+
+        print(f"\n{row['run']}: what the guest would see")
+        for st in stalls:
+            print(textwrap.fill(describe(st), 100, initial_indent="  ", subsequent_indent="    "))
+        note = (
+            "A stall lasts until the migration ends: the longer the rest of the migration, the "
+            "longer the vCPU stands still (a guest of tens of GiB takes minutes to migrate)."
+        )
+        print(textwrap.fill(note, 100, initial_indent="  ", subsequent_indent="  "))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -406,7 +421,11 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
     )
     rp.add_argument("trace", help="the trace file")
     rp.add_argument(
-        "--format", choices=["auto", "binary", "csv", "oracle"], default="auto", help="default auto"
+        "--format",
+        choices=["auto", "binary", "csv", "oracle", "oracleGeneral"],
+        default="auto",
+        help="the trace's format (default auto: by magic, name and content; oracleGeneral is "
+        "oracle; zstd-compressed files are read directly)",
     )
     rp.add_argument("--profile", default="6.12", help="kernel profile (default 6.12)")
     rp.add_argument(

@@ -27,6 +27,8 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<process::PyAccess>()?;
     m.add_class::<uffd::PyUserfaultfd>()?;
     m.add_class::<uffd::PyUffdEvent>()?;
+    // (name, bit) of every UFFD_FEATURE_*: reclaim.UffdFeature is built from it
+    m.add("UFFD_FEATURE_NAMES", crate::profile::uffd_features::NAMES.to_vec())?;
     batch::register(m)?;
     study::register(m)?;
     explore::register(m)?;

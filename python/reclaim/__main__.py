@@ -1,0 +1,5 @@
+"""``python -m reclaim``: the ``reclaim`` command."""
+
+from reclaim.cli import main
+
+raise SystemExit(main())
