@@ -23,6 +23,7 @@ pub struct PyStudyResult {
     source_profile: String,
     qemu: String,
     seed: u64,
+    vcpus: u32,
 }
 
 fn chain_step<'py>(py: Python<'py>, s: &postcopy::ChainStep) -> PyResult<Bound<'py, PyDict>> {
@@ -66,6 +67,11 @@ impl PyStudyResult {
     fn seed(&self) -> u64 {
         self.seed
     }
+    /// The guest's number of vCPUs.
+    #[getter]
+    fn vcpus(&self) -> u32 {
+        self.vcpus
+    }
     /// The measurements, by name (times in ns).
     #[getter]
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -85,6 +91,28 @@ impl PyStudyResult {
         d.set_item("since", h.since)?;
         d.set_item("released_at", h.released_at)?;
         Ok(Some(d))
+    }
+    /// Every wait of a vCPU on a page QEMU had already sent: {"vcpu", "gfn", "since",
+    /// "waited_ns", "released_at" (None: never), "released_by" ("postcopy cleanup",
+    /// "woken before the end" or "never"), "guest_would_show" (the guest watchdogs a stall that
+    /// long sets off, see `guest_watchdogs()`)}. Empty unless hung.
+    #[getter]
+    fn stalls<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.r
+            .stalls
+            .iter()
+            .map(|s| {
+                let d = PyDict::new(py);
+                d.set_item("vcpu", s.vcpu)?;
+                d.set_item("gfn", s.gfn)?;
+                d.set_item("since", s.since)?;
+                d.set_item("waited_ns", s.waited_ns)?;
+                d.set_item("released_at", s.released_at)?;
+                d.set_item("released_by", s.released_by.name())?;
+                d.set_item("guest_would_show", s.guest_symptoms().iter().map(|w| w.name).collect::<Vec<_>>())?;
+                Ok(d)
+            })
+            .collect()
     }
     /// The causal chain of the hung page, in kernel and QEMU terms (empty unless hung).
     #[getter]
@@ -318,6 +346,15 @@ impl PyPostcopyRun {
         Ok(numpy::PyArray1::from_vec(py, v))
     }
 
+    /// The destination QEMU's received bitmap now (numpy bool per guest page). A received page
+    /// whose PTE is none (`page_states(1)` 0) was dropped or zapped after it arrived: QEMU will
+    /// not send it again.
+    fn received<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, numpy::PyArray1<bool>>> {
+        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        let v: Vec<bool> = (0..w.dst.pages).map(|g| w.dst.received.test(g)).collect();
+        Ok(numpy::PyArray1::from_vec(py, v))
+    }
+
     /// Write the whole run (its configuration, both hosts, QEMU, the guest, the link, the RNGs
     /// and the pending actions) to the file `path`, atomically. `PostcopyRun.restore(path)`
     /// continues from it with the same events as this run would.
@@ -346,11 +383,31 @@ impl PyPostcopyRun {
             source_profile: self.cfg.source_profile.name.to_string(),
             qemu: self.cfg.qemu.name().to_string(),
             seed: self.cfg.seed,
+            vcpus: self.cfg.guest.vcpus,
         })
     }
 }
 
+/// The guest kernel's watchdogs a long vCPU stall sets off, with their default thresholds:
+/// [{"name", "knob", "threshold_s", "source", "message"}], in order of threshold.
+#[pyfunction]
+fn guest_watchdogs(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    crate::study::stall::GUEST_WATCHDOGS
+        .iter()
+        .map(|w| {
+            let d = PyDict::new(py);
+            d.set_item("name", w.name)?;
+            d.set_item("knob", w.knob)?;
+            d.set_item("threshold_s", w.threshold_s)?;
+            d.set_item("source", w.source)?;
+            d.set_item("message", w.message)?;
+            Ok(d)
+        })
+        .collect()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(guest_watchdogs, m)?)?;
     m.add_class::<PyStudyResult>()?;
     m.add_class::<PyPostcopyRun>()?;
     Ok(())
