@@ -488,6 +488,10 @@ def test_ftrace_text_of_a_study_names_qemus_threads_and_says_what_the_model_lack
     assert tasks["live_migration"]["cpu"] == "000" and tasks["postcopy/listen"]["cpu"] == "001"
     blocked = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "kvm:vcpu_blocked"]
     assert blocked and all(m["task"].strip().endswith("/KVM") for m in blocked)
+    phases = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "qemu:migration_phase"]
+    assert {m["task"].strip() for m in phases} == {"live_migration", "postcopy/listen"}
+    requests = [m for m in tasks.values() if m["tp"] == "qemu:postcopy_ram_fault_thread_request"]
+    assert all(m["task"].strip() == "postcopy/fault" for m in requests)
 
 
 def test_ftrace_text_of_a_kernel_names_tasks_and_direct_reclaim() -> None:

@@ -373,11 +373,25 @@ _HEADER = """\
 # QEMU's thread names (qemu_thread_create) of a study's migration threads: (host, tid) -> comm
 _QEMU_COMMS = {(0, 1000): "live_migration", (1, 1001): "postcopy/listen"}
 
+
+def _qemu_comm(e: Event) -> str:
+    """The QEMU thread of an event of the QEMU process: QEMU's own events come from its
+    migration threads (the source's live_migration; the destination's postcopy/fault for page
+    requests, postcopy/listen for the rest), an event of a QEMU thread id from that thread,
+    anything else from the vCPU of its thread id."""
+    if e.name.startswith("qemu:"):
+        if e.host == 0:
+            return "live_migration"
+        return "postcopy/fault" if "request" in e.name else "postcopy/listen"
+    return _QEMU_COMMS.get((e.host, e.tid), f"CPU {e.tid}/KVM")
+
+
 _NOTE_STUDY = """\
 # reclaim: the model has no CPUs: the CPU column is the host (000 source, 001 destination).
 # reclaim: tasks: QEMU's vCPU threads "CPU n/KVM", its migration threads live_migration
-# reclaim: (source) and postcopy/listen (destination), kswapd0 during a kswapd pass; <...> is
-# reclaim: a task the model does not record (direct reclaim runs in the allocating task).
+# reclaim: (source), postcopy/fault and postcopy/listen (destination), kswapd0 during a kswapd
+# reclaim: pass; <...> is a task the model does not record (direct reclaim runs in the
+# reclaim: allocating task).
 """
 
 _NOTE_KERNEL = """\
@@ -397,7 +411,8 @@ def ftrace_text(
     001 the destination): the model has no CPUs, and the header says so in ``# reclaim:``
     comment lines. The task is the process name for a Kernel's live processes; in a study,
     QEMU's threads by their names (vCPUs ``CPU n/KVM`` as with ``-name debug-threads=on``, the
-    migration threads ``live_migration`` and ``postcopy/listen``); ``kswapd0`` for reclaim
+    migration threads ``live_migration``, ``postcopy/fault`` and ``postcopy/listen``);
+    ``kswapd0`` for reclaim
     events during a kswapd pass; else ``<...>`` (as ftrace prints a task whose name it has not
     recorded); the model gives reclaim events pid 0.
 
@@ -443,7 +458,7 @@ def ftrace_text(
         if e.pid in comms:
             comm = comms[e.pid]
         elif postcopy and (e.host, e.pid) in qemu:
-            comm = _QEMU_COMMS.get((e.host, e.tid), f"CPU {e.tid}/KVM")
+            comm = _qemu_comm(e)
         elif fmt is not None and e.pid == 0 and e.host in kswapd_on - direct_on:
             comm = "kswapd0"
         else:
