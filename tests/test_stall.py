@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import pytest
-import reclaim
 from conftest import SMALL_STUDY
 from reclaim._reclaim import PostcopyResult, guest_watchdogs
 from reclaim.plot import SERIES, reclaim_times, timeline_figure
@@ -154,12 +153,3 @@ def test_reclaim_curves_count_what_the_table_counts(hung: PostcopyResult) -> Non
     times = reclaim_times(hung)
     assert len(times["dropped (pte_unused)"]) == hung.metrics["dest_pages_dropped"] > 0
     assert len(times["CBRL zap"]) == hung.metrics["dest_cbrl_zapped"]
-
-
-def test_python_dash_m_reclaim_and_the_modules_the_readme_uses() -> None:
-    r = run_cli("--help")
-    assert r.returncode == 0 and "usage: reclaim" in r.stdout
-    assert reclaim.events.COLUMNS[0] == "t"
-    assert reclaim.s390.Pte(0x400).none()
-    assert reclaim.UffdFeature(0x108).name == "EVENT_REMOVE|THREAD_ID"
-    assert reclaim.UffdFeature["THREAD_ID"] in reclaim.UffdFeature(0x108)
