@@ -22,4 +22,7 @@ UffdFeature: type[enum.IntFlag] = enum.IntFlag(  # type: ignore[misc]
     "UffdFeature", [(name, bit) for name, bit in UFFD_FEATURE_NAMES], module=__name__
 )
 
+UffdFeature.__doc__ = """The UFFD_FEATURE_* bits of ``struct uffdio_api`` as named flags:
+``UffdFeature(u.features)`` shows which a userfaultfd agreed to."""
+
 __all__ = ["UffdFeature"]

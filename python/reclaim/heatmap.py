@@ -57,7 +57,11 @@ def bin_states(states: npt.NDArray[np.uint8], bins: int) -> npt.NDArray[np.float
 
 @dataclass(frozen=True)
 class PageStates:
-    """What :func:`page_heatmap` draws: the study's page states sampled over time."""
+    """What :func:`page_heatmap` draws: the study's page states sampled over time. ``times``
+    the sample times (s); ``fractions`` bins x times x 4, the share of each bin's pages none /
+    present / swapped / lost; ``pages`` the guest's pages; ``most_lost`` the most pages lost
+    (received by the destination, then none again) at one sample; ``result`` the study's
+    result."""
 
     #: Sample times (s).
     times: list[float]
