@@ -45,3 +45,22 @@ def test_every_cli_option_has_help_and_crosscheck_lists_as_json() -> None:
     assert r.returncode == 0, r.stderr
     listed = json.loads(r.stdout)
     assert listed and all(set(x) == {"name", "doc"} and x["doc"] for x in listed)
+
+
+def test_notebook_reprs_of_results_runs_and_kernels() -> None:
+    from conftest import SMALL_STUDY
+    from reclaim.studies.postcopy import prepare
+
+    run = prepare("4.17", **dict(SMALL_STUDY))
+    assert repr(run).startswith('PostcopyRun(profile="4.17", qemu="3.0", seed=0, now=0.000s')
+    while not run.advance(run.now + 1_000_000_000):
+        pass
+    assert "finished=true" in repr(run)
+    html = run.result()._repr_html_()
+    assert html.startswith("<table>") and "<b>PostcopyResult</b>" in html
+    assert "hung" in html and "stall: vCPU" in html and "released by postcopy cleanup" in html
+    k = reclaim.Kernel(profile="4.18", memory="16MiB", swap="16MiB")
+    assert '<th style="text-align:left">profile</th><td>4.18</td>' in k._repr_html_()
+    found = reclaim.explore("4.17", depth=4, walks=0)
+    html = found._repr_html_()
+    assert "<b>ExploreResult</b>" in html and "profile 4.17" in html

@@ -268,6 +268,8 @@ class Process:
     def migrate_page(self, addr: int) -> int | None: ...
 
 class Kernel:
+    def _repr_html_(self) -> str:
+        """The kernel as an HTML table (Jupyter)."""
     def __init__(
         self,
         profile: str | Profile | None = None,
@@ -313,6 +315,8 @@ class Kernel:
         version, not a kernel)."""
 
 class PostcopyResult:
+    def _repr_html_(self) -> str:
+        """The result as an HTML table (Jupyter): outcome, metrics, each stall."""
     @property
     def outcome(self) -> str: ...
     @property

@@ -411,6 +411,20 @@ impl PyKernel {
         Ok(PyKernel { k: Arc::new(Mutex::new(k)) })
     }
 
+    /// The kernel as an HTML table (Jupyter).
+    fn _repr_html_(&self) -> PyResult<String> {
+        with(&self.k, |k| {
+            let rows = vec![
+                ("profile".to_string(), k.profile.name.to_string()),
+                ("arch".to_string(), k.arch().name().to_string()),
+                ("memory".to_string(), format!("{} MiB", (k.mem.nr_pages() * 4096) >> 20)),
+                ("swap".to_string(), format!("{} MiB", ((k.swap.total() as u64 + 1) * 4096) >> 20)),
+                ("processes".to_string(), k.pids().len().to_string()),
+                ("events".to_string(), k.log.events().len().to_string()),
+            ];
+            Ok(super::html::table("Kernel", &rows))
+        })
+    }
     fn __repr__(&self) -> PyResult<String> {
         with(&self.k, |k| {
             Ok(format!(

@@ -4,6 +4,7 @@ mod arrays;
 mod batch;
 mod errors;
 mod explore;
+mod html;
 mod kernel;
 mod process;
 mod profile;

@@ -149,6 +149,36 @@ impl PyStudyResult {
             _ => "full",
         }
     }
+    /// The result as an HTML table (Jupyter): outcome, the main metrics and each stall.
+    fn _repr_html_(&self) -> String {
+        let m = &self.r.metrics;
+        let mut rows: Vec<(String, String)> = vec![
+            ("outcome".into(), self.r.outcome.name().into()),
+            ("profile (source → destination)".into(), format!("{} → {}", self.source_profile, self.profile)),
+            ("QEMU, seed".into(), format!("{}, {}", self.qemu, self.seed)),
+            ("migration time".into(), format!("{:.3} s", m.total_time_ns as f64 / 1e9)),
+            ("userfaults on received pages".into(), m.userfaults_on_received.to_string()),
+            ("destination pages dropped (pte_unused)".into(), m.dest_pages_dropped.to_string()),
+            ("destination pages swapped".into(), m.dest_pages_swapped.to_string()),
+            ("swap PTEs zapped by the CBRL".into(), m.dest_cbrl_zapped.to_string()),
+        ];
+        if let Some(f) = &self.r.failure {
+            rows.push(("failure".into(), f.clone()));
+        }
+        for s in &self.r.stalls {
+            let shows: Vec<&str> = s.guest_symptoms().iter().map(|w| w.name).collect();
+            rows.push((
+                format!("stall: vCPU {} on guest page {:#x}", s.vcpu, s.gfn),
+                format!(
+                    "{:.3} s, released by {}; a real guest shows {}",
+                    s.waited_ns as f64 / 1e9,
+                    s.released_by.name(),
+                    if shows.is_empty() { "nothing".to_string() } else { shows.join(", ") }
+                ),
+            ));
+        }
+        super::html::table("PostcopyResult", &rows)
+    }
     fn __repr__(&self) -> String {
         format!(
             "PostcopyResult(profile={:?}, qemu={:?}, seed={}, outcome={:?})",
@@ -262,6 +292,19 @@ impl PyPostcopyRun {
             })
         })?;
         Ok(PyPostcopyRun { w: Mutex::new(w), cfg })
+    }
+
+    fn __repr__(&self) -> PyResult<String> {
+        let w = self.w.lock().map_err(|_| super::errors::internal("poisoned".into()))?;
+        Ok(format!(
+            "PostcopyRun(profile={:?}, qemu={:?}, seed={}, now={:.3}s, steps={}, finished={})",
+            self.cfg.profile.name,
+            self.cfg.qemu.name(),
+            self.cfg.seed,
+            w.now as f64 / 1e9,
+            w.steps,
+            w.finished()
+        ))
     }
 
     /// Run up to simulated time `until_ns` (or the end). Returns whether the run is over.
