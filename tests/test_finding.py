@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import reclaim
 
@@ -51,7 +52,8 @@ def test_notebook_reprs_of_results_runs_and_kernels() -> None:
     from conftest import SMALL_STUDY
     from reclaim.studies.postcopy import prepare
 
-    run = prepare("4.17", **dict(SMALL_STUDY))
+    study: dict[str, Any] = dict(SMALL_STUDY)
+    run = prepare("4.17", **study)
     assert repr(run).startswith('PostcopyRun(profile="4.17", qemu="3.0", seed=0, now=0.000s')
     while not run.advance(run.now + 1_000_000_000):
         pass
