@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 CARGO ?= cargo
 
-.PHONY: all install build vm vm-try crosscheck-vm test test-rust test-python test-fuzz lint fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api fuzz-cov soak
+.PHONY: all install build vm vm-try crosscheck-vm test test-rust test-python test-fuzz lint docs fmt bench wheel clean demo fuzz fuzz-snapshot fuzz-traces fuzz-api fuzz-cov soak
 
 all: test
 
@@ -40,8 +40,12 @@ test-rust:
 test-python:
 	$(PYTHON) -m pytest -q
 
-## lint: formatters and linters in check mode
-lint:
+## docs: the documentation site (mkdocs.yml) into target/site, warnings as errors
+docs:
+	$(PYTHON) -m mkdocs build --strict --quiet
+
+## lint: formatters and linters in check mode, and the documentation site (strict)
+lint: docs
 	$(CARGO) fmt --check
 	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
 	$(CARGO) clippy --quiet --all-targets -- -D warnings

@@ -61,7 +61,7 @@ def test_export_writes_a_perfetto_trace_ftrace_text_and_a_heatmap(tmp_path: Path
     lines = [ln for ln in text.read_text().splitlines() if not ln.startswith("#")]
     assert lines and all(" [001] " in ln for ln in lines)
     assert any("mm_vmscan_lru_shrink_inactive: nid=0 nr_scanned=" in ln for ln in lines)
-    assert mpimg.imread(png).shape[:2] == (500, 1000)
+    assert mpimg.imread(png).shape[:2] == (500, 1200)
 
 
 def test_export_without_an_output_is_a_one_line_error() -> None:

@@ -25,7 +25,7 @@ from reclaim.studies import PostcopyResult, prepare
 
 # -------------------------------------------------------------------------- Chrome trace
 
-PHASES = {"X", "i", "C", "M"}
+PHASES = {"X", "i", "C", "M", "s", "f"}
 METADATA = {"process_name", "thread_name", "process_sort_index", "thread_sort_index"}
 
 
@@ -44,6 +44,9 @@ def check_trace_event_format(doc: dict[str, Any]) -> list[dict[str, Any]]:
             assert e["args"] and all(isinstance(v, int | float) for v in e["args"].values()), e
         elif e["ph"] == "i":
             assert e.get("s", "t") in {"g", "p", "t"}, e
+        elif e["ph"] in {"s", "f"}:  # flow events: an id, and "f" binds to its enclosing slice
+            assert isinstance(e["id"], int) and e["cat"], e
+            assert e["ph"] == "s" or e["bp"] == "e", e
         else:
             assert e["name"] in METADATA and isinstance(e["args"], dict), e
     return events
@@ -60,7 +63,8 @@ def test_chrome_trace_of_the_417_hang(
     assert doc["otherData"]["outcome"] == "hung"
     meta = [e for e in events if e["ph"] == "M"]
     procs = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
-    assert sorted(procs.values()) == ["destination", "source"]
+    hosts = {p: n for p, n in procs.items() if not n.startswith("causal chain")}
+    assert sorted(hosts.values()) == ["destination", "source"]
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
     assert {"vCPU 0", "vCPU 1", "kswapd0"} <= set(threads.values())
     for e in events:
@@ -98,6 +102,37 @@ def test_chrome_trace_of_the_417_hang(
     }
     swap = [e["args"]["pages"] for e in counters if e["name"] == "swap in use"]
     assert swap[0] == 0 and max(swap) > 0
+
+
+def test_perfetto_shows_the_causal_chain_as_arrows_on_a_track_of_its_own(
+    tmp_path: Path, r417: PostcopyResult
+) -> None:
+    doc = json.loads(chrome_trace(r417, tmp_path / "chain.json").read_text())
+    events = check_trace_event_format(doc)
+    hang = r417.hang
+    assert hang is not None
+    procs = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    chain_pid = next(p for p, n in procs.items() if n.startswith("causal chain"))
+    assert procs[chain_pid] == f"causal chain: guest page {hang['gfn']:#x}"
+    threads = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    steps = [e for e in events if e["ph"] == "X" and e["pid"] == chain_pid]
+    step_slices = [e for e in steps if threads[e["tid"]].startswith("steps")]
+    # every step of the chain is on the track (steps at one instant share a slice)
+    assert len(step_slices) == len({int(str(s["t"])) for s in r417.chain}) > 3
+    assert any("pte_unused" in e["name"] for e in step_slices)
+    # consecutive steps are joined by arrows: a start in one slice, a finish where the next begins
+    flows = [e for e in events if e["ph"] in {"s", "f"}]
+    assert len(flows) == 2 * (len(step_slices) - 1)
+    starts = {e["ts"] for e in step_slices}
+    assert all(e["ts"] in starts for e in flows if e["ph"] == "f")
+    # the hang: a marked slice on its own thread, as long as the stall
+    marked = [e for e in steps if threads[e["tid"]] == f"HANG vCPU {hang['vcpu']}"]
+    assert len(marked) == 1 and marked[0]["name"].startswith(f"HANG: vCPU {hang['vcpu']} waits")
+    stall = next(s for s in r417.stalls if s["vcpu"] == hang["vcpu"])
+    assert marked[0]["dur"] == pytest.approx(int(str(stall["waited_ns"])) / 1e3)
+    assert "only the end of the migration released it" in marked[0]["args"]["what"]
+    blocked = [e for e in events if e["name"] == "blocked on userfault" and "HANG" in e["args"]]
+    assert len(blocked) == len(r417.stalls)
 
 
 def test_chrome_trace_of_418_and_of_sample_tuples(tmp_path: Path) -> None:
@@ -198,6 +233,27 @@ def test_ftrace_text_of_a_study_in_the_kernel_formats(tmp_path: Path, r417: Post
     assert re.match(r"pid=\d+ tid=\d+ addr=0x[0-9a-f]+ pfn=0x[0-9a-f]+ path=\S+", fault["fields"])
     dest = ftrace_text(r417, host=1)
     check_ftrace(dest, int((to_frame(r417)["host"] == 1).sum()))
+
+
+def test_ftrace_text_of_a_study_names_qemus_threads_and_says_what_the_model_lacks(
+    r417: PostcopyResult,
+) -> None:
+    text = ftrace_text(r417)
+    notes = [line for line in text.splitlines() if line.startswith("# reclaim:")]
+    assert any(
+        "no CPUs: the CPU column is the host (000 source, 001 destination)" in n for n in notes
+    )
+    assert any("<...>" in n for n in notes)
+    tasks = {m["task"].strip(): m for m in check_ftrace(text, r417.n_events)}
+    # QEMU's threads as the kernel would name them: vCPUs "CPU n/KVM", the migration threads
+    assert {"CPU 0/KVM", "CPU 1/KVM", "live_migration", "postcopy/listen", "kswapd0"} <= set(tasks)
+    assert tasks["live_migration"]["cpu"] == "000" and tasks["postcopy/listen"]["cpu"] == "001"
+    blocked = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "kvm:vcpu_blocked"]
+    assert blocked and all(m["task"].strip().endswith("/KVM") for m in blocked)
+    phases = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "qemu:migration_phase"]
+    assert {m["task"].strip() for m in phases} == {"live_migration", "postcopy/listen"}
+    requests = [m for m in tasks.values() if m["tp"] == "qemu:postcopy_ram_fault_thread_request"]
+    assert all(m["task"].strip() == "postcopy/fault" for m in requests)
 
 
 def test_ftrace_text_of_a_kernel_names_tasks_and_direct_reclaim() -> None:

@@ -20,12 +20,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_bin_states_gives_fractions_per_bin() -> None:
-    states = np.array([0, 1, 1, 2, 2, 2, 1, 0, 0, 1], dtype=np.uint8)
+    states = np.array([0, 1, 1, 2, 2, 2, 1, 0, 3, 1], dtype=np.uint8)
     frac = bin_states(states, 4)
-    assert frac.shape == (4, 3)
+    assert frac.shape == (4, 4)  # none, present, swapped, lost (received, then dropped)
     assert np.allclose(frac.sum(axis=1), 1.0)
-    assert np.allclose(frac[0], [0.5, 0.5, 0.0])  # pages 0-1
-    assert bin_states(states, 100).shape == (10, 3)  # at most one bin per page
+    assert np.allclose(frac[0], [0.5, 0.5, 0.0, 0.0])  # pages 0-1
+    assert np.allclose(frac[3], [1 / 3, 1 / 3, 0.0, 1 / 3])  # pages 7-9
+    assert bin_states(states, 100).shape == (10, 4)  # at most one bin per page
 
 
 def test_page_heatmap_png(tmp_path: Path) -> None:
@@ -35,10 +36,10 @@ def test_page_heatmap_png(tmp_path: Path) -> None:
     data = path.read_bytes()
     assert data[:8] == PNG and 10_000 < len(data) < 2_000_000
     image = matplotlib.image.imread(path)
-    assert image.shape == (500, 1000, 4)
+    assert image.shape == (500, 1200, 4)
     assert image[..., :3].std() > 0.05  # not a blank canvas
     run = prepare("4.18", **SMALL)
     small = page_heatmap(run, host=0, every_ns=EVERY, path=tmp_path / "src.png", max_pages=64)
-    assert matplotlib.image.imread(small).shape == (500, 1000, 4)
+    assert matplotlib.image.imread(small).shape == (500, 1200, 4)
     with pytest.raises(reclaim.ArgumentError, match="max_pages"):
         page_heatmap(factory, every_ns=EVERY, path=tmp_path / "x.png", max_pages=0)

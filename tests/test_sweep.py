@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import reclaim
@@ -307,6 +308,39 @@ def test_cli_runs_a_grid_file_with_json_summary_and_plot(tmp_path: Path) -> None
     (tmp_path / "bad.toml").write_text("[grid]\n")
     r = cli("bad.toml", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("reclaim: error:"), r.stderr
+
+
+def test_summary_plot_keeps_coinciding_series_visible(
+    serial: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    drawn: list[Figure] = []
+    save = Figure.savefig
+
+    def keep(self: Figure, *a: Any, **k: Any) -> None:
+        drawn.append(self)
+        save(self, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    # one series per (profile, seed): 4.17's two seeds have the same hang rate at every x, as
+    # have 4.18's: lines that would lie on one another
+    summary_plot(serial, tmp_path / "p.png", by=("profile", "seed"), x="profile")
+    lines = drawn[0].axes[0].get_lines()
+    assert len(lines) == 4
+    styles = {(ln.get_marker(), ln.get_linestyle()) for ln in lines}
+    assert len(styles) == 4  # each series its own marker and line style
+    xs = [tuple(np.asarray(ln.get_xdata()).tolist()) for ln in lines]
+    assert len(set(xs)) == 4  # and shifted sideways: no two series at the same places
+    legend = drawn[0].axes[0].get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [
+        "profile=4.17, seed=0",
+        "profile=4.17, seed=1",
+        "profile=4.18, seed=0",
+        "profile=4.18, seed=1",
+    ]
 
 
 def test_summary_plot_writes_a_png(serial: pd.DataFrame, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 # `reclaim.studies.postcopy(...)` after `import reclaim` alone: it imports only the engine,
 # reclaim.units and reclaim.exceptions (well under a millisecond), and nothing of this module.
-from reclaim import studies
+from reclaim import events, s390, studies
 from reclaim._reclaim import OUTCOMES as _OUTCOMES
 from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
 from reclaim._reclaim import (
@@ -51,6 +51,7 @@ from reclaim.exceptions import (
     ThreadBlockedError,
 )
 from reclaim.explorer import ExploreResult, Finding, explore
+from reclaim.flags import UffdFeature
 from reclaim.trace import replay
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ __all__ = [
     "SyscallError",
     "ThreadBlockedError",
     "UffdEvent",
+    "UffdFeature",
     "UffdFork",
     "UffdPagefault",
     "UffdRemap",
@@ -106,8 +108,10 @@ __all__ = [
     "UffdUnmap",
     "Userfaultfd",
     "__version__",
+    "events",
     "explore",
     "replay",
+    "s390",
     "studies",
     "sweep",
 ]

@@ -1,7 +1,5 @@
 """``python -m reclaim``: the ``reclaim`` command."""
 
-import sys
-
 from reclaim.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

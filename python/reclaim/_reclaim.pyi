@@ -48,6 +48,7 @@ __all__ = [
     "__version__",
     "essa",
     "explore_scenario",
+    "guest_watchdogs",
     "mk_swap_pte",
     "parse_size",
     "s390_consts",
@@ -286,9 +287,11 @@ class Userfaultfd:
     @property
     def id(self) -> int: ...
     @property
-    def features(self) -> int: ...
+    def features(self) -> int:
+        """The features agreed in UFFDIO_API (``reclaim.UffdFeature(u.features)`` names them)."""
     @property
-    def offered(self) -> int: ...
+    def offered(self) -> int:
+        """The features the kernel offered in UFFDIO_API (see ``reclaim.UffdFeature``)."""
     def register(
         self, addr: int, length: _Size, missing: bool = True, wp: bool = False, minor: bool = False
     ) -> int: ...
@@ -377,6 +380,8 @@ class Process:
 
 @final
 class Kernel:
+    def _repr_html_(self) -> str:
+        """The kernel as an HTML table (Jupyter)."""
     def __new__(
         cls,
         profile: str | Profile | None = None,
@@ -423,6 +428,8 @@ class Kernel:
 
 @final
 class PostcopyResult:
+    def _repr_html_(self) -> str:
+        """The result as an HTML table (Jupyter): outcome, metrics, each stall."""
     @property
     def outcome(self) -> str: ...
     @property
@@ -436,9 +443,18 @@ class PostcopyResult:
     @property
     def seed(self) -> int: ...
     @property
+    def vcpus(self) -> int:
+        """The guest's number of vCPUs."""
+    @property
     def metrics(self) -> dict[str, int]: ...
     @property
     def hang(self) -> dict[str, int | None] | None: ...
+    @property
+    def stalls(self) -> list[dict[str, object]]:
+        """Every wait of a vCPU on a page QEMU had already sent: ``vcpu``, ``gfn``, ``since``
+        and ``waited_ns`` (ns), ``released_at`` (None: never), ``released_by`` ("postcopy
+        cleanup", "woken before the end" or "never") and ``guest_would_show`` (the names of the
+        guest watchdogs a stall that long sets off, see :func:`guest_watchdogs`)."""
     @property
     def chain(self) -> list[dict[str, object]]: ...
     def events(self, name: str | None = None) -> list[Event]: ...
@@ -449,6 +465,10 @@ class PostcopyResult:
     def log_hash(self) -> int: ...
     @property
     def trace(self) -> str: ...
+
+def guest_watchdogs() -> list[dict[str, object]]:
+    """The guest kernel's watchdogs a long vCPU stall sets off, with their default thresholds
+    (``name``, ``knob``, ``threshold_s``, ``source``, ``message``), in order of threshold."""
 
 @final
 class PostcopyRun:
@@ -489,6 +509,8 @@ class PostcopyRun:
     def progress(self) -> tuple[int, int]: ...
     def vmstat(self, host: int) -> dict[str, int]: ...
     def page_states(self, host: int) -> npt.NDArray[np.uint8]: ...
+    def received(self) -> npt.NDArray[np.bool_]:
+        """The destination QEMU's received bitmap now (one bool per guest page)."""
     def result(self) -> PostcopyResult: ...
     def mute(self, name: str, muted: bool = True) -> None: ...
     @property

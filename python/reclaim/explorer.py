@@ -198,6 +198,25 @@ class ExploreResult:
                 return f
         return None
 
+    def _repr_html_(self) -> str:
+        """The result as an HTML table (Jupyter): what was searched and each finding."""
+        from html import escape
+
+        sc = self.scenario
+        rows = [
+            ("scenario", f"profile {sc.profile}, QEMU {sc.qemu}, {len(sc.pages)} guest pages"),
+            ("searched", f"depth {self.depth_completed} of {self.depth}, {self.states:,} states"),
+            ("exhaustive", str(self.exhaustive)),
+        ]
+        rows += [(f"{f.predicate} ({f.cause})", f"{len(f.steps)} steps") for f in self.findings]
+        if not self.findings:
+            rows.append(("findings", "no violation up to the bound"))
+        cells = "".join(
+            f'<tr><th style="text-align:left">{escape(k)}</th><td>{escape(v)}</td></tr>'
+            for k, v in rows
+        )
+        return f"<table><caption><b>ExploreResult</b></caption>{cells}</table>"
+
     def text(self) -> str:
         """A report: what was searched, each finding, and the causes found nowhere."""
         sc = self.scenario

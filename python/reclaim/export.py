@@ -3,7 +3,8 @@
 * :func:`chrome_trace` writes the JSON that the Perfetto UI (ui.perfetto.dev) and
   ``chrome://tracing`` open: a process per host, a thread per vCPU with the intervals it was
   blocked on a userfault, kswapd and direct reclaim passes, pte_unused drops and userfaults as
-  instants, and free memory and swap use as counters.
+  instants, free memory and swap use as counters, and for a hung study a process of its own,
+  "causal chain", whose steps are joined by flow arrows and whose hang is a marked slice.
 * :func:`ftrace_text` renders the event log as the lines of ``/sys/kernel/tracing/trace``, the
   ``mm_vmscan_*`` tracepoints in the kernel's own ``TP_printk`` formats.
 """
@@ -82,13 +83,21 @@ class _Trace:
         event = {"name": name, "ph": "i", "s": "t", "ts": t / 1000}
         self.timed.append((t, event | {"pid": pid, "tid": tid, "args": args}))
 
+    def flow(self, pid: int, tid: int, ident: int, t0: int, t1: int) -> None:
+        """A flow arrow from the slice enclosing `t0` to the slice starting at `t1` (both on
+        `pid`/`tid`): the Trace Event format's flow events (``s`` then ``f``, bound to the
+        enclosing slices)."""
+        common = {"name": "causes", "cat": "chain", "id": ident, "pid": pid, "tid": tid}
+        self.timed.append((t0, common | {"ph": "s", "ts": t0 / 1000}))
+        self.timed.append((t1, common | {"ph": "f", "bp": "e", "ts": t1 / 1000}))
+
     def counter(self, host: int, name: str, t: int, value: int) -> None:
         pid = self.pid(host)
         event = {"name": name, "ph": "C", "ts": t / 1000, "pid": pid, "tid": pid}
         self.timed.append((t, event | {"args": {"pages": value}}))
 
     def document(self, other: dict[str, object]) -> dict[str, object]:
-        timed = [e for _, e in sorted(self.timed, key=lambda te: te[0])]
+        timed = [e for _, e in sorted(self.timed, key=lambda te: te[0])]  # stable: s before f
         return {"traceEvents": self.meta + timed, "displayTimeUnit": "ms", "otherData": other}
 
 
@@ -202,12 +211,19 @@ def chrome_trace(
     def hexa(col: str, i: int) -> str:
         return hex(int(cols[col][i]))
 
+    stalls = result.stalls if isinstance(result, PostcopyResult) else []
+    stall_at = {(int(str(st["vcpu"])), int(str(st["since"]))): st for st in stalls}
     for host, i, j in _pairs(cols, "kvm:vcpu_blocked", "sched:thread_woken", True):
         args: dict[str, object] = {"gaddr": hexa("a", i), "hva": hexa("addr", i)}
         if j is None:
             args["open_at_end"] = True
         t1 = end if j is None else t[j]
+        st = stall_at.get((int(cols["tid"][i]), t[i])) if host == 1 else None
+        if st is not None:
+            args |= {"HANG": "a page QEMU had already sent", "released_by": st["released_by"]}
         out.slice(host, thread_name(i), "blocked on userfault", t[i], t1, args)
+    if isinstance(result, PostcopyResult):
+        _chain_track(out, result, end)
     for i in np.flatnonzero(cols["kind"] == _KIND["userfaultfd:handle_userfault"]).tolist():
         args = {"addr": hexa("addr", i), "flags": int(cols["c"][i])}
         out.instant(int(cols["host"][i]), thread_name(i), "userfault", t[i], args)
@@ -245,6 +261,58 @@ def chrome_trace(
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out.document(other), separators=(",", ":")))
     return dest
+
+
+def _chain_track(out: _Trace, r: PostcopyResult, end: int) -> None:
+    """The causal chain of `r`'s hang as a process of its own: thread "steps" with a slice per
+    step (steps at one time merged), each lasting until the next, joined by flow arrows; thread
+    "HANG vCPU n" with a slice over each of that vCPU's stalls (from its block on a page QEMU
+    had already sent to its release, or the end of the run)."""
+    h = r.hang
+    if h is None or not r.chain:
+        return
+    pid = 100  # hosts are pids 1 and 2
+    gfn = int(str(h["gfn"]))
+    out._meta("process_name", pid, pid, {"name": f"causal chain: guest page {gfn:#x}"})
+    out._meta("process_sort_index", pid, pid, {"sort_index": -1})  # on top
+    steps_tid = pid * 1000
+    out._meta("thread_name", pid, steps_tid, {"name": "steps (arrows: what led to what)"})
+    out._meta("thread_sort_index", pid, steps_tid, {"sort_index": 0})
+    groups: list[tuple[int, list[dict[str, object]]]] = []
+    for step in r.chain:
+        ts = int(str(step["t"]))
+        if groups and groups[-1][0] == ts:
+            groups[-1][1].append(step)
+        else:
+            groups.append((ts, [step]))
+    for n, (ts, group) in enumerate(groups):
+        t1 = groups[n + 1][0] if n + 1 < len(groups) else max(end, ts)
+        args: dict[str, object] = {
+            f"step {k + 1}": f"{s['host']}: {s['what']}" for k, s in enumerate(group)
+        }
+        args["events"] = ", ".join(str(s["event"]) for s in group)
+        name = f"{group[0]['host']}: {group[0]['what']}"
+        event = {"name": name, "ph": "X", "ts": ts / 1000, "dur": (t1 - ts) / 1000}
+        out.timed.append((ts, event | {"pid": pid, "tid": steps_tid, "args": args}))
+        if n > 0:
+            out.flow(pid, steps_tid, n, groups[n - 1][0], ts)
+    from reclaim.stall import describe
+
+    for st in r.stalls:
+        since = int(str(st["since"]))
+        waited = int(str(st["waited_ns"]))
+        vcpu = int(str(st["vcpu"]))
+        hang_tid = pid * 1000 + 1 + vcpu
+        if not any(m["tid"] == hang_tid for m in out.meta):
+            out._meta("thread_name", pid, hang_tid, {"name": f"HANG vCPU {vcpu}"})
+            out._meta("thread_sort_index", pid, hang_tid, {"sort_index": 1 + vcpu})
+        name = (
+            f"HANG: vCPU {st['vcpu']} waits {waited / 1e9:.3f} s for page {int(str(st['gfn'])):#x}"
+        )
+        args = {"what": describe(st), "released_by": st["released_by"]}
+        event = {"name": name, "ph": "X", "ts": since / 1000, "dur": waited / 1000}
+        event["cname"] = "terrible"  # chrome://tracing's red
+        out.timed.append((since, event | {"pid": pid, "tid": hang_tid, "args": args}))
 
 
 # ----------------------------------------------------------------------------- ftrace text
@@ -302,6 +370,36 @@ _HEADER = """\
 """
 
 
+# QEMU's thread names (qemu_thread_create) of a study's migration threads: (host, tid) -> comm
+_QEMU_COMMS = {(0, 1000): "live_migration", (1, 1001): "postcopy/listen"}
+
+
+def _qemu_comm(e: Event) -> str:
+    """The QEMU thread of an event of the QEMU process: QEMU's own events come from its
+    migration threads (the source's live_migration; the destination's postcopy/fault for page
+    requests, postcopy/listen for the rest), an event of a QEMU thread id from that thread,
+    anything else from the vCPU of its thread id."""
+    if e.name.startswith("qemu:"):
+        if e.host == 0:
+            return "live_migration"
+        return "postcopy/fault" if "request" in e.name else "postcopy/listen"
+    return _QEMU_COMMS.get((e.host, e.tid), f"CPU {e.tid}/KVM")
+
+
+_NOTE_STUDY = """\
+# reclaim: the model has no CPUs: the CPU column is the host (000 source, 001 destination).
+# reclaim: tasks: QEMU's vCPU threads "CPU n/KVM", its migration threads live_migration
+# reclaim: (source), postcopy/fault and postcopy/listen (destination), kswapd0 during a kswapd
+# reclaim: pass; <...> is a task the model does not record (direct reclaim runs in the
+# reclaim: allocating task).
+"""
+
+_NOTE_KERNEL = """\
+# reclaim: the model has no CPUs: the CPU column is the host (000).
+# reclaim: <...> is a task the model does not record (direct reclaim runs in the allocating task).
+"""
+
+
 def ftrace_text(
     source: PostcopyResult | Kernel, path: str | Path | None = None, *, host: int | None = None
 ) -> str:
@@ -310,9 +408,13 @@ def ftrace_text(
 
     Each line is ``<task>-<pid> [<cpu>] ..... <secs>.<usecs>: <tracepoint>: <fields>`` with the
     kernel's column widths. The CPU column holds the host (000 a lone kernel or the source,
-    001 the destination): the model has no CPUs. The task is the process name for a Kernel's
-    live processes, ``kswapd0`` for reclaim events during a kswapd pass, else ``<...>`` (as
-    ftrace prints a task whose name it has not recorded); the model gives reclaim events pid 0.
+    001 the destination): the model has no CPUs, and the header says so in ``# reclaim:``
+    comment lines. The task is the process name for a Kernel's live processes; in a study,
+    QEMU's threads by their names (vCPUs ``CPU n/KVM`` as with ``-name debug-threads=on``, the
+    migration threads ``live_migration``, ``postcopy/fault`` and ``postcopy/listen``);
+    ``kswapd0`` for reclaim
+    events during a kswapd pass; else ``<...>`` (as ftrace prints a task whose name it has not
+    recorded); the model gives reclaim events pid 0.
 
     The ``mm_vmscan_*`` tracepoints use the TP_printk formats of
     include/trace/events/vmscan.h (mainline Linux), filled with what the model records
@@ -339,6 +441,10 @@ def ftrace_text(
     """
     comms = {p.pid: p.name[:15] for p in source.processes()} if isinstance(source, Kernel) else {}
     events: list[Event] = [e for e in source.events() if host is None or e.host == host]
+    # QEMU's threads in a study: vCPUs as QEMU names them (-name debug-threads=on), its
+    # migration threads by their thread names
+    qemu = {(e.host, e.pid) for e in events if e.name.startswith(("qemu:", "kvm:"))}
+    postcopy = isinstance(source, PostcopyResult)
     kswapd_on: set[int] = set()
     direct_on: set[int] = set()
     lines: list[str] = []
@@ -351,6 +457,8 @@ def ftrace_text(
         fmt = _VMSCAN.get(name)
         if e.pid in comms:
             comm = comms[e.pid]
+        elif postcopy and (e.host, e.pid) in qemu:
+            comm = _qemu_comm(e)
         elif fmt is not None and e.pid == 0 and e.host in kswapd_on - direct_on:
             comm = "kswapd0"
         else:
@@ -366,7 +474,8 @@ def ftrace_text(
         elif name == "mm_vmscan_direct_reclaim_end":
             direct_on.discard(e.host)
     cpus = len({e.host for e in events}) or 1
-    text = _HEADER.format(n=len(lines), cpus=cpus) + "".join(line + "\n" for line in lines)
+    note = _NOTE_STUDY if postcopy else _NOTE_KERNEL
+    text = _HEADER.format(n=len(lines), cpus=cpus) + note + "".join(line + "\n" for line in lines)
     if path is not None:
         dest = Path(path)
         dest.parent.mkdir(parents=True, exist_ok=True)

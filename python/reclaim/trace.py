@@ -3,8 +3,10 @@
 Three formats (docs/trace-format.md): ``"binary"`` (reclaim's own: a header, then 8-byte
 records of a page number and a store bit, optionally with a timestamp), ``"csv"``
 (``addr,write`` or ``page,write``) and ``"oracle"`` (libCacheSim's oracleGeneral: 24-byte
-records, every request a read). ``format="auto"`` tells them apart by the binary magic, the
-file name (``.csv``) and whether the file is text.
+records, every request a read; ``"oracleGeneral"``, libCacheSim's name, is accepted too).
+``format="auto"`` tells them apart by the binary magic, the file name (``.csv``) and whether
+the file is text. Any of them may be zstd-compressed (``.zst``, as libCacheSim's public traces
+ship): the reader decompresses as it goes.
 
 ::
 

@@ -294,6 +294,20 @@ impl PyKernel {
         Ok(PyKernel { k: Arc::new(Mutex::new(k)) })
     }
 
+    /// The kernel as an HTML table (Jupyter).
+    fn _repr_html_(&self, py: Python<'_>) -> PyResult<String> {
+        with(py, &self.k, |k| {
+            let rows = vec![
+                ("profile".to_string(), k.profile().name.to_string()),
+                ("arch".to_string(), k.arch().name().to_string()),
+                ("memory".to_string(), format!("{} MiB", k.memory_bytes() >> 20)),
+                ("swap".to_string(), format!("{} MiB", (k.swap_pages() * 4096) >> 20)),
+                ("processes".to_string(), k.pids().len().to_string()),
+                ("events".to_string(), k.events_len().to_string()),
+            ];
+            Ok(super::html::table("Kernel", &rows))
+        })
+    }
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         with(py, &self.k, |k| {
             Ok(format!(

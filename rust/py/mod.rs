@@ -5,6 +5,7 @@ mod batch;
 mod convert;
 mod errors;
 mod explore;
+mod html;
 mod kernel;
 mod process;
 mod profile;

@@ -25,6 +25,7 @@ pub struct PyStudyResult {
     source_profile: String,
     qemu: String,
     seed: u64,
+    vcpus: u32,
 }
 
 fn chain_step<'py>(py: Python<'py>, s: &postcopy::ChainStep) -> PyResult<Bound<'py, PyDict>> {
@@ -68,6 +69,11 @@ impl PyStudyResult {
     fn seed(&self) -> u64 {
         self.seed
     }
+    /// The guest's number of vCPUs.
+    #[getter]
+    fn vcpus(&self) -> u32 {
+        self.vcpus
+    }
     /// The measurements, by name (times in ns).
     #[getter]
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -87,6 +93,28 @@ impl PyStudyResult {
         d.set_item("since", h.since)?;
         d.set_item("released_at", h.released_at)?;
         Ok(Some(d))
+    }
+    /// Every wait of a vCPU on a page QEMU had already sent: {"vcpu", "gfn", "since",
+    /// "waited_ns", "released_at" (None: never), "released_by" ("postcopy cleanup",
+    /// "woken before the end" or "never"), "guest_would_show" (the guest watchdogs a stall that
+    /// long sets off, see `guest_watchdogs()`)}. Empty unless hung.
+    #[getter]
+    fn stalls<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.r
+            .stalls
+            .iter()
+            .map(|s| {
+                let d = PyDict::new(py);
+                d.set_item("vcpu", s.vcpu)?;
+                d.set_item("gfn", s.gfn)?;
+                d.set_item("since", s.since)?;
+                d.set_item("waited_ns", s.waited_ns)?;
+                d.set_item("released_at", s.released_at)?;
+                d.set_item("released_by", s.released_by.name())?;
+                d.set_item("guest_would_show", s.guest_symptoms().iter().map(|w| w.name).collect::<Vec<_>>())?;
+                Ok(d)
+            })
+            .collect()
     }
     /// The causal chain of the hung page, in kernel and QEMU terms (empty unless hung).
     #[getter]
@@ -122,6 +150,36 @@ impl PyStudyResult {
             Trace::Rare => "rare",
             _ => "full",
         }
+    }
+    /// The result as an HTML table (Jupyter): outcome, the main metrics and each stall.
+    fn _repr_html_(&self) -> String {
+        let m = &self.r.metrics;
+        let mut rows: Vec<(String, String)> = vec![
+            ("outcome".into(), self.r.outcome.name().into()),
+            ("profile (source → destination)".into(), format!("{} → {}", self.source_profile, self.profile)),
+            ("QEMU, seed".into(), format!("{}, {}", self.qemu, self.seed)),
+            ("migration time".into(), format!("{:.3} s", m.total_time_ns as f64 / 1e9)),
+            ("userfaults on received pages".into(), m.userfaults_on_received.to_string()),
+            ("destination pages dropped (pte_unused)".into(), m.dest_pages_dropped.to_string()),
+            ("destination pages swapped".into(), m.dest_pages_swapped.to_string()),
+            ("swap PTEs zapped by the CBRL".into(), m.dest_cbrl_zapped.to_string()),
+        ];
+        if let Some(f) = &self.r.failure {
+            rows.push(("failure".into(), f.clone()));
+        }
+        for s in &self.r.stalls {
+            let shows: Vec<&str> = s.guest_symptoms().iter().map(|w| w.name).collect();
+            rows.push((
+                format!("stall: vCPU {} on guest page {:#x}", s.vcpu, s.gfn),
+                format!(
+                    "{:.3} s, released by {}; a real guest shows {}",
+                    s.waited_ns as f64 / 1e9,
+                    s.released_by.name(),
+                    if shows.is_empty() { "nothing".to_string() } else { shows.join(", ") }
+                ),
+            ));
+        }
+        super::html::table("PostcopyResult", &rows)
     }
     fn __repr__(&self) -> String {
         format!(
@@ -240,6 +298,19 @@ impl PyPostcopyRun {
         Ok(PyPostcopyRun { w: Mutex::new(w), cfg })
     }
 
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let (now, steps, finished) = locked(py, &self.w, |w| Ok((w.now, w.steps, w.finished())))?;
+        Ok(format!(
+            "PostcopyRun(profile='{}', qemu='{}', seed={}, now={:.3}s, steps={}, finished={})",
+            self.cfg.profile.name,
+            self.cfg.qemu.name(),
+            self.cfg.seed,
+            now as f64 / 1e9,
+            steps,
+            if finished { "True" } else { "False" }
+        ))
+    }
+
     /// Run up to simulated time `until_ns` (or the end). Returns whether the run is over.
     fn advance(&self, py: Python<'_>, until_ns: u64) -> PyResult<bool> {
         let max = self.cfg.max_time_ns;
@@ -312,6 +383,14 @@ impl PyPostcopyRun {
         Ok(numpy::PyArray1::from_vec(py, v.into_iter().map(|s| s as u8).collect()))
     }
 
+    /// The destination QEMU's received bitmap now (numpy bool per guest page). A received page
+    /// whose PTE is none (`page_states(1)` 0) was dropped or zapped after it arrived: QEMU will
+    /// not send it again.
+    fn received<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, numpy::PyArray1<bool>>> {
+        let v: Vec<bool> = locked(py, &self.w, |w| Ok((0..w.dst.pages).map(|g| w.dst.received.test(g)).collect()))?;
+        Ok(numpy::PyArray1::from_vec(py, v))
+    }
+
     /// Write the whole run (its configuration, both hosts, QEMU, the guest, the link, the RNGs
     /// and the pending actions) to the file `path`, atomically. `PostcopyRun.restore(path)`
     /// continues from it with the same events as this run would.
@@ -336,6 +415,7 @@ impl PyPostcopyRun {
             source_profile: self.cfg.source_profile.name.to_string(),
             qemu: self.cfg.qemu.name().to_string(),
             seed: self.cfg.seed,
+            vcpus: self.cfg.guest.vcpus,
         })
     }
 }
@@ -345,7 +425,26 @@ fn host_kernel(w: &World, host: usize) -> crate::Result<&crate::Kernel> {
     w.hosts.get(host).ok_or_else(|| crate::Error::invalid(format!("host is 0 (source) or 1 (destination), not {host}")))
 }
 
+/// The guest kernel's watchdogs a long vCPU stall sets off, with their default thresholds:
+/// [{"name", "knob", "threshold_s", "source", "message"}], in order of threshold.
+#[pyfunction]
+fn guest_watchdogs(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    crate::study::stall::GUEST_WATCHDOGS
+        .iter()
+        .map(|w| {
+            let d = PyDict::new(py);
+            d.set_item("name", w.name)?;
+            d.set_item("knob", w.knob)?;
+            d.set_item("threshold_s", w.threshold_s)?;
+            d.set_item("source", w.source)?;
+            d.set_item("message", w.message)?;
+            Ok(d)
+        })
+        .collect()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(guest_watchdogs, m)?)?;
     m.add_class::<PyStudyResult>()?;
     m.add_class::<PyPostcopyRun>()?;
     Ok(())

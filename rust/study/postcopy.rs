@@ -12,6 +12,7 @@
 //!
 //! The invariant "no userfault on a page already received" is checked on every run.
 
+use super::stall::{self, Stall};
 use crate::arch::s390::essa::{ESSA_SET_UNUSED, ORC_NAMES};
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
@@ -209,6 +210,9 @@ pub struct StudyResult {
     pub outcome: Outcome,
     pub failure: Option<String>,
     pub hang: Option<Hang>,
+    /// Every vCPU wait on a page QEMU had already sent: how long, and what ended it (see
+    /// [`stall`](super::stall) for what a guest shows for a stall that long).
+    pub stalls: Vec<Stall>,
     pub metrics: Metrics,
     /// Both hosts' events, merged in time order.
     pub events: Vec<Event>,
@@ -386,7 +390,10 @@ pub fn result(w: &World, cfg: &PostcopyConfig) -> StudyResult {
         };
         Some(Hang { vcpu: i as u32, gfn, since, released_at: None, chain: chain(w, &events, gfn) })
     });
-    StudyResult { outcome, failure, hang, metrics: m, events, log_hash, trace: cfg.trace_kept() }
+    let faults: Vec<(u32, u64)> = w.dst.stats.received_faults.iter().map(|rf| (rf.gfn, rf.t)).collect();
+    let base = w.dst.ram_base;
+    let stalls = stall::stalls(&events, DST as u8, &faults, |gfn| base + ((gfn as u64) << 12), w.completed_at, end);
+    StudyResult { outcome, failure, hang, stalls, metrics: m, events, log_hash, trace: cfg.trace_kept() }
 }
 
 /// The hang of the vCPU that faulted on received page `gfn` at about `t`.
@@ -521,9 +528,16 @@ mod tests {
         assert_eq!(r17.outcome, Outcome::Hung, "{:?} {:?}", r17.metrics, r17.failure);
         let h = r17.hang.as_ref().unwrap();
         assert!(h.chain.iter().any(|s| s.what.contains("pte_unused")), "{:#?}", h.chain);
+        // the hung vCPU's stall: from its block until the postcopy cleanup at the very end
+        let st = r17.stalls.iter().find(|s| s.vcpu == h.vcpu && s.gfn == h.gfn).expect("the hang is a stall");
+        assert_eq!(st.since, h.since);
+        assert_eq!(st.released_by, stall::Release::Cleanup, "{st:?}");
+        assert_eq!(st.released_at, Some(r17.metrics.total_time_ns));
+        assert_eq!(st.waited_ns, r17.metrics.total_time_ns - h.since);
         let r18 = run(&small("4.18", 1)).unwrap();
         assert_eq!(r18.outcome, Outcome::Completed, "{:?} {:?} {:?}", r18.metrics, r18.failure, r18.hang);
         assert_eq!(r18.metrics.userfaults_on_received, 0);
+        assert!(r18.stalls.is_empty(), "{:?}", r18.stalls);
         assert!(r18.metrics.dest_pages_swapped > 0);
     }
 

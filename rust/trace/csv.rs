@@ -34,6 +34,9 @@ pub struct Reader<R> {
     line: u64,
     buf: Vec<u8>,
     cols: Option<Cols>,
+    /// The time of the last line that had one: times must not decrease (as in the binary
+    /// format), so a replay's order is the trace's.
+    last_time: Option<u64>,
 }
 
 /// A number in decimal or `0x` hexadecimal.
@@ -89,7 +92,7 @@ fn header(line: u64, fields: &[&str]) -> Result<Cols> {
 
 impl<R: BufRead> Reader<R> {
     pub fn new(r: R) -> Reader<R> {
-        Reader { r, line: 0, buf: Vec::with_capacity(128), cols: None }
+        Reader { r, line: 0, buf: Vec::with_capacity(128), cols: None, last_time: None }
     }
 
     /// The next request.
@@ -141,6 +144,13 @@ impl<R: BufRead> Reader<R> {
             }
             if cols.time && i < nf {
                 q.time = number(fields[i]).ok_or_else(|| bad(line, format!("time {:?} is not a number", fields[i])))?;
+                if let Some(last) = self.last_time.filter(|&l| q.time < l) {
+                    return Err(bad(
+                        line,
+                        format!("time {} is before the previous request's {last}: times must not decrease", q.time),
+                    ));
+                }
+                self.last_time = Some(q.time);
             }
             return Ok(Some(q));
         }
@@ -196,6 +206,12 @@ mod tests {
         assert!(e("pages,write\n").contains("at line 1: the first column is \"pages\""));
         assert!(e("page,time,write\n").contains("at line 1: header column 3 is \"write\""));
         assert!(e("1\n99999999999999999999\n").contains("at line 2"));
+        // times never decrease, as in the binary format (equal times are fine)
+        assert_eq!(
+            e("page,write,time\n1,0,5\n2,0,5\n3,0,4\n"),
+            "malformed CSV trace at line 4: time 4 is before the previous request's 5: times must not decrease"
+        );
+        assert!(e("4096,0,9\n8192\n12288,0,8\n").contains("at line 3: time 8 is before"));
         let mut bytes = b"1\n2\n".to_vec();
         bytes.extend_from_slice(&[0xff, b'\n']);
         let err = read_all(Format::Csv, &bytes).unwrap_err().to_string();

@@ -5,6 +5,9 @@
 //! - [`csv`]: `addr,write` or `page,write` text.
 //! - [`oracle`]: libCacheSim's oracleGeneral binary records (every request a read).
 //!
+//! Any of them may be zstd-compressed (libCacheSim's public traces ship as `.zst`): [`open`]
+//! decompresses as it reads.
+//!
 //! Readers stream (they hold one record, never the trace) and report malformed input as
 //! [`Error::Format`] naming the byte offset (binary formats) or the line (CSV); they never
 //! panic. Writers take the requests as columns ([`Columns`]), as numpy hands them over.
@@ -56,32 +59,34 @@ impl Format {
         }
     }
 
-    /// `"binary"`, `"csv"`, `"oracle"`, or `"auto"` (None: [`detect`] it).
+    /// `"binary"`, `"csv"`, `"oracle"` (or libCacheSim's own name, `"oracleGeneral"`), or
+    /// `"auto"` (None: [`detect`] it).
     pub fn parse(s: &str) -> Result<Option<Format>> {
         if s == "auto" {
             return Ok(None);
         }
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .map(Some)
-            .ok_or_else(|| Error::invalid(format!("unknown trace format {s:?}; known: auto, binary, csv, oracle")))
+        if s == "oracleGeneral" {
+            return Ok(Some(Format::Oracle));
+        }
+        Format::ALL.into_iter().find(|f| f.name() == s).map(Some).ok_or_else(|| {
+            Error::invalid(format!("unknown trace format {s:?}; known: auto, binary, csv, oracle (or oracleGeneral)"))
+        })
     }
 }
 
 /// zstd's frame magic: libCacheSim ships its traces compressed.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// The format of a file from its first bytes `head` and its name: the binary magic; else a
-/// `.csv` or `.txt` name, or text without NUL bytes and below 0x80, is CSV; anything else is
-/// oracleGeneral. A zstd-compressed file is an error that says so.
+/// The format of (decompressed) data from its first bytes `head` and its file name: the binary
+/// magic; else a `.csv` or `.txt` name, or text without NUL bytes and below 0x80, is CSV;
+/// anything else is oracleGeneral. zstd data inside zstd data is an error that says so.
 pub fn detect(head: &[u8], path: &Path) -> Result<Format> {
     if head.starts_with(binary::MAGIC) {
         return Ok(Format::Binary);
     }
     if head.starts_with(&ZSTD_MAGIC) {
         return Err(Error::invalid(format!(
-            "{} is compressed with zstd: decompress it first (zstd -d)",
+            "{} is compressed with zstd twice: decompress it once (zstd -d) and read the result",
             path.display()
         )));
     }
@@ -124,13 +129,45 @@ fn io_error(path: &Path, e: std::io::Error) -> Error {
     Error::Io(format!("{}: {e}", path.display()))
 }
 
-/// Open the trace at `path` in `format` (None: [`detect`] it).
-pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Reader<BufReader<File>>)> {
+/// What [`open`] reads from: the file, or a zstd decoder over it.
+pub type Input = BufReader<Box<dyn Read + Send>>;
+
+/// A zstd decoder whose errors say that the compressed stream, not the trace, is damaged.
+struct Zstd<R: BufRead>(zstd::stream::read::Decoder<'static, R>);
+
+impl<R: BufRead> Read for Zstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => e,
+            _ => std::io::Error::new(ZSTD_ERROR, format!("the zstd stream is damaged or cut short: {e}")),
+        })
+    }
+}
+
+/// The I/O error kind of a damaged zstd stream ([`read_error`] makes it a format error).
+const ZSTD_ERROR: std::io::ErrorKind = std::io::ErrorKind::InvalidData;
+
+/// Open the trace at `path` in `format` (None: [`detect`] it). A zstd-compressed file (by its
+/// magic, whatever its name) is decompressed as it is read; the format is detected from the
+/// decompressed bytes and the name without its `.zst`.
+pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Reader<Input>)> {
     let file = File::open(path).map_err(|e| io_error(path, e))?;
-    let mut r = BufReader::with_capacity(1 << 16, file);
+    let mut raw = BufReader::with_capacity(1 << 16, file);
+    let compressed = raw.fill_buf().map_err(|e| io_error(path, e))?.starts_with(&ZSTD_MAGIC);
+    let src: Box<dyn Read + Send> = if compressed {
+        let d = zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| io_error(path, e))?;
+        Box::new(Zstd(d))
+    } else {
+        Box::new(raw)
+    };
+    let mut r = BufReader::with_capacity(1 << 16, src);
     let format = match format {
         Some(f) => f,
-        None => detect(r.fill_buf().map_err(|e| io_error(path, e))?, path)?,
+        None => {
+            let name = if compressed { path.with_extension("") } else { path.to_path_buf() };
+            let head = r.fill_buf().map_err(|e| read_error(format_args!("{} byte 0", path.display()), e))?;
+            detect(head, &name)?
+        }
     };
     Ok((format, Reader::new(format, r)?))
 }
@@ -149,8 +186,12 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
     Ok(n)
 }
 
-/// An I/O error while reading at `at` (a byte offset or a line).
+/// An I/O error while reading at `at` (a byte offset or a line); a damaged zstd stream is a
+/// format error.
 pub(crate) fn read_error(at: impl std::fmt::Display, e: std::io::Error) -> Error {
+    if e.kind() == ZSTD_ERROR {
+        return Error::Format { what: "zstd-compressed trace", at: at.to_string(), detail: e.to_string() };
+    }
     Error::Io(format!("reading the trace at {at}: {e}"))
 }
 
@@ -306,10 +347,44 @@ pub(crate) mod tests {
         assert_eq!(detect(b"page,write\n1,0\n", p).unwrap(), Format::Csv);
         assert_eq!(detect(b"\x01\x00\x00\x00\x05", p).unwrap(), Format::Oracle);
         assert_eq!(detect(b"\x01\x00", Path::new("t.csv")).unwrap(), Format::Csv);
-        assert!(detect(&ZSTD_MAGIC, Path::new("t.oracleGeneral.zst")).unwrap_err().to_string().contains("zstd -d"));
+        assert!(detect(&ZSTD_MAGIC, Path::new("t.oracleGeneral")).unwrap_err().to_string().contains("twice"));
         assert_eq!(Format::parse("auto").unwrap(), None);
         assert_eq!(Format::parse("oracle").unwrap(), Some(Format::Oracle));
+        assert_eq!(Format::parse("oracleGeneral").unwrap(), Some(Format::Oracle));
         assert!(Format::parse("parquet").unwrap_err().to_string().contains("binary, csv, oracle"));
+    }
+
+    #[test]
+    fn zstd_compressed_traces_are_read_as_they_decompress() {
+        let dir = std::env::temp_dir().join(format!("reclaim-zst-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (keys, writes) = zipf(3000, 200, 0.9, 0.3, 11).unwrap();
+        for format in Format::ALL {
+            let writes = (format != Format::Oracle).then_some(&writes[..]);
+            let plain = written(format, Columns { keys: &keys, writes, times: None }).unwrap();
+            // named as libCacheSim names them, and with a name that says nothing
+            for name in [format!("t.{}.zst", format.name()), "t.data".to_string()] {
+                let path = dir.join(&name);
+                std::fs::write(&path, zstd::encode_all(&plain[..], 3).unwrap()).unwrap();
+                let (f, mut r) = open(&path, None).unwrap();
+                assert_eq!(f, format, "{name}");
+                let t = read_columns(&mut r, u64::MAX).unwrap();
+                assert_eq!(t.keys, keys, "{name}");
+            }
+        }
+        // a damaged stream is a format error naming zstd, not a panic or a hang
+        let mut bad =
+            zstd::encode_all(&written(Format::Csv, Columns { keys: &keys, writes: None, times: None }).unwrap()[..], 3)
+                .unwrap();
+        let n = bad.len();
+        bad.truncate(n / 2);
+        let path = dir.join("cut.csv.zst");
+        std::fs::write(&path, &bad).unwrap();
+        // (refused when the format is detected, or at the first record past the cut)
+        let e = open(&path, None).and_then(|(_, mut r)| read_columns(&mut r, u64::MAX)).unwrap_err();
+        assert!(matches!(e, Error::Format { .. }), "{e}");
+        assert!(e.to_string().contains("zstd"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

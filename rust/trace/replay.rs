@@ -25,8 +25,6 @@ use crate::mm::mmap::MapKind;
 use crate::mm::vmstat::Vm;
 use crate::profile::Profile;
 use crate::sim::bitmap::Bitmap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -105,7 +103,7 @@ pub struct Replay {
     pub seconds: f64,
     pub scan_seconds: f64,
     base: u64,
-    reader: Reader<BufReader<File>>,
+    reader: Reader<super::Input>,
     path: PathBuf,
 }
 

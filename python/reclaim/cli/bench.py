@@ -45,7 +45,7 @@ def add_parser(sub: Subparsers) -> None:
         help="the benchmark suite: replay vs libCacheSim, reclaim vs the host kernel, speed",
         add_help=False,
     )
-    bn.add_argument("args", nargs=argparse.REMAINDER)  # reclaim.cli.main hands these to main
+    bn.add_argument("args", nargs=argparse.REMAINDER, help="see reclaim bench --help")
 
 
 __all__ = ["main"]

@@ -45,6 +45,7 @@ def postcopy_row(r: PostcopyResult, label: str) -> dict[str, object]:
         "migration_time_s": round(m["total_time_ns"] / 1e9, 3),
         "vcpu_blocked_s": round(m["vcpu_blocked_ns"] / 1e9, 3),
         "hang": r.hang,
+        "stalls": r.stalls,
         "chain": r.chain,
         "metrics": m,
         "log_hash": r.log_hash,
@@ -81,6 +82,20 @@ def print_chain(row: dict[str, object]) -> None:
     )
     for step in chain:
         print(f"  t={step['t'] / 1e9:9.6f}s  {step['host']:<11}  {step['what']}")
+    stalls = row.get("stalls")
+    if isinstance(stalls, list) and stalls:
+        import textwrap
+
+        from reclaim.stall import describe
+
+        print(f"\n{row['run']}: what the guest would see")
+        for st in stalls:
+            print(textwrap.fill(describe(st), 100, initial_indent="  ", subsequent_indent="    "))
+        note = (
+            "A stall lasts until the migration ends: the longer the rest of the migration, the "
+            "longer the vCPU stands still (a guest of tens of GiB takes minutes to migrate)."
+        )
+        print(textwrap.fill(note, 100, initial_indent="  ", subsequent_indent="  "))
 
 
 def csv(s: str) -> list[str]:

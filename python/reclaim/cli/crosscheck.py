@@ -17,6 +17,9 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     from reclaim.crosscheck.library import BY_NAME
 
     if args.list:
+        if args.json:
+            print(json.dumps([{"name": sc.name, "doc": sc.doc} for sc in LIBRARY], indent=2))
+            return 0
         for sc in LIBRARY:
             print(f"{sc.name:<32} {sc.doc}")
         return 0

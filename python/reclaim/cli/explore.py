@@ -111,7 +111,7 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
         "--pages",
         help="guest page classes, comma-separated (default: one of each of the first four)",
     )
-    ex.add_argument("--vcpus", type=int, default=1)
+    ex.add_argument("--vcpus", type=int, default=1, help="the guest's vCPUs (default 1)")
     ex.add_argument("--host-pages", type=int, default=64, help="destination memory in pages")
     ex.add_argument("--guest-steps", help="guest actions allowed, comma-separated (default: all)")
     ex.add_argument(
@@ -127,7 +127,7 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
         "--max-states", type=int, default=2_000_000, help="state budget (default 2000000)"
     )
     ex.add_argument("--walks", type=int, default=200, help="random walks beyond the bound")
-    ex.add_argument("--walk-len", type=int, default=40)
+    ex.add_argument("--walk-len", type=int, default=40, help="steps of a random walk (default 40)")
     ex.add_argument("--seed", type=int, default=0, help="seed of the random walks")
     ex.add_argument(
         "--predicate", action="append", help="check only this predicate (repeatable; default all)"

@@ -67,7 +67,11 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
     )
     rp.add_argument("trace", help="the trace file")
     rp.add_argument(
-        "--format", choices=["auto", "binary", "csv", "oracle"], default="auto", help="default auto"
+        "--format",
+        choices=["auto", "binary", "csv", "oracle", "oracleGeneral"],
+        default="auto",
+        help="the trace's format (default auto: by magic, name and content; oracleGeneral is "
+        "oracle; zstd-compressed files are read directly)",
     )
     rp.add_argument("--profile", default="6.12", help="kernel profile (default 6.12)")
     rp.add_argument(

@@ -79,20 +79,45 @@ def _on_off(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, not {s!r}")
 
 
+def _default(name: str) -> object:
+    """The default of the postcopy study's parameter `name` (reclaim.studies.postcopy.prepare)."""
+    import inspect
+
+    from reclaim.studies.postcopy import prepare
+
+    return inspect.signature(prepare).parameters[name].default
+
+
 def add_study_args(pc: argparse.ArgumentParser) -> None:
     """The parameters of the postcopy study (see reclaim.studies.postcopy): sizes like 256MiB,
     durations like 100us, 5ms (reclaim.units)."""
     pc.add_argument(
-        "--profile", default="4.18", help="the destination's kernel profile: 4.17, 4.18, 6.12"
+        "--profile",
+        default="4.18",
+        help="the destination's kernel profile: 4.17, 4.18, 6.12 (default 4.18)",
     )
     pc.add_argument("--source-profile", help="the source's kernel profile (default: --profile)")
     pc.add_argument("--qemu", help="QEMU logic: 3.0 (default) or 5.2")
     pc.add_argument("--guest-memory", help="guest RAM, e.g. 256MiB (default)")
-    pc.add_argument("--vcpus", type=int)
+    pc.add_argument("--vcpus", type=int, help=f"the guest's vCPUs (default {_default('vcpus')})")
     pc.add_argument("--workload", help="uniform, zipf[:s], sequential, phased[:f:len]")
-    pc.add_argument("--used-fraction", type=float)
-    pc.add_argument("--write-fraction", type=float)
-    pc.add_argument("--turnover", type=float)
+    pc.add_argument(
+        "--used-fraction",
+        type=float,
+        help="share of guest pages in use when the migration starts, the rest free (UNUSED) "
+        f"(default {_default('used_fraction')})",
+    )
+    pc.add_argument(
+        "--write-fraction",
+        type=float,
+        help=f"share of guest accesses that are stores (default {_default('write_fraction')})",
+    )
+    pc.add_argument(
+        "--turnover",
+        type=float,
+        help="share of guest operations that allocate a page, as many freeing one "
+        f"(default {_default('turnover')})",
+    )
     pc.add_argument("--free-policy", help="recent[:lifetime] (default) or random")
     pc.add_argument("--cmma", type=_on_off, help="on/off: the guest's ESSA hints (default on)")
     pc.add_argument(
@@ -108,10 +133,23 @@ def add_study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--load-interval", help="between two accesses of the other load (20us)")
     pc.add_argument("--bandwidth", help="e.g. 1Gbit, 10Gbit/s, 125MB/s")
     pc.add_argument("--latency", help="of the link (default 100us)")
-    pc.add_argument("--precopy-iterations", type=int)
-    pc.add_argument("--seed", type=int)
+    pc.add_argument(
+        "--precopy-iterations",
+        type=int,
+        help=f"precopy passes before postcopy (default {_default('precopy_iterations')})",
+    )
+    pc.add_argument(
+        "--seed",
+        type=int,
+        help=f"the run's seed: same seed, same events (default {_default('seed')})",
+    )
     pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")
-    pc.add_argument("--trace", choices=["auto", "full", "chain", "rare"])
+    pc.add_argument(
+        "--trace",
+        choices=["auto", "full", "chain", "rare"],
+        help="how much of the event log to keep (default auto: full up to 1 GiB of guest, chain "
+        "up to 16 GiB, rare above)",
+    )
 
 
 def add_parser(sub: Subparsers) -> None:

@@ -115,7 +115,7 @@ def add_parser(sub: Subparsers) -> None:
         help="run a study over a grid of parameters (TOML), locally or on Dask; resumable",
         add_help=False,
     )
-    sw.add_argument("args", nargs=argparse.REMAINDER)  # reclaim.cli.main hands these to main
+    sw.add_argument("args", nargs=argparse.REMAINDER, help="see reclaim sweep --help")
 
 
 __all__ = ["main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,16 +87,29 @@ def summary_plot(
     }
     fig = Figure(figsize=(7, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    # lines that coincide stay visible: each has its own marker, smaller than the last one's
-    for n, key in enumerate(dict.fromkeys(keys[i] for i in ran)):
+    # lines that coincide stay visible: each series has its own marker and line style and is
+    # shifted sideways by a little (a dodge of at most a third of the smallest x step)
+    series = list(dict.fromkeys(keys[i] for i in ran))
+    steps = [b - a for a, b in itertools.pairwise(sorted(coord.values())) if b > a]
+    dodge = (min(steps) if steps else 1.0) / 3 / max(len(series), 1)
+    for n, key in enumerate(series):
         hits: dict[Value, list[int]] = {}
         for i in ran:
             if keys[i] == key:
                 hits.setdefault(xs[i], []).append(labels[i] == outcome)
-        pos = [coord[v] for v in hits]
+        shift = (n - (len(series) - 1) / 2) * dodge
+        pos = [coord[v] + shift for v in hits]
         rates = [sum(h) / len(h) for h in hits.values()]
         name = ", ".join(f"{b}={k}" for b, k in zip(by, key, strict=True)) or "all runs"
-        ax.plot(pos, rates, marker="osD^v<>"[n % 7], markersize=max(3, 10 - 2 * n), label=name)
+        ax.plot(
+            pos,
+            rates,
+            marker="osD^v<>"[n % 7],
+            linestyle=("-", "--", ":", "-.")[n % 4],
+            markersize=7,
+            alpha=0.85,
+            label=name,
+        )
     if not numeric:
         ax.set_xticks(range(len(x_values)), [str(v) for v in x_values])
     ax.set_xlabel(x)
