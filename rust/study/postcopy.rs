@@ -211,7 +211,7 @@ pub struct StudyResult {
     pub failure: Option<String>,
     pub hang: Option<Hang>,
     /// Every vCPU wait on a page QEMU had already sent: how long, and what ended it (see
-    /// [`stall`](super::stall) for what a guest shows for a stall that long).
+    /// [`stall`] for what a guest shows for a stall that long).
     pub stalls: Vec<Stall>,
     pub metrics: Metrics,
     /// Both hosts' events, merged in time order.
