@@ -10,6 +10,8 @@ pub mod arch;
 pub mod error;
 pub mod explore;
 pub mod fault;
+pub mod files;
+pub mod hostmem;
 pub mod kernel;
 pub mod kvm;
 pub mod mm;

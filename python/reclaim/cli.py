@@ -18,6 +18,7 @@ from pathlib import Path
 import reclaim
 import reclaim.explorer
 from reclaim._reclaim import PostcopyResult
+from reclaim.output import write_text
 from reclaim.progress import StatusLine, bar
 from reclaim.studies.postcopy import postcopy
 
@@ -311,8 +312,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.pytest:
         tests = [f.pytest() for r in results for f in r.findings]
         body = "\n\n".join(t.split("\n\n\n", 1)[1] for t in tests)
-        Path(args.pytest).write_text(
-            f'"""Explorer findings (reclaim explore)."""\n\nimport reclaim\n\n\n{body}'
+        write_text(
+            args.pytest, f'"""Explorer findings (reclaim explore)."""\n\nimport reclaim\n\n\n{body}'
         )
     if args.json:
         out = [

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reclaim._reclaim import PostcopyResult
+from reclaim.output import save_figure
 
 # ttu result codes of rmap:try_to_unmap_one events (field "result")
 _SWAP, _DROP = 0, 1
@@ -97,7 +98,7 @@ def timeline(results: Sequence[PostcopyResult], path: str | Path) -> Path:
         ax.legend(loc="upper left", fontsize=7, ncol=4)
     axes[-1].set_xlabel("simulated time (s)")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)
     plt.close(fig)
     return out
 

@@ -73,7 +73,6 @@ import multiprocessing
 import os
 import pickle
 import sys
-import tempfile
 import time
 import tomllib
 from collections import deque
@@ -86,6 +85,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from reclaim.exceptions import ArgumentError, FileError, FormatError, ReclaimError
+from reclaim.output import save_figure, write_bytes
 from reclaim.progress import StatusLine, bar
 
 if TYPE_CHECKING:
@@ -362,32 +362,14 @@ def _read_journal(journal: Path) -> list[dict[str, Value]]:
 
 
 def _write(df: pd.DataFrame, out: Path) -> None:
-    """Write `df` to `out` atomically: a temporary file beside it, fsync, rename."""
+    """Write `df` to `out` as Parquet through the one atomic writer (:mod:`reclaim.output`):
+    a failed write leaves the old file, and the new file's mode honours the umask."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    tmp = None
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        tmp = None
-        dir_fd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        raise FileError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+    write_bytes(out, buf.getvalue().to_pybytes(), "sweep table")
 
 
 class _Bar(StatusLine):
@@ -727,10 +709,7 @@ def summary_plot(
     ax.set_title(f"fraction of runs {outcome} ({len(ran)} runs)")
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    return out
+    return save_figure(fig, path, dpi=110)
 
 
 @dataclass(frozen=True)

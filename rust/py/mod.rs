@@ -4,6 +4,7 @@ mod arrays;
 mod batch;
 mod errors;
 mod explore;
+mod files;
 mod kernel;
 mod process;
 mod profile;
@@ -32,5 +33,6 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     explore::register(m)?;
     arrays::register(m)?;
     trace::register(m)?;
+    files::register(m)?;
     Ok(())
 }

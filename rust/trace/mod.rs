@@ -126,13 +126,17 @@ fn io_error(path: &Path, e: std::io::Error) -> Error {
 
 /// Open the trace at `path` in `format` (None: [`detect`] it).
 pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Reader<BufReader<File>>)> {
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let (file, len) = crate::files::open_regular(path, "trace")?;
     let mut r = BufReader::with_capacity(1 << 16, file);
     let format = match format {
         Some(f) => f,
         None => detect(r.fill_buf().map_err(|e| io_error(path, e))?, path)?,
     };
-    Ok((format, Reader::new(format, r)?))
+    let reader = Reader::new(format, r)?;
+    if let Reader::Binary(b) = &reader {
+        b.check_file_len(len)?;
+    }
+    Ok((format, reader))
 }
 
 /// Read into `buf` until it is full or the input ends; the bytes read.
@@ -209,21 +213,19 @@ impl Columns<'_> {
     }
 }
 
-/// Write `cols` to `path` in `format`.
+/// Write `cols` to `path` in `format`, atomically ([`crate::files::write_atomic`]): a failed
+/// write leaves an existing file as it was, and its error names `path`.
 pub fn write(path: &Path, format: Format, cols: Columns<'_>) -> Result<()> {
     cols.check()?;
-    let file = File::create(path).map_err(|e| io_error(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    match format {
-        Format::Binary => binary::write(&mut w, cols),
-        Format::Csv => csv::write(&mut w, cols),
-        Format::Oracle => oracle::write(&mut w, cols),
-    }
-    .map_err(|e| match e {
-        Error::Io(m) => Error::Io(format!("{}: {m}", path.display())),
-        e => e,
-    })?;
-    w.flush().map_err(|e| io_error(path, e))
+    crate::files::write_atomic(path, "trace", |w| {
+        let mut w = BufWriter::with_capacity(1 << 16, w);
+        match format {
+            Format::Binary => binary::write(&mut w, cols),
+            Format::Csv => csv::write(&mut w, cols),
+            Format::Oracle => oracle::write(&mut w, cols),
+        }?;
+        Ok(w.flush()?)
+    })
 }
 
 /// `requests` page numbers drawn from a Zipf distribution of exponent `s` over `pages` pages
