@@ -20,16 +20,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reclaim
+import reclaim.units
+from conftest import small_kernel
 from reclaim.output import write_bytes
-
-from tests.conftest import small_kernel
 
 #: The address-space limit of the subprocesses that ask for too much: far below what the sizes
 #: they ask for need, far above what the interpreter and the engine need to start.
 LIMIT_AS = 2 << 30
 
 
-def run_limited(code: str, *, timeout: float = 60, fsize: int | None = None) -> subprocess.CompletedProcess[str]:
+def run_limited(
+    code: str, *, timeout: float = 60, fsize: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter with at most ``LIMIT_AS`` bytes of address space
     (and, if ``fsize`` is given, files of at most ``fsize`` bytes: a write past it fails with
     EFBIG, an injected write error)."""
@@ -74,7 +76,11 @@ def test_two_threads_snapshotting_two_kernels_to_one_path_each_write_a_whole_fil
         a = p.mmap("1MiB")
         for j in range(64 * (i + 1)):
             p.write(a + j * 4096, j)
-    own = [k.snapshot_bytes() for k in kernels]
+    for i, k in enumerate(kernels):
+        k.snapshot(tmp_path / f"own{i}")
+    own = [(tmp_path / f"own{i}").read_bytes() for i in range(2)]
+    for i in range(2):
+        (tmp_path / f"own{i}").unlink()
     path = tmp_path / "k.snap"
     errors: list[BaseException] = []
 
@@ -82,7 +88,7 @@ def test_two_threads_snapshotting_two_kernels_to_one_path_each_write_a_whole_fil
         try:
             for _ in range(20):
                 k.snapshot(path)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=snap, args=(k,)) for k in kernels]
@@ -92,7 +98,7 @@ def test_two_threads_snapshotting_two_kernels_to_one_path_each_write_a_whole_fil
         t.join()
     assert errors == []
     assert path.read_bytes() in own, "the file is one kernel's whole snapshot"
-    assert reclaim.Kernel.restore(path).check() is None
+    reclaim.Kernel.restore(path).check()
     assert sorted(os.listdir(tmp_path)) == ["k.snap"], "no temporary file is left"
 
 
@@ -140,7 +146,7 @@ def test_the_cli_refuses_sizes_the_host_cannot_hold_with_exit_2(
     args: list[str], tmp_path: Path
 ) -> None:
     trace = tmp_path / "t.oracle"
-    reclaim.trace.write_zipf(trace, 100, 10)
+    reclaim.trace.write_zipf(trace, 20_000, 10_000)  # thousands of pages: 5000000% is TiBs
     r = run_cli_limited(*[str(trace) if a == "TRACE" else a for a in args])
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert "of host memory" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -168,7 +174,8 @@ def test_restore_checks_the_header_before_reading_a_huge_sparse_file(tmp_path: P
 
 
 def test_restore_refuses_a_header_whose_length_disagrees_with_the_file(tmp_path: Path) -> None:
-    good = small_kernel().snapshot_bytes()
+    small_kernel().snapshot(tmp_path / "good.snap")
+    good = (tmp_path / "good.snap").read_bytes()
     bad = tmp_path / "long.snap"
     bad.write_bytes(good[:16] + struct.pack("<Q", 1 << 60) + good[24:])
     with pytest.raises(reclaim.FormatError, match="at offset 16: truncated"):
@@ -181,7 +188,7 @@ def test_a_binary_trace_announcing_more_records_than_it_holds_is_refused(tmp_pat
     data = bytearray(path.read_bytes())
     data[16:24] = struct.pack("<Q", 1 << 60)
     path.write_bytes(bytes(data))
-    with pytest.raises(reclaim.FormatError, match="offset 16.*announces 1152921504606846976"):
+    with pytest.raises(reclaim.FormatError, match=r"offset 16.*announces 1152921504606846976"):
         reclaim.trace.replay(path, limit=2)
     with pytest.raises(reclaim.FormatError, match="offset 16"):
         reclaim.trace.read(path, limit=2)
@@ -295,3 +302,58 @@ def test_outputs_get_the_mode_the_umask_allows(tmp_path: Path) -> None:
         os.umask(old)
     for name in ["t.parquet", "k.snap"]:
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+
+
+# ------------------------------------------------ item 4: small inputs that grow unbounded
+
+
+def test_fork_fails_with_enomem_at_the_page_table_limit() -> None:
+    k = reclaim.Kernel(profile="4.18", memory="64MiB", swap="0", seed=1)
+    p = k.spawn("parent", kvm=True)
+    a = p.mmap("32MiB")
+    for i in range(0, 32 << 20, 1 << 20):
+        p.write(a + i, 1)
+    children = []
+    with pytest.raises(reclaim.SyscallError, match="page-table limit") as e:
+        for _ in range(10_000):
+            children.append(p.fork())
+    assert e.value.errno == 12  # ENOMEM
+    assert 0 < len(children) < 10_000
+    k.check()
+
+
+def test_precopy_iterations_lower_the_automatic_trace_level() -> None:
+    def level(iterations: int) -> str:
+        run = reclaim.studies.prepare(
+            "4.18", guest_memory="16MiB", host_memory="14MiB", precopy_iterations=iterations
+        )
+        return run.result().trace
+
+    assert level(1) == "full"
+    assert level(1000) != "full"
+
+
+def test_a_grid_of_a_billion_points_is_refused_before_it_is_built() -> None:
+    grid = {f"p{i}": list(range(30)) for i in range(7)}  # 30**7 = 2.2e10 points
+    with pytest.raises(reclaim.ArgumentError, match="a sweep runs at most"):
+        reclaim.sweep("postcopy", grid)
+
+
+# ----------------------------------------------------------------- item 9: smaller bounds
+
+
+def test_essa_vcpu_ids_stop_where_thread_ids_do() -> None:
+    k = small_kernel()
+    p = k.spawn("qemu", kvm=True)
+    a = p.mmap("64KiB")
+    p.write(a, 1)
+    p.essa(a, "set_stable", vcpu=65535)
+    with pytest.raises(reclaim.ArgumentError, match=r"0\.\.=65535"):
+        p.essa(a, "set_stable", vcpu=2**32 - 1)
+
+
+def test_decimal_units_are_refused_for_sizes_and_decimal_in_rates() -> None:
+    with pytest.raises(reclaim.ArgumentError, match=r"MB means 10\^6 bytes.*write 125MiB"):
+        reclaim.Kernel(memory="125MB")
+    assert reclaim.units.rate("125MB/s") == 125_000_000
+    assert reclaim.units.size("125MiB") == 125 << 20
