@@ -33,7 +33,11 @@ pub fn human(bytes: u64) -> String {
     while i + 1 < units.len() && bytes >= 1u64 << (10 * (i + 1)) {
         i += 1;
     }
-    if i == 0 { format!("{bytes} bytes") } else { format!("{:.1} {}", bytes as f64 / (1u64 << (10 * i)) as f64, units[i]) }
+    if i == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{:.1} {}", bytes as f64 / (1u64 << (10 * i)) as f64, units[i])
+    }
 }
 
 /// Check that the host can allocate `bytes` for `what` (e.g. "a kernel with 1 TiB of memory"):
