@@ -28,6 +28,7 @@ pub fn exercise(input: &[u8]) -> bool {
         k.reclaim(32);
         k.kswapd_step();
         k.check_invariants().unwrap();
+        operate(&mut k);
         restored = true;
     }
     if let Ok((mut w, _)) = postcopy::from_snapshot_bytes(input) {
@@ -37,4 +38,39 @@ pub fn exercise(input: &[u8]) -> bool {
         restored = true;
     }
     restored
+}
+
+/// A run of operations on an accepted kernel, each followed by `check_invariants`: every
+/// process touches (loads and stores) the first pages of each of its VMAs, reclaim runs, each
+/// process forks and the child exits, then every process exits. Errors are fine (a parked
+/// thread, a protection fault); a panic or a broken invariant is not: restore must have refused
+/// any state on which an operation can break the model.
+pub fn operate(k: &mut Kernel) {
+    let check = |k: &Kernel, what: &str| {
+        if let Err(e) = k.check_invariants() {
+            panic!("after {what} on a restored kernel: {e}");
+        }
+    };
+    for pid in k.pids() {
+        for id in k.vmas_in(pid, 0, u64::MAX) {
+            let (start, end) = (k.vma(id).start, k.vma(id).end);
+            for (i, addr) in (start..end).step_by(4096).take(16).enumerate() {
+                let _ = k.access(pid, 0, addr, i % 2 == 0, i as u64);
+            }
+        }
+        check(k, "accesses");
+    }
+    k.reclaim(64);
+    check(k, "reclaim");
+    for pid in k.pids() {
+        if let Ok(child) = k.fork(pid) {
+            check(k, "fork");
+            let _ = k.exit_mm(child);
+            check(k, "the child's exit");
+        }
+    }
+    for pid in k.pids() {
+        let _ = k.exit_mm(pid);
+        check(k, "exit");
+    }
 }

@@ -201,3 +201,34 @@ fn fuzz_long() {
     let (n, restored) = fuzz(seed, u64::MAX, Instant::now() + Duration::from_secs(secs));
     eprintln!("fuzz_snapshot: seed {seed}: {n} inputs in {secs} s, {restored} restored, none panicked");
 }
+
+/// Every one-byte change of a kernel snapshot's payload (a flipped low bit, +1, a flipped high
+/// bit, zero), with the header resealed so that the change reaches the decoder: restore
+/// either refuses it or gives a kernel that survives a run of operations with its invariants
+/// checked after each ([`property::operate`]). A crafted frame record, a cache index beyond its
+/// file or a stale link must be refused at restore, not break a later check.
+#[test]
+#[ignore = "open (issue 23 item 8): a change of payload byte 12517 of kernel-4.17.snap is restored and \
+            later breaks the rss check (pid 101 rss [0, 16, 48, 8], tables [0, 16, 56, 0])"]
+fn every_one_byte_change_is_refused_at_restore_or_survives_operations() {
+    let good = std::fs::read(corpus_dir().join("kernel-4.17.snap")).unwrap();
+    let mut restored = 0;
+    for at in reclaim::sim::snapshot::HEADER_LEN..good.len() {
+        for change in [|b: u8| b ^ 1, |b: u8| b.wrapping_add(1), |b: u8| b ^ 0x80, |_| 0] {
+            let mut b = good.clone();
+            b[at] = change(b[at]);
+            if b == good {
+                continue;
+            }
+            let input = reseal(b, &good);
+            if catch_unwind(AssertUnwindSafe(|| restored += exercise(&input) as u32)).is_err() {
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-crashes");
+                std::fs::create_dir_all(&dir).unwrap();
+                let path = dir.join(format!("byte-{at}.snap"));
+                std::fs::write(&path, &input).unwrap();
+                panic!("a change of payload byte {at} broke the model; saved to {}", path.display());
+            }
+        }
+    }
+    assert!(restored > 0);
+}

@@ -129,6 +129,14 @@ impl Kernel {
         if swap_pages > u32::MAX as u64 / 2 {
             return Err(Error::invalid(format!("swap of {swap} bytes is too large for the model (at most 8 TiB)")));
         }
+        crate::hostmem::reserve(
+            &format!(
+                "a kernel with {} of memory and {} of swap",
+                crate::hostmem::human(memory),
+                crate::hostmem::human(swap)
+            ),
+            crate::hostmem::kernel_cost(nr_pages, swap_pages),
+        )?;
         let mem = Memory::new(nr_pages, profile.min_free_kbytes_max);
         Ok(Kernel {
             lru: Lru::new(),
@@ -351,8 +359,8 @@ impl Kernel {
     /// every mm ([`PageTables::table_bytes`](crate::arch::pgtable::PageTables::table_bytes))
     /// would exceed [`Kernel::page_table_limit`], a new table is `PteAlloc::NoMemory` (the
     /// kernel's -ENOMEM / VM_FAULT_OOM), so a huge UFFDIO_ZEROPAGE or fault range on a small
-    /// kernel cannot make the model outgrow the host. `fork` copies tables unbounded (at most
-    /// the parent's).
+    /// kernel cannot make the model outgrow the host. `fork` fails with -ENOMEM when a copy of
+    /// the parent's tables would pass the limit.
     pub(crate) fn pte_alloc(&mut self, pid: u32, va: u64) -> std::result::Result<usize, PteAlloc> {
         if let Some(idx) = self.mmx(pid).pt.pte_index(va) {
             return Ok(idx);

@@ -3,8 +3,12 @@
 use crate::arch::s390::pte::PAGE_SIZE;
 use crate::error::{Error, Result};
 
-/// Parse `"512MiB"`, `"4GiB"`, `"4096"`, `"1 TiB"`, `"64KiB"` (also `K`, `M`, `G`, `T`, `KB`...,
-/// all binary). Returns bytes.
+/// Parse `"512MiB"`, `"4GiB"`, `"4096"`, `"1 TiB"`, `"64KiB"` (also `K`, `M`, `G`, `T`, `P`, binary
+/// as on the kernel command line). Returns bytes.
+///
+/// One rule for units in all of reclaim: `KB`, `MB`, `GB`, `TB` are decimal (10^3, 10^6...
+/// bytes), as in rates like `"125MB/s"`; a size, which the model counts in 4 KiB pages, is
+/// refused in them with a hint to write the binary unit (`MiB`) instead of being read as 2^20.
 pub fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -17,11 +21,21 @@ pub fn parse_size(s: &str) -> Result<u64> {
     let n: u64 = num.parse().map_err(|_| Error::invalid(format!("size {s:?} is too large")))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        "p" | "pb" | "pib" => 50,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        "p" | "pib" => 50,
+        dec @ ("kb" | "mb" | "gb" | "tb" | "pb") => {
+            let binary = format!("{}iB", dec[..1].to_ascii_uppercase());
+            return Err(Error::invalid(format!(
+                "size {s:?}: {} means 10^{} bytes (as in rates like \"125MB/s\"), which is not a whole \
+                 number of pages; write {num}{binary} for {num} x 2^{}",
+                unit.trim(),
+                3 * (1 + "kmgtp".find(&dec[..1]).unwrap_or(0)),
+                10 * (1 + "kmgtp".find(&dec[..1]).unwrap_or(0)),
+            )));
+        }
         other => {
             return Err(Error::invalid(format!(
                 "cannot parse size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB)"
@@ -62,6 +76,8 @@ mod tests {
         assert!(parse_size("lots").unwrap_err().to_string().contains("cannot parse"));
         assert!(parse_size("5 parsecs").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_size("-4096").is_err());
+        let e = parse_size("125MB").unwrap_err().to_string();
+        assert!(e.contains("MB means 10^6 bytes") && e.contains("write 125MiB"), "{e}");
         assert!(parse_size("99999999999PiB").unwrap_err().to_string().contains("too large"));
         assert!(check_pages("memory", 0).is_err());
         assert!(check_pages("memory", 4097).unwrap_err().to_string().contains("page size"));

@@ -69,7 +69,8 @@ def test_malformed_traces_name_the_offset_or_line(tmp_path: Path) -> None:
     data = b.read_bytes()
     b.write_bytes(data[:-3])
     with pytest.raises(
-        reclaim.FormatError, match=r"at offset 104: record 9 of the 10 .* cut short"
+        reclaim.FormatError,
+        match=r"at offset 16: the header announces 10 records of 8 bytes, the file has room for 9",
     ):
         read(b)
     bad = bytearray(data)
@@ -195,8 +196,8 @@ def test_cli_replay_json_text_and_errors(tmp_path: Path) -> None:
     bad = run_cli(str(path))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [
-        "reclaim: error: malformed binary trace at offset 96: record 8 of the 20000 the header "
-        "announces is cut short: the file ends after 4 of its 8 bytes"
+        "reclaim: error: malformed binary trace at offset 16: the header announces 20000 records "
+        "of 8 bytes, the file has room for 8 (100 bytes)"
     ]
     missing = run_cli(str(tmp_path / "nope"))
     assert missing.returncode == 2 and "No such file" in missing.stderr

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from reclaim._reclaim import EVENT_KINDS, TTU_RESULTS, Event, Kernel, PostcopyResult
 from reclaim.events import select
 from reclaim.exceptions import ArgumentError
+from reclaim.output import write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -257,10 +258,7 @@ def chrome_trace(
         if "nr_swap_pages" in stat:
             base = swap_base.setdefault(host, int(stat["nr_swap_pages"]))
             out.counter(host, "swap in use", ts, base - int(stat["nr_swap_pages"]))
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out.document(other), separators=(",", ":")))
-    return dest
+    return write_text(path, json.dumps(out.document(other), separators=(",", ":")), "trace")
 
 
 def _chain_track(out: _Trace, r: PostcopyResult, end: int) -> None:
@@ -477,9 +475,7 @@ def ftrace_text(
     note = _NOTE_STUDY if postcopy else _NOTE_KERNEL
     text = _HEADER.format(n=len(lines), cpus=cpus) + note + "".join(line + "\n" for line in lines)
     if path is not None:
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(text)
+        write_text(path, text, "trace")
     return text
 
 

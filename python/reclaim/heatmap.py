@@ -20,6 +20,7 @@ import numpy.typing as npt
 from reclaim._reclaim import PostcopyResult
 from reclaim.events import RunSource, _run_of, run_slices, select
 from reclaim.exceptions import ArgumentError
+from reclaim.output import save_figure
 
 #: RGB of the page states 0 none, 1 present, 2 swapped (pagemap) and 3 lost: received by the
 #: destination's QEMU, then dropped or zapped (none again).
@@ -161,9 +162,7 @@ def page_heatmap(
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("guest page (gfn)")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    out = save_figure(fig, path, dpi=100)
     plt.close(fig)
     return out
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reclaim._reclaim import PostcopyResult
+from reclaim.output import save_figure
 
 # ttu result codes of rmap:try_to_unmap_one events (field "result")
 _SWAP, _DROP = 0, 1
@@ -209,7 +210,7 @@ def timeline(results: Sequence[PostcopyResult], path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig = timeline_figure(results)
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)
     plt.close(fig)
     return out
 

@@ -67,6 +67,9 @@ impl Kernel {
     /// intercepts (`handle_essa`): it processes the CBRL with `__gmap_zap` and (in migration
     /// mode, where `__do_essa` emulated the instruction) marks the page CMMA-dirty.
     pub fn essa(&mut self, pid: u32, tid: u32, addr: u64, orc: u32) -> Result<EssaOutcome> {
+        if tid > u16::MAX as u32 {
+            return Err(Error::invalid(format!("vCPU {tid} is beyond the model's thread ids 0..=65535")));
+        }
         self.kvm_mm(pid, "ESSA")?;
         essa::check_orc(orc)?;
         let hva = addr & !0xfff;

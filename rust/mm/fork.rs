@@ -5,7 +5,7 @@
 //! one more reference. The child of a KVM process is a plain process (`has_pgste` is not
 //! inherited: `init_new_context` clears it).
 
-use crate::error::Result;
+use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::{MM_SWAPENTS, vm};
@@ -15,6 +15,22 @@ impl Kernel {
     /// `fork()`: a child process with a copy of `pid`'s address space. Returns the child pid.
     pub fn fork(&mut self, pid: u32) -> Result<u32> {
         self.mm(pid)?;
+        // copy_page_range's pte_alloc takes the child's tables out of the kernel's memory: a
+        // fork whose copy (at most the parent's tables) would pass the model's page-table limit
+        // fails in dup_mmap with -ENOMEM before anything is copied.
+        let used: u64 = self.mms.iter().flatten().map(|m| m.pt.table_bytes()).sum();
+        let copy = self.mmx(pid).pt.table_bytes();
+        if used.saturating_add(copy) > self.page_table_limit() {
+            return Err(Error::errno(
+                Errno::ENOMEM,
+                "fork",
+                format!(
+                    "copying {copy} bytes of page tables would pass the model's page-table limit of {} bytes \
+                     ({used} in use; dup_mmap's copy_page_range fails)",
+                    self.page_table_limit()
+                ),
+            ));
+        }
         let name = self.mmx(pid).name.clone();
         let child = self.spawn(&name, false)?;
         let base = self.mmx(pid).mmap_base;

@@ -195,7 +195,7 @@ impl Memory {
         // LIFO: lowest pfns first out
         let mut frames: Vec<Frame> =
             (0..n).map(|i| Frame { lru_next: if i + 1 < n { i as u32 + 1 } else { 0 }, ..Frame::FREE }).collect();
-        frames[0] = Frame { flags: PG_RESERVED | PG_UPTODATE, refcount: 1, ..Frame::FREE };
+        frames[0] = Memory::new_zero_page();
         let managed = (n - 1) as u64;
         Memory {
             frames,
@@ -203,6 +203,11 @@ impl Memory {
             nr_free: managed,
             wmark: Watermarks::compute(managed, min_free_kbytes_max),
         }
+    }
+
+    /// The shared zero page as it is made at boot: reserved, up to date, one reference.
+    fn new_zero_page() -> Frame {
+        Frame { flags: PG_RESERVED | PG_UPTODATE, refcount: 1, ..Frame::FREE }
     }
 
     pub fn nr_pages(&self) -> u64 {
@@ -255,6 +260,11 @@ impl Memory {
         if !(64..=u32::MAX as usize / 2).contains(&n) || !self.frames[ZERO_PFN as usize].test(PG_RESERVED) {
             return Err(format!("{n} frames (64 to 2^31), pfn 0 the reserved zero page"));
         }
+        let z = self.frames[ZERO_PFN as usize];
+        let zero = Frame { refcount: z.refcount, content: z.content, skey: z.skey, ..Memory::new_zero_page() };
+        if z != zero {
+            return Err(format!("the zero page (pfn 0) is mapped, linked or flagged: {z:?}"));
+        }
         // walk the list: each step must reach a PG_buddy frame not seen before, so a cycle or a
         // busy frame on the list ends the walk within n steps
         let mut seen = vec![false; n];
@@ -266,7 +276,13 @@ impl Memory {
                 _ => return Err(format!("the free list holds pfn {pfn}, which is not a free frame or is there twice")),
             }
             len += 1;
-            pfn = self.frames[pfn as usize].lru_next;
+            let f = self.frames[pfn as usize];
+            // free_page leaves nothing but the list link: a free frame that names a mapping,
+            // a swap slot or a reference would outlive what it names
+            if f != (Frame { lru_next: f.lru_next, ..Frame::FREE }) {
+                return Err(format!("free pfn {pfn} carries state a free page has not: {f:?}"));
+            }
+            pfn = f.lru_next;
         }
         let buddy = self.frames.iter().filter(|f| f.test(PG_BUDDY)).count() as u64;
         if buddy != len || len != self.nr_free {

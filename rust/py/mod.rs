@@ -5,6 +5,7 @@ mod batch;
 mod convert;
 mod errors;
 mod explore;
+mod files;
 mod html;
 mod kernel;
 mod process;
@@ -33,5 +34,6 @@ fn _reclaim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     explore::register(m)?;
     arrays::register(m)?;
     trace::register(m)?;
+    files::register(m)?;
     Ok(())
 }

@@ -255,6 +255,9 @@ impl Kernel {
                 if !ok {
                     return Err(format!("shmem {:?} index {idx} holds {e:?}, beyond memory or swap", f.name));
                 }
+                if *idx >= f.size_pages {
+                    return Err(format!("shmem {:?} caches index {idx}, beyond its {} pages", f.name, f.size_pages));
+                }
             }
         }
         for (pfn, f) in self.mem.frames.iter().enumerate() {

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::io::Write;
+use std::io::Read;
 use std::path::Path;
 
 /// The first bytes of every snapshot.
@@ -77,26 +77,98 @@ pub fn checksum(payload: &[u8]) -> u32 {
     crc32fast::hash(payload)
 }
 
-/// The bytes of a snapshot of `kind` holding `state`.
+/// The bytes of a snapshot of `kind` holding `state` (allocated fallibly: a state too large
+/// for the host's memory is an error naming the size).
 pub fn encode<T: Serialize>(kind: Kind, state: &T) -> Result<Vec<u8>> {
-    let payload =
-        postcard::to_stdvec(state).map_err(|e| Error::invalid(format!("cannot snapshot {}: {e}", kind.name())))?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(kind as u32).to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let (len, crc) = measure(kind, state)?;
+    let mut out = crate::files::try_buffer(HEADER_LEN as u64 + len, "the snapshot")?;
+    write_sealed(kind, state, (len, crc), &mut out)?;
     Ok(out)
+}
+
+/// A writer that only counts and checksums what goes through it.
+struct Measure {
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl std::io::Write for Measure {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.len += b.len() as u64;
+        self.crc.update(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer that keeps the I/O error postcard's writer flavour drops.
+struct KeepError<'a> {
+    w: &'a mut dyn std::io::Write,
+    err: Option<std::io::Error>,
+}
+
+impl std::io::Write for KeepError<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.w.write(b).inspect_err(|e| self.err = Some(std::io::Error::new(e.kind(), e.to_string())))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+fn cannot(kind: Kind, e: postcard::Error) -> Error {
+    Error::invalid(format!("cannot snapshot {}: {e}", kind.name()))
+}
+
+/// The payload length and checksum of a snapshot of `state`, without building the payload.
+fn measure<T: Serialize>(kind: Kind, state: &T) -> Result<(u64, u32)> {
+    let m = postcard::to_io(state, Measure { len: 0, crc: crc32fast::Hasher::new() }).map_err(|e| cannot(kind, e))?;
+    Ok((m.len, m.crc.finalize()))
+}
+
+/// The header for a payload of `(len, crc)`, then the payload, to `w`.
+fn write_sealed<T: Serialize>(kind: Kind, state: &T, (len, crc): (u64, u32), w: &mut dyn std::io::Write) -> Result<()> {
+    w.write_all(&MAGIC)?;
+    w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    w.write_all(&(kind as u32).to_le_bytes())?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(&crc.to_le_bytes())?;
+    let mut k = KeepError { w, err: None };
+    if let Err(e) = postcard::to_io(state, &mut k) {
+        return Err(match k.err {
+            Some(io) => Error::from(io),
+            None => cannot(kind, e),
+        });
+    }
+    Ok(())
+}
+
+/// Write a snapshot of `kind` holding `state` to `w`, streamed: the state is encoded twice,
+/// once to measure the payload's length and checksum for the header and once into `w`, so
+/// that a snapshot costs no memory of its size (a kernel with 1 TiB of swap has a payload of
+/// gigabytes).
+pub fn encode_to<T: Serialize>(kind: Kind, state: &T, w: &mut dyn std::io::Write) -> Result<()> {
+    let sealed = measure(kind, state)?;
+    write_sealed(kind, state, sealed, w)
+}
+
+/// Write a snapshot of `kind` holding `state` to `path` atomically (see [`write_file`]).
+pub fn write_state<T: Serialize>(path: &Path, kind: Kind, state: &T) -> Result<()> {
+    crate::files::write_atomic(path, "snapshot", |w| encode_to(kind, state, w))
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Check the header of `bytes` (a snapshot of `kind`) and return the payload.
-pub fn payload(kind: Kind, bytes: &[u8]) -> Result<&[u8]> {
+/// Check a snapshot header of `kind`: `header` the first bytes of the file (all of them if it
+/// is shorter than [`HEADER_LEN`]), `file_len` the length of the whole file.
+pub fn check_header(kind: Kind, header: &[u8], file_len: u64) -> Result<()> {
+    let bytes = header;
     if bytes.len() < HEADER_LEN {
         return Err(malformed(
             bytes.len(),
@@ -126,11 +198,17 @@ pub fn payload(kind: Kind, bytes: &[u8]) -> Result<&[u8]> {
         return Err(malformed(12, format!("the snapshot holds {what}, expected {}", kind.name())));
     }
     let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
-    let have = (bytes.len() - HEADER_LEN) as u64;
+    let have = file_len.saturating_sub(HEADER_LEN as u64);
     if len != have {
         let how = if len > have { "truncated" } else { "trailing data" };
         return Err(malformed(16, format!("{how}: the header says {len} payload bytes, the file has {have}")));
     }
+    Ok(())
+}
+
+/// Check the header of `bytes` (a snapshot of `kind`) and return the payload.
+pub fn payload(kind: Kind, bytes: &[u8]) -> Result<&[u8]> {
+    check_header(kind, bytes, bytes.len() as u64)?;
     let payload = &bytes[HEADER_LEN..];
     let (want, got) = (le_u32(bytes, 24), checksum(payload));
     if want != got {
@@ -165,42 +243,26 @@ pub fn inconsistent(detail: String) -> Error {
     }
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same directory, synced, renamed
-/// over `path`, and the directory synced.
+/// Write `bytes` to `path` atomically ([`crate::files::write_atomic`]): a temporary file of its
+/// own in the same directory, synced, renamed over `path`, and the directory synced; a target
+/// that is not a regular file is refused.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |what: &str, e: std::io::Error| Error::Io(format!("cannot {what} snapshot {}: {e}", path.display()));
-    let name = path.file_name().ok_or_else(|| Error::invalid(format!("{} is not a file name", path.display())))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("write", e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("write", e));
-    }
-    // the rename is durable once the directory is synced (not every platform can open one)
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::files::write_bytes(path, "snapshot", bytes)
 }
 
-/// The bytes of the snapshot file `path`.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io(format!("cannot read snapshot {}: {e}", path.display())))
+/// The bytes of the snapshot file `path`, which must hold `kind`. The header is read and
+/// checked against the file's length before the payload is read, so that a file that is not a
+/// snapshot (a large sparse file, a device) costs nothing; a FIFO or device is refused unopened.
+pub fn read_file(path: &Path, kind: Kind) -> Result<Vec<u8>> {
+    let io = |e: std::io::Error| Error::Io(format!("cannot read snapshot {}: {e}", path.display()));
+    let (mut f, len) = crate::files::open_regular(path, "snapshot")?;
+    let mut header = [0u8; HEADER_LEN];
+    let n = crate::trace::read_full(&mut f, &mut header).map_err(io)?;
+    check_header(kind, &header[..n], len)?;
+    let mut bytes = crate::files::try_buffer(len, "the snapshot")?;
+    bytes.extend_from_slice(&header);
+    f.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 impl Kernel {
@@ -221,12 +283,13 @@ impl Kernel {
 
     /// Write a snapshot of this kernel to `path` (atomically).
     pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_file(path.as_ref(), &self.snapshot_bytes()?)
+        self.profile.check_storable()?;
+        write_state(path.as_ref(), Kind::Kernel, self)
     }
 
     /// The kernel of the snapshot file `path`; it continues exactly as the kernel that wrote it.
     pub fn restore(path: impl AsRef<Path>) -> Result<Kernel> {
-        Kernel::from_snapshot_bytes(&read_file(path.as_ref())?)
+        Kernel::from_snapshot_bytes(&read_file(path.as_ref(), Kind::Kernel)?)
     }
 }
 

@@ -81,11 +81,13 @@ fn placeholder_profile() -> Profile {
 }
 
 impl PostcopyConfig {
-    /// The trace a run keeps: `Auto` resolved by the guest's size.
+    /// The trace a run keeps: `Auto` resolved by the pages the run sends, the guest's size
+    /// times the precopy iterations (each iteration may send every page again).
     pub fn trace_kept(&self) -> Trace {
+        let sent = self.guest.pages.saturating_mul(u64::from(self.precopy_iterations.max(1)));
         match self.trace {
-            Trace::Auto if self.guest.pages > (16 << 30) / 4096 => Trace::Rare,
-            Trace::Auto if self.guest.pages > (1 << 30) / 4096 => Trace::Chain,
+            Trace::Auto if sent > (16 << 30) / 4096 => Trace::Rare,
+            Trace::Auto if sent > (1 << 30) / 4096 => Trace::Chain,
             Trace::Auto => Trace::Full,
             t => t,
         }
@@ -317,13 +319,15 @@ pub fn from_snapshot_bytes(bytes: &[u8]) -> Result<(World, PostcopyConfig)> {
 
 /// Write a snapshot of a study in progress to `path` (atomically).
 pub fn snapshot(w: &World, cfg: &PostcopyConfig, path: &std::path::Path) -> Result<()> {
-    snapshot::write_file(path, &snapshot_bytes(w, cfg)?)
+    cfg.profile.check_storable()?;
+    cfg.source_profile.check_storable()?;
+    snapshot::write_state(path, Kind::PostcopyRun, &(cfg, w))
 }
 
 /// The study in progress of the snapshot file `path`; it continues exactly as the run that
 /// wrote it.
 pub fn restore(path: &std::path::Path) -> Result<(World, PostcopyConfig)> {
-    from_snapshot_bytes(&snapshot::read_file(path)?)
+    from_snapshot_bytes(&snapshot::read_file(path, snapshot::Kind::PostcopyRun)?)
 }
 
 /// The result of a finished (or timed-out) run.

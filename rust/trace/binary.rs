@@ -83,6 +83,24 @@ impl<R: BufRead> Reader<R> {
         })
     }
 
+    /// Refuse a header whose record count disagrees with the length of the file (`file_len`
+    /// bytes): a count of 2^60 is an error at offset 16 before any record is read.
+    pub fn check_file_len(&self, file_len: u64) -> Result<()> {
+        let record = if self.timestamps { 16 } else { 8 };
+        let have = file_len.saturating_sub(HEADER_LEN as u64) / record;
+        let exact = file_len >= HEADER_LEN as u64 && (file_len - HEADER_LEN as u64) % record == 0;
+        if self.count != have || !exact {
+            return Err(bad(
+                16,
+                format!(
+                    "the header announces {} records of {record} bytes, the file has room for {have} ({file_len} bytes)",
+                    self.count
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Records the header announces.
     pub fn count(&self) -> u64 {
         self.count

@@ -23,7 +23,6 @@ mod fuzz;
 
 use crate::error::{Error, Result};
 use crate::sim::workload::{AccessStream, Pattern};
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -151,7 +150,7 @@ const ZSTD_ERROR: std::io::ErrorKind = std::io::ErrorKind::InvalidData;
 /// magic, whatever its name) is decompressed as it is read; the format is detected from the
 /// decompressed bytes and the name without its `.zst`.
 pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Reader<Input>)> {
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let (file, len) = crate::files::open_regular(path, "trace")?;
     let mut raw = BufReader::with_capacity(1 << 16, file);
     let compressed = raw.fill_buf().map_err(|e| io_error(path, e))?.starts_with(&ZSTD_MAGIC);
     let src: Box<dyn Read + Send> = if compressed {
@@ -169,7 +168,12 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Reader<Input
             detect(head, &name)?
         }
     };
-    Ok((format, Reader::new(format, r)?))
+    let reader = Reader::new(format, r)?;
+    // the header's record count against the file's size (a compressed file's size says nothing)
+    if let (false, Reader::Binary(b)) = (compressed, &reader) {
+        b.check_file_len(len)?;
+    }
+    Ok((format, reader))
 }
 
 /// Read into `buf` until it is full or the input ends; the bytes read.
@@ -250,21 +254,19 @@ impl Columns<'_> {
     }
 }
 
-/// Write `cols` to `path` in `format`.
+/// Write `cols` to `path` in `format`, atomically ([`crate::files::write_atomic`]): a failed
+/// write leaves an existing file as it was, and its error names `path`.
 pub fn write(path: &Path, format: Format, cols: Columns<'_>) -> Result<()> {
     cols.check()?;
-    let file = File::create(path).map_err(|e| io_error(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 16, file);
-    match format {
-        Format::Binary => binary::write(&mut w, cols),
-        Format::Csv => csv::write(&mut w, cols),
-        Format::Oracle => oracle::write(&mut w, cols),
-    }
-    .map_err(|e| match e {
-        Error::Io(m) => Error::Io(format!("{}: {m}", path.display())),
-        e => e,
-    })?;
-    w.flush().map_err(|e| io_error(path, e))
+    crate::files::write_atomic(path, "trace", |w| {
+        let mut w = BufWriter::with_capacity(1 << 16, w);
+        match format {
+            Format::Binary => binary::write(&mut w, cols),
+            Format::Csv => csv::write(&mut w, cols),
+            Format::Oracle => oracle::write(&mut w, cols),
+        }?;
+        Ok(w.flush()?)
+    })
 }
 
 /// `requests` page numbers drawn from a Zipf distribution of exponent `s` over `pages` pages

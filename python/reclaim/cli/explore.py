@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import reclaim
 import reclaim.explorer
 from reclaim.cli.common import Subparsers, csv
+from reclaim.output import write_text
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -45,8 +45,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     if args.pytest:
         tests = [f.pytest() for r in results for f in r.findings]
         body = "\n\n".join(t.split("\n\n\n", 1)[1] for t in tests)
-        Path(args.pytest).write_text(
-            f'"""Explorer findings (reclaim explore)."""\n\nimport reclaim\n\n\n{body}'
+        write_text(
+            args.pytest, f'"""Explorer findings (reclaim explore)."""\n\nimport reclaim\n\n\n{body}'
         )
     if args.json:
         out = [

@@ -4,6 +4,7 @@ file (format in :mod:`reclaim.sweeper`)."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,11 @@ def _check_kinds(name: str, values: Sequence[Value], where: str = "grid") -> Non
         )
 
 
+#: The most points one sweep runs: the grid is counted before its points are built, so that a
+#: small TOML file of long axes cannot make the sweep build a product of billions of points.
+MAX_POINTS = 1_000_000
+
+
 def _expand(grid: Mapping[str, object]) -> tuple[list[str], list[dict[str, Value]]]:
     """The parameter names and the points of the grid, in grid order."""
     import numpy as np
@@ -77,6 +83,12 @@ def _expand(grid: Mapping[str, object]) -> tuple[list[str], list[dict[str, Value
         _check_kinds(name, values)
         names.append(name)
         axes.append(values)
+    n = math.prod(len(a) for a in axes)
+    if n > MAX_POINTS:
+        raise ArgumentError(
+            f"the grid has {n:,} points ({' x '.join(str(len(a)) for a in axes)}); a sweep "
+            f"runs at most {MAX_POINTS:,} (its table holds a row per point): split the grid"
+        )
     points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
     return names, points
 

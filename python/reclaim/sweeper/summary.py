@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reclaim.exceptions import ArgumentError
+from reclaim.output import save_figure
 from reclaim.sweeper.grid import Value, _kind
 from reclaim.sweeper.table import _pandas
 
@@ -118,10 +119,7 @@ def summary_plot(
     ax.set_title(f"fraction of runs {outcome} ({len(ran)} runs)")
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    return out
+    return save_figure(fig, path, dpi=110)
 
 
 __all__ = ["summary", "summary_plot"]

@@ -7,7 +7,6 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reclaim.exceptions import ArgumentError, FileError, FormatError
+from reclaim.output import write_bytes
 from reclaim.sweeper.grid import _HEAD, _RESERVED, _TAIL, Value, _check_kinds
 from reclaim.sweeper.runs import _Result
 
@@ -123,32 +123,14 @@ def _read_journal(journal: Path) -> list[dict[str, Value]]:
 
 
 def _write(df: pd.DataFrame, out: Path) -> None:
-    """Write `df` to `out` atomically: a temporary file beside it, fsync, rename."""
+    """Write `df` to `out` as Parquet through the one atomic writer (:mod:`reclaim.output`):
+    a failed write leaves the old file, and the new file's mode honours the umask."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    tmp = None
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        tmp = None
-        dir_fd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        raise FileError(f"cannot write {out}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+    write_bytes(out, buf.getvalue().to_pybytes(), "sweep table")
 
 
 @dataclass
