@@ -16,6 +16,11 @@ use crate::arch::s390::pgste::PgsteLayout;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+pub mod derive;
+pub mod fixes;
+pub use derive::{SWITCHES, Switch, SwitchKind, SwitchValue};
+pub use fixes::CandidateFixes;
+
 /// The guard on the `pte_unused` branch of `try_to_unmap_one` / `try_to_migrate_one`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum UnusedGuard {
@@ -57,15 +62,11 @@ pub enum ZeroPageRemoval {
     UnshareOnCowDisable,
 }
 
-/// Serde of [`Profile::name`]: a snapshot stores the name; reading it back gives the built-in
-/// name's `&'static str`, and a name that is none of [`PROFILE_NAMES`] is refused both ways.
+/// Serde of [`Profile::name`]: a snapshot stores the name (with every switch beside it);
+/// reading it back gives the built-in name's `&'static str`, or a derived profile's interned
+/// name (`derive.rs`); a malformed name is refused both ways.
 mod builtin_name {
-    use super::PROFILE_NAMES;
     use serde::{Deserialize, Deserializer, Serializer, de, ser::Error};
-
-    fn builtin(name: &str) -> Option<&'static str> {
-        PROFILE_NAMES.into_iter().find(|n| *n == name)
-    }
 
     pub fn serialize<S: Serializer>(name: &&'static str, s: S) -> Result<S::Ok, S::Error> {
         super::check_builtin_name(name).map_err(S::Error::custom)?;
@@ -74,9 +75,7 @@ mod builtin_name {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
         let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        builtin(&name).ok_or_else(|| {
-            de::Error::custom(format!("unknown profile {name:?}; known profiles: {}", PROFILE_NAMES.join(", ")))
-        })
+        super::Profile::restore_name(&name).map_err(de::Error::custom)
     }
 }
 
@@ -84,23 +83,16 @@ mod builtin_name {
 /// the input, which `builtin_name` (a lookup, no borrow) must not be tied to.
 pub type StaticName = &'static str;
 
-/// Refuse a profile name that is none of [`PROFILE_NAMES`] (a snapshot could not name it).
+/// Refuse a profile name that is neither built-in nor a well-formed derived name (a snapshot
+/// could not restore it).
 fn check_builtin_name(name: &str) -> Result<()> {
-    if PROFILE_NAMES.contains(&name) {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "profile {name:?} is not a built-in profile ({}): a snapshot stores the profile by name",
-            PROFILE_NAMES.join(", ")
-        )))
-    }
+    Profile::restore_name(name).map(|_| ())
 }
 
 /// A kernel profile.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Profile {
-    /// The profile's name, e.g. `"4.18"` (one of [`PROFILE_NAMES`]: a snapshot stores it by
-    /// name and refuses any other).
+    /// The profile's name, e.g. `"4.18"`, or a derived profile's (`Profile::derive`).
     #[serde(with = "builtin_name")]
     pub name: StaticName,
     /// (major, minor) of the release modelled.
@@ -172,6 +164,9 @@ pub struct Profile {
     pub uffd_register_vma_find: bool,
     /// The feature bits UFFDIO_API offers on an arch with every capability (`UFFD_API_FEATURES`).
     pub uffd_api_features: u64,
+
+    // --- candidate fixes (profile/fixes.rs), as released in every built-in profile ---
+    pub fixes: CandidateFixes,
 }
 
 /// `UFFD_FEATURE_*` (include/uapi/linux/userfaultfd.h).
@@ -258,6 +253,7 @@ fn s390(name: &'static str) -> Profile {
             uffd_zeropage_checks_forbids: false,
             uffd_register_vma_find: false,
             uffd_api_features: uffd_features::API_4_18,
+            fixes: CandidateFixes::RELEASED,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
         "4.13" => Profile {
@@ -291,6 +287,7 @@ fn s390(name: &'static str) -> Profile {
             uffd_zeropage_checks_forbids: true,
             uffd_register_vma_find: true,
             uffd_api_features: uffd_features::API_6_12,
+            fixes: CandidateFixes::RELEASED,
         },
     }
 }
@@ -299,11 +296,17 @@ fn s390(name: &'static str) -> Profile {
 pub const PROFILE_NAMES: [&str; 4] = ["4.13", "4.17", "4.18", "6.12"];
 
 impl Profile {
-    /// The built-in profile `name` for `arch`.
+    /// The built-in profile `name` for `arch`, or a derived one defined in this process
+    /// (`Profile::derive`).
     pub fn get(name: &str, arch: Arch) -> Result<Profile> {
         let Some(&n) = PROFILE_NAMES.iter().find(|n| **n == name) else {
+            if let Some(p) = derive::lookup(name, arch) {
+                return Ok(p);
+            }
+            let derived = derive::derived_names();
+            let also = if derived.is_empty() { String::new() } else { format!("; derived: {}", derived.join(", ")) };
             return Err(Error::invalid(format!(
-                "unknown profile {name:?}; known profiles: {}",
+                "unknown profile {name:?}; known profiles: {}{also} (Profile.derive or --set defines a variant)",
                 PROFILE_NAMES.join(", ")
             )));
         };
@@ -311,8 +314,8 @@ impl Profile {
         Ok(Profile { arch, ..p })
     }
 
-    /// Whether a snapshot can store this profile: its name is a built-in one (its switches may
-    /// differ; they are stored).
+    /// Whether a snapshot can store this profile: its name is a built-in or well-formed derived
+    /// one (its switches are stored beside it).
     pub fn check_storable(&self) -> Result<()> {
         check_builtin_name(self.name)
     }

@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 __version__: str
 PROFILE_NAMES: list[str]
+SWITCHES: list[dict[str, object]]
 s390_consts: ModuleType
 
 _Size = int | str
@@ -33,6 +34,17 @@ class Profile:
     @property
     def arch(self) -> str: ...
     def switches(self) -> dict[str, object]: ...
+    @staticmethod
+    def derive(
+        base: str | Profile, name: str | None = None, *, arch: str = "s390x", **switches: object
+    ) -> Profile: ...
+    @property
+    def builtin(self) -> bool: ...
+    @property
+    def base(self) -> Profile: ...
+    def diff(self, other: Profile) -> dict[str, tuple[object, object]]: ...
+    def with_switches_of(self, other: Profile, names: list[str], name: str) -> Profile: ...
+    def __hash__(self) -> int: ...
 
 class Pte:
     def __init__(self, value: int, arch: str = "s390x") -> None: ...
@@ -464,7 +476,7 @@ PREDICATE_NAMES: list[str]
 class Scenario:
     def __init__(
         self,
-        profile: str = "4.17",
+        profile: str | Profile = "4.17",
         *,
         qemu: str = "3.0",
         pages: Sequence[str] | None = None,

@@ -20,6 +20,15 @@ import reclaim.explorer
 from reclaim._reclaim import PostcopyResult
 from reclaim.progress import StatusLine, bar
 from reclaim.studies.postcopy import postcopy
+from reclaim.variants import (
+    add_profiles_parser,
+    add_variant_options,
+    cmd_explore_compare,
+    cmd_study_compare,
+    resolve_cli_compare,
+    resolve_cli_profile,
+    seeds_arg,
+)
 
 EPILOG = """examples:
   reclaim demo                          the 2018 seed bug on 4.17 next to its fix on 4.18
@@ -179,6 +188,10 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
     outcome, causal chain and metrics. Returns the exit code (3 for a hang with
     --fail-on-hang)."""
     params = _study_params(args)
+    args.profile = resolve_cli_profile(args, args.profile)
+    other = resolve_cli_compare(args)
+    if other is not None:
+        return cmd_study_compare(args, args.profile, other, params)
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
     p.close()
@@ -206,6 +219,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     0."""
     from reclaim.studies.postcopy import prepare
 
+    args.profile = resolve_cli_profile(args, args.profile)
     if not (args.perfetto or args.ftrace or args.heatmap):
         raise reclaim.ArgumentError("say what to write: --perfetto, --ftrace and/or --heatmap")
     params = _study_params(args)
@@ -285,17 +299,21 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from reclaim.explorer import explore
 
     profiles = list(reclaim.PROFILES) if args.profile == ["all"] else (args.profile or ["4.17"])
+    profiles = [resolve_cli_profile(args, prof) for prof in profiles]
+    options: dict[str, object] = {
+        "qemu": args.qemu,
+        "pages": _csv(args.pages) if args.pages else None,
+        "vcpus": args.vcpus,
+        "host_pages": args.host_pages,
+        "guest_steps": _csv(args.guest_steps) if args.guest_steps else None,
+        "start": args.start,
+    }
+    other = resolve_cli_compare(args)
+    if other is not None:
+        return max(cmd_explore_compare(args, prof, other, options) for prof in profiles)
     results = []
     for prof in profiles:
-        sc = reclaim.Scenario(
-            prof,
-            qemu=args.qemu,
-            pages=_csv(args.pages) if args.pages else None,
-            vcpus=args.vcpus,
-            host_pages=args.host_pages,
-            guest_steps=_csv(args.guest_steps) if args.guest_steps else None,
-            start=args.start,
-        )
+        sc = reclaim.Scenario(prof, **options)  # type: ignore[arg-type]
         results.append(
             explore(
                 sc,
@@ -354,6 +372,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     hits, faults and reclaim counts. Returns the exit code."""
     from reclaim.trace import replay
 
+    args.profile = resolve_cli_profile(args, args.profile)
     p = Progress(Path(args.trace).name, not args.json, unit="requests")
     r = replay(
         args.trace,
@@ -419,6 +438,7 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
     rp.add_argument("--kvm", action="store_true", help="a KVM host process (PGSTEs)")
     rp.add_argument("--seed", type=int, default=0, help="the kernel's seed (default 0)")
     rp.add_argument("--json", action="store_true", help="machine-readable output")
+    add_variant_options(rp)
     rp.set_defaults(func=cmd_replay)
 
 
@@ -446,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-plot", action="store_true", help="do not write the plot")
     d.set_defaults(func=cmd_demo)
     _add_explore(sub)
+    add_profiles_parser(sub)
+    from reclaim.bisect import add_bisect_parser
+
+    add_bisect_parser(sub)
     _add_replay(sub)
 
     st = sub.add_parser(
@@ -459,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _study_args(pc)
+    add_variant_options(pc, compare="run the study on this profile too and compare")
+    pc.add_argument("--seeds", type=seeds_arg, help="with --compare: 0-7, 0,3,5 or a count")
     pc.add_argument("--json", action="store_true", help="machine-readable output")
     pc.add_argument("--plot", help="write a timeline PNG here")
     pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")
@@ -474,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _study_args(xp)
+    add_variant_options(xp)
     xp.add_argument("--perfetto", help="write Chrome Trace Event JSON (Perfetto UI) here")
     xp.add_argument("--ftrace", help="write ftrace-style text (the mm_vmscan_* formats) here")
     xp.add_argument(
@@ -603,6 +630,7 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
     ex.add_argument("--json", action="store_true", help="machine-readable output")
     ex.add_argument("--pytest", help="write a pytest test per finding to this file")
     ex.add_argument("--fail-on-violation", action="store_true", help="exit 3 if anything is found")
+    add_variant_options(ex, compare="explore this profile too and compare the findings")
     ex.set_defaults(func=cmd_explore)
 
 

@@ -14,6 +14,7 @@ pub fn to_pyerr(e: Error) -> PyErr {
             Error::ThreadBlocked(_) => ("ThreadBlockedError", None),
             Error::Format { .. } => ("FormatError", None),
             Error::Io(_) => ("FileError", None),
+            Error::Profile(_) => ("ProfileError", Some(Errno::EINVAL)),
         };
         let call = match &e {
             Error::Errno { call, .. } => Some(*call),
