@@ -14,6 +14,7 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from reclaim._reclaim import Profile
 from reclaim.exceptions import ProfileError
@@ -123,7 +124,9 @@ def bisect(
         )
     g, b = as_profile(good), as_profile(bad)
     if g.arch != b.arch:
-        raise ProfileError(f"{g.name} is {g.arch}, {b.name} is {b.arch}: bisect one arch", _EINVAL, "EINVAL")
+        raise ProfileError(
+            f"{g.name} is {g.arch}, {b.name} is {b.arch}: bisect one arch", _EINVAL, "EINVAL"
+        )
     diff = {k: (va, vb) for k, (va, vb) in g.diff(b).items()}
     cache: dict[frozenset[str], tuple[bool, tuple[str, ...]]] = {}
     log: list[tuple[tuple[str, ...], bool]] = []
@@ -155,7 +158,7 @@ def bisect(
         )
     if run(())[0]:
         raise ProfileError(
-            f"{predicate} via {cause} is already found on {g.name}: a good profile must not have it",
+            f"{predicate} via {cause} is on {g.name} already: pick a good profile without it",
             _EINVAL,
             "EINVAL",
         )
@@ -179,7 +182,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
     good = from_options(args.good, args.good_set, args.good_file)
     bad = from_options(args.bad, args.bad_set, args.bad_file)
-    scenario: dict[str, object] = {"start": args.start, "qemu": args.qemu}
+    scenario: dict[str, Any] = {"start": args.start, "qemu": args.qemu}
     if args.pages:
         scenario["pages"] = [x.strip() for x in args.pages.split(",") if x.strip()]
     r = bisect(
@@ -202,7 +205,7 @@ def add_bisect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="find the switches between two profiles that make an explorer finding appear",
         epilog="""examples:
   reclaim bisect --good 4.18 --bad 4.17 --finding pte_unused --start listen
-  reclaim bisect --good 4.18 --good-set cbrl_guard=UffdArmed --bad 4.18 --finding cbrl --start listen
+  reclaim bisect --good-file fixed.toml --bad 4.18 --finding cbrl
 
 causes: """
         + ", ".join(CAUSES)

@@ -29,7 +29,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reclaim._reclaim import PROFILE_NAMES, SWITCHES, Profile
 from reclaim.exceptions import FileError, ProfileError
@@ -133,7 +133,10 @@ def switch_rows() -> list[dict[str, object]]:
 def profiles_text() -> str:
     """The listing of ``reclaim profiles``: the releases, their switches, the commit behind
     each."""
-    lines = ["profiles: " + ", ".join(f"{n} (v{'.'.join(map(str, Profile(n).release))})" for n in PROFILE_NAMES)]
+    lines = [
+        "profiles: "
+        + ", ".join(f"{n} (v{'.'.join(map(str, Profile(n).release))})" for n in PROFILE_NAMES)
+    ]
     lines.append("")
     head = f"{'switch':<30}" + "".join(f"{n:>22}" for n in PROFILE_NAMES)
     lines.append(head)
@@ -320,10 +323,13 @@ class StudyComparison:
         for o, (x, y) in sorted(self.outcomes().items()):
             lines.append(f"    {o:<12} {x:>4} -> {y:<4}")
         ch = self.changed()
-        lines.append("  seeds whose outcome changed: " + (", ".join(f"{s} ({x} -> {y})" for s, x, y in ch) or "none"))
+        lines.append(
+            "  seeds whose outcome changed: "
+            + (", ".join(f"{s} ({x} -> {y})" for s, x, y in ch) or "none")
+        )
         lines.append("  metrics (mean):")
-        for k, (x, y) in self.metrics().items():
-            lines.append(f"    {k:<24} {x:>14.1f} -> {y:<14.1f}")
+        for k, (ma, mb) in self.metrics().items():
+            lines.append(f"    {k:<24} {ma:>14.1f} -> {mb:<14.1f}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, object]:
@@ -342,7 +348,7 @@ def compare_study(
     a: str | Profile,
     b: str | Profile,
     seeds: Iterable[int] = range(4),
-    **params: object,
+    **params: Any,
 ) -> StudyComparison:
     """Run :func:`reclaim.studies.postcopy` with ``params`` on profiles ``a`` and ``b`` for
     each seed and compare outcomes and metrics. A ``source_profile`` in ``params`` stays the
@@ -426,7 +432,9 @@ def add_profiles_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     pp.set_defaults(func=cmd_profiles)
 
 
-def cmd_explore_compare(args: argparse.Namespace, profile: str, other: str, scenario: dict[str, object]) -> int:
+def cmd_explore_compare(
+    args: argparse.Namespace, profile: str, other: str, scenario: dict[str, object]
+) -> int:
     """``reclaim explore --profile A --compare B``: the findings by cause that appear,
     disappear and persist from A to B."""
     c = compare_explore(
@@ -454,12 +462,20 @@ def seeds_arg(text: str) -> list[int]:
             return [int(x) for x in text.split(",") if x.strip()]
         return list(range(int(text)))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds wants 0-7, 0,3,5 or a count, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--seeds wants 0-7, 0,3,5 or a count, not {text!r}"
+        ) from None
 
 
-def cmd_study_compare(args: argparse.Namespace, profile: str, other: str, params: dict[str, object]) -> int:
+def cmd_study_compare(
+    args: argparse.Namespace, profile: str, other: str, params: dict[str, object]
+) -> int:
     """``reclaim study postcopy --profile A --compare B``: outcomes and metrics over seeds."""
-    seeds = args.seeds if args.seeds is not None else ([args.seed] if args.seed is not None else list(range(4)))
+    seeds = (
+        args.seeds
+        if args.seeds is not None
+        else ([args.seed] if args.seed is not None else list(range(4)))
+    )
     params = {k: v for k, v in params.items() if k != "seed"}
     c = compare_study(profile, other, seeds, **params)
     print(json.dumps(c.as_dict(), indent=2) if args.json else c.text())
@@ -468,16 +484,14 @@ def cmd_study_compare(args: argparse.Namespace, profile: str, other: str, params
 
 __all__ = [
     "STUDY_METRICS",
+    "ExploreComparison",
+    "StudyComparison",
     "add_profiles_parser",
     "add_variant_options",
+    "as_profile",
     "cmd_explore_compare",
     "cmd_profiles",
     "cmd_study_compare",
-    "resolve_cli_compare",
-    "resolve_cli_profile",
-    "ExploreComparison",
-    "StudyComparison",
-    "as_profile",
     "compare_explore",
     "compare_results",
     "compare_study",
@@ -486,6 +500,8 @@ __all__ = [
     "parse_sets",
     "profile_name",
     "profiles_text",
+    "resolve_cli_compare",
+    "resolve_cli_profile",
     "switch_rows",
     "switch_values",
 ]

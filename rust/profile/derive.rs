@@ -342,6 +342,7 @@ impl Profile {
             let v = sw.check(*v)?;
             (sw.set)(&mut p, v).ok_or_else(|| sw.bad_value(&v.to_string()))?;
         }
+        check_name(name)?;
         p.name = intern(name)?;
         register(p)
     }
