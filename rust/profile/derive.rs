@@ -425,7 +425,8 @@ mod tests {
             if let Some(r) = top(l) {
                 in_fixes = r.starts_with("fixes:");
                 let f = r.split(':').next().unwrap().to_string();
-                if !["name", "release", "arch", "fixes"].contains(&f.as_str()) && !f.starts_with('}') {
+                let ident = f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if ident && !["name", "release", "arch", "fixes"].contains(&f.as_str()) {
                     fields.push(f);
                 }
             } else if let Some(r) = inner(l).filter(|_| in_fixes) {

@@ -332,7 +332,7 @@ mod tests {
         assert!(format_error(&b).contains("at offset 0: not a reclaim snapshot"));
         let mut b = good.clone();
         b[8..12].copy_from_slice(&7u32.to_le_bytes());
-        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 2"));
+        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 3"));
         let mut b = good.clone();
         b[12..16].copy_from_slice(&2u32.to_le_bytes());
         assert!(format_error(&b).contains("holds a postcopy run, expected a kernel"));
