@@ -26,7 +26,10 @@ _EINVAL = 22
 
 @dataclass(frozen=True)
 class BisectResult:
-    """What :func:`bisect` found."""
+    """What :func:`bisect` found: between ``good`` and ``bad``, for ``predicate`` via
+    ``cause``, the ``differences`` (switch: (good's value, bad's)), the 1-minimal set
+    ``switches`` of bad's values that makes the finding appear on good, the finding's shortest
+    ``steps`` with them, the number of explorer runs ``tests`` and their ``log``."""
 
     good: str
     bad: str

@@ -170,8 +170,9 @@ def _by_cause(r: ExploreResult) -> dict[tuple[str, str], Finding]:
 
 @dataclass(frozen=True)
 class ExploreComparison:
-    """The findings of two explorations of the same scenario on profiles ``a`` and ``b``, by
-    (predicate, cause): what appears on ``b``, disappears, persists."""
+    """The findings of two explorations ``a`` and ``b`` of the same scenario on two profiles,
+    by (predicate, cause): what appears on b (``appear``), disappears (``disappear``) and
+    persists (``persist``)."""
 
     a: ExploreResult
     b: ExploreResult
@@ -280,7 +281,8 @@ STUDY_METRICS = (
 
 @dataclass(frozen=True)
 class StudyComparison:
-    """Postcopy studies of profiles ``a`` and ``b`` over the same seeds and parameters."""
+    """Postcopy studies of profiles ``a`` and ``b`` over the same ``seeds`` and parameters:
+    their results ``results_a`` and ``results_b``, one per seed."""
 
     a: str
     b: str
