@@ -86,6 +86,9 @@ pub enum Error {
     Format { what: &'static str, at: String, detail: String },
     /// An operating-system I/O error while reading or writing a file.
     Io(String),
+    /// A profile cannot be derived as asked: an unknown base, switch or value (the message
+    /// lists the choices), or a name that is malformed or taken.
+    Profile(String),
 }
 
 impl Error {
@@ -101,7 +104,7 @@ impl Error {
     pub fn errno_value(&self) -> Option<Errno> {
         match self {
             Error::Errno { errno, .. } => Some(*errno),
-            Error::InvalidArgument(_) => Some(Errno::EINVAL),
+            Error::InvalidArgument(_) | Error::Profile(_) => Some(Errno::EINVAL),
             _ => None,
         }
     }
@@ -117,6 +120,7 @@ impl fmt::Display for Error {
             Error::ThreadBlocked(m) => write!(f, "{m}"),
             Error::Format { what, at, detail } => write!(f, "malformed {what} at {at}: {detail}"),
             Error::Io(m) => write!(f, "{m}"),
+            Error::Profile(m) => write!(f, "{m}"),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Kernel profiles: every behaviour that changed across releases, as data.
 //!
 //! A profile is a struct of switches plus the arch, chosen by name. Code never tests a release
-//! number; it tests the switch that names the behaviour (a field, or one of the few switches
-//! derived from the release in `impl Profile`, each with its commit), so that two profiles can run side by
-//! side in one study and the next release is a small change here.
+//! number; it tests the switch (a field) that names the behaviour, each with its commit in
+//! [`SWITCHES`], so that two profiles can run side by side in one study, a user can derive a
+//! variant ([`Profile::derive`]) and the next release is a small change here.
 //!
 //! | profile | what it stands for |
 //! |---|---|
@@ -16,6 +16,11 @@ use crate::arch::Arch;
 use crate::arch::s390::pgste::PgsteLayout;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+pub mod derive;
+pub mod fixes;
+pub use derive::{SWITCHES, Switch, SwitchKind, SwitchValue};
+pub use fixes::CandidateFixes;
 
 /// The guard on the `pte_unused` branch of `try_to_unmap_one` / `try_to_migrate_one`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,15 +63,11 @@ pub enum ZeroPageRemoval {
     UnshareOnCowDisable,
 }
 
-/// Serde of [`Profile::name`]: a snapshot stores the name; reading it back gives the built-in
-/// name's `&'static str`, and a name that is none of [`PROFILE_NAMES`] is refused both ways.
+/// Serde of [`Profile::name`]: a snapshot stores the name (with every switch beside it);
+/// reading it back gives the built-in name's `&'static str`, or a derived profile's interned
+/// name (`derive.rs`); a malformed name is refused both ways.
 mod builtin_name {
-    use super::PROFILE_NAMES;
     use serde::{Deserialize, Deserializer, Serializer, de, ser::Error};
-
-    fn builtin(name: &str) -> Option<&'static str> {
-        PROFILE_NAMES.into_iter().find(|n| *n == name)
-    }
 
     pub fn serialize<S: Serializer>(name: &&'static str, s: S) -> Result<S::Ok, S::Error> {
         super::check_builtin_name(name).map_err(S::Error::custom)?;
@@ -75,9 +76,7 @@ mod builtin_name {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
         let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        builtin(&name).ok_or_else(|| {
-            de::Error::custom(format!("unknown profile {name:?}; known profiles: {}", PROFILE_NAMES.join(", ")))
-        })
+        super::Profile::restore_name(&name).map_err(de::Error::custom)
     }
 }
 
@@ -85,23 +84,16 @@ mod builtin_name {
 /// the input, which `builtin_name` (a lookup, no borrow) must not be tied to.
 pub type StaticName = &'static str;
 
-/// Refuse a profile name that is none of [`PROFILE_NAMES`] (a snapshot could not name it).
+/// Refuse a profile name that is neither built-in nor a well-formed derived name (a snapshot
+/// could not restore it).
 fn check_builtin_name(name: &str) -> Result<()> {
-    if PROFILE_NAMES.contains(&name) {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "profile {name:?} is not a built-in profile ({}): a snapshot stores the profile by name",
-            PROFILE_NAMES.join(", ")
-        )))
-    }
+    Profile::restore_name(name).map(|_| ())
 }
 
 /// A kernel profile.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Profile {
-    /// The profile's name, e.g. `"4.18"` (one of [`PROFILE_NAMES`]: a snapshot stores it by
-    /// name and refuses any other).
+    /// The profile's name, e.g. `"4.18"`, or a derived profile's (`Profile::derive`).
     #[serde(with = "builtin_name")]
     pub name: StaticName,
     /// (major, minor) of the release modelled.
@@ -195,8 +187,27 @@ pub struct Profile {
     /// `__mcopy_atomic` sent every shmem VMA to `shmem_mcopy_atomic_pte` /
     /// `shmem_mfill_zeropage_pte`, which put the page in the shmem page cache.
     pub uffd_private_shmem_anon: bool,
+    /// `vma_wants_manual_pte_write_upgrade` in mprotect's `change_protection`: a private
+    /// writable VMA gets its exclusive anon PTEs made writable at once (64fe24a3e05e, "mm/mprotect:
+    /// try avoiding write faults for exclusive anonymous pages when changing protection", v6.0).
+    pub mprotect_write_upgrade: bool,
+    /// `mremap_userfaultfd_prep` drops the uffd registration of the moved VMA when the context
+    /// lacks UFFD_FEATURE_EVENT_REMAP (3cfd22be0ad6, "userfaultfd: clear flag if remap event
+    /// not enabled", v5.0); before, the VMA stayed registered.
+    pub uffd_remap_clears_unfeatured: bool,
+    /// Proactive reclaim asks for a quarter of what is left per pass (287d5fedb377, "mm: memcg:
+    /// use larger batches for proactive reclaim", v6.9); before, SWAP_CLUSTER_MAX at most.
+    pub proactive_reclaim_quarter_batch: bool,
+    /// The 6.x shape of memory failure: TTU_HWPOISON asks for the hwpoison branch of
+    /// try_to_unmap_one (6da6b1d4a7df, "mm/hwpoison: convert TTU_IGNORE_HWPOISON to
+    /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
+    /// reserves the 6.x number of special swap types.
+    pub hwpoison_ttu_flag: bool,
     /// The feature bits UFFDIO_API offers on an arch with every capability (`UFFD_API_FEATURES`).
     pub uffd_api_features: u64,
+
+    // --- candidate fixes (profile/fixes.rs), as released in every built-in profile ---
+    pub fixes: CandidateFixes,
 }
 
 /// `UFFD_FEATURE_*` (include/uapi/linux/userfaultfd.h).
@@ -287,7 +298,12 @@ fn s390(name: &'static str) -> Profile {
             uffd_register_vma_find: false,
             mfill_pte_always_dirty: false,
             uffd_private_shmem_anon: false,
+            mprotect_write_upgrade: false,
+            uffd_remap_clears_unfeatured: false,
+            proactive_reclaim_quarter_batch: false,
+            hwpoison_ttu_flag: false,
             uffd_api_features: uffd_features::API_4_18,
+            fixes: CandidateFixes::RELEASED,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
         "4.13" => Profile {
@@ -325,7 +341,12 @@ fn s390(name: &'static str) -> Profile {
             uffd_register_vma_find: true,
             mfill_pte_always_dirty: true,
             uffd_private_shmem_anon: true,
+            mprotect_write_upgrade: true,
+            uffd_remap_clears_unfeatured: true,
+            proactive_reclaim_quarter_batch: true,
+            hwpoison_ttu_flag: true,
             uffd_api_features: uffd_features::API_6_12,
+            fixes: CandidateFixes::RELEASED,
         },
     }
 }
@@ -334,44 +355,17 @@ fn s390(name: &'static str) -> Profile {
 pub const PROFILE_NAMES: [&str; 4] = ["4.13", "4.17", "4.18", "6.12"];
 
 impl Profile {
-    // --- switches derived from the release ---
-    // Each is a named switch with the commit that introduced the behaviour. They are derived
-    // from `release` rather than stored as fields, because a stored field changes the snapshot
-    // format (a snapshot stores every field) and the four profiles never need them set otherwise.
-
-    /// `vma_wants_manual_pte_write_upgrade` in mprotect's `change_protection`: a private
-    /// writable VMA gets its exclusive anon PTEs made writable at once (64fe24a3e05e, "mm/mprotect:
-    /// try avoiding write faults for exclusive anonymous pages when changing protection", v6.0).
-    pub fn mprotect_write_upgrade(&self) -> bool {
-        self.release >= (6, 0)
-    }
-
-    /// `mremap_userfaultfd_prep` drops the uffd registration of the moved VMA when the context
-    /// lacks UFFD_FEATURE_EVENT_REMAP (3cfd22be0ad6, "userfaultfd: clear flag if remap event
-    /// not enabled", v5.0); before, the VMA stayed registered.
-    pub fn uffd_remap_clears_unfeatured(&self) -> bool {
-        self.release >= (5, 0)
-    }
-
-    /// Proactive reclaim asks for a quarter of what is left per pass (287d5fedb377, "mm: memcg:
-    /// use larger batches for proactive reclaim", v6.9); before, SWAP_CLUSTER_MAX at most.
-    pub fn proactive_reclaim_quarter_batch(&self) -> bool {
-        self.release >= (6, 9)
-    }
-
-    /// The 6.x shape of memory failure: TTU_HWPOISON asks for the hwpoison branch of
-    /// try_to_unmap_one (6da6b1d4a7df, "mm/hwpoison: convert TTU_IGNORE_HWPOISON to
-    /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
-    /// reserves the 6.x number of special swap types.
-    pub fn hwpoison_ttu_flag(&self) -> bool {
-        self.release.0 >= 6
-    }
-
-    /// The built-in profile `name` for `arch`.
+    /// The built-in profile `name` for `arch`, or a derived one defined in this process
+    /// (`Profile::derive`).
     pub fn get(name: &str, arch: Arch) -> Result<Profile> {
         let Some(&n) = PROFILE_NAMES.iter().find(|n| **n == name) else {
+            if let Some(p) = derive::lookup(name, arch) {
+                return Ok(p);
+            }
+            let derived = derive::derived_names();
+            let also = if derived.is_empty() { String::new() } else { format!("; derived: {}", derived.join(", ")) };
             return Err(Error::invalid(format!(
-                "unknown profile {name:?}; known profiles: {}",
+                "unknown profile {name:?}; known profiles: {}{also} (Profile.derive or --set defines a variant)",
                 PROFILE_NAMES.join(", ")
             )));
         };
@@ -379,8 +373,8 @@ impl Profile {
         Ok(Profile { arch, ..p })
     }
 
-    /// Whether a snapshot can store this profile: its name is a built-in one (its switches may
-    /// differ; they are stored).
+    /// Whether a snapshot can store this profile: its name is a built-in or well-formed derived
+    /// one (its switches are stored beside it).
     pub fn check_storable(&self) -> Result<()> {
         check_builtin_name(self.name)
     }

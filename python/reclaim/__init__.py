@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from reclaim import events, s390, studies
 from reclaim._reclaim import OUTCOMES as _OUTCOMES
 from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
+from reclaim._reclaim import SWITCHES as _SWITCHES
 from reclaim._reclaim import (
     AccessResult,
     BatchResult,
@@ -45,6 +46,7 @@ from reclaim.exceptions import (
     FormatError,
     InternalError,
     InvariantError,
+    ProfileError,
     ReclaimError,
     SyscallArgumentError,
     SyscallError,
@@ -76,9 +78,14 @@ OUTCOMES: tuple[str, ...] = tuple(_OUTCOMES)
 #: The built-in profiles by name, on s390x.
 PROFILES: dict[str, Profile] = {name: Profile(name) for name in _PROFILE_NAMES}
 
+#: Every profile switch: name, kind, values and the commit behind it (``reclaim profiles``;
+#: ``Profile.derive`` changes them).
+SWITCHES: tuple[dict[str, object], ...] = tuple(_SWITCHES)
+
 __all__ = [
     "OUTCOMES",
     "PROFILES",
+    "SWITCHES",
     "AccessResult",
     "ArgumentError",
     "BatchResult",
@@ -93,6 +100,7 @@ __all__ = [
     "Kernel",
     "Process",
     "Profile",
+    "ProfileError",
     "ReclaimError",
     "ReplayResult",
     "Scenario",

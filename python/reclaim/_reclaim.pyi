@@ -60,6 +60,7 @@ __all__ = [
 
 __version__: str
 PROFILE_NAMES: list[str]
+SWITCHES: list[dict[str, object]]
 s390_consts: ModuleType
 
 _Size = int | str
@@ -85,6 +86,17 @@ class Profile:
     @property
     def arch(self) -> str: ...
     def switches(self) -> dict[str, object]: ...
+    @staticmethod
+    def derive(
+        base: str | Profile, name: str | None = None, *, arch: str = "s390x", **switches: object
+    ) -> Profile: ...
+    @property
+    def builtin(self) -> bool: ...
+    @property
+    def base(self) -> Profile: ...
+    def diff(self, other: Profile) -> dict[str, tuple[object, object]]: ...
+    def with_switches_of(self, other: Profile, names: list[str], name: str) -> Profile: ...
+    def __hash__(self) -> int: ...
 
 @final
 class Pte:
@@ -606,7 +618,7 @@ CAUSES: dict[str, str]
 class Scenario:
     def __new__(
         cls,
-        profile: str = "4.17",
+        profile: str | Profile = "4.17",
         *,
         qemu: str = "3.0",
         pages: Sequence[str] | None = None,

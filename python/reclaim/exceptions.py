@@ -58,6 +58,11 @@ class ThreadBlockedError(ReclaimError):
     """The thread is parked on a userfault and cannot issue another access until woken."""
 
 
+class ProfileError(ArgumentError):
+    """A profile cannot be derived as asked: an unknown base, switch or value (the message lists
+    the choices), or a variant name that is built-in, malformed or taken."""
+
+
 class FormatError(ReclaimError, ValueError):
     """An input file (trace, scenario, snapshot) is malformed; the message names where."""
 
@@ -80,6 +85,7 @@ __all__ = [
     "FormatError",
     "InternalError",
     "InvariantError",
+    "ProfileError",
     "ReclaimError",
     "SyscallArgumentError",
     "SyscallError",

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from reclaim._reclaim import ReplayResult, ReplayRun, trace_read, trace_write, trace_write_zipf
+from reclaim._reclaim import (
+    Profile,
+    ReplayResult,
+    ReplayRun,
+    trace_read,
+    trace_write,
+    trace_write_zipf,
+)
 
 #: The trace formats.
 FORMATS = ("binary", "csv", "oracle")
@@ -93,7 +100,7 @@ def replay(
     path: _Path,
     *,
     format: str = "auto",
-    profile: str = "6.12",
+    profile: str | Profile = "6.12",
     arch: str = "s390x",
     memory: float | int | str = 0.25,
     swap: int | str | None = None,
@@ -118,7 +125,7 @@ def replay(
     run = ReplayRun(
         path,
         format=format,
-        profile=profile,
+        profile=profile if isinstance(profile, str) else profile.name,
         arch=arch,
         memory=memory,
         swap=swap,

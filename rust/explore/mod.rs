@@ -32,6 +32,7 @@ use crate::kernel::{Cost, Kernel};
 use crate::mm::madvise::Advice;
 use crate::mm::mmap::MapKind;
 use crate::profile::Profile;
+use crate::profile::fixes::CmmaApply;
 use crate::qemu::QemuVersion;
 use crate::sim::log::{Ev, ttu_result};
 use crate::sim::rng::Rng;
@@ -622,6 +623,15 @@ impl State {
         }
     }
 
+    /// The destination QEMU's `kvm_s390_stattrib_synchronize`: KVM_S390_SET_CMMA_BITS, free
+    /// guest pages UNUSED.
+    fn apply_cmma(&mut self) {
+        for g in 0..self.n() {
+            let bits = if self.used[g as usize] { 0 } else { 0x01 };
+            let _ = self.k.set_cmma_bits(self.pid, self.hva(g), bits);
+        }
+    }
+
     /// Apply `s` (which must be enabled) and check the predicates in `check`: every selected
     /// predicate is evaluated on its own (one violated predicate never hides another), and the
     /// violations come back in the order of [`Predicate`] (empty while all hold).
@@ -632,12 +642,9 @@ impl State {
             Step::Deliver => {
                 let Some(m) = self.stream.pop_front() else { return violations };
                 match m {
-                    Msg::CmmaDone => {
-                        for g in 0..self.n() {
-                            let bits = if self.used[g as usize] { 0 } else { 0x01 };
-                            let _ = self.k.set_cmma_bits(pid, self.hva(g), bits);
-                        }
-                    }
+                    // candidate QEMU change (profile/fixes.rs): applied at LISTEN instead
+                    Msg::CmmaDone if self.k.profile.fixes.cmma_apply == CmmaApply::AfterListen => {}
+                    Msg::CmmaDone => self.apply_cmma(),
                     Msg::Discard(g) => {
                         self.received[g as usize] = false;
                         let _ = self.k.madvise(pid, self.hva(g), 4096, Advice::Dontneed);
@@ -648,6 +655,9 @@ impl State {
                         let _ =
                             self.k.uffdio_register(u, self.base, (self.n() as u64) << 12, UFFDIO_REGISTER_MODE_MISSING);
                         self.uffd = Some(u);
+                        if self.k.profile.fixes.cmma_apply == CmmaApply::AfterListen {
+                            self.apply_cmma();
+                        }
                     }
                     Msg::Run => self.running = true,
                     Msg::Page(g) => {
@@ -1113,6 +1123,9 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Result<Vec<String>> {
         let evs = &st.k.log.events()[before..];
         let mut d = match s {
             Step::Deliver => match stream_head {
+                Some(Msg::CmmaDone) if st.k.profile.fixes.cmma_apply == CmmaApply::AfterListen => {
+                    "migration stream: STATTR_FLAG_DONE (the storage attributes wait for LISTEN)".to_string()
+                }
                 Some(Msg::CmmaDone) => {
                     "migration stream: STATTR_FLAG_DONE → KVM_S390_SET_CMMA_BITS (free guest pages UNUSED)".to_string()
                 }

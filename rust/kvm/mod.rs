@@ -10,7 +10,7 @@
 pub mod guest;
 
 use crate::arch::s390::essa::{self, Essa};
-use crate::arch::s390::pgste::{_PGSTE_GPS_NODAT, _PGSTE_GPS_USAGE_MASK, Pgste};
+use crate::arch::s390::pgste::{_PGSTE_GPS_NODAT, _PGSTE_GPS_USAGE_MASK, _PGSTE_GPS_USAGE_UNUSED, Pgste};
 use crate::arch::s390::pgtable::{self as s390pt, S390Mm, ZapUnused};
 use crate::error::{Errno, Error, Result};
 use crate::kernel::Kernel;
@@ -18,6 +18,7 @@ use crate::mm::MM_SWAPENTS;
 use crate::mm::page::ZERO_PFN;
 use crate::mm::vmstat::Vm;
 use crate::profile::ZeroPageRemoval;
+use crate::profile::fixes::{CbrlGuard, CmmaSetUnused, Diag10Guard};
 use crate::sim::log::Ev;
 
 /// Guest entries of a CBRL: one 4 KiB page holds 512 8-byte addresses, but the hardware fills
@@ -122,7 +123,12 @@ impl Kernel {
     pub fn gmap_zap(&mut self, pid: u32, addr: u64) -> bool {
         let hva = addr & !0xfff;
         // v5.15+ checks the VMA (a no-op difference here: CBRL entries come from mapped pages)
-        if self.vma_lookup(pid, hva).is_none() {
+        let Some(vma) = self.vma_lookup(pid, hva) else {
+            return false;
+        };
+        // candidate fix (profile/fixes.rs): no zap in a userfaultfd-armed VMA
+        if self.profile.fixes.cbrl_guard == CbrlGuard::UffdArmed && self.userfaultfd_armed(vma) {
+            self.log(Ev::GmapZap, pid, 0, hva, hva, 0, 0);
             return false;
         }
         let Ok(idx) = self.pte_alloc(pid, hva) else {
@@ -237,6 +243,10 @@ impl Kernel {
         let arch = self.arch();
         let mut n = 0;
         for id in self.vmas_in(pid, start, end) {
+            // candidate fix (profile/fixes.rs): leave a userfaultfd-armed VMA alone
+            if self.profile.fixes.diag10_guard == Diag10Guard::UffdArmed && self.userfaultfd_armed(id) {
+                continue;
+            }
             let v = self.vma(id);
             let (s, e) = (start.max(v.start), end.min(v.end));
             let mut cur = s;
@@ -289,6 +299,17 @@ impl Kernel {
         }
         let idx = self.mmx_mut(pid).pt.pte_alloc(hva).expect("mapped");
         let mut v = self.mmx(pid).pt.pgste(idx);
+        // candidate fix (profile/fixes.rs): a resident page keeps STABLE
+        let unused = (bits as u64) << 24 & _PGSTE_GPS_USAGE_MASK == _PGSTE_GPS_USAGE_UNUSED;
+        if unused
+            && self.profile.fixes.cmma_set_unused == CmmaSetUnused::NonResidentOnly
+            && self.arch().pte_present(self.mmx(pid).pt.pte(idx))
+        {
+            let stable = ((bits as u64) << 24) & !_PGSTE_GPS_USAGE_MASK;
+            s390pt::set_pgste_bits(&mut v, _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT, stable);
+            self.mmx_mut(pid).pt.set_pgste(idx, v);
+            return Ok(());
+        }
         s390pt::set_pgste_bits(&mut v, _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT, (bits as u64) << 24);
         self.mmx_mut(pid).pt.set_pgste(idx, v);
         Ok(())

@@ -64,7 +64,7 @@ impl Kernel {
     /// Whether the profile has the 6.x shape of memory failure
     /// ([`crate::Profile::hwpoison_ttu_flag`]).
     pub(crate) fn hwpoison_6x(&self) -> bool {
-        self.profile.hwpoison_ttu_flag()
+        self.profile.hwpoison_ttu_flag
     }
 
     /// `is_hwpoison_entry(pte_to_swp_entry(pte))` for a non-present, non-none PTE.

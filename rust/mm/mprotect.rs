@@ -91,7 +91,7 @@ impl Kernel {
             v.page_prot = prot;
         }
         // vma_wants_manual_pte_write_upgrade: private writable VMAs (shmem has no writenotify)
-        let try_writable = newflags & VM_WRITE != 0 && self.profile.mprotect_write_upgrade();
+        let try_writable = newflags & VM_WRITE != 0 && self.profile.mprotect_write_upgrade;
         self.change_protection(id, start, end, try_writable);
         self.vma_merge_around(id);
     }

@@ -22,6 +22,7 @@ struct Classes {
     thread_blocked: Py<PyType>,
     format: Py<PyType>,
     file: Py<PyType>,
+    profile: Py<PyType>,
     internal: Py<PyType>,
     invariant: Py<PyType>,
 }
@@ -39,6 +40,7 @@ fn classes(py: Python<'_>) -> PyResult<&Classes> {
             thread_blocked: get("ThreadBlockedError")?,
             format: get("FormatError")?,
             file: get("FileError")?,
+            profile: get("ProfileError")?,
             internal: get("InternalError")?,
             invariant: get("InvariantError")?,
         })
@@ -54,6 +56,7 @@ enum Class {
     ThreadBlocked,
     Format,
     File,
+    Profile,
     Internal,
     Invariant,
 }
@@ -67,6 +70,7 @@ impl Classes {
             Class::ThreadBlocked => &self.thread_blocked,
             Class::Format => &self.format,
             Class::File => &self.file,
+            Class::Profile => &self.profile,
             Class::Internal => &self.internal,
             Class::Invariant => &self.invariant,
         }
@@ -81,7 +85,7 @@ fn build<'py, A: pyo3::call::PyCallArgs<'py>>(py: Python<'py>, class: Class, arg
 /// The Python exception for a core error (a `ReclaimError` subclass carrying the errno).
 pub fn core_error(py: Python<'_>, e: Error) -> PyErr {
     let errno: Option<Errno> = match &e {
-        Error::InvalidArgument(_) => Some(Errno::EINVAL),
+        Error::InvalidArgument(_) | Error::Profile(_) => Some(Errno::EINVAL),
         Error::Errno { errno, .. } => Some(*errno),
         _ => None,
     };
@@ -97,6 +101,7 @@ pub fn core_error(py: Python<'_>, e: Error) -> PyErr {
         Error::ThreadBlocked(_) => Class::ThreadBlocked,
         Error::Format { .. } => Class::Format,
         Error::Io(_) => Class::File,
+        Error::Profile(_) => Class::Profile,
     };
     build(py, class, (msg, errno.map(|x| x.code()), errno.map(|x| x.name()), call))
 }

@@ -38,11 +38,11 @@ impl PyScenario {
     /// ("alloc", "free", "read", "write", "diag10", "enable_skey"; all by default); `start`:
     /// "switchover" (before the final storage attributes) or "listen" (guest RAM just armed).
     #[new]
-    #[pyo3(signature = (profile = "4.17", *, qemu = "3.0", pages = None, vcpus = 1, host_pages = 64, swap_pages = 64,
+    #[pyo3(signature = (profile = None, *, qemu = "3.0", pages = None, vcpus = 1, host_pages = 64, swap_pages = 64,
         guest_steps = None, start = "switchover"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        profile: &str,
+        profile: Option<&Bound<'_, PyAny>>,
         qemu: &str,
         pages: Option<Vec<String>>,
         vcpus: u32,
@@ -51,8 +51,19 @@ impl PyScenario {
         guest_steps: Option<Vec<String>>,
         start: &str,
     ) -> PyResult<Self> {
+        // a Profile object (a variant, registered or not) or a profile name
+        let prof = match profile {
+            None => call(|| Profile::get("4.17", Arch::S390x))?,
+            Some(o) => match o.extract::<PyRef<'_, super::profile::PyProfile>>() {
+                Ok(p) => Profile { arch: Arch::S390x, ..p.0.clone() },
+                Err(_) => {
+                    let name: String = o.extract()?;
+                    call(|| Profile::get(&name, Arch::S390x))?
+                }
+            },
+        };
         let sc = call(|| {
-            let mut sc = Scenario::small(Profile::get(profile, Arch::S390x)?, QemuVersion::parse(qemu)?);
+            let mut sc = Scenario::small(prof, QemuVersion::parse(qemu)?);
             if let Some(p) = pages {
                 sc.pages = p.iter().map(|c| PageClass::parse(c)).collect::<crate::Result<_>>()?;
             }
@@ -161,9 +172,18 @@ impl PyScenario {
 
     fn __repr__(&self) -> String {
         let q = |v: Vec<&str>| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        let p = &self.sc.profile;
+        // a variant is spelled out, so the repr replays in a process that never derived it
+        let profile = if p.is_builtin() {
+            format!("{:?}", p.name)
+        } else {
+            let base = p.base();
+            let sw: Vec<String> = base.diff(p).iter().map(|(n, _, v)| format!(", {n}={}", py_value(*v))).collect();
+            format!("reclaim.Profile.derive({:?}, {:?}{})", base.name, p.name, sw.concat())
+        };
         format!(
-            "reclaim.Scenario({:?}, qemu={:?}, pages=[{}], vcpus={}, host_pages={}, swap_pages={}, guest_steps=[{}], start={:?})",
-            self.sc.profile.name,
+            "reclaim.Scenario({}, qemu={:?}, pages=[{}], vcpus={}, host_pages={}, swap_pages={}, guest_steps=[{}], start={:?})",
+            profile,
             self.sc.qemu.name(),
             q(self.pages()),
             self.sc.vcpus,
@@ -514,4 +534,20 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add("CAUSES", causes)?;
     Ok(())
+}
+
+/// A switch value as Python source.
+fn py_value(v: crate::profile::SwitchValue) -> String {
+    use crate::profile::SwitchValue;
+    match v {
+        SwitchValue::Bool(b) => {
+            if b {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
+        SwitchValue::Int(i) => i.to_string(),
+        SwitchValue::Choice(c) => format!("{c:?}"),
+    }
 }

@@ -8,6 +8,7 @@ use crate::error::Errno;
 use crate::fault::Access;
 use crate::kernel::Kernel;
 use crate::mm::madvise::Advice;
+use crate::profile::fixes::CmmaApply;
 use crate::sim::bitmap::Bitmap;
 use crate::sim::log::Ev;
 use crate::uffd::UffdMsg;
@@ -112,12 +113,11 @@ impl QemuDest {
                 Delivered::Nothing
             }
             Msg::CmmaDone => {
-                // kvm_s390_stattrib_synchronize: KVM_S390_SET_CMMA_BITS over the buffer
-                let n = self.cmma_incoming.len() as u64;
-                for (gfn, bits) in std::mem::take(&mut self.cmma_incoming) {
-                    let _ = k.set_cmma_bits(self.pid, self.hva(gfn), bits);
+                // candidate QEMU change (profile/fixes.rs): keep the buffer until LISTEN
+                if k.profile.fixes.cmma_apply == CmmaApply::AfterListen {
+                    return Delivered::Nothing;
                 }
-                k.log(Ev::SetCmmaBits, self.pid, TID_LISTEN, self.ram_base, 0, n, 0);
+                self.apply_cmma(k);
                 Delivered::Nothing
             }
             Msg::Discard { start, len } => {
@@ -160,6 +160,15 @@ impl QemuDest {
         }
     }
 
+    /// `kvm_s390_stattrib_synchronize`: KVM_S390_SET_CMMA_BITS over the buffer.
+    fn apply_cmma(&mut self, k: &mut Kernel) {
+        let n = self.cmma_incoming.len() as u64;
+        for (gfn, bits) in std::mem::take(&mut self.cmma_incoming) {
+            let _ = k.set_cmma_bits(self.pid, self.hva(gfn), bits);
+        }
+        k.log(Ev::SetCmmaBits, self.pid, TID_LISTEN, self.ram_base, 0, n, 0);
+    }
+
     /// `postcopy_ram_enable_notify`: a userfaultfd, UFFDIO_API, and RAM registered MISSING.
     fn listen(&mut self, k: &mut Kernel) -> Delivered {
         let r = k.userfaultfd(self.pid).and_then(|u| {
@@ -171,6 +180,9 @@ impl QemuDest {
             Ok(u) => {
                 self.uffd = Some(u);
                 self.phase = DstPhase::Postcopy;
+                if k.profile.fixes.cmma_apply == CmmaApply::AfterListen {
+                    self.apply_cmma(k);
+                }
                 Delivered::Nothing
             }
             Err(e) => self.fail(format!("postcopy_ram_enable_notify: {e}")),

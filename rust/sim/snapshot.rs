@@ -14,10 +14,11 @@
 //! | 28 | n | payload |
 //!
 //! The payload is the model's own structs through serde, in postcard's encoding (varints, no
-//! field names, platform-independent). A profile is stored with every switch and its built-in
-//! name; the page tables' geometry by its arch; scratch buffers of one call are not stored.
+//! field names, platform-independent). A profile is stored with every switch and its name
+//! (built-in or derived: its base is the built-in profile of its release); the page tables' geometry by its arch; scratch buffers of one call are not stored.
 //! Any change to a serialized struct changes the payload's layout: bump [`FORMAT_VERSION`].
-//! Version 2: profiles gained the `vma_has_recency` switch.
+//! Version 2: profiles gained the `vma_has_recency` switch. Version 3: the candidate-fix
+//! switches (`profile/fixes.rs`) and derived profile names.
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -42,7 +43,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
@@ -422,11 +423,21 @@ mod tests {
     }
 
     #[test]
-    fn only_built_in_profiles_are_stored() {
+    fn derived_profiles_are_stored_with_their_switches_and_malformed_names_refused() {
         let mut k = kernel("4.18");
-        k.profile.name = "mine";
+        k.profile.name = "not a name";
         let e = k.snapshot_bytes().unwrap_err().to_string();
-        assert!(e.contains("\"mine\" is not a built-in profile"), "{e}");
+        assert!(e.contains("\"not a name\"") && e.contains("letters, digits"), "{e}");
+        let mut k = kernel("4.18");
+        k.profile = crate::profile::Profile::derive_text(
+            "4.18",
+            crate::arch::Arch::S390x,
+            "4.18+snap-cbrl",
+            &[("cbrl_guard", "UffdArmed")],
+        )
+        .unwrap();
+        let r = Kernel::from_snapshot_bytes(&k.snapshot_bytes().unwrap()).unwrap();
+        assert_eq!(r.profile, k.profile, "the derived name and every switch come back");
         // a built-in name with changed switches round-trips as it is
         let mut k = kernel("4.18");
         k.profile.unused_guard = crate::profile::UnusedGuard::None;

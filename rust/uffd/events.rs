@@ -58,7 +58,7 @@ impl Kernel {
         if self.uffds[ctx as usize].features & feat::EVENT_REMAP != 0 {
             return Some(ctx);
         }
-        if !self.profile.uffd_remap_clears_unfeatured() {
+        if !self.profile.uffd_remap_clears_unfeatured {
             return None;
         }
         let v = self.vma_mut(vma);

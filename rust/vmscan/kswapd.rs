@@ -91,7 +91,7 @@ impl Kernel {
         while total < nr_pages && retries > 0 {
             let left = nr_pages - total;
             let batch =
-                if self.profile.proactive_reclaim_quarter_batch() { left / 4 } else { left.min(SWAP_CLUSTER_MAX) };
+                if self.profile.proactive_reclaim_quarter_batch { left / 4 } else { left.min(SWAP_CLUSTER_MAX) };
             let mut sc = ScanControl::new(batch.max(SWAP_CLUSTER_MAX), false);
             sc.priority = DEF_PRIORITY;
             let got = self.do_try_to_free_pages(&mut sc);

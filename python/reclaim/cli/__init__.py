@@ -16,7 +16,19 @@ import sys
 from collections.abc import Sequence
 
 import reclaim
-from reclaim.cli import bench, crosscheck, demo, explore, export, replay, study, sweep, vm
+from reclaim.cli import (
+    bench,
+    bisect,
+    crosscheck,
+    demo,
+    explore,
+    export,
+    profiles,
+    replay,
+    study,
+    sweep,
+    vm,
+)
 from reclaim.cli.common import Progress
 from reclaim.cli.crosscheck import cmd_crosscheck
 from reclaim.cli.demo import cmd_demo
@@ -48,7 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"reclaim {reclaim.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, explore, replay, study, export, sweep, bench, crosscheck, vm):
+    for command in (
+        demo,
+        explore,
+        profiles,
+        bisect,
+        replay,
+        study,
+        export,
+        sweep,
+        bench,
+        crosscheck,
+        vm,
+    ):
         command.add_parser(sub)
     return p
 

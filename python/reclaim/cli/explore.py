@@ -10,6 +10,12 @@ import reclaim
 import reclaim.explorer
 from reclaim.cli.common import Subparsers, csv
 from reclaim.output import write_text
+from reclaim.variants import (
+    add_variant_options,
+    cmd_explore_compare,
+    resolve_cli_compare,
+    resolve_cli_profile,
+)
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
@@ -19,17 +25,21 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from reclaim.explorer import explore
 
     profiles = list(reclaim.PROFILES) if args.profile == ["all"] else (args.profile or ["4.17"])
+    profiles = [resolve_cli_profile(args, prof) for prof in profiles]
+    options: dict[str, object] = {
+        "qemu": args.qemu,
+        "pages": csv(args.pages) if args.pages else None,
+        "vcpus": args.vcpus,
+        "host_pages": args.host_pages,
+        "guest_steps": csv(args.guest_steps) if args.guest_steps else None,
+        "start": args.start,
+    }
+    other = resolve_cli_compare(args)
+    if other is not None:
+        return max(cmd_explore_compare(args, prof, other, options) for prof in profiles)
     results = []
     for prof in profiles:
-        sc = reclaim.Scenario(
-            prof,
-            qemu=args.qemu,
-            pages=csv(args.pages) if args.pages else None,
-            vcpus=args.vcpus,
-            host_pages=args.host_pages,
-            guest_steps=csv(args.guest_steps) if args.guest_steps else None,
-            start=args.start,
-        )
+        sc = reclaim.Scenario(prof, **options)  # type: ignore[arg-type]
         results.append(
             explore(
                 sc,
@@ -135,4 +145,5 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
     ex.add_argument("--json", action="store_true", help="machine-readable output")
     ex.add_argument("--pytest", help="write a pytest test per finding to this file")
     ex.add_argument("--fail-on-violation", action="store_true", help="exit 3 if anything is found")
+    add_variant_options(ex, compare="explore this profile too and compare the findings")
     ex.set_defaults(func=cmd_explore)

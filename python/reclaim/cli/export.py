@@ -9,6 +9,7 @@ import json
 import reclaim
 from reclaim.cli.common import Progress, Subparsers
 from reclaim.cli.study import add_study_args, study_params
+from reclaim.variants import add_variant_options
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -16,7 +17,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     Trace Event) file and/or as ftrace text, and/or its page states as a heatmap PNG. Returns
     0."""
     from reclaim.studies.postcopy import prepare
+    from reclaim.variants import resolve_cli_profile
 
+    args.profile = resolve_cli_profile(args, args.profile)
     if not (args.perfetto or args.ftrace or args.heatmap):
         raise reclaim.ArgumentError("say what to write: --perfetto, --ftrace and/or --heatmap")
     params = study_params(args)
@@ -78,4 +81,5 @@ def add_parser(sub: Subparsers) -> None:
     )
     xp.add_argument("--heatmap", help="write a page-state heatmap PNG of the destination here")
     xp.add_argument("--json", action="store_true", help="machine-readable output")
+    add_variant_options(xp)
     xp.set_defaults(func=cmd_export)

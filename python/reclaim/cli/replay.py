@@ -7,13 +7,16 @@ import json
 from pathlib import Path
 
 from reclaim.cli.common import Progress, Subparsers
+from reclaim.variants import add_variant_options
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """``reclaim replay``: replay a memory-access trace under memory pressure and print the
     hits, faults and reclaim counts. Returns the exit code."""
     from reclaim.trace import replay
+    from reclaim.variants import resolve_cli_profile
 
+    args.profile = resolve_cli_profile(args, args.profile)
     p = Progress(Path(args.trace).name, not args.json, unit="requests")
     r = replay(
         args.trace,
@@ -84,4 +87,5 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
     rp.add_argument("--kvm", action="store_true", help="a KVM host process (PGSTEs)")
     rp.add_argument("--seed", type=int, default=0, help="the kernel's seed (default 0)")
     rp.add_argument("--json", action="store_true", help="machine-readable output")
+    add_variant_options(rp)
     rp.set_defaults(func=cmd_replay)

@@ -8,6 +8,13 @@ import json
 
 from reclaim.cli.common import Progress, Subparsers, postcopy_row, print_chain, print_table
 from reclaim.studies.postcopy import postcopy
+from reclaim.variants import (
+    add_variant_options,
+    cmd_study_compare,
+    resolve_cli_compare,
+    resolve_cli_profile,
+    seeds_arg,
+)
 
 #: The postcopy study's parameters that `reclaim study postcopy` and `reclaim export` take as
 #: options (all of `reclaim.studies.postcopy.prepare`'s but the profile and older names).
@@ -50,6 +57,10 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
     outcome, causal chain and metrics. Returns the exit code (3 for a hang with
     --fail-on-hang)."""
     params = study_params(args)
+    args.profile = resolve_cli_profile(args, args.profile)
+    other = resolve_cli_compare(args)
+    if other is not None:
+        return cmd_study_compare(args, args.profile, other, params)
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
     p.close()
@@ -165,6 +176,8 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_study_args(pc)
+    add_variant_options(pc, compare="run the study on this profile too and compare")
+    pc.add_argument("--seeds", type=seeds_arg, help="with --compare: 0-7, 0,3,5 or a count")
     pc.add_argument("--json", action="store_true", help="machine-readable output")
     pc.add_argument("--plot", help="write a timeline PNG here")
     pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")

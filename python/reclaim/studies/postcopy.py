@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reclaim._reclaim import PostcopyResult, PostcopyRun
+from reclaim._reclaim import PostcopyResult, PostcopyRun, Profile
 from reclaim.exceptions import ArgumentError
 from reclaim.units import duration, rate, size
 
@@ -29,9 +29,9 @@ def _renamed(new: object, old: object, name: str, old_name: str) -> object:
 
 
 def prepare(
-    profile: str = "4.18",
+    profile: str | Profile = "4.18",
     *,
-    source_profile: str | None = None,
+    source_profile: str | Profile | None = None,
     qemu: str = "3.0",
     guest_memory: int | str = "256MiB",
     vcpus: int = 2,
@@ -63,6 +63,10 @@ def prepare(
     latency_ns: int | None = None,
 ) -> PostcopyRun:
     """Build a postcopy study and start its migration (see :func:`postcopy`)."""
+    # a variant (Profile.derive) is registered under its name
+    profile = profile if isinstance(profile, str) else profile.name
+    if source_profile is not None and not isinstance(source_profile, str):
+        source_profile = source_profile.name
     host_memory = _renamed(host_memory, dest_memory, "host_memory", "dest_memory")  # type: ignore[assignment]
     swap = _renamed(swap, dest_swap, "swap", "dest_swap")  # type: ignore[assignment]
     op = _renamed(op_interval, op_interval_ns, "op_interval", "op_interval_ns")
@@ -109,7 +113,7 @@ def prepare(
 
 
 def postcopy(
-    profile: str = "4.18", *, progress: Progress | None = None, **params: object
+    profile: str | Profile = "4.18", *, progress: Progress | None = None, **params: object
 ) -> PostcopyResult:
     """Run the postcopy study and return its result.
 
