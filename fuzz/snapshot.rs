@@ -71,7 +71,7 @@ fn small_kernel(profile: &str) -> Kernel {
 }
 
 /// A tiny postcopy study stopped in the middle.
-fn small_run() -> (reclaim::sim::world::World, PostcopyConfig) {
+fn small_run() -> (reclaim::study::world::World, PostcopyConfig) {
     let mut c = PostcopyConfig::new(Profile::get("4.17", Arch::S390x).unwrap());
     c.guest.pages = 64;
     c.guest.turnover = 0.2;

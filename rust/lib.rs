@@ -3,7 +3,8 @@
 //! The core is a plain Rust library (no PyO3 here); the Python front lives in `py/` behind the
 //! `python` cargo feature. See `docs/design.md` in the repository for the layers (`arch`: PTE,
 //! PGSTE, DAT; `mm`, `rmap`, `vmscan`, `fault`, `uffd`; `kvm`, `qemu`; `explore`, `study`,
-//! `trace`; the services in `sim`), the [`Kernel`] context, profiles and their switches, and
+//! `trace`; the services in `sim`; beside the kernel, the invariant checks in `invariants` and
+//! snapshots in `snapshot`), the [`Kernel`] context, profiles and their switches, and
 //! what one step is.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ pub mod error;
 pub mod explore;
 pub mod fault;
 pub mod fs;
+pub mod invariants;
 pub mod kernel;
 pub mod kernel_state;
 pub mod kvm;
@@ -20,6 +22,7 @@ pub mod profile;
 pub mod qemu;
 pub mod rmap;
 pub mod sim;
+pub mod snapshot;
 pub mod study;
 pub mod trace;
 pub mod uffd;
