@@ -466,8 +466,8 @@ impl State {
             return Err(Error::invalid("the explorer's scenario needs 1 to 4 vCPUs"));
         }
         let mut k = Kernel::new(sc.profile.clone(), sc.host_pages * 4096, sc.swap_pages * 4096, 0)?;
-        k.kswapd.mode = KswapdMode::Actor;
-        k.cost = Cost { access: 0, minor_fault: 0, swap_read: 0, swap_write: 0, reclaim_scan: 0, uffd_copy: 0 };
+        k.set_kswapd_mode(KswapdMode::Actor);
+        k.set_cost(Cost { access: 0, minor_fault: 0, swap_read: 0, swap_write: 0, reclaim_scan: 0, uffd_copy: 0 });
         let n = sc.pages.len();
         let pid = k.spawn("qemu-system-s390x", true)?;
         let base = k.mmap(pid, (n as u64) << 12, MapKind::Anon, false, None)?;
@@ -530,7 +530,7 @@ impl State {
                 st.apply(Step::Deliver, &[]);
             }
         }
-        st.k.log.clear();
+        st.k.clear_events();
         Ok(st)
     }
 
@@ -562,7 +562,7 @@ impl State {
             out.push(Step::ServeRequest);
         }
         if let Some(u) = self.uffd {
-            if self.k.uffds[u as usize].waiters.iter().any(|w| !w.read) {
+            if self.k.uffd_waiters(u).is_ok_and(|ws| ws.iter().any(|w| !w.read)) {
                 out.push(Step::FaultThread);
             }
         }
@@ -592,7 +592,7 @@ impl State {
                 // intercepts either
                 continue;
             }
-            if self.k.cbrl.get(&(self.pid, v)).is_some_and(|c| !c.is_empty()) {
+            if self.k.cbrl_len(self.pid, v) > 0 {
                 out.push(Step::Intercept(v));
             }
             for g in 0..self.n() {
@@ -617,7 +617,7 @@ impl State {
                 }
             }
         }
-        if gs.enable_skey && !self.k.mmx(self.pid).uses_skeys {
+        if gs.enable_skey && !self.k.mm_uses_skeys(self.pid).unwrap_or(true) {
             out.push(Step::EnableSkey);
         }
     }
@@ -812,8 +812,7 @@ impl State {
         let mut resumed = Vec::new();
         for v in 0..self.blocked.len() {
             let Some((s, g)) = self.blocked[v] else { continue };
-            let parked =
-                self.k.mm(self.pid).ok().and_then(|m| m.threads.get(&(v as u32))).is_some_and(|t| t.blocked.is_some());
+            let parked = self.k.thread_blocked(self.pid, v as u32).unwrap_or(false);
             if !parked {
                 self.blocked[v] = None;
                 resumed.push((v as u32, s, g));
@@ -839,7 +838,7 @@ impl State {
     fn check(&self, check: &[Predicate], out: &mut Vec<Violation>) {
         if check.contains(&Predicate::UserfaultOnReceived) {
             if let Some(u) = self.uffd {
-                for w in &self.k.uffds[u as usize].waiters {
+                for w in self.k.uffd_waiters(u).unwrap_or_default() {
                     let g = self.gfn_of(w.msg.address);
                     if self.received[g as usize] {
                         out.push(Violation {
@@ -870,7 +869,7 @@ impl State {
     /// What last made guest page `g` missing, from the log.
     fn cause_of(&self, g: u32) -> Cause {
         let a = self.hva(g);
-        for e in self.k.log.events().iter().rev() {
+        for e in self.k.events().iter().rev() {
             match e.kind {
                 Ev::TryToUnmapOne | Ev::TryToMigrateOne if e.addr == a && e.b == ttu_result::DROP_UNUSED => {
                     return Cause::PteUnusedDrop;
@@ -928,17 +927,16 @@ impl State {
 
     /// The PGSTE of guest page `g` (0 where no page table covers it).
     pub fn pgste(&self, g: u32) -> u64 {
-        let m = self.k.mmx(self.pid);
         if g >= self.n() {
             return 0;
         }
-        m.pt.pte_index(self.hva(g)).map_or(0, |i| m.pt.pgste(i))
+        self.k.pgste_at(self.pid, self.hva(g)).unwrap_or(0)
     }
 
     /// Guest pages with a userfault waiting (queued or read by the fault thread, not resolved).
     pub fn userfaults(&self) -> Vec<u32> {
         let Some(u) = self.uffd else { return Vec::new() };
-        self.k.uffds[u as usize].waiters.iter().map(|w| self.gfn_of(w.msg.address)).collect()
+        self.k.uffd_waiters(u).unwrap_or_default().iter().map(|w| self.gfn_of(w.msg.address)).collect()
     }
 
     /// "switchover", "postcopy" or "done".
@@ -1107,10 +1105,10 @@ pub fn explain(sc: &Scenario, steps: &[Step]) -> Result<Vec<String>> {
         if !en.contains(s) {
             return Err(not_enabled(i, *s));
         }
-        let before = st.k.log.len();
+        let before = st.k.events_len();
         let stream_head = st.stream.front().copied();
         st.apply(*s, &[]);
-        let evs = &st.k.log.events()[before..];
+        let evs = &st.k.events()[before..];
         let mut d = match s {
             Step::Deliver => match stream_head {
                 Some(Msg::CmmaDone) => {
