@@ -127,7 +127,7 @@ mod tests {
         let (pid, a) = proc_with_pages(&mut k, false, 1);
         assert!(k.pagemap(pid + 100, a, 1).is_err());
         assert!(k.pagemap(pid, a, super::MAX_PAGEMAP_PAGES + 1).is_err());
-        assert!(k.pagemap(pid, u64::MAX & !0xfff, 2).is_err(), "wraps around");
+        assert!(k.pagemap(pid, !0xfff_u64, 2).is_err(), "wraps around");
     }
 
     #[test]
