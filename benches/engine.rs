@@ -27,7 +27,7 @@ fn kernel(profile: &str, pages: u64, swap_pages: u64) -> Kernel {
 /// events are muted, as in a large study.
 fn populated(profile: &str, n: u64, mem: u64, kvm: bool) -> (Kernel, u32, u64) {
     let mut k = kernel(profile, mem, n);
-    k.log.mute_per_page();
+    k.mute_per_page();
     let pid = k.spawn("bench", kvm).unwrap();
     let a = k.mmap(pid, n * PAGE, MapKind::Anon, false, None).unwrap();
     for i in 0..n {
@@ -112,7 +112,7 @@ fn reclaim(c: &mut Criterion) {
             || swap_base.clone(),
             |mut k| {
                 pageout(&mut k, pid, a, n);
-                assert_eq!(k.swap.inuse() as u64, n);
+                assert_eq!(k.swap_inuse(), n);
                 k
             },
             BatchSize::PerIteration,
@@ -128,7 +128,7 @@ fn reclaim(c: &mut Criterion) {
             || drop_base.clone(),
             |mut k| {
                 pageout(&mut k, pid, a, n);
-                assert_eq!(k.swap.inuse(), 0);
+                assert_eq!(k.swap_inuse(), 0);
                 k
             },
             BatchSize::PerIteration,

@@ -3,7 +3,7 @@
 //! `fuzz/fuzz_targets/snapshot.rs`.
 
 use reclaim::kernel::Kernel;
-use reclaim::sim::snapshot::{HEADER_LEN, checksum};
+use reclaim::snapshot::{HEADER_LEN, checksum};
 use reclaim::study::postcopy;
 
 /// `b` with the header of `like` and a payload length and checksum that agree with it.

@@ -71,7 +71,7 @@ fn small_kernel(profile: &str) -> Kernel {
 }
 
 /// A tiny postcopy study stopped in the middle.
-fn small_run() -> (reclaim::sim::world::World, PostcopyConfig) {
+fn small_run() -> (reclaim::study::world::World, PostcopyConfig) {
     let mut c = PostcopyConfig::new(Profile::get("4.17", Arch::S390x).unwrap());
     c.guest.pages = 64;
     c.guest.turnover = 0.2;
@@ -213,7 +213,7 @@ fn fuzz_long() {
 fn every_one_byte_change_is_refused_at_restore_or_survives_operations() {
     let good = std::fs::read(corpus_dir().join("kernel-4.17.snap")).unwrap();
     let mut restored = 0;
-    for at in reclaim::sim::snapshot::HEADER_LEN..good.len() {
+    for at in reclaim::snapshot::HEADER_LEN..good.len() {
         for change in [|b: u8| b ^ 1, |b: u8| b.wrapping_add(1), |b: u8| b ^ 0x80, |_| 0] {
             let mut b = good.clone();
             b[at] = change(b[at]);

@@ -66,34 +66,35 @@ pub(crate) enum PteAlloc {
     OutOfReach,
 }
 
-/// A host kernel.
+/// A host kernel. Its fields are the core's own (`pub(crate)`): other code reads and sets
+/// what it needs through functions (`kernel_state.rs`, the `/proc` views of `fs::proc`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Kernel {
-    pub profile: Profile,
+    pub(crate) profile: Profile,
     /// Index of this host in a multi-host run (0 for a lone kernel).
-    pub host: u8,
-    pub seed: u64,
-    pub mem: Memory,
+    pub(crate) host: u8,
+    seed: u64,
+    pub(crate) mem: Memory,
     /// Processes by `pid - FIRST_PID`.
-    pub mms: Vec<Option<Mm>>,
-    pub vmas: Vec<Option<Vma>>,
+    pub(crate) mms: Vec<Option<Mm>>,
+    pub(crate) vmas: Vec<Option<Vma>>,
     pub(crate) vma_free: Vec<u32>,
     /// anon_vmas by id, never reused (a page may still name a dead one).
-    pub anon_vmas: Vec<AnonVma>,
+    pub(crate) anon_vmas: Vec<AnonVma>,
     /// shmem objects by id.
-    pub files: Vec<Option<AddressSpace>>,
-    pub swap: SwapDevice,
-    pub lru: Lru,
-    pub uffds: Vec<UffdCtx>,
-    pub vmstat: Vmstat,
-    pub log: EventLog,
+    pub(crate) files: Vec<Option<AddressSpace>>,
+    pub(crate) swap: SwapDevice,
+    pub(crate) lru: Lru,
+    pub(crate) uffds: Vec<UffdCtx>,
+    pub(crate) vmstat: Vmstat,
+    pub(crate) log: EventLog,
     /// Simulated time, nanoseconds.
-    pub now: u64,
-    pub rng: Rng,
-    pub kswapd: Kswapd,
-    pub cost: Cost,
+    pub(crate) now: u64,
+    pub(crate) rng: Rng,
+    pub(crate) kswapd: Kswapd,
+    pub(crate) cost: Cost,
     /// Extra simulated clients of memory (pages allocated outside any process: other load).
-    pub pinned: Vec<u32>,
+    pub(crate) pinned: Vec<u32>,
     /// Reused buffer of the rmap walk (no allocation per walked page).
     #[serde(skip)]
     pub(crate) rmap_scratch: Vec<(u32, u64)>,
@@ -106,11 +107,11 @@ pub struct Kernel {
     #[serde(skip)]
     pub(crate) migration_targets: Vec<(u32, u32, u64, usize, u64)>,
     /// KVM migration mode (`kvm->arch.migration_mode`): every ESSA is intercepted.
-    pub kvm_migration_mode: bool,
+    pub(crate) kvm_migration_mode: bool,
     /// The CBRL of each vCPU thread (pid, tid): host addresses of pages ESSA said may go.
-    pub cbrl: BTreeMap<(u32, u32), Vec<u64>>,
+    pub(crate) cbrl: BTreeMap<(u32, u32), Vec<u64>>,
     /// Pages whose CMMA state changed in migration mode (the second dirty bitmap).
-    pub cmma_dirty: std::collections::BTreeSet<(u32, u64)>,
+    pub(crate) cmma_dirty: std::collections::BTreeSet<(u32, u64)>,
 }
 
 impl Kernel {

@@ -3,7 +3,8 @@
 //! The core is a plain Rust library (no PyO3 here); the Python front lives in `py/` behind the
 //! `python` cargo feature. See `docs/design.md` in the repository for the layers (`arch`: PTE,
 //! PGSTE, DAT; `mm`, `rmap`, `vmscan`, `fault`, `uffd`; `kvm`, `qemu`; `explore`, `study`,
-//! `trace`; the services in `sim`), the [`Kernel`] context, profiles and their switches, and
+//! `trace`; the services in `sim`; beside the kernel, the invariant checks in `invariants` and
+//! snapshots in `snapshot`), the [`Kernel`] context, profiles and their switches, and
 //! what one step is.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod fault;
 pub mod files;
 pub mod fs;
 pub mod hostmem;
+pub mod invariants;
 pub mod kernel;
 pub mod kernel_state;
 pub mod kvm;
@@ -22,6 +24,7 @@ pub mod profile;
 pub mod qemu;
 pub mod rmap;
 pub mod sim;
+pub mod snapshot;
 pub mod study;
 pub mod trace;
 pub mod uffd;

@@ -9,7 +9,7 @@
 mod property;
 
 use libfuzzer_sys::fuzz_target;
-use reclaim::sim::snapshot::{FORMAT_VERSION, Kind, MAGIC};
+use reclaim::snapshot::{FORMAT_VERSION, Kind, MAGIC};
 
 /// The first 16 bytes of a snapshot of `kind`: magic, format version, kind.
 fn head(kind: Kind) -> Vec<u8> {

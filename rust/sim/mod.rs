@@ -1,10 +1,15 @@
-//! The simulation's clock-independent services: the event log and the deterministic RNG.
+//! Services the model's subsystems and studies share, none of which knows the [`Kernel`]:
+//! the event log ([`log`]), the one deterministic RNG ([`rng`]), a per-page bitmap (QEMU's
+//! dirty, sent and received bitmaps, [`bitmap`]), a lookup memo that equality ignores
+//! ([`hint`]) and seeded access-pattern generators ([`workload`]).
+//!
+//! The invariant checks are in [`crate::invariants`], snapshots in [`crate::snapshot`], the
+//! multi-actor run of a postcopy study in [`crate::study::world`].
+//!
+//! [`Kernel`]: crate::kernel::Kernel
 
 pub mod bitmap;
 pub mod hint;
-pub mod invariants;
 pub mod log;
 pub mod rng;
-pub mod snapshot;
 pub mod workload;
-pub mod world;

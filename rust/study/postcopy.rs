@@ -25,8 +25,8 @@ use crate::qemu::source::QemuSource;
 use crate::qemu::{Link, LinkConfig, QemuVersion};
 use crate::sim::log::{Ev, Event, fault_path, hash_events, phase, ttu_result};
 use crate::sim::rng::Rng;
-use crate::sim::snapshot::{self, Kind};
-use crate::sim::world::{DST, SRC, World};
+use crate::snapshot::{self, Kind};
+use crate::study::world::{DST, SRC, World};
 use serde::{Deserialize, Serialize};
 
 /// How much of the event log a study keeps.
@@ -295,7 +295,7 @@ pub fn run(cfg: &PostcopyConfig) -> Result<StudyResult> {
 }
 
 /// The bytes of a snapshot of a study in progress: its configuration and its run (both hosts,
-/// QEMU on each, the guest, the link, the RNGs and the pending actions). See `sim::snapshot`.
+/// QEMU on each, the guest, the link, the RNGs and the pending actions). See `crate::snapshot`.
 pub fn snapshot_bytes(w: &World, cfg: &PostcopyConfig) -> Result<Vec<u8>> {
     cfg.profile.check_storable()?;
     cfg.source_profile.check_storable()?;
@@ -577,7 +577,7 @@ mod tests {
         let e = Kernel::from_snapshot_bytes(&bytes).unwrap_err().to_string();
         assert!(e.contains("holds a postcopy run, expected a kernel"), "{e}");
         let mut bad = w.clone();
-        bad.schedule(0, crate::sim::world::Action::Vcpu(7));
+        bad.schedule(0, crate::study::world::Action::Vcpu(7));
         let e = from_snapshot_bytes(&snapshot_bytes(&bad, &cfg).unwrap()).unwrap_err().to_string();
         assert!(e.contains("Vcpu(7)"), "{e}");
     }

@@ -157,7 +157,7 @@ impl Replay {
         let swap = cfg.swap.unwrap_or((distinct_pages + distinct_pages / 8 + 64) << 12);
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
-        kernel.log.mute_per_page();
+        kernel.mute_per_page();
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let base = kernel.mmap(pid, pages << 12, MapKind::Anon, false, None)?;
         let (_, reader) = super::open(path, Some(format))?;
@@ -207,12 +207,12 @@ impl Replay {
 
     /// Pages reclaim took from the process's memory (`pgsteal_kswapd + pgsteal_direct`).
     pub fn pages_reclaimed(&self) -> u64 {
-        self.kernel.vmstat.get(Vm::pgsteal_kswapd) + self.kernel.vmstat.get(Vm::pgsteal_direct)
+        self.kernel.vm_event(Vm::pgsteal_kswapd) + self.kernel.vm_event(Vm::pgsteal_direct)
     }
 
     /// Pages written to swap (`pswpout`).
     pub fn pages_swapped_out(&self) -> u64 {
-        self.kernel.vmstat.get(Vm::pswpout)
+        self.kernel.vm_event(Vm::pswpout)
     }
 
     /// Pages of the trace resident now (the process's `MM_ANONPAGES`).
@@ -271,11 +271,11 @@ mod tests {
         assert!(r.count(Outcome::Major) > 1000 && r.pages_swapped_out() > 1000);
         let miss = r.counts.miss_ratio();
         assert!((0.2..0.7).contains(&miss), "{miss}");
-        assert!(r.resident_pages() <= r.kernel.mem.nr_pages());
+        assert!(r.resident_pages() <= r.kernel.memory_bytes() / 4096);
         r.kernel.check_invariants().unwrap();
         // the same trace, the same run; more memory, fewer misses
         let again = run(&cfg(MemorySize::Fraction(0.25)));
-        assert_eq!((again.counts, again.kernel.log.hash()), (r.counts, r.kernel.log.hash()));
+        assert_eq!((again.counts, again.kernel.log_hash()), (r.counts, r.kernel.log_hash()));
         let roomy = run(&cfg(MemorySize::Fraction(2.0)));
         assert_eq!(roomy.counts.misses(), roomy.distinct_pages);
         assert_eq!(roomy.count(Outcome::Major), 0);

@@ -1,5 +1,6 @@
 //! Model invariants, checked by tests after every step and by the explorer: a brute-force
-//! recount of everything the kernel keeps incrementally.
+//! recount of everything the kernel keeps incrementally (what the kernel's CONFIG_DEBUG_VM
+//! checks, `VM_BUG_ON_PAGE` and friends, assert piecemeal).
 //!
 //! - rss counters equal a recount of each mm's page tables;
 //! - every page's mapcount equals the PTEs that map it, and its refcount equals

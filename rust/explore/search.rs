@@ -1,0 +1,262 @@
+//! The search: iterative deepening up to a bound, random walks beyond it, and the report of
+//! what it covered and found.
+
+use super::apply::{Checker, replay_all};
+use super::explain::explain;
+use super::scenario::{Predicate, Scenario, Step};
+use super::shrink::{Shorter, shortest_over, shrink};
+use super::state::{Cause, State, Violation};
+use crate::error::Result;
+use crate::sim::rng::Rng;
+use std::collections::{HashMap, HashSet};
+
+/// In what sense a counterexample's trace is minimal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Minimal {
+    /// No shorter trace leads to the violation: the exhaustive search found it (iterative
+    /// deepening: every shorter interleaving was searched first).
+    Shortest,
+    /// No shorter trace with the same guest steps leads to the violation: a walk found it, and
+    /// a search of every interleaving of its guest steps (as a set, each usable any number of
+    /// times) with any steps of the migration stream, QEMU, KVM and host reclaim, up to one
+    /// step shorter, found none. A trace with other guest steps (another vCPU, page or guest
+    /// action) could still be shorter.
+    ShortestForItsGuestSteps,
+    /// Removing any step, or any run of steps, loses the violation (delta debugging); the
+    /// search for a shorter trace over its steps ran out of its state budget.
+    OneMinimal,
+    /// As a walk found it: the search was stopped before shrinking.
+    Unshrunk,
+}
+
+impl Minimal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Minimal::Shortest => "shortest",
+            Minimal::ShortestForItsGuestSteps => "shortest_for_its_guest_steps",
+            Minimal::OneMinimal => "one_minimal",
+            Minimal::Unshrunk => "unshrunk",
+        }
+    }
+}
+
+/// A violation and the steps that lead to it from the initial state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counterexample {
+    pub violation: Violation,
+    pub steps: Vec<Step>,
+    /// The steps described in kernel and QEMU terms.
+    pub explained: Vec<String>,
+    /// How minimal `steps` is.
+    pub minimal: Minimal,
+}
+
+/// What an exploration covered and found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The first counterexample of each predicate, shrunk.
+    pub found: Vec<Counterexample>,
+    /// Distinct states visited (by state hash) over all search passes and walks, the initial
+    /// state included; the shrinking searches are not counted.
+    pub states: u64,
+    /// Steps applied over all search passes and walks (the iterative deepening applies the
+    /// steps of shallow interleavings again in each deeper pass).
+    pub transitions: u64,
+    /// The deepest bound completed without running out of the state budget.
+    pub depth_completed: u32,
+    /// Every interleaving up to the bound was explored (the budget was not hit).
+    pub exhaustive: bool,
+    /// The progress callback asked to stop: the counterexamples are not shrunk.
+    pub interrupted: bool,
+    pub walks: u64,
+    pub seconds: f64,
+}
+
+/// Bounds of a search.
+#[derive(Clone, Debug)]
+pub struct Bounds {
+    pub depth: u32,
+    pub max_states: u64,
+    pub walks: u64,
+    pub walk_len: u32,
+    pub seed: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds { depth: 12, max_states: 2_000_000, walks: 200, walk_len: 40, seed: 0 }
+    }
+}
+
+/// The violation of `key` that `steps` ends in, if its last step is the first to violate.
+fn ends_in(sc: &Scenario, steps: &[Step], key: (Predicate, Cause), ck: &mut Checker<'_>) -> Option<Violation> {
+    match replay_all(sc, steps, ck) {
+        Ok((_, Some((i, v)))) if i + 1 == steps.len() => v.into_iter().find(|v| (v.predicate, v.cause) == key),
+        _ => None,
+    }
+}
+
+/// Distinct states a shrinking search may visit per depth pass (at most `Bounds::max_states`).
+const SHRINK_STATES: u64 = 200_000;
+
+/// Explore `sc` within `b`, checking `ck`. `progress` is called with the states seen so far
+/// every 4096 new states (and every 4096 states of a shrinking search); it returns false to
+/// stop the search.
+///
+/// A counterexample found by the exhaustive passes is a shortest one. One found by a random
+/// walk is cut after its violation, shrunk by delta debugging (1-minimal), then replaced by the
+/// shortest trace with the same guest steps if a search of those interleavings (with any steps
+/// of the other actors), from one step past the depth the exhaustive search completed, finds a
+/// shorter one ([`Minimal`]).
+pub fn explore(
+    sc: &Scenario,
+    ck: &mut Checker<'_>,
+    b: &Bounds,
+    mut progress: impl FnMut(u64) -> bool,
+) -> Result<Report> {
+    let t0 = std::time::Instant::now();
+    let root = State::new(sc)?;
+    let mut rep = Report::default();
+    let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
+    let mut visited: HashSet<u64> = HashSet::new();
+    visited.insert(root.key());
+    rep.states = 1;
+    // iterative deepening: the first counterexample of each (predicate, cause) is a shortest one
+    let mut budget_hit = false;
+    for depth in 1..=b.depth {
+        let mut seen: HashMap<u64, u32> = HashMap::new();
+        let mut path = Vec::new();
+        let mut stop = false;
+        let mut d = Dfs {
+            ck: &mut *ck,
+            seen: &mut seen,
+            visited: &mut visited,
+            path: &mut path,
+            found: &mut found,
+            rep: &mut rep,
+            max_states: b.max_states,
+            stop: &mut stop,
+            progress: &mut progress,
+        };
+        d.dfs(&root, depth);
+        if rep.interrupted {
+            break;
+        }
+        if stop {
+            budget_hit = true;
+            break;
+        }
+        rep.depth_completed = depth;
+    }
+    rep.exhaustive = !budget_hit && !rep.interrupted;
+    let by_search: Vec<(Predicate, Cause)> = found.keys().copied().collect();
+    // random walks beyond the bound
+    let mut rng = Rng::new(b.seed);
+    let mut en = Vec::new();
+    for _ in 0..b.walks {
+        if rep.interrupted || (rep.walks % 64 == 63 && !progress(rep.states)) {
+            rep.interrupted = true;
+            break;
+        }
+        rep.walks += 1;
+        let mut st = root.clone();
+        let mut path = Vec::new();
+        for _ in 0..b.walk_len {
+            st.enabled(&mut en);
+            if en.is_empty() {
+                break;
+            }
+            let s = en[rng.below(en.len() as u64) as usize];
+            path.push(s);
+            rep.transitions += 1;
+            let v = ck.step(&mut st, s);
+            if visited.insert(st.key()) {
+                rep.states += 1;
+            }
+            if !v.is_empty() {
+                for v in v {
+                    found.entry((v.predicate, v.cause)).or_insert_with(|| path.clone());
+                }
+                break;
+            }
+        }
+    }
+    let mut keys: Vec<(Predicate, Cause)> = found.keys().copied().collect();
+    keys.sort();
+    for key in keys {
+        let (steps, minimal) = if by_search.contains(&key) {
+            (found[&key].clone(), Minimal::Shortest)
+        } else if rep.interrupted {
+            (found[&key].clone(), Minimal::Unshrunk)
+        } else {
+            let cut = shrink(sc, &found[&key], key, ck);
+            let states = rep.states;
+            let mut more = || progress(states);
+            match shortest_over(sc, &cut, key, rep.depth_completed + 1, b.max_states.min(SHRINK_STATES), ck, &mut more)
+            {
+                Shorter::Found(s) => (s, Minimal::ShortestForItsGuestSteps),
+                Shorter::None => (cut, Minimal::ShortestForItsGuestSteps),
+                Shorter::OutOfBudget => (cut, Minimal::OneMinimal),
+            }
+        };
+        let Some(violation) = ends_in(sc, &steps, key, ck) else { continue };
+        let Ok(explained) = explain(sc, &steps) else { continue };
+        rep.found.push(Counterexample { violation, steps, explained, minimal });
+    }
+    rep.seconds = t0.elapsed().as_secs_f64();
+    Ok(rep)
+}
+
+/// One depth pass of the exhaustive search.
+struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
+    ck: &'a mut Checker<'c>,
+    /// State hash → the largest remaining depth it was searched with in this pass.
+    seen: &'a mut HashMap<u64, u32>,
+    /// Every state hash visited by any pass.
+    visited: &'a mut HashSet<u64>,
+    path: &'a mut Vec<Step>,
+    found: &'a mut HashMap<(Predicate, Cause), Vec<Step>>,
+    rep: &'a mut Report,
+    max_states: u64,
+    stop: &'a mut bool,
+    progress: &'a mut P,
+}
+
+impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
+    fn dfs(&mut self, st: &State, left: u32) {
+        if left == 0 || *self.stop {
+            return;
+        }
+        let mut en = Vec::new();
+        st.enabled(&mut en);
+        for s in en {
+            let mut next = st.clone();
+            self.rep.transitions += 1;
+            self.path.push(s);
+            let v = self.ck.step(&mut next, s);
+            let key = next.key();
+            if self.visited.insert(key) {
+                self.rep.states += 1;
+                if self.rep.states % 4096 == 0 && !(self.progress)(self.rep.states) {
+                    self.rep.interrupted = true;
+                    *self.stop = true;
+                }
+                if self.rep.states >= self.max_states {
+                    *self.stop = true;
+                }
+            }
+            if !v.is_empty() {
+                for v in v {
+                    self.found.entry((v.predicate, v.cause)).or_insert_with(|| self.path.clone());
+                }
+            } else if !*self.stop && !matches!(self.seen.get(&key), Some(&l) if l >= left - 1) {
+                self.seen.insert(key, left - 1);
+                self.dfs(&next, left - 1);
+            }
+            self.path.pop();
+            if *self.stop {
+                return;
+            }
+        }
+    }
+}
