@@ -290,7 +290,12 @@ class Userfaultfd:
     @property
     def offered(self) -> int: ...
     def register(
-        self, addr: int, length: _Size, missing: bool = True, wp: bool = False, minor: bool = False
+        self,
+        addr: int,
+        length: _Size,
+        missing: bool | None = None,
+        wp: bool = False,
+        minor: bool = False,
     ) -> int: ...
     def unregister(self, addr: int, length: _Size) -> None: ...
     def copy(

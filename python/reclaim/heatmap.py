@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from reclaim.events import RunSource, _run_of, run_slices, select
 from reclaim.exceptions import ArgumentError
+from reclaim.output import png_path
 
 #: RGB of the pagemap states 0 none, 1 present, 2 swapped.
 STATE_COLORS: dict[str, tuple[float, float, float]] = {
@@ -52,7 +53,9 @@ def page_heatmap(
 
     `run_factory_or_run` is a fresh PostcopyRun (:func:`reclaim.studies.prepare`) or a callable
     returning one. Pages are binned into at most `max_pages` rows. A dashed line marks the
-    switch to postcopy; the title gives the study's profile and outcome."""
+    switch to postcopy; the title gives the study's profile and outcome. ``.png`` is added to a
+    `path` with no suffix; its directory must exist."""
+    out = png_path(path, "the heatmap")
     if max_pages < 1:
         raise ArgumentError(f"max_pages must be at least 1, not {max_pages}")
     run = _run_of(run_factory_or_run)
@@ -101,8 +104,6 @@ def page_heatmap(
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("guest page (gfn)")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

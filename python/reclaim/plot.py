@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reclaim._reclaim import PostcopyResult
+from reclaim.output import png_path
 
 # ttu result codes of rmap:try_to_unmap_one events (field "result")
 _SWAP, _DROP = 0, 1
@@ -27,14 +28,14 @@ def timeline(results: Sequence[PostcopyResult], path: str | Path) -> Path:
     """One panel per result: the migration phases; the destination's reclaim decisions as
     cumulative counts (pages swapped by try_to_unmap_one, pages dropped because of pte_unused,
     swap PTEs zapped by the CBRL); each vCPU's waits for userfaults, with the wait for a page
-    QEMU already sent in red. Returns the path of the PNG written."""
+    QEMU already sent in red. Returns the path of the PNG written (`path`, with ``.png`` added
+    if it has no suffix; its directory must exist)."""
+    out = png_path(path, "the timeline plot")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(len(results), 1, figsize=(11, 3.0 * len(results)), sharex=True)
     if len(results) == 1:
         axes = [axes]

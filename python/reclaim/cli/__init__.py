@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import reclaim
 from reclaim.cli import bench, crosscheck, demo, explore, export, replay, study, sweep, vm
-from reclaim.cli.common import Progress
+from reclaim.cli.common import Parser, Progress
 from reclaim.cli.crosscheck import cmd_crosscheck
 from reclaim.cli.demo import cmd_demo
 from reclaim.cli.explore import cmd_explore
@@ -40,7 +40,7 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``reclaim`` command (every subcommand but ``sweep`` and
     ``bench``, which have their own)."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="reclaim",
         description="An executable model of Linux memory reclaim on s390.",
         epilog=EPILOG,

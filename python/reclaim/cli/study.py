@@ -6,7 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from reclaim.cli.common import Progress, Subparsers, postcopy_row, print_chain, print_table
+from reclaim.cli.common import (
+    U32_MAX,
+    Progress,
+    Subparsers,
+    integer,
+    postcopy_row,
+    print_chain,
+    print_table,
+    report_failures,
+)
+from reclaim.output import png_path
 from reclaim.studies.postcopy import postcopy
 
 #: The postcopy study's parameters that `reclaim study postcopy` and `reclaim export` take as
@@ -47,18 +57,19 @@ def study_params(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_study_postcopy(args: argparse.Namespace) -> int:
     """``reclaim study postcopy``: one postcopy migration study with the given parameters; its
-    outcome, causal chain and metrics. Returns the exit code (3 for a hang with
-    --fail-on-hang)."""
+    outcome, causal chain and metrics. Returns the exit code (1 for a run that failed, with the
+    reason; 3 for a hang with --fail-on-hang)."""
     params = study_params(args)
+    plot = png_path(args.plot, "--plot") if args.plot else None  # refused before the run
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
     p.close()
     hosts = args.profile if r.source_profile == r.profile else f"{r.source_profile} -> {r.profile}"
     row = postcopy_row(r, f"{hosts} seed {r.seed}")
-    if args.plot:
+    if plot:
         from reclaim.plot import timeline
 
-        row["plot"] = str(timeline([r], args.plot))
+        row["plot"] = str(timeline([r], plot))
     if args.json:
         print(json.dumps(row, indent=2, default=str))
     else:
@@ -68,6 +79,8 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
             print(f"  {k:<24} {v}")
         if "plot" in row:
             print(f"\ntimeline plot: {row['plot']}")
+    if report_failures([row], text=not args.json):
+        return 1
     return 3 if (args.fail_on_hang and r.outcome != "completed") else 0
 
 
@@ -88,7 +101,7 @@ def add_study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--source-profile", help="the source's kernel profile (default: --profile)")
     pc.add_argument("--qemu", help="QEMU logic: 3.0 (default) or 5.2")
     pc.add_argument("--guest-memory", help="guest RAM, e.g. 256MiB (default)")
-    pc.add_argument("--vcpus", type=int)
+    pc.add_argument("--vcpus", type=integer(1, U32_MAX))
     pc.add_argument("--workload", help="uniform, zipf[:s], sequential, phased[:f:len]")
     pc.add_argument("--used-fraction", type=float)
     pc.add_argument("--write-fraction", type=float)
@@ -108,8 +121,8 @@ def add_study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--load-interval", help="between two accesses of the other load (20us)")
     pc.add_argument("--bandwidth", help="e.g. 1Gbit, 10Gbit/s, 125MB/s")
     pc.add_argument("--latency", help="of the link (default 100us)")
-    pc.add_argument("--precopy-iterations", type=int)
-    pc.add_argument("--seed", type=int)
+    pc.add_argument("--precopy-iterations", type=integer(0, U32_MAX))
+    pc.add_argument("--seed", type=integer())
     pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")
     pc.add_argument("--trace", choices=["auto", "full", "chain", "rare"])
 

@@ -80,7 +80,7 @@ from reclaim.progress import StatusLine, bar
 from reclaim.sweeper.executors import _check_executor, _results
 from reclaim.sweeper.grid import GridFile, Value, load_grid
 from reclaim.sweeper.grid import _expand as _expand
-from reclaim.sweeper.runs import Study, StudyResult, _study
+from reclaim.sweeper.runs import Study, StudyResult, _check_parameters, _study
 from reclaim.sweeper.summary import summary, summary_plot
 from reclaim.sweeper.table import _pandas, _Table
 
@@ -126,6 +126,7 @@ def sweep(
     _pandas()
     fn = _study(study)
     names, points = _expand(grid)
+    _check_parameters(fn, names)
     _check_executor(executor, fn, workers)
     table = _Table(names, points, Path(out) if out is not None else None)
     table.resume()

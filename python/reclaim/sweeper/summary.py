@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reclaim.exceptions import ArgumentError
+from reclaim.output import png_path
 from reclaim.sweeper.grid import Value, _kind
 from reclaim.sweeper.table import _pandas
 
@@ -65,8 +66,10 @@ def summary_plot(
     (default: the destination's memory, host_memory or its older name dest_memory), one
     line per combination of the `by` parameters, to a PNG at `path`; returns the path. Runs
     that raised an error are left out; x values are in table order (numbers on a numeric
-    axis)."""
+    axis). ``.png`` is added to a `path` with no suffix; its directory must exist."""
     from matplotlib.figure import Figure
+
+    out = png_path(path, "the sweep plot")
 
     params = _params(df)
     if x is None:  # the destination's memory, by its name or its older one
@@ -104,8 +107,6 @@ def summary_plot(
     ax.set_title(f"fraction of runs {outcome} ({len(ran)} runs)")
     ax.grid(alpha=0.3)
     ax.legend()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     return out
 
