@@ -10,6 +10,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "CAUSES",
     "ESSA_ORC_NAMES",
     "EVENT_FIELDS",
     "EVENT_KINDS",
