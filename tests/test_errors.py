@@ -253,3 +253,13 @@ def test_operations_over_vmas_that_merge_midway(op: str) -> None:
     # the first two pages end up with the same flags: one VMA, as the kernel merges them
     covering = [(s, e) for s, e, _ in p.vmas() if s <= base < e]
     assert len(covering) == 1 and covering[0][1] >= base + 2 * 4096, p.vmas()
+
+
+def test_sizes_and_integers_take_numpy_integers() -> None:
+    k = small_kernel()
+    p = k.spawn("p")
+    a = p.mmap(np.int64(8192))
+    assert p.write(np.uint64(a), np.int32(5), tid=np.uint8(1)).kind == "completed"
+    assert p.read(a, tid=np.int16(1)).value == 5
+    with pytest.raises(reclaim.ArgumentError, match=r"^length must be an integer from 0 to"):
+        p.mmap(np.int64(-4096))

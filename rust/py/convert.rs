@@ -31,14 +31,15 @@ pub fn parse_size(value: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     size_arg(value, what)
 }
 
-/// A size argument: int bytes or a string with a binary unit.
+/// A size argument: int bytes (an int or an object with `__index__`, checked as [`IntArg`]) or
+/// a string with a binary unit.
 pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
-    if v.is_instance_of::<PyInt>() {
-        return u64::from_arg(v, what);
-    }
     if let Ok(s) = v.cast::<PyString>() {
         let s = s.to_str()?;
         return call(|| crate::units::parse_size(s));
+    }
+    if v.is_instance_of::<PyInt>() || v.hasattr(pyo3::intern!(v.py(), "__index__"))? {
+        return u64::from_arg(v, what);
     }
     Err(PyTypeError::new_err(format!(
         "{what} must be an int (bytes) or a string like \"512MiB\", not {}",

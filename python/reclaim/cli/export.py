@@ -84,6 +84,9 @@ def add_parser(sub: Subparsers) -> None:
     xp.add_argument(
         "--host", type=int, choices=[0, 1], help="ftrace: only the source (0) or destination (1)"
     )
-    xp.add_argument("--heatmap", help="write a page-state heatmap PNG of the destination here")
+    xp.add_argument(
+        "--heatmap",
+        help="write a page-state heatmap PNG of the destination here (.png added if missing)",
+    )
     xp.add_argument("--json", action="store_true", help="machine-readable output")
     xp.set_defaults(func=cmd_export)

@@ -141,6 +141,6 @@ def add_parser(sub: Subparsers) -> None:
     )
     add_study_args(pc)
     pc.add_argument("--json", action="store_true", help="machine-readable output")
-    pc.add_argument("--plot", help="write a timeline PNG here")
+    pc.add_argument("--plot", help="write a timeline PNG here (.png added to a name without one)")
     pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")
     pc.set_defaults(func=cmd_study_postcopy)

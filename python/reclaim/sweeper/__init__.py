@@ -38,6 +38,9 @@ Executors: ``"local"`` (alias ``"processes"``, the default) runs ``workers`` pro
 core by default; ``"serial"`` runs in this process (any callable, no pickling); a dask
 ``distributed.Client``, a cluster (``LocalCluster``, ...) or a scheduler address
 (``"tcp://host:8786"``) runs on dask, which is the optional extra ``pip install 'reclaim[dask]'``.
+Before any run, a sweep refuses a grid parameter the study does not take (naming it and the
+study's parameters) and a scheduler address that refuses the connection or does not answer
+within 5 s.
 
 A grid file is TOML: the table ``[grid]`` holds the parameters (a list is an axis, a scalar a
 constant); optional top-level keys are ``study`` (default ``"postcopy"``), ``out`` (relative
