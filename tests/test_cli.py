@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import pytest
+import reclaim
+from reclaim.studies.postcopy import MAX_TIME
+from reclaim.trace import replay, write_zipf
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -125,3 +129,119 @@ def test_bench_quick_json_reports_rows_with_targets_and_the_machine() -> None:
     assert first["ratio"] == first["value"] / first["peer_value"]
     bad = run("bench", "--only", "nothing")
     assert bad.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "bad", "low", "high"),
+    [
+        (["replay", "TRACE", "--limit"], "--limit", "-5", 1, 2**64 - 1),
+        (["replay", "TRACE", "--limit"], "--limit", "0", 1, 2**64 - 1),
+        (["replay", "TRACE", "--seed"], "--seed", "-1", 0, 2**64 - 1),
+        (["explore", "--bound"], "--bound", "-1", 0, 2**32 - 1),
+        (["explore", "--vcpus"], "--vcpus", "-1", 1, 2**32 - 1),
+        (["explore", "--host-pages"], "--host-pages", "-1", 0, 2**64 - 1),
+        (["explore", "--walks"], "--walks", "-1", 0, 2**64 - 1),
+        (["explore", "--walk-len"], "--walk-len", "-1", 0, 2**32 - 1),
+        (["explore", "--max-states"], "--max-states", "-1", 0, 2**64 - 1),
+        (["explore", "--seed"], "--seed", str(2**64), 0, 2**64 - 1),
+        (["demo", "--seed"], "--seed", "-1", 0, 2**64 - 1),
+        (["study", "postcopy", "--seed"], "--seed", "-1", 0, 2**64 - 1),
+        (["study", "postcopy", "--precopy-iterations"], "--precopy-iterations", "-1", 0, 2**32 - 1),
+        (["study", "postcopy", "--vcpus"], "--vcpus", "0", 1, 2**32 - 1),
+        (["export", "--perfetto", "t.json", "--seed"], "--seed", "-1", 0, 2**64 - 1),
+        (["sweep", "grid.toml", "--workers"], "--workers", "0", 1, 2**64 - 1),
+    ],
+)
+def test_integer_options_out_of_range_are_one_line_errors_naming_the_option(
+    tmp_path: Path, args: list[str], option: str, bad: str, low: int, high: int
+) -> None:
+    """Every integer option is checked before anything runs: one line on stderr, exit 2, the
+    option and its range named (no OverflowError traceback from the engine)."""
+    trace = tmp_path / "t.bin"
+    write_zipf(trace, 100, 10, format="binary")
+    argv = [str(trace) if a == "TRACE" else a for a in args]
+    r = run(*argv, bad, cwd=tmp_path)
+    assert r.returncode == 2
+    prog = "reclaim " + " ".join(a for a in argv if not a.startswith("-") and "." not in a)
+    assert r.stderr.splitlines() == [
+        f"{prog}: error: argument {option}: must be an integer from {low} to {high}, got {bad} "
+        f"(see {prog} --help)"
+    ]
+    assert not list(tmp_path.glob("t.json")), "nothing ran"
+
+
+def test_a_non_integer_option_is_a_one_line_error() -> None:
+    r = run("demo", "--seed", "1.5")
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        "reclaim demo: error: argument --seed: expected an integer, not '1.5' "
+        "(see reclaim demo --help)"
+    ]
+
+
+def test_replay_of_zero_requests_is_refused_by_the_api(tmp_path: Path) -> None:
+    trace = tmp_path / "t.bin"
+    write_zipf(trace, 100, 10, format="binary")
+    with pytest.raises(reclaim.ArgumentError, match=r"^limit must be at least 1"):
+        replay(trace, limit=0)
+    with pytest.raises(reclaim.ArgumentError, match=r"^limit must be an integer from 0 to"):
+        replay(trace, limit=-1)
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_a_failed_study_run_says_why_and_exits_1(json_out: bool) -> None:
+    """A run that stops before the migration ends (max_time reached) is outcome "failed":
+    the reason is in the text or the JSON and on stderr, and the exit code is 1 (README: 1 = a
+    run failed)."""
+    why = "the migration did not complete within 0 s of simulated time"
+    argv = ["study", "postcopy", "--guest-memory", "16MiB", "--max-time", "0"]
+    r = run(*argv, *["--json"] * json_out)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [f"reclaim: 4.18 seed 0 failed: {why}"]
+    if json_out:
+        out = json.loads(r.stdout)
+        assert out["outcome"] == "failed" and out["failure"] == why
+    else:
+        assert f"4.18 seed 0: failed: {why}" in r.stdout
+    ok = run("study", "postcopy", "--guest-memory", "16MiB", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["failure"] is None
+
+
+def test_a_negative_max_time_is_refused() -> None:
+    r = run("study", "postcopy", "--max-time", "-1")
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        f"reclaim: error: max_time must be from 0 to {MAX_TIME:.3g} seconds, got -1.0"
+    ]
+
+
+def test_a_plot_into_a_missing_directory_is_refused_before_running_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "no" / "such" / "x.png"
+    for argv in (["study", "postcopy"], ["demo"]):
+        r = run(*argv, "--plot", str(target))
+        assert r.returncode == 2
+        assert r.stderr.splitlines() == [
+            f"reclaim: error: cannot write --plot {target}: no directory {target.parent}"
+        ]
+    r = run("export", "--heatmap", str(target))
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        f"reclaim: error: cannot write --heatmap {target}: no directory {target.parent}"
+    ]
+    assert not (tmp_path / "no").exists()
+    r = run("export", "--heatmap", str(tmp_path / "h.jpg"))
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        f"reclaim: error: --heatmap writes a PNG image: give a name ending in .png, not "
+        f"{tmp_path / 'h.jpg'}"
+    ]
+
+
+def test_a_heatmap_named_without_suffix_is_written_and_reported_as_png(tmp_path: Path) -> None:
+    r = run("export", "--guest-memory", "16MiB", "--heatmap", str(tmp_path / "x"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["heatmap"] == str(tmp_path / "x.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+    assert (tmp_path / "x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

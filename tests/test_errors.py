@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import errno
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import reclaim
+import reclaim.studies
 from conftest import small_kernel
 
 
@@ -123,6 +128,92 @@ def test_int_arguments_out_of_range_are_argument_errors() -> None:
             q.mmap(size)
 
 
+def _int_parameters() -> list[tuple[str, str, str]]:
+    """(class or "", function, parameter) for every parameter the stub of reclaim._reclaim
+    types `int` or `int | None`."""
+    tree = ast.parse((Path(reclaim.__file__).parent / "_reclaim.pyi").read_text())
+    found = []
+    for node in tree.body:
+        owner, defs = ("", [node]) if isinstance(node, ast.FunctionDef) else ("", [])
+        if isinstance(node, ast.ClassDef):
+            owner = node.name
+            defs = [d for d in node.body if isinstance(d, ast.FunctionDef)]
+        for d in defs:
+            for a in d.args.args + d.args.kwonlyargs:
+                if a.annotation is not None and ast.unparse(a.annotation) in ("int", "int | None"):
+                    found.append((owner, d.name, a.arg))
+    return found
+
+
+def _dummy(annotation: str, tmp: Path) -> object:
+    """A value of the stub's type `annotation` that the binding extracts without complaint."""
+    if annotation.startswith(("int", "_Size")):
+        return 0
+    if "PathLike" in annotation:
+        return str(tmp / "x")
+    if annotation.startswith("str") or annotation == "_Prot":
+        return "x"
+    if "NDArray" in annotation:
+        return np.zeros(1, np.uint64)
+    if annotation.endswith("None"):
+        return None
+    return {
+        "bool": False,
+        "float": 0.5,
+        "Scenario": reclaim.Scenario(),
+        "Pte": reclaim._reclaim.Pte(0),
+    }[annotation]
+
+
+def test_every_integer_parameter_refuses_negative_and_too_large_values(tmp_path: Path) -> None:
+    """Each integer parameter of the binding (every one the stub types int): -1 and 2**64 are
+    an ArgumentError naming the parameter and its range, never an OverflowError; a str a
+    TypeError naming it."""
+    trace = tmp_path / "t.oracleGeneral"
+    reclaim._reclaim.trace_write_zipf(trace, 10, 4)
+    k = small_kernel()
+    p = k.spawn("p", kvm=True)
+    sc = reclaim.Scenario()
+    objects: dict[str, object] = {
+        "": reclaim._reclaim,
+        "Kernel": k,
+        "Process": p,
+        "Userfaultfd": p.userfaultfd(),
+        "Pte": reclaim._reclaim.Pte(0),
+        "Pgste": reclaim._reclaim.Pgste(0),
+        "PostcopyRun": reclaim.studies.prepare(guest_memory="16MiB"),
+        "ReplayRun": reclaim._reclaim.ReplayRun(trace),
+        "Scenario": sc,
+        "ExploreState": sc.replay([]).state,
+    }
+    stub = {
+        (c.name if isinstance(c, ast.ClassDef) else "", d.name): d
+        for c in ast.parse((Path(reclaim.__file__).parent / "_reclaim.pyi").read_text()).body
+        for d in (c.body if isinstance(c, ast.ClassDef) else [c])
+        if isinstance(d, ast.FunctionDef)
+    }
+    params = _int_parameters()
+    assert len(params) > 60
+    for owner, fn, name in params:
+        target = (
+            getattr(objects[owner], fn) if fn != "__new__" else getattr(reclaim._reclaim, owner)
+        )
+        d = stub[owner, fn]
+        others = {
+            a.arg: _dummy(ast.unparse(a.annotation), tmp_path)
+            for a in d.args.args + d.args.kwonlyargs
+            if a.arg not in ("self", "cls", name) and a.annotation is not None
+        }
+        for bad in (-1, 2**64):
+            with pytest.raises(
+                reclaim.ArgumentError, match=rf"^{name} must be an integer from 0 to"
+            ):
+                target(**others, **{name: bad})
+        with pytest.raises(TypeError, match=rf"^{name} must be an int, not str"):
+            target(**others, **{name: "1"})
+    k.check()
+
+
 def test_mlock_of_nothing_and_of_too_much() -> None:
     k = reclaim.Kernel(profile="4.17", memory="1MiB", swap="0")
     p = k.spawn("p")
@@ -163,3 +254,15 @@ def test_operations_over_vmas_that_merge_midway(op: str) -> None:
     # the first two pages end up with the same flags: one VMA, as the kernel merges them
     covering = [(s, e) for s, e, _ in p.vmas() if s <= base < e]
     assert len(covering) == 1 and covering[0][1] >= base + 2 * 4096, p.vmas()
+
+
+def test_sizes_and_integers_take_numpy_integers() -> None:
+    """numpy integers (objects with __index__, typed int by no stub) pass as ints do."""
+    k = small_kernel()
+    p = k.spawn("p")
+    n: Any = np.int64
+    a = p.mmap(n(8192))
+    assert p.write(n(a), n(5), tid=n(1)).kind == "completed"
+    assert p.read(a, tid=n(1)).value == 5
+    with pytest.raises(reclaim.ArgumentError, match=r"^length must be an integer from 0 to"):
+        p.mmap(n(-4096))

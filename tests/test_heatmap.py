@@ -12,7 +12,8 @@ import pytest
 import reclaim
 from conftest import EVERY, SMALL
 from reclaim.heatmap import bin_states, page_heatmap
-from reclaim.studies import prepare
+from reclaim.plot import timeline
+from reclaim.studies import postcopy, prepare
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -43,3 +44,26 @@ def test_page_heatmap_png(tmp_path: Path) -> None:
     assert matplotlib.image.imread(small).shape == (500, 1200, 4)
     with pytest.raises(reclaim.ArgumentError, match="max_pages"):
         page_heatmap(factory, every_ns=EVERY, path=tmp_path / "x.png", max_pages=0)
+
+
+def test_pictures_named_without_suffix_are_png_and_no_directory_is_created(
+    tmp_path: Path,
+) -> None:
+    """The heatmap and the timeline plot add .png to a name without a suffix and return the
+    path written; a missing directory is a FileError before the run (none is created), another
+    suffix an ArgumentError."""
+    path = page_heatmap(prepare("4.17", **SMALL), every_ns=EVERY, path=tmp_path / "heat")
+    assert path == tmp_path / "heat.png" and path.read_bytes()[:8] == PNG
+    result = postcopy("4.18", **SMALL)
+    assert timeline([result], tmp_path / "t") == tmp_path / "t.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heat.png", "t.png"]
+    missing = tmp_path / "no" / "dir" / "x.png"
+    unused = prepare("4.17", **SMALL)
+    with pytest.raises(reclaim.FileError, match=f"no directory {tmp_path / 'no' / 'dir'}$"):
+        page_heatmap(unused, every_ns=EVERY, path=missing)
+    assert unused.now == 0, "refused before the run"
+    with pytest.raises(reclaim.FileError, match="no directory"):
+        timeline([result], missing)
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(reclaim.ArgumentError, match=r"give a name ending in \.png, not .*t\.svg"):
+        timeline([result], tmp_path / "t.svg")

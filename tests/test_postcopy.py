@@ -112,6 +112,24 @@ def test_bad_study_arguments_are_clear_errors() -> None:
         postcopy("4.18", guest_memory="64MiB", bandwidth="fast")
 
 
+def test_unknown_study_parameters_are_named_with_the_valid_ones() -> None:
+    with pytest.raises(reclaim.ArgumentError) as e:
+        postcopy("4.18", bogus=1)
+    msg = str(e.value)
+    assert msg.startswith("the postcopy study has no parameter 'bogus'; its parameters: profile,")
+    assert "prepare" not in msg and "guest_memory" in msg and "max_time" in msg
+    with pytest.raises(
+        reclaim.ArgumentError, match=r"'gust_memory' \(did you mean 'guest_memory'\?\)"
+    ):
+        postcopy("4.18", gust_memory="16MiB")
+
+
+@pytest.mark.parametrize("max_time", [-1.0, float("nan"), float("inf"), 1e300])
+def test_max_time_out_of_range_is_an_argument_error(max_time: float) -> None:
+    with pytest.raises(reclaim.ArgumentError, match=r"^max_time must be from 0 to 1.84e\+10 s"):
+        prepare("4.18", guest_memory="16MiB", max_time=max_time)
+
+
 def test_cli_study_json_and_exit_code() -> None:
     r = subprocess.run(
         [

@@ -45,6 +45,11 @@ class Counting:
         return postcopy(**params)
 
 
+def seeded(*, seed: int) -> reclaim.studies.PostcopyResult:
+    """A study of one parameter (no **kwargs): its grid keys are checked against it."""
+    return postcopy(seed=seed, **SMALL)
+
+
 def crash_on_seed_1(**params: Any) -> reclaim.studies.PostcopyResult:
     """The postcopy study, but the run of seed 1 kills its process (as the OOM killer would)."""
     if params["seed"] == 1:
@@ -239,12 +244,23 @@ def test_resume_keeps_rows_outside_the_grid_and_refuses_other_parameters(tmp_pat
         ({"grid": {"seed": [{}]}}, "not a str"),
         ({"study": "precopy"}, "unknown study"),
         ({"study": lambda **p: postcopy(**p)}, "not picklable"),
+        ({"grid": {**GRID, "sed": [0]}}, r"postcopy study has no parameter 'sed' \(did you mean"),
+        ({"grid": {**GRID, "host_mem": "8MiB"}}, r"its parameters: profile, source_profile"),
+        ({"study": seeded}, r"the study seeded has no parameter 'profile'; its parameters: seed$"),
+        ({"executor": "tcp://127.0.0.1:1"}, r"no dask scheduler at tcp://127.0.0.1:1 \(Conn"),
+        ({"executor": "tcp://127.0.0.1"}, r"not a scheduler address like 'tcp://host:8786'"),
     ],
 )
 def test_bad_sweeps_are_refused_before_running(kwargs: dict[str, Any], match: str) -> None:
+    """Each refused before any run (a misspelled grid key once, not at every point; a
+    scheduler that refuses connections at once, not after dask's 30 s connect timeout)."""
+    if str(kwargs.get("executor", "")).startswith("tcp://"):
+        pytest.importorskip("distributed")
     args: dict[str, Any] = {"study": "postcopy", "grid": GRID, **kwargs}
+    start = time.monotonic()
     with pytest.raises(reclaim.ArgumentError, match=match):
         sweep(args.pop("study"), args.pop("grid"), **args)
+    assert time.monotonic() - start < 3
 
 
 TOML = """
@@ -308,6 +324,17 @@ def test_cli_runs_a_grid_file_with_json_summary_and_plot(tmp_path: Path) -> None
     (tmp_path / "bad.toml").write_text("[grid]\n")
     r = cli("bad.toml", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("reclaim: error:"), r.stderr
+    (tmp_path / "typo.toml").write_text(TOML.replace("seed =", "sed =").replace("runs/", "typo/"))
+    r = cli("typo.toml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(
+        "reclaim: error: grid: the postcopy study has no parameter 'sed' (did you mean 'seed'?)"
+    )
+    assert not (tmp_path / "typo").exists(), "nothing ran"
+    r = cli("grid.toml", "--plot", "no/such/h.png", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr == (
+        "reclaim: error: cannot write --plot no/such/h.png: no directory no/such\n"
+    )
 
 
 def test_summary_plot_keeps_coinciding_series_visible(
@@ -344,8 +371,12 @@ def test_summary_plot_keeps_coinciding_series_visible(
 
 
 def test_summary_plot_writes_a_png(serial: pd.DataFrame, tmp_path: Path) -> None:
-    path = summary_plot(serial, tmp_path / "plots" / "seed.png", by=("profile",), x="seed")
+    path = summary_plot(serial, tmp_path / "seed", by=("profile",), x="seed")
+    assert path == tmp_path / "seed.png", "the suffix added, the real path returned"
     assert path.read_bytes()[:8] == PNG
+    with pytest.raises(reclaim.FileError, match="no directory"):
+        summary_plot(serial, tmp_path / "plots" / "seed.png", by=("profile",), x="seed")
+    assert not (tmp_path / "plots").exists(), "no directory created"
     path = summary_plot(serial, tmp_path / "by-profile.png", by=(), x="profile")
     assert path.read_bytes()[:8] == PNG
     with pytest.raises(reclaim.ArgumentError, match="cannot plot"):

@@ -151,6 +151,41 @@ def test_s390_offers_no_minor_or_wp_features(profile: str) -> None:
             p.userfaultfd([f])
 
 
+def test_register_takes_exactly_the_modes_named_and_missing_only_when_none_is() -> None:
+    """userfaultfd_register (fs/userfaultfd.c, v6.12) has no default mode: it takes
+    uffdio_register.mode as given and refuses 0 with EINVAL. A WP-only or MINOR-only range
+    raises no MISSING fault on a read of a page never touched; a range registered with no mode
+    named is MISSING."""
+    k = reclaim.Kernel(profile="6.12", arch="x86_64", memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("p")
+    a = p.mmap(2 * PAGE)
+    u = p.userfaultfd()
+    u.register(a, PAGE, wp=True)
+    r = p.read(a)
+    assert not r.blocked and r.value == 0, "WP only: no MISSING fault"
+    u.register(a + PAGE, PAGE)
+    r = p.read(a + PAGE)
+    assert r.blocked and r.event is not None and r.event.event == "PAGEFAULT"
+    assert not r.event.wp and not r.event.minor, "no mode named: MISSING"
+    s = p.mmap(PAGE, kind="shmem", shared=True)
+    p.userfaultfd(["MINOR_SHMEM"]).register(s, PAGE, minor=True)
+    r = p.read(s, tid=1)
+    assert not r.blocked and r.value == 0, "MINOR only: a page not in the cache is no fault"
+    with pytest.raises(reclaim.SyscallArgumentError, match="mode is 0"):
+        p.userfaultfd().register(p.mmap(PAGE), PAGE, missing=False)
+    k.check()
+
+
+def test_minor_alone_on_417_is_refused_for_minor_only() -> None:
+    """minor=True asks for MINOR (0x4) alone, which 4.17 does not know: the EINVAL names that
+    mode, not MISSING|MINOR (0x5)."""
+    k = small_kernel("4.17")
+    p = k.spawn("p")
+    a = p.mmap(PAGE, kind="shmem", shared=True)
+    with pytest.raises(reclaim.SyscallArgumentError, match="mode 0x4 has bits"):
+        p.userfaultfd().register(a, PAGE, minor=True)
+
+
 def test_register_errors_carry_kernel_errnos() -> None:
     k = small_kernel("4.18")
     p = k.spawn("p")

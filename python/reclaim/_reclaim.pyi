@@ -10,6 +10,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "CAUSES",
     "ESSA_ORC_NAMES",
     "EVENT_FIELDS",
     "EVENT_KINDS",
@@ -305,7 +306,12 @@ class Userfaultfd:
     def offered(self) -> int:
         """The features the kernel offered in UFFDIO_API (see ``reclaim.UffdFeature``)."""
     def register(
-        self, addr: int, length: _Size, missing: bool = True, wp: bool = False, minor: bool = False
+        self,
+        addr: int,
+        length: _Size,
+        missing: bool | None = None,
+        wp: bool = False,
+        minor: bool = False,
     ) -> int: ...
     def unregister(self, addr: int, length: _Size) -> None: ...
     def copy(

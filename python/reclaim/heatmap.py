@@ -20,7 +20,7 @@ import numpy.typing as npt
 from reclaim._reclaim import PostcopyResult
 from reclaim.events import RunSource, _run_of, run_slices, select
 from reclaim.exceptions import ArgumentError
-from reclaim.output import save_figure
+from reclaim.output import png_path, save_figure
 
 #: RGB of the page states 0 none, 1 present, 2 swapped (pagemap) and 3 lost: received by the
 #: destination's QEMU, then dropped or zapped (none again).
@@ -114,7 +114,9 @@ def page_heatmap(
 
     `run_factory_or_run` is a fresh PostcopyRun (:func:`reclaim.studies.prepare`) or a callable
     returning one. Pages are binned into at most `max_pages` rows. A dashed line marks the
-    switch to postcopy; the title gives the study's profile and outcome."""
+    switch to postcopy; the title gives the study's profile and outcome. ``.png`` is added to a
+    `path` with no suffix; its directory must exist."""
+    out = png_path(path, "the heatmap")
     h = page_states_over_time(run_factory_or_run, host=host, every_ns=every_ns, max_pages=max_pages)
     times, result, pages = h.times, h.result, h.pages
     rgb = h.fractions @ np.array(list(STATE_COLORS.values()))
@@ -162,7 +164,7 @@ def page_heatmap(
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("guest page (gfn)")
     fig.tight_layout()
-    out = save_figure(fig, path, dpi=100)
+    save_figure(fig, out, dpi=100)
     plt.close(fig)
     return out
 

@@ -6,6 +6,7 @@ over it: a failed write (a full file system) leaves an existing file as it was a
 :class:`reclaim.FileError` naming the path; a target that exists and is not a regular file (a
 symbolic link, a device such as ``/dev/null``, a FIFO, a directory) is refused, not replaced.
 New files get the mode ``0666`` less the umask, like any other file the process creates.
+:func:`png_path` checks where a picture goes before any work is done for it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reclaim._reclaim import write_file
+from reclaim.exceptions import ArgumentError, FileError
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, what: str = "output") -> Path:
@@ -41,4 +43,26 @@ def save_figure(fig: Any, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     return write_bytes(dest, buf.getvalue(), "figure")
 
 
-__all__ = ["save_figure", "write_bytes", "write_text"]
+def png_path(path: str | os.PathLike[str], what: str = "the plot") -> Path:
+    """The path a PNG named `path` is written to: `path` itself if it ends in ``.png``, with
+    ``.png`` added if it has no suffix. Another suffix is an ArgumentError; a directory that
+    does not exist (none is created) or a path that is a directory a FileError, each naming
+    `what` and the path."""
+    out = Path(path)
+    if not out.name:
+        raise ArgumentError(f"{what}: {str(path)!r} names no file")
+    if out.suffix == "":
+        out = out.with_name(out.name + ".png")
+    elif out.suffix.lower() != ".png":
+        raise ArgumentError(f"{what} writes a PNG image: give a name ending in .png, not {out}")
+    parent = out.parent
+    if not parent.exists():
+        raise FileError(f"cannot write {what} {out}: no directory {parent}")
+    if not parent.is_dir():
+        raise FileError(f"cannot write {what} {out}: {parent} is not a directory")
+    if out.is_dir():
+        raise FileError(f"cannot write {what} {out}: it is a directory")
+    return out
+
+
+__all__ = ["png_path", "save_figure", "write_bytes", "write_text"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reclaim._reclaim import PostcopyResult
-from reclaim.output import save_figure
+from reclaim.output import png_path, save_figure
 
 # ttu result codes of rmap:try_to_unmap_one events (field "result")
 _SWAP, _DROP = 0, 1
@@ -204,11 +204,11 @@ def timeline(results: Sequence[PostcopyResult], path: str | Path) -> Path:
     pte_unused, swap PTEs zapped by the CBRL; the legend gives the study's totals, the table's
     numbers); below, one row per vCPU with its waits for userfaults, a wait for a page QEMU
     already sent in red with how long it stalled and what released it; the precopy and
-    postcopy phases shaded and the end of the migration dotted. Returns the path of the PNG."""
+    postcopy phases shaded and the end of the migration dotted. Returns the path of the PNG
+    (`path`, with ``.png`` added if it has no suffix; its directory must exist)."""
+    out = png_path(path, "the timeline plot")
     import matplotlib.pyplot as plt
 
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig = timeline_figure(results)
     save_figure(fig, out, dpi=110)
     plt.close(fig)

@@ -1,6 +1,7 @@
 //! `reclaim.Scenario` and `reclaim._reclaim.explore_scenario`: the explorer (see
 //! `rust/explore`), searched with the GIL released; a Python predicate takes it back per state.
 
+use super::convert::arg;
 use super::errors::{call, core_error, to_pyerr};
 use super::s390::{PyPgste, PyPte};
 use crate::arch::Arch;
@@ -45,9 +46,9 @@ impl PyScenario {
         profile: Option<&Bound<'_, PyAny>>,
         qemu: &str,
         pages: Option<Vec<String>>,
-        vcpus: u32,
-        host_pages: u64,
-        swap_pages: u64,
+        #[pyo3(from_py_with = arg::vcpus)] vcpus: u32,
+        #[pyo3(from_py_with = arg::host_pages)] host_pages: u64,
+        #[pyo3(from_py_with = arg::swap_pages)] swap_pages: u64,
         guest_steps: Option<Vec<String>>,
         start: &str,
     ) -> PyResult<Self> {
@@ -258,11 +259,11 @@ fn take_err(err: &Mutex<Option<PyErr>>) -> PyResult<()> {
 fn explore_scenario(
     py: Python<'_>,
     scenario: &PyScenario,
-    depth: u32,
-    max_states: u64,
-    walks: u64,
-    walk_len: u32,
-    seed: u64,
+    #[pyo3(from_py_with = arg::depth)] depth: u32,
+    #[pyo3(from_py_with = arg::max_states)] max_states: u64,
+    #[pyo3(from_py_with = arg::walks)] walks: u64,
+    #[pyo3(from_py_with = arg::walk_len)] walk_len: u32,
+    #[pyo3(from_py_with = arg::seed)] seed: u64,
     predicates: Option<Vec<String>>,
     predicate: Option<Py<PyAny>>,
     progress: Option<Py<PyAny>>,
@@ -488,12 +489,12 @@ impl PyExploreState {
         self.ptes.len()
     }
     /// The host PTE backing guest page `g`.
-    fn pte(&self, g: usize) -> PyResult<PyPte> {
+    fn pte(&self, #[pyo3(from_py_with = arg::g)] g: usize) -> PyResult<PyPte> {
         let v = self.ptes[self.page(g)?].unwrap_or(self.arch.pte_none_val());
         Ok(PyPte { v, arch: self.arch })
     }
     /// The PGSTE of guest page `g`.
-    fn pgste(&self, g: usize) -> PyResult<PyPgste> {
+    fn pgste(&self, #[pyo3(from_py_with = arg::g)] g: usize) -> PyResult<PyPgste> {
         Ok(PyPgste { v: crate::arch::s390::pgste::Pgste(self.pgstes[self.page(g)?]), layout: self.layout })
     }
     fn __repr__(&self) -> String {

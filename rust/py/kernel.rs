@@ -1,6 +1,6 @@
 //! `reclaim.Kernel`: one host.
 
-use super::convert::{Shared, pairs_dict, size_arg, with};
+use super::convert::{Shared, arg, pairs_dict, size_arg, with};
 use super::errors::{call, catch, core_error, invariant_error};
 use super::process::PyProcess;
 use super::profile::PyProfile;
@@ -88,7 +88,7 @@ impl PyKernel {
         arch: &str,
         memory: Option<&Bound<'_, PyAny>>,
         swap: Option<&Bound<'_, PyAny>>,
-        seed: u64,
+        #[pyo3(from_py_with = arg::seed)] seed: u64,
     ) -> PyResult<Self> {
         let prof = match profile {
             None => call(|| Profile::by_names("4.18", arch))?,
@@ -161,7 +161,7 @@ impl PyKernel {
 
     /// Reclaim `nr_pages` as a write to memory.reclaim does; returns the pages reclaimed as
     /// the kernel counts them (`nr_reclaimed`).
-    fn reclaim(&self, py: Python<'_>, nr_pages: u64) -> PyResult<u64> {
+    fn reclaim(&self, py: Python<'_>, #[pyo3(from_py_with = arg::nr_pages)] nr_pages: u64) -> PyResult<u64> {
         with(py, &self.k, |k| Ok(k.reclaim(nr_pages)))
     }
 
@@ -188,9 +188,9 @@ impl PyKernel {
         &self,
         py: Python<'_>,
         name: Option<&str>,
-        pid: Option<u32>,
-        since: Option<u64>,
-        until: Option<u64>,
+        #[pyo3(from_py_with = arg::pid)] pid: Option<u32>,
+        #[pyo3(from_py_with = arg::since)] since: Option<u64>,
+        #[pyo3(from_py_with = arg::until)] until: Option<u64>,
     ) -> PyResult<Vec<PyEvent>> {
         let kind = match name {
             Some(n) => Some(Ev::by_name(n).ok_or_else(|| {
@@ -261,7 +261,7 @@ impl PyKernel {
     }
 
     /// A page frame's state: flags, refcount, mapcount, content, lru list.
-    fn page<'py>(&self, py: Python<'py>, pfn: u32) -> PyResult<Bound<'py, PyDict>> {
+    fn page<'py>(&self, py: Python<'py>, #[pyo3(from_py_with = arg::pfn)] pfn: u32) -> PyResult<Bound<'py, PyDict>> {
         let f = with(py, &self.k, |k| k.page_frame(pfn))?;
         let d = PyDict::new(py);
         d.set_item("pfn", pfn)?;

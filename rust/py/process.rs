@@ -1,7 +1,7 @@
 //! `reclaim.Process`: one process (an mm) of a kernel, and the access results.
 
 use super::batch::PyBatchResult;
-use super::convert::{Shared, pairs_dict, size_arg, with};
+use super::convert::{Shared, arg, pairs_dict, size_arg, with};
 use super::errors::{call, to_pyerr};
 use super::s390::{PyEssa, PyPgste, PyPte, essa_result, orc_arg};
 use super::uffd::{PyUserfaultfd, describe, pagefault_to_py};
@@ -181,7 +181,13 @@ impl PyProcess {
 
     /// `mprotect(addr, length, prot)`: `prot` as for mmap. EINVAL for an unaligned address,
     /// ENOMEM if part of the range is not mapped.
-    fn mprotect(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>, prot: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn mprotect(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: &Bound<'_, PyAny>,
+        prot: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         let prot = prot_arg(prot)?;
         with(py, &self.k, |k| k.mprotect(self.pid, addr, len, prot))
@@ -193,7 +199,7 @@ impl PyProcess {
     fn mremap(
         &self,
         py: Python<'_>,
-        old_addr: u64,
+        #[pyo3(from_py_with = arg::old_addr)] old_addr: u64,
         old_length: &Bound<'_, PyAny>,
         new_length: &Bound<'_, PyAny>,
         maymove: bool,
@@ -204,19 +210,34 @@ impl PyProcess {
     }
 
     /// `munmap(addr, length)`.
-    fn munmap(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn munmap(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         with(py, &self.k, |k| k.munmap(self.pid, addr, len))
     }
 
     /// `mlock(addr, length)`.
-    fn mlock(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn mlock(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         with(py, &self.k, |k| k.mlock(self.pid, addr, len))
     }
 
     /// `munlock(addr, length)`.
-    fn munlock(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn munlock(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         with(py, &self.k, |k| k.munlock(self.pid, addr, len))
     }
@@ -226,7 +247,13 @@ impl PyProcess {
     /// (MADV_HWPOISON, x86_64 only: each present anonymous page is unmapped with a hwpoison
     /// entry and the next access to it is SIGBUS; EINVAL on s390, which has no
     /// CONFIG_MEMORY_FAILURE).
-    fn madvise(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>, advice: &str) -> PyResult<()> {
+    fn madvise(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: &Bound<'_, PyAny>,
+        advice: &str,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         with(py, &self.k, |k| k.madvise(self.pid, addr, len, Advice::parse(advice)?))
     }
@@ -244,13 +271,24 @@ impl PyProcess {
 
     /// Load from `addr` by thread `tid`.
     #[pyo3(signature = (addr, tid = 0))]
-    fn read(&self, py: Python<'_>, addr: u64, tid: u32) -> PyResult<PyAccess> {
+    fn read(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        #[pyo3(from_py_with = arg::tid)] tid: u32,
+    ) -> PyResult<PyAccess> {
         with(py, &self.k, |k| k.access(self.pid, tid, addr, false, 0)).map(access_to_py)
     }
 
     /// Store `value` (the page's content tag) at `addr` by thread `tid`.
     #[pyo3(signature = (addr, value, tid = 0))]
-    fn write(&self, py: Python<'_>, addr: u64, value: u64, tid: u32) -> PyResult<PyAccess> {
+    fn write(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        #[pyo3(from_py_with = arg::value)] value: u64,
+        #[pyo3(from_py_with = arg::tid)] tid: u32,
+    ) -> PyResult<PyAccess> {
         with(py, &self.k, |k| k.access(self.pid, tid, addr, true, value)).map(access_to_py)
     }
 
@@ -264,7 +302,7 @@ impl PyProcess {
         py: Python<'_>,
         addrs: &Bound<'_, PyAny>,
         writes: Option<&Bound<'_, PyAny>>,
-        tid: u32,
+        #[pyo3(from_py_with = arg::tid)] tid: u32,
         values: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyBatchResult> {
         super::batch::access_batch(py, &self.k, self.pid, tid, addrs, writes, values)
@@ -281,12 +319,12 @@ impl PyProcess {
         &self,
         py: Python<'_>,
         pattern: &str,
-        start: u64,
+        #[pyo3(from_py_with = arg::start)] start: u64,
         length: &Bound<'_, PyAny>,
-        count: u64,
+        #[pyo3(from_py_with = arg::count)] count: u64,
         write_fraction: f64,
-        seed: u64,
-        tid: u32,
+        #[pyo3(from_py_with = arg::seed)] seed: u64,
+        #[pyo3(from_py_with = arg::tid)] tid: u32,
         arrays: bool,
     ) -> PyResult<PyBatchResult> {
         let len = size_arg(length, "length")?;
@@ -295,7 +333,7 @@ impl PyProcess {
 
     /// The outcome of the last access thread `tid` completed (e.g. after a wake), or None.
     #[pyo3(signature = (tid = 0))]
-    fn last_access(&self, py: Python<'_>, tid: u32) -> PyResult<Option<PyAccess>> {
+    fn last_access(&self, py: Python<'_>, #[pyo3(from_py_with = arg::tid)] tid: u32) -> PyResult<Option<PyAccess>> {
         with(py, &self.k, |k| {
             k.mm(self.pid)?;
             Ok(k.last_access(self.pid, tid).map(access_to_py))
@@ -304,13 +342,13 @@ impl PyProcess {
 
     /// Whether thread `tid` is parked on a userfault.
     #[pyo3(signature = (tid = 0))]
-    fn is_blocked(&self, py: Python<'_>, tid: u32) -> PyResult<bool> {
+    fn is_blocked(&self, py: Python<'_>, #[pyo3(from_py_with = arg::tid)] tid: u32) -> PyResult<bool> {
         with(py, &self.k, |k| k.thread_blocked(self.pid, tid))
     }
 
     /// What /proc/pid/pagemap says of `addr`: "present", "swapped" or "none". A hwpoison entry
     /// is "swapped", as pagemap reports it (PM_SWAP for every swap PTE).
-    fn page_state(&self, py: Python<'_>, addr: u64) -> PyResult<&'static str> {
+    fn page_state(&self, py: Python<'_>, #[pyo3(from_py_with = arg::addr)] addr: u64) -> PyResult<&'static str> {
         with(py, &self.k, |k| Ok(k.pagemap_entry(self.pid, addr)?.name()))
     }
 
@@ -319,7 +357,7 @@ impl PyProcess {
     fn page_states<'py>(
         &self,
         py: Python<'py>,
-        addr: u64,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
         length: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
         let len = size_arg(length, "length")?;
@@ -328,7 +366,7 @@ impl PyProcess {
     }
 
     /// The PTE at `addr` (the empty PTE if no page table covers it).
-    fn pte(&self, py: Python<'_>, addr: u64) -> PyResult<PyPte> {
+    fn pte(&self, py: Python<'_>, #[pyo3(from_py_with = arg::addr)] addr: u64) -> PyResult<PyPte> {
         with(py, &self.k, |k| {
             k.mm(self.pid)?;
             Ok(PyPte { v: k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()), arch: k.arch() })
@@ -336,7 +374,7 @@ impl PyProcess {
     }
 
     /// The PGSTE at `addr` (KVM processes only).
-    fn pgste(&self, py: Python<'_>, addr: u64) -> PyResult<PyPgste> {
+    fn pgste(&self, py: Python<'_>, #[pyo3(from_py_with = arg::addr)] addr: u64) -> PyResult<PyPgste> {
         with(py, &self.k, |k| Ok(PyPgste { v: Pgste(k.pgste_at(self.pid, addr)?), layout: k.profile().pgste_layout }))
     }
 
@@ -369,7 +407,13 @@ impl PyProcess {
     /// ESSA with `orc` (0..7 or a name like "set_unused") by vCPU `vcpu` on the guest page at
     /// host address `addr`: what the SIE hardware does (and KVM, when it intercepts).
     #[pyo3(signature = (addr, orc, vcpu = 0))]
-    fn essa(&self, py: Python<'_>, addr: u64, orc: &Bound<'_, PyAny>, vcpu: u32) -> PyResult<PyEssa> {
+    fn essa(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        orc: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::vcpu)] vcpu: u32,
+    ) -> PyResult<PyEssa> {
         let orc = orc_arg(orc)?;
         let (r, layout) = with(py, &self.k, |k| Ok((k.essa(self.pid, vcpu, addr, orc)?, k.profile().pgste_layout)))?;
         let mut e = essa_result(orc, r.essa, layout);
@@ -381,7 +425,7 @@ impl PyProcess {
 
     /// KVM processes vCPU `vcpu`'s CBRL (`__gmap_zap` of each entry); returns swap PTEs zapped.
     #[pyo3(signature = (vcpu = 0))]
-    fn process_cbrl(&self, py: Python<'_>, vcpu: u32) -> PyResult<u32> {
+    fn process_cbrl(&self, py: Python<'_>, #[pyo3(from_py_with = arg::vcpu)] vcpu: u32) -> PyResult<u32> {
         with(py, &self.k, |k| {
             k.mm(self.pid)?;
             Ok(k.process_cbrl(self.pid, vcpu))
@@ -389,17 +433,27 @@ impl PyProcess {
     }
 
     /// DIAG 0x10 over host addresses [start, end): KVM's `gmap_discard`. Returns pages zapped.
-    fn diag10(&self, py: Python<'_>, start: u64, end: u64) -> PyResult<u32> {
+    fn diag10(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::start)] start: u64,
+        #[pyo3(from_py_with = arg::end)] end: u64,
+    ) -> PyResult<u32> {
         with(py, &self.k, |k| k.diag10(self.pid, start, end))
     }
 
     /// KVM_S390_SET_CMMA_BITS for the page at `addr` (`bits` as GET_CMMA_BITS returns them).
-    fn set_cmma_bits(&self, py: Python<'_>, addr: u64, bits: u8) -> PyResult<()> {
+    fn set_cmma_bits(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        #[pyo3(from_py_with = arg::bits)] bits: u8,
+    ) -> PyResult<()> {
         with(py, &self.k, |k| k.set_cmma_bits(self.pid, addr, bits))
     }
 
     /// KVM_S390_GET_CMMA_BITS for the page at `addr`.
-    fn get_cmma_bits(&self, py: Python<'_>, addr: u64) -> PyResult<u8> {
+    fn get_cmma_bits(&self, py: Python<'_>, #[pyo3(from_py_with = arg::addr)] addr: u64) -> PyResult<u8> {
         with(py, &self.k, |k| k.get_cmma_bits(self.pid, addr))
     }
 
@@ -411,7 +465,7 @@ impl PyProcess {
 
     /// Migrate the page at `addr` to another frame (compaction / NUMA); returns the new pfn,
     /// or None if it was not migrated (or every mapping was dropped).
-    fn migrate_page(&self, py: Python<'_>, addr: u64) -> PyResult<Option<u32>> {
+    fn migrate_page(&self, py: Python<'_>, #[pyo3(from_py_with = arg::addr)] addr: u64) -> PyResult<Option<u32>> {
         with(py, &self.k, |k| k.migrate_page(self.pid, addr))
     }
 

@@ -1,5 +1,6 @@
 //! `reclaim.s390`: the PTE and PGSTE value types, swap entries and ESSA.
 
+use super::convert::arg;
 use super::errors::call;
 use crate::arch::Arch;
 use crate::arch::s390::essa;
@@ -35,17 +36,12 @@ impl PyPte {
     }
 }
 
-fn u64_arg(v: i128, what: &str) -> PyResult<u64> {
-    u64::try_from(v)
-        .map_err(|_| super::errors::to_pyerr(Error::invalid(format!("{what} {v} is not a 64-bit unsigned value"))))
-}
-
 #[pymethods]
 impl PyPte {
     #[new]
     #[pyo3(signature = (value, arch = "s390x"))]
-    fn new(value: i128, arch: &str) -> PyResult<Self> {
-        Ok(PyPte { v: u64_arg(value, "pte value")?, arch: call(|| Arch::parse(arch))? })
+    fn new(#[pyo3(from_py_with = arg::value)] value: u64, arch: &str) -> PyResult<Self> {
+        Ok(PyPte { v: value, arch: call(|| Arch::parse(arch))? })
     }
 
     /// The empty PTE (`_PAGE_INVALID`).
@@ -56,12 +52,15 @@ impl PyPte {
 
     /// `mk_pte(pfn, prot)`: a present PTE (young, as s390's mk_pte_phys makes it).
     #[classmethod]
-    fn mk(_cls: &Bound<'_, PyType>, pfn: i128, prot: i128) -> PyResult<Self> {
-        let pfn = u64_arg(pfn, "pfn")?;
+    fn mk(
+        _cls: &Bound<'_, PyType>,
+        #[pyo3(from_py_with = arg::pfn)] pfn: u64,
+        #[pyo3(from_py_with = arg::prot)] prot: u64,
+    ) -> PyResult<Self> {
         if pfn >= 1 << 52 {
             return call(|| Err(Error::invalid(format!("pfn {pfn:#x} does not fit in a PTE (52 bits)"))));
         }
-        Ok(PyPte::s390(Pte::mk(pfn, u64_arg(prot, "prot")?)))
+        Ok(PyPte::s390(Pte::mk(pfn, prot)))
     }
 
     /// The raw u64.
@@ -184,8 +183,8 @@ impl PyPte {
         self.with(self.arch.pte_mkspecial(self.v))
     }
     /// `pte_modify` (s390).
-    fn modify(&self, prot: i128) -> PyResult<Self> {
-        Ok(self.with(self.s().modify(u64_arg(prot, "prot")?).val()))
+    fn modify(&self, #[pyo3(from_py_with = arg::prot)] prot: u64) -> PyResult<Self> {
+        Ok(self.with(self.s().modify(prot).val()))
     }
     /// `__swp_type`: the swap device (type) of a swap PTE (s390: 5 bits at bit 2).
     fn swp_type(&self) -> u32 {
@@ -217,15 +216,18 @@ impl PyPte {
 
 /// `mk_swap_pte(type, offset)`.
 #[pyfunction]
-fn mk_swap_pte(swp_type: i128, offset: i128) -> PyResult<PyPte> {
+fn mk_swap_pte(
+    #[pyo3(from_py_with = arg::swp_type)] swp_type: u32,
+    #[pyo3(from_py_with = arg::offset)] offset: u64,
+) -> PyResult<PyPte> {
     call(|| {
-        if !(0..32).contains(&swp_type) {
+        if swp_type >= 32 {
             return Err(Error::invalid(format!("swap type {swp_type} is outside 0..31 (5 bits)")));
         }
-        if !(0..(1i128 << 52)).contains(&offset) {
+        if offset >= 1 << 52 {
             return Err(Error::invalid(format!("swap offset {offset} is outside 0..2**52-1 (52 bits)")));
         }
-        Ok(PyPte::s390(Pte::mk_swap(swp_type as u32, offset as u64)))
+        Ok(PyPte::s390(Pte::mk_swap(swp_type, offset)))
     })
 }
 
@@ -249,8 +251,8 @@ pub struct PyPgste {
 impl PyPgste {
     #[new]
     #[pyo3(signature = (value, profile = "4.18"))]
-    fn new(value: i128, profile: &str) -> PyResult<Self> {
-        Ok(PyPgste { v: Pgste(u64_arg(value, "pgste value")?), layout: layout_for(profile)? })
+    fn new(#[pyo3(from_py_with = arg::value)] value: u64, profile: &str) -> PyResult<Self> {
+        Ok(PyPgste { v: Pgste(value), layout: layout_for(profile)? })
     }
     /// The raw u64.
     #[getter]

@@ -1,7 +1,7 @@
 //! `reclaim._reclaim.run_postcopy`: the postcopy study, run with the GIL released.
 
 use super::arrays::EventColumns;
-use super::convert::pairs_dict;
+use super::convert::{arg, pairs_dict};
 use super::errors::{call, catch, core_error, invariant_error, locked};
 use super::kernel::{PyEvent, event_to_py};
 use crate::arch::Arch;
@@ -214,8 +214,8 @@ impl PyPostcopyRun {
         profile: &str,
         source_profile: &str,
         qemu: &str,
-        guest_memory: u64,
-        vcpus: u32,
+        #[pyo3(from_py_with = arg::guest_memory)] guest_memory: u64,
+        #[pyo3(from_py_with = arg::vcpus)] vcpus: u32,
         workload: &str,
         used_fraction: f64,
         write_fraction: f64,
@@ -224,18 +224,18 @@ impl PyPostcopyRun {
         cmma: bool,
         nodat: bool,
         diag10: f64,
-        op_interval_ns: u64,
-        source_memory: u64,
-        source_swap: u64,
-        dest_memory: u64,
-        dest_swap: u64,
-        other_load: u64,
-        load_interval_ns: u64,
-        bandwidth: u64,
-        latency_ns: u64,
-        precopy_iterations: u32,
-        seed: u64,
-        max_time_ns: u64,
+        #[pyo3(from_py_with = arg::op_interval_ns)] op_interval_ns: u64,
+        #[pyo3(from_py_with = arg::source_memory)] source_memory: u64,
+        #[pyo3(from_py_with = arg::source_swap)] source_swap: u64,
+        #[pyo3(from_py_with = arg::dest_memory)] dest_memory: u64,
+        #[pyo3(from_py_with = arg::dest_swap)] dest_swap: u64,
+        #[pyo3(from_py_with = arg::other_load)] other_load: u64,
+        #[pyo3(from_py_with = arg::load_interval_ns)] load_interval_ns: u64,
+        #[pyo3(from_py_with = arg::bandwidth)] bandwidth: u64,
+        #[pyo3(from_py_with = arg::latency_ns)] latency_ns: u64,
+        #[pyo3(from_py_with = arg::precopy_iterations)] precopy_iterations: u32,
+        #[pyo3(from_py_with = arg::seed)] seed: u64,
+        #[pyo3(from_py_with = arg::max_time_ns)] max_time_ns: u64,
         trace: &str,
     ) -> PyResult<Self> {
         let cfg = call(|| {
@@ -312,7 +312,7 @@ impl PyPostcopyRun {
     }
 
     /// Run up to simulated time `until_ns` (or the end). Returns whether the run is over.
-    fn advance(&self, py: Python<'_>, until_ns: u64) -> PyResult<bool> {
+    fn advance(&self, py: Python<'_>, #[pyo3(from_py_with = arg::until_ns)] until_ns: u64) -> PyResult<bool> {
         let max = self.cfg.max_time_ns;
         locked(py, &self.w, |w| {
             w.run(until_ns.min(max));
@@ -368,14 +368,22 @@ impl PyPostcopyRun {
     }
 
     /// /proc/vmstat of host 0 (source) or 1 (destination) now.
-    fn vmstat<'py>(&self, py: Python<'py>, host: usize) -> PyResult<Bound<'py, PyDict>> {
+    fn vmstat<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::host)] host: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let v = locked(py, &self.w, |w| Ok(host_kernel(w, host)?.vmstat()))?;
         pairs_dict(py, &v)
     }
 
     /// pagemap states of the guest's RAM on host 0 or 1 now (numpy uint8 per guest page:
     /// 0 none, 1 present, 2 swapped).
-    fn page_states<'py>(&self, py: Python<'py>, host: usize) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
+    fn page_states<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::host)] host: usize,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
         let v = locked(py, &self.w, |w| {
             let (pid, base) = if host == 0 { (w.src.pid, w.src.ram_base) } else { (w.dst.pid, w.dst.ram_base) };
             host_kernel(w, host)?.pagemap(pid, base, w.src.pages)

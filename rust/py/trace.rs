@@ -1,7 +1,7 @@
 //! Trace files and their replay: `reclaim.replay` and `reclaim.trace`.
 
 use super::batch::counts_dict;
-use super::convert::{pairs_dict, size_arg};
+use super::convert::{arg, pairs_dict, size_arg};
 use super::errors::{call, catch, core_error, locked};
 use crate::error::Error;
 use crate::fault::batch::{Outcome, OutcomeCounts};
@@ -56,8 +56,8 @@ impl PyReplayRun {
         memory: Option<&Bound<'_, PyAny>>,
         swap: Option<&Bound<'_, PyAny>>,
         kvm: bool,
-        limit: Option<u64>,
-        seed: u64,
+        #[pyo3(from_py_with = arg::limit)] limit: Option<u64>,
+        #[pyo3(from_py_with = arg::seed)] seed: u64,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -80,7 +80,7 @@ impl PyReplayRun {
     }
 
     /// Replay up to `n` more requests with the GIL released. Returns whether it is done.
-    fn advance(&self, py: Python<'_>, n: u64) -> PyResult<bool> {
+    fn advance(&self, py: Python<'_>, #[pyo3(from_py_with = arg::n)] n: u64) -> PyResult<bool> {
         locked(py, &self.r, |r| r.advance(n))
     }
 
@@ -263,7 +263,7 @@ fn trace_read<'py>(
     py: Python<'py>,
     path: PathBuf,
     format: &str,
-    limit: Option<u64>,
+    #[pyo3(from_py_with = arg::limit)] limit: Option<u64>,
 ) -> PyResult<(&'static str, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<u64>>)> {
     let (f, t) = py.detach(|| {
         call(|| {
@@ -309,10 +309,10 @@ fn trace_write(
 fn trace_write_zipf(
     py: Python<'_>,
     path: PathBuf,
-    requests: u64,
-    pages: u64,
+    #[pyo3(from_py_with = arg::requests)] requests: u64,
+    #[pyo3(from_py_with = arg::pages)] pages: u64,
     s: f64,
-    seed: u64,
+    #[pyo3(from_py_with = arg::seed)] seed: u64,
     write_fraction: f64,
     format: &str,
 ) -> PyResult<()> {

@@ -1,6 +1,6 @@
 //! `reclaim.Userfaultfd` and its messages.
 
-use super::convert::{Shared, size_arg, with};
+use super::convert::{IntArg, Shared, arg, size_arg, with};
 use super::errors::{call, core_error};
 use crate::error::Error;
 use crate::uffd::ioctl::*;
@@ -232,18 +232,21 @@ impl PyUserfaultfd {
         self.offered
     }
 
-    /// UFFDIO_REGISTER; returns the ioctls bitmask guaranteed on the range.
-    #[pyo3(signature = (addr, length, missing = true, wp = false, minor = false))]
+    /// UFFDIO_REGISTER with exactly the modes named; MISSING alone when none is (the kernel
+    /// has no default mode: `userfaultfd_register` takes `uffdio_register.mode` as given and
+    /// refuses 0 with EINVAL). Returns the ioctls bitmask guaranteed on the range.
+    #[pyo3(signature = (addr, length, missing = None, wp = false, minor = false))]
     fn register(
         &self,
         py: Python<'_>,
-        addr: u64,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
         length: &Bound<'_, PyAny>,
-        missing: bool,
+        missing: Option<bool>,
         wp: bool,
         minor: bool,
     ) -> PyResult<u64> {
         let len = size_arg(length, "length")?;
+        let missing = missing.unwrap_or(!wp && !minor);
         let mode = flag(missing, UFFDIO_REGISTER_MODE_MISSING)
             | flag(wp, UFFDIO_REGISTER_MODE_WP)
             | flag(minor, UFFDIO_REGISTER_MODE_MINOR);
@@ -251,7 +254,12 @@ impl PyUserfaultfd {
     }
 
     /// UFFDIO_UNREGISTER (wakes threads parked on MISSING faults in the range).
-    fn unregister(&self, py: Python<'_>, addr: u64, length: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn unregister(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let len = size_arg(length, "length")?;
         with(py, &self.k, |k| k.uffdio_unregister(self.id, addr, len))
     }
@@ -263,18 +271,19 @@ impl PyUserfaultfd {
     fn copy(
         &self,
         py: Python<'_>,
-        dst: u64,
+        #[pyo3(from_py_with = arg::dst)] dst: u64,
         value: &Bound<'_, PyAny>,
         length: Option<&Bound<'_, PyAny>>,
         dontwake: bool,
         wp: bool,
     ) -> PyResult<u64> {
         let mode = flag(dontwake, UFFDIO_COPY_MODE_DONTWAKE) | flag(wp, UFFDIO_COPY_MODE_WP);
-        if let Ok(v) = value.extract::<u64>() {
+        if value.is_instance_of::<pyo3::types::PyInt>() {
+            let v = u64::from_arg(value, "value")?;
             let len = len_arg(length)?;
             return with(py, &self.k, |k| k.uffdio_copy_same(self.id, dst, len, v, mode));
         }
-        let values: Vec<u64> = value.extract()?;
+        let values = value.try_iter()?.map(|v| u64::from_arg(&v?, "value")).collect::<PyResult<Vec<u64>>>()?;
         if values.is_empty() {
             return Err(core_error(py, Error::errno(crate::Errno::EINVAL, "UFFDIO_COPY", "len is 0")));
         }
@@ -283,14 +292,26 @@ impl PyUserfaultfd {
 
     /// UFFDIO_ZEROPAGE over `length` bytes at `dst`. Returns the bytes mapped.
     #[pyo3(signature = (dst, length = None, dontwake = false))]
-    fn zeropage(&self, py: Python<'_>, dst: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
+    fn zeropage(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::dst)] dst: u64,
+        length: Option<&Bound<'_, PyAny>>,
+        dontwake: bool,
+    ) -> PyResult<u64> {
         let len = len_arg(length)?;
         with(py, &self.k, |k| k.uffdio_zeropage(self.id, dst, len, flag(dontwake, UFFDIO_ZEROPAGE_MODE_DONTWAKE)))
     }
 
     /// UFFDIO_CONTINUE (MINOR ranges).
     #[pyo3(signature = (addr, length = None, dontwake = false))]
-    fn continue_(&self, py: Python<'_>, addr: u64, length: Option<&Bound<'_, PyAny>>, dontwake: bool) -> PyResult<u64> {
+    fn continue_(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: Option<&Bound<'_, PyAny>>,
+        dontwake: bool,
+    ) -> PyResult<u64> {
         let len = len_arg(length)?;
         with(py, &self.k, |k| k.uffdio_continue(self.id, addr, len, flag(dontwake, UFFDIO_CONTINUE_MODE_DONTWAKE)))
     }
@@ -300,7 +321,7 @@ impl PyUserfaultfd {
     fn writeprotect(
         &self,
         py: Python<'_>,
-        addr: u64,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
         length: &Bound<'_, PyAny>,
         wp: bool,
         dontwake: bool,
@@ -312,7 +333,12 @@ impl PyUserfaultfd {
 
     /// UFFDIO_WAKE; returns the threads woken.
     #[pyo3(signature = (addr, length = None))]
-    fn wake(&self, py: Python<'_>, addr: u64, length: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn wake(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::addr)] addr: u64,
+        length: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
         let len = len_arg(length)?;
         with(py, &self.k, |k| k.uffdio_wake(self.id, addr, len))
     }

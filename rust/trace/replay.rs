@@ -134,6 +134,9 @@ impl Replay {
     /// process, ready to [`advance`](Replay::advance).
     pub fn open(path: &Path, cfg: &ReplayConfig) -> Result<Replay> {
         let t0 = Instant::now();
+        if cfg.limit == Some(0) {
+            return Err(Error::invalid("limit must be at least 1: a replay of 0 requests replays nothing"));
+        }
         let limit = cfg.limit.unwrap_or(u64::MAX);
         let (format, mut r) = super::open(path, cfg.format)?;
         let (total, lo, hi) = scan_keys(&mut r, limit)?;
@@ -281,6 +284,9 @@ mod tests {
         assert_eq!(roomy.count(Outcome::Major), 0);
         let limited = run(&ReplayConfig { limit: Some(100), ..cfg(MemorySize::Bytes(1 << 20)) });
         assert_eq!((limited.total, limited.counts.total()), (100, 100));
+        let zero = Replay::open(&p, &ReplayConfig { limit: Some(0), ..cfg(MemorySize::Bytes(1 << 20)) });
+        let e = zero.err().unwrap().to_string();
+        assert!(e.contains("limit must be at least 1"), "{e}");
         std::fs::remove_file(&p).unwrap();
     }
 

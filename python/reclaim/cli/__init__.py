@@ -29,7 +29,7 @@ from reclaim.cli import (
     sweep,
     vm,
 )
-from reclaim.cli.common import Progress
+from reclaim.cli.common import Parser, Progress
 from reclaim.cli.crosscheck import cmd_crosscheck
 from reclaim.cli.demo import cmd_demo
 from reclaim.cli.explore import cmd_explore
@@ -52,7 +52,7 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``reclaim`` command (every subcommand but ``sweep`` and
     ``bench``, which have their own)."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="reclaim",
         description="An executable model of Linux memory reclaim on s390.",
         epilog=EPILOG,

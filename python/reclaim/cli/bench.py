@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from reclaim.cli.common import Subparsers
+from reclaim.cli.common import Parser, Subparsers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,9 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reclaim.bench import SUITES, format_table, machine, run
 
     doc = reclaim.bench.__doc__
-    ap = argparse.ArgumentParser(
-        prog="reclaim bench", description=doc.split("\n\n")[0] if doc else None
-    )
+    ap = Parser(prog="reclaim bench", description=doc.split("\n\n")[0] if doc else None)
     ap.add_argument(
         "--only", action="append", choices=SUITES, help="run only this suite (repeatable)"
     )

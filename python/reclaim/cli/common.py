@@ -1,17 +1,50 @@
-"""What several ``reclaim`` subcommands share: the progress bar on stderr and the table and
-causal chain of postcopy study runs (``reclaim demo`` and ``reclaim study postcopy``)."""
+"""What several ``reclaim`` subcommands share: the parser that reports a usage error in one
+line, the `type=` of integer options, the progress bar on stderr and the table and causal chain
+of postcopy study runs (``reclaim demo`` and ``reclaim study postcopy``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TypeAlias
+from collections.abc import Callable
+from typing import NoReturn, TypeAlias
 
 from reclaim._reclaim import PostcopyResult
 from reclaim.progress import StatusLine, bar
 
 #: The ``add_subparsers`` result each subcommand module adds its parser to.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2), as every
+    other error of the command: ``reclaim replay: error: argument --limit: ...``. Subparsers
+    added to it are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+#: The largest value of the engine's 64-bit and 32-bit unsigned integers.
+U64_MAX = 2**64 - 1
+U32_MAX = 2**32 - 1
+
+
+def integer(low: int = 0, high: int = U64_MAX) -> Callable[[str], int]:
+    """The `type=` of an integer option: a decimal integer from `low` to `high` (the range of
+    the engine's parameter), else a one-line usage error naming the option."""
+
+    def parse(s: str) -> int:
+        try:
+            n = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, not {s!r}") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}, got {n}")
+        return n
+
+    parse.__name__ = "integer"
+    return parse
 
 
 class Progress(StatusLine):
@@ -38,6 +71,7 @@ def postcopy_row(r: PostcopyResult, label: str) -> dict[str, object]:
         "qemu": r.qemu,
         "seed": r.seed,
         "outcome": r.outcome,
+        "failure": r.failure,
         "userfaults_on_received": m["userfaults_on_received"],
         "dest_pages_dropped": m["dest_pages_dropped"],
         "dest_pages_swapped": m["dest_pages_swapped"],
@@ -96,6 +130,18 @@ def print_chain(row: dict[str, object]) -> None:
             "longer the vCPU stands still (a guest of tens of GiB takes minutes to migrate)."
         )
         print(textwrap.fill(note, 100, initial_indent="  ", subsequent_indent="  "))
+
+
+def report_failures(rows: list[dict[str, object]], text: bool) -> int:
+    """Report the runs among `rows` that failed (outcome "failed": the run stopped before the
+    migration ended, ``failure`` says why): in the text output if `text`, and one line each on
+    stderr. Returns the exit code: 1 if a run failed, else 0."""
+    failed = [r for r in rows if r["outcome"] == "failed"]
+    for r in failed:
+        if text:
+            print(f"\n{r['run']}: failed: {r['failure']}")
+        print(f"reclaim: {r['run']} failed: {r['failure']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def csv(s: str) -> list[str]:

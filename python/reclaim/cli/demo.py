@@ -6,14 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
-from reclaim.cli.common import Progress, Subparsers, postcopy_row, print_chain, print_table
+from reclaim.cli.common import (
+    Progress,
+    Subparsers,
+    integer,
+    postcopy_row,
+    print_chain,
+    print_table,
+    report_failures,
+)
+from reclaim.output import png_path
 from reclaim.studies.postcopy import postcopy
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``reclaim demo``: the postcopy study on 4.17 (the seed bug: the migration hangs) next to
     4.18 (the fix), and 4.18 with a guest that frees cold pages: a table, the causal chain of
-    the hang and a timeline plot (unless --no-plot). Returns 0."""
+    the hang and a timeline plot (unless --no-plot). Returns 0, or 1 if a run failed."""
+    plot = None if args.no_plot else png_path(args.plot, "--plot")  # refused before the runs
     runs = [
         ("4.17 (before the fix)", "4.17", {}),
         ("4.18 (the fix)", "4.18", {}),
@@ -26,14 +36,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         p.close()
     rows = [postcopy_row(r, label) for label, r in results]
     plot_path: Path | None = None
-    if not args.no_plot:
+    if plot is not None:
         from reclaim.plot import timeline
 
-        plot_path = timeline([r for _, r in results], args.plot)
+        plot_path = timeline([r for _, r in results], plot)
     if args.json:
         out = {"runs": rows, "plot": str(plot_path) if plot_path else None}
         print(json.dumps(out, indent=2, default=str))
-        return 0
+        return report_failures(rows, text=False)
     print("Postcopy migration of a 256 MiB s390 KVM guest to a host with less free memory")
     print(f"(QEMU 3.0 logic, seed {args.seed}); the same workload on each kernel profile:\n")
     print_table(rows)
@@ -48,7 +58,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("see FINDINGS.md.")
     if plot_path:
         print(f"\ntimeline plot: {plot_path}")
-    return 0
+    return report_failures(rows, text=True)
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -60,7 +70,7 @@ def add_parser(sub: Subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("--json", action="store_true", help="machine-readable output")
-    d.add_argument("--seed", type=int, default=0, help="the seed of every run (default 0)")
+    d.add_argument("--seed", type=integer(), default=0, help="the seed of every run (default 0)")
     d.add_argument("--plot", default="reclaim-demo.png", help="where to write the timeline PNG")
     d.add_argument("--no-plot", action="store_true", help="do not write the plot")
     d.set_defaults(func=cmd_demo)

@@ -8,7 +8,7 @@ import json
 
 import reclaim
 import reclaim.explorer
-from reclaim.cli.common import Subparsers, csv
+from reclaim.cli.common import U32_MAX, Subparsers, csv, integer
 from reclaim.output import write_text
 from reclaim.variants import (
     add_variant_options,
@@ -121,8 +121,10 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
         "--pages",
         help="guest page classes, comma-separated (default: one of each of the first four)",
     )
-    ex.add_argument("--vcpus", type=int, default=1, help="the guest's vCPUs (default 1)")
-    ex.add_argument("--host-pages", type=int, default=64, help="destination memory in pages")
+    ex.add_argument(
+        "--vcpus", type=integer(1, U32_MAX), default=1, help="the guest's vCPUs (default 1)"
+    )
+    ex.add_argument("--host-pages", type=integer(), default=64, help="destination memory in pages")
     ex.add_argument("--guest-steps", help="guest actions allowed, comma-separated (default: all)")
     ex.add_argument(
         "--start",
@@ -131,14 +133,22 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
         help="search from before the final storage attributes, or from just after LISTEN",
     )
     ex.add_argument(
-        "--bound", type=int, default=10, help="depth: steps searched exhaustively (default 10)"
+        "--bound",
+        type=integer(0, U32_MAX),
+        default=10,
+        help="depth: steps searched exhaustively (default 10)",
     )
     ex.add_argument(
-        "--max-states", type=int, default=2_000_000, help="state budget (default 2000000)"
+        "--max-states", type=integer(), default=2_000_000, help="state budget (default 2000000)"
     )
-    ex.add_argument("--walks", type=int, default=200, help="random walks beyond the bound")
-    ex.add_argument("--walk-len", type=int, default=40, help="steps of a random walk (default 40)")
-    ex.add_argument("--seed", type=int, default=0, help="seed of the random walks")
+    ex.add_argument("--walks", type=integer(), default=200, help="random walks beyond the bound")
+    ex.add_argument(
+        "--walk-len",
+        type=integer(0, U32_MAX),
+        default=40,
+        help="steps of a random walk (default 40)",
+    )
+    ex.add_argument("--seed", type=integer(), default=0, help="seed of the random walks")
     ex.add_argument(
         "--predicate", action="append", help="check only this predicate (repeatable; default all)"
     )

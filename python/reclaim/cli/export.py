@@ -7,30 +7,32 @@ import argparse
 import json
 
 import reclaim
-from reclaim.cli.common import Progress, Subparsers
+from reclaim.cli.common import Progress, Subparsers, report_failures
 from reclaim.cli.study import add_study_args, study_params
+from reclaim.output import png_path
 from reclaim.variants import add_variant_options
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``reclaim export``: run the postcopy study and write its event log as a Perfetto (Chrome
     Trace Event) file and/or as ftrace text, and/or its page states as a heatmap PNG. Returns
-    0."""
+    0, or 1 if the run failed (the files are written all the same)."""
     from reclaim.studies.postcopy import prepare
     from reclaim.variants import resolve_cli_profile
 
     args.profile = resolve_cli_profile(args, args.profile)
     if not (args.perfetto or args.ftrace or args.heatmap):
         raise reclaim.ArgumentError("say what to write: --perfetto, --ftrace and/or --heatmap")
+    heatmap = png_path(args.heatmap, "--heatmap") if args.heatmap else None  # before the runs
     params = study_params(args)
     params["trace"] = "full"
     written: dict[str, str] = {}
     every_ns = 10_000_000
-    if args.heatmap:  # its own run of the same study: the same seed gives the same run
+    if heatmap:  # its own run of the same study: the same seed gives the same run
         from reclaim.heatmap import page_heatmap
 
         run = prepare(args.profile, **params)  # type: ignore[arg-type]
-        written["heatmap"] = str(page_heatmap(run, host=1, every_ns=every_ns, path=args.heatmap))
+        written["heatmap"] = str(page_heatmap(run, host=1, every_ns=every_ns, path=heatmap))
         result = run.result()
     samples: list[tuple[int, int, dict[str, int]]] = []
     if args.perfetto or args.ftrace:
@@ -54,12 +56,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         ftrace_text(result, args.ftrace, host=args.host)
         written["ftrace"] = str(args.ftrace)
     if args.json:
-        print(json.dumps({"outcome": result.outcome, "events": result.n_events, **written}))
+        doc = {"outcome": result.outcome, "failure": result.failure, "events": result.n_events}
+        print(json.dumps({**doc, **written}))
     else:
         print(f"{args.profile}: {result.outcome}, {result.n_events} events")
         for what, where in written.items():
             print(f"{what}: {where}")
-    return 0
+    row: dict[str, object] = {
+        "run": args.profile,
+        "outcome": result.outcome,
+        "failure": result.failure,
+    }
+    return report_failures([row], text=not args.json)
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -79,7 +87,10 @@ def add_parser(sub: Subparsers) -> None:
     xp.add_argument(
         "--host", type=int, choices=[0, 1], help="ftrace: only the source (0) or destination (1)"
     )
-    xp.add_argument("--heatmap", help="write a page-state heatmap PNG of the destination here")
+    xp.add_argument(
+        "--heatmap",
+        help="write a page-state heatmap PNG of the destination here (.png added if missing)",
+    )
     xp.add_argument("--json", action="store_true", help="machine-readable output")
     add_variant_options(xp)
     xp.set_defaults(func=cmd_export)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from reclaim.cli.common import Progress, Subparsers
+from reclaim.cli.common import Progress, Subparsers, integer
 from reclaim.variants import add_variant_options
 
 
@@ -83,9 +83,9 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
         help="host memory: a share of the trace's pages (25%%, the default) or a size (64MiB)",
     )
     rp.add_argument("--swap", help="swap size (default: room for every page)")
-    rp.add_argument("--limit", type=int, help="replay only the first LIMIT requests")
+    rp.add_argument("--limit", type=integer(1), help="replay only the first LIMIT requests")
     rp.add_argument("--kvm", action="store_true", help="a KVM host process (PGSTEs)")
-    rp.add_argument("--seed", type=int, default=0, help="the kernel's seed (default 0)")
+    rp.add_argument("--seed", type=integer(), default=0, help="the kernel's seed (default 0)")
     rp.add_argument("--json", action="store_true", help="machine-readable output")
     add_variant_options(rp)
     rp.set_defaults(func=cmd_replay)

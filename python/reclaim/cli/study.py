@@ -6,7 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 
-from reclaim.cli.common import Progress, Subparsers, postcopy_row, print_chain, print_table
+from reclaim.cli.common import (
+    U32_MAX,
+    Progress,
+    Subparsers,
+    integer,
+    postcopy_row,
+    print_chain,
+    print_table,
+    report_failures,
+)
+from reclaim.output import png_path
 from reclaim.studies.postcopy import postcopy
 from reclaim.variants import (
     add_variant_options,
@@ -54,22 +64,23 @@ def study_params(args: argparse.Namespace) -> dict[str, object]:
 
 def cmd_study_postcopy(args: argparse.Namespace) -> int:
     """``reclaim study postcopy``: one postcopy migration study with the given parameters; its
-    outcome, causal chain and metrics. Returns the exit code (3 for a hang with
-    --fail-on-hang)."""
+    outcome, causal chain and metrics. Returns the exit code (1 for a run that failed, with the
+    reason; 3 for a hang with --fail-on-hang)."""
     params = study_params(args)
     args.profile = resolve_cli_profile(args, args.profile)
     other = resolve_cli_compare(args)
     if other is not None:
         return cmd_study_compare(args, args.profile, other, params)
+    plot = png_path(args.plot, "--plot") if args.plot else None  # refused before the run
     p = Progress(f"{args.profile}", not args.json)
     r = postcopy(args.profile, progress=p, **params)
     p.close()
     hosts = args.profile if r.source_profile == r.profile else f"{r.source_profile} -> {r.profile}"
     row = postcopy_row(r, f"{hosts} seed {r.seed}")
-    if args.plot:
+    if plot:
         from reclaim.plot import timeline
 
-        row["plot"] = str(timeline([r], args.plot))
+        row["plot"] = str(timeline([r], plot))
     if args.json:
         print(json.dumps(row, indent=2, default=str))
     else:
@@ -79,6 +90,8 @@ def cmd_study_postcopy(args: argparse.Namespace) -> int:
             print(f"  {k:<24} {v}")
         if "plot" in row:
             print(f"\ntimeline plot: {row['plot']}")
+    if report_failures([row], text=not args.json):
+        return 1
     return 3 if (args.fail_on_hang and r.outcome != "completed") else 0
 
 
@@ -110,7 +123,9 @@ def add_study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--source-profile", help="the source's kernel profile (default: --profile)")
     pc.add_argument("--qemu", help="QEMU logic: 3.0 (default) or 5.2")
     pc.add_argument("--guest-memory", help="guest RAM, e.g. 256MiB (default)")
-    pc.add_argument("--vcpus", type=int, help=f"the guest's vCPUs (default {_default('vcpus')})")
+    pc.add_argument(
+        "--vcpus", type=integer(1, U32_MAX), help=f"the guest's vCPUs (default {_default('vcpus')})"
+    )
     pc.add_argument("--workload", help="uniform, zipf[:s], sequential, phased[:f:len]")
     pc.add_argument(
         "--used-fraction",
@@ -146,12 +161,12 @@ def add_study_args(pc: argparse.ArgumentParser) -> None:
     pc.add_argument("--latency", help="of the link (default 100us)")
     pc.add_argument(
         "--precopy-iterations",
-        type=int,
+        type=integer(0, U32_MAX),
         help=f"precopy passes before postcopy (default {_default('precopy_iterations')})",
     )
     pc.add_argument(
         "--seed",
-        type=int,
+        type=integer(),
         help=f"the run's seed: same seed, same events (default {_default('seed')})",
     )
     pc.add_argument("--max-time", type=float, help="simulated seconds before giving up")
@@ -179,6 +194,6 @@ def add_parser(sub: Subparsers) -> None:
     add_variant_options(pc, compare="run the study on this profile too and compare")
     pc.add_argument("--seeds", type=seeds_arg, help="with --compare: 0-7, 0,3,5 or a count")
     pc.add_argument("--json", action="store_true", help="machine-readable output")
-    pc.add_argument("--plot", help="write a timeline PNG here")
+    pc.add_argument("--plot", help="write a timeline PNG here (.png added to a name without one)")
     pc.add_argument("--fail-on-hang", action="store_true", help="exit 3 unless completed")
     pc.set_defaults(func=cmd_study_postcopy)

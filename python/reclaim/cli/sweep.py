@@ -14,8 +14,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reclaim.cli.common import Subparsers
+from reclaim.cli.common import Parser, Subparsers, integer
 from reclaim.exceptions import ArgumentError, FileError, FormatError, ReclaimError
+from reclaim.output import png_path
 
 
 def _plot_axes(grid: Mapping[str, object]) -> tuple[tuple[str, ...], str]:
@@ -39,7 +40,7 @@ def _plot_axes(grid: Mapping[str, object]) -> tuple[tuple[str, ...], str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="reclaim sweep",
         description="Run a study over a grid of parameters (a TOML file) and summarize.",
         epilog="example: reclaim sweep grid.toml --out runs.parquet --plot hang-rate.png",
@@ -47,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("grid", help="the TOML grid file")
     p.add_argument("--out", help="parquet file of the results, resumed if it exists")
     p.add_argument("--executor", help="local (default), serial or a scheduler tcp://host:port")
-    p.add_argument("--workers", type=int, help="processes of the local executor (default: cores)")
+    p.add_argument(
+        "--workers", type=integer(1), help="processes of the local executor (default: cores)"
+    )
     p.add_argument("--plot", help="write a PNG of the hang rate by parameter here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -60,10 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = _parser().parse_args(argv)
-    except SystemExit as e:  # argparse printed the usage and the error, or the help
+    except SystemExit as e:  # the parser printed its one-line error, or the help
         return e.code if isinstance(e.code, int) else 2
     out: Path | None = None
     try:
+        plot_to = png_path(args.plot, "--plot") if args.plot else None  # refused before the runs
         spec = load_grid(args.grid)
         out = Path(args.out) if args.out else spec.out
         df = sweep(
@@ -75,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=False if args.json else None,
         )
         table = summary(df)
-        plot = summary_plot(df, args.plot, *_plot_axes(spec.grid)) if args.plot else None
+        plot = summary_plot(df, plot_to, *_plot_axes(spec.grid)) if plot_to else None
     except (ArgumentError, FormatError, FileError, TypeError) as e:
         print(f"reclaim: error: {e}", file=sys.stderr)
         return 2

@@ -9,11 +9,16 @@ page requests. The outcome follows from the kernel profile's mechanisms.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import inspect
+from collections.abc import Callable, Iterable
 
 from reclaim._reclaim import PostcopyResult, PostcopyRun, Profile
 from reclaim.exceptions import ArgumentError
 from reclaim.units import duration, rate, size
+
+#: The longest max_time, in seconds of simulated time (the engine counts nanoseconds in 64 bits).
+MAX_TIME = (2**64 - 1) // 10**9
 
 #: Progress callback: (pages sent, pages to send at least, simulated seconds).
 Progress = Callable[[int, int, float], None]
@@ -63,6 +68,10 @@ def prepare(
     latency_ns: int | None = None,
 ) -> PostcopyRun:
     """Build a postcopy study and start its migration (see :func:`postcopy`)."""
+    if isinstance(max_time, bool) or not isinstance(max_time, int | float):
+        raise TypeError(f"max_time must be a number of seconds, not {type(max_time).__name__}")
+    if not 0 <= max_time <= MAX_TIME:  # NaN too
+        raise ArgumentError(f"max_time must be from 0 to {MAX_TIME:.3g} seconds, got {max_time}")
     # a variant (Profile.derive) is registered under its name
     profile = profile if isinstance(profile, str) else profile.name
     if source_profile is not None and not isinstance(source_profile, str):
@@ -107,9 +116,27 @@ def prepare(
         latency_ns=duration(lat, "latency") if lat is not None else 100_000,  # type: ignore[arg-type]
         precopy_iterations=precopy_iterations,
         seed=seed,
-        max_time_ns=int(max_time * 1e9),
+        max_time_ns=min(int(max_time * 1e9), MAX_TIME * 10**9),
         trace=trace,
     )
+
+
+#: The parameters of the postcopy study: those of :func:`prepare` (and of :func:`postcopy`),
+#: the older names included.
+PARAMETERS: tuple[str, ...] = tuple(inspect.signature(prepare).parameters)
+
+
+def check_parameters(names: Iterable[str], where: str = "the postcopy study") -> None:
+    """Refuse a name that is not a parameter of the study (ArgumentError naming it, the closest
+    parameter and every valid one)."""
+    unknown = [n for n in names if n not in PARAMETERS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], PARAMETERS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        valid = ", ".join(PARAMETERS)
+        raise ArgumentError(
+            f"{where} has no parameter {unknown[0]!r}{hint}; its parameters: {valid}"
+        )
 
 
 def postcopy(
@@ -144,6 +171,7 @@ def postcopy(
     destination 7/8 of the guest, and other load of 1/8 of it, so it must reclaim, with swap of
     half the guest (at least 512 MiB) to reclaim to. `progress` is called as the run advances.
     """
+    check_parameters(params)
     run = prepare(profile, **params)  # type: ignore[arg-type]
     step = 50_000_000  # 50 ms of simulated time per slice
     t = 0
@@ -158,4 +186,11 @@ def postcopy(
     return run.result()
 
 
-__all__ = ["PostcopyResult", "PostcopyRun", "postcopy", "prepare"]
+__all__ = [
+    "PARAMETERS",
+    "PostcopyResult",
+    "PostcopyRun",
+    "check_parameters",
+    "postcopy",
+    "prepare",
+]

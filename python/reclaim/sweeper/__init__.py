@@ -38,6 +38,9 @@ Executors: ``"local"`` (alias ``"processes"``, the default) runs ``workers`` pro
 core by default; ``"serial"`` runs in this process (any callable, no pickling); a dask
 ``distributed.Client``, a cluster (``LocalCluster``, ...) or a scheduler address
 (``"tcp://host:8786"``) runs on dask, which is the optional extra ``pip install 'reclaim[dask]'``.
+Before any run, a sweep refuses a grid parameter the study does not take (naming it and the
+study's parameters) and a scheduler address that refuses the connection or does not answer
+within 5 s.
 
 A grid file is TOML: the table ``[grid]`` holds the parameters (a list is an axis, a scalar a
 constant); optional top-level keys are ``study`` (default ``"postcopy"``), ``out`` (relative
@@ -80,7 +83,7 @@ from reclaim.progress import StatusLine, bar
 from reclaim.sweeper.executors import _check_executor, _results
 from reclaim.sweeper.grid import GridFile, Value, load_grid
 from reclaim.sweeper.grid import _expand as _expand
-from reclaim.sweeper.runs import Study, StudyResult, _study
+from reclaim.sweeper.runs import Study, StudyResult, _check_parameters, _study
 from reclaim.sweeper.summary import summary, summary_plot
 from reclaim.sweeper.table import _pandas, _Table
 
@@ -126,6 +129,7 @@ def sweep(
     _pandas()
     fn = _study(study)
     names, points = _expand(grid)
+    _check_parameters(fn, names)
     _check_executor(executor, fn, workers)
     table = _Table(names, points, Path(out) if out is not None else None)
     table.resume()

@@ -5,18 +5,23 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import socket
 from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from reclaim.exceptions import ArgumentError
 from reclaim.sweeper.grid import Value
 from reclaim.sweeper.runs import Study, _failed, _Result, _run_point, _settle
 
 _Pending = list[tuple[int, dict[str, Value]]]
+
+#: Seconds a dask scheduler has to accept a connection before the sweep gives up on it.
+CONNECT_TIMEOUT = 5.0
 
 
 def _local(study: Study, pending: _Pending, workers: int) -> Iterator[tuple[int, _Result]]:
@@ -68,9 +73,11 @@ def _dask(executor: object, study: Study, pending: _Pending) -> Iterator[tuple[i
     distributed = _distributed()
     own = not isinstance(executor, distributed.Client)
     try:
-        client: Any = distributed.Client(executor) if own else executor
-    except OSError as e:
-        raise ArgumentError(f"cannot reach the dask scheduler of {executor!r}: {e}") from None
+        client: Any = distributed.Client(executor, timeout=CONNECT_TIMEOUT) if own else executor
+    except Exception as e:  # a timeout, or a server that does not speak dask's protocol
+        raise ArgumentError(
+            f"cannot reach the dask scheduler of {executor!r}: {type(e).__name__}: {e}"
+        ) from None
     futures: dict[Any, int] = {}
     try:
         for i, p in pending:
@@ -90,6 +97,29 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
+def _reach(address: str) -> None:
+    """Refuse a tcp:// or tls:// scheduler address that accepts no connection within
+    CONNECT_TIMEOUT seconds (at once if the connection is refused), before anything runs."""
+    try:
+        url = urlsplit(address)
+        host, port = url.hostname, url.port
+    except ValueError as e:
+        raise ArgumentError(f"{address!r} is not a scheduler address: {e}") from None
+    if url.scheme not in ("tcp", "tls"):
+        return  # another dask transport: the client connects (and times out) itself
+    if host is None or port is None:
+        raise ArgumentError(f"{address!r} is not a scheduler address like 'tcp://host:8786'")
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as e:
+        why = f"no answer in {CONNECT_TIMEOUT:g} s" if isinstance(e, TimeoutError) else e.strerror
+        raise ArgumentError(
+            f"no dask scheduler at {address} ({why or e}): start one with `dask scheduler`, "
+            "or use the local executor"
+        ) from None
+
+
 def _check_executor(executor: object, study: Study, workers: int | None) -> None:
     """Refuse an executor, a worker count or a study the sweep cannot run with."""
     local = executor in ("local", "processes")
@@ -105,6 +135,8 @@ def _check_executor(executor: object, study: Study, workers: int | None) -> None
         distributed = _distributed()
         if not isinstance(executor, str | distributed.Client | distributed.deploy.Cluster):
             raise ArgumentError(f"executor {executor!r} is not a dask Client or cluster")
+        if isinstance(executor, str):
+            _reach(executor)
     if executor != "serial":
         try:
             pickle.dumps(study)

@@ -3,8 +3,9 @@ run's error."""
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypedDict
 
 from reclaim.exceptions import ArgumentError
@@ -94,6 +95,31 @@ def _study(study: str | Study) -> Study:
     if isinstance(study, str) or not callable(study):
         raise ArgumentError(f"unknown study {study!r}: give 'postcopy' or a callable")
     return study
+
+
+def _check_parameters(study: Study, names: Sequence[str]) -> None:
+    """Refuse, before any run, a grid parameter the study does not take (ArgumentError naming
+    it and listing the study's parameters). The postcopy study checks its own list; a study
+    that takes ``**kwargs`` is not checked."""
+    from reclaim.studies.postcopy import check_parameters, postcopy
+
+    if study is postcopy:
+        check_parameters(names, "grid: the postcopy study")
+        return
+    try:
+        params = inspect.signature(study).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin)
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [n for n in names if n not in takes]
+    if unknown:
+        name = getattr(study, "__name__", repr(study))
+        raise ArgumentError(
+            f"grid: the study {name} has no parameter {unknown[0]!r}; "
+            f"its parameters: {', '.join(takes)}"
+        )
 
 
 __all__ = ["Study", "StudyResult"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reclaim.exceptions import ArgumentError
-from reclaim.output import save_figure
+from reclaim.output import png_path, save_figure
 from reclaim.sweeper.grid import Value, _kind
 from reclaim.sweeper.table import _pandas
 
@@ -67,8 +67,10 @@ def summary_plot(
     (default: the destination's memory, host_memory or its older name dest_memory), one
     line per combination of the `by` parameters, to a PNG at `path`; returns the path. Runs
     that raised an error are left out; x values are in table order (numbers on a numeric
-    axis)."""
+    axis). ``.png`` is added to a `path` with no suffix; its directory must exist."""
     from matplotlib.figure import Figure
+
+    out = png_path(path, "the sweep plot")
 
     params = _params(df)
     if x is None:  # the destination's memory, by its name or its older one
@@ -119,7 +121,7 @@ def summary_plot(
     ax.set_title(f"fraction of runs {outcome} ({len(ran)} runs)")
     ax.grid(alpha=0.3)
     ax.legend()
-    return save_figure(fig, path, dpi=110)
+    return save_figure(fig, out, dpi=110)
 
 
 __all__ = ["summary", "summary_plot"]
