@@ -73,9 +73,7 @@ def test_an_unknown_pattern_or_empty_trace_is_an_argument_error() -> None:
 
 def _trace(keys: list[int], writes: list[bool]) -> Trace:
     n = len(keys)
-    return Trace(
-        "binary", np.array(keys, np.uint64), np.array(writes), np.zeros(n, np.uint64)
-    )
+    return Trace("binary", np.array(keys, np.uint64), np.array(writes), np.zeros(n, np.uint64))
 
 
 def test_the_agent_trace_is_little_endian_page_and_store_bit() -> None:
@@ -109,9 +107,20 @@ def _line(**over: object) -> dict[str, object]:
             {"zone": "DMA32", "free": 20000, "min": 200, "low": 250, "high": 300, "managed": 28000},
             {"zone": "Normal", "free": 0, "managed": 0},
         ],
-        "meminfo": {"SwapTotal": 65532, "MemFree": 92000},
+        "meminfo": {
+            "SwapTotal": 65532,
+            "MemFree": 92000,
+            "Inactive(anon)": 2000,
+            "Active(file)": 400,
+            "Unevictable": 800,
+        },
         "vmstat_before": {"pswpin": 5, "pswpout": 7, "pgmajfault": 9, "workingset_restore_anon": 1},
-        "vmstat_after": {"pswpin": 105, "pswpout": 307, "pgmajfault": 110, "workingset_restore_anon": 4},
+        "vmstat_after": {
+            "pswpin": 105,
+            "pswpout": 307,
+            "pgmajfault": 110,
+            "workingset_restore_anon": 4,
+        },
         "rusage": {"minflt": 2000, "majflt": 100},
         "status": {"RssAnon": 40000, "RssShmem": 1000},
     }
@@ -127,6 +136,7 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
     assert k.counters["workingset_restore_anon"] == 3
     assert (k.counters["majflt"], k.counters["minflt"]) == (100, 2000)
     assert k.resident == 10000, "RssAnon in pages"
+    assert k.evictable == 600, "the LRU lists' pages, not the unevictable (locked) ones"
     # shmem: the resident mapping is RssShmem less the locked trace file (12 + 4 * 1000 bytes)
     assert rp.parse_run(_line(), shmem=True).resident == (1000 - 4) // 4
     with pytest.raises(rp.ReplayOracleError, match="no populated zone"):
@@ -227,6 +237,7 @@ def test_a_small_trace_replays_in_the_x86_64_guest_under_pressure() -> None:
     assert k.counters["majflt"] > 0 and k.counters["pswpout"] > 0
     assert 0 < c.capacity < c.pages
     assert c.model["majflt"] > 0
-    assert all(s.get("ok") for s in c.guest["sysctl"]), "vm.page-cluster was set"  # type: ignore[union-attr]
+    sysctl = c.guest["sysctl"]
+    assert isinstance(sysctl, list) and all(s.get("ok") for s in sysctl), "page-cluster set"
     if rp.reference_misses(t, 10, Path("/tmp")):
         assert set(c.reference) == set(rp.POLICIES)

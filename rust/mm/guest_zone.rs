@@ -82,7 +82,7 @@ mod tests {
         let pid = k.spawn("p", false).unwrap();
         let base = k.mmap(pid, 2048 * 4096, MapKind::Anon, false, None).unwrap();
         for i in 0..2048u64 {
-            k.access(pid, 0, base + i * 4096, true).unwrap();
+            k.access(pid, 0, base + i * 4096, true, i + 1).unwrap();
         }
         k.check_invariants().unwrap();
         let reserved = k.mem.frames.iter().filter(|f| f.test(PG_RESERVED)).count();

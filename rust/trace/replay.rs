@@ -343,7 +343,10 @@ mod tests {
         };
         let recorded = run(true);
         assert_eq!(recorded.count(Outcome::Minor), recorded.distinct_pages);
-        assert_eq!((recorded.count(Outcome::Major), recorded.pages_swapped_out(), recorded.resident_pages()), (0, 0, 0));
+        assert_eq!(
+            (recorded.count(Outcome::Major), recorded.pages_swapped_out(), recorded.resident_pages()),
+            (0, 0, 0)
+        );
         let stores = run(false);
         assert!(stores.count(Outcome::Major) > 0 && stores.pages_swapped_out() > 0);
         std::fs::remove_file(&p).unwrap();

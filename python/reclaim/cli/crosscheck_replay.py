@@ -27,7 +27,9 @@ def add_arguments(cc: argparse.ArgumentParser) -> None:
     g.add_argument("--lru-gen", choices=("on", "off"), default="off", help="MGLRU")
     g.add_argument("--runs", type=int, default=3, help="kernel runs per setting (spread)")
     g.add_argument("--shmem", action="store_true", help="map shmem, not private anon memory")
-    g.add_argument("--patterns", help=f"matrix traces, comma-separated ({','.join(tracegen.PATTERNS)})")
+    g.add_argument(
+        "--patterns", help=f"matrix traces, comma-separated ({','.join(tracegen.PATTERNS)})"
+    )
     g.add_argument("--fractions", default="0.25,0.5", help="matrix memory sizes, of the pages")
     g.add_argument("--requests", type=int, default=200_000, help="matrix trace requests")
     g.add_argument("--pages", type=int, default=20_000, help="matrix trace pages")

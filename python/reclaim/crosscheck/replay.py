@@ -53,6 +53,26 @@ VMSTAT = (
     "workingset_activate_anon",
     "workingset_restore_anon",
 )
+#: The fields of /proc/meminfo kept (kB) from the start of a run.
+MEMINFO = (
+    "MemTotal",
+    "MemFree",
+    "Active(anon)",
+    "Inactive(anon)",
+    "Active(file)",
+    "Inactive(file)",
+    "Unevictable",
+    "Mlocked",
+    "Shmem",
+    "AnonPages",
+    "SReclaimable",
+    "SUnreclaim",
+    "PageTables",
+    "KernelStack",
+    "SwapTotal",
+)
+#: The LRU lists of /proc/meminfo (evictable; the locked trace is on the unevictable list).
+LRU_KIB = ("Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)")
 #: The libCacheSim policies of the reference, by the name the table uses.
 POLICIES = ("LRU", "CLOCK", "S3-FIFO", "ARC")
 #: Memory of the matrix's guests, as fractions of the trace's pages the process can hold.
@@ -94,8 +114,10 @@ def replay_input(name: str, runs: int, *, page_cluster: int, shmem: bool) -> str
 class KernelRun:
     """One replay in the guest: ``run`` index, ``ms`` of the replay loop; the zone sums at the
     start (``managed``, ``free``, ``held`` = managed - free, ``min``/``low``/``high``), the
-    ``zones`` as read, ``swap_kib`` (SwapTotal), ``resident`` pages of the mapping at the end,
-    and ``counters``: ``majflt``/``minflt`` (rusage) and the :data:`VMSTAT` differences."""
+    ``zones`` as read, ``swap_kib`` (SwapTotal), ``evictable`` pages others had on the LRU
+    lists at the start (the initramfs's tmpfs files: reclaim can swap them out for the
+    process), ``resident`` pages of the mapping at the end, ``counters``: ``majflt``/``minflt``
+    (rusage) and the :data:`VMSTAT` differences, and ``meminfo`` (:data:`MEMINFO`, kB)."""
 
     run: int
     ms: int
@@ -108,6 +130,8 @@ class KernelRun:
     swap_kib: int
     resident: int
     counters: dict[str, int]
+    evictable: int = 0
+    meminfo: dict[str, int] = field(default_factory=dict)
     zones: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -120,7 +144,11 @@ def _ints(obj: object) -> dict[str, int]:
 def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
     """A :class:`KernelRun` from the agent's ``replay`` line."""
     zones_raw = obj.get("zoneinfo")
-    zones = [dict(z) for z in zones_raw if isinstance(z, Mapping)] if isinstance(zones_raw, list) else []
+    zones = (
+        [dict(z) for z in zones_raw if isinstance(z, Mapping)]
+        if isinstance(zones_raw, list)
+        else []
+    )
     live = [_ints(z) for z in zones if _ints(z).get("managed", 0) > 0]
     if not live:
         raise ReplayOracleError(f"the guest's replay line has no populated zone: {obj!r:.200}")
@@ -152,6 +180,8 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         swap_kib=meminfo.get("SwapTotal", 0),
         resident=resident,
         counters=counters,
+        evictable=sum(meminfo.get(k, 0) for k in LRU_KIB) // 4,
+        meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
         zones=zones,
     )
 
@@ -161,9 +191,16 @@ def _int(obj: Mapping[str, object], key: str) -> int:
     return v if isinstance(v, int) else 0
 
 
-def model_counters(path: Path, arch: str, k: KernelRun, *, shmem: bool = False) -> dict[str, int]:
+def model_counters(
+    path: Path, arch: str, k: KernelRun, *, shmem: bool = False, evictable_free: bool = True
+) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``) with the memory the
-    guest reported in ``k``: the :data:`VMSTAT` counters, ``majflt`` and ``minflt``."""
+    guest reported in ``k``: the :data:`VMSTAT` counters, ``majflt`` and ``minflt``.
+
+    The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
+    lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
+    are cold), so the model counts them as free."""
+    held = k.held - k.evictable if evictable_free else k.held
     r = reclaim.trace.replay(
         path,
         profile="6.12",
@@ -172,7 +209,7 @@ def model_counters(path: Path, arch: str, k: KernelRun, *, shmem: bool = False) 
         swap=max(k.swap_kib * 1024, 64 * PAGE),
         as_recorded=True,
         shmem=shmem,
-        guest=(k.held, k.min, k.low, k.high),
+        guest=(max(0, held), k.min, k.low, k.high),
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
@@ -269,7 +306,10 @@ def run_trace(
     def on_result(obj: dict[str, object]) -> None:
         if on_line is not None and obj.get("kind") == "replay":
             ru = obj.get("rusage")
-            on_line(f"{arch} {guest_memory_mib} MiB {name}: run {obj.get('run')}, {ru}, {obj.get('ms')} ms")
+            on_line(
+                f"{arch} {guest_memory_mib} MiB {name}: run {obj.get('run')}, {ru}, "
+                f"{obj.get('ms')} ms"
+            )
         elif on_line is not None and obj.get("kind") == "replay_end" and obj.get("status"):
             on_line(f"{arch} {name}: run {obj.get('run')} ended with status {obj.get('status')}")
 

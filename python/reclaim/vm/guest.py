@@ -117,7 +117,8 @@ def run_guest(
     files: dict[str, bytes] | None = None,
 ) -> GuestRun:
     """Boot the ``arch`` guest and run the agent on ``agent_input``; ``on_result`` is called
-    with each result line as it arrives; ``files`` go into the initramfs's root. Fetches the assets first if the cache lacks them."""
+    with each result line as it arrives; ``files`` go into the initramfs's root. Fetches the
+    assets first if the cache lacks them."""
     m = manifest or load_manifest()
     if m is None or arch not in m.arches or not m.arches[arch].agent:
         m = fetch([arch])
