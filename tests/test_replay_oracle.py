@@ -143,6 +143,20 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
         rp.parse_run(_line(zoneinfo=[]))
 
 
+def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
+    k = rp.parse_run(_line())
+    c = rp.ReplayCheck(trace="zipf0.9", arch="x86_64", guest_memory_mib=128, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=50_000, requests=200_000,
+                       capacity=10_000, kernel=[k, k], model={**k.counters, "majflt": 110},
+                       reference={"LRU": 90})  # fmt: skip
+    again = rp.ReplayCheck.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again.kernel_majflt() == (100, 100, 100) and again.model["majflt"] == 110
+    table = rp.format_table([again])
+    assert "| 100 (100-100) | 110 | +10.0% | 90 (-10.0%) | - | - | - |" in table
+    pytest.importorskip("matplotlib")
+    assert rp.plot([again], tmp_path / "p.png").stat().st_size > 1000
+
+
 # -- the model's side ---------------------------------------------------------------------
 
 

@@ -266,11 +266,20 @@ class ReplayCheck:
         return statistics.median(v), min(v), max(v)
 
     def to_dict(self) -> dict[str, object]:
+        """JSON-ready; the zones of the first run once, as ``zones``."""
         d = asdict(self)
         for k in d["kernel"]:
             k.pop("zones", None)
         d["zones"] = self.kernel[0].zones if self.kernel else []
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> ReplayCheck:
+        """A check from :meth:`to_dict`'s output (``--json``), e.g. to plot saved results."""
+        fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        raw = d.get("kernel")
+        fields["kernel"] = [KernelRun(**k) for k in raw] if isinstance(raw, list) else []
+        return cls(**fields)  # type: ignore[arg-type]
 
 
 def run_trace(
