@@ -155,6 +155,11 @@ def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
     assert "| 100 (100-100) | 110 | +10.0% | 90 (-10.0%) | - | - | - |" in table
     pytest.importorskip("matplotlib")
     assert rp.plot([again], tmp_path / "p.png").stat().st_size > 1000
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps([c.to_dict()]))
+    png = tmp_path / "cli.png"
+    assert main(["crosscheck", "--results", str(saved), "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
 
 
 # -- the model's side ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     from reclaim.crosscheck import LIBRARY, crosscheck, format_table
     from reclaim.crosscheck.library import BY_NAME
 
-    if args.replay or args.trace:  # the replay oracle (issue 18)
+    if args.replay or args.trace or args.results:  # the replay oracle (issue 18)
         from reclaim.cli.crosscheck_replay import cmd
 
         return cmd(args)

@@ -34,6 +34,11 @@ def add_arguments(cc: argparse.ArgumentParser) -> None:
     g.add_argument("--requests", type=int, default=200_000, help="matrix trace requests")
     g.add_argument("--pages", type=int, default=20_000, help="matrix trace pages")
     g.add_argument("--plot", help="write the miss-ratio plot to this PNG file")
+    g.add_argument(
+        "--results",
+        action="append",
+        help="table and plot results saved with --json (repeatable; no guest runs)",
+    )
 
 
 def dense(trace: Trace) -> Trace:
@@ -52,7 +57,18 @@ def cmd(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"  {s}", file=sys.stderr, flush=True)
 
-    if args.trace:
+    if args.results:
+        checks = []
+        for f in args.results:
+            try:
+                saved = json.loads(Path(f).read_text())
+            except (OSError, ValueError) as e:
+                raise reclaim.ArgumentError(
+                    f"--results {f}: not a saved --json output ({e})"
+                ) from e
+            saved = saved if isinstance(saved, list) else [saved]
+            checks += [rp.ReplayCheck.from_dict(d) for d in saved]
+    elif args.trace:
         if not args.vm:
             raise reclaim.ArgumentError("--trace needs --vm x86_64 or --vm s390x")
         trace = dense(reclaim.trace.read(args.trace))
