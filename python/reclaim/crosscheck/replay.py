@@ -476,9 +476,12 @@ def plot(checks: Sequence[ReplayCheck], path: Path) -> Path:
         ax.fill_between(x, lo, hi, alpha=0.3, color="k")
         ax.plot(x, med, "k-o", label="Linux 6.12 guest")
         ax.plot(x, [c.model["majflt"] / c.requests for c in cs], "r-s", label="reclaim model")
-        for p in POLICIES:
+        for p, color in zip(
+            POLICIES, ("tab:blue", "tab:orange", "tab:green", "tab:purple"), strict=True
+        ):
             if all(p in c.reference for c in cs):
-                ax.plot(x, [c.reference[p] / c.requests for c in cs], "--", label=p)
+                y = [c.reference[p] / c.requests for c in cs]
+                ax.plot(x, y, "--", color=color, label=f"libCacheSim {p}")
         ax.set_title(f"{key[0]} {key[1]} cluster={key[2]} lru_gen={key[3]}", fontsize=9)
         ax.set_xlabel("memory / trace pages")
         ax.set_ylabel("major faults / request")
