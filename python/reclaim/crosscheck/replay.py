@@ -243,9 +243,12 @@ def reference_misses(trace: Trace, capacity: int, workdir: Path) -> dict[str, in
 
 @dataclass
 class ReplayCheck:
-    """One trace at one guest setting: the guest's ``kernel`` runs, the ``model``'s counters
-    (with the first run's memory), the libCacheSim ``reference`` (major-fault equivalents) at
-    ``capacity`` pages (the process's resident pages in the guest, the median over runs)."""
+    """One ``trace`` (``pages`` pages, ``requests`` requests) at one guest setting (``arch``,
+    ``guest_memory_mib``, ``page_cluster``, ``lru_gen``, ``shmem``): the guest's ``kernel``
+    runs, the ``model``'s counters (with the first run's memory), the libCacheSim
+    ``reference`` (major-fault equivalents) at ``capacity`` pages (the process's resident
+    pages in the guest, the median over runs), the ``guest``'s info (release, packages,
+    sysctls, boot seconds) and the ``seconds`` the check took."""
 
     trace: str
     arch: str
