@@ -250,7 +250,7 @@ def test_a_small_trace_replays_in_the_x86_64_guest_under_pressure() -> None:
     except assets.VmAssetError as e:
         pytest.skip(f"the VM assets cannot be had here: {e}")
     t = tracegen.zipf(40_000, 12_000, s=0.9, seed=0)
-    c = rp.run_trace(t, "zipf", arch="x86_64", guest_memory_mib=72, runs=1)
+    c = rp.run_trace(t, "zipf", arch="x86_64", guest_memory_mib=80, runs=1)
     assert str(c.guest.get("release", "")).startswith("6.12."), c.guest
     (k,) = c.kernel
     assert k.counters["majflt"] > 0 and k.counters["pswpout"] > 0
