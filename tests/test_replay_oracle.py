@@ -200,6 +200,14 @@ def test_the_reference_counts_misses_beyond_the_compulsory_ones(tmp_path: Path) 
     assert all(v == 0 for v in rp.reference_misses(t, 1000, tmp_path).values())
 
 
+def test_a_guest_too_small_to_boot_is_refused_and_the_matrix_never_asks_for_one() -> None:
+    t = tracegen.loop(100, 10)
+    with pytest.raises(reclaim.ArgumentError, match="at least 80 MiB"):
+        rp.run_trace(t, "t", arch="x86_64", guest_memory_mib=72)
+    assert rp.guest_memory_for("x86_64", 8000, 0.25) == rp.MIN_MIB["x86_64"]
+    assert rp.guest_memory_for("s390x", 20_000, 0.5) == rp.BASE_MIB["s390x"] + 40
+
+
 def test_crosscheck_trace_needs_a_vm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "t.bin"
     reclaim.trace.write(p, np.arange(10, dtype=np.uint64), format="binary")
