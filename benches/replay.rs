@@ -37,6 +37,9 @@ fn replay(c: &mut Criterion) {
         kvm: false,
         limit: None,
         seed: 0,
+        as_recorded: false,
+        shmem: false,
+        guest: None,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

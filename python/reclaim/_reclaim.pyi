@@ -586,6 +586,9 @@ class ReplayRun:
         kvm: bool = False,
         limit: int | None = None,
         seed: int = 0,
+        as_recorded: bool = False,
+        shmem: bool = False,
+        guest: tuple[int, int, int, int] | None = None,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

@@ -108,6 +108,9 @@ def replay(
     limit: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], object] | None = None,
+    as_recorded: bool = False,
+    shmem: bool = False,
+    guest: tuple[int, int, int, int] | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -117,6 +120,10 @@ def replay(
     pages (``0.25`` or ``"25%"``) or a size (``"64MiB"``); smaller than the trace, it makes
     reclaim run. ``swap`` defaults to room for every page. ``limit`` replays only the first
     requests. ``progress(done, total)`` is called between slices of requests.
+    ``as_recorded=True`` offers every access as the trace has it (a first load maps the zero
+    page, as the kernel does); ``shmem=True`` maps shmem instead of private anonymous memory;
+    ``guest=(held, min, low, high)`` reserves ``held`` pages of ``memory`` for others and sets
+    the zone watermarks, as a Linux guest reported them (reclaim.crosscheck.replay).
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -132,6 +139,9 @@ def replay(
         kvm=kvm,
         limit=limit,
         seed=seed,
+        as_recorded=as_recorded,
+        shmem=shmem,
+        guest=guest,
     )
     while not run.advance(_SLICE):
         if progress is not None:

@@ -5,6 +5,7 @@ use super::convert::{arg, pairs_dict, size_arg};
 use super::errors::{call, catch, core_error, locked};
 use crate::error::Error;
 use crate::fault::batch::{Outcome, OutcomeCounts};
+use crate::mm::guest_zone::GuestZone;
 use crate::profile::Profile;
 use crate::trace::replay::{MemorySize, Replay, ReplayConfig};
 use crate::trace::{self, Columns, Format};
@@ -45,7 +46,7 @@ impl PyReplayRun {
     /// process, with the GIL released.
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
-        kvm = false, limit = None, seed = 0))]
+        kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -58,6 +59,9 @@ impl PyReplayRun {
         kvm: bool,
         #[pyo3(from_py_with = arg::limit)] limit: Option<u64>,
         #[pyo3(from_py_with = arg::seed)] seed: u64,
+        as_recorded: bool,
+        shmem: bool,
+        guest: Option<(u64, u64, u64, u64)>,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -73,6 +77,9 @@ impl PyReplayRun {
                 kvm,
                 limit,
                 seed,
+                as_recorded,
+                shmem,
+                guest: guest.map(|(held, min, low, high)| GuestZone { held, min, low, high }),
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

@@ -6,10 +6,14 @@
 //! kernel is built), the second counts the distinct pages. The replay pass then reads it a
 //! third time; no pass holds more than one record.
 //!
-//! Keys become pages of one anonymous mapping ([`PageMap`]). The first access to a page is a
-//! store, whatever the trace says: it creates the page's data, as a cache fill does (a load of
-//! an untouched anonymous page maps the shared zero page, which reclaim never evicts, so a
-//! read-only trace would otherwise never miss again). Later loads stay loads.
+//! Keys become pages of one anonymous mapping ([`PageMap`]). By default the first access to a
+//! page is a store, whatever the trace says: it creates the page's data, as a cache fill does
+//! (a load of an untouched anonymous page maps the shared zero page, which reclaim never
+//! evicts, so a read-only trace would otherwise never miss again). Later loads stay loads.
+//! [`ReplayConfig::as_recorded`] offers every access as the trace has it instead (a first load
+//! maps the zero page, as `do_anonymous_page` does): what a program replaying the trace on a
+//! real kernel does, and what the comparison with a Linux guest uses (issue 18).
+//! [`ReplayConfig::guest`] sizes the zone as a guest reported it ([`GuestZone`]).
 //!
 //! A "miss" is an access to a page that was not resident (its PTE not present: what
 //! /proc/pid/pagemap says): a minor fault (first touch, or a refault from the swap cache) or a
@@ -21,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::fault::batch::{Outcome, OutcomeCounts};
 use crate::kernel::Kernel;
 use crate::mm::MM_ANONPAGES;
+use crate::mm::guest_zone::GuestZone;
 use crate::mm::mmap::MapKind;
 use crate::mm::vmstat::Vm;
 use crate::profile::Profile;
@@ -82,6 +87,13 @@ pub struct ReplayConfig {
     /// Replay only the first `limit` requests.
     pub limit: Option<u64>,
     pub seed: u64,
+    /// Offer each access as recorded (a first load maps the zero page) instead of making the
+    /// first access to a page a store.
+    pub as_recorded: bool,
+    /// The mapping: private anonymous memory, or shmem (`MAP_SHARED|MAP_ANONYMOUS`).
+    pub shmem: bool,
+    /// The zone as a guest reported it: pages held by others and its watermarks.
+    pub guest: Option<GuestZone>,
 }
 
 /// The replay of one trace, in progress or done.
@@ -103,6 +115,7 @@ pub struct Replay {
     pub seconds: f64,
     pub scan_seconds: f64,
     base: u64,
+    as_recorded: bool,
     reader: Reader<super::Input>,
     path: PathBuf,
 }
@@ -161,8 +174,12 @@ impl Replay {
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
         kernel.mute_per_page();
+        if let Some(z) = cfg.guest {
+            kernel.set_guest_zone(z)?;
+        }
         let pid = kernel.spawn("replay", cfg.kvm)?;
-        let base = kernel.mmap(pid, pages << 12, MapKind::Anon, false, None)?;
+        let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
+        let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
         let (_, reader) = super::open(path, Some(format))?;
         Ok(Replay {
             kernel,
@@ -178,6 +195,7 @@ impl Replay {
             seconds: 0.0,
             scan_seconds: t0.elapsed().as_secs_f64(),
             base,
+            as_recorded: cfg.as_recorded,
             reader,
             path: path.to_path_buf(),
         })
@@ -199,7 +217,7 @@ impl Replay {
             };
             let addr = self.base + (self.map.page(q.key) << 12);
             let before = self.kernel.pte_before(self.pid, addr);
-            let write = q.write || arch.pte_none(before);
+            let write = q.write || (!self.as_recorded && arch.pte_none(before));
             let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before)?;
             self.counts.add(o);
             self.done += 1;
@@ -249,6 +267,9 @@ mod tests {
             kvm: false,
             limit: None,
             seed: 0,
+            as_recorded: false,
+            shmem: false,
+            guest: None,
         }
     }
 
@@ -309,6 +330,48 @@ mod tests {
         assert!(e.contains("holds no request"), "{e}");
         let e = Replay::open(&tmp("missing"), &cfg(MemorySize::Fraction(0.5))).err().unwrap();
         assert!(matches!(e, Error::Io(_)), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn as_recorded_a_first_load_maps_the_zero_page_and_never_swaps() {
+        // a read-only trace over more pages than memory: as recorded, every load of an
+        // untouched anonymous page maps the zero page (do_anonymous_page), which takes no
+        // memory, so nothing is reclaimed; offered as stores, the same trace swaps
+        let p = tmp("reads.bin");
+        write_zipf(&p, Format::Binary, 20_000, 2000, 0.9, 0.0, 3).unwrap();
+        let run = |as_recorded: bool| {
+            let mut r = Replay::open(&p, &ReplayConfig { as_recorded, ..cfg(MemorySize::Fraction(0.25)) }).unwrap();
+            while !r.advance(5000).unwrap() {}
+            r
+        };
+        let recorded = run(true);
+        assert_eq!(recorded.count(Outcome::Minor), recorded.distinct_pages);
+        assert_eq!(
+            (recorded.count(Outcome::Major), recorded.pages_swapped_out(), recorded.resident_pages()),
+            (0, 0, 0)
+        );
+        let stores = run(false);
+        assert!(stores.count(Outcome::Major) > 0 && stores.pages_swapped_out() > 0);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_guest_zone_with_held_pages_makes_the_same_trace_miss_more() {
+        let p = tmp("guest.bin");
+        write_zipf(&p, Format::Binary, 30_000, 3000, 0.9, 1.0, 5).unwrap();
+        let run = |guest: Option<GuestZone>| {
+            let c = ReplayConfig { guest, ..cfg(MemorySize::Bytes(2048 * 4096)) };
+            let mut r = Replay::open(&p, &c).unwrap();
+            while !r.advance(u64::MAX).unwrap() {}
+            r.kernel.check_invariants().unwrap();
+            r
+        };
+        let whole = run(None);
+        let held = run(Some(GuestZone { held: 800, min: 16, low: 20, high: 24 }));
+        assert_eq!(held.kernel.watermarks().high, 24);
+        assert!(held.count(Outcome::Major) > whole.count(Outcome::Major));
+        assert!(held.resident_pages() <= 2048 - 800);
         std::fs::remove_file(&p).unwrap();
     }
 }

@@ -16,6 +16,10 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     from reclaim.crosscheck import LIBRARY, crosscheck, format_table
     from reclaim.crosscheck.library import BY_NAME
 
+    if args.replay or args.trace or args.results:  # the replay oracle (issue 18)
+        from reclaim.cli.crosscheck_replay import cmd
+
+        return cmd(args)
     if args.list:
         if args.json:
             print(json.dumps([{"name": sc.name, "doc": sc.doc} for sc in LIBRARY], indent=2))
@@ -65,4 +69,7 @@ def add_parser(sub: Subparsers) -> None:
         "fetch installs it), the model with the same arch and profile 6.12",
     )
     cc.add_argument("--accel", default="tcg", help="QEMU accelerator of --vm (tcg, or kvm)")
+    from reclaim.cli.crosscheck_replay import add_arguments
+
+    add_arguments(cc)
     cc.set_defaults(func=cmd_crosscheck)

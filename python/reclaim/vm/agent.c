@@ -19,6 +19,9 @@
  * Each access reports the minor and major faults it took (getrusage(RUSAGE_THREAD) around
  * the one load or store), which is how the s390x young emulation is observed from user space.
  *
+ * Outside a scenario, the input may also hold "sysctl KEY VALUE" (writes /proc/sys/KEY) and
+ * "replay NAME FILE anon|shmem RUN": a trace replay (issue 18, see replay() below).
+ *
  * Output lines start with "@@R " followed by a JSON object; everything else on the console
  * (kernel messages) is ignored by the host.
  */
@@ -1231,6 +1234,162 @@ static void set_swap(int on)
 	}
 }
 
+/* ---- trace replay (issue 18) ---------------------------------------------------------- */
+
+/*
+ * The trace FILE (written by reclaim.crosscheck.replay into the initramfs): the magic
+ * "RPL1", the pages and the requests as little-endian u32, then one little-endian u32 a
+ * request: page << 1 | store. A child process maps the trace (locked: it stays resident and
+ * counts with the guest's other memory), reads /proc/zoneinfo, /proc/meminfo, /proc/vmstat
+ * and its rusage, maps PAGES pages (private anonymous, or shmem: MAP_SHARED|MAP_ANONYMOUS)
+ * and touches them in trace order, each access as recorded (a first load maps the zero page),
+ * then reads /proc/vmstat and its rusage again. One line: kind "replay".
+ */
+static uint32_t le32(const unsigned char *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* /proc/zoneinfo: per populated zone, its free pages, watermarks and managed pages */
+static void emit_zoneinfo(void)
+{
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	if (!f)
+		return;
+	char line[256], zone[64] = "";
+	int first = 1, open_zone = 0;
+	o("[");
+	while (fgets(line, sizeof(line), f)) {
+		char key[64];
+		long long v;
+		if (sscanf(line, "Node %*d, zone %63s", zone) == 1) {
+			if (open_zone)
+				o("}");
+			o("%s{\"zone\":", first ? "" : ",");
+			ostr(zone);
+			first = 0;
+			open_zone = 1;
+			continue;
+		}
+		if (!open_zone)
+			continue;
+		if (sscanf(line, " pages free %lld", &v) == 1) {
+			o(",\"free\":%lld", v);
+			continue;
+		}
+		if (sscanf(line, " %63s %lld", key, &v) == 2 &&
+		    (!strcmp(key, "min") || !strcmp(key, "low") || !strcmp(key, "high") ||
+		     !strcmp(key, "spanned") || !strcmp(key, "present") || !strcmp(key, "managed")))
+			o(",\"%s\":%lld", key, v);
+	}
+	if (open_zone)
+		o("}");
+	o("]");
+	fclose(f);
+}
+
+static void emit_rusage(const struct rusage *a, const struct rusage *b)
+{
+	o("{\"minflt\":%ld,\"majflt\":%ld}", b->ru_minflt - a->ru_minflt, b->ru_majflt - a->ru_majflt);
+}
+
+static int replay_child(const char *path, int shmem)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 10;
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size < 12)
+		return 11;
+	const unsigned char *t = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (t == MAP_FAILED)
+		return 12;
+	mlock(t, (size_t)size);
+	if (memcmp(t, "RPL1", 4))
+		return 13;
+	uint64_t pages = le32(t + 4), n = le32(t + 8);
+	if ((off_t)(12 + 4 * n) > size)
+		return 14;
+	const unsigned char *rec = t + 12;
+	line_begin();
+	o("\"kind\":\"replay\",\"replay\":");
+	ostr(cur_scenario);
+	o(",\"run\":%d,\"pages\":%llu,\"requests\":%llu,\"zoneinfo\":",
+	  cur_step, (unsigned long long)pages, (unsigned long long)n);
+	emit_zoneinfo();
+	o(",\"meminfo\":");
+	emit_kv_file("/proc/meminfo", ":");
+	o(",\"vmstat_before\":");
+	emit_kv_file("/proc/vmstat", "");
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
+	long t0 = now_ms();
+	int flags = shmem ? MAP_SHARED | MAP_ANONYMOUS : MAP_PRIVATE | MAP_ANONYMOUS;
+	volatile uint64_t *m = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (m == MAP_FAILED)
+		return 15;
+	uint64_t sum = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t r = le32(rec + 4 * i);
+		volatile uint64_t *a = m + (uint64_t)(r >> 1) * (PAGE / sizeof(uint64_t));
+		if (r & 1)
+			*a = i + 1;
+		else
+			sum += *a;
+	}
+	long ms = now_ms() - t0;
+	getrusage(RUSAGE_SELF, &r1);
+	o(",\"vmstat_after\":");
+	emit_kv_file("/proc/vmstat", "");
+	o(",\"rusage\":");
+	emit_rusage(&r0, &r1);
+	o(",\"status\":");
+	emit_kv_file("/proc/self/status", ":");
+	o(",\"ms\":%ld,\"sum\":%llu", ms, (unsigned long long)sum);
+	line_end();
+	return 0;
+}
+
+static void replay(const char *name, const char *path, const char *kind, int runi)
+{
+	set_swap(1); /* a fresh swap device: the run starts from the first slot */
+	long t0 = now_ms();
+	pid_t pid = fork();
+	if (pid == 0) {
+		cur_scenario = name;
+		cur_step = runi;
+		_exit(replay_child(path, !strcmp(kind, "shmem")));
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	line_begin();
+	o("\"kind\":\"replay_end\",\"replay\":");
+	ostr(name);
+	o(",\"run\":%d,\"ms\":%ld,\"status\":%d", runi, now_ms() - t0, status);
+	line_end();
+}
+
+static void sysctl_set(const char *key, const char *value)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/proc/sys/%s", key);
+	int fd = open(path, O_WRONLY);
+	int ok = fd >= 0 && write(fd, value, strlen(value)) == (ssize_t)strlen(value);
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	line_begin();
+	o("\"kind\":\"sysctl\",\"key\":");
+	ostr(key);
+	o(",\"value\":");
+	ostr(value);
+	o(",\"ok\":%d", ok);
+	if (!ok)
+		o(",\"errno\":%d", e);
+	line_end();
+}
+
 static int run(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -1252,6 +1411,16 @@ static int run(const char *path)
 		int nw = split(tmp, w, 8);
 		if (nw >= 2 && !strcmp(w[0], "swapdev")) {
 			swapdev = strdup(w[1]);
+			i++;
+			continue;
+		}
+		if (nw >= 3 && !strcmp(w[0], "sysctl")) {
+			sysctl_set(w[1], w[2]);
+			i++;
+			continue;
+		}
+		if (nw >= 5 && !strcmp(w[0], "replay")) {
+			replay(w[1], w[2], w[3], atoi(w[4]));
 			i++;
 			continue;
 		}

@@ -64,6 +64,9 @@ def qemu_command(
     """The QEMU command line of a guest."""
     qbin, _ = QEMU[arch]
     append = f"console={CONSOLE[arch]} quiet loglevel=1 panic=-1 rdinit=/init"
+    if arch == "x86_64":
+        # TCG on a loaded host can miss the timer check's ticks: "IO-APIC + timer doesn't work"
+        append += " no_timer_check"
     cmd = [qbin]
     if arch == "s390x":
         cmd += ["-M", "s390-ccw-virtio", "-cpu", "max" if accel == "tcg" else "host"]
@@ -111,9 +114,11 @@ def run_guest(
     accel: str = "tcg",
     on_result: Callable[[dict[str, object]], object] | None = None,
     manifest: Manifest | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> GuestRun:
     """Boot the ``arch`` guest and run the agent on ``agent_input``; ``on_result`` is called
-    with each result line as it arrives. Fetches the assets first if the cache lacks them."""
+    with each result line as it arrives; ``files`` go into the initramfs's root. Fetches the
+    assets first if the cache lacks them."""
     m = manifest or load_manifest()
     if m is None or arch not in m.arches or not m.arches[arch].agent:
         m = fetch([arch])
@@ -129,6 +134,7 @@ def run_guest(
             _module(m, arch, "virtio_blk"),
             agent_input,
             lru_gen=lru_gen,
+            files=files,
         )
         disk = td / "swap.img"
         with open(disk, "wb") as f:

@@ -82,11 +82,18 @@ poweroff -f
 
 
 def build(
-    out: Path, busybox: Path, agent: Path, virtio_blk: Path, agent_input: str, lru_gen: str = "0"
+    out: Path,
+    busybox: Path,
+    agent: Path,
+    virtio_blk: Path,
+    agent_input: str,
+    lru_gen: str = "0",
+    files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write the initramfs to ``out``: ``/bin/busybox``, ``/agent``, ``/virtio_blk.ko.xz``,
     ``/init`` and ``/input.txt`` (the agent's scenarios); ``lru_gen`` is what /init writes to
-    ``/sys/kernel/mm/lru_gen/enabled`` ("0": the classic LRU the model models)."""
+    ``/sys/kernel/mm/lru_gen/enabled`` ("0": the classic LRU the model models). ``files``
+    adds more files at the root (name: data), e.g. the traces a replay reads."""
     c = Cpio()
     for d in ("bin", "dev", "proc", "sys", "tmp"):
         c.dir(d)
@@ -96,6 +103,8 @@ def build(
     script = INIT.format(booted=BOOTED, finished=FINISHED, result=RESULT, lru_gen=lru_gen)
     c.file("init", script.encode(), 0o755)
     c.file("input.txt", agent_input.encode())
+    for name, data in (files or {}).items():
+        c.file(name, data)
     out.write_bytes(c.data())
     return out
 

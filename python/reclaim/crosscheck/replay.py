@@ -1,0 +1,526 @@
+"""The replay oracle (issue 18): one trace replayed in a real Linux 6.12 guest under memory
+pressure, in the model under the same pressure, and in libCacheSim's policies at the capacity
+the process had in the guest.
+
+The kernel side: the trace goes into the guest's initramfs in the agent's compact format
+(:func:`agent_trace`); the agent (python/reclaim/vm/agent.c, ``replay``) maps the trace's pages
+(private anonymous, or shmem), touches them in trace order, each access as recorded (a first
+load maps the zero page), with swap on the guest's virtio disk, and reports ``/proc/zoneinfo``
+and ``/proc/meminfo`` before, ``/proc/vmstat`` before and after and its rusage. Each setting
+runs ``runs`` times in one boot (a fresh process and swap device each time), for the kernel's
+own run-to-run spread.
+
+The model side: profile 6.12 of the guest's arch, the trace offered as recorded
+(``as_recorded``), a zone of the guest's managed pages with the pages others held at the start
+reserved and the guest's watermarks (:class:`reclaim.mm.guest_zone` in Rust), and the guest's
+swap size. The guest's zones are summed into the model's one zone.
+
+The reference: libCacheSim's LRU, CLOCK, S3-FIFO and ARC with a cache of the pages the process
+had resident at the end of the guest's run (its ``RssAnon``, or ``RssShmem`` less the trace
+file). Their misses less the trace's distinct pages (the compulsory misses, which the kernel
+counts as minor faults) compare with the kernel's major faults.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import struct
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import reclaim
+from reclaim import tracegen
+from reclaim.exceptions import ArgumentError, ReclaimError
+from reclaim.trace import Trace
+
+#: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
+MAGIC = b"RPL1"
+#: The counters of /proc/vmstat compared (the difference over a run).
+VMSTAT = (
+    "pswpin",
+    "pswpout",
+    "pgmajfault",
+    "pgscan_kswapd",
+    "pgscan_direct",
+    "pgsteal_kswapd",
+    "pgsteal_direct",
+    "workingset_refault_anon",
+    "workingset_activate_anon",
+    "workingset_restore_anon",
+)
+#: The fields of /proc/meminfo kept (kB) from the start of a run.
+MEMINFO = (
+    "MemTotal",
+    "MemFree",
+    "Active(anon)",
+    "Inactive(anon)",
+    "Active(file)",
+    "Inactive(file)",
+    "Unevictable",
+    "Mlocked",
+    "Shmem",
+    "AnonPages",
+    "SReclaimable",
+    "SUnreclaim",
+    "PageTables",
+    "KernelStack",
+    "SwapTotal",
+)
+#: The LRU lists of /proc/meminfo (evictable; the locked trace is on the unevictable list).
+LRU_KIB = ("Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)")
+#: The libCacheSim policies of the reference, by the name the table uses.
+POLICIES = ("LRU", "CLOCK", "S3-FIFO", "ARC")
+#: Memory of the matrix's guests, as fractions of the trace's pages the process can hold.
+FRACTIONS = (0.10, 0.25, 0.50, 0.75)
+#: MiB of a guest that are not free when the replay starts (memblock reservations, the
+#: kernel, the initramfs, the agent): -m less MemFree, measured with 80-112 MiB guests of
+#: Debian's 6.12 kernels (x86_64: 64 MiB at 80, 96 and 112 MiB; s390x: 42 MiB at 96 MiB). The
+#: matrix adds the pages it wants the process to hold.
+BASE_MIB = {"x86_64": 64, "s390x": 42}
+#: The smallest guest that boots: below it the kernel cannot unpack the initramfs (it panics in
+#: mount_root_generic; measured: x86_64 at 72 MiB).
+MIN_MIB = {"x86_64": 80, "s390x": 64}
+
+PAGE = 4096
+
+
+class ReplayOracleError(ReclaimError):
+    """The guest did not replay the trace (it did not boot, the agent failed, or it reported
+    no replay): the message says what the console showed."""
+
+
+def agent_trace(trace: Trace) -> bytes:
+    """The trace in the agent's format; keys must be page numbers below 2^31."""
+    n = len(trace)
+    if n == 0:
+        raise ArgumentError("the trace holds no request")
+    keys = trace.keys.astype(np.uint64)
+    pages = int(keys.max()) + 1
+    if pages >= 1 << 31 or n >= 1 << 32:
+        raise ArgumentError(f"the agent's format holds pages below 2^31, not {pages}")
+    rec = (keys << np.uint64(1)) | trace.writes.astype(np.uint64)
+    return MAGIC + struct.pack("<II", pages, n) + rec.astype("<u4").tobytes()
+
+
+def replay_input(name: str, runs: int, *, page_cluster: int, shmem: bool) -> str:
+    """The agent's input: the sysctls, then ``runs`` replays of ``/NAME.rpl``."""
+    lines = ["swapdev /dev/vda", f"sysctl vm/page-cluster {page_cluster}"]
+    kind = "shmem" if shmem else "anon"
+    lines += [f"replay {name} /{name}.rpl {kind} {i}" for i in range(runs)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class KernelRun:
+    """One replay in the guest: ``run`` index, ``ms`` of the replay loop; the zone sums at the
+    start (``managed``, ``free``, ``held`` = managed - free, ``min``/``low``/``high``), the
+    ``zones`` as read, ``swap_kib`` (SwapTotal), ``evictable`` pages others had on the LRU
+    lists at the start (the initramfs's tmpfs files: reclaim can swap them out for the
+    process), ``resident`` pages of the mapping at the end, ``counters``: ``majflt``/``minflt``
+    (rusage) and the :data:`VMSTAT` differences, and ``meminfo`` (:data:`MEMINFO`, kB)."""
+
+    run: int
+    ms: int
+    managed: int
+    free: int
+    held: int
+    min: int
+    low: int
+    high: int
+    swap_kib: int
+    resident: int
+    counters: dict[str, int]
+    evictable: int = 0
+    meminfo: dict[str, int] = field(default_factory=dict)
+    zones: list[dict[str, object]] = field(default_factory=list)
+
+
+def _ints(obj: object) -> dict[str, int]:
+    if not isinstance(obj, Mapping):
+        return {}
+    return {str(k): int(v) for k, v in obj.items() if isinstance(v, int)}
+
+
+def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
+    """A :class:`KernelRun` from the agent's ``replay`` line."""
+    zones_raw = obj.get("zoneinfo")
+    zones = (
+        [dict(z) for z in zones_raw if isinstance(z, Mapping)]
+        if isinstance(zones_raw, list)
+        else []
+    )
+    live = [_ints(z) for z in zones if _ints(z).get("managed", 0) > 0]
+    if not live:
+        raise ReplayOracleError(f"the guest's replay line has no populated zone: {obj!r:.200}")
+
+    def zsum(k: str) -> int:
+        return sum(z.get(k, 0) for z in live)
+
+    before, after = _ints(obj.get("vmstat_before")), _ints(obj.get("vmstat_after"))
+    counters = {k: after.get(k, 0) - before.get(k, 0) for k in VMSTAT}
+    ru = _ints(obj.get("rusage"))
+    counters["majflt"], counters["minflt"] = ru.get("majflt", 0), ru.get("minflt", 0)
+    status = _ints(obj.get("status"))
+    meminfo = _ints(obj.get("meminfo"))
+    if shmem:
+        trace_kib = (12 + 4 * _int(obj, "requests") + PAGE - 1) // PAGE * 4
+        resident = max(0, status.get("RssShmem", 0) - trace_kib) // 4
+    else:
+        resident = status.get("RssAnon", 0) // 4
+    managed, free = zsum("managed"), zsum("free")
+    return KernelRun(
+        run=_int(obj, "run"),
+        ms=_int(obj, "ms"),
+        managed=managed,
+        free=free,
+        held=managed - free,
+        min=zsum("min"),
+        low=zsum("low"),
+        high=zsum("high"),
+        swap_kib=meminfo.get("SwapTotal", 0),
+        resident=resident,
+        counters=counters,
+        evictable=sum(meminfo.get(k, 0) for k in LRU_KIB) // 4,
+        meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
+        zones=zones,
+    )
+
+
+def _int(obj: Mapping[str, object], key: str) -> int:
+    v = obj.get(key, 0)
+    return v if isinstance(v, int) else 0
+
+
+def model_counters(
+    path: Path, arch: str, k: KernelRun, *, shmem: bool = False, evictable_free: bool = True
+) -> dict[str, int]:
+    """Replay the trace at ``path`` in the model (profile 6.12, ``arch``) with the memory the
+    guest reported in ``k``: the :data:`VMSTAT` counters, ``majflt`` and ``minflt``.
+
+    The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
+    lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
+    are cold), so the model counts them as free."""
+    held = k.held - k.evictable if evictable_free else k.held
+    r = reclaim.trace.replay(
+        path,
+        profile="6.12",
+        arch=arch,
+        memory=(k.managed + 1) * PAGE,  # the model's pfn 0 is the zero page, not managed
+        swap=max(k.swap_kib * 1024, 64 * PAGE),
+        as_recorded=True,
+        shmem=shmem,
+        guest=(max(0, held), k.min, k.low, k.high),
+    )
+    vm = {str(a): int(b) for a, b in r.vmstat.items()}
+    out = {c: vm.get(c, 0) for c in VMSTAT}
+    out["majflt"] = vm.get("pgmajfault", 0)
+    out["minflt"] = vm.get("pgfault", 0) - vm.get("pgmajfault", 0)
+    out["resident"] = r.resident_pages
+    return out
+
+
+def reference_misses(trace: Trace, capacity: int, workdir: Path) -> dict[str, int]:
+    """libCacheSim's misses less the compulsory ones (the distinct pages) for each of
+    :data:`POLICIES` with a cache of ``capacity`` pages. Empty without libcachesim."""
+    try:
+        import libcachesim as lcs
+    except ImportError:
+        return {}
+    path = workdir / "reference.oracle"
+    reclaim.trace.write(path, trace.keys, format="oracle")
+    distinct = len(np.unique(trace.keys))
+    classes = {"LRU": lcs.LRU, "CLOCK": lcs.Clock, "S3-FIFO": lcs.S3FIFO, "ARC": lcs.ARC}
+    out = {}
+    for name in POLICIES:
+        reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
+        cache = classes[name](cache_size=max(1, capacity) * PAGE)
+        ratio = float(cache.process_trace(reader)[0])
+        out[name] = max(0, round(ratio * len(trace)) - distinct)
+    return out
+
+
+@dataclass
+class ReplayCheck:
+    """One ``trace`` (``pages`` pages, ``requests`` requests) at one guest setting (``arch``,
+    ``guest_memory_mib``, ``page_cluster``, ``lru_gen``, ``shmem``): the guest's ``kernel``
+    runs, the ``model``'s counters (with the first run's memory), the libCacheSim
+    ``reference`` (major-fault equivalents) at ``capacity`` pages (the process's resident
+    pages in the guest, the median over runs), the ``guest``'s info (release, packages,
+    sysctls, boot seconds) and the ``seconds`` the check took."""
+
+    trace: str
+    arch: str
+    guest_memory_mib: int
+    page_cluster: int
+    lru_gen: str
+    shmem: bool
+    pages: int
+    requests: int
+    capacity: int
+    kernel: list[KernelRun]
+    model: dict[str, int]
+    reference: dict[str, int]
+    guest: dict[str, object] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def kernel_majflt(self) -> tuple[float, int, int]:
+        """Median, smallest and largest major faults of the kernel's runs."""
+        v = [k.counters["majflt"] for k in self.kernel]
+        return statistics.median(v), min(v), max(v)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready; the zones of the first run once, as ``zones``."""
+        d = asdict(self)
+        for k in d["kernel"]:
+            k.pop("zones", None)
+        d["zones"] = self.kernel[0].zones if self.kernel else []
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> ReplayCheck:
+        """A check from :meth:`to_dict`'s output (``--json``), e.g. to plot saved results."""
+        fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        raw = d.get("kernel")
+        fields["kernel"] = [KernelRun(**k) for k in raw] if isinstance(raw, list) else []
+        return cls(**fields)  # type: ignore[arg-type]
+
+
+def run_trace(
+    trace: Trace,
+    name: str,
+    *,
+    arch: str,
+    guest_memory_mib: int = 256,
+    page_cluster: int = 0,
+    lru_gen: str = "off",
+    runs: int = 3,
+    shmem: bool = False,
+    swap_mib: int | None = None,
+    accel: str = "tcg",
+    timeout_s: float = 3600.0,
+    on_line: Callable[[str], object] | None = None,
+) -> ReplayCheck:
+    """Replay ``trace`` in an ``arch`` guest ``runs`` times, then in the model and libCacheSim."""
+    import time
+
+    from reclaim.vm.guest import run_guest
+
+    if lru_gen not in ("on", "off"):
+        raise ArgumentError(f"--lru-gen is on or off, not {lru_gen!r}")
+    if guest_memory_mib < MIN_MIB.get(arch, 0):
+        raise ArgumentError(
+            f"a {arch} guest needs at least {MIN_MIB[arch]} MiB to unpack its initramfs, "
+            f"not {guest_memory_mib} MiB"
+        )
+    if page_cluster not in range(0, 11):
+        raise ArgumentError(f"vm.page-cluster is 0 to 10, not {page_cluster}")
+    t0 = time.monotonic()
+    data = agent_trace(trace)
+    pages = int(trace.keys.max()) + 1
+    swap = swap_mib or math.ceil(pages * PAGE * 1.25 / (1 << 20)) + 16
+    safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
+
+    def on_result(obj: dict[str, object]) -> None:
+        if on_line is not None and obj.get("kind") == "replay":
+            ru = obj.get("rusage")
+            on_line(
+                f"{arch} {guest_memory_mib} MiB {name}: run {obj.get('run')}, {ru}, "
+                f"{obj.get('ms')} ms"
+            )
+        elif on_line is not None and obj.get("kind") == "replay_end" and obj.get("status"):
+            on_line(f"{arch} {name}: run {obj.get('run')} ended with status {obj.get('status')}")
+
+    for _attempt in range(2):  # a boot that panics before /init (TCG on a loaded host): again
+        g = run_guest(
+            arch,
+            replay_input(safe, runs, page_cluster=page_cluster, shmem=shmem),
+            memory_mib=guest_memory_mib,
+            swap_mib=swap,
+            lru_gen="7" if lru_gen == "on" else "0",
+            timeout_s=timeout_s,
+            accel=accel,
+            files={f"{safe}.rpl": data},
+            on_result=on_result,
+        )
+        if g.boot_s:
+            break
+    lines = [r for r in g.results if r.get("kind") == "replay"]
+    sysctl = [r for r in g.results if r.get("kind") == "sysctl"]
+    if not lines:
+        tail = "\n".join(g.log[-15:])
+        raise ReplayOracleError(
+            f"the {arch} guest ({guest_memory_mib} MiB) reported no replay "
+            f"(finished: {g.finished}, QEMU exit {g.returncode}); its console ended with:\n{tail}"
+        )
+    kernel = [parse_run(r, shmem=shmem) for r in lines]
+    capacity = int(statistics.median(k.resident for k in kernel))
+    with tempfile.TemporaryDirectory(prefix="reclaim-replay-") as td:
+        path = Path(td) / "trace.bin"
+        reclaim.trace.write(path, trace.keys, trace.writes, format="binary")
+        model = model_counters(path, arch, kernel[0], shmem=shmem)
+        ref = reference_misses(trace, capacity, Path(td))
+    info = dict(g.info)
+    info["manifest"] = g.manifest
+    info["sysctl"] = sysctl
+    info["boot_s"] = round(g.boot_s, 1)
+    return ReplayCheck(
+        trace=name,
+        arch=arch,
+        guest_memory_mib=guest_memory_mib,
+        page_cluster=page_cluster,
+        lru_gen=lru_gen,
+        shmem=shmem,
+        pages=pages,
+        requests=len(trace),
+        capacity=capacity,
+        kernel=kernel,
+        model=model,
+        reference=ref,
+        guest=info,
+        seconds=round(time.monotonic() - t0, 1),
+    )
+
+
+def guest_memory_for(arch: str, pages: int, fraction: float) -> int:
+    """MiB of an ``arch`` guest whose process can hold about ``fraction`` of ``pages``."""
+    return max(MIN_MIB[arch], BASE_MIB[arch] + math.ceil(fraction * pages * PAGE / (1 << 20)))
+
+
+def run_matrix(
+    *,
+    arches: Sequence[str] = ("x86_64",),
+    traces: Sequence[str] = tracegen.PATTERNS,
+    fractions: Sequence[float] = FRACTIONS,
+    requests: int = 200_000,
+    pages: int = 20_000,
+    page_clusters: Sequence[int] = (0,),
+    lru_gens: Sequence[str] = ("off",),
+    runs: int = 3,
+    seed: int = 0,
+    on_check: Callable[[ReplayCheck], object] | None = None,
+    on_line: Callable[[str], object] | None = None,
+) -> list[ReplayCheck]:
+    """Every trace of ``traces`` at every guest size (``fractions`` of the trace's pages), page
+    cluster and lru_gen setting, on each arch."""
+    out = []
+    for tname in traces:
+        trace = tracegen.generate(tname, requests, pages, seed=seed)
+        for arch in arches:
+            for pc in page_clusters:
+                for lg in lru_gens:
+                    for f in fractions:
+                        c = run_trace(
+                            trace,
+                            tname,
+                            arch=arch,
+                            guest_memory_mib=guest_memory_for(arch, pages, f),
+                            page_cluster=pc,
+                            lru_gen=lg,
+                            runs=runs,
+                            on_line=on_line,
+                        )
+                        out.append(c)
+                        if on_check is not None:
+                            on_check(c)
+    return out
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100.0 * (a - b) / b:+.1f}%" if b else "n/a"
+
+
+def format_table(checks: Sequence[ReplayCheck]) -> str:
+    """Major faults of the kernel (median, spread), the model and each policy, per check."""
+    head = (
+        "| trace | arch | MiB | cluster | lru_gen | capacity/pages | kernel majflt (min-max) "
+        "| model | model vs kernel | " + " | ".join(POLICIES) + " | pswpout k/m | pgscan k/m "
+        "| ws_refault k/m | ws_activate k/m | ws_restore k/m |"
+    )
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for c in checks:
+        med, lo, hi = c.kernel_majflt()
+        k0 = c.kernel[0].counters
+        m = c.model
+
+        def km(key: str, k0: dict[str, int] = k0, m: dict[str, int] = m) -> str:
+            return f"{k0.get(key, 0)}/{m.get(key, 0)}"
+
+        pgscan_k = k0["pgscan_kswapd"] + k0["pgscan_direct"]
+        pgscan_m = m.get("pgscan_kswapd", 0) + m.get("pgscan_direct", 0)
+        refs = " | ".join(
+            f"{c.reference[p]} ({_pct(c.reference[p], med)})" if p in c.reference else "-"
+            for p in POLICIES
+        )
+        rows.append(
+            f"| {c.trace} | {c.arch} | {c.guest_memory_mib} | {c.page_cluster} | {c.lru_gen} "
+            f"| {c.capacity}/{c.pages} ({c.capacity / c.pages:.0%}) | {med:g} ({lo}-{hi}) "
+            f"| {m['majflt']} | {_pct(m['majflt'], med)} | {refs} | {km('pswpout')} "
+            f"| {pgscan_k}/{pgscan_m} | {km('workingset_refault_anon')} "
+            f"| {km('workingset_activate_anon')} | {km('workingset_restore_anon')} |"
+        )
+    return "\n".join(rows)
+
+
+def plot(checks: Sequence[ReplayCheck], path: Path) -> Path:
+    """Miss ratio (major faults / requests) against the process's memory (capacity / trace
+    pages) for the kernel (median and spread), the model and each policy, one panel per
+    trace and arch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(c.trace, c.arch, c.page_cluster, c.lru_gen) for c in checks})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], panels, strict=True):
+        cs = sorted((c for c in checks if (c.trace, c.arch, c.page_cluster, c.lru_gen) == key),
+                    key=lambda c: c.capacity)  # fmt: skip
+        x = [c.capacity / c.pages for c in cs]
+        med = [c.kernel_majflt()[0] / c.requests for c in cs]
+        lo = [c.kernel_majflt()[1] / c.requests for c in cs]
+        hi = [c.kernel_majflt()[2] / c.requests for c in cs]
+        ax.fill_between(x, lo, hi, alpha=0.3, color="k")
+        ax.plot(x, med, "k-o", label="Linux 6.12 guest")
+        ax.plot(x, [c.model["majflt"] / c.requests for c in cs], "r-s", label="reclaim model")
+        for p, color in zip(
+            POLICIES, ("tab:blue", "tab:orange", "tab:green", "tab:purple"), strict=True
+        ):
+            if all(p in c.reference for c in cs):
+                y = [c.reference[p] / c.requests for c in cs]
+                ax.plot(x, y, "--", color=color, label=f"libCacheSim {p}")
+        ax.set_title(f"{key[0]} {key[1]} cluster={key[2]} lru_gen={key[3]}", fontsize=9)
+        ax.set_xlabel("memory / trace pages")
+        ax.set_ylabel("major faults / request")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = [
+    "BASE_MIB",
+    "FRACTIONS",
+    "MIN_MIB",
+    "POLICIES",
+    "VMSTAT",
+    "KernelRun",
+    "ReplayCheck",
+    "ReplayOracleError",
+    "agent_trace",
+    "format_table",
+    "guest_memory_for",
+    "model_counters",
+    "parse_run",
+    "plot",
+    "reference_misses",
+    "replay_input",
+    "run_matrix",
+    "run_trace",
+]

@@ -1,0 +1,270 @@
+"""The replay oracle (issue 18): trace generators, the agent's trace format and result lines,
+the model's side with a guest's memory, the agent's replay on this machine's kernel, and one
+small replay in a Linux 6.12 guest (marked ``vm``; skipped with the reason without assets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import reclaim
+from reclaim import tracegen
+from reclaim.cli import main
+from reclaim.crosscheck import replay as rp
+from reclaim.trace import Trace
+from reclaim.vm import assets, initramfs
+
+# -- the trace generators ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", tracegen.PATTERNS)
+def test_every_pattern_is_seeded_in_range_and_first_touches_are_stores(name: str) -> None:
+    t = tracegen.generate(name, 30_000, 3000, seed=4)
+    assert len(t) == 30_000 and int(t.keys.max()) < 3000
+    _, first = np.unique(t.keys, return_index=True)
+    assert t.writes[first].all()
+    later = np.ones(len(t), dtype=bool)
+    later[first] = False
+    assert 0.1 < t.writes[later].mean() < 0.4, "later accesses: a quarter stores"
+    again = tracegen.generate(name, 30_000, 3000, seed=4)
+    assert np.array_equal(t.keys, again.keys) and np.array_equal(t.writes, again.writes)
+    other = tracegen.generate(name, 30_000, 3000, seed=5)
+    assert name == "loop" or not np.array_equal(t.keys, other.keys)
+
+
+def test_zipf_with_a_larger_exponent_concentrates_on_fewer_pages() -> None:
+    def top_share(s: float) -> float:
+        k = tracegen.zipf(50_000, 5000, s=s, seed=1).keys
+        counts = np.sort(np.bincount(k.astype(np.int64)))[::-1]
+        return float(counts[:50].sum() / len(k))
+
+    assert top_share(1.2) > top_share(0.9) + 0.1
+
+
+def test_loop_is_sequential_and_hot_scan_scans_cold_pages_in_order() -> None:
+    k = tracegen.loop(2500, 1000).keys.astype(np.int64)
+    assert np.array_equal(k[:1000], np.arange(1000)) and k[1000] == 0
+    h = tracegen.hot_scan(30_000, 1000, hot=0.2, period=5000, scan=0.25).keys.astype(np.int64)
+    assert (h[:5000] < 200).all(), "the hot set first"
+    assert np.array_equal(h[5000:5250], np.arange(200, 450)), "then a scan of cold pages"
+
+
+def test_phase_moves_the_working_set_to_other_pages() -> None:
+    k = tracegen.phase(30_000, 3000, hot=0.3, phases=3).keys.astype(np.int64)
+    sets = [set(k[i * 10_000 : (i + 1) * 10_000].tolist()) for i in range(3)]
+    assert not sets[0] & sets[1] and not sets[1] & sets[2]
+
+
+def test_an_unknown_pattern_or_empty_trace_is_an_argument_error() -> None:
+    with pytest.raises(reclaim.ArgumentError, match="unknown trace pattern"):
+        tracegen.generate("zipfy", 10, 10)
+    with pytest.raises(reclaim.ArgumentError, match="requests >= 1"):
+        tracegen.loop(0, 10)
+
+
+# -- the agent's trace and its result lines ------------------------------------------------
+
+
+def _trace(keys: list[int], writes: list[bool]) -> Trace:
+    n = len(keys)
+    return Trace("binary", np.array(keys, np.uint64), np.array(writes), np.zeros(n, np.uint64))
+
+
+def test_the_agent_trace_is_little_endian_page_and_store_bit() -> None:
+    data = rp.agent_trace(_trace([5, 0, 5, 70000], [True, False, False, True]))
+    assert data[:4] == b"RPL1"
+    pages, n = struct.unpack("<II", data[4:12])
+    assert (pages, n) == (70001, 4)
+    assert struct.unpack("<4I", data[12:]) == (11, 0, 10, 140001)
+    with pytest.raises(reclaim.ArgumentError, match="below 2\\^31"):
+        rp.agent_trace(_trace([1 << 31], [True]))
+
+
+def test_the_agent_input_sets_page_cluster_then_replays_each_run() -> None:
+    text = rp.replay_input("z", 2, page_cluster=3, shmem=True)
+    assert text.splitlines() == [
+        "swapdev /dev/vda",
+        "sysctl vm/page-cluster 3",
+        "replay z /z.rpl shmem 0",
+        "replay z /z.rpl shmem 1",
+    ]
+
+
+def _line(**over: object) -> dict[str, object]:
+    line: dict[str, object] = {
+        "kind": "replay",
+        "run": 1,
+        "ms": 900,
+        "requests": 1000,
+        "zoneinfo": [
+            {"zone": "DMA", "free": 3000, "min": 10, "low": 12, "high": 14, "managed": 3800},
+            {"zone": "DMA32", "free": 20000, "min": 200, "low": 250, "high": 300, "managed": 28000},
+            {"zone": "Normal", "free": 0, "managed": 0},
+        ],
+        "meminfo": {
+            "SwapTotal": 65532,
+            "MemFree": 92000,
+            "Inactive(anon)": 2000,
+            "Active(file)": 400,
+            "Unevictable": 800,
+        },
+        "vmstat_before": {"pswpin": 5, "pswpout": 7, "pgmajfault": 9, "workingset_restore_anon": 1},
+        "vmstat_after": {
+            "pswpin": 105,
+            "pswpout": 307,
+            "pgmajfault": 110,
+            "workingset_restore_anon": 4,
+        },
+        "rusage": {"minflt": 2000, "majflt": 100},
+        "status": {"RssAnon": 40000, "RssShmem": 1000},
+    }
+    line.update(over)
+    return line
+
+
+def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
+    k = rp.parse_run(_line())
+    assert (k.managed, k.free, k.held) == (31800, 23000, 8800)
+    assert (k.min, k.low, k.high, k.swap_kib) == (210, 262, 314, 65532)
+    assert k.counters["pswpin"] == 100 and k.counters["pswpout"] == 300
+    assert k.counters["workingset_restore_anon"] == 3
+    assert (k.counters["majflt"], k.counters["minflt"]) == (100, 2000)
+    assert k.resident == 10000, "RssAnon in pages"
+    assert k.evictable == 600, "the LRU lists' pages, not the unevictable (locked) ones"
+    # shmem: the resident mapping is RssShmem less the locked trace file (12 + 4 * 1000 bytes)
+    assert rp.parse_run(_line(), shmem=True).resident == (1000 - 4) // 4
+    with pytest.raises(rp.ReplayOracleError, match="no populated zone"):
+        rp.parse_run(_line(zoneinfo=[]))
+
+
+def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
+    k = rp.parse_run(_line())
+    c = rp.ReplayCheck(trace="zipf0.9", arch="x86_64", guest_memory_mib=128, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=50_000, requests=200_000,
+                       capacity=10_000, kernel=[k, k], model={**k.counters, "majflt": 110},
+                       reference={"LRU": 90})  # fmt: skip
+    again = rp.ReplayCheck.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again.kernel_majflt() == (100, 100, 100) and again.model["majflt"] == 110
+    table = rp.format_table([again])
+    assert "| 100 (100-100) | 110 | +10.0% | 90 (-10.0%) | - | - | - |" in table
+    pytest.importorskip("matplotlib")
+    assert rp.plot([again], tmp_path / "p.png").stat().st_size > 1000
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps([c.to_dict()]))
+    png = tmp_path / "cli.png"
+    assert main(["crosscheck", "--results", str(saved), "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+# -- the model's side ---------------------------------------------------------------------
+
+
+def _kernel_run(managed: int, held: int) -> rp.KernelRun:
+    return rp.KernelRun(run=0, ms=0, managed=managed, free=managed - held, held=held, min=20,
+                        low=25, high=30, swap_kib=32768, resident=0, counters={})  # fmt: skip
+
+
+def test_the_model_with_more_pages_held_by_the_guest_faults_more(tmp_path: Path) -> None:
+    t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    roomy = rp.model_counters(p, "x86_64", _kernel_run(2000, 600))
+    tight = rp.model_counters(p, "x86_64", _kernel_run(2000, 1200))
+    assert tight["majflt"] > roomy["majflt"] > 0
+    assert tight["pswpout"] > 0 and tight["pswpin"] > 0
+    assert tight["resident"] < 2000 - 1200
+
+
+def test_the_model_offers_a_first_read_as_a_read_so_it_maps_the_zero_page(tmp_path: Path) -> None:
+    p = tmp_path / "reads.bin"
+    n = 5000
+    reclaim.trace.write(p, np.arange(n, dtype=np.uint64) % 2500, np.zeros(n, bool), format="binary")
+    m = rp.model_counters(p, "s390x", _kernel_run(1000, 200))
+    assert (m["majflt"], m["pswpout"], m["resident"]) == (0, 0, 0)
+    stored = reclaim.trace.replay(p, memory=1001 * 4096, arch="s390x")
+    assert stored.major_faults > 0, "the default replay makes first touches stores"
+
+
+def test_the_reference_counts_misses_beyond_the_compulsory_ones(tmp_path: Path) -> None:
+    pytest.importorskip("libcachesim")
+    t = tracegen.loop(10_000, 1000)
+    small = rp.reference_misses(t, 500, tmp_path)
+    assert set(small) == set(rp.POLICIES)
+    assert small["LRU"] == 9000, "LRU misses every access of a loop larger than the cache"
+    assert all(v == 0 for v in rp.reference_misses(t, 1000, tmp_path).values())
+
+
+def test_a_guest_too_small_to_boot_is_refused_and_the_matrix_never_asks_for_one() -> None:
+    t = tracegen.loop(100, 10)
+    with pytest.raises(reclaim.ArgumentError, match="at least 80 MiB"):
+        rp.run_trace(t, "t", arch="x86_64", guest_memory_mib=72)
+    assert rp.guest_memory_for("x86_64", 8000, 0.25) == rp.MIN_MIB["x86_64"]
+    assert rp.guest_memory_for("s390x", 20_000, 0.5) == rp.BASE_MIB["s390x"] + 40
+
+
+def test_crosscheck_trace_needs_a_vm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, np.arange(10, dtype=np.uint64), format="binary")
+    assert main(["crosscheck", "--trace", str(p)]) != 0
+    assert "--trace needs --vm" in capsys.readouterr().err
+
+
+# -- the agent on this machine's kernel ----------------------------------------------------
+
+
+@pytest.mark.host
+def test_the_agent_replays_a_trace_on_this_kernel(tmp_path: Path) -> None:
+    """The C agent's replay (no swap, no QEMU): each access as recorded, the zones and the
+    counters reported. A read-only half of the pages maps the zero page: no memory for them."""
+    if os.uname().machine != "x86_64" or shutil.which("gcc") is None:
+        pytest.skip("the host agent is built with gcc for x86_64")
+    try:
+        agent = assets.build_agent("x86_64")[0]
+    except assets.VmAssetError as e:
+        pytest.skip(f"the agent cannot be built here: {e}")
+    pages = 400
+    keys = np.concatenate([np.arange(pages), np.arange(pages)]).astype(np.uint64)
+    writes = np.concatenate([np.arange(pages) < pages // 2, np.zeros(pages, bool)])
+    (tmp_path / "t.rpl").write_bytes(rp.agent_trace(Trace("binary", keys, writes, keys * 0)))
+    text = f"swapdev none\nreplay t {tmp_path / 't.rpl'} anon 0\n"
+    r = subprocess.run([str(agent), "run", "/dev/stdin"], input=text, capture_output=True,
+                       text=True, timeout=120, check=True)  # fmt: skip
+    lines = [json.loads(s[len(initramfs.RESULT) :]) for s in r.stdout.splitlines()
+             if s.startswith(initramfs.RESULT)]  # fmt: skip
+    (obj,) = [o for o in lines if o.get("kind") == "replay"]
+    end = [o for o in lines if o.get("kind") == "replay_end"]
+    assert end and end[0]["status"] == 0
+    k = rp.parse_run(obj)
+    assert k.managed > k.free > 0 and k.min <= k.low <= k.high
+    assert k.counters["minflt"] >= pages, "every page faults once"
+    assert pages // 2 <= k.resident <= pages // 2 + 64, "the read-only half takes no memory"
+
+
+# -- in a guest -----------------------------------------------------------------------------
+
+
+@pytest.mark.vm
+def test_a_small_trace_replays_in_the_x86_64_guest_under_pressure() -> None:
+    """Boot once (about a minute with TCG): a zipf trace larger than the guest's free memory
+    swaps in the kernel and in the model; the reference has every policy."""
+    try:
+        assets.fetch(["x86_64"])
+    except assets.VmAssetError as e:
+        pytest.skip(f"the VM assets cannot be had here: {e}")
+    t = tracegen.zipf(40_000, 12_000, s=0.9, seed=0)
+    c = rp.run_trace(t, "zipf", arch="x86_64", guest_memory_mib=80, runs=1)
+    assert str(c.guest.get("release", "")).startswith("6.12."), c.guest
+    (k,) = c.kernel
+    assert k.counters["majflt"] > 0 and k.counters["pswpout"] > 0
+    assert 0 < c.capacity < c.pages
+    assert c.model["majflt"] > 0
+    sysctl = c.guest["sysctl"]
+    assert isinstance(sysctl, list) and all(s.get("ok") for s in sysctl), "page-cluster set"
+    if rp.reference_misses(t, 10, Path("/tmp")):
+        assert set(c.reference) == set(rp.POLICIES)
