@@ -52,20 +52,28 @@ lint: docs
 	$(CARGO) clippy --quiet --all-targets --features python -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps
 	$(PYTHON) tools/import_cycles.py --with-kernel
-	$(PYTHON) -m ruff check python tests examples
-	$(PYTHON) -m ruff format --check python tests examples
+	$(PYTHON) -m ruff check python tests examples benches
+	$(PYTHON) -m ruff format --check python tests examples benches
 	$(PYTHON) -m mypy
 	$(PYTHON) -m mypy.stubtest reclaim._reclaim
 
 ## fmt: format Rust and Python
 fmt:
 	$(CARGO) fmt
-	$(PYTHON) -m ruff format python tests examples
-	$(PYTHON) -m ruff check --fix python tests examples
+	$(PYTHON) -m ruff format python tests examples benches
+	$(PYTHON) -m ruff check --fix python tests examples benches
 
-## bench: criterion benches (Rust)
-bench:
+## bench: criterion benches (Rust), then the Python benchmarks (pytest-benchmark, benches/),
+## whose JSON goes to BENCH_DIR (outside the tree); BENCH_ARGS for more pytest-benchmark options,
+## e.g. BENCH_ARGS="--benchmark-compare" against the last saved run (BENCHMARKS.md)
+BENCH_DIR ?= $(HOME)/.cache/reclaim/benchmarks
+BENCH_ARGS ?=
+bench: bench-rust bench-python
+bench-rust:
 	$(CARGO) bench
+bench-python:
+	$(PYTHON) -m pytest benches -q -p no:cacheprovider --benchmark-enable --benchmark-only \
+		--benchmark-storage=file://$(BENCH_DIR) --benchmark-autosave $(BENCH_ARGS)
 
 ## fuzz-traces: a long run of the trace parsers' mutation fuzzer (FUZZ_ITERS inputs a format)
 FUZZ_ITERS ?= 5000000
