@@ -18,6 +18,7 @@ __all__ = [
     "OUTCOMES",
     "PREDICATE_NAMES",
     "PROFILE_NAMES",
+    "SWITCHES",
     "TTU_RESULTS",
     "UFFD_FEATURES",
     "AccessResult",
@@ -57,6 +58,7 @@ __all__ = [
     "trace_write",
     "trace_write_zipf",
     "uffd_feature_bits",
+    "write_file",
 ]
 
 __version__: str
@@ -627,7 +629,7 @@ CAUSES: dict[str, str]
 class Scenario:
     def __new__(
         cls,
-        profile: str | Profile = "4.17",
+        profile: str | Profile | None = None,
         *,
         qemu: str = "3.0",
         pages: Sequence[str] | None = None,

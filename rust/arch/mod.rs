@@ -62,6 +62,17 @@ macro_rules! pte_op {
 /// The arch-neutral view of PTE values the mm layer works with. Each method names the kernel
 /// helper it models; the value format is the arch's.
 impl Arch {
+    /// The address a page fault reports (`vmf->real_address`): x86 has the faulting byte
+    /// (CR2); s390 only the page, from the translation-exception identification
+    /// (arch/s390/mm/fault.c `get_fault_address`: `teid.addr * PAGE_SIZE`, 6.12), so
+    /// UFFD_FEATURE_EXACT_ADDRESS gives a page-aligned address there.
+    #[inline]
+    pub fn fault_address(self, addr: u64) -> u64 {
+        match self {
+            Arch::S390x => addr & !0xfff,
+            Arch::X86_64 => addr,
+        }
+    }
     #[inline]
     pub fn geometry(self) -> &'static GeometryRef {
         match self {

@@ -230,6 +230,27 @@ mod tests {
         a.check_invariants().unwrap();
     }
 
+    /// `handle_userfault` reports `vmf->real_address` with UFFD_FEATURE_EXACT_ADDRESS (6.12):
+    /// the faulting byte on x86_64 (CR2), only the page on s390x (arch/s390/mm/fault.c
+    /// `get_fault_address`: `teid.addr * PAGE_SIZE`), as a real s390x 6.12 guest shows.
+    #[test]
+    fn exact_address_is_the_byte_on_x86_64_and_the_page_on_s390x() {
+        use crate::arch::Arch;
+        use crate::profile::{Profile, uffd_features::EXACT_ADDRESS};
+        for (arch, want) in [(Arch::X86_64, 0x18), (Arch::S390x, 0)] {
+            let mut k = Kernel::new(Profile::get("6.12", arch).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            let pid = k.spawn("t", false).unwrap();
+            let base = k.mmap(pid, 4 * 4096, MapKind::Anon, false, None).unwrap();
+            let u = k.userfaultfd(pid).unwrap();
+            k.uffdio_api(u, crate::uffd::ioctl::UFFD_API, EXACT_ADDRESS).unwrap();
+            k.uffdio_register(u, base, 4 * 4096, crate::uffd::ioctl::UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            let Access::Blocked { msg, .. } = k.access(pid, 0, base + 0x18, false, 0).unwrap() else {
+                panic!("no userfault on {arch:?}")
+            };
+            assert_eq!(msg.address, base + want, "{arch:?}");
+        }
+    }
+
     #[test]
     fn a_userfault_stops_the_batch_and_a_parked_thread_is_refused() {
         let mut k = kernel("4.18");

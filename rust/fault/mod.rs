@@ -156,7 +156,7 @@ impl Kernel {
             Err(PteAlloc::NoMemory) => return Fault::Oom,
             Err(PteAlloc::OutOfReach) => return Fault::Sigbus,
         };
-        let vmf = Vmf { pid, tid, vma, addr: page_addr, real_addr: addr, write, idx };
+        let vmf = Vmf { pid, tid, vma, addr: page_addr, real_addr: arch.fault_address(addr), write, idx };
         let pte = self.mmx(pid).pt.pte(idx);
         if arch.pte_none(pte) {
             return if self.vma(vma).is_anonymous() { self.do_anonymous_page(vmf) } else { self.do_fault(vmf) };

@@ -693,9 +693,20 @@ LIBRARY: list[Scenario] = [
     ),
     _s(
         "exact_address_feature_keeps_the_offset",
-        "With UFFD_FEATURE_EXACT_ADDRESS the PAGEFAULT address is not rounded to the page.",
+        "With UFFD_FEATURE_EXACT_ADDRESS the PAGEFAULT address is not rounded to the page "
+        "(x86 reports the faulting byte, CR2).",
         *_armed("EXACT_ADDRESS"),
         Read("m", 0, byte_offset=0x18, expect="blocked: PAGEFAULT u m[0]+0x18 read"),
+        arches=("x86_64",),
+    ),
+    _s(
+        "s390x_exact_address_is_the_page_s",
+        "s390 reports only the page of a fault (arch/s390/mm/fault.c get_fault_address: "
+        "teid.addr * PAGE_SIZE), so even with UFFD_FEATURE_EXACT_ADDRESS the PAGEFAULT "
+        "address is the page's.",
+        *_armed("EXACT_ADDRESS"),
+        Read("m", 0, byte_offset=0x18, expect="blocked: PAGEFAULT u m[0] read"),
+        arches=("s390x",),
     ),
     _s(
         "fault_address_is_page_aligned_without_exact_address",

@@ -288,12 +288,6 @@ def run_vm(
 #: and the model differ (docs/vm-oracle.md has the table). A row listed here does not fail
 #: ``reclaim crosscheck --vm`` nor the test; one that agrees again must leave this table.
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
-    ("s390x", "exact_address_feature_keeps_the_offset"): (
-        "s390 reports only the page of a fault: the translation-exception identification holds "
-        "a 52-bit page address (arch/s390/mm/fault.c get_fault_address: teid.addr * "
-        "PAGE_SIZE), so UFFD_FEATURE_EXACT_ADDRESS gives the page-aligned address on s390x; "
-        "the model keeps the byte offset (uffd/mod.rs, vmf.real_addr)"
-    ),
     **{
         ("s390x", name): (
             "the touch right after MADV_PAGEOUT of a dirty anon page: the guest's swap device "
