@@ -359,6 +359,42 @@ impl Profile {
         self.release >= (6, 9)
     }
 
+    /// Migration entries remember the young and dirty bits of the PTE they replace
+    /// (2e3468778dbe, "mm/swap: remember young/dirty bit for page migrations", v6.1:
+    /// `make_migration_entry_young/dirty` in try_to_migrate_one, restored by
+    /// remove_migration_pte); before, remove_migration_pte made every new PTE old.
+    pub fn migration_entry_ad(&self) -> bool {
+        self.release >= (6, 1)
+    }
+
+    /// How many swap types `SWP_DEVICE_NUM` reserves where CONFIG_DEVICE_PRIVATE is set
+    /// (include/linux/swap.h): none before 5042db43cc26 ("mm/ZONE_DEVICE: new type of
+    /// ZONE_DEVICE for unaddressable memory", v4.14: SWP_DEVICE_WRITE/READ), 4 since
+    /// b756a3b5e7ea ("mm: device exclusive memory access", v5.14: SWP_DEVICE_EXCLUSIVE_WRITE/READ).
+    pub fn swp_device_types(&self) -> u32 {
+        if self.release >= (5, 14) {
+            4
+        } else if self.release >= (4, 14) {
+            2
+        } else {
+            0
+        }
+    }
+
+    /// A swap type is reserved for PTE markers, `SWP_PTE_MARKER` (5c041f5d1f23, "mm: teach core
+    /// mm about pte markers", v5.19; under CONFIG_PTE_MARKER there, unconditional
+    /// `#define SWP_PTE_MARKER_NUM 1` in 6.12).
+    pub fn pte_markers(&self) -> bool {
+        self.release >= (5, 19)
+    }
+
+    /// shrink_folio_list's writeback tracepoint is `mm_vmscan_write_folio` (e0cd5e7ffa54,
+    /// "mm/vmscan: Convert pageout() to take a folio", v5.18: `-TRACE_EVENT(mm_vmscan_writepage,`
+    /// `+TRACE_EVENT(mm_vmscan_write_folio,`); before, `mm_vmscan_writepage`.
+    pub fn vmscan_write_folio_tracepoint(&self) -> bool {
+        self.release >= (5, 18)
+    }
+
     /// The 6.x shape of memory failure: TTU_HWPOISON asks for the hwpoison branch of
     /// try_to_unmap_one (6da6b1d4a7df, "mm/hwpoison: convert TTU_IGNORE_HWPOISON to
     /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h

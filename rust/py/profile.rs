@@ -54,6 +54,19 @@ impl PyProfile {
         d.set_item("uffd_minor", p.uffd_minor)?;
         d.set_item("uffd_wp", p.uffd_wp)?;
         d.set_item("uffd_zeropage_checks_forbids", p.uffd_zeropage_checks_forbids)?;
+        d.set_item("uffd_register_vma_find", p.uffd_register_vma_find)?;
+        d.set_item("mfill_pte_always_dirty", p.mfill_pte_always_dirty)?;
+        d.set_item("uffd_private_shmem_anon", p.uffd_private_shmem_anon)?;
+        d.set_item("pg_anon_exclusive", p.pg_anon_exclusive)?;
+        d.set_item("zap_unused_reset_clears_nodat", p.zap_unused_reset_clears_nodat)?;
+        d.set_item("swapin_exclusive_writable", p.swapin_exclusive_writable)?;
+        // the switches derived from the release (Profile's methods, each with its commit)
+        d.set_item("mprotect_write_upgrade", p.mprotect_write_upgrade())?;
+        d.set_item("uffd_remap_clears_unfeatured", p.uffd_remap_clears_unfeatured())?;
+        d.set_item("proactive_reclaim_quarter_batch", p.proactive_reclaim_quarter_batch())?;
+        d.set_item("hwpoison_ttu_flag", p.hwpoison_ttu_flag())?;
+        d.set_item("migration_entry_ad", p.migration_entry_ad())?;
+        d.set_item("vmscan_write_folio_tracepoint", p.vmscan_write_folio_tracepoint())?;
         d.set_item("uffd_features_offered", p.uffd_features_offered())?;
         d.set_item("arch_has_uffd_wp", p.arch_has_uffd_wp())?;
         d.set_item("arch_has_uffd_minor", p.arch_has_uffd_minor())?;
