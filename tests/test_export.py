@@ -249,11 +249,17 @@ def test_ftrace_text_of_a_study_names_qemus_threads_and_says_what_the_model_lack
     # QEMU's threads as the kernel would name them: vCPUs "CPU n/KVM", the migration threads
     assert {"CPU 0/KVM", "CPU 1/KVM", "live_migration", "postcopy/listen", "kswapd0"} <= set(tasks)
     assert tasks["live_migration"]["cpu"] == "000" and tasks["postcopy/listen"]["cpu"] == "001"
-    blocked = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "reclaim:kvm:vcpu_blocked"]
+    blocked = [
+        m for m in check_ftrace(text, r417.n_events) if m["tp"] == "reclaim:kvm:vcpu_blocked"
+    ]
     assert blocked and all(m["task"].strip().endswith("/KVM") for m in blocked)
-    phases = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "reclaim:qemu:migration_phase"]
+    phases = [
+        m for m in check_ftrace(text, r417.n_events) if m["tp"] == "reclaim:qemu:migration_phase"
+    ]
     assert {m["task"].strip() for m in phases} == {"live_migration", "postcopy/listen"}
-    requests = [m for m in tasks.values() if m["tp"] == "reclaim:qemu:postcopy_ram_fault_thread_request"]
+    requests = [
+        m for m in tasks.values() if m["tp"] == "reclaim:qemu:postcopy_ram_fault_thread_request"
+    ]
     assert all(m["task"].strip() == "postcopy/fault" for m in requests)
 
 
@@ -279,7 +285,9 @@ def test_ftrace_text_of_a_kernel_names_tasks_and_direct_reclaim() -> None:
     )
 
 
-@pytest.mark.parametrize(("profile", "writeback"), [("4.17", "mm_vmscan_writepage"), ("6.12", "mm_vmscan_write_folio")])
+@pytest.mark.parametrize(
+    ("profile", "writeback"), [("4.17", "mm_vmscan_writepage"), ("6.12", "mm_vmscan_write_folio")]
+)
 def test_ftrace_text_names_tracepoints_as_the_release_does_and_marks_the_models_own_events(
     profile: str, writeback: str
 ) -> None:

@@ -478,8 +478,7 @@ def ftrace_text(
         secs, rest = divmod(e.t, 1_000_000_000)
         tp = e.tracepoint or MODEL_PREFIX + name
         lines.append(
-            f"{comm:>16}-{e.pid:<7} [{e.host:03d}] ..... {secs:5d}.{rest // 1000:06d}: "
-            f"{tp}: {body}"
+            f"{comm:>16}-{e.pid:<7} [{e.host:03d}] ..... {secs:5d}.{rest // 1000:06d}: {tp}: {body}"
         )
         if name == "mm_vmscan_kswapd_sleep":
             kswapd_on.discard(e.host)
