@@ -193,6 +193,7 @@ impl Kernel {
             alive: true,
             has_pgste: kvm,
             uses_skeys: false,
+            kvm_facility_147: kvm,
             allow_cow_sharing: true,
             vmas: BTreeMap::new(),
             pt: PageTables::new(self.arch().geometry(), kvm),

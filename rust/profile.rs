@@ -203,6 +203,24 @@ pub struct Profile {
     /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
     /// reserves the 6.x number of special swap types.
     pub hwpoison_ttu_flag: bool,
+    /// Migration entries remember the young and dirty bits of the PTE they replace
+    /// (2e3468778dbe, "mm/swap: remember young/dirty bit for page migrations", v6.1:
+    /// `make_migration_entry_young/dirty` in try_to_migrate_one, restored by
+    /// remove_migration_pte); before, remove_migration_pte made every new PTE old.
+    pub migration_entry_ad: bool,
+    /// How many swap types `SWP_DEVICE_NUM` reserves where CONFIG_DEVICE_PRIVATE is set
+    /// (include/linux/swap.h): none before 5042db43cc26 ("mm/ZONE_DEVICE: new type of
+    /// ZONE_DEVICE for unaddressable memory", v4.14: SWP_DEVICE_WRITE/READ), 4 since
+    /// b756a3b5e7ea ("mm: device exclusive memory access", v5.14: SWP_DEVICE_EXCLUSIVE_WRITE/READ).
+    pub swp_device_types: u64,
+    /// A swap type is reserved for PTE markers, `SWP_PTE_MARKER` (5c041f5d1f23, "mm: teach core
+    /// mm about pte markers", v5.19; under CONFIG_PTE_MARKER there, unconditional
+    /// `#define SWP_PTE_MARKER_NUM 1` in 6.12).
+    pub pte_markers: bool,
+    /// shrink_folio_list's writeback tracepoint is `mm_vmscan_write_folio` (e0cd5e7ffa54,
+    /// "mm/vmscan: Convert pageout() to take a folio", v5.18: `-TRACE_EVENT(mm_vmscan_writepage,`
+    /// `+TRACE_EVENT(mm_vmscan_write_folio,`); before, `mm_vmscan_writepage`.
+    pub vmscan_write_folio_tracepoint: bool,
     /// The feature bits UFFDIO_API offers on an arch with every capability (`UFFD_API_FEATURES`).
     pub uffd_api_features: u64,
 
@@ -302,6 +320,10 @@ fn s390(name: &'static str) -> Profile {
             uffd_remap_clears_unfeatured: false,
             proactive_reclaim_quarter_batch: false,
             hwpoison_ttu_flag: false,
+            migration_entry_ad: false,
+            swp_device_types: 2,
+            pte_markers: false,
+            vmscan_write_folio_tracepoint: false,
             uffd_api_features: uffd_features::API_4_18,
             fixes: CandidateFixes::RELEASED,
         },
@@ -311,6 +333,7 @@ fn s390(name: &'static str) -> Profile {
             release: (4, 13),
             forbids_zeropage: ForbidsZeropage::UsesSkeys,
             zero_page_removal: ZeroPageRemoval::ZapOnSkeyEnable,
+            swp_device_types: 0,
             ..s390("4.17")
         },
         _ => Profile {
@@ -345,6 +368,10 @@ fn s390(name: &'static str) -> Profile {
             uffd_remap_clears_unfeatured: true,
             proactive_reclaim_quarter_batch: true,
             hwpoison_ttu_flag: true,
+            migration_entry_ad: true,
+            swp_device_types: 4,
+            pte_markers: true,
+            vmscan_write_folio_tracepoint: true,
             uffd_api_features: uffd_features::API_6_12,
             fixes: CandidateFixes::RELEASED,
         },

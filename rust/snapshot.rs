@@ -2,7 +2,7 @@
 //! `study::postcopy::snapshot`) in a file, so that a run restored from it continues exactly as
 //! the run that was never interrupted: the same events, bit for bit.
 //!
-//! # Format (version 3)
+//! # Format (version 4)
 //!
 //! | offset | bytes | field |
 //! |---|---|---|
@@ -43,7 +43,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
@@ -395,7 +395,7 @@ mod tests {
         assert!(format_error(&b).contains("at offset 0: not a reclaim snapshot"));
         let mut b = good.clone();
         b[8..12].copy_from_slice(&7u32.to_le_bytes());
-        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 3"));
+        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 5"));
         let mut b = good.clone();
         b[12..16].copy_from_slice(&2u32.to_le_bytes());
         assert!(format_error(&b).contains("holds a postcopy run, expected a kernel"));

@@ -179,6 +179,7 @@ TP_PRINTK = {
     "mm_vmscan_lru_shrink_active": "nid=%d nr_taken=%ld nr_active=%ld nr_deactivated=%ld "
     "nr_referenced=%ld priority=%d flags=%s",
     "mm_vmscan_write_folio": "page=%p pfn=0x%lx flags=%s",
+    "mm_vmscan_writepage": "page=%p pfn=0x%lx flags=%s",
 }
 
 
@@ -217,19 +218,19 @@ def test_ftrace_text_of_a_study_in_the_kernel_formats(tmp_path: Path, r417: Post
         "mm_vmscan_kswapd_sleep",
         "mm_vmscan_lru_shrink_inactive",
         "mm_vmscan_lru_shrink_active",
-        "mm_vmscan_write_folio",
+        "mm_vmscan_writepage",
     ):
         assert seen[tp] > 0, tp
     vmscan = [m for m in matches if m["tp"].startswith("mm_vmscan")]
     assert {m["task"].strip() for m in vmscan} == {"kswapd0"}
     assert {m["cpu"] for m in vmscan} == {"001"}
-    write = next(e for e in r417.events("mm_vmscan_write_folio"))
-    line = next(m for m in vmscan if m["tp"] == "mm_vmscan_write_folio")
+    write = next(e for e in r417.events("mm_vmscan_writepage"))
+    line = next(m for m in vmscan if m["tp"] == "mm_vmscan_writepage")
     assert f"pfn={write.fields()['pfn']:#x} " in line["fields"]
     assert line["fields"].endswith("flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC")
     sleep = next(m for m in vmscan if m["tp"] == "mm_vmscan_kswapd_sleep")
     assert sleep["fields"] == "nid=0"
-    fault = next(m for m in matches if m["tp"] == "mm:handle_mm_fault")
+    fault = next(m for m in matches if m["tp"] == "reclaim:mm:handle_mm_fault")
     assert re.match(r"pid=\d+ tid=\d+ addr=0x[0-9a-f]+ pfn=0x[0-9a-f]+ path=\S+", fault["fields"])
     dest = ftrace_text(r417, host=1)
     check_ftrace(dest, int((to_frame(r417)["host"] == 1).sum()))
@@ -248,11 +249,17 @@ def test_ftrace_text_of_a_study_names_qemus_threads_and_says_what_the_model_lack
     # QEMU's threads as the kernel would name them: vCPUs "CPU n/KVM", the migration threads
     assert {"CPU 0/KVM", "CPU 1/KVM", "live_migration", "postcopy/listen", "kswapd0"} <= set(tasks)
     assert tasks["live_migration"]["cpu"] == "000" and tasks["postcopy/listen"]["cpu"] == "001"
-    blocked = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "kvm:vcpu_blocked"]
+    blocked = [
+        m for m in check_ftrace(text, r417.n_events) if m["tp"] == "reclaim:kvm:vcpu_blocked"
+    ]
     assert blocked and all(m["task"].strip().endswith("/KVM") for m in blocked)
-    phases = [m for m in check_ftrace(text, r417.n_events) if m["tp"] == "qemu:migration_phase"]
+    phases = [
+        m for m in check_ftrace(text, r417.n_events) if m["tp"] == "reclaim:qemu:migration_phase"
+    ]
     assert {m["task"].strip() for m in phases} == {"live_migration", "postcopy/listen"}
-    requests = [m for m in tasks.values() if m["tp"] == "qemu:postcopy_ram_fault_thread_request"]
+    requests = [
+        m for m in tasks.values() if m["tp"] == "reclaim:qemu:postcopy_ram_fault_thread_request"
+    ]
     assert all(m["task"].strip() == "postcopy/fault" for m in requests)
 
 
@@ -264,7 +271,7 @@ def test_ftrace_text_of_a_kernel_names_tasks_and_direct_reclaim() -> None:
     assert begin["task"].strip() == "<...>"
     end = next(m for m in matches if m["tp"] == "mm_vmscan_direct_reclaim_end")
     assert end["fields"] == "nr_reclaimed=0"
-    faults = [m for m in matches if m["tp"] == "mm:handle_mm_fault"]
+    faults = [m for m in matches if m["tp"] == "reclaim:mm:handle_mm_fault"]
     assert {m["task"].strip() for m in faults} == {"stress-ng-vm"}
     k2 = swap_kernel()
     shrink = [
@@ -276,3 +283,25 @@ def test_ftrace_text_of_a_kernel_names_tasks_and_direct_reclaim() -> None:
     assert all(
         m["fields"].endswith("priority=12 flags=RECLAIM_WB_ANON|RECLAIM_WB_ASYNC") for m in shrink
     )
+
+
+@pytest.mark.parametrize(
+    ("profile", "writeback"), [("4.17", "mm_vmscan_writepage"), ("6.12", "mm_vmscan_write_folio")]
+)
+def test_ftrace_text_names_tracepoints_as_the_release_does_and_marks_the_models_own_events(
+    profile: str, writeback: str
+) -> None:
+    """include/trace/events/vmscan.h: TRACE_EVENT(mm_vmscan_writepage) up to v5.17,
+    mm_vmscan_write_folio from v5.18; the model's own events (try_to_unmap_one, faults) are
+    no kernel tracepoints and carry the reclaim: prefix."""
+    k = reclaim.Kernel(profile=profile, memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("writer")
+    ram = p.mmap("20MiB")
+    for i in range(5120):
+        p.write(ram + i * 4096, i)
+    tps = Counter(m["tp"] for m in check_ftrace(ftrace_text(k), len(k.events())))
+    assert tps[writeback] > 0
+    assert {tp for tp in tps if tp.startswith("mm_vmscan_write")} == {writeback}
+    assert tps["reclaim:rmap:try_to_unmap_one"] > 0 and tps["reclaim:mm:handle_mm_fault"] > 0
+    assert all(tp.startswith(("mm_vmscan_", "reclaim:")) for tp in tps), tps
+    assert {e.tracepoint for e in k.events("mm_vmscan_write_folio")} == {writeback}

@@ -128,6 +128,13 @@ def test_profiles_are_data_and_unknown_ones_list_the_known() -> None:
     assert reclaim.PROFILES["6.12"].switches()["vma_has_recency"] is True
     assert reclaim.PROFILES["4.18"].switches()["vma_has_recency"] is False
     assert reclaim.PROFILES["6.12"].switches()["pgste_layout"] == "old"
+    # the switches derived from the release are listed too, each a named kernel change
+    for name, old, new in [
+        ("migration_entry_ad", False, True),
+        ("vmscan_write_folio_tracepoint", False, True),
+    ]:
+        assert reclaim.PROFILES["4.18"].switches()[name] is old, name
+        assert reclaim.PROFILES["6.12"].switches()[name] is new, name
     with pytest.raises(reclaim.ArgumentError, match=r"4\.17.*4\.18.*6\.12"):
         reclaim.Profile("5.4")
     with pytest.raises(reclaim.ArgumentError, match="s390x"):

@@ -347,10 +347,15 @@ _VMSCAN: dict[str, Callable[[Mapping[str, int]], str]] = {
     "mm_vmscan_direct_reclaim_end": lambda f: f"nr_reclaimed={f['nr_reclaimed']}",
     "mm_vmscan_lru_shrink_inactive": _shrink_inactive,
     "mm_vmscan_lru_shrink_active": _shrink_active,
+    # the model's name of the writeback event; its tracepoint is mm_vmscan_writepage up to
+    # v5.17 (Event.tracepoint), with the same TP_printk
     "mm_vmscan_write_folio": lambda f: (
         f"page={f['pfn'] * 64:016x} pfn={f['pfn']:#x} flags={_FLAGS}"
     ),
 }
+
+#: The prefix of the model's own events in the ftrace text: no kernel tracepoint mirrors them.
+MODEL_PREFIX = "reclaim:"
 
 _HEADER = """\
 # tracer: nop
@@ -386,6 +391,7 @@ def _qemu_comm(e: Event) -> str:
 
 _NOTE_STUDY = """\
 # reclaim: the model has no CPUs: the CPU column is the host (000 source, 001 destination).
+# reclaim: events named reclaim:<name> are the model's own, not kernel tracepoints.
 # reclaim: tasks: QEMU's vCPU threads "CPU n/KVM", its migration threads live_migration
 # reclaim: (source), postcopy/fault and postcopy/listen (destination), kswapd0 during a kswapd
 # reclaim: pass; <...> is a task the model does not record (direct reclaim runs in the
@@ -394,6 +400,7 @@ _NOTE_STUDY = """\
 
 _NOTE_KERNEL = """\
 # reclaim: the model has no CPUs: the CPU column is the host (000).
+# reclaim: events named reclaim:<name> are the model's own, not kernel tracepoints.
 # reclaim: <...> is a task the model does not record (direct reclaim runs in the allocating task).
 """
 
@@ -429,13 +436,17 @@ def ftrace_text(
     - ``mm_vmscan_lru_shrink_active``: nr_taken, nr_deactivated, nr_referenced from the model,
       nr_active = nr_taken - nr_deactivated (the model puts every other taken page back on the
       active list), nid=0, priority=12.
-    - ``mm_vmscan_write_folio: page=%p pfn=0x%lx flags=%s``: the model has no struct page
-      array; ``page`` is printed as pfn * 64 (sizeof(struct page)) in the 16 hex digits of a
-      hashed %p.
+    - ``mm_vmscan_write_folio: page=%p pfn=0x%lx flags=%s`` (v5.18+; ``mm_vmscan_writepage``
+      with the same format on 4.13, 4.17 and 4.18): the model has no struct page array;
+      ``page`` is printed as pfn * 64 (sizeof(struct page)) in the 16 hex digits of a hashed
+      %p.
     - ``flags`` is always ``RECLAIM_WB_ANON|RECLAIM_WB_ASYNC``: the model writes only
       swap-backed pages, and its shrink events do not record whether the list was anon or file.
 
-    Every other event is ``<name>: <fields>`` with the fields of its ``Event.text``.
+    A tracepoint line carries the tracepoint's name in the release of the host's profile
+    (``Event.tracepoint``). Every other event is the model's own and is written
+    ``reclaim:<name>: <fields>`` (e.g. ``reclaim:rmap:try_to_unmap_one``) with the fields of its
+    ``Event.text``: no kernel tracepoint has those names.
     """
     comms = {p.pid: p.name[:15] for p in source.processes()} if isinstance(source, Kernel) else {}
     events: list[Event] = [e for e in source.events() if host is None or e.host == host]
@@ -463,9 +474,9 @@ def ftrace_text(
             comm = "<...>"
         body = fmt(e.fields()) if fmt is not None else e.text[len(name) :].lstrip()
         secs, rest = divmod(e.t, 1_000_000_000)
+        tp = e.tracepoint or MODEL_PREFIX + name
         lines.append(
-            f"{comm:>16}-{e.pid:<7} [{e.host:03d}] ..... {secs:5d}.{rest // 1000:06d}: "
-            f"{name}: {body}"
+            f"{comm:>16}-{e.pid:<7} [{e.host:03d}] ..... {secs:5d}.{rest // 1000:06d}: {tp}: {body}"
         )
         if name == "mm_vmscan_kswapd_sleep":
             kswapd_on.discard(e.host)
@@ -479,4 +490,4 @@ def ftrace_text(
     return text
 
 
-__all__ = ["Sample", "chrome_trace", "ftrace_text"]
+__all__ = ["MODEL_PREFIX", "Sample", "chrome_trace", "ftrace_text"]

@@ -51,6 +51,9 @@ pub struct EssaOutcome {
     pub zapped: u32,
     /// The CBRL entries pending after the instruction.
     pub cbrl_len: usize,
+    /// KVM injected this program interruption instead of performing the ESSA
+    /// (PGM_SPECIFICATION for an orc the VM's facilities do not offer); nothing changed.
+    pub program_interrupt: Option<u16>,
 }
 
 impl Kernel {
@@ -67,6 +70,13 @@ impl Kernel {
     /// discarded goes on the vCPU's CBRL). When the CBRL is full, or in migration mode, KVM
     /// intercepts (`handle_essa`): it processes the CBRL with `__gmap_zap` and (in migration
     /// mode, where `__do_essa` emulated the instruction) marks the page CMMA-dirty.
+    ///
+    /// `handle_essa` (arch/s390/kvm/priv.c, 4.13/4.17/4.18/6.12) first checks the orc: "ORCs
+    /// 0-6 are always valid"; `if (orc > (test_kvm_facility(vcpu->kvm, 147) ?
+    /// ESSA_SET_STABLE_NODAT : ESSA_SET_STABLE_IF_RESIDENT)) return
+    /// kvm_s390_inject_program_int(vcpu, PGM_SPECIFICATION);`. So orc 7 in a VM without
+    /// facility 147 ([`crate::mm::Mm::kvm_facility_147`]) is intercepted and gets a
+    /// specification exception, and nothing changes.
     pub fn essa(&mut self, pid: u32, tid: u32, addr: u64, orc: u32) -> Result<EssaOutcome> {
         if tid > u16::MAX as u32 {
             return Err(Error::invalid(format!("vCPU {tid} is beyond the model's thread ids 0..=65535")));
@@ -83,6 +93,24 @@ impl Kernel {
         }
         let migration = self.kvm_migration_mode;
         let key = (pid, tid);
+        let max_orc = if self.mmx(pid).kvm_facility_147 {
+            essa::ESSA_SET_STABLE_NODAT
+        } else {
+            essa::ESSA_SET_STABLE_IF_RESIDENT
+        };
+        if orc > max_orc {
+            let idx = self.mmx_mut(pid).pt.pte_alloc(hva).expect("a mapped address has page tables");
+            let pgste = Pgste(self.mmx(pid).pt.pgste(idx));
+            let cbrl_len = self.cbrl.get(&key).map_or(0, |c| c.len());
+            let essa = Essa { old_pgste: pgste, new_pgste: pgste, res: 0 };
+            return Ok(EssaOutcome {
+                essa,
+                intercepted: true,
+                zapped: 0,
+                cbrl_len,
+                program_interrupt: Some(PGM_SPECIFICATION),
+            });
+        }
         let mut intercepted = false;
         let mut zapped = 0;
         if !migration && self.cbrl.get(&key).is_some_and(|c| c.len() >= CBRL_ENTRIES) {
@@ -107,7 +135,15 @@ impl Kernel {
         }
         self.log(Ev::Essa, pid, tid, hva, orc as u64, r.res as u64, (r.new_pgste.val() & _PGSTE_GPS_USAGE_MASK) >> 24);
         let cbrl_len = self.cbrl.get(&key).map_or(0, |c| c.len());
-        Ok(EssaOutcome { essa: r, intercepted, zapped, cbrl_len })
+        Ok(EssaOutcome { essa: r, intercepted, zapped, cbrl_len, program_interrupt: None })
+    }
+
+    /// Whether the KVM VM hosted by `pid` offers facility 147 (ESSA_SET_STABLE_NODAT) to its
+    /// guest: QEMU's CPU model (`cmm-nt`), set before the guest runs.
+    pub fn set_kvm_facility_147(&mut self, pid: u32, offered: bool) -> Result<()> {
+        self.kvm_mm(pid, "facility 147")?;
+        self.mmx_mut(pid).kvm_facility_147 = offered;
+        Ok(())
     }
 
     /// KVM's processing of a vCPU's CBRL on an ESSA intercept: `__gmap_zap` of every entry.
@@ -382,6 +418,30 @@ mod tests {
     use crate::fault::Access;
     use crate::mm::mmap::MapKind;
     use crate::testutil::{kernel, proc_with_pages};
+
+    /// `handle_essa` (arch/s390/kvm/priv.c, 4.13/4.17/4.18/6.12): orc 7 (ESSA_SET_STABLE_NODAT)
+    /// in a VM whose CPU model lacks facility 147 gets PGM_SPECIFICATION and changes nothing;
+    /// with the facility (QEMU's default host model) it is performed.
+    #[test]
+    fn essa_set_stable_nodat_without_facility_147_is_a_specification_exception() {
+        use crate::arch::s390::essa::ESSA_SET_STABLE_NODAT;
+        for p in ["4.13", "4.17", "4.18", "6.12"] {
+            let mut k = kernel(p);
+            let (pid, a) = proc_with_pages(&mut k, true, 2);
+            let before = k.mmx(pid).pt.clone();
+            k.set_kvm_facility_147(pid, false).unwrap();
+            let r = k.essa(pid, 0, a, ESSA_SET_STABLE_NODAT).unwrap();
+            assert_eq!(r.program_interrupt, Some(PGM_SPECIFICATION), "{p}");
+            assert_eq!(r.essa.old_pgste, r.essa.new_pgste, "{p}");
+            assert_eq!(k.mmx(pid).pt, before, "{p}: no PGSTE changed");
+            // orcs 0-6 are always valid
+            assert_eq!(k.essa(pid, 0, a, ESSA_SET_UNUSED).unwrap().program_interrupt, None, "{p}");
+            k.set_kvm_facility_147(pid, true).unwrap();
+            let r = k.essa(pid, 0, a + 4096, ESSA_SET_STABLE_NODAT).unwrap();
+            assert_eq!(r.program_interrupt, None, "{p}");
+            assert_ne!(r.essa.new_pgste.val() & _PGSTE_GPS_NODAT, 0, "{p}: NODAT set");
+        }
+    }
 
     /// `pages` written pages of a KVM process, all swapped out (STABLE: 4.18 swaps them).
     fn swapped(pages: u64) -> (Kernel, u32, u64) {

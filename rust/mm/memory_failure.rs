@@ -47,17 +47,12 @@ pub const MADV_HWPOISON: u64 = 100;
 
 impl Kernel {
     /// `SWP_HWPOISON` (include/linux/swap.h): `MAX_SWAPFILES`, the first type past the real swap
-    /// files. `MAX_SWAPFILES = (1 << MAX_SWAPFILES_SHIFT) - SWP_DEVICE_NUM - SWP_MIGRATION_NUM -
-    /// SWP_HWPOISON_NUM [- SWP_PTE_MARKER_NUM]` with a distribution x86_64 config
-    /// (CONFIG_DEVICE_PRIVATE, CONFIG_MIGRATION, CONFIG_MEMORY_FAILURE): 4.x `32 - 2 - 2 - 1 =
-    /// 27` (device write/read; migration read/write); "6.12" `32 - 4 - 3 - 1 - 1 = 23` (device
-    /// write/read/exclusive write/exclusive read; migration read/read-exclusive/write; one PTE
-    /// marker type). None on s390 (no CONFIG_MEMORY_FAILURE).
+    /// files ([`crate::mm::swapfile::max_swapfiles`]: on x86_64 29 on 4.13, 27 on 4.17/4.18,
+    /// 23 on 6.12). None on s390 (no CONFIG_MEMORY_FAILURE).
     pub fn swp_hwpoison_type(&self) -> Option<u32> {
         match self.arch() {
             Arch::S390x => None,
-            Arch::X86_64 if self.hwpoison_6x() => Some(23),
-            Arch::X86_64 => Some(27),
+            Arch::X86_64 => Some(crate::mm::swapfile::max_swapfiles(&self.profile)),
         }
     }
 

@@ -66,11 +66,25 @@ impl Kernel {
         }
         let targets = std::mem::take(&mut self.migration_targets);
         for &(tpid, vma, _addr, idx, pteval) in &targets {
-            // remove_migration_pte
+            // remove_migration_pte (mm/migrate.c). 4.13/4.17/4.18: `pte =
+            // pte_mkold(mk_pte(new, READ_ONCE(vma->vm_page_prot)));` — always old. 6.12: the
+            // migration entry carries young and dirty (try_to_migrate_one:
+            // `make_migration_entry_young/dirty` when `pte_young/pte_dirty(pteval)`), and `if
+            // (!is_migration_entry_young(entry)) pte = pte_mkold(pte); if
+            // (folio_test_dirty(folio) && is_migration_entry_dirty(entry)) pte =
+            // pte_mkdirty(pte);` (s390's mk_pte makes the PTE young). The model keeps pteval
+            // in place of the entry, so the entry's bits are pteval's.
             let prot = self.vma(vma).page_prot;
-            let mut e = arch.pte_mkold(arch.mk_pte(new, prot));
+            let mut e = arch.mk_pte(new, prot);
             if arch.pte_soft_dirty(pteval) {
                 e = arch.pte_mksoft_dirty(e);
+            }
+            let ad = self.profile.migration_entry_ad;
+            if !(ad && arch.pte_young(pteval)) {
+                e = arch.pte_mkold(e);
+            }
+            if ad && self.mem.frames[new as usize].test(pg::PG_DIRTY) && arch.pte_dirty(pteval) {
+                e = arch.pte_mkdirty(e);
             }
             if arch.pte_write(pteval) {
                 e = arch.pte_mkwrite(e);
@@ -92,5 +106,34 @@ impl Kernel {
         self.put_page(new);
         self.vmstat.inc(Vm::pgmigrate_success);
         Ok(if survived { Some(new) } else { None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{kernel, proc_with_pages};
+
+    /// `remove_migration_pte` (mm/migrate.c): 6.12 restores the young and dirty bits that
+    /// `try_to_migrate_one` (mm/rmap.c) kept in the migration entry
+    /// (`make_migration_entry_young/dirty`, 2e3468778dbe, v6.1), so a page written just before
+    /// migration is mapped young (valid on s390) and dirty and `folio_referenced` sees the
+    /// reference; 4.13/4.17/4.18 always make the new PTE old (`pte_mkold(mk_pte(..))`).
+    #[test]
+    fn migration_keeps_young_and_dirty_on_612_and_makes_the_pte_old_on_4x() {
+        for (p, kept) in [("4.13", false), ("4.17", false), ("4.18", false), ("6.12", true)] {
+            let mut k = kernel(p);
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            let arch = k.arch();
+            let before = k.pte_at(pid, a).unwrap();
+            assert!(arch.pte_young(before) && arch.pte_dirty(before), "{p}: written page");
+            let new = k.migrate_page(pid, a).unwrap().expect("migrated");
+            let pte = k.pte_at(pid, a).unwrap();
+            assert_eq!(arch.pte_pfn(pte), new, "{p}");
+            assert_eq!(arch.pte_young(pte), kept, "{p}: young after migration");
+            assert_eq!(arch.pte_dirty(pte), kept, "{p}: dirty after migration");
+            let r = k.folio_referenced(new);
+            assert_eq!(r.referenced > 0, kept, "{p}: folio_referenced sees the reference");
+            k.check_invariants().unwrap();
+        }
     }
 }

@@ -10,6 +10,8 @@
 //! instead of per-CPU clusters; writeback is synchronous (like zram or a ramdisk: "A
 //! synchronous write - probably a ramdisk" in shrink_folio_list).
 
+use crate::arch::Arch;
+use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
 
 pub const SWAP_HAS_CACHE: u8 = 0x40;
@@ -18,6 +20,28 @@ pub const SWAP_MAP_MAX: u8 = 0x3e;
 pub const SWAP_MAP_BAD: u8 = 0x3f;
 /// The swap type of the one device.
 pub const SWAP_TYPE: u32 = 0;
+
+/// `MAX_SWAPFILES_SHIFT` (include/linux/swap.h): the generic swp_entry_t keeps 5 type bits.
+pub const MAX_SWAPFILES_SHIFT: u32 = 5;
+
+/// `MAX_SWAPFILES` (include/linux/swap.h): the swap types left for swap devices once the
+/// special types are reserved, `(1 << MAX_SWAPFILES_SHIFT) - SWP_DEVICE_NUM -
+/// SWP_MIGRATION_NUM - SWP_HWPOISON_NUM [- SWP_PTE_MARKER_NUM]` (the last term since v5.19).
+/// The config of each arch: CONFIG_MIGRATION on both; CONFIG_DEVICE_PRIVATE and
+/// CONFIG_MEMORY_FAILURE on x86_64 (a distribution config), neither on s390 (no
+/// ARCH_HAS_PTE_DEVMAP for ZONE_DEVICE, no ARCH_SUPPORTS_MEMORY_FAILURE). SWP_MIGRATION_NUM is
+/// 2 (READ, WRITE) before 6c287605fd56 added SWP_MIGRATION_READ_EXCLUSIVE (v5.19,
+/// [`Profile::pg_anon_exclusive`]). So s390x: 30 on 4.13/4.17/4.18, 28 on 6.12; x86_64: 29 on
+/// 4.13 (no SWP_DEVICE yet), 27 on 4.17/4.18, 23 on 6.12.
+pub fn max_swapfiles(profile: &Profile) -> u32 {
+    let x86 = profile.arch == Arch::X86_64;
+    // a derived profile may ask for any count: at most every type is reserved
+    let device = if x86 { u32::try_from(profile.swp_device_types).unwrap_or(u32::MAX) } else { 0 };
+    let migration = if profile.pg_anon_exclusive { 3 } else { 2 };
+    let hwpoison = u32::from(x86);
+    let marker = u32::from(profile.pte_markers);
+    (1u32 << MAX_SWAPFILES_SHIFT).saturating_sub(device + migration + hwpoison + marker)
+}
 
 /// Errors of the `swap_map` operations, with the kernel errnos they stand for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +248,19 @@ impl SwapDevice {
 
 #[cfg(test)]
 mod tests {
+    /// `MAX_SWAPFILES` (include/linux/swap.h of 4.13, 4.17, 4.18 and 6.12) with each arch's
+    /// config: the special types (device, migration, hwpoison, PTE marker) come off the 32.
+    #[test]
+    fn max_swapfiles_leaves_out_the_special_swap_types_of_the_release_and_config() {
+        use crate::arch::Arch;
+        use crate::profile::Profile;
+        let m = |n: &str, a: Arch| super::max_swapfiles(&Profile::get(n, a).unwrap());
+        for (n, s390, x86) in [("4.13", 30, 29), ("4.17", 30, 27), ("4.18", 30, 27), ("6.12", 28, 23)] {
+            assert_eq!(m(n, Arch::S390x), s390, "{n} s390x");
+            assert_eq!(m(n, Arch::X86_64), x86, "{n} x86_64");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

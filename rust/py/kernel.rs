@@ -19,8 +19,12 @@ use std::sync::{Arc, Mutex};
 pub struct PyEvent {
     /// Simulated time, nanoseconds.
     pub t: u64,
-    /// The trace name, e.g. "rmap:try_to_unmap_one".
+    /// The model's event name, e.g. "rmap:try_to_unmap_one" (the same in every profile).
     pub name: &'static str,
+    /// The kernel tracepoint the event mirrors, by its name in the release of the profile of
+    /// the host that logged it (e.g. "mm_vmscan_writepage" on 4.17, "mm_vmscan_write_folio"
+    /// on 6.12); None for the model's own events, which no kernel tracepoint mirrors.
+    pub tracepoint: Option<&'static str>,
     /// Which host of the run logged it (0 for a lone kernel; source 0, destination 1 in a migration).
     pub host: u8,
     /// The process (mm) concerned, 0 if none.
@@ -58,10 +62,12 @@ impl PyEvent {
     }
 }
 
-pub fn event_to_py(e: &Event) -> PyEvent {
+/// The Python event of `e`, logged by a host running `profile`.
+pub fn event_to_py(e: &Event, profile: &Profile) -> PyEvent {
     PyEvent {
         t: e.t,
         name: e.kind.name(),
+        tracepoint: e.kind.tracepoint(profile),
         host: e.host,
         pid: e.pid,
         tid: e.tid,
@@ -200,13 +206,14 @@ impl PyKernel {
             None => None,
         };
         with(py, &self.k, |k| {
+            let profile = k.profile();
             Ok(k.events()
                 .iter()
                 .filter(|e| kind.is_none_or(|x| e.kind == x))
                 .filter(|e| pid.is_none_or(|p| e.pid == p))
                 .filter(|e| since.is_none_or(|s| e.t >= s))
                 .filter(|e| until.is_none_or(|u| e.t < u))
-                .map(event_to_py)
+                .map(|e| event_to_py(e, profile))
                 .collect())
         })
     }

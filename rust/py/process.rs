@@ -420,7 +420,15 @@ impl PyProcess {
         e.intercepted = r.intercepted;
         e.zapped = r.zapped;
         e.cbrl_len = r.cbrl_len as u32;
+        e.program_interrupt = r.program_interrupt;
         Ok(e)
+    }
+
+    /// Whether the KVM VM of this process offers facility 147 (ESSA_SET_STABLE_NODAT, QEMU's
+    /// `cmm-nt`) to its guest; offered by default, as QEMU's host CPU model does. Without it,
+    /// ESSA orc 7 gets a specification exception (`EssaResult.program_interrupt`).
+    fn set_kvm_facility_147(&self, py: Python<'_>, offered: bool) -> PyResult<()> {
+        with(py, &self.k, |k| k.set_kvm_facility_147(self.pid, offered))
     }
 
     /// KVM processes vCPU `vcpu`'s CBRL (`__gmap_zap` of each entry); returns swap PTEs zapped.

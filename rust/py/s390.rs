@@ -333,6 +333,9 @@ pub struct PyEssa {
     pub zapped: u32,
     /// (Process.essa) entries left on the vCPU's CBRL.
     pub cbrl_len: u32,
+    /// (Process.essa) the program interruption KVM injected instead (6 = PGM_SPECIFICATION:
+    /// orc 7 in a VM without facility 147); None when the ESSA was performed.
+    pub program_interrupt: Option<u16>,
 }
 
 #[pymethods]
@@ -374,6 +377,7 @@ pub fn essa_result(orc: u32, r: essa::Essa, layout: PgsteLayout) -> PyEssa {
         intercepted: false,
         zapped: 0,
         cbrl_len: 0,
+        program_interrupt: None,
     }
 }
 

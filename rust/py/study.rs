@@ -8,7 +8,7 @@ use crate::arch::Arch;
 use crate::kvm::guest::GuestConfig;
 use crate::profile::Profile;
 use crate::qemu::{LinkConfig, QemuVersion};
-use crate::sim::log::Event;
+use crate::sim::log::{Ev, Event};
 use crate::sim::workload::Pattern;
 use crate::study::postcopy::{self, PostcopyConfig, StudyResult, Trace};
 use crate::study::world::World;
@@ -23,6 +23,8 @@ pub struct PyStudyResult {
     r: StudyResult,
     profile: String,
     source_profile: String,
+    /// The hosts' profiles by host index: 0 the source, 1 the destination.
+    host_profiles: [Profile; 2],
     qemu: String,
     seed: u64,
     vcpus: u32,
@@ -126,7 +128,14 @@ impl PyStudyResult {
     /// only those of trace `name`.
     #[pyo3(signature = (name = None))]
     fn events(&self, name: Option<&str>) -> Vec<PyEvent> {
-        self.r.events.iter().filter(|e: &&Event| name.is_none_or(|n| e.kind.name() == n)).map(event_to_py).collect()
+        let profiles = &self.host_profiles;
+        let kind = name.map(Ev::by_name);
+        self.r
+            .events
+            .iter()
+            .filter(|e: &&Event| kind.is_none_or(|k| Some(e.kind) == k))
+            .map(|e| event_to_py(e, &profiles[usize::from(e.host).min(1)]))
+            .collect()
     }
     /// The events of both hosts as numpy columns (see Kernel.event_arrays).
     fn event_arrays<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -421,6 +430,7 @@ impl PyPostcopyRun {
             r,
             profile: self.cfg.profile.name.to_string(),
             source_profile: self.cfg.source_profile.name.to_string(),
+            host_profiles: [self.cfg.source_profile.clone(), self.cfg.profile.clone()],
             qemu: self.cfg.qemu.name().to_string(),
             seed: self.cfg.seed,
             vcpus: self.cfg.guest.vcpus,

@@ -10,7 +10,7 @@
 //!   PageHWPoison && TTU_HWPOISON (6.12) / !TTU_IGNORE_HWPOISON (4.x)
 //!                                            -> dec mm_counter, set_pte_at(hwpoison entry)
 //!   pte_unused(pteval) [guard per profile]   -> dec rss, PTE stays none, no swap entry
-//!   anon, swapbacked != swapcache            -> restore, abort
+//!   anon, swapbacked != swapcache            -> WARN, abort; the PTE stays none
 //!   anon lazyfree: clean -> discard; redirtied -> restore, SetPageSwapBacked, abort
 //!   anon: swap_duplicate fails               -> restore, abort
 //!   anon: dec MM_ANONPAGES, inc MM_SWAPENTS, set_pte_at(swp_pte)
@@ -155,11 +155,13 @@ impl Kernel {
             self.migration_targets.push((m.pid, m.vma, m.addr, m.idx, pteval));
         } else if f.anon() {
             if f.test(pg::PG_SWAPBACKED) != f.test(pg::PG_SWAPCACHE) {
-                // WARN_ON_ONCE: a swap-backed page without a swap slot (cannot happen either:
-                // shrink_folio_list calls add_to_swap first; logged as abort_swap_duplicate,
-                // the abort it shares the restore-and-abort path with)
-                self.set_pte_at(m.pid, m.idx, pteval);
-                self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_SWAP_DUP, pteval);
+                // WARN_ON_ONCE: a swap-backed page without a swap slot (cannot happen from
+                // reclaim: shrink_folio_list calls add_to_swap first). The kernel aborts the
+                // walk and leaves the PTE cleared ("We have to invalidate as we cleared the
+                // pte"): 4.13/4.17/4.18 `ret = false; page_vma_mapped_walk_done(&pvmw);
+                // break;`, 6.12 `goto walk_abort;`. No restore, no rmap removal: the page
+                // keeps its mapcount and the PTE stays none.
+                self.log_ttu(Ev::TryToUnmapOne, m, pfn, ttu_result::ABORT_NOT_SWAPCACHE, pteval);
                 return false;
             }
             if !f.test(pg::PG_SWAPBACKED) {
@@ -249,6 +251,7 @@ impl Kernel {
 mod tests {
     use crate::arch::s390::essa::{ESSA_SET_STABLE, ESSA_SET_UNUSED};
     use crate::fault::Access;
+    use crate::mm::page::pg;
     use crate::mm::vmstat::Vm;
     use crate::mm::{MM_ANONPAGES, MM_SWAPENTS};
     use crate::testutil::{kernel, proc_with_pages};
@@ -292,6 +295,29 @@ mod tests {
             assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 }, "{p}");
             assert_eq!(k.vmstat.get(Vm::model_userfaults), 0);
             k.check_invariants().unwrap();
+        }
+    }
+
+    /// `try_to_unmap_one` (mm/rmap.c; 4.13/4.17/4.18 `WARN_ON_ONCE(1); ret = false; ...
+    /// break;`, 6.12 `WARN_ON_ONCE(1); goto walk_abort;`): a swap-backed anon page that is not
+    /// in the swap cache aborts the walk with its PTE cleared, not restored; the page stays
+    /// "mapped" (mapcount kept) and try_to_unmap reports failure.
+    #[test]
+    fn swapbacked_page_outside_the_swap_cache_leaves_the_pte_cleared() {
+        use crate::rmap::unmap::TtuFlags;
+        use crate::sim::log::{Ev, ttu_result};
+        for p in ["4.13", "4.17", "4.18", "6.12"] {
+            let mut k = kernel(p);
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            let arch = k.arch();
+            let pfn = arch.pte_pfn(k.pte_at(pid, a).unwrap());
+            let f = k.mem.frames[pfn as usize];
+            assert!(f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE), "{p}: a fresh anon page");
+            assert!(!k.try_to_unmap(pfn, TtuFlags::IGNORE_ACCESS), "{p}: the walk aborted");
+            assert_eq!(k.pte_at(pid, a), Some(arch.pte_none_val()), "{p}: the PTE stays cleared");
+            assert_eq!(k.mem.frames[pfn as usize].mapcount, 1, "{p}: no page_remove_rmap");
+            let last = *k.log.events().last().unwrap();
+            assert_eq!((last.kind, last.b), (Ev::TryToUnmapOne, ttu_result::ABORT_NOT_SWAPCACHE), "{p}");
         }
     }
 

@@ -7,6 +7,7 @@
 //! events is cheap, hashes fast (determinism checks) and exports to Arrow without copying
 //! strings. What the generic fields `a`, `b`, `c` mean is given per kind by [`Ev::fields`].
 
+use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
@@ -76,7 +77,13 @@ pub enum Ev {
 }
 
 impl Ev {
-    /// The trace name.
+    /// The model's name of the event kind (stable across profiles; [`Ev::by_name`] parses it).
+    /// The `mm_vmscan_*` kinds mirror kernel tracepoints of include/trace/events/vmscan.h and
+    /// [`Ev::tracepoint`] gives the name of that tracepoint in a profile's release. Every
+    /// `system:function` name (`mm:handle_mm_fault`, `rmap:try_to_unmap_one`, `kvm:essa`,
+    /// `qemu:…`) is the model's own: no kernel tracepoint has it (the kernel has no `rmap` or
+    /// `mm` trace system), and the ftrace export writes those events as
+    /// `reclaim:<name>` so that they cannot be mistaken for tracepoints.
     pub fn name(self) -> &'static str {
         match self {
             Ev::Mmap => "mm:mmap",
@@ -125,6 +132,25 @@ impl Ev {
             Ev::ZeroPageZap => "kvm:zap_zero_page",
             Ev::Mprotect => "mm:mprotect",
             Ev::Mremap => "mm:mremap",
+        }
+    }
+
+    /// The kernel tracepoint this kind mirrors, by its name in `profile`'s release, or None
+    /// for the model's own events. `TRACE_EVENT(mm_vmscan_writepage, ...)` up to v5.17,
+    /// `TRACE_EVENT(mm_vmscan_write_folio, ...)` from v5.18
+    /// ([`Profile::vmscan_write_folio_tracepoint`]); the kswapd, direct-reclaim and
+    /// lru_shrink tracepoints have one name in every modelled release (4.13 .. 6.12).
+    pub fn tracepoint(self, profile: &Profile) -> Option<&'static str> {
+        match self {
+            Ev::WritePage if !profile.vmscan_write_folio_tracepoint => Some("mm_vmscan_writepage"),
+            Ev::KswapdWake
+            | Ev::KswapdSleep
+            | Ev::DirectReclaimBegin
+            | Ev::DirectReclaimEnd
+            | Ev::LruShrinkInactive
+            | Ev::LruShrinkActive
+            | Ev::WritePage => Some(self.name()),
+            _ => None,
         }
     }
 
@@ -224,6 +250,10 @@ impl Ev {
     }
 
     pub fn by_name(name: &str) -> Option<Ev> {
+        if name == "mm_vmscan_writepage" {
+            // the tracepoint's name before v5.18 (Ev::tracepoint)
+            return Some(Ev::WritePage);
+        }
         Ev::ALL.iter().copied().find(|e| e.name() == name)
     }
 }
@@ -288,7 +318,9 @@ pub mod ttu_result {
     pub const FILE: u64 = 7;
     pub const MIGRATION_ENTRY: u64 = 8;
     pub const HWPOISON: u64 = 9;
-    pub const NAMES: [&str; 10] = [
+    /// The WARN_ON_ONCE path: an anon page that is swap-backed but not in the swap cache.
+    pub const ABORT_NOT_SWAPCACHE: u64 = 10;
+    pub const NAMES: [&str; 11] = [
         "swap_entry",
         "drop_pte_unused",
         "lazyfree_discard",
@@ -299,6 +331,7 @@ pub mod ttu_result {
         "file_unmapped",
         "migration_entry",
         "hwpoison_entry",
+        "abort_swapbacked_not_swapcache",
     ];
 }
 

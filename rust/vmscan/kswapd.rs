@@ -16,9 +16,13 @@ pub use crate::vmscan::types::{Kswapd, KswapdMode};
 pub const MAX_RECLAIM_RETRIES: u32 = 16;
 
 impl Kernel {
-    /// `pgdat_balanced`: free memory at or above the high watermark.
+    /// `pgdat_balanced` (mm/vmscan.c, every profile) → `zone_watermark_ok_safe` →
+    /// `__zone_watermark_ok` (mm/page_alloc.c): balanced only when free memory is strictly
+    /// above the high watermark (`if (free_pages <= min + z->lowmem_reserve[classzone_idx])
+    /// return false;` in 4.13/4.17/4.18, `[highest_zoneidx]` in 6.12; one zone, no lowmem
+    /// reserve, order 0).
     pub fn pgdat_balanced(&self) -> bool {
-        self.mem.nr_free() >= self.mem.wmark.high
+        self.mem.nr_free() > self.mem.wmark.high
     }
 
     /// `wakeup_kswapd`.
@@ -102,5 +106,40 @@ impl Kernel {
         }
         self.settle();
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mm::mmap::MapKind;
+    use crate::mm::vmstat::Vm;
+    use crate::sim::log::Ev;
+    use crate::testutil::kernel;
+
+    /// `__zone_watermark_ok` (mm/page_alloc.c, 4.13/4.17/4.18/6.12) is strict: with free pages
+    /// exactly at the high watermark the node is not balanced, so `wakeup_kswapd` wakes kswapd
+    /// and runs `balance_pgdat` (pageoutrun), where `>=` left it asleep.
+    #[test]
+    fn kswapd_reclaims_when_free_pages_equal_the_high_watermark() {
+        for p in ["4.13", "4.17", "4.18", "6.12"] {
+            let mut k = kernel(p);
+            let pid = k.spawn("test", false).unwrap();
+            let a = k.mmap(pid, 2048 * 4096, MapKind::Anon, false, None).unwrap();
+            let high = k.mem.wmark.high;
+            let mut i = 0;
+            while k.mem.nr_free() > high {
+                k.access(pid, 0, a + i * 4096, true, i + 1).unwrap();
+                i += 1;
+            }
+            assert_eq!(k.mem.nr_free(), high, "{p}: the faults stop exactly at the high watermark");
+            assert!(!k.kswapd.woken, "{p}: above low, no allocation woke kswapd");
+            assert!(!k.pgdat_balanced(), "{p}: free == high is not balanced");
+            k.wakeup_kswapd();
+            assert!(k.kswapd.woken, "{p}");
+            k.kswapd_step();
+            assert_eq!(k.vmstat.get(Vm::pageoutrun), 1, "{p}: kswapd ran balance_pgdat");
+            assert!(k.log.events().iter().any(|e| e.kind == Ev::KswapdSleep), "{p}");
+            k.check_invariants().unwrap();
+        }
     }
 }

@@ -70,8 +70,6 @@ pub const __SWP_OFFSET_SHIFT: u32 = 12;
 pub const __SWP_TYPE_MASK: u64 = (1 << 5) - 1;
 /// `__SWP_TYPE_SHIFT`.
 pub const __SWP_TYPE_SHIFT: u32 = 2;
-/// `MAX_SWAPFILES_SHIFT`: the generic swp_entry_t keeps 5 type bits.
-pub const MAX_SWAPFILES: u32 = 1 << 5;
 
 /// An s390 page-table entry value (`pte_t`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
