@@ -231,4 +231,3 @@ fn every_one_byte_change_is_refused_at_restore_or_survives_operations() {
     }
     assert!(restored > 0);
 }
-
