@@ -16,8 +16,9 @@
 //!
 //! Before those, [`Kernel::check_structure`] checks the tables are well formed: every index
 //! one table holds into another is in range and names a live entry, page tables are one tree,
-//! LRU lists are linked both ways. A kernel built by the model's operations always is; a
-//! snapshot's payload is checked this way before anything walks it.
+//! LRU lists are linked both ways, the anon_vma and i_mmap lists hold exactly the VMAs linked
+//! to them, a VMA's `vm_page_prot` is what its flags give. A kernel built by the model's
+//! operations always is; a snapshot's payload is checked this way before anything walks it.
 
 use crate::kernel::Kernel;
 use crate::mm::page::{NO_PFN, ZERO_PFN, pg};
@@ -235,6 +236,16 @@ impl Kernel {
             if !listed || !anon_ok || !file_ok || v.uffd.is_some_and(|u| u as usize >= self.uffds.len()) {
                 return Err(format!("VMA {id} names a process, anon_vma, file or userfaultfd that does not hold it"));
             }
+            // mmap_region and mprotect_fixup set vm_page_prot = vm_get_page_prot(vm_flags) (mm/mmap.c,
+            // mm/mprotect.c); every PTE a fault installs takes it, so another value would build PTEs
+            // the rss counters and the rmap do not expect
+            let prot = self.arch().vm_get_page_prot(v.flags);
+            if v.page_prot != prot {
+                return Err(format!(
+                    "VMA {id} has vm_page_prot {:#x} but its flags {:#x} give {prot:#x}",
+                    v.page_prot, v.flags
+                ));
+            }
         }
         let mut free_vma = vec![false; self.vmas.len()];
         for &id in &self.vma_free {
@@ -246,6 +257,36 @@ impl Kernel {
         let nav = self.anon_vmas.len() as u32;
         if let Some(i) = self.anon_vmas.iter().position(|a| a.root >= nav || a.parent >= nav) {
             return Err(format!("anon_vma {i} has a root or parent that does not exist"));
+        }
+        // The rmap's lists and the VMAs' links agree both ways (mm/rmap.c anon_vma_chain_link
+        // puts a VMA on anon_vma->rb_root for each anon_vma_chain entry, vma_link on the file's
+        // i_mmap): a VMA missing from a list maps pages reclaim and migration cannot find.
+        // (list, anon_vma or file id, VMA id), the list 0 for anon_vmas, 1 for i_mmap.
+        let mut linked: Vec<(u8, u32, u32)> = Vec::new();
+        for (id, v) in self.vmas.iter().enumerate() {
+            let Some(v) = v else { continue };
+            if v.anon_vma.is_some_and(|a| !v.anon_vma_chain.contains(&a)) {
+                return Err(format!("VMA {id} has an anon_vma that is not on its anon_vma_chain"));
+            }
+            linked.extend(v.anon_vma_chain.iter().map(|&a| (0, a, id as u32)));
+            linked.extend(v.file.map(|f| (1, f, id as u32)));
+        }
+        let mut listed: Vec<(u8, u32, u32)> = Vec::new();
+        for (a, av) in self.anon_vmas.iter().enumerate() {
+            listed.extend(av.vmas.iter().map(|&id| (0, a as u32, id)));
+        }
+        for (f, file) in self.files.iter().enumerate() {
+            listed.extend(file.iter().flat_map(|file| file.i_mmap.iter().map(move |&id| (1, f as u32, id))));
+        }
+        linked.sort_unstable();
+        listed.sort_unstable();
+        if linked != listed {
+            let differ = linked.iter().zip(&listed).find(|(a, b)| a != b).map(|(a, b)| (*a, *b));
+            return Err(format!(
+                "the anon_vma and i_mmap lists ({} entries) disagree with the VMAs' links ({}): first difference {differ:?}",
+                listed.len(),
+                linked.len()
+            ));
         }
         for f in self.files.iter().flatten() {
             for (idx, e) in &f.pages {

@@ -117,7 +117,8 @@ impl std::io::Write for KeepError<'_> {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.w.flush()
+        // postcard flushes at the end: a buffered write that fails there is an I/O error too
+        self.w.flush().inspect_err(|e| self.err = Some(std::io::Error::new(e.kind(), e.to_string())))
     }
 }
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import reclaim
@@ -18,6 +24,23 @@ from fuzz_model import (
 )
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
+
+#: How long a rule waits for its second thread before it calls the engine deadlocked.
+THREAD_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def failing_writes(limit: int) -> Iterator[None]:
+    """Writes of this process past ``limit`` bytes of a file fail with EFBIG while inside (the
+    soft RLIMIT_FSIZE, with SIGXFSZ ignored): an injected write error, as on a full disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
 
 
 class KernelRules(ApiMachineBase):
@@ -168,3 +191,85 @@ class KernelRules(ApiMachineBase):
         if ok:
             _ = (prof.name, prof.release, prof.arch, prof.switches(), repr(prof))
             self.call("Kernel", reclaim.Kernel, prof, "s390x", "1MiB", check=False)
+
+    @rule(limit=st.sampled_from([0, 28, 4096]))
+    def snapshot_with_failing_writes(self, limit: int) -> None:
+        """Kernel.snapshot over an existing file while every write past ``limit`` bytes fails
+        (EFBIG): a FileError naming the path, the old file as it was, no temporary file left,
+        and the kernel unchanged (check(), log hash, clock). Not recorded for the replay: the
+        same call succeeds where writes do not fail."""
+        path = os.path.join(self.tmp, "failing.snap")
+        old = b"the old file, which a failed snapshot must leave as it was\n"
+        with open(path, "wb") as f:
+            f.write(old)
+        before = (self.kernel.log_hash(), self.kernel.now)
+        STATS.calls += 1
+        STATS.per_api["Kernel.snapshot (failing writes)"] += 1
+        self._record("Kernel.snapshot (failing writes)", (path, limit), {})
+        try:
+            with failing_writes(limit):
+                self.kernel.snapshot(path)
+        except reclaim.FileError as e:
+            STATS.outcomes["Kernel.snapshot (failing writes): FileError"] += 1
+            if path not in str(e):
+                raise Violation(f"{self.trace[-1]}: the error does not name the path: {e}") from e
+        except BaseException as e:
+            raise Violation(f"{self.trace[-1]} raised {type(e).__name__}: {e}") from e
+        else:
+            raise Violation(f"{self.trace[-1]} succeeded although every write past {limit} failed")
+        with open(path, "rb") as f:
+            if f.read() != old:
+                raise Violation(f"{self.trace[-1]}: the failed snapshot changed the old file")
+        left = sorted(n for n in os.listdir(self.tmp) if "failing" in n)
+        if left != ["failing.snap"]:
+            raise Violation(f"{self.trace[-1]}: the failed snapshot left {left}")
+        if (self.kernel.log_hash(), self.kernel.now) != before:
+            raise Violation(f"{self.trace[-1]}: a failed snapshot changed the kernel")
+        self.check("Kernel.snapshot (failing writes)")
+
+    @rule(n=st.integers(1, 64), rounds=st.integers(1, 4))
+    def queries_from_a_second_thread(self, n: int, rounds: int) -> None:
+        """A second thread queries the kernel (check, vmstat, meminfo, processes, events,
+        snapshot and restore of its own file) while this one reclaims and runs kswapd: every
+        call returns or raises a ReclaimError, the thread ends within THREAD_TIMEOUT (no
+        deadlock between the engine's lock and the GIL), and the kernel passes check()."""
+        k = self.kernel
+        errors: list[str] = []
+        path = os.path.join(self.tmp, "thread.snap")
+        stop = threading.Event()
+
+        def queries() -> None:
+            calls = 0
+            while calls < 200 and (calls < 4 or not stop.is_set()):
+                calls += 1
+                try:
+                    k.check()
+                    k.vmstat()
+                    k.meminfo()
+                    k.processes()
+                    k.events(since=k.now)
+                    if calls % 8 == 1:
+                        k.snapshot(path)
+                        reclaim.Kernel.restore(path).check()
+                except reclaim.InvariantError as e:
+                    errors.append(f"InvariantError: {e}")
+                except reclaim.ReclaimError:
+                    pass
+                except BaseException as e:
+                    errors.append(f"{type(e).__name__}: {e}")
+            STATS.calls += calls
+
+        t = threading.Thread(target=queries, name="fuzz-queries", daemon=True)
+        t.start()
+        try:
+            for _ in range(rounds):
+                self.call("Kernel.reclaim", k.reclaim, n)
+                self.call("Kernel.kswapd", k.kswapd)
+        finally:
+            stop.set()
+            t.join(THREAD_TIMEOUT)
+        if t.is_alive():
+            raise Violation(f"the querying thread is still running after {THREAD_TIMEOUT} s")
+        if errors:
+            raise Violation(f"a query from a second thread failed: {errors[0]}")
+        self.sync()

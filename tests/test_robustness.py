@@ -30,15 +30,15 @@ LIMIT_AS = 2 << 30
 
 
 def run_limited(
-    code: str, *, timeout: float = 60, fsize: int | None = None
+    code: str, *, timeout: float = 60, fsize: int | None = None, limit_as: int = LIMIT_AS
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter with at most ``LIMIT_AS`` bytes of address space
+    """Run ``code`` in a fresh interpreter with at most ``limit_as`` bytes of address space
     (and, if ``fsize`` is given, files of at most ``fsize`` bytes: a write past it fails with
     EFBIG, an injected write error)."""
     prelude = textwrap.dedent(
         f"""
         import resource, signal
-        resource.setrlimit(resource.RLIMIT_AS, ({LIMIT_AS}, {LIMIT_AS}))
+        resource.setrlimit(resource.RLIMIT_AS, ({limit_as}, {limit_as}))
         if {fsize!r} is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize!r}, {fsize!r}))
@@ -331,6 +331,52 @@ def test_precopy_iterations_lower_the_automatic_trace_level() -> None:
 
     assert level(1) == "full"
     assert level(1000) != "full"
+
+
+def test_other_load_the_destination_cannot_hold_is_refused_naming_it() -> None:
+    r = run_limited(
+        """
+        import reclaim
+        try:
+            reclaim.studies.prepare("4.18", guest_memory="16MiB", other_load="1TiB")
+        except reclaim.ArgumentError as e:
+            print("refused:", e)
+        """
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "refused: other_load of 1.0 TiB is more than the destination's memory and swap" in (
+        r.stdout
+    ), r.stdout
+
+
+def test_the_cli_refuses_other_load_the_destination_cannot_hold_with_exit_2() -> None:
+    r = run_cli_limited("study", "postcopy", "--guest-memory", "16MiB", "--other-load", "1TiB")
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "other_load of 1.0 TiB" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_a_snapshot_of_a_kernel_with_a_huge_swap_costs_less_memory_than_its_size(
+    tmp_path: Path,
+) -> None:
+    """The snapshot is streamed: with the address space limited to what the kernel already
+    takes plus 64 MiB, a kernel of 128 GiB of swap (a payload of hundreds of MiB) snapshots and
+    restores; buffering the payload would need more than the limit."""
+    path = tmp_path / "k.snap"
+    r = run_limited(
+        f"""
+        import resource
+        import reclaim
+        k = reclaim.Kernel(profile="4.18", memory="16MiB", swap="128GiB", seed=1)
+        with open("/proc/self/statm") as f:
+            vsz = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (vsz + (64 << 20), vsz + (64 << 20)))
+        k.snapshot({str(path)!r})
+        """,
+        limit_as=8 << 30,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert path.stat().st_size > 128 << 20, "the payload is larger than the margin"
 
 
 def test_a_grid_of_a_billion_points_is_refused_before_it_is_built() -> None:

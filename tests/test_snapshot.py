@@ -67,6 +67,32 @@ def test_a_restored_kernel_continues_bit_for_bit(profile: str, tmp_path: Path) -
     assert sorted(os.listdir(tmp_path)) == ["a.snap", "b.snap", "k.snap"], "no temporary file left"
 
 
+def test_a_restored_kernels_parked_thread_is_woken_through_its_userfaultfd(
+    tmp_path: Path,
+) -> None:
+    k, qemu, _ = busy_kernel("4.18")
+    assert [u.id for u in qemu.userfaultfds()] == [0]
+    snap = tmp_path / "k.snap"
+    k.snapshot(snap)
+
+    r = reclaim.Kernel.restore(snap)
+    rq = next(p for p in r.processes() if p.pid == qemu.pid)
+    assert rq.is_blocked(tid=1)
+    (uffd,) = rq.userfaultfds()
+    assert uffd.offered == qemu.userfaultfds()[0].offered
+    (msg,) = uffd.read_events()
+    assert isinstance(msg, reclaim.UffdPagefault)
+    uffd.copy(msg.address, 0xC0FFEE)  # UFFDIO_COPY wakes the parked vCPU, whose read completes
+    assert not rq.is_blocked(tid=1)
+    woken = rq.last_access(tid=1)
+    assert woken is not None and woken.completed and woken.value == 0xC0FFEE
+    r.check()
+    uffd.close()
+    assert rq.userfaultfds() == [], "a closed userfaultfd is no longer listed"
+    other = r.spawn("other")
+    assert other.userfaultfds() == []
+
+
 def small_run(profile: str, seed: int) -> PostcopyRun:
     return prepare(profile, guest_memory="16MiB", seed=seed, bandwidth="200Mbit")
 

@@ -404,6 +404,15 @@ impl PyProcess {
         Ok(PyUserfaultfd { k: self.k.clone(), id, pid: self.pid, offered })
     }
 
+    /// The userfaultfds open on this process (not closed, not released by its exit), oldest
+    /// first: handles for contexts made before a snapshot, so that a restored kernel's parked
+    /// threads can be woken with UFFDIO_COPY, ZEROPAGE or WAKE.
+    fn userfaultfds(&self, py: Python<'_>) -> PyResult<Vec<PyUserfaultfd>> {
+        let (ids, offered) =
+            with(py, &self.k, |k| Ok((k.userfaultfds_of(self.pid)?, k.profile().uffd_features_offered())))?;
+        Ok(ids.into_iter().map(|id| PyUserfaultfd { k: self.k.clone(), id, pid: self.pid, offered }).collect())
+    }
+
     /// ESSA with `orc` (0..7 or a name like "set_unused") by vCPU `vcpu` on the guest page at
     /// host address `addr`: what the SIE hardware does (and KVM, when it intercepts).
     #[pyo3(signature = (addr, orc, vcpu = 0))]

@@ -237,6 +237,7 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
             guest_bytes >> 20
         )));
     }
+    check_other_load(cfg)?;
     let mut rng = Rng::new(cfg.seed);
     let mut src = Kernel::new(cfg.source_profile.clone(), cfg.source_memory, cfg.source_swap, rng.next_u64())?;
     let mut dst = Kernel::new(cfg.profile.clone(), cfg.dest_memory, cfg.dest_swap, rng.next_u64())?;
@@ -264,6 +265,24 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
     w.hosts[DST].log.clear();
     w.hosts[DST].now = 0;
     Ok(w)
+}
+
+/// Refuse other load the destination cannot hold: the other process touches every page of it
+/// up front, so more than the destination's memory and swap together could only end in the OOM
+/// killer, and its page tables and swap-outs would cost host memory beyond the destination's
+/// documented cost per page ([`crate::hostmem`]).
+fn check_other_load(cfg: &PostcopyConfig) -> Result<()> {
+    let room = cfg.dest_memory.saturating_add(cfg.dest_swap);
+    if cfg.other_load > room {
+        return Err(Error::invalid(format!(
+            "other_load of {} is more than the destination's memory and swap together ({} + {}): \
+             its process touches every page of it, which the destination cannot hold; ask for less",
+            crate::hostmem::human(cfg.other_load),
+            crate::hostmem::human(cfg.dest_memory),
+            crate::hostmem::human(cfg.dest_swap)
+        )));
+    }
+    Ok(())
 }
 
 /// The guest before the migration: the pages it uses are written (and ESSA SET_STABLE), its
@@ -639,5 +658,15 @@ mod tests {
         assert!(r.metrics.total_time_ns < cfg.max_time_ns && w.completed_at.is_none());
         let c = chain(&w, &r.events, gfn);
         assert!(c.iter().any(|s| s.what == "QEMU's placement fails with errno 17"), "{c:#?}");
+    }
+
+    #[test]
+    fn other_load_beyond_the_destinations_memory_and_swap_is_refused_naming_it() {
+        let mut c = small("4.18", 1);
+        c.other_load = 1 << 40;
+        let e = build(&c).err().expect("1 TiB of other load on a 14 MiB host is refused").to_string();
+        assert!(e.contains("other_load of 1.0 TiB") && e.contains("14.0 MiB + 32.0 MiB"), "{e}");
+        c.other_load = c.dest_memory + c.dest_swap;
+        check_other_load(&c).expect("other load that fits memory and swap together is accepted");
     }
 }

@@ -92,6 +92,16 @@ impl Kernel {
         Ok(start + len)
     }
 
+    /// The contexts open on `pid`'s mm, oldest first: not closed and not released by the
+    /// process's exit (the file descriptors `/proc/PID/fd` would list as `anon_inode:[userfaultfd]`;
+    /// a FORK event's child contexts count for the child). A kernel restored from a snapshot has
+    /// no other way to name them.
+    pub fn userfaultfds_of(&self, pid: u32) -> Result<Vec<u32>> {
+        self.mm(pid)?;
+        let open = self.uffds.iter().enumerate().filter(|(_, c)| c.mm == pid && !c.released);
+        Ok(open.map(|(id, _)| id as u32).collect())
+    }
+
     /// `userfaultfd(2)`: a new context on `pid`'s mm (UFFDIO_API still to be done).
     pub fn userfaultfd(&mut self, pid: u32) -> Result<u32> {
         self.mm(pid)?;

@@ -51,6 +51,13 @@ def _check_kinds(name: str, values: Sequence[Value], where: str = "grid") -> Non
 
 #: The most points one sweep runs: the grid is counted before its points are built, so that a
 #: small TOML file of long axes cannot make the sweep build a product of billions of points.
+#:
+#: A cap, not a lazily iterated product, because a sweep needs its whole grid: the table's rows
+#: are in grid order whatever order runs finish in, a resumed sweep matches the rows of its
+#: parquet file and journal against every point (the keys of all points), the progress total is
+#: the grid's size and the dask executor submits every pending point at once. A million points
+#: (a few hundred MB of parameter dicts) is also more than a day of core time at the 0.1 s a
+#: small postcopy run takes: a larger grid is one nobody finishes, and is better split.
 MAX_POINTS = 1_000_000
 
 
