@@ -664,7 +664,8 @@ mod tests {
     fn other_load_beyond_the_destinations_memory_and_swap_is_refused_naming_it() {
         let mut c = small("4.18", 1);
         c.other_load = 1 << 40;
-        let e = build(&c).err().expect("1 TiB of other load on a 14 MiB host is refused").to_string();
+        let Err(e) = build(&c) else { panic!("1 TiB of other load on a 14 MiB host is refused") };
+        let e = e.to_string();
         assert!(e.contains("other_load of 1.0 TiB") && e.contains("14.0 MiB + 32.0 MiB"), "{e}");
         c.other_load = c.dest_memory + c.dest_swap;
         check_other_load(&c).expect("other load that fits memory and swap together is accepted");
