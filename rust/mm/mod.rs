@@ -210,7 +210,7 @@ pub struct Mm {
     /// `test_kvm_facility(kvm, 147)` of the KVM VM this process hosts: its CPU model offers
     /// facility 147, the ESSA no-DAT extension (QEMU's `cmm-nt`, S390_FEAT_CMM_NT). True for a
     /// new KVM process, as QEMU's default `-cpu host` model has it on a z14 or later host with
-    /// CMMA; [`Kernel::set_kvm_facility_147`] takes it away (`-cpu ...,cmm-nt=off`, an older
+    /// CMMA; [`crate::Kernel::set_kvm_facility_147`] takes it away (`-cpu ...,cmm-nt=off`, an older
     /// CPU model). False for a plain process.
     pub kvm_facility_147: bool,
     /// `mm->context.allow_cow_sharing` (v6.11+): cleared when the guest enables storage keys.
