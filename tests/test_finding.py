@@ -54,7 +54,7 @@ def test_notebook_reprs_of_results_runs_and_kernels() -> None:
 
     study: dict[str, Any] = dict(SMALL_STUDY)
     run = prepare("4.17", **study)
-    assert repr(run).startswith('PostcopyRun(profile="4.17", qemu="3.0", seed=0, now=0.000s')
+    assert repr(run).startswith("PostcopyRun(profile='4.17', qemu='3.0', seed=0, now=0.000s")
     while not run.advance(run.now + 1_000_000_000):
         pass
     assert "finished=true" in repr(run)

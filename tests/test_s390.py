@@ -127,7 +127,7 @@ def test_profiles_are_data_and_unknown_ones_list_the_known() -> None:
     assert reclaim.PROFILES["6.12"].switches()["ttu_young_check"] is False
     assert reclaim.PROFILES["6.12"].switches()["vma_has_recency"] is True
     assert reclaim.PROFILES["4.18"].switches()["vma_has_recency"] is False
-    assert reclaim.PROFILES["6.12"].switches()["pgste_layout"] == "old"
+    assert reclaim.PROFILES["6.12"].switches()["pgste_layout"] == "Old"
     # the switches derived from the release are listed too, each a named kernel change
     for name, old, new in [
         ("migration_entry_ad", False, True),

@@ -59,7 +59,11 @@ def test_a_thread_polling_a_run_while_another_fails_to_snapshot_it_does_not_hang
 
 
 def _runs_without_the_gil(call: Callable[[], object]) -> None:
-    """`call` (taking a noticeable time) lets another Python thread run in its middle half."""
+    """`call` (taking a noticeable time) lets another Python thread run in its middle half.
+
+    The interpreter's switch interval is lowered to 0.1 ms for the measurement, so that a call
+    of a few milliseconds (an idle machine runs these calls fast) still gives the sampling
+    thread many chances; a call holding the GIL throughout gives it none."""
     span: dict[str, float] = {}
 
     def work() -> None:
@@ -67,25 +71,30 @@ def _runs_without_the_gil(call: Callable[[], object]) -> None:
         call()
         span["end"] = time.perf_counter()
 
-    worker = threading.Thread(target=work)
-    samples = []
-    worker.start()
-    while worker.is_alive():
-        samples.append(time.perf_counter())
-        time.sleep(0.0005)
-    worker.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    try:
+        worker = threading.Thread(target=work)
+        samples = []
+        worker.start()
+        while worker.is_alive():
+            samples.append(time.perf_counter())
+            time.sleep(0.0002)
+        worker.join()
+    finally:
+        sys.setswitchinterval(interval)
     length = span["end"] - span["start"]
-    assert length > 0.02, f"the call is too short to tell ({length:.4f}s)"
+    assert length > 0.004, f"the call is too short to tell ({length:.4f}s)"
     middle = [t for t in samples if span["start"] + length / 4 < t < span["end"] - length / 4]
     # a call holding the GIL throughout would leave no sample in its middle half
     assert len(middle) >= 3, (len(middle), length)
 
 
 def _big_kernel() -> tuple[reclaim.Kernel, reclaim.Process, int]:
-    k = reclaim.Kernel(profile="6.12", memory="256MiB", swap="512MiB", seed=1)
+    k = reclaim.Kernel(profile="6.12", memory="768MiB", swap="1GiB", seed=1)
     p = k.spawn("big")
-    base = p.mmap("192MiB")
-    p.run_workload("sequential", start=base, length="192MiB", count=49152, write_fraction=1.0)
+    base = p.mmap("512MiB")
+    p.run_workload("sequential", start=base, length="512MiB", count=131072, write_fraction=1.0)
     return k, p, base
 
 
@@ -96,16 +105,16 @@ def test_kernel_check_releases_the_gil() -> None:
 
 def test_madvise_pageout_releases_the_gil() -> None:
     k, p, base = _big_kernel()
-    _runs_without_the_gil(lambda: p.madvise(base, "192MiB", "pageout"))
+    _runs_without_the_gil(lambda: p.madvise(base, "512MiB", "pageout"))
     assert k.vmstat()["pswpout"] > 0
 
 
 def test_uffdio_copy_releases_the_gil() -> None:
     """(Every call goes through one helper; UFFDIO_ZEROPAGE and kswapd are too quick to time.)"""
-    k = reclaim.Kernel(profile="6.12", memory="2GiB", swap="64MiB", seed=1)
+    k = reclaim.Kernel(profile="6.12", memory="3GiB", swap="64MiB", seed=1)
     p = k.spawn("qemu")
-    base = p.mmap("1GiB")
+    base = p.mmap("2GiB")
     u = p.userfaultfd()
-    u.register(base, "1GiB")
-    _runs_without_the_gil(lambda: u.copy(base, 7, "1GiB"))
+    u.register(base, "2GiB")
+    _runs_without_the_gil(lambda: u.copy(base, 7, "2GiB"))
     assert p.read(base).value == 7

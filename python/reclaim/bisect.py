@@ -223,12 +223,23 @@ exit codes: 0 found, 2 bad input (the finding is not on --bad, or already on --g
     bp.add_argument("--bad-set", action="append", metavar="SWITCH=VALUE", help="vary --bad")
     bp.add_argument("--bad-file", metavar="TOML", help="--bad as a variant file")
     bp.add_argument("--finding", required=True, choices=list(CAUSES), help="the finding's cause")
-    bp.add_argument("--predicate", default="userfault_on_received")
-    bp.add_argument("--start", choices=["switchover", "listen"], default="listen")
-    bp.add_argument("--qemu", default="3.0")
+    bp.add_argument(
+        "--predicate",
+        default="userfault_on_received",
+        help="the explorer predicate the finding violates (default userfault_on_received)",
+    )
+    bp.add_argument(
+        "--start",
+        choices=["switchover", "listen"],
+        default="listen",
+        help="search from before the storage attributes, or from just after LISTEN (default)",
+    )
+    bp.add_argument("--qemu", default="3.0", help="QEMU logic: 3.0 (default) or 5.2")
     bp.add_argument("--pages", help="guest page classes, comma-separated")
     bp.add_argument("--bound", type=int, default=8, help="explorer depth (default 8)")
-    bp.add_argument("--max-states", type=int, default=2_000_000)
+    bp.add_argument(
+        "--max-states", type=int, default=2_000_000, help="state budget a run (default 2000000)"
+    )
     bp.add_argument("--json", action="store_true", help="machine-readable output")
     bp.set_defaults(func=cmd_bisect)
 

@@ -39,6 +39,9 @@ pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
         return call(|| crate::units::parse_size(s));
     }
     if v.is_instance_of::<PyInt>() || v.hasattr(pyo3::intern!(v.py(), "__index__"))? {
+        if v.lt(0)? {
+            return call(|| Err(crate::Error::invalid(format!("{what} cannot be negative, got {v}"))));
+        }
         return u64::from_arg(v, what);
     }
     Err(PyTypeError::new_err(format!(

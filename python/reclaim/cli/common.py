@@ -22,6 +22,7 @@ class Parser(argparse.ArgumentParser):
     added to it are of this class too."""
 
     def error(self, message: str) -> NoReturn:
+        """Exit 2 with the usage error on one line and where to read the usage."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
