@@ -57,7 +57,7 @@ def test_notebook_reprs_of_results_runs_and_kernels() -> None:
     assert repr(run).startswith("PostcopyRun(profile='4.17', qemu='3.0', seed=0, now=0.000s")
     while not run.advance(run.now + 1_000_000_000):
         pass
-    assert "finished=true" in repr(run)
+    assert "finished=True" in repr(run)
     html = run.result()._repr_html_()
     assert html.startswith("<table>") and "<b>PostcopyResult</b>" in html
     assert "hung" in html and "stall: vCPU" in html and "released by postcopy cleanup" in html

@@ -40,7 +40,12 @@ pub fn size_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     }
     if v.is_instance_of::<PyInt>() || v.hasattr(pyo3::intern!(v.py(), "__index__"))? {
         if v.lt(0)? {
-            return call(|| Err(crate::Error::invalid(format!("{what} cannot be negative, got {v}"))));
+            return call(|| {
+                Err(crate::Error::invalid(format!(
+                    "{what} must be an integer from 0 to {}, got {v}: a size cannot be negative",
+                    u64::MAX
+                )))
+            });
         }
         return u64::from_arg(v, what);
     }
