@@ -6,7 +6,7 @@ set -euo pipefail
 out=$1
 mkdir -p "$out/trace" "$out/snapshot" "$out/steps"
 i=0
-for fmt in binary csv oracle; do
+for fmt in binary csv oracle damon perf; do
   for f in fuzz/corpus/trace-$fmt/*; do
     { printf "\\$(printf '%03o' "$i")"; cat "$f"; } > "$out/trace/$fmt-$(basename "$f")"
   done

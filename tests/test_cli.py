@@ -230,6 +230,13 @@ def test_a_plot_into_a_missing_directory_is_refused_before_running_and_creates_n
     assert r.stderr.splitlines() == [
         f"reclaim: error: cannot write --heatmap {target}: no directory {target.parent}"
     ]
+    for option in ("--perfetto", "--ftrace"):
+        r = run("export", option, str(target.with_suffix(".json")))
+        assert r.returncode == 2
+        assert r.stderr.splitlines() == [
+            f"reclaim: error: cannot write {option} {target.with_suffix('.json')}: "
+            f"no directory {target.parent}"
+        ]
     assert not (tmp_path / "no").exists()
     r = run("export", "--heatmap", str(tmp_path / "h.jpg"))
     assert r.returncode == 2

@@ -17,7 +17,9 @@ import reclaim
 from conftest import EVERY, SMALL, swap_kernel
 from reclaim._reclaim import EVENT_FIELDS, EVENT_KINDS, TTU_RESULTS
 from reclaim.events import (
+    BASE_COLUMNS,
     COLUMNS,
+    field_columns,
     fields_frame,
     run_slices,
     select,
@@ -34,9 +36,6 @@ DTYPES = {
     "pid": np.uint32,
     "tid": np.uint16,
     "addr": np.uint64,
-    "a": np.uint64,
-    "b": np.uint64,
-    "c": np.uint64,
 }
 
 
@@ -46,7 +45,9 @@ DTYPES = {
 def test_frame_has_the_columns_dtypes_and_every_event(
     r417: PostcopyResult, df417: pd.DataFrame
 ) -> None:
-    assert tuple(df417.columns) == COLUMNS
+    kinds = sorted({e.name for e in r417.events()}, key=EVENT_KINDS.index)
+    assert tuple(df417.columns) == (*BASE_COLUMNS, *field_columns(kinds))
+    assert "a" not in df417.columns and "pfn" in df417.columns
     assert len(df417) == r417.n_events
     for name, dtype in DTYPES.items():
         assert df417[name].dtype == dtype, name
@@ -103,7 +104,11 @@ def test_frame_of_a_kernel_filters_by_process() -> None:
     assert len(mine) == 16 and set(mine["pid"]) == {reader}
 
 
-def test_fields_frame_names_the_generic_fields(df417: pd.DataFrame) -> None:
+def test_fields_frame_keeps_one_kind_and_its_fields(
+    r417: PostcopyResult, df417: pd.DataFrame
+) -> None:
+    generic = fields_frame(to_frame(r417, columns="generic"), "rmap:try_to_unmap_one")
+    assert generic.equals(fields_frame(df417, "rmap:try_to_unmap_one"))
     ttu = fields_frame(df417, "rmap:try_to_unmap_one")
     assert list(ttu.columns) == ["t", "host", "pid", "tid", "addr", "pfn", "result", "pteval"]
     assert len(ttu) == (df417["kind"] == "rmap:try_to_unmap_one").sum()
@@ -111,18 +116,47 @@ def test_fields_frame_names_the_generic_fields(df417: pd.DataFrame) -> None:
     assert dropped > 0
     sleep = fields_frame(df417, "mm_vmscan_kswapd_sleep")
     assert list(sleep.columns) == ["t", "host", "pid", "tid", "addr", "nid"]
+    every = to_frame(r417, kinds=list(EVENT_FIELDS)).head(0)
     for kind, names in EVENT_FIELDS.items():
-        cols = list(fields_frame(df417.head(0), kind).columns)
+        cols = list(fields_frame(every, kind).columns)
         assert cols == ["t", "host", "pid", "tid", "addr", *[n for n in names if n]], kind
     with pytest.raises(reclaim.ArgumentError):
         fields_frame(df417, "nonsense")
+
+
+def test_columns_are_the_tracepoint_fields_by_name_with_na_where_a_kind_has_none(
+    r417: PostcopyResult, df417: pd.DataFrame
+) -> None:
+    events = r417.events()
+    # every named value is the event's field of that name (Event.fields()), <NA> elsewhere
+    for i in range(0, len(events), max(1, len(events) // 300)):
+        fields = events[i].fields()
+        row = df417.iloc[i]
+        for name in field_columns(list(dict.fromkeys(df417["kind"].astype(str)))):
+            if name in fields:
+                assert row[name] == fields[name], (i, name)
+            else:
+                assert row[name] is pd.NA, (i, name)
+    # one kind: its fields only, plain uint64, in the kernel tracepoint's order
+    wake = to_frame(r417, kinds="mm_vmscan_kswapd_wake")
+    assert list(wake.columns) == [*BASE_COLUMNS, "nid", "zid", "order"]
+    assert all(wake[c].dtype == np.uint64 for c in ("nid", "zid", "order"))
+    ttu = to_frame(r417, kinds="rmap:try_to_unmap_one")
+    assert (ttu["result"] == TTU_RESULTS.index("drop_pte_unused")).sum() > 0
+    # the engine's slots stay reachable
+    generic = to_frame(r417, columns="generic")
+    assert tuple(generic.columns) == COLUMNS
+    assert generic["a"].dtype == np.uint64
+    with pytest.raises(reclaim.ArgumentError, match="columns must be 'named'"):
+        to_frame(r417, columns="abc")
 
 
 def test_arrow_table_schema_and_rows(r417: PostcopyResult, df417: pd.DataFrame) -> None:
     table = to_arrow(r417)
     assert isinstance(table, pa.Table)
     assert table.num_rows == r417.n_events
-    assert table.schema.names == list(COLUMNS)
+    assert table.schema.names == list(df417.columns)
+    assert table.column("pfn").null_count == df417["pfn"].isna().sum() > 0
     for name, dtype in DTYPES.items():
         assert table.schema.field(name).type == pa.from_numpy_dtype(dtype), name
     assert table.schema.field("kind").type == pa.dictionary(pa.int8(), pa.string())
@@ -151,7 +185,7 @@ def test_frame_and_arrow_share_the_column_buffers(
 
     monkeypatch.setattr(reclaim.events, "select", spy)
     df = to_frame(r417)
-    numeric = [c for c in COLUMNS if c != "kind"]
+    numeric = [c for c in BASE_COLUMNS if c != "kind"]
     assert all(np.shares_memory(df[c].to_numpy(), made[-1][c]) for c in numeric)
     t = to_arrow(r417)
     assert all(

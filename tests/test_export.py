@@ -305,3 +305,31 @@ def test_ftrace_text_names_tracepoints_as_the_release_does_and_marks_the_models_
     assert tps["reclaim:rmap:try_to_unmap_one"] > 0 and tps["reclaim:mm:handle_mm_fault"] > 0
     assert all(tp.startswith(("mm_vmscan_", "reclaim:")) for tp in tps), tps
     assert {e.tracepoint for e in k.events("mm_vmscan_write_folio")} == {writeback}
+
+
+def test_exports_never_create_a_directory_and_a_failed_write_keeps_the_old_file(
+    tmp_path: Path, r417: PostcopyResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no" / "such" / "t.json"
+    for write in (chrome_trace, ftrace_text):
+        with pytest.raises(reclaim.FileError) as e:
+            write(r417, missing)
+        assert str(e.value) == f"cannot write the trace {missing}: no directory {missing.parent}"
+    assert not (tmp_path / "no").exists()
+    # a write that fails half-way (the disk fills up) leaves the existing file as it was
+    old = tmp_path / "seed.json"
+    old.write_text("the previous export")
+    import reclaim.output as output
+
+    def full_disk(path: Any, data: bytes, what: str) -> None:
+        part = Path(path).with_name(Path(path).name + ".partial")
+        part.write_bytes(data[: len(data) // 2])
+        part.unlink()
+        raise reclaim.FileError(f"cannot write {what} {path}: No space left on device")
+
+    monkeypatch.setattr(output, "write_file", full_disk)
+    for write in (chrome_trace, ftrace_text):
+        with pytest.raises(reclaim.FileError, match="No space left on device"):
+            write(r417, old)
+        assert old.read_text() == "the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed.json"]

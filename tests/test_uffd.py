@@ -3,6 +3,8 @@ non-cooperative manager, and the UFFDIO_* calls, each golden test named after wh
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 import reclaim
 from conftest import PROFILES, small_kernel
@@ -408,3 +410,28 @@ def test_features_by_name_or_raw_bit_and_unknown_bits_refused_by_uffdio_api() ->
         p.userfaultfd(["BIT64"])
     with pytest.raises(reclaim.ArgumentError, match="unknown userfaultfd feature"):
         p.userfaultfd(["EVENT_NOPE"])
+
+
+def test_every_mask_the_api_returns_is_a_named_flag() -> None:
+    """The masks of include/uapi/linux/userfaultfd.h as enum.IntFlag: uffdio_api.features
+    (userfaultfd_api), uffdio_register.ioctls (userfaultfd_register: UFFD_API_RANGE_IOCTLS,
+    less _UFFDIO_WRITEPROTECT/_UFFDIO_CONTINUE without WP/MINOR mode, v6.12) and
+    uffd_msg.arg.pagefault.flags (userfaultfd_msg / handle_userfault)."""
+    p = small_kernel("6.12").spawn("p")
+    u = p.userfaultfd(["THREAD_ID"])
+    assert isinstance(u.features, enum.IntFlag) and u.features == reclaim.UffdFeature.THREAD_ID
+    assert (
+        isinstance(u.offered, reclaim.UffdFeature) and reclaim.UffdFeature.MINOR_SHMEM in u.offered
+    )
+    a = p.mmap(4 * PAGE)
+    ioctls = u.register(a, PAGE)
+    assert isinstance(ioctls, reclaim.UffdIoctl)
+    io = reclaim.UffdIoctl
+    assert io.WAKE | io.COPY | io.ZEROPAGE in ioctls and io.WRITEPROTECT not in ioctls
+    assert int(ioctls) & (1 << 3), "still an int: _UFFDIO_COPY is bit 3"
+    assert io.WRITEPROTECT in u.register(a + PAGE, PAGE, wp=True)
+    w = p.write(a, 7)
+    msg = w.event
+    assert msg is not None and isinstance(msg, reclaim.UffdPagefault)
+    assert isinstance(msg.flags, reclaim.UffdPagefaultFlag)
+    assert msg.flags == reclaim.UffdPagefaultFlag.WRITE and msg.write

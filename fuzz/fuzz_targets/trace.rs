@@ -1,5 +1,5 @@
 //! Coverage-guided fuzzing of the trace readers: the first byte picks the format (binary,
-//! CSV, libCacheSim oracleGeneral), the rest is the file. Every input must be read to its end
+//! CSV, libCacheSim oracleGeneral, DAMON records, perf mem samples), the rest is the file. Every input must be read to its end
 //! or refused with a format error naming a place inside it (`reclaim::trace::check`).
 #![no_main]
 

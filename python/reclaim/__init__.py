@@ -53,7 +53,7 @@ from reclaim.exceptions import (
     ThreadBlockedError,
 )
 from reclaim.explorer import ExploreResult, Finding, explore
-from reclaim.flags import UffdFeature
+from reclaim.flags import UffdFeature, UffdIoctl, UffdPagefaultFlag
 from reclaim.trace import replay
 
 if TYPE_CHECKING:
@@ -110,7 +110,9 @@ __all__ = [
     "UffdEvent",
     "UffdFeature",
     "UffdFork",
+    "UffdIoctl",
     "UffdPagefault",
+    "UffdPagefaultFlag",
     "UffdRemap",
     "UffdRemove",
     "UffdUnmap",

@@ -1,5 +1,6 @@
 """Type stubs of the Rust extension module ``reclaim._reclaim`` (hand-written)."""
 
+import enum
 import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -21,6 +22,8 @@ __all__ = [
     "SWITCHES",
     "TTU_RESULTS",
     "UFFD_FEATURES",
+    "UFFD_IOCTLS",
+    "UFFD_PAGEFAULT_FLAGS",
     "AccessResult",
     "BatchResult",
     "Counterexample",
@@ -206,7 +209,8 @@ class UffdPagefault(UffdEvent):
     @property
     def event(self) -> Literal["PAGEFAULT"]: ...
     @property
-    def flags(self) -> int: ...
+    def flags(self) -> enum.IntFlag:
+        """The UFFD_PAGEFAULT_FLAG_* bits as ``reclaim.UffdPagefaultFlag`` (an int too)."""
     @property
     def address(self) -> int: ...
     @property
@@ -257,6 +261,8 @@ class UffdUnmap(UffdEvent):
 _UffdMessage: TypeAlias = UffdPagefault | UffdFork | UffdRemap | UffdRemove | UffdUnmap
 
 UFFD_FEATURES: dict[str, int]
+UFFD_IOCTLS: dict[str, int]
+UFFD_PAGEFAULT_FLAGS: dict[str, int]
 
 def uffd_feature_bits(names: list[str]) -> int: ...
 
@@ -304,11 +310,11 @@ class Userfaultfd:
     @property
     def id(self) -> int: ...
     @property
-    def features(self) -> int:
-        """The features agreed in UFFDIO_API (``reclaim.UffdFeature(u.features)`` names them)."""
+    def features(self) -> enum.IntFlag:
+        """The features agreed in UFFDIO_API, as ``reclaim.UffdFeature`` (an int too)."""
     @property
-    def offered(self) -> int:
-        """The features the kernel offered in UFFDIO_API (see ``reclaim.UffdFeature``)."""
+    def offered(self) -> enum.IntFlag:
+        """The features the kernel offered in UFFDIO_API, as ``reclaim.UffdFeature``."""
     def register(
         self,
         addr: int,
@@ -316,7 +322,9 @@ class Userfaultfd:
         missing: bool | None = None,
         wp: bool = False,
         minor: bool = False,
-    ) -> int: ...
+    ) -> enum.IntFlag:
+        """UFFDIO_REGISTER with exactly the modes named (MISSING alone when none is); the
+        ioctls the range supports as ``reclaim.UffdIoctl`` (an int too)."""
     def unregister(self, addr: int, length: _Size) -> None: ...
     def copy(
         self,

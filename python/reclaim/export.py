@@ -24,7 +24,7 @@ import numpy.typing as npt
 from reclaim._reclaim import EVENT_KINDS, TTU_RESULTS, Event, Kernel, PostcopyResult
 from reclaim.events import select
 from reclaim.exceptions import ArgumentError
-from reclaim.output import write_text
+from reclaim.output import output_path, write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,7 +189,11 @@ def chrome_trace(
     sample gives a counter "free pages" (``nr_free_pages``) and "swap in use" (pages, counted as
     the host's first sample's ``nr_swap_pages`` minus the current one: exact when swap is
     empty at the first sample, as at the t=0 row of vmstat_series on a fresh run).
+
+    The file is written atomically: a failed write leaves an existing file as it was. Its
+    directory must exist (none is created): else a FileError before any work is done.
     """
+    output_path(path, "the trace")
     cols = select(result)
     t: list[int] = cols["t"].tolist()
     end = max(t, default=0)
@@ -447,7 +451,12 @@ def ftrace_text(
     (``Event.tracepoint``). Every other event is the model's own and is written
     ``reclaim:<name>: <fields>`` (e.g. ``reclaim:rmap:try_to_unmap_one``) with the fields of its
     ``Event.text``: no kernel tracepoint has those names.
+
+    `path` is written atomically (a failed write leaves an existing file as it was); its
+    directory must exist (none is created): else a FileError before any work is done.
     """
+    if path is not None:
+        output_path(path, "the trace")
     comms = {p.pid: p.name[:15] for p in source.processes()} if isinstance(source, Kernel) else {}
     events: list[Event] = [e for e in source.events() if host is None or e.host == host]
     # QEMU's threads in a study: vCPUs as QEMU names them (-name debug-threads=on), its

@@ -1,12 +1,15 @@
 """Memory-access traces: read, write and generate them, and replay them against a kernel.
 
-Three formats (docs/trace-format.md): ``"binary"`` (reclaim's own: a header, then 8-byte
+Five formats (docs/trace-format.md): ``"binary"`` (reclaim's own: a header, then 8-byte
 records of a page number and a store bit, optionally with a timestamp), ``"csv"``
-(``addr,write`` or ``page,write``) and ``"oracle"`` (libCacheSim's oracleGeneral: 24-byte
-records, every request a read; ``"oracleGeneral"``, libCacheSim's name, is accepted too).
-``format="auto"`` tells them apart by the binary magic, the file name (``.csv``) and whether
-the file is text. Any of them may be zstd-compressed (``.zst``, as libCacheSim's public traces
-ship): the reader decompresses as it goes.
+(``addr,write`` or ``page,write``), ``"oracle"`` (libCacheSim's oracleGeneral: 24-byte
+records, every request a read; ``"oracleGeneral"``, libCacheSim's name, is accepted too), and
+two that are only read: ``"damon"`` (DAMON's records as ``damo record`` writes them, each
+region's sampled accesses spread over its pages) and ``"perf"`` (``perf mem`` samples as
+``perf script`` or ``perf mem report -D`` print them). ``format="auto"`` tells them apart by
+their magic, the file name (``.csv``) and what the text holds. Any of them may be
+zstd-compressed (``.zst``, as libCacheSim's public traces ship): the reader decompresses as it
+goes.
 
 ::
 
@@ -34,8 +37,10 @@ from reclaim._reclaim import (
     trace_write_zipf,
 )
 
-#: The trace formats.
-FORMATS = ("binary", "csv", "oracle")
+#: The trace formats that are read.
+FORMATS = ("binary", "csv", "oracle", "damon", "perf")
+#: The trace formats that are written.
+WRITE_FORMATS = ("binary", "csv", "oracle")
 
 #: Requests replayed between two progress reports (and chances for Ctrl-C).
 _SLICE = 1 << 18
@@ -149,4 +154,13 @@ def replay(
     return run.result()
 
 
-__all__ = ["FORMATS", "ReplayResult", "Trace", "read", "replay", "write", "write_zipf"]
+__all__ = [
+    "FORMATS",
+    "WRITE_FORMATS",
+    "ReplayResult",
+    "Trace",
+    "read",
+    "replay",
+    "write",
+    "write_zipf",
+]

@@ -142,7 +142,7 @@ pub struct PyReplayResult {
     /// The trace file replayed.
     #[pyo3(get)]
     pub path: String,
-    /// "binary", "csv" or "oracle".
+    /// "binary", "csv", "oracle", "damon" or "perf".
     #[pyo3(get)]
     pub format: &'static str,
     /// The kernel profile it ran on ("4.17", "4.18" or "6.12").
@@ -281,7 +281,7 @@ fn trace_read<'py>(
     Ok((f.name(), PyArray1::from_vec(py, t.keys), PyArray1::from_vec(py, t.writes), PyArray1::from_vec(py, t.times)))
 }
 
-/// A format to write: one of the three (not "auto").
+/// A format to write: binary, csv or oracle (not "auto"; damon and perf are only read).
 fn write_format(name: &str) -> crate::Result<Format> {
     Format::parse(name)?.ok_or_else(|| Error::invalid("say which format to write: binary, csv or oracle"))
 }

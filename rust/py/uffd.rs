@@ -5,7 +5,8 @@ use super::errors::{call, core_error};
 use crate::error::Error;
 use crate::uffd::ioctl::*;
 use crate::uffd::{
-    UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg, UffdPagefault,
+    UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_NAMES, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE, UffdMsg,
+    UffdPagefault,
 };
 use pyo3::prelude::*;
 
@@ -25,14 +26,20 @@ pub struct PyUffdEvent {
 }
 
 /// UFFD_EVENT_PAGEFAULT (`uffd_msg.arg.pagefault`).
-#[pyclass(name = "UffdPagefault", module = "reclaim", extends = PyUffdEvent, frozen, get_all)]
+#[pyclass(name = "UffdPagefault", module = "reclaim", extends = PyUffdEvent, frozen)]
 pub struct PyUffdPagefault {
-    /// UFFD_PAGEFAULT_FLAG_* bits.
     flags: u64,
     /// The faulting address (page-aligned unless UFFD_FEATURE_EXACT_ADDRESS).
+    #[pyo3(get)]
     address: u64,
     /// With UFFD_FEATURE_THREAD_ID the faulting thread's id (`feat.ptid`), else 0.
+    #[pyo3(get)]
     ptid: u32,
+}
+
+/// `value` as the named flag class `class` of `reclaim.flags` (an `enum.IntFlag`).
+pub fn named_flags(py: Python<'_>, class: &str, value: u64) -> PyResult<Py<PyAny>> {
+    Ok(py.import("reclaim.flags")?.getattr(class)?.call1((value,))?.unbind())
 }
 
 /// UFFD_EVENT_FORK (`uffd_msg.arg.fork`).
@@ -98,12 +105,8 @@ pub fn pagefault_to_py(py: Python<'_>, uffd: u32, p: UffdPagefault) -> PyResult<
 pub fn describe(m: &UffdMsg) -> String {
     match *m {
         UffdMsg::Pagefault(p) => {
-            let names = [
-                (UFFD_PAGEFAULT_FLAG_WRITE, "WRITE"),
-                (UFFD_PAGEFAULT_FLAG_WP, "WP"),
-                (UFFD_PAGEFAULT_FLAG_MINOR, "MINOR"),
-            ];
-            let f: Vec<&str> = names.iter().filter(|(b, _)| p.flags & b != 0).map(|(_, n)| *n).collect();
+            let f: Vec<&str> =
+                UFFD_PAGEFAULT_FLAG_NAMES.iter().filter(|(_, b)| p.flags & b != 0).map(|(n, _)| *n).collect();
             format!("PAGEFAULT at {:#x} [{}]", p.address, f.join("|"))
         }
         UffdMsg::Remap { from, to, len } => format!("REMAP {from:#x} -> {to:#x} len {len:#x}"),
@@ -116,6 +119,11 @@ pub fn describe(m: &UffdMsg) -> String {
 
 #[pymethods]
 impl PyUffdPagefault {
+    /// The UFFD_PAGEFAULT_FLAG_* bits as `reclaim.UffdPagefaultFlag`.
+    #[getter]
+    fn flags(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        named_flags(py, "UffdPagefaultFlag", self.flags)
+    }
     /// A write fault (UFFD_PAGEFAULT_FLAG_WRITE).
     #[getter]
     fn write(&self) -> bool {
@@ -181,6 +189,16 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         features.set_item(n, b)?;
     }
     m.add("UFFD_FEATURES", features)?;
+    let ioctls = pyo3::types::PyDict::new(m.py());
+    for (n, b) in crate::uffd::ioctl::UFFD_IOCTL_NAMES {
+        ioctls.set_item(n, b)?;
+    }
+    m.add("UFFD_IOCTLS", ioctls)?;
+    let pf = pyo3::types::PyDict::new(m.py());
+    for (n, b) in UFFD_PAGEFAULT_FLAG_NAMES {
+        pf.set_item(n, b)?;
+    }
+    m.add("UFFD_PAGEFAULT_FLAGS", pf)?;
     m.add_class::<PyUserfaultfd>()?;
     m.add_class::<PyUffdEvent>()?;
     m.add_class::<PyUffdPagefault>()?;
@@ -221,20 +239,22 @@ impl PyUserfaultfd {
     fn id(&self) -> u32 {
         self.id
     }
-    /// The features agreed in UFFDIO_API.
+    /// The features agreed in UFFDIO_API, as `reclaim.UffdFeature`.
     #[getter]
-    fn features(&self, py: Python<'_>) -> PyResult<u64> {
-        with(py, &self.k, |k| k.uffd_features(self.id))
+    fn features(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let f = with(py, &self.k, |k| k.uffd_features(self.id))?;
+        named_flags(py, "UffdFeature", f)
     }
-    /// The features the kernel offered in UFFDIO_API.
+    /// The features the kernel offered in UFFDIO_API, as `reclaim.UffdFeature`.
     #[getter]
-    fn offered(&self) -> u64 {
-        self.offered
+    fn offered(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        named_flags(py, "UffdFeature", self.offered)
     }
 
     /// UFFDIO_REGISTER with exactly the modes named; MISSING alone when none is (the kernel
     /// has no default mode: `userfaultfd_register` takes `uffdio_register.mode` as given and
-    /// refuses 0 with EINVAL). Returns the ioctls bitmask guaranteed on the range.
+    /// refuses 0 with EINVAL). Returns the ioctls guaranteed on the range
+    /// (`uffdio_register.ioctls`) as `reclaim.UffdIoctl`.
     #[pyo3(signature = (addr, length, missing = None, wp = false, minor = false))]
     fn register(
         &self,
@@ -244,13 +264,14 @@ impl PyUserfaultfd {
         missing: Option<bool>,
         wp: bool,
         minor: bool,
-    ) -> PyResult<u64> {
+    ) -> PyResult<Py<PyAny>> {
         let len = size_arg(length, "length")?;
         let missing = missing.unwrap_or(!wp && !minor);
         let mode = flag(missing, UFFDIO_REGISTER_MODE_MISSING)
             | flag(wp, UFFDIO_REGISTER_MODE_WP)
             | flag(minor, UFFDIO_REGISTER_MODE_MINOR);
-        with(py, &self.k, |k| k.uffdio_register(self.id, addr, len, mode))
+        let ioctls = with(py, &self.k, |k| k.uffdio_register(self.id, addr, len, mode))?;
+        named_flags(py, "UffdIoctl", ioctls)
     }
 
     /// UFFDIO_UNREGISTER (wakes threads parked on MISSING faults in the range).

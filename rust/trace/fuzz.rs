@@ -1,6 +1,6 @@
 //! A mutation fuzzer of the trace readers that runs within cargo test (the coverage-guided one
 //! is the cargo-fuzz target `fuzz/fuzz_targets/trace.rs`, `make fuzz-cov`). Inputs
-//! come from the corpus in `fuzz/corpus/trace-{binary,csv,oracle}/` and are mutated (bit flips,
+//! come from the corpus in `fuzz/corpus/trace-{binary,csv,oracle,damon,perf}/` and are mutated (bit flips,
 //! interesting bytes and words, truncations, splices with other inputs, insertions, deletions,
 //! duplicated ranges, random bytes); each is detected and read to its end. A reader must give
 //! requests, then either the end or an [`Error::Format`] naming a place inside the input. A

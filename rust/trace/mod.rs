@@ -4,6 +4,10 @@
 //!   of a page number, a store bit and an optional timestamp.
 //! - [`csv`]: `addr,write` or `page,write` text.
 //! - [`oracle`]: libCacheSim's oracleGeneral binary records (every request a read).
+//! - [`damon`]: DAMON's access records as `damo record` writes them (read only): regions and
+//!   their sampled access counts, spread into page accesses.
+//! - [`perf`]: `perf mem` samples as `perf script` or `perf mem report -D` print them (read
+//!   only).
 //!
 //! Any of them may be zstd-compressed (libCacheSim's public traces ship as `.zst`): [`open`]
 //! decompresses as it reads.
@@ -15,7 +19,9 @@
 pub mod binary;
 pub mod check;
 pub mod csv;
+pub mod damon;
 pub mod oracle;
+pub mod perf;
 pub mod replay;
 
 #[cfg(test)]
@@ -45,20 +51,38 @@ pub enum Format {
     Binary,
     Csv,
     Oracle,
+    /// DAMON records (`damo record`): read only.
+    Damon,
+    /// `perf mem` samples as text: read only.
+    Perf,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::Binary, Format::Csv, Format::Oracle];
+    pub const ALL: [Format; 5] = [Format::Binary, Format::Csv, Format::Oracle, Format::Damon, Format::Perf];
+    /// The formats [`write`] writes (DAMON records and perf samples are only read).
+    pub const WRITABLE: [Format; 3] = [Format::Binary, Format::Csv, Format::Oracle];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Binary => "binary",
             Format::Csv => "csv",
             Format::Oracle => "oracle",
+            Format::Damon => "damon",
+            Format::Perf => "perf",
         }
     }
 
-    /// `"binary"`, `"csv"`, `"oracle"` (or libCacheSim's own name, `"oracleGeneral"`), or
+    /// The most requests one byte of input may give: a DAMON region's few bytes give up to
+    /// [`damon::MAX_NR_ACCESSES`] page accesses (the fuzzers' bound on a reader that advances).
+    pub fn max_requests_per_byte(self) -> u64 {
+        match self {
+            Format::Damon => damon::MAX_NR_ACCESSES,
+            _ => 1,
+        }
+    }
+
+    /// `"binary"`, `"csv"`, `"oracle"` (or libCacheSim's own name, `"oracleGeneral"`),
+    /// `"damon"`, `"perf"`, or
     /// `"auto"` (None: [`detect`] it).
     pub fn parse(s: &str) -> Result<Option<Format>> {
         if s == "auto" {
@@ -68,7 +92,9 @@ impl Format {
             return Ok(Some(Format::Oracle));
         }
         Format::ALL.into_iter().find(|f| f.name() == s).map(Some).ok_or_else(|| {
-            Error::invalid(format!("unknown trace format {s:?}; known: auto, binary, csv, oracle (or oracleGeneral)"))
+            Error::invalid(format!(
+                "unknown trace format {s:?}; known: auto, binary, csv, oracle (or oracleGeneral), damon, perf"
+            ))
         })
     }
 }
@@ -77,11 +103,24 @@ impl Format {
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// The format of (decompressed) data from its first bytes `head` and its file name: the binary
-/// magic; else a `.csv` or `.txt` name, or text without NUL bytes and below 0x80, is CSV;
-/// anything else is oracleGeneral. zstd data inside zstd data is an error that says so.
+/// magic, damo's record magic, or a zlib stream with "damon" in the name; text that holds
+/// `damon:damon_aggregated` events or damo's JSON is DAMON, text with perf mem samples is perf;
+/// else a `.csv` or `.txt` name, or text without NUL bytes and below 0x80, is CSV; anything else
+/// is oracleGeneral. zstd data inside zstd data is an error that says so.
 pub fn detect(head: &[u8], path: &Path) -> Result<Format> {
     if head.starts_with(binary::MAGIC) {
         return Ok(Format::Binary);
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+    if head.starts_with(damon::RECORD_MAGIC) || (damon::is_zlib(head) && name.contains("damon")) {
+        return Ok(Format::Damon);
+    }
+    let text = head.iter().all(|&b| b != 0 && b < 0x80);
+    if text && damon::looks_like(head) {
+        return Ok(Format::Damon);
+    }
+    if text && perf::looks_like(head) {
+        return Ok(Format::Perf);
     }
     if head.starts_with(&ZSTD_MAGIC) {
         return Err(Error::invalid(format!(
@@ -90,7 +129,7 @@ pub fn detect(head: &[u8], path: &Path) -> Result<Format> {
         )));
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    if ext == "csv" || ext == "txt" || head.iter().all(|&b| b != 0 && b < 0x80) {
+    if ext == "csv" || ext == "txt" || text {
         return Ok(Format::Csv);
     }
     Ok(Format::Oracle)
@@ -101,6 +140,8 @@ pub enum Reader<R> {
     Binary(binary::Reader<R>),
     Csv(csv::Reader<R>),
     Oracle(oracle::Reader<R>),
+    Damon(damon::Reader<R>),
+    Perf(perf::Reader<R>),
 }
 
 impl<R: BufRead> Reader<R> {
@@ -110,6 +151,8 @@ impl<R: BufRead> Reader<R> {
             Format::Binary => Reader::Binary(binary::Reader::new(r)?),
             Format::Csv => Reader::Csv(csv::Reader::new(r)),
             Format::Oracle => Reader::Oracle(oracle::Reader::new(r)),
+            Format::Damon => Reader::Damon(damon::Reader::new(r)?),
+            Format::Perf => Reader::Perf(perf::Reader::new(r)),
         })
     }
 
@@ -120,6 +163,8 @@ impl<R: BufRead> Reader<R> {
             Reader::Binary(r) => r.next_request(),
             Reader::Csv(r) => r.next_request(),
             Reader::Oracle(r) => r.next_request(),
+            Reader::Damon(r) => r.next_request(),
+            Reader::Perf(r) => r.next_request(),
         }
     }
 }
@@ -258,15 +303,27 @@ impl Columns<'_> {
 /// write leaves an existing file as it was, and its error names `path`.
 pub fn write(path: &Path, format: Format, cols: Columns<'_>) -> Result<()> {
     cols.check()?;
+    if !Format::WRITABLE.contains(&format) {
+        return Err(read_only(format));
+    }
     crate::files::write_atomic(path, "trace", |w| {
         let mut w = BufWriter::with_capacity(1 << 16, w);
         match format {
             Format::Binary => binary::write(&mut w, cols),
             Format::Csv => csv::write(&mut w, cols),
             Format::Oracle => oracle::write(&mut w, cols),
+            Format::Damon | Format::Perf => Err(read_only(format)),
         }?;
         Ok(w.flush()?)
     })
+}
+
+/// The error of writing a format that is only read.
+fn read_only(format: Format) -> Error {
+    Error::invalid(format!(
+        "reclaim reads {} traces but does not write them: write the trace as binary, csv or oracle",
+        format.name()
+    ))
 }
 
 /// `requests` page numbers drawn from a Zipf distribution of exponent `s` over `pages` pages
@@ -319,6 +376,7 @@ pub(crate) mod tests {
             Format::Binary => binary::write(&mut v, cols)?,
             Format::Csv => csv::write(&mut v, cols)?,
             Format::Oracle => oracle::write(&mut v, cols)?,
+            Format::Damon | Format::Perf => return Err(read_only(format)),
         }
         Ok(v)
     }
@@ -327,7 +385,7 @@ pub(crate) mod tests {
     fn every_format_round_trips_a_zipf_trace() {
         let (keys, writes) = zipf(5000, 300, 0.9, 0.3, 7).unwrap();
         let times: Vec<u64> = (0..5000u64).map(|i| i * 3).collect();
-        for format in Format::ALL {
+        for format in Format::WRITABLE {
             let writes = (format != Format::Oracle).then_some(&writes[..]);
             let cols = Columns { keys: &keys, writes, times: Some(&times) };
             let back = read_all(format, &written(format, cols).unwrap()).unwrap();
@@ -349,6 +407,19 @@ pub(crate) mod tests {
         assert_eq!(detect(b"page,write\n1,0\n", p).unwrap(), Format::Csv);
         assert_eq!(detect(b"\x01\x00\x00\x00\x05", p).unwrap(), Format::Oracle);
         assert_eq!(detect(b"\x01\x00", Path::new("t.csv")).unwrap(), Format::Csv);
+        // DAMON: damo's record magic, its perf_script events, its JSON, its zlib'd damon.data
+        assert_eq!(detect(b"damon_recfmt_ver\x02\x00\x00\x00", p).unwrap(), Format::Damon);
+        let script = b"kdamond.0 4452 [000] 1.5: damon:damon_aggregated: target_id=0 nr_regions=1 0-4096: 1 3\n";
+        assert_eq!(detect(script, p).unwrap(), Format::Damon);
+        assert_eq!(detect(b"[\n    {\n \"snapshots\": []}]", p).unwrap(), Format::Damon);
+        assert_eq!(detect(&[0x78, 0x9c, 0x8b], Path::new("damon.data")).unwrap(), Format::Damon);
+        // perf mem samples: perf script's data_src decoding, perf mem report -D's header
+        assert_eq!(detect(b"x 1/1 [000] 1.0: cpu/mem-loads/P: 7f00 142 |OP LOAD|LVL N/A\n", p).unwrap(), Format::Perf);
+        assert_eq!(detect(b"# PID, TID, IP, ADDR, LOCAL WEIGHT, DSRC, SYMBOL\n", p).unwrap(), Format::Perf);
+        assert_eq!(Format::parse("damon").unwrap(), Some(Format::Damon));
+        assert_eq!(Format::parse("perf").unwrap(), Some(Format::Perf));
+        let e = written(Format::Perf, Columns { keys: &[1], writes: None, times: None }).unwrap_err();
+        assert!(e.to_string().contains("reads perf traces but does not write them"), "{e}");
         assert!(detect(&ZSTD_MAGIC, Path::new("t.oracleGeneral")).unwrap_err().to_string().contains("twice"));
         assert_eq!(Format::parse("auto").unwrap(), None);
         assert_eq!(Format::parse("oracle").unwrap(), Some(Format::Oracle));
@@ -361,7 +432,7 @@ pub(crate) mod tests {
         let dir = std::env::temp_dir().join(format!("reclaim-zst-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (keys, writes) = zipf(3000, 200, 0.9, 0.3, 11).unwrap();
-        for format in Format::ALL {
+        for format in Format::WRITABLE {
             let writes = (format != Format::Oracle).then_some(&writes[..]);
             let plain = written(format, Columns { keys: &keys, writes, times: None }).unwrap();
             // named as libCacheSim names them, and with a name that says nothing
@@ -392,7 +463,7 @@ pub(crate) mod tests {
     #[test]
     fn columns_of_different_lengths_are_refused() {
         let cols = Columns { keys: &[1, 2], writes: Some(&[true]), times: None };
-        for format in Format::ALL {
+        for format in Format::WRITABLE {
             let e = written(format, cols).unwrap_err().to_string();
             assert!(e.contains("writes has 1 elements but keys has 2"), "{e}");
         }

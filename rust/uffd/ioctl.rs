@@ -36,6 +36,21 @@ const fn bit(n: u32) -> u64 {
     1u64 << n
 }
 
+/// The ioctls of `uffdio_api.ioctls` and `uffdio_register.ioctls` by name (`_UFFDIO_*`
+/// without the prefix): bit `1 << _UFFDIO_X` of the masks (include/uapi/linux/userfaultfd.h).
+pub const UFFD_IOCTL_NAMES: [(&str, u64); 10] = [
+    ("REGISTER", bit(_UFFDIO_REGISTER)),
+    ("UNREGISTER", bit(_UFFDIO_UNREGISTER)),
+    ("WAKE", bit(_UFFDIO_WAKE)),
+    ("COPY", bit(_UFFDIO_COPY)),
+    ("ZEROPAGE", bit(_UFFDIO_ZEROPAGE)),
+    ("MOVE", bit(_UFFDIO_MOVE)),
+    ("WRITEPROTECT", bit(_UFFDIO_WRITEPROTECT)),
+    ("CONTINUE", bit(_UFFDIO_CONTINUE)),
+    ("POISON", bit(_UFFDIO_POISON)),
+    ("API", bit(_UFFDIO_API)),
+];
+
 /// `UFFD_API_IOCTLS`.
 pub const UFFD_API_IOCTLS: u64 = bit(_UFFDIO_REGISTER) | bit(_UFFDIO_UNREGISTER) | bit(_UFFDIO_API);
 

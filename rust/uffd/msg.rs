@@ -18,6 +18,9 @@ pub const UFFD_EVENT_UNMAP: u8 = 0x16;
 pub const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1 << 0;
 pub const UFFD_PAGEFAULT_FLAG_WP: u64 = 1 << 1;
 pub const UFFD_PAGEFAULT_FLAG_MINOR: u64 = 1 << 2;
+/// The `UFFD_PAGEFAULT_FLAG_*` bits by name (without the prefix), include/uapi/linux/userfaultfd.h.
+pub const UFFD_PAGEFAULT_FLAG_NAMES: [(&str, u64); 3] =
+    [("WRITE", UFFD_PAGEFAULT_FLAG_WRITE), ("WP", UFFD_PAGEFAULT_FLAG_WP), ("MINOR", UFFD_PAGEFAULT_FLAG_MINOR)];
 
 /// `uffd_msg.arg.pagefault`: what `userfault_msg` fills in for UFFD_EVENT_PAGEFAULT, and what a
 /// thread parked in `handle_userfault` waits on.

@@ -9,7 +9,7 @@ import json
 import reclaim
 from reclaim.cli.common import Progress, Subparsers, report_failures
 from reclaim.cli.study import add_study_args, study_params
-from reclaim.output import png_path
+from reclaim.output import output_path, png_path
 from reclaim.variants import add_variant_options
 
 
@@ -24,6 +24,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not (args.perfetto or args.ftrace or args.heatmap):
         raise reclaim.ArgumentError("say what to write: --perfetto, --ftrace and/or --heatmap")
     heatmap = png_path(args.heatmap, "--heatmap") if args.heatmap else None  # before the runs
+    for option, path in (("--perfetto", args.perfetto), ("--ftrace", args.ftrace)):
+        if path:
+            output_path(path, option)
     params = study_params(args)
     params["trace"] = "full"
     written: dict[str, str] = {}

@@ -57,7 +57,8 @@ def add_parser(sub: Subparsers) -> None:
     """Add ``replay`` and its options to the subcommands."""
     rp = sub.add_parser(
         "replay",
-        help="replay a memory-access trace (binary, CSV, libCacheSim oracleGeneral) under pressure",
+        help="replay a memory-access trace (binary, CSV, libCacheSim oracleGeneral, DAMON, perf "
+        "mem) under pressure",
         epilog="""examples:
   reclaim replay trace.bin                      host memory: 25% of the trace's pages
   reclaim replay trace.oracleGeneral --memory 10% --profile 4.18 --json
@@ -71,10 +72,11 @@ exit codes: 0 done, 1 engine error, 2 bad input (a malformed trace names offset 
     rp.add_argument("trace", help="the trace file")
     rp.add_argument(
         "--format",
-        choices=["auto", "binary", "csv", "oracle", "oracleGeneral"],
+        choices=["auto", "binary", "csv", "oracle", "oracleGeneral", "damon", "perf"],
         default="auto",
         help="the trace's format (default auto: by magic, name and content; oracleGeneral is "
-        "oracle; zstd-compressed files are read directly)",
+        "oracle; damon: damo record output; perf: perf mem samples from perf script or perf mem "
+        "report -D; zstd-compressed files are read directly)",
     )
     rp.add_argument("--profile", default="6.12", help="kernel profile (default 6.12)")
     rp.add_argument(
