@@ -56,8 +56,8 @@ def test_chrome_trace_of_the_417_hang(
     tmp_path: Path, run417: tuple[pd.DataFrame, PostcopyResult]
 ) -> None:
     series, r = run417
-    path = chrome_trace(r, tmp_path / "sub" / "417.json", samples=series)
-    assert path == tmp_path / "sub" / "417.json"
+    path = chrome_trace(r, tmp_path / "417.json", samples=series)
+    assert path == tmp_path / "417.json"
     doc = json.loads(path.read_text())
     events = check_trace_event_format(doc)
     assert doc["otherData"]["outcome"] == "hung"

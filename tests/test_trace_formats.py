@@ -162,7 +162,7 @@ def test_every_damo_container_reads_as_the_same_page_accesses(tmp_path: Path) ->
 
 PERF_SCRIPT = """\
 # perf script -F comm,pid,tid,cpu,time,event,addr,data_src
- memtest 4242/4242 [002] 5678.123456: cpu/mem-loads,ldlat=30/P: 7ffd8b2c4e98 6a100142 |OP LOAD|LVL L1 hit
+ memtest 4242/4242 [002] 5678.123456: cpu/mem-loads/P: 7ffd8b2c4e98 6a100142 |OP LOAD|LVL L1 hit
  memtest 4242/4243 [003] 5678.123457: cpu/mem-stores/P: 7ffd8b2c5000 5080144 |OP STORE|LVL L1 hit
  memtest 4242/4243 [003] 5678.123458: cpu/mem-stores/P: 55d0c0de1000
  memtest 4242/4243 [003] 5678.123459: cpu/mem-loads/P: 0 6a100142 |OP LOAD|LVL N/A
