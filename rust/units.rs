@@ -4,16 +4,18 @@ use crate::arch::s390::pte::PAGE_SIZE;
 use crate::error::{Error, Result};
 
 /// Parse `"512MiB"`, `"4GiB"`, `"4096"`, `"1 TiB"`, `"64KiB"` (also `K`, `M`, `G`, `T`, `P`, binary
-/// as on the kernel command line). Returns bytes.
+/// as on the kernel command line), or a decimal fraction of a unit that is a whole number of
+/// bytes (`"1.5MiB"`, `"0.25GiB"`). Returns bytes.
 ///
 /// One rule for units in all of reclaim: `KB`, `MB`, `GB`, `TB` are decimal (10^3, 10^6...
 /// bytes), as in rates like `"125MB/s"`; a size, which the model counts in 4 KiB pages, is
 /// refused in them with a hint to write the binary unit (`MiB`) instead of being read as 2^20.
 pub fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    if num.is_empty() {
+    let (num, frac) = num.split_once('.').unwrap_or((num, ""));
+    if num.is_empty() || frac.contains('.') || (frac.is_empty() && t[num.len()..].starts_with('.')) {
         return Err(Error::invalid(format!(
             "cannot parse size {s:?}: expected a number with an optional unit like \"512MiB\""
         )));
@@ -42,7 +44,21 @@ pub fn parse_size(s: &str) -> Result<u64> {
             )));
         }
     };
-    n.checked_mul(1u64 << shift).ok_or_else(|| Error::invalid(format!("size {s:?} is too large")))
+    let whole = n.checked_mul(1u64 << shift).ok_or_else(|| Error::invalid(format!("size {s:?} is too large")))?;
+    if frac.is_empty() {
+        return Ok(whole);
+    }
+    // the fraction's bytes: frac / 10^len of 2^shift, exact or refused
+    let digits = frac.len().min(30) as u32;
+    let f: u128 = frac[..digits as usize].parse().map_err(|_| Error::invalid(format!("size {s:?} is too large")))?;
+    let scaled = f << shift;
+    let ten = 10u128.pow(digits);
+    if frac.len() > 30 || scaled % ten != 0 {
+        return Err(Error::invalid(format!(
+            "size {s:?} is not a whole number of bytes: give it in a smaller unit (KiB, or bytes)"
+        )));
+    }
+    whole.checked_add((scaled / ten) as u64).ok_or_else(|| Error::invalid(format!("size {s:?} is too large")))
 }
 
 /// Check a size in bytes for `what`: positive and a multiple of the page size.
@@ -69,6 +85,10 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size("1 TiB").unwrap(), 1 << 40);
         assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        // decimal fractions of a unit, when they are whole bytes
+        assert_eq!(parse_size("1.5MiB").unwrap(), 3 << 19);
+        assert_eq!(parse_size("0.25 GiB").unwrap(), 1 << 28);
+        assert_eq!(parse_size("2.0KiB").unwrap(), 2048);
     }
 
     #[test]
@@ -76,6 +96,9 @@ mod tests {
         assert!(parse_size("lots").unwrap_err().to_string().contains("cannot parse"));
         assert!(parse_size("5 parsecs").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_size("-4096").is_err());
+        assert!(parse_size("1.1B").unwrap_err().to_string().contains("not a whole number of bytes"));
+        assert!(parse_size("1.2.3MiB").unwrap_err().to_string().contains("cannot parse"));
+        assert!(parse_size(".5MiB").unwrap_err().to_string().contains("cannot parse"));
         let e = parse_size("125MB").unwrap_err().to_string();
         assert!(e.contains("MB means 10^6 bytes") && e.contains("write 125MiB"), "{e}");
         assert!(parse_size("99999999999PiB").unwrap_err().to_string().contains("too large"));

@@ -403,3 +403,10 @@ def test_decimal_units_are_refused_for_sizes_and_decimal_in_rates() -> None:
         reclaim.Kernel(memory="125MB")
     assert reclaim.units.rate("125MB/s") == 125_000_000
     assert reclaim.units.size("125MiB") == 125 << 20
+
+
+def test_a_fraction_of_a_unit_is_a_size_when_it_is_whole_bytes() -> None:
+    assert reclaim.units.size("1.5MiB") == 3 << 19
+    assert reclaim.units.size("0.5GiB") == reclaim.units.size("512MiB")
+    with pytest.raises(reclaim.ArgumentError, match="not a whole number of bytes"):
+        reclaim.units.size("1.1B")
