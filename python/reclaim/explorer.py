@@ -198,8 +198,8 @@ class Finding:
             "",
             f"- Destination host kernel: {kernel}, s390x, with swap, THP off.",
             f"- QEMU: {qemu} (`Scenario.qemu = {sc.qemu!r}`).",
-            f"- Guest: {sc.vcpus} vCPU(s), CMMA on (the guest's ESSA hints); the pages "
-            f"involved: {', '.join(sc.pages)}.",
+            f"- Guest: {sc.vcpus} vCPU(s), CMMA on (the guest's ESSA hints); its pages "
+            f"by index: {', '.join(f'{i}: {c}' for i, c in enumerate(sc.pages))}.",
             f"- Destination memory: {sc.host_pages} pages for the guest, {sc.swap_pages} of "
             "swap, so that reclaim meets guest pages during postcopy.",
             f"- Start: {start}.",

@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reclaim.exceptions import ArgumentError, FileError, FormatError
 
@@ -66,7 +67,9 @@ def switch_params(
     ``profile`` parameter: the point's profile (``default_profile`` where the grid has none)
     derived with those switches, under its derived name; None for the profile when the point
     sets no switch."""
-    switches = {k[len(SWITCH_PREFIX) :]: v for k, v in params.items() if is_switch(k)}
+    switches: dict[str, Any] = {
+        k[len(SWITCH_PREFIX) :]: v for k, v in params.items() if is_switch(k)
+    }
     rest = {k: v for k, v in params.items() if not is_switch(k)}
     if not switches:
         return rest, None
@@ -101,7 +104,8 @@ def check_switch_axes(grid: Mapping[str, object], default_profile: str = "4.18")
         for v in values:
             for base in profiles:
                 try:
-                    Profile.derive(str(base), None, **{sw: v})
+                    one: dict[str, Any] = {sw: v}
+                    Profile.derive(str(base), None, **one)
                 except ProfileError as e:  # its message lists the switch's values
                     raise ArgumentError(f"grid: {key} = {v!r}: {e}") from None
 
