@@ -146,3 +146,37 @@ def test_cli_export_c_runs_the_program_on_this_kernel(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"ok 1 {FAST[0]}" in r.stdout
     assert (tmp_path / "reclaim_crosscheck.c").exists()
+
+
+#: Per guest arch: the fast scenarios, one that swaps (the guest's swap disk is
+#: $RECLAIM_SWAPDEV) and one of the arch's own.
+GUEST = {
+    "x86_64": [
+        *FAST[:2],
+        "pageout_to_swap_then_read_back_without_userfault",
+        "x86_64_cold_page_has_no_fault_on_next_read",
+    ],
+    "s390x": [
+        *FAST[:2],
+        "pageout_to_swap_then_read_back_without_userfault",
+        "s390x_young_emulation_cold_page_faults_on_next_read",
+    ],
+}
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", sorted(GUEST))
+def test_the_exported_program_passes_in_the_guest(arch: str, tmp_path: Path) -> None:
+    """Compiled static for the guest's arch and run in a Linux 6.12 guest under QEMU (one
+    short boot: a few scenarios, TCG is slow), every point passes, the swap one too."""
+    from reclaim.vm import assets
+
+    try:
+        assets.fetch([arch])
+    except assets.VmAssetError as e:
+        pytest.skip(f"the VM assets cannot be had here: {e}")
+    prog = ctest.export_c(tmp_path, GUEST[arch])
+    run = ctest.run_c_vm(prog, arch)
+    assert run.returncode == 0, run.output
+    assert [(p.name, p.verdict) for p in run.points] == [(n, "pass") for n in GUEST[arch]]

@@ -54,11 +54,12 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
 
 
 def cmd_export_c(args: argparse.Namespace) -> int:
-    """``reclaim crosscheck --export-c DIR [--program NAME] [--run]``: write the scenarios as a
-    kselftest-style C program (reclaim.crosscheck.ctest); with --run, compile it with the
-    system's C compiler and run it on this machine's kernel. Returns the program's exit code
-    with --run (0 pass, 1 fail, 4 skip), else 0."""
-    from reclaim.crosscheck.ctest import compile_c, export_c, run_c
+    """``reclaim crosscheck --export-c DIR [--program NAME] [--run [--vm ARCH]]``: write the
+    scenarios as a kselftest-style C program (reclaim.crosscheck.ctest); with --run, compile it
+    with the system's C compiler and run it on this machine's kernel, or with --vm compile it
+    static for ARCH and run it in that Linux 6.12 guest. Returns the program's exit code with
+    --run (0 pass, 1 fail, 4 skip), else 0."""
+    from reclaim.crosscheck.ctest import compile_c, export_c, run_c, run_c_vm
 
     prog = export_c(args.export_c, args.scenario, program=args.program)
     if not args.run:
@@ -77,7 +78,7 @@ def cmd_export_c(args: argparse.Namespace) -> int:
             print(f"{prog.source}: {len(prog.scenarios)} scenarios, one TAP test point each")
             print(f"build and run: make -C {prog.directory} && {prog.directory / prog.name}")
         return 0
-    run = run_c(compile_c(prog))
+    run = run_c_vm(prog, args.vm, accel=args.accel) if args.vm else run_c(compile_c(prog))
     if args.json:
         print(
             json.dumps(
@@ -134,7 +135,8 @@ def add_parser(sub: Subparsers) -> None:
     cc.add_argument(
         "--run",
         action="store_true",
-        help="with --export-c: compile it with the system's cc and run it on this kernel",
+        help="with --export-c: compile it with the system's cc and run it on this kernel (with "
+        "--vm ARCH: static, in that guest)",
     )
     from reclaim.cli.crosscheck_replay import add_arguments
 

@@ -470,6 +470,35 @@ def run_c(
     return TapRun(returncode=r.returncode, plan=plan, points=points, output=r.stdout + r.stderr)
 
 
+def run_c_vm(program: CProgram, arch: str, *, accel: str = "tcg") -> TapRun:
+    """Compile ``program`` static for ``arch`` (the VM oracle's compilers,
+    :data:`reclaim.vm.assets.COMPILER`) and run it in a Linux 6.12 guest of that arch under
+    QEMU, after the guest's agent (one boot; ``$RECLAIM_SWAPDEV`` is the guest's swap disk, so
+    the swap scenarios run too). Fetches the VM assets first if the cache lacks them
+    (VmAssetError where they cannot be had)."""
+    from reclaim.vm.assets import COMPILER
+    from reclaim.vm.guest import run_guest
+    from reclaim.vm.initramfs import TAP_EXIT
+
+    if arch not in VM_ARCHES:
+        raise ArgumentError(f"unknown guest arch {arch!r}; known: {', '.join(VM_ARCHES)}")
+    out = program.directory / f"{program.name}.{arch}"
+    binary = compile_c(program, cc=COMPILER[arch][0], static=True, out=out)
+    run = run_guest(
+        arch, "swapdev /dev/vda\n", accel=accel, programs={program.name: binary.read_bytes()}
+    )
+    lines = [ln for ln in run.tap if not ln.startswith(TAP_EXIT)]
+    codes = [ln[len(TAP_EXIT) :] for ln in run.tap if ln.startswith(TAP_EXIT)]
+    text = "\n".join(lines) + "\n"
+    plan, points = parse_tap(text)
+    if not codes or not codes[-1].strip().isdigit():
+        tail = "\n".join(run.log[-20:])
+        raise ReclaimError(
+            f"the {arch} guest did not finish {program.name} (QEMU exit {run.returncode}):\n{tail}"
+        )
+    return TapRun(returncode=int(codes[-1]), plan=plan, points=points, output=text)
+
+
 __all__ = [
     "ARCH_MACROS",
     "CProgram",
@@ -482,4 +511,5 @@ __all__ = [
     "parse_tap",
     "program_source",
     "run_c",
+    "run_c_vm",
 ]

@@ -1786,15 +1786,15 @@ static int reclaim_swap_devices(void)
 
 /*
  * The swap a scenario needs: with $RECLAIM_SWAPDEV (root), that device is switched off and,
- * for a scenario that swaps, on again (a fresh device: the first slot is slot 1, as on the
- * model); without it, the machine's swap as it is. 0 to run, -1 and why not.
+ * unless the scenario needs no swap, on again (a fresh device: the first slot is slot 1, as
+ * on the model); without it, the machine's swap as it is. 0 to run, -1 and why not.
  */
 static int reclaim_prepare_swap(int swap, int no_swap, int fresh, char *why, size_t n)
 {
 	const char *dev = getenv("RECLAIM_SWAPDEV");
-	if (dev && *dev && (swap || no_swap)) {
+	if (dev && *dev) { /* as the agent's run(): a fresh device for every scenario */
 		swapdev = dev;
-		set_swap(swap);
+		set_swap(!no_swap);
 	}
 	int have = reclaim_swap_devices();
 	if (swap && !have) {

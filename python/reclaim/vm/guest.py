@@ -56,6 +56,9 @@ class GuestRun:
     log: list[str] = field(default_factory=list)
     manifest: str = ""
     accel: str = "tcg"
+    #: The console output of the exported C tests (``programs`` of :func:`run_guest`), in
+    #: order, without the :data:`~reclaim.vm.initramfs.TAP` prefix.
+    tap: list[str] = field(default_factory=list)
 
 
 def qemu_command(
@@ -115,10 +118,12 @@ def run_guest(
     on_result: Callable[[dict[str, object]], object] | None = None,
     manifest: Manifest | None = None,
     files: dict[str, bytes] | None = None,
+    programs: dict[str, bytes] | None = None,
 ) -> GuestRun:
     """Boot the ``arch`` guest and run the agent on ``agent_input``; ``on_result`` is called
-    with each result line as it arrives; ``files`` go into the initramfs's root. Fetches the
-    assets first if the cache lacks them."""
+    with each result line as it arrives; ``files`` go into the initramfs's root;
+    ``programs`` (exported C tests, static for ``arch``) run after the agent, their output
+    in ``tap``. Fetches the assets first if the cache lacks them."""
     m = manifest or load_manifest()
     if m is None or arch not in m.arches or not m.arches[arch].agent:
         m = fetch([arch])
@@ -135,6 +140,7 @@ def run_guest(
             agent_input,
             lru_gen=lru_gen,
             files=files,
+            programs=programs,
         )
         disk = td / "swap.img"
         with open(disk, "wb") as f:
@@ -159,6 +165,10 @@ def run_guest(
                     run.boot_s = time.monotonic() - start
                 elif initramfs.FINISHED in line:
                     run.finished = True
+                tap_at = line.find(initramfs.TAP)
+                if tap_at >= 0:
+                    run.tap.append(line[tap_at + len(initramfs.TAP) :])
+                    continue
                 at = line.find(initramfs.RESULT)
                 if at < 0:
                     continue
