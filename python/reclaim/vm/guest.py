@@ -43,8 +43,8 @@ class GuestRun:
     ``@@R`` lines, in order), the guest's ``info`` (lru_gen at boot and as run, THP, memory,
     kernel release, userfaultfd features), the seconds to reach /init (``boot_s``) and in
     all (``total_s``), QEMU's exit code (``returncode``), whether it ``finished`` (the agent
-    ran to the end), the console ``log`` tail, the ``manifest`` line of the packages booted
-    and QEMU's accelerator (``accel``)."""
+    ran to the end), the console ``log`` tail, the ``manifest`` line of the packages booted,
+    QEMU's accelerator (``accel``) and the output of the exported C tests (``tap``)."""
 
     arch: str
     results: list[dict[str, object]] = field(default_factory=list)
@@ -56,8 +56,8 @@ class GuestRun:
     log: list[str] = field(default_factory=list)
     manifest: str = ""
     accel: str = "tcg"
-    #: The console output of the exported C tests (``programs`` of :func:`run_guest`), in
-    #: order, without the :data:`~reclaim.vm.initramfs.TAP` prefix.
+    #: The console lines of the exported C tests (``programs`` of :func:`run_guest`), in
+    #: order, without the ``@@T`` prefix.
     tap: list[str] = field(default_factory=list)
 
 
