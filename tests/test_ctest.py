@@ -180,3 +180,15 @@ def test_the_exported_program_passes_in_the_guest(arch: str, tmp_path: Path) -> 
     run = ctest.run_c_vm(prog, arch)
     assert run.returncode == 0, run.output
     assert [(p.name, p.verdict) for p in run.points] == [(n, "pass") for n in GUEST[arch]]
+
+
+def test_cli_export_c_takes_a_variant_for_the_expectations(tmp_path: Path) -> None:
+    args = ["crosscheck", "--export-c", str(tmp_path), "--scenario", FAST[0]]
+    args += ["--profile", "4.18", "--set", "unused_guard=None"]
+    r = subprocess.run([sys.executable, "-m", "reclaim.cli", *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    src = (tmp_path / "reclaim_crosscheck.c").read_text()
+    assert "the model's (profile 4.18+unused_guard=None)" in src
+    bad = [*args[:-1], "unused_guard=Pte"]
+    r = subprocess.run([sys.executable, "-m", "reclaim.cli", *bad], capture_output=True, text=True)
+    assert r.returncode == 2 and "its values are: None, UffdArmed" in r.stderr

@@ -30,8 +30,11 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     for n in args.scenario or []:
         if n not in BY_NAME:
             raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
+    from reclaim.variants import resolve_cli_profile
+
+    profile = resolve_cli_profile(args, args.profile)
     if args.export_c:  # the scenarios as a kselftest-style C program
-        return cmd_export_c(args)
+        return cmd_export_c(args, profile)
     if args.vm:  # a Linux 6.12 guest under QEMU instead of this machine's kernel
         from reclaim.cli.vm import cmd_crosscheck_vm
 
@@ -43,7 +46,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     # the whole library takes seconds (each scenario starts an agent process)
     status = Progress("crosscheck", not args.json, unit="scenarios")
     try:
-        rows = crosscheck(args.scenario, progress=status)
+        rows = crosscheck(args.scenario, profile=profile, progress=status)
     finally:
         status.close()
     if args.json:
@@ -53,15 +56,16 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     return 1 if any(not r.agree and not r.skipped for r in rows) else 0
 
 
-def cmd_export_c(args: argparse.Namespace) -> int:
+def cmd_export_c(args: argparse.Namespace, profile: str) -> int:
     """``reclaim crosscheck --export-c DIR [--program NAME] [--run [--vm ARCH]]``: write the
     scenarios as a kselftest-style C program (reclaim.crosscheck.ctest); with --run, compile it
     with the system's C compiler and run it on this machine's kernel, or with --vm compile it
     static for ARCH and run it in that Linux 6.12 guest. Returns the program's exit code with
-    --run (0 pass, 1 fail, 4 skip), else 0."""
+    --run (0 pass, 1 fail, 4 skip), else 0. The expectations are the model's with
+    ``profile`` (--profile, --set, --profile-file)."""
     from reclaim.crosscheck.ctest import compile_c, export_c, run_c, run_c_vm
 
-    prog = export_c(args.export_c, args.scenario, program=args.program)
+    prog = export_c(args.export_c, args.scenario, program=args.program, profile=profile)
     if not args.run:
         if args.json:
             print(
@@ -121,6 +125,14 @@ def add_parser(sub: Subparsers) -> None:
         "fetch installs it), the model with the same arch and profile 6.12",
     )
     cc.add_argument("--accel", default="tcg", help="QEMU accelerator of --vm (tcg, or kvm)")
+    cc.add_argument(
+        "--profile",
+        default="6.12",
+        help="the model's profile (default 6.12; --vm always runs 6.12 guests against 6.12)",
+    )
+    from reclaim.variants import add_variant_options
+
+    add_variant_options(cc)
     cc.add_argument(
         "--export-c",
         metavar="DIR",
