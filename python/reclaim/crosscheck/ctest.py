@@ -222,7 +222,7 @@ def program_source(
         if a not in ARCH_MACROS:
             raise ArgumentError(f"unknown arch {a!r}; known: {', '.join(ARCH_MACROS)}")
     names = ", ".join(sc.name for sc in scenarios)
-    head = f"""// SPDX-License-Identifier: GPL-2.0
+    head = f"""// SPDX-License-Identifier: MIT
 /*
  * {program}: reclaim's cross-check scenarios as a kselftest (TAP) program, one test point per
  * scenario, each step's expected observation the model's (profile {profile}). Written by

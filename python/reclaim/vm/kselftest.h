@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The subset of the kernel's tools/testing/selftests/kselftest.h API that reclaim's exported
  * cross-check programs use (reclaim.crosscheck.ctest), with the same names, exit codes and
