@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,29 @@ def test_cli_export_c_takes_a_variant_for_the_expectations(tmp_path: Path) -> No
     bad = [*args[:-1], "unused_guard=Pte"]
     r = subprocess.run([sys.executable, "-m", "reclaim.cli", *bad], capture_output=True, text=True)
     assert r.returncode == 2 and "its values are: None, UffdArmed" in r.stderr
+
+
+@needs_cc
+def test_without_userfaultfd_the_program_skips_with_the_reason(tmp_path: Path) -> None:
+    """Run as nobody where unprivileged userfaultfd is off: ``1..0 # SKIP`` naming the uid,
+    the errors and the sysctl, exit KSFT_SKIP (4)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the program as another user")
+    if Path("/proc/sys/vm/unprivileged_userfaultfd").read_text().strip() != "0":
+        pytest.skip("vm.unprivileged_userfaultfd=1: every user has userfaultfd here")
+    prog = ctest.export_c(tmp_path / "src", FAST[:1])
+    shared = Path(tempfile.mkdtemp(prefix="reclaim-ctest-"))
+    try:
+        shared.chmod(0o755)
+        binary = ctest.compile_c(prog, out=shared / "t")
+        binary.chmod(0o755)
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(binary)],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        shutil.rmtree(shared)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert r.stdout.splitlines()[1].startswith("1..0 # SKIP no userfaultfd for uid 65534:")
+    assert "vm.unprivileged_userfaultfd=0" in r.stdout
