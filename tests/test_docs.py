@@ -46,5 +46,7 @@ def test_the_site_has_the_tutorial_api_cli_formats_findings_and_benchmarks(site:
     assert "oracleGeneral" in page(site, "trace-format")
     grid = (site / "grid-format" / "index.html").read_text()
     assert "[grid]" in grid and "language-toml" in grid
+    ctests = page(site, "c-tests")
+    assert "ksft_set_plan" in ctests and "reclaim explore" in ctests and "--recipe" in ctests
     assert (site / "FINDINGS" / "index.html").exists()
     assert (site / "BENCHMARKS" / "index.html").exists()

@@ -419,3 +419,49 @@ def test_mutated_grid_files_load_or_are_refused_with_a_reclaim_error(
         _expand(g.grid)
     except (reclaim.FormatError, reclaim.ArgumentError) as e:
         assert str(e), "an error with no message"
+
+
+def test_a_switch_axis_runs_each_point_on_its_variant() -> None:
+    """``set.cbrl_guard`` as an axis: the 4.18 point hangs on the CBRL path (FINDINGS.md §1),
+    the point with the guard completes, in worker processes that never derived the variant."""
+    grid = {
+        "profile": "4.18",
+        "set.cbrl_guard": ["None", "UffdArmed"],
+        "seed": [0],
+        "guest_memory": "128MiB",
+        "free_policy": "random",
+    }
+    df = sweep("postcopy", grid, executor="local", workers=2, progress=False)
+    assert list(df["set.cbrl_guard"]) == ["None", "UffdArmed"]
+    assert df["error"].isna().all(), df["error"]
+    assert list(df["outcome"]) == ["hung", "completed"]
+    assert df["dest_cbrl_zapped"][0] > 0 and df["dest_cbrl_zapped"][1] == 0
+
+
+@pytest.mark.parametrize(
+    ("axis", "match"),
+    [
+        ({"set.cbrl_gard": ["UffdArmed"]}, r"names no profile switch; the switches: .*cbrl_guard"),
+        (
+            {"set.cbrl_guard": ["None", "Yes"]},
+            r"cannot be \"Yes\"; its values are: None, UffdArmed",
+        ),
+        ({"set.cbrl-guard": ["None"]}, r"not a valid keyword name \(or set.<switch>"),
+    ],
+)
+def test_a_switch_axis_is_checked_before_any_run(axis: dict[str, object], match: str) -> None:
+    calls = Counting()
+    with pytest.raises(reclaim.ArgumentError, match=match):
+        sweep(calls, {"profile": "4.18", "seed": [0], **axis}, executor="serial")
+    assert calls.calls == []
+
+
+def test_a_grid_file_sets_switches_in_a_grid_set_table(tmp_path: Path) -> None:
+    (tmp_path / "grid.toml").write_text(
+        '[grid]\nprofile = "6.12"\nseed = [0]\n\n[grid.set]\ndiag10_guard = ["None", "UffdArmed"]\n'
+    )
+    spec = load_grid(tmp_path / "grid.toml")
+    assert spec.grid == {"profile": "6.12", "seed": [0], "set.diag10_guard": ["None", "UffdArmed"]}
+    (tmp_path / "bad.toml").write_text('[grid]\nseed = [0]\nset = "x"\n')
+    with pytest.raises(reclaim.FormatError, match=r"grid\.set must be a table"):
+        load_grid(tmp_path / "bad.toml")

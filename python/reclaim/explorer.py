@@ -47,6 +47,24 @@ UserPredicate = Callable[[ExploreState], "str | bool | None"]
 CAUSES: dict[str, str] = {k: v for k, v in _reclaim.CAUSES.items() if k != "other"}
 
 
+#: Who takes each explorer step, by the step's name (the part before the first ``:``), in the
+#: recipe's terms: the guest (inside the VM), the destination host's kernel (reclaim and KVM) or
+#: QEMU and the migration.
+ACTORS: dict[str, str] = {
+    **dict.fromkeys(("alloc", "free", "read", "write", "diag10", "enable_skey"), "guest"),
+    **dict.fromkeys(("age", "reclaim", "direct_reclaim", "reclaim_batch", "intercept"), "host"),
+    **dict.fromkeys(("deliver", "send_next", "serve_request", "fault_thread"), "qemu"),
+}
+
+#: The QEMU behaviour each ``Scenario.qemu`` value models, for the recipe.
+QEMU_LOGIC: dict[str, str] = {
+    "3.0": "QEMU 3.0 to 5.1 postcopy: the fault thread requests every faulting page and the "
+    "source drops requests for pages it already sent",
+    "5.2": "QEMU 5.2 or later postcopy: the destination sends no request for a page it "
+    "already received",
+}
+
+
 def _name(s: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in s).strip("_")
 
@@ -135,6 +153,86 @@ class Finding:
             f"replay = scenario.replay([\n{steps}]{extra})\n"
             "print(replay.violation)\n"
         )
+
+    def recipe(self) -> str:
+        """A written reproduction recipe for a real s390x KVM host (Markdown): the kernel and
+        QEMU to run, the guest and host actions in order, the expected chain, and the code
+        that replays it in the model. For findings that need KVM and QEMU, which no test of
+        this machine can run."""
+        from reclaim._reclaim import Profile
+
+        sc = self.scenario
+        prof = Profile(sc.profile)
+        release = "v" + ".".join(map(str, prof.release))
+        kernel = f"Linux {release} (profile {sc.profile})"
+        if not prof.builtin:
+            base = prof.base
+            mine, theirs = prof.switches(), base.switches()
+            changed = [f"{k}={mine[k]}" for k in mine if mine[k] != theirs.get(k)]
+            kernel = (
+                f"Linux {release}, profile {base.name} with {', '.join(changed) or 'no change'} "
+                f"(the variant {sc.profile}: FINDINGS.md §6 says what each switch stands for)"
+            )
+        qemu = QEMU_LOGIC.get(sc.qemu, f"QEMU logic {sc.qemu}")
+        start = (
+            "at the postcopy switchover (STATTR_FLAG_DONE applied, before LISTEN registers "
+            "guest RAM with userfaultfd)"
+            if sc.start == "switchover"
+            else "after LISTEN (guest RAM registered with userfaultfd, postcopy running)"
+        )
+        who = {"guest": "guest", "host": "host kernel", "qemu": "QEMU / migration"}
+        rows = []
+        by_actor: dict[str, list[str]] = {"guest": [], "host": [], "qemu": []}
+        for i, (st, ex) in enumerate(zip(self.steps, self.explained, strict=True), 1):
+            actor = ACTORS.get(st.split(":", 1)[0], "host")
+            rows.append(f"| {i} | {who[actor]} | `{st}` | {ex} |")
+            by_actor[actor].append(f"{i}. {ex}")
+        lines = [
+            f"# Reproduction recipe: {self.title} ({sc.profile})",
+            "",
+            f"Found by the model's explorer (`reclaim explore`): {len(self.steps)} steps, "
+            f"{self.minimal.replace('_', ' ')}. It needs an s390x host with KVM and a postcopy "
+            "migration, which no test of an x86 machine runs: a prediction to confirm.",
+            "",
+            "## Setup",
+            "",
+            f"- Destination host kernel: {kernel}, s390x, with swap, THP off.",
+            f"- QEMU: {qemu} (`Scenario.qemu = {sc.qemu!r}`).",
+            f"- Guest: {sc.vcpus} vCPU(s), CMMA on (the guest's ESSA hints); its pages "
+            f"by index: {', '.join(f'{i}: {c}' for i, c in enumerate(sc.pages))}.",
+            f"- Destination memory: {sc.host_pages} pages for the guest, {sc.swap_pages} of "
+            "swap, so that reclaim meets guest pages during postcopy.",
+            f"- Start: {start}.",
+            "",
+            "## Actions in order",
+            "",
+            "| # | who | step | what happens |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+        ]
+        for actor, head in (
+            ("guest", "Guest actions"),
+            ("host", "Host actions (kernel, KVM)"),
+            ("qemu", "QEMU and the migration"),
+        ):
+            lines += [f"### {head}", ""] + (by_actor[actor] or ["(none)"]) + [""]
+        lines += [
+            "## Expected chain",
+            "",
+            f"{self.cause_text if self.cause != 'other' else self.predicate}: {self.message}",
+            "",
+            "The steps above, in their order, are the chain; a kernel without the hazard "
+            "ends the same actions with no such violation.",
+            "",
+            "## Replay in the model",
+            "",
+            "```python",
+            self.python().rstrip("\n"),
+            "```",
+            "",
+        ]
+        return "\n".join(lines)
 
     def pytest(self) -> str:
         """A pytest test that replays the finding and asserts it (paste it into a test file)."""

@@ -30,6 +30,11 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     for n in args.scenario or []:
         if n not in BY_NAME:
             raise reclaim.ArgumentError(f"unknown scenario {n!r}; see reclaim crosscheck --list")
+    from reclaim.variants import resolve_cli_profile
+
+    profile = resolve_cli_profile(args, args.profile)
+    if args.export_c:  # the scenarios as a kselftest-style C program
+        return cmd_export_c(args, profile)
     if args.vm:  # a Linux 6.12 guest under QEMU instead of this machine's kernel
         from reclaim.cli.vm import cmd_crosscheck_vm
 
@@ -41,7 +46,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     # the whole library takes seconds (each scenario starts an agent process)
     status = Progress("crosscheck", not args.json, unit="scenarios")
     try:
-        rows = crosscheck(args.scenario, progress=status)
+        rows = crosscheck(args.scenario, profile=profile, progress=status)
     finally:
         status.close()
     if args.json:
@@ -51,12 +56,63 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     return 1 if any(not r.agree and not r.skipped for r in rows) else 0
 
 
+def cmd_export_c(args: argparse.Namespace, profile: str) -> int:
+    """``reclaim crosscheck --export-c DIR [--program NAME] [--run [--vm ARCH]]``: write the
+    scenarios as a kselftest-style C program (reclaim.crosscheck.ctest); with --run, compile it
+    with the system's C compiler and run it on this machine's kernel, or with --vm compile it
+    static for ARCH and run it in that Linux 6.12 guest. Returns the program's exit code with
+    --run (0 pass, 1 fail, 4 skip), else 0. The expectations are the model's with
+    ``profile`` (--profile, --set, --profile-file)."""
+    from reclaim.crosscheck.ctest import compile_c, export_c, run_c, run_c_vm
+
+    prog = export_c(args.export_c, args.scenario, program=args.program, profile=profile)
+    if not args.run:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "source": str(prog.source),
+                        "support": [str(p) for p in prog.support],
+                        "scenarios": list(prog.scenarios),
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            print(f"{prog.source}: {len(prog.scenarios)} scenarios, one TAP test point each")
+            print(f"build and run: make -C {prog.directory} && {prog.directory / prog.name}")
+        return 0
+    run = run_c_vm(prog, args.vm, accel=args.accel) if args.vm else run_c(compile_c(prog))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "returncode": run.returncode,
+                    "points": [
+                        {
+                            "name": p.name,
+                            "verdict": p.verdict,
+                            "reason": p.reason,
+                            "diagnostics": list(p.diagnostics),
+                        }
+                        for p in run.points
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(run.output, end="")
+    return run.returncode
+
+
 def add_parser(sub: Subparsers) -> None:
     """Add ``crosscheck`` and its options to the subcommands."""
     cc = sub.add_parser(
         "crosscheck",
         help="run the userfaultfd scenario library on the model and on this machine's kernel",
-        epilog="example: reclaim crosscheck --scenario missing_basic --json",
+        epilog="examples:\n  reclaim crosscheck --scenario missing_basic --json\n"
+        "  reclaim crosscheck --export-c ctest --scenario missing_basic --run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cc.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
@@ -69,6 +125,31 @@ def add_parser(sub: Subparsers) -> None:
         "fetch installs it), the model with the same arch and profile 6.12",
     )
     cc.add_argument("--accel", default="tcg", help="QEMU accelerator of --vm (tcg, or kvm)")
+    cc.add_argument(
+        "--profile",
+        default="6.12",
+        help="the model's profile (default 6.12; --vm always runs 6.12 guests against 6.12)",
+    )
+    from reclaim.variants import add_variant_options
+
+    add_variant_options(cc)
+    cc.add_argument(
+        "--export-c",
+        metavar="DIR",
+        help="write the scenarios (--scenario, or all) as a kselftest-style C program with TAP "
+        "output into DIR, each step's expected observation the model's (docs/c-tests.md)",
+    )
+    cc.add_argument(
+        "--program",
+        default="reclaim_crosscheck",
+        help="the name of the --export-c program (default reclaim_crosscheck)",
+    )
+    cc.add_argument(
+        "--run",
+        action="store_true",
+        help="with --export-c: compile it with the system's cc and run it on this kernel (with "
+        "--vm ARCH: static, in that guest)",
+    )
     from reclaim.cli.crosscheck_replay import add_arguments
 
     add_arguments(cc)

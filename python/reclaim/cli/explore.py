@@ -58,6 +58,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         write_text(
             args.pytest, f'"""Explorer findings (reclaim explore)."""\n\nimport reclaim\n\n\n{body}'
         )
+    if args.recipe:
+        recipes = [f.recipe() for r in results for f in r.findings]
+        write_text(args.recipe, "\n\n".join(recipes) if recipes else "No finding.\n")
     if args.json:
         out = [
             {
@@ -89,6 +92,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print("\n\n".join(r.text() for r in results))
         if args.pytest:
             print(f"\npytest tests of the findings: {args.pytest}")
+        if args.recipe:
+            print(f"reproduction recipes of the findings: {args.recipe}")
     found = any(r.findings for r in results)
     return 3 if (args.fail_on_violation and found) else 0
 
@@ -102,6 +107,7 @@ def add_parser(sub: Subparsers) -> None:
   reclaim explore --profile 4.17
   reclaim explore --profile 4.18 --start listen --predicate userfault_on_received
   reclaim explore --profile all --bound 12 --pytest test_findings.py
+  reclaim explore --profile 4.18 --start listen --bound 6 --recipe recipes.md
 
 predicates: """
         + ", ".join(reclaim.explorer.PREDICATES)
@@ -154,6 +160,12 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
     )
     ex.add_argument("--json", action="store_true", help="machine-readable output")
     ex.add_argument("--pytest", help="write a pytest test per finding to this file")
+    ex.add_argument(
+        "--recipe",
+        metavar="FILE",
+        help="write a reproduction recipe per finding (Markdown: kernel, QEMU, guest and host "
+        "actions, the expected chain) to this file",
+    )
     ex.add_argument("--fail-on-violation", action="store_true", help="exit 3 if anything is found")
     add_variant_options(ex, compare="explore this profile too and compare the findings")
     ex.set_defaults(func=cmd_explore)

@@ -8,6 +8,9 @@ and root, skips otherwise); :func:`compare` lists where their observations diffe
 
     from reclaim import crosscheck
     print(crosscheck.format_table(crosscheck.crosscheck()))
+
+:mod:`reclaim.crosscheck.ctest` exports scenarios as a kselftest-style C program (TAP, the
+model's observations as the expectations) for machines without Python or the model.
 """
 
 from __future__ import annotations

@@ -59,8 +59,24 @@ to the file's directory), ``executor`` and ``workers``::
     other_load = "2MiB"
     bandwidth = "25MB/s"
 
-and runs with ``reclaim sweep grid.toml [--out FILE.parquet] [--executor local|serial|ADDRESS]
-[--workers N] [--plot FILE.png] [--json]`` (:mod:`reclaim.cli.sweep`; also
+A parameter ``set.<switch>`` is an axis over a profile switch (``reclaim profiles`` lists
+them): each point runs on its ``profile`` (the study's default where the grid has none)
+derived with that switch, and the table keeps the ``set.<switch>`` column. In TOML, the
+table ``[grid.set]`` holds them (or quote the key: ``"set.unused_guard" = [...]``)::
+
+    [grid]
+    profile = "4.18"
+    seed = [0, 1, 2, 3]
+    free_policy = "random"
+
+    [grid.set]
+    cbrl_guard = ["Off", "UffdArmed"]
+
+A switch or value that does not exist is refused before any run, with the list of switches
+or of the switch's values.
+
+A grid file runs with ``reclaim sweep grid.toml [--out FILE.parquet] [--executor
+local|serial|ADDRESS] [--workers N] [--plot FILE.png] [--json]`` (:mod:`reclaim.cli.sweep`; also
 ``python -m reclaim.sweeper``). Exit codes: 0 every run finished, 1 some run raised an error
 or the engine failed, 2 bad input, 130 interrupted.
 
@@ -81,7 +97,7 @@ from typing import TYPE_CHECKING
 
 from reclaim.progress import StatusLine, bar
 from reclaim.sweeper.executors import _check_executor, _results
-from reclaim.sweeper.grid import GridFile, Value, load_grid
+from reclaim.sweeper.grid import GridFile, Value, check_switch_axes, load_grid
 from reclaim.sweeper.grid import _expand as _expand
 from reclaim.sweeper.runs import Study, StudyResult, _check_parameters, _study
 from reclaim.sweeper.summary import summary, summary_plot
@@ -130,6 +146,7 @@ def sweep(
     fn = _study(study)
     names, points = _expand(grid)
     _check_parameters(fn, names)
+    check_switch_axes(grid)
     _check_executor(executor, fn, workers)
     table = _Table(names, points, Path(out) if out is not None else None)
     table.resume()

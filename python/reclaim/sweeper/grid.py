@@ -10,6 +10,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reclaim.exceptions import ArgumentError, FileError, FormatError
 
@@ -49,6 +50,66 @@ def _check_kinds(name: str, values: Sequence[Value], where: str = "grid") -> Non
         )
 
 
+#: The prefix of a grid parameter that sets a profile switch: ``set.unused_guard`` runs each
+#: point on the point's ``profile`` derived with that switch (:func:`switch_params`).
+SWITCH_PREFIX = "set."
+
+
+def is_switch(name: str) -> bool:
+    """Whether the grid parameter ``name`` sets a profile switch (``set.<switch>``)."""
+    return name.startswith(SWITCH_PREFIX)
+
+
+def switch_params(
+    params: Mapping[str, Value], default_profile: str = "4.18"
+) -> tuple[dict[str, Value], str | None]:
+    """A grid point's study parameters, with its ``set.<switch>`` parameters folded into the
+    ``profile`` parameter: the point's profile (``default_profile`` where the grid has none)
+    derived with those switches, under its derived name; None for the profile when the point
+    sets no switch."""
+    switches: dict[str, Any] = {
+        k[len(SWITCH_PREFIX) :]: v for k, v in params.items() if is_switch(k)
+    }
+    rest = {k: v for k, v in params.items() if not is_switch(k)}
+    if not switches:
+        return rest, None
+    from reclaim._reclaim import Profile
+
+    base = rest.get("profile", default_profile)
+    derived = Profile.derive(str(base), None, **switches)
+    rest["profile"] = derived.name
+    return rest, derived.name
+
+
+def check_switch_axes(grid: Mapping[str, object], default_profile: str = "4.18") -> None:
+    """Refuse, before any run, a ``set.<switch>`` axis whose switch or value does not exist
+    (ArgumentError listing the switches, or the switch's values)."""
+    from reclaim._reclaim import SWITCHES, Profile
+    from reclaim.exceptions import ProfileError
+
+    names = [str(s["name"]) for s in SWITCHES]
+    keys = [k for k in grid if isinstance(k, str) and is_switch(k)]
+    if not keys:
+        return
+    prof = grid.get("profile", default_profile)
+    profiles = list(prof) if isinstance(prof, Sequence) and not isinstance(prof, str) else [prof]
+    for key in keys:
+        sw = key[len(SWITCH_PREFIX) :]
+        if sw not in names:
+            raise ArgumentError(
+                f"grid: {key!r} names no profile switch; the switches: {', '.join(names)}"
+            )
+        spec = grid[key]
+        values = list(spec) if isinstance(spec, Sequence) and not isinstance(spec, str) else [spec]
+        for v in values:
+            for base in profiles:
+                try:
+                    one: dict[str, Any] = {sw: v}
+                    Profile.derive(str(base), None, **one)
+                except ProfileError as e:  # its message lists the switch's values
+                    raise ArgumentError(f"grid: {key} = {v!r}: {e}") from None
+
+
 #: The most points one sweep runs: the grid is counted before its points are built, so that a
 #: small TOML file of long axes cannot make the sweep build a product of billions of points.
 #:
@@ -70,8 +131,12 @@ def _expand(grid: Mapping[str, object]) -> tuple[list[str], list[dict[str, Value
     names: list[str] = []
     axes: list[list[Value]] = []
     for name, spec in grid.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise ArgumentError(f"grid parameter {name!r} is not a valid keyword name")
+        bare = name[len(SWITCH_PREFIX) :] if isinstance(name, str) and is_switch(name) else name
+        if not isinstance(bare, str) or not bare.isidentifier():
+            raise ArgumentError(
+                f"grid parameter {name!r} is not a valid keyword name "
+                f"(or {SWITCH_PREFIX}<switch> for a profile switch)"
+            )
         if name in _RESERVED:
             raise ArgumentError(f"grid parameter {name!r} has the name of a result column")
         if isinstance(spec, np.ndarray):
@@ -143,6 +208,11 @@ def load_grid(path: str | os.PathLike[str]) -> GridFile:
     grid = doc.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise FormatError(f"{p}: no [grid] table of parameters")
+    sets = grid.pop("set", None)  # [grid.set] switch = [values]: the set.<switch> axes
+    if sets is not None:
+        if not isinstance(sets, dict):
+            raise FormatError(f"{p}: grid.set must be a table of switch = values ([grid.set])")
+        grid.update({f"{SWITCH_PREFIX}{k}": v for k, v in sets.items()})
     for name, v in grid.items():
         for item in v if isinstance(v, list) else [v]:
             if not isinstance(item, str | int | float | bool):
@@ -162,4 +232,13 @@ def load_grid(path: str | os.PathLike[str]) -> GridFile:
     )
 
 
-__all__ = ["GridFile", "Value", "axes", "load_grid"]
+__all__ = [
+    "SWITCH_PREFIX",
+    "GridFile",
+    "Value",
+    "axes",
+    "check_switch_axes",
+    "is_switch",
+    "load_grid",
+    "switch_params",
+]

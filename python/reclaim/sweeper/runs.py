@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypedDict
 
 from reclaim.exceptions import ArgumentError
-from reclaim.sweeper.grid import _RESERVED, Value
+from reclaim.sweeper.grid import _RESERVED, Value, is_switch, switch_params
 
 
 class StudyResult(Protocol):
@@ -49,7 +49,8 @@ def _run_point(study: Study, params: dict[str, Value]) -> _Result:
     """Run one grid point; an exception becomes the run's error. Runs in the workers."""
     start = time.perf_counter()
     try:
-        r = study(**params)
+        study_params, _ = switch_params(params)  # set.<switch>: a variant of the profile
+        r = study(**study_params)
         metrics = dict(r.metrics)
         clash = sorted(set(metrics) & (set(params) | _RESERVED))
         if clash:
@@ -103,6 +104,7 @@ def _check_parameters(study: Study, names: Sequence[str]) -> None:
     that takes ``**kwargs`` is not checked."""
     from reclaim.studies.postcopy import check_parameters, postcopy
 
+    names = [n for n in names if not is_switch(n)]
     if study is postcopy:
         check_parameters(names, "grid: the postcopy study")
         return

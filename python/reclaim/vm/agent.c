@@ -24,6 +24,12 @@
  *
  * Output lines start with "@@R " followed by a JSON object; everything else on the console
  * (kernel messages) is ignored by the host.
+ *
+ * Compiled with RECLAIM_AGENT_TAP defined (by a kselftest-style program that
+ * reclaim.crosscheck.ctest writes and that #includes this file), it prints no JSON and has no
+ * main(): each observation is also rendered as the canonical text of
+ * reclaim.crosscheck.scenario.Observation.render (addresses as mapping name and page), which
+ * reclaim_tap_scenario() compares with the model's, step by step.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -123,6 +129,12 @@ static void line_begin(void)
 	o("@@R {");
 }
 
+#ifdef RECLAIM_AGENT_TAP
+static void line_end(void)
+{
+	outlen = 0;
+}
+#else
 static void line_end(void)
 {
 	o("}\n");
@@ -135,6 +147,51 @@ static void line_end(void)
 	}
 	outlen = 0;
 }
+#endif
+
+/* ---- the canonical text of an observation (Observation.render) ------------------------ */
+
+/* how a step's observation renders beyond its kind (the step classes Touch and SwapEntry) */
+enum { RH_PLAIN = 0, RH_TOUCH = 1, RH_SWAP_ENTRY = 2 };
+static int rhint;
+static char rtext[4096];
+static size_t rlen;
+
+static void rcat(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(rtext + rlen, sizeof(rtext) - rlen, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		rlen += (size_t)n < sizeof(rtext) - rlen ? (size_t)n : sizeof(rtext) - rlen - 1;
+}
+
+static void rset(const char *s)
+{
+	rlen = 0;
+	rtext[0] = 0;
+	if (s)
+		rcat("%s", s);
+}
+
+#ifdef RECLAIM_AGENT_TAP
+/* the errno names of Python's errno.errorcode (the program that includes this file has them) */
+static const char *errno_text(int e, char *buf, size_t n)
+{
+	for (size_t i = 0; i < sizeof(reclaim_errnos) / sizeof(reclaim_errnos[0]); i++)
+		if (reclaim_errnos[i].e == e)
+			return reclaim_errnos[i].name;
+	snprintf(buf, n, "errno %d", e);
+	return buf;
+}
+#else
+static const char *errno_text(int e, char *buf, size_t n)
+{
+	snprintf(buf, n, "errno %d", e);
+	return buf;
+}
+#endif
 
 /* ---- the wire between monitor and server --------------------------------------------- */
 
@@ -468,6 +525,45 @@ static struct mapping *map_find(const char *name)
 	return NULL;
 }
 
+/* the mapping holding addr, its page index and offset (scenario.locate); NULL outside all */
+static struct mapping *locate(uint64_t addr, uint64_t *page, uint64_t *off)
+{
+	for (int i = nmaps - 1; i >= 0; i--)
+		if (maps[i].start <= addr && addr < maps[i].start + (uint64_t)maps[i].pages * PAGE) {
+			*page = (addr - maps[i].start) / PAGE;
+			*off = (addr - maps[i].start) % PAGE;
+			return &maps[i];
+		}
+	*page = addr / PAGE;
+	*off = addr % PAGE;
+	return NULL;
+}
+
+/* m[2] or m[2]+0x18 (PageRef.render) */
+static void rcat_ref(uint64_t addr, int with_off)
+{
+	uint64_t page, off;
+	struct mapping *m = locate(addr, &page, &off);
+	rcat("%s[%llu]", m ? m->name : "?", (unsigned long long)page);
+	if (with_off && off)
+		rcat("+0x%llx", (unsigned long long)off);
+}
+
+/* m[0:2] (scenario.locate_range) */
+static void rcat_range(uint64_t start, uint64_t end)
+{
+	uint64_t page, off;
+	struct mapping *m = locate(start, &page, &off);
+	if (!m) {
+		rcat("?[0x%llx:0x%llx]", (unsigned long long)start, (unsigned long long)end);
+		return;
+	}
+	uint64_t last = (end - m->start + PAGE - 1) / PAGE;
+	rcat("%s[%llu:%llu]", m->name, (unsigned long long)page, (unsigned long long)last);
+	if (off)
+		rcat("+0x%llx", (unsigned long long)off);
+}
+
 /* receive one message from p within timeout_ms; 1 if one came */
 static int pump(struct proc *p, int timeout_ms)
 {
@@ -551,6 +647,13 @@ static void obs_begin(const char *kind)
 
 static void obs_simple(const char *kind, const char *detail)
 {
+	if (!strcmp(kind, "signal") || !strcmp(kind, "state"))
+		rset(detail);
+	else if (detail && *detail && (!strcmp(kind, "error") || !strcmp(kind, "stuck"))) {
+		rset(kind);
+		rcat(": %s", detail);
+	} else
+		rset(kind);
 	obs_begin(kind);
 	if (detail) {
 		o(",\"detail\":");
@@ -561,6 +664,8 @@ static void obs_simple(const char *kind, const char *detail)
 
 static void obs_errno(int e)
 {
+	char buf[32];
+	rset(errno_text(e, buf, sizeof(buf)));
 	obs_begin("errno");
 	o(",\"errno\":%d", e);
 	line_end();
@@ -584,6 +689,44 @@ static void emit_msg(const struct rawmsg *r)
 		ostr(uffds[r->child].name);
 	}
 	o("}");
+}
+
+/* one message as Msg.render of reclaim.crosscheck.scenario */
+static void rcat_msg(const struct rawmsg *r)
+{
+	const struct uffd_msg *m = &r->m;
+	const char *un = uffds[r->uffd].name;
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT: {
+		uint64_t f = m->arg.pagefault.flags;
+		rcat("PAGEFAULT %s ", un);
+		rcat_ref(m->arg.pagefault.address, 1);
+		if (f & UFFD_PAGEFAULT_FLAG_WRITE)
+			rcat(" write");
+		if (f & UFFD_PAGEFAULT_FLAG_WP)
+			rcat(" wp");
+		if (f & (1 << 2)) /* UFFD_PAGEFAULT_FLAG_MINOR */
+			rcat(" minor");
+		if (!(f & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP | (1 << 2))))
+			rcat(" read");
+		if (m->arg.pagefault.feat.ptid)
+			rcat(" ptid");
+		return;
+	}
+	case UFFD_EVENT_FORK:
+		rcat("FORK %s -> %s", un, r->child >= 0 ? uffds[r->child].name : "");
+		return;
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		rcat("%s %s ", m->event == UFFD_EVENT_REMOVE ? "REMOVE" : "UNMAP", un);
+		rcat_range(m->arg.remove.start, m->arg.remove.end);
+		return;
+	case UFFD_EVENT_REMAP:
+		rcat("REMAP %s ", un);
+		rcat_range(0, 0); /* as the VM runner normalizes it: no range */
+		return;
+	}
+	rcat("UNKNOWN(0x%x) %s", m->event, un);
 }
 
 static void died_or_stuck(int pi)
@@ -649,6 +792,14 @@ static int settle(int pi, int tid, int timeout_ms)
 static void obs_done(int pi, int tid)
 {
 	struct thr *t = &procs[pi].th[tid];
+	if (t->write)
+		rset("written");
+	else {
+		rset(NULL);
+		rcat("value 0x%llx", (unsigned long long)t->value);
+	}
+	if (rhint == RH_TOUCH)
+		rcat(" minflt %ld majflt %ld", t->minflt, t->majflt);
 	obs_begin(t->write ? "written" : "value");
 	o(",\"value\":%llu,\"minflt\":%ld,\"majflt\":%ld", (unsigned long long)t->value, t->minflt,
 	  t->majflt);
@@ -699,6 +850,8 @@ static void do_wait(int pi, int tid)
 				obs_done(pi, tid);
 				return;
 			}
+			rset("blocked ");
+			rcat_ref(t->addr, 0);
 			obs_begin("blocked");
 			o(",\"address\":%llu", (unsigned long long)t->addr);
 			line_end();
@@ -756,6 +909,8 @@ static void do_access(int pi, int tid, uint64_t addr, int write, uint64_t value)
 				obs_done(pi, tid);
 				return;
 			}
+			rset("blocked: ");
+			rcat_msg(&logm[mi]);
 			obs_begin("blocked");
 			o(",\"msgs\":[");
 			emit_msg(&logm[mi]);
@@ -948,6 +1103,7 @@ static void step(char **w, int nw)
 			maps[nmaps].start = r.addr;
 			maps[nmaps].pages = atol(w[3]);
 			nmaps++;
+			rset("ok");
 			obs_begin("ok");
 			o(",\"addr\":%llu", (unsigned long long)r.addr);
 			line_end();
@@ -1029,6 +1185,13 @@ static void step(char **w, int nw)
 				return obs_simple("error", "unknown mapping");
 			uint64_t e = pagemap_entry(p->pid, start);
 			const char *st = (e >> 63) & 1 ? "present" : (e >> 62) & 1 ? "swapped" : "none";
+			rset(st);
+			if (rhint == RH_SWAP_ENTRY && (e >> 62 & 1) && !(e >> 63 & 1)) {
+				uint64_t entry = e & ((1ULL << 55) - 1);
+				rset(NULL);
+				rcat("swap type %llu offset %llu", (unsigned long long)(entry & 0x1f),
+				     (unsigned long long)(entry >> 5));
+			}
 			obs_begin("state");
 			o(",\"detail\":\"%s\",\"pagemap\":%llu", st, (unsigned long long)e);
 			line_end();
@@ -1056,16 +1219,21 @@ static void step(char **w, int nw)
 			return obs_simple("error", "unknown userfaultfd");
 		}
 		drain_locked();
+		rset("[");
 		obs_begin("events");
 		o(",\"msgs\":[");
 		int first = 1;
 		for (int k = uffds[i].taken; k < nlog; k++)
 			if (logm[k].uffd == i) {
-				if (!first)
+				if (!first) {
 					o(",");
+					rcat(", ");
+				}
 				emit_msg(&logm[k]);
+				rcat_msg(&logm[k]);
 				first = 0;
 			}
+		rcat("]");
 		uffds[i].taken = nlog;
 		pthread_mutex_unlock(&lock);
 		o("]");
@@ -1149,6 +1317,10 @@ static int split(char *s, char **w, int max)
 	return n;
 }
 
+/* called around each step of monitor() (the TAP driver compares the observation) */
+static void (*before_step)(int i);
+static void (*after_step)(int i);
+
 /* run one scenario (lines[0..n)) in this process: the monitor */
 static void monitor(const char *name, char **lines, int n)
 {
@@ -1182,8 +1354,13 @@ static void monitor(const char *name, char **lines, int n)
 		snprintf(buf, sizeof(buf), "%s", lines[i]);
 		int nw = split(buf, w, 16);
 		cur_step = i;
+		rset("error: no observation");
+		if (before_step)
+			before_step(i);
 		if (nw > 0)
 			step(w, nw);
+		if (after_step)
+			after_step(i);
 	}
 	if (procs[1].used && procs[1].pid > 0)
 		kill(procs[1].pid, SIGKILL);
@@ -1197,6 +1374,7 @@ static void monitor(const char *name, char **lines, int n)
 
 static const char *swapdev = "/dev/vda";
 
+#ifndef RECLAIM_AGENT_TAP
 static void header(void)
 {
 	line_begin();
@@ -1221,6 +1399,7 @@ static void header(void)
 	}
 	line_end();
 }
+#endif
 
 static void set_swap(int on)
 {
@@ -1234,6 +1413,7 @@ static void set_swap(int on)
 	}
 }
 
+#ifndef RECLAIM_AGENT_TAP
 /* ---- trace replay (issue 18) ---------------------------------------------------------- */
 
 /*
@@ -1483,3 +1663,154 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: agent insmod FILE [PARAMS] | agent run FILE\n");
 	return 2;
 }
+#else /* RECLAIM_AGENT_TAP */
+
+/* ---- the kselftest driver of an exported scenario ------------------------------------- */
+
+/* one step of an exported scenario: the agent's line, its label and the model's observation */
+struct reclaim_step {
+	const char *line, *label, *expect;
+	int hint;
+};
+
+static const struct reclaim_step *tap_steps;
+static int tap_failed;
+
+static void tap_before(int i) { rhint = tap_steps[i].hint; }
+
+static void tap_after(int i)
+{
+	const struct reclaim_step *s = &tap_steps[i];
+	if (!strcmp(rtext, s->expect))
+		return;
+	tap_failed++;
+	ksft_print_msg("step %d (%s): kernel \"%s\", model \"%s\"\n", i, s->label, rtext, s->expect);
+}
+
+/*
+ * Run the n steps of scenario name in a monitor process (forked: the scenario's processes,
+ * threads and userfaultfds end with it): KSFT_PASS if the kernel observed what the model did
+ * at every step, KSFT_FAIL otherwise (a "# step ..." line says where).
+ */
+static int reclaim_tap_scenario(const char *name, const struct reclaim_step *steps, int n)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		ksft_perror("fork");
+		return KSFT_FAIL;
+	}
+	if (pid == 0) {
+		static char *lines[256];
+		if (n > 256)
+			_exit(KSFT_FAIL);
+		for (int i = 0; i < n; i++)
+			lines[i] = (char *)steps[i].line;
+		tap_steps = steps;
+		before_step = tap_before;
+		after_step = tap_after;
+		monitor(name, lines, n);
+		fflush(stdout);
+		_exit(tap_failed ? KSFT_FAIL : KSFT_PASS);
+	}
+	int status = 0;
+	long dl = now_ms() + 120000;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (now_ms() > dl) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ksft_print_msg("%s: no verdict within 120 s\n", name);
+			return KSFT_FAIL;
+		}
+		usleep(2000);
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	ksft_print_msg("%s: the monitor died of signal %d\n", name, WTERMSIG(status));
+	return KSFT_FAIL;
+}
+
+/* a userfaultfd as the process under test gets one; 0 and its UFFD_FEATURE_* mask, or -1 and why not */
+static int reclaim_uffd_probe(unsigned long long *features, char *why, size_t n)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int e = errno;
+	if (fd < 0) {
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+		int de = errno;
+		if (dev >= 0) {
+			fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+			de = errno;
+			close(dev);
+		}
+		if (fd < 0) {
+			char sys[16] = "?";
+			int s = open("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY);
+			if (s >= 0) {
+				ssize_t r = read(s, sys, sizeof(sys) - 1);
+				sys[r > 0 ? r : 0] = 0;
+				sys[strcspn(sys, "\n")] = 0;
+				close(s);
+			}
+			snprintf(why, n,
+				 "no userfaultfd for uid %d: userfaultfd(2) %s, /dev/userfaultfd %s "
+				 "(vm.unprivileged_userfaultfd=%s; run as root or set it to 1)",
+				 (int)geteuid(), strerror(e), strerror(de), sys);
+			return -1;
+		}
+	}
+	struct uffdio_api api = { .api = UFFD_API };
+	int rc = ioctl(fd, UFFDIO_API, &api);
+	e = errno;
+	close(fd);
+	if (rc < 0) {
+		snprintf(why, n, "UFFDIO_API failed: %s", strerror(e));
+		return -1;
+	}
+	*features = api.features;
+	return 0;
+}
+
+static int reclaim_swap_devices(void)
+{
+	FILE *f = fopen("/proc/swaps", "r");
+	if (!f)
+		return 0;
+	char line[512];
+	int n = -1; /* the header line */
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	return n < 0 ? 0 : n;
+}
+
+/*
+ * The swap a scenario needs: with $RECLAIM_SWAPDEV (root), that device is switched off and,
+ * unless the scenario needs no swap, on again (a fresh device: the first slot is slot 1, as
+ * on the model); without it, the machine's swap as it is. 0 to run, -1 and why not.
+ */
+static int reclaim_prepare_swap(int swap, int no_swap, int fresh, char *why, size_t n)
+{
+	const char *dev = getenv("RECLAIM_SWAPDEV");
+	if (dev && *dev) { /* as the agent's run(): a fresh device for every scenario */
+		swapdev = dev;
+		set_swap(!no_swap);
+	}
+	int have = reclaim_swap_devices();
+	if (swap && !have) {
+		snprintf(why, n, "needs swap: no active swap device (/proc/swaps); swapon one, or "
+				 "set RECLAIM_SWAPDEV=DEVICE (root)");
+		return -1;
+	}
+	if (swap && fresh && !(dev && *dev)) {
+		snprintf(why, n, "observes swap slots: needs a fresh swap device, set "
+				 "RECLAIM_SWAPDEV=DEVICE (root; it is swapped off and on)");
+		return -1;
+	}
+	if (no_swap && have) {
+		snprintf(why, n, "needs a machine without swap (swapoff, or RECLAIM_SWAPDEV=DEVICE)");
+		return -1;
+	}
+	return 0;
+}
+#endif /* RECLAIM_AGENT_TAP */

@@ -43,8 +43,8 @@ class GuestRun:
     ``@@R`` lines, in order), the guest's ``info`` (lru_gen at boot and as run, THP, memory,
     kernel release, userfaultfd features), the seconds to reach /init (``boot_s``) and in
     all (``total_s``), QEMU's exit code (``returncode``), whether it ``finished`` (the agent
-    ran to the end), the console ``log`` tail, the ``manifest`` line of the packages booted
-    and QEMU's accelerator (``accel``)."""
+    ran to the end), the console ``log`` tail, the ``manifest`` line of the packages booted,
+    QEMU's accelerator (``accel``) and the output of the exported C tests (``tap``)."""
 
     arch: str
     results: list[dict[str, object]] = field(default_factory=list)
@@ -56,6 +56,9 @@ class GuestRun:
     log: list[str] = field(default_factory=list)
     manifest: str = ""
     accel: str = "tcg"
+    #: The console lines of the exported C tests (``programs`` of :func:`run_guest`), in
+    #: order, without the ``@@T`` prefix.
+    tap: list[str] = field(default_factory=list)
 
 
 def qemu_command(
@@ -115,10 +118,12 @@ def run_guest(
     on_result: Callable[[dict[str, object]], object] | None = None,
     manifest: Manifest | None = None,
     files: dict[str, bytes] | None = None,
+    programs: dict[str, bytes] | None = None,
 ) -> GuestRun:
     """Boot the ``arch`` guest and run the agent on ``agent_input``; ``on_result`` is called
-    with each result line as it arrives; ``files`` go into the initramfs's root. Fetches the
-    assets first if the cache lacks them."""
+    with each result line as it arrives; ``files`` go into the initramfs's root;
+    ``programs`` (exported C tests, static for ``arch``) run after the agent, their output
+    in ``tap``. Fetches the assets first if the cache lacks them."""
     m = manifest or load_manifest()
     if m is None or arch not in m.arches or not m.arches[arch].agent:
         m = fetch([arch])
@@ -135,6 +140,7 @@ def run_guest(
             agent_input,
             lru_gen=lru_gen,
             files=files,
+            programs=programs,
         )
         disk = td / "swap.img"
         with open(disk, "wb") as f:
@@ -159,6 +165,10 @@ def run_guest(
                     run.boot_s = time.monotonic() - start
                 elif initramfs.FINISHED in line:
                     run.finished = True
+                tap_at = line.find(initramfs.TAP)
+                if tap_at >= 0:
+                    run.tap.append(line[tap_at + len(initramfs.TAP) :])
+                    continue
                 at = line.find(initramfs.RESULT)
                 if at < 0:
                     continue

@@ -18,6 +18,10 @@ from pathlib import Path
 RESULT = "@@R "
 BOOTED = "@@B booted"
 FINISHED = "@@E finished"
+#: The prefix of a line of an exported C test's TAP output (reclaim.crosscheck.ctest), and the
+#: line after it that carries its exit code (``@@T @exit 0``).
+TAP = "@@T "
+TAP_EXIT = "@exit "
 
 
 @dataclass
@@ -76,6 +80,13 @@ MEM=$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)
 INFO="\\"lru_gen_boot\\":\\"$LRU0\\",\\"lru_gen\\":\\"$LRU1\\",\\"thp\\":\\"$THP\\""
 echo "{result}{{\\"guest\\":1,$INFO,\\"mem_kib\\":$MEM}}"
 /agent run /input.txt || echo "{result}{{\\"note\\":\\"agent exited with $?\\"}}"
+for t in /ctest/*; do
+  [ -x "$t" ] || continue
+  RECLAIM_SWAPDEV=/dev/vda "$t" > /tmp/tap.out 2>&1
+  rc=$?
+  while IFS= read -r l; do echo "{tap}$l"; done < /tmp/tap.out
+  echo "{tap}{tap_exit}$rc"
+done
 echo "{finished}"
 poweroff -f
 """
@@ -89,24 +100,33 @@ def build(
     agent_input: str,
     lru_gen: str = "0",
     files: dict[str, bytes] | None = None,
+    programs: dict[str, bytes] | None = None,
 ) -> Path:
     """Write the initramfs to ``out``: ``/bin/busybox``, ``/agent``, ``/virtio_blk.ko.xz``,
     ``/init`` and ``/input.txt`` (the agent's scenarios); ``lru_gen`` is what /init writes to
     ``/sys/kernel/mm/lru_gen/enabled`` ("0": the classic LRU the model models). ``files``
-    adds more files at the root (name: data), e.g. the traces a replay reads."""
+    adds more files at the root (name: data), e.g. the traces a replay reads; ``programs``
+    are exported C tests (name: static binary), which /init runs after the agent, each
+    line of their output on the console after :data:`TAP`."""
     c = Cpio()
     for d in ("bin", "dev", "proc", "sys", "tmp"):
         c.dir(d)
     c.file("bin/busybox", busybox.read_bytes(), 0o755)
     c.file("agent", agent.read_bytes(), 0o755)
     c.file("virtio_blk.ko.xz", virtio_blk.read_bytes())
-    script = INIT.format(booted=BOOTED, finished=FINISHED, result=RESULT, lru_gen=lru_gen)
+    script = INIT.format(
+        booted=BOOTED, finished=FINISHED, result=RESULT, lru_gen=lru_gen, tap=TAP, tap_exit=TAP_EXIT
+    )
     c.file("init", script.encode(), 0o755)
     c.file("input.txt", agent_input.encode())
     for name, data in (files or {}).items():
         c.file(name, data)
+    if programs:
+        c.dir("ctest")
+        for name, data in programs.items():
+            c.file(f"ctest/{name}", data, 0o755)
     out.write_bytes(c.data())
     return out
 
 
-__all__ = ["BOOTED", "FINISHED", "INIT", "RESULT", "Cpio", "build"]
+__all__ = ["BOOTED", "FINISHED", "INIT", "RESULT", "TAP", "TAP_EXIT", "Cpio", "build"]
