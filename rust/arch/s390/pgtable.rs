@@ -341,6 +341,18 @@ mod tests {
         assert_eq!(ptep_zap_unused(&mut pte, &mut pg, ZapMode::Discard), ZapUnused::Kept);
     }
 
+    /// `set_pgste_bits(mm, hva, bits, value)` (arch/s390/mm/pgtable.c, 4.13..6.12):
+    /// `pgste_val(new) &= ~bits; pgste_val(new) |= value & bits;` — KVM_S390_SET_CMMA_BITS
+    /// passes `_PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT`, so ZERO, GR/GC and UC are kept.
+    #[test]
+    fn set_pgste_bits_writes_only_the_masked_bits() {
+        let mask = _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT;
+        let mut pg = _PGSTE_GPS_ZERO | _PGSTE_GPS_USAGE_UNUSED | PGSTE_GC_BIT;
+        // a value with bits outside the mask: only the masked ones land
+        set_pgste_bits(&mut pg, mask, _PGSTE_GPS_NODAT | PGSTE_GR_BIT);
+        assert_eq!(pg, _PGSTE_GPS_ZERO | PGSTE_GC_BIT | _PGSTE_GPS_NODAT);
+    }
+
     #[test]
     fn a_cmma_reset_keeps_nodat_before_v6_7() {
         // arch/s390/mm/pgtable.c ptep_zap_unused: v4.13/v4.17/v4.18 "if (reset)
