@@ -1,4 +1,6 @@
-//! s390 page-table entries, as in arch/s390/include/asm/pgtable.h.
+//! s390 page-table entries, as in arch/s390/include/asm/pgtable.h of 4.13, 4.17, 4.18 and 6.12
+//! (the 4.x helpers write `pte_val(pte) |= …`, 6.12's `set_pte_bit` / `clear_pte_bit`: the same
+//! bits; audited in docs/fidelity.md, phase C).
 //!
 //! The hardware knows only the invalid (I, 0x400) and protect (P, 0x200) bits of a PTE; the
 //! low byte holds the kernel's software bits. s390 has no hardware-set referenced or changed bit
@@ -154,8 +156,11 @@ impl Pte {
         (self.0 & PAGE_MASK) >> PAGE_SHIFT
     }
 
-    /// `pfn_pte` / `mk_pte_phys`: the frame address ORed with the protection, then
-    /// `pte_mkyoung` (s390's mk_pte_phys returns a young PTE).
+    /// `pfn_pte` / `mk_pte_phys` (arch/s390/include/asm/pgtable.h, 4.13..6.12): the frame address
+    /// ORed with the protection, then `pte_mkyoung` (s390's mk_pte_phys returns a young PTE).
+    /// Not `mk_pte(page, prot)`, which also dirties a writable PTE of a PG_dirty page
+    /// (`if (pte_write(__pte) && PageDirty(page)) __pte = pte_mkdirty(__pte);`): the callers have
+    /// no page here (a known deviation, docs/fidelity.md).
     pub fn mk(pfn: u64, prot: u64) -> Pte {
         Pte((pfn << PAGE_SHIFT) | prot).mkyoung()
     }
