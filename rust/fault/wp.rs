@@ -9,7 +9,11 @@ use crate::mm::{MM_ANONPAGES, vm};
 use crate::sim::log::{Ev, fault_path};
 
 impl Kernel {
-    /// `do_wp_page`.
+    /// `do_wp_page` (mm/memory.c; 4.13..4.18 with `reuse_swap_page`, 6.12 with
+    /// `wp_can_reuse_anon_folio`): reuse an anon page that only this mapping and no swap PTE
+    /// use, make a shared file page writable in place, else copy (`wp_page_copy`). The kernel
+    /// sets PG_dirty on reuse only when it drops the swap-cache copy; the model sets it on every
+    /// anon reuse (a known minor deviation, docs/fidelity.md).
     pub(crate) fn do_wp_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         if let Some(f) = self.uffd_wp_fault(vmf, orig) {
             return f;

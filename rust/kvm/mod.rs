@@ -153,7 +153,8 @@ impl Kernel {
         list.into_iter().filter(|&a| self.gmap_zap(pid, a)).count() as u32
     }
 
-    /// `__gmap_zap` → `ptep_zap_unused(mm, vmaddr, ptep, 0)`: a swap PTE of an UNUSED (or
+    /// `__gmap_zap` (arch/s390/mm/gmap.c, 4.13..6.12; v5.15 adds the `vma_lookup` check) →
+    /// `ptep_zap_unused(mm, vmaddr, ptep, 0)`: a swap PTE of an UNUSED (or
     /// logically zero) page is cleared to none and its swap slot freed (`ptep_zap_swap_entry`).
     /// No userfaultfd check in any modelled profile. Returns whether it zapped.
     pub fn gmap_zap(&mut self, pid: u32, addr: u64) -> bool {
@@ -272,7 +273,8 @@ impl Kernel {
         Ok(n)
     }
 
-    /// `gmap_discard` (v6.16+: `gmap_helper_discard`): zap the host PTEs of `[start, end)` in
+    /// `gmap_discard` (arch/s390/mm/gmap.c, 4.13..6.12; v6.16+: `gmap_helper_discard`): zap the
+    /// host PTEs of `[start, end)` in
     /// every VMA there (`zap_page_range`), counted in `model_diag10_zapped`. Returns how many
     /// PTEs were not none.
     fn gmap_discard(&mut self, pid: u32, start: u64, end: u64) -> u32 {

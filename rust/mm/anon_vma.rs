@@ -50,7 +50,9 @@ impl Kernel {
         self.vma_mut(dst).anon_vma = a;
     }
 
-    /// `anon_vma_fork`: the child VMA `dst` of parent VMA `src`.
+    /// `anon_vma_fork` (mm/rmap.c, 4.13..6.12): the child VMA `dst` of parent VMA `src`: linked to
+    /// every anon_vma of the parent VMA, plus a new anon_vma whose root is the parent's root and
+    /// whose parent is the parent VMA's anon_vma.
     pub(crate) fn anon_vma_fork(&mut self, dst: u32, src: u32) {
         let Some(pav) = self.vma(src).anon_vma else {
             self.vma_mut(dst).anon_vma = None;

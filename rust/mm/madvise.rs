@@ -165,8 +165,12 @@ impl Kernel {
         Ok(())
     }
 
-    /// `madvise_free_pte_range`: swap entries are freed; pages only this mapping uses are made
-    /// clean and old and put on the lazyfree list; reclaim may then drop them without writing.
+    /// `madvise_free_pte_range` (mm/madvise.c, the same decisions in 4.13..6.12): swap entries
+    /// are freed; a present page is made clean and old here and put on the lazyfree list
+    /// (`mark_page_lazyfree` / `folio_mark_lazyfree`), reclaim may then drop it without writing.
+    /// A swap-cache or PG_dirty page must be mapped only here (`page_mapcount(page) != 1` →
+    /// skip; 6.12 `folio_mapcount(folio) != folio_nr_pages(folio)`), lose its swap slot
+    /// (`try_to_free_swap`) and PG_dirty; any other page, shared or not, is marked lazyfree.
     /// A hwpoison entry is cleared in 6.x (`is_hwpoison_entry(entry) ||
     /// is_poisoned_swp_entry(entry)` → `pte_clear_not_present_full`) and left alone in 4.x
     /// (`if (non_swap_entry(entry)) continue;`).
@@ -187,26 +191,25 @@ impl Kernel {
                 self.pte_clear(pid, idx);
                 self.free_swap_and_cache(off);
             } else if arch.pte_present(pte) {
-                if let Some(pfn) = self.vm_normal_page(pte) {
-                    let f = self.mem.frames[pfn as usize];
-                    if f.mapcount == 1 && f.anon() {
-                        let mut ok = true;
-                        if f.test(pg::PG_SWAPCACHE) || f.test(pg::PG_DIRTY) {
-                            if f.test(pg::PG_SWAPCACHE) && !self.try_to_free_swap(pfn) {
-                                ok = false;
-                            } else {
-                                self.mem.frames[pfn as usize].clear(pg::PG_DIRTY);
-                            }
-                        }
-                        if ok {
-                            if arch.pte_young(pte) || arch.pte_dirty(pte) {
-                                let old = self.ptep_clear_flush(pid, idx);
-                                self.set_pte_at(pid, idx, arch.pte_mkclean(arch.pte_mkold(old)));
-                            }
-                            self.mark_page_lazyfree(pfn);
-                        }
+                let Some(pfn) = self.vm_normal_page(pte) else { continue };
+                let f = self.mem.frames[pfn as usize];
+                // Only a swap-cache or PG_dirty page must be exclusive ("If page is shared with
+                // others, we couldn't clear PG_dirty of the page"): a clean shared page is made
+                // lazyfree too, its other mappings' dirty PTEs keep it at reclaim.
+                if f.test(pg::PG_SWAPCACHE) || f.test(pg::PG_DIRTY) {
+                    if f.mapcount != 1 {
+                        continue;
                     }
+                    if f.test(pg::PG_SWAPCACHE) && !self.try_to_free_swap(pfn) {
+                        continue;
+                    }
+                    self.mem.frames[pfn as usize].clear(pg::PG_DIRTY);
                 }
+                if arch.pte_young(pte) || arch.pte_dirty(pte) {
+                    let old = self.ptep_clear_flush(pid, idx);
+                    self.set_pte_at(pid, idx, arch.pte_mkclean(arch.pte_mkold(old)));
+                }
+                self.mark_page_lazyfree(pfn);
             }
         }
     }
@@ -297,6 +300,31 @@ mod tests {
     use crate::mm::vmstat::Vm;
     use crate::testutil::{kernel, proc_with_pages};
     use crate::vmscan::lru::LruList;
+
+    /// mm/madvise.c `madvise_free_pte_range` (4.13..6.12): the exclusivity test sits inside
+    /// `if (PageSwapCache(page) || PageDirty(page))`, so a clean anon page that a fork shares is
+    /// still made lazyfree (SwapBacked cleared, moved to the inactive file list) and this
+    /// mapping's PTE made old and clean; the child's PTE is left as it was.
+    #[test]
+    fn madv_free_makes_a_clean_shared_page_lazyfree_and_leaves_the_other_mapping() {
+        for profile in ["4.13", "4.17", "4.18", "6.12"] {
+            let mut k = kernel(profile);
+            let (parent, a) = proc_with_pages(&mut k, false, 1);
+            let child = k.fork(parent).unwrap();
+            let arch = k.arch();
+            let pfn = arch.pte_pfn(k.pte_at(parent, a).unwrap());
+            let child_pte = k.pte_at(child, a).unwrap();
+            let f = k.mem.frames[pfn as usize];
+            assert!(f.mapcount == 2 && !f.test(pg::PG_DIRTY) && !f.test(pg::PG_SWAPCACHE), "{profile}");
+            k.madvise(parent, a, 4096, Advice::Free).unwrap();
+            let f = k.mem.frames[pfn as usize];
+            assert!(!f.test(pg::PG_SWAPBACKED), "{profile}: lazyfree");
+            let p = k.pte_at(parent, a).unwrap();
+            assert!(!arch.pte_young(p) && !arch.pte_dirty(p), "{profile}");
+            assert_eq!(k.pte_at(child, a).unwrap(), child_pte, "{profile}");
+            k.check_invariants().unwrap();
+        }
+    }
 
     fn pfn_at(k: &Kernel, pid: u32, a: u64) -> u32 {
         k.arch().pte_pfn(k.pte_at(pid, a).unwrap())

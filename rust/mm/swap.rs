@@ -20,9 +20,11 @@ impl Kernel {
         self.lru.add(&mut self.mem.frames, pfn);
     }
 
-    /// `lru_cache_add_active_or_unevictable` (4.x) / `folio_add_lru_vma` (6.x): a page faulted
-    /// into `vma`. New anon pages start active on profiles with `new_anon_active`; in a locked
-    /// VMA the page is mlocked.
+    /// `lru_cache_add_active_or_unevictable` (mm/swap.c 4.13..4.18) / `folio_add_lru_vma` (6.12):
+    /// a page faulted into `vma`. New anon pages start active on profiles with `new_anon_active`;
+    /// in a locked VMA the page is mlocked. 4.13 put it on the unevictable list through
+    /// `add_page_to_unevictable_list`, which counts no UNEVICTABLE_PGCULLED; the model counts it as
+    /// 4.16+ do (a known counter deviation, docs/fidelity.md).
     pub(crate) fn lru_cache_add_vma(&mut self, pfn: u32, vma: u32) {
         let flags = self.vma(vma).flags;
         if flags & (vm::VM_LOCKED | vm::VM_SPECIAL) == vm::VM_LOCKED {
@@ -98,8 +100,10 @@ impl Kernel {
         }
     }
 
-    /// `clear_page_mlock` / `munlock_vma_page`: no locked VMA maps the page any more; it goes
-    /// back to an evictable list (`putback_lru_page`).
+    /// `clear_page_mlock` / `munlock_vma_page` (mm/mlock.c 4.13..4.18; 6.12 `munlock_folio`): no
+    /// locked VMA maps the page any more; it goes back to an evictable list (`putback_lru_page`).
+    /// Counted as UNEVICTABLE_PGMUNLOCKED on every path; 4.x's `clear_page_mlock` (the last-unmap
+    /// path) counts UNEVICTABLE_PGCLEARED instead (a known counter deviation, docs/fidelity.md).
     pub(crate) fn clear_page_mlock(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
         if !f.test(pg::PG_MLOCKED) {

@@ -96,7 +96,8 @@ impl SwapDevice {
         self.inuse
     }
 
-    /// Whether more than half the swap is used (`vm_swap_full`).
+    /// Whether more than half the swap is used: `vm_swap_full()` (include/linux/swap.h,
+    /// 4.13..6.12: `nr_swap_pages * 2 < total_swap_pages`).
     pub fn full_half(&self) -> bool {
         self.inuse * 2 > self.total()
     }
@@ -166,7 +167,8 @@ impl SwapDevice {
         }
     }
 
-    /// `swap_duplicate`: one more reference. -ENOENT if the slot is free.
+    /// `swap_duplicate` = `__swap_duplicate(entry, 1)` (mm/swapfile.c, 4.13..6.12): one more
+    /// reference. -ENOENT if the slot is free or bad.
     pub fn duplicate(&mut self, off: u32) -> Result<(), SwapErr> {
         let m = self.map[off as usize];
         if m == 0 || m == SWAP_MAP_BAD {
@@ -180,7 +182,8 @@ impl SwapDevice {
         Ok(())
     }
 
-    /// `swapcache_prepare`: claim SWAP_HAS_CACHE for a swap-in. -EEXIST if a cache page
+    /// `swapcache_prepare` = `__swap_duplicate(entry, SWAP_HAS_CACHE)` (mm/swapfile.c,
+    /// 4.13..6.12): claim SWAP_HAS_CACHE for a swap-in. -EEXIST if a cache page
     /// already holds it, -ENOENT if the entry is free.
     pub fn cache_prepare(&mut self, off: u32) -> Result<(), SwapErr> {
         let m = self.map[off as usize];
@@ -272,6 +275,38 @@ mod tests {
         assert_eq!(got, vec![1, 2, 3]);
         assert_eq!(s.alloc(), None);
         assert_eq!(SwapDevice::new(0).alloc(), None);
+    }
+
+    /// `vm_swap_full()` (include/linux/swap.h, 4.13..6.12):
+    /// `atomic_long_read(&nr_swap_pages) * 2 < total_swap_pages` — true only once the free slots
+    /// are fewer than half, i.e. strictly more than half in use (do_swap_page and reclaim then
+    /// drop the swap-cache copy).
+    #[test]
+    fn vm_swap_full_is_true_only_past_half_of_the_slots() {
+        let mut s = SwapDevice::new(5); // 4 usable slots
+        s.alloc().unwrap();
+        s.alloc().unwrap();
+        assert!(!s.full_half(), "2 free of 4: 2 * 2 < 4 is false");
+        s.alloc().unwrap();
+        assert!(s.full_half(), "1 free of 4: 1 * 2 < 4");
+        // and with no swap at all: 0 * 2 < 0 is false
+        assert!(!SwapDevice::new(0).full_half());
+    }
+
+    /// `swapcache_prepare` = `__swap_duplicate(entry, SWAP_HAS_CACHE)` (mm/swapfile.c, 4.13..6.12):
+    /// -EEXIST when a cache page holds the entry, -ENOENT when no reference is left; and
+    /// `swap_duplicate` of an entry that only the swap cache holds still succeeds
+    /// (`else if (count || has_cache)`).
+    #[test]
+    fn swapcache_prepare_and_swap_duplicate_errnos_as_swap_duplicate() {
+        let mut s = SwapDevice::new(4);
+        let o = s.alloc().unwrap(); // SWAP_HAS_CACHE, count 0
+        assert_eq!(s.cache_prepare(o), Err(SwapErr::Exist));
+        assert_eq!(s.duplicate(o), Ok(()), "count || has_cache");
+        assert_eq!(s.map(o), SWAP_HAS_CACHE | 1);
+        s.free(o);
+        s.put_cache(o);
+        assert_eq!(s.cache_prepare(o), Err(SwapErr::NoEnt), "no users remaining");
     }
 
     #[test]

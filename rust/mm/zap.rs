@@ -67,9 +67,11 @@ impl Kernel {
         }
     }
 
-    /// `free_swap_and_cache`: drop one reference to a swap slot; if only the swap cache holds
-    /// it any more and its page is not mapped, free that page from the cache too
-    /// (`__try_to_reclaim_swap`).
+    /// `free_swap_and_cache` (mm/swapfile.c, 4.13..6.12): drop one reference to a swap slot; if
+    /// only the swap cache holds it any more and its page is not mapped, free that page from the
+    /// cache too (`__try_to_reclaim_swap`). Not modelled: the kernel also frees the cache copy of
+    /// a *mapped* page when swap is more than half full (4.x `mem_cgroup_swap_full(page)`, v4.19+
+    /// `TTRS_FULL`) and marks it dirty (a known deviation, docs/fidelity.md).
     pub(crate) fn free_swap_and_cache(&mut self, off: u32) {
         if self.swap.free(off) == SWAP_HAS_CACHE {
             if let Some(pfn) = self.swap.cache_page(off) {

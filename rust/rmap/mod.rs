@@ -56,7 +56,8 @@ impl Kernel {
         if self.profile.pg_anon_exclusive { pg::PG_ANON_EXCLUSIVE } else { 0 }
     }
 
-    /// `page_add_new_anon_rmap` + `__SetPageSwapBacked`: file a fresh anon page under the VMA's
+    /// `page_add_new_anon_rmap` (mm/rmap.c 4.13..4.18; 6.12 `folio_add_new_anon_rmap`) +
+    /// `__SetPageSwapBacked`: file a fresh anon page under the VMA's
     /// anon_vma at the VMA's linear index of `addr`; it is mapped once and exclusive.
     pub(crate) fn page_add_new_anon_rmap(&mut self, pfn: u32, vma: u32, addr: u64) {
         let av = self.anon_vma_prepare(vma);
@@ -76,8 +77,10 @@ impl Kernel {
         self.mem.frames[pfn as usize].mapcount += 1;
     }
 
-    /// `page_remove_rmap`: one mapping less; when the last goes, an mlocked page is no longer
-    /// mlocked (`clear_page_mlock`) and returns to an evictable list.
+    /// `page_remove_rmap` (mm/rmap.c 4.13..4.18: `if (unlikely(PageMlocked(page)))
+    /// clear_page_mlock(page);` after the last mapping; 6.12 `folio_remove_rmap_ptes` with an
+    /// mlock_count, the same for an order-0 page mapped once): one mapping less; when the last
+    /// goes, an mlocked page is no longer mlocked and returns to an evictable list.
     pub(crate) fn page_remove_rmap(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
         debug_assert!(f.mapcount > 0, "page_remove_rmap of unmapped page {pfn}");
@@ -115,7 +118,8 @@ impl Kernel {
         }
     }
 
-    /// `page_vma_mapped_walk` for one VMA: the PTE at `addr` if it is present and maps `pfn`.
+    /// `page_vma_mapped_walk` (mm/page_vma_mapped.c, v4.11+, all profiles) for one VMA: the PTE
+    /// at `addr` if it is present and maps `pfn` (migration and device entries never match).
     pub(crate) fn page_vma_mapped(&self, pfn: u32, vma: u32, addr: u64) -> Option<Mapping> {
         let pid = self.vma(vma).mm;
         let mm = self.mmx(pid);

@@ -31,7 +31,8 @@ impl Kernel {
     /// counting it. With [`Profile::vma_has_recency`](crate::profile::Profile) (v6.3+) it is
     /// always `invalid_folio_referenced_vma`, which skips VMAs without recency (its memcg test
     /// is not modelled).
-    /// Not modelled: the page lock (`is_locked`, trylock failure returns 1), `try_lock`
+    /// Not modelled: 6.12's `mlock_vma_folio` at a VM_LOCKED mapping (v5.18+, a known deviation,
+    /// docs/fidelity.md), the page lock (`is_locked`, trylock failure returns 1), `try_lock`
     /// contention (-1), idle page tracking (`folio_test_clear_young`), lru_gen look-around.
     pub(crate) fn folio_referenced(&mut self, pfn: u32) -> Referenced {
         let mut r = Referenced::default();

@@ -33,15 +33,20 @@ impl Kernel {
         self.queue_event(ctx, UffdMsg::Remove { start, end });
     }
 
-    /// `userfaultfd_unmap_prep` + `userfaultfd_unmap_complete`: one UNMAP event of the munmap
-    /// range per context (with UFFD_FEATURE_EVENT_UNMAP) that owns a VMA in it.
+    /// `userfaultfd_unmap_prep` + `userfaultfd_unmap_complete` (fs/userfaultfd.c, the same in
+    /// 4.13..6.12): one UNMAP event of the munmap range per context (with
+    /// UFFD_FEATURE_EVENT_UNMAP) that owns a VMA in it, in VMA order. The kernel skips a context
+    /// already on the list (`has_unmap_ctx` searches the whole list), so a context whose VMAs
+    /// are not adjacent in the range still gets one event.
     pub(crate) fn userfaultfd_unmap_prep(&mut self, vmas: &[u32], start: u64, end: u64) {
-        let mut ctxs: Vec<u32> = vmas.iter().filter_map(|&v| self.vma(v).uffd).collect();
-        ctxs.dedup();
-        for ctx in ctxs {
-            if self.uffds[ctx as usize].features & feat::EVENT_UNMAP != 0 {
-                self.queue_event(ctx, UffdMsg::Unmap { start, end });
+        let mut ctxs: Vec<u32> = Vec::new();
+        for ctx in vmas.iter().filter_map(|&v| self.vma(v).uffd) {
+            if self.uffds[ctx as usize].features & feat::EVENT_UNMAP != 0 && !ctxs.contains(&ctx) {
+                ctxs.push(ctx);
             }
+        }
+        for ctx in ctxs {
+            self.queue_event(ctx, UffdMsg::Unmap { start, end });
         }
     }
 
@@ -120,6 +125,38 @@ impl Kernel {
                 self.uffds[ctx as usize].released = true;
                 self.uffds[ctx as usize].waiters.clear();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mm::mmap::MapKind;
+    use crate::profile::uffd_features as feat;
+    use crate::testutil::kernel;
+    use crate::uffd::UffdMsg;
+    use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
+
+    /// fs/userfaultfd.c `userfaultfd_unmap_prep` (4.13..6.12): `if (!ctx || !(ctx->features &
+    /// UFFD_FEATURE_EVENT_UNMAP) || has_unmap_ctx(ctx, unmaps, start, end)) continue;` — one
+    /// UNMAP per context over the whole munmap, even when another context's VMA lies between two
+    /// of its VMAs.
+    #[test]
+    fn munmap_over_interleaved_registrations_sends_one_unmap_per_context() {
+        for profile in ["4.13", "4.18", "6.12"] {
+            let mut k = kernel(profile);
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap(pid, 3 * 4096, MapKind::Anon, false, None).unwrap();
+            let (u1, u2) = (k.userfaultfd(pid).unwrap(), k.userfaultfd(pid).unwrap());
+            k.uffdio_api(u1, UFFD_API, feat::EVENT_UNMAP).unwrap();
+            k.uffdio_api(u2, UFFD_API, feat::EVENT_UNMAP).unwrap();
+            k.uffdio_register(u1, a, 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            k.uffdio_register(u2, a + 4096, 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            k.uffdio_register(u1, a + 8192, 4096, UFFDIO_REGISTER_MODE_MISSING).unwrap();
+            k.munmap(pid, a, 3 * 4096).unwrap();
+            let unmap = UffdMsg::Unmap { start: a, end: a + 3 * 4096 };
+            assert_eq!(k.uffd_read(u1).unwrap(), vec![unmap], "{profile}");
+            assert_eq!(k.uffd_read(u2).unwrap(), vec![unmap], "{profile}");
         }
     }
 }

@@ -69,7 +69,8 @@ pub struct Essa {
     pub res: u32,
 }
 
-/// `pgste_perform_essa`: apply `orc` to the PGSTE of a page whose host PTE is `pte`.
+/// `pgste_perform_essa` (arch/s390/mm/pgtable.c, the same switch in 4.13..6.12): apply `orc` to
+/// the PGSTE of a page whose host PTE is `pte`.
 /// "If we are discarding a page, set it to logical zero": a result of 1 also sets ZERO.
 pub fn pgste_perform_essa(pte: Pte, pgste: Pgste, orc: u32) -> Result<Essa> {
     check_orc(orc)?;

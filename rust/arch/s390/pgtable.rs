@@ -1,4 +1,6 @@
-//! The s390 PTE exchange primitives with their PGSTE logic, as in arch/s390/mm/pgtable.c.
+//! The s390 PTE exchange primitives with their PGSTE logic, as in arch/s390/mm/pgtable.c of
+//! 4.13..6.12 (the bodies are the same in every profile apart from the PGSTE lock; audited in
+//! docs/fidelity.md, phase C).
 //!
 //! Every change of a PTE in a PGSTE mm goes through `ptep_xchg_start` (take the PGSTE lock,
 //! fire the IPTE notifier if PGSTE_IN is set), the flush (IPTE) and `ptep_xchg_commit`. The
@@ -225,7 +227,8 @@ pub fn set_pgste_bits(pgste: &mut u64, bits: u64, value: u64) {
     *pgste = (*pgste & !bits) | (value & bits);
 }
 
-/// `test_and_clear_guest_dirty`: harvest PGSTE_UC for the KVM dirty log. If it was set and the
+/// `test_and_clear_guest_dirty` (arch/s390/mm/pgtable.c 4.13..4.18; `ptep_test_and_clear_uc`
+/// from v4.19, 6.12): harvest PGSTE_UC for the KVM dirty log. If it was set and the
 /// PTE is present, the PTE is write-protected again (with ESOP: the protect bit) so that the
 /// next guest store faults and sets UC anew.
 pub fn test_and_clear_guest_dirty(mm: &S390Mm, pte: &mut u64, pgste: &mut u64) -> bool {
@@ -339,6 +342,18 @@ mod tests {
         // a present pte of an unused page is not zapped here
         let (mut pte, mut pg) = (present().val(), _PGSTE_GPS_USAGE_UNUSED);
         assert_eq!(ptep_zap_unused(&mut pte, &mut pg, ZapMode::Discard), ZapUnused::Kept);
+    }
+
+    /// `set_pgste_bits(mm, hva, bits, value)` (arch/s390/mm/pgtable.c, 4.13..6.12):
+    /// `pgste_val(new) &= ~bits; pgste_val(new) |= value & bits;` — KVM_S390_SET_CMMA_BITS
+    /// passes `_PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT`, so ZERO, GR/GC and UC are kept.
+    #[test]
+    fn set_pgste_bits_writes_only_the_masked_bits() {
+        let mask = _PGSTE_GPS_USAGE_MASK | _PGSTE_GPS_NODAT;
+        let mut pg = _PGSTE_GPS_ZERO | _PGSTE_GPS_USAGE_UNUSED | PGSTE_GC_BIT;
+        // a value with bits outside the mask: only the masked ones land
+        set_pgste_bits(&mut pg, mask, _PGSTE_GPS_NODAT | PGSTE_GR_BIT);
+        assert_eq!(pg, _PGSTE_GPS_ZERO | PGSTE_GC_BIT | _PGSTE_GPS_NODAT);
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! s390 page-table entries, as in arch/s390/include/asm/pgtable.h.
+//! s390 page-table entries, as in arch/s390/include/asm/pgtable.h of 4.13, 4.17, 4.18 and 6.12
+//! (the 4.x helpers write `pte_val(pte) |= …`, 6.12's `set_pte_bit` / `clear_pte_bit`: the same
+//! bits; audited in docs/fidelity.md, phase C).
 //!
 //! The hardware knows only the invalid (I, 0x400) and protect (P, 0x200) bits of a PTE; the
 //! low byte holds the kernel's software bits. s390 has no hardware-set referenced or changed bit
@@ -154,8 +156,11 @@ impl Pte {
         (self.0 & PAGE_MASK) >> PAGE_SHIFT
     }
 
-    /// `pfn_pte` / `mk_pte_phys`: the frame address ORed with the protection, then
-    /// `pte_mkyoung` (s390's mk_pte_phys returns a young PTE).
+    /// `pfn_pte` / `mk_pte_phys` (arch/s390/include/asm/pgtable.h, 4.13..6.12): the frame address
+    /// ORed with the protection, then `pte_mkyoung` (s390's mk_pte_phys returns a young PTE).
+    /// Not `mk_pte(page, prot)`, which also dirties a writable PTE of a PG_dirty page
+    /// (`if (pte_write(__pte) && PageDirty(page)) __pte = pte_mkdirty(__pte);`): the callers have
+    /// no page here (a known deviation, docs/fidelity.md).
     pub fn mk(pfn: u64, prot: u64) -> Pte {
         Pte((pfn << PAGE_SHIFT) | prot).mkyoung()
     }
@@ -384,6 +389,41 @@ mod tests {
         // pte_protnone looks at _PAGE_READ only: a hand-made writable, unreadable PTE is one
         assert!(Pte(_PAGE_PRESENT | _PAGE_WRITE).protnone());
         assert!(!Pte(_PAGE_INVALID).protnone()); // pte_none
+    }
+
+    /// The exact hardware-bit effects of the helpers in arch/s390/include/asm/pgtable.h, the same
+    /// in 4.13..4.18 (`pte_val(pte) &= …` form) and 6.12 (`set_pte_bit`/`clear_pte_bit` form):
+    /// `pte_wrprotect` and `pte_mkclean` set PROTECT, `pte_mkwrite` clears it only for a dirty
+    /// PTE, `pte_mkdirty` sets soft-dirty too and clears PROTECT only for a writable one, and
+    /// `pte_modify` keeps `_PAGE_CHG_MASK`, ORs the new protection (which carries I|P) and then
+    /// clears INVALID for a young readable PTE and PROTECT for a dirty writable one.
+    #[test]
+    fn the_mk_helpers_and_pte_modify_set_the_hardware_bits_as_pgtable_h_does() {
+        let base = Pte::mk(7, PAGE_RO); // young, readable, clean: valid and protected
+        assert!(!base.hw_invalid() && base.hw_protect());
+        // pte_mkwrite on a clean PTE: writable in software, still hardware-protected
+        let w = base.mkwrite();
+        assert!(w.write() && w.hw_protect());
+        // pte_mkdirty on a writable PTE: dirty, soft-dirty, protection gone
+        let wd = w.mkdirty();
+        assert!(wd.dirty() && wd.soft_dirty() && !wd.hw_protect());
+        // pte_mkdirty on a read-only PTE keeps PROTECT
+        assert!(base.mkdirty().hw_protect() && base.mkdirty().dirty());
+        // pte_wrprotect / pte_mkclean: PROTECT back, the other bit untouched
+        assert_eq!(wd.wrprotect().val(), (wd.val() & !_PAGE_WRITE) | _PAGE_PROTECT);
+        assert_eq!(wd.mkclean().val(), (wd.val() & !_PAGE_DIRTY) | _PAGE_PROTECT);
+        // pte_modify to PAGE_RW: pfn, young, dirty, soft-dirty kept; dirty+write clears PROTECT
+        let m = base.mkdirty().modify(PAGE_RW);
+        assert_eq!(m.val() & !_PAGE_CHG_MASK, PAGE_RW & !(_PAGE_INVALID | _PAGE_PROTECT));
+        assert!(m.young() && m.dirty() && m.write() && !m.hw_invalid() && !m.hw_protect());
+        // … an old, clean PTE stays invalid and protected under any protection
+        let o = Pte::mk(7, PAGE_RW).mkold().modify(PAGE_RW);
+        assert!(o.hw_invalid() && o.hw_protect());
+        // … and PAGE_NONE has no READ: a young PTE stays invalid (PROT_NONE)
+        assert!(base.modify(PAGE_NONE).hw_invalid() && base.modify(PAGE_NONE).protnone());
+        // _PAGE_SPECIAL survives pte_modify (it is in _PAGE_CHG_MASK); WRITE does not
+        assert!(base.mkspecial().modify(PAGE_RO).special());
+        assert!(!wd.modify(PAGE_RO).write());
     }
 
     proptest! {
