@@ -301,6 +301,32 @@ mod tests {
     use crate::testutil::{kernel, proc_with_pages};
     use crate::vmscan::lru::LruList;
 
+    /// mm/madvise.c `force_swapin_readahead` / `swapin_walk_pmd_entry` (4.13..6.12): each swap
+    /// entry in the range is read into the swap cache (`read_swap_cache_async`) and the reference
+    /// dropped; the swap PTE stays, for the next fault to find the page in the swap cache.
+    #[test]
+    fn madv_willneed_reads_a_swapped_page_into_the_swap_cache_and_keeps_the_swap_pte() {
+        for profile in ["4.13", "4.18", "6.12"] {
+            let mut k = kernel(profile);
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            for _ in 0..8 {
+                if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {
+                    break;
+                }
+                k.reclaim(8);
+            }
+            let pte = k.pte_at(pid, a).unwrap();
+            assert!(k.arch().is_swap_pte(pte), "{profile}: swapped out");
+            let off = k.arch().swp_offset(pte) as u32;
+            k.madvise(pid, a, 4096, Advice::Willneed).unwrap();
+            assert_eq!(k.pte_at(pid, a).unwrap(), pte, "{profile}: the swap PTE stays");
+            let pfn = k.swap.cache_page(off).expect("read into the swap cache");
+            let f = k.mem.frames[pfn as usize];
+            assert!(f.test(pg::PG_SWAPCACHE) && f.mapcount == 0, "{profile}");
+            k.check_invariants().unwrap();
+        }
+    }
+
     /// mm/madvise.c `madvise_free_pte_range` (4.13..6.12): the exclusivity test sits inside
     /// `if (PageSwapCache(page) || PageDirty(page))`, so a clean anon page that a fork shares is
     /// still made lazyfree (SwapBacked cleared, moved to the inactive file list) and this
