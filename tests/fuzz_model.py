@@ -150,15 +150,21 @@ def size_value(v: Any) -> int | None:
         return None
     t = v.strip()
     i = 0
-    while i < len(t) and t[i] in "0123456789":
+    while i < len(t) and t[i] in "0123456789.":
         i += 1
-    num, unit = t[:i], t[i:].strip().lower()
-    if not num or unit not in SIZE_UNITS:
+    number, unit = t[:i], t[i:].strip().lower()
+    num, _, frac = number.partition(".")
+    if not num or "." in frac or (number.endswith(".") and not frac) or unit not in SIZE_UNITS:
         return None
     n = int(num)
-    if n >= U64:
+    if n >= U64 or len(frac) > 30:
         return None
-    b = n << SIZE_UNITS[unit]
+    shift = SIZE_UNITS[unit]
+    # a decimal fraction of the unit counts when it is whole bytes (rust/units.rs parse_size)
+    part, rest = divmod(int(frac or "0") << shift, 10 ** len(frac))
+    if rest:
+        return None
+    b = (n << shift) + part
     return b if b < U64 else None
 
 

@@ -82,7 +82,9 @@ def test_an_output_path_that_cannot_be_written_is_a_one_line_error(tmp_path: Pat
     out = tmp_path / "afile" / "t.json"  # a path through a regular file
     r = run("export", "--profile", "4.17", "--guest-memory", "16MiB", "--perfetto", str(out))
     assert r.returncode == 2
-    assert r.stderr.strip() == f"reclaim: error: {tmp_path / 'afile'}: File exists"
+    assert r.stderr.strip() == (
+        f"reclaim: error: cannot write --perfetto {out}: {tmp_path / 'afile'} is not a directory"
+    )
     assert "Traceback" not in r.stderr
 
 

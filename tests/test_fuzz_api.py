@@ -45,7 +45,20 @@ def test_size_arguments_are_parsed_like_the_engine() -> None:
     """The model's reading of size arguments agrees with the engine (mmap lengths)."""
     k = reclaim.Kernel(profile="6.12", memory="1MiB", swap="0")
     p = k.spawn("p")
-    sizes: list[int | str] = ["4KiB", " 8 k", "1 MiB", "4096", "3b", "lots", "-4096", "", "4.5KiB"]
+    sizes: list[int | str] = [
+        "4KiB",
+        " 8 k",
+        "1 MiB",
+        "4096",
+        "3b",
+        "lots",
+        "-4096",
+        "",
+        "4.5KiB",
+        "1.1b",
+        "1.2.3k",
+        "1.k",
+    ]
     for v in [*sizes, 4096, -1]:
         expected = fuzz_api.size_value(v)
         try:

@@ -479,8 +479,11 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// damo's binary record (version 2) of `snapshots`: (end time ns, [(start, end, nr_accesses)]).
-    pub fn record(snapshots: &[(u64, &[(u64, u64, u32)])]) -> Vec<u8> {
+    /// A region as a test writes it: (start, end, nr_accesses).
+    type TestRegion = (u64, u64, u32);
+
+    /// damo's binary record (version 2) of `snapshots`: (end time ns, regions).
+    pub fn record(snapshots: &[(u64, &[TestRegion])]) -> Vec<u8> {
         let mut b = RECORD_MAGIC.to_vec();
         b.extend(2i32.to_le_bytes());
         for (t, regions) in snapshots {

@@ -59,7 +59,7 @@ pub enum Format {
 
 impl Format {
     pub const ALL: [Format; 5] = [Format::Binary, Format::Csv, Format::Oracle, Format::Damon, Format::Perf];
-    /// The formats [`write`] writes (DAMON records and perf samples are only read).
+    /// The formats [`write()`] writes (DAMON records and perf samples are only read).
     pub const WRITABLE: [Format; 3] = [Format::Binary, Format::Csv, Format::Oracle];
 
     pub fn name(self) -> &'static str {
