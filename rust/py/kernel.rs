@@ -255,6 +255,17 @@ impl PyKernel {
     }
 
     /// KVM migration mode on this host (every ESSA is intercepted).
+    /// `vm.page-cluster`: swap readahead reads up to `2**page_cluster` pages (0 to 31; the
+    /// kernel's default is 3, or 2 below 16 MiB of memory).
+    #[getter]
+    fn page_cluster(&self, py: Python<'_>) -> PyResult<u8> {
+        with(py, &self.k, |k| Ok(k.page_cluster()))
+    }
+    #[setter]
+    fn set_page_cluster(&self, py: Python<'_>, v: u32) -> PyResult<()> {
+        with(py, &self.k, |k| k.set_page_cluster(v))
+    }
+
     #[getter]
     fn kvm_migration_mode(&self, py: Python<'_>) -> PyResult<bool> {
         with(py, &self.k, |k| Ok(k.kvm_migration_mode()))
