@@ -741,3 +741,64 @@ enum PageoutResult {
     /// PAGE_SUCCESS: written (synchronously in the model).
     Success,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ScanControl;
+    use crate::kernel::Kernel;
+    use crate::mm::vmstat::Vm;
+    use crate::testutil::{kernel, proc_with_pages};
+
+    /// 400 anon pages, 200 of them active: the inactive list is not low.
+    fn half_active(profile: &str) -> Kernel {
+        let mut k = kernel(profile);
+        let (pid, a) = proc_with_pages(&mut k, false, 400);
+        for i in 0..400 {
+            let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+            if i < 200 { k.activate_page(pfn) } else { k.deactivate_page(pfn) } // 4.x starts active
+        }
+        assert!(!k.inactive_is_low(false));
+        k
+    }
+
+    #[test]
+    fn refaults_since_the_last_reclaim_let_612_deactivate_active_anon_pages() {
+        // prepare_scan_control (mm/vmscan.c v6.12): "refaults = lruvec_page_state(target_lruvec,
+        // WORKINGSET_ACTIVATE_ANON); if (refaults != target_lruvec->refaults[WORKINGSET_ANON] ||
+        // inactive_is_low(target_lruvec, LRU_INACTIVE_ANON)) sc->may_deactivate |=
+        // DEACTIVATE_ANON;" and snapshot_refaults at the end of a reclaim
+        let mut k = half_active("6.12");
+        let mut sc = ScanControl::new(32, true);
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.may_deactivate[0], "no refault, inactive not low");
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.prepare_scan_control(&mut sc);
+        assert!(sc.may_deactivate[0], "a refault activated a page since the last reclaim");
+        k.snapshot_refaults();
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.may_deactivate[0], "the snapshot took it");
+    }
+
+    #[test]
+    fn without_file_pages_612_scans_anon_by_cost_or_only_anon_when_file_is_tiny() {
+        // get_scan_count (mm/vmscan.c v6.12), SCAN_FRACT with no cost yet: "ap = swappiness *
+        // (total_cost + 1); ap /= anon_cost + 1; fp = (MAX_SWAPPINESS - swappiness) *
+        // (total_cost + 1); fp /= file_cost + 1;" = 60 and 140: anon lists scanned at 60/200
+        let mut k = half_active("6.12");
+        let mut sc = ScanControl::new(32, true);
+        sc.priority = 4;
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.file_is_tiny);
+        assert_eq!(k.get_scan_count(&sc), [(200 >> 4) * 60 / 200, (200 >> 4) * 60 / 200, 0, 0]);
+        // "If the system is almost out of file pages, force-scan anon": file + free <= high
+        k.mem.wmark.high = k.mem.nr_free();
+        k.prepare_scan_control(&mut sc);
+        assert!(sc.file_is_tiny);
+        assert_eq!(k.get_scan_count(&sc), [200 >> 4, 200 >> 4, 0, 0]);
+        // 4.18 (v4.13..v4.19 get_scan_count): recent_scanned / recent_rotated, no cost model
+        let mut k = half_active("4.18");
+        let sc = ScanControl { priority: 4, ..ScanControl::new(32, true) };
+        let nr = k.get_scan_count(&sc);
+        assert_eq!(nr[0], (200 >> 4) * 60 / 201, "ap = 60 * 1 / 1, fp = 140 * 1 / 1, denominator ap + fp + 1");
+    }
+}
