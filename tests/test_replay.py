@@ -152,9 +152,9 @@ def test_swap_readahead_turns_a_loops_major_faults_into_swap_cache_hits(tmp_path
     assert k.page_cluster == 3  # swap_setup: 3 from 16 MiB of memory
     k.page_cluster = 0
     assert k.page_cluster == 0
-    with pytest.raises(reclaim.ArgumentError, match="vm.page-cluster is 0 to 31, not 32"):
+    with pytest.raises(reclaim.ArgumentError, match=r"vm\.page-cluster is 0 to 31, not 32"):
         k.page_cluster = 32
-    with pytest.raises(reclaim.ArgumentError, match="vm.page-cluster is 0 to 31"):
+    with pytest.raises(reclaim.ArgumentError, match=r"vm\.page-cluster is 0 to 31"):
         reclaim.replay(path, memory=0.5, page_cluster=40)
 
 
