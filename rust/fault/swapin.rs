@@ -79,9 +79,9 @@ impl Kernel {
 
     /// `workingset_test_recent` (mm/workingset.c v6.12) for an anon shadow: the refault
     /// distance (`(refault - eviction) & EVICTION_MASK`) against the workingset: the file
-    /// lists, and the active anon list while free swap remains (`mem_cgroup_get_nr_swap_pages
-    /// > 0`): "We don't activate pages that couldn't stay resident even if all the memory was
-    /// available to the workingset."
+    /// lists, and the active anon list while free swap remains
+    /// (`mem_cgroup_get_nr_swap_pages(eviction_memcg) > 0`): "We don't activate pages that
+    /// couldn't stay resident even if all the memory was available to the workingset."
     fn workingset_test_recent(&self, shadow: Shadow) -> bool {
         use crate::vmscan::lru::LruList;
         let distance = self.nonresident_age.wrapping_sub(shadow.eviction) & Shadow::EVICTION_MASK;
