@@ -17,7 +17,7 @@ use crate::mm::swapfile::SwapDevice;
 use crate::mm::vmstat::Vm;
 use serde::{Deserialize, Serialize};
 
-/// `page_cluster_max` (mm/swap_state.c v6.12, the sysctl's bound).
+/// `page_cluster_max` (mm/swap.c v6.12: the bound of the `vm.page-cluster` sysctl).
 pub const PAGE_CLUSTER_MAX: u8 = 31;
 
 /// The state of swap readahead: the `vm.page-cluster` sysctl and the globals of
