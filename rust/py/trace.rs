@@ -63,7 +63,7 @@ impl PyReplayRun {
         as_recorded: bool,
         shmem: bool,
         guest: Option<(u64, u64, u64, u64)>,
-        page_cluster: Option<u32>,
+        #[pyo3(from_py_with = arg::page_cluster)] page_cluster: Option<u32>,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
