@@ -40,6 +40,7 @@ fn replay(c: &mut Criterion) {
         as_recorded: false,
         shmem: false,
         guest: None,
+        page_cluster: None,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

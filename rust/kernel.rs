@@ -102,6 +102,8 @@ pub struct Kernel {
     pub(crate) lru_recent: crate::vmscan::types::RecentStat,
     /// `lruvec->nonresident_age`: evictions and activations, the workingset clock.
     pub(crate) nonresident_age: u32,
+    /// Swap readahead: `vm.page-cluster` and `swapin_nr_pages`'s state (mm/swap_state.c).
+    pub(crate) swap_ra: crate::mm::swap_state::SwapRa,
     /// Mappings that got a migration entry in the current `migrate_page`:
     /// (pid, vma, addr, pte index, old pte value). Scratch of one call: not in a snapshot.
     #[serde(skip)]
@@ -162,6 +164,7 @@ impl Kernel {
             rmap_scratch: Vec::new(),
             lru_recent: Default::default(),
             nonresident_age: 0,
+            swap_ra: crate::mm::swap_state::SwapRa::new(nr_pages),
             migration_targets: Vec::new(),
             kvm_migration_mode: false,
             cbrl: BTreeMap::new(),

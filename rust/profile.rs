@@ -155,6 +155,13 @@ pub struct Profile {
     /// like a file page (4.x activated it on the first); a VM_LOCKED mapping gives ACTIVATE
     /// (4.x: RECLAIM).
     pub references_two_strikes: bool,
+    /// The v5.8+ scan balance (`prepare_scan_control` / `get_scan_count`, mm/vmscan.c v6.12):
+    /// anon against file by reclaim cost (`lru_note_cost`: `anon_cost`, `file_cost`) instead
+    /// of `recent_scanned` / `recent_rotated`; "file is tiny" and "cache trim mode" decided at
+    /// the reclaim root; active lists deactivated when refaults activated pages since the last
+    /// reclaim (`may_deactivate`, `snapshot_refaults`), not only when the inactive list is low,
+    /// with a forced retry (`force_deactivate`). 4.x: the v4.13..v4.19 get_scan_count.
+    pub scan_balance_by_cost: bool,
     /// MADV_COLD and MADV_PAGEOUT exist (v5.4+); before, they are -EINVAL.
     pub madv_cold_pageout: bool,
     /// Upper bound of `min_free_kbytes` from `init_per_zone_wmark_min`: 65536 up to v5.7,
@@ -308,6 +315,7 @@ fn s390(name: &'static str) -> Profile {
             swapin_activates: true,
             workingset_anon: false,
             references_two_strikes: false,
+            scan_balance_by_cost: false,
             madv_cold_pageout: false,
             min_free_kbytes_max: 65536,
             uffd_minor: false,
@@ -356,6 +364,7 @@ fn s390(name: &'static str) -> Profile {
             swapin_activates: false,
             workingset_anon: true,
             references_two_strikes: true,
+            scan_balance_by_cost: true,
             madv_cold_pageout: true,
             min_free_kbytes_max: 262144,
             uffd_minor: true,

@@ -43,7 +43,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
@@ -395,8 +395,9 @@ mod tests {
         b[0] = b'X';
         assert!(format_error(&b).contains("at offset 0: not a reclaim snapshot"));
         let mut b = good.clone();
-        b[8..12].copy_from_slice(&7u32.to_le_bytes());
-        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 5"));
+        b[8..12].copy_from_slice(&99u32.to_le_bytes());
+        let want = format!("at offset 8: format version 99; this reclaim reads version {FORMAT_VERSION} only");
+        assert!(format_error(&b).contains(&want));
         let mut b = good.clone();
         b[12..16].copy_from_slice(&2u32.to_le_bytes());
         assert!(format_error(&b).contains("holds a postcopy run, expected a kernel"));

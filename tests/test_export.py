@@ -222,7 +222,10 @@ def test_ftrace_text_of_a_study_in_the_kernel_formats(tmp_path: Path, r417: Post
     ):
         assert seen[tp] > 0, tp
     vmscan = [m for m in matches if m["tp"].startswith("mm_vmscan")]
-    assert {m["task"].strip() for m in vmscan} == {"kswapd0"}
+    # kswapd's, and direct reclaim's in the faulting task, which the log does not name ("<...>",
+    # ftrace's unknown comm): swap readahead's allocations can fall below the min watermark
+    assert "kswapd0" in {m["task"].strip() for m in vmscan}
+    assert {m["task"].strip() for m in vmscan} <= {"kswapd0", "<...>"}
     assert {m["cpu"] for m in vmscan} == {"001"}
     write = next(e for e in r417.events("mm_vmscan_writepage"))
     line = next(m for m in vmscan if m["tp"] == "mm_vmscan_writepage")

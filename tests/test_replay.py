@@ -121,7 +121,9 @@ def test_a_zipf_replay_misses_about_as_an_exact_lru(tmp_path: Path, s: float, pr
     r = reclaim.replay(path, memory=0.25, profile=profile)
     keys = read(path).keys.tolist()
     assert r.requests == 150_000 and r.distinct_pages == len(set(keys))
-    assert r.minor_faults == r.distinct_pages  # each page's first touch
+    # each page's first touch, and each page swap readahead brought into the swap cache first
+    # (swap_cache_get_folio counts SWAP_RA_HIT; do_swap_page: not a major fault)
+    assert r.minor_faults == r.distinct_pages + r.vmstat["swap_ra_hit"]
     assert r.misses == r.minor_faults + r.major_faults == round(r.miss_ratio * r.requests)
     assert r.hits + r.misses == r.requests and r.counts["major"] == r.major_faults
     assert r.major_faults == r.vmstat["pgmajfault"] and r.pages_swapped_out > 0
@@ -129,6 +131,31 @@ def test_a_zipf_replay_misses_about_as_an_exact_lru(tmp_path: Path, s: float, pr
     assert 0.9 * (r.memory // 4096) < cap <= r.memory // 4096
     assert abs(r.miss_ratio - lru_miss_ratio(keys, cap)) < 0.03
     assert lru_miss_ratio(keys, 2 * cap) < r.miss_ratio < lru_miss_ratio(keys, cap // 2)
+
+
+def test_swap_readahead_turns_a_loops_major_faults_into_swap_cache_hits(tmp_path: Path) -> None:
+    """swap_cluster_readahead (mm/swap_state.c v6.12): a loop over more pages than memory
+    swaps out and back in in slot order, so with vm.page-cluster 3 each read brings the next
+    pages into the swap cache and their faults are minor (SWAP_RA_HIT); with 0 every refault
+    is a major fault, one page read each."""
+    path = tmp_path / "loop.bin"
+    keys = np.tile(np.arange(2000, dtype=np.uint64), 5)
+    write(path, keys, format="binary")
+    pc0 = reclaim.replay(path, memory=0.5, profile="6.12", page_cluster=0)
+    pc3 = reclaim.replay(path, memory=0.5, profile="6.12", page_cluster=3)
+    assert pc0.vmstat["swap_ra"] == pc0.vmstat["swap_ra_hit"] == 0
+    assert pc0.major_faults == pc0.vmstat["pswpin"] > 4000
+    assert pc3.vmstat["swap_ra_hit"] > 0 and pc3.vmstat["swap_ra"] >= pc3.vmstat["swap_ra_hit"]
+    assert pc3.major_faults < pc0.major_faults / 2
+    assert pc3.minor_faults == pc3.distinct_pages + pc3.vmstat["swap_ra_hit"]
+    k = reclaim.Kernel("6.12", memory="64MiB", swap="64MiB")
+    assert k.page_cluster == 3  # swap_setup: 3 from 16 MiB of memory
+    k.page_cluster = 0
+    assert k.page_cluster == 0
+    with pytest.raises(reclaim.ArgumentError, match=r"vm\.page-cluster is 0 to 31, not 32"):
+        k.page_cluster = 32
+    with pytest.raises(reclaim.ArgumentError, match=r"vm\.page-cluster is 0 to 31"):
+        reclaim.replay(path, memory=0.5, page_cluster=40)
 
 
 def test_replay_is_deterministic_and_memory_sets_the_pressure(tmp_path: Path) -> None:

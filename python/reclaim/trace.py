@@ -116,6 +116,7 @@ def replay(
     as_recorded: bool = False,
     shmem: bool = False,
     guest: tuple[int, int, int, int] | None = None,
+    page_cluster: int | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -128,7 +129,9 @@ def replay(
     ``as_recorded=True`` offers every access as the trace has it (a first load maps the zero
     page, as the kernel does); ``shmem=True`` maps shmem instead of private anonymous memory;
     ``guest=(held, min, low, high)`` reserves ``held`` pages of ``memory`` for others and sets
-    the zone watermarks, as a Linux guest reported them (reclaim.crosscheck.replay).
+    the zone watermarks, as a Linux guest reported them (reclaim.crosscheck.replay);
+    ``page_cluster`` is ``vm.page-cluster`` (swap readahead of up to ``2**page_cluster``
+    pages, 0 to 31; default the kernel's: 3, or 2 below 16 MiB of memory).
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -147,6 +150,7 @@ def replay(
         as_recorded=as_recorded,
         shmem=shmem,
         guest=guest,
+        page_cluster=page_cluster,
     )
     while not run.advance(_SLICE):
         if progress is not None:

@@ -59,7 +59,16 @@ impl Kernel {
         off: u32,
         fault: bool,
     ) -> Result<(u32, bool), Fault> {
-        let (pfn, major) = self.swapin_page(off)?;
+        // shmem_swapin_folio (mm/shmem.c v6.12): swap_cache_get_folio, else
+        // shmem_swapin_cluster → swap_cluster_readahead, a major fault
+        let major = match self.swap_cache_get_folio(off) {
+            Some(_) => false,
+            None => {
+                self.swap_cluster_readahead(off);
+                true
+            }
+        };
+        let (pfn, _) = self.swapin_page(off)?;
         self.delete_from_swap_cache(pfn);
         self.shmem_add_to_page_cache(file, index, pfn);
         self.lru_relink_if_needed(pfn);

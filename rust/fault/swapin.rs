@@ -4,6 +4,7 @@
 use super::{Fault, Vmf};
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
+use crate::mm::swap_state::Shadow;
 use crate::mm::vmstat::Vm;
 use crate::mm::{MM_ANONPAGES, MM_SWAPENTS, vm};
 use crate::sim::log::{Ev, fault_path};
@@ -47,8 +48,12 @@ impl Kernel {
         Ok((pfn, true))
     }
 
-    /// `workingset_refault` for an anon page (v5.9+): a refault whose distance fits the
-    /// workingset activates the page.
+    /// `workingset_refault` (mm/workingset.c v6.12) for an anon page (v5.9+): every refault
+    /// of a page that left a shadow counts WORKINGSET_REFAULT; one whose refault distance fits
+    /// the workingset (`workingset_test_recent`) is activated ("folio_set_active(folio);
+    /// workingset_age_nonresident(lruvec, nr);", WORKINGSET_ACTIVATE), and if it was
+    /// PG_workingset when evicted ("Folio was active prior to eviction") it is PG_workingset
+    /// again and counts WORKINGSET_RESTORE.
     fn workingset_refault(&mut self, pfn: u32, off: u32) {
         let Some(shadow) = self.swap.take_shadow(off) else {
             return;
@@ -57,18 +62,40 @@ impl Kernel {
             return;
         }
         self.vmstat.inc(Vm::workingset_refault_anon);
-        let distance = self.nonresident_age.wrapping_sub(shadow) as u64;
-        let ws = self.lru.size(crate::vmscan::lru::LruList::ActiveAnon)
-            + self.lru.size(crate::vmscan::lru::LruList::ActiveFile)
-            + self.lru.size(crate::vmscan::lru::LruList::InactiveFile);
-        if distance <= ws {
-            self.mem.frames[pfn as usize].set(pg::PG_ACTIVE | pg::PG_WORKINGSET);
-            self.vmstat.inc(Vm::workingset_activate_anon);
-            self.workingset_age();
+        if !self.workingset_test_recent(shadow) {
+            return;
+        }
+        self.mem.frames[pfn as usize].set(pg::PG_ACTIVE);
+        self.workingset_age();
+        self.vmstat.inc(Vm::workingset_activate_anon);
+        if shadow.workingset {
+            self.mem.frames[pfn as usize].set(pg::PG_WORKINGSET);
+            if self.profile.scan_balance_by_cost {
+                self.lru_note_cost(false, 1, 0); // lru_note_cost_refault
+            }
+            self.vmstat.inc(Vm::workingset_restore_anon);
         }
     }
 
-    /// `do_swap_page` (mm/memory.c, v4.13..v6.12). A hwpoison entry (x86_64, [`crate::mm::memory_failure`]) is
+    /// `workingset_test_recent` (mm/workingset.c v6.12) for an anon shadow: the refault
+    /// distance (`(refault - eviction) & EVICTION_MASK`) against the workingset: the file
+    /// lists, and the active anon list while free swap remains
+    /// (`mem_cgroup_get_nr_swap_pages(eviction_memcg) > 0`): "We don't activate pages that
+    /// couldn't stay resident even if all the memory was available to the workingset."
+    fn workingset_test_recent(&self, shadow: Shadow) -> bool {
+        use crate::vmscan::lru::LruList;
+        let distance = self.nonresident_age.wrapping_sub(shadow.eviction) & Shadow::EVICTION_MASK;
+        let mut ws = self.lru.size(LruList::ActiveFile) + self.lru.size(LruList::InactiveFile);
+        if self.swap.inuse() < self.swap.total() {
+            ws += self.lru.size(LruList::ActiveAnon);
+        }
+        distance as u64 <= ws
+    }
+
+    /// `do_swap_page` (mm/memory.c, v4.13..v6.12): the page from the swap cache
+    /// (`swap_cache_get_folio`) or read with readahead (`swapin_readahead`, a major fault;
+    /// [`crate::mm::swap_state`]). The device is never SWP_SYNCHRONOUS_IO (no swap-cache
+    /// bypass): a rotational disk. A hwpoison entry (x86_64, [`crate::mm::memory_failure`]) is
     /// `is_hwpoison_entry` → VM_FAULT_HWPOISON, which the arch fault handler turns into SIGBUS.
     pub(crate) fn do_swap_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         let arch = self.arch();
@@ -79,9 +106,20 @@ impl Kernel {
         if !self.swap.is_valid(off) {
             return Fault::Sigbus;
         }
-        let (pfn, major) = match self.swapin_page(off) {
-            Ok(x) => x,
-            Err(f) => return f,
+        // swap_cache_get_folio; on a miss swapin_readahead, and "Had to read the page from swap
+        // area: Major fault" even when readahead read it
+        let (pfn, major) = match self.swap_cache_get_folio(off) {
+            Some(pfn) => {
+                self.get_page(pfn);
+                (pfn, false)
+            }
+            None => {
+                self.swap_cluster_readahead(off);
+                match self.swapin_page(off) {
+                    Ok((pfn, _)) => (pfn, true),
+                    Err(f) => return f,
+                }
+            }
         };
         if major {
             self.count_majfault();

@@ -27,6 +27,9 @@ pub mod pg {
     pub const PG_MLOCKED: u32 = 1 << 9;
     pub const PG_UNEVICTABLE: u32 = 1 << 10;
     pub const PG_RECLAIM: u32 = 1 << 11;
+    /// `PG_readahead` shares PG_reclaim's bit (include/linux/page-flags.h: "PG_readahead is
+    /// only used for reads; PG_reclaim is only for writes").
+    pub const PG_READAHEAD: u32 = PG_RECLAIM;
     pub const PG_HWPOISON: u32 = 1 << 12;
     pub const PG_RESERVED: u32 = 1 << 13;
     /// The page is in the buddy allocator (free).

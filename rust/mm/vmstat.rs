@@ -61,6 +61,7 @@ counters! {
     unevictable_pgs_munlocked = "unevictable_pgs_munlocked",
     unevictable_pgs_rescued = "unevictable_pgs_rescued",
     swap_ra = "swap_ra",
+    swap_ra_hit = "swap_ra_hit",
     oom_kill = "oom_kill",
     /// try_to_unmap_one took the `pte_unused` branch: the PTE is left none, no swap entry.
     model_pte_unused_dropped = "model_pte_unused_dropped",

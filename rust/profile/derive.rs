@@ -223,6 +223,8 @@ pub static SWITCHES: &[Switch] = &[
     switch!(bool swapin_activates, "v5.9: J. Kim, \"mm/swap: implement workingset detection for anonymous LRU\" (false)"),
     switch!(bool workingset_anon, "v5.9: J. Kim, \"mm/swap: implement workingset detection for anonymous LRU\""),
     switch!(bool references_two_strikes, "v5.9: J. Kim, \"mm/vmscan: protect the workingset on anonymous LRU\""),
+    switch!(bool scan_balance_by_cost,
+        "v5.8: 1431d4d11abb \"mm: base LRU balancing on an explicit cost model\", b91ac374346b \"mm: vmscan: enforce inactive:active ratio at the reclaim root\", 53138cea7f39 \"mm: vmscan: move file exhaustion detection to the node level\"; v5.9: 170b04b7ae49 \"mm/workingset: prepare the workingset detection infrastructure for anon LRU\" (anon refaults)"),
     switch!(bool madv_cold_pageout, "v5.4: M. Kim, \"mm: introduce MADV_COLD\" and \"mm: introduce MADV_PAGEOUT\""),
     switch!(int min_free_kbytes_max, "v5.8: init_per_zone_wmark_min's upper bound raised from 65536 to 262144 (subject unverified)"),
     switch!(bool uffd_minor,

@@ -117,7 +117,7 @@ pub mod arg {
     named!(
         addr bandwidth bits count depth dest_memory dest_swap dst end g guest_memory host host_pages
         latency_ns limit load_interval_ns max_states max_time_ns n nr_pages offset old_addr
-        op_interval_ns other_load pages pfn pid precopy_iterations prot requests seed since source_memory
+        op_interval_ns other_load page_cluster pages pfn pid precopy_iterations prot requests seed since source_memory
         source_swap start swap_pages swp_type tid until until_ns value vcpu vcpus walk_len walks
     );
 }

@@ -254,6 +254,18 @@ impl PyKernel {
         with(py, &self.k, |k| Ok(k.blocked_threads().into_iter().map(|(p, t, b)| (p, t, b.addr, b.since)).collect()))
     }
 
+    /// `vm.page-cluster`: swap readahead reads up to `2**page_cluster` pages (0 to 31; the
+    /// kernel's default is 3, or 2 below 16 MiB of memory).
+    #[getter]
+    fn page_cluster(&self, py: Python<'_>) -> PyResult<u8> {
+        with(py, &self.k, |k| Ok(k.page_cluster()))
+    }
+    #[setter]
+    fn set_page_cluster(&self, py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v: u32 = arg::page_cluster(v)?;
+        with(py, &self.k, |k| k.set_page_cluster(v))
+    }
+
     /// KVM migration mode on this host (every ESSA is intercepted).
     #[getter]
     fn kvm_migration_mode(&self, py: Python<'_>) -> PyResult<bool> {

@@ -46,7 +46,8 @@ impl PyReplayRun {
     /// process, with the GIL released.
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
-        kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None))]
+        kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
+        page_cluster = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -62,6 +63,7 @@ impl PyReplayRun {
         as_recorded: bool,
         shmem: bool,
         guest: Option<(u64, u64, u64, u64)>,
+        #[pyo3(from_py_with = arg::page_cluster)] page_cluster: Option<u32>,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -80,6 +82,7 @@ impl PyReplayRun {
                 as_recorded,
                 shmem,
                 guest: guest.map(|(held, min, low, high)| GuestZone { held, min, low, high }),
+                page_cluster,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

@@ -195,12 +195,16 @@ impl Kernel {
     }
 
     /// `mark_page_accessed` (4.x / `folio_mark_accessed`): a second reference activates an
-    /// inactive page; the first only sets PG_referenced.
+    /// inactive page and ages the workingset clock (`workingset_activation`, mm/workingset.c
+    /// v6.12, read with anon workingset detection only); the first only sets PG_referenced.
     pub(crate) fn mark_page_accessed(&mut self, pfn: u32) {
         let f = &self.mem.frames[pfn as usize];
         if !f.test(pg::PG_ACTIVE) && !f.test(pg::PG_UNEVICTABLE) && f.test(pg::PG_REFERENCED) && f.test(pg::PG_LRU) {
             self.activate_page(pfn);
             self.mem.frames[pfn as usize].clear(pg::PG_REFERENCED);
+            if self.profile.workingset_anon {
+                self.workingset_age();
+            }
         } else if !f.test(pg::PG_REFERENCED) {
             self.mem.frames[pfn as usize].set(pg::PG_REFERENCED);
         }

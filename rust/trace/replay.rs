@@ -94,6 +94,9 @@ pub struct ReplayConfig {
     pub shmem: bool,
     /// The zone as a guest reported it: pages held by others and its watermarks.
     pub guest: Option<GuestZone>,
+    /// `vm.page-cluster` (swap readahead of up to `1 << page_cluster` pages); None: the
+    /// kernel's default for the memory (`swap_setup`).
+    pub page_cluster: Option<u32>,
 }
 
 /// The replay of one trace, in progress or done.
@@ -176,6 +179,9 @@ impl Replay {
         kernel.mute_per_page();
         if let Some(z) = cfg.guest {
             kernel.set_guest_zone(z)?;
+        }
+        if let Some(c) = cfg.page_cluster {
+            kernel.set_page_cluster(c)?;
         }
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
@@ -270,6 +276,7 @@ mod tests {
             as_recorded: false,
             shmem: false,
             guest: None,
+            page_cluster: None,
         }
     }
 
@@ -319,7 +326,9 @@ mod tests {
         let mut r = Replay::open(&p, &cfg(MemorySize::Fraction(0.5))).unwrap();
         assert_eq!((r.format, r.map, r.distinct_pages), (Format::Oracle, PageMap::Hashed, 50));
         assert!(r.advance(u64::MAX).unwrap());
-        assert_eq!(r.count(Outcome::Minor), 50);
+        // first touches, and pages swap readahead brought into the swap cache (SWAP_RA_HIT)
+        let ra_hits = r.kernel.vmstat.get(crate::mm::vmstat::Vm::swap_ra_hit);
+        assert_eq!(r.count(Outcome::Minor), 50 + ra_hits);
         // a truncated file: the error names the offset, before anything ran
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 5]).unwrap();

@@ -62,6 +62,9 @@ impl Kernel {
         if sc.nr_reclaimed == 0 && !self.pgdat_balanced() {
             self.kswapd.failures += 1;
         }
+        if self.profile.scan_balance_by_cost {
+            self.snapshot_refaults();
+        }
         sc.nr_reclaimed
     }
 

@@ -14,20 +14,35 @@ use lru::LruList;
 use shrink::ScanControl;
 
 impl Kernel {
-    /// `do_try_to_free_pages` at priorities 12 .. 0 until `sc.nr_to_reclaim` is met.
+    /// `do_try_to_free_pages` at priorities 12 .. 0 until `sc.nr_to_reclaim` is met. v5.8+
+    /// (`scan_balance_by_cost`, mm/vmscan.c v6.12): the refaults are snapshot at the end
+    /// (`snapshot_refaults`), and a reclaim that got nothing after skipping an active list
+    /// retries from the first priority with `force_deactivate`.
     pub(crate) fn do_try_to_free_pages(&mut self, sc: &mut ScanControl) -> u64 {
+        let initial_priority = sc.priority;
         loop {
-            sc.nr_scanned = 0;
-            self.shrink_node(sc);
-            if sc.nr_reclaimed >= sc.nr_to_reclaim {
-                break;
+            loop {
+                sc.nr_scanned = 0;
+                self.shrink_node(sc);
+                if sc.nr_reclaimed >= sc.nr_to_reclaim {
+                    break;
+                }
+                sc.priority -= 1;
+                if sc.priority < 0 {
+                    break;
+                }
             }
-            sc.priority -= 1;
-            if sc.priority < 0 {
-                break;
+            if !self.profile.scan_balance_by_cost {
+                return sc.nr_reclaimed;
             }
+            self.snapshot_refaults();
+            if sc.nr_reclaimed > 0 || !sc.skipped_deactivate || sc.force_deactivate {
+                return sc.nr_reclaimed;
+            }
+            sc.priority = initial_priority;
+            sc.force_deactivate = true;
+            sc.skipped_deactivate = false;
         }
-        sc.nr_reclaimed
     }
 
     /// `try_to_free_pages`: direct reclaim of SWAP_CLUSTER_MAX pages by an allocating task.

@@ -38,6 +38,17 @@ pub struct ScanControl {
     pub kswapd: bool,
     pub nr_scanned: u64,
     pub nr_reclaimed: u64,
+    /// `sc->may_deactivate` (v5.8+): [anon, file] active lists may be deactivated.
+    pub may_deactivate: [bool; 2],
+    /// `sc->force_deactivate`: deactivate regardless (do_try_to_free_pages's retry).
+    pub force_deactivate: bool,
+    /// `sc->skipped_deactivate`: an active list was left alone for `may_deactivate`.
+    pub skipped_deactivate: bool,
+    /// `sc->file_is_tiny`: "If the system is almost out of file pages, force-scan anon."
+    pub file_is_tiny: bool,
+    /// `sc->cache_trim_mode`: "If there is enough inactive page cache, we do not reclaim
+    /// anything from the anonymous working right now."
+    pub cache_trim_mode: bool,
 }
 
 impl ScanControl {
@@ -51,6 +62,11 @@ impl ScanControl {
             kswapd,
             nr_scanned: 0,
             nr_reclaimed: 0,
+            may_deactivate: [false; 2],
+            force_deactivate: false,
+            skipped_deactivate: false,
+            file_is_tiny: false,
+            cache_trim_mode: false,
         }
     }
 }
@@ -100,8 +116,104 @@ impl Kernel {
         inactive * ratio < active
     }
 
-    /// `get_scan_count`: pages to scan on each evictable list at this priority.
+    /// `prepare_scan_control` (mm/vmscan.c v6.12, [`Profile::scan_balance_by_cost`]): whether
+    /// each active list may be deactivated ("When refaults are being observed, it means a new
+    /// workingset is being established. Deactivate to get rid of any stale active pages
+    /// quickly."), cache trim mode and "file is tiny", decided for the node before its lists
+    /// are shrunk.
+    ///
+    /// [`Profile::scan_balance_by_cost`]: crate::profile::Profile::scan_balance_by_cost
+    fn prepare_scan_control(&mut self, sc: &mut ScanControl) {
+        if !sc.force_deactivate {
+            let refaults =
+                [self.vmstat.get(Vm::workingset_activate_anon), self.vmstat.get(Vm::workingset_activate_file)];
+            for file in [0, 1] {
+                sc.may_deactivate[file] =
+                    refaults[file] != self.lru_recent.refaults[file] || self.inactive_is_low(file == 1);
+            }
+        } else {
+            sc.may_deactivate = [true; 2];
+        }
+        let inactive_file = self.lru.size(LruList::InactiveFile);
+        sc.cache_trim_mode = inactive_file >> sc.priority > 0 && !sc.may_deactivate[1];
+        let file = inactive_file + self.lru.size(LruList::ActiveFile);
+        let anon = self.lru.size(LruList::InactiveAnon);
+        sc.file_is_tiny =
+            file + self.mem.nr_free() <= self.mem.wmark.high && !sc.may_deactivate[0] && anon >> sc.priority > 0;
+    }
+
+    /// `snapshot_refaults` (mm/vmscan.c v6.12): the WORKINGSET_ACTIVATE counts at the end of a
+    /// reclaim, against which the next one tells new refaults.
+    pub(crate) fn snapshot_refaults(&mut self) {
+        self.lru_recent.refaults =
+            [self.vmstat.get(Vm::workingset_activate_anon), self.vmstat.get(Vm::workingset_activate_file)];
+    }
+
+    /// `lru_note_cost` (mm/swap.c v6.12): the cost of reclaiming from one type ("cost = nr_io *
+    /// SWAP_CLUSTER_MAX + nr_rotated"), halved for both types once they exceed a quarter of
+    /// the LRU pages ("Decay previous events").
+    pub(crate) fn lru_note_cost(&mut self, file: bool, nr_io: u64, nr_rotated: u64) {
+        let cost = &mut self.lru_recent.cost;
+        cost[file as usize] += nr_io * SWAP_CLUSTER_MAX + nr_rotated;
+        let lrusize: u64 = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile]
+            .iter()
+            .map(|l| self.lru.size(*l))
+            .sum();
+        let cost = &mut self.lru_recent.cost;
+        if cost[0] + cost[1] > lrusize / 4 {
+            cost[0] /= 2;
+            cost[1] /= 2;
+        }
+    }
+
+    /// `get_scan_count`: pages to scan on each evictable list at this priority. v5.8+
+    /// (`scan_balance_by_cost`, mm/vmscan.c v6.12): no swap → file only; priority 0 → equal;
+    /// `file_is_tiny` → anon only; `cache_trim_mode` → file only; else by reclaim cost: "ap =
+    /// swappiness * (total_cost + 1); ap /= anon_cost + 1; fp = (MAX_SWAPPINESS - swappiness) *
+    /// (total_cost + 1); fp /= file_cost + 1;" with each cost counted twice in the total.
     fn get_scan_count(&mut self, sc: &ScanControl) -> [u64; 4] {
+        if !self.profile.scan_balance_by_cost {
+            return self.get_scan_count_v4(sc);
+        }
+        let lists = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
+        // can_reclaim_anon_pages: get_nr_swap_pages() > 0
+        let (fraction, denominator, only) = if !sc.may_swap || self.swap.inuse() >= self.swap.total() {
+            ([0, 1], 1, Some(true))
+        } else if sc.priority == 0 {
+            ([1, 1], 1, None)
+        } else if sc.file_is_tiny {
+            ([1, 0], 1, Some(false))
+        } else if sc.cache_trim_mode {
+            ([0, 1], 1, Some(true))
+        } else {
+            let [a, f] = self.lru_recent.cost;
+            let (anon_cost, file_cost) = (a + f + a, a + f + f);
+            let total = anon_cost + file_cost;
+            let ap = SWAPPINESS * (total + 1) / (anon_cost + 1);
+            let fp = (200 - SWAPPINESS) * (total + 1) / (file_cost + 1);
+            ([ap, fp], ap + fp, None)
+        };
+        let mut nr = [0u64; 4];
+        for (i, l) in lists.iter().enumerate() {
+            let file = l.is_file() as usize;
+            let scan = self.lru.size(*l) >> sc.priority;
+            nr[i] = match only {
+                Some(f) => {
+                    if (f as usize) == file {
+                        scan
+                    } else {
+                        0
+                    }
+                }
+                None => scan * fraction[file] / denominator.max(1),
+            };
+        }
+        nr
+    }
+
+    /// `get_scan_count` of v4.13..v4.19: anon against file by `recent_scanned` /
+    /// `recent_rotated` (swappiness 60).
+    fn get_scan_count_v4(&mut self, sc: &ScanControl) -> [u64; 4] {
         #[derive(PartialEq)]
         enum Balance {
             Equal,
@@ -182,6 +294,9 @@ impl Kernel {
     /// SWAP_CLUSTER_MAX batches until their targets are met or enough was reclaimed, then
     /// rebalance the anon active list.
     pub(crate) fn shrink_node(&mut self, sc: &mut ScanControl) {
+        if self.profile.scan_balance_by_cost {
+            self.prepare_scan_control(sc);
+        }
         let mut nr = self.get_scan_count(sc);
         let lists = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
         let start = sc.nr_reclaimed;
@@ -202,11 +317,19 @@ impl Kernel {
         }
     }
 
-    /// `shrink_list`: an active list is only shrunk when its inactive list is low.
+    /// `shrink_list`: an active list is only shrunk when its inactive list is low (4.x) or
+    /// `sc->may_deactivate` allows it (v5.8+, [`Kernel::prepare_scan_control`]).
     fn shrink_list(&mut self, l: LruList, n: u64, sc: &mut ScanControl) {
         if l.is_active() {
-            if self.inactive_is_low(l.is_file()) {
+            let may = if self.profile.scan_balance_by_cost {
+                sc.may_deactivate[l.is_file() as usize]
+            } else {
+                self.inactive_is_low(l.is_file())
+            };
+            if may {
                 self.shrink_active_list(n, l, sc);
+            } else {
+                sc.skipped_deactivate = true;
             }
         } else {
             self.shrink_inactive_list(n, l, sc);
@@ -245,6 +368,19 @@ impl Kernel {
         self.put_page(pfn);
     }
 
+    /// `move_folios_to_lru` (mm/vmscan.c v6.12) for one isolated page: back on its list, and an
+    /// active page that stays on the LRU ages the workingset clock ("if
+    /// (folio_test_active(folio)) workingset_age_nonresident(lruvec, nr_pages);", with anon
+    /// workingset detection, v5.9: the clock is read only there).
+    fn move_folio_to_lru(&mut self, pfn: u32) {
+        let f = &self.mem.frames[pfn as usize];
+        let ages = f.test(pg::PG_ACTIVE) && !f.test(pg::PG_MLOCKED) && f.refcount > 1;
+        self.putback_lru_page(pfn);
+        if ages && self.profile.workingset_anon {
+            self.workingset_age();
+        }
+    }
+
     /// `shrink_active_list`: deactivate pages from the tail of an active list. Referenced anon
     /// pages are deactivated too (only referenced executable file pages keep their place).
     pub(crate) fn shrink_active_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) {
@@ -259,7 +395,7 @@ impl Kernel {
                 referenced += 1;
                 rotated += 1;
                 if r.vm_flags & vm::VM_EXEC != 0 && l.is_file() {
-                    self.putback_lru_page(pfn);
+                    self.move_folio_to_lru(pfn);
                     continue;
                 }
             }
@@ -293,8 +429,12 @@ impl Kernel {
         self.vmstat.add(if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct }, reclaimed);
         self.vmstat.add(if file == 1 { Vm::pgsteal_file } else { Vm::pgsteal_anon }, reclaimed);
         self.lru_recent.rotated[file] += stat.nr_activate[file];
+        if self.profile.scan_balance_by_cost {
+            // "lru_note_cost(lruvec, file, stat.nr_pageout, nr_scanned - nr_reclaimed);"
+            self.lru_note_cost(file == 1, stat.nr_pageout, nr_taken - reclaimed);
+        }
         for pfn in survivors {
-            self.putback_lru_page(pfn);
+            self.move_folio_to_lru(pfn);
         }
         sc.nr_reclaimed += reclaimed;
         self.tick(self.cost.reclaim_scan * nr_taken);
@@ -520,8 +660,13 @@ impl Kernel {
         }
         if let Some(off) = f.swap_offset() {
             if self.profile.workingset_anon {
-                let age = self.workingset_age();
-                self.swap.set_shadow(off, age);
+                // workingset_eviction (mm/workingset.c v6.12): "eviction =
+                // atomic_long_read(&lruvec->nonresident_age); ...
+                // workingset_age_nonresident(lruvec, folio_nr_pages(folio)); return
+                // pack_shadow(memcgid, pgdat, eviction, folio_test_workingset(folio));"
+                let eviction = self.nonresident_age;
+                self.workingset_age();
+                self.swap.set_shadow(off, eviction, f.test(pg::PG_WORKINGSET));
             }
             let fm = &mut self.mem.frames[pfn as usize];
             fm.private = 0;
@@ -595,4 +740,65 @@ enum PageoutResult {
     Activate,
     /// PAGE_SUCCESS: written (synchronously in the model).
     Success,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ScanControl;
+    use crate::kernel::Kernel;
+    use crate::mm::vmstat::Vm;
+    use crate::testutil::{kernel, proc_with_pages};
+
+    /// 400 anon pages, 200 of them active: the inactive list is not low.
+    fn half_active(profile: &str) -> Kernel {
+        let mut k = kernel(profile);
+        let (pid, a) = proc_with_pages(&mut k, false, 400);
+        for i in 0..400 {
+            let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+            if i < 200 { k.activate_page(pfn) } else { k.deactivate_page(pfn) } // 4.x starts active
+        }
+        assert!(!k.inactive_is_low(false));
+        k
+    }
+
+    #[test]
+    fn refaults_since_the_last_reclaim_let_612_deactivate_active_anon_pages() {
+        // prepare_scan_control (mm/vmscan.c v6.12): "refaults = lruvec_page_state(target_lruvec,
+        // WORKINGSET_ACTIVATE_ANON); if (refaults != target_lruvec->refaults[WORKINGSET_ANON] ||
+        // inactive_is_low(target_lruvec, LRU_INACTIVE_ANON)) sc->may_deactivate |=
+        // DEACTIVATE_ANON;" and snapshot_refaults at the end of a reclaim
+        let mut k = half_active("6.12");
+        let mut sc = ScanControl::new(32, true);
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.may_deactivate[0], "no refault, inactive not low");
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.prepare_scan_control(&mut sc);
+        assert!(sc.may_deactivate[0], "a refault activated a page since the last reclaim");
+        k.snapshot_refaults();
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.may_deactivate[0], "the snapshot took it");
+    }
+
+    #[test]
+    fn without_file_pages_612_scans_anon_by_cost_or_only_anon_when_file_is_tiny() {
+        // get_scan_count (mm/vmscan.c v6.12), SCAN_FRACT with no cost yet: "ap = swappiness *
+        // (total_cost + 1); ap /= anon_cost + 1; fp = (MAX_SWAPPINESS - swappiness) *
+        // (total_cost + 1); fp /= file_cost + 1;" = 60 and 140: anon lists scanned at 60/200
+        let mut k = half_active("6.12");
+        let mut sc = ScanControl::new(32, true);
+        sc.priority = 4;
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.file_is_tiny);
+        assert_eq!(k.get_scan_count(&sc), [(200 >> 4) * 60 / 200, (200 >> 4) * 60 / 200, 0, 0]);
+        // "If the system is almost out of file pages, force-scan anon": file + free <= high
+        k.mem.wmark.high = k.mem.nr_free();
+        k.prepare_scan_control(&mut sc);
+        assert!(sc.file_is_tiny);
+        assert_eq!(k.get_scan_count(&sc), [200 >> 4, 200 >> 4, 0, 0]);
+        // 4.18 (v4.13..v4.19 get_scan_count): recent_scanned / recent_rotated, no cost model
+        let mut k = half_active("4.18");
+        let sc = ScanControl { priority: 4, ..ScanControl::new(32, true) };
+        let nr = k.get_scan_count(&sc);
+        assert_eq!(nr[0], (200 >> 4) * 60 / 201, "ap = 60 * 1 / 1, fp = 140 * 1 / 1, denominator ap + fp + 1");
+    }
 }

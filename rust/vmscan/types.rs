@@ -28,4 +28,9 @@ pub struct Kswapd {
 pub struct RecentStat {
     pub scanned: [u64; 2],
     pub rotated: [u64; 2],
+    /// `lruvec->anon_cost` / `file_cost` (v5.8+, `lru_note_cost`).
+    pub cost: [u64; 2],
+    /// `lruvec->refaults[WORKINGSET_ANON / FILE]`: WORKINGSET_ACTIVATE at the end of the last
+    /// reclaim (`snapshot_refaults`, v5.9+ for anon).
+    pub refaults: [u64; 2],
 }

@@ -52,6 +52,8 @@ VMSTAT = (
     "workingset_refault_anon",
     "workingset_activate_anon",
     "workingset_restore_anon",
+    "swap_ra",
+    "swap_ra_hit",
 )
 #: The fields of /proc/meminfo kept (kB) from the start of a run.
 MEMINFO = (
@@ -197,10 +199,17 @@ def _int(obj: Mapping[str, object], key: str) -> int:
 
 
 def model_counters(
-    path: Path, arch: str, k: KernelRun, *, shmem: bool = False, evictable_free: bool = True
+    path: Path,
+    arch: str,
+    k: KernelRun,
+    *,
+    shmem: bool = False,
+    evictable_free: bool = True,
+    page_cluster: int = 0,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``) with the memory the
-    guest reported in ``k``: the :data:`VMSTAT` counters, ``majflt`` and ``minflt``.
+    guest reported in ``k`` and the guest's ``vm.page-cluster``: the :data:`VMSTAT` counters,
+    ``majflt`` and ``minflt``.
 
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
     lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
@@ -215,6 +224,7 @@ def model_counters(
         as_recorded=True,
         shmem=shmem,
         guest=(max(0, held), k.min, k.low, k.high),
+        page_cluster=page_cluster,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
@@ -362,7 +372,7 @@ def run_trace(
     with tempfile.TemporaryDirectory(prefix="reclaim-replay-") as td:
         path = Path(td) / "trace.bin"
         reclaim.trace.write(path, trace.keys, trace.writes, format="binary")
-        model = model_counters(path, arch, kernel[0], shmem=shmem)
+        model = model_counters(path, arch, kernel[0], shmem=shmem, page_cluster=page_cluster)
         ref = reference_misses(trace, capacity, Path(td))
     info = dict(g.info)
     info["manifest"] = g.manifest
