@@ -157,7 +157,7 @@ pub fn explore(
             verify: b.por_verify,
             visible,
         };
-        d.dfs(&root, depth, &[]);
+        d.dfs(&root, depth, &[], None);
         if rep.interrupted {
             break;
         }
@@ -254,20 +254,32 @@ struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
 
 impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
     /// Search from `st` with `left` steps left; the steps of `sleep` are not taken (each is
-    /// independent of every step since the state where it was explored).
-    fn dfs(&mut self, st: &State, left: u32, sleep: &[Step]) {
+    /// independent of every step since the state where it was explored). With `only`, the
+    /// state was searched before with at least `left` steps left and took every step but
+    /// those: take only those.
+    fn dfs(&mut self, st: &State, left: u32, sleep: &[Step], only: Option<&[Step]>) {
         if left == 0 || *self.stop {
             return;
         }
         let mut en = Vec::new();
         st.enabled(&mut en);
-        // the steps explored from here so far (the sleeping ones first) with their footprints
-        let mut done: Vec<(Step, Footprint)> =
-            if self.por { sleep.iter().map(|&z| (z, st.footprint(z))).collect() } else { Vec::new() };
+        // the steps explored from here so far (the sleeping ones, those of the search before)
+        // with their footprints
+        let mut done: Vec<(Step, Footprint)> = Vec::new();
+        if self.por {
+            done.extend(sleep.iter().map(|&z| (z, st.footprint(z))));
+            if let Some(only) = only {
+                let before = en.iter().filter(|s| !sleep.contains(s) && !only.contains(s));
+                done.extend(before.map(|&s| (s, st.footprint(s))));
+            }
+        }
         let mut child_sleep = Vec::new();
         for s in en {
             if sleep.contains(&s) {
                 self.rep.pruned += 1;
+                continue;
+            }
+            if only.is_some_and(|o| !o.contains(&s)) {
                 continue;
             }
             child_sleep.clear();
@@ -304,8 +316,12 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
                 for v in v {
                     self.found.entry((v.predicate, v.cause)).or_insert_with(|| self.path.clone());
                 }
-            } else if !*self.stop && self.visit(key, left - 1, &child_sleep) {
-                self.dfs(&next, left - 1, &child_sleep);
+            } else if !*self.stop {
+                match self.visit(key, left - 1, &child_sleep) {
+                    Visit::Skip => {}
+                    Visit::Search => self.dfs(&next, left - 1, &child_sleep, None),
+                    Visit::Missing(only) => self.dfs(&next, left - 1, &child_sleep, Some(&only)),
+                }
             }
             self.path.pop();
             if *self.stop {
@@ -317,24 +333,38 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
         }
     }
 
-    /// Whether a state reached with `left` steps left and `sleep` asleep must be searched: not
-    /// if it was searched with at least as many steps left and a sleep set contained in `sleep`
-    /// (that search took every step this one would). Records the search.
-    fn visit(&mut self, key: u64, left: u32, sleep: &[Step]) -> bool {
+    /// Whether a state reached with `left` steps left and `sleep` asleep must be searched, and
+    /// which of its steps: none if it was searched with at least as many steps left and a sleep
+    /// set contained in `sleep` (that search took every step this one would); only the steps
+    /// that slept then and do not now if it was searched with at least as many steps left;
+    /// else all. Records the search.
+    fn visit(&mut self, key: u64, left: u32, sleep: &[Step]) -> Visit {
         match self.seen.get_mut(&key) {
-            Some(s) if s.left >= left && s.sleep.iter().all(|z| sleep.contains(z)) => false,
-            Some(s) if s.left == left => {
-                // both searches together took every step outside both sleep sets
-                s.sleep.retain(|z| sleep.contains(z));
-                true
+            Some(s) if s.left >= left => {
+                let missing: Vec<Step> = s.sleep.iter().copied().filter(|z| !sleep.contains(z)).collect();
+                if missing.is_empty() {
+                    return Visit::Skip;
+                }
+                if s.left == left {
+                    // both searches together took every step outside both sleep sets
+                    s.sleep.retain(|z| sleep.contains(z));
+                }
+                Visit::Missing(missing)
             }
-            Some(s) if s.left > left => true,
             _ => {
                 self.seen.insert(key, Seen { left, sleep: sleep.to_vec() });
-                true
+                Visit::Search
             }
         }
     }
+}
+
+/// What to search from a state reached again ([`Dfs::visit`]).
+enum Visit {
+    Skip,
+    Search,
+    /// Only these steps (the others were taken from it before).
+    Missing(Vec<Step>),
 }
 
 /// Whether `s` and `z`, both enabled in `st` and taken as independent, commute there: each
