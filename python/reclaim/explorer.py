@@ -262,7 +262,9 @@ class ExploreResult:
     ``max_states`` (the state budget); ``states`` the distinct states visited and
     ``transitions`` the steps applied (over all passes and walks); ``exhaustive`` whether every
     interleaving up to ``depth`` was searched; ``walks`` the random walks taken beyond it;
-    ``seconds`` the wall time."""
+    ``seconds`` the wall time; ``por`` whether partial-order reduction was on and ``pruned``
+    the steps it did not take (each only reordered independent steps of an interleaving
+    already searched)."""
 
     scenario: Scenario
     findings: tuple[Finding, ...]
@@ -277,6 +279,9 @@ class ExploreResult:
     exhaustive: bool
     walks: int
     seconds: float
+    por: bool = True
+    #: Steps the exhaustive passes did not take (partial-order reduction; 0 without it).
+    pruned: int = 0
 
     @property
     def states_per_second(self) -> float:
@@ -331,6 +336,11 @@ class ExploreResult:
             f"{self.walks} random walks, {self.seconds:.1f} s "
             f"({self.states_per_second:,.0f} states/s, {self.steps_per_second:,.0f} steps/s)",
         ]
+        if self.por:
+            out.append(
+                f"partial-order reduction: {self.pruned:,} steps not taken (they only reorder "
+                "independent steps of an interleaving searched)"
+            )
         for f in self.findings:
             out += ["", f.text()]
         if "userfault_on_received" in self.predicates:
@@ -365,6 +375,7 @@ def explore(
     predicates: Sequence[str] | None = None,
     predicate: UserPredicate | None = None,
     progress: Callable[[int], object] | bool | None = None,
+    por: bool = True,
 ) -> ExploreResult:
     """Search ``scenario`` (or the default scenario of a profile name) for violations.
 
@@ -372,7 +383,10 @@ def explore(
     ``predicate`` adds your own, a function of an :class:`reclaim.ExploreState`.
     ``progress``: a function of the states searched so far, True for a bar on stderr, or None
     for a bar only when stderr is a terminal. An exception raised by ``predicate`` or
-    ``progress`` (or Ctrl-C) ends the search and propagates.
+    ``progress`` (or Ctrl-C) ends the search and propagates. ``por``: partial-order reduction
+    (sleep sets) in the exhaustive search, the same findings from fewer states; ``por=False``
+    takes every interleaving (for comparison). A user ``predicate`` may read any of the state,
+    so with one every interleaving is taken anyway.
     """
     sc = Scenario(scenario) if isinstance(scenario, str) else scenario
     names = tuple(PREDICATE_NAMES if predicates is None else predicates)
@@ -396,6 +410,7 @@ def explore(
             predicates=list(names),
             predicate=predicate,
             progress=cb,
+            por=por,
         )
     finally:
         if bar:
@@ -412,6 +427,8 @@ def explore(
         exhaustive=r.exhaustive,
         walks=r.walks,
         seconds=r.seconds,
+        por=r.por,
+        pruned=r.pruned,
     )
 
 

@@ -32,6 +32,7 @@
 
 mod apply;
 mod explain;
+mod por;
 mod scenario;
 mod search;
 mod shrink;

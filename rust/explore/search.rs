@@ -3,6 +3,7 @@
 
 use super::apply::{Checker, replay_all};
 use super::explain::explain;
+use super::por::{Footprint, visible};
 use super::scenario::{Predicate, Scenario, Step};
 use super::shrink::{Shorter, shortest_over, shrink};
 use super::state::{Cause, State, Violation};
@@ -70,6 +71,14 @@ pub struct Report {
     pub interrupted: bool,
     pub walks: u64,
     pub seconds: f64,
+    /// Partial-order reduction was on ([`Bounds::por`]).
+    pub por: bool,
+    /// Steps the exhaustive passes did not take because they slept (partial-order reduction:
+    /// an interleaving that only reorders independent steps of one already explored).
+    pub pruned: u64,
+    /// With [`Bounds::por_verify`]: each independence the search relied on that running both
+    /// orders contradicted (empty when the reduction is sound on what was explored).
+    pub por_unsound: Vec<String>,
 }
 
 /// Bounds of a search.
@@ -80,11 +89,17 @@ pub struct Bounds {
     pub walks: u64,
     pub walk_len: u32,
     pub seed: u64,
+    /// Partial-order reduction (sleep sets, [`super::por`]) in the exhaustive passes: the
+    /// same findings, fewer states. Off: every interleaving is taken.
+    pub por: bool,
+    /// Check every independence the reduction relies on by running both orders (slow: for
+    /// tests); what contradicts it goes to [`Report::por_unsound`].
+    pub por_verify: bool,
 }
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { depth: 12, max_states: 2_000_000, walks: 200, walk_len: 40, seed: 0 }
+        Bounds { depth: 12, max_states: 2_000_000, walks: 200, walk_len: 40, seed: 0, por: true, por_verify: false }
     }
 }
 
@@ -116,7 +131,8 @@ pub fn explore(
 ) -> Result<Report> {
     let t0 = std::time::Instant::now();
     let root = State::new(sc)?;
-    let mut rep = Report::default();
+    let mut rep = Report { por: b.por, ..Report::default() };
+    let visible = visible(&ck.builtins, ck.user.is_some());
     let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
     let mut visited: HashSet<u64> = HashSet::new();
     visited.insert(root.key());
@@ -124,7 +140,7 @@ pub fn explore(
     // iterative deepening: the first counterexample of each (predicate, cause) is a shortest one
     let mut budget_hit = false;
     for depth in 1..=b.depth {
-        let mut seen: HashMap<u64, u32> = HashMap::new();
+        let mut seen: HashMap<u64, Seen> = HashMap::new();
         let mut path = Vec::new();
         let mut stop = false;
         let mut d = Dfs {
@@ -137,8 +153,11 @@ pub fn explore(
             max_states: b.max_states,
             stop: &mut stop,
             progress: &mut progress,
+            por: b.por,
+            verify: b.por_verify,
+            visible,
         };
-        d.dfs(&root, depth);
+        d.dfs(&root, depth, &[], None);
         if rep.interrupted {
             break;
         }
@@ -207,11 +226,18 @@ pub fn explore(
     Ok(rep)
 }
 
+/// How a state was searched in a depth pass: with how many steps left, and which steps slept
+/// there (the steps not taken from it).
+struct Seen {
+    left: u32,
+    sleep: Vec<Step>,
+}
+
 /// One depth pass of the exhaustive search.
 struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
     ck: &'a mut Checker<'c>,
-    /// State hash → the largest remaining depth it was searched with in this pass.
-    seen: &'a mut HashMap<u64, u32>,
+    /// State hash → how it was searched in this pass.
+    seen: &'a mut HashMap<u64, Seen>,
     /// Every state hash visited by any pass.
     visited: &'a mut HashSet<u64>,
     path: &'a mut Vec<Step>,
@@ -220,16 +246,50 @@ struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
     max_states: u64,
     stop: &'a mut bool,
     progress: &'a mut P,
+    por: bool,
+    verify: bool,
+    /// What the state predicates read ([`visible`]).
+    visible: u64,
 }
 
 impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
-    fn dfs(&mut self, st: &State, left: u32) {
+    /// Search from `st` with `left` steps left; the steps of `sleep` are not taken (each is
+    /// independent of every step since the state where it was explored). With `only`, the
+    /// state was searched before with at least `left` steps left and took every step but
+    /// those: take only those.
+    fn dfs(&mut self, st: &State, left: u32, sleep: &[Step], only: Option<&[Step]>) {
         if left == 0 || *self.stop {
             return;
         }
         let mut en = Vec::new();
         st.enabled(&mut en);
+        // the steps explored from here so far (the sleeping ones, those of the search before)
+        // with their footprints
+        let mut done: Vec<(Step, Footprint)> = Vec::new();
+        if self.por {
+            done.extend(sleep.iter().map(|&z| (z, st.footprint(z))));
+            if let Some(only) = only {
+                let before = en.iter().filter(|s| !sleep.contains(s) && !only.contains(s));
+                done.extend(before.map(|&s| (s, st.footprint(s))));
+            }
+        }
+        let mut child_sleep = Vec::new();
         for s in en {
+            if sleep.contains(&s) {
+                self.rep.pruned += 1;
+                continue;
+            }
+            if only.is_some_and(|o| !o.contains(&s)) {
+                continue;
+            }
+            child_sleep.clear();
+            let fs = if self.por {
+                let fs = st.footprint(s);
+                child_sleep.extend(done.iter().filter(|(_, fz)| fz.independent(fs, self.visible)).map(|&(z, _)| z));
+                Some(fs)
+            } else {
+                None
+            };
             let mut next = st.clone();
             self.rep.transitions += 1;
             self.path.push(s);
@@ -245,18 +305,102 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
                     *self.stop = true;
                 }
             }
+            if self.verify && v.is_empty() {
+                for &z in &child_sleep {
+                    if let Err(why) = commute(self.ck, st, s, z) {
+                        self.rep.por_unsound.push(format!("after {:?}: {why}", self.path));
+                    }
+                }
+            }
             if !v.is_empty() {
                 for v in v {
                     self.found.entry((v.predicate, v.cause)).or_insert_with(|| self.path.clone());
                 }
-            } else if !*self.stop && !matches!(self.seen.get(&key), Some(&l) if l >= left - 1) {
-                self.seen.insert(key, left - 1);
-                self.dfs(&next, left - 1);
+            } else if !*self.stop {
+                match self.visit(key, left - 1, &child_sleep) {
+                    Visit::Skip => {}
+                    Visit::Search => self.dfs(&next, left - 1, &child_sleep, None),
+                    Visit::Missing(only) => self.dfs(&next, left - 1, &child_sleep, Some(&only)),
+                }
             }
             self.path.pop();
             if *self.stop {
                 return;
             }
+            if let Some(fs) = fs {
+                done.push((s, fs));
+            }
         }
     }
+
+    /// Whether a state reached with `left` steps left and `sleep` asleep must be searched, and
+    /// which of its steps: none if it was searched with at least as many steps left and a sleep
+    /// set contained in `sleep` (that search took every step this one would); only the steps
+    /// that slept then and do not now if it was searched with at least as many steps left;
+    /// else all. Records the search.
+    fn visit(&mut self, key: u64, left: u32, sleep: &[Step]) -> Visit {
+        match self.seen.get_mut(&key) {
+            Some(s) if s.left >= left => {
+                let missing: Vec<Step> = s.sleep.iter().copied().filter(|z| !sleep.contains(z)).collect();
+                if missing.is_empty() {
+                    return Visit::Skip;
+                }
+                if s.left == left {
+                    // both searches together took every step outside both sleep sets
+                    s.sleep.retain(|z| sleep.contains(z));
+                }
+                Visit::Missing(missing)
+            }
+            _ => {
+                self.seen.insert(key, Seen { left, sleep: sleep.to_vec() });
+                Visit::Search
+            }
+        }
+    }
+}
+
+/// What to search from a state reached again ([`Dfs::visit`]).
+enum Visit {
+    Skip,
+    Search,
+    /// Only these steps (the others were taken from it before).
+    Missing(Vec<Step>),
+}
+
+/// Whether `s` and `z`, both enabled in `st` and taken as independent, commute there: each
+/// stays enabled after the other, both orders reach the same state (with the same guest
+/// values and causes), and each reports the same violations after the other as alone.
+fn commute(ck: &mut Checker<'_>, st: &State, s: Step, z: Step) -> std::result::Result<(), String> {
+    let keys = |v: Vec<super::state::Violation>| {
+        let mut k: Vec<(Predicate, Cause)> = v.into_iter().map(|v| (v.predicate, v.cause)).collect();
+        k.sort();
+        k
+    };
+    let mut en = Vec::new();
+    let run = |ck: &mut Checker<'_>, first: Step, second: Step, en: &mut Vec<Step>| {
+        let mut a = st.clone();
+        let v1 = keys(ck.step(&mut a, first));
+        a.enabled(en);
+        let enabled = en.contains(&second);
+        let v2 = if enabled { keys(ck.step(&mut a, second)) } else { Vec::new() };
+        (a, v1, enabled, v2)
+    };
+    let (a, va1, a_en, va2) = run(ck, s, z, &mut en);
+    let (b, vb1, b_en, vb2) = run(ck, z, s, &mut en);
+    let (s_t, z_t) = (s.text(), z.text());
+    if !a_en || !b_en {
+        return Err(format!("{s_t} and {z_t}: one disables the other"));
+    }
+    if !a.same_as(&b) {
+        return Err(format!("{s_t} and {z_t}: the two orders reach different states"));
+    }
+    // each step after the other (once the other passed every check) reports what it reports
+    // alone
+    if va1.is_empty() && va2 != vb1 {
+        return Err(format!("{z_t} after {s_t} reports {va2:?}, alone {vb1:?}"));
+    }
+    if vb1.is_empty() && vb2 != va1 {
+        return Err(format!("{s_t} after {z_t} reports {vb2:?}, alone {va1:?}"));
+    }
+    Ok(())
 }

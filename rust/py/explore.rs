@@ -254,7 +254,7 @@ fn take_err(err: &Mutex<Option<PyErr>>) -> PyResult<()> {
 /// exception in it or in `predicate` (or Ctrl-C) ends the search and is raised.
 #[pyfunction]
 #[pyo3(signature = (scenario, *, depth, max_states, walks, walk_len, seed, predicates = None, predicate = None,
-    progress = None))]
+    progress = None, por = true))]
 #[allow(clippy::too_many_arguments)]
 fn explore_scenario(
     py: Python<'_>,
@@ -267,6 +267,7 @@ fn explore_scenario(
     predicates: Option<Vec<String>>,
     predicate: Option<Py<PyAny>>,
     progress: Option<Py<PyAny>>,
+    por: bool,
 ) -> PyResult<PyExploreResult> {
     if depth == 0 || depth > 64 {
         return Err(to_pyerr(Error::invalid(format!("depth must be 1 to 64, not {depth}"))));
@@ -275,7 +276,7 @@ fn explore_scenario(
         return Err(to_pyerr(Error::invalid("max_states must be positive")));
     }
     let builtins = parse_predicates(predicates)?;
-    let b = Bounds { depth, max_states, walks, walk_len, seed };
+    let b = Bounds { depth, max_states, walks, walk_len, seed, por, por_verify: false };
     let sc = scenario.sc.clone();
     let err = Mutex::new(None);
     let report = py.detach(|| {
@@ -429,6 +430,17 @@ impl PyExploreResult {
     #[getter]
     fn seconds(&self) -> f64 {
         self.report.seconds
+    }
+    /// Whether partial-order reduction (sleep sets) was on in the exhaustive passes.
+    #[getter]
+    fn por(&self) -> bool {
+        self.report.por
+    }
+    /// Steps the exhaustive passes did not take because they only reorder independent steps of
+    /// an interleaving already explored (0 without partial-order reduction).
+    #[getter]
+    fn pruned(&self) -> u64 {
+        self.report.pruned
     }
 }
 

@@ -50,6 +50,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 predicates=args.predicate,
                 progress=None if not args.json else False,
+                por=args.por,
             )
         )
     if args.pytest:
@@ -73,6 +74,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
                 "transitions": r.transitions,
                 "walks": r.walks,
                 "seconds": round(r.seconds, 3),
+                "por": r.por,
+                "pruned": r.pruned,
                 "findings": [
                     {
                         "predicate": f.predicate,
@@ -157,6 +160,12 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
     ex.add_argument("--seed", type=integer(), default=0, help="seed of the random walks")
     ex.add_argument(
         "--predicate", action="append", help="check only this predicate (repeatable; default all)"
+    )
+    ex.add_argument(
+        "--no-por",
+        dest="por",
+        action="store_false",
+        help="take every interleaving: no partial-order reduction (sleep sets), for comparison",
     )
     ex.add_argument("--json", action="store_true", help="machine-readable output")
     ex.add_argument("--pytest", help="write a pytest test per finding to this file")
