@@ -182,6 +182,11 @@ impl Kernel {
     /// SWAP_CLUSTER_MAX batches until their targets are met or enough was reclaimed, then
     /// rebalance the anon active list.
     pub(crate) fn shrink_node(&mut self, sc: &mut ScanControl) {
+        if self.lru_gen_enabled() {
+            // v6.12: `if (lru_gen_enabled() && root_reclaim(sc)) { lru_gen_shrink_node(..) }`
+            self.lru_gen_shrink_node(sc);
+            return;
+        }
         let mut nr = self.get_scan_count(sc);
         let lists = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
         let start = sc.nr_reclaimed;
@@ -382,6 +387,10 @@ impl Kernel {
         if !sc.may_unmap && f.mapped() {
             return Outcome::Keep;
         }
+        // v6.12 "folio_update_gen() tried to promote this page?"
+        if self.lru_gen_enabled() && !ignore_references && f.mapped() && f.test(pg::PG_REFERENCED) {
+            return Outcome::Keep;
+        }
         let references = if ignore_references { References::Reclaim } else { self.check_references(pfn) };
         match references {
             References::Activate => return Outcome::Activate,
@@ -519,7 +528,11 @@ impl Kernel {
             return false;
         }
         if let Some(off) = f.swap_offset() {
-            if self.profile.workingset_anon {
+            if self.lru_gen_enabled() {
+                // workingset_eviction → lru_gen_eviction (v6.12)
+                let shadow = self.lru_gen_eviction(pfn);
+                self.swap.set_shadow(off, shadow);
+            } else if self.profile.workingset_anon {
                 let age = self.workingset_age();
                 self.swap.set_shadow(off, age);
             }
