@@ -154,7 +154,10 @@ impl Kernel {
                 let g = &self.lru.lrugen;
                 let seq_ok = (g.min_seq[ty]..=g.max_seq).any(|s| crate::vmscan::lru_gen::lru_gen_from_seq(s) == gn);
                 if !seq_ok {
-                    return Err(format!("pfn {pfn} is in generation {gn}, outside min_seq {} .. max_seq {}", g.min_seq[ty], g.max_seq));
+                    return Err(format!(
+                        "pfn {pfn} is in generation {gn}, outside min_seq {} .. max_seq {}",
+                        g.min_seq[ty], g.max_seq
+                    ));
                 }
             } else if f.test(pg::PG_LRU) {
                 if crate::vmscan::lru_gen::folio_lru_gen(f).is_some() {
@@ -243,7 +246,10 @@ impl Kernel {
         for ty in 0..2 {
             let n = g.max_seq.checked_sub(g.min_seq[ty]).map(|d| d + 1);
             if !matches!(n, Some(n) if (MIN_NR_GENS as u64..=MAX_NR_GENS as u64).contains(&n)) {
-                return Err(format!("lrugen: min_seq[{ty}] {} and max_seq {} are not 2..=4 generations", g.min_seq[ty], g.max_seq));
+                return Err(format!(
+                    "lrugen: min_seq[{ty}] {} and max_seq {} are not 2..=4 generations",
+                    g.min_seq[ty], g.max_seq
+                ));
             }
         }
         Ok(())

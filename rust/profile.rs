@@ -466,7 +466,9 @@ impl Profile {
                 ));
             }
             if !self.workingset_anon {
-                why.push("lru_gen_eviction leaves its shadows in the swap cache, which needs workingset_anon (v5.9)".into());
+                why.push(
+                    "lru_gen_eviction leaves its shadows in the swap cache, which needs workingset_anon (v5.9)".into(),
+                );
             }
             if !why.is_empty() {
                 return Err(Error::Profile(format!(

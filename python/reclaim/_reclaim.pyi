@@ -21,6 +21,7 @@ __all__ = [
     "SWITCHES",
     "TTU_RESULTS",
     "UFFD_FEATURES",
+    "VARIANTS",
     "AccessResult",
     "BatchResult",
     "Counterexample",
@@ -64,6 +65,7 @@ __all__ = [
 __version__: str
 PROFILE_NAMES: list[str]
 SWITCHES: list[dict[str, object]]
+VARIANTS: list[dict[str, object]]
 s390_consts: ModuleType
 
 _Size = int | str
@@ -427,6 +429,10 @@ class Kernel:
     def reclaim(self, nr_pages: int) -> int: ...
     def kswapd(self) -> int: ...
     def vmstat(self) -> dict[str, int]: ...
+    def lru_gen(self, verbose: bool = False) -> str: ...
+    @property
+    def lru_gen_enabled(self) -> int: ...
+    lru_gen_min_ttl_ms: int
     def meminfo(self) -> dict[str, int]: ...
     def events(
         self,

@@ -257,9 +257,7 @@ impl Lru {
             if prev != self.tail[li] || n != self.size[li] {
                 return Err(format!(
                     "{} has {n} pages ending at pfn {prev}, but size {} and tail {}",
-                    name,
-                    self.size[li],
-                    self.tail[li]
+                    name, self.size[li], self.tail[li]
                 ));
             }
         }

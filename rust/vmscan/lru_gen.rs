@@ -212,8 +212,7 @@ impl Lru {
         let g = &self.lrugen;
         let seq = if f.test(pg::PG_ACTIVE) {
             g.max_seq
-        } else if (ty == LRU_GEN_ANON && !f.test(pg::PG_SWAPCACHE))
-            || (f.test(pg::PG_RECLAIM) && f.test(pg::PG_DIRTY))
+        } else if (ty == LRU_GEN_ANON && !f.test(pg::PG_SWAPCACHE)) || (f.test(pg::PG_RECLAIM) && f.test(pg::PG_DIRTY))
         {
             g.max_seq - 1
         } else if reclaiming || g.min_seq[ty] + MIN_NR_GENS as u64 >= g.max_seq {
@@ -796,7 +795,7 @@ impl Kernel {
     /// `isolate_folio` (v6.12): off the generation (`lru_gen_del_folio(.., true)`) with a
     /// reference; an unreferenced page loses its access count and LRU_REFS_FLAGS; PG_reclaim
     /// and PG_referenced are cleared for shrink_folio_list.
-    fn isolate_folio(&mut self, pfn: u32) {
+    pub(crate) fn isolate_folio(&mut self, pfn: u32) {
         self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
         let f = &mut self.mem.frames[pfn as usize];
         if !f.test(pg::PG_REFERENCED) {
@@ -959,20 +958,54 @@ impl Kernel {
 
     // ------------------------------------------------------------------ debugfs
 
-    /// `/sys/kernel/debug/lru_gen` of the one lruvec (`lru_gen_seq_show`, non-verbose, with the
-    /// tiers of `-v`): one row per generation from `min(min_seq)` to `max_seq`: (seq, age in
-    /// model ns, pages [anon, file]), and per type and tier (refaulted, evicted, protected)
-    /// of the PID controller.
-    pub fn lru_gen_generations(&self) -> Vec<(u64, u64, [u64; 2])> {
+    /// `/sys/kernel/debug/lru_gen` (`lru_gen_seq_show`, mm/vmscan.c, v6.12) of the one lruvec:
+    /// a line per generation from `min_seq[LRU_GEN_ANON]` (`full`: the last MAX_NR_GENS
+    /// seqs) to `max_seq` with its age in ms and its anon and file pages (`full` marks a seq
+    /// below a type's min_seq with `x`), and with `full` (`lru_gen_full`, `-v`) a line per tier
+    /// of the PID controller: `R`/`T` the moving averages at max_seq, `r`/`e`/`p` refaulted,
+    /// evicted and protected at min_seq. The page-table walk's mm stats are not shown.
+    pub fn lru_gen_debugfs(&self, full: bool) -> String {
+        use std::fmt::Write as _;
         let g = &self.lru.lrugen;
-        let lo = g.min_seq[0].min(g.min_seq[1]);
-        (lo..=g.max_seq)
-            .map(|seq| {
-                let gn = lru_gen_from_seq(seq);
-                let sizes = [0, 1].map(|ty| if seq >= g.min_seq[ty] { self.lru.gen_size(gn, ty) } else { 0 });
-                (seq, self.now.saturating_sub(g.timestamps[gn]), sizes)
-            })
-            .collect()
+        let mut out = String::from("memcg     0 /\n node     0\n");
+        let first = if !full { g.min_seq[LRU_GEN_ANON] } else { g.max_seq.saturating_sub(MAX_NR_GENS as u64 - 1) };
+        for seq in first..=g.max_seq {
+            let gn = lru_gen_from_seq(seq);
+            let age_ms = self.now.saturating_sub(g.timestamps[gn]) / 1_000_000;
+            let _ = write!(out, " {seq:10} {age_ms:10}");
+            for ty in 0..2 {
+                let mark = if full && seq < g.min_seq[ty] { 'x' } else { ' ' };
+                let _ = write!(out, " {:10}{mark}", self.lru.gen_size(gn, ty));
+            }
+            out.push('\n');
+            if !full {
+                continue;
+            }
+            for tier in 0..MAX_NR_TIERS {
+                let _ = write!(out, "            {tier:10}");
+                for ty in 0..2 {
+                    let (s, n) = if seq == g.max_seq {
+                        ("RT ", [g.avg_refaulted[ty][tier], g.avg_total[ty][tier], 0])
+                    } else if seq == g.min_seq[ty] {
+                        let p = if tier > 0 { g.protected[ty][tier - 1] } else { 0 };
+                        ("rep", [g.refaulted[ty][tier], g.evicted[ty][tier], p])
+                    } else {
+                        ("   ", [0; 3])
+                    };
+                    for (v, c) in n.iter().zip(s.chars()) {
+                        let _ = write!(out, " {v:10}{c}");
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Set `/sys/kernel/mm/lru_gen/min_ttl_ms` (`lru_gen_min_ttl`): kswapd protects the working
+    /// set of the last `ms` milliseconds (`lru_gen_age_node`); 0 turns it off.
+    pub fn set_lru_gen_min_ttl_ms(&mut self, ms: u64) {
+        self.lru.lrugen.min_ttl = ms.saturating_mul(1_000_000);
     }
 }
 
@@ -1208,9 +1241,14 @@ mod tests {
     /// Profile::check_switches: MGLRU exists from v6.1; a 4.x profile refuses it, saying why.
     #[test]
     fn lru_gen_is_refused_before_v6_1() {
-        let e = Profile::derive("4.18", Arch::S390x, "4.18+lru_gen", &[("lru_gen", crate::profile::SwitchValue::Bool(true))])
-            .unwrap_err()
-            .to_string();
+        let e = Profile::derive(
+            "4.18",
+            Arch::S390x,
+            "4.18+lru_gen",
+            &[("lru_gen", crate::profile::SwitchValue::Bool(true))],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("v6.1") && e.contains("v4.18") && e.contains("workingset_anon"), "{e}");
         assert_eq!(Profile::get("6.12", Arch::S390x).unwrap().lru_gen_caps(), 0, "upstream default: off");
     }

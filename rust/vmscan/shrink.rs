@@ -565,11 +565,16 @@ impl Kernel {
         reclaimed
     }
 
-    /// Reclaim one page as if it had reached the tail of its inactive list: isolate it and run
-    /// `shrink_folio_list` with the reference check (the explorer's reclaim step). Returns
-    /// whether it was freed.
+    /// Reclaim one page as if it had reached the tail of its inactive list (with MGLRU: of the
+    /// oldest generation, isolated by `isolate_folio`): isolate it and run `shrink_folio_list`
+    /// with the reference check (the explorer's reclaim step). Returns whether it was freed.
     pub fn reclaim_one(&mut self, pfn: u32) -> bool {
-        if !self.isolate_lru_page(pfn) {
+        if self.lru_gen_enabled() {
+            if !self.mem.frames[pfn as usize].test(pg::PG_LRU) {
+                return false;
+            }
+            self.isolate_folio(pfn);
+        } else if !self.isolate_lru_page(pfn) {
             return false;
         }
         let mut sc = ScanControl::new(1, false);
