@@ -532,7 +532,8 @@ impl Kernel {
     /// page dirty unless it is anon, swap-backed and not in the swap cache.
     fn lru_gen_mark_dirty(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
-        if !f.test(pg::PG_DIRTY) && !(f.anon() && f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE)) {
+        let anon_not_in_swapcache = f.anon() && f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE);
+        if !(f.test(pg::PG_DIRTY) || anon_not_in_swapcache) {
             f.set(pg::PG_DIRTY);
         }
     }
@@ -577,7 +578,7 @@ impl Kernel {
     /// (`folio_inc_gen`, at the tail), at most MAX_LRU_BATCH a call, then advance `min_seq`.
     /// Anon is not emptied when it cannot be swapped.
     fn inc_min_seq(&mut self, ty: usize, can_swap: bool) -> bool {
-        if !(ty == LRU_GEN_ANON && !can_swap) {
+        if ty != LRU_GEN_ANON || can_swap {
             let old_gen = lru_gen_from_seq(self.lru.lrugen.min_seq[ty]);
             let mut remaining = MAX_LRU_BATCH;
             while let Some(pfn) = self.lru.tail_at(list_index(old_gen, ty)) {
@@ -597,6 +598,7 @@ impl Kernel {
     /// `try_to_inc_min_seq` (v6.12): advance each evictable type's `min_seq` past its empty
     /// oldest generations (keeping MIN_NR_GENS), anon never ahead of file when both are
     /// evictable.
+    #[allow(clippy::needless_range_loop)] // the kernel's `for (type = !can_swap; ...)`
     fn try_to_inc_min_seq(&mut self, can_swap: bool) -> bool {
         let g = &self.lru.lrugen;
         let mut min_seq = g.min_seq;
