@@ -81,5 +81,6 @@ def test_the_postcopy_study_completes_on_6_12_debian() -> None:
     r = reclaim.studies.postcopy("6.12-debian", **SMALL)
     assert r.outcome == "completed"
     m = r.metrics
-    assert m["userfaults_on_received"] == 0 and m["dest_pages_dropped"] == 0 and m["data_errors"] == 0
+    assert m["userfaults_on_received"] == 0
+    assert m["dest_pages_dropped"] == 0 and m["data_errors"] == 0
     assert m["dest_pages_swapped"] > 0, "MGLRU reclaimed the destination's guest memory"
