@@ -6,6 +6,8 @@ rust/vmscan/lru_gen.rs; these check what a user of the Python API relies on."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import reclaim
 from conftest import SMALL
@@ -84,3 +86,19 @@ def test_the_postcopy_study_completes_on_6_12_debian() -> None:
     assert m["userfaults_on_received"] == 0
     assert m["dest_pages_dropped"] == 0 and m["data_errors"] == 0
     assert m["dest_pages_swapped"] > 0, "MGLRU reclaimed the destination's guest memory"
+
+
+def test_the_ftrace_export_writes_mm_vmscan_lru_isolate_as_the_kernel_prints_it() -> None:
+    from reclaim.export import ftrace_text
+
+    k, _ = _kernel_with_pages("6.12-debian", 2600)
+    lines = [line for line in ftrace_text(k).splitlines() if ": mm_vmscan_lru_isolate: " in line]
+    assert lines
+    pat = re.compile(
+        r"classzone=0 order=0 nr_requested=4096 nr_scanned=(\d+) nr_skipped=0 nr_taken=(\d+) "
+        r"lru=(inactive_anon|inactive_file)"
+    )
+    # TP_printk of include/trace/events/vmscan.h (6.12), for every line
+    ms = [pat.fullmatch(line.split(": mm_vmscan_lru_isolate: ")[1]) for line in lines]
+    assert all(ms), lines
+    assert any(int(m[2]) > 0 and m[3] == "inactive_anon" for m in ms if m)
