@@ -102,3 +102,10 @@ def test_the_ftrace_export_writes_mm_vmscan_lru_isolate_as_the_kernel_prints_it(
     ms = [pat.fullmatch(line.split(": mm_vmscan_lru_isolate: ")[1]) for line in lines]
     assert all(ms), lines
     assert any(int(m[2]) > 0 and m[3] == "inactive_anon" for m in ms if m)
+
+
+def test_mglru_runs_are_deterministic() -> None:
+    a = reclaim.studies.postcopy("6.12-debian", **SMALL)
+    b = reclaim.studies.postcopy("6.12-debian", **SMALL)
+    assert a.log_hash == b.log_hash and a.metrics == b.metrics
+    assert a.log_hash != reclaim.studies.postcopy("6.12", **SMALL).log_hash
