@@ -1240,6 +1240,23 @@ mod tests {
         assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), gn);
     }
 
+    /// lru_deactivate (mm/swap.c, v6.12) with MGLRU: MADV_COLD takes a page of the youngest
+    /// generation out of it (`!(folio_test_active(folio) || lru_gen_enabled())` lets every
+    /// evictable page through).
+    #[test]
+    fn madv_cold_takes_a_page_out_of_the_youngest_generation() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        let pfn = pfn_at(&k, pid, a);
+        k.activate_page(pfn);
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(youngest));
+        k.madvise(pid, a, 4096, crate::mm::madvise::Advice::Cold).unwrap();
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(lru_gen_from_seq(k.lru.lrugen.max_seq - 1)));
+        assert_eq!(k.vmstat.get(Vm::pgdeactivate), 1);
+        k.check_invariants().unwrap();
+    }
+
     /// Profile::check_switches: MGLRU exists from v6.1; a 4.x profile refuses it, saying why.
     #[test]
     fn lru_gen_is_refused_before_v6_1() {
