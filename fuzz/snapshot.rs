@@ -93,7 +93,7 @@ fn small_run() -> (reclaim::study::world::World, PostcopyConfig) {
 fn write_corpus() {
     let dir = corpus_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    for p in ["4.17", "6.12"] {
+    for p in ["4.17", "6.12", "6.12-debian"] {
         small_kernel(p).snapshot(dir.join(format!("kernel-{p}.snap"))).unwrap();
     }
     let (w, c) = small_run();

@@ -136,7 +136,33 @@ impl Kernel {
             if expect == 0 {
                 return Err(format!("pfn {pfn} is neither free nor accounted for (flags {:?})", f.flag_names()));
             }
-            if f.test(pg::PG_LRU) {
+            if f.test(pg::PG_LRU) && f.lru_list as usize >= crate::vmscan::lru::NR_LRU_LISTS {
+                // a generation's list (MGLRU): its [gen][type] agrees with the page's flags
+                let li = f.lru_list as usize - crate::vmscan::lru::NR_LRU_LISTS;
+                let (gn, ty) = (li / 2, li % 2);
+                let flags_gen = crate::vmscan::lru_gen::folio_lru_gen(f);
+                let file = !f.test(pg::PG_SWAPBACKED) as usize;
+                if !self.lru_gen_enabled() {
+                    return Err(format!("pfn {pfn} is in generation {gn} but MGLRU is off"));
+                }
+                if flags_gen != Some(gn) || file != ty || f.test(pg::PG_UNEVICTABLE) || f.test(pg::PG_ACTIVE) {
+                    return Err(format!(
+                        "pfn {pfn} is on lrugen.folios[{gn}][{ty}] but its flags say gen {flags_gen:?}, type {file} ({:?})",
+                        f.flag_names()
+                    ));
+                }
+                let g = &self.lru.lrugen;
+                let seq_ok = (g.min_seq[ty]..=g.max_seq).any(|s| crate::vmscan::lru_gen::lru_gen_from_seq(s) == gn);
+                if !seq_ok {
+                    return Err(format!(
+                        "pfn {pfn} is in generation {gn}, outside min_seq {} .. max_seq {}",
+                        g.min_seq[ty], g.max_seq
+                    ));
+                }
+            } else if f.test(pg::PG_LRU) {
+                if crate::vmscan::lru_gen::folio_lru_gen(f).is_some() {
+                    return Err(format!("pfn {pfn} is on a classic list with a generation"));
+                }
                 if LruList::of(f) as u8 != f.lru_list {
                     return Err(format!(
                         "pfn {pfn} is on list {} but its flags select {:?}",
@@ -154,6 +180,9 @@ impl Kernel {
             }
         }
         for l in LruList::ALL {
+            if self.lru_gen_enabled() && l != LruList::Unevictable {
+                continue;
+            }
             if self.lru.size(l) != on_lru[l as usize] {
                 return Err(format!("{} is {} but {} pages are on it", l.name(), self.lru.size(l), on_lru[l as usize]));
             }
@@ -199,11 +228,39 @@ impl Kernel {
 
     /// Check the tables are well formed (see the module doc), so that the invariants and every
     /// operation can follow the indices they hold without going out of range.
+    /// MGLRU's state agrees with the profile, and `seq_is_valid` (mm/vmscan.c, v6.12): each
+    /// type has MIN_NR_GENS ..= MAX_NR_GENS generations; no page is in a generation with MGLRU
+    /// off.
+    fn check_lrugen(&self) -> Result<(), String> {
+        use crate::vmscan::lru_gen::{MAX_NR_GENS, MIN_NR_GENS};
+        let g = &self.lru.lrugen;
+        if g.enabled != self.profile.lru_gen || g.caps != self.profile.lru_gen_caps() {
+            return Err(format!(
+                "lrugen enabled {} caps {:#06x}, but the profile says lru_gen {} (caps {:#06x})",
+                g.enabled,
+                g.caps,
+                self.profile.lru_gen,
+                self.profile.lru_gen_caps()
+            ));
+        }
+        for ty in 0..2 {
+            let n = g.max_seq.checked_sub(g.min_seq[ty]).map(|d| d + 1);
+            if !matches!(n, Some(n) if (MIN_NR_GENS as u64..=MAX_NR_GENS as u64).contains(&n)) {
+                return Err(format!(
+                    "lrugen: min_seq[{ty}] {} and max_seq {} are not 2..=4 generations",
+                    g.min_seq[ty], g.max_seq
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn check_structure(&self) -> Result<(), String> {
         let nframes = self.mem.frames.len();
         self.mem.check()?;
         self.vmstat.check()?;
         self.swap.check(nframes)?;
+        self.check_lrugen()?;
         self.lru.check(&self.mem.frames)?;
         let live_vma = |id: u32| matches!(self.vmas.get(id as usize), Some(Some(_)));
         for (i, m) in self.mms.iter().enumerate() {

@@ -141,8 +141,11 @@ impl Kernel {
             crate::hostmem::kernel_cost(nr_pages, swap_pages),
         )?;
         let mem = Memory::new(nr_pages, profile.min_free_kbytes_max);
+        profile.check_switches()?;
+        let mut lru = Lru::with_lru_gen(profile.lru_gen);
+        lru.lrugen.caps = profile.lru_gen_caps();
         Ok(Kernel {
-            lru: Lru::new(),
+            lru,
             swap: SwapDevice::new(swap_pages as u32),
             mem,
             profile,

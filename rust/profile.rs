@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod derive;
 pub mod fixes;
-pub use derive::{SWITCHES, Switch, SwitchKind, SwitchValue};
+pub use derive::{SWITCHES, Switch, SwitchKind, SwitchValue, VARIANTS, Variant};
 pub use fixes::CandidateFixes;
 
 /// The guard on the `pte_unused` branch of `try_to_unmap_one` / `try_to_migrate_one`.
@@ -230,6 +230,10 @@ pub struct Profile {
     pub vmscan_write_folio_tracepoint: bool,
     /// The feature bits UFFDIO_API offers on an arch with every capability (`UFFD_API_FEATURES`).
     pub uffd_api_features: u64,
+    /// The multi-gen LRU reclaims (`CONFIG_LRU_GEN_ENABLED=y`, [`crate::vmscan::lru_gen`]):
+    /// merged in v6.1, off by default upstream, on in the distributions' 6.x kernels (Debian,
+    /// Fedora, Arch). The caps follow the arch ([`Profile::lru_gen_caps`]).
+    pub lru_gen: bool,
 
     // --- candidate fixes (profile/fixes.rs), as released in every built-in profile ---
     pub fixes: CandidateFixes,
@@ -333,6 +337,7 @@ fn s390(name: &'static str) -> Profile {
             pte_markers: false,
             vmscan_write_folio_tracepoint: false,
             uffd_api_features: uffd_features::API_4_18,
+            lru_gen: false,
             fixes: CandidateFixes::RELEASED,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
@@ -382,6 +387,7 @@ fn s390(name: &'static str) -> Profile {
             pte_markers: true,
             vmscan_write_folio_tracepoint: true,
             uffd_api_features: uffd_features::API_6_12,
+            lru_gen: false,
             fixes: CandidateFixes::RELEASED,
         },
     }
@@ -398,11 +404,15 @@ impl Profile {
             if let Some(p) = derive::lookup(name, arch) {
                 return Ok(p);
             }
+            if let Some(p) = derive::variant(name, arch) {
+                return p;
+            }
             let derived = derive::derived_names();
             let also = if derived.is_empty() { String::new() } else { format!("; derived: {}", derived.join(", ")) };
             return Err(Error::invalid(format!(
-                "unknown profile {name:?}; known profiles: {}{also} (Profile.derive or --set defines a variant)",
-                PROFILE_NAMES.join(", ")
+                "unknown profile {name:?}; known profiles: {}, {}{also} (Profile.derive or --set defines a variant)",
+                PROFILE_NAMES.join(", "),
+                derive::VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
             )));
         };
         let p = s390(n);
@@ -436,6 +446,47 @@ impl Profile {
             Arch::S390x => false,
             Arch::X86_64 => true,
         }
+    }
+
+    /// `/sys/kernel/mm/lru_gen/enabled` as the kernel boots with `lru_gen` on: LRU_GEN_CORE,
+    /// plus LRU_GEN_MM_WALK and LRU_GEN_NONLEAF_YOUNG where the arch has a hardware accessed
+    /// bit (`arch_has_hw_pte_young`, `arch_has_hw_nonleaf_pmd_young`: x86_64 0x0007; s390, whose
+    /// young bit is emulated by invalid PTEs, 0x0001). 0 with `lru_gen` off.
+    pub fn lru_gen_caps(&self) -> u64 {
+        use crate::vmscan::lru_gen::caps::*;
+        if !self.lru_gen {
+            return 0;
+        }
+        match self.arch {
+            Arch::S390x => LRU_GEN_CORE,
+            Arch::X86_64 => LRU_GEN_CORE | LRU_GEN_MM_WALK | LRU_GEN_NONLEAF_YOUNG,
+        }
+    }
+
+    /// Refuse switch values the release cannot have: `lru_gen` before v6.1 (MGLRU, and the
+    /// anon workingset shadows its refault detection needs, do not exist there).
+    pub fn check_switches(&self) -> Result<()> {
+        if self.lru_gen {
+            let mut why = Vec::new();
+            if self.release < (6, 1) {
+                why.push(format!(
+                    "MGLRU (CONFIG_LRU_GEN) was merged in v6.1 and profile {:?} models v{}.{}",
+                    self.name, self.release.0, self.release.1
+                ));
+            }
+            if !self.workingset_anon {
+                why.push(
+                    "lru_gen_eviction leaves its shadows in the swap cache, which needs workingset_anon (v5.9)".into(),
+                );
+            }
+            if !why.is_empty() {
+                return Err(Error::Profile(format!(
+                    "lru_gen cannot be on in this profile: {}; derive from \"6.12\" instead",
+                    why.join("; ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The features UFFDIO_API offers on this profile and arch (`UFFD_API_FEATURES` with the

@@ -18,7 +18,8 @@
 //! (built-in or derived: its base is the built-in profile of its release); the page tables' geometry by its arch; scratch buffers of one call are not stored.
 //! Any change to a serialized struct changes the payload's layout: bump [`FORMAT_VERSION`].
 //! Version 2: profiles gained the `vma_has_recency` switch. Version 3: the candidate-fix
-//! switches (`profile/fixes.rs`) and derived profile names.
+//! switches (`profile/fixes.rs`) and derived profile names. Version 6: profiles gained the
+//! `lru_gen` switch and the lruvec MGLRU's generations (`vmscan/lru_gen.rs`).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length

@@ -180,6 +180,8 @@ TP_PRINTK = {
     "nr_referenced=%ld priority=%d flags=%s",
     "mm_vmscan_write_folio": "page=%p pfn=0x%lx flags=%s",
     "mm_vmscan_writepage": "page=%p pfn=0x%lx flags=%s",
+    "mm_vmscan_lru_isolate": "classzone=%d order=%d nr_requested=%lu nr_scanned=%lu "
+    "nr_skipped=%lu nr_taken=%lu lru=%s",
 }
 
 

@@ -21,6 +21,7 @@ from reclaim import events, s390, studies
 from reclaim._reclaim import OUTCOMES as _OUTCOMES
 from reclaim._reclaim import PROFILE_NAMES as _PROFILE_NAMES
 from reclaim._reclaim import SWITCHES as _SWITCHES
+from reclaim._reclaim import VARIANTS as _VARIANTS
 from reclaim._reclaim import (
     AccessResult,
     BatchResult,
@@ -82,10 +83,16 @@ PROFILES: dict[str, Profile] = {name: Profile(name) for name in _PROFILE_NAMES}
 #: ``Profile.derive`` changes them).
 SWITCHES: tuple[dict[str, object], ...] = tuple(_SWITCHES)
 
+#: The distribution-like variants by name (``"6.12-debian"``: 6.12 with MGLRU on, as Debian,
+#: Fedora and Arch build it): base, switches and what each stands for. ``Profile(name)`` and
+#: every API taking a profile name accept them.
+VARIANTS: dict[str, dict[str, object]] = {str(v["name"]): v for v in _VARIANTS}
+
 __all__ = [
     "OUTCOMES",
     "PROFILES",
     "SWITCHES",
+    "VARIANTS",
     "AccessResult",
     "ArgumentError",
     "BatchResult",

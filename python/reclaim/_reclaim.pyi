@@ -24,6 +24,7 @@ __all__ = [
     "UFFD_FEATURES",
     "UFFD_IOCTLS",
     "UFFD_PAGEFAULT_FLAGS",
+    "VARIANTS",
     "AccessResult",
     "BatchResult",
     "Counterexample",
@@ -67,6 +68,7 @@ __all__ = [
 __version__: str
 PROFILE_NAMES: list[str]
 SWITCHES: list[dict[str, object]]
+VARIANTS: list[dict[str, object]]
 s390_consts: ModuleType
 
 _Size = int | str
@@ -436,6 +438,10 @@ class Kernel:
     def reclaim(self, nr_pages: int) -> int: ...
     def kswapd(self) -> int: ...
     def vmstat(self) -> dict[str, int]: ...
+    def lru_gen(self, verbose: bool = False) -> str: ...
+    @property
+    def lru_gen_enabled(self) -> int: ...
+    lru_gen_min_ttl_ms: int
     def meminfo(self) -> dict[str, int]: ...
     def events(
         self,

@@ -344,6 +344,16 @@ def _shrink_active(f: Mapping[str, int]) -> str:
     )
 
 
+def _lru_isolate(f: Mapping[str, int]) -> str:
+    lru = {0: "inactive_anon", 2: "inactive_file"}.get(f["lru"], "unevictable")
+    return (
+        f"classzone=0 order=0 nr_requested={_MAX_LRU_BATCH} nr_scanned={f['nr_scanned']} "
+        f"nr_skipped=0 nr_taken={f['nr_taken']} lru={lru}"
+    )
+
+
+_MAX_LRU_BATCH = 4096  # MGLRU's scan_folios asks for MAX_LRU_BATCH (v6.12)
+
 _VMSCAN: dict[str, Callable[[Mapping[str, int]], str]] = {
     "mm_vmscan_kswapd_wake": lambda f: f"nid={f['nid']} order={f['order']}",
     "mm_vmscan_kswapd_sleep": lambda f: f"nid={f['nid']}",
@@ -351,6 +361,7 @@ _VMSCAN: dict[str, Callable[[Mapping[str, int]], str]] = {
     "mm_vmscan_direct_reclaim_end": lambda f: f"nr_reclaimed={f['nr_reclaimed']}",
     "mm_vmscan_lru_shrink_inactive": _shrink_inactive,
     "mm_vmscan_lru_shrink_active": _shrink_active,
+    "mm_vmscan_lru_isolate": _lru_isolate,
     # the model's name of the writeback event; its tracepoint is mm_vmscan_writepage up to
     # v5.17 (Event.tracepoint), with the same TP_printk
     "mm_vmscan_write_folio": lambda f: (
@@ -440,6 +451,9 @@ def ftrace_text(
     - ``mm_vmscan_lru_shrink_active``: nr_taken, nr_deactivated, nr_referenced from the model,
       nr_active = nr_taken - nr_deactivated (the model puts every other taken page back on the
       active list), nid=0, priority=12.
+    - ``mm_vmscan_lru_isolate`` (traced by MGLRU's ``scan_folios`` only): nr_scanned, nr_taken
+      and lru from the model; classzone=0, order=0, nr_requested=4096 (MAX_LRU_BATCH),
+      nr_skipped=0 (one zone).
     - ``mm_vmscan_write_folio: page=%p pfn=0x%lx flags=%s`` (v5.18+; ``mm_vmscan_writepage``
       with the same format on 4.13, 4.17 and 4.18): the model has no struct page array;
       ``page`` is printed as pfn * 64 (sizeof(struct page)) in the 16 hex digits of a hashed

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reclaim._reclaim import PROFILE_NAMES, SWITCHES, Profile
+from reclaim._reclaim import PROFILE_NAMES, SWITCHES, VARIANTS, Profile
 from reclaim.exceptions import FileError, ProfileError
 
 if TYPE_CHECKING:
@@ -148,6 +148,9 @@ def profiles_text() -> str:
         if row["kind"] == "choice" and isinstance(values, list):
             lines.append(f"    values: {', '.join(map(str, values))}")
         lines.append(f"    commit: {row['commit']}")
+    lines.append("")
+    for v in VARIANTS:
+        lines.append(f"variant {v['name']}: {v['stands_for']}")
     lines.append("")
     lines.append(
         "derive a variant: --profile 4.18 --set cbrl_guard=UffdArmed (repeatable), "

@@ -58,6 +58,11 @@ impl Kernel {
         let Some(shadow) = self.swap.take_shadow(off) else {
             return;
         };
+        if self.lru_gen_enabled() {
+            // workingset_refault → lru_gen_refault (v6.12); swap-ins are in a fault
+            self.lru_gen_refault(pfn, shadow, true);
+            return;
+        }
         if !self.profile.workingset_anon {
             return;
         }

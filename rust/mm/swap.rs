@@ -54,9 +54,18 @@ impl Kernel {
     /// page is left where it is (mm/swap.c v6.12 `folio_deactivate`: "if
     /// (folio_test_unevictable(folio) || !(folio_test_active(folio) || lru_gen_enabled()))
     /// return;"; v4.5..v5.x `deactivate_page`: "if (PageLRU(page) && PageActive(page) &&
-    /// !PageUnevictable(page))"). MGLRU (`lru_gen_enabled`) is not modelled.
+    /// !PageUnevictable(page))"). With MGLRU every evictable page is deactivated
+    /// (`lru_deactivate`: del, clear PG_active and PG_referenced, add: out of the youngest
+    /// generations).
     pub(crate) fn deactivate_page(&mut self, pfn: u32) {
         let f = &self.mem.frames[pfn as usize];
+        if self.lru_gen_enabled() && f.test(pg::PG_LRU) && !f.test(pg::PG_UNEVICTABLE) {
+            self.lru.del(&mut self.mem.frames, pfn);
+            self.mem.frames[pfn as usize].clear(pg::PG_ACTIVE | pg::PG_REFERENCED);
+            self.lru.add(&mut self.mem.frames, pfn);
+            self.vmstat.inc(Vm::pgdeactivate);
+            return;
+        }
         if f.test(pg::PG_LRU) && f.test(pg::PG_ACTIVE) && !f.test(pg::PG_UNEVICTABLE) {
             let fm = &mut self.mem.frames[pfn as usize];
             fm.clear(pg::PG_ACTIVE | pg::PG_REFERENCED);

@@ -246,12 +246,38 @@ pub static SWITCHES: &[Switch] = &[
     switch!(bool pte_markers, "v5.19: 5c041f5d1f23 \"mm: teach core mm about pte markers\" (id unverified)"),
     switch!(bool vmscan_write_folio_tracepoint, "v5.18: \"mm/vmscan: Convert pageout() to take a folio\" (e0cd5e7ffa54, id unverified)"),
     switch!(int uffd_api_features, "UFFD_API_FEATURES of the release (v4.18's set; v6.12 adds MINOR, WP, EXACT_ADDRESS, POISON, MOVE)"),
+    switch!(bool lru_gen,
+        "v6.1: ec1c86b25f4b \"mm: multi-gen LRU: groundwork\", ac35a4902374 \"minimal implementation\", 018ee47f1489 \"exploit locality in rmap\", bd74fdaea146 \"support page table walks\", 354ed5974429 \"kill switch\" (CONFIG_LRU_GEN_ENABLED, the caps), 1332a809d95a \"thrashing prevention\" (min_ttl_ms)"),
     switch!(choice CBRL_GUARD CBRL_GUARD_N fixes.cbrl_guard, "candidate (not upstream): userfaultfd_armed check before ptep_zap_unused in __gmap_zap"),
     switch!(choice DIAG10_GUARD DIAG10_GUARD_N fixes.diag10_guard, "candidate (not upstream): gmap_discard skips userfaultfd-armed VMAs"),
     switch!(choice CMMA_APPLY CMMA_APPLY_N fixes.cmma_apply, "candidate QEMU change (not upstream): apply storage attributes after postcopy_ram_enable_notify"),
     switch!(choice CMMA_SET_UNUSED CMMA_SET_UNUSED_N fixes.cmma_set_unused,
         "candidate (not upstream): KVM_S390_SET_CMMA_BITS keeps a resident page STABLE"),
 ];
+
+/// A named variant of a built-in profile as distributions ship it: (name, base, switches,
+/// who ships it). [`Profile::get`] derives one the first time its name is asked for.
+pub struct Variant {
+    pub name: &'static str,
+    pub base: &'static str,
+    pub switches: &'static [(&'static str, SwitchValue)],
+    pub stands_for: &'static str,
+}
+
+/// The distribution-like variants: 6.12 as Debian (amd64, s390x), Fedora and Arch build it, with
+/// `CONFIG_LRU_GEN_ENABLED=y` (upstream's default, the built-in "6.12", is `n`).
+pub static VARIANTS: &[Variant] = &[Variant {
+    name: "6.12-debian",
+    base: "6.12",
+    switches: &[("lru_gen", SwitchValue::Bool(true))],
+    stands_for: "6.12 with CONFIG_LRU_GEN_ENABLED=y, as Debian, Fedora and Arch build it (lru_gen/enabled 0x0001 on s390x, 0x0007 on x86_64)",
+}];
+
+/// The variant named `name`, derived (and registered) on `arch`.
+pub(super) fn variant(name: &str, arch: Arch) -> Option<Result<Profile>> {
+    let v = VARIANTS.iter().find(|v| v.name == name)?;
+    Some(Profile::derive(v.base, arch, v.name, v.switches))
+}
 
 /// The switch named `name`, or an error listing every switch.
 pub fn switch(name: &str) -> Result<&'static Switch> {
@@ -359,6 +385,7 @@ impl Profile {
             let v = sw.check(*v)?;
             (sw.set)(&mut p, v).ok_or_else(|| sw.bad_value(&v.to_string()))?;
         }
+        p.check_switches()?;
         check_name(name)?;
         p.name = intern(name)?;
         register(p)

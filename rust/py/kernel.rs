@@ -182,6 +182,35 @@ impl PyKernel {
         pairs_dict(py, &with(py, &self.k, |k| Ok(k.vmstat()))?)
     }
 
+    /// `/sys/kernel/debug/lru_gen` as 6.12 shows it (MGLRU): per generation its seq, age in ms
+    /// and anon and file pages; `verbose` (`lru_gen_full`) adds the tiers of the refault PID
+    /// controller. Only the header with MGLRU off (lru_gen_enabled 0).
+    #[pyo3(signature = (verbose = false))]
+    fn lru_gen(&self, py: Python<'_>, verbose: bool) -> PyResult<String> {
+        with(py, &self.k, |k| Ok(if k.lru_gen_enabled() { k.lru_gen_debugfs(verbose) } else { String::new() }))
+    }
+
+    /// `/sys/kernel/mm/lru_gen/enabled`: the MGLRU caps (0x0001 LRU_GEN_CORE, 0x0002
+    /// LRU_GEN_MM_WALK, 0x0004 LRU_GEN_NONLEAF_YOUNG); 0 when the profile's lru_gen is off.
+    #[getter]
+    fn lru_gen_enabled(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.lru.lrugen.caps))
+    }
+
+    /// `/sys/kernel/mm/lru_gen/min_ttl_ms` (MGLRU's thrashing prevention; 0 = off).
+    #[getter]
+    fn lru_gen_min_ttl_ms(&self, py: Python<'_>) -> PyResult<u64> {
+        with(py, &self.k, |k| Ok(k.lru.lrugen.min_ttl / 1_000_000))
+    }
+
+    #[setter]
+    fn set_lru_gen_min_ttl_ms(&self, py: Python<'_>, ms: u64) -> PyResult<()> {
+        with(py, &self.k, |k| {
+            k.set_lru_gen_min_ttl_ms(ms);
+            Ok(())
+        })
+    }
+
     /// /proc/meminfo-like totals in KiB: MemTotal, MemFree, SwapTotal, SwapFree, Active(anon),
     /// Inactive(anon), Unevictable.
     fn meminfo<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

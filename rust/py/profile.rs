@@ -54,7 +54,8 @@ impl PyProfile {
     fn new(name: &str, arch: &str) -> PyResult<Self> {
         Ok(PyProfile(call(|| Profile::by_names(name, arch))?))
     }
-    /// The profile's name: "4.13", "4.17", "4.18", "6.12", or a variant's (`Profile.derive`).
+    /// The profile's name: "4.13", "4.17", "4.18", "6.12", a distribution-like variant
+    /// (`reclaim.VARIANTS`, e.g. "6.12-debian"), or a variant's (`Profile.derive`).
     #[getter]
     fn name(&self) -> &'static str {
         self.0.name
@@ -81,6 +82,7 @@ impl PyProfile {
         d.set_item("uffd_features_offered", p.uffd_features_offered())?;
         d.set_item("arch_has_uffd_wp", p.arch_has_uffd_wp())?;
         d.set_item("arch_has_uffd_minor", p.arch_has_uffd_minor())?;
+        d.set_item("lru_gen_caps", p.lru_gen_caps())?;
         Ok(d)
     }
     /// A variant of profile `base` (a built-in or derived profile name, or a `Profile`) with
@@ -194,5 +196,19 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let names: Vec<&str> = PROFILE_NAMES.to_vec();
     m.add("PROFILE_NAMES", names)?;
     m.add("SWITCHES", switch_table(m.py())?)?;
+    let variants = PyList::empty(m.py());
+    for v in crate::profile::VARIANTS {
+        let d = PyDict::new(m.py());
+        d.set_item("name", v.name)?;
+        d.set_item("base", v.base)?;
+        let sw = PyDict::new(m.py());
+        for (n, val) in v.switches {
+            sw.set_item(n, value_to_py(m.py(), *val)?)?;
+        }
+        d.set_item("switches", sw)?;
+        d.set_item("stands_for", v.stands_for)?;
+        variants.append(d)?;
+    }
+    m.add("VARIANTS", variants)?;
     Ok(())
 }

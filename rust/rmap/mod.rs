@@ -198,6 +198,11 @@ impl Kernel {
     /// inactive page and ages the workingset clock (`workingset_activation`, mm/workingset.c
     /// v6.12, read with anon workingset detection only); the first only sets PG_referenced.
     pub(crate) fn mark_page_accessed(&mut self, pfn: u32) {
+        if self.lru_gen_enabled() {
+            // v6.12 folio_mark_accessed: "if (lru_gen_enabled()) { folio_inc_refs(folio); return; }"
+            self.folio_inc_refs(pfn);
+            return;
+        }
         let f = &self.mem.frames[pfn as usize];
         if !f.test(pg::PG_ACTIVE) && !f.test(pg::PG_UNEVICTABLE) && f.test(pg::PG_REFERENCED) && f.test(pg::PG_LRU) {
             self.activate_page(pfn);

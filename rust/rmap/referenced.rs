@@ -33,7 +33,8 @@ impl Kernel {
     /// is not modelled).
     /// Not modelled: 6.12's `mlock_vma_folio` at a VM_LOCKED mapping (v5.18+, a known deviation,
     /// docs/fidelity.md), the page lock (`is_locked`, trylock failure returns 1), `try_lock`
-    /// contention (-1), idle page tracking (`folio_test_clear_young`), lru_gen look-around.
+    /// contention (-1), idle page tracking (`folio_test_clear_young`). With MGLRU a young PTE
+    /// is made old by `lru_gen_look_around` with its neighbours ([`crate::vmscan::lru_gen`]).
     pub(crate) fn folio_referenced(&mut self, pfn: u32) -> Referenced {
         let mut r = Referenced::default();
         let f = &self.mem.frames[pfn as usize];
@@ -50,7 +51,16 @@ impl Kernel {
                     r.vm_flags |= vm::VM_LOCKED;
                     return ControlFlow::Break(());
                 }
-                let young = k.ptep_test_and_clear_young(m.pid, m.idx);
+                // v6.12 folio_referenced_one: "if (lru_gen_enabled() && pte_young(..)) {
+                // lru_gen_look_around(&pvmw); referenced++; }", then ptep_clear_flush_young
+                let young = if k.lru_gen_enabled() && k.arch().pte_young(k.mmx(m.pid).pt.pte(m.idx)) {
+                    if !k.lru_gen_look_around(m) {
+                        k.ptep_test_and_clear_young(m.pid, m.idx);
+                    }
+                    true
+                } else {
+                    k.ptep_test_and_clear_young(m.pid, m.idx)
+                };
                 // 4.x "Don't treat a reference through a sequentially read mapping as such"
                 // (v6.3+ never gets here for such a VMA: invalid_folio_referenced_vma)
                 if young && flags & vm::VM_SEQ_READ == 0 {

@@ -74,6 +74,9 @@ pub enum Ev {
     // --- mm (later additions: appended so that the numbering of older kinds stays) ---
     Mprotect,
     Mremap,
+    /// `mm_vmscan_lru_isolate`, traced by MGLRU's `scan_folios` (the classic path's
+    /// isolation is not traced by the model).
+    LruIsolate,
 }
 
 impl Ev {
@@ -132,6 +135,7 @@ impl Ev {
             Ev::ZeroPageZap => "kvm:zap_zero_page",
             Ev::Mprotect => "mm:mprotect",
             Ev::Mremap => "mm:mremap",
+            Ev::LruIsolate => "mm_vmscan_lru_isolate",
         }
     }
 
@@ -149,6 +153,7 @@ impl Ev {
             | Ev::DirectReclaimEnd
             | Ev::LruShrinkInactive
             | Ev::LruShrinkActive
+            | Ev::LruIsolate
             | Ev::WritePage => Some(self.name()),
             _ => None,
         }
@@ -193,10 +198,11 @@ impl Ev {
             Ev::ZeroPageZap => [Some("unshared"), None, None],
             Ev::Mprotect => [Some("len"), Some("prot"), Some("errno")],
             Ev::Mremap => [Some("new_addr"), Some("old_len"), Some("new_len")],
+            Ev::LruIsolate => [Some("nr_scanned"), Some("nr_taken"), Some("lru")],
         }
     }
 
-    pub const ALL: [Ev; 46] = [
+    pub const ALL: [Ev; 47] = [
         Ev::Mmap,
         Ev::Munmap,
         Ev::Madvise,
@@ -243,6 +249,7 @@ impl Ev {
         Ev::ZeroPageZap,
         Ev::Mprotect,
         Ev::Mremap,
+        Ev::LruIsolate,
     ];
 
     pub fn from_u8(v: u8) -> Option<Ev> {

@@ -43,8 +43,10 @@ impl Kernel {
             if self.pgdat_balanced() {
                 break;
             }
-            // age_active_anon
-            if self.swap.total() > 0 && self.inactive_is_low(false) {
+            // kswapd_age_node: lru_gen_age_node with MGLRU (v6.12), else age_active_anon
+            if self.lru_gen_enabled() {
+                self.lru_gen_age_node(&mut sc);
+            } else if self.swap.total() > 0 && self.inactive_is_low(false) {
                 self.shrink_active_list(SWAP_CLUSTER_MAX, LruList::ActiveAnon, &mut sc);
             }
             let before = sc.nr_reclaimed;

@@ -4,9 +4,19 @@
 //!
 //! Simplification: the per-CPU LRU batches (pagevecs / folio_batch) are not modelled; pages are
 //! added to and moved between lists at once (as after `lru_add_drain`).
+//!
+//! With MGLRU enabled ([`crate::vmscan::lru_gen`]) the evictable pages are on the lists of the
+//! generations instead (`lrugen->folios[gen][type]`), held here too (list indices
+//! [`NR_LRU_LISTS`] and up), so that a page leaves whatever list it is on through [`Lru::del`].
 
 use crate::mm::page::{Frame, NO_PFN, pg};
+use crate::vmscan::lru_gen::{self, LruGenFolio};
 use serde::{Deserialize, Serialize};
+
+/// `NR_LRU_LISTS`: the classic lists, indices 0..5 of [`Lru`].
+pub const NR_LRU_LISTS: usize = 5;
+/// Every list an [`Lru`] holds: the classic ones, then MGLRU's `[gen][type]` lists.
+pub const NR_LISTS: usize = NR_LRU_LISTS + lru_gen::MAX_NR_GENS * 2;
 
 /// `enum lru_list`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,12 +68,14 @@ impl LruList {
     }
 }
 
-/// The lists of one lruvec.
+/// The lists of one lruvec (`struct lruvec`), with its `lrugen` (MGLRU's generations).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Lru {
-    head: [u32; 5],
-    tail: [u32; 5],
-    size: [u64; 5],
+    head: [u32; NR_LISTS],
+    tail: [u32; NR_LISTS],
+    size: [u64; NR_LISTS],
+    /// `lruvec->lrugen`.
+    pub lrugen: LruGenFolio,
 }
 
 impl Default for Lru {
@@ -74,29 +86,59 @@ impl Default for Lru {
 
 impl Lru {
     pub fn new() -> Lru {
-        Lru { head: [NO_PFN; 5], tail: [NO_PFN; 5], size: [0; 5] }
+        Lru { head: [NO_PFN; NR_LISTS], tail: [NO_PFN; NR_LISTS], size: [0; NR_LISTS], lrugen: LruGenFolio::new(false) }
     }
 
-    /// `lruvec_lru_size`.
+    /// The lists of a lruvec whose `lrugen.enabled` is `lru_gen` (`lru_gen_init_lruvec`).
+    pub fn with_lru_gen(lru_gen: bool) -> Lru {
+        Lru { lrugen: LruGenFolio::new(lru_gen), ..Lru::new() }
+    }
+
+    /// `lruvec_lru_size`: with MGLRU, as `lru_gen_update_size` keeps the classic sizes for
+    /// compatibility: the two youngest generations count as active (`lru_gen_is_active`).
     #[inline]
     pub fn size(&self, l: LruList) -> u64 {
-        self.size[l as usize]
+        if !self.lrugen.enabled || l == LruList::Unevictable {
+            return self.size[l as usize];
+        }
+        let ty = l.is_file() as usize;
+        (0..lru_gen::MAX_NR_GENS)
+            .filter(|&g| self.lrugen.is_active(g) == l.is_active())
+            .map(|g| self.size[lru_gen::list_index(g, ty)])
+            .sum()
     }
 
-    /// `add_page_to_lru_list`: at the head of `page_lru(page)`; sets PG_lru.
+    /// The pages on list index `li` (a classic list or a generation's `[gen][type]` list).
+    #[inline]
+    pub(crate) fn size_at(&self, li: usize) -> u64 {
+        self.size[li]
+    }
+
+    /// `lruvec_add_folio` / `add_page_to_lru_list`: at the head of `page_lru(page)`, or with
+    /// MGLRU on the generation `lru_gen_add_folio` picks; sets PG_lru.
     pub fn add(&mut self, frames: &mut [Frame], pfn: u32) {
+        if self.lrugen.enabled && self.lru_gen_add_folio(frames, pfn, false) {
+            return;
+        }
         let l = LruList::of(&frames[pfn as usize]);
-        self.link_head(frames, pfn, l);
+        self.link_head(frames, pfn, l as usize);
     }
 
     /// Add at the tail (`add_page_to_lru_list_tail`: rotation of a page under writeback).
     pub fn add_tail(&mut self, frames: &mut [Frame], pfn: u32) {
+        if self.lrugen.enabled && self.lru_gen_add_folio(frames, pfn, true) {
+            return;
+        }
         let l = LruList::of(&frames[pfn as usize]);
-        let li = l as usize;
+        self.link_tail(frames, pfn, l as usize);
+    }
+
+    /// Link at the tail of list index `li`; sets PG_lru.
+    pub(crate) fn link_tail(&mut self, frames: &mut [Frame], pfn: u32, li: usize) {
         let f = &mut frames[pfn as usize];
         debug_assert!(!f.test(pg::PG_LRU));
         f.set(pg::PG_LRU);
-        f.lru_list = l as u8;
+        f.lru_list = li as u8;
         f.lru_next = NO_PFN;
         f.lru_prev = self.tail[li];
         if self.tail[li] != NO_PFN {
@@ -108,12 +150,12 @@ impl Lru {
         self.size[li] += 1;
     }
 
-    fn link_head(&mut self, frames: &mut [Frame], pfn: u32, l: LruList) {
-        let li = l as usize;
+    /// Link at the head of list index `li`; sets PG_lru.
+    pub(crate) fn link_head(&mut self, frames: &mut [Frame], pfn: u32, li: usize) {
         let f = &mut frames[pfn as usize];
         debug_assert!(!f.test(pg::PG_LRU), "page {pfn} already on an LRU");
         f.set(pg::PG_LRU);
-        f.lru_list = l as u8;
+        f.lru_list = li as u8;
         f.lru_prev = NO_PFN;
         f.lru_next = self.head[li];
         if self.head[li] != NO_PFN {
@@ -125,8 +167,29 @@ impl Lru {
         self.size[li] += 1;
     }
 
-    /// `del_page_from_lru_list`: unlink from the list it is on; clears PG_lru.
+    /// `lruvec_del_folio` / `del_page_from_lru_list`: unlink from the list it is on; clears
+    /// PG_lru. A page of a generation leaves it as `lru_gen_del_folio(.., reclaiming=false)`
+    /// does (PG_active set if the generation was active, "for folio_migrate_flags()").
     pub fn del(&mut self, frames: &mut [Frame], pfn: u32) {
+        self.del_reclaiming(frames, pfn, false);
+    }
+
+    /// [`Lru::del`]; `reclaiming` as `lru_gen_del_folio` takes it (isolation for eviction
+    /// leaves PG_active clear).
+    pub(crate) fn del_reclaiming(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) {
+        if let Some(gn) = lru_gen::folio_lru_gen(&frames[pfn as usize]) {
+            let active = !reclaiming && self.lrugen.is_active(gn);
+            let f = &mut frames[pfn as usize];
+            lru_gen::clear_gen(f);
+            if active {
+                f.set(pg::PG_ACTIVE);
+            }
+        }
+        self.unlink(frames, pfn);
+    }
+
+    /// Unlink `pfn` from the list it is on; clears PG_lru.
+    pub(crate) fn unlink(&mut self, frames: &mut [Frame], pfn: u32) {
         let f = frames[pfn as usize];
         debug_assert!(f.test(pg::PG_LRU), "page {pfn} not on an LRU");
         let li = f.lru_list as usize;
@@ -157,7 +220,13 @@ impl Lru {
     /// The tail page of `l` (the next reclaim candidate).
     #[inline]
     pub fn tail(&self, l: LruList) -> Option<u32> {
-        let t = self.tail[l as usize];
+        self.tail_at(l as usize)
+    }
+
+    /// The tail page of list index `li`.
+    #[inline]
+    pub(crate) fn tail_at(&self, li: usize) -> Option<u32> {
+        let t = self.tail[li];
         if t == NO_PFN { None } else { Some(t) }
     }
 
@@ -165,32 +234,30 @@ impl Lru {
     /// list, points back to the one before, and the walk ends at the tail after `size` pages;
     /// no other frame is PG_lru.
     pub fn check(&self, frames: &[Frame]) -> Result<(), String> {
-        for l in LruList::ALL {
-            let li = l as usize;
+        for li in 0..NR_LISTS {
+            let name = list_name(li);
             let (mut prev, mut p, mut n) = (NO_PFN, self.head[li], 0u64);
             while p != NO_PFN {
                 let Some(f) = frames.get(p as usize) else {
-                    return Err(format!("{} links to pfn {p}, beyond memory", l.name()));
+                    return Err(format!("{} links to pfn {p}, beyond memory", name));
                 };
-                if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list != l as u8 {
+                if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list as usize != li {
                     return Err(format!(
                         "{} of size {} links to pfn {p} (flags {:?})",
-                        l.name(),
+                        name,
                         self.size[li],
                         f.flag_names()
                     ));
                 }
                 if f.lru_prev != prev {
-                    return Err(format!("{}: pfn {p} links back to {} instead of {prev}", l.name(), f.lru_prev));
+                    return Err(format!("{}: pfn {p} links back to {} instead of {prev}", name, f.lru_prev));
                 }
                 (prev, p, n) = (p, f.lru_next, n + 1);
             }
             if prev != self.tail[li] || n != self.size[li] {
                 return Err(format!(
                     "{} has {n} pages ending at pfn {prev}, but size {} and tail {}",
-                    l.name(),
-                    self.size[li],
-                    self.tail[li]
+                    name, self.size[li], self.tail[li]
                 ));
             }
         }
@@ -203,13 +270,29 @@ impl Lru {
 
     /// Pages of `l` from head to tail (for inspection and invariants).
     pub fn pages(&self, frames: &[Frame], l: LruList) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.size(l) as usize);
-        let mut p = self.head[l as usize];
+        self.pages_at(frames, l as usize)
+    }
+
+    /// Pages of list index `li` from head to tail.
+    pub(crate) fn pages_at(&self, frames: &[Frame], li: usize) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.size[li] as usize);
+        let mut p = self.head[li];
         while p != NO_PFN {
             out.push(p);
             p = frames[p as usize].lru_next;
         }
         out
+    }
+}
+
+/// The name of list index `li` (a classic list's gauge, or `lrugen[gen][type]`).
+pub fn list_name(li: usize) -> String {
+    match LruList::ALL.get(li) {
+        Some(l) => l.name().to_string(),
+        None => {
+            let (gn, ty) = ((li - NR_LRU_LISTS) / 2, (li - NR_LRU_LISTS) % 2);
+            format!("lrugen.folios[{gn}][{}]", ["anon", "file"][ty])
+        }
     }
 }
 

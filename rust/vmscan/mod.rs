@@ -4,6 +4,7 @@
 
 pub mod kswapd;
 pub mod lru;
+pub mod lru_gen;
 pub mod shrink;
 pub mod types;
 

@@ -294,6 +294,11 @@ impl Kernel {
     /// SWAP_CLUSTER_MAX batches until their targets are met or enough was reclaimed, then
     /// rebalance the anon active list.
     pub(crate) fn shrink_node(&mut self, sc: &mut ScanControl) {
+        if self.lru_gen_enabled() {
+            // v6.12: `if (lru_gen_enabled() && root_reclaim(sc)) { lru_gen_shrink_node(..) }`
+            self.lru_gen_shrink_node(sc);
+            return;
+        }
         if self.profile.scan_balance_by_cost {
             self.prepare_scan_control(sc);
         }
@@ -522,6 +527,10 @@ impl Kernel {
         if !sc.may_unmap && f.mapped() {
             return Outcome::Keep;
         }
+        // v6.12 "folio_update_gen() tried to promote this page?"
+        if self.lru_gen_enabled() && !ignore_references && f.mapped() && f.test(pg::PG_REFERENCED) {
+            return Outcome::Keep;
+        }
         let references = if ignore_references { References::Reclaim } else { self.check_references(pfn) };
         match references {
             References::Activate => return Outcome::Activate,
@@ -659,7 +668,11 @@ impl Kernel {
             return false;
         }
         if let Some(off) = f.swap_offset() {
-            if self.profile.workingset_anon {
+            if self.lru_gen_enabled() {
+                // workingset_eviction → lru_gen_eviction (v6.12)
+                let shadow = self.lru_gen_eviction(pfn);
+                self.swap.set_shadow(off, shadow.eviction, shadow.workingset);
+            } else if self.profile.workingset_anon {
                 // workingset_eviction (mm/workingset.c v6.12): "eviction =
                 // atomic_long_read(&lruvec->nonresident_age); ...
                 // workingset_age_nonresident(lruvec, folio_nr_pages(folio)); return
@@ -697,11 +710,16 @@ impl Kernel {
         reclaimed
     }
 
-    /// Reclaim one page as if it had reached the tail of its inactive list: isolate it and run
-    /// `shrink_folio_list` with the reference check (the explorer's reclaim step). Returns
-    /// whether it was freed.
+    /// Reclaim one page as if it had reached the tail of its inactive list (with MGLRU: of the
+    /// oldest generation, isolated by `isolate_folio`): isolate it and run `shrink_folio_list`
+    /// with the reference check (the explorer's reclaim step). Returns whether it was freed.
     pub fn reclaim_one(&mut self, pfn: u32) -> bool {
-        if !self.isolate_lru_page(pfn) {
+        if self.lru_gen_enabled() {
+            if !self.mem.frames[pfn as usize].test(pg::PG_LRU) {
+                return false;
+            }
+            self.isolate_folio(pfn);
+        } else if !self.isolate_lru_page(pfn) {
             return false;
         }
         let mut sc = ScanControl::new(1, false);

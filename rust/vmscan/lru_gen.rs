@@ -1,0 +1,1277 @@
+//! The multi-gen LRU (MGLRU, `CONFIG_LRU_GEN`) as v6.12 has it: mm/vmscan.c's lru_gen
+//! sections, `lru_gen_add_folio` / `lru_gen_del_folio` of include/linux/mm_inline.h, the
+//! refault side of mm/workingset.c (`lru_gen_eviction` / `lru_gen_refault`) and
+//! `folio_inc_refs` of mm/swap.c. A profile turns it on with its `lru_gen` switch
+//! ([`crate::profile::Profile::lru_gen`]); off, nothing here runs.
+//!
+//! Each evictable page is in one generation of its type (anon, file): `gen = seq %
+//! MAX_NR_GENS`, between `min_seq[type]` (the oldest) and `max_seq` (the youngest), held in the
+//! page's flags (`LRU_GEN_MASK`: gen + 1) and on that generation's list. Aging
+//! (`try_to_inc_max_seq`) opens a new youngest generation; eviction (`evict_folios`) takes
+//! pages from the oldest, sorts out the protected ones (`sort_folio`: tiers from the page's
+//! access count, `LRU_REFS_MASK` + PG_referenced + PG_workingset, against the refault PID
+//! controller) and hands the rest to the classic `shrink_folio_list`, so every eviction ends in
+//! `try_to_unmap_one` as on the classic lists (the seed's `pte_unused` guard applies).
+//!
+//! The caps (`/sys/kernel/mm/lru_gen/enabled`): `LRU_GEN_CORE` always; `LRU_GEN_MM_WALK` and
+//! `LRU_GEN_NONLEAF_YOUNG` only where the arch has a hardware accessed bit
+//! (`should_walk_mmu`: `arch_has_hw_pte_young() && get_cap(LRU_GEN_MM_WALK)`). s390 has none
+//! (its young bit is emulated with invalid PTEs), so it reports 0x0001 and ages without walking
+//! page tables: only `lru_gen_look_around` clears young bits, around the pages eviction looks
+//! at. x86_64 reports 0x0007 and walks.
+//!
+//! Simplifications, written down where they are made:
+//! - One node, one zone, no memcgs: one lruvec, `shrink_one` on it (no memcg LRU, no
+//!   `mem_cgroup_below_min`); every reclaim is root reclaim (`lru_gen_shrink_node`).
+//! - `NR_HIST_GENS` is 1 (CONFIG_LRU_GEN_STATS off, the distributions' choice).
+//! - The page-table walk (x86_64) visits every present PTE of every live mm (as if every Bloom
+//!   filter test passed; no `mm_state` iteration or stats), and a page it promotes moves to its
+//!   new generation's list at once instead of waiting for `sort_folio` ("promoted").
+//! - `min_ttl` is kept in model nanoseconds; below it `lru_gen_age_node` invokes
+//!   `out_of_memory`, which in the model kills nothing and counts `oom_kill` (as the
+//!   allocator's does).
+//! - No writeback in flight and no page lock: `sort_folio`'s "waiting for writeback" case is
+//!   taken only by dirty file (lazyfree) pages.
+
+use crate::kernel::Kernel;
+use crate::mm::page::{Frame, pg};
+use crate::mm::swap_state::Shadow;
+use crate::mm::vm;
+use crate::mm::vmstat::Vm;
+use crate::rmap::Mapping;
+use crate::sim::log::Ev;
+use crate::vmscan::lru::{Lru, LruList, NR_LRU_LISTS};
+use crate::vmscan::shrink::{DEF_PRIORITY, SWAPPINESS, ScanControl};
+use serde::{Deserialize, Serialize};
+
+/// `MIN_NR_GENS` (include/linux/mmzone.h).
+pub const MIN_NR_GENS: usize = 2;
+/// `MAX_NR_GENS`.
+pub const MAX_NR_GENS: usize = 4;
+/// `MAX_NR_TIERS`.
+pub const MAX_NR_TIERS: usize = 4;
+/// `LRU_REFS_WIDTH` (`MAX_NR_TIERS - 2`).
+pub const LRU_REFS_WIDTH: u32 = 2;
+/// `MIN_LRU_BATCH` (`BITS_PER_LONG`).
+pub const MIN_LRU_BATCH: u64 = 64;
+/// `MAX_LRU_BATCH` (`MIN_LRU_BATCH * 64`).
+pub const MAX_LRU_BATCH: u64 = MIN_LRU_BATCH * 64;
+/// `MAX_SWAPPINESS`.
+pub const MAX_SWAPPINESS: u64 = 200;
+/// `LRU_GEN_ANON` / `LRU_GEN_FILE`.
+pub const LRU_GEN_ANON: usize = 0;
+pub const LRU_GEN_FILE: usize = 1;
+
+/// The bits of `/sys/kernel/mm/lru_gen/enabled` (`enum { LRU_GEN_CORE, LRU_GEN_MM_WALK,
+/// LRU_GEN_NONLEAF_YOUNG }` as bits).
+pub mod caps {
+    pub const LRU_GEN_CORE: u64 = 0x0001;
+    pub const LRU_GEN_MM_WALK: u64 = 0x0002;
+    pub const LRU_GEN_NONLEAF_YOUNG: u64 = 0x0004;
+}
+
+/// Where the generation (+1, 0 = none) and the access count live in [`Frame::flags`]
+/// (`LRU_GEN_PGOFF` / `LRU_REFS_PGOFF`; the model's bit positions, above every PG_ flag).
+const LRU_GEN_PGOFF: u32 = 24;
+const LRU_GEN_MASK: u32 = 0b111 << LRU_GEN_PGOFF;
+const LRU_REFS_PGOFF: u32 = 27;
+const LRU_REFS_MASK: u32 = ((1 << LRU_REFS_WIDTH) - 1) << LRU_REFS_PGOFF;
+/// `LRU_REFS_FLAGS` (v6.12: PG_referenced and PG_workingset).
+const LRU_REFS_FLAGS: u32 = pg::PG_REFERENCED | pg::PG_WORKINGSET;
+
+/// `folio_lru_gen`: the page's generation, None when it is on no generation's list.
+#[inline]
+pub fn folio_lru_gen(f: &Frame) -> Option<usize> {
+    let g = (f.flags & LRU_GEN_MASK) >> LRU_GEN_PGOFF;
+    if g == 0 { None } else { Some(g as usize - 1) }
+}
+
+/// Clear the page's generation (`set_mask_bits(&folio->flags, LRU_GEN_MASK, ..)`).
+#[inline]
+pub(crate) fn clear_gen(f: &mut Frame) {
+    f.flags &= !LRU_GEN_MASK;
+}
+
+#[inline]
+fn set_gen(f: &mut Frame, gn: usize) {
+    f.flags = (f.flags & !LRU_GEN_MASK) | (((gn as u32) + 1) << LRU_GEN_PGOFF);
+}
+
+/// `folio_lru_refs` (v6.12): the accesses beyond PG_referenced, `LRU_REFS_MASK` plus
+/// PG_workingset ("N-1 if the total number of accesses is N>1").
+#[inline]
+pub fn folio_lru_refs(f: &Frame) -> usize {
+    (((f.flags & LRU_REFS_MASK) >> LRU_REFS_PGOFF) + f.test(pg::PG_WORKINGSET) as u32) as usize
+}
+
+/// `lru_tier_from_refs` (v6.12): `order_base_2(refs + 1)`.
+#[inline]
+pub fn lru_tier_from_refs(refs: usize) -> usize {
+    let n = refs + 1;
+    (usize::BITS - (n - 1).leading_zeros()) as usize
+}
+
+/// `lru_gen_from_seq`.
+#[inline]
+pub fn lru_gen_from_seq(seq: u64) -> usize {
+    (seq % MAX_NR_GENS as u64) as usize
+}
+
+/// The [`Lru`] list index of `lrugen->folios[gen][type]`.
+#[inline]
+pub fn list_index(gn: usize, ty: usize) -> usize {
+    NR_LRU_LISTS + gn * 2 + ty
+}
+
+/// `folio_is_file_lru` as an index (anon 0, file 1).
+#[inline]
+fn folio_type(f: &Frame) -> usize {
+    (!f.test(pg::PG_SWAPBACKED)) as usize
+}
+
+/// `struct lru_gen_folio`: the generations of the lruvec and the PID controller's counters
+/// (NR_HIST_GENS = 1, so `hist` is always 0 and dropped here).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LruGenFolio {
+    /// `lrugen->enabled`: new pages go to the generations (fixed when the kernel is made).
+    pub enabled: bool,
+    /// The caps the model runs with (`/sys/kernel/mm/lru_gen/enabled`; 0 when off).
+    pub caps: u64,
+    pub max_seq: u64,
+    pub min_seq: [u64; 2],
+    /// Birth time (model ns) of each generation (`timestamps[gen]`, jiffies in the kernel).
+    pub timestamps: [u64; MAX_NR_GENS],
+    pub avg_refaulted: [[u64; MAX_NR_TIERS]; 2],
+    pub avg_total: [[u64; MAX_NR_TIERS]; 2],
+    /// `protected[hist][type][tier - 1]`: pages of tier >= 1 that `sort_folio` kept.
+    pub protected: [[u64; MAX_NR_TIERS - 1]; 2],
+    pub evicted: [[u64; MAX_NR_TIERS]; 2],
+    pub refaulted: [[u64; MAX_NR_TIERS]; 2],
+    /// `lru_gen_min_ttl` (`/sys/kernel/mm/lru_gen/min_ttl_ms`), in model ns; 0 = off.
+    pub min_ttl: u64,
+}
+
+impl LruGenFolio {
+    /// `lru_gen_init_lruvec`: `max_seq = MIN_NR_GENS + 1`, every `min_seq` 0.
+    pub fn new(enabled: bool) -> LruGenFolio {
+        LruGenFolio {
+            enabled,
+            caps: 0,
+            max_seq: MIN_NR_GENS as u64 + 1,
+            min_seq: [0; 2],
+            timestamps: [0; MAX_NR_GENS],
+            avg_refaulted: [[0; MAX_NR_TIERS]; 2],
+            avg_total: [[0; MAX_NR_TIERS]; 2],
+            protected: [[0; MAX_NR_TIERS - 1]; 2],
+            evicted: [[0; MAX_NR_TIERS]; 2],
+            refaulted: [[0; MAX_NR_TIERS]; 2],
+            min_ttl: 0,
+        }
+    }
+
+    /// `lru_gen_is_active`: the two youngest generations count as active ("see the comment on
+    /// MIN_NR_GENS").
+    #[inline]
+    pub fn is_active(&self, gn: usize) -> bool {
+        gn == lru_gen_from_seq(self.max_seq) || gn == lru_gen_from_seq(self.max_seq - 1)
+    }
+
+    /// `get_nr_gens`.
+    #[inline]
+    pub fn nr_gens(&self, ty: usize) -> u64 {
+        self.max_seq - self.min_seq[ty] + 1
+    }
+}
+
+/// `struct ctrl_pos` of the PID controller.
+#[derive(Clone, Copy, Debug, Default)]
+struct CtrlPos {
+    refaulted: u64,
+    total: u64,
+    gain: u64,
+}
+
+/// `positive_ctrl_err` (v6.12): true if the PV has few refaults or a lower refaulted/total than
+/// the SP.
+fn positive_ctrl_err(sp: &CtrlPos, pv: &CtrlPos) -> bool {
+    pv.refaulted < MIN_LRU_BATCH
+        || pv.refaulted * (sp.total + MIN_LRU_BATCH) * sp.gain <= (sp.refaulted + 1) * pv.total * pv.gain
+}
+
+impl Lru {
+    /// `lru_gen_add_folio` (include/linux/mm_inline.h, v6.12): put an evictable page in a
+    /// generation: active → the youngest; anon not in the swap cache (freshly faulted), or a
+    /// dirty page under reclaim → the second youngest; `reclaiming` or too few generations →
+    /// the oldest; else the second oldest. Clears PG_active ("see the comment on
+    /// MIN_NR_GENS"). Returns false for an unevictable page (the classic list takes it).
+    pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> bool {
+        let f = &frames[pfn as usize];
+        if f.test(pg::PG_UNEVICTABLE) || !self.lrugen.enabled {
+            return false;
+        }
+        let ty = folio_type(f);
+        let g = &self.lrugen;
+        let seq = if f.test(pg::PG_ACTIVE) {
+            g.max_seq
+        } else if (ty == LRU_GEN_ANON && !f.test(pg::PG_SWAPCACHE)) || (f.test(pg::PG_RECLAIM) && f.test(pg::PG_DIRTY))
+        {
+            g.max_seq - 1
+        } else if reclaiming || g.min_seq[ty] + MIN_NR_GENS as u64 >= g.max_seq {
+            g.min_seq[ty]
+        } else {
+            g.min_seq[ty] + 1
+        };
+        let gn = lru_gen_from_seq(seq);
+        let f = &mut frames[pfn as usize];
+        set_gen(f, gn);
+        f.clear(pg::PG_ACTIVE);
+        if reclaiming {
+            self.link_tail(frames, pfn, list_index(gn, ty));
+        } else {
+            self.link_head(frames, pfn, list_index(gn, ty));
+        }
+        true
+    }
+
+    /// Move a page of a generation to the head (`list_move`) or tail (`list_move_tail`) of
+    /// generation `gen`'s list, setting its generation bits.
+    fn move_to_gen(&mut self, frames: &mut [Frame], pfn: u32, gn: usize, tail: bool) {
+        let ty = folio_type(&frames[pfn as usize]);
+        self.unlink(frames, pfn);
+        set_gen(&mut frames[pfn as usize], gn);
+        if tail {
+            self.link_tail(frames, pfn, list_index(gn, ty));
+        } else {
+            self.link_head(frames, pfn, list_index(gn, ty));
+        }
+    }
+
+    /// Pages in generation `gen` of `ty` (`lrugen->nr_pages[gen][type][zone]`, one zone).
+    #[inline]
+    pub fn gen_size(&self, gn: usize, ty: usize) -> u64 {
+        self.size_at(list_index(gn, ty))
+    }
+
+    /// `folio_inc_gen` (v6.12) on a page of the oldest generation: into the next one, losing
+    /// its access count and LRU_REFS_FLAGS; PG_reclaim if `reclaiming`. Returns the new gen;
+    /// the caller moves the page to its list.
+    fn folio_inc_gen(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> usize {
+        let f = &mut frames[pfn as usize];
+        let old_gen = lru_gen_from_seq(self.lrugen.min_seq[folio_type(f)]);
+        let new_gen = (old_gen + 1) % MAX_NR_GENS;
+        f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+        if reclaiming {
+            f.set(pg::PG_RECLAIM);
+        }
+        new_gen
+    }
+
+    /// `read_ctrl_pos` (v6.12).
+    fn read_ctrl_pos(&self, ty: usize, tier: usize, gain: u64) -> CtrlPos {
+        let g = &self.lrugen;
+        let mut total = g.avg_total[ty][tier] + g.evicted[ty][tier];
+        if tier > 0 {
+            total += g.protected[ty][tier - 1];
+        }
+        CtrlPos { refaulted: g.avg_refaulted[ty][tier] + g.refaulted[ty][tier], total, gain }
+    }
+
+    /// `reset_ctrl_pos` (v6.12, NR_HIST_GENS = 1): on a carryover (min_seq advances) fold the
+    /// generation's counters into the moving averages (smoothing 1/2) and clear them; without
+    /// one there is nothing to do.
+    fn reset_ctrl_pos(&mut self, ty: usize, carryover: bool) {
+        if !carryover {
+            return;
+        }
+        let g = &mut self.lrugen;
+        for tier in 0..MAX_NR_TIERS {
+            g.avg_refaulted[ty][tier] = (g.avg_refaulted[ty][tier] + g.refaulted[ty][tier]) / 2;
+            let mut sum = g.avg_total[ty][tier] + g.evicted[ty][tier];
+            if tier > 0 {
+                sum += g.protected[ty][tier - 1];
+            }
+            g.avg_total[ty][tier] = sum / 2;
+            g.refaulted[ty][tier] = 0;
+            g.evicted[ty][tier] = 0;
+            if tier > 0 {
+                g.protected[ty][tier - 1] = 0;
+            }
+        }
+    }
+
+    /// `get_tier_idx` (v6.12): the last tier to evict: tiers whose refault rate stays within
+    /// twice the first tier's (gain 1:2) are evicted, the ones above are protected.
+    fn get_tier_idx(&self, ty: usize) -> usize {
+        let sp = self.read_ctrl_pos(ty, 0, 1);
+        let mut tier = 1;
+        while tier < MAX_NR_TIERS {
+            let pv = self.read_ctrl_pos(ty, tier, 2);
+            if !positive_ctrl_err(&sp, &pv) {
+                break;
+            }
+            tier += 1;
+        }
+        tier - 1
+    }
+
+    /// `get_type_to_scan` (v6.12): compare the first tiers of anon and file (gains swappiness
+    /// and MAX_SWAPPINESS - swappiness), then the tiers of the chosen type against the other's
+    /// first. Returns (type, tier_idx).
+    fn get_type_to_scan(&self, swappiness: u64) -> (usize, usize) {
+        let gain = [swappiness, MAX_SWAPPINESS - swappiness];
+        let sp = self.read_ctrl_pos(LRU_GEN_ANON, 0, gain[LRU_GEN_ANON]);
+        let pv = self.read_ctrl_pos(LRU_GEN_FILE, 0, gain[LRU_GEN_FILE]);
+        let ty = positive_ctrl_err(&sp, &pv) as usize;
+        let sp = self.read_ctrl_pos(1 - ty, 0, gain[1 - ty]);
+        let mut tier = 1;
+        while tier < MAX_NR_TIERS {
+            let pv = self.read_ctrl_pos(ty, tier, gain[ty]);
+            if !positive_ctrl_err(&sp, &pv) {
+                break;
+            }
+            tier += 1;
+        }
+        (ty, tier - 1)
+    }
+}
+
+/// `fls_long`.
+fn fls_long(x: u64) -> i32 {
+    (u64::BITS - x.leading_zeros()) as i32
+}
+
+impl Kernel {
+    /// `lru_gen_enabled()`.
+    #[inline]
+    pub fn lru_gen_enabled(&self) -> bool {
+        self.lru.lrugen.enabled
+    }
+
+    /// `should_walk_mmu` (v6.12): `arch_has_hw_pte_young() && get_cap(LRU_GEN_MM_WALK)`.
+    fn should_walk_mmu(&self) -> bool {
+        self.lru.lrugen.caps & caps::LRU_GEN_MM_WALK != 0
+    }
+
+    /// `get_swappiness` (v6.12): 0 when reclaim may not swap or fewer than MIN_LRU_BATCH swap
+    /// slots are free (`mem_cgroup_get_nr_swap_pages`), else `vm_swappiness`.
+    fn lru_gen_swappiness(&self, sc: &ScanControl) -> u64 {
+        let free = (self.swap.total() - self.swap.inuse()) as u64;
+        if !sc.may_swap || free < MIN_LRU_BATCH { 0 } else { SWAPPINESS }
+    }
+
+    /// `lru_gen_shrink_node` (mm/vmscan.c, v6.12) for the one lruvec (`shrink_one` without
+    /// memcgs): `set_initial_priority`, `try_to_shrink_lruvec`; progress resets kswapd's
+    /// failures.
+    pub(crate) fn lru_gen_shrink_node(&mut self, sc: &mut ScanControl) {
+        if !sc.may_writepage || !sc.may_unmap {
+            return;
+        }
+        let reclaimed = sc.nr_reclaimed;
+        self.set_initial_priority(sc);
+        self.try_to_shrink_lruvec(sc);
+        if sc.nr_reclaimed > reclaimed {
+            self.kswapd.failures = 0;
+        }
+    }
+
+    /// `set_initial_priority` (v6.12): at DEF_PRIORITY, start at the priority where
+    /// `(reclaimable >> priority)` roughly meets `nr_to_reclaim`, reclaimable being the inactive
+    /// pages (anon only if it can be swapped).
+    fn set_initial_priority(&mut self, sc: &mut ScanControl) {
+        if sc.priority != DEF_PRIORITY || sc.nr_to_reclaim < MIN_LRU_BATCH {
+            return;
+        }
+        let mut reclaimable = self.lru.size(LruList::InactiveFile);
+        if self.swap.total() > self.swap.inuse() {
+            reclaimable += self.lru.size(LruList::InactiveAnon);
+        }
+        let priority = fls_long(reclaimable) - 1 - fls_long(sc.nr_to_reclaim - 1);
+        sc.priority = priority.clamp(0, DEF_PRIORITY);
+    }
+
+    /// `try_to_shrink_lruvec` (v6.12): evict batches while `get_nr_to_scan` allows, until the
+    /// scan target is met or `should_abort_scan`. Returns whether the lruvec ran low on cold
+    /// pages (`nr_to_scan < 0`).
+    pub(crate) fn try_to_shrink_lruvec(&mut self, sc: &mut ScanControl) -> bool {
+        let swappiness = self.lru_gen_swappiness(sc);
+        let mut scanned = 0u64;
+        let mut nr_to_scan;
+        loop {
+            nr_to_scan = self.get_nr_to_scan(sc, swappiness);
+            if nr_to_scan <= 0 {
+                break;
+            }
+            let delta = self.evict_folios(sc, swappiness);
+            if delta == 0 {
+                break;
+            }
+            scanned += delta;
+            if scanned >= nr_to_scan as u64 {
+                break;
+            }
+            if self.should_abort_scan(sc) {
+                break;
+            }
+        }
+        nr_to_scan < 0
+    }
+
+    /// `should_abort_scan` (v6.12): enough reclaimed (`max(nr_to_reclaim, compact_gap(0))`), or
+    /// kswapd with the zone above its high watermark + MIN_LRU_BATCH.
+    fn should_abort_scan(&self, sc: &ScanControl) -> bool {
+        if sc.nr_reclaimed >= sc.nr_to_reclaim.max(2) {
+            return true;
+        }
+        if !sc.kswapd {
+            return false;
+        }
+        self.mem.nr_free() > self.mem.wmark.high + MIN_LRU_BATCH
+    }
+
+    /// `get_nr_to_scan` (v6.12): the evictable pages `>> priority`, unless aging is due and
+    /// the priority is raised: then `try_to_inc_max_seq`, and -1 (stop: low on cold pages) if
+    /// it made a generation, 0 if not.
+    fn get_nr_to_scan(&mut self, sc: &ScanControl, swappiness: u64) -> i64 {
+        let max_seq = self.lru.lrugen.max_seq;
+        let (need_aging, nr_to_scan) = self.should_run_aging(max_seq, swappiness != 0);
+        if !need_aging || sc.priority == DEF_PRIORITY {
+            return (nr_to_scan >> sc.priority) as i64;
+        }
+        if self.try_to_inc_max_seq(max_seq, swappiness != 0, false) { -1 } else { 0 }
+    }
+
+    /// `should_run_aging` (v6.12): true when no evictable type has more than MIN_NR_GENS
+    /// generations, or with exactly MIN_NR_GENS + 1 when the youngest holds over 1/MIN_NR_GENS
+    /// of the pages or the oldest under 1/(MIN_NR_GENS + 2). Also returns the evictable pages.
+    pub(crate) fn should_run_aging(&self, max_seq: u64, can_swap: bool) -> (bool, u64) {
+        let g = &self.lru.lrugen;
+        let first = !can_swap as usize;
+        if g.min_seq[first] + MIN_NR_GENS as u64 > max_seq {
+            return (true, 0);
+        }
+        let (mut old, mut young, mut total) = (0u64, 0u64, 0u64);
+        for ty in first..2 {
+            for seq in g.min_seq[ty]..=max_seq {
+                let size = self.lru.gen_size(lru_gen_from_seq(seq), ty);
+                total += size;
+                if seq == max_seq {
+                    young += size;
+                } else if seq + MIN_NR_GENS as u64 == max_seq {
+                    old += size;
+                }
+            }
+        }
+        if g.min_seq[first] + (MIN_NR_GENS as u64) < max_seq {
+            return (false, total);
+        }
+        let aging = young * MIN_NR_GENS as u64 > total || old * (MIN_NR_GENS as u64 + 2) < total;
+        (aging, total)
+    }
+
+    /// `try_to_inc_max_seq` (v6.12): without `mm_state` (CONFIG_LRU_GEN_WALKS_MMU needs
+    /// ARCH_HAS_HW_PTE_YOUNG, which s390 lacks) or without the MM_WALK cap, straight to
+    /// `inc_max_seq`; else walk the page tables first (`walk_mm`), promoting the pages their
+    /// young PTEs map to the current youngest generation.
+    pub(crate) fn try_to_inc_max_seq(&mut self, seq: u64, can_swap: bool, force_scan: bool) -> bool {
+        if seq < self.lru.lrugen.max_seq {
+            return false;
+        }
+        if self.should_walk_mmu() {
+            for pid in self.pids() {
+                self.lru_gen_walk_mm(pid, can_swap);
+            }
+        }
+        self.inc_max_seq(seq, can_swap, force_scan)
+    }
+
+    /// `walk_mm` → `walk_pte_range` (v6.12) over every VMA `should_skip_vma` leaves: each
+    /// young PTE of a page of a generation is made old and the page moved to the youngest
+    /// generation (`folio_update_gen`); a page off the lists (isolated) gets PG_referenced.
+    fn lru_gen_walk_mm(&mut self, pid: u32, can_swap: bool) {
+        let vmas: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
+        let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
+        let arch = self.arch();
+        for vma in vmas {
+            let v = self.vma(vma);
+            // should_skip_vma: inaccessible, no recency, locked/special, anon without swap
+            let accessible = v.flags & (vm::VM_READ | vm::VM_WRITE | vm::VM_EXEC) != 0;
+            if !accessible
+                || !self.vma_has_recency(vma)
+                || v.flags & (vm::VM_LOCKED | vm::VM_SPECIAL) != 0
+                || (v.file.is_none() && !can_swap)
+            {
+                continue;
+            }
+            let (mut addr, end) = (v.start, v.end);
+            while let Some((a, idx)) = self.next_pte_slot(pid, addr, end) {
+                addr = a + 4096;
+                let pte = self.mmx(pid).pt.pte(idx);
+                let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
+                if !self.ptep_test_and_clear_young(pid, idx) {
+                    continue;
+                }
+                if arch.pte_dirty(pte) {
+                    self.lru_gen_mark_dirty(pfn);
+                }
+                self.folio_update_gen(pfn, new_gen);
+            }
+        }
+    }
+
+    /// `get_pte_pfn` + `get_pfn_folio` (v6.12): the pfn of a present, young PTE that maps a
+    /// page other than the zero page.
+    fn lru_gen_pte_pfn(&self, pte: u64) -> Option<u32> {
+        let arch = self.arch();
+        if !arch.pte_present(pte) || !arch.pte_young(pte) || arch.pte_special(pte) {
+            return None;
+        }
+        let pfn = arch.pte_pfn(pte);
+        (pfn != crate::mm::page::ZERO_PFN && (pfn as usize) < self.mem.frames.len()).then_some(pfn)
+    }
+
+    /// The dirty half of `lru_gen_look_around` / `walk_update_folio`: a dirty PTE marks the
+    /// page dirty unless it is anon, swap-backed and not in the swap cache.
+    fn lru_gen_mark_dirty(&mut self, pfn: u32) {
+        let f = &mut self.mem.frames[pfn as usize];
+        let anon_not_in_swapcache = f.anon() && f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE);
+        if !(f.test(pg::PG_DIRTY) || anon_not_in_swapcache) {
+            f.set(pg::PG_DIRTY);
+        }
+    }
+
+    /// `folio_update_gen` (v6.12): move a page to generation `gen`, clearing its access
+    /// count; a page off the lists ("lru_gen_del_folio() has isolated this page?") gets
+    /// PG_referenced for shrink_folio_list instead.
+    fn folio_update_gen(&mut self, pfn: u32, gn: usize) {
+        let f = &mut self.mem.frames[pfn as usize];
+        match folio_lru_gen(f) {
+            None => f.set(pg::PG_REFERENCED),
+            Some(old) => {
+                f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+                if old != gn {
+                    self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
+                }
+            }
+        }
+    }
+
+    /// `inc_max_seq` (v6.12): if a type already has MAX_NR_GENS generations, its oldest is
+    /// emptied into the next first (`inc_min_seq`); then a new youngest generation, born now.
+    pub(crate) fn inc_max_seq(&mut self, seq: u64, can_swap: bool, _force_scan: bool) -> bool {
+        if seq != self.lru.lrugen.max_seq {
+            return false;
+        }
+        for ty in (0..2).rev() {
+            if self.lru.lrugen.nr_gens(ty) != MAX_NR_GENS as u64 {
+                continue;
+            }
+            // inc_min_seq moves at most MAX_LRU_BATCH pages a call: the kernel drops the lock
+            // and restarts until it succeeds
+            while !self.inc_min_seq(ty, can_swap) {}
+        }
+        let next = lru_gen_from_seq(self.lru.lrugen.max_seq + 1);
+        self.lru.lrugen.timestamps[next] = self.now;
+        self.lru.lrugen.max_seq += 1;
+        true
+    }
+
+    /// `inc_min_seq` (v6.12): move the pages of the oldest generation of `ty` into the next
+    /// (`folio_inc_gen`, at the tail), at most MAX_LRU_BATCH a call, then advance `min_seq`.
+    /// Anon is not emptied when it cannot be swapped.
+    fn inc_min_seq(&mut self, ty: usize, can_swap: bool) -> bool {
+        if ty != LRU_GEN_ANON || can_swap {
+            let old_gen = lru_gen_from_seq(self.lru.lrugen.min_seq[ty]);
+            let mut remaining = MAX_LRU_BATCH;
+            while let Some(pfn) = self.lru.tail_at(list_index(old_gen, ty)) {
+                let new_gen = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
+                self.lru.move_to_gen(&mut self.mem.frames, pfn, new_gen, true);
+                remaining -= 1;
+                if remaining == 0 {
+                    return false;
+                }
+            }
+        }
+        self.lru.reset_ctrl_pos(ty, true);
+        self.lru.lrugen.min_seq[ty] += 1;
+        true
+    }
+
+    /// `try_to_inc_min_seq` (v6.12): advance each evictable type's `min_seq` past its empty
+    /// oldest generations (keeping MIN_NR_GENS), anon never ahead of file when both are
+    /// evictable.
+    #[allow(clippy::needless_range_loop)] // the kernel's `for (type = !can_swap; ...)`
+    fn try_to_inc_min_seq(&mut self, can_swap: bool) -> bool {
+        let g = &self.lru.lrugen;
+        let mut min_seq = g.min_seq;
+        let first = !can_swap as usize;
+        for ty in first..2 {
+            while min_seq[ty] + (MIN_NR_GENS as u64) <= g.max_seq {
+                if self.lru.gen_size(lru_gen_from_seq(min_seq[ty]), ty) > 0 {
+                    break;
+                }
+                min_seq[ty] += 1;
+            }
+        }
+        // "see the comment on lru_gen_folio"
+        if can_swap {
+            min_seq[LRU_GEN_ANON] = min_seq[LRU_GEN_ANON].min(min_seq[LRU_GEN_FILE]);
+            min_seq[LRU_GEN_FILE] = min_seq[LRU_GEN_ANON].max(g.min_seq[LRU_GEN_FILE]);
+        }
+        let mut success = false;
+        for ty in first..2 {
+            if min_seq[ty] == self.lru.lrugen.min_seq[ty] {
+                continue;
+            }
+            self.lru.reset_ctrl_pos(ty, true);
+            self.lru.lrugen.min_seq[ty] = min_seq[ty];
+            success = true;
+        }
+        success
+    }
+
+    /// `evict_folios` (v6.12): isolate a batch from the oldest generation (`isolate_folios`),
+    /// run the classic `shrink_folio_list` on it, and put back the survivors; rejected pages do
+    /// not go back to the oldest generation (PG_active, so `lru_gen_add_folio` makes them
+    /// youngest), clean unmapped ones get one retry. Returns the pages scanned.
+    pub(crate) fn evict_folios(&mut self, sc: &mut ScanControl, swappiness: u64) -> u64 {
+        let (mut scanned, ty, list) = self.isolate_folios(sc, swappiness);
+        scanned += self.try_to_inc_min_seq(swappiness != 0) as u64;
+        if self.lru.lrugen.nr_gens((swappiness == 0) as usize) == MIN_NR_GENS as u64 {
+            scanned = 0;
+        }
+        if list.is_empty() {
+            return scanned;
+        }
+        let mut list = list;
+        let mut skip_retry = false;
+        loop {
+            let nr = list.len() as u64;
+            let (reclaimed, keep, stat) = self.shrink_folio_list(list, sc, false);
+            sc.nr_reclaimed += reclaimed;
+            self.log_reclaim(Ev::LruShrinkInactive, nr, reclaimed, stat.nr_unmap_fail);
+            let mut clean = Vec::new();
+            for pfn in keep.into_iter().rev() {
+                let f = self.mem.frames[pfn as usize];
+                if f.test(pg::PG_MLOCKED) {
+                    self.putback_lru_page(pfn);
+                    continue;
+                }
+                let fm = &mut self.mem.frames[pfn as usize];
+                if f.test(pg::PG_RECLAIM) && f.test(pg::PG_DIRTY) {
+                    // restore LRU_REFS_FLAGS cleared by isolate_folio()
+                    if f.test(pg::PG_WORKINGSET) {
+                        fm.set(pg::PG_REFERENCED);
+                    }
+                    self.putback_lru_page(pfn);
+                    continue;
+                }
+                if skip_retry
+                    || f.test(pg::PG_ACTIVE)
+                    || f.test(pg::PG_REFERENCED)
+                    || f.mapped()
+                    || f.test(pg::PG_DIRTY)
+                {
+                    // don't add rejected folios to the oldest generation
+                    fm.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+                    fm.set(pg::PG_ACTIVE);
+                    self.putback_lru_page(pfn);
+                    continue;
+                }
+                // retry folios that may have missed folio_rotate_reclaimable()
+                clean.push(pfn);
+            }
+            let steal = if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct };
+            self.vmstat.add(steal, reclaimed);
+            self.vmstat.add(if ty == LRU_GEN_FILE { Vm::pgsteal_file } else { Vm::pgsteal_anon }, reclaimed);
+            self.tick(self.cost.reclaim_scan * nr);
+            if clean.is_empty() {
+                break;
+            }
+            clean.reverse();
+            list = clean;
+            skip_retry = true;
+        }
+        scanned
+    }
+
+    /// `isolate_folios` (v6.12): the obvious type first (file when anon cannot be swapped, anon
+    /// when its oldest generation is older), else the PID controller's (`get_type_to_scan`);
+    /// if nothing could be scanned of it, the other type. Returns (scanned, type, pages).
+    fn isolate_folios(&mut self, sc: &mut ScanControl, swappiness: u64) -> (u64, usize, Vec<u32>) {
+        let g = &self.lru.lrugen;
+        let mut tier: Option<usize> = None;
+        let mut ty = if swappiness == 0 {
+            LRU_GEN_FILE
+        } else if g.min_seq[LRU_GEN_ANON] < g.min_seq[LRU_GEN_FILE] {
+            LRU_GEN_ANON
+        } else if swappiness == 1 {
+            LRU_GEN_FILE
+        } else if swappiness == MAX_SWAPPINESS {
+            LRU_GEN_ANON
+        } else {
+            let (t, idx) = self.lru.get_type_to_scan(swappiness);
+            tier = Some(idx);
+            t
+        };
+        let mut scanned = 0;
+        let mut list = Vec::new();
+        for _ in (swappiness == 0) as usize..2 {
+            let t = tier.unwrap_or_else(|| self.lru.get_tier_idx(ty));
+            (scanned, list) = self.scan_folios(sc, ty, t);
+            if scanned > 0 {
+                break;
+            }
+            ty = 1 - ty;
+            tier = None;
+        }
+        (scanned, ty, list)
+    }
+
+    /// `scan_folios` (v6.12): from the tail of the oldest generation of `ty`, sort each page
+    /// (`sort_folio`) or isolate it (`isolate_folio`), until MAX_LRU_BATCH scanned or
+    /// MIN_LRU_BATCH isolated. Nothing when only MIN_NR_GENS generations are left. Counts
+    /// pgscan (isolated) and pgrefill (sorted), traces `mm_vmscan_lru_isolate`.
+    fn scan_folios(&mut self, sc: &ScanControl, ty: usize, tier: usize) -> (u64, Vec<u32>) {
+        let mut list = Vec::new();
+        if self.lru.lrugen.nr_gens(ty) == MIN_NR_GENS as u64 {
+            return (0, list);
+        }
+        let gn = lru_gen_from_seq(self.lru.lrugen.min_seq[ty]);
+        let (mut scanned, mut sorted, mut isolated) = (0u64, 0u64, 0u64);
+        let mut remaining = MAX_LRU_BATCH;
+        while let Some(pfn) = self.lru.tail_at(list_index(gn, ty)) {
+            scanned += 1;
+            if self.sort_folio(pfn, tier) {
+                sorted += 1;
+            } else {
+                self.isolate_folio(pfn);
+                list.push(pfn);
+                isolated += 1;
+            }
+            remaining -= 1;
+            if remaining == 0 || isolated >= MIN_LRU_BATCH {
+                break;
+            }
+        }
+        self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, isolated);
+        self.vmstat.add(Vm::pgrefill, sorted);
+        self.vmstat.add(if ty == LRU_GEN_FILE { Vm::pgscan_file } else { Vm::pgscan_anon }, isolated);
+        let lru = if ty == LRU_GEN_FILE { LruList::InactiveFile } else { LruList::InactiveAnon };
+        self.log_reclaim(Ev::LruIsolate, scanned, isolated, lru as u64);
+        let scanned = if isolated > 0 || remaining == 0 { scanned } else { 0 };
+        (scanned, list)
+    }
+
+    /// `sort_folio` (v6.12): true when the page stays (moved within the generations): an
+    /// mlocked page goes to the unevictable list; a page of a tier above `tier_idx`, or with
+    /// the most accesses, is protected into the next generation (counted in `protected`); a
+    /// dirty file (lazyfree) page waits in the next generation with PG_reclaim.
+    fn sort_folio(&mut self, pfn: u32, tier_idx: usize) -> bool {
+        let f = self.mem.frames[pfn as usize];
+        let ty = folio_type(&f);
+        // unevictable
+        if f.test(pg::PG_MLOCKED) {
+            self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
+            self.mem.frames[pfn as usize].set(pg::PG_UNEVICTABLE);
+            self.lru.add(&mut self.mem.frames, pfn);
+            self.vmstat.inc(Vm::unevictable_pgs_culled);
+            return true;
+        }
+        let refs = folio_lru_refs(&f);
+        let tier = lru_tier_from_refs(refs);
+        // protected
+        if tier > tier_idx || refs == 1 << LRU_REFS_WIDTH {
+            let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
+            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, true);
+            self.lru.lrugen.protected[ty][tier - 1] += 1;
+            return true;
+        }
+        // waiting for writeback
+        if ty == LRU_GEN_FILE && f.test(pg::PG_DIRTY) {
+            let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, true);
+            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
+            return true;
+        }
+        false
+    }
+
+    /// `isolate_folio` (v6.12): off the generation (`lru_gen_del_folio(.., true)`) with a
+    /// reference; an unreferenced page loses its access count and LRU_REFS_FLAGS; PG_reclaim
+    /// and PG_referenced are cleared for shrink_folio_list.
+    pub(crate) fn isolate_folio(&mut self, pfn: u32) {
+        self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
+        let f = &mut self.mem.frames[pfn as usize];
+        if !f.test(pg::PG_REFERENCED) {
+            f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+        }
+        f.clear(pg::PG_RECLAIM | pg::PG_REFERENCED);
+        f.set(pg::PG_ISOLATED);
+        f.refcount += 1;
+    }
+
+    /// `lru_gen_age_node` (v6.12), kswapd's `kswapd_age_node` with MGLRU: no aging of its own;
+    /// with `min_ttl` set, if the oldest generation is younger than min_ttl the working set
+    /// would be lost, and the kernel invokes the OOM killer (the model's `out_of_memory` kills
+    /// nothing and counts `oom_kill`).
+    pub(crate) fn lru_gen_age_node(&mut self, sc: &mut ScanControl) {
+        self.set_initial_priority(sc);
+        let min_ttl = self.lru.lrugen.min_ttl;
+        if min_ttl == 0 || self.lruvec_is_reclaimable(sc, min_ttl) {
+            return;
+        }
+        self.vmstat.inc(Vm::oom_kill);
+    }
+
+    /// `lruvec_is_reclaimable` (v6.12): sizable and its oldest evictable generation born more
+    /// than `min_ttl` ago.
+    fn lruvec_is_reclaimable(&self, sc: &ScanControl, min_ttl: u64) -> bool {
+        let swappiness = self.lru_gen_swappiness(sc);
+        let g = &self.lru.lrugen;
+        let first = (swappiness == 0) as usize;
+        let mut total = 0;
+        for ty in first..2 {
+            for seq in g.min_seq[ty]..=g.max_seq {
+                total += self.lru.gen_size(lru_gen_from_seq(seq), ty);
+            }
+        }
+        // lruvec_is_sizable: without memcgs (mem_cgroup_online false), any page
+        if total == 0 {
+            return false;
+        }
+        let birth = g.timestamps[lru_gen_from_seq(g.min_seq[first])];
+        self.now > birth + min_ttl
+    }
+
+    /// `lru_gen_look_around` (v6.12), from `folio_referenced_one` on a young PTE: make the PTE
+    /// and up to MIN_LRU_BATCH young PTEs around it (same page table, same VMA) old, promoting
+    /// their pages to the youngest generation (`folio_activate`), or marking a page off the
+    /// lists PG_referenced. Skips VM_SPECIAL VMAs and single-page ranges (then only the PTE
+    /// itself is made old, by the caller).
+    pub(crate) fn lru_gen_look_around(&mut self, m: Mapping) -> bool {
+        let v = self.vma(m.vma);
+        if v.flags & vm::VM_SPECIAL != 0 {
+            return false;
+        }
+        let pmd_span = self.arch().geometry().0.pt_span();
+        let pmd_mask = !(pmd_span - 1);
+        let mut start = (m.addr & pmd_mask).max(v.start);
+        let mut end = (m.addr | !pmd_mask).min(v.end - 1) + 1;
+        if end - start == 4096 {
+            return false;
+        }
+        let batch = MIN_LRU_BATCH * 4096;
+        if end - start > batch {
+            if m.addr - start < batch / 2 {
+                end = start + batch;
+            } else if end - m.addr < batch / 2 {
+                start = end - batch;
+            } else {
+                start = m.addr - batch / 2;
+                end = m.addr + batch / 2;
+            }
+        }
+        let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
+        let arch = self.arch();
+        let mut addr = start;
+        while let Some((a, idx)) = self.next_pte_slot(m.pid, addr, end) {
+            addr = a + 4096;
+            let pte = self.mmx(m.pid).pt.pte(idx);
+            let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
+            self.ptep_test_and_clear_young(m.pid, idx);
+            if arch.pte_dirty(pte) {
+                self.lru_gen_mark_dirty(pfn);
+            }
+            match folio_lru_gen(&self.mem.frames[pfn as usize]) {
+                None => self.mem.frames[pfn as usize].set(pg::PG_REFERENCED),
+                Some(old) if old != new_gen => {
+                    self.mem.frames[pfn as usize].flags &= !LRU_REFS_MASK;
+                    self.activate_page(pfn);
+                }
+                Some(_) => {}
+            }
+        }
+        true
+    }
+
+    /// `folio_inc_refs` (mm/swap.c, v6.12), `folio_mark_accessed` with MGLRU: the first access
+    /// sets PG_referenced, the second PG_workingset, later ones count up `LRU_REFS_MASK`
+    /// (saturating); the page stays in its generation (eviction sorts it by tier).
+    pub(crate) fn folio_inc_refs(&mut self, pfn: u32) {
+        let f = &mut self.mem.frames[pfn as usize];
+        if f.test(pg::PG_UNEVICTABLE) {
+            return;
+        }
+        if !f.test(pg::PG_REFERENCED) {
+            f.set(pg::PG_REFERENCED);
+            return;
+        }
+        if !f.test(pg::PG_WORKINGSET) {
+            f.set(pg::PG_WORKINGSET);
+            return;
+        }
+        if f.flags & LRU_REFS_MASK != LRU_REFS_MASK {
+            f.flags += 1 << LRU_REFS_PGOFF;
+        }
+    }
+
+    // ------------------------------------------------------------------ mm/workingset.c
+
+    /// `lru_gen_eviction` (mm/workingset.c, v6.12): count the page as evicted from its tier and
+    /// return its shadow: the `min_seq` of its type with `max(refs - 1, 0)` in the low
+    /// LRU_REFS_WIDTH bits (the token, truncated to the shadow's width as EVICTION_MASK does),
+    /// and the workingset bit (`refs != 0`) on top.
+    pub(crate) fn lru_gen_eviction(&mut self, pfn: u32) -> Shadow {
+        let f = &self.mem.frames[pfn as usize];
+        let ty = folio_type(f);
+        let refs = folio_lru_refs(f);
+        let tier = lru_tier_from_refs(refs);
+        let min_seq = self.lru.lrugen.min_seq[ty];
+        let token = ((min_seq << LRU_REFS_WIDTH) | refs.saturating_sub(1) as u64) as u32 & SHADOW_TOKEN_MASK;
+        self.lru.lrugen.evicted[ty][tier] += 1;
+        Shadow { eviction: token, workingset: refs != 0 }
+    }
+
+    /// `lru_gen_refault` (mm/workingset.c, v6.12) for a page read back from swap with `shadow`:
+    /// counts workingset_refault; if the page was evicted from the current oldest generation
+    /// (`lru_gen_test_recent`), counts the refault in its tier (the PID controller's input) and
+    /// workingset_activate; in a fault (`lru_gen_in_fault`) or with many accesses the page
+    /// gets the most accesses and PG_workingset, so that `sort_folio` protects it
+    /// (workingset_restore).
+    pub(crate) fn lru_gen_refault(&mut self, pfn: u32, shadow: Shadow, in_fault: bool) {
+        let ty = folio_type(&self.mem.frames[pfn as usize]);
+        self.vmstat.inc(if ty == LRU_GEN_FILE { Vm::workingset_refault_file } else { Vm::workingset_refault_anon });
+        let token = shadow.eviction & SHADOW_TOKEN_MASK;
+        let workingset = shadow.workingset;
+        let min_seq = self.lru.lrugen.min_seq[ty];
+        let recent = (token >> LRU_REFS_WIDTH) as u64 == min_seq & (SHADOW_TOKEN_MASK >> LRU_REFS_WIDTH) as u64;
+        if !recent {
+            return;
+        }
+        let refs = (token & ((1 << LRU_REFS_WIDTH) - 1)) as usize + workingset as usize;
+        let tier = lru_tier_from_refs(refs);
+        self.lru.lrugen.refaulted[ty][tier] += 1;
+        self.vmstat.inc(if ty == LRU_GEN_FILE { Vm::workingset_activate_file } else { Vm::workingset_activate_anon });
+        if in_fault || refs >= (1 << LRU_REFS_WIDTH) - 1 {
+            let f = &mut self.mem.frames[pfn as usize];
+            f.flags |= LRU_REFS_MASK;
+            f.set(pg::PG_WORKINGSET);
+            self.vmstat.inc(Vm::workingset_restore_anon);
+        }
+    }
+
+    // ------------------------------------------------------------------ debugfs
+
+    /// `/sys/kernel/debug/lru_gen` (`lru_gen_seq_show`, mm/vmscan.c, v6.12) of the one lruvec:
+    /// a line per generation from `min_seq[LRU_GEN_ANON]` (`full`: the last MAX_NR_GENS
+    /// seqs) to `max_seq` with its age in ms and its anon and file pages (`full` marks a seq
+    /// below a type's min_seq with `x`), and with `full` (`lru_gen_full`, `-v`) a line per tier
+    /// of the PID controller: `R`/`T` the moving averages at max_seq, `r`/`e`/`p` refaulted,
+    /// evicted and protected at min_seq. The page-table walk's mm stats are not shown.
+    pub fn lru_gen_debugfs(&self, full: bool) -> String {
+        use std::fmt::Write as _;
+        let g = &self.lru.lrugen;
+        let mut out = String::from("memcg     0 /\n node     0\n");
+        let first = if !full { g.min_seq[LRU_GEN_ANON] } else { g.max_seq.saturating_sub(MAX_NR_GENS as u64 - 1) };
+        for seq in first..=g.max_seq {
+            let gn = lru_gen_from_seq(seq);
+            let age_ms = self.now.saturating_sub(g.timestamps[gn]) / 1_000_000;
+            let _ = write!(out, " {seq:10} {age_ms:10}");
+            for ty in 0..2 {
+                let mark = if full && seq < g.min_seq[ty] { 'x' } else { ' ' };
+                let _ = write!(out, " {:10}{mark}", self.lru.gen_size(gn, ty));
+            }
+            out.push('\n');
+            if !full {
+                continue;
+            }
+            for tier in 0..MAX_NR_TIERS {
+                let _ = write!(out, "            {tier:10}");
+                for ty in 0..2 {
+                    let (s, n) = if seq == g.max_seq {
+                        ("RT ", [g.avg_refaulted[ty][tier], g.avg_total[ty][tier], 0])
+                    } else if seq == g.min_seq[ty] {
+                        let p = if tier > 0 { g.protected[ty][tier - 1] } else { 0 };
+                        ("rep", [g.refaulted[ty][tier], g.evicted[ty][tier], p])
+                    } else {
+                        ("   ", [0; 3])
+                    };
+                    for (v, c) in n.iter().zip(s.chars()) {
+                        let _ = write!(out, " {v:10}{c}");
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Set `/sys/kernel/mm/lru_gen/min_ttl_ms` (`lru_gen_min_ttl`): kswapd protects the working
+    /// set of the last `ms` milliseconds (`lru_gen_age_node`); 0 turns it off.
+    pub fn set_lru_gen_min_ttl_ms(&mut self, ms: u64) {
+        self.lru.lrugen.min_ttl = ms.saturating_mul(1_000_000);
+    }
+}
+
+/// The shadow's token bits (the model's EVICTION_MASK: 31 bits); the workingset bit is
+/// [`Shadow::workingset`].
+const SHADOW_TOKEN_MASK: u32 = Shadow::EVICTION_MASK;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::mm::mmap::MapKind;
+    use crate::profile::Profile;
+    use crate::testutil::proc_with_pages;
+
+    /// A "6.12-debian" kernel (MGLRU on) of `arch` with 8 MiB of memory and 8 MiB of swap.
+    fn lru_gen_kernel(arch: Arch) -> Kernel {
+        Kernel::new(Profile::get("6.12-debian", arch).unwrap(), 8 << 20, 8 << 20, 1).unwrap()
+    }
+
+    /// The pfn mapped at `addr` of `pid`.
+    fn pfn_at(k: &Kernel, pid: u32, addr: u64) -> u32 {
+        k.arch().pte_pfn(k.pte_at(pid, addr).unwrap())
+    }
+
+    /// Make the PTEs of `n` pages from `a` old (as after an earlier look at them).
+    fn make_old(k: &mut Kernel, pid: u32, a: u64, n: u64) {
+        for i in 0..n {
+            let idx = k.mmx(pid).pt.pte_index(a + i * 4096).unwrap();
+            k.ptep_test_and_clear_young(pid, idx);
+        }
+    }
+
+    #[test]
+    fn tiers_follow_order_base_2_of_refs_plus_one() {
+        // lru_tier_from_refs (include/linux/mm_inline.h, v6.12)
+        assert_eq!([0, 1, 2, 3, 4].map(lru_tier_from_refs), [0, 1, 2, 2, 3]);
+    }
+
+    /// lru_gen_add_folio (include/linux/mm_inline.h, v6.12): a freshly faulted anon page (not
+    /// in the swap cache) goes to the second youngest generation, `max_seq - 1`, and PG_active
+    /// is never left set on a page of a generation.
+    #[test]
+    fn a_faulted_anon_page_joins_the_second_youngest_generation() {
+        for arch in [Arch::S390x, Arch::X86_64] {
+            let mut k = lru_gen_kernel(arch);
+            let (pid, a) = proc_with_pages(&mut k, false, 4);
+            let f = &k.mem.frames[pfn_at(&k, pid, a) as usize];
+            assert_eq!(folio_lru_gen(f), Some(lru_gen_from_seq(k.lru.lrugen.max_seq - 1)), "{arch:?}");
+            assert!(!f.test(pg::PG_ACTIVE));
+            let g = lru_gen_from_seq(k.lru.lrugen.max_seq - 1);
+            assert_eq!(k.lru.gen_size(g, LRU_GEN_ANON), 4);
+            // the classic gauges count the two youngest generations as active
+            assert_eq!(k.lru.size(LruList::ActiveAnon), 4);
+            assert_eq!(k.lru.size(LruList::InactiveAnon), 0);
+        }
+    }
+
+    /// try_to_inc_max_seq → inc_max_seq (mm/vmscan.c, v6.12): aging opens a new, empty youngest
+    /// generation; with MAX_NR_GENS generations already, inc_min_seq first empties the oldest
+    /// into the next (folio_inc_gen) and advances min_seq.
+    #[test]
+    fn aging_creates_a_generation() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        let (max0, min0) = (k.lru.lrugen.max_seq, k.lru.lrugen.min_seq);
+        assert_eq!((max0, min0), (3, [0, 0]), "lru_gen_init_lruvec: max_seq = MIN_NR_GENS + 1");
+        k.tick(1000);
+        assert!(k.try_to_inc_max_seq(max0, true, false));
+        assert_eq!(k.lru.lrugen.max_seq, max0 + 1);
+        assert_eq!(k.lru.lrugen.min_seq, [1, 1], "four generations: the oldest is folded into the next");
+        assert_eq!(k.lru.lrugen.timestamps[lru_gen_from_seq(max0 + 1)], k.now, "born now");
+        assert_eq!(k.lru.gen_size(lru_gen_from_seq(max0 + 1), LRU_GEN_ANON), 0, "the new generation is empty");
+        // the pages stayed in their generation, now the third youngest (inactive)
+        let f = &k.mem.frames[pfn_at(&k, pid, a) as usize];
+        assert_eq!(folio_lru_gen(f), Some(lru_gen_from_seq(max0 - 1)));
+        assert_eq!(k.lru.size(LruList::InactiveAnon), 8);
+        // a stale seq does not age again
+        assert!(!k.try_to_inc_max_seq(max0, true, false));
+        k.check_invariants().unwrap();
+    }
+
+    /// evict_folios → isolate_folios → scan_folios (mm/vmscan.c, v6.12): reclaim takes pages
+    /// from the oldest generation and leaves the younger ones; every eviction goes through
+    /// shrink_folio_list and try_to_unmap_one (the pages become swap entries).
+    #[test]
+    fn eviction_takes_the_oldest_generation() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (old_pid, old_a) = proc_with_pages(&mut k, false, 64);
+        for _ in 0..2 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+        let (young_pid, young_a) = proc_with_pages(&mut k, false, 64);
+        make_old(&mut k, old_pid, old_a, 64);
+        make_old(&mut k, young_pid, young_a, 64);
+        let oldest = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn_at(&k, old_pid, old_a) as usize]), Some(oldest));
+        let got = k.reclaim(32);
+        assert!(got >= 32, "reclaimed {got}");
+        let arch = k.arch();
+        let swapped = |k: &Kernel, pid: u32, a: u64| {
+            (0..64).filter(|i| arch.is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())).count()
+        };
+        assert!(swapped(&k, old_pid, old_a) >= 32, "the oldest generation was evicted");
+        assert_eq!(swapped(&k, young_pid, young_a), 0, "the youngest was not touched");
+        assert!(k.log.events().iter().any(|e| e.kind == Ev::LruIsolate), "mm_vmscan_lru_isolate traced");
+        assert!(k.log.events().iter().any(|e| e.kind == Ev::TryToUnmapOne));
+        assert!(k.vmstat.get(Vm::pswpout) >= 32);
+        k.check_invariants().unwrap();
+    }
+
+    /// lru_gen_refault (mm/workingset.c, v6.12): a page swapped back in from a shadow of the
+    /// current oldest generation, in a fault, gets the most accesses and PG_workingset
+    /// (workingset_restore); sort_folio then protects it into the next generation and counts it
+    /// in `protected` of its tier.
+    #[test]
+    fn a_refaulting_page_is_restored_and_protected() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        // one page read per fault: readahead's neighbours would refault too
+        k.set_page_cluster(0).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, 64);
+        make_old(&mut k, pid, a, 64);
+        assert!(k.reclaim(32) >= 32);
+        let arch = k.arch();
+        let gone = (0..64).find(|i| arch.is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())).unwrap();
+        let evicted: u64 = k.lru.lrugen.evicted[LRU_GEN_ANON].iter().sum();
+        assert!(evicted >= 32, "lru_gen_eviction counts each eviction in its tier");
+        let before = k.vmstat.get(Vm::workingset_restore_anon);
+        k.access(pid, 0, a + gone * 4096, false, 0).unwrap();
+        assert_eq!(k.vmstat.get(Vm::workingset_refault_anon), 1);
+        assert_eq!(k.vmstat.get(Vm::workingset_activate_anon), 1, "the shadow is of the oldest generation");
+        assert_eq!(k.vmstat.get(Vm::workingset_restore_anon), before + 1);
+        let pfn = pfn_at(&k, pid, a + gone * 4096);
+        let f = k.mem.frames[pfn as usize];
+        assert_eq!(folio_lru_refs(&f), 1 << LRU_REFS_WIDTH, "the most accesses");
+        assert!(f.test(pg::PG_WORKINGSET));
+        let refaulted: u64 = k.lru.lrugen.refaulted[LRU_GEN_ANON].iter().sum();
+        assert_eq!(refaulted, 1);
+        // sort_folio: protected whatever the tier_idx
+        let gen_before = folio_lru_gen(&f).unwrap();
+        assert!(k.sort_folio(pfn, 0));
+        let min_gen = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some((min_gen + 1) % MAX_NR_GENS));
+        assert_ne!(gen_before, MAX_NR_GENS);
+        assert_eq!(k.lru.lrugen.protected[LRU_GEN_ANON][lru_tier_from_refs(1 << LRU_REFS_WIDTH) - 1], 1);
+        k.check_invariants().unwrap();
+    }
+
+    /// get_tier_idx / positive_ctrl_err (mm/vmscan.c, v6.12): the PID controller evicts a tier
+    /// whose refault rate is within twice the first tier's, and protects it once it refaults
+    /// more.
+    #[test]
+    fn the_pid_controller_protects_a_tier_that_refaults_more_than_the_first() {
+        let mut lru = Lru::with_lru_gen(true);
+        let g = &mut lru.lrugen;
+        g.evicted[LRU_GEN_ANON] = [1000, 1000, 1000, 1000];
+        g.refaulted[LRU_GEN_ANON] = [100, 100, 100, 100];
+        assert_eq!(lru.get_tier_idx(LRU_GEN_ANON), MAX_NR_TIERS - 1, "same rates: evict every tier");
+        lru.lrugen.refaulted[LRU_GEN_ANON][1] = 900;
+        assert_eq!(lru.get_tier_idx(LRU_GEN_ANON), 0, "tier 1 refaults 9x as often: protected");
+        // below MIN_LRU_BATCH refaults the controller does not act
+        lru.lrugen.refaulted[LRU_GEN_ANON] = [0, 63, 0, 0];
+        assert_eq!(lru.get_tier_idx(LRU_GEN_ANON), MAX_NR_TIERS - 1);
+    }
+
+    /// The caps (/sys/kernel/mm/lru_gen/enabled) and the young emulation: s390 has no hardware
+    /// young bit, so 6.12 reports 0x0001 and aging walks no page tables (`should_walk_mmu`
+    /// false): the PTEs stay young. x86_64 reports 0x0007 and the walk makes them old and
+    /// moves their pages to the generation being closed.
+    #[test]
+    fn aging_walks_page_tables_only_with_the_mm_walk_cap() {
+        for (arch, caps, walks) in [(Arch::S390x, 0x0001, false), (Arch::X86_64, 0x0007, true)] {
+            let mut k = lru_gen_kernel(arch);
+            assert_eq!(k.lru.lrugen.caps, caps, "{arch:?}");
+            let (pid, a) = proc_with_pages(&mut k, false, 8);
+            let seq = k.lru.lrugen.max_seq;
+            k.try_to_inc_max_seq(seq, true, false);
+            let young = k.arch().pte_young(k.pte_at(pid, a).unwrap());
+            assert_eq!(young, !walks, "{arch:?}: the walk clears young bits");
+            let gn = folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a) as usize]).unwrap();
+            let expect = if walks { lru_gen_from_seq(seq) } else { lru_gen_from_seq(seq - 1) };
+            assert_eq!(gn, expect, "{arch:?}: folio_update_gen promotes what the walk found young");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// lru_gen_look_around (mm/vmscan.c, v6.12) on s390 (caps 0x0001): evicting one page makes
+    /// the young PTEs around it old, i.e. invalid: their pages are promoted to the youngest
+    /// generation, and the next access to one is a (minor) fault that makes it young again.
+    #[test]
+    fn look_around_makes_neighbours_old_and_promotes_them_on_s390() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 16);
+        let target = pfn_at(&k, pid, a);
+        assert!(k.isolate_lru_page(target));
+        let r = k.folio_referenced(target);
+        assert_eq!(r.referenced, 1);
+        let arch = k.arch();
+        let neighbour = a + 5 * 4096;
+        let pte = k.pte_at(pid, neighbour).unwrap();
+        assert!(!arch.pte_young(pte), "the neighbour's PTE was made old");
+        let npfn = arch.pte_pfn(pte);
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        assert_eq!(folio_lru_gen(&k.mem.frames[npfn as usize]), Some(youngest), "promoted (folio_activate)");
+        assert!(k.mem.frames[target as usize].test(pg::PG_REFERENCED), "the isolated page itself: PG_referenced");
+        k.putback_lru_page(target);
+        let faults = k.vmstat.get(Vm::pgfault);
+        k.access(pid, 0, neighbour, false, 0).unwrap();
+        assert_eq!(k.vmstat.get(Vm::pgfault), faults + 1, "s390 young emulation: a minor fault");
+        assert!(arch.pte_young(k.pte_at(pid, neighbour).unwrap()));
+        k.check_invariants().unwrap();
+    }
+
+    /// folio_inc_refs (mm/swap.c, v6.12): accesses through a file descriptor count up the tiers
+    /// (PG_referenced, then PG_workingset, then LRU_REFS_MASK, saturating) without moving the
+    /// page.
+    #[test]
+    fn mark_accessed_counts_up_the_tiers() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let pid = k.spawn("t", false).unwrap();
+        let a = k.mmap(pid, 4096, MapKind::Shmem, true, None).unwrap();
+        k.access(pid, 0, a, true, 7).unwrap();
+        let pfn = pfn_at(&k, pid, a);
+        let gn = folio_lru_gen(&k.mem.frames[pfn as usize]);
+        let mut tiers = Vec::new();
+        for _ in 0..6 {
+            k.mark_page_accessed(pfn);
+            tiers.push(lru_tier_from_refs(folio_lru_refs(&k.mem.frames[pfn as usize])));
+        }
+        assert_eq!(tiers, [0, 1, 2, 2, 3, 3]);
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), gn);
+    }
+
+    /// lru_deactivate (mm/swap.c, v6.12) with MGLRU: MADV_COLD takes a page of the youngest
+    /// generation out of it (`!(folio_test_active(folio) || lru_gen_enabled())` lets every
+    /// evictable page through).
+    #[test]
+    fn madv_cold_takes_a_page_out_of_the_youngest_generation() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        let pfn = pfn_at(&k, pid, a);
+        k.activate_page(pfn);
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(youngest));
+        k.madvise(pid, a, 4096, crate::mm::madvise::Advice::Cold).unwrap();
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(lru_gen_from_seq(k.lru.lrugen.max_seq - 1)));
+        assert_eq!(k.vmstat.get(Vm::pgdeactivate), 1);
+        k.check_invariants().unwrap();
+    }
+
+    /// Profile::check_switches: MGLRU exists from v6.1; a 4.x profile refuses it, saying why.
+    #[test]
+    fn lru_gen_is_refused_before_v6_1() {
+        let e = Profile::derive(
+            "4.18",
+            Arch::S390x,
+            "4.18+lru_gen",
+            &[("lru_gen", crate::profile::SwitchValue::Bool(true))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("v6.1") && e.contains("v4.18") && e.contains("workingset_anon"), "{e}");
+        assert_eq!(Profile::get("6.12", Arch::S390x).unwrap().lru_gen_caps(), 0, "upstream default: off");
+    }
+}
