@@ -192,15 +192,16 @@ pub struct Profile {
     /// try avoiding write faults for exclusive anonymous pages when changing protection", v6.0).
     pub mprotect_write_upgrade: bool,
     /// `mremap_userfaultfd_prep` drops the uffd registration of the moved VMA when the context
-    /// lacks UFFD_FEATURE_EVENT_REMAP (3cfd22be0ad6, "userfaultfd: clear flag if remap event
-    /// not enabled", v5.0); before, the VMA stayed registered.
+    /// lacks UFFD_FEATURE_EVENT_REMAP (P. Xu, "userfaultfd: clear flag if remap event not
+    /// enabled", patch of December 2018, v5.0; commit id unverified); before, the VMA stayed
+    /// registered.
     pub uffd_remap_clears_unfeatured: bool,
     /// Proactive reclaim asks for a quarter of what is left per pass (287d5fedb377, "mm: memcg:
     /// use larger batches for proactive reclaim", v6.9); before, SWAP_CLUSTER_MAX at most.
     pub proactive_reclaim_quarter_batch: bool,
     /// The 6.x shape of memory failure: TTU_HWPOISON asks for the hwpoison branch of
     /// try_to_unmap_one (6da6b1d4a7df, "mm/hwpoison: convert TTU_IGNORE_HWPOISON to
-    /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
+    /// TTU_HWPOISON", v6.3, backported to 6.1.y and 6.2.y; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
     /// reserves the 6.x number of special swap types.
     pub hwpoison_ttu_flag: bool,
     /// Migration entries remember the young and dirty bits of the PTE they replace
