@@ -18,7 +18,8 @@
 //! (built-in or derived: its base is the built-in profile of its release); the page tables' geometry by its arch; scratch buffers of one call are not stored.
 //! Any change to a serialized struct changes the payload's layout: bump [`FORMAT_VERSION`].
 //! Version 2: profiles gained the `vma_has_recency` switch. Version 3: the candidate-fix
-//! switches (`profile/fixes.rs`) and derived profile names.
+//! switches (`profile/fixes.rs`) and derived profile names. Version 6: profiles gained the
+//! `uffd_wp_markers` and `uffd_unregister_resets_wp` switches (PTE markers, issue 16).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -43,7 +44,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
@@ -395,8 +396,10 @@ mod tests {
         b[0] = b'X';
         assert!(format_error(&b).contains("at offset 0: not a reclaim snapshot"));
         let mut b = good.clone();
-        b[8..12].copy_from_slice(&7u32.to_le_bytes());
-        assert!(format_error(&b).contains("at offset 8: format version 7; this reclaim reads version 5"));
+        let other = FORMAT_VERSION + 2;
+        b[8..12].copy_from_slice(&other.to_le_bytes());
+        let want = format!("at offset 8: format version {other}; this reclaim reads version {FORMAT_VERSION}");
+        assert!(format_error(&b).contains(&want), "{}", format_error(&b));
         let mut b = good.clone();
         b[12..16].copy_from_slice(&2u32.to_le_bytes());
         assert!(format_error(&b).contains("holds a postcopy run, expected a kernel"));
