@@ -64,6 +64,11 @@ impl Kernel {
                         mapcount[pfn as usize] += 1;
                         rss[self.mm_counter(pfn)] += 1;
                         mappings.entry(pfn).or_default().push((m.pid, addr));
+                    } else if self.is_pte_marker(pte) {
+                        // a PTE marker maps nothing and holds no slot; only uffd-wp exists
+                        if !self.pte_marker_uffd_wp(pte) {
+                            return Err(format!("pid {} has an unknown PTE marker {pte:#x} at {addr:#x}", m.pid));
+                        }
                     } else if self.is_hwpoison_entry(pte) {
                         let pfn = arch.swp_offset(pte);
                         if pfn as usize >= nframes || !self.mem.frames[pfn as usize].test(pg::PG_HWPOISON) {

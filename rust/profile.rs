@@ -199,15 +199,16 @@ pub struct Profile {
     /// try avoiding write faults for exclusive anonymous pages when changing protection", v6.0).
     pub mprotect_write_upgrade: bool,
     /// `mremap_userfaultfd_prep` drops the uffd registration of the moved VMA when the context
-    /// lacks UFFD_FEATURE_EVENT_REMAP (3cfd22be0ad6, "userfaultfd: clear flag if remap event
-    /// not enabled", v5.0); before, the VMA stayed registered.
+    /// lacks UFFD_FEATURE_EVENT_REMAP (P. Xu, "userfaultfd: clear flag if remap event not
+    /// enabled", patch of December 2018, v5.0; commit id unverified); before, the VMA stayed
+    /// registered.
     pub uffd_remap_clears_unfeatured: bool,
     /// Proactive reclaim asks for a quarter of what is left per pass (287d5fedb377, "mm: memcg:
     /// use larger batches for proactive reclaim", v6.9); before, SWAP_CLUSTER_MAX at most.
     pub proactive_reclaim_quarter_batch: bool,
     /// The 6.x shape of memory failure: TTU_HWPOISON asks for the hwpoison branch of
     /// try_to_unmap_one (6da6b1d4a7df, "mm/hwpoison: convert TTU_IGNORE_HWPOISON to
-    /// TTU_HWPOISON", v6.0; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
+    /// TTU_HWPOISON", v6.3, backported to 6.1.y and 6.2.y; 4.x took it unless TTU_IGNORE_HWPOISON, the same bit), and swap.h
     /// reserves the 6.x number of special swap types.
     pub hwpoison_ttu_flag: bool,
     /// Migration entries remember the young and dirty bits of the PTE they replace
@@ -224,6 +225,19 @@ pub struct Profile {
     /// mm about pte markers", v5.19; under CONFIG_PTE_MARKER there, unconditional
     /// `#define SWP_PTE_MARKER_NUM 1` in 6.12).
     pub pte_markers: bool,
+    /// uffd-wp on file-backed memory with `PTE_MARKER_UFFD_WP` markers (v5.19: 1db9dbc2ef05
+    /// "mm/uffd: PTE_MARKER_UFFD_WP", 999dad824c39 "mm/shmem: persist uffd-wp bit across
+    /// zapping for file-backed", fe2567eb5521 "mm/shmem: allow uffd wr-protect none pte for
+    /// file-backed mem", b1f9e876862d "mm/uffd: enable write protection for shmem &
+    /// hugetlbfs"): UFFDIO_REGISTER_MODE_WP is accepted on shmem, try_to_unmap_one and zap
+    /// leave a marker where a uffd-wp PTE was, UFFDIO_WRITEPROTECT marks none PTEs
+    /// ([`crate::mm::pte_marker`]); before, `vma_can_userfault` refused WP on shmem.
+    pub uffd_wp_markers: bool,
+    /// UFFDIO_UNREGISTER of a VM_UFFD_WP range resolves its write protection first (`if
+    /// (userfaultfd_wp(vma)) uffd_wp_range(vma, start, vma_end - start, false);`, f369b07c8614
+    /// "mm/uffd: reset write protection when unregister with wp-mode", v6.0), dropping the
+    /// uffd-wp markers; before, PTEs kept the bit (markers were cleared lazily at fault).
+    pub uffd_unregister_resets_wp: bool,
     /// shrink_folio_list's writeback tracepoint is `mm_vmscan_write_folio` (e0cd5e7ffa54,
     /// "mm/vmscan: Convert pageout() to take a folio", v5.18: `-TRACE_EVENT(mm_vmscan_writepage,`
     /// `+TRACE_EVENT(mm_vmscan_write_folio,`); before, `mm_vmscan_writepage`.
@@ -335,6 +349,8 @@ fn s390(name: &'static str) -> Profile {
             migration_entry_ad: false,
             swp_device_types: 2,
             pte_markers: false,
+            uffd_wp_markers: false,
+            uffd_unregister_resets_wp: false,
             vmscan_write_folio_tracepoint: false,
             uffd_api_features: uffd_features::API_4_18,
             lru_gen: false,
@@ -385,6 +401,8 @@ fn s390(name: &'static str) -> Profile {
             migration_entry_ad: true,
             swp_device_types: 4,
             pte_markers: true,
+            uffd_wp_markers: true,
+            uffd_unregister_resets_wp: true,
             vmscan_write_folio_tracepoint: true,
             uffd_api_features: uffd_features::API_6_12,
             lru_gen: false,

@@ -19,7 +19,8 @@
 //! Any change to a serialized struct changes the payload's layout: bump [`FORMAT_VERSION`].
 //! Version 2: profiles gained the `vma_has_recency` switch. Version 3: the candidate-fix
 //! switches (`profile/fixes.rs`) and derived profile names. Version 6: profiles gained the
-//! `lru_gen` switch and the lruvec MGLRU's generations (`vmscan/lru_gen.rs`).
+//! `lru_gen` switch and the lruvec MGLRU's generations (`vmscan/lru_gen.rs`); the
+//! `uffd_wp_markers` and `uffd_unregister_resets_wp` switches (PTE markers, issue 16).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length

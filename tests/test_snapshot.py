@@ -146,8 +146,10 @@ def refused(tmp_path: Path, data: bytes) -> str:
 def test_damaged_files_are_refused_saying_where(good: bytes, tmp_path: Path) -> None:
     assert "offset 5: truncated" in refused(tmp_path, good[:5])
     assert "offset 0: not a reclaim snapshot" in refused(tmp_path, b"PK\x03\x04" + good[4:])
-    other = good[:8] + struct.pack("<I", 99) + good[12:]
-    assert "offset 8: format version 99; this reclaim reads version 6" in refused(tmp_path, other)
+    (version,) = struct.unpack("<I", good[8:12])
+    other = good[:8] + struct.pack("<I", version + 1) + good[12:]
+    want = f"offset 8: format version {version + 1}; this reclaim reads version {version}"
+    assert want in refused(tmp_path, other)
     assert "offset 16: truncated" in refused(tmp_path, good[:-100])
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x01

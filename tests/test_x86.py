@@ -68,6 +68,31 @@ def test_uffd_wp_survives_swap_out_and_in() -> None:
     assert p.write(a, 8).blocked, "swapped back in still write-protected"
 
 
+def test_uffd_wp_on_shmem_survives_reclaim_and_madv_dontneed_as_a_pte_marker() -> None:
+    """6.12 try_to_unmap_one / zap_pte_range → pte_install_uffd_wp_if_needed: a write-protected
+    shmem PTE becomes a PTE_MARKER_UFFD_WP marker (SWP_PTE_MARKER, type 31), and a write after
+    reclaim or MADV_DONTNEED is a WP userfault (handle_pte_marker → do_fault with the uffd-wp
+    bit → do_wp_page), not a silent write."""
+    for zap in ("reclaim", "dontneed"):
+        k = kernel()
+        p = k.spawn("p")
+        a = p.mmap(PAGE, kind="shmem", shared=True)
+        p.write(a, 3)
+        u = p.userfaultfd()
+        u.register(a, PAGE, missing=False, wp=True)
+        u.writeprotect(a, PAGE)
+        if zap == "reclaim":
+            k.reclaim(64)
+        else:
+            p.madvise(a, PAGE, "dontneed")
+        marker = p.pte(a)
+        assert marker.swap() and marker.swp_type() == 31 and marker.swp_offset() == 1, zap
+        assert p.read(a).value == 3, zap
+        r = p.write(a, 4)
+        assert r.blocked and r.event is not None and r.event.wp, zap
+        k.check()
+
+
 def test_minor_fault_on_shmem_resolved_by_continue() -> None:
     k = kernel()
     p = k.spawn("p")

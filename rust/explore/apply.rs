@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::fault::Access;
 use crate::mm::madvise::Advice;
 use crate::profile::fixes::CmmaApply;
-use crate::qemu::QemuVersion;
+use crate::qemu::dest::migrate_send_rp_req_pages;
 use crate::sim::log::Ev;
 use crate::uffd::UffdMsg;
 use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_MISSING};
@@ -118,14 +118,13 @@ impl State {
                 let msgs: Vec<UffdMsg> = self.k.uffd_read(u).unwrap_or_default();
                 for m in msgs.iter().filter_map(UffdMsg::pagefault) {
                     let g = self.gfn_of(m.address);
-                    match self.qemu {
-                        QemuVersion::V3_0 => self.requests.push_back(g),
-                        QemuVersion::V5_2 => {
-                            if !self.received[g as usize] && !self.requested[g as usize] {
-                                self.requested[g as usize] = true;
-                                self.requests.push_back(g);
-                            }
-                        }
+                    // the destination's own decision (rust/qemu/dest.rs), not a copy of it
+                    let req = migrate_send_rp_req_pages(self.qemu, self.received[g as usize]);
+                    if req.record_requested {
+                        self.requested[g as usize] = true;
+                    }
+                    if req.send {
+                        self.requests.push_back(g);
                     }
                 }
             }

@@ -21,8 +21,17 @@ impl Kernel {
         if flags & vm::VM_SHARED != 0 {
             return Fault::Sigbus;
         }
+        // `vmf_orig_pte_uffd_wp`: the fault started on a uffd-wp marker (WP_UNPOPULATED)
+        let uffd_wp = self.vmf_orig_pte_uffd_wp(&vmf);
+        let unchanged = |k: &Kernel| {
+            let cur = k.mmx(vmf.pid).pt.pte(vmf.idx);
+            arch.pte_none(cur) || (uffd_wp && cur == vmf.orig_pte)
+        };
         if !vmf.write && !self.mm_forbids_zeropage(vmf.pid) {
-            let entry = arch.pte_mkspecial(arch.mk_pte(ZERO_PFN, prot));
+            let mut entry = arch.pte_mkspecial(arch.mk_pte(ZERO_PFN, prot));
+            if uffd_wp {
+                entry = arch.pte_mkuffd_wp(entry);
+            }
             if flags & vm::VM_UFFD_MISSING != 0 {
                 return self.handle_userfault(vmf, REASON_MISSING);
             }
@@ -33,14 +42,17 @@ impl Kernel {
         }
         self.anon_vma_prepare(vmf.vma);
         let Some(pfn) = self.alloc_user_page() else {
-            return if arch.pte_none(self.mmx(vmf.pid).pt.pte(vmf.idx)) { Fault::Oom } else { Fault::Retry };
+            return if unchanged(self) { Fault::Oom } else { Fault::Retry };
         };
         let mut entry = arch.mk_pte(pfn, prot);
         if flags & vm::VM_WRITE != 0 {
             entry = arch.pte_mkwrite(arch.pte_mkdirty(entry));
         }
+        if uffd_wp {
+            entry = arch.pte_mkuffd_wp(entry);
+        }
         // the PTE may have been filled while we allocated (direct reclaim ran)
-        if !arch.pte_none(self.mmx(vmf.pid).pt.pte(vmf.idx)) {
+        if !unchanged(self) {
             self.put_page(pfn);
             return Fault::Retry;
         }

@@ -55,6 +55,9 @@ pub(crate) struct Vmf {
     pub write: bool,
     /// Index of the PTE slot.
     pub idx: usize,
+    /// `vmf->orig_pte`: the PTE the fault started on (a uffd-wp marker makes the installed PTE
+    /// uffd-wp, [`Kernel::vmf_orig_pte_uffd_wp`]).
+    pub orig_pte: u64,
 }
 
 impl Kernel {
@@ -156,8 +159,9 @@ impl Kernel {
             Err(PteAlloc::NoMemory) => return Fault::Oom,
             Err(PteAlloc::OutOfReach) => return Fault::Sigbus,
         };
-        let vmf = Vmf { pid, tid, vma, addr: page_addr, real_addr: arch.fault_address(addr), write, idx };
         let pte = self.mmx(pid).pt.pte(idx);
+        let vmf =
+            Vmf { pid, tid, vma, addr: page_addr, real_addr: arch.fault_address(addr), write, idx, orig_pte: pte };
         if arch.pte_none(pte) {
             return if self.vma(vma).is_anonymous() { self.do_anonymous_page(vmf) } else { self.do_fault(vmf) };
         }

@@ -102,10 +102,14 @@ impl Kernel {
             Ok(x) => x,
             Err(f) => return f,
         };
-        if !arch.pte_none(self.mmx(vmf.pid).pt.pte(vmf.idx)) {
+        // finish_fault → vmf_pte_changed: against vmf->orig_pte (none, or a marker)
+        let cur = self.mmx(vmf.pid).pt.pte(vmf.idx);
+        if !(arch.pte_none(cur) || (cur == vmf.orig_pte && self.is_pte_marker(cur))) {
             self.put_page(pfn);
             return Fault::Retry;
         }
+        // set_pte_range: "if (unlikely(uffd_wp)) entry = pte_mkuffd_wp(entry);"
+        let uffd_wp = self.vmf_orig_pte_uffd_wp(&vmf);
         if vmf.write && flags & vm::VM_SHARED == 0 {
             // do_cow_fault: a private anon copy of the file page
             self.anon_vma_prepare(vmf.vma);
@@ -115,7 +119,10 @@ impl Kernel {
             };
             self.mem.frames[new as usize].content = self.mem.frames[pfn as usize].content;
             self.put_page(pfn);
-            let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)));
+            let mut entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)));
+            if uffd_wp {
+                entry = arch.pte_mkuffd_wp(entry);
+            }
             self.add_rss(vmf.pid, MM_ANONPAGES, 1);
             self.page_add_new_anon_rmap(new, vmf.vma, vmf.addr);
             self.lru_cache_add_vma(new, vmf.vma);
@@ -133,6 +140,9 @@ impl Kernel {
         } else {
             fault_path::FILE_READ
         };
+        if uffd_wp {
+            entry = arch.pte_mkuffd_wp(entry);
+        }
         self.add_rss(vmf.pid, MM_SHMEMPAGES, 1);
         self.page_add_rmap(pfn);
         if flags & vm::VM_LOCKED != 0 {

@@ -101,11 +101,16 @@ impl Kernel {
     /// (`swap_cache_get_folio`) or read with readahead (`swapin_readahead`, a major fault;
     /// [`crate::mm::swap_state`]). The device is never SWP_SYNCHRONOUS_IO (no swap-cache
     /// bypass): a rotational disk. A hwpoison entry (x86_64, [`crate::mm::memory_failure`]) is
-    /// `is_hwpoison_entry` → VM_FAULT_HWPOISON, which the arch fault handler turns into SIGBUS.
+    /// `is_hwpoison_entry` → VM_FAULT_HWPOISON, which the arch fault handler turns into SIGBUS;
+    /// a PTE marker (v5.19+) is `is_pte_marker_entry` → `handle_pte_marker`
+    /// ([`crate::mm::pte_marker`]).
     pub(crate) fn do_swap_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         let arch = self.arch();
         if self.is_hwpoison_entry(orig) {
             return Fault::Sigbus;
+        }
+        if self.is_pte_marker(orig) {
+            return self.handle_pte_marker(vmf);
         }
         let off = arch.swp_offset(orig) as u32;
         if !self.swap.is_valid(off) {

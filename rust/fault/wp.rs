@@ -66,7 +66,7 @@ impl Kernel {
         if !arch.pte_present(pte) || arch.pte_write(pte) || self.vm_normal_page(pte).is_some() {
             return Fault::Retry;
         }
-        let vmf = Vmf { pid, tid: 0, vma, addr: page_addr, real_addr: addr, write: false, idx };
+        let vmf = Vmf { pid, tid: 0, vma, addr: page_addr, real_addr: addr, write: false, idx, orig_pte: pte };
         self.wp_page_copy(vmf, pte, None, true)
     }
 

@@ -93,6 +93,13 @@ impl Kernel {
                     continue;
                 }
                 let didx = self.mmx_mut(dpid).pt.pte_alloc(addr).expect("parent address fits");
+                if self.is_pte_marker(pte) {
+                    // copy_pte_marker (6.12): "Only copy PTE markers if UFFD register matches."
+                    if child_wp && self.pte_marker_uffd_wp(pte) {
+                        self.set_pte_at(dpid, didx, pte);
+                    }
+                    continue;
+                }
                 if self.is_hwpoison_entry(pte) {
                     // copy_nonpresent_pte: a non_swap_entry the child gets as it is (uffd-wp
                     // kept only where the child VMA has it); no slot, no rss counter

@@ -185,6 +185,9 @@ impl Kernel {
                 if self.hwpoison_6x() {
                     self.pte_clear(pid, idx);
                 }
+            } else if self.is_pte_marker(pte) {
+                // a uffd-wp marker is a non_swap_entry that is neither hwpoison nor poisoned:
+                // left alone
             } else if arch.is_swap_pte(pte) {
                 let off = arch.swp_offset(pte) as u32;
                 self.add_rss(pid, MM_SWAPENTS, -1);
@@ -285,7 +288,7 @@ impl Kernel {
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
             cur = a + 4096;
             let p = self.mmx(pid).pt.pte(idx);
-            if arch.is_swap_pte(p) && !self.is_hwpoison_entry(p) {
+            if arch.is_swap_pte(p) && !self.is_hwpoison_entry(p) && !self.is_pte_marker(p) {
                 if let Ok((pfn, _)) = self.swapin_page(arch.swp_offset(p) as u32) {
                     self.put_page(pfn);
                 }

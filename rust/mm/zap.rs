@@ -9,9 +9,15 @@ use crate::mm::{MM_SWAPENTS, vm};
 impl Kernel {
     /// `zap_page_range(vma, start, end)`: clear every PTE of `[start, end)` in `vma`, dropping
     /// mappings (rss, mapcount, page references) and swap entries (`free_swap_and_cache`).
-    /// `_full` marks a teardown (munmap/exit) rather than a MADV_DONTNEED; the model treats both
-    /// alike.
-    pub(crate) fn zap_page_range(&mut self, vma: u32, start: u64, end: u64, _full: bool) {
+    /// `full` marks a teardown (munmap/exit: `unmap_vmas`; shmem truncation) rather than a
+    /// MADV_DONTNEED; it is 6.12's `ZAP_FLAG_DROP_MARKER` (`zap_drop_markers`).
+    ///
+    /// PTE markers (v5.19+, 6.12 mm/memory.c `zap_nonpresent_ptes`, `zap_present_folio_ptes`,
+    /// `zap_install_uffd_wp_if_needed`): a uffd-wp marker is dropped in an anonymous VMA or
+    /// with `full` and kept otherwise ("For anon: always drop the marker; for file: only drop
+    /// the marker if explicitly requested"); a uffd-wp file PTE that is zapped without `full`
+    /// leaves a marker.
+    pub(crate) fn zap_page_range(&mut self, vma: u32, start: u64, end: u64, full: bool) {
         // `likely(!(vma->vm_flags & VM_SEQ_READ))` (4.x) / `likely(vma_has_recency(vma))`
         // (v6.3+) before mark_page_accessed
         let pid = self.vma(vma).mm;
@@ -35,8 +41,18 @@ impl Kernel {
                 if arch.pte_none(pte) {
                     continue;
                 }
-                if arch.pte_present(pte) {
+                if self.is_pte_marker(pte) {
+                    if !self.vma(vma).is_anonymous() && !full {
+                        continue;
+                    }
+                    self.pte_clear(pid, idx);
+                } else if arch.pte_present(pte) {
                     let old = self.ptep_xchg(pid, idx, arch.pte_none_val());
+                    // zap_install_uffd_wp_if_needed: "Zap on anonymous always means dropping
+                    // everything", and not with ZAP_FLAG_DROP_MARKER
+                    if !full && self.userfaultfd_wp(vma) && arch.pte_uffd_wp(old) {
+                        self.pte_install_uffd_wp_if_needed(pid, idx, vma, old);
+                    }
                     let pfn = arch.pte_pfn(old);
                     if arch.pte_special(old) || pfn == ZERO_PFN {
                         continue;

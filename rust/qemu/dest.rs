@@ -75,6 +75,32 @@ pub struct QemuDest {
     pub stats: DestStats,
 }
 
+/// What the destination's fault thread does with a userfault on a guest page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// A MIG_RP_MSG_REQ_PAGES message goes to the source.
+    pub send: bool,
+    /// The page is recorded in `mis->page_requested` (QEMU 5.2+).
+    pub record_requested: bool,
+}
+
+/// `migrate_send_rp_req_pages` (migration/migration.c) for a fault on a page the destination
+/// has (`received`) or has not received: the one implementation of the request decision, used
+/// by [`Dest::fault_thread`] and the explorer (`crate::explore`).
+///
+/// QEMU 3.0: the request is sent unconditionally (`migrate_send_rp_req_pages` builds the
+/// message and sends it). QEMU 5.2+: "If the page is there, skip sending the message." (`if
+/// (received) { return 0; }`); otherwise the `page_requested` tree only records the address
+/// ("if (!received && !g_tree_lookup(mis->page_requested, aligned)) { g_tree_insert(..) }")
+/// and the message is sent whether or not the page was requested before: `return
+/// migrate_send_rp_message_req_pages(mis, rb, start);`.
+pub fn migrate_send_rp_req_pages(version: QemuVersion, received: bool) -> PageRequest {
+    match version {
+        QemuVersion::V3_0 => PageRequest { send: true, record_requested: false },
+        QemuVersion::V5_2 => PageRequest { send: !received, record_requested: !received },
+    }
+}
+
 impl QemuDest {
     pub fn new(pid: u32, ram_base: u64, pages: u64, version: QemuVersion) -> QemuDest {
         QemuDest {
@@ -237,29 +263,17 @@ impl QemuDest {
             if self.received.test(gfn as u64) {
                 self.stats.received_faults.push(ReceivedFault { t: now, gfn, tid: m.ptid });
             }
-            match self.version {
-                QemuVersion::V3_0 => {
-                    self.stats.requests_sent += 1;
-                    k.log(Ev::PostcopyRequest, self.pid, 0, m.address, gfn as u64, 0, 0);
-                    out.push(Msg::ReqPage { gfn });
-                }
-                QemuVersion::V5_2 => {
-                    if self.received.test(gfn as u64) {
-                        // "If the page is there, skip sending the message."
-                        self.stats.requests_suppressed += 1;
-                        k.log(Ev::PostcopyRequestSuppressed, self.pid, 0, m.address, gfn as u64, 0, 0);
-                    } else {
-                        // migrate_send_rp_req_pages (migration/migration.c, QEMU 5.2): the
-                        // page_requested tree only records the request ("if (!received &&
-                        // !g_tree_lookup(mis->page_requested, aligned)) { g_tree_insert(..) }");
-                        // the message is sent unless received: "if (received) { return 0; }
-                        // return migrate_send_rp_message_req_pages(mis, rb, start);"
-                        self.requested.set(gfn as u64);
-                        self.stats.requests_sent += 1;
-                        k.log(Ev::PostcopyRequest, self.pid, 0, m.address, gfn as u64, 0, 0);
-                        out.push(Msg::ReqPage { gfn });
-                    }
-                }
+            let req = migrate_send_rp_req_pages(self.version, self.received.test(gfn as u64));
+            if req.record_requested {
+                self.requested.set(gfn as u64);
+            }
+            if req.send {
+                self.stats.requests_sent += 1;
+                k.log(Ev::PostcopyRequest, self.pid, 0, m.address, gfn as u64, 0, 0);
+                out.push(Msg::ReqPage { gfn });
+            } else {
+                self.stats.requests_suppressed += 1;
+                k.log(Ev::PostcopyRequestSuppressed, self.pid, 0, m.address, gfn as u64, 0, 0);
             }
         }
         out

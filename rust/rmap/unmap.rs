@@ -6,6 +6,7 @@
 //!   VM_LOCKED (unless TTU_IGNORE_MLOCK)      -> mlock the page, abort        (every profile)
 //!   young (4.x, unless TTU_IGNORE_ACCESS)    -> abort                        ("4.17", "4.18")
 //!   pteval = ptep_clear_flush(..)            -> on s390 may carry _PAGE_UNUSED
+//!   pte_install_uffd_wp_if_needed (v5.19+)   -> uffd-wp file PTE becomes a PTE marker
 //!   pte_dirty(pteval)                        -> set_page_dirty
 //!   PageHWPoison && TTU_HWPOISON (6.12) / !TTU_IGNORE_HWPOISON (4.x)
 //!                                            -> dec mm_counter, set_pte_at(hwpoison entry)
@@ -130,6 +131,11 @@ impl Kernel {
         }
         // "Nuke the page table entry."
         let pteval = self.ptep_clear_flush(m.pid, m.idx);
+        // v5.19+: "Now the pte is cleared. If this pte was uffd-wp armed, we may want to
+        // replace a none pte with a marker pte if it's file-backed, so we don't lose the
+        // tracking info." (pte_install_uffd_wp_if_needed; the branches below that set a PTE
+        // overwrite the marker)
+        self.pte_install_uffd_wp_if_needed(m.pid, m.idx, m.vma, pteval);
         if arch.pte_dirty(pteval) {
             self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
         }

@@ -258,10 +258,14 @@ impl Kernel {
     }
 
     /// `vma_can_userfault`: anon, shmem (and hugetlb); MINOR only on shmem (and hugetlb); WP
-    /// on shmem only with PTE markers (every profile with uffd-wp has them).
+    /// on shmem only with file-backed uffd-wp ([`crate::Profile::uffd_wp_markers`]; v5.7..v5.18
+    /// `if ((vm_flags & VM_UFFD_WP) && !vma_is_anonymous(vma)) return false;`).
     fn vma_can_userfault(&self, vma: u32, vm_flags: u64) -> bool {
         let v = self.vma(vma);
         if vm_flags & self.vm_uffd_minor() != 0 && self.vm_uffd_minor() != 0 && v.is_anonymous() {
+            return false;
+        }
+        if vm_flags & vm::VM_UFFD_WP != 0 && !v.is_anonymous() && !self.profile.uffd_wp_markers {
             return false;
         }
         v.is_anonymous() || v.file.is_some()
@@ -295,6 +299,12 @@ impl Kernel {
         for &id in &ids {
             let v = self.vma(id);
             let Some(owner) = v.uffd else { continue };
+            if self.profile.uffd_unregister_resets_wp && self.userfaultfd_wp(id) {
+                // "Reset ptes for the whole vma range if wr-protected" (v6.0+)
+                let (s, e) = (v.start, v.end);
+                self.uffd_wp_range(id, s, e, false);
+            }
+            let v = self.vma(id);
             if v.flags & vm::VM_UFFD_MISSING != 0 {
                 wake.push((owner, v.start, v.end - v.start));
             }
@@ -539,18 +549,41 @@ impl Kernel {
         Ok(())
     }
 
-    /// `uffd_wp_range` → `change_protection(MM_CP_UFFD_WP[_RESOLVE])` over present and swap
-    /// PTEs; resolving makes an exclusive anon page writable again (`can_change_pte_writable`).
-    /// Simplification: none PTEs get no uffd-wp marker (no UFFD_FEATURE_WP_UNPOPULATED, no
-    /// markers for file memory).
-    fn uffd_wp_range(&mut self, vma: u32, start: u64, end: u64, enable: bool) {
+    /// `uffd_wp_range` → `change_protection(MM_CP_UFFD_WP[_RESOLVE])` → `change_pte_range`
+    /// (6.12 mm/mprotect.c) over present and swap PTEs; resolving makes an exclusive anon page
+    /// writable again (`can_change_pte_writable`). Where `userfaultfd_wp_use_markers` (shmem;
+    /// anon with UFFD_FEATURE_WP_UNPOPULATED) protecting allocates the page tables
+    /// (`pgtable_populate_needed`) and puts a `PTE_MARKER_UFFD_WP` marker in each none PTE
+    /// ("even if the pte is none, the page/swap cache could exist"); resolving drops a marker
+    /// ("the next page fault will trigger without uffd trapping"); protecting leaves one.
+    pub(crate) fn uffd_wp_range(&mut self, vma: u32, start: u64, end: u64, enable: bool) {
         let arch = self.arch();
         let (pid, flags) = (self.vma(vma).mm, self.vma(vma).flags);
+        let markers = enable && self.userfaultfd_wp_use_markers(vma);
+        if markers {
+            let mut a = start;
+            while a < end {
+                if self.pte_alloc(pid, a).is_err() {
+                    // change_prepare: -ENOMEM ends the walk; the PTEs before stay protected
+                    break;
+                }
+                a += 4096;
+            }
+        }
         let mut cur = start;
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, end) {
             cur = a + 4096;
             let p = self.mmx(pid).pt.pte(idx);
-            if arch.pte_present(p) {
+            if arch.pte_none(p) {
+                if markers {
+                    let m = self.make_pte_marker(crate::mm::pte_marker::PTE_MARKER_UFFD_WP).expect("markers");
+                    self.set_pte_at(pid, idx, m);
+                }
+            } else if self.is_pte_marker(p) {
+                if !enable {
+                    self.pte_clear(pid, idx);
+                }
+            } else if arch.pte_present(p) {
                 let n = if enable {
                     arch.pte_mkuffd_wp(p)
                 } else {
@@ -677,7 +710,7 @@ impl Kernel {
                             return Err(Error::errno(Errno::EFAULT, call, format!("no page cache page at {addr:#x}")));
                         }
                     };
-                    if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+                    if !self.pte_none_mostly(self.mmx(pid).pt.pte(idx)) {
                         self.put_page(p);
                         return Err(eexist());
                     }
@@ -694,7 +727,7 @@ impl Kernel {
                     self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
                     self.shmem_add_to_page_cache(f, index, p);
                     self.lru_cache_add(p);
-                    if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+                    if !self.pte_none_mostly(self.mmx(pid).pt.pte(idx)) {
                         self.shmem_delete_from_page_cache(f, index);
                         self.put_page(p);
                         return Err(eexist());
@@ -729,7 +762,7 @@ impl Kernel {
         }
         if matches!(fill, Fill::Zero) && !(self.profile.uffd_zeropage_checks_forbids && self.mm_forbids_zeropage(pid)) {
             // mfill_zeropage_pte: the shared zero page, even where faults may not map it
-            if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+            if !self.pte_none_mostly(self.mmx(pid).pt.pte(idx)) {
                 return Err(eexist());
             }
             let e = arch.pte_mkspecial(arch.mk_pte(ZERO_PFN, prot));
@@ -756,7 +789,7 @@ impl Kernel {
             // pte_mkwrite(pte_mkdirty(_dst_pte));"
             e = arch.pte_mkwrite(arch.pte_mkdirty(e));
         }
-        if !arch.pte_none(self.mmx(pid).pt.pte(idx)) {
+        if !self.pte_none_mostly(self.mmx(pid).pt.pte(idx)) {
             self.put_page(p);
             return Err(eexist());
         }
@@ -839,7 +872,7 @@ mod tests {
             k.uffds[u as usize].released = true;
             let vma = k.vma_lookup(pid, a).unwrap();
             let idx = k.pte_alloc(pid, a).unwrap();
-            let vmf = Vmf { pid, tid: 0, vma, addr: a, real_addr: a, write: false, idx };
+            let vmf = Vmf { pid, tid: 0, vma, addr: a, real_addr: a, write: false, idx, orig_pte: 0 };
             assert_eq!(k.handle_userfault(vmf, crate::uffd::REASON_MISSING), Fault::Retry, "{profile}");
         }
     }

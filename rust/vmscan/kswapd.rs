@@ -147,4 +147,44 @@ mod tests {
             k.check_invariants().unwrap();
         }
     }
+
+    /// 6.12 at free == high in the 8 MiB kernel: kswapd wakes, runs balance_pgdat and frees
+    /// nothing, as 6.12 does. Every page was just faulted in (young PTE) and sits on the
+    /// inactive anon list; `folio_check_references` (mm/vmscan.c, v5.9+ two-strike rule: "All
+    /// mapped folios start out with page table references from the instantiating fault, so we
+    /// need to look twice") keeps a folio on its first reference (`folio_set_referenced`,
+    /// FOLIOREF_KEEP), and the priority loop of `balance_pgdat` scans `size >> priority` pages
+    /// per list at priorities 12..1 (`get_scan_count`; nothing at 12 and 11 for 1913 pages, the
+    /// root memcg being online), in all fewer than the list holds: each page is looked at at
+    /// most once, none is reclaimed, `kswapd_failures` goes up. The next wake finds the pages
+    /// marked referenced with their young bit cleared (FOLIOREF_RECLAIM) and frees them. 4.x
+    /// activated a referenced swap-backed page at once (`if (PageSwapBacked(page)) return
+    /// PAGEREF_ACTIVATE;`), aged it back and reclaimed in the same pass.
+    #[test]
+    fn kswapd_at_free_equal_high_frees_nothing_on_612_until_its_second_wake() {
+        for (p, first_frees) in [("4.18", true), ("6.12", false)] {
+            let mut k = kernel(p);
+            let pid = k.spawn("test", false).unwrap();
+            let a = k.mmap(pid, 2048 * 4096, MapKind::Anon, false, None).unwrap();
+            let mut i = 0;
+            while k.mem.nr_free() > k.mem.wmark.high {
+                k.access(pid, 0, a + i * 4096, true, i + 1).unwrap();
+                i += 1;
+            }
+            k.wakeup_kswapd();
+            let first = k.kswapd_step();
+            assert_eq!(first > 0, first_frees, "{p}: first balance_pgdat reclaimed {first}");
+            assert_eq!(k.kswapd.failures, u32::from(!first_frees), "{p}: kswapd_failures");
+            if !first_frees {
+                let scanned = k.log.events().iter().filter(|e| e.kind == Ev::LruShrinkInactive).count();
+                assert!(scanned > 0, "{p}: the inactive list was scanned");
+                k.wakeup_kswapd();
+                assert!(k.kswapd.woken, "{p}: one failure does not make the node hopeless");
+                let second = k.kswapd_step();
+                assert!(second > 0, "{p}: the second wake reclaims the pages the first marked");
+                assert!(k.pgdat_balanced(), "{p}");
+            }
+            k.check_invariants().unwrap();
+        }
+    }
 }

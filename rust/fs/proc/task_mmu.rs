@@ -7,7 +7,7 @@ use crate::mm::{RSS_NAMES, vm};
 
 /// What pagemap says of one page: `pte_to_pagemap_entry` (fs/proc/task_mmu.c) sets
 /// PM_PRESENT for a present PTE and PM_SWAP for any swap PTE (a migration or hwpoison entry
-/// included); neither for an empty one.
+/// or a PTE marker included); neither for an empty one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum PageState {
@@ -48,6 +48,20 @@ impl Kernel {
     pub fn pagemap_entry(&self, pid: u32, addr: u64) -> Result<PageState> {
         self.mm(pid)?;
         Ok(self.page_state_of(self.pte_at(pid, addr & !0xfff)))
+    }
+
+    /// Bit 57 of the `/proc/PID/pagemap` entry of the page at `addr`, PM_UFFD_WP
+    /// (`pte_to_pagemap_entry`, 6.12 fs/proc/task_mmu.c): a present PTE with `pte_uffd_wp`, a
+    /// swap PTE with `pte_swp_uffd_wp`, or a `PTE_MARKER_UFFD_WP` marker (`if
+    /// (pte_marker_entry_uffd_wp(entry)) flags |= PM_UFFD_WP;`, which also has PM_SWAP).
+    pub fn pagemap_uffd_wp(&self, pid: u32, addr: u64) -> Result<bool> {
+        self.mm(pid)?;
+        let arch = self.arch();
+        Ok(match self.pte_at(pid, addr & !0xfff) {
+            Some(p) if arch.pte_present(p) => arch.pte_uffd_wp(p),
+            Some(p) => self.pte_swp_uffd_wp_any(p),
+            None => false,
+        })
     }
 
     /// `/proc/PID/pagemap` of `pages` pages from the page of `addr`: `pagemap_read`
