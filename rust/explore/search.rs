@@ -89,7 +89,7 @@ pub struct Bounds {
     pub walks: u64,
     pub walk_len: u32,
     pub seed: u64,
-    /// Partial-order reduction (sleep sets, [`super::por`]) in the exhaustive passes: the
+    /// Partial-order reduction (sleep sets, `explore::por`) in the exhaustive passes: the
     /// same findings, fewer states. Off: every interleaving is taken.
     pub por: bool,
     /// Check every independence the reduction relies on by running both orders (slow: for

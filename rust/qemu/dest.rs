@@ -86,7 +86,7 @@ pub struct PageRequest {
 
 /// `migrate_send_rp_req_pages` (migration/migration.c) for a fault on a page the destination
 /// has (`received`) or has not received: the one implementation of the request decision, used
-/// by [`Dest::fault_thread`] and the explorer (`crate::explore`).
+/// by [`QemuDest::fault_thread`] and the explorer (`crate::explore`).
 ///
 /// QEMU 3.0: the request is sent unconditionally (`migrate_send_rp_req_pages` builds the
 /// message and sends it). QEMU 5.2+: "If the page is there, skip sending the message." (`if
