@@ -269,7 +269,14 @@ pub mod uffd_features {
         ("MOVE", MOVE),
     ];
 
-    /// UFFD_API_FEATURES of v4.18 (PAGEFAULT_FLAG_WP is defined but not offered).
+    /// UFFD_API_FEATURES of v4.13 (include/uapi/linux/userfaultfd.h): the events and the
+    /// hugetlbfs/shmem MISSING support, without SIGBUS and THREAD_ID, which v4.14 added
+    /// (2d6d6f5a09a9 "mm: userfaultfd: add feature to request for a signal delivery",
+    /// 9d4ac934829a "userfaultfd: provide pid in userfault msg"; ids unverified, the SIGBUS
+    /// patch was posted on 2017-07-24, after the v4.13 merge window).
+    pub const API_4_13: u64 = EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP | MISSING_HUGETLBFS | MISSING_SHMEM;
+
+    /// UFFD_API_FEATURES of v4.14..v4.18 (PAGEFAULT_FLAG_WP is defined but not offered).
     pub const API_4_18: u64 =
         EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP | MISSING_HUGETLBFS | MISSING_SHMEM | SIGBUS | THREAD_ID;
 
@@ -334,6 +341,7 @@ fn s390(name: &'static str) -> Profile {
             forbids_zeropage: ForbidsZeropage::UsesSkeys,
             zero_page_removal: ZeroPageRemoval::ZapOnSkeyEnable,
             swp_device_types: 0,
+            uffd_api_features: uffd_features::API_4_13,
             ..s390("4.17")
         },
         _ => Profile {
@@ -472,6 +480,23 @@ mod tests {
         assert_eq!(a.unused_guard, UnusedGuard::None);
         assert_eq!(b.unused_guard, UnusedGuard::UffdArmed);
         assert_eq!(Profile { name: "4.17", release: (4, 17), unused_guard: UnusedGuard::None, ..b }, a);
+    }
+
+    /// `userfaultfd_api` (fs/userfaultfd.c) checks `features & ~UFFD_API_FEATURES`; v4.13's
+    /// include/uapi/linux/userfaultfd.h has no SIGBUS (bit 7) or THREAD_ID (bit 8), which came
+    /// in v4.14, so a 4.13 UFFDIO_API asking for them is -EINVAL.
+    #[test]
+    fn userfaultfd_api_offers_sigbus_and_thread_id_from_v4_14_only() {
+        use uffd_features::*;
+        for arch in [Arch::S390x, Arch::X86_64] {
+            let f = Profile::get("4.13", arch).unwrap().uffd_features_offered();
+            assert_eq!(f & (SIGBUS | THREAD_ID), 0, "4.13 {arch:?}");
+            assert_ne!(f & (EVENT_UNMAP | MISSING_SHMEM), 0);
+            for n in ["4.17", "4.18", "6.12"] {
+                let f = Profile::get(n, arch).unwrap().uffd_features_offered();
+                assert_eq!(f & (SIGBUS | THREAD_ID), SIGBUS | THREAD_ID, "{n} {arch:?}");
+            }
+        }
     }
 
     #[test]
