@@ -437,8 +437,18 @@ impl Profile {
         }
     }
 
-    /// The features UFFDIO_API offers on this profile and arch (`UFFD_API_FEATURES` with the
-    /// arch's masking in `userfaultfd_api`).
+    /// The features UFFDIO_API offers on this profile and arch: `userfaultfd_api`
+    /// (fs/userfaultfd.c). 4.13..4.18 offer `UFFD_API_FEATURES` as it is and refuse any other
+    /// bit (`if (uffdio_api.api != UFFD_API || (features & ~UFFD_API_FEATURES)) goto err_out;`,
+    /// -EINVAL). 6.12 masks it first: `#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_MINOR` drops
+    /// MINOR_HUGETLBFS|MINOR_SHMEM, `#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_WP` drops
+    /// PAGEFAULT_FLAG_WP and `#ifndef CONFIG_PTE_MARKER_UFFD_WP` (which depends on it) drops
+    /// WP_HUGETLBFS_SHMEM, WP_UNPOPULATED and WP_ASYNC; since "Fix userfaultfd_api to return
+    /// EINVAL as expected" (v6.10, CVE-2024-41027) it then refuses `features &
+    /// ~uffdio_api.features`, the masked set, which `Kernel::uffdio_api` does too.
+    /// Simplified: 6.12's -EPERM for EVENT_FORK without CAP_SYS_PTRACE (the model's processes
+    /// are privileged) and its `features |= UFFD_FEATURE_WP_UNPOPULATED` for WP_ASYNC (the
+    /// model has no WP_ASYNC behaviour) are not modelled.
     pub fn uffd_features_offered(&self) -> u64 {
         use uffd_features::*;
         let mut f = self.uffd_api_features;
