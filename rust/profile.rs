@@ -294,7 +294,14 @@ pub mod uffd_features {
         ("MOVE", MOVE),
     ];
 
-    /// UFFD_API_FEATURES of v4.18 (PAGEFAULT_FLAG_WP is defined but not offered).
+    /// UFFD_API_FEATURES of v4.13 (include/uapi/linux/userfaultfd.h): the events and the
+    /// hugetlbfs/shmem MISSING support, without SIGBUS and THREAD_ID, which v4.14 added
+    /// (2d6d6f5a09a9 "mm: userfaultfd: add feature to request for a signal delivery",
+    /// 9d4ac934829a "userfaultfd: provide pid in userfault msg"; ids unverified, the SIGBUS
+    /// patch was posted on 2017-07-24, after the v4.13 merge window).
+    pub const API_4_13: u64 = EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP | MISSING_HUGETLBFS | MISSING_SHMEM;
+
+    /// UFFD_API_FEATURES of v4.14..v4.18 (PAGEFAULT_FLAG_WP is defined but not offered).
     pub const API_4_18: u64 =
         EVENT_FORK | EVENT_REMAP | EVENT_REMOVE | EVENT_UNMAP | MISSING_HUGETLBFS | MISSING_SHMEM | SIGBUS | THREAD_ID;
 
@@ -363,6 +370,7 @@ fn s390(name: &'static str) -> Profile {
             forbids_zeropage: ForbidsZeropage::UsesSkeys,
             zero_page_removal: ZeroPageRemoval::ZapOnSkeyEnable,
             swp_device_types: 0,
+            uffd_api_features: uffd_features::API_4_13,
             ..s390("4.17")
         },
         _ => Profile {
@@ -507,8 +515,18 @@ impl Profile {
         Ok(())
     }
 
-    /// The features UFFDIO_API offers on this profile and arch (`UFFD_API_FEATURES` with the
-    /// arch's masking in `userfaultfd_api`).
+    /// The features UFFDIO_API offers on this profile and arch: `userfaultfd_api`
+    /// (fs/userfaultfd.c). 4.13..4.18 offer `UFFD_API_FEATURES` as it is and refuse any other
+    /// bit (`if (uffdio_api.api != UFFD_API || (features & ~UFFD_API_FEATURES)) goto err_out;`,
+    /// -EINVAL). 6.12 masks it first: `#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_MINOR` drops
+    /// MINOR_HUGETLBFS|MINOR_SHMEM, `#ifndef CONFIG_HAVE_ARCH_USERFAULTFD_WP` drops
+    /// PAGEFAULT_FLAG_WP and `#ifndef CONFIG_PTE_MARKER_UFFD_WP` (which depends on it) drops
+    /// WP_HUGETLBFS_SHMEM, WP_UNPOPULATED and WP_ASYNC; since "Fix userfaultfd_api to return
+    /// EINVAL as expected" (v6.10, CVE-2024-41027) it then refuses `features &
+    /// ~uffdio_api.features`, the masked set, which `Kernel::uffdio_api` does too.
+    /// Simplified: 6.12's -EPERM for EVENT_FORK without CAP_SYS_PTRACE (the model's processes
+    /// are privileged) and its `features |= UFFD_FEATURE_WP_UNPOPULATED` for WP_ASYNC (the
+    /// model has no WP_ASYNC behaviour) are not modelled.
     pub fn uffd_features_offered(&self) -> u64 {
         use uffd_features::*;
         let mut f = self.uffd_api_features;
@@ -550,6 +568,23 @@ mod tests {
         assert_eq!(a.unused_guard, UnusedGuard::None);
         assert_eq!(b.unused_guard, UnusedGuard::UffdArmed);
         assert_eq!(Profile { name: "4.17", release: (4, 17), unused_guard: UnusedGuard::None, ..b }, a);
+    }
+
+    /// `userfaultfd_api` (fs/userfaultfd.c) checks `features & ~UFFD_API_FEATURES`; v4.13's
+    /// include/uapi/linux/userfaultfd.h has no SIGBUS (bit 7) or THREAD_ID (bit 8), which came
+    /// in v4.14, so a 4.13 UFFDIO_API asking for them is -EINVAL.
+    #[test]
+    fn userfaultfd_api_offers_sigbus_and_thread_id_from_v4_14_only() {
+        use uffd_features::*;
+        for arch in [Arch::S390x, Arch::X86_64] {
+            let f = Profile::get("4.13", arch).unwrap().uffd_features_offered();
+            assert_eq!(f & (SIGBUS | THREAD_ID), 0, "4.13 {arch:?}");
+            assert_ne!(f & (EVENT_UNMAP | MISSING_SHMEM), 0);
+            for n in ["4.17", "4.18", "6.12"] {
+                let f = Profile::get(n, arch).unwrap().uffd_features_offered();
+                assert_eq!(f & (SIGBUS | THREAD_ID), SIGBUS | THREAD_ID, "{n} {arch:?}");
+            }
+        }
     }
 
     #[test]

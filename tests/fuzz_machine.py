@@ -738,8 +738,11 @@ class ApiMachineBase(RuleBasedStateMachine):
             pm.regions.append(Region(a, a + pages * PAGE, kind, shared, obj))
         pm.regions.sort(key=lambda r: r.start)
         if uffd is not None:
-            if profile != "6.12":
-                uffd = [f for f in uffd if f != "EXACT_ADDRESS"]
+            # What UFFDIO_API offers on the profile (userfaultfd_api: EXACT_ADDRESS from
+            # v5.18, THREAD_ID from v4.14); asking for more is -EINVAL.
+            offered = reclaim.Profile(profile, arch).switches()["uffd_features_offered"]
+            assert isinstance(offered, int)
+            uffd = [f for f in uffd if offered & FEATURE_BITS[f]]
             ok, u = self.call("Process.userfaultfd", pm.proc.userfaultfd, uffd)
             self.must_succeed((ok, u), f"features {uffd} are offered")
             uf = Uffd(u, pm.pid, u.features)

@@ -213,7 +213,10 @@ impl Arch {
             Arch::X86_64 => v | x86::_PAGE_SOFT_DIRTY,
         }
     }
-    /// `pte_uffd_wp` (always false on s390: no free software bit).
+    /// `pte_uffd_wp` (always false on s390: no free software bit). The arch helpers below are
+    /// arch/x86/include/asm/pgtable.h's (v5.7+, 6.12) on x86_64 and
+    /// include/asm-generic/pgtable_uffd.h's no-ops (`return 0;` / `return pte;`) on s390, which
+    /// does not select HAVE_ARCH_USERFAULTFD_WP.
     #[inline]
     pub fn pte_uffd_wp(self, v: u64) -> bool {
         match self {
@@ -280,7 +283,10 @@ impl Arch {
         }
     }
     /// `vm_get_page_prot(vm_flags)`: the arch's `protection_map` for VM_READ|VM_WRITE|VM_EXEC|
-    /// VM_SHARED (private writable mappings get a read-only protection: copy on write).
+    /// VM_SHARED (private writable mappings get a read-only protection: copy on write). 4.x:
+    /// `__P000`..`__S111` of arch/{s390,x86}/include/asm/pgtable*.h; v6.0 moved the same values
+    /// into `protection_map[16]` (arch/s390/mm/mmap.c, arch/x86/mm/pgprot.c). Not modelled:
+    /// x86 pkey bits and `__sme_set`.
     pub fn vm_get_page_prot(self, vm_flags: u64) -> u64 {
         let idx = (vm_flags & 0xf) as usize;
         match self {

@@ -33,8 +33,11 @@ impl Kernel {
     }
 
     /// `mlock(addr, len)`. Populating stops at the first page that cannot be faulted in: the
-    /// range stays VM_LOCKED and mlock fails with EAGAIN (`__mlock_posix_error_return` of
-    /// `__mm_populate`'s -ENOMEM).
+    /// range stays VM_LOCKED and mlock fails with the errno `__mlock_posix_error_return`
+    /// (mm/mlock.c, 4.13..6.12) makes of GUP's: out of memory (-ENOMEM from
+    /// `vm_fault_to_errno`'s VM_FAULT_OOM) is EAGAIN, a SIGBUS or hwpoison fault (-EFAULT) is
+    /// ENOMEM (`if (retval == -EFAULT) retval = -ENOMEM; else if (retval == -ENOMEM) retval =
+    /// -EAGAIN;`).
     pub fn mlock(&mut self, pid: u32, addr: u64, len: u64) -> Result<()> {
         self.mm(pid)?;
         let (start, end) = self.lock_range("mlock", pid, addr, len)?;
@@ -42,24 +45,35 @@ impl Kernel {
             return Ok(());
         }
         let ids = self.split_range(pid, start, end);
-        let mut populated = true;
+        let mut failed = None;
         for &id in &ids {
             self.vma_mut(id).flags |= vm::VM_LOCKED;
             let (s, e) = (self.vma(id).start, self.vma(id).end);
-            populated = populated && self.populate_locked(id, s, e);
+            if failed.is_none() {
+                failed = self.populate_locked(id, s, e).err();
+            }
         }
         self.vma_merge_all(&ids);
         self.log(Ev::Mlock, pid, 0, start, end - start, 1, 0);
         self.settle();
-        if !populated {
-            return Err(Error::errno(Errno::EAGAIN, "mlock", "not every page of the range could be faulted in"));
+        match failed {
+            None => Ok(()),
+            Some((at, Fault::Oom)) => Err(Error::errno(
+                Errno::EAGAIN,
+                "mlock",
+                format!("out of memory faulting in {at:#x}; the range stays locked"),
+            )),
+            Some((at, _)) => Err(Error::errno(
+                Errno::ENOMEM,
+                "mlock",
+                format!("the fault at {at:#x} raises SIGBUS (GUP's -EFAULT); the range stays locked"),
+            )),
         }
-        Ok(())
     }
 
-    /// `__mm_populate` of a locked range: fault every page in and mlock it; false at the first
-    /// page whose fault fails (out of memory, SIGBUS).
-    fn populate_locked(&mut self, vma: u32, start: u64, end: u64) -> bool {
+    /// `__mm_populate` of a locked range: fault every page in and mlock it; the address and
+    /// the fault at the first page whose fault fails (out of memory, SIGBUS).
+    fn populate_locked(&mut self, vma: u32, start: u64, end: u64) -> std::result::Result<(), (u64, Fault)> {
         let arch = self.arch();
         let pid = self.vma(vma).mm;
         let flags = self.vma(vma).flags;
@@ -68,11 +82,11 @@ impl Kernel {
         while a < end {
             let pte = self.pte_at(pid, a).unwrap_or(arch.pte_none_val());
             let would_userfault = arch.pte_none(pte) && self.userfaultfd_armed(vma);
-            if !would_userfault
-                && !(arch.pte_present(pte) && (!write || arch.pte_write(pte)))
-                && matches!(self.handle_mm_fault(pid, 0, vma, a, write), Fault::Oom | Fault::Sigbus)
-            {
-                return false;
+            if !would_userfault && !(arch.pte_present(pte) && (!write || arch.pte_write(pte))) {
+                let f = self.handle_mm_fault(pid, 0, vma, a, write);
+                if matches!(f, Fault::Oom | Fault::Sigbus) {
+                    return Err((a, f));
+                }
             }
             if let Some(p) = self.pte_at(pid, a) {
                 if let Some(pfn) = self.vm_normal_page(p).filter(|_| arch.pte_present(p)) {
@@ -81,7 +95,7 @@ impl Kernel {
             }
             a += 4096;
         }
-        true
+        Ok(())
     }
 
     /// `munlock(addr, len)`.
@@ -122,5 +136,34 @@ impl Kernel {
             }
         }
         self.vma_mut(vma).flags = saved;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::Arch;
+    use crate::error::Errno;
+    use crate::kernel::Kernel;
+    use crate::mm::madvise::Advice;
+    use crate::mm::vm;
+    use crate::profile::Profile;
+    use crate::testutil::proc_with_pages;
+
+    #[test]
+    fn mlock_over_a_hwpoisoned_page_is_enomem_not_eagain_and_stays_locked() {
+        // mm/mlock.c do_mlock (4.17, 4.18): apply_vma_lock_flags sets VM_LOCKED, then
+        // __mm_populate's GUP faults the hwpoison entry (do_swap_page: VM_FAULT_HWPOISON),
+        // vm_fault_to_errno makes it -EFAULT (populate asks no FOLL_HWPOISON), and
+        // __mlock_posix_error_return turns -EFAULT into -ENOMEM; only -ENOMEM becomes -EAGAIN.
+        for profile in ["4.17", "4.18"] {
+            let mut k = Kernel::new(Profile::get(profile, Arch::X86_64).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 2);
+            k.madvise(pid, a, 4096, Advice::Hwpoison).unwrap();
+            let e = k.mlock(pid, a, 2 * 4096).unwrap_err();
+            assert_eq!(e.errno_value(), Some(Errno::ENOMEM), "{profile}: {e}");
+            let v = k.vma_lookup(pid, a).unwrap();
+            assert_ne!(k.vma(v).flags & vm::VM_LOCKED, 0, "{profile}: the range stays VM_LOCKED");
+            k.check_invariants().unwrap();
+        }
     }
 }

@@ -17,7 +17,8 @@ use crate::mm::vm::*;
 use crate::sim::log::Ev;
 
 impl Kernel {
-    /// `mprotect(addr, len, prot)` (`do_mprotect_pkey`): `addr` must be page-aligned (EINVAL),
+    /// `mprotect(addr, len, prot)`: `do_mprotect_pkey` of mm/mprotect.c, the same checks in
+    /// 4.13..6.12 (6.12 walks with `for_each_vma_range`). `addr` must be page-aligned (EINVAL),
     /// `prot` only PROT_READ|PROT_WRITE|PROT_EXEC (EINVAL); a zero length does nothing. Every
     /// page of `[addr, addr + len)` must be mapped: a hole is ENOMEM, and, as in the kernel, the
     /// VMAs before the hole keep their new protection. A protection the VMA may not have
@@ -70,7 +71,8 @@ impl Kernel {
         Ok(())
     }
 
-    /// `mprotect_fixup(vma, start, end, newflags)`: split the VMA at `start` and `end`
+    /// `mprotect_fixup(vma, start, end, newflags)` (mm/mprotect.c, 4.13..6.12; `if (newflags
+    /// == oldflags)` returns at once): split the VMA at `start` and `end`
     /// (`vma_modify_flags`), set the flags and `vm_page_prot = vm_get_page_prot(newflags)`,
     /// rewrite the PTEs (`change_protection`) and merge with compatible neighbours.
     fn mprotect_fixup(&mut self, id: u32, start: u64, end: u64, newflags: u64) {
@@ -102,6 +104,11 @@ impl Kernel {
     /// uffd-wp PTE write-protected. Swap PTEs are left alone (the protection is applied when
     /// `do_swap_page` maps the page).
     ///
+    /// mm/mprotect.c 4.13..6.12 (`ptent = ptep_modify_prot_start(…); ptent = pte_modify(ptent,
+    /// newprot); … ptep_modify_prot_commit(…)`); the s390 start/commit pair is `ptep_xchg` here,
+    /// which differs only in when `pgste_update_all` runs (storage keys; no model path
+    /// mprotects guest memory).
+    ///
     /// Profiles: with MM_CP_TRY_CHANGE_WRITABLE (v6.0+, 64fe24a3e05e), a PTE of a writable VMA
     /// that is still read-only is made writable when `can_change_pte_writable` says so (an
     /// exclusive anon page in a private VMA, a dirty PTE in a shared one); before, private
@@ -131,8 +138,10 @@ impl Kernel {
         }
     }
 
-    /// `can_change_pte_writable` (v6.0+) for a writable VMA: in a private VMA an exclusive anon
-    /// page, in a shared one a dirty PTE (uffd-wp PTEs are excluded by the caller).
+    /// `can_change_pte_writable` (mm/mprotect.c, v6.0+; 6.12) for a writable VMA: in a private
+    /// VMA an exclusive anon page (`page && PageAnon(page) && PageAnonExclusive(page)`), in a
+    /// shared one a dirty PTE (uffd-wp PTEs are excluded by the caller). Not modelled: the
+    /// `pte_protnone` check (no NUMA hinting PTEs) and `pte_needs_soft_dirty_wp` (VM_SOFTDIRTY).
     fn can_change_pte_writable(&self, flags: u64, pte: u64) -> bool {
         let arch = self.arch();
         if flags & VM_SHARED == 0 {

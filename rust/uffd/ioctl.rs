@@ -839,6 +839,26 @@ mod tests {
     }
 
     #[test]
+    fn uffdio_api_refuses_sigbus_and_thread_id_before_v4_14() {
+        // fs/userfaultfd.c v4.13 userfaultfd_api: "if (uffdio_api.api != UFFD_API || (features
+        // & ~UFFD_API_FEATURES)) goto err_out;" (-EINVAL); UFFD_FEATURE_SIGBUS and
+        // UFFD_FEATURE_THREAD_ID joined UFFD_API_FEATURES in v4.14.
+        use crate::profile::uffd_features::{SIGBUS, THREAD_ID};
+        for feature in [SIGBUS, THREAD_ID] {
+            for (profile, offered) in [("4.13", false), ("4.17", true), ("6.12", true)] {
+                let mut k = kernel(profile);
+                let pid = k.spawn("t", false).unwrap();
+                let u = k.userfaultfd(pid).unwrap();
+                let r = k.uffdio_api(u, UFFD_API, feature);
+                assert_eq!(r.is_ok(), offered, "{profile} {feature:#x}: {r:?}");
+                if let Err(e) = r {
+                    assert_eq!(e.errno_value(), Some(crate::error::Errno::EINVAL), "{profile}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn uffdio_copy_into_a_read_only_vma_maps_a_dirty_pte_from_v6_0() {
         // mm/userfaultfd.c v6.12 mfill_atomic_install_pte: "_dst_pte = pte_mkdirty(_dst_pte);"
         // unconditionally; v4.18 mcopy_atomic_pte: "if (dst_vma->vm_flags & VM_WRITE) _dst_pte =

@@ -79,7 +79,8 @@ impl Pte {
     pub fn none(self) -> bool {
         self.0 == 0
     }
-    /// `pte_present`: present or PROT_NONE.
+    /// `pte_present` (arch/x86/include/asm/pgtable.h, 4.13..6.12): `pte_flags(a) &
+    /// (_PAGE_PRESENT | _PAGE_PROTNONE)`, present or PROT_NONE.
     pub fn present(self) -> bool {
         self.0 & (_PAGE_PRESENT | _PAGE_PROTNONE) != 0
     }
@@ -134,23 +135,28 @@ impl Pte {
     pub fn modify(self, prot: u64) -> Pte {
         Pte((self.0 & _PAGE_CHG_MASK) | (prot & !_PAGE_CHG_MASK))
     }
-    /// `pte_mkuffd_wp`: the uffd-wp bit, and write-protected.
+    /// `pte_mkuffd_wp` (arch/x86/include/asm/pgtable.h, v5.7+; the `pte_wrprotect` is v6.2+,
+    /// so 6.12): the uffd-wp bit, and write-protected.
     pub fn mkuffd_wp(self) -> Pte {
         Pte(self.0 | _PAGE_UFFD_WP).wrprotect()
     }
     pub fn clear_uffd_wp(self) -> Pte {
         Pte(self.0 & !_PAGE_UFFD_WP)
     }
-    /// `__swp_entry(type, offset)` as a PTE: the offset inverted in bits 14.., the type in the
-    /// top five bits.
+    /// `__swp_entry(type, offset)` as a PTE (arch/x86/include/asm/pgtable_64.h, v4.19+ and
+    /// 6.12): the offset inverted from bit 9 (shifted up past the type, then down), the type
+    /// in the top five bits. Deviation (issue 16 item 13, docs/fidelity.md): 4.13..4.18 had
+    /// the pre-L1TF layout `((type) << SWP_TYPE_FIRST_BIT) | ((offset) << SWP_OFFSET_FIRST_BIT)`
+    /// (type in bits 9..13, offset from bit 14, not inverted); the model writes this one in
+    /// every profile. Only the raw values differ.
     pub fn mk_swap(swp_type: u32, offset: u64) -> Pte {
         Pte(((!offset) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | ((swp_type as u64) << (64 - SWP_TYPE_BITS)))
     }
-    /// `__swp_type`.
+    /// `__swp_type` (v4.19+: `(x).val >> (64 - SWP_TYPE_BITS)`).
     pub fn swp_type(self) -> u32 {
         (self.0 >> (64 - SWP_TYPE_BITS)) as u32
     }
-    /// `__swp_offset`.
+    /// `__swp_offset` (v4.19+: `~(x).val << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT`).
     pub fn swp_offset(self) -> u64 {
         (!self.0) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT
     }
