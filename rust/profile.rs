@@ -479,7 +479,7 @@ impl Profile {
     /// bit (`arch_has_hw_pte_young`, `arch_has_hw_nonleaf_pmd_young`: x86_64 0x0007; s390, whose
     /// young bit is emulated by invalid PTEs, 0x0001). 0 with `lru_gen` off.
     pub fn lru_gen_caps(&self) -> u64 {
-        use crate::vmscan::lru_gen::caps::*;
+        use crate::vmscan::lru::lru_gen_folio::caps::*;
         if !self.lru_gen {
             return 0;
         }

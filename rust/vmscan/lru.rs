@@ -10,13 +10,13 @@
 //! [`NR_LRU_LISTS`] and up), so that a page leaves whatever list it is on through [`Lru::del`].
 
 use crate::mm::page::{Frame, NO_PFN, pg};
-use crate::vmscan::lru_gen::{self, LruGenFolio};
+use lru_gen_folio::LruGenFolio;
 use serde::{Deserialize, Serialize};
 
 /// `NR_LRU_LISTS`: the classic lists, indices 0..5 of [`Lru`].
 pub const NR_LRU_LISTS: usize = 5;
 /// Every list an [`Lru`] holds: the classic ones, then MGLRU's `[gen][type]` lists.
-pub const NR_LISTS: usize = NR_LRU_LISTS + lru_gen::MAX_NR_GENS * 2;
+pub const NR_LISTS: usize = NR_LRU_LISTS + lru_gen_folio::MAX_NR_GENS * 2;
 
 /// `enum lru_list`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,9 +102,9 @@ impl Lru {
             return self.size[l as usize];
         }
         let ty = l.is_file() as usize;
-        (0..lru_gen::MAX_NR_GENS)
+        (0..lru_gen_folio::MAX_NR_GENS)
             .filter(|&g| self.lrugen.is_active(g) == l.is_active())
-            .map(|g| self.size[lru_gen::list_index(g, ty)])
+            .map(|g| self.size[lru_gen_folio::list_index(g, ty)])
             .sum()
     }
 
@@ -177,10 +177,10 @@ impl Lru {
     /// [`Lru::del`]; `reclaiming` as `lru_gen_del_folio` takes it (isolation for eviction
     /// leaves PG_active clear).
     pub(crate) fn del_reclaiming(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) {
-        if let Some(gn) = lru_gen::folio_lru_gen(&frames[pfn as usize]) {
+        if let Some(gn) = lru_gen_folio::folio_lru_gen(&frames[pfn as usize]) {
             let active = !reclaiming && self.lrugen.is_active(gn);
             let f = &mut frames[pfn as usize];
-            lru_gen::clear_gen(f);
+            lru_gen_folio::clear_gen(f);
             if active {
                 f.set(pg::PG_ACTIVE);
             }
@@ -292,6 +292,155 @@ pub fn list_name(li: usize) -> String {
         None => {
             let (gn, ty) = ((li - NR_LRU_LISTS) / 2, (li - NR_LRU_LISTS) % 2);
             format!("lrugen.folios[{gn}][{}]", ["anon", "file"][ty])
+        }
+    }
+}
+
+/// `struct lru_gen_folio` (include/linux/mmzone.h, v6.12: the generations of a lruvec) and the
+/// generation and access bits of a folio (include/linux/mm_inline.h): the state MGLRU keeps
+/// in the lruvec, here so that [`Lru`] holds it without depending on the algorithm
+/// ([`crate::vmscan::lru_gen`]).
+pub mod lru_gen_folio {
+    use super::NR_LRU_LISTS;
+    use crate::mm::page::{Frame, pg};
+    use serde::{Deserialize, Serialize};
+
+    /// `MIN_NR_GENS` (include/linux/mmzone.h).
+    pub const MIN_NR_GENS: usize = 2;
+    /// `MAX_NR_GENS`.
+    pub const MAX_NR_GENS: usize = 4;
+    /// `MAX_NR_TIERS`.
+    pub const MAX_NR_TIERS: usize = 4;
+    /// `LRU_REFS_WIDTH` (`MAX_NR_TIERS - 2`).
+    pub const LRU_REFS_WIDTH: u32 = 2;
+    /// `MIN_LRU_BATCH` (`BITS_PER_LONG`).
+    pub const MIN_LRU_BATCH: u64 = 64;
+    /// `MAX_LRU_BATCH` (`MIN_LRU_BATCH * 64`).
+    pub const MAX_LRU_BATCH: u64 = MIN_LRU_BATCH * 64;
+    /// `MAX_SWAPPINESS`.
+    pub const MAX_SWAPPINESS: u64 = 200;
+    /// `LRU_GEN_ANON` / `LRU_GEN_FILE`.
+    pub const LRU_GEN_ANON: usize = 0;
+    pub const LRU_GEN_FILE: usize = 1;
+
+    /// The bits of `/sys/kernel/mm/lru_gen/enabled` (`enum { LRU_GEN_CORE, LRU_GEN_MM_WALK,
+    /// LRU_GEN_NONLEAF_YOUNG }` as bits).
+    pub mod caps {
+        pub const LRU_GEN_CORE: u64 = 0x0001;
+        pub const LRU_GEN_MM_WALK: u64 = 0x0002;
+        pub const LRU_GEN_NONLEAF_YOUNG: u64 = 0x0004;
+    }
+
+    /// Where the generation (+1, 0 = none) and the access count live in [`Frame::flags`]
+    /// (`LRU_GEN_PGOFF` / `LRU_REFS_PGOFF`; the model's bit positions, above every PG_ flag).
+    pub(crate) const LRU_GEN_PGOFF: u32 = 24;
+    pub(crate) const LRU_GEN_MASK: u32 = 0b111 << LRU_GEN_PGOFF;
+    pub(crate) const LRU_REFS_PGOFF: u32 = 27;
+    pub(crate) const LRU_REFS_MASK: u32 = ((1 << LRU_REFS_WIDTH) - 1) << LRU_REFS_PGOFF;
+    /// `LRU_REFS_FLAGS` (v6.12: PG_referenced and PG_workingset).
+    pub(crate) const LRU_REFS_FLAGS: u32 = pg::PG_REFERENCED | pg::PG_WORKINGSET;
+
+    /// `folio_lru_gen`: the page's generation, None when it is on no generation's list.
+    #[inline]
+    pub fn folio_lru_gen(f: &Frame) -> Option<usize> {
+        let g = (f.flags & LRU_GEN_MASK) >> LRU_GEN_PGOFF;
+        if g == 0 { None } else { Some(g as usize - 1) }
+    }
+
+    /// Clear the page's generation (`set_mask_bits(&folio->flags, LRU_GEN_MASK, ..)`).
+    #[inline]
+    pub(crate) fn clear_gen(f: &mut Frame) {
+        f.flags &= !LRU_GEN_MASK;
+    }
+
+    #[inline]
+    pub(crate) fn set_gen(f: &mut Frame, gn: usize) {
+        f.flags = (f.flags & !LRU_GEN_MASK) | (((gn as u32) + 1) << LRU_GEN_PGOFF);
+    }
+
+    /// `folio_lru_refs` (v6.12): the accesses beyond PG_referenced, `LRU_REFS_MASK` plus
+    /// PG_workingset ("N-1 if the total number of accesses is N>1").
+    #[inline]
+    pub fn folio_lru_refs(f: &Frame) -> usize {
+        (((f.flags & LRU_REFS_MASK) >> LRU_REFS_PGOFF) + f.test(pg::PG_WORKINGSET) as u32) as usize
+    }
+
+    /// `lru_tier_from_refs` (v6.12): `order_base_2(refs + 1)`.
+    #[inline]
+    pub fn lru_tier_from_refs(refs: usize) -> usize {
+        let n = refs + 1;
+        (usize::BITS - (n - 1).leading_zeros()) as usize
+    }
+
+    /// `lru_gen_from_seq`.
+    #[inline]
+    pub fn lru_gen_from_seq(seq: u64) -> usize {
+        (seq % MAX_NR_GENS as u64) as usize
+    }
+
+    /// The [`Lru`] list index of `lrugen->folios[gen][type]`.
+    #[inline]
+    pub fn list_index(gn: usize, ty: usize) -> usize {
+        NR_LRU_LISTS + gn * 2 + ty
+    }
+
+    /// `folio_is_file_lru` as an index (anon 0, file 1).
+    #[inline]
+    pub(crate) fn folio_type(f: &Frame) -> usize {
+        (!f.test(pg::PG_SWAPBACKED)) as usize
+    }
+
+    /// `struct lru_gen_folio`: the generations of the lruvec and the PID controller's counters
+    /// (NR_HIST_GENS = 1, so `hist` is always 0 and dropped here).
+    #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub struct LruGenFolio {
+        /// `lrugen->enabled`: new pages go to the generations (fixed when the kernel is made).
+        pub enabled: bool,
+        /// The caps the model runs with (`/sys/kernel/mm/lru_gen/enabled`; 0 when off).
+        pub caps: u64,
+        pub max_seq: u64,
+        pub min_seq: [u64; 2],
+        /// Birth time (model ns) of each generation (`timestamps[gen]`, jiffies in the kernel).
+        pub timestamps: [u64; MAX_NR_GENS],
+        pub avg_refaulted: [[u64; MAX_NR_TIERS]; 2],
+        pub avg_total: [[u64; MAX_NR_TIERS]; 2],
+        /// `protected[hist][type][tier - 1]`: pages of tier >= 1 that `sort_folio` kept.
+        pub protected: [[u64; MAX_NR_TIERS - 1]; 2],
+        pub evicted: [[u64; MAX_NR_TIERS]; 2],
+        pub refaulted: [[u64; MAX_NR_TIERS]; 2],
+        /// `lru_gen_min_ttl` (`/sys/kernel/mm/lru_gen/min_ttl_ms`), in model ns; 0 = off.
+        pub min_ttl: u64,
+    }
+
+    impl LruGenFolio {
+        /// `lru_gen_init_lruvec`: `max_seq = MIN_NR_GENS + 1`, every `min_seq` 0.
+        pub fn new(enabled: bool) -> LruGenFolio {
+            LruGenFolio {
+                enabled,
+                caps: 0,
+                max_seq: MIN_NR_GENS as u64 + 1,
+                min_seq: [0; 2],
+                timestamps: [0; MAX_NR_GENS],
+                avg_refaulted: [[0; MAX_NR_TIERS]; 2],
+                avg_total: [[0; MAX_NR_TIERS]; 2],
+                protected: [[0; MAX_NR_TIERS - 1]; 2],
+                evicted: [[0; MAX_NR_TIERS]; 2],
+                refaulted: [[0; MAX_NR_TIERS]; 2],
+                min_ttl: 0,
+            }
+        }
+
+        /// `lru_gen_is_active`: the two youngest generations count as active ("see the comment on
+        /// MIN_NR_GENS").
+        #[inline]
+        pub fn is_active(&self, gn: usize) -> bool {
+            gn == lru_gen_from_seq(self.max_seq) || gn == lru_gen_from_seq(self.max_seq - 1)
+        }
+
+        /// `get_nr_gens`.
+        #[inline]
+        pub fn nr_gens(&self, ty: usize) -> u64 {
+            self.max_seq - self.min_seq[ty] + 1
         }
     }
 }
