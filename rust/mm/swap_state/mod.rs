@@ -121,6 +121,7 @@ impl Shadow {
 mod tests {
     use super::swapin_window;
     use crate::fault::Access;
+    use crate::kernel::Kernel;
     use crate::mm::madvise::Advice;
     use crate::mm::page::pg;
     use crate::mm::vmstat::Vm;
