@@ -9,7 +9,7 @@
 //! - Blank lines and lines starting with `#` are skipped; fields may be padded with spaces;
 //!   lines may end in CRLF.
 
-use super::{Columns, Request, read_error};
+use super::{Columns, Request, TextLines};
 use crate::error::{Error, Result};
 use std::io::{BufRead, Write};
 
@@ -30,9 +30,7 @@ struct Cols {
 
 /// A streaming reader of CSV traces.
 pub struct Reader<R> {
-    r: R,
-    line: u64,
-    buf: Vec<u8>,
+    lines: TextLines<R>,
     cols: Option<Cols>,
     /// The time of the last line that had one: times must not decrease (as in the binary
     /// format), so a replay's order is the trace's.
@@ -92,20 +90,15 @@ fn header(line: u64, fields: &[&str]) -> Result<Cols> {
 
 impl<R: BufRead> Reader<R> {
     pub fn new(r: R) -> Reader<R> {
-        Reader { r, line: 0, buf: Vec::with_capacity(128), cols: None, last_time: None }
+        Reader { lines: TextLines::new(r, "CSV trace", 128), cols: None, last_time: None }
     }
 
     /// The next request.
     pub fn next_request(&mut self) -> Result<Option<Request>> {
         loop {
-            self.buf.clear();
-            let line = self.line + 1;
-            let n = self.r.read_until(b'\n', &mut self.buf).map_err(|e| read_error(format_args!("line {line}"), e))?;
-            if n == 0 {
+            let Some((line, text)) = self.lines.next_line()? else {
                 return Ok(None);
-            }
-            self.line = line;
-            let text = std::str::from_utf8(&self.buf).map_err(|e| bad(line, format!("not UTF-8 text: {e}")))?.trim();
+            };
             if text.is_empty() || text.starts_with('#') {
                 continue;
             }

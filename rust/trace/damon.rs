@@ -23,7 +23,7 @@
 //!   numbers as JSON numbers or decimal strings.
 //! - `json_compressed` (damo's default, `damon.data`): the same JSON, zlib-compressed.
 
-use super::{Request, read_error, read_full};
+use super::{Request, TextLines, read_error, read_full};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -221,24 +221,17 @@ impl<R: BufRead> RecordReader<R> {
 
 /// damo's `perf_script` format: `damon:damon_aggregated` events, one region a line.
 struct ScriptReader<R> {
-    r: R,
-    line: u64,
-    buf: Vec<u8>,
+    lines: TextLines<R>,
     clock: Clock,
 }
 
 impl<R: BufRead> ScriptReader<R> {
     fn next_region(&mut self) -> Result<Option<Region>> {
         loop {
-            self.buf.clear();
-            let line = self.line + 1;
-            let n = self.r.read_until(b'\n', &mut self.buf).map_err(|e| read_error(format_args!("line {line}"), e))?;
-            if n == 0 {
+            let Some((line, text)) = self.lines.next_line()? else {
                 return Ok(None);
-            }
-            self.line = line;
+            };
             let at = || format!("line {line}");
-            let text = std::str::from_utf8(&self.buf).map_err(|e| bad(at(), format!("not UTF-8 text: {e}")))?.trim();
             if text.is_empty() || text.starts_with('#') {
                 continue;
             }
@@ -438,7 +431,7 @@ impl<R: BufRead> Reader<R> {
         } else if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             Source::Json(json_regions(&read_json(r, "JSON record")?, false)?.into_iter())
         } else if head.iter().take(4096).all(|&b| b != 0 && b < 0x80) {
-            Source::Script(ScriptReader { r, line: 0, buf: Vec::with_capacity(160), clock: Clock::default() })
+            Source::Script(ScriptReader { lines: TextLines::new(r, "DAMON record", 160), clock: Clock::default() })
         } else {
             Source::Record(RecordReader {
                 r,

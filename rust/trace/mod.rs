@@ -235,6 +235,38 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
     Ok(n)
 }
 
+/// The lines of a text trace (CSV, perf mem, damo's perf_script), numbered from 1: a read
+/// error names the line, a line that is not UTF-8 is a format error of `what` at that line.
+pub(crate) struct TextLines<R> {
+    r: R,
+    line: u64,
+    buf: Vec<u8>,
+    what: &'static str,
+}
+
+impl<R: BufRead> TextLines<R> {
+    pub(crate) fn new(r: R, what: &'static str, capacity: usize) -> TextLines<R> {
+        TextLines { r, line: 0, buf: Vec::with_capacity(capacity), what }
+    }
+
+    /// The next line, trimmed, with its number; `None` at the end of the input.
+    pub(crate) fn next_line(&mut self) -> Result<Option<(u64, &str)>> {
+        self.buf.clear();
+        let line = self.line + 1;
+        let n = self.r.read_until(b'\n', &mut self.buf).map_err(|e| read_error(format_args!("line {line}"), e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line = line;
+        let text = std::str::from_utf8(&self.buf).map_err(|e| Error::Format {
+            what: self.what,
+            at: format!("line {line}"),
+            detail: format!("not UTF-8 text: {e}"),
+        })?;
+        Ok(Some((line, text.trim())))
+    }
+}
+
 /// An I/O error while reading at `at` (a byte offset or a line); a damaged zstd stream is a
 /// format error.
 pub(crate) fn read_error(at: impl std::fmt::Display, e: std::io::Error) -> Error {

@@ -18,7 +18,7 @@
 //! containing `load` a load. A sample whose address is 0 (perf recorded none) is skipped.
 
 use super::damon::{AGGREGATED_EVENT, parse_seconds};
-use super::{Request, read_error};
+use super::{Request, TextLines};
 use crate::error::{Error, Result};
 use std::io::BufRead;
 
@@ -86,29 +86,22 @@ fn store(line: u64, data_src: Option<u64>, event: &str) -> Result<Option<bool>> 
 
 /// A streaming reader of perf mem samples.
 pub struct Reader<R> {
-    r: R,
-    line: u64,
-    buf: Vec<u8>,
+    lines: TextLines<R>,
     raw: Option<Raw>,
     last_time: Option<u64>,
 }
 
 impl<R: BufRead> Reader<R> {
     pub fn new(r: R) -> Reader<R> {
-        Reader { r, line: 0, buf: Vec::with_capacity(200), raw: None, last_time: None }
+        Reader { lines: TextLines::new(r, "perf mem trace", 200), raw: None, last_time: None }
     }
 
     /// The next sample with a data address.
     pub fn next_request(&mut self) -> Result<Option<Request>> {
         loop {
-            self.buf.clear();
-            let line = self.line + 1;
-            let n = self.r.read_until(b'\n', &mut self.buf).map_err(|e| read_error(format_args!("line {line}"), e))?;
-            if n == 0 {
+            let Some((line, text)) = self.lines.next_line()? else {
                 return Ok(None);
-            }
-            self.line = line;
-            let text = std::str::from_utf8(&self.buf).map_err(|e| bad(line, format!("not UTF-8 text: {e}")))?.trim();
+            };
             if text.is_empty() {
                 continue;
             }
