@@ -62,4 +62,19 @@ pub(crate) mod testutil {
         k.check_invariants().unwrap();
         (pid, a)
     }
+
+    /// A kernel of `profile` whose one-page process has that page swapped out: (kernel, pid,
+    /// address).
+    pub fn swapped_out(profile: &str) -> (Kernel, u32, u64) {
+        let mut k = kernel(profile);
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        for _ in 0..8 {
+            if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {
+                break;
+            }
+            k.reclaim(8);
+        }
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()), "{profile}: swapped out");
+        (k, pid, a)
+    }
 }

@@ -211,22 +211,8 @@ impl Kernel {
 #[cfg(test)]
 mod tests {
     use crate::fault::Access;
-    use crate::kernel::Kernel;
     use crate::mm::vmstat::Vm;
-    use crate::testutil::{kernel, proc_with_pages};
-
-    fn swapped_out(profile: &str) -> (Kernel, u32, u64) {
-        let mut k = kernel(profile);
-        let (pid, a) = proc_with_pages(&mut k, false, 1);
-        for _ in 0..8 {
-            if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {
-                break;
-            }
-            k.reclaim(8);
-        }
-        assert!(k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()), "{profile}: swapped out");
-        (k, pid, a)
-    }
+    use crate::testutil::swapped_out;
 
     #[test]
     fn a_read_swap_in_of_an_exclusive_page_maps_it_writable_on_612_only() {

@@ -301,7 +301,7 @@ impl Kernel {
 mod tests {
     use super::*;
     use crate::mm::vmstat::Vm;
-    use crate::testutil::{kernel, proc_with_pages};
+    use crate::testutil::{kernel, proc_with_pages, swapped_out};
     use crate::vmscan::lru::LruList;
 
     /// mm/madvise.c `force_swapin_readahead` / `swapin_walk_pmd_entry` (4.13..6.12): each swap
@@ -310,16 +310,8 @@ mod tests {
     #[test]
     fn madv_willneed_reads_a_swapped_page_into_the_swap_cache_and_keeps_the_swap_pte() {
         for profile in ["4.13", "4.18", "6.12"] {
-            let mut k = kernel(profile);
-            let (pid, a) = proc_with_pages(&mut k, false, 1);
-            for _ in 0..8 {
-                if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {
-                    break;
-                }
-                k.reclaim(8);
-            }
+            let (mut k, pid, a) = swapped_out(profile);
             let pte = k.pte_at(pid, a).unwrap();
-            assert!(k.arch().is_swap_pte(pte), "{profile}: swapped out");
             let off = k.arch().swp_offset(pte) as u32;
             k.madvise(pid, a, 4096, Advice::Willneed).unwrap();
             assert_eq!(k.pte_at(pid, a).unwrap(), pte, "{profile}: the swap PTE stays");
