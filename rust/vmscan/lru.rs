@@ -378,7 +378,7 @@ pub mod lru_gen_folio {
         (seq % MAX_NR_GENS as u64) as usize
     }
 
-    /// The [`Lru`] list index of `lrugen->folios[gen][type]`.
+    /// The [`super::Lru`] list index of `lrugen->folios[gen][type]`.
     #[inline]
     pub fn list_index(gn: usize, ty: usize) -> usize {
         NR_LRU_LISTS + gn * 2 + ty

@@ -99,14 +99,20 @@ static long now_ms(void)
 static char out[65536];
 static size_t outlen;
 
+/* append to buf (cap bytes, *len used), truncating at the end as snprintf does */
+static void vcat(char *buf, size_t cap, size_t *len, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	if (n > 0)
+		*len += (size_t)n < cap - *len ? (size_t)n : cap - *len - 1;
+}
+
 static void o(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(out + outlen, sizeof(out) - outlen, fmt, ap);
+	vcat(out, sizeof(out), &outlen, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		outlen += (size_t)n < sizeof(out) - outlen ? (size_t)n : sizeof(out) - outlen - 1;
 }
 
 static void ostr(const char *s)
@@ -161,10 +167,8 @@ static void rcat(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(rtext + rlen, sizeof(rtext) - rlen, fmt, ap);
+	vcat(rtext, sizeof(rtext), &rlen, fmt, ap);
 	va_end(ap);
-	if (n > 0)
-		rlen += (size_t)n < sizeof(rtext) - rlen ? (size_t)n : sizeof(rtext) - rlen - 1;
 }
 
 static void rset(const char *s)

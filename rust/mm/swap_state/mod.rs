@@ -10,7 +10,7 @@
 //! bd4a633b6f7c "block: move the nonrot flag to queue_limits", v6.11): swapon then counts it
 //! in `nr_rotate_swap` and every swap-in reads the `page_cluster`-aligned cluster around its
 //! slot. `swap_vma_readahead` (for non-rotational devices) is not modelled. The readahead's
-//! functions on the kernel are in [`readahead`]; this module holds the state.
+//! functions on the kernel are in `readahead.rs`; this module holds the state.
 
 use crate::mm::page::pg;
 use crate::mm::swapfile::SwapDevice;
