@@ -347,7 +347,10 @@ def test_crosscheck_reports_progress_after_each_scenario() -> None:
 
 
 def _fake_crosscheck(
-    names: list[str] | None = None, progress: Callable[[int, int], object] | None = None
+    names: list[str] | None = None,
+    arch: str | None = None,
+    profile: object = "6.12",
+    progress: Callable[[int, int], object] | None = None,
 ) -> list[cc.Row]:
     rows = [cc.Row("a", "ok", "ok", True, None), cc.Row("b", "ok", "ok", True, None)]
     for i in range(len(rows)):
