@@ -351,3 +351,24 @@ def test_cli_explore_no_por_takes_every_interleaving() -> None:
     assert [(f["cause"], len(f["steps"])) for f in on["findings"]] == [
         (f["cause"], len(f["steps"])) for f in off["findings"]
     ]
+
+
+def test_cli_explore_compare_searches_both_profiles_as_asked_with_no_por(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`reclaim explore --profile A --compare B --no-por` explores both without the reduction,
+    as the plain `--no-por` does: the comparison is of the same search."""
+    import reclaim.cli
+    import reclaim.explorer
+
+    seen: list[bool] = []
+    real = reclaim.explorer.explore
+
+    def spy(*a: object, **kw: object) -> object:
+        seen.append(bool(kw.get("por", True)))
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reclaim.explorer, "explore", spy)
+    argv = ["explore", "--profile", "4.17", "--compare", "4.18", "--bound", "3", "--walks", "0"]
+    assert reclaim.cli.main([*argv, "--json", "--no-por"]) == 0
+    assert seen == [False, False]

@@ -260,7 +260,7 @@ def compare_explore(a: str | Profile, b: str | Profile, **options: object) -> Ex
     """Explore the same scenario on profiles ``a`` and ``b`` and compare the findings by cause.
     ``options``: the scenario's (qemu, pages, vcpus, host_pages, swap_pages, guest_steps,
     start) and :func:`reclaim.explore`'s (depth, max_states, walks, walk_len, seed,
-    predicates)."""
+    predicates, por)."""
     from reclaim.explorer import explore
 
     sc = {k: v for k, v in options.items() if k in _SCENARIO_KEYS}
@@ -452,6 +452,7 @@ def cmd_explore_compare(
         walk_len=args.walk_len,
         seed=args.seed,
         predicates=args.predicate,
+        por=args.por,
     )
     print(json.dumps(c.as_dict(), indent=2) if args.json else c.text())
     return 3 if (args.fail_on_violation and (c.appear or c.persist)) else 0
