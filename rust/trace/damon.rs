@@ -157,6 +157,12 @@ struct RecordReader<R> {
 }
 
 impl<R: BufRead> RecordReader<R> {
+    /// A reader at offset 0 of a record file, of the headerless version 0 until a header says
+    /// otherwise.
+    fn new(r: R) -> RecordReader<R> {
+        RecordReader { r, version: 0, offset: 0, tasks_left: 0, regions_left: 0, time: 0, clock: Clock::default() }
+    }
+
     /// Read exactly `N` bytes at the current offset: None at a clean end (`eof_ok`), an error
     /// naming `what` if the file ends inside them.
     fn take<const N: usize>(&mut self, what: &str, eof_ok: bool) -> Result<Option<[u8; N]>> {
@@ -406,15 +412,7 @@ impl<R: BufRead> Reader<R> {
     pub fn new(mut r: R) -> Result<Reader<R>> {
         let head = r.fill_buf().map_err(|e| read_error("offset 0", e))?;
         let src = if head.starts_with(RECORD_MAGIC) {
-            let mut rr = RecordReader {
-                r,
-                version: 0,
-                offset: 0,
-                tasks_left: 0,
-                regions_left: 0,
-                time: 0,
-                clock: Clock::default(),
-            };
+            let mut rr = RecordReader::new(r);
             rr.take::<16>("the magic", false)?;
             let v = i32::from_le_bytes(rr.take::<4>("the version", false)?.expect("not at a clean end"));
             if !(1..=2).contains(&v) {
@@ -433,15 +431,7 @@ impl<R: BufRead> Reader<R> {
         } else if head.iter().take(4096).all(|&b| b != 0 && b < 0x80) {
             Source::Script(ScriptReader { lines: TextLines::new(r, "DAMON record", 160), clock: Clock::default() })
         } else {
-            Source::Record(RecordReader {
-                r,
-                version: 0,
-                offset: 0,
-                tasks_left: 0,
-                regions_left: 0,
-                time: 0,
-                clock: Clock::default(),
-            })
+            Source::Record(RecordReader::new(r))
         };
         Ok(Reader { src, spread: Spread::default() })
     }
