@@ -182,8 +182,9 @@ impl Kernel {
 
     // ----------------------------------------------------------------- processes and VMAs
 
-    /// Create a process (an empty mm). `kvm` makes it a KVM host process: `s390_enable_sie`
-    /// gives it PGSTEs (`mm_has_pgste`).
+    /// Create a process (an empty mm). `kvm` makes it a KVM host process: arch/s390/mm
+    /// `s390_enable_sie` (4.17 pgtable.c, 6.12 gmap.c) gives it PGSTEs (`mm_has_pgste`), here from
+    /// the start (QEMU's `mm_alloc_pgste` holds from exec).
     pub fn spawn(&mut self, name: &str, kvm: bool) -> Result<u32> {
         if kvm && self.arch() != Arch::S390x {
             return Err(Error::invalid(format!(
@@ -287,7 +288,8 @@ impl Kernel {
         self.vma_free.push(id);
     }
 
-    /// `find_vma` restricted to the VMA that contains `addr` (`vma_lookup`).
+    /// `find_vma` restricted to the VMA that contains `addr` (include/linux/mm.h `vma_lookup`,
+    /// 6.12; 4.17 mm/mmap.c `find_vma` plus the `vm_start` check its callers make).
     #[inline]
     pub fn vma_lookup(&self, pid: u32, addr: u64) -> Option<u32> {
         let mm = self.mmx(pid);
@@ -360,7 +362,7 @@ impl Kernel {
         }
     }
 
-    /// `pte_alloc` (`__pte_alloc` and the upper levels' `p?d_alloc`): the PTE slot of `va` in
+    /// `pte_alloc` (mm/memory.c `__pte_alloc` and the upper levels' `p?d_alloc`, 4.17 and 6.12): the PTE slot of `va` in
     /// `pid`'s page tables, allocating the tables on the way. The kernel takes page tables from
     /// its memory; the model keeps them apart from the frames (so the frame accounting of every
     /// study is the kernel's for the pages themselves) and only bounds them: when the tables of
@@ -445,13 +447,14 @@ impl Kernel {
 
     // ---------------------------------------------------------- page references, rss
 
-    /// `get_page`.
+    /// `get_page` / `folio_get` (include/linux/mm.h, 4.17 and 6.12).
     #[inline]
     pub fn get_page(&mut self, pfn: u32) {
         self.mem.frames[pfn as usize].refcount += 1;
     }
 
-    /// `put_page`: drop a reference; the last one takes the page off its LRU list and frees it.
+    /// `put_page` (include/linux/mm.h → mm/swap.c `__put_page` 4.17, `__folio_put` 6.12): drop a
+    /// reference; the last one takes the page off its LRU list and frees it.
     pub fn put_page(&mut self, pfn: u32) {
         if pfn == ZERO_PFN {
             return;

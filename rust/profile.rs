@@ -198,6 +198,12 @@ pub struct Profile {
     /// writable VMA gets its exclusive anon PTEs made writable at once (64fe24a3e05e, "mm/mprotect:
     /// try avoiding write faults for exclusive anonymous pages when changing protection", v6.0).
     pub mprotect_write_upgrade: bool,
+    /// `mlock_fixup` mlocks the present pages of a VMA it locks (`mlock_vma_pages_range` →
+    /// `mlock_pte_range`) and munlocks them when it unlocks (34b6792380ce, "mm/munlock:
+    /// mlock_pte_range() when mlocking or munlocking", v5.18); before, mlock_fixup only set
+    /// VM_LOCKED and the pages were mlocked by `__mm_populate`'s GUP (FOLL_MLOCK) or later by
+    /// reclaim. Seen when mlock fails before populating (a hole in the range: ENOMEM).
+    pub mlock_fixup_mlocks_pages: bool,
     /// `mremap_userfaultfd_prep` drops the uffd registration of the moved VMA when the context
     /// lacks UFFD_FEATURE_EVENT_REMAP (P. Xu, "userfaultfd: clear flag if remap event not
     /// enabled", patch of December 2018, v5.0; commit id unverified); before, the VMA stayed
@@ -350,6 +356,7 @@ fn s390(name: &'static str) -> Profile {
             mfill_pte_always_dirty: false,
             uffd_private_shmem_anon: false,
             mprotect_write_upgrade: false,
+            mlock_fixup_mlocks_pages: false,
             uffd_remap_clears_unfeatured: false,
             proactive_reclaim_quarter_batch: false,
             hwpoison_ttu_flag: false,
@@ -403,6 +410,7 @@ fn s390(name: &'static str) -> Profile {
             mfill_pte_always_dirty: true,
             uffd_private_shmem_anon: true,
             mprotect_write_upgrade: true,
+            mlock_fixup_mlocks_pages: true,
             uffd_remap_clears_unfeatured: true,
             proactive_reclaim_quarter_batch: true,
             hwpoison_ttu_flag: true,

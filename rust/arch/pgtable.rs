@@ -291,8 +291,9 @@ impl PageTables {
         ((va >> 12) as usize) & (self.geom.0.pt_entries - 1)
     }
 
-    /// Grow the top level until it maps `va` (s390's `crst_table_upgrade`). Returns false if
-    /// the arch cannot map `va` at all.
+    /// Grow the top level until it maps `va` (arch/s390/mm/pgalloc.c `crst_table_upgrade`, 4.17
+    /// one level per pass, 6.12 3→4 or 3→5 levels at once: the same tables result). Returns false
+    /// if the arch cannot map `va` at all.
     pub fn upgrade_for(&mut self, va: u64) -> bool {
         while va >= self.reach() {
             if self.top_level == 0 {
@@ -306,8 +307,9 @@ impl PageTables {
         true
     }
 
-    /// The flat index of the PTE slot for `va`, allocating tables on the way (`pte_alloc`).
-    /// Returns `None` if `va` is beyond what the arch can map.
+    /// The flat index of the PTE slot for `va`, allocating tables on the way (mm/memory.c
+    /// `__pte_alloc` and `__p?d_alloc`, 4.17 and 6.12). Returns `None` if `va` is beyond what the
+    /// arch can map.
     pub fn pte_alloc(&mut self, va: u64) -> Option<usize> {
         if !self.upgrade_for(va) {
             return None;
@@ -388,8 +390,9 @@ impl PageTables {
         }
     }
 
-    /// Free the page tables entirely inside `[start, end)` whose PTEs are all none
-    /// (`free_pgd_range` for a range no VMA covers any more). Their PGSTEs go with them, as in
+    /// Free the page tables entirely inside `[start, end)` whose PTEs are all none (mm/memory.c
+    /// `free_pgd_range`, 4.17 and 6.12, for a range no VMA covers any more; the kernel also frees a
+    /// partly covered table no other VMA uses, via `floor`/`ceiling`). Their PGSTEs go with them, as in
     /// the kernel. Upper tables are kept (a simplification: they cost 8 KiB per 2 GiB).
     pub fn free_empty_pts(&mut self, start: u64, end: u64) {
         let g = &self.geom.0;

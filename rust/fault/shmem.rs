@@ -9,7 +9,7 @@ use crate::sim::log::{Ev, fault_path};
 use crate::uffd::{REASON_MINOR, REASON_MISSING};
 
 impl Kernel {
-    /// `shmem_get_folio_gfp` for a fault: the page at `index` of `file`, from the page cache,
+    /// mm/shmem.c `shmem_get_folio_gfp` (6.12; 4.x `shmem_getpage_gfp`) for a fault: the page at `index` of `file`, from the page cache,
     /// swapped in, or new (zeroed). Returns the page with a reference for the caller.
     ///
     /// The userfault decisions follow the kernel's order: the entry is looked up first
@@ -48,7 +48,7 @@ impl Kernel {
         }
     }
 
-    /// `shmem_swapin_folio`: read the swap entry at `index` of `file` into the swap cache, move
+    /// mm/shmem.c `shmem_swapin_folio` (6.12): read the swap entry at `index` of `file` into the swap cache, move
     /// the page over into the page cache (marked dirty) and free the swap entry. Returns the page
     /// with a reference for the caller and whether it was a major fault; PGMAJFAULT is counted
     /// only for a fault (`if (fault_type)`), not for UFFDIO_CONTINUE's `shmem_get_folio`.
@@ -88,7 +88,8 @@ impl Kernel {
         }
     }
 
-    /// `do_fault` for a shmem VMA.
+    /// mm/memory.c `do_fault` (4.17, 6.12) for a shmem VMA: `do_read_fault` (without fault-around,
+    /// a simplification: docs/fidelity.md), `do_cow_fault` for a private write, `do_shared_fault`.
     pub(crate) fn do_fault(&mut self, vmf: Vmf) -> Fault {
         let arch = self.arch();
         let (flags, prot, file, index) = {

@@ -11,8 +11,10 @@ use crate::sim::log::{Ev, fault_path};
 
 impl Kernel {
     /// Bring swap slot `off` into the swap cache: the cached page, or a new page read from the
-    /// device (`read_swap_cache_async`: `swapcache_prepare`, add to the swap cache and the
-    /// inactive anon list, read). Returns (pfn with a reference for the caller, major).
+    /// device (mm/swap_state.c `read_swap_cache_async` / `__read_swap_cache_async`, 4.17 and
+    /// 6.12: `swapcache_prepare`, add to the swap cache, `workingset_refault` of its shadow, the
+    /// LRU, then `swap_read_folio`: PSWPIN, and PGPGIN in KiB as /proc/vmstat shows it).
+    /// Returns (pfn with a reference for the caller, major).
     pub(crate) fn swapin_page(&mut self, off: u32) -> Result<(u32, bool), Fault> {
         if let Some(pfn) = self.swap.cache_page(off) {
             self.get_page(pfn);
@@ -42,7 +44,7 @@ impl Kernel {
         self.workingset_refault(pfn, off);
         self.lru_cache_add(pfn);
         self.vmstat.inc(Vm::pswpin);
-        self.vmstat.inc(Vm::pgpgin);
+        self.vmstat.add(Vm::pgpgin, crate::mm::vmstat::PGPG_PER_PAGE);
         self.tick(self.cost.swap_read);
         self.log(Ev::SwapIn, 0, 0, 0, pfn as u64, off as u64, 1);
         Ok((pfn, true))
@@ -233,6 +235,22 @@ mod tests {
             let extra = k.vmstat.get(Vm::pgreuse) - reuse;
             assert_eq!(extra, u64::from(!writable), "{profile}: do_wp_page reuse faults after the read");
             k.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_swap_in_counts_pgpgin_in_kib_as_proc_vmstat_does() {
+        // mm/vmstat.c vmstat_start (4.17, 6.12.117): "v[PGPGIN] /= 2; /* sectors -> kbytes */"
+        // of submit_bio's bio_sectors count: a 4 KiB page read is 8 sectors, 4 in /proc/vmstat
+        for profile in ["4.17", "6.12"] {
+            let (mut k, pid, a) = swapped_out(profile);
+            let out = k.vmstat.get(Vm::pgpgout);
+            assert_eq!(out, 4 * k.vmstat.get(Vm::pswpout), "{profile}: pgpgout in KiB");
+            let (pin, kin) = (k.vmstat.get(Vm::pswpin), k.vmstat.get(Vm::pgpgin));
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 });
+            let pages = k.vmstat.get(Vm::pswpin) - pin;
+            assert!(pages >= 1, "{profile}");
+            assert_eq!(k.vmstat.get(Vm::pgpgin) - kin, 4 * pages, "{profile}");
         }
     }
 }

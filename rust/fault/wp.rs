@@ -10,10 +10,16 @@ use crate::sim::log::{Ev, fault_path};
 
 impl Kernel {
     /// `do_wp_page` (mm/memory.c; 4.13..4.18 with `reuse_swap_page`, 6.12 with
-    /// `wp_can_reuse_anon_folio`): reuse an anon page that only this mapping and no swap PTE
-    /// use, make a shared file page writable in place, else copy (`wp_page_copy`). The kernel
-    /// sets PG_dirty on reuse only when it drops the swap-cache copy; the model sets it on every
-    /// anon reuse (a known minor deviation, docs/fidelity.md).
+    /// `PageAnonExclusive` / `wp_can_reuse_anon_folio`): reuse an anon page that only this
+    /// mapping and no swap PTE use, make a shared file page writable in place, else copy
+    /// (`wp_page_copy`).
+    ///
+    /// PG_dirty is set only where the reuse drops the page's swap-cache copy: 4.17 mm/swapfile.c
+    /// `reuse_swap_page` ("if (count == 1 && PageSwapCache(page) && …) { … delete_from_swap_cache
+    /// (page); SetPageDirty(page); }"), 6.12 `wp_can_reuse_anon_folio` → `folio_free_swap`
+    /// (`delete_from_swap_cache(folio); folio_set_dirty(folio);`). A page that is not in the swap
+    /// cache keeps its PG_dirty as it was (only the PTE is made dirty, `wp_page_reuse`). On 6.12 a
+    /// `PageAnonExclusive` page is reused "without further checks": its swap-cache copy stays.
     pub(crate) fn do_wp_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         if let Some(f) = self.uffd_wp_fault(vmf, orig) {
             return f;
@@ -28,12 +34,15 @@ impl Kernel {
             // 4.x reuse_swap_page: total mapcount + swap count == 1; 6.x: PageAnonExclusive or
             // a reference count of 1 + swapcache
             let swapcount = f.swap_offset().map_or(0, |o| self.swap.count(o));
-            if f.mapcount + swapcount == 1 {
-                if f.test(pg::PG_SWAPCACHE) && swapcount == 0 {
+            let exclusive = self.profile.pg_anon_exclusive && f.test(pg::PG_ANON_EXCLUSIVE);
+            if exclusive || f.mapcount + swapcount == 1 {
+                if !exclusive && f.test(pg::PG_SWAPCACHE) && swapcount == 0 {
+                    // reuse_swap_page / folio_free_swap: the swap copy goes, the page is dirty
                     self.delete_from_swap_cache(pfn);
+                    self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
                 }
                 let x = self.anon_exclusive_flag();
-                self.mem.frames[pfn as usize].set(x | pg::PG_DIRTY);
+                self.mem.frames[pfn as usize].set(x);
                 let entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.pte_mkyoung(orig)));
                 self.ptep_set_access_flags(vmf.pid, vmf.idx, entry);
                 self.vmstat.inc(Vm::pgreuse);
@@ -130,5 +139,73 @@ impl Kernel {
         self.tick(self.cost.minor_fault);
         self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, new as u64, fault_path::WP_COPY, !unshare as u64);
         Fault::Retry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fault::Access;
+    use crate::mm::page::pg;
+    use crate::mm::vmstat::Vm;
+    use crate::testutil::{kernel, proc_with_pages, swapped_out};
+
+    #[test]
+    fn a_write_reuse_dirties_the_page_only_when_it_drops_the_swap_cache_copy() {
+        // 4.17 mm/swapfile.c reuse_swap_page: "if (count == 1 && PageSwapCache(page) && …) { …
+        // delete_from_swap_cache(page); SetPageDirty(page); }"; 6.12 mm/memory.c
+        // wp_can_reuse_anon_folio → folio_free_swap ("delete_from_swap_cache(folio);
+        // folio_set_dirty(folio);"); wp_page_reuse itself dirties only the PTE
+        for profile in ["4.13", "4.17", "4.18", "6.12"] {
+            // a page outside the swap cache, shared with a child that has exited
+            let mut k = kernel(profile);
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            let child = k.fork(pid).unwrap();
+            k.exit_mm(child).unwrap();
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap()) as usize;
+            assert!(!k.arch().pte_write(k.pte_at(pid, a).unwrap()), "{profile}");
+            assert!(!k.mem.frames[pfn].test(pg::PG_DIRTY), "{profile}: an anon fault leaves PG_dirty clear");
+            let reuse = k.vmstat.get(Vm::pgreuse);
+            assert_eq!(k.access(pid, 0, a, true, 7).unwrap(), Access::Done { value: 7 });
+            assert_eq!(k.vmstat.get(Vm::pgreuse), reuse + 1, "{profile}: reused");
+            assert!(!k.mem.frames[pfn].test(pg::PG_DIRTY), "{profile}: no swap copy dropped, PG_dirty stays clear");
+            k.check_invariants().unwrap();
+
+            // a page read back from swap through a non-exclusive swap PTE (after fork): mapped
+            // read-only, still in the swap cache; the write drops the swap copy and dirties it
+            let (mut k, pid, a) = swapped_out(profile);
+            let child = k.fork(pid).unwrap();
+            k.exit_mm(child).unwrap();
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 });
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap()) as usize;
+            assert!(k.mem.frames[pfn].test(pg::PG_SWAPCACHE), "{profile}");
+            assert!(!k.mem.frames[pfn].test(pg::PG_DIRTY), "{profile}");
+            assert_eq!(k.access(pid, 0, a, true, 8).unwrap(), Access::Done { value: 8 });
+            let f = k.mem.frames[pfn];
+            assert!(!f.test(pg::PG_SWAPCACHE) && f.test(pg::PG_DIRTY), "{profile}: {f:?}");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_exclusive_page_is_reused_with_its_swap_cache_copy_kept_on_612() {
+        // mm/memory.c v6.12 do_wp_page: "If we encounter a page that is marked exclusive, we
+        // must reuse the page without further checks." (`PageAnonExclusive(vmf->page) ||
+        // wp_can_reuse_anon_folio(…)`): folio_free_swap is not called for an exclusive page.
+        // The read swap-in maps an exclusive page writable; write-protect its PTE as uffd-wp or
+        // soft-dirty tracking would, then write.
+        let (mut k, pid, a) = swapped_out("6.12");
+        assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 });
+        let arch = k.arch();
+        let pte = k.pte_at(pid, a).unwrap();
+        let pfn = arch.pte_pfn(pte) as usize;
+        assert!(k.mem.frames[pfn].test(pg::PG_ANON_EXCLUSIVE) && k.mem.frames[pfn].test(pg::PG_SWAPCACHE));
+        let idx = k.mmx(pid).pt.pte_index(a).unwrap();
+        k.set_pte_at(pid, idx, arch.pte_wrprotect(pte));
+        let reuse = k.vmstat.get(Vm::pgreuse);
+        assert_eq!(k.access(pid, 0, a, true, 5).unwrap(), Access::Done { value: 5 });
+        assert_eq!(k.vmstat.get(Vm::pgreuse), reuse + 1);
+        let f = k.mem.frames[pfn];
+        assert!(f.test(pg::PG_SWAPCACHE) && !f.test(pg::PG_DIRTY), "{f:?}");
+        k.check_invariants().unwrap();
     }
 }

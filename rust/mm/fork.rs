@@ -60,7 +60,7 @@ impl Kernel {
                 self.filex_mut(f).i_mmap.push(dst);
             }
             self.dup_userfaultfd(dst, child, &mut forks);
-            if s.anon_vma.is_some() && s.flags & vm::VM_WIPEONFORK == 0 {
+            if s.flags & vm::VM_WIPEONFORK == 0 && self.vma_needs_copy(dst, src) {
                 self.copy_page_range(dst, src);
             }
         }
@@ -69,7 +69,22 @@ impl Kernel {
         Ok(child)
     }
 
-    /// `copy_page_range` → `copy_pte_range` / `copy_present_pte` / `copy_nonpresent_pte`.
+    /// `vma_needs_copy` (mm/memory.c, 6.12; 4.17 the same test inline in `copy_page_range`):
+    /// "Don't copy ptes where a page fault will fill them correctly": only a VMA with an
+    /// anon_vma (4.17: `if (!(vma->vm_flags & (VM_HUGETLB | VM_PFNMAP | VM_MIXEDMAP)) &&
+    /// !vma->anon_vma) return 0;`), and from v5.19 (c56d1b62cce8 "mm/shmem: handle uffd-wp
+    /// during fork()", with the [`Profile::uffd_wp_markers`](crate::profile::Profile) series)
+    /// also a child VMA registered for uffd-wp (`if (userfaultfd_wp(dst_vma)) return true;`),
+    /// whose uffd-wp bits and markers a fault would not restore.
+    fn vma_needs_copy(&self, dst: u32, src: u32) -> bool {
+        (self.profile.uffd_wp_markers && self.userfaultfd_wp(dst)) || self.vma(src).anon_vma.is_some()
+    }
+
+    /// `copy_page_range` → `copy_pte_range` / `copy_present_pte` / `copy_nonpresent_pte`
+    /// (mm/memory.c 4.17 `copy_one_pte`, 6.12): a COW mapping write-protects the PTE in parent
+    /// and child, a shared one gives the child a clean PTE, every child PTE is old; swap entries
+    /// are duplicated (6.12: the parent's `_PAGE_SWP_EXCLUSIVE` cleared); uffd-wp bits and
+    /// markers stay only where the child VMA is registered for WP.
     fn copy_page_range(&mut self, dst: u32, src: u32) {
         let arch = self.arch();
         let (spid, start, end, cow, shared) = {
@@ -146,6 +161,40 @@ impl Kernel {
                 }
                 self.set_pte_at(dpid, didx, pte);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kernel::Kernel;
+    use crate::mm::mmap::MapKind;
+    use crate::profile::Profile;
+    use crate::profile::uffd_features as feat;
+    use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_WP, UFFDIO_WRITEPROTECT_MODE_WP};
+
+    #[test]
+    fn fork_copies_a_write_protected_shmem_pte_to_a_child_registered_for_wp_on_612() {
+        // 6.12 mm/memory.c vma_needs_copy: "if (userfaultfd_wp(dst_vma)) return true;"
+        // (c56d1b62cce8, v5.19): a shmem VMA has no anon_vma, yet the child (which keeps the
+        // registration with UFFD_FEATURE_EVENT_FORK) gets the write-protected PTE; without
+        // EVENT_FORK the child VMA is not registered and its PTEs are left to faults
+        for (features, copied) in [(feat::EVENT_FORK, true), (0, false)] {
+            let mut k =
+                Kernel::new(Profile::get("6.12", crate::arch::Arch::X86_64).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap(pid, 4096, MapKind::Shmem, true, None).unwrap();
+            k.access(pid, 0, a, true, 10).unwrap();
+            let u = k.userfaultfd(pid).unwrap();
+            k.uffdio_api(u, UFFD_API, features).unwrap();
+            k.uffdio_register(u, a, 4096, UFFDIO_REGISTER_MODE_WP).unwrap();
+            k.uffdio_writeprotect(u, a, 4096, UFFDIO_WRITEPROTECT_MODE_WP).unwrap();
+            let child = k.fork(pid).unwrap();
+            let arch = k.arch();
+            let pte = k.pte_at(child, a).unwrap_or(arch.pte_none_val());
+            assert_eq!(arch.pte_present(pte) && arch.pte_uffd_wp(pte), copied, "features {features:#x}: {pte:#x}");
+            assert_eq!(arch.pte_none(pte), !copied);
+            k.check_invariants().unwrap();
         }
     }
 }

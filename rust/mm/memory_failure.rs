@@ -74,7 +74,7 @@ impl Kernel {
         self.swp_hwpoison_type().map(|t| self.arch().mk_swap_pte(t, pfn as u64))
     }
 
-    /// `madvise(addr, len, MADV_HWPOISON)` → `madvise_inject_error`: poison each page of the
+    /// `madvise(addr, len, MADV_HWPOISON)` → mm/madvise.c `madvise_inject_error` (4.17, 6.12): poison each page of the
     /// range in turn, stopping at the first that fails (the pages before it stay poisoned).
     /// The kernel requires CAP_SYS_ADMIN; the model has no users and allows it.
     pub(crate) fn madvise_hwpoison(&mut self, pid: u32, addr: u64, end: u64) -> Result<()> {
@@ -134,7 +134,7 @@ impl Kernel {
         Ok(pfn)
     }
 
-    /// `memory_failure(pfn, MF_ACTION_REQUIRED)` for a mapped anonymous page outside the swap
+    /// mm/memory-failure.c `memory_failure(pfn, MF_ACTION_REQUIRED)` (4.17, 6.12) for a mapped anonymous page outside the swap
     /// cache: set PG_hwpoison, unmap every mapping with hwpoison entries
     /// (`hwpoison_user_mappings`), then take the page off the LRU (`me_pagecache_clean` →
     /// `delete_from_lru_cache`). memory_failure's own reference is never dropped.

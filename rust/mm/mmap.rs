@@ -28,9 +28,11 @@ pub const PROT_READ: u64 = 0x1;
 pub const PROT_WRITE: u64 = 0x2;
 pub const PROT_EXEC: u64 = 0x4;
 
-/// `calc_vm_prot_bits`: PROT_READ/WRITE/EXEC become VM_READ/WRITE/EXEC (the same bit values).
-/// Bits beyond them are refused with EINVAL as `arch_validate_prot` does for mprotect (the model
-/// also refuses them for mmap, which the kernel ignores; no PROT_SEM, PROT_GROWSDOWN/UP).
+/// mprotect's `arch_validate_prot` then `calc_vm_prot_bits` (include/linux/mman.h, 4.13..6.12:
+/// `_calc_vm_trans(prot, PROT_READ, VM_READ) | …`): PROT_READ/WRITE/EXEC become
+/// VM_READ/WRITE/EXEC (the same bit values); bits beyond them are refused with EINVAL (the generic
+/// `arch_validate_prot`: `(prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) == 0`; the
+/// model has no PROT_SEM, PROT_GROWSDOWN/UP). mmap does not validate: see [`Kernel::mmap_prot`].
 pub fn calc_vm_prot_bits(call: &'static str, prot: u64) -> Result<u64> {
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
         return Err(Error::errno(
@@ -48,7 +50,7 @@ pub fn page_align(len: u64) -> Option<u64> {
 }
 
 impl Kernel {
-    /// `get_unmapped_area` (top-down): the highest gap below the mmap base that fits `len`.
+    /// mm/mmap.c `get_unmapped_area` → `arch_get_unmapped_area_topdown` (4.17, 6.12), top-down: the highest gap below the mmap base that fits `len`.
     pub(crate) fn get_unmapped_area(&self, pid: u32, len: u64) -> Result<u64> {
         let mm = self.mmx(pid);
         let mut top = mm.mmap_base;
@@ -72,9 +74,13 @@ impl Kernel {
         self.mmap_prot(pid, len, PROT_READ | PROT_WRITE, kind, shared, file)
     }
 
-    /// `mmap(NULL, len, prot, ...)` (`do_mmap` → `mmap_region`): as [`Kernel::mmap`] with the
-    /// protection `prot` (`PROT_*`); the VMA gets `calc_vm_prot_bits(prot)` plus every VM_MAY*
-    /// bit (a shmem object opened read-write), and `vm_page_prot = vm_get_page_prot(vm_flags)`.
+    /// `mmap(NULL, len, prot, ...)` (mm/mmap.c `do_mmap` → `mmap_region`, 4.13..6.12): as
+    /// [`Kernel::mmap`] with the protection `prot` (`PROT_*`); the VMA gets
+    /// `calc_vm_prot_bits(prot)` plus every VM_MAY* bit (a shmem object opened read-write), and
+    /// `vm_page_prot = vm_get_page_prot(vm_flags)`. As in `do_mmap`, `prot` is not validated:
+    /// bits other than PROT_READ/WRITE/EXEC are ignored (`calc_vm_prot_bits` only translates
+    /// those three). Length 0 is EINVAL, a length that overflows when page-aligned ENOMEM
+    /// (`len = PAGE_ALIGN(len); if (!len) return -ENOMEM;`).
     pub fn mmap_prot(
         &mut self,
         pid: u32,
@@ -85,7 +91,8 @@ impl Kernel {
         file: Option<(u32, u64)>,
     ) -> Result<u64> {
         self.mm(pid)?;
-        let prot_bits = calc_vm_prot_bits("mmap", prot)?;
+        // do_mmap: `vm_flags |= calc_vm_prot_bits(prot, pkey) | …`, no arch_validate_prot
+        let prot_bits = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
         if len == 0 {
             return Err(Error::errno(Errno::EINVAL, "mmap", "length is 0"));
         }
@@ -141,7 +148,8 @@ impl Kernel {
         Ok(addr)
     }
 
-    /// Whether two adjacent VMAs can be one (`is_mergeable_vma` + `is_mergeable_anon_vma`).
+    /// Whether two adjacent VMAs can be one (mm/mmap.c 4.17, mm/vma.c 6.12: `is_mergeable_vma` +
+    /// `is_mergeable_anon_vma`; flags compared whole, VM_SOFTDIRTY being on every model VMA).
     fn can_merge(&self, a: u32, b: u32) -> bool {
         let (x, y) = (self.vma(a), self.vma(b));
         let anon_ok = x.anon_vma == y.anon_vma
@@ -155,7 +163,7 @@ impl Kernel {
             && anon_ok
     }
 
-    /// `vma_merge`: fold `id` into its neighbours where they are compatible. Returns the id of
+    /// mm/mmap.c `vma_merge` (4.17; 6.12 mm/vma.c `vma_modify`): fold `id` into its neighbours where they are compatible. Returns the id of
     /// the VMA that now covers `id`'s range.
     pub(crate) fn vma_merge_around(&mut self, id: u32) -> u32 {
         let mut cur = id;
@@ -202,7 +210,7 @@ impl Kernel {
         self.vma_remove(b);
     }
 
-    /// `split_vma`: split the VMA containing `addr` so that a VMA starts at `addr`. Returns the
+    /// mm/mmap.c `split_vma` (4.17; 6.12 mm/vma.c `__split_vma`): split the VMA containing `addr` so that a VMA starts at `addr`. Returns the
     /// id of the VMA that starts at `addr` (the new upper part).
     pub(crate) fn split_vma(&mut self, id: u32, addr: u64) -> u32 {
         let v = self.vma(id).clone();
@@ -267,7 +275,8 @@ impl Kernel {
         Ok(())
     }
 
-    /// `unmap_vmas` + `remove_vma` for one VMA.
+    /// mm/memory.c `unmap_vmas` + mm/mmap.c `remove_vma` (4.17, 6.12) for one VMA; VM_LOCKED pages
+    /// are munlocked first (4.17 `munlock_vma_pages_all` in `do_munmap`).
     pub(crate) fn remove_vma(&mut self, id: u32) {
         let (s, e, file) = {
             let v = self.vma(id);
@@ -283,7 +292,7 @@ impl Kernel {
         }
     }
 
-    /// `exit_mmap`: the process exits; every VMA goes, its threads with it.
+    /// mm/mmap.c `exit_mmap` (4.17, 6.12): the process exits; every VMA goes, its threads with it.
     pub fn exit_mm(&mut self, pid: u32) -> Result<()> {
         self.mm(pid)?;
         let ids: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
@@ -295,5 +304,26 @@ impl Kernel {
         self.mmx_mut(pid).alive = false;
         self.log(Ev::Exit, pid, 0, 0, 0, 0, 0);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MapKind, PROT_READ};
+    use crate::mm::vm;
+    use crate::testutil::kernel;
+
+    #[test]
+    fn mmap_ignores_prot_bits_it_does_not_know_as_do_mmap_does() {
+        // mm/mmap.c do_mmap (4.17, 6.12) has no arch_validate_prot (only mprotect has):
+        // calc_vm_prot_bits translates PROT_READ/WRITE/EXEC and drops anything else
+        for profile in ["4.17", "6.12"] {
+            let mut k = kernel(profile);
+            let pid = k.spawn("p", false).unwrap();
+            let a = k.mmap_prot(pid, 4096, PROT_READ | 0x100, MapKind::Anon, false, None).unwrap();
+            let v = k.vma_lookup(pid, a).unwrap();
+            assert_eq!(k.vma(v).flags & (vm::VM_READ | vm::VM_WRITE | vm::VM_EXEC), vm::VM_READ, "{profile}");
+            assert!(k.mprotect(pid, a, 4096, 0x100).is_err(), "{profile}: mprotect validates");
+        }
     }
 }

@@ -19,8 +19,8 @@ use crate::mm::vm::*;
 use crate::sim::log::Ev;
 
 impl Kernel {
-    /// `mremap(old_addr, old_len, new_len, maymove ? MREMAP_MAYMOVE : 0)`; returns the address
-    /// of the mapping afterwards.
+    /// `mremap(old_addr, old_len, new_len, maymove ? MREMAP_MAYMOVE : 0)` (mm/mremap.c, 6.12.117;
+    /// 4.x as the module doc says); returns the address of the mapping afterwards.
     ///
     /// - Shrinking unmaps the tail (`do_vmi_munmap`, with its UNMAP events); the same length
     ///   returns `old_addr`.
@@ -89,8 +89,9 @@ impl Kernel {
         if old_end == vend && self.vma_expandable(pid, vend, delta) {
             self.vma_mut(vma).end = vend + delta;
             self.mmx_mut(pid).pt.upgrade_for(vend + delta - 1);
-            self.vma_merge_around(vma);
+            let vma = self.vma_merge_around(vma);
             self.log(Ev::Mremap, pid, 0, old_addr, old_addr, old_len, new_len);
+            self.mremap_populate_locked(vma, old_end, old_addr + new_len);
             return Ok(old_addr);
         }
         if !maymove {
@@ -102,10 +103,26 @@ impl Kernel {
         }
         let new_addr = self.get_unmapped_area(pid, new_len)?;
         self.move_vma(vma, old_addr, old_len, new_len, new_addr)?;
+        if let Some(nv) = self.vma_lookup(pid, new_addr) {
+            self.mremap_populate_locked(nv, new_addr + old_len, new_addr + new_len);
+        }
         Ok(new_addr)
     }
 
-    /// `vma_expandable`: `[end, end + delta)` is free and below TASK_SIZE.
+    /// The end of mremap (mm/mremap.c, 4.17 and 6.12): a VM_LOCKED mapping that grew, in place
+    /// or moved (`if (vm_flags & VM_LOCKED) { mm->locked_vm += …; *locked = true; }`), has its
+    /// new part faulted in: "if (locked && new_len > old_len) mm_populate(new_addr + old_len,
+    /// new_len - old_len);" (`mm_populate` ignores errors).
+    fn mremap_populate_locked(&mut self, vma: u32, start: u64, end: u64) {
+        if self.vma(vma).flags & VM_LOCKED != 0 {
+            let _ = self.populate_locked(vma, start, end.min(self.vma(vma).end));
+            self.settle();
+        }
+    }
+
+    /// `vma_expandable` (mm/mremap.c, 4.17 and 6.12): `[end, end + delta)` is free and below
+    /// TASK_SIZE (`find_vma_intersection`, `get_unmapped_area(NULL, vma->vm_start, end -
+    /// vma->vm_start, 0, MAP_FIXED)`).
     fn vma_expandable(&self, pid: u32, end: u64, delta: u64) -> bool {
         match end.checked_add(delta) {
             Some(e) if e <= self.arch().task_size() => self.vmas_in(pid, end, e).is_empty(),
@@ -113,7 +130,7 @@ impl Kernel {
         }
     }
 
-    /// `move_vma`: `copy_vma` (a VMA for `[new_addr, new_addr + new_len)` with the old one's
+    /// mm/mremap.c `move_vma` (6.12.117; 4.17 the same steps): `copy_vma` (a VMA for `[new_addr, new_addr + new_len)` with the old one's
     /// flags, file, anon_vma chain and advanced `vm_pgoff`, merged with its new neighbours where
     /// they fit), `move_page_tables`, `mremap_userfaultfd_prep`, the REMAP event, then the old
     /// range is unmapped (`do_vmi_munmap`, whose UNMAP events follow the REMAP one, as
@@ -175,5 +192,39 @@ impl Kernel {
         self.log(Ev::Mremap, pid, 0, old_addr, new_addr, old_len, new_len);
         // do_vmi_munmap of the old range: its PTEs are none now (rss and swap counts moved along)
         self.munmap(pid, old_addr, old_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mm::mmap::MapKind;
+    use crate::mm::page::pg;
+    use crate::testutil::kernel;
+
+    #[test]
+    fn mremap_growing_a_locked_mapping_faults_in_and_mlocks_the_new_part() {
+        // mm/mremap.c (4.17, 6.12): "if (locked && new_len > old_len) mm_populate(new_addr +
+        // old_len, new_len - old_len);" after an in-place expansion or a move of a VM_LOCKED VMA
+        for profile in ["4.17", "6.12"] {
+            for blocker in [false, true] {
+                let mut k = kernel(profile);
+                let pid = k.spawn("p", false).unwrap();
+                // top-down: a shmem mapping made first lies right above the anon one and
+                // forces a move
+                let above = blocker.then(|| k.mmap(pid, 4096, MapKind::Shmem, true, None).unwrap());
+                let a = k.mmap(pid, 2 * 4096, MapKind::Anon, false, None).unwrap();
+                assert!(above.is_none_or(|x| x == a + 2 * 4096));
+                k.mlock(pid, a, 2 * 4096).unwrap();
+                let b = k.mremap(pid, a, 2 * 4096, 4 * 4096, true).unwrap();
+                assert_eq!(b != a, blocker, "{profile}: moved only when blocked");
+                for i in 0..4 {
+                    let pte = k.pte_at(pid, b + i * 4096).unwrap_or(k.arch().pte_none_val());
+                    assert!(k.arch().pte_present(pte), "{profile} blocker={blocker}: page {i} populated");
+                    let pfn = k.arch().pte_pfn(pte) as usize;
+                    assert!(k.mem.frames[pfn].test(pg::PG_MLOCKED), "{profile}: page {i} mlocked");
+                }
+                k.check_invariants().unwrap();
+            }
+        }
     }
 }

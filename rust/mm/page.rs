@@ -242,7 +242,8 @@ impl Memory {
         Some(pfn)
     }
 
-    /// `free_unref_page`: return a page whose last reference is gone.
+    /// mm/page_alloc.c `free_unref_page` (4.17, 6.12): return an order-0 page whose last reference
+    /// is gone (LIFO, as the per-CPU list hands back the hottest page; no buddy merging).
     pub fn free_page(&mut self, pfn: u32) {
         let f = &mut self.frames[pfn as usize];
         debug_assert!(f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");

@@ -10,7 +10,8 @@ use crate::mm::page::pg;
 use crate::mm::{AddressSpace, CacheEntry};
 
 impl Kernel {
-    /// `shmem_file_setup`: a new shmem object of `pages` pages.
+    /// `shmem_file_setup` (mm/shmem.c, 4.17 and 6.12; also `shmem_kernel_file_setup` for
+    /// `shmem_zero_setup`'s "dev/zero"): a new shmem object of `pages` pages.
     pub fn shmem_create(&mut self, name: &str, pages: u64) -> u32 {
         self.files.push(Some(AddressSpace {
             name: name.to_string(),
@@ -36,7 +37,8 @@ impl Kernel {
         self.files[id as usize].as_mut().expect("live shmem object")
     }
 
-    /// `shmem_add_to_page_cache`: file page `pfn` at `index` (the cache holds a reference).
+    /// `shmem_add_to_page_cache` (mm/shmem.c, 4.17 and 6.12): file page `pfn` at `index` (the
+    /// cache holds a reference: `folio_ref_add(folio, nr)`), PG_swapbacked and uptodate.
     pub(crate) fn shmem_add_to_page_cache(&mut self, file: u32, index: u64, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
         f.mapping = file + 1;
@@ -47,8 +49,9 @@ impl Kernel {
         self.filex_mut(file).pages.insert(index, CacheEntry::Page(pfn));
     }
 
-    /// Drop page-cache page `index` of `file` and its cache reference (`shmem_undo_range` for a
-    /// page that no PTE maps any more).
+    /// Drop page-cache page `index` of `file` and its cache reference (mm/shmem.c
+    /// `shmem_undo_range` → `truncate_inode_folio` for a page that no PTE maps any more), or
+    /// free its swap entry (`shmem_free_swap` → `free_swap_and_cache`, 4.17 and 6.12).
     pub(crate) fn shmem_delete_from_page_cache(&mut self, file: u32, index: u64) {
         match self.filex_mut(file).pages.remove(&index) {
             Some(CacheEntry::Page(pfn)) => {
@@ -62,9 +65,14 @@ impl Kernel {
         }
     }
 
-    /// Punch `[start, end)` page indices out of `file` (`shmem_fallocate(PUNCH_HOLE)` /
-    /// `shmem_truncate_range`): unmap the pages from every mapping, then drop them and their
-    /// swap entries.
+    /// Punch `[start, end)` page indices out of `file` (mm/shmem.c `shmem_fallocate
+    /// (FALLOC_FL_PUNCH_HOLE)`, 4.17 and 6.12: `unmap_mapping_range(mapping, unmap_start, 1 +
+    /// unmap_end - unmap_start, 0); shmem_truncate_range(…); /* No need to unmap again:
+    /// hole-punching leaves COWed pages */`): unmap the page-cache pages from every mapping
+    /// (private COW copies and their swap entries stay: `even_cows` 0), then drop the pages
+    /// and swap entries of the object (`shmem_undo_range`). Dropping the whole object (its last
+    /// mapping gone) goes the same way. Simplification: uffd-wp markers in the range are
+    /// dropped (`full`), as the truncation's `unmap_mapping_folio` does for a mapped folio.
     pub(crate) fn shmem_punch(&mut self, file: u32, start: u64, end: u64) {
         let vmas = self.filex(file).i_mmap.clone();
         for id in vmas {
@@ -74,7 +82,7 @@ impl Kernel {
             if lo < hi {
                 let a = v.start + ((lo - v.pgoff) << 12);
                 let b = v.start + ((hi - v.pgoff) << 12);
-                self.zap_page_range(id, a, b, true);
+                self.zap_page_range_details(id, a, b, true, false);
             }
         }
         let idx: Vec<u64> = self.filex(file).pages.range(start..end).map(|(k, _)| *k).collect();
@@ -89,6 +97,42 @@ impl Kernel {
             let size = self.filex(file).size_pages;
             self.shmem_punch(file, 0, size);
             self.files[file as usize] = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fault::Access;
+    use crate::mm::madvise::Advice;
+    use crate::mm::mmap::MapKind;
+    use crate::testutil::kernel;
+
+    #[test]
+    fn madv_remove_punches_the_shmem_page_but_leaves_a_private_mappings_cow_copy() {
+        // mm/shmem.c shmem_fallocate (4.17, 6.12): unmap_mapping_range(…, 0) then
+        // shmem_truncate_range: "hole-punching leaves COWed pages"; 6.12 zap_pte_range
+        // should_zap_folio / should_zap_cows keep anon folios and swap entries
+        for profile in ["4.17", "6.12"] {
+            let mut k = kernel(profile);
+            let pid = k.spawn("p", false).unwrap();
+            let s = k.mmap(pid, 2 * 4096, MapKind::Shmem, true, None).unwrap();
+            let file = k.vma(k.vma_lookup(pid, s).unwrap()).file.unwrap();
+            let p = k.mmap(pid, 2 * 4096, MapKind::Shmem, false, Some((file, 0))).unwrap();
+            k.access(pid, 0, s, true, 5).unwrap();
+            k.access(pid, 0, s + 4096, true, 6).unwrap();
+            // page 0 of the private mapping is a COW copy, page 1 maps the shmem page
+            k.access(pid, 0, p, true, 7).unwrap();
+            assert_eq!(k.access(pid, 0, p + 4096, false, 0).unwrap(), Access::Done { value: 6 });
+            k.madvise(pid, s, 2 * 4096, Advice::Remove).unwrap();
+            assert_eq!(
+                k.access(pid, 0, p, false, 0).unwrap(),
+                Access::Done { value: 7 },
+                "{profile}: the COW copy stays"
+            );
+            assert_eq!(k.access(pid, 0, p + 4096, false, 0).unwrap(), Access::Done { value: 0 }, "{profile}: punched");
+            assert_eq!(k.access(pid, 0, s, false, 0).unwrap(), Access::Done { value: 0 }, "{profile}: punched");
+            k.check_invariants().unwrap();
         }
     }
 }

@@ -217,7 +217,8 @@ impl SwapDevice {
         self.data[off as usize] = content;
     }
 
-    /// `swap_read_folio`: the content of the slot.
+    /// mm/page_io.c `swap_read_folio` (6.12; 4.17 `swap_readpage`): the content of the slot
+    /// (synchronous I/O).
     pub fn read(&self, off: u32) -> u64 {
         self.data[off as usize]
     }

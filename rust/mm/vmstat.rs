@@ -22,7 +22,11 @@ macro_rules! counters {
 }
 
 counters! {
+    /// KiB read from block devices: `submit_bio` counts sectors (`count_vm_events(PGPGIN,
+    /// bio_sectors(bio))`) and /proc/vmstat halves them (mm/vmstat.c `vmstat_start`, 4.13..6.12:
+    /// "v[PGPGIN] /= 2; /* sectors -> kbytes */"): [`PGPG_PER_PAGE`] per page.
     pgpgin = "pgpgin",
+    /// KiB written to block devices, as `pgpgin`.
     pgpgout = "pgpgout",
     pswpin = "pswpin",
     pswpout = "pswpout",
@@ -86,6 +90,9 @@ impl Default for Vmstat {
         Vmstat { v: vec![0; Vm::ALL.len()] }
     }
 }
+
+/// What one 4 KiB page adds to `pgpgin` / `pgpgout` as /proc/vmstat shows them (KiB).
+pub const PGPG_PER_PAGE: u64 = 4;
 
 impl Vmstat {
     #[inline]

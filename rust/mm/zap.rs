@@ -18,6 +18,16 @@ impl Kernel {
     /// the marker if explicitly requested"); a uffd-wp file PTE that is zapped without `full`
     /// leaves a marker.
     pub(crate) fn zap_page_range(&mut self, vma: u32, start: u64, end: u64, full: bool) {
+        self.zap_page_range_details(vma, start, end, full, true);
+    }
+
+    /// [`Kernel::zap_page_range`] with `zap_details.even_cows` (mm/memory.c; 4.17
+    /// `details->check_mapping`, 6.12 `should_zap_cows` / `should_zap_folio`): without
+    /// `even_cows` (`unmap_mapping_range(…, 0)`: shmem_fallocate's hole punch, "hole-punching
+    /// leaves COWed pages") the private anonymous pages of a MAP_PRIVATE mapping and its swap
+    /// and hwpoison entries are left alone ("If details->check_mapping, we leave swap entries",
+    /// 4.17; "Genuine swap entries, hence a private anon pages", 6.12).
+    pub(crate) fn zap_page_range_details(&mut self, vma: u32, start: u64, end: u64, full: bool, even_cows: bool) {
         // `likely(!(vma->vm_flags & VM_SEQ_READ))` (4.x) / `likely(vma_has_recency(vma))`
         // (v6.3+) before mark_page_accessed
         let pid = self.vma(vma).mm;
@@ -47,6 +57,9 @@ impl Kernel {
                     }
                     self.pte_clear(pid, idx);
                 } else if arch.pte_present(pte) {
+                    if !even_cows && self.vm_normal_page(pte).is_some_and(|p| self.mem.frames[p as usize].anon()) {
+                        continue;
+                    }
                     let old = self.ptep_xchg(pid, idx, arch.pte_none_val());
                     // zap_install_uffd_wp_if_needed: "Zap on anonymous always means dropping
                     // everything", and not with ZAP_FLAG_DROP_MARKER
@@ -69,6 +82,9 @@ impl Kernel {
                     self.add_rss(pid, c, -1);
                     self.page_remove_rmap(pfn);
                     self.put_page(pfn);
+                } else if !even_cows {
+                    // swap and hwpoison entries belong to private anon pages
+                    continue;
                 } else if self.is_hwpoison_entry(pte) {
                     // zap_pte_range: a hwpoison entry holds no slot and counts in no rss
                     // counter; it is just cleared
@@ -83,17 +99,23 @@ impl Kernel {
         }
     }
 
-    /// `free_swap_and_cache` (mm/swapfile.c, 4.13..6.12): drop one reference to a swap slot; if
-    /// only the swap cache holds it any more and its page is not mapped, free that page from the
-    /// cache too (`__try_to_reclaim_swap`). Not modelled: the kernel also frees the cache copy of
-    /// a *mapped* page when swap is more than half full (4.x `mem_cgroup_swap_full(page)`, v4.19+
-    /// `TTRS_FULL`) and marks it dirty (a known deviation, docs/fidelity.md).
+    /// `free_swap_and_cache` (mm/swapfile.c; 4.13..4.18 `free_swap_and_cache`, v4.19+
+    /// `__try_to_reclaim_swap(p, offset, TTRS_UNMAPPED | TTRS_FULL)`, 6.12
+    /// `free_swap_and_cache_nr`): drop one reference to a swap slot; if only the swap cache holds
+    /// it any more, free that page from the cache when it is not mapped or when swap is more
+    /// than half full (4.17: "Not mapped elsewhere, or swap space full? Free it!" `(!page_mapped
+    /// (page) || mem_cgroup_swap_full(page))`; 6.12: `((flags & TTRS_UNMAPPED) &&
+    /// !folio_mapped(folio)) || ((flags & TTRS_FULL) && mem_cgroup_swap_full(folio))`), and mark
+    /// it dirty (`SetPageDirty` / `folio_set_dirty`): its only copy is in memory now.
+    /// `mem_cgroup_swap_full` is `vm_swap_full()` here (no memcg swap limits).
     pub(crate) fn free_swap_and_cache(&mut self, off: u32) {
         if self.swap.free(off) == SWAP_HAS_CACHE {
             if let Some(pfn) = self.swap.cache_page(off) {
                 let f = &self.mem.frames[pfn as usize];
                 // trylock_page fails while reclaim holds the page isolated
-                if !f.mapped() && !f.test(pg::PG_ISOLATED) {
+                if (!f.mapped() || self.swap.full_half()) && !f.test(pg::PG_ISOLATED) {
+                    // SetPageDirty before the cache's reference goes (it may be the last)
+                    self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
                     self.delete_from_swap_cache(pfn);
                 }
             }
@@ -124,5 +146,47 @@ impl Kernel {
         self.delete_from_swap_cache(pfn);
         self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::Arch;
+    use crate::fault::Access;
+    use crate::kernel::Kernel;
+    use crate::mm::page::pg;
+    use crate::profile::Profile;
+    use crate::testutil::proc_with_pages;
+
+    #[test]
+    fn unmapping_the_last_other_swap_pte_drops_a_mapped_pages_swap_copy_only_when_swap_is_half_full() {
+        // 4.17 mm/swapfile.c free_swap_and_cache: "Not mapped elsewhere, or swap space full?
+        // Free it!" `(!page_mapped(page) || mem_cgroup_swap_full(page))` then
+        // `delete_from_swap_cache(page); SetPageDirty(page);`; 6.12 free_swap_and_cache_nr →
+        // __try_to_reclaim_swap(si, offset, TTRS_UNMAPPED | TTRS_FULL)
+        for profile in ["4.13", "4.17", "4.18", "6.12"] {
+            for (pages, full) in [(8u64, false), (48, true)] {
+                // 64 swap slots: 8 swapped pages leave it far from half full, 48 past half
+                let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 64 << 12, 1).unwrap();
+                let (pid, a) = proc_with_pages(&mut k, false, pages);
+                for _ in 0..32 {
+                    if (0..pages).all(|i| k.arch().is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())) {
+                        break;
+                    }
+                    k.reclaim(64);
+                }
+                assert!((0..pages).all(|i| k.arch().is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())));
+                assert_eq!(k.swap.full_half(), full, "{profile}");
+                let child = k.fork(pid).unwrap();
+                assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 });
+                let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap()) as usize;
+                assert!(k.mem.frames[pfn].test(pg::PG_SWAPCACHE), "{profile}: the child's swap PTE holds the slot");
+                k.exit_mm(child).unwrap();
+                let f = k.mem.frames[pfn];
+                assert_eq!(!f.test(pg::PG_SWAPCACHE), full, "{profile} {pages}: {f:?}");
+                assert_eq!(f.test(pg::PG_DIRTY), full, "{profile} {pages}: {f:?}");
+                k.check_invariants().unwrap();
+            }
+        }
     }
 }

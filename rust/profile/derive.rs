@@ -237,6 +237,7 @@ pub static SWITCHES: &[Switch] = &[
     switch!(bool uffd_private_shmem_anon, "v4.20: 5b51072e97d5 \"userfaultfd: shmem: allocate anonymous memory for MAP_PRIVATE shmem\""),
     switch!(bool mprotect_write_upgrade,
         "v6.0: 64fe24a3e05e \"mm/mprotect: try avoiding write faults for exclusive anonymous pages when changing protection\""),
+    switch!(bool mlock_fixup_mlocks_pages, "v5.18: 34b6792380ce \"mm/munlock: mlock_pte_range() when mlocking or munlocking\""),
     switch!(bool uffd_remap_clears_unfeatured, "v5.0: P. Xu, \"userfaultfd: clear flag if remap event not enabled\" (patch of Dec 2018; id and release unverified)"),
     switch!(bool proactive_reclaim_quarter_batch, "v6.9: 287d5fedb377 \"mm: memcg: use larger batches for proactive reclaim\""),
     switch!(bool hwpoison_ttu_flag, "v6.3 (backported to 6.1.y/6.2.y stable): 6da6b1d4a7df \"mm/hwpoison: convert TTU_IGNORE_HWPOISON to TTU_HWPOISON\""),

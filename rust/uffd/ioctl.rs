@@ -333,7 +333,9 @@ impl Kernel {
     }
 
     /// The checks common to COPY / ZEROPAGE / CONTINUE before the copy loop: the range, the
-    /// mm, then `find_dst_vma` (-ENOENT when the range is not inside one registered VMA).
+    /// mm (`mmget_not_zero`, -ESRCH), then mm/userfaultfd.c `find_dst_vma` (4.17; 6.12
+    /// `uffd_mfill_lock` → `validate_dst_vma`): -ENOENT when the range is not inside one
+    /// registered VMA.
     fn mfill_prepare(&self, ctx: u32, call: &'static str, dst: u64, len: u64) -> Result<(u32, u32)> {
         let pid = self.ctx(ctx, call)?.mm;
         let end = self.validate_range(call, dst, len)?;

@@ -136,7 +136,7 @@ impl Kernel {
         self.mmx(pid).threads.get(&tid).and_then(|t| t.last)
     }
 
-    /// `userfaultfd_pte_wp(vma, pte)`: a write to a uffd-wp PTE in a VM_UFFD_WP VMA goes to
+    /// mm/memory.c `do_wp_page` → `userfaultfd_pte_wp(vma, pte)` (v5.7+, 6.12): a write to a uffd-wp PTE in a VM_UFFD_WP VMA goes to
     /// userspace (`do_wp_page`). Never on s390: it has no uffd-wp PTE bit.
     pub(crate) fn uffd_wp_fault(&mut self, vmf: Vmf, orig: u64) -> Option<Fault> {
         if self.vma(vmf.vma).flags & vm::VM_UFFD_WP != 0 && self.arch().pte_uffd_wp(orig) {

@@ -655,7 +655,7 @@ impl Kernel {
         let content = self.mem.frames[pfn as usize].content;
         self.swap.write(off, content);
         self.vmstat.inc(Vm::pswpout);
-        self.vmstat.inc(Vm::pgpgout);
+        self.vmstat.add(Vm::pgpgout, crate::mm::vmstat::PGPG_PER_PAGE);
         self.tick(self.cost.swap_write);
         PageoutResult::Success
     }
