@@ -72,6 +72,7 @@ impl Kernel {
     /// `copy_page_range` → `copy_pte_range` / `copy_present_pte` / `copy_nonpresent_pte`.
     fn copy_page_range(&mut self, dst: u32, src: u32) {
         let arch = self.arch();
+        let swp = self.swp_format();
         let (spid, start, end, cow, shared) = {
             let v = self.vma(src);
             (v.mm, v.start, v.end, v.is_cow_mapping(), v.flags & vm::VM_SHARED != 0)
@@ -110,7 +111,7 @@ impl Kernel {
                     continue;
                 }
                 if !arch.pte_present(pte) {
-                    let off = arch.swp_offset(pte) as u32;
+                    let off = swp.swp_offset(pte) as u32;
                     // swap_duplicate never fails in the model (continuations always allocate)
                     self.swap.duplicate(off).expect("a swap PTE references a live slot");
                     self.add_rss(dpid, MM_SWAPENTS, 1);
