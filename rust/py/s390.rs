@@ -2,10 +2,10 @@
 
 use super::convert::arg;
 use super::errors::call;
-use crate::arch::{Arch, SwpFormat};
 use crate::arch::s390::essa;
 use crate::arch::s390::pgste::{Pgste, PgsteLayout};
 use crate::arch::s390::pte::{self as p, Pte};
+use crate::arch::{Arch, SwpFormat};
 use crate::error::Error;
 use crate::profile::Profile;
 use pyo3::prelude::*;

@@ -332,7 +332,8 @@ mod tests {
         use crate::arch::Arch;
         use crate::profile::Profile;
         for p in ["4.13", "4.17", "4.18", "6.12"] {
-            let mut k = crate::kernel::Kernel::new(Profile::get(p, Arch::X86_64).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            let mut k =
+                crate::kernel::Kernel::new(Profile::get(p, Arch::X86_64).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
             let (pid, a) = proc_with_pages(&mut k, false, 1);
             for _ in 0..8 {
                 if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {

@@ -101,11 +101,12 @@ def release_skip_reason(scenario: Scenario, profile: str, arch: str) -> str | No
     4.13 has no SIGBUS or THREAD_ID, v4.14 added them), so UFFDIO_API would be EINVAL. The
     arch's uffd-wp / MINOR are :func:`arch_skip_reason`'s."""
     offered = int(Profile(profile, arch).switches()["uffd_features_offered"])
-    missing = [
+    release_needs = [
         FEATURE_NEEDS[n]
         for n in sorted(scenario.needs)
-        if n in FEATURE_NEEDS and n not in ARCH_NEEDS and not offered & feature_bits([FEATURE_NEEDS[n]])
+        if n in FEATURE_NEEDS and n not in ARCH_NEEDS
     ]
+    missing = [f for f in release_needs if not offered & feature_bits([f])]
     if not missing:
         return None
     names = ", ".join(f"UFFD_FEATURE_{m}" for m in missing)
