@@ -31,6 +31,7 @@ impl Kernel {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_structure()?;
         let arch = self.arch();
+        let swp = self.swp_format();
         let nframes = self.mem.frames.len();
         let mut mapcount = vec![0u32; nframes];
         let mut swaprefs: BTreeMap<u32, u32> = BTreeMap::new();
@@ -70,7 +71,7 @@ impl Kernel {
                             return Err(format!("pid {} has an unknown PTE marker {pte:#x} at {addr:#x}", m.pid));
                         }
                     } else if self.is_hwpoison_entry(pte) {
-                        let pfn = arch.swp_offset(pte);
+                        let pfn = swp.swp_offset(pte);
                         if pfn as usize >= nframes || !self.mem.frames[pfn as usize].test(pg::PG_HWPOISON) {
                             return Err(format!(
                                 "pid {} has a hwpoison entry at {addr:#x} naming pfn {pfn}, which is not poisoned",
@@ -78,7 +79,7 @@ impl Kernel {
                             ));
                         }
                     } else {
-                        let off = arch.swp_offset(pte) as u32;
+                        let off = swp.swp_offset(pte) as u32;
                         if !self.swap.is_valid(off) {
                             return Err(format!("pid {} has a swap PTE with a bad offset {off} at {addr:#x}", m.pid));
                         }

@@ -180,6 +180,24 @@ impl Kernel {
         self.profile.arch
     }
 
+    /// The swap-entry format of the profile (arch and release).
+    #[inline]
+    pub fn swp_format(&self) -> crate::arch::SwpFormat {
+        self.profile.swp_format()
+    }
+
+    /// `mk_pte(page, pgprot)` for the page at `pfn`. On s390 (arch/s390/include/asm/pgtable.h
+    /// `mk_pte`, the same in 4.13, 4.17, 4.18 and 6.12.117; removed only in 2025) a writable
+    /// PTE of a PG_dirty page is made dirty at once: `if (pte_write(__pte) && PageDirty(page))
+    /// __pte = pte_mkdirty(__pte);`, so it is not hardware-protected and the first write takes
+    /// no protection fault. x86_64's `mk_pte` is `pfn_pte(page_to_pfn(page), pgprot)`.
+    pub fn mk_pte(&self, pfn: u32, prot: u64) -> u64 {
+        let arch = self.arch();
+        let pte = arch.mk_pte(pfn, prot);
+        let dirty_page = self.mem.frames.get(pfn as usize).is_some_and(|f| f.test(crate::mm::page::pg::PG_DIRTY));
+        if arch == Arch::S390x && arch.pte_write(pte) && dirty_page { arch.pte_mkdirty(pte) } else { pte }
+    }
+
     // ----------------------------------------------------------------- processes and VMAs
 
     /// Create a process (an empty mm). `kvm` makes it a KVM host process: arch/s390/mm
@@ -517,5 +535,44 @@ impl Kernel {
     pub fn heap_bytes(&self) -> usize {
         let pts: usize = self.mms.iter().flatten().map(|m| m.pt.heap_bytes()).sum();
         self.mem.heap_bytes() + pts + self.swap.heap_bytes() + self.log.len() * std::mem::size_of::<Event>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::arch::s390::pte::Pte;
+    use crate::fault::Access;
+    use crate::mm::madvise::Advice;
+    use crate::mm::mmap::MapKind;
+    use crate::mm::page::pg;
+    use crate::mm::vmstat::Vm;
+    use crate::profile::PROFILE_NAMES;
+    use crate::testutil::kernel;
+
+    /// s390 `mk_pte` (arch/s390/include/asm/pgtable.h, the same in 4.13, 4.17, 4.18 and
+    /// 6.12.117: `if (pte_write(__pte) && PageDirty(page)) __pte = pte_mkdirty(__pte);`): a read
+    /// fault on a PG_dirty shmem page through a writable MAP_SHARED mapping (do_read_fault →
+    /// finish_fault → mk_pte with the VMA's shared writable protection) maps it dirty and
+    /// writable, not hardware-protected, so the write that follows takes no protection fault.
+    #[test]
+    fn s390_read_fault_on_a_dirty_shared_shmem_page_maps_it_dirty_and_writable() {
+        for p in PROFILE_NAMES {
+            let mut k = kernel(p);
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap(pid, 4096, MapKind::Shmem, true, None).unwrap();
+            assert_eq!(k.access(pid, 0, a, true, 7).unwrap(), Access::Done { value: 7 });
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap());
+            // MADV_DONTNEED zaps the PTE; the page stays in the page cache, PG_dirty
+            k.madvise(pid, a, 4096, Advice::Dontneed).unwrap();
+            assert!(k.mem.frames[pfn as usize].test(pg::PG_DIRTY), "{p}");
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 7 }, "{p}");
+            let pte = Pte(k.pte_at(pid, a).unwrap());
+            assert!(pte.write() && pte.dirty(), "{p}: {pte:?}");
+            assert!(!pte.hw_protect() && !pte.hw_invalid(), "{p}: {pte:?}");
+            let faults = k.vmstat.get(Vm::pgfault);
+            assert_eq!(k.access(pid, 0, a, true, 8).unwrap(), Access::Done { value: 8 }, "{p}");
+            assert_eq!(k.vmstat.get(Vm::pgfault), faults, "{p}: no protection fault");
+            k.check_invariants().unwrap();
+        }
     }
 }

@@ -105,6 +105,13 @@ pub struct Profile {
     pub pgste_layout: PgsteLayout,
     /// Swap PTEs carry `_PAGE_SWP_EXCLUSIVE` for exclusive anon pages (v6.0+).
     pub swp_exclusive: bool,
+    /// x86_64 swap PTEs hold the offset inverted from bit 9 and the type in bits 59..63
+    /// ("x86/speculation/l1tf: Protect swap entries against L1TF", v4.19, after "Change order
+    /// of offset/type in swap entry"); before (v4.8..v4.18), arch/x86/include/asm/pgtable_64.h
+    /// had `__swp_entry(type, offset) ((type) << (SWP_TYPE_FIRST_BIT)) | ((offset) <<
+    /// SWP_OFFSET_FIRST_BIT)`: type in bits 9..13, the offset as it is from bit 14. No effect on
+    /// s390. Read through [`Profile::swp_format`].
+    pub x86_swp_offset_inverted: bool,
     /// PG_anon_exclusive exists (6c287605fd56 "mm: remember exclusively mapped anonymous pages
     /// with PG_anon_exclusive", v5.19); before, an anon page carries no exclusivity flag.
     pub pg_anon_exclusive: bool,
@@ -244,6 +251,13 @@ pub struct Profile {
     /// "mm/uffd: reset write protection when unregister with wp-mode", v6.0), dropping the
     /// uffd-wp markers; before, PTEs kept the bit (markers were cleared lazily at fault).
     pub uffd_unregister_resets_wp: bool,
+    /// Closing a userfaultfd resolves the write protection of every VM_UFFD_WP VMA it had
+    /// registered, as UNREGISTER does (c88033efe9a3 "mm/userfaultfd: reset ptes when close()
+    /// for wr-protected ones", v6.9; 6.12.117 `userfaultfd_release_all` →
+    /// `userfaultfd_clear_vma`: `if (userfaultfd_wp(vma)) uffd_wp_range(vma, start, end -
+    /// start, false);`): uffd-wp PTE bits are cleared and markers dropped. Before, `close()`
+    /// only cleared the VMA flags: the bits stayed, markers were cleared lazily at fault.
+    pub uffd_close_resets_wp: bool,
     /// shrink_folio_list's writeback tracepoint is `mm_vmscan_write_folio` (e0cd5e7ffa54,
     /// "mm/vmscan: Convert pageout() to take a folio", v5.18: `-TRACE_EVENT(mm_vmscan_writepage,`
     /// `+TRACE_EVENT(mm_vmscan_write_folio,`); before, `mm_vmscan_writepage`.
@@ -332,6 +346,7 @@ fn s390(name: &'static str) -> Profile {
             arch: Arch::S390x,
             pgste_layout: PgsteLayout::Old,
             swp_exclusive: false,
+            x86_swp_offset_inverted: false,
             pg_anon_exclusive: false,
             zap_unused_reset_clears_nodat: false,
             forbids_zeropage: ForbidsZeropage::HasPgste,
@@ -365,6 +380,7 @@ fn s390(name: &'static str) -> Profile {
             pte_markers: false,
             uffd_wp_markers: false,
             uffd_unregister_resets_wp: false,
+            uffd_close_resets_wp: false,
             vmscan_write_folio_tracepoint: false,
             uffd_api_features: uffd_features::API_4_18,
             lru_gen: false,
@@ -386,6 +402,7 @@ fn s390(name: &'static str) -> Profile {
             arch: Arch::S390x,
             pgste_layout: PgsteLayout::Old,
             swp_exclusive: true,
+            x86_swp_offset_inverted: true,
             pg_anon_exclusive: true,
             zap_unused_reset_clears_nodat: true,
             forbids_zeropage: ForbidsZeropage::NoCowSharing,
@@ -419,6 +436,7 @@ fn s390(name: &'static str) -> Profile {
             pte_markers: true,
             uffd_wp_markers: true,
             uffd_unregister_resets_wp: true,
+            uffd_close_resets_wp: true,
             vmscan_write_folio_tracepoint: true,
             uffd_api_features: uffd_features::API_6_12,
             lru_gen: false,
@@ -462,6 +480,12 @@ impl Profile {
     /// Parse `name` and `arch` names.
     pub fn by_names(name: &str, arch: &str) -> Result<Profile> {
         Profile::get(name, Arch::parse(arch)?)
+    }
+
+    /// The swap-entry format of this profile's arch and release.
+    #[inline]
+    pub fn swp_format(&self) -> crate::arch::SwpFormat {
+        crate::arch::SwpFormat { arch: self.arch, x86_offset_inverted: self.x86_swp_offset_inverted }
     }
 
     /// Whether the arch can track write-protect faults (HAVE_ARCH_USERFAULTFD_WP): s390 has no

@@ -237,6 +237,25 @@ def test_model_runs_no_swap_scenarios_without_swap() -> None:
     assert obs["page_state m[1]"] == "swapped" and obs["swap_usage m"] == "swap 1"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sigbus_feature_turns_userfault_into_sigbus",
+        "thread_id_feature_reports_the_thread",
+        "thread_id_feature_reports_the_main_thread",
+    ],
+)
+def test_a_413_model_skips_the_sigbus_and_thread_id_scenarios_with_the_reason(name: str) -> None:
+    """fs/userfaultfd.c ``userfaultfd_api`` of 4.13 refuses UFFD_FEATURE_SIGBUS and THREAD_ID
+    (both v4.14) with EINVAL: a 4.13 crosscheck skips the scenarios that ask for them and
+    says why; 4.17 runs them."""
+    sc = BY_NAME[name]
+    res = cc.run_model(sc, profile="4.13", arch="s390x")
+    assert res.skipped is not None and "profile 4.13 does not offer UFFD_FEATURE_" in res.skipped
+    assert "EINVAL" in res.skipped and not res.observations
+    assert cc.run_model(sc, profile="4.17", arch="s390x").skipped is None
+
+
 # -- compare ----------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import reclaim
+import reclaim.s390
 
 PAGE = 4096
 
@@ -25,6 +26,27 @@ def test_x86_ptes_use_the_hardware_bits() -> None:
     sw = p.pte(a)
     assert sw.swap() and sw.swp_type() == 0 and sw.swp_offset() > 0
     assert sw.value & 0x1 == 0, "not present"
+    assert p.read(a).value == 1
+    k.check()
+
+
+@pytest.mark.parametrize("profile", ["4.13", "4.17", "4.18", "6.12"])
+def test_x86_swap_ptes_have_the_releases_layout(profile: str) -> None:
+    """arch/x86/include/asm/pgtable_64.h ``__swp_entry``: up to v4.18 the offset sits as it is
+    from bit 14 above the type (bits 9..13); v4.19's L1TF change stores it inverted, the type
+    in bits 59..63 (6.12). ``Process.pte`` decodes in the profile's layout, and so does a
+    ``Pte`` made with ``profile=``."""
+    k = reclaim.Kernel(profile=profile, arch="x86_64", memory="16MiB", swap="16MiB", seed=1)
+    p = k.spawn("p")
+    a = p.mmap(PAGE)
+    p.write(a, 1)
+    k.reclaim(16)
+    sw = p.pte(a)
+    assert sw.swap() and sw.swp_type() == 0 and sw.swp_offset() > 0
+    plain = sw.value >> 14 == sw.swp_offset()
+    assert plain == (profile != "6.12"), hex(sw.value)
+    again = reclaim.s390.Pte(sw.value, "x86_64", profile=profile)
+    assert again.swp_offset() == sw.swp_offset() and again.swp_type() == 0
     assert p.read(a).value == 1
     k.check()
 

@@ -59,6 +59,52 @@ macro_rules! pte_op {
     )*};
 }
 
+/// The swap-entry format of a profile: the arch's `__swp_entry` / `__swp_type` /
+/// `__swp_offset`, and on x86_64 which of the two layouts the release has
+/// (`Profile::x86_swp_offset_inverted`, the v4.19 L1TF change; s390 has one layout in every
+/// release, arch/s390/include/asm/pgtable.h). Every swap, migration, hwpoison and marker PTE
+/// the model writes or reads goes through it ([`crate::profile::Profile::swp_format`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SwpFormat {
+    pub arch: Arch,
+    /// x86_64 only: the offset is stored inverted above bit 9, the type in the top bits.
+    pub x86_offset_inverted: bool,
+}
+
+impl SwpFormat {
+    /// `swp_entry_to_pte(swp_entry(type, offset))`.
+    #[inline]
+    pub fn mk_swap_pte(self, swp_type: u32, offset: u64) -> u64 {
+        match self.arch {
+            Arch::S390x => Pte::mk_swap(swp_type, offset).val(),
+            Arch::X86_64 => X86Pte::mk_swap(swp_type, offset, self.x86_offset_inverted).0,
+        }
+    }
+    /// `swp_offset(pte_to_swp_entry(pte))`.
+    #[inline]
+    pub fn swp_offset(self, v: u64) -> u64 {
+        match self.arch {
+            Arch::S390x => Pte(v).swp_offset(),
+            Arch::X86_64 => X86Pte(v).swp_offset(self.x86_offset_inverted),
+        }
+    }
+    /// `swp_type(pte_to_swp_entry(pte))`.
+    #[inline]
+    pub fn swp_type(self, v: u64) -> u32 {
+        match self.arch {
+            Arch::S390x => Pte(v).swp_type(),
+            Arch::X86_64 => X86Pte(v).swp_type(self.x86_offset_inverted),
+        }
+    }
+    /// A human-readable decoding of a PTE value (a swap PTE in this format).
+    pub fn decode_pte(self, v: u64) -> String {
+        match self.arch {
+            Arch::S390x => Pte(v).decode(),
+            Arch::X86_64 => X86Pte(v).decode(self.x86_offset_inverted),
+        }
+    }
+}
+
 /// The arch-neutral view of PTE values the mm layer works with. Each method names the kernel
 /// helper it models; the value format is the arch's.
 impl Arch {
@@ -149,28 +195,6 @@ impl Arch {
         match self {
             Arch::S390x => Pte(v).modify(prot).val(),
             Arch::X86_64 => X86Pte(v).modify(prot).0,
-        }
-    }
-    /// `swp_entry_to_pte(swp_entry(type, offset))`.
-    #[inline]
-    pub fn mk_swap_pte(self, swp_type: u32, offset: u64) -> u64 {
-        match self {
-            Arch::S390x => Pte::mk_swap(swp_type, offset).val(),
-            Arch::X86_64 => X86Pte::mk_swap(swp_type, offset).0,
-        }
-    }
-    #[inline]
-    pub fn swp_offset(self, v: u64) -> u64 {
-        match self {
-            Arch::S390x => Pte(v).swp_offset(),
-            Arch::X86_64 => X86Pte(v).swp_offset(),
-        }
-    }
-    #[inline]
-    pub fn swp_type(self, v: u64) -> u32 {
-        match self {
-            Arch::S390x => Pte(v).swp_type(),
-            Arch::X86_64 => X86Pte(v).swp_type(),
         }
     }
     /// The bit `pte_swp_mkexclusive` sets (v6.0+).
@@ -320,13 +344,6 @@ impl Arch {
                 ];
                 MAP[idx]
             }
-        }
-    }
-    /// A human-readable decoding of a PTE value.
-    pub fn decode_pte(self, v: u64) -> String {
-        match self {
-            Arch::S390x => Pte(v).decode(),
-            Arch::X86_64 => X86Pte(v).decode(),
         }
     }
     /// The user address-space size (`TASK_SIZE`).

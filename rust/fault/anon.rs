@@ -44,7 +44,7 @@ impl Kernel {
         let Some(pfn) = self.alloc_user_page() else {
             return if unchanged(self) { Fault::Oom } else { Fault::Retry };
         };
-        let mut entry = arch.mk_pte(pfn, prot);
+        let mut entry = self.mk_pte(pfn, prot);
         if flags & vm::VM_WRITE != 0 {
             entry = arch.pte_mkwrite(arch.pte_mkdirty(entry));
         }

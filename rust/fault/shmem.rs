@@ -120,7 +120,7 @@ impl Kernel {
             };
             self.mem.frames[new as usize].content = self.mem.frames[pfn as usize].content;
             self.put_page(pfn);
-            let mut entry = arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)));
+            let mut entry = arch.pte_mkwrite(arch.pte_mkdirty(self.mk_pte(new, prot)));
             if uffd_wp {
                 entry = arch.pte_mkuffd_wp(entry);
             }
@@ -133,7 +133,7 @@ impl Kernel {
             return Fault::Retry;
         }
         // do_read_fault / do_shared_fault: map the page cache page (finish_fault)
-        let mut entry = arch.mk_pte(pfn, prot);
+        let mut entry = self.mk_pte(pfn, prot);
         let path = if vmf.write {
             entry = arch.pte_mkwrite(arch.pte_mkdirty(entry));
             self.mem.frames[pfn as usize].set(pg::PG_DIRTY);

@@ -108,13 +108,14 @@ impl Kernel {
     /// ([`crate::mm::pte_marker`]).
     pub(crate) fn do_swap_page(&mut self, vmf: Vmf, orig: u64) -> Fault {
         let arch = self.arch();
+        let swp = self.swp_format();
         if self.is_hwpoison_entry(orig) {
             return Fault::Sigbus;
         }
         if self.is_pte_marker(orig) {
             return self.handle_pte_marker(vmf);
         }
-        let off = arch.swp_offset(orig) as u32;
+        let off = swp.swp_offset(orig) as u32;
         if !self.swap.is_valid(off) {
             return Fault::Sigbus;
         }
@@ -144,7 +145,7 @@ impl Kernel {
             return Fault::Retry;
         }
         let prot = self.vma(vmf.vma).page_prot;
-        let mut pte = arch.mk_pte(pfn, prot);
+        let mut pte = self.mk_pte(pfn, prot);
         // 4.x reuse_swap_page / 6.x exclusive: a write fault on a page only this PTE uses takes
         // it over: out of the swap cache, mapped writable and dirty
         let exclusive = f.mapcount == 0 && self.swap.count(off) == 1;

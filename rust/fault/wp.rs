@@ -116,7 +116,7 @@ impl Kernel {
         }
         let prot = self.vma(vmf.vma).page_prot;
         let entry = if unshare {
-            let mut e = arch.mk_pte(new, prot);
+            let mut e = self.mk_pte(new, prot);
             if arch.pte_soft_dirty(orig) {
                 e = arch.pte_mksoft_dirty(e);
             }
@@ -125,7 +125,7 @@ impl Kernel {
             }
             e
         } else {
-            arch.pte_mkwrite(arch.pte_mkdirty(arch.mk_pte(new, prot)))
+            arch.pte_mkwrite(arch.pte_mkdirty(self.mk_pte(new, prot)))
         };
         self.ptep_clear_flush(vmf.pid, vmf.idx);
         self.page_add_new_anon_rmap(new, vmf.vma, vmf.addr);

@@ -87,6 +87,7 @@ impl Kernel {
     /// markers stay only where the child VMA is registered for WP.
     fn copy_page_range(&mut self, dst: u32, src: u32) {
         let arch = self.arch();
+        let swp = self.swp_format();
         let (spid, start, end, cow, shared) = {
             let v = self.vma(src);
             (v.mm, v.start, v.end, v.is_cow_mapping(), v.flags & vm::VM_SHARED != 0)
@@ -125,7 +126,7 @@ impl Kernel {
                     continue;
                 }
                 if !arch.pte_present(pte) {
-                    let off = arch.swp_offset(pte) as u32;
+                    let off = swp.swp_offset(pte) as u32;
                     // swap_duplicate never fails in the model (continuations always allocate)
                     self.swap.duplicate(off).expect("a swap PTE references a live slot");
                     self.add_rss(dpid, MM_SWAPENTS, 1);

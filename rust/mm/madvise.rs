@@ -176,6 +176,7 @@ impl Kernel {
     /// (`if (non_swap_entry(entry)) continue;`).
     fn madvise_free_range(&mut self, id: u32, s: u64, e: u64) {
         let arch = self.arch();
+        let swp = self.swp_format();
         let pid = self.vma(id).mm;
         let mut cur = s;
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
@@ -189,7 +190,7 @@ impl Kernel {
                 // a uffd-wp marker is a non_swap_entry that is neither hwpoison nor poisoned:
                 // left alone
             } else if arch.is_swap_pte(pte) {
-                let off = arch.swp_offset(pte) as u32;
+                let off = swp.swp_offset(pte) as u32;
                 self.add_rss(pid, MM_SWAPENTS, -1);
                 self.pte_clear(pid, idx);
                 self.free_swap_and_cache(off);
@@ -283,13 +284,14 @@ impl Kernel {
     /// swap cache. A hwpoison entry is skipped (`non_swap_entry`).
     fn madvise_willneed(&mut self, id: u32, s: u64, e: u64) {
         let arch = self.arch();
+        let swp = self.swp_format();
         let pid = self.vma(id).mm;
         let mut cur = s;
         while let Some((a, idx)) = self.next_pte_slot(pid, cur, e) {
             cur = a + 4096;
             let p = self.mmx(pid).pt.pte(idx);
             if arch.is_swap_pte(p) && !self.is_hwpoison_entry(p) && !self.is_pte_marker(p) {
-                if let Ok((pfn, _)) = self.swapin_page(arch.swp_offset(p) as u32) {
+                if let Ok((pfn, _)) = self.swapin_page(swp.swp_offset(p) as u32) {
                     self.put_page(pfn);
                 }
             }
@@ -312,7 +314,7 @@ mod tests {
         for profile in ["4.13", "4.18", "6.12"] {
             let (mut k, pid, a) = swapped_out(profile);
             let pte = k.pte_at(pid, a).unwrap();
-            let off = k.arch().swp_offset(pte) as u32;
+            let off = k.swp_format().swp_offset(pte) as u32;
             k.madvise(pid, a, 4096, Advice::Willneed).unwrap();
             assert_eq!(k.pte_at(pid, a).unwrap(), pte, "{profile}: the swap PTE stays");
             let pfn = k.swap.cache_page(off).expect("read into the swap cache");

@@ -65,13 +65,13 @@ impl Kernel {
     /// `is_hwpoison_entry(pte_to_swp_entry(pte))` for a non-present, non-none PTE.
     pub fn is_hwpoison_entry(&self, pte: u64) -> bool {
         let arch = self.arch();
-        arch.is_swap_pte(pte) && self.swp_hwpoison_type() == Some(arch.swp_type(pte))
+        arch.is_swap_pte(pte) && self.swp_hwpoison_type() == Some(self.swp_format().swp_type(pte))
     }
 
     /// `make_hwpoison_entry(page)` as a PTE (the pfn is the offset); None without
     /// CONFIG_MEMORY_FAILURE.
     pub(crate) fn mk_hwpoison_pte(&self, pfn: u32) -> Option<u64> {
-        self.swp_hwpoison_type().map(|t| self.arch().mk_swap_pte(t, pfn as u64))
+        self.swp_hwpoison_type().map(|t| self.swp_format().mk_swap_pte(t, pfn as u64))
     }
 
     /// `madvise(addr, len, MADV_HWPOISON)` → mm/madvise.c `madvise_inject_error` (4.17, 6.12): poison each page of the
@@ -192,7 +192,7 @@ mod tests {
             k.madvise(pid, a, 4096, Advice::Hwpoison).unwrap();
             let pte = k.pte_at(pid, a).unwrap();
             assert!(k.is_hwpoison_entry(pte), "{p}: {pte:#x}");
-            assert_eq!(arch.swp_offset(pte), pfn as u64, "{p}: make_hwpoison_entry(page)");
+            assert_eq!(k.swp_format().swp_offset(pte), pfn as u64, "{p}: make_hwpoison_entry(page)");
             let f = k.mem.frames[pfn as usize];
             assert!(f.test(pg::PG_HWPOISON) && !f.test(pg::PG_LRU) && !f.test(pg::PG_MLOCKED), "{p}");
             assert_eq!(f.refcount, 1, "{p}: only memory_failure's reference");

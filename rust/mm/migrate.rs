@@ -75,7 +75,7 @@ impl Kernel {
             // pte_mkdirty(pte);` (s390's mk_pte makes the PTE young). The model keeps pteval
             // in place of the entry, so the entry's bits are pteval's.
             let prot = self.vma(vma).page_prot;
-            let mut e = arch.mk_pte(new, prot);
+            let mut e = self.mk_pte(new, prot);
             if arch.pte_soft_dirty(pteval) {
                 e = arch.pte_mksoft_dirty(e);
             }

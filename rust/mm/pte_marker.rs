@@ -35,18 +35,18 @@ impl Kernel {
 
     /// `make_pte_marker(marker)`: `swp_entry_to_pte(swp_entry(SWP_PTE_MARKER, marker))`.
     pub(crate) fn make_pte_marker(&self, marker: u64) -> Option<u64> {
-        self.swp_pte_marker_type().map(|t| self.arch().mk_swap_pte(t, marker))
+        self.swp_pte_marker_type().map(|t| self.swp_format().mk_swap_pte(t, marker))
     }
 
     /// `is_pte_marker(pte)`: a swap PTE of type SWP_PTE_MARKER.
     pub fn is_pte_marker(&self, pte: u64) -> bool {
         let arch = self.arch();
-        arch.is_swap_pte(pte) && self.swp_pte_marker_type() == Some(arch.swp_type(pte))
+        arch.is_swap_pte(pte) && self.swp_pte_marker_type() == Some(self.swp_format().swp_type(pte))
     }
 
     /// `pte_marker_uffd_wp(pte)` (include/linux/userfaultfd_k.h).
     pub fn pte_marker_uffd_wp(&self, pte: u64) -> bool {
-        self.is_pte_marker(pte) && self.arch().swp_offset(pte) & PTE_MARKER_UFFD_WP != 0
+        self.is_pte_marker(pte) && self.swp_format().swp_offset(pte) & PTE_MARKER_UFFD_WP != 0
     }
 
     /// `pte_swp_uffd_wp_any(pte)`: a swap PTE write-protected in either form, the uffd-wp bit
@@ -104,7 +104,7 @@ impl Kernel {
     /// "PTE markers should never be empty" (SIGBUS); the uffd-wp marker goes to
     /// `pte_marker_handle_uffd_wp`; "This is an unknown pte marker" (SIGBUS).
     pub(crate) fn handle_pte_marker(&mut self, vmf: Vmf) -> Fault {
-        let marker = self.arch().swp_offset(vmf.orig_pte);
+        let marker = self.swp_format().swp_offset(vmf.orig_pte);
         if marker == 0 {
             return Fault::Sigbus;
         }
@@ -153,7 +153,10 @@ mod tests {
 
     /// x86_64 6.12: a shared shmem page written, registered for WP and write-protected.
     fn shmem_wp(n: u64) -> (Kernel, u32, u32, u64) {
-        let mut k = kernel_x86();
+        shmem_wp_on(kernel_x86(), n)
+    }
+
+    fn shmem_wp_on(mut k: Kernel, n: u64) -> (Kernel, u32, u32, u64) {
         let pid = k.spawn("t", false).unwrap();
         let a = k.mmap(pid, n * 4096, MapKind::Shmem, true, None).unwrap();
         for i in 0..n {
@@ -268,5 +271,40 @@ mod tests {
         k.munmap(pid, a, 2 * 4096).unwrap();
         assert!(k.pte_at(pid, a).is_none_or(|p| p == k.arch().pte_none_val()));
         k.check_invariants().unwrap();
+    }
+
+    /// 6.12.117 fs/userfaultfd.c `userfaultfd_release` → `userfaultfd_release_all` →
+    /// `userfaultfd_clear_vma` (mm/userfaultfd.c): "Reset ptes for the whole vma range if
+    /// wr-protected" (c88033efe9a3, v6.9). After close() the marker of a zapped page is gone and
+    /// the present PTE has lost its uffd-wp bit; without the switch (v6.0..v6.8) both stay.
+    #[test]
+    fn closing_a_userfaultfd_drops_uffd_wp_markers_and_bits_on_612() {
+        use crate::profile::SwitchValue;
+        let off = Profile::derive(
+            "6.12",
+            crate::arch::Arch::X86_64,
+            "6.12-close-keeps-wp",
+            &[("uffd_close_resets_wp", SwitchValue::Bool(false))],
+        )
+        .unwrap();
+        for (profile, resets) in [(Profile::get("6.12", crate::arch::Arch::X86_64).unwrap(), true), (off, false)] {
+            let k = Kernel::new(profile, 8 << 20, 8 << 20, 1).unwrap();
+            let (mut k, pid, u, a) = shmem_wp_on(k, 2);
+            k.madvise(pid, a, 4096, Advice::Dontneed).unwrap();
+            assert!(k.pte_marker_uffd_wp(k.pte_at(pid, a).unwrap()));
+            assert!(k.arch().pte_uffd_wp(k.pte_at(pid, a + 4096).unwrap()));
+            k.uffd_close(u).unwrap();
+            let (marker, bit) = (k.pte_at(pid, a).unwrap(), k.pte_at(pid, a + 4096).unwrap());
+            assert_eq!(k.pte_marker_uffd_wp(marker), !resets, "resets={resets}: {marker:#x}");
+            assert_eq!(k.arch().pte_uffd_wp(bit), !resets, "resets={resets}: {bit:#x}");
+            if resets {
+                assert_eq!(marker, k.arch().pte_none_val());
+            }
+            // no context is left: the writes complete either way (a leftover marker is cleared
+            // at the fault, `pte_marker_clear`)
+            assert_eq!(k.access(pid, 0, a, true, 7).unwrap(), Access::Done { value: 7 });
+            assert_eq!(k.access(pid, 0, a + 4096, true, 8).unwrap(), Access::Done { value: 8 });
+            k.check_invariants().unwrap();
+        }
     }
 }

@@ -37,6 +37,7 @@ impl Kernel {
             self.vma(vma).flags & vm::VM_SEQ_READ == 0
         };
         let arch = self.arch();
+        let swp = self.swp_format();
         let n = arch.geometry().0.pt_entries;
         let mut pts = Vec::new();
         self.mmx(pid).pt.for_each_pt(start, end, |va, base| pts.push((va, base)));
@@ -90,7 +91,7 @@ impl Kernel {
                     // counter; it is just cleared
                     self.pte_clear(pid, idx);
                 } else {
-                    let off = arch.swp_offset(pte) as u32;
+                    let off = swp.swp_offset(pte) as u32;
                     self.add_rss(pid, MM_SWAPENTS, -1);
                     self.pte_clear(pid, idx);
                     self.free_swap_and_cache(off);

@@ -465,6 +465,7 @@ pub struct PyExploreState {
     ptes: Vec<Option<u64>>,
     pgstes: Vec<u64>,
     arch: Arch,
+    swp: crate::arch::SwpFormat,
     layout: crate::arch::s390::pgste::PgsteLayout,
 }
 
@@ -480,6 +481,7 @@ impl PyExploreState {
             ptes: (0..n).map(|g| st.pte(g)).collect(),
             pgstes: (0..n).map(|g| st.pgste(g)).collect(),
             arch: st.kernel().arch(),
+            swp: st.kernel().swp_format(),
             layout: st.kernel().profile().pgste_layout,
         }
     }
@@ -503,7 +505,7 @@ impl PyExploreState {
     /// The host PTE backing guest page `g`.
     fn pte(&self, #[pyo3(from_py_with = arg::g)] g: usize) -> PyResult<PyPte> {
         let v = self.ptes[self.page(g)?].unwrap_or(self.arch.pte_none_val());
-        Ok(PyPte { v, arch: self.arch })
+        Ok(PyPte { v, swp: self.swp })
     }
     /// The PGSTE of guest page `g`.
     fn pgste(&self, #[pyo3(from_py_with = arg::g)] g: usize) -> PyResult<PyPgste> {

@@ -369,7 +369,7 @@ impl PyProcess {
     fn pte(&self, py: Python<'_>, #[pyo3(from_py_with = arg::addr)] addr: u64) -> PyResult<PyPte> {
         with(py, &self.k, |k| {
             k.mm(self.pid)?;
-            Ok(PyPte { v: k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()), arch: k.arch() })
+            Ok(PyPte { v: k.pte_at(self.pid, addr & !0xfff).unwrap_or(k.arch().pte_none_val()), swp: k.swp_format() })
         })
     }
 

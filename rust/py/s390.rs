@@ -2,10 +2,10 @@
 
 use super::convert::arg;
 use super::errors::call;
-use crate::arch::Arch;
 use crate::arch::s390::essa;
 use crate::arch::s390::pgste::{Pgste, PgsteLayout};
 use crate::arch::s390::pte::{self as p, Pte};
+use crate::arch::{Arch, SwpFormat};
 use crate::error::Error;
 use crate::profile::Profile;
 use pyo3::prelude::*;
@@ -18,30 +18,37 @@ use pyo3::types::PyType;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PyPte {
     pub v: u64,
-    pub arch: Arch,
+    /// The arch and, for a swap PTE on x86_64, the release's layout.
+    pub swp: SwpFormat,
 }
 
 impl PyPte {
     pub fn s390(p: Pte) -> PyPte {
-        PyPte { v: p.val(), arch: Arch::S390x }
+        PyPte { v: p.val(), swp: SwpFormat { arch: Arch::S390x, x86_offset_inverted: true } }
     }
     fn with(&self, v: u64) -> PyPte {
-        PyPte { v, arch: self.arch }
+        PyPte { v, swp: self.swp }
     }
     fn s(&self) -> Pte {
         Pte(self.v)
     }
     fn s390_only(&self, f: impl Fn(Pte) -> bool) -> bool {
-        self.arch == Arch::S390x && f(self.s())
+        self.swp.arch == Arch::S390x && f(self.s())
     }
 }
 
 #[pymethods]
 impl PyPte {
     #[new]
-    #[pyo3(signature = (value, arch = "s390x"))]
-    fn new(#[pyo3(from_py_with = arg::value)] value: u64, arch: &str) -> PyResult<Self> {
-        Ok(PyPte { v: value, arch: call(|| Arch::parse(arch))? })
+    /// `profile` picks the release's swap-entry layout (x86_64 4.x profiles: the pre-L1TF
+    /// one); without it a swap PTE is read in the v4.19+ layout.
+    #[pyo3(signature = (value, arch = "s390x", profile = None))]
+    fn new(#[pyo3(from_py_with = arg::value)] value: u64, arch: &str, profile: Option<&str>) -> PyResult<Self> {
+        let swp = call(|| match profile {
+            Some(n) => Ok(Profile::by_names(n, arch)?.swp_format()),
+            None => Ok(SwpFormat { arch: Arch::parse(arch)?, x86_offset_inverted: true }),
+        })?;
+        Ok(PyPte { v: value, swp })
     }
 
     /// The empty PTE (`_PAGE_INVALID`).
@@ -71,7 +78,7 @@ impl PyPte {
     /// "s390x" or "x86_64".
     #[getter]
     fn arch(&self) -> &'static str {
-        self.arch.name()
+        self.swp.arch.name()
     }
     fn __int__(&self) -> u64 {
         self.v
@@ -80,33 +87,33 @@ impl PyPte {
         self.v
     }
     fn __repr__(&self) -> String {
-        let a = if self.arch == Arch::S390x { String::new() } else { format!(", {}", self.arch.name()) };
-        format!("Pte({:#x}{a}: {})", self.v, self.arch.decode_pte(self.v))
+        let a = if self.swp.arch == Arch::S390x { String::new() } else { format!(", {}", self.swp.arch.name()) };
+        format!("Pte({:#x}{a}: {})", self.v, self.swp.decode_pte(self.v))
     }
     /// `pte_none`: the entry is empty (s390: exactly `_PAGE_INVALID`, 0x400).
     fn none(&self) -> bool {
-        self.arch.pte_none(self.v)
+        self.swp.arch.pte_none(self.v)
     }
     /// `pte_present`: the entry maps a page (s390: the software `_PAGE_PRESENT` bit, set also while
     /// an old PTE has the hardware invalid bit).
     fn present(&self) -> bool {
-        self.arch.pte_present(self.v)
+        self.swp.arch.pte_present(self.v)
     }
     /// `pte_swap`: the entry is a swap entry (s390: `_PAGE_PROTECT` set, `_PAGE_PRESENT` clear).
     fn swap(&self) -> bool {
-        self.arch.is_swap_pte(self.v)
+        self.swp.arch.is_swap_pte(self.v)
     }
     /// `pte_young`: the page was referenced since the PTE was last made old (s390: `_PAGE_YOUNG`).
     fn young(&self) -> bool {
-        self.arch.pte_young(self.v)
+        self.swp.arch.pte_young(self.v)
     }
     /// `pte_dirty`: the page was written through this PTE (s390: `_PAGE_DIRTY`).
     fn dirty(&self) -> bool {
-        self.arch.pte_dirty(self.v)
+        self.swp.arch.pte_dirty(self.v)
     }
     /// `pte_write`: the mapping allows writes (s390: the software `_PAGE_WRITE` bit).
     fn write(&self) -> bool {
-        self.arch.pte_write(self.v)
+        self.swp.arch.pte_write(self.v)
     }
     /// s390's software read bit (x86 has none: False).
     fn read(&self) -> bool {
@@ -114,20 +121,20 @@ impl PyPte {
     }
     /// `pte_special`: no struct page behind the entry, e.g. the zero page (s390: `_PAGE_SPECIAL`).
     fn special(&self) -> bool {
-        self.arch.pte_special(self.v)
+        self.swp.arch.pte_special(self.v)
     }
     /// `pte_soft_dirty`: written since soft-dirty tracking was last reset (s390: `_PAGE_SOFT_DIRTY`).
     fn soft_dirty(&self) -> bool {
-        self.arch.pte_soft_dirty(self.v)
+        self.swp.arch.pte_soft_dirty(self.v)
     }
     /// `pte_unused`: the value carries `_PAGE_UNUSED`, set only on the old value `ptep_xchg_commit`
     /// returns when the PGSTE usage state is UNUSED (x86_64: always False).
     fn unused(&self) -> bool {
-        self.arch.pte_unused(self.v)
+        self.swp.arch.pte_unused(self.v)
     }
     /// `pte_uffd_wp` (always False on s390).
     fn uffd_wp(&self) -> bool {
-        self.arch.pte_uffd_wp(self.v)
+        self.swp.arch.pte_uffd_wp(self.v)
     }
     /// `pte_protnone` (NUMA hinting): present and not readable (`_PAGE_READ` clear), as the
     /// s390 kernel tests it (x86_64: False).
@@ -144,7 +151,7 @@ impl PyPte {
     }
     /// `pte_pfn`: the page frame number the entry maps.
     fn pfn(&self) -> u64 {
-        match self.arch {
+        match self.swp.arch {
             Arch::S390x => self.s().pfn(),
             Arch::X86_64 => crate::arch::x86::Pte(self.v).pfn(),
         }
@@ -152,35 +159,35 @@ impl PyPte {
     /// `pte_mkold`: the PTE made old (s390: `_PAGE_YOUNG` cleared and `_PAGE_INVALID` set, so the next
     /// access faults).
     fn mkold(&self) -> Self {
-        self.with(self.arch.pte_mkold(self.v))
+        self.with(self.swp.arch.pte_mkold(self.v))
     }
     /// `pte_mkyoung`: the PTE made young (s390: `_PAGE_YOUNG` set, and `_PAGE_INVALID` cleared if
     /// readable).
     fn mkyoung(&self) -> Self {
-        self.with(self.arch.pte_mkyoung(self.v))
+        self.with(self.swp.arch.pte_mkyoung(self.v))
     }
     /// `pte_mkdirty`: the PTE made dirty (s390: `_PAGE_DIRTY` and `_PAGE_SOFT_DIRTY` set, and
     /// `_PAGE_PROTECT` cleared if writable).
     fn mkdirty(&self) -> Self {
-        self.with(self.arch.pte_mkdirty(self.v))
+        self.with(self.swp.arch.pte_mkdirty(self.v))
     }
     /// `pte_mkclean`: the PTE made clean (s390: `_PAGE_DIRTY` cleared and `_PAGE_PROTECT` set, so the
     /// next write faults).
     fn mkclean(&self) -> Self {
-        self.with(self.arch.pte_mkclean(self.v))
+        self.with(self.swp.arch.pte_mkclean(self.v))
     }
     /// `pte_wrprotect`: the PTE made read-only (s390: `_PAGE_WRITE` cleared and `_PAGE_PROTECT` set).
     fn wrprotect(&self) -> Self {
-        self.with(self.arch.pte_wrprotect(self.v))
+        self.with(self.swp.arch.pte_wrprotect(self.v))
     }
     /// `pte_mkwrite`: the PTE made writable (s390: `_PAGE_WRITE` set, and `_PAGE_PROTECT` cleared if
     /// dirty).
     fn mkwrite(&self) -> Self {
-        self.with(self.arch.pte_mkwrite(self.v))
+        self.with(self.swp.arch.pte_mkwrite(self.v))
     }
     /// `pte_mkspecial`: the PTE marked special (s390: `_PAGE_SPECIAL` set).
     fn mkspecial(&self) -> Self {
-        self.with(self.arch.pte_mkspecial(self.v))
+        self.with(self.swp.arch.pte_mkspecial(self.v))
     }
     /// `pte_modify` (s390).
     fn modify(&self, #[pyo3(from_py_with = arg::prot)] prot: u64) -> PyResult<Self> {
@@ -188,29 +195,29 @@ impl PyPte {
     }
     /// `__swp_type`: the swap device (type) of a swap PTE (s390: 5 bits at bit 2).
     fn swp_type(&self) -> u32 {
-        self.arch.swp_type(self.v)
+        self.swp.swp_type(self.v)
     }
     /// `__swp_offset`: the slot on the swap device of a swap PTE (s390: 52 bits at bit 12).
     fn swp_offset(&self) -> u64 {
-        self.arch.swp_offset(self.v)
+        self.swp.swp_offset(self.v)
     }
     /// `pte_swp_exclusive` (v6.0+): the swapped page was exclusive to this mm (s390:
     /// `_PAGE_SWP_EXCLUSIVE`, aliasing `_PAGE_LARGE`).
     fn swp_exclusive(&self) -> bool {
-        self.arch.pte_swp_exclusive(self.v)
+        self.swp.arch.pte_swp_exclusive(self.v)
     }
     /// `pte_swp_mkexclusive` (v6.0+): the swap PTE marked exclusive.
     fn swp_mkexclusive(&self) -> Self {
-        self.with(self.arch.pte_swp_mkexclusive(self.v))
+        self.with(self.swp.arch.pte_swp_mkexclusive(self.v))
     }
     /// `pte_swp_soft_dirty`: the soft-dirty bit kept in a swap PTE (s390: `_PAGE_SOFT_DIRTY`).
     fn swp_soft_dirty(&self) -> bool {
-        self.arch.pte_swp_soft_dirty(self.v)
+        self.swp.arch.pte_swp_soft_dirty(self.v)
     }
     /// `pte_swp_uffd_wp`: the userfaultfd write-protect marker of a swap PTE (always False on s390,
     /// which has no `_PAGE_UFFD_WP` bit; x86_64: `_PAGE_SWP_UFFD_WP`).
     fn swp_uffd_wp(&self) -> bool {
-        self.arch.pte_swp_uffd_wp(self.v)
+        self.swp.arch.pte_swp_uffd_wp(self.v)
     }
 }
 

@@ -201,7 +201,7 @@ impl Kernel {
                 }
                 self.add_rss(m.pid, MM_ANONPAGES, -1);
                 self.add_rss(m.pid, MM_SWAPENTS, 1);
-                let mut swp = arch.mk_swap_pte(SWAP_TYPE, off as u64);
+                let mut swp = self.swp_format().mk_swap_pte(SWAP_TYPE, off as u64);
                 if arch.pte_soft_dirty(pteval) {
                     swp = arch.pte_swp_mksoft_dirty(swp);
                 }
@@ -300,6 +300,59 @@ mod tests {
             k.essa(pid, 0, a, ESSA_SET_STABLE).unwrap();
             assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 }, "{p}");
             assert_eq!(k.vmstat.get(Vm::model_userfaults), 0);
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// PG_anon_exclusive is v5.19 (6c287605fd56, `__page_set_anon_rmap` /
+    /// `page_add_new_anon_rmap` with RMAP_EXCLUSIVE, mm/rmap.c): a 6.12 page mapped by one
+    /// process carries it (after a first fault and after a swap-in); 4.13/4.17/4.18 pages never
+    /// do, so `Kernel.page()` does not report `anon_exclusive` there.
+    #[test]
+    fn pg_anon_exclusive_is_set_on_612_pages_and_never_on_4x_pages() {
+        for p in ["4.13", "4.17", "4.18", "6.12"] {
+            let (mut k, pid, a) = crate::testutil::swapped_out(p);
+            assert_eq!(k.access(pid, 0, a, true, 5).unwrap(), Access::Done { value: 5 }, "{p}");
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap());
+            let f = k.mem.frames[pfn as usize];
+            assert_eq!(f.test(pg::PG_ANON_EXCLUSIVE), p == "6.12", "{p}: after a swap-in");
+            let (pid2, c) = proc_with_pages(&mut k, false, 1);
+            let pfn = k.arch().pte_pfn(k.pte_at(pid2, c).unwrap());
+            assert_eq!(k.mem.frames[pfn as usize].test(pg::PG_ANON_EXCLUSIVE), p == "6.12", "{p}: a new page");
+        }
+    }
+
+    /// The swap PTE `try_to_unmap_one` (mm/rmap.c) writes on x86_64 is arch/x86/include/asm/
+    /// pgtable_64.h's `__swp_entry` of the release: 4.13, 4.17 and 4.18 (v4.8..v4.18)
+    /// `((type) << SWP_TYPE_FIRST_BIT) | ((offset) << SWP_OFFSET_FIRST_BIT)`, the offset as it
+    /// is from bit 14; 6.12 (v4.19+, "x86/speculation/l1tf: Protect swap entries against L1TF")
+    /// the offset inverted from bit 9, the type in bits 59..63. Swap-in reads it back.
+    #[test]
+    fn x86_reclaim_writes_the_plain_swap_offset_before_v4_19_and_the_inverted_one_on_612() {
+        use crate::arch::Arch;
+        use crate::profile::Profile;
+        for p in ["4.13", "4.17", "4.18", "6.12"] {
+            let mut k =
+                crate::kernel::Kernel::new(Profile::get(p, Arch::X86_64).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            for _ in 0..8 {
+                if k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()) {
+                    break;
+                }
+                k.reclaim(8);
+            }
+            let pte = k.pte_at(pid, a).unwrap();
+            assert!(k.arch().is_swap_pte(pte), "{p}: swapped out");
+            let off = k.swp_format().swp_offset(pte);
+            assert!(off > 0, "{p}: a swap slot");
+            let soft = crate::arch::x86::_PAGE_SWP_SOFT_DIRTY | crate::arch::x86::_PAGE_SWP_EXCLUSIVE;
+            if p == "6.12" {
+                assert_eq!(pte >> 59, 0, "{p}: type 0 in the top bits");
+                assert_eq!(pte & !soft, (!off) << 14 >> 5 & !0x1ff, "{p}: {pte:#x}");
+            } else {
+                assert_eq!(pte & !soft, off << 14, "{p}: type 0 in bits 9..13, the offset from bit 14: {pte:#x}");
+            }
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { value: 1 }, "{p}: swapped back in");
             k.check_invariants().unwrap();
         }
     }

@@ -640,6 +640,12 @@ impl Kernel {
             let ids: Vec<u32> =
                 self.mmx(pid).vmas.values().copied().filter(|&v| self.vma(v).uffd == Some(ctx)).collect();
             for &id in &ids {
+                if self.profile.uffd_close_resets_wp && self.userfaultfd_wp(id) {
+                    // userfaultfd_release_all → userfaultfd_clear_vma (mm/userfaultfd.c
+                    // 6.12.117): "Reset ptes for the whole vma range if wr-protected"
+                    let (s, e) = (self.vma(id).start, self.vma(id).end);
+                    self.uffd_wp_range(id, s, e, false);
+                }
                 let v = self.vma_mut(id);
                 v.flags &= !VM_UFFD_ALL;
                 v.uffd = None;
@@ -738,7 +744,7 @@ impl Kernel {
                     p
                 }
             };
-            let mut e = arch.mk_pte(pfn, prot);
+            let mut e = self.mk_pte(pfn, prot);
             if self.profile.mfill_pte_always_dirty {
                 // mfill_atomic_install_pte (v6.0+): "_dst_pte = pte_mkdirty(_dst_pte); if
                 // (page_in_cache && !vm_shared) writable = false; if (writable) _dst_pte =
@@ -778,7 +784,7 @@ impl Kernel {
             return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));
         };
         self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
-        let mut e = arch.mk_pte(p, prot);
+        let mut e = self.mk_pte(p, prot);
         if self.profile.mfill_pte_always_dirty {
             // mfill_atomic_install_pte (v6.0+): pte_mkdirty unconditionally, pte_mkwrite only
             // for VM_WRITE

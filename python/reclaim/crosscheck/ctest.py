@@ -124,6 +124,8 @@ def _needs(sc: Scenario) -> str:
             ("no_swap", "NEEDS_NO_SWAP"),
             ("uffd_wp", "NEEDS_UFFD_WP"),
             ("uffd_minor", "NEEDS_UFFD_MINOR"),
+            ("uffd_sigbus", "NEEDS_UFFD_SIGBUS"),
+            ("uffd_thread_id", "NEEDS_UFFD_THREAD_ID"),
         )
         if need in sc.needs
     ]
@@ -191,6 +193,14 @@ int main(void)
 				"UFFD_FEATURE_MINOR_SHMEM)\n", sc->name);
 			continue;
 		}
+		if ((sc->needs & NEEDS_UFFD_SIGBUS) && !(features & UFFD_FEATURE_SIGBUS)) {
+			ksft_test_result_skip("%s (the kernel offers no UFFD_FEATURE_SIGBUS)\n", sc->name);
+			continue;
+		}
+		if ((sc->needs & NEEDS_UFFD_THREAD_ID) && !(features & UFFD_FEATURE_THREAD_ID)) {
+			ksft_test_result_skip("%s (the kernel offers no UFFD_FEATURE_THREAD_ID)\n", sc->name);
+			continue;
+		}
 		if (reclaim_prepare_swap(!!(sc->needs & NEEDS_SWAP), !!(sc->needs & NEEDS_NO_SWAP),
 				!!(sc->needs & NEEDS_FRESH_SWAP), why, sizeof(why)) < 0) {
 			ksft_test_result_skip("%s (%s)\n", sc->name, why);
@@ -250,6 +260,8 @@ struct reclaim_errno {{
 #define NEEDS_UFFD_WP 4
 #define NEEDS_UFFD_MINOR 8
 #define NEEDS_FRESH_SWAP 16 /* it reads swap slot offsets */
+#define NEEDS_UFFD_SIGBUS 32 /* v4.14+ */
+#define NEEDS_UFFD_THREAD_ID 64 /* v4.14+ */
 
 struct reclaim_scenario {{
 	const char *name;

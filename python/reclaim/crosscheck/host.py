@@ -42,6 +42,7 @@ from pathlib import Path
 from reclaim.crosscheck.libc import errno_name, libc, new_userfaultfd
 from reclaim.crosscheck.runner import _HostRun
 from reclaim.crosscheck.scenario import (
+    FEATURE_NEEDS,
     RunResult,
     Scenario,
     SwapEntry,
@@ -144,6 +145,10 @@ def host_skip_reason(scenario: Scenario) -> str | None:
         return "the host kernel does not offer uffd-wp (UFFD_FEATURE_PAGEFAULT_FLAG_WP)"
     if "uffd_minor" in scenario.needs and not info.features & feature_bits(["MINOR_SHMEM"]):
         return "the host kernel does not offer MINOR faults on shmem (UFFD_FEATURE_MINOR_SHMEM)"
+    for need in ("uffd_sigbus", "uffd_thread_id"):
+        feature = FEATURE_NEEDS[need]
+        if need in scenario.needs and not info.features & feature_bits([feature]):
+            return f"the host kernel does not offer UFFD_FEATURE_{feature} (v4.14+)"
     return None
 
 

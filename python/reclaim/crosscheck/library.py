@@ -678,18 +678,21 @@ LIBRARY: list[Scenario] = [
         Read("m", 1, expect="value 0x3"),
         Read("m", 0, expect="SIGBUS"),
         Read("m", 1, expect="dead"),
+        needs=("uffd_sigbus",),
     ),
     _s(
         "thread_id_feature_reports_the_thread",
         "With UFFD_FEATURE_THREAD_ID the PAGEFAULT carries the faulting thread's id.",
         *_armed("THREAD_ID"),
         Read("m", 0, thread=1, expect="blocked: PAGEFAULT u m[0] read ptid"),
+        needs=("uffd_thread_id",),
     ),
     _s(
         "thread_id_feature_reports_the_main_thread",
         "THREAD_ID for the process's first thread: its id (the pid) is not 0 either.",
         *_armed("THREAD_ID"),
         Read("m", 0, thread=0, expect="blocked: PAGEFAULT u m[0] read ptid"),
+        needs=("uffd_thread_id",),
     ),
     _s(
         "exact_address_feature_keeps_the_offset",

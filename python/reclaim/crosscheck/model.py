@@ -16,6 +16,7 @@ from reclaim._reclaim import (
     AccessResult,
     Kernel,
     Process,
+    Profile,
     UffdEvent,
     UffdFork,
     UffdPagefault,
@@ -25,6 +26,7 @@ from reclaim._reclaim import (
     Userfaultfd,
 )
 from reclaim.crosscheck.scenario import (
+    FEATURE_NEEDS,
     OK,
     PAGE,
     Close,
@@ -91,6 +93,24 @@ def arch_skip_reason(scenario: Scenario, wanted: str, used: str) -> str | None:
     if wanted != used:
         return f"model arch {wanted} not available yet (needs {', '.join(missing)})"
     return f"model arch {used} has no {', '.join(missing)}; the host kernel has"
+
+
+def release_skip_reason(scenario: Scenario, profile: str, arch: str) -> str | None:
+    """Why the model's ``profile`` cannot run ``scenario``: a userfaultfd feature it needs
+    that the release does not offer at UFFDIO_API (``userfaultfd_api``, fs/userfaultfd.c:
+    4.13 has no SIGBUS or THREAD_ID, v4.14 added them), so UFFDIO_API would be EINVAL. The
+    arch's uffd-wp / MINOR are :func:`arch_skip_reason`'s."""
+    offered = int(Profile(profile, arch).switches()["uffd_features_offered"])
+    release_needs = [
+        FEATURE_NEEDS[n]
+        for n in sorted(scenario.needs)
+        if n in FEATURE_NEEDS and n not in ARCH_NEEDS
+    ]
+    missing = [f for f in release_needs if not offered & feature_bits([f])]
+    if not missing:
+        return None
+    names = ", ".join(f"UFFD_FEATURE_{m}" for m in missing)
+    return f"profile {profile} does not offer {names} (UFFDIO_API would be EINVAL)"
 
 
 class _ModelRun:
@@ -316,7 +336,7 @@ def run_model(scenario: Scenario, profile: str = "6.12", arch: str = "s390x") ->
     swap = "0" if "no_swap" in scenario.needs else "64MiB"
     k, used, notes = make_kernel(profile, arch, swap)
     res = RunResult(side="model", notes=notes)
-    why = arch_skip_reason(scenario, arch, used)
+    why = arch_skip_reason(scenario, arch, used) or release_skip_reason(scenario, profile, used)
     if why is not None:
         res.skipped = why
         return res
@@ -326,4 +346,11 @@ def run_model(scenario: Scenario, profile: str = "6.12", arch: str = "s390x") ->
     return res
 
 
-__all__ = ["ARCHES_WITH_WP_MINOR", "ARCH_NEEDS", "arch_skip_reason", "make_kernel", "run_model"]
+__all__ = [
+    "ARCHES_WITH_WP_MINOR",
+    "ARCH_NEEDS",
+    "arch_skip_reason",
+    "make_kernel",
+    "release_skip_reason",
+    "run_model",
+]

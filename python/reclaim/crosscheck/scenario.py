@@ -75,7 +75,18 @@ ADVICE = ("dontneed", "free", "pageout", "remove", "cold", "willneed")
 #: What a scenario may need beyond userfaultfd itself; a runner that lacks it skips.
 #: ``"swap"``: an active swap device; ``"no_swap"``: none (what reclaim does when it cannot
 #: swap: the host skips while swap is on, the model runs with no swap).
-NEEDS = ("uffd_wp", "uffd_minor", "swap", "no_swap")
+#: ``"uffd_sigbus"`` / ``"uffd_thread_id"``: UFFD_FEATURE_SIGBUS / THREAD_ID, which v4.14 added
+#: (a 4.13 kernel refuses them at UFFDIO_API with EINVAL).
+NEEDS = ("uffd_wp", "uffd_minor", "uffd_sigbus", "uffd_thread_id", "swap", "no_swap")
+
+#: The needs that are a userfaultfd feature the kernel (or the model's profile) must offer at
+#: UFFDIO_API, with that feature's name (:func:`feature_bits`).
+FEATURE_NEEDS = {
+    "uffd_wp": "PAGEFAULT_FLAG_WP",
+    "uffd_minor": "MINOR_SHMEM",
+    "uffd_sigbus": "SIGBUS",
+    "uffd_thread_id": "THREAD_ID",
+}
 
 
 def feature_bits(names: Sequence[str]) -> int:
@@ -676,6 +687,7 @@ __all__ = [
     "ADVICE",
     "EVENTS",
     "FEATURES",
+    "FEATURE_NEEDS",
     "NEEDS",
     "OK",
     "PAGE",

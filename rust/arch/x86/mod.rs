@@ -48,8 +48,13 @@ pub const _PAGE_SWP_SOFT_DIRTY: u64 = _PAGE_RW;
 pub const _PAGE_SWP_UFFD_WP: u64 = _PAGE_USER;
 pub const _PAGE_SWP_EXCLUSIVE: u64 = _PAGE_PWT;
 pub const SWP_TYPE_BITS: u32 = 5;
-/// `SWP_OFFSET_FIRST_BIT` (`_PAGE_BIT_PROTNONE + 1`) + `SWP_TYPE_BITS`.
-pub const SWP_OFFSET_SHIFT: u32 = 9 + SWP_TYPE_BITS;
+const SWP_TYPE_MASK: u64 = (1 << SWP_TYPE_BITS) - 1;
+/// `SWP_TYPE_FIRST_BIT` (`_PAGE_BIT_PROTNONE + 1`; v4.8..v4.18, where the type sits below the
+/// offset; from v4.19 the inverted offset starts here).
+pub const SWP_TYPE_FIRST_BIT: u32 = 9;
+/// `SWP_OFFSET_SHIFT` (v4.19+; `SWP_OFFSET_FIRST_BIT` before, the same value):
+/// `SWP_TYPE_FIRST_BIT + SWP_TYPE_BITS`.
+pub const SWP_OFFSET_SHIFT: u32 = SWP_TYPE_FIRST_BIT + SWP_TYPE_BITS;
 
 const A: u64 = _PAGE_ACCESSED;
 /// Protections (`PAGE_NONE`, `PAGE_READONLY`, `PAGE_COPY`, `PAGE_SHARED`, ...): they carry the
@@ -143,29 +148,40 @@ impl Pte {
     pub fn clear_uffd_wp(self) -> Pte {
         Pte(self.0 & !_PAGE_UFFD_WP)
     }
-    /// `__swp_entry(type, offset)` as a PTE (arch/x86/include/asm/pgtable_64.h, v4.19+ and
-    /// 6.12): the offset inverted from bit 9 (shifted up past the type, then down), the type
-    /// in the top five bits. Deviation (issue 16 item 13, docs/fidelity.md): 4.13..4.18 had
-    /// the pre-L1TF layout `((type) << SWP_TYPE_FIRST_BIT) | ((offset) << SWP_OFFSET_FIRST_BIT)`
-    /// (type in bits 9..13, offset from bit 14, not inverted); the model writes this one in
-    /// every profile. Only the raw values differ.
-    pub fn mk_swap(swp_type: u32, offset: u64) -> Pte {
-        Pte(((!offset) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | ((swp_type as u64) << (64 - SWP_TYPE_BITS)))
+    /// `__swp_entry(type, offset)` as a PTE (arch/x86/include/asm/pgtable_64.h). With
+    /// `inverted` (v4.19+, 6.12: "x86/speculation/l1tf: Protect swap entries against L1TF"):
+    /// the offset inverted from bit 9 (shifted up past the type, then down), the type in the
+    /// top five bits. Without (v4.8..v4.18, so 4.13, 4.17 and 4.18): `((type) <<
+    /// (SWP_TYPE_FIRST_BIT)) | ((offset) << SWP_OFFSET_FIRST_BIT)`, type in bits 9..13, the
+    /// offset from bit 14 as it is.
+    pub fn mk_swap(swp_type: u32, offset: u64, inverted: bool) -> Pte {
+        if inverted {
+            Pte(((!offset) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | ((swp_type as u64) << (64 - SWP_TYPE_BITS)))
+        } else {
+            Pte(((swp_type as u64 & SWP_TYPE_MASK) << SWP_TYPE_FIRST_BIT) | (offset << SWP_OFFSET_SHIFT))
+        }
     }
-    /// `__swp_type` (v4.19+: `(x).val >> (64 - SWP_TYPE_BITS)`).
-    pub fn swp_type(self) -> u32 {
-        (self.0 >> (64 - SWP_TYPE_BITS)) as u32
+    /// `__swp_type`: v4.19+ `(x).val >> (64 - SWP_TYPE_BITS)`; before, `((x).val >>
+    /// (SWP_TYPE_FIRST_BIT)) & ((1U << SWP_TYPE_BITS) - 1)`.
+    pub fn swp_type(self, inverted: bool) -> u32 {
+        if inverted {
+            (self.0 >> (64 - SWP_TYPE_BITS)) as u32
+        } else {
+            ((self.0 >> SWP_TYPE_FIRST_BIT) & SWP_TYPE_MASK) as u32
+        }
     }
-    /// `__swp_offset` (v4.19+: `~(x).val << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT`).
-    pub fn swp_offset(self) -> u64 {
-        (!self.0) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT
+    /// `__swp_offset`: v4.19+ `~(x).val << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT`; before,
+    /// `(x).val >> SWP_OFFSET_FIRST_BIT`.
+    pub fn swp_offset(self, inverted: bool) -> u64 {
+        if inverted { (!self.0) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT } else { self.0 >> SWP_OFFSET_SHIFT }
     }
-    pub fn decode(self) -> String {
+    /// A human-readable decoding; a swap PTE is read in the given layout (`inverted`: v4.19+).
+    pub fn decode(self, inverted: bool) -> String {
         if self.none() {
             return "none".into();
         }
         if !self.present() {
-            let mut s = format!("swap type={} offset={:#x}", self.swp_type(), self.swp_offset());
+            let mut s = format!("swap type={} offset={:#x}", self.swp_type(inverted), self.swp_offset(inverted));
             for (b, n) in [
                 (_PAGE_SWP_EXCLUSIVE, "EXCLUSIVE"),
                 (_PAGE_SWP_SOFT_DIRTY, "SOFT_DIRTY"),
@@ -198,7 +214,7 @@ impl Pte {
 
 impl fmt::Debug for Pte {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pte({:#x} {})", self.0, self.decode())
+        write!(f, "Pte({:#x} {})", self.0, self.decode(true))
     }
 }
 
@@ -218,16 +234,28 @@ mod tests {
         assert_eq!(GEOMETRY.0.reach(0), 1 << 48);
     }
 
+    /// arch/x86/include/asm/pgtable_64.h `__swp_entry`: 4.13/4.17/4.18 (v4.8..v4.18) put the
+    /// type in bits 9..13 and the offset, as it is, from bit 14; v4.19's L1TF change ("Protect
+    /// swap entries against L1TF") stores the offset inverted from bit 9 and the type in bits
+    /// 59..63, as 6.12 does.
+    #[test]
+    fn swap_pte_of_4x_has_the_type_below_a_plain_offset_and_612_inverts_the_offset() {
+        assert_eq!(Pte::mk_swap(3, 5, false).0, (3 << 9) | (5 << 14));
+        assert_eq!(Pte::mk_swap(3, 5, true).0, (3u64 << 59) | ((!5u64) << 14 >> 5));
+        assert_eq!(Pte(0x14600).swp_type(false), 3);
+        assert_eq!(Pte(0x14600).swp_offset(false), 5);
+    }
+
     proptest! {
         #[test]
-        fn swap_entries_round_trip_and_are_not_present(t in 0u32..32, off in 0u64..(1u64 << 45)) {
-            let p = Pte::mk_swap(t, off);
+        fn swap_entries_round_trip_and_are_not_present(t in 0u32..32, off in 0u64..(1u64 << 45), inverted: bool) {
+            let p = Pte::mk_swap(t, off, inverted);
             prop_assert!(!p.present() && !p.none());
-            prop_assert_eq!(p.swp_type(), t);
-            prop_assert_eq!(p.swp_offset(), off);
+            prop_assert_eq!(p.swp_type(inverted), t);
+            prop_assert_eq!(p.swp_offset(inverted), off);
             let marked = Pte(p.0 | _PAGE_SWP_UFFD_WP | _PAGE_SWP_EXCLUSIVE | _PAGE_SWP_SOFT_DIRTY);
-            prop_assert_eq!(marked.swp_offset(), off);
-            prop_assert_eq!(marked.swp_type(), t);
+            prop_assert_eq!(marked.swp_offset(inverted), off);
+            prop_assert_eq!(marked.swp_type(inverted), t);
         }
 
         #[test]

@@ -158,7 +158,7 @@ mod tests {
         k.madvise(pid, a, 16 * 4096, Advice::Pageout).unwrap();
         for i in 0..16u64 {
             let pte = k.pte_at(pid, a + i * 4096).unwrap();
-            assert_eq!(k.arch().swp_offset(pte), i + 1, "page {i} in slot {}", i + 1);
+            assert_eq!(k.swp_format().swp_offset(pte), i + 1, "page {i} in slot {}", i + 1);
         }
         (k, pid, a)
     }
