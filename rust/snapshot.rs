@@ -21,6 +21,8 @@
 //! switches (`profile/fixes.rs`) and derived profile names. Version 6: profiles gained the
 //! `lru_gen` switch and the lruvec MGLRU's generations (`vmscan/lru_gen.rs`); the
 //! `uffd_wp_markers` and `uffd_unregister_resets_wp` switches (PTE markers, issue 16).
+//! Version 7: the `referenced_mlocks`, `remove_rmap_clears_mlock` and
+//! `lru_add_culls_unevictable` switches and the `unevictable_pgs_cleared` counter (issue 16).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -45,7 +47,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
