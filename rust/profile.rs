@@ -162,6 +162,21 @@ pub struct Profile {
     /// like a file page (4.x activated it on the first); a VM_LOCKED mapping gives ACTIVATE
     /// (4.x: RECLAIM).
     pub references_two_strikes: bool,
+    /// `folio_referenced_one` mlocks the folio it finds mapped in a VM_LOCKED VMA ("Restore the
+    /// mlock which got missed": `mlock_vma_folio(folio, vma)`, cea86fe246b6 "mm/munlock: rmap
+    /// call mlock_vma_page() munlock_vma_page()", v5.18); before, `page_referenced_one` only
+    /// reported VM_LOCKED and `try_to_unmap_one` mlocked the page.
+    pub referenced_mlocks: bool,
+    /// `page_remove_rmap` calls `clear_page_mlock` when the last mapping of an mlocked page
+    /// goes (UNEVICTABLE_PGCLEARED; 4.x). Removed in v5.18 by "mm/munlock: replace
+    /// clear_page_mlock() by final clearance": the unmap through a VM_LOCKED VMA munlocks
+    /// (`munlock_vma_folio`, UNEVICTABLE_PGMUNLOCKED).
+    pub remove_rmap_clears_mlock: bool,
+    /// `__pagevec_lru_add_fn` puts an mlocked page on the unevictable list itself and counts
+    /// UNEVICTABLE_PGCULLED (9c4e6b1a7027 "mm, mlock, vmscan: no more skipping pagevecs",
+    /// v4.16); before, `lru_cache_add_active_or_unevictable` used `add_page_to_unevictable_list`,
+    /// which counts nothing.
+    pub lru_add_culls_unevictable: bool,
     /// The v5.8+ scan balance (`prepare_scan_control` / `get_scan_count`, mm/vmscan.c v6.12):
     /// anon against file by reclaim cost (`lru_note_cost`: `anon_cost`, `file_cost`) instead
     /// of `recent_scanned` / `recent_rotated`; "file is tiny" and "cache trim mode" decided at
@@ -361,6 +376,9 @@ fn s390(name: &'static str) -> Profile {
             swapin_activates: true,
             workingset_anon: false,
             references_two_strikes: false,
+            referenced_mlocks: false,
+            remove_rmap_clears_mlock: true,
+            lru_add_culls_unevictable: true,
             scan_balance_by_cost: false,
             madv_cold_pageout: false,
             min_free_kbytes_max: 65536,
@@ -394,6 +412,7 @@ fn s390(name: &'static str) -> Profile {
             zero_page_removal: ZeroPageRemoval::ZapOnSkeyEnable,
             swp_device_types: 0,
             uffd_api_features: uffd_features::API_4_13,
+            lru_add_culls_unevictable: false,
             ..s390("4.17")
         },
         _ => Profile {
@@ -417,6 +436,9 @@ fn s390(name: &'static str) -> Profile {
             swapin_activates: false,
             workingset_anon: true,
             references_two_strikes: true,
+            referenced_mlocks: true,
+            remove_rmap_clears_mlock: false,
+            lru_add_culls_unevictable: true,
             scan_balance_by_cost: true,
             madv_cold_pageout: true,
             min_free_kbytes_max: 262144,

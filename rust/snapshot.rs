@@ -21,8 +21,9 @@
 //! switches (`profile/fixes.rs`) and derived profile names. Version 6: profiles gained the
 //! `lru_gen` switch and the lruvec MGLRU's generations (`vmscan/lru_gen.rs`); the
 //! `uffd_wp_markers` and `uffd_unregister_resets_wp` switches (PTE markers, issue 16).
-//! Version 7: the `mlock_fixup_mlocks_pages` (the mlock audit), `x86_swp_offset_inverted` and
-//! `uffd_close_resets_wp` switches (issue 16).
+//! Version 7: the `mlock_fixup_mlocks_pages` (the mlock audit), `x86_swp_offset_inverted`,
+//! `uffd_close_resets_wp`, `referenced_mlocks`, `remove_rmap_clears_mlock` and
+//! `lru_add_culls_unevictable` switches and the `unevictable_pgs_cleared` counter (issue 16).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length

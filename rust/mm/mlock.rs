@@ -186,7 +186,7 @@ impl Kernel {
             if arch.pte_present(p) {
                 if let Some(pfn) = self.vm_normal_page(p) {
                     if !self.mapped_in_locked_vma(pfn) {
-                        self.clear_page_mlock(pfn);
+                        self.munlock_page(pfn);
                     }
                 }
             }

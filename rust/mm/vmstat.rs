@@ -64,6 +64,9 @@ counters! {
     unevictable_pgs_mlocked = "unevictable_pgs_mlocked",
     unevictable_pgs_munlocked = "unevictable_pgs_munlocked",
     unevictable_pgs_rescued = "unevictable_pgs_rescued",
+    /// UNEVICTABLE_PGCLEARED ("on COW, page truncate"): 4.x `clear_page_mlock` from
+    /// `page_remove_rmap`; 6.12 counts it when a still-mlocked folio is freed.
+    unevictable_pgs_cleared = "unevictable_pgs_cleared",
     swap_ra = "swap_ra",
     swap_ra_hit = "swap_ra_hit",
     oom_kill = "oom_kill",

@@ -31,8 +31,12 @@ impl Kernel {
     /// counting it. With [`Profile::vma_has_recency`](crate::profile::Profile) (v6.3+) it is
     /// always `invalid_folio_referenced_vma`, which skips VMAs without recency (its memcg test
     /// is not modelled).
-    /// Not modelled: 6.12's `mlock_vma_folio` at a VM_LOCKED mapping (v5.18+, a known deviation,
-    /// docs/fidelity.md), the page lock (`is_locked`, trylock failure returns 1), `try_lock`
+    /// At a VM_LOCKED mapping the walk stops with VM_LOCKED reported; from v5.18
+    /// ([`Profile::referenced_mlocks`](crate::profile::Profile)) `folio_referenced_one`
+    /// (mm/rmap.c v6.12) first mlocks the folio ("Restore the mlock which got missed":
+    /// `mlock_vma_folio(folio, vma)`, which mlocks only when `(vm_flags & (VM_LOCKED |
+    /// VM_SPECIAL)) == VM_LOCKED`), so `folio_check_references`' FOLIOREF_ACTIVATE puts it on the
+    /// unevictable list. Not modelled: the page lock (`is_locked`, trylock failure returns 1), `try_lock`
     /// contention (-1), idle page tracking (`folio_test_clear_young`). With MGLRU a young PTE
     /// is made old by `lru_gen_look_around` with its neighbours ([`crate::vmscan::lru_gen`]).
     pub(crate) fn folio_referenced(&mut self, pfn: u32) -> Referenced {
@@ -48,6 +52,9 @@ impl Kernel {
                 // folio_referenced_one / page_referenced_one
                 let flags = k.vma(m.vma).flags;
                 if flags & vm::VM_LOCKED != 0 {
+                    if k.profile.referenced_mlocks && flags & (vm::VM_LOCKED | vm::VM_SPECIAL) == vm::VM_LOCKED {
+                        k.mlock_page(pfn);
+                    }
                     r.vm_flags |= vm::VM_LOCKED;
                     return ControlFlow::Break(());
                 }
@@ -166,6 +173,37 @@ mod tests {
             assert_eq!(k.mem.frames[pfn as usize].mapcount, 0);
             let f = &k.mem.frames[pfn as usize];
             assert_eq!(f.test(pg::PG_REFERENCED) || f.test(pg::PG_ACTIVE), marked, "{p}");
+        }
+    }
+
+    /// A page of a VM_LOCKED VMA that missed its mlock (here: munlocked behind the VMA's back)
+    /// reaches the tail of the active anon list. 6.12 `folio_referenced_one` (mm/rmap.c, v5.18
+    /// cea86fe246b6) mlocks it ("Restore the mlock which got missed": `mlock_vma_folio`) and
+    /// `shrink_active_list`'s putback culls it to the unevictable list; 4.18's
+    /// `page_referenced_one` only reports VM_LOCKED, and the page is deactivated.
+    #[test]
+    fn shrink_active_list_mlocks_a_page_of_a_locked_vma_on_612_and_deactivates_it_on_418() {
+        use crate::mm::vmstat::Vm;
+        use crate::vmscan::lru::LruList;
+        use crate::vmscan::shrink::ScanControl;
+        for (p, mlocked) in [("4.18", false), ("6.12", true)] {
+            let mut k = kernel(p);
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            k.mlock(pid, a, 4096).unwrap();
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap());
+            k.munlock_page(pfn);
+            k.activate_page(pfn);
+            assert_eq!(LruList::of(&k.mem.frames[pfn as usize]), LruList::ActiveAnon, "{p}");
+            let culled = k.vmstat.get(Vm::unevictable_pgs_culled);
+            let mut sc = ScanControl::new(32, true);
+            k.shrink_active_list(1, LruList::ActiveAnon, &mut sc);
+            let f = &k.mem.frames[pfn as usize];
+            assert_eq!(f.test(pg::PG_MLOCKED), mlocked, "{p}");
+            let want = if mlocked { LruList::Unevictable } else { LruList::InactiveAnon };
+            assert_eq!(LruList::of(f), want, "{p}");
+            assert_eq!(k.vmstat.get(Vm::unevictable_pgs_culled) - culled, u64::from(mlocked), "{p}");
+            assert_eq!(k.vmstat.get(Vm::pgdeactivate), u64::from(!mlocked), "{p}");
+            k.check_invariants().unwrap();
         }
     }
 }

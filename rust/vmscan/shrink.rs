@@ -386,20 +386,31 @@ impl Kernel {
         }
     }
 
-    /// `shrink_active_list`: deactivate pages from the tail of an active list. Referenced anon
-    /// pages are deactivated too (only referenced executable file pages keep their place).
+    /// `shrink_active_list` (mm/vmscan.c 4.13..4.18, 6.12): isolate up to `n` pages from the
+    /// tail of an active list (PGREFILL) and deactivate them: PG_active cleared (6.12 also sets
+    /// PG_workingset, "folio_set_workingset(folio)", v4.20+), back on the inactive list
+    /// (PGDEACTIVATE). A referenced page mapped executable on a file list keeps its place
+    /// ("give them one more trip around the active list"); referenced anon pages are
+    /// deactivated too. The rotation statistic differs: 4.x counts every referenced page
+    /// ("if (page_referenced(…)) { nr_rotated += hpage_nr_pages(page);" then
+    /// `reclaim_stat->recent_rotated[file] += nr_rotated`), 6.12 only the file pages kept
+    /// active, as reclaim cost ("if (nr_rotated) lru_note_cost(lruvec, file, 0, nr_rotated);").
+    /// A page found unevictable (6.12: mlocked by `folio_referenced_one`) goes to the
+    /// unevictable list through the putback. Not modelled: `buffer_heads_over_limit`.
     pub(crate) fn shrink_active_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) {
         let file = l.is_file() as usize;
         let taken = self.isolate_lru_pages(n, l);
         self.vmstat.add(Vm::pgrefill, taken.len() as u64);
         self.lru_recent.scanned[file] += taken.len() as u64;
         let (mut rotated, mut deactivated, mut referenced) = (0u64, 0u64, 0u64);
+        let mut kept_active = 0u64;
         for &pfn in &taken {
             let r = self.folio_referenced(pfn);
             if r.referenced > 0 {
                 referenced += 1;
                 rotated += 1;
                 if r.vm_flags & vm::VM_EXEC != 0 && l.is_file() {
+                    kept_active += 1;
                     self.move_folio_to_lru(pfn);
                     continue;
                 }
@@ -409,10 +420,18 @@ impl Kernel {
             if self.profile.workingset_anon {
                 f.set(pg::PG_WORKINGSET);
             }
-            deactivated += 1;
+            if !f.test(pg::PG_MLOCKED) {
+                deactivated += 1;
+            }
             self.putback_lru_page(pfn);
         }
-        self.lru_recent.rotated[file] += rotated;
+        if self.profile.scan_balance_by_cost {
+            if kept_active > 0 {
+                self.lru_note_cost(l.is_file(), 0, kept_active);
+            }
+        } else {
+            self.lru_recent.rotated[file] += rotated;
+        }
         self.vmstat.add(Vm::pgdeactivate, deactivated);
         let _ = sc;
         self.log_reclaim(Ev::LruShrinkActive, taken.len() as u64, deactivated, referenced);
