@@ -181,6 +181,30 @@ def test_the_model_with_more_pages_held_by_the_guest_faults_more(tmp_path: Path)
     assert tight["resident"] < 2000 - 1200
 
 
+def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_path: Path) -> None:
+    """The guests run -smp 1 (reclaim.vm.guest.CPUS): kswapd gets the CPU only while the
+    process sleeps on a swap read, so the process reclaims directly (try_to_free_pages from
+    __alloc_pages_slowpath, mm/page_alloc.c v6.12) when it outruns kswapd, as the guests'
+    pgscan_direct shows; the default replay runs kswapd after every access and never does."""
+    from reclaim.vm.guest import CPUS, qemu_command
+
+    assert CPUS == 1
+    cmd = qemu_command("x86_64", Path("k"), Path("i"), Path("d"), 96, "tcg")
+    assert cmd[cmd.index("-smp") + 1] == str(CPUS)
+    t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    m = rp.model_counters(p, "x86_64", _kernel_run(2000, 1000))
+    assert m["pgscan_direct"] > 0 and m["pgscan_kswapd"] > 0
+    assert m["pgsteal_direct"] + m["pgsteal_kswapd"] >= m["pswpout"] > 0
+    args = {"memory": 2001 * 4096, "arch": "x86_64", "as_recorded": True, "page_cluster": 0}
+    other_cpu = reclaim.trace.replay(p, guest=(1000, 20, 25, 30), **args)
+    assert other_cpu.vmstat["pgscan_direct"] == other_cpu.vmstat["allocstall_normal"] == 0
+    one_cpu = reclaim.trace.replay(p, guest=(1000, 20, 25, 30), one_cpu=True, **args)
+    assert one_cpu.vmstat["allocstall_normal"] > 0
+    assert one_cpu.vmstat["pgscan_direct"] == m["pgscan_direct"]
+
+
 def test_the_model_offers_a_first_read_as_a_read_so_it_maps_the_zero_page(tmp_path: Path) -> None:
     p = tmp_path / "reads.bin"
     n = 5000

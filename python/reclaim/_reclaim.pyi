@@ -611,6 +611,7 @@ class ReplayRun:
         shmem: bool = False,
         guest: tuple[int, int, int, int] | None = None,
         page_cluster: int | None = None,
+        one_cpu: bool = False,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

@@ -117,6 +117,7 @@ def replay(
     shmem: bool = False,
     guest: tuple[int, int, int, int] | None = None,
     page_cluster: int | None = None,
+    one_cpu: bool = False,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -131,7 +132,11 @@ def replay(
     ``guest=(held, min, low, high)`` reserves ``held`` pages of ``memory`` for others and sets
     the zone watermarks, as a Linux guest reported them (reclaim.crosscheck.replay);
     ``page_cluster`` is ``vm.page-cluster`` (swap readahead of up to ``2**page_cluster``
-    pages, 0 to 31; default the kernel's: 3, or 2 below 16 MiB of memory).
+    pages, 0 to 31; default the kernel's: 3, or 2 below 16 MiB of memory);
+    ``one_cpu=True`` gives the kernel one CPU, as the oracle's ``-smp 1`` guests have: a woken
+    kswapd runs only while the process waits for a swap read, and the process reclaims
+    directly (below the min watermark) when it outruns kswapd. By default kswapd runs, as if on
+    another CPU, as soon as the access that woke it returns.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -151,6 +156,7 @@ def replay(
         shmem=shmem,
         guest=guest,
         page_cluster=page_cluster,
+        one_cpu=one_cpu,
     )
     while not run.advance(_SLICE):
         if progress is not None:

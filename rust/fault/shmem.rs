@@ -69,6 +69,10 @@ impl Kernel {
             }
         };
         let (pfn, _) = self.swapin_page(off)?;
+        if major {
+            // folio_lock: the task sleeps until the read completes
+            self.io_schedule();
+        }
         self.delete_from_swap_cache(pfn);
         self.shmem_add_to_page_cache(file, index, pfn);
         self.lru_relink_if_needed(pfn);

@@ -136,6 +136,8 @@ impl Kernel {
         };
         if major {
             self.count_majfault();
+            // folio_lock_or_retry: the process sleeps until the read completes
+            self.io_schedule();
         }
         // the PTE may have changed while we read (pte_same check)
         let cur = self.mmx(vmf.pid).pt.pte(vmf.idx);

@@ -47,7 +47,7 @@ impl PyReplayRun {
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
-        page_cluster = None))]
+        page_cluster = None, one_cpu = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -64,6 +64,7 @@ impl PyReplayRun {
         shmem: bool,
         guest: Option<(u64, u64, u64, u64)>,
         #[pyo3(from_py_with = arg::page_cluster)] page_cluster: Option<u32>,
+        one_cpu: bool,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -83,6 +84,7 @@ impl PyReplayRun {
                 shmem,
                 guest: guest.map(|(held, min, low, high)| GuestZone { held, min, low, high }),
                 page_cluster,
+                one_cpu,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

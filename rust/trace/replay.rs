@@ -30,6 +30,7 @@ use crate::mm::mmap::MapKind;
 use crate::mm::vmstat::Vm;
 use crate::profile::Profile;
 use crate::sim::bitmap::Bitmap;
+use crate::vmscan::types::KswapdMode;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -97,6 +98,11 @@ pub struct ReplayConfig {
     /// `vm.page-cluster` (swap readahead of up to `1 << page_cluster` pages); None: the
     /// kernel's default for the memory (`swap_setup`).
     pub page_cluster: Option<u32>,
+    /// The kernel has one CPU ([`KswapdMode::OneCpu`]: kswapd runs while the process waits for
+    /// a swap read, and the process reclaims directly when it outruns kswapd), as the replay
+    /// oracle's guests (`-smp 1`); otherwise a woken kswapd runs when the access that woke it
+    /// returns.
+    pub one_cpu: bool,
 }
 
 /// The replay of one trace, in progress or done.
@@ -182,6 +188,9 @@ impl Replay {
         }
         if let Some(c) = cfg.page_cluster {
             kernel.set_page_cluster(c)?;
+        }
+        if cfg.one_cpu {
+            kernel.set_kswapd_mode(KswapdMode::OneCpu);
         }
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
@@ -277,6 +286,7 @@ mod tests {
             shmem: false,
             guest: None,
             page_cluster: None,
+            one_cpu: false,
         }
     }
 

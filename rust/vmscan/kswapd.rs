@@ -3,7 +3,9 @@
 //! kswapd is woken when an allocation finds free memory below the low watermark and reclaims
 //! until free memory reaches the high watermark (`balance_pgdat`, priority 12 down to 1).
 //! A lone [`Kernel`] runs a woken kswapd when the current operation finishes
-//! ([`Kernel::settle`]), as if on another CPU; a multi-host run schedules it as an actor.
+//! ([`Kernel::settle`]), as if on another CPU; a multi-host run schedules it as an actor; on
+//! one CPU ([`KswapdMode::OneCpu`]) it runs when the faulting process sleeps on a swap read
+//! ([`Kernel::io_schedule`]), and the process reclaims directly when it outruns kswapd.
 
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
@@ -88,6 +90,19 @@ impl Kernel {
         }
     }
 
+    /// `io_schedule()` of the faulting process waiting for its swap read (`folio_lock_or_retry`
+    /// in `do_swap_page`, mm/memory.c v6.12, after `swapin_readahead` submitted the read). On a
+    /// one-CPU machine ([`KswapdMode::OneCpu`]) the scheduler gives the CPU to a runnable
+    /// kswapd, which runs `balance_pgdat` (`kswapd_try_to_sleep` → `balance_pgdat` in
+    /// `kswapd`, mm/vmscan.c v6.12) before the process runs again. The scheduling assumption:
+    /// the read's wait is long enough for kswapd's pass (kswapd is not preempted by the
+    /// read's completion). In the other modes kswapd runs elsewhere and this does nothing.
+    pub(crate) fn io_schedule(&mut self) {
+        if self.kswapd.mode == KswapdMode::OneCpu && self.kswapd.woken {
+            self.kswapd_step();
+        }
+    }
+
     /// An explicit request to reclaim `nr_pages` (like writing to `memory.reclaim`:
     /// `try_to_free_mem_cgroup_pages` in a loop that gives up after MAX_RECLAIM_RETRIES passes
     /// without progress). Each pass asks for SWAP_CLUSTER_MAX pages, and since 287d5fedb377
@@ -116,6 +131,7 @@ impl Kernel {
 
 #[cfg(test)]
 mod tests {
+    use super::KswapdMode;
     use crate::mm::mmap::MapKind;
     use crate::mm::vmstat::Vm;
     use crate::sim::log::Ev;
@@ -186,5 +202,48 @@ mod tests {
             }
             k.check_invariants().unwrap();
         }
+    }
+
+    /// One CPU ([`super::KswapdMode::OneCpu`], the oracle's `-smp 1` guests): an allocation at
+    /// the low watermark wakes kswapd (`wake_all_kswapds` in `__alloc_pages_slowpath`,
+    /// mm/page_alloc.c v6.12) but the process keeps the CPU, so it allocates on down to the min
+    /// watermark and then reclaims directly (`__alloc_pages_direct_reclaim` →
+    /// `try_to_free_pages`: ALLOCSTALL, pgscan_direct) and free memory never falls to min. The
+    /// first swap read makes the process sleep (`folio_lock_or_retry` in `do_swap_page`,
+    /// mm/memory.c v6.12): kswapd runs then (`balance_pgdat`: PAGEOUTRUN, pgscan_kswapd) and
+    /// leaves the node balanced. The default mode runs kswapd when each access returns:
+    /// no direct reclaim at all.
+    #[test]
+    fn on_one_cpu_the_process_reclaims_directly_until_a_swap_read_lets_kswapd_run() {
+        let run = |mode: KswapdMode| {
+            let mut k = kernel("6.12");
+            k.set_kswapd_mode(mode);
+            let pid = k.spawn("test", false).unwrap();
+            let n = 3000u64; // more than the 2048 pages of memory
+            let a = k.mmap(pid, n * 4096, MapKind::Anon, false, None).unwrap();
+            let mut lowest = u64::MAX;
+            for i in 0..n {
+                k.access(pid, 0, a + i * 4096, true, i + 1).unwrap();
+                lowest = lowest.min(k.mem.nr_free());
+            }
+            k.check_invariants().unwrap();
+            (k, pid, a, lowest)
+        };
+        let (mut k, pid, a, lowest) = run(KswapdMode::OneCpu);
+        assert!(k.vmstat.get(Vm::allocstall_normal) > 0 && k.vmstat.get(Vm::pgscan_direct) > 0);
+        assert_eq!((k.vmstat.get(Vm::pageoutrun), k.vmstat.get(Vm::pgscan_kswapd)), (0, 0), "kswapd never ran");
+        assert!(k.kswapd.woken, "woken at the low watermark, waiting for the CPU");
+        assert!(lowest >= k.mem.wmark.min, "direct reclaim keeps free memory at min: {lowest}");
+        assert!(lowest <= k.mem.wmark.min + 1, "the process allocated down to min: {lowest}");
+        // the first page went to swap long ago: reading it back puts the process to sleep
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()));
+        k.access(pid, 0, a, false, 0).unwrap();
+        assert_eq!(k.vmstat.get(Vm::pgmajfault), 1);
+        assert_eq!(k.vmstat.get(Vm::pageoutrun), 1, "kswapd ran while the process slept");
+        assert!(k.vmstat.get(Vm::pgscan_kswapd) > 0 && !k.kswapd.woken && k.pgdat_balanced());
+        k.check_invariants().unwrap();
+        let (k, _, _, lowest) = run(KswapdMode::Settle);
+        assert_eq!(k.vmstat.get(Vm::allocstall_normal), 0, "kswapd ran after each access");
+        assert!(k.vmstat.get(Vm::pgscan_kswapd) > 0 && lowest > k.mem.wmark.min);
     }
 }

@@ -11,6 +11,12 @@ pub enum KswapdMode {
     Settle,
     /// Only when a scheduler steps it ([`crate::Kernel::kswapd_step`]).
     Actor,
+    /// A machine with one CPU (the replay oracle's guests run `-smp 1`): kswapd and the
+    /// faulting process share it, so a woken kswapd runs only when the process gives up the CPU
+    /// by sleeping: waiting for a swap read in `do_swap_page` ([`crate::Kernel::io_schedule`]).
+    /// Until then the process allocates on, and below the min watermark it reclaims directly.
+    /// Preemption at a scheduler tick is not modelled (the model has no CPU time).
+    OneCpu,
 }
 
 /// kswapd's state (`pgdat->kswapd_*`).

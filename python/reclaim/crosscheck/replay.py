@@ -37,6 +37,7 @@ import reclaim
 from reclaim import tracegen
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import Trace
+from reclaim.vm.guest import CPUS as GUEST_CPUS
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
 MAGIC = b"RPL1"
@@ -225,6 +226,7 @@ def model_counters(
         shmem=shmem,
         guest=(max(0, held), k.min, k.low, k.high),
         page_cluster=page_cluster,
+        one_cpu=GUEST_CPUS == 1,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

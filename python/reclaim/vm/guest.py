@@ -32,6 +32,10 @@ from reclaim.vm.assets import (
     load_manifest,
 )
 
+#: vCPUs of a guest (``-smp``). With one, kswapd and the process share the CPU: the model of
+#: a replay runs kswapd only while the process sleeps (``reclaim.trace.replay(one_cpu=True)``).
+CPUS = 1
+
 #: The console device and the swap disk's virtio transport of each arch.
 CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}
 BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
@@ -79,7 +83,7 @@ def qemu_command(
         "-m",
         str(memory_mib),
         "-smp",
-        "1",
+        str(CPUS),
         "-nographic",
         "-no-reboot",
         "-nic",
