@@ -9,9 +9,15 @@ use crate::mm::vmstat::Vm;
 
 impl Kernel {
     /// `lru_cache_add` / `folio_add_lru`: put a page on the LRU list its flags select; an
-    /// mlocked page goes to the unevictable list (`page_evictable`).
+    /// mlocked page goes to the unevictable list (`page_evictable`). With MGLRU, a page added
+    /// in a fault is made active first (6.12.117: "if (lru_gen_enabled() &&
+    /// !folio_test_unevictable(folio) && lru_gen_in_fault() && !(current->flags &
+    /// PF_MEMALLOC)) folio_set_active(folio);"), so it joins the youngest generation.
     pub(crate) fn lru_cache_add(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
+        if self.in_lru_fault && !f.test(pg::PG_UNEVICTABLE) {
+            f.set(pg::PG_ACTIVE);
+        }
         if f.test(pg::PG_MLOCKED) {
             f.clear(pg::PG_ACTIVE);
             f.set(pg::PG_UNEVICTABLE);
