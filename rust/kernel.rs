@@ -104,6 +104,11 @@ pub struct Kernel {
     pub(crate) nonresident_age: u32,
     /// Swap readahead: `vm.page-cluster` and `swapin_nr_pages`'s state (mm/swap_state.c).
     pub(crate) swap_ra: crate::mm::swap_state::SwapRa,
+    /// `current->in_lru_fault` (6.12 `lru_gen_enter_fault`: a fault in a VMA with recency,
+    /// with MGLRU): `folio_add_lru` makes the page active (the youngest generation). Set only
+    /// inside `handle_mm_fault`, so never in a snapshot.
+    #[serde(skip)]
+    pub(crate) in_lru_fault: bool,
     /// Mappings that got a migration entry in the current `migrate_page`:
     /// (pid, vma, addr, pte index, old pte value). Scratch of one call: not in a snapshot.
     #[serde(skip)]
@@ -168,6 +173,7 @@ impl Kernel {
             lru_recent: Default::default(),
             nonresident_age: 0,
             swap_ra: crate::mm::swap_state::SwapRa::new(nr_pages),
+            in_lru_fault: false,
             migration_targets: Vec::new(),
             kvm_migration_mode: false,
             cbrl: BTreeMap::new(),

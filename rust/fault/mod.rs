@@ -149,8 +149,17 @@ impl Kernel {
         unreachable_access(pid, addr)
     }
 
-    /// `handle_mm_fault` → `handle_pte_fault`.
+    /// `handle_mm_fault` → `handle_pte_fault`, between `lru_gen_enter_fault` (v6.12 with
+    /// MGLRU: `current->in_lru_fault = vma_has_recency(vma)`) and `lru_gen_exit_fault`.
     pub(crate) fn handle_mm_fault(&mut self, pid: u32, tid: u32, vma: u32, addr: u64, write: bool) -> Fault {
+        self.in_lru_fault = self.lru_gen_enabled() && self.vma_has_recency(vma);
+        let r = self.handle_pte_fault(pid, tid, vma, addr, write);
+        self.in_lru_fault = false;
+        r
+    }
+
+    /// The body of `handle_mm_fault`: `handle_pte_fault`.
+    fn handle_pte_fault(&mut self, pid: u32, tid: u32, vma: u32, addr: u64, write: bool) -> Fault {
         self.vmstat.inc(Vm::pgfault);
         let arch = self.arch();
         let page_addr = addr & !0xfff;

@@ -61,8 +61,8 @@ impl Kernel {
             return;
         };
         if self.lru_gen_enabled() {
-            // workingset_refault → lru_gen_refault (v6.12); swap-ins are in a fault
-            self.lru_gen_refault(pfn, shadow, true);
+            // workingset_refault → lru_gen_refault (6.12.117), `lru_gen_in_fault()` read there
+            self.lru_gen_refault(pfn, shadow, self.in_lru_fault);
             return;
         }
         if !self.profile.workingset_anon {

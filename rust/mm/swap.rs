@@ -15,8 +15,15 @@ impl Kernel {
     /// goes to the unevictable list and counts UNEVICTABLE_PGCULLED unless it was unevictable
     /// already (`if (!was_unevictable)`). 4.13's `putback_lru_page` counts the same two events
     /// by `was_unevictable` / `is_unevictable`.
+    /// With MGLRU, a page added in a fault is made active first (6.12.117 `folio_add_lru`: "if
+    /// (lru_gen_enabled() && !folio_test_unevictable(folio) && lru_gen_in_fault() &&
+    /// !(current->flags & PF_MEMALLOC)) folio_set_active(folio);"), so it joins the youngest
+    /// generation.
     pub(crate) fn lru_cache_add(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
+        if self.in_lru_fault && !f.test(pg::PG_UNEVICTABLE) {
+            f.set(pg::PG_ACTIVE);
+        }
         let was_unevictable = f.test(pg::PG_UNEVICTABLE);
         f.clear(pg::PG_UNEVICTABLE);
         if f.test(pg::PG_MLOCKED) {

@@ -58,13 +58,11 @@ impl Kernel {
                     r.vm_flags |= vm::VM_LOCKED;
                     return ControlFlow::Break(());
                 }
-                // v6.12 folio_referenced_one: "if (lru_gen_enabled() && pte_young(..)) {
-                // lru_gen_look_around(&pvmw); referenced++; }", then ptep_clear_flush_young
-                let young = if k.lru_gen_enabled() && k.arch().pte_young(k.mmx(m.pid).pt.pte(m.idx)) {
-                    if !k.lru_gen_look_around(m) {
-                        k.ptep_test_and_clear_young(m.pid, m.idx);
-                    }
-                    true
+                // 6.12.117 folio_referenced_one: "if (lru_gen_enabled() && pvmw.pte) { if
+                // (lru_gen_look_around(&pvmw)) referenced++; } else if (pvmw.pte) { if
+                // (ptep_clear_flush_young_notify(..)) referenced++; }"
+                let young = if k.lru_gen_enabled() {
+                    k.lru_gen_look_around(m)
                 } else {
                     k.ptep_test_and_clear_young(m.pid, m.idx)
                 };

@@ -410,6 +410,11 @@ pub mod lru_gen_folio {
         pub refaulted: [[u64; MAX_NR_TIERS]; 2],
         /// `lru_gen_min_ttl` (`/sys/kernel/mm/lru_gen/min_ttl_ms`), in model ns; 0 = off.
         pub min_ttl: u64,
+        /// `current->reclaim_state->mm_walk != NULL` while a reclaim runs
+        /// (`set_mm_walk` .. `clear_mm_walk`): `lru_gen_look_around` promotes with
+        /// `folio_update_gen` instead of `folio_activate`. False between reclaims.
+        #[serde(skip)]
+        pub(crate) mm_walk: bool,
     }
 
     impl LruGenFolio {
@@ -427,6 +432,7 @@ pub mod lru_gen_folio {
                 evicted: [[0; MAX_NR_TIERS]; 2],
                 refaulted: [[0; MAX_NR_TIERS]; 2],
                 min_ttl: 0,
+                mm_walk: false,
             }
         }
 

@@ -61,11 +61,13 @@ fn positive_ctrl_err(sp: &CtrlPos, pv: &CtrlPos) -> bool {
 }
 
 impl Lru {
-    /// `lru_gen_add_folio` (include/linux/mm_inline.h, v6.12): put an evictable page in a
-    /// generation: active → the youngest; anon not in the swap cache (freshly faulted), or a
-    /// dirty page under reclaim → the second youngest; `reclaiming` or too few generations →
-    /// the oldest; else the second oldest. Clears PG_active ("see the comment on
-    /// MIN_NR_GENS"). Returns false for an unevictable page (the classic list takes it).
+    /// `lru_gen_add_folio` (include/linux/mm_inline.h, 6.12.117): put an evictable page in a
+    /// generation: active (a page added in a fault, `folio_add_lru` with `lru_gen_in_fault`, or
+    /// activated) → the youngest; anon not in the swap cache, or a dirty page under reclaim →
+    /// the second youngest; `reclaiming` or too few generations → the oldest; else the second
+    /// oldest. An active page loses PG_active, PG_referenced and its LRU_REFS_MASK count, not
+    /// PG_workingset ("see the comment on MIN_NR_GENS about PG_active"; "Don't clear
+    /// PG_workingset here"). Returns false for an unevictable page (the classic list takes it).
     pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> bool {
         let f = &frames[pfn as usize];
         if f.test(pg::PG_UNEVICTABLE) || !self.lrugen.enabled {
@@ -86,7 +88,9 @@ impl Lru {
         let gn = lru_gen_from_seq(seq);
         let f = &mut frames[pfn as usize];
         set_gen(f, gn);
-        f.clear(pg::PG_ACTIVE);
+        if f.test(pg::PG_ACTIVE) {
+            f.flags &= !(LRU_REFS_MASK | pg::PG_REFERENCED | pg::PG_ACTIVE);
+        }
         if reclaiming {
             self.link_tail(frames, pfn, list_index(gn, ty));
         } else {
@@ -114,12 +118,19 @@ impl Lru {
         self.size_at(list_index(gn, ty))
     }
 
-    /// `folio_inc_gen` (v6.12) on a page of the oldest generation: into the next one, losing
-    /// its access count and LRU_REFS_FLAGS; PG_reclaim if `reclaiming`. Returns the new gen;
-    /// the caller moves the page to its list.
+    /// `folio_inc_gen` (mm/vmscan.c, 6.12.117) on a page of the oldest generation: into the
+    /// next one, losing its access count and LRU_REFS_FLAGS; PG_reclaim if `reclaiming` ("for
+    /// folio_end_writeback()"). A page whose generation is already another ("folio_update_gen()
+    /// has promoted this page?") keeps it. Returns the new gen; the caller moves the page to
+    /// its list.
     fn folio_inc_gen(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> usize {
         let f = &mut frames[pfn as usize];
         let old_gen = lru_gen_from_seq(self.lrugen.min_seq[folio_type(f)]);
+        if let Some(gn) = folio_lru_gen(f) {
+            if gn != old_gen {
+                return gn;
+            }
+        }
         let new_gen = (old_gen + 1) % MAX_NR_GENS;
         f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
         if reclaiming {
@@ -221,24 +232,38 @@ impl Kernel {
         if !sc.may_swap || free < MIN_LRU_BATCH { 0 } else { SWAPPINESS }
     }
 
-    /// `lru_gen_shrink_node` (mm/vmscan.c, v6.12) for the one lruvec (`shrink_one` without
-    /// memcgs): `set_initial_priority`, `try_to_shrink_lruvec`; progress resets kswapd's
-    /// failures.
+    /// `lru_gen_shrink_node` (mm/vmscan.c, 6.12.117) for the one lruvec (`shrink_many` with one
+    /// memcg is one `shrink_one`): `set_mm_walk` (kswapd has `pgdat->mm_walk`, so its
+    /// `lru_gen_look_around` promotes with `folio_update_gen`; direct reclaim has none until an
+    /// aging walk allocates one), `set_initial_priority`, `try_to_shrink_lruvec` with kswapd's
+    /// `nr_reclaimed` counted from 0 (so `should_abort_scan` sees this call's), then
+    /// `clear_mm_walk`; progress resets kswapd's failures. Pages put back while reclaiming are
+    /// not added "in a fault" (reclaim runs with PF_MEMALLOC: `folio_add_lru`).
     pub(crate) fn lru_gen_shrink_node(&mut self, sc: &mut ScanControl) {
-        if !sc.may_writepage || !sc.may_unmap {
-            return;
-        }
         let reclaimed = sc.nr_reclaimed;
-        self.set_initial_priority(sc);
-        self.try_to_shrink_lruvec(sc);
+        if sc.may_writepage && sc.may_unmap {
+            let in_fault = std::mem::replace(&mut self.in_lru_fault, false);
+            self.lru.lrugen.mm_walk = sc.kswapd;
+            self.set_initial_priority(sc);
+            if sc.kswapd {
+                sc.nr_reclaimed = 0;
+            }
+            self.try_to_shrink_lruvec(sc);
+            if sc.kswapd {
+                sc.nr_reclaimed += reclaimed;
+            }
+            self.lru.lrugen.mm_walk = false;
+            self.in_lru_fault = in_fault;
+        }
         if sc.nr_reclaimed > reclaimed {
             self.kswapd.failures = 0;
         }
     }
 
-    /// `set_initial_priority` (v6.12): at DEF_PRIORITY, start at the priority where
-    /// `(reclaimable >> priority)` roughly meets `nr_to_reclaim`, reclaimable being the inactive
-    /// pages (anon only if it can be swapped).
+    /// `set_initial_priority` (6.12.117): at DEF_PRIORITY, start at the priority where
+    /// `(reclaimable >> priority)` roughly meets `nr_to_reclaim`, reclaimable being the
+    /// inactive pages (anon only if it can be swapped), clamped to [DEF_PRIORITY / 2,
+    /// DEF_PRIORITY] ("to prevent overshoots of shrinker objects").
     fn set_initial_priority(&mut self, sc: &mut ScanControl) {
         if sc.priority != DEF_PRIORITY || sc.nr_to_reclaim < MIN_LRU_BATCH {
             return;
@@ -248,7 +273,7 @@ impl Kernel {
             reclaimable += self.lru.size(LruList::InactiveAnon);
         }
         let priority = fls_long(reclaimable) - 1 - fls_long(sc.nr_to_reclaim - 1);
-        sc.priority = priority.clamp(0, DEF_PRIORITY);
+        sc.priority = priority.clamp(DEF_PRIORITY / 2, DEF_PRIORITY);
     }
 
     /// `try_to_shrink_lruvec` (v6.12): evict batches while `get_nr_to_scan` allows, until the
@@ -339,6 +364,8 @@ impl Kernel {
             return false;
         }
         if self.should_walk_mmu() {
+            // set_mm_walk(NULL, true): the walk stays until clear_mm_walk
+            self.lru.lrugen.mm_walk = true;
             for pid in self.pids() {
                 self.lru_gen_walk_mm(pid, can_swap);
             }
@@ -491,10 +518,11 @@ impl Kernel {
         success
     }
 
-    /// `evict_folios` (v6.12): isolate a batch from the oldest generation (`isolate_folios`),
-    /// run the classic `shrink_folio_list` on it, and put back the survivors; rejected pages do
-    /// not go back to the oldest generation (PG_active, so `lru_gen_add_folio` makes them
-    /// youngest), clean unmapped ones get one retry. Returns the pages scanned.
+    /// `evict_folios` (mm/vmscan.c, 6.12.117): isolate a batch from the oldest generation
+    /// (`isolate_folios`), run the classic `shrink_folio_list` on it, and put back the
+    /// survivors in the order they were shrunk (`move_folios_to_lru`); rejected pages do not go
+    /// back to the oldest generation (PG_active, so `lru_gen_add_folio` makes them youngest),
+    /// clean unmapped ones get one retry. Returns the pages scanned.
     pub(crate) fn evict_folios(&mut self, sc: &mut ScanControl, swappiness: u64) -> u64 {
         let (mut scanned, ty, list) = self.isolate_folios(sc, swappiness);
         scanned += self.try_to_inc_min_seq(swappiness != 0) as u64;
@@ -510,12 +538,13 @@ impl Kernel {
             let nr = list.len() as u64;
             let (reclaimed, keep, stat) = self.shrink_folio_list(list, sc, false);
             sc.nr_reclaimed += reclaimed;
-            self.log_reclaim(Ev::LruShrinkInactive, nr, reclaimed, stat.nr_unmap_fail);
+            self.log_reclaim(Ev::LruShrinkInactive, scanned, reclaimed, stat.nr_unmap_fail);
             let mut clean = Vec::new();
-            for pfn in keep.into_iter().rev() {
+            let mut retry = vec![false; keep.len()];
+            for (i, &pfn) in keep.iter().enumerate() {
                 let f = self.mem.frames[pfn as usize];
+                // move_folios_to_lru() culls unevictable folios via folio_putback_lru()
                 if f.test(pg::PG_MLOCKED) {
-                    self.putback_lru_page(pfn);
                     continue;
                 }
                 let fm = &mut self.mem.frames[pfn as usize];
@@ -524,7 +553,6 @@ impl Kernel {
                     if f.test(pg::PG_WORKINGSET) {
                         fm.set(pg::PG_REFERENCED);
                     }
-                    self.putback_lru_page(pfn);
                     continue;
                 }
                 if skip_retry
@@ -536,11 +564,15 @@ impl Kernel {
                     // don't add rejected folios to the oldest generation
                     fm.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
                     fm.set(pg::PG_ACTIVE);
-                    self.putback_lru_page(pfn);
                     continue;
                 }
                 // retry folios that may have missed folio_rotate_reclaimable()
+                retry[i] = true;
                 clean.push(pfn);
+            }
+            // move_folios_to_lru: the survivors but the clean ones, in the order shrunk
+            for (&pfn, _) in keep.iter().zip(&retry).filter(|(_, r)| !**r) {
+                self.putback_lru_page(pfn);
             }
             let steal = if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct };
             self.vmstat.add(steal, reclaimed);
@@ -549,7 +581,6 @@ impl Kernel {
             if clean.is_empty() {
                 break;
             }
-            clean.reverse();
             list = clean;
             skip_retry = true;
         }
@@ -624,19 +655,25 @@ impl Kernel {
         (scanned, list)
     }
 
-    /// `sort_folio` (v6.12): true when the page stays (moved within the generations): an
-    /// mlocked page goes to the unevictable list; a page of a tier above `tier_idx`, or with
-    /// the most accesses, is protected into the next generation (counted in `protected`); a
-    /// dirty file (lazyfree) page waits in the next generation with PG_reclaim.
+    /// `sort_folio` (mm/vmscan.c, 6.12.117): true when the page stays (moved within the
+    /// generations). An unevictable (mlocked) page is let through ("the generic path will
+    /// cull it": `shrink_folio_list` activates it and `move_folios_to_lru` puts it on the
+    /// unevictable list); a page whose generation is no longer the oldest ("promoted") moves
+    /// to the head of its generation's list; a page of a tier above `tier_idx`, or with the
+    /// most accesses, is protected into the next generation (counted in `protected`). One
+    /// zone, so no "ineligible" case. (6.12 has no "waiting for writeback" case: a dirty file
+    /// page goes to `shrink_folio_list`.)
     fn sort_folio(&mut self, pfn: u32, tier_idx: usize) -> bool {
         let f = self.mem.frames[pfn as usize];
         let ty = folio_type(&f);
-        // unevictable
+        // unevictable: let it through and the generic path will cull it
         if f.test(pg::PG_MLOCKED) {
-            self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
-            self.mem.frames[pfn as usize].set(pg::PG_UNEVICTABLE);
-            self.lru.add(&mut self.mem.frames, pfn);
-            self.vmstat.inc(Vm::unevictable_pgs_culled);
+            return false;
+        }
+        // promoted
+        let gn = folio_lru_gen(&f).unwrap_or(MAX_NR_GENS);
+        if gn != lru_gen_from_seq(self.lru.lrugen.min_seq[ty]) {
+            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
             return true;
         }
         let refs = folio_lru_refs(&f);
@@ -648,25 +685,21 @@ impl Kernel {
             self.lru.lrugen.protected[ty][tier - 1] += 1;
             return true;
         }
-        // waiting for writeback
-        if ty == LRU_GEN_FILE && f.test(pg::PG_DIRTY) {
-            let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, true);
-            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
-            return true;
-        }
         false
     }
 
-    /// `isolate_folio` (v6.12): off the generation (`lru_gen_del_folio(.., true)`) with a
-    /// reference; an unreferenced page loses its access count and LRU_REFS_FLAGS; PG_reclaim
-    /// and PG_referenced are cleared for shrink_folio_list.
+    /// `isolate_folio` (mm/vmscan.c, 6.12.117): off the generation (`lru_gen_del_folio(..,
+    /// true)`) with a reference; an unreferenced page loses its access count and
+    /// LRU_REFS_FLAGS ("see the comment on MAX_NR_TIERS"); PG_referenced is cleared for
+    /// shrink_folio_list. PG_reclaim (= PG_readahead) is left alone. The "swap constrained"
+    /// refusal needs a reclaim without __GFP_IO, which the model does not make.
     pub(crate) fn isolate_folio(&mut self, pfn: u32) {
         self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
         let f = &mut self.mem.frames[pfn as usize];
         if !f.test(pg::PG_REFERENCED) {
             f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
         }
-        f.clear(pg::PG_RECLAIM | pg::PG_REFERENCED);
+        f.clear(pg::PG_REFERENCED);
         f.set(pg::PG_ISOLATED);
         f.refcount += 1;
     }
@@ -684,8 +717,9 @@ impl Kernel {
         self.vmstat.inc(Vm::oom_kill);
     }
 
-    /// `lruvec_is_reclaimable` (v6.12): sizable and its oldest evictable generation born more
-    /// than `min_ttl` ago.
+    /// `lruvec_is_reclaimable` (6.12.117): sizable (`lruvec_is_sizable`: its evictable pages
+    /// `>> priority`, the root memcg being online) and its oldest file generation
+    /// (`min_seq[LRU_GEN_FILE]`, which anon's never passes) born more than `min_ttl` ago.
     fn lruvec_is_reclaimable(&self, sc: &ScanControl, min_ttl: u64) -> bool {
         let swappiness = self.lru_gen_swappiness(sc);
         let g = &self.lru.lrugen;
@@ -696,30 +730,38 @@ impl Kernel {
                 total += self.lru.gen_size(lru_gen_from_seq(seq), ty);
             }
         }
-        // lruvec_is_sizable: without memcgs (mem_cgroup_online false), any page
-        if total == 0 {
+        // lruvec_is_sizable: the root memcg is online, so `total >> priority`
+        if total >> sc.priority == 0 {
             return false;
         }
-        let birth = g.timestamps[lru_gen_from_seq(g.min_seq[first])];
+        // "see the comment on lru_gen_folio": the file type's oldest generation
+        let birth = g.timestamps[lru_gen_from_seq(g.min_seq[LRU_GEN_FILE])];
         self.now > birth + min_ttl
     }
 
-    /// `lru_gen_look_around` (v6.12), from `folio_referenced_one` on a young PTE: make the PTE
-    /// and up to MIN_LRU_BATCH young PTEs around it (same page table, same VMA) old, promoting
-    /// their pages to the youngest generation (`folio_activate`), or marking a page off the
-    /// lists PG_referenced. Skips VM_SPECIAL VMAs and single-page ranges (then only the PTE
-    /// itself is made old, by the caller).
+    /// `lru_gen_look_around` (mm/vmscan.c, 6.12.117), from `folio_referenced_one` for each PTE
+    /// of the page: false if the PTE was old. Else it is made old (`ptep_clear_young_notify`),
+    /// and so are the young PTEs around it (same page table and VMA, at most MIN_LRU_BATCH
+    /// pages; not in a VM_SPECIAL VMA), whose pages are promoted to the youngest generation:
+    /// with a walk (`current->reclaim_state->mm_walk`: kswapd always)
+    /// by `folio_update_gen`, else by `folio_clear_lru_refs` + `folio_activate` (counting
+    /// pgactivate); a page off the lists gets PG_referenced. Anon pages around a file page are
+    /// left alone (`get_pfn_folio`: `!can_swap`). A dirty PTE marks its page dirty. True.
     pub(crate) fn lru_gen_look_around(&mut self, m: Mapping) -> bool {
-        let v = self.vma(m.vma);
-        if v.flags & vm::VM_SPECIAL != 0 {
+        if !self.ptep_test_and_clear_young(m.pid, m.idx) {
             return false;
+        }
+        let v = self.vma(m.vma);
+        // exclude special VMAs containing anon pages from COW
+        if v.flags & vm::VM_SPECIAL != 0 {
+            return true;
         }
         let pmd_span = self.arch().geometry().0.pt_span();
         let pmd_mask = !(pmd_span - 1);
         let mut start = (m.addr & pmd_mask).max(v.start);
         let mut end = (m.addr | !pmd_mask).min(v.end - 1) + 1;
         if end - start == 4096 {
-            return false;
+            return true;
         }
         let batch = MIN_LRU_BATCH * 4096;
         if end - start > batch {
@@ -732,21 +774,35 @@ impl Kernel {
                 end = m.addr + batch / 2;
             }
         }
+        let own = self.arch().pte_pfn(self.mmx(m.pid).pt.pte(m.idx));
+        let can_swap =
+            (own as usize) < self.mem.frames.len() && folio_type(&self.mem.frames[own as usize]) == LRU_GEN_ANON;
         let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
+        let walk = self.lru.lrugen.mm_walk;
         let arch = self.arch();
         let mut addr = start;
         while let Some((a, idx)) = self.next_pte_slot(m.pid, addr, end) {
             addr = a + 4096;
             let pte = self.mmx(m.pid).pt.pte(idx);
             let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
-            self.ptep_test_and_clear_young(m.pid, idx);
+            // get_pfn_folio: file VMAs can contain anon pages from COW
+            if !can_swap && folio_type(&self.mem.frames[pfn as usize]) == LRU_GEN_ANON {
+                continue;
+            }
+            if !self.ptep_test_and_clear_young(m.pid, idx) {
+                continue;
+            }
             if arch.pte_dirty(pte) {
                 self.lru_gen_mark_dirty(pfn);
+            }
+            if walk {
+                self.folio_update_gen(pfn, new_gen);
+                continue;
             }
             match folio_lru_gen(&self.mem.frames[pfn as usize]) {
                 None => self.mem.frames[pfn as usize].set(pg::PG_REFERENCED),
                 Some(old) if old != new_gen => {
-                    self.mem.frames[pfn as usize].flags &= !LRU_REFS_MASK;
+                    self.mem.frames[pfn as usize].flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
                     self.activate_page(pfn);
                 }
                 Some(_) => {}
@@ -817,6 +873,7 @@ impl Kernel {
             let f = &mut self.mem.frames[pfn as usize];
             f.flags |= LRU_REFS_MASK;
             f.set(pg::PG_WORKINGSET);
+            // WORKINGSET_RESTORE_BASE + type: only anon (swap-backed) pages refault from swap
             self.vmstat.inc(Vm::workingset_restore_anon);
         }
     }
@@ -910,28 +967,62 @@ mod tests {
         assert_eq!([0, 1, 2, 3, 4].map(lru_tier_from_refs), [0, 1, 2, 2, 3]);
     }
 
-    /// lru_gen_add_folio (include/linux/mm_inline.h, v6.12): a freshly faulted anon page (not
-    /// in the swap cache) goes to the second youngest generation, `max_seq - 1`, and PG_active
-    /// is never left set on a page of a generation.
+    /// folio_add_lru (mm/swap.c, 6.12.117) in a fault (`lru_gen_in_fault`) sets PG_active, so
+    /// lru_gen_add_folio (include/linux/mm_inline.h) puts a freshly faulted page in the
+    /// youngest generation, `max_seq`, and clears PG_active; outside a fault an anon page not in
+    /// the swap cache goes to the second youngest (`max_seq - 1`).
     #[test]
-    fn a_faulted_anon_page_joins_the_second_youngest_generation() {
+    fn a_faulted_page_joins_the_youngest_generation_and_a_put_back_one_the_second() {
         for arch in [Arch::S390x, Arch::X86_64] {
             let mut k = lru_gen_kernel(arch);
             let (pid, a) = proc_with_pages(&mut k, false, 4);
-            let f = &k.mem.frames[pfn_at(&k, pid, a) as usize];
-            assert_eq!(folio_lru_gen(f), Some(lru_gen_from_seq(k.lru.lrugen.max_seq - 1)), "{arch:?}");
+            let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+            let pfn = pfn_at(&k, pid, a);
+            let f = &k.mem.frames[pfn as usize];
+            assert_eq!(folio_lru_gen(f), Some(youngest), "{arch:?}");
             assert!(!f.test(pg::PG_ACTIVE));
-            let g = lru_gen_from_seq(k.lru.lrugen.max_seq - 1);
-            assert_eq!(k.lru.gen_size(g, LRU_GEN_ANON), 4);
+            assert!(!k.in_lru_fault, "lru_gen_exit_fault");
+            assert_eq!(k.lru.gen_size(youngest, LRU_GEN_ANON), 4);
             // the classic gauges count the two youngest generations as active
             assert_eq!(k.lru.size(LruList::ActiveAnon), 4);
             assert_eq!(k.lru.size(LruList::InactiveAnon), 0);
+            // isolated for reclaim (lru_gen_del_folio(.., true): no PG_active) and put back
+            k.isolate_folio(pfn);
+            k.putback_lru_page(pfn);
+            let second = lru_gen_from_seq(k.lru.lrugen.max_seq - 1);
+            assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(second), "{arch:?}");
+            k.check_invariants().unwrap();
         }
     }
 
-    /// try_to_inc_max_seq → inc_max_seq (mm/vmscan.c, v6.12): aging opens a new, empty youngest
-    /// generation; with MAX_NR_GENS generations already, inc_min_seq first empties the oldest
-    /// into the next (folio_inc_gen) and advances min_seq.
+    /// lru_gen_add_folio (include/linux/mm_inline.h, 6.12.117): an active page loses
+    /// PG_referenced and its LRU_REFS_MASK count but keeps PG_workingset ("Don't clear
+    /// PG_workingset here because it can affect PSI accounting").
+    #[test]
+    fn an_activated_page_loses_its_access_count_but_not_workingset() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 1);
+        let pfn = pfn_at(&k, pid, a);
+        for _ in 0..4 {
+            k.folio_inc_refs(pfn);
+        }
+        let f = k.mem.frames[pfn as usize];
+        assert!(f.test(pg::PG_REFERENCED) && f.test(pg::PG_WORKINGSET) && f.flags & LRU_REFS_MASK != 0);
+        // isolate_lru_page (not reclaiming): lru_gen_del_folio sets PG_active for an active gen
+        assert!(k.isolate_lru_page(pfn));
+        assert!(k.mem.frames[pfn as usize].test(pg::PG_ACTIVE));
+        k.putback_lru_page(pfn);
+        let f = k.mem.frames[pfn as usize];
+        assert!(!f.test(pg::PG_ACTIVE) && !f.test(pg::PG_REFERENCED));
+        assert_eq!(f.flags & LRU_REFS_MASK, 0);
+        assert!(f.test(pg::PG_WORKINGSET));
+        assert_eq!(folio_lru_refs(&f), 1);
+        k.check_invariants().unwrap();
+    }
+
+    /// try_to_inc_max_seq → inc_max_seq (mm/vmscan.c, 6.12.117): aging opens a new, empty
+    /// youngest generation; with MAX_NR_GENS generations already, inc_min_seq first empties the
+    /// oldest into the next (folio_inc_gen) and advances min_seq.
     #[test]
     fn aging_creates_a_generation() {
         let mut k = lru_gen_kernel(Arch::S390x);
@@ -944,9 +1035,12 @@ mod tests {
         assert_eq!(k.lru.lrugen.min_seq, [1, 1], "four generations: the oldest is folded into the next");
         assert_eq!(k.lru.lrugen.timestamps[lru_gen_from_seq(max0 + 1)], k.now, "born now");
         assert_eq!(k.lru.gen_size(lru_gen_from_seq(max0 + 1), LRU_GEN_ANON), 0, "the new generation is empty");
-        // the pages stayed in their generation, now the third youngest (inactive)
+        // the pages stayed in their generation, now the second youngest (still active)
         let f = &k.mem.frames[pfn_at(&k, pid, a) as usize];
-        assert_eq!(folio_lru_gen(f), Some(lru_gen_from_seq(max0 - 1)));
+        assert_eq!(folio_lru_gen(f), Some(lru_gen_from_seq(max0)));
+        assert_eq!(k.lru.size(LruList::ActiveAnon), 8);
+        // one more generation and they are inactive
+        assert!(k.try_to_inc_max_seq(max0 + 1, true, false));
         assert_eq!(k.lru.size(LruList::InactiveAnon), 8);
         // a stale seq does not age again
         assert!(!k.try_to_inc_max_seq(max0, true, false));
@@ -960,7 +1054,8 @@ mod tests {
     fn eviction_takes_the_oldest_generation() {
         let mut k = lru_gen_kernel(Arch::S390x);
         let (old_pid, old_a) = proc_with_pages(&mut k, false, 64);
-        for _ in 0..2 {
+        // faulted into max_seq = 3; three agings make seq 3 the oldest (min_seq 3, max_seq 6)
+        for _ in 0..3 {
             let seq = k.lru.lrugen.max_seq;
             assert!(k.try_to_inc_max_seq(seq, true, false));
         }
@@ -983,12 +1078,13 @@ mod tests {
         k.check_invariants().unwrap();
     }
 
-    /// lru_gen_refault (mm/workingset.c, v6.12): a page swapped back in from a shadow of the
-    /// current oldest generation, in a fault, gets the most accesses and PG_workingset
-    /// (workingset_restore); sort_folio then protects it into the next generation and counts it
-    /// in `protected` of its tier.
+    /// lru_gen_refault (mm/workingset.c, 6.12.117): a page swapped back in from a shadow of the
+    /// current oldest generation, in a fault, counts as refaulted in its tier (the PID
+    /// controller's input), activated and restored: LRU_REFS_MASK and PG_workingset. The fault's
+    /// folio_add_lru then makes it active, and lru_gen_add_folio clears LRU_REFS_MASK again: it
+    /// lands in the youngest generation with PG_workingset only (tier 1).
     #[test]
-    fn a_refaulting_page_is_restored_and_protected() {
+    fn a_refaulting_page_is_restored_into_the_youngest_generation() {
         let mut k = lru_gen_kernel(Arch::S390x);
         // one page read per fault: readahead's neighbours would refault too
         k.set_page_cluster(0).unwrap();
@@ -1003,20 +1099,53 @@ mod tests {
         k.access(pid, 0, a + gone * 4096, false, 0).unwrap();
         assert_eq!(k.vmstat.get(Vm::workingset_refault_anon), 1);
         assert_eq!(k.vmstat.get(Vm::workingset_activate_anon), 1, "the shadow is of the oldest generation");
-        assert_eq!(k.vmstat.get(Vm::workingset_restore_anon), before + 1);
+        assert_eq!(k.vmstat.get(Vm::workingset_restore_anon), before + 1, "in a fault");
         let pfn = pfn_at(&k, pid, a + gone * 4096);
         let f = k.mem.frames[pfn as usize];
-        assert_eq!(folio_lru_refs(&f), 1 << LRU_REFS_WIDTH, "the most accesses");
         assert!(f.test(pg::PG_WORKINGSET));
+        assert_eq!(folio_lru_refs(&f), 1, "LRU_REFS_MASK cleared by lru_gen_add_folio");
+        assert_eq!(folio_lru_gen(&f), Some(lru_gen_from_seq(k.lru.lrugen.max_seq)));
         let refaulted: u64 = k.lru.lrugen.refaulted[LRU_GEN_ANON].iter().sum();
         assert_eq!(refaulted, 1);
-        // sort_folio: protected whatever the tier_idx
-        let gen_before = folio_lru_gen(&f).unwrap();
-        assert!(k.sort_folio(pfn, 0));
+        k.check_invariants().unwrap();
+    }
+
+    /// sort_folio (mm/vmscan.c, 6.12.117) on pages at the tail of the oldest generation: a page
+    /// with the most accesses is protected into the next generation and counted in `protected`
+    /// of its tier; a page whose generation is another ("promoted", as folio_update_gen leaves
+    /// it) moves to that generation's list; an mlocked page is let through (false) for
+    /// shrink_folio_list to cull; a plain page is evicted (false).
+    #[test]
+    fn sort_folio_protects_promotes_and_lets_through() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 4);
+        for _ in 0..3 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
         let min_gen = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
-        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some((min_gen + 1) % MAX_NR_GENS));
-        assert_ne!(gen_before, MAX_NR_GENS);
+        let pfns: Vec<u32> = (0..4).map(|i| pfn_at(&k, pid, a + i * 4096)).collect();
+        assert!(pfns.iter().all(|&p| folio_lru_gen(&k.mem.frames[p as usize]) == Some(min_gen)));
+        // protected: PG_referenced, PG_workingset, then LRU_REFS_MASK up to its top
+        for _ in 0..5 {
+            k.folio_inc_refs(pfns[0]);
+        }
+        assert_eq!(folio_lru_refs(&k.mem.frames[pfns[0] as usize]), 1 << LRU_REFS_WIDTH);
+        assert!(k.sort_folio(pfns[0], MAX_NR_TIERS - 1));
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfns[0] as usize]), Some((min_gen + 1) % MAX_NR_GENS));
         assert_eq!(k.lru.lrugen.protected[LRU_GEN_ANON][lru_tier_from_refs(1 << LRU_REFS_WIDTH) - 1], 1);
+        assert_eq!(folio_lru_refs(&k.mem.frames[pfns[0] as usize]), 0, "folio_inc_gen clears the count");
+        // promoted: the flags name the youngest generation, the page is still on the oldest list
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        set_gen(&mut k.mem.frames[pfns[1] as usize], youngest);
+        assert!(k.sort_folio(pfns[1], 0));
+        assert_eq!(k.mem.frames[pfns[1] as usize].lru_list as usize, list_index(youngest, LRU_GEN_ANON));
+        // unevictable: let through
+        k.mem.frames[pfns[2] as usize].set(pg::PG_MLOCKED);
+        assert!(!k.sort_folio(pfns[2], 0));
+        k.mem.frames[pfns[2] as usize].clear(pg::PG_MLOCKED);
+        // a tier-0 page: evicted
+        assert!(!k.sort_folio(pfns[3], 0));
         k.check_invariants().unwrap();
     }
 
@@ -1038,50 +1167,96 @@ mod tests {
     }
 
     /// The caps (/sys/kernel/mm/lru_gen/enabled) and the young emulation: s390 has no hardware
-    /// young bit, so 6.12 reports 0x0001 and aging walks no page tables (`should_walk_mmu`
-    /// false): the PTEs stay young. x86_64 reports 0x0007 and the walk makes them old and
-    /// moves their pages to the generation being closed.
+    /// young bit, so 6.12 reports 0x0001 and aging walks no page tables (`try_to_inc_max_seq`
+    /// without `mm_state` goes straight to `inc_max_seq`): the PTEs stay young and the pages
+    /// stay in their generation. x86_64 reports 0x0007 and the walk (`walk_pte_range`) makes
+    /// young PTEs old and promotes their pages to the youngest generation (`folio_update_gen`).
     #[test]
     fn aging_walks_page_tables_only_with_the_mm_walk_cap() {
         for (arch, caps, walks) in [(Arch::S390x, 0x0001, false), (Arch::X86_64, 0x0007, true)] {
             let mut k = lru_gen_kernel(arch);
             assert_eq!(k.lru.lrugen.caps, caps, "{arch:?}");
             let (pid, a) = proc_with_pages(&mut k, false, 8);
+            let faulted = lru_gen_from_seq(k.lru.lrugen.max_seq);
+            make_old(&mut k, pid, a, 8);
+            // touch the first page again: young once more
+            k.access(pid, 0, a, false, 0).unwrap();
             let seq = k.lru.lrugen.max_seq;
-            k.try_to_inc_max_seq(seq, true, false);
+            assert!(k.try_to_inc_max_seq(seq, true, false));
             let young = k.arch().pte_young(k.pte_at(pid, a).unwrap());
             assert_eq!(young, !walks, "{arch:?}: the walk clears young bits");
             let gn = folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a) as usize]).unwrap();
-            let expect = if walks { lru_gen_from_seq(seq) } else { lru_gen_from_seq(seq - 1) };
+            assert_eq!(gn, faulted, "{arch:?}: the walk's generation is max_seq before the increment");
+            // the next aging finds it young (s390: never looked at)
+            k.access(pid, 0, a, false, 0).unwrap();
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+            let gn = folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a) as usize]).unwrap();
+            let expect = if walks { lru_gen_from_seq(seq) } else { faulted };
             assert_eq!(gn, expect, "{arch:?}: folio_update_gen promotes what the walk found young");
+            let cold = folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a + 4096) as usize]).unwrap();
+            assert_eq!(cold, faulted, "{arch:?}: an old PTE's page stays");
             k.check_invariants().unwrap();
         }
     }
 
-    /// lru_gen_look_around (mm/vmscan.c, v6.12) on s390 (caps 0x0001): evicting one page makes
-    /// the young PTEs around it old, i.e. invalid: their pages are promoted to the youngest
-    /// generation, and the next access to one is a (minor) fault that makes it young again.
+    /// lru_gen_look_around (mm/vmscan.c, 6.12.117) on s390 (caps 0x0001), from
+    /// folio_referenced_one: the page's own PTE is made old first (referenced), then the young
+    /// PTEs around it, i.e. made invalid: their pages are promoted to the youngest generation
+    /// (direct reclaim has no walk: folio_activate, pgactivate), and the next access to one is
+    /// a (minor) fault that makes it young again. An old PTE is not referenced.
     #[test]
     fn look_around_makes_neighbours_old_and_promotes_them_on_s390() {
         let mut k = lru_gen_kernel(Arch::S390x);
         let (pid, a) = proc_with_pages(&mut k, false, 16);
+        for _ in 0..2 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
         let target = pfn_at(&k, pid, a);
         assert!(k.isolate_lru_page(target));
+        let activations = k.vmstat.get(Vm::pgactivate);
         let r = k.folio_referenced(target);
         assert_eq!(r.referenced, 1);
         let arch = k.arch();
+        assert!(!arch.pte_young(k.pte_at(pid, a).unwrap()), "its own PTE made old");
         let neighbour = a + 5 * 4096;
         let pte = k.pte_at(pid, neighbour).unwrap();
         assert!(!arch.pte_young(pte), "the neighbour's PTE was made old");
         let npfn = arch.pte_pfn(pte);
         let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
         assert_eq!(folio_lru_gen(&k.mem.frames[npfn as usize]), Some(youngest), "promoted (folio_activate)");
-        assert!(k.mem.frames[target as usize].test(pg::PG_REFERENCED), "the isolated page itself: PG_referenced");
+        assert_eq!(k.vmstat.get(Vm::pgactivate), activations + 15, "the fifteen neighbours");
+        assert_eq!(k.folio_referenced(target).referenced, 0, "an old PTE: not referenced");
         k.putback_lru_page(target);
         let faults = k.vmstat.get(Vm::pgfault);
         k.access(pid, 0, neighbour, false, 0).unwrap();
         assert_eq!(k.vmstat.get(Vm::pgfault), faults + 1, "s390 young emulation: a minor fault");
         assert!(arch.pte_young(k.pte_at(pid, neighbour).unwrap()));
+        k.check_invariants().unwrap();
+    }
+
+    /// lru_gen_shrink_node (mm/vmscan.c, 6.12.117): kswapd reclaims with `pgdat->mm_walk`, so
+    /// its lru_gen_look_around promotes with folio_update_gen (no pgactivate), and clears the
+    /// walk when done; set_initial_priority never starts below DEF_PRIORITY / 2.
+    #[test]
+    fn kswapd_looks_around_with_its_walk_and_no_activations() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 64);
+        for _ in 0..3 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+        let mut sc = ScanControl::new(4096, true);
+        k.lru_gen_shrink_node(&mut sc);
+        assert!(sc.priority >= DEF_PRIORITY / 2, "priority {}", sc.priority);
+        assert!(!k.lru.lrugen.mm_walk, "clear_mm_walk");
+        assert_eq!(k.vmstat.get(Vm::pgactivate), 0, "folio_update_gen, not folio_activate");
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        let promoted = (1..64)
+            .filter(|i| folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a + i * 4096) as usize]) == Some(youngest))
+            .count();
+        assert!(promoted > 0, "look-around promoted the neighbours");
         k.check_invariants().unwrap();
     }
 

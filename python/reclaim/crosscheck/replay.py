@@ -207,10 +207,12 @@ def model_counters(
     shmem: bool = False,
     evictable_free: bool = True,
     page_cluster: int = 0,
+    lru_gen: str = "off",
 ) -> dict[str, int]:
-    """Replay the trace at ``path`` in the model (profile 6.12, ``arch``) with the memory the
-    guest reported in ``k`` and the guest's ``vm.page-cluster``: the :data:`VMSTAT` counters,
-    ``majflt`` and ``minflt``.
+    """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
+    MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
+    ``k`` and the guest's ``vm.page-cluster``: the :data:`VMSTAT` counters, ``majflt`` and
+    ``minflt``.
 
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
     lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
@@ -218,7 +220,7 @@ def model_counters(
     held = k.held - k.evictable if evictable_free else k.held
     r = reclaim.trace.replay(
         path,
-        profile="6.12",
+        profile="6.12-debian" if lru_gen == "on" else "6.12",
         arch=arch,
         memory=(k.managed + 1) * PAGE,  # the model's pfn 0 is the zero page, not managed
         swap=max(k.swap_kib * 1024, 64 * PAGE),
@@ -374,7 +376,9 @@ def run_trace(
     with tempfile.TemporaryDirectory(prefix="reclaim-replay-") as td:
         path = Path(td) / "trace.bin"
         reclaim.trace.write(path, trace.keys, trace.writes, format="binary")
-        model = model_counters(path, arch, kernel[0], shmem=shmem, page_cluster=page_cluster)
+        model = model_counters(
+            path, arch, kernel[0], shmem=shmem, page_cluster=page_cluster, lru_gen=lru_gen
+        )
         ref = reference_misses(trace, capacity, Path(td))
     info = dict(g.info)
     info["manifest"] = g.manifest
