@@ -142,9 +142,9 @@ impl Kernel {
             if expect == 0 {
                 return Err(format!("pfn {pfn} is neither free nor accounted for (flags {:?})", f.flag_names()));
             }
-            if f.test(pg::PG_LRU) && f.lru_list as usize >= crate::vmscan::lru::NR_LRU_LISTS {
+            if f.test(pg::PG_LRU) && f.lru_list() as usize >= crate::vmscan::lru::NR_LRU_LISTS {
                 // a generation's list (MGLRU): its [gen][type] agrees with the page's flags
-                let li = f.lru_list as usize - crate::vmscan::lru::NR_LRU_LISTS;
+                let li = f.lru_list() as usize - crate::vmscan::lru::NR_LRU_LISTS;
                 let (gn, ty) = (li / 2, li % 2);
                 let flags_gen = crate::vmscan::lru_gen::folio_lru_gen(f);
                 let file = !f.test(pg::PG_SWAPBACKED) as usize;
@@ -169,14 +169,14 @@ impl Kernel {
                 if crate::vmscan::lru_gen::folio_lru_gen(f).is_some() {
                     return Err(format!("pfn {pfn} is on a classic list with a generation"));
                 }
-                if LruList::of(f) as u8 != f.lru_list {
+                if LruList::of(f) as u8 != f.lru_list() {
                     return Err(format!(
                         "pfn {pfn} is on list {} but its flags select {:?}",
-                        f.lru_list,
+                        f.lru_list(),
                         LruList::of(f)
                     ));
                 }
-                on_lru[f.lru_list as usize] += 1;
+                on_lru[f.lru_list() as usize] += 1;
             } else if f.test(pg::PG_HWPOISON) {
                 if f.mapcount != 0 || in_swapcache || pagecache != 0 {
                     return Err(format!("pfn {pfn} is poisoned but still in use (flags {:?})", f.flag_names()));

@@ -205,10 +205,12 @@ impl PageTables {
             let i = self.ptes.len() / n;
             // small address spaces double as Vec does (a sparse mm keeps only the tables it
             // touched); past 64 tables grow by an eighth, so the slack of a big address space's
-            // tables stays at 12.5% (a 256 GiB guest's tables are 1 GiB with PGSTEs)
-            if self.ptes.len() == self.ptes.capacity() {
+            // tables stays at 12.5% (a 256 GiB guest's tables are 1 GiB with PGSTEs). The
+            // growth is a whole number of tables: a capacity between two tables would leave
+            // `resize` to grow the vector itself, and Vec doubles (a 1M-page mm had 60% slack)
+            if self.ptes.capacity() - self.ptes.len() < n {
                 let len = self.ptes.len();
-                let extra = if len < 64 * n { len.max(n) } else { len / 8 };
+                let extra = if len < 64 * n { len.max(n) } else { (len / 8).div_ceil(n) * n };
                 self.ptes.reserve_exact(extra);
                 if self.has_pgste {
                     self.pgstes.reserve_exact(extra);

@@ -124,7 +124,7 @@ impl Kernel {
                     self.tick(self.cost.access);
                     let f = &mut self.mem.frames[pfn as usize];
                     // the storage key's reference and change bits are set by the hardware
-                    f.skey |= if write { 0x06 } else { 0x04 };
+                    f.or_skey(if write { 0x06 } else { 0x04 });
                     if write {
                         debug_assert!(pfn != ZERO_PFN, "store through a zero-page PTE");
                         f.content = value;

@@ -188,7 +188,7 @@ impl Kernel {
             let x = self.anon_exclusive_flag();
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = root + 1;
-            fm.index = index;
+            fm.set_index(index);
             fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
             if exclusive || swp_excl {
                 fm.set(x);

@@ -158,7 +158,7 @@ impl Kernel {
         let f = &mut self.mem.frames[pfn as usize];
         f.clear(pg::PG_ACTIVE | pg::PG_UNEVICTABLE | pg::PG_REFERENCED | pg::PAGE_MAPPING_ANON);
         f.mapping = 0;
-        f.index = 0;
+        f.set_index(0);
     }
 }
 

@@ -50,14 +50,14 @@ impl Kernel {
             let nf = &mut self.mem.frames[new as usize];
             nf.content = of.content;
             nf.mapping = of.mapping;
-            nf.index = of.index;
+            nf.set_index(of.index());
             nf.private = of.private;
             nf.flags = of.flags & !(pg::PG_LRU | pg::PG_ISOLATED | pg::PG_BUDDY);
         }
         if let Some(off) = of.swap_offset() {
             self.swap.set_cache_page(off, Some(new));
         } else if of.mapping != 0 && !of.anon() {
-            self.filex_mut(of.mapping - 1).pages.insert(of.index, crate::mm::CacheEntry::Page(new));
+            self.filex_mut(of.mapping - 1).pages.insert(of.index(), crate::mm::CacheEntry::Page(new));
         }
         let cached = of.swap_offset().is_some() || (of.mapping != 0 && !of.anon());
         if cached {

@@ -70,8 +70,32 @@ pub const NO_PFN: u32 = u32::MAX;
 /// The shared zero page.
 pub const ZERO_PFN: u32 = 0;
 
-/// One page frame. 48 bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `index` bits of [`Frame`]'s packed index word: a page's index is a user address or a
+/// file offset shifted by `PAGE_SHIFT`, so below 2^52 on a 64-bit machine (the kernel's
+/// `MAX_LFS_FILESIZE` keeps a file's below 2^51).
+const INDEX_BITS: u32 = 52;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+/// The LRU list number (`lru_list`, 0..16) sits above the index.
+const LRU_LIST_SHIFT: u32 = INDEX_BITS;
+const LRU_LIST_MASK: u64 = 0xf << LRU_LIST_SHIFT;
+/// The storage key (one byte) in the top byte.
+const SKEY_SHIFT: u32 = 56;
+
+/// One page frame: 44 bytes, 4-byte aligned (the two 64-bit words are packed between 32-bit
+/// fields; `frame_is_44_bytes` pins the size).
+///
+/// What each field costs: `flags`, `refcount`, `mapcount`, `mapping`, `private` and the two LRU
+/// links 4 bytes each (u32: pfns and swap offsets are below 2^31, see [`Memory::check`] and
+/// the swap device's limit); the content tag 8 (the value a store wrote, as the API returns
+/// it); and one 8-byte word that packs `page->index` (52 bits), the LRU list the page is on
+/// (4 bits) and the s390 storage key (8 bits). The LRU generation and access count of the
+/// multi-gen LRU live in `flags` (`LRU_GEN_MASK`, `LRU_REFS_MASK`), as in the kernel.
+///
+/// The snapshot format stores the unpacked fields ([`FrameRepr`]), so the packing did not
+/// change it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "FrameRepr", into = "FrameRepr")]
+#[repr(C, packed(4))]
 pub struct Frame {
     pub flags: u32,
     /// `page_ref_count`.
@@ -80,8 +104,9 @@ pub struct Frame {
     pub mapcount: u32,
     /// anon_vma id + 1 when `PAGE_MAPPING_ANON`, else address_space id + 1; 0 = none.
     pub mapping: u32,
-    /// `page->index`: the page offset in its anon_vma's or file's space.
-    pub index: u64,
+    /// `page->index` (bits 0..52), the LRU list (52..56) and the storage key (56..64): use
+    /// [`Frame::index`], [`Frame::lru_list`], [`Frame::skey`] and their setters.
+    index_key: u64,
     /// The data of the page, as one tag: a write stores its value here, so lost or corrupted
     /// data is observable.
     pub content: u64,
@@ -90,10 +115,98 @@ pub struct Frame {
     /// LRU list links (pfns).
     pub lru_prev: u32,
     pub lru_next: u32,
-    /// The s390 storage key (ACC, FP, R, C).
-    pub skey: u8,
-    /// Which LRU list the page is on while PG_lru is set.
-    pub lru_list: u8,
+}
+
+/// A frame's fields unpacked: the snapshot's encoding of a [`Frame`] (the layout of format
+/// version 6, before the frame was packed).
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct FrameRepr {
+    flags: u32,
+    refcount: u32,
+    mapcount: u32,
+    mapping: u32,
+    index: u64,
+    content: u64,
+    private: u32,
+    lru_prev: u32,
+    lru_next: u32,
+    skey: u8,
+    lru_list: u8,
+}
+
+impl From<Frame> for FrameRepr {
+    fn from(f: Frame) -> FrameRepr {
+        FrameRepr {
+            flags: f.flags,
+            refcount: f.refcount,
+            mapcount: f.mapcount,
+            mapping: f.mapping,
+            index: f.index(),
+            content: f.content,
+            private: f.private,
+            lru_prev: f.lru_prev,
+            lru_next: f.lru_next,
+            skey: f.skey(),
+            lru_list: f.lru_list(),
+        }
+    }
+}
+
+impl TryFrom<FrameRepr> for Frame {
+    type Error = String;
+    /// A snapshot's frame: an index or LRU list too wide for the packed word is an error
+    /// (a snapshot the model cannot have written), not a silent truncation.
+    fn try_from(r: FrameRepr) -> Result<Frame, String> {
+        if r.index > INDEX_MASK || r.lru_list > 0xf {
+            return Err(format!(
+                "a frame with page index {:#x} and LRU list {} (at most 2^52 - 1 and 15)",
+                r.index, r.lru_list
+            ));
+        }
+        let mut f = Frame {
+            flags: r.flags,
+            refcount: r.refcount,
+            mapcount: r.mapcount,
+            mapping: r.mapping,
+            index_key: 0,
+            content: r.content,
+            private: r.private,
+            lru_prev: r.lru_prev,
+            lru_next: r.lru_next,
+        };
+        f.set_index(r.index);
+        f.set_lru_list(r.lru_list);
+        f.set_skey(r.skey);
+        Ok(f)
+    }
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, fm: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (flags, refcount, mapcount, mapping, content, private, lru_prev, lru_next) = (
+            self.flags,
+            self.refcount,
+            self.mapcount,
+            self.mapping,
+            self.content,
+            self.private,
+            self.lru_prev,
+            self.lru_next,
+        );
+        fm.debug_struct("Frame")
+            .field("flags", &flags)
+            .field("refcount", &refcount)
+            .field("mapcount", &mapcount)
+            .field("mapping", &mapping)
+            .field("index", &self.index())
+            .field("content", &content)
+            .field("private", &private)
+            .field("lru_prev", &lru_prev)
+            .field("lru_next", &lru_next)
+            .field("skey", &self.skey())
+            .field("lru_list", &self.lru_list())
+            .finish()
+    }
 }
 
 impl Frame {
@@ -102,14 +215,49 @@ impl Frame {
         refcount: 0,
         mapcount: 0,
         mapping: 0,
-        index: 0,
+        index_key: 0,
         content: 0,
         private: 0,
         lru_prev: NO_PFN,
         lru_next: NO_PFN,
-        skey: 0,
-        lru_list: 0,
     };
+
+    /// `page->index`: the page offset in its anon_vma's or file's space.
+    #[inline]
+    pub fn index(&self) -> u64 {
+        self.index_key & INDEX_MASK
+    }
+    /// Set `page->index`; every index is below 2^52 (an address or a file offset over
+    /// `PAGE_SIZE`).
+    #[inline]
+    pub fn set_index(&mut self, index: u64) {
+        debug_assert!(index <= INDEX_MASK, "page index {index:#x} beyond 2^52");
+        self.index_key = (self.index_key & !INDEX_MASK) | (index & INDEX_MASK);
+    }
+    /// Which LRU list the page is on while PG_lru is set.
+    #[inline]
+    pub fn lru_list(&self) -> u8 {
+        ((self.index_key & LRU_LIST_MASK) >> LRU_LIST_SHIFT) as u8
+    }
+    #[inline]
+    pub fn set_lru_list(&mut self, li: u8) {
+        debug_assert!(li < 16, "LRU list {li} beyond 4 bits");
+        self.index_key = (self.index_key & !LRU_LIST_MASK) | ((li as u64 & 0xf) << LRU_LIST_SHIFT);
+    }
+    /// The s390 storage key (ACC, FP, R, C).
+    #[inline]
+    pub fn skey(&self) -> u8 {
+        (self.index_key >> SKEY_SHIFT) as u8
+    }
+    /// Set bits of the storage key (the hardware's reference and change bits on an access).
+    #[inline]
+    pub fn or_skey(&mut self, bits: u8) {
+        self.index_key |= (bits as u64) << SKEY_SHIFT;
+    }
+    #[inline]
+    pub fn set_skey(&mut self, key: u8) {
+        self.index_key = (self.index_key & !(0xff << SKEY_SHIFT)) | ((key as u64) << SKEY_SHIFT);
+    }
 
     #[inline]
     pub fn test(&self, f: u32) -> bool {
@@ -265,7 +413,8 @@ impl Memory {
             return Err(format!("{n} frames (64 to 2^31), pfn 0 the reserved zero page"));
         }
         let z = self.frames[ZERO_PFN as usize];
-        let zero = Frame { refcount: z.refcount, content: z.content, skey: z.skey, ..Memory::new_zero_page() };
+        let mut zero = Frame { refcount: z.refcount, content: z.content, ..Memory::new_zero_page() };
+        zero.set_skey(z.skey());
         if z != zero {
             return Err(format!("the zero page (pfn 0) is mapped, linked or flagged: {z:?}"));
         }
@@ -305,11 +454,11 @@ impl Memory {
 
 impl StorageKeys for Memory {
     fn get_key(&self, pfn: u64) -> u8 {
-        self.frames.get(pfn as usize).map_or(0, |f| f.skey)
+        self.frames.get(pfn as usize).map_or(0, |f| f.skey())
     }
     fn set_key(&mut self, pfn: u64, key: u8) {
         if let Some(f) = self.frames.get_mut(pfn as usize) {
-            f.skey = key;
+            f.set_skey(key);
         }
     }
 }
@@ -319,8 +468,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frame_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<Frame>(), 48);
+    fn frame_is_44_bytes() {
+        // BENCHMARKS.md's bytes per page rest on this: a field that grows the frame shows here
+        assert_eq!(std::mem::size_of::<Frame>(), 44);
+        assert_eq!(std::mem::align_of::<Frame>(), 4);
+    }
+
+    #[test]
+    fn packed_fields_keep_their_values_apart() {
+        let mut f = Frame::FREE;
+        f.set_index(INDEX_MASK);
+        f.set_lru_list(12);
+        f.set_skey(0xfe);
+        assert_eq!((f.index(), f.lru_list(), f.skey()), (INDEX_MASK, 12, 0xfe));
+        f.set_index(5);
+        f.set_skey(0);
+        assert_eq!((f.index(), f.lru_list(), f.skey()), (5, 12, 0));
+        f.set_lru_list(0);
+        assert_eq!((f.index(), f.lru_list(), f.skey()), (5, 0, 0));
+    }
+
+    #[test]
+    fn the_snapshot_encoding_of_a_frame_is_the_unpacked_layout() {
+        let mut f = Frame { flags: 3, refcount: 2, mapcount: 1, mapping: 7, content: 1 << 40, ..Frame::FREE };
+        f.set_index(0x7f00_0000_0);
+        f.set_lru_list(3);
+        f.set_skey(0x16);
+        let r = FrameRepr::from(f);
+        assert_eq!(postcard::to_allocvec(&f).unwrap(), postcard::to_allocvec(&r).unwrap());
+        assert_eq!((r.index, r.lru_list, r.skey), (0x7f00_0000_0, 3, 0x16));
+        let back: Frame = postcard::from_bytes(&postcard::to_allocvec(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Kernel {
     pub(crate) fn shmem_add_to_page_cache(&mut self, file: u32, index: u64, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
         f.mapping = file + 1;
-        f.index = index;
+        f.set_index(index);
         f.set(pg::PG_SWAPBACKED | pg::PG_UPTODATE);
         f.clear(pg::PAGE_MAPPING_ANON);
         f.refcount += 1;

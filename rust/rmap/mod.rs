@@ -64,7 +64,7 @@ impl Kernel {
         let index = self.vma(vma).pgoff_of(addr);
         let f = &mut self.mem.frames[pfn as usize];
         f.mapping = av + 1;
-        f.index = index;
+        f.set_index(index);
         f.mapcount = 1;
         f.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
         let x = self.anon_exclusive_flag();
@@ -111,7 +111,7 @@ impl Kernel {
         };
         for &id in list {
             if let Some(Some(v)) = self.vmas.get(id as usize) {
-                if let Some(addr) = v.address_of(f.index) {
+                if let Some(addr) = v.address_of(f.index()) {
                     out.push((id, addr));
                 }
             }

@@ -138,7 +138,7 @@ impl Lru {
         let f = &mut frames[pfn as usize];
         debug_assert!(!f.test(pg::PG_LRU));
         f.set(pg::PG_LRU);
-        f.lru_list = li as u8;
+        f.set_lru_list(li as u8);
         f.lru_next = NO_PFN;
         f.lru_prev = self.tail[li];
         if self.tail[li] != NO_PFN {
@@ -155,7 +155,7 @@ impl Lru {
         let f = &mut frames[pfn as usize];
         debug_assert!(!f.test(pg::PG_LRU), "page {pfn} already on an LRU");
         f.set(pg::PG_LRU);
-        f.lru_list = li as u8;
+        f.set_lru_list(li as u8);
         f.lru_prev = NO_PFN;
         f.lru_next = self.head[li];
         if self.head[li] != NO_PFN {
@@ -192,7 +192,7 @@ impl Lru {
     pub(crate) fn unlink(&mut self, frames: &mut [Frame], pfn: u32) {
         let f = frames[pfn as usize];
         debug_assert!(f.test(pg::PG_LRU), "page {pfn} not on an LRU");
-        let li = f.lru_list as usize;
+        let li = f.lru_list() as usize;
         if f.lru_prev != NO_PFN {
             frames[f.lru_prev as usize].lru_next = f.lru_next;
         } else {
@@ -241,7 +241,7 @@ impl Lru {
                 let Some(f) = frames.get(p as usize) else {
                     return Err(format!("{} links to pfn {p}, beyond memory", name));
                 };
-                if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list as usize != li {
+                if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list() as usize != li {
                     return Err(format!(
                         "{} of size {} links to pfn {p} (flags {:?})",
                         name,

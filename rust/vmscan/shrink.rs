@@ -653,7 +653,7 @@ impl Kernel {
                 return PageoutResult::Activate;
             };
             self.swap.duplicate(off).expect("fresh slot");
-            self.filex_mut(file).pages.insert(f.index, crate::mm::CacheEntry::Swap(off));
+            self.filex_mut(file).pages.insert(f.index(), crate::mm::CacheEntry::Swap(off));
             self.swap.set_cache_page(off, Some(pfn));
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = 0;
@@ -705,7 +705,7 @@ impl Kernel {
             fm.clear(pg::PG_SWAPCACHE);
             self.swap.put_cache(off);
         } else if f.mapping != 0 && !f.anon() {
-            self.filex_mut(f.mapping - 1).pages.remove(&f.index);
+            self.filex_mut(f.mapping - 1).pages.remove(&f.index());
         } else {
             return false;
         }
