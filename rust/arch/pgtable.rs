@@ -9,9 +9,17 @@
 //! half of the page-table page, `ptep + PTRS_PER_PTE`).
 //!
 //! Only touched ranges cost tables: a 1 TiB range that nobody touched has none.
+//!
+//! A clone is cheap where the explorer needs it (a clone per step): the upper tables are
+//! shared copy-on-write between a `PageTables` and its clones (`Arc`, copied by the first write
+//! to a shared table), and the state hash reads fingerprints of the upper tables and of the PTEs
+//! and PGSTEs, cached until a write ([`crate::sim::fingerprint`]), instead of walking 2048-entry
+//! tables that are nearly empty.
 
+use crate::sim::fingerprint;
 use crate::sim::hint::Hint;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The shape of an arch's page tables.
 #[derive(Debug)]
@@ -52,7 +60,7 @@ impl Geometry {
 }
 
 /// One process's page tables.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageTables {
     /// Stored in a snapshot as the arch it belongs to.
     #[serde(with = "geometry_by_arch")]
@@ -62,8 +70,9 @@ pub struct PageTables {
     /// The top table (index into `upper`).
     top: u32,
     /// Upper tables: entry = child index + 1, 0 = empty. The level of each table is implied by
-    /// the walk.
-    upper: Vec<Box<[u32]>>,
+    /// the walk. Shared copy-on-write with clones: write through [`PageTables::set_upper`].
+    #[serde(with = "upper_tables")]
+    upper: Vec<Arc<[u32]>>,
     upper_free: Vec<u32>,
     /// PTE values: page table `i` is `ptes[i * pt_entries..(i + 1) * pt_entries]`.
     ptes: Vec<u64>,
@@ -77,6 +86,43 @@ pub struct PageTables {
     /// page table is freed (its index may then map another range).
     #[serde(skip)]
     last_pt: Hint<(u64, u32)>,
+    /// The fingerprint of the upper tables and free list, until one is written (a memo: the
+    /// state hash reads it).
+    #[serde(skip)]
+    upper_fp: Hint<Option<u64>>,
+    /// The fingerprint of the PTEs and PGSTEs, until one is written.
+    #[serde(skip)]
+    pte_fp: Hint<Option<u64>>,
+}
+
+/// The state hash of the tables: what a walk of them reads, through the fingerprints (a table
+/// is hashed once per write, not once per state).
+impl std::hash::Hash for PageTables {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.geom.hash(h);
+        self.top_level.hash(h);
+        self.top.hash(h);
+        h.write_u64(self.upper_fingerprint());
+        h.write_u64(self.pte_fingerprint());
+        self.pt_free.hash(h);
+        self.has_pgste.hash(h);
+        self.nr_pts.hash(h);
+    }
+}
+
+/// Serde of the shared upper tables: as the tables themselves (the format of a
+/// `Vec<Box<[u32]>>`, which snapshots have always stored).
+mod upper_tables {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &[Arc<[u32]>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|t| &**t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Arc<[u32]>>, D::Error> {
+        Ok(Vec::<Box<[u32]>>::deserialize(d)?.into_iter().map(Arc::from).collect())
+    }
 }
 
 /// A `'static` geometry that hashes and compares by identity (there is one per arch).
@@ -113,6 +159,20 @@ mod geometry_by_arch {
     }
 }
 
+/// The non-empty entries of an upper table in `[lo, hi)`, with their index: a 2048-entry table
+/// of a few entries is skipped 16 entries (a cache line) at a time.
+fn occupied(t: &[u32], lo: usize, hi: usize) -> impl Iterator<Item = (usize, u32)> + '_ {
+    const RUN: usize = 16;
+    let (first, last) = (lo / RUN, hi.div_ceil(RUN));
+    t.chunks(RUN)
+        .enumerate()
+        .take(last)
+        .skip(first)
+        .filter(|(_, c)| c.iter().fold(0, |a, &e| a | e) != 0)
+        .flat_map(move |(ci, c)| c.iter().enumerate().map(move |(j, &e)| (ci * RUN + j, e)))
+        .filter(move |&(i, e)| e != 0 && i >= lo && i < hi)
+}
+
 /// The result of walking the upper levels for one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Walk {
@@ -139,6 +199,8 @@ impl PageTables {
             has_pgste,
             nr_pts: 0,
             last_pt: Hint::default(),
+            upper_fp: Hint::default(),
+            pte_fp: Hint::default(),
         };
         t.top = t.alloc_upper();
         t
@@ -181,19 +243,53 @@ impl PageTables {
 
     fn alloc_upper(&mut self) -> u32 {
         let n = self.geom.0.upper_entries;
+        self.upper_fp.set(None);
+        let empty: Arc<[u32]> = vec![0u32; n].into();
         if let Some(i) = self.upper_free.pop() {
-            self.upper[i as usize].iter_mut().for_each(|e| *e = 0);
+            self.upper[i as usize] = empty;
             i
         } else {
-            self.upper.push(vec![0u32; n].into_boxed_slice());
+            self.upper.push(empty);
             (self.upper.len() - 1) as u32
         }
+    }
+
+    /// Write entry `idx` of upper table `table` (copying the table first if a clone shares it).
+    fn set_upper(&mut self, table: u32, idx: usize, e: u32) {
+        self.upper_fp.set(None);
+        Arc::make_mut(&mut self.upper[table as usize])[idx] = e;
+    }
+
+    /// The fingerprint of the upper tables and their free list (cached until a write).
+    fn upper_fingerprint(&self) -> u64 {
+        if let Some(fp) = self.upper_fp.get() {
+            return fp;
+        }
+        let mut h = fingerprint::mix(fingerprint::SEED, self.upper.len() as u64);
+        for t in &self.upper {
+            h = fingerprint::words(h, t.iter().map(|&e| e as u64), 0);
+        }
+        h = fingerprint::words(h, self.upper_free.iter().map(|&i| i as u64 + 1), 0);
+        self.upper_fp.set(Some(h));
+        h
+    }
+
+    /// The fingerprint of the PTEs and PGSTEs (cached until a write).
+    fn pte_fingerprint(&self) -> u64 {
+        if let Some(fp) = self.pte_fp.get() {
+            return fp;
+        }
+        let h = fingerprint::words(fingerprint::SEED, self.ptes.iter().copied(), self.geom.0.pte_none);
+        let h = fingerprint::words(h, self.pgstes.iter().copied(), 0);
+        self.pte_fp.set(Some(h));
+        h
     }
 
     fn alloc_pt(&mut self) -> u32 {
         let g = &self.geom.0;
         let n = g.pt_entries;
         self.nr_pts += 1;
+        self.pte_fp.set(None);
         if let Some(i) = self.pt_free.pop() {
             let base = i as usize * n;
             self.ptes[base..base + n].iter_mut().for_each(|e| *e = g.pte_none);
@@ -302,7 +398,7 @@ impl PageTables {
                 return false;
             }
             let new_top = self.alloc_upper();
-            self.upper[new_top as usize][0] = self.top + 1;
+            self.set_upper(new_top, 0, self.top + 1);
             self.top = new_top;
             self.top_level -= 1;
         }
@@ -326,7 +422,7 @@ impl PageTables {
                 e - 1
             } else {
                 let c = if level == last { self.alloc_pt() } else { self.alloc_upper() };
-                self.upper[table as usize][idx] = c + 1;
+                self.set_upper(table, idx, c + 1);
                 c
             };
             if level == last {
@@ -344,6 +440,7 @@ impl PageTables {
 
     #[inline]
     pub fn set_pte(&mut self, idx: usize, v: u64) {
+        self.pte_fp.set(None);
         self.ptes[idx] = v;
     }
 
@@ -355,6 +452,7 @@ impl PageTables {
     #[inline]
     pub fn set_pgste(&mut self, idx: usize, v: u64) {
         if self.has_pgste {
+            self.pte_fp.set(None);
             self.pgstes[idx] = v;
         }
     }
@@ -362,32 +460,36 @@ impl PageTables {
     /// Both the PTE and (for a PGSTE mm) its PGSTE, mutably, for the s390 exchange primitives.
     #[inline]
     pub fn slot_mut(&mut self, idx: usize) -> (&mut u64, Option<&mut u64>) {
+        self.pte_fp.set(None);
         let pte = &mut self.ptes[idx];
         let pgste = if self.has_pgste { Some(&mut self.pgstes[idx]) } else { None };
         (pte, pgste)
     }
 
     /// Visit every existing page table that overlaps `[start, end)`: `f(va of the table's first
-    /// entry, flat index of that entry)`. In address order.
+    /// entry, flat index of that entry)`. In address order. A descent of the tree that reads, in
+    /// each table on the way, only the entries whose range overlaps `[start, end)`.
     pub fn for_each_pt(&self, start: u64, end: u64, mut f: impl FnMut(u64, usize)) {
-        let span = self.geom.0.pt_span();
-        let n = self.geom.0.pt_entries;
-        let mut va = start & !(span - 1);
-        while va < end && va < self.reach() {
-            match self.walk(va) {
-                Walk::Pt(pt) => {
-                    f(va, pt as usize * n);
-                    va = va.saturating_add(span);
-                }
-                Walk::EmptyAt(level) => {
-                    // skip the whole range the empty entry would map
-                    let lspan = self.geom.0.level_span(level);
-                    va = (va & !(lspan - 1)).saturating_add(lspan);
-                }
-                Walk::BeyondTop => break,
-            }
-            if va == u64::MAX {
-                break;
+        let start = start & !(self.geom.0.pt_span() - 1);
+        if start >= end || start >= self.reach() {
+            return;
+        }
+        self.visit_pts(self.top, self.top_level, 0, start, end, &mut f);
+    }
+
+    /// [`PageTables::for_each_pt`] below upper table `table` at `level`, which maps from `base`.
+    fn visit_pts(&self, table: u32, level: usize, base: u64, start: u64, end: u64, f: &mut impl FnMut(u64, usize)) {
+        let g = &self.geom.0;
+        let shift = g.upper_shifts[level];
+        let last = g.upper_shifts.len() - 1;
+        let lo = if start > base { ((start - base) >> shift) as usize } else { 0 };
+        let hi = (((end - 1).saturating_sub(base) >> shift) as usize).min(g.upper_entries - 1);
+        for (i, e) in occupied(&self.upper[table as usize], lo, hi + 1) {
+            let va = base + ((i as u64) << shift);
+            if level == last {
+                f(va, (e - 1) as usize * g.pt_entries);
+            } else {
+                self.visit_pts(e - 1, level + 1, va, start, end, f);
             }
         }
     }
@@ -416,7 +518,7 @@ impl PageTables {
                     let idx = self.index_at(level, va);
                     let e = self.upper[table as usize][idx];
                     if level == last {
-                        self.upper[table as usize][idx] = 0;
+                        self.set_upper(table, idx, 0);
                         self.pt_free.push(e - 1);
                         self.nr_pts -= 1;
                         self.last_pt.set((0, 0));
@@ -484,7 +586,7 @@ impl PageTables {
         in_tree[self.top as usize] = true;
         let mut stack = vec![(self.top, self.top_level)];
         while let Some((t, level)) = stack.pop() {
-            for &e in self.upper[t as usize].iter().filter(|e| **e != 0) {
+            for (_, e) in occupied(&self.upper[t as usize], 0, g.upper_entries) {
                 let child = (e - 1) as usize;
                 let slot = if level == last { pt_in_tree.get_mut(child) } else { in_tree.get_mut(child) };
                 match slot {

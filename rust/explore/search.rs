@@ -10,6 +10,29 @@ use super::state::{Cause, State, Violation};
 use crate::error::Result;
 use crate::sim::rng::Rng;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The hasher of the sets keyed by state hash: the key is already a hash
+/// ([`State::key`]), so it is used as it is (SipHash over it again cost a few percent of a step).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = k;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Sets and maps keyed by state hash.
+type ByKey = BuildHasherDefault<KeyHasher>;
 
 /// In what sense a counterexample's trace is minimal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -134,13 +157,13 @@ pub fn explore(
     let mut rep = Report { por: b.por, ..Report::default() };
     let visible = visible(&ck.builtins, ck.user.is_some());
     let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
-    let mut visited: HashSet<u64> = HashSet::new();
+    let mut visited: HashSet<u64, ByKey> = HashSet::default();
     visited.insert(root.key());
     rep.states = 1;
     // iterative deepening: the first counterexample of each (predicate, cause) is a shortest one
     let mut budget_hit = false;
     for depth in 1..=b.depth {
-        let mut seen: HashMap<u64, Seen> = HashMap::new();
+        let mut seen: HashMap<u64, Seen, ByKey> = HashMap::default();
         let mut path = Vec::new();
         let mut stop = false;
         let mut d = Dfs {
@@ -237,9 +260,9 @@ struct Seen {
 struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
     ck: &'a mut Checker<'c>,
     /// State hash → how it was searched in this pass.
-    seen: &'a mut HashMap<u64, Seen>,
+    seen: &'a mut HashMap<u64, Seen, ByKey>,
     /// Every state hash visited by any pass.
-    visited: &'a mut HashSet<u64>,
+    visited: &'a mut HashSet<u64, ByKey>,
     path: &'a mut Vec<Step>,
     found: &'a mut HashMap<(Predicate, Cause), Vec<Step>>,
     rep: &'a mut Report,

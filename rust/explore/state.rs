@@ -6,36 +6,67 @@ use crate::error::{Error, Result};
 use crate::kernel::{Cost, Kernel};
 use crate::mm::mmap::MapKind;
 use crate::qemu::QemuVersion;
+use crate::sim::fingerprint;
 use crate::sim::log::{Ev, ttu_result};
 use crate::vmscan::kswapd::KswapdMode;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-/// The hasher of [`State::key`]: a folded 64×64→128-bit multiply per 8-byte word (the mixing
-/// of foldhash and aHash's fallback), several times faster than SipHash on the kernel's
-/// tables, which the explorer hashes after every step. Not keyed: the explorer's states come
-/// from the model, not from an adversary, and a fixed hash keeps a search deterministic.
+/// The hasher of [`State::key`]: [`fingerprint::mix`] per 8-byte word, several times faster
+/// than SipHash on the kernel's tables, which the explorer hashes after every step. Integers
+/// narrower than a word are packed into one word before it is mixed (a frame's fields, a flag),
+/// and a run of zero words in a slice is mixed as its length. Both keep the encoding of a state
+/// injective: the widths come from the state's types, so a packed word and the padding of a
+/// word cut short decode one way. Not keyed (see [`fingerprint`]).
 #[derive(Clone, Copy)]
 pub(super) struct StateHasher {
     h: u64,
+    /// Narrow integers not mixed yet, and how many bits of `buf` they fill.
+    buf: u64,
+    bits: u32,
 }
 
-const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
-const SEED: u64 = 0x243f_6a88_85a3_08d3;
 /// Tags the length of a run of zero words.
 const ZERO_RUN: u64 = 0xb7e1_5162_8aed_2a6b;
 
 impl Default for StateHasher {
     fn default() -> Self {
-        StateHasher { h: SEED }
+        StateHasher { h: fingerprint::SEED, buf: 0, bits: 0 }
     }
 }
 
 impl StateHasher {
     #[inline(always)]
     fn mix(&mut self, w: u64) {
-        let m = ((self.h ^ w) as u128).wrapping_mul(MUL as u128);
-        self.h = (m as u64) ^ ((m >> 64) as u64);
+        self.h = fingerprint::mix(self.h, w);
+    }
+
+    /// Mix the packed narrow integers, if any.
+    #[inline(always)]
+    fn flush(&mut self) {
+        if self.bits > 0 {
+            let w = self.buf;
+            self.mix(w);
+            self.buf = 0;
+            self.bits = 0;
+        }
+    }
+
+    /// Pack an integer of `bits` bits.
+    #[inline(always)]
+    fn narrow(&mut self, v: u64, bits: u32) {
+        if self.bits + bits > 64 {
+            self.flush();
+        }
+        self.buf |= v << self.bits;
+        self.bits += bits;
+    }
+
+    /// Mix a whole word (after the packed integers before it).
+    #[inline(always)]
+    fn word(&mut self, w: u64) {
+        self.flush();
+        self.mix(w);
     }
 }
 
@@ -44,6 +75,7 @@ impl Hasher for StateHasher {
     /// empty entries of its page tables' upper levels.
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        self.flush();
         let mut chunks = bytes.chunks_exact(8);
         let mut zeros = 0u64;
         for c in &mut chunks {
@@ -70,26 +102,27 @@ impl Hasher for StateHasher {
     }
     #[inline]
     fn write_u8(&mut self, i: u8) {
-        self.mix(i as u64);
+        self.narrow(i as u64, 8);
     }
     #[inline]
     fn write_u16(&mut self, i: u16) {
-        self.mix(i as u64);
+        self.narrow(i as u64, 16);
     }
     #[inline]
     fn write_u32(&mut self, i: u32) {
-        self.mix(i as u64);
+        self.narrow(i as u64, 32);
     }
     #[inline]
     fn write_u64(&mut self, i: u64) {
-        self.mix(i);
+        self.word(i);
     }
     #[inline]
     fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
+        self.word(i as u64);
     }
     fn finish(&self) -> u64 {
         let mut f = *self;
+        f.flush();
         f.mix(0x5851_f42d_4c95_7f2d);
         f.h
     }

@@ -1,6 +1,7 @@
 //! Services the model's subsystems and studies share, none of which knows the [`Kernel`]:
 //! the event log ([`log`]), the one deterministic RNG ([`rng`]), a per-page bitmap (QEMU's
-//! dirty, sent and received bitmaps, [`bitmap`]), a lookup memo that equality ignores
+//! dirty, sent and received bitmaps, [`bitmap`]), the explorer's fixed state hash and table
+//! fingerprints ([`fingerprint`]), a lookup memo that equality ignores
 //! ([`hint`]) and seeded access-pattern generators ([`workload`]).
 //!
 //! The invariant checks are in [`crate::invariants`], snapshots in [`crate::snapshot`], the
@@ -9,6 +10,7 @@
 //! [`Kernel`]: crate::kernel::Kernel
 
 pub mod bitmap;
+pub mod fingerprint;
 pub mod hint;
 pub mod log;
 pub mod rng;
