@@ -146,6 +146,9 @@ impl Kernel {
             self.put_page(pfn);
             return Fault::Retry;
         }
+        if self.profile.swapin_exclusive_writable {
+            return self.do_swap_page_exclusive(vmf, orig, pfn, off, major);
+        }
         let prot = self.vma(vmf.vma).page_prot;
         let mut pte = self.mk_pte(pfn, prot);
         // 4.x reuse_swap_page / 6.x exclusive: a write fault on a page only this PTE uses takes
@@ -205,6 +208,77 @@ impl Kernel {
         if fm.test(pg::PG_SWAPCACHE) && (self.swap.full_half() || flags & vm::VM_LOCKED != 0 || fm.test(pg::PG_MLOCKED))
         {
             self.try_to_free_swap(pfn);
+        }
+        let path = if major { fault_path::SWAP_MAJOR } else { fault_path::SWAP_CACHE };
+        self.tick(self.cost.minor_fault);
+        self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, path, vmf.write as u64);
+        Fault::Retry
+    }
+
+    /// The v5.19+ tail of `do_swap_page` (mm/memory.c v6.12.117; c145e0b47c77 "mm: streamline
+    /// COW logic in do_swap_page()", [`Profile::swapin_exclusive_writable`](crate::profile::Profile)),
+    /// once the page is in the swap cache and the PTE unchanged: `swap_free_nr`, then
+    /// `should_try_to_free_swap` (swap more than half full, VM_LOCKED, mlocked, or a write fault
+    /// with no reference but ours and the swap cache's) → `folio_free_swap`; the page is exclusive
+    /// when the swap PTE said so (`pte_swp_exclusive`) or ours is now its only reference
+    /// (`folio_ref_count(folio) == 1`), and only an exclusive page is mapped writable (dirty for a
+    /// write fault) and filed RMAP_EXCLUSIVE. A write fault on a page that is not exclusive is
+    /// left to `do_wp_page` (the retried access).
+    fn do_swap_page_exclusive(&mut self, vmf: Vmf, orig: u64, pfn: u32, off: u32, major: bool) -> Fault {
+        let arch = self.arch();
+        let flags = self.vma(vmf.vma).flags;
+        let mapped_elsewhere = self.mem.frames[pfn as usize].mapcount > 0;
+        // swap_free_nr(entry, nr_pages)
+        self.swap.free(off);
+        let fm = self.mem.frames[pfn as usize];
+        if fm.test(pg::PG_SWAPCACHE)
+            && (self.swap.full_half()
+                || flags & vm::VM_LOCKED != 0
+                || fm.test(pg::PG_MLOCKED)
+                || (vmf.write && !mapped_elsewhere))
+        {
+            // folio_free_swap: only when no swap PTE references the slot any more
+            self.try_to_free_swap(pfn);
+        }
+        let sole = !self.mem.frames[pfn as usize].test(pg::PG_SWAPCACHE) && !mapped_elsewhere;
+        let swp_excl = self.profile.swp_exclusive && arch.pte_swp_exclusive(orig);
+        let exclusive = swp_excl || sole;
+        let mut pte = arch.mk_pte(pfn, self.vma(vmf.vma).page_prot);
+        if arch.pte_swp_soft_dirty(orig) {
+            pte = arch.pte_mksoft_dirty(pte);
+        }
+        pte = self.pte_carry_uffd_wp(orig, pte);
+        // "if ((vma->vm_flags & VM_WRITE) && !userfaultfd_pte_wp(vma, pte) &&
+        // !pte_needs_soft_dirty_wp(vma, pte)) { pte = pte_mkwrite(pte, vma); if (vmf->flags &
+        // FAULT_FLAG_WRITE) { pte = pte_mkdirty(pte);" (soft-dirty write protection is not
+        // modelled)
+        if exclusive && flags & vm::VM_WRITE != 0 && !arch.pte_uffd_wp(pte) {
+            pte = arch.pte_mkwrite(pte);
+            if vmf.write {
+                pte = arch.pte_mkdirty(pte);
+            }
+        }
+        self.add_rss(vmf.pid, MM_ANONPAGES, 1);
+        self.add_rss(vmf.pid, MM_SWAPENTS, -1);
+        self.set_pte_at(vmf.pid, vmf.idx, pte);
+        // folio_add_anon_rmap_ptes(…, rmap_flags): the first mapping files the page under the
+        // VMA's anon_vma (RMAP_EXCLUSIVE) or its root
+        if self.mem.frames[pfn as usize].mapcount == 0 {
+            let av = self.anon_vma_prepare(vmf.vma);
+            let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
+            let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
+            let fm = &mut self.mem.frames[pfn as usize];
+            fm.mapping = root + 1;
+            fm.index = index;
+            fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
+        }
+        if exclusive {
+            let x = self.anon_exclusive_flag();
+            self.mem.frames[pfn as usize].set(x);
+        }
+        self.page_add_rmap(pfn);
+        if self.profile.swapin_activates {
+            self.activate_page(pfn);
         }
         let path = if major { fault_path::SWAP_MAJOR } else { fault_path::SWAP_CACHE };
         self.tick(self.cost.minor_fault);
