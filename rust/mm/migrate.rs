@@ -72,7 +72,8 @@ impl Kernel {
             // `make_migration_entry_young/dirty` when `pte_young/pte_dirty(pteval)`), and `if
             // (!is_migration_entry_young(entry)) pte = pte_mkold(pte); if
             // (folio_test_dirty(folio) && is_migration_entry_dirty(entry)) pte =
-            // pte_mkdirty(pte);` (s390's mk_pte makes the PTE young). The model keeps pteval
+            // pte_mkdirty(pte);` (s390's mk_pte makes the PTE young, and dirty when the
+            // protection is writable and the page PG_dirty: `Kernel::mk_pte`). The model keeps pteval
             // in place of the entry, so the entry's bits are pteval's.
             let prot = self.vma(vma).page_prot;
             let mut e = self.mk_pte(new, prot);

@@ -626,8 +626,11 @@ impl Kernel {
         Ok(out.into_iter().map(|(_, m)| m).collect())
     }
 
-    /// `close(2)` of the userfaultfd (`userfaultfd_release`): every VMA it armed is disarmed
-    /// and every parked thread woken.
+    /// `close(2)` of the userfaultfd (`userfaultfd_release`, fs/userfaultfd.c): every VMA it
+    /// armed is disarmed and every parked thread woken. 6.12 (`userfaultfd_release_all` →
+    /// `userfaultfd_clear_vma`, mm/userfaultfd.c 6.12.117; `Profile::uffd_close_resets_wp`,
+    /// c88033efe9a3, v6.9) first resolves the write protection of each VM_UFFD_WP VMA, as
+    /// UNREGISTER does.
     pub fn uffd_close(&mut self, ctx: u32) -> Result<()> {
         let Some(c) = self.uffds.get(ctx as usize) else {
             return Err(Error::errno(Errno::EINVAL, "close", format!("userfaultfd {ctx} does not exist")));

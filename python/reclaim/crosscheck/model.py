@@ -100,7 +100,8 @@ def release_skip_reason(scenario: Scenario, profile: str, arch: str) -> str | No
     that the release does not offer at UFFDIO_API (``userfaultfd_api``, fs/userfaultfd.c:
     4.13 has no SIGBUS or THREAD_ID, v4.14 added them), so UFFDIO_API would be EINVAL. The
     arch's uffd-wp / MINOR are :func:`arch_skip_reason`'s."""
-    offered = int(Profile(profile, arch).switches()["uffd_features_offered"])
+    value = Profile(profile, arch).switches()["uffd_features_offered"]
+    offered = value if isinstance(value, int) else 0
     release_needs = [
         FEATURE_NEEDS[n]
         for n in sorted(scenario.needs)
