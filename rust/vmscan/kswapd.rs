@@ -103,6 +103,7 @@ impl Kernel {
                 if self.profile.proactive_reclaim_quarter_batch { left / 4 } else { left.min(SWAP_CLUSTER_MAX) };
             let mut sc = ScanControl::new(batch.max(SWAP_CLUSTER_MAX), false);
             sc.priority = DEF_PRIORITY;
+            sc.cgroup_reclaim = true;
             let got = self.do_try_to_free_pages(&mut sc);
             if got == 0 {
                 retries -= 1;
