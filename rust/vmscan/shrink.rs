@@ -102,7 +102,8 @@ fn int_sqrt(x: u64) -> u64 {
 }
 
 impl Kernel {
-    /// `inactive_list_is_low` / `inactive_is_low`: `inactive * ratio < active`, with
+    /// `inactive_list_is_low` (mm/vmscan.c 4.13..4.18) / `inactive_is_low` (6.12): `inactive *
+    /// ratio < active`, with
     /// `ratio = int_sqrt(10 * gb)` (1 below 1 GiB). Without swap, anon deactivation is
     /// pointless (4.x).
     pub(crate) fn inactive_is_low(&self, file: bool) -> bool {
@@ -368,7 +369,7 @@ impl Kernel {
         }
     }
 
-    /// `shrink_list`: an active list is only shrunk when its inactive list is low (4.x) or
+    /// `shrink_list` (mm/vmscan.c 4.13..4.18, 6.12): an active list is only shrunk when its inactive list is low (4.x) or
     /// `sc->may_deactivate` allows it (v5.8+, [`Kernel::prepare_scan_control`]).
     fn shrink_list(&mut self, l: LruList, n: u64, sc: &mut ScanControl) {
         if l.is_active() {
@@ -387,7 +388,7 @@ impl Kernel {
         }
     }
 
-    /// `isolate_lru_pages` / `isolate_lru_folios`: take up to `n` pages from the tail of `l`,
+    /// `isolate_lru_pages` (mm/vmscan.c 4.13..4.18) / `isolate_lru_folios` (6.12): take up to `n` pages from the tail of `l`,
     /// each with a reference (PG_isolated marks them off any list).
     fn isolate_lru_pages(&mut self, n: u64, l: LruList) -> Vec<u32> {
         let mut out = Vec::with_capacity(n as usize);
@@ -402,7 +403,8 @@ impl Kernel {
         out
     }
 
-    /// `putback_lru_page` for an isolated page: back on the list its flags select, dropping
+    /// `putback_lru_page` (mm/vmscan.c 4.13..4.18) / `folio_putback_lru` (6.12: `folio_add_lru`
+    /// then `folio_put`) for an isolated page: back on the list its flags select, dropping
     /// the isolation reference (the last reference frees it).
     pub(crate) fn putback_lru_page(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
@@ -483,7 +485,7 @@ impl Kernel {
         self.log_reclaim(Ev::LruShrinkActive, taken.len() as u64, deactivated, referenced);
     }
 
-    /// `shrink_inactive_list`: isolate a batch from the tail, run `shrink_folio_list`, put the
+    /// `shrink_inactive_list` (mm/vmscan.c 4.13..4.18, 6.12): isolate a batch from the tail, run `shrink_folio_list`, put the
     /// survivors back (activated ones on the active list).
     pub(crate) fn shrink_inactive_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) -> u64 {
         let file = l.is_file() as usize;
@@ -547,7 +549,7 @@ impl Kernel {
         References::Reclaim
     }
 
-    /// `shrink_folio_list` / `shrink_page_list`. Returns (reclaimed, pages to put back, stat).
+    /// `shrink_folio_list` (mm/vmscan.c 6.12) / `shrink_page_list` (4.13..4.18). Returns (reclaimed, pages to put back, stat).
     /// `ignore_references` is `reclaim_pages` (MADV_PAGEOUT).
     pub(crate) fn shrink_folio_list(
         &mut self,
@@ -668,7 +670,8 @@ impl Kernel {
         self.vmstat.inc(Vm::pgfree);
     }
 
-    /// `add_to_swap` / `folio_alloc_swap`: a swap slot for an anon page, the page into the swap
+    /// `add_to_swap` (mm/swap_state.c 4.13..4.18) / `add_to_swap` → `folio_alloc_swap` (mm/vmscan.c
+    /// 6.12): a swap slot for an anon page, the page into the swap
     /// cache (one more reference), and the page marked dirty ("Always setting the dirty flag for
     /// the folio solves the problem" of MADV_FREE pages racing with a redirtying write).
     pub(crate) fn add_to_swap(&mut self, pfn: u32) -> bool {
@@ -683,7 +686,7 @@ impl Kernel {
         true
     }
 
-    /// `pageout` → `swap_writepage` / `shmem_writepage` (called for dirty pages only, so
+    /// `pageout` (mm/vmscan.c 4.13..4.18, 6.12) → `swap_writepage` / `shmem_writepage` (called for dirty pages only, so
     /// PAGE_CLEAN never happens). A shmem page for which no swap slot can be had is redirtied
     /// and `shmem_writepage` returns AOP_WRITEPAGE_ACTIVATE (`wbc->for_reclaim`), which
     /// `pageout` turns into PAGE_ACTIVATE: shrink_folio_list activates the page (every profile;
@@ -730,7 +733,7 @@ impl Kernel {
         PageoutResult::Success
     }
 
-    /// `__remove_mapping`: with only the cache and the isolation holding the page, take it out
+    /// `__remove_mapping` (mm/vmscan.c 4.13..4.18, 6.12): with only the cache and the isolation holding the page, take it out
     /// of the swap cache (leaving a workingset shadow) or the shmem page cache, and free it.
     fn remove_mapping(&mut self, pfn: u32) -> bool {
         let f = self.mem.frames[pfn as usize];
@@ -800,7 +803,8 @@ impl Kernel {
         reclaimed == 1
     }
 
-    /// Isolate one page from its LRU (`isolate_lru_page`), for MADV_PAGEOUT and migration.
+    /// Isolate one page from its LRU (`isolate_lru_page`, mm/vmscan.c 4.13..4.18;
+    /// `folio_isolate_lru` 6.12: `folio_test_clear_lru`, `folio_get`, `lruvec_del_folio`), for MADV_PAGEOUT and migration.
     pub(crate) fn isolate_lru_page(&mut self, pfn: u32) -> bool {
         let f = &self.mem.frames[pfn as usize];
         if !f.test(pg::PG_LRU) {
