@@ -147,6 +147,84 @@ def test_a_version_the_mirror_cannot_serve_falls_back_to_the_next_listed(
     ).read_bytes() == b"kernel"
 
 
+def test_kernel_source_of_the_guest_version_is_fetched_through_apt_and_only_audited_parts_unpacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``reclaim vm fetch --kernel-source``: Debian's linux-source-6.12 of exactly the guest
+    kernel's version (from the manifest) through the private apt configuration; of its tarball
+    only the parts docs/fidelity.md reads are unpacked, and a second call is served from the
+    cache without apt."""
+    import tarfile
+
+    from reclaim.cli import main
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("no dpkg-deb (not a Debian machine)")
+    monkeypatch.setenv("RECLAIM_VM_CACHE", str(tmp_path / "cache"))
+    tree = tmp_path / "linux-source-6.12"
+    for rel, text in {
+        "Makefile": "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\n",
+        "mm/vmscan.c": "shrink_folio_list\n",
+        "include/linux/mm_inline.h": "lruvec_add_folio\n",
+        "arch/s390/mm/pgtable.c": "ptep_zap_unused\n",
+        "drivers/net/dummy.c": "not read by the audit\n",
+    }.items():
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(text)
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "usr/src").mkdir(parents=True)
+    with tarfile.open(pkg / "usr/src/linux-source-6.12.tar.xz", "w:xz") as tar:
+        tar.add(tree, arcname="linux-source-6.12")
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: linux-source-6.12\nVersion: 6.12.117-1\nArchitecture: all\n"
+        "Maintainer: t <t@t>\nDescription: t\n"
+    )
+    deb = tmp_path / "linux-source-6.12_6.12.117-1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
+    calls: list[tuple[str, ...]] = []
+
+    def fake_apt(
+        conf: Path, *args: str, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        assert "Dir::Etc::SourceList" in conf.read_text(), "the private configuration"
+        if args[0] == "update":
+            (assets.cache_dir() / "apt/lists/trixie_main_binary-all_Packages").write_text("")
+        elif args[0] == "download":
+            if args[1] != "linux-source-6.12=6.12.117-1":
+                return subprocess.CompletedProcess(list(args), 100, "", "E: 404  Not Found")
+            assert cwd is not None
+            shutil.copy(deb, cwd / deb.name)
+        return subprocess.CompletedProcess(list(args), 0, "", "")
+
+    kernel = assets.Package("linux-image-6.12.117+deb13-s390x", "6.12.117-1", "s390x", "0", "d", "r")
+    manifest = assets.Manifest(suite=assets.SUITE)
+    manifest.arches["s390x"] = assets.ArchAssets(
+        arch="s390x", kernel=kernel, busybox=kernel, image="i", modules="m", busybox_bin="b",
+        release="6.12.117+deb13-s390x",
+    )  # fmt: skip
+    monkeypatch.setattr(assets, "load_manifest", lambda: manifest)
+    monkeypatch.setattr(assets, "fetch", lambda *_a, **_k: manifest)
+    monkeypatch.setattr(assets, "debian_mirror", lambda: "file:/srv/debian")
+    monkeypatch.setattr(assets, "_apt", fake_apt)
+    import reclaim.cli.vm as cli_vm
+
+    monkeypatch.setattr(cli_vm, "fetch", lambda *_a, **_k: manifest)
+    assert main(["vm", "fetch", "--arch", "s390x", "--kernel-source"]) == 0
+    src = assets.source_dir("6.12.117-1")
+    assert [c[:2] for c in calls] == [("update", "-q"), ("download", "linux-source-6.12=6.12.117-1")]
+    assert (src / "Makefile").read_text().startswith("VERSION = 6")
+    assert (src / "mm/vmscan.c").read_text() == "shrink_folio_list\n"
+    assert (src / "include/linux/mm_inline.h").exists() and (src / "arch/s390/mm/pgtable.c").exists()
+    assert not (src / "drivers").exists(), "only the parts the audit reads"
+    calls.clear()
+    assert assets.fetch_kernel_source() == src
+    assert calls == [], "cached: no apt the second time"
+    with pytest.raises(assets.VmAssetError, match="did not serve linux-source-6.12 6.12.1-1"):
+        assets.fetch_kernel_source("6.12.1-1")
+
+
 def test_every_library_step_has_an_agent_line() -> None:
     text = agent_input(LIBRARY)
     assert text.count("\nend\n") == len(LIBRARY)

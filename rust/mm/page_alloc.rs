@@ -14,7 +14,8 @@ pub enum Gfp {
 }
 
 impl Kernel {
-    /// `alloc_pages(gfp, 0)`: the fast path takes a page above the low watermark; below it
+    /// `alloc_pages(gfp, 0)` (mm/page_alloc.c 4.13..4.18, 6.12: `get_page_from_freelist`,
+    /// `__alloc_pages_slowpath`): the fast path takes a page above the low watermark; below it
     /// kswapd is woken and the page is taken if above min; below min, direct reclaim
     /// (`__alloc_pages_direct_reclaim` → `try_to_free_pages`) runs and the allocation is
     /// retried while reclaim makes progress (at most MAX_RECLAIM_RETRIES = 16 rounds). `None`

@@ -27,7 +27,9 @@ impl Kernel {
         self.mem.nr_free() > self.mem.wmark.high
     }
 
-    /// `wakeup_kswapd`.
+    /// `wakeup_kswapd` (mm/vmscan.c 4.13..4.18, 6.12): nothing if kswapd is awake already
+    /// (`!waitqueue_active`), the node is hopeless (`kswapd_failures >= MAX_RECLAIM_RETRIES`) or
+    /// balanced; else wake it (`trace_mm_vmscan_wakeup_kswapd`). No watermark boost, order 0.
     pub(crate) fn wakeup_kswapd(&mut self) {
         if self.kswapd.woken || self.kswapd.failures >= MAX_RECLAIM_RETRIES || self.pgdat_balanced() {
             return;
@@ -36,8 +38,14 @@ impl Kernel {
         self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
     }
 
-    /// `balance_pgdat`: reclaim until balanced, raising the priority when a pass scanned less
-    /// than it aimed at or reclaimed nothing. Returns the pages reclaimed.
+    /// `balance_pgdat` (mm/vmscan.c 4.13..4.18, 6.12) with `kswapd_shrink_node`: PAGEOUTRUN;
+    /// from DEF_PRIORITY down to 1, stop when `pgdat_balanced`, age the anon lists
+    /// (`age_active_anon`; 6.12 `kswapd_age_node`), shrink the node for `max(high watermark,
+    /// SWAP_CLUSTER_MAX)` pages, and raise the priority when the pass scanned less than that
+    /// (`sc->nr_scanned >= sc->nr_to_reclaim` keeps it) or reclaimed nothing; a run that
+    /// reclaims nothing counts a `kswapd_failures`. Not modelled: watermark boosting, 6.12's
+    /// `cache_trim_mode_failed` restart (no page cache), high orders. Returns the pages
+    /// reclaimed.
     pub fn balance_pgdat(&mut self) -> u64 {
         let mut sc = ScanControl::new(0, true);
         self.vmstat.inc(Vm::pageoutrun);
@@ -72,7 +80,9 @@ impl Kernel {
         sc.nr_reclaimed
     }
 
-    /// One run of a woken kswapd: `balance_pgdat`, then sleep.
+    /// One run of a woken kswapd (`kswapd`, mm/vmscan.c 4.13..4.18, 6.12): `balance_pgdat`,
+    /// then `kswapd_try_to_sleep` (`trace_mm_vmscan_kswapd_sleep`); the short nap of
+    /// `prepare_kswapd_sleep` is not modelled.
     pub fn kswapd_step(&mut self) -> u64 {
         if !self.kswapd.woken {
             return 0;
@@ -103,7 +113,9 @@ impl Kernel {
         }
     }
 
-    /// An explicit request to reclaim `nr_pages` (like writing to `memory.reclaim`:
+    /// An explicit request to reclaim `nr_pages` (like writing to `memory.reclaim`,
+    /// `memory_reclaim` in mm/memcontrol.c 6.12; 4.x has no such file and the model offers the
+    /// same request there:
     /// `try_to_free_mem_cgroup_pages` in a loop that gives up after MAX_RECLAIM_RETRIES passes
     /// without progress). Each pass asks for SWAP_CLUSTER_MAX pages, and since 287d5fedb377
     /// (v6.9) for a quarter of what is left ("will converge on zero, but reclaim enforces a
@@ -118,6 +130,7 @@ impl Kernel {
                 if self.profile.proactive_reclaim_quarter_batch { left / 4 } else { left.min(SWAP_CLUSTER_MAX) };
             let mut sc = ScanControl::new(batch.max(SWAP_CLUSTER_MAX), false);
             sc.priority = DEF_PRIORITY;
+            sc.cgroup_reclaim = true;
             let got = self.do_try_to_free_pages(&mut sc);
             if got == 0 {
                 retries -= 1;

@@ -114,8 +114,11 @@ impl Lru {
         self.size[li]
     }
 
-    /// `lruvec_add_folio` / `add_page_to_lru_list`: at the head of `page_lru(page)`, or with
-    /// MGLRU on the generation `lru_gen_add_folio` picks; sets PG_lru.
+    /// `lruvec_add_folio` (include/linux/mm_inline.h 6.12) / `add_page_to_lru_list` (4.13..4.18):
+    /// at the head of `folio_lru_list` / `page_lru`, or with MGLRU on the generation
+    /// `lru_gen_add_folio` picks; sets PG_lru (the callers' `SetPageLRU`). 6.12 keeps no list
+    /// of unevictable folios (`if (lru != LRU_UNEVICTABLE) list_add(…)`, only the size); the
+    /// model links them, which nothing observes but the order of its own walks.
     pub fn add(&mut self, frames: &mut [Frame], pfn: u32) {
         if self.lrugen.enabled && self.lru_gen_add_folio(frames, pfn, false) {
             return;
@@ -124,7 +127,8 @@ impl Lru {
         self.link_head(frames, pfn, l as usize);
     }
 
-    /// Add at the tail (`add_page_to_lru_list_tail`: rotation of a page under writeback).
+    /// Add at the tail (`lruvec_add_folio_tail`, include/linux/mm_inline.h 6.12;
+    /// `add_page_to_lru_list_tail` 4.13..4.18: rotation of a page under writeback).
     pub fn add_tail(&mut self, frames: &mut [Frame], pfn: u32) {
         if self.lrugen.enabled && self.lru_gen_add_folio(frames, pfn, true) {
             return;
@@ -167,7 +171,8 @@ impl Lru {
         self.size[li] += 1;
     }
 
-    /// `lruvec_del_folio` / `del_page_from_lru_list`: unlink from the list it is on; clears
+    /// `lruvec_del_folio` (include/linux/mm_inline.h 6.12) / `del_page_from_lru_list`
+    /// (4.13..4.18): unlink from the list it is on; clears
     /// PG_lru. A page of a generation leaves it as `lru_gen_del_folio(.., reclaiming=false)`
     /// does (PG_active set if the generation was active, "for folio_migrate_flags()").
     pub fn del(&mut self, frames: &mut [Frame], pfn: u32) {

@@ -15,7 +15,9 @@ use lru::LruList;
 use shrink::ScanControl;
 
 impl Kernel {
-    /// `do_try_to_free_pages` at priorities 12 .. 0 until `sc.nr_to_reclaim` is met. v5.8+
+    /// `do_try_to_free_pages` (mm/vmscan.c 4.13..4.18, 6.12) at priorities 12 .. 0 until
+    /// `sc.nr_to_reclaim` is met. 4.x also snapshots the refaults (for the file list's
+    /// `inactive_list_is_low`), which the model skips there: no file-LRU page leaves a shadow. v5.8+
     /// (`scan_balance_by_cost`, mm/vmscan.c v6.12): the refaults are snapshot at the end
     /// (`snapshot_refaults`), and a reclaim that got nothing after skipping an active list
     /// retries from the first priority with `force_deactivate`.
@@ -46,7 +48,9 @@ impl Kernel {
         }
     }
 
-    /// `try_to_free_pages`: direct reclaim of SWAP_CLUSTER_MAX pages by an allocating task.
+    /// `try_to_free_pages` (mm/vmscan.c 4.13..4.18, 6.12): direct reclaim of SWAP_CLUSTER_MAX
+    /// pages by an allocating task, between `mm_vmscan_direct_reclaim_begin` and `_end`;
+    /// `throttle_direct_reclaim` (pfmemalloc) is not modelled.
     /// Every call is one allocstall (`do_try_to_free_pages` counts ALLOCSTALL for global,
     /// `!cgroup_reclaim`, reclaim on every profile; the `memory.reclaim`-like
     /// [`Kernel::reclaim`] is cgroup reclaim and does not count it).

@@ -36,6 +36,10 @@ pub struct ScanControl {
     pub may_swap: bool,
     /// `current_is_kswapd()`.
     pub kswapd: bool,
+    /// `cgroup_reclaim(sc)` (4.x `!global_reclaim(sc)`): `sc->target_mem_cgroup` is set, as for
+    /// the `memory.reclaim`-like [`Kernel::reclaim`]. Such reclaim is not counted in the global
+    /// PGSCAN_KSWAPD/DIRECT and PGSTEAL_KSWAPD/DIRECT events and never scans proportionally.
+    pub cgroup_reclaim: bool,
     pub nr_scanned: u64,
     pub nr_reclaimed: u64,
     /// `sc->may_deactivate` (v5.8+): [anon, file] active lists may be deactivated.
@@ -60,6 +64,7 @@ impl ScanControl {
             may_unmap: true,
             may_swap: true,
             kswapd,
+            cgroup_reclaim: false,
             nr_scanned: 0,
             nr_reclaimed: 0,
             may_deactivate: [false; 2],
@@ -97,7 +102,8 @@ fn int_sqrt(x: u64) -> u64 {
 }
 
 impl Kernel {
-    /// `inactive_list_is_low` / `inactive_is_low`: `inactive * ratio < active`, with
+    /// `inactive_list_is_low` (mm/vmscan.c 4.13..4.18) / `inactive_is_low` (6.12): `inactive *
+    /// ratio < active`, with
     /// `ratio = int_sqrt(10 * gb)` (1 below 1 GiB). Without swap, anon deactivation is
     /// pointless (4.x).
     pub(crate) fn inactive_is_low(&self, file: bool) -> bool {
@@ -136,10 +142,13 @@ impl Kernel {
         }
         let inactive_file = self.lru.size(LruList::InactiveFile);
         sc.cache_trim_mode = inactive_file >> sc.priority > 0 && !sc.may_deactivate[1];
-        let file = inactive_file + self.lru.size(LruList::ActiveFile);
-        let anon = self.lru.size(LruList::InactiveAnon);
-        sc.file_is_tiny =
-            file + self.mem.nr_free() <= self.mem.wmark.high && !sc.may_deactivate[0] && anon >> sc.priority > 0;
+        // "if (!cgroup_reclaim(sc)) { … sc->file_is_tiny = …" (cgroup reclaim leaves it clear)
+        if !sc.cgroup_reclaim {
+            let file = inactive_file + self.lru.size(LruList::ActiveFile);
+            let anon = self.lru.size(LruList::InactiveAnon);
+            sc.file_is_tiny =
+                file + self.mem.nr_free() <= self.mem.wmark.high && !sc.may_deactivate[0] && anon >> sc.priority > 0;
+        }
     }
 
     /// `snapshot_refaults` (mm/vmscan.c v6.12): the WORKINGSET_ACTIVATE counts at the end of a
@@ -229,7 +238,9 @@ impl Kernel {
         } else {
             let free = self.mem.nr_free();
             let file = size(self, LruList::ActiveFile) + size(self, LruList::InactiveFile);
-            if file + free <= self.mem.wmark.high
+            // "if (global_reclaim(sc)) { … if (unlikely(pgdatfile + pgdatfree <= total_high_wmark))"
+            if !sc.cgroup_reclaim
+                && file + free <= self.mem.wmark.high
                 && !self.inactive_is_low(false)
                 && size(self, LruList::InactiveAnon) >> sc.priority > 0
             {
@@ -290,21 +301,34 @@ impl Kernel {
         nr
     }
 
-    /// `shrink_node` → `shrink_lruvec` (`shrink_node_memcg` in 4.x): scan the lists in
-    /// SWAP_CLUSTER_MAX batches until their targets are met or enough was reclaimed, then
-    /// rebalance the anon active list.
+    /// `shrink_node` → `shrink_lruvec` (mm/vmscan.c 6.12; `shrink_node_memcg` in 4.13..4.18):
+    /// scan the lists in SWAP_CLUSTER_MAX batches until their `get_scan_count` targets are met;
+    /// once enough was reclaimed, stop scanning the type with less left and cut the other to
+    /// the share of its target the first had left ("scan the other type proportionally"),
+    /// unless this is global direct reclaim at DEF_PRIORITY (`proportional_reclaim` in 6.12,
+    /// `scan_adjusted` in 4.x: "the caller does not want to reclaim more than asked, but
+    /// kswapd/memcg do") which scans its whole targets. Then rebalance the anon active list
+    /// (`can_age_anon_pages && inactive_is_low(LRU_INACTIVE_ANON)`). Progress makes the node
+    /// hopeful again: `kswapd_failures` is reset ("if (reclaimable) pgdat->kswapd_failures =
+    /// 0;"), whoever reclaimed.
     pub(crate) fn shrink_node(&mut self, sc: &mut ScanControl) {
+        let start = sc.nr_reclaimed;
         if self.lru_gen_enabled() {
-            // v6.12: `if (lru_gen_enabled() && root_reclaim(sc)) { lru_gen_shrink_node(..) }`
+            // v6.12: `if (lru_gen_enabled() && root_reclaim(sc)) { lru_gen_shrink_node(..) }`,
+            // which ends "if (sc->nr_reclaimed > reclaimed) pgdat->kswapd_failures = 0;"
             self.lru_gen_shrink_node(sc);
+            if sc.nr_reclaimed > start {
+                self.kswapd.failures = 0;
+            }
             return;
         }
         if self.profile.scan_balance_by_cost {
             self.prepare_scan_control(sc);
         }
         let mut nr = self.get_scan_count(sc);
+        let targets = nr;
         let lists = [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
-        let start = sc.nr_reclaimed;
+        let proportional = !sc.cgroup_reclaim && !sc.kswapd && sc.priority == DEF_PRIORITY;
         while nr[0] > 0 || nr[2] > 0 || nr[3] > 0 {
             for (i, l) in lists.iter().enumerate() {
                 if nr[i] > 0 {
@@ -313,16 +337,39 @@ impl Kernel {
                     self.shrink_list(*l, n, sc);
                 }
             }
-            if sc.nr_reclaimed - start >= sc.nr_to_reclaim {
+            if sc.nr_reclaimed - start < sc.nr_to_reclaim || proportional {
+                continue;
+            }
+            let (nr_anon, nr_file) = (nr[0] + nr[1], nr[2] + nr[3]);
+            if nr_anon == 0 || nr_file == 0 {
                 break;
+            }
+            // the type with less left stops; the other scans what the first had left of its
+            // target, in proportion, minus what it already scanned
+            let (stop, other, percentage) = if nr_file > nr_anon {
+                (0, 2, nr_anon * 100 / (targets[0] + targets[1] + 1))
+            } else {
+                (2, 0, nr_file * 100 / (targets[2] + targets[3] + 1))
+            };
+            nr[stop] = 0;
+            nr[stop + 1] = 0;
+            for i in [other, other + 1] {
+                let scanned = targets[i] - nr[i];
+                nr[i] = targets[i] * (100 - percentage) / 100;
+                nr[i] -= nr[i].min(scanned);
             }
         }
         if self.inactive_is_low(false) {
             self.shrink_active_list(SWAP_CLUSTER_MAX, LruList::ActiveAnon, sc);
         }
+        // shrink_node (4.x and 6.12): "if (reclaimable) pgdat->kswapd_failures = 0;", whoever
+        // reclaims (kswapd, direct or cgroup reclaim)
+        if sc.nr_reclaimed > start {
+            self.kswapd.failures = 0;
+        }
     }
 
-    /// `shrink_list`: an active list is only shrunk when its inactive list is low (4.x) or
+    /// `shrink_list` (mm/vmscan.c 4.13..4.18, 6.12): an active list is only shrunk when its inactive list is low (4.x) or
     /// `sc->may_deactivate` allows it (v5.8+, [`Kernel::prepare_scan_control`]).
     fn shrink_list(&mut self, l: LruList, n: u64, sc: &mut ScanControl) {
         if l.is_active() {
@@ -341,7 +388,7 @@ impl Kernel {
         }
     }
 
-    /// `isolate_lru_pages` / `isolate_lru_folios`: take up to `n` pages from the tail of `l`,
+    /// `isolate_lru_pages` (mm/vmscan.c 4.13..4.18) / `isolate_lru_folios` (6.12): take up to `n` pages from the tail of `l`,
     /// each with a reference (PG_isolated marks them off any list).
     fn isolate_lru_pages(&mut self, n: u64, l: LruList) -> Vec<u32> {
         let mut out = Vec::with_capacity(n as usize);
@@ -356,7 +403,8 @@ impl Kernel {
         out
     }
 
-    /// `putback_lru_page` for an isolated page: back on the list its flags select, dropping
+    /// `putback_lru_page` (mm/vmscan.c 4.13..4.18) / `folio_putback_lru` (6.12: `folio_add_lru`
+    /// then `folio_put`) for an isolated page: back on the list its flags select, dropping
     /// the isolation reference (the last reference frees it).
     pub(crate) fn putback_lru_page(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
@@ -437,7 +485,7 @@ impl Kernel {
         self.log_reclaim(Ev::LruShrinkActive, taken.len() as u64, deactivated, referenced);
     }
 
-    /// `shrink_inactive_list`: isolate a batch from the tail, run `shrink_folio_list`, put the
+    /// `shrink_inactive_list` (mm/vmscan.c 4.13..4.18, 6.12): isolate a batch from the tail, run `shrink_folio_list`, put the
     /// survivors back (activated ones on the active list).
     pub(crate) fn shrink_inactive_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) -> u64 {
         let file = l.is_file() as usize;
@@ -447,10 +495,15 @@ impl Kernel {
         }
         let nr_taken = taken.len() as u64;
         self.lru_recent.scanned[file] += nr_taken;
-        self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, nr_taken);
+        // "if (!cgroup_reclaim(sc)) __count_vm_events(item, nr_scanned);" (4.x: global_reclaim)
+        if !sc.cgroup_reclaim {
+            self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, nr_taken);
+        }
         self.vmstat.add(if file == 1 { Vm::pgscan_file } else { Vm::pgscan_anon }, nr_taken);
         let (reclaimed, survivors, stat) = self.shrink_folio_list(taken, sc, false);
-        self.vmstat.add(if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct }, reclaimed);
+        if !sc.cgroup_reclaim {
+            self.vmstat.add(if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct }, reclaimed);
+        }
         self.vmstat.add(if file == 1 { Vm::pgsteal_file } else { Vm::pgsteal_anon }, reclaimed);
         self.lru_recent.rotated[file] += stat.nr_activate[file];
         if self.profile.scan_balance_by_cost {
@@ -496,7 +549,7 @@ impl Kernel {
         References::Reclaim
     }
 
-    /// `shrink_folio_list` / `shrink_page_list`. Returns (reclaimed, pages to put back, stat).
+    /// `shrink_folio_list` (mm/vmscan.c 6.12) / `shrink_page_list` (4.13..4.18). Returns (reclaimed, pages to put back, stat).
     /// `ignore_references` is `reclaim_pages` (MADV_PAGEOUT).
     pub(crate) fn shrink_folio_list(
         &mut self,
@@ -617,7 +670,8 @@ impl Kernel {
         self.vmstat.inc(Vm::pgfree);
     }
 
-    /// `add_to_swap` / `folio_alloc_swap`: a swap slot for an anon page, the page into the swap
+    /// `add_to_swap` (mm/swap_state.c 4.13..4.18) / `add_to_swap` → `folio_alloc_swap` (mm/vmscan.c
+    /// 6.12): a swap slot for an anon page, the page into the swap
     /// cache (one more reference), and the page marked dirty ("Always setting the dirty flag for
     /// the folio solves the problem" of MADV_FREE pages racing with a redirtying write).
     pub(crate) fn add_to_swap(&mut self, pfn: u32) -> bool {
@@ -632,7 +686,7 @@ impl Kernel {
         true
     }
 
-    /// `pageout` → `swap_writepage` / `shmem_writepage` (called for dirty pages only, so
+    /// `pageout` (mm/vmscan.c 4.13..4.18, 6.12) → `swap_writepage` / `shmem_writepage` (called for dirty pages only, so
     /// PAGE_CLEAN never happens). A shmem page for which no swap slot can be had is redirtied
     /// and `shmem_writepage` returns AOP_WRITEPAGE_ACTIVATE (`wbc->for_reclaim`), which
     /// `pageout` turns into PAGE_ACTIVATE: shrink_folio_list activates the page (every profile;
@@ -679,7 +733,7 @@ impl Kernel {
         PageoutResult::Success
     }
 
-    /// `__remove_mapping`: with only the cache and the isolation holding the page, take it out
+    /// `__remove_mapping` (mm/vmscan.c 4.13..4.18, 6.12): with only the cache and the isolation holding the page, take it out
     /// of the swap cache (leaving a workingset shadow) or the shmem page cache, and free it.
     fn remove_mapping(&mut self, pfn: u32) -> bool {
         let f = self.mem.frames[pfn as usize];
@@ -749,7 +803,8 @@ impl Kernel {
         reclaimed == 1
     }
 
-    /// Isolate one page from its LRU (`isolate_lru_page`), for MADV_PAGEOUT and migration.
+    /// Isolate one page from its LRU (`isolate_lru_page`, mm/vmscan.c 4.13..4.18;
+    /// `folio_isolate_lru` 6.12: `folio_test_clear_lru`, `folio_get`, `lruvec_del_folio`), for MADV_PAGEOUT and migration.
     pub(crate) fn isolate_lru_page(&mut self, pfn: u32) -> bool {
         let f = &self.mem.frames[pfn as usize];
         if !f.test(pg::PG_LRU) {
@@ -837,5 +892,100 @@ mod tests {
         let sc = ScanControl { priority: 4, ..ScanControl::new(32, true) };
         let nr = k.get_scan_count(&sc);
         assert_eq!(nr[0], (200 >> 4) * 60 / 201, "ap = 60 * 1 / 1, fp = 140 * 1 / 1, denominator ap + fp + 1");
+    }
+
+    /// A kernel of `profile` with 1 GiB of memory whose process has `pages` anon pages, on
+    /// v5.4+ all made old and unreferenced by MADV_COLD (ready to be reclaimed on the first
+    /// look).
+    fn cold_pages(profile: &str, pages: u64) -> Kernel {
+        use crate::arch::Arch;
+        use crate::mm::madvise::Advice;
+        use crate::profile::Profile;
+        let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 1 << 30, 64 << 20, 1).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, pages);
+        if k.profile.madv_cold_pageout {
+            k.madvise(pid, a, pages * 4096, Advice::Cold).unwrap();
+        }
+        k
+    }
+
+    /// `shrink_lruvec` (mm/vmscan.c v6.12; `shrink_node_memcg`'s `scan_adjusted` in 4.x):
+    /// global direct reclaim at DEF_PRIORITY scans its whole `get_scan_count` target
+    /// (`proportional_reclaim = (!cgroup_reclaim(sc) && !current_is_kswapd() && sc->priority ==
+    /// DEF_PRIORITY)`: "continue"), where kswapd (and cgroup reclaim) stops once `nr_to_reclaim`
+    /// is met and only anon pages are left to scan ("if (!nr_file || !nr_anon) break;").
+    #[test]
+    fn direct_reclaim_at_def_priority_scans_its_whole_target_and_kswapd_stops_at_the_goal() {
+        let pages = 200_000;
+        let target = pages >> super::DEF_PRIORITY; // 48 > SWAP_CLUSTER_MAX
+        for kswapd in [false, true] {
+            let mut k = cold_pages("6.12", pages);
+            // "If the system is almost out of file pages, force-scan anon": the whole target
+            // is anon (no SCAN_FRACT share)
+            k.mem.wmark.high = k.mem.nr_free();
+            let mut sc = ScanControl::new(super::SWAP_CLUSTER_MAX, kswapd);
+            k.shrink_node(&mut sc);
+            assert!(sc.file_is_tiny);
+            let want = if kswapd { super::SWAP_CLUSTER_MAX } else { target };
+            assert_eq!(sc.nr_scanned, want, "kswapd {kswapd}");
+            assert_eq!(sc.nr_reclaimed, want, "cold pages are reclaimed on the first look");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// `shrink_inactive_list` (mm/vmscan.c 6.12: "if (!cgroup_reclaim(sc))
+    /// __count_vm_events(item, nr_scanned);"; 4.14..4.19: "if (global_reclaim(sc))"): reclaim
+    /// for a memory cgroup (`memory.reclaim`, the model's `Kernel::reclaim`) is not counted in
+    /// pgscan_direct / pgsteal_direct; 6.12's pgscan_anon / pgsteal_anon count it.
+    #[test]
+    fn explicit_reclaim_is_cgroup_reclaim_and_leaves_pgscan_direct_and_pgsteal_direct_alone() {
+        for p in ["4.18", "6.12"] {
+            let mut k = kernel(p);
+            let _ = proc_with_pages(&mut k, false, 64);
+            let got = k.reclaim(16);
+            assert!(got > 0, "{p}");
+            assert_eq!(k.vmstat.get(Vm::pgscan_direct), 0, "{p}");
+            assert_eq!(k.vmstat.get(Vm::pgsteal_direct), 0, "{p}");
+            assert_eq!(k.vmstat.get(Vm::pgsteal_anon), got, "{p}");
+        }
+    }
+
+    /// `prepare_scan_control` (mm/vmscan.c v6.12: "if (!cgroup_reclaim(sc)) { … sc->file_is_tiny
+    /// = …") and 4.x `get_scan_count` ("if (global_reclaim(sc)) { … SCAN_ANON"): only global
+    /// reclaim force-scans anon when the file lists and free memory are below the high
+    /// watermark; cgroup reclaim balances by cost / by recent rotation as usual.
+    #[test]
+    fn only_global_reclaim_force_scans_anon_when_file_is_tiny() {
+        for p in ["4.18", "6.12"] {
+            let mut k = half_active(p);
+            k.mem.wmark.high = k.mem.nr_free();
+            let global = ScanControl { priority: 4, ..ScanControl::new(32, false) };
+            let cgroup = ScanControl { cgroup_reclaim: true, ..global.clone() };
+            let mut nr = Vec::new();
+            for mut sc in [global, cgroup] {
+                if k.profile.scan_balance_by_cost {
+                    k.prepare_scan_control(&mut sc);
+                }
+                nr.push(k.get_scan_count(&sc)[0]);
+            }
+            assert_eq!(nr[0], 200 >> 4, "{p}: global reclaim scans the inactive anon list whole");
+            assert!(nr[1] < nr[0], "{p}: cgroup reclaim takes the anon share only ({nr:?})");
+        }
+    }
+
+    /// `shrink_node` (mm/vmscan.c 4.14..4.19 and 6.12): "if (reclaimable)
+    /// pgdat->kswapd_failures = 0;": a kswapd run that reclaims makes the node hopeful again,
+    /// so three failed runs before do not count towards MAX_RECLAIM_RETRIES.
+    #[test]
+    fn a_kswapd_run_that_reclaims_resets_kswapd_failures() {
+        for p in ["4.18", "6.12"] {
+            let mut k = cold_pages(p, 4000);
+            k.mem.wmark.high = k.mem.nr_free() + 16;
+            k.kswapd.failures = 3;
+            k.kswapd.woken = true;
+            let got = k.kswapd_step();
+            assert!(got > 0, "{p}");
+            assert_eq!(k.kswapd.failures, 0, "{p}");
+        }
     }
 }

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from reclaim.cli.common import Subparsers
-from reclaim.vm.assets import DEBIAN_ARCH, cache_dir, fetch, manifest_path
+from reclaim.vm.assets import DEBIAN_ARCH, cache_dir, fetch, fetch_kernel_source, manifest_path
 
 #: How ``reclaim vm`` is described in ``reclaim --help``.
 HELP = "the VM oracle's assets: QEMU, cross compiler, Debian's Linux 6.12 kernels (fetch)"
@@ -39,6 +39,12 @@ def add_parser(sub: Subparsers) -> None:
         "--refresh", action="store_true", help="re-read the package lists, take newer packages"
     )
     f.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    f.add_argument(
+        "--kernel-source",
+        action="store_true",
+        help="also download Debian's linux-source-6.12 of the guest kernel's version and unpack "
+        "the parts the fidelity audit reads (mm/, include/, arch/s390/, ...) into the cache",
+    )
     f.set_defaults(func=cmd_vm_fetch)
 
     def usage(_args: argparse.Namespace) -> int:
@@ -52,12 +58,20 @@ def cmd_vm_fetch(args: argparse.Namespace) -> int:
     """``reclaim vm fetch``: install and download the VM assets; print what was used."""
     t0 = time.monotonic()
     m = fetch(args.arch, refresh=args.refresh, log=lambda s: print(s, file=sys.stderr))
+    src = None
+    if getattr(args, "kernel_source", False):
+        arch = (args.arch or list(DEBIAN_ARCH))[0]
+        src = fetch_kernel_source(
+            arch=arch, refresh=args.refresh, log=lambda s: print(s, file=sys.stderr)
+        )
     took = time.monotonic() - t0
     if args.json:
         print(m.to_json())
         return 0
     for arch in args.arch or list(DEBIAN_ARCH):
         print(f"{arch}: {m.cite(arch)}")
+    if src is not None:
+        print(f"kernel source: {src}")
     print(f"manifest: {manifest_path()} (cache {cache_dir()}), {took:.1f} s")
     return 0
 

@@ -12,7 +12,11 @@ static busyboxes, and the in-guest agent built from :file:`agent.c`.
   from ``/etc/apt/sources.list(.d)`` at run time, and ``apt-get download`` fetches the
   packages (newest first; a version the mirror cannot serve falls back to the next one);
   ``dpkg-deb -x`` extracts them;
-- the agent, compiled static for each arch (``s390x-linux-gnu-gcc`` / ``gcc``).
+- the agent, compiled static for each arch (``s390x-linux-gnu-gcc`` / ``gcc``);
+- on request (:func:`fetch_kernel_source`, ``reclaim vm fetch --kernel-source``), Debian's
+  ``linux-source-6.12`` of the guest kernel's version through the same private apt
+  configuration, of which the parts the fidelity audit reads (:data:`SOURCE_PARTS`) are
+  unpacked into the cache.
 
 What was used — package, version and sha256 of each ``.deb``, the agent's source hash — is
 recorded in :func:`manifest_path` (``manifest.json``), which the results cite. A second fetch
@@ -63,6 +67,25 @@ COMPILER = {
     "s390x": ("s390x-linux-gnu-gcc", ("gcc-s390x-linux-gnu", "libc6-dev-s390x-cross")),
     "x86_64": ("gcc", ("gcc", "libc6-dev")),
 }
+
+#: Debian's kernel source package of :data:`KERNEL_SERIES` (architecture ``all``; the same
+#: version as the kernel images, built from the same source package).
+SOURCE_PACKAGE = "linux-source-6.12"
+
+#: The parts of the kernel tree the fidelity audit (docs/fidelity.md) reads: a path ending in
+#: ``/`` is a directory, anything else a file.
+SOURCE_PARTS = (
+    "Makefile",
+    "mm/",
+    "include/",
+    "arch/s390/",
+    "arch/x86/include/",
+    "arch/x86/mm/",
+    "fs/userfaultfd.c",
+    "fs/proc/",
+    "kernel/fork.c",
+    "drivers/block/virtio_blk.c",
+)
 
 #: The keyring of the Debian archive (Debian 12's carries the keys of 13/trixie).
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -569,12 +592,133 @@ def _download_all(
     return m
 
 
+# --------------------------------------------------------------------------------------------
+# The guest kernel's source (for the fidelity audit)
+
+
+def _source_member(name: str) -> str | None:
+    """The path inside the kernel tree of a member of the source tarball (its first
+    component, ``linux-source-6.12/``, dropped) if it is one of :data:`SOURCE_PARTS`."""
+    parts = name.split("/", 1)
+    if len(parts) != 2 or not parts[1]:
+        return None
+    rel = parts[1]
+    if rel.startswith("/") or ".." in rel.split("/"):
+        return None
+    for want in SOURCE_PARTS:
+        if rel == want or (want.endswith("/") and rel.startswith(want)):
+            return rel
+    return None
+
+
+def _unpack_source(deb: Path, dest: Path) -> int:
+    """Unpack the :data:`SOURCE_PARTS` of the ``linux-source`` package ``deb`` (whose
+    ``/usr/src/linux-source-*.tar.xz`` holds the tree) into ``dest``. Returns the files
+    written."""
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        x = subprocess.run(
+            ["dpkg-deb", "-x", str(deb), tmp], capture_output=True, text=True, check=False
+        )
+        if x.returncode != 0:
+            raise VmAssetError(f"dpkg-deb -x {deb.name} failed: {x.stderr.strip()}")
+        tarballs = sorted(Path(tmp, "usr/src").glob("linux-source-*.tar.*"))
+        if not tarballs:
+            raise VmAssetError(f"{deb.name} has no /usr/src/linux-source-*.tar.* tarball")
+        written = 0
+        with tarfile.open(tarballs[0]) as tar:
+            for member in tar:
+                rel = _source_member(member.name)
+                if rel is None or not member.isfile():
+                    continue
+                src = tar.extractfile(member)
+                if src is None:
+                    continue
+                out = dest / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(src.read())
+                written += 1
+    return written
+
+
+def source_dir(version: str) -> Path:
+    """Where :func:`fetch_kernel_source` unpacks ``linux-source-6.12`` of ``version``."""
+    return cache_dir() / "src" / f"{SOURCE_PACKAGE}_{version}"
+
+
+def fetch_kernel_source(
+    version: str | None = None,
+    arch: str = "s390x",
+    refresh: bool = False,
+    log: Callable[[str], object] | None = None,
+) -> Path:
+    """Download Debian's :data:`SOURCE_PACKAGE` of ``version`` (default: the version of the
+    ``arch`` guest kernel in the manifest, so the source is exactly what the guests boot)
+    through the private apt configuration and unpack :data:`SOURCE_PARTS` into
+    :func:`source_dir`. Cached: a tree unpacked before is returned at once. Returns the tree's
+    root (its ``Makefile`` names the release)."""
+    if version is None:
+        m = load_manifest()
+        if m is None or arch not in m.arches:
+            raise VmAssetError(
+                f"no {arch} guest kernel in the VM cache to take the source version from: run "
+                f"'reclaim vm fetch --arch {arch}' first, or name the version"
+            )
+        version = m.arches[arch].kernel.version
+    dest = source_dir(version)
+    done = dest / ".complete"
+    if done.exists() and not refresh:
+        return dest
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    conf = _write_apt_config(debian_mirror())
+    lists = _apt_dir() / "lists"
+    if refresh or not any(lists.glob("*Packages*")):
+        if log is not None:
+            log(f"apt-get update (Debian {SUITE}, private configuration in {_apt_dir()})")
+        r = _apt(conf, "update", "-q")
+        if r.returncode != 0 or not any(lists.glob("*Packages*")):
+            raise VmAssetError(
+                f"apt-get update of Debian {SUITE} failed on this machine's mirror: "
+                f"{(r.stderr or r.stdout).strip()[-500:]}"
+            )
+    debs = cache_dir() / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    before = set(debs.glob("*.deb"))
+    if log is not None:
+        log(f"downloading {SOURCE_PACKAGE} {version}")
+    r = _apt(conf, "download", f"{SOURCE_PACKAGE}={version}", cwd=debs)
+    new = sorted(set(debs.glob("*.deb")) - before)
+    if not new:
+        known = sorted(debs.glob(f"{SOURCE_PACKAGE}_*.deb"))
+        new = [d for d in known if d.name.startswith(f"{SOURCE_PACKAGE}_{version.replace(':', '%3a')}_")]
+    if r.returncode != 0 or not new:
+        raise VmAssetError(
+            f"the mirror did not serve {SOURCE_PACKAGE} {version} (Debian {SUITE}): "
+            f"{(r.stderr or r.stdout).strip()[-300:]}; 'reclaim vm fetch --refresh' re-reads "
+            "the package lists"
+        )
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    n = _unpack_source(new[0], dest)
+    if n == 0 or not (dest / "Makefile").exists():
+        raise VmAssetError(f"{new[0].name} held none of the kernel tree's files the audit reads")
+    done.write_text(f"{SOURCE_PACKAGE} {version} sha256 {sha256_file(new[0])} files {n}\n")
+    if log is not None:
+        log(f"{SOURCE_PACKAGE} {version}: {n} files in {dest}")
+    return dest
+
+
 __all__ = [
     "COMPILER",
     "DEBIAN_ARCH",
     "KERNEL_PACKAGE",
     "KERNEL_SERIES",
     "QEMU",
+    "SOURCE_PACKAGE",
+    "SOURCE_PARTS",
     "SUITE",
     "ArchAssets",
     "Manifest",
@@ -585,7 +729,9 @@ __all__ = [
     "cache_dir",
     "debian_mirror",
     "fetch",
+    "fetch_kernel_source",
     "load_manifest",
     "manifest_path",
     "sha256_file",
+    "source_dir",
 ]
