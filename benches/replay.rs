@@ -41,6 +41,7 @@ fn replay(c: &mut Criterion) {
         shmem: false,
         guest: None,
         page_cluster: None,
+        one_cpu: false,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

@@ -197,10 +197,21 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
     m = rp.model_counters(p, "x86_64", _kernel_run(2000, 1000))
     assert m["pgscan_direct"] > 0 and m["pgscan_kswapd"] > 0
     assert m["pgsteal_direct"] + m["pgsteal_kswapd"] >= m["pswpout"] > 0
-    args = {"memory": 2001 * 4096, "arch": "x86_64", "as_recorded": True, "page_cluster": 0}
-    other_cpu = reclaim.trace.replay(p, guest=(1000, 20, 25, 30), **args)
+
+    def replay(one_cpu: bool) -> reclaim.trace.ReplayResult:
+        return reclaim.trace.replay(
+            p,
+            memory=2001 * 4096,
+            arch="x86_64",
+            as_recorded=True,
+            guest=(1000, 20, 25, 30),
+            page_cluster=0,
+            one_cpu=one_cpu,
+        )
+
+    other_cpu = replay(False)
     assert other_cpu.vmstat["pgscan_direct"] == other_cpu.vmstat["allocstall_normal"] == 0
-    one_cpu = reclaim.trace.replay(p, guest=(1000, 20, 25, 30), one_cpu=True, **args)
+    one_cpu = replay(True)
     assert one_cpu.vmstat["allocstall_normal"] > 0
     assert one_cpu.vmstat["pgscan_direct"] == m["pgscan_direct"]
 

@@ -5,7 +5,7 @@
 //! A lone [`Kernel`] runs a woken kswapd when the current operation finishes
 //! ([`Kernel::settle`]), as if on another CPU; a multi-host run schedules it as an actor; on
 //! one CPU ([`KswapdMode::OneCpu`]) it runs when the faulting process sleeps on a swap read
-//! ([`Kernel::io_schedule`]), and the process reclaims directly when it outruns kswapd.
+//! (`Kernel::io_schedule`), and the process reclaims directly when it outruns kswapd.
 
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;

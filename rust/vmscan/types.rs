@@ -13,7 +13,7 @@ pub enum KswapdMode {
     Actor,
     /// A machine with one CPU (the replay oracle's guests run `-smp 1`): kswapd and the
     /// faulting process share it, so a woken kswapd runs only when the process gives up the CPU
-    /// by sleeping: waiting for a swap read in `do_swap_page` ([`crate::Kernel::io_schedule`]).
+    /// by sleeping: waiting for a swap read in `do_swap_page` (`Kernel::io_schedule`).
     /// Until then the process allocates on, and below the min watermark it reclaims directly.
     /// Preemption at a scheduler tick is not modelled (the model has no CPU time).
     OneCpu,

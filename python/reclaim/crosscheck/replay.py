@@ -41,7 +41,10 @@ from reclaim.vm.guest import CPUS as GUEST_CPUS
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
 MAGIC = b"RPL1"
-#: The counters of /proc/vmstat compared (the difference over a run).
+#: The counters of /proc/vmstat compared (the difference over a run; for the gauges
+#: ``nr_active_anon`` and ``nr_inactive_anon``, how the lists grew). The kernel counts
+#: ALLOCSTALL by the allocation's highest zone (``allocstall_movable`` for a user page on
+#: x86_64), the model by its one zone (``allocstall_normal``).
 VMSTAT = (
     "pswpin",
     "pswpout",
@@ -55,6 +58,16 @@ VMSTAT = (
     "workingset_restore_anon",
     "swap_ra",
     "swap_ra_hit",
+    "pgactivate",
+    "pgdeactivate",
+    "pgrefill",
+    "pageoutrun",
+    "allocstall_dma",
+    "allocstall_dma32",
+    "allocstall_normal",
+    "allocstall_movable",
+    "nr_active_anon",
+    "nr_inactive_anon",
 )
 #: The fields of /proc/meminfo kept (kB) from the start of a run.
 MEMINFO = (
