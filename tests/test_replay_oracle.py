@@ -192,8 +192,16 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
     off = rp.model_counters(p, "x86_64", k)
     guest = (max(0, k.held - k.evictable), k.min, k.low, k.high)
     for counters, profile in ((on, "6.12-debian"), (off, "6.12")):
-        r = reclaim.trace.replay(p, profile=profile, arch="x86_64", memory=2001 * 4096,
-                                 swap=32768 * 1024, as_recorded=True, guest=guest, page_cluster=0)  # fmt: skip
+        r = reclaim.trace.replay(
+            p,
+            profile=profile,
+            arch="x86_64",
+            memory=2001 * 4096,
+            swap=32768 * 1024,
+            as_recorded=True,
+            guest=guest,
+            page_cluster=0,
+        )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
     assert on != off
