@@ -50,10 +50,10 @@ def test_the_debugfs_view_shows_the_generations_and_their_pages() -> None:
     lines = k.lru_gen().splitlines()
     assert lines[:2] == ["memcg     0 /", " node     0"]
     gens = [[int(x) for x in line.split()] for line in lines[2:]]
-    # lru_gen_init_lruvec: max_seq 3, min_seq 0: four generations; faulted anon pages are in
-    # max_seq - 1 (lru_gen_add_folio)
+    # lru_gen_init_lruvec: max_seq 3, min_seq 0: four generations; pages faulted in are in
+    # max_seq (6.12.117 folio_add_lru: PG_active when lru_gen_in_fault(); lru_gen_add_folio)
     assert [g[0] for g in gens] == [0, 1, 2, 3]
-    assert [g[2] for g in gens] == [0, 0, 40, 0]
+    assert [g[2] for g in gens] == [0, 0, 0, 40]
     verbose = k.lru_gen(verbose=True).splitlines()
     assert len(verbose) == 2 + 4 * (1 + 4), "a line per tier under each generation"
     assert reclaim.Kernel("6.12", memory="1MiB").lru_gen() == ""

@@ -216,6 +216,33 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
     assert one_cpu.vmstat["pgscan_direct"] == m["pgscan_direct"]
 
 
+def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> None:
+    # the guest's /init writes lru_gen/enabled 7 (on) or 0: the model's profile must follow,
+    # "6.12-debian" (MGLRU) or "6.12" (the classic lists)
+    t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    k = _kernel_run(2000, 1200)
+    on = rp.model_counters(p, "x86_64", k, lru_gen="on")
+    off = rp.model_counters(p, "x86_64", k)
+    guest = (max(0, k.held - k.evictable), k.min, k.low, k.high)
+    for counters, profile in ((on, "6.12-debian"), (off, "6.12")):
+        r = reclaim.trace.replay(
+            p,
+            profile=profile,
+            arch="x86_64",
+            memory=2001 * 4096,
+            swap=32768 * 1024,
+            as_recorded=True,
+            guest=guest,
+            page_cluster=0,
+            one_cpu=True,
+        )
+        assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
+        assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
+    assert on != off
+
+
 def test_the_model_offers_a_first_read_as_a_read_so_it_maps_the_zero_page(tmp_path: Path) -> None:
     p = tmp_path / "reads.bin"
     n = 5000

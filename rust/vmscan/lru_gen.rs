@@ -373,36 +373,41 @@ impl Kernel {
         self.inc_max_seq(seq, can_swap, force_scan)
     }
 
-    /// `walk_mm` → `walk_pte_range` (v6.12) over every VMA `should_skip_vma` leaves: each
-    /// young PTE of a page of a generation is made old and the page moved to the youngest
-    /// generation (`folio_update_gen`); a page off the lists (isolated) gets PG_referenced.
+    /// `walk_mm` → `walk_pte_range` (mm/vmscan.c, 6.12.117) over every VMA `should_skip_vma`
+    /// leaves (inaccessible, without recency, VM_LOCKED/VM_SPECIAL, or anon/shmem when anon
+    /// cannot be swapped: every model file is shmem): each young PTE of a page of a generation
+    /// is made old and the page moved to the youngest generation (`folio_update_gen`); a page
+    /// off the lists (isolated) gets PG_referenced. A page table's slots are walked in one go.
     fn lru_gen_walk_mm(&mut self, pid: u32, can_swap: bool) {
         let vmas: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
         let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
         let arch = self.arch();
+        let pt_span = arch.geometry().0.pt_span();
         for vma in vmas {
             let v = self.vma(vma);
-            // should_skip_vma: inaccessible, no recency, locked/special, anon without swap
+            // should_skip_vma
             let accessible = v.flags & (vm::VM_READ | vm::VM_WRITE | vm::VM_EXEC) != 0;
-            if !accessible
-                || !self.vma_has_recency(vma)
-                || v.flags & (vm::VM_LOCKED | vm::VM_SPECIAL) != 0
-                || (v.file.is_none() && !can_swap)
+            if !accessible || !self.vma_has_recency(vma) || v.flags & (vm::VM_LOCKED | vm::VM_SPECIAL) != 0 || !can_swap
             {
                 continue;
             }
             let (mut addr, end) = (v.start, v.end);
-            while let Some((a, idx)) = self.next_pte_slot(pid, addr, end) {
-                addr = a + 4096;
-                let pte = self.mmx(pid).pt.pte(idx);
-                let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
-                if !self.ptep_test_and_clear_young(pid, idx) {
-                    continue;
+            while let Some((a, first)) = self.next_pte_slot(pid, addr, end) {
+                // walk_pte_range: the slots of one page table are consecutive
+                let pt_end = ((a | (pt_span - 1)) + 1).min(end);
+                addr = pt_end;
+                for (i, idx) in (first..).take(((pt_end - a) / 4096) as usize).enumerate() {
+                    let pte = self.mmx(pid).pt.pte(idx);
+                    let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
+                    debug_assert_eq!(self.pte_at(pid, a + i as u64 * 4096), Some(pte));
+                    if !self.ptep_test_and_clear_young(pid, idx) {
+                        continue;
+                    }
+                    if arch.pte_dirty(pte) {
+                        self.lru_gen_mark_dirty(pfn);
+                    }
+                    self.folio_update_gen(pfn, new_gen);
                 }
-                if arch.pte_dirty(pte) {
-                    self.lru_gen_mark_dirty(pfn);
-                }
-                self.folio_update_gen(pfn, new_gen);
             }
         }
     }
