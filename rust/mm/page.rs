@@ -91,7 +91,7 @@ const SKEY_SHIFT: u32 = 56;
 /// (4 bits) and the s390 storage key (8 bits). The LRU generation and access count of the
 /// multi-gen LRU live in `flags` (`LRU_GEN_MASK`, `LRU_REFS_MASK`), as in the kernel.
 ///
-/// The snapshot format stores the unpacked fields ([`FrameRepr`]), so the packing did not
+/// The snapshot format stores the unpacked fields (`FrameRepr`), so the packing did not
 /// change it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "FrameRepr", into = "FrameRepr")]
