@@ -91,7 +91,7 @@ const SKEY_SHIFT: u32 = 56;
 /// (4 bits) and the s390 storage key (8 bits). The LRU generation and access count of the
 /// multi-gen LRU live in `flags` (`LRU_GEN_MASK`, `LRU_REFS_MASK`), as in the kernel.
 ///
-/// The snapshot format stores the unpacked fields ([`FrameRepr`]), so the packing did not
+/// The snapshot format stores the unpacked fields (`FrameRepr`), so the packing did not
 /// change it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "FrameRepr", into = "FrameRepr")]
@@ -491,12 +491,12 @@ mod tests {
     #[test]
     fn the_snapshot_encoding_of_a_frame_is_the_unpacked_layout() {
         let mut f = Frame { flags: 3, refcount: 2, mapcount: 1, mapping: 7, content: 1 << 40, ..Frame::FREE };
-        f.set_index(0x7f00_0000_0);
+        f.set_index(0x0007_f000_0000);
         f.set_lru_list(3);
         f.set_skey(0x16);
         let r = FrameRepr::from(f);
         assert_eq!(postcard::to_allocvec(&f).unwrap(), postcard::to_allocvec(&r).unwrap());
-        assert_eq!((r.index, r.lru_list, r.skey), (0x7f00_0000_0, 3, 0x16));
+        assert_eq!((r.index, r.lru_list, r.skey), (0x0007_f000_0000, 3, 0x16));
         let back: Frame = postcard::from_bytes(&postcard::to_allocvec(&f).unwrap()).unwrap();
         assert_eq!(back, f);
     }

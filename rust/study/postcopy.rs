@@ -23,7 +23,7 @@ use crate::profile::Profile;
 use crate::qemu::dest::QemuDest;
 use crate::qemu::source::QemuSource;
 use crate::qemu::{Link, LinkConfig, QemuVersion};
-use crate::sim::log::{Ev, Event, fault_path, hash_events, phase, ttu_result};
+use crate::sim::log::{Ev, Event, EventLog, fault_path, hash_events, phase, ttu_result};
 use crate::sim::rng::Rng;
 use crate::snapshot::{self, Kind};
 use crate::study::world::{DST, SRC, World};
@@ -247,7 +247,11 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
     let dpid = dst.spawn("qemu-system-s390x", true)?;
     let dbase = dst.mmap(dpid, guest_bytes, MapKind::Anon, false, None)?;
     let guest = Guest::new(cfg.guest.clone(), rng.fork(1))?;
+    // the boot's and the other load's events are cleared before the run starts: log them
+    // nowhere, so they never take memory (at 256 GiB they were gigabytes of events)
+    let kept = std::mem::replace(&mut src.log, EventLog::quiet());
     boot(&mut src, spid, sbase, &guest)?;
+    src.log = kept;
     src.log.clear();
     src.now = 0;
     for k in [&mut src, &mut dst] {
@@ -261,7 +265,9 @@ pub fn build(cfg: &PostcopyConfig) -> Result<World> {
     let dest = QemuDest::new(dpid, dbase, cfg.guest.pages, cfg.qemu);
     let link = Link { cfg: cfg.link.clone(), ..Default::default() };
     let mut w = World::new(vec![src, dst], guest, source, dest, link);
+    let kept = std::mem::replace(&mut w.hosts[DST].log, EventLog::quiet());
     w.add_load(cfg.other_load / 4096, cfg.load_interval_ns, rng.fork(2))?;
+    w.hosts[DST].log = kept;
     w.hosts[DST].log.clear();
     w.hosts[DST].now = 0;
     Ok(w)
