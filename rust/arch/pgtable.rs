@@ -267,9 +267,12 @@ impl PageTables {
         }
         let mut h = fingerprint::mix(fingerprint::SEED, self.upper.len() as u64);
         for t in &self.upper {
-            h = fingerprint::words(h, t.iter().map(|&e| e as u64), 0);
+            h = fingerprint::words(h, t, 0);
         }
-        h = fingerprint::words(h, self.upper_free.iter().map(|&i| i as u64 + 1), 0);
+        h = fingerprint::mix(h, self.upper_free.len() as u64);
+        for &i in &self.upper_free {
+            h = fingerprint::mix(h, i as u64);
+        }
         self.upper_fp.set(Some(h));
         h
     }
@@ -279,8 +282,8 @@ impl PageTables {
         if let Some(fp) = self.pte_fp.get() {
             return fp;
         }
-        let h = fingerprint::words(fingerprint::SEED, self.ptes.iter().copied(), self.geom.0.pte_none);
-        let h = fingerprint::words(h, self.pgstes.iter().copied(), 0);
+        let h = fingerprint::words(fingerprint::SEED, &self.ptes, self.geom.0.pte_none);
+        let h = fingerprint::words(h, &self.pgstes, 0);
         self.pte_fp.set(Some(h));
         h
     }
@@ -626,5 +629,100 @@ impl PageTables {
     /// Bytes of heap the tables use (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.upper.len() * self.geom.0.upper_entries * 4 + (self.ptes.capacity() + self.pgstes.capacity()) * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::types::Arch;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    fn key(t: &PageTables) -> u64 {
+        let mut h = DefaultHasher::new();
+        t.hash(&mut h);
+        h.finish()
+    }
+
+    /// A clone shares its upper tables with the original (copy-on-write); what the clone then
+    /// writes — a page table in another segment, a new top level, a PTE, a PGSTE, a freed page
+    /// table — is invisible to the original, whose entries and state hash stay as they were.
+    #[test]
+    fn a_clones_writes_are_invisible_to_the_original() {
+        let g = Arch::S390x.geometry();
+        let none = g.0.pte_none;
+        let mut parent = PageTables::new(g, true);
+        let i = parent.pte_alloc(0x1000_0000).unwrap_or(0);
+        parent.set_pte(i, 0x1234_5000);
+        let (before, k0) = (parent.clone(), key(&parent));
+        let mut child = parent.clone();
+        assert!(
+            parent.upper.iter().zip(&child.upper).all(|(a, b)| Arc::ptr_eq(a, b)),
+            "a clone shares the upper tables"
+        );
+        let j = child.pte_alloc(0x1010_0000).unwrap_or(0);
+        child.set_pte(j, 0x5678_9000);
+        let far = child.pte_alloc(1 << 45).unwrap_or(0);
+        child.set_pte(far, 0x9abc_d000);
+        child.set_pte(i, none);
+        child.set_pgste(i, 1 << 40);
+        child.set_pgste(i, 0);
+        child.free_empty_pts(0x1000_0000, 0x1010_0000);
+        assert_eq!(parent, before);
+        assert_eq!(key(&parent), k0);
+        assert_eq!((parent.pte_index(0x1010_0000), parent.pte_index(1 << 45)), (None, None));
+        assert_eq!(parent.pte_index(0x1000_0000).map(|x| parent.pte(x)), Some(0x1234_5000));
+        assert_eq!((parent.top_level(), parent.nr_page_tables()), (before.top_level(), 1));
+        assert_eq!(child.pte_index(0x1000_0000), None, "the child freed its copy of the page table");
+        assert_ne!(key(&child), k0);
+        assert_eq!(parent.check(g), Ok(()));
+        assert_eq!(child.check(g), Ok(()));
+    }
+
+    /// The state hash depends on the contents only: a write that is undone gives the hash of
+    /// the tables before it (the cached fingerprints are recomputed, not patched), and tables
+    /// that differ in one PTE or one upper entry hash apart.
+    #[test]
+    fn the_state_hash_follows_the_contents_through_the_cache() {
+        let g = Arch::S390x.geometry();
+        let mut t = PageTables::new(g, true);
+        let i = t.pte_alloc(0x2000_0000).unwrap_or(0);
+        let k0 = key(&t);
+        t.set_pte(i + 1, 0x4000);
+        let k1 = key(&t);
+        t.set_pte(i + 1, g.0.pte_none);
+        assert_eq!(key(&t), k0);
+        let mut u = t.clone();
+        u.set_pte(i + 2, 0x4000);
+        assert!(k1 != k0 && key(&u) != k1 && key(&u) != k0, "the same value in another slot hashes apart");
+        let _ = u.pte_alloc(0x2010_0000);
+        let mut v = t.clone();
+        let _ = v.pte_alloc(0x2020_0000);
+        assert_ne!(key(&u), key(&v), "a page table under another segment entry hashes apart");
+    }
+
+    /// `for_each_pt` visits exactly the page tables a walk of every page-table span finds, in
+    /// address order, over ranges that start and end inside tables and across top levels.
+    #[test]
+    fn for_each_pt_finds_what_walks_find() {
+        let g = Arch::S390x.geometry();
+        let mut t = PageTables::new(g, false);
+        let span = g.0.pt_span();
+        let mapped = [0x1000u64, 0x3f_f000, 0x40_0000, 0x7fff_f000, 0x8000_0000, 3 << 40, (1 << 53) + 0x1000];
+        for va in mapped {
+            assert!(t.pte_alloc(va).is_some(), "{va:#x}");
+        }
+        for (start, end) in [(0, u64::MAX), (0x2000, 0x8000_1000), (0x40_1000, 0x40_2000), (2 << 40, 4 << 40)] {
+            let mut seen = Vec::new();
+            t.for_each_pt(start, end, |va, base| seen.push((va, base)));
+            let mut want = Vec::new();
+            for va in mapped {
+                let first = va & !(span - 1);
+                if first < end && first + span > start {
+                    want.push((first, t.pte_index(first).unwrap_or(usize::MAX)));
+                }
+            }
+            assert_eq!(seen, want, "[{start:#x}, {end:#x})");
+        }
     }
 }

@@ -246,6 +246,37 @@ mod tests {
         }
     }
 
+    /// The explorer's successors share their parent's page tables copy-on-write: whatever
+    /// step a successor takes (reclaim, a fault, an ESSA, a DIAG 0x10, a delivered page), the
+    /// parent's PTEs, PGSTEs and state hash stay as they were, along a path of a few steps.
+    #[test]
+    fn a_successors_writes_are_invisible_to_its_parent() {
+        let s = sc("4.18", Start::Listen);
+        let mut st = super::State::new(&s).unwrap();
+        let mut ck = Checker::builtins(&Predicate::ALL);
+        let mut en = Vec::new();
+        let snap = |st: &super::State| {
+            let ptes: Vec<_> = (0..st.pages()).map(|g| (st.pte(g), st.pgste(g))).collect();
+            (st.key(), ptes, st.kernel().check_invariants())
+        };
+        let mut changed = 0;
+        for depth in 0..4 {
+            st.enabled(&mut en);
+            let before = snap(&st);
+            for &step in &en {
+                let mut next = st.clone();
+                let _ = ck.step(&mut next, step);
+                changed += (next.key() != before.0) as u32;
+                assert_eq!(snap(&st), before, "depth {depth}: {step:?} leaked into its parent");
+            }
+            let Some(&first) = en.iter().find(|s| matches!(s, super::Step::Reclaim(_) | super::Step::Deliver)) else {
+                break;
+            };
+            let _ = ck.step(&mut st, first);
+        }
+        assert!(changed > 10, "the successors changed the state ({changed})");
+    }
+
     #[test]
     fn a_user_predicate_reads_everything_so_nothing_sleeps() {
         let mut f = |_: &super::State| None;

@@ -17,10 +17,13 @@ use std::hash::{Hash, Hasher};
 /// narrower than a word are packed into one word before it is mixed (a frame's fields, a flag),
 /// and a run of zero words in a slice is mixed as its length. Both keep the encoding of a state
 /// injective: the widths come from the state's types, so a packed word and the padding of a
-/// word cut short decode one way. Not keyed (see [`fingerprint`]).
+/// word cut short decode one way. Words go to four lanes in turn, so that the multiplies of
+/// consecutive words overlap; the lanes are mixed together at the end. Not keyed (see
+/// [`fingerprint`]).
 #[derive(Clone, Copy)]
 pub(super) struct StateHasher {
-    h: u64,
+    /// The lanes; the next word goes to `h[0]`, then the lanes rotate.
+    h: [u64; 4],
     /// Narrow integers not mixed yet, and how many bits of `buf` they fill.
     buf: u64,
     bits: u32,
@@ -31,14 +34,16 @@ const ZERO_RUN: u64 = 0xb7e1_5162_8aed_2a6b;
 
 impl Default for StateHasher {
     fn default() -> Self {
-        StateHasher { h: fingerprint::SEED, buf: 0, bits: 0 }
+        let s = fingerprint::SEED;
+        StateHasher { h: [s, s ^ 1, s ^ 2, s ^ 3], buf: 0, bits: 0 }
     }
 }
 
 impl StateHasher {
     #[inline(always)]
     fn mix(&mut self, w: u64) {
-        self.h = fingerprint::mix(self.h, w);
+        let [a, b, c, d] = self.h;
+        self.h = [b, c, d, fingerprint::mix(a, w)];
     }
 
     /// Mix the packed narrow integers, if any.
@@ -123,8 +128,8 @@ impl Hasher for StateHasher {
     fn finish(&self) -> u64 {
         let mut f = *self;
         f.flush();
-        f.mix(0x5851_f42d_4c95_7f2d);
-        f.h
+        let h = f.h.iter().fold(0x5851_f42d_4c95_7f2d, |h, &l| fingerprint::mix(h, l));
+        fingerprint::mix(h, 0x5851_f42d_4c95_7f2d)
     }
 }
 
