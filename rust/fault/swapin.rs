@@ -269,7 +269,7 @@ impl Kernel {
             let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = root + 1;
-            fm.index = index;
+            fm.set_index(index);
             fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
         }
         if exclusive {

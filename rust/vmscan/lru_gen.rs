@@ -1144,7 +1144,7 @@ mod tests {
         let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
         set_gen(&mut k.mem.frames[pfns[1] as usize], youngest);
         assert!(k.sort_folio(pfns[1], 0));
-        assert_eq!(k.mem.frames[pfns[1] as usize].lru_list as usize, list_index(youngest, LRU_GEN_ANON));
+        assert_eq!(k.mem.frames[pfns[1] as usize].lru_list() as usize, list_index(youngest, LRU_GEN_ANON));
         // unevictable: let through
         k.mem.frames[pfns[2] as usize].set(pg::PG_MLOCKED);
         assert!(!k.sort_folio(pfns[2], 0));
