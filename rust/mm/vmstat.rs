@@ -24,7 +24,8 @@ macro_rules! counters {
 counters! {
     /// KiB read from block devices: `submit_bio` counts sectors (`count_vm_events(PGPGIN,
     /// bio_sectors(bio))`) and /proc/vmstat halves them (mm/vmstat.c `vmstat_start`, 4.13..6.12:
-    /// "v[PGPGIN] /= 2; /* sectors -> kbytes */"): [`PGPG_PER_PAGE`] per page.
+    /// `v[PGPGIN] /= 2; /* sectors -> kbytes */`): [`PGPG_PER_PAGE`]
+    /// per page.
     pgpgin = "pgpgin",
     /// KiB written to block devices, as `pgpgin`.
     pgpgout = "pgpgout",
