@@ -1,8 +1,11 @@
-//! The multi-gen LRU (MGLRU, `CONFIG_LRU_GEN`) as v6.12 has it: mm/vmscan.c's lru_gen
+//! The multi-gen LRU (MGLRU, `CONFIG_LRU_GEN`) as v6.12 has it, audited against the 6.12.117
+//! source the Debian guests run (docs/fidelity.md, "MGLRU"): mm/vmscan.c's lru_gen
 //! sections, `lru_gen_add_folio` / `lru_gen_del_folio` of include/linux/mm_inline.h, the
 //! refault side of mm/workingset.c (`lru_gen_eviction` / `lru_gen_refault`) and
 //! `folio_inc_refs` of mm/swap.c. A profile turns it on with its `lru_gen` switch
-//! ([`crate::profile::Profile::lru_gen`]); off, nothing here runs.
+//! ([`crate::profile::Profile::lru_gen`]); off, nothing here runs. Outside this file: a page
+//! added in a fault is made active (`folio_add_lru` with `lru_gen_in_fault`, rust/mm/swap.rs,
+//! `Kernel.in_lru_fault` set by `handle_mm_fault`), so it joins the youngest generation.
 //!
 //! Each evictable page is in one generation of its type (anon, file): `gen = seq %
 //! MAX_NR_GENS`, between `min_seq[type]` (the oldest) and `max_seq` (the youngest), held in the
@@ -25,13 +28,14 @@
 //!   `mem_cgroup_below_min`); every reclaim is root reclaim (`lru_gen_shrink_node`).
 //! - `NR_HIST_GENS` is 1 (CONFIG_LRU_GEN_STATS off, the distributions' choice).
 //! - The page-table walk (x86_64) visits every present PTE of every live mm (as if every Bloom
-//!   filter test passed; no `mm_state` iteration or stats), and a page it promotes moves to its
-//!   new generation's list at once instead of waiting for `sort_folio` ("promoted").
+//!   filter test passed; no `mm_state` iteration or stats), and a page it (or kswapd's
+//!   look-around) promotes moves to its new generation's list at once instead of waiting for
+//!   `sort_folio` ("promoted"); `folio_activate` and `folio_add_lru` have no per-CPU batches.
 //! - `min_ttl` is kept in model nanoseconds; below it `lru_gen_age_node` invokes
 //!   `out_of_memory`, which in the model kills nothing and counts `oom_kill` (as the
 //!   allocator's does).
-//! - No writeback in flight and no page lock: `sort_folio`'s "waiting for writeback" case is
-//!   taken only by dirty file (lazyfree) pages.
+//! - No writeback in flight and no page lock (6.12's `sort_folio` has no "waiting for
+//!   writeback" case; a dirty page goes to `shrink_folio_list`).
 
 use crate::kernel::Kernel;
 use crate::mm::page::{Frame, pg};
@@ -53,7 +57,7 @@ struct CtrlPos {
     gain: u64,
 }
 
-/// `positive_ctrl_err` (v6.12): true if the PV has few refaults or a lower refaulted/total than
+/// `positive_ctrl_err` (mm/vmscan.c, 6.12.117): true if the PV has few refaults or a lower refaulted/total than
 /// the SP.
 fn positive_ctrl_err(sp: &CtrlPos, pv: &CtrlPos) -> bool {
     pv.refaulted < MIN_LRU_BATCH
@@ -139,7 +143,7 @@ impl Lru {
         new_gen
     }
 
-    /// `read_ctrl_pos` (v6.12).
+    /// `read_ctrl_pos` (mm/vmscan.c, 6.12.117).
     fn read_ctrl_pos(&self, ty: usize, tier: usize, gain: u64) -> CtrlPos {
         let g = &self.lrugen;
         let mut total = g.avg_total[ty][tier] + g.evicted[ty][tier];
@@ -172,7 +176,7 @@ impl Lru {
         }
     }
 
-    /// `get_tier_idx` (v6.12): the last tier to evict: tiers whose refault rate stays within
+    /// `get_tier_idx` (mm/vmscan.c, 6.12.117): the last tier to evict: tiers whose refault rate stays within
     /// twice the first tier's (gain 1:2) are evicted, the ones above are protected.
     fn get_tier_idx(&self, ty: usize) -> usize {
         let sp = self.read_ctrl_pos(ty, 0, 1);
@@ -187,7 +191,7 @@ impl Lru {
         tier - 1
     }
 
-    /// `get_type_to_scan` (v6.12): compare the first tiers of anon and file (gains swappiness
+    /// `get_type_to_scan` (mm/vmscan.c, 6.12.117): compare the first tiers of anon and file (gains swappiness
     /// and MAX_SWAPPINESS - swappiness), then the tiers of the chosen type against the other's
     /// first. Returns (type, tier_idx).
     fn get_type_to_scan(&self, swappiness: u64) -> (usize, usize) {
@@ -220,12 +224,12 @@ impl Kernel {
         self.lru.lrugen.enabled
     }
 
-    /// `should_walk_mmu` (v6.12): `arch_has_hw_pte_young() && get_cap(LRU_GEN_MM_WALK)`.
+    /// `should_walk_mmu` (mm/vmscan.c, 6.12.117): `arch_has_hw_pte_young() && get_cap(LRU_GEN_MM_WALK)`.
     fn should_walk_mmu(&self) -> bool {
         self.lru.lrugen.caps & caps::LRU_GEN_MM_WALK != 0
     }
 
-    /// `get_swappiness` (v6.12): 0 when reclaim may not swap or fewer than MIN_LRU_BATCH swap
+    /// `get_swappiness` (mm/vmscan.c, 6.12.117): 0 when reclaim may not swap or fewer than MIN_LRU_BATCH swap
     /// slots are free (`mem_cgroup_get_nr_swap_pages`), else `vm_swappiness`.
     fn lru_gen_swappiness(&self, sc: &ScanControl) -> u64 {
         let free = (self.swap.total() - self.swap.inuse()) as u64;
@@ -276,7 +280,7 @@ impl Kernel {
         sc.priority = priority.clamp(DEF_PRIORITY / 2, DEF_PRIORITY);
     }
 
-    /// `try_to_shrink_lruvec` (v6.12): evict batches while `get_nr_to_scan` allows, until the
+    /// `try_to_shrink_lruvec` (mm/vmscan.c, 6.12.117): evict batches while `get_nr_to_scan` allows, until the
     /// scan target is met or `should_abort_scan`. Returns whether the lruvec ran low on cold
     /// pages (`nr_to_scan < 0`).
     pub(crate) fn try_to_shrink_lruvec(&mut self, sc: &mut ScanControl) -> bool {
@@ -303,7 +307,7 @@ impl Kernel {
         nr_to_scan < 0
     }
 
-    /// `should_abort_scan` (v6.12): enough reclaimed (`max(nr_to_reclaim, compact_gap(0))`), or
+    /// `should_abort_scan` (mm/vmscan.c, 6.12.117): enough reclaimed (`max(nr_to_reclaim, compact_gap(0))`), or
     /// kswapd with the zone above its high watermark + MIN_LRU_BATCH.
     fn should_abort_scan(&self, sc: &ScanControl) -> bool {
         if sc.nr_reclaimed >= sc.nr_to_reclaim.max(2) {
@@ -315,7 +319,7 @@ impl Kernel {
         self.mem.nr_free() > self.mem.wmark.high + MIN_LRU_BATCH
     }
 
-    /// `get_nr_to_scan` (v6.12): the evictable pages `>> priority`, unless aging is due and
+    /// `get_nr_to_scan` (mm/vmscan.c, 6.12.117): the evictable pages `>> priority`, unless aging is due and
     /// the priority is raised: then `try_to_inc_max_seq`, and -1 (stop: low on cold pages) if
     /// it made a generation, 0 if not.
     fn get_nr_to_scan(&mut self, sc: &ScanControl, swappiness: u64) -> i64 {
@@ -327,7 +331,7 @@ impl Kernel {
         if self.try_to_inc_max_seq(max_seq, swappiness != 0, false) { -1 } else { 0 }
     }
 
-    /// `should_run_aging` (v6.12): true when no evictable type has more than MIN_NR_GENS
+    /// `should_run_aging` (mm/vmscan.c, 6.12.117): true when no evictable type has more than MIN_NR_GENS
     /// generations, or with exactly MIN_NR_GENS + 1 when the youngest holds over 1/MIN_NR_GENS
     /// of the pages or the oldest under 1/(MIN_NR_GENS + 2). Also returns the evictable pages.
     pub(crate) fn should_run_aging(&self, max_seq: u64, can_swap: bool) -> (bool, u64) {
@@ -355,7 +359,7 @@ impl Kernel {
         (aging, total)
     }
 
-    /// `try_to_inc_max_seq` (v6.12): without `mm_state` (CONFIG_LRU_GEN_WALKS_MMU needs
+    /// `try_to_inc_max_seq` (mm/vmscan.c, 6.12.117): without `mm_state` (CONFIG_LRU_GEN_WALKS_MMU needs
     /// ARCH_HAS_HW_PTE_YOUNG, which s390 lacks) or without the MM_WALK cap, straight to
     /// `inc_max_seq`; else walk the page tables first (`walk_mm`), promoting the pages their
     /// young PTEs map to the current youngest generation.
@@ -412,7 +416,7 @@ impl Kernel {
         }
     }
 
-    /// `get_pte_pfn` + `get_pfn_folio` (v6.12): the pfn of a present, young PTE that maps a
+    /// `get_pte_pfn` + `get_pfn_folio` (mm/vmscan.c, 6.12.117): the pfn of a present, young PTE that maps a
     /// page other than the zero page.
     fn lru_gen_pte_pfn(&self, pte: u64) -> Option<u32> {
         let arch = self.arch();
@@ -433,7 +437,7 @@ impl Kernel {
         }
     }
 
-    /// `folio_update_gen` (v6.12): move a page to generation `gen`, clearing its access
+    /// `folio_update_gen` (mm/vmscan.c, 6.12.117): move a page to generation `gen`, clearing its access
     /// count; a page off the lists ("lru_gen_del_folio() has isolated this page?") gets
     /// PG_referenced for shrink_folio_list instead.
     fn folio_update_gen(&mut self, pfn: u32, gn: usize) {
@@ -449,7 +453,7 @@ impl Kernel {
         }
     }
 
-    /// `inc_max_seq` (v6.12): if a type already has MAX_NR_GENS generations, its oldest is
+    /// `inc_max_seq` (mm/vmscan.c, 6.12.117): if a type already has MAX_NR_GENS generations, its oldest is
     /// emptied into the next first (`inc_min_seq`); then a new youngest generation, born now.
     pub(crate) fn inc_max_seq(&mut self, seq: u64, can_swap: bool, _force_scan: bool) -> bool {
         if seq != self.lru.lrugen.max_seq {
@@ -469,7 +473,7 @@ impl Kernel {
         true
     }
 
-    /// `inc_min_seq` (v6.12): move the pages of the oldest generation of `ty` into the next
+    /// `inc_min_seq` (mm/vmscan.c, 6.12.117): move the pages of the oldest generation of `ty` into the next
     /// (`folio_inc_gen`, at the tail), at most MAX_LRU_BATCH a call, then advance `min_seq`.
     /// Anon is not emptied when it cannot be swapped.
     fn inc_min_seq(&mut self, ty: usize, can_swap: bool) -> bool {
@@ -490,7 +494,7 @@ impl Kernel {
         true
     }
 
-    /// `try_to_inc_min_seq` (v6.12): advance each evictable type's `min_seq` past its empty
+    /// `try_to_inc_min_seq` (mm/vmscan.c, 6.12.117): advance each evictable type's `min_seq` past its empty
     /// oldest generations (keeping MIN_NR_GENS), anon never ahead of file when both are
     /// evictable.
     #[allow(clippy::needless_range_loop)] // the kernel's `for (type = !can_swap; ...)`
@@ -592,7 +596,7 @@ impl Kernel {
         scanned
     }
 
-    /// `isolate_folios` (v6.12): the obvious type first (file when anon cannot be swapped, anon
+    /// `isolate_folios` (mm/vmscan.c, 6.12.117): the obvious type first (file when anon cannot be swapped, anon
     /// when its oldest generation is older), else the PID controller's (`get_type_to_scan`);
     /// if nothing could be scanned of it, the other type. Returns (scanned, type, pages).
     fn isolate_folios(&mut self, sc: &mut ScanControl, swappiness: u64) -> (u64, usize, Vec<u32>) {
@@ -625,7 +629,7 @@ impl Kernel {
         (scanned, ty, list)
     }
 
-    /// `scan_folios` (v6.12): from the tail of the oldest generation of `ty`, sort each page
+    /// `scan_folios` (mm/vmscan.c, 6.12.117): from the tail of the oldest generation of `ty`, sort each page
     /// (`sort_folio`) or isolate it (`isolate_folio`), until MAX_LRU_BATCH scanned or
     /// MIN_LRU_BATCH isolated. Nothing when only MIN_NR_GENS generations are left. Counts
     /// pgscan (isolated) and pgrefill (sorted), traces `mm_vmscan_lru_isolate`.
@@ -709,7 +713,7 @@ impl Kernel {
         f.refcount += 1;
     }
 
-    /// `lru_gen_age_node` (v6.12), kswapd's `kswapd_age_node` with MGLRU: no aging of its own;
+    /// `lru_gen_age_node` (mm/vmscan.c, 6.12.117), kswapd's `kswapd_age_node` with MGLRU: no aging of its own;
     /// with `min_ttl` set, if the oldest generation is younger than min_ttl the working set
     /// would be lost, and the kernel invokes the OOM killer (the model's `out_of_memory` kills
     /// nothing and counts `oom_kill`).
@@ -816,7 +820,7 @@ impl Kernel {
         true
     }
 
-    /// `folio_inc_refs` (mm/swap.c, v6.12), `folio_mark_accessed` with MGLRU: the first access
+    /// `folio_inc_refs` (mm/swap.c, 6.12.117), `folio_mark_accessed` with MGLRU: the first access
     /// sets PG_referenced, the second PG_workingset, later ones count up `LRU_REFS_MASK`
     /// (saturating); the page stays in its generation (eviction sorts it by tier).
     pub(crate) fn folio_inc_refs(&mut self, pfn: u32) {
@@ -839,7 +843,7 @@ impl Kernel {
 
     // ------------------------------------------------------------------ mm/workingset.c
 
-    /// `lru_gen_eviction` (mm/workingset.c, v6.12): count the page as evicted from its tier and
+    /// `lru_gen_eviction` (mm/workingset.c, 6.12.117): count the page as evicted from its tier and
     /// return its shadow: the `min_seq` of its type with `max(refs - 1, 0)` in the low
     /// LRU_REFS_WIDTH bits (the token, truncated to the shadow's width as EVICTION_MASK does),
     /// and the workingset bit (`refs != 0`) on top.
@@ -854,7 +858,7 @@ impl Kernel {
         Shadow { eviction: token, workingset: refs != 0 }
     }
 
-    /// `lru_gen_refault` (mm/workingset.c, v6.12) for a page read back from swap with `shadow`:
+    /// `lru_gen_refault` (mm/workingset.c, 6.12.117) for a page read back from swap with `shadow`:
     /// counts workingset_refault; if the page was evicted from the current oldest generation
     /// (`lru_gen_test_recent`), counts the refault in its tier (the PID controller's input) and
     /// workingset_activate; in a fault (`lru_gen_in_fault`) or with many accesses the page
@@ -968,7 +972,7 @@ mod tests {
 
     #[test]
     fn tiers_follow_order_base_2_of_refs_plus_one() {
-        // lru_tier_from_refs (include/linux/mm_inline.h, v6.12)
+        // lru_tier_from_refs (include/linux/mm_inline.h, 6.12.117)
         assert_eq!([0, 1, 2, 3, 4].map(lru_tier_from_refs), [0, 1, 2, 2, 3]);
     }
 
@@ -1052,7 +1056,7 @@ mod tests {
         k.check_invariants().unwrap();
     }
 
-    /// evict_folios → isolate_folios → scan_folios (mm/vmscan.c, v6.12): reclaim takes pages
+    /// evict_folios → isolate_folios → scan_folios (mm/vmscan.c, 6.12.117): reclaim takes pages
     /// from the oldest generation and leaves the younger ones; every eviction goes through
     /// shrink_folio_list and try_to_unmap_one (the pages become swap entries).
     #[test]
@@ -1154,7 +1158,7 @@ mod tests {
         k.check_invariants().unwrap();
     }
 
-    /// get_tier_idx / positive_ctrl_err (mm/vmscan.c, v6.12): the PID controller evicts a tier
+    /// get_tier_idx / positive_ctrl_err (mm/vmscan.c, 6.12.117): the PID controller evicts a tier
     /// whose refault rate is within twice the first tier's, and protects it once it refaults
     /// more.
     #[test]
@@ -1265,7 +1269,7 @@ mod tests {
         k.check_invariants().unwrap();
     }
 
-    /// folio_inc_refs (mm/swap.c, v6.12): accesses through a file descriptor count up the tiers
+    /// folio_inc_refs (mm/swap.c, 6.12.117): accesses through a file descriptor count up the tiers
     /// (PG_referenced, then PG_workingset, then LRU_REFS_MASK, saturating) without moving the
     /// page.
     #[test]
@@ -1285,7 +1289,7 @@ mod tests {
         assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), gn);
     }
 
-    /// lru_deactivate (mm/swap.c, v6.12) with MGLRU: MADV_COLD takes a page of the youngest
+    /// lru_deactivate (mm/swap.c, 6.12.117) with MGLRU: MADV_COLD takes a page of the youngest
     /// generation out of it (`!(folio_test_active(folio) || lru_gen_enabled())` lets every
     /// evictable page through).
     #[test]
