@@ -692,7 +692,8 @@ def fetch_kernel_source(
     new = sorted(set(debs.glob("*.deb")) - before)
     if not new:
         known = sorted(debs.glob(f"{SOURCE_PACKAGE}_*.deb"))
-        new = [d for d in known if d.name.startswith(f"{SOURCE_PACKAGE}_{version.replace(':', '%3a')}_")]
+        prefix = f"{SOURCE_PACKAGE}_{version.replace(':', '%3a')}_"
+        new = [d for d in known if d.name.startswith(prefix)]
     if r.returncode != 0 or not new:
         raise VmAssetError(
             f"the mirror did not serve {SOURCE_PACKAGE} {version} (Debian {SUITE}): "
