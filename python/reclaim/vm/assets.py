@@ -73,7 +73,8 @@ COMPILER = {
 SOURCE_PACKAGE = "linux-source-6.12"
 
 #: The parts of the kernel tree the fidelity audit (docs/fidelity.md) reads: a path ending in
-#: ``/`` is a directory, anything else a file.
+#: ``/`` is a directory, anything else a file. Only regular files are unpacked (the few
+#: symlinks, under include/dt-bindings, are left out).
 SOURCE_PARTS = (
     "Makefile",
     "mm/",
