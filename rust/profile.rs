@@ -7,10 +7,10 @@
 //!
 //! | profile | what it stands for |
 //! |---|---|
-//! | `"4.13"` | before fa41ba0d08de (v4.14): a KVM guest may get the shared zero page from a fault, and enabling storage keys zaps zero-page mappings |
+//! | `"4.13"` | before fa41ba0d08de (v4.14): a KVM guest may get the shared zero page from a fault, and enabling storage keys zaps zero-page mappings; before 9c4e6b1a7027 (v4.16) a page faulted into a locked VMA goes to the unevictable list uncounted |
 //! | `"4.17"` | before the seed fix: `pte_unused` drops the page unguarded |
 //! | `"4.18"` | the fix bce73e484239: `pte_unused(pteval) && !userfaultfd_armed(vma)` |
-//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0), PG_anon_exclusive and read swap-ins of exclusive pages mapped writable (v5.19), filled PTEs always dirty (v6.0), UFFDIO_COPY into MAP_PRIVATE shmem allocates anon memory (v4.20), MADV_SEQUENTIAL/MADV_RANDOM mappings have no recency for folio_referenced and zap (v6.3) |
+//! | `"6.12"` | current shape: no young check in try_to_unmap_one (v5.11), try_to_migrate_one (v5.14), MINOR (v5.13), the zero page re-enabled for KVM guests and unshared instead of zapped (v6.11), UFFDIO_ZEROPAGE places a zeroed folio where the zero page is forbidden (v6.10), swap PTEs carry `_PAGE_SWP_EXCLUSIVE` (v6.0), PG_anon_exclusive and read swap-ins of exclusive pages mapped writable (v5.19), filled PTEs always dirty (v6.0), UFFDIO_COPY into MAP_PRIVATE shmem allocates anon memory (v4.20), MADV_SEQUENTIAL/MADV_RANDOM mappings have no recency for folio_referenced and zap (v6.3), folio_referenced mlocks a page of a locked VMA and the last unmap munlocks instead of clearing (v5.18) |
 
 use crate::arch::Arch;
 use crate::arch::s390::pgste::PgsteLayout;

@@ -166,7 +166,9 @@ impl PyKernel {
     }
 
     /// Reclaim `nr_pages` as a write to memory.reclaim does; returns the pages reclaimed as
-    /// the kernel counts them (`nr_reclaimed`).
+    /// the kernel counts them (`nr_reclaimed`). This is cgroup reclaim: it counts in
+    /// pgscan_anon/pgsteal_anon but not in pgscan_direct/pgsteal_direct or allocstall (with
+    /// MGLRU the model still counts it as direct: an open deviation, docs/fidelity.md).
     fn reclaim(&self, py: Python<'_>, #[pyo3(from_py_with = arg::nr_pages)] nr_pages: u64) -> PyResult<u64> {
         with(py, &self.k, |k| Ok(k.reclaim(nr_pages)))
     }

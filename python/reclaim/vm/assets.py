@@ -73,7 +73,8 @@ COMPILER = {
 SOURCE_PACKAGE = "linux-source-6.12"
 
 #: The parts of the kernel tree the fidelity audit (docs/fidelity.md) reads: a path ending in
-#: ``/`` is a directory, anything else a file.
+#: ``/`` is a directory, anything else a file. Only regular files are unpacked (the few
+#: symlinks, under include/dt-bindings, are left out).
 SOURCE_PARTS = (
     "Makefile",
     "mm/",
@@ -692,7 +693,8 @@ def fetch_kernel_source(
     new = sorted(set(debs.glob("*.deb")) - before)
     if not new:
         known = sorted(debs.glob(f"{SOURCE_PACKAGE}_*.deb"))
-        new = [d for d in known if d.name.startswith(f"{SOURCE_PACKAGE}_{version.replace(':', '%3a')}_")]
+        prefix = f"{SOURCE_PACKAGE}_{version.replace(':', '%3a')}_"
+        new = [d for d in known if d.name.startswith(prefix)]
     if r.returncode != 0 or not new:
         raise VmAssetError(
             f"the mirror did not serve {SOURCE_PACKAGE} {version} (Debian {SUITE}): "
