@@ -43,7 +43,16 @@ impl<R: BufRead> Reader<R> {
         loop {
             let at = self.index * RECORD_LEN as u64;
             let mut b = [0u8; RECORD_LEN];
-            let n = read_full(&mut self.r, &mut b).map_err(|e| read_error(format_args!("offset {at}"), e))?;
+            // the whole record from the buffer when it holds one (nearly always: one fixed-size
+            // copy instead of a read call per request), else the read loop across the refill
+            let n = match self.r.fill_buf() {
+                Ok(buf) if buf.len() >= RECORD_LEN => {
+                    b.copy_from_slice(&buf[..RECORD_LEN]);
+                    self.r.consume(RECORD_LEN);
+                    RECORD_LEN
+                }
+                _ => read_full(&mut self.r, &mut b).map_err(|e| read_error(format_args!("offset {at}"), e))?,
+            };
             if n == 0 {
                 return Ok(None);
             }
