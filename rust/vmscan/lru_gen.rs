@@ -583,8 +583,12 @@ impl Kernel {
             for (&pfn, _) in keep.iter().zip(&retry).filter(|(_, r)| !**r) {
                 self.putback_lru_page(pfn);
             }
-            let steal = if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct };
-            self.vmstat.add(steal, reclaimed);
+            // "item = PGSTEAL_KSWAPD + reclaimer_offset(); if (!cgroup_reclaim(sc))
+            // __count_vm_events(item, reclaimed);" (evict_folios, mm/vmscan.c 6.12)
+            if !sc.cgroup_reclaim {
+                let steal = if sc.kswapd { Vm::pgsteal_kswapd } else { Vm::pgsteal_direct };
+                self.vmstat.add(steal, reclaimed);
+            }
             self.vmstat.add(if ty == LRU_GEN_FILE { Vm::pgsteal_file } else { Vm::pgsteal_anon }, reclaimed);
             self.tick(self.cost.reclaim_scan * nr);
             if clean.is_empty() {
@@ -655,8 +659,12 @@ impl Kernel {
                 break;
             }
         }
-        self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, isolated);
-        self.vmstat.add(Vm::pgrefill, sorted);
+        // "if (!cgroup_reclaim(sc)) { __count_vm_events(item, isolated);
+        // __count_vm_events(PGREFILL, sorted); }" (scan_folios, mm/vmscan.c 6.12)
+        if !sc.cgroup_reclaim {
+            self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, isolated);
+            self.vmstat.add(Vm::pgrefill, sorted);
+        }
         self.vmstat.add(if ty == LRU_GEN_FILE { Vm::pgscan_file } else { Vm::pgscan_anon }, isolated);
         let lru = if ty == LRU_GEN_FILE { LruList::InactiveFile } else { LruList::InactiveAnon };
         self.log_reclaim(Ev::LruIsolate, scanned, isolated, lru as u64);

@@ -936,10 +936,11 @@ mod tests {
     /// `shrink_inactive_list` (mm/vmscan.c 6.12: "if (!cgroup_reclaim(sc))
     /// __count_vm_events(item, nr_scanned);"; 4.14..4.19: "if (global_reclaim(sc))"): reclaim
     /// for a memory cgroup (`memory.reclaim`, the model's `Kernel::reclaim`) is not counted in
-    /// pgscan_direct / pgsteal_direct; 6.12's pgscan_anon / pgsteal_anon count it.
+    /// pgscan_direct / pgsteal_direct; 6.12's pgscan_anon / pgsteal_anon count it. MGLRU
+    /// (`scan_folios` / `evict_folios`, 6.12, the "6.12-debian" variant) counts the same way.
     #[test]
     fn explicit_reclaim_is_cgroup_reclaim_and_leaves_pgscan_direct_and_pgsteal_direct_alone() {
-        for p in ["4.18", "6.12"] {
+        for p in ["4.18", "6.12", "6.12-debian"] {
             let mut k = kernel(p);
             let _ = proc_with_pages(&mut k, false, 64);
             let got = k.reclaim(16);
