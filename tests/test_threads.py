@@ -23,25 +23,29 @@ import reclaim
 faulthandler.dump_traceback_later(40, exit=True)  # a hang prints both stacks and fails
 run = reclaim.studies.prepare("4.18", **{study!r})
 failures = []
+started = threading.Event()
 def ck():
+    started.wait()  # start failing only once the main thread is in its polling loop
     for _ in range({rounds}):
         try:
             run.snapshot("/proc/no/dir/x.snap")
         except reclaim.FileError:
             failures.append(1)
 t = threading.Thread(target=ck, daemon=True)
+sys.setswitchinterval(1e-5)  # a failing snapshot takes microseconds: switch threads often
 t.start()
 polls = 0
 while t.is_alive():
     run.progress; run.now; run.steps; run.vmstat(0)
     polls += 1
+    started.set()
 t.join()
 print(len(failures), polls)
 """
 
 
 def test_a_thread_polling_a_run_while_another_fails_to_snapshot_it_does_not_hang() -> None:
-    rounds = 300
+    rounds = 1000
     script = _POLL_WHILE_SNAPSHOTS_FAIL.format(study=dict(SMALL_STUDY), rounds=rounds)
     try:
         out = subprocess.run(
