@@ -391,9 +391,8 @@ mod tests {
             assert_eq!(k.arch().pte_write(pte), !notify, "notify={notify}: read-fault PTE {pte:#x}");
             let n = k.log.len();
             assert!(matches!(k.access(pid, 0, a, true, 7).unwrap(), Access::Done { .. }), "notify={notify}");
-            let reuse = k.log.events()[n..]
-                .iter()
-                .any(|e| e.kind == Ev::Fault && e.b == fault_path::WP_REUSE && e.c == 1);
+            let reuse =
+                k.log.events()[n..].iter().any(|e| e.kind == Ev::Fault && e.b == fault_path::WP_REUSE && e.c == 1);
             assert_eq!(reuse, notify, "notify={notify}: the first write is a wp_page_shared fault");
             let pte = k.pte_at(pid, a).unwrap();
             assert!(k.arch().pte_write(pte) && k.arch().pte_dirty(pte), "notify={notify}: {pte:#x}");
