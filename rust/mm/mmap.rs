@@ -301,9 +301,44 @@ impl Kernel {
         for id in ids {
             self.remove_vma(id);
         }
-        self.mmx_mut(pid).pt.free_empty_pts(addr, end);
+        let (lo, hi) = self.free_pgtables_range(pid, addr, end);
+        self.mmx_mut(pid).pt.free_empty_pts(lo, hi);
         self.log(Ev::Munmap, pid, 0, addr, end - addr, 0, 0);
         Ok(())
+    }
+
+    /// The whole page tables mm/memory.c `free_pgtables` → `free_pgd_range(tlb, addr, end, floor,
+    /// ceiling)` (4.17, 6.12; 6.12 `unmap_region`/`vms_clear_ptes` pass `prev ? prev->vm_end :
+    /// FIRST_USER_ADDRESS` and `next ? next->vm_start : USER_PGTABLES_CEILING`) frees after
+    /// `[addr, end)` was unmapped: every table the range touches, except the first when the
+    /// previous VMA ends inside it (`addr &= PMD_MASK; if (addr < floor) addr += PMD_SIZE;`)
+    /// and the last when the next VMA starts inside it (`ceiling &= PMD_MASK; … if (end - 1 >
+    /// ceiling - 1) end -= PMD_SIZE;`). Returned as a range of whole tables for
+    /// [`crate::arch::pgtable::PageTable::free_empty_pts`]. FIRST_USER_ADDRESS is 0 on x86_64
+    /// and s390. Simplified: the upper-level tables are kept, and one range spans the holes
+    /// between the unmapped VMAs (tables there are already empty and unused).
+    fn free_pgtables_range(&self, pid: u32, addr: u64, end: u64) -> (u64, u64) {
+        let span = self.mmx(pid).pt.geometry().pt_span();
+        let vmas = &self.mmx(pid).vmas;
+        let floor = vmas.range(..addr).next_back().map_or(0, |(_, &id)| self.vma(id).end);
+        let ceiling = vmas.range(end..).next().map(|(_, &id)| self.vma(id).start);
+        let mut lo = addr & !(span - 1);
+        if lo < floor {
+            lo += span;
+        }
+        let mut hi = end;
+        if let Some(c) = ceiling {
+            let c = c & !(span - 1);
+            if c == 0 {
+                return (0, 0);
+            }
+            if hi > c {
+                hi -= span;
+            }
+        }
+        // the tables free_pmd_range visits: those holding an address of [lo, hi)
+        let hi = hi.checked_next_multiple_of(span).unwrap_or(u64::MAX & !(span - 1));
+        if lo >= hi { (0, 0) } else { (lo, hi) }
     }
 
     /// mm/memory.c `unmap_vmas` + mm/mmap.c `remove_vma` (4.17, 6.12) for one VMA; VM_LOCKED pages
@@ -403,6 +438,46 @@ mod tests {
             assert!(matches!(k.access(pid, 0, a + 4096, false, 0).unwrap(), Access::Done { .. }));
             let pte = k.pte_at(pid, a + 4096).unwrap();
             assert!(k.arch().pte_write(pte), "notify={notify}: after UNREGISTER {pte:#x}");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// mm/memory.c `free_pgtables` → `free_pgd_range(…, floor, ceiling)` (4.17, 6.12): munmap of
+    /// a mapping that covers only part of its page table frees the table when no other VMA uses
+    /// it, and keeps it while a neighbour VMA (the `floor`/`ceiling`) still lies in it.
+    #[test]
+    fn munmap_frees_a_partly_covered_page_table_no_other_vma_uses() {
+        use super::PROT_WRITE;
+        for profile in ["4.17", "6.12", "4.17-x86_64", "6.12-x86_64"] {
+            let mut k = match profile.strip_suffix("-x86_64") {
+                Some(p) => crate::kernel::Kernel::new(
+                    crate::profile::Profile::get(p, crate::arch::Arch::X86_64).unwrap(),
+                    8 << 20,
+                    8 << 20,
+                    1,
+                )
+                .unwrap(),
+                None => kernel(profile),
+            };
+            let pid = k.spawn("p", false).unwrap();
+            let span = k.mmx(pid).pt.geometry().pt_span();
+            let base = k.mmx(pid).pt.nr_page_tables();
+            // two adjacent mappings that do not merge (different protections), 4 pages each
+            let a = k.mmap_prot(pid, 4 * 4096, PROT_READ | PROT_WRITE, MapKind::Anon, false, None).unwrap();
+            let b = k.mmap_prot(pid, 4 * 4096, PROT_READ, MapKind::Anon, false, None).unwrap();
+            assert_eq!(b + 4 * 4096, a, "{profile}: top-down, adjacent");
+            for i in 0..4 {
+                k.access(pid, 0, a + i * 4096, true, 1).unwrap();
+                k.access(pid, 0, b + i * 4096, false, 0).unwrap();
+            }
+            let tables = |k: &crate::kernel::Kernel| k.mmx(pid).pt.nr_page_tables() - base;
+            let same_table = a / span == (b + 4 * 4096 - 1) / span && a / span == (a + 4 * 4096 - 1) / span;
+            let used = tables(&k);
+            k.munmap(pid, a, 4 * 4096).unwrap();
+            assert!(same_table, "{profile}: both mappings lie in one page table below the mmap base");
+            assert_eq!(tables(&k), used, "{profile}: b still lies in the table (floor)");
+            k.munmap(pid, b, 4 * 4096).unwrap();
+            assert_eq!(tables(&k), 0, "{profile}: no VMA uses the tables any more");
             k.check_invariants().unwrap();
         }
     }
