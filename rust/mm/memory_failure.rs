@@ -23,7 +23,7 @@
 //! Simplifications, written down here:
 //! - GUP first faults in a page that is not mapped, with a read fault (`faultin_page`): a none
 //!   anonymous PTE gets the zero page, a swapped one is swapped in, a shmem one is read from
-//!   the page cache ([`Kernel::madvise_hwpoison`]); a fault that raises SIGBUS (or finds a
+//!   the page cache (`Kernel::madvise_hwpoison`); a fault that raises SIGBUS (or finds a
 //!   hwpoison entry: VM_FAULT_HWPOISON without FOLL_HWPOISON) is -EFAULT, as is a VMA without
 //!   VM_READ (`check_vma_flags`). A none PTE in a VMA registered for MISSING or MINOR faults
 //!   is -EFAULT in the model: the kernel's GUP would wait in `handle_userfault`, and the model

@@ -337,7 +337,7 @@ impl Kernel {
             }
         }
         // the tables free_pmd_range visits: those holding an address of [lo, hi)
-        let hi = hi.checked_next_multiple_of(span).unwrap_or(u64::MAX & !(span - 1));
+        let hi = hi.checked_next_multiple_of(span).unwrap_or(!(span - 1));
         if lo >= hi { (0, 0) } else { (lo, hi) }
     }
 
