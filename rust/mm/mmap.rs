@@ -462,22 +462,27 @@ mod tests {
             let pid = k.spawn("p", false).unwrap();
             let span = k.mmx(pid).pt.geometry().pt_span();
             let base = k.mmx(pid).pt.nr_page_tables();
-            // two adjacent mappings that do not merge (different protections), 4 pages each
-            let a = k.mmap_prot(pid, 4 * 4096, PROT_READ | PROT_WRITE, MapKind::Anon, false, None).unwrap();
+            // three adjacent mappings of 4 pages that do not merge (alternating protections):
+            // a on top, b below it, c below b
+            let rw = PROT_READ | PROT_WRITE;
+            let a = k.mmap_prot(pid, 4 * 4096, rw, MapKind::Anon, false, None).unwrap();
             let b = k.mmap_prot(pid, 4 * 4096, PROT_READ, MapKind::Anon, false, None).unwrap();
-            assert_eq!(b + 4 * 4096, a, "{profile}: top-down, adjacent");
+            let c = k.mmap_prot(pid, 4 * 4096, rw, MapKind::Anon, false, None).unwrap();
+            assert_eq!((b + 4 * 4096, c + 4 * 4096), (a, b), "{profile}: top-down, adjacent");
+            assert_eq!(c / span, (a + 4 * 4096 - 1) / span, "{profile}: all in one page table");
             for i in 0..4 {
                 k.access(pid, 0, a + i * 4096, true, 1).unwrap();
                 k.access(pid, 0, b + i * 4096, false, 0).unwrap();
+                k.access(pid, 0, c + i * 4096, true, 1).unwrap();
             }
             let tables = |k: &crate::kernel::Kernel| k.mmx(pid).pt.nr_page_tables() - base;
-            let same_table = a / span == (b + 4 * 4096 - 1) / span && a / span == (a + 4 * 4096 - 1) / span;
             let used = tables(&k);
-            k.munmap(pid, a, 4 * 4096).unwrap();
-            assert!(same_table, "{profile}: both mappings lie in one page table below the mmap base");
-            assert_eq!(tables(&k), used, "{profile}: b still lies in the table (floor)");
             k.munmap(pid, b, 4 * 4096).unwrap();
-            assert_eq!(tables(&k), 0, "{profile}: no VMA uses the tables any more");
+            assert_eq!(tables(&k), used, "{profile}: c (floor) and a (ceiling) still lie in the table");
+            k.munmap(pid, a, 4 * 4096).unwrap();
+            assert_eq!(tables(&k), used, "{profile}: c (floor) still lies in the table");
+            k.munmap(pid, c, 4 * 4096).unwrap();
+            assert_eq!(tables(&k), 0, "{profile}: no VMA uses the table any more");
             k.check_invariants().unwrap();
         }
     }
