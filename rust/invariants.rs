@@ -299,10 +299,10 @@ impl Kernel {
             if !listed || !anon_ok || !file_ok || v.uffd.is_some_and(|u| u as usize >= self.uffds.len()) {
                 return Err(format!("VMA {id} names a process, anon_vma, file or userfaultfd that does not hold it"));
             }
-            // mmap_region and mprotect_fixup set vm_page_prot = vm_get_page_prot(vm_flags) (mm/mmap.c,
+            // mmap_region, mprotect_fixup and userfaultfd_set_vm_flags set vm_page_prot by vma_set_page_prot (mm/mmap.c,
             // mm/mprotect.c); every PTE a fault installs takes it, so another value would build PTEs
             // the rss counters and the rmap do not expect
-            let prot = self.arch().vm_get_page_prot(v.flags);
+            let prot = self.vma_page_prot(v.flags);
             if v.page_prot != prot {
                 return Err(format!(
                     "VMA {id} has vm_page_prot {:#x} but its flags {:#x} give {prot:#x}",

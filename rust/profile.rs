@@ -273,6 +273,14 @@ pub struct Profile {
     /// start, false);`): uffd-wp PTE bits are cleared and markers dropped. Before, `close()`
     /// only cleared the VMA flags: the bits stayed, markers were cleared lazily at fault.
     pub uffd_close_resets_wp: bool,
+    /// A VM_SHARED VMA registered for uffd-wp is write-notified: `userfaultfd_set_vm_flags`
+    /// recomputes `vm_page_prot` when VM_UFFD_WP changes (`vma_set_page_prot`), and
+    /// `vma_wants_writenotify` returns true for `userfaultfd_wp(vma)`, so pages map read-only
+    /// and the first write takes a `wp_page_shared` fault (51d3d5eb74ff "mm/userfaultfd:
+    /// enable writenotify while userfaultfd-wp is enabled for a VMA", posted 2022-12 after
+    /// v6.1-rc7, so v6.2 — release unverified; 6.12.117 mm/userfaultfd.c, mm/vma.c). Before,
+    /// a shared VMA kept its writable `vm_page_prot` ([`crate::mm::mmap`]).
+    pub uffd_wp_writenotify: bool,
     /// shrink_folio_list's writeback tracepoint is `mm_vmscan_write_folio` (e0cd5e7ffa54,
     /// "mm/vmscan: Convert pageout() to take a folio", v5.18: `-TRACE_EVENT(mm_vmscan_writepage,`
     /// `+TRACE_EVENT(mm_vmscan_write_folio,`); before, `mm_vmscan_writepage`.
@@ -399,6 +407,7 @@ fn s390(name: &'static str) -> Profile {
             uffd_wp_markers: false,
             uffd_unregister_resets_wp: false,
             uffd_close_resets_wp: false,
+            uffd_wp_writenotify: false,
             vmscan_write_folio_tracepoint: false,
             uffd_api_features: uffd_features::API_4_18,
             lru_gen: false,
@@ -459,6 +468,7 @@ fn s390(name: &'static str) -> Profile {
             uffd_wp_markers: true,
             uffd_unregister_resets_wp: true,
             uffd_close_resets_wp: true,
+            uffd_wp_writenotify: true,
             vmscan_write_folio_tracepoint: true,
             uffd_api_features: uffd_features::API_6_12,
             lru_gen: false,

@@ -22,7 +22,7 @@
 //! `lru_gen` switch and the lruvec MGLRU's generations (`vmscan/lru_gen.rs`); the
 //! `uffd_wp_markers` and `uffd_unregister_resets_wp` switches (PTE markers, issue 16).
 //! Version 7: the `mlock_fixup_mlocks_pages` (the mlock audit), `x86_swp_offset_inverted`,
-//! `uffd_close_resets_wp`, `referenced_mlocks`, `remove_rmap_clears_mlock` and
+//! `uffd_close_resets_wp`, `uffd_wp_writenotify`, `referenced_mlocks`, `remove_rmap_clears_mlock` and
 //! `lru_add_culls_unevictable` switches and the `unevictable_pgs_cleared` counter (issue 16).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file

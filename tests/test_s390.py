@@ -134,6 +134,7 @@ def test_profiles_are_data_and_unknown_ones_list_the_known() -> None:
         ("vmscan_write_folio_tracepoint", False, True),
         ("x86_swp_offset_inverted", False, True),
         ("uffd_close_resets_wp", False, True),
+        ("uffd_wp_writenotify", False, True),
     ]:
         assert reclaim.PROFILES["4.18"].switches()[name] is old, name
         assert reclaim.PROFILES["6.12"].switches()[name] is new, name

@@ -21,13 +21,17 @@
 //! model returns.
 //!
 //! Simplifications, written down here:
-//! - Only private anonymous pages that are present and not in the swap cache are poisoned.
-//!   The kernel's GUP would first fault in a none or swapped PTE; the model returns -EFAULT
-//!   for a non-present PTE instead (it is -EFAULT in the kernel too for an entry that is
-//!   already poisoned, as GUP's fault returns VM_FAULT_HWPOISON without FOLL_HWPOISON).
-//!   The zero page, file and shmem pages, and swap-cache pages (which the kernel keeps in the
-//!   swap cache, unmapped with ordinary swap entries) are -EBUSY, the errno memory_failure
-//!   returns for pages it cannot handle.
+//! - GUP first faults in a page that is not mapped, with a read fault (`faultin_page`): a none
+//!   anonymous PTE gets the zero page, a swapped one is swapped in, a shmem one is read from
+//!   the page cache (`Kernel::madvise_hwpoison`); a fault that raises SIGBUS (or finds a
+//!   hwpoison entry: VM_FAULT_HWPOISON without FOLL_HWPOISON) is -EFAULT, as is a VMA without
+//!   VM_READ (`check_vma_flags`). A none PTE in a VMA registered for MISSING or MINOR faults
+//!   is -EFAULT in the model: the kernel's GUP would wait in `handle_userfault`, and the model
+//!   does not park a madvise caller.
+//! - Only private anonymous pages outside the swap cache are poisoned. The zero page, file
+//!   and shmem pages, and swap-cache pages (which the kernel keeps in the swap cache, unmapped
+//!   with ordinary swap entries) are -EBUSY, the errno memory_failure returns for pages it
+//!   cannot handle.
 //! - No process is killed (MF_ACTION_REQUIRED's SIGBUS to the current task, the early kill of
 //!   other mappers): each mapper gets SIGBUS when it next touches the page.
 //! - The dead page drops its anon_vma (`mapping` cleared) so that it names no object that may
@@ -37,6 +41,7 @@
 
 use crate::arch::Arch;
 use crate::error::{Errno, Error, Result};
+use crate::fault::Fault;
 use crate::kernel::Kernel;
 use crate::mm::page::{ZERO_PFN, pg};
 use crate::rmap::unmap::TtuFlags;
@@ -90,12 +95,59 @@ impl Kernel {
         }
         let mut a = addr;
         while a < end {
+            self.hwpoison_gup_faultin(pid, a)?;
             let pfn = self.hwpoison_target(pid, a)?;
             self.memory_failure(pfn);
             a += 4096;
         }
         self.log(Ev::Madvise, pid, 0, addr, end - addr, MADV_HWPOISON, 0);
         self.settle();
+        Ok(())
+    }
+
+    /// `get_user_pages_fast(start, 1, 0, &page)` of `madvise_inject_error` (mm/madvise.c 4.17
+    /// and 6.12.117; mm/gup.c) for a page that is not mapped: `check_vma_flags` (-EFAULT
+    /// without VM_READ), then `faultin_page` → `handle_mm_fault` with a read fault until
+    /// `follow_page_pte` finds the PTE present (a none anonymous PTE maps the zero page, which
+    /// `follow_page_pte` returns: `if (is_zero_pfn(pte_pfn(pte))) page = pte_page(pte);`).
+    /// VM_FAULT_SIGBUS and VM_FAULT_HWPOISON are -EFAULT, VM_FAULT_OOM -ENOMEM
+    /// (`vm_fault_to_errno`); `if (ret != 1) return ret;`.
+    fn hwpoison_gup_faultin(&mut self, pid: u32, addr: u64) -> Result<()> {
+        let arch = self.arch();
+        let efault = |why: String| Err(Error::errno(Errno::EFAULT, "madvise", why));
+        let Some(vma) = self.vma_lookup(pid, addr) else {
+            return efault(format!("MADV_HWPOISON: {addr:#x} is not mapped"));
+        };
+        if self.vma(vma).flags & crate::mm::vm::VM_READ == 0 {
+            return efault(format!("MADV_HWPOISON: the mapping at {addr:#x} is not readable (GUP's check_vma_flags)"));
+        }
+        // handle_mm_fault returns Retry once it has installed the PTE; a few rounds cover a
+        // swap-in that first allocates the swap-cache page
+        for _ in 0..4 {
+            let pte = self.pte_at(pid, addr).unwrap_or(arch.pte_none_val());
+            if arch.pte_present(pte) || self.is_hwpoison_entry(pte) {
+                return Ok(());
+            }
+            let waits = crate::mm::vm::VM_UFFD_MISSING | self.vm_uffd_minor();
+            if arch.pte_none(pte) && self.vma(vma).flags & waits != 0 {
+                return efault(format!(
+                    "MADV_HWPOISON: the page at {addr:#x} is missing in a userfaultfd-registered range; the kernel's GUP would wait for the handler, the model does not: resolve the fault first"
+                ));
+            }
+            match self.handle_mm_fault(pid, 0, vma, addr, false) {
+                Fault::Retry => {}
+                Fault::Sigbus | Fault::Userfault { .. } => {
+                    return efault(format!("MADV_HWPOISON: faulting in {addr:#x} raises SIGBUS (GUP's -EFAULT)"));
+                }
+                Fault::Oom => {
+                    return Err(Error::errno(
+                        Errno::ENOMEM,
+                        "madvise",
+                        format!("MADV_HWPOISON: out of memory faulting in {addr:#x}"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -112,9 +164,7 @@ impl Kernel {
             return efault(format!("MADV_HWPOISON: the page at {addr:#x} is already poisoned"));
         }
         if !arch.pte_present(pte) {
-            return efault(format!(
-                "MADV_HWPOISON: the page at {addr:#x} is not present (the model does not fault it in); touch it first"
-            ));
+            return efault(format!("MADV_HWPOISON: the page at {addr:#x} is not present after GUP's fault"));
         }
         let pfn = arch.pte_pfn(pte);
         if arch.pte_special(pte) || pfn == ZERO_PFN {
@@ -199,6 +249,36 @@ mod tests {
             assert_eq!((k.mmx(pid).rss[MM_ANONPAGES], k.mmx(pid).rss[MM_SWAPENTS]), (1, 0), "{p}");
             assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Bus, "{p}");
             assert_eq!(k.access(pid, 0, a + 4096, false, 0).unwrap(), Access::Done { value: 2 }, "{p}");
+            k.check_invariants().unwrap();
+        }
+    }
+    /// mm/madvise.c `madvise_inject_error` (4.17, 6.12.117): `get_user_pages_fast(start, 1, 0,
+    /// &page)` faults a page that is not mapped in before `memory_failure`. A swapped-out page
+    /// is swapped in (and, swap being more than half full, leaves the swap cache:
+    /// `do_swap_page` → `try_to_free_swap`), then poisoned; an untouched anonymous page gets
+    /// the zero page, which memory_failure refuses (-EBUSY), not -EFAULT.
+    #[test]
+    fn hwpoison_faults_a_swapped_out_or_untouched_page_in_first_as_gup_does() {
+        for p in ["4.17", "4.18", "6.12"] {
+            // 4 usable slots: three swapped pages make vm_swap_full() true
+            let mut k = Kernel::new(Profile::get(p, Arch::X86_64).unwrap(), 8 << 20, 5 * 4096, 1).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 3);
+            let arch = k.arch();
+            for _ in 0..16 {
+                if (0..3).all(|i| arch.is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())) {
+                    break;
+                }
+                k.reclaim(8);
+            }
+            assert!(arch.is_swap_pte(k.pte_at(pid, a).unwrap()), "{p}: swapped out");
+            k.madvise(pid, a, 4096, Advice::Hwpoison).unwrap();
+            assert!(k.is_hwpoison_entry(k.pte_at(pid, a).unwrap()), "{p}: swapped in, then poisoned");
+            assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Bus, "{p}");
+            assert_eq!(k.access(pid, 0, a + 4096, false, 0).unwrap(), Access::Done { value: 2 }, "{p}");
+            let b = k.mmap(pid, 4096, crate::mm::mmap::MapKind::Anon, false, None).unwrap();
+            let e = k.madvise(pid, b, 4096, Advice::Hwpoison).unwrap_err();
+            assert_eq!(e.errno_value(), Some(crate::error::Errno::EBUSY), "{p}: the zero page GUP faulted in: {e}");
+            assert!(arch.pte_present(k.pte_at(pid, b).unwrap()), "{p}: GUP's read fault mapped the zero page");
             k.check_invariants().unwrap();
         }
     }

@@ -74,10 +74,41 @@ impl Kernel {
         self.mmap_prot(pid, len, PROT_READ | PROT_WRITE, kind, shared, file)
     }
 
+    /// `vma_wants_writenotify(vma, vm_page_prot)` (mm/vma.c 6.12.117, mm/mmap.c 4.17) for a
+    /// VMA with `flags`: only a shared writable VMA can want it (`vma_is_shared_writable`), and
+    /// of the kernel's reasons only uffd-wp applies to the model's memory (6.12: `if
+    /// (userfaultfd_wp(vma)) return true;`, [`crate::Profile::uffd_wp_writenotify`]). shmem has no
+    /// `page_mkwrite` (`vm_ops_needs_writenotify`), cannot write back (`vma_fs_can_writeback`), and
+    /// soft-dirty tracking is not modelled (a new VMA has VM_SOFTDIRTY, which disables it).
+    pub(crate) fn vma_wants_writenotify(&self, flags: u64) -> bool {
+        flags & (VM_WRITE | VM_SHARED) == VM_WRITE | VM_SHARED
+            && self.profile.uffd_wp_writenotify
+            && flags & VM_UFFD_WP != 0
+    }
+
+    /// The `vm_page_prot` `vma_set_page_prot` (mm/mmap.c, 4.13..6.12) gives a VMA with `flags`:
+    /// `vm_get_page_prot(vm_flags)`, or without VM_SHARED (the private, read-only protection)
+    /// when the VMA wants write notification, so that the first write to each page faults
+    /// (`wp_page_shared`).
+    pub(crate) fn vma_page_prot(&self, flags: u64) -> u64 {
+        let flags = if self.vma_wants_writenotify(flags) { flags & !VM_SHARED } else { flags };
+        self.arch().vm_get_page_prot(flags)
+    }
+
+    /// `vma_set_page_prot(vma)` (mm/mmap.c, 4.13..6.12): recompute the VMA's `vm_page_prot` from
+    /// its flags ([`Kernel::vma_page_prot`]). 6.12 `userfaultfd_set_vm_flags` (mm/userfaultfd.c
+    /// 6.12.117) calls it when VM_UFFD_WP of a VM_SHARED VMA changes: on UFFDIO_REGISTER,
+    /// UNREGISTER, close, and when fork or mremap drop a registration. PTEs already mapped keep
+    /// their protection (the kernel does not rewrite them either).
+    pub(crate) fn vma_set_page_prot(&mut self, id: u32) {
+        let prot = self.vma_page_prot(self.vma(id).flags);
+        self.vma_mut(id).page_prot = prot;
+    }
+
     /// `mmap(NULL, len, prot, ...)` (mm/mmap.c `do_mmap` → `mmap_region`, 4.13..6.12): as
     /// [`Kernel::mmap`] with the protection `prot` (`PROT_*`); the VMA gets
     /// `calc_vm_prot_bits(prot)` plus every VM_MAY* bit (a shmem object opened read-write), and
-    /// `vm_page_prot = vm_get_page_prot(vm_flags)`. As in `do_mmap`, `prot` is not validated:
+    /// `vm_page_prot` as `vma_set_page_prot` gives it. As in `do_mmap`, `prot` is not validated:
     /// bits other than PROT_READ/WRITE/EXEC are ignored (`calc_vm_prot_bits` only translates
     /// those three). Length 0 is EINVAL, a length that overflows when page-aligned ENOMEM
     /// (`len = PAGE_ALIGN(len); if (!len) return -ENOMEM;`).
@@ -125,7 +156,7 @@ impl Kernel {
                 a.size_pages = need;
             }
         }
-        let prot = self.arch().vm_get_page_prot(flags);
+        let prot = self.vma_page_prot(flags);
         let v = Vma {
             mm: pid,
             start: addr,
@@ -270,9 +301,44 @@ impl Kernel {
         for id in ids {
             self.remove_vma(id);
         }
-        self.mmx_mut(pid).pt.free_empty_pts(addr, end);
+        let (lo, hi) = self.free_pgtables_range(pid, addr, end);
+        self.mmx_mut(pid).pt.free_empty_pts(lo, hi);
         self.log(Ev::Munmap, pid, 0, addr, end - addr, 0, 0);
         Ok(())
+    }
+
+    /// The whole page tables mm/memory.c `free_pgtables` → `free_pgd_range(tlb, addr, end, floor,
+    /// ceiling)` (4.17, 6.12; 6.12 `unmap_region`/`vms_clear_ptes` pass `prev ? prev->vm_end :
+    /// FIRST_USER_ADDRESS` and `next ? next->vm_start : USER_PGTABLES_CEILING`) frees after
+    /// `[addr, end)` was unmapped: every table the range touches, except the first when the
+    /// previous VMA ends inside it (`addr &= PMD_MASK; if (addr < floor) addr += PMD_SIZE;`)
+    /// and the last when the next VMA starts inside it (`ceiling &= PMD_MASK; … if (end - 1 >
+    /// ceiling - 1) end -= PMD_SIZE;`). Returned as a range of whole tables for
+    /// [`crate::arch::pgtable::PageTable::free_empty_pts`]. FIRST_USER_ADDRESS is 0 on x86_64
+    /// and s390. Simplified: the upper-level tables are kept, and one range spans the holes
+    /// between the unmapped VMAs (tables there are already empty and unused).
+    fn free_pgtables_range(&self, pid: u32, addr: u64, end: u64) -> (u64, u64) {
+        let span = self.mmx(pid).pt.geometry().pt_span();
+        let vmas = &self.mmx(pid).vmas;
+        let floor = vmas.range(..addr).next_back().map_or(0, |(_, &id)| self.vma(id).end);
+        let ceiling = vmas.range(end..).next().map(|(_, &id)| self.vma(id).start);
+        let mut lo = addr & !(span - 1);
+        if lo < floor {
+            lo += span;
+        }
+        let mut hi = end;
+        if let Some(c) = ceiling {
+            let c = c & !(span - 1);
+            if c == 0 {
+                return (0, 0);
+            }
+            if hi > c {
+                hi -= span;
+            }
+        }
+        // the tables free_pmd_range visits: those holding an address of [lo, hi)
+        let hi = hi.checked_next_multiple_of(span).unwrap_or(!(span - 1));
+        if lo >= hi { (0, 0) } else { (lo, hi) }
     }
 
     /// mm/memory.c `unmap_vmas` + mm/mmap.c `remove_vma` (4.17, 6.12) for one VMA; VM_LOCKED pages
@@ -324,6 +390,100 @@ mod tests {
             let v = k.vma_lookup(pid, a).unwrap();
             assert_eq!(k.vma(v).flags & (vm::VM_READ | vm::VM_WRITE | vm::VM_EXEC), vm::VM_READ, "{profile}");
             assert!(k.mprotect(pid, a, 4096, 0x100).is_err(), "{profile}: mprotect validates");
+        }
+    }
+
+    /// 6.12.117 mm/userfaultfd.c `userfaultfd_set_vm_flags` → mm/mmap.c `vma_set_page_prot` →
+    /// mm/vma.c `vma_wants_writenotify` (`if (userfaultfd_wp(vma)) return true;`, 51d3d5eb74ff):
+    /// while a shared shmem VMA is registered for uffd-wp, a read fault maps the page read-only
+    /// and the first write is a `wp_page_shared` fault (no userfault: the PTE has no uffd-wp
+    /// bit); UNREGISTER restores the writable protection. Without the switch (v5.19..v6.1) the
+    /// read fault maps the page writable.
+    #[test]
+    fn uffd_wp_registered_shared_shmem_is_write_notified_on_612() {
+        use crate::arch::Arch;
+        use crate::fault::Access;
+        use crate::kernel::Kernel;
+        use crate::profile::{Profile, SwitchValue};
+        use crate::sim::log::{Ev, fault_path};
+        use crate::uffd::ioctl::{UFFD_API, UFFDIO_REGISTER_MODE_WP};
+        let off = Profile::derive(
+            "6.12",
+            Arch::X86_64,
+            "6.12-no-uffd-writenotify",
+            &[("uffd_wp_writenotify", SwitchValue::Bool(false))],
+        )
+        .unwrap();
+        for (profile, notify) in [(Profile::get("6.12", Arch::X86_64).unwrap(), true), (off, false)] {
+            let mut k = Kernel::new(profile, 8 << 20, 8 << 20, 1).unwrap();
+            let pid = k.spawn("t", false).unwrap();
+            let a = k.mmap(pid, 2 * 4096, MapKind::Shmem, true, None).unwrap();
+            let u = k.userfaultfd(pid).unwrap();
+            k.uffdio_api(u, UFFD_API, 0).unwrap();
+            k.uffdio_register(u, a, 2 * 4096, UFFDIO_REGISTER_MODE_WP).unwrap();
+            assert!(matches!(k.access(pid, 0, a, false, 0).unwrap(), Access::Done { .. }));
+            let pte = k.pte_at(pid, a).unwrap();
+            assert_eq!(k.arch().pte_write(pte), !notify, "notify={notify}: read-fault PTE {pte:#x}");
+            let n = k.log.len();
+            assert!(matches!(k.access(pid, 0, a, true, 7).unwrap(), Access::Done { .. }), "notify={notify}");
+            let reuse =
+                k.log.events()[n..].iter().any(|e| e.kind == Ev::Fault && e.b == fault_path::WP_REUSE && e.c == 1);
+            assert_eq!(reuse, notify, "notify={notify}: the first write is a wp_page_shared fault");
+            let pte = k.pte_at(pid, a).unwrap();
+            assert!(k.arch().pte_write(pte) && k.arch().pte_dirty(pte), "notify={notify}: {pte:#x}");
+            assert!(k.uffd_read(u).unwrap().is_empty(), "notify={notify}: no userfault");
+            k.check_invariants().unwrap();
+            // userfaultfd_unregister → userfaultfd_clear_vma → vma_set_page_prot: writable again
+            k.uffdio_unregister(u, a, 2 * 4096).unwrap();
+            assert!(matches!(k.access(pid, 0, a + 4096, false, 0).unwrap(), Access::Done { .. }));
+            let pte = k.pte_at(pid, a + 4096).unwrap();
+            assert!(k.arch().pte_write(pte), "notify={notify}: after UNREGISTER {pte:#x}");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// mm/memory.c `free_pgtables` → `free_pgd_range(…, floor, ceiling)` (4.17, 6.12): munmap of
+    /// a mapping that covers only part of its page table frees the table when no other VMA uses
+    /// it, and keeps it while a neighbour VMA (the `floor`/`ceiling`) still lies in it.
+    #[test]
+    fn munmap_frees_a_partly_covered_page_table_no_other_vma_uses() {
+        use super::PROT_WRITE;
+        for profile in ["4.17", "6.12", "4.17-x86_64", "6.12-x86_64"] {
+            let mut k = match profile.strip_suffix("-x86_64") {
+                Some(p) => crate::kernel::Kernel::new(
+                    crate::profile::Profile::get(p, crate::arch::Arch::X86_64).unwrap(),
+                    8 << 20,
+                    8 << 20,
+                    1,
+                )
+                .unwrap(),
+                None => kernel(profile),
+            };
+            let pid = k.spawn("p", false).unwrap();
+            let span = k.mmx(pid).pt.geometry().pt_span();
+            let base = k.mmx(pid).pt.nr_page_tables();
+            // three adjacent mappings of 4 pages that do not merge (alternating protections):
+            // a on top, b below it, c below b
+            let rw = PROT_READ | PROT_WRITE;
+            let a = k.mmap_prot(pid, 4 * 4096, rw, MapKind::Anon, false, None).unwrap();
+            let b = k.mmap_prot(pid, 4 * 4096, PROT_READ, MapKind::Anon, false, None).unwrap();
+            let c = k.mmap_prot(pid, 4 * 4096, rw, MapKind::Anon, false, None).unwrap();
+            assert_eq!((b + 4 * 4096, c + 4 * 4096), (a, b), "{profile}: top-down, adjacent");
+            assert_eq!(c / span, (a + 4 * 4096 - 1) / span, "{profile}: all in one page table");
+            for i in 0..4 {
+                k.access(pid, 0, a + i * 4096, true, 1).unwrap();
+                k.access(pid, 0, b + i * 4096, false, 0).unwrap();
+                k.access(pid, 0, c + i * 4096, true, 1).unwrap();
+            }
+            let tables = |k: &crate::kernel::Kernel| k.mmx(pid).pt.nr_page_tables() - base;
+            let used = tables(&k);
+            k.munmap(pid, b, 4 * 4096).unwrap();
+            assert_eq!(tables(&k), used, "{profile}: c (floor) and a (ceiling) still lie in the table");
+            k.munmap(pid, a, 4 * 4096).unwrap();
+            assert_eq!(tables(&k), used, "{profile}: c (floor) still lies in the table");
+            k.munmap(pid, c, 4 * 4096).unwrap();
+            assert_eq!(tables(&k), 0, "{profile}: no VMA uses the table any more");
+            k.check_invariants().unwrap();
         }
     }
 }

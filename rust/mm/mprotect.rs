@@ -73,7 +73,7 @@ impl Kernel {
 
     /// `mprotect_fixup(vma, start, end, newflags)` (mm/mprotect.c, 4.13..6.12; `if (newflags
     /// == oldflags)` returns at once): split the VMA at `start` and `end`
-    /// (`vma_modify_flags`), set the flags and `vm_page_prot = vm_get_page_prot(newflags)`,
+    /// (`vma_modify_flags`), set the flags and `vma_set_page_prot` ([`Kernel::vma_page_prot`]),
     /// rewrite the PTEs (`change_protection`) and merge with compatible neighbours.
     fn mprotect_fixup(&mut self, id: u32, start: u64, end: u64, newflags: u64) {
         if self.vma(id).flags == newflags {
@@ -86,7 +86,7 @@ impl Kernel {
         if self.vma(id).end > end {
             self.split_vma(id, end);
         }
-        let prot = self.arch().vm_get_page_prot(newflags);
+        let prot = self.vma_page_prot(newflags);
         {
             let v = self.vma_mut(id);
             v.flags = newflags;

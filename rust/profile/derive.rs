@@ -255,6 +255,8 @@ pub static SWITCHES: &[Switch] = &[
         "v5.19: 1db9dbc2ef05 \"mm/uffd: PTE_MARKER_UFFD_WP\", 999dad824c39 \"mm/shmem: persist uffd-wp bit across zapping for file-backed\", b1f9e876862d \"mm/uffd: enable write protection for shmem & hugetlbfs\""),
     switch!(bool uffd_unregister_resets_wp, "v6.0: f369b07c8614 \"mm/uffd: reset write protection when unregister with wp-mode\""),
     switch!(bool uffd_close_resets_wp, "v6.9: c88033efe9a3 \"mm/userfaultfd: reset ptes when close() for wr-protected ones\""),
+    switch!(bool uffd_wp_writenotify,
+        "v6.2 (release unverified): 51d3d5eb74ff \"mm/userfaultfd: enable writenotify while userfaultfd-wp is enabled for a VMA\""),
     switch!(bool vmscan_write_folio_tracepoint, "v5.18: e0cd5e7ffa54 \"mm/vmscan: Convert pageout() to take a folio\""),
     switch!(int uffd_api_features,
         "UFFD_API_FEATURES of the release (v4.14: 2d6d6f5a09a9 SIGBUS, 9d4ac934829a THREAD_ID, ids unverified; v6.12 adds MINOR, WP, EXACT_ADDRESS, POISON, MOVE)"),

@@ -69,6 +69,7 @@ impl Kernel {
         let v = self.vma_mut(vma);
         v.uffd = None;
         v.flags &= !VM_UFFD_ALL;
+        self.vma_set_page_prot(vma);
         None
     }
 
@@ -88,6 +89,7 @@ impl Kernel {
             let v = self.vma_mut(child);
             v.uffd = None;
             v.flags &= !VM_UFFD_ALL;
+            self.vma_set_page_prot(child);
             return;
         }
         let nctx = match forks.iter().find(|(o, _)| *o == octx) {

@@ -244,6 +244,8 @@ impl Kernel {
             }
             v.flags = if replace { (v.flags & !VM_UFFD_ALL) | vm_flags } else { v.flags | vm_flags };
             v.uffd = Some(ctx);
+            // userfaultfd_set_vm_flags: write-notify a shared VMA while it is uffd-wp (6.12)
+            self.vma_set_page_prot(id);
         }
         self.vma_merge_all(&ids);
         let mut ioctls = self.range_ioctls();
@@ -311,6 +313,7 @@ impl Kernel {
             let v = self.vma_mut(id);
             v.flags &= !VM_UFFD_ALL;
             v.uffd = None;
+            self.vma_set_page_prot(id);
         }
         self.vma_merge_all(&ids);
         for (owner, s, l) in wake {
@@ -652,6 +655,7 @@ impl Kernel {
                 let v = self.vma_mut(id);
                 v.flags &= !VM_UFFD_ALL;
                 v.uffd = None;
+                self.vma_set_page_prot(id);
             }
             self.vma_merge_all(&ids);
         }
