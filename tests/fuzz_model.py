@@ -125,21 +125,17 @@ SIZE_UNITS = {
     "": 0,
     "b": 0,
     "k": 10,
-    "kb": 10,
     "kib": 10,
     "m": 20,
-    "mb": 20,
     "mib": 20,
     "g": 30,
-    "gb": 30,
     "gib": 30,
     "t": 40,
-    "tb": 40,
     "tib": 40,
     "p": 50,
-    "pb": 50,
     "pib": 50,
 }
+# KB, MB, GB, TB, PB are decimal (rust/units.rs parse_size) and refused for sizes: not listed
 
 
 def size_value(v: Any) -> int | None:

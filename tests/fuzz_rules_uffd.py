@@ -192,6 +192,7 @@ class UffdRules(ApiMachineBase):
                 want = len(vals) * PAGE if as_list else n
                 if done != want:
                     raise Violation(f"{self.trace[-1]} returned {done}, not {want}")
+                self.note_private_shmem_fill(pm, a, a + done)
                 for i, v in enumerate(vals):
                     c = self.cell(pm, a + i * PAGE)
                     if c is None:
@@ -233,6 +234,7 @@ class UffdRules(ApiMachineBase):
         if which == "zeropage" and ok:
             if done != n:
                 raise Violation(f"{self.trace[-1]} returned {done}, not {n}")
+            self.note_private_shmem_fill(pm, a, a + done)
             for c in self.existing_cells(pm, a, a + done, None):
                 c.vals = {0}
         elif which == "zeropage" and isinstance(a, int) and 0 <= a < U64 and n:
