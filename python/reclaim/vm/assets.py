@@ -309,6 +309,23 @@ def _apt(conf: Path, *args: str, cwd: Path | None = None) -> subprocess.Complete
     )
 
 
+def _apt_config_with_lists(refresh: bool, log: Callable[[str], object] | None) -> Path:
+    """The private apt configuration on this machine's mirror, with the suite's package lists
+    (`apt-get update` when asked to refresh or when there are none yet)."""
+    conf = _write_apt_config(debian_mirror())
+    lists = _apt_dir() / "lists"
+    if refresh or not any(lists.glob("*Packages*")):
+        if log is not None:
+            log(f"apt-get update (Debian {SUITE}, private configuration in {_apt_dir()})")
+        r = _apt(conf, "update", "-q")
+        if r.returncode != 0 or not any(lists.glob("*Packages*")):
+            raise VmAssetError(
+                f"apt-get update of Debian {SUITE} failed on this machine's mirror: "
+                f"{(r.stderr or r.stdout).strip()[-500:]}"
+            )
+    return conf
+
+
 def _apt_cache(conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "APT_CONFIG": str(conf), "LC_ALL": "C"}
     return subprocess.run(
@@ -562,16 +579,7 @@ def _download_all(
     cache_dir().mkdir(parents=True, exist_ok=True)
     if not KEYRING.exists():
         raise VmAssetError(f"{KEYRING} is missing: apt-get install debian-archive-keyring")
-    conf = _write_apt_config(debian_mirror())
-    lists = _apt_dir() / "lists"
-    if refresh or not any(lists.glob("*Packages*")):
-        log(f"apt-get update (Debian {SUITE}, private configuration in {_apt_dir()})")
-        r = _apt(conf, "update", "-q")
-        if r.returncode != 0 or not any(lists.glob("*Packages*")):
-            raise VmAssetError(
-                f"apt-get update of Debian {SUITE} failed on this machine's mirror: "
-                f"{(r.stderr or r.stdout).strip()[-500:]}"
-            )
+    conf = _apt_config_with_lists(refresh, log)
     m = old or Manifest(suite=SUITE)
     for a in arches:
         darch = DEBIAN_ARCH[a]
@@ -673,17 +681,7 @@ def fetch_kernel_source(
     if done.exists() and not refresh:
         return dest
     cache_dir().mkdir(parents=True, exist_ok=True)
-    conf = _write_apt_config(debian_mirror())
-    lists = _apt_dir() / "lists"
-    if refresh or not any(lists.glob("*Packages*")):
-        if log is not None:
-            log(f"apt-get update (Debian {SUITE}, private configuration in {_apt_dir()})")
-        r = _apt(conf, "update", "-q")
-        if r.returncode != 0 or not any(lists.glob("*Packages*")):
-            raise VmAssetError(
-                f"apt-get update of Debian {SUITE} failed on this machine's mirror: "
-                f"{(r.stderr or r.stdout).strip()[-500:]}"
-            )
+    conf = _apt_config_with_lists(refresh, log)
     debs = cache_dir() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     before = set(debs.glob("*.deb"))
