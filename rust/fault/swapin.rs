@@ -184,18 +184,9 @@ impl Kernel {
         self.set_pte_at(vmf.pid, vmf.idx, pte);
         // do_page_add_anon_rmap: the first mapping files the page under the VMA's anon_vma
         // (exclusive) or its root (shared)
-        if self.mem.frames[pfn as usize].mapcount == 0 {
-            let av = self.anon_vma_prepare(vmf.vma);
-            let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
-            let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
+        if self.file_swapped_in_anon_page(&vmf, pfn, exclusive) && (exclusive || swp_excl) {
             let x = self.anon_exclusive_flag();
-            let fm = &mut self.mem.frames[pfn as usize];
-            fm.mapping = root + 1;
-            fm.set_index(index);
-            fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
-            if exclusive || swp_excl {
-                fm.set(x);
-            }
+            self.mem.frames[pfn as usize].set(x);
         }
         self.page_add_rmap(pfn);
         if self.profile.swapin_activates {
@@ -213,6 +204,24 @@ impl Kernel {
         self.tick(self.cost.minor_fault);
         self.log(Ev::Fault, vmf.pid, vmf.tid, vmf.addr, pfn as u64, path, vmf.write as u64);
         Fault::Retry
+    }
+
+    /// The anon rmap of a page swapped in at `vmf` (`do_page_add_anon_rmap` 4.x,
+    /// `folio_add_anon_rmap_ptes` 6.12): its first mapping files it under the VMA's anon_vma
+    /// when `exclusive` (RMAP_EXCLUSIVE) or under that anon_vma's root, at the address's page
+    /// offset, as a swap-backed anon page. Returns whether this was the first mapping.
+    fn file_swapped_in_anon_page(&mut self, vmf: &Vmf, pfn: u32, exclusive: bool) -> bool {
+        if self.mem.frames[pfn as usize].mapcount != 0 {
+            return false;
+        }
+        let av = self.anon_vma_prepare(vmf.vma);
+        let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
+        let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
+        let fm = &mut self.mem.frames[pfn as usize];
+        fm.mapping = root + 1;
+        fm.set_index(index);
+        fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
+        true
     }
 
     /// The v5.19+ tail of `do_swap_page` (mm/memory.c v6.12.117; c145e0b47c77 "mm: streamline
@@ -263,15 +272,7 @@ impl Kernel {
         self.set_pte_at(vmf.pid, vmf.idx, pte);
         // folio_add_anon_rmap_ptes(…, rmap_flags): the first mapping files the page under the
         // VMA's anon_vma (RMAP_EXCLUSIVE) or its root
-        if self.mem.frames[pfn as usize].mapcount == 0 {
-            let av = self.anon_vma_prepare(vmf.vma);
-            let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
-            let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
-            let fm = &mut self.mem.frames[pfn as usize];
-            fm.mapping = root + 1;
-            fm.set_index(index);
-            fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
-        }
+        self.file_swapped_in_anon_page(&vmf, pfn, exclusive);
         if exclusive {
             let x = self.anon_exclusive_flag();
             self.mem.frames[pfn as usize].set(x);
