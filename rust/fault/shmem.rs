@@ -184,10 +184,11 @@ impl Kernel {
 
     /// mm/memory.c `do_fault_around` (6.12.117; 4.17 computes the same window): map the cached
     /// pages of the `FAULT_AROUND_PAGES`-aligned window around the faulting address, clamped to
-    /// the VMA and the page table. 6.12: `from_pte = max(ALIGN_DOWN(pte_off, nr_pages), pte_off
-    /// - min(pte_off, vma_off))`, `to_pte = min3(from_pte + nr_pages, PTRS_PER_PTE, pte_off +
-    /// vma_pages - vma_off) - 1`; 4.17: `vmf->address = max(address & mask, vm_start)`,
-    /// `end_pgoff = min3(end of the page table, end of the VMA, start_pgoff + nr_pages - 1)`.
+    /// the VMA and the page table. 6.12:
+    /// `from_pte = max(ALIGN_DOWN(pte_off, nr_pages), pte_off - min(pte_off, vma_off))`,
+    /// `to_pte = min3(from_pte + nr_pages, PTRS_PER_PTE, pte_off + vma_pages - vma_off) - 1`;
+    /// 4.17: `vmf->address = max(address & mask, vm_start)`, `end_pgoff = min3(end of the page
+    /// table, end of the VMA, start_pgoff + nr_pages - 1)`.
     /// Returns the faulting page's pfn when the window mapped it (`VM_FAULT_NOPAGE`; 4.17: "check
     /// if the page fault is solved", `!pte_none(*vmf->pte)`).
     fn do_fault_around(&mut self, vmf: &Vmf, file: u32, index: u64) -> Option<u32> {
