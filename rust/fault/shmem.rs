@@ -482,4 +482,22 @@ mod tests {
         assert_eq!(k.vmstat.get(Vm::pgfault), faults + 1, "its own fault");
         k.check_invariants().unwrap();
     }
+
+    /// 6.12.117 `do_fault_around` clamps the window to the VMA (`pte_off - min(pte_off,
+    /// vma_off)`, `pte_off + vma_pages - vma_off`; 4.17: `max(address & mask, vm_start)` and
+    /// `vma_pages(vma) + vm_pgoff - 1`): a read in a 3-page mapping of a cached file maps those
+    /// 3 pages and no page of another VMA of the same file.
+    #[test]
+    fn fault_around_stays_inside_the_vma() {
+        for profile in ["4.17", "6.12"] {
+            let (mut k, pid, a, _) = cached_shmem(profile);
+            let file = k.vma(k.vma_lookup(pid, a).unwrap()).file.unwrap();
+            let b = k.mmap(pid, 3 * PAGE, MapKind::Shmem, true, Some((file, 10))).unwrap();
+            assert_eq!(k.access(pid, 0, b + PAGE, false, 0).unwrap(), Access::Done { value: 100 + 11 });
+            assert!((0..3).all(|i| present(&k, pid, b + i * PAGE)), "{profile}: the whole small VMA");
+            assert!((0..48).all(|i| !present(&k, pid, a + i * PAGE)), "{profile}: nothing in the other VMA");
+            assert_eq!(shmem_rss(&k, pid), 3, "{profile}");
+            k.check_invariants().unwrap();
+        }
+    }
 }
