@@ -70,6 +70,27 @@ def test_shmem_is_shared_between_two_processes() -> None:
     k.check()
 
 
+@pytest.mark.parametrize("profile", ["4.17", "6.12"])
+def test_read_fault_on_cached_shmem_maps_its_64k_window_in_one_fault(profile: str) -> None:
+    # mm/memory.c do_read_fault -> do_fault_around -> mm/filemap.c filemap_map_pages (4.17 and
+    # 6.12): the cached pages of the 16-page aligned window are mapped by one minor fault
+    k = small_kernel(profile)
+    p = k.spawn("p")
+    m = p.mmap(48 * PAGE, kind="shmem", shared=True)
+    for i in range(48):
+        p.write(m + i * PAGE, i)
+    p.madvise(m, 48 * PAGE, "dontneed")
+    assert p.rss()["MM_SHMEMPAGES"] == 0
+    window = (m + 0xFFFF) & ~0xFFFF
+    faults = k.vmstat()["pgfault"]
+    assert p.read(window + 3 * PAGE).value == (window - m) // PAGE + 3
+    assert p.rss()["MM_SHMEMPAGES"] == 16
+    for i in range(16):
+        assert p.read(window + i * PAGE).value == (window - m) // PAGE + i
+    assert k.vmstat()["pgfault"] == faults + 1, "the neighbours take no fault of their own"
+    k.check()
+
+
 def test_shared_anonymous_mapping_is_shmem() -> None:
     k = small_kernel()
     p = k.spawn("p")
