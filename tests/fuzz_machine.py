@@ -491,7 +491,9 @@ class ApiMachineBase(RuleBasedStateMachine):
                 raise Violation(f"{self.trace[-1]}: {what}: wrong userfault message {ev!r}")
             uf = next((u for u in self.uffds if u.u.id == ev.uffd), None)
             if uf is not None:
-                exact = uf.features & FEATURE_BITS["EXACT_ADDRESS"]
+                # s390 reports only the page even with EXACT_ADDRESS (arch/s390/mm/fault.c
+                # get_fault_address: teid.addr * PAGE_SIZE); x86_64 the byte (CR2)
+                exact = uf.features & FEATURE_BITS["EXACT_ADDRESS"] and self.arch == "x86_64"
                 ptid = pm.pid + tid if uf.features & FEATURE_BITS["THREAD_ID"] else 0
                 if ev.address != (addr if exact else addr & ~(PAGE - 1)) or ev.ptid != ptid:
                     raise Violation(f"{self.trace[-1]}: {what}: message {ev!r} of {uf}")
