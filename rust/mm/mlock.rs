@@ -107,18 +107,28 @@ impl Kernel {
     /// `mlock_vma_pages_range` → `mlock_pte_range` (mm/mlock.c v5.18+, 6.12): each present
     /// page of `[start, end)` in `vma` is mlocked (`mlock_folio`); nothing is faulted in.
     fn mlock_present_pages(&mut self, vma: u32, start: u64, end: u64) {
-        let arch = self.arch();
         let pid = self.vma(vma).mm;
         let mut cur = start;
-        while let Some((a, idx)) = self.next_pte_slot(pid, cur, end) {
-            cur = a + 4096;
+        while let Some(pfn) = self.next_present_page(pid, &mut cur, end) {
+            self.mlock_page(pfn);
+        }
+    }
+
+    /// The page of the next present PTE of `pid` in `[*cur, end)` that has one
+    /// (`vm_normal_page`), moving `*cur` past it: the walk of `mlock_pte_range` and of 4.x's
+    /// `munlock_vma_pages_range`.
+    fn next_present_page(&self, pid: u32, cur: &mut u64, end: u64) -> Option<u32> {
+        let arch = self.arch();
+        while let Some((a, idx)) = self.next_pte_slot(pid, *cur, end) {
+            *cur = a + 4096;
             let p = self.mmx(pid).pt.pte(idx);
             if arch.pte_present(p) {
                 if let Some(pfn) = self.vm_normal_page(p) {
-                    self.mlock_page(pfn);
+                    return Some(pfn);
                 }
             }
         }
+        None
     }
 
     /// mm/gup.c `__mm_populate` → `populate_vma_page_range` (4.17, 6.12) of a locked range: fault every page in and mlock it; the address and
@@ -175,20 +185,13 @@ impl Kernel {
     /// cleared): each mapped page that no other locked VMA maps is no
     /// longer mlocked.
     pub(crate) fn munlock_vma_pages(&mut self, vma: u32, start: u64, end: u64) {
-        let arch = self.arch();
         let pid = self.vma(vma).mm;
         let saved = self.vma(vma).flags;
         self.vma_mut(vma).flags &= !vm::VM_LOCKED;
         let mut cur = start;
-        while let Some((a, idx)) = self.next_pte_slot(pid, cur, end) {
-            cur = a + 4096;
-            let p = self.mmx(pid).pt.pte(idx);
-            if arch.pte_present(p) {
-                if let Some(pfn) = self.vm_normal_page(p) {
-                    if !self.mapped_in_locked_vma(pfn) {
-                        self.munlock_page(pfn);
-                    }
-                }
+        while let Some(pfn) = self.next_present_page(pid, &mut cur, end) {
+            if !self.mapped_in_locked_vma(pfn) {
+                self.munlock_page(pfn);
             }
         }
         self.vma_mut(vma).flags = saved;
