@@ -4,6 +4,7 @@ small replay in a Linux 6.12 guest (marked ``vm``; skipped with the reason witho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -96,6 +97,18 @@ def test_the_agent_input_sets_page_cluster_then_replays_each_run() -> None:
     ]
 
 
+def test_the_agent_input_sets_watermark_boost_factor_only_when_asked() -> None:
+    """0 turns off what the model lacks: boost_watermark (mm/page_alloc.c, 6.12) waking
+    kswapd for one zone; by default the guest keeps the kernel's 15000."""
+    assert "watermark_boost_factor" not in rp.replay_input("z", 1, page_cluster=0, shmem=False)
+    text = rp.replay_input("z", 1, page_cluster=0, shmem=False, watermark_boost_factor=0)
+    lines = text.splitlines()
+    assert lines[1:3] == ["sysctl vm/page-cluster 0", "sysctl vm/watermark_boost_factor 0"]
+    with pytest.raises(reclaim.ArgumentError, match="watermark_boost_factor is 0 or more"):
+        rp.run_trace(_trace([0], [True]), "t", arch="x86_64", guest_memory_mib=96,
+                     watermark_boost_factor=-1)  # fmt: skip
+
+
 def _line(**over: object) -> dict[str, object]:
     line: dict[str, object] = {
         "kind": "replay",
@@ -143,6 +156,17 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
         rp.parse_run(_line(zoneinfo=[]))
 
 
+def test_a_replay_line_keeps_the_counters_of_reclaim_for_one_zone() -> None:
+    """kswapd woken for the DMA zone only (a boosted zone: rmqueue's wakeup_kswapd with
+    zone_idx, mm/page_alloc.c 6.12) passes over the DMA32 folios and counts them both as
+    scanned and as skipped (isolate_lru_folios, mm/vmscan.c 6.12): the oracle keeps both."""
+    before = {"pgscan_kswapd": 10, "pgskip_dma32": 4, "compact_daemon_wake": 1}
+    after = {"pgscan_kswapd": 110, "pgskip_dma32": 64, "compact_daemon_wake": 3}
+    k = rp.parse_run(_line(vmstat_before=before, vmstat_after=after))
+    assert (k.counters["pgscan_kswapd"], k.counters["pgskip_dma32"]) == (100, 60)
+    assert k.counters["compact_daemon_wake"] == 2 and k.counters["pgskip_dma"] == 0
+
+
 def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
     k = rp.parse_run(_line())
     c = rp.ReplayCheck(trace="zipf0.9", arch="x86_64", guest_memory_mib=128, page_cluster=0,
@@ -153,6 +177,10 @@ def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
     assert again.kernel_majflt() == (100, 100, 100) and again.model["majflt"] == 110
     table = rp.format_table([again])
     assert "| 100 (100-100) | 110 | +10.0% | 90 (-10.0%) | - | - | - |" in table
+    unboosted = dataclasses.replace(c, watermark_boost_factor=0)
+    back = rp.ReplayCheck.from_dict(json.loads(json.dumps(unboosted.to_dict())))
+    assert back.watermark_boost_factor == 0 and again.watermark_boost_factor is None
+    assert "| zipf0.9 (boost 0) | x86_64 |" in rp.format_table([back])
     pytest.importorskip("matplotlib")
     assert rp.plot([again], tmp_path / "p.png").stat().st_size > 1000
     saved = tmp_path / "r.json"

@@ -25,6 +25,13 @@ def add_arguments(cc: argparse.ArgumentParser) -> None:
     g.add_argument("--guest-memory", default="256MiB", help="the guest's memory (--trace)")
     g.add_argument("--page-cluster", type=int, default=0, help="vm.page-cluster (0 or 3)")
     g.add_argument("--lru-gen", choices=("on", "off"), default="off", help="MGLRU")
+    g.add_argument(
+        "--watermark-boost-factor",
+        type=int,
+        metavar="N",
+        help="the guest's vm.watermark_boost_factor (default the kernel's 15000; 0: no "
+        "watermark boosting, which the model does not have)",
+    )
     g.add_argument("--runs", type=int, default=3, help="kernel runs per setting (spread)")
     g.add_argument("--shmem", action="store_true", help="map shmem, not private anon memory")
     g.add_argument(
@@ -83,6 +90,7 @@ def cmd(args: argparse.Namespace) -> int:
                 lru_gen=args.lru_gen,
                 runs=args.runs,
                 shmem=args.shmem,
+                watermark_boost_factor=args.watermark_boost_factor,
                 accel=args.accel,
                 on_line=note,
             )
@@ -99,6 +107,7 @@ def cmd(args: argparse.Namespace) -> int:
             page_clusters=[args.page_cluster],
             lru_gens=[args.lru_gen],
             runs=args.runs,
+            watermark_boost_factor=args.watermark_boost_factor,
             on_check=lambda c: note(f"{c.trace} {c.arch} {c.guest_memory_mib} MiB done"),
             on_line=note,
         )

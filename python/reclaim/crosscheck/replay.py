@@ -44,7 +44,10 @@ MAGIC = b"RPL1"
 #: The counters of /proc/vmstat compared (the difference over a run; for the gauges
 #: ``nr_active_anon`` and ``nr_inactive_anon``, how the lists grew). The kernel counts
 #: ALLOCSTALL by the allocation's highest zone (``allocstall_movable`` for a user page on
-#: x86_64), the model by its one zone (``allocstall_normal``).
+#: x86_64), the model by its one zone (``allocstall_normal``). ``pgskip_dma32``: DMA32 folios
+#: kswapd passed over (counted in ``pgscan_kswapd`` too) while reclaiming for the DMA zone
+#: only, as after a watermark boost of that zone; ``compact_daemon_wake``: kcompactd woken at
+#: the end of a boosted ``balance_pgdat``. The model has one zone and no boosting (0).
 VMSTAT = (
     "pswpin",
     "pswpout",
@@ -68,6 +71,14 @@ VMSTAT = (
     "allocstall_movable",
     "nr_active_anon",
     "nr_inactive_anon",
+    "pgscan_anon",
+    "pgscan_file",
+    "pgsteal_anon",
+    "pgsteal_file",
+    "pgrotated",
+    "pgskip_dma",
+    "pgskip_dma32",
+    "compact_daemon_wake",
 )
 #: The fields of /proc/meminfo kept (kB) from the start of a run.
 MEMINFO = (
@@ -123,9 +134,19 @@ def agent_trace(trace: Trace) -> bytes:
     return MAGIC + struct.pack("<II", pages, n) + rec.astype("<u4").tobytes()
 
 
-def replay_input(name: str, runs: int, *, page_cluster: int, shmem: bool) -> str:
-    """The agent's input: the sysctls, then ``runs`` replays of ``/NAME.rpl``."""
+def replay_input(
+    name: str,
+    runs: int,
+    *,
+    page_cluster: int,
+    shmem: bool,
+    watermark_boost_factor: int | None = None,
+) -> str:
+    """The agent's input: the sysctls (``vm.watermark_boost_factor`` only when given; the
+    guest's default is 15000), then ``runs`` replays of ``/NAME.rpl``."""
     lines = ["swapdev /dev/vda", f"sysctl vm/page-cluster {page_cluster}"]
+    if watermark_boost_factor is not None:
+        lines.append(f"sysctl vm/watermark_boost_factor {watermark_boost_factor}")
     kind = "shmem" if shmem else "anon"
     lines += [f"replay {name} /{name}.rpl {kind} {i}" for i in range(runs)]
     return "\n".join(lines) + "\n"
@@ -274,7 +295,8 @@ def reference_misses(trace: Trace, capacity: int, workdir: Path) -> dict[str, in
 @dataclass
 class ReplayCheck:
     """One ``trace`` (``pages`` pages, ``requests`` requests) at one guest setting (``arch``,
-    ``guest_memory_mib``, ``page_cluster``, ``lru_gen``, ``shmem``): the guest's ``kernel``
+    ``guest_memory_mib``, ``page_cluster``, ``lru_gen``, ``shmem``, the guest's
+    ``watermark_boost_factor`` when the check set it): the guest's ``kernel``
     runs, the ``model``'s counters (with the first run's memory), the libCacheSim
     ``reference`` (major-fault equivalents) at ``capacity`` pages (the process's resident
     pages in the guest, the median over runs), the ``guest``'s info (release, packages,
@@ -294,6 +316,7 @@ class ReplayCheck:
     reference: dict[str, int]
     guest: dict[str, object] = field(default_factory=dict)
     seconds: float = 0.0
+    watermark_boost_factor: int | None = None
 
     def kernel_majflt(self) -> tuple[float, int, int]:
         """Median, smallest and largest major faults of the kernel's runs."""
@@ -328,11 +351,17 @@ def run_trace(
     runs: int = 3,
     shmem: bool = False,
     swap_mib: int | None = None,
+    watermark_boost_factor: int | None = None,
     accel: str = "tcg",
     timeout_s: float = 3600.0,
     on_line: Callable[[str], object] | None = None,
 ) -> ReplayCheck:
-    """Replay ``trace`` in an ``arch`` guest ``runs`` times, then in the model and libCacheSim."""
+    """Replay ``trace`` in an ``arch`` guest ``runs`` times, then in the model and libCacheSim.
+
+    ``watermark_boost_factor`` sets the guest's ``vm.watermark_boost_factor`` (default: the
+    kernel's 15000). 0 turns off what the model does not have: ``boost_watermark`` on a
+    pageblock steal (mm/page_alloc.c, 6.12) waking kswapd for that zone only, whose reclaim
+    skips the other zone's folios (``isolate_lru_folios``, mm/vmscan.c)."""
     import time
 
     from reclaim.vm.guest import run_guest
@@ -346,6 +375,11 @@ def run_trace(
         )
     if page_cluster not in range(0, 11):
         raise ArgumentError(f"vm.page-cluster is 0 to 10, not {page_cluster}")
+    if watermark_boost_factor is not None and not 0 <= watermark_boost_factor < 2**31:
+        raise ArgumentError(
+            f"vm.watermark_boost_factor is 0 or more (the guest's default 15000), "
+            f"not {watermark_boost_factor}"
+        )
     t0 = time.monotonic()
     data = agent_trace(trace)
     pages = int(trace.keys.max()) + 1
@@ -365,7 +399,13 @@ def run_trace(
     for _attempt in range(2):  # a boot that panics before /init (TCG on a loaded host): again
         g = run_guest(
             arch,
-            replay_input(safe, runs, page_cluster=page_cluster, shmem=shmem),
+            replay_input(
+                safe,
+                runs,
+                page_cluster=page_cluster,
+                shmem=shmem,
+                watermark_boost_factor=watermark_boost_factor,
+            ),
             memory_mib=guest_memory_mib,
             swap_mib=swap,
             lru_gen="7" if lru_gen == "on" else "0",
@@ -412,6 +452,7 @@ def run_trace(
         reference=ref,
         guest=info,
         seconds=round(time.monotonic() - t0, 1),
+        watermark_boost_factor=watermark_boost_factor,
     )
 
 
@@ -431,11 +472,13 @@ def run_matrix(
     lru_gens: Sequence[str] = ("off",),
     runs: int = 3,
     seed: int = 0,
+    watermark_boost_factor: int | None = None,
     on_check: Callable[[ReplayCheck], object] | None = None,
     on_line: Callable[[str], object] | None = None,
 ) -> list[ReplayCheck]:
     """Every trace of ``traces`` at every guest size (``fractions`` of the trace's pages), page
-    cluster and lru_gen setting, on each arch."""
+    cluster and lru_gen setting, on each arch (``watermark_boost_factor``: as
+    :func:`run_trace`)."""
     out = []
     for tname in traces:
         trace = tracegen.generate(tname, requests, pages, seed=seed)
@@ -451,6 +494,7 @@ def run_matrix(
                             page_cluster=pc,
                             lru_gen=lg,
                             runs=runs,
+                            watermark_boost_factor=watermark_boost_factor,
                             on_line=on_line,
                         )
                         out.append(c)
@@ -479,6 +523,8 @@ def format_table(checks: Sequence[ReplayCheck]) -> str:
         def km(key: str, k0: dict[str, int] = k0, m: dict[str, int] = m) -> str:
             return f"{k0.get(key, 0)}/{m.get(key, 0)}"
 
+        wbf = c.watermark_boost_factor
+        boost = "" if wbf is None else f" (boost {wbf})"
         pgscan_k = k0["pgscan_kswapd"] + k0["pgscan_direct"]
         pgscan_m = m.get("pgscan_kswapd", 0) + m.get("pgscan_direct", 0)
         refs = " | ".join(
@@ -486,7 +532,8 @@ def format_table(checks: Sequence[ReplayCheck]) -> str:
             for p in POLICIES
         )
         rows.append(
-            f"| {c.trace} | {c.arch} | {c.guest_memory_mib} | {c.page_cluster} | {c.lru_gen} "
+            f"| {c.trace}{boost} | {c.arch} | {c.guest_memory_mib} | {c.page_cluster} "
+            f"| {c.lru_gen} "
             f"| {c.capacity}/{c.pages} ({c.capacity / c.pages:.0%}) | {med:g} ({lo}-{hi}) "
             f"| {m['majflt']} | {_pct(m['majflt'], med)} | {refs} | {km('pswpout')} "
             f"| {pgscan_k}/{pgscan_m} | {km('workingset_refault_anon')} "
@@ -504,10 +551,14 @@ def plot(checks: Sequence[ReplayCheck], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(c.trace, c.arch, c.page_cluster, c.lru_gen) for c in checks})
+    def panel(c: ReplayCheck) -> tuple[str, str, int, str, int]:
+        wbf = c.watermark_boost_factor
+        return (c.trace, c.arch, c.page_cluster, c.lru_gen, -1 if wbf is None else wbf)
+
+    panels = sorted({panel(c) for c in checks})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for ax, key in zip(axes[0], panels, strict=True):
-        cs = sorted((c for c in checks if (c.trace, c.arch, c.page_cluster, c.lru_gen) == key),
+        cs = sorted((c for c in checks if panel(c) == key),
                     key=lambda c: c.capacity)  # fmt: skip
         x = [c.capacity / c.pages for c in cs]
         med = [c.kernel_majflt()[0] / c.requests for c in cs]
@@ -522,7 +573,8 @@ def plot(checks: Sequence[ReplayCheck], path: Path) -> Path:
             if all(p in c.reference for c in cs):
                 y = [c.reference[p] / c.requests for c in cs]
                 ax.plot(x, y, "--", color=color, label=f"libCacheSim {p}")
-        ax.set_title(f"{key[0]} {key[1]} cluster={key[2]} lru_gen={key[3]}", fontsize=9)
+        boost = "" if key[4] < 0 else f" boost={key[4]}"
+        ax.set_title(f"{key[0]} {key[1]} cluster={key[2]} lru_gen={key[3]}{boost}", fontsize=9)
         ax.set_xlabel("memory / trace pages")
         ax.set_ylabel("major faults / request")
         ax.grid(alpha=0.3)
