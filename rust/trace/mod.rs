@@ -169,6 +169,24 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+impl<R: BufRead> Reader<R> {
+    /// Append up to `max` requests to `out`, fewer only at the end of the trace: the requests
+    /// `max` calls of [`Reader::next_request`] give (the same errors, at the same record), in
+    /// one call. oracleGeneral decodes its records straight from the read buffer.
+    pub fn read_batch(&mut self, out: &mut Vec<Request>, max: usize) -> Result<()> {
+        if let Reader::Oracle(r) = self {
+            return r.read_batch(out, max);
+        }
+        for _ in 0..max {
+            match self.next_request()? {
+                Some(q) => out.push(q),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
 fn io_error(path: &Path, e: std::io::Error) -> Error {
     Error::Io(format!("{}: {e}", path.display()))
 }

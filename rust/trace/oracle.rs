@@ -84,6 +84,55 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+impl<R: BufRead> Reader<R> {
+    /// Append up to `max` requests to `out` (fewer only at the end of the trace): what
+    /// [`Reader::next_request`] gives one at a time, decoded straight from the buffer a whole
+    /// buffer of records at a time. A record the fast loop cannot take (cut by the buffer's
+    /// end, malformed) goes through `next_request`, which reads it or names what is wrong.
+    pub fn read_batch(&mut self, out: &mut Vec<Request>, max: usize) -> Result<()> {
+        let end = out.len().saturating_add(max);
+        while out.len() < end {
+            let (taken, stopped) = match self.r.fill_buf() {
+                Ok(buf) if buf.len() >= RECORD_LEN => {
+                    let mut taken = 0;
+                    let mut stopped = false;
+                    for b in buf.chunks_exact(RECORD_LEN) {
+                        if out.len() == end {
+                            break;
+                        }
+                        let next = i64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+                        if next != -1 && next <= (self.index + taken) as i64 {
+                            stopped = true;
+                            break;
+                        }
+                        taken += 1;
+                        if u32::from_le_bytes(b[12..16].try_into().expect("4 bytes")) != 0 {
+                            out.push(Request {
+                                key: u64::from_le_bytes(b[4..12].try_into().expect("8 bytes")),
+                                write: false,
+                                time: u32::from_le_bytes(b[0..4].try_into().expect("4 bytes")) as u64,
+                            });
+                        }
+                    }
+                    (taken, stopped)
+                }
+                _ => (0, true),
+            };
+            if taken > 0 {
+                self.r.consume(taken as usize * RECORD_LEN);
+                self.index += taken;
+            }
+            if stopped || taken == 0 {
+                match self.next_request()? {
+                    Some(q) => out.push(q),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Write `cols` as oracleGeneral records: objects of 4096 bytes, `next_access_vtime` computed
 /// as libCacheSim's traceConv does, `clock_time` from `cols.times` (seconds; 0 without).
 /// Stores cannot be written: the format has no operation.

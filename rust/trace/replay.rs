@@ -1,10 +1,10 @@
 //! Replay of a trace against one kernel: every request is one access of a process that maps
 //! the trace's pages, under host memory smaller than the trace so that reclaim runs.
 //!
-//! Before the replay, two streaming passes read the trace: the first finds the requests and
-//! the range of keys (and checks the whole file, so that a malformed trace fails before the
-//! kernel is built), the second counts the distinct pages. The replay pass then reads it a
-//! third time; no pass holds more than one record.
+//! Before the replay, one streaming pass reads the trace: it finds the requests, the range of
+//! keys and the distinct pages (and checks the whole file, so that a malformed trace fails
+//! before the kernel is built). The replay pass then reads it a second time; no pass holds
+//! more than a batch of records.
 //!
 //! Keys become pages of one anonymous mapping ([`PageMap`]). By default the first access to a
 //! page is a store, whatever the trace says: it creates the page's data, as a cache fill does
@@ -20,7 +20,7 @@
 //! major fault (read back from swap). The miss ratio is misses / requests; first touches count,
 //! as compulsory misses do in a cache simulator.
 
-use super::{Format, Reader};
+use super::{Format, Reader, Request};
 use crate::error::{Error, Result};
 use crate::fault::batch::{Outcome, OutcomeCounts};
 use crate::kernel::Kernel;
@@ -126,29 +126,86 @@ pub struct Replay {
     base: u64,
     as_recorded: bool,
     reader: Reader<super::Input>,
+    /// Requests read ahead of the replay (`pending[next..]`), and all requests read so far.
+    pending: Vec<Request>,
+    next: usize,
+    read: u64,
     path: PathBuf,
 }
 
-/// The first pass: requests (up to `limit`) and the smallest and largest key.
-fn scan_keys<R: std::io::BufRead>(r: &mut Reader<R>, limit: u64) -> Result<(u64, u64, u64)> {
-    let (mut n, mut lo, mut hi) = (0u64, u64::MAX, 0u64);
-    while n < limit {
-        let Some(q) = r.next_request()? else { break };
-        n += 1;
-        lo = lo.min(q.key);
-        hi = hi.max(q.key);
-    }
-    Ok((n, lo, hi))
+/// Requests the replay reads from the trace at a time ([`Reader::read_batch`]).
+const BATCH: usize = 256;
+
+/// The distinct keys of a trace as one pass reads them, before it knows which [`PageMap`] the
+/// keys' range calls for: while the keys span less than [`MAX_PAGES`], a bitmap of keys around
+/// the first one (every key then lies within `MAX_PAGES` of it; [`PageMap::Offset`] gives each
+/// its own page, so distinct keys are distinct pages); once they span more, a bitmap of
+/// [`PageMap::Hashed`] pages, into which the keys seen so far are hashed. The bitmaps are
+/// allocated zeroed, so only the parts keys touch take memory.
+enum Distinct {
+    Offset { first: u64, seen: Bitmap },
+    Hashed(Bitmap),
 }
 
-/// The second pass: distinct pages of the first `n` requests under `map`, of `pages`.
-fn scan_distinct<R: std::io::BufRead>(r: &mut Reader<R>, n: u64, map: PageMap, pages: u64) -> Result<u64> {
-    let mut seen = Bitmap::new(pages);
-    for _ in 0..n {
-        let Some(q) = r.next_request()? else { break };
-        seen.set(map.page(q.key));
+impl Distinct {
+    /// The bit of `key` in the bitmap around `first`: `key - first + MAX_PAGES`.
+    #[inline]
+    fn offset_bit(first: u64, key: u64) -> u64 {
+        key.wrapping_sub(first).wrapping_add(MAX_PAGES)
     }
-    Ok(seen.count())
+
+    /// Note `key`; `lo` and `hi` are the smallest and largest key so far, `key` included.
+    #[inline]
+    fn add(&mut self, key: u64, lo: u64, hi: u64) {
+        match self {
+            Distinct::Offset { first, seen } if hi - lo < MAX_PAGES => {
+                seen.set(Self::offset_bit(*first, key));
+            }
+            Distinct::Offset { first, seen } => {
+                let mut hashed = Bitmap::new(MAX_PAGES);
+                let mut i = 0;
+                while let Some(b) = seen.next_set(i) {
+                    hashed.set(PageMap::Hashed.page(b.wrapping_sub(MAX_PAGES).wrapping_add(*first)));
+                    i = b + 1;
+                }
+                hashed.set(PageMap::Hashed.page(key));
+                *self = Distinct::Hashed(hashed);
+            }
+            Distinct::Hashed(seen) => {
+                seen.set(PageMap::Hashed.page(key));
+            }
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            Distinct::Offset { seen, .. } | Distinct::Hashed(seen) => seen.count(),
+        }
+    }
+}
+
+/// The pass before the replay: the requests (up to `limit`), the smallest and largest key and
+/// the distinct pages under the [`PageMap`] they call for (one pass; it reads, and so checks,
+/// every record the replay will).
+fn scan<R: std::io::BufRead>(r: &mut Reader<R>, limit: u64) -> Result<(u64, u64, u64, u64)> {
+    let (mut n, mut lo, mut hi) = (0u64, u64::MAX, 0u64);
+    let mut distinct: Option<Distinct> = None;
+    let mut batch = Vec::with_capacity(BATCH);
+    while n < limit {
+        batch.clear();
+        r.read_batch(&mut batch, (limit - n).min(BATCH as u64) as usize)?;
+        if batch.is_empty() {
+            break;
+        }
+        n += batch.len() as u64;
+        let d = distinct.get_or_insert_with(|| Distinct::Offset { first: batch[0].key, seen: Bitmap::new(2 * MAX_PAGES) });
+        for q in &batch {
+            lo = lo.min(q.key);
+            hi = hi.max(q.key);
+            d.add(q.key, lo, hi);
+        }
+    }
+    Ok((n, lo, hi, distinct.map_or(0, |d| d.count())))
 }
 
 impl Replay {
@@ -161,7 +218,7 @@ impl Replay {
         }
         let limit = cfg.limit.unwrap_or(u64::MAX);
         let (format, mut r) = super::open(path, cfg.format)?;
-        let (total, lo, hi) = scan_keys(&mut r, limit)?;
+        let (total, lo, hi, distinct_pages) = scan(&mut r, limit)?;
         if total == 0 {
             return Err(Error::invalid(format!("{} holds no request to replay", path.display())));
         }
@@ -169,7 +226,6 @@ impl Replay {
             d if d < MAX_PAGES => (PageMap::Offset { first: lo }, d + 1),
             _ => (PageMap::Hashed, MAX_PAGES),
         };
-        let distinct_pages = scan_distinct(&mut super::open(path, Some(format))?.1, total, map, pages)?;
         let memory = match cfg.memory {
             MemorySize::Bytes(b) => b,
             MemorySize::Fraction(f) if f > 0.0 && f.is_finite() => {
@@ -212,6 +268,9 @@ impl Replay {
             base,
             as_recorded: cfg.as_recorded,
             reader,
+            pending: Vec::with_capacity(BATCH),
+            next: 0,
+            read: 0,
             path: path.to_path_buf(),
         })
     }
@@ -222,14 +281,24 @@ impl Replay {
         let end = self.total.min(self.done.saturating_add(n));
         let arch = self.kernel.arch();
         while self.done < end {
-            let Some(q) = self.reader.next_request()? else {
-                return Err(Error::Io(format!(
-                    "{} ended after {} requests, where it had {} before: did it change?",
-                    self.path.display(),
-                    self.done,
-                    self.total
-                )));
-            };
+            if self.next == self.pending.len() {
+                // never read past the requests the scan checked
+                self.pending.clear();
+                self.next = 0;
+                let want = (self.total - self.read).min(BATCH as u64) as usize;
+                self.reader.read_batch(&mut self.pending, want)?;
+                self.read += self.pending.len() as u64;
+                if self.pending.is_empty() {
+                    return Err(Error::Io(format!(
+                        "{} ended after {} requests, where it had {} before: did it change?",
+                        self.path.display(),
+                        self.done,
+                        self.total
+                    )));
+                }
+            }
+            let q = self.pending[self.next];
+            self.next += 1;
             let addr = self.base + (self.map.page(q.key) << 12);
             let before = self.kernel.pte_before(self.pid, addr);
             let write = q.write || (!self.as_recorded && arch.pte_none(before));
