@@ -266,6 +266,7 @@ impl Kernel {
         self.mem.check()?;
         self.vmstat.check()?;
         self.swap.check(nframes)?;
+        self.check_writeback()?;
         self.check_lrugen()?;
         self.lru.check(&self.mem.frames)?;
         let live_vma = |id: u32| matches!(self.vmas.get(id as usize), Some(Some(_)));

@@ -40,8 +40,11 @@ pub mod pg {
     pub const PG_ANON_EXCLUSIVE: u32 = 1 << 16;
     /// Isolated from the LRU by reclaim or migration (holds a reference).
     pub const PG_ISOLATED: u32 = 1 << 17;
+    /// `PG_writeback`: a write of the page to swap is in flight (set by `__swap_writepage`'s
+    /// `folio_start_writeback`, cleared by `folio_end_writeback`; [`crate::mm::page_io`]).
+    pub const PG_WRITEBACK: u32 = 1 << 18;
 
-    pub const NAMES: [(u32, &str); 18] = [
+    pub const NAMES: [(u32, &str); 19] = [
         (PG_LOCKED, "locked"),
         (PG_REFERENCED, "referenced"),
         (PG_UPTODATE, "uptodate"),
@@ -60,6 +63,7 @@ pub mod pg {
         (PAGE_MAPPING_ANON, "anon"),
         (PG_ANON_EXCLUSIVE, "anon_exclusive"),
         (PG_ISOLATED, "isolated"),
+        (PG_WRITEBACK, "writeback"),
     ];
 }
 
