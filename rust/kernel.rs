@@ -233,6 +233,7 @@ impl Kernel {
             mmap_base: base,
             vma_hint: Default::default(),
         }));
+        self.lru_gen_add_mm(pid);
         Ok(pid)
     }
 

@@ -395,6 +395,41 @@ pub mod lru_gen_folio {
         (!f.test(pg::PG_SWAPBACKED)) as usize
     }
 
+    /// `NR_BLOOM_FILTERS` (include/linux/mmzone.h, 6.12.117).
+    pub const NR_BLOOM_FILTERS: usize = 2;
+
+    /// The mm stats (`MM_LEAF_TOTAL`, `MM_LEAF_YOUNG`, `MM_NONLEAF_FOUND`, `MM_NONLEAF_ADDED`).
+    pub const MM_LEAF_TOTAL: usize = 0;
+    pub const MM_LEAF_YOUNG: usize = 1;
+    pub const MM_NONLEAF_FOUND: usize = 2;
+    pub const MM_NONLEAF_ADDED: usize = 3;
+    pub const NR_MM_STATS: usize = 4;
+
+    /// `mm_state->tail`: where the last iteration of the mm list ended.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum MmTail {
+        /// NULL: no iteration yet, or `iterate_mm_list_nowalk` reset it; the next walk force-scans
+        /// every mm.
+        #[default]
+        Null,
+        /// The list head: no mm was added since the last iteration.
+        Fifo,
+        /// The first mm (by pid) added since the last iteration: it and the mms after it are
+        /// force-scanned.
+        Mm(u32),
+    }
+
+    /// `struct lru_gen_mm_state` (include/linux/mmzone.h, 6.12.117) of the one lruvec; unused
+    /// where the arch has no walk (s390).
+    #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub struct LruGenMmState {
+        pub tail: MmTail,
+        /// `filters[NR_BLOOM_FILTERS]`, 2^15 bits each; empty = not allocated (NULL).
+        pub filters: [Vec<u64>; NR_BLOOM_FILTERS],
+        /// `stats[hist][NR_MM_STATS]` (NR_HIST_GENS 1: they add up over every walk).
+        pub stats: [u64; NR_MM_STATS],
+    }
+
     /// `struct lru_gen_folio`: the generations of the lruvec and the PID controller's counters
     /// (NR_HIST_GENS = 1, so `hist` is always 0 and dropped here).
     #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -415,6 +450,9 @@ pub mod lru_gen_folio {
         pub refaulted: [[u64; MAX_NR_TIERS]; 2],
         /// `lru_gen_min_ttl` (`/sys/kernel/mm/lru_gen/min_ttl_ms`), in model ns; 0 = off.
         pub min_ttl: u64,
+        /// `lruvec->mm_state`: the page-table walk's place in the mm list, its Bloom filters
+        /// and stats (`vmscan/lru_gen_walk.rs`; x86_64 only, `CONFIG_LRU_GEN_WALKS_MMU`).
+        pub mm_state: LruGenMmState,
         /// `current->reclaim_state->mm_walk != NULL` while a reclaim runs
         /// (`set_mm_walk` .. `clear_mm_walk`): `lru_gen_look_around` promotes with
         /// `folio_update_gen` instead of `folio_activate`. False between reclaims.
@@ -437,6 +475,7 @@ pub mod lru_gen_folio {
                 evicted: [[0; MAX_NR_TIERS]; 2],
                 refaulted: [[0; MAX_NR_TIERS]; 2],
                 min_ttl: 0,
+                mm_state: LruGenMmState::default(),
                 mm_walk: false,
             }
         }

@@ -5,6 +5,7 @@
 pub mod kswapd;
 pub mod lru;
 pub mod lru_gen;
+pub mod lru_gen_walk;
 pub mod shrink;
 pub mod types;
 
