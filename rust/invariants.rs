@@ -38,10 +38,8 @@ impl Kernel {
         let mut mappings: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
         for m in self.mms.iter().flatten().filter(|m| m.alive) {
             let mut rss = [0i64; 4];
-            let mut pts = Vec::new();
-            m.pt.for_each_pt(0, u64::MAX, |va, base| pts.push((va, base)));
             let n = arch.geometry().0.pt_entries;
-            for (va, base) in pts {
+            for &(va, base) in m.pt.page_tables().iter() {
                 for i in 0..n {
                     let pte = m.pt.pte(base + i);
                     if arch.pte_none(pte) {
@@ -266,6 +264,7 @@ impl Kernel {
         self.mem.check()?;
         self.vmstat.check()?;
         self.swap.check(nframes)?;
+        self.check_writeback()?;
         self.check_lrugen()?;
         self.lru.check(&self.mem.frames)?;
         let live_vma = |id: u32| matches!(self.vmas.get(id as usize), Some(Some(_)));

@@ -84,6 +84,8 @@ pub struct Kernel {
     /// shmem objects by id.
     pub(crate) files: Vec<Option<AddressSpace>>,
     pub(crate) swap: SwapDevice,
+    /// The swap device's completion model and its writes in flight (mm/page_io.c).
+    pub(crate) swap_wb: crate::mm::page_io::SwapWriteback,
     pub(crate) lru: Lru,
     pub(crate) uffds: Vec<UffdCtx>,
     pub(crate) vmstat: Vmstat,
@@ -152,6 +154,7 @@ impl Kernel {
         Ok(Kernel {
             lru,
             swap: SwapDevice::new(swap_pages as u32),
+            swap_wb: Default::default(),
             mem,
             profile,
             host: 0,
@@ -233,6 +236,7 @@ impl Kernel {
             mmap_base: base,
             vma_hint: Default::default(),
         }));
+        self.lru_gen_add_mm(pid);
         Ok(pid)
     }
 
@@ -529,6 +533,7 @@ impl Kernel {
         self.anon_vmas.hash(h);
         self.files.hash(h);
         self.swap.hash(h);
+        self.swap_wb.hash(h);
         self.lru.hash(h);
         self.uffds.hash(h);
         self.kswapd.hash(h);

@@ -24,6 +24,8 @@
 //! Version 7: the `mlock_fixup_mlocks_pages` (the mlock audit), `x86_swp_offset_inverted`,
 //! `uffd_close_resets_wp`, `uffd_wp_writenotify`, `referenced_mlocks`, `remove_rmap_clears_mlock` and
 //! `lru_add_culls_unevictable` switches and the `unevictable_pgs_cleared` counter (issue 16).
+//! Version 8: the swap device's completion model and the writes in flight
+//! (`mm/page_io.rs`), and kswapd's PGDAT_WRITEBACK (issue 18).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -48,7 +50,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 

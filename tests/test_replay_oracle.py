@@ -303,6 +303,9 @@ def test_crosscheck_trace_needs_a_vm(tmp_path: Path, capsys: pytest.CaptureFixtu
     reclaim.trace.write(p, np.arange(10, dtype=np.uint64), format="binary")
     assert main(["crosscheck", "--trace", str(p)]) != 0
     assert "--trace needs --vm" in capsys.readouterr().err
+    bad = ["crosscheck", "--trace", str(p), "--vm", "x86_64", "--guest-memory", "96MiB"]
+    assert main([*bad, "--watermark-boost-factor", "-1"]) == 2
+    assert "vm.watermark_boost_factor is 0 or more" in capsys.readouterr().err
 
 
 # -- the agent on this machine's kernel ----------------------------------------------------

@@ -118,6 +118,7 @@ def replay(
     guest: tuple[int, int, int, int] | None = None,
     page_cluster: int | None = None,
     one_cpu: bool = False,
+    swap_io: str = "synchronous",
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -136,7 +137,12 @@ def replay(
     ``one_cpu=True`` gives the kernel one CPU, as the oracle's ``-smp 1`` guests have: a woken
     kswapd runs only while the process waits for a swap read, and the process reclaims
     directly (below the min watermark) when it outruns kswapd. By default kswapd runs, as if on
-    another CPU, as soon as the access that woke it returns.
+    another CPU, as soon as the access that woke it returns. ``swap_io`` is how the swap
+    device completes writes: ``"synchronous"`` (inside the submit, as zram's do: a written
+    page is freed in the same reclaim pass) or ``"virtio-blk"`` (queued, completed in order
+    when the CPU waits: a written page stays in the swap cache under writeback, is activated
+    if reclaim meets it again, and is rotated to the inactive tail when the write completes;
+    classic LRU only), as the oracle's guests' swap disk.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -157,6 +163,7 @@ def replay(
         guest=guest,
         page_cluster=page_cluster,
         one_cpu=one_cpu,
+        swap_io=swap_io,
     )
     while not run.advance(_SLICE):
         if progress is not None:

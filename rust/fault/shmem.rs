@@ -73,6 +73,9 @@ impl Kernel {
             // folio_lock: the task sleeps until the read completes
             self.io_schedule();
         }
+        // "folio_wait_writeback(folio);" (shmem_swapin_folio, v6.12) before the page leaves
+        // the swap cache
+        self.folio_wait_writeback(pfn);
         self.delete_from_swap_cache(pfn);
         self.shmem_add_to_page_cache(file, index, pfn);
         self.lru_relink_if_needed(pfn);

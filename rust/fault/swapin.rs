@@ -155,8 +155,12 @@ impl Kernel {
         // it over: out of the swap cache, mapped writable and dirty
         let exclusive = f.mapcount == 0 && self.swap.count(off) == 1;
         if vmf.write && exclusive {
-            self.delete_from_swap_cache(pfn);
-            self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+            // 4.17 reuse_swap_page: "if (!PageWriteback(page)) { delete_from_swap_cache(page);
+            // SetPageDirty(page); }" (else, without SWP_STABLE_WRITES, reused in the cache)
+            if !f.test(pg::PG_WRITEBACK) {
+                self.delete_from_swap_cache(pfn);
+                self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
+            }
             pte = arch.pte_mkwrite(arch.pte_mkdirty(pte));
         }
         if arch.pte_swp_soft_dirty(orig) {

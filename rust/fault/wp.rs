@@ -35,8 +35,14 @@ impl Kernel {
             // a reference count of 1 + swapcache
             let swapcount = f.swap_offset().map_or(0, |o| self.swap.count(o));
             let exclusive = self.profile.pg_anon_exclusive && f.test(pg::PG_ANON_EXCLUSIVE);
-            if exclusive || f.mapcount + swapcount == 1 {
-                if !exclusive && f.test(pg::PG_SWAPCACHE) && swapcount == 0 {
+            // under writeback the swap copy cannot go (folio_free_swap / 4.17 reuse_swap_page
+            // "if (!PageWriteback(page))"): 4.x reuses the page in the swap cache, 6.12's
+            // wp_can_reuse_anon_folio sees the swap cache's reference ("folio_ref_count(folio)
+            // != 1") and copies
+            let writeback = f.test(pg::PG_WRITEBACK) && f.test(pg::PG_SWAPCACHE);
+            let cache_blocks = writeback && self.profile.pg_anon_exclusive;
+            if exclusive || (f.mapcount + swapcount == 1 && !cache_blocks) {
+                if !exclusive && f.test(pg::PG_SWAPCACHE) && swapcount == 0 && !writeback {
                     // reuse_swap_page / folio_free_swap: the swap copy goes, the page is dirty
                     self.delete_from_swap_cache(pfn);
                     self.mem.frames[pfn as usize].set(pg::PG_DIRTY);

@@ -28,6 +28,8 @@ impl Kernel {
         if !self.isolate_lru_page(old) {
             return Ok(None);
         }
+        // migrate_folio_unmap (mm/migrate.c v6.12), MIGRATE_SYNC: "folio_wait_writeback(src);"
+        self.folio_wait_writeback(old);
         let Some(new) = self.alloc_page(Gfp::User) else {
             self.putback_lru_page(old);
             self.vmstat.inc(Vm::pgmigrate_fail);

@@ -367,6 +367,7 @@ impl Kernel {
         }
         self.uffd_release_mm(pid);
         self.mmx_mut(pid).threads.clear();
+        self.lru_gen_del_mm(pid);
         self.mmx_mut(pid).alive = false;
         self.log(Ev::Exit, pid, 0, 0, 0, 0, 0);
         Ok(())

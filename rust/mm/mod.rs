@@ -17,6 +17,7 @@ pub mod mprotect;
 pub mod mremap;
 pub mod page;
 pub mod page_alloc;
+pub mod page_io;
 pub mod pte_marker;
 pub mod shmem;
 pub mod swap;

@@ -113,8 +113,9 @@ impl Kernel {
         if self.swap.free(off) == SWAP_HAS_CACHE {
             if let Some(pfn) = self.swap.cache_page(off) {
                 let f = &self.mem.frames[pfn as usize];
-                // trylock_page fails while reclaim holds the page isolated
-                if (!f.mapped() || self.swap.full_half()) && !f.test(pg::PG_ISOLATED) {
+                // trylock_page fails while reclaim holds the page isolated; a page under
+                // writeback stays (folio_swapcache_freeable, 4.17 try_to_free_swap)
+                if (!f.mapped() || self.swap.full_half()) && !f.test(pg::PG_ISOLATED) && !f.test(pg::PG_WRITEBACK) {
                     // SetPageDirty before the cache's reference goes (it may be the last)
                     self.mem.frames[pfn as usize].set(pg::PG_DIRTY);
                     self.delete_from_swap_cache(pfn);
@@ -135,12 +136,17 @@ impl Kernel {
     }
 
     /// `try_to_free_swap` / `folio_free_swap`: free the swap slot of a swap-cache page that no
-    /// swap PTE references any more. Returns whether it did.
+    /// swap PTE references any more and that is not under writeback (6.12
+    /// `folio_swapcache_freeable`: "if (folio_test_writeback(folio)) return false;"; 4.17
+    /// `try_to_free_swap`: "if (PageWriteback(page)) return 0;"). Returns whether it did.
     pub(crate) fn try_to_free_swap(&mut self, pfn: u32) -> bool {
         let f = &self.mem.frames[pfn as usize];
         let Some(off) = f.swap_offset() else {
             return false;
         };
+        if f.test(pg::PG_WRITEBACK) {
+            return false;
+        }
         if self.swap.count(off) != 0 {
             return false;
         }

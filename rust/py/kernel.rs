@@ -297,6 +297,19 @@ impl PyKernel {
         with(py, &self.k, |k| k.set_page_cluster(v))
     }
 
+    /// How the swap device completes writes: "synchronous" (the default; inside the submit, as
+    /// a SWP_SYNCHRONOUS_IO device such as zram does) or "virtio-blk" (queued: pages stay under
+    /// writeback until the CPU waits; classic LRU only). Setting it completes pending writes.
+    #[getter]
+    fn swap_io(&self, py: Python<'_>) -> PyResult<&'static str> {
+        with(py, &self.k, |k| Ok(k.swap_io().name()))
+    }
+    #[setter]
+    fn set_swap_io(&self, py: Python<'_>, v: &str) -> PyResult<()> {
+        let io = call(|| crate::mm::page_io::SwapIo::from_name(v))?;
+        with(py, &self.k, |k| k.set_swap_io(io))
+    }
+
     /// KVM migration mode on this host (every ESSA is intercepted).
     #[getter]
     fn kvm_migration_mode(&self, py: Python<'_>) -> PyResult<bool> {

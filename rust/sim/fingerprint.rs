@@ -53,6 +53,80 @@ pub fn words<T: Copy + Into<u64> + PartialEq>(mut h: u64, words: &[T], none: T) 
     mix(h, words.len() as u64)
 }
 
+/// A [`std::hash::Hasher`] of [`mix`] that packs integers narrower than a word into one word
+/// before mixing it (a struct of 32-bit fields costs a mix per two fields): the fingerprint of
+/// a chunk of frames ([`crate::sim::chunks`]). Injective per type, as the field widths come
+/// from the type.
+#[derive(Clone, Copy)]
+pub struct WordHasher {
+    h: u64,
+    buf: u64,
+    bits: u32,
+}
+
+impl Default for WordHasher {
+    fn default() -> Self {
+        WordHasher { h: SEED, buf: 0, bits: 0 }
+    }
+}
+
+impl WordHasher {
+    #[inline(always)]
+    fn flush(&mut self) {
+        if self.bits > 0 {
+            self.h = mix(self.h, self.buf);
+            self.buf = 0;
+            self.bits = 0;
+        }
+    }
+
+    #[inline(always)]
+    fn narrow(&mut self, v: u64, bits: u32) {
+        if self.bits + bits > 64 {
+            self.flush();
+        }
+        self.buf |= v << self.bits;
+        self.bits += bits;
+    }
+}
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.flush();
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.h = mix(self.h, u64::from_le_bytes(b) ^ ((c.len() as u64) << 59));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.narrow(i as u64, 8);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.narrow(i as u64, 16);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.narrow(i as u64, 32);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.flush();
+        self.h = mix(self.h, i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        let mut f = *self;
+        f.flush();
+        mix(f.h, 0x5851_f42d_4c95_7f2d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,6 +103,10 @@ pub struct ReplayConfig {
     /// oracle's guests (`-smp 1`); otherwise a woken kswapd runs when the access that woke it
     /// returns.
     pub one_cpu: bool,
+    /// How the swap device completes writes ([`SwapIo`](crate::mm::page_io::SwapIo)): at once
+    /// (the default, a `SWP_SYNCHRONOUS_IO` device) or queued, as the oracle guests' virtio-blk
+    /// disk does.
+    pub swap_io: crate::mm::page_io::SwapIo,
 }
 
 /// The replay of one trace, in progress or done.
@@ -248,6 +252,7 @@ impl Replay {
         if cfg.one_cpu {
             kernel.set_kswapd_mode(KswapdMode::OneCpu);
         }
+        kernel.set_swap_io(cfg.swap_io)?;
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
@@ -356,6 +361,7 @@ mod tests {
             guest: None,
             page_cluster: None,
             one_cpu: false,
+            swap_io: Default::default(),
         }
     }
 

@@ -88,15 +88,26 @@ impl Kernel {
             return 0;
         }
         let n = self.balance_pgdat();
+        // prepare_kswapd_sleep (mm/vmscan.c v6.12): "if (pgdat_balanced(...)) {
+        // clear_pgdat_congested(pgdat); return true; }"
+        if self.pgdat_balanced() {
+            self.kswapd.pgdat_writeback = false;
+        }
         self.kswapd.woken = false;
         self.log_reclaim(Ev::KswapdSleep, 0, 0, 0);
         n
     }
 
-    /// Finish an operation: run kswapd if it was woken (lone-kernel mode).
+    /// Finish an operation: run kswapd if it was woken (lone-kernel mode). Between two
+    /// operations of a lone kernel time passes (the model's API steps are far apart), so a
+    /// queued swap device completes its writes first ([`crate::mm::page_io`]); on one CPU the
+    /// process runs on without a pause and they stay queued.
     pub fn settle(&mut self) {
-        if self.kswapd.mode == KswapdMode::Settle && self.kswapd.woken {
-            self.kswapd_step();
+        if self.kswapd.mode == KswapdMode::Settle {
+            self.swap_io_complete();
+            if self.kswapd.woken {
+                self.kswapd_step();
+            }
         }
     }
 
@@ -107,7 +118,11 @@ impl Kernel {
     /// `kswapd`, mm/vmscan.c v6.12) before the process runs again. The scheduling assumption:
     /// the read's wait is long enough for kswapd's pass (kswapd is not preempted by the
     /// read's completion). In the other modes kswapd runs elsewhere and this does nothing.
+    ///
+    /// With a queued swap device ([`crate::mm::page_io`]) the writes queued before the read
+    /// complete first, before kswapd runs: the read is behind them in the device's queue.
     pub(crate) fn io_schedule(&mut self) {
+        self.swap_io_complete();
         if self.kswapd.mode == KswapdMode::OneCpu && self.kswapd.woken {
             self.kswapd_step();
         }

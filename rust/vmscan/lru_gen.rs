@@ -38,13 +38,14 @@
 //!   writeback" case; a dirty page goes to `shrink_folio_list`).
 
 use crate::kernel::Kernel;
-use crate::mm::page::{Frame, pg};
+use crate::mm::page::{Frames, pg};
 use crate::mm::swap_state::Shadow;
 use crate::mm::vm;
 use crate::mm::vmstat::Vm;
 use crate::rmap::Mapping;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::{Lru, LruList};
+use crate::vmscan::lru_gen_walk::{pmd_entry_item, suitable_to_scan};
 use crate::vmscan::shrink::{DEF_PRIORITY, SWAPPINESS, ScanControl};
 
 pub use crate::vmscan::lru::lru_gen_folio::*;
@@ -72,7 +73,7 @@ impl Lru {
     /// oldest. An active page loses PG_active, PG_referenced and its LRU_REFS_MASK count, not
     /// PG_workingset ("see the comment on MIN_NR_GENS about PG_active"; "Don't clear
     /// PG_workingset here"). Returns false for an unevictable page (the classic list takes it).
-    pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> bool {
+    pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut Frames, pfn: u32, reclaiming: bool) -> bool {
         let f = &frames[pfn as usize];
         if f.test(pg::PG_UNEVICTABLE) || !self.lrugen.enabled {
             return false;
@@ -105,7 +106,7 @@ impl Lru {
 
     /// Move a page of a generation to the head (`list_move`) or tail (`list_move_tail`) of
     /// generation `gen`'s list, setting its generation bits.
-    fn move_to_gen(&mut self, frames: &mut [Frame], pfn: u32, gn: usize, tail: bool) {
+    fn move_to_gen(&mut self, frames: &mut Frames, pfn: u32, gn: usize, tail: bool) {
         let ty = folio_type(&frames[pfn as usize]);
         self.unlink(frames, pfn);
         set_gen(&mut frames[pfn as usize], gn);
@@ -127,7 +128,7 @@ impl Lru {
     /// folio_end_writeback()"). A page whose generation is already another ("folio_update_gen()
     /// has promoted this page?") keeps it. Returns the new gen; the caller moves the page to
     /// its list.
-    fn folio_inc_gen(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> usize {
+    fn folio_inc_gen(&mut self, frames: &mut Frames, pfn: u32, reclaiming: bool) -> usize {
         let f = &mut frames[pfn as usize];
         let old_gen = lru_gen_from_seq(self.lrugen.min_seq[folio_type(f)]);
         if let Some(gn) = folio_lru_gen(f) {
@@ -359,10 +360,11 @@ impl Kernel {
         (aging, total)
     }
 
-    /// `try_to_inc_max_seq` (mm/vmscan.c, 6.12.117): without `mm_state` (CONFIG_LRU_GEN_WALKS_MMU needs
-    /// ARCH_HAS_HW_PTE_YOUNG, which s390 lacks) or without the MM_WALK cap, straight to
-    /// `inc_max_seq`; else walk the page tables first (`walk_mm`), promoting the pages their
-    /// young PTEs map to the current youngest generation.
+    /// `try_to_inc_max_seq` (mm/vmscan.c, 6.12.117): without `mm_state` (CONFIG_LRU_GEN_WALKS_MMU
+    /// needs ARCH_HAS_HW_PTE_YOUNG, which s390 lacks) straight to `inc_max_seq`; without the
+    /// MM_WALK cap `iterate_mm_list_nowalk`; else walk the mm list's page tables first
+    /// (`vmscan/lru_gen_walk.rs`: Bloom filters, `walk_mm`), promoting the pages their young
+    /// PTEs map to the current youngest generation.
     pub(crate) fn try_to_inc_max_seq(&mut self, seq: u64, can_swap: bool, force_scan: bool) -> bool {
         if seq < self.lru.lrugen.max_seq {
             return false;
@@ -370,55 +372,16 @@ impl Kernel {
         if self.should_walk_mmu() {
             // set_mm_walk(NULL, true): the walk stays until clear_mm_walk
             self.lru.lrugen.mm_walk = true;
-            for pid in self.pids() {
-                self.lru_gen_walk_mm(pid, can_swap);
-            }
+            self.lru_gen_walk_mm_list(seq, can_swap, force_scan);
+        } else {
+            self.iterate_mm_list_nowalk();
         }
         self.inc_max_seq(seq, can_swap, force_scan)
     }
 
-    /// `walk_mm` → `walk_pte_range` (mm/vmscan.c, 6.12.117) over every VMA `should_skip_vma`
-    /// leaves (inaccessible, without recency, VM_LOCKED/VM_SPECIAL, or anon/shmem when anon
-    /// cannot be swapped: every model file is shmem): each young PTE of a page of a generation
-    /// is made old and the page moved to the youngest generation (`folio_update_gen`); a page
-    /// off the lists (isolated) gets PG_referenced. A page table's slots are walked in one go.
-    fn lru_gen_walk_mm(&mut self, pid: u32, can_swap: bool) {
-        let vmas: Vec<u32> = self.mmx(pid).vmas.values().copied().collect();
-        let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
-        let arch = self.arch();
-        let pt_span = arch.geometry().0.pt_span();
-        for vma in vmas {
-            let v = self.vma(vma);
-            // should_skip_vma
-            let accessible = v.flags & (vm::VM_READ | vm::VM_WRITE | vm::VM_EXEC) != 0;
-            if !accessible || !self.vma_has_recency(vma) || v.flags & (vm::VM_LOCKED | vm::VM_SPECIAL) != 0 || !can_swap
-            {
-                continue;
-            }
-            let (mut addr, end) = (v.start, v.end);
-            while let Some((a, first)) = self.next_pte_slot(pid, addr, end) {
-                // walk_pte_range: the slots of one page table are consecutive
-                let pt_end = ((a | (pt_span - 1)) + 1).min(end);
-                addr = pt_end;
-                for (i, idx) in (first..).take(((pt_end - a) / 4096) as usize).enumerate() {
-                    let pte = self.mmx(pid).pt.pte(idx);
-                    let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
-                    debug_assert_eq!(self.pte_at(pid, a + i as u64 * 4096), Some(pte));
-                    if !self.ptep_test_and_clear_young(pid, idx) {
-                        continue;
-                    }
-                    if arch.pte_dirty(pte) {
-                        self.lru_gen_mark_dirty(pfn);
-                    }
-                    self.folio_update_gen(pfn, new_gen);
-                }
-            }
-        }
-    }
-
     /// `get_pte_pfn` + `get_pfn_folio` (mm/vmscan.c, 6.12.117): the pfn of a present, young PTE that maps a
     /// page other than the zero page.
-    fn lru_gen_pte_pfn(&self, pte: u64) -> Option<u32> {
+    pub(super) fn lru_gen_pte_pfn(&self, pte: u64) -> Option<u32> {
         let arch = self.arch();
         if !arch.pte_present(pte) || !arch.pte_young(pte) || arch.pte_special(pte) {
             return None;
@@ -429,7 +392,7 @@ impl Kernel {
 
     /// The dirty half of `lru_gen_look_around` / `walk_update_folio`: a dirty PTE marks the
     /// page dirty unless it is anon, swap-backed and not in the swap cache.
-    fn lru_gen_mark_dirty(&mut self, pfn: u32) {
+    pub(super) fn lru_gen_mark_dirty(&mut self, pfn: u32) {
         let f = &mut self.mem.frames[pfn as usize];
         let anon_not_in_swapcache = f.anon() && f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE);
         if !(f.test(pg::PG_DIRTY) || anon_not_in_swapcache) {
@@ -440,7 +403,7 @@ impl Kernel {
     /// `folio_update_gen` (mm/vmscan.c, 6.12.117): move a page to generation `gen`, clearing its access
     /// count; a page off the lists ("lru_gen_del_folio() has isolated this page?") gets
     /// PG_referenced for shrink_folio_list instead.
-    fn folio_update_gen(&mut self, pfn: u32, gn: usize) {
+    pub(super) fn folio_update_gen(&mut self, pfn: u32, gn: usize) {
         let f = &mut self.mem.frames[pfn as usize];
         match folio_lru_gen(f) {
             None => f.set(pg::PG_REFERENCED),
@@ -798,6 +761,7 @@ impl Kernel {
         let walk = self.lru.lrugen.mm_walk;
         let arch = self.arch();
         let mut addr = start;
+        let mut young = 1u64;
         while let Some((a, idx)) = self.next_pte_slot(m.pid, addr, end) {
             addr = a + 4096;
             let pte = self.mmx(m.pid).pt.pte(idx);
@@ -809,6 +773,7 @@ impl Kernel {
             if !self.ptep_test_and_clear_young(m.pid, idx) {
                 continue;
             }
+            young += 1;
             if arch.pte_dirty(pte) {
                 self.lru_gen_mark_dirty(pfn);
             }
@@ -824,6 +789,11 @@ impl Kernel {
                 }
                 Some(_) => {}
             }
+        }
+        // "feedback from rmap walkers to page table walkers"
+        if self.lru_gen_walks_mmu() && suitable_to_scan((end - start) / 4096, young) {
+            let max_seq = self.lru.lrugen.max_seq;
+            self.lru.lrugen.mm_state.update_bloom_filter(max_seq, pmd_entry_item(m.pid, m.addr));
         }
         true
     }
@@ -902,7 +872,10 @@ impl Kernel {
     /// seqs) to `max_seq` with its age in ms and its anon and file pages (`full` marks a seq
     /// below a type's min_seq with `x`), and with `full` (`lru_gen_full`, `-v`) a line per tier
     /// of the PID controller: `R`/`T` the moving averages at max_seq, `r`/`e`/`p` refaulted,
-    /// evicted and protected at min_seq. The page-table walk's mm stats are not shown.
+    /// evicted and protected at min_seq, `x` where a count is not kept; where the arch walks
+    /// page tables (x86_64, `mm_state`) a line of the walk's mm stats under each generation:
+    /// `T`/`Y` leaf entries walked and young, `F`/`A` PTE tables found in and added to the
+    /// Bloom filters, at max_seq (`lru_gen_seq_show_full`).
     pub fn lru_gen_debugfs(&self, full: bool) -> String {
         use std::fmt::Write as _;
         let g = &self.lru.lrugen;
@@ -924,16 +897,25 @@ impl Kernel {
                 let _ = write!(out, "            {tier:10}");
                 for ty in 0..2 {
                     let (s, n) = if seq == g.max_seq {
-                        ("RT ", [g.avg_refaulted[ty][tier], g.avg_total[ty][tier], 0])
+                        ("RTx", [g.avg_refaulted[ty][tier], g.avg_total[ty][tier], 0])
                     } else if seq == g.min_seq[ty] {
                         let p = if tier > 0 { g.protected[ty][tier - 1] } else { 0 };
                         ("rep", [g.refaulted[ty][tier], g.evicted[ty][tier], p])
                     } else {
-                        ("   ", [0; 3])
+                        ("xxx", [0; 3])
                     };
                     for (v, c) in n.iter().zip(s.chars()) {
                         let _ = write!(out, " {v:10}{c}");
                     }
+                }
+                out.push('\n');
+            }
+            if self.lru_gen_walks_mmu() {
+                // the mm stats (CONFIG_LRU_GEN_WALKS_MMU), at max_seq only with NR_HIST_GENS 1
+                out.push_str("                      ");
+                for (i, c) in "TYFA".chars().enumerate() {
+                    let (v, c) = if seq == g.max_seq { (g.mm_state.stats[i], c) } else { (0, 'x') };
+                    let _ = write!(out, " {v:10}{c}");
                 }
                 out.push('\n');
             }

@@ -5,6 +5,7 @@
 pub mod kswapd;
 pub mod lru;
 pub mod lru_gen;
+pub mod lru_gen_walk;
 pub mod shrink;
 pub mod types;
 
@@ -27,6 +28,12 @@ impl Kernel {
             loop {
                 sc.nr_scanned = 0;
                 self.shrink_node(sc);
+                // shrink_zones → consider_reclaim_throttle (v6.12): direct reclaim making no
+                // progress at priority 1 sleeps in VMSCAN_THROTTLE_NOPROGRESS; the swap device
+                // completes its queue meanwhile ([`crate::mm::page_io`])
+                if !sc.kswapd && !sc.cgroup_reclaim && sc.priority == 1 && sc.nr_reclaimed == 0 {
+                    self.reclaim_throttle_writeback();
+                }
                 if sc.nr_reclaimed >= sc.nr_to_reclaim {
                     break;
                 }

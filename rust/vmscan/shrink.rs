@@ -7,8 +7,12 @@
 //! - `get_scan_count` follows the v4.19 formula on every profile (swappiness 60,
 //!   `recent_scanned` / `recent_rotated`); v5.9+ balances by reclaim cost instead, to the same
 //!   effect for the anon-only memory the model has.
-//! - Writeback is synchronous, so no page is ever under writeback in reclaim (no PG_reclaim
-//!   rotation, no congestion waits); dirty file pages do not exist (shmem pages are swap-backed).
+//! - Swap writeback completes as the swap device's [`SwapIo`](crate::mm::page_io::SwapIo) says:
+//!   synchronously (the default: no page is ever under writeback in reclaim) or queued
+//!   (virtio-blk: pages under writeback are activated, PG_reclaim rotates them at completion,
+//!   kswapd throttles on PGDAT_WRITEBACK). Anon pages count in neither `nr_dirty` nor
+//!   `nr_congested` (`folio_check_dirty_writeback`), so the congestion throttles never fire;
+//!   dirty file pages do not exist (shmem pages are swap-backed).
 //! - No memcgs, one node, one zone; no slab shrinkers.
 
 use crate::kernel::Kernel;
@@ -53,6 +57,18 @@ pub struct ScanControl {
     /// `sc->cache_trim_mode`: "If there is enough inactive page cache, we do not reclaim
     /// anything from the anonymous working right now."
     pub cache_trim_mode: bool,
+    /// `sc->nr.writeback`, `sc->nr.immediate` and `sc->nr.taken` of the current `shrink_node`
+    /// (zeroed at its start: "memset(&sc->nr, 0, sizeof(sc->nr));").
+    pub nr: ScanNr,
+}
+
+/// `sc->nr`: what the `shrink_inactive_list` calls of one `shrink_node` found (v6.12; the
+/// dirty / congested counts are always 0 for anon pages and not kept).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanNr {
+    pub writeback: u64,
+    pub immediate: u64,
+    pub taken: u64,
 }
 
 impl ScanControl {
@@ -72,6 +88,7 @@ impl ScanControl {
             skipped_deactivate: false,
             file_is_tiny: false,
             cache_trim_mode: false,
+            nr: ScanNr::default(),
         }
     }
 }
@@ -93,6 +110,10 @@ pub struct ReclaimStat {
     pub nr_unmap_fail: u64,
     pub nr_lazyfree_fail: u64,
     pub nr_pageout: u64,
+    /// Pages under writeback met for the first time (case 2 of `shrink_folio_list`).
+    pub nr_writeback: u64,
+    /// Pages under writeback met again by kswapd on a PGDAT_WRITEBACK node (case 1).
+    pub nr_immediate: u64,
 }
 
 pub use crate::vmscan::types::RecentStat;
@@ -322,6 +343,7 @@ impl Kernel {
             }
             return;
         }
+        sc.nr = ScanNr::default();
         if self.profile.scan_balance_by_cost {
             self.prepare_scan_control(sc);
         }
@@ -362,11 +384,38 @@ impl Kernel {
         if self.inactive_is_low(false) {
             self.shrink_active_list(SWAP_CLUSTER_MAX, LruList::ActiveAnon, sc);
         }
+        self.shrink_node_writeback(sc);
         // shrink_node (4.x and 6.12): "if (reclaimable) pgdat->kswapd_failures = 0;", whoever
         // reclaims (kswapd, direct or cgroup reclaim)
         if sc.nr_reclaimed > start {
             self.kswapd.failures = 0;
         }
+    }
+
+    /// The writeback tail of `shrink_node` (mm/vmscan.c v6.12; 4.14..4.19 the same with
+    /// `wait_iff_congested` / `congestion_wait` in place of `reclaim_throttle`): kswapd flags
+    /// the node PGDAT_WRITEBACK when every page it took was under writeback ("if
+    /// (sc->nr.writeback && sc->nr.writeback == sc->nr.taken) set_bit(PGDAT_WRITEBACK, ...)"),
+    /// and stalls when it met pages marked for immediate reclaim still under writeback ("if
+    /// (sc->nr.immediate) reclaim_throttle(pgdat, VMSCAN_THROTTLE_WRITEBACK);"): the device
+    /// completes its queue while kswapd sleeps ([`crate::mm::page_io`]).
+    pub(crate) fn shrink_node_writeback(&mut self, sc: &ScanControl) {
+        if !sc.kswapd {
+            return;
+        }
+        if sc.nr.writeback > 0 && sc.nr.writeback == sc.nr.taken {
+            self.kswapd.pgdat_writeback = true;
+        }
+        if sc.nr.immediate > 0 {
+            self.reclaim_throttle_writeback();
+        }
+    }
+
+    /// `reclaim_throttle` (mm/vmscan.c v6.12) for a reason that waits on writeback: the task
+    /// sleeps (up to HZ/10 for VMSCAN_THROTTLE_WRITEBACK) and the swap device completes its
+    /// queue meanwhile.
+    pub(crate) fn reclaim_throttle_writeback(&mut self) {
+        self.swap_io_complete();
     }
 
     /// `shrink_list` (mm/vmscan.c 4.13..4.18, 6.12): an active list is only shrunk when its inactive list is low (4.x) or
@@ -506,6 +555,9 @@ impl Kernel {
         }
         self.vmstat.add(if file == 1 { Vm::pgsteal_file } else { Vm::pgsteal_anon }, reclaimed);
         self.lru_recent.rotated[file] += stat.nr_activate[file];
+        sc.nr.writeback += stat.nr_writeback;
+        sc.nr.immediate += stat.nr_immediate;
+        sc.nr.taken += nr_taken;
         if self.profile.scan_balance_by_cost {
             // "lru_note_cost(lruvec, file, stat.nr_pageout, nr_scanned - nr_reclaimed);"
             self.lru_note_cost(file == 1, stat.nr_pageout, nr_taken - reclaimed);
@@ -603,6 +655,9 @@ impl Kernel {
         if self.lru_gen_enabled() && !ignore_references && f.mapped() && f.test(pg::PG_REFERENCED) {
             return Outcome::Keep;
         }
+        if f.test(pg::PG_WRITEBACK) {
+            return self.shrink_writeback_folio(pfn, sc, stat);
+        }
         let references = if ignore_references { References::Reclaim } else { self.check_references(pfn) };
         match references {
             References::Activate => return Outcome::Activate,
@@ -638,8 +693,11 @@ impl Kernel {
                 PageoutResult::Activate => return Outcome::Activate,
                 PageoutResult::Success => {
                     stat.nr_pageout += 1;
-                    // "A synchronous write - probably a ramdisk": continue if clean now
-                    if self.mem.frames[pfn as usize].test(pg::PG_DIRTY) {
+                    // "if (folio_test_writeback(folio)) goto keep; if (folio_test_dirty(folio))
+                    // goto keep;" (the write is in flight: the page goes back to the inactive
+                    // list), else "A synchronous write - probably a ramdisk": free it now
+                    let f = self.mem.frames[pfn as usize];
+                    if f.test(pg::PG_WRITEBACK) || f.test(pg::PG_DIRTY) {
                         return Outcome::Keep;
                     }
                 }
@@ -659,6 +717,26 @@ impl Kernel {
             return Outcome::Freed;
         }
         if self.remove_mapping(pfn) { Outcome::Freed } else { Outcome::Keep }
+    }
+
+    /// `shrink_folio_list` (mm/vmscan.c v6.12; 4.13..4.18 `shrink_page_list` the same) on a
+    /// page under writeback, "three cases to consider". An anon page counts in neither
+    /// `nr_dirty` nor `nr_congested` (`folio_check_dirty_writeback`: "Anonymous folios are not
+    /// handled by flushers ... Do not stall reclaim based on them."). Case 1: kswapd meets a
+    /// PG_reclaim page on a PGDAT_WRITEBACK node: `nr_immediate`, activate. Case 2, global
+    /// reclaim (`writeback_throttling_sane`; the model's cgroup reclaim is cgroup v2, sane
+    /// too): set PG_reclaim, `nr_writeback`, activate ("we activate the folios to get them
+    /// out of the way while we continue scanning for clean folios"). Case 3 (legacy memcg
+    /// waits in `folio_wait_writeback`) never happens.
+    fn shrink_writeback_folio(&mut self, pfn: u32, sc: &ScanControl, stat: &mut ReclaimStat) -> Outcome {
+        let f = self.mem.frames[pfn as usize];
+        if sc.kswapd && f.test(pg::PG_RECLAIM) && self.kswapd.pgdat_writeback {
+            stat.nr_immediate += 1;
+            return Outcome::Activate;
+        }
+        self.mem.frames[pfn as usize].set(pg::PG_RECLAIM);
+        stat.nr_writeback += 1;
+        Outcome::Activate
     }
 
     /// Free an isolated page whose only reference is the isolation.
@@ -719,17 +797,19 @@ impl Kernel {
         self.mem.frames[pfn as usize].clear(pg::PG_DIRTY);
         // mm_vmscan_write_folio is traced whether or not swap_writepage wrote anything
         self.log(Ev::WritePage, 0, 0, 0, pfn as u64, off as u64, 0);
+        // "folio_set_reclaim(folio); res = mapping->a_ops->writepage(...); ... if
+        // (!folio_test_writeback(folio)) { /* synchronous write or broken a_ops? */
+        // folio_clear_reclaim(folio); }"
+        self.mem.frames[pfn as usize].set(pg::PG_RECLAIM);
         // swap_writepage: a page no swap entry references any more (its PTE was dropped) is
         // taken out of the swap cache and redirtied instead of written; reclaim then keeps it
         // and the putback frees it, uncounted in nr_reclaimed
-        if self.try_to_free_swap(pfn) {
-            return PageoutResult::Success;
+        if !self.try_to_free_swap(pfn) {
+            self.swap_writepage(pfn, off);
         }
-        let content = self.mem.frames[pfn as usize].content;
-        self.swap.write(off, content);
-        self.vmstat.inc(Vm::pswpout);
-        self.vmstat.add(Vm::pgpgout, crate::mm::vmstat::PGPG_PER_PAGE);
-        self.tick(self.cost.swap_write);
+        if !self.mem.frames[pfn as usize].test(pg::PG_WRITEBACK) {
+            self.mem.frames[pfn as usize].clear(pg::PG_RECLAIM);
+        }
         PageoutResult::Success
     }
 
@@ -830,7 +910,7 @@ enum PageoutResult {
     Keep,
     /// PAGE_ACTIVATE: the writepage asked for activation (AOP_WRITEPAGE_ACTIVATE).
     Activate,
-    /// PAGE_SUCCESS: written (synchronously in the model).
+    /// PAGE_SUCCESS: written, or submitted and under writeback ([`crate::mm::page_io`]).
     Success,
 }
 

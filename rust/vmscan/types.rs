@@ -27,6 +27,10 @@ pub struct Kswapd {
     /// kswapd is "hopeless" and not woken any more until a page is freed by other means.
     pub failures: u32,
     pub mode: KswapdMode,
+    /// `PGDAT_WRITEBACK` in `pgdat->flags` (mm/vmscan.c v6.12): set by kswapd's `shrink_node`
+    /// when every page it took was under writeback, cleared when kswapd goes to sleep on a
+    /// balanced node (`prepare_kswapd_sleep` → `clear_pgdat_congested`).
+    pub pgdat_writeback: bool,
 }
 
 /// `reclaim_stat->recent_scanned` / `recent_rotated` of the lruvec, [anon, file].

@@ -46,8 +46,9 @@ MAGIC = b"RPL1"
 #: ALLOCSTALL by the allocation's highest zone (``allocstall_movable`` for a user page on
 #: x86_64), the model by its one zone (``allocstall_normal``). ``pgskip_dma32``: DMA32 folios
 #: kswapd passed over (counted in ``pgscan_kswapd`` too) while reclaiming for the DMA zone
-#: only, as after a watermark boost of that zone; ``compact_daemon_wake``: kcompactd woken at
-#: the end of a boosted ``balance_pgdat``. The model has one zone and no boosting (0).
+#: only, as after a watermark boost of that zone; ``compact_daemon_wake``: kcompactd's runs
+#: (``kcompactd_do_work``: woken at the end of a boosted ``balance_pgdat`` or after a
+#: higher-order kswapd wake). The model has one zone, no boosting and no compaction (0).
 VMSTAT = (
     "pswpin",
     "pswpout",

@@ -1,0 +1,396 @@
+//! Swap writes and their completion (mm/page_io.c `swap_writepage` → `__swap_writepage`, the
+//! bio's `end_swap_bio_write` → `folio_end_writeback` in mm/filemap.c →
+//! `folio_rotate_reclaimable` in mm/swap.c; v4.13..v6.12 follow the same path, 4.x with
+//! `end_page_writeback` / `rotate_reclaimable_page`).
+//!
+//! The swap device completes its writes in one of two ways, a named choice ([`SwapIo`]):
+//!
+//! - [`SwapIo::Synchronous`] (the default): the bio completes inside the submit, as a
+//!   `SWP_SYNCHRONOUS_IO` device's does (`swap_writepage_bdev_sync`, 6.12: zram, brd). The
+//!   page is clean and off writeback when `pageout` returns, and `shrink_folio_list` frees it
+//!   in the same pass ("A synchronous write - probably a ramdisk. Go ahead and try to reclaim
+//!   the folio."). Reads still go through the swap cache with readahead, as the model's
+//!   `do_swap_page` does for every device.
+//! - [`SwapIo::VirtioBlk`]: a virtio-blk disk, as the oracle's guests have (`swap_writepage_bdev_async`,
+//!   6.12). `__swap_writepage` sets PG_writeback (`folio_start_writeback`), counts PSWPOUT and
+//!   queues the bio; the page stays in the swap cache, clean, under writeback, with the
+//!   PG_reclaim that `pageout` set, and `shrink_folio_list` puts it back ("if
+//!   (folio_test_writeback(folio)) goto keep;"). Completion ([`Kernel::folio_end_writeback`])
+//!   clears PG_writeback and, for a PG_reclaim page, moves it to the inactive tail
+//!   (PGROTATED), where the next reclaim pass frees it. A fault on it in the meantime finds it
+//!   in the swap cache (a minor fault).
+//!
+//! **The completion model of the virtio-blk device** (deterministic; the model has no device
+//! time): the queue is FIFO and the device completes every queued write, in order, whenever
+//! the CPU would otherwise wait for it: when the process sleeps on a swap read
+//! (`Kernel::io_schedule`: the read is queued behind the writes, and QEMU's virtio-blk
+//! completes the guest's requests in the order they were queued for one virtqueue on one
+//! host thread; the writes complete before kswapd runs in that sleep), when reclaim waits in
+//! `reclaim_throttle` (VMSCAN_THROTTLE_WRITEBACK, or NOPROGRESS for direct reclaim), when a
+//! task waits on one page's writeback (`folio_wait_writeback`), when the queue is full
+//! ([`VIRTIO_BLK_QUEUE_DEPTH`] requests: `blk_mq_get_tag` sleeps for a free tag), and, for a
+//! lone kernel whose kswapd runs as if on another CPU, when an operation finishes
+//! (`Kernel::settle`: the API's steps are far apart in time). On one CPU
+//! (`KswapdMode::OneCpu`, the oracle's guests) writes do not complete while the CPU runs the
+//! process or kswapd (no interrupt between two accesses): on TCG guests a request takes
+//! longer than the guest's access, so this is the late end of the range, not a measurement.
+//!
+//! Not modelled: the per-CPU `lru_move_tail` batch (the rotation is applied at completion,
+//! as `lru_add_drain` at the start of every `shrink_inactive_list` would make it visible to
+//! reclaim); write errors; SWP_STABLE_WRITES (virtio-blk without integrity does not set it).
+
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::page::pg;
+use crate::mm::vmstat::Vm;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Requests the virtio-blk device holds before a submitter waits for a tag (QEMU's
+/// virtio-blk `queue-size` default, 256, which `virtblk_probe` takes as the tag set's
+/// `queue_depth`).
+pub const VIRTIO_BLK_QUEUE_DEPTH: usize = 256;
+
+/// How the swap device completes its writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SwapIo {
+    /// `SWP_SYNCHRONOUS_IO` (zram, brd): the bio completes inside the submit.
+    #[default]
+    Synchronous,
+    /// virtio-blk: writes complete in order when the CPU waits (see the module doc).
+    VirtioBlk,
+}
+
+impl SwapIo {
+    /// The names Python and the CLI use.
+    pub const NAMES: [(SwapIo, &'static str); 2] =
+        [(SwapIo::Synchronous, "synchronous"), (SwapIo::VirtioBlk, "virtio-blk")];
+
+    pub fn name(self) -> &'static str {
+        SwapIo::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("synchronous")
+    }
+
+    /// The device named `name`.
+    pub fn from_name(name: &str) -> Result<SwapIo> {
+        SwapIo::NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s).ok_or_else(|| {
+            Error::invalid(format!("the swap device is \"synchronous\" or \"virtio-blk\", not {name:?}"))
+        })
+    }
+}
+
+/// The swap device's writes in flight.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SwapWriteback {
+    pub(crate) io: SwapIo,
+    /// The pages under writeback (PG_writeback), in submission order.
+    pub(crate) queue: VecDeque<u32>,
+}
+
+impl Kernel {
+    /// The swap device's completion model.
+    pub fn swap_io(&self) -> SwapIo {
+        self.swap_wb.io
+    }
+
+    /// Choose the swap device's completion model. Pending writes complete first. MGLRU's
+    /// `sort_folio` / `evict_folios` handling of pages under writeback is not modelled, so
+    /// the asynchronous device is refused with lru_gen (-EINVAL).
+    pub fn set_swap_io(&mut self, io: SwapIo) -> Result<()> {
+        if io != SwapIo::Synchronous && self.lru_gen_enabled() {
+            return Err(Error::invalid(
+                "the virtio-blk swap device is modelled with the classic LRU only (lru_gen is enabled in this profile)"
+                    .to_string(),
+            ));
+        }
+        self.swap_io_complete();
+        self.swap_wb.io = io;
+        Ok(())
+    }
+
+    /// Pages under writeback now.
+    pub fn nr_writeback(&self) -> usize {
+        self.swap_wb.queue.len()
+    }
+
+    /// `swap_writepage` → `__swap_writepage` (mm/page_io.c v6.12; 4.17 the same through
+    /// `__swap_writepage`'s bio): `folio_start_writeback`, count PSWPOUT / PGPGOUT as the bio is
+    /// submitted (`count_swpout_vm_event`), and the data goes to slot `off`. On the
+    /// synchronous device the bio completes before this returns (`swap_writepage_bdev_sync`:
+    /// `submit_bio_wait`, `__end_swap_bio_write` → `folio_end_writeback`); on virtio-blk it is
+    /// queued (`swap_writepage_bdev_async`), and a full queue makes the submitter wait.
+    pub(crate) fn swap_writepage(&mut self, pfn: u32, off: u32) {
+        let content = self.mem.frames[pfn as usize].content;
+        self.swap.write(off, content);
+        self.vmstat.inc(Vm::pswpout);
+        self.vmstat.add(Vm::pgpgout, crate::mm::vmstat::PGPG_PER_PAGE);
+        self.tick(self.cost.swap_write);
+        match self.swap_wb.io {
+            SwapIo::Synchronous => {
+                // folio_start_writeback then, the bio done, folio_end_writeback: the folio is
+                // locked and isolated, so folio_rotate_reclaimable does nothing; PG_reclaim
+                // is cleared (here, or by pageout's "synchronous write" branch)
+                self.mem.frames[pfn as usize].clear(pg::PG_RECLAIM);
+            }
+            SwapIo::VirtioBlk => {
+                if self.swap_wb.queue.len() >= VIRTIO_BLK_QUEUE_DEPTH {
+                    // blk_mq_get_tag: no free tag, io_schedule until requests complete
+                    self.swap_io_complete();
+                }
+                self.mem.frames[pfn as usize].set(pg::PG_WRITEBACK);
+                self.swap_wb.queue.push_back(pfn);
+            }
+        }
+    }
+
+    /// The device completes every queued write, in order (`end_swap_bio_write` →
+    /// `folio_end_writeback` for each): what happens while the CPU waits (module doc).
+    pub(crate) fn swap_io_complete(&mut self) {
+        while let Some(pfn) = self.swap_wb.queue.pop_front() {
+            self.folio_end_writeback(pfn);
+        }
+    }
+
+    /// `folio_wait_writeback` (mm/page-writeback.c v6.12) on `pfn`: the task sleeps until the
+    /// page's write completed; the device completes its queue up to it (and, FIFO, the
+    /// model completes the rest with it).
+    pub(crate) fn folio_wait_writeback(&mut self, pfn: u32) {
+        if self.mem.frames[pfn as usize].test(pg::PG_WRITEBACK) {
+            self.swap_io_complete();
+        }
+    }
+
+    /// `folio_end_writeback` (mm/filemap.c v6.12; 4.x `end_page_writeback`): "if
+    /// (folio_test_reclaim(folio)) { folio_clear_reclaim(folio); folio_rotate_reclaimable(folio);
+    /// }", then PG_writeback is cleared.
+    pub(crate) fn folio_end_writeback(&mut self, pfn: u32) {
+        if self.mem.frames[pfn as usize].test(pg::PG_RECLAIM) {
+            self.mem.frames[pfn as usize].clear(pg::PG_RECLAIM);
+            self.folio_rotate_reclaimable(pfn);
+        }
+        self.mem.frames[pfn as usize].clear(pg::PG_WRITEBACK);
+    }
+
+    /// `folio_rotate_reclaimable` → `lru_move_tail` (mm/swap.c v6.12; 4.x
+    /// `rotate_reclaimable_page` → `pagevec_move_tail_fn`): a page that is not locked, dirty or
+    /// unevictable and is on an LRU list goes to the tail of its inactive list, PG_active
+    /// cleared, counted PGROTATED.
+    fn folio_rotate_reclaimable(&mut self, pfn: u32) {
+        let f = self.mem.frames[pfn as usize];
+        if f.test(pg::PG_LOCKED)
+            || f.test(pg::PG_DIRTY)
+            || f.test(pg::PG_UNEVICTABLE)
+            || !f.test(pg::PG_LRU)
+        {
+            return;
+        }
+        self.lru.del(&mut self.mem.frames, pfn);
+        self.mem.frames[pfn as usize].clear(pg::PG_ACTIVE);
+        self.lru.add_tail(&mut self.mem.frames, pfn);
+        self.vmstat.inc(Vm::pgrotated);
+    }
+
+    /// The writes in flight are consistent: the queue holds exactly the PG_writeback pages,
+    /// each once, each a swap-cache page that is not free; the synchronous device holds none.
+    pub(crate) fn check_writeback(&self) -> std::result::Result<(), String> {
+        if self.swap_wb.io == SwapIo::Synchronous && !self.swap_wb.queue.is_empty() {
+            return Err(format!("the synchronous swap device has {} writes queued", self.swap_wb.queue.len()));
+        }
+        let mut queued = std::collections::BTreeSet::new();
+        for &pfn in &self.swap_wb.queue {
+            let Some(f) = self.mem.frames.get(pfn as usize) else {
+                return Err(format!("pfn {pfn} queued for writeback does not exist"));
+            };
+            if !queued.insert(pfn) {
+                return Err(format!("pfn {pfn} is queued for writeback twice"));
+            }
+            if !f.test(pg::PG_WRITEBACK) || !f.test(pg::PG_SWAPCACHE) || f.refcount == 0 || f.test(pg::PG_BUDDY) {
+                return Err(format!("pfn {pfn} queued for writeback has flags {:?}, refcount {}", f.flag_names(), {
+                    f.refcount
+                }));
+            }
+        }
+        let marked = self.mem.frames.iter().filter(|f| f.test(pg::PG_WRITEBACK)).count();
+        if marked != queued.len() {
+            return Err(format!("{marked} pages are PG_writeback, {} queued", queued.len()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SwapIo, VIRTIO_BLK_QUEUE_DEPTH};
+    use crate::fault::Access;
+    use crate::kernel::Kernel;
+    use crate::mm::madvise::Advice;
+    use crate::mm::page::pg;
+    use crate::mm::vmstat::Vm;
+    use crate::testutil::{kernel, proc_with_pages};
+    use crate::vmscan::lru::LruList;
+    use crate::vmscan::shrink::ScanControl;
+
+    /// A 6.12 kernel with the virtio-blk swap device and a process of `pages` anon pages made
+    /// cold (MADV_COLD: old PTEs, inactive, unreferenced), and the pfn of the page at `a`.
+    fn cold(io: SwapIo, pages: u64) -> (Kernel, u32, u64, u32) {
+        let mut k = kernel("6.12");
+        k.set_swap_io(io).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, pages);
+        k.madvise(pid, a, pages * 4096, Advice::Cold).unwrap();
+        let pfn = k.pte_at(pid, a).map(|p| k.arch().pte_pfn(p)).unwrap();
+        (k, pid, a, pfn)
+    }
+
+    /// `shrink_folio_list` (mm/vmscan.c v6.12): pageout on virtio-blk leaves the folio under
+    /// writeback with PG_reclaim ("if (folio_test_writeback(folio)) goto keep;"): not freed,
+    /// back on the inactive list; met again, case 2 sets PG_reclaim and activates it
+    /// (PGACTIVATE, `stat->nr_writeback`).
+    #[test]
+    fn a_page_under_writeback_is_kept_then_activated_by_shrink_folio_list() {
+        let (mut k, _, _, pfn) = cold(SwapIo::VirtioBlk, 4);
+        assert!(!k.reclaim_one(pfn), "the write is in flight: not freed");
+        let f = k.mem.frames[pfn as usize];
+        assert!(f.test(pg::PG_WRITEBACK) && f.test(pg::PG_RECLAIM) && f.test(pg::PG_SWAPCACHE));
+        assert!(f.test(pg::PG_LRU) && !f.test(pg::PG_ACTIVE), "kept on the inactive list");
+        assert_eq!((k.vmstat.get(Vm::pswpout), k.nr_writeback()), (1, 1));
+        k.check_invariants().unwrap();
+        let act = k.vmstat.get(Vm::pgactivate);
+        k.isolate_lru_page(pfn);
+        let mut sc = ScanControl::new(1, false);
+        let (reclaimed, keep, stat) = k.shrink_folio_list(vec![pfn], &mut sc, false);
+        assert_eq!((reclaimed, stat.nr_writeback, stat.nr_immediate), (0, 1, 0));
+        for p in keep {
+            k.putback_lru_page(p);
+        }
+        assert_eq!(k.vmstat.get(Vm::pgactivate), act + 1);
+        let f = k.mem.frames[pfn as usize];
+        assert!(f.test(pg::PG_ACTIVE) && f.test(pg::PG_RECLAIM) && f.test(pg::PG_WRITEBACK));
+        assert_eq!(k.vmstat.get(Vm::pswpout), 1, "no second write");
+        k.check_invariants().unwrap();
+    }
+
+    /// `folio_end_writeback` (mm/filemap.c v6.12) → `folio_rotate_reclaimable` →
+    /// `lru_move_tail` (mm/swap.c v6.12): the activated PG_reclaim page goes to the inactive
+    /// tail, PG_active and PG_reclaim cleared, PGROTATED counted; the next reclaim of it frees
+    /// the clean swap-cache page without writing it again.
+    #[test]
+    fn completion_rotates_a_pg_reclaim_page_to_the_inactive_tail_and_reclaim_frees_it() {
+        let (mut k, _, _, pfn) = cold(SwapIo::VirtioBlk, 4);
+        assert!(!k.reclaim_one(pfn));
+        assert!(!k.reclaim_one(pfn), "met again under writeback: activated");
+        assert!(k.mem.frames[pfn as usize].test(pg::PG_ACTIVE));
+        k.swap_io_complete();
+        let f = k.mem.frames[pfn as usize];
+        assert!(!f.test(pg::PG_WRITEBACK) && !f.test(pg::PG_RECLAIM) && !f.test(pg::PG_ACTIVE));
+        assert_eq!(k.lru.tail(LruList::InactiveAnon), Some(pfn), "at the inactive tail");
+        assert_eq!(k.vmstat.get(Vm::pgrotated), 1);
+        k.check_invariants().unwrap();
+        assert!(k.reclaim_one(pfn), "clean and unmapped: freed");
+        assert_eq!(k.vmstat.get(Vm::pswpout), 1);
+        k.check_invariants().unwrap();
+    }
+
+    /// `do_swap_page` (mm/memory.c v6.12): the folio under writeback is found by
+    /// `swap_cache_get_folio` (a minor fault, no read); `should_try_to_free_swap` asks for the
+    /// slot on a write fault but `folio_free_swap` refuses while the folio is under writeback
+    /// (`folio_swapcache_freeable`), so it stays in the swap cache.
+    #[test]
+    fn a_fault_on_a_page_under_writeback_is_a_minor_fault_from_the_swap_cache() {
+        let (mut k, pid, a, pfn) = cold(SwapIo::VirtioBlk, 4);
+        // one CPU: the access that follows does not let the device complete
+        k.set_kswapd_mode(crate::vmscan::kswapd::KswapdMode::OneCpu);
+        assert!(!k.reclaim_one(pfn));
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a).unwrap()));
+        let maj = k.vmstat.get(Vm::pgmajfault);
+        assert_eq!(k.access(pid, 0, a, true, 77).unwrap(), Access::Done { value: 77 });
+        assert_eq!(k.vmstat.get(Vm::pgmajfault), maj, "minor: from the swap cache");
+        assert_eq!(k.vmstat.get(Vm::pswpin), 0);
+        let f = k.mem.frames[pfn as usize];
+        assert!(f.test(pg::PG_SWAPCACHE) && f.test(pg::PG_WRITEBACK), "still cached, still in flight");
+        assert_eq!(k.pte_at(pid, a).map(|p| k.arch().pte_pfn(p)), Some(pfn));
+        k.check_invariants().unwrap();
+        // completion: a mapped page is rotated too (not dirty as a folio: the PTE is)
+        k.swap_io_complete();
+        assert!(!k.mem.frames[pfn as usize].test(pg::PG_WRITEBACK));
+        k.check_invariants().unwrap();
+    }
+
+    /// The default device completes inside the submit (`swap_writepage_bdev_sync`, v6.12):
+    /// shrink_folio_list frees the page in the same pass ("A synchronous write - probably a
+    /// ramdisk"), nothing is ever under writeback or rotated; 4.18 the same.
+    #[test]
+    fn the_synchronous_device_frees_a_written_page_in_the_same_pass() {
+        let (mut k, pid, a, pfn) = cold(SwapIo::Synchronous, 4);
+        assert!(k.reclaim_one(pfn), "written and freed at once");
+        k.madvise(pid, a + 4096, 4096, Advice::Pageout).unwrap();
+        assert_eq!(k.vmstat.get(Vm::pswpout), 2);
+        assert!(k.arch().is_swap_pte(k.pte_at(pid, a + 4096).unwrap()));
+        assert_eq!(k.swap.cache_page(1).or(k.swap.cache_page(2)), None, "both freed");
+        let (k, ..) = crate::testutil::swapped_out("4.18");
+        assert_eq!(k.swap_io(), SwapIo::Synchronous);
+        assert!(k.vmstat.get(Vm::pswpout) > 0);
+        assert_eq!((k.nr_writeback(), k.vmstat.get(Vm::pgrotated)), (0, 0));
+        assert!(k.mem.frames.iter().all(|f| !f.test(pg::PG_WRITEBACK)));
+        k.check_invariants().unwrap();
+    }
+
+    /// `shrink_folio_list` case 1 (mm/vmscan.c v6.12): kswapd on a PGDAT_WRITEBACK node
+    /// meeting a PG_reclaim page under writeback counts `nr_immediate` and activates it;
+    /// `shrink_node` then throttles kswapd (VMSCAN_THROTTLE_WRITEBACK), and the device
+    /// completes its queue while kswapd sleeps.
+    #[test]
+    fn kswapd_on_a_writeback_node_counts_immediate_and_throttles_until_writes_complete() {
+        let (mut k, _, _, pfn) = cold(SwapIo::VirtioBlk, 4);
+        assert!(!k.reclaim_one(pfn));
+        k.kswapd.pgdat_writeback = true;
+        k.isolate_lru_page(pfn);
+        let mut sc = ScanControl::new(1, true);
+        let (_, keep, stat) = k.shrink_folio_list(vec![pfn], &mut sc, false);
+        assert_eq!((stat.nr_immediate, stat.nr_writeback), (1, 0));
+        for p in keep {
+            k.putback_lru_page(p);
+        }
+        sc.nr.immediate = stat.nr_immediate;
+        k.shrink_node_writeback(&sc);
+        assert_eq!(k.nr_writeback(), 0, "completed while kswapd slept");
+        assert_eq!(k.vmstat.get(Vm::pgrotated), 1);
+        k.check_invariants().unwrap();
+    }
+
+    /// The virtio-blk queue holds VIRTIO_BLK_QUEUE_DEPTH requests: one more write waits for a
+    /// tag (`blk_mq_get_tag` → `io_schedule`) and the queued ones complete first.
+    #[test]
+    fn a_full_virtio_queue_completes_before_another_write_is_queued() {
+        let mut k = Kernel::new(
+            crate::profile::Profile::get("6.12", crate::arch::Arch::S390x).unwrap(),
+            16 << 20,
+            16 << 20,
+            1,
+        )
+        .unwrap();
+        k.set_swap_io(SwapIo::VirtioBlk).unwrap();
+        let n = VIRTIO_BLK_QUEUE_DEPTH as u64 + 1;
+        let (pid, a) = proc_with_pages(&mut k, false, n);
+        // one CPU: no operation boundary completes the writes
+        k.set_kswapd_mode(crate::vmscan::kswapd::KswapdMode::OneCpu);
+        let pfns: Vec<u32> = (0..n).map(|i| k.arch().pte_pfn(k.pte_at(pid, a + i * 4096).unwrap())).collect();
+        k.madvise(pid, a, VIRTIO_BLK_QUEUE_DEPTH as u64 * 4096, Advice::Pageout).unwrap();
+        assert_eq!(k.nr_writeback(), VIRTIO_BLK_QUEUE_DEPTH);
+        k.madvise(pid, a + (n - 1) * 4096, 4096, Advice::Pageout).unwrap();
+        assert_eq!(k.nr_writeback(), 1, "the full queue completed, the new write is queued");
+        assert!(!k.mem.frames[pfns[0] as usize].test(pg::PG_WRITEBACK));
+        assert!(k.mem.frames[pfns[VIRTIO_BLK_QUEUE_DEPTH] as usize].test(pg::PG_WRITEBACK));
+        k.check_invariants().unwrap();
+    }
+
+    /// The device is a choice by name; MGLRU's handling of writeback is not modelled.
+    #[test]
+    fn the_swap_device_is_chosen_by_name_and_refused_with_lru_gen() {
+        assert_eq!(SwapIo::from_name("virtio-blk").unwrap(), SwapIo::VirtioBlk);
+        assert_eq!(SwapIo::from_name("synchronous").unwrap().name(), "synchronous");
+        assert!(SwapIo::from_name("nvme").is_err());
+        let mut k = kernel("6.12-debian");
+        assert!(k.lru_gen_enabled());
+        assert!(k.set_swap_io(SwapIo::VirtioBlk).is_err());
+        assert_eq!(k.swap_io(), SwapIo::Synchronous);
+    }
+}
