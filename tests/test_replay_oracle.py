@@ -156,6 +156,20 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
         rp.parse_run(_line(zoneinfo=[]))
 
 
+def test_pages_on_the_per_cpu_lists_count_as_free() -> None:
+    """A freed order-0 page waits on its zone's per-cpu list (free_unref_page_commit,
+    mm/page_alloc.c 6.12) outside "pages free" (NR_FREE_PAGES), and the next allocation takes
+    it first (rmqueue_pcplist): the model's memory counts it free, not held by the guest."""
+    zones = [
+        {"zone": "DMA", "free": 3000, "pcp": 0, "min": 10, "low": 12, "high": 14, "managed": 3800},
+        {"zone": "DMA32", "free": 20000, "pcp": 300, "min": 200, "low": 250, "high": 300,
+         "managed": 28000},
+    ]  # fmt: skip
+    k = rp.parse_run(_line(zoneinfo=zones))
+    assert (k.free, k.held) == (23300, 8500)
+    assert rp.parse_run(_line()).held == 8800, "an agent without pcp: the free lists only"
+
+
 def test_a_replay_line_keeps_the_counters_of_reclaim_for_one_zone() -> None:
     """kswapd woken for the DMA zone only (a boosted zone: rmqueue's wakeup_kswapd with
     zone_idx, mm/page_alloc.c 6.12) passes over the DMA32 folios and counts them both as
@@ -335,6 +349,7 @@ def test_the_agent_replays_a_trace_on_this_kernel(tmp_path: Path) -> None:
     assert end and end[0]["status"] == 0
     k = rp.parse_run(obj)
     assert k.managed > k.free > 0 and k.min <= k.low <= k.high
+    assert all(isinstance(z.get("pcp"), int) for z in obj["zoneinfo"]), "per-cpu list pages"
     assert k.counters["minflt"] >= pages, "every page faults once"
     assert pages // 2 <= k.resident <= pages // 2 + 64, "the read-only half takes no memory"
 

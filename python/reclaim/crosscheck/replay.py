@@ -156,7 +156,8 @@ def replay_input(
 @dataclass
 class KernelRun:
     """One replay in the guest: ``run`` index, ``ms`` of the replay loop; the zone sums at the
-    start (``managed``, ``free``, ``held`` = managed - free, ``min``/``low``/``high``), the
+    start (``managed``, ``free`` with the pages on the per-cpu lists, ``held`` = managed -
+    free, ``min``/``low``/``high``), the
     ``zones`` as read, ``swap_kib`` (SwapTotal), ``evictable`` pages others had on the LRU
     lists at the start (the initramfs's tmpfs files: reclaim can swap them out for the
     process), ``resident`` pages of the mapping at the end, ``counters``: ``majflt``/``minflt``
@@ -210,7 +211,10 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         resident = max(0, status.get("RssShmem", 0) - trace_kib) // 4
     else:
         resident = status.get("RssAnon", 0) // 4
-    managed, free = zsum("managed"), zsum("free")
+    # a zone's free pages: its free lists (NR_FREE_PAGES, "pages free") and its per-cpu lists
+    # (free_unref_page_commit keeps freed order-0 pages on pcp->lists, rmqueue_pcplist hands
+    # them out first; mm/page_alloc.c 6.12), "pcp" from an agent that reports it
+    managed, free = zsum("managed"), zsum("free") + zsum("pcp")
     return KernelRun(
         run=_int(obj, "run"),
         ms=_int(obj, "ms"),

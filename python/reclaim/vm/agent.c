@@ -1434,7 +1434,9 @@ static uint32_t le32(const unsigned char *b)
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-/* /proc/zoneinfo: per populated zone, its free pages, watermarks and managed pages */
+/* /proc/zoneinfo: per populated zone, its free pages, watermarks and managed pages, and
+ * "pcp": the pages on its per-cpu lists ("count:" of each cpu's pageset), free but not in
+ * "pages free" (NR_FREE_PAGES) */
 static void emit_zoneinfo(void)
 {
 	FILE *f = fopen("/proc/zoneinfo", "r");
@@ -1442,13 +1444,15 @@ static void emit_zoneinfo(void)
 		return;
 	char line[256], zone[64] = "";
 	int first = 1, open_zone = 0;
+	long long pcp = 0;
 	o("[");
 	while (fgets(line, sizeof(line), f)) {
 		char key[64];
 		long long v;
 		if (sscanf(line, "Node %*d, zone %63s", zone) == 1) {
 			if (open_zone)
-				o("}");
+				o(",\"pcp\":%lld}", pcp);
+			pcp = 0;
 			o("%s{\"zone\":", first ? "" : ",");
 			ostr(zone);
 			first = 0;
@@ -1461,13 +1465,17 @@ static void emit_zoneinfo(void)
 			o(",\"free\":%lld", v);
 			continue;
 		}
+		if (sscanf(line, " count: %lld", &v) == 1) {
+			pcp += v;
+			continue;
+		}
 		if (sscanf(line, " %63s %lld", key, &v) == 2 &&
 		    (!strcmp(key, "min") || !strcmp(key, "low") || !strcmp(key, "high") ||
 		     !strcmp(key, "spanned") || !strcmp(key, "present") || !strcmp(key, "managed")))
 			o(",\"%s\":%lld", key, v);
 	}
 	if (open_zone)
-		o("}");
+		o(",\"pcp\":%lld}", pcp);
 	o("]");
 	fclose(f);
 }
