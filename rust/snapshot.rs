@@ -24,6 +24,9 @@
 //! Version 7: the `mlock_fixup_mlocks_pages` (the mlock audit), `x86_swp_offset_inverted`,
 //! `uffd_close_resets_wp`, `uffd_wp_writenotify`, `referenced_mlocks`, `remove_rmap_clears_mlock` and
 //! `lru_add_culls_unevictable` switches and the `unevictable_pgs_cleared` counter (issue 16).
+//! Version 8: the lruvec's MGLRU walk state (`lrugen.mm_state`: the mm list's tail, the Bloom
+//! filters, the mm stats; `vmscan/lru_gen_walk.rs`) and the `mm_lru_insertion` event kind,
+//! whose tracepoint is off (muted) in a new log.
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -48,7 +51,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 
