@@ -67,6 +67,26 @@ impl Kernel {
         self.log.mute(kind, muted);
     }
 
+    /// Enable (or disable) the tracepoint of `kind`, as writing 1 (0) to tracefs
+    /// `events/<system>/<name>/enable` does: `mm_lru_insertion` is off until enabled
+    /// ([`crate::sim::log::EventLog::OFF_BY_DEFAULT`]). The setting is part of the state (a
+    /// snapshot keeps it). Refused for a kind that mirrors no tracepoint of the profile's release.
+    pub fn trace_enable(&mut self, kind: Ev, enabled: bool) -> crate::error::Result<()> {
+        if kind.tracepoint(&self.profile).is_none() {
+            return Err(crate::error::Error::invalid(format!(
+                "{} is the model's own event, not a kernel tracepoint (Kernel.mute turns it off)",
+                kind.name()
+            )));
+        }
+        self.log.mute(kind, !enabled);
+        Ok(())
+    }
+
+    /// Whether the events of `kind` are recorded (`events/<system>/<name>/enable`).
+    pub fn trace_enabled(&self, kind: Ev) -> bool {
+        self.log.enabled(kind)
+    }
+
     /// Stop recording the events of every page (see [`crate::sim::log::EventLog::mute_per_page`]).
     pub fn mute_per_page(&mut self) {
         self.log.mute_per_page();

@@ -26,6 +26,9 @@
 //! `lru_add_culls_unevictable` switches and the `unevictable_pgs_cleared` counter (issue 16).
 //! Version 8: the swap device's completion model and the writes in flight
 //! (`mm/page_io.rs`), and kswapd's PGDAT_WRITEBACK (issue 18).
+//! Also in version 8: the lruvec's MGLRU walk state (`lrugen.mm_state`: the mm list's tail, the Bloom
+//! filters, the mm stats; `vmscan/lru_gen_walk.rs`) and the `mm_lru_insertion` event kind,
+//! whose tracepoint is off (muted) in a new log.
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length

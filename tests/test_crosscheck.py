@@ -38,6 +38,7 @@ from reclaim.crosscheck.scenario import (
     Write,
 )
 from reclaim.crosscheck.vm import KNOWN_DIFFERENCES
+from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 
 MODEL_ARCH = cc.host_arch()
 
@@ -107,7 +108,8 @@ def test_model_gives_what_the_library_expects(name: str) -> None:
     known = KNOWN_DIFFERENCES.get((arch, name))
     if known is not None:  # the expectations are the guest kernel's (tests/test_vm.py)
         pytest.xfail(f"known difference on {arch}: {known}")
-    m = cc.run_model(sc, arch=arch)
+    # the guests' swap disk: a touch right after MADV_PAGEOUT finds the folio in the swap cache
+    m = cc.run_model(sc, arch=arch, swap_io=GUEST_SWAP_IO)
     if m.skipped:
         pytest.skip(m.skipped)
     problems = scenario.check_expectations(sc, m)

@@ -59,6 +59,50 @@ def test_the_debugfs_view_shows_the_generations_and_their_pages() -> None:
     assert reclaim.Kernel("6.12", memory="1MiB").lru_gen() == ""
 
 
+def test_the_debugfs_view_on_x86_64_shows_the_walks_mm_stats() -> None:
+    # lru_gen_seq_show_full (6.12.117): with mm_state (CONFIG_LRU_GEN_WALKS_MMU, x86_64) a line
+    # of mm stats under each generation, "TYFA" at max_seq, "x" where no count is kept
+    k, _ = _kernel_with_pages("6.12-debian", 2600, arch="x86_64")  # reclaim: aging walks
+    verbose = k.lru_gen(verbose=True).splitlines()
+    assert len(verbose) == 2 + 4 * (1 + 4 + 1)
+    stats = [line for line in verbose if re.fullmatch(r"\s+(\s+\d+[TYFAx]){4}", line)]
+    assert len(stats) == 4
+    m = re.findall(r"(\d+)([TYFA])", stats[-1])
+    assert [c for _, c in m] == list("TYFA"), stats[-1]
+    total, young, found, added = (int(n) for n, _ in m)
+    assert total >= 2000 and young > 0 and found >= added > 0
+    assert all(line.split()[-1] == "0x" for line in stats[:-1])
+    assert all("x" in line for line in verbose[3:7]), "no count kept: x, as the kernel prints"
+    s390, _ = _kernel_with_pages("6.12-debian", 40)
+    assert len(s390.lru_gen(verbose=True).splitlines()) == 2 + 4 * (1 + 4), "no mm_state on s390"
+
+
+def test_mm_lru_insertion_is_off_until_enabled_and_printed_as_pagemap_h_does() -> None:
+    from reclaim.export import ftrace_text
+
+    k = reclaim.Kernel("6.12-debian", arch="x86_64", memory="8MiB", swap="8MiB")
+    p = k.spawn("t")
+    a = p.mmap(4 * 4096)
+    p.write(a, 1)
+    assert not k.trace_enabled("mm_lru_insertion")
+    assert not [e for e in k.events() if e.name == "mm_lru_insertion"], "tracefs enable is 0"
+    k.trace_enable("mm_lru_insertion")
+    assert k.trace_enabled("mm_lru_insertion")
+    p.write(a + 4096, 2)
+    p.write(a + 8192, 3)
+    lines = [x for x in ftrace_text(k).splitlines() if ": mm_lru_insertion: " in x]
+    assert len(lines) == 2
+    # TP_printk of include/trace/events/pagemap.h (6.12); MGLRU's lru_gen_add_folio clears
+    # PG_active: LRU_INACTIVE_ANON (0); an anon, swap-backed page
+    pat = re.compile(r"folio=[0-9a-f]{16} pfn=0x[0-9a-f]+ lru=0 flags=[M ]a b  ")
+    assert all(pat.fullmatch(x.split(": mm_lru_insertion: ")[1]) for x in lines), lines
+    k.trace_enable("mm_lru_insertion", False)
+    p.write(a + 12288, 4)
+    assert len([e for e in k.events() if e.name == "mm_lru_insertion"]) == 2
+    with pytest.raises(reclaim.ReclaimError):
+        k.trace_enable("rmap:try_to_unmap_one")
+
+
 def test_mglru_evicts_through_shrink_folio_list_and_try_to_unmap_one() -> None:
     k, _ = _kernel_with_pages("6.12-debian", 2600)
     names = {e.name for e in k.events()}

@@ -269,10 +269,13 @@ def test_known_differences_name_library_scenarios_of_their_arch() -> None:
     for (arch, name), why in KNOWN_DIFFERENCES.items():
         assert arch in VM_ARCHES and name in BY_NAME and why
         assert BY_NAME[name].arch_skip(arch) is None
+    # the swap-cache difference of the s390x guest (virtio-blk's asynchronous writes) is
+    # modelled now (the guest's SWAP_IO): a disagreement there would be unexplained
     row = cc.Row(
         "s390x_swap_entries_in_pagemap_have_type_and_offset", "", "", agree=False, skipped=None
     )
-    assert known_difference("s390x", row) and known_difference("x86_64", row) is None
+    assert known_difference("s390x", row) is None and known_difference("x86_64", row) is None
+    assert known_difference("s390x", cc.Row(row.scenario, "", "", agree=True, skipped=None)) is None
 
 
 def test_qemu_command_lines_boot_tcg_without_reboot(tmp_path: Path) -> None:

@@ -354,6 +354,23 @@ def _lru_isolate(f: Mapping[str, int]) -> str:
 
 _MAX_LRU_BATCH = 4096  # MGLRU's scan_folios asks for MAX_LRU_BATCH (v6.12)
 
+
+def _lru_insertion(f: Mapping[str, int]) -> str:
+    fl = f["flags"]
+    # trace_pagemap_flags (include/trace/events/pagemap.h): M a/f s b d B
+    marks = "".join(
+        on if fl & bit else off
+        for bit, on, off in (
+            (0x01, "M", " "),
+            (0x02, "a", "f"),
+            (0x08, "s", " "),
+            (0x10, "b", " "),
+            (0x20, "d", " "),
+            (0x40, "B", " "),
+        )
+    )
+    return f"folio={f['pfn'] * 64:016x} pfn={f['pfn']:#x} lru={f['lru']} flags={marks}"
+
 _VMSCAN: dict[str, Callable[[Mapping[str, int]], str]] = {
     "mm_vmscan_kswapd_wake": lambda f: f"nid={f['nid']} order={f['order']}",
     "mm_vmscan_kswapd_sleep": lambda f: f"nid={f['nid']}",
@@ -362,6 +379,7 @@ _VMSCAN: dict[str, Callable[[Mapping[str, int]], str]] = {
     "mm_vmscan_lru_shrink_inactive": _shrink_inactive,
     "mm_vmscan_lru_shrink_active": _shrink_active,
     "mm_vmscan_lru_isolate": _lru_isolate,
+    "mm_lru_insertion": _lru_insertion,
     # the model's name of the writeback event; its tracepoint is mm_vmscan_writepage up to
     # v5.17 (Event.tracepoint), with the same TP_printk
     "mm_vmscan_write_folio": lambda f: (
@@ -454,6 +472,11 @@ def ftrace_text(
     - ``mm_vmscan_lru_isolate`` (traced by MGLRU's ``scan_folios`` only): nr_scanned, nr_taken
       and lru from the model; classzone=0, order=0, nr_requested=4096 (MAX_LRU_BATCH),
       nr_skipped=0 (one zone).
+    - ``mm_lru_insertion: folio=%p pfn=0x%lx lru=%d flags=%s%s%s%s%s%s`` (pagemap.h, off until
+      ``Kernel.trace_enable("mm_lru_insertion")``): pfn, ``folio_lru_list`` and the
+      ``trace_pagemap_flags`` letters from the model (``d`` and ``B`` never: no
+      PG_mappedtodisk, no buffer heads); ``folio`` as ``page`` below. 4.13-4.18 print
+      ``page=%p pfn=%lu``: the export writes the 6.12 form for every profile.
     - ``mm_vmscan_write_folio: page=%p pfn=0x%lx flags=%s`` (v5.18+; ``mm_vmscan_writepage``
       with the same format on 4.13, 4.17 and 4.18): the model has no struct page array;
       ``page`` is printed as pfn * 64 (sizeof(struct page)) in the 16 hex digits of a hashed

@@ -86,6 +86,12 @@ pub struct PageTables {
     /// page table is freed (its index may then map another range).
     #[serde(skip)]
     last_pt: Hint<(u64, u32)>,
+    /// The last table of the lowest upper level (s390's segment table, x86's PMD) a walk went
+    /// through: (va / the span of such a table, table + 1). A walk that misses `last_pt` but
+    /// falls in the same table reads one entry instead of walking from the top (upper tables
+    /// are never freed while the tables live; cleared with `last_pt` all the same).
+    #[serde(skip)]
+    last_seg: Hint<(u64, u32)>,
     /// The fingerprint of the upper tables and free list, until one is written (a memo: the
     /// state hash reads it).
     #[serde(skip)]
@@ -215,6 +221,7 @@ impl PageTables {
             has_pgste,
             nr_pts: 0,
             last_pt: Hint::default(),
+            last_seg: Hint::default(),
             upper_fp: Hint::default(),
             pte_fp: Hint::default(),
             tree: Memo::default(),
@@ -362,6 +369,13 @@ impl PageTables {
         va >> (12 + self.geom.0.pt_entries.trailing_zeros())
     }
 
+    /// The key of the lowest-level upper table covering `va` in `last_seg`.
+    #[inline]
+    fn seg_key(&self, va: u64) -> u64 {
+        let g = &self.geom.0;
+        va >> (g.upper_shifts[g.upper_shifts.len() - 1] + g.upper_entries.trailing_zeros())
+    }
+
     /// Walk the upper levels for `va` without allocating.
     #[inline]
     pub fn walk(&self, va: u64) -> Walk {
@@ -370,14 +384,27 @@ impl PageTables {
             return Walk::Pt(pt - 1);
         }
         let g = &self.geom.0;
+        let last = g.upper_shifts.len() - 1;
+        // the same lowest-level table as the last walk: one entry to read
+        let (skey, seg) = self.last_seg.get();
+        if seg != 0 && skey == self.seg_key(va) {
+            let e = self.upper[seg as usize - 1][self.index_at(last, va)];
+            if e == 0 {
+                return Walk::EmptyAt(last);
+            }
+            self.last_pt.set((self.pt_key(va), e));
+            return Walk::Pt(e - 1);
+        }
         if va >= g.reach(self.top_level) {
             return Walk::BeyondTop;
         }
         let mut table = self.top;
-        let last = g.upper_shifts.len() - 1;
         let mut level = self.top_level;
         loop {
             let e = self.upper[table as usize][self.index_at(level, va)];
+            if level == last {
+                self.last_seg.set((self.seg_key(va), table + 1));
+            }
             if e == 0 {
                 return Walk::EmptyAt(level);
             }
@@ -567,6 +594,7 @@ impl PageTables {
                         self.pt_free.push(e - 1);
                         self.nr_pts -= 1;
                         self.last_pt.set((0, 0));
+                        self.last_seg.set((0, 0));
                         break;
                     }
                     table = e - 1;

@@ -176,11 +176,7 @@ impl Kernel {
     /// cleared, counted PGROTATED.
     fn folio_rotate_reclaimable(&mut self, pfn: u32) {
         let f = self.mem.frames[pfn as usize];
-        if f.test(pg::PG_LOCKED)
-            || f.test(pg::PG_DIRTY)
-            || f.test(pg::PG_UNEVICTABLE)
-            || !f.test(pg::PG_LRU)
-        {
+        if f.test(pg::PG_LOCKED) || f.test(pg::PG_DIRTY) || f.test(pg::PG_UNEVICTABLE) || !f.test(pg::PG_LRU) {
             return;
         }
         self.lru.del(&mut self.mem.frames, pfn);
@@ -360,13 +356,9 @@ mod tests {
     /// tag (`blk_mq_get_tag` → `io_schedule`) and the queued ones complete first.
     #[test]
     fn a_full_virtio_queue_completes_before_another_write_is_queued() {
-        let mut k = Kernel::new(
-            crate::profile::Profile::get("6.12", crate::arch::Arch::S390x).unwrap(),
-            16 << 20,
-            16 << 20,
-            1,
-        )
-        .unwrap();
+        let mut k =
+            Kernel::new(crate::profile::Profile::get("6.12", crate::arch::Arch::S390x).unwrap(), 16 << 20, 16 << 20, 1)
+                .unwrap();
         k.set_swap_io(SwapIo::VirtioBlk).unwrap();
         let n = VIRTIO_BLK_QUEUE_DEPTH as u64 + 1;
         let (pid, a) = proc_with_pages(&mut k, false, n);

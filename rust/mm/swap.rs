@@ -6,6 +6,7 @@ use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vm;
 use crate::mm::vmstat::Vm;
+use crate::sim::log::Ev;
 
 impl Kernel {
     /// `lru_cache_add` / `folio_add_lru` → `__pagevec_lru_add_fn` (mm/swap.c v4.16..v4.18) /
@@ -36,6 +37,34 @@ impl Kernel {
             self.vmstat.inc(Vm::unevictable_pgs_rescued);
         }
         self.lru.add(&mut self.mem.frames, pfn);
+        if self.log.enabled(Ev::LruInsertion) {
+            self.trace_mm_lru_insertion(pfn);
+        }
+    }
+
+    /// `trace_mm_lru_insertion` (include/trace/events/pagemap.h; in `__pagevec_lru_add_fn`
+    /// v4.13..v4.18, `lru_add` v6.12, after the page is on its list): the pfn,
+    /// `folio_lru_list` (`page_lru`) and `trace_pagemap_flags`. The model has no buffer heads
+    /// or PG_mappedtodisk: those flags are never set.
+    fn trace_mm_lru_insertion(&mut self, pfn: u32) {
+        use crate::sim::log::pagemap_flags as pf;
+        let f = &self.mem.frames[pfn as usize];
+        let lru = if f.test(pg::PG_UNEVICTABLE) {
+            4
+        } else {
+            2 * (!f.test(pg::PG_SWAPBACKED)) as u64 + f.test(pg::PG_ACTIVE) as u64
+        };
+        let mut flags = if f.anon() { pf::ANONYMOUS } else { pf::FILE };
+        if f.mapcount > 0 {
+            flags |= pf::MAPPED;
+        }
+        if f.test(pg::PG_SWAPCACHE) {
+            flags |= pf::SWAPCACHE;
+        }
+        if f.test(pg::PG_SWAPBACKED) {
+            flags |= pf::SWAPBACKED;
+        }
+        self.log(Ev::LruInsertion, 0, 0, 0, pfn as u64, lru, flags);
     }
 
     /// `update_page_reclaim_stat(lruvec, file, rotated)` (mm/swap.c v4.13..v4.18, called by
@@ -217,6 +246,33 @@ mod tests {
     use crate::mm::vmstat::Vm;
     use crate::testutil::{kernel, proc_with_pages};
     use crate::vmscan::lru::LruList;
+
+    /// `mm_lru_insertion` (include/trace/events/pagemap.h, traced by `__pagevec_lru_add_fn`
+    /// v4.13..v4.18 and `lru_add` v6.12): off as tracefs has it at boot, so a log without it
+    /// is the log as before; once enabled, one event per page added to an LRU, with its pfn,
+    /// list and pagemap flags (6.12 with MGLRU: `lru_gen_add_folio` clears PG_active, so a
+    /// faulted anon page reports LRU_INACTIVE_ANON).
+    #[test]
+    fn mm_lru_insertion_is_traced_only_once_enabled() {
+        use crate::sim::log::{Ev, pagemap_flags as pf};
+        for profile in ["4.17", "6.12", "6.12-debian"] {
+            let mut k = kernel(profile);
+            proc_with_pages(&mut k, false, 4);
+            assert!(!k.trace_enabled(Ev::LruInsertion), "{profile}");
+            assert!(k.events().iter().all(|e| e.kind != Ev::LruInsertion), "{profile}: off by default");
+            k.trace_enable(Ev::LruInsertion, true).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 3);
+            let ins: Vec<_> = k.events().iter().filter(|e| e.kind == Ev::LruInsertion).collect();
+            assert_eq!(ins.len(), 3, "{profile}: one per page added");
+            let pfn = k.arch().pte_pfn(k.pte_at(pid, a).unwrap()) as u64;
+            let e = ins[0];
+            assert_eq!(e.a, pfn);
+            let want_lru = if profile == "4.17" { 1 } else { 0 }; // 4.x: new anon pages are active
+            assert_eq!(e.b, want_lru, "{profile}: folio_lru_list");
+            assert_eq!(e.c & (pf::ANONYMOUS | pf::SWAPBACKED), pf::ANONYMOUS | pf::SWAPBACKED, "{profile}");
+            assert!(k.trace_enable(Ev::TryToUnmapOne, true).is_err(), "the model's own event");
+        }
+    }
 
     /// A page faulted into a VM_LOCKED VMA goes to the unevictable list in every profile; 4.13's
     /// `lru_cache_add_active_or_unevictable` (mm/swap.c) does it through

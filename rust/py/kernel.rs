@@ -268,6 +268,22 @@ impl PyKernel {
         })
     }
 
+    /// Enable (or disable) the kernel tracepoint `name` (tracefs
+    /// `events/<system>/<name>/enable`): `mm_lru_insertion` is off until enabled.
+    #[pyo3(signature = (name, enabled = true))]
+    fn trace_enable(&self, py: Python<'_>, name: &str, enabled: bool) -> PyResult<()> {
+        let kind =
+            Ev::by_name(name).ok_or_else(|| core_error(py, Error::invalid(format!("unknown event name {name:?}"))))?;
+        with(py, &self.k, |k| k.trace_enable(kind, enabled))
+    }
+
+    /// Whether the events of `name` are recorded.
+    fn trace_enabled(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        let kind =
+            Ev::by_name(name).ok_or_else(|| core_error(py, Error::invalid(format!("unknown event name {name:?}"))))?;
+        with(py, &self.k, |k| Ok(k.trace_enabled(kind)))
+    }
+
     /// A platform-independent hash of the event log: equal seeds give equal hashes.
     fn log_hash(&self, py: Python<'_>) -> PyResult<u64> {
         with(py, &self.k, |k| Ok(k.log_hash()))

@@ -77,6 +77,9 @@ pub enum Ev {
     /// `mm_vmscan_lru_isolate`, traced by MGLRU's `scan_folios` (the classic path's
     /// isolation is not traced by the model).
     LruIsolate,
+    /// `mm_lru_insertion` (include/trace/events/pagemap.h): a page added to an LRU list by
+    /// `lru_cache_add` / `folio_add_lru`. Off until enabled ([`EventLog::OFF_BY_DEFAULT`]).
+    LruInsertion,
 }
 
 impl Ev {
@@ -136,6 +139,7 @@ impl Ev {
             Ev::Mprotect => "mm:mprotect",
             Ev::Mremap => "mm:mremap",
             Ev::LruIsolate => "mm_vmscan_lru_isolate",
+            Ev::LruInsertion => "mm_lru_insertion",
         }
     }
 
@@ -154,6 +158,7 @@ impl Ev {
             | Ev::LruShrinkInactive
             | Ev::LruShrinkActive
             | Ev::LruIsolate
+            | Ev::LruInsertion
             | Ev::WritePage => Some(self.name()),
             _ => None,
         }
@@ -199,10 +204,11 @@ impl Ev {
             Ev::Mprotect => [Some("len"), Some("prot"), Some("errno")],
             Ev::Mremap => [Some("new_addr"), Some("old_len"), Some("new_len")],
             Ev::LruIsolate => [Some("nr_scanned"), Some("nr_taken"), Some("lru")],
+            Ev::LruInsertion => [Some("pfn"), Some("lru"), Some("flags")],
         }
     }
 
-    pub const ALL: [Ev; 47] = [
+    pub const ALL: [Ev; 48] = [
         Ev::Mmap,
         Ev::Munmap,
         Ev::Madvise,
@@ -250,6 +256,7 @@ impl Ev {
         Ev::Mprotect,
         Ev::Mremap,
         Ev::LruIsolate,
+        Ev::LruInsertion,
     ];
 
     pub fn from_u8(v: u8) -> Option<Ev> {
@@ -379,7 +386,7 @@ impl Event {
 }
 
 /// The log: events in the order they happened, plus a mask of the kinds to keep.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EventLog {
     events: Vec<Event>,
     /// Bit `k` set: drop events of kind `k` (large studies mute per-page kinds).
@@ -389,7 +396,29 @@ pub struct EventLog {
     muted_results: u64,
 }
 
+/// `mm_lru_insertion`'s `flags` (`trace_pagemap_flags`, include/trace/events/pagemap.h).
+pub mod pagemap_flags {
+    pub const MAPPED: u64 = 0x0001;
+    pub const ANONYMOUS: u64 = 0x0002;
+    pub const FILE: u64 = 0x0004;
+    pub const SWAPCACHE: u64 = 0x0008;
+    pub const SWAPBACKED: u64 = 0x0010;
+    pub const MAPPEDDISK: u64 = 0x0020;
+    pub const BUFFERS: u64 = 0x0040;
+}
+
+impl Default for EventLog {
+    fn default() -> EventLog {
+        EventLog { events: Vec::new(), muted: EventLog::OFF_BY_DEFAULT, muted_results: 0 }
+    }
+}
+
 impl EventLog {
+    /// The kinds a kernel records only once they are enabled (tracefs
+    /// `events/<system>/<name>/enable` is 0 at boot): the per-page `mm_lru_insertion`. The
+    /// model's other kinds are on from the start, as the model has always logged them.
+    pub const OFF_BY_DEFAULT: u64 = 1 << Ev::LruInsertion as u8;
+
     pub fn new() -> EventLog {
         EventLog::default()
     }

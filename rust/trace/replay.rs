@@ -202,7 +202,8 @@ fn scan<R: std::io::BufRead>(r: &mut Reader<R>, limit: u64) -> Result<(u64, u64,
             break;
         }
         n += batch.len() as u64;
-        let d = distinct.get_or_insert_with(|| Distinct::Offset { first: batch[0].key, seen: Bitmap::new(2 * MAX_PAGES) });
+        let d =
+            distinct.get_or_insert_with(|| Distinct::Offset { first: batch[0].key, seen: Bitmap::new(2 * MAX_PAGES) });
         for q in &batch {
             lo = lo.min(q.key);
             hi = hi.max(q.key);

@@ -38,6 +38,7 @@ from reclaim import tracegen
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
+from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
 MAGIC = b"RPL1"
@@ -64,6 +65,7 @@ VMSTAT = (
     "swap_ra_hit",
     "pgactivate",
     "pgdeactivate",
+    "pgrotated",
     "pgrefill",
     "pageoutrun",
     "allocstall_dma",
@@ -247,16 +249,23 @@ def model_counters(
     evictable_free: bool = True,
     page_cluster: int = 0,
     lru_gen: str = "off",
+    swap_io: str | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
     ``k`` and the guest's ``vm.page-cluster``: the :data:`VMSTAT` counters, ``majflt`` and
     ``minflt``.
 
+    ``swap_io`` is the model's swap device; None: the guest's virtio-blk
+    (:data:`reclaim.vm.guest.SWAP_IO`) with the classic LRU, the synchronous device with
+    MGLRU (whose handling of pages under writeback the model lacks).
+
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
     lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
     are cold), so the model counts them as free."""
     held = k.held - k.evictable if evictable_free else k.held
+    if swap_io is None:
+        swap_io = GUEST_SWAP_IO if lru_gen == "off" else "synchronous"
     r = reclaim.trace.replay(
         path,
         profile="6.12-debian" if lru_gen == "on" else "6.12",
@@ -268,6 +277,7 @@ def model_counters(
         guest=(max(0, held), k.min, k.low, k.high),
         page_cluster=page_cluster,
         one_cpu=GUEST_CPUS == 1,
+        swap_io=swap_io,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

@@ -59,6 +59,7 @@ from reclaim.crosscheck.scenario import (
     locate,
     make_msg,
 )
+from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import GuestRun, run_guest
 
 #: The arches a guest can be booted for.
@@ -287,22 +288,7 @@ def run_vm(
 #: Disagreements found with the guests and not fixed yet, by (arch, scenario): why the kernel
 #: and the model differ (docs/vm-oracle.md has the table). A row listed here does not fail
 #: ``reclaim crosscheck --vm`` nor the test; one that agrees again must leave this table.
-KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
-    **{
-        ("s390x", name): (
-            "the touch right after MADV_PAGEOUT of a dirty anon page: the guest's swap device "
-            "(virtio-blk) completes writes asynchronously, so shrink_folio_list keeps the "
-            "folio in the swap cache under writeback and the fault finds it there (minor); "
-            "the model writes and frees the folio at once, as with a synchronous device, and "
-            "counts a major fault (pgmajfault, pswpin)"
-        )
-        for name in (
-            "s390x_swap_entries_in_pagemap_have_type_and_offset",
-            "s390x_clean_swapcache_page_is_discarded_to_the_same_slot",
-            "s390x_fork_shares_a_swapped_page_until_the_child_writes",
-        )
-    },
-}
+KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}
 
 
 def known_difference(arch: str, row: Row) -> str | None:
@@ -332,7 +318,7 @@ def crosscheck_vm(
         if why is not None:
             rows.append(Row(sc.name, "", "", agree=False, skipped=why))
             continue
-        m = run_model(sc, profile=profile, arch=arch)
+        m = run_model(sc, profile=profile, arch=arch, swap_io=GUEST_SWAP_IO)
         rows.append(make_row(sc, m, vm.results[sc.name]))
     return rows, vm
 

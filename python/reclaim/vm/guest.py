@@ -36,6 +36,11 @@ from reclaim.vm.assets import (
 #: a replay runs kswapd only while the process sleeps (``reclaim.trace.replay(one_cpu=True)``).
 CPUS = 1
 
+#: The guest's swap disk, as the model's swap device (``reclaim.trace.replay(swap_io=)``,
+#: ``Kernel.swap_io``): virtio-blk, whose writes complete asynchronously (a written page stays
+#: in the swap cache under writeback until the request completes).
+SWAP_IO = "virtio-blk"
+
 #: The console device and the swap disk's virtio transport of each arch.
 CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}
 BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
