@@ -423,6 +423,31 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_counts_the_distinct_pages_of_the_map_the_keys_call_for() {
+        // dense keys, then (in the same pass) a key far away: the bitmap by key turns into
+        // hashed pages; the count is that of the pages PageMap::Hashed gives every key
+        let dense: Vec<u64> = (0..3000u64).map(|i| (1 << 40) + (i * 7919) % 1000).collect();
+        for far in [None, Some((1 << 40) + MAX_PAGES), Some((1 << 40) - MAX_PAGES), Some(u64::MAX)] {
+            let mut keys = dense.clone();
+            keys.extend(far);
+            keys.extend(dense.iter().map(|k| k + 5000));
+            let p = tmp("distinct.oracle");
+            write(&p, Format::Oracle, Columns { keys: &keys, writes: None, times: None }).unwrap();
+            let (_, mut r) = super::super::open(&p, Some(Format::Oracle)).unwrap();
+            let (n, lo, hi, distinct) = scan(&mut r, u64::MAX).unwrap();
+            assert_eq!((n, lo, hi), (keys.len() as u64, *keys.iter().min().unwrap(), *keys.iter().max().unwrap()));
+            let map = if hi - lo < MAX_PAGES { PageMap::Offset { first: lo } } else { PageMap::Hashed };
+            let pages: std::collections::HashSet<u64> = keys.iter().map(|&k| map.page(k)).collect();
+            assert_eq!(distinct, pages.len() as u64, "far key {far:?}");
+            assert_eq!(map == PageMap::Hashed, far.is_some_and(|f| f.abs_diff(1 << 40) >= MAX_PAGES));
+            // a limit: only the first requests
+            let (_, mut r) = super::super::open(&p, Some(Format::Oracle)).unwrap();
+            assert_eq!(scan(&mut r, 10).unwrap().0, 10);
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+
+    #[test]
     fn as_recorded_a_first_load_maps_the_zero_page_and_never_swaps() {
         // a read-only trace over more pages than memory: as recorded, every load of an
         // untouched anonymous page maps the zero page (do_anonymous_page), which takes no
