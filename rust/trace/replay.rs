@@ -120,7 +120,8 @@ pub struct Replay {
     pub memory: u64,
     pub swap: u64,
     pub counts: OutcomeCounts,
-    /// Wall-clock seconds of the replay pass so far, and of the two passes before it.
+    /// Wall-clock seconds of the replay pass so far, and of the pass before it with the
+    /// kernel's set-up.
     pub seconds: f64,
     pub scan_seconds: f64,
     base: u64,
@@ -210,7 +211,7 @@ fn scan<R: std::io::BufRead>(r: &mut Reader<R>, limit: u64) -> Result<(u64, u64,
 }
 
 impl Replay {
-    /// Read the trace twice (requests, keys, distinct pages), then build the kernel and the
+    /// Read the trace once (requests, keys, distinct pages), then build the kernel and the
     /// process, ready to [`advance`](Replay::advance).
     pub fn open(path: &Path, cfg: &ReplayConfig) -> Result<Replay> {
         let t0 = Instant::now();
