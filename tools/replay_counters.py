@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import reclaim
 from reclaim.trace import replay, write, write_zipf
 

@@ -205,6 +205,37 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_what_next_request_gives_one_at_a_time_errors_included() {
+        use std::io::{BufReader, Cursor};
+        let mut b = Vec::new();
+        for i in 0..1000u64 {
+            b.extend(record(i as u32, i * 3, if i % 7 == 0 { 0 } else { 8 }, -1));
+        }
+        let good = read_all(Format::Oracle, &b).unwrap();
+        // a small read buffer cuts records across refills
+        for (cap, max) in [(100, 1), (100, 13), (1 << 16, 256), (24, 1000)] {
+            let mut r = Reader::new(BufReader::with_capacity(cap, Cursor::new(&b)));
+            let mut out = Vec::new();
+            loop {
+                let before = out.len();
+                r.read_batch(&mut out, max).unwrap();
+                assert!(out.len() - before <= max);
+                if out.len() - before < max {
+                    break;
+                }
+            }
+            assert_eq!(out, good, "buffer {cap}, batch {max}");
+        }
+        // a bad next_access_vtime at record 500: the requests before it, then its error
+        b[500 * 24 + 16..500 * 24 + 24].copy_from_slice(&3i64.to_le_bytes());
+        let mut r = Reader::new(BufReader::with_capacity(1 << 16, Cursor::new(&b)));
+        let mut out = Vec::new();
+        let e = r.read_batch(&mut out, 2000).unwrap_err().to_string();
+        assert!(e.contains("at offset 12016: record 500: next_access_vtime 3"), "{e}");
+        assert_eq!(out[..], good[..good.iter().position(|q| q.key == 1500).unwrap()]);
+    }
+
+    #[test]
     fn stores_and_long_times_do_not_fit_the_format() {
         let e = written(Format::Oracle, Columns { keys: &[1], writes: Some(&[true]), times: None }).unwrap_err();
         assert!(e.to_string().contains("oracleGeneral format has none"), "{e}");

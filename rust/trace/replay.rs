@@ -124,7 +124,8 @@ pub struct Replay {
     pub memory: u64,
     pub swap: u64,
     pub counts: OutcomeCounts,
-    /// Wall-clock seconds of the replay pass so far, and of the two passes before it.
+    /// Wall-clock seconds of the replay pass so far, and of the pass before it with the
+    /// kernel's set-up.
     pub seconds: f64,
     pub scan_seconds: f64,
     base: u64,
@@ -214,7 +215,7 @@ fn scan<R: std::io::BufRead>(r: &mut Reader<R>, limit: u64) -> Result<(u64, u64,
 }
 
 impl Replay {
-    /// Read the trace twice (requests, keys, distinct pages), then build the kernel and the
+    /// Read the trace once (requests, keys, distinct pages), then build the kernel and the
     /// process, ready to [`advance`](Replay::advance).
     pub fn open(path: &Path, cfg: &ReplayConfig) -> Result<Replay> {
         let t0 = Instant::now();
@@ -426,6 +427,31 @@ mod tests {
         let e = Replay::open(&tmp("missing"), &cfg(MemorySize::Fraction(0.5))).err().unwrap();
         assert!(matches!(e, Error::Io(_)), "{e}");
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn one_pass_counts_the_distinct_pages_of_the_map_the_keys_call_for() {
+        // dense keys, then (in the same pass) a key far away: the bitmap by key turns into
+        // hashed pages; the count is that of the pages PageMap::Hashed gives every key
+        let dense: Vec<u64> = (0..3000u64).map(|i| (1 << 40) + (i * 7919) % 1000).collect();
+        for far in [None, Some((1 << 40) + MAX_PAGES), Some((1 << 40) - MAX_PAGES), Some(u64::MAX)] {
+            let mut keys = dense.clone();
+            keys.extend(far);
+            keys.extend(dense.iter().map(|k| k + 5000));
+            let p = tmp("distinct.oracle");
+            write(&p, Format::Oracle, Columns { keys: &keys, writes: None, times: None }).unwrap();
+            let (_, mut r) = super::super::open(&p, Some(Format::Oracle)).unwrap();
+            let (n, lo, hi, distinct) = scan(&mut r, u64::MAX).unwrap();
+            assert_eq!((n, lo, hi), (keys.len() as u64, *keys.iter().min().unwrap(), *keys.iter().max().unwrap()));
+            let map = if hi - lo < MAX_PAGES { PageMap::Offset { first: lo } } else { PageMap::Hashed };
+            let pages: std::collections::HashSet<u64> = keys.iter().map(|&k| map.page(k)).collect();
+            assert_eq!(distinct, pages.len() as u64, "far key {far:?}");
+            assert_eq!(map == PageMap::Hashed, far.is_some_and(|f| f.abs_diff(1 << 40) >= MAX_PAGES));
+            // a limit: only the first requests
+            let (_, mut r) = super::super::open(&p, Some(Format::Oracle)).unwrap();
+            assert_eq!(scan(&mut r, 10).unwrap().0, 10);
+            std::fs::remove_file(&p).unwrap();
+        }
     }
 
     #[test]
