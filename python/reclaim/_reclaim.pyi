@@ -612,6 +612,7 @@ class ReplayRun:
         guest: tuple[int, int, int, int] | None = None,
         page_cluster: int | None = None,
         one_cpu: bool = False,
+        x86_tlb: str | None = None,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

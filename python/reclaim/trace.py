@@ -118,6 +118,7 @@ def replay(
     guest: tuple[int, int, int, int] | None = None,
     page_cluster: int | None = None,
     one_cpu: bool = False,
+    x86_tlb: str | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -136,7 +137,11 @@ def replay(
     ``one_cpu=True`` gives the kernel one CPU, as the oracle's ``-smp 1`` guests have: a woken
     kswapd runs only while the process waits for a swap read, and the process reclaims
     directly (below the min watermark) when it outruns kswapd. By default kswapd runs, as if on
-    another CPU, as soon as the access that woke it returns.
+    another CPU, as soon as the access that woke it returns. ``x86_tlb`` (arch x86_64 only)
+    puts a TLB of that geometry in front of the page tables: ``"qemu-tcg-7.2"`` is QEMU 7.2
+    TCG's softmmu TLB, as the oracle's guests have it; an access through a cached translation
+    does not set the accessed bit, which x86 clears without a flush. Default ``None``: every
+    access sets it.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -157,6 +162,7 @@ def replay(
         guest=guest,
         page_cluster=page_cluster,
         one_cpu=one_cpu,
+        x86_tlb=x86_tlb,
     )
     while not run.advance(_SLICE):
         if progress is not None:

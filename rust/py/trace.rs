@@ -47,7 +47,7 @@ impl PyReplayRun {
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
-        page_cluster = None, one_cpu = false))]
+        page_cluster = None, one_cpu = false, x86_tlb = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -65,6 +65,7 @@ impl PyReplayRun {
         guest: Option<(u64, u64, u64, u64)>,
         #[pyo3(from_py_with = arg::page_cluster)] page_cluster: Option<u32>,
         one_cpu: bool,
+        x86_tlb: Option<String>,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -85,6 +86,7 @@ impl PyReplayRun {
                 guest: guest.map(|(held, min, low, high)| GuestZone { held, min, low, high }),
                 page_cluster,
                 one_cpu,
+                x86_tlb,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

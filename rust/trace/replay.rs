@@ -103,6 +103,10 @@ pub struct ReplayConfig {
     /// oracle's guests (`-smp 1`); otherwise a woken kswapd runs when the access that woke it
     /// returns.
     pub one_cpu: bool,
+    /// A TLB in front of the x86_64 page tables, by geometry name
+    /// ([`Kernel::set_x86_tlb`]; `"qemu-tcg-7.2"` for the oracle's guests); None: every access
+    /// sets the accessed bit.
+    pub x86_tlb: Option<String>,
 }
 
 /// The replay of one trace, in progress or done.
@@ -192,6 +196,7 @@ impl Replay {
         if cfg.one_cpu {
             kernel.set_kswapd_mode(KswapdMode::OneCpu);
         }
+        kernel.set_x86_tlb(cfg.x86_tlb.as_deref())?;
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
@@ -287,6 +292,7 @@ mod tests {
             guest: None,
             page_cluster: None,
             one_cpu: false,
+            x86_tlb: None,
         }
     }
 

@@ -87,7 +87,10 @@ impl Kernel {
         if !self.kswapd.woken {
             return 0;
         }
+        // a kernel thread: lazy TLB on the process's mm (mm/tlb_flush.rs)
+        self.tlb_kthread(true);
         let n = self.balance_pgdat();
+        self.tlb_kthread(false);
         self.kswapd.woken = false;
         self.log_reclaim(Ev::KswapdSleep, 0, 0, 0);
         n

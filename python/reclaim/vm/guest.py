@@ -36,6 +36,12 @@ from reclaim.vm.assets import (
 #: a replay runs kswapd only while the process sleeps (``reclaim.trace.replay(one_cpu=True)``).
 CPUS = 1
 
+#: The TLB an x86_64 guest's accesses go through: QEMU TCG's softmmu TLB (the guests run
+#: ``-accel tcg``), the geometry of QEMU 7.2's accel/tcg/cputlb.c. The model of a replay puts
+#: it in front of the page tables (``reclaim.trace.replay(x86_tlb=TLB)``): an access through a
+#: cached translation does not set the accessed bit that x86 reclaim clears without a flush.
+TLB = "qemu-tcg-7.2"
+
 #: The console device and the swap disk's virtio transport of each arch.
 CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}
 BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
