@@ -42,6 +42,7 @@ fn replay(c: &mut Criterion) {
         guest: None,
         page_cluster: None,
         one_cpu: false,
+        x86_tlb: None,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

@@ -79,7 +79,7 @@ impl Kernel {
         let pfn = Arch::X86_64.pte_pfn(pte);
         // a store through a clean PTE misses (QEMU leaves the entry read-only until the PTE is
         // dirty), and so does any translation of another frame
-        if !(write && !Arch::X86_64.pte_dirty(pte)) && t.lookup(vpn, pfn, write) {
+        if (!write || Arch::X86_64.pte_dirty(pte)) && t.lookup(vpn, pfn, write) {
             if !Arch::X86_64.pte_young(pte) {
                 t.stale_hits += 1;
             }

@@ -57,14 +57,8 @@ pub struct TlbGeometry {
 /// 6, CPU_TLB_DYN_DEFAULT_BITS 8, CPU_TLB_DYN_MAX_BITS `MIN(22, TARGET_VIRT_ADDR_SPACE_BITS -
 /// TARGET_PAGE_BITS)` = 22, CPU_VTLB_SIZE 8; accel/tcg/cputlb.c `tlb_mmu_resize_locked`: a
 /// 100 ms window).
-pub const QEMU_TCG_7_2: TlbGeometry = TlbGeometry {
-    name: "qemu-tcg-7.2",
-    min_bits: 6,
-    default_bits: 8,
-    max_bits: 22,
-    victim: 8,
-    window_ns: 100_000_000,
-};
+pub const QEMU_TCG_7_2: TlbGeometry =
+    TlbGeometry { name: "qemu-tcg-7.2", min_bits: 6, default_bits: 8, max_bits: 22, victim: 8, window_ns: 100_000_000 };
 
 /// Every geometry by name.
 pub const GEOMETRIES: [TlbGeometry; 1] = [QEMU_TCG_7_2];
