@@ -208,6 +208,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             guest=(1000, 20, 25, 30),
             page_cluster=0,
             one_cpu=one_cpu,
+            x86_tlb=reclaim.vm.guest.TLB,
         )
 
     other_cpu = replay(False)
