@@ -43,6 +43,7 @@ fn replay(c: &mut Criterion) {
         page_cluster: None,
         one_cpu: false,
         swap_io: Default::default(),
+        x86_tlb: None,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

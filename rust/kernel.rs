@@ -121,6 +121,10 @@ pub struct Kernel {
     pub(crate) cbrl: BTreeMap<(u32, u32), Vec<u64>>,
     /// Pages whose CMMA state changed in migration mode (the second dirty bitmap).
     pub(crate) cmma_dirty: std::collections::BTreeSet<(u32, u64)>,
+    /// The x86_64 TLB model, when chosen ([`Kernel::set_x86_tlb`]); None: every access sets the
+    /// accessed bit. Not in a snapshot (a kernel with one refuses to be saved).
+    #[serde(skip)]
+    pub(crate) tlb: Option<Box<crate::arch::x86::tlb::Tlb>>,
 }
 
 impl Kernel {
@@ -181,6 +185,7 @@ impl Kernel {
             kvm_migration_mode: false,
             cbrl: BTreeMap::new(),
             cmma_dirty: Default::default(),
+            tlb: None,
         })
     }
 
@@ -385,6 +390,9 @@ impl Kernel {
                 let mm = self.mmx_mut(pid);
                 let old = mm.pt.pte(idx);
                 mm.pt.set_pte(idx, new);
+                if self.tlb.is_some() {
+                    self.tlb_pte_changed(pid, idx, old, new);
+                }
                 old
             }
         }

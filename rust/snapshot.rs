@@ -281,6 +281,7 @@ impl Kernel {
     /// The bytes of a snapshot of this kernel (what [`Kernel::snapshot`] writes).
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
         self.profile.check_storable()?;
+        self.check_tlb_storable()?;
         encode(Kind::Kernel, self)
     }
 
@@ -296,6 +297,7 @@ impl Kernel {
     /// Write a snapshot of this kernel to `path` (atomically).
     pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<()> {
         self.profile.check_storable()?;
+        self.check_tlb_storable()?;
         write_state(path.as_ref(), Kind::Kernel, self)
     }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reclaim
+import reclaim.vm.guest
 from reclaim import tracegen
 from reclaim.cli import main
 from reclaim.crosscheck import replay as rp
@@ -249,6 +250,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             guest=(1000, 20, 25, 30),
             page_cluster=0,
             one_cpu=one_cpu,
+            x86_tlb=reclaim.vm.guest.TLB,
         )
 
     other_cpu = replay(False)
@@ -279,6 +281,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             guest=guest,
             page_cluster=0,
             one_cpu=True,
+            x86_tlb=reclaim.vm.guest.TLB,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -376,3 +379,43 @@ def test_a_small_trace_replays_in_the_x86_64_guest_under_pressure() -> None:
     assert isinstance(sysctl, list) and all(s.get("ok") for s in sysctl), "page-cluster set"
     if rp.reference_misses(t, 10, Path("/tmp")):
         assert set(c.reference) == set(rp.POLICIES)
+
+
+def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_replay_does_not(
+    tmp_path: Path,
+) -> None:
+    # x86 clears accessed bits without a TLB flush (arch/x86/mm/pgtable.c
+    # ptep_clear_flush_young, 6.12) and QEMU's TCG TLB sets A only on a page walk
+    # (accel/tcg/cputlb.c, 7.2): the model of an x86_64 guest replays through that TLB; a plain
+    # replay keeps every access setting A unless asked
+    t = tracegen.generate("hot_scan", 30_000, 3000)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    k = _kernel_run(3000, 1500)
+    m = rp.model_counters(p, "x86_64", k, lru_gen="on")
+    common = dict(
+        profile="6.12-debian",
+        arch="x86_64",
+        memory=3001 * 4096,
+        swap=32768 * 1024,
+        as_recorded=True,
+        guest=(max(0, k.held - k.evictable), k.min, k.low, k.high),
+        page_cluster=0,
+        one_cpu=True,
+    )
+    with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
+    plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]
+    assert m["pgscan_kswapd"] == with_tlb.vmstat["pgscan_kswapd"]
+    assert m["majflt"] == with_tlb.vmstat["pgmajfault"]
+    assert plain.vmstat == reclaim.trace.replay(p, x86_tlb=None, **common).vmstat  # type: ignore[arg-type]
+    off = rp.model_counters(p, "x86_64", k, lru_gen="on", x86_tlb=None)
+    assert off["majflt"] == plain.vmstat["pgmajfault"]
+
+
+def test_the_tlb_model_is_refused_on_s390_and_by_an_unknown_name(tmp_path: Path) -> None:
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, np.arange(100, dtype=np.uint64), np.ones(100, bool), format="binary")
+    with pytest.raises(reclaim.ReclaimError, match="x86_64"):
+        reclaim.trace.replay(p, arch="s390x", x86_tlb="qemu-tcg-7.2")
+    with pytest.raises(reclaim.ReclaimError, match=r"qemu-tcg-7\.2"):
+        reclaim.trace.replay(p, arch="x86_64", x86_tlb="pentium")

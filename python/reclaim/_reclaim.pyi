@@ -618,6 +618,7 @@ class ReplayRun:
         page_cluster: int | None = None,
         one_cpu: bool = False,
         swap_io: str = "synchronous",
+        x86_tlb: str | None = None,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

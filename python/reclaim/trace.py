@@ -119,6 +119,7 @@ def replay(
     page_cluster: int | None = None,
     one_cpu: bool = False,
     swap_io: str = "synchronous",
+    x86_tlb: str | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -142,7 +143,11 @@ def replay(
     page is freed in the same reclaim pass) or ``"virtio-blk"`` (queued, completed in order
     when the CPU waits: a written page stays in the swap cache under writeback, is activated
     if reclaim meets it again, and is rotated to the inactive tail when the write completes;
-    classic LRU only), as the oracle's guests' swap disk.
+    classic LRU only), as the oracle's guests' swap disk. ``x86_tlb`` (arch x86_64 only)
+    puts a TLB of that geometry in front of the page tables: ``"qemu-tcg-7.2"`` is QEMU 7.2
+    TCG's softmmu TLB, as the oracle's guests have it; an access through a cached translation
+    does not set the accessed bit, which x86 clears without a flush. Default ``None``: every
+    access sets it.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -164,6 +169,7 @@ def replay(
         page_cluster=page_cluster,
         one_cpu=one_cpu,
         swap_io=swap_io,
+        x86_tlb=x86_tlb,
     )
     while not run.advance(_SLICE):
         if progress is not None:

@@ -118,8 +118,12 @@ impl Kernel {
                 let pte = mm.pt.pte(idx);
                 if arch.hw_access_ok(pte, write) {
                     let pfn = arch.pte_pfn(pte);
-                    if let Some(n) = arch.hw_access_update(pte, write) {
-                        self.mmx_mut(pid).pt.set_pte(idx, n);
+                    // the hardware writes A (and D) when it walks: always without a TLB model,
+                    // only on a TLB miss with one (mm/tlb_flush.rs)
+                    if self.tlb.is_none() || self.tlb_access_walks(pid, addr, idx, pte, write) {
+                        if let Some(n) = arch.hw_access_update(pte, write) {
+                            self.mmx_mut(pid).pt.set_pte(idx, n);
+                        }
                     }
                     self.tick(self.cost.access);
                     let f = &mut self.mem.frames[pfn as usize];

@@ -23,6 +23,7 @@ pub mod shmem;
 pub mod swap;
 pub mod swap_state;
 pub mod swapfile;
+pub mod tlb_flush;
 pub mod vmstat;
 pub mod zap;
 

@@ -47,7 +47,7 @@ impl PyReplayRun {
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
-        page_cluster = None, one_cpu = false, swap_io = "synchronous"))]
+        page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -66,6 +66,7 @@ impl PyReplayRun {
         #[pyo3(from_py_with = arg::page_cluster)] page_cluster: Option<u32>,
         one_cpu: bool,
         swap_io: &str,
+        x86_tlb: Option<String>,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -87,6 +88,7 @@ impl PyReplayRun {
                 page_cluster,
                 one_cpu,
                 swap_io: crate::mm::page_io::SwapIo::from_name(swap_io)?,
+                x86_tlb,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

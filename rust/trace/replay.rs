@@ -107,6 +107,10 @@ pub struct ReplayConfig {
     /// (the default, a `SWP_SYNCHRONOUS_IO` device) or queued, as the oracle guests' virtio-blk
     /// disk does.
     pub swap_io: crate::mm::page_io::SwapIo,
+    /// A TLB in front of the x86_64 page tables, by geometry name
+    /// ([`Kernel::set_x86_tlb`]; `"qemu-tcg-7.2"` for the oracle's guests); None: every access
+    /// sets the accessed bit.
+    pub x86_tlb: Option<String>,
 }
 
 /// The replay of one trace, in progress or done.
@@ -255,6 +259,7 @@ impl Replay {
             kernel.set_kswapd_mode(KswapdMode::OneCpu);
         }
         kernel.set_swap_io(cfg.swap_io)?;
+        kernel.set_x86_tlb(cfg.x86_tlb.as_deref())?;
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
@@ -364,6 +369,7 @@ mod tests {
             page_cluster: None,
             one_cpu: false,
             swap_io: Default::default(),
+            x86_tlb: None,
         }
     }
 

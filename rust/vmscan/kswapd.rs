@@ -87,12 +87,15 @@ impl Kernel {
         if !self.kswapd.woken {
             return 0;
         }
+        // a kernel thread: lazy TLB on the process's mm (mm/tlb_flush.rs)
+        self.tlb_kthread(true);
         let n = self.balance_pgdat();
         // prepare_kswapd_sleep (mm/vmscan.c v6.12): "if (pgdat_balanced(...)) {
         // clear_pgdat_congested(pgdat); return true; }"
         if self.pgdat_balanced() {
             self.kswapd.pgdat_writeback = false;
         }
+        self.tlb_kthread(false);
         self.kswapd.woken = false;
         self.log_reclaim(Ev::KswapdSleep, 0, 0, 0);
         n

@@ -39,6 +39,7 @@ from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
+from reclaim.vm.guest import TLB as GUEST_TLB
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
 MAGIC = b"RPL1"
@@ -250,6 +251,7 @@ def model_counters(
     page_cluster: int = 0,
     lru_gen: str = "off",
     swap_io: str | None = None,
+    x86_tlb: str | None = GUEST_TLB,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -262,7 +264,11 @@ def model_counters(
 
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
     lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
-    are cold), so the model counts them as free."""
+    are cold), so the model counts them as free.
+
+    On x86_64 the model's accesses go through ``x86_tlb`` (default the guests' TCG TLB,
+    :data:`reclaim.vm.guest.TLB`; ``None``: every access sets the accessed bit), since x86
+    clears accessed bits without a TLB flush."""
     held = k.held - k.evictable if evictable_free else k.held
     if swap_io is None:
         swap_io = GUEST_SWAP_IO if lru_gen == "off" else "synchronous"
@@ -278,6 +284,7 @@ def model_counters(
         page_cluster=page_cluster,
         one_cpu=GUEST_CPUS == 1,
         swap_io=swap_io,
+        x86_tlb=x86_tlb if arch == "x86_64" else None,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

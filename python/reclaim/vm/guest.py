@@ -40,6 +40,11 @@ CPUS = 1
 #: ``Kernel.swap_io``): virtio-blk, whose writes complete asynchronously (a written page stays
 #: in the swap cache under writeback until the request completes).
 SWAP_IO = "virtio-blk"
+#: The TLB an x86_64 guest's accesses go through: QEMU TCG's softmmu TLB (the guests run
+#: ``-accel tcg``), the geometry of QEMU 7.2's accel/tcg/cputlb.c. The model of a replay puts
+#: it in front of the page tables (``reclaim.trace.replay(x86_tlb=TLB)``): an access through a
+#: cached translation does not set the accessed bit that x86 reclaim clears without a flush.
+TLB = "qemu-tcg-7.2"
 
 #: The console device and the swap disk's virtio transport of each arch.
 CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}

@@ -9,6 +9,8 @@
 //! `_PAGE_DIRTY` instead of moving it to `_PAGE_SAVED_DIRTY`; no PAT/PCD/PWT use; no 5-level
 //! paging.
 
+pub mod tlb;
+
 use crate::arch::pgtable::{Geometry, GeometryRef};
 use std::fmt;
 
