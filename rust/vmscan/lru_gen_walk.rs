@@ -225,8 +225,13 @@ impl Kernel {
         let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
         let arch = self.arch();
         let mut stats = [absent_pmds, 0, 0, 0];
+        let mut cand: Vec<usize> = Vec::with_capacity(pt_entries);
         for (base, first, parts) in tables {
             let item = pmd_entry_item(pid, base);
+            // (the kernel tests the PMD entry's young bit first: the order changes nothing)
+            if !force_scan && !self.lru.lrugen.mm_state.test_bloom_filter(seq, item) {
+                continue;
+            }
             if clear_pmd_young {
                 let pt = &self.mmx(pid).pt;
                 let pmd_young = (first..first + pt_entries).any(|i| {
@@ -237,16 +242,20 @@ impl Kernel {
                     continue;
                 }
             }
-            if !force_scan && !self.lru.lrugen.mm_state.test_bloom_filter(seq, item) {
-                continue;
-            }
             stats[MM_NONLEAF_FOUND] += 1;
             let (mut total, mut young) = (0u64, 0u64);
             for (lo, hi) in parts {
                 let off = ((lo - base) >> 12) as usize;
                 let n = ((hi - lo) >> 12) as usize;
                 total += n as u64;
-                for idx in first + off..first + off + n {
+                // a first pass keeps the present young PTEs
+                cand.clear();
+                let pt = &self.mmx(pid).pt;
+                cand.extend((first + off..first + off + n).filter(|&i| {
+                    let pte = pt.pte(i);
+                    arch.pte_present(pte) && arch.pte_young(pte)
+                }));
+                for &idx in &cand {
                     let pte = self.mmx(pid).pt.pte(idx);
                     let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
                     // get_pfn_folio: "file VMAs can contain anon pages from COW"
