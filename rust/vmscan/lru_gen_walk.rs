@@ -43,6 +43,10 @@ const FILTER_WORDS: usize = (1 << BLOOM_FILTER_SHIFT) / 64;
 /// `GOLDEN_RATIO_64` (include/linux/hash.h).
 const GOLDEN_RATIO_64: u64 = 0x61C8_8646_80B5_83EB;
 
+/// A PTE table a walk visits: the address it maps from, the flat index of its first slot, and
+/// the address ranges of the walked VMAs in it.
+type TableParts = (u64, usize, Vec<(u64, u64)>);
+
 /// `filter_gen_from_seq`.
 fn filter_gen_from_seq(seq: u64) -> usize {
     (seq % NR_BLOOM_FILTERS as u64) as usize
@@ -188,7 +192,7 @@ impl Kernel {
         let (pt_span, pt_entries) = (geom.pt_span(), geom.pt_entries);
         let last = geom.upper_shifts.len() - 1;
         // the PTE tables and, per table, the address ranges of the VMAs in it
-        let mut tables: Vec<(u64, usize, Vec<(u64, u64)>)> = Vec::new();
+        let mut tables: Vec<TableParts> = Vec::new();
         let mut absent_pmds = 0u64;
         let mut last_absent = u64::MAX;
         for (start, end) in ranges {
