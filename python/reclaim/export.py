@@ -371,6 +371,7 @@ def _lru_insertion(f: Mapping[str, int]) -> str:
     )
     return f"folio={f['pfn'] * 64:016x} pfn={f['pfn']:#x} lru={f['lru']} flags={marks}"
 
+
 _VMSCAN: dict[str, Callable[[Mapping[str, int]], str]] = {
     "mm_vmscan_kswapd_wake": lambda f: f"nid={f['nid']} order={f['order']}",
     "mm_vmscan_kswapd_sleep": lambda f: f"nid={f['nid']}",

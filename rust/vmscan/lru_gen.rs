@@ -27,10 +27,10 @@
 //! - One node, one zone, no memcgs: one lruvec, `shrink_one` on it (no memcg LRU, no
 //!   `mem_cgroup_below_min`); every reclaim is root reclaim (`lru_gen_shrink_node`).
 //! - `NR_HIST_GENS` is 1 (CONFIG_LRU_GEN_STATS off, the distributions' choice).
-//! - The page-table walk (x86_64) visits every present PTE of every live mm (as if every Bloom
-//!   filter test passed; no `mm_state` iteration or stats), and a page it (or kswapd's
-//!   look-around) promotes moves to its new generation's list at once instead of waiting for
-//!   `sort_folio` ("promoted"); `folio_activate` and `folio_add_lru` have no per-CPU batches.
+//! - The page-table walk (x86_64: the mm list, the Bloom filters) is `vmscan/lru_gen_walk.rs`,
+//!   with its own simplifications. A page it (or kswapd's look-around) promotes moves to its
+//!   new generation's list at once instead of waiting for `sort_folio` ("promoted");
+//!   `folio_activate` and `folio_add_lru` have no per-CPU batches.
 //! - `min_ttl` is kept in model nanoseconds; below it `lru_gen_age_node` invokes
 //!   `out_of_memory`, which in the model kills nothing and counts `oom_kill` (as the
 //!   allocator's does).
@@ -726,7 +726,10 @@ impl Kernel {
     /// with a walk (`current->reclaim_state->mm_walk`: kswapd always)
     /// by `folio_update_gen`, else by `folio_clear_lru_refs` + `folio_activate` (counting
     /// pgactivate); a page off the lists gets PG_referenced. Anon pages around a file page are
-    /// left alone (`get_pfn_folio`: `!can_swap`). A dirty PTE marks its page dirty. True.
+    /// left alone (`get_pfn_folio`: `!can_swap`). A dirty PTE marks its page dirty. Where the
+    /// lruvec has `mm_state` (x86_64), the PTE table goes into the Bloom filter of `max_seq`
+    /// when one PTE in 8 of the range was young ("feedback from rmap walkers to page table
+    /// walkers", `vmscan/lru_gen_walk.rs`). True.
     pub(crate) fn lru_gen_look_around(&mut self, m: Mapping) -> bool {
         if !self.ptep_test_and_clear_young(m.pid, m.idx) {
             return false;
@@ -760,10 +763,22 @@ impl Kernel {
         let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
         let walk = self.lru.lrugen.mm_walk;
         let arch = self.arch();
-        let mut addr = start;
         let mut young = 1u64;
-        while let Some((a, idx)) = self.next_pte_slot(m.pid, addr, end) {
-            addr = a + 4096;
+        // the range is inside the page's own PTE table: its slots are consecutive around m.idx;
+        // a first pass keeps the present young ones (at most MIN_LRU_BATCH)
+        let first = m.idx - ((m.addr - start) / 4096) as usize;
+        let n = ((end - start) / 4096) as usize;
+        let mut cand = [0usize; MIN_LRU_BATCH as usize];
+        let mut nc = 0;
+        let pt = &self.mmx(m.pid).pt;
+        for idx in first..first + n {
+            let pte = pt.pte(idx);
+            if arch.pte_present(pte) && arch.pte_young(pte) {
+                cand[nc] = idx;
+                nc += 1;
+            }
+        }
+        for &idx in &cand[..nc] {
             let pte = self.mmx(m.pid).pt.pte(idx);
             let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
             // get_pfn_folio: file VMAs can contain anon pages from COW

@@ -43,6 +43,10 @@ const FILTER_WORDS: usize = (1 << BLOOM_FILTER_SHIFT) / 64;
 /// `GOLDEN_RATIO_64` (include/linux/hash.h).
 const GOLDEN_RATIO_64: u64 = 0x61C8_8646_80B5_83EB;
 
+/// A PTE table a walk visits: the address it maps from, the flat index of its first slot, and
+/// the address ranges of the walked VMAs in it.
+type TableParts = (u64, usize, Vec<(u64, u64)>);
+
 /// `filter_gen_from_seq`.
 fn filter_gen_from_seq(seq: u64) -> usize {
     (seq % NR_BLOOM_FILTERS as u64) as usize
@@ -188,7 +192,7 @@ impl Kernel {
         let (pt_span, pt_entries) = (geom.pt_span(), geom.pt_entries);
         let last = geom.upper_shifts.len() - 1;
         // the PTE tables and, per table, the address ranges of the VMAs in it
-        let mut tables: Vec<(u64, usize, Vec<(u64, u64)>)> = Vec::new();
+        let mut tables: Vec<TableParts> = Vec::new();
         let mut absent_pmds = 0u64;
         let mut last_absent = u64::MAX;
         for (start, end) in ranges {
@@ -225,8 +229,13 @@ impl Kernel {
         let new_gen = lru_gen_from_seq(self.lru.lrugen.max_seq);
         let arch = self.arch();
         let mut stats = [absent_pmds, 0, 0, 0];
+        let mut cand: Vec<usize> = Vec::with_capacity(pt_entries);
         for (base, first, parts) in tables {
             let item = pmd_entry_item(pid, base);
+            // (the kernel tests the PMD entry's young bit first: the order changes nothing)
+            if !force_scan && !self.lru.lrugen.mm_state.test_bloom_filter(seq, item) {
+                continue;
+            }
             if clear_pmd_young {
                 let pt = &self.mmx(pid).pt;
                 let pmd_young = (first..first + pt_entries).any(|i| {
@@ -237,16 +246,20 @@ impl Kernel {
                     continue;
                 }
             }
-            if !force_scan && !self.lru.lrugen.mm_state.test_bloom_filter(seq, item) {
-                continue;
-            }
             stats[MM_NONLEAF_FOUND] += 1;
             let (mut total, mut young) = (0u64, 0u64);
             for (lo, hi) in parts {
                 let off = ((lo - base) >> 12) as usize;
                 let n = ((hi - lo) >> 12) as usize;
                 total += n as u64;
-                for idx in first + off..first + off + n {
+                // a first pass keeps the present young PTEs
+                cand.clear();
+                let pt = &self.mmx(pid).pt;
+                cand.extend((first + off..first + off + n).filter(|&i| {
+                    let pte = pt.pte(i);
+                    arch.pte_present(pte) && arch.pte_young(pte)
+                }));
+                for &idx in &cand {
                     let pte = self.mmx(pid).pt.pte(idx);
                     let Some(pfn) = self.lru_gen_pte_pfn(pte) else { continue };
                     // get_pfn_folio: "file VMAs can contain anon pages from COW"
