@@ -17,7 +17,10 @@ impl Kernel {
         out.push(("nr_swapcached", cached as u64));
         // NR_SHMEM: shmem pages in their page cache (`shmem_add_to_page_cache` adds,
         // `shmem_delete_from_page_cache` and `shmem_writepage` take away; mm/shmem.c 6.12)
-        let shmem = self.mem.frames.iter().filter(|f| f.mapping != 0 && !f.test(pg::PAGE_MAPPING_ANON)).count();
+        let shmem = (self.files.iter().flatten())
+            .flat_map(|f| f.pages.values())
+            .filter(|e| matches!(e, crate::mm::CacheEntry::Page(_)))
+            .count();
         out.push(("nr_shmem", shmem as u64));
         out.extend(self.vmstat.iter());
         out
