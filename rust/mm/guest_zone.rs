@@ -85,10 +85,7 @@ impl Kernel {
     pub fn add_guest_tmpfs(&mut self, t: GuestTmpfs) -> Result<u32> {
         let free = self.mem.nr_free();
         if t.active > t.pages {
-            return Err(Error::invalid(format!(
-                "the guest's tmpfs had {} active pages of {}",
-                t.active, t.pages
-            )));
+            return Err(Error::invalid(format!("the guest's tmpfs had {} active pages of {}", t.active, t.pages)));
         }
         if t.pages.saturating_add(self.mem.wmark.high) >= free {
             return Err(Error::invalid(format!(
@@ -168,7 +165,11 @@ mod tests {
         // the inactive ones went first (the oldest on the inactive list); the active ones stay
         // while the inactive list is not low and no refault activated a page (6.12
         // prepare_scan_control: may_deactivate stays 0, shrink_list skips the active list)
-        assert!(gauge(&k, "nr_shmem") <= 200, "reclaim swapped the inactive tmpfs pages out: {}", gauge(&k, "nr_shmem"));
+        assert!(
+            gauge(&k, "nr_shmem") <= 200,
+            "reclaim swapped the inactive tmpfs pages out: {}",
+            gauge(&k, "nr_shmem")
+        );
         assert!(k.vm_event(crate::mm::vmstat::Vm::pswpout) >= 100);
     }
 
