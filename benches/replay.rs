@@ -40,6 +40,7 @@ fn replay(c: &mut Criterion) {
         as_recorded: false,
         shmem: false,
         guest: None,
+        guest_tmpfs: None,
         page_cluster: None,
         one_cpu: false,
         swap_io: Default::default(),

@@ -157,6 +157,40 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
         rp.parse_run(_line(zoneinfo=[]))
 
 
+def test_a_replay_line_counts_the_tmpfs_pages_on_the_lru() -> None:
+    """The guest's initramfs is a tmpfs: its pages are NR_SHMEM (meminfo's Shmem) on the anon
+    LRU lists; the locked trace file (also shmem) is on the unevictable list."""
+    mem = {"Shmem": 2400 + 800, "Unevictable": 800, "Active(anon)": 1800, "Inactive(anon)": 600}
+    k = rp.parse_run(_line(meminfo=mem))
+    assert (k.evictable, k.tmpfs, k.tmpfs_active) == (600, 600, 450)
+    assert rp.parse_run(_line()).tmpfs == 0, "a line without Shmem: no tmpfs pages"
+
+
+def test_a_run_saved_before_tmpfs_was_kept_reads_as_before(tmp_path: Path) -> None:
+    """Saved checks (``--json``) from before ``tmpfs``: they read back, the tmpfs pages
+    taken from their meminfo; without ``Shmem`` there none, and the model counts the guest's
+    LRU pages free, as it did then."""
+    mem = {"Shmem": 2400 + 800, "Unevictable": 800, "Active(anon)": 1800, "Inactive(anon)": 600}
+    runs = [rp.parse_run(_line()), rp.parse_run(_line(meminfo=mem))]
+    c = rp.ReplayCheck(trace="zipf0.9", arch="x86_64", guest_memory_mib=128, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=50_000, requests=200_000,
+                       capacity=10_000, kernel=runs, model={"majflt": 1}, reference={})  # fmt: skip
+    d = c.to_dict()
+    for run in d["kernel"]:  # type: ignore[attr-defined]
+        del run["tmpfs"], run["tmpfs_active"]
+    again = rp.ReplayCheck.from_dict(json.loads(json.dumps(d)))
+    assert (again.kernel[0].tmpfs, again.kernel[0].evictable) == (0, 600)
+    assert (again.kernel[1].tmpfs, again.kernel[1].tmpfs_active) == (600, 450)
+    t = tracegen.zipf(5000, 1000, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    old = dataclasses.replace(_kernel_run(1500, 900), evictable=300)
+    as_free = reclaim.trace.replay(p, arch="x86_64", memory=1501 * 4096, swap=32768 * 1024,
+                                   as_recorded=True, guest=(600, 20, 25, 30), page_cluster=0,
+                                   one_cpu=True)  # fmt: skip
+    assert rp.model_counters(p, "x86_64", old)["majflt"] == as_free.major_faults
+
+
 def test_pages_on_the_per_cpu_lists_count_as_free() -> None:
     """A freed order-0 page waits on its zone's per-cpu list (free_unref_page_commit,
     mm/page_alloc.c 6.12) outside "pages free" (NR_FREE_PAGES), and the next allocation takes
@@ -286,6 +320,37 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
     assert on != off
+
+
+def test_the_model_holds_the_guests_tmpfs_pages_as_shmem_and_swaps_them_out(
+    tmp_path: Path,
+) -> None:
+    """The guest's initramfs tmpfs pages are unmapped shmem pages on its anon LRU, older than
+    the process's: under pressure shrink_folio_list writes them to swap (shmem_writepage,
+    mm/shmem.c 6.12) before the process's pages, and NR_SHMEM falls, as the guests' runs show
+    (nr_shmem 941 -> 215). The model of the guest holds them the same way."""
+    t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    base = dict(arch="x86_64", memory=3001 * 4096, swap=32768 * 1024, as_recorded=True,
+                guest=(800, 20, 25, 30), page_cluster=0, one_cpu=True)  # fmt: skip
+    idle = reclaim.trace.replay(p, limit=1, guest_tmpfs=(700, 500), **base)  # type: ignore[arg-type]
+    assert idle.vmstat["nr_shmem"] == 700
+    assert idle.vmstat["nr_active_anon"] >= 500 and idle.vmstat["nr_inactive_anon"] >= 200
+    assert idle.vmstat["pgactivate"] == 0, "placed on the active list, not activated"
+    # inactive, they are the oldest pages on the inactive anon list: reclaim takes them first
+    held = reclaim.trace.replay(p, guest_tmpfs=(700, 0), **base)  # type: ignore[arg-type]
+    assert held.vmstat["nr_shmem"] < 700 // 2, "reclaim swapped most tmpfs pages out"
+    assert held.pages_swapped_out >= 700 - held.vmstat["nr_shmem"]
+    # the swapped tmpfs pages leave the process more memory than the same pages reserved
+    reserved = reclaim.trace.replay(p, **{**base, "guest": (1500, 20, 25, 30)})  # type: ignore[arg-type]
+    assert held.resident_pages > reserved.resident_pages
+    assert held.major_faults < reserved.major_faults
+    k = dataclasses.replace(_kernel_run(3000, 1500), evictable=700, tmpfs=700, tmpfs_active=0)
+    m = rp.model_counters(p, "x86_64", k, tmpfs_on_lru=True)
+    assert m["majflt"] == held.major_faults and m["pswpout"] == held.vmstat["pswpout"]
+    with pytest.raises(reclaim.ReclaimError, match="tmpfs"):
+        reclaim.trace.replay(p, guest_tmpfs=(700, 701), **base)  # type: ignore[arg-type]
 
 
 def test_the_model_offers_a_first_read_as_a_read_so_it_maps_the_zero_page(tmp_path: Path) -> None:

@@ -615,6 +615,7 @@ class ReplayRun:
         as_recorded: bool = False,
         shmem: bool = False,
         guest: tuple[int, int, int, int] | None = None,
+        guest_tmpfs: tuple[int, int] | None = None,
         page_cluster: int | None = None,
         one_cpu: bool = False,
         swap_io: str = "synchronous",

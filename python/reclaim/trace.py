@@ -116,6 +116,7 @@ def replay(
     as_recorded: bool = False,
     shmem: bool = False,
     guest: tuple[int, int, int, int] | None = None,
+    guest_tmpfs: tuple[int, int] | None = None,
     page_cluster: int | None = None,
     one_cpu: bool = False,
     swap_io: str = "synchronous",
@@ -133,6 +134,9 @@ def replay(
     page, as the kernel does); ``shmem=True`` maps shmem instead of private anonymous memory;
     ``guest=(held, min, low, high)`` reserves ``held`` pages of ``memory`` for others and sets
     the zone watermarks, as a Linux guest reported them (reclaim.crosscheck.replay);
+    ``guest_tmpfs=(pages, active)`` fills a tmpfs file of ``pages`` pages (the guest's
+    initramfs) before the trace, unmapped shmem pages on the LRU, ``active`` of them on the
+    active list, which reclaim may swap out (``vmstat["nr_shmem"]`` counts those left);
     ``page_cluster`` is ``vm.page-cluster`` (swap readahead of up to ``2**page_cluster``
     pages, 0 to 31; default the kernel's: 3, or 2 below 16 MiB of memory);
     ``one_cpu=True`` gives the kernel one CPU, as the oracle's ``-smp 1`` guests have: a woken
@@ -166,6 +170,7 @@ def replay(
         as_recorded=as_recorded,
         shmem=shmem,
         guest=guest,
+        guest_tmpfs=guest_tmpfs,
         page_cluster=page_cluster,
         one_cpu=one_cpu,
         swap_io=swap_io,

@@ -179,7 +179,8 @@ impl PyKernel {
     }
 
     /// /proc/vmstat: the event counters by their kernel names, plus the gauges nr_free_pages,
-    /// nr_{in,}active_{anon,file}, nr_unevictable, nr_swap_pages (free slots), nr_swapcached.
+    /// nr_{in,}active_{anon,file}, nr_unevictable, nr_swap_pages (free slots), nr_swapcached,
+    /// nr_shmem.
     fn vmstat<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         pairs_dict(py, &with(py, &self.k, |k| Ok(k.vmstat()))?)
     }

@@ -5,7 +5,7 @@ use super::convert::{arg, pairs_dict, size_arg};
 use super::errors::{call, catch, core_error, locked};
 use crate::error::Error;
 use crate::fault::batch::{Outcome, OutcomeCounts};
-use crate::mm::guest_zone::GuestZone;
+use crate::mm::guest_zone::{GuestTmpfs, GuestZone};
 use crate::profile::Profile;
 use crate::trace::replay::{MemorySize, Replay, ReplayConfig};
 use crate::trace::{self, Columns, Format};
@@ -47,7 +47,7 @@ impl PyReplayRun {
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
-        page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None))]
+        guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -63,6 +63,7 @@ impl PyReplayRun {
         as_recorded: bool,
         shmem: bool,
         guest: Option<(u64, u64, u64, u64)>,
+        guest_tmpfs: Option<(u64, u64)>,
         #[pyo3(from_py_with = arg::page_cluster)] page_cluster: Option<u32>,
         one_cpu: bool,
         swap_io: &str,
@@ -85,6 +86,7 @@ impl PyReplayRun {
                 as_recorded,
                 shmem,
                 guest: guest.map(|(held, min, low, high)| GuestZone { held, min, low, high }),
+                guest_tmpfs: guest_tmpfs.map(|(pages, active)| GuestTmpfs { pages, active }),
                 page_cluster,
                 one_cpu,
                 swap_io: crate::mm::page_io::SwapIo::from_name(swap_io)?,

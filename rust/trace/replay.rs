@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::fault::batch::{Outcome, OutcomeCounts};
 use crate::kernel::Kernel;
 use crate::mm::MM_ANONPAGES;
-use crate::mm::guest_zone::GuestZone;
+use crate::mm::guest_zone::{GuestTmpfs, GuestZone};
 use crate::mm::mmap::MapKind;
 use crate::mm::vmstat::Vm;
 use crate::profile::Profile;
@@ -95,6 +95,9 @@ pub struct ReplayConfig {
     pub shmem: bool,
     /// The zone as a guest reported it: pages held by others and its watermarks.
     pub guest: Option<GuestZone>,
+    /// The guest's tmpfs pages (its initramfs), as shmem pages on the LRU before the trace
+    /// starts (the oldest), which reclaim may swap out ([`Kernel::add_guest_tmpfs`]).
+    pub guest_tmpfs: Option<GuestTmpfs>,
     /// `vm.page-cluster` (swap readahead of up to `1 << page_cluster` pages); None: the
     /// kernel's default for the memory (`swap_setup`).
     pub page_cluster: Option<u32>,
@@ -252,6 +255,9 @@ impl Replay {
         if let Some(z) = cfg.guest {
             kernel.set_guest_zone(z)?;
         }
+        if let Some(t) = cfg.guest_tmpfs {
+            kernel.add_guest_tmpfs(t)?;
+        }
         if let Some(c) = cfg.page_cluster {
             kernel.set_page_cluster(c)?;
         }
@@ -366,6 +372,7 @@ mod tests {
             as_recorded: false,
             shmem: false,
             guest: None,
+            guest_tmpfs: None,
             page_cluster: None,
             one_cpu: false,
             swap_io: Default::default(),

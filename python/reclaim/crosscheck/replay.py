@@ -163,8 +163,11 @@ class KernelRun:
     free, ``min``/``low``/``high``), the
     ``zones`` as read, ``swap_kib`` (SwapTotal), ``evictable`` pages others had on the LRU
     lists at the start (the initramfs's tmpfs files: reclaim can swap them out for the
-    process), ``resident`` pages of the mapping at the end, ``counters``: ``majflt``/``minflt``
-    (rusage) and the :data:`VMSTAT` differences, and ``meminfo`` (:data:`MEMINFO`, kB)."""
+    process), ``tmpfs`` of them the tmpfs files' (``nr_shmem`` less the unevictable, locked,
+    trace file) and ``tmpfs_active`` of those on the active list (by meminfo's
+    ``Active(anon)`` share; 0 and 0 in a run saved before they were kept), ``resident`` pages
+    of the mapping at the end, ``counters``: ``majflt``/``minflt`` (rusage) and the
+    :data:`VMSTAT` differences, and ``meminfo`` (:data:`MEMINFO`, kB)."""
 
     run: int
     ms: int
@@ -178,6 +181,8 @@ class KernelRun:
     resident: int
     counters: dict[str, int]
     evictable: int = 0
+    tmpfs: int = 0
+    tmpfs_active: int = 0
     meminfo: dict[str, int] = field(default_factory=dict)
     zones: list[dict[str, object]] = field(default_factory=list)
 
@@ -218,6 +223,8 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
     # (free_unref_page_commit keeps freed order-0 pages on pcp->lists, rmqueue_pcplist hands
     # them out first; mm/page_alloc.c 6.12), "pcp" from an agent that reports it
     managed, free = zsum("managed"), zsum("free") + zsum("pcp")
+    evictable = sum(meminfo.get(k, 0) for k in LRU_KIB) // 4
+    tmpfs, tmpfs_active = tmpfs_pages(meminfo)
     return KernelRun(
         run=_int(obj, "run"),
         ms=_int(obj, "ms"),
@@ -230,10 +237,23 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         swap_kib=meminfo.get("SwapTotal", 0),
         resident=resident,
         counters=counters,
-        evictable=sum(meminfo.get(k, 0) for k in LRU_KIB) // 4,
+        evictable=evictable,
+        tmpfs=tmpfs,
+        tmpfs_active=tmpfs_active,
         meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
         zones=zones,
     )
+
+
+def tmpfs_pages(meminfo: Mapping[str, int]) -> tuple[int, int]:
+    """The guest's tmpfs pages on its LRU lists at the start of a run, and how many of them
+    were active, from ``/proc/meminfo`` (kB): ``Shmem`` (NR_SHMEM) less the locked trace
+    file on the unevictable list, at most the LRU lists' pages; active by the share of
+    ``Active(anon)`` in the anon lists. (0, 0) without ``Shmem``."""
+    evictable = sum(meminfo.get(k, 0) for k in LRU_KIB) // 4
+    tmpfs = min(evictable, max(0, meminfo.get("Shmem", 0) - meminfo.get("Unevictable", 0)) // 4)
+    anon = meminfo.get("Active(anon)", 0) + meminfo.get("Inactive(anon)", 0)
+    return tmpfs, tmpfs * meminfo.get("Active(anon)", 0) // anon if anon else 0
 
 
 def _int(obj: Mapping[str, object], key: str) -> int:
@@ -248,6 +268,7 @@ def model_counters(
     *,
     shmem: bool = False,
     evictable_free: bool = True,
+    tmpfs_on_lru: bool = False,
     page_cluster: int = 0,
     lru_gen: str = "off",
     swap_io: str | None = None,
@@ -263,13 +284,17 @@ def model_counters(
     MGLRU (whose handling of pages under writeback the model lacks).
 
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
-    lists: the initramfs's tmpfs files, which the guest swaps out for the process early (they
-    are cold), so the model counts them as free.
+    lists: of those, the initramfs's tmpfs files (``k.tmpfs``) go on the model's LRU as shmem
+    pages, the oldest, ``k.tmpfs_active`` of them active, when ``tmpfs_on_lru`` is true
+    (``guest_tmpfs`` of :func:`reclaim.trace.replay`), for its reclaim to swap out or not, as
+    the guest's does; by default, and for a run saved without ``tmpfs``, they count as free
+    with the agent's own pages (FINDINGS section 7 measures both).
 
     On x86_64 the model's accesses go through ``x86_tlb`` (default the guests' TCG TLB,
     :data:`reclaim.vm.guest.TLB`; ``None``: every access sets the accessed bit), since x86
     clears accessed bits without a TLB flush."""
     held = k.held - k.evictable if evictable_free else k.held
+    tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO if lru_gen == "off" else "synchronous"
     r = reclaim.trace.replay(
@@ -281,6 +306,7 @@ def model_counters(
         as_recorded=True,
         shmem=shmem,
         guest=(max(0, held), k.min, k.low, k.high),
+        guest_tmpfs=tmpfs,
         page_cluster=page_cluster,
         one_cpu=GUEST_CPUS == 1,
         swap_io=swap_io,
@@ -358,8 +384,17 @@ class ReplayCheck:
         """A check from :meth:`to_dict`'s output (``--json``), e.g. to plot saved results."""
         fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         raw = d.get("kernel")
-        fields["kernel"] = [KernelRun(**k) for k in raw] if isinstance(raw, list) else []
+        fields["kernel"] = [_saved_run(k) for k in raw] if isinstance(raw, list) else []
         return cls(**fields)  # type: ignore[arg-type]
+
+
+def _saved_run(d: Mapping[str, object]) -> KernelRun:
+    """A saved :class:`KernelRun`; one saved before ``tmpfs`` was kept gets it from its
+    ``meminfo``."""
+    k = KernelRun(**d)  # type: ignore[arg-type]
+    if "tmpfs" not in d:
+        k.tmpfs, k.tmpfs_active = tmpfs_pages(k.meminfo)
+    return k
 
 
 def run_trace(

@@ -7,7 +7,7 @@ impl Kernel {
     /// `/proc/vmstat` as `vmstat_start` lists it (mm/vmstat.c): the gauges first —
     /// nr_free_pages, the LRU list sizes nr_{inactive,active}_{anon,file} and nr_unevictable,
     /// nr_swap_pages (free swap slots, `get_nr_swap_pages`), nr_swapcached (pages in the swap
-    /// cache) — then every event counter by its kernel name.
+    /// cache), nr_shmem (shmem pages in their page cache) — then every event counter by its kernel name.
     pub fn vmstat(&self) -> Vec<(&'static str, u64)> {
         let mut out = Vec::with_capacity(64);
         out.push(("nr_free_pages", self.mem.nr_free()));
@@ -15,6 +15,13 @@ impl Kernel {
         out.push(("nr_swap_pages", (self.swap.total() - self.swap.inuse()) as u64));
         let cached = self.mem.frames.iter().filter(|f| f.test(pg::PG_SWAPCACHE)).count();
         out.push(("nr_swapcached", cached as u64));
+        // NR_SHMEM: shmem pages in their page cache (`shmem_add_to_page_cache` adds,
+        // `shmem_delete_from_page_cache` and `shmem_writepage` take away; mm/shmem.c 6.12)
+        let shmem = (self.files.iter().flatten())
+            .flat_map(|f| f.pages.values())
+            .filter(|e| matches!(e, crate::mm::CacheEntry::Page(_)))
+            .count();
+        out.push(("nr_shmem", shmem as u64));
         out.extend(self.vmstat.iter());
         out
     }
