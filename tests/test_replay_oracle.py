@@ -186,7 +186,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
     process sleeps on a swap read, so the process reclaims directly (try_to_free_pages from
     __alloc_pages_slowpath, mm/page_alloc.c v6.12) when it outruns kswapd, as the guests'
     pgscan_direct shows; the default replay runs kswapd after every access and never does."""
-    from reclaim.vm.guest import CPUS, qemu_command
+    from reclaim.vm.guest import CPUS, SWAP_IO, qemu_command
 
     assert CPUS == 1
     cmd = qemu_command("x86_64", Path("k"), Path("i"), Path("d"), 96, "tcg")
@@ -207,6 +207,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             guest=(1000, 20, 25, 30),
             page_cluster=0,
             one_cpu=one_cpu,
+            swap_io=SWAP_IO,
         )
 
     other_cpu = replay(False)
@@ -217,6 +218,8 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
 
 
 def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> None:
+    from reclaim.vm.guest import SWAP_IO
+
     # the guest's /init writes lru_gen/enabled 7 (on) or 0: the model's profile must follow,
     # "6.12-debian" (MGLRU) or "6.12" (the classic lists)
     t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
@@ -226,7 +229,8 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
     on = rp.model_counters(p, "x86_64", k, lru_gen="on")
     off = rp.model_counters(p, "x86_64", k)
     guest = (max(0, k.held - k.evictable), k.min, k.low, k.high)
-    for counters, profile in ((on, "6.12-debian"), (off, "6.12")):
+    # the guest's virtio-blk swap disk is modelled with the classic LRU only
+    for counters, profile, io in ((on, "6.12-debian", "synchronous"), (off, "6.12", SWAP_IO)):
         r = reclaim.trace.replay(
             p,
             profile=profile,
@@ -237,6 +241,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             guest=guest,
             page_cluster=0,
             one_cpu=True,
+            swap_io=io,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
