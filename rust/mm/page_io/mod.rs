@@ -15,7 +15,7 @@
 //!   6.12). `__swap_writepage` sets PG_writeback (`folio_start_writeback`), counts PSWPOUT and
 //!   queues the bio; the page stays in the swap cache, clean, under writeback, with the
 //!   PG_reclaim that `pageout` set, and `shrink_folio_list` puts it back ("if
-//!   (folio_test_writeback(folio)) goto keep;"). Completion ([`Kernel::folio_end_writeback`])
+//!   (folio_test_writeback(folio)) goto keep;"). Completion (`Kernel::folio_end_writeback`)
 //!   clears PG_writeback and, for a PG_reclaim page, moves it to the inactive tail
 //!   (PGROTATED), where the next reclaim pass frees it. A fault on it in the meantime finds it
 //!   in the swap cache (a minor fault).
