@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reclaim
+from reclaim import tracegen
 from reclaim.trace import read, write, write_zipf
 
 
@@ -228,3 +229,31 @@ def test_cli_replay_json_text_and_errors(tmp_path: Path) -> None:
     ]
     missing = run_cli(str(tmp_path / "nope"))
     assert missing.returncode == 2 and "No such file" in missing.stderr
+
+
+def test_the_swap_device_is_a_named_choice_and_virtio_blk_rotates_written_pages(
+    tmp_path: Path,
+) -> None:
+    """rust/mm/page_io.rs: on the default synchronous device a written page is freed in the
+    same pass (no PGROTATED); on virtio-blk it stays in the swap cache under writeback and
+    folio_end_writeback → folio_rotate_reclaimable (mm/filemap.c, mm/swap.c v6.12) moves it
+    to the inactive tail when the write completes."""
+    t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    runs = {
+        io: reclaim.trace.replay(p, profile="6.12", memory=0.25, one_cpu=True, swap_io=io)
+        for io in ("synchronous", "virtio-blk")
+    }
+    assert runs["synchronous"].vmstat["pgrotated"] == 0
+    vb = runs["virtio-blk"].vmstat
+    assert 0 < vb["pgrotated"] <= vb["pswpout"]
+    k = reclaim.Kernel(profile="6.12", memory="64MiB", swap="64MiB")
+    assert k.swap_io == "synchronous"
+    k.swap_io = "virtio-blk"
+    assert k.swap_io == "virtio-blk"
+    with pytest.raises(reclaim.ArgumentError, match="virtio-blk"):
+        k.swap_io = "nvme"
+    mglru = reclaim.Kernel(profile="6.12-debian", memory="64MiB", swap="64MiB")
+    with pytest.raises(reclaim.ArgumentError, match="classic LRU"):
+        mglru.swap_io = "virtio-blk"

@@ -263,7 +263,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
     process sleeps on a swap read, so the process reclaims directly (try_to_free_pages from
     __alloc_pages_slowpath, mm/page_alloc.c v6.12) when it outruns kswapd, as the guests'
     pgscan_direct shows; the default replay runs kswapd after every access and never does."""
-    from reclaim.vm.guest import CPUS, qemu_command
+    from reclaim.vm.guest import CPUS, SWAP_IO, qemu_command
 
     assert CPUS == 1
     cmd = qemu_command("x86_64", Path("k"), Path("i"), Path("d"), 96, "tcg")
@@ -285,6 +285,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             page_cluster=0,
             one_cpu=one_cpu,
             x86_tlb=reclaim.vm.guest.TLB,
+            swap_io=SWAP_IO,
         )
 
     other_cpu = replay(False)
@@ -295,6 +296,8 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
 
 
 def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> None:
+    from reclaim.vm.guest import SWAP_IO
+
     # the guest's /init writes lru_gen/enabled 7 (on) or 0: the model's profile must follow,
     # "6.12-debian" (MGLRU) or "6.12" (the classic lists)
     t = tracegen.zipf(20_000, 2000, s=0.9, seed=2)
@@ -304,7 +307,8 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
     on = rp.model_counters(p, "x86_64", k, lru_gen="on")
     off = rp.model_counters(p, "x86_64", k)
     guest = (max(0, k.held - k.evictable), k.min, k.low, k.high)
-    for counters, profile in ((on, "6.12-debian"), (off, "6.12")):
+    # the guest's virtio-blk swap disk is modelled with the classic LRU only
+    for counters, profile, io in ((on, "6.12-debian", "synchronous"), (off, "6.12", SWAP_IO)):
         r = reclaim.trace.replay(
             p,
             profile=profile,
@@ -316,6 +320,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             page_cluster=0,
             one_cpu=True,
             x86_tlb=reclaim.vm.guest.TLB,
+            swap_io=io,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
