@@ -153,8 +153,7 @@ pub fn explore(
     mut progress: impl FnMut(u64) -> bool,
 ) -> Result<Report> {
     let t0 = std::time::Instant::now();
-    let mut root = State::new(sc)?;
-    root.share();
+    let root = State::new(sc)?;
     let mut rep = Report { por: b.por, ..Report::default() };
     let visible = visible(&ck.builtins, ck.user.is_some());
     let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
@@ -343,14 +342,8 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
             } else if !*self.stop {
                 match self.visit(key, left - 1, &child_sleep) {
                     Visit::Skip => {}
-                    Visit::Search => {
-                        next.share();
-                        self.dfs(&next, left - 1, &child_sleep, None)
-                    }
-                    Visit::Missing(only) => {
-                        next.share();
-                        self.dfs(&next, left - 1, &child_sleep, Some(&only))
-                    }
+                    Visit::Search => self.dfs(&next, left - 1, &child_sleep, None),
+                    Visit::Missing(only) => self.dfs(&next, left - 1, &child_sleep, Some(&only)),
                 }
             }
             self.path.pop();

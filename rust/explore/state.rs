@@ -433,12 +433,6 @@ impl State {
         Cause::Other
     }
 
-    /// Share what can be shared copy-on-write with the clones of this state (the frames'
-    /// chunks): the search calls it on a state before it clones it once per step.
-    pub(super) fn share(&mut self) {
-        self.k.mem.share();
-    }
-
     /// The state's hash.
     pub fn key(&self) -> u64 {
         let mut h = StateHasher::default();

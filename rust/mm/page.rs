@@ -11,7 +11,6 @@
 //!   page first); it is deterministic.
 
 use crate::arch::s390::pgtable::StorageKeys;
-use crate::sim::chunks::Chunks;
 use serde::{Deserialize, Serialize};
 
 /// Page flags, named as `enum pageflags` names them (values are the model's bit positions).
@@ -215,8 +214,7 @@ impl std::fmt::Debug for Frame {
 }
 
 impl Frame {
-    /// A free frame on no list (a never-allocated pfn).
-    pub(crate) const FREE: Frame = Frame {
+    const FREE: Frame = Frame {
         flags: PG_BUDDY,
         refcount: 0,
         mapcount: 0,
@@ -334,179 +332,31 @@ impl Watermarks {
     }
 }
 
-/// The frames of one host by pfn: `mem.frames[pfn]`. In chunks shared copy-on-write and
-/// allocated on first write ([`Chunks`]): a frame never allocated since boot costs nothing.
-pub type Frames = Chunks<Frame>;
-
 /// All page frames of one host, the free list and the watermarks.
-///
-/// The free list is the kernel's LIFO order kept in two parts: the pages freed since boot,
-/// threaded through their `lru_next` (the last one's is 0), then the pfns never allocated,
-/// from `frontier` up, in ascending order. That is the list `Memory::new` would thread
-/// through every frame at boot (pfn 1, 2, 3, ...), with the part nobody has taken yet kept as
-/// a number: `take` hands out the same pfns in the same order, and a never-allocated frame is
-/// the same [`Frame::FREE`] in every chunk, so its chunk is the shared one until a write.
-/// Snapshots store the list threaded through every free frame, as before
-/// ([`Memory::frame_as_threaded`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
-    pub frames: Frames,
-    /// The first pfn of the pages freed since boot (0 = none: pfn 0 is the reserved zero page).
+    pub frames: Vec<Frame>,
+    /// The free list, threaded through the free frames' `lru_next` (a free page is on no LRU):
+    /// its first pfn (0 = empty: pfn 0 is the reserved zero page) and its length.
     free_head: u32,
-    /// The lowest pfn never allocated: every pfn from here to the end is free, after the pages
-    /// of `free_head`'s list.
-    frontier: u32,
     nr_free: u64,
     pub wmark: Watermarks,
-}
-
-/// The state hash of the allocator (the explorer's [`crate::explore::State::key`]): the
-/// frames through their fingerprint (cached per shared chunk).
-impl std::hash::Hash for Memory {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u64(self.frames.fingerprint());
-        self.free_head.hash(h);
-        self.frontier.hash(h);
-        self.nr_free.hash(h);
-        self.wmark.hash(h);
-    }
-}
-
-/// A snapshot's allocator: every frame, the free list threaded through the free frames (the
-/// encoding of format 7 and before).
-#[derive(Serialize)]
-struct MemoryRepr<'a> {
-    frames: Threaded<'a>,
-    free_head: u32,
-    nr_free: u64,
-    wmark: Watermarks,
-}
-
-/// The frames of a [`Memory`] as [`Memory::frame_as_threaded`] gives them.
-struct Threaded<'a>(&'a Memory);
-
-impl Serialize for Threaded<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let m = self.0;
-        s.collect_seq((0..m.frames.len() as u32).map(|pfn| m.frame_as_threaded(pfn)))
-    }
-}
-
-#[derive(Deserialize)]
-struct MemoryOwned {
-    frames: Vec<Frame>,
-    free_head: u32,
-    nr_free: u64,
-    wmark: Watermarks,
-}
-
-impl Serialize for Memory {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        MemoryRepr {
-            frames: Threaded(self),
-            free_head: self.threaded_free_head(),
-            nr_free: self.nr_free,
-            wmark: self.wmark,
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Memory {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Memory, D::Error> {
-        let m = MemoryOwned::deserialize(d)?;
-        Ok(Memory::from_threaded(m.frames, m.free_head, m.nr_free, m.wmark))
-    }
 }
 
 impl Memory {
     /// `nr_pages` frames; pfn 0 is reserved as the zero page.
     pub fn new(nr_pages: u64, min_free_kbytes_max: u64) -> Memory {
         let n = nr_pages as usize;
-        let mut frames = Frames::new(n, Frames::shift_for(n), Frame::FREE);
-        if n > 0 {
-            frames[0] = Memory::new_zero_page();
-        }
-        let managed = n.saturating_sub(1) as u64;
+        // LIFO: lowest pfns first out
+        let mut frames: Vec<Frame> =
+            (0..n).map(|i| Frame { lru_next: if i + 1 < n { i as u32 + 1 } else { 0 }, ..Frame::FREE }).collect();
+        frames[0] = Memory::new_zero_page();
+        let managed = (n - 1) as u64;
         Memory {
             frames,
-            // LIFO: lowest pfns first out (the list Memory::new threads is 1, 2, 3, ...)
-            free_head: 0,
-            frontier: n.min(1) as u32,
+            free_head: if n > 1 { 1 } else { 0 },
             nr_free: managed,
             wmark: Watermarks::compute(managed, min_free_kbytes_max),
-        }
-    }
-
-    /// A snapshot's allocator (the free list threaded through every free frame): the pfns at
-    /// the end of the list that run up to the last pfn in order, never allocated, become the
-    /// frontier again. A list that is not well formed is kept as it is (`check` reports it).
-    fn from_threaded(mut frames: Vec<Frame>, free_head: u32, nr_free: u64, wmark: Watermarks) -> Memory {
-        let n = frames.len();
-        let mut order = Vec::new();
-        let mut p = free_head;
-        while p != 0 && (p as usize) < n && order.len() <= n {
-            order.push(p);
-            p = frames[p as usize].lru_next;
-        }
-        let (mut head, mut frontier) = (free_head, n as u32);
-        if p == 0 && order.len() <= n {
-            let untouched =
-                |pfn: u32| Frame { lru_next: if pfn as usize + 1 < n { pfn + 1 } else { 0 }, ..Frame::FREE };
-            let mut t = order.len();
-            while t > 0
-                && order[t - 1] as usize == n - (order.len() - t) - 1
-                && frames[order[t - 1] as usize] == untouched(order[t - 1])
-            {
-                t -= 1;
-            }
-            if t < order.len() {
-                frontier = order[t];
-                for f in &mut frames[frontier as usize..] {
-                    *f = Frame::FREE;
-                }
-                if t == 0 {
-                    head = 0;
-                } else {
-                    frames[order[t - 1] as usize].lru_next = 0;
-                }
-            }
-        }
-        let shift = Frames::shift_for(n);
-        let mut out = Frames::new(n, shift, Frame::FREE);
-        for (pfn, f) in frames.into_iter().enumerate() {
-            if f != Frame::FREE {
-                out[pfn] = f;
-            }
-        }
-        Memory { frames: out, free_head: head, frontier, nr_free, wmark }
-    }
-
-    /// Frame `pfn` with the free list threaded through every free frame, as `Memory::new`
-    /// built it at boot: a never-allocated frame links to the next pfn, and the last page
-    /// freed since boot to the first never-allocated one (the snapshot's encoding, and what
-    /// `/proc/kpageflags` and the API show of a free page).
-    pub fn frame_as_threaded(&self, pfn: u32) -> Frame {
-        let mut f = self.frames[pfn as usize];
-        let n = self.frames.len();
-        if f.test(PG_BUDDY) {
-            if pfn >= self.frontier {
-                f.lru_next = if pfn as usize + 1 < n { pfn + 1 } else { 0 };
-            } else if f.lru_next == 0 && (self.frontier as usize) < n {
-                f.lru_next = self.frontier;
-            }
-        }
-        f
-    }
-
-    /// The head of the free list threaded through every free frame.
-    fn threaded_free_head(&self) -> u32 {
-        if self.free_head != 0 {
-            self.free_head
-        } else if (self.frontier as usize) < self.frames.len() {
-            self.frontier
-        } else {
-            0
         }
     }
 
@@ -533,18 +383,14 @@ impl Memory {
     /// Take a free page (refcount 1, no flags, content zero: `__GFP_ZERO` / `clear_page`), no
     /// watermark check. `None` when the free list is empty.
     pub fn take(&mut self) -> Option<u32> {
-        let pfn = if self.free_head != 0 {
-            let pfn = self.free_head;
-            self.free_head = self.frames[pfn as usize].lru_next;
-            pfn
-        } else if (self.frontier as usize) < self.frames.len() {
-            self.frontier += 1;
-            self.frontier - 1
-        } else {
+        let pfn = self.free_head;
+        if pfn == 0 {
             return None;
-        };
+        }
+        let f = &mut self.frames[pfn as usize];
+        self.free_head = f.lru_next;
         self.nr_free -= 1;
-        self.frames[pfn as usize] = Frame { flags: 0, refcount: 1, ..Frame::FREE };
+        *f = Frame { flags: 0, refcount: 1, ..Frame::FREE };
         Some(pfn)
     }
 
@@ -563,15 +409,8 @@ impl Memory {
         self.frames[pfn as usize].test(PG_BUDDY)
     }
 
-    /// Share the frames' chunks, so that clones of this memory copy only what they write
-    /// (the explorer, before it clones a state once per step).
-    pub fn share(&mut self) {
-        self.frames.share();
-    }
-
-    /// Check the allocator: the zero page reserved, the list of freed pages holding PG_buddy
-    /// frames below the frontier once each, the frames from the frontier up never allocated,
-    /// and no other frame PG_buddy.
+    /// Check the allocator: the zero page reserved, and the free list holding each PG_buddy
+    /// frame once and nothing else.
     pub fn check(&self) -> Result<(), String> {
         let n = self.frames.len();
         if !(64..=u32::MAX as usize / 2).contains(&n) || !self.frames[ZERO_PFN as usize].test(PG_RESERVED) {
@@ -583,13 +422,9 @@ impl Memory {
         if z != zero {
             return Err(format!("the zero page (pfn 0) is mapped, linked or flagged: {z:?}"));
         }
-        let frontier = self.frontier as usize;
-        if !(1..=n).contains(&frontier) {
-            return Err(format!("the first never-allocated pfn is {frontier}, outside 1..={n}"));
-        }
-        // walk the list: each step must reach a PG_buddy frame below the frontier not seen
-        // before, so a cycle or a busy frame on the list ends the walk within n steps
-        let mut seen = vec![false; frontier];
+        // walk the list: each step must reach a PG_buddy frame not seen before, so a cycle or a
+        // busy frame on the list ends the walk within n steps
+        let mut seen = vec![false; n];
         let mut len = 0u64;
         let mut pfn = self.free_head;
         while pfn != 0 {
@@ -606,16 +441,10 @@ impl Memory {
             }
             pfn = f.lru_next;
         }
-        if let Some(p) = self.frames.iter().skip(frontier).position(|f| *f != Frame::FREE) {
-            return Err(format!("pfn {} was never allocated but is not a free frame", frontier + p));
-        }
-        let buddy = self.frames.iter().take(frontier).filter(|f| f.test(PG_BUDDY)).count() as u64;
-        let untouched = (n - frontier) as u64;
-        if buddy != len || len + untouched != self.nr_free {
+        let buddy = self.frames.iter().filter(|f| f.test(PG_BUDDY)).count() as u64;
+        if buddy != len || len != self.nr_free {
             return Err(format!(
-                "{} frames are PG_buddy, the free list holds {}, NR_FREE_PAGES says {}",
-                buddy + untouched,
-                len + untouched,
+                "{buddy} frames are PG_buddy, the free list holds {len}, NR_FREE_PAGES says {}",
                 self.nr_free
             ));
         }
@@ -623,7 +452,7 @@ impl Memory {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.frames.heap_bytes()
+        self.frames.capacity() * std::mem::size_of::<Frame>()
     }
 }
 

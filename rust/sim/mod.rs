@@ -1,7 +1,6 @@
 //! Services the model's subsystems and studies share, none of which knows the [`Kernel`]:
 //! the event log ([`log`]), the one deterministic RNG ([`rng`]), a per-page bitmap (QEMU's
-//! dirty, sent and received bitmaps, [`bitmap`]), an array in copy-on-write chunks allocated
-//! on first write (the page frames, [`chunks`]), the explorer's fixed state hash and table
+//! dirty, sent and received bitmaps, [`bitmap`]), the explorer's fixed state hash and table
 //! fingerprints ([`fingerprint`]), a lookup memo that equality ignores
 //! ([`hint`]) and seeded access-pattern generators ([`workload`]).
 //!
@@ -11,7 +10,6 @@
 //! [`Kernel`]: crate::kernel::Kernel
 
 pub mod bitmap;
-pub mod chunks;
 pub mod fingerprint;
 pub mod hint;
 pub mod log;

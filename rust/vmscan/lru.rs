@@ -9,7 +9,7 @@
 //! generations instead (`lrugen->folios[gen][type]`), held here too (list indices
 //! [`NR_LRU_LISTS`] and up), so that a page leaves whatever list it is on through [`Lru::del`].
 
-use crate::mm::page::{Frame, Frames, NO_PFN, pg};
+use crate::mm::page::{Frame, NO_PFN, pg};
 use lru_gen_folio::LruGenFolio;
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,7 @@ impl Lru {
     /// `lru_gen_add_folio` picks; sets PG_lru (the callers' `SetPageLRU`). 6.12 keeps no list
     /// of unevictable folios (`if (lru != LRU_UNEVICTABLE) list_add(…)`, only the size); the
     /// model links them, which nothing observes but the order of its own walks.
-    pub fn add(&mut self, frames: &mut Frames, pfn: u32) {
+    pub fn add(&mut self, frames: &mut [Frame], pfn: u32) {
         if self.lrugen.enabled && self.lru_gen_add_folio(frames, pfn, false) {
             return;
         }
@@ -129,7 +129,7 @@ impl Lru {
 
     /// Add at the tail (`lruvec_add_folio_tail`, include/linux/mm_inline.h 6.12;
     /// `add_page_to_lru_list_tail` 4.13..4.18: rotation of a page under writeback).
-    pub fn add_tail(&mut self, frames: &mut Frames, pfn: u32) {
+    pub fn add_tail(&mut self, frames: &mut [Frame], pfn: u32) {
         if self.lrugen.enabled && self.lru_gen_add_folio(frames, pfn, true) {
             return;
         }
@@ -138,7 +138,7 @@ impl Lru {
     }
 
     /// Link at the tail of list index `li`; sets PG_lru.
-    pub(crate) fn link_tail(&mut self, frames: &mut Frames, pfn: u32, li: usize) {
+    pub(crate) fn link_tail(&mut self, frames: &mut [Frame], pfn: u32, li: usize) {
         let f = &mut frames[pfn as usize];
         debug_assert!(!f.test(pg::PG_LRU));
         f.set(pg::PG_LRU);
@@ -155,7 +155,7 @@ impl Lru {
     }
 
     /// Link at the head of list index `li`; sets PG_lru.
-    pub(crate) fn link_head(&mut self, frames: &mut Frames, pfn: u32, li: usize) {
+    pub(crate) fn link_head(&mut self, frames: &mut [Frame], pfn: u32, li: usize) {
         let f = &mut frames[pfn as usize];
         debug_assert!(!f.test(pg::PG_LRU), "page {pfn} already on an LRU");
         f.set(pg::PG_LRU);
@@ -175,13 +175,13 @@ impl Lru {
     /// (4.13..4.18): unlink from the list it is on; clears
     /// PG_lru. A page of a generation leaves it as `lru_gen_del_folio(.., reclaiming=false)`
     /// does (PG_active set if the generation was active, "for folio_migrate_flags()").
-    pub fn del(&mut self, frames: &mut Frames, pfn: u32) {
+    pub fn del(&mut self, frames: &mut [Frame], pfn: u32) {
         self.del_reclaiming(frames, pfn, false);
     }
 
     /// [`Lru::del`]; `reclaiming` as `lru_gen_del_folio` takes it (isolation for eviction
     /// leaves PG_active clear).
-    pub(crate) fn del_reclaiming(&mut self, frames: &mut Frames, pfn: u32, reclaiming: bool) {
+    pub(crate) fn del_reclaiming(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) {
         if let Some(gn) = lru_gen_folio::folio_lru_gen(&frames[pfn as usize]) {
             let active = !reclaiming && self.lrugen.is_active(gn);
             let f = &mut frames[pfn as usize];
@@ -194,7 +194,7 @@ impl Lru {
     }
 
     /// Unlink `pfn` from the list it is on; clears PG_lru.
-    pub(crate) fn unlink(&mut self, frames: &mut Frames, pfn: u32) {
+    pub(crate) fn unlink(&mut self, frames: &mut [Frame], pfn: u32) {
         let f = frames[pfn as usize];
         debug_assert!(f.test(pg::PG_LRU), "page {pfn} not on an LRU");
         let li = f.lru_list() as usize;
@@ -217,7 +217,7 @@ impl Lru {
 
     /// Move a page that is on an LRU to the head of the list its flags now select (after
     /// activation, deactivation, or when it became unevictable or evictable).
-    pub fn relink(&mut self, frames: &mut Frames, pfn: u32) {
+    pub fn relink(&mut self, frames: &mut [Frame], pfn: u32) {
         self.del(frames, pfn);
         self.add(frames, pfn);
     }
@@ -238,35 +238,31 @@ impl Lru {
     /// Check the links of every list: from the head, each page is a frame of `frames` on this
     /// list, points back to the one before, and the walk ends at the tail after `size` pages;
     /// no other frame is PG_lru.
-    pub fn check(&self, frames: &Frames) -> Result<(), String> {
+    pub fn check(&self, frames: &[Frame]) -> Result<(), String> {
         for li in 0..NR_LISTS {
-            // the name only for an error: building it for every list was a fifth of the
-            // explorer's invariant check
-            let name = || list_name(li);
+            let name = list_name(li);
             let (mut prev, mut p, mut n) = (NO_PFN, self.head[li], 0u64);
             while p != NO_PFN {
                 let Some(f) = frames.get(p as usize) else {
-                    return Err(format!("{} links to pfn {p}, beyond memory", name()));
+                    return Err(format!("{} links to pfn {p}, beyond memory", name));
                 };
                 if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list() as usize != li {
                     return Err(format!(
                         "{} of size {} links to pfn {p} (flags {:?})",
-                        name(),
+                        name,
                         self.size[li],
                         f.flag_names()
                     ));
                 }
                 if f.lru_prev != prev {
-                    return Err(format!("{}: pfn {p} links back to {} instead of {prev}", name(), f.lru_prev));
+                    return Err(format!("{}: pfn {p} links back to {} instead of {prev}", name, f.lru_prev));
                 }
                 (prev, p, n) = (p, f.lru_next, n + 1);
             }
             if prev != self.tail[li] || n != self.size[li] {
                 return Err(format!(
                     "{} has {n} pages ending at pfn {prev}, but size {} and tail {}",
-                    name(),
-                    self.size[li],
-                    self.tail[li]
+                    name, self.size[li], self.tail[li]
                 ));
             }
         }
@@ -278,12 +274,12 @@ impl Lru {
     }
 
     /// Pages of `l` from head to tail (for inspection and invariants).
-    pub fn pages(&self, frames: &Frames, l: LruList) -> Vec<u32> {
+    pub fn pages(&self, frames: &[Frame], l: LruList) -> Vec<u32> {
         self.pages_at(frames, l as usize)
     }
 
     /// Pages of list index `li` from head to tail.
-    pub(crate) fn pages_at(&self, frames: &Frames, li: usize) -> Vec<u32> {
+    pub(crate) fn pages_at(&self, frames: &[Frame], li: usize) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.size[li] as usize);
         let mut p = self.head[li];
         while p != NO_PFN {

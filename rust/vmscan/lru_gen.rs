@@ -38,7 +38,7 @@
 //!   writeback" case; a dirty page goes to `shrink_folio_list`).
 
 use crate::kernel::Kernel;
-use crate::mm::page::{Frames, pg};
+use crate::mm::page::{Frame, pg};
 use crate::mm::swap_state::Shadow;
 use crate::mm::vm;
 use crate::mm::vmstat::Vm;
@@ -73,7 +73,7 @@ impl Lru {
     /// oldest. An active page loses PG_active, PG_referenced and its LRU_REFS_MASK count, not
     /// PG_workingset ("see the comment on MIN_NR_GENS about PG_active"; "Don't clear
     /// PG_workingset here"). Returns false for an unevictable page (the classic list takes it).
-    pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut Frames, pfn: u32, reclaiming: bool) -> bool {
+    pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> bool {
         let f = &frames[pfn as usize];
         if f.test(pg::PG_UNEVICTABLE) || !self.lrugen.enabled {
             return false;
@@ -106,7 +106,7 @@ impl Lru {
 
     /// Move a page of a generation to the head (`list_move`) or tail (`list_move_tail`) of
     /// generation `gen`'s list, setting its generation bits.
-    fn move_to_gen(&mut self, frames: &mut Frames, pfn: u32, gn: usize, tail: bool) {
+    fn move_to_gen(&mut self, frames: &mut [Frame], pfn: u32, gn: usize, tail: bool) {
         let ty = folio_type(&frames[pfn as usize]);
         self.unlink(frames, pfn);
         set_gen(&mut frames[pfn as usize], gn);
@@ -128,7 +128,7 @@ impl Lru {
     /// folio_end_writeback()"). A page whose generation is already another ("folio_update_gen()
     /// has promoted this page?") keeps it. Returns the new gen; the caller moves the page to
     /// its list.
-    fn folio_inc_gen(&mut self, frames: &mut Frames, pfn: u32, reclaiming: bool) -> usize {
+    fn folio_inc_gen(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> usize {
         let f = &mut frames[pfn as usize];
         let old_gen = lru_gen_from_seq(self.lrugen.min_seq[folio_type(f)]);
         if let Some(gn) = folio_lru_gen(f) {
