@@ -668,9 +668,16 @@ impl Memory {
     pub fn free_page(&mut self, pfn: u32) {
         let f = &mut self.frames[pfn as usize];
         debug_assert!(f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");
+        self.nr_free += 1;
+        if self.free_head == 0 && pfn + 1 == self.frontier {
+            // the list is then pfn, frontier, frontier + 1, ...: pfn becomes the frontier (one
+            // representation per list, so that equal lists compare and hash equal)
+            *f = Frame::FREE;
+            self.frontier = pfn;
+            return;
+        }
         *f = Frame { lru_next: self.free_head, ..Frame::FREE };
         self.free_head = pfn;
-        self.nr_free += 1;
     }
 
     /// Whether `pfn` is on the free list (`PageBuddy`).
@@ -712,6 +719,9 @@ impl Memory {
             // a swap slot or a reference would outlive what it names
             if f != (Frame { lru_next: f.lru_next, ..Frame::FREE }) {
                 return Err(format!("free pfn {pfn} carries state a free page has not: {f:?}"));
+            }
+            if f.lru_next == 0 && pfn as usize + 1 == frontier {
+                return Err(format!("the last freed page {pfn} is just below the frontier and not part of it"));
             }
             pfn = f.lru_next;
         }
@@ -786,6 +796,52 @@ mod tests {
         assert_eq!((r.index, r.lru_list, r.skey), (0x0007_f000_0000, 3, 0x16));
         let back: Frame = postcard::from_bytes(&postcard::to_allocvec(&f).unwrap()).unwrap();
         assert_eq!(back, f);
+    }
+
+    /// mm/page_alloc.c's order-0 free list is LIFO: the allocator hands out the pfns of the
+    /// list `Memory::new` threads through every frame (1, 2, 3, ...) with each freed page
+    /// pushed on top, though it keeps the never-allocated part as a frontier; a snapshot
+    /// stores that threaded list and restores the same allocator.
+    #[test]
+    fn the_frontier_hands_out_the_threaded_lifo_order() {
+        let mut m = Memory::new(64, 65536);
+        let mut list: Vec<u32> = (1..64).rev().collect();
+        let (mut rng, mut held) = (12345u64, Vec::new());
+        for step in 0..2000 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            if held.is_empty() || (!list.is_empty() && (rng >> 33) % 2 == 0) {
+                let want = list.pop();
+                assert_eq!(m.take(), want, "step {step}");
+                held.extend(want);
+            } else {
+                let p = held.swap_remove(((rng >> 40) as usize) % held.len());
+                m.frames[p as usize].refcount = 0;
+                m.free_page(p);
+                list.push(p);
+            }
+            let (mut p, mut threaded) = (m.threaded_free_head(), Vec::new());
+            while p != 0 {
+                threaded.push(p);
+                p = m.frame_as_threaded(p).lru_next;
+            }
+            assert_eq!(threaded, list.iter().rev().copied().collect::<Vec<_>>(), "step {step}");
+            assert_eq!(m.check(), Ok(()), "step {step}");
+            let back: Memory = postcard::from_bytes(&postcard::to_allocvec(&m).unwrap()).unwrap();
+            assert_eq!(back, m, "step {step}");
+        }
+    }
+
+    /// A frame never allocated is not stored: a 1 GiB memory that handed out 16 pages holds a
+    /// few frames, not 262,144.
+    #[test]
+    fn never_allocated_frames_cost_nothing() {
+        let mut m = Memory::new(1 << 18, 65536);
+        for _ in 0..16 {
+            m.take();
+        }
+        assert!(m.heap_bytes() < 4096, "{} bytes", m.heap_bytes());
+        assert_eq!((m.frames.len(), m.frames.iter().count()), (1 << 18, 1 << 18));
+        assert!(m.is_free(1 << 17) && m.frames.get(1 << 18).is_none());
     }
 
     #[test]
