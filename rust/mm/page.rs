@@ -333,7 +333,7 @@ impl Watermarks {
 static FREE_FRAME: Frame = Frame::FREE;
 
 /// The frames of one host by pfn (`mem.frames[pfn]`), stored up to the highest pfn ever
-/// allocated: a pfn above it reads as [`Frame::FREE`] and costs nothing until it is written
+/// allocated: a pfn above it reads as a free frame (`Frame::FREE`) and costs nothing until it is written
 /// (a 512 GiB guest's source host has a quarter of its frames never used). A read is a
 /// vector index, as before; a write beyond what is stored first stores the frames up to it
 /// (growing by an eighth, so the slack stays at 12.5%).
@@ -444,7 +444,7 @@ impl std::ops::IndexMut<usize> for Frames {
     }
 }
 
-/// Equal when every frame is: a frame stored as [`Frame::FREE`] equals one not stored.
+/// Equal when every frame is: a stored free frame (`Frame::FREE`) equals one not stored.
 impl PartialEq for Frames {
     fn eq(&self, o: &Frames) -> bool {
         let common = self.stored.len().min(o.stored.len());
@@ -464,7 +464,7 @@ impl Eq for Frames {}
 /// from `frontier` up, in ascending order. That is the list `Memory::new` would thread
 /// through every frame at boot (pfn 1, 2, 3, ...), with the part nobody has taken yet kept as
 /// a number: `take` hands out the same pfns in the same order, and a never-allocated frame is
-/// [`Frame::FREE`], which [`Frames`] need not store.
+/// a free frame (`Frame::FREE`), which [`Frames`] need not store.
 /// Snapshots store the list threaded through every free frame, as before
 /// ([`Memory::frame_as_threaded`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -480,7 +480,7 @@ pub struct Memory {
 }
 
 /// The state hash of the allocator (the explorer's [`crate::explore::State::key`]): the frames
-/// below the frontier (those above it are all [`Frame::FREE`]).
+/// below the frontier (those above it are all free frames, `Frame::FREE`).
 impl std::hash::Hash for Memory {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         self.frames.len.hash(h);
