@@ -38,10 +38,8 @@ impl Kernel {
         let mut mappings: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
         for m in self.mms.iter().flatten().filter(|m| m.alive) {
             let mut rss = [0i64; 4];
-            let mut pts = Vec::new();
-            m.pt.for_each_pt(0, u64::MAX, |va, base| pts.push((va, base)));
             let n = arch.geometry().0.pt_entries;
-            for (va, base) in pts {
+            for &(va, base) in m.pt.page_tables().iter() {
                 for i in 0..n {
                     let pte = m.pt.pte(base + i);
                     if arch.pte_none(pte) {

@@ -17,7 +17,7 @@
 //! tables that are nearly empty.
 
 use crate::sim::fingerprint;
-use crate::sim::hint::Hint;
+use crate::sim::hint::{Hint, Memo};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -99,6 +99,13 @@ pub struct PageTables {
     /// The fingerprint of the PTEs and PGSTEs, until one is written.
     #[serde(skip)]
     pte_fp: Hint<Option<u64>>,
+    /// Every page table (its first address and flat index) and whether [`PageTables::check`]
+    /// passed, until a table is allocated, freed or linked (a memo: the explorer checks the
+    /// invariants after every step, which rarely changes the tree).
+    #[serde(skip)]
+    tree: Memo<[(u64, usize)]>,
+    #[serde(skip)]
+    checked: Hint<bool>,
 }
 
 /// The state hash of the tables: what a walk of them reads, through the fingerprints (a table
@@ -165,18 +172,27 @@ mod geometry_by_arch {
     }
 }
 
-/// The non-empty entries of an upper table in `[lo, hi)`, with their index: a 2048-entry table
-/// of a few entries is skipped 16 entries (a cache line) at a time.
-fn occupied(t: &[u32], lo: usize, hi: usize) -> impl Iterator<Item = (usize, u32)> + '_ {
+/// Call `f(index, entry)` for the non-empty entries of an upper table in `[lo, hi)`, in order,
+/// until it returns an error: a 2048-entry table of a few entries is skipped 16 entries (a
+/// cache line) at a time, in a loop the compiler vectorises.
+fn occupied<E>(t: &[u32], lo: usize, hi: usize, mut f: impl FnMut(usize, u32) -> Result<(), E>) -> Result<(), E> {
     const RUN: usize = 16;
-    let (first, last) = (lo / RUN, hi.div_ceil(RUN));
-    t.chunks(RUN)
-        .enumerate()
-        .take(last)
-        .skip(first)
-        .filter(|(_, c)| c.iter().fold(0, |a, &e| a | e) != 0)
-        .flat_map(move |(ci, c)| c.iter().enumerate().map(move |(j, &e)| (ci * RUN + j, e)))
-        .filter(move |&(i, e)| e != 0 && i >= lo && i < hi)
+    let hi = hi.min(t.len());
+    let mut base = lo - lo % RUN;
+    while base < hi {
+        let end = (base + RUN).min(hi);
+        let c = &t[base..end];
+        if c.iter().fold(0, |a, &e| a | e) != 0 {
+            for (j, &e) in c.iter().enumerate() {
+                let i = base + j;
+                if e != 0 && i >= lo {
+                    f(i, e)?;
+                }
+            }
+        }
+        base = end;
+    }
+    Ok(())
 }
 
 /// The result of walking the upper levels for one address.
@@ -208,6 +224,8 @@ impl PageTables {
             last_seg: Hint::default(),
             upper_fp: Hint::default(),
             pte_fp: Hint::default(),
+            tree: Memo::default(),
+            checked: Hint::default(),
         };
         t.top = t.alloc_upper();
         t
@@ -248,9 +266,18 @@ impl PageTables {
         self.nr_upper_tables() as u64 * (g.upper_entries * 8) as u64 + self.nr_pts as u64 * pt
     }
 
+    /// Forget what was computed from the shape of the tree (a table was allocated, freed or
+    /// linked).
+    #[inline]
+    fn tree_changed(&self) {
+        self.upper_fp.set(None);
+        self.tree.set(None);
+        self.checked.set(false);
+    }
+
     fn alloc_upper(&mut self) -> u32 {
         let n = self.geom.0.upper_entries;
-        self.upper_fp.set(None);
+        self.tree_changed();
         let empty: Arc<[u32]> = vec![0u32; n].into();
         if let Some(i) = self.upper_free.pop() {
             self.upper[i as usize] = empty;
@@ -263,7 +290,7 @@ impl PageTables {
 
     /// Write entry `idx` of upper table `table` (copying the table first if a clone shares it).
     fn set_upper(&mut self, table: u32, idx: usize, e: u32) {
-        self.upper_fp.set(None);
+        self.tree_changed();
         Arc::make_mut(&mut self.upper[table as usize])[idx] = e;
     }
 
@@ -300,6 +327,7 @@ impl PageTables {
         let n = g.pt_entries;
         self.nr_pts += 1;
         self.pte_fp.set(None);
+        self.tree_changed();
         if let Some(i) = self.pt_free.pop() {
             let base = i as usize * n;
             self.ptes[base..base + n].iter_mut().for_each(|e| *e = g.pte_none);
@@ -507,6 +535,19 @@ impl PageTables {
         self.visit_pts(self.top, self.top_level, 0, start, end, &mut f);
     }
 
+    /// Every page table, in address order: its first address and the flat index of its first
+    /// entry (`for_each_pt` over the whole address space, kept until the tree changes).
+    pub fn page_tables(&self) -> Arc<[(u64, usize)]> {
+        if let Some(t) = self.tree.get() {
+            return t;
+        }
+        let mut v = Vec::with_capacity(self.nr_pts);
+        self.for_each_pt(0, u64::MAX, |va, base| v.push((va, base)));
+        let t: Arc<[(u64, usize)]> = v.into();
+        self.tree.set(Some(t.clone()));
+        t
+    }
+
     /// [`PageTables::for_each_pt`] below upper table `table` at `level`, which maps from `base`.
     fn visit_pts(&self, table: u32, level: usize, base: u64, start: u64, end: u64, f: &mut impl FnMut(u64, usize)) {
         let g = &self.geom.0;
@@ -514,14 +555,15 @@ impl PageTables {
         let last = g.upper_shifts.len() - 1;
         let lo = if start > base { ((start - base) >> shift) as usize } else { 0 };
         let hi = (((end - 1).saturating_sub(base) >> shift) as usize).min(g.upper_entries - 1);
-        for (i, e) in occupied(&self.upper[table as usize], lo, hi + 1) {
+        let _ = occupied::<()>(&self.upper[table as usize], lo, hi + 1, |i, e| {
             let va = base + ((i as u64) << shift);
             if level == last {
                 f(va, (e - 1) as usize * g.pt_entries);
             } else {
                 self.visit_pts(e - 1, level + 1, va, start, end, f);
             }
-        }
+            Ok(())
+        });
     }
 
     /// Free the page tables entirely inside `[start, end)` whose PTEs are all none (mm/memory.c
@@ -594,10 +636,20 @@ impl PageTables {
     /// tables in it; PGSTEs sit beside the PTEs when the mm has them.
     pub fn check(&self, geom: &'static GeometryRef) -> Result<(), String> {
         let g = &geom.0;
-        let n = g.pt_entries;
         if !std::ptr::eq(self.geom, geom) {
             return Err("page tables of another arch's geometry".into());
         }
+        if self.checked.get() {
+            return Ok(());
+        }
+        self.check_tree(g)?;
+        self.checked.set(true);
+        Ok(())
+    }
+
+    /// [`PageTables::check`] of tables not checked since their tree last changed.
+    fn check_tree(&self, g: &Geometry) -> Result<(), String> {
+        let n = g.pt_entries;
         if self.ptes.len() % n != 0 || self.pgstes.len() != if self.has_pgste { self.ptes.len() } else { 0 } {
             return Err(format!(
                 "{} PTEs and {} PGSTEs do not make page tables of {n}",
@@ -617,7 +669,7 @@ impl PageTables {
         in_tree[self.top as usize] = true;
         let mut stack = vec![(self.top, self.top_level)];
         while let Some((t, level)) = stack.pop() {
-            for (_, e) in occupied(&self.upper[t as usize], 0, g.upper_entries) {
+            occupied(&self.upper[t as usize], 0, g.upper_entries, |_, e| {
                 let child = (e - 1) as usize;
                 let slot = if level == last { pt_in_tree.get_mut(child) } else { in_tree.get_mut(child) };
                 match slot {
@@ -631,7 +683,8 @@ impl PageTables {
                 if level != last {
                     stack.push((child as u32, level + 1));
                 }
-            }
+                Ok(())
+            })?;
         }
         let reached = pt_in_tree.iter().filter(|x| **x).count();
         if reached != self.nr_pts || reached + self.pt_free.len() != pt_in_tree.len() {

@@ -214,7 +214,8 @@ impl std::fmt::Debug for Frame {
 }
 
 impl Frame {
-    const FREE: Frame = Frame {
+    /// A free frame on no list (a never-allocated pfn).
+    pub(crate) const FREE: Frame = Frame {
         flags: PG_BUDDY,
         refcount: 0,
         mapcount: 0,
@@ -332,31 +333,299 @@ impl Watermarks {
     }
 }
 
+/// A never-allocated frame, for the pfns [`Frames`] has not stored yet.
+static FREE_FRAME: Frame = Frame::FREE;
+
+/// The frames of one host by pfn (`mem.frames[pfn]`), stored up to the highest pfn ever
+/// allocated: a pfn above it reads as a free frame (`Frame::FREE`) and costs nothing until it is written
+/// (a 512 GiB guest's source host has a quarter of its frames never used). A read is a
+/// vector index, as before; a write beyond what is stored first stores the frames up to it
+/// (growing by an eighth, so the slack stays at 12.5%).
+#[derive(Clone, Debug)]
+pub struct Frames {
+    stored: Vec<Frame>,
+    len: usize,
+}
+
+impl Frames {
+    fn new(len: usize) -> Frames {
+        Frames { stored: Vec::new(), len }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&Frame> {
+        if i < self.len { Some(&self[i]) } else { None }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut Frame> {
+        if i < self.len { Some(&mut self[i]) } else { None }
+    }
+
+    /// Every frame in pfn order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Frame> + '_ {
+        self.stored.iter().chain(std::iter::repeat_n(&FREE_FRAME, self.len - self.stored.len()))
+    }
+
+    /// The frames stored (pfn 0 up to the highest ever written).
+    fn stored(&self) -> &[Frame] {
+        &self.stored
+    }
+
+    /// Store the frames up to pfn `i`.
+    #[cold]
+    #[inline(never)]
+    fn store_to(&mut self, i: usize) {
+        assert!(i < self.len, "pfn {i} is beyond the {} frames of memory", self.len);
+        let want = i + 1;
+        if self.stored.capacity() < want {
+            let grow = (self.stored.len() / 8).max(64).max(want - self.stored.len());
+            self.stored.reserve_exact(grow.min(self.len - self.stored.len()));
+        }
+        self.stored.resize(want, Frame::FREE);
+    }
+
+    /// A frame not stored: never allocated.
+    #[cold]
+    #[inline(never)]
+    fn not_stored(&self, i: usize) -> &Frame {
+        assert!(i < self.len, "pfn {i} is beyond the {} frames of memory", self.len);
+        &FREE_FRAME
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.stored.capacity() * std::mem::size_of::<Frame>()
+    }
+}
+
+/// The frames stored: every frame ever allocated (pfn 0 up to the frontier, and any frame
+/// written beyond it), as a slice for the LRU lists, whose pages are all allocated. `len`,
+/// `iter`, `get` and indexing are [`Frames`]' own and cover every pfn.
+impl std::ops::Deref for Frames {
+    type Target = [Frame];
+    #[inline]
+    fn deref(&self) -> &[Frame] {
+        &self.stored
+    }
+}
+
+impl std::ops::DerefMut for Frames {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Frame] {
+        &mut self.stored
+    }
+}
+
+impl std::ops::Index<usize> for Frames {
+    type Output = Frame;
+    #[inline]
+    fn index(&self, i: usize) -> &Frame {
+        match self.stored.get(i) {
+            Some(f) => f,
+            None => self.not_stored(i),
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Frames {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut Frame {
+        if i < self.stored.len() {
+            return &mut self.stored[i];
+        }
+        self.store_to(i);
+        &mut self.stored[i]
+    }
+}
+
+/// Equal when every frame is: a stored free frame (`Frame::FREE`) equals one not stored.
+impl PartialEq for Frames {
+    fn eq(&self, o: &Frames) -> bool {
+        let common = self.stored.len().min(o.stored.len());
+        let (long, _) = if self.stored.len() > o.stored.len() { (self, o) } else { (o, self) };
+        self.len == o.len
+            && self.stored[..common] == o.stored[..common]
+            && long.stored[common..].iter().all(|f| *f == Frame::FREE)
+    }
+}
+
+impl Eq for Frames {}
+
 /// All page frames of one host, the free list and the watermarks.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The free list is the kernel's LIFO order kept in two parts: the pages freed since boot,
+/// threaded through their `lru_next` (the last one's is 0), then the pfns never allocated,
+/// from `frontier` up, in ascending order. That is the list `Memory::new` would thread
+/// through every frame at boot (pfn 1, 2, 3, ...), with the part nobody has taken yet kept as
+/// a number: `take` hands out the same pfns in the same order, and a never-allocated frame is
+/// a free frame (`Frame::FREE`), which [`Frames`] need not store.
+/// Snapshots store the list threaded through every free frame, as before
+/// ([`Memory::frame_as_threaded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Memory {
-    pub frames: Vec<Frame>,
-    /// The free list, threaded through the free frames' `lru_next` (a free page is on no LRU):
-    /// its first pfn (0 = empty: pfn 0 is the reserved zero page) and its length.
+    pub frames: Frames,
+    /// The first pfn of the pages freed since boot (0 = none: pfn 0 is the reserved zero page).
     free_head: u32,
+    /// The lowest pfn never allocated: every pfn from here to the end is free, after the pages
+    /// of `free_head`'s list.
+    frontier: u32,
     nr_free: u64,
     pub wmark: Watermarks,
+}
+
+/// The state hash of the allocator (the explorer's [`crate::explore::State::key`]): the frames
+/// below the frontier (those above it are all free frames, `Frame::FREE`).
+impl std::hash::Hash for Memory {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.frames.len.hash(h);
+        self.frames.stored()[..self.frontier as usize].hash(h);
+        self.free_head.hash(h);
+        self.frontier.hash(h);
+        self.nr_free.hash(h);
+        self.wmark.hash(h);
+    }
+}
+
+/// A snapshot's allocator: every frame, the free list threaded through the free frames (the
+/// encoding of format 7 and before).
+#[derive(Serialize)]
+struct MemoryRepr<'a> {
+    frames: Threaded<'a>,
+    free_head: u32,
+    nr_free: u64,
+    wmark: Watermarks,
+}
+
+/// The frames of a [`Memory`] as [`Memory::frame_as_threaded`] gives them.
+struct Threaded<'a>(&'a Memory);
+
+impl Serialize for Threaded<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        s.collect_seq((0..m.frames.len() as u32).map(|pfn| m.frame_as_threaded(pfn)))
+    }
+}
+
+#[derive(Deserialize)]
+struct MemoryOwned {
+    frames: Vec<Frame>,
+    free_head: u32,
+    nr_free: u64,
+    wmark: Watermarks,
+}
+
+impl Serialize for Memory {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MemoryRepr {
+            frames: Threaded(self),
+            free_head: self.threaded_free_head(),
+            nr_free: self.nr_free,
+            wmark: self.wmark,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Memory {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Memory, D::Error> {
+        let m = MemoryOwned::deserialize(d)?;
+        Ok(Memory::from_threaded(m.frames, m.free_head, m.nr_free, m.wmark))
+    }
 }
 
 impl Memory {
     /// `nr_pages` frames; pfn 0 is reserved as the zero page.
     pub fn new(nr_pages: u64, min_free_kbytes_max: u64) -> Memory {
         let n = nr_pages as usize;
-        // LIFO: lowest pfns first out
-        let mut frames: Vec<Frame> =
-            (0..n).map(|i| Frame { lru_next: if i + 1 < n { i as u32 + 1 } else { 0 }, ..Frame::FREE }).collect();
-        frames[0] = Memory::new_zero_page();
-        let managed = (n - 1) as u64;
+        let mut frames = Frames::new(n);
+        if n > 0 {
+            frames[0] = Memory::new_zero_page();
+        }
+        let managed = n.saturating_sub(1) as u64;
         Memory {
             frames,
-            free_head: if n > 1 { 1 } else { 0 },
+            // LIFO: lowest pfns first out (the list Memory::new threads is 1, 2, 3, ...)
+            free_head: 0,
+            frontier: n.min(1) as u32,
             nr_free: managed,
             wmark: Watermarks::compute(managed, min_free_kbytes_max),
+        }
+    }
+
+    /// A snapshot's allocator (the free list threaded through every free frame): the pfns at
+    /// the end of the list that run up to the last pfn in order, never allocated, become the
+    /// frontier again. A list that is not well formed is kept as it is (`check` reports it).
+    fn from_threaded(mut frames: Vec<Frame>, free_head: u32, nr_free: u64, wmark: Watermarks) -> Memory {
+        let n = frames.len();
+        let mut order = Vec::new();
+        let mut p = free_head;
+        while p != 0 && (p as usize) < n && order.len() <= n {
+            order.push(p);
+            p = frames[p as usize].lru_next;
+        }
+        let (mut head, mut frontier) = (free_head, n as u32);
+        if p == 0 && order.len() <= n {
+            let untouched =
+                |pfn: u32| Frame { lru_next: if pfn as usize + 1 < n { pfn + 1 } else { 0 }, ..Frame::FREE };
+            let mut t = order.len();
+            while t > 0
+                && order[t - 1] as usize == n - (order.len() - t) - 1
+                && frames[order[t - 1] as usize] == untouched(order[t - 1])
+            {
+                t -= 1;
+            }
+            if t < order.len() {
+                frontier = order[t];
+                for f in &mut frames[frontier as usize..] {
+                    *f = Frame::FREE;
+                }
+                if t == 0 {
+                    head = 0;
+                } else {
+                    frames[order[t - 1] as usize].lru_next = 0;
+                }
+            }
+        }
+        frames.truncate(frontier as usize);
+        frames.shrink_to_fit();
+        Memory { frames: Frames { stored: frames, len: n }, free_head: head, frontier, nr_free, wmark }
+    }
+
+    /// Frame `pfn` with the free list threaded through every free frame, as `Memory::new`
+    /// built it at boot: a never-allocated frame links to the next pfn, and the last page
+    /// freed since boot to the first never-allocated one (the snapshot's encoding, and what
+    /// `/proc/kpageflags` and the API show of a free page).
+    pub fn frame_as_threaded(&self, pfn: u32) -> Frame {
+        let mut f = self.frames[pfn as usize];
+        let n = self.frames.len();
+        if f.test(PG_BUDDY) {
+            if pfn >= self.frontier {
+                f.lru_next = if pfn as usize + 1 < n { pfn + 1 } else { 0 };
+            } else if f.lru_next == 0 && (self.frontier as usize) < n {
+                f.lru_next = self.frontier;
+            }
+        }
+        f
+    }
+
+    /// The head of the free list threaded through every free frame.
+    fn threaded_free_head(&self) -> u32 {
+        if self.free_head != 0 {
+            self.free_head
+        } else if (self.frontier as usize) < self.frames.len() {
+            self.frontier
+        } else {
+            0
         }
     }
 
@@ -383,14 +652,18 @@ impl Memory {
     /// Take a free page (refcount 1, no flags, content zero: `__GFP_ZERO` / `clear_page`), no
     /// watermark check. `None` when the free list is empty.
     pub fn take(&mut self) -> Option<u32> {
-        let pfn = self.free_head;
-        if pfn == 0 {
+        let pfn = if self.free_head != 0 {
+            let pfn = self.free_head;
+            self.free_head = self.frames[pfn as usize].lru_next;
+            pfn
+        } else if (self.frontier as usize) < self.frames.len() {
+            self.frontier += 1;
+            self.frontier - 1
+        } else {
             return None;
-        }
-        let f = &mut self.frames[pfn as usize];
-        self.free_head = f.lru_next;
+        };
         self.nr_free -= 1;
-        *f = Frame { flags: 0, refcount: 1, ..Frame::FREE };
+        self.frames[pfn as usize] = Frame { flags: 0, refcount: 1, ..Frame::FREE };
         Some(pfn)
     }
 
@@ -399,9 +672,16 @@ impl Memory {
     pub fn free_page(&mut self, pfn: u32) {
         let f = &mut self.frames[pfn as usize];
         debug_assert!(f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");
+        self.nr_free += 1;
+        if self.free_head == 0 && pfn + 1 == self.frontier {
+            // the list is then pfn, frontier, frontier + 1, ...: pfn becomes the frontier (one
+            // representation per list, so that equal lists compare and hash equal)
+            *f = Frame::FREE;
+            self.frontier = pfn;
+            return;
+        }
         *f = Frame { lru_next: self.free_head, ..Frame::FREE };
         self.free_head = pfn;
-        self.nr_free += 1;
     }
 
     /// Whether `pfn` is on the free list (`PageBuddy`).
@@ -409,8 +689,9 @@ impl Memory {
         self.frames[pfn as usize].test(PG_BUDDY)
     }
 
-    /// Check the allocator: the zero page reserved, and the free list holding each PG_buddy
-    /// frame once and nothing else.
+    /// Check the allocator: the zero page reserved, the list of freed pages holding PG_buddy
+    /// frames below the frontier once each, the frames from the frontier up never allocated,
+    /// and no other frame PG_buddy.
     pub fn check(&self) -> Result<(), String> {
         let n = self.frames.len();
         if !(64..=u32::MAX as usize / 2).contains(&n) || !self.frames[ZERO_PFN as usize].test(PG_RESERVED) {
@@ -422,9 +703,13 @@ impl Memory {
         if z != zero {
             return Err(format!("the zero page (pfn 0) is mapped, linked or flagged: {z:?}"));
         }
-        // walk the list: each step must reach a PG_buddy frame not seen before, so a cycle or a
-        // busy frame on the list ends the walk within n steps
-        let mut seen = vec![false; n];
+        let frontier = self.frontier as usize;
+        if !(1..=n).contains(&frontier) {
+            return Err(format!("the first never-allocated pfn is {frontier}, outside 1..={n}"));
+        }
+        // walk the list: each step must reach a PG_buddy frame below the frontier not seen
+        // before, so a cycle or a busy frame on the list ends the walk within n steps
+        let mut seen = vec![false; frontier];
         let mut len = 0u64;
         let mut pfn = self.free_head;
         while pfn != 0 {
@@ -439,12 +724,24 @@ impl Memory {
             if f != (Frame { lru_next: f.lru_next, ..Frame::FREE }) {
                 return Err(format!("free pfn {pfn} carries state a free page has not: {f:?}"));
             }
+            if f.lru_next == 0 && pfn as usize + 1 == frontier {
+                return Err(format!("the last freed page {pfn} is just below the frontier and not part of it"));
+            }
             pfn = f.lru_next;
         }
-        let buddy = self.frames.iter().filter(|f| f.test(PG_BUDDY)).count() as u64;
-        if buddy != len || len != self.nr_free {
+        if self.frames.stored().len() < frontier {
+            return Err(format!("pfn {} was allocated but is not stored", self.frames.stored().len()));
+        }
+        if let Some(p) = self.frames.stored()[frontier..].iter().position(|f| *f != Frame::FREE) {
+            return Err(format!("pfn {} was never allocated but is not a free frame", frontier + p));
+        }
+        let buddy = self.frames.stored()[..frontier].iter().filter(|f| f.test(PG_BUDDY)).count() as u64;
+        let untouched = (n - frontier) as u64;
+        if buddy != len || len + untouched != self.nr_free {
             return Err(format!(
-                "{buddy} frames are PG_buddy, the free list holds {len}, NR_FREE_PAGES says {}",
+                "{} frames are PG_buddy, the free list holds {}, NR_FREE_PAGES says {}",
+                buddy + untouched,
+                len + untouched,
                 self.nr_free
             ));
         }
@@ -452,7 +749,7 @@ impl Memory {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.frames.capacity() * std::mem::size_of::<Frame>()
+        self.frames.heap_bytes()
     }
 }
 
@@ -503,6 +800,52 @@ mod tests {
         assert_eq!((r.index, r.lru_list, r.skey), (0x0007_f000_0000, 3, 0x16));
         let back: Frame = postcard::from_bytes(&postcard::to_allocvec(&f).unwrap()).unwrap();
         assert_eq!(back, f);
+    }
+
+    /// mm/page_alloc.c's order-0 free list is LIFO: the allocator hands out the pfns of the
+    /// list `Memory::new` threads through every frame (1, 2, 3, ...) with each freed page
+    /// pushed on top, though it keeps the never-allocated part as a frontier; a snapshot
+    /// stores that threaded list and restores the same allocator.
+    #[test]
+    fn the_frontier_hands_out_the_threaded_lifo_order() {
+        let mut m = Memory::new(64, 65536);
+        let mut list: Vec<u32> = (1..64).rev().collect();
+        let (mut rng, mut held) = (12345u64, Vec::new());
+        for step in 0..2000 {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            if held.is_empty() || (!list.is_empty() && (rng >> 33) % 2 == 0) {
+                let want = list.pop();
+                assert_eq!(m.take(), want, "step {step}");
+                held.extend(want);
+            } else {
+                let p = held.swap_remove(((rng >> 40) as usize) % held.len());
+                m.frames[p as usize].refcount = 0;
+                m.free_page(p);
+                list.push(p);
+            }
+            let (mut p, mut threaded) = (m.threaded_free_head(), Vec::new());
+            while p != 0 {
+                threaded.push(p);
+                p = m.frame_as_threaded(p).lru_next;
+            }
+            assert_eq!(threaded, list.iter().rev().copied().collect::<Vec<_>>(), "step {step}");
+            assert_eq!(m.check(), Ok(()), "step {step}");
+            let back: Memory = postcard::from_bytes(&postcard::to_allocvec(&m).unwrap()).unwrap();
+            assert_eq!(back, m, "step {step}");
+        }
+    }
+
+    /// A frame never allocated is not stored: a 1 GiB memory that handed out 16 pages holds a
+    /// few frames, not 262,144.
+    #[test]
+    fn never_allocated_frames_cost_nothing() {
+        let mut m = Memory::new(1 << 18, 65536);
+        for _ in 0..16 {
+            m.take();
+        }
+        assert!(m.heap_bytes() < 4096, "{} bytes", m.heap_bytes());
+        assert_eq!((m.frames.len(), m.frames.iter().count()), (1 << 18, 1 << 18));
+        assert!(m.is_free(1 << 17) && m.frames.get(1 << 18).is_none());
     }
 
     #[test]

@@ -8,7 +8,10 @@ impl Kernel {
     /// The frame `pfn` (its flags, refcount, mapcount, ...): what `kpageflags_read` and
     /// `kpagecount_read` report of it, and more. An error beyond memory.
     pub fn page_frame(&self, pfn: u32) -> Result<Frame> {
-        self.mem.frames.get(pfn as usize).copied().ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
+        if pfn as usize >= self.mem.frames.len() {
+            return Err(Error::invalid(format!("pfn {pfn} is beyond memory")));
+        }
+        Ok(self.mem.frame_as_threaded(pfn))
     }
 }
 
