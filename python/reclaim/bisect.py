@@ -18,7 +18,7 @@ from typing import Any
 
 from reclaim._reclaim import Profile
 from reclaim.exceptions import ProfileError
-from reclaim.explorer import CAUSES, explore
+from reclaim.explorer import CAUSES, DEFAULT_MAX_STATES, explore
 from reclaim.variants import _SCENARIO_KEYS, as_profile, scenario_for
 
 _EINVAL = 22
@@ -106,7 +106,7 @@ def bisect(
     *,
     predicate: str = "userfault_on_received",
     depth: int = 8,
-    max_states: int = 2_000_000,
+    max_states: int = DEFAULT_MAX_STATES,
     walks: int = 0,
     **scenario: object,
 ) -> BisectResult:
@@ -238,7 +238,10 @@ exit codes: 0 found, 2 bad input (the finding is not on --bad, or already on --g
     bp.add_argument("--pages", help="guest page classes, comma-separated")
     bp.add_argument("--bound", type=int, default=8, help="explorer depth (default 8)")
     bp.add_argument(
-        "--max-states", type=int, default=2_000_000, help="state budget a run (default 2000000)"
+        "--max-states",
+        type=int,
+        default=DEFAULT_MAX_STATES,
+        help=f"state budget a run (default {DEFAULT_MAX_STATES})",
     )
     bp.add_argument("--json", action="store_true", help="machine-readable output")
     bp.set_defaults(func=cmd_bisect)

@@ -122,7 +122,7 @@ pub struct Bounds {
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { depth: 12, max_states: 2_000_000, walks: 200, walk_len: 40, seed: 0, por: true, por_verify: false }
+        Bounds { depth: 12, max_states: 8_000_000, walks: 200, walk_len: 40, seed: 0, por: true, por_verify: false }
     }
 }
 

@@ -148,7 +148,10 @@ exit codes: 0 done (found or not), 2 bad input, 3 a violation with --fail-on-vio
         help="depth: steps searched exhaustively (default 10)",
     )
     ex.add_argument(
-        "--max-states", type=integer(), default=2_000_000, help="state budget (default 2000000)"
+        "--max-states",
+        type=integer(),
+        default=reclaim.explorer.DEFAULT_MAX_STATES,
+        help=f"state budget (default {reclaim.explorer.DEFAULT_MAX_STATES})",
     )
     ex.add_argument("--walks", type=integer(), default=200, help="random walks beyond the bound")
     ex.add_argument(
