@@ -1,0 +1,116 @@
+"""Recompute the model side of saved replay-oracle checks with this build (no guest runs).
+
+    python tools/remodel_saved.py A.json B.json ...            # one line per saved row
+    python tools/remodel_saved.py --markdown --counters A.json  # FINDINGS-style table rows
+    python tools/remodel_saved.py --x86-tlb none A.json         # a model choice other than
+                                                                # model_counters' default
+
+Each file is what `reclaim crosscheck --replay --json` (or `ReplayCheck.to_dict()`) saved: one
+check or a list of them. A row seen in several files (same trace, arch, memory, page-cluster,
+requests, lru_gen and kernel runs) is replayed once. The trace is regenerated as the check made
+it (`reclaim.tracegen.generate(trace, requests, pages)`, seed 0), the model is
+`reclaim.crosscheck.replay.model_counters` with its defaults (the guest's swap device and TLB)
+on the first kernel run's memory, as the check does. Printed: the row, the kernel's median
+major faults (min-max), the model's, their difference in percent of the kernel median, and the
+model the file saved when the check ran (``saved``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import reclaim
+from reclaim import tracegen
+from reclaim.crosscheck.replay import ReplayCheck, model_counters
+
+
+def _checks(files: list[Path]) -> list[ReplayCheck]:
+    out: list[ReplayCheck] = []
+    seen: set[tuple[Any, ...]] = set()
+    for f in files:
+        saved = json.loads(f.read_text())
+        for d in saved if isinstance(saved, list) else [saved]:
+            c = ReplayCheck.from_dict(d)
+            key = (
+                c.trace,
+                c.arch,
+                c.guest_memory_mib,
+                c.page_cluster,
+                c.requests,
+                c.lru_gen,
+                tuple(k.counters["majflt"] for k in c.kernel),
+            )
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out
+
+
+def remodel(c: ReplayCheck, **kw: Any) -> dict[str, int]:
+    """The model's counters for check ``c`` with this build (``kw``: model_counters options)."""
+    t = tracegen.generate(c.trace, c.requests, c.pages)
+    with tempfile.TemporaryDirectory(prefix="reclaim-remodel-") as td:
+        p = Path(td) / "trace.bin"
+        reclaim.trace.write(p, t.keys, t.writes, format="binary")
+        return model_counters(
+            p,
+            c.arch,
+            c.kernel[0],
+            shmem=c.shmem,
+            page_cluster=c.page_cluster,
+            lru_gen=c.lru_gen,
+            **kw,
+        )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--x86-tlb", help="model_counters' x86_tlb ('none': no TLB)")
+    ap.add_argument("--swap-io", help="model_counters' swap_io (default: its choice)")
+    ap.add_argument("--markdown", action="store_true", help="print markdown table rows")
+    ap.add_argument(
+        "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
+    )
+    a = ap.parse_args()
+    kw: dict[str, Any] = {}
+    if a.x86_tlb is not None:
+        kw["x86_tlb"] = None if a.x86_tlb == "none" else a.x86_tlb
+    if a.swap_io is not None:
+        kw["swap_io"] = a.swap_io
+    for c in _checks(a.files):
+        m = remodel(c, **kw)
+        med, lo, hi = c.kernel_majflt()
+        diff = 100.0 * (m["majflt"] - med) / med if med else float("nan")
+        k0 = c.kernel[0].counters
+        row = [
+            c.trace,
+            c.arch,
+            str(c.guest_memory_mib),
+            str(c.page_cluster),
+            f"{c.requests // 1000}K",
+            c.lru_gen,
+            f"{med:g} ({lo}-{hi})",
+            str(m["majflt"]),
+            f"{diff:+.1f}%",
+            f"saved {c.model.get('majflt', '-')}",
+        ]
+        if a.counters:
+            ks = k0.get("pgscan_kswapd", 0) + k0.get("pgscan_direct", 0)
+            ms = m["pgscan_kswapd"] + m["pgscan_direct"]
+            row += [
+                f"{ks:,} / {ms:,}",
+                f"{k0.get('workingset_activate_anon', 0):,} / {m['workingset_activate_anon']:,}",
+                f"{k0.get('minflt', 0):,} / {m['minflt']:,}",
+            ]
+        print("| " + " | ".join(row) + " |" if a.markdown else "  ".join(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
