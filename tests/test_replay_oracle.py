@@ -352,7 +352,8 @@ def test_the_model_holds_the_guests_tmpfs_pages_as_shmem_and_swaps_them_out(
     assert held.resident_pages > reserved.resident_pages
     assert held.major_faults < reserved.major_faults
     k = dataclasses.replace(_kernel_run(3000, 1500), evictable=700, tmpfs=700, tmpfs_active=0)
-    m = rp.model_counters(p, "x86_64", k, tmpfs_on_lru=True)
+    # the replays above use the synchronous device and no TLB: compare like with like
+    m = rp.model_counters(p, "x86_64", k, tmpfs_on_lru=True, swap_io="synchronous", x86_tlb=None)
     assert m["majflt"] == held.major_faults and m["pswpout"] == held.vmstat["pswpout"]
     with pytest.raises(reclaim.ReclaimError, match="tmpfs"):
         reclaim.trace.replay(p, guest_tmpfs=(700, 701), **base)  # type: ignore[arg-type]
