@@ -35,13 +35,14 @@ impl Kernel {
         let nframes = self.mem.frames.len();
         let mut mapcount = vec![0u32; nframes];
         let mut swaprefs: BTreeMap<u32, u32> = BTreeMap::new();
-        let mut mappings: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
+        // (pfn, pid, addr) of every present PTE: sorted below, so that each pfn's mappings are
+        // one run (a flat vector: no allocation per mapped page)
+        let mut mappings: Vec<(u32, u32, u64)> = Vec::new();
         for m in self.mms.iter().flatten().filter(|m| m.alive) {
             let mut rss = [0i64; 4];
             let n = arch.geometry().0.pt_entries;
             for &(va, base) in m.pt.page_tables().iter() {
-                for i in 0..n {
-                    let pte = m.pt.pte(base + i);
+                for (i, &pte) in m.pt.ptes(base, n).iter().enumerate() {
                     if arch.pte_none(pte) {
                         continue;
                     }
@@ -62,7 +63,7 @@ impl Kernel {
                         }
                         mapcount[pfn as usize] += 1;
                         rss[self.mm_counter(pfn)] += 1;
-                        mappings.entry(pfn).or_default().push((m.pid, addr));
+                        mappings.push((pfn, m.pid, addr));
                     } else if self.is_pte_marker(pte) {
                         // a PTE marker maps nothing and holds no slot; only uffd-wp exists
                         if !self.pte_marker_uffd_wp(pte) {
@@ -213,11 +214,19 @@ impl Kernel {
         if used != self.swap.inuse() {
             return Err(format!("swap inuse {} but {used} slots are used", self.swap.inuse()));
         }
-        for (pfn, maps) in &mappings {
-            let mut found: Vec<(u32, u64)> = self.rmap_mappings(*pfn).iter().map(|m| (m.pid, m.addr)).collect();
-            let mut want = maps.clone();
+        mappings.sort_unstable();
+        let mut found: Vec<(u32, u64)> = Vec::new();
+        let mut want: Vec<(u32, u64)> = Vec::new();
+        let mut vmas = Vec::new();
+        for run in mappings.chunk_by(|a, b| a.0 == b.0) {
+            let pfn = run[0].0;
+            // rmap_mappings(pfn), into reused buffers
+            self.rmap_vmas(pfn, &mut vmas);
+            found.clear();
+            found.extend(vmas.iter().filter_map(|&(v, a)| self.page_vma_mapped(pfn, v, a)).map(|m| (m.pid, m.addr)));
             found.sort_unstable();
-            want.sort_unstable();
+            want.clear();
+            want.extend(run.iter().map(|&(_, pid, addr)| (pid, addr)));
             if found != want {
                 return Err(format!("rmap of pfn {pfn} finds {found:x?} but the page tables map it at {want:x?}"));
             }

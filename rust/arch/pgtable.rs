@@ -496,6 +496,12 @@ impl PageTables {
         self.ptes[idx]
     }
 
+    /// The PTEs `idx..idx + n` (a page table's, from `page_tables`).
+    #[inline]
+    pub fn ptes(&self, idx: usize, n: usize) -> &[u64] {
+        &self.ptes[idx..idx + n]
+    }
+
     #[inline]
     pub fn set_pte(&mut self, idx: usize, v: u64) {
         self.pte_fp.set(None);

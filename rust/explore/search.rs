@@ -179,6 +179,7 @@ pub fn explore(
             por: b.por,
             verify: b.por_verify,
             visible,
+            bufs: Vec::new(),
         };
         d.dfs(&root, depth, &[], None);
         if rep.interrupted {
@@ -273,6 +274,17 @@ struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
     verify: bool,
     /// What the state predicates read ([`visible`]).
     visible: u64,
+    /// Buffers of the enabled steps, the steps explored and the child's sleep set, one set per
+    /// level of the recursion, kept for the next call at that level (no allocation per state).
+    bufs: Vec<Bufs>,
+}
+
+/// The buffers of one [`Dfs::dfs`] call.
+#[derive(Default)]
+struct Bufs {
+    en: Vec<Step>,
+    done: Vec<(Step, Footprint)>,
+    child_sleep: Vec<Step>,
 }
 
 impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
@@ -284,11 +296,11 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
         if left == 0 || *self.stop {
             return;
         }
-        let mut en = Vec::new();
+        let Bufs { mut en, mut done, mut child_sleep } = self.bufs.pop().unwrap_or_default();
         st.enabled(&mut en);
         // the steps explored from here so far (the sleeping ones, those of the search before)
         // with their footprints
-        let mut done: Vec<(Step, Footprint)> = Vec::new();
+        done.clear();
         if self.por {
             done.extend(sleep.iter().map(|&z| (z, st.footprint(z))));
             if let Some(only) = only {
@@ -296,8 +308,7 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
                 done.extend(before.map(|&s| (s, st.footprint(s))));
             }
         }
-        let mut child_sleep = Vec::new();
-        for s in en {
+        for &s in &en {
             if sleep.contains(&s) {
                 self.rep.pruned += 1;
                 continue;
@@ -348,12 +359,13 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
             }
             self.path.pop();
             if *self.stop {
-                return;
+                break;
             }
             if let Some(fs) = fs {
                 done.push((s, fs));
             }
         }
+        self.bufs.push(Bufs { en, done, child_sleep });
     }
 
     /// Whether a state reached with `left` steps left and `sleep` asleep must be searched, and
