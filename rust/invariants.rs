@@ -256,6 +256,12 @@ impl Kernel {
                 self.profile.lru_gen_caps()
             ));
         }
+        if g.activate_resets_refs != self.profile.lru_gen_activate_resets_refs {
+            return Err(format!(
+                "lrugen activate_resets_refs {}, but the profile's lru_gen_activate_resets_refs is {}",
+                g.activate_resets_refs, self.profile.lru_gen_activate_resets_refs
+            ));
+        }
         for ty in 0..2 {
             let n = g.max_seq.checked_sub(g.min_seq[ty]).map(|d| d + 1);
             if !matches!(n, Some(n) if (MIN_NR_GENS as u64..=MAX_NR_GENS as u64).contains(&n)) {

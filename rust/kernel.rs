@@ -155,6 +155,7 @@ impl Kernel {
         profile.check_switches()?;
         let mut lru = Lru::with_lru_gen(profile.lru_gen);
         lru.lrugen.caps = profile.lru_gen_caps();
+        lru.lrugen.activate_resets_refs = profile.lru_gen_activate_resets_refs;
         Ok(Kernel {
             lru,
             swap: SwapDevice::new(swap_pages as u32),

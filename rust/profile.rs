@@ -291,6 +291,15 @@ pub struct Profile {
     /// merged in v6.1, off by default upstream, on in the distributions' 6.x kernels (Debian,
     /// Fedora, Arch). The caps follow the arch ([`Profile::lru_gen_caps`]).
     pub lru_gen: bool,
+    /// MGLRU's activation resets a page's tier bits ("mm/mglru: reset page lru tier bits when
+    /// activating", W. Xu, mainline v6.13, id unverified; in Debian's 6.12 from the stable
+    /// update 6.12.114, so the 6.12.117 guests have it and the 6.12.107 s390x guest does not):
+    /// `lru_gen_add_folio` of an active page clears LRU_REFS_MASK and PG_referenced with
+    /// PG_active (not PG_workingset), and `lru_gen_look_around` clears a page's LRU_REFS_MASK
+    /// and LRU_REFS_FLAGS (`folio_clear_lru_refs`) before `folio_activate`. Before, an
+    /// activated page kept its accesses: a page refaulted in a fault (`lru_gen_refault` gives
+    /// it the most) stays in the top tier, which `sort_folio` protects once.
+    pub lru_gen_activate_resets_refs: bool,
 
     // --- candidate fixes (profile/fixes.rs), as released in every built-in profile ---
     pub fixes: CandidateFixes,
@@ -411,6 +420,7 @@ fn s390(name: &'static str) -> Profile {
             vmscan_write_folio_tracepoint: false,
             uffd_api_features: uffd_features::API_4_18,
             lru_gen: false,
+            lru_gen_activate_resets_refs: false,
             fixes: CandidateFixes::RELEASED,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
@@ -472,6 +482,7 @@ fn s390(name: &'static str) -> Profile {
             vmscan_write_folio_tracepoint: true,
             uffd_api_features: uffd_features::API_6_12,
             lru_gen: false,
+            lru_gen_activate_resets_refs: true,
             fixes: CandidateFixes::RELEASED,
         },
     }

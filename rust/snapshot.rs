@@ -29,6 +29,8 @@
 //! Also in version 8: the lruvec's MGLRU walk state (`lrugen.mm_state`: the mm list's tail, the Bloom
 //! filters, the mm stats; `vmscan/lru_gen_walk.rs`) and the `mm_lru_insertion` event kind,
 //! whose tracepoint is off (muted) in a new log.
+//! Version 9: the `lru_gen_activate_resets_refs` switch and its copy in the lruvec
+//! (`lrugen.activate_resets_refs`; 6.12.107 against 6.12.114+, FINDINGS.md section 8).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -53,7 +55,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 

@@ -295,6 +295,22 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
     assert one_cpu.vmstat["pgscan_direct"] == m["pgscan_direct"]
 
 
+def test_the_model_runs_the_mglru_of_the_guests_stable_release() -> None:
+    # Debian's 6.12.107 (the s390x guests) predates the stable update 6.12.114, which brought
+    # "mm/mglru: reset page lru tier bits when activating" (lru_gen_add_folio, mm_inline.h)
+    assert rp.model_profile("on", "6.12.107+deb13-s390x") == "6.12.107-debian"
+    assert rp.model_profile("on", "6.12.117+deb13-cloud-amd64") == "6.12-debian"
+    assert rp.model_profile("on", None) == "6.12-debian"
+    assert rp.model_profile("off", "6.12.107+deb13-s390x") == "6.12"
+    old = reclaim.Profile("6.12.107-debian", "s390x")
+    assert reclaim.VARIANTS["6.12.107-debian"]["switches"] == {
+        "lru_gen": True,
+        "lru_gen_activate_resets_refs": False,
+    }
+    new = reclaim.Profile("6.12-debian", "s390x")
+    assert old.diff(new) == {"lru_gen_activate_resets_refs": (False, True)}
+
+
 def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> None:
     from reclaim.vm.guest import SWAP_IO
 

@@ -10,7 +10,8 @@ check or a list of them. A row seen in several files (same trace, arch, memory, 
 requests, lru_gen and kernel runs) is replayed once. The trace is regenerated as the check made
 it (`reclaim.tracegen.generate(trace, requests, pages)`, seed 0), the model is
 `reclaim.crosscheck.replay.model_counters` with its defaults (the guest's swap device and TLB)
-on the first kernel run's memory, as the check does. Printed: the row, the kernel's median
+on the first kernel run's memory, with the MGLRU variant of the guest's kernel release
+(`model_profile`), as the check does. Printed: the row, the kernel's median
 major faults (min-max), the model's, their difference in percent of the kernel median, and the
 model the file saved when the check ran (``saved``).
 """
@@ -64,6 +65,7 @@ def remodel(c: ReplayCheck, **kw: Any) -> dict[str, int]:
             shmem=c.shmem,
             page_cluster=c.page_cluster,
             lru_gen=c.lru_gen,
+            release=str(c.guest.get("release", "")) or None,
             **kw,
         )
 

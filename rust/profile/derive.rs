@@ -262,6 +262,8 @@ pub static SWITCHES: &[Switch] = &[
         "UFFD_API_FEATURES of the release (v4.14: 2d6d6f5a09a9 SIGBUS, 9d4ac934829a THREAD_ID, ids unverified; v6.12 adds MINOR, WP, EXACT_ADDRESS, POISON, MOVE)"),
     switch!(bool lru_gen,
         "v6.1: ec1c86b25f4b \"mm: multi-gen LRU: groundwork\", ac35a4902374 \"minimal implementation\", 018ee47f1489 \"exploit locality in rmap\", bd74fdaea146 \"support page table walks\", 354ed5974429 \"kill switch\" (CONFIG_LRU_GEN_ENABLED, the caps), 1332a809d95a \"thrashing prevention\" (min_ttl_ms)"),
+    switch!(bool lru_gen_activate_resets_refs,
+        "v6.13 (id unverified; Debian 6.12 from stable 6.12.114): W. Xu, \"mm/mglru: reset page lru tier bits when activating\""),
     switch!(choice CBRL_GUARD CBRL_GUARD_N fixes.cbrl_guard, "candidate (not upstream): userfaultfd_armed check before ptep_zap_unused in __gmap_zap"),
     switch!(choice DIAG10_GUARD DIAG10_GUARD_N fixes.diag10_guard, "candidate (not upstream): gmap_discard skips userfaultfd-armed VMAs"),
     switch!(choice CMMA_APPLY CMMA_APPLY_N fixes.cmma_apply, "candidate QEMU change (not upstream): apply storage attributes after postcopy_ram_enable_notify"),
@@ -279,13 +281,23 @@ pub struct Variant {
 }
 
 /// The distribution-like variants: 6.12 as Debian (amd64, s390x), Fedora and Arch build it, with
-/// `CONFIG_LRU_GEN_ENABLED=y` (upstream's default, the built-in "6.12", is `n`).
-pub static VARIANTS: &[Variant] = &[Variant {
-    name: "6.12-debian",
-    base: "6.12",
-    switches: &[("lru_gen", SwitchValue::Bool(true))],
-    stands_for: "6.12 with CONFIG_LRU_GEN_ENABLED=y, as Debian, Fedora and Arch build it (lru_gen/enabled 0x0001 on s390x, 0x0007 on x86_64)",
-}];
+/// `CONFIG_LRU_GEN_ENABLED=y` (upstream's default, the built-in "6.12", is `n`); and the same
+/// at an earlier stable update, 6.12.107, the s390x replay guests' kernel, which MGLRU stable
+/// backports since have changed (`lru_gen_activate_resets_refs`).
+pub static VARIANTS: &[Variant] = &[
+    Variant {
+        name: "6.12-debian",
+        base: "6.12",
+        switches: &[("lru_gen", SwitchValue::Bool(true))],
+        stands_for: "6.12 with CONFIG_LRU_GEN_ENABLED=y, as Debian, Fedora and Arch build it (lru_gen/enabled 0x0001 on s390x, 0x0007 on x86_64)",
+    },
+    Variant {
+        name: "6.12.107-debian",
+        base: "6.12",
+        switches: &[("lru_gen", SwitchValue::Bool(true)), ("lru_gen_activate_resets_refs", SwitchValue::Bool(false))],
+        stands_for: "Debian's 6.12.107-1 (lru_gen on), before the stable update 6.12.114 brought \"mm/mglru: reset page lru tier bits when activating\": the s390x replay guests' kernel",
+    },
+];
 
 /// The variant named `name`, derived (and registered) on `arch`.
 pub(super) fn variant(name: &str, arch: Arch) -> Option<Result<Profile>> {

@@ -462,6 +462,8 @@ pub mod lru_gen_folio {
         /// `folio_update_gen` instead of `folio_activate`. False between reclaims.
         #[serde(skip)]
         pub(crate) mm_walk: bool,
+        /// `Profile::lru_gen_activate_resets_refs`, fixed when the kernel is made (as `caps`).
+        pub activate_resets_refs: bool,
     }
 
     impl LruGenFolio {
@@ -481,6 +483,7 @@ pub mod lru_gen_folio {
                 min_ttl: 0,
                 mm_state: LruGenMmState::default(),
                 mm_walk: false,
+                activate_resets_refs: true,
             }
         }
 

@@ -70,9 +70,11 @@ impl Lru {
     /// generation: active (a page added in a fault, `folio_add_lru` with `lru_gen_in_fault`, or
     /// activated) → the youngest; anon not in the swap cache, or a dirty page under reclaim →
     /// the second youngest; `reclaiming` or too few generations → the oldest; else the second
-    /// oldest. An active page loses PG_active, PG_referenced and its LRU_REFS_MASK count, not
-    /// PG_workingset ("see the comment on MIN_NR_GENS about PG_active"; "Don't clear
-    /// PG_workingset here"). Returns false for an unevictable page (the classic list takes it).
+    /// oldest. An active page loses PG_active ("see the comment on MIN_NR_GENS about
+    /// PG_active") and, with `lru_gen_activate_resets_refs` (6.12.114+), PG_referenced and its
+    /// LRU_REFS_MASK count, not PG_workingset ("Don't clear PG_workingset here"); before
+    /// (6.12.107: `set_mask_bits(&folio->flags, LRU_GEN_MASK | BIT(PG_active), flags)`) it keeps
+    /// them. Returns false for an unevictable page (the classic list takes it).
     pub(crate) fn lru_gen_add_folio(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> bool {
         let f = &frames[pfn as usize];
         if f.test(pg::PG_UNEVICTABLE) || !self.lrugen.enabled {
@@ -94,7 +96,8 @@ impl Lru {
         let f = &mut frames[pfn as usize];
         set_gen(f, gn);
         if f.test(pg::PG_ACTIVE) {
-            f.flags &= !(LRU_REFS_MASK | pg::PG_REFERENCED | pg::PG_ACTIVE);
+            let refs = if self.lrugen.activate_resets_refs { LRU_REFS_MASK | pg::PG_REFERENCED } else { 0 };
+            f.flags &= !(refs | pg::PG_ACTIVE);
         }
         if reclaiming {
             self.link_tail(frames, pfn, list_index(gn, ty));
@@ -725,7 +728,8 @@ impl Kernel {
     /// pages; not in a VM_SPECIAL VMA), whose pages are promoted to the youngest generation:
     /// with a walk (`current->reclaim_state->mm_walk`: kswapd always)
     /// by `folio_update_gen`, else by `folio_clear_lru_refs` + `folio_activate` (counting
-    /// pgactivate); a page off the lists gets PG_referenced. Anon pages around a file page are
+    /// pgactivate; 6.12.107, without `lru_gen_activate_resets_refs`: `folio_activate` alone, the
+    /// page keeps its accesses); a page off the lists gets PG_referenced. Anon pages around a file page are
     /// left alone (`get_pfn_folio`: `!can_swap`). A dirty PTE marks its page dirty. Where the
     /// lruvec has `mm_state` (x86_64), the PTE table goes into the Bloom filter of `max_seq`
     /// when one PTE in 8 of the range was young ("feedback from rmap walkers to page table
@@ -799,7 +803,9 @@ impl Kernel {
             match folio_lru_gen(&self.mem.frames[pfn as usize]) {
                 None => self.mem.frames[pfn as usize].set(pg::PG_REFERENCED),
                 Some(old) if old != new_gen => {
-                    self.mem.frames[pfn as usize].flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+                    if self.lru.lrugen.activate_resets_refs {
+                        self.mem.frames[pfn as usize].flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+                    }
                     self.activate_page(pfn);
                 }
                 Some(_) => {}
@@ -1122,6 +1128,46 @@ mod tests {
         let refaulted: u64 = k.lru.lrugen.refaulted[LRU_GEN_ANON].iter().sum();
         assert_eq!(refaulted, 1);
         k.check_invariants().unwrap();
+    }
+
+    /// lru_gen_add_folio (include/linux/mm_inline.h) before "mm/mglru: reset page lru tier bits
+    /// when activating" (Debian 6.12.107, the s390x guests; `lru_gen_activate_resets_refs`
+    /// off): `set_mask_bits(&folio->flags, LRU_GEN_MASK | BIT(PG_active), flags)` leaves the
+    /// accesses lru_gen_refault gave a page refaulted in a fault, so it stays in the top tier
+    /// (refs = LRU_REFS_MASK + PG_workingset = BIT(LRU_REFS_WIDTH)) and sort_folio (6.12.107 as
+    /// 6.12.117 here) protects it into the next generation when eviction reaches it; 6.12.117
+    /// clears them (tier 1) and evicts it.
+    #[test]
+    fn before_6_12_114_a_page_refaulted_in_a_fault_keeps_its_accesses_and_is_protected() {
+        for (profile, resets) in [("6.12.107-debian", false), ("6.12-debian", true)] {
+            let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            assert_eq!(k.lru.lrugen.activate_resets_refs, resets);
+            k.set_page_cluster(0).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 64);
+            make_old(&mut k, pid, a, 64);
+            assert!(k.reclaim(32) >= 32);
+            let arch = k.arch();
+            let gone = (0..64).find(|i| arch.is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())).unwrap();
+            k.access(pid, 0, a + gone * 4096, false, 0).unwrap();
+            assert_eq!(k.vmstat.get(Vm::workingset_restore_anon), 1, "{profile}");
+            let pfn = pfn_at(&k, pid, a + gone * 4096);
+            let f = k.mem.frames[pfn as usize];
+            let refs = folio_lru_refs(&f);
+            assert_eq!(refs, if resets { 1 } else { 1 << LRU_REFS_WIDTH }, "{profile}");
+            // make its generation the oldest and let eviction sort it (tier_idx 1: tier 1 stays)
+            let gn = folio_lru_gen(&f).unwrap();
+            k.lru.lrugen.min_seq[LRU_GEN_ANON] = k.lru.lrugen.max_seq;
+            k.lru.lrugen.max_seq += 2;
+            assert_eq!(lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]), gn);
+            let protected = k.lru.lrugen.protected[LRU_GEN_ANON];
+            let kept = k.sort_folio(pfn, 1);
+            assert_eq!(kept, !resets, "{profile}: protected only with its accesses kept");
+            if kept {
+                let f = k.mem.frames[pfn as usize];
+                assert_ne!(folio_lru_gen(&f), Some(gn), "{profile}: into the next generation");
+                assert_eq!(k.lru.lrugen.protected[LRU_GEN_ANON][2], protected[2] + 1, "{profile}: tier 3");
+            }
+        }
     }
 
     /// sort_folio (mm/vmscan.c, 6.12.117) on pages at the tail of the oldest generation: a page

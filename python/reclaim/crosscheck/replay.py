@@ -24,6 +24,7 @@ counts as minor faults) compare with the kernel's major faults.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import struct
 import tempfile
@@ -261,6 +262,19 @@ def _int(obj: Mapping[str, object], key: str) -> int:
     return v if isinstance(v, int) else 0
 
 
+def model_profile(lru_gen: str, release: object = None) -> str:
+    """The model's profile for a guest with ``lru_gen`` on or off running kernel ``release``
+    (``uname -r``, the check's ``guest["release"]``): ``"6.12"`` (the classic lists) with
+    lru_gen off; with it on ``"6.12-debian"``, or ``"6.12.107-debian"`` for a 6.12 before the
+    stable update 6.12.114, which brought "mm/mglru: reset page lru tier bits when activating"
+    (the switch ``lru_gen_activate_resets_refs``; the s390x guests run 6.12.107). An unknown
+    release is taken as current."""
+    if lru_gen != "on":
+        return "6.12"
+    m = re.match(r"6\.12\.(\d+)", str(release or ""))
+    return "6.12.107-debian" if m and int(m.group(1)) < 114 else "6.12-debian"
+
+
 def model_counters(
     path: Path,
     arch: str,
@@ -273,6 +287,7 @@ def model_counters(
     lru_gen: str = "off",
     swap_io: str | None = None,
     x86_tlb: str | None = GUEST_TLB,
+    release: str | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -281,7 +296,8 @@ def model_counters(
 
     ``swap_io`` is the model's swap device; None: the guest's virtio-blk
     (:data:`reclaim.vm.guest.SWAP_IO`) with the classic LRU, the synchronous device with
-    MGLRU (whose handling of pages under writeback the model lacks).
+    MGLRU (whose handling of pages under writeback the model lacks). ``release``: the guest's
+    kernel release, which picks the MGLRU variant (:func:`model_profile`).
 
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
     lists: of those, the initramfs's tmpfs files (``k.tmpfs``) go on the model's LRU as shmem
@@ -299,7 +315,7 @@ def model_counters(
         swap_io = GUEST_SWAP_IO if lru_gen == "off" else "synchronous"
     r = reclaim.trace.replay(
         path,
-        profile="6.12-debian" if lru_gen == "on" else "6.12",
+        profile=model_profile(lru_gen, release),
         arch=arch,
         memory=(k.managed + 1) * PAGE,  # the model's pfn 0 is the zero page, not managed
         swap=max(k.swap_kib * 1024, 64 * PAGE),
@@ -487,7 +503,13 @@ def run_trace(
         path = Path(td) / "trace.bin"
         reclaim.trace.write(path, trace.keys, trace.writes, format="binary")
         model = model_counters(
-            path, arch, kernel[0], shmem=shmem, page_cluster=page_cluster, lru_gen=lru_gen
+            path,
+            arch,
+            kernel[0],
+            shmem=shmem,
+            page_cluster=page_cluster,
+            lru_gen=lru_gen,
+            release=str(g.info.get("release", "")) or None,
         )
         ref = reference_misses(trace, capacity, Path(td))
     info = dict(g.info)
