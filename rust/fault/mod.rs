@@ -167,7 +167,8 @@ impl Kernel {
 
     /// The second step of the look ahead, closer to the access: read the PTE (which
     /// [`Kernel::prefetch_pte`] brought in) and, if it maps a page, start loading the page's
-    /// frame, which the access reads and writes (its storage key, its content).
+    /// frame, which the access reads and writes (its storage key, its content); if it holds a
+    /// swap entry, the swap slot `do_swap_page` reads.
     #[inline]
     pub(crate) fn prefetch_page(&self, pid: u32, addr: u64) {
         let pt = &self.mmx(pid).pt;
@@ -178,6 +179,9 @@ impl Kernel {
                 if let Some(f) = self.mem.frames.get(arch.pte_pfn(pte) as usize) {
                     crate::sim::prefetch::value(f);
                 }
+            } else if arch.is_swap_pte(pte) {
+                // a major fault or a swap-cache hit: do_swap_page reads the slot
+                self.swap.prefetch_slot(self.swp_format().swp_offset(pte) as u32);
             }
         }
     }
