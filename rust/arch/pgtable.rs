@@ -417,6 +417,50 @@ impl PageTables {
         }
     }
 
+    /// The PTE slot of `va` as [`PageTables::pte_index`] finds it, without moving the walk
+    /// hints: a look ahead (a prefetch of a later access's PTE) must not displace the hint of
+    /// the walk in progress. The upper tables are few and stay in the cache; the slot itself is
+    /// what a prefetch is for.
+    #[inline]
+    pub fn peek_index(&self, va: u64) -> Option<usize> {
+        let g = &self.geom.0;
+        let (key, pt) = self.last_pt.get();
+        if pt != 0 && key == self.pt_key(va) {
+            return Some((pt - 1) as usize * g.pt_entries + self.pte_offset(va));
+        }
+        let last = g.upper_shifts.len() - 1;
+        let (skey, seg) = self.last_seg.get();
+        let e = if seg != 0 && skey == self.seg_key(va) {
+            self.upper[seg as usize - 1][self.index_at(last, va)]
+        } else {
+            if va >= g.reach(self.top_level) {
+                return None;
+            }
+            let mut table = self.top;
+            let mut level = self.top_level;
+            loop {
+                let e = self.upper[table as usize][self.index_at(level, va)];
+                if e == 0 || level == last {
+                    break e;
+                }
+                table = e - 1;
+                level += 1;
+            }
+        };
+        (e != 0).then(|| (e - 1) as usize * g.pt_entries + self.pte_offset(va))
+    }
+
+    /// Start loading the PTE (and PGSTE) slot `idx` into the cache ([`crate::sim::prefetch`]).
+    #[inline]
+    pub fn prefetch_slot(&self, idx: usize) {
+        if let Some(p) = self.ptes.get(idx) {
+            crate::sim::prefetch::value(p);
+        }
+        if let Some(p) = self.pgstes.get(idx) {
+            crate::sim::prefetch::value(p);
+        }
+    }
+
     /// The first address at or after `va` that a page table covers, below `end`, with its PTE
     /// slot: untouched ranges (empty upper entries) are skipped a whole entry at a time.
     pub fn next_slot(&self, mut va: u64, end: u64) -> Option<(u64, usize)> {
@@ -810,6 +854,32 @@ mod tests {
                 }
             }
             assert_eq!(seen, want, "[{start:#x}, {end:#x})");
+        }
+    }
+
+    /// `peek_index` (the replay's and reclaim's look ahead) finds the slot `pte_index` finds,
+    /// on every arch, for mapped and unmapped addresses and beyond the top level, and leaves
+    /// the walk hints as they were: the walk after it takes the same path as without it.
+    #[test]
+    fn a_peek_finds_what_a_walk_finds_and_moves_no_hint() {
+        for arch in [Arch::S390x, Arch::X86_64] {
+            let g = arch.geometry();
+            let mut t = PageTables::new(g, arch == Arch::S390x);
+            let mapped = [0x1000u64, 0x3f_f000, 0x40_0000, 0x7fff_f000, 0x8000_0000, 3 << 40];
+            for va in mapped {
+                assert!(t.pte_alloc(va).is_some(), "{va:#x}");
+            }
+            let probes = mapped.iter().flat_map(|&va| [va, va + 0x1000, va + (1 << 30)]).chain([1 << 56, u64::MAX]);
+            for warm in mapped {
+                let _ = t.pte_index(warm);
+                for va in probes.clone() {
+                    let hints = (t.last_pt.get(), t.last_seg.get());
+                    let peek = t.peek_index(va);
+                    assert_eq!((t.last_pt.get(), t.last_seg.get()), hints, "{arch:?} {va:#x}");
+                    assert_eq!(peek, t.pte_index(va), "{arch:?} {va:#x} after a walk of {warm:#x}");
+                    t.prefetch_slot(peek.unwrap_or(usize::MAX));
+                }
+            }
         }
     }
 }

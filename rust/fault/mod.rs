@@ -153,6 +153,39 @@ impl Kernel {
         unreachable_access(pid, addr)
     }
 
+    /// A look ahead for an access of `addr` by `pid` that the caller makes a few accesses from
+    /// now (the replay knows its trace ahead): start loading the PTE slot [`Kernel::do_access`]
+    /// will read. A cache hint only ([`crate::sim::prefetch`]): no state changes, not even the
+    /// walk hints.
+    #[inline]
+    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) {
+        let pt = &self.mmx(pid).pt;
+        if let Some(i) = pt.peek_index(addr) {
+            pt.prefetch_slot(i);
+        }
+    }
+
+    /// The second step of the look ahead, closer to the access: read the PTE (which
+    /// [`Kernel::prefetch_pte`] brought in) and, if it maps a page, start loading the page's
+    /// frame, which the access reads and writes (its storage key, its content); if it holds a
+    /// swap entry, the swap slot `do_swap_page` reads.
+    #[inline]
+    pub(crate) fn prefetch_page(&self, pid: u32, addr: u64) {
+        let pt = &self.mmx(pid).pt;
+        if let Some(i) = pt.peek_index(addr) {
+            let arch = self.arch();
+            let pte = pt.pte(i);
+            if arch.pte_present(pte) {
+                if let Some(f) = self.mem.frames.get(arch.pte_pfn(pte) as usize) {
+                    crate::sim::prefetch::value(f);
+                }
+            } else if arch.is_swap_pte(pte) {
+                // a major fault or a swap-cache hit: do_swap_page reads the slot
+                self.swap.prefetch_slot(self.swp_format().swp_offset(pte) as u32);
+            }
+        }
+    }
+
     /// `handle_mm_fault` → `handle_pte_fault`, between `lru_gen_enter_fault` (v6.12 with
     /// MGLRU: `current->in_lru_fault = vma_has_recency(vma)`) and `lru_gen_exit_fault`.
     pub(crate) fn handle_mm_fault(&mut self, pid: u32, tid: u32, vma: u32, addr: u64, write: bool) -> Fault {

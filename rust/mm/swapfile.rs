@@ -86,6 +86,22 @@ impl SwapDevice {
         }
     }
 
+    /// Start loading what a swap fault reads of slot `off` (its count, swap-cache entry,
+    /// data and shadow) into the cache: a hint for a look ahead ([`crate::sim::prefetch`]),
+    /// which changes nothing; an offset beyond the device is ignored.
+    #[inline]
+    pub fn prefetch_slot(&self, off: u32) {
+        let i = off as usize;
+        if let (Some(m), Some(c), Some(d), Some(s)) =
+            (self.map.get(i), self.cache.get(i), self.data.get(i), self.shadow.get(i))
+        {
+            crate::sim::prefetch::line(m);
+            crate::sim::prefetch::line(c);
+            crate::sim::prefetch::line(d);
+            crate::sim::prefetch::line(s);
+        }
+    }
+
     /// Usable slots (`si->pages`: all but the header).
     pub fn total(&self) -> u32 {
         self.nr.saturating_sub(1)

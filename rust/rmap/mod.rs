@@ -24,6 +24,10 @@ pub struct Mapping {
     pub idx: usize,
 }
 
+/// How many VMAs of a page [`Kernel::prefetch_rmap`] looks ahead into (a page shared by more
+/// is rare in reclaim's batches; the walk finds the rest as it goes).
+const RMAP_PREFETCH_VMAS: usize = 4;
+
 /// The type of a `done` or `invalid_vma` hook that is a plain function (or `None::<Hook>`).
 pub(crate) type Hook = fn(&Kernel, u32) -> bool;
 
@@ -97,22 +101,49 @@ impl Kernel {
     /// (`rmap_walk_anon` over the anon_vma, `rmap_walk_file` over `i_mmap`).
     pub(crate) fn rmap_vmas(&self, pfn: u32, out: &mut Vec<(u32, u64)>) {
         out.clear();
+        let Some((list, index)) = self.rmap_list(pfn) else { return };
+        for &id in list {
+            if let Some(Some(v)) = self.vmas.get(id as usize) {
+                if let Some(addr) = v.address_of(index) {
+                    out.push((id, addr));
+                }
+            }
+        }
+    }
+
+    /// The VMA list the rmap walks for `pfn` (its anon_vma's, or its file's `i_mmap`) and the
+    /// page's index; None for a page with no mapping.
+    #[inline]
+    fn rmap_list(&self, pfn: u32) -> Option<(&[u32], u64)> {
         let f = &self.mem.frames[pfn as usize];
         if f.mapping == 0 {
-            return;
+            return None;
         }
         let list = if f.anon() {
             &self.anon_vmas[(f.mapping - 1) as usize].vmas
         } else {
             match self.files.get((f.mapping - 1) as usize) {
                 Some(Some(a)) => &a.i_mmap,
-                _ => return,
+                _ => return None,
             }
         };
-        for &id in list {
+        Some((list, f.index()))
+    }
+
+    /// A look ahead for the rmap walk reclaim makes of `pfn` soon (`folio_referenced`,
+    /// `try_to_unmap`): start loading the PTE slot of the page in the first VMAs that may map
+    /// it (the walk's `page_vma_mapped` reads them; LRU-tail pages are scattered over the
+    /// address space, so each is a cache miss). A cache hint only ([`crate::sim::prefetch`]):
+    /// no state changes, not even the walk hints.
+    pub(crate) fn prefetch_rmap(&self, pfn: u32) {
+        let Some((list, index)) = self.rmap_list(pfn) else { return };
+        for &id in list.iter().take(RMAP_PREFETCH_VMAS) {
             if let Some(Some(v)) = self.vmas.get(id as usize) {
-                if let Some(addr) = v.address_of(f.index()) {
-                    out.push((id, addr));
+                if let Some(addr) = v.address_of(index) {
+                    let pt = &self.mmx(v.mm).pt;
+                    if let Some(i) = pt.peek_index(addr) {
+                        pt.prefetch_slot(i);
+                    }
                 }
             }
         }

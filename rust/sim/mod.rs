@@ -2,7 +2,8 @@
 //! the event log ([`log`]), the one deterministic RNG ([`rng`]), a per-page bitmap (QEMU's
 //! dirty, sent and received bitmaps, [`bitmap`]), the explorer's fixed state hash and table
 //! fingerprints ([`fingerprint`]), a lookup memo that equality ignores
-//! ([`hint`]) and seeded access-pattern generators ([`workload`]).
+//! ([`hint`]), cache prefetch hints ([`prefetch`]) and seeded access-pattern generators
+//! ([`workload`]).
 //!
 //! The invariant checks are in [`crate::invariants`], snapshots in [`crate::snapshot`], the
 //! multi-actor run of a postcopy study in [`crate::study::world`].
@@ -13,5 +14,6 @@ pub mod bitmap;
 pub mod fingerprint;
 pub mod hint;
 pub mod log;
+pub mod prefetch;
 pub mod rng;
 pub mod workload;

@@ -148,6 +148,13 @@ pub struct Replay {
 /// Requests the replay reads from the trace at a time ([`Reader::read_batch`]).
 const BATCH: usize = 256;
 
+/// How many requests ahead the replay starts loading a request's PTE, and its frame
+/// ([`Kernel::prefetch_pte`], [`Kernel::prefetch_page`]): far enough for a DRAM miss to
+/// complete under the requests in between, near enough that reclaim rarely moves the page
+/// first (a stale look ahead costs a wasted load, never a different result).
+const PTE_AHEAD: usize = 8;
+const PAGE_AHEAD: usize = 4;
+
 /// The distinct keys of a trace as one pass reads them, before it knows which [`PageMap`] the
 /// keys' range calls for: while the keys span less than [`MAX_PAGES`], a bitmap of keys around
 /// the first one (every key then lies within `MAX_PAGES` of it; [`PageMap::Offset`] gives each
@@ -316,6 +323,15 @@ impl Replay {
                 }
             }
             let q = self.pending[self.next];
+            // the trace is known ahead: start loading the PTE of a later request and the frame
+            // of a nearer one (whose PTE an earlier look ahead brought in), so that their cache
+            // misses overlap the work of this one
+            if let Some(p) = self.pending.get(self.next + PTE_AHEAD) {
+                self.kernel.prefetch_pte(self.pid, self.base + (self.map.page(p.key) << 12));
+            }
+            if let Some(p) = self.pending.get(self.next + PAGE_AHEAD) {
+                self.kernel.prefetch_page(self.pid, self.base + (self.map.page(p.key) << 12));
+            }
             self.next += 1;
             let addr = self.base + (self.map.page(q.key) << 12);
             let before = self.kernel.pte_before(self.pid, addr);

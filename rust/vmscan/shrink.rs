@@ -449,6 +449,11 @@ impl Kernel {
             f.refcount += 1;
             out.push(pfn);
         }
+        // the batch is isolated: its pages' PTEs, which the rmap walks of the caller read one
+        // page after the other, can load in parallel now (a cache hint, no state)
+        for &pfn in &out {
+            self.prefetch_rmap(pfn);
+        }
         out
     }
 
