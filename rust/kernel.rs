@@ -533,11 +533,16 @@ impl Kernel {
 
     /// Hash the model state that decides future behaviour (tables, swap, LRU, userfaultfd,
     /// KVM state), not the clock, counters or log: the explorer's notion of "the same state".
+    /// It covers everything [`Kernel::check_invariants`] reads but the profile (one per
+    /// search), so the explorer checks the invariants of a state once per key: the free VMA
+    /// slots too (their order decides the id of the next VMA) and the pinned frames.
     pub fn state_hash<H: std::hash::Hasher>(&self, h: &mut H) {
         use std::hash::Hash;
         self.mem.hash(h);
         self.mms.hash(h);
         self.vmas.hash(h);
+        self.vma_free.hash(h);
+        self.pinned.hash(h);
         self.anon_vmas.hash(h);
         self.files.hash(h);
         self.swap.hash(h);
