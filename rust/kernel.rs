@@ -68,7 +68,7 @@ pub(crate) enum PteAlloc {
 
 /// A host kernel. Its fields are the core's own (`pub(crate)`): other code reads and sets
 /// what it needs through functions (`kernel_state.rs`, the `/proc` views of `fs::proc`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Kernel {
     pub(crate) profile: Profile,
     /// Index of this host in a multi-host run (0 for a lone kernel).
@@ -126,6 +126,39 @@ pub struct Kernel {
     #[serde(skip)]
     pub(crate) tlb: Option<Box<crate::arch::x86::tlb::Tlb>>,
 }
+
+crate::sim::clone_fields::clone_fields!(Kernel {
+    profile,
+    host,
+    seed,
+    mem,
+    mms,
+    vmas,
+    vma_free,
+    anon_vmas,
+    files,
+    swap,
+    swap_wb,
+    lru,
+    uffds,
+    vmstat,
+    log,
+    now,
+    rng,
+    kswapd,
+    cost,
+    pinned,
+    rmap_scratch,
+    lru_recent,
+    nonresident_age,
+    swap_ra,
+    in_lru_fault,
+    migration_targets,
+    kvm_migration_mode,
+    cbrl,
+    cmma_dirty,
+    tlb
+});
 
 impl Kernel {
     /// A kernel of `profile` with `memory` and `swap` bytes.

@@ -60,7 +60,7 @@ impl Geometry {
 }
 
 /// One process's page tables.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageTables {
     /// Stored in a snapshot as the arch it belongs to.
     #[serde(with = "geometry_by_arch")]
@@ -107,6 +107,25 @@ pub struct PageTables {
     #[serde(skip)]
     checked: Hint<bool>,
 }
+
+crate::sim::clone_fields::clone_fields!(PageTables {
+    geom,
+    top_level,
+    top,
+    upper,
+    upper_free,
+    ptes,
+    pgstes,
+    pt_free,
+    has_pgste,
+    nr_pts,
+    last_pt,
+    last_seg,
+    upper_fp,
+    pte_fp,
+    tree,
+    checked
+});
 
 /// The state hash of the tables: what a walk of them reads, through the fingerprints (a table
 /// is hashed once per write, not once per state).

@@ -339,6 +339,9 @@ struct Bufs {
     en: Vec<Step>,
     done: Vec<(Step, Footprint)>,
     child_sleep: Vec<Step>,
+    /// The successor being searched: each step's state is cloned into it with `clone_from`,
+    /// which reuses the vectors the last step's state allocated (no allocation per step).
+    next: Option<State>,
 }
 
 impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
@@ -350,7 +353,7 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
         if left == 0 || *self.stop {
             return;
         }
-        let Bufs { mut en, mut done, mut child_sleep } = self.bufs.pop().unwrap_or_default();
+        let Bufs { mut en, mut done, mut child_sleep, mut next } = self.bufs.pop().unwrap_or_default();
         st.enabled(&mut en);
         // the steps explored from here so far (the sleeping ones, those of the search before)
         // with their footprints
@@ -378,10 +381,16 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
             } else {
                 None
             };
-            let mut next = st.clone();
+            let next = match &mut next {
+                Some(n) => {
+                    n.clone_from(st);
+                    n
+                }
+                None => next.insert(st.clone()),
+            };
             self.rep.transitions += 1;
             self.path.push(s);
-            let (v, key, new) = self.visited.step(self.ck, &mut next, s);
+            let (v, key, new) = self.visited.step(self.ck, next, s);
             if new {
                 self.rep.states += 1;
                 if self.rep.states % 4096 == 0 && !(self.progress)(self.rep.states) {
@@ -406,8 +415,8 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
             } else if !*self.stop {
                 match self.visit(key, left - 1, &child_sleep) {
                     Visit::Skip => {}
-                    Visit::Search => self.dfs(&next, left - 1, &child_sleep, None),
-                    Visit::Missing(only) => self.dfs(&next, left - 1, &child_sleep, Some(&only)),
+                    Visit::Search => self.dfs(next, left - 1, &child_sleep, None),
+                    Visit::Missing(only) => self.dfs(next, left - 1, &child_sleep, Some(&only)),
                 }
             }
             self.path.pop();
@@ -418,7 +427,7 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
                 done.push((s, fs));
             }
         }
-        self.bufs.push(Bufs { en, done, child_sleep });
+        self.bufs.push(Bufs { en, done, child_sleep, next });
     }
 
     /// Whether a state reached with `left` steps left and `sleep` asleep must be searched, and

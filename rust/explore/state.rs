@@ -145,7 +145,7 @@ pub(super) enum Msg {
 }
 
 /// The state of the destination, QEMU and the guest.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct State {
     pub(super) k: Kernel,
     pub(super) pid: u32,
@@ -174,6 +174,28 @@ pub struct State {
     pub(super) qemu: QemuVersion,
     pub(super) guest_steps: GuestSteps,
 }
+
+crate::sim::clone_fields::clone_fields!(State {
+    k,
+    pid,
+    base,
+    uffd,
+    stream,
+    unsent,
+    requests,
+    received,
+    requested,
+    running,
+    done,
+    used,
+    expected,
+    content,
+    blocked,
+    writes,
+    inflight,
+    qemu,
+    guest_steps
+});
 
 /// A violated predicate with the step that violated it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -201,7 +201,7 @@ pub struct Thread {
 }
 
 /// A process's `mm_struct`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Mm {
     pub pid: u32,
     pub name: String,
@@ -230,3 +230,19 @@ pub struct Mm {
     #[serde(skip)]
     pub vma_hint: Hint<u32>,
 }
+
+crate::sim::clone_fields::clone_fields!(Mm {
+    pid,
+    name,
+    alive,
+    has_pgste,
+    uses_skeys,
+    kvm_facility_147,
+    allow_cow_sharing,
+    vmas,
+    pt,
+    rss,
+    threads,
+    mmap_base,
+    vma_hint
+});
