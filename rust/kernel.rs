@@ -128,7 +128,7 @@ pub struct Kernel {
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {
-    profile,
+    profile = crate::sim::clone_fields::clone_if_changed,
     host,
     seed,
     mem,
@@ -155,8 +155,8 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     in_lru_fault,
     migration_targets,
     kvm_migration_mode,
-    cbrl,
-    cmma_dirty,
+    cbrl = crate::sim::clone_fields::clone_if_changed,
+    cmma_dirty = crate::sim::clone_fields::clone_if_changed,
     tlb
 });
 
