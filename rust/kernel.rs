@@ -68,7 +68,7 @@ pub(crate) enum PteAlloc {
 
 /// A host kernel. Its fields are the core's own (`pub(crate)`): other code reads and sets
 /// what it needs through functions (`kernel_state.rs`, the `/proc` views of `fs::proc`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Kernel {
     pub(crate) profile: Profile,
     /// Index of this host in a multi-host run (0 for a lone kernel).
@@ -126,6 +126,39 @@ pub struct Kernel {
     #[serde(skip)]
     pub(crate) tlb: Option<Box<crate::arch::x86::tlb::Tlb>>,
 }
+
+crate::sim::clone_fields::clone_fields!(Kernel {
+    profile = crate::sim::clone_fields::clone_if_changed,
+    host,
+    seed,
+    mem,
+    mms,
+    vmas,
+    vma_free,
+    anon_vmas,
+    files,
+    swap,
+    swap_wb,
+    lru,
+    uffds,
+    vmstat,
+    log,
+    now,
+    rng,
+    kswapd,
+    cost,
+    pinned,
+    rmap_scratch,
+    lru_recent,
+    nonresident_age,
+    swap_ra,
+    in_lru_fault,
+    migration_targets,
+    kvm_migration_mode,
+    cbrl = crate::sim::clone_fields::clone_if_changed,
+    cmma_dirty = crate::sim::clone_fields::clone_if_changed,
+    tlb
+});
 
 impl Kernel {
     /// A kernel of `profile` with `memory` and `swap` bytes.
@@ -534,11 +567,16 @@ impl Kernel {
 
     /// Hash the model state that decides future behaviour (tables, swap, LRU, userfaultfd,
     /// KVM state), not the clock, counters or log: the explorer's notion of "the same state".
+    /// It covers everything [`Kernel::check_invariants`] reads but the profile (one per
+    /// search), so the explorer checks the invariants of a state once per key: the free VMA
+    /// slots too (their order decides the id of the next VMA) and the pinned frames.
     pub fn state_hash<H: std::hash::Hasher>(&self, h: &mut H) {
         use std::hash::Hash;
         self.mem.hash(h);
         self.mms.hash(h);
         self.vmas.hash(h);
+        self.vma_free.hash(h);
+        self.pinned.hash(h);
         self.anon_vmas.hash(h);
         self.files.hash(h);
         self.swap.hash(h);

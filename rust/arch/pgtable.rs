@@ -60,7 +60,7 @@ impl Geometry {
 }
 
 /// One process's page tables.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageTables {
     /// Stored in a snapshot as the arch it belongs to.
     #[serde(with = "geometry_by_arch")]
@@ -96,9 +96,15 @@ pub struct PageTables {
     /// state hash reads it).
     #[serde(skip)]
     upper_fp: Hint<Option<u64>>,
-    /// The fingerprint of the PTEs and PGSTEs, until one is written.
+    /// The sum of [`PageTables::entry_fp`] over every PTE and its PGSTE, kept up to date by
+    /// each write through [`PageTables::set_pte`], [`PageTables::set_pgste`] and
+    /// [`PageTables::slot_mut`] (None after a table is allocated: summed again when read).
     #[serde(skip)]
     pte_fp: Hint<Option<u64>>,
+    /// The entry [`PageTables::slot_mut`] handed out last, with its values before: not added
+    /// to `pte_fp` yet (the caller writes through the references it got).
+    #[serde(skip)]
+    pte_pending: Hint<Option<(usize, u64, u64)>>,
     /// Every page table (its first address and flat index) and whether [`PageTables::check`]
     /// passed, until a table is allocated, freed or linked (a memo: the explorer checks the
     /// invariants after every step, which rarely changes the tree).
@@ -107,6 +113,26 @@ pub struct PageTables {
     #[serde(skip)]
     checked: Hint<bool>,
 }
+
+crate::sim::clone_fields::clone_fields!(PageTables {
+    geom,
+    top_level,
+    top,
+    upper,
+    upper_free,
+    ptes,
+    pgstes,
+    pt_free,
+    has_pgste,
+    nr_pts,
+    last_pt,
+    last_seg,
+    upper_fp,
+    pte_fp,
+    pte_pending,
+    tree,
+    checked
+});
 
 /// The state hash of the tables: what a walk of them reads, through the fingerprints (a table
 /// is hashed once per write, not once per state).
@@ -224,6 +250,7 @@ impl PageTables {
             last_seg: Hint::default(),
             upper_fp: Hint::default(),
             pte_fp: Hint::default(),
+            pte_pending: Hint::default(),
             tree: Memo::default(),
             checked: Hint::default(),
         };
@@ -311,21 +338,66 @@ impl PageTables {
         h
     }
 
-    /// The fingerprint of the PTEs and PGSTEs (cached until a write).
+    /// The fingerprint of the PTEs and PGSTEs: the sum of [`PageTables::entry_fp`] over the
+    /// entries (kept per write, so a state hash after a step that wrote one PTE costs two
+    /// entry hashes, not a pass over every table), with the number of entries.
     fn pte_fingerprint(&self) -> u64 {
-        if let Some(fp) = self.pte_fp.get() {
-            return fp;
+        self.settle_pending();
+        let sum = match self.pte_fp.get() {
+            Some(sum) => sum,
+            None => {
+                let none = self.geom.0.pte_none;
+                let mut sum = 0u64;
+                for (i, &pte) in self.ptes.iter().enumerate() {
+                    let pgste = self.pgste(i);
+                    if pte != none || pgste != 0 {
+                        sum = sum.wrapping_add(self.entry_fp(i, pte, pgste));
+                    }
+                }
+                self.pte_fp.set(Some(sum));
+                sum
+            }
+        };
+        fingerprint::mix(sum, self.ptes.len() as u64)
+    }
+
+    /// What entry `idx` with `pte` and `pgste` adds to the fingerprint: 0 for an empty entry
+    /// (`pte_none`, PGSTE 0), else a hash of the three. A sum of such hashes differs between
+    /// two tables (any entry different) except with probability 2^-64, as a hash of the words
+    /// in order would ([`fingerprint`]), and is updated by one subtraction and one addition
+    /// per write.
+    #[inline]
+    fn entry_fp(&self, idx: usize, pte: u64, pgste: u64) -> u64 {
+        if pte == self.geom.0.pte_none && pgste == 0 {
+            return 0;
         }
-        let h = fingerprint::words(fingerprint::SEED, &self.ptes, self.geom.0.pte_none);
-        let h = fingerprint::words(h, &self.pgstes, 0);
-        self.pte_fp.set(Some(h));
-        h
+        let h = fingerprint::mix(fingerprint::mix(fingerprint::SEED, idx as u64), pte);
+        fingerprint::mix(fingerprint::mix(h, pgste), 0x6a09_e667_f3bc_c909)
+    }
+
+    /// Entry `idx` changes from (`pte`, `pgste`) to its current values: update the sum.
+    #[inline]
+    fn refresh_fp(&self, idx: usize, pte: u64, pgste: u64) {
+        if let Some(sum) = self.pte_fp.get() {
+            let now = self.entry_fp(idx, self.ptes[idx], self.pgste(idx));
+            self.pte_fp.set(Some(sum.wrapping_sub(self.entry_fp(idx, pte, pgste)).wrapping_add(now)));
+        }
+    }
+
+    /// Add the write through the last [`PageTables::slot_mut`] to the sum.
+    #[inline]
+    fn settle_pending(&self) {
+        if let Some((idx, pte, pgste)) = self.pte_pending.get() {
+            self.pte_pending.set(None);
+            self.refresh_fp(idx, pte, pgste);
+        }
     }
 
     fn alloc_pt(&mut self) -> u32 {
         let g = &self.geom.0;
         let n = g.pt_entries;
         self.nr_pts += 1;
+        self.pte_pending.set(None);
         self.pte_fp.set(None);
         self.tree_changed();
         if let Some(i) = self.pt_free.pop() {
@@ -548,8 +620,10 @@ impl PageTables {
 
     #[inline]
     pub fn set_pte(&mut self, idx: usize, v: u64) {
-        self.pte_fp.set(None);
+        self.settle_pending();
+        let (pte, pgste) = (self.ptes[idx], self.pgste(idx));
         self.ptes[idx] = v;
+        self.refresh_fp(idx, pte, pgste);
     }
 
     #[inline]
@@ -560,15 +634,18 @@ impl PageTables {
     #[inline]
     pub fn set_pgste(&mut self, idx: usize, v: u64) {
         if self.has_pgste {
-            self.pte_fp.set(None);
+            self.settle_pending();
+            let (pte, pgste) = (self.ptes[idx], self.pgstes[idx]);
             self.pgstes[idx] = v;
+            self.refresh_fp(idx, pte, pgste);
         }
     }
 
     /// Both the PTE and (for a PGSTE mm) its PGSTE, mutably, for the s390 exchange primitives.
     #[inline]
     pub fn slot_mut(&mut self, idx: usize) -> (&mut u64, Option<&mut u64>) {
-        self.pte_fp.set(None);
+        self.settle_pending();
+        self.pte_pending.set(Some((idx, self.ptes[idx], self.pgste(idx))));
         let pte = &mut self.ptes[idx];
         let pgste = if self.has_pgste { Some(&mut self.pgstes[idx]) } else { None };
         (pte, pgste)
@@ -773,6 +850,54 @@ mod tests {
         let mut h = DefaultHasher::new();
         t.hash(&mut h);
         h.finish()
+    }
+
+    /// The PTE/PGSTE fingerprint kept per write (set_pte, set_pgste, slot_mut, with clones
+    /// taken in between) equals the one summed again over every entry, and a write that puts
+    /// an entry back restores the fingerprint: the state hash does not depend on the path.
+    #[test]
+    fn the_fingerprint_kept_per_write_is_the_one_summed_over_the_tables() {
+        let g = Arch::S390x.geometry();
+        let from_scratch = |t: &PageTables| {
+            let c = t.clone();
+            c.pte_pending.set(None);
+            c.pte_fp.set(None);
+            c.pte_fingerprint()
+        };
+        let mut t = PageTables::new(g, true);
+        let a = t.pte_alloc(0x1000_0000).unwrap_or(0);
+        let b = t.pte_alloc(0x2000_0000).unwrap_or(0);
+        let empty = t.pte_fingerprint();
+        let mut seen = vec![empty];
+        for round in 0..50u64 {
+            let idx = if round % 3 == 0 { a + (round as usize % 7) } else { b + (round as usize % 5) };
+            match round % 4 {
+                0 => t.set_pte(idx, 0x1000 * (round + 1)),
+                1 => t.set_pgste(idx, round << 48),
+                2 => {
+                    let (pte, pgste) = t.slot_mut(idx);
+                    *pte ^= 0x400;
+                    if let Some(p) = pgste {
+                        *p += 1;
+                    }
+                }
+                _ => {
+                    let c = t.clone();
+                    t = c;
+                }
+            }
+            assert_eq!(t.pte_fingerprint(), from_scratch(&t), "round {round}");
+            seen.push(t.pte_fingerprint());
+        }
+        // undo every write: the empty tables' fingerprint again
+        for i in (a..a + g.0.pt_entries).chain(b..b + g.0.pt_entries) {
+            t.set_pte(i, g.0.pte_none);
+            t.set_pgste(i, 0);
+        }
+        assert_eq!(t.pte_fingerprint(), empty);
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(seen.len() > 30, "writes change the fingerprint ({} distinct)", seen.len());
     }
 
     /// A clone shares its upper tables with the original (copy-on-write); what the clone then

@@ -27,6 +27,18 @@ impl State {
     /// predicate is evaluated on its own (one violated predicate never hides another), and the
     /// violations come back in the order of [`Predicate`] (empty while all hold).
     pub fn apply(&mut self, s: Step, check: &[Predicate]) -> Vec<Violation> {
+        self.apply_with(s, check, |st| st.k.check_invariants().err())
+    }
+
+    /// [`State::apply`] with the model's invariants (if `check` selects them) evaluated by
+    /// `invariants` on the state after the step: the explorer's search looks a state it has
+    /// checked before up by its key instead of checking it again ([`crate::explore`]'s search).
+    pub(super) fn apply_with(
+        &mut self,
+        s: Step,
+        check: &[Predicate],
+        invariants: impl FnOnce(&State) -> Option<String>,
+    ) -> Vec<Violation> {
         let pid = self.pid;
         let mut violations = Vec::new();
         match s {
@@ -180,7 +192,7 @@ impl State {
             }
         }
         self.resume_vcpus(&mut violations);
-        self.check(check, &mut violations);
+        self.check(check, &mut violations, invariants);
         violations.retain(|v| check.contains(&v.predicate));
         violations.sort_by_key(|v| v.predicate);
         violations
@@ -235,7 +247,7 @@ impl State {
     }
 
     /// The state predicates of `check` (userfault on a received page, the model's invariants).
-    fn check(&self, check: &[Predicate], out: &mut Vec<Violation>) {
+    fn check(&self, check: &[Predicate], out: &mut Vec<Violation>, invariants: impl FnOnce(&State) -> Option<String>) {
         if check.contains(&Predicate::UserfaultOnReceived) {
             if let Some(u) = self.uffd {
                 for w in self.k.uffd_waiters(u).unwrap_or_default() {
@@ -254,7 +266,7 @@ impl State {
             }
         }
         if check.contains(&Predicate::Invariants) {
-            if let Err(e) = self.k.check_invariants() {
+            if let Some(e) = invariants(self) {
                 out.push(Violation { predicate: Predicate::Invariants, message: e, cause: Cause::Other });
             }
         }
@@ -278,7 +290,18 @@ impl Checker<'_> {
     /// Apply `s` and evaluate every predicate: the violated ones, built-in ones first in the
     /// order of [`Predicate`], then the user's (each evaluated whatever the others say).
     pub(super) fn step(&mut self, st: &mut State, s: Step) -> Vec<Violation> {
-        let mut v = st.apply(s, &self.builtins);
+        self.step_with(st, s, |st| st.k.check_invariants().err())
+    }
+
+    /// [`Checker::step`] with the model's invariants evaluated by `invariants`
+    /// ([`State::apply_with`]).
+    pub(super) fn step_with(
+        &mut self,
+        st: &mut State,
+        s: Step,
+        invariants: impl FnOnce(&State) -> Option<String>,
+    ) -> Vec<Violation> {
+        let mut v = st.apply_with(s, &self.builtins, invariants);
         if let Some(f) = self.user.as_mut() {
             v.extend(f(st).map(|message| Violation { predicate: Predicate::Custom, message, cause: Cause::Other }));
         }

@@ -34,6 +34,56 @@ impl Hasher for KeyHasher {
 /// Sets and maps keyed by state hash.
 type ByKey = BuildHasherDefault<KeyHasher>;
 
+/// Every state hash visited by any pass or walk, and the model's invariants of those states.
+///
+/// The invariants are a function of the state ([`Kernel::check_invariants`] reads only what
+/// [`State::key`] hashes), and the search already takes two states with one key for one state
+/// (it searches from the first only), so a state reached again is not checked again: its
+/// result is the one its first visit computed. Each visited key was checked when it was
+/// inserted (the root is checked up front), and the rare keys whose check failed keep their
+/// message, so a state reached again reports the same violation with the same words.
+///
+/// [`Kernel::check_invariants`]: crate::kernel::Kernel::check_invariants
+#[derive(Default)]
+struct Visited {
+    keys: HashSet<u64, ByKey>,
+    /// The visited keys whose invariant check failed, with its message.
+    broken: HashMap<u64, String, ByKey>,
+}
+
+impl Visited {
+    /// Record `key`; true if it is new.
+    fn insert(&mut self, key: u64) -> bool {
+        self.keys.insert(key)
+    }
+
+    /// The invariant violation of `st` (whose key is `key`), checked only if no state of that
+    /// key was visited.
+    fn invariants(&mut self, key: u64, st: &State) -> Option<String> {
+        if self.keys.contains(&key) {
+            return self.broken.get(&key).cloned();
+        }
+        let r = st.kernel().check_invariants().err();
+        if let Some(e) = &r {
+            self.broken.insert(key, e.clone());
+        }
+        r
+    }
+
+    /// Apply `s` to `st` with `ck`, the invariants looked up ([`Visited::invariants`]): the
+    /// violations, the new state's key and whether that key is new (it is recorded).
+    fn step(&mut self, ck: &mut Checker<'_>, st: &mut State, s: Step) -> (Vec<Violation>, u64, bool) {
+        let mut key = None;
+        let v = ck.step_with(st, s, |st| {
+            let k = st.key();
+            key = Some(k);
+            self.invariants(k, st)
+        });
+        let key = key.unwrap_or_else(|| st.key());
+        (v, key, self.insert(key))
+    }
+}
+
 /// In what sense a counterexample's trace is minimal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Minimal {
@@ -157,7 +207,11 @@ pub fn explore(
     let mut rep = Report { por: b.por, ..Report::default() };
     let visible = visible(&ck.builtins, ck.user.is_some());
     let mut found: HashMap<(Predicate, Cause), Vec<Step>> = HashMap::new();
-    let mut visited: HashSet<u64, ByKey> = HashSet::default();
+    let mut visited = Visited::default();
+    if ck.builtins.contains(&Predicate::Invariants) {
+        // every visited key has been checked (Visited::invariants)
+        let _ = visited.invariants(root.key(), &root);
+    }
     visited.insert(root.key());
     rep.states = 1;
     // iterative deepening: the first counterexample of each (predicate, cause) is a shortest one
@@ -212,8 +266,8 @@ pub fn explore(
             let s = en[rng.below(en.len() as u64) as usize];
             path.push(s);
             rep.transitions += 1;
-            let v = ck.step(&mut st, s);
-            if visited.insert(st.key()) {
+            let (v, _, new) = visited.step(ck, &mut st, s);
+            if new {
                 rep.states += 1;
             }
             if !v.is_empty() {
@@ -262,8 +316,8 @@ struct Dfs<'a, 'c, P: FnMut(u64) -> bool> {
     ck: &'a mut Checker<'c>,
     /// State hash → how it was searched in this pass.
     seen: &'a mut HashMap<u64, Seen, ByKey>,
-    /// Every state hash visited by any pass.
-    visited: &'a mut HashSet<u64, ByKey>,
+    /// Every state hash visited by any pass, and the invariants' results.
+    visited: &'a mut Visited,
     path: &'a mut Vec<Step>,
     found: &'a mut HashMap<(Predicate, Cause), Vec<Step>>,
     rep: &'a mut Report,
@@ -285,6 +339,9 @@ struct Bufs {
     en: Vec<Step>,
     done: Vec<(Step, Footprint)>,
     child_sleep: Vec<Step>,
+    /// The successor being searched: each step's state is cloned into it with `clone_from`,
+    /// which reuses the vectors the last step's state allocated (no allocation per step).
+    next: Option<State>,
 }
 
 impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
@@ -296,7 +353,7 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
         if left == 0 || *self.stop {
             return;
         }
-        let Bufs { mut en, mut done, mut child_sleep } = self.bufs.pop().unwrap_or_default();
+        let Bufs { mut en, mut done, mut child_sleep, mut next } = self.bufs.pop().unwrap_or_default();
         st.enabled(&mut en);
         // the steps explored from here so far (the sleeping ones, those of the search before)
         // with their footprints
@@ -324,12 +381,17 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
             } else {
                 None
             };
-            let mut next = st.clone();
+            let next = match &mut next {
+                Some(n) => {
+                    n.clone_from(st);
+                    n
+                }
+                None => next.insert(st.clone()),
+            };
             self.rep.transitions += 1;
             self.path.push(s);
-            let v = self.ck.step(&mut next, s);
-            let key = next.key();
-            if self.visited.insert(key) {
+            let (v, key, new) = self.visited.step(self.ck, next, s);
+            if new {
                 self.rep.states += 1;
                 if self.rep.states % 4096 == 0 && !(self.progress)(self.rep.states) {
                     self.rep.interrupted = true;
@@ -353,8 +415,8 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
             } else if !*self.stop {
                 match self.visit(key, left - 1, &child_sleep) {
                     Visit::Skip => {}
-                    Visit::Search => self.dfs(&next, left - 1, &child_sleep, None),
-                    Visit::Missing(only) => self.dfs(&next, left - 1, &child_sleep, Some(&only)),
+                    Visit::Search => self.dfs(next, left - 1, &child_sleep, None),
+                    Visit::Missing(only) => self.dfs(next, left - 1, &child_sleep, Some(&only)),
                 }
             }
             self.path.pop();
@@ -365,7 +427,7 @@ impl<P: FnMut(u64) -> bool> Dfs<'_, '_, P> {
                 done.push((s, fs));
             }
         }
-        self.bufs.push(Bufs { en, done, child_sleep });
+        self.bufs.push(Bufs { en, done, child_sleep, next });
     }
 
     /// Whether a state reached with `left` steps left and `sleep` asleep must be searched, and

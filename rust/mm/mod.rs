@@ -110,7 +110,7 @@ pub const MM_SHMEMPAGES: usize = 3;
 pub const RSS_NAMES: [&str; 4] = ["MM_FILEPAGES", "MM_ANONPAGES", "MM_SWAPENTS", "MM_SHMEMPAGES"];
 
 /// A virtual memory area (`struct vm_area_struct`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Vma {
     pub mm: u32,
     pub start: u64,
@@ -131,6 +131,19 @@ pub struct Vma {
     /// `vm_page_prot`, in the arch's PTE format.
     pub page_prot: u64,
 }
+
+crate::sim::clone_fields::clone_fields!(Vma {
+    mm,
+    start,
+    end,
+    flags,
+    pgoff,
+    file,
+    anon_vma,
+    anon_vma_chain,
+    uffd,
+    page_prot
+});
 
 impl Vma {
     /// `linear_page_index(vma, addr)`.
@@ -162,7 +175,7 @@ impl Vma {
 }
 
 /// An `anon_vma`: the set of VMAs that may map the anon pages filed under it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AnonVma {
     pub root: u32,
     pub parent: u32,
@@ -170,6 +183,8 @@ pub struct AnonVma {
     /// tree `rb_root`, here a list: the rmap checks each VMA's range).
     pub vmas: Vec<u32>,
 }
+
+crate::sim::clone_fields::clone_fields!(AnonVma { root, parent, vmas });
 
 /// What a shmem page-cache slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -201,7 +216,7 @@ pub struct Thread {
 }
 
 /// A process's `mm_struct`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Mm {
     pub pid: u32,
     pub name: String,
@@ -230,3 +245,19 @@ pub struct Mm {
     #[serde(skip)]
     pub vma_hint: Hint<u32>,
 }
+
+crate::sim::clone_fields::clone_fields!(Mm {
+    pid,
+    name,
+    alive,
+    has_pgste,
+    uses_skeys,
+    kvm_facility_147,
+    allow_cow_sharing,
+    vmas = crate::sim::clone_fields::clone_if_changed,
+    pt,
+    rss,
+    threads = crate::sim::clone_fields::clone_if_changed,
+    mmap_base,
+    vma_hint
+});

@@ -341,11 +341,13 @@ static FREE_FRAME: Frame = Frame::FREE;
 /// (a 512 GiB guest's source host has a quarter of its frames never used). A read is a
 /// vector index, as before; a write beyond what is stored first stores the frames up to it
 /// (growing by an eighth, so the slack stays at 12.5%).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Frames {
     stored: Vec<Frame>,
     len: usize,
 }
+
+crate::sim::clone_fields::clone_fields!(Frames { stored, len });
 
 impl Frames {
     fn new(len: usize) -> Frames {
@@ -471,7 +473,7 @@ impl Eq for Frames {}
 /// a free frame (`Frame::FREE`), which [`Frames`] need not store.
 /// Snapshots store the list threaded through every free frame, as before
 /// ([`Memory::frame_as_threaded`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Memory {
     pub frames: Frames,
     /// The first pfn of the pages freed since boot (0 = none: pfn 0 is the reserved zero page).
@@ -482,6 +484,8 @@ pub struct Memory {
     nr_free: u64,
     pub wmark: Watermarks,
 }
+
+crate::sim::clone_fields::clone_fields!(Memory { frames, free_head, frontier, nr_free, wmark });
 
 /// The state hash of the allocator (the explorer's [`crate::explore::State::key`]): the frames
 /// below the frontier (those above it are all free frames, `Frame::FREE`).

@@ -53,7 +53,7 @@ pub enum SwapErr {
 }
 
 /// One swap device.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SwapDevice {
     /// Slots including the header slot 0.
     nr: u32,
@@ -69,6 +69,8 @@ pub struct SwapDevice {
     cursor: u32,
     inuse: u32,
 }
+
+crate::sim::clone_fields::clone_fields!(SwapDevice { nr, map, cont = crate::sim::clone_fields::clone_if_changed, cache, data, shadow, cursor, inuse });
 
 impl SwapDevice {
     /// A device of `pages` pages (0 = no swap). Page 0 holds the header.

@@ -386,7 +386,7 @@ impl Event {
 }
 
 /// The log: events in the order they happened, plus a mask of the kinds to keep.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct EventLog {
     events: Vec<Event>,
     /// Bit `k` set: drop events of kind `k` (large studies mute per-page kinds).
@@ -395,6 +395,8 @@ pub struct EventLog {
     /// (large studies keep the drops and aborts, not every swap entry).
     muted_results: u64,
 }
+
+crate::sim::clone_fields::clone_fields!(EventLog { events, muted, muted_results });
 
 /// `mm_lru_insertion`'s `flags` (`trace_pagemap_flags`, include/trace/events/pagemap.h).
 pub mod pagemap_flags {

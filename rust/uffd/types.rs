@@ -32,7 +32,7 @@ pub struct Waiter {
 }
 
 /// A `struct userfaultfd_ctx`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UffdCtx {
     pub mm: u32,
     /// Features agreed in UFFDIO_API.
@@ -47,3 +47,5 @@ pub struct UffdCtx {
     /// The next queue order number.
     pub seq: u64,
 }
+
+crate::sim::clone_fields::clone_fields!(UffdCtx { mm, features, api_done, released, waiters, events, seq });
