@@ -135,7 +135,7 @@ impl QemuDest {
                 _ => Delivered::Nothing,
             },
             Msg::Cmma { pages } => {
-                self.cmma_incoming.extend(pages);
+                self.cmma_incoming.extend(*pages);
                 Delivered::Nothing
             }
             Msg::CmmaDone => {

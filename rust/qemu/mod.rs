@@ -49,8 +49,9 @@ pub enum Msg {
     /// RAM_SAVE_FLAG_PAGE / RAM_SAVE_FLAG_ZERO for one guest page.
     Page { gfn: u32, value: u64, zero: bool },
     /// s390 storage attributes (CMMA bits as KVM_S390_GET_CMMA_BITS returns them), by page
-    /// (STATTR_FLAG_MORE). The destination buffers them (`incoming_buffer`).
-    Cmma { pages: Vec<(u32, u8)> },
+    /// (STATTR_FLAG_MORE). The destination buffers them (`incoming_buffer`). Boxed, so that a
+    /// message is 16 bytes (a large guest's switchover queues tens of millions of discards).
+    Cmma { pages: Box<Vec<(u32, u8)>> },
     /// STATTR_FLAG_DONE: the last storage attributes were sent; the destination applies its
     /// buffer with KVM_S390_SET_CMMA_BITS (`kvm_s390_stattrib_synchronize`).
     CmmaDone,

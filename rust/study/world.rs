@@ -217,6 +217,11 @@ impl World {
         Ok(())
     }
 
+    /// Whether any action is pending.
+    pub fn has_pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
     pub fn schedule(&mut self, at: u64, a: Action) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq, a)));
@@ -477,10 +482,17 @@ impl World {
                 // the guest stops on the source for the switchover
                 self.guest_host = None;
                 self.stopped_at = Some(self.now);
-                let msgs = self.src.switchover(&mut self.hosts[SRC]);
-                for m in msgs {
-                    self.send_main(m);
-                }
+                let (link, queue, seq, now) = (&mut self.link, &mut self.queue, &mut self.seq, self.now);
+                self.src.switchover(&mut self.hosts[SRC], &mut |m, left| {
+                    // what send_main does, with room for every message of the switchover made once
+                    if link.main.queue.capacity() - link.main.queue.len() < left + 1 {
+                        link.main.queue.reserve_exact(left + 1);
+                        queue.reserve_exact(left + 1);
+                    }
+                    let at = link.main.send(&link.cfg, now, m);
+                    *seq += 1;
+                    queue.push(Reverse((at, *seq, Action::DeliverMain)));
+                });
                 self.kick_source(self.now);
             }
             SrcStep::Idle => {}
