@@ -102,11 +102,11 @@ impl QemuSource {
         if dirty.is_empty() {
             return None;
         }
-        let mut pages = Vec::with_capacity(dirty.len());
+        let mut pages = super::CmmaPages::default();
         for a in dirty {
             k.cmma_dirty.remove(&(pid, a));
             let gfn = ((a - self.ram_base) >> 12) as u32;
-            pages.push((gfn, k.get_cmma_bits(pid, a).unwrap_or(0)));
+            pages.push(gfn, k.get_cmma_bits(pid, a).unwrap_or(0));
         }
         Some(Msg::Cmma { pages: Box::new(pages) })
     }
