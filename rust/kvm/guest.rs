@@ -160,8 +160,10 @@ pub struct Guest {
     used: Vec<u32>,
     /// Index of a used gfn in `used` (u32::MAX when free).
     pos: Vec<u32>,
-    /// The value the guest last wrote to each used page.
-    expected: Vec<u64>,
+    /// The value the guest last wrote to each used page, stored as its low 32 bits (see
+    /// [`GuestValue`]): 4 bytes per guest page instead of 8. Snapshots store the full values.
+    #[serde(with = "expected_values")]
+    expected: Vec<u32>,
     sampler: Sampler,
     rng: Rng,
     writes: u64,
@@ -195,7 +197,8 @@ impl Guest {
             if rng.chance(g.cfg.used_fraction) {
                 g.pos[gfn as usize] = g.used.len() as u32;
                 g.used.push(gfn);
-                g.expected[gfn as usize] = g.next_value(gfn);
+                let v = g.next_value(gfn);
+                g.set_expected(gfn, v);
             } else {
                 g.free.push(gfn);
             }
@@ -207,6 +210,10 @@ impl Guest {
     fn next_value(&mut self, gfn: u32) -> u64 {
         self.writes += 1;
         ((gfn as u64) << 32) | (self.writes & 0xffff_ffff) | 1
+    }
+
+    fn set_expected(&mut self, gfn: u32, value: u64) {
+        self.expected[gfn as usize] = GuestValue::of(gfn, value).map_or(0, |v| v.0);
     }
 
     pub fn used_pages(&self) -> &[u32] {
@@ -223,7 +230,7 @@ impl Guest {
 
     /// The value the guest expects in a used page.
     pub fn expected(&self, gfn: u32) -> u64 {
-        self.expected[gfn as usize]
+        GuestValue(self.expected[gfn as usize]).value(gfn)
     }
 
     fn take_used(&mut self, gfn: u32) {
@@ -276,7 +283,7 @@ impl Guest {
         let gfn = self.used[self.sampler.next(&mut self.rng) as usize];
         if self.rng.chance(self.cfg.write_fraction) {
             let value = self.next_value(gfn);
-            self.expected[gfn as usize] = value;
+            self.set_expected(gfn, value);
             GuestOp::Write { gfn, value }
         } else {
             GuestOp::Read { gfn }
@@ -287,7 +294,7 @@ impl Guest {
         let i = self.rng.below(self.free.len() as u64) as usize;
         let gfn = self.give_used(i);
         let value = self.next_value(gfn);
-        self.expected[gfn as usize] = value;
+        self.set_expected(gfn, value);
         if let FreePolicy::Recent { lifetime } = self.cfg.free_policy {
             self.due[v].push_back((self.ops[v] + lifetime, gfn));
         }
@@ -310,7 +317,7 @@ impl Guest {
 
     /// Check a completed read: Some(expected) when the guest sees wrong data.
     pub fn check_read(&self, gfn: u32, got: u64) -> Option<u64> {
-        let want = self.expected[gfn as usize];
+        let want = self.expected(gfn);
         if self.is_used(gfn) && got != want { Some(want) } else { None }
     }
 
@@ -350,7 +357,53 @@ impl Guest {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.free.capacity() + self.used.capacity() + self.pos.capacity()) * 4 + self.expected.capacity() * 8
+        (self.free.capacity() + self.used.capacity() + self.pos.capacity() + self.expected.capacity()) * 4
+    }
+}
+
+/// A value the guest wrote: `(gfn << 32) | (write counter's low 32 bits) | 1`, so its high
+/// half is the page's own number and only the low half needs storing; 0 is a page never
+/// written (its low half is never 0 otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GuestValue(u32);
+
+impl GuestValue {
+    /// The stored form of `value` in page `gfn`, or None if it is not a value the guest could
+    /// have written there (nor 0).
+    fn of(gfn: u32, value: u64) -> Option<GuestValue> {
+        let low = value as u32;
+        match value {
+            0 => Some(GuestValue(0)),
+            v if v >> 32 == gfn as u64 && low & 1 == 1 => Some(GuestValue(low)),
+            _ => None,
+        }
+    }
+
+    fn value(self, gfn: u32) -> u64 {
+        if self.0 == 0 { 0 } else { ((gfn as u64) << 32) | self.0 as u64 }
+    }
+}
+
+/// Snapshots store the guest's expected values in full (as `Vec<u64>`, the layout of format 8);
+/// reading refuses a value the guest could not have written to its page.
+mod expected_values {
+    use super::GuestValue;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(v: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().enumerate().map(|(gfn, &x)| GuestValue(x).value(gfn as u32)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        let full = Vec::<u64>::deserialize(d)?;
+        full.iter()
+            .enumerate()
+            .map(|(gfn, &v)| {
+                u32::try_from(gfn).ok().and_then(|g| GuestValue::of(g, v)).map(|x| x.0).ok_or_else(|| {
+                    D::Error::custom(format!("guest page {gfn} expects {v:#x}, not a value of that page"))
+                })
+            })
+            .collect()
     }
 }
 
@@ -405,5 +458,48 @@ mod tests {
         assert!(Guest::new(bad, Rng::new(1)).is_err());
         let bad = GuestConfig { turnover: 0.9, ..Default::default() };
         assert!(Guest::new(bad, Rng::new(1)).unwrap_err().to_string().contains("turnover"));
+    }
+
+    /// The guest keeps 4 bytes per page of the value it expects (the high half is the page's
+    /// number), yet a read of a page returns the full value it wrote, and a snapshot stores the
+    /// full values: the layout of the 8-byte table, so snapshot files do not change.
+    #[test]
+    fn expected_values_keep_their_full_value_in_reads_and_snapshots() {
+        let cfg = GuestConfig { pages: 2000, turnover: 0.2, ..Default::default() };
+        let mut g = Guest::new(cfg, Rng::new(3)).unwrap();
+        let mut written = std::collections::BTreeMap::new();
+        for _ in 0..5_000 {
+            if let GuestOp::Write { gfn, value } | GuestOp::Alloc { gfn, value } = g.next_op(1) {
+                written.insert(gfn, value);
+            }
+        }
+        for (&gfn, &v) in &written {
+            if g.is_used(gfn) {
+                assert_eq!(g.expected(gfn), v);
+                assert_eq!(g.check_read(gfn, v), None);
+                assert_eq!(g.check_read(gfn, v ^ (1 << 40)), Some(v), "a wrong high half is lost data");
+            }
+        }
+        let full: Vec<u64> = (0..2000).map(|gfn| g.expected(gfn)).collect();
+        let bytes = postcard::to_stdvec(&g).unwrap();
+        let old_layout = postcard::to_stdvec(&full).unwrap();
+        assert!(bytes.windows(old_layout.len()).any(|w| w == old_layout), "stored as Vec<u64>");
+        let back: Guest = postcard::from_bytes(&bytes).unwrap();
+        assert!((0..2000).all(|gfn| back.expected(gfn) == g.expected(gfn)));
+        assert_eq!(g.heap_bytes() - (g.free.capacity() + g.used.capacity() + g.pos.capacity()) * 4, 2000 * 4);
+    }
+
+    /// A snapshot whose guest expects a value in a page that no write of the guest could have
+    /// put there (another page's number in the high half, or an even low half) is refused.
+    #[test]
+    fn a_snapshot_value_the_guest_could_not_have_written_is_refused() {
+        let good = postcard::to_stdvec(&vec![0u64, (1 << 32) | 7]).unwrap();
+        let mut de = postcard::Deserializer::from_bytes(&good);
+        assert_eq!(expected_values::deserialize(&mut de).unwrap(), vec![0, 7]);
+        for bad in [vec![0u64, (2 << 32) | 7], vec![0u64, (1 << 32) | 6], vec![(3u64 << 32) | 1]] {
+            let bytes = postcard::to_stdvec(&bad).unwrap();
+            let mut de = postcard::Deserializer::from_bytes(&bytes);
+            assert!(expected_values::deserialize(&mut de).is_err(), "{bad:x?}");
+        }
     }
 }

@@ -325,7 +325,7 @@ impl PyPostcopyRun {
         let max = self.cfg.max_time_ns;
         locked(py, &self.w, |w| {
             w.run(until_ns.min(max));
-            Ok(w.finished() || w.now >= max || w.pending().is_empty())
+            Ok(w.finished() || w.now >= max || !w.has_pending())
         })
     }
 

@@ -67,7 +67,7 @@ pub struct QemuDest {
     /// `rb->receivedmap`.
     pub received: Bitmap,
     /// The storage attributes received and not yet applied (`sas->incoming_buffer`).
-    pub cmma_incoming: Vec<(u32, u8)>,
+    pub cmma_incoming: super::CmmaPages,
     /// Pages with a request in flight (QEMU 5.2+ `page_requested`).
     pub requested: Bitmap,
     pub uffd: Option<u32>,
@@ -109,7 +109,7 @@ impl QemuDest {
             pages,
             version,
             received: Bitmap::new(pages),
-            cmma_incoming: Vec::new(),
+            cmma_incoming: Default::default(),
             requested: Bitmap::new(pages),
             uffd: None,
             phase: DstPhase::Precopy,
@@ -135,7 +135,7 @@ impl QemuDest {
                 _ => Delivered::Nothing,
             },
             Msg::Cmma { pages } => {
-                self.cmma_incoming.extend(pages);
+                self.cmma_incoming.append(*pages);
                 Delivered::Nothing
             }
             Msg::CmmaDone => {
@@ -189,7 +189,7 @@ impl QemuDest {
     /// `kvm_s390_stattrib_synchronize`: KVM_S390_SET_CMMA_BITS over the buffer.
     fn apply_cmma(&mut self, k: &mut Kernel) {
         let n = self.cmma_incoming.len() as u64;
-        for (gfn, bits) in std::mem::take(&mut self.cmma_incoming) {
+        for (gfn, bits) in std::mem::take(&mut self.cmma_incoming).iter() {
             let _ = k.set_cmma_bits(self.pid, self.hva(gfn), bits);
         }
         k.log(Ev::SetCmmaBits, self.pid, TID_LISTEN, self.ram_base, 0, n, 0);

@@ -49,8 +49,9 @@ pub enum Msg {
     /// RAM_SAVE_FLAG_PAGE / RAM_SAVE_FLAG_ZERO for one guest page.
     Page { gfn: u32, value: u64, zero: bool },
     /// s390 storage attributes (CMMA bits as KVM_S390_GET_CMMA_BITS returns them), by page
-    /// (STATTR_FLAG_MORE). The destination buffers them (`incoming_buffer`).
-    Cmma { pages: Vec<(u32, u8)> },
+    /// (STATTR_FLAG_MORE). The destination buffers them (`incoming_buffer`). Boxed, so that a
+    /// message is 16 bytes (a large guest's switchover queues tens of millions of discards).
+    Cmma { pages: Box<CmmaPages> },
     /// STATTR_FLAG_DONE: the last storage attributes were sent; the destination applies its
     /// buffer with KVM_S390_SET_CMMA_BITS (`kvm_s390_stattrib_synchronize`).
     CmmaDone,
@@ -71,7 +72,7 @@ impl Msg {
     pub fn fits(&self, pages: u64) -> bool {
         match self {
             Msg::Page { gfn, .. } | Msg::ReqPage { gfn } => (*gfn as u64) < pages,
-            Msg::Cmma { pages: p } => p.iter().all(|(gfn, _)| (*gfn as u64) < pages),
+            Msg::Cmma { pages: p } => p.iter().all(|(gfn, _)| (gfn as u64) < pages),
             Msg::Discard { start, len } => *start as u64 + *len as u64 <= pages,
             Msg::CmmaDone | Msg::Listen | Msg::Run | Msg::Eof => true,
         }
@@ -87,6 +88,81 @@ impl Msg {
             Msg::ReqPage { .. } => 32,
             _ => 8,
         }
+    }
+}
+
+/// Storage attributes (CMMA bits) by guest page, in the order they were sent, repeats
+/// included: what a [`Msg::Cmma`] carries and what the destination buffers until it applies them
+/// (`sas->incoming_buffer`, one byte per guest page in QEMU). The pages come in runs of
+/// consecutive numbers (the first message has every page in order), so they are stored as runs
+/// and one byte of bits per entry, not 8 bytes per entry (1 GiB less at 512 GiB). Serialized as
+/// the (gfn, bits) pairs, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CmmaPages {
+    /// Runs of consecutive guest page numbers: (first, count).
+    runs: Vec<(u32, u32)>,
+    /// The bits of each entry, in order.
+    bits: Vec<u8>,
+}
+
+impl CmmaPages {
+    pub fn push(&mut self, gfn: u32, bits: u8) {
+        match self.runs.last_mut() {
+            Some((first, n)) if *first as u64 + *n as u64 == gfn as u64 => *n += 1,
+            _ => self.runs.push((gfn, 1)),
+        }
+        self.bits.push(bits);
+    }
+
+    pub fn len(&self) -> usize {
+        self.bits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bits.is_empty()
+    }
+
+    /// The (gfn, bits) entries in the order they were pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u8)> + '_ {
+        self.runs.iter().flat_map(|&(first, n)| (0..n).map(move |i| first + i)).zip(self.bits.iter().copied())
+    }
+
+    /// Append `other`'s entries after these.
+    pub fn append(&mut self, other: CmmaPages) {
+        if self.is_empty() {
+            *self = other;
+        } else {
+            for (gfn, bits) in other.iter() {
+                self.push(gfn, bits);
+            }
+        }
+    }
+}
+
+impl FromIterator<(u32, u8)> for CmmaPages {
+    fn from_iter<I: IntoIterator<Item = (u32, u8)>>(it: I) -> CmmaPages {
+        let mut c = CmmaPages::default();
+        for (gfn, bits) in it {
+            c.push(gfn, bits);
+        }
+        c
+    }
+}
+
+impl Serialize for CmmaPages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for e in self.iter() {
+            seq.serialize_element(&e)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CmmaPages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<CmmaPages, D::Error> {
+        Ok(Vec::<(u32, u8)>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -153,8 +229,25 @@ mod tests {
         let a = c.send(&cfg, 0, Msg::Page { gfn: 0, value: 1, zero: false });
         assert_eq!(a, 1_000_000 + 50);
         let b = c.send(&cfg, 0, Msg::Page { gfn: 1, value: 1, zero: false });
+        assert_eq!(std::mem::size_of::<Msg>(), 16, "a queued discard costs 16 bytes");
         assert_eq!(b, 2_000_000 + 50, "the second waits for the wire");
         assert!(QemuVersion::parse("4.0").is_err());
         assert_eq!(QemuVersion::parse("2.12").unwrap(), QemuVersion::V3_0);
+    }
+
+    /// The storage attributes keep every entry in the order sent, repeats included (the
+    /// destination applies them in that order), and serialize as the (gfn, bits) pairs.
+    #[test]
+    fn cmma_pages_keep_their_order_and_repeats_and_serialize_as_pairs() {
+        let pairs = vec![(0, 1), (1, 0), (2, 0x40), (7, 3), (8, 1), (2, 3), (2, 1), (u32::MAX, 2)];
+        let c: CmmaPages = pairs.iter().copied().collect();
+        assert_eq!(c.iter().collect::<Vec<_>>(), pairs);
+        assert_eq!(c.runs.len(), 5, "consecutive pages share a run");
+        assert_eq!(postcard::to_stdvec(&c).unwrap(), postcard::to_stdvec(&pairs).unwrap());
+        let back: CmmaPages = postcard::from_bytes(&postcard::to_stdvec(&pairs).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let mut d: CmmaPages = pairs[..3].iter().copied().collect();
+        d.append(pairs[3..].iter().copied().collect());
+        assert_eq!(d, c);
     }
 }

@@ -92,7 +92,7 @@ impl QemuSource {
         k.sync_dirty_log(self.pid, self.ram_base, &mut self.dirty);
         let pages = (0..self.pages as u32).map(|g| (g, k.get_cmma_bits(self.pid, self.hva(g)).unwrap_or(0))).collect();
         k.log(Ev::MigrationPhase, self.pid, 0, 0, crate::sim::log::phase::PRECOPY, 0, 0);
-        vec![Msg::Cmma { pages }]
+        vec![Msg::Cmma { pages: Box::new(pages) }]
     }
 
     /// The CMMA bits of pages whose state changed since the last send (`cmma_save_iterate`).
@@ -102,13 +102,13 @@ impl QemuSource {
         if dirty.is_empty() {
             return None;
         }
-        let mut pages = Vec::with_capacity(dirty.len());
+        let mut pages = super::CmmaPages::default();
         for a in dirty {
             k.cmma_dirty.remove(&(pid, a));
             let gfn = ((a - self.ram_base) >> 12) as u32;
-            pages.push((gfn, k.get_cmma_bits(pid, a).unwrap_or(0)));
+            pages.push(gfn, k.get_cmma_bits(pid, a).unwrap_or(0));
         }
-        Some(Msg::Cmma { pages })
+        Some(Msg::Cmma { pages: Box::new(pages) })
     }
 
     /// `ram_save_target_page`: read the page (the migration thread's access may fault on the
@@ -176,18 +176,30 @@ impl QemuSource {
     /// `postcopy_start`, with the guest stopped: the last dirty sync; the final data of the
     /// iterative devices that cannot postcopy (the storage attributes, then STATTR_FLAG_DONE);
     /// the discard of every page not yet sent or dirtied since (`postcopy_discard_send_range`);
-    /// then LISTEN and RUN.
-    pub fn switchover(&mut self, k: &mut Kernel) -> Vec<Msg> {
+    /// then LISTEN and RUN. Each message goes to `send` in order, with the number of messages
+    /// still to come after it (a large guest has tens of millions of discard ranges: they are
+    /// never collected).
+    pub fn switchover(&mut self, k: &mut Kernel, send: &mut dyn FnMut(Msg, usize)) {
         k.sync_dirty_log(self.pid, self.ram_base, &mut self.dirty);
-        let mut out: Vec<Msg> = self.cmma_dirty(k).into_iter().collect();
-        out.push(Msg::CmmaDone);
-        out.extend(self.dirty.runs().into_iter().map(|(s, l)| Msg::Discard { start: s as u32, len: l as u32 }));
-        out.push(Msg::Listen);
-        out.push(Msg::Run);
+        let cmma = self.cmma_dirty(k);
+        let discards = self.dirty.runs_iter().count();
+        let mut left = cmma.is_some() as usize + 1 + discards + 2;
+        let mut out = |m: Msg| {
+            left -= 1;
+            send(m, left);
+        };
+        if let Some(m) = cmma {
+            out(m);
+        }
+        out(Msg::CmmaDone);
+        for (s, l) in self.dirty.runs_iter() {
+            out(Msg::Discard { start: s as u32, len: l as u32 });
+        }
+        out(Msg::Listen);
+        out(Msg::Run);
         self.phase = SrcPhase::Postcopy;
         self.cursor = 0;
         k.log(Ev::MigrationPhase, self.pid, 0, 0, crate::sim::log::phase::POSTCOPY, self.dirty.count(), 0);
-        out
     }
 
     /// A page request arrived on the return path (`ram_save_queue_pages`).

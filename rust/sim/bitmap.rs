@@ -114,17 +114,22 @@ impl Bitmap {
 
     /// Runs of set bits as (start, len), in order.
     pub fn runs(&self) -> Vec<(u64, u64)> {
-        let mut out = Vec::new();
+        self.runs_iter().collect()
+    }
+
+    /// Runs of set bits as (start, len), in order, without collecting them (a dirty bitmap
+    /// of a large guest has tens of millions).
+    pub fn runs_iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         let mut i = 0;
-        while let Some(s) = self.next_set(i) {
+        std::iter::from_fn(move || {
+            let s = self.next_set(i)?;
             let mut e = s;
             while e < self.len && self.test(e) {
                 e += 1;
             }
-            out.push((s, e - s));
             i = e;
-        }
-        out
+            Some((s, e - s))
+        })
     }
 }
 

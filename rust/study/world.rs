@@ -184,10 +184,11 @@ impl World {
             .src
             .requests
             .iter()
-            .chain(self.dst.cmma_incoming.iter().map(|c| &c.0))
-            .chain(self.inflight_writes.keys());
+            .copied()
+            .chain(self.dst.cmma_incoming.iter().map(|c| c.0))
+            .chain(self.inflight_writes.keys().copied());
         let msgs = self.link.main.queue.iter().chain(&self.link.rp.queue).map(|(_, m)| m);
-        if gfns.into_iter().any(|g| *g as u64 >= pages) || !msgs.into_iter().all(|m| m.fits(pages)) {
+        if gfns.into_iter().any(|g| g as u64 >= pages) || !msgs.into_iter().all(|m| m.fits(pages)) {
             return Err(format!("a QEMU queue or message names a guest page beyond {pages}"));
         }
         if self.dst.uffd.is_some_and(|u| u as usize >= self.hosts[DST].uffds.len()) {
@@ -215,6 +216,11 @@ impl World {
         }
         self.load = Some(Load { pid, base, pages, interval_ns, rng });
         Ok(())
+    }
+
+    /// Whether any action is pending.
+    pub fn has_pending(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     pub fn schedule(&mut self, at: u64, a: Action) {
@@ -477,10 +483,19 @@ impl World {
                 // the guest stops on the source for the switchover
                 self.guest_host = None;
                 self.stopped_at = Some(self.now);
-                let msgs = self.src.switchover(&mut self.hosts[SRC]);
-                for m in msgs {
-                    self.send_main(m);
-                }
+                let (link, queue, seq, now) = (&mut self.link, &mut self.queue, &mut self.seq, self.now);
+                self.src.switchover(&mut self.hosts[SRC], &mut |m, left| {
+                    // what send_main does, with room for every message of the switchover made once
+                    // and some to spare: the next push into a full queue of tens of millions of
+                    // entries would double it
+                    if link.main.queue.capacity() - link.main.queue.len() < left + 1 {
+                        link.main.queue.reserve_exact(left + 1 + 4096);
+                        queue.reserve_exact(left + 1 + 4096);
+                    }
+                    let at = link.main.send(&link.cfg, now, m);
+                    *seq += 1;
+                    queue.push(Reverse((at, *seq, Action::DeliverMain)));
+                });
                 self.kick_source(self.now);
             }
             SrcStep::Idle => {}
