@@ -128,7 +128,7 @@ pub struct Kernel {
     /// The memcg's flushed statistics, when chosen ([`Kernel::set_memcg_stats`]); None: reclaim
     /// reads the live counts. Not in a snapshot (a kernel with them refuses to be saved).
     #[serde(skip)]
-    pub(crate) memcg: Option<Box<crate::mm::memcontrol::MemcgRstat>>,
+    pub(crate) memcg: Option<Box<crate::mm::memcg_vmstats::MemcgRstat>>,
 }
 
 impl Kernel {
