@@ -45,6 +45,7 @@ fn replay(c: &mut Criterion) {
         one_cpu: false,
         swap_io: Default::default(),
         x86_tlb: None,
+        memcg_stats: Default::default(),
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

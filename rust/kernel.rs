@@ -125,6 +125,10 @@ pub struct Kernel {
     /// accessed bit. Not in a snapshot (a kernel with one refuses to be saved).
     #[serde(skip)]
     pub(crate) tlb: Option<Box<crate::arch::x86::tlb::Tlb>>,
+    /// The memcg's flushed statistics, when chosen ([`Kernel::set_memcg_stats`]); None: reclaim
+    /// reads the live counts. Not in a snapshot (a kernel with them refuses to be saved).
+    #[serde(skip)]
+    pub(crate) memcg: Option<Box<crate::mm::memcg_vmstats::MemcgRstat>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {
@@ -220,6 +224,7 @@ impl Kernel {
             cbrl: BTreeMap::new(),
             cmma_dirty: Default::default(),
             tlb: None,
+            memcg: None,
         })
     }
 
@@ -563,6 +568,9 @@ impl Kernel {
     #[inline]
     pub fn tick(&mut self, ns: u64) {
         self.now += ns;
+        if self.memcg_flush_due() {
+            self.flush_memcg_stats_dwork();
+        }
     }
 
     /// Hash the model state that decides future behaviour (tables, swap, LRU, userfaultfd,

@@ -257,3 +257,37 @@ def test_the_swap_device_is_a_named_choice_and_virtio_blk_rotates_written_pages(
     mglru = reclaim.Kernel(profile="6.12-debian", memory="64MiB", swap="64MiB")
     with pytest.raises(reclaim.ArgumentError, match="classic LRU"):
         mglru.swap_io = "virtio-blk"
+
+
+def test_memcg_stats_rstat_612_lets_reclaim_see_refaults_only_at_each_flush(
+    tmp_path: Path,
+) -> None:
+    """rust/mm/memcontrol.rs: prepare_scan_control (mm/vmscan.c v6.12) reads
+    WORKINGSET_ACTIVATE through lruvec_page_state, with CONFIG_MEMCG=y the root memcg's rstat
+    aggregate refreshed by flush_memcg_stats_dwork every FLUSH_TIME (mm/memcontrol.c v6.12):
+    refaults between two flushes let reclaim deactivate the active list once, not after each
+    reclaim, so fewer pages are deactivated than with the live counts."""
+    t = tracegen.generate("hot_scan", 60_000, 6000, seed=0)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    runs = {
+        s: reclaim.trace.replay(p, profile="6.12", memory=0.4, one_cpu=True, memcg_stats=s)
+        for s in ("live", "rstat-6.12")
+    }
+    live, rstat = runs["live"].vmstat, runs["rstat-6.12"].vmstat
+    assert live["workingset_activate_anon"] > 0
+    assert rstat["pgdeactivate"] < live["pgdeactivate"]
+    assert (
+        runs["live"].major_faults
+        == reclaim.trace.replay(p, profile="6.12", memory=0.4, one_cpu=True).major_faults
+    )
+    k = reclaim.Kernel(profile="6.12", memory="64MiB", swap="64MiB")
+    assert k.memcg_stats == "live"
+    k.memcg_stats = "rstat-6.12"
+    assert k.memcg_stats == "rstat-6.12"
+    with pytest.raises(reclaim.ArgumentError, match=r"rstat-6\.12"):
+        k.snapshot(tmp_path / "k.snap")
+    with pytest.raises(reclaim.ArgumentError, match="live"):
+        k.memcg_stats = "rstat"
+    k.memcg_stats = "live"
+    k.snapshot(tmp_path / "k.snap")

@@ -286,6 +286,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             one_cpu=one_cpu,
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=SWAP_IO,
+            memcg_stats=reclaim.vm.guest.MEMCG_STATS,
         )
 
     other_cpu = replay(False)
@@ -337,6 +338,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             one_cpu=True,
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=io,
+            memcg_stats=reclaim.vm.guest.MEMCG_STATS,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile

@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--x86-tlb", help="model_counters' x86_tlb ('none': no TLB)")
     ap.add_argument("--swap-io", help="model_counters' swap_io (default: its choice)")
+    ap.add_argument("--memcg-stats", help="model_counters' memcg_stats ('live', 'rstat-6.12')")
     ap.add_argument("--markdown", action="store_true", help="print markdown table rows")
     ap.add_argument(
         "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
@@ -85,6 +86,8 @@ def main() -> int:
         kw["x86_tlb"] = None if a.x86_tlb == "none" else a.x86_tlb
     if a.swap_io is not None:
         kw["swap_io"] = a.swap_io
+    if a.memcg_stats is not None:
+        kw["memcg_stats"] = a.memcg_stats
     for c in _checks(a.files):
         m = remodel(c, **kw)
         med, lo, hi = c.kernel_majflt()

@@ -121,6 +121,7 @@ def replay(
     one_cpu: bool = False,
     swap_io: str = "synchronous",
     x86_tlb: str | None = None,
+    memcg_stats: str = "live",
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -151,7 +152,11 @@ def replay(
     puts a TLB of that geometry in front of the page tables: ``"qemu-tcg-7.2"`` is QEMU 7.2
     TCG's softmmu TLB, as the oracle's guests have it; an access through a cached translation
     does not set the accessed bit, which x86 clears without a flush. Default ``None``: every
-    access sets it.
+    access sets it. ``memcg_stats`` is how reclaim reads the refault counts it compares
+    (``prepare_scan_control``): ``"live"`` (the default) or ``"rstat-6.12"``, the root memory
+    cgroup's statistics of a 6.12 kernel with memory cgroups built in (as the oracle's
+    guests), flushed every 2 s of the model's clock, so a refault activation lets reclaim
+    deactivate only after the next flush.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -175,6 +180,7 @@ def replay(
         one_cpu=one_cpu,
         swap_io=swap_io,
         x86_tlb=x86_tlb,
+        memcg_stats=memcg_stats,
     )
     while not run.advance(_SLICE):
         if progress is not None:

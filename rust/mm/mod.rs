@@ -9,6 +9,8 @@ pub mod anon_vma;
 pub mod fork;
 pub mod guest_zone;
 pub mod madvise;
+pub mod memcg_vmstats;
+pub mod memcontrol;
 pub mod memory_failure;
 pub mod migrate;
 pub mod mlock;

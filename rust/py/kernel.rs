@@ -327,6 +327,20 @@ impl PyKernel {
         with(py, &self.k, |k| k.set_swap_io(io))
     }
 
+    /// How reclaim reads the memcg statistics it compares: "live" (the default) or "rstat-6.12"
+    /// (the flushed counts of a v6.12 kernel with CONFIG_MEMCG=y: `prepare_scan_control` sees
+    /// refault activations only after `flush_memcg_stats_dwork`, every 2 s of the model's
+    /// clock). A kernel with "rstat-6.12" cannot be snapshotted.
+    #[getter]
+    fn memcg_stats(&self, py: Python<'_>) -> PyResult<&'static str> {
+        with(py, &self.k, |k| Ok(k.memcg_stats().name()))
+    }
+    #[setter]
+    fn set_memcg_stats(&self, py: Python<'_>, v: &str) -> PyResult<()> {
+        let s = call(|| crate::mm::memcontrol::MemcgStats::from_name(v))?;
+        with(py, &self.k, |k| k.set_memcg_stats(s))
+    }
+
     /// KVM migration mode on this host (every ESSA is intercepted).
     #[getter]
     fn kvm_migration_mode(&self, py: Python<'_>) -> PyResult<bool> {

@@ -47,7 +47,7 @@ impl PyReplayRun {
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
-        guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None))]
+        guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -68,6 +68,7 @@ impl PyReplayRun {
         one_cpu: bool,
         swap_io: &str,
         x86_tlb: Option<String>,
+        memcg_stats: &str,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -91,6 +92,7 @@ impl PyReplayRun {
                 one_cpu,
                 swap_io: crate::mm::page_io::SwapIo::from_name(swap_io)?,
                 x86_tlb,
+                memcg_stats: crate::mm::memcontrol::MemcgStats::from_name(memcg_stats)?,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

@@ -114,6 +114,10 @@ pub struct ReplayConfig {
     /// ([`Kernel::set_x86_tlb`]; `"qemu-tcg-7.2"` for the oracle's guests); None: every access
     /// sets the accessed bit.
     pub x86_tlb: Option<String>,
+    /// How reclaim reads the memcg statistics it compares
+    /// ([`MemcgStats`](crate::mm::memcontrol::MemcgStats)): live (the default) or as the
+    /// oracle's 6.12 guests, flushed every 2 s of the model's cost clock.
+    pub memcg_stats: crate::mm::memcontrol::MemcgStats,
 }
 
 /// The replay of one trace, in progress or done.
@@ -273,6 +277,7 @@ impl Replay {
         }
         kernel.set_swap_io(cfg.swap_io)?;
         kernel.set_x86_tlb(cfg.x86_tlb.as_deref())?;
+        kernel.set_memcg_stats(cfg.memcg_stats)?;
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
@@ -393,6 +398,7 @@ mod tests {
             one_cpu: false,
             swap_io: Default::default(),
             x86_tlb: None,
+            memcg_stats: Default::default(),
         }
     }
 

@@ -147,13 +147,15 @@ impl Kernel {
     /// each active list may be deactivated ("When refaults are being observed, it means a new
     /// workingset is being established. Deactivate to get rid of any stale active pages
     /// quickly."), cache trim mode and "file is tiny", decided for the node before its lists
-    /// are shrunk.
+    /// are shrunk. The refault counts are `lruvec_page_state`'s, flushed ones with
+    /// [`MemcgStats::Rstat612`] after `mem_cgroup_flush_stats_ratelimited`.
     ///
     /// [`Profile::scan_balance_by_cost`]: crate::profile::Profile::scan_balance_by_cost
-    fn prepare_scan_control(&mut self, sc: &mut ScanControl) {
+    /// [`MemcgStats::Rstat612`]: crate::mm::memcontrol::MemcgStats::Rstat612
+    pub(crate) fn prepare_scan_control(&mut self, sc: &mut ScanControl) {
+        self.mem_cgroup_flush_stats_ratelimited();
         if !sc.force_deactivate {
-            let refaults =
-                [self.vmstat.get(Vm::workingset_activate_anon), self.vmstat.get(Vm::workingset_activate_file)];
+            let refaults = self.lruvec_workingset_activate();
             for file in [0, 1] {
                 sc.may_deactivate[file] =
                     refaults[file] != self.lru_recent.refaults[file] || self.inactive_is_low(file == 1);
@@ -175,8 +177,7 @@ impl Kernel {
     /// `snapshot_refaults` (mm/vmscan.c v6.12): the WORKINGSET_ACTIVATE counts at the end of a
     /// reclaim, against which the next one tells new refaults.
     pub(crate) fn snapshot_refaults(&mut self) {
-        self.lru_recent.refaults =
-            [self.vmstat.get(Vm::workingset_activate_anon), self.vmstat.get(Vm::workingset_activate_file)];
+        self.lru_recent.refaults = self.lruvec_workingset_activate();
     }
 
     /// `lru_note_cost` (mm/swap.c v6.12): the cost of reclaiming from one type ("cost = nr_io *
@@ -954,6 +955,35 @@ mod tests {
         k.snapshot_refaults();
         k.prepare_scan_control(&mut sc);
         assert!(!sc.may_deactivate[0], "the snapshot took it");
+    }
+
+    #[test]
+    fn with_rstat_612_a_refault_activation_deactivates_only_after_the_next_memcg_flush() {
+        // prepare_scan_control (mm/vmscan.c v6.12) calls mem_cgroup_flush_stats_ratelimited
+        // and reads lruvec_page_state(target_lruvec, WORKINGSET_ACTIVATE_ANON): with
+        // CONFIG_MEMCG=y the root memcg's rstat aggregate, refreshed by
+        // flush_memcg_stats_dwork every FLUSH_TIME (mm/memcontrol.c v6.12)
+        use crate::mm::memcontrol::{FLUSH_TIME_NS, MemcgStats};
+        let mut k = half_active("6.12");
+        k.set_memcg_stats(MemcgStats::Rstat612).unwrap();
+        let mut sc = ScanControl::new(32, true);
+        k.snapshot_refaults();
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.tick(FLUSH_TIME_NS - 1);
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.may_deactivate[0], "the refault is not flushed yet: no deactivation");
+        k.snapshot_refaults();
+        k.tick(1);
+        k.prepare_scan_control(&mut sc);
+        assert!(sc.may_deactivate[0], "the periodic flush brought the refault in");
+        k.snapshot_refaults();
+        k.prepare_scan_control(&mut sc);
+        assert!(!sc.may_deactivate[0], "snapshot_refaults stored the flushed count");
+        // the live counts (the default) see it at once
+        k.set_memcg_stats(MemcgStats::Live).unwrap();
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.prepare_scan_control(&mut sc);
+        assert!(sc.may_deactivate[0]);
     }
 
     #[test]

@@ -39,6 +39,7 @@ from reclaim import tracegen
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
+from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 
@@ -288,6 +289,7 @@ def model_counters(
     swap_io: str | None = None,
     x86_tlb: str | None = GUEST_TLB,
     release: str | None = None,
+    memcg_stats: str = GUEST_MEMCG_STATS,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -308,7 +310,8 @@ def model_counters(
 
     On x86_64 the model's accesses go through ``x86_tlb`` (default the guests' TCG TLB,
     :data:`reclaim.vm.guest.TLB`; ``None``: every access sets the accessed bit), since x86
-    clears accessed bits without a TLB flush."""
+    clears accessed bits without a TLB flush. ``memcg_stats`` is how the model's reclaim reads
+    its refault counts (default :data:`reclaim.vm.guest.MEMCG_STATS`)."""
     held = k.held - k.evictable if evictable_free else k.held
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
@@ -327,6 +330,7 @@ def model_counters(
         one_cpu=GUEST_CPUS == 1,
         swap_io=swap_io,
         x86_tlb=x86_tlb if arch == "x86_64" else None,
+        memcg_stats=memcg_stats,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

@@ -1,0 +1,54 @@
+//! The state of the memory cgroup statistics that reclaim reads (`struct memcg_vmstats` and the
+//! flusher's `flush_last_time`, mm/memcontrol.c v6.12) and the choice of reading them
+//! ([`MemcgStats`]); the flushes themselves are in [`crate::mm::memcontrol`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// FLUSH_TIME (mm/memcontrol.c v6.12, `2UL*HZ`): the period of `flush_memcg_stats_dwork`, ns.
+pub const FLUSH_TIME_NS: u64 = 2_000_000_000;
+
+/// MEMCG_CHARGE_BATCH (include/linux/memcontrol.h v6.12) times `num_online_cpus()` (the
+/// model's one CPU): `memcg_vmstats_needs_flush`'s threshold.
+pub const MEMCG_FLUSH_THRESHOLD: u64 = 64;
+
+/// How reclaim reads the memcg statistics it compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemcgStats {
+    /// The live counts (as with CONFIG_MEMCG=n or before the rstat flushing): the default.
+    #[default]
+    Live,
+    /// The v6.12 rstat statistics, refreshed by the flushes of the module doc.
+    Rstat612,
+}
+
+impl MemcgStats {
+    /// The names Python and the CLI use.
+    pub const NAMES: [(MemcgStats, &'static str); 2] =
+        [(MemcgStats::Live, "live"), (MemcgStats::Rstat612, "rstat-6.12")];
+
+    pub fn name(self) -> &'static str {
+        MemcgStats::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("live")
+    }
+
+    /// The choice named `name`.
+    pub fn from_name(name: &str) -> Result<MemcgStats> {
+        MemcgStats::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(s, _)| *s)
+            .ok_or_else(|| Error::invalid(format!("memcg_stats is \"live\" or \"rstat-6.12\", not {name:?}")))
+    }
+}
+
+/// The root memcg's flushed statistics and its flusher's state (v6.12).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MemcgRstat {
+    /// WORKINGSET_ACTIVATE_ANON / _FILE of `pn->lruvec_stats->state[]` as of the last flush.
+    pub(crate) workingset_activate: [u64; 2],
+    /// `flush_last_time` (ns of the cost clock).
+    pub(crate) flush_last_time: u64,
+    /// When `stats_flush_dwork` runs next (ns).
+    pub(crate) next_periodic: u64,
+}

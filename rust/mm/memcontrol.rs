@@ -1,0 +1,205 @@
+//! The memory cgroup's statistics as reclaim reads them (mm/memcontrol.c v6.12, CONFIG_MEMCG=y):
+//! an opt-in named choice, [`MemcgStats`].
+//!
+//! With memory cgroups built in (both Debian 6.12 kernels of the replay oracle's guests),
+//! `lruvec_page_state()` returns `pn->lruvec_stats->state[]`, the rstat aggregate as of the last
+//! flush, not the live per-CPU counts. Global reclaim's `target_lruvec` is the root memcg's
+//! (`mem_cgroup_lruvec(NULL, pgdat)`), so `prepare_scan_control` (mm/vmscan.c v6.12) reads the
+//! WORKINGSET_ACTIVATE_ANON/FILE counts as flushed, and `snapshot_refaults` stores the same
+//! flushed values: "refaults != target_lruvec->refaults[]" can become true once per flush, not
+//! after every batch of refault activations.
+//!
+//! The flushes, v6.12:
+//! - `flush_memcg_stats_dwork` runs `do_flush_stats(root_mem_cgroup)` every FLUSH_TIME
+//!   (`2UL*HZ`, 2 s), "deliberately ignore memcg_vmstats_needs_flush()", and `do_flush_stats`
+//!   of the root records `flush_last_time`;
+//! - `mem_cgroup_flush_stats_ratelimited` (called first by `prepare_scan_control`, and by
+//!   `workingset_test_recent` and the shadow-node shrinker) flushes only "if the periodic
+//!   flusher is one full cycle late" (`jiffies_64` after `flush_last_time + 2*FLUSH_TIME`) and
+//!   then only when `memcg_vmstats_needs_flush` (more than MEMCG_CHARGE_BATCH (64) updates per
+//!   online CPU since the last flush).
+//!
+//! The clock is the model's cost clock, [`Kernel::now`](crate::kernel::Kernel) (nanoseconds):
+//! the periodic flush runs at the first [`Kernel::tick`](crate::kernel::Kernel::tick) at or
+//! after its due time, so in the model it is never late and the ratelimited flush only matters
+//! after the clock was set forward without ticking. The needs-flush threshold counts every memcg
+//! statistic update (each charge, LRU move, fault); the model counts only the updates of the
+//! counts it keeps flushed, a lower bound, so a ratelimited flush that the kernel would do may be
+//! skipped only when fewer than 65 of those changed, where the kernel's other updates would
+//! almost always pass it. Only the WORKINGSET_ACTIVATE counts are kept flushed here: the LRU
+//! sizes that `inactive_is_low`, `file_is_tiny` and `workingset_test_recent` read through
+//! `lruvec_page_state` are read live (not modelled).
+
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::mm::vmstat::Vm;
+
+pub use crate::mm::memcg_vmstats::{FLUSH_TIME_NS, MEMCG_FLUSH_THRESHOLD, MemcgRstat, MemcgStats};
+
+impl Kernel {
+    /// Choose how reclaim reads the memcg statistics ([`MemcgStats`]). Choosing `Rstat612`
+    /// flushes once now and queues the periodic flush FLUSH_TIME later (as
+    /// `mem_cgroup_css_online` of the root queues `stats_flush_dwork`, v6.12).
+    pub fn set_memcg_stats(&mut self, stats: MemcgStats) -> Result<()> {
+        match stats {
+            MemcgStats::Live => self.memcg = None,
+            MemcgStats::Rstat612 => {
+                let mut r = Box::new(MemcgRstat::default());
+                r.workingset_activate = self.live_workingset_activate();
+                r.flush_last_time = self.now;
+                r.next_periodic = self.now.saturating_add(FLUSH_TIME_NS);
+                self.memcg = Some(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// The choice in use.
+    pub fn memcg_stats(&self) -> MemcgStats {
+        if self.memcg.is_some() { MemcgStats::Rstat612 } else { MemcgStats::Live }
+    }
+
+    fn live_workingset_activate(&self) -> [u64; 2] {
+        [self.vmstat.get(Vm::workingset_activate_anon), self.vmstat.get(Vm::workingset_activate_file)]
+    }
+
+    /// `lruvec_page_state(target_lruvec, WORKINGSET_ACTIVATE_ANON/FILE)` (mm/memcontrol.c
+    /// v6.12): the flushed counts with [`MemcgStats::Rstat612`], the live ones otherwise.
+    pub(crate) fn lruvec_workingset_activate(&self) -> [u64; 2] {
+        match self.memcg.as_deref() {
+            Some(r) => r.workingset_activate,
+            None => self.live_workingset_activate(),
+        }
+    }
+
+    /// `do_flush_stats(root_mem_cgroup)` (mm/memcontrol.c v6.12): `flush_last_time` and the
+    /// aggregate brought up to the live counts.
+    fn do_flush_stats(&mut self) {
+        let live = self.live_workingset_activate();
+        if let Some(r) = self.memcg.as_deref_mut() {
+            r.flush_last_time = self.now;
+            r.workingset_activate = live;
+        }
+    }
+
+    /// `memcg_vmstats_needs_flush` (mm/memcontrol.c v6.12), on the updates the model counts
+    /// (see the module doc): more than MEMCG_CHARGE_BATCH per CPU since the last flush.
+    fn memcg_vmstats_needs_flush(&self) -> bool {
+        let live = self.live_workingset_activate();
+        self.memcg.as_deref().is_some_and(|r| {
+            let updates = (live[0] - r.workingset_activate[0]) + (live[1] - r.workingset_activate[1]);
+            updates > MEMCG_FLUSH_THRESHOLD
+        })
+    }
+
+    /// `mem_cgroup_flush_stats_ratelimited` (mm/memcontrol.c v6.12): "Only flush if the
+    /// periodic flusher is one full cycle late", and then as `mem_cgroup_flush_stats`, only if
+    /// `memcg_vmstats_needs_flush`.
+    pub(crate) fn mem_cgroup_flush_stats_ratelimited(&mut self) {
+        let Some(r) = self.memcg.as_deref() else { return };
+        if self.now > r.flush_last_time.saturating_add(2 * FLUSH_TIME_NS) && self.memcg_vmstats_needs_flush() {
+            self.do_flush_stats();
+        }
+    }
+
+    /// `flush_memcg_stats_dwork` (mm/memcontrol.c v6.12), run from [`Kernel::tick`] when due:
+    /// flush unconditionally and queue itself FLUSH_TIME later.
+    #[cold]
+    pub(crate) fn flush_memcg_stats_dwork(&mut self) {
+        self.do_flush_stats();
+        if let Some(r) = self.memcg.as_deref_mut() {
+            r.next_periodic = self.now.saturating_add(FLUSH_TIME_NS);
+        }
+    }
+
+    /// Whether the periodic flush is due (checked by [`Kernel::tick`]).
+    #[inline]
+    pub(crate) fn memcg_flush_due(&self) -> bool {
+        self.memcg.as_deref().is_some_and(|r| self.now >= r.next_periodic)
+    }
+
+    /// A snapshot cannot hold the flushed statistics yet: refuse, as the TLB does.
+    pub(crate) fn check_memcg_storable(&self) -> Result<()> {
+        match self.memcg {
+            None => Ok(()),
+            Some(_) => Err(Error::invalid(
+                "a snapshot does not hold the memcg_stats=\"rstat-6.12\" flushed statistics; set memcg_stats to \"live\" before saving",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FLUSH_TIME_NS, MEMCG_FLUSH_THRESHOLD, MemcgStats};
+    use crate::arch::Arch;
+    use crate::error::Error;
+    use crate::kernel::Kernel;
+    use crate::mm::vmstat::Vm;
+    use crate::profile::Profile;
+
+    fn rstat_kernel() -> Kernel {
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 64 << 20, 64 << 20, 1).unwrap();
+        k.set_memcg_stats(MemcgStats::Rstat612).unwrap();
+        k
+    }
+
+    #[test]
+    fn the_periodic_flush_refreshes_the_refault_counts_every_two_seconds() {
+        // flush_memcg_stats_dwork (mm/memcontrol.c v6.12): do_flush_stats(root_mem_cgroup),
+        // then queue_delayed_work(..., FLUSH_TIME) with FLUSH_TIME = 2UL*HZ
+        let mut k = rstat_kernel();
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.vmstat.inc(Vm::workingset_activate_file);
+        assert_eq!(k.lruvec_workingset_activate(), [0, 0], "not flushed yet");
+        k.tick(FLUSH_TIME_NS / 2);
+        assert_eq!(k.lruvec_workingset_activate(), [0, 0]);
+        k.tick(FLUSH_TIME_NS / 2);
+        assert_eq!(k.lruvec_workingset_activate(), [1, 1], "flushed at 2 s");
+        assert_eq!(k.memcg.as_deref().unwrap().flush_last_time, FLUSH_TIME_NS);
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.tick(FLUSH_TIME_NS - 1);
+        assert_eq!(k.lruvec_workingset_activate(), [1, 1], "the next flush is 2 s after the last");
+        k.tick(1);
+        assert_eq!(k.lruvec_workingset_activate(), [2, 1]);
+        // the live choice reads the counters themselves
+        k.set_memcg_stats(MemcgStats::Live).unwrap();
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        assert_eq!(k.lruvec_workingset_activate(), [3, 1]);
+    }
+
+    #[test]
+    fn the_ratelimited_flush_runs_only_a_full_cycle_late_and_past_the_update_threshold() {
+        // mem_cgroup_flush_stats_ratelimited (mm/memcontrol.c v6.12): "if
+        // (time_after64(jiffies_64, READ_ONCE(flush_last_time) + 2*FLUSH_TIME))
+        // mem_cgroup_flush_stats(memcg);", which flushes only if memcg_vmstats_needs_flush
+        // (stats_updates > MEMCG_CHARGE_BATCH * num_online_cpus())
+        let mut k = rstat_kernel();
+        for _ in 0..MEMCG_FLUSH_THRESHOLD + 1 {
+            k.vmstat.inc(Vm::workingset_activate_anon);
+        }
+        k.now = 2 * FLUSH_TIME_NS; // the clock set forward without the periodic flush running
+        k.mem_cgroup_flush_stats_ratelimited();
+        assert_eq!(k.lruvec_workingset_activate(), [0, 0], "late by exactly one cycle: not after");
+        k.now += 1;
+        k.mem_cgroup_flush_stats_ratelimited();
+        assert_eq!(k.lruvec_workingset_activate(), [MEMCG_FLUSH_THRESHOLD + 1, 0], "one full cycle late");
+        k.vmstat.inc(Vm::workingset_activate_anon);
+        k.now += 4 * FLUSH_TIME_NS;
+        k.mem_cgroup_flush_stats_ratelimited();
+        assert_eq!(k.lruvec_workingset_activate()[0], MEMCG_FLUSH_THRESHOLD + 1, "one update: below the threshold");
+    }
+
+    #[test]
+    fn a_kernel_with_flushed_statistics_refuses_a_snapshot_and_names_the_choice() {
+        let mut k = rstat_kernel();
+        match k.snapshot_bytes() {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("rstat-6.12"), "{m}"),
+            other => panic!("expected a refusal, got {:?}", other.map(|b| b.len())),
+        }
+        k.set_memcg_stats(MemcgStats::Live).unwrap();
+        assert!(k.snapshot_bytes().is_ok());
+        assert!(MemcgStats::from_name("rstat-6.11").is_err());
+        assert_eq!(MemcgStats::from_name("rstat-6.12").unwrap().name(), "rstat-6.12");
+    }
+}
