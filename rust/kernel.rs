@@ -161,7 +161,8 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     kvm_migration_mode,
     cbrl = crate::sim::clone_fields::clone_if_changed,
     cmma_dirty = crate::sim::clone_fields::clone_if_changed,
-    tlb
+    tlb,
+    memcg
 });
 
 impl Kernel {
