@@ -125,6 +125,11 @@ pub struct Kernel {
     /// accessed bit. Not in a snapshot (a kernel with one refuses to be saved).
     #[serde(skip)]
     pub(crate) tlb: Option<Box<crate::arch::x86::tlb::Tlb>>,
+    /// The zones DMA and DMA32 with migratetypes and watermark boosting, when chosen
+    /// ([`Kernel::set_guest_zones`], crate::mm::mmzone); None: one zone. Not in a snapshot (a
+    /// kernel with them refuses to be saved).
+    #[serde(skip)]
+    pub(crate) zones: Option<Box<crate::mm::mmzone::Zones>>,
 }
 
 impl Kernel {
@@ -186,6 +191,7 @@ impl Kernel {
             cbrl: BTreeMap::new(),
             cmma_dirty: Default::default(),
             tlb: None,
+            zones: None,
         })
     }
 
@@ -502,7 +508,7 @@ impl Kernel {
             if f.test(pg::PG_LRU) {
                 self.lru.del(&mut self.mem.frames, pfn);
             }
-            self.mem.free_page(pfn);
+            self.free_frame(pfn);
             self.vmstat.inc(Vm::pgfree);
         }
     }

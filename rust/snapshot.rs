@@ -282,6 +282,7 @@ impl Kernel {
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
         self.profile.check_storable()?;
         self.check_tlb_storable()?;
+        self.check_zones_storable()?;
         encode(Kind::Kernel, self)
     }
 
@@ -298,6 +299,7 @@ impl Kernel {
     pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<()> {
         self.profile.check_storable()?;
         self.check_tlb_storable()?;
+        self.check_zones_storable()?;
         write_state(path.as_ref(), Kind::Kernel, self)
     }
 

@@ -73,6 +73,17 @@ def main() -> int:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--x86-tlb", help="model_counters' x86_tlb ('none': no TLB)")
     ap.add_argument("--swap-io", help="model_counters' swap_io (default: its choice)")
+    ap.add_argument(
+        "--zones",
+        action="store_true",
+        help="model_counters' zones=True (x86_64: DMA/DMA32 with watermark boosting)",
+    )
+    ap.add_argument(
+        "--kernel-alloc-every",
+        type=int,
+        default=0,
+        help="with --zones: a guest-kernel non-movable allocation every N pages swapped out",
+    )
     ap.add_argument("--markdown", action="store_true", help="print markdown table rows")
     ap.add_argument(
         "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
@@ -83,6 +94,9 @@ def main() -> int:
         kw["x86_tlb"] = None if a.x86_tlb == "none" else a.x86_tlb
     if a.swap_io is not None:
         kw["swap_io"] = a.swap_io
+    if a.zones:
+        kw["zones"] = True
+        kw["kernel_alloc_every"] = a.kernel_alloc_every
     for c in _checks(a.files):
         m = remodel(c, **kw)
         med, lo, hi = c.kernel_majflt()
@@ -100,6 +114,10 @@ def main() -> int:
             f"{diff:+.1f}%",
             f"saved {c.model.get('majflt', '-')}",
         ]
+        if a.zones:
+            row.append(
+                f"boosts {m.get('model_watermark_boosts', 0)} pgskip_dma32 {m.get('pgskip_dma32', 0)}"
+            )
         if a.counters:
             ks = k0.get("pgscan_kswapd", 0) + k0.get("pgscan_direct", 0)
             ms = m["pgscan_kswapd"] + m["pgscan_direct"]

@@ -620,6 +620,13 @@ class ReplayRun:
         one_cpu: bool = False,
         swap_io: str = "synchronous",
         x86_tlb: str | None = None,
+        guest_zones: tuple[
+            tuple[int, int, int, int, int, int],
+            tuple[int, int, int, int, int, int],
+            tuple[int, int, int, int] | None,
+            int,
+        ]
+        | None = None,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

@@ -12,6 +12,7 @@ pub mod madvise;
 pub mod memory_failure;
 pub mod migrate;
 pub mod mlock;
+pub mod mmzone;
 pub mod mmap;
 pub mod mprotect;
 pub mod mremap;

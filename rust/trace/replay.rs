@@ -114,6 +114,19 @@ pub struct ReplayConfig {
     /// ([`Kernel::set_x86_tlb`]; `"qemu-tcg-7.2"` for the oracle's guests); None: every access
     /// sets the accessed bit.
     pub x86_tlb: Option<String>,
+    /// The guest's zones DMA and DMA32 with watermark boosting (crate::mm::mmzone) instead of
+    /// `guest`'s one summed zone.
+    pub guest_zones: Option<GuestZones>,
+}
+
+/// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
+/// rate of its kernel's own non-movable allocations ([`Kernel::set_guest_kernel_alloc_every`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestZones {
+    pub dma: crate::mm::mmzone::ZoneSpec,
+    pub dma32: crate::mm::mmzone::ZoneSpec,
+    pub types: Option<crate::mm::mmzone::PageTypes>,
+    pub kernel_alloc_every: u64,
 }
 
 /// The replay of one trace, in progress or done.
@@ -252,7 +265,10 @@ impl Replay {
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
         kernel.mute_per_page();
-        if let Some(z) = cfg.guest {
+        if let Some(z) = cfg.guest_zones {
+            kernel.set_guest_zones(z.dma, z.dma32, z.types)?;
+            kernel.set_guest_kernel_alloc_every(z.kernel_alloc_every)?;
+        } else if let Some(z) = cfg.guest {
             kernel.set_guest_zone(z)?;
         }
         if let Some(t) = cfg.guest_tmpfs {
@@ -377,6 +393,7 @@ mod tests {
             one_cpu: false,
             swap_io: Default::default(),
             x86_tlb: None,
+            guest_zones: None,
         }
     }
 
