@@ -230,7 +230,7 @@ impl Kernel {
         let mut nr = [0u64; 4];
         for (i, l) in lists.iter().enumerate() {
             let file = l.is_file() as usize;
-            let scan = self.lru.size(*l) >> sc.priority;
+            let scan = self.lruvec_lru_size(*l, sc.reclaim_idx) >> sc.priority;
             nr[i] = match only {
                 Some(f) => {
                     if (f as usize) == file {
@@ -243,6 +243,17 @@ impl Kernel {
             };
         }
         nr
+    }
+
+    /// `lruvec_lru_size(lruvec, lru, zone_idx)` (mm/vmscan.c 6.12): the pages of list `l` in
+    /// the zones up to `reclaim_idx` (with the zones of crate::mm::mmzone; else the list).
+    fn lruvec_lru_size(&self, l: LruList, reclaim_idx: u8) -> u64 {
+        match self.zones() {
+            Some(z) if reclaim_idx < crate::mm::mmzone::ZONE_TOP => {
+                self.lru.pages(&self.mem.frames, l).iter().filter(|p| z.dma.contains(**p)).count() as u64
+            }
+            _ => self.lru.size(l),
+        }
     }
 
     /// `get_scan_count` of v4.13..v4.19: anon against file by `recent_scanned` /
