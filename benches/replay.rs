@@ -45,6 +45,7 @@ fn replay(c: &mut Criterion) {
         one_cpu: false,
         swap_io: Default::default(),
         x86_tlb: None,
+        guest_zones: None,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

@@ -72,7 +72,9 @@ def _scaled_zones(donor: Any, k: Any) -> list[dict[str, object]]:
     """The donor run's zones with DMA32's free pages set so that the zones' free pages sum to
     run ``k``'s (its DMA zone as the donor's: the same boot image fills it alike)."""
     zones = [dict(z) for z in donor.zones]
-    other = sum(int(z.get("free", 0)) + int(z.get("pcp", 0)) for z in zones if z.get("zone") != "DMA32")
+    other = sum(
+        int(z.get("free", 0)) + int(z.get("pcp", 0)) for z in zones if z.get("zone") != "DMA32"
+    )
     for z in zones:
         if z.get("zone") == "DMA32":
             z["free"], z["pcp"] = k.free - other, 0
@@ -118,7 +120,8 @@ def main() -> int:
     for c in _checks(a.files):
         if donor is not None and not c.kernel[0].zones:
             if donor.managed != c.kernel[0].managed:
-                print(f"# {c.trace}: the donor's zones manage {donor.managed} pages, not {c.kernel[0].managed}")
+                print(f"# {c.trace}: the donor's zones manage {donor.managed} pages, not", end=" ")
+                print(c.kernel[0].managed)
                 continue
             c.kernel[0].zones = _scaled_zones(donor, c.kernel[0])
             c.kernel[0].pagetypeinfo = donor.pagetypeinfo
@@ -139,9 +142,8 @@ def main() -> int:
             f"saved {c.model.get('majflt', '-')}",
         ]
         if a.zones:
-            row.append(
-                f"boosts {m.get('model_watermark_boosts', 0)} pgskip_dma32 {m.get('pgskip_dma32', 0)}"
-            )
+            boosts, skips = m.get("model_watermark_boosts", 0), m.get("pgskip_dma32", 0)
+            row.append(f"boosts {boosts} pgskip_dma32 {skips}")
         if a.counters:
             ks = k0.get("pgscan_kswapd", 0) + k0.get("pgscan_direct", 0)
             ms = m["pgscan_kswapd"] + m["pgscan_direct"]

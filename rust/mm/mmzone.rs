@@ -210,7 +210,8 @@ impl DmaZone {
     /// `__move_freepages_block`: the block becomes `mt`, its free pages move to `mt`'s list.
     fn move_freepages_block(&mut self, b: usize, mt: MigrateType) {
         let (start, len, old) = (self.blocks[b].start, self.blocks[b].len, self.blocks[b].mt);
-        let moved: Vec<u32> = self.free[old as usize].iter().copied().filter(|p| *p >= start && *p < start + len).collect();
+        let moved: Vec<u32> =
+            self.free[old as usize].iter().copied().filter(|p| *p >= start && *p < start + len).collect();
         self.free[old as usize].retain(|p| !(*p >= start && *p < start + len));
         self.free[mt as usize].extend(moved);
         self.blocks[b].mt = mt;
@@ -560,7 +561,9 @@ impl Kernel {
     /// A snapshot does not hold the zone layer: a kernel with one refuses to be saved.
     pub(crate) fn check_zones_storable(&self) -> Result<()> {
         if self.zones.is_some() {
-            return Err(Error::invalid("a snapshot does not hold the guest zones (set_guest_zones); save a kernel without them"));
+            return Err(Error::invalid(
+                "a snapshot does not hold the guest zones (set_guest_zones); save a kernel without them",
+            ));
         }
         Ok(())
     }
@@ -578,8 +581,7 @@ mod tests {
     const DMA32: ZoneSpec = ZoneSpec { managed: 5887, held: 100, min: 40, low: 50, high: 60, lowmem_reserve: 0 };
 
     fn kernel(types: Option<PageTypes>) -> Kernel {
-        let mut k =
-            Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
         k.set_guest_zones(DMA, DMA32, types).unwrap();
         k
     }
@@ -686,8 +688,7 @@ mod tests {
     #[test]
     fn an_unclaimable_unmovable_block_boosts_the_dma_zone_again_and_again() {
         let dma = ZoneSpec { held: 32, ..DMA };
-        let mut k =
-            Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
         k.set_guest_zones(dma, DMA32, None).unwrap();
         assert_eq!(k.zones().unwrap().dma.nr_free(), 2304 - 32);
         let pid = k.spawn("p", false).unwrap();
@@ -710,7 +711,8 @@ mod tests {
 
     #[test]
     fn a_kernel_allocation_in_dma_claims_or_steals_and_boosts_either_way() {
-        let all_movable = PageTypes { unmovable_blocks: 0, reclaimable_blocks: 0, unmovable_free: 0, reclaimable_free: 0 };
+        let all_movable =
+            PageTypes { unmovable_blocks: 0, reclaimable_blocks: 0, unmovable_free: 0, reclaimable_free: 0 };
         let mut k = kernel(Some(all_movable));
         while k.mem.nr_free() > k.mem.wmark.low {
             k.mem.take();

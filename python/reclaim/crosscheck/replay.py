@@ -351,7 +351,9 @@ def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZo
         return None
     prot = next((z.get("protection") for z in k.zones if z.get("zone") == "DMA"), None)
     reserve = (
-        int(prot[-1]) if isinstance(prot, list) and prot else dma32["managed"] // LOWMEM_RESERVE_RATIO
+        int(prot[-1])
+        if isinstance(prot, list) and prot
+        else dma32["managed"] // LOWMEM_RESERVE_RATIO
     )
 
     def spec(z: dict[str, int], h: int, r: int) -> tuple[int, int, int, int, int, int]:
@@ -453,10 +455,12 @@ class ReplayCheck:
         """A check from :meth:`to_dict`'s output (``--json``), e.g. to plot saved results."""
         fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         raw = d.get("kernel")
-        fields["kernel"] = [_saved_run(k) for k in raw] if isinstance(raw, list) else []
+        runs = [_saved_run(k) for k in raw] if isinstance(raw, list) else []
         zones = d.get("zones")
-        if fields["kernel"] and isinstance(zones, list):
-            fields["kernel"][0].zones = [dict(z) for z in zones if isinstance(z, Mapping)]
+        if runs and isinstance(zones, list):
+            # to_dict keeps the first run's zones once, at the top
+            runs[0].zones = [dict(z) for z in zones if isinstance(z, Mapping)]
+        fields["kernel"] = runs
         return cls(**fields)  # type: ignore[arg-type]
 
 
