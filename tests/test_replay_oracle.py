@@ -241,6 +241,27 @@ def test_the_model_takes_the_guest_zones_their_reserve_and_the_dma_pageblocks() 
     assert back.kernel[0].zones == k.zones and back.kernel[0].pagetypeinfo == pti
 
 
+def test_a_replay_with_the_guest_zones_boosts_dma_and_skips_dma32_folios(tmp_path: Path) -> None:
+    """replay(guest_zones=...): a loop over more pages than memory drains DMA's movable
+    pageblocks again and again; each fallback into the guest's unmovable block boosts the
+    zone (try_to_steal_block, boost_watermark, mm/page_alloc.c 6.12.117) and kswapd's run for
+    ZONE_DMA passes over the DMA32 folios (isolate_lru_folios, PGSCAN_SKIP). The same replay
+    with one zone has neither."""
+    t = tracegen.generate("loop", 40_000, 4_000)
+    path = tmp_path / "loop.bin"
+    reclaim.trace.write(path, t.keys, t.writes, format="binary")
+    dma = (2304, 32, 16, 20, 24, 4)
+    dma32 = (1000, 0, 10, 12, 14, 0)
+    kw: dict[str, object] = dict(profile="6.12", arch="x86_64", memory=3305 * 4096,
+                                 as_recorded=True, one_cpu=True)  # fmt: skip
+    zoned = reclaim.trace.replay(path, guest_zones=(dma, dma32, None, 0), **kw)  # type: ignore[arg-type]
+    one = reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+    assert zoned.vmstat["model_watermark_boosts"] >= 2
+    assert zoned.vmstat["pgskip_dma32"] > 0 and zoned.vmstat["compact_daemon_wake"] > 0
+    assert "pgskip_dma32" not in one.vmstat
+    assert zoned.major_faults != one.major_faults, "DMA's pages reclaimed out of LRU order"
+
+
 def test_a_replay_line_keeps_the_counters_of_reclaim_for_one_zone() -> None:
     """kswapd woken for the DMA zone only (a boosted zone: rmqueue's wakeup_kswapd with
     zone_idx, mm/page_alloc.c 6.12) passes over the DMA32 folios and counts them both as
