@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub mod anon_vma;
 pub mod fork;
 pub mod guest_zone;
+pub mod guest_zones;
 pub mod madvise;
 pub mod memory_failure;
 pub mod migrate;
