@@ -46,6 +46,7 @@ fn replay(c: &mut Criterion) {
         swap_io: Default::default(),
         x86_tlb: None,
         memcg_stats: Default::default(),
+        guest_zones: None,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

@@ -129,6 +129,11 @@ pub struct Kernel {
     /// reads the live counts. Not in a snapshot (a kernel with them refuses to be saved).
     #[serde(skip)]
     pub(crate) memcg: Option<Box<crate::mm::memcg_vmstats::MemcgRstat>>,
+    /// The zones DMA and DMA32 with migratetypes and watermark boosting, when chosen
+    /// ([`Kernel::set_guest_zones`], crate::mm::mmzone); None: one zone. Not in a snapshot (a
+    /// kernel with them refuses to be saved).
+    #[serde(skip)]
+    pub(crate) zones: Option<Box<crate::mm::mmzone::Zones>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {
@@ -162,7 +167,8 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     cbrl = crate::sim::clone_fields::clone_if_changed,
     cmma_dirty = crate::sim::clone_fields::clone_if_changed,
     tlb,
-    memcg
+    memcg,
+    zones
 });
 
 impl Kernel {
@@ -226,6 +232,7 @@ impl Kernel {
             cmma_dirty: Default::default(),
             tlb: None,
             memcg: None,
+            zones: None,
         })
     }
 
@@ -542,7 +549,7 @@ impl Kernel {
             if f.test(pg::PG_LRU) {
                 self.lru.del(&mut self.mem.frames, pfn);
             }
-            self.mem.free_page(pfn);
+            self.free_frame(pfn);
             self.vmstat.inc(Vm::pgfree);
         }
     }

@@ -205,6 +205,63 @@ def test_pages_on_the_per_cpu_lists_count_as_free() -> None:
     assert rp.parse_run(_line()).held == 8800, "an agent without pcp: the free lists only"
 
 
+def test_the_model_takes_the_guest_zones_their_reserve_and_the_dma_pageblocks() -> None:
+    """zones=True gives the model the x86_64 guest's DMA and DMA32 (mm/page_alloc.c 6.12.117:
+    the zonelist, lowmem_reserve, DMA's pageblocks by migratetype): each zone's held pages,
+    DMA's reserve from zoneinfo's protection and its blocks from /proc/pagetypeinfo; a saved
+    check keeps the first run's zones."""
+    zones = [
+        {"zone": "DMA", "free": 3808, "pcp": 0, "min": 64, "low": 80, "high": 96,
+         "managed": 3840, "protection": [0, 28, 28, 28, 28]},
+        {"zone": "DMA32", "free": 4506, "pcp": 300, "min": 168, "low": 210, "high": 252,
+         "managed": 10077, "protection": [0, 0, 0, 0, 0]},
+    ]  # fmt: skip
+    pti = {
+        "free": [{"zone": "DMA", "type": "Unmovable", "pages": 224},
+                 {"zone": "DMA", "type": "Movable", "pages": 3584},
+                 {"zone": "DMA32", "type": "Unmovable", "pages": 225}],
+        "blocks": [{"zone": "DMA", "type": "Unmovable", "blocks": 1},
+                   {"zone": "DMA", "type": "Movable", "blocks": 7},
+                   {"zone": "DMA32", "type": "Unmovable", "blocks": 9}],
+    }  # fmt: skip
+    k = rp.parse_run(_line(zoneinfo=zones, pagetypeinfo=pti))
+    held = k.held - 40  # the guest's LRU pages count free
+    dma, dma32, types, every = rp.guest_zones(k, held) or ((), (), None, -1)
+    assert dma == (3840, 32, 64, 80, 96, 28)
+    assert dma32 == (10077, held - 32, 168, 210, 252, 0)
+    assert (types, every) == ((1, 0, 224, 0), 0)
+    no_prot = rp.parse_run(_line(zoneinfo=[{k: v for k, v in z.items() if k != "protection"}
+                                           for z in zones]))  # fmt: skip
+    assert (rp.guest_zones(no_prot, no_prot.held) or ((0,) * 6,))[0][5] == 10077 // 256
+    assert rp.guest_zones(rp.parse_run(_line()), 0) is not None
+    one = [{"zone": "DMA", "free": 3000, "min": 1, "low": 2, "high": 3, "managed": 30000}]
+    assert rp.guest_zones(rp.parse_run(_line(zoneinfo=one)), 0) is None, "s390x: one zone"
+    c = rp.ReplayCheck("t", "x86_64", 96, 0, "off", False, 1, 1, 1, [k], {}, {})
+    back = rp.ReplayCheck.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert back.kernel[0].zones == k.zones and back.kernel[0].pagetypeinfo == pti
+
+
+def test_a_replay_with_the_guest_zones_boosts_dma_and_skips_dma32_folios(tmp_path: Path) -> None:
+    """replay(guest_zones=...): a loop over more pages than memory drains DMA's movable
+    pageblocks again and again; each fallback into the guest's unmovable block boosts the
+    zone (try_to_steal_block, boost_watermark, mm/page_alloc.c 6.12.117) and kswapd's run for
+    ZONE_DMA passes over the DMA32 folios (isolate_lru_folios, PGSCAN_SKIP). The same replay
+    with one zone has neither."""
+    t = tracegen.generate("loop", 40_000, 4_000)
+    path = tmp_path / "loop.bin"
+    reclaim.trace.write(path, t.keys, t.writes, format="binary")
+    dma = (2304, 32, 16, 20, 24, 4)
+    dma32 = (1000, 0, 10, 12, 14, 0)
+    kw: dict[str, object] = dict(profile="6.12", arch="x86_64", memory=3305 * 4096,
+                                 as_recorded=True, one_cpu=True)  # fmt: skip
+    zoned = reclaim.trace.replay(path, guest_zones=(dma, dma32, None, 0), **kw)  # type: ignore[arg-type]
+    one = reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+    assert zoned.vmstat["model_watermark_boosts"] >= 2
+    assert zoned.vmstat["pgskip_dma32"] > 0 and zoned.vmstat["compact_daemon_wake"] > 0
+    assert "pgskip_dma32" not in one.vmstat
+    assert zoned.major_faults != one.major_faults, "DMA's pages reclaimed out of LRU order"
+
+
 def test_a_replay_line_keeps_the_counters_of_reclaim_for_one_zone() -> None:
     """kswapd woken for the DMA zone only (a boosted zone: rmqueue's wakeup_kswapd with
     zone_idx, mm/page_alloc.c 6.12) passes over the DMA32 folios and counts them both as
@@ -442,6 +499,13 @@ def test_the_agent_replays_a_trace_on_this_kernel(tmp_path: Path) -> None:
     k = rp.parse_run(obj)
     assert k.managed > k.free > 0 and k.min <= k.low <= k.high
     assert all(isinstance(z.get("pcp"), int) for z in obj["zoneinfo"]), "per-cpu list pages"
+    assert all(isinstance(z.get("protection"), list) for z in obj["zoneinfo"]), "lowmem_reserve"
+    if os.access("/proc/pagetypeinfo", os.R_OK):
+        # /proc/pagetypeinfo: per zone and migratetype, the free pages and the pageblocks
+        blocks = k.pagetypeinfo["blocks"]
+        assert isinstance(blocks, list) and {b["type"] for b in blocks} >= {"Unmovable", "Movable"}
+        free = k.pagetypeinfo["free"]
+        assert isinstance(free, list) and {f["zone"] for f in free} >= {b["zone"] for b in blocks}
     assert k.counters["minflt"] >= pages, "every page faults once"
     assert pages // 2 <= k.resident <= pages // 2 + 64, "the read-only half takes no memory"
 

@@ -70,12 +70,42 @@ def remodel(c: ReplayCheck, **kw: Any) -> dict[str, int]:
         )
 
 
+def _scaled_zones(donor: Any, k: Any) -> list[dict[str, object]]:
+    """The donor run's zones with DMA32's free pages set so that the zones' free pages sum to
+    run ``k``'s (its DMA zone as the donor's: the same boot image fills it alike)."""
+    zones = [dict(z) for z in donor.zones]
+    other = sum(
+        int(z.get("free", 0)) + int(z.get("pcp", 0)) for z in zones if z.get("zone") != "DMA32"
+    )
+    for z in zones:
+        if z.get("zone") == "DMA32":
+            z["free"], z["pcp"] = k.free - other, 0
+    return zones
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--x86-tlb", help="model_counters' x86_tlb ('none': no TLB)")
     ap.add_argument("--swap-io", help="model_counters' swap_io (default: its choice)")
     ap.add_argument("--memcg-stats", help="model_counters' memcg_stats ('live', 'rstat-6.12')")
+    ap.add_argument(
+        "--zones",
+        action="store_true",
+        help="model_counters' zones=True (x86_64: DMA/DMA32 with watermark boosting)",
+    )
+    ap.add_argument(
+        "--kernel-alloc-every",
+        type=int,
+        default=0,
+        help="with --zones: a guest-kernel non-movable allocation every N pages swapped out",
+    )
+    ap.add_argument(
+        "--zones-from",
+        type=Path,
+        help="with --zones: a saved check whose first run's zones (and pagetypeinfo) stand in for"
+        " a row saved without them (the same guest size: its zones differ only in free pages)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print markdown table rows")
     ap.add_argument(
         "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
@@ -88,7 +118,18 @@ def main() -> int:
         kw["swap_io"] = a.swap_io
     if a.memcg_stats is not None:
         kw["memcg_stats"] = a.memcg_stats
+    if a.zones:
+        kw["zones"] = True
+        kw["kernel_alloc_every"] = a.kernel_alloc_every
+    donor = _checks([a.zones_from])[0].kernel[0] if a.zones_from else None
     for c in _checks(a.files):
+        if donor is not None and not c.kernel[0].zones:
+            if donor.managed != c.kernel[0].managed:
+                print(f"# {c.trace}: the donor's zones manage {donor.managed} pages, not", end=" ")
+                print(c.kernel[0].managed)
+                continue
+            c.kernel[0].zones = _scaled_zones(donor, c.kernel[0])
+            c.kernel[0].pagetypeinfo = donor.pagetypeinfo
         m = remodel(c, **kw)
         med, lo, hi = c.kernel_majflt()
         diff = 100.0 * (m["majflt"] - med) / med if med else float("nan")
@@ -105,6 +146,9 @@ def main() -> int:
             f"{diff:+.1f}%",
             f"saved {c.model.get('majflt', '-')}",
         ]
+        if a.zones:
+            boosts, skips = m.get("model_watermark_boosts", 0), m.get("pgskip_dma32", 0)
+            row.append(f"boosts {boosts} pgskip_dma32 {skips}")
         if a.counters:
             ks = k0.get("pgscan_kswapd", 0) + k0.get("pgscan_direct", 0)
             ms = m["pgscan_kswapd"] + m["pgscan_direct"]

@@ -622,6 +622,13 @@ class ReplayRun:
         swap_io: str = "synchronous",
         x86_tlb: str | None = None,
         memcg_stats: str = "live",
+        guest_zones: tuple[
+            tuple[int, int, int, int, int, int],
+            tuple[int, int, int, int, int, int],
+            tuple[int, int, int, int] | None,
+            int,
+        ]
+        | None = None,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

@@ -101,6 +101,12 @@ def write_zipf(
     )
 
 
+#: A zone of :func:`replay`'s ``guest_zones``: (managed, held, min, low, high, lowmem_reserve).
+ZoneSpec = tuple[int, int, int, int, int, int]
+#: :func:`replay`'s ``guest_zones``: (DMA, DMA32, DMA's page types or None, kernel_alloc_every).
+GuestZones = tuple[ZoneSpec, ZoneSpec, tuple[int, int, int, int] | None, int]
+
+
 def replay(
     path: _Path,
     *,
@@ -122,6 +128,7 @@ def replay(
     swap_io: str = "synchronous",
     x86_tlb: str | None = None,
     memcg_stats: str = "live",
+    guest_zones: GuestZones | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -157,6 +164,15 @@ def replay(
     cgroup's statistics of a 6.12 kernel with memory cgroups built in (as the oracle's
     guests), flushed every 2 s of the model's clock, so a refault activation lets reclaim
     deactivate only after the next flush.
+    access sets it. ``guest_zones=(dma, dma32, types, kernel_alloc_every)`` splits the memory
+    into the x86_64 guest's zones DMA and DMA32 (each ``(managed, held, min, low, high,
+    lowmem_reserve)``) instead of ``guest``'s one zone, with the DMA zone's pageblocks by
+    ``types`` = ``(unmovable blocks, reclaimable blocks, unmovable free pages, reclaimable
+    free pages)`` of ``/proc/pagetypeinfo`` (None: its partial pageblock unmovable), and a
+    non-movable allocation of the guest's kernel every ``kernel_alloc_every`` pages written
+    to swap (0: none): the zonelist fallback, pageblock steals and watermark boosting of
+    mm/page_alloc.c and the boosted kswapd of mm/vmscan.c (6.12.117); ``vmstat`` then has
+    ``pgskip_dma32``, ``compact_daemon_wake`` and ``model_watermark_boosts``.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -181,6 +197,7 @@ def replay(
         swap_io=swap_io,
         x86_tlb=x86_tlb,
         memcg_stats=memcg_stats,
+        guest_zones=guest_zones,
     )
     while not run.advance(_SLICE):
         if progress is not None:

@@ -21,6 +21,9 @@ impl Kernel {
     /// retried while reclaim makes progress (at most MAX_RECLAIM_RETRIES = 16 rounds). `None`
     /// means out of memory; the caller decides (a fault returns VM_FAULT_OOM).
     pub fn alloc_page(&mut self, gfp: Gfp) -> Option<u32> {
+        if self.zones.is_some() {
+            return self.alloc_page_zoned(gfp);
+        }
         let w = self.mem.wmark;
         let free = self.mem.nr_free();
         if free > w.low {
@@ -44,6 +47,54 @@ impl Kernel {
         }
         // out_of_memory: the model kills nothing; the allocation fails
         self.vmstat.inc(Vm::oom_kill);
+        None
+    }
+
+    /// `alloc_pages` over the zonelist DMA32, DMA (mm/page_alloc.c 6.12.117,
+    /// crate::mm::mmzone): `get_page_from_freelist` takes the first zone whose free pages are
+    /// above the watermark (`wmark_pages` with the zone's `watermark_boost`, and for DMA its
+    /// `lowmem_reserve[ZONE_MOVABLE]`; `zone_watermark_fast`): ALLOC_WMARK_LOW first; then
+    /// `__alloc_pages_slowpath` wakes kswapd for every zone (`wake_all_kswapds`) and retries
+    /// at ALLOC_WMARK_MIN, then direct reclaim (`__alloc_pages_direct_reclaim`) up to
+    /// MAX_RECLAIM_RETRIES rounds. A DMA page is a MIGRATE_MOVABLE `rmqueue` (which may steal,
+    /// boost the zone and wake kswapd for it).
+    fn alloc_page_zoned(&mut self, gfp: Gfp) -> Option<u32> {
+        if let Some(p) = self.get_page_from_freelist(false) {
+            return Some(p);
+        }
+        self.wakeup_kswapd();
+        if let Some(p) = self.get_page_from_freelist(true) {
+            return Some(p);
+        }
+        if gfp == Gfp::NoWait {
+            return None;
+        }
+        for _ in 0..16 {
+            let got = self.try_to_free_pages(32);
+            if let Some(p) = self.get_page_from_freelist(true) {
+                return Some(p);
+            }
+            if got == 0 {
+                break;
+            }
+        }
+        self.vmstat.inc(Vm::oom_kill);
+        None
+    }
+
+    /// `get_page_from_freelist` over DMA32 then DMA at the low (or, `min`, the min)
+    /// watermark (`__zone_watermark_ok`: "if (free_pages <= min + z->lowmem_reserve[highest_zoneidx])
+    /// return false;").
+    fn get_page_from_freelist(&mut self, min: bool) -> Option<u32> {
+        let w = self.mem.wmark;
+        if self.mem.nr_free() > if min { w.min } else { w.low } {
+            return self.take_page();
+        }
+        let z = self.zones.as_deref()?;
+        let mark = if min { z.dma.wmark.min } else { z.dma.wmark.low };
+        if z.dma.nr_free() > z.dma_mark(mark, crate::mm::mmzone::ZONE_TOP) {
+            return self.rmqueue_dma(crate::mm::mmzone::MigrateType::Movable);
+        }
         None
     }
 

@@ -6,14 +6,25 @@ use super::errors::{call, catch, core_error, locked};
 use crate::error::Error;
 use crate::fault::batch::{Outcome, OutcomeCounts};
 use crate::mm::guest_zone::{GuestTmpfs, GuestZone};
+use crate::mm::mmzone::{PageTypes, ZoneSpec};
 use crate::profile::Profile;
-use crate::trace::replay::{MemorySize, Replay, ReplayConfig};
+use crate::trace::replay::{GuestZones, MemorySize, Replay, ReplayConfig};
 use crate::trace::{self, Columns, Format};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString};
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+/// `guest_zones`: (DMA, DMA32, DMA's page types or None, kernel_alloc_every); a zone is
+/// (managed, held, min, low, high, lowmem_reserve), the page types (unmovable blocks,
+/// reclaimable blocks, unmovable free pages, reclaimable free pages).
+type ZoneArg = (u64, u64, u64, u64, u64, u64);
+type GuestZonesArg = (ZoneArg, ZoneArg, Option<(u64, u64, u64, u64)>, u64);
+
+fn zone_spec((managed, held, min, low, high, lowmem_reserve): ZoneArg) -> ZoneSpec {
+    ZoneSpec { managed, held, min, low, high, lowmem_reserve }
+}
 
 /// The memory of a replay: a float (a fraction of the trace's distinct pages), a string
 /// "25%" (the same), or a size (int bytes, "64MiB").
@@ -47,7 +58,8 @@ impl PyReplayRun {
     #[new]
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
-        guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live"))]
+        guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live",
+        guest_zones = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -69,6 +81,7 @@ impl PyReplayRun {
         swap_io: &str,
         x86_tlb: Option<String>,
         memcg_stats: &str,
+        guest_zones: Option<GuestZonesArg>,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -93,6 +106,14 @@ impl PyReplayRun {
                 swap_io: crate::mm::page_io::SwapIo::from_name(swap_io)?,
                 x86_tlb,
                 memcg_stats: crate::mm::memcontrol::MemcgStats::from_name(memcg_stats)?,
+                guest_zones: guest_zones.map(|(dma, dma32, types, every)| GuestZones {
+                    dma: zone_spec(dma),
+                    dma32: zone_spec(dma32),
+                    types: types.map(|(unmovable_blocks, reclaimable_blocks, unmovable_free, reclaimable_free)| {
+                        PageTypes { unmovable_blocks, reclaimable_blocks, unmovable_free, reclaimable_free }
+                    }),
+                    kernel_alloc_every: every,
+                }),
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

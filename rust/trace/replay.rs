@@ -118,6 +118,19 @@ pub struct ReplayConfig {
     /// ([`MemcgStats`](crate::mm::memcontrol::MemcgStats)): live (the default) or as the
     /// oracle's 6.12 guests, flushed every 2 s of the model's cost clock.
     pub memcg_stats: crate::mm::memcontrol::MemcgStats,
+    /// The guest's zones DMA and DMA32 with watermark boosting (crate::mm::mmzone) instead of
+    /// `guest`'s one summed zone.
+    pub guest_zones: Option<GuestZones>,
+}
+
+/// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
+/// rate of its kernel's own non-movable allocations ([`Kernel::set_guest_kernel_alloc_every`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestZones {
+    pub dma: crate::mm::mmzone::ZoneSpec,
+    pub dma32: crate::mm::mmzone::ZoneSpec,
+    pub types: Option<crate::mm::mmzone::PageTypes>,
+    pub kernel_alloc_every: u64,
 }
 
 /// The replay of one trace, in progress or done.
@@ -263,7 +276,10 @@ impl Replay {
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
         kernel.mute_per_page();
-        if let Some(z) = cfg.guest {
+        if let Some(z) = cfg.guest_zones {
+            kernel.set_guest_zones(z.dma, z.dma32, z.types)?;
+            kernel.set_guest_kernel_alloc_every(z.kernel_alloc_every)?;
+        } else if let Some(z) = cfg.guest {
             kernel.set_guest_zone(z)?;
         }
         if let Some(t) = cfg.guest_tmpfs {
@@ -399,6 +415,7 @@ mod tests {
             swap_io: Default::default(),
             x86_tlb: None,
             memcg_stats: Default::default(),
+            guest_zones: None,
         }
     }
 

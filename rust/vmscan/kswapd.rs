@@ -24,13 +24,49 @@ impl Kernel {
     /// return false;` in 4.13/4.17/4.18, `[highest_zoneidx]` in 6.12; one zone, no lowmem
     /// reserve, order 0).
     pub fn pgdat_balanced(&self) -> bool {
-        self.mem.nr_free() > self.mem.wmark.high
+        match &self.zones {
+            None => self.mem.nr_free() > self.mem.wmark.high,
+            Some(_) => self.pgdat_balanced_idx(crate::mm::mmzone::ZONE_TOP),
+        }
+    }
+
+    /// `pgdat_balanced(pgdat, 0, highest_zoneidx)` (mm/vmscan.c 6.12.117) over the zones
+    /// (crate::mm::mmzone): balanced when any zone up to `highest` is above its high
+    /// watermark with its boost and `lowmem_reserve[highest_zoneidx]`
+    /// (`zone_watermark_ok_safe`).
+    pub(crate) fn pgdat_balanced_idx(&self, highest: u8) -> bool {
+        let Some(z) = self.zones.as_deref() else { return self.pgdat_balanced() };
+        if z.dma.nr_free() > z.dma_mark(z.dma.wmark.high, highest) {
+            return true;
+        }
+        highest >= crate::mm::mmzone::ZONE_DMA32 && self.mem.nr_free() > self.mem.wmark.high
+    }
+
+    /// `wakeup_kswapd(zone, gfp_flags, 0, highest_zoneidx)` (mm/vmscan.c 6.12.117) with the
+    /// zones: raise `kswapd_highest_zoneidx` to `highest`; then, as [`Kernel::wakeup_kswapd`],
+    /// nothing if kswapd is awake, the node hopeless, or balanced for `highest` and not
+    /// boosted (`pgdat_watermark_boosted`).
+    pub(crate) fn wakeup_kswapd_zone(&mut self, highest: u8) {
+        let Some(z) = self.zones.as_deref_mut() else { return self.wakeup_kswapd() };
+        z.kswapd_highest_zoneidx = Some(z.kswapd_highest_zoneidx.map_or(highest, |c| c.max(highest)));
+        let boosted = z.dma.watermark_boost > 0;
+        if self.kswapd.woken
+            || self.kswapd.failures >= MAX_RECLAIM_RETRIES
+            || (self.pgdat_balanced_idx(highest) && !boosted)
+        {
+            return;
+        }
+        self.kswapd.woken = true;
+        self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
     }
 
     /// `wakeup_kswapd` (mm/vmscan.c 4.13..4.18, 6.12): nothing if kswapd is awake already
     /// (`!waitqueue_active`), the node is hopeless (`kswapd_failures >= MAX_RECLAIM_RETRIES`) or
     /// balanced; else wake it (`trace_mm_vmscan_wakeup_kswapd`). No watermark boost, order 0.
     pub(crate) fn wakeup_kswapd(&mut self) {
+        if self.zones.is_some() {
+            return self.wakeup_kswapd_zone(crate::mm::mmzone::ZONE_TOP);
+        }
         if self.kswapd.woken || self.kswapd.failures >= MAX_RECLAIM_RETRIES || self.pgdat_balanced() {
             return;
         }
@@ -47,6 +83,9 @@ impl Kernel {
     /// `cache_trim_mode_failed` restart (no page cache), high orders. Returns the pages
     /// reclaimed.
     pub fn balance_pgdat(&mut self) -> u64 {
+        if self.zones.is_some() {
+            return self.balance_pgdat_zones();
+        }
         let mut sc = ScanControl::new(0, true);
         self.vmstat.inc(Vm::pageoutrun);
         loop {
@@ -80,6 +119,93 @@ impl Kernel {
         sc.nr_reclaimed
     }
 
+    /// `balance_pgdat(pgdat, 0, highest_zoneidx)` (mm/vmscan.c 6.12.117) with the zones
+    /// (crate::mm::mmzone): `highest_zoneidx` is what the wakes asked (`kswapd_highest_zoneidx`,
+    /// reset); `nr_boost_reclaim` sums the boosts of the zones up to it. Each pass reclaims with
+    /// `sc.reclaim_idx = highest_zoneidx` (so a wake for ZONE_DMA skips every DMA32 folio);
+    /// "if (!balanced && nr_boost_reclaim) { nr_boost_reclaim = 0; goto restart; }"; while
+    /// boosting, `may_swap` and `may_writepage` are off and the priority stops at
+    /// DEF_PRIORITY - 2; a boost pass that reclaims nothing ends the run. `kswapd_shrink_node`
+    /// asks for the sum over the zones up to `reclaim_idx` of `max(high_wmark_pages(zone),
+    /// SWAP_CLUSTER_MAX)`. At the end the boosts taken at the start are cleared and kcompactd
+    /// is woken (`wakeup_kcompactd`, counted as `compact_daemon_wake`).
+    fn balance_pgdat_zones(&mut self) -> u64 {
+        use crate::mm::mmzone::{ZONE_DMA, ZONE_TOP};
+        let z = self.zones.as_deref_mut().expect("zones");
+        let highest = z.kswapd_highest_zoneidx.take().unwrap_or(ZONE_TOP);
+        // DMA32's boost is not modelled (always 0)
+        let dma_boost = z.dma.watermark_boost;
+        let mut nr_boost_reclaim = dma_boost;
+        let boosted = nr_boost_reclaim > 0;
+        self.vmstat.inc(Vm::pageoutrun);
+        let mut sc = ScanControl::new(0, true);
+        'restart: loop {
+            sc.priority = DEF_PRIORITY;
+            loop {
+                let before = sc.nr_reclaimed;
+                let mut raise_priority = true;
+                sc.reclaim_idx = highest;
+                self.zones.as_deref_mut().expect("zones").reclaim_idx = highest;
+                let balanced = self.pgdat_balanced_idx(highest);
+                if !balanced && nr_boost_reclaim > 0 {
+                    nr_boost_reclaim = 0;
+                    continue 'restart;
+                }
+                if nr_boost_reclaim == 0 && balanced {
+                    break 'restart;
+                }
+                if nr_boost_reclaim > 0 && sc.priority == DEF_PRIORITY - 2 {
+                    raise_priority = false;
+                }
+                sc.may_writepage = nr_boost_reclaim == 0;
+                sc.may_swap = nr_boost_reclaim == 0;
+                if self.lru_gen_enabled() {
+                    self.lru_gen_age_node(&mut sc);
+                } else if self.swap.total() > 0 && self.inactive_is_low(false) {
+                    self.shrink_active_list(SWAP_CLUSTER_MAX, LruList::ActiveAnon, &mut sc);
+                }
+                if sc.priority < DEF_PRIORITY - 2 {
+                    sc.may_writepage = true;
+                }
+                sc.nr_scanned = 0;
+                let zs = self.zones.as_deref().expect("zones");
+                let mut to_reclaim = (zs.dma.wmark.high + zs.dma.watermark_boost).max(SWAP_CLUSTER_MAX);
+                if highest > ZONE_DMA {
+                    to_reclaim += self.mem.wmark.high.max(SWAP_CLUSTER_MAX);
+                }
+                sc.nr_to_reclaim = to_reclaim;
+                self.shrink_node(&mut sc);
+                if sc.nr_scanned >= sc.nr_to_reclaim {
+                    raise_priority = false;
+                }
+                let reclaimed = sc.nr_reclaimed - before;
+                nr_boost_reclaim -= nr_boost_reclaim.min(reclaimed);
+                if nr_boost_reclaim > 0 && reclaimed == 0 {
+                    break 'restart;
+                }
+                if raise_priority || reclaimed == 0 {
+                    sc.priority -= 1;
+                }
+                if sc.priority < 1 {
+                    if sc.nr_reclaimed == 0 {
+                        self.kswapd.failures += 1;
+                    }
+                    break 'restart;
+                }
+            }
+        }
+        let z = self.zones.as_deref_mut().expect("zones");
+        z.reclaim_idx = ZONE_TOP;
+        if boosted {
+            z.dma.watermark_boost -= z.dma.watermark_boost.min(dma_boost);
+            z.compact_daemon_wake += 1;
+        }
+        if self.profile.scan_balance_by_cost {
+            self.snapshot_refaults();
+        }
+        sc.nr_reclaimed
+    }
+
     /// One run of a woken kswapd (`kswapd`, mm/vmscan.c 4.13..4.18, 6.12): `balance_pgdat`,
     /// then `kswapd_try_to_sleep` (`trace_mm_vmscan_kswapd_sleep`); the short nap of
     /// `prepare_kswapd_sleep` is not modelled.
@@ -106,6 +232,17 @@ impl Kernel {
     /// queued swap device completes its writes first ([`crate::mm::page_io`]); on one CPU the
     /// process runs on without a pause and they stay queued.
     pub fn settle(&mut self) {
+        if self.kswapd.mode == KswapdMode::OneCpu && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending) {
+            // a kswapd woken for a boosted zone (crate::mm::mmzone) preempts the process at
+            // the fault's return (6.12 EEVDF wakeup preemption: the long-sleeping kthread is
+            // eligible with the earlier deadline), as the boost's wake means to: "Wake kswapd
+            // now as the node may be balanced overall and kswapd will not wake naturally"
+            self.zones.as_deref_mut().expect("zones").boost_wake_pending = false;
+            if self.kswapd.woken {
+                self.swap_io_complete();
+                self.kswapd_step();
+            }
+        }
         if self.kswapd.mode == KswapdMode::Settle {
             self.swap_io_complete();
             if self.kswapd.woken {

@@ -60,6 +60,9 @@ pub struct ScanControl {
     /// `sc->nr.writeback`, `sc->nr.immediate` and `sc->nr.taken` of the current `shrink_node`
     /// (zeroed at its start: "memset(&sc->nr, 0, sizeof(sc->nr));").
     pub nr: ScanNr,
+    /// `sc->reclaim_idx`: the highest zone reclaim may take pages from (the zones of
+    /// crate::mm::mmzone; without them every page is in the one zone).
+    pub reclaim_idx: u8,
 }
 
 /// `sc->nr`: what the `shrink_inactive_list` calls of one `shrink_node` found (v6.12; the
@@ -89,6 +92,7 @@ impl ScanControl {
             file_is_tiny: false,
             cache_trim_mode: false,
             nr: ScanNr::default(),
+            reclaim_idx: crate::mm::mmzone::ZONE_TOP,
         }
     }
 }
@@ -227,7 +231,7 @@ impl Kernel {
         let mut nr = [0u64; 4];
         for (i, l) in lists.iter().enumerate() {
             let file = l.is_file() as usize;
-            let scan = self.lru.size(*l) >> sc.priority;
+            let scan = self.lruvec_lru_size(*l, sc.reclaim_idx) >> sc.priority;
             nr[i] = match only {
                 Some(f) => {
                     if (f as usize) == file {
@@ -240,6 +244,17 @@ impl Kernel {
             };
         }
         nr
+    }
+
+    /// `lruvec_lru_size(lruvec, lru, zone_idx)` (mm/vmscan.c 6.12): the pages of list `l` in
+    /// the zones up to `reclaim_idx` (with the zones of crate::mm::mmzone; else the list).
+    fn lruvec_lru_size(&self, l: LruList, reclaim_idx: u8) -> u64 {
+        match self.zones() {
+            Some(z) if reclaim_idx < crate::mm::mmzone::ZONE_TOP => {
+                self.lru.pages(&self.mem.frames, l).iter().filter(|p| z.dma.contains(**p)).count() as u64
+            }
+            _ => self.lru.size(l),
+        }
     }
 
     /// `get_scan_count` of v4.13..v4.19: anon against file by `recent_scanned` /
@@ -440,8 +455,36 @@ impl Kernel {
 
     /// `isolate_lru_pages` (mm/vmscan.c 4.13..4.18) / `isolate_lru_folios` (6.12): take up to `n` pages from the tail of `l`,
     /// each with a reference (PG_isolated marks them off any list).
-    fn isolate_lru_pages(&mut self, n: u64, l: LruList) -> Vec<u32> {
+    ///
+    /// With the zones (crate::mm::mmzone) a folio above `reclaim_idx` is passed over: counted
+    /// scanned (`total_scan`) and PGSCAN_SKIP, not in `n`, and spliced back to the head of
+    /// the list at the end ("list_splice(&folios_skipped, src)"). Returns the pages taken and
+    /// the pages skipped.
+    fn isolate_lru_pages(&mut self, n: u64, l: LruList, reclaim_idx: u8) -> (Vec<u32>, u64) {
         let mut out = Vec::with_capacity(n as usize);
+        if self.zones.is_some() && reclaim_idx < crate::mm::mmzone::ZONE_TOP {
+            let mut skipped = Vec::new();
+            while (out.len() as u64) < n {
+                let Some(pfn) = self.lru.tail(l) else { break };
+                self.lru.del(&mut self.mem.frames, pfn);
+                if self.page_zonenum(pfn) > reclaim_idx {
+                    skipped.push(pfn);
+                    continue;
+                }
+                let f = &mut self.mem.frames[pfn as usize];
+                f.set(pg::PG_ISOLATED);
+                f.refcount += 1;
+                out.push(pfn);
+            }
+            // folios_skipped was built by list_move (each at its head) and is spliced after
+            // src's head: the last one skipped ends at the head, the first behind the others
+            for &pfn in skipped.iter() {
+                self.lru.add(&mut self.mem.frames, pfn);
+            }
+            let nr = skipped.len() as u64;
+            self.zones.as_deref_mut().expect("zones").pgskip_dma32 += nr;
+            return (out, nr);
+        }
         for _ in 0..n {
             let Some(pfn) = self.lru.tail(l) else { break };
             self.lru.del(&mut self.mem.frames, pfn);
@@ -455,7 +498,7 @@ impl Kernel {
         for &pfn in &out {
             self.prefetch_rmap(pfn);
         }
-        out
+        (out, 0)
     }
 
     /// `putback_lru_page` (mm/vmscan.c 4.13..4.18) / `folio_putback_lru` (6.12: `folio_add_lru`
@@ -468,7 +511,7 @@ impl Kernel {
             // put_page_testzero: the page has no user left
             f.refcount = 0;
             f.clear(pg::PG_ACTIVE);
-            self.mem.free_page(pfn);
+            self.free_frame(pfn);
             self.vmstat.inc(Vm::pgfree);
             return;
         }
@@ -502,8 +545,8 @@ impl Kernel {
     /// unevictable list through the putback. Not modelled: `buffer_heads_over_limit`.
     pub(crate) fn shrink_active_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) {
         let file = l.is_file() as usize;
-        let taken = self.isolate_lru_pages(n, l);
-        self.vmstat.add(Vm::pgrefill, taken.len() as u64);
+        let (taken, skipped) = self.isolate_lru_pages(n, l, sc.reclaim_idx);
+        self.vmstat.add(Vm::pgrefill, taken.len() as u64 + skipped);
         self.lru_recent.scanned[file] += taken.len() as u64;
         let (mut rotated, mut deactivated, mut referenced) = (0u64, 0u64, 0u64);
         let mut kept_active = 0u64;
@@ -544,7 +587,12 @@ impl Kernel {
     /// survivors back (activated ones on the active list).
     pub(crate) fn shrink_inactive_list(&mut self, n: u64, l: LruList, sc: &mut ScanControl) -> u64 {
         let file = l.is_file() as usize;
-        let taken = self.isolate_lru_pages(n, l);
+        let (taken, skipped) = self.isolate_lru_pages(n, l, sc.reclaim_idx);
+        if skipped > 0 && !sc.cgroup_reclaim {
+            // "*nr_scanned = total_scan": the skipped folios count as scanned
+            self.vmstat.add(if sc.kswapd { Vm::pgscan_kswapd } else { Vm::pgscan_direct }, skipped);
+            self.vmstat.add(if file == 1 { Vm::pgscan_file } else { Vm::pgscan_anon }, skipped);
+        }
         if taken.is_empty() {
             return 0;
         }
@@ -750,7 +798,7 @@ impl Kernel {
         let f = &mut self.mem.frames[pfn as usize];
         f.refcount = 0;
         f.flags = 0;
-        self.mem.free_page(pfn);
+        self.free_frame(pfn);
         self.vmstat.inc(Vm::pgfree);
     }
 

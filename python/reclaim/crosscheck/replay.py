@@ -37,7 +37,7 @@ import numpy as np
 import reclaim
 from reclaim import tracegen
 from reclaim.exceptions import ArgumentError, ReclaimError
-from reclaim.trace import Trace
+from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
@@ -86,6 +86,9 @@ VMSTAT = (
     "pgskip_dma32",
     "compact_daemon_wake",
 )
+#: ``sysctl_lowmem_reserve_ratio`` of ZONE_DMA (mm/page_alloc.c 6.12): the DMA zone keeps
+#: ``managed pages of the zones above / 256`` from their allocations.
+LOWMEM_RESERVE_RATIO = 256
 #: The fields of /proc/meminfo kept (kB) from the start of a run.
 MEMINFO = (
     "MemTotal",
@@ -187,6 +190,7 @@ class KernelRun:
     tmpfs_active: int = 0
     meminfo: dict[str, int] = field(default_factory=dict)
     zones: list[dict[str, object]] = field(default_factory=list)
+    pagetypeinfo: dict[str, object] = field(default_factory=dict)
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -244,6 +248,7 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         tmpfs_active=tmpfs_active,
         meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
         zones=zones,
+        pagetypeinfo=dict(pti) if isinstance(pti := obj.get("pagetypeinfo"), Mapping) else {},
     )
 
 
@@ -290,6 +295,8 @@ def model_counters(
     x86_tlb: str | None = GUEST_TLB,
     release: str | None = None,
     memcg_stats: str = GUEST_MEMCG_STATS,
+    zones: bool = False,
+    kernel_alloc_every: int = 0,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -312,7 +319,16 @@ def model_counters(
     :data:`reclaim.vm.guest.TLB`; ``None``: every access sets the accessed bit), since x86
     clears accessed bits without a TLB flush. ``memcg_stats`` is how the model's reclaim reads
     its refault counts (default :data:`reclaim.vm.guest.MEMCG_STATS`)."""
+    clears accessed bits without a TLB flush.
+
+    ``zones=True`` (x86_64, a run that kept its per-zone ``/proc/zoneinfo``) gives the model
+    the guest's zones DMA and DMA32 with their own watermarks, ``lowmem_reserve``, the DMA
+    zone's pageblocks (``/proc/pagetypeinfo`` when the run kept it) and watermark boosting
+    (:func:`guest_zones`), with a non-movable allocation of the guest's kernel every
+    ``kernel_alloc_every`` pages written to swap (0: none, and then no boost but the
+    first pageblock claim)."""
     held = k.held - k.evictable if evictable_free else k.held
+    gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO if lru_gen == "off" else "synchronous"
@@ -331,13 +347,69 @@ def model_counters(
         swap_io=swap_io,
         x86_tlb=x86_tlb if arch == "x86_64" else None,
         memcg_stats=memcg_stats,
+        guest_zones=gz,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
     out["majflt"] = vm.get("pgmajfault", 0)
     out["minflt"] = vm.get("pgfault", 0) - vm.get("pgmajfault", 0)
     out["resident"] = r.resident_pages
+    if gz is not None:
+        out["model_watermark_boosts"] = vm.get("model_watermark_boosts", 0)
     return out
+
+
+def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZones | None:
+    """The ``guest_zones`` argument of :func:`reclaim.trace.replay` from run ``k``'s zones
+    (DMA and DMA32 of ``/proc/zoneinfo``; each zone's held pages are ``managed - free -
+    pcp``, DMA32's less what ``held`` leaves out of the guest's total, e.g. its evictable
+    pages), the DMA zone's ``lowmem_reserve`` (zoneinfo's last ``protection``; without it
+    ``setup_per_zone_lowmem_reserve``'s DMA32 managed / 256) and its page types
+    (``/proc/pagetypeinfo``). None when the run has no DMA and DMA32 zone."""
+    by = {str(z.get("zone")): _ints(z) for z in k.zones}
+    dma, dma32 = by.get("DMA"), by.get("DMA32")
+    if not dma or not dma32 or not dma.get("managed") or not dma32.get("managed"):
+        return None
+    prot = next((z.get("protection") for z in k.zones if z.get("zone") == "DMA"), None)
+    reserve = (
+        int(prot[-1])
+        if isinstance(prot, list) and prot
+        else dma32["managed"] // LOWMEM_RESERVE_RATIO
+    )
+
+    def spec(z: dict[str, int], h: int, r: int) -> tuple[int, int, int, int, int, int]:
+        return (z["managed"], max(0, h), z["min"], z["low"], z["high"], r)
+
+    held_dma = dma["managed"] - dma.get("free", 0) - dma.get("pcp", 0)
+    types = pagetypes(k.pagetypeinfo, "DMA")
+    return (
+        spec(dma, held_dma, reserve),
+        spec(dma32, held - held_dma, 0),
+        types,
+        kernel_alloc_every,
+    )
+
+
+def pagetypes(pti: Mapping[str, object], zone: str) -> tuple[int, int, int, int] | None:
+    """(unmovable blocks, reclaimable blocks, unmovable free pages, reclaimable free pages) of
+    ``zone`` in the agent's ``/proc/pagetypeinfo`` record; None without one."""
+    blocks, free = pti.get("blocks"), pti.get("free")
+    if not isinstance(blocks, list) or not isinstance(free, list):
+        return None
+
+    def get(rows: list[object], t: str, key: str) -> int:
+        return sum(
+            int(r.get(key, 0))
+            for r in rows
+            if isinstance(r, Mapping) and r.get("zone") == zone and r.get("type") == t
+        )
+
+    return (
+        get(blocks, "Unmovable", "blocks"),
+        get(blocks, "Reclaimable", "blocks"),
+        get(free, "Unmovable", "pages"),
+        get(free, "Reclaimable", "pages"),
+    )
 
 
 def reference_misses(trace: Trace, capacity: int, workdir: Path) -> dict[str, int]:
@@ -404,7 +476,12 @@ class ReplayCheck:
         """A check from :meth:`to_dict`'s output (``--json``), e.g. to plot saved results."""
         fields = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         raw = d.get("kernel")
-        fields["kernel"] = [_saved_run(k) for k in raw] if isinstance(raw, list) else []
+        runs = [_saved_run(k) for k in raw] if isinstance(raw, list) else []
+        zones = d.get("zones")
+        if runs and isinstance(zones, list):
+            # to_dict keeps the first run's zones once, at the top
+            runs[0].zones = [dict(z) for z in zones if isinstance(z, Mapping)]
+        fields["kernel"] = runs
         return cls(**fields)  # type: ignore[arg-type]
 
 

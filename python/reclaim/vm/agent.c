@@ -1434,9 +1434,75 @@ static uint32_t le32(const unsigned char *b)
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
+/* /proc/pagetypeinfo: per zone and migratetype, the free pages (the free lists' counts of each
+ * order times 2^order), and the pageblocks of each migratetype ("Number of blocks type"), as
+ * {"free":[{"zone":Z,"type":T,"pages":N},...],"blocks":[{"zone":Z,"type":T,"blocks":N},...]} */
+static void emit_pagetypeinfo(void)
+{
+	FILE *f = fopen("/proc/pagetypeinfo", "r");
+	if (!f) {
+		o("{}");
+		return;
+	}
+	char line[512], types[8][24];
+	int ntypes = 0, first = 1, in_blocks = 0;
+	o("{\"free\":[");
+	while (fgets(line, sizeof(line), f)) {
+		char zone[32], type[24];
+		int n = 0;
+		if (!strncmp(line, "Number of blocks type", 21)) {
+			char *p = line + 21;
+			ntypes = 0;
+			while (ntypes < 8 && sscanf(p, " %23s%n", types[ntypes], &n) == 1) {
+				ntypes++;
+				p += n;
+			}
+			in_blocks = 1;
+			first = 1;
+			o("],\"blocks\":[");
+			continue;
+		}
+		if (!in_blocks && sscanf(line, "Node %*d, zone %31s type %23s%n", zone, type, &n) == 2) {
+			/* "Node    0, zone      DMA, type    Unmovable  c0 c1 ...": zone keeps its comma */
+			size_t zl = strlen(zone);
+			if (zl && zone[zl - 1] == ',')
+				zone[zl - 1] = 0;
+			char *p = line + n;
+			long long pages = 0, c;
+			int k = 0;
+			while (sscanf(p, " %lld%n", &c, &n) == 1) {
+				pages += c << k++;
+				p += n;
+			}
+			o("%s{\"zone\":", first ? "" : ",");
+			ostr(zone);
+			o(",\"type\":");
+			ostr(type);
+			o(",\"pages\":%lld}", pages);
+			first = 0;
+			continue;
+		}
+		if (in_blocks && sscanf(line, "Node %*d, zone %31s%n", zone, &n) == 1) {
+			char *p = line + n;
+			long long c;
+			for (int k = 0; k < ntypes && sscanf(p, " %lld%n", &c, &n) == 1; k++) {
+				o("%s{\"zone\":", first ? "" : ",");
+				ostr(zone);
+				o(",\"type\":");
+				ostr(types[k]);
+				o(",\"blocks\":%lld}", c);
+				first = 0;
+				p += n;
+			}
+		}
+	}
+	o("]}");
+	fclose(f);
+}
+
 /* /proc/zoneinfo: per populated zone, its free pages, watermarks and managed pages, and
  * "pcp": the pages on its per-cpu lists ("count:" of each cpu's pageset), free but not in
- * "pages free" (NR_FREE_PAGES) */
+ * "pages free" (NR_FREE_PAGES), and "protection": its lowmem_reserve[] */
 static void emit_zoneinfo(void)
 {
 	FILE *f = fopen("/proc/zoneinfo", "r");
@@ -1467,6 +1533,23 @@ static void emit_zoneinfo(void)
 		}
 		if (sscanf(line, " count: %lld", &v) == 1) {
 			pcp += v;
+			continue;
+		}
+		if (strstr(line, "protection: (")) {
+			/* lowmem_reserve[] of the zone against each higher zone index */
+			char *p = strstr(line, "protection: (") + 13;
+			o(",\"protection\":[");
+			for (int i = 0; *p && *p != ')'; i++) {
+				char *end;
+				long long r = strtoll(p, &end, 10);
+				if (end == p)
+					break;
+				o("%s%lld", i ? "," : "", r);
+				p = end;
+				while (*p == ',' || *p == ' ')
+					p++;
+			}
+			o("]");
 			continue;
 		}
 		if (sscanf(line, " %63s %lld", key, &v) == 2 &&
@@ -1510,6 +1593,8 @@ static int replay_child(const char *path, int shmem)
 	o(",\"run\":%d,\"pages\":%llu,\"requests\":%llu,\"zoneinfo\":",
 	  cur_step, (unsigned long long)pages, (unsigned long long)n);
 	emit_zoneinfo();
+	o(",\"pagetypeinfo\":");
+	emit_pagetypeinfo();
 	o(",\"meminfo\":");
 	emit_kv_file("/proc/meminfo", ":");
 	o(",\"vmstat_before\":");

@@ -10,7 +10,7 @@ impl Kernel {
     /// cache), nr_shmem (shmem pages in their page cache) — then every event counter by its kernel name.
     pub fn vmstat(&self) -> Vec<(&'static str, u64)> {
         let mut out = Vec::with_capacity(64);
-        out.push(("nr_free_pages", self.mem.nr_free()));
+        out.push(("nr_free_pages", self.nr_free_pages()));
         out.extend(self.lru_sizes().map(|(l, n)| (l.name(), n)));
         out.push(("nr_swap_pages", (self.swap.total() - self.swap.inuse()) as u64));
         let cached = self.mem.frames.iter().filter(|f| f.test(pg::PG_SWAPCACHE)).count();
@@ -23,6 +23,15 @@ impl Kernel {
             .count();
         out.push(("nr_shmem", shmem as u64));
         out.extend(self.vmstat.iter());
+        if let Some(z) = self.zones() {
+            // the zones' counters (crate::mm::mmzone): PGSCAN_SKIP of DMA32, kcompactd's wakes
+            // after a boosted balance_pgdat, and the model's boosts, claims and steals
+            out.push(("pgskip_dma32", z.pgskip_dma32));
+            out.push(("compact_daemon_wake", z.compact_daemon_wake));
+            out.push(("model_watermark_boosts", z.nr_boosts));
+            out.push(("model_pageblock_claims", z.nr_claims));
+            out.push(("model_page_steals", z.nr_steals));
+        }
         out
     }
 }

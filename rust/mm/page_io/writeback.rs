@@ -43,6 +43,7 @@ impl Kernel {
         let content = self.mem.frames[pfn as usize].content;
         self.swap.write(off, content);
         self.vmstat.inc(Vm::pswpout);
+        self.note_swap_write_for_zones();
         self.vmstat.add(Vm::pgpgout, crate::mm::vmstat::PGPG_PER_PAGE);
         self.tick(self.cost.swap_write);
         match self.swap_wb.io {

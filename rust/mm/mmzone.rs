@@ -1,0 +1,313 @@
+//! A node's zones as the x86_64 guest of the replay oracle has them: ZONE_DMA (the first
+//! 16 MiB) below ZONE_DMA32 (include/linux/mmzone.h, mm/page_alloc.c and mm/vmscan.c 6.12).
+//! An opt-in layer (`Kernel::set_guest_zones`, crate::mm::guest_zones, which also holds the
+//! kernel's entry points): without it the model has one zone, as before.
+//!
+//! With it the model's memory is split in two zones: the DMA zone is the first pfns after the
+//! zero page, with its own free lists by migratetype and pageblock ([`DmaZone`]); the rest
+//! is ZONE_DMA32, the allocator's main free list ([`crate::mm::page::Memory`], whose
+//! watermarks become DMA32's). What the zones change:
+//!
+//! - **zonelist fallback** (`get_page_from_freelist`): a user page comes from DMA32 while it is
+//!   above its watermark, else from DMA above DMA's watermark plus `lowmem_reserve`;
+//! - **migratetypes and pageblocks** in the DMA zone (`__rmqueue`): a page comes from a
+//!   pageblock of its own migratetype; when none has a free page it falls back
+//!   (`__rmqueue_claim`, `try_to_steal_block`, `__rmqueue_steal`), and a claim attempt raises
+//!   the zone's `watermark_boost` (`boost_watermark`) and sets ZONE_BOOSTED_WATERMARK, on
+//!   which `rmqueue` wakes kswapd for that zone only;
+//! - **kswapd's `highest_zoneidx`** (`wakeup_kswapd`, `balance_pgdat`, `pgdat_balanced`): a
+//!   boosted run reclaims with `reclaim_idx` = ZONE_DMA, and `isolate_lru_folios` passes over
+//!   every DMA32 folio (PGSCAN_SKIP) back to the head of its list.
+//!
+//! Simplified, and so documented: DMA32 has no migratetypes (its steals and boosts are not
+//! modelled); no buddy merging: "a free buddy of order >= `pageblock_order / 2`" (what
+//! `can_steal_fallback` asks of a movable allocation's fallback) is an aligned run of 16
+//! free pages in the pageblock; no per-cpu lists; the guest kernel's own non-movable
+//! allocations, which the model does not run, are a stream the caller gives
+//! (`Kernel::guest_kernel_alloc`).
+
+use crate::mm::page::Watermarks;
+
+/// `pageblock_nr_pages` of x86_64 (`pageblock_order` 9, 2 MiB).
+pub const PAGEBLOCK_NR_PAGES: u64 = 512;
+/// `pageblock_order / 2`: the order from which `can_steal_fallback` lets a movable
+/// allocation claim a block.
+const CLAIM_ORDER: u32 = 4;
+
+/// Zone indices (`enum zone_type`): the model's two zones.
+pub const ZONE_DMA: u8 = 0;
+pub const ZONE_DMA32: u8 = 1;
+/// The highest zone a user page may come from (`gfp_zone(GFP_HIGHUSER_MOVABLE)`): every zone.
+pub const ZONE_TOP: u8 = ZONE_DMA32;
+
+/// `enum migratetype` (the per-cpu ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrateType {
+    Unmovable = 0,
+    Movable = 1,
+    Reclaimable = 2,
+}
+
+impl MigrateType {
+    /// `fallbacks[]` (mm/page_alloc.c 6.12): where an allocation of this type looks when its
+    /// own free lists are empty.
+    fn fallbacks(self) -> [MigrateType; 2] {
+        match self {
+            MigrateType::Unmovable => [MigrateType::Reclaimable, MigrateType::Movable],
+            MigrateType::Movable => [MigrateType::Reclaimable, MigrateType::Unmovable],
+            MigrateType::Reclaimable => [MigrateType::Unmovable, MigrateType::Movable],
+        }
+    }
+}
+
+/// A zone as the guest's `/proc/zoneinfo` (and `/proc/pagetypeinfo` for DMA) reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ZoneSpec {
+    pub managed: u64,
+    /// Pages others held at the start (`managed - free`).
+    pub held: u64,
+    pub min: u64,
+    pub low: u64,
+    pub high: u64,
+    /// `lowmem_reserve[]` against the highest zone (zoneinfo's last `protection`).
+    pub lowmem_reserve: u64,
+}
+
+/// The DMA zone's pageblocks by migratetype, as `/proc/pagetypeinfo` counts them: blocks of
+/// each type and the free pages in each type's lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PageTypes {
+    pub unmovable_blocks: u64,
+    pub reclaimable_blocks: u64,
+    pub unmovable_free: u64,
+    pub reclaimable_free: u64,
+}
+
+/// What a page of the DMA zone is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Use {
+    Free,
+    /// A user page (`PageLRU`: what `prep_move_freepages_block` counts movable).
+    Movable,
+    /// The kernel's: held at the start, or a `Kernel::guest_kernel_alloc` page.
+    Kernel,
+}
+
+/// One pageblock of the DMA zone: pfns `[start, start + len)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    pub(crate) mt: MigrateType,
+}
+
+/// ZONE_DMA: its free lists per migratetype (LIFO, order 0), its pageblocks, watermarks and
+/// boost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DmaZone {
+    /// pfns `[start, end)`.
+    pub start: u32,
+    pub end: u32,
+    pub(crate) free: [Vec<u32>; 3],
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) uses: Vec<Use>,
+    pub wmark: Watermarks,
+    pub lowmem_reserve: u64,
+    /// `zone->watermark_boost`.
+    pub watermark_boost: u64,
+    /// ZONE_BOOSTED_WATERMARK.
+    pub boosted_flag: bool,
+}
+
+/// The zone layer of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zones {
+    pub dma: DmaZone,
+    /// `pgdat->kswapd_highest_zoneidx` (None: MAX_NR_ZONES, no request pending).
+    pub kswapd_highest_zoneidx: Option<u8>,
+    /// `sc->reclaim_idx` of the running reclaim.
+    pub reclaim_idx: u8,
+    /// PGSCAN_SKIP of DMA32 folios, boosts (`boost_watermark` calls that raised the boost),
+    /// steals (single pages), claims (pageblocks), kcompactd wakes (`wakeup_kcompactd` after
+    /// a boosted `balance_pgdat`).
+    pub pgskip_dma32: u64,
+    pub nr_boosts: u64,
+    pub nr_steals: u64,
+    pub nr_claims: u64,
+    pub compact_daemon_wake: u64,
+    /// The guest kernel's non-movable allocations: one every `kernel_alloc_every` pages
+    /// written to swap (0: none), the count towards it and the page it holds.
+    pub kernel_alloc_every: u64,
+    pub kernel_alloc_count: u64,
+    pub(crate) kernel_page: Option<u32>,
+    /// `rmqueue` woke kswapd for a boosted zone: on one CPU it runs when the current access
+    /// returns (`Kernel::settle`).
+    pub boost_wake_pending: bool,
+}
+
+impl DmaZone {
+    /// Pages on the zone's free lists (`zone_page_state(zone, NR_FREE_PAGES)`).
+    pub fn nr_free(&self) -> u64 {
+        self.free.iter().map(|l| l.len() as u64).sum()
+    }
+
+    fn block_of(&self, pfn: u32) -> usize {
+        self.blocks.iter().position(|b| pfn >= b.start && pfn < b.start + b.len).expect("a DMA pfn")
+    }
+
+    pub fn contains(&self, pfn: u32) -> bool {
+        pfn >= self.start && pfn < self.end
+    }
+
+    /// `boost_watermark` (mm/page_alloc.c 6.12.117): no boost in a zone smaller than four
+    /// pageblocks or with a zero high watermark; else raise it by a pageblock up to
+    /// `max(pageblock_nr_pages, high * watermark_boost_factor / 10000)` (factor 15000).
+    fn boost_watermark(&mut self) -> bool {
+        let managed = (self.end - self.start) as u64;
+        if PAGEBLOCK_NR_PAGES * 4 > managed {
+            return false;
+        }
+        let max_boost = self.wmark.high * 15000 / 10000;
+        if max_boost == 0 {
+            return false;
+        }
+        let max_boost = max_boost.max(PAGEBLOCK_NR_PAGES);
+        self.watermark_boost = (self.watermark_boost + PAGEBLOCK_NR_PAGES).min(max_boost);
+        true
+    }
+
+    /// The order of the largest free buddy in block `b`: the largest aligned run of 2^order
+    /// free pages (no buddy merging is modelled; the buddy allocator would have merged them).
+    fn largest_free_order(&self, b: usize) -> u32 {
+        let blk = &self.blocks[b];
+        let mut best = None;
+        for order in 0..=9u32 {
+            let n = 1u32 << order;
+            let mut found = false;
+            let mut s = blk.start - (blk.start - self.start) % n.min(PAGEBLOCK_NR_PAGES as u32);
+            while s + n <= blk.start + blk.len {
+                if s >= blk.start && (s..s + n).all(|p| self.uses[(p - self.start) as usize] == Use::Free) {
+                    found = true;
+                    break;
+                }
+                s += n;
+            }
+            if !found {
+                break;
+            }
+            best = Some(order);
+        }
+        best.unwrap_or(0)
+    }
+
+    fn count(&self, b: usize, u: Use) -> u64 {
+        let blk = &self.blocks[b];
+        (blk.start..blk.start + blk.len).filter(|p| self.uses[(p - self.start) as usize] == u).count() as u64
+    }
+
+    /// `__move_freepages_block`: the block becomes `mt`, its free pages move to `mt`'s list.
+    fn move_freepages_block(&mut self, b: usize, mt: MigrateType) {
+        let (start, len, old) = (self.blocks[b].start, self.blocks[b].len, self.blocks[b].mt);
+        let moved: Vec<u32> =
+            self.free[old as usize].iter().copied().filter(|p| *p >= start && *p < start + len).collect();
+        self.free[old as usize].retain(|p| !(*p >= start && *p < start + len));
+        self.free[mt as usize].extend(moved);
+        self.blocks[b].mt = mt;
+    }
+
+    /// `try_to_steal_block` (mm/page_alloc.c 6.12.117) for block `b` and an allocation of
+    /// type `start`: boost the zone's watermarks (`boost_watermark`, ZONE_BOOSTED_WATERMARK
+    /// with ALLOC_KSWAPD), then claim the whole block when half of it is free or alike
+    /// (movable pages for a movable allocation; for a non-movable one falling into a movable
+    /// block, the pages neither free nor movable). Returns whether the block was claimed.
+    fn try_to_steal_block(&mut self, b: usize, start: MigrateType, zones_boosts: &mut u64) -> bool {
+        if self.boost_watermark() {
+            self.boosted_flag = true;
+            *zones_boosts += 1;
+        }
+        let free = self.count(b, Use::Free);
+        let movable = self.count(b, Use::Movable);
+        let alike = if start == MigrateType::Movable {
+            movable
+        } else if self.blocks[b].mt == MigrateType::Movable {
+            PAGEBLOCK_NR_PAGES - (free + movable).min(PAGEBLOCK_NR_PAGES)
+        } else {
+            0
+        };
+        if free + alike >= PAGEBLOCK_NR_PAGES / 2 {
+            self.move_freepages_block(b, start);
+            return true;
+        }
+        false
+    }
+
+    /// `__rmqueue` (mm/page_alloc.c 6.12.117) of one page of type `mt`: its own lists
+    /// (`__rmqueue_smallest`), else `__rmqueue_claim` (from the fallback blocks with the
+    /// largest free buddies down; a movable allocation only from a buddy of order >=
+    /// `pageblock_order / 2`, `can_steal_fallback`), else `__rmqueue_steal` of one page.
+    /// Returns the pfn and counts boosts, claims and steals into `z`.
+    pub(crate) fn rmqueue(&mut self, mt: MigrateType, stats: &mut (u64, u64, u64)) -> Option<u32> {
+        if let Some(p) = self.free[mt as usize].pop() {
+            return Some(p);
+        }
+        // __rmqueue_claim: candidates by their largest free buddy, highest order first
+        let mut cands: Vec<(u32, usize)> = (0..self.blocks.len())
+            .filter(|&b| mt.fallbacks().contains(&self.blocks[b].mt) && self.count(b, Use::Free) > 0)
+            .map(|b| (self.largest_free_order(b), b))
+            .collect();
+        cands.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (order, b) in cands {
+            if mt == MigrateType::Movable && order < CLAIM_ORDER {
+                break; // "if (!can_steal) break;"
+            }
+            if self.try_to_steal_block(b, mt, &mut stats.0) {
+                stats.1 += 1;
+                return self.free[mt as usize].pop();
+            }
+        }
+        // __rmqueue_steal: one page of the first fallback type with a free page
+        for f in mt.fallbacks() {
+            if let Some(p) = self.free[f as usize].pop() {
+                stats.2 += 1;
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn free_page(&mut self, pfn: u32) {
+        let b = self.block_of(pfn);
+        self.uses[(pfn - self.start) as usize] = Use::Free;
+        self.free[self.blocks[b].mt as usize].push(pfn);
+    }
+
+    /// Check the zone's lists: every free page once, on its block's list, marked free.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let mut seen = vec![false; (self.end - self.start) as usize];
+        for (mt, list) in self.free.iter().enumerate() {
+            for &p in list {
+                if !self.contains(p) {
+                    return Err(format!("DMA free list {mt} holds pfn {p} outside the zone"));
+                }
+                let i = (p - self.start) as usize;
+                if seen[i] || self.uses[i] != Use::Free || self.blocks[self.block_of(p)].mt as usize != mt {
+                    return Err(format!("DMA pfn {p} is twice on the free lists, busy, or on another type's list"));
+                }
+                seen[i] = true;
+            }
+        }
+        if seen.iter().zip(&self.uses).any(|(s, u)| (*u == Use::Free) != *s) {
+            return Err("a free DMA page is on no free list".into());
+        }
+        Ok(())
+    }
+}
+
+impl Zones {
+    /// `wmark_pages(zone, i) + lowmem_reserve`: the DMA zone's free pages must be above this
+    /// (`__zone_watermark_ok`, order 0) for an allocation whose highest zone is `highest`.
+    pub fn dma_mark(&self, mark: u64, highest: u8) -> u64 {
+        let reserve = if highest > ZONE_DMA { self.dma.lowmem_reserve } else { 0 };
+        mark + self.dma.watermark_boost + reserve
+    }
+}
