@@ -318,8 +318,7 @@ def model_counters(
     On x86_64 the model's accesses go through ``x86_tlb`` (default the guests' TCG TLB,
     :data:`reclaim.vm.guest.TLB`; ``None``: every access sets the accessed bit), since x86
     clears accessed bits without a TLB flush. ``memcg_stats`` is how the model's reclaim reads
-    its refault counts (default :data:`reclaim.vm.guest.MEMCG_STATS`)."""
-    clears accessed bits without a TLB flush.
+    its refault counts (default :data:`reclaim.vm.guest.MEMCG_STATS`).
 
     ``zones=True`` (x86_64, a run that kept its per-zone ``/proc/zoneinfo``) gives the model
     the guest's zones DMA and DMA32 with their own watermarks, ``lowmem_reserve``, the DMA
