@@ -164,14 +164,15 @@ def replay(
     cgroup's statistics of a 6.12 kernel with memory cgroups built in (as the oracle's
     guests), flushed every 2 s of the model's clock, so a refault activation lets reclaim
     deactivate only after the next flush.
-    ``guest_zones=(dma, dma32, types, kernel_alloc_every)`` splits the memory into the x86_64 guest's zones DMA and DMA32 (each ``(managed, held, min, low, high,
-    lowmem_reserve)``) instead of ``guest``'s one zone, with the DMA zone's pageblocks by
-    ``types`` = ``(unmovable blocks, reclaimable blocks, unmovable free pages, reclaimable
-    free pages)`` of ``/proc/pagetypeinfo`` (None: its partial pageblock unmovable), and a
-    non-movable allocation of the guest's kernel every ``kernel_alloc_every`` pages written
-    to swap (0: none): the zonelist fallback, pageblock steals and watermark boosting of
-    mm/page_alloc.c and the boosted kswapd of mm/vmscan.c (6.12.117); ``vmstat`` then has
-    ``pgskip_dma32``, ``compact_daemon_wake`` and ``model_watermark_boosts``.
+    ``guest_zones=(dma, dma32, types, kernel_alloc_every)`` splits the memory into the x86_64
+    guest's zones DMA and DMA32 (each ``(managed, held, min, low, high, lowmem_reserve)``)
+    instead of ``guest``'s one zone, with the DMA zone's pageblocks by ``types`` = ``(unmovable
+    blocks, reclaimable blocks, unmovable free pages, reclaimable free pages)`` of
+    ``/proc/pagetypeinfo`` (None: its partial pageblock unmovable), and a non-movable allocation
+    of the guest's kernel every ``kernel_alloc_every`` pages written to swap (0: none): the
+    zonelist fallback, pageblock steals and watermark boosting of mm/page_alloc.c and the
+    boosted kswapd of mm/vmscan.c (6.12.117); ``vmstat`` then has ``pgskip_dma32``,
+    ``compact_daemon_wake`` and ``model_watermark_boosts``.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
