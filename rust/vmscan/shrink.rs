@@ -444,9 +444,8 @@ impl Kernel {
         for _ in 0..n {
             let Some(pfn) = self.lru.tail(l) else { break };
             self.lru.del(&mut self.mem.frames, pfn);
-            let f = &mut self.mem.frames[pfn as usize];
-            f.set(pg::PG_ISOLATED);
-            f.refcount += 1;
+            self.mem.frames[pfn as usize].set(pg::PG_ISOLATED);
+            self.mem.inc_refcount(pfn);
             out.push(pfn);
         }
         out
@@ -456,11 +455,11 @@ impl Kernel {
     /// then `folio_put`) for an isolated page: back on the list its flags select, dropping
     /// the isolation reference (the last reference frees it).
     pub(crate) fn putback_lru_page(&mut self, pfn: u32) {
-        let f = &mut self.mem.frames[pfn as usize];
-        f.clear(pg::PG_ISOLATED);
-        if f.refcount == 1 {
+        self.mem.frames[pfn as usize].clear(pg::PG_ISOLATED);
+        if self.mem.refcount(pfn) == 1 {
             // put_page_testzero: the page has no user left
-            f.refcount = 0;
+            self.mem.set_refcount(pfn, 0);
+            let f = &mut self.mem.frames[pfn as usize];
             f.clear(pg::PG_ACTIVE);
             self.mem.free_page(pfn);
             self.vmstat.inc(Vm::pgfree);
@@ -476,7 +475,7 @@ impl Kernel {
     /// workingset detection, v5.9: the clock is read only there).
     fn move_folio_to_lru(&mut self, pfn: u32) {
         let f = &self.mem.frames[pfn as usize];
-        let ages = f.test(pg::PG_ACTIVE) && !f.test(pg::PG_MLOCKED) && f.refcount > 1;
+        let ages = f.test(pg::PG_ACTIVE) && !f.test(pg::PG_MLOCKED) && self.mem.refcount(pfn) > 1;
         self.putback_lru_page(pfn);
         if ages && self.profile.workingset_anon {
             self.workingset_age();
@@ -706,7 +705,7 @@ impl Kernel {
         let f = self.mem.frames[pfn as usize];
         if f.anon() && !f.test(pg::PG_SWAPBACKED) {
             // lazyfree: follow __remove_mapping for reference
-            if f.refcount != 1 {
+            if self.mem.refcount(pfn) != 1 {
                 return Outcome::Keep;
             }
             if !self.profile.lazyfree_refcount_check && f.test(pg::PG_DIRTY) {
@@ -741,8 +740,8 @@ impl Kernel {
 
     /// Free an isolated page whose only reference is the isolation.
     fn free_isolated(&mut self, pfn: u32) {
+        self.mem.set_refcount(pfn, 0);
         let f = &mut self.mem.frames[pfn as usize];
-        f.refcount = 0;
         f.flags = 0;
         self.mem.free_page(pfn);
         self.vmstat.inc(Vm::pgfree);
@@ -760,7 +759,7 @@ impl Kernel {
         let f = &mut self.mem.frames[pfn as usize];
         f.private = off + 1;
         f.set(pg::PG_SWAPCACHE | pg::PG_DIRTY);
-        f.refcount += 1;
+        self.mem.inc_refcount(pfn);
         true
     }
 
@@ -772,7 +771,7 @@ impl Kernel {
     fn pageout(&mut self, pfn: u32) -> PageoutResult {
         let f = self.mem.frames[pfn as usize];
         // is_page_cache_freeable: only the cache and the isolation hold it
-        if f.refcount != 2 {
+        if self.mem.refcount(pfn) != 2 {
             return PageoutResult::Keep;
         }
         if !f.anon() && !f.test(pg::PG_SWAPCACHE) {
@@ -785,7 +784,8 @@ impl Kernel {
                 return PageoutResult::Activate;
             };
             self.swap.duplicate(off).expect("fresh slot");
-            self.filex_mut(file).pages.insert(f.index(), crate::mm::CacheEntry::Swap(off));
+            let index = self.mem.index(pfn);
+            self.filex_mut(file).pages.insert(index, crate::mm::CacheEntry::Swap(off));
             self.swap.set_cache_page(off, Some(pfn));
             let fm = &mut self.mem.frames[pfn as usize];
             fm.mapping = 0;
@@ -817,7 +817,7 @@ impl Kernel {
     /// of the swap cache (leaving a workingset shadow) or the shmem page cache, and free it.
     fn remove_mapping(&mut self, pfn: u32) -> bool {
         let f = self.mem.frames[pfn as usize];
-        if f.refcount != 2 || f.test(pg::PG_DIRTY) {
+        if self.mem.refcount(pfn) != 2 || f.test(pg::PG_DIRTY) {
             return false;
         }
         if let Some(off) = f.swap_offset() {
@@ -839,7 +839,8 @@ impl Kernel {
             fm.clear(pg::PG_SWAPCACHE);
             self.swap.put_cache(off);
         } else if f.mapping != 0 && !f.anon() {
-            self.filex_mut(f.mapping - 1).pages.remove(&f.index());
+            let index = self.mem.index(pfn);
+            self.filex_mut(f.mapping - 1).pages.remove(&index);
         } else {
             return false;
         }
@@ -891,9 +892,8 @@ impl Kernel {
             return false;
         }
         self.lru.del(&mut self.mem.frames, pfn);
-        let f = &mut self.mem.frames[pfn as usize];
-        f.set(pg::PG_ISOLATED);
-        f.refcount += 1;
+        self.mem.frames[pfn as usize].set(pg::PG_ISOLATED);
+        self.mem.inc_refcount(pfn);
         true
     }
 }
