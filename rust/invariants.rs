@@ -375,7 +375,7 @@ impl Kernel {
             }
         }
         for (pfn, f) in self.mem.frames.iter().enumerate() {
-            let mapping_ok = match (f.mapping, f.anon()) {
+            let mapping_ok = match (self.mem.mapping(pfn as u32), f.anon()) {
                 (0, _) => true,
                 (m, true) => m <= nav,
                 (m, false) => matches!(self.files.get(m as usize - 1), Some(Some(_))),

@@ -222,8 +222,8 @@ impl Kernel {
         let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
         let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
         self.mem.set_index(pfn, index);
+        self.mem.set_mapping(pfn, root + 1);
         let fm = &mut self.mem.frames[pfn as usize];
-        fm.mapping = root + 1;
         fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
         true
     }

@@ -207,7 +207,7 @@ impl Kernel {
         }
         let f = &mut self.mem.frames[pfn as usize];
         f.clear(pg::PG_ACTIVE | pg::PG_UNEVICTABLE | pg::PG_REFERENCED | pg::PAGE_MAPPING_ANON);
-        f.mapping = 0;
+        self.mem.set_mapping(pfn, 0);
         self.mem.set_index(pfn, 0);
     }
 }

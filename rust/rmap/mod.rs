@@ -64,8 +64,8 @@ impl Kernel {
         let index = self.vma(vma).pgoff_of(addr);
         self.mem.set_index(pfn, index);
         self.mem.set_mapcount(pfn, 1);
+        self.mem.set_mapping(pfn, av + 1);
         let f = &mut self.mem.frames[pfn as usize];
-        f.mapping = av + 1;
         f.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
         let x = self.anon_exclusive_flag();
         self.mem.frames[pfn as usize].set(x);
@@ -98,13 +98,14 @@ impl Kernel {
     pub(crate) fn rmap_vmas(&self, pfn: u32, out: &mut Vec<(u32, u64)>) {
         out.clear();
         let f = &self.mem.frames[pfn as usize];
-        if f.mapping == 0 {
+        if !f.has_mapping() {
             return;
         }
+        let mapping = self.mem.mapping(pfn);
         let list = if f.anon() {
-            &self.anon_vmas[(f.mapping - 1) as usize].vmas
+            &self.anon_vmas[(mapping - 1) as usize].vmas
         } else {
-            match self.files.get((f.mapping - 1) as usize) {
+            match self.files.get((mapping - 1) as usize) {
                 Some(Some(a)) => &a.i_mmap,
                 _ => return,
             }

@@ -42,7 +42,7 @@ impl Kernel {
     pub(crate) fn folio_referenced(&mut self, pfn: u32) -> Referenced {
         let mut r = Referenced::default();
         let f = &self.mem.frames[pfn as usize];
-        if !f.mapped() || f.mapping == 0 {
+        if !f.mapped() || !f.has_mapping() {
             return r;
         }
         let mut mapcount = self.mem.mapcount(pfn);

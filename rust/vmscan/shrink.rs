@@ -776,7 +776,7 @@ impl Kernel {
         }
         if !f.anon() && !f.test(pg::PG_SWAPCACHE) {
             // shmem_writepage: move the page from the shmem page cache into the swap cache
-            let file = f.mapping - 1;
+            let file = self.mem.mapping(pfn) - 1;
             let Some(off) = self.swap.alloc() else {
                 // shmem_writepage `redirty:`: set_page_dirty (the page is still dirty: the
                 // model clears it only below, clear_page_dirty_for_io), then
@@ -787,8 +787,8 @@ impl Kernel {
             let index = self.mem.index(pfn);
             self.filex_mut(file).pages.insert(index, crate::mm::CacheEntry::Swap(off));
             self.swap.set_cache_page(off, Some(pfn));
+            self.mem.set_mapping(pfn, 0);
             let fm = &mut self.mem.frames[pfn as usize];
-            fm.mapping = 0;
             fm.private = off + 1;
             fm.set(pg::PG_SWAPCACHE);
         }
@@ -838,9 +838,10 @@ impl Kernel {
             fm.private = 0;
             fm.clear(pg::PG_SWAPCACHE);
             self.swap.put_cache(off);
-        } else if f.mapping != 0 && !f.anon() {
+        } else if f.has_mapping() && !f.anon() {
             let index = self.mem.index(pfn);
-            self.filex_mut(f.mapping - 1).pages.remove(&index);
+            let file = self.mem.mapping(pfn) - 1;
+            self.filex_mut(file).pages.remove(&index);
         } else {
             return false;
         }
