@@ -944,14 +944,37 @@ impl Memory {
         } else if i != INDEX_ESC {
             i
         } else {
-            self.ext.index[&pfn]
+            self.ext_index(pfn)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_index(&self, pfn: u32) -> u64 {
+        self.ext.index[&pfn]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_content(&self, pfn: u32) -> u64 {
+        self.ext.content[&pfn]
     }
 
     /// Set `page->index` of `pfn` (the content tag, which counts from the page's address,
     /// follows).
     #[inline]
     pub fn set_index(&mut self, pfn: u32, index: u64) {
+        let f = &mut self.frames[pfn as usize];
+        if f.tag() < CONTENT_REL && f.index_inline() != INDEX_ESC && index < INDEX_ESC {
+            // the common case: a content that does not count from the index (a fresh page's 0)
+            f.set_index_inline(index);
+            return;
+        }
+        self.set_index_slow(pfn, index);
+    }
+
+    #[inline(never)]
+    fn set_index_slow(&mut self, pfn: u32, index: u64) {
         let content = self.content(pfn);
         let f = &mut self.frames[pfn as usize];
         if f.content_own() {
@@ -982,7 +1005,7 @@ impl Memory {
         } else if t != CONTENT_ESC {
             (f.index_inline() << 12) + (t - CONTENT_OWN) as u64
         } else {
-            self.ext.content[&pfn]
+            self.ext_content(pfn)
         }
     }
 
