@@ -109,8 +109,9 @@ impl Kernel {
             if self.pinned.contains(&pfn32) {
                 continue;
             }
-            if f.mapcount != mapcount[pfn] {
-                return Err(format!("pfn {pfn}: mapcount {} but {} PTEs map it", f.mapcount, mapcount[pfn]));
+            let (f_mapcount, f_refcount) = (self.mem.mapcount(pfn32), self.mem.refcount(pfn32));
+            if f_mapcount != mapcount[pfn] {
+                return Err(format!("pfn {pfn}: mapcount {f_mapcount} but {} PTEs map it", mapcount[pfn]));
             }
             let in_swapcache = f.swap_offset().is_some();
             if in_swapcache != f.test(pg::PG_SWAPCACHE) {
@@ -125,12 +126,12 @@ impl Kernel {
             let isolated = f.test(pg::PG_ISOLATED) as u32;
             // memory_failure's reference, never dropped
             let poisoned = f.test(pg::PG_HWPOISON) as u32;
-            let expect = f.mapcount + in_swapcache as u32 + pagecache + isolated + poisoned;
-            if f.refcount != expect {
+            let expect = f_mapcount + in_swapcache as u32 + pagecache + isolated + poisoned;
+            if f_refcount != expect {
                 return Err(format!(
                     "pfn {pfn}: refcount {} but mapcount {} + swapcache {} + pagecache {} + isolated {} + hwpoison {} = {expect} (flags {:?})",
-                    f.refcount,
-                    f.mapcount,
+                    f_refcount,
+                    f_mapcount,
                     in_swapcache as u32,
                     pagecache,
                     isolated,
@@ -177,7 +178,7 @@ impl Kernel {
                 }
                 on_lru[f.lru_list() as usize] += 1;
             } else if f.test(pg::PG_HWPOISON) {
-                if f.mapcount != 0 || in_swapcache || pagecache != 0 {
+                if f.mapped() || in_swapcache || pagecache != 0 {
                     return Err(format!("pfn {pfn} is poisoned but still in use (flags {:?})", f.flag_names()));
                 }
             } else if !f.test(pg::PG_ISOLATED) {
@@ -380,7 +381,7 @@ impl Kernel {
             }
         }
         for (pfn, f) in self.mem.frames.iter().enumerate() {
-            let mapping_ok = match (f.mapping, f.anon()) {
+            let mapping_ok = match (self.mem.mapping(pfn as u32), f.anon()) {
                 (0, _) => true,
                 (m, true) => m <= nav,
                 (m, false) => matches!(self.files.get(m as usize - 1), Some(Some(_))),

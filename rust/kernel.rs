@@ -533,7 +533,7 @@ impl Kernel {
     /// `get_page` / `folio_get` (include/linux/mm.h, 4.17 and 6.12).
     #[inline]
     pub fn get_page(&mut self, pfn: u32) {
-        self.mem.frames[pfn as usize].refcount += 1;
+        self.mem.inc_refcount(pfn);
     }
 
     /// `put_page` (include/linux/mm.h → mm/swap.c `__put_page` 4.17, `__folio_put` 6.12): drop a
@@ -542,11 +542,9 @@ impl Kernel {
         if pfn == ZERO_PFN {
             return;
         }
-        let f = &mut self.mem.frames[pfn as usize];
-        debug_assert!(f.refcount > 0, "put_page on a free page {pfn}");
-        f.refcount -= 1;
-        if f.refcount == 0 {
-            if f.test(pg::PG_LRU) {
+        debug_assert!(self.mem.frames[pfn as usize].referenced(), "put_page on a free page {pfn}");
+        if self.mem.dec_refcount(pfn) == 0 {
+            if self.mem.frames[pfn as usize].test(pg::PG_LRU) {
                 self.lru.del(&mut self.mem.frames, pfn);
             }
             self.free_frame(pfn);

@@ -436,8 +436,8 @@ mod tests {
     #[test]
     fn a_state_that_breaks_an_invariant_is_refused() {
         let (mut k, _, _) = busy_kernel("4.18");
-        let pfn = k.mem.frames.iter().position(|f| f.mapcount > 0).unwrap();
-        k.mem.frames[pfn].mapcount += 1;
+        let pfn = k.mem.frames.iter().position(|f| f.mapped()).unwrap() as u32;
+        k.mem.inc_mapcount(pfn);
         let e = format_error(&k.snapshot_bytes().unwrap());
         assert!(e.contains("inconsistent") && e.contains("mapcount"), "{e}");
     }

@@ -172,7 +172,7 @@ def test_a_run_mutes_checks_and_counts_its_steps() -> None:
     assert r.events("kvm:essa") == [] and r.events("qemu:migration_phase")
     assert run.steps > r.metrics["guest_ops"] > 0
     source_frames = (16 + 4 + 64) << 20 >> 12  # guest + 25% + 64 MiB
-    assert run.heap_bytes() > source_frames * 44  # 44 bytes of struct page per frame
+    assert run.heap_bytes() > source_frames * 28  # 28 bytes of struct page per frame
     with pytest.raises(reclaim.ArgumentError):
         run.mute("kvm:nothing")
 

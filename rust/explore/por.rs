@@ -172,7 +172,7 @@ impl State {
             return false;
         }
         let pfn = arch.pte_pfn(pte);
-        pfn != ZERO_PFN && self.k.mem.frames.get(pfn as usize).is_some_and(|f| f.mapcount == 1)
+        pfn != ZERO_PFN && (pfn as usize) < self.k.mem.frames.len() && self.k.mem.mapcount(pfn) == 1
     }
 
     /// An access to `g` completes in the hardware (no fault: `hw_access_ok`), on a frame the

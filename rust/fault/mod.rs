@@ -126,15 +126,14 @@ impl Kernel {
                         }
                     }
                     self.tick(self.cost.access);
-                    let f = &mut self.mem.frames[pfn as usize];
                     // the storage key's reference and change bits are set by the hardware
-                    f.or_skey(if write { 0x06 } else { 0x04 });
+                    self.mem.frames[pfn as usize].or_skey(if write { 0x06 } else { 0x04 });
                     if write {
                         debug_assert!(pfn != ZERO_PFN, "store through a zero-page PTE");
-                        f.content = value;
+                        self.mem.set_content(pfn, value);
                         return Access::Done { value };
                     }
-                    return Access::Done { value: f.content };
+                    return Access::Done { value: self.mem.content(pfn) };
                 }
             }
             match self.handle_mm_fault(pid, tid, vma, addr, write) {
@@ -251,7 +250,7 @@ impl Kernel {
 
     /// The content of the page a present PTE maps (0 for the zero page).
     pub(crate) fn page_content(&self, pfn: u32) -> u64 {
-        if pfn == ZERO_PFN { 0 } else { self.mem.frames[pfn as usize].content }
+        if pfn == ZERO_PFN { 0 } else { self.mem.content(pfn) }
     }
 
     /// Count a major fault.

@@ -137,7 +137,7 @@ impl Kernel {
                 self.put_page(pfn);
                 return Fault::Oom;
             };
-            self.mem.frames[new as usize].content = self.mem.frames[pfn as usize].content;
+            self.mem.set_content(new, self.mem.content(pfn));
             self.put_page(pfn);
             let mut entry = arch.pte_mkwrite(arch.pte_mkdirty(self.mk_pte(new, prot)));
             if uffd_wp {
@@ -244,7 +244,7 @@ impl Kernel {
         let mut nopage = None;
         for (i, pfn) in pages {
             let f = &self.mem.frames[pfn as usize];
-            if f.test(pg::PG_LOCKED) || f.refcount == 0 {
+            if f.test(pg::PG_LOCKED) || !f.referenced() {
                 continue; // folio_test_locked, folio_try_get
             }
             if !f.test(pg::PG_UPTODATE) || f.test(pg::PG_READAHEAD) || f.test(pg::PG_HWPOISON) {
@@ -344,9 +344,8 @@ mod tests {
                 let addr = w + i * PAGE;
                 assert!(present(&k, pid, addr), "{profile}: page {i} of the window is mapped");
                 let pfn = k.arch().pte_pfn(k.pte_at(pid, addr).unwrap());
-                let f = &k.mem.frames[pfn as usize];
                 assert_eq!(
-                    (f.mapcount, f.refcount),
+                    (k.mem.mapcount(pfn), k.mem.refcount(pfn)),
                     (1, 2),
                     "{profile}: page {i}: the cache's and the PTE's references"
                 );
@@ -394,7 +393,7 @@ mod tests {
             k.access(pid, 0, w + 3 * PAGE, false, 0).unwrap();
             for i in 0..FAULT_AROUND_PAGES {
                 let pfn = k.arch().pte_pfn(k.pte_at(pid, w + i * PAGE).unwrap());
-                assert_eq!(k.mem.frames[pfn as usize].mapcount, 1, "{profile}: page {i}");
+                assert_eq!(k.mem.mapcount(pfn), 1, "{profile}: page {i}");
             }
             assert_eq!(shmem_rss(&k, pid), FAULT_AROUND_PAGES as i64, "{profile}");
             k.check_invariants().unwrap();

@@ -36,11 +36,11 @@ impl Kernel {
         }
         let content = self.swap.read(off);
         self.swap.set_cache_page(off, Some(pfn));
+        self.mem.set_content(pfn, content);
         let f = &mut self.mem.frames[pfn as usize];
-        f.content = content;
         f.private = off + 1;
         f.set(pg::PG_SWAPCACHE | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
-        f.refcount += 1; // the swap cache's reference
+        self.mem.inc_refcount(pfn); // the swap cache's reference
         self.workingset_refault(pfn, off);
         self.lru_cache_add(pfn);
         self.vmstat.inc(Vm::pswpin);
@@ -153,7 +153,7 @@ impl Kernel {
         let mut pte = self.mk_pte(pfn, prot);
         // 4.x reuse_swap_page / 6.x exclusive: a write fault on a page only this PTE uses takes
         // it over: out of the swap cache, mapped writable and dirty
-        let exclusive = f.mapcount == 0 && self.swap.count(off) == 1;
+        let exclusive = !f.mapped() && self.swap.count(off) == 1;
         if vmf.write && exclusive {
             // 4.17 reuse_swap_page: "if (!PageWriteback(page)) { delete_from_swap_cache(page);
             // SetPageDirty(page); }" (else, without SWP_STABLE_WRITES, reused in the cache)
@@ -215,15 +215,15 @@ impl Kernel {
     /// when `exclusive` (RMAP_EXCLUSIVE) or under that anon_vma's root, at the address's page
     /// offset, as a swap-backed anon page. Returns whether this was the first mapping.
     fn file_swapped_in_anon_page(&mut self, vmf: &Vmf, pfn: u32, exclusive: bool) -> bool {
-        if self.mem.frames[pfn as usize].mapcount != 0 {
+        if self.mem.mapcount(pfn) != 0 {
             return false;
         }
         let av = self.anon_vma_prepare(vmf.vma);
         let root = if exclusive { av } else { self.anon_vmas[av as usize].root };
         let index = self.vma(vmf.vma).pgoff_of(vmf.addr);
+        self.mem.set_index(pfn, index);
+        self.mem.set_mapping(pfn, root + 1);
         let fm = &mut self.mem.frames[pfn as usize];
-        fm.mapping = root + 1;
-        fm.set_index(index);
         fm.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED);
         true
     }
@@ -240,7 +240,7 @@ impl Kernel {
     fn do_swap_page_exclusive(&mut self, vmf: Vmf, orig: u64, pfn: u32, off: u32, major: bool) -> Fault {
         let arch = self.arch();
         let flags = self.vma(vmf.vma).flags;
-        let mapped_elsewhere = self.mem.frames[pfn as usize].mapcount > 0;
+        let mapped_elsewhere = self.mem.mapcount(pfn) > 0;
         // swap_free_nr(entry, nr_pages)
         self.swap.free(off);
         let fm = self.mem.frames[pfn as usize];

@@ -41,7 +41,7 @@ impl Kernel {
             // != 1") and copies
             let writeback = f.test(pg::PG_WRITEBACK) && f.test(pg::PG_SWAPCACHE);
             let cache_blocks = writeback && self.profile.pg_anon_exclusive;
-            if exclusive || (f.mapcount + swapcount == 1 && !cache_blocks) {
+            if exclusive || (self.mem.mapcount(pfn) + swapcount == 1 && !cache_blocks) {
                 if !exclusive && f.test(pg::PG_SWAPCACHE) && swapcount == 0 && !writeback {
                     // reuse_swap_page / folio_free_swap: the swap copy goes, the page is dirty
                     self.delete_from_swap_cache(pfn);
@@ -102,7 +102,7 @@ impl Kernel {
             }
             return Fault::Oom;
         };
-        self.mem.frames[new as usize].content = old.map_or(0, |o| self.page_content(o));
+        self.mem.set_content(new, old.map_or(0, |o| self.page_content(o)));
         if self.mmx(vmf.pid).pt.pte(vmf.idx) != orig {
             // the PTE changed meanwhile
             self.put_page(new);

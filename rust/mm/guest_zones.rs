@@ -19,11 +19,8 @@ fn dma_free_frame() -> Frame {
 }
 
 /// A page as the allocator hands it out (`Memory::take`): refcount 1, no flags.
-fn new_page(refcount: u32) -> Frame {
-    let mut f = Frame::FREE;
-    f.flags = 0;
-    f.refcount = refcount;
-    f
+fn new_page() -> Frame {
+    Frame::allocated(0)
 }
 
 impl Kernel {
@@ -119,7 +116,7 @@ impl Kernel {
             for p in (blk.start..blk.start + blk.len).rev() {
                 if zone.uses[(p - start) as usize] == Use::Free {
                     zone.free[blk.mt as usize].push(p);
-                    self.mem.frames[p as usize] = dma_free_frame();
+                    self.mem.put_frame(p, dma_free_frame());
                 }
             }
         }
@@ -170,8 +167,8 @@ impl Kernel {
     pub(crate) fn free_frame(&mut self, pfn: u32) {
         if let Some(z) = self.zones.as_deref_mut() {
             if z.dma.contains(pfn) {
-                debug_assert!(self.mem.frames[pfn as usize].refcount == 0, "freeing a busy DMA page {pfn}");
-                self.mem.frames[pfn as usize] = dma_free_frame();
+                debug_assert!(self.mem.refcount(pfn) == 0, "freeing a busy DMA page {pfn}");
+                self.mem.put_frame(pfn, dma_free_frame());
                 z.dma.free_page(pfn);
                 return;
             }
@@ -192,7 +189,7 @@ impl Kernel {
         z.nr_steals += stats.2;
         z.dma.uses[(pfn - z.dma.start) as usize] = if mt == MigrateType::Movable { Use::Movable } else { Use::Kernel };
         let wake = std::mem::take(&mut z.dma.boosted_flag);
-        self.mem.frames[pfn as usize] = new_page(1);
+        self.mem.put_frame(pfn, new_page());
         if wake {
             self.wakeup_kswapd_zone(ZONE_DMA);
             self.zones.as_deref_mut().expect("zones").boost_wake_pending = true;
@@ -209,7 +206,8 @@ impl Kernel {
     pub fn guest_kernel_alloc(&mut self) {
         let Some(z) = self.zones.as_deref_mut() else { return };
         if let Some(p) = z.kernel_page.take() {
-            self.mem.frames[p as usize] = new_page(0);
+            self.mem.put_frame(p, new_page());
+            self.mem.set_refcount(p, 0);
             self.free_frame(p);
         }
         let z = self.zones.as_deref().expect("zones");
@@ -428,7 +426,7 @@ mod tests {
         assert_eq!(pages[..3], [1, 2, 3], "lowest pfns first, as the main list hands them out");
         // 100 pages of the second block come back: it is 412 user pages and 100 free
         for &p in &pages[512..612] {
-            k.mem.frames[p as usize].refcount = 0;
+            k.mem.set_refcount(p, 0);
             k.free_frame(p);
         }
         assert_eq!(k.zones().unwrap().nr_boosts, 0, "movable pages from movable blocks: no fallback");

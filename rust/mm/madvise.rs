@@ -201,7 +201,7 @@ impl Kernel {
                 // others, we couldn't clear PG_dirty of the page"): a clean shared page is made
                 // lazyfree too, its other mappings' dirty PTEs keep it at reclaim.
                 if f.test(pg::PG_SWAPCACHE) || f.test(pg::PG_DIRTY) {
-                    if f.mapcount != 1 {
+                    if self.mem.mapcount(pfn) != 1 {
                         continue;
                     }
                     if f.test(pg::PG_SWAPCACHE) && !self.try_to_free_swap(pfn) {
@@ -252,7 +252,7 @@ impl Kernel {
             }
             if let Some(pfn) = self.vm_normal_page(pte) {
                 let f = self.mem.frames[pfn as usize];
-                if f.test(pg::PG_LRU) && f.mapcount == 1 {
+                if f.test(pg::PG_LRU) && self.mem.mapcount(pfn) == 1 {
                     if !pageout && arch.pte_young(pte) {
                         let old = self.ptep_clear_flush(pid, idx);
                         self.set_pte_at(pid, idx, arch.pte_mkold(old));
@@ -319,7 +319,7 @@ mod tests {
             assert_eq!(k.pte_at(pid, a).unwrap(), pte, "{profile}: the swap PTE stays");
             let pfn = k.swap.cache_page(off).expect("read into the swap cache");
             let f = k.mem.frames[pfn as usize];
-            assert!(f.test(pg::PG_SWAPCACHE) && f.mapcount == 0, "{profile}");
+            assert!(f.test(pg::PG_SWAPCACHE) && k.mem.mapcount(pfn) == 0, "{profile}");
             k.check_invariants().unwrap();
         }
     }
@@ -338,7 +338,7 @@ mod tests {
             let pfn = arch.pte_pfn(k.pte_at(parent, a).unwrap());
             let child_pte = k.pte_at(child, a).unwrap();
             let f = k.mem.frames[pfn as usize];
-            assert!(f.mapcount == 2 && !f.test(pg::PG_DIRTY) && !f.test(pg::PG_SWAPCACHE), "{profile}");
+            assert!(k.mem.mapcount(pfn) == 2 && !f.test(pg::PG_DIRTY) && !f.test(pg::PG_SWAPCACHE), "{profile}");
             k.madvise(parent, a, 4096, Advice::Free).unwrap();
             let f = k.mem.frames[pfn as usize];
             assert!(!f.test(pg::PG_SWAPBACKED), "{profile}: lazyfree");

@@ -207,8 +207,8 @@ impl Kernel {
         }
         let f = &mut self.mem.frames[pfn as usize];
         f.clear(pg::PG_ACTIVE | pg::PG_UNEVICTABLE | pg::PG_REFERENCED | pg::PAGE_MAPPING_ANON);
-        f.mapping = 0;
-        f.set_index(0);
+        self.mem.set_mapping(pfn, 0);
+        self.mem.set_index(pfn, 0);
     }
 }
 
@@ -245,7 +245,7 @@ mod tests {
             assert_eq!(k.swp_format().swp_offset(pte), pfn as u64, "{p}: make_hwpoison_entry(page)");
             let f = k.mem.frames[pfn as usize];
             assert!(f.test(pg::PG_HWPOISON) && !f.test(pg::PG_LRU) && !f.test(pg::PG_MLOCKED), "{p}");
-            assert_eq!(f.refcount, 1, "{p}: only memory_failure's reference");
+            assert_eq!(k.mem.refcount(pfn), 1, "{p}: only memory_failure's reference");
             assert_eq!((k.mmx(pid).rss[MM_ANONPAGES], k.mmx(pid).rss[MM_SWAPENTS]), (1, 0), "{p}");
             assert_eq!(k.access(pid, 0, a, false, 0).unwrap(), Access::Bus, "{p}");
             assert_eq!(k.access(pid, 0, a + 4096, false, 0).unwrap(), Access::Done { value: 2 }, "{p}");

@@ -48,23 +48,25 @@ impl Kernel {
         self.rmap_walk(old, &mut rwc);
         // move_to_new_folio: the new page takes over identity, data and cache slot
         let of = self.mem.frames[old as usize];
+        let index = self.mem.index(old);
+        self.mem.set_index(new, index);
+        self.mem.set_content(new, self.mem.content(old));
         {
             let nf = &mut self.mem.frames[new as usize];
-            nf.content = of.content;
-            nf.mapping = of.mapping;
-            nf.set_index(of.index());
             nf.private = of.private;
             nf.flags = of.flags & !(pg::PG_LRU | pg::PG_ISOLATED | pg::PG_BUDDY);
         }
+        let mapping = self.mem.mapping(old);
+        self.mem.set_mapping(new, mapping);
         if let Some(off) = of.swap_offset() {
             self.swap.set_cache_page(off, Some(new));
-        } else if of.mapping != 0 && !of.anon() {
-            self.filex_mut(of.mapping - 1).pages.insert(of.index(), crate::mm::CacheEntry::Page(new));
+        } else if mapping != 0 && !of.anon() {
+            self.filex_mut(mapping - 1).pages.insert(index, crate::mm::CacheEntry::Page(new));
         }
-        let cached = of.swap_offset().is_some() || (of.mapping != 0 && !of.anon());
+        let cached = of.swap_offset().is_some() || (mapping != 0 && !of.anon());
         if cached {
             self.get_page(new);
-            self.mem.frames[old as usize].refcount -= 1;
+            self.mem.dec_refcount(old);
         }
         let targets = std::mem::take(&mut self.migration_targets);
         for &(tpid, vma, _addr, idx, pteval) in &targets {
@@ -101,11 +103,11 @@ impl Kernel {
         let o = &mut self.mem.frames[old as usize];
         o.flags &= !(pg::PG_SWAPCACHE | pg::PAGE_MAPPING_ANON);
         o.private = 0;
-        o.mapping = 0;
+        self.mem.set_mapping(old, 0);
         self.putback_lru_page(old);
         // the new page goes on the LRU and the allocation reference is dropped
         self.lru_cache_add(new);
-        let survived = self.mem.frames[new as usize].refcount > 1;
+        let survived = self.mem.refcount(new) > 1;
         self.put_page(new);
         self.vmstat.inc(Vm::pgmigrate_success);
         Ok(if survived { Some(new) } else { None })

@@ -12,6 +12,8 @@
 
 use crate::arch::s390::pgtable::StorageKeys;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// Page flags, named as `enum pageflags` names them (values are the model's bit positions).
 pub mod pg {
@@ -74,46 +76,72 @@ pub const NO_PFN: u32 = u32::MAX;
 /// The shared zero page.
 pub const ZERO_PFN: u32 = 0;
 
-/// `index` bits of [`Frame`]'s packed index word: a page's index is a user address or a
-/// file offset shifted by `PAGE_SHIFT`, so below 2^52 on a 64-bit machine (the kernel's
-/// `MAX_LFS_FILESIZE` keeps a file's below 2^51).
-const INDEX_BITS: u32 = 52;
+/// The layout of [`Frame`]'s packed word: `page->index` in bits 0..36, the reference count in
+/// 36..44, the map count in 44..52, the LRU list the page is on in 52..56 and the s390 storage
+/// key in 56..64.
+const INDEX_BITS: u32 = 36;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
-/// The LRU list number (`lru_list`, 0..16) sits above the index.
-const LRU_LIST_SHIFT: u32 = INDEX_BITS;
+/// The inline index of a page whose index is at or above it: the index is in
+/// [`Memory`]'s side table (an address at or above 2^48, or a file offset at or above 256 TiB).
+const INDEX_ESC: u64 = INDEX_MASK;
+const REF_SHIFT: u32 = 36;
+const MAP_SHIFT: u32 = 44;
+const COUNT_MASK: u64 = 0xff;
+/// The inline count of a page whose reference or map count is 255 or more: the count is in
+/// [`Memory`]'s side table.
+const COUNT_ESC: u32 = 0xff;
+const LRU_LIST_SHIFT: u32 = 52;
 const LRU_LIST_MASK: u64 = 0xf << LRU_LIST_SHIFT;
-/// The storage key (one byte) in the top byte.
 const SKEY_SHIFT: u32 = 56;
 
-/// One page frame: 44 bytes, 4-byte aligned (the two 64-bit words are packed between 32-bit
-/// fields; `frame_is_44_bytes` pins the size).
+/// The frame's 32-bit `mc` word: the content tag in bits 0..16, the mapping in 16..32.
+const TAG_MASK: u32 = 0xffff;
+const MAPPING_SHIFT: u32 = 16;
+/// The inline mapping of a page whose mapping (an anon_vma or address_space id + 1) is 65535
+/// or more: the mapping is in [`Memory`]'s side table.
+const MAPPING_ESC: u32 = 0xffff;
+
+/// The content tag's encodings (16 bits): below `CONTENT_REL` the value itself (values below
+/// 2^15); from `CONTENT_REL` the value relative to the page's own address (`index <<
+/// PAGE_SHIFT` plus at most 2^14 - 1: the address a store wrote, as `access_batch` and replay
+/// store by default); from `CONTENT_OWN` the value relative to the start of its own 4 KiB
+/// page, for a page whose index is 0 (one no rmap has placed yet: a page just read from swap,
+/// whose content is the address it was written at), the inline index field then holding that
+/// page number instead of the index; `CONTENT_ESC`, any other value, kept in [`Memory`]'s side
+/// table. The encoding is a function of the index and the value alone, so equal frames have
+/// equal bits (the explorer's state hash compares them).
+const CONTENT_REL: u32 = 0x8000;
+const CONTENT_OWN: u32 = 0xc000;
+const CONTENT_ESC: u32 = 0xffff;
+
+/// One page frame: 28 bytes, 4-byte aligned (`frame_is_28_bytes` pins the size).
 ///
-/// What each field costs: `flags`, `refcount`, `mapcount`, `mapping`, `private` and the two LRU
-/// links 4 bytes each (u32: pfns and swap offsets are below 2^31, see [`Memory::check`] and
-/// the swap device's limit); the content tag 8 (the value a store wrote, as the API returns
-/// it); and one 8-byte word that packs `page->index` (52 bits), the LRU list the page is on
-/// (4 bits) and the s390 storage key (8 bits). The LRU generation and access count of the
-/// multi-gen LRU live in `flags` (`LRU_GEN_MASK`, `LRU_REFS_MASK`), as in the kernel.
+/// What each field costs: `flags` (PG_* bits and the multi-gen LRU's generation and access
+/// count, `LRU_GEN_MASK` / `LRU_REFS_MASK`, as in the kernel), `private` and the two LRU links
+/// 4 bytes each (u32: pfns and swap offsets are below 2^31, see [`Memory::check`] and the swap
+/// device's limit); one 4-byte word holding the content tag (16 bits) and `mapping` (16 bits);
+/// and one 8-byte word that packs `page->index` (36 bits), the reference and map counts (8 bits
+/// each), the LRU list (4 bits) and the storage key (8 bits). A value too wide for its narrow
+/// field (an index at or above 2^36, i.e. an address at or above 2^48; a count of 255 or
+/// more; a mapping id of 65535 or more; a content value neither below 2^15 nor within 2^14
+/// above the page's address) is kept whole in a side table of the [`Memory`], keyed by pfn:
+/// read and write these fields through [`Memory::index`], [`Memory::refcount`],
+/// [`Memory::mapcount`], [`Memory::mapping`], [`Memory::content`] and their setters, which
+/// return any value stored. No limit follows from the packing.
 ///
-/// The snapshot format stores the unpacked fields (`FrameRepr`), so the packing did not
-/// change it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "FrameRepr", into = "FrameRepr")]
+/// The snapshot format stores the unpacked fields ([`FrameView`], with the side tables' values),
+/// so the packing did not change it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C, packed(4))]
 pub struct Frame {
     pub flags: u32,
-    /// `page_ref_count`.
-    pub refcount: u32,
-    /// `page_mapcount` (the kernel's `_mapcount + 1`).
-    pub mapcount: u32,
-    /// anon_vma id + 1 when `PAGE_MAPPING_ANON`, else address_space id + 1; 0 = none.
-    pub mapping: u32,
-    /// `page->index` (bits 0..52), the LRU list (52..56) and the storage key (56..64): use
-    /// [`Frame::index`], [`Frame::lru_list`], [`Frame::skey`] and their setters.
-    index_key: u64,
-    /// The data of the page, as one tag: a write stores its value here, so lost or corrupted
-    /// data is observable.
-    pub content: u64,
+    /// The content tag (bits 0..16: the data of the page, as one tag: a write stores its value
+    /// here, so lost or corrupted data is observable, [`Memory::content`]) and the mapping
+    /// (bits 16..32: anon_vma id + 1 when `PAGE_MAPPING_ANON`, else address_space id + 1; 0 =
+    /// none, [`Memory::mapping`]).
+    mc: u32,
+    /// `page->index`, the counts, the LRU list and the storage key (see the constants above).
+    word: u64,
     /// `page_private`: the swap offset (+1; 0 = none) while in the swap cache.
     pub private: u32,
     /// LRU list links (pfns).
@@ -121,147 +149,164 @@ pub struct Frame {
     pub lru_next: u32,
 }
 
-/// A frame's fields unpacked: the snapshot's encoding of a [`Frame`] (the layout of format
-/// version 6, before the frame was packed).
-#[derive(Clone, Copy, Serialize, Deserialize)]
-struct FrameRepr {
-    flags: u32,
-    refcount: u32,
-    mapcount: u32,
-    mapping: u32,
-    index: u64,
-    content: u64,
-    private: u32,
-    lru_prev: u32,
-    lru_next: u32,
-    skey: u8,
-    lru_list: u8,
+/// A frame's fields unpacked, the side tables' values included: what [`Memory::view`]
+/// returns, and the snapshot's encoding of a frame (the layout of format version 6, before
+/// the frame was packed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameView {
+    pub flags: u32,
+    /// `page_ref_count`.
+    pub refcount: u32,
+    /// `page_mapcount` (the kernel's `_mapcount + 1`).
+    pub mapcount: u32,
+    pub mapping: u32,
+    /// `page->index`.
+    pub index: u64,
+    pub content: u64,
+    pub private: u32,
+    pub lru_prev: u32,
+    pub lru_next: u32,
+    pub skey: u8,
+    pub lru_list: u8,
 }
 
-impl From<Frame> for FrameRepr {
-    fn from(f: Frame) -> FrameRepr {
-        FrameRepr {
-            flags: f.flags,
-            refcount: f.refcount,
-            mapcount: f.mapcount,
-            mapping: f.mapping,
-            index: f.index(),
-            content: f.content,
-            private: f.private,
-            lru_prev: f.lru_prev,
-            lru_next: f.lru_next,
-            skey: f.skey(),
-            lru_list: f.lru_list(),
-        }
+impl FrameView {
+    /// The swap offset while in the swap cache.
+    pub fn swap_offset(&self) -> Option<u32> {
+        if self.private == 0 { None } else { Some(self.private - 1) }
     }
-}
-
-impl TryFrom<FrameRepr> for Frame {
-    type Error = String;
-    /// A snapshot's frame: an index or LRU list too wide for the packed word is an error
-    /// (a snapshot the model cannot have written), not a silent truncation.
-    fn try_from(r: FrameRepr) -> Result<Frame, String> {
-        if r.index > INDEX_MASK || r.lru_list > 0xf {
-            return Err(format!(
-                "a frame with page index {:#x} and LRU list {} (at most 2^52 - 1 and 15)",
-                r.index, r.lru_list
-            ));
-        }
-        let mut f = Frame {
-            flags: r.flags,
-            refcount: r.refcount,
-            mapcount: r.mapcount,
-            mapping: r.mapping,
-            index_key: 0,
-            content: r.content,
-            private: r.private,
-            lru_prev: r.lru_prev,
-            lru_next: r.lru_next,
-        };
-        f.set_index(r.index);
-        f.set_lru_list(r.lru_list);
-        f.set_skey(r.skey);
-        Ok(f)
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        NAMES.iter().filter(|(b, _)| self.flags & b != 0).map(|(_, n)| *n).collect()
     }
 }
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, fm: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (flags, refcount, mapcount, mapping, content, private, lru_prev, lru_next) = (
-            self.flags,
-            self.refcount,
-            self.mapcount,
-            self.mapping,
-            self.content,
-            self.private,
-            self.lru_prev,
-            self.lru_next,
-        );
+        let (flags, mc, word, private, lru_prev, lru_next) =
+            (self.flags, self.mc, self.word, self.private, self.lru_prev, self.lru_next);
         fm.debug_struct("Frame")
-            .field("flags", &flags)
-            .field("refcount", &refcount)
-            .field("mapcount", &mapcount)
-            .field("mapping", &mapping)
-            .field("index", &self.index())
-            .field("content", &content)
+            .field("flags", &format_args!("{flags:#x}"))
+            .field("mc", &format_args!("{mc:#x}"))
+            .field("word", &format_args!("{word:#x}"))
             .field("private", &private)
             .field("lru_prev", &lru_prev)
             .field("lru_next", &lru_next)
-            .field("skey", &self.skey())
-            .field("lru_list", &self.lru_list())
             .finish()
     }
 }
 
 impl Frame {
     /// A free frame on no list (a never-allocated pfn).
-    pub(crate) const FREE: Frame = Frame {
-        flags: PG_BUDDY,
-        refcount: 0,
-        mapcount: 0,
-        mapping: 0,
-        index_key: 0,
-        content: 0,
-        private: 0,
-        lru_prev: NO_PFN,
-        lru_next: NO_PFN,
-    };
+    pub(crate) const FREE: Frame =
+        Frame { flags: PG_BUDDY, mc: 0, word: 0, private: 0, lru_prev: NO_PFN, lru_next: NO_PFN };
 
-    /// `page->index`: the page offset in its anon_vma's or file's space.
-    #[inline]
-    pub fn index(&self) -> u64 {
-        self.index_key & INDEX_MASK
+    /// The frame of a fresh allocation: `flags`, one reference, nothing else.
+    pub(crate) const fn allocated(flags: u32) -> Frame {
+        Frame { flags, word: 1 << REF_SHIFT, ..Frame::FREE }
     }
-    /// Set `page->index`; every index is below 2^52 (an address or a file offset over
-    /// `PAGE_SIZE`).
+
     #[inline]
-    pub fn set_index(&mut self, index: u64) {
-        debug_assert!(index <= INDEX_MASK, "page index {index:#x} beyond 2^52");
-        self.index_key = (self.index_key & !INDEX_MASK) | (index & INDEX_MASK);
+    fn index_inline(&self) -> u64 {
+        self.word & INDEX_MASK
     }
+    #[inline]
+    fn set_index_inline(&mut self, i: u64) {
+        self.word = (self.word & !INDEX_MASK) | i;
+    }
+    #[inline]
+    fn ref_inline(&self) -> u32 {
+        ((self.word >> REF_SHIFT) & COUNT_MASK) as u32
+    }
+    #[inline]
+    fn set_ref_inline(&mut self, v: u32) {
+        self.word = (self.word & !(COUNT_MASK << REF_SHIFT)) | ((v as u64) << REF_SHIFT);
+    }
+    #[inline]
+    fn map_inline(&self) -> u32 {
+        ((self.word >> MAP_SHIFT) & COUNT_MASK) as u32
+    }
+    #[inline]
+    fn set_map_inline(&mut self, v: u32) {
+        self.word = (self.word & !(COUNT_MASK << MAP_SHIFT)) | ((v as u64) << MAP_SHIFT);
+    }
+    #[inline]
+    fn tag(&self) -> u32 {
+        self.mc & TAG_MASK
+    }
+    #[inline]
+    fn set_tag(&mut self, t: u32) {
+        self.mc = (self.mc & !TAG_MASK) | t;
+    }
+    /// Whether the inline index field holds the content's own page number (the index is 0).
+    #[inline]
+    fn content_own(&self) -> bool {
+        let t = self.tag();
+        t >= CONTENT_OWN && t != CONTENT_ESC
+    }
+    #[inline]
+    fn mapping_inline(&self) -> u32 {
+        self.mc >> MAPPING_SHIFT
+    }
+    #[inline]
+    fn set_mapping_inline(&mut self, v: u32) {
+        self.mc = (self.mc & TAG_MASK) | (v << MAPPING_SHIFT);
+    }
+    /// Whether the page has a mapping (an anon_vma or an address_space; its id:
+    /// [`Memory::mapping`]).
+    #[inline]
+    pub fn has_mapping(&self) -> bool {
+        self.mapping_inline() != 0
+    }
+    /// The tag of `value` for a frame whose index is `index` and whose inline index field holds
+    /// `min(index, INDEX_ESC)`: the tag and, for `CONTENT_OWN`, the page number the inline index
+    /// field must hold.
+    #[inline]
+    fn encode_content(index: u64, value: u64) -> (u32, Option<u64>) {
+        if value < CONTENT_REL as u64 {
+            return (value as u32, None);
+        }
+        let d = value.wrapping_sub(index.min(INDEX_ESC) << 12);
+        if d < (CONTENT_OWN - CONTENT_REL) as u64 {
+            (CONTENT_REL | d as u32, None)
+        } else if index == 0 && value >> 12 < INDEX_ESC {
+            (CONTENT_OWN | (value & 0xfff) as u32, Some(value >> 12))
+        } else {
+            (CONTENT_ESC, None)
+        }
+    }
+    /// Whether a field of this frame is kept in the side tables.
+    #[inline]
+    fn has_ext(&self) -> bool {
+        self.index_inline() == INDEX_ESC
+            || self.ref_inline() == COUNT_ESC
+            || self.map_inline() == COUNT_ESC
+            || self.tag() == CONTENT_ESC
+            || self.mapping_inline() == MAPPING_ESC
+    }
+
     /// Which LRU list the page is on while PG_lru is set.
     #[inline]
     pub fn lru_list(&self) -> u8 {
-        ((self.index_key & LRU_LIST_MASK) >> LRU_LIST_SHIFT) as u8
+        ((self.word & LRU_LIST_MASK) >> LRU_LIST_SHIFT) as u8
     }
     #[inline]
     pub fn set_lru_list(&mut self, li: u8) {
         debug_assert!(li < 16, "LRU list {li} beyond 4 bits");
-        self.index_key = (self.index_key & !LRU_LIST_MASK) | ((li as u64 & 0xf) << LRU_LIST_SHIFT);
+        self.word = (self.word & !LRU_LIST_MASK) | ((li as u64 & 0xf) << LRU_LIST_SHIFT);
     }
     /// The s390 storage key (ACC, FP, R, C).
     #[inline]
     pub fn skey(&self) -> u8 {
-        (self.index_key >> SKEY_SHIFT) as u8
+        (self.word >> SKEY_SHIFT) as u8
     }
     /// Set bits of the storage key (the hardware's reference and change bits on an access).
     #[inline]
     pub fn or_skey(&mut self, bits: u8) {
-        self.index_key |= (bits as u64) << SKEY_SHIFT;
+        self.word |= (bits as u64) << SKEY_SHIFT;
     }
     #[inline]
     pub fn set_skey(&mut self, key: u8) {
-        self.index_key = (self.index_key & !(0xff << SKEY_SHIFT)) | ((key as u64) << SKEY_SHIFT);
+        self.word = (self.word & !(0xff << SKEY_SHIFT)) | ((key as u64) << SKEY_SHIFT);
     }
 
     #[inline]
@@ -281,10 +326,16 @@ impl Frame {
     pub fn anon(&self) -> bool {
         self.test(PAGE_MAPPING_ANON)
     }
-    /// `page_mapped`.
+    /// `page_mapped` (the map count is not 0; its value: [`Memory::mapcount`]).
     #[inline]
     pub fn mapped(&self) -> bool {
-        self.mapcount > 0
+        self.map_inline() != 0
+    }
+    /// Whether the page holds a reference (`page_ref_count` is not 0; its value:
+    /// [`Memory::refcount`]).
+    #[inline]
+    pub fn referenced(&self) -> bool {
+        self.ref_inline() != 0
     }
     /// The swap offset while in the swap cache.
     #[inline]
@@ -293,6 +344,71 @@ impl Frame {
     }
     pub fn flag_names(&self) -> Vec<&'static str> {
         NAMES.iter().filter(|(b, _)| self.flags & b != 0).map(|(_, n)| *n).collect()
+    }
+}
+
+/// The hasher of the side tables' pfn keys: one multiply (2^64 / φ), fixed, so the tables are
+/// the same from run to run. Nothing iterates them in an order that reaches the log or a
+/// snapshot: the snapshot looks values up by pfn, the state hash sorts them.
+#[derive(Default)]
+struct PfnHasher(u64);
+
+impl Hasher for PfnHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, pfn: u32) {
+        self.0 = (pfn as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A side table: pfn → the full value (a hash map, which keeps its capacity when it empties;
+/// the values that land here are rare: see [`Frame`] and `CONTENT_OWN`).
+type SideMap<V> = HashMap<u32, V, BuildHasherDefault<PfnHasher>>;
+
+/// The values of frames' narrow fields that do not fit inline ([`Frame`]), by pfn. An entry
+/// exists exactly while the frame's inline field holds the escape value; `free_page` removes a
+/// frame's entries; [`Memory::check`] checks both.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct FrameExt {
+    index: SideMap<u64>,
+    refcount: SideMap<u32>,
+    mapcount: SideMap<u32>,
+    mapping: SideMap<u32>,
+    content: SideMap<u64>,
+}
+
+impl Hash for FrameExt {
+    /// The entries in pfn order (a state's hash must not depend on the tables' history).
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        fn sorted<V: Copy + Hash, H: Hasher>(m: &SideMap<V>, h: &mut H) {
+            let mut v: Vec<(u32, V)> = m.iter().map(|(&k, &v)| (k, v)).collect();
+            v.sort_unstable_by_key(|e| e.0);
+            v.hash(h);
+        }
+        sorted(&self.index, h);
+        sorted(&self.refcount, h);
+        sorted(&self.mapcount, h);
+        sorted(&self.mapping, h);
+        sorted(&self.content, h);
+    }
+}
+
+impl FrameExt {
+    fn len(&self) -> usize {
+        self.index.len() + self.refcount.len() + self.mapcount.len() + self.mapping.len() + self.content.len()
+    }
+    fn remove(&mut self, pfn: u32) {
+        self.index.remove(&pfn);
+        self.refcount.remove(&pfn);
+        self.mapcount.remove(&pfn);
+        self.mapping.remove(&pfn);
+        self.content.remove(&pfn);
     }
 }
 
@@ -476,6 +592,8 @@ impl Eq for Frames {}
 #[derive(Debug, PartialEq, Eq)]
 pub struct Memory {
     pub frames: Frames,
+    /// The values too wide for a frame's narrow fields.
+    ext: FrameExt,
     /// The first pfn of the pages freed since boot (0 = none: pfn 0 is the reserved zero page).
     free_head: u32,
     /// The lowest pfn never allocated: every pfn from here to the end is free, after the pages
@@ -485,7 +603,7 @@ pub struct Memory {
     pub wmark: Watermarks,
 }
 
-crate::sim::clone_fields::clone_fields!(Memory { frames, free_head, frontier, nr_free, wmark });
+crate::sim::clone_fields::clone_fields!(Memory { frames, ext, free_head, frontier, nr_free, wmark });
 
 /// The state hash of the allocator (the explorer's [`crate::explore::State::key`]): the frames
 /// below the frontier (those above it are all free frames, `Frame::FREE`).
@@ -493,6 +611,7 @@ impl std::hash::Hash for Memory {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         self.frames.len.hash(h);
         self.frames.stored()[..self.frontier as usize].hash(h);
+        self.ext.hash(h);
         self.free_head.hash(h);
         self.frontier.hash(h);
         self.nr_free.hash(h);
@@ -522,7 +641,7 @@ impl Serialize for Threaded<'_> {
 
 #[derive(Deserialize)]
 struct MemoryOwned {
-    frames: Vec<Frame>,
+    frames: Vec<FrameView>,
     free_head: u32,
     nr_free: u64,
     wmark: Watermarks,
@@ -543,7 +662,7 @@ impl Serialize for Memory {
 impl<'de> Deserialize<'de> for Memory {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Memory, D::Error> {
         let m = MemoryOwned::deserialize(d)?;
-        Ok(Memory::from_threaded(m.frames, m.free_head, m.nr_free, m.wmark))
+        Memory::from_views(m.frames, m.free_head, m.nr_free, m.wmark).map_err(serde::de::Error::custom)
     }
 }
 
@@ -558,6 +677,7 @@ impl Memory {
         let managed = n.saturating_sub(1) as u64;
         Memory {
             frames,
+            ext: FrameExt::default(),
             // LIFO: lowest pfns first out (the list Memory::new threads is 1, 2, 3, ...)
             free_head: 0,
             frontier: n.min(1) as u32,
@@ -569,7 +689,7 @@ impl Memory {
     /// A snapshot's allocator (the free list threaded through every free frame): the pfns at
     /// the end of the list that run up to the last pfn in order, never allocated, become the
     /// frontier again. A list that is not well formed is kept as it is (`check` reports it).
-    fn from_threaded(mut frames: Vec<Frame>, free_head: u32, nr_free: u64, wmark: Watermarks) -> Memory {
+    fn from_threaded(mut frames: Vec<Frame>, ext: FrameExt, free_head: u32, nr_free: u64, wmark: Watermarks) -> Memory {
         let n = frames.len();
         let mut order = Vec::new();
         let mut p = free_head;
@@ -602,17 +722,17 @@ impl Memory {
         }
         frames.truncate(frontier as usize);
         frames.shrink_to_fit();
-        Memory { frames: Frames { stored: frames, len: n }, free_head: head, frontier, nr_free, wmark }
+        Memory { frames: Frames { stored: frames, len: n }, ext, free_head: head, frontier, nr_free, wmark }
     }
 
     /// Frame `pfn` with the free list threaded through every free frame, as `Memory::new`
     /// built it at boot: a never-allocated frame links to the next pfn, and the last page
     /// freed since boot to the first never-allocated one (the snapshot's encoding, and what
     /// `/proc/kpageflags` and the API show of a free page).
-    pub fn frame_as_threaded(&self, pfn: u32) -> Frame {
-        let mut f = self.frames[pfn as usize];
+    pub fn frame_as_threaded(&self, pfn: u32) -> FrameView {
+        let mut f = self.view_at(pfn);
         let n = self.frames.len();
-        if f.test(PG_BUDDY) {
+        if f.flags & PG_BUDDY != 0 {
             if pfn >= self.frontier {
                 f.lru_next = if pfn as usize + 1 < n { pfn + 1 } else { 0 };
             } else if f.lru_next == 0 && (self.frontier as usize) < n {
@@ -635,7 +755,7 @@ impl Memory {
 
     /// The shared zero page as it is made at boot: reserved, up to date, one reference.
     fn new_zero_page() -> Frame {
-        Frame { flags: PG_RESERVED | PG_UPTODATE, refcount: 1, ..Frame::FREE }
+        Frame::allocated(PG_RESERVED | PG_UPTODATE)
     }
 
     pub fn nr_pages(&self) -> u64 {
@@ -667,7 +787,7 @@ impl Memory {
             return None;
         };
         self.nr_free -= 1;
-        self.frames[pfn as usize] = Frame { flags: 0, refcount: 1, ..Frame::FREE };
+        self.frames[pfn as usize] = Frame::allocated(0);
         Some(pfn)
     }
 
@@ -675,7 +795,10 @@ impl Memory {
     /// is gone (LIFO, as the per-CPU list hands back the hottest page; no buddy merging).
     pub fn free_page(&mut self, pfn: u32) {
         let f = &mut self.frames[pfn as usize];
-        debug_assert!(f.refcount == 0 && f.mapcount == 0 && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");
+        debug_assert!(!f.referenced() && !f.mapped() && !f.test(PG_LRU), "freeing a busy page {pfn}: {f:?}");
+        if f.has_ext() {
+            self.ext.remove(pfn);
+        }
         self.nr_free += 1;
         if self.free_head == 0 && pfn + 1 == self.frontier {
             // the list is then pfn, frontier, frontier + 1, ...: pfn becomes the frontier (one
@@ -686,6 +809,15 @@ impl Memory {
         }
         *f = Frame { lru_next: self.free_head, ..Frame::FREE };
         self.free_head = pfn;
+    }
+
+    /// Store `f` as the frame of `pfn`, outside the free list (a zone layer's own lists,
+    /// crate::mm::guest_zones), dropping the side-table values of the page it replaces.
+    pub(crate) fn put_frame(&mut self, pfn: u32, f: Frame) {
+        if self.frames[pfn as usize].has_ext() {
+            self.ext.remove(pfn);
+        }
+        self.frames[pfn as usize] = f;
     }
 
     /// Whether `pfn` is on the free list (`PageBuddy`).
@@ -702,7 +834,9 @@ impl Memory {
             return Err(format!("{n} frames (64 to 2^31), pfn 0 the reserved zero page"));
         }
         let z = self.frames[ZERO_PFN as usize];
-        let mut zero = Frame { refcount: z.refcount, content: z.content, ..Memory::new_zero_page() };
+        let mut zero = Frame { mc: z.tag(), ..Memory::new_zero_page() };
+        zero.set_index_inline(z.index_inline() * z.content_own() as u64);
+        zero.set_ref_inline(z.ref_inline());
         zero.set_skey(z.skey());
         if z != zero {
             return Err(format!("the zero page (pfn 0) is mapped, linked or flagged: {z:?}"));
@@ -749,11 +883,368 @@ impl Memory {
                 self.nr_free
             ));
         }
+        self.check_ext()
+    }
+
+    /// Check the side tables: an entry for a frame exactly where the frame's inline field holds
+    /// the escape value, and only for a value that does not fit inline.
+    fn check_ext(&self) -> Result<(), String> {
+        let frame = |what: &str, pfn: u32| {
+            self.frames
+                .get(pfn as usize)
+                .copied()
+                .ok_or_else(|| format!("the {what} side table names pfn {pfn}, beyond memory"))
+        };
+        let wrong = |what: &str, pfn: u32, v: u64| {
+            Err(format!("the {what} side table holds {v:#x} for pfn {pfn}, which fits inline or is not escaped"))
+        };
+        for (&pfn, &v) in &self.ext.index {
+            if frame("index", pfn)?.index_inline() != INDEX_ESC || v < INDEX_ESC {
+                return wrong("index", pfn, v);
+            }
+        }
+        for (&pfn, &v) in &self.ext.refcount {
+            if frame("refcount", pfn)?.ref_inline() != COUNT_ESC || v < COUNT_ESC {
+                return wrong("refcount", pfn, v as u64);
+            }
+        }
+        for (&pfn, &v) in &self.ext.mapcount {
+            if frame("mapcount", pfn)?.map_inline() != COUNT_ESC || v < COUNT_ESC {
+                return wrong("mapcount", pfn, v as u64);
+            }
+        }
+        for (&pfn, &v) in &self.ext.mapping {
+            if frame("mapping", pfn)?.mapping_inline() != MAPPING_ESC || v < MAPPING_ESC {
+                return wrong("mapping", pfn, v as u64);
+            }
+        }
+        for (&pfn, &v) in &self.ext.content {
+            let f = frame("content", pfn)?;
+            if f.tag() != CONTENT_ESC || Frame::encode_content(self.index(pfn), v).0 != CONTENT_ESC {
+                return wrong("content", pfn, v);
+            }
+        }
+        let escaped = |esc: fn(&Frame) -> bool| self.frames.stored().iter().filter(|f| esc(f)).count();
+        for (what, n, m) in [
+            ("index", escaped(|f| f.index_inline() == INDEX_ESC), self.ext.index.len()),
+            ("refcount", escaped(|f| f.ref_inline() == COUNT_ESC), self.ext.refcount.len()),
+            ("mapcount", escaped(|f| f.map_inline() == COUNT_ESC), self.ext.mapcount.len()),
+            ("mapping", escaped(|f| f.mapping_inline() == MAPPING_ESC), self.ext.mapping.len()),
+            ("content", escaped(|f| f.tag() == CONTENT_ESC), self.ext.content.len()),
+        ] {
+            if n != m {
+                return Err(format!("{n} frames keep their {what} in the side table, which holds {m}"));
+            }
+        }
         Ok(())
     }
 
+    /// Bytes of heap the frames take, the side tables' entries counted at twice their keys and
+    /// values (a B-tree node's slack).
     pub fn heap_bytes(&self) -> usize {
-        self.frames.heap_bytes()
+        self.frames.heap_bytes() + self.ext.len() * 2 * (4 + 8)
+    }
+
+    // ------------------------------------------------ the frames' narrow fields, in full
+
+    /// `page->index` of `pfn`.
+    #[inline]
+    pub fn index(&self, pfn: u32) -> u64 {
+        let f = &self.frames[pfn as usize];
+        let i = f.index_inline();
+        if f.content_own() {
+            0
+        } else if i != INDEX_ESC {
+            i
+        } else {
+            self.ext_index(pfn)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_index(&self, pfn: u32) -> u64 {
+        self.ext.index[&pfn]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_content(&self, pfn: u32) -> u64 {
+        self.ext.content[&pfn]
+    }
+
+    /// Set `page->index` of `pfn` (the content tag, which counts from the page's address,
+    /// follows).
+    #[inline]
+    pub fn set_index(&mut self, pfn: u32, index: u64) {
+        let f = &mut self.frames[pfn as usize];
+        if f.tag() < CONTENT_REL && f.index_inline() != INDEX_ESC && index < INDEX_ESC {
+            // the common case: a content that does not count from the index (a fresh page's 0)
+            f.set_index_inline(index);
+            return;
+        }
+        self.set_index_slow(pfn, index);
+    }
+
+    #[inline(never)]
+    fn set_index_slow(&mut self, pfn: u32, index: u64) {
+        let content = self.content(pfn);
+        let f = &mut self.frames[pfn as usize];
+        if f.content_own() {
+            // the inline field held the content's page: the index is 0
+            f.set_index_inline(0);
+            f.set_tag(0);
+        } else if f.index_inline() == INDEX_ESC {
+            self.ext.index.remove(&pfn);
+        }
+        if index < INDEX_ESC {
+            f.set_index_inline(index);
+        } else {
+            f.set_index_inline(INDEX_ESC);
+            self.ext.index.insert(pfn, index);
+        }
+        self.put_content(pfn, index, content);
+    }
+
+    /// The content of `pfn` (the value its last store wrote).
+    #[inline]
+    pub fn content(&self, pfn: u32) -> u64 {
+        let f = &self.frames[pfn as usize];
+        let t = f.tag();
+        if t < CONTENT_REL {
+            t as u64
+        } else if t < CONTENT_OWN {
+            (f.index_inline() << 12) + (t - CONTENT_REL) as u64
+        } else if t != CONTENT_ESC {
+            (f.index_inline() << 12) + (t - CONTENT_OWN) as u64
+        } else {
+            self.ext_content(pfn)
+        }
+    }
+
+    /// Store `value` as the content of `pfn`.
+    #[inline]
+    pub fn set_content(&mut self, pfn: u32, value: u64) {
+        let index = self.index(pfn);
+        self.put_content(pfn, index, value);
+    }
+
+    /// Store `value` as the content of `pfn`, whose index is `index`.
+    #[inline]
+    fn put_content(&mut self, pfn: u32, index: u64, value: u64) {
+        let f = &mut self.frames[pfn as usize];
+        let was = f.tag();
+        if f.content_own() {
+            f.set_index_inline(0);
+        }
+        let (t, own) = Frame::encode_content(index, value);
+        if let Some(page) = own {
+            f.set_index_inline(page);
+        }
+        f.set_tag(t);
+        if t == CONTENT_ESC {
+            self.ext.content.insert(pfn, value);
+        } else if was == CONTENT_ESC {
+            self.ext.content.remove(&pfn);
+        }
+    }
+
+    /// `page->mapping` of `pfn`: its anon_vma id + 1 when `PAGE_MAPPING_ANON`, else its
+    /// address_space id + 1; 0 = none.
+    #[inline]
+    pub fn mapping(&self, pfn: u32) -> u32 {
+        let v = self.frames[pfn as usize].mapping_inline();
+        if v != MAPPING_ESC { v } else { self.ext.mapping[&pfn] }
+    }
+
+    /// Set `page->mapping` of `pfn`.
+    #[inline]
+    pub fn set_mapping(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.mapping_inline() == MAPPING_ESC {
+            self.ext.mapping.remove(&pfn);
+        }
+        if v < MAPPING_ESC {
+            f.set_mapping_inline(v);
+        } else {
+            f.set_mapping_inline(MAPPING_ESC);
+            self.ext.mapping.insert(pfn, v);
+        }
+    }
+
+    /// `page_ref_count` of `pfn`.
+    #[inline]
+    pub fn refcount(&self, pfn: u32) -> u32 {
+        let v = self.frames[pfn as usize].ref_inline();
+        if v != COUNT_ESC { v } else { self.ext.refcount[&pfn] }
+    }
+
+    /// `set_page_count`.
+    #[inline]
+    pub fn set_refcount(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.ref_inline() == COUNT_ESC {
+            self.ext.refcount.remove(&pfn);
+        }
+        if v < COUNT_ESC {
+            f.set_ref_inline(v);
+        } else {
+            f.set_ref_inline(COUNT_ESC);
+            self.ext.refcount.insert(pfn, v);
+        }
+    }
+
+    /// `page_ref_inc`; the new count.
+    #[inline]
+    pub fn inc_refcount(&mut self, pfn: u32) -> u32 {
+        let f = &mut self.frames[pfn as usize];
+        let v = f.ref_inline() + 1;
+        if v < COUNT_ESC {
+            f.set_ref_inline(v);
+            return v;
+        }
+        self.add_refcount_slow(pfn, 1)
+    }
+
+    /// Add `d` to the refcount of `pfn` through the side table; the new count.
+    #[cold]
+    #[inline(never)]
+    fn add_refcount_slow(&mut self, pfn: u32, d: i32) -> u32 {
+        let v = self.refcount(pfn).wrapping_add_signed(d);
+        self.set_refcount(pfn, v);
+        v
+    }
+
+    /// `page_ref_dec`; the new count.
+    #[inline]
+    pub fn dec_refcount(&mut self, pfn: u32) -> u32 {
+        let f = &mut self.frames[pfn as usize];
+        let v = f.ref_inline();
+        if v != 0 && v != COUNT_ESC {
+            f.set_ref_inline(v - 1);
+            return v - 1;
+        }
+        debug_assert!(v != 0, "refcount of pfn {pfn} below 0");
+        self.add_refcount_slow(pfn, -1)
+    }
+
+    /// `page_mapcount` of `pfn` (the kernel's `_mapcount + 1`).
+    #[inline]
+    pub fn mapcount(&self, pfn: u32) -> u32 {
+        let v = self.frames[pfn as usize].map_inline();
+        if v != COUNT_ESC { v } else { self.ext.mapcount[&pfn] }
+    }
+
+    /// Set the map count of `pfn`.
+    #[inline]
+    pub fn set_mapcount(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.map_inline() == COUNT_ESC {
+            self.ext.mapcount.remove(&pfn);
+        }
+        if v < COUNT_ESC {
+            f.set_map_inline(v);
+        } else {
+            f.set_map_inline(COUNT_ESC);
+            self.ext.mapcount.insert(pfn, v);
+        }
+    }
+
+    /// `atomic_inc(&page->_mapcount)`; the new count.
+    #[inline]
+    pub fn inc_mapcount(&mut self, pfn: u32) -> u32 {
+        let f = &mut self.frames[pfn as usize];
+        let v = f.map_inline() + 1;
+        if v < COUNT_ESC {
+            f.set_map_inline(v);
+            return v;
+        }
+        self.add_mapcount_slow(pfn, 1)
+    }
+
+    /// Add `d` to the mapcount of `pfn` through the side table; the new count.
+    #[cold]
+    #[inline(never)]
+    fn add_mapcount_slow(&mut self, pfn: u32, d: i32) -> u32 {
+        let v = self.mapcount(pfn).wrapping_add_signed(d);
+        self.set_mapcount(pfn, v);
+        v
+    }
+
+    /// `atomic_add_negative(-1, &page->_mapcount)`; the new count.
+    #[inline]
+    pub fn dec_mapcount(&mut self, pfn: u32) -> u32 {
+        let f = &mut self.frames[pfn as usize];
+        let v = f.map_inline();
+        if v != 0 && v != COUNT_ESC {
+            f.set_map_inline(v - 1);
+            return v - 1;
+        }
+        debug_assert!(v != 0, "mapcount of pfn {pfn} below 0");
+        self.add_mapcount_slow(pfn, -1)
+    }
+
+    /// The frame `pfn` unpacked (None beyond memory), the free list threaded through every
+    /// free frame ([`Memory::frame_as_threaded`]).
+    pub fn view(&self, pfn: u32) -> Option<FrameView> {
+        ((pfn as usize) < self.frames.len()).then(|| self.frame_as_threaded(pfn))
+    }
+
+    /// The frame `pfn` unpacked; `pfn` is below [`Memory::nr_pages`].
+    fn view_at(&self, pfn: u32) -> FrameView {
+        let f = &self.frames[pfn as usize];
+        FrameView {
+            flags: f.flags,
+            refcount: self.refcount(pfn),
+            mapcount: self.mapcount(pfn),
+            mapping: self.mapping(pfn),
+            index: self.index(pfn),
+            content: self.content(pfn),
+            private: f.private,
+            lru_prev: f.lru_prev,
+            lru_next: f.lru_next,
+            skey: f.skey(),
+            lru_list: f.lru_list(),
+        }
+    }
+
+    /// Memory from a snapshot's frames (unpacked, the free list threaded through every free
+    /// frame): an LRU list too wide for its 4 bits is an error (a snapshot the model cannot
+    /// have written), not a silent truncation.
+    fn from_views(views: Vec<FrameView>, free_head: u32, nr_free: u64, wmark: Watermarks) -> Result<Memory, String> {
+        let n = views.len();
+        let mut m = Memory {
+            frames: Frames { stored: Vec::with_capacity(n), len: n },
+            ext: FrameExt::default(),
+            free_head,
+            frontier: n as u32,
+            nr_free,
+            wmark,
+        };
+        for (pfn, v) in views.iter().enumerate() {
+            if v.lru_list > 0xf {
+                return Err(format!("frame {pfn} is on LRU list {} (at most 15)", v.lru_list));
+            }
+            let mut f = Frame {
+                flags: v.flags,
+                mc: 0,
+                word: 0,
+                private: v.private,
+                lru_prev: v.lru_prev,
+                lru_next: v.lru_next,
+            };
+            f.set_lru_list(v.lru_list);
+            f.set_skey(v.skey);
+            m.frames.stored.push(f);
+            let pfn = pfn as u32;
+            m.set_index(pfn, v.index);
+            m.set_refcount(pfn, v.refcount);
+            m.set_mapcount(pfn, v.mapcount);
+            m.set_mapping(pfn, v.mapping);
+            m.set_content(pfn, v.content);
+        }
+        let Memory { frames, ext, .. } = m;
+        Ok(Memory::from_threaded(frames.stored, ext, free_head, nr_free, wmark))
     }
 }
 
@@ -773,37 +1264,147 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frame_is_44_bytes() {
+    fn frame_is_28_bytes() {
         // BENCHMARKS.md's bytes per page rest on this: a field that grows the frame shows here
-        assert_eq!(std::mem::size_of::<Frame>(), 44);
+        assert_eq!(std::mem::size_of::<Frame>(), 28);
         assert_eq!(std::mem::align_of::<Frame>(), 4);
     }
 
     #[test]
     fn packed_fields_keep_their_values_apart() {
-        let mut f = Frame::FREE;
-        f.set_index(INDEX_MASK);
-        f.set_lru_list(12);
-        f.set_skey(0xfe);
-        assert_eq!((f.index(), f.lru_list(), f.skey()), (INDEX_MASK, 12, 0xfe));
-        f.set_index(5);
-        f.set_skey(0);
-        assert_eq!((f.index(), f.lru_list(), f.skey()), (5, 12, 0));
-        f.set_lru_list(0);
-        assert_eq!((f.index(), f.lru_list(), f.skey()), (5, 0, 0));
+        let mut m = Memory::new(64, 65536);
+        let p = m.take().unwrap();
+        m.set_index(p, INDEX_ESC - 1);
+        m.set_refcount(p, 254);
+        m.set_mapcount(p, 253);
+        m.frames[p as usize].set_lru_list(12);
+        m.frames[p as usize].set_skey(0xfe);
+        let f = m.frames[p as usize];
+        assert_eq!(
+            (m.index(p), m.refcount(p), m.mapcount(p), f.lru_list(), f.skey()),
+            (INDEX_ESC - 1, 254, 253, 12, 0xfe)
+        );
+        m.set_index(p, 5);
+        m.frames[p as usize].set_skey(0);
+        m.set_refcount(p, 0);
+        let f = m.frames[p as usize];
+        assert_eq!((m.index(p), m.refcount(p), m.mapcount(p), f.lru_list(), f.skey()), (5, 0, 253, 12, 0));
+        assert_eq!(m.ext.len(), 0);
+    }
+
+    /// No limit follows from the packing: any index, count or 64-bit content reads back as
+    /// written, the wide ones through the side tables, which `free_page` empties and
+    /// `Memory::check` holds to the frames.
+    #[test]
+    fn values_too_wide_for_the_frame_read_back_whole_and_leave_with_the_page() {
+        let mut m = Memory::new(64, 65536);
+        let p = m.take().unwrap();
+        m.set_index(p, 0x7f00_0000_0000 >> 12);
+        // the page's own address, a small value, zero: inline
+        for v in [0x7f00_0000_0000, 0x7f00_0000_0ff8, 7, 0] {
+            m.set_content(p, v);
+            assert_eq!((m.content(p), m.ext.len()), (v, 0), "{v:#x}");
+        }
+        for v in [u64::MAX, 1 << 40, 0x7eff_ffff_f000] {
+            m.set_content(p, v);
+            assert_eq!(m.content(p), v);
+            assert_eq!(m.ext.content.len(), 1);
+            m.check().unwrap();
+        }
+        // moving the page's index re-encodes its content against the new address
+        m.set_content(p, 0x7f00_0000_0000);
+        m.set_index(p, u64::MAX >> 12);
+        assert_eq!((m.index(p), m.content(p)), (u64::MAX >> 12, 0x7f00_0000_0000));
+        m.check().unwrap();
+        m.set_index(p, 0x3ff_0000_0000 >> 12);
+        m.set_content(p, 0x3ff_0000_0000);
+        assert_eq!((m.index(p), m.content(p), m.ext.len()), (0x3ff_0000_0000 >> 12, 0x3ff_0000_0000, 0));
+        for _ in 0..300 {
+            m.inc_refcount(p);
+            m.inc_mapcount(p);
+        }
+        assert_eq!((m.refcount(p), m.mapcount(p)), (301, 300));
+        // a mapping id too wide for its 16 bits (anon_vma ids are never reused)
+        m.set_mapping(p, 70_000);
+        assert_eq!((m.mapping(p), m.ext.mapping.len()), (70_000, 1));
+        m.check().unwrap();
+        m.check().unwrap();
+        let bytes = postcard::to_allocvec(&m).unwrap();
+        assert_eq!(postcard::from_bytes::<Memory>(&bytes).unwrap(), m);
+        for _ in 0..300 {
+            m.dec_mapcount(p);
+        }
+        while m.dec_refcount(p) > 0 {}
+        m.set_content(p, u64::MAX);
+        assert_eq!((m.refcount(p), m.mapcount(p), m.ext.len()), (0, 0, 2), "the content and the mapping");
+        m.free_page(p);
+        assert_eq!(m.ext.len(), 0);
+        m.check().unwrap();
+        // a side-table entry the frame does not escape to is caught
+        m.ext.content.insert(3, 1 << 40);
+        assert!(m.check().unwrap_err().contains("content side table"));
+    }
+
+    /// A page read from swap gets its content before the rmap gives it an index (mm/memory.c
+    /// `do_swap_page`: `swap_read_folio`, then `folio_add_anon_rmap`): the address it was
+    /// written at is kept inline against its own page while the index is 0, and against the
+    /// index once set; no side table either way, and the index reads 0 until it is set.
+    #[test]
+    fn a_swapped_in_address_stays_inline_before_and_after_the_rmap() {
+        let mut m = Memory::new(64, 65536);
+        let p = m.take().unwrap();
+        let addr = 0x7f12_3456_7ab8;
+        m.set_content(p, addr);
+        assert_eq!((m.content(p), m.index(p), m.ext.len()), (addr, 0, 0));
+        assert_eq!(m.view(p).unwrap().index, 0);
+        m.check().unwrap();
+        m.set_index(p, addr >> 12);
+        assert_eq!((m.content(p), m.index(p), m.ext.len()), (addr, addr >> 12, 0));
+        // the encoding depends on the index and value alone: equal frames, equal bits
+        let q = m.take().unwrap();
+        m.set_index(q, addr >> 12);
+        m.set_content(q, addr);
+        assert_eq!(m.frames[p as usize], m.frames[q as usize]);
+        // back to index 0 (memory_failure's page leaves its mapping): own page again
+        m.set_index(p, 0);
+        assert_eq!((m.content(p), m.index(p), m.ext.len()), (addr, 0, 0));
+        let bytes = postcard::to_allocvec(&m).unwrap();
+        assert_eq!(postcard::from_bytes::<Memory>(&bytes).unwrap(), m);
     }
 
     #[test]
-    fn the_snapshot_encoding_of_a_frame_is_the_unpacked_layout() {
-        let mut f = Frame { flags: 3, refcount: 2, mapcount: 1, mapping: 7, content: 1 << 40, ..Frame::FREE };
-        f.set_index(0x0007_f000_0000);
-        f.set_lru_list(3);
-        f.set_skey(0x16);
-        let r = FrameRepr::from(f);
-        assert_eq!(postcard::to_allocvec(&f).unwrap(), postcard::to_allocvec(&r).unwrap());
-        assert_eq!((r.index, r.lru_list, r.skey), (0x0007_f000_0000, 3, 0x16));
-        let back: Frame = postcard::from_bytes(&postcard::to_allocvec(&f).unwrap()).unwrap();
-        assert_eq!(back, f);
+    fn the_snapshot_encoding_of_memory_is_the_unpacked_layout() {
+        let mut m = Memory::new(64, 65536);
+        let p = m.take().unwrap();
+        m.frames[p as usize].flags = 3;
+        m.set_mapping(p, 7);
+        m.set_refcount(p, 2);
+        m.set_mapcount(p, 1);
+        m.set_index(p, 0x0007_f000_0000);
+        m.set_content(p, 1 << 40);
+        m.frames[p as usize].set_lru_list(3);
+        m.frames[p as usize].set_skey(0x16);
+        #[derive(Serialize)]
+        struct Unpacked {
+            frames: Vec<FrameView>,
+            free_head: u32,
+            nr_free: u64,
+            wmark: Watermarks,
+        }
+        let u = Unpacked {
+            frames: (0..64).map(|pfn| m.view(pfn).unwrap()).collect(),
+            free_head: m.threaded_free_head(),
+            nr_free: m.nr_free,
+            wmark: m.wmark,
+        };
+        let r = u.frames[p as usize];
+        assert_eq!(
+            (r.refcount, r.mapcount, r.index, r.content, r.lru_list, r.skey),
+            (2, 1, 0x0007_f000_0000, 1 << 40, 3, 0x16)
+        );
+        assert_eq!(postcard::to_allocvec(&m).unwrap(), postcard::to_allocvec(&u).unwrap());
+        let back: Memory = postcard::from_bytes(&postcard::to_allocvec(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
     }
 
     /// mm/page_alloc.c's order-0 free list is LIFO: the allocator hands out the pfns of the
@@ -823,7 +1424,7 @@ mod tests {
                 held.extend(want);
             } else {
                 let p = held.swap_remove(((rng >> 40) as usize) % held.len());
-                m.frames[p as usize].refcount = 0;
+                m.set_refcount(p, 0);
                 m.free_page(p);
                 list.push(p);
             }
@@ -875,9 +1476,9 @@ mod tests {
         assert_eq!(m.nr_free(), 15);
         let a = m.take().unwrap();
         assert_eq!(a, 1);
-        assert_eq!(m.frames[a as usize].refcount, 1);
+        assert_eq!(m.refcount(a), 1);
         assert!(!m.is_free(a));
-        m.frames[a as usize].refcount = 0;
+        m.set_refcount(a, 0);
         m.free_page(a);
         assert!(m.is_free(a));
         for _ in 0..15 {

@@ -40,12 +40,12 @@ impl Kernel {
     /// `shmem_add_to_page_cache` (mm/shmem.c, 4.17 and 6.12): file page `pfn` at `index` (the
     /// cache holds a reference: `folio_ref_add(folio, nr)`), PG_swapbacked and uptodate.
     pub(crate) fn shmem_add_to_page_cache(&mut self, file: u32, index: u64, pfn: u32) {
+        self.mem.set_index(pfn, index);
+        self.mem.set_mapping(pfn, file + 1);
         let f = &mut self.mem.frames[pfn as usize];
-        f.mapping = file + 1;
-        f.set_index(index);
         f.set(pg::PG_SWAPBACKED | pg::PG_UPTODATE);
         f.clear(pg::PAGE_MAPPING_ANON);
-        f.refcount += 1;
+        self.mem.inc_refcount(pfn);
         self.filex_mut(file).pages.insert(index, CacheEntry::Page(pfn));
     }
 
@@ -55,7 +55,7 @@ impl Kernel {
     pub(crate) fn shmem_delete_from_page_cache(&mut self, file: u32, index: u64) {
         match self.filex_mut(file).pages.remove(&index) {
             Some(CacheEntry::Page(pfn)) => {
-                self.mem.frames[pfn as usize].mapping = 0;
+                self.mem.set_mapping(pfn, 0);
                 self.put_page(pfn);
             }
             Some(CacheEntry::Swap(off)) => {

@@ -55,7 +55,7 @@ impl Kernel {
             2 * (!f.test(pg::PG_SWAPBACKED)) as u64 + f.test(pg::PG_ACTIVE) as u64
         };
         let mut flags = if f.anon() { pf::ANONYMOUS } else { pf::FILE };
-        if f.mapcount > 0 {
+        if f.mapped() {
             flags |= pf::MAPPED;
         }
         if f.test(pg::PG_SWAPCACHE) {

@@ -363,7 +363,7 @@ impl PyKernel {
         d.set_item("refcount", f.refcount)?;
         d.set_item("mapcount", f.mapcount)?;
         d.set_item("content", f.content)?;
-        d.set_item("index", f.index())?;
+        d.set_item("index", f.index)?;
         d.set_item("swap_offset", f.swap_offset())?;
         Ok(d)
     }

@@ -66,10 +66,10 @@ impl Kernel {
     pub(crate) fn page_add_new_anon_rmap(&mut self, pfn: u32, vma: u32, addr: u64) {
         let av = self.anon_vma_prepare(vma);
         let index = self.vma(vma).pgoff_of(addr);
+        self.mem.set_index(pfn, index);
+        self.mem.set_mapcount(pfn, 1);
+        self.mem.set_mapping(pfn, av + 1);
         let f = &mut self.mem.frames[pfn as usize];
-        f.mapping = av + 1;
-        f.set_index(index);
-        f.mapcount = 1;
         f.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
         let x = self.anon_exclusive_flag();
         self.mem.frames[pfn as usize].set(x);
@@ -78,7 +78,7 @@ impl Kernel {
     /// `page_add_anon_rmap` / `page_add_file_rmap` / `page_dup_rmap`: one more mapping.
     #[inline]
     pub(crate) fn page_add_rmap(&mut self, pfn: u32) {
-        self.mem.frames[pfn as usize].mapcount += 1;
+        self.mem.inc_mapcount(pfn);
     }
 
     /// `page_remove_rmap` (mm/rmap.c 4.13..4.18: `if (unlikely(PageMlocked(page)))
@@ -86,10 +86,10 @@ impl Kernel {
     /// mlock_count, the same for an order-0 page mapped once): one mapping less; when the last
     /// goes, an mlocked page is no longer mlocked and returns to an evictable list.
     pub(crate) fn page_remove_rmap(&mut self, pfn: u32) {
+        debug_assert!(self.mem.frames[pfn as usize].mapped(), "page_remove_rmap of unmapped page {pfn}");
+        let left = self.mem.dec_mapcount(pfn);
         let f = &mut self.mem.frames[pfn as usize];
-        debug_assert!(f.mapcount > 0, "page_remove_rmap of unmapped page {pfn}");
-        f.mapcount -= 1;
-        if f.mapcount == 0 {
+        if left == 0 {
             f.clear(pg::PG_ANON_EXCLUSIVE);
             if f.test(pg::PG_MLOCKED) {
                 self.clear_page_mlock(pfn);
@@ -116,18 +116,19 @@ impl Kernel {
     #[inline]
     fn rmap_list(&self, pfn: u32) -> Option<(&[u32], u64)> {
         let f = &self.mem.frames[pfn as usize];
-        if f.mapping == 0 {
+        if !f.has_mapping() {
             return None;
         }
+        let mapping = self.mem.mapping(pfn);
         let list = if f.anon() {
-            &self.anon_vmas[(f.mapping - 1) as usize].vmas
+            &self.anon_vmas[(mapping - 1) as usize].vmas
         } else {
-            match self.files.get((f.mapping - 1) as usize) {
+            match self.files.get((mapping - 1) as usize) {
                 Some(Some(a)) => &a.i_mmap,
                 _ => return None,
             }
         };
-        Some((list, f.index()))
+        Some((list, self.mem.index(pfn)))
     }
 
     /// A look ahead for the rmap walk reclaim makes of `pfn` soon (`folio_referenced`,
@@ -284,7 +285,7 @@ mod tests {
             k.fork(parent).unwrap();
         }
         let pfn = k.arch().pte_pfn(k.pte_at(parent, a).unwrap());
-        assert_eq!(k.mem.frames[pfn as usize].mapcount, 4);
+        assert_eq!(k.mem.mapcount(pfn), 4);
         let pids: Vec<u32> = k.rmap_mappings(pfn).iter().map(|m| m.pid).collect();
         assert_eq!(pids.len(), 4);
         assert_eq!(pids[0], parent, "the parent's VMA comes first in its own anon_vma");
@@ -353,7 +354,7 @@ mod tests {
             // no longer maps the page, so three mappings are left over four VMAs
             let last = pids[3];
             k.access(last, 0, a, true, 99).unwrap();
-            assert_eq!(k.mem.frames[pfn as usize].mapcount, 3);
+            assert_eq!(k.mem.mapcount(pfn), 3);
             ASKED.with(|c| c.set(0));
             let mut unmapped = 0;
             let mut rwc = RmapWalkControl {
@@ -387,7 +388,7 @@ mod tests {
                 unmap_one(k, pfn, m);
                 ControlFlow::Continue(())
             },
-            done: Some(|k: &Kernel, pfn: u32| k.mem.frames[pfn as usize].mapcount <= 2),
+            done: Some(|k: &Kernel, pfn: u32| k.mem.mapcount(pfn) <= 2),
             invalid_vma: None::<Hook>,
         };
         assert!(k.rmap_walk(pfn, &mut rwc), "done ends the walk without failing it");
@@ -417,7 +418,7 @@ mod tests {
         for p in ["4.17", "4.18", "6.12"] {
             let (mut k, pids, a, pfn) = shared_page(p);
             mlock_shared(&mut k, pids[2], a);
-            assert_eq!(k.mem.frames[pfn as usize].mapcount, 4, "{p}: COW not broken");
+            assert_eq!(k.mem.mapcount(pfn), 4, "{p}: COW not broken");
             assert!(k.add_to_swap(pfn));
             assert!(!k.try_to_unmap(pfn, TtuFlags::IGNORE_ACCESS), "{p}: still mapped");
             let left: Vec<u32> = k.rmap_mappings(pfn).iter().map(|m| m.pid).collect();
@@ -437,7 +438,7 @@ mod tests {
         let (mut k, pids, a, pfn) = shared_page("4.18");
         mlock_shared(&mut k, pids[1], a);
         mlock_shared(&mut k, pids[3], a);
-        assert_eq!(k.mem.frames[pfn as usize].mapcount, 4, "COW not broken");
+        assert_eq!(k.mem.mapcount(pfn), 4, "COW not broken");
         let mlocked = |k: &Kernel| k.mem.frames[pfn as usize].test(crate::mm::page::pg::PG_MLOCKED);
         assert!(mlocked(&k));
         k.munlock(pids[1], a, 4096).unwrap();

@@ -42,10 +42,10 @@ impl Kernel {
     pub(crate) fn folio_referenced(&mut self, pfn: u32) -> Referenced {
         let mut r = Referenced::default();
         let f = &self.mem.frames[pfn as usize];
-        if !f.mapped() || f.mapping == 0 {
+        if !f.mapped() || !f.has_mapping() {
             return r;
         }
-        let mut mapcount = f.mapcount;
+        let mut mapcount = self.mem.mapcount(pfn);
         let recency = self.profile.vma_has_recency;
         let mut rwc = RmapWalkControl {
             rmap_one: |k: &mut Kernel, m: Mapping| {
@@ -124,7 +124,7 @@ mod tests {
         k.access(child, 0, a, false, 0).unwrap();
         let arch = k.arch();
         let pfn = arch.pte_pfn(k.pte_at(parent, a).unwrap());
-        assert_eq!(k.mem.frames[pfn as usize].mapcount, 2, "{profile}: COW still shared");
+        assert_eq!(k.mem.mapcount(pfn), 2, "{profile}: COW still shared");
         assert!(arch.pte_young(k.pte_at(child, a).unwrap()));
         let r = k.folio_referenced(pfn);
         assert!(!arch.pte_young(k.pte_at(parent, a).unwrap()), "{profile}: the parent's bit is cleared");
@@ -168,7 +168,7 @@ mod tests {
             k.madvise(pid, a, 4096, Advice::Random).unwrap();
             // MADV_DONTNEED zaps the PTE and keeps the object (and so the page)
             k.madvise(pid, a, 4096, Advice::Dontneed).unwrap();
-            assert_eq!(k.mem.frames[pfn as usize].mapcount, 0);
+            assert_eq!(k.mem.mapcount(pfn), 0);
             let f = &k.mem.frames[pfn as usize];
             assert_eq!(f.test(pg::PG_REFERENCED) || f.test(pg::PG_ACTIVE), marked, "{p}");
         }

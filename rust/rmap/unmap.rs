@@ -173,7 +173,7 @@ impl Kernel {
             if !f.test(pg::PG_SWAPBACKED) {
                 // MADV_FREE page
                 let drop = if self.profile.lazyfree_refcount_check {
-                    f.refcount == 1 + f.mapcount && !f.test(pg::PG_DIRTY)
+                    self.mem.refcount(pfn) == 1 + self.mem.mapcount(pfn) && !f.test(pg::PG_DIRTY)
                 } else {
                     !f.test(pg::PG_DIRTY)
                 };
@@ -374,7 +374,7 @@ mod tests {
             assert!(f.test(pg::PG_SWAPBACKED) && !f.test(pg::PG_SWAPCACHE), "{p}: a fresh anon page");
             assert!(!k.try_to_unmap(pfn, TtuFlags::IGNORE_ACCESS), "{p}: the walk aborted");
             assert_eq!(k.pte_at(pid, a), Some(arch.pte_none_val()), "{p}: the PTE stays cleared");
-            assert_eq!(k.mem.frames[pfn as usize].mapcount, 1, "{p}: no page_remove_rmap");
+            assert_eq!(k.mem.mapcount(pfn), 1, "{p}: no page_remove_rmap");
             let last = *k.log.events().last().unwrap();
             assert_eq!((last.kind, last.b), (Ev::TryToUnmapOne, ttu_result::ABORT_NOT_SWAPCACHE), "{p}");
         }

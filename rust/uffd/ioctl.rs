@@ -739,7 +739,7 @@ impl Kernel {
                         self.put_page(p);
                         return Err(eexist());
                     }
-                    self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
+                    self.mem.set_content(p, if let Fill::Copy(v) = fill { v } else { 0 });
                     self.shmem_add_to_page_cache(f, index, p);
                     self.lru_cache_add(p);
                     if !self.pte_none_mostly(self.mmx(pid).pt.pte(idx)) {
@@ -790,7 +790,7 @@ impl Kernel {
         let Some(p) = self.alloc_page(crate::mm::page_alloc::Gfp::User) else {
             return Err(Error::errno(Errno::ENOMEM, call, "no memory for the page"));
         };
-        self.mem.frames[p as usize].content = if let Fill::Copy(v) = fill { v } else { 0 };
+        self.mem.set_content(p, if let Fill::Copy(v) = fill { v } else { 0 });
         let mut e = self.mk_pte(p, prot);
         if self.profile.mfill_pte_always_dirty {
             // mfill_atomic_install_pte (v6.0+): pte_mkdirty unconditionally, pte_mkwrite only

@@ -684,7 +684,7 @@ impl Kernel {
         }
         f.clear(pg::PG_REFERENCED);
         f.set(pg::PG_ISOLATED);
-        f.refcount += 1;
+        self.mem.inc_refcount(pfn);
     }
 
     /// `lru_gen_age_node` (mm/vmscan.c, 6.12.117), kswapd's `kswapd_age_node` with MGLRU: no aging of its own;

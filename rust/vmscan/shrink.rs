@@ -471,9 +471,8 @@ impl Kernel {
                     skipped.push(pfn);
                     continue;
                 }
-                let f = &mut self.mem.frames[pfn as usize];
-                f.set(pg::PG_ISOLATED);
-                f.refcount += 1;
+                self.mem.frames[pfn as usize].set(pg::PG_ISOLATED);
+                self.mem.inc_refcount(pfn);
                 out.push(pfn);
             }
             // folios_skipped was built by list_move (each at its head) and is spliced after
@@ -488,9 +487,8 @@ impl Kernel {
         for _ in 0..n {
             let Some(pfn) = self.lru.tail(l) else { break };
             self.lru.del(&mut self.mem.frames, pfn);
-            let f = &mut self.mem.frames[pfn as usize];
-            f.set(pg::PG_ISOLATED);
-            f.refcount += 1;
+            self.mem.frames[pfn as usize].set(pg::PG_ISOLATED);
+            self.mem.inc_refcount(pfn);
             out.push(pfn);
         }
         // the batch is isolated: its pages' PTEs, which the rmap walks of the caller read one
@@ -505,11 +503,11 @@ impl Kernel {
     /// then `folio_put`) for an isolated page: back on the list its flags select, dropping
     /// the isolation reference (the last reference frees it).
     pub(crate) fn putback_lru_page(&mut self, pfn: u32) {
-        let f = &mut self.mem.frames[pfn as usize];
-        f.clear(pg::PG_ISOLATED);
-        if f.refcount == 1 {
+        self.mem.frames[pfn as usize].clear(pg::PG_ISOLATED);
+        if self.mem.refcount(pfn) == 1 {
             // put_page_testzero: the page has no user left
-            f.refcount = 0;
+            self.mem.set_refcount(pfn, 0);
+            let f = &mut self.mem.frames[pfn as usize];
             f.clear(pg::PG_ACTIVE);
             self.free_frame(pfn);
             self.vmstat.inc(Vm::pgfree);
@@ -525,7 +523,7 @@ impl Kernel {
     /// workingset detection, v5.9: the clock is read only there).
     fn move_folio_to_lru(&mut self, pfn: u32) {
         let f = &self.mem.frames[pfn as usize];
-        let ages = f.test(pg::PG_ACTIVE) && !f.test(pg::PG_MLOCKED) && f.refcount > 1;
+        let ages = f.test(pg::PG_ACTIVE) && !f.test(pg::PG_MLOCKED) && self.mem.refcount(pfn) > 1;
         self.putback_lru_page(pfn);
         if ages && self.profile.workingset_anon {
             self.workingset_age();
@@ -760,7 +758,7 @@ impl Kernel {
         let f = self.mem.frames[pfn as usize];
         if f.anon() && !f.test(pg::PG_SWAPBACKED) {
             // lazyfree: follow __remove_mapping for reference
-            if f.refcount != 1 {
+            if self.mem.refcount(pfn) != 1 {
                 return Outcome::Keep;
             }
             if !self.profile.lazyfree_refcount_check && f.test(pg::PG_DIRTY) {
@@ -795,8 +793,8 @@ impl Kernel {
 
     /// Free an isolated page whose only reference is the isolation.
     fn free_isolated(&mut self, pfn: u32) {
+        self.mem.set_refcount(pfn, 0);
         let f = &mut self.mem.frames[pfn as usize];
-        f.refcount = 0;
         f.flags = 0;
         self.free_frame(pfn);
         self.vmstat.inc(Vm::pgfree);
@@ -814,7 +812,7 @@ impl Kernel {
         let f = &mut self.mem.frames[pfn as usize];
         f.private = off + 1;
         f.set(pg::PG_SWAPCACHE | pg::PG_DIRTY);
-        f.refcount += 1;
+        self.mem.inc_refcount(pfn);
         true
     }
 
@@ -826,12 +824,12 @@ impl Kernel {
     fn pageout(&mut self, pfn: u32) -> PageoutResult {
         let f = self.mem.frames[pfn as usize];
         // is_page_cache_freeable: only the cache and the isolation hold it
-        if f.refcount != 2 {
+        if self.mem.refcount(pfn) != 2 {
             return PageoutResult::Keep;
         }
         if !f.anon() && !f.test(pg::PG_SWAPCACHE) {
             // shmem_writepage: move the page from the shmem page cache into the swap cache
-            let file = f.mapping - 1;
+            let file = self.mem.mapping(pfn) - 1;
             let Some(off) = self.swap.alloc() else {
                 // shmem_writepage `redirty:`: set_page_dirty (the page is still dirty: the
                 // model clears it only below, clear_page_dirty_for_io), then
@@ -839,10 +837,11 @@ impl Kernel {
                 return PageoutResult::Activate;
             };
             self.swap.duplicate(off).expect("fresh slot");
-            self.filex_mut(file).pages.insert(f.index(), crate::mm::CacheEntry::Swap(off));
+            let index = self.mem.index(pfn);
+            self.filex_mut(file).pages.insert(index, crate::mm::CacheEntry::Swap(off));
             self.swap.set_cache_page(off, Some(pfn));
+            self.mem.set_mapping(pfn, 0);
             let fm = &mut self.mem.frames[pfn as usize];
-            fm.mapping = 0;
             fm.private = off + 1;
             fm.set(pg::PG_SWAPCACHE);
         }
@@ -871,7 +870,7 @@ impl Kernel {
     /// of the swap cache (leaving a workingset shadow) or the shmem page cache, and free it.
     fn remove_mapping(&mut self, pfn: u32) -> bool {
         let f = self.mem.frames[pfn as usize];
-        if f.refcount != 2 || f.test(pg::PG_DIRTY) {
+        if self.mem.refcount(pfn) != 2 || f.test(pg::PG_DIRTY) {
             return false;
         }
         if let Some(off) = f.swap_offset() {
@@ -892,8 +891,10 @@ impl Kernel {
             fm.private = 0;
             fm.clear(pg::PG_SWAPCACHE);
             self.swap.put_cache(off);
-        } else if f.mapping != 0 && !f.anon() {
-            self.filex_mut(f.mapping - 1).pages.remove(&f.index());
+        } else if f.has_mapping() && !f.anon() {
+            let index = self.mem.index(pfn);
+            let file = self.mem.mapping(pfn) - 1;
+            self.filex_mut(file).pages.remove(&index);
         } else {
             return false;
         }
@@ -945,9 +946,8 @@ impl Kernel {
             return false;
         }
         self.lru.del(&mut self.mem.frames, pfn);
-        let f = &mut self.mem.frames[pfn as usize];
-        f.set(pg::PG_ISOLATED);
-        f.refcount += 1;
+        self.mem.frames[pfn as usize].set(pg::PG_ISOLATED);
+        self.mem.inc_refcount(pfn);
         true
     }
 }

@@ -2,16 +2,13 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mm::page::Frame;
+use crate::mm::page::FrameView;
 
 impl Kernel {
     /// The frame `pfn` (its flags, refcount, mapcount, ...): what `kpageflags_read` and
     /// `kpagecount_read` report of it, and more. An error beyond memory.
-    pub fn page_frame(&self, pfn: u32) -> Result<Frame> {
-        if pfn as usize >= self.mem.frames.len() {
-            return Err(Error::invalid(format!("pfn {pfn} is beyond memory")));
-        }
-        Ok(self.mem.frame_as_threaded(pfn))
+    pub fn page_frame(&self, pfn: u32) -> Result<FrameView> {
+        self.mem.view(pfn).ok_or_else(|| Error::invalid(format!("pfn {pfn} is beyond memory")))
     }
 }
 

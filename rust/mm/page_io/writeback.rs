@@ -40,7 +40,7 @@ impl Kernel {
     /// `submit_bio_wait`, `__end_swap_bio_write` → `folio_end_writeback`); on virtio-blk it is
     /// queued (`swap_writepage_bdev_async`), and a full queue makes the submitter wait.
     pub(crate) fn swap_writepage(&mut self, pfn: u32, off: u32) {
-        let content = self.mem.frames[pfn as usize].content;
+        let content = self.mem.content(pfn);
         self.swap.write(off, content);
         self.vmstat.inc(Vm::pswpout);
         self.note_swap_write_for_zones();
@@ -121,10 +121,12 @@ impl Kernel {
             if !queued.insert(pfn) {
                 return Err(format!("pfn {pfn} is queued for writeback twice"));
             }
-            if !f.test(pg::PG_WRITEBACK) || !f.test(pg::PG_SWAPCACHE) || f.refcount == 0 || f.test(pg::PG_BUDDY) {
-                return Err(format!("pfn {pfn} queued for writeback has flags {:?}, refcount {}", f.flag_names(), {
-                    f.refcount
-                }));
+            if !f.test(pg::PG_WRITEBACK) || !f.test(pg::PG_SWAPCACHE) || !f.referenced() || f.test(pg::PG_BUDDY) {
+                return Err(format!(
+                    "pfn {pfn} queued for writeback has flags {:?}, refcount {}",
+                    f.flag_names(),
+                    self.mem.refcount(pfn)
+                ));
             }
         }
         let marked = self.mem.frames.iter().filter(|f| f.test(pg::PG_WRITEBACK)).count();

@@ -177,7 +177,7 @@ mod tests {
             let off = i as u32 + 1;
             let pfn = k.swap.cache_page(off).unwrap_or_else(|| panic!("slot {off} read ahead"));
             let f = k.mem.frames[pfn as usize];
-            assert!(f.test(pg::PG_READAHEAD) && f.test(pg::PG_LRU) && f.mapcount == 0, "slot {off}");
+            assert!(f.test(pg::PG_READAHEAD) && f.test(pg::PG_LRU) && k.mem.mapcount(pfn) == 0, "slot {off}");
         }
         assert!(k.swap.cache_page(7).is_none() && k.swap.cache_page(16).is_none());
         for i in [7u64, 9, 10, 11, 12, 13, 14] {
