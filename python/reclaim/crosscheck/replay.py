@@ -164,15 +164,16 @@ def replay_input(
 @dataclass
 class KernelRun:
     """One replay in the guest: ``run`` index, ``ms`` of the replay loop; the zone sums at the
-    start (``managed``, ``free`` with the pages on the per-cpu lists, ``held`` = managed -
-    free, ``min``/``low``/``high``), the
-    ``zones`` as read, ``swap_kib`` (SwapTotal), ``evictable`` pages others had on the LRU
-    lists at the start (the initramfs's tmpfs files: reclaim can swap them out for the
-    process), ``tmpfs`` of them the tmpfs files' (``nr_shmem`` less the unevictable, locked,
-    trace file) and ``tmpfs_active`` of those on the active list (by meminfo's
-    ``Active(anon)`` share; 0 and 0 in a run saved before they were kept), ``resident`` pages
-    of the mapping at the end, ``counters``: ``majflt``/``minflt`` (rusage) and the
-    :data:`VMSTAT` differences, and ``meminfo`` (:data:`MEMINFO`, kB)."""
+    start (``managed``, ``free`` with the pages on the per-cpu lists, ``held`` = managed - free,
+    ``min``/``low``/``high``), the ``zones`` as read (each zone of ``/proc/zoneinfo``) and the
+    ``pagetypeinfo`` (``/proc/pagetypeinfo``'s pageblocks and free pages per migratetype, empty
+    in a run saved before it was kept), ``swap_kib`` (SwapTotal), ``evictable`` pages others had
+    on the LRU lists at the start (the initramfs's tmpfs files: reclaim can swap them out for
+    the process), ``tmpfs`` of them the tmpfs files' (``nr_shmem`` less the unevictable, locked,
+    trace file) and ``tmpfs_active`` of those on the active list (by meminfo's ``Active(anon)``
+    share; 0 and 0 in a run saved before they were kept), ``resident`` pages of the mapping at
+    the end, ``counters``: ``majflt``/``minflt`` (rusage) and the :data:`VMSTAT` differences,
+    and ``meminfo`` (:data:`MEMINFO`, kB)."""
 
     run: int
     ms: int
