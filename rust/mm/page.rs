@@ -983,6 +983,17 @@ impl Memory {
             f.set_index_inline(index);
             return;
         }
+        if f.content_own() && index < INDEX_ESC {
+            // a page read from swap gets its index from the rmap: its content (the address it
+            // was written at) counts from the index now, in the tag alone where it fits
+            let content = (f.index_inline() << 12) + (f.tag() - CONTENT_OWN) as u64;
+            let (t, own) = Frame::encode_content(index, content);
+            if t != CONTENT_ESC {
+                f.set_index_inline(own.unwrap_or(index));
+                f.set_tag(t);
+                return;
+            }
+        }
         self.set_index_slow(pfn, index);
     }
 
@@ -1025,6 +1036,26 @@ impl Memory {
     /// Store `value` as the content of `pfn`.
     #[inline]
     pub fn set_content(&mut self, pfn: u32, value: u64) {
+        let f = &mut self.frames[pfn as usize];
+        let i = f.index_inline();
+        if f.tag() < CONTENT_OWN && i != INDEX_ESC {
+            // the common case: the index inline, the old content neither counting from its own
+            // page nor in the side table, the new one encoded in the tag alone
+            // encoded in the tag (and, for a page whose index is 0, its own page number)
+            let (t, own) = Frame::encode_content(i, value);
+            if t != CONTENT_ESC {
+                if let Some(page) = own {
+                    f.set_index_inline(page);
+                }
+                f.set_tag(t);
+                return;
+            }
+        }
+        self.set_content_slow(pfn, value);
+    }
+
+    #[inline(never)]
+    fn set_content_slow(&mut self, pfn: u32, value: u64) {
         let index = self.index(pfn);
         self.put_content(pfn, index, value);
     }
@@ -1054,12 +1085,40 @@ impl Memory {
     #[inline]
     pub fn mapping(&self, pfn: u32) -> u32 {
         let v = self.frames[pfn as usize].mapping_inline();
-        if v != MAPPING_ESC { v } else { self.ext.mapping[&pfn] }
+        if v != MAPPING_ESC { v } else { self.ext_mapping(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_mapping(&self, pfn: u32) -> u32 {
+        self.ext.mapping[&pfn]
+    }
+
+    /// `page->mapping` and `page->index` of `pfn` ([`Memory::mapping`], [`Memory::index`]),
+    /// the frame looked up once.
+    #[inline]
+    pub fn mapping_and_index(&self, pfn: u32) -> (u32, u64) {
+        let f = &self.frames[pfn as usize];
+        let (m, i) = (f.mapping_inline(), f.index_inline());
+        if m != MAPPING_ESC && i != INDEX_ESC {
+            return (m, if f.content_own() { 0 } else { i });
+        }
+        (self.mapping(pfn), self.index(pfn))
     }
 
     /// Set `page->mapping` of `pfn`.
     #[inline]
     pub fn set_mapping(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.mapping_inline() != MAPPING_ESC && v < MAPPING_ESC {
+            f.set_mapping_inline(v);
+            return;
+        }
+        self.set_mapping_slow(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_mapping_slow(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
         if f.mapping_inline() == MAPPING_ESC {
             self.ext.mapping.remove(&pfn);
@@ -1076,12 +1135,28 @@ impl Memory {
     #[inline]
     pub fn refcount(&self, pfn: u32) -> u32 {
         let v = self.frames[pfn as usize].ref_inline();
-        if v != COUNT_ESC { v } else { self.ext.refcount[&pfn] }
+        if v != COUNT_ESC { v } else { self.ext_refcount(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_refcount(&self, pfn: u32) -> u32 {
+        self.ext.refcount[&pfn]
     }
 
     /// `set_page_count`.
     #[inline]
     pub fn set_refcount(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.ref_inline() != COUNT_ESC && v < COUNT_ESC {
+            f.set_ref_inline(v);
+            return;
+        }
+        self.set_refcount_slow(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_refcount_slow(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
         if f.ref_inline() == COUNT_ESC {
             self.ext.refcount.remove(&pfn);
@@ -1100,7 +1175,8 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.ref_inline() + 1;
         if v < COUNT_ESC {
-            f.set_ref_inline(v);
+            // the count's bits alone change: no carry out of a count below 255
+            f.word += 1 << REF_SHIFT;
             return v;
         }
         self.add_refcount_slow(pfn, 1)
@@ -1121,7 +1197,7 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.ref_inline();
         if v != 0 && v != COUNT_ESC {
-            f.set_ref_inline(v - 1);
+            f.word -= 1 << REF_SHIFT;
             return v - 1;
         }
         debug_assert!(v != 0, "refcount of pfn {pfn} below 0");
@@ -1132,12 +1208,52 @@ impl Memory {
     #[inline]
     pub fn mapcount(&self, pfn: u32) -> u32 {
         let v = self.frames[pfn as usize].map_inline();
-        if v != COUNT_ESC { v } else { self.ext.mapcount[&pfn] }
+        if v != COUNT_ESC { v } else { self.ext_mapcount(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_mapcount(&self, pfn: u32) -> u32 {
+        self.ext.mapcount[&pfn]
+    }
+
+    /// `page->index`, the map count and `page->mapping` of a page the rmap files
+    /// (`page_add_new_anon_rmap`): [`Memory::set_index`], [`Memory::set_mapcount`] and
+    /// [`Memory::set_mapping`] with the frame looked up once where all three fit inline.
+    #[inline]
+    pub fn set_rmap_fields(&mut self, pfn: u32, index: u64, mapcount: u32, mapping: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.tag() < CONTENT_REL
+            && f.index_inline() != INDEX_ESC
+            && index < INDEX_ESC
+            && f.map_inline() != COUNT_ESC
+            && mapcount < COUNT_ESC
+            && f.mapping_inline() != MAPPING_ESC
+            && mapping < MAPPING_ESC
+        {
+            f.set_index_inline(index);
+            f.set_map_inline(mapcount);
+            f.set_mapping_inline(mapping);
+            return;
+        }
+        self.set_index(pfn, index);
+        self.set_mapcount(pfn, mapcount);
+        self.set_mapping(pfn, mapping);
     }
 
     /// Set the map count of `pfn`.
     #[inline]
     pub fn set_mapcount(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.map_inline() != COUNT_ESC && v < COUNT_ESC {
+            f.set_map_inline(v);
+            return;
+        }
+        self.set_mapcount_slow(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_mapcount_slow(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
         if f.map_inline() == COUNT_ESC {
             self.ext.mapcount.remove(&pfn);
@@ -1156,7 +1272,7 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.map_inline() + 1;
         if v < COUNT_ESC {
-            f.set_map_inline(v);
+            f.word += 1 << MAP_SHIFT;
             return v;
         }
         self.add_mapcount_slow(pfn, 1)
@@ -1177,7 +1293,7 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.map_inline();
         if v != 0 && v != COUNT_ESC {
-            f.set_map_inline(v - 1);
+            f.word -= 1 << MAP_SHIFT;
             return v - 1;
         }
         debug_assert!(v != 0, "mapcount of pfn {pfn} below 0");
