@@ -1408,6 +1408,44 @@ mod tests {
         assert_eq!(m.ext.len(), 0);
     }
 
+    /// The short paths of the setters (`set_content`, `set_index` of a swapped-in page,
+    /// `set_rmap_fields`, the count steps) leave the same frame and side tables as the general
+    /// path, for values inline and escaped, a fresh page and one read from swap.
+    #[test]
+    fn short_paths_of_the_setters_store_what_the_general_path_stores() {
+        let addr = 0x7f00_0000_3000u64;
+        let contents = [0, 7, addr, addr + 0x10, addr + 0x3ff8, 0x5555_0000_0000, u64::MAX];
+        let indexes = [0, addr >> 12, 3, INDEX_ESC - 1, INDEX_ESC, u64::MAX >> 1];
+        for &c0 in &contents {
+            for &index in &indexes {
+                for &(mapcount, mapping) in &[(1u32, 2u32), (300, 70_000), (1, MAPPING_ESC)] {
+                    let (mut a, mut b) = (Memory::new(64, 65536), Memory::new(64, 65536));
+                    let (pa, pb) = (a.take().unwrap(), b.take().unwrap());
+                    // a page read from swap: its content before any index
+                    a.set_content(pa, c0);
+                    b.set_content_slow(pb, c0);
+                    a.set_rmap_fields(pa, index, mapcount, mapping);
+                    b.set_index_slow(pb, index);
+                    b.set_mapcount_slow(pb, mapcount);
+                    b.set_mapping_slow(pb, mapping);
+                    assert_eq!(a, b, "content {c0:#x}, then index {index:#x}, mapping {mapping}");
+                    assert_eq!((a.content(pa), a.index(pa)), (c0, index));
+                    for &c in &contents {
+                        a.set_content(pa, c);
+                        b.set_content_slow(pb, c);
+                        assert_eq!(a, b, "content {c0:#x} then {c:#x}, index {index:#x}, mapping {mapping}");
+                        assert_eq!((a.content(pa), a.index(pa), a.mapping(pa)), (c, index, mapping));
+                    }
+                    a.inc_mapcount(pa);
+                    a.dec_refcount(pa);
+                    a.inc_refcount(pa);
+                    assert_eq!((a.mapcount(pa), a.refcount(pa)), (mapcount + 1, 1));
+                    a.check().unwrap();
+                }
+            }
+        }
+    }
+
     /// No limit follows from the packing: any index, count or 64-bit content reads back as
     /// written, the wide ones through the side tables, which `free_page` empties and
     /// `Memory::check` holds to the frames.
