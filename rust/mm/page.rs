@@ -274,6 +274,25 @@ impl Frame {
             (CONTENT_ESC, None)
         }
     }
+    /// Store `value` as the content where the index is inline, the old content neither counts
+    /// from its own page nor is in the side table and the new one is encoded in the tag (and,
+    /// for a page whose index is 0, its own page number); false, nothing changed, otherwise
+    /// ([`Memory::set_content`] then takes the general path).
+    #[inline]
+    fn set_content_inline(&mut self, value: u64) -> bool {
+        let i = self.index_inline();
+        if self.tag() < CONTENT_OWN && i != INDEX_ESC {
+            let (t, own) = Frame::encode_content(i, value);
+            if t != CONTENT_ESC {
+                if let Some(page) = own {
+                    self.set_index_inline(page);
+                }
+                self.set_tag(t);
+                return true;
+            }
+        }
+        false
+    }
     /// Whether a field of this frame is kept in the side tables.
     #[inline]
     fn has_ext(&self) -> bool {
@@ -1036,22 +1055,33 @@ impl Memory {
     /// Store `value` as the content of `pfn`.
     #[inline]
     pub fn set_content(&mut self, pfn: u32, value: u64) {
-        let f = &mut self.frames[pfn as usize];
-        let i = f.index_inline();
-        if f.tag() < CONTENT_OWN && i != INDEX_ESC {
-            // the common case: the index inline, the old content neither counting from its own
-            // page nor in the side table, the new one encoded in the tag alone
-            // encoded in the tag (and, for a page whose index is 0, its own page number)
-            let (t, own) = Frame::encode_content(i, value);
-            if t != CONTENT_ESC {
-                if let Some(page) = own {
-                    f.set_index_inline(page);
-                }
-                f.set_tag(t);
-                return;
-            }
+        if !self.frames[pfn as usize].set_content_inline(value) {
+            self.set_content_slow(pfn, value);
         }
-        self.set_content_slow(pfn, value);
+    }
+
+    /// The hardware's access to `pfn` through a PTE: the storage key's reference bit (and
+    /// change bit for a store), then the store of `value` ([`Memory::set_content`]) or the
+    /// load ([`Memory::content`]); the value stored or loaded. One frame lookup on the
+    /// common path.
+    #[inline]
+    pub fn access_content(&mut self, pfn: u32, write: bool, value: u64) -> u64 {
+        let f = &mut self.frames[pfn as usize];
+        f.or_skey(if write { 0x06 } else { 0x04 });
+        if write {
+            if !f.set_content_inline(value) {
+                self.set_content_slow(pfn, value);
+            }
+            return value;
+        }
+        let t = f.tag();
+        if t < CONTENT_REL {
+            t as u64
+        } else if t < CONTENT_OWN {
+            (f.index_inline() << 12) + (t - CONTENT_REL) as u64
+        } else {
+            self.content(pfn)
+        }
     }
 
     #[inline(never)]
