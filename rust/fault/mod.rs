@@ -127,13 +127,8 @@ impl Kernel {
                     }
                     self.tick(self.cost.access);
                     // the storage key's reference and change bits are set by the hardware
-                    self.mem.frames[pfn as usize].or_skey(if write { 0x06 } else { 0x04 });
-                    if write {
-                        debug_assert!(pfn != ZERO_PFN, "store through a zero-page PTE");
-                        self.mem.set_content(pfn, value);
-                        return Access::Done { value };
-                    }
-                    return Access::Done { value: self.mem.content(pfn) };
+                    debug_assert!(!write || pfn != ZERO_PFN, "store through a zero-page PTE");
+                    return Access::Done { value: self.mem.access_content(pfn, write, value) };
                 }
             }
             match self.handle_mm_fault(pid, tid, vma, addr, write) {

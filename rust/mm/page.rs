@@ -274,6 +274,25 @@ impl Frame {
             (CONTENT_ESC, None)
         }
     }
+    /// Store `value` as the content where the index is inline, the old content neither counts
+    /// from its own page nor is in the side table and the new one is encoded in the tag (and,
+    /// for a page whose index is 0, its own page number); false, nothing changed, otherwise
+    /// ([`Memory::set_content`] then takes the general path).
+    #[inline]
+    fn set_content_inline(&mut self, value: u64) -> bool {
+        let i = self.index_inline();
+        if self.tag() < CONTENT_OWN && i != INDEX_ESC {
+            let (t, own) = Frame::encode_content(i, value);
+            if t != CONTENT_ESC {
+                if let Some(page) = own {
+                    self.set_index_inline(page);
+                }
+                self.set_tag(t);
+                return true;
+            }
+        }
+        false
+    }
     /// Whether a field of this frame is kept in the side tables.
     #[inline]
     fn has_ext(&self) -> bool {
@@ -983,6 +1002,17 @@ impl Memory {
             f.set_index_inline(index);
             return;
         }
+        if f.content_own() && index < INDEX_ESC {
+            // a page read from swap gets its index from the rmap: its content (the address it
+            // was written at) counts from the index now, in the tag alone where it fits
+            let content = (f.index_inline() << 12) + (f.tag() - CONTENT_OWN) as u64;
+            let (t, own) = Frame::encode_content(index, content);
+            if t != CONTENT_ESC {
+                f.set_index_inline(own.unwrap_or(index));
+                f.set_tag(t);
+                return;
+            }
+        }
         self.set_index_slow(pfn, index);
     }
 
@@ -1025,6 +1055,37 @@ impl Memory {
     /// Store `value` as the content of `pfn`.
     #[inline]
     pub fn set_content(&mut self, pfn: u32, value: u64) {
+        if !self.frames[pfn as usize].set_content_inline(value) {
+            self.set_content_slow(pfn, value);
+        }
+    }
+
+    /// The hardware's access to `pfn` through a PTE: the storage key's reference bit (and
+    /// change bit for a store), then the store of `value` ([`Memory::set_content`]) or the
+    /// load ([`Memory::content`]); the value stored or loaded. One frame lookup on the
+    /// common path.
+    #[inline]
+    pub fn access_content(&mut self, pfn: u32, write: bool, value: u64) -> u64 {
+        let f = &mut self.frames[pfn as usize];
+        f.or_skey(if write { 0x06 } else { 0x04 });
+        if write {
+            if !f.set_content_inline(value) {
+                self.set_content_slow(pfn, value);
+            }
+            return value;
+        }
+        let t = f.tag();
+        if t < CONTENT_REL {
+            t as u64
+        } else if t < CONTENT_OWN {
+            (f.index_inline() << 12) + (t - CONTENT_REL) as u64
+        } else {
+            self.content(pfn)
+        }
+    }
+
+    #[inline(never)]
+    fn set_content_slow(&mut self, pfn: u32, value: u64) {
         let index = self.index(pfn);
         self.put_content(pfn, index, value);
     }
@@ -1054,12 +1115,40 @@ impl Memory {
     #[inline]
     pub fn mapping(&self, pfn: u32) -> u32 {
         let v = self.frames[pfn as usize].mapping_inline();
-        if v != MAPPING_ESC { v } else { self.ext.mapping[&pfn] }
+        if v != MAPPING_ESC { v } else { self.ext_mapping(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_mapping(&self, pfn: u32) -> u32 {
+        self.ext.mapping[&pfn]
+    }
+
+    /// `page->mapping` and `page->index` of `pfn` ([`Memory::mapping`], [`Memory::index`]),
+    /// the frame looked up once.
+    #[inline]
+    pub fn mapping_and_index(&self, pfn: u32) -> (u32, u64) {
+        let f = &self.frames[pfn as usize];
+        let (m, i) = (f.mapping_inline(), f.index_inline());
+        if m != MAPPING_ESC && i != INDEX_ESC {
+            return (m, if f.content_own() { 0 } else { i });
+        }
+        (self.mapping(pfn), self.index(pfn))
     }
 
     /// Set `page->mapping` of `pfn`.
     #[inline]
     pub fn set_mapping(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.mapping_inline() != MAPPING_ESC && v < MAPPING_ESC {
+            f.set_mapping_inline(v);
+            return;
+        }
+        self.set_mapping_slow(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_mapping_slow(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
         if f.mapping_inline() == MAPPING_ESC {
             self.ext.mapping.remove(&pfn);
@@ -1076,12 +1165,28 @@ impl Memory {
     #[inline]
     pub fn refcount(&self, pfn: u32) -> u32 {
         let v = self.frames[pfn as usize].ref_inline();
-        if v != COUNT_ESC { v } else { self.ext.refcount[&pfn] }
+        if v != COUNT_ESC { v } else { self.ext_refcount(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_refcount(&self, pfn: u32) -> u32 {
+        self.ext.refcount[&pfn]
     }
 
     /// `set_page_count`.
     #[inline]
     pub fn set_refcount(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.ref_inline() != COUNT_ESC && v < COUNT_ESC {
+            f.set_ref_inline(v);
+            return;
+        }
+        self.set_refcount_slow(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_refcount_slow(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
         if f.ref_inline() == COUNT_ESC {
             self.ext.refcount.remove(&pfn);
@@ -1100,7 +1205,8 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.ref_inline() + 1;
         if v < COUNT_ESC {
-            f.set_ref_inline(v);
+            // the count's bits alone change: no carry out of a count below 255
+            f.word += 1 << REF_SHIFT;
             return v;
         }
         self.add_refcount_slow(pfn, 1)
@@ -1121,7 +1227,7 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.ref_inline();
         if v != 0 && v != COUNT_ESC {
-            f.set_ref_inline(v - 1);
+            f.word -= 1 << REF_SHIFT;
             return v - 1;
         }
         debug_assert!(v != 0, "refcount of pfn {pfn} below 0");
@@ -1132,12 +1238,52 @@ impl Memory {
     #[inline]
     pub fn mapcount(&self, pfn: u32) -> u32 {
         let v = self.frames[pfn as usize].map_inline();
-        if v != COUNT_ESC { v } else { self.ext.mapcount[&pfn] }
+        if v != COUNT_ESC { v } else { self.ext_mapcount(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_mapcount(&self, pfn: u32) -> u32 {
+        self.ext.mapcount[&pfn]
+    }
+
+    /// `page->index`, the map count and `page->mapping` of a page the rmap files
+    /// (`page_add_new_anon_rmap`): [`Memory::set_index`], [`Memory::set_mapcount`] and
+    /// [`Memory::set_mapping`] with the frame looked up once where all three fit inline.
+    #[inline]
+    pub fn set_rmap_fields(&mut self, pfn: u32, index: u64, mapcount: u32, mapping: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.tag() < CONTENT_REL
+            && f.index_inline() != INDEX_ESC
+            && index < INDEX_ESC
+            && f.map_inline() != COUNT_ESC
+            && mapcount < COUNT_ESC
+            && f.mapping_inline() != MAPPING_ESC
+            && mapping < MAPPING_ESC
+        {
+            f.set_index_inline(index);
+            f.set_map_inline(mapcount);
+            f.set_mapping_inline(mapping);
+            return;
+        }
+        self.set_index(pfn, index);
+        self.set_mapcount(pfn, mapcount);
+        self.set_mapping(pfn, mapping);
     }
 
     /// Set the map count of `pfn`.
     #[inline]
     pub fn set_mapcount(&mut self, pfn: u32, v: u32) {
+        let f = &mut self.frames[pfn as usize];
+        if f.map_inline() != COUNT_ESC && v < COUNT_ESC {
+            f.set_map_inline(v);
+            return;
+        }
+        self.set_mapcount_slow(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_mapcount_slow(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
         if f.map_inline() == COUNT_ESC {
             self.ext.mapcount.remove(&pfn);
@@ -1156,7 +1302,7 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.map_inline() + 1;
         if v < COUNT_ESC {
-            f.set_map_inline(v);
+            f.word += 1 << MAP_SHIFT;
             return v;
         }
         self.add_mapcount_slow(pfn, 1)
@@ -1177,7 +1323,7 @@ impl Memory {
         let f = &mut self.frames[pfn as usize];
         let v = f.map_inline();
         if v != 0 && v != COUNT_ESC {
-            f.set_map_inline(v - 1);
+            f.word -= 1 << MAP_SHIFT;
             return v - 1;
         }
         debug_assert!(v != 0, "mapcount of pfn {pfn} below 0");
@@ -1290,6 +1436,44 @@ mod tests {
         let f = m.frames[p as usize];
         assert_eq!((m.index(p), m.refcount(p), m.mapcount(p), f.lru_list(), f.skey()), (5, 0, 253, 12, 0));
         assert_eq!(m.ext.len(), 0);
+    }
+
+    /// The short paths of the setters (`set_content`, `set_index` of a swapped-in page,
+    /// `set_rmap_fields`, the count steps) leave the same frame and side tables as the general
+    /// path, for values inline and escaped, a fresh page and one read from swap.
+    #[test]
+    fn short_paths_of_the_setters_store_what_the_general_path_stores() {
+        let addr = 0x7f00_0000_3000u64;
+        let contents = [0, 7, addr, addr + 0x10, addr + 0x3ff8, 0x5555_0000_0000, u64::MAX];
+        let indexes = [0, addr >> 12, 3, INDEX_ESC - 1, INDEX_ESC, u64::MAX >> 1];
+        for &c0 in &contents {
+            for &index in &indexes {
+                for &(mapcount, mapping) in &[(1u32, 2u32), (300, 70_000), (1, MAPPING_ESC)] {
+                    let (mut a, mut b) = (Memory::new(64, 65536), Memory::new(64, 65536));
+                    let (pa, pb) = (a.take().unwrap(), b.take().unwrap());
+                    // a page read from swap: its content before any index
+                    a.set_content(pa, c0);
+                    b.set_content_slow(pb, c0);
+                    a.set_rmap_fields(pa, index, mapcount, mapping);
+                    b.set_index_slow(pb, index);
+                    b.set_mapcount_slow(pb, mapcount);
+                    b.set_mapping_slow(pb, mapping);
+                    assert_eq!(a, b, "content {c0:#x}, then index {index:#x}, mapping {mapping}");
+                    assert_eq!((a.content(pa), a.index(pa)), (c0, index));
+                    for &c in &contents {
+                        a.set_content(pa, c);
+                        b.set_content_slow(pb, c);
+                        assert_eq!(a, b, "content {c0:#x} then {c:#x}, index {index:#x}, mapping {mapping}");
+                        assert_eq!((a.content(pa), a.index(pa), a.mapping(pa)), (c, index, mapping));
+                    }
+                    a.inc_mapcount(pa);
+                    a.dec_refcount(pa);
+                    a.inc_refcount(pa);
+                    assert_eq!((a.mapcount(pa), a.refcount(pa)), (mapcount + 1, 1));
+                    a.check().unwrap();
+                }
+            }
+        }
     }
 
     /// No limit follows from the packing: any index, count or 64-bit content reads back as

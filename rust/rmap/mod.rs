@@ -66,13 +66,9 @@ impl Kernel {
     pub(crate) fn page_add_new_anon_rmap(&mut self, pfn: u32, vma: u32, addr: u64) {
         let av = self.anon_vma_prepare(vma);
         let index = self.vma(vma).pgoff_of(addr);
-        self.mem.set_index(pfn, index);
-        self.mem.set_mapcount(pfn, 1);
-        self.mem.set_mapping(pfn, av + 1);
-        let f = &mut self.mem.frames[pfn as usize];
-        f.set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE);
+        self.mem.set_rmap_fields(pfn, index, 1, av + 1);
         let x = self.anon_exclusive_flag();
-        self.mem.frames[pfn as usize].set(x);
+        self.mem.frames[pfn as usize].set(pg::PAGE_MAPPING_ANON | pg::PG_SWAPBACKED | pg::PG_UPTODATE | x);
     }
 
     /// `page_add_anon_rmap` / `page_add_file_rmap` / `page_dup_rmap`: one more mapping.
@@ -119,7 +115,7 @@ impl Kernel {
         if !f.has_mapping() {
             return None;
         }
-        let mapping = self.mem.mapping(pfn);
+        let (mapping, index) = self.mem.mapping_and_index(pfn);
         let list = if f.anon() {
             &self.anon_vmas[(mapping - 1) as usize].vmas
         } else {
@@ -128,7 +124,7 @@ impl Kernel {
                 _ => return None,
             }
         };
-        Some((list, self.mem.index(pfn)))
+        Some((list, index))
     }
 
     /// A look ahead for the rmap walk reclaim makes of `pfn` soon (`folio_referenced`,
