@@ -213,21 +213,30 @@ impl Frame {
     fn set_index_inline(&mut self, i: u64) {
         self.word = (self.word & !INDEX_MASK) | i;
     }
+    /// The 8-bit count at bit `S` of the word ([`REF_SHIFT`], [`MAP_SHIFT`]).
+    #[inline]
+    fn count_inline<const S: u32>(&self) -> u32 {
+        ((self.word >> S) & COUNT_MASK) as u32
+    }
+    #[inline]
+    fn set_count_inline<const S: u32>(&mut self, v: u32) {
+        self.word = (self.word & !(COUNT_MASK << S)) | ((v as u64) << S);
+    }
     #[inline]
     fn ref_inline(&self) -> u32 {
-        ((self.word >> REF_SHIFT) & COUNT_MASK) as u32
+        self.count_inline::<REF_SHIFT>()
     }
     #[inline]
     fn set_ref_inline(&mut self, v: u32) {
-        self.word = (self.word & !(COUNT_MASK << REF_SHIFT)) | ((v as u64) << REF_SHIFT);
+        self.set_count_inline::<REF_SHIFT>(v)
     }
     #[inline]
     fn map_inline(&self) -> u32 {
-        ((self.word >> MAP_SHIFT) & COUNT_MASK) as u32
+        self.count_inline::<MAP_SHIFT>()
     }
     #[inline]
     fn set_map_inline(&mut self, v: u32) {
-        self.word = (self.word & !(COUNT_MASK << MAP_SHIFT)) | ((v as u64) << MAP_SHIFT);
+        self.set_count_inline::<MAP_SHIFT>(v)
     }
     #[inline]
     fn tag(&self) -> u32 {
@@ -1164,87 +1173,115 @@ impl Memory {
     /// `page_ref_count` of `pfn`.
     #[inline]
     pub fn refcount(&self, pfn: u32) -> u32 {
-        let v = self.frames[pfn as usize].ref_inline();
-        if v != COUNT_ESC { v } else { self.ext_refcount(pfn) }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn ext_refcount(&self, pfn: u32) -> u32 {
-        self.ext.refcount[&pfn]
+        self.count::<REF_SHIFT>(pfn)
     }
 
     /// `set_page_count`.
     #[inline]
     pub fn set_refcount(&mut self, pfn: u32, v: u32) {
-        let f = &mut self.frames[pfn as usize];
-        if f.ref_inline() != COUNT_ESC && v < COUNT_ESC {
-            f.set_ref_inline(v);
-            return;
-        }
-        self.set_refcount_slow(pfn, v);
-    }
-
-    #[inline(never)]
-    fn set_refcount_slow(&mut self, pfn: u32, v: u32) {
-        let f = &mut self.frames[pfn as usize];
-        if f.ref_inline() == COUNT_ESC {
-            self.ext.refcount.remove(&pfn);
-        }
-        if v < COUNT_ESC {
-            f.set_ref_inline(v);
-        } else {
-            f.set_ref_inline(COUNT_ESC);
-            self.ext.refcount.insert(pfn, v);
-        }
+        self.set_count::<REF_SHIFT>(pfn, v)
     }
 
     /// `page_ref_inc`; the new count.
     #[inline]
     pub fn inc_refcount(&mut self, pfn: u32) -> u32 {
-        let f = &mut self.frames[pfn as usize];
-        let v = f.ref_inline() + 1;
-        if v < COUNT_ESC {
-            // the count's bits alone change: no carry out of a count below 255
-            f.word += 1 << REF_SHIFT;
-            return v;
-        }
-        self.add_refcount_slow(pfn, 1)
-    }
-
-    /// Add `d` to the refcount of `pfn` through the side table; the new count.
-    #[cold]
-    #[inline(never)]
-    fn add_refcount_slow(&mut self, pfn: u32, d: i32) -> u32 {
-        let v = self.refcount(pfn).wrapping_add_signed(d);
-        self.set_refcount(pfn, v);
-        v
+        self.inc_count::<REF_SHIFT>(pfn)
     }
 
     /// `page_ref_dec`; the new count.
     #[inline]
     pub fn dec_refcount(&mut self, pfn: u32) -> u32 {
+        self.dec_count::<REF_SHIFT>(pfn)
+    }
+
+    /// The side table of the count at bit `S` of the frame's word ([`REF_SHIFT`] the
+    /// refcount, [`MAP_SHIFT`] the map count), and the count's name.
+    #[inline]
+    fn count_side<const S: u32>(&mut self) -> &mut SideMap<u32> {
+        if S == REF_SHIFT { &mut self.ext.refcount } else { &mut self.ext.mapcount }
+    }
+
+    const fn count_name<const S: u32>() -> &'static str {
+        if S == REF_SHIFT { "refcount" } else { "mapcount" }
+    }
+
+    /// The count at bit `S` of `pfn`: inline, or from its side table past [`COUNT_ESC`].
+    #[inline]
+    fn count<const S: u32>(&self, pfn: u32) -> u32 {
+        let v = self.frames[pfn as usize].count_inline::<S>();
+        if v != COUNT_ESC { v } else { self.ext_count::<S>(pfn) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ext_count<const S: u32>(&self, pfn: u32) -> u32 {
+        if S == REF_SHIFT { self.ext.refcount[&pfn] } else { self.ext.mapcount[&pfn] }
+    }
+
+    /// Set the count at bit `S` of `pfn`; the side table only when the old or new value needs it.
+    #[inline]
+    fn set_count<const S: u32>(&mut self, pfn: u32, v: u32) {
         let f = &mut self.frames[pfn as usize];
-        let v = f.ref_inline();
+        if f.count_inline::<S>() != COUNT_ESC && v < COUNT_ESC {
+            f.set_count_inline::<S>(v);
+            return;
+        }
+        self.set_count_slow::<S>(pfn, v);
+    }
+
+    #[inline(never)]
+    fn set_count_slow<const S: u32>(&mut self, pfn: u32, v: u32) {
+        let escaped = self.frames[pfn as usize].count_inline::<S>() == COUNT_ESC;
+        if escaped {
+            self.count_side::<S>().remove(&pfn);
+        }
+        if v < COUNT_ESC {
+            self.frames[pfn as usize].set_count_inline::<S>(v);
+        } else {
+            self.frames[pfn as usize].set_count_inline::<S>(COUNT_ESC);
+            self.count_side::<S>().insert(pfn, v);
+        }
+    }
+
+    /// Add one to the count at bit `S`; the new count.
+    #[inline]
+    fn inc_count<const S: u32>(&mut self, pfn: u32) -> u32 {
+        let f = &mut self.frames[pfn as usize];
+        let v = f.count_inline::<S>() + 1;
+        if v < COUNT_ESC {
+            // the count's bits alone change: no carry out of a count below 255
+            f.word += 1 << S;
+            return v;
+        }
+        self.add_count_slow::<S>(pfn, 1)
+    }
+
+    /// Take one from the count at bit `S`; the new count.
+    #[inline]
+    fn dec_count<const S: u32>(&mut self, pfn: u32) -> u32 {
+        let f = &mut self.frames[pfn as usize];
+        let v = f.count_inline::<S>();
         if v != 0 && v != COUNT_ESC {
-            f.word -= 1 << REF_SHIFT;
+            f.word -= 1 << S;
             return v - 1;
         }
-        debug_assert!(v != 0, "refcount of pfn {pfn} below 0");
-        self.add_refcount_slow(pfn, -1)
+        debug_assert!(v != 0, "{} of pfn {pfn} below 0", Self::count_name::<S>());
+        self.add_count_slow::<S>(pfn, -1)
+    }
+
+    /// Add `d` to the count at bit `S` through the side table; the new count.
+    #[cold]
+    #[inline(never)]
+    fn add_count_slow<const S: u32>(&mut self, pfn: u32, d: i32) -> u32 {
+        let v = self.count::<S>(pfn).wrapping_add_signed(d);
+        self.set_count::<S>(pfn, v);
+        v
     }
 
     /// `page_mapcount` of `pfn` (the kernel's `_mapcount + 1`).
     #[inline]
     pub fn mapcount(&self, pfn: u32) -> u32 {
-        let v = self.frames[pfn as usize].map_inline();
-        if v != COUNT_ESC { v } else { self.ext_mapcount(pfn) }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn ext_mapcount(&self, pfn: u32) -> u32 {
-        self.ext.mapcount[&pfn]
+        self.count::<MAP_SHIFT>(pfn)
     }
 
     /// `page->index`, the map count and `page->mapping` of a page the rmap files
@@ -1274,60 +1311,19 @@ impl Memory {
     /// Set the map count of `pfn`.
     #[inline]
     pub fn set_mapcount(&mut self, pfn: u32, v: u32) {
-        let f = &mut self.frames[pfn as usize];
-        if f.map_inline() != COUNT_ESC && v < COUNT_ESC {
-            f.set_map_inline(v);
-            return;
-        }
-        self.set_mapcount_slow(pfn, v);
-    }
-
-    #[inline(never)]
-    fn set_mapcount_slow(&mut self, pfn: u32, v: u32) {
-        let f = &mut self.frames[pfn as usize];
-        if f.map_inline() == COUNT_ESC {
-            self.ext.mapcount.remove(&pfn);
-        }
-        if v < COUNT_ESC {
-            f.set_map_inline(v);
-        } else {
-            f.set_map_inline(COUNT_ESC);
-            self.ext.mapcount.insert(pfn, v);
-        }
+        self.set_count::<MAP_SHIFT>(pfn, v)
     }
 
     /// `atomic_inc(&page->_mapcount)`; the new count.
     #[inline]
     pub fn inc_mapcount(&mut self, pfn: u32) -> u32 {
-        let f = &mut self.frames[pfn as usize];
-        let v = f.map_inline() + 1;
-        if v < COUNT_ESC {
-            f.word += 1 << MAP_SHIFT;
-            return v;
-        }
-        self.add_mapcount_slow(pfn, 1)
-    }
-
-    /// Add `d` to the mapcount of `pfn` through the side table; the new count.
-    #[cold]
-    #[inline(never)]
-    fn add_mapcount_slow(&mut self, pfn: u32, d: i32) -> u32 {
-        let v = self.mapcount(pfn).wrapping_add_signed(d);
-        self.set_mapcount(pfn, v);
-        v
+        self.inc_count::<MAP_SHIFT>(pfn)
     }
 
     /// `atomic_add_negative(-1, &page->_mapcount)`; the new count.
     #[inline]
     pub fn dec_mapcount(&mut self, pfn: u32) -> u32 {
-        let f = &mut self.frames[pfn as usize];
-        let v = f.map_inline();
-        if v != 0 && v != COUNT_ESC {
-            f.word -= 1 << MAP_SHIFT;
-            return v - 1;
-        }
-        debug_assert!(v != 0, "mapcount of pfn {pfn} below 0");
-        self.add_mapcount_slow(pfn, -1)
+        self.dec_count::<MAP_SHIFT>(pfn)
     }
 
     /// The frame `pfn` unpacked (None beyond memory), the free list threaded through every
@@ -1456,7 +1452,7 @@ mod tests {
                     b.set_content_slow(pb, c0);
                     a.set_rmap_fields(pa, index, mapcount, mapping);
                     b.set_index_slow(pb, index);
-                    b.set_mapcount_slow(pb, mapcount);
+                    b.set_count_slow::<MAP_SHIFT>(pb, mapcount);
                     b.set_mapping_slow(pb, mapping);
                     assert_eq!(a, b, "content {c0:#x}, then index {index:#x}, mapping {mapping}");
                     assert_eq!((a.content(pa), a.index(pa)), (c0, index));
