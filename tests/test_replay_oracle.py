@@ -282,7 +282,7 @@ def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
     again = rp.ReplayCheck.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again.kernel_majflt() == (100, 100, 100) and again.model["majflt"] == 110
     table = rp.format_table([again])
-    assert "| 100 (100-100) | 110 | +10.0% | 90 (-10.0%) | - | - | - |" in table
+    assert "| 100 (100-100) | 110 (110-110) | +10.0% | 90 (-10.0%) | - | - | - |" in table
     unboosted = dataclasses.replace(c, watermark_boost_factor=0)
     back = rp.ReplayCheck.from_dict(json.loads(json.dumps(unboosted.to_dict())))
     assert back.watermark_boost_factor == 0 and again.watermark_boost_factor is None
@@ -294,6 +294,31 @@ def test_a_check_survives_its_json_and_tables_and_plots(tmp_path: Path) -> None:
     png = tmp_path / "cli.png"
     assert main(["crosscheck", "--results", str(saved), "--plot", str(png)]) == 0
     assert png.stat().st_size > 1000
+
+
+def test_the_model_is_compared_by_its_median_over_the_runs_memories_with_the_kernels_spread() -> (
+    None
+):
+    """Each kernel run starts from other free memory; the model runs on each run's and the two
+    medians are compared, within the tolerance or the kernel's own spread."""
+    runs = []
+    for majflt in (90, 100, 130):
+        k = rp.parse_run(_line())
+        k.counters["majflt"] = majflt
+        runs.append(k)
+    c = rp.ReplayCheck(trace="zipf0.9", arch="x86_64", guest_memory_mib=128, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=50_000, requests=200_000,
+                       capacity=10_000, kernel=runs, model={"majflt": 150},
+                       model_runs=[{"majflt": 150}, {"majflt": 120}, {"majflt": 104}],
+                       reference={})  # fmt: skip
+    assert c.kernel_majflt() == (100, 90, 130) and c.model_majflt() == (120, 104, 150)
+    assert c.agrees(0.05), "120 is inside the kernel's 90-130 although 20% off its median"
+    assert not dataclasses.replace(c, model_runs=[{"majflt": 140}] * 3).agrees(0.05)
+    assert dataclasses.replace(c, model_runs=[{"majflt": 96}] * 3).agrees(0.05)
+    assert dataclasses.replace(c, model_runs=[]).model_majflt() == (150, 150, 150)
+    again = rp.ReplayCheck.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again.model_runs == c.model_runs
+    assert "| 120 (104-150) | +20.0% |" in rp.format_table([again])
 
 
 # -- the model's side ---------------------------------------------------------------------
