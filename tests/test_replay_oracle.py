@@ -388,8 +388,8 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
     on = rp.model_counters(p, "x86_64", k, lru_gen="on")
     off = rp.model_counters(p, "x86_64", k)
     guest = (max(0, k.held - k.evictable), k.min, k.low, k.high)
-    # the guest's virtio-blk swap disk is modelled with the classic LRU only
-    for counters, profile, io in ((on, "6.12-debian", "synchronous"), (off, "6.12", SWAP_IO)):
+    # the guest's virtio-blk swap disk, with MGLRU as with the classic lists
+    for counters, profile, io in ((on, "6.12-debian", SWAP_IO), (off, "6.12", SWAP_IO)):
         r = reclaim.trace.replay(
             p,
             profile=profile,
@@ -562,6 +562,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         guest=(max(0, k.held - k.evictable), k.min, k.low, k.high),
         page_cluster=0,
         one_cpu=True,
+        swap_io=reclaim.vm.guest.SWAP_IO,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]
