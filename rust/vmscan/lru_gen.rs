@@ -1473,6 +1473,31 @@ mod tests {
         }
     }
 
+    /// evict_folios (mm/vmscan.c, 6.12.107 and 6.12.117): "retry folios that may have missed
+    /// folio_rotate_reclaimable()". A page whose write completes while it is still isolated
+    /// (here: the virtio-blk queue is full when the batch's second page is written, so the
+    /// device completes every queued write, the batch's first among them) is not on an LRU
+    /// when folio_end_writeback runs, so it is not rotated; it comes back from
+    /// shrink_folio_list clean, unmapped and off writeback, and the retry frees it.
+    #[test]
+    fn a_page_whose_write_completed_while_isolated_is_retried_and_freed() {
+        use crate::mm::page_io::VIRTIO_BLK_QUEUE_DEPTH;
+        for profile in ["6.12.107-debian", "6.12-debian"] {
+            let (mut k, _, _) = writeback_kernel(profile);
+            // fill the queue but one with another process's pages (MADV_PAGEOUT)
+            let n = VIRTIO_BLK_QUEUE_DEPTH as u64 - 1;
+            let (other, b) = proc_with_pages(&mut k, false, n);
+            k.madvise(other, b, n * 4096, crate::mm::madvise::Advice::Pageout).unwrap();
+            assert_eq!(k.nr_writeback(), n as usize, "{profile}");
+            let mut sc = ScanControl::new(64, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            assert_eq!(sc.nr_reclaimed, 1, "{profile}: the batch's first page, retried");
+            assert_eq!(k.vmstat.get(Vm::pgrotated), n, "{profile}: the others' pages, on the LRU");
+            assert_eq!(k.nr_writeback(), 63, "{profile}: the rest of the batch in flight");
+            k.check_invariants().unwrap();
+        }
+    }
+
     /// sort_folio (mm/vmscan.c) meeting a page still under writeback at the tail of the oldest
     /// generation: 6.12.107 keeps it ("waiting for writeback": folio_inc_gen(.., true) sets
     /// PG_reclaim and moves it to the head of the next generation; counted in PGREFILL, not
