@@ -300,6 +300,26 @@ pub struct Profile {
     /// activated page kept its accesses: a page refaulted in a fault (`lru_gen_refault` gives
     /// it the most) stays in the top tier, which `sort_folio` protects once.
     pub lru_gen_activate_resets_refs: bool,
+    /// MGLRU leaves pages under writeback to `shrink_folio_list` ("mm/mglru: use the common
+    /// routine for dirty/writeback reactivation", author, mainline release and id unverified; in
+    /// Debian's 6.12 from the stable update 6.12.114, so the 6.12.117 guests have it and the
+    /// 6.12.107 s390x guest does not): `sort_folio` lets a locked, under-writeback or dirty file
+    /// page through to isolation, where `shrink_folio_list` activates it (case 2, PGACTIVATE)
+    /// and `lru_gen_add_folio` puts it back in the youngest generation; `isolate_folio` no longer
+    /// clears PG_reclaim. Before (6.12.107 `sort_folio`, "waiting for writeback"), `sort_folio`
+    /// keeps such a page: `folio_inc_gen(.., reclaiming=true)` sets PG_reclaim and moves it to
+    /// the head of the second oldest generation (counted in PGREFILL, not PGSCAN), and
+    /// `isolate_folio` clears PG_reclaim (= PG_readahead) of every page it takes.
+    pub lru_gen_writeback_reactivates: bool,
+    /// MGLRU lets an unevictable page through to the generic path ("mm/mglru: fix and remove
+    /// redundant unevictable folio handling", author, mainline release and id unverified; Debian's
+    /// 6.12 from the stable update 6.12.114): `sort_folio` returns false for it, so it is
+    /// isolated (PGSCAN) and `shrink_folio_list` → `move_folios_to_lru` culls it; `evict_folios`
+    /// leaves it on the list for `move_folios_to_lru`. Before (6.12.107), `sort_folio` culls it
+    /// itself (`lru_gen_del_folio`, `folio_set_unevictable`, `lruvec_add_folio`,
+    /// UNEVICTABLE_PGCULLED; counted in PGREFILL and not against the MIN_LRU_BATCH isolated)
+    /// and `evict_folios` puts back an unevictable survivor at once (`folio_putback_lru`).
+    pub lru_gen_sort_lets_unevictable_through: bool,
 
     // --- candidate fixes (profile/fixes.rs), as released in every built-in profile ---
     pub fixes: CandidateFixes,
@@ -421,6 +441,8 @@ fn s390(name: &'static str) -> Profile {
             uffd_api_features: uffd_features::API_4_18,
             lru_gen: false,
             lru_gen_activate_resets_refs: false,
+            lru_gen_writeback_reactivates: false,
+            lru_gen_sort_lets_unevictable_through: false,
             fixes: CandidateFixes::RELEASED,
         },
         "4.18" => Profile { name, release: (4, 18), unused_guard: UnusedGuard::UffdArmed, ..s390("4.17") },
@@ -483,6 +505,8 @@ fn s390(name: &'static str) -> Profile {
             uffd_api_features: uffd_features::API_6_12,
             lru_gen: false,
             lru_gen_activate_resets_refs: true,
+            lru_gen_writeback_reactivates: true,
+            lru_gen_sort_lets_unevictable_through: true,
             fixes: CandidateFixes::RELEASED,
         },
     }

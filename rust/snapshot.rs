@@ -31,6 +31,8 @@
 //! whose tracepoint is off (muted) in a new log.
 //! Version 9: the `lru_gen_activate_resets_refs` switch and its copy in the lruvec
 //! (`lrugen.activate_resets_refs`; 6.12.107 against 6.12.114+, FINDINGS.md section 8).
+//! Version 10: the `lru_gen_writeback_reactivates` and `lru_gen_sort_lets_unevictable_through`
+//! switches (the other two MGLRU backports of 6.12.114; FINDINGS.md section 8).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -55,7 +57,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 

@@ -4,6 +4,7 @@
     python tools/remodel_saved.py --markdown --counters A.json  # FINDINGS-style table rows
     python tools/remodel_saved.py --x86-tlb none A.json         # a model choice other than
                                                                 # model_counters' default
+    python tools/remodel_saved.py --writeback A.json            # + pgrotated, pgactivate, pgrefill
 
 Each file is what `reclaim crosscheck --replay --json` (or `ReplayCheck.to_dict()`) saved: one
 check or a list of them. A row seen in several files (same trace, arch, memory, page-cluster,
@@ -31,6 +32,11 @@ from typing import Any
 import reclaim
 from reclaim import tracegen
 from reclaim.crosscheck.replay import ReplayCheck, model_counters
+
+#: The counters ``--writeback`` prints: rotations at write completion, activations (look-around,
+#: shrink_folio_list; 6.12.117 reactivates a page still under writeback) and PGREFILL (MGLRU:
+#: pages sort_folio kept; 6.12.107 keeps a page still under writeback).
+WRITEBACK_COUNTERS = ("pgrotated", "pgactivate", "pgrefill")
 
 
 def _checks(files: list[Path]) -> list[ReplayCheck]:
@@ -117,6 +123,11 @@ def main() -> int:
     ap.add_argument(
         "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
     )
+    ap.add_argument(
+        "--writeback",
+        action="store_true",
+        help="also kernel run 0 / model pgrotated, pgactivate, pgrefill (pages under writeback)",
+    )
     a = ap.parse_args()
     kw: dict[str, Any] = {}
     if a.x86_tlb is not None:
@@ -173,6 +184,8 @@ def main() -> int:
                 f"{k0.get('workingset_activate_anon', 0):,} / {m['workingset_activate_anon']:,}",
                 f"{k0.get('minflt', 0):,} / {m['minflt']:,}",
             ]
+        if a.writeback:
+            row += [f"{k0.get(n, 0):,} / {m.get(n, 0):,}" for n in WRITEBACK_COUNTERS]
         print("| " + " | ".join(row) + " |" if a.markdown else "  ".join(row), flush=True)
     return 0
 

@@ -154,8 +154,9 @@ def replay(
     device completes writes: ``"synchronous"`` (inside the submit, as zram's do: a written
     page is freed in the same reclaim pass) or ``"virtio-blk"`` (queued, completed in order
     when the CPU waits: a written page stays in the swap cache under writeback, is activated
-    if reclaim meets it again, and is rotated to the inactive tail when the write completes;
-    classic LRU only), as the oracle's guests' swap disk. ``x86_tlb`` (arch x86_64 only)
+    if reclaim meets it again (with MGLRU: as the profile's release does, 6.12.107 keeps it in
+    its generation), and is rotated to the inactive tail, or MGLRU's oldest generation, when
+    the write completes), as the oracle's guests' swap disk. ``x86_tlb`` (arch x86_64 only)
     puts a TLB of that geometry in front of the page tables: ``"qemu-tcg-7.2"`` is QEMU 7.2
     TCG's softmmu TLB, as the oracle's guests have it; an access through a cached translation
     does not set the accessed bit, which x86 clears without a flush. Default ``None``: every

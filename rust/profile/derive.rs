@@ -264,6 +264,10 @@ pub static SWITCHES: &[Switch] = &[
         "v6.1: ec1c86b25f4b \"mm: multi-gen LRU: groundwork\", ac35a4902374 \"minimal implementation\", 018ee47f1489 \"exploit locality in rmap\", bd74fdaea146 \"support page table walks\", 354ed5974429 \"kill switch\" (CONFIG_LRU_GEN_ENABLED, the caps), 1332a809d95a \"thrashing prevention\" (min_ttl_ms)"),
     switch!(bool lru_gen_activate_resets_refs,
         "v6.13 (id unverified; Debian 6.12 from stable 6.12.114): W. Xu, \"mm/mglru: reset page lru tier bits when activating\""),
+    switch!(bool lru_gen_writeback_reactivates,
+        "mainline release and id unverified; Debian 6.12 from stable 6.12.114: \"mm/mglru: use the common routine for dirty/writeback reactivation\""),
+    switch!(bool lru_gen_sort_lets_unevictable_through,
+        "mainline release and id unverified; Debian 6.12 from stable 6.12.114: \"mm/mglru: fix and remove redundant unevictable folio handling\""),
     switch!(choice CBRL_GUARD CBRL_GUARD_N fixes.cbrl_guard, "candidate (not upstream): userfaultfd_armed check before ptep_zap_unused in __gmap_zap"),
     switch!(choice DIAG10_GUARD DIAG10_GUARD_N fixes.diag10_guard, "candidate (not upstream): gmap_discard skips userfaultfd-armed VMAs"),
     switch!(choice CMMA_APPLY CMMA_APPLY_N fixes.cmma_apply, "candidate QEMU change (not upstream): apply storage attributes after postcopy_ram_enable_notify"),
@@ -282,8 +286,11 @@ pub struct Variant {
 
 /// The distribution-like variants: 6.12 as Debian (amd64, s390x), Fedora and Arch build it, with
 /// `CONFIG_LRU_GEN_ENABLED=y` (upstream's default, the built-in "6.12", is `n`); and the same
-/// at an earlier stable update, 6.12.107, the s390x replay guests' kernel, which MGLRU stable
-/// backports since have changed (`lru_gen_activate_resets_refs`).
+/// at an earlier stable update, 6.12.107, the s390x replay guests' kernel, which the three MGLRU
+/// backports of the stable update 6.12.114 have changed since (`lru_gen_activate_resets_refs`,
+/// `lru_gen_writeback_reactivates`, `lru_gen_sort_lets_unevictable_through`; the audit of
+/// 6.12.107's source against 6.12.117's in FINDINGS.md section 8 found no other difference the
+/// model's decisions depend on).
 pub static VARIANTS: &[Variant] = &[
     Variant {
         name: "6.12-debian",
@@ -294,8 +301,13 @@ pub static VARIANTS: &[Variant] = &[
     Variant {
         name: "6.12.107-debian",
         base: "6.12",
-        switches: &[("lru_gen", SwitchValue::Bool(true)), ("lru_gen_activate_resets_refs", SwitchValue::Bool(false))],
-        stands_for: "Debian's 6.12.107-1 (lru_gen on), before the stable update 6.12.114 brought \"mm/mglru: reset page lru tier bits when activating\": the s390x replay guests' kernel",
+        switches: &[
+            ("lru_gen", SwitchValue::Bool(true)),
+            ("lru_gen_activate_resets_refs", SwitchValue::Bool(false)),
+            ("lru_gen_writeback_reactivates", SwitchValue::Bool(false)),
+            ("lru_gen_sort_lets_unevictable_through", SwitchValue::Bool(false)),
+        ],
+        stands_for: "Debian's 6.12.107-1 (lru_gen on), before the stable update 6.12.114 brought \"mm/mglru: reset page lru tier bits when activating\", \"mm/mglru: use the common routine for dirty/writeback reactivation\" and \"mm/mglru: fix and remove redundant unevictable folio handling\": the s390x replay guests' kernel",
     },
 ];
 

@@ -316,7 +316,8 @@ impl PyKernel {
 
     /// How the swap device completes writes: "synchronous" (the default; inside the submit, as
     /// a SWP_SYNCHRONOUS_IO device such as zram does) or "virtio-blk" (queued: pages stay under
-    /// writeback until the CPU waits; classic LRU only). Setting it completes pending writes.
+    /// writeback until the CPU waits; with the classic lists or MGLRU). Setting it completes
+    /// pending writes.
     #[getter]
     fn swap_io(&self, py: Python<'_>) -> PyResult<&'static str> {
         with(py, &self.k, |k| Ok(k.swap_io().name()))

@@ -34,8 +34,14 @@
 //! - `min_ttl` is kept in model nanoseconds; below it `lru_gen_age_node` invokes
 //!   `out_of_memory`, which in the model kills nothing and counts `oom_kill` (as the
 //!   allocator's does).
-//! - No writeback in flight and no page lock (6.12's `sort_folio` has no "waiting for
-//!   writeback" case; a dirty page goes to `shrink_folio_list`).
+//! - Pages under writeback (the virtio-blk swap device, [`crate::mm::page_io`]) as each
+//!   release has them: 6.12.117 lets them through `sort_folio` to `shrink_folio_list`, which
+//!   reactivates them; 6.12.107 keeps them in `sort_folio` ("waiting for writeback",
+//!   [`crate::profile::Profile::lru_gen_writeback_reactivates`]). Their write's completion
+//!   rotates them to the tail of the oldest generation (`folio_rotate_reclaimable` →
+//!   `lru_move_tail` → `lru_gen_add_folio(.., reclaiming=true)`, PGROTATED). No page lock is
+//!   held across the model's steps, so the "locked" cases never arise; no flusher, so
+//!   `sc->nr.file_taken` / `unqueued_dirty` (which wake it) are not kept.
 
 use crate::kernel::Kernel;
 use crate::mm::page::{Frame, pg};
@@ -68,8 +74,8 @@ fn positive_ctrl_err(sp: &CtrlPos, pv: &CtrlPos) -> bool {
 impl Lru {
     /// `lru_gen_add_folio` (include/linux/mm_inline.h, 6.12.117): put an evictable page in a
     /// generation: active (a page added in a fault, `folio_add_lru` with `lru_gen_in_fault`, or
-    /// activated) → the youngest; anon not in the swap cache, or a dirty page under reclaim →
-    /// the second youngest; `reclaiming` or too few generations → the oldest; else the second
+    /// activated) → the youngest; anon not in the swap cache, or a PG_reclaim page dirty or
+    /// under writeback ("a dirty page pending writeback") → the second youngest; `reclaiming` or too few generations → the oldest; else the second
     /// oldest. An active page loses PG_active ("see the comment on MIN_NR_GENS about
     /// PG_active") and, with `lru_gen_activate_resets_refs` (6.12.114+), PG_referenced and its
     /// LRU_REFS_MASK count, not PG_workingset ("Don't clear PG_workingset here"); before
@@ -84,7 +90,8 @@ impl Lru {
         let g = &self.lrugen;
         let seq = if f.test(pg::PG_ACTIVE) {
             g.max_seq
-        } else if (ty == LRU_GEN_ANON && !f.test(pg::PG_SWAPCACHE)) || (f.test(pg::PG_RECLAIM) && f.test(pg::PG_DIRTY))
+        } else if (ty == LRU_GEN_ANON && !f.test(pg::PG_SWAPCACHE))
+            || (f.test(pg::PG_RECLAIM) && (f.test(pg::PG_DIRTY) || f.test(pg::PG_WRITEBACK)))
         {
             g.max_seq - 1
         } else if reclaiming || g.min_seq[ty] + MIN_NR_GENS as u64 >= g.max_seq {
@@ -493,11 +500,17 @@ impl Kernel {
         success
     }
 
-    /// `evict_folios` (mm/vmscan.c, 6.12.117): isolate a batch from the oldest generation
-    /// (`isolate_folios`), run the classic `shrink_folio_list` on it, and put back the
-    /// survivors in the order they were shrunk (`move_folios_to_lru`); rejected pages do not go
-    /// back to the oldest generation (PG_active, so `lru_gen_add_folio` makes them youngest),
-    /// clean unmapped ones get one retry. Returns the pages scanned.
+    /// `evict_folios` (mm/vmscan.c, 6.12.117 and 6.12.107): isolate a batch from the oldest
+    /// generation (`isolate_folios`), run the classic `shrink_folio_list` on it, and put back
+    /// the survivors in the order they were shrunk (`move_folios_to_lru`); a PG_reclaim page
+    /// still dirty or under writeback goes back as it is (PG_referenced restored from
+    /// PG_workingset: `lru_gen_add_folio` puts it in the second youngest generation, or, if
+    /// `shrink_folio_list` reactivated it, the youngest); other rejected pages do not go back to
+    /// the oldest generation (PG_active, so `lru_gen_add_folio` makes them youngest); clean
+    /// unmapped ones get one retry ("folios that may have missed folio_rotate_reclaimable()").
+    /// An unevictable survivor is left for `move_folios_to_lru` to cull, or, before
+    /// [`crate::profile::Profile::lru_gen_sort_lets_unevictable_through`] (6.12.107), put back
+    /// at once (`folio_putback_lru`). Returns the pages scanned.
     pub(crate) fn evict_folios(&mut self, sc: &mut ScanControl, swappiness: u64) -> u64 {
         let (mut scanned, ty, list) = self.isolate_folios(sc, swappiness);
         scanned += self.try_to_inc_min_seq(swappiness != 0) as u64;
@@ -515,15 +528,21 @@ impl Kernel {
             sc.nr_reclaimed += reclaimed;
             self.log_reclaim(Ev::LruShrinkInactive, scanned, reclaimed, stat.nr_unmap_fail);
             let mut clean = Vec::new();
-            let mut retry = vec![false; keep.len()];
+            // pages not for move_folios_to_lru: retried, or (6.12.107) put back already
+            let mut off_list = vec![false; keep.len()];
             for (i, &pfn) in keep.iter().enumerate() {
                 let f = self.mem.frames[pfn as usize];
-                // move_folios_to_lru() culls unevictable folios via folio_putback_lru()
                 if f.test(pg::PG_MLOCKED) {
+                    // move_folios_to_lru() culls unevictable folios via folio_putback_lru();
+                    // 6.12.107: "list_del(&folio->lru); folio_putback_lru(folio);"
+                    if !self.profile.lru_gen_sort_lets_unevictable_through {
+                        self.putback_lru_page(pfn);
+                        off_list[i] = true;
+                    }
                     continue;
                 }
                 let fm = &mut self.mem.frames[pfn as usize];
-                if f.test(pg::PG_RECLAIM) && f.test(pg::PG_DIRTY) {
+                if f.test(pg::PG_RECLAIM) && (f.test(pg::PG_DIRTY) || f.test(pg::PG_WRITEBACK)) {
                     // restore LRU_REFS_FLAGS cleared by isolate_folio()
                     if f.test(pg::PG_WORKINGSET) {
                         fm.set(pg::PG_REFERENCED);
@@ -534,7 +553,9 @@ impl Kernel {
                     || f.test(pg::PG_ACTIVE)
                     || f.test(pg::PG_REFERENCED)
                     || f.mapped()
+                    || f.test(pg::PG_LOCKED)
                     || f.test(pg::PG_DIRTY)
+                    || f.test(pg::PG_WRITEBACK)
                 {
                     // don't add rejected folios to the oldest generation
                     fm.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
@@ -542,11 +563,11 @@ impl Kernel {
                     continue;
                 }
                 // retry folios that may have missed folio_rotate_reclaimable()
-                retry[i] = true;
+                off_list[i] = true;
                 clean.push(pfn);
             }
             // move_folios_to_lru: the survivors but the clean ones, in the order shrunk
-            for (&pfn, _) in keep.iter().zip(&retry).filter(|(_, r)| !**r) {
+            for (&pfn, _) in keep.iter().zip(&off_list).filter(|(_, r)| !**r) {
                 self.putback_lru_page(pfn);
             }
             // "item = PGSTEAL_KSWAPD + reclaimer_offset(); if (!cgroup_reclaim(sc))
@@ -638,20 +659,33 @@ impl Kernel {
         (scanned, list)
     }
 
-    /// `sort_folio` (mm/vmscan.c, 6.12.117): true when the page stays (moved within the
-    /// generations). An unevictable (mlocked) page is let through ("the generic path will
-    /// cull it": `shrink_folio_list` activates it and `move_folios_to_lru` puts it on the
-    /// unevictable list); a page whose generation is no longer the oldest ("promoted") moves
-    /// to the head of its generation's list; a page of a tier above `tier_idx`, or with the
-    /// most accesses, is protected into the next generation (counted in `protected`). One
-    /// zone, so no "ineligible" case. (6.12 has no "waiting for writeback" case: a dirty file
-    /// page goes to `shrink_folio_list`.)
+    /// `sort_folio` (mm/vmscan.c, 6.12.117 and 6.12.107): true when the page stays (moved
+    /// within the generations). An unevictable (mlocked) page is let through ("the generic path
+    /// will cull it": `shrink_folio_list` activates it and `move_folios_to_lru` puts it on the
+    /// unevictable list), or, before `lru_gen_sort_lets_unevictable_through` (6.12.107), culled
+    /// here (PG_unevictable, onto the unevictable list, UNEVICTABLE_PGCULLED); a page whose
+    /// generation is no longer the oldest ("promoted") moves to the head of its generation's
+    /// list; a page of a tier above `tier_idx`, or with the most accesses, is protected into
+    /// the next generation (counted in `protected`). One zone, so no "ineligible" case. Before
+    /// `lru_gen_writeback_reactivates` (6.12.107, "waiting for writeback"), a page locked,
+    /// under writeback or (file) dirty stays too: `folio_inc_gen(.., reclaiming=true)` (PG_reclaim
+    /// "for folio_end_writeback()") to the head of the next generation; 6.12.117 lets it through
+    /// to `shrink_folio_list`.
     fn sort_folio(&mut self, pfn: u32, tier_idx: usize) -> bool {
         let f = self.mem.frames[pfn as usize];
         let ty = folio_type(&f);
-        // unevictable: let it through and the generic path will cull it
         if f.test(pg::PG_MLOCKED) {
-            return false;
+            if self.profile.lru_gen_sort_lets_unevictable_through {
+                // unevictable: let it through and the generic path will cull it
+                return false;
+            }
+            // 6.12.107 "unevictable": lru_gen_del_folio(.., true), folio_set_unevictable,
+            // lruvec_add_folio, UNEVICTABLE_PGCULLED
+            self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
+            self.mem.frames[pfn as usize].set(pg::PG_UNEVICTABLE);
+            self.lru.add(&mut self.mem.frames, pfn);
+            self.vmstat.inc(Vm::unevictable_pgs_culled);
+            return true;
         }
         // promoted
         let gn = folio_lru_gen(&f).unwrap_or(MAX_NR_GENS);
@@ -668,19 +702,33 @@ impl Kernel {
             self.lru.lrugen.protected[ty][tier - 1] += 1;
             return true;
         }
+        // 6.12.107 "waiting for writeback"
+        if !self.profile.lru_gen_writeback_reactivates
+            && (f.test(pg::PG_LOCKED) || f.test(pg::PG_WRITEBACK) || (ty == LRU_GEN_FILE && f.test(pg::PG_DIRTY)))
+        {
+            let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, true);
+            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
+            return true;
+        }
         false
     }
 
-    /// `isolate_folio` (mm/vmscan.c, 6.12.117): off the generation (`lru_gen_del_folio(..,
-    /// true)`) with a reference; an unreferenced page loses its access count and
-    /// LRU_REFS_FLAGS ("see the comment on MAX_NR_TIERS"); PG_referenced is cleared for
-    /// shrink_folio_list. PG_reclaim (= PG_readahead) is left alone. The "swap constrained"
-    /// refusal needs a reclaim without __GFP_IO, which the model does not make.
+    /// `isolate_folio` (mm/vmscan.c, 6.12.117 and 6.12.107): off the generation
+    /// (`lru_gen_del_folio(.., true)`) with a reference; an unreferenced page loses its access
+    /// count and LRU_REFS_FLAGS ("see the comment on MAX_NR_TIERS"); PG_referenced is cleared
+    /// "for shrink_folio_list()", and so, before `lru_gen_writeback_reactivates` (6.12.107), is
+    /// PG_reclaim (= PG_readahead: a swap-readahead page taken and kept loses its mark); 6.12.117
+    /// leaves it. The "swap constrained" refusal (whose dirty test the same backport narrowed to
+    /// anon pages) needs a reclaim without __GFP_IO, which the model does not make.
     pub(crate) fn isolate_folio(&mut self, pfn: u32) {
         self.lru.del_reclaiming(&mut self.mem.frames, pfn, true);
+        let clear_reclaim = !self.profile.lru_gen_writeback_reactivates;
         let f = &mut self.mem.frames[pfn as usize];
         if !f.test(pg::PG_REFERENCED) {
             f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+        }
+        if clear_reclaim {
+            f.clear(pg::PG_RECLAIM);
         }
         f.clear(pg::PG_REFERENCED);
         f.set(pg::PG_ISOLATED);
@@ -1355,6 +1403,198 @@ mod tests {
         assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(lru_gen_from_seq(k.lru.lrugen.max_seq - 1)));
         assert_eq!(k.vmstat.get(Vm::pgdeactivate), 1);
         k.check_invariants().unwrap();
+    }
+
+    /// A kernel of `profile` (s390x, 8 MiB) with the virtio-blk swap device on one CPU (writes
+    /// stay queued until something waits for them) and 64 anon pages with old PTEs in the
+    /// oldest of four generations; the process and its first address.
+    fn writeback_kernel(profile: &str) -> (Kernel, u32, u64) {
+        let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+        k.set_swap_io(crate::mm::page_io::SwapIo::VirtioBlk).unwrap();
+        k.set_kswapd_mode(crate::vmscan::kswapd::KswapdMode::OneCpu);
+        let (pid, a) = proc_with_pages(&mut k, false, 64);
+        for _ in 0..3 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+        make_old(&mut k, pid, a, 64);
+        (k, pid, a)
+    }
+
+    /// The pfns of the 64 pages of `writeback_kernel`, now in the swap cache.
+    fn cached_pfns(k: &Kernel) -> Vec<u32> {
+        (1..=64).filter_map(|off| k.swap.cache_page(off)).collect()
+    }
+
+    /// lru_gen_add_folio (include/linux/mm_inline.h) and evict_folios (mm/vmscan.c), 6.12.107
+    /// and 6.12.117 alike, with the swap written asynchronously: pageout leaves each page under
+    /// writeback with PG_reclaim, shrink_folio_list keeps it ("if (folio_test_writeback(folio))
+    /// goto keep;"), evict_folios puts it back as it is (no retry: "folio_test_reclaim(folio) &&
+    /// (folio_test_dirty(folio) || folio_test_writeback(folio))") and lru_gen_add_folio puts a
+    /// PG_reclaim page under writeback in the second youngest generation ("a dirty page pending
+    /// writeback"). The write's completion (folio_end_writeback, mm/filemap.c) →
+    /// folio_rotate_reclaimable → lru_move_tail (mm/swap.c) → lru_gen_add_folio(..,
+    /// reclaiming=true) moves it to the tail of the oldest generation, PGROTATED, where the
+    /// next eviction frees it without writing it again.
+    #[test]
+    fn a_page_written_asynchronously_waits_in_the_second_youngest_generation_and_completion_rotates_it_to_the_oldest() {
+        for profile in ["6.12.107-debian", "6.12-debian"] {
+            let (mut k, _, _) = writeback_kernel(profile);
+            let mut sc = ScanControl::new(64, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            assert_eq!(sc.nr_reclaimed, 0, "{profile}: every write is in flight");
+            assert_eq!((k.vmstat.get(Vm::pswpout), k.nr_writeback()), (64, 64), "{profile}");
+            let pending = lru_gen_from_seq(k.lru.lrugen.max_seq - 1);
+            for pfn in cached_pfns(&k) {
+                let f = k.mem.frames[pfn as usize];
+                assert!(f.test(pg::PG_WRITEBACK) && f.test(pg::PG_RECLAIM), "{profile}");
+                assert_eq!(folio_lru_gen(&f), Some(pending), "{profile}: the second youngest");
+            }
+            k.check_invariants().unwrap();
+            k.swap_io_complete();
+            assert_eq!(k.vmstat.get(Vm::pgrotated), 64, "{profile}");
+            let oldest = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
+            let pfns = cached_pfns(&k);
+            assert_eq!(k.lru.tail_at(list_index(oldest, LRU_GEN_ANON)), pfns.last().copied(), "{profile}");
+            for &pfn in &pfns {
+                let f = k.mem.frames[pfn as usize];
+                assert!(!f.test(pg::PG_WRITEBACK) && !f.test(pg::PG_RECLAIM), "{profile}");
+                assert_eq!(folio_lru_gen(&f), Some(oldest), "{profile}: rotated to the oldest");
+            }
+            k.check_invariants().unwrap();
+            // a third generation to evict from (get_nr_to_scan would age first)
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+            let mut sc = ScanControl::new(64, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            assert_eq!(sc.nr_reclaimed, 64, "{profile}: clean, unmapped: freed");
+            assert_eq!(k.vmstat.get(Vm::pswpout), 64, "{profile}: not written again");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// evict_folios (mm/vmscan.c, 6.12.107 and 6.12.117): "retry folios that may have missed
+    /// folio_rotate_reclaimable()". A page whose write completes while it is still isolated
+    /// (here: the virtio-blk queue is full when the batch's second page is written, so the
+    /// device completes every queued write, the batch's first among them) is not on an LRU
+    /// when folio_end_writeback runs, so it is not rotated; it comes back from
+    /// shrink_folio_list clean, unmapped and off writeback, and the retry frees it.
+    #[test]
+    fn a_page_whose_write_completed_while_isolated_is_retried_and_freed() {
+        use crate::mm::page_io::VIRTIO_BLK_QUEUE_DEPTH;
+        for profile in ["6.12.107-debian", "6.12-debian"] {
+            let (mut k, _, _) = writeback_kernel(profile);
+            // fill the queue but one with another process's pages (MADV_PAGEOUT)
+            let n = VIRTIO_BLK_QUEUE_DEPTH as u64 - 1;
+            let (other, b) = proc_with_pages(&mut k, false, n);
+            k.madvise(other, b, n * 4096, crate::mm::madvise::Advice::Pageout).unwrap();
+            assert_eq!(k.nr_writeback(), n as usize, "{profile}");
+            let mut sc = ScanControl::new(64, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            assert_eq!(sc.nr_reclaimed, 1, "{profile}: the batch's first page, retried");
+            assert_eq!(k.vmstat.get(Vm::pgrotated), n, "{profile}: the others' pages, on the LRU");
+            assert_eq!(k.nr_writeback(), 63, "{profile}: the rest of the batch in flight");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// sort_folio (mm/vmscan.c) meeting a page still under writeback at the tail of the oldest
+    /// generation: 6.12.107 keeps it ("waiting for writeback": folio_inc_gen(.., true) sets
+    /// PG_reclaim and moves it to the head of the next generation; counted in PGREFILL, not
+    /// isolated); 6.12.117, after "mm/mglru: use the common routine for dirty/writeback
+    /// reactivation" (lru_gen_writeback_reactivates), lets it through: isolated (PGSCAN),
+    /// shrink_folio_list's case 2 activates it (PGACTIVATE) and lru_gen_add_folio puts the
+    /// active page in the youngest generation. Completion rotates it in both.
+    #[test]
+    fn before_6_12_114_sort_folio_keeps_a_page_under_writeback_and_after_it_shrink_folio_list_reactivates_it() {
+        for (profile, reactivates) in [("6.12.107-debian", false), ("6.12-debian", true)] {
+            let (mut k, _, _) = writeback_kernel(profile);
+            assert_eq!(k.profile.lru_gen_writeback_reactivates, reactivates);
+            let mut sc = ScanControl::new(64, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            // one more generation, so that theirs (max_seq - 1) is the oldest of three
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+            let pending = lru_gen_from_seq(seq - 1);
+            assert_eq!(lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]), pending, "{profile}");
+            let (scan, refill, act) =
+                (k.vmstat.get(Vm::pgscan_direct), k.vmstat.get(Vm::pgrefill), k.vmstat.get(Vm::pgactivate));
+            let mut sc = ScanControl::new(64, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            assert_eq!(sc.nr_reclaimed, 0, "{profile}");
+            let (scan, refill, act) = (
+                k.vmstat.get(Vm::pgscan_direct) - scan,
+                k.vmstat.get(Vm::pgrefill) - refill,
+                k.vmstat.get(Vm::pgactivate) - act,
+            );
+            let expect = if reactivates {
+                ((64, 0, 64), lru_gen_from_seq(k.lru.lrugen.max_seq))
+            } else {
+                ((0, 64, 0), lru_gen_from_seq(seq))
+            };
+            assert_eq!((scan, refill, act), expect.0, "{profile}: (pgscan, pgrefill, pgactivate)");
+            for pfn in cached_pfns(&k) {
+                let f = k.mem.frames[pfn as usize];
+                assert!(f.test(pg::PG_WRITEBACK) && f.test(pg::PG_RECLAIM), "{profile}");
+                assert_eq!(folio_lru_gen(&f), Some(expect.1), "{profile}");
+            }
+            assert_eq!(k.vmstat.get(Vm::pswpout), 64, "{profile}: no second write");
+            k.check_invariants().unwrap();
+            k.swap_io_complete();
+            assert_eq!(k.vmstat.get(Vm::pgrotated), 64, "{profile}");
+            k.check_invariants().unwrap();
+        }
+    }
+
+    /// isolate_folio (mm/vmscan.c): 6.12.107 clears PG_reclaim "for shrink_folio_list()", and
+    /// with it PG_readahead (the same bit): a swap-readahead page that eviction takes and keeps
+    /// no longer counts a readahead hit when it is faulted; 6.12.117 (after "mm/mglru: use the
+    /// common routine for dirty/writeback reactivation") leaves it.
+    #[test]
+    fn before_6_12_114_isolate_folio_clears_pg_reclaim_and_so_pg_readahead() {
+        for (profile, clears) in [("6.12.107-debian", true), ("6.12-debian", false)] {
+            let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 1);
+            let pfn = pfn_at(&k, pid, a);
+            k.mem.frames[pfn as usize].set(pg::PG_READAHEAD);
+            k.isolate_folio(pfn);
+            assert_eq!(!k.mem.frames[pfn as usize].test(pg::PG_RECLAIM), clears, "{profile}");
+            k.putback_lru_page(pfn);
+        }
+    }
+
+    /// sort_folio (mm/vmscan.c) on an unevictable (mlocked) page in the oldest generation:
+    /// 6.12.107 culls it there (lru_gen_del_folio, folio_set_unevictable, lruvec_add_folio,
+    /// UNEVICTABLE_PGCULLED; a sorted page, PGREFILL); 6.12.117, after "mm/mglru: fix and
+    /// remove redundant unevictable folio handling" (lru_gen_sort_lets_unevictable_through),
+    /// lets it through: isolated (PGSCAN), and shrink_folio_list / move_folios_to_lru's
+    /// folio_putback_lru cull it. Either way it ends on the unevictable list, counted culled once.
+    #[test]
+    fn before_6_12_114_sort_folio_culls_an_unevictable_page_itself() {
+        for (profile, through) in [("6.12.107-debian", false), ("6.12-debian", true)] {
+            let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+            assert_eq!(k.profile.lru_gen_sort_lets_unevictable_through, through);
+            let (pid, a) = proc_with_pages(&mut k, false, 64);
+            for _ in 0..3 {
+                let seq = k.lru.lrugen.max_seq;
+                assert!(k.try_to_inc_max_seq(seq, true, false));
+            }
+            // the page at the tail of the oldest generation: the first eviction meets
+            let oldest = list_index(lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]), LRU_GEN_ANON);
+            let pfn = k.lru.tail_at(oldest).unwrap();
+            k.mem.frames[pfn as usize].set(pg::PG_MLOCKED);
+            let (scan, refill) = (k.vmstat.get(Vm::pgscan_direct), k.vmstat.get(Vm::pgrefill));
+            let mut sc = ScanControl::new(1, false);
+            k.evict_folios(&mut sc, SWAPPINESS);
+            let f = k.mem.frames[pfn as usize];
+            assert!(f.test(pg::PG_UNEVICTABLE) && f.test(pg::PG_LRU), "{profile}");
+            assert_eq!(f.lru_list() as usize, LruList::Unevictable as usize, "{profile}");
+            assert_eq!(k.vmstat.get(Vm::unevictable_pgs_culled), 1, "{profile}");
+            // 6.12.107 sorted it; 6.12.117 isolated it with the others
+            assert_eq!(k.vmstat.get(Vm::pgrefill) - refill, !through as u64, "{profile}");
+            assert_eq!(k.vmstat.get(Vm::pgscan_direct) - scan, 64 - !through as u64, "{profile}");
+            let _ = (pid, a);
+        }
     }
 
     /// Profile::check_switches: MGLRU exists from v6.1; a 4.x profile refuses it, saying why.

@@ -333,18 +333,14 @@ def run_model(
     """Run ``scenario`` on the model with ``profile`` on ``arch`` (falling back to s390x
     while the model lacks ``arch``; WP/MINOR scenarios are then skipped). A scenario that
     needs ``no_swap`` runs on a model without swap, every other one with 64 MiB of it, on the
-    swap device ``swap_io`` (``Kernel.swap_io``: ``"virtio-blk"`` for a guest's disk; a
-    profile with MGLRU keeps the synchronous device, noted)."""
+    swap device ``swap_io`` (``Kernel.swap_io``: ``"virtio-blk"`` for a guest's disk, with
+    the classic lists or MGLRU)."""
     arch_why = scenario.arch_skip(arch)
     if arch_why is not None:
         return RunResult(side="model", skipped=arch_why)
     swap = "0" if "no_swap" in scenario.needs else "64MiB"
     k, used, notes = make_kernel(profile, arch, swap)
-    if swap_io != "synchronous":
-        try:
-            k.swap_io = swap_io
-        except ArgumentError as e:
-            notes.append(f"swap device {swap_io} not modelled here ({e}); synchronous")
+    k.swap_io = swap_io
     res = RunResult(side="model", notes=notes)
     why = arch_skip_reason(scenario, arch, used) or release_skip_reason(scenario, profile, used)
     if why is not None:

@@ -273,8 +273,11 @@ def model_profile(lru_gen: str, release: object = None) -> str:
     """The model's profile for a guest with ``lru_gen`` on or off running kernel ``release``
     (``uname -r``, the check's ``guest["release"]``): ``"6.12"`` (the classic lists) with
     lru_gen off; with it on ``"6.12-debian"``, or ``"6.12.107-debian"`` for a 6.12 before the
-    stable update 6.12.114, which brought "mm/mglru: reset page lru tier bits when activating"
-    (the switch ``lru_gen_activate_resets_refs``; the s390x guests run 6.12.107). An unknown
+    stable update 6.12.114, which brought the three MGLRU backports "mm/mglru: reset page lru
+    tier bits when activating", "mm/mglru: use the common routine for dirty/writeback
+    reactivation" and "mm/mglru: fix and remove redundant unevictable folio handling" (the
+    switches ``lru_gen_activate_resets_refs``, ``lru_gen_writeback_reactivates`` and
+    ``lru_gen_sort_lets_unevictable_through``; the s390x guests run 6.12.107). An unknown
     release is taken as current."""
     if lru_gen != "on":
         return "6.12"
@@ -305,9 +308,9 @@ def model_counters(
     ``minflt``.
 
     ``swap_io`` is the model's swap device; None: the guest's virtio-blk
-    (:data:`reclaim.vm.guest.SWAP_IO`) with the classic LRU, the synchronous device with
-    MGLRU (whose handling of pages under writeback the model lacks). ``release``: the guest's
-    kernel release, which picks the MGLRU variant (:func:`model_profile`).
+    (:data:`reclaim.vm.guest.SWAP_IO`), with the classic lists and with MGLRU alike (whose
+    eviction meets pages under writeback as the guest's release does). ``release``: the
+    guest's kernel release, which picks the MGLRU variant (:func:`model_profile`).
 
     The pages others held are reserved, except (``evictable_free``) those on the guest's LRU
     lists: of those, the initramfs's tmpfs files (``k.tmpfs``) go on the model's LRU as shmem
@@ -331,7 +334,7 @@ def model_counters(
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
-        swap_io = GUEST_SWAP_IO if lru_gen == "off" else "synchronous"
+        swap_io = GUEST_SWAP_IO
     r = reclaim.trace.replay(
         path,
         profile=model_profile(lru_gen, release),

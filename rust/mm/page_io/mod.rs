@@ -16,9 +16,11 @@
 //!   queues the bio; the page stays in the swap cache, clean, under writeback, with the
 //!   PG_reclaim that `pageout` set, and `shrink_folio_list` puts it back ("if
 //!   (folio_test_writeback(folio)) goto keep;"). Completion (`Kernel::folio_end_writeback`)
-//!   clears PG_writeback and, for a PG_reclaim page, moves it to the inactive tail
-//!   (PGROTATED), where the next reclaim pass frees it. A fault on it in the meantime finds it
-//!   in the swap cache (a minor fault).
+//!   clears PG_writeback and, for a PG_reclaim page, moves it to the inactive tail (with
+//!   MGLRU: the tail of the oldest generation) (PGROTATED), where the next reclaim pass frees
+//!   it. A fault on it in the meantime finds it in the swap cache (a minor fault). MGLRU's
+//!   eviction meets such pages as the profile's release does
+//!   (`Profile::lru_gen_writeback_reactivates`, `vmscan/lru_gen.rs`).
 //!
 //! **The completion model of the virtio-blk device** (deterministic; the model has no device
 //! time): the queue is FIFO and the device completes every queued write, in order, whenever

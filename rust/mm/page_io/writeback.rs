@@ -2,7 +2,7 @@
 //! device's state and the completion model are in the parent module.
 
 use super::{SwapIo, VIRTIO_BLK_QUEUE_DEPTH};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::Kernel;
 use crate::mm::page::pg;
 use crate::mm::vmstat::Vm;
@@ -13,16 +13,10 @@ impl Kernel {
         self.swap_wb.io
     }
 
-    /// Choose the swap device's completion model. Pending writes complete first. MGLRU's
-    /// `sort_folio` / `evict_folios` handling of pages under writeback is not modelled, so
-    /// the asynchronous device is refused with lru_gen (-EINVAL).
+    /// Choose the swap device's completion model. Pending writes complete first. Either device
+    /// works with the classic lists and with MGLRU (whose `sort_folio` / `evict_folios` treat
+    /// pages under writeback as the profile's release does: `Profile::lru_gen_writeback_reactivates`).
     pub fn set_swap_io(&mut self, io: SwapIo) -> Result<()> {
-        if io != SwapIo::Synchronous && self.lru_gen_enabled() {
-            return Err(Error::invalid(
-                "the virtio-blk swap device is modelled with the classic LRU only (lru_gen is enabled in this profile)"
-                    .to_string(),
-            ));
-        }
         self.swap_io_complete();
         self.swap_wb.io = io;
         Ok(())
@@ -95,7 +89,11 @@ impl Kernel {
     /// `folio_rotate_reclaimable` → `lru_move_tail` (mm/swap.c v6.12; 4.x
     /// `rotate_reclaimable_page` → `pagevec_move_tail_fn`): a page that is not locked, dirty or
     /// unevictable and is on an LRU list goes to the tail of its inactive list, PG_active
-    /// cleared, counted PGROTATED.
+    /// cleared, counted PGROTATED. With MGLRU (`lruvec_del_folio` → `lru_gen_del_folio`, then
+    /// `lruvec_add_folio_tail` → `lru_gen_add_folio(.., reclaiming=true)`: PG_reclaim is already
+    /// cleared, so neither "active" nor "pending writeback") it goes to the tail of the oldest
+    /// generation of its type, where eviction takes it next (6.12.107 and 6.12.117 alike:
+    /// mm/swap.c and mm/filemap.c's `folio_end_writeback` do not differ).
     fn folio_rotate_reclaimable(&mut self, pfn: u32) {
         let f = self.mem.frames[pfn as usize];
         if f.test(pg::PG_LOCKED) || f.test(pg::PG_DIRTY) || f.test(pg::PG_UNEVICTABLE) || !f.test(pg::PG_LRU) {
@@ -298,15 +296,15 @@ mod tests {
         k.check_invariants().unwrap();
     }
 
-    /// The device is a choice by name; MGLRU's handling of writeback is not modelled.
+    /// The device is a choice by name, with the classic lists and with MGLRU alike.
     #[test]
-    fn the_swap_device_is_chosen_by_name_and_refused_with_lru_gen() {
+    fn the_swap_device_is_chosen_by_name_with_either_lru() {
         assert_eq!(SwapIo::from_name("virtio-blk").unwrap(), SwapIo::VirtioBlk);
         assert_eq!(SwapIo::from_name("synchronous").unwrap().name(), "synchronous");
         assert!(SwapIo::from_name("nvme").is_err());
         let mut k = kernel("6.12-debian");
         assert!(k.lru_gen_enabled());
-        assert!(k.set_swap_io(SwapIo::VirtioBlk).is_err());
-        assert_eq!(k.swap_io(), SwapIo::Synchronous);
+        k.set_swap_io(SwapIo::VirtioBlk).unwrap();
+        assert_eq!(k.swap_io(), SwapIo::VirtioBlk);
     }
 }
