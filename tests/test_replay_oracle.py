@@ -142,6 +142,45 @@ def _line(**over: object) -> dict[str, object]:
     return line
 
 
+def test_a_boosted_zone_gives_the_model_its_own_watermarks_without_the_boost() -> None:
+    """zoneinfo prints wmark_pages(), _watermark[] plus watermark_boost (include/linux/mmzone.h,
+    mm/vmstat.c zoneinfo_show_print, 6.12): a run that starts after a pageblock steal reads
+    min/low/high a pageblock higher; the model gets the zone's watermarks and the boost apart."""
+    zones = [
+        {"zone": "DMA", "free": 3000, "boost": 512, "min": 522, "low": 524, "high": 526,
+         "managed": 3800},
+        {"zone": "DMA32", "free": 20000, "boost": 512, "min": 712, "low": 762, "high": 812,
+         "managed": 28000},
+    ]  # fmt: skip
+    k = rp.parse_run(_line(zoneinfo=zones))
+    assert (k.min, k.low, k.high, k.boost) == (210, 262, 314, 1024)
+    gz = rp.guest_zones(k, k.held)
+    assert gz is not None and gz[0][2:5] == (10, 12, 14) and gz[1][2:5] == (200, 250, 300)
+
+
+def test_the_boost_of_a_run_saved_without_it_is_inferred_from_the_other_runs_of_its_boot() -> None:
+    """Runs saved before the agent kept the boost: the runs of one check share a boot and its
+    _watermark[], so a run whose marks are all higher by the same amount read them boosted."""
+    plain, boosted = rp.parse_run(_line()), rp.parse_run(_line(run=2))
+    boosted.min, boosted.low, boosted.high = 210 + 1024, 262 + 1024, 314 + 1024
+    c = rp.ReplayCheck(trace="zipf0.9", arch="x86_64", guest_memory_mib=96, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=20_000, requests=200_000,
+                       capacity=5_000, kernel=[boosted, plain], model={"majflt": 1},
+                       reference={})  # fmt: skip
+    d = c.to_dict()
+    runs = d["kernel"]
+    assert isinstance(runs, list)
+    for run in runs:
+        run.pop("boost")
+        run.pop("boost_inferred")
+    again = rp.ReplayCheck.from_dict(json.loads(json.dumps(d)))
+    first, second = again.kernel
+    assert (first.min, first.low, first.high, first.boost) == (210, 262, 314, 1024)
+    assert first.boost_inferred and not second.boost_inferred and second.boost == 0
+    kept = rp.ReplayCheck.from_dict(json.loads(json.dumps(again.to_dict())))
+    assert kept.kernel[0].min == 210 and kept.kernel[0].boost == 1024, "saved once, not twice"
+
+
 def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
     k = rp.parse_run(_line())
     assert (k.managed, k.free, k.held) == (31800, 23000, 8800)

@@ -173,7 +173,16 @@ class KernelRun:
     trace file) and ``tmpfs_active`` of those on the active list (by meminfo's ``Active(anon)``
     share; 0 and 0 in a run saved before they were kept), ``resident`` pages of the mapping at
     the end, ``counters``: ``majflt``/``minflt`` (rusage) and the :data:`VMSTAT` differences,
-    and ``meminfo`` (:data:`MEMINFO`, kB)."""
+    and ``meminfo`` (:data:`MEMINFO`, kB).
+
+    ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
+    ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,
+    the watermark plus the boost (include/linux/mmzone.h, mm/vmstat.c ``zoneinfo_show_print``,
+    6.12), and a run that starts shortly after a pageblock steal (``boost_watermark``,
+    mm/page_alloc.c) reads marks up to a pageblock (512 pages) per zone higher, which kswapd's
+    next balanced pass clears. The boost is transient, the model has no boost in its one zone,
+    so the model is given the watermarks without it. A run saved before the agent recorded the
+    boost has it inferred by :meth:`ReplayCheck.from_dict` (``boost_inferred``)."""
 
     run: int
     ms: int
@@ -192,6 +201,8 @@ class KernelRun:
     meminfo: dict[str, int] = field(default_factory=dict)
     zones: list[dict[str, object]] = field(default_factory=list)
     pagetypeinfo: dict[str, object] = field(default_factory=dict)
+    boost: int = 0
+    boost_inferred: bool = False
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -232,15 +243,17 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
     managed, free = zsum("managed"), zsum("free") + zsum("pcp")
     evictable = sum(meminfo.get(k, 0) for k in LRU_KIB) // 4
     tmpfs, tmpfs_active = tmpfs_pages(meminfo)
+    boost = zsum("boost")  # zoneinfo's marks are wmark_pages(): the watermark plus the boost
     return KernelRun(
         run=_int(obj, "run"),
         ms=_int(obj, "ms"),
         managed=managed,
         free=free,
         held=managed - free,
-        min=zsum("min"),
-        low=zsum("low"),
-        high=zsum("high"),
+        min=zsum("min") - boost,
+        low=zsum("low") - boost,
+        high=zsum("high") - boost,
+        boost=boost,
         swap_kib=meminfo.get("SwapTotal", 0),
         resident=resident,
         counters=counters,
@@ -381,7 +394,8 @@ def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZo
     )
 
     def spec(z: dict[str, int], h: int, r: int) -> tuple[int, int, int, int, int, int]:
-        return (z["managed"], max(0, h), z["min"], z["low"], z["high"], r)
+        b = z.get("boost", 0)  # zoneinfo's marks are wmark_pages(): without the boost
+        return (z["managed"], max(0, h), z["min"] - b, z["low"] - b, z["high"] - b, r)
 
     held_dma = dma["managed"] - dma.get("free", 0) - dma.get("pcp", 0)
     types = pagetypes(k.pagetypeinfo, "DMA")
@@ -508,7 +522,26 @@ class ReplayCheck:
             # to_dict keeps the first run's zones once, at the top
             runs[0].zones = [dict(z) for z in zones if isinstance(z, Mapping)]
         fields["kernel"] = runs
+        if isinstance(raw, list) and not any(isinstance(k, Mapping) and "boost" in k for k in raw):
+            infer_boost(runs)
         return cls(**fields)  # type: ignore[arg-type]
+
+
+def infer_boost(runs: Sequence[KernelRun]) -> None:
+    """The ``watermark_boost`` of runs saved before the agent recorded it: the runs of one check
+    share a boot, whose zones keep their watermarks (``_watermark[]``, set from
+    ``min_free_kbytes`` at boot), so a run whose summed ``min`` is above the smallest of the
+    check's read its marks boosted (``wmark_pages()`` adds the same boost to min, low and
+    high): that excess is its boost, taken off its marks. Exact when one run of the check
+    started unboosted; otherwise every run keeps the least boost as part of its marks."""
+    if not runs:
+        return
+    base = min(runs, key=lambda k: k.min)
+    for k in runs:
+        b = k.min - base.min
+        if b > 0 and k.low - base.low == b and k.high - base.high == b:
+            k.min, k.low, k.high = base.min, base.low, base.high
+            k.boost, k.boost_inferred = b, True
 
 
 def _saved_run(d: Mapping[str, object]) -> KernelRun:
@@ -797,6 +830,7 @@ __all__ = [
     "agent_trace",
     "format_table",
     "guest_memory_for",
+    "infer_boost",
     "model_counters",
     "parse_run",
     "plot",

@@ -1500,7 +1500,8 @@ static void emit_pagetypeinfo(void)
 	fclose(f);
 }
 
-/* /proc/zoneinfo: per populated zone, its free pages, watermarks and managed pages, and
+/* /proc/zoneinfo: per populated zone, its free pages, watermarks (as printed: wmark_pages(),
+ * the watermark plus "boost", its watermark_boost, also kept) and managed pages, and
  * "pcp": the pages on its per-cpu lists ("count:" of each cpu's pageset), free but not in
  * "pages free" (NR_FREE_PAGES), and "protection": its lowmem_reserve[] */
 static void emit_zoneinfo(void)
@@ -1553,8 +1554,9 @@ static void emit_zoneinfo(void)
 			continue;
 		}
 		if (sscanf(line, " %63s %lld", key, &v) == 2 &&
-		    (!strcmp(key, "min") || !strcmp(key, "low") || !strcmp(key, "high") ||
-		     !strcmp(key, "spanned") || !strcmp(key, "present") || !strcmp(key, "managed")))
+		    (!strcmp(key, "boost") || !strcmp(key, "min") || !strcmp(key, "low") ||
+		     !strcmp(key, "high") || !strcmp(key, "spanned") || !strcmp(key, "present") ||
+		     !strcmp(key, "managed")))
 			o(",\"%s\":%lld", key, v);
 	}
 	if (open_zone)
