@@ -9,11 +9,12 @@ Each file is what `reclaim crosscheck --replay --json` (or `ReplayCheck.to_dict(
 check or a list of them. A row seen in several files (same trace, arch, memory, page-cluster,
 requests, lru_gen and kernel runs) is replayed once. The trace is regenerated as the check made
 it (`reclaim.tracegen.generate(trace, requests, pages)`, seed 0), the model is
-`reclaim.crosscheck.replay.model_counters` with its defaults (the guest's swap device and TLB)
-on the first kernel run's memory, with the MGLRU variant of the guest's kernel release
-(`model_profile`), as the check does. Printed: the row, the kernel's median
-major faults (min-max), the model's, their difference in percent of the kernel median, and the
-model the file saved when the check ran (``saved``).
+`reclaim.crosscheck.replay.remodel`: `model_counters` with its defaults (the guest's swap
+device and TLB) on the first kernel run's memory, with the MGLRU variant of the guest's kernel
+release (`model_profile`), as the check does. Printed: the row, the kernel's median major
+faults (min-max), the model's, their difference in percent of the kernel median, and the model
+the file saved when the check ran (``saved``). The saved kernel runs kept in the repository
+(tests/data/kernel-runs/) have their own tool, tools/kernel_runs.py.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import reclaim
-from reclaim import tracegen
-from reclaim.crosscheck.replay import ReplayCheck, model_counters
+from reclaim.crosscheck.replay import ReplayCheck, remodel
 
 
 def _checks(files: list[Path]) -> list[ReplayCheck]:
@@ -50,24 +48,6 @@ def _checks(files: list[Path]) -> list[ReplayCheck]:
                 seen.add(key)
                 out.append(c)
     return out
-
-
-def remodel(c: ReplayCheck, **kw: Any) -> dict[str, int]:
-    """The model's counters for check ``c`` with this build (``kw``: model_counters options)."""
-    t = tracegen.generate(c.trace, c.requests, c.pages)
-    with tempfile.TemporaryDirectory(prefix="reclaim-remodel-") as td:
-        p = Path(td) / "trace.bin"
-        reclaim.trace.write(p, t.keys, t.writes, format="binary")
-        return model_counters(
-            p,
-            c.arch,
-            c.kernel[0],
-            shmem=c.shmem,
-            page_cluster=c.page_cluster,
-            lru_gen=c.lru_gen,
-            release=str(c.guest.get("release", "")) or None,
-            **kw,
-        )
 
 
 def _scaled_zones(donor: Any, k: Any) -> list[dict[str, object]]:

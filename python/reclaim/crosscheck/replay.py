@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -494,6 +495,73 @@ def _saved_run(d: Mapping[str, object]) -> KernelRun:
     return k
 
 
+#: Issue 18's target for the model's major faults, by ``lru_gen``: within this fraction of the
+#: kernel's median, or inside the kernel's own min-max over its runs (5% with the classic
+#: lists, 10% with MGLRU).
+TARGET = {"off": 0.05, "on": 0.10}
+
+
+def meets_target(check: ReplayCheck, majflt: int) -> bool:
+    """Whether the model's ``majflt`` on ``check`` meets :data:`TARGET`: within its fraction of
+    the kernel's median major faults, or between the kernel runs' smallest and largest."""
+    med, lo, hi = check.kernel_majflt()
+    return lo <= majflt <= hi or abs(majflt - med) <= TARGET[check.lru_gen] * med
+
+
+def row_name(check: ReplayCheck) -> str:
+    """The saved check's row: ``ARCH-classic|lrugen-TRACE-MiB-pcC-NK`` (requests in
+    thousands), with ``-shmem`` and ``-boostB`` when the check set them."""
+    lru = "lrugen" if check.lru_gen == "on" else "classic"
+    name = (
+        f"{check.arch}-{lru}-{check.trace}-{check.guest_memory_mib}-pc{check.page_cluster}"
+        f"-{check.requests // 1000}K"
+    )
+    if check.shmem:
+        name += "-shmem"
+    if check.watermark_boost_factor is not None:
+        name += f"-boost{check.watermark_boost_factor}"
+    return name
+
+
+def remodel(check: ReplayCheck, **kw: Any) -> dict[str, int]:
+    """The model's counters for a saved ``check`` with this build, as :func:`run_trace`
+    computes them (no guest): the trace regenerated as the check made it
+    (``reclaim.tracegen.generate(trace, requests, pages)``, seed 0), :func:`model_counters` on
+    the first kernel run's memory, with the guest's page-cluster, lru_gen and release; ``kw``
+    are further :func:`model_counters` options (e.g. ``x86_tlb=None``)."""
+    t = tracegen.generate(check.trace, check.requests, check.pages)
+    with tempfile.TemporaryDirectory(prefix="reclaim-remodel-") as td:
+        path = Path(td) / "trace.bin"
+        reclaim.trace.write(path, t.keys, t.writes, format="binary")
+        return model_counters(
+            path,
+            check.arch,
+            check.kernel[0],
+            shmem=check.shmem,
+            page_cluster=check.page_cluster,
+            lru_gen=check.lru_gen,
+            release=str(check.guest.get("release", "")) or None,
+            **kw,
+        )
+
+
+#: An absolute path of the machine that recorded a check (a home, cache, scratch or work
+#: directory): :func:`portable` keeps only its last component.
+_HOST_PATH = re.compile(r"(?:~|/(?:root|home|tmp|var/tmp|work|Users))(?:/[^\s,;:'\"()]*)?")
+
+
+def portable(obj: object) -> object:
+    """``obj`` (a saved check's JSON) with every path of the recording machine (under a home,
+    cache, scratch or work directory) cut to its file name, so the check can be shared."""
+    if isinstance(obj, str):
+        return _HOST_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], obj)
+    if isinstance(obj, list):
+        return [portable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    return obj
+
+
 def run_trace(
     trace: Trace,
     name: str,
@@ -750,6 +818,7 @@ __all__ = [
     "FRACTIONS",
     "MIN_MIB",
     "POLICIES",
+    "TARGET",
     "VMSTAT",
     "KernelRun",
     "ReplayCheck",
@@ -757,11 +826,15 @@ __all__ = [
     "agent_trace",
     "format_table",
     "guest_memory_for",
+    "meets_target",
     "model_counters",
     "parse_run",
     "plot",
+    "portable",
     "reference_misses",
+    "remodel",
     "replay_input",
+    "row_name",
     "run_matrix",
     "run_trace",
 ]
