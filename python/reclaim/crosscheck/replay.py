@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -553,6 +554,76 @@ def _saved_run(d: Mapping[str, object]) -> KernelRun:
     return k
 
 
+#: Issue 18's target for the model's major faults, by ``lru_gen``: within this fraction of the
+#: kernel's median, or inside the kernel's own min-max over its runs (5% with the classic
+#: lists, 10% with MGLRU).
+TARGET = {"off": 0.05, "on": 0.10}
+
+
+def meets_target(check: ReplayCheck) -> bool:
+    """Whether the model meets :data:`TARGET` on ``check`` (:meth:`ReplayCheck.agrees` with the
+    fraction of its lru_gen: the model's median major faults over the runs' memories within it
+    of the kernel's median, or inside the kernel runs' smallest and largest)."""
+    return check.agrees(TARGET[check.lru_gen])
+
+
+def row_name(check: ReplayCheck) -> str:
+    """The saved check's row: ``ARCH-classic|lrugen-TRACE-MiB-pcC-NK`` (requests in
+    thousands), with ``-shmem`` and ``-boostB`` when the check set them."""
+    lru = "lrugen" if check.lru_gen == "on" else "classic"
+    name = (
+        f"{check.arch}-{lru}-{check.trace}-{check.guest_memory_mib}-pc{check.page_cluster}"
+        f"-{check.requests // 1000}K"
+    )
+    if check.shmem:
+        name += "-shmem"
+    if check.watermark_boost_factor is not None:
+        name += f"-boost{check.watermark_boost_factor}"
+    return name
+
+
+def remodel(check: ReplayCheck, **kw: Any) -> list[dict[str, int]]:
+    """The model's counters for a saved ``check`` with this build, as :func:`run_trace`
+    computes them (no guest): the trace regenerated as the check made it
+    (``reclaim.tracegen.generate(trace, requests, pages)``, seed 0), :func:`model_counters` on
+    each kernel run's memory, in run order, with the guest's page-cluster, lru_gen and release;
+    ``kw`` are further :func:`model_counters` options (e.g. ``x86_tlb=None``)."""
+    t = tracegen.generate(check.trace, check.requests, check.pages)
+    with tempfile.TemporaryDirectory(prefix="reclaim-remodel-") as td:
+        path = Path(td) / "trace.bin"
+        reclaim.trace.write(path, t.keys, t.writes, format="binary")
+        return [
+            model_counters(
+                path,
+                check.arch,
+                k,
+                shmem=check.shmem,
+                page_cluster=check.page_cluster,
+                lru_gen=check.lru_gen,
+                release=str(check.guest.get("release", "")) or None,
+                **kw,
+            )
+            for k in check.kernel
+        ]
+
+
+#: An absolute path of the machine that recorded a check (a home, cache, scratch or work
+#: directory): :func:`portable` keeps only its last component.
+_HOST_PATH = re.compile(r"(?:~|/(?:root|home|tmp|var/tmp|work|Users))(?:/[^\s,;:'\"()]*)?")
+
+
+def portable(obj: object) -> object:
+    """``obj`` (a saved check's JSON) with every path of the recording machine (under a home,
+    cache, scratch or work directory) cut to its file name, so the check can be shared."""
+    if isinstance(obj, str):
+        return _HOST_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], obj)
+    if isinstance(obj, list):
+        return [portable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    return obj
+
+
 def run_trace(
     trace: Trace,
     name: str,
@@ -823,6 +894,7 @@ __all__ = [
     "FRACTIONS",
     "MIN_MIB",
     "POLICIES",
+    "TARGET",
     "VMSTAT",
     "KernelRun",
     "ReplayCheck",
@@ -831,11 +903,15 @@ __all__ = [
     "format_table",
     "guest_memory_for",
     "infer_boost",
+    "meets_target",
     "model_counters",
     "parse_run",
     "plot",
+    "portable",
     "reference_misses",
+    "remodel",
     "replay_input",
+    "row_name",
     "run_matrix",
     "run_trace",
 ]
