@@ -10,6 +10,7 @@
 //! [`NR_LRU_LISTS`] and up), so that a page leaves whatever list it is on through [`Lru::del`].
 
 use crate::mm::page::{Frame, NO_PFN, pg};
+use crate::sim::hint::Hint;
 use lru_gen_folio::LruGenFolio;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,10 @@ pub struct Lru {
     size: [u64; NR_LISTS],
     /// `lruvec->lrugen`.
     pub lrugen: LruGenFolio,
+    /// The look ahead along a list from its tail ([`Lru::start_ahead`]): the page whose frame
+    /// a prefetch was started for last. A cache hint, not state.
+    #[serde(skip)]
+    ahead: Hint<u32>,
 }
 
 impl Default for Lru {
@@ -86,7 +91,13 @@ impl Default for Lru {
 
 impl Lru {
     pub fn new() -> Lru {
-        Lru { head: [NO_PFN; NR_LISTS], tail: [NO_PFN; NR_LISTS], size: [0; NR_LISTS], lrugen: LruGenFolio::new(false) }
+        Lru {
+            head: [NO_PFN; NR_LISTS],
+            tail: [NO_PFN; NR_LISTS],
+            size: [0; NR_LISTS],
+            lrugen: LruGenFolio::new(false),
+            ahead: Hint::default(),
+        }
     }
 
     /// The lists of a lruvec whose `lrugen.enabled` is `lru_gen` (`lru_gen_init_lruvec`).
@@ -226,6 +237,31 @@ impl Lru {
     #[inline]
     pub fn tail(&self, l: LruList) -> Option<u32> {
         self.tail_at(l as usize)
+    }
+
+    /// Start a look ahead from the tail of `l`: the pages the next isolation from `l` takes,
+    /// which [`Lru::prefetch_ahead`] brings into the cache one after the other while reclaim
+    /// works on the batch isolated before them. Following the links from the tail is a chain
+    /// of dependent loads (each frame holds the pfn of the next); spread over the work on the
+    /// batch, its cache misses overlap that work instead of stalling the next isolation. The
+    /// kernel has the same chain (`lru_to_folio(src)` in `isolate_lru_folios`); a look ahead
+    /// that meets a page moved meanwhile only loads a line that is not used.
+    #[inline]
+    pub(crate) fn start_ahead(&self, l: LruList) {
+        self.ahead.set(self.tail[l as usize]);
+    }
+
+    /// One step of the look ahead: the frame reached last (loaded by now) names the one
+    /// before it on its list, which starts loading ([`crate::sim::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_ahead(&self, frames: &[Frame]) {
+        if let Some(f) = frames.get(self.ahead.get() as usize) {
+            let prev = f.lru_prev;
+            self.ahead.set(prev);
+            if let Some(p) = frames.get(prev as usize) {
+                crate::sim::prefetch::value(p);
+            }
+        }
     }
 
     /// The tail page of list index `li`.
