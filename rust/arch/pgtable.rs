@@ -522,6 +522,14 @@ impl PageTables {
         (e != 0).then(|| (e - 1) as usize * g.pt_entries + self.pte_offset(va))
     }
 
+    /// The PTE in slot `idx`, if there is such a slot: for a look ahead that found the slot
+    /// a few accesses earlier ([`PageTables::peek_index`]) and may hold one the tables no
+    /// longer have.
+    #[inline]
+    pub fn peek_pte(&self, idx: usize) -> Option<u64> {
+        self.ptes.get(idx).copied()
+    }
+
     /// Start loading the PTE (and PGSTE) slot `idx` into the cache ([`crate::sim::prefetch`]).
     #[inline]
     pub fn prefetch_slot(&self, idx: usize) {

@@ -150,13 +150,13 @@ impl Kernel {
     /// A look ahead for an access of `addr` by `pid` that the caller makes a few accesses from
     /// now (the replay knows its trace ahead): start loading the PTE slot [`Kernel::do_access`]
     /// will read. A cache hint only ([`crate::sim::prefetch`]): no state changes, not even the
-    /// walk hints.
+    /// walk hints. Returns the slot, which the second step ([`Kernel::prefetch_page_at`]) can start from.
     #[inline]
-    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) {
+    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) -> Option<usize> {
         let pt = &self.mmx(pid).pt;
-        if let Some(i) = pt.peek_index(addr) {
-            pt.prefetch_slot(i);
-        }
+        let i = pt.peek_index(addr)?;
+        pt.prefetch_slot(i);
+        Some(i)
     }
 
     /// The second step of the look ahead, closer to the access: read the PTE (which
@@ -165,10 +165,19 @@ impl Kernel {
     /// swap entry, the swap slot `do_swap_page` reads.
     #[inline]
     pub(crate) fn prefetch_page(&self, pid: u32, addr: u64) {
+        if let Some(i) = self.mmx(pid).pt.peek_index(addr) {
+            self.prefetch_page_at(pid, i);
+        }
+    }
+
+    /// [`Kernel::prefetch_page`] from the PTE slot `i` an earlier [`Kernel::prefetch_pte`]
+    /// found (the walk is not repeated; a slot the tables reused meanwhile only makes the
+    /// look ahead load lines the access does not use).
+    #[inline]
+    pub(crate) fn prefetch_page_at(&self, pid: u32, i: usize) {
         let pt = &self.mmx(pid).pt;
-        if let Some(i) = pt.peek_index(addr) {
+        if let Some(pte) = pt.peek_pte(i) {
             let arch = self.arch();
-            let pte = pt.pte(i);
             if arch.pte_present(pte) {
                 if let Some(f) = self.mem.frames.get(arch.pte_pfn(pte) as usize) {
                     crate::sim::prefetch::value(f);

@@ -159,6 +159,10 @@ pub struct Replay {
     pending: Vec<Request>,
     next: usize,
     read: u64,
+    /// The PTE slots the look ahead found, by request number modulo [`PTE_AHEAD`]: the
+    /// frame's look ahead [`PAGE_AHEAD`] requests before the access starts from the slot
+    /// instead of walking again.
+    ahead: [(u64, usize); PTE_AHEAD],
     path: PathBuf,
 }
 
@@ -317,6 +321,7 @@ impl Replay {
             pending: Vec::with_capacity(BATCH),
             next: 0,
             read: 0,
+            ahead: [(u64::MAX, 0); PTE_AHEAD],
             path: path.to_path_buf(),
         })
     }
@@ -347,11 +352,20 @@ impl Replay {
             // the trace is known ahead: start loading the PTE of a later request and the frame
             // of a nearer one (whose PTE an earlier look ahead brought in), so that their cache
             // misses overlap the work of this one
+            // (request numbers: `pending[0]` is request `read - pending.len()`)
+            let first = self.read - self.pending.len() as u64;
             if let Some(p) = self.pending.get(self.next + PTE_AHEAD) {
-                self.kernel.prefetch_pte(self.pid, self.base + (self.map.page(p.key) << 12));
+                let n = first + (self.next + PTE_AHEAD) as u64;
+                if let Some(i) = self.kernel.prefetch_pte(self.pid, self.base + (self.map.page(p.key) << 12)) {
+                    self.ahead[n as usize % PTE_AHEAD] = (n, i);
+                }
             }
             if let Some(p) = self.pending.get(self.next + PAGE_AHEAD) {
-                self.kernel.prefetch_page(self.pid, self.base + (self.map.page(p.key) << 12));
+                let n = first + (self.next + PAGE_AHEAD) as u64;
+                match self.ahead[n as usize % PTE_AHEAD] {
+                    (m, i) if m == n => self.kernel.prefetch_page_at(self.pid, i),
+                    _ => self.kernel.prefetch_page(self.pid, self.base + (self.map.page(p.key) << 12)),
+                }
             }
             self.next += 1;
             let addr = self.base + (self.map.page(q.key) << 12);
