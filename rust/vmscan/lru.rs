@@ -564,4 +564,37 @@ mod tests {
         assert_eq!(lru.pages(&m.frames, LruList::InactiveAnon), vec![c]);
         assert!(!m.frames[b as usize].test(pg::PG_LRU));
     }
+
+    #[test]
+    fn the_look_ahead_follows_the_list_from_its_tail_and_changes_nothing() {
+        let mut m = Memory::new(64, 65536);
+        let mut lru = Lru::new();
+        let pages: Vec<u32> = (0..5).map(|_| m.take().unwrap()).collect();
+        for &p in &pages {
+            m.frames[p as usize].set(pg::PG_SWAPBACKED);
+            lru.add(&mut m.frames, p);
+        }
+        let before = (lru.clone(), lru.pages(&m.frames, LruList::InactiveAnon));
+        // the pages an isolation takes from the tail, one step each, then off the list's head
+        lru.start_ahead(LruList::InactiveAnon);
+        let mut seen = vec![lru.ahead.get()];
+        for _ in 0..6 {
+            lru.prefetch_ahead(&m.frames);
+            seen.push(lru.ahead.get());
+        }
+        assert_eq!(seen[..5], pages[..]);
+        assert!(seen[5..].iter().all(|&p| p == NO_PFN));
+        // a look ahead left on a page that moved, or beyond memory, is only a wasted load
+        lru.start_ahead(LruList::InactiveAnon);
+        lru.del(&mut m.frames, pages[0]);
+        lru.prefetch_ahead(&m.frames);
+        lru.ahead.set(u32::MAX - 1);
+        lru.prefetch_ahead(&m.frames);
+        lru.add(&mut m.frames, pages[0]);
+        assert_eq!(lru.pages(&m.frames, LruList::InactiveAnon), [&pages[..1], &before.1[..4]].concat());
+        lru.del(&mut m.frames, pages[0]);
+        lru.link_tail(&mut m.frames, pages[0], LruList::InactiveAnon as usize);
+        assert_eq!((lru.clone(), lru.pages(&m.frames, LruList::InactiveAnon)), before);
+        lru.check(&m.frames).unwrap();
+    }
 }
