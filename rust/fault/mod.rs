@@ -150,13 +150,25 @@ impl Kernel {
     /// A look ahead for an access of `addr` by `pid` that the caller makes a few accesses from
     /// now (the replay knows its trace ahead): start loading the PTE slot [`Kernel::do_access`]
     /// will read. A cache hint only ([`crate::sim::prefetch`]): no state changes, not even the
-    /// walk hints. Returns the slot, which the second step ([`Kernel::prefetch_page_at`]) can start from.
+    /// walk hints. Returns the slot and the tables' generation
+    /// ([`PageTables::tree_gen`](crate::arch::pgtable::PageTables::tree_gen)), which the second
+    /// step ([`Kernel::prefetch_page_at`]) and the access ([`Kernel::pte_in_slot`]) can start
+    /// from.
     #[inline]
-    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) -> Option<usize> {
+    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) -> Option<(usize, u64)> {
         let pt = &self.mmx(pid).pt;
         let i = pt.peek_index(addr)?;
         pt.prefetch_slot(i);
-        Some(i)
+        Some((i, pt.tree_gen()))
+    }
+
+    /// The PTE an access starts from ([`Kernel::pte_before`]) read from the slot `i` that a
+    /// look ahead found for the same address when the tables were at generation `generation`: the
+    /// same PTE a walk reads if no table was allocated, freed or linked since; None otherwise.
+    #[inline]
+    pub(crate) fn pte_in_slot(&self, pid: u32, i: usize, generation: u64) -> Option<u64> {
+        let pt = &self.mmx(pid).pt;
+        if pt.tree_gen() == generation { pt.peek_pte(i) } else { None }
     }
 
     /// The second step of the look ahead, closer to the access: read the PTE (which
