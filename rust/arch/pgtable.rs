@@ -112,6 +112,10 @@ pub struct PageTables {
     tree: Memo<[(u64, usize)]>,
     #[serde(skip)]
     checked: Hint<bool>,
+    /// Bumped whenever a table is allocated, freed or linked: a PTE slot found for an address
+    /// ([`PageTables::peek_index`]) is still that address's slot while it has not moved.
+    #[serde(skip)]
+    tree_gen: Hint<u64>,
 }
 
 crate::sim::clone_fields::clone_fields!(PageTables {
@@ -131,7 +135,8 @@ crate::sim::clone_fields::clone_fields!(PageTables {
     pte_fp,
     pte_pending,
     tree,
-    checked
+    checked,
+    tree_gen
 });
 
 /// The state hash of the tables: what a walk of them reads, through the fingerprints (a table
@@ -253,6 +258,7 @@ impl PageTables {
             pte_pending: Hint::default(),
             tree: Memo::default(),
             checked: Hint::default(),
+            tree_gen: Hint::default(),
         };
         t.top = t.alloc_upper();
         t
@@ -300,6 +306,14 @@ impl PageTables {
         self.upper_fp.set(None);
         self.tree.set(None);
         self.checked.set(false);
+        self.tree_gen.set(self.tree_gen.get().wrapping_add(1));
+    }
+
+    /// The tree's generation: unchanged since a [`PageTables::peek_index`] of these tables, the
+    /// slot it found is the one a walk of the same address finds now.
+    #[inline]
+    pub fn tree_gen(&self) -> u64 {
+        self.tree_gen.get()
     }
 
     fn alloc_upper(&mut self) -> u32 {
@@ -520,6 +534,14 @@ impl PageTables {
             }
         };
         (e != 0).then(|| (e - 1) as usize * g.pt_entries + self.pte_offset(va))
+    }
+
+    /// The PTE in slot `idx`, if there is such a slot: for a look ahead that found the slot
+    /// a few accesses earlier ([`PageTables::peek_index`]) and may hold one the tables no
+    /// longer have.
+    #[inline]
+    pub fn peek_pte(&self, idx: usize) -> Option<u64> {
+        self.ptes.get(idx).copied()
     }
 
     /// Start loading the PTE (and PGSTE) slot `idx` into the cache ([`crate::sim::prefetch`]).

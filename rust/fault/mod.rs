@@ -150,13 +150,25 @@ impl Kernel {
     /// A look ahead for an access of `addr` by `pid` that the caller makes a few accesses from
     /// now (the replay knows its trace ahead): start loading the PTE slot [`Kernel::do_access`]
     /// will read. A cache hint only ([`crate::sim::prefetch`]): no state changes, not even the
-    /// walk hints.
+    /// walk hints. Returns the slot and the tables' generation
+    /// ([`PageTables::tree_gen`](crate::arch::pgtable::PageTables::tree_gen)), which the second
+    /// step ([`Kernel::prefetch_page_at`]) and the access ([`Kernel::pte_in_slot`]) can start
+    /// from.
     #[inline]
-    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) {
+    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) -> Option<(usize, u64)> {
         let pt = &self.mmx(pid).pt;
-        if let Some(i) = pt.peek_index(addr) {
-            pt.prefetch_slot(i);
-        }
+        let i = pt.peek_index(addr)?;
+        pt.prefetch_slot(i);
+        Some((i, pt.tree_gen()))
+    }
+
+    /// The PTE an access starts from ([`Kernel::pte_before`]) read from the slot `i` that a
+    /// look ahead found for the same address when the tables were at generation `generation`: the
+    /// same PTE a walk reads if no table was allocated, freed or linked since; None otherwise.
+    #[inline]
+    pub(crate) fn pte_in_slot(&self, pid: u32, i: usize, generation: u64) -> Option<u64> {
+        let pt = &self.mmx(pid).pt;
+        if pt.tree_gen() == generation { pt.peek_pte(i) } else { None }
     }
 
     /// The second step of the look ahead, closer to the access: read the PTE (which
@@ -165,10 +177,19 @@ impl Kernel {
     /// swap entry, the swap slot `do_swap_page` reads.
     #[inline]
     pub(crate) fn prefetch_page(&self, pid: u32, addr: u64) {
+        if let Some(i) = self.mmx(pid).pt.peek_index(addr) {
+            self.prefetch_page_at(pid, i);
+        }
+    }
+
+    /// [`Kernel::prefetch_page`] from the PTE slot `i` an earlier [`Kernel::prefetch_pte`]
+    /// found (the walk is not repeated; a slot the tables reused meanwhile only makes the
+    /// look ahead load lines the access does not use).
+    #[inline]
+    pub(crate) fn prefetch_page_at(&self, pid: u32, i: usize) {
         let pt = &self.mmx(pid).pt;
-        if let Some(i) = pt.peek_index(addr) {
+        if let Some(pte) = pt.peek_pte(i) {
             let arch = self.arch();
-            let pte = pt.pte(i);
             if arch.pte_present(pte) {
                 if let Some(f) = self.mem.frames.get(arch.pte_pfn(pte) as usize) {
                     crate::sim::prefetch::value(f);

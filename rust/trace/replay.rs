@@ -159,6 +159,11 @@ pub struct Replay {
     pending: Vec<Request>,
     next: usize,
     read: u64,
+    /// The PTE slots the look ahead found (request number, slot, the tables' generation), by
+    /// request number modulo [`PTE_AHEAD`]: the frame's look ahead [`PAGE_AHEAD`] requests
+    /// before the access, and the read of the PTE the access starts from, use the slot
+    /// instead of walking again (the latter only while the tables' generation is the same).
+    ahead: [(u64, usize, u64); PTE_AHEAD],
     path: PathBuf,
 }
 
@@ -317,6 +322,7 @@ impl Replay {
             pending: Vec::with_capacity(BATCH),
             next: 0,
             read: 0,
+            ahead: [(u64::MAX, 0, 0); PTE_AHEAD],
             path: path.to_path_buf(),
         })
     }
@@ -344,18 +350,37 @@ impl Replay {
                 }
             }
             let q = self.pending[self.next];
+            // (request numbers: `pending[0]` is request `read - pending.len()`)
+            let first = self.read - self.pending.len() as u64;
+            let cur = first + self.next as u64;
+            // this request's slot, before the look ahead below reuses its place
+            let found = self.ahead[cur as usize % PTE_AHEAD];
             // the trace is known ahead: start loading the PTE of a later request and the frame
             // of a nearer one (whose PTE an earlier look ahead brought in), so that their cache
             // misses overlap the work of this one
             if let Some(p) = self.pending.get(self.next + PTE_AHEAD) {
-                self.kernel.prefetch_pte(self.pid, self.base + (self.map.page(p.key) << 12));
+                let n = first + (self.next + PTE_AHEAD) as u64;
+                if let Some((i, generation)) =
+                    self.kernel.prefetch_pte(self.pid, self.base + (self.map.page(p.key) << 12))
+                {
+                    self.ahead[n as usize % PTE_AHEAD] = (n, i, generation);
+                }
             }
             if let Some(p) = self.pending.get(self.next + PAGE_AHEAD) {
-                self.kernel.prefetch_page(self.pid, self.base + (self.map.page(p.key) << 12));
+                let n = first + (self.next + PAGE_AHEAD) as u64;
+                match self.ahead[n as usize % PTE_AHEAD] {
+                    (m, i, _) if m == n => self.kernel.prefetch_page_at(self.pid, i),
+                    _ => self.kernel.prefetch_page(self.pid, self.base + (self.map.page(p.key) << 12)),
+                }
             }
             self.next += 1;
             let addr = self.base + (self.map.page(q.key) << 12);
-            let before = self.kernel.pte_before(self.pid, addr);
+            let before = match found {
+                (m, i, generation) if m == cur => self.kernel.pte_in_slot(self.pid, i, generation),
+                _ => None,
+            }
+            .unwrap_or_else(|| self.kernel.pte_before(self.pid, addr));
+            debug_assert_eq!(before, self.kernel.pte_before(self.pid, addr), "look ahead's slot of {addr:#x}");
             let write = q.write || (!self.as_recorded && arch.pte_none(before));
             let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before)?;
             self.counts.add(o);

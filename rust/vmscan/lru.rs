@@ -10,6 +10,7 @@
 //! [`NR_LRU_LISTS`] and up), so that a page leaves whatever list it is on through [`Lru::del`].
 
 use crate::mm::page::{Frame, NO_PFN, pg};
+use crate::sim::hint::Hint;
 use lru_gen_folio::LruGenFolio;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,10 @@ pub struct Lru {
     size: [u64; NR_LISTS],
     /// `lruvec->lrugen`.
     pub lrugen: LruGenFolio,
+    /// The look ahead along a list from its tail ([`Lru::start_ahead`]): the page whose frame
+    /// a prefetch was started for last. A cache hint, not state.
+    #[serde(skip)]
+    ahead: Hint<u32>,
 }
 
 impl Default for Lru {
@@ -86,7 +91,13 @@ impl Default for Lru {
 
 impl Lru {
     pub fn new() -> Lru {
-        Lru { head: [NO_PFN; NR_LISTS], tail: [NO_PFN; NR_LISTS], size: [0; NR_LISTS], lrugen: LruGenFolio::new(false) }
+        Lru {
+            head: [NO_PFN; NR_LISTS],
+            tail: [NO_PFN; NR_LISTS],
+            size: [0; NR_LISTS],
+            lrugen: LruGenFolio::new(false),
+            ahead: Hint::default(),
+        }
     }
 
     /// The lists of a lruvec whose `lrugen.enabled` is `lru_gen` (`lru_gen_init_lruvec`).
@@ -226,6 +237,31 @@ impl Lru {
     #[inline]
     pub fn tail(&self, l: LruList) -> Option<u32> {
         self.tail_at(l as usize)
+    }
+
+    /// Start a look ahead from the tail of `l`: the pages the next isolation from `l` takes,
+    /// which [`Lru::prefetch_ahead`] brings into the cache one after the other while reclaim
+    /// works on the batch isolated before them. Following the links from the tail is a chain
+    /// of dependent loads (each frame holds the pfn of the next); spread over the work on the
+    /// batch, its cache misses overlap that work instead of stalling the next isolation. The
+    /// kernel has the same chain (`lru_to_folio(src)` in `isolate_lru_folios`); a look ahead
+    /// that meets a page moved meanwhile only loads a line that is not used.
+    #[inline]
+    pub(crate) fn start_ahead(&self, l: LruList) {
+        self.ahead.set(self.tail[l as usize]);
+    }
+
+    /// One step of the look ahead: the frame reached last (loaded by now) names the one
+    /// before it on its list, which starts loading ([`crate::sim::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_ahead(&self, frames: &[Frame]) {
+        if let Some(f) = frames.get(self.ahead.get() as usize) {
+            let prev = f.lru_prev;
+            self.ahead.set(prev);
+            if let Some(p) = frames.get(prev as usize) {
+                crate::sim::prefetch::value(p);
+            }
+        }
     }
 
     /// The tail page of list index `li`.
@@ -527,5 +563,38 @@ mod tests {
         lru.del(&mut m.frames, b);
         assert_eq!(lru.pages(&m.frames, LruList::InactiveAnon), vec![c]);
         assert!(!m.frames[b as usize].test(pg::PG_LRU));
+    }
+
+    #[test]
+    fn the_look_ahead_follows_the_list_from_its_tail_and_changes_nothing() {
+        let mut m = Memory::new(64, 65536);
+        let mut lru = Lru::new();
+        let pages: Vec<u32> = (0..5).map(|_| m.take().unwrap()).collect();
+        for &p in &pages {
+            m.frames[p as usize].set(pg::PG_SWAPBACKED);
+            lru.add(&mut m.frames, p);
+        }
+        let before = (lru.clone(), lru.pages(&m.frames, LruList::InactiveAnon));
+        // the pages an isolation takes from the tail, one step each, then off the list's head
+        lru.start_ahead(LruList::InactiveAnon);
+        let mut seen = vec![lru.ahead.get()];
+        for _ in 0..6 {
+            lru.prefetch_ahead(&m.frames);
+            seen.push(lru.ahead.get());
+        }
+        assert_eq!(seen[..5], pages[..]);
+        assert!(seen[5..].iter().all(|&p| p == NO_PFN));
+        // a look ahead left on a page that moved, or beyond memory, is only a wasted load
+        lru.start_ahead(LruList::InactiveAnon);
+        lru.del(&mut m.frames, pages[0]);
+        lru.prefetch_ahead(&m.frames);
+        lru.ahead.set(u32::MAX - 1);
+        lru.prefetch_ahead(&m.frames);
+        lru.add(&mut m.frames, pages[0]);
+        assert_eq!(lru.pages(&m.frames, LruList::InactiveAnon), [&pages[..1], &before.1[..4]].concat());
+        lru.del(&mut m.frames, pages[0]);
+        lru.link_tail(&mut m.frames, pages[0], LruList::InactiveAnon as usize);
+        assert_eq!((lru.clone(), lru.pages(&m.frames, LruList::InactiveAnon)), before);
+        lru.check(&m.frames).unwrap();
     }
 }

@@ -482,6 +482,7 @@ impl Kernel {
             }
             let nr = skipped.len() as u64;
             self.zones.as_deref_mut().expect("zones").pgskip_dma32 += nr;
+            self.lru.start_ahead(l);
             return (out, nr);
         }
         for _ in 0..n {
@@ -496,6 +497,8 @@ impl Kernel {
         for &pfn in &out {
             self.prefetch_rmap(pfn);
         }
+        // and the pages the next isolation from `l` takes, one a page of this batch
+        self.lru.start_ahead(l);
         (out, 0)
     }
 
@@ -549,6 +552,7 @@ impl Kernel {
         let (mut rotated, mut deactivated, mut referenced) = (0u64, 0u64, 0u64);
         let mut kept_active = 0u64;
         for &pfn in &taken {
+            self.lru.prefetch_ahead(&self.mem.frames);
             let r = self.folio_referenced(pfn);
             if r.referenced > 0 {
                 referenced += 1;
@@ -666,6 +670,7 @@ impl Kernel {
         let mut reclaimed = 0u64;
         for pfn in pages {
             sc.nr_scanned += 1;
+            self.lru.prefetch_ahead(&self.mem.frames);
             match self.shrink_one(pfn, sc, ignore_references, &mut stat) {
                 Outcome::Freed => reclaimed += 1,
                 Outcome::Activate => {

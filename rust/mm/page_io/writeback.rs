@@ -60,7 +60,17 @@ impl Kernel {
 
     /// The device completes every queued write, in order (`end_swap_bio_write` →
     /// `folio_end_writeback` for each): what happens while the CPU waits (module doc).
+    #[inline]
     pub(crate) fn swap_io_complete(&mut self) {
+        // every access of a lone kernel ends here (Kernel::settle): the empty queue of a
+        // synchronous device inline, the completions out of line
+        if !self.swap_wb.queue.is_empty() {
+            self.swap_io_complete_queued();
+        }
+    }
+
+    #[inline(never)]
+    fn swap_io_complete_queued(&mut self) {
         while let Some(pfn) = self.swap_wb.queue.pop_front() {
             self.folio_end_writeback(pfn);
         }
