@@ -56,6 +56,16 @@ def test_saved_kernel_run_is_named_for_its_row_and_holds_no_host_path(row: str) 
     assert portable(saved(row)) == saved(row), "import it with tools/kernel_runs.py --import"
 
 
+def test_rows_joined_from_several_boots_keep_each_boots_runs() -> None:
+    """The kernel's spread of a row is across guest boots too (tools/kernel_runs.py --import
+    joins the boots of a row): the runs are kept in boot order and counted per boot."""
+    joined = [r for r in ROWS if check(r).boots]
+    assert joined, "the dataset has rows recorded in more than one boot"
+    for r in joined:
+        c = check(r)
+        assert len(c.boots) > 1 and sum(c.boots) == len(c.kernel), r
+
+
 def test_every_saved_row_has_an_expectation_and_no_expectation_lacks_a_row() -> None:
     assert sorted(EXPECTED) == ROWS, UPDATE
     assert set(GAPS) <= set(ROWS), UPDATE

@@ -460,7 +460,8 @@ class ReplayCheck:
     before they were kept), the libCacheSim ``reference`` (major-fault equivalents) at
     ``capacity`` pages (the process's resident pages in the guest, the median over runs), the
     ``guest``'s info (release, packages, sysctls, boot seconds) and the ``seconds`` the check
-    took.
+    took. ``boots`` is the number of kernel runs of each guest boot when the check joins the
+    runs of several boots of the same row (``kernel`` in boot order; empty: one boot).
 
     Each kernel run starts from the memory the runs before it left (the guest's free pages,
     per-CPU lists and lazily freed pages differ by a few hundred pages between runs), and the
@@ -484,6 +485,7 @@ class ReplayCheck:
     seconds: float = 0.0
     watermark_boost_factor: int | None = None
     model_runs: list[dict[str, int]] = field(default_factory=list)
+    boots: list[int] = field(default_factory=list)
 
     def kernel_majflt(self) -> tuple[float, int, int]:
         """Median, smallest and largest major faults of the kernel's runs."""
