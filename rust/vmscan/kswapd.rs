@@ -57,6 +57,7 @@ impl Kernel {
             return;
         }
         self.kswapd.woken = true;
+        self.guest_kswapd_woken();
         self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
     }
 
@@ -71,6 +72,7 @@ impl Kernel {
             return;
         }
         self.kswapd.woken = true;
+        self.guest_kswapd_woken();
         self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
     }
 
@@ -232,6 +234,13 @@ impl Kernel {
     /// queued swap device completes its writes first ([`crate::mm::page_io`]); on one CPU the
     /// process runs on without a pause and they stay queued.
     pub fn settle(&mut self) {
+        if self.kswapd.mode == KswapdMode::OneCpu
+            && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending)
+            && self.guest_sched_tick()
+        {
+            // the scheduler tick decides (crate::sched): the same rule as for any other wake
+            self.zones.as_deref_mut().expect("zones").boost_wake_pending = false;
+        }
         if self.kswapd.mode == KswapdMode::OneCpu && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending) {
             // a kswapd woken for a boosted zone (crate::mm::mmzone) preempts the process at
             // the fault's return (6.12 EEVDF wakeup preemption: the long-sleeping kthread is
