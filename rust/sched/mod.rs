@@ -26,12 +26,17 @@
 //!   → `entity_tick` → `update_curr` every 4 ms ([`TICK_NS`]);
 //! - `update_curr` → `update_deadline`: once the running entity's vruntime has passed its
 //!   deadline it gets a new one (vruntime + slice) and, with another entity queued, `update_curr`
-//!   calls `resched_curr`. The process running alone gets a new slice at every tick (4 ms >
+//!   calls `resched_curr` (6.12 returns early on `rq->nr_running == 1`, a later release on the
+//!   cfs_rq's count; with only the process and kswapd, both CFS tasks of the root cfs_rq, the
+//!   two counts are the same). The process running alone gets a new slice at every tick (4 ms >
 //!   0.75 ms), so its slice is used up 0.75 ms after each tick;
 //! - a wake (`try_to_wake_up` → `wakeup_preempt` → `check_preempt_wakeup_fair`): `update_curr`
 //!   first, so a process whose slice was used up is rescheduled at the wake; otherwise
 //!   `pick_eevdf` keeps it: the woken kswapd is placed at the average vruntime (`place_entity`,
-//!   lag about 0 after `DELAY_DEQUEUE`), so its deadline is later than the process's, which got
+//!   lag about 0: a kswapd that went to sleep not eligible, having run more than its share, stays
+//!   queued under `DELAY_DEQUEUE` until its lag is back to 0 and `DELAY_ZERO` clips what is
+//!   positive; one that slept eligible would keep a positive lag and could preempt at once,
+//!   which the model does not follow), so its deadline is later than the process's, which got
 //!   its deadline at the last tick (and RUN_TO_PARITY's `vlag == deadline` no longer holds
 //!   after the first new slice, so it adds nothing). The switch then comes at the next tick;
 //! - `resched_curr` sets TIF_NEED_RESCHED, which both configs honour at the return to user
@@ -44,7 +49,8 @@
 //! tick ([`GuestClock::dispatch_at`]). The same rule for every wake (low watermark and
 //! watermark boost). Not modelled: kswapd keeps the CPU for its whole `balance_pgdat` pass
 //! (the kernel preempts it at a `cond_resched()` once its own slice is used at a tick, and the
-//! process and kswapd then alternate tick by tick); other tasks (kworkers, kcompactd) taking
+//! process and kswapd then alternate tick by tick), except a boosted run with the zones, which
+//! gives the CPU back after each productive pass (`Kernel::balance_pgdat`); other tasks (kworkers, kcompactd) taking
 //! the CPU; `update_curr` calls between ticks other than the wake's; the tick's phase (ticks
 //! at multiples of 4 ms of the guest clock).
 
@@ -165,6 +171,18 @@ impl Kernel {
         if self.guest_clock.as_deref().is_some_and(|g| g.sched_tick && g.kswapd_woken_at.is_none()) {
             let t = self.guest_now();
             self.guest_clock.as_deref_mut().expect("guest clock").kswapd_woken_at = Some(t);
+        }
+    }
+
+    /// kswapd gave the CPU back in the middle of a run (a boosted `balance_pgdat`,
+    /// `Kernel::balance_pgdat`): it was preempted at a tick, and with
+    /// [`GuestClock::sched_tick`] gets the CPU again at the next one, once the process has
+    /// used its new slice (`update_curr` → `update_deadline` at that tick).
+    pub(crate) fn guest_kswapd_preempted(&mut self) {
+        if self.guest_clock.as_deref().is_some_and(|g| g.sched_tick) {
+            let now = self.guest_now();
+            // woken at the last tick: GuestClock::dispatch_at gives the next one
+            self.guest_clock.as_deref_mut().expect("guest clock").kswapd_woken_at = Some(now - now % TICK_NS);
         }
     }
 
