@@ -47,6 +47,8 @@ fn replay(c: &mut Criterion) {
         x86_tlb: None,
         memcg_stats: Default::default(),
         guest_zones: None,
+        guest_clock: None,
+        sched_tick: false,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

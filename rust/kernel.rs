@@ -134,6 +134,10 @@ pub struct Kernel {
     /// kernel with them refuses to be saved).
     #[serde(skip)]
     pub(crate) zones: Option<Box<crate::mm::mmzone::Zones>>,
+    /// The guest's clock, an input of the replay oracle ([`Kernel::set_guest_clock`],
+    /// crate::sched); None: none. Not in a snapshot (a kernel with one refuses to be saved).
+    #[serde(skip)]
+    pub(crate) guest_clock: Option<Box<crate::sched::GuestClock>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {
@@ -168,7 +172,8 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     cmma_dirty = crate::sim::clone_fields::clone_if_changed,
     tlb,
     memcg,
-    zones
+    zones,
+    guest_clock
 });
 
 impl Kernel {
@@ -233,6 +238,7 @@ impl Kernel {
             tlb: None,
             memcg: None,
             zones: None,
+            guest_clock: None,
         })
     }
 

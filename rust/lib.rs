@@ -24,6 +24,7 @@ pub mod mm;
 pub mod profile;
 pub mod qemu;
 pub mod rmap;
+pub mod sched;
 pub mod sim;
 pub mod snapshot;
 pub mod study;

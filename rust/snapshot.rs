@@ -287,6 +287,7 @@ impl Kernel {
         self.profile.check_storable()?;
         self.check_tlb_storable()?;
         self.check_memcg_storable()?;
+        self.check_guest_clock_storable()?;
         self.check_zones_storable()?;
         encode(Kind::Kernel, self)
     }
@@ -305,6 +306,7 @@ impl Kernel {
         self.profile.check_storable()?;
         self.check_tlb_storable()?;
         self.check_memcg_storable()?;
+        self.check_guest_clock_storable()?;
         self.check_zones_storable()?;
         write_state(path.as_ref(), Kind::Kernel, self)
     }

@@ -644,3 +644,97 @@ def test_the_tlb_model_is_refused_on_s390_and_by_an_unknown_name(tmp_path: Path)
         reclaim.trace.replay(p, arch="s390x", x86_tlb="qemu-tcg-7.2")
     with pytest.raises(reclaim.ReclaimError, match=r"qemu-tcg-7\.2"):
         reclaim.trace.replay(p, arch="x86_64", x86_tlb="pentium")
+
+
+# -- the guest clock ---------------------------------------------------------------------
+
+
+def _timed_run(ms: int, minflt: int, majflt: int, pswpout: int, scanned: int) -> rp.KernelRun:
+    k = _kernel_run(2000, 1000)
+    k.ms = ms
+    k.counters.update(minflt=minflt, majflt=majflt, pswpout=pswpout)
+    k.counters.update(pgscan_kswapd=scanned, pgscan_direct=0)
+    return k
+
+
+def test_the_guest_clock_fit_recovers_the_costs_of_runs_it_explains() -> None:
+    cost = (500.0, 3000.0, 200_000.0, 40_000.0, 1000.0)
+    counts = [
+        (20_000, 100, 50, 3000),
+        (25_000, 9000, 8000, 40_000),
+        (21_000, 50_000, 48_000, 300_000),
+        (30_000, 2000, 2500, 12_000),
+        (22_000, 15_000, 16_000, 90_000),
+        (40_000, 700, 900, 5000),
+    ]
+    runs = []
+    for i, (minflt, majflt, pswpout, scanned) in enumerate(counts):
+        ns = 200_000 * cost[0] + minflt * cost[1] + majflt * cost[2]
+        ns += pswpout * cost[3] + scanned * cost[4]
+        runs.append(
+            (f"run {i}", 200_000, _timed_run(round(ns / 1e6), minflt, majflt, pswpout, scanned))
+        )
+    fit = rp.fit_guest_clock(runs)
+    assert fit.cost == pytest.approx(cost, rel=0.02)
+    assert max(abs(r) for r in fit.residuals()) <= 1
+    with pytest.raises(reclaim.ReclaimError, match="at least 5 kernel runs"):
+        rp.fit_guest_clock(runs[:4])
+
+
+def test_the_oracle_scales_the_arch_clock_to_each_runs_own_duration() -> None:
+    fit = reclaim.vm.guest.GUEST_CLOCK["x86_64"]
+    slow = _timed_run(20_000, 100, 5000, 6000, 70_000)
+    fast = dataclasses.replace(slow, ms=10_000)
+    c_slow = rp.guest_clock_for("x86_64", 200_000, slow)
+    c_fast = rp.guest_clock_for("x86_64", 200_000, fast)
+    assert c_slow is not None and c_fast is not None
+    counts = rp.clock_counts(200_000, slow.counters)
+    assert sum(c * n for c, n in zip(c_slow, counts, strict=True)) == pytest.approx(20e9)
+    assert c_slow == pytest.approx(tuple(2 * c for c in c_fast))
+    assert c_slow[2] / c_slow[0] == pytest.approx(fit[2] / fit[0])
+    assert rp.guest_clock_for("riscv64", 200_000, slow) is None
+
+
+def test_the_scheduler_tick_needs_one_cpu_and_a_guest_clock(tmp_path: Path) -> None:
+    """kswapd by the tick (kernel/sched/fair.c v6.12, update_deadline at the tick after the
+    process's slice) is a rule of one CPU on the guest's time: refused without either, with a
+    sentence that names what is missing."""
+    t = tracegen.zipf(2000, 500, s=0.9, seed=2)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    clock = (1000.0, 0.0, 0.0, 0.0, 0.0)
+    with pytest.raises(reclaim.ReclaimError, match="needs a guest clock"):
+        reclaim.trace.replay(p, one_cpu=True, sched_tick=True)
+    with pytest.raises(reclaim.ReclaimError, match="one_cpu"):
+        reclaim.trace.replay(p, guest_clock=clock, sched_tick=True)
+    with pytest.raises(reclaim.ReclaimError, match="not negative"):
+        reclaim.trace.replay(p, guest_clock=(-1.0, 0.0, 0.0, 0.0, 0.0))
+
+
+def test_on_one_cpu_the_tick_lets_kswapd_reclaim_where_the_process_never_sleeps(
+    tmp_path: Path,
+) -> None:
+    """The first pass over more pages than memory reads nothing back from swap, so without
+    the tick a one-CPU model's kswapd never runs and the process reclaims directly; with
+    the tick (check_preempt_wakeup_fair / update_deadline in kernel/sched/fair.c v6.12, HZ=250)
+    kswapd gets the CPU and reclaims, and the process stalls less."""
+    t = tracegen.loop(6000, 3000, seed=0)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+
+    def replay(sched_tick: bool) -> reclaim.trace.ReplayResult:
+        return reclaim.trace.replay(
+            p,
+            memory=2001 * 4096,
+            arch="x86_64",
+            one_cpu=True,
+            guest_clock=(2000.0, 20_000.0, 200_000.0, 40_000.0, 1000.0),
+            sched_tick=sched_tick,
+            limit=3000,
+        )
+
+    sleeping, ticking = replay(False), replay(True)
+    assert sleeping.vmstat["pgmajfault"] == ticking.vmstat["pgmajfault"] == 0
+    assert sleeping.vmstat["pageoutrun"] == 0 and sleeping.vmstat["allocstall_normal"] > 0
+    assert ticking.vmstat["pageoutrun"] > 0 and ticking.vmstat["pgscan_kswapd"] > 0
+    assert ticking.vmstat["allocstall_normal"] < sleeping.vmstat["allocstall_normal"]

@@ -95,6 +95,16 @@ def main() -> int:
         help="with --zones: a saved check whose first run's zones (and pagetypeinfo) stand in for"
         " a row saved without them (the same guest size: its zones differ only in free pages)",
     )
+    ap.add_argument(
+        "--no-guest-clock",
+        action="store_true",
+        help="model_counters' guest_clock=False (the memcg flush on the model's cost clock)",
+    )
+    ap.add_argument(
+        "--sched-tick",
+        action="store_true",
+        help="model_counters' sched_tick=True (kswapd also gets the CPU at the scheduler tick)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print markdown table rows")
     ap.add_argument(
         "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
@@ -112,6 +122,10 @@ def main() -> int:
         kw["swap_io"] = a.swap_io
     if a.memcg_stats is not None:
         kw["memcg_stats"] = a.memcg_stats
+    if a.no_guest_clock:
+        kw["guest_clock"] = False
+    if a.sched_tick:
+        kw["sched_tick"] = True
     if a.zones:
         kw["zones"] = True
         kw["kernel_alloc_every"] = a.kernel_alloc_every

@@ -629,6 +629,8 @@ class ReplayRun:
             int,
         ]
         | None = None,
+        guest_clock: tuple[float, float, float, float, float] | None = None,
+        sched_tick: bool = False,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

@@ -105,6 +105,9 @@ def write_zipf(
 ZoneSpec = tuple[int, int, int, int, int, int]
 #: :func:`replay`'s ``guest_zones``: (DMA, DMA32, DMA's page types or None, kernel_alloc_every).
 GuestZones = tuple[ZoneSpec, ZoneSpec, tuple[int, int, int, int] | None, int]
+#: A guest clock: nanoseconds per (request, minor fault, major fault, page written to swap,
+#: page scanned by reclaim), the guest's speed (``reclaim.crosscheck.replay.fit_guest_clock``).
+GuestClock = tuple[float, float, float, float, float]
 
 
 def replay(
@@ -129,6 +132,8 @@ def replay(
     x86_tlb: str | None = None,
     memcg_stats: str = "live",
     guest_zones: GuestZones | None = None,
+    guest_clock: GuestClock | None = None,
+    sched_tick: bool = False,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -174,6 +179,14 @@ def replay(
     zonelist fallback, pageblock steals and watermark boosting of mm/page_alloc.c and the
     boosted kswapd of mm/vmscan.c (6.12.117); ``vmstat`` then has ``pgskip_dma32``,
     ``compact_daemon_wake`` and ``model_watermark_boosts``.
+    ``guest_clock=(request, minor_fault, major_fault, swap_write, page_scanned)`` gives the
+    model a guest's time, an input and not a model constant: nanoseconds per request and per
+    event, the speed of the guest the trace is compared with (the oracle fits it to its kernel
+    runs' durations); with ``memcg_stats="rstat-6.12"`` the flush then runs every 2 s of that
+    time instead of the model's cost clock. ``sched_tick=True`` (with ``one_cpu`` and a
+    ``guest_clock``) also gives a woken kswapd the CPU when 6.12's scheduler would switch to it
+    (the tick after the process's slice, kernel/sched/fair.c), not only while the process
+    sleeps on a swap read; the same for a watermark boost's wake.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -199,6 +212,8 @@ def replay(
         x86_tlb=x86_tlb,
         memcg_stats=memcg_stats,
         guest_zones=guest_zones,
+        guest_clock=guest_clock,
+        sched_tick=sched_tick,
     )
     while not run.advance(_SLICE):
         if progress is not None:

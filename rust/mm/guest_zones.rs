@@ -139,6 +139,7 @@ impl Kernel {
             kernel_alloc_count: 0,
             kernel_page: None,
             boost_wake_pending: false,
+            boosted_run: None,
         }));
         Ok(())
     }
@@ -192,7 +193,12 @@ impl Kernel {
         self.mem.put_frame(pfn, new_page());
         if wake {
             self.wakeup_kswapd_zone(ZONE_DMA);
-            self.zones.as_deref_mut().expect("zones").boost_wake_pending = true;
+            // a kswapd in the middle of a boosted balance_pgdat is runnable, not on its
+            // waitqueue: the wake changes nothing but kswapd_highest_zoneidx
+            let z = self.zones.as_deref_mut().expect("zones");
+            if z.boosted_run.is_none() {
+                z.boost_wake_pending = true;
+            }
         }
         Some(pfn)
     }
@@ -401,6 +407,102 @@ mod tests {
         assert!(z.pgskip_dma32 > 0);
         k.check_invariants().unwrap();
         z.dma.check().unwrap();
+    }
+
+    /// On one CPU a boosted `balance_pgdat` (mm/vmscan.c 6.12.117) does not run to its end at
+    /// once: kswapd is preempted and the boost "is left in place so that parallel allocations
+    /// that are near the watermark will stall or direct reclaim until kswapd is finished". The
+    /// process's next page fails DMA's boosted watermark, so it comes from DMA32 below its low
+    /// watermark (`__alloc_pages_slowpath` at ALLOC_WMARK_MIN) and the slow path's
+    /// `wakeup_kswapd` raises `kswapd_highest_zoneidx` to DMA32 for kswapd's next run; the
+    /// boosted run, resumed, is still one PAGEOUTRUN, and clears the boost at its end.
+    #[test]
+    fn on_one_cpu_a_boosted_kswapd_run_leaves_the_boost_in_place_while_the_process_allocates() {
+        let dma = ZoneSpec { held: 32, ..DMA };
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
+        k.set_guest_zones(dma, DMA32, None).unwrap();
+        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        let pid = k.spawn("p", false).unwrap();
+        let a = k.mmap(pid, 8000 * 4096, MapKind::Anon, false, None).unwrap();
+        let fresh = k.mmap(pid, 16 * 4096, MapKind::Anon, false, None).unwrap();
+        let mut i = 0u64;
+        while k.zones().unwrap().boosted_run.is_none() {
+            assert!(i < 200_000, "no boosted kswapd run gave the CPU back");
+            let page = (i * 7919) % 8000;
+            k.access(pid, 0, a + page * 4096, true, i + 1).unwrap();
+            i += 1;
+        }
+        let z = k.zones().unwrap();
+        assert!(z.dma.watermark_boost > 0, "the boost stays while the run is unfinished");
+        assert!(k.kswapd.woken, "kswapd stays runnable");
+        let (runs, wakes) = (k.vmstat.get(Vm::pageoutrun), z.compact_daemon_wake);
+        let (dma_free, dma32_free) = (z.dma.nr_free(), k.mem.nr_free());
+        assert!(dma_free <= z.dma_mark(z.dma.wmark.low, ZONE_TOP), "DMA fails its boosted low watermark");
+        assert!(dma32_free <= k.mem.wmark.low && dma32_free > k.mem.wmark.min);
+        k.access(pid, 0, fresh, true, 1).unwrap();
+        let z = k.zones().unwrap();
+        assert_eq!(z.dma.nr_free(), dma_free, "the page is not DMA's");
+        assert_eq!(k.mem.nr_free(), dma32_free - 1, "DMA32 below its low watermark served it");
+        assert_eq!(z.kswapd_highest_zoneidx, Some(ZONE_DMA32), "the slow path woke kswapd for every zone");
+        let mut turns = 0;
+        while k.zones().unwrap().boosted_run.is_some() {
+            assert!(turns < 100, "the boosted run never ended");
+            k.kswapd_step();
+            turns += 1;
+        }
+        let z = k.zones().unwrap();
+        assert_eq!(k.vmstat.get(Vm::pageoutrun), runs, "resumed, not a new balance_pgdat");
+        assert_eq!(z.compact_daemon_wake, wakes + 1);
+        assert_eq!(z.dma.watermark_boost, 0, "cleared at the end of the run");
+        k.check_invariants().unwrap();
+        z.dma.check().unwrap();
+    }
+
+    /// With the scheduler tick (crate::sched, kernel/sched/fair.c v6.12) a boosted kswapd that
+    /// gave the CPU back was preempted at a tick; the process then has its new slice and
+    /// kswapd runs again at the next tick (`update_curr` → `update_deadline`), not at the
+    /// process's next access.
+    #[test]
+    fn with_the_tick_a_preempted_boosted_kswapd_run_resumes_at_the_next_tick() {
+        use crate::mm::mmzone::BoostedRun;
+        use crate::sched::{GuestCost, TICK_NS};
+        let dma = ZoneSpec { held: 32, ..DMA };
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
+        k.set_guest_zones(dma, DMA32, None).unwrap();
+        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        let cost =
+            GuestCost { request: 1000.0, minor_fault: 20_000.0, major_fault: 0.0, swap_write: 0.0, page_scanned: 0.0 };
+        k.set_guest_clock(Some(cost), true).unwrap();
+        let pid = k.spawn("p", false).unwrap();
+        let a = k.mmap(pid, 8000 * 4096, MapKind::Anon, false, None).unwrap();
+        let fresh = k.mmap(pid, 4096 * 4096, MapKind::Anon, false, None).unwrap();
+        let mut i = 0u64;
+        while k.zones().unwrap().boosted_run.is_none() {
+            assert!(i < 200_000, "no boosted kswapd run gave the CPU back");
+            k.access(pid, 0, a + (i * 7919) % 8000 * 4096, true, i + 1).unwrap();
+            k.guest_request_done();
+            i += 1;
+        }
+        let next_tick = (k.guest_now() / TICK_NS + 1) * TICK_NS;
+        let ran = |k: &Kernel, before: &(Option<BoostedRun>, u64, u64)| {
+            let z = k.zones().unwrap();
+            (z.boosted_run.clone(), z.compact_daemon_wake, k.vmstat.get(Vm::pgscan_kswapd)) != *before
+        };
+        let z = k.zones().unwrap();
+        let before = (z.boosted_run.clone(), z.compact_daemon_wake, k.vmstat.get(Vm::pgscan_kswapd));
+        for j in 0..4096u64 {
+            // fresh pages: no swap read lets kswapd in (the scanned pages and writes cost 0)
+            k.access(pid, 0, fresh + j * 4096, true, 1).unwrap();
+            k.guest_request_done();
+            if k.guest_now() < next_tick {
+                assert!(!ran(&k, &before), "kswapd ran before the next tick");
+            } else {
+                assert!(ran(&k, &before), "kswapd did not run again at the tick");
+                k.check_invariants().unwrap();
+                return;
+            }
+        }
+        panic!("the guest clock never reached the next tick");
     }
 
     #[test]

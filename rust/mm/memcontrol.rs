@@ -19,7 +19,10 @@
 //!   then only when `memcg_vmstats_needs_flush` (more than MEMCG_CHARGE_BATCH (64) updates per
 //!   online CPU since the last flush).
 //!
-//! The clock is the model's cost clock, [`Kernel::now`](crate::kernel::Kernel) (nanoseconds):
+//! The clock is the guest's when the replay oracle gives one ([`crate::sched::GuestClock`]: the
+//! periodic flush then runs at the end of the first request at or after its due time of guest
+//! time, `Kernel::guest_request_done`); otherwise the model's cost clock,
+//! [`Kernel::now`](crate::kernel::Kernel) (nanoseconds):
 //! the periodic flush runs at the first [`Kernel::tick`](crate::kernel::Kernel::tick) at or
 //! after its due time, so in the model it is never late and the ratelimited flush only matters
 //! after the clock was set forward without ticking. The needs-flush threshold counts every memcg
@@ -46,8 +49,9 @@ impl Kernel {
             MemcgStats::Rstat612 => {
                 let mut r = Box::new(MemcgRstat::default());
                 r.workingset_activate = self.live_workingset_activate();
-                r.flush_last_time = self.now;
-                r.next_periodic = self.now.saturating_add(FLUSH_TIME_NS);
+                let now = self.memcg_clock();
+                r.flush_last_time = now;
+                r.next_periodic = now.saturating_add(FLUSH_TIME_NS);
                 self.memcg = Some(r);
             }
         }
@@ -76,8 +80,9 @@ impl Kernel {
     /// aggregate brought up to the live counts.
     fn do_flush_stats(&mut self) {
         let live = self.live_workingset_activate();
+        let now = self.memcg_clock();
         if let Some(r) = self.memcg.as_deref_mut() {
-            r.flush_last_time = self.now;
+            r.flush_last_time = now;
             r.workingset_activate = live;
         }
     }
@@ -97,7 +102,8 @@ impl Kernel {
     /// `memcg_vmstats_needs_flush`.
     pub(crate) fn mem_cgroup_flush_stats_ratelimited(&mut self) {
         let Some(r) = self.memcg.as_deref() else { return };
-        if self.now > r.flush_last_time.saturating_add(2 * FLUSH_TIME_NS) && self.memcg_vmstats_needs_flush() {
+        if self.memcg_clock() > r.flush_last_time.saturating_add(2 * FLUSH_TIME_NS) && self.memcg_vmstats_needs_flush()
+        {
             self.do_flush_stats();
         }
     }
@@ -107,15 +113,27 @@ impl Kernel {
     #[cold]
     pub(crate) fn flush_memcg_stats_dwork(&mut self) {
         self.do_flush_stats();
+        let now = self.memcg_clock();
         if let Some(r) = self.memcg.as_deref_mut() {
-            r.next_periodic = self.now.saturating_add(FLUSH_TIME_NS);
+            r.next_periodic = now.saturating_add(FLUSH_TIME_NS);
         }
     }
 
-    /// Whether the periodic flush is due (checked by [`Kernel::tick`]).
+    /// Whether the periodic flush is due on the cost clock (checked by [`Kernel::tick`]); with a
+    /// guest clock it runs on the guest's time instead ([`Kernel::guest_request_done`]).
     #[inline]
     pub(crate) fn memcg_flush_due(&self) -> bool {
-        self.memcg.as_deref().is_some_and(|r| self.now >= r.next_periodic)
+        self.memcg.as_deref().is_some_and(|r| self.now >= r.next_periodic && self.guest_clock.is_none())
+    }
+
+    /// The clock the flushes run on changed ([`Kernel::set_guest_clock`]): the last flush is
+    /// now, the next FLUSH_TIME later, on the new clock.
+    pub(crate) fn memcg_rebase_clock(&mut self) {
+        let now = self.memcg_clock();
+        if let Some(r) = self.memcg.as_deref_mut() {
+            r.flush_last_time = now;
+            r.next_periodic = now.saturating_add(FLUSH_TIME_NS);
+        }
     }
 
     /// A snapshot cannot hold the flushed statistics yet: refuse, as the TLB does.

@@ -17,7 +17,8 @@
 //!   which `rmqueue` wakes kswapd for that zone only;
 //! - **kswapd's `highest_zoneidx`** (`wakeup_kswapd`, `balance_pgdat`, `pgdat_balanced`): a
 //!   boosted run reclaims with `reclaim_idx` = ZONE_DMA, and `isolate_lru_folios` passes over
-//!   every DMA32 folio (PGSCAN_SKIP) back to the head of its list.
+//!   every DMA32 folio (PGSCAN_SKIP) back to the head of its list; on one CPU the boosted run
+//!   gives the CPU back after each productive pass with the boost in place ([`BoostedRun`]).
 //!
 //! Simplified, and so documented: DMA32 has no migratetypes (its steals and boosts are not
 //! modelled); no buddy merging: "a free buddy of order >= `pageblock_order / 2`" (what
@@ -143,6 +144,23 @@ pub struct Zones {
     /// `rmqueue` woke kswapd for a boosted zone: on one CPU it runs when the current access
     /// returns (`Kernel::settle`).
     pub boost_wake_pending: bool,
+    /// A boosted `balance_pgdat` that gave the CPU back to the process on one CPU, to be
+    /// resumed when kswapd next runs (`Kernel::balance_pgdat`; the boost stays in place
+    /// meanwhile).
+    pub(crate) boosted_run: Option<BoostedRun>,
+}
+
+/// The state of a boosted `balance_pgdat` (mm/vmscan.c 6.12.117) between two of kswapd's turns
+/// on one CPU: what its `scan_control` carries from pass to pass (priority, pages reclaimed),
+/// `highest_zoneidx`, `nr_boost_reclaim` and the DMA zone's boost it took at the start
+/// (`zone_boosts[]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BoostedRun {
+    pub(crate) priority: i32,
+    pub(crate) nr_reclaimed: u64,
+    pub(crate) highest: u8,
+    pub(crate) nr_boost_reclaim: u64,
+    pub(crate) dma_boost: u64,
 }
 
 impl DmaZone {

@@ -59,7 +59,7 @@ impl PyReplayRun {
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
         guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live",
-        guest_zones = None))]
+        guest_zones = None, guest_clock = None, sched_tick = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -82,6 +82,8 @@ impl PyReplayRun {
         x86_tlb: Option<String>,
         memcg_stats: &str,
         guest_zones: Option<GuestZonesArg>,
+        guest_clock: Option<(f64, f64, f64, f64, f64)>,
+        sched_tick: bool,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -114,6 +116,10 @@ impl PyReplayRun {
                     }),
                     kernel_alloc_every: every,
                 }),
+                guest_clock: guest_clock.map(|(request, minor_fault, major_fault, swap_write, page_scanned)| {
+                    crate::sched::GuestCost { request, minor_fault, major_fault, swap_write, page_scanned }
+                }),
+                sched_tick,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

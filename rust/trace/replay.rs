@@ -121,6 +121,13 @@ pub struct ReplayConfig {
     /// The guest's zones DMA and DMA32 with watermark boosting (crate::mm::mmzone) instead of
     /// `guest`'s one summed zone.
     pub guest_zones: Option<GuestZones>,
+    /// The guest's clock ([`crate::sched::GuestCost`], an input: the guest's speed, fitted by
+    /// the oracle to its kernel runs' durations); with it the memcg flush runs every 2 s of
+    /// guest time. None: no guest clock.
+    pub guest_clock: Option<crate::sched::GuestCost>,
+    /// With `one_cpu` and `guest_clock`: a woken kswapd also gets the CPU when 6.12's scheduler
+    /// switches to it at a tick (crate::sched), not only while the process sleeps on a read.
+    pub sched_tick: bool,
 }
 
 /// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
@@ -299,6 +306,7 @@ impl Replay {
         kernel.set_swap_io(cfg.swap_io)?;
         kernel.set_x86_tlb(cfg.x86_tlb.as_deref())?;
         kernel.set_memcg_stats(cfg.memcg_stats)?;
+        kernel.set_guest_clock(cfg.guest_clock, cfg.sched_tick)?;
         let pid = kernel.spawn("replay", cfg.kvm)?;
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
@@ -384,6 +392,7 @@ impl Replay {
             let write = q.write || (!self.as_recorded && arch.pte_none(before));
             let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before)?;
             self.counts.add(o);
+            self.kernel.guest_request_done();
             self.done += 1;
         }
         self.seconds += t0.elapsed().as_secs_f64();
@@ -441,6 +450,8 @@ mod tests {
             x86_tlb: None,
             memcg_stats: Default::default(),
             guest_zones: None,
+            guest_clock: None,
+            sched_tick: false,
         }
     }
 

@@ -57,6 +57,7 @@ impl Kernel {
             return;
         }
         self.kswapd.woken = true;
+        self.guest_kswapd_woken();
         self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
     }
 
@@ -71,6 +72,7 @@ impl Kernel {
             return;
         }
         self.kswapd.woken = true;
+        self.guest_kswapd_woken();
         self.log_reclaim(Ev::KswapdWake, 0, 1, 0);
     }
 
@@ -129,18 +131,45 @@ impl Kernel {
     /// asks for the sum over the zones up to `reclaim_idx` of `max(high_wmark_pages(zone),
     /// SWAP_CLUSTER_MAX)`. At the end the boosts taken at the start are cleared and kcompactd
     /// is woken (`wakeup_kcompactd`, counted as `compact_daemon_wake`).
+    ///
+    /// On one CPU ([`KswapdMode::OneCpu`]) a boosted run gives the CPU back to the process
+    /// after each pass of the priority loop that reclaimed pages and is resumed, with its
+    /// priority, `nr_boost_reclaim` and boosts, at kswapd's next turn (a swap read, or with
+    /// the guest clock's tick the next tick; a boost's wake meanwhile finds kswapd runnable and
+    /// changes nothing but `kswapd_highest_zoneidx`): the kernel preempts kswapd at a `cond_resched()` of `shrink_lruvec` or
+    /// `shrink_folio_list` once the scheduler asks, and the boost "is left in place so that
+    /// parallel allocations that are near the watermark will stall or direct reclaim until
+    /// kswapd is finished" (the comment in `balance_pgdat`): the process's allocations meanwhile
+    /// fail DMA's boosted watermark, wake kswapd for every zone (raising
+    /// `kswapd_highest_zoneidx` for its next run) and take DMA32 down to min, then reclaim
+    /// directly in LRU order. A kernel preempts it by time, the model after each productive
+    /// pass.
     fn balance_pgdat_zones(&mut self) -> u64 {
-        use crate::mm::mmzone::{ZONE_DMA, ZONE_TOP};
+        use crate::mm::mmzone::{BoostedRun, ZONE_DMA, ZONE_TOP};
+        let one_cpu = self.kswapd.mode == KswapdMode::OneCpu;
         let z = self.zones.as_deref_mut().expect("zones");
-        let highest = z.kswapd_highest_zoneidx.take().unwrap_or(ZONE_TOP);
-        // DMA32's boost is not modelled (always 0)
-        let dma_boost = z.dma.watermark_boost;
-        let mut nr_boost_reclaim = dma_boost;
-        let boosted = nr_boost_reclaim > 0;
-        self.vmstat.inc(Vm::pageoutrun);
-        let mut sc = ScanControl::new(0, true);
+        let (mut sc, highest, mut nr_boost_reclaim, dma_boost, resumed) = match z.boosted_run.take() {
+            Some(r) => {
+                let mut sc = ScanControl::new(0, true);
+                (sc.priority, sc.nr_reclaimed) = (r.priority, r.nr_reclaimed);
+                (sc, r.highest, r.nr_boost_reclaim, r.dma_boost, true)
+            }
+            None => {
+                let highest = z.kswapd_highest_zoneidx.take().unwrap_or(ZONE_TOP);
+                // DMA32's boost is not modelled (always 0)
+                let dma_boost = z.dma.watermark_boost;
+                (ScanControl::new(0, true), highest, dma_boost, dma_boost, false)
+            }
+        };
+        let boosted = dma_boost > 0;
+        if !resumed {
+            self.vmstat.inc(Vm::pageoutrun);
+        }
+        let mut keep_priority = resumed;
         'restart: loop {
-            sc.priority = DEF_PRIORITY;
+            if !std::mem::take(&mut keep_priority) {
+                sc.priority = DEF_PRIORITY;
+            }
             loop {
                 let before = sc.nr_reclaimed;
                 let mut raise_priority = true;
@@ -192,6 +221,15 @@ impl Kernel {
                     }
                     break 'restart;
                 }
+                if one_cpu && boosted && reclaimed > 0 {
+                    // preempted: the process runs with the boost in place until kswapd's
+                    // next turn, which resumes this run
+                    let z = self.zones.as_deref_mut().expect("zones");
+                    z.reclaim_idx = ZONE_TOP;
+                    let (priority, nr_reclaimed) = (sc.priority, sc.nr_reclaimed);
+                    z.boosted_run = Some(BoostedRun { priority, nr_reclaimed, highest, nr_boost_reclaim, dma_boost });
+                    return reclaimed;
+                }
             }
         }
         let z = self.zones.as_deref_mut().expect("zones");
@@ -222,6 +260,11 @@ impl Kernel {
             self.kswapd.pgdat_writeback = false;
         }
         self.tlb_kthread(false);
+        if self.zones.as_deref().is_some_and(|z| z.boosted_run.is_some()) {
+            // a boosted run gave the CPU back (balance_pgdat_zones): kswapd stays runnable
+            self.guest_kswapd_preempted();
+            return n;
+        }
         self.kswapd.woken = false;
         self.log_reclaim(Ev::KswapdSleep, 0, 0, 0);
         n
@@ -232,6 +275,13 @@ impl Kernel {
     /// queued swap device completes its writes first ([`crate::mm::page_io`]); on one CPU the
     /// process runs on without a pause and they stay queued.
     pub fn settle(&mut self) {
+        if self.kswapd.mode == KswapdMode::OneCpu
+            && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending)
+            && self.guest_sched_tick()
+        {
+            // the scheduler tick decides (crate::sched): the same rule as for any other wake
+            self.zones.as_deref_mut().expect("zones").boost_wake_pending = false;
+        }
         if self.kswapd.mode == KswapdMode::OneCpu && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending) {
             // a kswapd woken for a boosted zone (crate::mm::mmzone) preempts the process at
             // the fault's return (6.12 EEVDF wakeup preemption: the long-sleeping kthread is

@@ -40,6 +40,7 @@ from reclaim import tracegen
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
+from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
@@ -315,6 +316,9 @@ def model_counters(
     memcg_stats: str = GUEST_MEMCG_STATS,
     zones: bool = False,
     kernel_alloc_every: int = 0,
+    requests: int | None = None,
+    guest_clock: bool = True,
+    sched_tick: bool = False,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -343,12 +347,20 @@ def model_counters(
     zone's pageblocks (``/proc/pagetypeinfo`` when the run kept it) and watermark boosting
     (:func:`guest_zones`), with a non-movable allocation of the guest's kernel every
     ``kernel_alloc_every`` pages written to swap (0: none, and then no boost but the
-    first pageblock claim)."""
+    first pageblock claim).
+
+    ``guest_clock`` (default on; ``requests``: the trace's length, which the clock counts) gives
+    the model the guest's time, an input of the oracle: :func:`guest_clock_for` of ``k``, the
+    arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
+    the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
+    default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
+    swap reads (``reclaim.trace.replay(sched_tick=)``)."""
     held = k.held - k.evictable if evictable_free else k.held
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
+    clock = guest_clock_for(arch, requests, k) if guest_clock and requests else None
     r = reclaim.trace.replay(
         path,
         profile=model_profile(lru_gen, release),
@@ -365,6 +377,8 @@ def model_counters(
         x86_tlb=x86_tlb if arch == "x86_64" else None,
         memcg_stats=memcg_stats,
         guest_zones=gz,
+        guest_clock=clock,
+        sched_tick=sched_tick and clock is not None,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
@@ -374,6 +388,92 @@ def model_counters(
     if gz is not None:
         out["model_watermark_boosts"] = vm.get("model_watermark_boosts", 0)
     return out
+
+
+#: The events a guest clock costs, in the order of :data:`reclaim.trace.GuestClock`, and the
+#: kernel run's counts of each: requests (every run's trace length), rusage ``minflt`` and
+#: ``majflt``, ``pswpout``, ``pgscan_kswapd + pgscan_direct``.
+CLOCK_EVENTS = ("request", "minor_fault", "major_fault", "swap_write", "page_scanned")
+
+
+def clock_counts(requests: int, counters: Mapping[str, int]) -> tuple[int, int, int, int, int]:
+    """The counts of :data:`CLOCK_EVENTS` of a run of ``requests`` requests with ``counters``
+    (a kernel run's, or the model's: ``minflt`` and ``majflt`` as :func:`model_counters` gives
+    them)."""
+    return (
+        requests,
+        counters.get("minflt", 0),
+        counters.get("majflt", 0),
+        counters.get("pswpout", 0),
+        counters.get("pgscan_kswapd", 0) + counters.get("pgscan_direct", 0),
+    )
+
+
+@dataclass
+class ClockFit:
+    """A guest clock fitted to kernel runs (:func:`fit_guest_clock`): ``cost`` in ns per event
+    of :data:`CLOCK_EVENTS` (non-negative least squares of the runs' ``ms``), and per run its
+    ``label``, measured ``ms`` and the fit's ``predicted_ms``."""
+
+    cost: tuple[float, float, float, float, float]
+    labels: list[str]
+    ms: list[int]
+    predicted_ms: list[float]
+
+    def residuals(self) -> list[float]:
+        """Predicted less measured, ms, per run."""
+        return [p - m for p, m in zip(self.predicted_ms, self.ms, strict=True)]
+
+
+def fit_guest_clock(runs: Sequence[tuple[str, int, KernelRun]]) -> ClockFit:
+    """Fit a guest clock to kernel runs ``(label, requests, run)`` of one arch (runs without
+    ``ms`` are left out): the costs in ns that make ``sum(cost * count)`` closest to each run's
+    ``ms`` (least squares of the relative error, every cost kept >= 0 by dropping the events
+    whose cost would be negative and fitting again). Raises :class:`ArgumentError` with
+    fewer runs than events."""
+    kept = [(lab, n, k) for lab, n, k in runs if k.ms > 0]
+    if len(kept) < len(CLOCK_EVENTS):
+        raise ArgumentError(
+            f"a guest clock needs at least {len(CLOCK_EVENTS)} kernel runs with their ms,"
+            f" got {len(kept)}"
+        )
+    a_abs = np.array([clock_counts(n, k.counters) for _, n, k in kept], dtype=float)
+    y_abs = np.array([k.ms * 1e6 for _, _, k in kept])
+    # relative errors: each run's equation divided by its duration, so that a 0.5 s run
+    # weighs as much as a 30 s one
+    a, y = a_abs / y_abs[:, None], np.ones(len(kept))
+    free = list(range(len(CLOCK_EVENTS)))
+    x = np.zeros(len(CLOCK_EVENTS))
+    while free:
+        sol = np.linalg.lstsq(a[:, free], y, rcond=None)[0]
+        if (sol >= 0).all():
+            x[:] = 0.0
+            x[free] = sol
+            break
+        free = [f for f, v in zip(free, sol, strict=True) if v >= 0]
+    pred = a_abs @ x / 1e6
+    c = tuple(float(v) for v in x)
+    return ClockFit(
+        cost=(c[0], c[1], c[2], c[3], c[4]),
+        labels=[lab for lab, _, _ in kept],
+        ms=[k.ms for _, _, k in kept],
+        predicted_ms=[float(p) for p in pred],
+    )
+
+
+def guest_clock_for(
+    arch: str, requests: int, k: KernelRun
+) -> tuple[float, float, float, float, float] | None:
+    """The guest clock of kernel run ``k`` (``requests`` long) for the model: the arch's fitted
+    costs (:data:`reclaim.vm.guest.GUEST_CLOCK`) scaled so that they give the run's own ``ms``
+    on its counts (the guest's speed in that boot). The fit unscaled for a run without ``ms``;
+    None for an arch without a fit."""
+    fit = GUEST_CLOCK.get(arch)
+    if fit is None:
+        return None
+    pred = sum(c * n for c, n in zip(fit, clock_counts(requests, k.counters), strict=True))
+    scale = k.ms * 1e6 / pred if k.ms > 0 and pred > 0 else 1.0
+    return (fit[0] * scale, fit[1] * scale, fit[2] * scale, fit[3] * scale, fit[4] * scale)
 
 
 def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZones | None:
@@ -603,6 +703,7 @@ def remodel(check: ReplayCheck, **kw: Any) -> list[dict[str, int]]:
                 page_cluster=check.page_cluster,
                 lru_gen=check.lru_gen,
                 release=str(check.guest.get("release", "")) or None,
+                requests=check.requests,
                 **kw,
             )
             for k in check.kernel
@@ -724,6 +825,7 @@ def run_trace(
                 page_cluster=page_cluster,
                 lru_gen=lru_gen,
                 release=str(g.info.get("release", "")) or None,
+                requests=len(trace),
             )
             for k in kernel
         ]

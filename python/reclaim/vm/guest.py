@@ -53,6 +53,19 @@ TLB = "qemu-tcg-7.2"
 #: on 9 (sum of the absolute differences 1,114 -> 908 points).
 MEMCG_STATS = "rstat-6.12"
 
+#: The guests' speed under TCG, an input of the replay oracle's model and not a model
+#: constant: ns per (request, minor fault, major fault, page written to swap, page scanned by
+#: reclaim), fitted by least squares (costs >= 0) to the durations (``KernelRun.ms``) of the
+#: saved kernel runs of each arch on the machine that recorded them (``python
+#: tools/fit_guest_clock.py FILES``; FINDINGS section 7 has the fit and its residuals). The
+#: oracle scales them to each run's own ``ms`` (``reclaim.crosscheck.replay.guest_clock_for``)
+#: and replays with that guest clock (``reclaim.trace.replay(guest_clock=)``), so that the
+#: memcg flush runs every 2 s of the guest's time.
+GUEST_CLOCK: dict[str, tuple[float, float, float, float, float]] = {
+    "x86_64": (570.5, 0.0, 208703.4, 39576.3, 0.0),
+    "s390x": (0.0, 0.0, 601788.2, 0.0, 0.0),
+}
+
 #: The console device and the swap disk's virtio transport of each arch.
 CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}
 BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
