@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reclaim.crosscheck.replay import ReplayCheck, meets_target, remodel
+from reclaim.crosscheck.replay import ReplayCheck, meets_target, remodel, zones_like
 
 #: The counters ``--writeback`` prints: rotations at write completion, activations (look-around,
 #: shrink_folio_list; 6.12.117 reactivates a page still under writeback) and PGREFILL (MGLRU:
@@ -59,19 +59,6 @@ def _checks(files: list[Path]) -> list[ReplayCheck]:
     return out
 
 
-def _scaled_zones(donor: Any, k: Any) -> list[dict[str, object]]:
-    """The donor run's zones with DMA32's free pages set so that the zones' free pages sum to
-    run ``k``'s (its DMA zone as the donor's: the same boot image fills it alike)."""
-    zones = [dict(z) for z in donor.zones]
-    other = sum(
-        int(z.get("free", 0)) + int(z.get("pcp", 0)) for z in zones if z.get("zone") != "DMA32"
-    )
-    for z in zones:
-        if z.get("zone") == "DMA32":
-            z["free"], z["pcp"] = k.free - other, 0
-    return zones
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", type=Path)
@@ -80,8 +67,9 @@ def main() -> int:
     ap.add_argument("--memcg-stats", help="model_counters' memcg_stats ('live', 'rstat-6.12')")
     ap.add_argument(
         "--zones",
-        action="store_true",
-        help="model_counters' zones=True (x86_64: DMA/DMA32 with watermark boosting)",
+        action=argparse.BooleanOptionalAction,
+        help="model_counters' zones (x86_64: DMA/DMA32 with watermark boosting; default its "
+        "choice, reclaim.vm.guest.ZONES with the classic lists)",
     )
     ap.add_argument(
         "--kernel-alloc-every",
@@ -126,8 +114,8 @@ def main() -> int:
         kw["guest_clock"] = False
     if a.sched_tick:
         kw["sched_tick"] = True
-    if a.zones:
-        kw["zones"] = True
+    if a.zones is not None:
+        kw["zones"] = a.zones
         kw["kernel_alloc_every"] = a.kernel_alloc_every
     donor = _checks([a.zones_from])[0].kernel[0] if a.zones_from else None
     for c in _checks(a.files):
@@ -141,7 +129,7 @@ def main() -> int:
         first = c.kernel[0] if c.kernel[0].zones else donor
         for k in c.kernel:
             if first is not None and not k.zones:
-                k.zones = _scaled_zones(first, k)
+                k.zones = zones_like(first, k)
                 k.pagetypeinfo = first.pagetypeinfo
         c.model_runs = remodel(c, **kw)
         c.model = c.model_runs[0]
@@ -163,7 +151,7 @@ def main() -> int:
             "in target" if meets_target(c) else "out",
             f"saved {saved[0]:g}",
         ]
-        if a.zones:
+        if "model_watermark_boosts" in m:
             boosts, skips = m.get("model_watermark_boosts", 0), m.get("pgskip_dma32", 0)
             row.append(f"boosts {boosts} pgskip_dma32 {skips}")
         if a.counters:

@@ -44,6 +44,7 @@ from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
+from reclaim.vm.guest import ZONES as GUEST_ZONES
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
 MAGIC = b"RPL1"
@@ -314,7 +315,7 @@ def model_counters(
     x86_tlb: str | None = GUEST_TLB,
     release: str | None = None,
     memcg_stats: str = GUEST_MEMCG_STATS,
-    zones: bool = False,
+    zones: bool | None = None,
     kernel_alloc_every: int = 0,
     requests: int | None = None,
     guest_clock: bool = True,
@@ -342,7 +343,8 @@ def model_counters(
     clears accessed bits without a TLB flush. ``memcg_stats`` is how the model's reclaim reads
     its refault counts (default :data:`reclaim.vm.guest.MEMCG_STATS`).
 
-    ``zones=True`` (x86_64, a run that kept its per-zone ``/proc/zoneinfo``) gives the model
+    ``zones=True`` (x86_64, a run that kept its per-zone ``/proc/zoneinfo``; None: the
+    oracle's choice, :data:`reclaim.vm.guest.ZONES` with the classic lists) gives the model
     the guest's zones DMA and DMA32 with their own watermarks, ``lowmem_reserve``, the DMA
     zone's pageblocks (``/proc/pagetypeinfo`` when the run kept it) and watermark boosting
     (:func:`guest_zones`), with a non-movable allocation of the guest's kernel every
@@ -356,6 +358,8 @@ def model_counters(
     default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
     swap reads (``reclaim.trace.replay(sched_tick=)``)."""
     held = k.held - k.evictable if evictable_free else k.held
+    if zones is None:
+        zones = GUEST_ZONES and lru_gen == "off"
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
@@ -645,6 +649,33 @@ def infer_boost(runs: Sequence[KernelRun]) -> None:
         if b > 0 and k.low - base.low == b and k.high - base.high == b:
             k.min, k.low, k.high = base.min, base.low, base.high
             k.boost, k.boost_inferred = b, True
+            # each zone's own min is min_free_kbytes' pages in proportion to its managed
+            # pages (__setup_per_zone_wmarks, mm/page_alloc.c 6.12): the excess is its boost
+            live = [z for z in k.zones if _ints(z).get("managed", 0) > 0]
+            total = sum(_ints(z)["managed"] for z in live)
+            for z in live:
+                own = base.min * _ints(z)["managed"] // total if total else 0
+                z["boost"] = max(0, _ints(z).get("min", 0) - own)
+
+
+def zones_like(first: KernelRun, k: KernelRun) -> list[dict[str, object]]:
+    """Run ``k``'s zones when only ``first``'s were saved (:meth:`ReplayCheck.to_dict` keeps
+    the first run's): ``first``'s zones without their boost and with DMA32's free pages set so
+    that the zones' free pages sum to ``k``'s (the DMA zone as ``first``'s: the same boot image
+    fills it alike)."""
+    zones = [dict(z) for z in first.zones]
+    other = sum(
+        int(z.get("free", 0)) + int(z.get("pcp", 0)) for z in zones if z.get("zone") != "DMA32"
+    )
+    for z in zones:
+        b = _ints(z).get("boost", 0)
+        for m in ("min", "low", "high"):
+            if isinstance(z.get(m), int):
+                z[m] = int(z[m]) - b  # type: ignore[call-overload]
+        z["boost"] = 0
+        if z.get("zone") == "DMA32":
+            z["free"], z["pcp"] = k.free - other, 0
+    return zones
 
 
 def _saved_run(d: Mapping[str, object]) -> KernelRun:
@@ -690,6 +721,11 @@ def remodel(check: ReplayCheck, **kw: Any) -> list[dict[str, int]]:
     (``reclaim.tracegen.generate(trace, requests, pages)``, seed 0), :func:`model_counters` on
     each kernel run's memory, in run order, with the guest's page-cluster, lru_gen and release;
     ``kw`` are further :func:`model_counters` options (e.g. ``x86_tlb=None``)."""
+    first = next((k for k in check.kernel if k.zones), None)
+    for k in check.kernel:
+        if first is not None and not k.zones:
+            k.zones = zones_like(first, k)
+            k.pagetypeinfo = k.pagetypeinfo or first.pagetypeinfo
     t = tracegen.generate(check.trace, check.requests, check.pages)
     with tempfile.TemporaryDirectory(prefix="reclaim-remodel-") as td:
         path = Path(td) / "trace.bin"
@@ -1018,4 +1054,5 @@ __all__ = [
     "row_name",
     "run_matrix",
     "run_trace",
+    "zones_like",
 ]

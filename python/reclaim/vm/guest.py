@@ -52,6 +52,14 @@ TLB = "qemu-tcg-7.2"
 #: section 7) this choice brings the model's major faults closer to the kernel's on 23, further
 #: on 9 (sum of the absolute differences 1,114 -> 908 points).
 MEMCG_STATS = "rstat-6.12"
+#: Whether the model of an x86_64 guest with the classic lists has the guest's zones DMA and
+#: DMA32 with their watermarks and watermark boosting (``reclaim.trace.replay(guest_zones=)``):
+#: the guests boost (``boost_watermark``) and skip DMA32 folios (``pgskip_dma32``) on every
+#: trace. On the 13 saved x86_64 classic rows (tests/data/kernel-runs, FINDINGS section 7) the
+#: sum of the absolute differences of the major faults goes from 286 to 163 points, phase from
+#: none to the kernel's and the loop from +18% to -7%, at the cost of zipf(1.2) (about -50%).
+#: MGLRU keeps one zone (not evaluated with zones); s390x has one zone.
+ZONES = True
 
 #: The guests' speed under TCG, an input of the replay oracle's model and not a model
 #: constant: ns per (request, minor fault, major fault, page written to swap, page scanned by
