@@ -137,7 +137,7 @@ pub struct Kernel {
     /// The guest's clock, an input of the replay oracle ([`Kernel::set_guest_clock`],
     /// crate::sched); None: none. Not in a snapshot (a kernel with one refuses to be saved).
     #[serde(skip)]
-    pub(crate) guest_clock: Option<Box<crate::sched::GuestClock>>,
+    pub(crate) guest_clock: Option<Box<crate::sched::clock::GuestClock>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {

@@ -18,7 +18,7 @@
 //! - **kswapd's `highest_zoneidx`** (`wakeup_kswapd`, `balance_pgdat`, `pgdat_balanced`): a
 //!   boosted run reclaims with `reclaim_idx` = ZONE_DMA, and `isolate_lru_folios` passes over
 //!   every DMA32 folio (PGSCAN_SKIP) back to the head of its list; on one CPU the boosted run
-//!   gives the CPU back after each productive pass with the boost in place ([`BoostedRun`]).
+//!   gives the CPU back after each productive pass with the boost in place (`BoostedRun`).
 //!
 //! Simplified, and so documented: DMA32 has no migratetypes (its steals and boosts are not
 //! modelled); no buddy merging: "a free buddy of order >= `pageblock_order / 2`" (what

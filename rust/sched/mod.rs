@@ -13,7 +13,7 @@
 //! time is those costs times the model's own counts since the clock was set
 //! ([`Kernel::guest_now`]), so it advances inside a request too (reclaim's scanning).
 //!
-//! **kswapd on one CPU by the scheduler** ([`GuestClock::sched_tick`], with
+//! **kswapd on one CPU by the scheduler** (`GuestClock::sched_tick`, with
 //! [`KswapdMode::OneCpu`]): besides the process's sleeps on a swap read (`Kernel::io_schedule`),
 //! a woken kswapd gets the CPU when 6.12's EEVDF would switch to it, at the end of the
 //! process's current access. What the source says (kernel/sched/fair.c and core.c, v6.12, two
@@ -59,51 +59,8 @@ use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
 use crate::vmscan::types::KswapdMode;
 
-/// TICK_NSEC at CONFIG_HZ=250 (both Debian 6.12 configs of the oracle's guests), ns.
-pub const TICK_NS: u64 = 4_000_000;
-/// `sysctl_sched_base_slice` (kernel/sched/fair.c v6.12: 0.75 ms, `normalized_sysctl_sched_base_slice`
-/// times `get_update_sysctl_factor()`, 1 on one CPU), ns.
-pub const BASE_SLICE_NS: u64 = 750_000;
-
-/// The guest's costs in nanoseconds (an input of the oracle: the TCG guest's speed).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct GuestCost {
-    /// Per request (the replay loop's access, hit or not).
-    pub request: f64,
-    /// Per minor fault (`pgfault - pgmajfault`; the kernel's rusage `minflt`).
-    pub minor_fault: f64,
-    /// Per major fault (`pgmajfault`).
-    pub major_fault: f64,
-    /// Per page written to swap (`pswpout`).
-    pub swap_write: f64,
-    /// Per page scanned by reclaim (`pgscan_kswapd + pgscan_direct`).
-    pub page_scanned: f64,
-}
-
-/// The guest clock of a replay ([`Kernel::set_guest_clock`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct GuestClock {
-    pub(crate) cost: GuestCost,
-    /// kswapd also gets the CPU at the scheduler's switch (module doc), not only while the
-    /// process sleeps on a swap read.
-    pub(crate) sched_tick: bool,
-    /// Requests done since the clock was set.
-    pub(crate) requests: u64,
-    /// The counters when the clock was set: pgfault, pgmajfault, pswpout, pgscan_kswapd +
-    /// pgscan_direct.
-    base: [u64; 4],
-    /// When kswapd was woken (guest ns), while it waits for the CPU.
-    pub(crate) kswapd_woken_at: Option<u64>,
-}
-
-impl GuestClock {
-    /// When a kswapd woken at `woken` gets the CPU (module doc): at once if the process's slice
-    /// (from the last tick) is used up, else at the next tick.
-    pub fn dispatch_at(woken: u64) -> u64 {
-        let last_tick = woken / TICK_NS * TICK_NS;
-        if woken - last_tick >= BASE_SLICE_NS { woken } else { last_tick + TICK_NS }
-    }
-}
+pub mod clock;
+pub use clock::{BASE_SLICE_NS, GuestClock, GuestCost, TICK_NS};
 
 impl Kernel {
     fn guest_counts(&self) -> [u64; 4] {
@@ -194,7 +151,7 @@ impl Kernel {
     }
 
     /// The end of one request of the replay (the access returned to user space): the guest's
-    /// periodic memcg flush when due, and with [`GuestClock::sched_tick`] a woken kswapd's
+    /// periodic memcg flush when due, and with `GuestClock::sched_tick` a woken kswapd's
     /// turn on the CPU (module doc). Nothing without a guest clock.
     pub fn guest_request_done(&mut self) {
         let Some(g) = self.guest_clock.as_deref_mut() else { return };

@@ -665,13 +665,13 @@ def zones_like(first: KernelRun, k: KernelRun) -> list[dict[str, object]]:
     fills it alike)."""
     zones = [dict(z) for z in first.zones]
     other = sum(
-        int(z.get("free", 0)) + int(z.get("pcp", 0)) for z in zones if z.get("zone") != "DMA32"
+        _ints(z).get("free", 0) + _ints(z).get("pcp", 0) for z in zones if z.get("zone") != "DMA32"
     )
     for z in zones:
-        b = _ints(z).get("boost", 0)
+        n = _ints(z)
         for m in ("min", "low", "high"):
-            if isinstance(z.get(m), int):
-                z[m] = int(z[m]) - b  # type: ignore[call-overload]
+            if m in n:
+                z[m] = n[m] - n.get("boost", 0)
         z["boost"] = 0
         if z.get("zone") == "DMA32":
             z["free"], z["pcp"] = k.free - other, 0
