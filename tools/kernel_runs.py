@@ -10,15 +10,17 @@ are refreshed from them, and the fidelity table is printed from them:
                                                              # rewrite expected/*.json
     python tools/kernel_runs.py --markdown --lru-gen off     # FINDINGS' table (classic rows)
     python tools/kernel_runs.py                              # one line a row, against expected/
+    python tools/kernel_runs.py --plot P.png --trace zipf0.9 --arch x86_64 --page-cluster 0
+                                                             # the README's plot, this model
 
 Each dataset file is one check as `reclaim crosscheck --replay --json` saves it (a list of one
 `ReplayCheck.to_dict()`), named by `reclaim.crosscheck.replay.row_name`. `--import` takes
-files of that form (a check or a list of checks): a row present in several inputs is taken from
-the one with the most kernel runs (then the newest file) and replaces the dataset's file of that
-row; paths of the recording machine are cut to file names (`replay.portable`); the file gets a
+files of that form (a check or a list of checks) and replaces the dataset's file of a row;
+paths of the recording machine are cut to file names (`replay.portable`); the file gets a
 `recorded` date (the input's modification time, UTC) and, when it has no libCacheSim reference
 and libcachesim is installed here, the reference computed now on the same trace and capacity
 (`reference_misses`, as `run_trace` does; `reference_libcachesim` names the version).
+A row of several inputs (guest boots) joins their kernel runs (`ReplayCheck.boots`).
 `--record` runs `run_trace(tracegen.generate(T, N, PAGES), T, arch=, guest_memory_mib=,
 page_cluster=, lru_gen=, runs=)` for each row (its settings are in its name) and writes the
 check the same way.
@@ -46,6 +48,7 @@ from reclaim.crosscheck.replay import (
     TARGET,
     ReplayCheck,
     meets_target,
+    plot,
     portable,
     reference_misses,
     remodel,
@@ -311,6 +314,13 @@ def main() -> int:
         "--each-run", action="store_true", help="also list the model on each kernel run's memory"
     )
     ap.add_argument("--lru-gen", choices=("on", "off"), help="only the rows with lru_gen so")
+    ap.add_argument("--trace", help="only the rows of this trace")
+    ap.add_argument("--arch", help="only the rows of this arch")
+    ap.add_argument("--page-cluster", type=int, help="only the rows of this page-cluster")
+    ap.add_argument("--requests", type=int, help="only the rows of this many requests")
+    ap.add_argument(
+        "--plot", type=Path, help="draw the selected rows with this build's model (replay.plot)"
+    )
     a = ap.parse_args()
     if a.files:
         import_files(a.files)
@@ -319,8 +329,20 @@ def main() -> int:
     rows = dataset()
     if a.update:
         return update(rows)
-    if a.lru_gen:
-        rows = {r: v for r, v in rows.items() if v[0].lru_gen == a.lru_gen}
+    keep = {
+        "lru_gen": a.lru_gen,
+        "trace": a.trace,
+        "arch": a.arch,
+        "page_cluster": a.page_cluster,
+        "requests": a.requests,
+    }
+    for attr, want in keep.items():
+        if want is not None:
+            rows = {r: v for r, v in rows.items() if getattr(v[0], attr) == want}
+    if a.plot:
+        plot([_remodelled(c) for c, _ in rows.values()], a.plot)
+        print(f"{a.plot}: {len(rows)} rows")
+        return 0
     if a.files or a.record is not None:
         return 0
     return table(rows, a.markdown, a.each_run)
