@@ -21,6 +21,7 @@ pub mod kernel;
 pub mod kernel_state;
 pub mod kvm;
 pub mod mm;
+pub mod named;
 pub mod profile;
 pub mod qemu;
 pub mod rmap;

@@ -282,13 +282,29 @@ pub fn read_file(path: &Path, kind: Kind) -> Result<Vec<u8>> {
 }
 
 impl Kernel {
+    /// A snapshot holds the kernel's state but not these options of a replay or an oracle run:
+    /// a derived profile without a name, the x86 TLB model's cached translations, the memcg
+    /// statistics as last flushed, the guest clock, the guest zones. A kernel with one refuses
+    /// to be saved, naming it, rather than continue differently after a restore.
+    fn check_storable(&self) -> Result<()> {
+        self.profile.check_storable()?;
+        let unsaved = if let Some(name) = self.x86_tlb() {
+            format!("the x86_tlb={name:?} model's cached translations; set_x86_tlb(None) before saving")
+        } else if self.memcg.is_some() {
+            "the memcg_stats=\"rstat-6.12\" flushed statistics; set memcg_stats to \"live\" before saving".into()
+        } else if self.guest_clock.is_some() {
+            "the guest clock (guest_clock=...); replay without it to save".into()
+        } else if self.zones.is_some() {
+            "the guest zones (set_guest_zones); save a kernel without them".into()
+        } else {
+            return Ok(());
+        };
+        Err(Error::invalid(format!("a snapshot does not hold {unsaved}")))
+    }
+
     /// The bytes of a snapshot of this kernel (what [`Kernel::snapshot`] writes).
     pub fn snapshot_bytes(&self) -> Result<Vec<u8>> {
-        self.profile.check_storable()?;
-        self.check_tlb_storable()?;
-        self.check_memcg_storable()?;
-        self.check_guest_clock_storable()?;
-        self.check_zones_storable()?;
+        self.check_storable()?;
         encode(Kind::Kernel, self)
     }
 
@@ -303,11 +319,7 @@ impl Kernel {
 
     /// Write a snapshot of this kernel to `path` (atomically).
     pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.profile.check_storable()?;
-        self.check_tlb_storable()?;
-        self.check_memcg_storable()?;
-        self.check_guest_clock_storable()?;
-        self.check_zones_storable()?;
+        self.check_storable()?;
         write_state(path.as_ref(), Kind::Kernel, self)
     }
 

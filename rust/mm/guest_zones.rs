@@ -256,16 +256,6 @@ impl Kernel {
             None => Err(Error::invalid("the guest kernel's allocations need the zones (set_guest_zones)")),
         }
     }
-
-    /// A snapshot does not hold the zone layer: a kernel with one refuses to be saved.
-    pub(crate) fn check_zones_storable(&self) -> Result<()> {
-        if self.zones.is_some() {
-            return Err(Error::invalid(
-                "a snapshot does not hold the guest zones (set_guest_zones); save a kernel without them",
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

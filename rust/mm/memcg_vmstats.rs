@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::named::Named;
 
 /// FLUSH_TIME (mm/memcontrol.c v6.12, `2UL*HZ`): the period of `flush_memcg_stats_dwork`, ns.
 pub const FLUSH_TIME_NS: u64 = 2_000_000_000;
@@ -23,23 +23,10 @@ pub enum MemcgStats {
     Rstat612,
 }
 
-impl MemcgStats {
-    /// The names Python and the CLI use.
-    pub const NAMES: [(MemcgStats, &'static str); 2] =
-        [(MemcgStats::Live, "live"), (MemcgStats::Rstat612, "rstat-6.12")];
-
-    pub fn name(self) -> &'static str {
-        MemcgStats::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("live")
-    }
-
-    /// The choice named `name`.
-    pub fn from_name(name: &str) -> Result<MemcgStats> {
-        MemcgStats::NAMES
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(s, _)| *s)
-            .ok_or_else(|| Error::invalid(format!("memcg_stats is \"live\" or \"rstat-6.12\", not {name:?}")))
-    }
+impl Named for MemcgStats {
+    const NAMES: &'static [(MemcgStats, &'static str)] =
+        &[(MemcgStats::Live, "live"), (MemcgStats::Rstat612, "rstat-6.12")];
+    const SETTING: &'static str = "memcg_stats";
 }
 
 /// The root memcg's flushed statistics and its flusher's state (v6.12).

@@ -33,7 +33,7 @@
 //! sizes that `inactive_is_low`, `file_is_tiny` and `workingset_test_recent` read through
 //! `lruvec_page_state` are read live (not modelled).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
 
@@ -135,16 +135,6 @@ impl Kernel {
             r.next_periodic = now.saturating_add(FLUSH_TIME_NS);
         }
     }
-
-    /// A snapshot cannot hold the flushed statistics yet: refuse, as the TLB does.
-    pub(crate) fn check_memcg_storable(&self) -> Result<()> {
-        match self.memcg {
-            None => Ok(()),
-            Some(_) => Err(Error::invalid(
-                "a snapshot does not hold the memcg_stats=\"rstat-6.12\" flushed statistics; set memcg_stats to \"live\" before saving",
-            )),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -154,6 +144,7 @@ mod tests {
     use crate::error::Error;
     use crate::kernel::Kernel;
     use crate::mm::vmstat::Vm;
+    use crate::named::Named;
     use crate::profile::Profile;
 
     fn rstat_kernel() -> Kernel {

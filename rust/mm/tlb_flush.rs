@@ -109,17 +109,6 @@ impl Kernel {
         }
     }
 
-    /// A snapshot does not hold the TLB model's state: a kernel with one refuses to be saved
-    /// rather than continue differently after a restore.
-    pub(crate) fn check_tlb_storable(&self) -> Result<()> {
-        match self.x86_tlb() {
-            None => Ok(()),
-            Some(name) => Err(Error::invalid(format!(
-                "a snapshot does not hold the x86_tlb={name:?} model's cached translations; set_x86_tlb(None) before saving"
-            ))),
-        }
-    }
-
     /// kswapd (a kernel thread) takes the CPU (`lazy`) or gives it back.
     pub(crate) fn tlb_kthread(&mut self, lazy: bool) {
         if let Some(t) = self.tlb.as_deref_mut() {

@@ -7,6 +7,7 @@ use super::profile::PyProfile;
 use crate::arch::Arch;
 use crate::error::Error;
 use crate::kernel::Kernel;
+use crate::named::Named;
 use crate::profile::Profile;
 use crate::sim::log::{Ev, Event};
 use pyo3::prelude::*;

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::fault::batch::{Outcome, OutcomeCounts};
 use crate::mm::guest_zone::{GuestTmpfs, GuestZone};
 use crate::mm::mmzone::{PageTypes, ZoneSpec};
+use crate::named::Named;
 use crate::profile::Profile;
 use crate::trace::replay::{GuestZones, MemorySize, Replay, ReplayConfig};
 use crate::trace::{self, Columns, Format};

@@ -174,16 +174,6 @@ impl Kernel {
             self.kswapd_step();
         }
     }
-
-    /// A snapshot does not hold the guest clock: refuse, as for the TLB.
-    pub(crate) fn check_guest_clock_storable(&self) -> Result<()> {
-        match self.guest_clock {
-            None => Ok(()),
-            Some(_) => Err(Error::invalid(
-                "a snapshot does not hold the guest clock (guest_clock=...); replay without it to save",
-            )),
-        }
-    }
 }
 
 #[cfg(test)]

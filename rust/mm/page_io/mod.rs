@@ -43,7 +43,7 @@
 //!
 //! This module holds the device's state; the functions on the kernel are in `writeback.rs`.
 
-use crate::error::{Error, Result};
+use crate::named::Named;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -63,21 +63,10 @@ pub enum SwapIo {
     VirtioBlk,
 }
 
-impl SwapIo {
-    /// The names Python and the CLI use.
-    pub const NAMES: [(SwapIo, &'static str); 2] =
-        [(SwapIo::Synchronous, "synchronous"), (SwapIo::VirtioBlk, "virtio-blk")];
-
-    pub fn name(self) -> &'static str {
-        SwapIo::NAMES.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("synchronous")
-    }
-
-    /// The device named `name`.
-    pub fn from_name(name: &str) -> Result<SwapIo> {
-        SwapIo::NAMES.iter().find(|(_, n)| *n == name).map(|(s, _)| *s).ok_or_else(|| {
-            Error::invalid(format!("the swap device is \"synchronous\" or \"virtio-blk\", not {name:?}"))
-        })
-    }
+impl Named for SwapIo {
+    const NAMES: &'static [(SwapIo, &'static str)] =
+        &[(SwapIo::Synchronous, "synchronous"), (SwapIo::VirtioBlk, "virtio-blk")];
+    const SETTING: &'static str = "the swap device";
 }
 
 /// The swap device's writes in flight.

@@ -153,6 +153,7 @@ mod tests {
     use crate::mm::madvise::Advice;
     use crate::mm::page::pg;
     use crate::mm::vmstat::Vm;
+    use crate::named::Named;
     use crate::testutil::{kernel, proc_with_pages};
     use crate::vmscan::lru::LruList;
     use crate::vmscan::shrink::ScanControl;
