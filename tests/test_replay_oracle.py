@@ -510,8 +510,8 @@ def test_the_zoned_model_keeps_the_guests_active_tmpfs_pages_as_the_guest_did(
     tmp_path: Path,
 ) -> None:
     """A saved x86_64 zipf(1.2) run (Debian's 6.12.117, classic lists, 96 MiB) that never
-    scanned its active anon list (`pgrefill` 0: `shrink_active_list` runs only when
-    `inactive_is_low`, mm/vmscan.c 6.12.117) kept the initramfs's ~720 active tmpfs pages, and
+    scanned its active anon list (`pgrefill` 0: `shrink_list` runs `shrink_active_list` only
+    with `may_deactivate`, mm/vmscan.c 6.12.117) kept the initramfs's ~720 active tmpfs pages, and
     its process had that much less memory. The oracle's zoned model holds them on its LRU by
     default (reclaim.vm.guest.TMPFS_ON_LRU), keeps the active ones too, and comes closer to
     the run's major faults than with them counted free; with one zone they count free."""
