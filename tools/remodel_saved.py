@@ -72,6 +72,12 @@ def main() -> int:
         "choice, reclaim.vm.guest.ZONES with the classic lists)",
     )
     ap.add_argument(
+        "--tmpfs-on-lru",
+        action=argparse.BooleanOptionalAction,
+        help="model_counters' tmpfs_on_lru (the initramfs's tmpfs pages on the model's LRU, or "
+        "free; default its choice, reclaim.vm.guest.TMPFS_ON_LRU with the zones)",
+    )
+    ap.add_argument(
         "--kernel-alloc-every",
         type=int,
         default=0,
@@ -114,6 +120,8 @@ def main() -> int:
         kw["guest_clock"] = False
     if a.sched_tick:
         kw["sched_tick"] = True
+    if a.tmpfs_on_lru is not None:
+        kw["tmpfs_on_lru"] = a.tmpfs_on_lru
     if a.zones is not None:
         kw["zones"] = a.zones
         kw["kernel_alloc_every"] = a.kernel_alloc_every

@@ -44,6 +44,7 @@ from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
+from reclaim.vm.guest import TMPFS_ON_LRU as GUEST_TMPFS_ON_LRU
 from reclaim.vm.guest import ZONES as GUEST_ZONES
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
@@ -308,7 +309,7 @@ def model_counters(
     *,
     shmem: bool = False,
     evictable_free: bool = True,
-    tmpfs_on_lru: bool = False,
+    tmpfs_on_lru: bool | None = None,
     page_cluster: int = 0,
     lru_gen: str = "off",
     swap_io: str | None = None,
@@ -335,8 +336,11 @@ def model_counters(
     lists: of those, the initramfs's tmpfs files (``k.tmpfs``) go on the model's LRU as shmem
     pages, the oldest, ``k.tmpfs_active`` of them active, when ``tmpfs_on_lru`` is true
     (``guest_tmpfs`` of :func:`reclaim.trace.replay`), for its reclaim to swap out or not, as
-    the guest's does; by default, and for a run saved without ``tmpfs``, they count as free
-    with the agent's own pages (FINDINGS section 7 measures both).
+    the guest's does; otherwise, and for a run saved without ``tmpfs``, they count as free
+    with the agent's own pages (FINDINGS section 7 measures both). None: the oracle's choice,
+    :data:`reclaim.vm.guest.TMPFS_ON_LRU` when the model has the guest's zones (``zones``
+    below), else free. With them on the LRU the counters have ``nr_shmem``, the tmpfs pages
+    the model still held at the end.
 
     On x86_64 the model's accesses go through ``x86_tlb`` (default the guests' TCG TLB,
     :data:`reclaim.vm.guest.TLB`; ``None``: every access sets the accessed bit), since x86
@@ -361,6 +365,8 @@ def model_counters(
     if zones is None:
         zones = GUEST_ZONES and lru_gen == "off"
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
+    if tmpfs_on_lru is None:
+        tmpfs_on_lru = GUEST_TMPFS_ON_LRU and gz is not None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -391,6 +397,8 @@ def model_counters(
     out["resident"] = r.resident_pages
     if gz is not None:
         out["model_watermark_boosts"] = vm.get("model_watermark_boosts", 0)
+    if tmpfs is not None:
+        out["nr_shmem"] = vm.get("nr_shmem", 0)
     return out
 
 
