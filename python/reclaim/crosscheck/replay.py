@@ -170,7 +170,11 @@ class KernelRun:
     start (``managed``, ``free`` with the pages on the per-cpu lists, ``held`` = managed - free,
     ``min``/``low``/``high``), the ``zones`` as read (each zone of ``/proc/zoneinfo``) and the
     ``pagetypeinfo`` (``/proc/pagetypeinfo``'s pageblocks and free pages per migratetype, empty
-    in a run saved before it was kept), ``swap_kib`` (SwapTotal), ``evictable`` pages others had
+    in a run saved before it was kept), ``self_locked`` (the agent's process had every page
+    but the trace's locked, ``mlockall(MCL_CURRENT | MCL_ONFAULT)``, so that its major faults
+    are the trace's; False in a run saved before: those count a few faults on the process's
+    own stack and text pages, which reclaim swapped out during the loop), ``swap_kib``
+    (SwapTotal), ``evictable`` pages others had
     on the LRU lists at the start (the initramfs's tmpfs files: reclaim can swap them out for
     the process), ``tmpfs`` of them the tmpfs files' (``nr_shmem`` less the unevictable, locked,
     trace file) and ``tmpfs_active`` of those on the active list (by meminfo's ``Active(anon)``
@@ -206,6 +210,7 @@ class KernelRun:
     pagetypeinfo: dict[str, object] = field(default_factory=dict)
     boost: int = 0
     boost_inferred: bool = False
+    self_locked: bool = False
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -266,6 +271,7 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
         zones=zones,
         pagetypeinfo=dict(pti) if isinstance(pti := obj.get("pagetypeinfo"), Mapping) else {},
+        self_locked=bool(obj.get("self_locked", 0)),
     )
 
 
