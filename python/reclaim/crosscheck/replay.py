@@ -42,6 +42,7 @@ from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
+from reclaim.vm.guest import PAGE_TABLES as GUEST_PAGE_TABLES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 from reclaim.vm.guest import ZONES as GUEST_ZONES
@@ -326,6 +327,7 @@ def model_counters(
     requests: int | None = None,
     guest_clock: bool = True,
     sched_tick: bool = False,
+    page_tables: bool | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -362,11 +364,16 @@ def model_counters(
     arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
     the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
     default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
-    swap reads (``reclaim.trace.replay(sched_tick=)``)."""
+    swap reads (``reclaim.trace.replay(sched_tick=)``). ``page_tables`` (None: the oracle's
+    choice, :data:`reclaim.vm.guest.PAGE_TABLES`, with one zone) charges the process's PTE
+    tables to the zone as the guest's kernel allocates them (``reclaim.trace.replay(
+    page_tables=)``)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES and lru_gen == "off"
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
+    if page_tables is None:
+        page_tables = GUEST_PAGE_TABLES and gz is None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -389,6 +396,7 @@ def model_counters(
         guest_zones=gz,
         guest_clock=clock,
         sched_tick=sched_tick and clock is not None,
+        page_tables=page_tables,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

@@ -60,6 +60,13 @@ MEMCG_STATS = "rstat-6.12"
 #: none to the kernel's and the loop from +18% to -7%, at the cost of zipf(1.2) (about -50%).
 #: MGLRU keeps one zone (not evaluated with zones); s390x has one zone.
 ZONES = True
+#: Whether the model of a replay charges the process's PTE tables to the guest's zone
+#: (``reclaim.trace.replay(page_tables=)``): the guest's kernel allocates a page per PTE table
+#: (``pte_alloc_one``; on s390 ``page_table_alloc``, a whole page per 256 entries in 6.12) out
+#: of the memory the process competes for, about 79 pages for a 20,000-page trace on s390x
+#: and 40 on x86_64, which the model's own page tables do not take. With the one summed zone
+#: only (not with ``ZONES``' two, whose allocator has no unmovable allocation with reclaim).
+PAGE_TABLES = True
 
 #: The guests' speed under TCG, an input of the replay oracle's model and not a model
 #: constant: ns per (request, minor fault, major fault, page written to swap, page scanned by
