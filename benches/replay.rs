@@ -49,6 +49,7 @@ fn replay(c: &mut Criterion) {
         guest_zones: None,
         guest_clock: None,
         sched_tick: false,
+        page_tables: false,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

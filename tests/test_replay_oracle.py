@@ -197,6 +197,23 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
         rp.parse_run(_line(zoneinfo=[]))
 
 
+def test_a_replay_line_says_whether_the_agent_locked_its_own_pages() -> None:
+    """The agent locks its process's pages but the trace's (mlockall(MCL_CURRENT)) so that its
+    major faults are the trace's; a run saved before it did reads as not locked."""
+    assert rp.parse_run(_line(self_locked=1)).self_locked
+    assert not rp.parse_run(_line()).self_locked
+    old = rp.ReplayCheck(trace="phase", arch="s390x", guest_memory_mib=72, page_cluster=0,
+                         lru_gen="off", shmem=False, pages=18_000, requests=200_000,
+                         capacity=8_000, kernel=[rp.parse_run(_line())], model={"majflt": 0},
+                         reference={})  # fmt: skip
+    d = old.to_dict()
+    runs = d["kernel"]
+    assert isinstance(runs, list)
+    for run in runs:
+        run.pop("self_locked")
+    assert not rp.ReplayCheck.from_dict(json.loads(json.dumps(d))).kernel[0].self_locked
+
+
 def test_a_replay_line_counts_the_tmpfs_pages_on_the_lru() -> None:
     """The guest's initramfs is a tmpfs: its pages are NR_SHMEM (meminfo's Shmem) on the anon
     LRU lists; the locked trace file (also shmem) is on the unevictable list."""
@@ -409,6 +426,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=SWAP_IO,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
+            page_tables=reclaim.vm.guest.PAGE_TABLES,
         )
 
     other_cpu = replay(False)
@@ -468,6 +486,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=io,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
+            page_tables=reclaim.vm.guest.PAGE_TABLES,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -660,6 +679,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         page_cluster=0,
         one_cpu=True,
         swap_io=reclaim.vm.guest.SWAP_IO,
+        page_tables=reclaim.vm.guest.PAGE_TABLES,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]

@@ -134,6 +134,7 @@ def replay(
     guest_zones: GuestZones | None = None,
     guest_clock: GuestClock | None = None,
     sched_tick: bool = False,
+    page_tables: bool = False,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -186,7 +187,11 @@ def replay(
     time instead of the model's cost clock. ``sched_tick=True`` (with ``one_cpu`` and a
     ``guest_clock``) also gives a woken kswapd the CPU when 6.12's scheduler would switch to it
     (the tick after the process's slice, kernel/sched/fair.c), not only while the process
-    sleeps on a swap read; the same for a watermark boost's wake.
+    sleeps on a swap read; the same for a watermark boost's wake. ``page_tables=True`` charges
+    the process's PTE tables to the zone as a guest's kernel allocates them (``__pte_alloc`` →
+    ``pte_alloc_one``: a page per table in 6.12, taken from the allocator when the trace
+    first touches a table's range, reclaiming if need be, held until the end); by default the
+    model's page tables take no memory. Not with ``guest_zones``.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -214,6 +219,7 @@ def replay(
         guest_zones=guest_zones,
         guest_clock=guest_clock,
         sched_tick=sched_tick,
+        page_tables=page_tables,
     )
     while not run.advance(_SLICE):
         if progress is not None:

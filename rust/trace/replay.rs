@@ -128,6 +128,10 @@ pub struct ReplayConfig {
     /// With `one_cpu` and `guest_clock`: a woken kswapd also gets the CPU when 6.12's scheduler
     /// switches to it at a tick (crate::sched), not only while the process sleeps on a read.
     pub sched_tick: bool,
+    /// The process's PTE tables take pages of the zone as the trace first touches each
+    /// table's range ([`Kernel::guest_page_table_alloc`]), as in a guest, whose kernel
+    /// allocates them from the memory the process competes for. Not with `guest_zones`.
+    pub page_tables: bool,
 }
 
 /// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
@@ -172,6 +176,9 @@ pub struct Replay {
     /// instead of walking again (the latter only while the tables' generation is the same).
     ahead: [(u64, usize, u64); PTE_AHEAD],
     path: PathBuf,
+    /// With [`ReplayConfig::page_tables`]: the process's PTE tables charged to the zone so far
+    /// (from those of the mapping at the start); None: not charged.
+    pt_charged: Option<usize>,
 }
 
 /// Requests the replay reads from the trace at a time ([`Reader::read_batch`]).
@@ -288,6 +295,12 @@ impl Replay {
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
         kernel.mute_per_page();
+        if cfg.page_tables && cfg.guest_zones.is_some() {
+            return Err(Error::invalid(
+                "page tables charged to the guest's zones need an unmovable allocation with reclaim, \
+                 which the model's zone layer does not have: use the one summed zone (guest) or no charge",
+            ));
+        }
         if let Some(z) = cfg.guest_zones {
             kernel.set_guest_zones(z.dma, z.dma32, z.types)?;
             kernel.set_guest_kernel_alloc_every(z.kernel_alloc_every)?;
@@ -311,6 +324,7 @@ impl Replay {
         let kind = if cfg.shmem { MapKind::Shmem } else { MapKind::Anon };
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
         let (_, reader) = super::open(path, Some(format))?;
+        let pt_charged = cfg.page_tables.then(|| kernel.mmx(pid).pt.nr_page_tables());
         Ok(Replay {
             kernel,
             pid,
@@ -332,6 +346,7 @@ impl Replay {
             read: 0,
             ahead: [(u64::MAX, 0, 0); PTE_AHEAD],
             path: path.to_path_buf(),
+            pt_charged,
         })
     }
 
@@ -392,6 +407,14 @@ impl Replay {
             let write = q.write || (!self.as_recorded && arch.pte_none(before));
             let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before)?;
             self.counts.add(o);
+            if let Some(charged) = self.pt_charged.as_mut() {
+                // the fault allocated a table before its page; the charge follows the access
+                let n = self.kernel.mmx(self.pid).pt.nr_page_tables();
+                while *charged < n {
+                    self.kernel.guest_page_table_alloc();
+                    *charged += 1;
+                }
+            }
             self.kernel.guest_request_done();
             self.done += 1;
         }
@@ -452,6 +475,7 @@ mod tests {
             guest_zones: None,
             guest_clock: None,
             sched_tick: false,
+            page_tables: false,
         }
     }
 
@@ -581,6 +605,45 @@ mod tests {
         assert_eq!(held.kernel.watermarks().high, 24);
         assert!(held.count(Outcome::Major) > whole.count(Outcome::Major));
         assert!(held.resident_pages() <= 2048 - 800);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    /// `__pte_alloc` → `pte_alloc_one` (mm/memory.c; s390 `page_table_alloc`,
+    /// arch/s390/mm/pgalloc.c; 6.12): a guest's kernel takes a page of the zone for each new
+    /// PTE table of the process (256 entries on s390), so the same trace has fewer pages for
+    /// itself and misses more; the pages stay reserved, never reclaimed.
+    #[test]
+    fn charged_page_tables_take_a_page_of_the_zone_per_pte_table() {
+        let p = tmp("tables.bin");
+        // 6,000 pages over 24 tables of 256 entries, in 3,000 pages of memory
+        write_zipf(&p, Format::Binary, 60_000, 6000, 0.9, 1.0, 7).unwrap();
+        let run = |page_tables: bool| {
+            let guest = Some(GuestZone { held: 0, min: 16, low: 20, high: 24 });
+            let c = ReplayConfig { guest, page_tables, ..cfg(MemorySize::Bytes(3000 * 4096)) };
+            let mut r = Replay::open(&p, &c).unwrap();
+            let tables = r.kernel.mmx(r.pid).pt.nr_page_tables();
+            while !r.advance(u64::MAX).unwrap() {}
+            r.kernel.check_invariants().unwrap();
+            let grown = r.kernel.mmx(r.pid).pt.nr_page_tables() - tables;
+            let reserved = r.kernel.mem.frames.iter().filter(|f| f.test(crate::mm::page::pg::PG_RESERVED)).count();
+            (r, grown, reserved)
+        };
+        let (free, grown, reserved) = run(false);
+        let (charged, grown_too, reserved_charged) = run(true);
+        assert_eq!(grown, grown_too);
+        assert!(grown >= 24, "{grown} PTE tables");
+        assert_eq!(reserved_charged - reserved, grown, "one page per new PTE table");
+        assert!(charged.count(Outcome::Major) > free.count(Outcome::Major));
+        assert!(charged.resident_pages() < free.resident_pages());
+        let zones = Some(GuestZones {
+            dma: crate::mm::mmzone::ZoneSpec { managed: 1000, held: 0, min: 4, low: 5, high: 6, lowmem_reserve: 10 },
+            dma32: crate::mm::mmzone::ZoneSpec { managed: 1999, held: 0, min: 8, low: 10, high: 12, lowmem_reserve: 0 },
+            types: None,
+            kernel_alloc_every: 0,
+        });
+        let c = ReplayConfig { guest_zones: zones, page_tables: true, ..cfg(MemorySize::Bytes(3000 * 4096)) };
+        let e = Replay::open(&p, &c).err().unwrap().to_string();
+        assert!(e.contains("page tables charged to the guest's zones"), "{e}");
         std::fs::remove_file(&p).unwrap();
     }
 }

@@ -42,6 +42,7 @@ from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
+from reclaim.vm.guest import PAGE_TABLES as GUEST_PAGE_TABLES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 from reclaim.vm.guest import TMPFS_ON_LRU as GUEST_TMPFS_ON_LRU
@@ -171,7 +172,11 @@ class KernelRun:
     start (``managed``, ``free`` with the pages on the per-cpu lists, ``held`` = managed - free,
     ``min``/``low``/``high``), the ``zones`` as read (each zone of ``/proc/zoneinfo``) and the
     ``pagetypeinfo`` (``/proc/pagetypeinfo``'s pageblocks and free pages per migratetype, empty
-    in a run saved before it was kept), ``swap_kib`` (SwapTotal), ``evictable`` pages others had
+    in a run saved before it was kept), ``self_locked`` (the agent's process had every page
+    but the trace's locked, ``mlockall(MCL_CURRENT | MCL_ONFAULT)``, so that its major faults
+    are the trace's; False in a run saved before: those count a few faults on the process's
+    own stack and text pages, which reclaim swapped out during the loop), ``swap_kib``
+    (SwapTotal), ``evictable`` pages others had
     on the LRU lists at the start (the initramfs's tmpfs files: reclaim can swap them out for
     the process), ``tmpfs`` of them the tmpfs files' (``nr_shmem`` less the unevictable, locked,
     trace file) and ``tmpfs_active`` of those on the active list (by meminfo's ``Active(anon)``
@@ -207,6 +212,7 @@ class KernelRun:
     pagetypeinfo: dict[str, object] = field(default_factory=dict)
     boost: int = 0
     boost_inferred: bool = False
+    self_locked: bool = False
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -267,6 +273,7 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
         zones=zones,
         pagetypeinfo=dict(pti) if isinstance(pti := obj.get("pagetypeinfo"), Mapping) else {},
+        self_locked=bool(obj.get("self_locked", 0)),
     )
 
 
@@ -321,6 +328,7 @@ def model_counters(
     requests: int | None = None,
     guest_clock: bool = True,
     sched_tick: bool = False,
+    page_tables: bool | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -360,13 +368,18 @@ def model_counters(
     arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
     the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
     default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
-    swap reads (``reclaim.trace.replay(sched_tick=)``)."""
+    swap reads (``reclaim.trace.replay(sched_tick=)``). ``page_tables`` (None: the oracle's
+    choice, :data:`reclaim.vm.guest.PAGE_TABLES`, with one zone) charges the process's PTE
+    tables to the zone as the guest's kernel allocates them (``reclaim.trace.replay(
+    page_tables=)``)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES and lru_gen == "off"
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     if tmpfs_on_lru is None:
         tmpfs_on_lru = GUEST_TMPFS_ON_LRU and gz is not None
+    if page_tables is None:
+        page_tables = GUEST_PAGE_TABLES and gz is None
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -389,6 +402,7 @@ def model_counters(
         guest_zones=gz,
         guest_clock=clock,
         sched_tick=sched_tick and clock is not None,
+        page_tables=page_tables,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

@@ -1423,10 +1423,15 @@ static void set_swap(int on)
 /*
  * The trace FILE (written by reclaim.crosscheck.replay into the initramfs): the magic
  * "RPL1", the pages and the requests as little-endian u32, then one little-endian u32 a
- * request: page << 1 | store. A child process maps the trace (locked: it stays resident and
- * counts with the guest's other memory), reads /proc/zoneinfo, /proc/meminfo, /proc/vmstat
- * and its rusage, maps PAGES pages (private anonymous, or shmem: MAP_SHARED|MAP_ANONYMOUS)
- * and touches them in trace order, each access as recorded (a first load maps the zero page),
+ * request: page << 1 | store. A child process maps the trace and locks the pages it has and
+ * touches (mlockall(MCL_CURRENT | MCL_ONFAULT): the trace, its text, data and stack), so that
+ * they stay resident and count with the guest's other memory, reclaim can take only the
+ * trace's pages and the rusage counts the trace's faults alone ("self_locked"; before, reclaim
+ * swapped out the child's stack and the text pages of the binary, a tmpfs file, during the
+ * loop, and their first touch after it took a few major faults, more with MGLRU). It reads
+ * /proc/zoneinfo, /proc/meminfo, /proc/vmstat and its rusage, maps PAGES pages (private
+ * anonymous, or shmem: MAP_SHARED|MAP_ANONYMOUS) and touches them in trace order, each access
+ * as recorded (a first load maps the zero page),
  * then reads /proc/vmstat and its rusage again. One line: kind "replay".
  */
 static uint32_t le32(const unsigned char *b)
@@ -1582,7 +1587,10 @@ static int replay_child(const char *path, int shmem)
 	close(fd);
 	if (t == MAP_FAILED)
 		return 12;
-	mlock(t, (size_t)size);
+	/* MCL_CURRENT only: the trace's pages, mapped below, stay reclaimable; MCL_ONFAULT: the
+	 * pages it has are locked, the rest of its mappings (bss, the binary's other text) only
+	 * once touched, so that it takes no memory it did not have */
+	int self_locked = mlockall(MCL_CURRENT | MCL_ONFAULT) == 0;
 	if (memcmp(t, "RPL1", 4))
 		return 13;
 	uint64_t pages = le32(t + 4), n = le32(t + 8);
@@ -1592,8 +1600,8 @@ static int replay_child(const char *path, int shmem)
 	line_begin();
 	o("\"kind\":\"replay\",\"replay\":");
 	ostr(cur_scenario);
-	o(",\"run\":%d,\"pages\":%llu,\"requests\":%llu,\"zoneinfo\":",
-	  cur_step, (unsigned long long)pages, (unsigned long long)n);
+	o(",\"run\":%d,\"pages\":%llu,\"requests\":%llu,\"self_locked\":%d,\"zoneinfo\":",
+	  cur_step, (unsigned long long)pages, (unsigned long long)n, self_locked);
 	emit_zoneinfo();
 	o(",\"pagetypeinfo\":");
 	emit_pagetypeinfo();
