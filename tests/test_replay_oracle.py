@@ -319,6 +319,29 @@ def test_a_replay_with_the_guest_zones_boosts_dma_and_skips_dma32_folios(tmp_pat
     assert zoned.major_faults != one.major_faults, "DMA's pages reclaimed out of LRU order"
 
 
+def test_mglru_with_the_guest_zones_moves_dma32_pages_on_instead_of_skipping_them(
+    tmp_path: Path,
+) -> None:
+    """The same loop with MGLRU ("6.12-debian"): the generations keep a list per zone, and
+    kswapd's run for the boosted ZONE_DMA walks DMA's list first and moves each DMA32 page it
+    meets to the next generation ("ineligible" in sort_folio, a PGREFILL; scan_folios,
+    mm/vmscan.c 6.12.117) instead of passing over it (no PGSCAN_SKIP: MGLRU counts only
+    isolation failures there). With one zone MGLRU sorts nothing in this loop."""
+    t = tracegen.generate("loop", 40_000, 4_000)
+    path = tmp_path / "loop.bin"
+    reclaim.trace.write(path, t.keys, t.writes, format="binary")
+    dma = (2304, 32, 16, 20, 24, 4)
+    dma32 = (1000, 0, 10, 12, 14, 0)
+    kw: dict[str, object] = dict(profile="6.12-debian", arch="x86_64", memory=3305 * 4096,
+                                 as_recorded=True, one_cpu=True)  # fmt: skip
+    zoned = reclaim.trace.replay(path, guest_zones=(dma, dma32, None, 0), **kw)  # type: ignore[arg-type]
+    one = reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+    assert zoned.vmstat["model_watermark_boosts"] >= 2 and zoned.vmstat["compact_daemon_wake"] > 0
+    assert zoned.vmstat["pgskip_dma32"] == 0
+    assert zoned.vmstat["pgrefill"] > one.vmstat.get("pgrefill", 0)
+    assert zoned.major_faults != one.major_faults
+
+
 def test_a_replay_line_keeps_the_counters_of_reclaim_for_one_zone() -> None:
     """kswapd woken for the DMA zone only (a boosted zone: rmqueue's wakeup_kswapd with
     zone_idx, mm/page_alloc.c 6.12) passes over the DMA32 folios and counts them both as

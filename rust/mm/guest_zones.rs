@@ -124,6 +124,8 @@ impl Kernel {
             let Some(p) = self.mem.take() else { return Err(Error::invalid("the free list ran out")) };
             self.mem.frames[p as usize].flags = pg::PG_RESERVED;
         }
+        // MGLRU's generations get a list per zone (`lrugen->folios[gen][type][zone]`)
+        self.lru.set_zone_dma(&self.mem.frames, start, end);
         let kbytes = self.mem.wmark.min_free_kbytes;
         self.mem.wmark = Watermarks { min: dma32.min, low: dma32.low, high: dma32.high, min_free_kbytes: kbytes };
         self.zones = Some(Box::new(Zones {

@@ -8,6 +8,10 @@
 //! With MGLRU enabled ([`crate::vmscan::lru_gen`]) the evictable pages are on the lists of the
 //! generations instead (`lrugen->folios[gen][type]`), held here too (list indices
 //! [`NR_LRU_LISTS`] and up), so that a page leaves whatever list it is on through [`Lru::del`].
+//! MGLRU's lists are per zone too (`lrugen->folios[gen][type][zone]`, include/linux/mmzone.h
+//! 6.12): with the guest's zones (crate::mm::mmzone) the pages of ZONE_DMA are on lists of their
+//! own ([`DmaGenLists`]), found by pfn (`folio_zonenum`), while a page's list index names its
+//! `[gen][type]` as without zones. The classic lists are per node in 6.12 and stay one.
 
 use crate::mm::page::{Frame, NO_PFN, pg};
 use crate::sim::hint::Hint;
@@ -69,6 +73,22 @@ impl LruList {
     }
 }
 
+/// MGLRU's lists of ZONE_DMA (`lrugen->folios[gen][type][ZONE_DMA]`) when the kernel has
+/// the guest's zones ([`Lru::set_zone_dma`]): the pages of pfns `[start, end)` on a
+/// generation's list are on these, indexed as [`lru_gen_folio::list_index`] less
+/// [`NR_LRU_LISTS`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DmaGenLists {
+    start: u32,
+    end: u32,
+    head: [u32; NR_GEN_LISTS],
+    tail: [u32; NR_GEN_LISTS],
+    size: [u64; NR_GEN_LISTS],
+}
+
+/// MGLRU's `[gen][type]` lists of one zone.
+const NR_GEN_LISTS: usize = NR_LISTS - NR_LRU_LISTS;
+
 /// The lists of one lruvec (`struct lruvec`), with its `lrugen` (MGLRU's generations).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Lru {
@@ -77,6 +97,11 @@ pub struct Lru {
     size: [u64; NR_LISTS],
     /// `lruvec->lrugen`.
     pub lrugen: LruGenFolio,
+    /// ZONE_DMA's generation lists, with the guest's zones (None: one zone, every generation's
+    /// page on the lists above). Not in a snapshot: a kernel with zones is not saved
+    /// (`Kernel::check_zones_storable`).
+    #[serde(skip)]
+    dma: Option<Box<DmaGenLists>>,
     /// The look ahead along a list from its tail ([`Lru::start_ahead`]): the page whose frame
     /// a prefetch was started for last. A cache hint, not state.
     #[serde(skip)]
@@ -96,7 +121,73 @@ impl Lru {
             tail: [NO_PFN; NR_LISTS],
             size: [0; NR_LISTS],
             lrugen: LruGenFolio::new(false),
+            dma: None,
             ahead: Hint::default(),
+        }
+    }
+
+    /// Give MGLRU's lists a ZONE_DMA of pfns `[start, end)` (the guest's zones,
+    /// `Kernel::set_guest_zones`): from now on a page of those pfns joins a generation on the
+    /// DMA zone's list (`lru_gen_add_folio` → `&lrugen->folios[gen][type][zone]` with `zone =
+    /// folio_zonenum(folio)`, include/linux/mm_inline.h 6.12.117). No page of the range may be
+    /// on a list yet.
+    pub(crate) fn set_zone_dma(&mut self, frames: &[Frame], start: u32, end: u32) {
+        debug_assert!((start..end).all(|p| !frames[p as usize].test(pg::PG_LRU)));
+        self.dma = Some(Box::new(DmaGenLists {
+            start,
+            end,
+            head: [NO_PFN; NR_GEN_LISTS],
+            tail: [NO_PFN; NR_GEN_LISTS],
+            size: [0; NR_GEN_LISTS],
+        }));
+    }
+
+    /// `folio_zonenum` for MGLRU's lists: ZONE_DMA for a pfn of [`Lru::set_zone_dma`]'s range,
+    /// else the zone above (ZONE_DMA32, the model's one zone without zones).
+    #[inline]
+    pub(crate) fn zonenum(&self, pfn: u32) -> u8 {
+        match &self.dma {
+            Some(d) if pfn >= d.start && pfn < d.end => crate::mm::mmzone::ZONE_DMA,
+            _ => crate::mm::mmzone::ZONE_DMA32,
+        }
+    }
+
+    /// Head, tail and size of list index `li` in the zone of `pfn`: a generation's list of
+    /// ZONE_DMA for a DMA page, else the node's list `li`.
+    #[inline]
+    fn ends(&mut self, li: usize, pfn: u32) -> (&mut u32, &mut u32, &mut u64) {
+        if let Some(d) = self.dma.as_deref_mut() {
+            if li >= NR_LRU_LISTS && pfn >= d.start && pfn < d.end {
+                let j = li - NR_LRU_LISTS;
+                return (&mut d.head[j], &mut d.tail[j], &mut d.size[j]);
+            }
+        }
+        (&mut self.head[li], &mut self.tail[li], &mut self.size[li])
+    }
+
+    /// The tail page of generation list index `li` (`lrugen->folios[gen][type][zone]`) of
+    /// `zone` (ZONE_DMA: its own list when there is one, else none; any other zone: the
+    /// node's list).
+    #[inline]
+    pub(crate) fn tail_zone(&self, li: usize, zone: u8) -> Option<u32> {
+        let t = if zone == crate::mm::mmzone::ZONE_DMA {
+            match &self.dma {
+                Some(d) => d.tail[li - NR_LRU_LISTS],
+                None => NO_PFN,
+            }
+        } else {
+            self.tail[li]
+        };
+        if t == NO_PFN { None } else { Some(t) }
+    }
+
+    /// Pages on generation list index `li` of `zone` (`lrugen->nr_pages[gen][type][zone]`).
+    #[cfg(test)]
+    pub(crate) fn size_zone(&self, li: usize, zone: u8) -> u64 {
+        if zone == crate::mm::mmzone::ZONE_DMA {
+            self.dma.as_ref().map_or(0, |d| d.size[li - NR_LRU_LISTS])
+        } else {
+            self.size[li]
         }
     }
 
@@ -115,14 +206,18 @@ impl Lru {
         let ty = l.is_file() as usize;
         (0..lru_gen_folio::MAX_NR_GENS)
             .filter(|&g| self.lrugen.is_active(g) == l.is_active())
-            .map(|g| self.size[lru_gen_folio::list_index(g, ty)])
+            .map(|g| self.size_at(lru_gen_folio::list_index(g, ty)))
             .sum()
     }
 
-    /// The pages on list index `li` (a classic list or a generation's `[gen][type]` list).
+    /// The pages on list index `li` (a classic list or a generation's `[gen][type]` list, of
+    /// every zone).
     #[inline]
     pub(crate) fn size_at(&self, li: usize) -> u64 {
-        self.size[li]
+        match &self.dma {
+            Some(d) if li >= NR_LRU_LISTS => self.size[li] + d.size[li - NR_LRU_LISTS],
+            _ => self.size[li],
+        }
     }
 
     /// `lruvec_add_folio` (include/linux/mm_inline.h 6.12) / `add_page_to_lru_list` (4.13..4.18):
@@ -154,15 +249,17 @@ impl Lru {
         debug_assert!(!f.test(pg::PG_LRU));
         f.set(pg::PG_LRU);
         f.set_lru_list(li as u8);
+        let (head, tail, size) = self.ends(li, pfn);
+        let f = &mut frames[pfn as usize];
         f.lru_next = NO_PFN;
-        f.lru_prev = self.tail[li];
-        if self.tail[li] != NO_PFN {
-            frames[self.tail[li] as usize].lru_next = pfn;
+        f.lru_prev = *tail;
+        if *tail != NO_PFN {
+            frames[*tail as usize].lru_next = pfn;
         } else {
-            self.head[li] = pfn;
+            *head = pfn;
         }
-        self.tail[li] = pfn;
-        self.size[li] += 1;
+        *tail = pfn;
+        *size += 1;
     }
 
     /// Link at the head of list index `li`; sets PG_lru.
@@ -171,15 +268,17 @@ impl Lru {
         debug_assert!(!f.test(pg::PG_LRU), "page {pfn} already on an LRU");
         f.set(pg::PG_LRU);
         f.set_lru_list(li as u8);
+        let (head, tail, size) = self.ends(li, pfn);
+        let f = &mut frames[pfn as usize];
         f.lru_prev = NO_PFN;
-        f.lru_next = self.head[li];
-        if self.head[li] != NO_PFN {
-            frames[self.head[li] as usize].lru_prev = pfn;
+        f.lru_next = *head;
+        if *head != NO_PFN {
+            frames[*head as usize].lru_prev = pfn;
         } else {
-            self.tail[li] = pfn;
+            *tail = pfn;
         }
-        self.head[li] = pfn;
-        self.size[li] += 1;
+        *head = pfn;
+        *size += 1;
     }
 
     /// `lruvec_del_folio` (include/linux/mm_inline.h 6.12) / `del_page_from_lru_list`
@@ -209,17 +308,18 @@ impl Lru {
         let f = frames[pfn as usize];
         debug_assert!(f.test(pg::PG_LRU), "page {pfn} not on an LRU");
         let li = f.lru_list() as usize;
+        let (head, tail, size) = self.ends(li, pfn);
         if f.lru_prev != NO_PFN {
             frames[f.lru_prev as usize].lru_next = f.lru_next;
         } else {
-            self.head[li] = f.lru_next;
+            *head = f.lru_next;
         }
         if f.lru_next != NO_PFN {
             frames[f.lru_next as usize].lru_prev = f.lru_prev;
         } else {
-            self.tail[li] = f.lru_prev;
+            *tail = f.lru_prev;
         }
-        self.size[li] -= 1;
+        *size -= 1;
         let f = &mut frames[pfn as usize];
         f.clear(pg::PG_LRU);
         f.lru_prev = NO_PFN;
@@ -272,43 +372,43 @@ impl Lru {
     }
 
     /// Check the links of every list: from the head, each page is a frame of `frames` on this
-    /// list, points back to the one before, and the walk ends at the tail after `size` pages;
-    /// no other frame is PG_lru.
+    /// list (and, on a generation's list, of this list's zone), points back to the one before,
+    /// and the walk ends at the tail after `size` pages; no other frame is PG_lru.
     pub fn check(&self, frames: &[Frame]) -> Result<(), String> {
-        for li in 0..NR_LISTS {
+        let mut lists: Vec<(usize, bool, u32, u32, u64)> =
+            (0..NR_LISTS).map(|li| (li, false, self.head[li], self.tail[li], self.size[li])).collect();
+        if let Some(d) = &self.dma {
+            lists.extend((0..NR_GEN_LISTS).map(|j| (NR_LRU_LISTS + j, true, d.head[j], d.tail[j], d.size[j])));
+        }
+        let mut total = 0;
+        for (li, dma, head, tail, size) in lists {
             // the name only for an error: building it for every list was a fifth of the
             // explorer's invariant check
-            let name = || list_name(li);
-            let (mut prev, mut p, mut n) = (NO_PFN, self.head[li], 0u64);
+            let name = || if dma { format!("{} of ZONE_DMA", list_name(li)) } else { list_name(li) };
+            let (mut prev, mut p, mut n) = (NO_PFN, head, 0u64);
             while p != NO_PFN {
                 let Some(f) = frames.get(p as usize) else {
                     return Err(format!("{} links to pfn {p}, beyond memory", name()));
                 };
-                if n == self.size[li] || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list() as usize != li {
-                    return Err(format!(
-                        "{} of size {} links to pfn {p} (flags {:?})",
-                        name(),
-                        self.size[li],
-                        f.flag_names()
-                    ));
+                let wrong_zone =
+                    li >= NR_LRU_LISTS && self.dma.is_some() && (self.zonenum(p) == crate::mm::mmzone::ZONE_DMA) != dma;
+                if n == size || !f.test(pg::PG_LRU) || f.test(pg::PG_BUDDY) || f.lru_list() as usize != li || wrong_zone
+                {
+                    return Err(format!("{} of size {size} links to pfn {p} (flags {:?})", name(), f.flag_names()));
                 }
                 if f.lru_prev != prev {
                     return Err(format!("{}: pfn {p} links back to {} instead of {prev}", name(), f.lru_prev));
                 }
                 (prev, p, n) = (p, f.lru_next, n + 1);
             }
-            if prev != self.tail[li] || n != self.size[li] {
-                return Err(format!(
-                    "{} has {n} pages ending at pfn {prev}, but size {} and tail {}",
-                    name(),
-                    self.size[li],
-                    self.tail[li]
-                ));
+            if prev != tail || n != size {
+                return Err(format!("{} has {n} pages ending at pfn {prev}, but size {size} and tail {tail}", name()));
             }
+            total += size;
         }
         let on_lru = frames.iter().filter(|f| f.test(pg::PG_LRU)).count() as u64;
-        if on_lru != self.size.iter().sum::<u64>() {
-            return Err(format!("{on_lru} frames are PG_lru but the lists hold {}", self.size.iter().sum::<u64>()));
+        if on_lru != total {
+            return Err(format!("{on_lru} frames are PG_lru but the lists hold {total}"));
         }
         Ok(())
     }

@@ -24,8 +24,14 @@
 //! at. x86_64 reports 0x0007 and walks.
 //!
 //! Simplifications, written down where they are made:
-//! - One node, one zone, no memcgs: one lruvec, `shrink_one` on it (no memcg LRU, no
-//!   `mem_cgroup_below_min`); every reclaim is root reclaim (`lru_gen_shrink_node`).
+//! - One node, no memcgs: one lruvec, `shrink_one` on it (no memcg LRU, no
+//!   `mem_cgroup_below_min`); every reclaim is root reclaim (`lru_gen_shrink_node`). One zone,
+//!   or with the guest's zones (crate::mm::mmzone) ZONE_DMA and ZONE_DMA32, each generation
+//!   with a list per zone (`lrugen->folios[gen][type][zone]`, [`crate::vmscan::lru`]):
+//!   `scan_folios` walks the zones from `sc->reclaim_idx` down, `sort_folio` moves a page of a
+//!   zone above it to the next generation ("ineligible"), `inc_min_seq` empties the oldest
+//!   generation zone by zone and kswapd's `should_abort_scan` asks every eligible zone's
+//!   watermark.
 //! - `NR_HIST_GENS` is 1 (CONFIG_LRU_GEN_STATS off, the distributions' choice).
 //! - The page-table walk (x86_64: the mm list, the Bloom filters) is `vmscan/lru_gen_walk.rs`,
 //!   with its own simplifications. A page it (or kswapd's look-around) promotes moves to its
@@ -44,6 +50,7 @@
 //!   `sc->nr.file_taken` / `unqueued_dirty` (which wake it) are not kept.
 
 use crate::kernel::Kernel;
+use crate::mm::mmzone::{ZONE_DMA, ZONE_DMA32};
 use crate::mm::page::{Frame, pg};
 use crate::mm::swap_state::Shadow;
 use crate::mm::vm;
@@ -127,7 +134,8 @@ impl Lru {
         }
     }
 
-    /// Pages in generation `gen` of `ty` (`lrugen->nr_pages[gen][type][zone]`, one zone).
+    /// Pages in generation `gen` of `ty` (`lrugen->nr_pages[gen][type][zone]` summed over the
+    /// zones).
     #[inline]
     pub fn gen_size(&self, gn: usize, ty: usize) -> u64 {
         self.size_at(list_index(gn, ty))
@@ -319,13 +327,24 @@ impl Kernel {
     }
 
     /// `should_abort_scan` (mm/vmscan.c, 6.12.117): enough reclaimed (`max(nr_to_reclaim, compact_gap(0))`), or
-    /// kswapd with the zone above its high watermark + MIN_LRU_BATCH.
+    /// kswapd with every eligible zone (0 to `sc->reclaim_idx`) above its high watermark +
+    /// MIN_LRU_BATCH (`zone_watermark_ok(zone, 0, wmark_pages(zone, WMARK_HIGH) +
+    /// MIN_LRU_BATCH, sc->reclaim_idx, 0)`: with the guest's zones the DMA zone's mark holds its
+    /// boost, and its `lowmem_reserve` when DMA32 is eligible).
     fn should_abort_scan(&self, sc: &ScanControl) -> bool {
         if sc.nr_reclaimed >= sc.nr_to_reclaim.max(2) {
             return true;
         }
         if !sc.kswapd {
             return false;
+        }
+        if let Some(z) = self.zones.as_deref() {
+            if z.dma.nr_free() <= z.dma_mark(z.dma.wmark.high + MIN_LRU_BATCH, sc.reclaim_idx) {
+                return false;
+            }
+            if sc.reclaim_idx < ZONE_DMA32 {
+                return true;
+            }
         }
         self.mem.nr_free() > self.mem.wmark.high + MIN_LRU_BATCH
     }
@@ -447,18 +466,22 @@ impl Kernel {
     }
 
     /// `inc_min_seq` (mm/vmscan.c, 6.12.117): move the pages of the oldest generation of `ty` into the next
-    /// (`folio_inc_gen`, at the tail), at most MAX_LRU_BATCH a call, then advance `min_seq`.
-    /// Anon is not emptied when it cannot be swapped.
+    /// (`folio_inc_gen`, at the tail of the next generation's list of their zone), zone by
+    /// zone from ZONE_DMA up ("for (zone = 0; zone < MAX_NR_ZONES; zone++)"), at most
+    /// MAX_LRU_BATCH a call, then advance `min_seq`. Anon is not emptied when it cannot be
+    /// swapped.
     fn inc_min_seq(&mut self, ty: usize, can_swap: bool) -> bool {
         if ty != LRU_GEN_ANON || can_swap {
             let old_gen = lru_gen_from_seq(self.lru.lrugen.min_seq[ty]);
             let mut remaining = MAX_LRU_BATCH;
-            while let Some(pfn) = self.lru.tail_at(list_index(old_gen, ty)) {
-                let new_gen = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
-                self.lru.move_to_gen(&mut self.mem.frames, pfn, new_gen, true);
-                remaining -= 1;
-                if remaining == 0 {
-                    return false;
+            for zone in [ZONE_DMA, ZONE_DMA32] {
+                while let Some(pfn) = self.lru.tail_zone(list_index(old_gen, ty), zone) {
+                    let new_gen = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
+                    self.lru.move_to_gen(&mut self.mem.frames, pfn, new_gen, true);
+                    remaining -= 1;
+                    if remaining == 0 {
+                        return false;
+                    }
                 }
             }
         }
@@ -624,6 +647,13 @@ impl Kernel {
     /// (`sort_folio`) or isolate it (`isolate_folio`), until MAX_LRU_BATCH scanned or
     /// MIN_LRU_BATCH isolated. Nothing when only MIN_NR_GENS generations are left. Counts
     /// pgscan (isolated) and pgrefill (sorted), traces `mm_vmscan_lru_isolate`.
+    ///
+    /// The generation's lists are walked zone by zone, "zone = (sc->reclaim_idx + i) %
+    /// MAX_NR_ZONES" for i from MAX_NR_ZONES down: `reclaim_idx` first, then the zones below
+    /// it, then (last) those above, whose pages `sort_folio` moves on as ineligible. With the
+    /// guest's zones: DMA32 then DMA, or for a reclaim of ZONE_DMA only (a boosted kswapd) DMA
+    /// then DMA32. The model's `isolate_folio` never fails, so no page is skipped (the
+    /// kernel's PGSCAN_SKIP here counts only isolation failures).
     fn scan_folios(&mut self, sc: &ScanControl, ty: usize, tier: usize) -> (u64, Vec<u32>) {
         let mut list = Vec::new();
         if self.lru.lrugen.nr_gens(ty) == MIN_NR_GENS as u64 {
@@ -632,18 +662,21 @@ impl Kernel {
         let gn = lru_gen_from_seq(self.lru.lrugen.min_seq[ty]);
         let (mut scanned, mut sorted, mut isolated) = (0u64, 0u64, 0u64);
         let mut remaining = MAX_LRU_BATCH;
-        while let Some(pfn) = self.lru.tail_at(list_index(gn, ty)) {
-            scanned += 1;
-            if self.sort_folio(pfn, tier) {
-                sorted += 1;
-            } else {
-                self.isolate_folio(pfn);
-                list.push(pfn);
-                isolated += 1;
-            }
-            remaining -= 1;
-            if remaining == 0 || isolated >= MIN_LRU_BATCH {
-                break;
+        let zones = if sc.reclaim_idx >= ZONE_DMA32 { [ZONE_DMA32, ZONE_DMA] } else { [ZONE_DMA, ZONE_DMA32] };
+        'zones: for zone in zones {
+            while let Some(pfn) = self.lru.tail_zone(list_index(gn, ty), zone) {
+                scanned += 1;
+                if self.sort_folio(pfn, sc, tier) {
+                    sorted += 1;
+                } else {
+                    self.isolate_folio(pfn);
+                    list.push(pfn);
+                    isolated += 1;
+                }
+                remaining -= 1;
+                if remaining == 0 || isolated >= MIN_LRU_BATCH {
+                    break 'zones;
+                }
             }
         }
         // "if (!cgroup_reclaim(sc)) { __count_vm_events(item, isolated);
@@ -666,12 +699,13 @@ impl Kernel {
     /// here (PG_unevictable, onto the unevictable list, UNEVICTABLE_PGCULLED); a page whose
     /// generation is no longer the oldest ("promoted") moves to the head of its generation's
     /// list; a page of a tier above `tier_idx`, or with the most accesses, is protected into
-    /// the next generation (counted in `protected`). One zone, so no "ineligible" case. Before
+    /// the next generation (counted in `protected`); a page of a zone above `sc->reclaim_idx`
+    /// ("ineligible", the guest's zones only) goes to the tail of the next generation. Before
     /// `lru_gen_writeback_reactivates` (6.12.107, "waiting for writeback"), a page locked,
     /// under writeback or (file) dirty stays too: `folio_inc_gen(.., reclaiming=true)` (PG_reclaim
     /// "for folio_end_writeback()") to the head of the next generation; 6.12.117 lets it through
     /// to `shrink_folio_list`.
-    fn sort_folio(&mut self, pfn: u32, tier_idx: usize) -> bool {
+    fn sort_folio(&mut self, pfn: u32, sc: &ScanControl, tier_idx: usize) -> bool {
         let f = self.mem.frames[pfn as usize];
         let ty = folio_type(&f);
         if f.test(pg::PG_MLOCKED) {
@@ -700,6 +734,12 @@ impl Kernel {
             let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
             self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, true);
             self.lru.lrugen.protected[ty][tier - 1] += 1;
+            return true;
+        }
+        // ineligible
+        if self.lru.zonenum(pfn) > sc.reclaim_idx {
+            let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
+            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, true);
             return true;
         }
         // 6.12.107 "waiting for writeback"
@@ -1208,7 +1248,7 @@ mod tests {
             k.lru.lrugen.max_seq += 2;
             assert_eq!(lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]), gn);
             let protected = k.lru.lrugen.protected[LRU_GEN_ANON];
-            let kept = k.sort_folio(pfn, 1);
+            let kept = k.sort_folio(pfn, &ScanControl::new(0, true), 1);
             assert_eq!(kept, !resets, "{profile}: protected only with its accesses kept");
             if kept {
                 let f = k.mem.frames[pfn as usize];
@@ -1234,26 +1274,27 @@ mod tests {
         let min_gen = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
         let pfns: Vec<u32> = (0..4).map(|i| pfn_at(&k, pid, a + i * 4096)).collect();
         assert!(pfns.iter().all(|&p| folio_lru_gen(&k.mem.frames[p as usize]) == Some(min_gen)));
+        let sc = ScanControl::new(0, true);
         // protected: PG_referenced, PG_workingset, then LRU_REFS_MASK up to its top
         for _ in 0..5 {
             k.folio_inc_refs(pfns[0]);
         }
         assert_eq!(folio_lru_refs(&k.mem.frames[pfns[0] as usize]), 1 << LRU_REFS_WIDTH);
-        assert!(k.sort_folio(pfns[0], MAX_NR_TIERS - 1));
+        assert!(k.sort_folio(pfns[0], &sc, MAX_NR_TIERS - 1));
         assert_eq!(folio_lru_gen(&k.mem.frames[pfns[0] as usize]), Some((min_gen + 1) % MAX_NR_GENS));
         assert_eq!(k.lru.lrugen.protected[LRU_GEN_ANON][lru_tier_from_refs(1 << LRU_REFS_WIDTH) - 1], 1);
         assert_eq!(folio_lru_refs(&k.mem.frames[pfns[0] as usize]), 0, "folio_inc_gen clears the count");
         // promoted: the flags name the youngest generation, the page is still on the oldest list
         let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
         set_gen(&mut k.mem.frames[pfns[1] as usize], youngest);
-        assert!(k.sort_folio(pfns[1], 0));
+        assert!(k.sort_folio(pfns[1], &sc, 0));
         assert_eq!(k.mem.frames[pfns[1] as usize].lru_list() as usize, list_index(youngest, LRU_GEN_ANON));
         // unevictable: let through
         k.mem.frames[pfns[2] as usize].set(pg::PG_MLOCKED);
-        assert!(!k.sort_folio(pfns[2], 0));
+        assert!(!k.sort_folio(pfns[2], &sc, 0));
         k.mem.frames[pfns[2] as usize].clear(pg::PG_MLOCKED);
         // a tier-0 page: evicted
-        assert!(!k.sort_folio(pfns[3], 0));
+        assert!(!k.sort_folio(pfns[3], &sc, 0));
         k.check_invariants().unwrap();
     }
 
@@ -1610,5 +1651,130 @@ mod tests {
         .to_string();
         assert!(e.contains("v6.1") && e.contains("v4.18") && e.contains("workingset_anon"), "{e}");
         assert_eq!(Profile::get("6.12", Arch::S390x).unwrap().lru_gen_caps(), 0, "upstream default: off");
+    }
+
+    /// A 6.12-debian x86_64 kernel with the guest's zones (`Kernel::set_guest_zones`: 2304 DMA
+    /// pages, 5887 DMA32) and a process of `n` pages, the last ones from ZONE_DMA once DMA32 is
+    /// at its low watermark, every PTE made old (so the aging walk promotes none), aged until
+    /// the pages are the oldest generation. Returns the kernel, the DMA pages and the DMA32 pages.
+    fn zoned_oldest(n: u64) -> (Kernel, Vec<u32>, Vec<u32>) {
+        use crate::mm::mmzone::ZoneSpec;
+        let mut k =
+            Kernel::new(Profile::get("6.12-debian", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 1).unwrap();
+        let dma = ZoneSpec { managed: 2304, held: 0, min: 16, low: 20, high: 24, lowmem_reserve: 20 };
+        let dma32 = ZoneSpec { managed: 5887, held: 100, min: 40, low: 50, high: 60, lowmem_reserve: 0 };
+        k.set_guest_zones(dma, dma32, None).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, n);
+        make_old(&mut k, pid, a, n);
+        let gn = folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a) as usize]).unwrap();
+        while lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]) != gn {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+        let pfns: Vec<u32> = (0..n).map(|i| pfn_at(&k, pid, a + i * 4096)).collect();
+        assert!(pfns.iter().all(|&p| folio_lru_gen(&k.mem.frames[p as usize]) == Some(gn)), "all in the oldest");
+        let (dma, dma32): (Vec<u32>, Vec<u32>) =
+            pfns.into_iter().partition(|&p| k.lru.zonenum(p) == crate::mm::mmzone::ZONE_DMA);
+        k.check_invariants().unwrap();
+        (k, dma, dma32)
+    }
+
+    /// `lru_gen_add_folio` (include/linux/mm_inline.h, 6.12.117) adds a folio to
+    /// `lrugen->folios[gen][type][folio_zonenum(folio)]`: with the guest's zones a page of
+    /// ZONE_DMA is on its generation's list of that zone, a DMA32 page on the other, and the
+    /// generation's size (`nr_pages[gen][type][zone]` over the zones) counts both.
+    #[test]
+    fn a_page_joins_its_generation_on_the_list_of_its_zone() {
+        let (k, dma, dma32) = zoned_oldest(6000);
+        assert!(dma.len() > 200 && dma32.len() > 5000, "{} DMA, {} DMA32", dma.len(), dma32.len());
+        let li = list_index(lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]), LRU_GEN_ANON);
+        assert_eq!(k.lru.size_zone(li, crate::mm::mmzone::ZONE_DMA), dma.len() as u64);
+        assert_eq!(k.lru.size_zone(li, crate::mm::mmzone::ZONE_DMA32), dma32.len() as u64);
+        assert_eq!(k.lru.size_at(li), 6000);
+        // the first page faulted (the tail) is DMA32's; the DMA list's tail is DMA's first
+        assert_eq!(k.lru.tail_zone(li, crate::mm::mmzone::ZONE_DMA32), Some(dma32[0]));
+        assert_eq!(k.lru.tail_zone(li, crate::mm::mmzone::ZONE_DMA), Some(dma[0]));
+    }
+
+    /// `scan_folios` (mm/vmscan.c, 6.12.117) walks the oldest generation's lists from
+    /// `zone = sc->reclaim_idx` down ("(sc->reclaim_idx + i) % MAX_NR_ZONES"): a reclaim of
+    /// every zone takes DMA32's pages first, though DMA's are as old; a reclaim of ZONE_DMA
+    /// only (kswapd woken for a boosted DMA zone) takes DMA's, and when they run out before
+    /// MIN_LRU_BATCH, `sort_folio` moves each DMA32 page it meets to the next generation
+    /// ("ineligible": `zone > sc->reclaim_idx`), counted in PGREFILL, until MAX_LRU_BATCH.
+    #[test]
+    fn scan_folios_takes_the_zones_from_reclaim_idx_down_and_moves_on_ineligible_pages() {
+        use crate::mm::mmzone::{ZONE_DMA, ZONE_DMA32};
+        let (mut k, dma, dma32) = zoned_oldest(6000);
+        let mut sc = ScanControl::new(0, true);
+        assert_eq!(sc.reclaim_idx, ZONE_DMA32);
+        let (scanned, list) = k.scan_folios(&sc, LRU_GEN_ANON, 0);
+        assert_eq!((scanned, list.len() as u64), (MIN_LRU_BATCH, MIN_LRU_BATCH));
+        assert_eq!(list, dma32[..MIN_LRU_BATCH as usize], "DMA32's oldest first");
+        assert_eq!(k.vmstat.get(Vm::pgrefill), 0);
+        for pfn in list {
+            k.putback_lru_page(pfn);
+        }
+        // a reclaim of ZONE_DMA: DMA's pages, then DMA32's moved on
+        sc.reclaim_idx = ZONE_DMA;
+        let oldest = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
+        let mut taken = Vec::new();
+        let mut refill = 0;
+        while taken.len() < dma.len() {
+            let (scanned, list) = k.scan_folios(&sc, LRU_GEN_ANON, 0);
+            assert!(list.iter().all(|p| k.lru.zonenum(*p) == ZONE_DMA), "only DMA pages are isolated");
+            refill = scanned - list.len() as u64;
+            taken.extend(list);
+        }
+        assert_eq!(taken, dma, "DMA's pages in their order");
+        assert!(refill > 0 && refill < MAX_LRU_BATCH, "the last batch moved {refill} DMA32 pages on");
+        assert_eq!(k.vmstat.get(Vm::pgrefill), refill);
+        // (the first batch, put back, went to the second youngest generation)
+        let rest = &dma32[MIN_LRU_BATCH as usize..];
+        let moved = rest.iter().filter(|&&p| folio_lru_gen(&k.mem.frames[p as usize]) != Some(oldest)).count();
+        assert_eq!(moved as u64, refill, "each ineligible page went to the next generation");
+        for pfn in taken {
+            k.putback_lru_page(pfn);
+        }
+        k.check_invariants().unwrap();
+    }
+
+    /// `inc_min_seq` (mm/vmscan.c, 6.12.117) empties the oldest generation zone by zone ("for
+    /// (zone = 0; zone < MAX_NR_ZONES; zone++)"), each page to the next generation's list of
+    /// its own zone: with every type at MAX_NR_GENS generations a new one moves both zones'
+    /// pages on.
+    #[test]
+    fn inc_min_seq_moves_the_oldest_generation_of_every_zone() {
+        let (mut k, dma, dma32) = zoned_oldest(6000);
+        let next = (lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]) + 1) % MAX_NR_GENS;
+        assert_eq!(k.lru.lrugen.nr_gens(LRU_GEN_ANON), MAX_NR_GENS as u64);
+        let seq = k.lru.lrugen.max_seq;
+        assert!(k.inc_max_seq(seq, true, false));
+        assert!(dma.iter().chain(&dma32).all(|&p| folio_lru_gen(&k.mem.frames[p as usize]) == Some(next)));
+        let li = list_index(next, LRU_GEN_ANON);
+        assert_eq!(k.lru.size_zone(li, crate::mm::mmzone::ZONE_DMA), dma.len() as u64);
+        k.check_invariants().unwrap();
+    }
+
+    /// `should_abort_scan` (mm/vmscan.c, 6.12.117): kswapd stops once every eligible zone is
+    /// above its high watermark + MIN_LRU_BATCH (`zone_watermark_ok`, whose mark holds the
+    /// zone's boost and `lowmem_reserve[sc->reclaim_idx]`): a DMA zone boosted above its free
+    /// pages keeps kswapd scanning though DMA32 is well above its mark, and a reclaim of
+    /// ZONE_DMA only asks DMA alone.
+    #[test]
+    fn kswapd_scans_on_while_an_eligible_zone_is_below_its_mark() {
+        use crate::mm::mmzone::ZONE_DMA;
+        let (mut k, _, _) = zoned_oldest(1000);
+        let mut sc = ScanControl::new(0, true);
+        assert!(k.should_abort_scan(&sc), "both zones far above high");
+        let free = k.zones().unwrap().dma.nr_free();
+        k.zones.as_deref_mut().unwrap().dma.watermark_boost = free;
+        assert!(!k.should_abort_scan(&sc), "DMA below its boosted mark");
+        sc.reclaim_idx = ZONE_DMA;
+        assert!(!k.should_abort_scan(&sc));
+        k.zones.as_deref_mut().unwrap().dma.watermark_boost = 0;
+        assert!(k.should_abort_scan(&sc));
+        sc.kswapd = false;
+        assert!(!k.should_abort_scan(&sc), "direct reclaim stops only on nr_to_reclaim");
     }
 }

@@ -47,6 +47,7 @@ from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 from reclaim.vm.guest import TMPFS_ON_LRU as GUEST_TMPFS_ON_LRU
 from reclaim.vm.guest import ZONES as GUEST_ZONES
+from reclaim.vm.guest import ZONES_LRU_GEN as GUEST_ZONES_LRU_GEN
 
 #: The agent's trace format: magic, pages and requests (u32 LE), then page << 1 | store (u32 LE).
 MAGIC = b"RPL1"
@@ -356,7 +357,9 @@ def model_counters(
     its refault counts (default :data:`reclaim.vm.guest.MEMCG_STATS`).
 
     ``zones=True`` (x86_64, a run that kept its per-zone ``/proc/zoneinfo``; None: the
-    oracle's choice, :data:`reclaim.vm.guest.ZONES` with the classic lists) gives the model
+    oracle's choice, :data:`reclaim.vm.guest.ZONES` with the classic lists,
+    :data:`reclaim.vm.guest.ZONES_LRU_GEN` with MGLRU, whose generations then keep a list per
+    zone) gives the model
     the guest's zones DMA and DMA32 with their own watermarks, ``lowmem_reserve``, the DMA
     zone's pageblocks (``/proc/pagetypeinfo`` when the run kept it) and watermark boosting
     (:func:`guest_zones`), with a non-movable allocation of the guest's kernel every
@@ -374,7 +377,7 @@ def model_counters(
     page_tables=)``)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
-        zones = GUEST_ZONES and lru_gen == "off"
+        zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     if tmpfs_on_lru is None:
         tmpfs_on_lru = GUEST_TMPFS_ON_LRU and gz is not None

@@ -59,7 +59,7 @@ MEMCG_STATS = "rstat-6.12"
 #: sum of the absolute differences of the major faults goes from 286 to 163 points, phase from
 #: none to the kernel's and the loop from +18% to -7%, at the cost of zipf(1.2) (about -50%;
 #: closed by :data:`TMPFS_ON_LRU`).
-#: MGLRU keeps one zone (not evaluated with zones); s390x has one zone.
+#: s390x has one zone. MGLRU: :data:`ZONES_LRU_GEN`.
 ZONES = True
 #: Whether the model of a guest with its zones (:data:`ZONES`) has the initramfs's tmpfs pages
 #: (meminfo's ``Shmem`` less the locked trace file, most of them on the active anon list) on
@@ -83,6 +83,14 @@ TMPFS_ON_LRU = True
 #: and 40 on x86_64, which the model's own page tables do not take. With the one summed zone
 #: only (not with ``ZONES``' two, whose allocator has no unmovable allocation with reclaim).
 PAGE_TABLES = True
+#: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
+#: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
+#: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS
+#: section 8, "MGLRU with the guest's zones") the zones bring zipf(0.9) at 96 MiB and at 1M
+#: requests within 3% of the kernel, but take hot_scan 112 MiB to -33%, the loop to -16%,
+#: zipf(1.2) to -32% and phase from none to +722% (1,028 against 55-210): 6 rows meet the target
+#: against 10 with one zone.
+ZONES_LRU_GEN = False
 
 #: The guests' speed under TCG, an input of the replay oracle's model and not a model
 #: constant: ns per (request, minor fault, major fault, page written to swap, page scanned by
