@@ -293,6 +293,7 @@ impl Kernel {
             threads: BTreeMap::new(),
             mmap_base: base,
             vma_hint: Default::default(),
+            thread_hint: Default::default(),
         }));
         self.lru_gen_add_mm(pid);
         Ok(pid)

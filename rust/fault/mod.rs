@@ -65,33 +65,68 @@ impl Kernel {
     /// log's thread field is 16 bits) of `pid` at `addr`. The thread must not be parked on a
     /// userfault.
     pub fn access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Result<Access> {
+        self.access_in_slot(pid, tid, addr, write, value, None)
+    }
+
+    /// [`Kernel::access`] with the PTE slot of `addr` if the caller knows it
+    /// ([`Kernel::prefetch_pte`] found it, no table allocated, freed or linked since): the
+    /// first round of [`Kernel::do_access`] reads that slot instead of walking to it again.
+    pub(crate) fn access_in_slot(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+        slot: Option<usize>,
+    ) -> Result<Access> {
         if tid > u16::MAX as u32 {
             return Err(Error::invalid(format!("thread id {tid} is beyond the model's 0..=65535")));
         }
         let mm = self.mm(pid)?;
-        if let Some(b) = mm.threads.get(&tid).and_then(|th| th.blocked.as_ref()) {
+        // the thread of the mm's last completed access is known not to be parked
+        // (`Mm::thread_hint`): the lookup is for any other
+        debug_assert!(
+            mm.thread_hint.get() != tid + 1 || mm.threads.get(&tid).is_some_and(|th| th.blocked.is_none()),
+            "thread hint of {tid}"
+        );
+        let parked = if mm.thread_hint.get() == tid + 1 {
+            None
+        } else {
+            mm.threads.get(&tid).and_then(|th| th.blocked.as_ref())
+        };
+        if let Some(b) = parked {
             return Err(Error::ThreadBlocked(format!(
                 "thread {tid} of process {pid} is blocked on a userfault at {:#x} since t={}ns; wake it (UFFDIO_COPY, ZEROPAGE, WAKE, CONTINUE or UNREGISTER) first",
                 b.addr, b.since
             )));
         }
-        let r = self.do_access(pid, tid, addr, write, value);
+        let r = self.do_access_in_slot(pid, tid, addr, write, value, slot);
         self.finish_access(pid, tid, addr, write, value, r);
         self.settle();
         Ok(r)
     }
 
     /// Record the outcome of an access in the thread: park it or remember the result.
+    #[inline]
     pub(crate) fn finish_access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64, r: Access) {
         let now = self.now;
-        let th = self.mmx_mut(pid).threads.entry(tid).or_default();
+        let mm = self.mmx_mut(pid);
+        // a thread that completed the mm's last access has its record: one search to find it,
+        // none to make it
+        if mm.thread_hint.get() != tid + 1 {
+            mm.threads.entry(tid).or_default();
+        }
+        let Some(th) = mm.threads.get_mut(&tid) else { return };
         match r {
             Access::Blocked { uffd, msg } => {
                 th.blocked = Some(crate::uffd::types::Blocked { uffd, msg, addr, write, value, since: now });
                 th.last = None;
+                mm.thread_hint.set(0);
             }
             other => {
                 th.last = Some(other);
+                mm.thread_hint.set(tid + 1);
             }
         }
     }
@@ -99,6 +134,21 @@ impl Kernel {
     /// The access itself: walk, fault, retry (at most a few rounds: every fault makes progress
     /// or parks the thread).
     pub(crate) fn do_access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Access {
+        self.do_access_in_slot(pid, tid, addr, write, value, None)
+    }
+
+    /// [`Kernel::do_access`], its first walk replaced by `slot` if the caller knows the slot
+    /// ([`Kernel::access_in_slot`]); a round after a fault walks again.
+    #[inline]
+    fn do_access_in_slot(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+        mut slot: Option<usize>,
+    ) -> Access {
         let arch = self.arch();
         for _ in 0..8 {
             let Some(vma) = self.vma_lookup(pid, addr) else {
@@ -114,7 +164,12 @@ impl Kernel {
                 return Access::Segv { accerr: true };
             }
             let mm = self.mmx(pid);
-            if let Some(idx) = mm.pt.pte_index(addr) {
+            debug_assert!(slot.is_none() || slot == mm.pt.pte_index(addr), "slot of {addr:#x}");
+            let found = match slot.take() {
+                Some(i) => Some(i),
+                None => mm.pt.pte_index(addr),
+            };
+            if let Some(idx) = found {
                 let pte = mm.pt.pte(idx);
                 if arch.hw_access_ok(pte, write) {
                     let pfn = arch.pte_pfn(pte);

@@ -383,14 +383,18 @@ impl Replay {
             }
             self.next += 1;
             let addr = self.base + (self.map.page(q.key) << 12);
-            let before = match found {
-                (m, i, generation) if m == cur => self.kernel.pte_in_slot(self.pid, i, generation),
-                _ => None,
-            }
-            .unwrap_or_else(|| self.kernel.pte_before(self.pid, addr));
+            // the slot, while the tables keep their shape, is also where the access's first
+            // walk would arrive: it starts there
+            let (before, slot) = match found {
+                (m, i, generation) if m == cur => match self.kernel.pte_in_slot(self.pid, i, generation) {
+                    Some(pte) => (pte, Some(i)),
+                    None => (self.kernel.pte_before(self.pid, addr), None),
+                },
+                _ => (self.kernel.pte_before(self.pid, addr), None),
+            };
             debug_assert_eq!(before, self.kernel.pte_before(self.pid, addr), "look ahead's slot of {addr:#x}");
             let write = q.write || (!self.as_recorded && arch.pte_none(before));
-            let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before)?;
+            let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before, slot)?;
             self.counts.add(o);
             self.kernel.guest_request_done();
             self.done += 1;
