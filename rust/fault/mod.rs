@@ -69,7 +69,7 @@ impl Kernel {
     }
 
     /// [`Kernel::access`] with the PTE slot of `addr` if the caller knows it
-    /// ([`Kernel::prefetch_pte`] found it, no table allocated, freed or linked since): the
+    /// (a look ahead found it, no table allocated, freed or linked since): the
     /// first round of [`Kernel::do_access`] reads that slot instead of walking to it again.
     pub(crate) fn access_in_slot(
         &mut self,
@@ -202,21 +202,6 @@ impl Kernel {
         unreachable_access(pid, addr)
     }
 
-    /// A look ahead for an access of `addr` by `pid` that the caller makes a few accesses from
-    /// now (the replay knows its trace ahead): start loading the PTE slot [`Kernel::do_access`]
-    /// will read. A cache hint only ([`crate::sim::prefetch`]): no state changes, not even the
-    /// walk hints. Returns the slot and the tables' generation
-    /// ([`PageTables::tree_gen`](crate::arch::pgtable::PageTables::tree_gen)), which the second
-    /// step ([`Kernel::prefetch_page_at`]) and the access ([`Kernel::pte_in_slot`]) can start
-    /// from.
-    #[inline]
-    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) -> Option<(usize, u64)> {
-        let pt = &self.mmx(pid).pt;
-        let i = pt.peek_index(addr)?;
-        pt.prefetch_slot(i);
-        Some((i, pt.tree_gen()))
-    }
-
     /// The PTE an access starts from ([`Kernel::pte_before`]) read from the slot `i` that a
     /// look ahead found for the same address when the tables were at generation `generation`: the
     /// same PTE a walk reads if no table was allocated, freed or linked since; None otherwise.
@@ -226,10 +211,11 @@ impl Kernel {
         if pt.tree_gen() == generation { pt.peek_pte(i) } else { None }
     }
 
-    /// The second step of the look ahead, closer to the access: read the PTE (which
-    /// [`Kernel::prefetch_pte`] brought in) and, if it maps a page, start loading the page's
-    /// frame, which the access reads and writes (its storage key, its content); if it holds a
-    /// swap entry, the swap slot `do_swap_page` reads.
+    /// The second step of the look ahead, closer to the access: read the PTE (which the first
+    /// step brought in: [`PageTables::prefetch_slot`](crate::arch::pgtable::PageTables::prefetch_slot))
+    /// and, if it maps a page, start loading the page's frame, which the access reads and
+    /// writes (its storage key, its content); if it holds a swap entry, the swap slot
+    /// `do_swap_page` reads.
     #[inline]
     pub(crate) fn prefetch_page(&self, pid: u32, addr: u64) {
         if let Some(i) = self.mmx(pid).pt.peek_index(addr) {
@@ -237,7 +223,7 @@ impl Kernel {
         }
     }
 
-    /// [`Kernel::prefetch_page`] from the PTE slot `i` an earlier [`Kernel::prefetch_pte`]
+    /// [`Kernel::prefetch_page`] from the PTE slot `i` an earlier look ahead
     /// found (the walk is not repeated; a slot the tables reused meanwhile only makes the
     /// look ahead load lines the access does not use).
     #[inline]
