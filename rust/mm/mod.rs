@@ -250,7 +250,7 @@ pub struct Mm {
     pub vma_hint: Hint<u32>,
     /// The thread (+1) whose access of this mm completed last without parking it: its record
     /// is in `threads` and not blocked, so the next access by it skips the lookup that checks
-    /// (0: none). Set by [`crate::Kernel::finish_access`], cleared when that thread parks or
+    /// (0: none). Set by `Kernel::finish_access`, cleared when that thread parks or
     /// the threads go (`exit_mm`).
     #[serde(skip)]
     pub thread_hint: Hint<u32>,
