@@ -293,6 +293,7 @@ impl Kernel {
             threads: BTreeMap::new(),
             mmap_base: base,
             vma_hint: Default::default(),
+            thread_hint: Default::default(),
         }));
         self.lru_gen_add_mm(pid);
         Ok(pid)
@@ -386,6 +387,14 @@ impl Kernel {
                 return Some(hint - 1);
             }
         }
+        self.vma_lookup_tree(pid, addr)
+    }
+
+    /// [`Kernel::vma_lookup`] past its hint (kept out of line: the hint's test is what an
+    /// access runs).
+    #[inline(never)]
+    fn vma_lookup_tree(&self, pid: u32, addr: u64) -> Option<u32> {
+        let mm = self.mmx(pid);
         let (_, &id) = mm.vmas.range(..=addr).next_back()?;
         let v = self.vma(id);
         if addr >= v.end {

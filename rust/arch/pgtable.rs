@@ -35,9 +35,42 @@ pub struct Geometry {
     pub initial_top: usize,
     /// The value of an empty PTE (`_PAGE_INVALID` on s390, 0 on x86_64).
     pub pte_none: u64,
+    /// Derived by [`Geometry::new`] once, read by every walk instead of computed again: the
+    /// shift of `va` that keys the page table covering it (12 + log2 of `pt_entries`), ...
+    pt_key_shift: u32,
+    /// ... the shift that keys the lowest-level upper table covering it (the last level's shift
+    /// + log2 of `upper_entries`), ...
+    seg_key_shift: u32,
+    /// ... and the last upper level's index into `upper_shifts` and its shift.
+    last: usize,
+    last_shift: u32,
 }
 
 impl Geometry {
+    /// The geometry of `upper_shifts` (top-most level first, at least one level), tables of
+    /// `upper_entries` and `pt_entries` entries (powers of two).
+    pub const fn new(
+        upper_shifts: &'static [u32],
+        upper_entries: usize,
+        pt_entries: usize,
+        initial_top: usize,
+        pte_none: u64,
+    ) -> Self {
+        assert!(!upper_shifts.is_empty() && upper_entries.is_power_of_two() && pt_entries.is_power_of_two());
+        let last = upper_shifts.len() - 1;
+        Geometry {
+            upper_shifts,
+            upper_entries,
+            pt_entries,
+            initial_top,
+            pte_none,
+            pt_key_shift: 12 + pt_entries.trailing_zeros(),
+            seg_key_shift: upper_shifts[last] + upper_entries.trailing_zeros(),
+            last,
+            last_shift: upper_shifts[last],
+        }
+    }
+
     fn pt_shift(&self) -> u32 {
         12
     }
@@ -452,14 +485,19 @@ impl PageTables {
     /// The key of the page table covering `va` in `last_pt`.
     #[inline]
     fn pt_key(&self, va: u64) -> u64 {
-        va >> (12 + self.geom.0.pt_entries.trailing_zeros())
+        va >> self.geom.0.pt_key_shift
     }
 
     /// The key of the lowest-level upper table covering `va` in `last_seg`.
     #[inline]
     fn seg_key(&self, va: u64) -> u64 {
-        let g = &self.geom.0;
-        va >> (g.upper_shifts[g.upper_shifts.len() - 1] + g.upper_entries.trailing_zeros())
+        va >> self.geom.0.seg_key_shift
+    }
+
+    /// The entry of `va` in a table of the last upper level.
+    #[inline]
+    fn index_at_last(&self, va: u64) -> usize {
+        ((va >> self.geom.0.last_shift) as usize) & (self.geom.0.upper_entries - 1)
     }
 
     /// Walk the upper levels for `va` without allocating.
@@ -470,11 +508,11 @@ impl PageTables {
             return Walk::Pt(pt - 1);
         }
         let g = &self.geom.0;
-        let last = g.upper_shifts.len() - 1;
+        let last = g.last;
         // the same lowest-level table as the last walk: one entry to read
         let (skey, seg) = self.last_seg.get();
         if seg != 0 && skey == self.seg_key(va) {
-            let e = self.upper[seg as usize - 1][self.index_at(last, va)];
+            let e = self.upper[seg as usize - 1][self.index_at_last(va)];
             if e == 0 {
                 return Walk::EmptyAt(last);
             }
@@ -514,10 +552,10 @@ impl PageTables {
         if pt != 0 && key == self.pt_key(va) {
             return Some((pt - 1) as usize * g.pt_entries + self.pte_offset(va));
         }
-        let last = g.upper_shifts.len() - 1;
+        let last = g.last;
         let (skey, seg) = self.last_seg.get();
         let e = if seg != 0 && skey == self.seg_key(va) {
-            self.upper[seg as usize - 1][self.index_at(last, va)]
+            self.upper[seg as usize - 1][self.index_at_last(va)]
         } else {
             if va >= g.reach(self.top_level) {
                 return None;
@@ -608,7 +646,7 @@ impl PageTables {
         if !self.upgrade_for(va) {
             return None;
         }
-        let last = self.geom.0.upper_shifts.len() - 1;
+        let last = self.geom.0.last;
         let mut table = self.top;
         let mut level = self.top_level;
         loop {

@@ -112,7 +112,7 @@ impl Kernel {
     ) -> Result<(Outcome, Access)> {
         self.mm(pid)?;
         let before = self.pte_before(pid, addr);
-        self.access_accounted_pte(pid, tid, addr, write, value, before)
+        self.access_accounted_pte(pid, tid, addr, write, value, before, None)
     }
 
     /// The PTE an access of `addr` starts from (the empty PTE where no page table covers it).
@@ -122,7 +122,8 @@ impl Kernel {
         self.pte_at(pid, addr).unwrap_or(self.arch().pte_none_val())
     }
 
-    /// [`Kernel::access_accounted`] for a caller that already read the PTE (`before`).
+    /// [`Kernel::access_accounted`] for a caller that already read the PTE (`before`), and
+    /// knows its slot if `slot` is given ([`Kernel::access_in_slot`]).
     #[inline]
     pub(crate) fn access_accounted_pte(
         &mut self,
@@ -132,9 +133,10 @@ impl Kernel {
         write: bool,
         value: u64,
         before: u64,
+        slot: Option<usize>,
     ) -> Result<(Outcome, Access)> {
         let majflt = self.vmstat.get(Vm::pgmajfault);
-        let a = self.access(pid, tid, addr, write, value)?;
+        let a = self.access_in_slot(pid, tid, addr, write, value, slot)?;
         let o = match a {
             Access::Done { .. } if self.vmstat.get(Vm::pgmajfault) != majflt => Outcome::Major,
             Access::Done { .. } if self.arch().pte_present(before) => Outcome::Hit,

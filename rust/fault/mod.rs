@@ -65,33 +65,68 @@ impl Kernel {
     /// log's thread field is 16 bits) of `pid` at `addr`. The thread must not be parked on a
     /// userfault.
     pub fn access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Result<Access> {
+        self.access_in_slot(pid, tid, addr, write, value, None)
+    }
+
+    /// [`Kernel::access`] with the PTE slot of `addr` if the caller knows it
+    /// (a look ahead found it, no table allocated, freed or linked since): the
+    /// first round of [`Kernel::do_access`] reads that slot instead of walking to it again.
+    pub(crate) fn access_in_slot(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+        slot: Option<usize>,
+    ) -> Result<Access> {
         if tid > u16::MAX as u32 {
             return Err(Error::invalid(format!("thread id {tid} is beyond the model's 0..=65535")));
         }
         let mm = self.mm(pid)?;
-        if let Some(b) = mm.threads.get(&tid).and_then(|th| th.blocked.as_ref()) {
+        // the thread of the mm's last completed access is known not to be parked
+        // (`Mm::thread_hint`): the lookup is for any other
+        debug_assert!(
+            mm.thread_hint.get() != tid + 1 || mm.threads.get(&tid).is_some_and(|th| th.blocked.is_none()),
+            "thread hint of {tid}"
+        );
+        let parked = if mm.thread_hint.get() == tid + 1 {
+            None
+        } else {
+            mm.threads.get(&tid).and_then(|th| th.blocked.as_ref())
+        };
+        if let Some(b) = parked {
             return Err(Error::ThreadBlocked(format!(
                 "thread {tid} of process {pid} is blocked on a userfault at {:#x} since t={}ns; wake it (UFFDIO_COPY, ZEROPAGE, WAKE, CONTINUE or UNREGISTER) first",
                 b.addr, b.since
             )));
         }
-        let r = self.do_access(pid, tid, addr, write, value);
+        let r = self.do_access_in_slot(pid, tid, addr, write, value, slot);
         self.finish_access(pid, tid, addr, write, value, r);
         self.settle();
         Ok(r)
     }
 
     /// Record the outcome of an access in the thread: park it or remember the result.
+    #[inline]
     pub(crate) fn finish_access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64, r: Access) {
         let now = self.now;
-        let th = self.mmx_mut(pid).threads.entry(tid).or_default();
+        let mm = self.mmx_mut(pid);
+        // a thread that completed the mm's last access has its record: one search to find it,
+        // none to make it
+        if mm.thread_hint.get() != tid + 1 {
+            mm.threads.entry(tid).or_default();
+        }
+        let Some(th) = mm.threads.get_mut(&tid) else { return };
         match r {
             Access::Blocked { uffd, msg } => {
                 th.blocked = Some(crate::uffd::types::Blocked { uffd, msg, addr, write, value, since: now });
                 th.last = None;
+                mm.thread_hint.set(0);
             }
             other => {
                 th.last = Some(other);
+                mm.thread_hint.set(tid + 1);
             }
         }
     }
@@ -99,6 +134,21 @@ impl Kernel {
     /// The access itself: walk, fault, retry (at most a few rounds: every fault makes progress
     /// or parks the thread).
     pub(crate) fn do_access(&mut self, pid: u32, tid: u32, addr: u64, write: bool, value: u64) -> Access {
+        self.do_access_in_slot(pid, tid, addr, write, value, None)
+    }
+
+    /// [`Kernel::do_access`], its first walk replaced by `slot` if the caller knows the slot
+    /// ([`Kernel::access_in_slot`]); a round after a fault walks again.
+    #[inline]
+    fn do_access_in_slot(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        addr: u64,
+        write: bool,
+        value: u64,
+        mut slot: Option<usize>,
+    ) -> Access {
         let arch = self.arch();
         for _ in 0..8 {
             let Some(vma) = self.vma_lookup(pid, addr) else {
@@ -114,7 +164,12 @@ impl Kernel {
                 return Access::Segv { accerr: true };
             }
             let mm = self.mmx(pid);
-            if let Some(idx) = mm.pt.pte_index(addr) {
+            debug_assert!(slot.is_none() || slot == mm.pt.pte_index(addr), "slot of {addr:#x}");
+            let found = match slot.take() {
+                Some(i) => Some(i),
+                None => mm.pt.pte_index(addr),
+            };
+            if let Some(idx) = found {
                 let pte = mm.pt.pte(idx);
                 if arch.hw_access_ok(pte, write) {
                     let pfn = arch.pte_pfn(pte);
@@ -147,21 +202,6 @@ impl Kernel {
         unreachable_access(pid, addr)
     }
 
-    /// A look ahead for an access of `addr` by `pid` that the caller makes a few accesses from
-    /// now (the replay knows its trace ahead): start loading the PTE slot [`Kernel::do_access`]
-    /// will read. A cache hint only ([`crate::sim::prefetch`]): no state changes, not even the
-    /// walk hints. Returns the slot and the tables' generation
-    /// ([`PageTables::tree_gen`](crate::arch::pgtable::PageTables::tree_gen)), which the second
-    /// step ([`Kernel::prefetch_page_at`]) and the access ([`Kernel::pte_in_slot`]) can start
-    /// from.
-    #[inline]
-    pub(crate) fn prefetch_pte(&self, pid: u32, addr: u64) -> Option<(usize, u64)> {
-        let pt = &self.mmx(pid).pt;
-        let i = pt.peek_index(addr)?;
-        pt.prefetch_slot(i);
-        Some((i, pt.tree_gen()))
-    }
-
     /// The PTE an access starts from ([`Kernel::pte_before`]) read from the slot `i` that a
     /// look ahead found for the same address when the tables were at generation `generation`: the
     /// same PTE a walk reads if no table was allocated, freed or linked since; None otherwise.
@@ -171,10 +211,11 @@ impl Kernel {
         if pt.tree_gen() == generation { pt.peek_pte(i) } else { None }
     }
 
-    /// The second step of the look ahead, closer to the access: read the PTE (which
-    /// [`Kernel::prefetch_pte`] brought in) and, if it maps a page, start loading the page's
-    /// frame, which the access reads and writes (its storage key, its content); if it holds a
-    /// swap entry, the swap slot `do_swap_page` reads.
+    /// The second step of the look ahead, closer to the access: read the PTE (which the first
+    /// step brought in: [`PageTables::prefetch_slot`](crate::arch::pgtable::PageTables::prefetch_slot))
+    /// and, if it maps a page, start loading the page's frame, which the access reads and
+    /// writes (its storage key, its content); if it holds a swap entry, the swap slot
+    /// `do_swap_page` reads.
     #[inline]
     pub(crate) fn prefetch_page(&self, pid: u32, addr: u64) {
         if let Some(i) = self.mmx(pid).pt.peek_index(addr) {
@@ -182,7 +223,7 @@ impl Kernel {
         }
     }
 
-    /// [`Kernel::prefetch_page`] from the PTE slot `i` an earlier [`Kernel::prefetch_pte`]
+    /// [`Kernel::prefetch_page`] from the PTE slot `i` an earlier look ahead
     /// found (the walk is not repeated; a slot the tables reused meanwhile only makes the
     /// look ahead load lines the access does not use).
     #[inline]

@@ -367,6 +367,7 @@ impl Kernel {
         }
         self.uffd_release_mm(pid);
         self.mmx_mut(pid).threads.clear();
+        self.mmx(pid).thread_hint.set(0);
         self.lru_gen_del_mm(pid);
         self.mmx_mut(pid).alive = false;
         self.log(Ev::Exit, pid, 0, 0, 0, 0, 0);

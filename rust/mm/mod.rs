@@ -248,6 +248,12 @@ pub struct Mm {
     /// The VMA (+1) of the last `vma_lookup` (the pre-6.1 per-thread `vmacache`, one entry).
     #[serde(skip)]
     pub vma_hint: Hint<u32>,
+    /// The thread (+1) whose access of this mm completed last without parking it: its record
+    /// is in `threads` and not blocked, so the next access by it skips the lookup that checks
+    /// (0: none). Set by `Kernel::finish_access`, cleared when that thread parks or
+    /// the threads go (`exit_mm`).
+    #[serde(skip)]
+    pub thread_hint: Hint<u32>,
 }
 
 crate::sim::clone_fields::clone_fields!(Mm {
@@ -263,5 +269,6 @@ crate::sim::clone_fields::clone_fields!(Mm {
     rss,
     threads = crate::sim::clone_fields::clone_if_changed,
     mmap_base,
-    vma_hint
+    vma_hint,
+    thread_hint
 });

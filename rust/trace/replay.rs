@@ -175,17 +175,69 @@ pub struct Replay {
     /// before the access, and the read of the PTE the access starts from, use the slot
     /// instead of walking again (the latter only while the tables' generation is the same).
     ahead: [(u64, usize, u64); PTE_AHEAD],
+    /// Where the look ahead finds a PTE slot without a walk.
+    pts: PtCache,
     path: PathBuf,
     /// With [`ReplayConfig::page_tables`]: the process's PTE tables charged to the zone so far
     /// (from those of the mapping at the start); None: not charged.
     pt_charged: Option<usize>,
 }
 
+/// The page table of each page-table-sized span of the replay's mapping, as the look ahead
+/// last found it, with the tables' generation then
+/// ([`PageTables::tree_gen`](crate::arch::pgtable::PageTables::tree_gen)): while the
+/// generation is the same, no table was allocated, freed or linked, so the span's slots are
+/// where they were, and a later request's slot is one index computation away instead of a
+/// walk of the upper tables ([`PageTables::peek_index`](crate::arch::pgtable::PageTables::peek_index),
+/// which fills an entry on a miss). A cache for the look ahead only: what it answers is what
+/// `peek_index` answers (debug builds check), and the access's own reads start from it only
+/// while the generation holds.
+struct PtCache {
+    /// The first span's number (`base >> span_shift`).
+    first: u64,
+    /// log2 of the bytes a page table maps.
+    span_shift: u32,
+    /// Entries of a page table.
+    pt_entries: usize,
+    /// Per span: (tables' generation, page table + 1; 0: not known).
+    spans: Vec<(u64, u32)>,
+}
+
+impl PtCache {
+    fn new(kernel: &Kernel, base: u64, bytes: u64) -> Self {
+        let pt_entries = kernel.arch().geometry().0.pt_entries;
+        let span_shift = 12 + pt_entries.trailing_zeros();
+        let first = base >> span_shift;
+        let last = (base + bytes.max(1) - 1) >> span_shift;
+        PtCache { first, span_shift, pt_entries, spans: vec![(0, 0); (last - first + 1) as usize] }
+    }
+
+    /// The PTE slot of `addr` (an address of the mapping) and the tables' generation, or None
+    /// where no page table maps it yet.
+    #[inline]
+    fn slot(&mut self, pt: &crate::arch::pgtable::PageTables, addr: u64) -> Option<(usize, u64)> {
+        let generation = pt.tree_gen();
+        let offset = ((addr >> 12) as usize) & (self.pt_entries - 1);
+        let span = ((addr >> self.span_shift) - self.first) as usize;
+        let Some(e) = self.spans.get_mut(span) else {
+            return pt.peek_index(addr).map(|i| (i, generation));
+        };
+        if e.0 == generation && e.1 != 0 {
+            let i = (e.1 - 1) as usize * self.pt_entries + offset;
+            debug_assert_eq!(Some(i), pt.peek_index(addr), "cached slot of {addr:#x}");
+            return Some((i, generation));
+        }
+        let i = pt.peek_index(addr)?;
+        *e = (generation, (i / self.pt_entries) as u32 + 1);
+        Some((i, generation))
+    }
+}
+
 /// Requests the replay reads from the trace at a time ([`Reader::read_batch`]).
 const BATCH: usize = 256;
 
 /// How many requests ahead the replay starts loading a request's PTE, and its frame
-/// ([`Kernel::prefetch_pte`], [`Kernel::prefetch_page`]): far enough for a DRAM miss to
+/// ([`PtCache::slot`], [`Kernel::prefetch_page`]): far enough for a DRAM miss to
 /// complete under the requests in between, near enough that reclaim rarely moves the page
 /// first (a stale look ahead costs a wasted load, never a different result).
 const PTE_AHEAD: usize = 8;
@@ -325,6 +377,7 @@ impl Replay {
         let base = kernel.mmap(pid, pages << 12, kind, cfg.shmem, None)?;
         let (_, reader) = super::open(path, Some(format))?;
         let pt_charged = cfg.page_tables.then(|| kernel.mmx(pid).pt.nr_page_tables());
+        let pts = PtCache::new(&kernel, base, pages << 12);
         Ok(Replay {
             kernel,
             pid,
@@ -345,6 +398,7 @@ impl Replay {
             next: 0,
             read: 0,
             ahead: [(u64::MAX, 0, 0); PTE_AHEAD],
+            pts,
             path: path.to_path_buf(),
             pt_charged,
         })
@@ -383,9 +437,9 @@ impl Replay {
             // misses overlap the work of this one
             if let Some(p) = self.pending.get(self.next + PTE_AHEAD) {
                 let n = first + (self.next + PTE_AHEAD) as u64;
-                if let Some((i, generation)) =
-                    self.kernel.prefetch_pte(self.pid, self.base + (self.map.page(p.key) << 12))
-                {
+                let pt = &self.kernel.mmx(self.pid).pt;
+                if let Some((i, generation)) = self.pts.slot(pt, self.base + (self.map.page(p.key) << 12)) {
+                    pt.prefetch_slot(i);
                     self.ahead[n as usize % PTE_AHEAD] = (n, i, generation);
                 }
             }
@@ -398,14 +452,18 @@ impl Replay {
             }
             self.next += 1;
             let addr = self.base + (self.map.page(q.key) << 12);
-            let before = match found {
-                (m, i, generation) if m == cur => self.kernel.pte_in_slot(self.pid, i, generation),
-                _ => None,
-            }
-            .unwrap_or_else(|| self.kernel.pte_before(self.pid, addr));
+            // the slot, while the tables keep their shape, is also where the access's first
+            // walk would arrive: it starts there
+            let (before, slot) = match found {
+                (m, i, generation) if m == cur => match self.kernel.pte_in_slot(self.pid, i, generation) {
+                    Some(pte) => (pte, Some(i)),
+                    None => (self.kernel.pte_before(self.pid, addr), None),
+                },
+                _ => (self.kernel.pte_before(self.pid, addr), None),
+            };
             debug_assert_eq!(before, self.kernel.pte_before(self.pid, addr), "look ahead's slot of {addr:#x}");
             let write = q.write || (!self.as_recorded && arch.pte_none(before));
-            let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before)?;
+            let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before, slot)?;
             self.counts.add(o);
             if let Some(charged) = self.pt_charged.as_mut() {
                 // the fault allocated a table before its page; the charge follows the access

@@ -61,13 +61,13 @@ pub const TABLE_ORIGIN: u64 = 1 << 50;
 const PT_ORIGIN: u64 = 1 << 51;
 
 /// The s390 geometry: region-first, region-second, region-third, segment; 256-entry PTs.
-pub static GEOMETRY: GeometryRef = GeometryRef(Geometry {
-    upper_shifts: &[_REGION1_SHIFT, _REGION2_SHIFT, _REGION3_SHIFT, _SEGMENT_SHIFT],
-    upper_entries: _CRST_ENTRIES,
-    pt_entries: _PAGE_ENTRIES,
-    initial_top: 2,
-    pte_none: super::pte::_PAGE_INVALID,
-});
+pub static GEOMETRY: GeometryRef = GeometryRef(Geometry::new(
+    &[_REGION1_SHIFT, _REGION2_SHIFT, _REGION3_SHIFT, _SEGMENT_SHIFT],
+    _CRST_ENTRIES,
+    _PAGE_ENTRIES,
+    2,
+    super::pte::_PAGE_INVALID,
+));
 
 /// A program exception raised by translation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

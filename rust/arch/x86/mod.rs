@@ -70,13 +70,7 @@ pub const PAGE_SHARED: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | A | _PAGE_N
 pub const PAGE_SHARED_EXEC: u64 = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | A;
 
 /// Four levels: PGD 39, PUD 30, PMD 21; 512-entry tables.
-pub static GEOMETRY: GeometryRef = GeometryRef(Geometry {
-    upper_shifts: &[39, 30, 21],
-    upper_entries: 512,
-    pt_entries: 512,
-    initial_top: 0,
-    pte_none: 0,
-});
+pub static GEOMETRY: GeometryRef = GeometryRef(Geometry::new(&[39, 30, 21], 512, 512, 0, 0));
 
 /// An x86_64 PTE value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
