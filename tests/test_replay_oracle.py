@@ -196,6 +196,29 @@ def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
         rp.parse_run(_line(zoneinfo=[]))
 
 
+def test_a_replay_line_keeps_what_the_guest_kernel_took_during_the_run() -> None:
+    """The agent reads meminfo, zoneinfo and slabinfo again after the run and samples the zones:
+    the run keeps PageTables' growth (``__pte_alloc``), each slab cache's growth in pages (the
+    swap cache's ``radix_tree_node``) and per sample each zone's [free, pcp]; a line from an
+    older agent leaves them empty."""
+    k = rp.parse_run(
+        _line(
+            meminfo_after={"PageTables": 308, "SReclaimable": 876, "SwapCached": 1188, "Foo": 1},
+            zoneinfo_after=[{"zone": "DMA", "free": 110, "pcp": 11, "managed": 3800}],
+            slab_before={"radix_tree_node": 40, "bio-192": 2, "gone": 4},
+            slab_after={"radix_tree_node": 106, "bio-192": 2, "kmalloc-2k": 4},
+            samples=[[[76, 32], [419, 8]], [[399, 13], [112, 41]]],
+        )
+    )
+    assert k.meminfo_after == {"PageTables": 308, "SReclaimable": 876, "SwapCached": 1188}
+    assert k.zones_after[0]["free"] == 110
+    assert k.slab_growth == {"radix_tree_node": 66, "kmalloc-2k": 4, "gone": -4}
+    assert k.samples == [[[76, 32], [419, 8]], [[399, 13], [112, 41]]]
+    old = rp.parse_run(_line())
+    assert (old.meminfo_after, old.zones_after, old.slab_growth, old.samples) == ({}, [], {}, [])
+    assert rp.parse_run(_line(samples=[[[1, 2, 3]]])).samples == [], "malformed: dropped"
+
+
 def test_a_replay_line_counts_the_tmpfs_pages_on_the_lru() -> None:
     """The guest's initramfs is a tmpfs: its pages are NR_SHMEM (meminfo's Shmem) on the anon
     LRU lists; the locked trace file (also shmem) is on the unevictable list."""

@@ -110,6 +110,18 @@ MEMINFO = (
     "KernelStack",
     "SwapTotal",
 )
+#: The fields of /proc/meminfo kept (kB) after a run: :data:`MEMINFO` and the kernel memory
+#: a run can grow (slab, the swap cache).
+MEMINFO_AFTER = (
+    *MEMINFO,
+    "Slab",
+    "SwapCached",
+    "SwapFree",
+    "Percpu",
+    "Cached",
+    "Buffers",
+    "VmallocUsed",
+)
 #: The LRU lists of /proc/meminfo (evictable; the locked trace is on the unevictable list).
 LRU_KIB = ("Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)")
 #: The libCacheSim policies of the reference, by the name the table uses.
@@ -178,6 +190,14 @@ class KernelRun:
     the end, ``counters``: ``majflt``/``minflt`` (rusage) and the :data:`VMSTAT` differences,
     and ``meminfo`` (:data:`MEMINFO`, kB).
 
+    What the guest's kernel took during the run, from an agent that reads it again after the
+    run (empty in a run saved before): ``meminfo_after`` (:data:`MEMINFO_AFTER`, kB, with the
+    process's pages still mapped), ``zones_after`` (``/proc/zoneinfo`` as ``zones``) and
+    ``slab_growth``, the pages each slab cache grew by over the run (``/proc/slabinfo``'s
+    ``num_slabs * pagesperslab`` after less before, the caches that changed), and
+    ``samples``, each zone's ``[free, pcp]`` (``NR_FREE_PAGES`` and the pages on its per-cpu
+    lists) at every sixteenth of the trace's requests.
+
     ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
     ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,
     the watermark plus the boost (include/linux/mmzone.h, mm/vmstat.c ``zoneinfo_show_print``,
@@ -206,6 +226,10 @@ class KernelRun:
     pagetypeinfo: dict[str, object] = field(default_factory=dict)
     boost: int = 0
     boost_inferred: bool = False
+    meminfo_after: dict[str, int] = field(default_factory=dict)
+    zones_after: list[dict[str, object]] = field(default_factory=list)
+    samples: list[list[list[int]]] = field(default_factory=list)
+    slab_growth: dict[str, int] = field(default_factory=dict)
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -235,6 +259,8 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
     counters["majflt"], counters["minflt"] = ru.get("majflt", 0), ru.get("minflt", 0)
     status = _ints(obj.get("status"))
     meminfo = _ints(obj.get("meminfo"))
+    after_mi = _ints(obj.get("meminfo_after"))
+    sb, sa = _ints(obj.get("slab_before")), _ints(obj.get("slab_after"))
     if shmem:
         trace_kib = (12 + 4 * _int(obj, "requests") + PAGE - 1) // PAGE * 4
         resident = max(0, status.get("RssShmem", 0) - trace_kib) // 4
@@ -266,7 +292,32 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         meminfo={k: meminfo[k] for k in MEMINFO if k in meminfo},
         zones=zones,
         pagetypeinfo=dict(pti) if isinstance(pti := obj.get("pagetypeinfo"), Mapping) else {},
+        meminfo_after={k: after_mi[k] for k in MEMINFO_AFTER if k in after_mi},
+        zones_after=[dict(z) for z in za if isinstance(z, Mapping)]
+        if isinstance(za := obj.get("zoneinfo_after"), list)
+        else [],
+        samples=_samples(obj.get("samples")),
+        slab_growth={
+            k: v - sb.get(k, 0)
+            for k, v in {**dict.fromkeys(sb, 0), **sa}.items()
+            if v != sb.get(k, 0)
+        },
     )
+
+
+def _samples(obj: object) -> list[list[list[int]]]:
+    """The agent's ``samples`` (per sample, per zone ``[free, pcp]``); [] when malformed."""
+    if not isinstance(obj, list):
+        return []
+    out = []
+    for sample in obj:
+        if not isinstance(sample, list):
+            return []
+        pairs = [p for p in sample if isinstance(p, list) and len(p) == 2]
+        if len(pairs) != len(sample) or not all(isinstance(v, int) for p in pairs for v in p):
+            return []
+        out.append([[int(p[0]), int(p[1])] for p in pairs])
+    return out
 
 
 def tmpfs_pages(meminfo: Mapping[str, int]) -> tuple[int, int]:
