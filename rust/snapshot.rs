@@ -289,6 +289,7 @@ impl Kernel {
         self.check_memcg_storable()?;
         self.check_guest_clock_storable()?;
         self.check_zones_storable()?;
+        self.check_pgtable_pages_storable()?;
         encode(Kind::Kernel, self)
     }
 
@@ -308,6 +309,7 @@ impl Kernel {
         self.check_memcg_storable()?;
         self.check_guest_clock_storable()?;
         self.check_zones_storable()?;
+        self.check_pgtable_pages_storable()?;
         write_state(path.as_ref(), Kind::Kernel, self)
     }
 

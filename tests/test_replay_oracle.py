@@ -219,6 +219,24 @@ def test_a_replay_line_keeps_what_the_guest_kernel_took_during_the_run() -> None
     assert rp.parse_run(_line(samples=[[[1, 2, 3]]])).samples == [], "malformed: dropped"
 
 
+def test_the_oracle_takes_the_page_tables_out_of_an_x86_64_guests_memory(tmp_path: Path) -> None:
+    """The guest's ``__pte_alloc`` → ``pte_alloc_one`` (include/asm-generic/pgalloc.h, 6.12)
+    takes a page of the zone for each 2 MiB of the mapping it touches: with
+    ``pgtable_pages`` (the oracle's default) the model has that much less free memory."""
+    path = tmp_path / "t.bin"
+    keys = np.arange(0, 4096, 8, dtype=np.uint64)
+    reclaim.trace.write(path, keys, np.ones(len(keys), dtype=np.bool_), format="binary")
+
+    def free(on: bool) -> int:
+        r = reclaim.trace.replay(path, profile="6.12", arch="x86_64", memory="64MiB",
+                                 as_recorded=True, pgtable_pages=on)  # fmt: skip
+        return int(r.vmstat["nr_free_pages"])
+
+    # 4096 pages span 8 PTE tables (and their upper tables)
+    assert free(False) - free(True) >= 8
+    assert reclaim.vm.guest.PGTABLE_PAGES, "the oracle takes them"
+
+
 def test_a_replay_line_counts_the_tmpfs_pages_on_the_lru() -> None:
     """The guest's initramfs is a tmpfs: its pages are NR_SHMEM (meminfo's Shmem) on the anon
     LRU lists; the locked trace file (also shmem) is on the unevictable list."""

@@ -631,6 +631,7 @@ class ReplayRun:
         | None = None,
         guest_clock: tuple[float, float, float, float, float] | None = None,
         sched_tick: bool = False,
+        pgtable_pages: bool = False,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

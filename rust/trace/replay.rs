@@ -128,6 +128,9 @@ pub struct ReplayConfig {
     /// With `one_cpu` and `guest_clock`: a woken kswapd also gets the CPU when 6.12's scheduler
     /// switches to it at a tick (crate::sched), not only while the process sleeps on a read.
     pub sched_tick: bool,
+    /// The page tables take their pages out of the zone's memory, as the guest's
+    /// `pte_alloc_one` does ([`Kernel::set_pgtable_pages`]); false: apart from the frames.
+    pub pgtable_pages: bool,
 }
 
 /// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
@@ -286,6 +289,7 @@ impl Replay {
         };
         let swap = cfg.swap.unwrap_or((distinct_pages + distinct_pages / 8 + 64) << 12);
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
+        kernel.set_pgtable_pages(cfg.pgtable_pages)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
         kernel.mute_per_page();
         if let Some(z) = cfg.guest_zones {
@@ -452,6 +456,7 @@ mod tests {
             guest_zones: None,
             guest_clock: None,
             sched_tick: false,
+            pgtable_pages: false,
         }
     }
 

@@ -42,6 +42,7 @@ from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
+from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 from reclaim.vm.guest import ZONES as GUEST_ZONES
@@ -371,6 +372,7 @@ def model_counters(
     requests: int | None = None,
     guest_clock: bool = True,
     sched_tick: bool = False,
+    pgtable_pages: bool = GUEST_PGTABLE_PAGES,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -407,7 +409,10 @@ def model_counters(
     arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
     the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
     default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
-    swap reads (``reclaim.trace.replay(sched_tick=)``)."""
+    swap reads (``reclaim.trace.replay(sched_tick=)``). ``pgtable_pages`` (default the
+    oracle's :data:`reclaim.vm.guest.PGTABLE_PAGES`; x86_64 only) takes the process's page
+    tables out of the memory, as the guest's ``pte_alloc_one`` does (the held pages were read
+    before the process mapped the trace's pages)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES and lru_gen == "off"
@@ -434,6 +439,7 @@ def model_counters(
         guest_zones=gz,
         guest_clock=clock,
         sched_tick=sched_tick and clock is not None,
+        pgtable_pages=pgtable_pages and arch == "x86_64",
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

@@ -60,6 +60,14 @@ MEMCG_STATS = "rstat-6.12"
 #: none to the kernel's and the loop from +18% to -7%, at the cost of zipf(1.2) (about -50%).
 #: MGLRU keeps one zone (not evaluated with zones); s390x has one zone.
 ZONES = True
+#: Whether the model takes the process's page tables out of the guest's memory, as the guests'
+#: ``__pte_alloc`` → ``pte_alloc_one`` does (``reclaim.trace.replay(pgtable_pages=)``): the
+#: replay's mapping of 20,000 pages costs the guest 39-41 PTE-table pages during the run
+#: (``/proc/meminfo`` ``PageTables`` 140-144 -> 296-308 kB in six runs of an x86_64 zipf(0.9)
+#: 80 MiB guest, FINDINGS section 7), which the pages held at the start do not include. x86_64 only:
+#: s390x's tables (2 KiB page tables and their PGSTEs, 16 KiB region and segment tables) are
+#: not measured.
+PGTABLE_PAGES = True
 
 #: The guests' speed under TCG, an input of the replay oracle's model and not a model
 #: constant: ns per (request, minor fault, major fault, page written to swap, page scanned by
