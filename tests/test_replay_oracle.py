@@ -449,6 +449,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=SWAP_IO,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
+            pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
         )
 
     other_cpu = replay(False)
@@ -508,6 +509,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=io,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
+            pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -668,6 +670,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         page_cluster=0,
         one_cpu=True,
         swap_io=reclaim.vm.guest.SWAP_IO,
+        pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]
