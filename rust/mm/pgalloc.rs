@@ -158,7 +158,7 @@ mod tests {
         let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).expect("profile"), 8192 * 4096, 16384 * 4096, 0)
             .expect("kernel");
         let dma = ZoneSpec { managed: 2304, held: 0, min: 16, low: 20, high: 24, lowmem_reserve: 20 };
-        let dma32 = ZoneSpec { managed: 5887, held: 5887 - 60, min: 40, low: 50, high: 60, lowmem_reserve: 0 };
+        let dma32 = ZoneSpec { managed: 5887, held: 5887 - 100, min: 40, low: 50, high: 60, lowmem_reserve: 0 };
         k.set_guest_zones(dma, dma32, None).expect("zones");
         k.set_pgtable_pages(true).expect("fresh kernel");
         let pid = k.spawn("p", false).expect("spawn");
