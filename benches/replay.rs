@@ -49,7 +49,7 @@ fn replay(c: &mut Criterion) {
         guest_zones: None,
         guest_clock: None,
         sched_tick: false,
-        page_tables: false,
+        pgtable_pages: false,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

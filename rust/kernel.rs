@@ -138,6 +138,11 @@ pub struct Kernel {
     /// crate::sched); None: none. Not in a snapshot (a kernel with one refuses to be saved).
     #[serde(skip)]
     pub(crate) guest_clock: Option<Box<crate::sched::clock::GuestClock>>,
+    /// The frames the page tables hold, when the tables come out of the zone's memory
+    /// ([`Kernel::set_pgtable_pages`], crate::mm::pgalloc); None: the tables are apart from the
+    /// frames. Not in a snapshot (a kernel with them refuses to be saved).
+    #[serde(skip)]
+    pub(crate) pgtable_pages: Option<Box<crate::mm::pgalloc::PgtablePages>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {
@@ -173,7 +178,8 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     tlb,
     memcg,
     zones,
-    guest_clock
+    guest_clock,
+    pgtable_pages
 });
 
 impl Kernel {
@@ -239,6 +245,7 @@ impl Kernel {
             memcg: None,
             zones: None,
             guest_clock: None,
+            pgtable_pages: None,
         })
     }
 
@@ -468,7 +475,9 @@ impl Kernel {
     /// would exceed [`Kernel::page_table_limit`], a new table is `PteAlloc::NoMemory` (the
     /// kernel's -ENOMEM / VM_FAULT_OOM), so a huge UFFDIO_ZEROPAGE or fault range on a small
     /// kernel cannot make the model outgrow the host. `fork` fails with -ENOMEM when a copy of
-    /// the parent's tables would pass the limit.
+    /// the parent's tables would pass the limit. With [`Kernel::set_pgtable_pages`] each new
+    /// table also takes a page of the zone (`pte_alloc_one`, crate::mm::pgalloc), and a table
+    /// the allocator finds no page for is `PteAlloc::NoMemory`.
     pub(crate) fn pte_alloc(&mut self, pid: u32, va: u64) -> std::result::Result<usize, PteAlloc> {
         if let Some(idx) = self.mmx(pid).pt.pte_index(va) {
             return Ok(idx);
@@ -477,7 +486,13 @@ impl Kernel {
         if used >= self.page_table_limit() {
             return Err(PteAlloc::NoMemory);
         }
-        self.mmx_mut(pid).pt.pte_alloc(va).ok_or(PteAlloc::OutOfReach)
+        let pt = &self.mmx(pid).pt;
+        let before = pt.nr_page_tables() + pt.nr_upper_tables();
+        let idx = self.mmx_mut(pid).pt.pte_alloc(va).ok_or(PteAlloc::OutOfReach)?;
+        if !self.pgtable_alloc(pid, before) {
+            return Err(PteAlloc::NoMemory);
+        }
+        Ok(idx)
     }
 
     /// The bytes of page tables the model allows in all: four times the memory, at least

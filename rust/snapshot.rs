@@ -284,7 +284,7 @@ pub fn read_file(path: &Path, kind: Kind) -> Result<Vec<u8>> {
 impl Kernel {
     /// A snapshot holds the kernel's state but not these options of a replay or an oracle run:
     /// a derived profile without a name, the x86 TLB model's cached translations, the memcg
-    /// statistics as last flushed, the guest clock, the guest zones. A kernel with one refuses
+    /// statistics as last flushed, the guest clock, the guest zones, the page tables' pages. A kernel with one refuses
     /// to be saved, naming it, rather than continue differently after a restore.
     fn check_storable(&self) -> Result<()> {
         self.profile.check_storable()?;
@@ -296,6 +296,8 @@ impl Kernel {
             "the guest clock (guest_clock=...); replay without it to save".into()
         } else if self.zones.is_some() {
             "the guest zones (set_guest_zones); save a kernel without them".into()
+        } else if self.pgtable_pages.is_some() {
+            "the page tables' pages (set_pgtable_pages); save a kernel without them".into()
         } else {
             return Ok(());
         };

@@ -96,3 +96,40 @@ def test_rows_that_meet_issue_18s_target_still_do(row: str) -> None:
             warnings.warn(f"{row} now meets the target ({now}): {UPDATE}", stacklevel=1)
     else:
         assert meets_target(c), f"{row} left the target: {now}"
+
+
+DURING_RUN = sorted((DATA / "during-run").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", DURING_RUN, ids=[p.stem for p in DURING_RUN])
+def test_the_models_page_tables_take_as_many_pages_as_the_guests_grew_by(
+    path: Path, tmp_path: Path
+) -> None:
+    """The guest's ``__pte_alloc`` → ``pte_alloc_one`` (mm/memory.c,
+    include/asm-generic/pgalloc.h, 6.12.117) takes a page for each page table the process's
+    faults make: its ``PageTables`` grows by as many pages over a run (the agent reads
+    /proc/meminfo after the run), and the model's tables (``pgtable_pages``) take as many, to
+    the upper tables the guest's process already had."""
+    import numpy as np
+    import reclaim
+    from reclaim import tracegen
+
+    c = ReplayCheck.from_dict(json.loads(path.read_text())[0])
+    grown = {
+        (k.meminfo_after["PageTables"] - k.meminfo["PageTables"]) // 4
+        for k in c.kernel
+        if "PageTables" in k.meminfo_after
+    }
+    assert grown, "the runs kept meminfo after the run"
+    t = tracegen.generate(c.trace, c.requests, c.pages)
+    trace = tmp_path / "t.bin"
+    reclaim.trace.write(trace, t.keys, t.writes, format="binary")
+    memory = 2 * (int(np.max(t.keys)) + 1) * 4096  # no reclaim: only the tables differ
+
+    def free(on: bool) -> int:
+        r = reclaim.trace.replay(trace, profile="6.12", arch=c.arch, memory=memory,
+                                 as_recorded=True, pgtable_pages=on)  # fmt: skip
+        return int(r.vmstat["nr_free_pages"])
+
+    tables = free(False) - free(True)
+    assert all(abs(tables - g) <= 3 for g in grown), (tables, grown)

@@ -214,6 +214,47 @@ def test_a_replay_line_says_whether_the_agent_locked_its_own_pages() -> None:
     assert not rp.ReplayCheck.from_dict(json.loads(json.dumps(d))).kernel[0].self_locked
 
 
+def test_a_replay_line_keeps_what_the_guest_kernel_took_during_the_run() -> None:
+    """The agent reads meminfo, zoneinfo and slabinfo again after the run and samples the zones:
+    the run keeps PageTables' growth (``__pte_alloc``), each slab cache's growth in pages (the
+    swap cache's ``radix_tree_node``) and per sample each zone's [free, pcp]; a line from an
+    older agent leaves them empty."""
+    k = rp.parse_run(
+        _line(
+            meminfo_after={"PageTables": 308, "SReclaimable": 876, "SwapCached": 1188, "Foo": 1},
+            zoneinfo_after=[{"zone": "DMA", "free": 110, "pcp": 11, "managed": 3800}],
+            slab_before={"radix_tree_node": 40, "bio-192": 2, "gone": 4},
+            slab_after={"radix_tree_node": 106, "bio-192": 2, "kmalloc-2k": 4},
+            samples=[[[76, 32], [419, 8]], [[399, 13], [112, 41]]],
+        )
+    )
+    assert k.meminfo_after == {"PageTables": 308, "SReclaimable": 876, "SwapCached": 1188}
+    assert k.zones_after[0]["free"] == 110
+    assert k.slab_growth == {"radix_tree_node": 66, "kmalloc-2k": 4, "gone": -4}
+    assert k.samples == [[[76, 32], [419, 8]], [[399, 13], [112, 41]]]
+    old = rp.parse_run(_line())
+    assert (old.meminfo_after, old.zones_after, old.slab_growth, old.samples) == ({}, [], {}, [])
+    assert rp.parse_run(_line(samples=[[[1, 2, 3]]])).samples == [], "malformed: dropped"
+
+
+def test_the_oracle_takes_the_page_tables_out_of_an_x86_64_guests_memory(tmp_path: Path) -> None:
+    """The guest's ``__pte_alloc`` → ``pte_alloc_one`` (include/asm-generic/pgalloc.h, 6.12)
+    takes a page of the zone for each 2 MiB of the mapping it touches: with
+    ``pgtable_pages`` (the oracle's default) the model has that much less free memory."""
+    path = tmp_path / "t.bin"
+    keys = np.arange(0, 4096, 8, dtype=np.uint64)
+    reclaim.trace.write(path, keys, np.ones(len(keys), dtype=np.bool_), format="binary")
+
+    def free(on: bool) -> int:
+        r = reclaim.trace.replay(path, profile="6.12", arch="x86_64", memory="64MiB",
+                                 as_recorded=True, pgtable_pages=on)  # fmt: skip
+        return int(r.vmstat["nr_free_pages"])
+
+    # 4096 pages span 8 PTE tables (and their upper tables)
+    assert free(False) - free(True) >= 8
+    assert reclaim.vm.guest.PGTABLE_PAGES, "the oracle takes them"
+
+
 def test_a_replay_line_counts_the_tmpfs_pages_on_the_lru() -> None:
     """The guest's initramfs is a tmpfs: its pages are NR_SHMEM (meminfo's Shmem) on the anon
     LRU lists; the locked trace file (also shmem) is on the unevictable list."""
@@ -449,7 +490,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=SWAP_IO,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
-            page_tables=reclaim.vm.guest.PAGE_TABLES,
+            pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
         )
 
     other_cpu = replay(False)
@@ -509,7 +550,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             x86_tlb=reclaim.vm.guest.TLB,
             swap_io=io,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
-            page_tables=reclaim.vm.guest.PAGE_TABLES,
+            pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -702,7 +743,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         page_cluster=0,
         one_cpu=True,
         swap_io=reclaim.vm.guest.SWAP_IO,
-        page_tables=reclaim.vm.guest.PAGE_TABLES,
+        pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]

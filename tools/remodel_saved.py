@@ -99,6 +99,11 @@ def main() -> int:
         action="store_true",
         help="model_counters' sched_tick=True (kswapd also gets the CPU at the scheduler tick)",
     )
+    ap.add_argument(
+        "--no-pgtable-pages",
+        action="store_true",
+        help="model_counters' pgtable_pages=False (the page tables apart from the memory)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print markdown table rows")
     ap.add_argument(
         "--counters", action="store_true", help="also kernel run 0 / model scanned, ws, minflt"
@@ -122,6 +127,8 @@ def main() -> int:
         kw["sched_tick"] = True
     if a.tmpfs_on_lru is not None:
         kw["tmpfs_on_lru"] = a.tmpfs_on_lru
+    if a.no_pgtable_pages:
+        kw["pgtable_pages"] = False
     if a.zones is not None:
         kw["zones"] = a.zones
         kw["kernel_alloc_every"] = a.kernel_alloc_every

@@ -631,7 +631,7 @@ class ReplayRun:
         | None = None,
         guest_clock: tuple[float, float, float, float, float] | None = None,
         sched_tick: bool = False,
-        page_tables: bool = False,
+        pgtable_pages: bool = False,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

@@ -134,7 +134,7 @@ def replay(
     guest_zones: GuestZones | None = None,
     guest_clock: GuestClock | None = None,
     sched_tick: bool = False,
-    page_tables: bool = False,
+    pgtable_pages: bool = False,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -187,11 +187,11 @@ def replay(
     time instead of the model's cost clock. ``sched_tick=True`` (with ``one_cpu`` and a
     ``guest_clock``) also gives a woken kswapd the CPU when 6.12's scheduler would switch to it
     (the tick after the process's slice, kernel/sched/fair.c), not only while the process
-    sleeps on a swap read; the same for a watermark boost's wake. ``page_tables=True`` charges
-    the process's PTE tables to the zone as a guest's kernel allocates them (``__pte_alloc`` →
-    ``pte_alloc_one``: a page per table in 6.12, taken from the allocator when the trace
-    first touches a table's range, reclaiming if need be, held until the end); by default the
-    model's page tables take no memory. Not with ``guest_zones``.
+    sleeps on a swap read; the same for a watermark boost's wake. ``pgtable_pages=True`` takes
+    each page table the faults make out of the memory, as the kernel's ``__pte_alloc`` →
+    ``pte_alloc_one`` does (a page per 2 MiB of the mapping touched on x86_64, per 1 MiB on s390x,
+    whose ``page_table_alloc`` takes a whole page for a 256-entry table in 6.12); by default
+    the model keeps its page tables apart from the frames.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -219,7 +219,7 @@ def replay(
         guest_zones=guest_zones,
         guest_clock=guest_clock,
         sched_tick=sched_tick,
-        page_tables=page_tables,
+        pgtable_pages=pgtable_pages,
     )
     while not run.advance(_SLICE):
         if progress is not None:

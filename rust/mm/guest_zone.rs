@@ -71,23 +71,6 @@ impl Kernel {
         Ok(())
     }
 
-    /// A page table of a process, in the guest kernel's memory: a new PTE table takes a page
-    /// of the zone (`__pte_alloc` → `pte_alloc_one`, order 0 with GFP_PGTABLE_USER: x86
-    /// `__pte_alloc_one`, include/asm-generic/pgalloc.h; s390 `page_table_alloc`, a whole page
-    /// per 256-entry table, arch/s390/mm/pgalloc.c; 6.12), from the allocator, which may wake
-    /// kswapd and reclaim as for the process's own pages; reserved until the process exits.
-    /// The model's own tables are kept apart from the frames ([`Kernel::pte_alloc`]): this is
-    /// the charge a guest's zone pays for them. False when the allocation failed.
-    pub fn guest_page_table_alloc(&mut self) -> bool {
-        match self.alloc_page(crate::mm::page_alloc::Gfp::User) {
-            Some(pfn) => {
-                self.mem.frames[pfn as usize].flags = PG_RESERVED;
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Fill a tmpfs file of `t.pages` pages, as the guest's initramfs was written into its
     /// rootfs before the workload: `shmem_write_begin` → `shmem_get_folio(SGP_WRITE)` allocates
     /// each folio, `shmem_add_to_page_cache` (PG_swapbacked, the cache's reference) and

@@ -302,7 +302,10 @@ impl Kernel {
             self.remove_vma(id);
         }
         let (lo, hi) = self.free_pgtables_range(pid, addr, end);
+        let pt = &self.mmx(pid).pt;
+        let tables = pt.nr_page_tables() + pt.nr_upper_tables();
         self.mmx_mut(pid).pt.free_empty_pts(lo, hi);
+        self.pgtable_free(pid, tables, false);
         self.log(Ev::Munmap, pid, 0, addr, end - addr, 0, 0);
         Ok(())
     }
@@ -369,6 +372,7 @@ impl Kernel {
         self.mmx_mut(pid).threads.clear();
         self.mmx(pid).thread_hint.set(0);
         self.lru_gen_del_mm(pid);
+        self.pgtable_free(pid, 0, true);
         self.mmx_mut(pid).alive = false;
         self.log(Ev::Exit, pid, 0, 0, 0, 0, 0);
         Ok(())

@@ -22,6 +22,7 @@ pub mod mremap;
 pub mod page;
 pub mod page_alloc;
 pub mod page_io;
+pub mod pgalloc;
 pub mod pte_marker;
 pub mod shmem;
 pub mod swap;

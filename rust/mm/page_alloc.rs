@@ -11,6 +11,19 @@ pub enum Gfp {
     User,
     /// No reclaim at all (GFP_NOWAIT): fails below the min watermark.
     NoWait,
+    /// A kernel page that may reclaim (GFP_KERNEL, e.g. `GFP_PGTABLE_USER` of a page table):
+    /// as [`Gfp::User`], but unmovable (from the DMA zone, a MIGRATE_UNMOVABLE `rmqueue`).
+    Kernel,
+}
+
+impl Gfp {
+    /// The migratetype of the allocation (`gfp_migratetype`).
+    fn migratetype(self) -> crate::mm::mmzone::MigrateType {
+        match self {
+            Gfp::User => crate::mm::mmzone::MigrateType::Movable,
+            Gfp::NoWait | Gfp::Kernel => crate::mm::mmzone::MigrateType::Unmovable,
+        }
+    }
 }
 
 impl Kernel {
@@ -56,14 +69,15 @@ impl Kernel {
     /// `lowmem_reserve[ZONE_MOVABLE]`; `zone_watermark_fast`): ALLOC_WMARK_LOW first; then
     /// `__alloc_pages_slowpath` wakes kswapd for every zone (`wake_all_kswapds`) and retries
     /// at ALLOC_WMARK_MIN, then direct reclaim (`__alloc_pages_direct_reclaim`) up to
-    /// MAX_RECLAIM_RETRIES rounds. A DMA page is a MIGRATE_MOVABLE `rmqueue` (which may steal,
-    /// boost the zone and wake kswapd for it).
+    /// MAX_RECLAIM_RETRIES rounds. A DMA page is an `rmqueue` of the allocation's migratetype
+    /// (a user page's MIGRATE_MOVABLE; it may steal, boost the zone and wake kswapd for it).
     fn alloc_page_zoned(&mut self, gfp: Gfp) -> Option<u32> {
-        if let Some(p) = self.get_page_from_freelist(false) {
+        let mt = gfp.migratetype();
+        if let Some(p) = self.get_page_from_freelist(false, mt) {
             return Some(p);
         }
         self.wakeup_kswapd();
-        if let Some(p) = self.get_page_from_freelist(true) {
+        if let Some(p) = self.get_page_from_freelist(true, mt) {
             return Some(p);
         }
         if gfp == Gfp::NoWait {
@@ -71,7 +85,7 @@ impl Kernel {
         }
         for _ in 0..16 {
             let got = self.try_to_free_pages(32);
-            if let Some(p) = self.get_page_from_freelist(true) {
+            if let Some(p) = self.get_page_from_freelist(true, mt) {
                 return Some(p);
             }
             if got == 0 {
@@ -85,7 +99,7 @@ impl Kernel {
     /// `get_page_from_freelist` over DMA32 then DMA at the low (or, `min`, the min)
     /// watermark (`__zone_watermark_ok`: "if (free_pages <= min + z->lowmem_reserve[highest_zoneidx])
     /// return false;").
-    fn get_page_from_freelist(&mut self, min: bool) -> Option<u32> {
+    fn get_page_from_freelist(&mut self, min: bool, mt: crate::mm::mmzone::MigrateType) -> Option<u32> {
         let w = self.mem.wmark;
         if self.mem.nr_free() > if min { w.min } else { w.low } {
             return self.take_page();
@@ -93,7 +107,7 @@ impl Kernel {
         let z = self.zones.as_deref()?;
         let mark = if min { z.dma.wmark.min } else { z.dma.wmark.low };
         if z.dma.nr_free() > z.dma_mark(mark, crate::mm::mmzone::ZONE_TOP) {
-            return self.rmqueue_dma(crate::mm::mmzone::MigrateType::Movable);
+            return self.rmqueue_dma(mt);
         }
         None
     }

@@ -60,7 +60,7 @@ impl PyReplayRun {
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
         guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live",
-        guest_zones = None, guest_clock = None, sched_tick = false, page_tables = false))]
+        guest_zones = None, guest_clock = None, sched_tick = false, pgtable_pages = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -85,7 +85,7 @@ impl PyReplayRun {
         guest_zones: Option<GuestZonesArg>,
         guest_clock: Option<(f64, f64, f64, f64, f64)>,
         sched_tick: bool,
-        page_tables: bool,
+        pgtable_pages: bool,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -122,7 +122,7 @@ impl PyReplayRun {
                     crate::sched::GuestCost { request, minor_fault, major_fault, swap_write, page_scanned }
                 }),
                 sched_tick,
-                page_tables,
+                pgtable_pages,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;

@@ -42,7 +42,7 @@ from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
-from reclaim.vm.guest import PAGE_TABLES as GUEST_PAGE_TABLES
+from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 from reclaim.vm.guest import TMPFS_ON_LRU as GUEST_TMPFS_ON_LRU
@@ -112,6 +112,18 @@ MEMINFO = (
     "PageTables",
     "KernelStack",
     "SwapTotal",
+)
+#: The fields of /proc/meminfo kept (kB) after a run: :data:`MEMINFO` and the kernel memory
+#: a run can grow (slab, the swap cache).
+MEMINFO_AFTER = (
+    *MEMINFO,
+    "Slab",
+    "SwapCached",
+    "SwapFree",
+    "Percpu",
+    "Cached",
+    "Buffers",
+    "VmallocUsed",
 )
 #: The LRU lists of /proc/meminfo (evictable; the locked trace is on the unevictable list).
 LRU_KIB = ("Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)")
@@ -185,6 +197,14 @@ class KernelRun:
     the end, ``counters``: ``majflt``/``minflt`` (rusage) and the :data:`VMSTAT` differences,
     and ``meminfo`` (:data:`MEMINFO`, kB).
 
+    What the guest's kernel took during the run, from an agent that reads it again after the
+    run (empty in a run saved before): ``meminfo_after`` (:data:`MEMINFO_AFTER`, kB, with the
+    process's pages still mapped), ``zones_after`` (``/proc/zoneinfo`` as ``zones``) and
+    ``slab_growth``, the pages each slab cache grew by over the run (``/proc/slabinfo``'s
+    ``num_slabs * pagesperslab`` after less before, the caches that changed), and
+    ``samples``, each zone's ``[free, pcp]`` (``NR_FREE_PAGES`` and the pages on its per-cpu
+    lists) at every sixteenth of the trace's requests.
+
     ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
     ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,
     the watermark plus the boost (include/linux/mmzone.h, mm/vmstat.c ``zoneinfo_show_print``,
@@ -214,6 +234,10 @@ class KernelRun:
     boost: int = 0
     boost_inferred: bool = False
     self_locked: bool = False
+    meminfo_after: dict[str, int] = field(default_factory=dict)
+    zones_after: list[dict[str, object]] = field(default_factory=list)
+    samples: list[list[list[int]]] = field(default_factory=list)
+    slab_growth: dict[str, int] = field(default_factory=dict)
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -243,6 +267,8 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
     counters["majflt"], counters["minflt"] = ru.get("majflt", 0), ru.get("minflt", 0)
     status = _ints(obj.get("status"))
     meminfo = _ints(obj.get("meminfo"))
+    after_mi = _ints(obj.get("meminfo_after"))
+    sb, sa = _ints(obj.get("slab_before")), _ints(obj.get("slab_after"))
     if shmem:
         trace_kib = (12 + 4 * _int(obj, "requests") + PAGE - 1) // PAGE * 4
         resident = max(0, status.get("RssShmem", 0) - trace_kib) // 4
@@ -275,7 +301,32 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         zones=zones,
         pagetypeinfo=dict(pti) if isinstance(pti := obj.get("pagetypeinfo"), Mapping) else {},
         self_locked=bool(obj.get("self_locked", 0)),
+        meminfo_after={k: after_mi[k] for k in MEMINFO_AFTER if k in after_mi},
+        zones_after=[dict(z) for z in za if isinstance(z, Mapping)]
+        if isinstance(za := obj.get("zoneinfo_after"), list)
+        else [],
+        samples=_samples(obj.get("samples")),
+        slab_growth={
+            k: v - sb.get(k, 0)
+            for k, v in {**dict.fromkeys(sb, 0), **sa}.items()
+            if v != sb.get(k, 0)
+        },
     )
+
+
+def _samples(obj: object) -> list[list[list[int]]]:
+    """The agent's ``samples`` (per sample, per zone ``[free, pcp]``); [] when malformed."""
+    if not isinstance(obj, list):
+        return []
+    out = []
+    for sample in obj:
+        if not isinstance(sample, list):
+            return []
+        pairs = [p for p in sample if isinstance(p, list) and len(p) == 2]
+        if len(pairs) != len(sample) or not all(isinstance(v, int) for p in pairs for v in p):
+            return []
+        out.append([[int(p[0]), int(p[1])] for p in pairs])
+    return out
 
 
 def tmpfs_pages(meminfo: Mapping[str, int]) -> tuple[int, int]:
@@ -329,7 +380,7 @@ def model_counters(
     requests: int | None = None,
     guest_clock: bool = True,
     sched_tick: bool = False,
-    page_tables: bool | None = None,
+    pgtable_pages: bool | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -371,18 +422,15 @@ def model_counters(
     arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
     the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
     default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
-    swap reads (``reclaim.trace.replay(sched_tick=)``). ``page_tables`` (None: the oracle's
-    choice, :data:`reclaim.vm.guest.PAGE_TABLES`, with one zone) charges the process's PTE
-    tables to the zone as the guest's kernel allocates them (``reclaim.trace.replay(
-    page_tables=)``)."""
+from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
     gz = guest_zones(k, held, kernel_alloc_every) if zones and arch == "x86_64" else None
     if tmpfs_on_lru is None:
         tmpfs_on_lru = GUEST_TMPFS_ON_LRU and gz is not None
-    if page_tables is None:
-        page_tables = GUEST_PAGE_TABLES and gz is None
+    if pgtable_pages is None:
+        pgtable_pages = GUEST_PGTABLE_PAGES
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -405,7 +453,7 @@ def model_counters(
         guest_zones=gz,
         guest_clock=clock,
         sched_tick=sched_tick and clock is not None,
-        page_tables=page_tables,
+        pgtable_pages=pgtable_pages,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

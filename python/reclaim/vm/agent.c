@@ -1431,8 +1431,12 @@ static void set_swap(int on)
  * loop, and their first touch after it took a few major faults, more with MGLRU). It reads
  * /proc/zoneinfo, /proc/meminfo, /proc/vmstat and its rusage, maps PAGES pages (private
  * anonymous, or shmem: MAP_SHARED|MAP_ANONYMOUS) and touches them in trace order, each access
- * as recorded (a first load maps the zero page),
- * then reads /proc/vmstat and its rusage again. One line: kind "replay".
+ * as recorded (a first load maps the zero page), then reads /proc/vmstat and its rusage again,
+ * and /proc/zoneinfo and /proc/meminfo after the run (with its pages still mapped: what the
+ * guest's kernel took during the run, its page tables, slab and swap cache; /proc/slabinfo's
+ * pages of each cache before and after). "samples": every 1/16 of the requests, each zone's
+ * "pages free" and per-cpu pages ([free, pcp] per zone in zoneinfo's order). One line: kind
+ * "replay".
  */
 static uint32_t le32(const unsigned char *b)
 {
@@ -1575,6 +1579,63 @@ static void emit_rusage(const struct rusage *a, const struct rusage *b)
 	o("{\"minflt\":%ld,\"majflt\":%ld}", b->ru_minflt - a->ru_minflt, b->ru_majflt - a->ru_majflt);
 }
 
+/* One sample of /proc/zoneinfo for "samples": [[free, pcp], ...], a pair per zone (populated
+ * or not, in zoneinfo's order): NR_FREE_PAGES ("pages free") and the pages on the zone's
+ * per-cpu lists (the "count:" of each cpu's pageset). */
+static void emit_zone_sample(void)
+{
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	if (!f)
+		return;
+	char line[256];
+	long long free = -1, pcp = 0, v;
+	int first = 1;
+	o("[");
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Node ", 5)) {
+			if (free >= 0)
+				o("%s[%lld,%lld]", first ? "" : ",", free, pcp), first = 0;
+			free = 0;
+			pcp = 0;
+		} else if (sscanf(line, " pages free %lld", &v) == 1)
+			free = v;
+		else if (sscanf(line, " count: %lld", &v) == 1)
+			pcp += v;
+	}
+	if (free >= 0)
+		o("%s[%lld,%lld]", first ? "" : ",", free, pcp);
+	o("]");
+	fclose(f);
+}
+
+/* /proc/slabinfo: each cache's pages (num_slabs * pagesperslab) as {"name":pages,...} (only
+ * caches holding pages), for the slab a run grows (e.g. the swap cache's xarray nodes in
+ * radix_tree_node); {} without /proc/slabinfo. */
+static void emit_slab_pages(void)
+{
+	FILE *f = fopen("/proc/slabinfo", "r");
+	o("{");
+	if (!f) {
+		o("}");
+		return;
+	}
+	char line[512], name[64];
+	long long ppslab, slabs;
+	int first = 1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63s %*d %*d %*d %*d %lld : tunables %*d %*d %*d : slabdata %*d %lld",
+			   name, &ppslab, &slabs) == 3 &&
+		    slabs > 0) {
+			o("%s", first ? "" : ",");
+			ostr(name);
+			o(":%lld", ppslab * slabs);
+			first = 0;
+		}
+	}
+	o("}");
+	fclose(f);
+}
+
 static int replay_child(const char *path, int shmem)
 {
 	int fd = open(path, O_RDONLY);
@@ -1607,6 +1668,8 @@ static int replay_child(const char *path, int shmem)
 	emit_pagetypeinfo();
 	o(",\"meminfo\":");
 	emit_kv_file("/proc/meminfo", ":");
+	o(",\"slab_before\":");
+	emit_slab_pages();
 	o(",\"vmstat_before\":");
 	emit_kv_file("/proc/vmstat", "");
 	struct rusage r0, r1;
@@ -1616,8 +1679,14 @@ static int replay_child(const char *path, int shmem)
 	volatile uint64_t *m = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, flags, -1, 0);
 	if (m == MAP_FAILED)
 		return 15;
-	uint64_t sum = 0;
+	uint64_t sum = 0, every = n / 16 ? n / 16 : 1;
+	o(",\"samples\":[");
 	for (uint64_t i = 0; i < n; i++) {
+		if (i && i % every == 0) {
+			if (i != every)
+				o(",");
+			emit_zone_sample();
+		}
 		uint32_t r = le32(rec + 4 * i);
 		volatile uint64_t *a = m + (uint64_t)(r >> 1) * (PAGE / sizeof(uint64_t));
 		if (r & 1)
@@ -1627,8 +1696,14 @@ static int replay_child(const char *path, int shmem)
 	}
 	long ms = now_ms() - t0;
 	getrusage(RUSAGE_SELF, &r1);
-	o(",\"vmstat_after\":");
+	o("],\"vmstat_after\":");
 	emit_kv_file("/proc/vmstat", "");
+	o(",\"zoneinfo_after\":");
+	emit_zoneinfo();
+	o(",\"meminfo_after\":");
+	emit_kv_file("/proc/meminfo", ":");
+	o(",\"slab_after\":");
+	emit_slab_pages();
 	o(",\"rusage\":");
 	emit_rusage(&r0, &r1);
 	o(",\"status\":");

@@ -76,13 +76,17 @@ ZONES = True
 #: model with one zone (s390x, MGLRU) keeps counting them free: there they move the rows away
 #: (FINDINGS section 7; s390x zipf(0.9) 96 MiB -6.8% to -8.9%, out of the target).
 TMPFS_ON_LRU = True
-#: Whether the model of a replay charges the process's PTE tables to the guest's zone
-#: (``reclaim.trace.replay(page_tables=)``): the guest's kernel allocates a page per PTE table
-#: (``pte_alloc_one``; on s390 ``page_table_alloc``, a whole page per 256 entries in 6.12) out
-#: of the memory the process competes for, about 79 pages for a 20,000-page trace on s390x
-#: and 40 on x86_64, which the model's own page tables do not take. With the one summed zone
-#: only (not with ``ZONES``' two, whose allocator has no unmovable allocation with reclaim).
-PAGE_TABLES = True
+#: Whether the model takes the process's page tables out of the guest's memory, as the guests'
+#: ``__pte_alloc`` → ``pte_alloc_one`` does (``reclaim.trace.replay(pgtable_pages=)``): the
+#: replay's mapping of 20,000 pages costs the guest 39-41 PTE-table pages during the run on
+#: x86_64 (``/proc/meminfo`` ``PageTables`` 140-144 -> 296-308 kB in six runs of an x86_64
+#: zipf(0.9) 80 MiB guest, FINDINGS section 7), which the pages held at the start do not
+#: include; on s390x ``page_table_alloc`` takes a whole page for each 256-entry PTE table
+#: (arch/s390/mm/pgalloc.c 6.12.107), 79 pages for the same mapping, and without them the
+#: model's process ended the s390x zipf(0.9) rows with 160-180 more resident pages than the
+#: guest's. Simplification: an s390 region or segment table (``crst_table_alloc``, order 2)
+#: takes one page here, not four (one or two such tables a replay).
+PGTABLE_PAGES = True
 #: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
 #: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
 #: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS
