@@ -142,7 +142,7 @@ pub struct Kernel {
     /// ([`Kernel::set_pgtable_pages`], crate::mm::pgalloc); None: the tables are apart from the
     /// frames. Not in a snapshot (a kernel with them refuses to be saved).
     #[serde(skip)]
-    pub(crate) pgtable_pages: Option<Box<crate::mm::pgalloc::PgtablePages>>,
+    pub(crate) pgtable_pages: Option<Box<crate::mm::pgalloc::frames::PgtablePages>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {

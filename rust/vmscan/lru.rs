@@ -74,7 +74,7 @@ impl LruList {
 }
 
 /// MGLRU's lists of ZONE_DMA (`lrugen->folios[gen][type][ZONE_DMA]`) when the kernel has
-/// the guest's zones ([`Lru::set_zone_dma`]): the pages of pfns `[start, end)` on a
+/// the guest's zones (`Lru::set_zone_dma`): the pages of pfns `[start, end)` on a
 /// generation's list are on these, indexed as [`lru_gen_folio::list_index`] less
 /// [`NR_LRU_LISTS`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

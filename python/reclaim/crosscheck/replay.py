@@ -422,7 +422,10 @@ def model_counters(
     arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
     the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
     default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
-from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
+    swap reads (``reclaim.trace.replay(sched_tick=)``). ``pgtable_pages`` (None: the oracle's
+    choice, :data:`reclaim.vm.guest.PGTABLE_PAGES`) takes the process's page tables out of the
+    memory, as the guest's ``pte_alloc_one`` does (the held pages were read before the process
+    mapped the trace's pages)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN

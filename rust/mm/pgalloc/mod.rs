@@ -5,28 +5,16 @@
 //! likewise (`pmd_alloc_one`, `pud_alloc_one`): a page of the zone, allocated as any GFP_KERNEL
 //! page (it may wake kswapd and reclaim), held until `free_pgtables` frees the table (munmap,
 //! exit). By default the model keeps its tables apart from the frames
-//! ([`Kernel::pte_alloc`]): the switch is for the replay oracle, whose guest's process spends
+//! (`Kernel::pte_alloc`): the switch is for the replay oracle, whose guest's process spends
 //! one page of its memory on every 512 pages it maps.
-
-use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::mm::page::{Frame, pg};
 use crate::mm::page_alloc::Gfp;
 
-/// The frames the page tables of each process hold (by pid), in the order they were taken.
-#[derive(Clone, Debug, Default)]
-pub struct PgtablePages {
-    frames: BTreeMap<u32, Vec<u32>>,
-}
-
-impl PgtablePages {
-    /// Frames the tables of every process hold (`NR_PAGETABLE` of the tables the faults made).
-    pub fn nr_pages(&self) -> u64 {
-        self.frames.values().map(|v| v.len() as u64).sum()
-    }
-}
+pub mod frames;
+pub use frames::PgtablePages;
 
 impl Kernel {
     /// The tables of `pid`'s mm: its page tables and upper tables.
@@ -37,7 +25,7 @@ impl Kernel {
 
     /// Take the page tables' pages out of the zone's memory from now on (`true`), or keep them
     /// apart from the frames (`false`, the default). Set it on a kernel without processes: the
-    /// tables a fault makes afterwards ([`Kernel::pte_alloc`]) each take a page; a fork's
+    /// tables a fault makes afterwards (`Kernel::pte_alloc`) each take a page; a fork's
     /// copies and the KVM and userfaultfd paths' tables stay apart. Fails (EINVAL) once a
     /// process exists.
     pub fn set_pgtable_pages(&mut self, on: bool) -> Result<()> {
