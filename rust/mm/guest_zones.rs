@@ -137,6 +137,7 @@ impl Kernel {
             nr_steals: 0,
             nr_claims: 0,
             compact_daemon_wake: 0,
+            kcompactd: Default::default(),
             kernel_alloc_every: 0,
             kernel_alloc_count: 0,
             kernel_page: None,

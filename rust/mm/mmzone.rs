@@ -31,6 +31,8 @@ use crate::mm::page::Watermarks;
 
 /// `pageblock_nr_pages` of x86_64 (`pageblock_order` 9, 2 MiB).
 pub const PAGEBLOCK_NR_PAGES: u64 = 512;
+/// `pageblock_order` of x86_64.
+pub const PAGEBLOCK_ORDER: u32 = 9;
 /// `pageblock_order / 2`: the order from which `can_steal_fallback` lets a movable
 /// allocation claim a block.
 const CLAIM_ORDER: u32 = 4;
@@ -136,6 +138,8 @@ pub struct Zones {
     pub nr_steals: u64,
     pub nr_claims: u64,
     pub compact_daemon_wake: u64,
+    /// kcompactd's pending request and timer (crate::mm::compaction).
+    pub kcompactd: crate::mm::compaction::Kcompactd,
     /// The guest kernel's non-movable allocations: one every `kernel_alloc_every` pages
     /// written to swap (0: none), the count towards it and the page it holds.
     pub kernel_alloc_every: u64,
@@ -196,7 +200,7 @@ impl DmaZone {
 
     /// The order of the largest free buddy in block `b`: the largest aligned run of 2^order
     /// free pages (no buddy merging is modelled; the buddy allocator would have merged them).
-    fn largest_free_order(&self, b: usize) -> u32 {
+    pub(crate) fn largest_free_order(&self, b: usize) -> u32 {
         let blk = &self.blocks[b];
         let mut best = None;
         for order in 0..=9u32 {

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 pub mod anon_vma;
+pub mod compaction;
 pub mod fork;
 pub mod guest_zone;
 pub mod guest_zones;

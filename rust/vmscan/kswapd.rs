@@ -130,7 +130,7 @@ impl Kernel {
     /// DEF_PRIORITY - 2; a boost pass that reclaims nothing ends the run. `kswapd_shrink_node`
     /// asks for the sum over the zones up to `reclaim_idx` of `max(high_wmark_pages(zone),
     /// SWAP_CLUSTER_MAX)`. At the end the boosts taken at the start are cleared and kcompactd
-    /// is woken (`wakeup_kcompactd`, counted as `compact_daemon_wake`).
+    /// is woken (`wakeup_kcompactd`, crate::mm::compaction, which counts `compact_daemon_wake`).
     ///
     /// On one CPU ([`KswapdMode::OneCpu`]) a boosted run gives the CPU back to the process
     /// after each pass of the priority loop that reclaimed pages and is resumed, with its
@@ -236,7 +236,8 @@ impl Kernel {
         z.reclaim_idx = ZONE_TOP;
         if boosted {
             z.dma.watermark_boost -= z.dma.watermark_boost.min(dma_boost);
-            z.compact_daemon_wake += 1;
+            // "As there is now likely space, wakeup kcompact to defragment pageblocks."
+            self.wakeup_kcompactd(crate::mm::mmzone::PAGEBLOCK_ORDER, highest);
         }
         if self.profile.scan_balance_by_cost {
             self.snapshot_refaults();

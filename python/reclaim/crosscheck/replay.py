@@ -58,7 +58,9 @@ MAGIC = b"RPL1"
 #: kswapd passed over (counted in ``pgscan_kswapd`` too) while reclaiming for the DMA zone
 #: only, as after a watermark boost of that zone; ``compact_daemon_wake``: kcompactd's runs
 #: (``kcompactd_do_work``: woken at the end of a boosted ``balance_pgdat`` or after a
-#: higher-order kswapd wake). The model has one zone, no boosting and no compaction (0).
+#: higher-order kswapd wake; at most one per 500 ms timeout of kcompactd, however many boosted
+#: runs end: ``reclaim``'s mm/compaction counts it the same way). The model with one zone has
+#: no boosting and counts neither (0).
 VMSTAT = (
     "pswpin",
     "pswpout",
