@@ -50,6 +50,7 @@ fn replay(c: &mut Criterion) {
         guest_clock: None,
         sched_tick: false,
         pgtable_pages: false,
+        swap_cache_nodes: false,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

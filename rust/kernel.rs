@@ -143,6 +143,11 @@ pub struct Kernel {
     /// frames. Not in a snapshot (a kernel with them refuses to be saved).
     #[serde(skip)]
     pub(crate) pgtable_pages: Option<Box<crate::mm::pgalloc::frames::PgtablePages>>,
+    /// The `radix_tree_node` slabs of the swap cache's xarray nodes, when they come out of the
+    /// zone's memory ([`Kernel::set_swap_cache_nodes`], crate::mm::slub); None: the swap cache
+    /// is apart from the frames. Not in a snapshot (a kernel with them refuses to be saved).
+    #[serde(skip)]
+    pub(crate) swap_cache_slab: Option<Box<crate::mm::slub::cache::KmemCache>>,
 }
 
 crate::sim::clone_fields::clone_fields!(Kernel {
@@ -179,7 +184,8 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     memcg,
     zones,
     guest_clock,
-    pgtable_pages
+    pgtable_pages,
+    swap_cache_slab
 });
 
 impl Kernel {
@@ -246,6 +252,7 @@ impl Kernel {
             zones: None,
             guest_clock: None,
             pgtable_pages: None,
+            swap_cache_slab: None,
         })
     }
 

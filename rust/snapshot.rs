@@ -298,6 +298,8 @@ impl Kernel {
             "the guest zones (set_guest_zones); save a kernel without them".into()
         } else if self.pgtable_pages.is_some() {
             "the page tables' pages (set_pgtable_pages); save a kernel without them".into()
+        } else if self.swap_cache_slab.is_some() {
+            "the swap cache's nodes' slab (set_swap_cache_nodes); save a kernel without them".into()
         } else {
             return Ok(());
         };

@@ -133,3 +133,41 @@ def test_the_models_page_tables_take_as_many_pages_as_the_guests_grew_by(
 
     tables = free(False) - free(True)
     assert all(abs(tables - g) <= 3 for g in grown), (tables, grown)
+
+
+@pytest.mark.parametrize("path", DURING_RUN, ids=[p.stem for p in DURING_RUN])
+def test_the_models_swap_cache_nodes_take_as_many_slab_pages_as_the_guests_grew_by(
+    path: Path,
+) -> None:
+    """The guest's swap cache keeps an xarray node for every 64 slots of a swap address space
+    (1 << 14 slots, mm/swap.h) that hold a page or a workingset shadow (``add_to_swap_cache``,
+    ``__delete_from_swap_cache``, mm/swap_state.c 6.12.117; lib/xarray.c), 14 to a two-page
+    ``radix_tree_node`` slab: its ``SReclaimable`` grows during a run (the agent reads
+    /proc/meminfo after it, and /proc/slabinfo's pages of each cache where it recorded them).
+    The model's nodes (``swap_cache_nodes``) take as many pages, to the empty slabs SLUB kept
+    from the previous run's swapoff (``min_partial`` 5 on the node's partial list and the
+    per-CPU partial slabs, mm/slub.c: at most 8 slabs, 16 pages). The shadow shrinker
+    (``count_shadow_nodes``, mm/workingset.c) frees none of them in these guests: it frees only
+    nodes beyond 1/8 of the memcg's LRU and slab pages (850 or more here), and the swap device
+    of 29,183 slots has at most 466 nodes."""
+    c = ReplayCheck.from_dict(json.loads(path.read_text())[0])
+    grown = [
+        (k.meminfo_after["SReclaimable"] - k.meminfo["SReclaimable"]) // 4
+        for k in c.kernel
+        if "SReclaimable" in k.meminfo_after
+    ]
+    assert grown, "the runs kept meminfo after the run"
+    for k in c.kernel:
+        growth = k.slab_growth.get("radix_tree_node")
+        if growth is not None:
+            assert growth % 2 == 0, "two-page slabs"
+    limits = [
+        (sum(k.meminfo_after[f] for f in ("Active(anon)", "Inactive(anon)", "Active(file)",
+                                           "Inactive(file)", "Unevictable", "Slab")) // 4) >> 3
+        for k in c.kernel
+    ]  # fmt: skip
+    model = remodel(c, swap_cache_nodes=True)
+    for m, g in zip(model, grown, strict=False):
+        pages = m["swap_cache_slab_pages"]
+        assert g <= pages <= g + 16, (pages, grown)
+        assert pages // 2 * 14 < min(limits), "count_shadow_nodes' limit is never reached"

@@ -593,6 +593,8 @@ class ReplayResult:
     requests_per_second: float
     log_hash: int
     n_events: int
+    swap_cache_nodes: int | None
+    swap_cache_slab_pages: int | None
     @property
     def counts(self) -> dict[str, int]: ...
     @property
@@ -632,6 +634,7 @@ class ReplayRun:
         guest_clock: tuple[float, float, float, float, float] | None = None,
         sched_tick: bool = False,
         pgtable_pages: bool = False,
+        swap_cache_nodes: bool = False,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

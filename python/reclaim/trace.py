@@ -135,6 +135,7 @@ def replay(
     guest_clock: GuestClock | None = None,
     sched_tick: bool = False,
     pgtable_pages: bool = False,
+    swap_cache_nodes: bool = False,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -191,7 +192,12 @@ def replay(
     each page table the faults make out of the memory, as the kernel's ``__pte_alloc`` →
     ``pte_alloc_one`` does (a page per 2 MiB of the mapping touched on x86_64, per 1 MiB on s390x,
     whose ``page_table_alloc`` takes a whole page for a 256-entry table in 6.12); by default
-    the model keeps its page tables apart from the frames.
+    the model keeps its page tables apart from the frames. ``swap_cache_nodes=True`` takes the
+    swap cache's xarray nodes out of the memory, as the kernel's swap cache does: a node for
+    every 64 slots of a swap address space that hold a page or a workingset shadow, and their
+    parents, objects of the ``radix_tree_node`` slab (14 in a slab of two pages), whose pages
+    come from the zone (``ReplayResult.swap_cache_nodes`` and ``swap_cache_slab_pages`` tell
+    how many at the end); by default the swap cache is apart from the frames.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -220,6 +226,7 @@ def replay(
         guest_clock=guest_clock,
         sched_tick=sched_tick,
         pgtable_pages=pgtable_pages,
+        swap_cache_nodes=swap_cache_nodes,
     )
     while not run.advance(_SLICE):
         if progress is not None:

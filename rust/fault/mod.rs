@@ -103,6 +103,9 @@ impl Kernel {
         }
         let r = self.do_access_in_slot(pid, tid, addr, write, value, slot);
         self.finish_access(pid, tid, addr, write, value, r);
+        if self.swap_cache_slab.is_some() {
+            self.swap_cache_slab_sync();
+        }
         self.settle();
         Ok(r)
     }

@@ -373,6 +373,9 @@ impl Kernel {
         self.mmx(pid).thread_hint.set(0);
         self.lru_gen_del_mm(pid);
         self.pgtable_free(pid, 0, true);
+        if self.swap_cache_slab.is_some() {
+            self.swap_cache_slab_sync();
+        }
         self.mmx_mut(pid).alive = false;
         self.log(Ev::Exit, pid, 0, 0, 0, 0, 0);
         Ok(())

@@ -26,6 +26,7 @@ pub mod page_io;
 pub mod pgalloc;
 pub mod pte_marker;
 pub mod shmem;
+pub mod slub;
 pub mod swap;
 pub mod swap_state;
 pub mod swapfile;

@@ -68,9 +68,12 @@ pub struct SwapDevice {
     pub(super) shadow: Vec<u32>,
     cursor: u32,
     inuse: u32,
+    /// The swap cache's xarrays, when kept (crate::mm::swap_state::xarray).
+    #[serde(skip)]
+    pub(super) xa: crate::mm::swap_state::xarray::XaShape,
 }
 
-crate::sim::clone_fields::clone_fields!(SwapDevice { nr, map, cont = crate::sim::clone_fields::clone_if_changed, cache, data, shadow, cursor, inuse });
+crate::sim::clone_fields::clone_fields!(SwapDevice { nr, map, cont = crate::sim::clone_fields::clone_if_changed, cache, data, shadow, cursor, inuse, xa });
 
 impl SwapDevice {
     /// A device of `pages` pages (0 = no swap). Page 0 holds the header.
@@ -85,6 +88,7 @@ impl SwapDevice {
             shadow: vec![0; n],
             cursor: 1,
             inuse: 0,
+            xa: Default::default(),
         }
     }
 
@@ -159,6 +163,7 @@ impl SwapDevice {
                 self.inuse += 1;
                 self.cursor = off + 1;
                 self.shadow[off as usize] = 0;
+                self.xa_update(off);
                 return Some(off);
             }
             off += 1;
@@ -176,6 +181,7 @@ impl SwapDevice {
             self.cont.remove(&off);
         }
         self.release_if_free(off);
+        self.xa_update(off);
     }
 
     fn release_if_free(&mut self, off: u32) {
@@ -228,6 +234,7 @@ impl SwapDevice {
         self.map[off as usize] &= !SWAP_HAS_CACHE;
         self.cache[off as usize] = 0;
         self.release_if_free(off);
+        self.xa_update(off);
     }
 
     /// `swap_writepage`: store the page's content in the slot.

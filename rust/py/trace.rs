@@ -60,7 +60,7 @@ impl PyReplayRun {
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
         guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live",
-        guest_zones = None, guest_clock = None, sched_tick = false, pgtable_pages = false))]
+        guest_zones = None, guest_clock = None, sched_tick = false, pgtable_pages = false, swap_cache_nodes = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -86,6 +86,7 @@ impl PyReplayRun {
         guest_clock: Option<(f64, f64, f64, f64, f64)>,
         sched_tick: bool,
         pgtable_pages: bool,
+        swap_cache_nodes: bool,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -123,6 +124,7 @@ impl PyReplayRun {
                 }),
                 sched_tick,
                 pgtable_pages,
+                swap_cache_nodes,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;
@@ -171,6 +173,8 @@ impl PyReplayRun {
                 requests_per_second: r.requests_per_second(),
                 log_hash: r.kernel.log_hash(),
                 n_events: r.kernel.events_len(),
+                swap_cache_nodes: r.kernel.swap_cache_nodes(),
+                swap_cache_slab_pages: r.kernel.swap_cache_slab().map(|c| c.nr_pages()),
                 counts: r.counts,
                 vmstat: r.kernel.vmstat(),
             })
@@ -245,6 +249,12 @@ pub struct PyReplayResult {
     /// Events in the log (reclaim's; per-page events are not recorded in a replay).
     #[pyo3(get)]
     pub n_events: usize,
+    /// The swap cache's xarray nodes at the end (``swap_cache_nodes=True``), else None.
+    #[pyo3(get)]
+    pub swap_cache_nodes: Option<u64>,
+    /// Pages of the ``radix_tree_node`` slabs those nodes held at the end, else None.
+    #[pyo3(get)]
+    pub swap_cache_slab_pages: Option<u64>,
     counts: OutcomeCounts,
     vmstat: Vec<(&'static str, u64)>,
 }

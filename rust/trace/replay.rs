@@ -131,6 +131,10 @@ pub struct ReplayConfig {
     /// The page tables take their pages out of the zone's memory, as the guest's
     /// `pte_alloc_one` does ([`Kernel::set_pgtable_pages`]); false: apart from the frames.
     pub pgtable_pages: bool,
+    /// The swap cache's xarray nodes take `radix_tree_node` slab pages out of the zone's
+    /// memory, as the guest's swap cache does ([`Kernel::set_swap_cache_nodes`]); false: apart
+    /// from the frames.
+    pub swap_cache_nodes: bool,
 }
 
 /// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
@@ -342,6 +346,7 @@ impl Replay {
         let swap = cfg.swap.unwrap_or((distinct_pages + distinct_pages / 8 + 64) << 12);
         let mut kernel = Kernel::new(cfg.profile.clone(), memory, swap, cfg.seed)?;
         kernel.set_pgtable_pages(cfg.pgtable_pages)?;
+        kernel.set_swap_cache_nodes(cfg.swap_cache_nodes)?;
         // per-page events would make a log of gigabytes: keep those of reclaim as a whole
         kernel.mute_per_page();
         if let Some(z) = cfg.guest_zones {
@@ -515,6 +520,7 @@ mod tests {
             guest_clock: None,
             sched_tick: false,
             pgtable_pages: false,
+            swap_cache_nodes: false,
         }
     }
 

@@ -43,6 +43,7 @@ from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
+from reclaim.vm.guest import SWAP_CACHE_NODES as GUEST_SWAP_CACHE_NODES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
 from reclaim.vm.guest import TMPFS_ON_LRU as GUEST_TMPFS_ON_LRU
@@ -383,6 +384,7 @@ def model_counters(
     guest_clock: bool = True,
     sched_tick: bool = False,
     pgtable_pages: bool | None = None,
+    swap_cache_nodes: bool | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -427,7 +429,10 @@ def model_counters(
     swap reads (``reclaim.trace.replay(sched_tick=)``). ``pgtable_pages`` (None: the oracle's
     choice, :data:`reclaim.vm.guest.PGTABLE_PAGES`) takes the process's page tables out of the
     memory, as the guest's ``pte_alloc_one`` does (the held pages were read before the process
-    mapped the trace's pages)."""
+    mapped the trace's pages). ``swap_cache_nodes`` (None: the oracle's choice,
+    :data:`reclaim.vm.guest.SWAP_CACHE_NODES`) takes the swap cache's xarray nodes'
+    ``radix_tree_node`` slab pages out of the memory, as the guest's swap cache does; the
+    counters then have ``swap_cache_slab_pages``, the pages those slabs held at the end."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
@@ -436,6 +441,8 @@ def model_counters(
         tmpfs_on_lru = GUEST_TMPFS_ON_LRU and gz is not None
     if pgtable_pages is None:
         pgtable_pages = GUEST_PGTABLE_PAGES
+    if swap_cache_nodes is None:
+        swap_cache_nodes = GUEST_SWAP_CACHE_NODES
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -459,6 +466,7 @@ def model_counters(
         guest_clock=clock,
         sched_tick=sched_tick and clock is not None,
         pgtable_pages=pgtable_pages,
+        swap_cache_nodes=swap_cache_nodes,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
@@ -469,6 +477,8 @@ def model_counters(
         out["model_watermark_boosts"] = vm.get("model_watermark_boosts", 0)
     if tmpfs is not None:
         out["nr_shmem"] = vm.get("nr_shmem", 0)
+    if r.swap_cache_slab_pages is not None:
+        out["swap_cache_slab_pages"] = r.swap_cache_slab_pages
     return out
 
 

@@ -87,6 +87,18 @@ TMPFS_ON_LRU = True
 #: guest's. Simplification: an s390 region or segment table (``crst_table_alloc``, order 2)
 #: takes one page here, not four (one or two such tables a replay).
 PGTABLE_PAGES = True
+#: Whether the model takes the swap cache's xarray nodes out of the guest's memory, as the
+#: guests' swap cache does (``reclaim.trace.replay(swap_cache_nodes=)``): a node for every 64
+#: slots of a swap address space that hold a page or a workingset shadow, and their parents
+#: (``add_to_swap_cache``, ``__delete_from_swap_cache``, ``clear_shadow_from_swap_cache``,
+#: mm/swap_state.c 6.12.117), 14 to a two-page slab of ``radix_tree_node``. The guest's
+#: ``radix_tree_node`` slab grew by 54-66 pages during each of three runs of an x86_64
+#: zipf(0.9) 80 MiB guest that recorded it (``SReclaimable`` by 52-68 in six), which the pages
+#: held at the start do not include; the model's takes 68 (FINDINGS section 7, "The swap
+#: cache's nodes"). Off: on the saved x86_64 classic rows it brings zipf(0.9) 80 MiB at 200K and
+#: 500K into issue 18's target (-6.2% to -1.8%, -5.1% to -1.5%) but takes the loop at
+#: page-cluster 3 out of it (-9.7% to -11.3%, 111 major faults below the kernel's minimum).
+SWAP_CACHE_NODES = False
 #: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
 #: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
 #: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS

@@ -18,6 +18,7 @@ use crate::mm::vmstat::Vm;
 use serde::{Deserialize, Serialize};
 
 mod readahead;
+pub mod xarray;
 
 /// `page_cluster_max` (mm/swap.c v6.12: the bound of the `vm.page-cluster` sysctl).
 pub const PAGE_CLUSTER_MAX: u8 = 31;
@@ -78,6 +79,7 @@ impl SwapDevice {
     /// `add_to_swap_cache` / `__delete_from_swap_cache` bookkeeping.
     pub fn set_cache_page(&mut self, off: u32, pfn: Option<u32>) {
         self.cache[off as usize] = pfn.map_or(0, |p| p + 1);
+        self.xa_update(off);
     }
 
     /// Leave the workingset shadow of an evicted page (`workingset_eviction`, mm/workingset.c
@@ -85,11 +87,49 @@ impl SwapDevice {
     /// eviction clock and whether the page was PG_workingset.
     pub fn set_shadow(&mut self, off: u32, age: u32, workingset: bool) {
         self.shadow[off as usize] = Shadow { eviction: age, workingset }.pack();
+        self.xa_update(off);
     }
 
     /// Take the workingset shadow of a slot (`workingset_refault` consumes it).
     pub fn take_shadow(&mut self, off: u32) -> Option<Shadow> {
-        Shadow::unpack(std::mem::take(&mut self.shadow[off as usize]))
+        let shadow = Shadow::unpack(std::mem::take(&mut self.shadow[off as usize]));
+        self.xa_update(off);
+        shadow
+    }
+
+    /// Keep the swap cache's xarrays ([`xarray::SwapCacheXa`]) from now on (`true`) or not.
+    pub fn set_xa_nodes(&mut self, on: bool) {
+        self.xa.0 = on.then(|| {
+            let mut xa = xarray::SwapCacheXa::new(self.total() + 1);
+            for off in 1..=self.total() {
+                xa.set(off, self.xa_occupied(off));
+            }
+            Box::new(xa)
+        });
+    }
+
+    /// The `struct xa_node`s of the swap cache's xarrays, when kept.
+    pub fn xa_nodes(&self) -> Option<u64> {
+        self.xa.0.as_deref().map(xarray::SwapCacheXa::nodes)
+    }
+
+    /// Whether slot `off` holds an xarray entry: a swap-cache folio, or the shadow of a slot in
+    /// use (`swap_range_free` clears a freed slot's shadow: `clear_shadow_from_swap_cache`,
+    /// mm/swapfile.c 6.12.117; the model leaves it until the slot is taken again).
+    fn xa_occupied(&self, off: u32) -> bool {
+        let i = off as usize;
+        self.cache[i] != 0 || (self.shadow[i] != 0 && self.map(off) != 0)
+    }
+
+    /// Follow a change of slot `off` in the xarrays, when kept.
+    #[inline]
+    pub(crate) fn xa_update(&mut self, off: u32) {
+        if self.xa.0.is_some() {
+            let occupied = self.xa_occupied(off);
+            if let Some(xa) = self.xa.0.as_deref_mut() {
+                xa.set(off, occupied);
+            }
+        }
     }
 }
 
