@@ -24,25 +24,11 @@
 //! guest clock (crate::sched) there is no time to wait: every request is a wake, as before.
 
 use crate::kernel::Kernel;
-use crate::mm::mmzone::{PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, ZONE_DMA, ZONE_DMA32};
-
-/// HPAGE_FRAG_CHECK_INTERVAL_MSEC (mm/compaction.c 6.12.117): kcompactd's timeout, in ns.
-pub const KCOMPACTD_TIMEOUT_NS: u64 = 500_000_000;
+use crate::mm::mmzone::{KCOMPACTD_TIMEOUT_NS, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, ZONE_DMA, ZONE_DMA32};
 
 /// `compact_gap(order)` (mm/internal.h 6.12.117): "2UL << order".
 fn compact_gap(order: u32) -> u64 {
     2u64 << order
-}
-
-/// kcompactd's state: a request not yet served and when its next timeout falls.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Kcompactd {
-    /// `pgdat->kcompactd_highest_zoneidx` of a pending request (None: no request,
-    /// `kcompactd_max_order` 0).
-    pub(crate) requested: Option<u8>,
-    /// The guest time (ns) of kcompactd's last wake: its timeouts fall every
-    /// [`KCOMPACTD_TIMEOUT_NS`] after it.
-    pub(crate) last_wake: u64,
 }
 
 impl Kernel {

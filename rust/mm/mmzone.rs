@@ -139,7 +139,7 @@ pub struct Zones {
     pub nr_claims: u64,
     pub compact_daemon_wake: u64,
     /// kcompactd's pending request and timer (crate::mm::compaction).
-    pub kcompactd: crate::mm::compaction::Kcompactd,
+    pub kcompactd: Kcompactd,
     /// The guest kernel's non-movable allocations: one every `kernel_alloc_every` pages
     /// written to swap (0: none), the count towards it and the page it holds.
     pub kernel_alloc_every: u64,
@@ -332,4 +332,19 @@ impl Zones {
         let reserve = if highest > ZONE_DMA { self.dma.lowmem_reserve } else { 0 };
         mark + self.dma.watermark_boost + reserve
     }
+}
+
+/// HPAGE_FRAG_CHECK_INTERVAL_MSEC (mm/compaction.c 6.12.117): kcompactd's timeout, in ns.
+pub const KCOMPACTD_TIMEOUT_NS: u64 = 500_000_000;
+
+/// kcompactd's state in `pg_data_t` (include/linux/mmzone.h 6.12.117), as crate::mm::compaction
+/// counts its wakes: a request not yet served and when its next timeout falls.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kcompactd {
+    /// `pgdat->kcompactd_highest_zoneidx` of a pending request (None: no request,
+    /// `kcompactd_max_order` 0).
+    pub(crate) requested: Option<u8>,
+    /// The guest time (ns) of kcompactd's last wake: its timeouts fall every
+    /// [`KCOMPACTD_TIMEOUT_NS`] after it.
+    pub(crate) last_wake: u64,
 }

@@ -95,10 +95,11 @@ PGTABLE_PAGES = True
 #: ``radix_tree_node`` slab grew by 54-66 pages during each of three runs of an x86_64
 #: zipf(0.9) 80 MiB guest that recorded it (``SReclaimable`` by 52-68 in six), which the pages
 #: held at the start do not include; the model's takes 68 (FINDINGS section 7, "The swap
-#: cache's nodes"). Off: on the saved x86_64 classic rows it brings zipf(0.9) 80 MiB at 200K and
-#: 500K into issue 18's target (-6.2% to -1.8%, -5.1% to -1.5%) but takes the loop at
-#: page-cluster 3 out of it (-9.7% to -11.3%, 111 major faults below the kernel's minimum).
-SWAP_CACHE_NODES = False
+#: cache's nodes"). On, as a mechanism the guests were measured to have: on the saved x86_64
+#: classic rows it brings zipf(0.9) 80 MiB at 200K and 500K into issue 18's target (-6.2% to
+#: -1.8%, -5.1% to -1.5%) and takes the loop at page-cluster 3 out of it (-9.7% to -11.3%,
+#: about 110 major faults below the kernel's minimum; a known gap, not tuned away).
+SWAP_CACHE_NODES = True
 #: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
 #: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
 #: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS
