@@ -408,22 +408,155 @@ struct FrameExt {
     refcount: SideMap<u32>,
     mapcount: SideMap<u32>,
     mapping: SideMap<u32>,
-    content: SideMap<u64>,
+    content: ContentTable,
+}
+
+/// Below this many entries the content side table stays a hash map whatever its density.
+const CONTENT_DENSE_MIN: usize = 4096;
+
+/// The content side table, pfn → the full value. Sparse (a [`SideMap`]) while few frames hold
+/// a value too wide for their tag, as in a replay; dense (a value per pfn and a presence bit)
+/// once a quarter of the frames stored would be in it: a KVM guest writes values that never
+/// fit the tag (the postcopy study's guest writes its page number in the high half), so every
+/// guest page with data escapes. A hash map entry costs 19 to 39 bytes (17 per bucket at a
+/// load of 7/8 down to 7/16) and 58 while the map doubles (the old and the new table at once);
+/// the dense table costs 8 bytes and a bit per frame stored, so the switch, made when the map
+/// is full and a quarter of the frames are in it (32.5 bytes an entry at most), never costs
+/// more than growing the map. The representation is not state: equality, the state hash and
+/// a snapshot see only the (pfn, value) pairs.
+#[derive(Clone, Debug)]
+enum ContentTable {
+    Sparse(SideMap<u64>),
+    Dense {
+        /// The value of each pfn below the length (0 where absent).
+        values: Vec<u64>,
+        /// A bit per pfn of `values`: the pfn is in the table.
+        present: Vec<u64>,
+        len: usize,
+    },
+}
+
+impl Default for ContentTable {
+    fn default() -> Self {
+        ContentTable::Sparse(SideMap::default())
+    }
+}
+
+impl PartialEq for ContentTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(pfn, v)| other.get(pfn) == Some(v))
+    }
+}
+
+impl Eq for ContentTable {}
+
+impl ContentTable {
+    fn len(&self) -> usize {
+        match self {
+            ContentTable::Sparse(m) => m.len(),
+            ContentTable::Dense { len, .. } => *len,
+        }
+    }
+
+    fn get(&self, pfn: u32) -> Option<u64> {
+        match self {
+            ContentTable::Sparse(m) => m.get(&pfn).copied(),
+            ContentTable::Dense { values, present, .. } => {
+                let i = pfn as usize;
+                (present.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)).then(|| values[i])
+            }
+        }
+    }
+
+    /// The entries: in pfn order when dense, in no fixed order when sparse.
+    fn iter(&self) -> Box<dyn Iterator<Item = (u32, u64)> + '_> {
+        match self {
+            ContentTable::Sparse(m) => Box::new(m.iter().map(|(&k, &v)| (k, v))),
+            ContentTable::Dense { values, present, .. } => Box::new(
+                present
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| **w != 0)
+                    .flat_map(|(wi, &w)| (0..64).filter(move |b| w >> b & 1 == 1).map(move |b| wi * 64 + b))
+                    .map(|i| (i as u32, values[i])),
+            ),
+        }
+    }
+
+    /// Store `value` for `pfn`, with `stored` frames stored (`pfn` is below it).
+    fn insert(&mut self, pfn: u32, value: u64, stored: usize) {
+        let (values, present, len) = match self {
+            ContentTable::Dense { values, present, len } => (values, present, len),
+            ContentTable::Sparse(m) => {
+                let full = m.len() >= CONTENT_DENSE_MIN && m.len() == m.capacity() && m.len() * 4 >= stored;
+                if !full || m.contains_key(&pfn) {
+                    m.insert(pfn, value);
+                    return;
+                }
+                let old = std::mem::take(m);
+                let n = old.keys().map(|&k| k as usize + 1).max().unwrap_or(0).max(stored);
+                let mut dense = ContentTable::Dense { values: vec![0; n], present: vec![0; n.div_ceil(64)], len: 0 };
+                for (k, v) in old {
+                    dense.insert(k, v, stored);
+                }
+                dense.insert(pfn, value, stored);
+                *self = dense;
+                return;
+            }
+        };
+        let i = pfn as usize;
+        if i >= values.len() {
+            let more = (values.len() / 8).max(CONTENT_DENSE_MIN).max(i + 1 - values.len());
+            values.reserve_exact(more);
+            values.resize(values.len() + more, 0);
+            present.resize(values.len().div_ceil(64), 0);
+        }
+        values[i] = value;
+        if present[i / 64] >> (i % 64) & 1 == 0 {
+            present[i / 64] |= 1 << (i % 64);
+            *len += 1;
+        }
+    }
+
+    fn remove(&mut self, pfn: u32) {
+        match self {
+            ContentTable::Sparse(m) => {
+                m.remove(&pfn);
+            }
+            ContentTable::Dense { values, present, len } => {
+                let i = pfn as usize;
+                if present.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1) {
+                    present[i / 64] &= !(1 << (i % 64));
+                    values[i] = 0;
+                    *len -= 1;
+                }
+            }
+        }
+    }
+
+    /// Bytes of heap: a hash map's entries counted as the other side tables' (twice the key and
+    /// the value), the dense table's vectors as allocated.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ContentTable::Sparse(m) => m.len() * 2 * (4 + 8),
+            ContentTable::Dense { values, present, .. } => (values.capacity() + present.capacity()) * 8,
+        }
+    }
 }
 
 impl Hash for FrameExt {
     /// The entries in pfn order (a state's hash must not depend on the tables' history).
     fn hash<H: Hasher>(&self, h: &mut H) {
-        fn sorted<V: Copy + Hash, H: Hasher>(m: &SideMap<V>, h: &mut H) {
-            let mut v: Vec<(u32, V)> = m.iter().map(|(&k, &v)| (k, v)).collect();
+        fn sorted<V: Copy + Hash, H: Hasher>(m: impl Iterator<Item = (u32, V)>, h: &mut H) {
+            let mut v: Vec<(u32, V)> = m.collect();
             v.sort_unstable_by_key(|e| e.0);
             v.hash(h);
         }
-        sorted(&self.index, h);
-        sorted(&self.refcount, h);
-        sorted(&self.mapcount, h);
-        sorted(&self.mapping, h);
-        sorted(&self.content, h);
+        sorted(self.index.iter().map(|(&k, &v)| (k, v)), h);
+        sorted(self.refcount.iter().map(|(&k, &v)| (k, v)), h);
+        sorted(self.mapcount.iter().map(|(&k, &v)| (k, v)), h);
+        sorted(self.mapping.iter().map(|(&k, &v)| (k, v)), h);
+        sorted(self.content.iter(), h);
     }
 }
 
@@ -436,7 +569,7 @@ impl FrameExt {
         self.refcount.remove(&pfn);
         self.mapcount.remove(&pfn);
         self.mapping.remove(&pfn);
-        self.content.remove(&pfn);
+        self.content.remove(pfn);
     }
 }
 
@@ -946,7 +1079,7 @@ impl Memory {
                 return wrong("mapping", pfn, v as u64);
             }
         }
-        for (&pfn, &v) in &self.ext.content {
+        for (pfn, v) in self.ext.content.iter() {
             let f = frame("content", pfn)?;
             if f.tag() != CONTENT_ESC || Frame::encode_content(self.index(pfn), v).0 != CONTENT_ESC {
                 return wrong("content", pfn, v);
@@ -970,7 +1103,9 @@ impl Memory {
     /// Bytes of heap the frames take, the side tables' entries counted at twice their keys and
     /// values (a B-tree node's slack).
     pub fn heap_bytes(&self) -> usize {
-        self.frames.heap_bytes() + self.ext.len() * 2 * (4 + 8)
+        self.frames.heap_bytes()
+            + (self.ext.len() - self.ext.content.len()) * 2 * (4 + 8)
+            + self.ext.content.heap_bytes()
     }
 
     // ------------------------------------------------ the frames' narrow fields, in full
@@ -998,7 +1133,7 @@ impl Memory {
     #[cold]
     #[inline(never)]
     fn ext_content(&self, pfn: u32) -> u64 {
-        self.ext.content[&pfn]
+        self.ext.content.get(pfn).unwrap_or_else(|| panic!("frame {pfn} has no content in the side table"))
     }
 
     /// Set `page->index` of `pfn` (the content tag, which counts from the page's address,
@@ -1113,9 +1248,9 @@ impl Memory {
         }
         f.set_tag(t);
         if t == CONTENT_ESC {
-            self.ext.content.insert(pfn, value);
+            self.ext.content.insert(pfn, value, self.frames.stored().len());
         } else if was == CONTENT_ESC {
-            self.ext.content.remove(&pfn);
+            self.ext.content.remove(pfn);
         }
     }
 
@@ -1521,8 +1656,49 @@ mod tests {
         assert_eq!(m.ext.len(), 0);
         m.check().unwrap();
         // a side-table entry the frame does not escape to is caught
-        m.ext.content.insert(3, 1 << 40);
+        m.ext.content.insert(3, 1 << 40, 4);
         assert!(m.check().unwrap_err().contains("content side table"));
+    }
+
+    /// Frames whose every value escapes the tag (a KVM guest's): the content side table turns
+    /// dense once a quarter of the frames stored are in it, and a memory whose table is dense
+    /// equals, hashes and serializes as one whose table is a hash map with the same values.
+    #[test]
+    fn a_dense_content_table_holds_the_same_values_as_a_sparse_one() {
+        let n = 4 * CONTENT_DENSE_MIN as u64;
+        let (mut dense, mut sparse) = (Memory::new(n + 16, 65536), Memory::new(n + 16, 65536));
+        let wide = |pfn: u32| (u64::from(pfn) << 32) | 0x1234_5679;
+        let pfns: Vec<u32> = (1..n).map(|_| dense.take().unwrap()).collect();
+        for &pfn in &pfns {
+            dense.set_index(pfn, 0x100_0000 + u64::from(pfn)); // an anon page's index: its address
+            dense.set_content(pfn, wide(pfn));
+        }
+        assert!(matches!(dense.ext.content, ContentTable::Dense { .. }), "every frame escapes: dense");
+        assert!(dense.ext.content.heap_bytes() < (n as usize) * 9, "{}", dense.ext.content.heap_bytes());
+        for &pfn in pfns.iter().step_by(3) {
+            dense.set_content(pfn, 7);
+        }
+        for (i, &pfn) in pfns.iter().enumerate() {
+            assert_eq!(dense.content(pfn), if i % 3 == 0 { 7 } else { wide(pfn) }, "pfn {pfn}");
+            assert_eq!(sparse.take(), Some(pfn));
+            sparse.frames[pfn as usize] = dense.frames[pfn as usize];
+        }
+        for (pfn, v) in dense.ext.content.iter() {
+            sparse.ext.content.insert(pfn, v, usize::MAX); // never a quarter of the frames
+        }
+        assert!(matches!(sparse.ext.content, ContentTable::Sparse(_)));
+        dense.check().unwrap();
+        sparse.check().unwrap();
+        assert_eq!(dense, sparse);
+        let key = |m: &Memory| {
+            let mut h = std::hash::DefaultHasher::new();
+            m.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(key(&dense), key(&sparse));
+        assert_eq!(postcard::to_allocvec(&dense).unwrap(), postcard::to_allocvec(&sparse).unwrap());
+        dense.ext.content.remove(pfns[1]);
+        assert_ne!(dense, sparse, "a value removed is a difference");
     }
 
     /// A page read from swap gets its content before the rmap gives it an index (mm/memory.c
