@@ -491,6 +491,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             swap_io=SWAP_IO,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
             pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
+            swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
         )
 
     other_cpu = replay(False)
@@ -551,6 +552,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             swap_io=io,
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
             pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
+            swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -744,6 +746,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         one_cpu=True,
         swap_io=reclaim.vm.guest.SWAP_IO,
         pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
+        swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]
