@@ -27,6 +27,22 @@ impl Gfp {
 }
 
 impl Kernel {
+    /// A page the kernel keeps for itself (a page table's, a slab's): a GFP_KERNEL allocation
+    /// ([`Gfp::Kernel`]: unmovable, may reclaim) held PG_reserved, on no LRU, until
+    /// [`Kernel::free_kernel_page`]. None when the allocator found no page.
+    pub(crate) fn alloc_kernel_page(&mut self) -> Option<u32> {
+        let pfn = self.alloc_page(Gfp::Kernel)?;
+        self.mem.frames[pfn as usize].flags = crate::mm::page::pg::PG_RESERVED;
+        Some(pfn)
+    }
+
+    /// `free_frozen_pages` of a page from [`Kernel::alloc_kernel_page`].
+    pub(crate) fn free_kernel_page(&mut self, pfn: u32) {
+        self.mem.put_frame(pfn, crate::mm::page::Frame::allocated(0));
+        self.mem.set_refcount(pfn, 0);
+        self.free_frame(pfn);
+    }
+
     /// `alloc_pages(gfp, 0)` (mm/page_alloc.c 4.13..4.18, 6.12: `get_page_from_freelist`,
     /// `__alloc_pages_slowpath`): the fast path takes a page above the low watermark; below it
     /// kswapd is woken and the page is taken if above min; below min, direct reclaim

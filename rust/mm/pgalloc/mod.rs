@@ -10,8 +10,6 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mm::page::{Frame, pg};
-use crate::mm::page_alloc::Gfp;
 
 pub mod frames;
 pub use frames::PgtablePages;
@@ -42,15 +40,15 @@ impl Kernel {
     }
 
     /// `pte_alloc_one` and the upper levels' `p?d_alloc_one` for the `tables_before..` tables
-    /// `pid`'s mm has now: one GFP_KERNEL page each ([`Gfp::Kernel`]), PG_reserved while the
+    /// `pid`'s mm has now: one GFP_KERNEL page each
+    /// ([`Gfp::Kernel`](crate::mm::page_alloc::Gfp::Kernel)), PG_reserved while the
     /// table holds it. False when the allocator found no page (the fault's VM_FAULT_OOM).
     pub(crate) fn pgtable_alloc(&mut self, pid: u32, tables_before: usize) -> bool {
         if self.pgtable_pages.is_none() {
             return true;
         }
         for _ in tables_before..self.nr_tables(pid) {
-            let Some(pfn) = self.alloc_page(Gfp::Kernel) else { return false };
-            self.mem.frames[pfn as usize].flags = pg::PG_RESERVED;
+            let Some(pfn) = self.alloc_kernel_page() else { return false };
             if let Some(p) = self.pgtable_pages.as_deref_mut() {
                 p.frames.entry(pid).or_default().push(pfn);
             }
@@ -68,9 +66,7 @@ impl Kernel {
         let n = if exit { held.len() } else { tables_before.saturating_sub(now).min(held.len()) };
         let freed: Vec<u32> = held.drain(held.len() - n..).collect();
         for pfn in freed {
-            self.mem.put_frame(pfn, Frame::allocated(0));
-            self.mem.set_refcount(pfn, 0);
-            self.free_frame(pfn);
+            self.free_kernel_page(pfn);
         }
     }
 }

@@ -12,15 +12,14 @@
 //! it has at hand, so freed nodes leave partial slabs it cannot give back; during a replay the
 //! nodes are made, rarely freed); up to `min_partial` empty slabs are kept; a slab's two pages
 //! are two order-0 pages; the slab pages are taken when the access that made the nodes ends,
-//! as a GFP_KERNEL allocation ([`Gfp::Kernel`]: unmovable, may reclaim), where the kernel's
+//! as a GFP_KERNEL allocation ([`Gfp::Kernel`](crate::mm::page_alloc::Gfp::Kernel):
+//! unmovable, may reclaim), where the kernel's
 //! `add_to_swap` → `add_to_swap_cache` allocates inside reclaim with GFP_NOWAIT, then
 //! `__GFP_HIGH | __GFP_NOMEMALLOC` (`xas_nomem`, no reclaim, down to half the min watermark)
 //! and of the reclaimable migratetype; the per-CPU partial slabs are not kept.
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::mm::page::{Frame, pg};
-use crate::mm::page_alloc::Gfp;
 
 pub mod cache;
 pub use cache::KmemCache;
@@ -62,8 +61,7 @@ impl Kernel {
             if have < need {
                 let mut frames = Vec::with_capacity(pages);
                 for _ in 0..pages {
-                    let Some(pfn) = self.alloc_page(Gfp::Kernel) else { break };
-                    self.mem.frames[pfn as usize].flags = pg::PG_RESERVED;
+                    let Some(pfn) = self.alloc_kernel_page() else { break };
                     frames.push(pfn);
                 }
                 if frames.len() < pages {
@@ -85,9 +83,7 @@ impl Kernel {
     /// `__free_slab` → `free_frozen_pages` of a slab's pages.
     fn free_slab_frames(&mut self, frames: Vec<u32>) {
         for pfn in frames {
-            self.mem.put_frame(pfn, Frame::allocated(0));
-            self.mem.set_refcount(pfn, 0);
-            self.free_frame(pfn);
+            self.free_kernel_page(pfn);
         }
     }
 }
