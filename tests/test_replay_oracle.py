@@ -339,21 +339,29 @@ def test_the_model_takes_the_guest_zones_their_reserve_and_the_dma_pageblocks() 
     assert back.kernel[0].zones == k.zones and back.kernel[0].pagetypeinfo == pti
 
 
+def _loop_with_and_without_the_guest_zones(
+    tmp_path: Path, profile: str
+) -> tuple[reclaim.trace.ReplayResult, reclaim.trace.ReplayResult]:
+    """A loop over 4,000 pages in 3,305 pages of an x86_64 one-CPU guest, replayed with the
+    guest's zones (DMA 2,304 pages with a held unmovable pageblock, DMA32 1,000) and with one."""
+    t = tracegen.generate("loop", 40_000, 4_000)
+    path = tmp_path / "loop.bin"
+    reclaim.trace.write(path, t.keys, t.writes, format="binary")
+    dma = (2304, 32, 16, 20, 24, 4)
+    dma32 = (1000, 0, 10, 12, 14, 0)
+    kw: dict[str, object] = dict(profile=profile, arch="x86_64", memory=3305 * 4096,
+                                 as_recorded=True, one_cpu=True)  # fmt: skip
+    zoned = reclaim.trace.replay(path, guest_zones=(dma, dma32, None, 0), **kw)  # type: ignore[arg-type]
+    return zoned, reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+
+
 def test_a_replay_with_the_guest_zones_boosts_dma_and_skips_dma32_folios(tmp_path: Path) -> None:
     """replay(guest_zones=...): a loop over more pages than memory drains DMA's movable
     pageblocks again and again; each fallback into the guest's unmovable block boosts the
     zone (try_to_steal_block, boost_watermark, mm/page_alloc.c 6.12.117) and kswapd's run for
     ZONE_DMA passes over the DMA32 folios (isolate_lru_folios, PGSCAN_SKIP). The same replay
     with one zone has neither."""
-    t = tracegen.generate("loop", 40_000, 4_000)
-    path = tmp_path / "loop.bin"
-    reclaim.trace.write(path, t.keys, t.writes, format="binary")
-    dma = (2304, 32, 16, 20, 24, 4)
-    dma32 = (1000, 0, 10, 12, 14, 0)
-    kw: dict[str, object] = dict(profile="6.12", arch="x86_64", memory=3305 * 4096,
-                                 as_recorded=True, one_cpu=True)  # fmt: skip
-    zoned = reclaim.trace.replay(path, guest_zones=(dma, dma32, None, 0), **kw)  # type: ignore[arg-type]
-    one = reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+    zoned, one = _loop_with_and_without_the_guest_zones(tmp_path, "6.12")
     assert zoned.vmstat["model_watermark_boosts"] >= 2
     assert zoned.vmstat["pgskip_dma32"] > 0 and zoned.vmstat["compact_daemon_wake"] > 0
     assert "pgskip_dma32" not in one.vmstat
@@ -368,15 +376,7 @@ def test_mglru_with_the_guest_zones_moves_dma32_pages_on_instead_of_skipping_the
     meets to the next generation ("ineligible" in sort_folio, a PGREFILL; scan_folios,
     mm/vmscan.c 6.12.117) instead of passing over it (no PGSCAN_SKIP: MGLRU counts only
     isolation failures there). With one zone MGLRU sorts nothing in this loop."""
-    t = tracegen.generate("loop", 40_000, 4_000)
-    path = tmp_path / "loop.bin"
-    reclaim.trace.write(path, t.keys, t.writes, format="binary")
-    dma = (2304, 32, 16, 20, 24, 4)
-    dma32 = (1000, 0, 10, 12, 14, 0)
-    kw: dict[str, object] = dict(profile="6.12-debian", arch="x86_64", memory=3305 * 4096,
-                                 as_recorded=True, one_cpu=True)  # fmt: skip
-    zoned = reclaim.trace.replay(path, guest_zones=(dma, dma32, None, 0), **kw)  # type: ignore[arg-type]
-    one = reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+    zoned, one = _loop_with_and_without_the_guest_zones(tmp_path, "6.12-debian")
     assert zoned.vmstat["model_watermark_boosts"] >= 2 and zoned.vmstat["compact_daemon_wake"] > 0
     assert zoned.vmstat["pgskip_dma32"] == 0
     assert zoned.vmstat["pgrefill"] > one.vmstat.get("pgrefill", 0)
