@@ -402,6 +402,16 @@ mod tests {
         z.dma.check().unwrap();
     }
 
+    /// A one-CPU 6.12 x86_64 kernel of 8,192 pages with the guest zones, 32 of DMA's pages
+    /// held by the guest's kernel.
+    fn one_cpu_guest_with_a_held_dma_block() -> Kernel {
+        let dma = ZoneSpec { held: 32, ..DMA };
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
+        k.set_guest_zones(dma, DMA32, None).unwrap();
+        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        k
+    }
+
     /// On one CPU a boosted `balance_pgdat` (mm/vmscan.c 6.12.117) does not run to its end at
     /// once: kswapd is preempted and the boost "is left in place so that parallel allocations
     /// that are near the watermark will stall or direct reclaim until kswapd is finished". The
@@ -411,10 +421,7 @@ mod tests {
     /// boosted run, resumed, is still one PAGEOUTRUN, and clears the boost at its end.
     #[test]
     fn on_one_cpu_a_boosted_kswapd_run_leaves_the_boost_in_place_while_the_process_allocates() {
-        let dma = ZoneSpec { held: 32, ..DMA };
-        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
-        k.set_guest_zones(dma, DMA32, None).unwrap();
-        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        let mut k = one_cpu_guest_with_a_held_dma_block();
         let pid = k.spawn("p", false).unwrap();
         let a = k.mmap(pid, 8000 * 4096, MapKind::Anon, false, None).unwrap();
         let fresh = k.mmap(pid, 16 * 4096, MapKind::Anon, false, None).unwrap();
@@ -459,10 +466,7 @@ mod tests {
     fn with_the_tick_a_preempted_boosted_kswapd_run_resumes_at_the_next_tick() {
         use crate::mm::mmzone::BoostedRun;
         use crate::sched::{GuestCost, TICK_NS};
-        let dma = ZoneSpec { held: 32, ..DMA };
-        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
-        k.set_guest_zones(dma, DMA32, None).unwrap();
-        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        let mut k = one_cpu_guest_with_a_held_dma_block();
         let cost =
             GuestCost { request: 1000.0, minor_fault: 20_000.0, major_fault: 0.0, swap_write: 0.0, page_scanned: 0.0 };
         k.set_guest_clock(Some(cost), true).unwrap();
