@@ -30,6 +30,11 @@ impl Kernel {
     /// Check every invariant; the error names the first violation found.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_structure()?;
+        if let Some(z) = self.zones.as_deref() {
+            if let Some(p) = z.pcp.as_deref() {
+                p.check(&z.dma)?;
+            }
+        }
         let arch = self.arch();
         let swp = self.swp_format();
         let nframes = self.mem.frames.len();

@@ -11,7 +11,7 @@ use crate::mm::page::{Frame, NO_PFN, Watermarks, pg};
 
 /// A free DMA frame: outside the main allocator's list, PG_reserved for it (the zone's own
 /// lists hold it, [`DmaZone::check`]).
-fn dma_free_frame() -> Frame {
+pub(crate) fn dma_free_frame() -> Frame {
     let mut f = Frame::FREE;
     f.flags = pg::PG_RESERVED;
     f.lru_next = NO_PFN;
@@ -19,7 +19,7 @@ fn dma_free_frame() -> Frame {
 }
 
 /// A page as the allocator hands it out (`Memory::take`): refcount 1, no flags.
-fn new_page() -> Frame {
+pub(crate) fn new_page() -> Frame {
     Frame::allocated(0)
 }
 
@@ -143,6 +143,7 @@ impl Kernel {
             kernel_page: None,
             boost_wake_pending: false,
             boosted_run: None,
+            pcp: None,
         }));
         Ok(())
     }
@@ -169,6 +170,9 @@ impl Kernel {
     /// `free_unref_page` into the zone the page belongs to: a DMA page back on the list of its
     /// pageblock's migratetype (`free_one_page` → `get_pfnblock_migratetype`).
     pub(crate) fn free_frame(&mut self, pfn: u32) {
+        if self.zones.as_deref().is_some_and(|z| z.pcp.is_some()) {
+            return self.free_unref_page(pfn);
+        }
         if let Some(z) = self.zones.as_deref_mut() {
             if z.dma.contains(pfn) {
                 debug_assert!(self.mem.refcount(pfn) == 0, "freeing a busy DMA page {pfn}");
@@ -185,12 +189,12 @@ impl Kernel {
     /// { clear_bit(...); wakeup_kswapd(zone, 0, 0, zone_idx(zone)); }" (mm/page_alloc.c
     /// 6.12.117).
     pub(crate) fn rmqueue_dma(&mut self, mt: MigrateType) -> Option<u32> {
+        let pfn = if self.zones.as_deref()?.pcp.is_some() {
+            self.rmqueue_pcplist(ZONE_DMA, mt)?
+        } else {
+            self.rmqueue_buddy(ZONE_DMA, mt)?
+        };
         let z = self.zones.as_deref_mut()?;
-        let mut stats = (0, 0, 0);
-        let pfn = z.dma.rmqueue(mt, &mut stats)?;
-        z.nr_boosts += stats.0;
-        z.nr_claims += stats.1;
-        z.nr_steals += stats.2;
         z.dma.uses[(pfn - z.dma.start) as usize] = if mt == MigrateType::Movable { Use::Movable } else { Use::Kernel };
         let wake = std::mem::take(&mut z.dma.boosted_flag);
         self.mem.put_frame(pfn, new_page());
@@ -221,7 +225,7 @@ impl Kernel {
         }
         let z = self.zones.as_deref().expect("zones");
         let pfn = if self.mem.nr_free() > self.mem.wmark.low {
-            self.mem.take()
+            self.rmqueue_dma32(MigrateType::Unmovable)
         } else if z.dma.nr_free() > z.dma_mark(z.dma.wmark.low, ZONE_TOP) {
             self.rmqueue_dma(MigrateType::Unmovable)
         } else {

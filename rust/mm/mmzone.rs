@@ -23,9 +23,13 @@
 //! Simplified, and so documented: DMA32 has no migratetypes (its steals and boosts are not
 //! modelled); no buddy merging: "a free buddy of order >= `pageblock_order / 2`" (what
 //! `can_steal_fallback` asks of a movable allocation's fallback) is an aligned run of 16
-//! free pages in the pageblock; no per-cpu lists; the guest kernel's own non-movable
-//! allocations, which the model does not run, are a stream the caller gives
-//! (`Kernel::guest_kernel_alloc`).
+//! free pages in the pageblock; the guest kernel's own non-movable allocations, which the
+//! model does not run, are a stream the caller gives (`Kernel::guest_kernel_alloc`).
+//!
+//! - **per-cpu page lists**, when chosen (`Kernel::set_pcp_lists`): each zone's
+//!   `struct per_cpu_pages` of the guest's one CPU ([`PerCpuPages`]), which order-0 pages pass
+//!   through on their way out of and back into the zone's free lists (crate::mm::page_alloc),
+//!   and which `NR_FREE_PAGES`, what the watermark checks read, does not count.
 
 use crate::mm::page::Watermarks;
 
@@ -94,6 +98,9 @@ pub(crate) enum Use {
     Movable,
     /// The kernel's: held at the start, or a `Kernel::guest_kernel_alloc` page.
     Kernel,
+    /// Free, on the per-cpu lists (not `PageBuddy`: neither a free buddy nor movable to
+    /// `prep_move_freepages_block`).
+    Pcp,
 }
 
 /// One pageblock of the DMA zone: pfns `[start, start + len)`.
@@ -122,10 +129,208 @@ pub struct DmaZone {
     pub boosted_flag: bool,
 }
 
+/// CONFIG_PCP_BATCH_SCALE_MAX (mm/Kconfig 6.12.117, default 5): how far `alloc_factor` and
+/// `free_count` scale the batch.
+pub const PCP_BATCH_SCALE_MAX: u32 = 5;
+/// MIN_PERCPU_PAGELIST_HIGH_FRACTION (mm/page_alloc.c 6.12.117): `high_max` is this fraction
+/// of the zone's managed pages.
+const MIN_PERCPU_PAGELIST_HIGH_FRACTION: u64 = 8;
+
+/// `zone_batchsize` (mm/page_alloc.c 6.12.117) of a zone of `managed` pages, as
+/// `zone_set_pageset_high_and_batch` takes it (at least 1): ~0.1% of the zone or 1 MiB,
+/// whichever is smaller, divided by 4 and clamped to a 2^n - 1 value.
+pub fn zone_batchsize(managed: u64) -> u64 {
+    let batch = ((managed >> 10).min(256) / 4).max(1);
+    let x = batch + batch / 2;
+    let pow2 = 1u64 << (63 - x.leading_zeros());
+    (pow2 - 1).max(1)
+}
+
+/// `zone_highsize` (mm/page_alloc.c 6.12.117) on a node of `cpus` CPUs (`nr_split_cpus`, as
+/// `zone_pcp_update(zone, 0)` after `setup_per_zone_wmarks` counts them): `total_pages` (the
+/// zone's low watermark for `high_min`, `managed / 8` for `high_max` with
+/// `percpu_pagelist_high_fraction` 0) split over the CPUs, at least `batch << 2`.
+pub fn zone_highsize(total_pages: u64, batch: u64, cpus: u64) -> u64 {
+    (total_pages / cpus.max(1)).max(batch << 2)
+}
+
+/// `struct per_cpu_pages` (include/linux/mmzone.h 6.12.117) of one zone on one CPU: the
+/// order-0 lists by migratetype (`lists[order_to_pindex(mt, 0)]`, the head first), the pages
+/// on them (`count`), the auto-tuned `high` between `high_min` and `high_max`, `batch`,
+/// `free_count` and `alloc_factor`. The higher orders' lists and the PCPF_* flags are not
+/// modelled: the model's pages are all order 0, whose frees only clear
+/// PCPF_PREV_FREE_HIGH_ORDER.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerCpuPages {
+    pub count: u64,
+    pub high: u64,
+    pub high_min: u64,
+    pub high_max: u64,
+    pub batch: u64,
+    pub free_count: u64,
+    pub alloc_factor: u32,
+    pub(crate) lists: [std::collections::VecDeque<u32>; 3],
+}
+
+impl PerCpuPages {
+    /// The pageset `zone_set_pageset_high_and_batch(zone, 0)` gives a zone of `managed` pages
+    /// and low watermark `low` on a node of `cpus` CPUs, its lists empty and `high` at
+    /// `high_min` (`nr_pcp_alloc` and `nr_pcp_high` clamp it there before any use).
+    pub fn new(managed: u64, low: u64, cpus: u64) -> PerCpuPages {
+        let batch = zone_batchsize(managed);
+        let high_min = zone_highsize(low, batch, cpus);
+        let high_max = zone_highsize(managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION, batch, cpus);
+        PerCpuPages {
+            count: 0,
+            high: high_min,
+            high_min,
+            high_max,
+            batch,
+            free_count: 0,
+            alloc_factor: 0,
+            lists: Default::default(),
+        }
+    }
+
+    fn clamp_high(&mut self) -> u64 {
+        self.high = self.high.clamp(self.high_min, self.high_max.max(self.high_min));
+        self.high
+    }
+
+    /// `nr_pcp_alloc` (mm/page_alloc.c 6.12.117) for an order-0 refill: the pages
+    /// `rmqueue_bulk` is asked for. `batch << alloc_factor`, growing `high` by it while the
+    /// zone is not below its high watermark (`below_high`: ZONE_BELOW_HIGH), at most
+    /// `high - count - batch` (at least `batch`); `alloc_factor` doubles the next refill
+    /// while the refills come without frees in between.
+    pub fn nr_pcp_alloc(&mut self, below_high: bool) -> u64 {
+        let base = self.batch as i64;
+        let mut high = self.clamp_high() as i64;
+        if high < base {
+            return 1;
+        }
+        let mut batch = base << self.alloc_factor;
+        if self.high_min != self.high_max && !below_high {
+            high = (high + batch).min(self.high_max as i64);
+            self.high = high as u64;
+        }
+        let max_nr_alloc = (high - self.count as i64 - base).max(base);
+        if batch <= max_nr_alloc && self.alloc_factor < PCP_BATCH_SCALE_MAX {
+            self.alloc_factor += 1;
+        }
+        batch = batch.min(max_nr_alloc);
+        if batch > 1 { batch.max(2) as u64 } else { batch as u64 }
+    }
+
+    /// `nr_pcp_high` (mm/page_alloc.c 6.12.117) of an order-0 free: the count at which the free
+    /// drains the lists. With `reclaim_active` (ZONE_RECLAIM_ACTIVE: kswapd is reclaiming the
+    /// zone) `high` drops by the pages freed in a row and the lists keep at most
+    /// `batch << 2`; below the high watermark (`below_high`) `high` drops the same way and
+    /// the lists keep what they hold, at least `high_min`; otherwise a full list raises
+    /// `high` to hold the pages freed in a row.
+    pub fn nr_pcp_high(&mut self, reclaim_active: bool, below_high: bool) -> u64 {
+        let high = self.clamp_high() as i64;
+        if high == 0 {
+            return 0;
+        }
+        let (batch, high_min) = (self.batch as i64, self.high_min as i64);
+        if reclaim_active {
+            let free_count = (self.free_count as i64).max(batch);
+            self.high = (high - free_count).max(high_min) as u64;
+            return (batch << 2).min(self.high as i64) as u64;
+        }
+        if self.high_min == self.high_max {
+            return high as u64;
+        }
+        if below_high {
+            let free_count = (self.free_count as i64).max(batch);
+            self.high = (high - free_count).max(high_min) as u64;
+            return self.count.max(self.high_min);
+        }
+        if self.count as i64 >= high {
+            let need_high = self.free_count + self.batch;
+            if self.high < need_high {
+                self.high = need_high.clamp(self.high_min, self.high_max);
+            }
+        }
+        high as u64
+    }
+
+    /// `nr_pcp_free` (mm/page_alloc.c 6.12.117) of an order-0 free that reached `high`: the
+    /// pages freed in a row (`free_count`), at least `batch`, leaving at least `batch`.
+    pub fn nr_pcp_free(&self, high: u64) -> u64 {
+        let (batch, high) = (self.batch as i64, high as i64);
+        if high < batch {
+            return 1;
+        }
+        let (lo, hi, v) = (batch, high - batch, self.free_count as i64);
+        // clamp_t: "val >= hi ? hi : (val <= lo ? lo : val)"
+        (if v >= hi {
+            hi
+        } else if v <= lo {
+            lo
+        } else {
+            v
+        }) as u64
+    }
+
+    /// The pcp state's own consistency: `count` is the pages on the lists.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let n: usize = self.lists.iter().map(|l| l.len()).sum();
+        if n as u64 != self.count {
+            return Err(format!("pcp count {} but {n} pages on the lists", self.count));
+        }
+        Ok(())
+    }
+}
+
+/// The per-cpu lists of the zones on the guest's one CPU, with the zone flags they read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pcp {
+    /// `zone->per_cpu_pageset` of the one CPU, by zone index (ZONE_DMA, ZONE_DMA32).
+    pub pageset: [PerCpuPages; 2],
+    /// ZONE_RECLAIM_ACTIVE ("kswapd may be scanning the zone", set and cleared by
+    /// `balance_pgdat`'s `set_reclaim_active`/`clear_reclaim_active`), by zone index.
+    pub reclaim_active: [bool; 2],
+    /// ZONE_BELOW_HIGH (set by `get_page_from_freelist` when the zone fails its high
+    /// watermark, cleared by a free that drains the lists above it), by zone index.
+    pub below_high: [bool; 2],
+    /// The guest time (ns) of the next `vmstat_update` (every `sysctl_stat_interval` = HZ),
+    /// whose `refresh_cpu_vm_stats` decays `high` (`decay_pcp_high`).
+    pub next_vmstat_update: u64,
+}
+
+impl Pcp {
+    /// The lists' consistency: each count is its pages, each page once, a DMA page on them
+    /// [`Use::Pcp`] and a DMA32 one outside DMA.
+    pub fn check(&self, dma: &DmaZone) -> std::result::Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for (zone, p) in self.pageset.iter().enumerate() {
+            p.check()?;
+            for &pfn in p.lists.iter().flatten() {
+                if !seen.insert(pfn) {
+                    return Err(format!("pfn {pfn} is twice on the per-cpu lists"));
+                }
+                let in_dma = dma.contains(pfn);
+                if in_dma != (zone == ZONE_DMA as usize) || (in_dma && dma.uses[(pfn - dma.start) as usize] != Use::Pcp)
+                {
+                    return Err(format!("pfn {pfn} is on zone {zone}'s per-cpu list, not its own or not free"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// HZ of `sysctl_stat_interval` (mm/vmstat.c 6.12.117): one second, in ns.
+pub const STAT_INTERVAL_NS: u64 = 1_000_000_000;
+
 /// The zone layer of a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Zones {
     pub dma: DmaZone,
+    /// The per-cpu page lists, when chosen (`Kernel::set_pcp_lists`); None: a free page goes
+    /// straight back to its zone's free list and an allocation takes it from there.
+    pub pcp: Option<Box<Pcp>>,
     /// `pgdat->kswapd_highest_zoneidx` (None: MAX_NR_ZONES, no request pending).
     pub kswapd_highest_zoneidx: Option<u8>,
     /// `sc->reclaim_idx` of the running reclaim.
@@ -175,6 +380,11 @@ impl DmaZone {
 
     fn block_of(&self, pfn: u32) -> usize {
         self.blocks.iter().position(|b| pfn >= b.start && pfn < b.start + b.len).expect("a DMA pfn")
+    }
+
+    /// `get_pfnblock_migratetype` of a DMA page.
+    pub(crate) fn pfnblock_migratetype(&self, pfn: u32) -> MigrateType {
+        self.blocks[self.block_of(pfn)].mt
     }
 
     pub fn contains(&self, pfn: u32) -> bool {

@@ -1,8 +1,18 @@
 //! The page allocator (mm/page_alloc.c): `alloc_pages` of one page against the zone
 //! watermarks, waking kswapd and entering direct reclaim below them.
 
+use crate::error::{Error, Result};
 use crate::kernel::Kernel;
+use crate::mm::guest_zones::{dma_free_frame, new_page};
+use crate::mm::mmzone::{
+    MigrateType, PCP_BATCH_SCALE_MAX, Pcp, PerCpuPages, STAT_INTERVAL_NS, Use, ZONE_DMA, ZONE_DMA32, ZONE_TOP,
+};
+use crate::mm::page::Frame;
 use crate::mm::vmstat::Vm;
+
+/// The CPUs of the guest whose zones the model has (the oracle's guests run `-smp 1`):
+/// `nr_split_cpus` of `zone_highsize`.
+const GUEST_CPUS: u64 = 1;
 
 /// Who asks for a page, and what the allocator may do to get one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,10 +28,10 @@ pub enum Gfp {
 
 impl Gfp {
     /// The migratetype of the allocation (`gfp_migratetype`).
-    fn migratetype(self) -> crate::mm::mmzone::MigrateType {
+    fn migratetype(self) -> MigrateType {
         match self {
-            Gfp::User => crate::mm::mmzone::MigrateType::Movable,
-            Gfp::NoWait | Gfp::Kernel => crate::mm::mmzone::MigrateType::Unmovable,
+            Gfp::User => MigrateType::Movable,
+            Gfp::NoWait | Gfp::Kernel => MigrateType::Unmovable,
         }
     }
 }
@@ -56,11 +66,11 @@ impl Kernel {
         let w = self.mem.wmark;
         let free = self.mem.nr_free();
         if free > w.low {
-            return self.take_page();
+            return self.take_page(gfp.migratetype());
         }
         self.wakeup_kswapd();
         if free > w.min {
-            return self.take_page();
+            return self.take_page(gfp.migratetype());
         }
         if gfp == Gfp::NoWait {
             return None;
@@ -68,7 +78,7 @@ impl Kernel {
         for _ in 0..16 {
             let got = self.try_to_free_pages(32);
             if self.mem.nr_free() > w.min {
-                return self.take_page();
+                return self.take_page(gfp.migratetype());
             }
             if got == 0 {
                 break;
@@ -104,6 +114,13 @@ impl Kernel {
             if let Some(p) = self.get_page_from_freelist(true, mt) {
                 return Some(p);
             }
+            // __alloc_pages_direct_reclaim: "If an allocation failed after direct reclaim, it
+            // could be because pages are pinned on the per-cpu lists": drain them, try again
+            if got > 0 && self.drain_all_pages() {
+                if let Some(p) = self.get_page_from_freelist(true, mt) {
+                    return Some(p);
+                }
+            }
             if got == 0 {
                 break;
             }
@@ -115,11 +132,15 @@ impl Kernel {
     /// `get_page_from_freelist` over DMA32 then DMA at the low (or, `min`, the min)
     /// watermark (`__zone_watermark_ok`: "if (free_pages <= min + z->lowmem_reserve[highest_zoneidx])
     /// return false;").
-    fn get_page_from_freelist(&mut self, min: bool, mt: crate::mm::mmzone::MigrateType) -> Option<u32> {
+    /// With the per-cpu lists each zone visited first notes whether it is below its high
+    /// watermark (ZONE_BELOW_HIGH, which `nr_pcp_high` and `nr_pcp_alloc` read).
+    fn get_page_from_freelist(&mut self, min: bool, mt: MigrateType) -> Option<u32> {
         let w = self.mem.wmark;
+        self.note_below_high(ZONE_DMA32);
         if self.mem.nr_free() > if min { w.min } else { w.low } {
-            return self.take_page();
+            return self.take_page(mt);
         }
+        self.note_below_high(ZONE_DMA);
         let z = self.zones.as_deref()?;
         let mark = if min { z.dma.wmark.min } else { z.dma.wmark.low };
         if z.dma.nr_free() > z.dma_mark(mark, crate::mm::mmzone::ZONE_TOP) {
@@ -128,9 +149,494 @@ impl Kernel {
         None
     }
 
-    fn take_page(&mut self) -> Option<u32> {
-        let p = self.mem.take()?;
+    fn take_page(&mut self, mt: MigrateType) -> Option<u32> {
+        let p = self.rmqueue_dma32(mt)?;
         self.vmstat.inc(Vm::pgalloc_normal);
         Some(p)
+    }
+
+    /// `rmqueue` of an order-0 page of type `mt` from DMA32 (the main free list, which has no
+    /// migratetypes): through the per-cpu lists when chosen (their MIGRATE_MOVABLE list for
+    /// every type, as every DMA32 page frees to it), else straight from the list.
+    pub(crate) fn rmqueue_dma32(&mut self, mt: MigrateType) -> Option<u32> {
+        if self.zones.as_deref().is_some_and(|z| z.pcp.is_some()) {
+            // one list: the model's DMA32 has no pageblocks, its pages no migratetype
+            let _ = mt;
+            let pfn = self.rmqueue_pcplist(ZONE_DMA32, MigrateType::Movable)?;
+            self.mem.put_frame(pfn, new_page());
+            return Some(pfn);
+        }
+        self.mem.take()
+    }
+
+    /// Choose the per-cpu page lists (crate::mm::mmzone::PerCpuPages) of the guest's zones
+    /// on its one CPU, sized from each zone's managed pages and low watermark as
+    /// `zone_set_pageset_high_and_batch` sizes them (mm/page_alloc.c 6.12.117,
+    /// `percpu_pagelist_high_fraction` 0): order-0 pages then leave their zone's free list
+    /// in batches (`rmqueue_bulk`) and come back to it in batches (`free_pcppages_bulk`), and
+    /// the pages between, on the lists, are not in `NR_FREE_PAGES`. `false` drains the lists
+    /// and removes them. Fails (EINVAL) without the zones ([`Kernel::set_guest_zones`]).
+    pub fn set_pcp_lists(&mut self, on: bool) -> Result<()> {
+        if !on {
+            self.drain_all_pages();
+            if let Some(z) = self.zones.as_deref_mut() {
+                z.pcp = None;
+            }
+            return Ok(());
+        }
+        let dma32_managed = self.mem.managed() - self.zones.as_deref().map_or(0, |z| (z.dma.end - z.dma.start) as u64);
+        let dma32_low = self.mem.wmark.low;
+        let Some(z) = self.zones.as_deref_mut() else {
+            return Err(Error::invalid("the per-cpu page lists are the guest zones' (set_guest_zones first)"));
+        };
+        if z.pcp.is_none() {
+            let dma = PerCpuPages::new((z.dma.end - z.dma.start) as u64, z.dma.wmark.low, GUEST_CPUS);
+            let dma32 = PerCpuPages::new(dma32_managed, dma32_low, GUEST_CPUS);
+            z.pcp = Some(Box::new(Pcp {
+                pageset: [dma, dma32],
+                reclaim_active: [false; 2],
+                below_high: [false; 2],
+                next_vmstat_update: 0,
+            }));
+        }
+        Ok(())
+    }
+
+    /// The pages on the per-cpu lists of (DMA, DMA32), when chosen (what `/proc/zoneinfo`'s
+    /// pagesets' `count:` sum to, per zone).
+    pub fn pcp_count(&self) -> Option<(u64, u64)> {
+        let p = self.zones.as_deref()?.pcp.as_deref()?;
+        Some((p.pageset[ZONE_DMA as usize].count, p.pageset[ZONE_DMA32 as usize].count))
+    }
+
+    /// `get_page_from_freelist` (mm/page_alloc.c 6.12.117): "if (test_bit(ZONE_BELOW_HIGH,
+    /// &zone->flags)) goto check_alloc_wmark; ... if (zone_watermark_fast(zone, order, mark
+    /// = high_wmark_pages(zone), ...)) goto try_this_zone; else set_bit(ZONE_BELOW_HIGH)".
+    fn note_below_high(&mut self, zone: u8) {
+        let Some(z) = self.zones.as_deref() else { return };
+        if z.pcp.as_deref().is_none_or(|p| p.below_high[zone as usize]) {
+            return;
+        }
+        let above = if zone == ZONE_DMA {
+            z.dma.nr_free() > z.dma_mark(z.dma.wmark.high, ZONE_TOP)
+        } else {
+            self.mem.nr_free() > self.mem.wmark.high
+        };
+        if !above {
+            self.zones.as_deref_mut().and_then(|z| z.pcp.as_deref_mut()).expect("pcp").below_high[zone as usize] = true;
+        }
+    }
+
+    /// `zone_watermark_ok(zone, 0, high_wmark_pages(zone), ZONE_MOVABLE, 0)`: what a free that
+    /// drained the lists asks before it clears ZONE_BELOW_HIGH.
+    fn zone_above_high(&self, zone: u8) -> bool {
+        let z = self.zones.as_deref().expect("zones");
+        if zone == ZONE_DMA {
+            z.dma.nr_free() > z.dma_mark(z.dma.wmark.high, ZONE_TOP)
+        } else {
+            self.mem.nr_free() > self.mem.wmark.high
+        }
+    }
+
+    /// `__rmqueue` of one page of type `mt` from a zone's free lists (DMA's by migratetype,
+    /// counting its boosts, claims and steals; DMA32's one list), no watermark check.
+    pub(crate) fn rmqueue_buddy(&mut self, zone: u8, mt: MigrateType) -> Option<u32> {
+        if zone != ZONE_DMA {
+            return self.mem.take();
+        }
+        let z = self.zones.as_deref_mut()?;
+        let mut stats = (0, 0, 0);
+        let pfn = z.dma.rmqueue(mt, &mut stats)?;
+        z.nr_boosts += stats.0;
+        z.nr_claims += stats.1;
+        z.nr_steals += stats.2;
+        Some(pfn)
+    }
+
+    /// `__free_one_page` of an order-0 page into its zone's free list (DMA's of its pageblock's
+    /// migratetype).
+    fn free_one_page(&mut self, zone: u8, pfn: u32) {
+        if zone == ZONE_DMA {
+            self.mem.put_frame(pfn, dma_free_frame());
+            self.zones.as_deref_mut().expect("zones").dma.free_page(pfn);
+        } else {
+            self.mem.put_frame(pfn, Frame::allocated(0));
+            self.mem.set_refcount(pfn, 0);
+            self.mem.free_page(pfn);
+        }
+    }
+
+    /// A page onto the per-cpu lists: free (refcount 0) but on no free list, PG_reserved as a
+    /// free DMA page is (outside the main list); a DMA page's use [`Use::Pcp`].
+    fn mark_pcp_page(&mut self, zone: u8, pfn: u32) {
+        self.mem.put_frame(pfn, dma_free_frame());
+        if zone == ZONE_DMA {
+            let d = &mut self.zones.as_deref_mut().expect("zones").dma;
+            d.uses[(pfn - d.start) as usize] = Use::Pcp;
+        }
+    }
+
+    fn take_pcp(&mut self) -> Box<Pcp> {
+        self.zones.as_deref_mut().and_then(|z| z.pcp.take()).expect("pcp lists")
+    }
+
+    fn put_pcp(&mut self, p: Box<Pcp>) {
+        self.zones.as_deref_mut().expect("zones").pcp = Some(p);
+    }
+
+    /// `rmqueue_pcplist` → `__rmqueue_pcplist` (mm/page_alloc.c 6.12.117) of an order-0 page of
+    /// type `mt` from `zone`'s per-cpu list: "pcp->free_count >>= 1"; an empty list is
+    /// refilled by `rmqueue_bulk` with `nr_pcp_alloc` pages taken from the zone's free lists
+    /// (added at the tail, and `NR_FREE_PAGES` drops by them), then the head is taken.
+    pub(crate) fn rmqueue_pcplist(&mut self, zone: u8, mt: MigrateType) -> Option<u32> {
+        let mut pcp = self.take_pcp();
+        let z = zone as usize;
+        pcp.pageset[z].free_count >>= 1;
+        if pcp.pageset[z].lists[mt as usize].is_empty() {
+            let batch = pcp.pageset[z].nr_pcp_alloc(pcp.below_high[z]);
+            for _ in 0..batch {
+                let Some(pfn) = self.rmqueue_buddy(zone, mt) else { break };
+                self.mark_pcp_page(zone, pfn);
+                pcp.pageset[z].lists[mt as usize].push_back(pfn);
+                pcp.pageset[z].count += 1;
+            }
+        }
+        let pfn = pcp.pageset[z].lists[mt as usize].pop_front();
+        if pfn.is_some() {
+            pcp.pageset[z].count -= 1;
+        }
+        self.put_pcp(pcp);
+        pfn
+    }
+
+    /// `free_unref_page` → `free_unref_page_commit` (mm/page_alloc.c 6.12.117) of an order-0
+    /// page whose last reference is gone: "pcp->alloc_factor >>= 1", onto the head of the
+    /// list of its pageblock's migratetype (DMA32's: MIGRATE_MOVABLE, the model's DMA32 has
+    /// no pageblocks), `free_count` up by one (to `batch << CONFIG_PCP_BATCH_SCALE_MAX`), and
+    /// when the lists reach `nr_pcp_high` they give `nr_pcp_free` pages back to the zone
+    /// (`free_pcppages_bulk`), after which ZONE_BELOW_HIGH is cleared if the zone is above
+    /// its high watermark again.
+    pub(crate) fn free_unref_page(&mut self, pfn: u32) {
+        let zone = self.page_zonenum(pfn);
+        let mt = match self.zones.as_deref() {
+            Some(z) if zone == ZONE_DMA => z.dma.pfnblock_migratetype(pfn),
+            _ => MigrateType::Movable,
+        };
+        debug_assert!(zone == ZONE_DMA || mt == MigrateType::Movable);
+        debug_assert!(self.mem.refcount(pfn) == 0, "freeing a busy page {pfn}");
+        self.mark_pcp_page(zone, pfn);
+        let mut pcp = self.take_pcp();
+        let z = zone as usize;
+        let p = &mut pcp.pageset[z];
+        p.alloc_factor >>= 1;
+        p.lists[mt as usize].push_front(pfn);
+        p.count += 1;
+        if p.free_count < p.batch << PCP_BATCH_SCALE_MAX {
+            p.free_count += 1;
+        }
+        let high = p.nr_pcp_high(pcp.reclaim_active[z], pcp.below_high[z]);
+        if pcp.pageset[z].count >= high {
+            let n = pcp.pageset[z].nr_pcp_free(high);
+            self.free_pcppages_bulk(&mut pcp, zone, n, mt as usize);
+            if pcp.below_high[z] && self.zone_above_high(zone) {
+                pcp.below_high[z] = false;
+            }
+        }
+        self.put_pcp(pcp);
+    }
+
+    /// `free_pcppages_bulk` (mm/page_alloc.c 6.12.117): `count` pages (at most those on the
+    /// lists) back to the zone's free lists, the lists in turn from `pindex` on, each from its
+    /// tail (the coldest page).
+    fn free_pcppages_bulk(&mut self, pcp: &mut Pcp, zone: u8, count: u64, pindex: usize) {
+        let p = &mut pcp.pageset[zone as usize];
+        let mut count = count.min(p.count);
+        let n = p.lists.len();
+        let mut idx = (pindex + n - 1) % n;
+        let mut freed = Vec::with_capacity(count as usize);
+        while count > 0 {
+            loop {
+                idx = (idx + 1) % n;
+                if !p.lists[idx].is_empty() {
+                    break;
+                }
+            }
+            while count > 0 {
+                let Some(pfn) = p.lists[idx].pop_back() else { break };
+                count -= 1;
+                p.count -= 1;
+                freed.push(pfn);
+            }
+        }
+        for pfn in freed {
+            self.free_one_page(zone, pfn);
+        }
+    }
+
+    /// `drain_all_pages(NULL)` (mm/page_alloc.c 6.12.117) on the one CPU: every zone's lists
+    /// back to its free lists (`drain_pages_zone`). Returns whether there are per-cpu lists.
+    pub(crate) fn drain_all_pages(&mut self) -> bool {
+        if self.zones.as_deref().is_none_or(|z| z.pcp.is_none()) {
+            return false;
+        }
+        let mut pcp = self.take_pcp();
+        for zone in [ZONE_DMA, ZONE_DMA32] {
+            let count = pcp.pageset[zone as usize].count;
+            self.free_pcppages_bulk(&mut pcp, zone, count, 0);
+        }
+        self.put_pcp(pcp);
+        true
+    }
+
+    /// `set_reclaim_active`/`clear_reclaim_active` (mm/vmscan.c 6.12.117) of `balance_pgdat`:
+    /// ZONE_RECLAIM_ACTIVE on the zones up to `highest_zoneidx` while kswapd reclaims.
+    pub(crate) fn update_reclaim_active(&mut self, highest_zoneidx: u8, active: bool) {
+        if let Some(p) = self.zones.as_deref_mut().and_then(|z| z.pcp.as_deref_mut()) {
+            for zone in 0..=highest_zoneidx as usize {
+                p.reclaim_active[zone] = active;
+            }
+        }
+    }
+
+    /// `vmstat_update` → `refresh_cpu_vm_stats(true)` → `decay_pcp_high` (mm/vmstat.c,
+    /// mm/page_alloc.c 6.12.117) every `sysctl_stat_interval` of the guest's time: each zone's
+    /// `high` decays by an eighth (not below `high_min`, nor below `count - (batch <<
+    /// CONFIG_PCP_BATCH_SCALE_MAX)`) and the lists drain to it, `batch` pages at a time.
+    /// Nothing without a guest clock or the lists.
+    pub(crate) fn vmstat_update_pcp(&mut self, now: u64) {
+        let Some(p) = self.zones.as_deref_mut().and_then(|z| z.pcp.as_deref_mut()) else { return };
+        if p.next_vmstat_update == 0 {
+            p.next_vmstat_update = now + STAT_INTERVAL_NS;
+            return;
+        }
+        if now < p.next_vmstat_update {
+            return;
+        }
+        p.next_vmstat_update += STAT_INTERVAL_NS;
+        let mut pcp = self.take_pcp();
+        for zone in [ZONE_DMA, ZONE_DMA32] {
+            let p = &mut pcp.pageset[zone as usize];
+            if p.high > p.high_min {
+                let floor = p.count.saturating_sub(p.batch << PCP_BATCH_SCALE_MAX);
+                p.high = floor.max(p.high - (p.high >> 3)).max(p.high_min);
+            }
+            let mut to_drain = p.count.saturating_sub(p.high);
+            let batch = p.batch;
+            while to_drain > 0 {
+                let n = to_drain.min(batch);
+                self.free_pcppages_bulk(&mut pcp, zone, n, 0);
+                to_drain -= n;
+            }
+        }
+        self.put_pcp(pcp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::Arch;
+    use crate::mm::mmap::MapKind;
+    use crate::mm::mmzone::{ZoneSpec, zone_batchsize};
+    use crate::profile::Profile;
+
+    /// The 96 MiB x86_64 guest's zones (its `/proc/zoneinfo`): DMA 3840 managed pages, DMA32
+    /// 10077, of which the model holds 4000 for others.
+    const DMA: ZoneSpec = ZoneSpec { managed: 3840, held: 32, min: 64, low: 80, high: 96, lowmem_reserve: 28 };
+    const DMA32: ZoneSpec = ZoneSpec { managed: 10077, held: 4000, min: 168, low: 210, high: 252, lowmem_reserve: 0 };
+
+    fn guest(pcp: bool) -> Kernel {
+        let pages = DMA.managed + DMA32.managed + 1;
+        let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), pages * 4096, 32768 * 4096, 0).unwrap();
+        k.set_guest_zones(DMA, DMA32, None).unwrap();
+        k.set_pcp_lists(pcp).unwrap();
+        k
+    }
+
+    fn pageset(k: &Kernel, zone: u8) -> &PerCpuPages {
+        &k.zones().unwrap().pcp.as_deref().unwrap().pageset[zone as usize]
+    }
+
+    /// A user page nobody maps, held as a kernel page is (PG_reserved) until freed.
+    fn page(k: &mut Kernel) -> u32 {
+        let p = k.alloc_page(Gfp::User).unwrap();
+        k.mem.frames[p as usize].flags = crate::mm::page::pg::PG_RESERVED;
+        p
+    }
+
+    fn pcp_mut(k: &mut Kernel) -> &mut Pcp {
+        k.zones.as_deref_mut().unwrap().pcp.as_deref_mut().unwrap()
+    }
+
+    /// `zone_batchsize` and `zone_highsize` via `zone_set_pageset_high_and_batch` (mm/page_alloc.c
+    /// 6.12.117, `percpu_pagelist_high_fraction` 0, one CPU): the guest's small zones get a
+    /// batch of 1 (`(managed >> 10) / 4` rounds to 0 or 2, then `2^n - 1`), `high_min` their
+    /// low watermark and `high_max` an eighth of their managed pages; a zone of 1 GiB or more
+    /// the familiar batch of 63.
+    #[test]
+    fn the_guest_zones_pcp_batch_and_high_come_from_their_managed_pages_and_low_watermark() {
+        assert_eq!((zone_batchsize(3840), zone_batchsize(10077)), (1, 1));
+        assert_eq!(zone_batchsize(262_144), 63);
+        assert_eq!(zone_batchsize(64_000), 15, "62 / 4 = 15, 15 + 7 = 22 -> 16 - 1");
+        let k = guest(true);
+        let (dma, dma32) = (pageset(&k, ZONE_DMA), pageset(&k, ZONE_DMA32));
+        assert_eq!((dma.batch, dma.high_min, dma.high_max), (1, 80, 480));
+        assert_eq!((dma32.batch, dma32.high_min, dma32.high_max), (1, 210, 1259));
+        assert_eq!(k.pcp_count(), Some((0, 0)));
+        k.check_invariants().unwrap();
+        assert!(guest(false).pcp_count().is_none());
+        let mut lone = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 1024 * 4096, 4096 * 4096, 0).unwrap();
+        assert!(lone.set_pcp_lists(true).unwrap_err().to_string().contains("set_guest_zones"));
+    }
+
+    /// `rmqueue_pcplist` → `nr_pcp_alloc` (mm/page_alloc.c 6.12.117): an empty list is refilled
+    /// by `rmqueue_bulk` with `batch << alloc_factor` pages, `alloc_factor` growing by one per
+    /// refill without a free between (to CONFIG_PCP_BATCH_SCALE_MAX = 5): 1, 2, 4, ..., 32,
+    /// and `NR_FREE_PAGES` drops by each refill, not by each page handed out.
+    #[test]
+    fn an_empty_pcp_list_is_refilled_in_doubling_batches_that_leave_nr_free_pages() {
+        let mut k = guest(true);
+        let free0 = k.mem.nr_free();
+        let mut refills = Vec::new();
+        let mut last = free0;
+        for _ in 0..200 {
+            page(&mut k);
+            if k.mem.nr_free() != last {
+                refills.push(last - k.mem.nr_free());
+                last = k.mem.nr_free();
+            }
+        }
+        assert_eq!(refills[..7], [1, 2, 4, 8, 16, 32, 32]);
+        assert_eq!(free0 - k.mem.nr_free(), 200 + pageset(&k, ZONE_DMA32).count);
+        assert_eq!(k.vm_event(Vm::pgalloc_normal), 200);
+        // a free halves alloc_factor: the next refill after it is half as big
+        let p = page(&mut k);
+        k.free_kernel_page(p);
+        assert_eq!(pageset(&k, ZONE_DMA32).alloc_factor, 2);
+        k.check_invariants().unwrap();
+    }
+
+    /// `free_unref_page_commit` (mm/page_alloc.c 6.12.117): a freed page goes on the head of
+    /// its list, not back to the zone (`NR_FREE_PAGES` is unchanged), and the next allocation
+    /// takes it from there (the hottest page).
+    #[test]
+    fn a_freed_page_goes_on_the_pcp_list_and_not_into_nr_free_pages() {
+        let mut k = guest(true);
+        let p = page(&mut k);
+        let free = k.mem.nr_free();
+        let count = pageset(&k, ZONE_DMA32).count;
+        k.free_kernel_page(p);
+        assert_eq!(k.mem.nr_free(), free);
+        assert_eq!(pageset(&k, ZONE_DMA32).count, count + 1);
+        k.check_invariants().unwrap();
+        assert_eq!(k.alloc_kernel_page(), Some(p), "the head of the list, for any migratetype");
+    }
+
+    /// `nr_pcp_high` and `nr_pcp_free` (mm/page_alloc.c 6.12.117) above the high watermark: a
+    /// run of frees fills the list to `high` and each free that reaches it gives `free_count`
+    /// pages (at most `high - batch`) back to the zone, from the list's tail.
+    #[test]
+    fn frees_that_reach_high_drain_the_list_back_into_the_zone() {
+        let mut k = guest(true);
+        let pages: Vec<u32> = (0..600).map(|_| page(&mut k)).collect();
+        k.drain_all_pages();
+        pcp_mut(&mut k).pageset[ZONE_DMA32 as usize].high = 210;
+        let before = pageset(&k, ZONE_DMA32).count;
+        let free = k.mem.nr_free();
+        for &p in &pages {
+            k.free_kernel_page(p);
+        }
+        let s = pageset(&k, ZONE_DMA32);
+        assert!(!k.zones().unwrap().pcp.as_deref().unwrap().below_high[ZONE_DMA32 as usize]);
+        assert_eq!(s.free_count, 32, "capped at batch << CONFIG_PCP_BATCH_SCALE_MAX");
+        assert_eq!(s.high, 210, "high holds the 33 pages freed in a row: it stays");
+        assert!(s.count < 210 && s.count >= 210 - 32, "count {}", s.count);
+        assert_eq!(k.mem.nr_free() - free, before + 600 - s.count, "the rest went back to the zone");
+        k.check_invariants().unwrap();
+    }
+
+    /// ZONE_RECLAIM_ACTIVE (set by kswapd's `balance_pgdat`, mm/vmscan.c 6.12.117): `nr_pcp_high`
+    /// returns `min(batch << 2, high)`, so the lists keep at most 4 pages of the guest's zones
+    /// and lower `high` by the pages freed in a row, to `high_min`.
+    #[test]
+    fn while_kswapd_reclaims_a_zone_its_pcp_list_keeps_at_most_batch_times_four() {
+        let mut k = guest(true);
+        let pages: Vec<u32> = (0..300).map(|_| page(&mut k)).collect();
+        k.drain_all_pages();
+        pcp_mut(&mut k).pageset[ZONE_DMA32 as usize].high = 900;
+        k.update_reclaim_active(ZONE_DMA32, true);
+        for &p in &pages {
+            k.free_kernel_page(p);
+            assert!(pageset(&k, ZONE_DMA32).count < 4);
+        }
+        assert_eq!(pageset(&k, ZONE_DMA32).high, 210, "down to high_min");
+        k.update_reclaim_active(ZONE_DMA32, false);
+        assert!(!pcp_mut(&mut k).reclaim_active.contains(&true));
+        k.check_invariants().unwrap();
+    }
+
+    /// `decay_pcp_high` from `vmstat_update` (mm/vmstat.c, mm/page_alloc.c 6.12.117) every
+    /// second: `high` above `high_min` loses an eighth and the list drains to it.
+    #[test]
+    fn every_second_the_pcp_high_decays_by_an_eighth_and_the_list_drains_to_it() {
+        let mut k = guest(true);
+        let pages: Vec<u32> = (0..400).map(|_| page(&mut k)).collect();
+        k.drain_all_pages();
+        for &p in &pages {
+            k.free_kernel_page(p);
+        }
+        let (high, count) = (pageset(&k, ZONE_DMA32).high, pageset(&k, ZONE_DMA32).count);
+        assert!(high > 300 && count > 300, "high {high} count {count}");
+        k.vmstat_update_pcp(5); // the first call only sets the timer
+        k.vmstat_update_pcp(STAT_INTERVAL_NS);
+        assert_eq!(pageset(&k, ZONE_DMA32).high, high, "not yet a second");
+        let free = k.mem.nr_free();
+        k.vmstat_update_pcp(STAT_INTERVAL_NS + 5);
+        let s = pageset(&k, ZONE_DMA32);
+        assert_eq!(s.high, high - (high >> 3));
+        assert_eq!(s.count, s.high.min(count));
+        assert_eq!(k.mem.nr_free() - free, count - s.count);
+        k.check_invariants().unwrap();
+    }
+
+    /// `__alloc_pages_direct_reclaim` (mm/page_alloc.c 6.12.117): the pages direct reclaim
+    /// frees stay on the per-cpu lists (no ZONE_RECLAIM_ACTIVE, and below the high watermark
+    /// the lists keep what they hold up to `high_min`), so the watermark check after it fails
+    /// and `drain_all_pages` gives them back; a process that outruns reclaim on one CPU still
+    /// gets every page, and the lists never hold more than `high_max`.
+    #[test]
+    fn direct_reclaim_drains_the_pcp_lists_its_frees_filled() {
+        let mut k = guest(true);
+        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        let pid = k.spawn("p", false).unwrap();
+        let n = 12_000u64;
+        let a = k.mmap(pid, n * 4096, MapKind::Anon, false, None).unwrap();
+        let mut most = 0;
+        for i in 0..2 * n {
+            k.access(pid, 0, a + (i * 7919 % n) * 4096, true, i + 1).unwrap();
+            let (d, d32) = k.pcp_count().unwrap();
+            most = most.max(d32);
+            assert!(d <= 480 && d32 <= 1259);
+        }
+        assert!(k.vm_event(Vm::pgsteal_direct) > 0, "direct reclaim ran");
+        assert!(most > 4, "the lists held pages: {most}");
+        assert_eq!(k.vm_event(Vm::oom_kill), 0);
+        k.check_invariants().unwrap();
+        k.zones().unwrap().dma.check().unwrap();
+    }
+
+    /// Switching the lists off gives their pages back to the zones (`drain_all_pages`).
+    #[test]
+    fn switching_the_pcp_lists_off_drains_them_into_the_zones() {
+        let mut k = guest(true);
+        let pages: Vec<u32> = (0..50).map(|_| page(&mut k)).collect();
+        for &p in &pages {
+            k.free_kernel_page(p);
+        }
+        let total = k.nr_free_pages() + k.pcp_count().map_or(0, |(a, b)| a + b);
+        k.set_pcp_lists(false).unwrap();
+        assert_eq!(k.nr_free_pages(), total);
+        assert!(k.pcp_count().is_none());
+        k.check_invariants().unwrap();
     }
 }

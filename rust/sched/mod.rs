@@ -160,6 +160,7 @@ impl Kernel {
         if self.memcg.as_deref().is_some_and(|r| now >= r.next_periodic) {
             self.flush_memcg_stats_dwork();
         }
+        self.vmstat_update_pcp(now);
         let g = self.guest_clock.as_deref_mut().expect("guest clock");
         if !g.sched_tick {
             return;

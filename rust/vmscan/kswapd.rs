@@ -165,6 +165,8 @@ impl Kernel {
         if !resumed {
             self.vmstat.inc(Vm::pageoutrun);
         }
+        // set_reclaim_active: the per-cpu lists of the zones reclaimed keep few pages
+        self.update_reclaim_active(highest, true);
         let mut keep_priority = resumed;
         'restart: loop {
             if !std::mem::take(&mut keep_priority) {
@@ -232,6 +234,7 @@ impl Kernel {
                 }
             }
         }
+        self.update_reclaim_active(highest, false);
         let z = self.zones.as_deref_mut().expect("zones");
         z.reclaim_idx = ZONE_TOP;
         if boosted {
