@@ -51,6 +51,7 @@ fn replay(c: &mut Criterion) {
         sched_tick: false,
         pgtable_pages: false,
         swap_cache_nodes: false,
+        pcp_lists: false,
     };
     let mut g = c.benchmark_group("replay");
     g.sample_size(10);

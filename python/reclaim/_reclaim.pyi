@@ -595,6 +595,7 @@ class ReplayResult:
     n_events: int
     swap_cache_nodes: int | None
     swap_cache_slab_pages: int | None
+    pcp_pages_mean: float | None
     @property
     def counts(self) -> dict[str, int]: ...
     @property
@@ -635,6 +636,7 @@ class ReplayRun:
         sched_tick: bool = False,
         pgtable_pages: bool = False,
         swap_cache_nodes: bool = False,
+        pcp_lists: bool = False,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

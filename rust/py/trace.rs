@@ -60,7 +60,8 @@ impl PyReplayRun {
     #[pyo3(signature = (path, *, format = "auto", profile = "6.12", arch = "s390x", memory = None, swap = None,
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
         guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live",
-        guest_zones = None, guest_clock = None, sched_tick = false, pgtable_pages = false, swap_cache_nodes = false))]
+        guest_zones = None, guest_clock = None, sched_tick = false, pgtable_pages = false, swap_cache_nodes = false,
+        pcp_lists = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -87,6 +88,7 @@ impl PyReplayRun {
         sched_tick: bool,
         pgtable_pages: bool,
         swap_cache_nodes: bool,
+        pcp_lists: bool,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -125,6 +127,7 @@ impl PyReplayRun {
                 sched_tick,
                 pgtable_pages,
                 swap_cache_nodes,
+                pcp_lists,
             })
         })?;
         let r = py.detach(|| catch(|| Replay::open(&path, &cfg))).map_err(|e| e.into_pyerr(py))?;
@@ -175,6 +178,7 @@ impl PyReplayRun {
                 n_events: r.kernel.events_len(),
                 swap_cache_nodes: r.kernel.swap_cache_nodes(),
                 swap_cache_slab_pages: r.kernel.swap_cache_slab().map(|c| c.nr_pages()),
+                pcp_pages_mean: r.pcp_pages_mean(),
                 counts: r.counts,
                 vmstat: r.kernel.vmstat(),
             })
@@ -255,6 +259,10 @@ pub struct PyReplayResult {
     /// Pages of the ``radix_tree_node`` slabs those nodes held at the end, else None.
     #[pyo3(get)]
     pub swap_cache_slab_pages: Option<u64>,
+    /// The mean over the requests of the pages on the per-cpu lists after each
+    /// (``pcp_lists=True``), else None.
+    #[pyo3(get)]
+    pub pcp_pages_mean: Option<f64>,
     counts: OutcomeCounts,
     vmstat: Vec<(&'static str, u64)>,
 }

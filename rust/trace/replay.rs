@@ -135,6 +135,9 @@ pub struct ReplayConfig {
     /// memory, as the guest's swap cache does ([`Kernel::set_swap_cache_nodes`]); false: apart
     /// from the frames.
     pub swap_cache_nodes: bool,
+    /// With `guest_zones`: the per-cpu page lists of the guest's zones
+    /// ([`Kernel::set_pcp_lists`]); false: a freed page goes straight back to its zone.
+    pub pcp_lists: bool,
 }
 
 /// The zones of an x86_64 guest as it reported them ([`Kernel::set_guest_zones`]) and the
@@ -181,6 +184,8 @@ pub struct Replay {
     /// Where the look ahead finds a PTE slot without a walk.
     pts: PtCache,
     path: PathBuf,
+    /// The pages on the per-cpu lists after each request, summed (with `pcp_lists`).
+    pcp_sum: u64,
 }
 
 /// The page table of each page-table-sized span of the replay's mapping, as the look ahead
@@ -352,6 +357,9 @@ impl Replay {
         if let Some(z) = cfg.guest_zones {
             kernel.set_guest_zones(z.dma, z.dma32, z.types)?;
             kernel.set_guest_kernel_alloc_every(z.kernel_alloc_every)?;
+            kernel.set_pcp_lists(cfg.pcp_lists)?;
+        } else if cfg.pcp_lists {
+            return Err(Error::invalid("pcp_lists are the per-cpu lists of the guest's zones: give guest_zones too"));
         } else if let Some(z) = cfg.guest {
             kernel.set_guest_zone(z)?;
         }
@@ -395,6 +403,7 @@ impl Replay {
             ahead: [(u64::MAX, 0, 0); PTE_AHEAD],
             pts,
             path: path.to_path_buf(),
+            pcp_sum: 0,
         })
     }
 
@@ -460,10 +469,20 @@ impl Replay {
             let (o, _) = self.kernel.access_accounted_pte(self.pid, 0, addr, write, addr, before, slot)?;
             self.counts.add(o);
             self.kernel.guest_request_done();
+            if let Some((dma, dma32)) = self.kernel.pcp_count() {
+                self.pcp_sum += dma + dma32;
+            }
             self.done += 1;
         }
         self.seconds += t0.elapsed().as_secs_f64();
         Ok(self.done == self.total)
+    }
+
+    /// The mean of the pages on the per-cpu lists after each request so far (with
+    /// `pcp_lists`), else None.
+    pub fn pcp_pages_mean(&self) -> Option<f64> {
+        self.kernel.pcp_count()?;
+        Some(if self.done == 0 { 0.0 } else { self.pcp_sum as f64 / self.done as f64 })
     }
 
     /// Pages reclaim took from the process's memory (`pgsteal_kswapd + pgsteal_direct`).
@@ -521,6 +540,7 @@ mod tests {
             sched_tick: false,
             pgtable_pages: false,
             swap_cache_nodes: false,
+            pcp_lists: false,
         }
     }
 

@@ -42,6 +42,7 @@ from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
+from reclaim.vm.guest import PCP_LISTS as GUEST_PCP_LISTS
 from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
 from reclaim.vm.guest import SWAP_CACHE_NODES as GUEST_SWAP_CACHE_NODES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
@@ -385,6 +386,7 @@ def model_counters(
     sched_tick: bool = False,
     pgtable_pages: bool | None = None,
     swap_cache_nodes: bool | None = None,
+    pcp_lists: bool | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -432,7 +434,11 @@ def model_counters(
     mapped the trace's pages). ``swap_cache_nodes`` (None: the oracle's choice,
     :data:`reclaim.vm.guest.SWAP_CACHE_NODES`) takes the swap cache's xarray nodes'
     ``radix_tree_node`` slab pages out of the memory, as the guest's swap cache does; the
-    counters then have ``swap_cache_slab_pages``, the pages those slabs held at the end."""
+    counters then have ``swap_cache_slab_pages``, the pages those slabs held at the end.
+    ``pcp_lists`` (None: the oracle's choice, :data:`reclaim.vm.guest.PCP_LISTS`; only with the
+    guest's zones) gives the zones the per-cpu page lists of the guest's one CPU, whose pages
+    the watermark checks do not count free; the counters then have ``pcp_pages``, the mean
+    of the pages on them after each request, rounded."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
@@ -443,6 +449,8 @@ def model_counters(
         pgtable_pages = GUEST_PGTABLE_PAGES
     if swap_cache_nodes is None:
         swap_cache_nodes = GUEST_SWAP_CACHE_NODES
+    if pcp_lists is None:
+        pcp_lists = GUEST_PCP_LISTS
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -467,6 +475,7 @@ def model_counters(
         sched_tick=sched_tick and clock is not None,
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
+        pcp_lists=pcp_lists and gz is not None,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
@@ -479,6 +488,8 @@ def model_counters(
         out["nr_shmem"] = vm.get("nr_shmem", 0)
     if r.swap_cache_slab_pages is not None:
         out["swap_cache_slab_pages"] = r.swap_cache_slab_pages
+    if r.pcp_pages_mean is not None:
+        out["pcp_pages"] = round(r.pcp_pages_mean)
     return out
 
 

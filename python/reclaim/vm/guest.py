@@ -100,6 +100,14 @@ PGTABLE_PAGES = True
 #: -1.8%, -5.1% to -1.5%) and takes the loop at page-cluster 3 out of it (-9.7% to -11.3%,
 #: about 110 major faults below the kernel's minimum; a known gap, not tuned away).
 SWAP_CACHE_NODES = True
+#: Whether the model's guest zones (:data:`ZONES`) have the per-cpu page lists of the guests'
+#: one CPU (``reclaim.trace.replay(pcp_lists=)``; mm/page_alloc.c 6.12.117 ``rmqueue_pcplist``,
+#: ``free_unref_page_commit``, ``decay_pcp_high``, and the ``drain_all_pages`` of direct
+#: reclaim): order-0 pages leave a zone's free list and come back to it in batches, and the
+#: pages between, on the lists, are not in ``NR_FREE_PAGES``, which the watermark checks read.
+#: The guests' lists held 28-39 pages on average during a run (3-112 in the agent's samples,
+#: FINDINGS section 7).
+PCP_LISTS = False
 #: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
 #: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
 #: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS
