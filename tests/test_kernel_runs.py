@@ -173,3 +173,23 @@ def test_the_models_swap_cache_nodes_take_as_many_slab_pages_as_the_guests_grew_
         pages = m["swap_cache_slab_pages"]
         assert g <= pages <= g + 26, (pages, grown)
         assert pages // 2 * 14 < min(limits), "count_shadow_nodes' limit is never reached"
+
+
+@pytest.mark.parametrize("path", DURING_RUN, ids=[p.stem for p in DURING_RUN])
+def test_the_models_per_cpu_lists_hold_as_many_pages_as_the_guests_during_a_run(path: Path) -> None:
+    """The guest's zones keep order-0 pages on the per-cpu lists of its one CPU
+    (``rmqueue_pcplist`` refills them by ``nr_pcp_alloc``'s doubling batches, up to 32 pages
+    of a batch-1 zone; ``free_unref_page_commit`` keeps freed pages there, at most
+    ``batch << 2`` while kswapd reclaims, ZONE_RECLAIM_ACTIVE; mm/page_alloc.c 6.12.117): the
+    agent's 15 samples of a run (``/proc/zoneinfo``'s pagesets' ``count:``, summed over the
+    zones) average 23-40 pages. The model's lists (``pcp_lists``), sized from the guest's
+    zones, hold as many on average over the row's runs, within a quarter."""
+    c = ReplayCheck.from_dict(json.loads(path.read_text())[0])
+    guest = [
+        sum(sum(z[1] for z in s) for s in k.samples) / len(k.samples) for k in c.kernel if k.samples
+    ]
+    assert len(guest) == len(c.kernel), "every run kept its samples"
+    model = [m["pcp_pages"] for m in remodel(c, pcp_lists=True)]
+    g, m = sum(guest) / len(guest), sum(model) / len(model)
+    assert 20 <= g <= 40
+    assert abs(m - g) <= g / 4, (model, guest)

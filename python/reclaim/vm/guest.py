@@ -105,9 +105,12 @@ SWAP_CACHE_NODES = True
 #: ``free_unref_page_commit``, ``decay_pcp_high``, and the ``drain_all_pages`` of direct
 #: reclaim): order-0 pages leave a zone's free list and come back to it in batches, and the
 #: pages between, on the lists, are not in ``NR_FREE_PAGES``, which the watermark checks read.
-#: The guests' lists held 28-39 pages on average during a run (3-112 in the agent's samples,
-#: FINDINGS section 7).
-PCP_LISTS = False
+#: The guests' lists held 28-39 pages on average during a run (3-112 in the agent's samples),
+#: the model's 17-36 (FINDINGS section 7, "The per-CPU lists"). On, as a mechanism the guests
+#: were measured to have: on the saved x86_64 classic rows it brings the loop into issue 18's
+#: target at both page-clusters (-6.6% to -3.3%; -11.3% to -10.5%, inside the kernel's spread)
+#: and takes hot_scan 1M out of it (-4.5% to -6.6%; a known gap, not tuned away).
+PCP_LISTS = True
 #: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
 #: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
 #: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS
