@@ -1653,11 +1653,9 @@ mod tests {
         assert_eq!(Profile::get("6.12", Arch::S390x).unwrap().lru_gen_caps(), 0, "upstream default: off");
     }
 
-    /// A 6.12-debian x86_64 kernel with the guest's zones (`Kernel::set_guest_zones`: 2304 DMA
-    /// pages, 5887 DMA32) and a process of `n` pages, the last ones from ZONE_DMA once DMA32 is
-    /// at its low watermark, every PTE made old (so the aging walk promotes none), aged until
-    /// the pages are the oldest generation. Returns the kernel, the DMA pages and the DMA32 pages.
-    fn zoned_oldest(n: u64) -> (Kernel, Vec<u32>, Vec<u32>) {
+    /// A "6.12-debian" x86_64 kernel with guest zones (DMA 2,304 pages, DMA32 5,887) whose
+    /// process faulted `n` pages in, which no reclaim has met: (kernel, pid, start).
+    fn zoned_faulted(n: u64) -> (Kernel, u32, u64) {
         use crate::mm::mmzone::ZoneSpec;
         let mut k =
             Kernel::new(Profile::get("6.12-debian", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 1).unwrap();
@@ -1665,6 +1663,15 @@ mod tests {
         let dma32 = ZoneSpec { managed: 5887, held: 100, min: 40, low: 50, high: 60, lowmem_reserve: 0 };
         k.set_guest_zones(dma, dma32, None).unwrap();
         let (pid, a) = proc_with_pages(&mut k, false, n);
+        (k, pid, a)
+    }
+
+    /// A 6.12-debian x86_64 kernel with the guest's zones (`Kernel::set_guest_zones`: 2304 DMA
+    /// pages, 5887 DMA32) and a process of `n` pages, the last ones from ZONE_DMA once DMA32 is
+    /// at its low watermark, every PTE made old (so the aging walk promotes none), aged until
+    /// the pages are the oldest generation. Returns the kernel, the DMA pages and the DMA32 pages.
+    fn zoned_oldest(n: u64) -> (Kernel, Vec<u32>, Vec<u32>) {
+        let (mut k, pid, a) = zoned_faulted(n);
         make_old(&mut k, pid, a, n);
         let gn = folio_lru_gen(&k.mem.frames[pfn_at(&k, pid, a) as usize]).unwrap();
         while lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]) != gn {
@@ -1776,5 +1783,57 @@ mod tests {
         assert!(k.should_abort_scan(&sc));
         sc.kswapd = false;
         assert!(!k.should_abort_scan(&sc), "direct reclaim stops only on nr_to_reclaim");
+    }
+    /// A node no reclaim has met has every page in the generation its fault put it in
+    /// (`max_seq`: `lru_gen_add_folio` in a fault), and `scan_folios` evicts nothing while
+    /// only MIN_NR_GENS generations are left, so its first reclaim (mm/vmscan.c 6.12.117; here
+    /// kswapd for ZONE_DMA alone, as a boosted DMA zone wakes it) ages twice before it can
+    /// evict: `get_nr_to_scan` → `try_to_inc_max_seq` when `should_run_aging` finds the node
+    /// "completely out of cold folios", and again when the youngest generation holds more than
+    /// 1/MIN_NR_GENS of the pages. Run back to back, the second walk finds no young PTE (the
+    /// first cleared them all), and the DMA list goes in fault order, pages just used with it;
+    /// a page used between the two walks is promoted by the second and kept. (The zoned replay
+    /// of the phase trace loses its working set this way: FINDINGS section 8.)
+    #[test]
+    fn a_first_reclaim_ages_twice_and_keeps_only_what_was_used_between_the_two_walks() {
+        use crate::mm::mmzone::ZONE_DMA;
+        let n = 6000;
+        // balance_pgdat's priority loop for ZONE_DMA until a pass reclaims
+        let reclaim_dma = |k: &mut Kernel| {
+            let mut sc = ScanControl::new(MIN_LRU_BATCH, true);
+            sc.reclaim_idx = ZONE_DMA;
+            while sc.nr_reclaimed == 0 && sc.priority > 1 {
+                k.lru_gen_shrink_node(&mut sc);
+                sc.priority -= 1;
+            }
+            sc.nr_reclaimed
+        };
+        let dma_pages = |k: &Kernel, pid: u32, a: u64| -> Vec<u64> {
+            (0..n).map(|i| a + i * 4096).filter(|&v| k.lru.zonenum(pfn_at(k, pid, v)) == ZONE_DMA).collect()
+        };
+        let swapped = |k: &Kernel, pid: u32, pages: &[u64]| -> Vec<u64> {
+            pages.iter().copied().filter(|&v| k.arch().is_swap_pte(k.pte_at(pid, v).unwrap())).collect()
+        };
+        // back to back
+        let (mut k, pid, a) = zoned_faulted(n);
+        let dma = dma_pages(&k, pid, a);
+        assert!(dma.len() > 2 * MIN_LRU_BATCH as usize, "{} DMA pages", dma.len());
+        assert_eq!((k.lru.lrugen.max_seq, k.lru.lrugen.min_seq), (3, [0, 0]));
+        assert_eq!(reclaim_dma(&mut k), MIN_LRU_BATCH);
+        assert_eq!(k.lru.lrugen.max_seq, 5, "two agings before the first eviction");
+        assert_eq!(swapped(&k, pid, &dma), dma[..MIN_LRU_BATCH as usize], "DMA's first-faulted pages");
+        k.check_invariants().unwrap();
+        // the first DMA pages used again between the walks
+        let (mut k, pid, a) = zoned_faulted(n);
+        let dma = dma_pages(&k, pid, a);
+        assert!(k.try_to_inc_max_seq(3, true, false));
+        for &v in &dma[..MIN_LRU_BATCH as usize] {
+            k.access(pid, 0, v, false, 0).unwrap();
+        }
+        assert_eq!(reclaim_dma(&mut k), MIN_LRU_BATCH);
+        assert_eq!(k.lru.lrugen.max_seq, 5);
+        let used = 2 * MIN_LRU_BATCH as usize;
+        assert_eq!(swapped(&k, pid, &dma), dma[MIN_LRU_BATCH as usize..used], "the used pages were promoted");
+        k.check_invariants().unwrap();
     }
 }

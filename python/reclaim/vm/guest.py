@@ -114,10 +114,12 @@ PCP_LISTS = True
 #: The same choice for an x86_64 guest with MGLRU (``lru_gen`` on), whose generations have a
 #: list per zone in the model too (``scan_folios`` from ``reclaim_idx`` down, ``sort_folio``'s
 #: "ineligible" pages, mm/vmscan.c 6.12.117). Off: on the 12 saved x86_64 MGLRU rows (FINDINGS
-#: section 8, "MGLRU with the guest's zones") the zones bring zipf(0.9) at 96 MiB and at 1M
-#: requests within 3% of the kernel, but take hot_scan 112 MiB to -33%, the loop to -16%,
-#: zipf(1.2) to -32% and phase from none to +722% (1,028 against 55-210): 6 rows meet the target
-#: against 10 with one zone.
+#: section 8, "Phase with the zones under MGLRU", with the tmpfs pages, page tables and swap
+#: cache nodes above) the zones bring zipf(0.9) at 96 MiB and at 1M requests within 1.5% of the
+#: kernel, but take hot_scan 112 MiB to -35%, the loop to -13% / -15%, zipf(1.2) to -16% and
+#: phase from none to +954% (1,317 against 55-210, every one a page of the working set in use
+#: that a kswapd reclaiming for ZONE_DMA alone evicted): 5 rows meet the target against 11 with
+#: one zone.
 ZONES_LRU_GEN = False
 
 #: The guests' speed under TCG, an input of the replay oracle's model and not a model
