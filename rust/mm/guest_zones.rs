@@ -271,6 +271,7 @@ mod tests {
     use crate::arch::Arch;
     use crate::mm::mmap::MapKind;
     use crate::mm::mmzone::*;
+    use crate::mm::page_alloc::Gfp;
     use crate::mm::vmstat::Vm;
     use crate::profile::Profile;
 
@@ -460,6 +461,54 @@ mod tests {
         assert_eq!(z.dma.watermark_boost, 0, "cleared at the end of the run");
         k.check_invariants().unwrap();
         z.dma.check().unwrap();
+    }
+
+    /// On one CPU the kswapd a boost woke preempts the process at its next rescheduling point,
+    /// and an allocation is one: `prepare_alloc_pages` → `might_alloc` → `might_sleep()` →
+    /// `might_resched()`, `__cond_resched()` under the x86_64 guests' PREEMPT_DYNAMIC in mode
+    /// voluntary (mm/page_alloc.c, include/linux/kernel.h 6.12.117). So when one page of a
+    /// swap readahead boosts DMA, kswapd runs before the readahead's next page is allocated,
+    /// with the `highest_zoneidx` of the boost's wake (ZONE_DMA: it passes over the DMA32
+    /// folios), rather than after the fault with ZONE_DMA32, which the next pages' slow path
+    /// (DMA boosted, DMA32 at its low watermark) would have asked for.
+    #[test]
+    fn on_one_cpu_the_kswapd_a_boost_woke_runs_before_the_next_allocation() {
+        let mut k = one_cpu_guest_with_a_held_dma_block();
+        let pid = k.spawn("p", false).unwrap();
+        let a = k.mmap(pid, 8000 * 4096, MapKind::Anon, false, None).unwrap();
+        // fresh pages, oldest first on the LRU, until the next movable page would fall back:
+        // DMA32 at its low watermark and DMA's movable lists empty, its unmovable block not
+        let will_fall_back = |k: &Kernel| {
+            let z = k.zones().unwrap();
+            k.mem.nr_free() <= k.mem.wmark.low
+                && z.dma.free[MigrateType::Movable as usize].is_empty()
+                && z.dma.nr_free() > z.dma_mark(z.dma.wmark.low, ZONE_TOP)
+        };
+        let mut i = 0;
+        while !will_fall_back(&k) {
+            assert!(i < 8000, "DMA's movable lists never ran dry");
+            k.access(pid, 0, a + i * 4096, true, i + 1).unwrap();
+            i += 1;
+        }
+        assert_eq!((k.zones().unwrap().nr_boosts, k.vmstat.get(Vm::pageoutrun)), (0, 0));
+        // two pages of one readahead (`swap_cluster_readahead`: one allocation a page)
+        let first = k.alloc_page(Gfp::User).unwrap();
+        let z = k.zones().unwrap();
+        assert_eq!((z.nr_boosts, z.nr_steals, z.kswapd_highest_zoneidx), (1, 1, Some(ZONE_DMA)));
+        assert!(z.boost_wake_pending && k.kswapd.woken);
+        assert_eq!(k.vmstat.get(Vm::pageoutrun), 0, "kswapd is woken, the process still runs");
+        let second = k.alloc_page(Gfp::User).unwrap();
+        let z = k.zones().unwrap();
+        assert_eq!(k.vmstat.get(Vm::pageoutrun), 1, "kswapd ran at the second allocation's might_alloc");
+        assert!(z.pgskip_dma32 > 0, "a run for ZONE_DMA: the DMA32 folios passed over");
+        assert_eq!(stat(&k, "pgsteal_direct"), 0);
+        assert_ne!(z.kswapd_highest_zoneidx, Some(ZONE_DMA32), "no slow path asked for DMA32");
+        for p in [first, second] {
+            k.mem.set_refcount(p, 0);
+            k.free_frame(p);
+        }
+        k.check_invariants().unwrap();
+        k.zones().unwrap().dma.check().unwrap();
     }
 
     /// With the scheduler tick (crate::sched, kernel/sched/fair.c v6.12) a boosted kswapd that

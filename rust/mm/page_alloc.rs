@@ -98,6 +98,10 @@ impl Kernel {
     /// MAX_RECLAIM_RETRIES rounds. A DMA page is an `rmqueue` of the allocation's migratetype
     /// (a user page's MIGRATE_MOVABLE; it may steal, boost the zone and wake kswapd for it).
     fn alloc_page_zoned(&mut self, gfp: Gfp) -> Option<u32> {
+        if gfp != Gfp::NoWait {
+            // might_alloc → might_sleep_if(gfpflags_allow_blocking(gfp)): a rescheduling point
+            self.boost_wake_resched();
+        }
         let mt = gfp.migratetype();
         if let Some(p) = self.get_page_from_freelist(false, mt) {
             return Some(p);

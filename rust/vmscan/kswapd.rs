@@ -274,29 +274,39 @@ impl Kernel {
         n
     }
 
+    /// The process's first rescheduling point after an allocation woke kswapd for a boosted
+    /// zone (crate::mm::mmzone), on one CPU: the woken kswapd preempts the process there (6.12
+    /// EEVDF wakeup preemption: the long-sleeping kthread is eligible with the earlier
+    /// deadline), as the boost's wake means to: "Wake kswapd now as the node may be balanced
+    /// overall and kswapd will not wake naturally" (`try_to_steal_block`, mm/page_alloc.c
+    /// 6.12.117). The x86_64 guests' kernel is built with PREEMPT_DYNAMIC in mode voluntary,
+    /// which honours the wake's TIF_NEED_RESCHED at the return to user space and at each
+    /// `cond_resched()`, and `might_sleep()` is one (`might_resched()`, include/linux/kernel.h
+    /// 6.12.117): so the process gives the CPU up at the fault's return ([`Kernel::settle`])
+    /// or, if it allocates again first, at that allocation's `might_alloc()`
+    /// (`prepare_alloc_pages`, mm/page_alloc.c 6.12.117; [`Kernel::alloc_page`]), e.g. the
+    /// next page of a swap readahead, whichever comes first. With the scheduler tick
+    /// ([`crate::sched`]) the tick decides instead, as for any other wake.
+    pub(crate) fn boost_wake_resched(&mut self) {
+        if self.kswapd.mode != KswapdMode::OneCpu {
+            return;
+        }
+        let Some(z) = self.zones.as_deref_mut() else { return };
+        if !std::mem::take(&mut z.boost_wake_pending) || self.guest_sched_tick() {
+            return;
+        }
+        if self.kswapd.woken {
+            self.swap_io_complete();
+            self.kswapd_step();
+        }
+    }
+
     /// Finish an operation: run kswapd if it was woken (lone-kernel mode). Between two
     /// operations of a lone kernel time passes (the model's API steps are far apart), so a
     /// queued swap device completes its writes first ([`crate::mm::page_io`]); on one CPU the
     /// process runs on without a pause and they stay queued.
     pub fn settle(&mut self) {
-        if self.kswapd.mode == KswapdMode::OneCpu
-            && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending)
-            && self.guest_sched_tick()
-        {
-            // the scheduler tick decides (crate::sched): the same rule as for any other wake
-            self.zones.as_deref_mut().expect("zones").boost_wake_pending = false;
-        }
-        if self.kswapd.mode == KswapdMode::OneCpu && self.zones.as_deref().is_some_and(|z| z.boost_wake_pending) {
-            // a kswapd woken for a boosted zone (crate::mm::mmzone) preempts the process at
-            // the fault's return (6.12 EEVDF wakeup preemption: the long-sleeping kthread is
-            // eligible with the earlier deadline), as the boost's wake means to: "Wake kswapd
-            // now as the node may be balanced overall and kswapd will not wake naturally"
-            self.zones.as_deref_mut().expect("zones").boost_wake_pending = false;
-            if self.kswapd.woken {
-                self.swap_io_complete();
-                self.kswapd_step();
-            }
-        }
+        self.boost_wake_resched();
         if self.kswapd.mode == KswapdMode::Settle {
             self.swap_io_complete();
             if self.kswapd.woken {
