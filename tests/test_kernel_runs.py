@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reclaim.crosscheck.replay import ReplayCheck, meets_target, portable, remodel, row_name
+from reclaim.crosscheck.replay import (
+    ReplayCheck,
+    ReplayOracleError,
+    meets_target,
+    portable,
+    remodel,
+    row_name,
+)
 
 DATA = Path(__file__).parent / "data" / "kernel-runs"
 EXPECTED = json.loads((DATA / "expected" / "model-counters.json").read_text())["rows"]
@@ -64,6 +71,23 @@ def test_rows_joined_from_several_boots_keep_each_boots_runs() -> None:
     for r in joined:
         c = check(r)
         assert len(c.boots) > 1 and sum(c.boots) == len(c.kernel), r
+
+
+def test_each_rows_trace_is_made_again_as_the_guest_replayed_it() -> None:
+    """Every row was recorded with ``tracegen.generate(T, N, 20000)`` (the README). A phase
+    trace's three working sets of ``int(0.3 * 20000)`` pages leave the top 2000 pages
+    untouched, so its check's ``pages`` (its keys' span) is 18000 and the row keeps the 20000 as
+    ``trace_pages``: ``ReplayCheck.regenerate`` makes each row's trace over the keys the guest
+    replayed, and refuses a phase row that lost them, whose trace over 18000 pages (working sets
+    of 5400, the first phase boundary at page 5400 instead of 6000) is another trace."""
+    for r in ROWS:
+        c = check(r)
+        t = c.regenerate()
+        assert int(t.keys.max()) + 1 == c.pages, r
+        assert c.trace_pages == (20000 if c.trace == "phase" else 0), r
+        if c.trace == "phase":
+            with pytest.raises(ReplayOracleError, match="trace_pages"):
+                dataclasses.replace(c, trace_pages=0).regenerate()
 
 
 def test_every_saved_row_has_an_expectation_and_no_expectation_lacks_a_row() -> None:
@@ -112,7 +136,6 @@ def test_the_models_page_tables_take_as_many_pages_as_the_guests_grew_by(
     the upper tables the guest's process already had."""
     import numpy as np
     import reclaim
-    from reclaim import tracegen
 
     c = ReplayCheck.from_dict(json.loads(path.read_text())[0])
     grown = {
@@ -121,7 +144,7 @@ def test_the_models_page_tables_take_as_many_pages_as_the_guests_grew_by(
         if "PageTables" in k.meminfo_after
     }
     assert grown, "the runs kept meminfo after the run"
-    t = tracegen.generate(c.trace, c.requests, c.pages)
+    t = c.regenerate()
     trace = tmp_path / "t.bin"
     reclaim.trace.write(trace, t.keys, t.writes, format="binary")
     memory = 2 * (int(np.max(t.keys)) + 1) * 4096  # no reclaim: only the tables differ

@@ -629,7 +629,7 @@ def test_the_zoned_model_keeps_the_guests_active_tmpfs_pages_as_the_guest_did(
     c = rp.ReplayCheck.from_dict(saved)
     k = c.kernel[0]
     assert k.counters["pgrefill"] == 0 and k.tmpfs_active > 700, "the run kept them active"
-    t = tracegen.generate(c.trace, c.requests, c.pages)
+    t = c.regenerate()
     p = tmp_path / "t.bin"
     reclaim.trace.write(p, t.keys, t.writes, format="binary")
     kw: dict[str, Any] = dict(page_cluster=0, requests=c.requests)

@@ -157,7 +157,8 @@ def record(rows: list[str], runs: int, pages: int) -> int:
         r = parse_row(row)
         t0 = time.monotonic()
         name, requests = r.pop("trace"), r.pop("requests")
-        c = run_trace(tracegen.generate(name, requests, pages), name, runs=runs, **r)
+        t = tracegen.generate(name, requests, pages)
+        c = run_trace(t, name, runs=runs, trace_pages=pages, **r)
         path = write(c.to_dict(), time.time())
         med, lo, hi = c.kernel_majflt()
         print(f"{path.stem}: {time.monotonic() - t0:.0f} s, kernel {med:g} ({lo}-{hi})", flush=True)
@@ -188,7 +189,7 @@ def _reference(c: ReplayCheck) -> dict[str, Any]:
         lcs = version("libcachesim")
     except Exception:
         return {}
-    t = tracegen.generate(c.trace, c.requests, c.pages)
+    t = c.regenerate()
     with tempfile.TemporaryDirectory(prefix="reclaim-reference-") as td:
         ref = reference_misses(t, c.capacity, Path(td))
     return {"reference": ref, "reference_libcachesim": lcs} if ref else {}

@@ -9,7 +9,7 @@
 Each file is what `reclaim crosscheck --replay --json` (or `ReplayCheck.to_dict()`) saved: one
 check or a list of them. A row seen in several files (same trace, arch, memory, page-cluster,
 requests, lru_gen and kernel runs) is replayed once. The trace is regenerated as the check made
-it (`reclaim.tracegen.generate(trace, requests, pages)`, seed 0), the model is
+it (`ReplayCheck.regenerate`, seed 0), the model is
 `reclaim.crosscheck.replay.remodel`: `model_counters` with its defaults (the guest's swap
 device and TLB) on each kernel run's memory, with the MGLRU variant of the guest's kernel
 release (`model_profile`), as the check does. Printed: the row, the kernel's median major

@@ -1385,6 +1385,34 @@ mod tests {
         k.check_invariants().unwrap();
     }
 
+    /// lru_gen_look_around (mm/vmscan.c, 6.12.107): a young neighbour already in the youngest
+    /// generation (`old_gen == new_gen`) is made old and left in it, not activated; until it is
+    /// accessed again it is not referenced, so on s390 (no page-table walk to find it young
+    /// again) a page seldom used beside a young page that eviction met ages out with its
+    /// generation (FINDINGS section 8, the s390x MGLRU phase row).
+    #[test]
+    fn look_around_leaves_an_old_neighbour_in_the_youngest_generation_on_s390() {
+        let mut k = Kernel::new(Profile::get("6.12.107-debian", Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, 16);
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        let target = pfn_at(&k, pid, a);
+        let neighbour = a + 5 * 4096;
+        let npfn = pfn_at(&k, pid, neighbour);
+        assert_eq!(folio_lru_gen(&k.mem.frames[npfn as usize]), Some(youngest), "faulted into max_seq");
+        assert!(k.isolate_lru_page(target));
+        let activations = k.vmstat.get(Vm::pgactivate);
+        assert_eq!(k.folio_referenced(target).referenced, 1);
+        let arch = k.arch();
+        assert!(!arch.pte_young(k.pte_at(pid, neighbour).unwrap()), "the neighbour's PTE was made old");
+        assert_eq!(folio_lru_gen(&k.mem.frames[npfn as usize]), Some(youngest), "left where it was");
+        assert_eq!(k.vmstat.get(Vm::pgactivate), activations, "no folio_activate");
+        k.putback_lru_page(target);
+        assert!(k.isolate_lru_page(npfn));
+        assert_eq!(k.folio_referenced(npfn).referenced, 0, "not referenced when eviction meets it");
+        k.putback_lru_page(npfn);
+        k.check_invariants().unwrap();
+    }
+
     /// lru_gen_shrink_node (mm/vmscan.c, 6.12.117): kswapd reclaims with `pgdat->mm_walk`, so
     /// its lru_gen_look_around promotes with folio_update_gen (no pgactivate), and clears the
     /// walk when done; set_initial_priority never starts below DEF_PRIORITY / 2.

@@ -665,6 +665,10 @@ class ReplayCheck:
     ``guest``'s info (release, packages, sysctls, boot seconds) and the ``seconds`` the check
     took. ``boots`` is the number of kernel runs of each guest boot when the check joins the
     runs of several boots of the same row (``kernel`` in boot order; empty: one boot).
+    ``trace_pages`` is the ``pages`` the trace was generated with
+    (:func:`reclaim.tracegen.generate`) when that is not ``pages``, the span of its keys: a
+    ``phase`` trace's working sets leave its top pages untouched (0: ``pages``;
+    :meth:`regenerate`).
 
     Each kernel run starts from the memory the runs before it left (the guest's free pages,
     per-CPU lists and lazily freed pages differ by a few hundred pages between runs), and the
@@ -689,6 +693,22 @@ class ReplayCheck:
     watermark_boost_factor: int | None = None
     model_runs: list[dict[str, int]] = field(default_factory=list)
     boots: list[int] = field(default_factory=list)
+    trace_pages: int = 0
+
+    def regenerate(self) -> Trace:
+        """The check's trace made again as it was made: ``reclaim.tracegen.generate(trace,
+        requests, trace_pages or pages)``, seed 0. Raises :class:`ReplayOracleError` when the
+        keys of that trace do not span ``pages``, as those of the trace the kernel ran did."""
+        n = self.trace_pages or self.pages
+        t = tracegen.generate(self.trace, self.requests, n)
+        span = int(t.keys.max()) + 1
+        if span != self.pages:
+            raise ReplayOracleError(
+                f"the {self.trace} trace generated over {n} pages spans {span} pages, where the"
+                f" check's spanned {self.pages}: it was generated over other pages (set the"
+                f" check's trace_pages to the pages it was generated with)"
+            )
+        return t
 
     def kernel_majflt(self) -> tuple[float, int, int]:
         """Median, smallest and largest major faults of the kernel's runs."""
@@ -817,7 +837,7 @@ def row_name(check: ReplayCheck) -> str:
 def remodel(check: ReplayCheck, **kw: Any) -> list[dict[str, int]]:
     """The model's counters for a saved ``check`` with this build, as :func:`run_trace`
     computes them (no guest): the trace regenerated as the check made it
-    (``reclaim.tracegen.generate(trace, requests, pages)``, seed 0), :func:`model_counters` on
+    (:meth:`ReplayCheck.regenerate`), :func:`model_counters` on
     each kernel run's memory, in run order, with the guest's page-cluster, lru_gen and release;
     ``kw`` are further :func:`model_counters` options (e.g. ``x86_tlb=None``)."""
     first = next((k for k in check.kernel if k.zones), None)
@@ -825,7 +845,7 @@ def remodel(check: ReplayCheck, **kw: Any) -> list[dict[str, int]]:
         if first is not None and not k.zones:
             k.zones = zones_like(first, k)
             k.pagetypeinfo = k.pagetypeinfo or first.pagetypeinfo
-    t = tracegen.generate(check.trace, check.requests, check.pages)
+    t = check.regenerate()
     with tempfile.TemporaryDirectory(prefix="reclaim-remodel-") as td:
         path = Path(td) / "trace.bin"
         reclaim.trace.write(path, t.keys, t.writes, format="binary")
@@ -877,8 +897,13 @@ def run_trace(
     accel: str = "tcg",
     timeout_s: float = 3600.0,
     on_line: Callable[[str], object] | None = None,
+    trace_pages: int = 0,
 ) -> ReplayCheck:
     """Replay ``trace`` in an ``arch`` guest ``runs`` times, then in the model and libCacheSim.
+
+    ``trace_pages``: the ``pages`` ``trace`` was generated with (:mod:`reclaim.tracegen`), kept
+    in the check when its keys span fewer (``ReplayCheck.trace_pages``, for
+    :meth:`ReplayCheck.regenerate`); 0: not generated, or over its keys' span.
 
     ``watermark_boost_factor`` sets the guest's ``vm.watermark_boost_factor`` (default: the
     kernel's 15000). 0 turns off what the model does not have: ``boost_watermark`` on a
@@ -986,6 +1011,7 @@ def run_trace(
         guest=info,
         seconds=round(time.monotonic() - t0, 1),
         watermark_boost_factor=watermark_boost_factor,
+        trace_pages=trace_pages if trace_pages != pages else 0,
     )
 
 
@@ -1029,6 +1055,7 @@ def run_matrix(
                             runs=runs,
                             watermark_boost_factor=watermark_boost_factor,
                             on_line=on_line,
+                            trace_pages=pages,
                         )
                         out.append(c)
                         if on_check is not None:
