@@ -509,6 +509,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
         return reclaim.trace.replay(
             p,
             memory=2001 * 4096,
+            swap=32768 * 1024,  # the run's SwapTotal, as the oracle gives it
             arch="x86_64",
             as_recorded=True,
             guest=(1000, 20, 25, 30),
@@ -519,6 +520,8 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
             pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
             swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
+            # the oracle's one-zone lists with one CPU; the default replay has none
+            pcp_lists=one_cpu and reclaim.vm.guest.PCP_LISTS_ONE_ZONE,
         )
 
     other_cpu = replay(False)
@@ -580,6 +583,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
             pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
             swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
+            pcp_lists=reclaim.vm.guest.PCP_LISTS_ONE_ZONE,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -611,8 +615,10 @@ def test_the_model_holds_the_guests_tmpfs_pages_as_shmem_and_swaps_them_out(
     assert held.resident_pages > reserved.resident_pages
     assert held.major_faults < reserved.major_faults
     k = dataclasses.replace(_kernel_run(3000, 1500), evictable=700, tmpfs=700, tmpfs_active=0)
-    # the replays above use the synchronous device and no TLB: compare like with like
-    m = rp.model_counters(p, "x86_64", k, tmpfs_on_lru=True, swap_io="synchronous", x86_tlb=None)
+    # the replays above use the synchronous device, no TLB, no per-cpu lists: like with like
+    m = rp.model_counters(
+        p, "x86_64", k, tmpfs_on_lru=True, swap_io="synchronous", x86_tlb=None, pcp_lists=False
+    )
     assert m["majflt"] == held.major_faults and m["pswpout"] == held.vmstat["pswpout"]
     with pytest.raises(reclaim.ReclaimError, match="tmpfs"):
         reclaim.trace.replay(p, guest_tmpfs=(700, 701), **base)  # type: ignore[arg-type]
@@ -774,6 +780,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         swap_io=reclaim.vm.guest.SWAP_IO,
         pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
         swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
+        pcp_lists=reclaim.vm.guest.PCP_LISTS_ONE_ZONE,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]
