@@ -30,10 +30,8 @@ impl Kernel {
     /// Check every invariant; the error names the first violation found.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_structure()?;
-        if let Some(z) = self.zones.as_deref() {
-            if let Some(p) = z.pcp.as_deref() {
-                p.check(&z.dma)?;
-            }
+        if let Some(p) = self.pcp.as_deref() {
+            p.check(self.zones.as_deref().map(|z| &z.dma))?;
         }
         let arch = self.arch();
         let swp = self.swp_format();

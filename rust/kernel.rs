@@ -134,6 +134,12 @@ pub struct Kernel {
     /// kernel with them refuses to be saved).
     #[serde(skip)]
     pub(crate) zones: Option<Box<crate::mm::mmzone::Zones>>,
+    /// The per-cpu page lists of the zones (the guest zones', else the one zone's) on the
+    /// guest's one CPU, when chosen ([`Kernel::set_pcp_lists`], crate::mm::page_alloc); None: a
+    /// freed page goes straight back to its zone. Not in a snapshot (a kernel with them
+    /// refuses to be saved).
+    #[serde(skip)]
+    pub(crate) pcp: Option<Box<crate::mm::mmzone::Pcp>>,
     /// The guest's clock, an input of the replay oracle ([`Kernel::set_guest_clock`],
     /// crate::sched); None: none. Not in a snapshot (a kernel with one refuses to be saved).
     #[serde(skip)]
@@ -183,6 +189,7 @@ crate::sim::clone_fields::clone_fields!(Kernel {
     tlb,
     memcg,
     zones,
+    pcp,
     guest_clock,
     pgtable_pages,
     swap_cache_slab
@@ -250,6 +257,7 @@ impl Kernel {
             tlb: None,
             memcg: None,
             zones: None,
+            pcp: None,
             guest_clock: None,
             pgtable_pages: None,
             swap_cache_slab: None,

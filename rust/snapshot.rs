@@ -296,6 +296,8 @@ impl Kernel {
             "the guest clock (guest_clock=...); replay without it to save".into()
         } else if self.zones.is_some() {
             "the guest zones (set_guest_zones); save a kernel without them".into()
+        } else if self.pcp.is_some() {
+            "the per-cpu page lists (set_pcp_lists); save a kernel without them".into()
         } else if self.pgtable_pages.is_some() {
             "the page tables' pages (set_pgtable_pages); save a kernel without them".into()
         } else if self.swap_cache_slab.is_some() {

@@ -368,13 +368,14 @@ def test_a_replay_with_the_guest_zones_boosts_dma_and_skips_dma32_folios(tmp_pat
     assert zoned.major_faults != one.major_faults, "DMA's pages reclaimed out of LRU order"
 
 
-def test_the_guest_zones_per_cpu_lists_hold_pages_the_watermarks_do_not_count(
+def test_the_zones_per_cpu_lists_hold_pages_the_watermarks_do_not_count(
     tmp_path: Path,
 ) -> None:
     """replay(pcp_lists=True) gives the guest's zones the per-cpu lists of its one CPU
     (rmqueue_pcplist, free_unref_page_commit, mm/page_alloc.c 6.12.117): the loop's pages pass
     through them, a few dozen at a time on average, and the run differs from the one without;
-    without the zones the option is refused with a sentence that says what to give."""
+    without the zones the one zone has its own lists (every populated zone has a pageset,
+    zone_pcp_init), which change the run as well."""
     t = tracegen.generate("loop", 40_000, 4_000)
     path = tmp_path / "loop.bin"
     reclaim.trace.write(path, t.keys, t.writes, format="binary")
@@ -386,8 +387,12 @@ def test_the_guest_zones_per_cpu_lists_hold_pages_the_watermarks_do_not_count(
     assert on.pcp_pages_mean is not None and 1 < on.pcp_pages_mean < 100
     assert off.pcp_pages_mean is None
     assert on.log_hash != off.log_hash
-    with pytest.raises(reclaim.ReclaimError, match="give guest_zones too"):
-        reclaim.trace.replay(path, arch="x86_64", memory=3305 * 4096, pcp_lists=True)
+    del kw["guest_zones"]
+    one_on = reclaim.trace.replay(path, pcp_lists=True, **kw)  # type: ignore[arg-type]
+    one_off = reclaim.trace.replay(path, **kw)  # type: ignore[arg-type]
+    assert one_on.pcp_pages_mean is not None and 1 < one_on.pcp_pages_mean < 100
+    assert one_off.pcp_pages_mean is None
+    assert one_on.log_hash != one_off.log_hash
 
 
 def test_mglru_with_the_guest_zones_moves_dma32_pages_on_instead_of_skipping_them(
@@ -504,6 +509,7 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
         return reclaim.trace.replay(
             p,
             memory=2001 * 4096,
+            swap=32768 * 1024,  # the run's SwapTotal, as the oracle gives it
             arch="x86_64",
             as_recorded=True,
             guest=(1000, 20, 25, 30),
@@ -514,6 +520,8 @@ def test_the_model_of_a_one_cpu_guest_reclaims_directly_as_the_guest_does(tmp_pa
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
             pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
             swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
+            # the oracle's one-zone lists with one CPU; the default replay has none
+            pcp_lists=one_cpu and reclaim.vm.guest.PCP_LISTS_ONE_ZONE,
         )
 
     other_cpu = replay(False)
@@ -575,6 +583,7 @@ def test_the_model_runs_mglru_when_the_guest_had_lru_gen_on(tmp_path: Path) -> N
             memcg_stats=reclaim.vm.guest.MEMCG_STATS,
             pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
             swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
+            pcp_lists=reclaim.vm.guest.PCP_LISTS_ONE_ZONE,
         )
         assert counters["majflt"] == r.vmstat["pgmajfault"] > 0, profile
         assert counters["pgscan_kswapd"] == r.vmstat["pgscan_kswapd"], profile
@@ -606,8 +615,10 @@ def test_the_model_holds_the_guests_tmpfs_pages_as_shmem_and_swaps_them_out(
     assert held.resident_pages > reserved.resident_pages
     assert held.major_faults < reserved.major_faults
     k = dataclasses.replace(_kernel_run(3000, 1500), evictable=700, tmpfs=700, tmpfs_active=0)
-    # the replays above use the synchronous device and no TLB: compare like with like
-    m = rp.model_counters(p, "x86_64", k, tmpfs_on_lru=True, swap_io="synchronous", x86_tlb=None)
+    # the replays above use the synchronous device, no TLB, no per-cpu lists: like with like
+    m = rp.model_counters(
+        p, "x86_64", k, tmpfs_on_lru=True, swap_io="synchronous", x86_tlb=None, pcp_lists=False
+    )
     assert m["majflt"] == held.major_faults and m["pswpout"] == held.vmstat["pswpout"]
     with pytest.raises(reclaim.ReclaimError, match="tmpfs"):
         reclaim.trace.replay(p, guest_tmpfs=(700, 701), **base)  # type: ignore[arg-type]
@@ -769,6 +780,7 @@ def test_the_x86_model_of_a_guest_goes_through_the_tcg_tlb_and_the_default_repla
         swap_io=reclaim.vm.guest.SWAP_IO,
         pgtable_pages=reclaim.vm.guest.PGTABLE_PAGES,
         swap_cache_nodes=reclaim.vm.guest.SWAP_CACHE_NODES,
+        pcp_lists=reclaim.vm.guest.PCP_LISTS_ONE_ZONE,
     )
     with_tlb = reclaim.trace.replay(p, x86_tlb="qemu-tcg-7.2", **common)  # type: ignore[arg-type]
     plain = reclaim.trace.replay(p, **common)  # type: ignore[arg-type]

@@ -199,11 +199,12 @@ def replay(
     parents, objects of the ``radix_tree_node`` slab (14 in a slab of two pages), whose pages
     come from the zone (``ReplayResult.swap_cache_nodes`` and ``swap_cache_slab_pages`` tell
     how many at the end); by default the swap cache is apart from the frames.
-    ``pcp_lists=True`` (with ``guest_zones``) gives each zone the per-cpu page lists of the
-    guest's one CPU (mm/page_alloc.c 6.12.117): order-0 pages leave a zone's free list and
-    come back to it in batches, and the pages on the lists are not in ``NR_FREE_PAGES``,
-    which the watermark checks read; ``ReplayResult.pcp_pages_mean`` is then the mean of the
-    pages on them after each request. By default a freed page goes straight back to its zone.
+    ``pcp_lists=True`` gives each zone (the ``guest_zones``, else the one zone) the per-cpu
+    page lists of the guest's one CPU (mm/page_alloc.c 6.12.117): order-0 pages leave a
+    zone's free list and come back to it in batches, and the pages on the lists are not in
+    ``NR_FREE_PAGES``, which the watermark checks read; ``ReplayResult.pcp_pages_mean`` is
+    then the mean of the pages on them after each request. By default a freed page goes
+    straight back to its zone.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)

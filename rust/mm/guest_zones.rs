@@ -143,7 +143,6 @@ impl Kernel {
             kernel_page: None,
             boost_wake_pending: false,
             boosted_run: None,
-            pcp: None,
         }));
         Ok(())
     }
@@ -170,7 +169,7 @@ impl Kernel {
     /// `free_unref_page` into the zone the page belongs to: a DMA page back on the list of its
     /// pageblock's migratetype (`free_one_page` → `get_pfnblock_migratetype`).
     pub(crate) fn free_frame(&mut self, pfn: u32) {
-        if self.zones.as_deref().is_some_and(|z| z.pcp.is_some()) {
+        if self.pcp.is_some() {
             return self.free_unref_page(pfn);
         }
         if let Some(z) = self.zones.as_deref_mut() {
@@ -189,11 +188,8 @@ impl Kernel {
     /// { clear_bit(...); wakeup_kswapd(zone, 0, 0, zone_idx(zone)); }" (mm/page_alloc.c
     /// 6.12.117).
     pub(crate) fn rmqueue_dma(&mut self, mt: MigrateType) -> Option<u32> {
-        let pfn = if self.zones.as_deref()?.pcp.is_some() {
-            self.rmqueue_pcplist(ZONE_DMA, mt)?
-        } else {
-            self.rmqueue_buddy(ZONE_DMA, mt)?
-        };
+        let pfn =
+            if self.pcp.is_some() { self.rmqueue_pcplist(ZONE_DMA, mt)? } else { self.rmqueue_buddy(ZONE_DMA, mt)? };
         let z = self.zones.as_deref_mut()?;
         z.dma.uses[(pfn - z.dma.start) as usize] = if mt == MigrateType::Movable { Use::Movable } else { Use::Kernel };
         let wake = std::mem::take(&mut z.dma.boosted_flag);

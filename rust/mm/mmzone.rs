@@ -29,7 +29,9 @@
 //! - **per-cpu page lists**, when chosen (`Kernel::set_pcp_lists`): each zone's
 //!   `struct per_cpu_pages` of the guest's one CPU ([`PerCpuPages`]), which order-0 pages pass
 //!   through on their way out of and back into the zone's free lists (crate::mm::page_alloc),
-//!   and which `NR_FREE_PAGES`, what the watermark checks read, does not count.
+//!   and which `NR_FREE_PAGES`, what the watermark checks read, does not count. They are the
+//!   kernel's ([`Pcp`], `Kernel::pcp`), not these zones': without the zones the one zone has
+//!   its own.
 
 use crate::mm::page::Watermarks;
 
@@ -286,8 +288,10 @@ impl PerCpuPages {
 /// The per-cpu lists of the zones on the guest's one CPU, with the zone flags they read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pcp {
-    /// `zone->per_cpu_pageset` of the one CPU, by zone index (ZONE_DMA, ZONE_DMA32).
-    pub pageset: [PerCpuPages; 2],
+    /// `zone->per_cpu_pageset` of the one CPU, by zone index (ZONE_DMA, ZONE_DMA32): both with
+    /// the guest zones; without them only the one zone's, at ZONE_TOP (the index
+    /// `page_zonenum` gives its pages).
+    pub pageset: [Option<PerCpuPages>; 2],
     /// ZONE_RECLAIM_ACTIVE ("kswapd may be scanning the zone", set and cleared by
     /// `balance_pgdat`'s `set_reclaim_active`/`clear_reclaim_active`), by zone index.
     pub reclaim_active: [bool; 2],
@@ -300,16 +304,33 @@ pub struct Pcp {
 }
 
 impl Pcp {
-    /// The lists' consistency: each count is its pages, each page once, a DMA page on them
-    /// [`Use::Pcp`] and a DMA32 one outside DMA.
-    pub fn check(&self, dma: &DmaZone) -> std::result::Result<(), String> {
+    /// The pageset of `zone`, which has one (`zone_pcp_init`: every populated zone).
+    pub fn zone(&self, zone: u8) -> &PerCpuPages {
+        self.pageset[zone as usize].as_ref().expect("a zone with a pageset")
+    }
+
+    pub(crate) fn zone_mut(&mut self, zone: u8) -> &mut PerCpuPages {
+        self.pageset[zone as usize].as_mut().expect("a zone with a pageset")
+    }
+
+    /// The zones with a pageset, lowest first (the order `drain_all_pages` visits them).
+    pub fn zones(&self) -> impl Iterator<Item = u8> + use<> {
+        let has = [self.pageset[0].is_some(), self.pageset[1].is_some()];
+        (0..2u8).filter(move |&z| has[z as usize])
+    }
+
+    /// The lists' consistency: each count is its pages, each page once, a DMA page (of the
+    /// guest zones, `dma`) on them [`Use::Pcp`] and a DMA32 one outside DMA.
+    pub fn check(&self, dma: Option<&DmaZone>) -> std::result::Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for (zone, p) in self.pageset.iter().enumerate() {
+            let Some(p) = p else { continue };
             p.check()?;
             for &pfn in p.lists.iter().flatten() {
                 if !seen.insert(pfn) {
                     return Err(format!("pfn {pfn} is twice on the per-cpu lists"));
                 }
+                let Some(dma) = dma else { continue };
                 let in_dma = dma.contains(pfn);
                 if in_dma != (zone == ZONE_DMA as usize) || (in_dma && dma.uses[(pfn - dma.start) as usize] != Use::Pcp)
                 {
@@ -328,9 +349,6 @@ pub const STAT_INTERVAL_NS: u64 = 1_000_000_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Zones {
     pub dma: DmaZone,
-    /// The per-cpu page lists, when chosen (`Kernel::set_pcp_lists`); None: a free page goes
-    /// straight back to its zone's free list and an allocation takes it from there.
-    pub pcp: Option<Box<Pcp>>,
     /// `pgdat->kswapd_highest_zoneidx` (None: MAX_NR_ZONES, no request pending).
     pub kswapd_highest_zoneidx: Option<u8>,
     /// `sc->reclaim_idx` of the running reclaim.

@@ -1,7 +1,7 @@
 //! The page allocator (mm/page_alloc.c): `alloc_pages` of one page against the zone
 //! watermarks, waking kswapd and entering direct reclaim below them.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernel::Kernel;
 use crate::mm::guest_zones::{dma_free_frame, new_page};
 use crate::mm::mmzone::{
@@ -58,12 +58,16 @@ impl Kernel {
     /// kswapd is woken and the page is taken if above min; below min, direct reclaim
     /// (`__alloc_pages_direct_reclaim` → `try_to_free_pages`) runs and the allocation is
     /// retried while reclaim makes progress (at most MAX_RECLAIM_RETRIES = 16 rounds). `None`
-    /// means out of memory; the caller decides (a fault returns VM_FAULT_OOM).
+    /// means out of memory; the caller decides (a fault returns VM_FAULT_OOM). With the per-cpu
+    /// lists ([`Kernel::set_pcp_lists`]) a retry after reclaim that fails drains them and tries
+    /// again (`__alloc_pages_direct_reclaim`'s `drain_all_pages`, mm/page_alloc.c 6.12.117).
     pub fn alloc_page(&mut self, gfp: Gfp) -> Option<u32> {
         if self.zones.is_some() {
             return self.alloc_page_zoned(gfp);
         }
         let w = self.mem.wmark;
+        // get_page_from_freelist notes ZONE_BELOW_HIGH for the per-cpu lists first
+        self.note_below_high(ZONE_TOP);
         let free = self.mem.nr_free();
         if free > w.low {
             return self.take_page(gfp.migratetype());
@@ -77,7 +81,12 @@ impl Kernel {
         }
         for _ in 0..16 {
             let got = self.try_to_free_pages(32);
+            self.note_below_high(ZONE_TOP);
             if self.mem.nr_free() > w.min {
+                return self.take_page(gfp.migratetype());
+            }
+            // __alloc_pages_direct_reclaim's drain_all_pages, as with the zones
+            if got > 0 && self.drain_all_pages() && self.mem.nr_free() > w.min {
                 return self.take_page(gfp.migratetype());
             }
             if got == 0 {
@@ -159,12 +168,13 @@ impl Kernel {
         Some(p)
     }
 
-    /// `rmqueue` of an order-0 page of type `mt` from DMA32 (the main free list, which has no
-    /// migratetypes): through the per-cpu lists when chosen (their MIGRATE_MOVABLE list for
-    /// every type, as every DMA32 page frees to it), else straight from the list.
+    /// `rmqueue` of an order-0 page of type `mt` from DMA32, or without the guest zones from
+    /// the one zone (the main free list, which has no migratetypes): through the per-cpu lists
+    /// when chosen (their MIGRATE_MOVABLE list for every type, as every page of the main list
+    /// frees to it), else straight from the list.
     pub(crate) fn rmqueue_dma32(&mut self, mt: MigrateType) -> Option<u32> {
-        if self.zones.as_deref().is_some_and(|z| z.pcp.is_some()) {
-            // one list: the model's DMA32 has no pageblocks, its pages no migratetype
+        if self.pcp.is_some() {
+            // one list: the model's main list has no pageblocks, its pages no migratetype
             let _ = mt;
             let pfn = self.rmqueue_pcplist(ZONE_DMA32, MigrateType::Movable)?;
             self.mem.put_frame(pfn, new_page());
@@ -173,72 +183,64 @@ impl Kernel {
         self.mem.take()
     }
 
-    /// Choose the per-cpu page lists (crate::mm::mmzone::PerCpuPages) of the guest's zones
-    /// on its one CPU, sized from each zone's managed pages and low watermark as
-    /// `zone_set_pageset_high_and_batch` sizes them (mm/page_alloc.c 6.12.117,
-    /// `percpu_pagelist_high_fraction` 0): order-0 pages then leave their zone's free list
-    /// in batches (`rmqueue_bulk`) and come back to it in batches (`free_pcppages_bulk`), and
-    /// the pages between, on the lists, are not in `NR_FREE_PAGES`. `false` drains the lists
-    /// and removes them. Fails (EINVAL) without the zones ([`Kernel::set_guest_zones`]).
+    /// Choose the per-cpu page lists (crate::mm::mmzone::PerCpuPages) of the zones on the
+    /// guest's one CPU: the guest zones' DMA and DMA32 ([`Kernel::set_guest_zones`]), else the
+    /// one zone's, each sized from its zone's managed pages and low watermark as
+    /// `zone_set_pageset_high_and_batch` sizes them (mm/page_alloc.c 6.12.117, the same in
+    /// 6.12.107; `percpu_pagelist_high_fraction` 0): order-0 pages then leave their zone's
+    /// free list in batches (`rmqueue_bulk`) and come back to it in batches
+    /// (`free_pcppages_bulk`), and the pages between, on the lists, are not in
+    /// `NR_FREE_PAGES`. Choose them after the zones and their watermarks (a later
+    /// [`Kernel::set_guest_zones`] or `set_guest_zone` does not resize them). `false` drains
+    /// the lists and removes them.
     pub fn set_pcp_lists(&mut self, on: bool) -> Result<()> {
         if !on {
             self.drain_all_pages();
-            if let Some(z) = self.zones.as_deref_mut() {
-                z.pcp = None;
-            }
+            self.pcp = None;
             return Ok(());
         }
-        let dma32_managed = self.mem.managed() - self.zones.as_deref().map_or(0, |z| (z.dma.end - z.dma.start) as u64);
-        let dma32_low = self.mem.wmark.low;
-        let Some(z) = self.zones.as_deref_mut() else {
-            return Err(Error::invalid("the per-cpu page lists are the guest zones' (set_guest_zones first)"));
-        };
-        if z.pcp.is_none() {
-            let dma = PerCpuPages::new((z.dma.end - z.dma.start) as u64, z.dma.wmark.low, GUEST_CPUS);
-            let dma32 = PerCpuPages::new(dma32_managed, dma32_low, GUEST_CPUS);
-            z.pcp = Some(Box::new(Pcp {
-                pageset: [dma, dma32],
-                reclaim_active: [false; 2],
-                below_high: [false; 2],
-                next_vmstat_update: 0,
-            }));
+        if self.pcp.is_some() {
+            return Ok(());
         }
+        let dma = self.zones.as_deref().map(|z| &z.dma);
+        let top_managed = self.mem.managed() - dma.map_or(0, |d| (d.end - d.start) as u64);
+        let mut pageset = [None, None];
+        if let Some(d) = dma {
+            pageset[ZONE_DMA as usize] = Some(PerCpuPages::new((d.end - d.start) as u64, d.wmark.low, GUEST_CPUS));
+        }
+        pageset[ZONE_TOP as usize] = Some(PerCpuPages::new(top_managed, self.mem.wmark.low, GUEST_CPUS));
+        self.pcp =
+            Some(Box::new(Pcp { pageset, reclaim_active: [false; 2], below_high: [false; 2], next_vmstat_update: 0 }));
         Ok(())
     }
 
     /// The pages on the per-cpu lists of (DMA, DMA32), when chosen (what `/proc/zoneinfo`'s
-    /// pagesets' `count:` sum to, per zone).
+    /// pagesets' `count:` sum to, per zone); without the guest zones DMA's is 0 and DMA32's
+    /// the one zone's.
     pub fn pcp_count(&self) -> Option<(u64, u64)> {
-        let p = self.zones.as_deref()?.pcp.as_deref()?;
-        Some((p.pageset[ZONE_DMA as usize].count, p.pageset[ZONE_DMA32 as usize].count))
+        let p = self.pcp.as_deref()?;
+        let count = |z: u8| p.pageset[z as usize].as_ref().map_or(0, |s| s.count);
+        Some((count(ZONE_DMA), count(ZONE_DMA32)))
     }
 
     /// `get_page_from_freelist` (mm/page_alloc.c 6.12.117): "if (test_bit(ZONE_BELOW_HIGH,
     /// &zone->flags)) goto check_alloc_wmark; ... if (zone_watermark_fast(zone, order, mark
     /// = high_wmark_pages(zone), ...)) goto try_this_zone; else set_bit(ZONE_BELOW_HIGH)".
     fn note_below_high(&mut self, zone: u8) {
-        let Some(z) = self.zones.as_deref() else { return };
-        if z.pcp.as_deref().is_none_or(|p| p.below_high[zone as usize]) {
+        if self.pcp.as_deref().is_none_or(|p| p.below_high[zone as usize]) {
             return;
         }
-        let above = if zone == ZONE_DMA {
-            z.dma.nr_free() > z.dma_mark(z.dma.wmark.high, ZONE_TOP)
-        } else {
-            self.mem.nr_free() > self.mem.wmark.high
-        };
-        if !above {
-            self.zones.as_deref_mut().and_then(|z| z.pcp.as_deref_mut()).expect("pcp").below_high[zone as usize] = true;
+        if !self.zone_above_high(zone) {
+            self.pcp.as_deref_mut().expect("pcp").below_high[zone as usize] = true;
         }
     }
 
     /// `zone_watermark_ok(zone, 0, high_wmark_pages(zone), ZONE_MOVABLE, 0)`: what a free that
     /// drained the lists asks before it clears ZONE_BELOW_HIGH.
     fn zone_above_high(&self, zone: u8) -> bool {
-        let z = self.zones.as_deref().expect("zones");
-        if zone == ZONE_DMA {
-            z.dma.nr_free() > z.dma_mark(z.dma.wmark.high, ZONE_TOP)
-        } else {
-            self.mem.nr_free() > self.mem.wmark.high
+        match self.zones.as_deref() {
+            Some(z) if zone == ZONE_DMA => z.dma.nr_free() > z.dma_mark(z.dma.wmark.high, ZONE_TOP),
+            _ => self.mem.nr_free() > self.mem.wmark.high,
         }
     }
 
@@ -281,11 +283,11 @@ impl Kernel {
     }
 
     fn take_pcp(&mut self) -> Box<Pcp> {
-        self.zones.as_deref_mut().and_then(|z| z.pcp.take()).expect("pcp lists")
+        self.pcp.take().expect("pcp lists")
     }
 
     fn put_pcp(&mut self, p: Box<Pcp>) {
-        self.zones.as_deref_mut().expect("zones").pcp = Some(p);
+        self.pcp = Some(p);
     }
 
     /// `rmqueue_pcplist` → `__rmqueue_pcplist` (mm/page_alloc.c 6.12.117) of an order-0 page of
@@ -295,19 +297,20 @@ impl Kernel {
     pub(crate) fn rmqueue_pcplist(&mut self, zone: u8, mt: MigrateType) -> Option<u32> {
         let mut pcp = self.take_pcp();
         let z = zone as usize;
-        pcp.pageset[z].free_count >>= 1;
-        if pcp.pageset[z].lists[mt as usize].is_empty() {
-            let batch = pcp.pageset[z].nr_pcp_alloc(pcp.below_high[z]);
+        pcp.zone_mut(zone).free_count >>= 1;
+        if pcp.zone_mut(zone).lists[mt as usize].is_empty() {
+            let below_high = pcp.below_high[z];
+            let batch = pcp.zone_mut(zone).nr_pcp_alloc(below_high);
             for _ in 0..batch {
                 let Some(pfn) = self.rmqueue_buddy(zone, mt) else { break };
                 self.mark_pcp_page(zone, pfn);
-                pcp.pageset[z].lists[mt as usize].push_back(pfn);
-                pcp.pageset[z].count += 1;
+                pcp.zone_mut(zone).lists[mt as usize].push_back(pfn);
+                pcp.zone_mut(zone).count += 1;
             }
         }
-        let pfn = pcp.pageset[z].lists[mt as usize].pop_front();
+        let pfn = pcp.zone_mut(zone).lists[mt as usize].pop_front();
         if pfn.is_some() {
-            pcp.pageset[z].count -= 1;
+            pcp.zone_mut(zone).count -= 1;
         }
         self.put_pcp(pcp);
         pfn
@@ -331,16 +334,17 @@ impl Kernel {
         self.mark_pcp_page(zone, pfn);
         let mut pcp = self.take_pcp();
         let z = zone as usize;
-        let p = &mut pcp.pageset[z];
+        let (reclaim_active, below_high) = (pcp.reclaim_active[z], pcp.below_high[z]);
+        let p = pcp.zone_mut(zone);
         p.alloc_factor >>= 1;
         p.lists[mt as usize].push_front(pfn);
         p.count += 1;
         if p.free_count < p.batch << PCP_BATCH_SCALE_MAX {
             p.free_count += 1;
         }
-        let high = p.nr_pcp_high(pcp.reclaim_active[z], pcp.below_high[z]);
-        if pcp.pageset[z].count >= high {
-            let n = pcp.pageset[z].nr_pcp_free(high);
+        let high = p.nr_pcp_high(reclaim_active, below_high);
+        if pcp.zone_mut(zone).count >= high {
+            let n = pcp.zone_mut(zone).nr_pcp_free(high);
             self.free_pcppages_bulk(&mut pcp, zone, n, mt as usize);
             if pcp.below_high[z] && self.zone_above_high(zone) {
                 pcp.below_high[z] = false;
@@ -353,7 +357,7 @@ impl Kernel {
     /// lists) back to the zone's free lists, the lists in turn from `pindex` on, each from its
     /// tail (the coldest page).
     fn free_pcppages_bulk(&mut self, pcp: &mut Pcp, zone: u8, count: u64, pindex: usize) {
-        let p = &mut pcp.pageset[zone as usize];
+        let p = pcp.zone_mut(zone);
         let mut count = count.min(p.count);
         let n = p.lists.len();
         let mut idx = (pindex + n - 1) % n;
@@ -380,12 +384,12 @@ impl Kernel {
     /// `drain_all_pages(NULL)` (mm/page_alloc.c 6.12.117) on the one CPU: every zone's lists
     /// back to its free lists (`drain_pages_zone`). Returns whether there are per-cpu lists.
     pub(crate) fn drain_all_pages(&mut self) -> bool {
-        if self.zones.as_deref().is_none_or(|z| z.pcp.is_none()) {
+        if self.pcp.is_none() {
             return false;
         }
         let mut pcp = self.take_pcp();
-        for zone in [ZONE_DMA, ZONE_DMA32] {
-            let count = pcp.pageset[zone as usize].count;
+        for zone in pcp.zones() {
+            let count = pcp.zone_mut(zone).count;
             self.free_pcppages_bulk(&mut pcp, zone, count, 0);
         }
         self.put_pcp(pcp);
@@ -395,9 +399,9 @@ impl Kernel {
     /// `set_reclaim_active`/`clear_reclaim_active` (mm/vmscan.c 6.12.117) of `balance_pgdat`:
     /// ZONE_RECLAIM_ACTIVE on the zones up to `highest_zoneidx` while kswapd reclaims.
     pub(crate) fn update_reclaim_active(&mut self, highest_zoneidx: u8, active: bool) {
-        if let Some(p) = self.zones.as_deref_mut().and_then(|z| z.pcp.as_deref_mut()) {
-            for zone in 0..=highest_zoneidx as usize {
-                p.reclaim_active[zone] = active;
+        if let Some(p) = self.pcp.as_deref_mut() {
+            for zone in p.zones().filter(|&z| z <= highest_zoneidx) {
+                p.reclaim_active[zone as usize] = active;
             }
         }
     }
@@ -408,7 +412,7 @@ impl Kernel {
     /// CONFIG_PCP_BATCH_SCALE_MAX)`) and the lists drain to it, `batch` pages at a time.
     /// Nothing without a guest clock or the lists.
     pub(crate) fn vmstat_update_pcp(&mut self, now: u64) {
-        let Some(p) = self.zones.as_deref_mut().and_then(|z| z.pcp.as_deref_mut()) else { return };
+        let Some(p) = self.pcp.as_deref_mut() else { return };
         if p.next_vmstat_update == 0 {
             p.next_vmstat_update = now + STAT_INTERVAL_NS;
             return;
@@ -418,8 +422,8 @@ impl Kernel {
         }
         p.next_vmstat_update += STAT_INTERVAL_NS;
         let mut pcp = self.take_pcp();
-        for zone in [ZONE_DMA, ZONE_DMA32] {
-            let p = &mut pcp.pageset[zone as usize];
+        for zone in pcp.zones() {
+            let p = pcp.zone_mut(zone);
             if p.high > p.high_min {
                 let floor = p.count.saturating_sub(p.batch << PCP_BATCH_SCALE_MAX);
                 p.high = floor.max(p.high - (p.high >> 3)).max(p.high_min);
@@ -458,7 +462,7 @@ mod tests {
     }
 
     fn pageset(k: &Kernel, zone: u8) -> &PerCpuPages {
-        &k.zones().unwrap().pcp.as_deref().unwrap().pageset[zone as usize]
+        k.pcp.as_deref().unwrap().zone(zone)
     }
 
     /// A user page nobody maps, held as a kernel page is (PG_reserved) until freed.
@@ -469,7 +473,7 @@ mod tests {
     }
 
     fn pcp_mut(k: &mut Kernel) -> &mut Pcp {
-        k.zones.as_deref_mut().unwrap().pcp.as_deref_mut().unwrap()
+        k.pcp.as_deref_mut().unwrap()
     }
 
     /// `zone_batchsize` and `zone_highsize` via `zone_set_pageset_high_and_batch` (mm/page_alloc.c
@@ -489,8 +493,85 @@ mod tests {
         assert_eq!(k.pcp_count(), Some((0, 0)));
         k.check_invariants().unwrap();
         assert!(guest(false).pcp_count().is_none());
-        let mut lone = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 1024 * 4096, 4096 * 4096, 0).unwrap();
-        assert!(lone.set_pcp_lists(true).unwrap_err().to_string().contains("set_guest_zones"));
+    }
+
+    /// The 72 MiB s390x guest's one zone (its `/proc/zoneinfo`: DMA, 11622 managed pages, low
+    /// 255), of which the model holds 3000 for others, with the one zone's per-cpu lists.
+    fn one_zone(pcp: bool) -> Kernel {
+        let pages = 11622 + 1;
+        let mut k = Kernel::new(Profile::get("6.12", Arch::S390x).unwrap(), pages * 4096, 32768 * 4096, 0).unwrap();
+        k.set_guest_zone(crate::mm::guest_zone::GuestZone { held: 3000, min: 204, low: 255, high: 306 }).unwrap();
+        k.set_pcp_lists(pcp).unwrap();
+        k
+    }
+
+    /// Without the guest zones the one zone has its own pageset (`zone_pcp_init` gives every
+    /// populated zone one; mm/page_alloc.c 6.12.107 and 6.12.117 size it alike in
+    /// `zone_set_pageset_high_and_batch`): the s390x guest's DMA zone of 11622 pages gets
+    /// batch 1, `high_min` its low watermark 255 and `high_max` 11622 / 8 = 1452; there is
+    /// no second pageset.
+    #[test]
+    fn the_one_zone_has_a_pageset_sized_from_its_managed_pages_and_low_watermark() {
+        let k = one_zone(true);
+        let s = pageset(&k, ZONE_TOP);
+        assert_eq!((s.batch, s.high_min, s.high_max), (1, 255, 1452));
+        assert!(k.pcp.as_deref().unwrap().pageset[ZONE_DMA as usize].is_none());
+        assert_eq!(k.pcp_count(), Some((0, 0)));
+        k.check_invariants().unwrap();
+        assert!(one_zone(false).pcp_count().is_none());
+    }
+
+    /// `rmqueue_pcplist` and `free_unref_page_commit` (mm/page_alloc.c 6.12.117) serve the one
+    /// zone as they serve DMA32: refills in doubling batches leave `NR_FREE_PAGES`, a freed
+    /// page stays on the list (not in `NR_FREE_PAGES`) and is the next one handed out.
+    #[test]
+    fn the_one_zones_order0_pages_pass_through_its_pcp_list() {
+        let mut k = one_zone(true);
+        let free0 = k.mem.nr_free();
+        let mut refills = Vec::new();
+        let mut last = free0;
+        for _ in 0..70 {
+            page(&mut k);
+            if k.mem.nr_free() != last {
+                refills.push(last - k.mem.nr_free());
+                last = k.mem.nr_free();
+            }
+        }
+        assert_eq!(refills, [1, 2, 4, 8, 16, 32, 32]);
+        let p = page(&mut k);
+        let free = k.mem.nr_free();
+        k.free_kernel_page(p);
+        assert_eq!(k.mem.nr_free(), free, "the freed page is on the list");
+        assert_eq!(k.pcp_count(), Some((0, pageset(&k, ZONE_TOP).count)));
+        k.check_invariants().unwrap();
+        assert_eq!(k.alloc_kernel_page(), Some(p));
+    }
+
+    /// The one zone's `balance_pgdat` sets ZONE_RECLAIM_ACTIVE while it runs (mm/vmscan.c
+    /// 6.12.117 `set_reclaim_active`/`clear_reclaim_active`), and direct reclaim's failed retry
+    /// drains the lists (`__alloc_pages_direct_reclaim`): a process that outruns reclaim on one
+    /// CPU gets every page, and the lists hold no more than `high_max`.
+    #[test]
+    fn the_one_zones_pcp_list_follows_kswapd_and_direct_reclaim() {
+        let mut k = one_zone(true);
+        k.kswapd.mode = crate::vmscan::types::KswapdMode::OneCpu;
+        let pid = k.spawn("p", false).unwrap();
+        let n = 12_000u64;
+        let a = k.mmap(pid, n * 4096, MapKind::Anon, false, None).unwrap();
+        let mut most = 0;
+        for i in 0..2 * n {
+            k.access(pid, 0, a + (i * 7919 % n) * 4096, true, i + 1).unwrap();
+            let (d, top) = k.pcp_count().unwrap();
+            most = most.max(top);
+            assert!(d == 0 && top <= 1452);
+        }
+        assert!(k.vm_event(Vm::pgsteal_direct) > 0 && k.vm_event(Vm::pgsteal_kswapd) > 0);
+        assert!(most > 4, "the lists held pages: {most}");
+        assert_eq!(k.vm_event(Vm::oom_kill), 0);
+        assert!(!k.pcp.as_deref().unwrap().reclaim_active.contains(&true), "cleared after kswapd's run");
+        k.check_invariants().unwrap();
+        k.balance_pgdat();
+        k.check_invariants().unwrap();
     }
 
     /// `rmqueue_pcplist` → `nr_pcp_alloc` (mm/page_alloc.c 6.12.117): an empty list is refilled
@@ -544,14 +625,14 @@ mod tests {
         let mut k = guest(true);
         let pages: Vec<u32> = (0..600).map(|_| page(&mut k)).collect();
         k.drain_all_pages();
-        pcp_mut(&mut k).pageset[ZONE_DMA32 as usize].high = 210;
+        pcp_mut(&mut k).zone_mut(ZONE_DMA32).high = 210;
         let before = pageset(&k, ZONE_DMA32).count;
         let free = k.mem.nr_free();
         for &p in &pages {
             k.free_kernel_page(p);
         }
         let s = pageset(&k, ZONE_DMA32);
-        assert!(!k.zones().unwrap().pcp.as_deref().unwrap().below_high[ZONE_DMA32 as usize]);
+        assert!(!k.pcp.as_deref().unwrap().below_high[ZONE_DMA32 as usize]);
         assert_eq!(s.free_count, 32, "capped at batch << CONFIG_PCP_BATCH_SCALE_MAX");
         assert_eq!(s.high, 210, "high holds the 33 pages freed in a row: it stays");
         assert!(s.count < 210 && s.count >= 210 - 32, "count {}", s.count);
@@ -567,7 +648,7 @@ mod tests {
         let mut k = guest(true);
         let pages: Vec<u32> = (0..300).map(|_| page(&mut k)).collect();
         k.drain_all_pages();
-        pcp_mut(&mut k).pageset[ZONE_DMA32 as usize].high = 900;
+        pcp_mut(&mut k).zone_mut(ZONE_DMA32).high = 900;
         k.update_reclaim_active(ZONE_DMA32, true);
         for &p in &pages {
             k.free_kernel_page(p);

@@ -135,7 +135,7 @@ pub struct ReplayConfig {
     /// memory, as the guest's swap cache does ([`Kernel::set_swap_cache_nodes`]); false: apart
     /// from the frames.
     pub swap_cache_nodes: bool,
-    /// With `guest_zones`: the per-cpu page lists of the guest's zones
+    /// The per-cpu page lists of the guest's zones, or of the one zone without `guest_zones`
     /// ([`Kernel::set_pcp_lists`]); false: a freed page goes straight back to its zone.
     pub pcp_lists: bool,
 }
@@ -357,12 +357,11 @@ impl Replay {
         if let Some(z) = cfg.guest_zones {
             kernel.set_guest_zones(z.dma, z.dma32, z.types)?;
             kernel.set_guest_kernel_alloc_every(z.kernel_alloc_every)?;
-            kernel.set_pcp_lists(cfg.pcp_lists)?;
-        } else if cfg.pcp_lists {
-            return Err(Error::invalid("pcp_lists are the per-cpu lists of the guest's zones: give guest_zones too"));
         } else if let Some(z) = cfg.guest {
             kernel.set_guest_zone(z)?;
         }
+        // sized from the zones' managed pages and watermarks, which the guest's set
+        kernel.set_pcp_lists(cfg.pcp_lists)?;
         if let Some(t) = cfg.guest_tmpfs {
             kernel.add_guest_tmpfs(t)?;
         }

@@ -90,6 +90,8 @@ impl Kernel {
         }
         let mut sc = ScanControl::new(0, true);
         self.vmstat.inc(Vm::pageoutrun);
+        // set_reclaim_active: the one zone's per-cpu lists keep few pages while kswapd reclaims
+        self.update_reclaim_active(crate::mm::mmzone::ZONE_TOP, true);
         loop {
             if self.pgdat_balanced() {
                 break;
@@ -112,6 +114,7 @@ impl Kernel {
                 break;
             }
         }
+        self.update_reclaim_active(crate::mm::mmzone::ZONE_TOP, false);
         if sc.nr_reclaimed == 0 && !self.pgdat_balanced() {
             self.kswapd.failures += 1;
         }

@@ -43,6 +43,7 @@ from reclaim.vm.guest import CPUS as GUEST_CPUS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import PCP_LISTS as GUEST_PCP_LISTS
+from reclaim.vm.guest import PCP_LISTS_ONE_ZONE as GUEST_PCP_LISTS_ONE_ZONE
 from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
 from reclaim.vm.guest import SWAP_CACHE_NODES as GUEST_SWAP_CACHE_NODES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
@@ -435,10 +436,11 @@ def model_counters(
     :data:`reclaim.vm.guest.SWAP_CACHE_NODES`) takes the swap cache's xarray nodes'
     ``radix_tree_node`` slab pages out of the memory, as the guest's swap cache does; the
     counters then have ``swap_cache_slab_pages``, the pages those slabs held at the end.
-    ``pcp_lists`` (None: the oracle's choice, :data:`reclaim.vm.guest.PCP_LISTS`; only with the
-    guest's zones) gives the zones the per-cpu page lists of the guest's one CPU, whose pages
-    the watermark checks do not count free; the counters then have ``pcp_pages``, the mean
-    of the pages on them after each request, rounded."""
+    ``pcp_lists`` (None: the oracle's choice, :data:`reclaim.vm.guest.PCP_LISTS` with the
+    guest's zones, :data:`reclaim.vm.guest.PCP_LISTS_ONE_ZONE` with one zone) gives the zones
+    the per-cpu page lists of the guest's one CPU, whose pages the watermark checks do not
+    count free; the counters then have ``pcp_pages``, the mean of the pages on them after
+    each request, rounded."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
@@ -450,7 +452,7 @@ def model_counters(
     if swap_cache_nodes is None:
         swap_cache_nodes = GUEST_SWAP_CACHE_NODES
     if pcp_lists is None:
-        pcp_lists = GUEST_PCP_LISTS
+        pcp_lists = GUEST_PCP_LISTS if gz is not None else GUEST_PCP_LISTS_ONE_ZONE
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
@@ -475,7 +477,7 @@ def model_counters(
         sched_tick=sched_tick and clock is not None,
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
-        pcp_lists=pcp_lists and gz is not None,
+        pcp_lists=pcp_lists,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
