@@ -104,6 +104,8 @@ impl Kernel {
             }
         }
         let mut on_lru = [0u64; 5];
+        let mut nr_pages =
+            [[[0u64; crate::vmscan::lru::lru_gen_folio::NR_ZONES]; 2]; crate::vmscan::lru::lru_gen_folio::MAX_NR_GENS];
         for (pfn, f) in self.mem.frames.iter().enumerate() {
             let pfn32 = pfn as u32;
             if f.test(pg::PG_RESERVED) || f.test(pg::PG_BUDDY) {
@@ -146,7 +148,9 @@ impl Kernel {
                 return Err(format!("pfn {pfn} is neither free nor accounted for (flags {:?})", f.flag_names()));
             }
             if f.test(pg::PG_LRU) && f.lru_list() as usize >= crate::vmscan::lru::NR_LRU_LISTS {
-                // a generation's list (MGLRU): its [gen][type] agrees with the page's flags
+                // a generation's list (MGLRU): its type agrees with the page's flags, which name
+                // a generation: the list's, or a younger one the page was promoted to in place
+                // (`folio_update_gen`), where `nr_pages` counts it
                 let li = f.lru_list() as usize - crate::vmscan::lru::NR_LRU_LISTS;
                 let (gn, ty) = (li / 2, li % 2);
                 let flags_gen = crate::vmscan::lru_gen::folio_lru_gen(f);
@@ -154,17 +158,20 @@ impl Kernel {
                 if !self.lru_gen_enabled() {
                     return Err(format!("pfn {pfn} is in generation {gn} but MGLRU is off"));
                 }
-                if flags_gen != Some(gn) || file != ty || f.test(pg::PG_UNEVICTABLE) || f.test(pg::PG_ACTIVE) {
+                let Some(fg) =
+                    flags_gen.filter(|_| file == ty && !f.test(pg::PG_UNEVICTABLE) && !f.test(pg::PG_ACTIVE))
+                else {
                     return Err(format!(
                         "pfn {pfn} is on lrugen.folios[{gn}][{ty}] but its flags say gen {flags_gen:?}, type {file} ({:?})",
                         f.flag_names()
                     ));
-                }
+                };
+                nr_pages[fg][ty][self.lru.zonenum(pfn32) as usize] += 1;
                 let g = &self.lru.lrugen;
-                let seq_ok = (g.min_seq[ty]..=g.max_seq).any(|s| crate::vmscan::lru_gen::lru_gen_from_seq(s) == gn);
+                let seq_ok = (g.min_seq[ty]..=g.max_seq).any(|s| crate::vmscan::lru_gen::lru_gen_from_seq(s) == fg);
                 if !seq_ok {
                     return Err(format!(
-                        "pfn {pfn} is in generation {gn}, outside min_seq {} .. max_seq {}",
+                        "pfn {pfn} is in generation {fg}, outside min_seq {} .. max_seq {}",
                         g.min_seq[ty], g.max_seq
                     ));
                 }
@@ -187,6 +194,12 @@ impl Kernel {
             } else if !f.test(pg::PG_ISOLATED) {
                 return Err(format!("pfn {pfn} is in use but on no LRU list (flags {:?})", f.flag_names()));
             }
+        }
+        if nr_pages != self.lru.lrugen.nr_pages {
+            return Err(format!(
+                "lrugen.nr_pages[gen][type][zone] is {:?} but the pages' flags count {nr_pages:?}",
+                self.lru.lrugen.nr_pages
+            ));
         }
         for l in LruList::ALL {
             if self.lru_gen_enabled() && l != LruList::Unevictable {

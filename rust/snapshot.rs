@@ -33,6 +33,8 @@
 //! (`lrugen.activate_resets_refs`; 6.12.107 against 6.12.114+, FINDINGS.md section 8).
 //! Version 10: the `lru_gen_writeback_reactivates` and `lru_gen_sort_lets_unevictable_through`
 //! switches (the other two MGLRU backports of 6.12.114; FINDINGS.md section 8).
+//! Version 11: the generation sizes (`lrugen.nr_pages`), kept apart from the generations'
+//! lists since a page promoted in place stays on its old list (issue 19).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -57,7 +59,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 

@@ -12,6 +12,10 @@
 //! 6.12): with the guest's zones (crate::mm::mmzone) the pages of ZONE_DMA are on lists of their
 //! own ([`DmaGenLists`]), found by pfn (`folio_zonenum`), while a page's list index names its
 //! `[gen][type]` as without zones. The classic lists are per node in 6.12 and stay one.
+//! A generation's size is not its lists' length: `lrugen->nr_pages` counts a page in the
+//! generation its flags name, and a page promoted in place (`folio_update_gen`) stays on an
+//! older generation's list until `sort_folio` or `inc_min_seq` moves it
+//! ([`Lru::gen_size`] against [`Lru::size_at`]).
 
 use crate::mm::page::{Frame, NO_PFN, pg};
 use crate::sim::hint::Hint;
@@ -181,7 +185,8 @@ impl Lru {
         if t == NO_PFN { None } else { Some(t) }
     }
 
-    /// Pages on generation list index `li` of `zone` (`lrugen->nr_pages[gen][type][zone]`).
+    /// Pages on generation list index `li` of `zone` (the list's length, which is its
+    /// generation's `nr_pages` only while no page on it was promoted in place).
     #[cfg(test)]
     pub(crate) fn size_zone(&self, li: usize, zone: u8) -> u64 {
         if zone == crate::mm::mmzone::ZONE_DMA {
@@ -197,7 +202,9 @@ impl Lru {
     }
 
     /// `lruvec_lru_size`: with MGLRU, as `lru_gen_update_size` keeps the classic sizes for
-    /// compatibility: the two youngest generations count as active (`lru_gen_is_active`).
+    /// compatibility: the generation sizes (`nr_pages`, by the generation a page's flags name,
+    /// not the list it is on), the two youngest generations counting as active
+    /// (`lru_gen_is_active`).
     #[inline]
     pub fn size(&self, l: LruList) -> u64 {
         if !self.lrugen.enabled || l == LruList::Unevictable {
@@ -206,8 +213,31 @@ impl Lru {
         let ty = l.is_file() as usize;
         (0..lru_gen_folio::MAX_NR_GENS)
             .filter(|&g| self.lrugen.is_active(g) == l.is_active())
-            .map(|g| self.size_at(lru_gen_folio::list_index(g, ty)))
+            .map(|g| self.gen_size(g, ty))
             .sum()
+    }
+
+    /// Pages in generation `gen` of `ty`: `lrugen->nr_pages[gen][type][zone]` summed over the
+    /// zones (as `lru_gen_seq_show` and `should_run_aging` sum them). A page promoted in place
+    /// (`folio_update_gen`) counts in its new generation while it is still on its old list.
+    #[inline]
+    pub fn gen_size(&self, gn: usize, ty: usize) -> u64 {
+        self.lrugen.nr_pages[gn][ty].iter().sum()
+    }
+
+    /// `lru_gen_update_size` (include/linux/mm_inline.h, 6.12.117 and 6.12.107) for the page
+    /// `pfn`: out of generation `old` (None: an addition) and into `new` (None: a deletion),
+    /// in `nr_pages[gen][type][folio_zonenum(folio)]`. The classic sizes it also keeps are
+    /// derived from these ([`Lru::size`]).
+    pub(crate) fn lru_gen_update_size(&mut self, frames: &[Frame], pfn: u32, old: Option<usize>, new: Option<usize>) {
+        let ty = lru_gen_folio::folio_type(&frames[pfn as usize]);
+        let zone = self.zonenum(pfn) as usize;
+        if let Some(g) = old {
+            self.lrugen.nr_pages[g][ty][zone] -= 1;
+        }
+        if let Some(g) = new {
+            self.lrugen.nr_pages[g][ty][zone] += 1;
+        }
     }
 
     /// The pages on list index `li` (a classic list or a generation's `[gen][type]` list, of
@@ -291,8 +321,12 @@ impl Lru {
 
     /// [`Lru::del`]; `reclaiming` as `lru_gen_del_folio` takes it (isolation for eviction
     /// leaves PG_active clear).
+    /// The generation the page's flags name leaves `nr_pages` (`lru_gen_update_size(lruvec,
+    /// folio, gen, -1)`); the page leaves the list it is on, which for a page promoted in place
+    /// is an older generation's.
     pub(crate) fn del_reclaiming(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) {
         if let Some(gn) = lru_gen_folio::folio_lru_gen(&frames[pfn as usize]) {
+            self.lru_gen_update_size(frames, pfn, Some(gn), None);
             let active = !reclaiming && self.lrugen.is_active(gn);
             let f = &mut frames[pfn as usize];
             lru_gen_folio::clear_gen(f);
@@ -464,6 +498,9 @@ pub mod lru_gen_folio {
     pub const MAX_LRU_BATCH: u64 = MIN_LRU_BATCH * 64;
     /// `MAX_SWAPPINESS`.
     pub const MAX_SWAPPINESS: u64 = 200;
+    /// The zones of the model's node (ZONE_DMA and ZONE_DMA32; without the guest's zones
+    /// every page is ZONE_DMA32's), the last index of `nr_pages`.
+    pub const NR_ZONES: usize = crate::mm::mmzone::ZONE_DMA32 as usize + 1;
     /// `LRU_GEN_ANON` / `LRU_GEN_FILE`.
     pub const LRU_GEN_ANON: usize = 0;
     pub const LRU_GEN_FILE: usize = 1;
@@ -580,6 +617,10 @@ pub mod lru_gen_folio {
         pub caps: u64,
         pub max_seq: u64,
         pub min_seq: [u64; 2],
+        /// `nr_pages[gen][type][zone]` (zone: ZONE_DMA, ZONE_DMA32 or the one zone): the pages
+        /// whose flags name generation `gen`, kept by `lru_gen_update_size` and the walk's
+        /// `update_batch_size` / `reset_batch_size` apart from the lists a page is on.
+        pub nr_pages: [[[u64; NR_ZONES]; 2]; MAX_NR_GENS],
         /// Birth time (model ns) of each generation (`timestamps[gen]`, jiffies in the kernel).
         pub timestamps: [u64; MAX_NR_GENS],
         pub avg_refaulted: [[u64; MAX_NR_TIERS]; 2],
@@ -610,6 +651,7 @@ pub mod lru_gen_folio {
                 caps: 0,
                 max_seq: MIN_NR_GENS as u64 + 1,
                 min_seq: [0; 2],
+                nr_pages: [[[0; NR_ZONES]; 2]; MAX_NR_GENS],
                 timestamps: [0; MAX_NR_GENS],
                 avg_refaulted: [[0; MAX_NR_TIERS]; 2],
                 avg_total: [[0; MAX_NR_TIERS]; 2],

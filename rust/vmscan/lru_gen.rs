@@ -34,9 +34,13 @@
 //!   watermark.
 //! - `NR_HIST_GENS` is 1 (CONFIG_LRU_GEN_STATS off, the distributions' choice).
 //! - The page-table walk (x86_64: the mm list, the Bloom filters) is `vmscan/lru_gen_walk.rs`,
-//!   with its own simplifications. A page it (or kswapd's look-around) promotes moves to its
-//!   new generation's list at once instead of waiting for `sort_folio` ("promoted");
-//!   `folio_activate` and `folio_add_lru` have no per-CPU batches.
+//!   with its own simplifications. A page it (or kswapd's look-around) promotes changes only
+//!   its generation bits and the generation sizes (`folio_update_gen`, `nr_pages`), as in the
+//!   release: it stays on its old list until `sort_folio` ("promoted", a sorted page:
+//!   PGREFILL) or `inc_min_seq` moves it, and `try_to_inc_min_seq` asks whether a
+//!   generation's lists are empty. The walk's batched sizes (`update_batch_size` /
+//!   `reset_batch_size`) are applied at once. `folio_activate` and `folio_add_lru` have no
+//!   per-CPU batches.
 //! - `min_ttl` is kept in model nanoseconds; below it `lru_gen_age_node` invokes
 //!   `out_of_memory`, which in the model kills nothing and counts `oom_kill` (as the
 //!   allocator's does).
@@ -113,6 +117,7 @@ impl Lru {
             let refs = if self.lrugen.activate_resets_refs { LRU_REFS_MASK | pg::PG_REFERENCED } else { 0 };
             f.flags &= !(refs | pg::PG_ACTIVE);
         }
+        self.lru_gen_update_size(frames, pfn, None, Some(gn));
         if reclaiming {
             self.link_tail(frames, pfn, list_index(gn, ty));
         } else {
@@ -121,12 +126,12 @@ impl Lru {
         true
     }
 
-    /// Move a page of a generation to the head (`list_move`) or tail (`list_move_tail`) of
-    /// generation `gen`'s list, setting its generation bits.
-    fn move_to_gen(&mut self, frames: &mut [Frame], pfn: u32, gn: usize, tail: bool) {
+    /// `list_move` (`tail`: `list_move_tail`) of a page of a generation to the head (tail) of
+    /// generation `gen`'s list of its zone (`&lrugen->folios[gen][type][zone]`): the list
+    /// changes, not the page's generation bits nor `nr_pages`.
+    fn list_move_to_gen(&mut self, frames: &mut [Frame], pfn: u32, gn: usize, tail: bool) {
         let ty = folio_type(&frames[pfn as usize]);
         self.unlink(frames, pfn);
-        set_gen(&mut frames[pfn as usize], gn);
         if tail {
             self.link_tail(frames, pfn, list_index(gn, ty));
         } else {
@@ -134,18 +139,13 @@ impl Lru {
         }
     }
 
-    /// Pages in generation `gen` of `ty` (`lrugen->nr_pages[gen][type][zone]` summed over the
-    /// zones).
-    #[inline]
-    pub fn gen_size(&self, gn: usize, ty: usize) -> u64 {
-        self.size_at(list_index(gn, ty))
-    }
-
-    /// `folio_inc_gen` (mm/vmscan.c, 6.12.117) on a page of the oldest generation: into the
-    /// next one, losing its access count and LRU_REFS_FLAGS; PG_reclaim if `reclaiming` ("for
-    /// folio_end_writeback()"). A page whose generation is already another ("folio_update_gen()
-    /// has promoted this page?") keeps it. Returns the new gen; the caller moves the page to
-    /// its list.
+    /// `folio_inc_gen` (mm/vmscan.c, 6.12.117 and 6.12.107) on a page on the oldest
+    /// generation's list: into the next generation (its flags, and `nr_pages` by
+    /// `lru_gen_update_size`), losing its access count and LRU_REFS_FLAGS; PG_reclaim if
+    /// `reclaiming` ("for folio_end_writeback()"). A page whose flags already name another
+    /// generation ("folio_update_gen() has promoted this page?") keeps it, and its size is
+    /// counted there already. Returns the page's generation; the caller moves the page to its
+    /// list.
     fn folio_inc_gen(&mut self, frames: &mut [Frame], pfn: u32, reclaiming: bool) -> usize {
         let f = &mut frames[pfn as usize];
         let old_gen = lru_gen_from_seq(self.lrugen.min_seq[folio_type(f)]);
@@ -156,9 +156,11 @@ impl Lru {
         }
         let new_gen = (old_gen + 1) % MAX_NR_GENS;
         f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+        set_gen(f, new_gen);
         if reclaiming {
             f.set(pg::PG_RECLAIM);
         }
+        self.lru_gen_update_size(frames, pfn, Some(old_gen), Some(new_gen));
         new_gen
     }
 
@@ -429,17 +431,27 @@ impl Kernel {
         }
     }
 
-    /// `folio_update_gen` (mm/vmscan.c, 6.12.117): move a page to generation `gen`, clearing its access
-    /// count; a page off the lists ("lru_gen_del_folio() has isolated this page?") gets
-    /// PG_referenced for shrink_folio_list instead.
+    /// `folio_update_gen` (mm/vmscan.c, 6.12.117 and 6.12.107) with its caller's
+    /// `update_batch_size`: promote a page to generation `gen` by its flags alone, clearing its
+    /// access count, and count it there in `nr_pages`; it stays on the list it is on until
+    /// `sort_folio` ("promoted") or `inc_min_seq` meets it there. A page off the lists
+    /// ("lru_gen_del_folio() has isolated this page?") gets PG_referenced for
+    /// shrink_folio_list instead.
+    ///
+    /// The kernel's walk (`walk_pte_range`, kswapd's `lru_gen_look_around` with
+    /// `current->reclaim_state->mm_walk`) batches the size changes in `walk->nr_pages` and
+    /// folds them into `lrugen->nr_pages` under the LRU lock (`reset_batch_size`, at the end of
+    /// `walk_mm` and in `evict_folios` after `shrink_folio_list`); the model applies each at
+    /// once: nothing of it reads the sizes in between.
     pub(super) fn folio_update_gen(&mut self, pfn: u32, gn: usize) {
         let f = &mut self.mem.frames[pfn as usize];
         match folio_lru_gen(f) {
             None => f.set(pg::PG_REFERENCED),
             Some(old) => {
                 f.flags &= !(LRU_REFS_MASK | LRU_REFS_FLAGS);
+                set_gen(f, gn);
                 if old != gn {
-                    self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
+                    self.lru.lru_gen_update_size(&self.mem.frames, pfn, Some(old), Some(gn));
                 }
             }
         }
@@ -465,11 +477,11 @@ impl Kernel {
         true
     }
 
-    /// `inc_min_seq` (mm/vmscan.c, 6.12.117): move the pages of the oldest generation of `ty` into the next
-    /// (`folio_inc_gen`, at the tail of the next generation's list of their zone), zone by
-    /// zone from ZONE_DMA up ("for (zone = 0; zone < MAX_NR_ZONES; zone++)"), at most
-    /// MAX_LRU_BATCH a call, then advance `min_seq`. Anon is not emptied when it cannot be
-    /// swapped.
+    /// `inc_min_seq` (mm/vmscan.c, 6.12.117 and 6.12.107): empty the oldest generation's lists
+    /// of `ty`, each page to the tail of the list of the generation `folio_inc_gen` gives it
+    /// (the next one, or the one a promotion in place gave it), zone by zone from ZONE_DMA up
+    /// ("for (zone = 0; zone < MAX_NR_ZONES; zone++)"), at most MAX_LRU_BATCH a call, then
+    /// advance `min_seq`. Anon is not emptied when it cannot be swapped.
     fn inc_min_seq(&mut self, ty: usize, can_swap: bool) -> bool {
         if ty != LRU_GEN_ANON || can_swap {
             let old_gen = lru_gen_from_seq(self.lru.lrugen.min_seq[ty]);
@@ -477,7 +489,7 @@ impl Kernel {
             for zone in [ZONE_DMA, ZONE_DMA32] {
                 while let Some(pfn) = self.lru.tail_zone(list_index(old_gen, ty), zone) {
                     let new_gen = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
-                    self.lru.move_to_gen(&mut self.mem.frames, pfn, new_gen, true);
+                    self.lru.list_move_to_gen(&mut self.mem.frames, pfn, new_gen, true);
                     remaining -= 1;
                     if remaining == 0 {
                         return false;
@@ -490,9 +502,11 @@ impl Kernel {
         true
     }
 
-    /// `try_to_inc_min_seq` (mm/vmscan.c, 6.12.117): advance each evictable type's `min_seq` past its empty
-    /// oldest generations (keeping MIN_NR_GENS), anon never ahead of file when both are
-    /// evictable.
+    /// `try_to_inc_min_seq` (mm/vmscan.c, 6.12.117 and 6.12.107): advance each evictable
+    /// type's `min_seq` past its oldest generations whose lists are empty ("find the oldest
+    /// populated generation": `list_empty` of every zone's list, not `nr_pages`; a generation
+    /// whose pages were all promoted in place has a size of 0 but is not passed until its lists
+    /// are sorted), keeping MIN_NR_GENS, anon never ahead of file when both are evictable.
     #[allow(clippy::needless_range_loop)] // the kernel's `for (type = !can_swap; ...)`
     fn try_to_inc_min_seq(&mut self, can_swap: bool) -> bool {
         let g = &self.lru.lrugen;
@@ -500,7 +514,7 @@ impl Kernel {
         let first = !can_swap as usize;
         for ty in first..2 {
             while min_seq[ty] + (MIN_NR_GENS as u64) <= g.max_seq {
-                if self.lru.gen_size(lru_gen_from_seq(min_seq[ty]), ty) > 0 {
+                if self.lru.size_at(list_index(lru_gen_from_seq(min_seq[ty]), ty)) > 0 {
                     break;
                 }
                 min_seq[ty] += 1;
@@ -697,8 +711,8 @@ impl Kernel {
     /// will cull it": `shrink_folio_list` activates it and `move_folios_to_lru` puts it on the
     /// unevictable list), or, before `lru_gen_sort_lets_unevictable_through` (6.12.107), culled
     /// here (PG_unevictable, onto the unevictable list, UNEVICTABLE_PGCULLED); a page whose
-    /// generation is no longer the oldest ("promoted") moves to the head of its generation's
-    /// list; a page of a tier above `tier_idx`, or with the most accesses, is protected into
+    /// flags name a generation other than the oldest ("promoted" in place by
+    /// `folio_update_gen`) moves to the head of that generation's list; a page of a tier above `tier_idx`, or with the most accesses, is protected into
     /// the next generation (counted in `protected`); a page of a zone above `sc->reclaim_idx`
     /// ("ineligible", the guest's zones only) goes to the tail of the next generation. Before
     /// `lru_gen_writeback_reactivates` (6.12.107, "waiting for writeback"), a page locked,
@@ -721,10 +735,10 @@ impl Kernel {
             self.vmstat.inc(Vm::unevictable_pgs_culled);
             return true;
         }
-        // promoted
+        // promoted (by folio_update_gen, in place): to the head of its generation's list
         let gn = folio_lru_gen(&f).unwrap_or(MAX_NR_GENS);
         if gn != lru_gen_from_seq(self.lru.lrugen.min_seq[ty]) {
-            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
+            self.lru.list_move_to_gen(&mut self.mem.frames, pfn, gn, false);
             return true;
         }
         let refs = folio_lru_refs(&f);
@@ -732,14 +746,14 @@ impl Kernel {
         // protected
         if tier > tier_idx || refs == 1 << LRU_REFS_WIDTH {
             let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
-            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, true);
+            self.lru.list_move_to_gen(&mut self.mem.frames, pfn, gn, true);
             self.lru.lrugen.protected[ty][tier - 1] += 1;
             return true;
         }
         // ineligible
         if self.lru.zonenum(pfn) > sc.reclaim_idx {
             let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, false);
-            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, true);
+            self.lru.list_move_to_gen(&mut self.mem.frames, pfn, gn, true);
             return true;
         }
         // 6.12.107 "waiting for writeback"
@@ -747,7 +761,7 @@ impl Kernel {
             && (f.test(pg::PG_LOCKED) || f.test(pg::PG_WRITEBACK) || (ty == LRU_GEN_FILE && f.test(pg::PG_DIRTY)))
         {
             let gn = self.lru.folio_inc_gen(&mut self.mem.frames, pfn, true);
-            self.lru.move_to_gen(&mut self.mem.frames, pfn, gn, false);
+            self.lru.list_move_to_gen(&mut self.mem.frames, pfn, gn, false);
             return true;
         }
         false
@@ -1286,7 +1300,9 @@ mod tests {
         assert_eq!(folio_lru_refs(&k.mem.frames[pfns[0] as usize]), 0, "folio_inc_gen clears the count");
         // promoted: the flags name the youngest generation, the page is still on the oldest list
         let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
-        set_gen(&mut k.mem.frames[pfns[1] as usize], youngest);
+        k.folio_update_gen(pfns[1], youngest);
+        let oldest_list = list_index(min_gen, LRU_GEN_ANON);
+        assert_eq!(k.mem.frames[pfns[1] as usize].lru_list() as usize, oldest_list);
         assert!(k.sort_folio(pfns[1], &sc, 0));
         assert_eq!(k.mem.frames[pfns[1] as usize].lru_list() as usize, list_index(youngest, LRU_GEN_ANON));
         // unevictable: let through
@@ -1862,6 +1878,98 @@ mod tests {
         assert_eq!(k.lru.lrugen.max_seq, 5);
         let used = 2 * MIN_LRU_BATCH as usize;
         assert_eq!(swapped(&k, pid, &dma), dma[MIN_LRU_BATCH as usize..used], "the used pages were promoted");
+        k.check_invariants().unwrap();
+    }
+
+    /// `lru_gen_look_around` with kswapd's walk → `folio_update_gen` + `update_batch_size`
+    /// (mm/vmscan.c, 6.12.117): the neighbours it promotes change only their generation bits
+    /// and the generation sizes (`lrugen->nr_pages`), and stay on the oldest generation's list;
+    /// the next `scan_folios` meets them there and `sort_folio` ("promoted") moves each to the
+    /// head of its generation's list, a sorted page counted in PGREFILL, the sizes unchanged.
+    #[test]
+    fn a_page_promoted_in_place_stays_on_its_list_until_sort_folio_moves_it_counted_in_pgrefill() {
+        let mut k = lru_gen_kernel(Arch::S390x);
+        let (pid, a) = proc_with_pages(&mut k, false, 256);
+        for _ in 0..3 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+        let oldest = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
+        let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        let (old_list, young_list) = (list_index(oldest, LRU_GEN_ANON), list_index(youngest, LRU_GEN_ANON));
+        assert_eq!((k.lru.gen_size(oldest, LRU_GEN_ANON), k.lru.size_at(old_list)), (256, 256));
+        // kswapd's walk (set_mm_walk): one eviction batch of the 64 pages faulted first, of which
+        // only the last has a young PTE: its look-around reaches 31 pages after the batch
+        make_old(&mut k, pid, a, 63);
+        let mut sc = ScanControl::new(MIN_LRU_BATCH, true);
+        k.lru.lrugen.mm_walk = true;
+        k.evict_folios(&mut sc, SWAPPINESS);
+        k.lru.lrugen.mm_walk = false;
+        // (the batch's rejected pages went back to the youngest list: `lru_gen_add_folio`)
+        let put_back = k.lru.pages_at(&k.mem.frames, young_list);
+        let promoted: Vec<u32> = (0..256)
+            .map(|i| pfn_at(&k, pid, a + i * 4096))
+            .filter(|&p| folio_lru_gen(&k.mem.frames[p as usize]) == Some(youngest) && !put_back.contains(&p))
+            .collect();
+        assert!(!promoted.is_empty(), "look-around promoted neighbours");
+        assert!(
+            promoted.iter().all(|&p| k.mem.frames[p as usize].lru_list() as usize == old_list),
+            "a promoted page is still on the oldest list"
+        );
+        let n = (promoted.len() + put_back.len()) as u64;
+        assert_eq!(k.lru.gen_size(youngest, LRU_GEN_ANON), n, "nr_pages counts them in the youngest");
+        assert_eq!(k.lru.size_at(old_list), k.lru.gen_size(oldest, LRU_GEN_ANON) + promoted.len() as u64);
+        k.check_invariants().unwrap();
+        // the next scan sorts what it meets of them, to the head of the youngest list
+        let refill = k.vmstat.get(Vm::pgrefill);
+        let (scanned, list) = k.scan_folios(&sc, LRU_GEN_ANON, 0);
+        let young = k.lru.pages_at(&k.mem.frames, young_list);
+        let moved = &young[..young.len() - put_back.len()];
+        assert_eq!(young[moved.len()..], put_back[..]);
+        assert!(!moved.is_empty() && moved.iter().all(|p| promoted.contains(p)), "{moved:?}");
+        assert_eq!(k.vmstat.get(Vm::pgrefill) - refill, moved.len() as u64, "each move is a sorted page");
+        assert_eq!(scanned, list.len() as u64 + moved.len() as u64);
+        assert_eq!(k.lru.gen_size(youngest, LRU_GEN_ANON), n, "the sizes were already counted");
+        for pfn in list {
+            k.putback_lru_page(pfn);
+        }
+        k.check_invariants().unwrap();
+    }
+
+    /// `try_to_inc_min_seq` (mm/vmscan.c, 6.12.117) looks for "the oldest populated
+    /// generation" by its lists (`list_empty`), not by `nr_pages`: a generation whose pages
+    /// were all promoted in place (`folio_update_gen`) has a size of 0 (as the debugfs view,
+    /// `lru_gen_seq_show`, shows it) but keeps `min_seq` until `sort_folio` has moved them;
+    /// then `min_seq` passes it.
+    #[test]
+    fn min_seq_waits_for_the_lists_of_a_generation_not_its_size() {
+        let mut k = lru_gen_kernel(Arch::X86_64);
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        make_old(&mut k, pid, a, 8);
+        for _ in 0..3 {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+        let min_seq = k.lru.lrugen.min_seq[LRU_GEN_ANON];
+        let (oldest, youngest) = (lru_gen_from_seq(min_seq), lru_gen_from_seq(k.lru.lrugen.max_seq));
+        for i in 0..8 {
+            k.folio_update_gen(pfn_at(&k, pid, a + i * 4096), youngest);
+        }
+        assert_eq!(k.lru.gen_size(oldest, LRU_GEN_ANON), 0);
+        assert_eq!(k.lru.size_at(list_index(oldest, LRU_GEN_ANON)), 8);
+        let view = k.lru_gen_debugfs(false);
+        let line = |seq: u64| view.lines().find(|l| l.split_whitespace().next() == Some(&seq.to_string())).unwrap();
+        let anon = |l: &str| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap();
+        assert_eq!((anon(line(min_seq)), anon(line(k.lru.lrugen.max_seq))), (0, 8), "{view}");
+        assert!(!k.try_to_inc_min_seq(true), "the oldest lists are not empty");
+        assert_eq!(k.lru.lrugen.min_seq[LRU_GEN_ANON], min_seq);
+        k.check_invariants().unwrap();
+        // scan_folios sorts all 8 to the youngest list (nothing to isolate: scanned 0)
+        let sc = ScanControl::new(MIN_LRU_BATCH, true);
+        assert_eq!(k.scan_folios(&sc, LRU_GEN_ANON, 0), (0, vec![]));
+        assert_eq!(k.vmstat.get(Vm::pgrefill), 8);
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.lru.lrugen.min_seq[LRU_GEN_ANON] > min_seq);
         k.check_invariants().unwrap();
     }
 }
