@@ -320,7 +320,7 @@ impl Pcp {
     }
 
     /// The lists' consistency: each count is its pages, each page once, a DMA page (of the
-    /// guest zones, `dma`) on them [`Use::Pcp`] and a DMA32 one outside DMA.
+    /// guest zones, `dma`) on them `Use::Pcp` and a DMA32 one outside DMA.
     pub fn check(&self, dma: Option<&DmaZone>) -> std::result::Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for (zone, p) in self.pageset.iter().enumerate() {
