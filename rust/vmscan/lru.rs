@@ -15,7 +15,7 @@
 //! A generation's size is not its lists' length: `lrugen->nr_pages` counts a page in the
 //! generation its flags name, and a page promoted in place (`folio_update_gen`) stays on an
 //! older generation's list until `sort_folio` or `inc_min_seq` moves it
-//! ([`Lru::gen_size`] against [`Lru::size_at`]).
+//! ([`Lru::gen_size`] against `Lru::size_at`).
 
 use crate::mm::page::{Frame, NO_PFN, pg};
 use crate::sim::hint::Hint;
