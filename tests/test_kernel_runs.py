@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import reclaim.crosscheck.replay as replay
 from reclaim.crosscheck.replay import (
     ReplayCheck,
     ReplayOracleError,
@@ -216,3 +217,37 @@ def test_the_models_per_cpu_lists_hold_as_many_pages_as_the_guests_during_a_run(
     g, m = sum(guest) / len(guest), sum(model) / len(model)
     assert 20 <= g <= 40
     assert abs(m - g) <= g / 4, (model, guest)
+
+
+def test_with_the_scheduler_tick_kswapd_does_x86_64_mglru_phases_scanning_as_the_guests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On x86_64 MGLRU phase the guests' kswapd scans about three pages for each one the
+    process scans directly, though the first pass reads nothing back from swap. With
+    ``sched_tick`` (EEVDF on the guest's one CPU: ``update_deadline`` at the 4 ms tick,
+    ``check_preempt_wakeup_fair`` → ``pick_eevdf`` at the wake, kernel/sched/fair.c v6.12) the
+    model's kswapd gets the CPU and does most of the scanning too; without it (the oracle's
+    choice, ``reclaim.vm.guest.SCHED_TICK``, which ``model_counters`` follows) kswapd waits for
+    a swap read that hardly comes and the process reclaims directly."""
+    import reclaim
+
+    c = check("x86_64-lrugen-phase-96-pc0-200K")
+    t = c.regenerate()
+    path = tmp_path / "trace.bin"
+    reclaim.trace.write(path, t.keys, t.writes, format="binary")
+    k = c.kernel[0]
+    assert all(r.counters["pgscan_kswapd"] > 2 * r.counters["pgscan_direct"] for r in c.kernel)
+    kw: dict[str, Any] = {
+        "lru_gen": c.lru_gen,
+        "page_cluster": c.page_cluster,
+        "release": str(c.guest.get("release", "")) or None,
+        "requests": c.requests,
+    }
+    ticking = replay.model_counters(path, c.arch, k, sched_tick=True, **kw)
+    sleeping = replay.model_counters(path, c.arch, k, sched_tick=False, **kw)
+    assert ticking["pgscan_kswapd"] > ticking["pgscan_direct"], ticking
+    assert ticking["pageoutrun"] >= k.counters["pageoutrun"]
+    assert 4 * sleeping["pgscan_kswapd"] < sleeping["pgscan_direct"], sleeping
+    for choice, want in ((True, ticking), (False, sleeping)):
+        monkeypatch.setattr(replay, "GUEST_SCHED_TICK", choice)
+        assert replay.model_counters(path, c.arch, k, **kw) == want

@@ -9,6 +9,8 @@ are refreshed from them, and the fidelity table is printed from them:
     python tools/kernel_runs.py --update                     # recompute the model on every row and
                                                              # rewrite expected/*.json
     python tools/kernel_runs.py --markdown --lru-gen off     # FINDINGS' table (classic rows)
+    python tools/kernel_runs.py --markdown --sched-tick on   # the same with an oracle choice
+                                                             # overridden (not with --update)
     python tools/kernel_runs.py                              # one line a row, against expected/
     python tools/kernel_runs.py --plot P.png --trace zipf0.9 --arch x86_64 --page-cluster 0
                                                              # the README's plot, this model
@@ -207,9 +209,14 @@ def _target(c: ReplayCheck) -> str:
     return "met (spread)" if meets_target(c) else "**not met**"
 
 
+#: ``model_counters`` options that override the oracle's choices in the table and the plot
+#: (``--sched-tick``); ``--update`` always writes the oracle's own.
+MODEL_OPTIONS: dict[str, Any] = {}
+
+
 def _remodelled(c: ReplayCheck) -> ReplayCheck:
     """``c`` with the model of this build on each kernel run's memory."""
-    ms = remodel(c)
+    ms = remodel(c, **MODEL_OPTIONS)
     return dataclasses.replace(c, model=ms[0], model_runs=ms)
 
 
@@ -322,7 +329,17 @@ def main() -> int:
     ap.add_argument(
         "--plot", type=Path, help="draw the selected rows with this build's model (replay.plot)"
     )
+    ap.add_argument(
+        "--sched-tick",
+        choices=("on", "off"),
+        help="the table and plot with model_counters' sched_tick so, not the oracle's "
+        "reclaim.vm.guest.SCHED_TICK",
+    )
     a = ap.parse_args()
+    if a.sched_tick is not None:
+        if a.update:
+            ap.error("--update writes the oracle's own choices: drop --sched-tick")
+        MODEL_OPTIONS["sched_tick"] = a.sched_tick == "on"
     if a.files:
         import_files(a.files)
     if a.record is not None:

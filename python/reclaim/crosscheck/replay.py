@@ -45,6 +45,7 @@ from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import PCP_LISTS as GUEST_PCP_LISTS
 from reclaim.vm.guest import PCP_LISTS_ONE_ZONE as GUEST_PCP_LISTS_ONE_ZONE
 from reclaim.vm.guest import PGTABLE_PAGES as GUEST_PGTABLE_PAGES
+from reclaim.vm.guest import SCHED_TICK as GUEST_SCHED_TICK
 from reclaim.vm.guest import SWAP_CACHE_NODES as GUEST_SWAP_CACHE_NODES
 from reclaim.vm.guest import SWAP_IO as GUEST_SWAP_IO
 from reclaim.vm.guest import TLB as GUEST_TLB
@@ -384,7 +385,7 @@ def model_counters(
     kernel_alloc_every: int = 0,
     requests: int | None = None,
     guest_clock: bool = True,
-    sched_tick: bool = False,
+    sched_tick: bool | None = None,
     pgtable_pages: bool | None = None,
     swap_cache_nodes: bool | None = None,
     pcp_lists: bool | None = None,
@@ -427,9 +428,10 @@ def model_counters(
     ``guest_clock`` (default on; ``requests``: the trace's length, which the clock counts) gives
     the model the guest's time, an input of the oracle: :func:`guest_clock_for` of ``k``, the
     arch's fitted costs scaled to the run's own ``ms``, so that the memcg flush runs every 2 s of
-    the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (off by
-    default) lets the scheduler's tick give a woken kswapd the CPU as well as the process's
-    swap reads (``reclaim.trace.replay(sched_tick=)``). ``pgtable_pages`` (None: the oracle's
+    the guest's time (False: of the model's cost clock, as before). ``sched_tick`` (None: the
+    oracle's choice, :data:`reclaim.vm.guest.SCHED_TICK`; only with the guest clock) lets the
+    scheduler's tick give a woken kswapd the CPU as well as the process's swap reads
+    (``reclaim.trace.replay(sched_tick=)``). ``pgtable_pages`` (None: the oracle's
     choice, :data:`reclaim.vm.guest.PGTABLE_PAGES`) takes the process's page tables out of the
     memory, as the guest's ``pte_alloc_one`` does (the held pages were read before the process
     mapped the trace's pages). ``swap_cache_nodes`` (None: the oracle's choice,
@@ -453,6 +455,8 @@ def model_counters(
         swap_cache_nodes = GUEST_SWAP_CACHE_NODES
     if pcp_lists is None:
         pcp_lists = GUEST_PCP_LISTS if gz is not None else GUEST_PCP_LISTS_ONE_ZONE
+    if sched_tick is None:
+        sched_tick = GUEST_SCHED_TICK
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO

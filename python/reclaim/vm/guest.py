@@ -131,6 +131,21 @@ PCP_LISTS_ONE_ZONE = True
 #: that a kswapd reclaiming for ZONE_DMA alone evicted): 5 rows meet the target against 11 with
 #: one zone.
 ZONES_LRU_GEN = False
+#: Whether a woken kswapd also gets the guests' one CPU when 6.12's scheduler would give it
+#: (``reclaim.trace.replay(sched_tick=)``: EEVDF's 0.75 ms slice and 4 ms tick,
+#: ``update_deadline``, ``check_preempt_wakeup_fair`` and ``pick_eevdf``, kernel/sched/fair.c
+#: v6.12; the reschedule honoured at the end of the access, as PREEMPT_VOLUNTARY does), not only
+#: when the process sleeps on a swap read or, after a boost's wake, at the allocation's
+#: rescheduling point. It runs on the guest clock (:data:`GUEST_CLOCK`), whose s390x fit has no
+#: cost but the major faults': an s390x run without them (phase) has no time, hence no tick.
+#: Off: on the 51 saved rows it brings the kswapd/direct split nearer the kernel's (x86_64
+#: MGLRU phase: kswapd 8,352 / direct 5,986 pages against the kernel's 12,297 / 3,904, from
+#: 1,664 / 12,674) but not that row's major faults (23 against 55-210), and it trades rows in
+#: the target: the classic loop at page-cluster 3 comes in (-11.9% to -8.5%), classic hot_scan
+#: 96 MiB 200K (-4.1% to -6.4%, below the kernel's minimum) and MGLRU hot_scan 96 MiB
+#: page-cluster 3 (-9.3% to -10.3%) go out: 30 of 32 classic rows either way, 16 of 19 MGLRU rows
+#: against 17 (FINDINGS section 7, "The scheduler tick on the dataset").
+SCHED_TICK = False
 
 #: The guests' speed under TCG, an input of the replay oracle's model and not a model
 #: constant: ns per (request, minor fault, major fault, page written to swap, page scanned by
