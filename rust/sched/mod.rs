@@ -26,19 +26,27 @@
 //!   → `entity_tick` → `update_curr` every 4 ms ([`TICK_NS`]);
 //! - `update_curr` → `update_deadline`: once the running entity's vruntime has passed its
 //!   deadline it gets a new one (vruntime + slice) and, with another entity queued, `update_curr`
-//!   calls `resched_curr` (6.12 returns early on `rq->nr_running == 1`, a later release on the
-//!   cfs_rq's count; with only the process and kswapd, both CFS tasks of the root cfs_rq, the
+//!   calls `resched_curr` (v6.12 returns early on `rq->nr_running == 1`, the 6.12 stable
+//!   releases, read in 6.12.67, on the cfs_rq's count; with only the process and kswapd, both CFS tasks of the root cfs_rq, the
 //!   two counts are the same). The process running alone gets a new slice at every tick (4 ms >
 //!   0.75 ms), so its slice is used up 0.75 ms after each tick;
-//! - a wake (`try_to_wake_up` → `wakeup_preempt` → `check_preempt_wakeup_fair`): `update_curr`
-//!   first, so a process whose slice was used up is rescheduled at the wake; otherwise
-//!   `pick_eevdf` keeps it: the woken kswapd is placed at the average vruntime (`place_entity`,
-//!   lag about 0: a kswapd that went to sleep not eligible, having run more than its share, stays
-//!   queued under `DELAY_DEQUEUE` until its lag is back to 0 and `DELAY_ZERO` clips what is
-//!   positive; one that slept eligible would keep a positive lag and could preempt at once,
-//!   which the model does not follow), so its deadline is later than the process's, which got
-//!   its deadline at the last tick (and RUN_TO_PARITY's `vlag == deadline` no longer holds
-//!   after the first new slice, so it adds nothing). The switch then comes at the next tick;
+//! - a wake (`try_to_wake_up` → `ttwu_do_activate`: `enqueue_task_fair`, then `wakeup_preempt`
+//!   → `check_preempt_wakeup_fair`): `enqueue_entity` calls `update_curr` while the process is
+//!   still alone on the cfs_rq, so a process whose slice was used up gets its new deadline
+//!   there (`update_deadline`) but no reschedule (`update_curr` returns on one running entity).
+//!   kswapd is then placed at the average vruntime, the process's (`place_entity`, lag about 0:
+//!   a kswapd that went to sleep not eligible, having run more than its share, stays queued
+//!   under `DELAY_DEQUEUE` until it is picked, and `DELAY_ZERO` clips what is positive; one
+//!   that slept eligible would keep a positive lag and preempt at once, and one woken while
+//!   still delayed keeps its negative lag and waits longer, which the model does not follow),
+//!   with the same slice, so its deadline equals the process's new one, and `pick_eevdf`
+//!   (called by `check_preempt_wakeup_fair`) takes the leftmost eligible entity, kswapd: the
+//!   process wins only with an earlier deadline (`entity_before`). So a wake after the slice
+//!   reschedules at once; before it, the process keeps its earlier deadline (from the last
+//!   tick) and the CPU (RUN_TO_PARITY's protection, `vlag == deadline` from the process's last
+//!   pick, ends with its first new deadline, so it adds nothing after a tick). The switch then
+//!   comes at the next tick (`update_deadline`; PREEMPT_SHORT's `did_preempt_short` too, the
+//!   process having run past the average);
 //! - `resched_curr` sets TIF_NEED_RESCHED, which both configs honour at the return to user
 //!   space (`exit_to_user_mode_loop`) or a `cond_resched()` (CONFIG_PREEMPT_VOLUNTARY on s390x,
 //!   PREEMPT_DYNAMIC in mode voluntary on x86_64), not at an interrupt's return into the
