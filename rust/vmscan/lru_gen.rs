@@ -2063,4 +2063,61 @@ mod tests {
         assert_eq!(swapped, 7, "the unused pages are");
         k.check_invariants().unwrap();
     }
+
+    /// As above, with a page promoted in place three generations younger than its list, by
+    /// kswapd's look-around (`lru_gen_look_around` with its `mm_walk`: `folio_update_gen`)
+    /// while anon has MAX_NR_GENS generations: once swap was full and has room again, eviction
+    /// meets the page on its old list while its generation is outside the window, and
+    /// `sort_folio` (mm/vmscan.c, 6.12.117) moves it to that generation's list, outside the
+    /// window too, not evicted; the next aging makes it the youngest.
+    #[test]
+    fn sort_folio_moves_a_page_promoted_in_place_to_its_generation_outside_the_window() {
+        let mut k = lru_gen_kernel(Arch::X86_64);
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        let pfn = pfn_at(&k, pid, a);
+        let list = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        assert!(k.try_to_inc_max_seq(3, true, false));
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.try_to_inc_max_seq(4, true, false));
+        assert!(k.try_to_inc_max_seq(5, true, false));
+        assert_eq!((k.lru.lrugen.min_seq, k.lru.lrugen.max_seq), ([3, 3], 6));
+        // the first page and its neighbour are used; kswapd's reclaim isolates the neighbour,
+        // finds it referenced and looks around it
+        k.access(pid, 0, a, false, 0).unwrap();
+        k.access(pid, 0, a + 4096, false, 0).unwrap();
+        let target = pfn_at(&k, pid, a + 4096);
+        assert!(k.isolate_lru_page(target));
+        k.lru.lrugen.mm_walk = true;
+        assert_eq!(k.folio_referenced(target).referenced, 1);
+        k.lru.lrugen.mm_walk = false;
+        let promoted = lru_gen_from_seq(6);
+        assert_eq!((folio_lru_gen(&k.mem.frames[pfn as usize]), on_list(&k, pfn)), (Some(promoted), list));
+        k.check_invariants().unwrap();
+        // swap full: anon's oldest list is left in place and becomes the youngest
+        assert!(k.try_to_inc_max_seq(6, false, false));
+        assert_eq!(lru_gen_from_seq(k.lru.lrugen.max_seq), list);
+        // swap has room: two agings, each after try_to_inc_min_seq passed what it could
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.try_to_inc_max_seq(7, true, false));
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.try_to_inc_max_seq(8, true, false));
+        assert_eq!(window(&k, LRU_GEN_ANON), [list, lru_gen_from_seq(8), lru_gen_from_seq(9)]);
+        assert!(!window(&k, LRU_GEN_ANON).contains(&promoted));
+        k.check_invariants().unwrap();
+        let mut sc = ScanControl::new(crate::vmscan::shrink::SWAP_CLUSTER_MAX, false);
+        let swappiness = k.lru_gen_swappiness(&sc);
+        let refill = k.vmstat.get(Vm::pgrefill);
+        k.evict_folios(&mut sc, swappiness);
+        assert_eq!((folio_lru_gen(&k.mem.frames[pfn as usize]), on_list(&k, pfn)), (Some(promoted), promoted));
+        assert!(!window(&k, LRU_GEN_ANON).contains(&promoted), "sorted onto a list outside the window");
+        assert!(k.vmstat.get(Vm::pgrefill) > refill, "sorted");
+        assert!(k.arch().pte_present(k.pte_at(pid, a).unwrap()), "not evicted");
+        assert_eq!(k.lru.gen_size(promoted, LRU_GEN_ANON), 1);
+        k.check_invariants().unwrap();
+        assert!(k.try_to_inc_max_seq(9, true, false));
+        assert_eq!(lru_gen_from_seq(k.lru.lrugen.max_seq), promoted, "the youngest");
+        // (the neighbour, kept isolated so far, goes back)
+        k.putback_lru_page(target);
+        k.check_invariants().unwrap();
+    }
 }
