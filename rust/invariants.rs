@@ -167,9 +167,17 @@ impl Kernel {
                     ));
                 };
                 nr_pages[fg][ty][self.lru.zonenum(pfn32) as usize] += 1;
+                // the flag generation lies in min_seq ..= max_seq of its type; anon's only may
+                // lie outside: `inc_min_seq` (mm/vmscan.c, 6.12.117 and 6.12.107) advances
+                // min_seq[LRU_GEN_ANON] without moving the oldest list when anon cannot swap,
+                // which then becomes the youngest generation, younger than the one a page on it
+                // was promoted to in place; `try_to_inc_min_seq` later passes that generation
+                // when its lists are empty. `sort_folio` moves such a page to its generation's
+                // list and leaves it there until max_seq reaches it; file's min_seq never passes
+                // a list with pages on it.
                 let g = &self.lru.lrugen;
                 let seq_ok = (g.min_seq[ty]..=g.max_seq).any(|s| crate::vmscan::lru_gen::lru_gen_from_seq(s) == fg);
-                if !seq_ok {
+                if !seq_ok && ty != crate::vmscan::lru_gen::LRU_GEN_ANON {
                     return Err(format!(
                         "pfn {pfn} is in generation {fg}, outside min_seq {} .. max_seq {}",
                         g.min_seq[ty], g.max_seq

@@ -1972,4 +1972,152 @@ mod tests {
         assert!(k.lru.lrugen.min_seq[LRU_GEN_ANON] > min_seq);
         k.check_invariants().unwrap();
     }
+
+    /// The window of a type's generations, `min_seq ..= max_seq`, as generation indices.
+    fn window(k: &Kernel, ty: usize) -> Vec<usize> {
+        (k.lru.lrugen.min_seq[ty]..=k.lru.lrugen.max_seq).map(lru_gen_from_seq).collect()
+    }
+
+    /// The generation whose list the page `pfn` is on.
+    fn on_list(k: &Kernel, pfn: u32) -> usize {
+        (k.mem.frames[pfn as usize].lru_list() as usize - crate::vmscan::lru::NR_LRU_LISTS) / 2
+    }
+
+    /// inc_max_seq → inc_min_seq, try_to_inc_min_seq, folio_update_gen, sort_folio (mm/vmscan.c,
+    /// 6.12.117; 6.12.107 has the same): an anon page the walk promotes in place while swap has
+    /// room keeps its old list; once swap is full (`get_swappiness` 0, `can_swap` false) an
+    /// aging with MAX_NR_GENS anon generations advances `min_seq[LRU_GEN_ANON]` without moving
+    /// the oldest list (`goto done`), which becomes the new youngest. When swap has room again,
+    /// `try_to_inc_min_seq` passes the page's flag generation, whose lists are empty: the page,
+    /// still on its old list, names a generation outside `min_seq ..= max_seq`, where
+    /// `nr_pages` counts it and `lru_gen_seq_show` does not show it. Nothing reads it there:
+    /// with MIN_NR_GENS generations `scan_folios` takes nothing, the next aging makes the
+    /// page's generation the youngest, and eviction then meets the page on its old list:
+    /// `sort_folio` ("promoted") moves it to its generation's list, not evicted.
+    #[test]
+    fn an_anon_page_promoted_in_place_may_name_a_generation_outside_the_window_after_swap_was_full() {
+        let mut k = lru_gen_kernel(Arch::X86_64);
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        let pfn = pfn_at(&k, pid, a);
+        let list = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        // an aging with swap (the walk makes the faulted PTEs old), and the empty generations passed
+        assert!(k.try_to_inc_max_seq(3, true, false));
+        assert!(k.try_to_inc_min_seq(true));
+        assert_eq!((k.lru.lrugen.min_seq, k.lru.lrugen.max_seq), ([3, 3], 4));
+        // the page is used again before each of two agings: their walks promote it in place
+        // (the second walks its PTE table only as the first found it young: the Bloom
+        // filter), the second to two generations younger than its list
+        k.access(pid, 0, a, false, 0).unwrap();
+        assert!(k.try_to_inc_max_seq(4, true, false));
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(lru_gen_from_seq(4)));
+        k.access(pid, 0, a, false, 0).unwrap();
+        assert!(k.try_to_inc_max_seq(5, true, false));
+        let promoted = lru_gen_from_seq(5);
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(promoted));
+        assert_eq!(on_list(&k, pfn), list, "promoted in place: still on its old list");
+        k.check_invariants().unwrap();
+        // swap full: the aging with four anon generations leaves the oldest list where it is
+        assert!(k.try_to_inc_max_seq(6, false, false));
+        assert_eq!(k.lru.lrugen.min_seq[LRU_GEN_ANON], 4, "inc_min_seq: anon, !can_swap: goto done");
+        assert_eq!(lru_gen_from_seq(k.lru.lrugen.max_seq), list, "the old list is the youngest generation");
+        k.check_invariants().unwrap();
+        // swap has room: the generations whose lists are empty are passed, the page's too
+        assert!(k.try_to_inc_min_seq(true));
+        assert_eq!(k.lru.lrugen.min_seq, [6, 6]);
+        assert!(!window(&k, LRU_GEN_ANON).contains(&promoted), "{:?}", window(&k, LRU_GEN_ANON));
+        assert_eq!(k.lru.gen_size(promoted, LRU_GEN_ANON), 1, "nr_pages still counts it there");
+        k.check_invariants().unwrap();
+        // reclaim finds fewer than three generations from min_seq (should_run_aging) and ages
+        // first; its walk finds the page's PTE old: the page keeps its flags and its list
+        assert!(k.try_to_inc_max_seq(7, true, false));
+        assert_eq!(folio_lru_gen(&k.mem.frames[pfn as usize]), Some(promoted));
+        assert!(!window(&k, LRU_GEN_ANON).contains(&promoted), "{:?}", window(&k, LRU_GEN_ANON));
+        k.check_invariants().unwrap();
+        // eviction passes the empty generation below the page's list; that leaves MIN_NR_GENS
+        // generations, of which scan_folios takes nothing: the page stays outside the window
+        let mut sc = ScanControl::new(crate::vmscan::shrink::SWAP_CLUSTER_MAX, false);
+        let swappiness = k.lru_gen_swappiness(&sc);
+        assert!(swappiness > 0, "swap has room");
+        k.evict_folios(&mut sc, swappiness);
+        assert_eq!(window(&k, LRU_GEN_ANON), [list, lru_gen_from_seq(8)]);
+        assert_eq!(on_list(&k, pfn), list);
+        assert_eq!(k.lru.gen_size(promoted, LRU_GEN_ANON), 1);
+        // lru_gen_seq_show shows the window only: the page is in none of its generations
+        let shown: u64 = window(&k, LRU_GEN_ANON).iter().map(|&g| k.lru.gen_size(g, LRU_GEN_ANON)).sum();
+        assert_eq!(shown, 7);
+        assert!(!k.lru_gen_debugfs(true).is_empty());
+        k.check_invariants().unwrap();
+        // the next aging opens the page's generation: it is the youngest
+        assert!(k.try_to_inc_max_seq(8, true, false));
+        assert_eq!(lru_gen_from_seq(k.lru.lrugen.max_seq), promoted);
+        k.check_invariants().unwrap();
+        // eviction scans the page's list: sort_folio moves the page to its generation's list
+        // (counted in PGREFILL), the youngest; the others, unused, are swapped out
+        let refill = k.vmstat.get(Vm::pgrefill);
+        k.evict_folios(&mut sc, swappiness);
+        assert_eq!((folio_lru_gen(&k.mem.frames[pfn as usize]), on_list(&k, pfn)), (Some(promoted), promoted));
+        assert_eq!(k.vmstat.get(Vm::pgrefill) - refill, 1, "sorted");
+        let arch = k.arch();
+        assert!(arch.pte_present(k.pte_at(pid, a).unwrap()), "the promoted page is not evicted");
+        let swapped = (1..8).filter(|i| arch.is_swap_pte(k.pte_at(pid, a + i * 4096).unwrap())).count();
+        assert_eq!(swapped, 7, "the unused pages are");
+        k.check_invariants().unwrap();
+    }
+
+    /// As above, with a page promoted in place three generations younger than its list, by
+    /// kswapd's look-around (`lru_gen_look_around` with its `mm_walk`: `folio_update_gen`)
+    /// while anon has MAX_NR_GENS generations: once swap was full and has room again, eviction
+    /// meets the page on its old list while its generation is outside the window, and
+    /// `sort_folio` (mm/vmscan.c, 6.12.117) moves it to that generation's list, outside the
+    /// window too, not evicted; the next aging makes it the youngest.
+    #[test]
+    fn sort_folio_moves_a_page_promoted_in_place_to_its_generation_outside_the_window() {
+        let mut k = lru_gen_kernel(Arch::X86_64);
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        let pfn = pfn_at(&k, pid, a);
+        let list = lru_gen_from_seq(k.lru.lrugen.max_seq);
+        assert!(k.try_to_inc_max_seq(3, true, false));
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.try_to_inc_max_seq(4, true, false));
+        assert!(k.try_to_inc_max_seq(5, true, false));
+        assert_eq!((k.lru.lrugen.min_seq, k.lru.lrugen.max_seq), ([3, 3], 6));
+        // the first page and its neighbour are used; kswapd's reclaim isolates the neighbour,
+        // finds it referenced and looks around it
+        k.access(pid, 0, a, false, 0).unwrap();
+        k.access(pid, 0, a + 4096, false, 0).unwrap();
+        let target = pfn_at(&k, pid, a + 4096);
+        assert!(k.isolate_lru_page(target));
+        k.lru.lrugen.mm_walk = true;
+        assert_eq!(k.folio_referenced(target).referenced, 1);
+        k.lru.lrugen.mm_walk = false;
+        let promoted = lru_gen_from_seq(6);
+        assert_eq!((folio_lru_gen(&k.mem.frames[pfn as usize]), on_list(&k, pfn)), (Some(promoted), list));
+        k.check_invariants().unwrap();
+        // swap full: anon's oldest list is left in place and becomes the youngest
+        assert!(k.try_to_inc_max_seq(6, false, false));
+        assert_eq!(lru_gen_from_seq(k.lru.lrugen.max_seq), list);
+        // swap has room: two agings, each after try_to_inc_min_seq passed what it could
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.try_to_inc_max_seq(7, true, false));
+        assert!(k.try_to_inc_min_seq(true));
+        assert!(k.try_to_inc_max_seq(8, true, false));
+        assert_eq!(window(&k, LRU_GEN_ANON), [list, lru_gen_from_seq(8), lru_gen_from_seq(9)]);
+        assert!(!window(&k, LRU_GEN_ANON).contains(&promoted));
+        k.check_invariants().unwrap();
+        let mut sc = ScanControl::new(crate::vmscan::shrink::SWAP_CLUSTER_MAX, false);
+        let swappiness = k.lru_gen_swappiness(&sc);
+        let refill = k.vmstat.get(Vm::pgrefill);
+        k.evict_folios(&mut sc, swappiness);
+        assert_eq!((folio_lru_gen(&k.mem.frames[pfn as usize]), on_list(&k, pfn)), (Some(promoted), promoted));
+        assert!(!window(&k, LRU_GEN_ANON).contains(&promoted), "sorted onto a list outside the window");
+        assert!(k.vmstat.get(Vm::pgrefill) > refill, "sorted");
+        assert!(k.arch().pte_present(k.pte_at(pid, a).unwrap()), "not evicted");
+        assert_eq!(k.lru.gen_size(promoted, LRU_GEN_ANON), 1);
+        k.check_invariants().unwrap();
+        assert!(k.try_to_inc_max_seq(9, true, false));
+        assert_eq!(lru_gen_from_seq(k.lru.lrugen.max_seq), promoted, "the youngest");
+        // (the neighbour, kept isolated so far, goes back)
+        k.putback_lru_page(target);
+        k.check_invariants().unwrap();
+    }
 }
