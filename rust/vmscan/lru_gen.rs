@@ -1075,6 +1075,15 @@ mod tests {
         k.arch().pte_pfn(k.pte_at(pid, addr).unwrap())
     }
 
+    /// `n` agings in a row (`try_to_inc_max_seq` with swap, no forced scan), each one making a
+    /// new generation.
+    fn age(k: &mut Kernel, n: usize) {
+        for _ in 0..n {
+            let seq = k.lru.lrugen.max_seq;
+            assert!(k.try_to_inc_max_seq(seq, true, false));
+        }
+    }
+
     /// Make the PTEs of `n` pages from `a` old (as after an earlier look at them).
     fn make_old(k: &mut Kernel, pid: u32, a: u64, n: u64) {
         for i in 0..n {
@@ -1177,10 +1186,7 @@ mod tests {
         let mut k = lru_gen_kernel(Arch::S390x);
         let (old_pid, old_a) = proc_with_pages(&mut k, false, 64);
         // faulted into max_seq = 3; three agings make seq 3 the oldest (min_seq 3, max_seq 6)
-        for _ in 0..3 {
-            let seq = k.lru.lrugen.max_seq;
-            assert!(k.try_to_inc_max_seq(seq, true, false));
-        }
+        age(&mut k, 3);
         let (young_pid, young_a) = proc_with_pages(&mut k, false, 64);
         make_old(&mut k, old_pid, old_a, 64);
         make_old(&mut k, young_pid, young_a, 64);
@@ -1281,10 +1287,7 @@ mod tests {
     fn sort_folio_protects_promotes_and_lets_through() {
         let mut k = lru_gen_kernel(Arch::S390x);
         let (pid, a) = proc_with_pages(&mut k, false, 4);
-        for _ in 0..3 {
-            let seq = k.lru.lrugen.max_seq;
-            assert!(k.try_to_inc_max_seq(seq, true, false));
-        }
+        age(&mut k, 3);
         let min_gen = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
         let pfns: Vec<u32> = (0..4).map(|i| pfn_at(&k, pid, a + i * 4096)).collect();
         assert!(pfns.iter().all(|&p| folio_lru_gen(&k.mem.frames[p as usize]) == Some(min_gen)));
@@ -1436,10 +1439,7 @@ mod tests {
     fn kswapd_looks_around_with_its_walk_and_no_activations() {
         let mut k = lru_gen_kernel(Arch::S390x);
         let (pid, a) = proc_with_pages(&mut k, false, 64);
-        for _ in 0..3 {
-            let seq = k.lru.lrugen.max_seq;
-            assert!(k.try_to_inc_max_seq(seq, true, false));
-        }
+        age(&mut k, 3);
         let mut sc = ScanControl::new(4096, true);
         k.lru_gen_shrink_node(&mut sc);
         assert!(sc.priority >= DEF_PRIORITY / 2, "priority {}", sc.priority);
@@ -1498,10 +1498,7 @@ mod tests {
         k.set_swap_io(crate::mm::page_io::SwapIo::VirtioBlk).unwrap();
         k.set_kswapd_mode(crate::vmscan::kswapd::KswapdMode::OneCpu);
         let (pid, a) = proc_with_pages(&mut k, false, 64);
-        for _ in 0..3 {
-            let seq = k.lru.lrugen.max_seq;
-            assert!(k.try_to_inc_max_seq(seq, true, false));
-        }
+        age(&mut k, 3);
         make_old(&mut k, pid, a, 64);
         (k, pid, a)
     }
@@ -1660,10 +1657,7 @@ mod tests {
             let mut k = Kernel::new(Profile::get(profile, Arch::S390x).unwrap(), 8 << 20, 8 << 20, 1).unwrap();
             assert_eq!(k.profile.lru_gen_sort_lets_unevictable_through, through);
             let (pid, a) = proc_with_pages(&mut k, false, 64);
-            for _ in 0..3 {
-                let seq = k.lru.lrugen.max_seq;
-                assert!(k.try_to_inc_max_seq(seq, true, false));
-            }
+            age(&mut k, 3);
             // the page at the tail of the oldest generation: the first eviction meets
             let oldest = list_index(lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]), LRU_GEN_ANON);
             let pfn = k.lru.tail_at(oldest).unwrap();
@@ -1890,10 +1884,7 @@ mod tests {
     fn a_page_promoted_in_place_stays_on_its_list_until_sort_folio_moves_it_counted_in_pgrefill() {
         let mut k = lru_gen_kernel(Arch::S390x);
         let (pid, a) = proc_with_pages(&mut k, false, 256);
-        for _ in 0..3 {
-            let seq = k.lru.lrugen.max_seq;
-            assert!(k.try_to_inc_max_seq(seq, true, false));
-        }
+        age(&mut k, 3);
         let oldest = lru_gen_from_seq(k.lru.lrugen.min_seq[LRU_GEN_ANON]);
         let youngest = lru_gen_from_seq(k.lru.lrugen.max_seq);
         let (old_list, young_list) = (list_index(oldest, LRU_GEN_ANON), list_index(youngest, LRU_GEN_ANON));
@@ -1946,10 +1937,7 @@ mod tests {
         let mut k = lru_gen_kernel(Arch::X86_64);
         let (pid, a) = proc_with_pages(&mut k, false, 8);
         make_old(&mut k, pid, a, 8);
-        for _ in 0..3 {
-            let seq = k.lru.lrugen.max_seq;
-            assert!(k.try_to_inc_max_seq(seq, true, false));
-        }
+        age(&mut k, 3);
         let min_seq = k.lru.lrugen.min_seq[LRU_GEN_ANON];
         let (oldest, youngest) = (lru_gen_from_seq(min_seq), lru_gen_from_seq(k.lru.lrugen.max_seq));
         for i in 0..8 {
