@@ -159,6 +159,18 @@ def test_a_boosted_zone_gives_the_model_its_own_watermarks_without_the_boost() -
     assert gz is not None and gz[0][2:5] == (10, 12, 14) and gz[1][2:5] == (200, 250, 300)
 
 
+def _saved_without(check: rp.ReplayCheck, *fields: str) -> rp.ReplayCheck:
+    """``check`` as a build that did not yet write ``fields`` into its kernel runs saved it,
+    loaded again."""
+    d = check.to_dict()
+    runs = d["kernel"]
+    assert isinstance(runs, list)
+    for run in runs:
+        for f in fields:
+            run.pop(f)
+    return rp.ReplayCheck.from_dict(json.loads(json.dumps(d)))
+
+
 def test_the_boost_of_a_run_saved_without_it_is_inferred_from_the_other_runs_of_its_boot() -> None:
     """Runs saved before the agent kept the boost: the runs of one check share a boot and its
     _watermark[], so a run whose marks are all higher by the same amount read them boosted."""
@@ -168,13 +180,7 @@ def test_the_boost_of_a_run_saved_without_it_is_inferred_from_the_other_runs_of_
                        lru_gen="off", shmem=False, pages=20_000, requests=200_000,
                        capacity=5_000, kernel=[boosted, plain], model={"majflt": 1},
                        reference={})  # fmt: skip
-    d = c.to_dict()
-    runs = d["kernel"]
-    assert isinstance(runs, list)
-    for run in runs:
-        run.pop("boost")
-        run.pop("boost_inferred")
-    again = rp.ReplayCheck.from_dict(json.loads(json.dumps(d)))
+    again = _saved_without(c, "boost", "boost_inferred")
     first, second = again.kernel
     assert (first.min, first.low, first.high, first.boost) == (210, 262, 314, 1024)
     assert first.boost_inferred and not second.boost_inferred and second.boost == 0
@@ -206,12 +212,7 @@ def test_a_replay_line_says_whether_the_agent_locked_its_own_pages() -> None:
                          lru_gen="off", shmem=False, pages=18_000, requests=200_000,
                          capacity=8_000, kernel=[rp.parse_run(_line())], model={"majflt": 0},
                          reference={})  # fmt: skip
-    d = old.to_dict()
-    runs = d["kernel"]
-    assert isinstance(runs, list)
-    for run in runs:
-        run.pop("self_locked")
-    assert not rp.ReplayCheck.from_dict(json.loads(json.dumps(d))).kernel[0].self_locked
+    assert not _saved_without(old, "self_locked").kernel[0].self_locked
 
 
 def test_a_replay_line_keeps_what_the_guest_kernel_took_during_the_run() -> None:
