@@ -251,3 +251,19 @@ def test_with_the_scheduler_tick_kswapd_does_x86_64_mglru_phases_scanning_as_the
     for choice, want in ((True, ticking), (False, sleeping)):
         monkeypatch.setattr(replay, "GUEST_SCHED_TICK", choice)
         assert replay.model_counters(path, c.arch, k, **kw) == want
+
+
+def test_the_models_generations_are_shown_where_the_agent_reads_the_guests() -> None:
+    """``model_lru_gen`` gives, for each kernel run's memory, the model's
+    ``/sys/kernel/debug/lru_gen_full`` before and after the trace and ``lru_gen`` at the
+    agent's 15 samples (every sixteenth of the requests), as the agent reads the guest's
+    (``lru_gen_seq_show``, mm/vmscan.c 6.12.117): the generations turn over during the run."""
+    row = "x86_64-lrugen-phase-96-pc0-200K"
+    c = check(row)
+    shown = replay.model_lru_gen(c)
+    assert len(shown) == len(c.kernel)
+    for before, samples, after in shown:
+        assert len(samples) == 15
+        first, last = replay.lru_gen_generations(before), replay.lru_gen_generations(after)
+        assert first and last and last[-1].seq > first[-1].seq
+        assert all(replay.lru_gen_generations(s) for s in samples)
