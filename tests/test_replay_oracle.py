@@ -240,11 +240,11 @@ def test_a_replay_line_keeps_what_the_guest_kernel_took_during_the_run() -> None
 
 
 def test_a_replay_line_keeps_the_zones_boost_and_mglrus_generations_at_each_sample() -> None:
-    """An agent that samples ``watermark_boost`` with the free pages (``[free, pcp, boost]``)
-    and, with MGLRU, reads debugfs' ``lru_gen_full`` before and after the run and ``lru_gen``
-    at each sample: the run keeps them, the generations readable by
-    :func:`reclaim.crosscheck.replay.lru_gen_generations` (``lru_gen_seq_show``, mm/vmscan.c
-    6.12); a line from an older agent leaves them empty."""
+    """An agent that samples ``watermark_boost`` with the free pages (``[free, pcp, boost]``),
+    traces both every 256th request (``zone_trace``) and, with MGLRU, reads debugfs'
+    ``lru_gen_full`` before and after the run and ``lru_gen`` at each sample: the run keeps
+    them, the generations readable by :func:`reclaim.crosscheck.replay.lru_gen_generations`
+    (``lru_gen_seq_show``, mm/vmscan.c 6.12); a line from an older agent leaves them empty."""
     full = (
         "memcg     1 /\n node     0\n"
         "          4        852          0x          0x\n"
@@ -264,8 +264,10 @@ def test_a_replay_line_keeps_the_zones_boost_and_mglrus_generations_at_each_samp
             lru_gen_before=short,
             lru_gen_after=full,
             lru_gen_samples=[short, short],
+            zone_trace=[[76, 0, 419, 512], [399, 0, 112, 0]],
         )
     )
+    assert k.zone_trace == [[76, 0, 419, 512], [399, 0, 112, 0]]
     assert k.samples == [[[76, 32], [419, 8]], [[399, 13], [112, 41]]]
     assert k.sample_boosts == [[0, 512], [0, 0]]
     gens = rp.lru_gen_generations(k.lru_gen_after)
@@ -282,6 +284,7 @@ def test_a_replay_line_keeps_the_zones_boost_and_mglrus_generations_at_each_samp
         "",
         [],
     )
+    assert old.zone_trace == []
     assert rp.lru_gen_generations("") == []
 
 

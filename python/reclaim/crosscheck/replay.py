@@ -211,7 +211,10 @@ class KernelRun:
     ``num_slabs * pagesperslab`` after less before, the caches that changed), and
     ``samples``, each zone's ``[free, pcp]`` (``NR_FREE_PAGES`` and the pages on its per-cpu
     lists) at every sixteenth of the trace's requests, and ``sample_boosts``, each zone's
-    ``watermark_boost`` at those samples (from an agent that samples it).
+    ``watermark_boost`` at those samples (from an agent that samples it), and ``zone_trace``,
+    each zone's free pages and ``watermark_boost`` every 256th of the requests, flat
+    (``[free, boost, free, boost, ...]`` in ``/proc/zoneinfo``'s order; from an agent that
+    traces them).
 
     With MGLRU, from an agent that reads debugfs (empty in a run saved before, or with the
     classic lists): ``lru_gen_before`` and ``lru_gen_after``, ``/sys/kernel/debug/lru_gen_full``
@@ -253,6 +256,7 @@ class KernelRun:
     samples: list[list[list[int]]] = field(default_factory=list)
     slab_growth: dict[str, int] = field(default_factory=dict)
     sample_boosts: list[list[int]] = field(default_factory=list)
+    zone_trace: list[list[int]] = field(default_factory=list)
     lru_gen_before: str = ""
     lru_gen_after: str = ""
     lru_gen_samples: list[str] = field(default_factory=list)
@@ -380,6 +384,10 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
             for k, v in {**dict.fromkeys(sb, 0), **sa}.items()
             if v != sb.get(k, 0)
         },
+        zone_trace=[[int(v) for v in p] for p in zt]
+        if isinstance(zt := obj.get("zone_trace"), list)
+        and all(isinstance(p, list) and all(isinstance(v, int) for v in p) for p in zt)
+        else [],
         lru_gen_before=str(obj.get("lru_gen_before") or ""),
         lru_gen_after=str(obj.get("lru_gen_after") or ""),
         lru_gen_samples=[str(t) for t in lg if isinstance(t, str)]

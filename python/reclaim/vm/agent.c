@@ -1613,6 +1613,38 @@ static void emit_zone_sample(void)
 	fclose(f);
 }
 
+/* A point of "zone_trace" into BUF: each zone's free pages and watermark_boost of
+ * /proc/zoneinfo as one flat list [free, boost, free, boost, ...] in zoneinfo's order. */
+static void zone_trace_point(char *buf, size_t cap, size_t *len, int first)
+{
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	if (!f)
+		return;
+	char line[256];
+	long long v;
+	int zones = 0;
+	snprintf(line, sizeof(line), "%s[", first ? "" : ",");
+	if (*len + strlen(line) < cap) {
+		memcpy(buf + *len, line, strlen(line));
+		*len += strlen(line);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char num[32];
+		int n = 0;
+		if (sscanf(line, " pages free %lld", &v) == 1)
+			n = snprintf(num, sizeof(num), "%s%lld", zones++ ? "," : "", v);
+		else if (sscanf(line, " boost %lld", &v) == 1)
+			n = snprintf(num, sizeof(num), ",%lld", v);
+		if (n > 0 && *len + (size_t)n + 2 < cap) {
+			memcpy(buf + *len, num, (size_t)n);
+			*len += (size_t)n;
+		}
+	}
+	if (*len + 2 < cap)
+		buf[(*len)++] = ']';
+	fclose(f);
+}
+
 /* /proc/slabinfo: each cache's pages (num_slabs * pagesperslab) as {"name":pages,...} (only
  * caches holding pages), for the slab a run grows (e.g. the swap cache's xarray nodes in
  * radix_tree_node); {} without /proc/slabinfo. */
@@ -1734,7 +1766,13 @@ static int replay_child(const char *path, int shmem)
 	/* the samples' lru_gen texts, emitted after the samples */
 	static char lgs[32768];
 	size_t lgslen = 0;
+	/* the zones' free pages and boost every 256th of the requests, for "zone_trace" */
+	static char zt[32768];
+	size_t ztlen = 0;
+	uint64_t fine = n / 256 ? n / 256 : 1;
 	for (uint64_t i = 0; i < n; i++) {
+		if (i && i % fine == 0)
+			zone_trace_point(zt, sizeof(zt), &ztlen, ztlen == 0);
 		if (i && i % every == 0) {
 			if (i != every)
 				o(",");
@@ -1760,7 +1798,9 @@ static int replay_child(const char *path, int shmem)
 	}
 	long ms = now_ms() - t0;
 	getrusage(RUSAGE_SELF, &r1);
-	o("],\"vmstat_after\":");
+	zt[ztlen] = 0;
+	o("],\"zone_trace\":[%s]", zt);
+	o(",\"vmstat_after\":");
 	emit_kv_file("/proc/vmstat", "");
 	if (lg) {
 		o(",\"lru_gen_after\":");
