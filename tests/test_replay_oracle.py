@@ -99,6 +99,18 @@ def test_the_agent_input_sets_page_cluster_then_replays_each_run() -> None:
     ]
 
 
+def test_the_agent_traces_the_zones_during_a_run_only_when_asked() -> None:
+    """Each point of the zones' trace reads /proc/zoneinfo in the replay loop, which takes the
+    guest's time: the agent's input asks for it only with ``zone_trace``."""
+    assert "zone_trace" not in rp.replay_input("z", 1, page_cluster=0, shmem=False)
+    traced = rp.replay_input("z", 1, page_cluster=0, shmem=False, zone_trace=256)
+    assert traced.splitlines()[:3] == [
+        "swapdev /dev/vda",
+        "sysctl vm/page-cluster 0",
+        "zone_trace 256",
+    ]
+
+
 def test_the_agent_input_sets_watermark_boost_factor_only_when_asked() -> None:
     """0 turns off what the model lacks: boost_watermark (mm/page_alloc.c, 6.12) waking
     kswapd for one zone; by default the guest keeps the kernel's 15000."""

@@ -175,12 +175,17 @@ def replay_input(
     page_cluster: int,
     shmem: bool,
     watermark_boost_factor: int | None = None,
+    zone_trace: int = 0,
 ) -> str:
     """The agent's input: the sysctls (``vm.watermark_boost_factor`` only when given; the
-    guest's default is 15000), then ``runs`` replays of ``/NAME.rpl``."""
+    guest's default is 15000), ``zone_trace N`` when ``zone_trace`` asks for N points a run
+    of the zones' free pages and boost (``KernelRun.zone_trace``), then ``runs`` replays of
+    ``/NAME.rpl``."""
     lines = ["swapdev /dev/vda", f"sysctl vm/page-cluster {page_cluster}"]
     if watermark_boost_factor is not None:
         lines.append(f"sysctl vm/watermark_boost_factor {watermark_boost_factor}")
+    if zone_trace:
+        lines.append(f"zone_trace {zone_trace}")
     kind = "shmem" if shmem else "anon"
     lines += [f"replay {name} /{name}.rpl {kind} {i}" for i in range(runs)]
     return "\n".join(lines) + "\n"
@@ -212,9 +217,9 @@ class KernelRun:
     ``samples``, each zone's ``[free, pcp]`` (``NR_FREE_PAGES`` and the pages on its per-cpu
     lists) at every sixteenth of the trace's requests, and ``sample_boosts``, each zone's
     ``watermark_boost`` at those samples (from an agent that samples it), and ``zone_trace``,
-    each zone's free pages and ``watermark_boost`` every 256th of the requests, flat
-    (``[free, boost, free, boost, ...]`` in ``/proc/zoneinfo``'s order; from an agent that
-    traces them).
+    each zone's free pages and ``watermark_boost`` at the points :func:`run_trace`'s
+    ``zone_trace`` asked for, flat (``[free, boost, free, boost, ...]`` in
+    ``/proc/zoneinfo``'s order; empty when not asked).
 
     With MGLRU, from an agent that reads debugfs (empty in a run saved before, or with the
     classic lists): ``lru_gen_before`` and ``lru_gen_after``, ``/sys/kernel/debug/lru_gen_full``
@@ -1011,12 +1016,17 @@ def run_trace(
     timeout_s: float = 3600.0,
     on_line: Callable[[str], object] | None = None,
     trace_pages: int = 0,
+    zone_trace: int = 0,
 ) -> ReplayCheck:
     """Replay ``trace`` in an ``arch`` guest ``runs`` times, then in the model and libCacheSim.
 
     ``trace_pages``: the ``pages`` ``trace`` was generated with (:mod:`reclaim.tracegen`), kept
     in the check when its keys span fewer (``ReplayCheck.trace_pages``, for
     :meth:`ReplayCheck.regenerate`); 0: not generated, or over its keys' span.
+
+    ``zone_trace``: the points a run at which the agent also reads each zone's free pages and
+    boost (``KernelRun.zone_trace``; 0, the default: none, since each read takes the guest's
+    time during the run; 256 for FINDINGS section 8's DMA32 boost cycles, at most 1024).
 
     ``watermark_boost_factor`` sets the guest's ``vm.watermark_boost_factor`` (default: the
     kernel's 15000). 0 turns off what the model does not have: ``boost_watermark`` on a
@@ -1065,6 +1075,7 @@ def run_trace(
                 page_cluster=page_cluster,
                 shmem=shmem,
                 watermark_boost_factor=watermark_boost_factor,
+                zone_trace=zone_trace,
             ),
             memory_mib=guest_memory_mib,
             swap_mib=swap,

@@ -1613,6 +1613,10 @@ static void emit_zone_sample(void)
 	fclose(f);
 }
 
+/* "zone_trace N" in the input: N points a run (0, the default: none; each reads
+ * /proc/zoneinfo in the replay loop, which takes the guest's time). */
+static unsigned zone_trace_points;
+
 /* A point of "zone_trace" into BUF: each zone's free pages and watermark_boost of
  * /proc/zoneinfo as one flat list [free, boost, free, boost, ...] in zoneinfo's order. */
 static void zone_trace_point(char *buf, size_t cap, size_t *len, int first)
@@ -1766,12 +1770,12 @@ static int replay_child(const char *path, int shmem)
 	/* the samples' lru_gen texts, emitted after the samples */
 	static char lgs[32768];
 	size_t lgslen = 0;
-	/* the zones' free pages and boost every 256th of the requests, for "zone_trace" */
+	/* the zones' free pages and boost at zone_trace_points points, for "zone_trace" */
 	static char zt[32768];
 	size_t ztlen = 0;
-	uint64_t fine = n / 256 ? n / 256 : 1;
+	uint64_t fine = zone_trace_points && n / zone_trace_points ? n / zone_trace_points : 1;
 	for (uint64_t i = 0; i < n; i++) {
-		if (i && i % fine == 0)
+		if (zone_trace_points && i && i % fine == 0)
 			zone_trace_point(zt, sizeof(zt), &ztlen, ztlen == 0);
 		if (i && i % every == 0) {
 			if (i != every)
@@ -1883,6 +1887,13 @@ static int run(const char *path)
 		int nw = split(tmp, w, 8);
 		if (nw >= 2 && !strcmp(w[0], "swapdev")) {
 			swapdev = strdup(w[1]);
+			i++;
+			continue;
+		}
+		if (nw >= 2 && !strcmp(w[0], "zone_trace")) {
+			zone_trace_points = (unsigned)strtoul(w[1], NULL, 10);
+			if (zone_trace_points > 1024)
+				zone_trace_points = 1024;
 			i++;
 			continue;
 		}
