@@ -177,6 +177,37 @@ def test_replay_is_deterministic_and_memory_sets_the_pressure(tmp_path: Path) ->
         reclaim.replay(path, memory="lots%")
 
 
+def test_observing_a_replay_shows_mglrus_generations_and_changes_nothing(tmp_path: Path) -> None:
+    """``observe=(n, f)`` hands the run to ``f`` before the first request, after every ``n``
+    and after the last, where ``run.lru_gen()`` is the kernel's ``/sys/kernel/debug/lru_gen``
+    (``lru_gen_seq_show``, mm/vmscan.c 6.12; "" with the classic lists) and
+    ``run.zone_free()`` its zone's free pages: the generations turn over under pressure, and
+    the replay is the one it is unobserved."""
+    from reclaim.crosscheck.replay import lru_gen_generations
+
+    path = tmp_path / "z.bin"
+    write_zipf(path, 20_000, 2000, s=0.9, seed=1, format="binary")
+    seen: list[tuple[int, str, list[list[int]]]] = []
+
+    def see(run: reclaim.trace.ReplayRun) -> None:
+        seen.append((run.progress[0], run.lru_gen(), run.zone_free()))
+
+    r = reclaim.trace.replay(
+        path, profile="6.12-debian", arch="x86_64", memory=0.25, observe=(5_000, see)
+    )
+    assert [n for n, _, _ in seen] == [0, 5_000, 10_000, 15_000, 20_000]
+    first, last = lru_gen_generations(seen[0][1]), lru_gen_generations(seen[-1][1])
+    assert last[-1].seq > first[-1].seq, "aged under pressure"
+    assert sum(g.anon for g in last) > 0 and all(len(z) == 1 and z[0][0] >= 0 for _, _, z in seen)
+    unobserved = reclaim.trace.replay(path, profile="6.12-debian", arch="x86_64", memory=0.25)
+    assert r.log_hash == unobserved.log_hash
+    off: list[str] = []  # the classic lists: no generations to show
+    reclaim.trace.replay(path, memory=0.25, observe=(10_000, lambda run: off.append(run.lru_gen())))
+    assert off == ["", "", ""]
+    with pytest.raises(reclaim.ArgumentError, match="at least 1 request"):
+        reclaim.trace.replay(path, memory=0.25, observe=(0, print))
+
+
 def test_counts_and_vmstat_are_copies(tmp_path: Path) -> None:
     """Changing the dict a ReplayResult hands out does not change the result."""
     path = tmp_path / "z.oracleGeneral"

@@ -99,6 +99,18 @@ def test_the_agent_input_sets_page_cluster_then_replays_each_run() -> None:
     ]
 
 
+def test_the_agent_traces_the_zones_during_a_run_only_when_asked() -> None:
+    """Each point of the zones' trace reads /proc/zoneinfo in the replay loop, which takes the
+    guest's time: the agent's input asks for it only with ``zone_trace``."""
+    assert "zone_trace" not in rp.replay_input("z", 1, page_cluster=0, shmem=False)
+    traced = rp.replay_input("z", 1, page_cluster=0, shmem=False, zone_trace=256)
+    assert traced.splitlines()[:3] == [
+        "swapdev /dev/vda",
+        "sysctl vm/page-cluster 0",
+        "zone_trace 256",
+    ]
+
+
 def test_the_agent_input_sets_watermark_boost_factor_only_when_asked() -> None:
     """0 turns off what the model lacks: boost_watermark (mm/page_alloc.c, 6.12) waking
     kswapd for one zone; by default the guest keeps the kernel's 15000."""
@@ -235,7 +247,57 @@ def test_a_replay_line_keeps_what_the_guest_kernel_took_during_the_run() -> None
     assert k.samples == [[[76, 32], [419, 8]], [[399, 13], [112, 41]]]
     old = rp.parse_run(_line())
     assert (old.meminfo_after, old.zones_after, old.slab_growth, old.samples) == ({}, [], {}, [])
-    assert rp.parse_run(_line(samples=[[[1, 2, 3]]])).samples == [], "malformed: dropped"
+    assert rp.parse_run(_line(samples=[[[1, 2, 3, 4]]])).samples == [], "malformed: dropped"
+    assert rp.parse_run(_line(samples=[[[1, 2, 3], [4, 5]]])).samples == [], "mixed: dropped"
+
+
+def test_a_replay_line_keeps_the_zones_boost_and_mglrus_generations_at_each_sample() -> None:
+    """An agent that samples ``watermark_boost`` with the free pages (``[free, pcp, boost]``),
+    traces both every 256th request (``zone_trace``) and, with MGLRU, reads debugfs'
+    ``lru_gen_full`` before and after the run and ``lru_gen`` at each sample: the run keeps
+    them, the generations readable by :func:`reclaim.crosscheck.replay.lru_gen_generations`
+    (``lru_gen_seq_show``, mm/vmscan.c 6.12); a line from an older agent leaves them empty."""
+    full = (
+        "memcg     1 /\n node     0\n"
+        "          4        852          0x          0x\n"
+        "                     0          0x          0x          0x"
+        "          0x          0x          0x\n"
+        "                                0x          0x          0x          0x\n"
+        "          5        824       3877           0 \n"
+        "                     0          0r       3960e          0p"
+        "          0r          0e          0p\n"
+        "          7        428       3730           0 \n"
+        "                            32247T      13490Y         68F         39A\n"
+    )
+    short = "memcg     1 /\n node     0\n          5        776       4762           0 \n"
+    k = rp.parse_run(
+        _line(
+            samples=[[[76, 32, 0], [419, 8, 512]], [[399, 13, 0], [112, 41, 0]]],
+            lru_gen_before=short,
+            lru_gen_after=full,
+            lru_gen_samples=[short, short],
+            zone_trace=[[76, 0, 419, 512], [399, 0, 112, 0]],
+        )
+    )
+    assert k.zone_trace == [[76, 0, 419, 512], [399, 0, 112, 0]]
+    assert k.samples == [[[76, 32], [419, 8]], [[399, 13], [112, 41]]]
+    assert k.sample_boosts == [[0, 512], [0, 0]]
+    gens = rp.lru_gen_generations(k.lru_gen_after)
+    assert [(g.seq, g.anon, g.anon_evicted) for g in gens] == [
+        (4, 0, True),
+        (5, 3877, False),
+        (7, 3730, False),
+    ]
+    assert rp.lru_gen_generations(k.lru_gen_samples[0]) == [rp.LruGen(5, 776, 4762, 0)]
+    old = rp.parse_run(_line(samples=[[[76, 32]]]))
+    assert (old.sample_boosts, old.lru_gen_before, old.lru_gen_after, old.lru_gen_samples) == (
+        [],
+        "",
+        "",
+        [],
+    )
+    assert old.zone_trace == []
+    assert rp.lru_gen_generations("") == []
 
 
 def test_the_oracle_takes_the_page_tables_out_of_an_x86_64_guests_memory(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from reclaim._reclaim import (
     trace_write,
     trace_write_zipf,
 )
+from reclaim.exceptions import ArgumentError
 
 #: The trace formats that are read.
 FORMATS = ("binary", "csv", "oracle", "damon", "perf")
@@ -137,6 +138,7 @@ def replay(
     pgtable_pages: bool = False,
     swap_cache_nodes: bool = False,
     pcp_lists: bool = False,
+    observe: tuple[int, Callable[[ReplayRun], object]] | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -206,6 +208,10 @@ def replay(
     then the mean of the pages on them after each request. By default a freed page goes
     straight back to its zone.
 
+    ``observe=(n, f)`` calls ``f(run)`` with the :class:`ReplayRun` before the first request,
+    after every ``n`` requests and after the last (e.g. ``run.lru_gen()``, MGLRU's generations
+    at those points); it changes nothing of the replay.
+
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
     / requests. The run is deterministic: the same trace and seed give the same event log.
@@ -236,6 +242,19 @@ def replay(
         swap_cache_nodes=swap_cache_nodes,
         pcp_lists=pcp_lists,
     )
+    if observe is not None:
+        every, f = observe
+        if every < 1:
+            raise ArgumentError(f"observe's interval must be at least 1 request, not {every}")
+        f(run)
+        while True:
+            done = run.advance(every)
+            f(run)
+            if progress is not None:
+                progress(*run.progress)
+            if done:
+                break
+        return run.result()
     while not run.advance(_SLICE):
         if progress is not None:
             progress(*run.progress)
@@ -246,6 +265,7 @@ __all__ = [
     "FORMATS",
     "WRITE_FORMATS",
     "ReplayResult",
+    "ReplayRun",
     "Trace",
     "read",
     "replay",

@@ -151,6 +151,29 @@ impl PyReplayRun {
         locked(py, &self.r, |r| Ok(r.kernel.now()))
     }
 
+    /// The kernel's `/sys/kernel/debug/lru_gen` now, as `Kernel.lru_gen(verbose)` gives it
+    /// (`verbose`: `lru_gen_full`); "" with MGLRU off.
+    #[pyo3(signature = (verbose = false))]
+    fn lru_gen(&self, py: Python<'_>, verbose: bool) -> PyResult<String> {
+        locked(py, &self.r, |r| {
+            Ok(if r.kernel.lru_gen_enabled() { r.kernel.lru_gen_debugfs(verbose) } else { String::new() })
+        })
+    }
+
+    /// The zones' free pages now, as the agent samples the guest's (`/proc/zoneinfo`'s "pages
+    /// free" and the per-cpu lists' "count:"): `[[free, pcp], ...]`, DMA then DMA32 with the
+    /// guest's zones, else the one zone's pair (pcp 0 without the per-cpu lists).
+    fn zone_free(&self, py: Python<'_>) -> PyResult<Vec<[u64; 2]>> {
+        locked(py, &self.r, |r| {
+            let k = &r.kernel;
+            let (dma_pcp, top_pcp) = k.pcp_count().unwrap_or((0, 0));
+            Ok(match k.zones() {
+                Some(z) => vec![[z.dma.nr_free(), dma_pcp], [k.nr_free_pages() - z.dma.nr_free(), top_pcp]],
+                None => vec![[k.nr_free_pages(), top_pcp]],
+            })
+        })
+    }
+
     /// The result so far.
     fn result(&self, py: Python<'_>) -> PyResult<PyReplayResult> {
         locked(py, &self.r, |r| {

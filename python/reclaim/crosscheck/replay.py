@@ -37,6 +37,7 @@ import numpy as np
 
 import reclaim
 from reclaim import tracegen
+from reclaim._reclaim import ReplayRun
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
@@ -174,12 +175,17 @@ def replay_input(
     page_cluster: int,
     shmem: bool,
     watermark_boost_factor: int | None = None,
+    zone_trace: int = 0,
 ) -> str:
     """The agent's input: the sysctls (``vm.watermark_boost_factor`` only when given; the
-    guest's default is 15000), then ``runs`` replays of ``/NAME.rpl``."""
+    guest's default is 15000), ``zone_trace N`` when ``zone_trace`` asks for N points a run
+    of the zones' free pages and boost (``KernelRun.zone_trace``), then ``runs`` replays of
+    ``/NAME.rpl``."""
     lines = ["swapdev /dev/vda", f"sysctl vm/page-cluster {page_cluster}"]
     if watermark_boost_factor is not None:
         lines.append(f"sysctl vm/watermark_boost_factor {watermark_boost_factor}")
+    if zone_trace:
+        lines.append(f"zone_trace {zone_trace}")
     kind = "shmem" if shmem else "anon"
     lines += [f"replay {name} /{name}.rpl {kind} {i}" for i in range(runs)]
     return "\n".join(lines) + "\n"
@@ -209,7 +215,17 @@ class KernelRun:
     ``slab_growth``, the pages each slab cache grew by over the run (``/proc/slabinfo``'s
     ``num_slabs * pagesperslab`` after less before, the caches that changed), and
     ``samples``, each zone's ``[free, pcp]`` (``NR_FREE_PAGES`` and the pages on its per-cpu
-    lists) at every sixteenth of the trace's requests.
+    lists) at every sixteenth of the trace's requests, and ``sample_boosts``, each zone's
+    ``watermark_boost`` at those samples (from an agent that samples it), and ``zone_trace``,
+    each zone's free pages and ``watermark_boost`` at the points :func:`run_trace`'s
+    ``zone_trace`` asked for, flat (``[free, boost, free, boost, ...]`` in
+    ``/proc/zoneinfo``'s order; empty when not asked).
+
+    With MGLRU, from an agent that reads debugfs (empty in a run saved before, or with the
+    classic lists): ``lru_gen_before`` and ``lru_gen_after``, ``/sys/kernel/debug/lru_gen_full``
+    as the guest printed it before and after the run (``lru_gen_seq_show``, mm/vmscan.c 6.12:
+    each generation's seq, age and sizes, the tiers' refault counters; :func:`lru_gen_generations`
+    reads it), and ``lru_gen_samples``, ``/sys/kernel/debug/lru_gen`` at each of the samples.
 
     ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
     ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,
@@ -244,6 +260,60 @@ class KernelRun:
     zones_after: list[dict[str, object]] = field(default_factory=list)
     samples: list[list[list[int]]] = field(default_factory=list)
     slab_growth: dict[str, int] = field(default_factory=dict)
+    sample_boosts: list[list[int]] = field(default_factory=list)
+    zone_trace: list[list[int]] = field(default_factory=list)
+    lru_gen_before: str = ""
+    lru_gen_after: str = ""
+    lru_gen_samples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LruGen:
+    """One generation of ``/sys/kernel/debug/lru_gen`` (``lru_gen_seq_show``, mm/vmscan.c
+    6.12): its ``seq``, ``age_ms`` (since it was made), its ``anon`` and ``file`` pages, and
+    (``lru_gen_full`` only) ``anon_evicted``/``file_evicted``: whether the seq is below that
+    type's ``min_seq`` (the ``x`` mark)."""
+
+    seq: int
+    age_ms: int
+    anon: int
+    file: int
+    anon_evicted: bool = False
+    file_evicted: bool = False
+
+
+def lru_gen_generations(text: str) -> list[LruGen]:
+    """The generations of the first lruvec (memcg and node) of a ``lru_gen`` or
+    ``lru_gen_full`` text, oldest first; the tier and mm-stats lines of ``lru_gen_full`` are
+    passed over. [] for an empty text."""
+    gens: list[LruGen] = []
+    nodes = 0
+    for line in text.splitlines():
+        w = line.split()
+        if not w:
+            continue
+        if w[0] == "node":
+            nodes += 1
+            if nodes > 1:
+                break
+            continue
+        # a generation's line has four numbers, the sizes marked "x" below min_seq; a tier's
+        # line has seven, the mm stats' four, each with its letter
+        if nodes != 1 or len(w) != 4 or not (w[0].isdigit() and w[1].isdigit()):
+            continue
+        if not all(x.removesuffix("x").isdigit() for x in w[2:]):
+            continue
+        gens.append(
+            LruGen(
+                seq=int(w[0]),
+                age_ms=int(w[1]),
+                anon=int(w[2].removesuffix("x")),
+                file=int(w[3].removesuffix("x")),
+                anon_evicted=w[2].endswith("x"),
+                file_evicted=w[3].endswith("x"),
+            )
+        )
+    return gens
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -287,6 +357,7 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
     evictable = sum(meminfo.get(k, 0) for k in LRU_KIB) // 4
     tmpfs, tmpfs_active = tmpfs_pages(meminfo)
     boost = zsum("boost")  # zoneinfo's marks are wmark_pages(): the watermark plus the boost
+    samples, sample_boosts = _samples(obj.get("samples"))
     return KernelRun(
         run=_int(obj, "run"),
         ms=_int(obj, "ms"),
@@ -311,28 +382,44 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         zones_after=[dict(z) for z in za if isinstance(z, Mapping)]
         if isinstance(za := obj.get("zoneinfo_after"), list)
         else [],
-        samples=_samples(obj.get("samples")),
+        samples=samples,
+        sample_boosts=sample_boosts,
         slab_growth={
             k: v - sb.get(k, 0)
             for k, v in {**dict.fromkeys(sb, 0), **sa}.items()
             if v != sb.get(k, 0)
         },
+        zone_trace=[[int(v) for v in p] for p in zt]
+        if isinstance(zt := obj.get("zone_trace"), list)
+        and all(isinstance(p, list) and all(isinstance(v, int) for v in p) for p in zt)
+        else [],
+        lru_gen_before=str(obj.get("lru_gen_before") or ""),
+        lru_gen_after=str(obj.get("lru_gen_after") or ""),
+        lru_gen_samples=[str(t) for t in lg if isinstance(t, str)]
+        if isinstance(lg := obj.get("lru_gen_samples"), list)
+        else [],
     )
 
 
-def _samples(obj: object) -> list[list[list[int]]]:
-    """The agent's ``samples`` (per sample, per zone ``[free, pcp]``); [] when malformed."""
+def _samples(obj: object) -> tuple[list[list[list[int]]], list[list[int]]]:
+    """The agent's ``samples``: per sample, per zone ``[free, pcp]``, and the zones'
+    ``boost`` per sample from an agent that samples it (``[free, pcp, boost]``; [] from one
+    that did not); [] and [] when malformed."""
     if not isinstance(obj, list):
-        return []
-    out = []
+        return [], []
+    out, boosts = [], []
     for sample in obj:
         if not isinstance(sample, list):
-            return []
-        pairs = [p for p in sample if isinstance(p, list) and len(p) == 2]
-        if len(pairs) != len(sample) or not all(isinstance(v, int) for p in pairs for v in p):
-            return []
-        out.append([[int(p[0]), int(p[1])] for p in pairs])
-    return out
+            return [], []
+        zs = [z for z in sample if isinstance(z, list) and len(z) in (2, 3)]
+        if len(zs) != len(sample) or not all(isinstance(v, int) for z in zs for v in z):
+            return [], []
+        if len({len(z) for z in zs}) > 1:
+            return [], []
+        out.append([[int(z[0]), int(z[1])] for z in zs])
+        if zs and len(zs[0]) == 3:
+            boosts.append([int(z[2]) for z in zs])
+    return out, boosts if len(boosts) == len(out) else []
 
 
 def tmpfs_pages(meminfo: Mapping[str, int]) -> tuple[int, int]:
@@ -389,6 +476,7 @@ def model_counters(
     pgtable_pages: bool | None = None,
     swap_cache_nodes: bool | None = None,
     pcp_lists: bool | None = None,
+    observe: tuple[int, Callable[[ReplayRun], object]] | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -442,7 +530,8 @@ def model_counters(
     guest's zones, :data:`reclaim.vm.guest.PCP_LISTS_ONE_ZONE` with one zone) gives the zones
     the per-cpu page lists of the guest's one CPU, whose pages the watermark checks do not
     count free; the counters then have ``pcp_pages``, the mean of the pages on them after
-    each request, rounded."""
+    each request, rounded. ``observe`` is :func:`reclaim.trace.replay`'s (see
+    :func:`model_lru_gen`)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
@@ -482,6 +571,7 @@ def model_counters(
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
         pcp_lists=pcp_lists,
+        observe=observe,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}
@@ -871,6 +961,28 @@ def remodel(check: ReplayCheck, **kw: Any) -> list[dict[str, int]]:
         ]
 
 
+def model_lru_gen(check: ReplayCheck, **kw: Any) -> list[tuple[str, list[str], str]]:
+    """MGLRU's generations in the model where the agent reads the guest's (``KernelRun``'s
+    ``lru_gen_before``, ``lru_gen_samples``, ``lru_gen_after``), for each kernel run's memory
+    as :func:`remodel` models it: ``lru_gen_full`` before the first request, ``lru_gen`` after
+    every sixteenth of the requests (the agent's samples) and ``lru_gen_full`` after the last.
+    ``kw`` are further :func:`model_counters` options (e.g. ``zones=True``)."""
+    every = max(1, check.requests // 16)
+    out: list[tuple[str, list[str], str]] = []
+
+    def one(run: ReplayRun) -> None:
+        done, total = run.progress
+        if done == 0:
+            out.append((run.lru_gen(True), [], ""))
+        elif done < total:
+            out[-1][1].append(run.lru_gen())
+        else:
+            out[-1] = (out[-1][0], out[-1][1], run.lru_gen(True))
+
+    remodel(check, observe=(every, one), **kw)
+    return out
+
+
 #: An absolute path of the machine that recorded a check (a home, cache, scratch or work
 #: directory): :func:`portable` keeps only its last component.
 _HOST_PATH = re.compile(r"(?:~|/(?:root|home|tmp|var/tmp|work|Users))(?:/[^\s,;:'\"()]*)?")
@@ -904,12 +1016,17 @@ def run_trace(
     timeout_s: float = 3600.0,
     on_line: Callable[[str], object] | None = None,
     trace_pages: int = 0,
+    zone_trace: int = 0,
 ) -> ReplayCheck:
     """Replay ``trace`` in an ``arch`` guest ``runs`` times, then in the model and libCacheSim.
 
     ``trace_pages``: the ``pages`` ``trace`` was generated with (:mod:`reclaim.tracegen`), kept
     in the check when its keys span fewer (``ReplayCheck.trace_pages``, for
     :meth:`ReplayCheck.regenerate`); 0: not generated, or over its keys' span.
+
+    ``zone_trace``: the points a run at which the agent also reads each zone's free pages and
+    boost (``KernelRun.zone_trace``; 0, the default: none, since each read takes the guest's
+    time during the run; 256 for FINDINGS section 8's DMA32 boost cycles, at most 1024).
 
     ``watermark_boost_factor`` sets the guest's ``vm.watermark_boost_factor`` (default: the
     kernel's 15000). 0 turns off what the model does not have: ``boost_watermark`` on a
@@ -958,6 +1075,7 @@ def run_trace(
                 page_cluster=page_cluster,
                 shmem=shmem,
                 watermark_boost_factor=watermark_boost_factor,
+                zone_trace=zone_trace,
             ),
             memory_mib=guest_memory_mib,
             swap_mib=swap,
@@ -1169,14 +1287,17 @@ __all__ = [
     "TARGET",
     "VMSTAT",
     "KernelRun",
+    "LruGen",
     "ReplayCheck",
     "ReplayOracleError",
     "agent_trace",
     "format_table",
     "guest_memory_for",
     "infer_boost",
+    "lru_gen_generations",
     "meets_target",
     "model_counters",
+    "model_lru_gen",
     "parse_run",
     "plot",
     "portable",

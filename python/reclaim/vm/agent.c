@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/swap.h>
@@ -96,7 +97,7 @@ static long now_ms(void)
 
 /* ---- output ------------------------------------------------------------------------- */
 
-static char out[65536];
+static char out[131072];
 static size_t outlen;
 
 /* append to buf (cap bytes, *len used), truncating at the end as snprintf does */
@@ -1579,32 +1580,72 @@ static void emit_rusage(const struct rusage *a, const struct rusage *b)
 	o("{\"minflt\":%ld,\"majflt\":%ld}", b->ru_minflt - a->ru_minflt, b->ru_majflt - a->ru_majflt);
 }
 
-/* One sample of /proc/zoneinfo for "samples": [[free, pcp], ...], a pair per zone (populated
- * or not, in zoneinfo's order): NR_FREE_PAGES ("pages free") and the pages on the zone's
- * per-cpu lists (the "count:" of each cpu's pageset). */
+/* One sample of /proc/zoneinfo for "samples": [[free, pcp, boost], ...], a triple per zone
+ * (populated or not, in zoneinfo's order): NR_FREE_PAGES ("pages free"), the pages on the
+ * zone's per-cpu lists (the "count:" of each cpu's pageset) and its watermark_boost
+ * ("boost"; a run recorded before has pairs). */
 static void emit_zone_sample(void)
 {
 	FILE *f = fopen("/proc/zoneinfo", "r");
 	if (!f)
 		return;
 	char line[256];
-	long long free = -1, pcp = 0, v;
+	long long free = -1, pcp = 0, boost = 0, v;
 	int first = 1;
 	o("[");
 	while (fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, "Node ", 5)) {
 			if (free >= 0)
-				o("%s[%lld,%lld]", first ? "" : ",", free, pcp), first = 0;
+				o("%s[%lld,%lld,%lld]", first ? "" : ",", free, pcp, boost), first = 0;
 			free = 0;
 			pcp = 0;
+			boost = 0;
 		} else if (sscanf(line, " pages free %lld", &v) == 1)
 			free = v;
+		else if (sscanf(line, " boost %lld", &v) == 1)
+			boost = v;
 		else if (sscanf(line, " count: %lld", &v) == 1)
 			pcp += v;
 	}
 	if (free >= 0)
-		o("%s[%lld,%lld]", first ? "" : ",", free, pcp);
+		o("%s[%lld,%lld,%lld]", first ? "" : ",", free, pcp, boost);
 	o("]");
+	fclose(f);
+}
+
+/* "zone_trace N" in the input: N points a run (0, the default: none; each reads
+ * /proc/zoneinfo in the replay loop, which takes the guest's time). */
+static unsigned zone_trace_points;
+
+/* A point of "zone_trace" into BUF: each zone's free pages and watermark_boost of
+ * /proc/zoneinfo as one flat list [free, boost, free, boost, ...] in zoneinfo's order. */
+static void zone_trace_point(char *buf, size_t cap, size_t *len, int first)
+{
+	FILE *f = fopen("/proc/zoneinfo", "r");
+	if (!f)
+		return;
+	char line[256];
+	long long v;
+	int zones = 0;
+	snprintf(line, sizeof(line), "%s[", first ? "" : ",");
+	if (*len + strlen(line) < cap) {
+		memcpy(buf + *len, line, strlen(line));
+		*len += strlen(line);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char num[32];
+		int n = 0;
+		if (sscanf(line, " pages free %lld", &v) == 1)
+			n = snprintf(num, sizeof(num), "%s%lld", zones++ ? "," : "", v);
+		else if (sscanf(line, " boost %lld", &v) == 1)
+			n = snprintf(num, sizeof(num), ",%lld", v);
+		if (n > 0 && *len + (size_t)n + 2 < cap) {
+			memcpy(buf + *len, num, (size_t)n);
+			*len += (size_t)n;
+		}
+	}
+	if (*len + 2 < cap)
+		buf[(*len)++] = ']';
 	fclose(f);
 }
 
@@ -1634,6 +1675,46 @@ static void emit_slab_pages(void)
 	}
 	o("}");
 	fclose(f);
+}
+
+/* MGLRU's debugfs view (issue 19): /sys/kernel/debug/lru_gen_full (lru_gen_seq_show with
+ * lru_gen_seq_show_full, mm/vmscan.c 6.12: each generation's seq, age and sizes, the tiers'
+ * refault counters, the page-table walk's stats) before and after a replay, and the short
+ * /sys/kernel/debug/lru_gen at each sample. Only with MGLRU on (lru_gen/enabled not 0);
+ * debugfs is mounted here the first time. */
+static int lru_gen_on = -1;
+
+static int lru_gen_debugfs(void)
+{
+	if (lru_gen_on < 0) {
+		char buf[32] = "";
+		int fd = open("/sys/kernel/mm/lru_gen/enabled", O_RDONLY);
+		if (fd >= 0) {
+			ssize_t r = read(fd, buf, sizeof(buf) - 1);
+			buf[r > 0 ? r : 0] = 0;
+			close(fd);
+		}
+		lru_gen_on = strtoul(buf, NULL, 0) != 0;
+		if (lru_gen_on && access("/sys/kernel/debug/lru_gen", R_OK) != 0)
+			mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	}
+	return lru_gen_on;
+}
+
+/* the text of FILE as a JSON string into the current line ("" when it cannot be read) */
+static void emit_text_file(const char *path)
+{
+	static char text[16384];
+	size_t len = 0;
+	int fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		ssize_t r;
+		while (len < sizeof(text) - 1 && (r = read(fd, text + len, sizeof(text) - 1 - len)) > 0)
+			len += (size_t)r;
+		close(fd);
+	}
+	text[len] = 0;
+	ostr(text);
 }
 
 static int replay_child(const char *path, int shmem)
@@ -1672,6 +1753,11 @@ static int replay_child(const char *path, int shmem)
 	emit_slab_pages();
 	o(",\"vmstat_before\":");
 	emit_kv_file("/proc/vmstat", "");
+	int lg = lru_gen_debugfs();
+	if (lg) {
+		o(",\"lru_gen_before\":");
+		emit_text_file("/sys/kernel/debug/lru_gen_full");
+	}
 	struct rusage r0, r1;
 	getrusage(RUSAGE_SELF, &r0);
 	long t0 = now_ms();
@@ -1681,11 +1767,31 @@ static int replay_child(const char *path, int shmem)
 		return 15;
 	uint64_t sum = 0, every = n / 16 ? n / 16 : 1;
 	o(",\"samples\":[");
+	/* the samples' lru_gen texts, emitted after the samples */
+	static char lgs[32768];
+	size_t lgslen = 0;
+	/* the zones' free pages and boost at zone_trace_points points, for "zone_trace" */
+	static char zt[32768];
+	size_t ztlen = 0;
+	uint64_t fine = zone_trace_points && n / zone_trace_points ? n / zone_trace_points : 1;
 	for (uint64_t i = 0; i < n; i++) {
+		if (zone_trace_points && i && i % fine == 0)
+			zone_trace_point(zt, sizeof(zt), &ztlen, ztlen == 0);
 		if (i && i % every == 0) {
 			if (i != every)
 				o(",");
 			emit_zone_sample();
+			if (lg) {
+				size_t mark = outlen;
+				o("%s", i != every ? "," : "");
+				emit_text_file("/sys/kernel/debug/lru_gen");
+				size_t k = outlen - mark;
+				if (lgslen + k < sizeof(lgs)) {
+					memcpy(lgs + lgslen, out + mark, k);
+					lgslen += k;
+				}
+				outlen = mark;
+			}
 		}
 		uint32_t r = le32(rec + 4 * i);
 		volatile uint64_t *a = m + (uint64_t)(r >> 1) * (PAGE / sizeof(uint64_t));
@@ -1696,8 +1802,16 @@ static int replay_child(const char *path, int shmem)
 	}
 	long ms = now_ms() - t0;
 	getrusage(RUSAGE_SELF, &r1);
-	o("],\"vmstat_after\":");
+	zt[ztlen] = 0;
+	o("],\"zone_trace\":[%s]", zt);
+	o(",\"vmstat_after\":");
 	emit_kv_file("/proc/vmstat", "");
+	if (lg) {
+		o(",\"lru_gen_after\":");
+		emit_text_file("/sys/kernel/debug/lru_gen_full");
+		lgs[lgslen] = 0;
+		o(",\"lru_gen_samples\":[%s]", lgs);
+	}
 	o(",\"zoneinfo_after\":");
 	emit_zoneinfo();
 	o(",\"meminfo_after\":");
@@ -1773,6 +1887,13 @@ static int run(const char *path)
 		int nw = split(tmp, w, 8);
 		if (nw >= 2 && !strcmp(w[0], "swapdev")) {
 			swapdev = strdup(w[1]);
+			i++;
+			continue;
+		}
+		if (nw >= 2 && !strcmp(w[0], "zone_trace")) {
+			zone_trace_points = (unsigned)strtoul(w[1], NULL, 10);
+			if (zone_trace_points > 1024)
+				zone_trace_points = 1024;
 			i++;
 			continue;
 		}
