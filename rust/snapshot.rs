@@ -51,6 +51,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
+use crate::named::Named;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io::Read;
@@ -293,7 +294,10 @@ impl Kernel {
         let unsaved = if let Some(name) = self.x86_tlb() {
             format!("the x86_tlb={name:?} model's cached translations; set_x86_tlb(None) before saving")
         } else if self.memcg.is_some() {
-            "the memcg_stats=\"rstat-6.12\" flushed statistics; set memcg_stats to \"live\" before saving".into()
+            format!(
+                "the memcg_stats={:?} flushed statistics; set memcg_stats to \"live\" before saving",
+                self.memcg_stats().name()
+            )
         } else if self.guest_clock.is_some() {
             "the guest clock (guest_clock=...); replay without it to save".into()
         } else if self.zones.is_some() {

@@ -327,3 +327,31 @@ def test_memcg_stats_rstat_612_lets_reclaim_see_refaults_only_at_each_flush(
         k.memcg_stats = "rstat"
     k.memcg_stats = "live"
     k.snapshot(tmp_path / "k.snap")
+
+
+def test_memcg_stats_rstat_612_lru_keeps_the_list_sizes_reclaim_balances_as_last_flushed(
+    tmp_path: Path,
+) -> None:
+    """rust/mm/memcontrol.rs: inactive_is_low (mm/vmscan.c v6.12.117) and
+    workingset_test_recent (mm/workingset.c) read the LRU sizes through lruvec_page_state, the
+    root memcg's statistics as of the last flush: between two flushes reclaim balances the
+    active and inactive lists by stale sizes, so it deactivates and activates other pages than
+    with the sizes read live; a kernel with the choice names it and refuses a snapshot."""
+    t = tracegen.generate("zipf0.9", 60_000, 6000, seed=0)
+    p = tmp_path / "t.bin"
+    reclaim.trace.write(p, t.keys, t.writes, format="binary")
+    runs = {
+        s: reclaim.trace.replay(p, profile="6.12", memory=0.4, one_cpu=True, memcg_stats=s)
+        for s in ("rstat-6.12", "rstat-6.12-lru")
+    }
+    sizes, lru = runs["rstat-6.12"].vmstat, runs["rstat-6.12-lru"].vmstat
+    assert sizes["pgdeactivate"] > 0
+    assert (lru["pgdeactivate"], lru["workingset_activate_anon"]) != (
+        sizes["pgdeactivate"],
+        sizes["workingset_activate_anon"],
+    )
+    k = reclaim.Kernel(profile="6.12", memory="64MiB", swap="64MiB")
+    k.memcg_stats = "rstat-6.12-lru"
+    assert k.memcg_stats == "rstat-6.12-lru"
+    with pytest.raises(reclaim.ArgumentError, match=r"rstat-6\.12-lru"):
+        k.snapshot(tmp_path / "k.snap")

@@ -10,7 +10,8 @@ are refreshed from them, and the fidelity table is printed from them:
                                                              # rewrite expected/*.json
     python tools/kernel_runs.py --markdown --lru-gen off     # FINDINGS' table (classic rows)
     python tools/kernel_runs.py --markdown --sched-tick on   # the same with an oracle choice
-                                                             # overridden (not with --update)
+                                                             # overridden (not with --update;
+                                                             # also --memcg-stats rstat-6.12-lru)
     python tools/kernel_runs.py                              # one line a row, against expected/
     python tools/kernel_runs.py --plot P.png --trace zipf0.9 --arch x86_64 --page-cluster 0
                                                              # the README's plot, this model
@@ -210,7 +211,7 @@ def _target(c: ReplayCheck) -> str:
 
 
 #: ``model_counters`` options that override the oracle's choices in the table and the plot
-#: (``--sched-tick``); ``--update`` always writes the oracle's own.
+#: (``--sched-tick``, ``--memcg-stats``); ``--update`` always writes the oracle's own.
 MODEL_OPTIONS: dict[str, Any] = {}
 
 
@@ -335,11 +336,21 @@ def main() -> int:
         help="the table and plot with model_counters' sched_tick so, not the oracle's "
         "reclaim.vm.guest.SCHED_TICK",
     )
+    ap.add_argument(
+        "--memcg-stats",
+        choices=("live", "rstat-6.12", "rstat-6.12-lru"),
+        help="the table and plot with model_counters' memcg_stats so, not the oracle's "
+        "reclaim.vm.guest.MEMCG_STATS",
+    )
     a = ap.parse_args()
     if a.sched_tick is not None:
         if a.update:
             ap.error("--update writes the oracle's own choices: drop --sched-tick")
         MODEL_OPTIONS["sched_tick"] = a.sched_tick == "on"
+    if a.memcg_stats is not None:
+        if a.update:
+            ap.error("--update writes the oracle's own choices: drop --memcg-stats")
+        MODEL_OPTIONS["memcg_stats"] = a.memcg_stats
     if a.files:
         import_files(a.files)
     if a.record is not None:

@@ -174,7 +174,9 @@ def replay(
     (``prepare_scan_control``): ``"live"`` (the default) or ``"rstat-6.12"``, the root memory
     cgroup's statistics of a 6.12 kernel with memory cgroups built in (as the oracle's
     guests), flushed every 2 s of the model's clock, so a refault activation lets reclaim
-    deactivate only after the next flush.
+    deactivate only after the next flush; ``"rstat-6.12-lru"`` keeps the LRU sizes that 6.12
+    reads from the same statistics flushed too (``inactive_is_low``, the workingset size of
+    ``workingset_test_recent``), where ``"rstat-6.12"`` reads them live.
     ``guest_zones=(dma, dma32, types, kernel_alloc_every)`` splits the memory into the x86_64
     guest's zones DMA and DMA32 (each ``(managed, held, min, low, high, lowmem_reserve)``)
     instead of ``guest``'s one zone, with the DMA zone's pageblocks by ``types`` = ``(unmovable

@@ -92,9 +92,11 @@ impl Kernel {
     fn workingset_test_recent(&self, shadow: Shadow) -> bool {
         use crate::vmscan::lru::LruList;
         let distance = self.nonresident_age.wrapping_sub(shadow.eviction) & Shadow::EVICTION_MASK;
-        let mut ws = self.lru.size(LruList::ActiveFile) + self.lru.size(LruList::InactiveFile);
+        // `lruvec_page_state(eviction_lruvec, …)`: as last flushed with "rstat-6.12-lru"
+        let mut ws =
+            self.lruvec_page_state_lru(LruList::ActiveFile) + self.lruvec_page_state_lru(LruList::InactiveFile);
         if self.swap.inuse() < self.swap.total() {
-            ws += self.lru.size(LruList::ActiveAnon);
+            ws += self.lruvec_page_state_lru(LruList::ActiveAnon);
         }
         distance as u64 <= ws
     }
@@ -318,6 +320,38 @@ mod tests {
             assert_eq!(extra, u64::from(!writable), "{profile}: do_wp_page reuse faults after the read");
             k.check_invariants().unwrap();
         }
+    }
+
+    #[test]
+    fn with_flushed_lru_sizes_a_refault_distance_is_measured_against_the_last_flushed_active_list() {
+        // workingset_test_recent (mm/workingset.c v6.12.117): "workingset_size =
+        // lruvec_page_state(eviction_lruvec, NR_ACTIVE_FILE); ... if
+        // (mem_cgroup_get_nr_swap_pages(eviction_memcg) > 0) { workingset_size +=
+        // lruvec_page_state(eviction_lruvec, NR_ACTIVE_ANON);" and "return refault_distance <=
+        // workingset_size;", the sizes as of the last memcg flush (mm/memcontrol.c)
+        use crate::mm::memcontrol::{FLUSH_TIME_NS, MemcgStats};
+        use crate::mm::swap_state::Shadow;
+        use crate::testutil::{kernel, proc_with_pages};
+        let mut k = kernel("6.12");
+        let (pid, a) = proc_with_pages(&mut k, false, 200);
+        let pfns: Vec<u32> = (0..200).map(|i| k.arch().pte_pfn(k.pte_at(pid, a + i * 4096).unwrap())).collect();
+        for &pfn in &pfns[..100] {
+            k.activate_page(pfn);
+        }
+        k.set_memcg_stats(MemcgStats::Rstat612LruSizes).unwrap();
+        for &pfn in &pfns[100..] {
+            k.activate_page(pfn);
+        }
+        let shadow = Shadow { eviction: k.nonresident_age.wrapping_sub(150), workingset: false };
+        assert!(!k.workingset_test_recent(shadow), "distance 150 against the 100 active pages flushed");
+        k.tick(FLUSH_TIME_NS);
+        let shadow = Shadow { eviction: k.nonresident_age.wrapping_sub(150), workingset: false };
+        assert!(k.workingset_test_recent(shadow), "against the 200 of the next flush");
+        k.set_memcg_stats(MemcgStats::Rstat612).unwrap();
+        for &pfn in &pfns[..100] {
+            k.deactivate_page(pfn);
+        }
+        assert!(!k.workingset_test_recent(shadow), "rstat-6.12 reads the 100 active pages live");
     }
 
     #[test]

@@ -19,13 +19,22 @@ pub enum MemcgStats {
     /// The live counts (as with CONFIG_MEMCG=n or before the rstat flushing): the default.
     #[default]
     Live,
-    /// The v6.12 rstat statistics, refreshed by the flushes of the module doc.
+    /// The v6.12 rstat statistics, refreshed by the flushes of the module doc: the
+    /// WORKINGSET_ACTIVATE counts that `prepare_scan_control` compares.
     Rstat612,
+    /// [`MemcgStats::Rstat612`] and also the LRU sizes that 6.12 reads through
+    /// `lruvec_page_state`: `inactive_is_low`, `prepare_scan_control`'s `cache_trim_mode`
+    /// (mm/vmscan.c) and `workingset_test_recent`'s workingset size (mm/workingset.c), as of the
+    /// last flush.
+    Rstat612LruSizes,
 }
 
 impl Named for MemcgStats {
-    const NAMES: &'static [(MemcgStats, &'static str)] =
-        &[(MemcgStats::Live, "live"), (MemcgStats::Rstat612, "rstat-6.12")];
+    const NAMES: &'static [(MemcgStats, &'static str)] = &[
+        (MemcgStats::Live, "live"),
+        (MemcgStats::Rstat612, "rstat-6.12"),
+        (MemcgStats::Rstat612LruSizes, "rstat-6.12-lru"),
+    ];
     const SETTING: &'static str = "memcg_stats";
 }
 
@@ -34,6 +43,9 @@ impl Named for MemcgStats {
 pub struct MemcgRstat {
     /// WORKINGSET_ACTIVATE_ANON / _FILE of `pn->lruvec_stats->state[]` as of the last flush.
     pub(crate) workingset_activate: [u64; 2],
+    /// NR_INACTIVE_ANON, NR_ACTIVE_ANON, NR_INACTIVE_FILE, NR_ACTIVE_FILE of the same array as
+    /// of the last flush, with [`MemcgStats::Rstat612LruSizes`] (None: read live).
+    pub(crate) lru_sizes: Option<[u64; 4]>,
     /// `flush_last_time` (ns of the cost clock).
     pub(crate) flush_last_time: u64,
     /// When `stats_flush_dwork` runs next (ns).

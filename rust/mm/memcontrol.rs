@@ -29,26 +29,37 @@
 //! statistic update (each charge, LRU move, fault); the model counts only the updates of the
 //! counts it keeps flushed, a lower bound, so a ratelimited flush that the kernel would do may be
 //! skipped only when fewer than 65 of those changed, where the kernel's other updates would
-//! almost always pass it. Only the WORKINGSET_ACTIVATE counts are kept flushed here: the LRU
-//! sizes that `inactive_is_low`, `file_is_tiny` and `workingset_test_recent` read through
-//! `lruvec_page_state` are read live (not modelled).
+//! almost always pass it. With [`MemcgStats::Rstat612`] only the WORKINGSET_ACTIVATE counts are
+//! kept flushed, and the LRU sizes that `inactive_is_low`, `prepare_scan_control`'s
+//! `cache_trim_mode` (mm/vmscan.c v6.12.117) and `workingset_test_recent`'s workingset size
+//! (mm/workingset.c) read through `lruvec_page_state` are read live; [`MemcgStats::Rstat612LruSizes`]
+//! keeps those flushed too, as 6.12.117 reads them (`file_is_tiny` reads `node_page_state`, live
+//! in both). For the needs-flush threshold the LRU sizes count as many updates as they moved
+//! since the flush (a lower bound again).
 
 use crate::error::Result;
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
+use crate::vmscan::lru::LruList;
 
 pub use crate::mm::memcg_vmstats::{FLUSH_TIME_NS, MEMCG_FLUSH_THRESHOLD, MemcgRstat, MemcgStats};
 
+/// The LRU lists whose sizes [`MemcgStats::Rstat612LruSizes`] keeps as flushed, in
+/// [`MemcgRstat::lru_sizes`]' order.
+const FLUSHED_LRUS: [LruList; 4] =
+    [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile];
+
 impl Kernel {
-    /// Choose how reclaim reads the memcg statistics ([`MemcgStats`]). Choosing `Rstat612`
-    /// flushes once now and queues the periodic flush FLUSH_TIME later (as
+    /// Choose how reclaim reads the memcg statistics ([`MemcgStats`]). Choosing `Rstat612` or
+    /// `Rstat612LruSizes` flushes once now and queues the periodic flush FLUSH_TIME later (as
     /// `mem_cgroup_css_online` of the root queues `stats_flush_dwork`, v6.12).
     pub fn set_memcg_stats(&mut self, stats: MemcgStats) -> Result<()> {
         match stats {
             MemcgStats::Live => self.memcg = None,
-            MemcgStats::Rstat612 => {
+            MemcgStats::Rstat612 | MemcgStats::Rstat612LruSizes => {
                 let mut r = Box::new(MemcgRstat::default());
                 r.workingset_activate = self.live_workingset_activate();
+                r.lru_sizes = (stats == MemcgStats::Rstat612LruSizes).then(|| self.live_lru_sizes());
                 let now = self.memcg_clock();
                 r.flush_last_time = now;
                 r.next_periodic = now.saturating_add(FLUSH_TIME_NS);
@@ -60,7 +71,25 @@ impl Kernel {
 
     /// The choice in use.
     pub fn memcg_stats(&self) -> MemcgStats {
-        if self.memcg.is_some() { MemcgStats::Rstat612 } else { MemcgStats::Live }
+        match self.memcg.as_deref() {
+            None => MemcgStats::Live,
+            Some(r) if r.lru_sizes.is_some() => MemcgStats::Rstat612LruSizes,
+            Some(_) => MemcgStats::Rstat612,
+        }
+    }
+
+    fn live_lru_sizes(&self) -> [u64; 4] {
+        FLUSHED_LRUS.map(|l| self.lru.size(l))
+    }
+
+    /// `lruvec_page_state(lruvec, NR_LRU_BASE + lru)` (mm/memcontrol.c v6.12.117) of the one
+    /// node's root lruvec: the size as of the last flush with [`MemcgStats::Rstat612LruSizes`],
+    /// the live size otherwise.
+    pub(crate) fn lruvec_page_state_lru(&self, lru: LruList) -> u64 {
+        match (self.memcg.as_deref().and_then(|r| r.lru_sizes), FLUSHED_LRUS.iter().position(|&l| l == lru)) {
+            (Some(sizes), Some(i)) => sizes[i],
+            _ => self.lru.size(lru),
+        }
     }
 
     fn live_workingset_activate(&self) -> [u64; 2] {
@@ -80,10 +109,14 @@ impl Kernel {
     /// aggregate brought up to the live counts.
     fn do_flush_stats(&mut self) {
         let live = self.live_workingset_activate();
+        let sizes = self.live_lru_sizes();
         let now = self.memcg_clock();
         if let Some(r) = self.memcg.as_deref_mut() {
             r.flush_last_time = now;
             r.workingset_activate = live;
+            if r.lru_sizes.is_some() {
+                r.lru_sizes = Some(sizes);
+            }
         }
     }
 
@@ -91,8 +124,12 @@ impl Kernel {
     /// (see the module doc): more than MEMCG_CHARGE_BATCH per CPU since the last flush.
     fn memcg_vmstats_needs_flush(&self) -> bool {
         let live = self.live_workingset_activate();
+        let sizes = self.live_lru_sizes();
         self.memcg.as_deref().is_some_and(|r| {
-            let updates = (live[0] - r.workingset_activate[0]) + (live[1] - r.workingset_activate[1]);
+            let mut updates = (live[0] - r.workingset_activate[0]) + (live[1] - r.workingset_activate[1]);
+            if let Some(flushed) = r.lru_sizes {
+                updates += sizes.iter().zip(flushed).map(|(&a, b)| a.abs_diff(b)).sum::<u64>();
+            }
             updates > MEMCG_FLUSH_THRESHOLD
         })
     }

@@ -130,7 +130,8 @@ impl Kernel {
     /// `inactive_list_is_low` (mm/vmscan.c 4.13..4.18) / `inactive_is_low` (6.12): `inactive *
     /// ratio < active`, with
     /// `ratio = int_sqrt(10 * gb)` (1 below 1 GiB). Without swap, anon deactivation is
-    /// pointless (4.x).
+    /// pointless (4.x). 6.12 reads both sizes through `lruvec_page_state`
+    /// ([`Kernel::lruvec_page_state_lru`]: as last flushed with `memcg_stats="rstat-6.12-lru"`).
     pub(crate) fn inactive_is_low(&self, file: bool) -> bool {
         if !file && self.swap.total() == 0 {
             return false;
@@ -140,8 +141,8 @@ impl Kernel {
         } else {
             (LruList::InactiveAnon, LruList::ActiveAnon)
         };
-        let inactive = self.lru.size(inl);
-        let active = self.lru.size(acl);
+        let inactive = self.lruvec_page_state_lru(inl);
+        let active = self.lruvec_page_state_lru(acl);
         let gb = (inactive + active) >> (30 - 12);
         let ratio = if gb > 0 { int_sqrt(10 * gb) } else { 1 };
         inactive * ratio < active
@@ -167,11 +168,13 @@ impl Kernel {
         } else {
             sc.may_deactivate = [true; 2];
         }
-        let inactive_file = self.lru.size(LruList::InactiveFile);
-        sc.cache_trim_mode = inactive_file >> sc.priority > 0 && !sc.may_deactivate[1];
-        // "if (!cgroup_reclaim(sc)) { … sc->file_is_tiny = …" (cgroup reclaim leaves it clear)
+        // "file = lruvec_page_state(target_lruvec, NR_INACTIVE_FILE);" (v6.12.117)
+        sc.cache_trim_mode =
+            self.lruvec_page_state_lru(LruList::InactiveFile) >> sc.priority > 0 && !sc.may_deactivate[1];
+        // "if (!cgroup_reclaim(sc)) { … sc->file_is_tiny = …" (cgroup reclaim leaves it clear),
+        // from `node_page_state`: the live sizes
         if !sc.cgroup_reclaim {
-            let file = inactive_file + self.lru.size(LruList::ActiveFile);
+            let file = self.lru.size(LruList::InactiveFile) + self.lru.size(LruList::ActiveFile);
             let anon = self.lru.size(LruList::InactiveAnon);
             sc.file_is_tiny =
                 file + self.mem.nr_free() <= self.mem.wmark.high && !sc.may_deactivate[0] && anon >> sc.priority > 0;
@@ -1037,6 +1040,36 @@ mod tests {
         k.vmstat.inc(Vm::workingset_activate_anon);
         k.prepare_scan_control(&mut sc);
         assert!(sc.may_deactivate[0]);
+    }
+
+    #[test]
+    fn with_flushed_lru_sizes_inactive_is_low_sees_the_lists_as_of_the_last_memcg_flush() {
+        // inactive_is_low (mm/vmscan.c v6.12.117): "inactive = lruvec_page_state(lruvec,
+        // NR_LRU_BASE + inactive_lru); active = lruvec_page_state(lruvec, NR_LRU_BASE +
+        // active_lru);", the root memcg's rstat aggregate (mm/memcontrol.c lruvec_page_state:
+        // "x = READ_ONCE(pn->lruvec_stats->state[i]);"), refreshed by flush_memcg_stats_dwork
+        // every FLUSH_TIME
+        use crate::mm::memcontrol::{FLUSH_TIME_NS, MemcgStats};
+        let mut k = kernel("6.12");
+        let (pid, a) = proc_with_pages(&mut k, false, 400);
+        let pfns: Vec<u32> = (0..400).map(|i| k.arch().pte_pfn(k.pte_at(pid, a + i * 4096).unwrap())).collect();
+        for (i, &pfn) in pfns.iter().enumerate() {
+            if i < 200 { k.activate_page(pfn) } else { k.deactivate_page(pfn) }
+        }
+        k.set_memcg_stats(MemcgStats::Rstat612LruSizes).unwrap();
+        for &pfn in &pfns[200..300] {
+            k.activate_page(pfn);
+        }
+        assert!(!k.inactive_is_low(false), "300 active against 100 inactive, but flushed at 200 / 200");
+        k.tick(FLUSH_TIME_NS);
+        assert!(k.inactive_is_low(false), "the periodic flush brought the sizes in");
+        for &pfn in &pfns[..300] {
+            k.deactivate_page(pfn);
+        }
+        assert!(k.inactive_is_low(false), "all inactive now, but not flushed yet");
+        // rstat-6.12 keeps only the refault counts flushed: the sizes are live
+        k.set_memcg_stats(MemcgStats::Rstat612).unwrap();
+        assert!(!k.inactive_is_low(false));
     }
 
     #[test]
