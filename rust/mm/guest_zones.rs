@@ -403,6 +403,33 @@ mod tests {
         z.dma.check().unwrap();
     }
 
+    /// A boost on a node that is balanced for the wake's `highest_zoneidx` (DMA32 above its
+    /// high watermark) leaves `balance_pgdat` (mm/vmscan.c 6.12.117) boosted: `may_swap` off,
+    /// so with anon pages only its pass reclaims nothing, "if (nr_boost_reclaim &&
+    /// !nr_reclaimed) break;" ends the run, which then counts a failure ("if
+    /// (!sc.nr_reclaimed) pgdat->kswapd_failures++;") and clears the boost. The guest's DMA32
+    /// boosts end this way (FINDINGS section 7, "the kernel boosts DMA32 too").
+    #[test]
+    fn a_boosted_run_that_reclaims_nothing_counts_a_kswapd_failure_and_clears_the_boost() {
+        let mut k = kernel(None);
+        let pid = k.spawn("p", false).unwrap();
+        let a = k.mmap(pid, 256 * 4096, MapKind::Anon, false, None).unwrap();
+        for i in 0..256u64 {
+            k.access(pid, 0, a + i * 4096, true, i + 1).unwrap();
+        }
+        assert!(k.mem.nr_free() > k.mem.wmark.high && k.pgdat_balanced_idx(ZONE_DMA32));
+        assert_eq!(k.vmstat.get(Vm::pageoutrun), 0);
+        k.zones.as_deref_mut().unwrap().dma.watermark_boost = PAGEBLOCK_NR_PAGES;
+        k.wakeup_kswapd_zone(ZONE_DMA32);
+        assert!(k.kswapd.woken, "balanced but boosted: pgdat_watermark_boosted wakes kswapd");
+        assert_eq!(k.kswapd_step(), 0, "the boosted pass may not swap");
+        assert_eq!(k.vmstat.get(Vm::pageoutrun), 1);
+        assert_eq!(k.kswapd.failures, 1, "a run that reclaimed nothing");
+        assert_eq!(k.zones().unwrap().dma.watermark_boost, 0, "the boost taken at the start is cleared");
+        assert_eq!(k.vmstat.get(Vm::pswpout), 0);
+        k.check_invariants().unwrap();
+    }
+
     /// A one-CPU 6.12 x86_64 kernel of 8,192 pages with the guest zones, 32 of DMA's pages
     /// held by the guest's kernel.
     fn one_cpu_guest_with_a_held_dma_block() -> Kernel {

@@ -494,7 +494,8 @@ impl DmaZone {
     /// `__rmqueue` (mm/page_alloc.c 6.12.117) of one page of type `mt`: its own lists
     /// (`__rmqueue_smallest`), else `__rmqueue_claim` (from the fallback blocks with the
     /// largest free buddies down; a movable allocation only from a buddy of order >=
-    /// `pageblock_order / 2`, `can_steal_fallback`), else `__rmqueue_steal` of one page.
+    /// `pageblock_order / 2`, `can_steal_fallback`), else `__rmqueue_steal` of one page from
+    /// the smallest free buddy of a fallback type ([`DmaZone::smallest_fallback_buddy`]).
     /// Returns the pfn and counts boosts, claims and steals into `z`.
     pub(crate) fn rmqueue(&mut self, mt: MigrateType, stats: &mut (u64, u64, u64)) -> Option<u32> {
         if let Some(p) = self.free[mt as usize].pop() {
@@ -515,14 +516,61 @@ impl DmaZone {
                 return self.free[mt as usize].pop();
             }
         }
-        // __rmqueue_steal: one page of the first fallback type with a free page
+        let (f, at) = self.smallest_fallback_buddy(mt)?;
+        let p = self.free[f as usize].remove(at);
+        stats.2 += 1;
+        Some(p)
+    }
+
+    /// `__rmqueue_steal` (mm/page_alloc.c 6.12.117) of an order-0 page: "for (current_order =
+    /// order; current_order < NR_PAGE_ORDERS; current_order++)", the fallback types in
+    /// `fallbacks[]` order at each order, so the smallest free buddy of a fallback type, split
+    /// by `expand`, which hands out its first page (`page_del_and_expand`): the larger
+    /// buddies, which `__rmqueue_claim` tries to claim (and boosts the zone for), stay whole.
+    /// Among the buddies of one order and type the one freed last (the model's lists are LIFO).
+    /// Returns the type and the position of that first page in its free list.
+    fn smallest_fallback_buddy(&self, mt: MigrateType) -> Option<(MigrateType, usize)> {
+        let mut best: Option<(u32, MigrateType, u32)> = None;
         for f in mt.fallbacks() {
-            if let Some(p) = self.free[f as usize].pop() {
-                stats.2 += 1;
-                return Some(p);
+            for &p in self.free[f as usize].iter().rev() {
+                let cap = best.map_or(PAGEBLOCK_ORDER, |b| b.0);
+                let order = self.buddy_order(p, cap);
+                if order < cap || best.is_none() {
+                    let first = p - (p - self.start) % (1 << order);
+                    best = Some((order, f, first));
+                }
+                if best.is_some_and(|b| b.0 == 0) {
+                    break;
+                }
+            }
+            if best.is_some_and(|b| b.0 == 0) {
+                break;
             }
         }
-        None
+        let (_, f, first) = best?;
+        let at = self.free[f as usize].iter().position(|&q| q == first).expect("a free buddy's first page is free");
+        Some((f, at))
+    }
+
+    /// The order of the free buddy holding free page `pfn` (at most `cap`): the largest
+    /// aligned run of 2^order free pages around it within its pageblock, which the buddy
+    /// allocator would have merged (`__free_one_page`); aligned as
+    /// [`DmaZone::largest_free_order`] aligns.
+    fn buddy_order(&self, pfn: u32, cap: u32) -> u32 {
+        let blk = &self.blocks[self.block_of(pfn)];
+        let mut order = 0;
+        while order < cap {
+            let n = 1u32 << (order + 1);
+            let s = pfn - (pfn - self.start) % n;
+            if s < blk.start
+                || s + n > blk.start + blk.len
+                || !(s..s + n).all(|p| self.uses[(p - self.start) as usize] == Use::Free)
+            {
+                break;
+            }
+            order += 1;
+        }
+        order
     }
 
     pub(crate) fn free_page(&mut self, pfn: u32) {
@@ -575,4 +623,70 @@ pub struct Kcompactd {
     /// The guest time (ns) of kcompactd's last wake: its timeouts fall every
     /// [`KCOMPACTD_TIMEOUT_NS`] after it.
     pub(crate) last_wake: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DMA zone of four pageblocks from pfn 1 (the smallest that `boost_watermark` boosts):
+    /// an unmovable one whose free pages are an aligned buddy of order 4 (16 pages from its
+    /// 32nd) and one lone page (its 100th), freed before the buddy's pages, and three movable
+    /// ones full of user pages.
+    fn zone_with_a_free_buddy_and_a_lone_page() -> DmaZone {
+        let start = 1u32;
+        let len = PAGEBLOCK_NR_PAGES as u32;
+        let n = 4 * len;
+        let mt = |b: u32| if b == 0 { MigrateType::Unmovable } else { MigrateType::Movable };
+        let mut z = DmaZone {
+            start,
+            end: start + n,
+            free: [Vec::new(), Vec::new(), Vec::new()],
+            blocks: (0..4).map(|b| Block { start: start + b * len, len, mt: mt(b) }).collect(),
+            uses: vec![Use::Kernel; n as usize],
+            wmark: Watermarks { min: 64, low: 80, high: 96, min_free_kbytes: 0 },
+            lowmem_reserve: 28,
+            watermark_boost: 0,
+            boosted_flag: false,
+        };
+        for u in &mut z.uses[PAGEBLOCK_NR_PAGES as usize..] {
+            *u = Use::Movable;
+        }
+        for pfn in std::iter::once(start + 100).chain(start + 32..start + 48) {
+            z.free_page(pfn);
+        }
+        z.check().unwrap();
+        z
+    }
+
+    /// `__rmqueue_steal` (mm/page_alloc.c 6.12.117) walks the orders upwards ("for
+    /// (current_order = order; current_order < NR_PAGE_ORDERS; current_order++)"): a movable
+    /// page that falls back into the unmovable block comes from its smallest free buddy, the
+    /// lone page, though the buddy's pages were freed after it. The order-4 buddy stays whole,
+    /// so the next movable fallback finds it (`can_steal_fallback`), tries to claim the block
+    /// (`try_to_steal_block`) and boosts the zone again; only when no smaller buddy is left
+    /// does a steal split it (`expand` hands out its first page), and then the largest buddy
+    /// left is of order 3: the next fallback steals without a boost.
+    #[test]
+    fn a_movable_fallback_steals_the_smallest_free_buddy_and_keeps_the_claimable_one_whole() {
+        let mut z = zone_with_a_free_buddy_and_a_lone_page();
+        let mut stats = (0, 0, 0);
+        assert_eq!(z.rmqueue(MigrateType::Movable, &mut stats), Some(101), "the lone page, not the last freed");
+        assert_eq!(stats, (1, 0, 1), "a claim attempt (boost), no claim, one page stolen");
+        assert_eq!((z.watermark_boost, z.boosted_flag), (PAGEBLOCK_NR_PAGES, true));
+        z.uses[100] = Use::Movable;
+        assert_eq!(z.largest_free_order(0), 4, "the buddy of order 4 is whole");
+        (z.watermark_boost, z.boosted_flag) = (0, false);
+        let mut stats = (0, 0, 0);
+        assert_eq!(z.rmqueue(MigrateType::Movable, &mut stats), Some(33), "the buddy's first page");
+        assert_eq!(stats, (1, 0, 1), "the whole buddy let the fallback boost again");
+        z.uses[32] = Use::Movable;
+        assert_eq!(z.largest_free_order(0), 3);
+        (z.watermark_boost, z.boosted_flag) = (0, false);
+        let mut stats = (0, 0, 0);
+        assert_eq!(z.rmqueue(MigrateType::Movable, &mut stats), Some(34), "the order-0 buddy left by the split");
+        assert_eq!(stats, (0, 0, 1), "no buddy of order 4 left: a steal without a boost");
+        z.uses[33] = Use::Movable;
+        z.check().unwrap();
+    }
 }

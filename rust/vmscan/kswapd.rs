@@ -130,7 +130,9 @@ impl Kernel {
     /// `sc.reclaim_idx = highest_zoneidx` (so a wake for ZONE_DMA skips every DMA32 folio);
     /// "if (!balanced && nr_boost_reclaim) { nr_boost_reclaim = 0; goto restart; }"; while
     /// boosting, `may_swap` and `may_writepage` are off and the priority stops at
-    /// DEF_PRIORITY - 2; a boost pass that reclaims nothing ends the run. `kswapd_shrink_node`
+    /// DEF_PRIORITY - 2; a boost pass that reclaims nothing ends the run, and like a run that
+    /// reached priority 0 counts a `kswapd_failures` when the run reclaimed nothing (a
+    /// balanced node's "goto out" does not). `kswapd_shrink_node`
     /// asks for the sum over the zones up to `reclaim_idx` of `max(high_wmark_pages(zone),
     /// SWAP_CLUSTER_MAX)`. At the end the boosts taken at the start are cleared and kcompactd
     /// is woken (`wakeup_kcompactd`, crate::mm::compaction, which counts `compact_daemon_wake`).
@@ -215,6 +217,11 @@ impl Kernel {
                 let reclaimed = sc.nr_reclaimed - before;
                 nr_boost_reclaim -= nr_boost_reclaim.min(reclaimed);
                 if nr_boost_reclaim > 0 && reclaimed == 0 {
+                    // "if (nr_boost_reclaim && !nr_reclaimed) break;" leaves the priority loop
+                    // for "if (!sc.nr_reclaimed) pgdat->kswapd_failures++;", as its end does
+                    if sc.nr_reclaimed == 0 {
+                        self.kswapd.failures += 1;
+                    }
                     break 'restart;
                 }
                 if raise_priority || reclaimed == 0 {
