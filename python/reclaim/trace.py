@@ -137,6 +137,7 @@ def replay(
     pgtable_pages: bool = False,
     swap_cache_nodes: bool = False,
     pcp_lists: bool = False,
+    direct_reclaim_ns: float = 0.0,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
 
@@ -204,7 +205,9 @@ def replay(
     zone's free list and come back to it in batches, and the pages on the lists are not in
     ``NR_FREE_PAGES``, which the watermark checks read; ``ReplayResult.pcp_pages_mean`` is
     then the mean of the pages on them after each request. By default a freed page goes
-    straight back to its zone.
+    straight back to its zone. ``direct_reclaim_ns`` (with a ``guest_clock``) is the guest's
+    time in each direct reclaim (``try_to_free_pages``) beyond its pages scanned, which one
+    that scans nothing takes too (the oracle measures it in its guests); 0 by default.
 
     The result counts hits (the page was resident), minor faults (first touch, refault from
     the swap cache) and major faults (read back from swap); ``miss_ratio`` is (minor + major)
@@ -235,6 +238,7 @@ def replay(
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
         pcp_lists=pcp_lists,
+        direct_reclaim_ns=direct_reclaim_ns,
     )
     while not run.advance(_SLICE):
         if progress is not None:

@@ -434,6 +434,45 @@ impl Kernel {
         self.swap_io_complete();
     }
 
+    /// `reclaim_throttle(pgdat, VMSCAN_THROTTLE_NOPROGRESS)` (mm/vmscan.c 6.12.117; 6.12.107
+    /// the same), which `consider_reclaim_throttle` calls for a direct reclaim still without a
+    /// page at priority 1: unless [`Kernel::skip_throttle_noprogress`], when it is only a
+    /// `cond_resched()` (nothing here: the model takes a reschedule at the end of the access),
+    /// the task sleeps `schedule_timeout(1)`, to the next jiffy (`timeout = 1`; the guest
+    /// clock's next tick, [`Kernel::guest_sleep_to_next_tick`]), and the swap device completes
+    /// its queue meanwhile. No task reclaims in the model while it sleeps, so nothing wakes it
+    /// early (`consider_reclaim_throttle`'s `wake_up` of the NOPROGRESS waiters).
+    pub(crate) fn reclaim_throttle_noprogress(&mut self) {
+        if self.skip_throttle_noprogress() {
+            return;
+        }
+        self.swap_io_complete();
+        self.guest_sleep_to_next_tick();
+    }
+
+    /// `skip_throttle_noprogress` (mm/vmscan.c 6.12.117; 6.12.107 the same): no NOPROGRESS
+    /// sleep when kswapd has given up (`kswapd_failures >= MAX_RECLAIM_RETRIES`, "the system is
+    /// likely near OOM"), nor unless the zones' write-pending pages (`NR_ZONE_WRITE_PENDING`:
+    /// the model's pages under swap writeback; its anon pages are never dirty-accounted) are
+    /// more than half their reclaimable ones ("if (2 * write_pending <= reclaimable) return
+    /// true;"). Reclaimable is `zone_reclaimable_pages` summed: the file lists, the anon lists
+    /// while swap has a free slot (`can_reclaim_anon_pages`, no demotion), and the free pages
+    /// when there are none of those (the kernel falls back zone by zone; the model for the
+    /// node, the zones' lists not being counted apart).
+    pub(crate) fn skip_throttle_noprogress(&self) -> bool {
+        if self.kswapd.failures >= crate::vmscan::kswapd::MAX_RECLAIM_RETRIES {
+            return true;
+        }
+        let mut reclaimable = self.lru.size(LruList::InactiveFile) + self.lru.size(LruList::ActiveFile);
+        if self.swap.inuse() < self.swap.total() {
+            reclaimable += self.lru.size(LruList::InactiveAnon) + self.lru.size(LruList::ActiveAnon);
+        }
+        if reclaimable == 0 {
+            reclaimable = self.nr_free_pages();
+        }
+        2 * self.nr_writeback() as u64 <= reclaimable
+    }
+
     /// `shrink_list` (mm/vmscan.c 4.13..4.18, 6.12): an active list is only shrunk when its inactive list is low (4.x) or
     /// `sc->may_deactivate` allows it (v5.8+, [`Kernel::prepare_scan_control`]).
     fn shrink_list(&mut self, l: LruList, n: u64, sc: &mut ScanControl) {
@@ -979,6 +1018,53 @@ mod tests {
     use crate::kernel::Kernel;
     use crate::mm::vmstat::Vm;
     use crate::testutil::{kernel, proc_with_pages};
+
+    /// `consider_reclaim_throttle` → `reclaim_throttle(pgdat, VMSCAN_THROTTLE_NOPROGRESS)`
+    /// (mm/vmscan.c 6.12.117 and 6.12.107): `skip_throttle_noprogress` makes it a
+    /// `cond_resched()` while the write-pending pages are at most half the reclaimable ones
+    /// ("if (2 * write_pending <= reclaimable) return true;") or kswapd has failed
+    /// MAX_RECLAIM_RETRIES times; only past that does the task sleep a jiffy
+    /// (`schedule_timeout(1)`), the swap device completing its writes meanwhile.
+    #[test]
+    fn a_direct_reclaim_without_progress_sleeps_only_when_most_reclaimable_pages_are_under_writeback() {
+        use crate::mm::madvise::Advice;
+        use crate::mm::page_io::SwapIo;
+        use crate::sched::{GuestCost, TICK_NS};
+        let mut k = kernel("6.12");
+        k.set_swap_io(SwapIo::VirtioBlk).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        k.madvise(pid, a, 8 * 4096, Advice::Cold).unwrap();
+        assert_eq!(k.lru_sizes().iter().map(|(_, n)| n).sum::<u64>(), 8, "the 8 pages are all the LRU holds");
+        let cost = GuestCost {
+            request: 0.0,
+            minor_fault: 1_000_000.0,
+            major_fault: 0.0,
+            swap_write: 0.0,
+            page_scanned: 0.0,
+            direct_reclaim: 0.0,
+        };
+        k.set_guest_clock(Some(cost), false).unwrap();
+        for i in 0..4 {
+            let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+            assert!(!k.reclaim_one(pfn), "written, in flight, kept on the LRU");
+        }
+        // 4 under writeback of 8 reclaimable: 2 * 4 <= 8, a cond_resched
+        let t = k.guest_now();
+        k.reclaim_throttle_noprogress();
+        assert_eq!((k.nr_writeback(), k.guest_now()), (4, t), "no sleep: nothing completes, no time passes");
+        let pfn = k.pte_at(pid, a + 4 * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+        assert!(!k.reclaim_one(pfn));
+        // 5 of 8: a jiffy's sleep, to the next tick, and the device completes its queue
+        k.kswapd.failures = crate::vmscan::kswapd::MAX_RECLAIM_RETRIES;
+        k.reclaim_throttle_noprogress();
+        assert_eq!(k.nr_writeback(), 5, "kswapd gave up: near OOM, no sleep");
+        k.kswapd.failures = 0;
+        let t = k.guest_now();
+        k.reclaim_throttle_noprogress();
+        assert_eq!(k.nr_writeback(), 0, "slept: the writes completed");
+        assert!(k.guest_now() > t && k.guest_now() % TICK_NS == 0, "woken at the next tick");
+        k.check_invariants().unwrap();
+    }
 
     /// 400 anon pages, 200 of them active: the inactive list is not low.
     fn half_active(profile: &str) -> Kernel {
