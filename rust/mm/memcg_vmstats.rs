@@ -21,11 +21,18 @@ pub enum MemcgStats {
     Live,
     /// The v6.12 rstat statistics, refreshed by the flushes of the module doc.
     Rstat612,
+    /// The same with the LRU sizes read flushed too: `inactive_is_low` (mm/vmscan.c 6.12.117
+    /// and 6.12.107) reads `lruvec_page_state(lruvec, NR_LRU_BASE + lru)`, the aggregate as of
+    /// the last flush, as the refault counts are read.
+    Rstat612Lru,
 }
 
 impl Named for MemcgStats {
-    const NAMES: &'static [(MemcgStats, &'static str)] =
-        &[(MemcgStats::Live, "live"), (MemcgStats::Rstat612, "rstat-6.12")];
+    const NAMES: &'static [(MemcgStats, &'static str)] = &[
+        (MemcgStats::Live, "live"),
+        (MemcgStats::Rstat612, "rstat-6.12"),
+        (MemcgStats::Rstat612Lru, "rstat-6.12-lru"),
+    ];
     const SETTING: &'static str = "memcg_stats";
 }
 
@@ -38,4 +45,7 @@ pub struct MemcgRstat {
     pub(crate) flush_last_time: u64,
     /// When `stats_flush_dwork` runs next (ns).
     pub(crate) next_periodic: u64,
+    /// NR_INACTIVE_ANON, NR_ACTIVE_ANON, NR_INACTIVE_FILE, NR_ACTIVE_FILE as of the last flush,
+    /// with [`MemcgStats::Rstat612Lru`] (None: read live).
+    pub(crate) lru_size: Option<[u64; 4]>,
 }

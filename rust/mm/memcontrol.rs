@@ -29,13 +29,15 @@
 //! statistic update (each charge, LRU move, fault); the model counts only the updates of the
 //! counts it keeps flushed, a lower bound, so a ratelimited flush that the kernel would do may be
 //! skipped only when fewer than 65 of those changed, where the kernel's other updates would
-//! almost always pass it. Only the WORKINGSET_ACTIVATE counts are kept flushed here: the LRU
-//! sizes that `inactive_is_low`, `file_is_tiny` and `workingset_test_recent` read through
-//! `lruvec_page_state` are read live (not modelled).
+//! almost always pass it. The WORKINGSET_ACTIVATE counts are kept flushed here, and with
+//! [`MemcgStats::Rstat612Lru`] the LRU sizes that `inactive_is_low` reads through
+//! `lruvec_page_state` (their changes since the flush count as updates, a lower bound again);
+//! the workingset size of `workingset_test_recent` is read live (not modelled).
 
 use crate::error::Result;
 use crate::kernel::Kernel;
 use crate::mm::vmstat::Vm;
+use crate::vmscan::lru::LruList;
 
 pub use crate::mm::memcg_vmstats::{FLUSH_TIME_NS, MEMCG_FLUSH_THRESHOLD, MemcgRstat, MemcgStats};
 
@@ -46,9 +48,12 @@ impl Kernel {
     pub fn set_memcg_stats(&mut self, stats: MemcgStats) -> Result<()> {
         match stats {
             MemcgStats::Live => self.memcg = None,
-            MemcgStats::Rstat612 => {
+            MemcgStats::Rstat612 | MemcgStats::Rstat612Lru => {
                 let mut r = Box::new(MemcgRstat::default());
                 r.workingset_activate = self.live_workingset_activate();
+                if stats == MemcgStats::Rstat612Lru {
+                    r.lru_size = Some(self.live_lru_size());
+                }
                 let now = self.memcg_clock();
                 r.flush_last_time = now;
                 r.next_periodic = now.saturating_add(FLUSH_TIME_NS);
@@ -60,7 +65,25 @@ impl Kernel {
 
     /// The choice in use.
     pub fn memcg_stats(&self) -> MemcgStats {
-        if self.memcg.is_some() { MemcgStats::Rstat612 } else { MemcgStats::Live }
+        match self.memcg.as_deref() {
+            None => MemcgStats::Live,
+            Some(r) if r.lru_size.is_some() => MemcgStats::Rstat612Lru,
+            Some(_) => MemcgStats::Rstat612,
+        }
+    }
+
+    fn live_lru_size(&self) -> [u64; 4] {
+        [LruList::InactiveAnon, LruList::ActiveAnon, LruList::InactiveFile, LruList::ActiveFile]
+            .map(|l| self.lru.size(l))
+    }
+
+    /// `lruvec_page_state(lruvec, NR_LRU_BASE + l)` (mm/memcontrol.c 6.12.117) for an evictable
+    /// list `l`: as of the last flush with [`MemcgStats::Rstat612Lru`], else live.
+    pub(crate) fn lruvec_page_state_lru(&self, l: LruList) -> u64 {
+        match self.memcg.as_deref().and_then(|r| r.lru_size) {
+            Some(sizes) if l != LruList::Unevictable => sizes[l as usize],
+            _ => self.lru.size(l),
+        }
     }
 
     fn live_workingset_activate(&self) -> [u64; 2] {
@@ -80,10 +103,14 @@ impl Kernel {
     /// aggregate brought up to the live counts.
     fn do_flush_stats(&mut self) {
         let live = self.live_workingset_activate();
+        let sizes = self.live_lru_size();
         let now = self.memcg_clock();
         if let Some(r) = self.memcg.as_deref_mut() {
             r.flush_last_time = now;
             r.workingset_activate = live;
+            if r.lru_size.is_some() {
+                r.lru_size = Some(sizes);
+            }
         }
     }
 
@@ -91,8 +118,12 @@ impl Kernel {
     /// (see the module doc): more than MEMCG_CHARGE_BATCH per CPU since the last flush.
     fn memcg_vmstats_needs_flush(&self) -> bool {
         let live = self.live_workingset_activate();
+        let sizes = self.live_lru_size();
         self.memcg.as_deref().is_some_and(|r| {
-            let updates = (live[0] - r.workingset_activate[0]) + (live[1] - r.workingset_activate[1]);
+            let mut updates = (live[0] - r.workingset_activate[0]) + (live[1] - r.workingset_activate[1]);
+            if let Some(flushed) = r.lru_size {
+                updates += (0..4).map(|i| sizes[i].abs_diff(flushed[i])).sum::<u64>();
+            }
             updates > MEMCG_FLUSH_THRESHOLD
         })
     }

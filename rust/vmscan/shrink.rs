@@ -130,7 +130,8 @@ impl Kernel {
     /// `inactive_list_is_low` (mm/vmscan.c 4.13..4.18) / `inactive_is_low` (6.12): `inactive *
     /// ratio < active`, with
     /// `ratio = int_sqrt(10 * gb)` (1 below 1 GiB). Without swap, anon deactivation is
-    /// pointless (4.x).
+    /// pointless (4.x). The sizes are `lruvec_page_state`'s (6.12.117), as of the last memcg
+    /// flush with [`MemcgStats::Rstat612Lru`](crate::mm::memcontrol::MemcgStats::Rstat612Lru).
     pub(crate) fn inactive_is_low(&self, file: bool) -> bool {
         if !file && self.swap.total() == 0 {
             return false;
@@ -140,8 +141,8 @@ impl Kernel {
         } else {
             (LruList::InactiveAnon, LruList::ActiveAnon)
         };
-        let inactive = self.lru.size(inl);
-        let active = self.lru.size(acl);
+        let inactive = self.lruvec_page_state_lru(inl);
+        let active = self.lruvec_page_state_lru(acl);
         let gb = (inactive + active) >> (30 - 12);
         let ratio = if gb > 0 { int_sqrt(10 * gb) } else { 1 };
         inactive * ratio < active
@@ -1123,6 +1124,32 @@ mod tests {
         k.vmstat.inc(Vm::workingset_activate_anon);
         k.prepare_scan_control(&mut sc);
         assert!(sc.may_deactivate[0]);
+    }
+
+    /// `inactive_is_low` (mm/vmscan.c 6.12.117) reads `lruvec_page_state(lruvec, NR_LRU_BASE +
+    /// lru)`: with memcg built in, the sizes as of the last flush (`flush_memcg_stats_dwork`
+    /// every FLUSH_TIME, mm/memcontrol.c 6.12.117), so an inactive list emptied since the flush
+    /// is not low until the next one.
+    #[test]
+    fn with_flushed_lru_sizes_612_sees_an_emptied_inactive_list_only_after_the_next_flush() {
+        use crate::mm::memcontrol::{FLUSH_TIME_NS, MemcgStats};
+        let mut k = half_active("6.12");
+        k.set_memcg_stats(MemcgStats::Rstat612Lru).unwrap();
+        assert_eq!(k.memcg_stats(), MemcgStats::Rstat612Lru);
+        let inactive: Vec<u32> = (0..k.mem.frames.len() as u32)
+            .filter(|&p| k.mem.frames[p as usize].test(crate::mm::page::pg::PG_LRU))
+            .filter(|&p| !k.mem.frames[p as usize].test(crate::mm::page::pg::PG_ACTIVE))
+            .collect();
+        for p in inactive {
+            k.activate_page(p);
+        }
+        assert_eq!(k.lru.size(crate::vmscan::lru::LruList::InactiveAnon), 0);
+        assert!(!k.inactive_is_low(false), "the flushed sizes: 200 inactive, 200 active");
+        k.tick(FLUSH_TIME_NS);
+        assert!(k.inactive_is_low(false), "flushed: none inactive");
+        k.set_memcg_stats(MemcgStats::Rstat612).unwrap();
+        k.deactivate_page(k.lru.tail(crate::vmscan::lru::LruList::ActiveAnon).unwrap());
+        assert!(k.inactive_is_low(false), "rstat-6.12 reads the sizes live: 1 inactive, 399 active");
     }
 
     #[test]
