@@ -188,6 +188,29 @@ def test_the_boost_of_a_run_saved_without_it_is_inferred_from_the_other_runs_of_
     assert kept.kernel[0].min == 210 and kept.kernel[0].boost == 1024, "saved once, not twice"
 
 
+def test_a_run_keeps_the_direct_reclaims_the_agent_timed_and_a_run_saved_before_has_none() -> None:
+    """The agent times the process's direct reclaims by the kernel's tracepoints
+    (``mm_vmscan_direct_reclaim_begin``/``_end``, ``mm_vmscan_throttled``; mm/vmscan.c
+    6.12.117); a line without them (an older agent) parses, with none, and a check saved
+    before the field existed loads."""
+    timed = {"n": 3, "ns": 9_000_000, "n_none": 1, "ns_none": 1_000_000, "max_ns": 5_000_000,
+             "reclaimed": 64, "throttled_noprogress": 0, "throttled_writeback": 0,
+             "throttled_other": 0, "lost": 0}  # fmt: skip
+    k = rp.parse_run(_line(direct_reclaim=timed))
+    assert k.direct_reclaim == timed
+    assert rp.parse_run(_line()).direct_reclaim == {}
+    c = rp.ReplayCheck(trace="loop", arch="x86_64", guest_memory_mib=96, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=20_000, requests=1000, capacity=5_000,
+                       kernel=[k], model={}, reference={})  # fmt: skip
+    assert _saved_without(c, "direct_reclaim").kernel[0].direct_reclaim == {}
+    # the guest time of one, at the fit's speed: the run's ns over its clock scale
+    scale = rp.guest_clock_scale("x86_64", 1000, k)
+    assert scale is not None
+    n, ns = rp.measure_direct_reclaim([c])["x86_64"]
+    assert n == 3 and ns == pytest.approx(3_000_000 / scale)
+    assert rp.measure_direct_reclaim([_saved_without(c, "direct_reclaim")]) == {}
+
+
 def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
     k = rp.parse_run(_line())
     assert (k.managed, k.free, k.held) == (31800, 23000, 8800)

@@ -7,7 +7,8 @@ arch, every kernel run with its `ms` (the guest's replay loop, CLOCK_MONOTONIC) 
 `ms = sum(cost * count)` over `reclaim.crosscheck.replay.CLOCK_EVENTS` (requests, minor and
 major faults, pages written to swap, pages scanned); the costs are their non-negative least
 squares (`fit_guest_clock`). Printed: the costs in ns, then per run its measured and predicted
-ms and the residual, and the residuals' root mean square.
+ms and the residual, and the residuals' root mean square; then, for runs whose agent timed
+their direct reclaims, the guest time of one (`measure_direct_reclaim`, DIRECT_RECLAIM_NS).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import math
 import sys
 from pathlib import Path
 
-from reclaim.crosscheck.replay import CLOCK_EVENTS, KernelRun, ReplayCheck, fit_guest_clock
+from reclaim.crosscheck.replay import (
+    CLOCK_EVENTS,
+    KernelRun,
+    ReplayCheck,
+    fit_guest_clock,
+    measure_direct_reclaim,
+)
 
 
 def main() -> int:
@@ -27,12 +34,14 @@ def main() -> int:
     ap.add_argument("--lru-gen", choices=("on", "off", "any"), default="any")
     a = ap.parse_args()
     by_arch: dict[str, list[tuple[str, int, KernelRun]]] = {}
+    checks: list[ReplayCheck] = []
     for f in a.files:
         saved = json.loads(f.read_text())
         for d in saved if isinstance(saved, list) else [saved]:
             c = ReplayCheck.from_dict(d)
             if a.lru_gen != "any" and c.lru_gen != a.lru_gen:
                 continue
+            checks.append(c)
             for k in c.kernel:
                 label = (
                     f"{c.trace} {c.guest_memory_mib}MiB pc{c.page_cluster}"
@@ -55,6 +64,9 @@ def main() -> int:
             f"  rms residual {math.sqrt(sum(x * x for x in r) / len(r)):.0f} ms,"
             f" relative {100 * math.sqrt(sum(x * x for x in rel) / len(rel)):.0f}%"
         )
+    for arch, (n, ns) in sorted(measure_direct_reclaim(checks).items()):
+        print(f"## {arch}: {n} timed direct reclaims, {ns:.0f} ns each at the fit's speed")
+        print(f"DIRECT_RECLAIM_NS[{arch!r}] = {round(ns, 0)}")
     return 0
 
 

@@ -209,7 +209,12 @@ class KernelRun:
     ``slab_growth``, the pages each slab cache grew by over the run (``/proc/slabinfo``'s
     ``num_slabs * pagesperslab`` after less before, the caches that changed), and
     ``samples``, each zone's ``[free, pcp]`` (``NR_FREE_PAGES`` and the pages on its per-cpu
-    lists) at every sixteenth of the trace's requests.
+    lists) at every sixteenth of the trace's requests. ``direct_reclaim``, from an agent that
+    times them (empty before): the process's direct reclaims by the kernel's tracepoints
+    (``mm_vmscan_direct_reclaim_begin``/``_end``, ``mm_vmscan_throttled``): ``n`` and ``ns``
+    their summed duration, ``n_none``/``ns_none`` those that reclaimed nothing, ``max_ns``,
+    ``reclaimed``, ``throttled_noprogress``/``_writeback``/``_other`` and ``lost`` (events the
+    trace buffer dropped).
 
     ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
     ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,
@@ -244,6 +249,7 @@ class KernelRun:
     zones_after: list[dict[str, object]] = field(default_factory=list)
     samples: list[list[list[int]]] = field(default_factory=list)
     slab_growth: dict[str, int] = field(default_factory=dict)
+    direct_reclaim: dict[str, int] = field(default_factory=dict)
 
 
 def _ints(obj: object) -> dict[str, int]:
@@ -312,6 +318,7 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         if isinstance(za := obj.get("zoneinfo_after"), list)
         else [],
         samples=_samples(obj.get("samples")),
+        direct_reclaim=_ints(obj.get("direct_reclaim")),
         slab_growth={
             k: v - sb.get(k, 0)
             for k, v in {**dict.fromkeys(sb, 0), **sa}.items()
@@ -578,11 +585,41 @@ def guest_clock_for(
     on its counts (the guest's speed in that boot). The fit unscaled for a run without ``ms``;
     None for an arch without a fit."""
     fit = GUEST_CLOCK.get(arch)
+    scale = guest_clock_scale(arch, requests, k)
+    if fit is None or scale is None:
+        return None
+    return (fit[0] * scale, fit[1] * scale, fit[2] * scale, fit[3] * scale, fit[4] * scale)
+
+
+def guest_clock_scale(arch: str, requests: int, k: KernelRun) -> float | None:
+    """How much slower than the fit kernel run ``k`` ran (:func:`guest_clock_for`): its ``ms``
+    over what the arch's fitted costs give on its counts; 1 for a run without ``ms``, None for
+    an arch without a fit."""
+    fit = GUEST_CLOCK.get(arch)
     if fit is None:
         return None
     pred = sum(c * n for c, n in zip(fit, clock_counts(requests, k.counters), strict=True))
-    scale = k.ms * 1e6 / pred if k.ms > 0 and pred > 0 else 1.0
-    return (fit[0] * scale, fit[1] * scale, fit[2] * scale, fit[3] * scale, fit[4] * scale)
+    return k.ms * 1e6 / pred if k.ms > 0 and pred > 0 else 1.0
+
+
+def measure_direct_reclaim(checks: Sequence[ReplayCheck]) -> dict[str, tuple[int, float]]:
+    """Per arch, the direct reclaims the ``checks``' kernel runs timed
+    (``KernelRun.direct_reclaim``, the tracepoints ``mm_vmscan_direct_reclaim_begin`` to
+    ``_end``) and the guest time of one
+    at the speed of the arch's fitted clock (:data:`reclaim.vm.guest.GUEST_CLOCK`): each run's
+    summed durations divided by its :func:`guest_clock_scale`, over their number, in ns. What
+    :data:`reclaim.vm.guest.DIRECT_RECLAIM_NS` holds (``python tools/fit_guest_clock.py FILES``
+    prints it). Runs without timed direct reclaims are left out."""
+    sums: dict[str, tuple[int, float]] = {}
+    for c in checks:
+        for k in c.kernel:
+            n, ns = k.direct_reclaim.get("n", 0), k.direct_reclaim.get("ns", 0)
+            scale = guest_clock_scale(c.arch, c.requests, k)
+            if n <= 0 or scale is None:
+                continue
+            total_n, total_ns = sums.get(c.arch, (0, 0.0))
+            sums[c.arch] = (total_n + n, total_ns + ns / scale)
+    return {a: (n, ns / n) for a, (n, ns) in sums.items()}
 
 
 def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZones | None:
