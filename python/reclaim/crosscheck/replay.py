@@ -40,6 +40,7 @@ from reclaim import tracegen
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
+from reclaim.vm.guest import DIRECT_RECLAIM_NS as GUEST_DIRECT_RECLAIM_NS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import PCP_LISTS as GUEST_PCP_LISTS
@@ -396,6 +397,7 @@ def model_counters(
     pgtable_pages: bool | None = None,
     swap_cache_nodes: bool | None = None,
     pcp_lists: bool | None = None,
+    direct_reclaim_ns: float | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
     MGLRU on, with ``lru_gen="on"`` as the guest had it) with the memory the guest reported in
@@ -449,7 +451,10 @@ def model_counters(
     guest's zones, :data:`reclaim.vm.guest.PCP_LISTS_ONE_ZONE` with one zone) gives the zones
     the per-cpu page lists of the guest's one CPU, whose pages the watermark checks do not
     count free; the counters then have ``pcp_pages``, the mean of the pages on them after
-    each request, rounded."""
+    each request, rounded. ``direct_reclaim_ns`` (None: the oracle's measurement,
+    :data:`reclaim.vm.guest.DIRECT_RECLAIM_NS` of ``arch``, scaled to the run's ``ms`` as the
+    clock's costs are; only with the guest clock) is the guest time each direct reclaim takes
+    (``reclaim.trace.replay(direct_reclaim_ns=)``)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
@@ -468,6 +473,11 @@ def model_counters(
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
     clock = guest_clock_for(arch, requests, k) if guest_clock and requests else None
+    if clock is None:
+        direct_reclaim_ns = 0.0
+    elif direct_reclaim_ns is None:
+        scale = guest_clock_scale(arch, requests or 0, k) or 1.0
+        direct_reclaim_ns = GUEST_DIRECT_RECLAIM_NS.get(arch, 0.0) * scale
     r = reclaim.trace.replay(
         path,
         profile=model_profile(lru_gen, release),
@@ -489,6 +499,7 @@ def model_counters(
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
         pcp_lists=pcp_lists,
+        direct_reclaim_ns=direct_reclaim_ns,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
     out = {c: vm.get(c, 0) for c in VMSTAT}

@@ -160,6 +160,20 @@ GUEST_CLOCK: dict[str, tuple[float, float, float, float, float]] = {
     "s390x": (0.0, 0.0, 601788.2, 0.0, 0.0),
 }
 
+#: The guest's time in one direct reclaim (``try_to_free_pages``), ns, an input of the replay
+#: oracle's model beside :data:`GUEST_CLOCK` and scaled with it to each run's ``ms``: measured,
+#: not fitted (the runs' end-of-run counters cannot separate it from the faults' costs: a
+#: least-squares fit with a cost per ALLOCSTALL gives it 0 on x86_64), by the kernel's own
+#: tracepoints, ``mm_vmscan_direct_reclaim_begin`` to ``_end`` (the agent's ``direct_reclaim``,
+#: :class:`reclaim.crosscheck.replay.KernelRun`): the summed durations over the direct reclaims
+#: of the runs recorded with it (FINDINGS section 7, "The guest time of a direct reclaim").
+#: The model charges it to every direct reclaim, one that scans nothing too, so that the
+#: time-driven events (the memcg flush, the tick) come while a process reclaims in vain.
+DIRECT_RECLAIM_NS: dict[str, float] = {
+    "x86_64": 2006226.0,
+    "s390x": 6178065.0,
+}
+
 #: The console device and the swap disk's virtio transport of each arch.
 CONSOLE = {"s390x": "ttysclp0", "x86_64": "ttyS0"}
 BLK_DEVICE = {"s390x": "virtio-blk-ccw", "x86_64": "virtio-blk-pci"}
