@@ -887,6 +887,11 @@ def test_the_scheduler_tick_needs_one_cpu_and_a_guest_clock(tmp_path: Path) -> N
         reclaim.trace.replay(p, guest_clock=clock, sched_tick=True)
     with pytest.raises(reclaim.ReclaimError, match="not negative"):
         reclaim.trace.replay(p, guest_clock=(-1.0, 0.0, 0.0, 0.0, 0.0))
+    # a direct reclaim's time is guest time too
+    with pytest.raises(reclaim.ReclaimError, match="give the guest clock too"):
+        reclaim.trace.replay(p, direct_reclaim_ns=1000.0)
+    with pytest.raises(reclaim.ReclaimError, match="not negative"):
+        reclaim.trace.replay(p, guest_clock=clock, direct_reclaim_ns=-1.0)
 
 
 def test_on_one_cpu_the_tick_lets_kswapd_reclaim_where_the_process_never_sleeps(
