@@ -171,7 +171,7 @@ GUEST_CLOCK: dict[str, tuple[float, float, float, float, float]] = {
 #: time-driven events (the memcg flush, the tick) come while a process reclaims in vain.
 DIRECT_RECLAIM_NS: dict[str, float] = {
     "x86_64": 2006226.0,
-    "s390x": 6178065.0,
+    "s390x": 8379792.0,
 }
 
 #: The console device and the swap disk's virtio transport of each arch.
