@@ -173,7 +173,8 @@ def replay(
     (``prepare_scan_control``): ``"live"`` (the default) or ``"rstat-6.12"``, the root memory
     cgroup's statistics of a 6.12 kernel with memory cgroups built in (as the oracle's
     guests), flushed every 2 s of the model's clock, so a refault activation lets reclaim
-    deactivate only after the next flush.
+    deactivate only after the next flush; ``"rstat-6.12-lru"`` also reads the LRU sizes of
+    ``inactive_is_low`` as of the last flush, as 6.12.117 does (``lruvec_page_state``).
     ``guest_zones=(dma, dma32, types, kernel_alloc_every)`` splits the memory into the x86_64
     guest's zones DMA and DMA32 (each ``(managed, held, min, low, high, lowmem_reserve)``)
     instead of ``guest``'s one zone, with the DMA zone's pageblocks by ``types`` = ``(unmovable
