@@ -752,7 +752,7 @@ impl Kernel {
         if self.lru_gen_enabled() && !ignore_references && f.mapped() && f.test(pg::PG_REFERENCED) {
             return Outcome::Keep;
         }
-        if f.test(pg::PG_WRITEBACK) {
+        if f.test(crate::mm::page::pg::PG_WRITEBACK) {
             return self.shrink_writeback_folio(pfn, sc, stat);
         }
         let references = if ignore_references { References::Reclaim } else { self.check_references(pfn) };
@@ -905,7 +905,7 @@ impl Kernel {
         if !self.try_to_free_swap(pfn) {
             self.swap_writepage(pfn, off);
         }
-        if !self.mem.frames[pfn as usize].test(pg::PG_WRITEBACK) {
+        if !self.mem.frames[pfn as usize].test(crate::mm::page::pg::PG_WRITEBACK) {
             self.mem.frames[pfn as usize].clear(pg::PG_RECLAIM);
         }
         PageoutResult::Success
@@ -1065,6 +1065,54 @@ mod tests {
         assert_eq!(k.nr_writeback(), 0, "slept: the writes completed");
         assert!(k.guest_now() > t && k.guest_now() % TICK_NS == 0, "woken at the next tick");
         k.check_invariants().unwrap();
+    }
+
+    /// `consider_reclaim_throttle` came in v5.16 (69392a403f49, 1b4e3f26f9f7;
+    /// `Profile::consider_reclaim_throttle`): a direct reclaim (`try_to_free_pages`) that finds
+    /// only pages under writeback sleeps at priority 1 on 6.12 (mm/vmscan.c 6.12.117), the swap
+    /// device completing its writes meanwhile, and takes them at priority 0; 4.17 has no such
+    /// throttle (4.x `do_try_to_free_pages`, mm/vmscan.c), so the writes stay in flight and
+    /// nothing is reclaimed.
+    #[test]
+    fn only_612_throttles_a_direct_reclaim_that_finds_every_page_under_writeback() {
+        use crate::mm::page_io::SwapIo;
+        use crate::sched::GuestCost;
+        for (profile, throttles) in [("4.17", false), ("6.12", true)] {
+            let mut k = kernel(profile);
+            assert_eq!(k.profile.consider_reclaim_throttle, throttles, "{profile}");
+            k.set_swap_io(SwapIo::VirtioBlk).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 8);
+            let cost = GuestCost {
+                request: 0.0,
+                minor_fault: 1_000_000.0,
+                major_fault: 0.0,
+                swap_write: 0.0,
+                page_scanned: 0.0,
+                direct_reclaim: 0.0,
+            };
+            k.set_guest_clock(Some(cost), false).unwrap();
+            for i in 0..8 {
+                let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+                // the first pass finds the page referenced (the access's young bit) and clears it
+                for _ in 0..3 {
+                    if !k.mem.frames[pfn as usize].test(crate::mm::page::pg::PG_WRITEBACK) {
+                        assert!(!k.reclaim_one(pfn), "{profile}: kept, or written and in flight");
+                    }
+                }
+            }
+            assert_eq!(k.nr_writeback(), 8, "{profile}: every page in flight, on the LRU");
+            let t = k.guest_now();
+            let got = k.try_to_free_pages(32);
+            if throttles {
+                assert_eq!(k.nr_writeback(), 0, "{profile}: slept a jiffy, the writes completed");
+                assert!(k.guest_now() > t, "{profile}: the sleep took guest time");
+                assert!(got > 0, "{profile}: priority 0 took the written pages");
+            } else {
+                assert_eq!((k.nr_writeback(), got), (8, 0), "{profile}: no throttle, nothing completed");
+                assert_eq!(k.guest_now(), t, "{profile}: no sleep");
+            }
+            k.check_invariants().unwrap();
+        }
     }
 
     /// 400 anon pages, 200 of them active: the inactive list is not low.
