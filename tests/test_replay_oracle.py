@@ -899,6 +899,9 @@ def test_the_guest_clock_fit_does_not_count_the_direct_reclaims_twice() -> None:
         rp._clock_ns(whole, fit.direct_reclaim_ns, n, k.counters) / 1e6 - k.ms for _, n, k in runs
     ]
     assert min(ahead) > 0
+    broken = dataclasses.replace(runs[1][2], direct_reclaim={"n": 1, "ns": 10**15})
+    with pytest.raises(reclaim.ReclaimError, match=r"whole \d+ ms in direct reclaim"):
+        rp.fit_guest_clock([*runs, ("broken", 200_000, broken)])
 
 
 def test_the_oracle_scales_the_arch_clock_to_each_runs_own_duration() -> None:

@@ -611,6 +611,13 @@ def _fit_costs(
     ]
     a_abs = np.array([clock_counts(n, k.counters) for _, n, k in kept], dtype=float)
     y_abs = np.array([k.ms * 1e6 - d for (_, _, k), d in zip(kept, dr, strict=True)])
+    for (lab, _, k), y_run in zip(kept, y_abs, strict=True):
+        if y_run <= 0:
+            raise ArgumentError(
+                f"kernel run {lab!r} spent its whole {k.ms} ms in direct reclaim by its"
+                " timing: leave it out of the guest clock's fit (its direct_reclaim or ms is"
+                " wrong)"
+            )
     # relative errors: each run's equation divided by its duration, so that a 0.5 s run
     # weighs as much as a 30 s one
     a, y = a_abs / y_abs[:, None], np.ones(len(kept))
