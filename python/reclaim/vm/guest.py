@@ -136,8 +136,9 @@ ZONES_LRU_GEN = False
 #: ``update_deadline``, ``check_preempt_wakeup_fair`` and ``pick_eevdf``, kernel/sched/fair.c
 #: v6.12; the reschedule honoured at the end of the access, as PREEMPT_VOLUNTARY does), not only
 #: when the process sleeps on a swap read or, after a boost's wake, at the allocation's
-#: rescheduling point. It runs on the guest clock (:data:`GUEST_CLOCK`), whose s390x fit has no
-#: cost but the major faults': an s390x run without them (phase) has no time, hence no tick.
+#: rescheduling point. It runs on the guest clock (:data:`GUEST_CLOCK`; the numbers below are
+#: with the clock before its refit on the whole dataset, whose s390x fit had no cost but the
+#: major faults', so an s390x run without them, phase, had no time, hence no tick).
 #: Off: on the 51 saved rows it brings the kswapd/direct split nearer the kernel's (x86_64
 #: MGLRU phase: kswapd 8,352 / direct 5,986 pages against the kernel's 12,297 / 3,904, from
 #: 1,664 / 12,674) but not that row's major faults (23 against 55-210), and it trades rows in
