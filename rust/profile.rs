@@ -189,6 +189,14 @@ pub struct Profile {
     /// Upper bound of `min_free_kbytes` from `init_per_zone_wmark_min`: 65536 up to v5.7,
     /// 262144 from v5.8.
     pub min_free_kbytes_max: u64,
+    /// Direct reclaim that has reclaimed nothing by priority 1 throttles on
+    /// VMSCAN_THROTTLE_NOPROGRESS (`consider_reclaim_throttle` → `reclaim_throttle`, mm/vmscan.c
+    /// 6.12.117): 69392a403f49 "mm/vmscan: throttle reclaim when no progress is being made"
+    /// (v5.16), made a `cond_resched()` unless writeback dominates and a one-jiffy sleep by
+    /// 1b4e3f26f9f7 "mm: vmscan: Reduce throttling due to a failure to make progress" (v5.16,
+    /// `skip_throttle_noprogress`). 4.13..4.18 have no such throttle (their direct reclaim
+    /// waits in `wait_iff_congested` / `congestion_wait`, not at this point).
+    pub consider_reclaim_throttle: bool,
 
     // --- userfaultfd ---
     /// UFFD_FEATURE_MINOR_SHMEM / VM_UFFD_MINOR / UFFDIO_CONTINUE exist (v5.13+), and
@@ -419,6 +427,7 @@ fn s390(name: &'static str) -> Profile {
             scan_balance_by_cost: false,
             madv_cold_pageout: false,
             min_free_kbytes_max: 65536,
+            consider_reclaim_throttle: false,
             uffd_minor: false,
             uffd_wp: false,
             uffd_zeropage_checks_forbids: false,
@@ -483,6 +492,7 @@ fn s390(name: &'static str) -> Profile {
             scan_balance_by_cost: true,
             madv_cold_pageout: true,
             min_free_kbytes_max: 262144,
+            consider_reclaim_throttle: true,
             uffd_minor: true,
             uffd_wp: true,
             uffd_zeropage_checks_forbids: true,

@@ -35,6 +35,8 @@
 //! switches (the other two MGLRU backports of 6.12.114; FINDINGS.md section 8).
 //! Version 11: the generation sizes (`lrugen.nr_pages`), kept apart from the generations'
 //! lists since a page promoted in place stays on its old list (issue 19).
+//! Version 12: the `consider_reclaim_throttle` switch (direct reclaim's NOPROGRESS throttle,
+//! v5.16; issue 18).
 //!
 //! Reading refuses, with [`Error::Format`] naming the offset and what was expected: a file
 //! shorter than the header, another magic, another format version or kind, a payload length
@@ -60,7 +62,7 @@ use std::path::Path;
 /// The first bytes of every snapshot.
 pub const MAGIC: [u8; 8] = *b"RCLMSNAP";
 /// The version of the format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 11;
+pub const FORMAT_VERSION: u32 = 12;
 /// Bytes of the header before the payload.
 pub const HEADER_LEN: usize = 28;
 

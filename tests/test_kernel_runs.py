@@ -124,6 +124,29 @@ def test_rows_that_meet_issue_18s_target_still_do(row: str) -> None:
 
 
 DURING_RUN = sorted((DATA / "during-run").glob("*.json"))
+TIMED = sorted((DATA / "direct-reclaim").glob("*.json"))
+
+
+def test_the_direct_reclaim_time_is_what_the_guests_tracepoints_measured() -> None:
+    """``reclaim.vm.guest.DIRECT_RECLAIM_NS`` is the measurement of the saved timed runs
+    (``direct-reclaim/``: ``mm_vmscan_direct_reclaim_begin`` to ``_end``, mm/vmscan.c 6.12.117
+    and 6.12.107), per arch at the speed of its clock (the fitted costs and this time: the
+    fixed point ``fit_guest_clock`` reached, within the stored costs' rounding). In those runs
+    every direct reclaim of the guests reclaimed something and none slept in
+    ``reclaim_throttle`` (VMSCAN_THROTTLE_NOPROGRESS is only reached without progress at
+    priority 1, and then ``skip_throttle_noprogress`` makes it a ``cond_resched()`` unless
+    writeback dominates)."""
+    from reclaim.crosscheck.replay import measure_direct_reclaim
+    from reclaim.vm.guest import DIRECT_RECLAIM_NS
+
+    checks = [ReplayCheck.from_dict(json.loads(p.read_text())[0]) for p in TIMED]
+    measured = measure_direct_reclaim(checks)
+    assert set(measured) == set(DIRECT_RECLAIM_NS)
+    for arch, (n, ns) in measured.items():
+        assert n >= 100 and DIRECT_RECLAIM_NS[arch] == pytest.approx(ns, rel=1e-5), (arch, n)
+    runs = [k.direct_reclaim for c in checks for k in c.kernel]
+    assert all(r["lost"] == 0 and r["n_none"] == 0 for r in runs)
+    assert sum(r["throttled_noprogress"] + r["throttled_writeback"] for r in runs) == 0
 
 
 @pytest.mark.parametrize("path", DURING_RUN, ids=[p.stem for p in DURING_RUN])

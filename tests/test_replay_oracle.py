@@ -200,6 +200,29 @@ def test_the_boost_of_a_run_saved_without_it_is_inferred_from_the_other_runs_of_
     assert kept.kernel[0].min == 210 and kept.kernel[0].boost == 1024, "saved once, not twice"
 
 
+def test_a_run_keeps_the_direct_reclaims_the_agent_timed_and_a_run_saved_before_has_none() -> None:
+    """The agent times the process's direct reclaims by the kernel's tracepoints
+    (``mm_vmscan_direct_reclaim_begin``/``_end``, ``mm_vmscan_throttled``; mm/vmscan.c
+    6.12.117); a line without them (an older agent) parses, with none, and a check saved
+    before the field existed loads."""
+    timed = {"n": 3, "ns": 9_000_000, "n_none": 1, "ns_none": 1_000_000, "max_ns": 5_000_000,
+             "reclaimed": 64, "throttled_noprogress": 0, "throttled_writeback": 0,
+             "throttled_other": 0, "lost": 0}  # fmt: skip
+    k = rp.parse_run(_line(direct_reclaim=timed))
+    assert k.direct_reclaim == timed
+    assert rp.parse_run(_line()).direct_reclaim == {}
+    c = rp.ReplayCheck(trace="loop", arch="x86_64", guest_memory_mib=96, page_cluster=0,
+                       lru_gen="off", shmem=False, pages=20_000, requests=1000, capacity=5_000,
+                       kernel=[k], model={}, reference={})  # fmt: skip
+    assert _saved_without(c, "direct_reclaim").kernel[0].direct_reclaim == {}
+    # the guest time of one, at the fit's speed: the run's ns over its clock scale
+    scale = rp.guest_clock_scale("x86_64", 1000, k)
+    assert scale is not None
+    n, ns = rp.measure_direct_reclaim([c])["x86_64"]
+    assert n == 3 and ns == pytest.approx(3_000_000 / scale)
+    assert rp.measure_direct_reclaim([_saved_without(c, "direct_reclaim")]) == {}
+
+
 def test_a_replay_line_sums_the_populated_zones_and_takes_differences() -> None:
     k = rp.parse_run(_line())
     assert (k.managed, k.free, k.held) == (31800, 23000, 8800)
@@ -898,17 +921,69 @@ def test_the_guest_clock_fit_recovers_the_costs_of_runs_it_explains() -> None:
         rp.fit_guest_clock(runs[:4])
 
 
+def test_the_guest_clock_fit_does_not_count_the_direct_reclaims_twice() -> None:
+    """The fitted costs are those of each run's ``ms`` less its direct reclaims' time (a timed
+    run's measured ``direct_reclaim`` ns, an untimed run's ALLOCSTALL times the measured time
+    of one at its speed), fitted and measured in turn to their fixed point: on runs made of
+    known costs and a known time per direct reclaim, the fit gets both back and predicts each
+    run's ``ms`` with all six terms."""
+    cost = (500.0, 3000.0, 200_000.0, 40_000.0, 1000.0)
+    dr_ns = 2_000_000.0
+    counts = [
+        (20_000, 100, 50, 3000, 40),
+        (25_000, 9000, 8000, 40_000, 300),
+        (21_000, 50_000, 48_000, 300_000, 2500),
+        (30_000, 2000, 2500, 12_000, 0),
+        (22_000, 15_000, 16_000, 90_000, 900),
+        (40_000, 700, 900, 5000, 10),
+        (26_000, 4000, 3000, 20_000, 600),
+    ]
+    runs = []
+    for i, (minflt, majflt, pswpout, scanned, stalls) in enumerate(counts):
+        ns = 200_000 * cost[0] + minflt * cost[1] + majflt * cost[2]
+        ns += pswpout * cost[3] + scanned * cost[4] + stalls * dr_ns
+        k = _timed_run(round(ns / 1e6), minflt, majflt, pswpout, scanned)
+        k.counters.update(allocstall_movable=stalls)
+        if i in (1, 2):  # the agent timed these two runs' direct reclaims
+            k.direct_reclaim = {"n": stalls, "ns": round(stalls * dr_ns)}
+        runs.append((f"run {i}", 200_000, k))
+    fit = rp.fit_guest_clock(runs)
+    assert fit.cost == pytest.approx(cost, rel=0.02)
+    assert fit.direct_reclaim_ns == pytest.approx(dr_ns, rel=0.01)
+    assert 2 < fit.rounds < rp.CLOCK_FIT_ROUNDS, "fit and measure turned to their fixed point"
+    assert max(abs(r) for r in fit.residuals()) <= 1
+    made = [c[4] * dr_ns / 1e6 for c in counts]
+    assert fit.direct_reclaim_ms == pytest.approx(made, rel=0.01), "each run's share taken out"
+    # fitted on the whole ms, the costs would hold the direct reclaims' time and the clock,
+    # with the direct reclaims on top, would run ahead of the guests
+    whole, _ = rp._fit_costs(runs, None, 0.0)
+    ahead = [
+        rp._clock_ns(whole, fit.direct_reclaim_ns, n, k.counters) / 1e6 - k.ms for _, n, k in runs
+    ]
+    assert min(ahead) > 0
+    broken = dataclasses.replace(runs[1][2], direct_reclaim={"n": 1, "ns": 10**15})
+    with pytest.raises(reclaim.ReclaimError, match=r"whole \d+ ms in direct reclaim"):
+        rp.fit_guest_clock([*runs, ("broken", 200_000, broken)])
+
+
 def test_the_oracle_scales_the_arch_clock_to_each_runs_own_duration() -> None:
+    """The six terms of a run's guest clock (the arch's fitted costs and its direct reclaim's
+    time, scaled to the run's speed) give back the run's own ``ms`` on its own counts."""
     fit = reclaim.vm.guest.GUEST_CLOCK["x86_64"]
+    dr = reclaim.vm.guest.DIRECT_RECLAIM_NS["x86_64"]
     slow = _timed_run(20_000, 100, 5000, 6000, 70_000)
+    slow.counters.update(allocstall_movable=300, allocstall_normal=20)
     fast = dataclasses.replace(slow, ms=10_000)
     c_slow = rp.guest_clock_for("x86_64", 200_000, slow)
     c_fast = rp.guest_clock_for("x86_64", 200_000, fast)
     assert c_slow is not None and c_fast is not None
-    counts = rp.clock_counts(200_000, slow.counters)
+    counts = (*rp.clock_counts(200_000, slow.counters), rp.allocstall(slow.counters))
+    assert counts[5] == 320
     assert sum(c * n for c, n in zip(c_slow, counts, strict=True)) == pytest.approx(20e9)
+    scale = rp.guest_clock_scale("x86_64", 200_000, slow)
+    assert scale is not None and c_slow[5] * counts[5] == pytest.approx(320 * dr * scale)
     assert c_slow == pytest.approx(tuple(2 * c for c in c_fast))
-    assert c_slow[2] / c_slow[0] == pytest.approx(fit[2] / fit[0])
+    assert c_slow[2] / c_slow[5] == pytest.approx(fit[2] / dr)
     assert rp.guest_clock_for("riscv64", 200_000, slow) is None
 
 
@@ -926,6 +1001,11 @@ def test_the_scheduler_tick_needs_one_cpu_and_a_guest_clock(tmp_path: Path) -> N
         reclaim.trace.replay(p, guest_clock=clock, sched_tick=True)
     with pytest.raises(reclaim.ReclaimError, match="not negative"):
         reclaim.trace.replay(p, guest_clock=(-1.0, 0.0, 0.0, 0.0, 0.0))
+    # a direct reclaim's time is guest time too
+    with pytest.raises(reclaim.ReclaimError, match="give the guest clock too"):
+        reclaim.trace.replay(p, direct_reclaim_ns=1000.0)
+    with pytest.raises(reclaim.ReclaimError, match="not negative"):
+        reclaim.trace.replay(p, guest_clock=clock, direct_reclaim_ns=-1.0)
 
 
 def test_on_one_cpu_the_tick_lets_kswapd_reclaim_where_the_process_never_sleeps(

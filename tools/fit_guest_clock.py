@@ -4,10 +4,15 @@
 
 Each file is what `reclaim crosscheck --replay --json` (or `ReplayCheck.to_dict()`) saved. Per
 arch, every kernel run with its `ms` (the guest's replay loop, CLOCK_MONOTONIC) is one equation
-`ms = sum(cost * count)` over `reclaim.crosscheck.replay.CLOCK_EVENTS` (requests, minor and
-major faults, pages written to swap, pages scanned); the costs are their non-negative least
-squares (`fit_guest_clock`). Printed: the costs in ns, then per run its measured and predicted
-ms and the residual, and the residuals' root mean square.
+`ms - direct reclaims' time = sum(cost * count)` over `reclaim.crosscheck.replay.CLOCK_EVENTS`
+(requests, minor and major faults, pages written to swap, pages scanned); the costs are their
+non-negative least squares, and the guest time of one direct reclaim (DIRECT_RECLAIM_NS) is
+measured on the runs whose agent timed them, the two taken in turn to their fixed point
+(`fit_guest_clock`): a timed run's direct reclaims take what the agent measured, an untimed
+run's its ALLOCSTALL times DIRECT_RECLAIM_NS at its speed. Printed: the costs in ns, the
+direct reclaim's time and the rounds, then per run its measured ms, the direct reclaims' share
+and the clock's prediction (all six terms) with the residual, and the residuals' root mean
+square.
 """
 
 from __future__ import annotations
@@ -47,8 +52,16 @@ def main() -> int:
         costs = ", ".join(f"{e} {c:.1f}" for e, c in zip(CLOCK_EVENTS, fit.cost, strict=True))
         print(f"## {arch}: {len(fit.ms)} runs; ns per {costs}")
         print(f"GUEST_CLOCK[{arch!r}] = {tuple(round(c, 1) for c in fit.cost)}")
-        for lab, m, p in zip(fit.labels, fit.ms, fit.predicted_ms, strict=True):
-            print(f"  {lab}: {m} ms, fit {p:.0f} ms ({p - m:+.0f}, {100 * (p - m) / m:+.0f}%)")
+        print(
+            f"DIRECT_RECLAIM_NS[{arch!r}] = {round(fit.direct_reclaim_ns, 0)}"
+            f"  # fixed point after {fit.rounds} rounds"
+        )
+        rows = zip(fit.labels, fit.ms, fit.direct_reclaim_ms, fit.predicted_ms, strict=True)
+        for lab, m, d, p in rows:
+            print(
+                f"  {lab}: {m} ms ({100 * d / m:.1f}% direct reclaim), fit {p:.0f} ms"
+                f" ({p - m:+.0f}, {100 * (p - m) / m:+.0f}%)"
+            )
         r = fit.residuals()
         rel = [x / m for x, m in zip(r, fit.ms, strict=True)]
         print(

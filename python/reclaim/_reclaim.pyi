@@ -637,6 +637,7 @@ class ReplayRun:
         pgtable_pages: bool = False,
         swap_cache_nodes: bool = False,
         pcp_lists: bool = False,
+        direct_reclaim_ns: float = 0.0,
     ) -> Self: ...
     def advance(self, n: int) -> bool: ...
     @property

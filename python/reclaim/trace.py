@@ -138,6 +138,7 @@ def replay(
     pgtable_pages: bool = False,
     swap_cache_nodes: bool = False,
     pcp_lists: bool = False,
+    direct_reclaim_ns: float = 0.0,
     observe: tuple[int, Callable[[ReplayRun], object]] | None = None,
 ) -> ReplayResult:
     """Replay the trace at ``path`` against a kernel of ``profile``.
@@ -208,7 +209,9 @@ def replay(
     zone's free list and come back to it in batches, and the pages on the lists are not in
     ``NR_FREE_PAGES``, which the watermark checks read; ``ReplayResult.pcp_pages_mean`` is
     then the mean of the pages on them after each request. By default a freed page goes
-    straight back to its zone.
+    straight back to its zone. ``direct_reclaim_ns`` (with a ``guest_clock``) is the guest's
+    time in each direct reclaim (``try_to_free_pages``) beyond its pages scanned, which one
+    that scans nothing takes too (the oracle measures it in its guests); 0 by default.
 
     ``observe=(n, f)`` calls ``f(run)`` with the :class:`ReplayRun` before the first request,
     after every ``n`` requests and after the last (e.g. ``run.lru_gen()``, MGLRU's generations
@@ -243,6 +246,7 @@ def replay(
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
         pcp_lists=pcp_lists,
+        direct_reclaim_ns=direct_reclaim_ns,
     )
     if observe is not None:
         every, f = observe

@@ -233,6 +233,8 @@ pub static SWITCHES: &[Switch] = &[
         "v5.8: 1431d4d11abb \"mm: base LRU balancing on an explicit cost model\", b91ac374346b \"mm: vmscan: enforce inactive:active ratio at the reclaim root\", 53138cea7f39 \"mm: vmscan: move file exhaustion detection to the node level\"; v5.9: 170b04b7ae49 \"mm/workingset: prepare the workingset detection infrastructure for anon LRU\" (anon refaults)"),
     switch!(bool madv_cold_pageout, "v5.4: M. Kim, \"mm: introduce MADV_COLD\" and \"mm: introduce MADV_PAGEOUT\""),
     switch!(int min_free_kbytes_max, "v5.8: init_per_zone_wmark_min's upper bound raised from 65536 to 262144 (subject unverified)"),
+    switch!(bool consider_reclaim_throttle,
+        "v5.16: 69392a403f49 \"mm/vmscan: throttle reclaim when no progress is being made\", 1b4e3f26f9f7 \"mm: vmscan: Reduce throttling due to a failure to make progress\" (skip_throttle_noprogress, the one-jiffy timeout)"),
     switch!(bool uffd_minor,
         "v5.13: A. Rasmussen, \"userfaultfd: add minor fault registration mode\" (shmem: v5.14, \"userfaultfd/shmem: support minor fault registration for shmem\")"),
     switch!(bool uffd_wp, "v5.7: P. Xu, \"userfaultfd: wp: add UFFDIO_COPY_MODE_WP\" series"),

@@ -61,7 +61,7 @@ impl PyReplayRun {
         kvm = false, limit = None, seed = 0, as_recorded = false, shmem = false, guest = None,
         guest_tmpfs = None, page_cluster = None, one_cpu = false, swap_io = "synchronous", x86_tlb = None, memcg_stats = "live",
         guest_zones = None, guest_clock = None, sched_tick = false, pgtable_pages = false, swap_cache_nodes = false,
-        pcp_lists = false))]
+        pcp_lists = false, direct_reclaim_ns = 0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -89,6 +89,7 @@ impl PyReplayRun {
         pgtable_pages: bool,
         swap_cache_nodes: bool,
         pcp_lists: bool,
+        direct_reclaim_ns: f64,
     ) -> PyResult<Self> {
         let memory = match memory {
             Some(m) => memory_arg(m)?,
@@ -96,6 +97,11 @@ impl PyReplayRun {
         };
         let swap = swap.map(|s| size_arg(s, "swap")).transpose()?;
         let cfg = call(|| {
+            if guest_clock.is_none() && direct_reclaim_ns != 0.0 {
+                return Err(crate::error::Error::invalid(
+                    "direct_reclaim_ns is guest time: give the guest clock too (guest_clock=...)",
+                ));
+            }
             Ok(ReplayConfig {
                 profile: Profile::by_names(profile, arch)?,
                 format: Format::parse(format)?,
@@ -122,7 +128,14 @@ impl PyReplayRun {
                     kernel_alloc_every: every,
                 }),
                 guest_clock: guest_clock.map(|(request, minor_fault, major_fault, swap_write, page_scanned)| {
-                    crate::sched::GuestCost { request, minor_fault, major_fault, swap_write, page_scanned }
+                    crate::sched::GuestCost {
+                        request,
+                        minor_fault,
+                        major_fault,
+                        swap_write,
+                        page_scanned,
+                        direct_reclaim: direct_reclaim_ns,
+                    }
                 }),
                 sched_tick,
                 pgtable_pages,

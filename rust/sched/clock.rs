@@ -20,6 +20,9 @@ pub struct GuestCost {
     pub swap_write: f64,
     /// Per page scanned by reclaim (`pgscan_kswapd + pgscan_direct`).
     pub page_scanned: f64,
+    /// Per direct reclaim (`try_to_free_pages`, counted ALLOCSTALL): the guest's time in one
+    /// beyond its pages scanned, which a reclaim that scans nothing takes too.
+    pub direct_reclaim: f64,
 }
 
 /// The guest clock of a replay (`Kernel::set_guest_clock`, in the parent module).
@@ -32,10 +35,13 @@ pub struct GuestClock {
     /// Requests done since the clock was set.
     pub(crate) requests: u64,
     /// The counters when the clock was set: pgfault, pgmajfault, pswpout, pgscan_kswapd +
-    /// pgscan_direct.
-    pub(crate) base: [u64; 4],
+    /// pgscan_direct, allocstall.
+    pub(crate) base: [u64; 5],
     /// When kswapd was woken (guest ns), while it waits for the CPU.
     pub(crate) kswapd_woken_at: Option<u64>,
+    /// Guest ns the process slept without an event the costs count (a NOPROGRESS throttle's
+    /// jiffy, `Kernel::guest_sleep_to_next_tick`).
+    pub(crate) slept: u64,
 }
 
 impl GuestClock {

@@ -71,13 +71,14 @@ pub mod clock;
 pub use clock::{BASE_SLICE_NS, GuestClock, GuestCost, TICK_NS};
 
 impl Kernel {
-    fn guest_counts(&self) -> [u64; 4] {
+    fn guest_counts(&self) -> [u64; 5] {
         let v = &self.vmstat;
         [
             v.get(Vm::pgfault),
             v.get(Vm::pgmajfault),
             v.get(Vm::pswpout),
             v.get(Vm::pgscan_kswapd) + v.get(Vm::pgscan_direct),
+            v.get(Vm::allocstall_normal),
         ]
     }
 
@@ -92,7 +93,8 @@ impl Kernel {
             self.guest_clock = None;
             return Ok(());
         };
-        let c = [cost.request, cost.minor_fault, cost.major_fault, cost.swap_write, cost.page_scanned];
+        let c =
+            [cost.request, cost.minor_fault, cost.major_fault, cost.swap_write, cost.page_scanned, cost.direct_reclaim];
         if c.iter().any(|x| !x.is_finite() || *x < 0.0) {
             return Err(Error::invalid(format!(
                 "the guest clock's costs are nanoseconds, finite and not negative, not {c:?}"
@@ -103,7 +105,8 @@ impl Kernel {
         }
         let base = self.guest_counts();
         let woken = self.kswapd.woken.then_some(0);
-        self.guest_clock = Some(Box::new(GuestClock { cost, sched_tick, requests: 0, base, kswapd_woken_at: woken }));
+        self.guest_clock =
+            Some(Box::new(GuestClock { cost, sched_tick, requests: 0, base, kswapd_woken_at: woken, slept: 0 }));
         self.memcg_rebase_clock();
         Ok(())
     }
@@ -113,15 +116,28 @@ impl Kernel {
     pub fn guest_now(&self) -> u64 {
         let Some(g) = self.guest_clock.as_deref() else { return 0 };
         let n = self.guest_counts();
-        let d: [f64; 4] = std::array::from_fn(|i| n[i].saturating_sub(g.base[i]) as f64);
+        let d: [f64; 5] = std::array::from_fn(|i| n[i].saturating_sub(g.base[i]) as f64);
         let (minor, major) = (d[0] - d[1], d[1]);
         let c = &g.cost;
         let t = g.requests as f64 * c.request
             + minor.max(0.0) * c.minor_fault
             + major * c.major_fault
             + d[2] * c.swap_write
-            + d[3] * c.page_scanned;
-        t as u64
+            + d[3] * c.page_scanned
+            + d[4] * c.direct_reclaim;
+        t as u64 + g.slept
+    }
+
+    /// The process sleeps until the next scheduler tick of the guest clock (`schedule_timeout(1)`:
+    /// the timer fires at the next jiffy, TICK_NSEC at CONFIG_HZ=250, ticks at multiples of
+    /// [`TICK_NS`] as for [`GuestClock::dispatch_at`]). Nothing without a guest clock.
+    pub(crate) fn guest_sleep_to_next_tick(&mut self) {
+        if self.guest_clock.is_none() {
+            return;
+        }
+        let now = self.guest_now();
+        let g = self.guest_clock.as_deref_mut().expect("guest clock");
+        g.slept += TICK_NS - now % TICK_NS;
     }
 
     /// The clock the memcg flushes run on: the guest's when set, else the cost clock.
@@ -193,8 +209,14 @@ mod tests {
     use crate::testutil::kernel;
     use crate::vmscan::types::KswapdMode;
 
-    const COST: GuestCost =
-        GuestCost { request: 1000.0, minor_fault: 20_000.0, major_fault: 0.0, swap_write: 0.0, page_scanned: 0.0 };
+    const COST: GuestCost = GuestCost {
+        request: 1000.0,
+        minor_fault: 20_000.0,
+        major_fault: 0.0,
+        swap_write: 0.0,
+        page_scanned: 0.0,
+        direct_reclaim: 0.0,
+    };
 
     /// `check_preempt_wakeup_fair` → `update_curr` → `update_deadline` (kernel/sched/fair.c
     /// v6.12): a wake after the process's 0.75 ms slice (`sysctl_sched_base_slice` on one CPU)
@@ -233,6 +255,23 @@ mod tests {
         assert!(k.snapshot_bytes().is_err(), "a kernel with a guest clock refuses a snapshot");
         k.set_guest_clock(None, false).unwrap();
         assert!(k.snapshot_bytes().is_ok());
+    }
+
+    /// A direct reclaim (`try_to_free_pages`, mm/vmscan.c 6.12.117) takes guest time even when
+    /// it scans and reclaims nothing: `GuestCost::direct_reclaim` a call, so that the
+    /// time-driven events (the memcg flush, the tick) come while a process reclaims in vain.
+    #[test]
+    fn a_direct_reclaim_that_finds_nothing_still_takes_guest_time() {
+        let mut k = kernel("6.12");
+        let cost = GuestCost { direct_reclaim: 50_000.0, ..COST };
+        k.set_guest_clock(Some(cost), false).unwrap();
+        assert_eq!(k.lru_sizes().iter().map(|(_, n)| n).sum::<u64>(), 0, "nothing to reclaim");
+        assert_eq!(k.try_to_free_pages(32), 0);
+        assert_eq!(k.try_to_free_pages(32), 0);
+        assert_eq!(k.vmstat.get(Vm::pgscan_direct), 0);
+        assert_eq!(k.guest_now(), 2 * 50_000, "two direct reclaims");
+        let bad = GuestCost { direct_reclaim: f64::NAN, ..COST };
+        assert!(k.set_guest_clock(Some(bad), false).is_err());
     }
 
     /// `flush_memcg_stats_dwork` every FLUSH_TIME (mm/memcontrol.c v6.12) on the guest's time:

@@ -28,11 +28,18 @@ impl Kernel {
             loop {
                 sc.nr_scanned = 0;
                 self.shrink_node(sc);
-                // shrink_zones → consider_reclaim_throttle (v6.12): direct reclaim making no
-                // progress at priority 1 sleeps in VMSCAN_THROTTLE_NOPROGRESS; the swap device
-                // completes its queue meanwhile ([`crate::mm::page_io`])
-                if !sc.kswapd && !sc.cgroup_reclaim && sc.priority == 1 && sc.nr_reclaimed == 0 {
-                    self.reclaim_throttle_writeback();
+                // shrink_zones → consider_reclaim_throttle (mm/vmscan.c 6.12.117; v5.16+,
+                // `Profile::consider_reclaim_throttle`): direct reclaim (not kswapd, not cgroup
+                // reclaim) with no page at priority 1 throttles on VMSCAN_THROTTLE_NOPROGRESS,
+                // which sleeps only when writeback dominates
+                // (`Kernel::reclaim_throttle_noprogress`); 4.x has no such throttle
+                if self.profile.consider_reclaim_throttle
+                    && !sc.kswapd
+                    && !sc.cgroup_reclaim
+                    && sc.priority == 1
+                    && sc.nr_reclaimed == 0
+                {
+                    self.reclaim_throttle_noprogress();
                 }
                 if sc.nr_reclaimed >= sc.nr_to_reclaim {
                     break;

@@ -437,6 +437,45 @@ impl Kernel {
         self.swap_io_complete();
     }
 
+    /// `reclaim_throttle(pgdat, VMSCAN_THROTTLE_NOPROGRESS)` (mm/vmscan.c 6.12.117; 6.12.107
+    /// the same), which `consider_reclaim_throttle` calls for a direct reclaim still without a
+    /// page at priority 1: unless [`Kernel::skip_throttle_noprogress`], when it is only a
+    /// `cond_resched()` (nothing here: the model takes a reschedule at the end of the access),
+    /// the task sleeps `schedule_timeout(1)`, to the next jiffy (`timeout = 1`; the guest
+    /// clock's next tick, [`Kernel::guest_sleep_to_next_tick`]), and the swap device completes
+    /// its queue meanwhile. No task reclaims in the model while it sleeps, so nothing wakes it
+    /// early (`consider_reclaim_throttle`'s `wake_up` of the NOPROGRESS waiters).
+    pub(crate) fn reclaim_throttle_noprogress(&mut self) {
+        if self.skip_throttle_noprogress() {
+            return;
+        }
+        self.swap_io_complete();
+        self.guest_sleep_to_next_tick();
+    }
+
+    /// `skip_throttle_noprogress` (mm/vmscan.c 6.12.117; 6.12.107 the same): no NOPROGRESS
+    /// sleep when kswapd has given up (`kswapd_failures >= MAX_RECLAIM_RETRIES`, "the system is
+    /// likely near OOM"), nor unless the zones' write-pending pages (`NR_ZONE_WRITE_PENDING`:
+    /// the model's pages under swap writeback; its anon pages are never dirty-accounted) are
+    /// more than half their reclaimable ones ("if (2 * write_pending <= reclaimable) return
+    /// true;"). Reclaimable is `zone_reclaimable_pages` summed: the file lists, the anon lists
+    /// while swap has a free slot (`can_reclaim_anon_pages`, no demotion), and the free pages
+    /// when there are none of those (the kernel falls back zone by zone; the model for the
+    /// node, the zones' lists not being counted apart).
+    pub(crate) fn skip_throttle_noprogress(&self) -> bool {
+        if self.kswapd.failures >= crate::vmscan::kswapd::MAX_RECLAIM_RETRIES {
+            return true;
+        }
+        let mut reclaimable = self.lru.size(LruList::InactiveFile) + self.lru.size(LruList::ActiveFile);
+        if self.swap.inuse() < self.swap.total() {
+            reclaimable += self.lru.size(LruList::InactiveAnon) + self.lru.size(LruList::ActiveAnon);
+        }
+        if reclaimable == 0 {
+            reclaimable = self.nr_free_pages();
+        }
+        2 * self.nr_writeback() as u64 <= reclaimable
+    }
+
     /// `shrink_list` (mm/vmscan.c 4.13..4.18, 6.12): an active list is only shrunk when its inactive list is low (4.x) or
     /// `sc->may_deactivate` allows it (v5.8+, [`Kernel::prepare_scan_control`]).
     fn shrink_list(&mut self, l: LruList, n: u64, sc: &mut ScanControl) {
@@ -715,7 +754,7 @@ impl Kernel {
         if self.lru_gen_enabled() && !ignore_references && f.mapped() && f.test(pg::PG_REFERENCED) {
             return Outcome::Keep;
         }
-        if f.test(pg::PG_WRITEBACK) {
+        if f.test(crate::mm::page::pg::PG_WRITEBACK) {
             return self.shrink_writeback_folio(pfn, sc, stat);
         }
         let references = if ignore_references { References::Reclaim } else { self.check_references(pfn) };
@@ -868,7 +907,7 @@ impl Kernel {
         if !self.try_to_free_swap(pfn) {
             self.swap_writepage(pfn, off);
         }
-        if !self.mem.frames[pfn as usize].test(pg::PG_WRITEBACK) {
+        if !self.mem.frames[pfn as usize].test(crate::mm::page::pg::PG_WRITEBACK) {
             self.mem.frames[pfn as usize].clear(pg::PG_RECLAIM);
         }
         PageoutResult::Success
@@ -982,6 +1021,101 @@ mod tests {
     use crate::kernel::Kernel;
     use crate::mm::vmstat::Vm;
     use crate::testutil::{kernel, proc_with_pages};
+
+    /// `consider_reclaim_throttle` → `reclaim_throttle(pgdat, VMSCAN_THROTTLE_NOPROGRESS)`
+    /// (mm/vmscan.c 6.12.117 and 6.12.107): `skip_throttle_noprogress` makes it a
+    /// `cond_resched()` while the write-pending pages are at most half the reclaimable ones
+    /// ("if (2 * write_pending <= reclaimable) return true;") or kswapd has failed
+    /// MAX_RECLAIM_RETRIES times; only past that does the task sleep a jiffy
+    /// (`schedule_timeout(1)`), the swap device completing its writes meanwhile.
+    #[test]
+    fn a_direct_reclaim_without_progress_sleeps_only_when_most_reclaimable_pages_are_under_writeback() {
+        use crate::mm::madvise::Advice;
+        use crate::mm::page_io::SwapIo;
+        use crate::sched::{GuestCost, TICK_NS};
+        let mut k = kernel("6.12");
+        k.set_swap_io(SwapIo::VirtioBlk).unwrap();
+        let (pid, a) = proc_with_pages(&mut k, false, 8);
+        k.madvise(pid, a, 8 * 4096, Advice::Cold).unwrap();
+        assert_eq!(k.lru_sizes().iter().map(|(_, n)| n).sum::<u64>(), 8, "the 8 pages are all the LRU holds");
+        let cost = GuestCost {
+            request: 0.0,
+            minor_fault: 1_000_000.0,
+            major_fault: 0.0,
+            swap_write: 0.0,
+            page_scanned: 0.0,
+            direct_reclaim: 0.0,
+        };
+        k.set_guest_clock(Some(cost), false).unwrap();
+        for i in 0..4 {
+            let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+            assert!(!k.reclaim_one(pfn), "written, in flight, kept on the LRU");
+        }
+        // 4 under writeback of 8 reclaimable: 2 * 4 <= 8, a cond_resched
+        let t = k.guest_now();
+        k.reclaim_throttle_noprogress();
+        assert_eq!((k.nr_writeback(), k.guest_now()), (4, t), "no sleep: nothing completes, no time passes");
+        let pfn = k.pte_at(pid, a + 4 * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+        assert!(!k.reclaim_one(pfn));
+        // 5 of 8: a jiffy's sleep, to the next tick, and the device completes its queue
+        k.kswapd.failures = crate::vmscan::kswapd::MAX_RECLAIM_RETRIES;
+        k.reclaim_throttle_noprogress();
+        assert_eq!(k.nr_writeback(), 5, "kswapd gave up: near OOM, no sleep");
+        k.kswapd.failures = 0;
+        let t = k.guest_now();
+        k.reclaim_throttle_noprogress();
+        assert_eq!(k.nr_writeback(), 0, "slept: the writes completed");
+        assert!(k.guest_now() > t && k.guest_now() % TICK_NS == 0, "woken at the next tick");
+        k.check_invariants().unwrap();
+    }
+
+    /// `consider_reclaim_throttle` came in v5.16 (69392a403f49, 1b4e3f26f9f7;
+    /// `Profile::consider_reclaim_throttle`): a direct reclaim (`try_to_free_pages`) that finds
+    /// only pages under writeback sleeps at priority 1 on 6.12 (mm/vmscan.c 6.12.117), the swap
+    /// device completing its writes meanwhile, and takes them at priority 0; 4.17 has no such
+    /// throttle (4.x `do_try_to_free_pages`, mm/vmscan.c), so the writes stay in flight and
+    /// nothing is reclaimed.
+    #[test]
+    fn only_612_throttles_a_direct_reclaim_that_finds_every_page_under_writeback() {
+        use crate::mm::page_io::SwapIo;
+        use crate::sched::GuestCost;
+        for (profile, throttles) in [("4.17", false), ("6.12", true)] {
+            let mut k = kernel(profile);
+            assert_eq!(k.profile.consider_reclaim_throttle, throttles, "{profile}");
+            k.set_swap_io(SwapIo::VirtioBlk).unwrap();
+            let (pid, a) = proc_with_pages(&mut k, false, 8);
+            let cost = GuestCost {
+                request: 0.0,
+                minor_fault: 1_000_000.0,
+                major_fault: 0.0,
+                swap_write: 0.0,
+                page_scanned: 0.0,
+                direct_reclaim: 0.0,
+            };
+            k.set_guest_clock(Some(cost), false).unwrap();
+            for i in 0..8 {
+                let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
+                // the first pass finds the page referenced (the access's young bit) and clears it
+                for _ in 0..3 {
+                    if !k.mem.frames[pfn as usize].test(crate::mm::page::pg::PG_WRITEBACK) {
+                        assert!(!k.reclaim_one(pfn), "{profile}: kept, or written and in flight");
+                    }
+                }
+            }
+            assert_eq!(k.nr_writeback(), 8, "{profile}: every page in flight, on the LRU");
+            let t = k.guest_now();
+            let got = k.try_to_free_pages(32);
+            if throttles {
+                assert_eq!(k.nr_writeback(), 0, "{profile}: slept a jiffy, the writes completed");
+                assert!(k.guest_now() > t, "{profile}: the sleep took guest time");
+                assert!(got > 0, "{profile}: priority 0 took the written pages");
+            } else {
+                assert_eq!((k.nr_writeback(), got), (8, 0), "{profile}: no throttle, nothing completed");
+                assert_eq!(k.guest_now(), t, "{profile}: no sleep");
+            }
+            k.check_invariants().unwrap();
+        }
+    }
 
     /// 400 anon pages, 200 of them active: the inactive list is not low.
     fn half_active(profile: &str) -> Kernel {

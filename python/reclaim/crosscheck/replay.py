@@ -41,6 +41,7 @@ from reclaim._reclaim import ReplayRun
 from reclaim.exceptions import ArgumentError, ReclaimError
 from reclaim.trace import GuestZones, Trace
 from reclaim.vm.guest import CPUS as GUEST_CPUS
+from reclaim.vm.guest import DIRECT_RECLAIM_NS as GUEST_DIRECT_RECLAIM_NS
 from reclaim.vm.guest import GUEST_CLOCK
 from reclaim.vm.guest import MEMCG_STATS as GUEST_MEMCG_STATS
 from reclaim.vm.guest import PCP_LISTS as GUEST_PCP_LISTS
@@ -227,6 +228,12 @@ class KernelRun:
     each generation's seq, age and sizes, the tiers' refault counters; :func:`lru_gen_generations`
     reads it), and ``lru_gen_samples``, ``/sys/kernel/debug/lru_gen`` at each of the samples.
 
+    ``direct_reclaim``, from an agent that times them (empty before): the process's direct reclaims by the kernel's tracepoints
+    (``mm_vmscan_direct_reclaim_begin``/``_end``, ``mm_vmscan_throttled``): ``n`` and ``ns``
+    their summed duration, ``n_none``/``ns_none`` those that reclaimed nothing, ``max_ns``,
+    ``reclaimed``, ``throttled_noprogress``/``_writeback``/``_other`` and ``lost`` (events the
+    trace buffer dropped).
+
     ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
     ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,
     the watermark plus the boost (include/linux/mmzone.h, mm/vmstat.c ``zoneinfo_show_print``,
@@ -265,6 +272,7 @@ class KernelRun:
     lru_gen_before: str = ""
     lru_gen_after: str = ""
     lru_gen_samples: list[str] = field(default_factory=list)
+    direct_reclaim: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -384,6 +392,7 @@ def parse_run(obj: Mapping[str, object], *, shmem: bool = False) -> KernelRun:
         else [],
         samples=samples,
         sample_boosts=sample_boosts,
+        direct_reclaim=_ints(obj.get("direct_reclaim")),
         slab_growth={
             k: v - sb.get(k, 0)
             for k, v in {**dict.fromkeys(sb, 0), **sa}.items()
@@ -476,6 +485,7 @@ def model_counters(
     pgtable_pages: bool | None = None,
     swap_cache_nodes: bool | None = None,
     pcp_lists: bool | None = None,
+    direct_reclaim_ns: float | None = None,
     observe: tuple[int, Callable[[ReplayRun], object]] | None = None,
 ) -> dict[str, int]:
     """Replay the trace at ``path`` in the model (profile 6.12, ``arch``; ``"6.12-debian"``,
@@ -530,8 +540,11 @@ def model_counters(
     guest's zones, :data:`reclaim.vm.guest.PCP_LISTS_ONE_ZONE` with one zone) gives the zones
     the per-cpu page lists of the guest's one CPU, whose pages the watermark checks do not
     count free; the counters then have ``pcp_pages``, the mean of the pages on them after
-    each request, rounded. ``observe`` is :func:`reclaim.trace.replay`'s (see
-    :func:`model_lru_gen`)."""
+    each request, rounded. ``direct_reclaim_ns`` (None: the oracle's measurement,
+    :data:`reclaim.vm.guest.DIRECT_RECLAIM_NS` of ``arch``, scaled to the run's ``ms`` as the
+    clock's costs are; only with the guest clock) is the guest time each direct reclaim takes
+    (``reclaim.trace.replay(direct_reclaim_ns=)``). ``observe`` is
+    :func:`reclaim.trace.replay`'s (see :func:`model_lru_gen`)."""
     held = k.held - k.evictable if evictable_free else k.held
     if zones is None:
         zones = GUEST_ZONES if lru_gen == "off" else GUEST_ZONES_LRU_GEN
@@ -549,7 +562,12 @@ def model_counters(
     tmpfs = (k.tmpfs, k.tmpfs_active) if evictable_free and tmpfs_on_lru and k.tmpfs else None
     if swap_io is None:
         swap_io = GUEST_SWAP_IO
-    clock = guest_clock_for(arch, requests, k) if guest_clock and requests else None
+    scaled = guest_clock_for(arch, requests, k) if guest_clock and requests else None
+    clock = scaled[:5] if scaled is not None else None
+    if scaled is None:
+        direct_reclaim_ns = 0.0
+    elif direct_reclaim_ns is None:
+        direct_reclaim_ns = scaled[5]
     r = reclaim.trace.replay(
         path,
         profile=model_profile(lru_gen, release),
@@ -571,6 +589,7 @@ def model_counters(
         pgtable_pages=pgtable_pages,
         swap_cache_nodes=swap_cache_nodes,
         pcp_lists=pcp_lists,
+        direct_reclaim_ns=direct_reclaim_ns,
         observe=observe,
     )
     vm = {str(a): int(b) for a, b in r.vmstat.items()}
@@ -591,7 +610,9 @@ def model_counters(
 
 #: The events a guest clock costs, in the order of :data:`reclaim.trace.GuestClock`, and the
 #: kernel run's counts of each: requests (every run's trace length), rusage ``minflt`` and
-#: ``majflt``, ``pswpout``, ``pgscan_kswapd + pgscan_direct``.
+#: ``majflt``, ``pswpout``, ``pgscan_kswapd + pgscan_direct``. Their costs are fitted
+#: (:func:`fit_guest_clock`); the sixth term of the guest's time, a direct reclaim's
+#: (:data:`reclaim.vm.guest.DIRECT_RECLAIM_NS`), is measured.
 CLOCK_EVENTS = ("request", "minor_fault", "major_fault", "swap_write", "page_scanned")
 
 
@@ -608,36 +629,86 @@ def clock_counts(requests: int, counters: Mapping[str, int]) -> tuple[int, int, 
     )
 
 
+def allocstall(counters: Mapping[str, int]) -> int:
+    """The direct reclaims of a run: ALLOCSTALL summed over the zone types
+    (``allocstall_dma``, ``_dma32``, ``_normal``, ``_movable``; ``do_try_to_free_pages``
+    counts one a ``try_to_free_pages``, mm/vmscan.c 6.12.117)."""
+    return sum(counters.get(f"allocstall_{z}", 0) for z in ("dma", "dma32", "normal", "movable"))
+
+
+def _clock_ns(
+    cost: Sequence[float], direct_reclaim_ns: float, requests: int, counters: Mapping[str, int]
+) -> float:
+    """The guest time, ns, the clock's six terms give on a run's counts."""
+    fitted = sum(c * n for c, n in zip(cost, clock_counts(requests, counters), strict=True))
+    return fitted + direct_reclaim_ns * allocstall(counters)
+
+
+def _speed(cost: Sequence[float], direct_reclaim_ns: float, requests: int, k: KernelRun) -> float:
+    """Run ``k``'s ``ms`` over what the clock's six terms give on its counts (1 without ``ms``
+    or without a prediction)."""
+    pred = _clock_ns(cost, direct_reclaim_ns, requests, k.counters)
+    return k.ms * 1e6 / pred if k.ms > 0 and pred > 0 else 1.0
+
+
+def run_direct_reclaim_ns(
+    cost: Sequence[float], direct_reclaim_ns: float, requests: int, k: KernelRun
+) -> float:
+    """The guest time, ns, run ``k``'s direct reclaims took: the agent's measurement
+    (``KernelRun.direct_reclaim``) when it timed them, else its ALLOCSTALL times
+    ``direct_reclaim_ns`` at the run's own speed (:func:`guest_clock_scale` with ``cost``)."""
+    if k.direct_reclaim.get("n", 0) > 0:
+        return float(k.direct_reclaim.get("ns", 0))
+    return allocstall(k.counters) * direct_reclaim_ns * _speed(cost, direct_reclaim_ns, requests, k)
+
+
 @dataclass
 class ClockFit:
     """A guest clock fitted to kernel runs (:func:`fit_guest_clock`): ``cost`` in ns per event
-    of :data:`CLOCK_EVENTS` (non-negative least squares of the runs' ``ms``), and per run its
-    ``label``, measured ``ms`` and the fit's ``predicted_ms``."""
+    of :data:`CLOCK_EVENTS` (non-negative least squares of the runs' ``ms`` less their direct
+    reclaims' time), ``direct_reclaim_ns`` the guest time of one direct reclaim at the fit's
+    speed (:func:`measure_direct_reclaim`'s rule over the runs the agent timed; 0 without
+    any), ``rounds`` the rounds of fit and measure to their fixed point, and per run its
+    ``label``, measured ``ms``, the ``direct_reclaim_ms`` taken out of it before the fit and
+    the clock's ``predicted_ms`` (all six terms)."""
 
     cost: tuple[float, float, float, float, float]
     labels: list[str]
     ms: list[int]
     predicted_ms: list[float]
+    direct_reclaim_ns: float = 0.0
+    rounds: int = 1
+    direct_reclaim_ms: list[float] = field(default_factory=list)
 
     def residuals(self) -> list[float]:
         """Predicted less measured, ms, per run."""
         return [p - m for p, m in zip(self.predicted_ms, self.ms, strict=True)]
 
 
-def fit_guest_clock(runs: Sequence[tuple[str, int, KernelRun]]) -> ClockFit:
-    """Fit a guest clock to kernel runs ``(label, requests, run)`` of one arch (runs without
-    ``ms`` are left out): the costs in ns that make ``sum(cost * count)`` closest to each run's
-    ``ms`` (least squares of the relative error, every cost kept >= 0 by dropping the events
-    whose cost would be negative and fitting again). Raises :class:`ArgumentError` with
-    fewer runs than events."""
-    kept = [(lab, n, k) for lab, n, k in runs if k.ms > 0]
-    if len(kept) < len(CLOCK_EVENTS):
-        raise ArgumentError(
-            f"a guest clock needs at least {len(CLOCK_EVENTS)} kernel runs with their ms,"
-            f" got {len(kept)}"
-        )
+#: The most rounds :func:`fit_guest_clock` takes to reach the fixed point of the fitted costs
+#: and the measured direct-reclaim time; it stops before when neither moves by a billionth.
+CLOCK_FIT_ROUNDS = 100
+
+
+def _fit_costs(
+    kept: Sequence[tuple[str, int, KernelRun]], prior: Sequence[float] | None, dr_ns: float
+) -> tuple[tuple[float, float, float, float, float], list[float]]:
+    """One round of :func:`fit_guest_clock`: the non-negative least-squares costs of the runs'
+    ``ms`` less their direct reclaims' time (:func:`run_direct_reclaim_ns` at the speeds the
+    ``prior`` costs and ``dr_ns`` give; none taken out without a prior), and that time per
+    run, ns."""
+    dr = [
+        run_direct_reclaim_ns(prior, dr_ns, n, k) if prior is not None else 0.0 for _, n, k in kept
+    ]
     a_abs = np.array([clock_counts(n, k.counters) for _, n, k in kept], dtype=float)
-    y_abs = np.array([k.ms * 1e6 for _, _, k in kept])
+    y_abs = np.array([k.ms * 1e6 - d for (_, _, k), d in zip(kept, dr, strict=True)])
+    for (lab, _, k), y_run in zip(kept, y_abs, strict=True):
+        if y_run <= 0:
+            raise ArgumentError(
+                f"kernel run {lab!r} spent its whole {k.ms} ms in direct reclaim by its"
+                " timing: leave it out of the guest clock's fit (its direct_reclaim or ms is"
+                " wrong)"
+            )
     # relative errors: each run's equation divided by its duration, so that a 0.5 s run
     # weighs as much as a 30 s one
     a, y = a_abs / y_abs[:, None], np.ones(len(kept))
@@ -650,29 +721,120 @@ def fit_guest_clock(runs: Sequence[tuple[str, int, KernelRun]]) -> ClockFit:
             x[free] = sol
             break
         free = [f for f, v in zip(free, sol, strict=True) if v >= 0]
-    pred = a_abs @ x / 1e6
     c = tuple(float(v) for v in x)
+    return (c[0], c[1], c[2], c[3], c[4]), dr
+
+
+def _measure(
+    runs: Sequence[tuple[int, KernelRun]], cost: Sequence[float], dr_ns: float
+) -> tuple[int, float] | None:
+    """The direct reclaims the ``runs`` (``(requests, run)``) timed and the guest time of one
+    at the speed of the clock ``cost`` + ``dr_ns``: each run's summed durations over its
+    speed, over their number; None when none timed any."""
+    total_n, total_ns = 0, 0.0
+    for requests, k in runs:
+        n, ns = k.direct_reclaim.get("n", 0), k.direct_reclaim.get("ns", 0)
+        if n > 0:
+            total_n += n
+            total_ns += ns / _speed(cost, dr_ns, requests, k)
+    return (total_n, total_ns / total_n) if total_n else None
+
+
+def fit_guest_clock(runs: Sequence[tuple[str, int, KernelRun]]) -> ClockFit:
+    """Fit a guest clock to kernel runs ``(label, requests, run)`` of one arch (runs without
+    ``ms`` are left out): the costs in ns that make ``sum(cost * count)`` closest to each run's
+    ``ms`` less its direct reclaims' time (least squares of the relative error, every cost kept
+    >= 0 by dropping the events whose cost would be negative and fitting again), and the guest
+    time of one direct reclaim measured on the runs the agent timed. The two depend on each
+    other (a run's speed is its ``ms`` over the clock's prediction, all six terms; an untimed
+    run's direct reclaims take ALLOCSTALL times that time at its speed): fitted and measured in
+    turn to their fixed point, at most :data:`CLOCK_FIT_ROUNDS` rounds. Raises
+    :class:`ArgumentError` with fewer runs than events."""
+    kept = [(lab, n, k) for lab, n, k in runs if k.ms > 0]
+    if len(kept) < len(CLOCK_EVENTS):
+        raise ArgumentError(
+            f"a guest clock needs at least {len(CLOCK_EVENTS)} kernel runs with their ms,"
+            f" got {len(kept)}"
+        )
+    timed = [(n, k) for _, n, k in kept]
+    prior: tuple[float, float, float, float, float] | None = None
+    dr_ns, rounds = 0.0, 0
+    while True:
+        rounds += 1
+        cost, dr = _fit_costs(kept, prior, dr_ns)
+        measured = _measure(timed, cost, dr_ns)
+        new_dr = measured[1] if measured else 0.0
+        still = prior is None or not (
+            np.allclose(cost, prior, rtol=1e-9, atol=1e-6)
+            and math.isclose(new_dr, dr_ns, rel_tol=1e-9, abs_tol=1e-6)
+        )
+        prior, dr_ns = cost, new_dr
+        if not still or rounds >= CLOCK_FIT_ROUNDS:
+            break
     return ClockFit(
-        cost=(c[0], c[1], c[2], c[3], c[4]),
+        cost=cost,
         labels=[lab for lab, _, _ in kept],
         ms=[k.ms for _, _, k in kept],
-        predicted_ms=[float(p) for p in pred],
+        predicted_ms=[_clock_ns(cost, dr_ns, n, k.counters) / 1e6 for _, n, k in kept],
+        direct_reclaim_ns=dr_ns,
+        rounds=rounds,
+        direct_reclaim_ms=[d / 1e6 for d in dr],
     )
 
 
 def guest_clock_for(
     arch: str, requests: int, k: KernelRun
-) -> tuple[float, float, float, float, float] | None:
+) -> tuple[float, float, float, float, float, float] | None:
     """The guest clock of kernel run ``k`` (``requests`` long) for the model: the arch's fitted
-    costs (:data:`reclaim.vm.guest.GUEST_CLOCK`) scaled so that they give the run's own ``ms``
-    on its counts (the guest's speed in that boot). The fit unscaled for a run without ``ms``;
-    None for an arch without a fit."""
+    costs (:data:`reclaim.vm.guest.GUEST_CLOCK`) and its direct reclaim's time
+    (:data:`reclaim.vm.guest.DIRECT_RECLAIM_NS`), the six terms scaled so that together they
+    give the run's own ``ms`` on its counts (the guest's speed in that boot). Unscaled for a run
+    without ``ms``; None for an arch without a fit."""
+    fit = GUEST_CLOCK.get(arch)
+    scale = guest_clock_scale(arch, requests, k)
+    if fit is None or scale is None:
+        return None
+    dr = GUEST_DIRECT_RECLAIM_NS.get(arch, 0.0)
+    return (
+        fit[0] * scale,
+        fit[1] * scale,
+        fit[2] * scale,
+        fit[3] * scale,
+        fit[4] * scale,
+        dr * scale,
+    )
+
+
+def guest_clock_scale(arch: str, requests: int, k: KernelRun) -> float | None:
+    """How much slower than the fit kernel run ``k`` ran (:func:`guest_clock_for`): its ``ms``
+    over what the arch's fitted costs and its direct reclaim's time give on its counts
+    (ALLOCSTALL direct reclaims); 1 for a run without ``ms``, None for an arch without a
+    fit."""
     fit = GUEST_CLOCK.get(arch)
     if fit is None:
         return None
-    pred = sum(c * n for c, n in zip(fit, clock_counts(requests, k.counters), strict=True))
-    scale = k.ms * 1e6 / pred if k.ms > 0 and pred > 0 else 1.0
-    return (fit[0] * scale, fit[1] * scale, fit[2] * scale, fit[3] * scale, fit[4] * scale)
+    return _speed(fit, GUEST_DIRECT_RECLAIM_NS.get(arch, 0.0), requests, k)
+
+
+def measure_direct_reclaim(checks: Sequence[ReplayCheck]) -> dict[str, tuple[int, float]]:
+    """Per arch, the direct reclaims the ``checks``' kernel runs timed
+    (``KernelRun.direct_reclaim``, the tracepoints ``mm_vmscan_direct_reclaim_begin`` to
+    ``_end``) and the guest time of one at the speed of the arch's clock
+    (:data:`reclaim.vm.guest.GUEST_CLOCK` and :data:`reclaim.vm.guest.DIRECT_RECLAIM_NS`):
+    each run's summed durations divided by its :func:`guest_clock_scale`, over their number,
+    in ns. At the fixed point :func:`fit_guest_clock` reaches it gives back
+    :data:`reclaim.vm.guest.DIRECT_RECLAIM_NS` (``python tools/fit_guest_clock.py FILES``
+    prints both). Runs without timed direct reclaims are left out."""
+    sums: dict[str, tuple[int, float]] = {}
+    for c in checks:
+        for k in c.kernel:
+            n, ns = k.direct_reclaim.get("n", 0), k.direct_reclaim.get("ns", 0)
+            scale = guest_clock_scale(c.arch, c.requests, k)
+            if n <= 0 or scale is None:
+                continue
+            total_n, total_ns = sums.get(c.arch, (0, 0.0))
+            sums[c.arch] = (total_n + n, total_ns + ns / scale)
+    return {a: (n, ns / n) for a, (n, ns) in sums.items()}
 
 
 def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZones | None:

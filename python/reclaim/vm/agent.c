@@ -1717,6 +1717,111 @@ static void emit_text_file(const char *path)
 	ostr(text);
 }
 
+/* ---- the run's direct reclaims, timed by the kernel's tracepoints ----
+ * tracefs (mounted here if it is not), events vmscan/mm_vmscan_direct_reclaim_begin and _end
+ * (try_to_free_pages, mm/vmscan.c) and vmscan/mm_vmscan_throttled (reclaim_throttle), for the
+ * replaying process only (set_event_pid), in a 256 KiB buffer (64 pages, taken before the
+ * run's first /proc/zoneinfo, so that they count as held). "direct_reclaim": n reclaims and
+ * ns their summed duration (begin to end, the trace clock), n_none / ns_none those that
+ * reclaimed nothing, max_ns, reclaimed (their nr_reclaimed summed), throttled_noprogress /
+ * throttled_writeback / throttled_other (mm_vmscan_throttled by reason) and lost (the
+ * buffer's overrun: nonzero, the counts are short). {} when tracing is unavailable. */
+static int trace_ok;
+
+static int trace_write(const char *rel, const char *val)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/%s", rel);
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+static void trace_start(void)
+{
+	static const char *ev[] = {"vmscan/mm_vmscan_direct_reclaim_begin",
+				   "vmscan/mm_vmscan_direct_reclaim_end", "vmscan/mm_vmscan_throttled"};
+	char buf[128];
+	if (access("/sys/kernel/tracing/tracing_on", F_OK) != 0)
+		mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL);
+	trace_ok = trace_write("tracing_on", "0") == 0 && trace_write("trace", "") == 0 &&
+		   trace_write("buffer_size_kb", "256") == 0;
+	snprintf(buf, sizeof(buf), "%d", (int)getpid());
+	trace_ok = trace_ok && trace_write("set_event_pid", buf) == 0;
+	for (int i = 0; i < 3 && trace_ok; i++) {
+		snprintf(buf, sizeof(buf), "events/%s/enable", ev[i]);
+		trace_ok = trace_write(buf, "1") == 0;
+	}
+	trace_ok = trace_ok && trace_write("tracing_on", "1") == 0;
+}
+
+/* "   replay-97  [000] .....   12.345678: EVENT: ..." : the timestamp before ": EVENT" in ns */
+static long long trace_ns(const char *line, const char *at)
+{
+	const char *p = at;
+	while (p > line && p[-1] != ' ')
+		p--;
+	long long sec = 0, usec = 0;
+	if (sscanf(p, "%lld.%lld", &sec, &usec) != 2)
+		return -1;
+	return sec * 1000000000LL + usec * 1000LL;
+}
+
+static void trace_emit(void)
+{
+	if (!trace_ok) {
+		o("{}");
+		return;
+	}
+	trace_write("tracing_on", "0");
+	long long n = 0, ns = 0, n0 = 0, ns0 = 0, mx = 0, rec = 0, thr[3] = {0, 0, 0}, lost = 0;
+	long long begin = -1;
+	char line[512];
+	FILE *f = fopen("/sys/kernel/tracing/trace", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *at;
+		long long r, t;
+		if ((at = strstr(line, ": mm_vmscan_direct_reclaim_begin:"))) {
+			begin = trace_ns(line, at);
+		} else if ((at = strstr(line, ": mm_vmscan_direct_reclaim_end:"))) {
+			const char *v = strstr(at, "nr_reclaimed=");
+			t = trace_ns(line, at);
+			if (begin < 0 || t < begin || !v || sscanf(v + 13, "%lld", &r) != 1) {
+				begin = -1;
+				continue;
+			}
+			n++;
+			ns += t - begin;
+			mx = t - begin > mx ? t - begin : mx;
+			rec += r;
+			if (!r) {
+				n0++;
+				ns0 += t - begin;
+			}
+			begin = -1;
+		} else if ((at = strstr(line, ": mm_vmscan_throttled:"))) {
+			thr[strstr(at, "NOPROGRESS") ? 0 : strstr(at, "WRITEBACK") ? 1 : 2]++;
+		}
+	}
+	if (f)
+		fclose(f);
+	f = fopen("/sys/kernel/tracing/per_cpu/cpu0/stats", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		long long v;
+		if (sscanf(line, "overrun: %lld", &v) == 1)
+			lost += v;
+	}
+	if (f)
+		fclose(f);
+	o("{\"n\":%lld,\"ns\":%lld,\"n_none\":%lld,\"ns_none\":%lld,\"max_ns\":%lld,\"reclaimed\":%lld,"
+	  "\"throttled_noprogress\":%lld,\"throttled_writeback\":%lld,\"throttled_other\":%lld,"
+	  "\"lost\":%lld}",
+	  n, ns, n0, ns0, mx, rec, thr[0], thr[1], thr[2], lost);
+}
+
 static int replay_child(const char *path, int shmem)
 {
 	int fd = open(path, O_RDONLY);
@@ -1739,6 +1844,7 @@ static int replay_child(const char *path, int shmem)
 	if ((off_t)(12 + 4 * n) > size)
 		return 14;
 	const unsigned char *rec = t + 12;
+	trace_start();
 	line_begin();
 	o("\"kind\":\"replay\",\"replay\":");
 	ostr(cur_scenario);
@@ -1812,6 +1918,8 @@ static int replay_child(const char *path, int shmem)
 		lgs[lgslen] = 0;
 		o(",\"lru_gen_samples\":[%s]", lgs);
 	}
+	o(",\"direct_reclaim\":");
+	trace_emit();
 	o(",\"zoneinfo_after\":");
 	emit_zoneinfo();
 	o(",\"meminfo_after\":");

@@ -28,7 +28,8 @@
 //! (`Kernel::io_schedule`: the read is queued behind the writes, and QEMU's virtio-blk
 //! completes the guest's requests in the order they were queued for one virtqueue on one
 //! host thread; the writes complete before kswapd runs in that sleep), when reclaim waits in
-//! `reclaim_throttle` (VMSCAN_THROTTLE_WRITEBACK, or NOPROGRESS for direct reclaim), when a
+//! `reclaim_throttle` (VMSCAN_THROTTLE_WRITEBACK, or NOPROGRESS for direct reclaim when it
+//! sleeps: `Kernel::reclaim_throttle_noprogress`), when a
 //! task waits on one page's writeback (`folio_wait_writeback`), when the queue is full
 //! ([`VIRTIO_BLK_QUEUE_DEPTH`] requests: `blk_mq_get_tag` sleeps for a free tag), and, for a
 //! lone kernel whose kswapd runs as if on another CPU, when an operation finishes
