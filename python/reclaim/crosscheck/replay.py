@@ -228,11 +228,12 @@ class KernelRun:
     each generation's seq, age and sizes, the tiers' refault counters; :func:`lru_gen_generations`
     reads it), and ``lru_gen_samples``, ``/sys/kernel/debug/lru_gen`` at each of the samples.
 
-    ``direct_reclaim``, from an agent that times them (empty before): the process's direct reclaims by the kernel's tracepoints
-    (``mm_vmscan_direct_reclaim_begin``/``_end``, ``mm_vmscan_throttled``): ``n`` and ``ns``
-    their summed duration, ``n_none``/``ns_none`` those that reclaimed nothing, ``max_ns``,
-    ``reclaimed``, ``throttled_noprogress``/``_writeback``/``_other`` and ``lost`` (events the
-    trace buffer dropped).
+    ``direct_reclaim``, from an agent that times them (empty before): the process's direct
+    reclaims by the kernel's tracepoints (``mm_vmscan_direct_reclaim_begin``/``_end``,
+    ``mm_vmscan_throttled``): ``n`` and ``ns`` their summed duration, ``n_none``/``ns_none``
+    those that reclaimed nothing, ``max_ns``, ``reclaimed``,
+    ``throttled_noprogress``/``_writeback``/``_other`` and ``lost`` (events the trace buffer
+    dropped).
 
     ``min``/``low``/``high`` are the zones' own watermarks (``_watermark[]``) and ``boost`` the
     ``watermark_boost`` the zones had at the start: ``/proc/zoneinfo`` prints ``wmark_pages()``,

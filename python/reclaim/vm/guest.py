@@ -128,8 +128,12 @@ PCP_LISTS_ONE_ZONE = True
 #: cache nodes above) the zones bring zipf(0.9) at 96 MiB and at 1M requests within 1.5% of the
 #: kernel, but take hot_scan 112 MiB to -35%, the loop to -13% / -15%, zipf(1.2) to -16% and
 #: phase from none to +954% (1,317 against 55-210, every one a page of the working set in use
-#: that a kswapd reclaiming for ZONE_DMA alone evicted): 5 rows meet the target against 11 with
-#: one zone.
+#: that a kswapd reclaiming for ZONE_DMA alone evicted): 5 rows met the target against 11 with
+#: one zone then. Re-measured on the model of 2026-12-08 (the refitted guest clock, the
+#: NOPROGRESS throttle): 8 of the 12 rows meet it with the zones (out: zipf(1.2) -17.1%, hot_scan
+#: 112 MiB -14.1%, hot_scan page-cluster 3 -11.1%, phase 49 against 55-210) against 9 with one
+#: zone (FINDINGS section 8, "The guests' generations and free pages": with the zones the
+#: model's free pages come to the guests').
 ZONES_LRU_GEN = False
 #: Whether a woken kswapd also gets the guests' one CPU when 6.12's scheduler would give it
 #: (``reclaim.trace.replay(sched_tick=)``: EEVDF's 0.75 ms slice and 4 ms tick,
