@@ -12,10 +12,7 @@ use crate::mm::vmstat::Vm;
 use crate::sim::log::Ev;
 use crate::vmscan::lru::LruList;
 use crate::vmscan::shrink::{DEF_PRIORITY, SWAP_CLUSTER_MAX, ScanControl};
-pub use crate::vmscan::types::{Kswapd, KswapdMode};
-
-/// `MAX_RECLAIM_RETRIES`.
-pub const MAX_RECLAIM_RETRIES: u32 = 16;
+pub use crate::vmscan::types::{Kswapd, KswapdMode, MAX_RECLAIM_RETRIES};
 
 impl Kernel {
     /// `pgdat_balanced` (mm/vmscan.c, every profile) → `zone_watermark_ok_safe` →

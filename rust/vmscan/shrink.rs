@@ -463,7 +463,7 @@ impl Kernel {
     /// when there are none of those (the kernel falls back zone by zone; the model for the
     /// node, the zones' lists not being counted apart).
     pub(crate) fn skip_throttle_noprogress(&self) -> bool {
-        if self.kswapd.failures >= crate::vmscan::kswapd::MAX_RECLAIM_RETRIES {
+        if self.kswapd.failures >= crate::vmscan::types::MAX_RECLAIM_RETRIES {
             return true;
         }
         let mut reclaimable = self.lru.size(LruList::InactiveFile) + self.lru.size(LruList::ActiveFile);
@@ -1058,7 +1058,7 @@ mod tests {
         let pfn = k.pte_at(pid, a + 4 * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
         assert!(!k.reclaim_one(pfn));
         // 5 of 8: a jiffy's sleep, to the next tick, and the device completes its queue
-        k.kswapd.failures = crate::vmscan::kswapd::MAX_RECLAIM_RETRIES;
+        k.kswapd.failures = crate::vmscan::types::MAX_RECLAIM_RETRIES;
         k.reclaim_throttle_noprogress();
         assert_eq!(k.nr_writeback(), 5, "kswapd gave up: near OOM, no sleep");
         k.kswapd.failures = 0;

@@ -19,6 +19,10 @@ pub enum KswapdMode {
     OneCpu,
 }
 
+/// `MAX_RECLAIM_RETRIES` (mm/internal.h): kswapd's failed runs before it is hopeless, and the
+/// allocator's rounds of reclaim without progress.
+pub const MAX_RECLAIM_RETRIES: u32 = 16;
+
 /// kswapd's state (`pgdat->kswapd_*`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Kswapd {
