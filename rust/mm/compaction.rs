@@ -102,14 +102,7 @@ mod tests {
     fn kernel() -> (Kernel, Vec<u32>) {
         let mut k = Kernel::new(Profile::get("6.12", Arch::X86_64).unwrap(), 8192 * 4096, 16384 * 4096, 0).unwrap();
         k.set_guest_zones(DMA, DMA32, None).unwrap();
-        let cost = GuestCost {
-            request: 1e6,
-            minor_fault: 0.0,
-            major_fault: 0.0,
-            swap_write: 0.0,
-            page_scanned: 0.0,
-            direct_reclaim: 0.0,
-        };
+        let cost = GuestCost { request: 1e6, ..Default::default() };
         k.set_guest_clock(Some(cost), false).unwrap();
         let mut taken = Vec::new();
         while k.mem.nr_free() > 500 {

@@ -543,14 +543,7 @@ mod tests {
         use crate::mm::mmzone::BoostedRun;
         use crate::sched::{GuestCost, TICK_NS};
         let mut k = one_cpu_guest_with_a_held_dma_block();
-        let cost = GuestCost {
-            request: 1000.0,
-            minor_fault: 20_000.0,
-            major_fault: 0.0,
-            swap_write: 0.0,
-            page_scanned: 0.0,
-            direct_reclaim: 0.0,
-        };
+        let cost = GuestCost { request: 1000.0, minor_fault: 20_000.0, ..Default::default() };
         k.set_guest_clock(Some(cost), true).unwrap();
         let pid = k.spawn("p", false).unwrap();
         let a = k.mmap(pid, 8000 * 4096, MapKind::Anon, false, None).unwrap();

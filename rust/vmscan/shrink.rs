@@ -1038,14 +1038,7 @@ mod tests {
         let (pid, a) = proc_with_pages(&mut k, false, 8);
         k.madvise(pid, a, 8 * 4096, Advice::Cold).unwrap();
         assert_eq!(k.lru_sizes().iter().map(|(_, n)| n).sum::<u64>(), 8, "the 8 pages are all the LRU holds");
-        let cost = GuestCost {
-            request: 0.0,
-            minor_fault: 1_000_000.0,
-            major_fault: 0.0,
-            swap_write: 0.0,
-            page_scanned: 0.0,
-            direct_reclaim: 0.0,
-        };
+        let cost = GuestCost { minor_fault: 1_000_000.0, ..Default::default() };
         k.set_guest_clock(Some(cost), false).unwrap();
         for i in 0..4 {
             let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
@@ -1084,14 +1077,7 @@ mod tests {
             assert_eq!(k.profile.consider_reclaim_throttle, throttles, "{profile}");
             k.set_swap_io(SwapIo::VirtioBlk).unwrap();
             let (pid, a) = proc_with_pages(&mut k, false, 8);
-            let cost = GuestCost {
-                request: 0.0,
-                minor_fault: 1_000_000.0,
-                major_fault: 0.0,
-                swap_write: 0.0,
-                page_scanned: 0.0,
-                direct_reclaim: 0.0,
-            };
+            let cost = GuestCost { minor_fault: 1_000_000.0, ..Default::default() };
             k.set_guest_clock(Some(cost), false).unwrap();
             for i in 0..8 {
                 let pfn = k.pte_at(pid, a + i * 4096).map(|p| k.arch().pte_pfn(p)).unwrap();
