@@ -530,14 +530,14 @@ impl DmaZone {
     /// Among the buddies of one order and type the one freed last (the model's lists are LIFO).
     /// Returns the type and the position of that first page in its free list.
     fn smallest_fallback_buddy(&self, mt: MigrateType) -> Option<(MigrateType, usize)> {
-        let mut best: Option<(u32, MigrateType, u32)> = None;
+        let mut best: Option<(u32, MigrateType, u32, usize)> = None;
         for f in mt.fallbacks() {
-            for &p in self.free[f as usize].iter().rev() {
+            for (i, &p) in self.free[f as usize].iter().enumerate().rev() {
                 let cap = best.map_or(PAGEBLOCK_ORDER, |b| b.0);
                 let order = self.buddy_order(p, cap);
                 if order < cap || best.is_none() {
                     let first = p - (p - self.start) % (1 << order);
-                    best = Some((order, f, first));
+                    best = Some((order, f, first, i));
                 }
                 if best.is_some_and(|b| b.0 == 0) {
                     break;
@@ -547,8 +547,10 @@ impl DmaZone {
                 break;
             }
         }
-        let (_, f, first) = best?;
-        let at = self.free[f as usize].iter().position(|&q| q == first).expect("a free buddy's first page is free");
+        // the buddy's first page is on the list (`check` holds every free page there); were it
+        // not, the page that found the buddy is taken
+        let (_, f, first, found) = best?;
+        let at = self.free[f as usize].iter().position(|&q| q == first).unwrap_or(found);
         Some((f, at))
     }
 
