@@ -757,13 +757,13 @@ def fit_guest_clock(runs: Sequence[tuple[str, int, KernelRun]]) -> ClockFit:
             f"a guest clock needs at least {len(CLOCK_EVENTS)} kernel runs with their ms,"
             f" got {len(kept)}"
         )
-    timed = [(n, k) for _, n, k in kept]
+    runs_of = [(n, k) for _, n, k in kept]
     prior: tuple[float, float, float, float, float] | None = None
     dr_ns, rounds = 0.0, 0
     while True:
         rounds += 1
         cost, dr = _fit_costs(kept, prior, dr_ns)
-        measured = _measure(timed, cost, dr_ns)
+        measured = _measure(runs_of, cost, dr_ns)
         new_dr = measured[1] if measured else 0.0
         still = prior is None or not (
             np.allclose(cost, prior, rtol=1e-9, atol=1e-6)
@@ -826,16 +826,16 @@ def measure_direct_reclaim(checks: Sequence[ReplayCheck]) -> dict[str, tuple[int
     in ns. At the fixed point :func:`fit_guest_clock` reaches it gives back
     :data:`reclaim.vm.guest.DIRECT_RECLAIM_NS` (``python tools/fit_guest_clock.py FILES``
     prints both). Runs without timed direct reclaims are left out."""
-    sums: dict[str, tuple[int, float]] = {}
+    by_arch: dict[str, list[tuple[int, KernelRun]]] = {}
     for c in checks:
-        for k in c.kernel:
-            n, ns = k.direct_reclaim.get("n", 0), k.direct_reclaim.get("ns", 0)
-            scale = guest_clock_scale(c.arch, c.requests, k)
-            if n <= 0 or scale is None:
-                continue
-            total_n, total_ns = sums.get(c.arch, (0, 0.0))
-            sums[c.arch] = (total_n + n, total_ns + ns / scale)
-    return {a: (n, ns / n) for a, (n, ns) in sums.items()}
+        if c.arch in GUEST_CLOCK:
+            by_arch.setdefault(c.arch, []).extend((c.requests, k) for k in c.kernel)
+    out: dict[str, tuple[int, float]] = {}
+    for arch, runs in by_arch.items():
+        m = _measure(runs, GUEST_CLOCK[arch], GUEST_DIRECT_RECLAIM_NS.get(arch, 0.0))
+        if m is not None:
+            out[arch] = m
+    return out
 
 
 def guest_zones(k: KernelRun, held: int, kernel_alloc_every: int = 0) -> GuestZones | None:
